@@ -1,0 +1,103 @@
+// Package store keeps Spine's state: projects, API tokens, domains, services,
+// certificate status, a key-value space for certmagic (certificates, keys,
+// ACME accounts, the internal CA), expiring locks and change notices.
+//
+// One type, DB, serves two back ends chosen by the DSN given to Open:
+// "sqlite:PATH" (modernc.org/sqlite, the embedded default) and
+// "postgres://..." (pgx, for a fleet of nodes). Every write runs in a
+// transaction; a write that returned nil is durable.
+//
+// Package store must never import the edge, the API or certmagic.
+package store
+
+import (
+	"errors"
+	"time"
+)
+
+// Errors that callers tell apart. They are wrapped with context; test with errors.Is.
+var (
+	// ErrNotFound means the object (or key) does not exist, or belongs to another project.
+	ErrNotFound = errors.New("not found")
+	// ErrConflict means a unique name (project, domain, service, hostname) is already taken.
+	ErrConflict = errors.New("already exists")
+	// ErrInUse means the object cannot be removed while other objects depend on it
+	// (a domain that services still use).
+	ErrInUse = errors.New("in use")
+	// ErrUnavailable means the database cannot be reached; the caller may retry.
+	ErrUnavailable = errors.New("store unavailable")
+)
+
+// Project is a tenant. Every domain and service belongs to one project.
+type Project struct {
+	ID        string
+	Name      string
+	CreatedAt time.Time
+}
+
+// Token is an API token of a project. Only its SHA-256 hash (hex) is stored.
+type Token struct {
+	ID        string
+	ProjectID string
+	Name      string
+	Hash      string
+	CreatedAt time.Time
+}
+
+// Domain states.
+const (
+	DomainPending  = "pending_verification"
+	DomainVerified = "verified"
+)
+
+// Domain is a DNS name owned by one project; its services live under it.
+type Domain struct {
+	Name        string // normalised, e.g. "example.com"
+	ProjectID   string
+	Status      string // DomainPending or DomainVerified
+	VerifyToken string // random value the owner publishes in DNS (TXT _spine-challenge.<name>)
+	CreatedAt   time.Time
+	VerifiedAt  time.Time // zero until verified
+	CheckedAt   time.Time // last ownership check, zero if never
+	CheckError  string    // what the last failed check found, "" if none
+}
+
+// Service is a named set of hostnames served over HTTPS and proxied to upstreams.
+type Service struct {
+	ID         string
+	ProjectID  string
+	Name       string
+	Domain     string   // one of the project's domains
+	Hostnames  []string // normalised; the first is <Name>.<Domain>
+	Upstreams  []string // absolute http:// or https:// URLs
+	HSTSMaxAge int      // seconds; 0 disables the Strict-Transport-Security header
+	CreatedAt  time.Time
+	UpdatedAt  time.Time
+}
+
+// Certificate states.
+const (
+	CertPending = "pending"
+	CertIssuing = "issuing"
+	CertActive  = "active"
+	CertFailed  = "failed"
+)
+
+// CertStatus is the visible state of a hostname's certificate.
+type CertStatus struct {
+	Hostname  string
+	Status    string // CertPending, CertIssuing, CertActive or CertFailed
+	Issuer    string // issuer's common name, "" until issued
+	NotBefore time.Time
+	NotAfter  time.Time
+	Error     string // the last failure in plain words, "" if none
+	UpdatedAt time.Time
+}
+
+// KeyInfo describes a key of the key-value space.
+type KeyInfo struct {
+	Key        string
+	Modified   time.Time
+	Size       int64
+	IsTerminal bool // false for a "directory": a prefix that other keys live under
+}
