@@ -1,0 +1,69 @@
+package edge
+
+import (
+	"html"
+	"net/http"
+	"strconv"
+	"strings"
+)
+
+// page is a small answer the edge gives itself, in HTML for browsers and in
+// plain text for everything else.
+type page struct {
+	title string // also the plain-text answer's first line
+	text  string // one sentence, plain text
+}
+
+var (
+	tooLargePage   = page{"Request body too large", "The request body is larger than Spine accepts."}
+	badRequestPage = page{"Bad request", "The request body could not be read."}
+)
+
+func notFoundPage(host string) page {
+	return page{"Not found", "The host " + quoteHost(host) + " is not served by Spine."}
+}
+
+func misdirectedPage(host string) page {
+	return page{"Misdirected request", "This connection was not opened for " + quoteHost(host) + "; open a new connection to it."}
+}
+
+func badGatewayPage(service string) page {
+	return page{"Bad gateway", "The upstream of service " + quoteHost(service) + " is not answering."}
+}
+
+// quoteHost bounds a client-supplied name before it is shown back.
+func quoteHost(h string) string {
+	if h == "" {
+		h = "(none)"
+	}
+	if len(h) > 255 {
+		h = h[:255] + "…"
+	}
+	return h
+}
+
+// writePage answers r with p: HTML if the client accepts it, plain text
+// otherwise. hsts is the route's Strict-Transport-Security value, or nil.
+func writePage(w http.ResponseWriter, r *http.Request, code int, hsts []string, p page) {
+	h := w.Header()
+	if hsts != nil {
+		h["Strict-Transport-Security"] = hsts
+	}
+	var body string
+	if strings.Contains(r.Header.Get("Accept"), "text/html") {
+		h.Set("Content-Type", "text/html; charset=utf-8")
+		t := html.EscapeString(p.title)
+		body = "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>" + strconv.Itoa(code) + " " + t +
+			"</title></head><body><h1>" + t + "</h1><p>" + html.EscapeString(p.text) + "</p></body></html>\n"
+	} else {
+		h.Set("Content-Type", "text/plain; charset=utf-8")
+		body = strconv.Itoa(code) + " " + p.title + "\n" + p.text + "\n"
+	}
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(code)
+	if r.Method != http.MethodHead {
+		_, _ = w.Write([]byte(body))
+	}
+}

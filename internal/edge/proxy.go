@@ -1,0 +1,189 @@
+package edge
+
+import (
+	"io"
+	"net/http"
+	"sync"
+	"sync/atomic"
+)
+
+// httpsHandler serves requests that arrived over TLS.
+type httpsHandler struct{ s *Server }
+
+func (h httpsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s := h.s
+	host := normalizeHost(r.Host)
+	rt := s.table.Load().lookup(host)
+	if rt == nil {
+		writePage(w, r, http.StatusNotFound, nil, notFoundPage(host))
+		return
+	}
+	// A client may reuse a connection made for one name for another name on
+	// the same certificate (HTTP/2 coalescing); tenants must not share one.
+	if r.TLS != nil && normalizeHost(r.TLS.ServerName) != host {
+		writePage(w, r, http.StatusMisdirectedRequest, rt.hsts, misdirectedPage(host))
+		return
+	}
+	var body *limitedBody
+	if r.Body != nil && r.Body != http.NoBody {
+		if s.cfg.MaxBodyBytes > 0 && r.ContentLength > s.cfg.MaxBodyBytes {
+			writePage(w, r, http.StatusRequestEntityTooLarge, rt.hsts, tooLargePage)
+			return
+		}
+		body = &limitedBody{rc: r.Body, limit: s.cfg.MaxBodyBytes, left: s.cfg.MaxBodyBytes}
+		r.Body = body
+	}
+	s.proxy(w, r, rt, body)
+}
+
+// proxy sends r to an upstream of rt, and once more to another upstream when
+// the first fails before answering and r is safe to repeat.
+func (s *Server) proxy(w http.ResponseWriter, r *http.Request, rt *route, body *limitedBody) {
+	up := rt.pool.pick()
+	wrote, err := forward(up, w, r, rt.hsts)
+	if err == nil {
+		return
+	}
+	if r.Context().Err() != nil {
+		return // the client went away; not the upstream's fault
+	}
+	if body != nil && body.failed.Load() {
+		if body.tooLarge.Load() {
+			writePage(w, r, http.StatusRequestEntityTooLarge, rt.hsts, tooLargePage)
+		} else {
+			writePage(w, r, http.StatusBadRequest, rt.hsts, badRequestPage)
+		}
+		return
+	}
+	up.markDown(s.cfg.FailCooldown)
+	s.log.Warn("upstream failed", "host", rt.Host, "project", rt.Project, "service", rt.Service, "upstream", up.key, "err", err)
+	if !wrote && body == nil && idempotent(r.Method) {
+		if next := rt.pool.other(up); next != nil {
+			wrote, err = forward(next, w, r, rt.hsts)
+			if err == nil {
+				return
+			}
+			if r.Context().Err() != nil {
+				return
+			}
+			next.markDown(s.cfg.FailCooldown)
+			s.log.Warn("upstream failed", "host", rt.Host, "project", rt.Project, "service", rt.Service, "upstream", next.key, "err", err, "retry", true)
+		}
+	}
+	if !wrote {
+		writePage(w, r, http.StatusBadGateway, rt.hsts, badGatewayPage(rt.Service))
+	}
+}
+
+// forward proxies r to up. It reports whether a response was begun, and the
+// error that kept the upstream from answering, if any.
+func forward(up *upstream, w http.ResponseWriter, r *http.Request, hsts []string) (bool, error) {
+	a := attempts.Get().(*attempt)
+	a.ResponseWriter, a.hsts = w, hsts
+	up.proxy.ServeHTTP(a, r)
+	wrote, err := a.wrote, a.err
+	*a = attempt{}
+	attempts.Put(a)
+	return wrote, err
+}
+
+// attempt wraps the client's ResponseWriter for one try at an upstream: it
+// catches the proxy's error instead of answering (so the request can be
+// retried and the error page name the service), and sets HSTS when the
+// response is committed (after any 1xx, whose headers ReverseProxy clears).
+type attempt struct {
+	http.ResponseWriter
+	hsts  []string
+	err   error
+	wrote bool
+}
+
+var attempts = sync.Pool{New: func() any { return new(attempt) }}
+
+func (a *attempt) WriteHeader(code int) {
+	if code >= 200 && !a.wrote {
+		a.wrote = true
+		if a.hsts != nil {
+			// The slice is shared by all requests of the route: safe because
+			// its len equals its cap, so an Add reallocates, and nothing
+			// writes into it in place.
+			a.Header()["Strict-Transport-Security"] = a.hsts
+		}
+	}
+	a.ResponseWriter.WriteHeader(code)
+}
+
+func (a *attempt) Write(p []byte) (int, error) {
+	if !a.wrote {
+		a.WriteHeader(http.StatusOK)
+	}
+	return a.ResponseWriter.Write(p)
+}
+
+// Unwrap lets http.ResponseController (used by ReverseProxy to flush and to
+// hijack for upgrades) reach the server's ResponseWriter.
+func (a *attempt) Unwrap() http.ResponseWriter { return a.ResponseWriter }
+
+// recordError is every upstream proxy's ErrorHandler.
+func recordError(w http.ResponseWriter, _ *http.Request, err error) {
+	if a, ok := w.(*attempt); ok {
+		a.err = err
+		return
+	}
+	w.WriteHeader(http.StatusBadGateway)
+}
+
+func idempotent(method string) bool {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace, http.MethodPut, http.MethodDelete:
+		return true
+	}
+	return false
+}
+
+// limitedBody enforces Config.MaxBodyBytes on a request body and records
+// whether reading it failed, so that a client's broken or oversized upload
+// is not blamed on the upstream. Its fields are read by the handler while
+// the transport may still be reading, hence the atomics.
+type limitedBody struct {
+	rc       io.ReadCloser
+	limit    int64
+	left     int64 // bytes still allowed; negative: unlimited
+	failed   atomic.Bool
+	tooLarge atomic.Bool
+}
+
+func (b *limitedBody) Read(p []byte) (int, error) {
+	if b.left < 0 {
+		n, err := b.rc.Read(p)
+		b.note(err)
+		return n, err
+	}
+	if b.left == 0 {
+		// Read one byte more to tell "exactly at the limit" from "over it".
+		var one [1]byte
+		n, err := b.rc.Read(one[:])
+		if n > 0 {
+			b.tooLarge.Store(true)
+			b.failed.Store(true)
+			return 0, &http.MaxBytesError{Limit: b.limit}
+		}
+		b.note(err)
+		return 0, err
+	}
+	if int64(len(p)) > b.left {
+		p = p[:b.left]
+	}
+	n, err := b.rc.Read(p)
+	b.left -= int64(n)
+	b.note(err)
+	return n, err
+}
+
+func (b *limitedBody) note(err error) {
+	if err != nil && err != io.EOF {
+		b.failed.Store(true)
+	}
+}
+
+func (b *limitedBody) Close() error { return b.rc.Close() }

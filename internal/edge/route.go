@@ -1,0 +1,144 @@
+package edge
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+)
+
+// Route sends the requests for one hostname to the upstreams of a service.
+type Route struct {
+	// Host is the hostname served: lower-case ASCII, no port, no trailing dot.
+	Host string
+	// Project and Service name the owner, for logs and error pages.
+	Project, Service string
+	// Upstreams are absolute http:// or https:// URLs, used in turn. A path
+	// in the URL is prepended to the request's path.
+	Upstreams []string
+	// HSTSMaxAge is the max-age, in seconds, of the Strict-Transport-Security
+	// header set on every HTTPS response; 0 sets none (an upstream's own
+	// header then passes through).
+	HSTSMaxAge int
+}
+
+// ErrInvalidRoute is wrapped by SetRoutes errors about a malformed route.
+var ErrInvalidRoute = errors.New("edge: invalid route")
+
+// route is a validated Route with everything the request path needs
+// precomputed. It is immutable once in a table.
+type route struct {
+	Route
+	hsts []string // Strict-Transport-Security value, nil if none
+	pool pool
+}
+
+// table is one immutable snapshot of the routes, keyed by normalised host.
+type table struct {
+	routes map[string]*route
+}
+
+func (t *table) lookup(host string) *route { return t.routes[host] }
+
+func (t *table) has(host string) bool { _, ok := t.routes[host]; return ok }
+
+// validateRoute checks r and returns the parsed upstream URLs.
+func validateRoute(r *Route) ([]*url.URL, error) {
+	if err := validateHost(r.Host); err != nil {
+		return nil, fmt.Errorf("%w: host %q: %v", ErrInvalidRoute, r.Host, err)
+	}
+	if r.HSTSMaxAge < 0 {
+		return nil, fmt.Errorf("%w: host %s: negative HSTS max-age %d", ErrInvalidRoute, r.Host, r.HSTSMaxAge)
+	}
+	if len(r.Upstreams) == 0 {
+		return nil, fmt.Errorf("%w: host %s: no upstream", ErrInvalidRoute, r.Host)
+	}
+	urls := make([]*url.URL, 0, len(r.Upstreams))
+	for _, raw := range r.Upstreams {
+		u, err := parseUpstream(raw)
+		if err != nil {
+			return nil, fmt.Errorf("%w: host %s: upstream %q: %v", ErrInvalidRoute, r.Host, raw, err)
+		}
+		urls = append(urls, u)
+	}
+	return urls, nil
+}
+
+// validateHost accepts a lower-case ASCII DNS name (letters, digits, '-',
+// '_', dot-separated non-empty labels), without port or trailing dot.
+func validateHost(h string) error {
+	if h == "" {
+		return errors.New("empty")
+	}
+	if len(h) > 253 {
+		return errors.New("longer than 253 characters")
+	}
+	label := 0
+	for i := 0; i < len(h); i++ {
+		c := h[i]
+		switch {
+		case c == '.':
+			if label == 0 {
+				return errors.New("empty label")
+			}
+			label = 0
+			continue
+		case 'a' <= c && c <= 'z', '0' <= c && c <= '9', c == '-', c == '_':
+		default:
+			return fmt.Errorf("character %q not allowed (lower-case ASCII letters, digits, '-', '_', '.')", c)
+		}
+		label++
+		if label > 63 {
+			return errors.New("label longer than 63 characters")
+		}
+	}
+	if label == 0 {
+		return errors.New("empty label")
+	}
+	return nil
+}
+
+// parseUpstream parses an upstream URL and returns it in canonical form:
+// lower-case scheme and host, a path of "/" dropped.
+func parseUpstream(raw string) (*url.URL, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, err
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return nil, errors.New("scheme must be http or https")
+	}
+	if u.Host == "" || u.Hostname() == "" {
+		return nil, errors.New("no host")
+	}
+	if u.User != nil || u.RawQuery != "" || u.ForceQuery || u.Fragment != "" {
+		return nil, errors.New("user info, query and fragment are not allowed")
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return nil, fmt.Errorf("bad port %q", p)
+		}
+	}
+	u.Host = strings.ToLower(u.Host)
+	if u.Path == "/" && u.RawPath == "" {
+		u.Path = ""
+	}
+	return u, nil
+}
+
+// normalizeHost turns a Host header or TLS server name into the table's form:
+// lower case, without port, without one trailing dot. It allocates only when
+// the name has upper-case letters.
+func normalizeHost(h string) string {
+	if i := strings.LastIndexByte(h, ':'); i >= 0 && strings.IndexByte(h[i:], ']') < 0 {
+		h = h[:i]
+	}
+	if len(h) > 1 && h[0] == '[' && h[len(h)-1] == ']' {
+		h = h[1 : len(h)-1]
+	}
+	if n := len(h); n > 0 && h[n-1] == '.' {
+		h = h[:n-1]
+	}
+	return strings.ToLower(h)
+}

@@ -1,0 +1,199 @@
+package edge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+)
+
+// Server is the edge: an HTTPS listener that proxies to upstreams, and a
+// plain-HTTP listener for challenges and redirects. Its methods are safe for
+// concurrent use.
+type Server struct {
+	cfg Config
+	log *slog.Logger
+
+	table atomic.Pointer[table] // never nil
+
+	mu        sync.Mutex // serialises SetRoutes and Shutdown; never taken by requests
+	upstreams map[string]*upstream
+	servers   []*http.Server
+	closed    bool
+}
+
+// New returns a Server with an empty route table. It starts nothing: call
+// SetRoutes, then ServeTLS and ServeHTTP.
+func New(cfg Config) *Server {
+	cfg = cfg.withDefaults()
+	s := &Server{
+		cfg:       cfg,
+		log:       cfg.Logger.With("component", "edge"),
+		upstreams: make(map[string]*upstream),
+	}
+	s.cfg.Logger = s.log
+	s.table.Store(&table{routes: map[string]*route{}})
+	return s
+}
+
+// SetRoutes replaces the route table with routes, whole. It validates every
+// route first; on error the current table stays as it was. Upstreams keep
+// their health state and connections across calls for as long as some route
+// names them; upstreams no longer named are stopped. Requests in flight
+// finish on the table they started with.
+func (s *Server) SetRoutes(routes []Route) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return errors.New("edge: server is shut down")
+	}
+
+	next := &table{routes: make(map[string]*route, len(routes))}
+	keep := make(map[string]*upstream, len(s.upstreams))
+	var created []*upstream
+	for i := range routes {
+		r := routes[i]
+		urls, err := validateRoute(&r)
+		if err != nil {
+			return err
+		}
+		if _, dup := next.routes[r.Host]; dup {
+			return fmt.Errorf("%w: host %s appears twice", ErrInvalidRoute, r.Host)
+		}
+		r.Upstreams = make([]string, len(urls))
+		rt := &route{Route: r, pool: pool{ups: make([]*upstream, len(urls))}}
+		if r.HSTSMaxAge > 0 {
+			rt.hsts = []string{"max-age=" + strconv.Itoa(r.HSTSMaxAge)}
+		}
+		for j, u := range urls {
+			key := u.String()
+			r.Upstreams[j] = key
+			up := keep[key]
+			if up == nil {
+				up = s.upstreams[key]
+			}
+			if up == nil {
+				up = newUpstream(key, u, &s.cfg)
+				created = append(created, up)
+			}
+			keep[key] = up
+			rt.pool.ups[j] = up
+		}
+		next.routes[r.Host] = rt
+	}
+
+	s.table.Store(next)
+	for _, up := range created {
+		up.start(&s.cfg)
+	}
+	for key, up := range s.upstreams {
+		if keep[key] == nil {
+			up.stop()
+		}
+	}
+	s.upstreams = keep
+	s.log.Info("routes updated", "routes", len(next.routes), "upstreams", len(keep), "new_upstreams", len(created))
+	return nil
+}
+
+// Has reports whether host (in any case, with or without port or trailing
+// dot) is in the route table.
+func (s *Server) Has(host string) bool {
+	return s.table.Load().has(normalizeHost(host))
+}
+
+// ServeTLS serves HTTPS (HTTP/2 and HTTP/1.1) on ln, which must not already
+// speak TLS, until Shutdown. Like http.Server, it returns
+// http.ErrServerClosed after Shutdown.
+func (s *Server) ServeTLS(ln net.Listener) error {
+	srv := s.newHTTPServer(httpsHandler{s}, "https")
+	srv.TLSConfig = s.TLSConfig()
+	srv.Protocols = new(http.Protocols)
+	srv.Protocols.SetHTTP1(true)
+	srv.Protocols.SetHTTP2(true)
+	srv.HTTP2 = &http.HTTP2Config{MaxConcurrentStreams: s.cfg.MaxConcurrentStreams}
+	if err := s.track(srv); err != nil {
+		return err
+	}
+	return srv.ServeTLS(ln, "", "")
+}
+
+// ServeHTTP serves plain HTTP on ln until Shutdown: ACME HTTP-01 challenges
+// through Config.HTTPChallenge, a 308 redirect to HTTPS for known hosts, 404
+// for others. Like http.Server, it returns http.ErrServerClosed after
+// Shutdown. (Server is not an http.Handler.)
+func (s *Server) ServeHTTP(ln net.Listener) error {
+	srv := s.newHTTPServer(httpHandler{s}, "http")
+	srv.Protocols = new(http.Protocols)
+	srv.Protocols.SetHTTP1(true)
+	if err := s.track(srv); err != nil {
+		return err
+	}
+	return srv.Serve(ln)
+}
+
+func (s *Server) newHTTPServer(h http.Handler, name string) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
+		IdleTimeout:       s.cfg.IdleTimeout,
+		MaxHeaderBytes:    s.cfg.MaxHeaderBytes,
+		ErrorLog:          log.New(serverLog{s.log.With("listener", name)}, "", 0),
+	}
+}
+
+func (s *Server) track(srv *http.Server) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return http.ErrServerClosed
+	}
+	s.servers = append(s.servers, srv)
+	return nil
+}
+
+// Shutdown stops accepting connections, waits (until ctx ends) for requests
+// in flight to finish, then stops the health checkers. Upgraded connections
+// (WebSocket) are not waited for.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closed = true
+	servers := s.servers
+	s.mu.Unlock()
+
+	errs := make([]error, len(servers))
+	var wg sync.WaitGroup
+	for i, srv := range servers {
+		wg.Go(func() { errs[i] = srv.Shutdown(ctx) })
+	}
+	wg.Wait()
+
+	s.mu.Lock()
+	for _, up := range s.upstreams {
+		up.stop()
+	}
+	s.mu.Unlock()
+	return errors.Join(errs...)
+}
+
+// serverLog sends http.Server's error log to slog. TLS handshake failures
+// (scanners, unknown names, clients giving up) are routine at the edge and
+// go to Debug.
+type serverLog struct{ l *slog.Logger }
+
+func (w serverLog) Write(p []byte) (int, error) {
+	msg := strings.TrimSpace(string(p))
+	level := slog.LevelWarn
+	if strings.HasPrefix(msg, "http: TLS handshake error") {
+		level = slog.LevelDebug
+	}
+	w.l.Log(context.Background(), level, msg)
+	return len(p), nil
+}

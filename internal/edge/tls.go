@@ -1,0 +1,79 @@
+package edge
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+)
+
+// acmeTLSProto is the ALPN protocol of ACME TLS-ALPN-01 challenges (RFC 8737).
+const acmeTLSProto = "acme-tls/1"
+
+var errNoCertificateSource = errors.New("edge: no certificate source configured")
+
+// TLSConfig returns the TLS configuration of the HTTPS listener: TLS 1.2 and
+// up, ECDHE with AEAD ciphers only, hybrid post-quantum key exchange first,
+// ALPN h2 and http/1.1 (and acme-tls/1 for challenges), session tickets on.
+// Only names in the route table get a certificate; any other name is refused
+// with an unrecognized_name alert, so a client never sees another name's
+// certificate. Each call returns a new Config.
+func (s *Server) TLSConfig() *tls.Config {
+	cfg := s.baseTLSConfig()
+	cfg.GetCertificate = s.getCertificate
+	// A name outside the table gets a configuration with no certificate at
+	// all: crypto/tls then answers with the unrecognized_name alert, which
+	// tells the client more than the internal_error an error from
+	// GetCertificate would.
+	reject := s.baseTLSConfig()
+	cfg.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+		if isACMEChallenge(hello) || s.table.Load().has(normalizeHost(hello.ServerName)) {
+			return nil, nil
+		}
+		return reject, nil
+	}
+	return cfg
+}
+
+func (s *Server) baseTLSConfig() *tls.Config {
+	return &tls.Config{
+		MinVersion: tls.VersionTLS12,
+		// TLS 1.2 only; TLS 1.3 suites are all AEAD and not configurable.
+		CipherSuites: []uint16{
+			tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+			tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+			tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+			tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+			tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+			tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+		},
+		CurvePreferences: []tls.CurveID{tls.X25519MLKEM768, tls.X25519, tls.CurveP256},
+		NextProtos:       []string{"h2", "http/1.1", acmeTLSProto},
+	}
+}
+
+// getCertificate hands the handshake to Config.GetCertificate if the name is
+// served (or the handshake is an ACME challenge), and refuses it otherwise.
+func (s *Server) getCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+	if s.cfg.GetCertificate == nil {
+		return nil, errNoCertificateSource
+	}
+	if isACMEChallenge(hello) {
+		return s.cfg.GetCertificate(hello)
+	}
+	name := normalizeHost(hello.ServerName)
+	if !s.table.Load().has(name) {
+		return nil, fmt.Errorf("edge: no route for server name %q", quoteHost(name))
+	}
+	if name != hello.ServerName {
+		h := *hello
+		h.ServerName = name
+		hello = &h
+	}
+	return s.cfg.GetCertificate(hello)
+}
+
+// isACMEChallenge reports a TLS-ALPN-01 validation handshake: the client
+// offers acme-tls/1 and nothing else.
+func isACMEChallenge(hello *tls.ClientHelloInfo) bool {
+	return len(hello.SupportedProtos) == 1 && hello.SupportedProtos[0] == acmeTLSProto
+}
