@@ -1,0 +1,172 @@
+// Package client is a Go client for Spine's HTTP API. The spine CLI is built
+// on it; other programs may import it too.
+//
+//	c := client.New("http://127.0.0.1:2019", token)
+//	svc, err := c.CreateService(ctx, client.ServiceCreate{Name: "api", Upstreams: []string{"http://127.0.0.1:9000"}})
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Client talks to one Spine API endpoint with one project's token.
+// It is safe for concurrent use.
+type Client struct {
+	base  string
+	token string
+	// HTTP is the client used for requests. Default: a client with a 30 s timeout.
+	HTTP *http.Client
+}
+
+// New returns a client for the API at base (for example "http://127.0.0.1:2019").
+func New(base, token string) *Client {
+	return &Client{
+		base:  strings.TrimSuffix(base, "/"),
+		token: token,
+		HTTP:  &http.Client{Timeout: 30 * time.Second},
+	}
+}
+
+// Error is an error answer from the API.
+type Error struct {
+	Status  int    `json:"-"`
+	Code    string `json:"error"`
+	Message string `json:"message"`
+}
+
+func (e *Error) Error() string { return e.Message + " (" + e.Code + ")" }
+
+// IsCode reports whether err is an API error with the given code.
+func IsCode(err error, code string) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Code == code
+}
+
+func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
+	if err != nil {
+		return err
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.HTTP.Do(req)
+	if err != nil {
+		return fmt.Errorf("spine API at %s is not answering (is `spine up` or `spine serve` running?): %w", c.base, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 32<<20))
+	if err != nil {
+		return fmt.Errorf("reading the API answer: %w", err)
+	}
+	if resp.StatusCode >= 400 {
+		e := &Error{Status: resp.StatusCode}
+		if json.Unmarshal(data, e) != nil || e.Message == "" {
+			e.Code = "http_" + fmt.Sprint(resp.StatusCode)
+			e.Message = fmt.Sprintf("the API answered %s", resp.Status)
+		}
+		return e
+	}
+	if out == nil {
+		return nil
+	}
+	if p, ok := out.(*[]byte); ok {
+		*p = data
+		return nil
+	}
+	if err := json.Unmarshal(data, out); err != nil {
+		return fmt.Errorf("decoding the API answer: %w", err)
+	}
+	return nil
+}
+
+// Project is the project a token belongs to.
+func (c *Client) Project(ctx context.Context) (Project, error) {
+	var p Project
+	return p, c.do(ctx, http.MethodGet, "/v1/project", nil, &p)
+}
+
+// Domains lists the project's domains.
+func (c *Client) Domains(ctx context.Context) ([]Domain, error) {
+	var out struct{ Domains []Domain }
+	return out.Domains, c.do(ctx, http.MethodGet, "/v1/domains", nil, &out)
+}
+
+// Domain returns one of the project's domains.
+func (c *Client) Domain(ctx context.Context, name string) (Domain, error) {
+	var d Domain
+	return d, c.do(ctx, http.MethodGet, "/v1/domains/"+url.PathEscape(name), nil, &d)
+}
+
+// AddDomain adds a domain to the project.
+func (c *Client) AddDomain(ctx context.Context, name string) (Domain, error) {
+	var d Domain
+	return d, c.do(ctx, http.MethodPost, "/v1/domains", DomainCreate{Name: name}, &d)
+}
+
+// RemoveDomain removes a domain that no service uses.
+func (c *Client) RemoveDomain(ctx context.Context, name string) error {
+	return c.do(ctx, http.MethodDelete, "/v1/domains/"+url.PathEscape(name), nil, nil)
+}
+
+// Services lists the project's services.
+func (c *Client) Services(ctx context.Context) ([]Service, error) {
+	var out struct{ Services []Service }
+	return out.Services, c.do(ctx, http.MethodGet, "/v1/services", nil, &out)
+}
+
+// Service returns one service.
+func (c *Client) Service(ctx context.Context, name string) (Service, error) {
+	var s Service
+	return s, c.do(ctx, http.MethodGet, "/v1/services/"+url.PathEscape(name), nil, &s)
+}
+
+// CreateService creates a service; it is served over HTTPS as soon as its
+// certificate is issued (see Certificates, or WaitServing).
+func (c *Client) CreateService(ctx context.Context, in ServiceCreate) (Service, error) {
+	var s Service
+	return s, c.do(ctx, http.MethodPost, "/v1/services", in, &s)
+}
+
+// DeleteService deletes a service.
+func (c *Client) DeleteService(ctx context.Context, name string) error {
+	return c.do(ctx, http.MethodDelete, "/v1/services/"+url.PathEscape(name), nil, nil)
+}
+
+// Certificates lists the certificate state of every hostname of the project.
+func (c *Client) Certificates(ctx context.Context) ([]Certificate, error) {
+	var out struct{ Certificates []Certificate }
+	return out.Certificates, c.do(ctx, http.MethodGet, "/v1/certificates", nil, &out)
+}
+
+// CARoot returns the PEM of the internal CA's root certificate.
+func (c *Client) CARoot(ctx context.Context) ([]byte, error) {
+	var b []byte
+	return b, c.do(ctx, http.MethodGet, "/v1/ca/root", nil, &b)
+}
+
+// Version returns the server's version.
+func (c *Client) Version(ctx context.Context) (VersionInfo, error) {
+	var v VersionInfo
+	return v, c.do(ctx, http.MethodGet, "/v1/version", nil, &v)
+}

@@ -1,0 +1,69 @@
+package client
+
+import "time"
+
+// These types are the API's wire format; the server encodes the same structs.
+
+// Project is a tenant.
+type Project struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
+}
+
+// DomainCreate is the body of POST /v1/domains.
+type DomainCreate struct {
+	Name string `json:"name"`
+}
+
+// Domain is a domain owned by the caller's project.
+type Domain struct {
+	Name   string `json:"name"`
+	Status string `json:"status"` // "pending_verification" or "verified"
+	// VerifyRecord is the DNS record, as a zone-file line, that proves ownership.
+	VerifyRecord string     `json:"verify_record,omitempty"`
+	CreatedAt    time.Time  `json:"created_at"`
+	VerifiedAt   *time.Time `json:"verified_at,omitempty"`
+	CheckedAt    *time.Time `json:"checked_at,omitempty"`
+	CheckError   string     `json:"check_error,omitempty"`
+}
+
+// ServiceCreate is the body of POST /v1/services.
+type ServiceCreate struct {
+	Name      string   `json:"name"`
+	Domain    string   `json:"domain,omitempty"`
+	Hosts     []string `json:"hosts,omitempty"`
+	Upstreams []string `json:"upstreams"`
+	// HSTSMaxAge in seconds; omitted means one year, 0 turns HSTS off.
+	HSTSMaxAge *int `json:"hsts_max_age,omitempty"`
+}
+
+// Service is a service of the caller's project.
+type Service struct {
+	ID         string    `json:"id"`
+	Name       string    `json:"name"`
+	Domain     string    `json:"domain"`
+	Hostnames  []string  `json:"hostnames"`
+	Upstreams  []string  `json:"upstreams"`
+	HSTSMaxAge int       `json:"hsts_max_age"`
+	URLs       []string  `json:"urls"`
+	CreatedAt  time.Time `json:"created_at"`
+	UpdatedAt  time.Time `json:"updated_at"`
+}
+
+// Certificate is the certificate state of one hostname.
+type Certificate struct {
+	Hostname  string     `json:"hostname"`
+	Service   string     `json:"service"`
+	Status    string     `json:"status"` // pending, issuing, active, failed
+	Issuer    string     `json:"issuer,omitempty"`
+	NotBefore *time.Time `json:"not_before,omitempty"`
+	NotAfter  *time.Time `json:"not_after,omitempty"`
+	Error     string     `json:"error,omitempty"`
+	UpdatedAt *time.Time `json:"updated_at,omitempty"`
+}
+
+// VersionInfo describes the server.
+type VersionInfo struct {
+	Version string `json:"version"`
+	Store   string `json:"store"`
+}

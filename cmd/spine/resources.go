@@ -1,0 +1,250 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/spine-platform/spine/client"
+)
+
+func newServiceCmd(g *globals) *cobra.Command {
+	svc := &cobra.Command{Use: "service", Aliases: []string{"services", "svc"}, Short: "Create, list, show and delete services"}
+
+	var in client.ServiceCreate
+	var hsts int
+	var wait bool
+	var timeout time.Duration
+	create := &cobra.Command{
+		Use:   "create NAME --upstream URL [--upstream URL...] [--domain D] [--host H...] [--wait]",
+		Short: "Create a service, served at https://NAME.DOMAIN/",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			in.Name = args[0]
+			if cmd.Flags().Changed("hsts-max-age") {
+				in.HSTSMaxAge = &hsts
+			}
+			ctx, cancel := cmdContext(cmd, timeout)
+			defer cancel()
+			s, err := c.CreateService(ctx, in)
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			if !wait {
+				return g.print(out, s, func(tw *tabwriter.Writer) { serviceText(tw, s) })
+			}
+			root, _ := c.CARoot(ctx) // absent when the server runs no internal CA
+			start := time.Now()
+			err = c.WaitServing(ctx, s, root, func(st client.Step) {
+				if st.Err != nil {
+					fmt.Fprintf(out, "  ✗ %-12s %s: %v\n", st.Name, st.Host, st.Err)
+					return
+				}
+				fmt.Fprintf(out, "  ✓ %-12s %s: %s\n", st.Name, st.Host, st.Detail)
+			})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(out, "service %s is served over HTTPS (%s after create): %s\n", s.Name, time.Since(start).Round(time.Millisecond), strings.Join(s.URLs, " "))
+			return nil
+		},
+	}
+	create.Flags().StringArrayVar(&in.Upstreams, "upstream", nil, "upstream URL (repeat for several; round robin)")
+	create.Flags().StringVar(&in.Domain, "domain", "", "one of the project's domains (default: the first)")
+	create.Flags().StringArrayVar(&in.Hosts, "host", nil, "another hostname under the project's domains (repeatable)")
+	create.Flags().IntVar(&hsts, "hsts-max-age", 31536000, "Strict-Transport-Security max-age in seconds; 0 turns HSTS off")
+	create.Flags().BoolVar(&wait, "wait", false, "show each step and return when HTTPS answers")
+	create.Flags().DurationVar(&timeout, "timeout", 2*time.Minute, "how long to wait")
+
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List the project's services",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := cmdContext(cmd, 30*time.Second)
+			defer cancel()
+			ss, err := c.Services(ctx)
+			if err != nil {
+				return err
+			}
+			return g.print(cmd.OutOrStdout(), ss, func(tw *tabwriter.Writer) {
+				fmt.Fprintln(tw, "NAME\tHOSTNAMES\tUPSTREAMS")
+				for _, s := range ss {
+					fmt.Fprintf(tw, "%s\t%s\t%s\n", s.Name, strings.Join(s.Hostnames, ","), strings.Join(s.Upstreams, ","))
+				}
+			})
+		},
+	}
+	show := &cobra.Command{
+		Use:   "show NAME",
+		Short: "Show one service",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := cmdContext(cmd, 30*time.Second)
+			defer cancel()
+			s, err := c.Service(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			return g.print(cmd.OutOrStdout(), s, func(tw *tabwriter.Writer) { serviceText(tw, s) })
+		},
+	}
+	del := &cobra.Command{
+		Use:   "delete NAME",
+		Short: "Delete a service; its hostnames stop being served and renewed",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := cmdContext(cmd, 30*time.Second)
+			defer cancel()
+			if err := c.DeleteService(ctx, args[0]); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "service %s deleted\n", args[0])
+			return nil
+		},
+	}
+	svc.AddCommand(create, list, show, del)
+	return svc
+}
+
+func serviceText(tw *tabwriter.Writer, s client.Service) {
+	fmt.Fprintf(tw, "name:\t%s\n", s.Name)
+	fmt.Fprintf(tw, "domain:\t%s\n", s.Domain)
+	fmt.Fprintf(tw, "hostnames:\t%s\n", strings.Join(s.Hostnames, ", "))
+	fmt.Fprintf(tw, "upstreams:\t%s\n", strings.Join(s.Upstreams, ", "))
+	if s.HSTSMaxAge > 0 {
+		fmt.Fprintf(tw, "hsts:\tmax-age=%d\n", s.HSTSMaxAge)
+	} else {
+		fmt.Fprintf(tw, "hsts:\toff\n")
+	}
+	fmt.Fprintf(tw, "urls:\t%s\n", strings.Join(s.URLs, " "))
+}
+
+func newDomainCmd(g *globals) *cobra.Command {
+	dom := &cobra.Command{Use: "domain", Aliases: []string{"domains"}, Short: "Add, list and remove the project's domains"}
+	add := &cobra.Command{
+		Use:   "add DOMAIN",
+		Short: "Add a domain to the project",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := cmdContext(cmd, 30*time.Second)
+			defer cancel()
+			d, err := c.AddDomain(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			return g.print(cmd.OutOrStdout(), d, func(tw *tabwriter.Writer) {
+				fmt.Fprintf(tw, "domain %s added (%s)\n", d.Name, d.Status)
+				if d.VerifyRecord != "" {
+					fmt.Fprintf(tw, "\nTo prove you own it, create this DNS record:\n\n  %s\n", d.VerifyRecord)
+				}
+			})
+		},
+	}
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List the project's domains",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := cmdContext(cmd, 30*time.Second)
+			defer cancel()
+			ds, err := c.Domains(ctx)
+			if err != nil {
+				return err
+			}
+			return g.print(cmd.OutOrStdout(), ds, func(tw *tabwriter.Writer) {
+				fmt.Fprintln(tw, "DOMAIN\tSTATUS\tADDED")
+				for _, d := range ds {
+					fmt.Fprintf(tw, "%s\t%s\t%s\n", d.Name, d.Status, d.CreatedAt.Format(time.RFC3339))
+				}
+			})
+		},
+	}
+	remove := &cobra.Command{
+		Use:   "remove DOMAIN",
+		Short: "Remove a domain that no service uses",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := cmdContext(cmd, 30*time.Second)
+			defer cancel()
+			if err := c.RemoveDomain(ctx, args[0]); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "domain %s removed\n", args[0])
+			return nil
+		},
+	}
+	dom.AddCommand(add, list, remove)
+	return dom
+}
+
+func newCertCmd(g *globals) *cobra.Command {
+	cert := &cobra.Command{Use: "cert", Aliases: []string{"certs", "certificate"}, Short: "Certificates of the project's hostnames"}
+	cert.AddCommand(&cobra.Command{
+		Use:   "list",
+		Short: "List every hostname's certificate: issuer, expiry and status",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := cmdContext(cmd, 30*time.Second)
+			defer cancel()
+			cs, err := c.Certificates(ctx)
+			if err != nil {
+				return err
+			}
+			return g.print(cmd.OutOrStdout(), cs, func(tw *tabwriter.Writer) {
+				fmt.Fprintln(tw, "HOSTNAME\tSERVICE\tSTATUS\tISSUER\tNOT AFTER\tERROR")
+				for _, c := range cs {
+					notAfter := "-"
+					if c.NotAfter != nil {
+						notAfter = c.NotAfter.Format(time.RFC3339)
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", c.Hostname, c.Service, c.Status, dash(c.Issuer), notAfter, c.Error)
+				}
+			})
+		},
+	})
+	return cert
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}

@@ -1,0 +1,257 @@
+// Package api serves Spine's JSON HTTP API: domains, services, certificates
+// and health, each request authenticated by a project's Bearer token and
+// confined to that project. The wire types are those of the public client
+// package, so server and client cannot drift apart.
+//
+// Package api maps platform errors to HTTP status codes; it never touches the
+// store, the edge or the certificate manager directly.
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/spine-platform/spine/client"
+	"github.com/spine-platform/spine/internal/platform"
+	"github.com/spine-platform/spine/internal/store"
+)
+
+// MaxBodyBytes is the largest request body the API reads.
+const MaxBodyBytes = 64 << 10
+
+// Config configures the API handler.
+type Config struct {
+	// Platform applies the rules. Required.
+	Platform *platform.Platform
+	// CARoot returns the internal CA's root certificate (PEM). Default: 404.
+	CARoot func() []byte
+	// Ready reports whether the node can serve; /readyz answers 503 with its
+	// error. Default: always ready.
+	Ready func(ctx context.Context) error
+	// HTTPSPort is the edge's public HTTPS port, used in service URLs. Default 443.
+	HTTPSPort int
+	// Version and StoreKind are reported by /v1/version.
+	Version, StoreKind string
+	// Logger receives one line per failed request. Default: slog.Default().
+	Logger *slog.Logger
+}
+
+type server struct {
+	cfg Config
+	log *slog.Logger
+}
+
+// New returns the API's HTTP handler.
+func New(cfg Config) http.Handler {
+	if cfg.HTTPSPort == 0 {
+		cfg.HTTPSPort = 443
+	}
+	s := &server{cfg: cfg, log: cfg.Logger}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	s.log = s.log.With("component", "api")
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", s.healthz)
+	mux.HandleFunc("GET /readyz", s.readyz)
+	mux.HandleFunc("GET /v1/version", s.public(s.version))
+	mux.HandleFunc("GET /v1/ca/root", s.public(s.caRoot))
+	mux.HandleFunc("GET /v1/project", s.auth(s.project))
+	mux.HandleFunc("GET /v1/domains", s.auth(s.listDomains))
+	mux.HandleFunc("POST /v1/domains", s.auth(s.addDomain))
+	mux.HandleFunc("GET /v1/domains/{name}", s.auth(s.getDomain))
+	mux.HandleFunc("DELETE /v1/domains/{name}", s.auth(s.removeDomain))
+	mux.HandleFunc("GET /v1/services", s.auth(s.listServices))
+	mux.HandleFunc("POST /v1/services", s.auth(s.createService))
+	mux.HandleFunc("GET /v1/services/{name}", s.auth(s.getService))
+	mux.HandleFunc("DELETE /v1/services/{name}", s.auth(s.deleteService))
+	mux.HandleFunc("GET /v1/certificates", s.auth(s.listCertificates))
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		s.writeError(w, r, &apiError{status: http.StatusNotFound, code: "no_such_route", msg: fmt.Sprintf("%s %s is not part of the API; see /v1/services, /v1/domains, /v1/certificates", r.Method, r.URL.Path)})
+	})
+	return securityHeaders(mux)
+}
+
+func securityHeaders(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		w.Header().Set("Cache-Control", "no-store")
+		h.ServeHTTP(w, r)
+	})
+}
+
+// apiError is an error that already knows its HTTP answer.
+type apiError struct {
+	status int
+	code   string
+	msg    string
+}
+
+func (e *apiError) Error() string { return e.msg }
+
+type handler func(w http.ResponseWriter, r *http.Request, p store.Project) error
+
+// auth checks the Bearer token and hands the handler the caller's project.
+func (s *server) auth(h handler) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		tok, ok := bearer(r)
+		if !ok {
+			s.writeError(w, r, &apiError{status: http.StatusUnauthorized, code: "unauthorized", msg: `missing API token: send "Authorization: Bearer <token>" (the CLI reads SPINE_TOKEN or <data>/admin.token)`})
+			return
+		}
+		p, err := s.cfg.Platform.Authenticate(r.Context(), tok)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		if err := h(w, r, p); err != nil {
+			s.writeError(w, r, err)
+		}
+	}
+}
+
+func (s *server) public(h handler) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if err := h(w, r, store.Project{}); err != nil {
+			s.writeError(w, r, err)
+		}
+	}
+}
+
+func bearer(r *http.Request) (string, bool) {
+	h := r.Header.Get("Authorization")
+	const prefix = "Bearer "
+	if len(h) <= len(prefix) || !strings.EqualFold(h[:len(prefix)], prefix) {
+		return "", false
+	}
+	return strings.TrimSpace(h[len(prefix):]), true
+}
+
+// writeError turns any error into the JSON answer {"error": code, "message": text}.
+func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	status, code, msg := http.StatusInternalServerError, "internal", "internal error; nothing was changed"
+	var ae *apiError
+	var pe *platform.Error
+	switch {
+	case errors.As(err, &ae):
+		status, code, msg = ae.status, ae.code, ae.msg
+	case errors.As(err, &pe):
+		code, msg = pe.Code, pe.Message
+		status = map[platform.Kind]int{
+			platform.Invalid:      http.StatusBadRequest,
+			platform.NotFound:     http.StatusNotFound,
+			platform.Conflict:     http.StatusConflict,
+			platform.InUse:        http.StatusConflict,
+			platform.Unauthorized: http.StatusUnauthorized,
+			platform.Unavailable:  http.StatusServiceUnavailable,
+		}[pe.Kind]
+		if status == 0 {
+			status = http.StatusInternalServerError
+		}
+	}
+	if status >= 500 {
+		// The cause goes to the log (it never holds secrets: store and
+		// platform errors name objects, not keys or tokens); the client
+		// gets the plain message.
+		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
+	}
+	if status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "5")
+	}
+	writeJSON(w, status, client.Error{Code: code, Message: msg})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+// decode reads a JSON body into v, refusing unknown fields, trailing data and
+// bodies over MaxBodyBytes.
+func decode(w http.ResponseWriter, r *http.Request, v any) error {
+	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
+		return &apiError{status: http.StatusUnsupportedMediaType, code: "unsupported_media_type", msg: "send the body as JSON with Content-Type: application/json"}
+	}
+	body := http.MaxBytesReader(w, r.Body, MaxBodyBytes)
+	dec := json.NewDecoder(body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return decodeError(err)
+	}
+	if dec.More() {
+		return &apiError{status: http.StatusBadRequest, code: "invalid_json", msg: "the body must hold exactly one JSON object"}
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return &apiError{status: http.StatusBadRequest, code: "invalid_json", msg: "the body must hold exactly one JSON object"}
+	}
+	return nil
+}
+
+func decodeError(err error) error {
+	var maxErr *http.MaxBytesError
+	var typeErr *json.UnmarshalTypeError
+	var syntaxErr *json.SyntaxError
+	switch {
+	case errors.As(err, &maxErr):
+		return &apiError{status: http.StatusRequestEntityTooLarge, code: "body_too_large", msg: fmt.Sprintf("the body is larger than %d bytes", MaxBodyBytes)}
+	case errors.As(err, &typeErr):
+		return &apiError{status: http.StatusBadRequest, code: "invalid_json", msg: fmt.Sprintf("field %q must be of type %s", typeErr.Field, typeErr.Type)}
+	case errors.As(err, &syntaxErr):
+		return &apiError{status: http.StatusBadRequest, code: "invalid_json", msg: fmt.Sprintf("the body is not valid JSON (at byte %d)", syntaxErr.Offset)}
+	case errors.Is(err, io.EOF):
+		return &apiError{status: http.StatusBadRequest, code: "invalid_json", msg: "the body is empty; send a JSON object"}
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		return &apiError{status: http.StatusBadRequest, code: "unknown_field", msg: strings.TrimPrefix(err.Error(), "json: ") + "; check the field names in the API reference"}
+	default:
+		return &apiError{status: http.StatusBadRequest, code: "invalid_json", msg: "the body is not valid JSON: " + err.Error()}
+	}
+}
+
+func (s *server) healthz(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (s *server) readyz(w http.ResponseWriter, r *http.Request) {
+	if s.cfg.Ready != nil {
+		ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
+		defer cancel()
+		if err := s.cfg.Ready(ctx); err != nil {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not_ready", "message": err.Error()})
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+func (s *server) version(w http.ResponseWriter, r *http.Request, _ store.Project) error {
+	writeJSON(w, http.StatusOK, client.VersionInfo{Version: s.cfg.Version, Store: s.cfg.StoreKind})
+	return nil
+}
+
+func (s *server) caRoot(w http.ResponseWriter, r *http.Request, _ store.Project) error {
+	var pem []byte
+	if s.cfg.CARoot != nil {
+		pem = s.cfg.CARoot()
+	}
+	if len(pem) == 0 {
+		return &apiError{status: http.StatusNotFound, code: "no_internal_ca", msg: "this server runs no internal CA"}
+	}
+	w.Header().Set("Content-Type", "application/x-pem-file")
+	_, err := w.Write(pem)
+	return err
+}
+
+func (s *server) project(w http.ResponseWriter, r *http.Request, p store.Project) error {
+	writeJSON(w, http.StatusOK, client.Project{ID: p.ID, Name: p.Name})
+	return nil
+}

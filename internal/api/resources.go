@@ -1,0 +1,168 @@
+package api
+
+import (
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/spine-platform/spine/client"
+	"github.com/spine-platform/spine/internal/platform"
+	"github.com/spine-platform/spine/internal/store"
+)
+
+func (s *server) listDomains(w http.ResponseWriter, r *http.Request, p store.Project) error {
+	ds, err := s.cfg.Platform.ListDomains(r.Context(), p.ID)
+	if err != nil {
+		return err
+	}
+	out := make([]client.Domain, 0, len(ds))
+	for _, d := range ds {
+		out = append(out, domainOut(d))
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"domains": out})
+	return nil
+}
+
+func (s *server) addDomain(w http.ResponseWriter, r *http.Request, p store.Project) error {
+	var in client.DomainCreate
+	if err := decode(w, r, &in); err != nil {
+		return err
+	}
+	d, err := s.cfg.Platform.AddDomain(r.Context(), p.ID, in.Name, false)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, domainOut(d))
+	return nil
+}
+
+func (s *server) getDomain(w http.ResponseWriter, r *http.Request, p store.Project) error {
+	d, err := s.cfg.Platform.GetDomain(r.Context(), p.ID, r.PathValue("name"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, domainOut(d))
+	return nil
+}
+
+func (s *server) removeDomain(w http.ResponseWriter, r *http.Request, p store.Project) error {
+	if err := s.cfg.Platform.RemoveDomain(r.Context(), p.ID, r.PathValue("name")); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (s *server) listServices(w http.ResponseWriter, r *http.Request, p store.Project) error {
+	ss, err := s.cfg.Platform.ListServices(r.Context(), p.ID)
+	if err != nil {
+		return err
+	}
+	out := make([]client.Service, 0, len(ss))
+	for _, svc := range ss {
+		out = append(out, s.serviceOut(svc))
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"services": out})
+	return nil
+}
+
+func (s *server) createService(w http.ResponseWriter, r *http.Request, p store.Project) error {
+	var in client.ServiceCreate
+	if err := decode(w, r, &in); err != nil {
+		return err
+	}
+	svc, err := s.cfg.Platform.CreateService(r.Context(), p.ID, platform.ServiceSpec{
+		Name:       in.Name,
+		Domain:     in.Domain,
+		Hosts:      in.Hosts,
+		Upstreams:  in.Upstreams,
+		HSTSMaxAge: in.HSTSMaxAge,
+	})
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, s.serviceOut(svc))
+	return nil
+}
+
+func (s *server) getService(w http.ResponseWriter, r *http.Request, p store.Project) error {
+	svc, err := s.cfg.Platform.GetService(r.Context(), p.ID, r.PathValue("name"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, s.serviceOut(svc))
+	return nil
+}
+
+func (s *server) deleteService(w http.ResponseWriter, r *http.Request, p store.Project) error {
+	if err := s.cfg.Platform.DeleteService(r.Context(), p.ID, r.PathValue("name")); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (s *server) listCertificates(w http.ResponseWriter, r *http.Request, p store.Project) error {
+	cs, err := s.cfg.Platform.ListCertificates(r.Context(), p.ID)
+	if err != nil {
+		return err
+	}
+	out := make([]client.Certificate, 0, len(cs))
+	for _, c := range cs {
+		out = append(out, client.Certificate{
+			Hostname:  c.Hostname,
+			Service:   c.Service,
+			Status:    c.Status,
+			Issuer:    c.Issuer,
+			NotBefore: timePtr(c.NotBefore),
+			NotAfter:  timePtr(c.NotAfter),
+			Error:     c.Error,
+			UpdatedAt: timePtr(c.UpdatedAt),
+		})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"certificates": out})
+	return nil
+}
+
+func domainOut(d store.Domain) client.Domain {
+	out := client.Domain{
+		Name:       d.Name,
+		Status:     d.Status,
+		CreatedAt:  d.CreatedAt,
+		VerifiedAt: timePtr(d.VerifiedAt),
+		CheckedAt:  timePtr(d.CheckedAt),
+		CheckError: d.CheckError,
+	}
+	if d.Status != store.DomainVerified {
+		out.VerifyRecord = platform.VerificationRecord(d)
+	}
+	return out
+}
+
+func (s *server) serviceOut(svc store.Service) client.Service {
+	out := client.Service{
+		ID:         svc.ID,
+		Name:       svc.Name,
+		Domain:     svc.Domain,
+		Hostnames:  svc.Hostnames,
+		Upstreams:  svc.Upstreams,
+		HSTSMaxAge: svc.HSTSMaxAge,
+		CreatedAt:  svc.CreatedAt,
+		UpdatedAt:  svc.UpdatedAt,
+	}
+	for _, h := range svc.Hostnames {
+		if s.cfg.HTTPSPort == 443 {
+			out.URLs = append(out.URLs, "https://"+h+"/")
+		} else {
+			out.URLs = append(out.URLs, fmt.Sprintf("https://%s:%d/", h, s.cfg.HTTPSPort))
+		}
+	}
+	return out
+}
+
+func timePtr(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}

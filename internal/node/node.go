@@ -1,0 +1,354 @@
+// Package node builds and runs one Spine node: it opens the store, makes
+// sure the default project and its admin token exist, loads the internal CA,
+// starts the certificate manager, the edge (HTTPS and HTTP listeners) and the
+// API, and keeps the edge's routes and the managed certificates in step with
+// the store.
+//
+// Data flows one way: the API writes to the store; the store announces the
+// change; the node reads a fresh snapshot and hands it to the edge and the
+// certificate manager. The node never writes routing state itself.
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/caddyserver/certmagic"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/spine-platform/spine/internal/api"
+	"github.com/spine-platform/spine/internal/ca"
+	"github.com/spine-platform/spine/internal/certs"
+	"github.com/spine-platform/spine/internal/edge"
+	"github.com/spine-platform/spine/internal/platform"
+	"github.com/spine-platform/spine/internal/store"
+)
+
+// Config configures a node. The zero value of every optional field is usable.
+type Config struct {
+	// DataDir holds the SQLite store, the admin token and ca/root.pem.
+	// Created 0700. Default ".spine".
+	DataDir string
+	// Store is "sqlite:PATH" or a postgres:// URL. Default: sqlite:<DataDir>/spine.db.
+	Store string
+	// HTTPSAddr, HTTPAddr and APIAddr are the listen addresses.
+	// Defaults ":443", ":80" and "127.0.0.1:2019".
+	HTTPSAddr, HTTPAddr, APIAddr string
+	// Domain, if set, is given to the default project at start (verified:
+	// the operator vouches for it), for example "localhost" in `spine up`.
+	Domain string
+	// Demo starts a small built-in upstream and the service "hello" on it.
+	Demo bool
+	// LeafLifetime is the lifetime of internal CA certificates. Default 24h.
+	LeafLifetime time.Duration
+	// ResyncInterval is how often the node rereads the whole store even
+	// without a change notice, to repair a missed one. Default 30s.
+	ResyncInterval time.Duration
+	// Version is reported by the API.
+	Version string
+	// Logger is the node's logger. Default slog.Default().
+	Logger *slog.Logger
+}
+
+// Node is a running Spine node.
+type Node struct {
+	cfg      Config
+	log      *slog.Logger
+	db       *store.DB
+	platform *platform.Platform
+	ca       *ca.CA
+	certs    *certs.Manager
+	edge     *edge.Server
+
+	httpsLn, httpLn, apiLn net.Listener
+	apiSrv                 *http.Server
+	demo                   *http.Server
+
+	synced  atomic.Bool // the first snapshot has been applied
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	closing sync.Once
+}
+
+// Start builds every part of a node, listens on its addresses and returns
+// once the first snapshot of the store is being served.
+func Start(ctx context.Context, cfg Config) (n *Node, err error) {
+	cfg.setDefaults()
+	n = &Node{cfg: cfg, log: cfg.Logger}
+	defer func() {
+		if err != nil {
+			n.Close(context.Background())
+		}
+	}()
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("creating data folder %s: %w", cfg.DataDir, err)
+	}
+	if err := os.Chmod(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("securing data folder %s: %w", cfg.DataDir, err)
+	}
+
+	n.db, err = store.Open(ctx, cfg.Store)
+	if err != nil {
+		return nil, fmt.Errorf("opening the store: %w", err)
+	}
+	if err := n.listen(); err != nil {
+		return nil, err
+	}
+	n.platform = platform.New(n.db, platform.Options{OwnAddrs: n.ownAddrs()})
+	if _, err := n.platform.Bootstrap(ctx, filepath.Join(cfg.DataDir, "admin.token")); err != nil {
+		return nil, err
+	}
+	if cfg.Domain != "" {
+		if _, err := n.platform.EnsureDomain(ctx, platform.DefaultProjectID, cfg.Domain, true); err != nil {
+			return nil, fmt.Errorf("configuring domain %s: %w", cfg.Domain, err)
+		}
+	}
+
+	storage := certs.NewStorage(n.db)
+	n.ca, err = ca.Load(ctx, storage, ca.Options{LeafLifetime: cfg.LeafLifetime})
+	if err != nil {
+		return nil, fmt.Errorf("loading the internal CA: %w", err)
+	}
+	if err := n.ca.WriteRootPEM(filepath.Join(cfg.DataDir, "ca", "root.pem")); err != nil {
+		return nil, fmt.Errorf("writing the CA root: %w", err)
+	}
+	n.certs, err = certs.New(certs.Config{
+		Storage: storage,
+		Issuers: []certmagic.Issuer{n.ca},
+		Status:  n.db,
+		Logger:  zapLogger(),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("starting the certificate manager: %w", err)
+	}
+	n.edge = edge.New(edge.Config{
+		GetCertificate: n.certs.GetCertificate,
+		HTTPChallenge:  n.certs.HandleHTTPChallenge,
+		HTTPSPort:      port(n.httpsLn.Addr()),
+		Logger:         n.log.With("component", "edge"),
+	})
+	if cfg.Demo {
+		if err := n.startDemo(ctx); err != nil {
+			return nil, err
+		}
+	}
+	if err := n.sync(ctx); err != nil {
+		return nil, fmt.Errorf("reading the first snapshot: %w", err)
+	}
+
+	runCtx, cancel := context.WithCancel(context.Background())
+	n.cancel = cancel
+	n.apiSrv = &http.Server{
+		Handler: api.New(api.Config{
+			Platform:  n.platform,
+			CARoot:    n.ca.RootPEM,
+			Ready:     n.ready,
+			HTTPSPort: port(n.httpsLn.Addr()),
+			Version:   cfg.Version,
+			StoreKind: n.db.Kind(),
+			Logger:    n.log,
+		}),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(n.log.Handler(), slog.LevelWarn),
+	}
+	n.serve("https", func() error { return n.edge.ServeTLS(n.httpsLn) })
+	n.serve("http", func() error { return n.edge.ServeHTTP(n.httpLn) })
+	n.serve("api", func() error { return n.apiSrv.Serve(n.apiLn) })
+	n.wg.Add(1)
+	go n.watch(runCtx)
+	return n, nil
+}
+
+func (cfg *Config) setDefaults() {
+	if cfg.DataDir == "" {
+		cfg.DataDir = ".spine"
+	}
+	if cfg.Store == "" {
+		cfg.Store = "sqlite:" + filepath.Join(cfg.DataDir, "spine.db")
+	}
+	if cfg.HTTPSAddr == "" {
+		cfg.HTTPSAddr = ":443"
+	}
+	if cfg.HTTPAddr == "" {
+		cfg.HTTPAddr = ":80"
+	}
+	if cfg.APIAddr == "" {
+		cfg.APIAddr = "127.0.0.1:2019"
+	}
+	if cfg.ResyncInterval == 0 {
+		cfg.ResyncInterval = 30 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+}
+
+func (n *Node) listen() error {
+	var err error
+	for _, l := range []struct {
+		what string
+		addr string
+		ln   *net.Listener
+	}{
+		{"HTTPS", n.cfg.HTTPSAddr, &n.httpsLn},
+		{"HTTP", n.cfg.HTTPAddr, &n.httpLn},
+		{"API", n.cfg.APIAddr, &n.apiLn},
+	} {
+		if *l.ln, err = net.Listen("tcp", l.addr); err != nil {
+			return fmt.Errorf("listening for %s on %s: %w (is another server using it? pick another with --%s-addr)", l.what, l.addr, err, map[string]string{"HTTPS": "https", "HTTP": "http", "API": "api"}[l.what])
+		}
+	}
+	return nil
+}
+
+func (n *Node) ownAddrs() []string {
+	var out []string
+	for _, ln := range []net.Listener{n.httpsLn, n.httpLn, n.apiLn} {
+		out = append(out, ln.Addr().String())
+	}
+	return out
+}
+
+func (n *Node) serve(what string, run func() error) {
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		if err := run(); err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
+			n.log.Error("listener stopped", "listener", what, "err", err)
+		}
+	}()
+}
+
+// watch applies a fresh snapshot after every change notice, and at least
+// every ResyncInterval.
+func (n *Node) watch(ctx context.Context) {
+	defer n.wg.Done()
+	changes := n.db.Watch(ctx)
+	tick := time.NewTicker(n.cfg.ResyncInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-changes:
+		case <-tick.C:
+		}
+		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		if err := n.sync(sctx); err != nil && ctx.Err() == nil {
+			// Fail static: the edge keeps the last snapshot it had.
+			n.log.Warn("store snapshot failed; serving the last known routes", "err", err)
+		}
+		cancel()
+	}
+}
+
+// sync reads every service from the store and hands the routes to the edge
+// and the hostnames to the certificate manager.
+func (n *Node) sync(ctx context.Context) error {
+	svcs, err := n.db.ListServices(ctx, "")
+	if err != nil {
+		return err
+	}
+	routes := make([]edge.Route, 0, len(svcs))
+	var hosts []string
+	for _, s := range svcs {
+		for _, h := range s.Hostnames {
+			routes = append(routes, edge.Route{
+				Host:       h,
+				Project:    s.ProjectID,
+				Service:    s.Name,
+				Upstreams:  s.Upstreams,
+				HSTSMaxAge: s.HSTSMaxAge,
+			})
+			hosts = append(hosts, h)
+		}
+	}
+	n.certs.Sync(ctx, hosts)
+	if err := n.edge.SetRoutes(routes); err != nil {
+		return fmt.Errorf("applying routes: %w", err)
+	}
+	n.synced.Store(true)
+	return nil
+}
+
+func (n *Node) ready(ctx context.Context) error {
+	if !n.synced.Load() {
+		return errors.New("the first snapshot is not loaded yet")
+	}
+	if err := n.db.Ping(ctx); err != nil {
+		return fmt.Errorf("the store is not reachable: %w", err)
+	}
+	return nil
+}
+
+// HTTPSAddr, HTTPAddr and APIAddr return the addresses the node listens on.
+func (n *Node) HTTPSAddr() string { return n.httpsLn.Addr().String() }
+func (n *Node) HTTPAddr() string  { return n.httpLn.Addr().String() }
+func (n *Node) APIAddr() string   { return n.apiLn.Addr().String() }
+
+// CA returns the node's internal CA.
+func (n *Node) CA() *ca.CA { return n.ca }
+
+// Platform returns the rules layer, for tools and tests that act as the operator.
+func (n *Node) Platform() *platform.Platform { return n.platform }
+
+// Close stops serving: listeners are closed, open requests get until ctx ends.
+func (n *Node) Close(ctx context.Context) error {
+	var errs []error
+	n.closing.Do(func() {
+		if n.cancel != nil {
+			n.cancel()
+		}
+		if n.apiSrv != nil {
+			errs = append(errs, n.apiSrv.Shutdown(ctx))
+		}
+		if n.edge != nil {
+			errs = append(errs, n.edge.Shutdown(ctx))
+		}
+		if n.demo != nil {
+			errs = append(errs, n.demo.Shutdown(ctx))
+		}
+		for _, ln := range []net.Listener{n.httpsLn, n.httpLn, n.apiLn} {
+			if ln != nil {
+				ln.Close()
+			}
+		}
+		n.wg.Wait()
+		if n.certs != nil {
+			n.certs.Stop()
+		}
+		if n.db != nil {
+			errs = append(errs, n.db.Close())
+		}
+	})
+	return errors.Join(errs...)
+}
+
+func port(a net.Addr) int {
+	_, p, _ := net.SplitHostPort(a.String())
+	v, _ := strconv.Atoi(p)
+	return v
+}
+
+// zapLogger is certmagic's logger: warnings and errors only, on stderr,
+// in the console format. certmagic never logs key material.
+func zapLogger() *zap.Logger {
+	enc := zap.NewDevelopmentEncoderConfig()
+	core := zapcore.NewCore(zapcore.NewConsoleEncoder(enc), zapcore.Lock(os.Stderr), zap.InfoLevel)
+	return zap.New(core).Named("certmagic")
+}

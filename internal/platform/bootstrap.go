@@ -1,0 +1,70 @@
+package platform
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/spine-platform/spine/internal/store"
+)
+
+// DefaultProjectID is the project that `spine up` and a fresh `spine serve`
+// create, and that owns the configured domain.
+const DefaultProjectID = "default"
+
+// Bootstrap makes sure the default project exists and that tokenFile holds a
+// working API token for it, writing a new one (mode 0600) when the file is
+// missing or its token is not known. Every node of a fleet may call it at
+// once: the project is created once, and each node keeps its own token file.
+func (p *Platform) Bootstrap(ctx context.Context, tokenFile string) (store.Project, error) {
+	pr := store.Project{ID: DefaultProjectID, Name: "default", CreatedAt: p.now().UTC()}
+	if err := p.store.CreateProject(ctx, pr); err != nil && !errors.Is(err, store.ErrConflict) {
+		return store.Project{}, fmt.Errorf("creating the default project: %w", err)
+	}
+	if b, err := os.ReadFile(tokenFile); err == nil {
+		if got, err := p.Authenticate(ctx, strings.TrimSpace(string(b))); err == nil && got.ID == DefaultProjectID {
+			return got, nil
+		}
+	}
+	tok, err := p.CreateToken(ctx, DefaultProjectID, "admin")
+	if err != nil {
+		return store.Project{}, fmt.Errorf("creating the admin token: %w", err)
+	}
+	if err := WriteSecretFile(tokenFile, []byte(tok+"\n")); err != nil {
+		return store.Project{}, fmt.Errorf("writing the admin token: %w", err)
+	}
+	return p.store.GetProject(ctx, DefaultProjectID)
+}
+
+// WriteSecretFile writes data to path with mode 0600 (its folder 0700),
+// through a temporary file and a rename so a crash never leaves half a file.
+func WriteSecretFile(path string, data []byte) error {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(dir, ".tmp-"+filepath.Base(path)+"-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	if err := f.Chmod(0o600); err != nil {
+		f.Close()
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), path)
+}

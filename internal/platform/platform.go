@@ -1,0 +1,223 @@
+package platform
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"net/url"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/spine-platform/spine/internal/store"
+)
+
+// Store is what the platform needs from the database. *store.DB implements it.
+type Store interface {
+	CreateProject(ctx context.Context, p store.Project) error
+	GetProject(ctx context.Context, id string) (store.Project, error)
+	ListProjects(ctx context.Context) ([]store.Project, error)
+	CreateToken(ctx context.Context, t store.Token) error
+	ProjectByTokenHash(ctx context.Context, hash string) (store.Project, error)
+
+	CreateDomain(ctx context.Context, d store.Domain) error
+	GetDomain(ctx context.Context, name string) (store.Domain, error)
+	ListDomains(ctx context.Context, projectID string) ([]store.Domain, error)
+	UpdateDomain(ctx context.Context, d store.Domain) error
+	DeleteDomain(ctx context.Context, projectID, name string) error
+
+	CreateService(ctx context.Context, s store.Service) error
+	GetService(ctx context.Context, projectID, name string) (store.Service, error)
+	ListServices(ctx context.Context, projectID string) ([]store.Service, error)
+	DeleteService(ctx context.Context, projectID, name string) error
+
+	GetCertStatus(ctx context.Context, hostname string) (store.CertStatus, error)
+}
+
+// DefaultHSTSMaxAge is the Strict-Transport-Security max-age a new service
+// gets unless it asks otherwise: one year.
+const DefaultHSTSMaxAge = 365 * 24 * 60 * 60
+
+// Platform applies Spine's rules on top of a Store.
+type Platform struct {
+	store Store
+	now   func() time.Time
+
+	// ownAddrs are Spine's own listener addresses (host:port); an upstream
+	// pointing at one of them would make a proxy loop.
+	ownAddrs map[string]bool
+}
+
+// Options configure a Platform.
+type Options struct {
+	// OwnAddrs are Spine's own listening addresses ("127.0.0.1:8443"); upstreams
+	// that point at them are refused. Default: none.
+	OwnAddrs []string
+	// Now returns the current time. Default: time.Now.
+	Now func() time.Time
+}
+
+// New returns a Platform over st.
+func New(st Store, opts Options) *Platform {
+	p := &Platform{store: st, now: opts.Now, ownAddrs: map[string]bool{}}
+	if p.now == nil {
+		p.now = time.Now
+	}
+	for _, a := range opts.OwnAddrs {
+		if h, port, err := net.SplitHostPort(a); err == nil {
+			p.ownAddrs[net.JoinHostPort(strings.ToLower(strings.Trim(h, "[]")), port)] = true
+		}
+	}
+	return p
+}
+
+// newID returns a random identifier with a readable prefix ("svc_3f9a...").
+func newID(prefix string) string {
+	var b [12]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err) // crypto/rand never fails on supported platforms
+	}
+	return prefix + hex.EncodeToString(b[:])
+}
+
+// HashToken returns the form in which a token is stored: hex SHA-256. Tokens
+// carry 256 bits of randomness, so a fast hash is enough (no password stretching).
+func HashToken(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(sum[:])
+}
+
+func newToken() string {
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err)
+	}
+	return "spine_" + base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// CreateProject makes a project and its first API token. The token is
+// returned once and stored only as a hash.
+func (p *Platform) CreateProject(ctx context.Context, name string) (store.Project, string, error) {
+	name = strings.TrimSpace(name)
+	if err := checkName("project name", name); err != nil {
+		return store.Project{}, "", err
+	}
+	pr := store.Project{ID: newID("prj_"), Name: name, CreatedAt: p.now().UTC()}
+	if err := p.store.CreateProject(ctx, pr); err != nil {
+		return store.Project{}, "", fromStore(err, fmt.Sprintf("project %q", name))
+	}
+	tok, err := p.CreateToken(ctx, pr.ID, "initial")
+	if err != nil {
+		return store.Project{}, "", err
+	}
+	return pr, tok, nil
+}
+
+// CreateToken makes a new API token for a project and returns it; only its
+// hash is kept.
+func (p *Platform) CreateToken(ctx context.Context, projectID, name string) (string, error) {
+	tok := newToken()
+	t := store.Token{ID: newID("tok_"), ProjectID: projectID, Name: name, Hash: HashToken(tok), CreatedAt: p.now().UTC()}
+	if err := p.store.CreateToken(ctx, t); err != nil {
+		return "", fromStore(err, "token")
+	}
+	return tok, nil
+}
+
+// Authenticate returns the project a token belongs to.
+func (p *Platform) Authenticate(ctx context.Context, token string) (store.Project, error) {
+	if token == "" {
+		return store.Project{}, &Error{Kind: Unauthorized, Code: "unauthorized", Message: "missing API token: send \"Authorization: Bearer <token>\" (the CLI reads SPINE_TOKEN or <data>/admin.token)"}
+	}
+	pr, err := p.store.ProjectByTokenHash(ctx, HashToken(token))
+	if err != nil {
+		if e := fromStore(err, "token"); e.(*Error).Kind == NotFound {
+			return store.Project{}, &Error{Kind: Unauthorized, Code: "unauthorized", Message: "the API token is not valid: check SPINE_TOKEN or <data>/admin.token"}
+		}
+		return store.Project{}, fromStore(err, "token")
+	}
+	return pr, nil
+}
+
+// checkName checks a short identifier: a DNS label (a-z, 0-9, hyphen, 1-63).
+func checkName(what, name string) error {
+	if name == "" {
+		return invalid("invalid_name", what+" is empty")
+	}
+	if len(name) > 63 {
+		return invalid("invalid_name", fmt.Sprintf("%s %q is %d characters long; the limit is 63", what, name, len(name)))
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') || (c == '-' && (i == 0 || i == len(name)-1)) {
+			return invalid("invalid_name", fmt.Sprintf("%s %q: use lower-case letters, digits and inner hyphens only", what, name))
+		}
+	}
+	return nil
+}
+
+// sortedUnique returns the names sorted with duplicates removed.
+func sortedUnique(names []string) []string {
+	sort.Strings(names)
+	out := names[:0]
+	for i, n := range names {
+		if i == 0 || n != names[i-1] {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// checkUpstream parses and checks an upstream URL.
+func (p *Platform) checkUpstream(raw string) (string, error) {
+	u, err := url.Parse(strings.TrimSpace(raw))
+	if err != nil || u.Host == "" {
+		return "", invalid("invalid_upstream", fmt.Sprintf("upstream %q is not an absolute URL; write it like http://127.0.0.1:9000", raw))
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return "", invalid("invalid_upstream", fmt.Sprintf("upstream %q: scheme %q is not supported; use http:// or https://", raw, u.Scheme))
+	}
+	if u.User != nil {
+		return "", invalid("invalid_upstream", fmt.Sprintf("upstream %q: credentials in the URL are not supported", u.Redacted()))
+	}
+	if u.RawQuery != "" || u.Fragment != "" {
+		return "", invalid("invalid_upstream", fmt.Sprintf("upstream %q: a query or fragment is not allowed", raw))
+	}
+	if p.isOwnAddr(u) {
+		return "", invalid("proxy_loop", fmt.Sprintf("upstream %q points at Spine's own listener; that would make a proxy loop", raw))
+	}
+	u.Scheme = strings.ToLower(u.Scheme)
+	u.Host = strings.ToLower(u.Host)
+	return strings.TrimSuffix(u.String(), "/"), nil
+}
+
+// isOwnAddr reports whether u points at one of Spine's own listeners. A
+// listener on an unspecified address (":443", "0.0.0.0:443") is reached
+// through any loopback name.
+func (p *Platform) isOwnAddr(u *url.URL) bool {
+	port := u.Port()
+	if port == "" {
+		port = map[string]string{"http": "80", "https": "443"}[u.Scheme]
+	}
+	host := strings.ToLower(strings.Trim(u.Hostname(), "[]"))
+	if p.ownAddrs[net.JoinHostPort(host, port)] {
+		return true
+	}
+	loopback := host == "localhost" || strings.HasSuffix(host, ".localhost")
+	if ip := net.ParseIP(host); ip != nil {
+		loopback = ip.IsLoopback() || ip.IsUnspecified()
+	}
+	if !loopback {
+		return false
+	}
+	for _, h := range []string{"", "0.0.0.0", "::", "localhost", "127.0.0.1", "::1"} {
+		if p.ownAddrs[net.JoinHostPort(h, port)] {
+			return true
+		}
+	}
+	return false
+}
