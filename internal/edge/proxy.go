@@ -24,8 +24,10 @@ func (h httpsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writePage(w, r, http.StatusMisdirectedRequest, rt.hsts, misdirectedPage(host))
 		return
 	}
+	// ContentLength 0 means no body in both protocols (HTTP/2 gives even
+	// a bodiless GET a Body value, so r.Body != http.NoBody would not do).
 	var body *limitedBody
-	if r.Body != nil && r.Body != http.NoBody {
+	if r.ContentLength != 0 {
 		if s.cfg.MaxBodyBytes > 0 && r.ContentLength > s.cfg.MaxBodyBytes {
 			writePage(w, r, http.StatusRequestEntityTooLarge, rt.hsts, tooLargePage)
 			return

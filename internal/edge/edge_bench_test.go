@@ -1,0 +1,98 @@
+package edge
+
+import (
+	"context"
+	"crypto/tls"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+)
+
+// Benchmarks for the hot path, end to end over loopback TCP: client → edge
+// (TLS) → upstream. Compare runs with benchstat; the numbers include the
+// client and upstream, which run in the same process.
+
+func benchEdge(b *testing.B) (*harness, *httptest.Server) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "hello from upstream\n")
+	}))
+	b.Cleanup(up.Close)
+	h := startEdge(b, Config{Logger: slog.New(slog.DiscardHandler)},
+		Route{Host: "bench.test", Service: "bench", Upstreams: []string{up.URL}, HSTSMaxAge: 31536000})
+	return h, up
+}
+
+// BenchmarkProxyKeepAlive measures proxied GETs on kept-alive connections.
+func BenchmarkProxyKeepAlive(b *testing.B) {
+	for _, tc := range []struct {
+		name string
+		h2   bool
+	}{{"http1", false}, {"http2", true}} {
+		b.Run(tc.name, func(b *testing.B) {
+			h, _ := benchEdge(b)
+			c := h.client(b, tc.h2)
+			c.Transport.(*http.Transport).MaxIdleConnsPerHost = 1024
+			b.ReportAllocs()
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					resp, err := c.Get("https://bench.test/")
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					if resp.StatusCode != 200 {
+						b.Errorf("status %d", resp.StatusCode)
+						return
+					}
+				}
+			})
+		})
+	}
+}
+
+// BenchmarkHandshake measures full TLS handshakes (no resumption).
+func BenchmarkHandshake(b *testing.B) {
+	h, _ := benchEdge(b)
+	cfg := &tls.Config{ServerName: "bench.test", RootCAs: h.pki.pool, NextProtos: []string{"h2", "http/1.1"}}
+	d := &net.Dialer{Timeout: 10 * time.Second}
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			conn, err := d.DialContext(context.Background(), "tcp", h.tlsAddr)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			tc := tls.Client(conn, cfg.Clone())
+			if err := tc.Handshake(); err != nil {
+				b.Error(err)
+				conn.Close()
+				return
+			}
+			tc.Close()
+		}
+	})
+}
+
+// BenchmarkLookup measures the per-request route lookup.
+func BenchmarkLookup(b *testing.B) {
+	s := New(Config{Logger: slog.New(slog.DiscardHandler), HealthInterval: time.Hour})
+	b.Cleanup(func() { s.Shutdown(context.Background()) })
+	if err := s.SetRoutes([]Route{{Host: "bench.test", Upstreams: []string{"http://127.0.0.1:1"}}}); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if s.table.Load().lookup(normalizeHost("bench.test:443")) == nil {
+			b.Fatal("not found")
+		}
+	}
+}
