@@ -1,0 +1,73 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+)
+
+const certStatusColumns = `hostname, status, issuer, not_before, not_after, error, updated_at`
+
+// PutCertStatus stores s, replacing the status of the same hostname. UpdatedAt defaults to now.
+func (db *DB) PutCertStatus(ctx context.Context, s CertStatus) error {
+	return db.write(ctx, "storing certificate status", false, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO cert_status (`+certStatusColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7)
+			ON CONFLICT (hostname) DO UPDATE SET status = excluded.status, issuer = excluded.issuer,
+				not_before = excluded.not_before, not_after = excluded.not_after,
+				error = excluded.error, updated_at = excluded.updated_at`,
+			s.Hostname, s.Status, s.Issuer, toNanos(s.NotBefore), toNanos(s.NotAfter), s.Error, toNanos(orNow(s.UpdatedAt)))
+		return err
+	})
+}
+
+// GetCertStatus returns the certificate status of hostname, or ErrNotFound.
+func (db *DB) GetCertStatus(ctx context.Context, hostname string) (CertStatus, error) {
+	s, err := scanCertStatus(db.r.QueryRowContext(ctx,
+		`SELECT `+certStatusColumns+` FROM cert_status WHERE hostname = $1`, hostname))
+	if errors.Is(err, sql.ErrNoRows) {
+		return CertStatus{}, notFound("no certificate status for %q", hostname)
+	}
+	if err != nil {
+		return CertStatus{}, db.wrap("reading certificate status", err)
+	}
+	return s, nil
+}
+
+// ListCertStatus returns the status of every hostname, sorted by hostname.
+func (db *DB) ListCertStatus(ctx context.Context) ([]CertStatus, error) {
+	rows, err := db.r.QueryContext(ctx, `SELECT `+certStatusColumns+` FROM cert_status ORDER BY hostname`)
+	if err != nil {
+		return nil, db.wrap("listing certificate status", err)
+	}
+	defer rows.Close()
+	var ss []CertStatus
+	for rows.Next() {
+		s, err := scanCertStatus(rows)
+		if err != nil {
+			return nil, db.wrap("listing certificate status", err)
+		}
+		ss = append(ss, s)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, db.wrap("listing certificate status", err)
+	}
+	return ss, nil
+}
+
+// DeleteCertStatus deletes the status of hostname, or returns ErrNotFound.
+func (db *DB) DeleteCertStatus(ctx context.Context, hostname string) error {
+	return db.write(ctx, "deleting certificate status", false, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM cert_status WHERE hostname = $1`, hostname)
+		return mustAffect(res, err, func() error { return notFound("no certificate status for %q", hostname) })
+	})
+}
+
+func scanCertStatus(row interface{ Scan(...any) error }) (CertStatus, error) {
+	var (
+		s                            CertStatus
+		notBefore, notAfter, updated int64
+	)
+	err := row.Scan(&s.Hostname, &s.Status, &s.Issuer, &notBefore, &notAfter, &s.Error, &updated)
+	s.NotBefore, s.NotAfter, s.UpdatedAt = fromNanos(notBefore), fromNanos(notAfter), fromNanos(updated)
+	return s, err
+}

@@ -1,0 +1,130 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+)
+
+const domainColumns = `name, project_id, status, verify_token, created_at, verified_at, checked_at, check_error`
+
+// CreateDomain stores d. CreatedAt defaults to now. It returns ErrConflict if any
+// project has the name and ErrNotFound if the project does not exist.
+func (db *DB) CreateDomain(ctx context.Context, d Domain) error {
+	return db.write(ctx, "creating domain", true, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO domains (`+domainColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+			d.Name, d.ProjectID, d.Status, d.VerifyToken, toNanos(orNow(d.CreatedAt)),
+			toNanos(d.VerifiedAt), toNanos(d.CheckedAt), d.CheckError)
+		switch {
+		case db.isUnique(err):
+			return conflict("domain %q is already taken", d.Name)
+		case db.isForeignKey(err):
+			return notFound("project %q not found", d.ProjectID)
+		}
+		return err
+	})
+}
+
+// GetDomain returns the domain with the given name, whichever project owns it, or ErrNotFound.
+func (db *DB) GetDomain(ctx context.Context, name string) (Domain, error) {
+	d, err := scanDomain(db.r.QueryRowContext(ctx, `SELECT `+domainColumns+` FROM domains WHERE name = $1`, name))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Domain{}, notFound("domain %q not found", name)
+	}
+	if err != nil {
+		return Domain{}, db.wrap("reading domain", err)
+	}
+	return d, nil
+}
+
+// ListDomains returns the domains of a project, or of all projects if projectID
+// is "", sorted by name.
+func (db *DB) ListDomains(ctx context.Context, projectID string) ([]Domain, error) {
+	rows, err := db.r.QueryContext(ctx,
+		`SELECT `+domainColumns+` FROM domains WHERE project_id = $1 OR $1 = '' ORDER BY name`, projectID)
+	if err != nil {
+		return nil, db.wrap("listing domains", err)
+	}
+	defer rows.Close()
+	var ds []Domain
+	for rows.Next() {
+		d, err := scanDomain(rows)
+		if err != nil {
+			return nil, db.wrap("listing domains", err)
+		}
+		ds = append(ds, d)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, db.wrap("listing domains", err)
+	}
+	return ds, nil
+}
+
+// UpdateDomain sets ProjectID, Status, VerifyToken, VerifiedAt, CheckedAt and
+// CheckError of the domain named d.Name. It returns ErrNotFound if there is no
+// such domain or no such project.
+func (db *DB) UpdateDomain(ctx context.Context, d Domain) error {
+	return db.write(ctx, "updating domain", true, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE domains SET project_id = $2, status = $3, verify_token = $4,
+			verified_at = $5, checked_at = $6, check_error = $7 WHERE name = $1`,
+			d.Name, d.ProjectID, d.Status, d.VerifyToken, toNanos(d.VerifiedAt), toNanos(d.CheckedAt), d.CheckError)
+		if db.isForeignKey(err) {
+			return notFound("project %q not found", d.ProjectID)
+		}
+		return mustAffect(res, err, func() error { return notFound("domain %q not found", d.Name) })
+	})
+}
+
+// DeleteDomain deletes a project's domain. It returns ErrNotFound if the project
+// has no such domain and ErrInUse if a service uses it.
+func (db *DB) DeleteDomain(ctx context.Context, projectID, name string) error {
+	return db.write(ctx, "deleting domain", true, func(tx *sql.Tx) error {
+		var owner string
+		err := tx.QueryRowContext(ctx, `SELECT project_id FROM domains WHERE name = $1`, name).Scan(&owner)
+		if errors.Is(err, sql.ErrNoRows) || (err == nil && owner != projectID) {
+			return notFound("domain %q not found", name)
+		}
+		if err != nil {
+			return err
+		}
+		var service string
+		err = tx.QueryRowContext(ctx,
+			`SELECT name FROM services WHERE domain = $1 ORDER BY name LIMIT 1`, name).Scan(&service)
+		if err == nil {
+			return inUse("domain %q is used by service %q", name, service)
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `DELETE FROM domains WHERE name = $1 AND project_id = $2`, name, projectID)
+		if db.isForeignKey(err) { // a service created since the check above
+			return inUse("domain %q is used by a service", name)
+		}
+		return err
+	})
+}
+
+func scanDomain(row interface{ Scan(...any) error }) (Domain, error) {
+	var (
+		d                          Domain
+		created, verified, checked int64
+	)
+	err := row.Scan(&d.Name, &d.ProjectID, &d.Status, &d.VerifyToken, &created, &verified, &checked, &d.CheckError)
+	d.CreatedAt, d.VerifiedAt, d.CheckedAt = fromNanos(created), fromNanos(verified), fromNanos(checked)
+	return d, err
+}
+
+// mustAffect returns err, or what missing returns if the statement changed no row.
+func mustAffect(res sql.Result, err error, missing func() error) error {
+	if err != nil {
+		return err
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return missing()
+	}
+	return nil
+}

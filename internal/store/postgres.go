@@ -1,0 +1,151 @@
+package store
+
+import (
+	"context"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/stdlib"
+)
+
+// changeChannel is the PostgreSQL notification channel of change notices.
+const changeChannel = "spine_changes"
+
+var postgresDialect = dialect{
+	name:     "postgres",
+	now:      `CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000000000 AS BIGINT)`,
+	notify:   `SELECT pg_notify('` + changeChannel + `', '')`,
+	classify: classifyPostgres,
+}
+
+// Timeouts of the LISTEN connection.
+const (
+	listenConnectTimeout = 10 * time.Second
+	listenIdleCheck      = 30 * time.Second // ping after this long without a notice, to notice a dead peer
+	listenPingTimeout    = 5 * time.Second
+	listenMinBackoff     = 100 * time.Millisecond
+	listenMaxBackoff     = 5 * time.Second
+)
+
+func openPostgres(ctx context.Context, dsn string) (*DB, error) {
+	cfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("store: postgres: %w", err) // pgx redacts the password
+	}
+	if cfg.ConnectTimeout == 0 {
+		cfg.ConnectTimeout = 10 * time.Second
+	}
+	pool := stdlib.OpenDB(*cfg.Copy())
+	pool.SetMaxOpenConns(16)
+	pool.SetMaxIdleConns(4)
+	pool.SetConnMaxIdleTime(5 * time.Minute)
+	if err := pool.PingContext(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("store: postgres: connecting: %w: %w", ErrUnavailable, err)
+	}
+	db := newDB(postgresDialect, pool, pool)
+	db.pgcfg = cfg
+	return db, nil
+}
+
+func classifyPostgres(err error) errClass {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		switch {
+		case pe.Code == "23505":
+			return classUnique
+		case pe.Code == "23503":
+			return classForeignKey
+		case strings.HasPrefix(pe.Code, "08"), // connection exception
+			pe.Code == "57P01", pe.Code == "57P02", pe.Code == "57P03", // shutting down, cannot connect now
+			pe.Code == "53300": // too many connections
+			return classUnavailable
+		}
+		return classOther
+	}
+	var (
+		ce *pgconn.ConnectError
+		ne net.Error
+	)
+	if errors.As(err, &ce) || errors.As(err, &ne) || errors.Is(err, driver.ErrBadConn) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) ||
+		pgconn.Timeout(err) {
+		return classUnavailable
+	}
+	return classOther
+}
+
+// listen holds a LISTEN connection on changeChannel until ctx ends, and
+// reconnects with backoff when it breaks. Watchers are signalled on every notice
+// and after every (re)connect, since notices sent while it was away are lost.
+func (db *DB) listen(ctx context.Context) {
+	defer db.wg.Done()
+	backoff := listenMinBackoff
+	for {
+		connected, _ := db.listenOnce(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		if connected {
+			backoff = listenMinBackoff
+		}
+		wait := backoff/2 + rand.N(backoff/2+1)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		backoff = min(2*backoff, listenMaxBackoff)
+	}
+}
+
+// listenOnce runs one LISTEN connection until it fails. It reports whether it got
+// as far as listening.
+func (db *DB) listenOnce(ctx context.Context) (connected bool, err error) {
+	cctx, cancel := context.WithTimeout(ctx, listenConnectTimeout)
+	conn, err := pgx.ConnectConfig(cctx, db.pgcfg.Copy())
+	cancel()
+	if err != nil {
+		return false, err
+	}
+	defer func() {
+		db.listenPID.Store(0)
+		cctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		conn.Close(cctx)
+	}()
+	if _, err := conn.Exec(ctx, "LISTEN "+changeChannel); err != nil {
+		return false, err
+	}
+	db.listenPID.Store(conn.PgConn().PID())
+	db.broadcast()
+
+	for {
+		wctx, cancel := context.WithTimeout(ctx, listenIdleCheck)
+		_, err := conn.WaitForNotification(wctx)
+		cancel()
+		switch {
+		case err == nil:
+			db.broadcast()
+		case ctx.Err() != nil:
+			return true, ctx.Err()
+		case pgconn.Timeout(err) && !conn.IsClosed():
+			pctx, cancel := context.WithTimeout(ctx, listenPingTimeout)
+			err := conn.Ping(pctx)
+			cancel()
+			if err != nil {
+				return true, err
+			}
+		default:
+			return true, err
+		}
+	}
+}

@@ -1,0 +1,210 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+)
+
+const serviceColumns = `id, project_id, name, domain, upstreams, hsts_max_age, created_at, updated_at`
+
+// CreateService stores s and its hostnames in one transaction. CreatedAt and
+// UpdatedAt default to now. It returns ErrNotFound if the project has no domain
+// s.Domain, and ErrConflict naming the service or the hostname that is taken
+// (hostnames are unique across all projects).
+func (db *DB) CreateService(ctx context.Context, s Service) error {
+	ups, err := encodeUpstreams(s.Upstreams)
+	if err != nil {
+		return err
+	}
+	if err := checkHostnames(s.Hostnames); err != nil {
+		return err
+	}
+	created := orNow(s.CreatedAt)
+	if s.UpdatedAt.IsZero() {
+		s.UpdatedAt = created
+	}
+	return db.write(ctx, "creating service", true, func(tx *sql.Tx) error {
+		var owner string
+		err := tx.QueryRowContext(ctx, `SELECT project_id FROM domains WHERE name = $1`, s.Domain).Scan(&owner)
+		if errors.Is(err, sql.ErrNoRows) || (err == nil && owner != s.ProjectID) {
+			return notFound("domain %q not found", s.Domain)
+		}
+		if err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO services (`+serviceColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+			s.ID, s.ProjectID, s.Name, s.Domain, ups, s.HSTSMaxAge, toNanos(created), toNanos(s.UpdatedAt))
+		switch {
+		case db.isUnique(err):
+			return conflict("service %q already exists", s.Name)
+		case db.isForeignKey(err): // the domain was deleted since the check above
+			return notFound("domain %q not found", s.Domain)
+		case err != nil:
+			return err
+		}
+		return db.insertHostnames(ctx, tx, s.ID, s.Hostnames)
+	})
+}
+
+// GetService returns a project's service, or ErrNotFound.
+func (db *DB) GetService(ctx context.Context, projectID, name string) (Service, error) {
+	ss, err := db.queryServices(ctx, `project_id = $1 AND name = $2`, projectID, name)
+	if err != nil {
+		return Service{}, db.wrap("reading service", err)
+	}
+	if len(ss) == 0 {
+		return Service{}, notFound("service %q not found", name)
+	}
+	return ss[0], nil
+}
+
+// ListServices returns the services of a project, or of all projects if
+// projectID is "", sorted by project ID and name.
+func (db *DB) ListServices(ctx context.Context, projectID string) ([]Service, error) {
+	ss, err := db.queryServices(ctx, `project_id = $1 OR $1 = ''`, projectID)
+	if err != nil {
+		return nil, db.wrap("listing services", err)
+	}
+	return ss, nil
+}
+
+// UpdateService sets Hostnames, Upstreams, HSTSMaxAge and UpdatedAt (default now)
+// of the service s.ProjectID/s.Name in one transaction. It returns ErrNotFound if
+// the project has no such service and ErrConflict naming a hostname that another
+// service has.
+func (db *DB) UpdateService(ctx context.Context, s Service) error {
+	ups, err := encodeUpstreams(s.Upstreams)
+	if err != nil {
+		return err
+	}
+	if err := checkHostnames(s.Hostnames); err != nil {
+		return err
+	}
+	return db.write(ctx, "updating service", true, func(tx *sql.Tx) error {
+		var id string
+		err := tx.QueryRowContext(ctx, `UPDATE services SET upstreams = $3, hsts_max_age = $4, updated_at = $5
+			WHERE project_id = $1 AND name = $2 RETURNING id`,
+			s.ProjectID, s.Name, ups, s.HSTSMaxAge, toNanos(orNow(s.UpdatedAt))).Scan(&id)
+		if errors.Is(err, sql.ErrNoRows) {
+			return notFound("service %q not found", s.Name)
+		}
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM service_hostnames WHERE service_id = $1`, id); err != nil {
+			return err
+		}
+		return db.insertHostnames(ctx, tx, id, s.Hostnames)
+	})
+}
+
+// DeleteService deletes a project's service and its hostnames, or returns ErrNotFound.
+func (db *DB) DeleteService(ctx context.Context, projectID, name string) error {
+	return db.write(ctx, "deleting service", true, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM services WHERE project_id = $1 AND name = $2`, projectID, name)
+		return mustAffect(res, err, func() error { return notFound("service %q not found", name) })
+	})
+}
+
+// insertHostnames inserts one row at a time so that a unique violation names the hostname.
+func (db *DB) insertHostnames(ctx context.Context, tx *sql.Tx, serviceID string, hostnames []string) error {
+	for i, h := range hostnames {
+		_, err := tx.ExecContext(ctx,
+			`INSERT INTO service_hostnames (hostname, service_id, position) VALUES ($1, $2, $3)`, h, serviceID, i)
+		if db.isUnique(err) {
+			return conflict("hostname %q is already taken", h)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// queryServices returns the services matching where (over the services table),
+// with their hostnames, sorted by project ID and name.
+func (db *DB) queryServices(ctx context.Context, where string, args ...any) ([]Service, error) {
+	// One read transaction, so that services and hostnames come from the same snapshot.
+	tx, err := db.r.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true})
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback() //nolint:errcheck // read-only
+
+	rows, err := tx.QueryContext(ctx, `SELECT `+serviceColumns+` FROM services WHERE `+where+` ORDER BY project_id, name`, args...)
+	if err != nil {
+		return nil, err
+	}
+	var (
+		ss   []Service
+		byID = map[string]int{}
+	)
+	for rows.Next() {
+		var (
+			s                Service
+			ups              string
+			created, updated int64
+		)
+		if err := rows.Scan(&s.ID, &s.ProjectID, &s.Name, &s.Domain, &ups, &s.HSTSMaxAge, &created, &updated); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		if err := json.Unmarshal([]byte(ups), &s.Upstreams); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("service %q: upstreams: %w", s.Name, err)
+		}
+		s.CreatedAt, s.UpdatedAt = fromNanos(created), fromNanos(updated)
+		byID[s.ID] = len(ss)
+		ss = append(ss, s)
+	}
+	if err := rows.Close(); err != nil {
+		return nil, err
+	}
+	if len(ss) == 0 {
+		return nil, nil
+	}
+
+	rows, err = tx.QueryContext(ctx, `SELECT h.service_id, h.hostname FROM service_hostnames h
+		JOIN services ON services.id = h.service_id WHERE `+where+` ORDER BY h.service_id, h.position`, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id, h string
+		if err := rows.Scan(&id, &h); err != nil {
+			return nil, err
+		}
+		if i, ok := byID[id]; ok {
+			ss[i].Hostnames = append(ss[i].Hostnames, h)
+		}
+	}
+	return ss, rows.Err()
+}
+
+func encodeUpstreams(ups []string) (string, error) {
+	if ups == nil {
+		ups = []string{}
+	}
+	b, err := json.Marshal(ups)
+	if err != nil {
+		return "", fmt.Errorf("store: encoding upstreams: %w", err)
+	}
+	return string(b), nil
+}
+
+// checkHostnames rejects a list that names a hostname twice; the unique index
+// would report it as taken, which would mislead.
+func checkHostnames(hostnames []string) error {
+	seen := make(map[string]bool, len(hostnames))
+	for _, h := range hostnames {
+		if seen[h] {
+			return conflict("hostname %q is listed twice", h)
+		}
+		seen[h] = true
+	}
+	return nil
+}

@@ -1,0 +1,830 @@
+// Package storetest is the conformance suite that every store back end passes.
+package storetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/spine-platform/spine/internal/store"
+)
+
+// Run runs the suite. open returns a new, empty database; it is called once per
+// subtest and should close the database in t.Cleanup.
+func Run(t *testing.T, open func(t *testing.T) *store.DB) {
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, db *store.DB)
+	}{
+		{"Projects", testProjects},
+		{"Tokens", testTokens},
+		{"Domains", testDomains},
+		{"DomainIsolation", testDomainIsolation},
+		{"Services", testServices},
+		{"ServiceConflicts", testServiceConflicts},
+		{"ServiceIsolation", testServiceIsolation},
+		{"UpdateService", testUpdateService},
+		{"DeleteDomainInUse", testDeleteDomainInUse},
+		{"CertStatus", testCertStatus},
+		{"Revision", testRevision},
+		{"Watch", testWatch},
+		{"KV", testKV},
+		{"KVList", testKVList},
+		{"KVDelete", testKVDelete},
+		{"KVSpecialCharacters", testKVSpecialCharacters},
+		{"Locks", testLocks},
+		{"LockExpiry", testLockExpiry},
+		{"LockContention", testLockContention},
+		{"ConcurrentWriters", testConcurrentWriters},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.fn(t, open(t))
+		})
+	}
+}
+
+var t0 = time.Date(2025, 3, 1, 12, 0, 0, 123456789, time.UTC)
+
+func ctxT(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// wantErr fails unless err is target and its message contains text.
+func wantErr(t *testing.T, err, target error, text string) {
+	t.Helper()
+	if !errors.Is(err, target) {
+		t.Fatalf("error = %v, want %v", err, target)
+	}
+	if !strings.Contains(err.Error(), text) {
+		t.Fatalf("error = %q, want it to contain %q", err, text)
+	}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func project(t *testing.T, db *store.DB, id string) {
+	t.Helper()
+	must(t, db.CreateProject(ctxT(t), store.Project{ID: id, Name: "name-" + id, CreatedAt: t0}))
+}
+
+func domain(t *testing.T, db *store.DB, projectID, name string) {
+	t.Helper()
+	must(t, db.CreateDomain(ctxT(t), store.Domain{Name: name, ProjectID: projectID, Status: store.DomainVerified, VerifyToken: "tok", CreatedAt: t0}))
+}
+
+func service(projectID, name, dom string, hostnames ...string) store.Service {
+	return store.Service{
+		ID: projectID + "-" + name, ProjectID: projectID, Name: name, Domain: dom,
+		Hostnames: hostnames, Upstreams: []string{"http://127.0.0.1:9000"}, HSTSMaxAge: 300,
+		CreatedAt: t0, UpdatedAt: t0,
+	}
+}
+
+func testProjects(t *testing.T, db *store.DB) {
+	ctx := ctxT(t)
+	if k := db.Kind(); k != "sqlite" && k != "postgres" {
+		t.Errorf("Kind() = %q", k)
+	}
+	must(t, db.Ping(ctx))
+	if _, err := db.GetProject(ctx, "p1"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("GetProject on empty db: %v, want ErrNotFound", err)
+	}
+	ps, err := db.ListProjects(ctx)
+	must(t, err)
+	if len(ps) != 0 {
+		t.Fatalf("ListProjects on empty db = %v", ps)
+	}
+	want := store.Project{ID: "p2", Name: "beta", CreatedAt: t0}
+	must(t, db.CreateProject(ctx, want))
+	must(t, db.CreateProject(ctx, store.Project{ID: "p1", Name: "alpha"}))
+
+	got, err := db.GetProject(ctx, "p2")
+	must(t, err)
+	if got.ID != want.ID || got.Name != want.Name || !got.CreatedAt.Equal(want.CreatedAt) {
+		t.Errorf("GetProject = %+v, want %+v", got, want)
+	}
+	p1, err := db.GetProject(ctx, "p1")
+	must(t, err)
+	if p1.CreatedAt.IsZero() {
+		t.Error("CreatedAt was not defaulted to now")
+	}
+
+	wantErr(t, db.CreateProject(ctx, store.Project{ID: "p2", Name: "other"}), store.ErrConflict, "already exists")
+	wantErr(t, db.CreateProject(ctx, store.Project{ID: "p3", Name: "beta"}), store.ErrConflict, `project "beta"`)
+
+	ps, err = db.ListProjects(ctx)
+	must(t, err)
+	if len(ps) != 2 || ps[0].ID != "p1" || ps[1].ID != "p2" {
+		t.Errorf("ListProjects = %+v, want p1, p2", ps)
+	}
+}
+
+func testTokens(t *testing.T, db *store.DB) {
+	ctx := ctxT(t)
+	project(t, db, "p1")
+	project(t, db, "p2")
+	must(t, db.CreateToken(ctx, store.Token{ID: "t1", ProjectID: "p1", Name: "ci", Hash: "h1"}))
+	must(t, db.CreateToken(ctx, store.Token{ID: "t2", ProjectID: "p2", Name: "ci", Hash: "h2"}))
+
+	p, err := db.ProjectByTokenHash(ctx, "h2")
+	must(t, err)
+	if p.ID != "p2" || p.Name != "name-p2" {
+		t.Errorf("ProjectByTokenHash(h2) = %+v, want p2", p)
+	}
+	_, err = db.ProjectByTokenHash(ctx, "nope")
+	wantErr(t, err, store.ErrNotFound, "token")
+
+	err = db.CreateToken(ctx, store.Token{ID: "t3", ProjectID: "p1", Name: "dup", Hash: "h1"})
+	wantErr(t, err, store.ErrConflict, "token")
+	if strings.Contains(err.Error(), "h1") {
+		t.Errorf("error %q shows the token hash", err)
+	}
+	wantErr(t, db.CreateToken(ctx, store.Token{ID: "t4", ProjectID: "ghost", Name: "x", Hash: "h4"}), store.ErrNotFound, `project "ghost"`)
+}
+
+func testDomains(t *testing.T, db *store.DB) {
+	ctx := ctxT(t)
+	project(t, db, "p1")
+	project(t, db, "p2")
+	want := store.Domain{Name: "example.com", ProjectID: "p1", Status: store.DomainPending, VerifyToken: "v1", CreatedAt: t0}
+	must(t, db.CreateDomain(ctx, want))
+	domain(t, db, "p2", "b.example")
+	domain(t, db, "p1", "a.example")
+
+	got, err := db.GetDomain(ctx, "example.com")
+	must(t, err)
+	if got.Name != want.Name || got.ProjectID != "p1" || got.Status != store.DomainPending || got.VerifyToken != "v1" ||
+		!got.CreatedAt.Equal(t0) || !got.VerifiedAt.IsZero() || !got.CheckedAt.IsZero() || got.CheckError != "" {
+		t.Errorf("GetDomain = %+v, want %+v", got, want)
+	}
+	_, err = db.GetDomain(ctx, "missing.example")
+	wantErr(t, err, store.ErrNotFound, `domain "missing.example" not found`)
+
+	// Taken by another project, and by the same one.
+	wantErr(t, db.CreateDomain(ctx, store.Domain{Name: "example.com", ProjectID: "p2", Status: store.DomainPending}),
+		store.ErrConflict, `domain "example.com" is already taken`)
+	wantErr(t, db.CreateDomain(ctx, store.Domain{Name: "a.example", ProjectID: "p1", Status: store.DomainPending}),
+		store.ErrConflict, `"a.example"`)
+	wantErr(t, db.CreateDomain(ctx, store.Domain{Name: "x.example", ProjectID: "ghost"}), store.ErrNotFound, `project "ghost"`)
+
+	names := func(ds []store.Domain) (out []string) {
+		for _, d := range ds {
+			out = append(out, d.Name)
+		}
+		return out
+	}
+	all, err := db.ListDomains(ctx, "")
+	must(t, err)
+	if got, want := names(all), []string{"a.example", "b.example", "example.com"}; !slices.Equal(got, want) {
+		t.Errorf("ListDomains(all) = %v, want %v", got, want)
+	}
+	p1, err := db.ListDomains(ctx, "p1")
+	must(t, err)
+	if got, want := names(p1), []string{"a.example", "example.com"}; !slices.Equal(got, want) {
+		t.Errorf("ListDomains(p1) = %v, want %v", got, want)
+	}
+	none, err := db.ListDomains(ctx, "p3")
+	must(t, err)
+	if len(none) != 0 {
+		t.Errorf("ListDomains(p3) = %v, want none", none)
+	}
+
+	verified := t0.Add(time.Hour)
+	upd := store.Domain{Name: "example.com", ProjectID: "p1", Status: store.DomainVerified, VerifyToken: "v2",
+		VerifiedAt: verified, CheckedAt: verified, CheckError: "", CreatedAt: time.Now()}
+	must(t, db.UpdateDomain(ctx, upd))
+	got, err = db.GetDomain(ctx, "example.com")
+	must(t, err)
+	if got.Status != store.DomainVerified || got.VerifyToken != "v2" || !got.VerifiedAt.Equal(verified) ||
+		!got.CheckedAt.Equal(verified) || !got.CreatedAt.Equal(t0) {
+		t.Errorf("after UpdateDomain: %+v", got)
+	}
+	upd.CheckError, upd.Status = "TXT record not found", store.DomainPending
+	must(t, db.UpdateDomain(ctx, upd))
+	got, err = db.GetDomain(ctx, "example.com")
+	must(t, err)
+	if got.CheckError != "TXT record not found" || got.Status != store.DomainPending {
+		t.Errorf("after UpdateDomain: %+v", got)
+	}
+	// Moving a domain to another project.
+	upd.ProjectID = "p2"
+	must(t, db.UpdateDomain(ctx, upd))
+	got, err = db.GetDomain(ctx, "example.com")
+	must(t, err)
+	if got.ProjectID != "p2" {
+		t.Errorf("ProjectID after move = %q, want p2", got.ProjectID)
+	}
+	upd.ProjectID = "ghost"
+	wantErr(t, db.UpdateDomain(ctx, upd), store.ErrNotFound, `project "ghost"`)
+	wantErr(t, db.UpdateDomain(ctx, store.Domain{Name: "missing.example", ProjectID: "p1"}), store.ErrNotFound, "missing.example")
+
+	must(t, db.DeleteDomain(ctx, "p1", "a.example"))
+	_, err = db.GetDomain(ctx, "a.example")
+	wantErr(t, err, store.ErrNotFound, "a.example")
+	wantErr(t, db.DeleteDomain(ctx, "p1", "a.example"), store.ErrNotFound, "a.example")
+	// The name is free again, for any project.
+	domain(t, db, "p2", "a.example")
+}
+
+func testDomainIsolation(t *testing.T, db *store.DB) {
+	ctx := ctxT(t)
+	project(t, db, "p1")
+	project(t, db, "p2")
+	domain(t, db, "p1", "example.com")
+	wantErr(t, db.DeleteDomain(ctx, "p2", "example.com"), store.ErrNotFound, `domain "example.com" not found`)
+	if _, err := db.GetDomain(ctx, "example.com"); err != nil {
+		t.Fatalf("domain gone after another project's delete: %v", err)
+	}
+}
+
+func testServices(t *testing.T, db *store.DB) {
+	ctx := ctxT(t)
+	project(t, db, "p1")
+	project(t, db, "p2")
+	domain(t, db, "p1", "example.com")
+	domain(t, db, "p2", "other.example")
+
+	want := service("p1", "web", "example.com", "web.example.com", "www.example.com", "alias.example.com")
+	want.Upstreams = []string{"http://10.0.0.1:80", "https://10.0.0.2:443"}
+	must(t, db.CreateService(ctx, want))
+	must(t, db.CreateService(ctx, service("p1", "api", "example.com", "api.example.com")))
+	must(t, db.CreateService(ctx, service("p2", "api", "other.example", "api.other.example")))
+	noUp := service("p2", "empty", "other.example", "empty.other.example")
+	noUp.Upstreams, noUp.CreatedAt, noUp.UpdatedAt = nil, time.Time{}, time.Time{}
+	must(t, db.CreateService(ctx, noUp))
+
+	got, err := db.GetService(ctx, "p1", "web")
+	must(t, err)
+	if got.ID != want.ID || got.ProjectID != "p1" || got.Name != "web" || got.Domain != "example.com" ||
+		!slices.Equal(got.Hostnames, want.Hostnames) || !slices.Equal(got.Upstreams, want.Upstreams) ||
+		got.HSTSMaxAge != 300 || !got.CreatedAt.Equal(t0) || !got.UpdatedAt.Equal(t0) {
+		t.Errorf("GetService = %+v\nwant %+v", got, want)
+	}
+	e, err := db.GetService(ctx, "p2", "empty")
+	must(t, err)
+	if len(e.Upstreams) != 0 || e.CreatedAt.IsZero() || e.UpdatedAt.IsZero() {
+		t.Errorf("service without upstreams or times = %+v", e)
+	}
+
+	list := func(projectID string) (out []string) {
+		t.Helper()
+		ss, err := db.ListServices(ctx, projectID)
+		must(t, err)
+		for _, s := range ss {
+			out = append(out, s.ProjectID+"/"+s.Name+"="+strings.Join(s.Hostnames, ","))
+		}
+		return out
+	}
+	if got, want := list(""), []string{
+		"p1/api=api.example.com",
+		"p1/web=web.example.com,www.example.com,alias.example.com",
+		"p2/api=api.other.example",
+		"p2/empty=empty.other.example",
+	}; !slices.Equal(got, want) {
+		t.Errorf("ListServices(all) =\n%v\nwant\n%v", got, want)
+	}
+	if got, want := list("p2"), []string{"p2/api=api.other.example", "p2/empty=empty.other.example"}; !slices.Equal(got, want) {
+		t.Errorf("ListServices(p2) = %v, want %v", got, want)
+	}
+	if got := list("p3"); len(got) != 0 {
+		t.Errorf("ListServices(p3) = %v, want none", got)
+	}
+
+	must(t, db.DeleteService(ctx, "p1", "web"))
+	_, err = db.GetService(ctx, "p1", "web")
+	wantErr(t, err, store.ErrNotFound, `service "web" not found`)
+	wantErr(t, db.DeleteService(ctx, "p1", "web"), store.ErrNotFound, "web")
+	// Its hostnames are free again.
+	must(t, db.CreateService(ctx, service("p1", "site", "example.com", "www.example.com", "web.example.com")))
+}
+
+func testServiceConflicts(t *testing.T, db *store.DB) {
+	ctx := ctxT(t)
+	project(t, db, "p1")
+	project(t, db, "p2")
+	domain(t, db, "p1", "example.com")
+	domain(t, db, "p2", "localhost")
+	must(t, db.CreateService(ctx, service("p2", "api", "localhost", "api.localhost")))
+	rev, err := db.Revision(ctx)
+	must(t, err)
+
+	// A hostname another project's service has.
+	s := service("p1", "web", "example.com", "web.example.com", "api.localhost")
+	wantErr(t, db.CreateService(ctx, s), store.ErrConflict, `hostname "api.localhost" is already taken`)
+	// Nothing of the failed service stays behind.
+	if _, err := db.GetService(ctx, "p1", "web"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("half-created service: %v", err)
+	}
+	must(t, db.CreateService(ctx, service("p1", "web", "example.com", "web.example.com")))
+	if r, _ := db.Revision(ctx); r != rev+1 {
+		t.Errorf("revision = %d, want %d (one successful write)", r, rev+1)
+	}
+
+	// The same name in the same project; the same name in another project is fine.
+	wantErr(t, db.CreateService(ctx, service("p1", "web", "example.com", "web2.example.com")), store.ErrConflict, `service "web" already exists`)
+	other := service("p2", "web", "localhost", "web.localhost")
+	must(t, db.CreateService(ctx, other))
+
+	wantErr(t, db.CreateService(ctx, service("p1", "dup", "example.com", "dup.example.com", "dup.example.com")),
+		store.ErrConflict, `hostname "dup.example.com"`)
+	wantErr(t, db.CreateService(ctx, service("p1", "x", "missing.example", "x.missing.example")), store.ErrNotFound, `domain "missing.example"`)
+	// Another project's domain is not found either.
+	wantErr(t, db.CreateService(ctx, service("p1", "y", "localhost", "y.localhost")), store.ErrNotFound, `domain "localhost"`)
+}
+
+func testServiceIsolation(t *testing.T, db *store.DB) {
+	ctx := ctxT(t)
+	project(t, db, "p1")
+	project(t, db, "p2")
+	domain(t, db, "p1", "example.com")
+	must(t, db.CreateService(ctx, service("p1", "web", "example.com", "web.example.com")))
+
+	_, err := db.GetService(ctx, "p2", "web")
+	wantErr(t, err, store.ErrNotFound, "web")
+	wantErr(t, db.DeleteService(ctx, "p2", "web"), store.ErrNotFound, "web")
+	s := service("p2", "web", "example.com", "evil.example.com")
+	wantErr(t, db.UpdateService(ctx, s), store.ErrNotFound, "web")
+	got, err := db.GetService(ctx, "p1", "web")
+	must(t, err)
+	if !slices.Equal(got.Hostnames, []string{"web.example.com"}) {
+		t.Errorf("another project changed the service: %+v", got)
+	}
+}
+
+func testUpdateService(t *testing.T, db *store.DB) {
+	ctx := ctxT(t)
+	project(t, db, "p1")
+	project(t, db, "p2")
+	domain(t, db, "p1", "example.com")
+	domain(t, db, "p2", "other.example")
+	must(t, db.CreateService(ctx, service("p1", "web", "example.com", "web.example.com", "old.example.com")))
+	must(t, db.CreateService(ctx, service("p2", "api", "other.example", "api.other.example")))
+
+	upd := store.Service{ProjectID: "p1", Name: "web", Hostnames: []string{"web.example.com", "new.example.com"},
+		Upstreams: []string{"http://10.0.0.9:8080"}, HSTSMaxAge: 0, UpdatedAt: t0.Add(time.Minute)}
+	must(t, db.UpdateService(ctx, upd))
+	got, err := db.GetService(ctx, "p1", "web")
+	must(t, err)
+	if !slices.Equal(got.Hostnames, upd.Hostnames) || !slices.Equal(got.Upstreams, upd.Upstreams) ||
+		got.HSTSMaxAge != 0 || !got.UpdatedAt.Equal(upd.UpdatedAt) || !got.CreatedAt.Equal(t0) ||
+		got.Domain != "example.com" || got.ID != "p1-web" {
+		t.Errorf("after UpdateService: %+v", got)
+	}
+	// The dropped hostname is free for anyone.
+	must(t, db.CreateService(ctx, service("p2", "old", "other.example", "old.example.com")))
+
+	// Taking another service's hostname changes nothing.
+	bad := upd
+	bad.Hostnames = []string{"web.example.com", "api.other.example"}
+	bad.Upstreams = []string{"http://10.9.9.9"}
+	wantErr(t, db.UpdateService(ctx, bad), store.ErrConflict, `hostname "api.other.example" is already taken`)
+	got, err = db.GetService(ctx, "p1", "web")
+	must(t, err)
+	if !slices.Equal(got.Hostnames, upd.Hostnames) || !slices.Equal(got.Upstreams, upd.Upstreams) {
+		t.Errorf("failed update left %+v", got)
+	}
+	wantErr(t, db.UpdateService(ctx, store.Service{ProjectID: "p1", Name: "nope"}), store.ErrNotFound, `service "nope"`)
+}
+
+func testDeleteDomainInUse(t *testing.T, db *store.DB) {
+	ctx := ctxT(t)
+	project(t, db, "p1")
+	domain(t, db, "p1", "example.com")
+	must(t, db.CreateService(ctx, service("p1", "web", "example.com", "web.example.com")))
+	rev, err := db.Revision(ctx)
+	must(t, err)
+	wantErr(t, db.DeleteDomain(ctx, "p1", "example.com"), store.ErrInUse, `service "web"`)
+	if _, err := db.GetDomain(ctx, "example.com"); err != nil {
+		t.Fatalf("domain in use was deleted: %v", err)
+	}
+	if r, _ := db.Revision(ctx); r != rev {
+		t.Errorf("a failed delete bumped the revision: %d -> %d", rev, r)
+	}
+	must(t, db.DeleteService(ctx, "p1", "web"))
+	must(t, db.DeleteDomain(ctx, "p1", "example.com"))
+}
+
+func testCertStatus(t *testing.T, db *store.DB) {
+	ctx := ctxT(t)
+	_, err := db.GetCertStatus(ctx, "a.example")
+	wantErr(t, err, store.ErrNotFound, "a.example")
+	want := store.CertStatus{Hostname: "b.example", Status: store.CertActive, Issuer: "Spine Internal CA",
+		NotBefore: t0, NotAfter: t0.Add(24 * time.Hour), UpdatedAt: t0}
+	must(t, db.PutCertStatus(ctx, want))
+	must(t, db.PutCertStatus(ctx, store.CertStatus{Hostname: "a.example", Status: store.CertIssuing}))
+	got, err := db.GetCertStatus(ctx, "b.example")
+	must(t, err)
+	if got.Status != want.Status || got.Issuer != want.Issuer || !got.NotBefore.Equal(want.NotBefore) ||
+		!got.NotAfter.Equal(want.NotAfter) || !got.UpdatedAt.Equal(t0) || got.Error != "" {
+		t.Errorf("GetCertStatus = %+v, want %+v", got, want)
+	}
+	// Upsert replaces every field.
+	must(t, db.PutCertStatus(ctx, store.CertStatus{Hostname: "b.example", Status: store.CertFailed, Error: "rate limited"}))
+	got, err = db.GetCertStatus(ctx, "b.example")
+	must(t, err)
+	if got.Status != store.CertFailed || got.Error != "rate limited" || got.Issuer != "" || !got.NotAfter.IsZero() || got.UpdatedAt.IsZero() {
+		t.Errorf("after upsert: %+v", got)
+	}
+	all, err := db.ListCertStatus(ctx)
+	must(t, err)
+	if len(all) != 2 || all[0].Hostname != "a.example" || all[1].Hostname != "b.example" {
+		t.Errorf("ListCertStatus = %+v", all)
+	}
+	must(t, db.DeleteCertStatus(ctx, "a.example"))
+	wantErr(t, db.DeleteCertStatus(ctx, "a.example"), store.ErrNotFound, "a.example")
+	all, err = db.ListCertStatus(ctx)
+	must(t, err)
+	if len(all) != 1 {
+		t.Errorf("ListCertStatus after delete = %+v", all)
+	}
+}
+
+func testRevision(t *testing.T, db *store.DB) {
+	ctx := ctxT(t)
+	rev, err := db.Revision(ctx)
+	must(t, err)
+	step := func(what string, bumps bool, err error) {
+		t.Helper()
+		r, rerr := db.Revision(ctx)
+		must(t, rerr)
+		want := rev
+		if bumps {
+			want++
+		}
+		if r != want {
+			t.Errorf("%s (err %v): revision %d, want %d", what, err, r, want)
+		}
+		rev = r
+	}
+	step("CreateProject", true, db.CreateProject(ctx, store.Project{ID: "p1", Name: "one"}))
+	step("CreateProject conflict", false, db.CreateProject(ctx, store.Project{ID: "p1", Name: "one"}))
+	step("CreateDomain", true, db.CreateDomain(ctx, store.Domain{Name: "example.com", ProjectID: "p1"}))
+	step("UpdateDomain", true, db.UpdateDomain(ctx, store.Domain{Name: "example.com", ProjectID: "p1", Status: store.DomainVerified}))
+	step("CreateService", true, db.CreateService(ctx, service("p1", "web", "example.com", "web.example.com")))
+	step("UpdateService", true, db.UpdateService(ctx, service("p1", "web", "example.com", "w.example.com")))
+	step("DeleteService", true, db.DeleteService(ctx, "p1", "web"))
+	step("DeleteDomain", true, db.DeleteDomain(ctx, "p1", "example.com"))
+	step("DeleteDomain missing", false, db.DeleteDomain(ctx, "p1", "example.com"))
+	step("PutKey", false, db.PutKey(ctx, "k", []byte("v")))
+	step("PutCertStatus", false, db.PutCertStatus(ctx, store.CertStatus{Hostname: "x", Status: store.CertPending}))
+}
+
+func testWatch(t *testing.T, db *store.DB) {
+	ctx, cancel := context.WithCancel(ctxT(t))
+	ch := db.Watch(ctx)
+	if cap(ch) != 1 {
+		t.Errorf("Watch channel capacity = %d, want 1", cap(ch))
+	}
+	other := db.Watch(ctxT(t)) // never read: must not hold up writers
+	_ = other
+
+	for i := range 3 {
+		drain(ch)
+		project(t, db, fmt.Sprint("p", i))
+		waitSignal(t, ch, "after CreateProject")
+	}
+	// Many writes while nobody reads: the writers do not block, one signal waits.
+	for i := range 20 {
+		project(t, db, fmt.Sprint("q", i))
+	}
+	waitSignal(t, ch, "after a burst of writes")
+
+	cancel()
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case _, ok := <-ch:
+			if !ok {
+				return
+			}
+		case <-deadline:
+			t.Fatal("Watch channel not closed after its context ended")
+		}
+	}
+}
+
+func drain(ch <-chan struct{}) {
+	for {
+		select {
+		case <-ch:
+		default:
+			return
+		}
+	}
+}
+
+func waitSignal(t *testing.T, ch <-chan struct{}, what string) {
+	t.Helper()
+	select {
+	case _, ok := <-ch:
+		if !ok {
+			t.Fatalf("%s: Watch channel closed", what)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("%s: no Watch signal", what)
+	}
+}
+
+func testKV(t *testing.T, db *store.DB) {
+	ctx := ctxT(t)
+	_, err := db.GetKey(ctx, "certificates/a.crt")
+	wantErr(t, err, store.ErrNotFound, "certificates/a.crt")
+	_, err = db.StatKey(ctx, "certificates/a.crt")
+	wantErr(t, err, store.ErrNotFound, "certificates/a.crt")
+
+	before := time.Now().Add(-time.Second)
+	must(t, db.PutKey(ctx, "certificates/a.crt", []byte("one")))
+	must(t, db.PutKey(ctx, "certificates/a.crt", []byte("two-2")))
+	v, err := db.GetKey(ctx, "certificates/a.crt")
+	must(t, err)
+	if string(v) != "two-2" {
+		t.Errorf("GetKey = %q, want two-2", v)
+	}
+	bin := []byte{0, 1, 2, 0xff, 0xfe, 0}
+	must(t, db.PutKey(ctx, "bin", bin))
+	v, err = db.GetKey(ctx, "bin")
+	must(t, err)
+	if !slices.Equal(v, bin) {
+		t.Errorf("binary value = %v, want %v", v, bin)
+	}
+	must(t, db.PutKey(ctx, "empty", nil))
+	v, err = db.GetKey(ctx, "empty")
+	must(t, err)
+	if v == nil || len(v) != 0 {
+		t.Errorf("empty value = %#v, want []byte{}", v)
+	}
+
+	info, err := db.StatKey(ctx, "certificates/a.crt")
+	must(t, err)
+	if info.Key != "certificates/a.crt" || !info.IsTerminal || info.Size != 5 ||
+		info.Modified.Before(before) || info.Modified.After(time.Now().Add(time.Second)) {
+		t.Errorf("StatKey(file) = %+v", info)
+	}
+	info, err = db.StatKey(ctx, "certificates")
+	must(t, err)
+	if info.IsTerminal || info.Key != "certificates" || info.Modified.IsZero() {
+		t.Errorf("StatKey(dir) = %+v, want a directory", info)
+	}
+	_, err = db.StatKey(ctx, "certif")
+	wantErr(t, err, store.ErrNotFound, "certif")
+
+	for _, bad := range []string{"", "/abs", "dir/"} {
+		if err := db.PutKey(ctx, bad, []byte("x")); err == nil {
+			t.Errorf("PutKey(%q) succeeded", bad)
+		}
+	}
+}
+
+func testKVList(t *testing.T, db *store.DB) {
+	ctx := ctxT(t)
+	for _, k := range []string{
+		"acme/ca1/users/u.json",
+		"acme/ca1/sites/a.example/a.example.crt",
+		"acme/ca1/sites/a.example/a.example.key",
+		"acme/ca1/sites/b.example/b.example.crt",
+		"acme/ca1/sites/b.example.old", // sorts between b.example/ entries in byte order
+		"acme/ca2/x",
+		"acme/top",
+		"acmez/other",
+		"root",
+	} {
+		must(t, db.PutKey(ctx, k, []byte(k)))
+	}
+	tests := []struct {
+		prefix    string
+		recursive bool
+		want      []string
+	}{
+		{"", false, []string{"acme", "acmez", "root"}},
+		{"acme", false, []string{"acme/ca1", "acme/ca2", "acme/top"}},
+		{"acme/", false, []string{"acme/ca1", "acme/ca2", "acme/top"}},
+		{"acme/ca1/sites", false, []string{"acme/ca1/sites/a.example", "acme/ca1/sites/b.example", "acme/ca1/sites/b.example.old"}},
+		{"acme/ca1/sites", true, []string{
+			"acme/ca1/sites/a.example/a.example.crt", "acme/ca1/sites/a.example/a.example.key",
+			"acme/ca1/sites/b.example.old", "acme/ca1/sites/b.example/b.example.crt"}},
+		{"acme", true, []string{
+			"acme/ca1/sites/a.example/a.example.crt", "acme/ca1/sites/a.example/a.example.key",
+			"acme/ca1/sites/b.example.old", "acme/ca1/sites/b.example/b.example.crt",
+			"acme/ca1/users/u.json", "acme/ca2/x", "acme/top"}},
+		{"", true, []string{
+			"acme/ca1/sites/a.example/a.example.crt", "acme/ca1/sites/a.example/a.example.key",
+			"acme/ca1/sites/b.example.old", "acme/ca1/sites/b.example/b.example.crt",
+			"acme/ca1/users/u.json", "acme/ca2/x", "acme/top", "acmez/other", "root"}},
+	}
+	for _, tt := range tests {
+		got, err := db.ListKeys(ctx, tt.prefix, tt.recursive)
+		must(t, err)
+		if !slices.Equal(got, tt.want) {
+			t.Errorf("ListKeys(%q, %v) =\n%q\nwant\n%q", tt.prefix, tt.recursive, got, tt.want)
+		}
+	}
+	for _, missing := range []string{"acm", "nothing", "root"} { // "root" is a key, not a directory
+		_, err := db.ListKeys(ctx, missing, false)
+		wantErr(t, err, store.ErrNotFound, missing)
+	}
+}
+
+func testKVDelete(t *testing.T, db *store.DB) {
+	ctx := ctxT(t)
+	for _, k := range []string{"a/b", "a/b/c", "a/b/d/e", "a/bc", "a/b.x", "ab"} {
+		must(t, db.PutKey(ctx, k, []byte("v")))
+	}
+	must(t, db.DeleteKey(ctx, "a/b"))
+	got, err := db.ListKeys(ctx, "", true)
+	must(t, err)
+	if want := []string{"a/b.x", "a/bc", "ab"}; !slices.Equal(got, want) {
+		t.Errorf("after DeleteKey(a/b): %q, want %q", got, want)
+	}
+	wantErr(t, db.DeleteKey(ctx, "a/b"), store.ErrNotFound, "a/b")
+	// A directory alone.
+	must(t, db.PutKey(ctx, "d/x/1", nil))
+	must(t, db.PutKey(ctx, "d/x/2", nil))
+	must(t, db.DeleteKey(ctx, "d"))
+	if _, err := db.StatKey(ctx, "d"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("StatKey(d) after delete: %v, want ErrNotFound", err)
+	}
+}
+
+func testKVSpecialCharacters(t *testing.T, db *store.DB) {
+	ctx := ctxT(t)
+	for _, k := range []string{"p%/x", "pq/y", "p_/z", "P%/w", `p\/v`, "ünï/cödé"} {
+		must(t, db.PutKey(ctx, k, []byte(k)))
+	}
+	for prefix, want := range map[string][]string{
+		"p%":  {"p%/x"},
+		"p_":  {"p_/z"},
+		"P%":  {"P%/w"},
+		`p\`:  {`p\/v`},
+		"ünï": {"ünï/cödé"},
+	} {
+		got, err := db.ListKeys(ctx, prefix, true)
+		must(t, err)
+		if !slices.Equal(got, want) {
+			t.Errorf("ListKeys(%q) = %q, want %q", prefix, got, want)
+		}
+	}
+	must(t, db.DeleteKey(ctx, "p%"))
+	got, err := db.ListKeys(ctx, "", false)
+	must(t, err)
+	if want := []string{"P%", `p\`, "p_", "pq", "ünï"}; !slices.Equal(got, want) {
+		t.Errorf("after DeleteKey(p%%): %q, want %q", got, want)
+	}
+}
+
+func testLocks(t *testing.T, db *store.DB) {
+	ctx := ctxT(t)
+	try := func(name, owner string, want bool) {
+		t.Helper()
+		ok, err := db.TryLock(ctx, name, owner, time.Minute)
+		must(t, err)
+		if ok != want {
+			t.Fatalf("TryLock(%s, %s) = %v, want %v", name, owner, ok, want)
+		}
+	}
+	try("issue/a", "node1", true)
+	try("issue/a", "node2", false)
+	try("issue/a", "node1", true) // extends its own
+	try("issue/b", "node2", true) // another name is independent
+
+	wantErr(t, db.Unlock(ctx, "issue/a", "node2"), store.ErrNotFound, "issue/a")
+	try("issue/a", "node2", false) // still node1's
+	must(t, db.Unlock(ctx, "issue/a", "node1"))
+	try("issue/a", "node2", true)
+	wantErr(t, db.Unlock(ctx, "issue/a", "node1"), store.ErrNotFound, "issue/a")
+
+	if _, err := db.TryLock(ctx, "x", "o", 0); err == nil {
+		t.Error("TryLock with ttl 0 succeeded")
+	}
+}
+
+func testLockExpiry(t *testing.T, db *store.DB) {
+	ctx := ctxT(t)
+	ok, err := db.TryLock(ctx, "l", "old", 200*time.Millisecond)
+	must(t, err)
+	if !ok {
+		t.Fatal("first TryLock failed")
+	}
+	// The holder extends its lease past the original expiry.
+	time.Sleep(100 * time.Millisecond)
+	ok, err = db.TryLock(ctx, "l", "old", 2*time.Second)
+	must(t, err)
+	if !ok {
+		t.Fatal("holder could not extend its lease")
+	}
+	time.Sleep(300 * time.Millisecond)
+	ok, err = db.TryLock(ctx, "l", "new", time.Minute)
+	must(t, err)
+	if ok {
+		t.Fatal("lock taken while its extended lease ran")
+	}
+
+	ok, err = db.TryLock(ctx, "m", "old", 100*time.Millisecond)
+	must(t, err)
+	if !ok {
+		t.Fatal("TryLock(m) failed")
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ok, err = db.TryLock(ctx, "m", "new", time.Minute)
+		must(t, err)
+		if ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("expired lock never taken over")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// The old owner lost it: it can neither extend nor release it.
+	ok, err = db.TryLock(ctx, "m", "old", time.Minute)
+	must(t, err)
+	if ok {
+		t.Error("old owner took back a lock another owner holds")
+	}
+	wantErr(t, db.Unlock(ctx, "m", "old"), store.ErrNotFound, "m")
+}
+
+func testLockContention(t *testing.T, db *store.DB) {
+	ctx := ctxT(t)
+	const n = 16
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		wins []int
+	)
+	for i := range n {
+		wg.Go(func() {
+			ok, err := db.TryLock(ctx, "contended", fmt.Sprint("owner", i), time.Minute)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			if ok {
+				mu.Lock()
+				wins = append(wins, i)
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if len(wins) != 1 {
+		t.Errorf("%d owners took the lock (%v), want exactly 1", len(wins), wins)
+	}
+}
+
+func testConcurrentWriters(t *testing.T, db *store.DB) {
+	ctx := ctxT(t)
+	project(t, db, "p")
+	rev, err := db.Revision(ctx)
+	must(t, err)
+	const n = 24
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			d := fmt.Sprintf("d%d.example", i)
+			if err := db.CreateDomain(ctx, store.Domain{Name: d, ProjectID: "p", Status: store.DomainVerified}); err != nil {
+				t.Error(err)
+				return
+			}
+			// Every writer also tries to take the same hostname: exactly one wins.
+			s := service("p", fmt.Sprint("s", i), d, "web."+d, "shared.example")
+			err := db.CreateService(ctx, s)
+			if err != nil && !errors.Is(err, store.ErrConflict) {
+				t.Error(err)
+			}
+			if err := db.PutKey(ctx, fmt.Sprintf("k/%d", i), []byte("v")); err != nil {
+				t.Error(err)
+			}
+			if _, err := db.ListServices(ctx, ""); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	ss, err := db.ListServices(ctx, "p")
+	must(t, err)
+	if len(ss) != 1 {
+		t.Errorf("%d services took the shared hostname, want 1", len(ss))
+	}
+	keys, err := db.ListKeys(ctx, "k", false)
+	must(t, err)
+	if len(keys) != n {
+		t.Errorf("%d keys, want %d", len(keys), n)
+	}
+	if r, _ := db.Revision(ctx); r != rev+n+1 {
+		t.Errorf("revision = %d, want %d (%d domains + 1 service)", r, rev+n+1, n)
+	}
+}
