@@ -1,0 +1,21 @@
+// Package certs obtains, renews and serves the TLS certificates of the
+// hostnames Spine serves, using certmagic.
+//
+// A Manager owns one certmagic cache and config. Sync hands it the full set
+// of hostnames (from the store snapshot); it starts managing new names at
+// once, in the background, and stops managing names that went away.
+// GetCertificate serves only names of that set (and ACME TLS-ALPN-01
+// challenges): an unknown server name gets an error, so the TLS handshake
+// fails with an alert instead of showing another name's certificate. There
+// is no on-demand issuance and no default certificate.
+//
+// Each hostname has a visible status (store.CertStatus: pending, issuing,
+// active, failed) kept in memory and written to a StatusStore.
+//
+// Certificates, keys and ACME accounts live in a certmagic.Storage; storage.go
+// provides one over the store's key-value space and leases, so a fleet of
+// nodes shares them and issues each certificate once.
+//
+// Package certs may import store (for its records) and ca (the default
+// issuer); it must never import the edge or the API.
+package certs

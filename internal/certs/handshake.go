@@ -1,0 +1,29 @@
+package certs
+
+import (
+	"crypto/tls"
+	"fmt"
+
+	"github.com/mholt/acmez/v3"
+)
+
+// GetCertificate returns the certificate for hello.ServerName if that name
+// is managed, for use as tls.Config.GetCertificate. It also answers ACME
+// TLS-ALPN-01 challenges (ALPN "acme-tls/1"). Any other name, or no name,
+// gets an error, which fails the handshake with an alert: a client is
+// never shown another name's certificate. It takes no lock.
+func (m *Manager) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+	if hello.ServerName != "" && len(hello.SupportedProtos) == 1 && hello.SupportedProtos[0] == acmez.ACMETLS1Protocol {
+		// certmagic serves a challenge certificate only for a challenge in
+		// progress (in this process or, through Storage, on another node).
+		return m.magic.Load().GetCertificate(hello)
+	}
+	if !m.managed.Load().allows(normalize(hello.ServerName)) {
+		return nil, fmt.Errorf("certs: no certificate for %q", hello.ServerName)
+	}
+	cert, err := m.magic.Load().GetCertificate(hello)
+	if err != nil {
+		return nil, fmt.Errorf("certs: no certificate for %q yet: %w", hello.ServerName, err)
+	}
+	return cert, nil
+}

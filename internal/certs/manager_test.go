@@ -1,0 +1,397 @@
+package certs
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/certmagic"
+	"github.com/mholt/acmez/v3/acme"
+
+	"github.com/spine-platform/spine/internal/ca"
+	"github.com/spine-platform/spine/internal/store"
+)
+
+// fakeStatus records every status written, in order.
+type fakeStatus struct {
+	mu  sync.Mutex
+	all []store.CertStatus
+}
+
+func (f *fakeStatus) PutCertStatus(_ context.Context, s store.CertStatus) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.all = append(f.all, s)
+	return nil
+}
+
+// history returns the statuses written for host, in order.
+func (f *fakeStatus) history(host string) []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []string
+	for _, s := range f.all {
+		if s.Hostname == host {
+			out = append(out, s.Status)
+		}
+	}
+	return out
+}
+
+func (f *fakeStatus) last(host string) store.CertStatus {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i := len(f.all) - 1; i >= 0; i-- {
+		if f.all[i].Hostname == host {
+			return f.all[i]
+		}
+	}
+	return store.CertStatus{}
+}
+
+// countingIssuer counts issuances and can be made to fail.
+type countingIssuer struct {
+	certmagic.Issuer
+	n   atomic.Int32
+	err error
+}
+
+func (c *countingIssuer) Issue(ctx context.Context, csr *x509.CertificateRequest) (*certmagic.IssuedCertificate, error) {
+	c.n.Add(1)
+	if c.err != nil {
+		return nil, c.err
+	}
+	return c.Issuer.Issue(ctx, csr)
+}
+
+type env struct {
+	m      *Manager
+	ca     *ca.CA
+	issuer *countingIssuer
+	status *fakeStatus
+	addr   string
+	roots  *x509.CertPool
+}
+
+type envOptions struct {
+	leafLifetime  time.Duration
+	ratio         float64
+	checkInterval time.Duration
+	issueErr      error
+}
+
+// newEnv starts a Manager with the internal CA as issuer and a TLS server
+// on 127.0.0.1 that uses m.GetCertificate.
+func newEnv(t *testing.T, o envOptions) *env {
+	t.Helper()
+	st := &certmagic.FileStorage{Path: t.TempDir()}
+	c, err := ca.Load(context.Background(), st, ca.Options{LeafLifetime: o.leafLifetime})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &env{ca: c, issuer: &countingIssuer{Issuer: c, err: o.issueErr}, status: &fakeStatus{}}
+	e.m, err = New(Config{
+		Storage:            st,
+		Issuers:            []certmagic.Issuer{e.issuer},
+		Status:             e.status,
+		RenewalWindowRatio: o.ratio,
+		RenewCheckInterval: o.checkInterval,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.m.Stop)
+	e.roots = x509.NewCertPool()
+	e.roots.AddCert(c.Root())
+
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{GetCertificate: e.m.GetCertificate})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	e.addr = ln.Addr().String()
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer conn.Close()
+				conn.SetDeadline(time.Now().Add(5 * time.Second))
+				if conn.(*tls.Conn).Handshake() == nil {
+					conn.Write([]byte("ok"))
+				}
+			}()
+		}
+	}()
+	return e
+}
+
+// dial completes a handshake for name, verifying the chain against the
+// CA root, and returns the server's leaf.
+func (e *env) dial(name string) (*x509.Certificate, error) {
+	d := &net.Dialer{Timeout: 5 * time.Second}
+	conn, err := tls.DialWithDialer(d, "tcp", e.addr, &tls.Config{ServerName: name, RootCAs: e.roots})
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	return conn.ConnectionState().PeerCertificates[0], nil
+}
+
+// hello is a ClientHello as crypto/tls hands it over, with a connection
+// (certmagic logs its addresses).
+func hello(t *testing.T, name string) *tls.ClientHelloInfo {
+	c1, c2 := net.Pipe()
+	t.Cleanup(func() { c1.Close(); c2.Close() })
+	return &tls.ClientHelloInfo{ServerName: name, Conn: c1}
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestServesOnlyManagedNames(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	ctx := context.Background()
+
+	// Before Sync nothing is served.
+	if _, err := e.dial("a.localhost"); err == nil {
+		t.Fatal("handshake for a.localhost succeeded before Sync")
+	}
+
+	e.m.Sync(ctx, []string{"A.localhost."})
+	waitFor(t, "a.localhost to become active", func() bool { return e.m.Status("a.localhost").Status == store.CertActive })
+
+	leaf, err := e.dial("a.localhost")
+	if err != nil {
+		t.Fatalf("handshake for a.localhost: %v", err)
+	}
+	if len(leaf.DNSNames) != 1 || leaf.DNSNames[0] != "a.localhost" {
+		t.Errorf("leaf names %v, want [a.localhost]", leaf.DNSNames)
+	}
+	st := e.m.Status("a.localhost")
+	if !st.NotAfter.Equal(leaf.NotAfter) || !st.NotBefore.Equal(leaf.NotBefore) {
+		t.Errorf("status validity %v..%v, leaf %v..%v", st.NotBefore, st.NotAfter, leaf.NotBefore, leaf.NotAfter)
+	}
+	if st.Issuer != "Spine Internal CA Intermediate" || st.Error != "" || st.Hostname != "a.localhost" {
+		t.Errorf("status = %+v", st)
+	}
+	waitFor(t, "active status to be written", func() bool { return e.status.last("a.localhost").Status == store.CertActive })
+	if got := e.status.history("a.localhost"); strings.Join(got, ",") != "pending,issuing,active" {
+		t.Errorf("written statuses %v, want pending, issuing, active", got)
+	}
+
+	// Unknown names and missing SNI fail the handshake.
+	for _, name := range []string{"b.localhost", "x.a.localhost"} {
+		if _, err := e.dial(name); err == nil {
+			t.Errorf("handshake for unmanaged %s succeeded", name)
+		}
+	}
+	if _, err := e.m.GetCertificate(hello(t, "b.localhost")); err == nil || err.Error() != `certs: no certificate for "b.localhost"` {
+		t.Errorf("GetCertificate(b.localhost) error = %v", err)
+	}
+	conn, err := tls.Dial("tcp", e.addr, &tls.Config{InsecureSkipVerify: true})
+	if err == nil {
+		conn.Close()
+		t.Error("handshake without SNI succeeded")
+	}
+
+	// Removed names are no longer served.
+	e.m.Sync(ctx, nil)
+	if _, err := e.dial("a.localhost"); err == nil {
+		t.Error("handshake for a.localhost succeeded after it was removed")
+	}
+	if s := e.m.Status("a.localhost"); s.Status != "" {
+		t.Errorf("status of removed name = %+v", s)
+	}
+
+	// Adding it back serves the stored certificate without issuing again.
+	e.m.Sync(ctx, []string{"a.localhost"})
+	waitFor(t, "a.localhost to become active again", func() bool { return e.m.Status("a.localhost").Status == store.CertActive })
+	again, err := e.dial("a.localhost")
+	if err != nil {
+		t.Fatalf("handshake after re-adding: %v", err)
+	}
+	if again.SerialNumber.Cmp(leaf.SerialNumber) != 0 {
+		t.Error("re-adding a name issued a new certificate instead of loading the stored one")
+	}
+	if n := e.issuer.n.Load(); n != 1 {
+		t.Errorf("issuer called %d times, want 1", n)
+	}
+}
+
+func TestSyncIsIdempotentAndConcurrent(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	names := []string{"a.localhost", "b.localhost", "c.localhost"}
+	var wg sync.WaitGroup
+	for range 10 {
+		wg.Go(func() { e.m.Sync(context.Background(), names) })
+		wg.Go(func() { e.m.GetCertificate(hello(t, "a.localhost")) })
+	}
+	wg.Wait()
+	for _, n := range names {
+		waitFor(t, n+" to become active", func() bool { return e.m.Status(n).Status == store.CertActive })
+		if _, err := e.dial(n); err != nil {
+			t.Errorf("handshake for %s: %v", n, err)
+		}
+	}
+	if got := e.issuer.n.Load(); got != int32(len(names)) {
+		t.Errorf("issued %d certificates for %d names", got, len(names))
+	}
+}
+
+func TestRenewsBeforeExpiry(t *testing.T) {
+	// Leaves live a minute (plus a minute of backdating); with this ratio
+	// certmagic renews them about 5s after issuance.
+	e := newEnv(t, envOptions{leafLifetime: time.Minute, ratio: 0.45, checkInterval: 200 * time.Millisecond})
+	e.m.Sync(context.Background(), []string{"a.localhost"})
+	waitFor(t, "a.localhost to become active", func() bool { return e.m.Status("a.localhost").Status == store.CertActive })
+
+	first, err := e.dial("a.localhost")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var renewed *x509.Certificate
+	waitFor(t, "a renewed certificate", func() bool {
+		leaf, err := e.dial("a.localhost")
+		if err != nil {
+			t.Fatalf("handshake during renewal: %v", err)
+		}
+		if now := time.Now(); now.After(leaf.NotAfter) {
+			t.Fatalf("served an expired certificate (NotAfter %v)", leaf.NotAfter)
+		}
+		if leaf.SerialNumber.Cmp(first.SerialNumber) != 0 {
+			renewed = leaf
+			return true
+		}
+		return false
+	})
+	if !renewed.NotAfter.After(first.NotAfter) {
+		t.Errorf("renewed certificate expires %v, not after %v", renewed.NotAfter, first.NotAfter)
+	}
+	waitFor(t, "status to show a renewed certificate", func() bool {
+		s := e.m.Status("a.localhost")
+		return s.Status == store.CertActive && s.NotAfter.After(first.NotAfter)
+	})
+}
+
+func TestFailedIssuanceStatus(t *testing.T) {
+	e := newEnv(t, envOptions{issueErr: errors.New("rate limited by the CA")})
+	e.m.Sync(context.Background(), []string{"a.localhost"})
+	waitFor(t, "a.localhost to fail", func() bool { return e.m.Status("a.localhost").Status == store.CertFailed })
+	if s := e.m.Status("a.localhost"); s.Error != "rate limited by the CA" {
+		t.Errorf("status error %q", s.Error)
+	}
+	waitFor(t, "failed status to be written", func() bool { return e.status.last("a.localhost").Status == store.CertFailed })
+	if _, err := e.dial("a.localhost"); err == nil {
+		t.Error("handshake succeeded without a certificate")
+	}
+}
+
+func TestPlainErrorUsesACMEDetail(t *testing.T) {
+	err := errors.Join(errors.New("wrapping"), acme.Problem{Type: "urn:ietf:params:acme:error:rateLimited", Detail: "too many certificates"})
+	if got := plainError(err); got != "too many certificates" {
+		t.Errorf("plainError = %q", got)
+	}
+}
+
+func TestHandleHTTPChallenge(t *testing.T) {
+	st := &certmagic.FileStorage{Path: t.TempDir()}
+	c, err := ca.Load(context.Background(), st, ca.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	get := func(m *Manager, host, path string) (*httptest.ResponseRecorder, bool) {
+		w := httptest.NewRecorder()
+		r := httptest.NewRequest(http.MethodGet, "http://"+host+path, nil)
+		return w, m.HandleHTTPChallenge(w, r)
+	}
+
+	// Without an ACME issuer nothing is answered.
+	m, err := New(Config{Storage: st, Issuers: []certmagic.Issuer{c}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Stop()
+	if _, ok := get(m, "a.example", "/.well-known/acme-challenge/tok"); ok {
+		t.Error("answered a challenge without an ACME issuer")
+	}
+
+	// With one, a challenge that another node started (its data is in the
+	// shared storage) is answered; other requests are not.
+	acmeIss := &certmagic.ACMEIssuer{CA: "https://acme.test/directory", Email: "ops@example.com", Agreed: true}
+	m2, err := New(Config{Storage: st, Issuers: []certmagic.Issuer{c, acmeIss}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m2.Stop()
+	chal := acme.Challenge{
+		Type:             acme.ChallengeTypeHTTP01,
+		Token:            "tok123",
+		KeyAuthorization: "tok123.thumbprint",
+		Identifier:       acme.Identifier{Type: "dns", Value: "a.example"},
+	}
+	data, _ := json.Marshal(chal)
+	key := "acme/" + certmagic.StorageKeys.Safe(acmeIss.IssuerKey()) + "/challenge_tokens/" + certmagic.StorageKeys.Safe("a.example") + ".json"
+	if err := st.Store(context.Background(), key, data); err != nil {
+		t.Fatal(err)
+	}
+	w, ok := get(m2, "a.example", "/.well-known/acme-challenge/tok123")
+	if !ok || w.Body.String() != "tok123.thumbprint" {
+		t.Errorf("challenge answered=%v body=%q", ok, w.Body.String())
+	}
+	if _, ok := get(m2, "a.example", "/index.html"); ok {
+		t.Error("answered a request that is no challenge")
+	}
+	if _, ok := get(m2, "b.example", "/.well-known/acme-challenge/tok123"); ok {
+		t.Error("answered a challenge for another host")
+	}
+}
+
+func TestNewRequiresStorageAndDefaultsToInternalCA(t *testing.T) {
+	if _, err := New(Config{}); err == nil || !strings.HasPrefix(err.Error(), "certs: ") {
+		t.Errorf("New without storage: %v", err)
+	}
+	st := &certmagic.FileStorage{Path: t.TempDir()}
+	m, err := New(Config{Storage: st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Stop()
+	c, err := ca.Load(context.Background(), st, ca.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Sync(context.Background(), []string{"a.localhost"})
+	waitFor(t, "a.localhost to become active", func() bool { return m.Status("a.localhost").Status == store.CertActive })
+	cert, err := m.GetCertificate(hello(t, "a.localhost"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := x509.ParseCertificate(cert.Certificate[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := leaf.CheckSignatureFrom(c.Intermediate()); err != nil {
+		t.Errorf("default issuer is not the internal CA in storage: %v", err)
+	}
+}

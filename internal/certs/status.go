@@ -1,0 +1,330 @@
+package certs
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/caddyserver/certmagic"
+	"github.com/mholt/acmez/v3/acme"
+	"go.uber.org/zap"
+
+	"github.com/spine-platform/spine/internal/store"
+)
+
+// StatusStore records the status of hostnames' certificates.
+// PutCertStatus replaces the status of s.Hostname; it must be safe for
+// concurrent use. *store.DB implements it.
+type StatusStore interface {
+	PutCertStatus(ctx context.Context, s store.CertStatus) error
+}
+
+// How status writes are retried and bounded.
+const (
+	statusWriteTimeout = 10 * time.Second
+	statusRetryDelay   = 5 * time.Second
+)
+
+// Status returns the status of hostname's certificate. A name that is not
+// managed has an empty Status.
+func (m *Manager) Status(hostname string) store.CertStatus {
+	return m.status.get(normalize(hostname))
+}
+
+// The certmagic events the manager follows (certmagic v0.25.6):
+//
+//	cert_obtaining       {identifier, renewal?}      before asking the issuers; an error aborts
+//	cert_obtained        {identifier, issuer, renewal, certificate_path, ...}  saved to storage
+//	cert_failed          {identifier, renewal, error, issuers}  every issuer failed
+//	cached_managed_cert  {sans}                      loaded from storage into the cache
+//
+// A renewal replaces the cached certificate without cached_managed_cert, so
+// a renewal's cert_obtained is what makes it visible here.
+var followedEvents = map[string]bool{
+	"cert_obtaining":      true,
+	"cert_obtained":       true,
+	"cert_failed":         true,
+	"cached_managed_cert": true,
+}
+
+// shouldEmit keeps certmagic from building events nobody reads, notably
+// tls_get_certificate on every handshake.
+func shouldEmit(event string) bool { return followedEvents[event] }
+
+func (m *Manager) onEvent(ctx context.Context, event string, data map[string]any) error {
+	switch event {
+	case "cert_obtaining":
+		name, _ := data["identifier"].(string)
+		if !m.managed.Load().has(name) {
+			// A retry or renewal of a name Sync removed: drop whatever a
+			// late load put in the cache, and do not issue.
+			m.cache.RemoveManaged([]certmagic.SubjectIssuer{{Subject: name}})
+			return certmagic.ErrNoRetry{Err: fmt.Errorf("certs: %s is no longer managed", name)}
+		}
+		m.status.issuing(name)
+
+	case "cert_obtained":
+		name, _ := data["identifier"].(string)
+		renewal, _ := data["renewal"].(bool)
+		if !renewal || !m.managed.Load().has(name) {
+			return nil // a first certificate becomes active once cached
+		}
+		path, _ := data["certificate_path"].(string)
+		leaf, err := m.loadLeaf(ctx, path)
+		if err != nil {
+			m.log.Error("reading renewed certificate", zap.String("hostname", name), zap.Error(err))
+			return nil
+		}
+		m.status.active(name, leaf)
+
+	case "cert_failed":
+		name, _ := data["identifier"].(string)
+		if !m.managed.Load().has(name) {
+			return nil
+		}
+		err, _ := data["error"].(error)
+		m.status.failed(name, err)
+
+	case "cached_managed_cert":
+		sans, _ := data["sans"].([]string)
+		managed := m.managed.Load()
+		for _, name := range sans {
+			if !managed.has(name) {
+				// Loaded for a name Sync removed meanwhile: stop its renewal.
+				m.cache.RemoveManaged([]certmagic.SubjectIssuer{{Subject: name}})
+				continue
+			}
+			if leaf := m.cachedLeaf(name); leaf != nil {
+				m.status.active(name, leaf)
+			}
+		}
+	}
+	return nil
+}
+
+// cachedLeaf returns the leaf of the newest cached certificate for exactly
+// name, or nil.
+func (m *Manager) cachedLeaf(name string) *x509.Certificate {
+	var leaf *x509.Certificate
+	for _, c := range m.cache.AllMatchingCertificates(name) {
+		if c.Leaf == nil || !contains(c.Names, name) {
+			continue
+		}
+		if leaf == nil || c.Leaf.NotAfter.After(leaf.NotAfter) {
+			leaf = c.Leaf
+		}
+	}
+	return leaf
+}
+
+func contains(names []string, name string) bool {
+	for _, n := range names {
+		if n == name {
+			return true
+		}
+	}
+	return false
+}
+
+// loadLeaf reads the first certificate of the PEM chain at storage key path.
+func (m *Manager) loadLeaf(ctx context.Context, path string) (*x509.Certificate, error) {
+	if path == "" {
+		return nil, errors.New("no certificate path in event")
+	}
+	chain, err := m.storage.Load(ctx, path)
+	if err != nil {
+		return nil, err
+	}
+	block, _ := pem.Decode(chain)
+	if block == nil || block.Type != "CERTIFICATE" {
+		return nil, fmt.Errorf("%s: no CERTIFICATE PEM block", path)
+	}
+	return x509.ParseCertificate(block.Bytes)
+}
+
+// statusBook keeps every managed name's status in memory and writes
+// changes to a StatusStore from one goroutine: the latest status of each
+// changed name, so the backlog is bounded by the number of names.
+type statusBook struct {
+	out StatusStore // may be nil
+	log *zap.Logger
+
+	mu     sync.Mutex
+	byName map[string]store.CertStatus
+	dirty  map[string]struct{} // changed since last written
+	wake   chan struct{}       // capacity 1: "dirty is not empty"
+	done   chan struct{}       // closed when run returns
+}
+
+func newStatusBook(out StatusStore, log *zap.Logger) *statusBook {
+	return &statusBook{
+		out:    out,
+		log:    log,
+		byName: make(map[string]store.CertStatus),
+		dirty:  make(map[string]struct{}),
+		wake:   make(chan struct{}, 1),
+		done:   make(chan struct{}),
+	}
+}
+
+func (b *statusBook) get(name string) store.CertStatus {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if s, ok := b.byName[name]; ok {
+		return s
+	}
+	return store.CertStatus{Hostname: name}
+}
+
+// update applies f to name's status and queues it for writing.
+func (b *statusBook) update(name string, f func(s *store.CertStatus)) {
+	b.mu.Lock()
+	s := b.byName[name]
+	s.Hostname = name
+	f(&s)
+	s.UpdatedAt = time.Now().UTC()
+	b.byName[name] = s
+	b.dirty[name] = struct{}{}
+	b.mu.Unlock()
+	b.signal()
+}
+
+func (b *statusBook) signal() {
+	select {
+	case b.wake <- struct{}{}:
+	default:
+	}
+}
+
+// pending starts name afresh: nothing issued yet.
+func (b *statusBook) pending(name string) {
+	b.update(name, func(s *store.CertStatus) {
+		*s = store.CertStatus{Hostname: name, Status: store.CertPending}
+	})
+}
+
+// issuing marks an issuance in progress. A renewal of a certificate that
+// is still valid keeps the name active: clients are served meanwhile.
+func (b *statusBook) issuing(name string) {
+	b.update(name, func(s *store.CertStatus) {
+		if !valid(s, time.Now()) {
+			s.Status = store.CertIssuing
+		}
+	})
+}
+
+func (b *statusBook) active(name string, leaf *x509.Certificate) {
+	b.update(name, func(s *store.CertStatus) {
+		s.Status = store.CertActive
+		if now := time.Now(); now.Before(leaf.NotBefore) || !now.Before(leaf.NotAfter) {
+			// An expired certificate loaded from storage: certmagic
+			// renews it right away.
+			s.Status = store.CertIssuing
+		}
+		s.Issuer = leaf.Issuer.CommonName
+		s.NotBefore = leaf.NotBefore
+		s.NotAfter = leaf.NotAfter
+		s.Error = ""
+	})
+}
+
+// failed records err. A failed renewal of a certificate that is still
+// valid keeps the name active, with the error to show.
+func (b *statusBook) failed(name string, err error) {
+	b.update(name, func(s *store.CertStatus) {
+		if !valid(s, time.Now()) {
+			s.Status = store.CertFailed
+		}
+		s.Error = plainError(err)
+	})
+}
+
+func (b *statusBook) forget(name string) {
+	b.mu.Lock()
+	delete(b.byName, name)
+	delete(b.dirty, name)
+	b.mu.Unlock()
+}
+
+// valid reports whether s describes an active certificate valid at now.
+func valid(s *store.CertStatus, now time.Time) bool {
+	return s.Status == store.CertActive && now.After(s.NotBefore) && now.Before(s.NotAfter)
+}
+
+// plainError is the text shown for a failure: an ACME problem's detail
+// rather than its type URN, else the error text.
+func plainError(err error) string {
+	if err == nil {
+		return "certificate could not be obtained"
+	}
+	var p acme.Problem
+	if errors.As(err, &p) && p.Detail != "" {
+		return p.Detail
+	}
+	return err.Error()
+}
+
+// run writes queued status changes until ctx is done, then writes what is
+// left once and returns.
+func (b *statusBook) run(ctx context.Context) {
+	defer close(b.done)
+	if b.out == nil {
+		<-ctx.Done()
+		return
+	}
+	for {
+		select {
+		case <-b.wake:
+			if !b.flush(context.Background()) {
+				// Try again later rather than hammer a failing store.
+				t := time.NewTimer(statusRetryDelay)
+				select {
+				case <-t.C:
+				case <-ctx.Done():
+					t.Stop()
+				}
+				b.signal()
+			}
+		case <-ctx.Done():
+			b.flush(context.Background())
+			return
+		}
+	}
+}
+
+// flush writes every dirty status; it reports whether all writes succeeded.
+// Failed ones stay dirty unless they changed meanwhile.
+func (b *statusBook) flush(ctx context.Context) bool {
+	b.mu.Lock()
+	batch := make([]store.CertStatus, 0, len(b.dirty))
+	for name := range b.dirty {
+		batch = append(batch, b.byName[name])
+	}
+	clear(b.dirty)
+	b.mu.Unlock()
+
+	ok := true
+	for _, s := range batch {
+		wctx, cancel := context.WithTimeout(ctx, statusWriteTimeout)
+		err := b.out.PutCertStatus(wctx, s)
+		cancel()
+		if err == nil {
+			continue
+		}
+		ok = false
+		b.log.Warn("writing certificate status", zap.String("hostname", s.Hostname), zap.Error(err))
+		b.mu.Lock()
+		if cur, managed := b.byName[s.Hostname]; managed && cur.UpdatedAt.Equal(s.UpdatedAt) {
+			b.dirty[s.Hostname] = struct{}{}
+		}
+		b.mu.Unlock()
+	}
+	return ok
+}
+
+// wait blocks until run has returned.
+func (b *statusBook) wait() { <-b.done }
