@@ -395,3 +395,47 @@ func TestNewRequiresStorageAndDefaultsToInternalCA(t *testing.T) {
 		t.Errorf("default issuer is not the internal CA in storage: %v", err)
 	}
 }
+
+// blockingIssuer holds every issuance until release is closed.
+type blockingIssuer struct {
+	certmagic.Issuer
+	started chan struct{}
+	release chan struct{}
+}
+
+func (b *blockingIssuer) Issue(ctx context.Context, csr *x509.CertificateRequest) (*certmagic.IssuedCertificate, error) {
+	b.started <- struct{}{}
+	<-b.release
+	return b.Issuer.Issue(ctx, csr)
+}
+
+func TestNameRemovedDuringIssuanceIsNotKept(t *testing.T) {
+	st := &certmagic.FileStorage{Path: t.TempDir()}
+	c, err := ca.Load(context.Background(), st, ca.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	iss := &blockingIssuer{Issuer: c, started: make(chan struct{}, 1), release: make(chan struct{})}
+	m, err := New(Config{Storage: st, Issuers: []certmagic.Issuer{iss}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Stop()
+
+	m.Sync(context.Background(), []string{"a.localhost"})
+	<-iss.started
+	m.Sync(context.Background(), nil)
+	close(iss.release)
+
+	// The issuance completes and certmagic caches the certificate; the
+	// manager must drop it again so that it is not renewed forever.
+	certKey := certmagic.StorageKeys.SiteCert(c.IssuerKey(), "a.localhost")
+	waitFor(t, "the certificate to be stored", func() bool { return st.Exists(context.Background(), certKey) })
+	time.Sleep(300 * time.Millisecond)
+	if got := m.cache.AllMatchingCertificates("a.localhost"); len(got) != 0 {
+		t.Errorf("%d certificates for the removed name stay in the cache", len(got))
+	}
+	if s := m.Status("a.localhost"); s.Status != "" {
+		t.Errorf("removed name has status %+v", s)
+	}
+}
