@@ -1,0 +1,231 @@
+// Storage: certmagic's storage over the store's key-value space, with the
+// store's lease rows as the distributed lock.
+
+package certs
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io/fs"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/caddyserver/certmagic"
+
+	"github.com/spine-platform/spine/internal/store"
+)
+
+// KV is the part of store.DB that Storage needs. Implementations must be safe
+// for concurrent use and return errors that wrap store.ErrNotFound for a
+// missing key or a lock the owner does not hold.
+type KV interface {
+	PutKey(ctx context.Context, key string, value []byte) error
+	GetKey(ctx context.Context, key string) ([]byte, error)
+	DeleteKey(ctx context.Context, key string) error
+	ListKeys(ctx context.Context, prefix string, recursive bool) ([]string, error)
+	StatKey(ctx context.Context, key string) (store.KeyInfo, error)
+	// TryLock takes a free or expired lock, or extends one that owner holds.
+	TryLock(ctx context.Context, name, owner string, ttl time.Duration) (bool, error)
+	Unlock(ctx context.Context, name, owner string) error
+}
+
+// StorageOptions tunes the locks of a Storage. The zero value gives the defaults.
+type StorageOptions struct {
+	// LockTTL is the lease of a lock. A held lock's lease is renewed in the
+	// background, so a long issuance keeps it; if its holder dies, another node
+	// takes the lock at most LockTTL after the last renewal. Default 15s.
+	LockTTL time.Duration
+	// LockRefresh is how often a held lease is renewed. Default LockTTL/3.
+	LockRefresh time.Duration
+	// LockPoll is how often Lock asks again for a lock that another holds. Default 500ms.
+	LockPoll time.Duration
+}
+
+// lockPrefix keeps certmagic's lock names apart from other users of the store's locks.
+const lockPrefix = "certs/"
+
+// Storage is a certmagic.Storage (and certmagic.Locker, certmagic.TryLocker)
+// over a KV, normally the store, so that all nodes of a fleet share their
+// certificates, keys and ACME accounts and obtain each certificate once.
+type Storage struct {
+	kv   KV
+	opts StorageOptions
+	id   string // random per Storage: this process's part of lock owners
+	seq  atomic.Uint64
+
+	mu   sync.Mutex
+	held map[string]*lease // by lock name
+}
+
+// lease is a lock this Storage holds, and the goroutine that renews it.
+type lease struct {
+	owner string
+	stop  context.CancelFunc
+	done  chan struct{}
+}
+
+var (
+	_ certmagic.Storage   = (*Storage)(nil)
+	_ certmagic.TryLocker = (*Storage)(nil)
+)
+
+// NewStorage returns a Storage over kv. Only the first opts is used.
+func NewStorage(kv KV, opts ...StorageOptions) *Storage {
+	var o StorageOptions
+	if len(opts) > 0 {
+		o = opts[0]
+	}
+	if o.LockTTL <= 0 {
+		o.LockTTL = 15 * time.Second
+	}
+	if o.LockRefresh <= 0 || o.LockRefresh >= o.LockTTL {
+		o.LockRefresh = o.LockTTL / 3
+	}
+	if o.LockPoll <= 0 {
+		o.LockPoll = 500 * time.Millisecond
+	}
+	return &Storage{kv: kv, opts: o, id: rand.Text(), held: make(map[string]*lease)}
+}
+
+// Store puts value at key.
+func (s *Storage) Store(ctx context.Context, key string, value []byte) error {
+	return s.kv.PutKey(ctx, key, value)
+}
+
+// Load returns the value at key; the error wraps fs.ErrNotExist if there is none.
+func (s *Storage) Load(ctx context.Context, key string) ([]byte, error) {
+	v, err := s.kv.GetKey(ctx, key)
+	return v, notExist(err)
+}
+
+// Delete deletes key and every key under it. A key that does not exist is not an error.
+func (s *Storage) Delete(ctx context.Context, key string) error {
+	err := s.kv.DeleteKey(ctx, key)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	return err
+}
+
+// Exists reports whether key is a key or a directory of keys.
+func (s *Storage) Exists(ctx context.Context, key string) bool {
+	_, err := s.kv.StatKey(ctx, key)
+	return err == nil
+}
+
+// List returns the keys under path: its immediate children (keys and
+// directories), or, if recursive, every key below it. The error wraps
+// fs.ErrNotExist if there are none.
+func (s *Storage) List(ctx context.Context, path string, recursive bool) ([]string, error) {
+	keys, err := s.kv.ListKeys(ctx, path, recursive)
+	return keys, notExist(err)
+}
+
+// Stat describes key; the error wraps fs.ErrNotExist if there is no such key or directory.
+func (s *Storage) Stat(ctx context.Context, key string) (certmagic.KeyInfo, error) {
+	info, err := s.kv.StatKey(ctx, key)
+	if err != nil {
+		return certmagic.KeyInfo{}, notExist(err)
+	}
+	return certmagic.KeyInfo{Key: info.Key, Modified: info.Modified, Size: info.Size, IsTerminal: info.IsTerminal}, nil
+}
+
+// Lock takes the lock name, waiting while another holder (in this process or on
+// another node) has it, until ctx ends. The lease is renewed until Unlock.
+func (s *Storage) Lock(ctx context.Context, name string) error {
+	for {
+		ok, err := s.TryLock(ctx, name)
+		if ok {
+			return nil
+		}
+		// A database that is away for a moment is waited out like a busy lock.
+		if err != nil && !errors.Is(err, store.ErrUnavailable) {
+			return err
+		}
+		t := time.NewTimer(s.opts.LockPoll)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("certs: waiting for lock %q: %w", name, ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
+// TryLock takes the lock name if no one holds it, and reports whether it did.
+// Every call uses a new owner, so two callers in one process exclude each other too.
+func (s *Storage) TryLock(ctx context.Context, name string) (bool, error) {
+	owner := s.id + "-" + strconv.FormatUint(s.seq.Add(1), 10)
+	ok, err := s.kv.TryLock(ctx, lockPrefix+name, owner, s.opts.LockTTL)
+	if err != nil || !ok {
+		return false, err
+	}
+	rctx, stop := context.WithCancel(context.Background())
+	l := &lease{owner: owner, stop: stop, done: make(chan struct{})}
+	go s.renew(rctx, name, l)
+
+	s.mu.Lock()
+	old := s.held[name] // a lease of ours that expired without an Unlock
+	s.held[name] = l
+	s.mu.Unlock()
+	if old != nil {
+		old.stop()
+	}
+	return true, nil
+}
+
+// renew extends l's lease every LockRefresh until ctx ends or the lease is lost.
+func (s *Storage) renew(ctx context.Context, name string, l *lease) {
+	defer close(l.done)
+	t := time.NewTicker(s.opts.LockRefresh)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		rctx, cancel := context.WithTimeout(ctx, s.opts.LockRefresh)
+		ok, err := s.kv.TryLock(rctx, lockPrefix+name, l.owner, s.opts.LockTTL)
+		cancel()
+		if err == nil && !ok {
+			return // expired and taken by another: nothing left to renew
+		}
+		// On an error, try again at the next tick; the lease lasts LockTTL.
+	}
+}
+
+// Unlock releases the lock name, taken with Lock or TryLock. A lease that
+// expired and that another holder took is not an error: it is released already.
+func (s *Storage) Unlock(ctx context.Context, name string) error {
+	s.mu.Lock()
+	l := s.held[name]
+	delete(s.held, name)
+	s.mu.Unlock()
+	if l == nil {
+		return fmt.Errorf("certs: unlocking %q: not locked here", name)
+	}
+	// Stop renewing first, so that a renewal cannot take the lock again after the delete.
+	l.stop()
+	<-l.done
+	// Release even if the caller's context has ended, or others wait out the lease.
+	uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	err := s.kv.Unlock(uctx, lockPrefix+name, l.owner)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("certs: unlocking %q: %w", name, err)
+	}
+	return nil
+}
+
+// notExist makes a missing key look like a missing file, as certmagic expects.
+func notExist(err error) error {
+	if errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("certs: %w: %w", err, fs.ErrNotExist)
+	}
+	return err
+}

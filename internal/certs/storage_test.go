@@ -1,0 +1,280 @@
+package certs_test
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/spine-platform/spine/internal/certs"
+	"github.com/spine-platform/spine/internal/store"
+)
+
+func openStore(t *testing.T) *store.DB {
+	t.Helper()
+	db, err := store.Open(context.Background(), "sqlite:"+filepath.Join(t.TempDir(), "spine.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+func testCtx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// fastLocks are short leases, so that the tests of expiry take well under a second.
+var fastLocks = certs.StorageOptions{LockTTL: 300 * time.Millisecond, LockRefresh: 50 * time.Millisecond, LockPoll: 20 * time.Millisecond}
+
+func TestStorageKeys(t *testing.T) {
+	ctx := testCtx(t)
+	s := certs.NewStorage(openStore(t))
+
+	_, err := s.Load(ctx, "certificates/ca/a.example/a.example.crt")
+	if !errors.Is(err, fs.ErrNotExist) || !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("Load of a missing key: %v, want fs.ErrNotExist", err)
+	}
+	if s.Exists(ctx, "certificates") {
+		t.Error("Exists on an empty storage")
+	}
+	if _, err := s.Stat(ctx, "certificates"); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("Stat of a missing key: %v, want fs.ErrNotExist", err)
+	}
+	if _, err := s.List(ctx, "certificates", false); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("List of a missing directory: %v, want fs.ErrNotExist", err)
+	}
+
+	keys := []string{
+		"certificates/ca/a.example/a.example.crt",
+		"certificates/ca/a.example/a.example.key",
+		"certificates/ca/b.example/b.example.crt",
+		"acme/ca/users/me/me.json",
+	}
+	for _, k := range keys {
+		if err := s.Store(ctx, k, []byte("value of "+k)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	v, err := s.Load(ctx, keys[0])
+	if err != nil || string(v) != "value of "+keys[0] {
+		t.Fatalf("Load = %q, %v", v, err)
+	}
+	for _, k := range []string{keys[0], "certificates", "certificates/ca/a.example"} {
+		if !s.Exists(ctx, k) {
+			t.Errorf("Exists(%q) = false", k)
+		}
+	}
+
+	info, err := s.Stat(ctx, keys[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Key != keys[0] || !info.IsTerminal || info.Size != int64(len("value of "+keys[0])) || info.Modified.IsZero() {
+		t.Errorf("Stat(file) = %+v", info)
+	}
+	info, err = s.Stat(ctx, "certificates/ca")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.IsTerminal {
+		t.Errorf("Stat(directory) = %+v, want IsTerminal false", info)
+	}
+
+	list, err := s.List(ctx, "certificates/ca", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"certificates/ca/a.example", "certificates/ca/b.example"}; !slices.Equal(list, want) {
+		t.Errorf("List(non-recursive) = %q, want %q", list, want)
+	}
+	list, err = s.List(ctx, "certificates", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := keys[:3]; !slices.Equal(list, want) {
+		t.Errorf("List(recursive) = %q, want %q", list, want)
+	}
+
+	if err := s.Delete(ctx, "certificates/ca/a.example"); err != nil {
+		t.Fatal(err)
+	}
+	if s.Exists(ctx, keys[0]) || s.Exists(ctx, keys[1]) || !s.Exists(ctx, keys[2]) {
+		t.Error("Delete of a directory did not delete exactly the keys under it")
+	}
+	if err := s.Delete(ctx, "certificates/ca/a.example"); err != nil {
+		t.Errorf("Delete of a missing key: %v, want nil", err)
+	}
+}
+
+func TestStorageLockContention(t *testing.T) {
+	ctx := testCtx(t)
+	db := openStore(t)
+	a, b := certs.NewStorage(db, fastLocks), certs.NewStorage(db, fastLocks)
+
+	if err := a.Lock(ctx, "issue_cert_a.example"); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := b.TryLock(ctx, "issue_cert_a.example"); ok || err != nil {
+		t.Fatalf("TryLock while another holds it = %v, %v; want false", ok, err)
+	}
+	short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	err := b.Lock(short, "issue_cert_a.example")
+	cancel()
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Lock while another holds it: %v, want context.DeadlineExceeded", err)
+	}
+	// Other names are free.
+	if err := b.Lock(ctx, "issue_cert_b.example"); err != nil {
+		t.Fatal(err)
+	}
+
+	got := make(chan error, 1)
+	go func() { got <- b.Lock(ctx, "issue_cert_a.example") }()
+	select {
+	case err := <-got:
+		t.Fatalf("Lock returned (%v) while another holds the lock", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	if err := a.Unlock(ctx, "issue_cert_a.example"); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-got; err != nil {
+		t.Fatalf("Lock after Unlock: %v", err)
+	}
+	if ok, _ := a.TryLock(ctx, "issue_cert_a.example"); ok {
+		t.Error("a took the lock that b holds")
+	}
+	for _, name := range []string{"issue_cert_a.example", "issue_cert_b.example"} {
+		if err := b.Unlock(ctx, name); err != nil {
+			t.Error(err)
+		}
+	}
+	if err := b.Unlock(ctx, "issue_cert_a.example"); err == nil {
+		t.Error("Unlock of a lock not held succeeded")
+	}
+}
+
+// Many goroutines on two nodes, and several in one node: never two inside at once.
+func TestStorageLockMutualExclusion(t *testing.T) {
+	ctx := testCtx(t)
+	db := openStore(t)
+	nodes := []*certs.Storage{certs.NewStorage(db, fastLocks), certs.NewStorage(db, fastLocks)}
+	var (
+		inside, entered atomic.Int32
+		wg              sync.WaitGroup
+	)
+	for i := range 8 {
+		wg.Go(func() {
+			s := nodes[i%2]
+			for range 3 {
+				if err := s.Lock(ctx, "ca"); err != nil {
+					t.Error(err)
+					return
+				}
+				if n := inside.Add(1); n != 1 {
+					t.Errorf("%d holders inside the lock", n)
+				}
+				entered.Add(1)
+				time.Sleep(5 * time.Millisecond)
+				inside.Add(-1)
+				if err := s.Unlock(ctx, "ca"); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if n := entered.Load(); n != 24 {
+		t.Errorf("%d entries, want 24", n)
+	}
+}
+
+// A held lock outlives its lease because it is renewed.
+func TestStorageLockRenewed(t *testing.T) {
+	ctx := testCtx(t)
+	db := openStore(t)
+	a, b := certs.NewStorage(db, fastLocks), certs.NewStorage(db, fastLocks)
+	if err := a.Lock(ctx, "long"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(4 * fastLocks.LockTTL)
+	if ok, err := b.TryLock(ctx, "long"); ok || err != nil {
+		t.Fatalf("TryLock after the first lease ended = %v, %v; want false (renewed)", ok, err)
+	}
+	if err := a.Unlock(ctx, "long"); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := b.TryLock(ctx, "long"); !ok || err != nil {
+		t.Fatalf("TryLock after Unlock = %v, %v; want true", ok, err)
+	}
+	// Unlock stopped the renewal: nothing takes the lock back from b.
+	time.Sleep(3 * fastLocks.LockRefresh)
+	if ok, _ := a.TryLock(ctx, "long"); ok {
+		t.Error("a took back the lock after Unlock")
+	}
+}
+
+// pausable is a KV whose lock renewals fail while paused, as for a node cut off
+// from the database.
+type pausable struct {
+	certs.KV
+	paused atomic.Bool
+}
+
+func (p *pausable) TryLock(ctx context.Context, name, owner string, ttl time.Duration) (bool, error) {
+	if p.paused.Load() {
+		return false, store.ErrUnavailable
+	}
+	return p.KV.TryLock(ctx, name, owner, ttl)
+}
+
+// When a holder stops renewing (it died or lost the database), another node
+// takes the lock once the lease expires, and the old holder's Unlock does not
+// release the new holder's lock.
+func TestStorageLockExpiryTakeover(t *testing.T) {
+	ctx := testCtx(t)
+	db := openStore(t)
+	cut := &pausable{KV: db}
+	a, b, c := certs.NewStorage(cut, fastLocks), certs.NewStorage(db, fastLocks), certs.NewStorage(db, fastLocks)
+
+	if err := a.Lock(ctx, "ca"); err != nil {
+		t.Fatal(err)
+	}
+	cut.paused.Store(true)
+	start := time.Now()
+	if err := b.Lock(ctx, "ca"); err != nil {
+		t.Fatalf("Lock after the holder stopped renewing: %v", err)
+	}
+	if d := time.Since(start); d < fastLocks.LockTTL-fastLocks.LockRefresh {
+		t.Errorf("lock taken over after %v, before the lease (%v) could have run out", d, fastLocks.LockTTL)
+	}
+	cut.paused.Store(false)
+	if err := a.Unlock(ctx, "ca"); err != nil {
+		t.Errorf("Unlock of a lost lease: %v, want nil", err)
+	}
+	if ok, _ := c.TryLock(ctx, "ca"); ok {
+		t.Fatal("the old holder's Unlock released the new holder's lock")
+	}
+	if err := b.Unlock(ctx, "ca"); err != nil {
+		t.Fatal(err)
+	}
+
+	// A holder that died outright: a lease row nobody renews.
+	if ok, err := db.TryLock(ctx, "certs/dead", "dead-node", fastLocks.LockTTL); !ok || err != nil {
+		t.Fatal(ok, err)
+	}
+	if err := c.Lock(ctx, "dead"); err != nil {
+		t.Fatalf("Lock of a dead holder's lock: %v", err)
+	}
+	if err := c.Unlock(ctx, "dead"); err != nil {
+		t.Fatal(err)
+	}
+}
