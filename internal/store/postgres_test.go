@@ -1,0 +1,181 @@
+package store_test
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/spine-platform/spine/internal/store"
+	"github.com/spine-platform/spine/internal/store/storetest"
+)
+
+// postgresDSN returns the DSN of a new, empty schema that is dropped when t ends.
+// The test fails if PostgreSQL cannot be reached, unless SPINE_TEST_POSTGRES=skip.
+func postgresDSN(t *testing.T) string {
+	t.Helper()
+	dsn := os.Getenv("SPINE_TEST_POSTGRES")
+	if dsn == "skip" {
+		t.Skip("SPINE_TEST_POSTGRES=skip")
+	}
+	if dsn == "" {
+		dsn = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	admin, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatalf("PostgreSQL unreachable (set SPINE_TEST_POSTGRES=skip to skip): %v", err)
+	}
+	defer admin.Close(context.Background())
+	schema := "spine_test_" + rand.Text()[:12]
+	if _, err := admin.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		conn, err := pgx.Connect(ctx, dsn)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer conn.Close(context.Background())
+		if _, err := conn.Exec(ctx, "DROP SCHEMA "+schema+" CASCADE"); err != nil {
+			t.Error(err)
+		}
+	})
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+func openPostgres(t *testing.T, dsn string) *store.DB {
+	t.Helper()
+	db, err := store.Open(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+func TestPostgres(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) *store.DB {
+		return openPostgres(t, postgresDSN(t))
+	})
+}
+
+// Nodes that start at once serialise their migrations; all of them open.
+func TestPostgresConcurrentOpen(t *testing.T) {
+	dsn := postgresDSN(t)
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			db, err := store.Open(context.Background(), dsn)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			db.Close()
+		})
+	}
+	wg.Wait()
+	db := openPostgres(t, dsn)
+	if r, err := db.Revision(context.Background()); err != nil || r != 0 {
+		t.Errorf("Revision = %d, %v; want 0", r, err)
+	}
+}
+
+// Two nodes on one database see each other's changes through LISTEN/NOTIFY,
+// and a watcher whose connection breaks reconnects and signals.
+func TestPostgresWatchAcrossNodes(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	dsn := postgresDSN(t)
+	a, b := openPostgres(t, dsn), openPostgres(t, dsn)
+	ch := a.Watch(ctx)
+
+	// The first signal comes once a is listening.
+	wait(t, ch, "listener connected")
+	pid := store.ListenPID(a)
+	if pid == 0 {
+		t.Fatal("no LISTEN connection")
+	}
+
+	for i := range 3 {
+		drainCh(ch)
+		if err := b.CreateProject(ctx, store.Project{ID: fmt.Sprint("p", i), Name: fmt.Sprint("p", i)}); err != nil {
+			t.Fatal(err)
+		}
+		wait(t, ch, "after another node's write")
+	}
+
+	// The database drops the listener's connection: a reconnects and signals,
+	// because it may have missed notices.
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	drainCh(ch)
+	if _, err := conn.Exec(ctx, "SELECT pg_terminate_backend($1)", pid); err != nil {
+		t.Fatal(err)
+	}
+	wait(t, ch, "after reconnect")
+	for store.ListenPID(a) == 0 || store.ListenPID(a) == pid {
+		if ctx.Err() != nil {
+			t.Fatal("listener did not reconnect")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	drainCh(ch)
+	if err := b.CreateProject(ctx, store.Project{ID: "after", Name: "after"}); err != nil {
+		t.Fatal(err)
+	}
+	wait(t, ch, "after another node's write, reconnected")
+}
+
+// A broken connection pool reports ErrUnavailable.
+func TestPostgresUnavailable(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	_, err := store.Open(ctx, "postgres://postgres@127.0.0.1:1/test?sslmode=disable&connect_timeout=2")
+	if !errors.Is(err, store.ErrUnavailable) {
+		t.Errorf("Open on a closed port: %v, want ErrUnavailable", err)
+	}
+}
+
+func wait(t *testing.T, ch <-chan struct{}, what string) {
+	t.Helper()
+	select {
+	case _, ok := <-ch:
+		if !ok {
+			t.Fatalf("%s: Watch channel closed", what)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatalf("%s: no Watch signal", what)
+	}
+}
+
+func drainCh(ch <-chan struct{}) {
+	for {
+		select {
+		case <-ch:
+		default:
+			return
+		}
+	}
+}
