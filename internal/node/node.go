@@ -136,7 +136,7 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 		GetCertificate: n.certs.GetCertificate,
 		HTTPChallenge:  n.certs.HandleHTTPChallenge,
 		HTTPSPort:      port(n.httpsLn.Addr()),
-		Logger:         n.log.With("component", "edge"),
+		Logger:         n.log,
 	})
 	if cfg.Demo {
 		if err := n.startDemo(ctx); err != nil {

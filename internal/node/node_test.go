@@ -256,6 +256,10 @@ func TestStreamSurvivesNewService(t *testing.T) {
 
 	release := make(chan struct{})
 	up := upstream(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/s" {
+			io.WriteString(w, "pong")
+			return
+		}
 		fl := w.(http.Flusher)
 		fmt.Fprintln(w, "first")
 		fl.Flush()
@@ -283,10 +287,9 @@ func TestStreamSurvivesNewService(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	first, err := bufio.NewReader(resp.Body).ReadString('\n')
-	_ = first
-	if err != nil {
-		t.Fatal(err)
+	body := bufio.NewReader(resp.Body)
+	if first, err := body.ReadString('\n'); err != nil || first != "first\n" {
+		t.Fatalf("first chunk %q, %v", first, err)
 	}
 	if _, err := c.CreateService(ctx, client.ServiceCreate{Name: "other", Upstreams: []string{up}}); err != nil {
 		t.Fatal(err)
@@ -296,7 +299,7 @@ func TestStreamSurvivesNewService(t *testing.T) {
 		return err
 	})
 	close(release)
-	rest, err := io.ReadAll(resp.Body)
+	rest, err := io.ReadAll(body)
 	if err != nil {
 		t.Fatalf("stream cut: %v", err)
 	}
