@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"text/tabwriter"
@@ -68,13 +69,7 @@ func newServiceCmd(g *globals) *cobra.Command {
 		Use:   "list",
 		Short: "List the project's services",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := cmdContext(cmd, 30*time.Second)
-			defer cancel()
+		RunE: g.withClient(30*time.Second, func(ctx context.Context, c *client.Client, cmd *cobra.Command, _ []string) error {
 			ss, err := c.Services(ctx)
 			if err != nil {
 				return err
@@ -85,43 +80,31 @@ func newServiceCmd(g *globals) *cobra.Command {
 					fmt.Fprintf(tw, "%s\t%s\t%s\n", s.Name, strings.Join(s.Hostnames, ","), strings.Join(s.Upstreams, ","))
 				}
 			})
-		},
+		}),
 	}
 	show := &cobra.Command{
 		Use:   "show NAME",
 		Short: "Show one service",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := cmdContext(cmd, 30*time.Second)
-			defer cancel()
+		RunE: g.withClient(30*time.Second, func(ctx context.Context, c *client.Client, cmd *cobra.Command, args []string) error {
 			s, err := c.Service(ctx, args[0])
 			if err != nil {
 				return err
 			}
 			return g.print(cmd.OutOrStdout(), s, func(tw *tabwriter.Writer) { serviceText(tw, s) })
-		},
+		}),
 	}
 	del := &cobra.Command{
 		Use:   "delete NAME",
 		Short: "Delete a service; its hostnames stop being served and renewed",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := cmdContext(cmd, 30*time.Second)
-			defer cancel()
+		RunE: g.withClient(30*time.Second, func(ctx context.Context, c *client.Client, cmd *cobra.Command, args []string) error {
 			if err := c.DeleteService(ctx, args[0]); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "service %s deleted\n", args[0])
 			return nil
-		},
+		}),
 	}
 	svc.AddCommand(create, list, show, del)
 	return svc
@@ -146,13 +129,7 @@ func newDomainCmd(g *globals) *cobra.Command {
 		Use:   "add DOMAIN",
 		Short: "Add a domain to the project",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := cmdContext(cmd, 30*time.Second)
-			defer cancel()
+		RunE: g.withClient(30*time.Second, func(ctx context.Context, c *client.Client, cmd *cobra.Command, args []string) error {
 			d, err := c.AddDomain(ctx, args[0])
 			if err != nil {
 				return err
@@ -163,19 +140,13 @@ func newDomainCmd(g *globals) *cobra.Command {
 					fmt.Fprintf(tw, "\nTo prove you own it, create this DNS record:\n\n  %s\n", d.VerifyRecord)
 				}
 			})
-		},
+		}),
 	}
 	list := &cobra.Command{
 		Use:   "list",
 		Short: "List the project's domains",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := cmdContext(cmd, 30*time.Second)
-			defer cancel()
+		RunE: g.withClient(30*time.Second, func(ctx context.Context, c *client.Client, cmd *cobra.Command, _ []string) error {
 			ds, err := c.Domains(ctx)
 			if err != nil {
 				return err
@@ -186,25 +157,19 @@ func newDomainCmd(g *globals) *cobra.Command {
 					fmt.Fprintf(tw, "%s\t%s\t%s\n", d.Name, d.Status, d.CreatedAt.Format(time.RFC3339))
 				}
 			})
-		},
+		}),
 	}
 	remove := &cobra.Command{
 		Use:   "remove DOMAIN",
 		Short: "Remove a domain that no service uses",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := cmdContext(cmd, 30*time.Second)
-			defer cancel()
+		RunE: g.withClient(30*time.Second, func(ctx context.Context, c *client.Client, cmd *cobra.Command, args []string) error {
 			if err := c.RemoveDomain(ctx, args[0]); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "domain %s removed\n", args[0])
 			return nil
-		},
+		}),
 	}
 	dom.AddCommand(add, list, remove)
 	return dom
@@ -216,13 +181,7 @@ func newCertCmd(g *globals) *cobra.Command {
 		Use:   "list",
 		Short: "List every hostname's certificate: issuer, expiry and status",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := cmdContext(cmd, 30*time.Second)
-			defer cancel()
+		RunE: g.withClient(30*time.Second, func(ctx context.Context, c *client.Client, cmd *cobra.Command, _ []string) error {
 			cs, err := c.Certificates(ctx)
 			if err != nil {
 				return err
@@ -237,7 +196,7 @@ func newCertCmd(g *globals) *cobra.Command {
 					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", c.Hostname, c.Service, c.Status, dash(c.Issuer), notAfter, c.Error)
 				}
 			})
-		},
+		}),
 	})
 	return cert
 }

@@ -134,20 +134,28 @@ func newCACmd(g *globals) *cobra.Command {
 		Use:   "root",
 		Short: "Print the internal CA's root certificate (PEM), to add to a trust store",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := cmdContext(cmd, 30*time.Second)
-			defer cancel()
+		RunE: g.withClient(30*time.Second, func(ctx context.Context, c *client.Client, cmd *cobra.Command, _ []string) error {
 			pem, err := c.CARoot(ctx)
 			if err != nil {
 				return err
 			}
 			_, err = cmd.OutOrStdout().Write(pem)
 			return err
-		},
+		}),
 	})
 	return ca
+}
+
+// withClient wraps the body of a command that talks to the API: it builds the
+// client and bounds the call by timeout.
+func (g *globals) withClient(timeout time.Duration, run func(ctx context.Context, c *client.Client, cmd *cobra.Command, args []string) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		c, err := g.client()
+		if err != nil {
+			return err
+		}
+		ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
+		defer cancel()
+		return run(ctx, c, cmd, args)
+	}
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/spine-platform/spine/client"
 	"github.com/spine-platform/spine/internal/platform"
+	"github.com/spine-platform/spine/internal/store/storetest"
 )
 
 // startNode starts a node on loopback ports with its data in dir.
@@ -418,8 +419,8 @@ type storeCase struct{ name, dsn string }
 // the test PostgreSQL.
 func storeCases(t *testing.T) []storeCase {
 	cases := []storeCase{{name: "sqlite"}}
-	if dsn := postgresDSN(t); dsn != "" {
-		cases = append(cases, storeCase{name: "postgres", dsn: dsn})
+	if os.Getenv("SPINE_TEST_POSTGRES") != "skip" {
+		cases = append(cases, storeCase{name: "postgres", dsn: storetest.PostgresDSN(t)})
 	}
 	return cases
 }

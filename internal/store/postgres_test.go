@@ -2,11 +2,8 @@ package store_test
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
-	"net/url"
-	"os"
 	"sync"
 	"testing"
 	"time"
@@ -16,51 +13,6 @@ import (
 	"github.com/spine-platform/spine/internal/store"
 	"github.com/spine-platform/spine/internal/store/storetest"
 )
-
-// postgresDSN returns the DSN of a new, empty schema that is dropped when t ends.
-// The test fails if PostgreSQL cannot be reached, unless SPINE_TEST_POSTGRES=skip.
-func postgresDSN(t *testing.T) string {
-	t.Helper()
-	dsn := os.Getenv("SPINE_TEST_POSTGRES")
-	if dsn == "skip" {
-		t.Skip("SPINE_TEST_POSTGRES=skip")
-	}
-	if dsn == "" {
-		dsn = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	admin, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatalf("PostgreSQL unreachable (set SPINE_TEST_POSTGRES=skip to skip): %v", err)
-	}
-	defer admin.Close(context.Background())
-	schema := "spine_test_" + rand.Text()[:12]
-	if _, err := admin.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		conn, err := pgx.Connect(ctx, dsn)
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		defer conn.Close(context.Background())
-		if _, err := conn.Exec(ctx, "DROP SCHEMA "+schema+" CASCADE"); err != nil {
-			t.Error(err)
-		}
-	})
-	u, err := url.Parse(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
-}
 
 func openPostgres(t *testing.T, dsn string) *store.DB {
 	t.Helper()
@@ -74,13 +26,13 @@ func openPostgres(t *testing.T, dsn string) *store.DB {
 
 func TestPostgres(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) *store.DB {
-		return openPostgres(t, postgresDSN(t))
+		return openPostgres(t, storetest.PostgresDSN(t))
 	})
 }
 
 // Nodes that start at once serialise their migrations; all of them open.
 func TestPostgresConcurrentOpen(t *testing.T) {
-	dsn := postgresDSN(t)
+	dsn := storetest.PostgresDSN(t)
 	var wg sync.WaitGroup
 	for range 4 {
 		wg.Go(func() {
@@ -104,7 +56,7 @@ func TestPostgresConcurrentOpen(t *testing.T) {
 func TestPostgresWatchAcrossNodes(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	dsn := postgresDSN(t)
+	dsn := storetest.PostgresDSN(t)
 	a, b := openPostgres(t, dsn), openPostgres(t, dsn)
 	ch := a.Watch(ctx)
 

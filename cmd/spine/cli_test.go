@@ -1,0 +1,120 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/spine-platform/spine/client"
+	"github.com/spine-platform/spine/internal/node"
+)
+
+// spine runs the CLI in-process with args and returns what it printed.
+func spine(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	var out bytes.Buffer
+	root := newRoot()
+	root.SetArgs(args)
+	root.SetOut(&out)
+	root.SetErr(&out)
+	root.SetContext(context.Background())
+	err := root.Execute()
+	return out.String(), err
+}
+
+func TestCLIAgainstRunningNode(t *testing.T) {
+	dir := t.TempDir()
+	n, err := node.Start(context.Background(), node.Config{
+		DataDir: dir, HTTPSAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", APIAddr: "127.0.0.1:0",
+		Domain: "localhost", Demo: true, Version: "test",
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close(context.Background())
+	t.Setenv("SPINE_TOKEN", "")
+	api := "http://" + n.APIAddr()
+	common := []string{"--data", dir, "--api", api}
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	up := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "from upstream") })}
+	go up.Serve(ln)
+	defer up.Close()
+
+	// create --wait shows each step and returns once HTTPS answers.
+	out, err := spine(t, append([]string{"service", "create", "api", "--upstream", "http://" + ln.Addr().String(), "--wait", "--timeout", "30s"}, common...)...)
+	if err != nil {
+		t.Fatalf("create --wait: %v\n%s", err, out)
+	}
+	for _, want := range []string{"registered", "api.localhost", "certificate issued by Spine", "serving", "answered 200", "is served over HTTPS"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("create --wait output lacks %q:\n%s", want, out)
+		}
+	}
+
+	// list --output json is machine-readable.
+	out, err = spine(t, append([]string{"service", "list", "--output", "json"}, common...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var svcs []client.Service
+	if err := json.Unmarshal([]byte(out), &svcs); err != nil || len(svcs) != 2 {
+		t.Fatalf("service list json: %v %q", err, out)
+	}
+
+	for _, tc := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"service", "show", "api"}, []string{"api.localhost", "max-age=31536000", "https://api.localhost:"}},
+		{[]string{"cert", "list"}, []string{"HOSTNAME", "api.localhost", "active", "Spine Internal CA"}},
+		{[]string{"domain", "add", "example.test"}, []string{"pending_verification", `_spine-challenge.example.test. 300 IN TXT "spine-verify=`}},
+		{[]string{"domain", "list"}, []string{"localhost", "verified", "example.test"}},
+		{[]string{"domain", "remove", "example.test"}, []string{"removed"}},
+		{[]string{"ca", "root"}, []string{"-----BEGIN CERTIFICATE-----"}},
+		{[]string{"version"}, []string{"spine ", "server test (store: sqlite)"}},
+		{[]string{"service", "delete", "api"}, []string{"deleted"}},
+	} {
+		out, err := spine(t, append(tc.args, common...)...)
+		if err != nil {
+			t.Fatalf("spine %v: %v\n%s", tc.args, err, out)
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(out, w) {
+				t.Fatalf("spine %v output lacks %q:\n%s", tc.args, w, out)
+			}
+		}
+	}
+
+	// Errors say what to fix.
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"service", "create", "bad_name", "--upstream", "http://127.0.0.1:1"}, "lower-case letters"},
+		{[]string{"service", "create", "x", "--upstream", "ftp://127.0.0.1:1"}, "use http:// or https://"},
+		{[]string{"service", "create", "x", "--upstream", "http://" + n.HTTPSAddr()}, "proxy loop"},
+		{[]string{"service", "create", "x"}, "at least one upstream"},
+		{[]string{"service", "show", "nope"}, "does not exist"},
+		{[]string{"service", "list", "--output", "yaml"}, "--output must be text or json"},
+	} {
+		out, err := spine(t, append(tc.args, common...)...)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Fatalf("spine %v: err %v (want %q)\n%s", tc.args, err, tc.want, out)
+		}
+	}
+	// Without a token the CLI says where it looked.
+	if _, err := spine(t, "service", "list", "--data", t.TempDir(), "--api", api); err == nil || !strings.Contains(err.Error(), "SPINE_TOKEN") {
+		t.Fatalf("no token: %v", err)
+	}
+}
