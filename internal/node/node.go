@@ -57,6 +57,11 @@ type Config struct {
 	ResyncInterval time.Duration
 	// Version is reported by the API.
 	Version string
+	// Edge sets the edge's limits and timeouts (ReadHeaderTimeout,
+	// MaxHeaderBytes, MaxConcurrentStreams, ...); see edge.Config for each
+	// default. Its GetCertificate, HTTPChallenge, HTTPSPort and Logger are
+	// ignored: the node wires those itself. Default: the edge's defaults.
+	Edge edge.Config
 	// Logger is the node's logger. Default slog.Default().
 	Logger *slog.Logger
 }
@@ -132,12 +137,12 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("starting the certificate manager: %w", err)
 	}
-	n.edge = edge.New(edge.Config{
+	n.edge = edge.New(cfg.edgeConfig(edge.Config{
 		GetCertificate: n.certs.GetCertificate,
 		HTTPChallenge:  n.certs.HandleHTTPChallenge,
 		HTTPSPort:      port(n.httpsLn.Addr()),
 		Logger:         n.log,
-	})
+	}))
 	if cfg.Demo {
 		if err := n.startDemo(ctx); err != nil {
 			return nil, err
