@@ -32,6 +32,8 @@ type DB struct {
 	watchers  map[chan struct{}]struct{}
 
 	listenPID atomic.Uint32 // backend PID of the LISTEN connection, 0 if none (for tests)
+
+	lazyErr error // OpenLazy: the last migration failure that was not unavailability; guarded by mu
 }
 
 // dialect holds the few things that differ between SQLite and PostgreSQL.

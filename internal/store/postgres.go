@@ -36,6 +36,19 @@ const (
 )
 
 func openPostgres(ctx context.Context, dsn string) (*DB, error) {
+	db, err := newPostgres(dsn)
+	if err != nil {
+		return nil, err
+	}
+	if err := db.w.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store: postgres: connecting: %w: %w", ErrUnavailable, err)
+	}
+	return db, nil
+}
+
+// newPostgres returns a DB over a pool that connects on first use.
+func newPostgres(dsn string) (*DB, error) {
 	cfg, err := pgx.ParseConfig(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("store: postgres: %w", err) // pgx redacts the password
@@ -47,10 +60,6 @@ func openPostgres(ctx context.Context, dsn string) (*DB, error) {
 	pool.SetMaxOpenConns(16)
 	pool.SetMaxIdleConns(4)
 	pool.SetConnMaxIdleTime(5 * time.Minute)
-	if err := pool.PingContext(ctx); err != nil {
-		pool.Close()
-		return nil, fmt.Errorf("store: postgres: connecting: %w: %w", ErrUnavailable, err)
-	}
 	db := newDB(postgresDialect, pool, pool)
 	db.pgcfg = cfg
 	return db, nil

@@ -41,6 +41,7 @@ func Run(t *testing.T, open func(t *testing.T) *store.DB) {
 		{"LockExpiry", testLockExpiry},
 		{"LockContention", testLockContention},
 		{"ConcurrentWriters", testConcurrentWriters},
+		{"Nodes", testNodes},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
