@@ -60,6 +60,9 @@ func (c *CA) Issue(ctx context.Context, csr *x509.CertificateRequest) (*certmagi
 	if err != nil {
 		return nil, fmt.Errorf("ca: signing certificate for %v: %w", names(csr), err)
 	}
+	if err := c.record(ctx, serial, tmpl); err != nil {
+		return nil, err
+	}
 	chain := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 	chain = append(chain, inter.certPEM...)
 	return &certmagic.IssuedCertificate{Certificate: chain}, nil
