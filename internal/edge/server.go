@@ -2,6 +2,7 @@ package edge
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log"
@@ -22,6 +23,8 @@ type Server struct {
 	log *slog.Logger
 
 	table atomic.Pointer[table] // never nil
+
+	ticketCfg atomic.Pointer[tls.Config] // TLS config with shared ticket keys; nil until SetSessionTicketKeys
 
 	mu        sync.Mutex // serialises SetRoutes and Shutdown; never taken by requests
 	upstreams map[string]*upstream

@@ -27,7 +27,7 @@ func (s *Server) TLSConfig() *tls.Config {
 	reject := s.baseTLSConfig()
 	cfg.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
 		if isACMEChallenge(hello) || s.table.Load().has(normalizeHost(hello.ServerName)) {
-			return nil, nil
+			return s.ticketConfig(), nil // nil until SetSessionTicketKeys
 		}
 		return reject, nil
 	}
