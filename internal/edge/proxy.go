@@ -12,6 +12,9 @@ type httpsHandler struct{ s *Server }
 
 func (h httpsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s := h.s
+	if closeAfter(r) {
+		w.Header().Set("Connection", "close")
+	}
 	host := normalizeHost(r.Host)
 	rt := s.table.Load().lookup(host)
 	if rt == nil {
@@ -81,7 +84,7 @@ func (s *Server) proxy(w http.ResponseWriter, r *http.Request, rt *route, body *
 // error that kept the upstream from answering, if any.
 func forward(up *upstream, w http.ResponseWriter, r *http.Request, hsts []string) (bool, error) {
 	a := attempts.Get().(*attempt)
-	a.ResponseWriter, a.hsts = w, hsts
+	a.ResponseWriter, a.hsts, a.close = w, hsts, closeAfter(r)
 	up.proxy.ServeHTTP(a, r)
 	wrote, err := a.wrote, a.err
 	*a = attempt{}
@@ -96,6 +99,7 @@ func forward(up *upstream, w http.ResponseWriter, r *http.Request, hsts []string
 type attempt struct {
 	http.ResponseWriter
 	hsts  []string
+	close bool // see closeAfter; set again on commit, as a 1xx clears headers
 	err   error
 	wrote bool
 }
@@ -110,6 +114,9 @@ func (a *attempt) WriteHeader(code int) {
 			// its len equals its cap, so an Add reallocates, and nothing
 			// writes into it in place.
 			a.Header()["Strict-Transport-Security"] = a.hsts
+		}
+		if a.close {
+			a.Header().Set("Connection", "close")
 		}
 	}
 	a.ResponseWriter.WriteHeader(code)
@@ -189,3 +196,16 @@ func (b *limitedBody) note(err error) {
 }
 
 func (b *limitedBody) Close() error { return b.rc.Close() }
+
+// closeAfter reports an HTTP/1.x request with a chunked body: its connection
+// is closed after the answer. net/http accepts a request with both
+// Content-Length and Transfer-Encoding, drops Content-Length and reads the
+// chunked body, but keeps the connection open; a proxy in front of Spine that
+// framed the request by its Content-Length would then see the bytes after
+// the chunked body as part of the body while Spine reads them as a second
+// request (request smuggling). RFC 9112 section 6.3 requires closing the
+// connection after such a request; the handler cannot tell whether
+// Content-Length was there, so every chunked HTTP/1.x request closes it.
+func closeAfter(r *http.Request) bool {
+	return r.ProtoMajor == 1 && len(r.TransferEncoding) > 0
+}
