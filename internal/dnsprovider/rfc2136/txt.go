@@ -1,0 +1,70 @@
+package rfc2136
+
+import "strings"
+
+// miekg/dns keeps TXT strings escaped as in a zone file ("\"", "\\",
+// "\DDD"); libdns values are not. These convert, splitting a value into the
+// 255-byte character-strings of a TXT record and joining them back.
+
+func txtStrings(value string) []string {
+	var out []string
+	for {
+		n := min(len(value), 255)
+		out = append(out, escapeTXT(value[:n]))
+		value = value[n:]
+		if value == "" {
+			return out
+		}
+	}
+}
+
+func txtValue(ss []string) string {
+	var b strings.Builder
+	for _, s := range ss {
+		b.WriteString(unescapeTXT(s))
+	}
+	return b.String()
+}
+
+func escapeTXT(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '"' || c == '\\':
+			b.WriteByte('\\')
+			b.WriteByte(c)
+		case c < ' ' || c > '~':
+			b.WriteByte('\\')
+			b.WriteByte('0' + c/100)
+			b.WriteByte('0' + c/10%10)
+			b.WriteByte('0' + c%10)
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
+}
+
+func unescapeTXT(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c != '\\' || i+1 == len(s) {
+			b.WriteByte(c)
+			continue
+		}
+		if i+3 < len(s) && isDigit(s[i+1]) && isDigit(s[i+2]) && isDigit(s[i+3]) {
+			if n := int(s[i+1]-'0')*100 + int(s[i+2]-'0')*10 + int(s[i+3]-'0'); n <= 255 {
+				b.WriteByte(byte(n))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i+1])
+		i++
+	}
+	return b.String()
+}
+
+func isDigit(c byte) bool { return '0' <= c && c <= '9' }
