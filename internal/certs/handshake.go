@@ -8,7 +8,9 @@ import (
 )
 
 // GetCertificate returns the certificate for hello.ServerName if that name
-// is managed, for use as tls.Config.GetCertificate. It also answers ACME
+// is served (one of the names given to Sync: a wildcard certificate is
+// shown only for the names it stands for), for use as
+// tls.Config.GetCertificate. It also answers ACME
 // TLS-ALPN-01 challenges (ALPN "acme-tls/1"). Any other name, or no name,
 // gets an error, which fails the handshake with an alert: a client is
 // never shown another name's certificate. It takes no lock.
@@ -18,7 +20,7 @@ func (m *Manager) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, 
 		// progress (in this process or, through Storage, on another node).
 		return m.magic.Load().GetCertificate(hello)
 	}
-	if !m.managed.Load().allows(normalize(hello.ServerName)) {
+	if !m.served.Load().allows(normalize(hello.ServerName)) {
 		return nil, fmt.Errorf("certs: no certificate for %q", hello.ServerName)
 	}
 	cert, err := m.magic.Load().GetCertificate(hello)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/caddyserver/certmagic"
+	"github.com/mholt/acmez/v3"
 	"go.uber.org/zap"
 
 	"github.com/spine-platform/spine/internal/ca"
@@ -48,12 +49,26 @@ type Config struct {
 	// renewal; keep it well below lifetime × RenewalWindowRatio. Default:
 	// certmagic.DefaultRenewCheckInterval (10 minutes).
 	RenewCheckInterval time.Duration
+
+	// DNS01Solver solves ACME DNS-01 challenges. The ACME issuers use it
+	// for wildcard names ("*.example.com", see SyncShared) and only for
+	// them; other names are validated through HTTP-01 and TLS-ALPN-01,
+	// which the edge answers. If nil, wildcard names are issued by the
+	// non-ACME issuers only (the internal CA).
+	DNS01Solver acmez.Solver
+
+	// ChallengeHost and the ports are where the edge listens for HTTP-01
+	// (plain HTTP) and TLS-ALPN-01 (HTTPS) challenges; certmagic then never
+	// opens a listener of its own. Default: ACME issuers' own settings.
+	ChallengeHost                     string
+	HTTPChallengePort, TLSChallengePort int
 }
 
 // Manager obtains, renews and serves the certificates of a set of
 // hostnames. It is safe for concurrent use.
 type Manager struct {
 	magic   atomic.Pointer[certmagic.Config] // set once in New
+	wild    atomic.Pointer[certmagic.Config] // for wildcard names (DNS-01); set once in New
 	cache   *certmagic.Cache
 	storage certmagic.Storage
 	log     *zap.Logger
@@ -61,9 +76,14 @@ type Manager struct {
 	// challengers answer ACME HTTP-01 challenges (the ACME issuers).
 	challengers []httpChallenger
 
-	// managed is the hostname set handshakes read without a lock; Sync
-	// replaces it whole.
+	// managed is the set of certificate subjects: hostnames, and wildcard
+	// names that stand for several hostnames. served is the set of
+	// hostnames handshakes may be answered for, read without a lock;
+	// covers maps a wildcard subject to the served names it stands for.
+	// Sync replaces each whole.
 	managed atomic.Pointer[nameSet]
+	served  atomic.Pointer[nameSet]
+	covers  atomic.Pointer[map[string][]string]
 
 	syncMu  sync.Mutex                    // serialises Sync and Stop
 	cancels map[string]context.CancelFunc // per managed name: stops its retries
@@ -73,6 +93,7 @@ type Manager struct {
 	stopOnce sync.Once
 
 	status *statusBook
+	holds  holds // rate-limit holds per subject
 }
 
 // New builds a Manager. It does not manage any name until Sync. Call Stop
@@ -107,69 +128,93 @@ func New(cfg Config) (*Manager, error) {
 		cancel:  cancel,
 	}
 	m.managed.Store(&nameSet{})
-	m.status = newStatusBook(cfg.Status, log)
+	m.served.Store(&nameSet{})
+	m.covers.Store(&map[string][]string{})
+	m.status = newStatusBook(cfg.Status, log, m.coveredBy)
 
 	m.cache = certmagic.NewCache(certmagic.CacheOptions{
-		// One config manages every certificate of this cache.
-		GetConfigForCert: func(certmagic.Certificate) (*certmagic.Config, error) {
-			if c := m.magic.Load(); c != nil {
-				return c, nil
+		// Wildcard certificates are renewed through DNS-01, every other
+		// one through the challenges the edge answers.
+		GetConfigForCert: func(c certmagic.Certificate) (*certmagic.Config, error) {
+			magic := m.magic.Load()
+			if slices.ContainsFunc(c.Names, isWildcard) {
+				magic = m.wild.Load()
 			}
-			return nil, errors.New("certs: manager not ready")
+			if magic == nil {
+				return nil, errors.New("certs: manager not ready")
+			}
+			return magic, nil
 		},
 		RenewCheckInterval: cfg.RenewCheckInterval,
 		Logger:             log.Named("cache"),
 	})
-	magic := certmagic.New(m.cache, certmagic.Config{
-		Storage:            cfg.Storage,
-		Issuers:            issuers,
-		KeySource:          certmagic.StandardKeyGenerator{KeyType: certmagic.P256},
-		OnEvent:            m.onEvent,
-		ShouldEmitFunc:     shouldEmit,
-		Logger:             log,
-		RenewalWindowRatio: cfg.RenewalWindowRatio,
-	})
-	// certmagic.New fills unset fields from the package-level
-	// certmagic.Default; whatever it holds, a Manager never issues during
-	// handshakes and never answers an unknown name with another's
-	// certificate.
-	magic.OnDemand = nil
-	magic.DefaultServerName = ""
-	magic.FallbackServerName = ""
-	for i, iss := range issuers {
-		if tmpl, ok := iss.(*certmagic.ACMEIssuer); ok {
-			iss = certmagic.NewACMEIssuer(magic, *tmpl)
-			issuers[i] = iss
-		}
-		if hc, ok := iss.(httpChallenger); ok {
-			m.challengers = append(m.challengers, hc)
-		}
+	magic, err := m.newConfig(cfg, issuers, false)
+	if err != nil {
+		return nil, err
 	}
-	magic.Issuers = issuers
+	// Wildcard names need DNS-01: the ACME issuers get the solver, or are
+	// left out when there is none.
+	wild, err := m.newConfig(cfg, issuers, true)
+	if err != nil {
+		return nil, err
+	}
 	m.magic.Store(magic)
+	m.wild.Store(wild)
 
 	go m.status.run(ctx)
 	return m, nil
 }
 
-// Sync makes hostnames the set of managed names. Names not managed yet are
-// managed at once, in the background: their certificate is loaded from
-// storage or obtained, and their status starts as pending. Names no longer
-// present stop being served and renewed. Sync is idempotent. ctx bounds
-// the call only; management runs until the name is removed or Stop.
+// Sync makes hostnames the set of managed names, each with a certificate
+// of its own. It is SyncShared without shared wildcard certificates.
 func (m *Manager) Sync(ctx context.Context, hostnames []string) {
+	m.SyncShared(ctx, hostnames, nil)
+}
+
+// SyncShared makes hostnames the set of served names. A hostname exactly
+// one label under one of wildcardDomains is covered by one certificate
+// for "*.<domain>", shared with its siblings and obtained through DNS-01
+// (see Config.DNS01Solver); every other hostname gets a certificate of its
+// own. Names not managed yet are managed at once, in the background: their
+// certificate is loaded from storage or obtained, and their status starts
+// as pending (or as that of the wildcard certificate already covering
+// them). Names no longer present stop being served and renewed. SyncShared
+// is idempotent. ctx bounds the call only; management runs until the name
+// is removed or Stop.
+func (m *Manager) SyncShared(ctx context.Context, hostnames, wildcardDomains []string) {
 	m.syncMu.Lock()
 	defer m.syncMu.Unlock()
 	if m.ctx.Err() != nil {
 		return // stopped
 	}
 
-	want := make(nameSet, len(hostnames))
-	for _, h := range hostnames {
-		if n := normalize(h); n != "" {
-			want[n] = struct{}{}
+	wild := make(nameSet, len(wildcardDomains))
+	for _, d := range wildcardDomains {
+		if n := normalize(d); n != "" {
+			wild[n] = struct{}{}
 		}
 	}
+	served := make(nameSet, len(hostnames))
+	want := make(nameSet, len(hostnames))
+	covers := make(map[string][]string)
+	for _, h := range hostnames {
+		n := normalize(h)
+		if n == "" {
+			continue
+		}
+		served[n] = struct{}{}
+		subject := n
+		if i := strings.IndexByte(n, '.'); i > 0 && !isWildcard(n) && wild.has(n[i+1:]) {
+			subject = "*" + n[i:]
+			covers[subject] = append(covers[subject], n)
+		}
+		want[subject] = struct{}{}
+	}
+	for _, hs := range covers {
+		slices.Sort(hs)
+	}
+
+	oldServed := *m.served.Load()
 	old := *m.managed.Load()
 	var added, removed []string
 	for n := range want {
@@ -182,16 +227,20 @@ func (m *Manager) Sync(ctx context.Context, hostnames []string) {
 			removed = append(removed, n)
 		}
 	}
-	if len(added) == 0 && len(removed) == 0 {
-		return
-	}
 	slices.Sort(added)
 	slices.Sort(removed)
 
-	// Swap the set first: handshakes for removed names fail from now on,
+	// Swap the sets first: handshakes for removed names fail from now on,
 	// and events for them are ignored.
+	m.covers.Store(&covers)
+	m.served.Store(&served)
 	m.managed.Store(&want)
 
+	for n := range oldServed {
+		if !served.has(n) && !want.has(n) {
+			m.status.forget(n)
+		}
+	}
 	for _, n := range removed {
 		m.cancels[n]()
 		delete(m.cancels, n)
@@ -199,11 +248,27 @@ func (m *Manager) Sync(ctx context.Context, hostnames []string) {
 		m.status.forget(n)
 		m.log.Info("stopped managing certificate", zap.String("hostname", n))
 	}
+	// A hostname newly covered by a wildcard that is already managed
+	// shows that certificate's status at once.
+	for subject, hs := range covers {
+		if !old.has(subject) {
+			continue
+		}
+		for _, h := range hs {
+			if !oldServed.has(h) || old.has(h) {
+				m.status.copy(subject, h)
+			}
+		}
+	}
 	for _, n := range added {
 		m.status.pending(n)
 		nctx, cancel := context.WithCancel(m.ctx)
 		m.cancels[n] = cancel
-		if err := m.magic.Load().ManageAsync(nctx, []string{n}); err != nil {
+		magic := m.magic.Load()
+		if isWildcard(n) {
+			magic = m.wild.Load()
+		}
+		if err := magic.ManageAsync(nctx, []string{n}); err != nil {
 			m.status.failed(n, err)
 			m.log.Error("managing certificate", zap.String("hostname", n), zap.Error(err))
 			continue
@@ -211,6 +276,16 @@ func (m *Manager) Sync(ctx context.Context, hostnames []string) {
 		m.log.Info("managing certificate", zap.String("hostname", n))
 	}
 }
+
+// coveredBy returns the served hostnames a wildcard subject stands for.
+func (m *Manager) coveredBy(subject string) []string {
+	if !isWildcard(subject) {
+		return nil
+	}
+	return (*m.covers.Load())[subject]
+}
+
+func isWildcard(name string) bool { return strings.HasPrefix(name, "*.") }
 
 // Stop stops renewals, retries and the cache's maintenance, and writes the
 // last status changes. The Manager serves no new name afterwards.

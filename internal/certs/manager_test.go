@@ -309,7 +309,7 @@ func TestFailedIssuanceStatus(t *testing.T) {
 
 func TestPlainErrorUsesACMEDetail(t *testing.T) {
 	err := errors.Join(errors.New("wrapping"), acme.Problem{Type: "urn:ietf:params:acme:error:rateLimited", Detail: "too many certificates"})
-	if got := plainError(err); got != "too many certificates" {
+	if got := plainError(err); got != "rate limited by the certificate authority: too many certificates" {
 		t.Errorf("plainError = %q", got)
 	}
 }

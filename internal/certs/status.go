@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/caddyserver/certmagic"
-	"github.com/mholt/acmez/v3/acme"
 	"go.uber.org/zap"
 
 	"github.com/spine-platform/spine/internal/store"
@@ -65,6 +64,11 @@ func (m *Manager) onEvent(ctx context.Context, event string, data map[string]any
 			m.cache.RemoveManaged([]certmagic.SubjectIssuer{{Subject: name}})
 			return certmagic.ErrNoRetry{Err: fmt.Errorf("certs: %s is no longer managed", name)}
 		}
+		if until, held := m.holds.get(name, time.Now()); held {
+			// The CA asked us to wait: fail this attempt without asking
+			// it; certmagic retries later.
+			return fmt.Errorf("certs: %s: rate limited by the certificate authority until %s", name, until.Format(time.RFC3339))
+		}
 		m.status.issuing(name)
 
 	case "cert_obtained":
@@ -87,6 +91,10 @@ func (m *Manager) onEvent(ctx context.Context, event string, data map[string]any
 			return nil
 		}
 		err, _ := data["error"].(error)
+		if until, ok := retryAfter(err); ok && until.After(time.Now()) {
+			m.holds.set(name, until)
+			m.logHold(name, until)
+		}
 		m.status.failed(name, err)
 
 	case "cached_managed_cert":
@@ -152,6 +160,9 @@ func (m *Manager) loadLeaf(ctx context.Context, path string) (*x509.Certificate,
 type statusBook struct {
 	out StatusStore // may be nil
 	log *zap.Logger
+	// covered returns the hostnames a certificate subject stands for
+	// besides itself (the names under a wildcard); they share its status.
+	covered func(subject string) []string
 
 	mu     sync.Mutex
 	byName map[string]store.CertStatus
@@ -160,10 +171,14 @@ type statusBook struct {
 	done   chan struct{}       // closed when run returns
 }
 
-func newStatusBook(out StatusStore, log *zap.Logger) *statusBook {
+func newStatusBook(out StatusStore, log *zap.Logger, covered func(string) []string) *statusBook {
+	if covered == nil {
+		covered = func(string) []string { return nil }
+	}
 	return &statusBook{
-		out:    out,
-		log:    log,
+		out:     out,
+		log:     log,
+		covered: covered,
 		byName: make(map[string]store.CertStatus),
 		dirty:  make(map[string]struct{}),
 		wake:   make(chan struct{}, 1),
@@ -180,12 +195,33 @@ func (b *statusBook) get(name string) store.CertStatus {
 	return store.CertStatus{Hostname: name}
 }
 
-// update applies f to name's status and queues it for writing.
+// update applies f to name's status, and to that of the names it covers,
+// and queues them for writing.
 func (b *statusBook) update(name string, f func(s *store.CertStatus)) {
+	names := append([]string{name}, b.covered(name)...)
+	now := time.Now().UTC()
 	b.mu.Lock()
-	s := b.byName[name]
+	for _, n := range names {
+		s := b.byName[n]
+		s.Hostname = n
+		f(&s)
+		s.Hostname = n
+		s.UpdatedAt = now
+		b.byName[n] = s
+		b.dirty[n] = struct{}{}
+	}
+	b.mu.Unlock()
+	b.signal()
+}
+
+// copy gives name the status of subject, the certificate that covers it.
+func (b *statusBook) copy(subject, name string) {
+	b.mu.Lock()
+	s, ok := b.byName[subject]
+	if !ok {
+		s = store.CertStatus{Status: store.CertPending}
+	}
 	s.Hostname = name
-	f(&s)
 	s.UpdatedAt = time.Now().UTC()
 	b.byName[name] = s
 	b.dirty[name] = struct{}{}
@@ -203,7 +239,7 @@ func (b *statusBook) signal() {
 // pending starts name afresh: nothing issued yet.
 func (b *statusBook) pending(name string) {
 	b.update(name, func(s *store.CertStatus) {
-		*s = store.CertStatus{Hostname: name, Status: store.CertPending}
+		*s = store.CertStatus{Status: store.CertPending}
 	})
 }
 
@@ -255,18 +291,9 @@ func valid(s *store.CertStatus, now time.Time) bool {
 	return s.Status == store.CertActive && now.After(s.NotBefore) && now.Before(s.NotAfter)
 }
 
-// plainError is the text shown for a failure: an ACME problem's detail
-// rather than its type URN, else the error text.
-func plainError(err error) string {
-	if err == nil {
-		return "certificate could not be obtained"
-	}
-	var p acme.Problem
-	if errors.As(err, &p) && p.Detail != "" {
-		return p.Detail
-	}
-	return err.Error()
-}
+// plainError is the text shown for a failure: what an ACME problem means
+// and its detail rather than its type URN, else the error text.
+func plainError(err error) string { return describe(err) }
 
 // run writes queued status changes until ctx is done, then writes what is
 // left once and returns.

@@ -1,0 +1,160 @@
+package pebbletest
+
+import (
+	"crypto/x509"
+	"encoding/pem"
+	"io"
+	"log"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	pca "github.com/letsencrypt/pebble/v2/ca"
+	pdb "github.com/letsencrypt/pebble/v2/db"
+	"github.com/letsencrypt/pebble/v2/va"
+	"github.com/letsencrypt/pebble/v2/wfe"
+)
+
+// Options configure a Pebble.
+type Options struct {
+	// HTTPPort and TLSPort are the ports Pebble's validation authority
+	// connects to for HTTP-01 and TLS-ALPN-01 challenges, on the address
+	// the challenged name resolves to. Default 80 and 443 (which a test
+	// never listens on: set them).
+	HTTPPort, TLSPort int
+	// Resolver is the DNS server (host:port, spoken over TCP) Pebble looks
+	// names and DNS-01 records up with. Required: without it Pebble would
+	// use the system's resolver.
+	Resolver string
+	// Validity is the lifetime of issued certificates. Default: Pebble's
+	// (about five years).
+	Validity time.Duration
+	// EAB, if not empty, makes External Account Binding mandatory and
+	// holds its keys: key ID → base64url HMAC key.
+	EAB map[string]string
+	// Blocklist holds domains Pebble refuses to issue for
+	// (rejectedIdentifier).
+	Blocklist []string
+	// Log receives Pebble's log. Default: discarded (set
+	// SPINE_PEBBLE_LOG=1 to see it on stderr).
+	Log *log.Logger
+}
+
+// Pebble is a running in-process Pebble ACME server.
+type Pebble struct {
+	srv *httptest.Server
+	ca  *pca.CAImpl
+
+	newOrders atomic.Int64
+	finalized atomic.Int64
+	up        atomic.Bool
+}
+
+// Start runs Pebble on 127.0.0.1 until the test ends. It sets
+// PEBBLE_VA_NOSLEEP=1 (validations without Pebble's random sleep) unless
+// the test already set it; the other PEBBLE_* variables (for example
+// PEBBLE_WFE_NONCEREJECT, PEBBLE_AUTHZREUSE) are read as the test left them.
+func Start(t testing.TB, opts Options) *Pebble {
+	t.Helper()
+	if opts.Resolver == "" {
+		t.Fatal("pebbletest: Options.Resolver is required (a test must never use public DNS)")
+	}
+	if _, ok := os.LookupEnv("PEBBLE_VA_NOSLEEP"); !ok {
+		t.Setenv("PEBBLE_VA_NOSLEEP", "1")
+	}
+	if os.Getenv("PEBBLE_VA_ALWAYS_VALID") != "" {
+		t.Setenv("PEBBLE_VA_ALWAYS_VALID", "")
+	}
+	if opts.HTTPPort == 0 {
+		opts.HTTPPort = 80
+	}
+	if opts.TLSPort == 0 {
+		opts.TLSPort = 443
+	}
+	logger := opts.Log
+	if logger == nil {
+		out := io.Discard
+		if os.Getenv("SPINE_PEBBLE_LOG") != "" {
+			out = os.Stderr
+		}
+		logger = log.New(out, "pebble ", log.LstdFlags)
+	}
+
+	db := pdb.NewMemoryStore()
+	profiles := map[string]pca.Profile{"default": {Description: "default", ValidityPeriod: uint64(opts.Validity / time.Second)}}
+	authority := pca.New(logger, db, "", "ecdsa", 0, 1, profiles)
+	validator := va.New(logger, opts.HTTPPort, opts.TLSPort, false, opts.Resolver, db)
+	for id, key := range opts.EAB {
+		if err := db.AddExternalAccountKeyByID(id, key); err != nil {
+			t.Fatalf("pebbletest: EAB key %s: %v", id, err)
+		}
+	}
+	for _, d := range opts.Blocklist {
+		if err := db.AddBlockedDomain(d); err != nil {
+			t.Fatalf("pebbletest: blocking %s: %v", d, err)
+		}
+	}
+	front := wfe.New(logger, db, validator, authority, []string{"pebble.letsencrypt.org"}, false, len(opts.EAB) > 0, 0, 0)
+	acme := front.Handler()
+
+	p := &Pebble{ca: authority}
+	p.up.Store(true)
+	p.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !p.up.Load() {
+			http.Error(w, "down for the test", http.StatusServiceUnavailable)
+			return
+		}
+		if r.Method == http.MethodPost {
+			switch {
+			case r.URL.Path == "/order-plz":
+				p.newOrders.Add(1)
+			case strings.HasPrefix(r.URL.Path, "/finalize-order/"):
+				p.finalized.Add(1)
+			}
+		}
+		acme.ServeHTTP(w, r)
+	}))
+	p.srv.Config.ErrorLog = log.New(io.Discard, "", 0)
+	p.srv.StartTLS()
+	t.Cleanup(p.srv.Close)
+	return p
+}
+
+// DirectoryURL is the ACME directory URL (https://127.0.0.1:PORT/dir).
+func (p *Pebble) DirectoryURL() string { return p.srv.URL + wfe.DirectoryPath }
+
+// ServerRoots trusts the TLS certificate of Pebble's ACME endpoint.
+func (p *Pebble) ServerRoots() *x509.CertPool {
+	pool := x509.NewCertPool()
+	pool.AddCert(p.srv.Certificate())
+	return pool
+}
+
+// ServerRootPEM is ServerRoots as PEM, for a --acme-ca-root file.
+func (p *Pebble) ServerRootPEM() []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: p.srv.Certificate().Raw})
+}
+
+// Root is the root certificate Pebble issues under.
+func (p *Pebble) Root() *x509.Certificate { return p.ca.GetRootCert(0).Cert }
+
+// Roots is a pool holding Root, to verify issued chains against.
+func (p *Pebble) Roots() *x509.CertPool {
+	pool := x509.NewCertPool()
+	pool.AddCert(p.Root())
+	return pool
+}
+
+// NewOrders is the number of newOrder requests Pebble has received.
+func (p *Pebble) NewOrders() int { return int(p.newOrders.Load()) }
+
+// Finalized is the number of finalize requests (certificates asked for).
+func (p *Pebble) Finalized() int { return int(p.finalized.Load()) }
+
+// SetUp makes the ACME endpoint answer (true) or fail every request with
+// 503 (false), as a CA that is down does.
+func (p *Pebble) SetUp(up bool) { p.up.Store(up) }
