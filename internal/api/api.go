@@ -39,6 +39,10 @@ type Config struct {
 	HTTPSPort int
 	// Version and StoreKind are reported by /v1/version.
 	Version, StoreKind string
+	// Nodes lists the fleet's nodes for GET /v1/nodes. With the store
+	// unreachable it may return this node alone with an error wrapping
+	// store.ErrUnavailable; the answer is then marked stale. Default: none.
+	Nodes func(ctx context.Context) ([]client.Node, error)
 	// Logger receives one line per failed request. Default: slog.Default().
 	Logger *slog.Logger
 }
@@ -73,10 +77,11 @@ func New(cfg Config) http.Handler {
 	mux.HandleFunc("GET /v1/services/{name}", s.auth(s.getService))
 	mux.HandleFunc("DELETE /v1/services/{name}", s.auth(s.deleteService))
 	mux.HandleFunc("GET /v1/certificates", s.auth(s.listCertificates))
+	mux.HandleFunc("GET /v1/nodes", s.auth(s.listNodes))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, &apiError{status: http.StatusNotFound, code: "no_such_route", msg: fmt.Sprintf("%s %s is not part of the API; see /v1/services, /v1/domains, /v1/certificates", r.Method, r.URL.Path)})
 	})
-	return securityHeaders(mux)
+	return securityHeaders(staleAnswers(mux))
 }
 
 func securityHeaders(h http.Handler) http.Handler {

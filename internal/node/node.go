@@ -75,6 +75,7 @@ type Node struct {
 	ca       *ca.CA
 	certs    *certs.Manager
 	edge     *edge.Server
+	fleet    fleetState // fleet mode and fail static (fleet.go)
 
 	httpsLn, httpLn, apiLn net.Listener
 	apiSrv                 *http.Server
@@ -103,34 +104,29 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 		return nil, fmt.Errorf("securing data folder %s: %w", cfg.DataDir, err)
 	}
 
-	n.db, err = store.Open(ctx, cfg.Store)
+	n.db, err = n.openStore(ctx) // or, with PostgreSQL down, start from the snapshot
 	if err != nil {
-		return nil, fmt.Errorf("opening the store: %w", err)
+		return nil, err
 	}
+	n.fleet.reads = newStaleReads(n.db)
+	n.fleet.snapshotDue = make(chan struct{}, 1)
 	if err := n.listen(); err != nil {
 		return nil, err
 	}
-	n.platform = platform.New(n.db, platform.Options{OwnAddrs: n.ownAddrs()})
-	if _, err := n.platform.Bootstrap(ctx, filepath.Join(cfg.DataDir, "admin.token")); err != nil {
+	n.platform = platform.New(n.fleet.reads, platform.Options{OwnAddrs: n.ownAddrs()})
+	storage := certs.NewStorage(n.db)
+	n.fleet.storage = storage
+	if n.fleet.issuer, err = newLazyIssuer(n.fleet.id, n.log.Warn); err != nil {
 		return nil, err
 	}
-	if cfg.Domain != "" {
-		if _, err := n.platform.EnsureDomain(ctx, platform.DefaultProjectID, cfg.Domain, true); err != nil {
-			return nil, fmt.Errorf("configuring domain %s: %w", cfg.Domain, err)
-		}
-	}
-
-	storage := certs.NewStorage(n.db)
-	n.ca, err = ca.Load(ctx, storage, ca.Options{LeafLifetime: cfg.LeafLifetime})
-	if err != nil {
-		return nil, fmt.Errorf("loading the internal CA: %w", err)
-	}
-	if err := n.ca.WriteRootPEM(filepath.Join(cfg.DataDir, "ca", "root.pem")); err != nil {
-		return nil, fmt.Errorf("writing the CA root: %w", err)
+	// Default project, admin token, domain, internal CA; retried before
+	// each sync if the node starts from its snapshot.
+	if err := n.prepare(ctx); err != nil && !n.fleet.static {
+		return nil, err
 	}
 	n.certs, err = certs.New(certs.Config{
 		Storage: storage,
-		Issuers: []certmagic.Issuer{n.ca},
+		Issuers: []certmagic.Issuer{n.fleet.issuer}, // the internal CA
 		Status:  n.db,
 		Logger:  zapLogger(),
 	})
@@ -138,7 +134,7 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 		return nil, fmt.Errorf("starting the certificate manager: %w", err)
 	}
 	n.edge = edge.New(cfg.edgeConfig(edge.Config{
-		GetCertificate: n.certs.GetCertificate,
+		GetCertificate: n.getCertificate, // the manager's, else the snapshot's
 		HTTPChallenge:  n.certs.HandleHTTPChallenge,
 		HTTPSPort:      port(n.httpsLn.Addr()),
 		Logger:         n.log,
@@ -148,7 +144,11 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 			return nil, err
 		}
 	}
-	if err := n.sync(ctx); err != nil {
+	if n.fleet.static {
+		if err := n.serveSnapshot(n.fleet.loadedSnapshot); err != nil {
+			return nil, err
+		}
+	} else if err := n.sync(ctx); err != nil {
 		return nil, fmt.Errorf("reading the first snapshot: %w", err)
 	}
 
@@ -157,7 +157,8 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	n.apiSrv = &http.Server{
 		Handler: api.New(api.Config{
 			Platform:  n.platform,
-			CARoot:    n.ca.RootPEM,
+			CARoot:    n.caRoot,
+			Nodes:     n.listNodes,
 			Ready:     n.ready,
 			HTTPSPort: port(n.httpsLn.Addr()),
 			Version:   cfg.Version,
@@ -176,6 +177,7 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	n.serve("api", func() error { return n.apiSrv.Serve(n.apiLn) })
 	n.wg.Add(1)
 	go n.watch(runCtx)
+	n.startFleet(runCtx)
 	return n, nil
 }
 
@@ -265,29 +267,21 @@ func (n *Node) watch(ctx context.Context) {
 // sync reads every service from the store and hands the routes to the edge
 // and the hostnames to the certificate manager.
 func (n *Node) sync(ctx context.Context) error {
-	svcs, err := n.db.ListServices(ctx, "")
-	if err != nil {
+	if err := n.prepare(ctx); err != nil {
 		return err
 	}
-	routes := make([]edge.Route, 0, len(svcs))
-	var hosts []string
-	for _, s := range svcs {
-		for _, h := range s.Hostnames {
-			routes = append(routes, edge.Route{
-				Host:       h,
-				Project:    s.ProjectID,
-				Service:    s.Name,
-				Upstreams:  s.Upstreams,
-				HSTSMaxAge: s.HSTSMaxAge,
-			})
-			hosts = append(hosts, h)
-		}
+	svcs, err := n.db.ListServices(ctx, "")
+	if err != nil {
+		n.noteStore(err)
+		return err
 	}
+	routes, hosts := routesOf(svcs)
 	n.certs.Sync(ctx, hosts)
 	if err := n.edge.SetRoutes(routes); err != nil {
 		return fmt.Errorf("applying routes: %w", err)
 	}
 	n.synced.Store(true)
+	n.recordSync(svcs)
 	return nil
 }
 
