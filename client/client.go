@@ -124,6 +124,14 @@ func (c *Client) AddDomain(ctx context.Context, name string) (Domain, error) {
 	return d, c.do(ctx, http.MethodPost, "/v1/domains", DomainCreate{Name: name}, &d)
 }
 
+// VerifyDomain looks up the domain's ownership record now. The answer
+// is the domain with its new status and what the lookup found; for a
+// domain of another project, a successful proof moves it to this one.
+func (c *Client) VerifyDomain(ctx context.Context, name string) (Domain, error) {
+	var d Domain
+	return d, c.do(ctx, http.MethodPost, "/v1/domains/"+url.PathEscape(name)+"/verify", nil, &d)
+}
+
 // RemoveDomain removes a domain that no service uses.
 func (c *Client) RemoveDomain(ctx context.Context, name string) error {
 	return c.do(ctx, http.MethodDelete, "/v1/domains/"+url.PathEscape(name), nil, nil)

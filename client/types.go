@@ -25,6 +25,15 @@ type Domain struct {
 	VerifiedAt   *time.Time `json:"verified_at,omitempty"`
 	CheckedAt    *time.Time `json:"checked_at,omitempty"`
 	CheckError   string     `json:"check_error,omitempty"`
+	// DelegationRecord is the CNAME that lets Spine answer DNS-01
+	// challenges for the domain (wildcard certificates without DNS
+	// credentials); empty when the server runs no delegation zone.
+	DelegationRecord string `json:"delegation_record,omitempty"`
+	// Moved is set by a verification that took the domain over from
+	// another project.
+	Moved bool `json:"moved,omitempty"`
+	// CheckDetail says what the last verification found.
+	CheckDetail string `json:"check_detail,omitempty"`
 }
 
 // ServiceCreate is the body of POST /v1/services.

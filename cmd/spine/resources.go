@@ -137,8 +137,9 @@ func newDomainCmd(g *globals) *cobra.Command {
 			return g.print(cmd.OutOrStdout(), d, func(tw *tabwriter.Writer) {
 				fmt.Fprintf(tw, "domain %s added (%s)\n", d.Name, d.Status)
 				if d.VerifyRecord != "" {
-					fmt.Fprintf(tw, "\nTo prove you own it, create this DNS record:\n\n  %s\n", d.VerifyRecord)
+					fmt.Fprintf(tw, "\nTo prove you own it, create this DNS record, then run `spine domain verify %s`:\n\n  %s\n", d.Name, d.VerifyRecord)
 				}
+				printDelegation(tw, d)
 			})
 		}),
 	}
@@ -171,7 +172,7 @@ func newDomainCmd(g *globals) *cobra.Command {
 			return nil
 		}),
 	}
-	dom.AddCommand(add, list, remove)
+	dom.AddCommand(add, list, remove, newDomainVerifyCmd(g))
 	return dom
 }
 

@@ -72,6 +72,7 @@ func New(cfg Config) http.Handler {
 	mux.HandleFunc("POST /v1/domains", s.auth(s.addDomain))
 	mux.HandleFunc("GET /v1/domains/{name}", s.auth(s.getDomain))
 	mux.HandleFunc("DELETE /v1/domains/{name}", s.auth(s.removeDomain))
+	mux.HandleFunc("POST /v1/domains/{name}/verify", s.auth(s.verifyDomain))
 	mux.HandleFunc("GET /v1/services", s.auth(s.listServices))
 	mux.HandleFunc("POST /v1/services", s.auth(s.createService))
 	mux.HandleFunc("GET /v1/services/{name}", s.auth(s.getService))

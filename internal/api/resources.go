@@ -17,7 +17,7 @@ func (s *server) listDomains(w http.ResponseWriter, r *http.Request, p store.Pro
 	}
 	out := make([]client.Domain, 0, len(ds))
 	for _, d := range ds {
-		out = append(out, domainOut(d))
+		out = append(out, s.domainOut(d))
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"domains": out})
 	return nil
@@ -32,7 +32,7 @@ func (s *server) addDomain(w http.ResponseWriter, r *http.Request, p store.Proje
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusCreated, domainOut(d))
+	writeJSON(w, http.StatusCreated, s.domainOut(d))
 	return nil
 }
 
@@ -41,7 +41,7 @@ func (s *server) getDomain(w http.ResponseWriter, r *http.Request, p store.Proje
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, domainOut(d))
+	writeJSON(w, http.StatusOK, s.domainOut(d))
 	return nil
 }
 
@@ -124,7 +124,7 @@ func (s *server) listCertificates(w http.ResponseWriter, r *http.Request, p stor
 	return nil
 }
 
-func domainOut(d store.Domain) client.Domain {
+func (s *server) domainOut(d store.Domain) client.Domain {
 	out := client.Domain{
 		Name:       d.Name,
 		Status:     d.Status,
@@ -136,6 +136,7 @@ func domainOut(d store.Domain) client.Domain {
 	if d.Status != store.DomainVerified {
 		out.VerifyRecord = platform.VerificationRecord(d)
 	}
+	out.DelegationRecord = s.cfg.Platform.DelegationRecord(d)
 	return out
 }
 

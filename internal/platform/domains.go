@@ -33,6 +33,9 @@ func (p *Platform) AddDomain(ctx context.Context, projectID, name string, verifi
 			}
 			continue
 		}
+		if d.Name == name {
+			return store.Domain{}, &Error{Kind: Conflict, Code: "domain_taken", Message: fmt.Sprintf("domain %q belongs to another project; to take it over, prove that you control it: create\n  %s\nthen run `spine domain verify %s`", name, ClaimRecord(projectID, name), name)}
+		}
 		if isUnder(name, d.Name) || isUnder(d.Name, name) {
 			return store.Domain{}, &Error{Kind: Conflict, Code: "domain_taken", Message: fmt.Sprintf("domain %q overlaps a domain that another project holds; ask its owner to remove it, or prove ownership (spine domain verify)", name)}
 		}

@@ -50,6 +50,9 @@ type Platform struct {
 	// ownAddrs are Spine's own listener addresses (host:port); an upstream
 	// pointing at one of them would make a proxy loop.
 	ownAddrs map[string]bool
+
+	ownership  Ownership                             // see Options.Ownership
+	delegation func(projectID, domain string) string // see Options.Delegation
 }
 
 // Options configure a Platform.
@@ -59,11 +62,17 @@ type Options struct {
 	OwnAddrs []string
 	// Now returns the current time. Default: time.Now.
 	Now func() time.Time
+	// Ownership looks up domain ownership records (verify.go). Default:
+	// none; VerifyDomain answers that verification is not configured.
+	Ownership Ownership
+	// Delegation returns the name a domain's _acme-challenge CNAME must
+	// point to for delegated DNS-01, or "". Default: no delegation.
+	Delegation func(projectID, domain string) string
 }
 
 // New returns a Platform over st.
 func New(st Store, opts Options) *Platform {
-	p := &Platform{store: st, now: opts.Now, ownAddrs: map[string]bool{}}
+	p := &Platform{store: st, now: opts.Now, ownAddrs: map[string]bool{}, ownership: opts.Ownership, delegation: opts.Delegation}
 	if p.now == nil {
 		p.now = time.Now
 	}

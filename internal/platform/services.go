@@ -144,9 +144,18 @@ func (p *Platform) ListCertificates(ctx context.Context, projectID string) ([]Ce
 	if err != nil {
 		return nil, fromStore(err, "services")
 	}
+	byName, err := p.domainsByName(ctx)
+	if err != nil {
+		return nil, err
+	}
 	var out []Certificate
 	for _, s := range svcs {
 		for _, h := range s.Hostnames {
+			if !Serving(s, h, byName) {
+				// Not served, so no certificate is asked for: say why.
+				out = append(out, Certificate{Service: s.Name, CertStatus: store.CertStatus{Hostname: h, Status: store.CertPending, Error: notServedReason(s, h, byName)}})
+				continue
+			}
 			st, err := p.store.GetCertStatus(ctx, h)
 			if err != nil {
 				if e := fromStore(err, "certificate").(*Error); e.Kind != NotFound {
