@@ -12,6 +12,9 @@ type httpsHandler struct{ s *Server }
 
 func (h httpsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s := h.s
+	if r.ProtoMajor == 2 {
+		defer s.countStream(r)
+	}
 	if closeAfter(r) {
 		w.Header().Set("Connection", "close")
 	}

@@ -122,6 +122,7 @@ func (s *Server) ServeTLS(ln net.Listener) error {
 	srv.Protocols.SetHTTP1(true)
 	srv.Protocols.SetHTTP2(true)
 	srv.HTTP2 = &http.HTTP2Config{MaxConcurrentStreams: s.cfg.MaxConcurrentStreams}
+	srv.ConnContext = connContext // counts canceled HTTP/2 streams (resets.go)
 	if err := s.track(srv); err != nil {
 		return err
 	}
