@@ -23,7 +23,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/caddyserver/certmagic"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
@@ -62,6 +61,9 @@ type Config struct {
 	// default. Its GetCertificate, HTTPChallenge, HTTPSPort and Logger are
 	// ignored: the node wires those itself. Default: the edge's defaults.
 	Edge edge.Config
+	// ACME configures certificates from ACME CAs, domain verification and
+	// DNS-01 (acme.go). Default: the internal CA alone.
+	ACME ACMEConfig
 	// Logger is the node's logger. Default slog.Default().
 	Logger *slog.Logger
 }
@@ -76,6 +78,7 @@ type Node struct {
 	certs    *certs.Manager
 	edge     *edge.Server
 	fleet    fleetState // fleet mode and fail static (fleet.go)
+	acme     acmeState  // ACME, verification and DNS-01 (acme.go)
 
 	httpsLn, httpLn, apiLn net.Listener
 	apiSrv                 *http.Server
@@ -113,7 +116,8 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	if err := n.listen(); err != nil {
 		return nil, err
 	}
-	n.platform = platform.New(n.fleet.reads, platform.Options{OwnAddrs: n.ownAddrs()})
+	n.initACME()
+	n.platform = platform.New(n.fleet.reads, platform.Options{OwnAddrs: n.ownAddrs(), Ownership: n.ownership, Delegation: n.delegationTarget})
 	storage := certs.NewStorage(n.db)
 	n.fleet.storage = storage
 	if n.fleet.issuer, err = newLazyIssuer(n.fleet.id, n.log.Warn); err != nil {
@@ -124,12 +128,7 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	if err := n.prepare(ctx); err != nil && !n.fleet.static {
 		return nil, err
 	}
-	n.certs, err = certs.New(certs.Config{
-		Storage: storage,
-		Issuers: []certmagic.Issuer{n.fleet.issuer}, // the internal CA
-		Status:  n.db,
-		Logger:  zapLogger(),
-	})
+	n.certs, err = certs.New(n.certsConfig(storage, n.fleet.issuer)) // ACME CAs, then the internal CA
 	if err != nil {
 		return nil, fmt.Errorf("starting the certificate manager: %w", err)
 	}
@@ -178,6 +177,9 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	n.wg.Add(1)
 	go n.watch(runCtx)
 	n.startFleet(runCtx)
+	if err := n.startACME(runCtx); err != nil {
+		return nil, err
+	}
 	return n, nil
 }
 
@@ -275,8 +277,13 @@ func (n *Node) sync(ctx context.Context) error {
 		n.noteStore(err)
 		return err
 	}
+	svcs, wild, err := n.servable(ctx, svcs) // verified hostnames of their owners only
+	if err != nil {
+		n.noteStore(err)
+		return err
+	}
 	routes, hosts := routesOf(svcs)
-	n.certs.Sync(ctx, hosts)
+	n.certs.SyncShared(ctx, hosts, wild)
 	if err := n.edge.SetRoutes(routes); err != nil {
 		return fmt.Errorf("applying routes: %w", err)
 	}
