@@ -1,0 +1,397 @@
+package node
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spine-platform/spine/client"
+	"github.com/spine-platform/spine/internal/pebbletest"
+	"github.com/spine-platform/spine/internal/platform"
+	"github.com/spine-platform/spine/internal/store"
+)
+
+// acmeSetup is a node that gets its certificates from Pebble, with a test
+// DNS server as every party's resolver; names resolve to 127.0.0.1.
+type acmeSetup struct {
+	n        *Node
+	dir      string
+	cfg      Config
+	pebble   *pebbletest.Pebble
+	dns      *pebbletest.DNS
+	admin    *client.Client
+	upstream string
+}
+
+const delegationZone = "acme.spine.test"
+
+// freeAddr returns a 127.0.0.1 address with a port free right now: Pebble
+// must know the edge's ports before the node starts.
+func freeAddr(t testing.TB) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func newACMESetup(t testing.TB, validity time.Duration, mod func(*Config)) *acmeSetup {
+	t.Helper()
+	s := &acmeSetup{dir: t.TempDir(), dns: pebbletest.StartDNS(t)}
+	httpsAddr, httpAddr := freeAddr(t), freeAddr(t)
+	s.pebble = pebbletest.Start(t, pebbletest.Options{HTTPPort: port(tcpAddr(httpAddr)), TLSPort: port(tcpAddr(httpsAddr)), Resolver: s.dns.Addr, Validity: validity})
+	s.cfg = Config{
+		DataDir:   s.dir,
+		HTTPSAddr: httpsAddr,
+		HTTPAddr:  httpAddr,
+		APIAddr:   "127.0.0.1:0",
+		Version:   "test",
+		Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)),
+		ACME: ACMEConfig{
+			CAs:                []string{s.pebble.DirectoryURL()},
+			TrustedRoots:       s.pebble.ServerRoots(),
+			Email:              "ops@example.test",
+			NoInternalFallback: true,
+			Resolver:           s.dns.Addr,
+			CheckInterval:      time.Hour, // the tests call CheckDomains
+			DelegationZone:     delegationZone,
+			DNSAddr:            "127.0.0.1:0",
+		},
+	}
+	if mod != nil {
+		mod(&s.cfg)
+	}
+	s.start(t)
+	s.admin = adminClient2(t, s.n, s.dir)
+	s.upstream = upstreamTB(t)
+	return s
+}
+
+func (s *acmeSetup) start(t testing.TB) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	n, err := Start(ctx, s.cfg)
+	if err != nil {
+		t.Fatalf("starting node: %v", err)
+	}
+	t.Cleanup(func() { n.Close(context.Background()) })
+	s.n = n
+	if n.DNSAddr() != "" {
+		s.dns.Forward(delegationZone, n.DNSAddr())
+	}
+}
+
+type tcpAddr string
+
+func (a tcpAddr) Network() string { return "tcp" }
+func (a tcpAddr) String() string  { return string(a) }
+
+func adminClient2(t testing.TB, n *Node, dir string) *client.Client {
+	t.Helper()
+	tok, err := os.ReadFile(filepath.Join(dir, "admin.token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return client.New("http://"+n.APIAddr(), strings.TrimSpace(string(tok)))
+}
+
+func upstreamTB(t testing.TB) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok "+r.Host) })}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return "http://" + ln.Addr().String()
+}
+
+// addVerified adds domain to the project of c and proves it in DNS.
+func (s *acmeSetup) addVerified(t testing.TB, c *client.Client, domain string) client.Domain {
+	t.Helper()
+	ctx := context.Background()
+	d, err := c.AddDomain(ctx, domain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.publish(d.VerifyRecord)
+	d, err = c.VerifyDomain(ctx, domain)
+	if err != nil || d.Status != store.DomainVerified {
+		t.Fatalf("verify %s: %+v, %v", domain, d, err)
+	}
+	return d
+}
+
+// publish creates a zone-file TXT line's record in the test DNS.
+func (s *acmeSetup) publish(zoneLine string) {
+	f := strings.Fields(zoneLine)
+	value := strings.Trim(f[len(f)-1], `"`)
+	s.dns.SetTXT(f[0], value)
+}
+
+// get does an HTTPS request for host on the node, verifying the chain
+// against Pebble's root, and returns the leaf and body.
+func (s *acmeSetup) get(host string) (*x509.Certificate, string, error) {
+	tr := &http.Transport{
+		TLSClientConfig: &tls.Config{RootCAs: s.pebble.Roots(), ServerName: host},
+		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, network, s.n.HTTPSAddr())
+		},
+	}
+	defer tr.CloseIdleConnections()
+	resp, err := (&http.Client{Transport: tr, Timeout: 5 * time.Second}).Get("https://" + host + "/")
+	if err != nil {
+		return nil, "", err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		return nil, "", fmt.Errorf("status %d: %s", resp.StatusCode, b)
+	}
+	return resp.TLS.PeerCertificates[0], string(b), nil
+}
+
+func (s *acmeSetup) waitServed(t testing.TB, host string) *x509.Certificate {
+	t.Helper()
+	var leaf *x509.Certificate
+	eventuallyTB(t, 60*time.Second, "HTTPS for "+host+" verified against Pebble's root", func() error {
+		var err error
+		leaf, _, err = s.get(host)
+		return err
+	})
+	return leaf
+}
+
+func eventuallyTB(t testing.TB, d time.Duration, what string, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %v", what, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func certStatus(t testing.TB, c *client.Client, host string) client.Certificate {
+	t.Helper()
+	cs, err := c.Certificates(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, x := range cs {
+		if x.Hostname == host {
+			return x
+		}
+	}
+	return client.Certificate{}
+}
+
+func TestACMEOnlyVerifiedDomainsGetCertificates(t *testing.T) {
+	s := newACMESetup(t, 0, nil)
+	ctx := context.Background()
+
+	d, err := s.admin.AddDomain(ctx, "example.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Status != store.DomainPending || !strings.HasPrefix(d.VerifyRecord, `_spine-challenge.example.test. 300 IN TXT "spine-verify=`) {
+		t.Fatalf("added domain: %+v", d)
+	}
+	if _, err := s.admin.CreateService(ctx, client.ServiceCreate{Name: "www", Domain: "example.test", Upstreams: []string{s.upstream}}); err != nil {
+		t.Fatal(err)
+	}
+	// Unverified: not served, no ACME order at all, and cert list says why.
+	s.n.CheckDomains(ctx)
+	if err := s.n.sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.get("www.example.test"); err == nil {
+		t.Fatal("an unverified domain is served")
+	}
+	if c := certStatus(t, s.admin, "www.example.test"); c.Status != "pending" || !strings.Contains(c.Error, "not verified") {
+		t.Errorf("cert status of an unverified name: %+v", c)
+	}
+	// A wrong record: verify says what it found.
+	s.dns.SetTXT("_spine-challenge.example.test", "spine-verify=somethingelse")
+	d, err = s.admin.VerifyDomain(ctx, "example.test")
+	if err != nil || d.Status != store.DomainPending || !strings.Contains(d.CheckDetail, `"spine-verify=somethingelse"`) {
+		t.Fatalf("verify with a wrong record: %+v, %v", d, err)
+	}
+	if n := s.pebble.NewOrders(); n != 0 {
+		t.Fatalf("%d ACME orders for an unverified domain", n)
+	}
+
+	// The right record, found by the periodic re-check.
+	s.publish(d.VerifyRecord)
+	s.n.CheckDomains(ctx)
+	if d, _ := s.admin.Domain(ctx, "example.test"); d.Status != store.DomainVerified {
+		t.Fatalf("after the re-check: %+v", d)
+	}
+	leaf := s.waitServed(t, "www.example.test")
+	if c := certStatus(t, s.admin, "www.example.test"); c.Status != "active" || c.Issuer != leaf.Issuer.CommonName || !strings.Contains(c.Issuer, "Pebble") {
+		t.Errorf("cert status %+v, leaf issuer %q", c, leaf.Issuer.CommonName)
+	}
+}
+
+func TestACMEDomainTakeover(t *testing.T) {
+	s := newACMESetup(t, 0, nil)
+	ctx := context.Background()
+	s.addVerified(t, s.admin, "example.test")
+	if _, err := s.admin.CreateService(ctx, client.ServiceCreate{Name: "www", Domain: "example.test", Upstreams: []string{s.upstream}}); err != nil {
+		t.Fatal(err)
+	}
+	s.waitServed(t, "www.example.test")
+
+	_, tok, err := s.n.Platform().CreateProject(ctx, "tenant-b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := client.New("http://"+s.n.APIAddr(), tok)
+	bp, err := b.Project(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	claim := platform.ClaimRecord(bp.ID, "example.test")
+	// Refused without proof, with the record to create.
+	if _, err := b.AddDomain(ctx, "example.test"); !client.IsCode(err, "domain_taken") || !strings.Contains(err.Error(), claim) {
+		t.Fatalf("B adds A's domain: %v", err)
+	}
+	if _, err := b.VerifyDomain(ctx, "example.test"); !client.IsCode(err, "domain_taken") {
+		t.Fatalf("B verifies A's domain without its record: %v", err)
+	}
+	// A's own record does not help B.
+	if _, err := b.CreateService(ctx, client.ServiceCreate{Name: "www2", Domain: "example.test", Upstreams: []string{s.upstream}}); err == nil {
+		t.Fatal("B created a service on A's domain")
+	}
+	// With B's own record, the domain moves; A's service stops being served.
+	s.publish(claim)
+	d, err := b.VerifyDomain(ctx, "example.test")
+	if err != nil || !d.Moved || d.Status != store.DomainVerified {
+		t.Fatalf("B's proven claim: %+v, %v", d, err)
+	}
+	eventuallyTB(t, 10*time.Second, "A's service no longer served", func() error {
+		if _, _, err := s.get("www.example.test"); err == nil {
+			return fmt.Errorf("still served")
+		}
+		return nil
+	})
+	if _, err := b.CreateService(ctx, client.ServiceCreate{Name: "shop", Domain: "example.test", Upstreams: []string{s.upstream}}); err != nil {
+		t.Fatal(err)
+	}
+	s.waitServed(t, "shop.example.test")
+}
+
+func TestACMEDelegatedWildcard(t *testing.T) {
+	s := newACMESetup(t, 0, nil)
+	ctx := context.Background()
+	d := s.addVerified(t, s.admin, "example.test")
+	if !strings.HasPrefix(d.DelegationRecord, "_acme-challenge.example.test. 300 IN CNAME ") || !strings.HasSuffix(d.DelegationRecord, "."+delegationZone+".") {
+		t.Fatalf("delegation record %q", d.DelegationRecord)
+	}
+	f := strings.Fields(d.DelegationRecord)
+	s.dns.SetCNAME("_acme-challenge.example.test", f[len(f)-1])
+	s.n.CheckDomains(ctx)
+
+	for _, name := range []string{"a", "b", "c"} {
+		if _, err := s.admin.CreateService(ctx, client.ServiceCreate{Name: name, Domain: "example.test", Upstreams: []string{s.upstream}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, name := range []string{"a", "b", "c"} {
+		leaf := s.waitServed(t, name+".example.test")
+		if len(leaf.DNSNames) != 1 || leaf.DNSNames[0] != "*.example.test" {
+			t.Errorf("%s: names %v, want the shared wildcard", name, leaf.DNSNames)
+		}
+	}
+	if n := s.pebble.Finalized(); n != 1 {
+		t.Errorf("%d certificates ordered for 3 services under one delegated domain, want 1", n)
+	}
+	if _, _, err := s.get("nobody.example.test"); err == nil {
+		t.Error("a name no service holds was served with the wildcard")
+	}
+}
+
+func TestACMERenewsShortLivedCertificates(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits for a renewal")
+	}
+	const validity = 30 * time.Second
+	s := newACMESetup(t, validity, func(c *Config) { c.ACME.RenewCheckInterval = time.Second })
+	ctx := context.Background()
+	s.addVerified(t, s.admin, "example.test")
+	if _, err := s.admin.CreateService(ctx, client.ServiceCreate{Name: "www", Domain: "example.test", Upstreams: []string{s.upstream}}); err != nil {
+		t.Fatal(err)
+	}
+	first := s.waitServed(t, "www.example.test")
+	if got := first.NotAfter.Sub(first.NotBefore); got > validity+time.Minute {
+		t.Fatalf("Pebble issued for %v, want about %v", got, validity)
+	}
+	// Handshake continuously past the first certificate's expiry: every
+	// handshake verifies (so never an expired certificate), and a newer
+	// certificate takes over before the first one expires.
+	deadline := first.NotAfter.Add(3 * time.Second)
+	var renewed *x509.Certificate
+	for time.Now().Before(deadline) {
+		leaf, _, err := s.get("www.example.test")
+		if err != nil {
+			t.Fatalf("handshake at %s (first expires %s): %v", time.Now().Format(time.TimeOnly), first.NotAfter.Format(time.TimeOnly), err)
+		}
+		if leaf.SerialNumber.Cmp(first.SerialNumber) != 0 && renewed == nil {
+			renewed = leaf
+			if !time.Now().Before(first.NotAfter) {
+				t.Errorf("renewed only at %s, after the first certificate expired at %s", time.Now(), first.NotAfter)
+			}
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if renewed == nil {
+		t.Fatal("never renewed")
+	}
+}
+
+func TestACMERestartDuringOrder(t *testing.T) {
+	s := newACMESetup(t, 0, nil)
+	ctx := context.Background()
+	s.addVerified(t, s.admin, "example.test")
+	if _, err := s.admin.CreateService(ctx, client.ServiceCreate{Name: "www", Domain: "example.test", Upstreams: []string{s.upstream}}); err != nil {
+		t.Fatal(err)
+	}
+	// Stop the node as soon as the order exists, before it completes.
+	eventuallyTB(t, 20*time.Second, "an ACME order", func() error {
+		if s.pebble.NewOrders() == 0 {
+			return fmt.Errorf("none yet")
+		}
+		return nil
+	})
+	s.n.Close(context.Background())
+	s.start(t)
+	s.admin = adminClient2(t, s.n, s.dir)
+	leaf := s.waitServed(t, "www.example.test")
+	// Let any late duplicate attempt show up before counting.
+	time.Sleep(500 * time.Millisecond)
+	if n := s.pebble.Finalized(); n != 1 {
+		t.Errorf("%d certificates ordered across the restart, want 1", n)
+	}
+	// The certificate served is the one in the store, with its key.
+	c := certStatus(t, s.admin, "www.example.test")
+	if c.Status != "active" || c.NotAfter == nil || !c.NotAfter.Equal(leaf.NotAfter) {
+		t.Errorf("status %+v does not describe the served certificate (not after %s)", c, leaf.NotAfter)
+	}
+}
