@@ -60,7 +60,7 @@ type Config struct {
 	// ChallengeHost and the ports are where the edge listens for HTTP-01
 	// (plain HTTP) and TLS-ALPN-01 (HTTPS) challenges; certmagic then never
 	// opens a listener of its own. Default: ACME issuers' own settings.
-	ChallengeHost                     string
+	ChallengeHost                       string
 	HTTPChallengePort, TLSChallengePort int
 }
 

@@ -179,10 +179,10 @@ func newStatusBook(out StatusStore, log *zap.Logger, covered func(string) []stri
 		out:     out,
 		log:     log,
 		covered: covered,
-		byName: make(map[string]store.CertStatus),
-		dirty:  make(map[string]struct{}),
-		wake:   make(chan struct{}, 1),
-		done:   make(chan struct{}),
+		byName:  make(map[string]store.CertStatus),
+		dirty:   make(map[string]struct{}),
+		wake:    make(chan struct{}, 1),
+		done:    make(chan struct{}),
 	}
 }
 

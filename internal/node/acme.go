@@ -80,7 +80,7 @@ type ACMEConfig struct {
 
 // acmeState is the node's ACME and DNS-01 state.
 type acmeState struct {
-	secret    atomic.Pointer[[]byte]           // key of delegation labels, from the store
+	secret    atomic.Pointer[[]byte]            // key of delegation labels, from the store
 	delegated atomic.Pointer[map[string]string] // domain -> project, delegation CNAME seen
 	dnsSrv    *dnsserver.Server
 	dnsUDP    net.PacketConn
@@ -195,7 +195,9 @@ func resolvers(r string) []string {
 	return []string{r}
 }
 
-func normalizeZone(z string) string { return strings.TrimSuffix(strings.ToLower(strings.TrimSpace(z)), ".") }
+func normalizeZone(z string) string {
+	return strings.TrimSuffix(strings.ToLower(strings.TrimSpace(z)), ".")
+}
 
 // delegatedTarget is the solver's Target: the delegation name of a domain
 // whose CNAME has been seen.
@@ -555,4 +557,3 @@ func lookupCNAME(ctx context.Context, resolver, name string) (string, error) {
 // CheckDomains runs one round of domain checks now (pending verifications
 // and delegation CNAMEs), as the periodic check does.
 func (n *Node) CheckDomains(ctx context.Context) { n.checkDomains(ctx) }
-
