@@ -24,6 +24,7 @@ func (s *Server) SetSessionTicketKeys(keys [][32]byte) error {
 		// calls replace in place (tls.Config guards them with its own lock).
 		cfg = s.baseTLSConfig()
 		cfg.GetCertificate = s.getCertificate
+		bindSessionsToName(cfg)
 		if !s.ticketCfg.CompareAndSwap(nil, cfg) {
 			cfg = s.ticketCfg.Load()
 		}

@@ -20,6 +20,7 @@ var errNoCertificateSource = errors.New("edge: no certificate source configured"
 func (s *Server) TLSConfig() *tls.Config {
 	cfg := s.baseTLSConfig()
 	cfg.GetCertificate = s.getCertificate
+	bindSessionsToName(cfg)
 	// A name outside the table gets a configuration with no certificate at
 	// all: crypto/tls then answers with the unrecognized_name alert, which
 	// tells the client more than the internal_error an error from
