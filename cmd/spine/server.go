@@ -27,6 +27,7 @@ type serverFlags struct {
 	apiAddr      string
 	domain       string
 	leafLifetime time.Duration
+	acme         acmeFlags // acme.go
 }
 
 func (f *serverFlags) register(cmd *cobra.Command, https, http, domain string) {
@@ -36,6 +37,7 @@ func (f *serverFlags) register(cmd *cobra.Command, https, http, domain string) {
 	cmd.Flags().StringVar(&f.apiAddr, "api-addr", "127.0.0.1:2019", "API listen address (keep it on loopback unless a firewall guards it)")
 	cmd.Flags().StringVar(&f.domain, "domain", domain, "domain given to the default project at start")
 	cmd.Flags().DurationVar(&f.leafLifetime, "cert-lifetime", 24*time.Hour, "lifetime of certificates from the internal CA (renewed automatically at 2/3)")
+	f.acme.register(cmd)
 }
 
 func newUpCmd(g *globals) *cobra.Command {
@@ -70,6 +72,10 @@ func run(cmd *cobra.Command, g *globals, f serverFlags, up bool) error {
 	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	acmeCfg, err := f.acme.config()
+	if err != nil {
+		return err
+	}
 	startCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	n, err := node.Start(startCtx, node.Config{
@@ -81,6 +87,7 @@ func run(cmd *cobra.Command, g *globals, f serverFlags, up bool) error {
 		Domain:       f.domain,
 		Demo:         up,
 		LeafLifetime: f.leafLifetime,
+		ACME:         acmeCfg,
 		Version:      spineVersion(),
 		Logger:       log,
 	})
