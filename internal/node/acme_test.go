@@ -15,7 +15,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddyserver/certmagic"
+
 	"github.com/spine-platform/spine/client"
+	"github.com/spine-platform/spine/internal/dnsprovider/rfc2136"
+	"github.com/spine-platform/spine/internal/dnsserver"
 	"github.com/spine-platform/spine/internal/pebbletest"
 	"github.com/spine-platform/spine/internal/platform"
 	"github.com/spine-platform/spine/internal/store"
@@ -393,5 +397,54 @@ func TestACMERestartDuringOrder(t *testing.T) {
 	c := certStatus(t, s.admin, "www.example.test")
 	if c.Status != "active" || c.NotAfter == nil || !c.NotAfter.Equal(leaf.NotAfter) {
 		t.Errorf("status %+v does not describe the served certificate (not after %s)", c, leaf.NotAfter)
+	}
+}
+
+func TestACMEWildcardThroughRFC2136Provider(t *testing.T) {
+	// The customer's own DNS server for prov.test, updated with TSIG.
+	const keyName, secret = "spine-update.", "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldA=="
+	records := &dnsserver.MemoryStore{}
+	custDNS, err := dnsserver.New(dnsserver.Config{Zone: "prov.test", Records: records, TSIG: map[string]string{keyName: secret}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	udp, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tcp, err := net.Listen("tcp", udp.LocalAddr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	go custDNS.Serve(udp, tcp)
+	t.Cleanup(func() { custDNS.Shutdown(context.Background()) })
+
+	s := newACMESetup(t, 0, func(c *Config) {
+		c.ACME.DNSProviders = map[string]certmagic.DNSProvider{"prov.test": &rfc2136.Provider{Server: udp.LocalAddr().String(), KeyName: keyName, Key: secret}}
+		c.ACME.DNSPropagationTimeout = -1
+	})
+	s.dns.Forward("prov.test", udp.LocalAddr().String())
+	ctx := context.Background()
+	d, err := s.admin.AddDomain(ctx, "prov.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := strings.Fields(d.VerifyRecord)
+	if err := records.AddTXT(ctx, f[0], strings.Trim(f[len(f)-1], `"`)); err != nil {
+		t.Fatal(err)
+	}
+	if d, err := s.admin.VerifyDomain(ctx, "prov.test"); err != nil || d.Status != store.DomainVerified {
+		t.Fatalf("verify: %+v, %v", d, err)
+	}
+	for _, name := range []string{"a", "b"} {
+		if _, err := s.admin.CreateService(ctx, client.ServiceCreate{Name: name, Domain: "prov.test", Upstreams: []string{s.upstream}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, name := range []string{"a", "b"} {
+		leaf := s.waitServed(t, name+".prov.test")
+		if len(leaf.DNSNames) != 1 || leaf.DNSNames[0] != "*.prov.test" {
+			t.Errorf("%s: names %v, want *.prov.test", name, leaf.DNSNames)
+		}
 	}
 }
