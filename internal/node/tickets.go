@@ -89,16 +89,18 @@ func (r ticketKeyRing) rotated(now time.Time) (ticketKeyRing, bool, error) {
 // ticketKeys keeps the edge's ticket keys equal to the store's, and rotates
 // them when due, until ctx ends.
 func (n *Node) ticketKeys(ctx context.Context) {
-	t := time.NewTicker(ticketCheck)
-	defer t.Stop()
 	for {
 		if err := n.refreshTicketKeys(ctx); err != nil && ctx.Err() == nil && !errors.Is(err, store.ErrUnavailable) {
 			n.log.Warn("session ticket keys", "err", err)
 		}
+		wait := ticketCheck
+		if n.fleet.ticketKeys.Load() == nil {
+			wait = time.Second // not shared yet (another node is creating them, or the store is away)
+		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-time.After(wait):
 		}
 	}
 }

@@ -1,0 +1,318 @@
+package fleet
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/spine-platform/spine/client"
+)
+
+func ctxT(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// Three nodes are asked for one new hostname at once: the service is
+// created through all three APIs concurrently (one wins, two get 409), every
+// node starts managing the name on the same change notice, and clients
+// knock on all three. The internal CA signs one certificate and the store
+// holds one.
+func TestOneIssuancePerName(t *testing.T) {
+	ctx := ctxT(t)
+	dsn := freshSchema(t, basePostgres())
+	f := newFleet(t, dsn, 3)
+	up := upstream(t, "once-upstream")
+	host := "once." + Domain
+
+	var created, conflicts atomic.Int32
+	var wg sync.WaitGroup
+	for _, nd := range f.nodes {
+		c := nd.client()
+		wg.Go(func() {
+			_, err := c.CreateService(ctx, client.ServiceCreate{Name: "once", Upstreams: []string{up}})
+			switch {
+			case err == nil:
+				created.Add(1)
+			case client.IsCode(err, "conflict"):
+				conflicts.Add(1)
+			default:
+				t.Errorf("creating the service: %v", err)
+			}
+		})
+		wg.Go(func() { nd.get(f.root, host) }) // a client that arrives before the certificate
+	}
+	wg.Wait()
+	if created.Load() != 1 || conflicts.Load() != 2 {
+		t.Fatalf("created %d, conflicts %d; want 1 and 2", created.Load(), conflicts.Load())
+	}
+	for _, nd := range f.nodes {
+		eventually(t, "served by "+nd.name, time.Minute, func() error { return nd.serves(f.root, host, "once-upstream") })
+	}
+	if n := issuedFor(t, dsn, host); n != 1 {
+		t.Errorf("the internal CA signed %d certificates for %s, want 1", n, host)
+	}
+	if n := query[int](t, dsn, `SELECT count(*) FROM kv WHERE key LIKE 'certificates/%/`+host+`/`+host+`.crt'`); n != 1 {
+		t.Errorf("the store holds %d certificates for %s, want 1", n, host)
+	}
+}
+
+// 200 new hostnames, created through the three nodes at once: exactly 200
+// certificates are signed and stored, one per name, and every node serves
+// every name.
+func TestManyNewHostnames(t *testing.T) {
+	const count = 200
+	ctx := ctxT(t)
+	dsn := freshSchema(t, basePostgres())
+	f := newFleet(t, dsn, 3)
+	up := upstream(t, "many-upstream")
+
+	jobs := make(chan int)
+	var wg sync.WaitGroup
+	for w := range 24 {
+		c := f.nodes[w%3].client()
+		wg.Go(func() {
+			for i := range jobs {
+				if _, err := c.CreateService(ctx, client.ServiceCreate{Name: fmt.Sprintf("h%03d", i), Upstreams: []string{up}}); err != nil {
+					t.Errorf("creating h%03d: %v", i, err)
+				}
+			}
+		})
+	}
+	for i := range count {
+		jobs <- i
+	}
+	close(jobs)
+	wg.Wait()
+	if t.Failed() {
+		t.FailNow()
+	}
+
+	// Every node serves every name.
+	type check struct {
+		nd   *node
+		host string
+	}
+	checks := make(chan check)
+	var failed atomic.Int32
+	for range 12 {
+		wg.Go(func() {
+			for c := range checks {
+				deadline := time.Now().Add(3 * time.Minute)
+				for {
+					err := c.nd.serves(f.root, c.host, "many-upstream")
+					if err == nil {
+						break
+					}
+					if time.Now().After(deadline) {
+						if failed.Add(1) <= 5 {
+							t.Errorf("not served: %v", err)
+						}
+						break
+					}
+					time.Sleep(100 * time.Millisecond)
+				}
+			}
+		})
+	}
+	for i := range count {
+		for _, nd := range f.nodes {
+			checks <- check{nd, fmt.Sprintf("h%03d.%s", i, Domain)}
+		}
+	}
+	close(checks)
+	wg.Wait()
+
+	issued := query[int](t, dsn, `SELECT count(*) FROM kv WHERE key LIKE 'spine/ca/issued/%'`)
+	names := query[int](t, dsn, `SELECT count(DISTINCT n) FROM kv, json_array_elements_text(convert_from(value, 'UTF8')::json->'names') n WHERE key LIKE 'spine/ca/issued/%'`)
+	stored := query[int](t, dsn, `SELECT count(*) FROM kv WHERE key LIKE 'certificates/%.crt'`)
+	if issued != count || names != count || stored != count {
+		t.Errorf("signed %d certificates for %d distinct names, stored %d; want %d of each", issued, names, stored, count)
+	}
+}
+
+// The node holding a name's issuance lock is killed (SIGKILL) in the middle
+// of the issuance; another node takes the lock once its lease expires and
+// completes the issuance. The dead node signed nothing.
+func TestKilledLockHolderIsReplaced(t *testing.T) {
+	ctx := ctxT(t)
+	dsn := freshSchema(t, basePostgres())
+	f := newFleet(t, dsn, 3, "SPINE_TEST_ISSUE_DELAY=3s")
+	up := upstream(t, "takeover-upstream")
+	host := "takeover." + Domain
+
+	if _, err := f.nodes[0].client().CreateService(ctx, client.ServiceCreate{Name: "takeover", Upstreams: []string{up}}); err != nil {
+		t.Fatal(err)
+	}
+	const hook = "test hook: delaying issuance"
+	holder := f.waitLog(hook, time.Minute)
+	t.Logf("%s holds the issuance lock; killing it", holder.name)
+	holder.kill()
+
+	var rest []*node
+	for _, nd := range f.nodes {
+		if nd != holder {
+			rest = append(rest, nd)
+		}
+	}
+	for _, nd := range rest {
+		eventually(t, "served by "+nd.name+" after the lock holder died", 2*time.Minute, func() error {
+			return nd.serves(f.root, host, "takeover-upstream")
+		})
+	}
+	if n := issuedFor(t, dsn, host); n != 1 {
+		t.Errorf("the internal CA signed %d certificates for %s, want 1", n, host)
+	}
+	took := 0
+	for _, nd := range rest {
+		if strings.Contains(nd.logs(), hook) {
+			took++
+		}
+	}
+	if took == 0 {
+		t.Error("no surviving node went through the issuance")
+	}
+}
+
+// A service created through node 1 is served by nodes 2 and 3; deleted
+// through node 1, they stop serving it.
+func TestChangesReachEveryNode(t *testing.T) {
+	ctx := ctxT(t)
+	dsn := freshSchema(t, basePostgres())
+	f := newFleet(t, dsn, 3)
+	up := upstream(t, "spread-upstream")
+	host := "spread." + Domain
+	c := f.nodes[0].client()
+
+	if _, err := c.CreateService(ctx, client.ServiceCreate{Name: "spread", Upstreams: []string{up}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, nd := range f.nodes[1:] {
+		eventually(t, "served by "+nd.name, time.Minute, func() error { return nd.serves(f.root, host, "spread-upstream") })
+	}
+	if err := c.DeleteService(ctx, "spread"); err != nil {
+		t.Fatal(err)
+	}
+	for _, nd := range f.nodes[1:] {
+		eventually(t, nd.name+" stops serving", time.Minute, func() error {
+			_, _, err := nd.get(f.root, host)
+			if err != nil && strings.Contains(err.Error(), "tls: unrecognized name") { // the edge's alert for names it does not serve
+				return nil
+			}
+			return fmt.Errorf("%s still answers %s: %v", nd.name, host, err)
+		})
+	}
+}
+
+// A TLS session established on node 1 resumes on node 2: the nodes share
+// their session-ticket keys through the store.
+func TestSessionResumesOnAnotherNode(t *testing.T) {
+	ctx := ctxT(t)
+	dsn := freshSchema(t, basePostgres())
+	f := newFleet(t, dsn, 2)
+	up := upstream(t, "resume-upstream")
+	host := "resume." + Domain
+	if _, err := f.nodes[0].client().CreateService(ctx, client.ServiceCreate{Name: "resume", Upstreams: []string{up}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, nd := range f.nodes {
+		eventually(t, "served by "+nd.name, time.Minute, func() error { return nd.serves(f.root, host, "resume-upstream") })
+	}
+	// The nodes read the shared keys within a second or so of their creation.
+	eventually(t, "a session from node1 resumed on node2", time.Minute, func() error {
+		cache := tls.NewLRUClientSessionCache(4)
+		if _, err := handshake(f.nodes[0], f.root, host, cache); err != nil {
+			return err
+		}
+		resumed, err := handshake(f.nodes[1], f.root, host, cache)
+		if err != nil {
+			return err
+		}
+		if !resumed {
+			return errors.New("node2 did a full handshake")
+		}
+		return nil
+	})
+}
+
+// handshake makes one request for host to nd over a new TLS connection
+// that may resume a session from cache, and reports whether it did.
+func handshake(nd *node, root *x509.CertPool, host string, cache tls.ClientSessionCache) (bool, error) {
+	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 10 * time.Second}, "tcp", nd.https, &tls.Config{
+		ServerName: host, RootCAs: root, ClientSessionCache: cache, NextProtos: []string{"http/1.1"},
+	})
+	if err != nil {
+		return false, err
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(conn, "GET / HTTP/1.1\r\nHost: "+host+"\r\nConnection: close\r\n\r\n"); err != nil {
+		return false, err
+	}
+	if _, err := io.ReadAll(conn); err != nil { // also reads the session ticket
+		return false, err
+	}
+	return conn.ConnectionState().DidResume, nil
+}
+
+// snapshotHas reports whether nd's snapshot file holds a certificate for host.
+func snapshotHas(nd *node, host string) error {
+	path := filepath.Join(nd.dataDir, "snapshot.json")
+	fi, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	if fi.Mode().Perm() != 0o600 {
+		return errStop{fmt.Errorf("%s has mode %v, want 0600", path, fi.Mode().Perm())}
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	var s struct {
+		Certificates []struct{ Names []string }
+	}
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	for _, c := range s.Certificates {
+		for _, n := range c.Names {
+			if n == host {
+				return nil
+			}
+		}
+	}
+	return fmt.Errorf("%s: no certificate for %s yet", path, host)
+}
+
+// apiGet does an authenticated GET on nd's API and returns the answer.
+func apiGet(t *testing.T, nd *node, path string) (*http.Response, string) {
+	t.Helper()
+	tok, err := os.ReadFile(filepath.Join(nd.dataDir, "admin.token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest("GET", "http://"+nd.api+path, nil)
+	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
+	resp, err := (&http.Client{Timeout: 20 * time.Second}).Do(req)
+	if err != nil {
+		t.Fatalf("GET %s on %s: %v", path, nd.name, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, string(b)
+}
