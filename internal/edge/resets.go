@@ -19,6 +19,9 @@ import (
 // browser that cancels a few requests now and then never comes near it.
 const maxCanceledStreams = 100
 
+// maxReadFrameSize is the largest HTTP/2 frame the edge reads (see ServeTLS).
+const maxReadFrameSize = 16 << 10
+
 // connStreams counts one HTTP/2 connection's streams.
 type connStreams struct {
 	conn     net.Conn

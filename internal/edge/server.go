@@ -121,7 +121,11 @@ func (s *Server) ServeTLS(ln net.Listener) error {
 	srv.Protocols = new(http.Protocols)
 	srv.Protocols.SetHTTP1(true)
 	srv.Protocols.SetHTTP2(true)
-	srv.HTTP2 = &http.HTTP2Config{MaxConcurrentStreams: s.cfg.MaxConcurrentStreams}
+	// Frames of at most 16 KiB (the protocol's default): net/http allocates
+	// a buffer for a whole frame as soon as its header announces the length,
+	// so with its 1 MiB default each connection that announced a big frame
+	// and went silent held 1 MiB of heap.
+	srv.HTTP2 = &http.HTTP2Config{MaxConcurrentStreams: s.cfg.MaxConcurrentStreams, MaxReadFrameSize: maxReadFrameSize}
 	srv.ConnContext = connContext // counts canceled HTTP/2 streams (resets.go)
 	if err := s.track(srv); err != nil {
 		return err
