@@ -74,6 +74,7 @@ func TestFloods(t *testing.T) {
 		{"1 MB request headers over HTTP/1.1 (40 requests)", func(t *testing.T) attackResult { return bigHeadersH1(t, s, 40) }, 200, 400},
 		{"1 MB request headers over HTTP/2 (40 connections)", func(t *testing.T) attackResult { return bigHeadersH2(t, s, 40) }, 200, 400},
 		{"HTTP/2 rapid reset (4 connections × 5000 streams opened and reset)", func(t *testing.T) attackResult { return rapidReset(t, s, 4, 5000, &upstreamHits) }, 300, 4*1100 + 300},
+		{"HTTP/2 frames announced at 1 MiB, then silence (300 connections)", func(t *testing.T) attackResult { return bigFrames(t, s, 300) }, 100, 3*300 + 200},
 		{"HTTP/2 CONTINUATION flood (8 connections)", func(t *testing.T) attackResult { return continuationFlood(t, s, 8) }, 200, 400},
 	}
 	for _, a := range attacks {
@@ -435,7 +436,8 @@ func bigHeadersH1(t *testing.T, s *spine, n int) attackResult {
 
 // h2Conn is a raw HTTP/2 connection for attacks.
 type h2Conn struct {
-	c   net.Conn
+	c    net.Conn
+	host string
 	bw  *bufio.Writer
 	fr  *http2.Framer
 	enc *hpack.Encoder
@@ -446,9 +448,11 @@ type h2Conn struct {
 	statuses sync.Map // status code → count
 }
 
-func dialH2(s *spine) (*h2Conn, error) {
+func dialH2(s *spine) (*h2Conn, error) { return dialH2Host(s, floodHost) }
+
+func dialH2Host(s *spine, host string) (*h2Conn, error) {
 	c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", s.n.HTTPSAddr(),
-		&tls.Config{ServerName: floodHost, InsecureSkipVerify: true, NextProtos: []string{"h2"}})
+		&tls.Config{ServerName: host, InsecureSkipVerify: true, NextProtos: []string{"h2"}})
 	if err != nil {
 		return nil, err
 	}
@@ -456,7 +460,7 @@ func dialH2(s *spine) (*h2Conn, error) {
 		c.Close()
 		return nil, errors.New("h2 not negotiated")
 	}
-	h := &h2Conn{c: c, bw: bufio.NewWriterSize(c, 64<<10), closed: make(chan struct{})}
+	h := &h2Conn{c: c, host: host, bw: bufio.NewWriterSize(c, 64<<10), closed: make(chan struct{})}
 	h.fr = http2.NewFramer(h.bw, c)
 	h.enc = hpack.NewEncoder(&h.hb)
 	if _, err := io.WriteString(h.bw, http2.ClientPreface); err != nil {
@@ -504,7 +508,7 @@ func (h *h2Conn) isClosed() bool {
 
 func (h *h2Conn) headerBlock(fields ...string) []byte {
 	h.hb.Reset()
-	base := []string{":method", "GET", ":scheme", "https", ":authority", floodHost, ":path", "/"}
+	base := []string{":method", "GET", ":scheme", "https", ":authority", h.host, ":path", "/"}
 	for _, kv := range [][]string{base, fields} {
 		for i := 0; i+1 < len(kv); i += 2 {
 			h.enc.WriteField(hpack.HeaderField{Name: kv[i], Value: kv[i+1]})
@@ -682,6 +686,49 @@ func continuationFlood(t *testing.T, s *spine, conns int) attackResult {
 	}
 	if maxSent.Load() >= limit {
 		return attackResult{sum, fmt.Errorf("the edge read %d MiB of CONTINUATION frames without closing", limit>>20)}
+	}
+	return attackResult{summary: sum}
+}
+
+// bigFrames opens n HTTP/2 connections, each of which announces a DATA
+// frame of almost 1 MiB on an open stream and sends only its first bytes:
+// an edge that reserves a buffer for the whole announced frame holds n MiB
+// for as long as the attacker waits. The edge refuses frames over 16 KiB.
+func bigFrames(t *testing.T, s *spine, n int) attackResult {
+	var refused atomic.Int64
+	var hs []*h2Conn
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	var next atomic.Int64
+	for range 16 {
+		wg.Go(func() {
+			for next.Add(1) <= int64(n) {
+				h, err := dialH2(s)
+				if err != nil {
+					continue
+				}
+				h.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: h.headerBlock(":method", "POST"), EndHeaders: true})
+				// Frame header: length 2^20-1, type DATA, no flags, stream 1.
+				h.bw.Write([]byte{0x0f, 0xff, 0xff, 0x0, 0x0, 0, 0, 0, 1})
+				h.bw.Write(make([]byte, 1024))
+				h.bw.Flush()
+				mu.Lock()
+				hs = append(hs, h)
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	time.Sleep(time.Second) // the heap sampler sees what the edge holds now
+	for _, h := range hs {
+		if h.isClosed() {
+			refused.Add(1)
+		}
+		h.c.Close()
+	}
+	sum := fmt.Sprintf("%d connections announced 1 MiB frames: %d refused at once by the edge", len(hs), refused.Load())
+	if int(refused.Load()) != len(hs) {
+		return attackResult{sum, fmt.Errorf("the edge accepted %d frames announced at 1 MiB", len(hs)-int(refused.Load()))}
 	}
 	return attackResult{summary: sum}
 }

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/net/http2"
+
 	"github.com/spine-platform/spine/client"
 	"github.com/spine-platform/spine/internal/edge"
 )
@@ -207,6 +209,40 @@ func TestSmuggling(t *testing.T) {
 			},
 		},
 	}
+
+	t.Run("HTTP/2 request with connection-specific fields", func(t *testing.T) {
+		// RFC 9113 8.2.2 calls such a request malformed; net/http accepts
+		// it, so the edge must at least never pass the fields on.
+		ma := recA.mark()
+		h, err := dialH2Host(s, "a.localhost")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer h.c.Close()
+		block := h.headerBlock(":method", "POST", "connection", "x-forwarded-for, keep-alive", "keep-alive", "timeout=5",
+			"transfer-encoding", "chunked", "te", "gzip", "upgrade", "h2c", "proxy-connection", "keep-alive",
+			"x-forwarded-for", "6.6.6.6", "content-length", "5")
+		h.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: block, EndHeaders: true})
+		h.fr.WriteData(1, true, []byte("hello"))
+		h.bw.Flush()
+		time.Sleep(300 * time.Millisecond)
+		got := recA.since(ma)
+		for _, r := range got {
+			for _, k := range []string{"Connection", "Keep-Alive", "Te", "Upgrade", "Proxy-Connection"} {
+				if v := r.Header.Values(k); len(v) > 0 {
+					t.Errorf("upstream received %s: %q", k, v)
+				}
+			}
+			if r.Chunked {
+				t.Errorf("upstream received a chunked body from a request with Content-Length")
+			}
+			forwardedBySpine(t, r, "a.localhost")
+		}
+		if len(got) > 1 {
+			t.Errorf("upstream received %v", got)
+		}
+		reportf(t, "HTTP/2 request with connection-specific fields: %d forwarded, without them (%s)", len(got), h.describe())
+	})
 
 	var lines []string
 	for _, tc := range cases {
