@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -52,6 +53,56 @@ type Pebble struct {
 	newOrders atomic.Int64
 	finalized atomic.Int64
 	up        atomic.Bool
+
+	mu     sync.Mutex
+	events []Event // bounded by maxEvents
+}
+
+// Event is one ACME request Pebble received, for telling where the time
+// of an issuance goes.
+type Event struct {
+	Time time.Time
+	// Kind is "account", "order", "authz", "challenge", "finalize",
+	// "order-poll" or "certificate".
+	Kind string
+}
+
+const maxEvents = 10000
+
+var eventKinds = []struct{ prefix, kind string }{
+	{"/sign-me-up", "account"},
+	{"/order-plz", "order"},
+	{"/authZ/", "authz"},
+	{"/chalZ/", "challenge"},
+	{"/finalize-order/", "finalize"},
+	{"/my-order/", "order-poll"},
+	{"/certZ/", "certificate"},
+}
+
+func (p *Pebble) record(path string) {
+	for _, k := range eventKinds {
+		if strings.HasPrefix(path, k.prefix) {
+			p.mu.Lock()
+			if len(p.events) < maxEvents {
+				p.events = append(p.events, Event{Time: time.Now(), Kind: k.kind})
+			}
+			p.mu.Unlock()
+			return
+		}
+	}
+}
+
+// Events returns the ACME requests received since since.
+func (p *Pebble) Events(since time.Time) []Event {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []Event
+	for _, e := range p.events {
+		if !e.Time.Before(since) {
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 // Start runs Pebble on 127.0.0.1 until the test ends. It sets
@@ -109,6 +160,7 @@ func Start(t testing.TB, opts Options) *Pebble {
 			return
 		}
 		if r.Method == http.MethodPost {
+			p.record(r.URL.Path)
 			switch {
 			case r.URL.Path == "/order-plz":
 				p.newOrders.Add(1)
