@@ -36,6 +36,19 @@ func (c *Client) WaitServing(ctx context.Context, svc Service, rootPEM []byte, p
 	for _, h := range svc.Hostnames {
 		pending[h] = true
 	}
+	shown := map[string]string{} // the last state shown per hostname
+	show := func(cert Certificate) {
+		state := cert.Status + " " + cert.Error
+		if shown[cert.Hostname] == state || (cert.Status != "issuing" && cert.Error == "") {
+			return
+		}
+		shown[cert.Hostname] = state
+		detail := "waiting: " + cert.Error
+		if cert.Status == "issuing" {
+			detail = "asking the certificate authority"
+		}
+		progress(Step{Name: "certificate", Host: cert.Hostname, Detail: detail})
+	}
 	for len(pending) > 0 {
 		certs, err := c.Certificates(ctx)
 		if err != nil {
@@ -46,6 +59,8 @@ func (c *Client) WaitServing(ctx context.Context, svc Service, rootPEM []byte, p
 				continue
 			}
 			switch cert.Status {
+			case "pending", "issuing":
+				show(cert)
 			case "active":
 				delete(pending, cert.Hostname)
 				detail := "certificate issued by " + cert.Issuer
