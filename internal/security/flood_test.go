@@ -438,10 +438,10 @@ func bigHeadersH1(t *testing.T, s *spine, n int) attackResult {
 type h2Conn struct {
 	c    net.Conn
 	host string
-	bw  *bufio.Writer
-	fr  *http2.Framer
-	enc *hpack.Encoder
-	hb  bytes.Buffer
+	bw   *bufio.Writer
+	fr   *http2.Framer
+	enc  *hpack.Encoder
+	hb   bytes.Buffer
 
 	closed   chan struct{} // closed when the edge closes the connection
 	goAway   atomic.Pointer[http2.GoAwayFrame]
@@ -509,6 +509,9 @@ func (h *h2Conn) isClosed() bool {
 func (h *h2Conn) headerBlock(fields ...string) []byte {
 	h.hb.Reset()
 	base := []string{":method", "GET", ":scheme", "https", ":authority", h.host, ":path", "/"}
+	if len(fields) >= 2 && fields[0] == ":method" {
+		base[1], fields = fields[1], fields[2:]
+	}
 	for _, kv := range [][]string{base, fields} {
 		for i := 0; i+1 < len(kv); i += 2 {
 			h.enc.WriteField(hpack.HeaderField{Name: kv[i], Value: kv[i+1]})

@@ -28,11 +28,11 @@ const h2specInstall = "go install github.com/summerwind/h2spec/cmd/h2spec@v2.2.1
 var h2specExceptions = map[string]string{
 	"http2/6.5.3/1": "RFC 9113 6.5.3 (process the values of a SETTINGS frame in order): net/http hangs up on a SETTINGS frame " +
 		"that repeats an identifier (\"settings_big_or_dups\"), a deliberate defence against settings floods; no real client repeats one",
-	"http2/8.1.2.2/1": "RFC 9113 8.2.2 (connection-specific header fields make a request malformed): net/http's HTTP/2 server " +
-		"accepts them; the edge's reverse proxy strips them as hop-by-hop before forwarding, so no upstream sees them " +
-		"(TestSmuggling, case \"HTTP/2 request with connection-specific fields\")",
-	"http2/8.1.2.2/2": "RFC 9113 8.2.2 (TE other than \"trailers\" makes a request malformed): as 8.1.2.2/1, net/http accepts it " +
-		"and the edge strips it before forwarding (TestSmuggling)",
+	"http2/8.1.2.2/1": "RFC 9113 8.2.2 (a request with a connection-specific header field is malformed: stream error " +
+		"PROTOCOL_ERROR): net/http refuses the request with a 400 answer on the stream instead of RST_STREAM, and nothing " +
+		"reaches an upstream (TestSmuggling, \"HTTP/2 request with connection-specific fields\")",
+	"http2/8.1.2.2/2": "RFC 9113 8.2.2 (TE other than \"trailers\" is malformed): as 8.1.2.2/1, a 400 answer instead of " +
+		"RST_STREAM, and nothing forwarded",
 }
 
 // TestH2Spec runs every h2spec case (HTTP/2, HPACK and generic, strict
