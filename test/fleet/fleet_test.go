@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -204,6 +205,18 @@ func TestChangesReachEveryNode(t *testing.T) {
 	for _, nd := range f.nodes[1:] {
 		eventually(t, "served by "+nd.name, time.Minute, func() error { return nd.serves(f.root, host, "spread-upstream") })
 	}
+	// `spine nodes` run against node 1 lists the three nodes, connected.
+	eventually(t, "spine nodes lists three connected nodes", time.Minute, func() error {
+		out, err := exec.Command(spineBin, "nodes", "--api", "http://"+f.nodes[0].api, "--data", f.nodes[0].dataDir).CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("spine nodes: %v: %s", err, out)
+		}
+		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+		if len(lines) != 4 || strings.Count(string(out), " connected") != 3 || strings.Contains(string(out), "not connected") || !strings.Contains(string(out), f.nodes[2].https) || !strings.Contains(string(out), "(this)") {
+			return fmt.Errorf("spine nodes printed:\n%s", out)
+		}
+		return nil
+	})
 	if err := c.DeleteService(ctx, "spread"); err != nil {
 		t.Fatal(err)
 	}
