@@ -95,9 +95,10 @@ type Node struct {
 func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	cfg.setDefaults()
 	n = &Node{cfg: cfg, log: cfg.Logger}
+	self := n // error returns set n to nil
 	defer func() {
 		if err != nil {
-			n.Close(context.Background())
+			self.Close(context.Background())
 		}
 	}()
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
@@ -153,6 +154,9 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 
 	runCtx, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel
+	if err := n.startACME(runCtx); err != nil { // before anything captures n
+		return nil, err
+	}
 	n.apiSrv = &http.Server{
 		Handler: api.New(api.Config{
 			Platform:  n.platform,
@@ -177,9 +181,6 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	n.wg.Add(1)
 	go n.watch(runCtx)
 	n.startFleet(runCtx)
-	if err := n.startACME(runCtx); err != nil {
-		return nil, err
-	}
 	return n, nil
 }
 
