@@ -150,7 +150,6 @@ func (n *Node) prepare(ctx context.Context) error {
 	if err := c.WriteRootPEM(filepath.Join(n.cfg.DataDir, "ca", "root.pem")); err != nil {
 		return fmt.Errorf("writing the CA root: %w", err)
 	}
-	n.ca = c
 	f.issuer.ca.Store(c)
 	f.prepared.Store(true)
 	return nil

@@ -74,7 +74,6 @@ type Node struct {
 	log      *slog.Logger
 	db       *store.DB
 	platform *platform.Platform
-	ca       *ca.CA
 	certs    *certs.Manager
 	edge     *edge.Server
 	fleet    fleetState // fleet mode and fail static (fleet.go)
@@ -309,7 +308,7 @@ func (n *Node) HTTPAddr() string  { return n.httpLn.Addr().String() }
 func (n *Node) APIAddr() string   { return n.apiLn.Addr().String() }
 
 // CA returns the node's internal CA.
-func (n *Node) CA() *ca.CA { return n.ca }
+func (n *Node) CA() *ca.CA { return n.fleet.issuer.ca.Load() }
 
 // Platform returns the rules layer, for tools and tests that act as the operator.
 func (n *Node) Platform() *platform.Platform { return n.platform }
