@@ -58,9 +58,6 @@ type fleetState struct {
 
 	lastServices atomic.Pointer[[]store.Service] // of the last successful sync
 	snapshotDue  chan struct{}                   // capacity 1: write the snapshot now
-	snapMu       sync.Mutex                      // guards snapBody, snapAt
-	snapBody     []byte                          // the last snapshot's content without WrittenAt
-	snapAt       time.Time                       // when that content was first built
 	ticketKeys   atomic.Pointer[ticketKeyRing]   // as last read from the store
 	storeOK      atomic.Bool                     // the last store operation succeeded
 

@@ -6,6 +6,7 @@ package node
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
@@ -132,7 +133,7 @@ func (n *Node) getCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, err
 func (n *Node) snapshots(ctx context.Context) {
 	t := time.NewTicker(snapshotInterval)
 	defer t.Stop()
-	var last []byte
+	var last [sha256.Size]byte // of the content last written
 	for {
 		select {
 		case <-ctx.Done():
@@ -140,53 +141,77 @@ func (n *Node) snapshots(ctx context.Context) {
 		case <-t.C:
 		case <-n.fleet.snapshotDue:
 		}
-		b, err := n.buildSnapshot()
+		b, sum, err := n.buildSnapshot(last)
 		if err != nil {
 			n.log.Warn("building the snapshot", "err", err)
 			continue
 		}
-		if b == nil || bytes.Equal(b, last) {
-			continue
+		if b == nil {
+			continue // nothing synced yet, or nothing changed
 		}
 		if err := platform.WriteSecretFile(filepath.Join(n.cfg.DataDir, SnapshotFile), b); err != nil {
 			n.log.Warn("writing the snapshot", "err", err)
 			continue
 		}
-		last = b
+		last = sum
 	}
 }
 
-// buildSnapshot encodes the services of the last successful sync and the
-// certificates served for their hostnames; nil if no sync succeeded yet.
-// WrittenAt changes only with the content, so an unchanged snapshot
-// encodes the same.
-func (n *Node) buildSnapshot() ([]byte, error) {
+// buildSnapshot encodes the services of the last successful sync, the
+// certificates served for their hostnames and the ticket keys, with the
+// digest of that content. It returns nil if no sync succeeded yet or if the
+// digest is still last: the look-ups are cheap, the encoding of every key
+// is done only when something changed.
+func (n *Node) buildSnapshot(last [sha256.Size]byte) ([]byte, [sha256.Size]byte, error) {
 	svcs := n.fleet.lastServices.Load()
 	if svcs == nil {
-		return nil, nil
+		return nil, last, nil
 	}
 	_, hosts := routesOf(*svcs)
 	slices.Sort(hosts)
-	s := snapshot{Version: snapshotVersion, Services: *svcs}
-	seen := map[string]int{} // leaf DER → index in s.Certificates
 	// certmagic logs the ClientHello's connection when it has no
-	// certificate, so the lookups get one that leads nowhere.
+	// certificate, so the look-ups get one that leads nowhere.
 	conn, other := net.Pipe()
 	conn.Close()
 	other.Close()
-	for _, h := range hosts {
+	certs := make([]*tls.Certificate, len(hosts))
+	digest := sha256.New()
+	if err := json.NewEncoder(digest).Encode(svcs); err != nil {
+		return nil, last, err
+	}
+	for i, h := range hosts {
 		cert, err := n.getCertificate(&tls.ClientHelloInfo{ServerName: h, Conn: conn})
 		if err != nil || cert == nil || len(cert.Certificate) == 0 {
 			continue
 		}
-		leaf := string(cert.Certificate[0])
-		if i, ok := seen[leaf]; ok {
-			s.Certificates[i].Names = append(s.Certificates[i].Names, h)
+		certs[i] = cert
+		digest.Write([]byte(h))
+		digest.Write(cert.Certificate[0])
+	}
+	keys := n.fleet.ticketKeys.Load().keys()
+	for _, k := range keys {
+		digest.Write(k[:])
+	}
+	var sum [sha256.Size]byte
+	digest.Sum(sum[:0])
+	if sum == last {
+		return nil, last, nil
+	}
+
+	s := snapshot{Version: snapshotVersion, WrittenAt: time.Now().UTC(), Services: *svcs}
+	seen := map[string]int{} // leaf DER → index in s.Certificates
+	for i, cert := range certs {
+		if cert == nil {
+			continue
+		}
+		h, leaf := hosts[i], string(cert.Certificate[0])
+		if j, ok := seen[leaf]; ok {
+			s.Certificates[j].Names = append(s.Certificates[j].Names, h)
 			continue
 		}
 		key, err := x509.MarshalPKCS8PrivateKey(cert.PrivateKey)
 		if err != nil {
-			return nil, fmt.Errorf("encoding the key of %s: %w", h, err)
+			return nil, last, fmt.Errorf("encoding the key of %s: %w", h, err)
 		}
 		var chain bytes.Buffer
 		for _, der := range cert.Certificate {
@@ -199,23 +224,14 @@ func (n *Node) buildSnapshot() ([]byte, error) {
 			KeyPEM:   string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: key})),
 		})
 	}
-	for _, k := range n.fleet.ticketKeys.Load().keys() {
+	for _, k := range keys {
 		s.TicketKeys = append(s.TicketKeys, k[:])
 	}
-	body, err := json.Marshal(s)
-	if err != nil {
-		return nil, err
-	}
-	n.fleet.snapMu.Lock()
-	defer n.fleet.snapMu.Unlock()
-	if !bytes.Equal(body, n.fleet.snapBody) {
-		n.fleet.snapBody, n.fleet.snapAt = body, time.Now().UTC()
-	}
-	s.WrittenAt = n.fleet.snapAt
-	return json.MarshalIndent(s, "", " ")
+	b, err := json.MarshalIndent(s, "", " ")
+	return b, sum, err
 }
 
-// synced records the services of a successful sync, for the snapshot and
+// recordSync records the services of a successful sync, for the snapshot and
 // for reads while the store is away, and asks for a snapshot.
 func (n *Node) recordSync(svcs []store.Service) {
 	n.fleet.lastServices.Store(&svcs)
