@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -129,6 +130,8 @@ func lastLine(s string) string {
 	return s
 }
 
+var digits = regexp.MustCompile(`[0-9]+`)
+
 // commands keeps the first command line of each kind, for the report.
 var commands struct {
 	sync.Mutex
@@ -137,10 +140,9 @@ var commands struct {
 }
 
 func record(kind string, args, env []string) {
-	key := kind
-	if len(args) > 3 {
-		key += " " + args[3] // the mode of loadgen, or the first flag
-	}
+	// One line per kind of command: the same command with other counts,
+	// ports or scratch paths is the same kind.
+	key := digits.ReplaceAllString(strings.Join(args, " "), "")
 	commands.Lock()
 	defer commands.Unlock()
 	if commands.seen == nil {
