@@ -328,7 +328,11 @@ func versions(spineBin string) []string {
 		"h2load: " + run("h2load", "--version"),
 	}
 	if spineBin != "" {
-		lines = append(lines, "spine: "+run(spineBin, "version"))
+		rev := run("git", "rev-parse", "--short", "HEAD")
+		if out, err := exec.Command("git", "status", "--porcelain", "--", "cmd", "internal", "go.mod").Output(); err == nil && len(out) > 0 {
+			rev += " with local changes"
+		}
+		lines = append(lines, "spine: "+run(spineBin, "version")+", built from commit "+rev)
 	}
 	return lines
 }
