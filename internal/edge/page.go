@@ -31,6 +31,15 @@ func badGatewayPage(service string) page {
 	return page{"Bad gateway", "The upstream of service " + quoteHost(service) + " is not answering."}
 }
 
+// pageHead is the start of every HTML page: readable on any screen, no
+// external resources, no script.
+const pageHead = "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">" +
+	"<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">" +
+	"<style>body{font:16px/1.5 system-ui,sans-serif;margin:0;color:#1d2430;background:#f5f6f8}" +
+	"main{max-width:36rem;margin:12vh auto 0;padding:2rem;background:#fff;border-radius:8px;box-shadow:0 1px 4px #0002}" +
+	".code{margin:0;color:#8a93a3;font-weight:600}h1{margin:.2rem 0 1rem;font-size:1.6rem}" +
+	"footer{text-align:center;color:#8a93a3;font-size:.85rem;margin-top:1rem}</style>"
+
 // quoteHost bounds a client-supplied name before it is shown back.
 func quoteHost(h string) string {
 	if h == "" {
@@ -53,8 +62,8 @@ func writePage(w http.ResponseWriter, r *http.Request, code int, hsts []string, 
 	if strings.Contains(r.Header.Get("Accept"), "text/html") {
 		h.Set("Content-Type", "text/html; charset=utf-8")
 		t := html.EscapeString(p.title)
-		body = "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>" + strconv.Itoa(code) + " " + t +
-			"</title></head><body><h1>" + t + "</h1><p>" + html.EscapeString(p.text) + "</p></body></html>\n"
+		body = pageHead + "<title>" + strconv.Itoa(code) + " " + t + "</title></head><body><main><p class=\"code\">" +
+			strconv.Itoa(code) + "</p><h1>" + t + "</h1><p>" + html.EscapeString(p.text) + "</p></main><footer>Spine</footer></body></html>\n"
 	} else {
 		h.Set("Content-Type", "text/plain; charset=utf-8")
 		body = strconv.Itoa(code) + " " + p.title + "\n" + p.text + "\n"
