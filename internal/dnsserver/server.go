@@ -16,6 +16,8 @@ import (
 
 	"github.com/miekg/dns"
 	"golang.org/x/net/netutil"
+
+	"github.com/spine-platform/spine/internal/dnstxt"
 )
 
 // Config configures a Server. It is not changed once handed to New.
@@ -417,7 +419,7 @@ func (s *Server) query(ctx context.Context, req *dns.Msg, m *dns.Msg) {
 	}
 	if q.Qtype == dns.TypeTXT || q.Qtype == dns.TypeANY {
 		for _, v := range vals {
-			m.Answer = append(m.Answer, &dns.TXT{Hdr: hdr(dns.TypeTXT), Txt: txtStrings(v)})
+			m.Answer = append(m.Answer, &dns.TXT{Hdr: hdr(dns.TypeTXT), Txt: dnstxt.Strings(v)})
 		}
 	}
 	if isGlue && (q.Qtype == dns.TypeA || q.Qtype == dns.TypeAAAA || q.Qtype == dns.TypeANY) {

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/spine-platform/spine/internal/dnstxt"
 )
 
 const (
@@ -77,7 +79,7 @@ func txtAnswers(m *dns.Msg) []string {
 	var out []string
 	for _, rr := range m.Answer {
 		if t, ok := rr.(*dns.TXT); ok {
-			out = append(out, txtValue(t.Txt))
+			out = append(out, dnstxt.Value(t.Txt))
 		}
 	}
 	slices.Sort(out)

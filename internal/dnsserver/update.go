@@ -6,6 +6,8 @@ import (
 	"slices"
 
 	"github.com/miekg/dns"
+
+	"github.com/spine-platform/spine/internal/dnstxt"
 )
 
 // updateOp is one change of a dynamic update, checked before any is applied.
@@ -78,7 +80,7 @@ func (s *Server) checkUpdate(rrs []dns.RR) ([]updateOp, int) {
 			if !ok {
 				return nil, dns.RcodeRefused
 			}
-			v := txtValue(txt.Txt)
+			v := dnstxt.Value(txt.Txt)
 			if checkRecord(name, v) != nil {
 				return nil, dns.RcodeRefused
 			}
@@ -93,7 +95,7 @@ func (s *Server) checkUpdate(rrs []dns.RR) ([]updateOp, int) {
 			if !ok || h.Ttl != 0 {
 				return nil, dns.RcodeRefused
 			}
-			ops = append(ops, updateOp{name: name, value: txtValue(txt.Txt)})
+			ops = append(ops, updateOp{name: name, value: dnstxt.Value(txt.Txt)})
 		default:
 			return nil, dns.RcodeFormatError
 		}
@@ -130,7 +132,7 @@ func (s *Server) transfer(ctx context.Context, w dns.ResponseWriter, req *dns.Ms
 			continue // another zone's records in a shared store
 		}
 		for _, v := range all[name] {
-			rrs = append(rrs, &dns.TXT{Hdr: dns.RR_Header{Name: name, Rrtype: dns.TypeTXT, Class: dns.ClassINET, Ttl: s.ttl}, Txt: txtStrings(v)})
+			rrs = append(rrs, &dns.TXT{Hdr: dns.RR_Header{Name: name, Rrtype: dns.TypeTXT, Class: dns.ClassINET, Ttl: s.ttl}, Txt: dnstxt.Strings(v)})
 		}
 	}
 	rrs = append(rrs, s.soa)

@@ -21,6 +21,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/spine-platform/spine/internal/dnstxt"
 )
 
 // The record a tenant publishes to prove control of a domain.
@@ -204,7 +206,7 @@ func fromAnswer(answer []dns.RR, name string) (vals []string, unresolved string)
 			}
 			switch rr := rr.(type) {
 			case *dns.TXT:
-				vals = append(vals, txtValue(rr.Txt))
+				vals = append(vals, dnstxt.Value(rr.Txt))
 			case *dns.CNAME:
 				cname = rr.Target
 			}
@@ -282,30 +284,3 @@ func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
 }
-
-// txtValue joins a TXT record's strings, undoing the escapes miekg/dns keeps
-// them in ("\"" for '"', "\DDD" for other bytes).
-func txtValue(ss []string) string {
-	var b strings.Builder
-	for _, s := range ss {
-		for i := 0; i < len(s); i++ {
-			c := s[i]
-			if c != '\\' || i+1 == len(s) {
-				b.WriteByte(c)
-				continue
-			}
-			if i+3 < len(s) && isDigit(s[i+1]) && isDigit(s[i+2]) && isDigit(s[i+3]) {
-				if n := int(s[i+1]-'0')*100 + int(s[i+2]-'0')*10 + int(s[i+3]-'0'); n <= 255 {
-					b.WriteByte(byte(n))
-					i += 3
-					continue
-				}
-			}
-			b.WriteByte(s[i+1])
-			i++
-		}
-	}
-	return b.String()
-}
-
-func isDigit(c byte) bool { return '0' <= c && c <= '9' }

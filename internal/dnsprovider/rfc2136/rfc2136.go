@@ -35,6 +35,8 @@ import (
 
 	"github.com/libdns/libdns"
 	"github.com/miekg/dns"
+
+	"github.com/spine-platform/spine/internal/dnstxt"
 )
 
 // Provider changes the records of zones on one primary server. Set the
@@ -345,7 +347,7 @@ func toRR(zone string, r libdns.RR) (dns.RR, error) {
 	}
 	ttl := uint32(r.TTL / time.Second)
 	if strings.EqualFold(r.Type, "TXT") {
-		return &dns.TXT{Hdr: dns.RR_Header{Name: name, Rrtype: dns.TypeTXT, Class: dns.ClassINET, Ttl: ttl}, Txt: txtStrings(r.Data)}, nil
+		return &dns.TXT{Hdr: dns.RR_Header{Name: name, Rrtype: dns.TypeTXT, Class: dns.ClassINET, Ttl: ttl}, Txt: dnstxt.Strings(r.Data)}, nil
 	}
 	rr, err := dns.NewRR(fmt.Sprintf("%s %d IN %s %s", name, ttl, strings.ToUpper(r.Type), r.Data))
 	if err != nil || rr == nil {
@@ -372,7 +374,7 @@ func fromRR(zone string, rr dns.RR) (libdns.Record, error) {
 	h := rr.Header()
 	data := strings.TrimPrefix(rr.String(), h.String())
 	if t, ok := rr.(*dns.TXT); ok {
-		data = txtValue(t.Txt)
+		data = dnstxt.Value(t.Txt)
 	}
 	r := libdns.RR{
 		Name: libdns.RelativeName(dns.CanonicalName(h.Name), zone),

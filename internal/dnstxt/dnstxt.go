@@ -1,16 +1,17 @@
-package rfc2136
+// Package dnstxt converts between a TXT record's value, as ACME and domain
+// verification read it, and the character-strings miekg/dns keeps: chunks
+// of at most 255 bytes, escaped as in a zone file ("\"", "\\", "\DDD").
+// The DNS server, the verifier and the RFC 2136 provider share it.
+package dnstxt
 
 import "strings"
 
-// miekg/dns keeps TXT strings escaped as in a zone file ("\"", "\\",
-// "\DDD"); libdns values are not. These convert, splitting a value into the
-// 255-byte character-strings of a TXT record and joining them back.
-
-func txtStrings(value string) []string {
+// Strings splits value into the escaped character-strings of a TXT record.
+func Strings(value string) []string {
 	var out []string
 	for {
 		n := min(len(value), 255)
-		out = append(out, escapeTXT(value[:n]))
+		out = append(out, escape(value[:n]))
 		value = value[n:]
 		if value == "" {
 			return out
@@ -18,15 +19,16 @@ func txtStrings(value string) []string {
 	}
 }
 
-func txtValue(ss []string) string {
+// Value joins the character-strings of a TXT record into one value.
+func Value(ss []string) string {
 	var b strings.Builder
 	for _, s := range ss {
-		b.WriteString(unescapeTXT(s))
+		b.WriteString(unescape(s))
 	}
 	return b.String()
 }
 
-func escapeTXT(s string) string {
+func escape(s string) string {
 	var b strings.Builder
 	for i := 0; i < len(s); i++ {
 		c := s[i]
@@ -46,7 +48,10 @@ func escapeTXT(s string) string {
 	return b.String()
 }
 
-func unescapeTXT(s string) string {
+func unescape(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
 	var b strings.Builder
 	for i := 0; i < len(s); i++ {
 		c := s[i]
