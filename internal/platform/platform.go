@@ -193,8 +193,11 @@ func (p *Platform) checkUpstream(raw string) (string, error) {
 	if u.User != nil {
 		return "", invalid("invalid_upstream", fmt.Sprintf("upstream %q: credentials in the URL are not supported", u.Redacted()))
 	}
-	if u.RawQuery != "" || u.Fragment != "" {
+	if u.RawQuery != "" || u.ForceQuery || u.Fragment != "" {
 		return "", invalid("invalid_upstream", fmt.Sprintf("upstream %q: a query or fragment is not allowed", raw))
+	}
+	if err := checkUpstreamHostPort(raw, u); err != nil {
+		return "", err
 	}
 	if p.isOwnAddr(u) {
 		return "", invalid("proxy_loop", fmt.Sprintf("upstream %q points at Spine's own listener; that would make a proxy loop", raw))

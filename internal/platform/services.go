@@ -88,6 +88,9 @@ func (p *Platform) CreateService(ctx context.Context, projectID string, spec Ser
 		ups = append(ups, u)
 	}
 	ups = sortedUniqueKeepOrder(ups)
+	if err := p.checkServedUpstreams(ctx, ups, hosts); err != nil {
+		return store.Service{}, err
+	}
 
 	hsts := DefaultHSTSMaxAge
 	if spec.HSTSMaxAge != nil {

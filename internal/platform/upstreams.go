@@ -1,0 +1,77 @@
+package platform
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+)
+
+// checkUpstreamHostPort refuses an upstream whose host or port the edge
+// could not dial. The edge validates every route again and refuses a whole
+// route table that holds one bad upstream, so anything the platform lets
+// through here would stop every later change from going live, for every
+// project.
+func checkUpstreamHostPort(raw string, u *url.URL) error {
+	if u.Hostname() == "" {
+		return invalid("invalid_upstream", fmt.Sprintf("upstream %q has no host name; write it like http://127.0.0.1:9000", raw))
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return invalid("invalid_upstream", fmt.Sprintf("upstream %q: port %q must be a number from 1 to 65535", raw, p))
+		}
+	} else if strings.HasSuffix(u.Host, ":") {
+		return invalid("invalid_upstream", fmt.Sprintf("upstream %q: the port after the colon is missing", raw))
+	}
+	return nil
+}
+
+// checkServedUpstreams refuses upstreams that name a hostname Spine itself
+// serves (any project's, or one of newHosts) on one of Spine's own ports:
+// the edge would proxy each request to itself, without end.
+func (p *Platform) checkServedUpstreams(ctx context.Context, ups, newHosts []string) error {
+	if len(p.ownAddrs) == 0 {
+		return nil
+	}
+	ownPorts := map[string]bool{}
+	for a := range p.ownAddrs {
+		if _, port, err := net.SplitHostPort(a); err == nil {
+			ownPorts[port] = true
+		}
+	}
+	var served map[string]bool
+	for _, raw := range ups {
+		u, err := url.Parse(raw)
+		if err != nil {
+			continue // checkUpstream has refused it already
+		}
+		port := u.Port()
+		if port == "" {
+			port = map[string]string{"http": "80", "https": "443"}[u.Scheme]
+		}
+		if !ownPorts[port] {
+			continue
+		}
+		if served == nil {
+			svcs, err := p.store.ListServices(ctx, "")
+			if err != nil {
+				return fromStore(err, "services")
+			}
+			served = map[string]bool{}
+			for _, s := range svcs {
+				for _, h := range s.Hostnames {
+					served[h] = true
+				}
+			}
+			for _, h := range newHosts {
+				served[h] = true
+			}
+		}
+		if host := strings.TrimSuffix(strings.ToLower(u.Hostname()), "."); served[host] {
+			return invalid("proxy_loop", fmt.Sprintf("upstream %q is a hostname Spine serves, on Spine's own port; that would make a proxy loop", raw))
+		}
+	}
+	return nil
+}
