@@ -195,21 +195,20 @@ func TestSecretHygiene(t *testing.T) {
 // that holds a secret (0600), and returns them all for the report.
 func dataModes(t *testing.T, data string) string {
 	t.Helper()
-	u := struct{ data string }{data}
 	var modes []string
-	filepath.WalkDir(u.data, func(path string, d fs.DirEntry, err error) error {
+	filepath.WalkDir(data, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
 		fi, _ := d.Info()
-		rel, _ := filepath.Rel(u.data, path)
+		rel, _ := filepath.Rel(data, path)
 		modes = append(modes, fmt.Sprintf("%s %v", rel, fi.Mode().Perm()))
 		content, _ := os.ReadFile(path)
 		secret := rel == "admin.token" || strings.HasPrefix(filepath.Base(path), "spine.db") || bytes.Contains(content, []byte("PRIVATE KEY"))
 		switch {
-		case path == u.data && fi.Mode().Perm() != 0o700:
+		case path == data && fi.Mode().Perm() != 0o700:
 			t.Errorf("data folder mode %v, want 0700", fi.Mode().Perm())
-		case d.IsDir() && fi.Mode().Perm()&0o077 != 0 && path != u.data:
+		case d.IsDir() && fi.Mode().Perm()&0o077 != 0 && path != data:
 			t.Errorf("folder %s mode %v: others can enter it", rel, fi.Mode().Perm())
 		case !d.IsDir() && secret && fi.Mode().Perm() != 0o600:
 			t.Errorf("%s holds secrets and has mode %v, want 0600", rel, fi.Mode().Perm())
