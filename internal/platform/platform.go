@@ -204,7 +204,9 @@ func (p *Platform) checkUpstream(raw string) (string, error) {
 	}
 	u.Scheme = strings.ToLower(u.Scheme)
 	u.Host = strings.ToLower(u.Host)
-	return strings.TrimSuffix(u.String(), "/"), nil
+	// Every trailing slash goes, so that the canonical form is stable
+	// (".../" and ".../a//" once left a slash that a second pass removed).
+	return strings.TrimRight(u.String(), "/"), nil
 }
 
 // isOwnAddr reports whether u points at one of Spine's own listeners. A
