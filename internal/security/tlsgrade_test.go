@@ -93,8 +93,9 @@ func TestTLSGrade(t *testing.T) {
 	if err := os.WriteFile(rootPEM, s.n.CA().RootPEM(), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	jsonPath := filepath.Join(dir, "testssl.json")
-	os.Remove(jsonPath)
+	// testssl.sh writes into a folder of this run's own (runs of the suite
+	// may overlap on one machine); the result is copied to the artefacts.
+	jsonPath := filepath.Join(t.TempDir(), "testssl.json")
 	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 	defer cancel()
 	// -p protocols, -e each cipher, -f forward secrecy, -U vulnerabilities
@@ -115,6 +116,7 @@ func TestTLSGrade(t *testing.T) {
 	if err != nil {
 		t.Fatalf("testssl.sh wrote no JSON (%v, exit %v):\n%s", err, runErr, tail(out, 3000))
 	}
+	os.WriteFile(filepath.Join(dir, "testssl.json"), data, 0o644)
 	var findings []testsslFinding
 	if err := json.Unmarshal(data, &findings); err != nil {
 		t.Fatalf("parsing testssl.sh's JSON: %v", err)
@@ -125,7 +127,7 @@ func TestTLSGrade(t *testing.T) {
 	}
 	parsed, _ := json.MarshalIndent(byID, "", "  ")
 	os.WriteFile(filepath.Join(dir, "testssl-parsed.json"), parsed, 0o644)
-	reportf(t, "testssl.sh ran %v, %d findings, leaf lifetime %v; JSON %s", time.Since(start).Round(time.Second), len(findings), lifetime, jsonPath)
+	reportf(t, "testssl.sh ran %v, %d findings, leaf lifetime %v; JSON %s", time.Since(start).Round(time.Second), len(findings), lifetime, filepath.Join(dir, "testssl.json"))
 	if len(findings) < 20 {
 		t.Fatalf("testssl.sh reported only %d findings (exit %v):\n%s", len(findings), runErr, tail(out, 3000))
 	}
