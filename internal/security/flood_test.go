@@ -732,6 +732,10 @@ func bigFrames(t *testing.T, s *spine, n int) attackResult {
 		}
 		h.c.Close()
 	}
+	for _, h := range hs {
+		<-h.closed // the readers are gone before a next round starts
+	}
+	settle(0)
 	sum := fmt.Sprintf("%d connections announced 1 MiB frames: %d refused at once by the edge", len(hs), refused.Load())
 	if int(refused.Load()) != len(hs) {
 		return attackResult{sum, fmt.Errorf("the edge accepted %d frames announced at 1 MiB", len(hs)-int(refused.Load()))}
