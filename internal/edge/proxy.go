@@ -88,7 +88,11 @@ func (s *Server) proxy(w http.ResponseWriter, r *http.Request, rt *route, body *
 func forward(up *upstream, w http.ResponseWriter, r *http.Request, hsts []string) (bool, error) {
 	a := attempts.Get().(*attempt)
 	a.ResponseWriter, a.hsts, a.close = w, hsts, closeAfter(r)
-	up.proxy.ServeHTTP(a, r)
+	if up.direct.takes(r) {
+		a.err = up.direct.serve(a, r)
+	} else {
+		up.proxy.ServeHTTP(a, r)
+	}
 	wrote, err := a.wrote, a.err
 	*a = attempt{}
 	attempts.Put(a)

@@ -23,6 +23,7 @@ type upstream struct {
 	target *url.URL
 	proxy  *httputil.ReverseProxy
 	tr     *http.Transport
+	direct *direct // nil unless target is plain HTTP without a path
 	log    *slog.Logger
 
 	// healthy is the verdict of the last active check (true until one fails).
@@ -69,6 +70,7 @@ func newUpstream(key string, target *url.URL, cfg *Config) *upstream {
 		WriteBufferSize:    32 << 10,
 		ReadBufferSize:     32 << 10,
 	}
+	u.direct = newDirect(target, cfg, dialer)
 	u.proxy = &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			// The upstream sees its own host name in Host (as with a plain
@@ -110,6 +112,7 @@ func (u *upstream) stop() {
 	u.stopOnce.Do(func() {
 		u.cancel()
 		u.tr.CloseIdleConnections()
+		u.direct.closeIdle(0, true)
 	})
 }
 
@@ -132,6 +135,7 @@ func (u *upstream) checkLoop(cfg *Config) {
 			return
 		case <-t.C:
 		}
+		u.direct.closeIdle(upstreamIdleConnTimeout, false)
 	}
 }
 

@@ -1,0 +1,281 @@
+package edge
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httptrace"
+	"net/textproto"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// The direct path (direct.go) serves GET and HEAD to plain-HTTP upstreams;
+// these tests check it keeps what ReverseProxy did, over HTTP/1.1 and HTTP/2.
+
+func TestDirectAnswers(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/trailer":
+			w.Header().Set("Trailer", "X-Sum")
+			io.WriteString(w, "chunk one,")
+			w.(http.Flusher).Flush()
+			io.WriteString(w, "chunk two")
+			w.Header().Set("X-Sum", "42")
+		case "/hints":
+			w.Header().Set("Link", "</a.css>; rel=preload")
+			w.WriteHeader(http.StatusEarlyHints)
+			w.Header().Del("Link")
+			io.WriteString(w, "after hints")
+		case "/hop":
+			w.Header().Set("Connection", "X-Secret")
+			w.Header().Set("X-Secret", "1")
+			w.Header().Set("Keep-Alive", "timeout=5")
+			w.Header().Set("X-Kept", "yes")
+			io.WriteString(w, "hop")
+		case "/close":
+			w.Header().Set("Connection", "close")
+			io.WriteString(w, "closing")
+		case "/echo":
+			io.WriteString(w, r.Method+" "+r.URL.RequestURI()+" ua="+r.Header.Get("User-Agent")+
+				" te="+r.Header.Get("Te")+" hop="+r.Header.Get("X-Hop")+" ae="+r.Header.Get("Accept-Encoding"))
+		}
+	}))
+	t.Cleanup(up.Close)
+	h := startEdge(t, Config{}, Route{Host: "a.test", Service: "a", Upstreams: []string{up.URL}})
+	for _, proto := range []struct {
+		name string
+		h2   bool
+	}{{"http1", false}, {"http2", true}} {
+		c := h.client(t, proto.h2)
+		t.Run(proto.name+"/trailers", func(t *testing.T) {
+			resp, body := do(t, c, "GET", "https://a.test/trailer", nil)
+			if body != "chunk one,chunk two" || resp.Trailer.Get("X-Sum") != "42" {
+				t.Errorf("body %q, trailer %v; want both chunks and X-Sum: 42", body, resp.Trailer)
+			}
+		})
+		t.Run(proto.name+"/1xx", func(t *testing.T) {
+			var hints []string
+			trace := &httptrace.ClientTrace{Got1xxResponse: func(code int, h textproto.MIMEHeader) error {
+				hints = append(hints, h.Get("Link"))
+				return nil
+			}}
+			req, _ := http.NewRequestWithContext(httptrace.WithClientTrace(context.Background(), trace), "GET", "https://a.test/hints", nil)
+			resp, err := c.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if len(hints) != 1 || hints[0] != "</a.css>; rel=preload" || string(body) != "after hints" || resp.Header.Get("Link") != "" {
+				t.Errorf("hints %q, body %q, final Link %q", hints, body, resp.Header.Get("Link"))
+			}
+		})
+		t.Run(proto.name+"/hop-by-hop", func(t *testing.T) {
+			resp, _ := do(t, c, "GET", "https://a.test/hop", nil)
+			if resp.Header.Get("X-Secret") != "" || resp.Header.Get("Keep-Alive") != "" || resp.Header.Get("X-Kept") != "yes" {
+				t.Errorf("response header %v: want X-Kept only", resp.Header)
+			}
+		})
+		t.Run(proto.name+"/upstream closes", func(t *testing.T) {
+			for range 3 {
+				resp, body := do(t, c, "GET", "https://a.test/close", nil)
+				if resp.StatusCode != 200 || body != "closing" || resp.Close {
+					t.Errorf("status %d body %q close %v", resp.StatusCode, body, resp.Close)
+				}
+			}
+		})
+		t.Run(proto.name+"/request header", func(t *testing.T) {
+			hdr := http.Header{"Te": {"trailers"}, "X-Hop": {"1"}, "Accept-Encoding": {"br"}}
+			if !proto.h2 {
+				hdr["Connection"] = []string{"X-Hop"} // HTTP/2 has no Connection field
+			}
+			_, body := do(t, c, "GET", "https://a.test/echo?x=1&y=%41", hdr)
+			hop := map[bool]string{false: "", true: "1"}[proto.h2]
+			want := "GET /echo?x=1&y=%41 ua=Go-http-client/" + map[bool]string{false: "1.1", true: "2.0"}[proto.h2] + " te=trailers hop=" + hop + " ae=br"
+			if body != want {
+				t.Errorf("upstream saw %q, want %q", body, want)
+			}
+		})
+		t.Run(proto.name+"/HEAD", func(t *testing.T) {
+			resp, body := do(t, c, "HEAD", "https://a.test/close", nil)
+			if resp.StatusCode != 200 || body != "" {
+				t.Errorf("status %d body %q", resp.StatusCode, body)
+			}
+		})
+	}
+}
+
+// TestDirectReusesConnections: keep-alive requests share upstream
+// connections, and one the upstream closed while idle is replaced without
+// the client noticing.
+func TestDirectReusesConnections(t *testing.T) {
+	var conns atomic.Int32
+	up := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "ok")
+	}))
+	up.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	up.Start()
+	t.Cleanup(up.Close)
+	h := startEdge(t, Config{}, Route{Host: "a.test", Service: "a", Upstreams: []string{up.URL}})
+	c := h.client(t, false)
+	do(t, c, "GET", "https://a.test/", nil)
+	before := conns.Load() // the first request's and the health check's
+	for range 10 {
+		if _, body := do(t, c, "GET", "https://a.test/", nil); body != "ok" {
+			t.Fatalf("body %q", body)
+		}
+	}
+	if n := conns.Load() - before; n != 0 {
+		t.Errorf("10 more sequential requests opened %d more upstream connections, want 0", n)
+	}
+	up.CloseClientConnections() // the upstream drops its idle connections
+	time.Sleep(50 * time.Millisecond)
+	resp, body := do(t, c, "GET", "https://a.test/", nil)
+	if resp.StatusCode != 200 || body != "ok" {
+		t.Errorf("after the upstream closed its idle connection: status %d body %q", resp.StatusCode, body)
+	}
+}
+
+// rawUpstream answers each request on each connection with answer(n), n
+// counting the connection's requests from 0, and closes the connection when it returns "" or
+// a text ending in "<close>" (after writing the text before it).
+func rawUpstream(t *testing.T, answer func(n int) string) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				for n := 0; ; n++ {
+					if _, err := http.ReadRequest(br); err != nil {
+						return
+					}
+					a := answer(n)
+					if a == "" {
+						return
+					}
+					a, closing := strings.CutSuffix(a, "<close>")
+					if _, err := io.WriteString(c, a); err != nil || closing {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return "http://" + ln.Addr().String()
+}
+
+func TestDirectUpstreamFailures(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		answer func(n int) string
+		status int    // 0: the client's request must fail
+		body   string // checked when status is set
+	}{
+		{
+			name: "cut-off body aborts the client's response",
+			answer: func(int) string {
+				return "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly ten b<close>"
+			},
+		},
+		{
+			name:   "no answer at all gives 502",
+			answer: func(int) string { return "" },
+			status: http.StatusBadGateway,
+		},
+		{
+			name: "a kept-alive connection closed after its first answer is replaced",
+			answer: func(n int) string {
+				if n == 1 {
+					return "" // the second request on a connection finds it closed
+				}
+				return "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+			},
+			status: 200,
+			body:   "ok",
+		},
+		{
+			name: "response header timeout gives 502",
+			answer: func(int) string {
+				time.Sleep(700 * time.Millisecond)
+				return "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+			},
+			status: http.StatusBadGateway,
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			url := rawUpstream(t, tc.answer)
+			h := startEdge(t, Config{ResponseHeaderTimeout: 300 * time.Millisecond, FailCooldown: time.Millisecond},
+				Route{Host: "a.test", Service: "a", Upstreams: []string{url}})
+			c := h.client(t, false)
+			for i := range 3 {
+				resp, err := c.Get("https://a.test/")
+				if tc.status == 0 {
+					if err == nil {
+						_, err = io.ReadAll(resp.Body)
+						resp.Body.Close()
+					}
+					if err == nil || !errors.Is(err, io.ErrUnexpectedEOF) && !strings.Contains(err.Error(), "EOF") {
+						t.Errorf("request %d: error %v, want the response cut off", i, err)
+					}
+					continue
+				}
+				if err != nil {
+					t.Fatalf("request %d: %v", i, err)
+				}
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != tc.status || tc.body != "" && string(body) != tc.body {
+					t.Errorf("request %d: status %d body %q, want %d %q", i, resp.StatusCode, body, tc.status, tc.body)
+				}
+			}
+		})
+	}
+}
+
+func TestDirectTakes(t *testing.T) {
+	d := &direct{}
+	for _, tc := range []struct {
+		method, target string
+		header         http.Header
+		want           bool
+	}{
+		{"GET", "/a?b=c", nil, true},
+		{"HEAD", "/", nil, true},
+		{"POST", "/", nil, false},
+		{"GET", "/?a=1;b=2", nil, false}, // ReverseProxy re-encodes it
+		{"GET", "/?a=%zz", nil, false},
+		{"GET", "/ws", http.Header{"Upgrade": {"websocket"}, "Connection": {"Upgrade"}}, false},
+		{"GET", "/", http.Header{"Expect": {"100-continue"}}, false},
+	} {
+		r := httptest.NewRequest(tc.method, tc.target, nil)
+		for k, v := range tc.header {
+			r.Header[k] = v
+		}
+		if got := d.takes(r); got != tc.want {
+			t.Errorf("%s %s %v: takes = %v, want %v", tc.method, tc.target, tc.header, got, tc.want)
+		}
+	}
+	if (*direct)(nil).takes(httptest.NewRequest("GET", "/", nil)) {
+		t.Error("a nil direct (https upstream, or one with a path) takes requests")
+	}
+}
