@@ -699,3 +699,48 @@ func TestShutdownStopsEverything(t *testing.T) {
 		t.Errorf("ServeTLS after Shutdown: %v", err)
 	}
 }
+
+// TestCertificateCache: handshakes for a name share one lookup of the
+// certificate source for a short while, and a route change drops the
+// cached certificate (a renewed one is then asked for at once).
+func TestCertificateCache(t *testing.T) {
+	up := namedUpstream(t, "up")
+	h := startEdge(t, Config{}, Route{Host: "a.test", Upstreams: []string{up.URL}})
+	asked := func() int {
+		h.pki.mu.Lock()
+		defer h.pki.mu.Unlock()
+		return len(h.pki.asked)
+	}
+	handshake := func() {
+		t.Helper()
+		c, err := h.dialTLS("a.test", "http/1.1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Close()
+	}
+	handshake()
+	before := asked()
+	for range 5 {
+		handshake()
+	}
+	if n := asked() - before; n > 1 {
+		// Five would mean no caching at all; one may happen if the entry
+		// expired in between on a slow machine.
+		t.Errorf("5 more handshakes asked the certificate source %d times", n)
+	}
+	if err := h.s.SetRoutes([]Route{{Host: "b.test", Upstreams: []string{up.URL}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.dialTLS("a.test", "http/1.1"); err == nil {
+		t.Error("handshake for a.test succeeded after its route was removed")
+	}
+	if err := h.s.SetRoutes([]Route{{Host: "a.test", Upstreams: []string{up.URL}}}); err != nil {
+		t.Fatal(err)
+	}
+	before = asked()
+	handshake()
+	if asked() == before {
+		t.Error("after a route change the cached certificate was served without asking the source")
+	}
+}

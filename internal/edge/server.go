@@ -26,6 +26,10 @@ type Server struct {
 
 	ticketCfg atomic.Pointer[tls.Config] // TLS config with shared ticket keys; nil until SetSessionTicketKeys
 
+	// certs maps a served name to its *cachedCert (tls.go); bounded by the
+	// route table, as SetRoutes clears it.
+	certs sync.Map
+
 	mu        sync.Mutex // serialises SetRoutes and Shutdown; never taken by requests
 	upstreams map[string]*upstream
 	servers   []*http.Server
@@ -93,6 +97,7 @@ func (s *Server) SetRoutes(routes []Route) error {
 	}
 
 	s.table.Store(next)
+	s.certs.Clear()
 	for _, up := range created {
 		up.start(&s.cfg)
 	}
