@@ -79,3 +79,21 @@ func FuzzNormalizeHostname(f *testing.F) {
 		}
 	})
 }
+
+func TestUpstreamErrorsHidePasswords(t *testing.T) {
+	p := New(nil, Options{})
+	for _, raw := range []string{
+		"http://user:hunter2@127.0.0.1:9000",      // credentials refused
+		"http://user:hunter2@[::1:9000",           // does not parse
+		"ftp://user:hunter2@127.0.0.1:9000/x?y=1", // wrong scheme
+		"http://user:hunter2@127.0.0.1:9000/?q",   // query
+	} {
+		_, err := p.checkUpstream(raw)
+		if err == nil {
+			t.Fatalf("%q accepted", raw)
+		}
+		if strings.Contains(err.Error(), "hunter2") {
+			t.Fatalf("error repeats the password: %v", err)
+		}
+	}
+}

@@ -185,22 +185,22 @@ func sortedUnique(names []string) []string {
 func (p *Platform) checkUpstream(raw string) (string, error) {
 	u, err := url.Parse(strings.TrimSpace(raw))
 	if err != nil || u.Host == "" {
-		return "", invalid("invalid_upstream", fmt.Sprintf("upstream %q is not an absolute URL; write it like http://127.0.0.1:9000", raw))
+		return "", invalid("invalid_upstream", fmt.Sprintf("upstream %q is not an absolute URL; write it like http://127.0.0.1:9000", redactUpstream(raw)))
 	}
 	if u.Scheme != "http" && u.Scheme != "https" {
-		return "", invalid("invalid_upstream", fmt.Sprintf("upstream %q: scheme %q is not supported; use http:// or https://", raw, u.Scheme))
+		return "", invalid("invalid_upstream", fmt.Sprintf("upstream %q: scheme %q is not supported; use http:// or https://", redactUpstream(raw), u.Scheme))
 	}
 	if u.User != nil {
 		return "", invalid("invalid_upstream", fmt.Sprintf("upstream %q: credentials in the URL are not supported", u.Redacted()))
 	}
 	if u.RawQuery != "" || u.ForceQuery || u.Fragment != "" {
-		return "", invalid("invalid_upstream", fmt.Sprintf("upstream %q: a query or fragment is not allowed", raw))
+		return "", invalid("invalid_upstream", fmt.Sprintf("upstream %q: a query or fragment is not allowed", redactUpstream(raw)))
 	}
 	if err := checkUpstreamHostPort(raw, u); err != nil {
 		return "", err
 	}
 	if p.isOwnAddr(u) {
-		return "", invalid("proxy_loop", fmt.Sprintf("upstream %q points at Spine's own listener; that would make a proxy loop", raw))
+		return "", invalid("proxy_loop", fmt.Sprintf("upstream %q points at Spine's own listener; that would make a proxy loop", redactUpstream(raw)))
 	}
 	u.Scheme = strings.ToLower(u.Scheme)
 	u.Host = strings.ToLower(u.Host)

@@ -16,14 +16,14 @@ import (
 // project.
 func checkUpstreamHostPort(raw string, u *url.URL) error {
 	if u.Hostname() == "" {
-		return invalid("invalid_upstream", fmt.Sprintf("upstream %q has no host name; write it like http://127.0.0.1:9000", raw))
+		return invalid("invalid_upstream", fmt.Sprintf("upstream %q has no host name; write it like http://127.0.0.1:9000", redactUpstream(raw)))
 	}
 	if p := u.Port(); p != "" {
 		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
-			return invalid("invalid_upstream", fmt.Sprintf("upstream %q: port %q must be a number from 1 to 65535", raw, p))
+			return invalid("invalid_upstream", fmt.Sprintf("upstream %q: port %q must be a number from 1 to 65535", redactUpstream(raw), p))
 		}
 	} else if strings.HasSuffix(u.Host, ":") {
-		return invalid("invalid_upstream", fmt.Sprintf("upstream %q: the port after the colon is missing", raw))
+		return invalid("invalid_upstream", fmt.Sprintf("upstream %q: the port after the colon is missing", redactUpstream(raw)))
 	}
 	return nil
 }
@@ -70,8 +70,25 @@ func (p *Platform) checkServedUpstreams(ctx context.Context, ups, newHosts []str
 			}
 		}
 		if host := strings.TrimSuffix(strings.ToLower(u.Hostname()), "."); served[host] {
-			return invalid("proxy_loop", fmt.Sprintf("upstream %q is a hostname Spine serves, on Spine's own port; that would make a proxy loop", raw))
+			return invalid("proxy_loop", fmt.Sprintf("upstream %q is a hostname Spine serves, on Spine's own port; that would make a proxy loop", redactUpstream(raw)))
 		}
 	}
 	return nil
+}
+
+// redactUpstream returns raw fit to repeat in an error message: a password
+// in it (user:secret@host), even in a URL that does not parse, is masked.
+func redactUpstream(raw string) string {
+	if u, err := url.Parse(raw); err == nil {
+		return u.Redacted()
+	}
+	at := strings.LastIndex(raw, "@")
+	if at < 0 {
+		return raw
+	}
+	start := strings.Index(raw, "://") + 3
+	if start < 3 || start > at {
+		start = 0
+	}
+	return raw[:start] + "xxxxx" + raw[at:]
 }
