@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	mrand "math/rand/v2"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -41,8 +42,13 @@ type StorageOptions struct {
 	LockTTL time.Duration
 	// LockRefresh is how often a held lease is renewed. Default LockTTL/3.
 	LockRefresh time.Duration
-	// LockPoll is how often Lock asks again for a lock that another holds. Default 500ms.
+	// LockPoll is how long Lock first waits before asking again for a lock
+	// that another holds; each further wait doubles, up to LockPollMax. A
+	// holder in the same process wakes the waiters when it unlocks.
+	// Default 20ms.
 	LockPoll time.Duration
+	// LockPollMax is the longest wait between two tries. Default 1s.
+	LockPollMax time.Duration
 }
 
 // lockPrefix keeps certmagic's lock names apart from other users of the store's locks.
@@ -57,8 +63,9 @@ type Storage struct {
 	id   string // random per Storage: this process's part of lock owners
 	seq  atomic.Uint64
 
-	mu   sync.Mutex
-	held map[string]*lease // by lock name
+	mu       sync.Mutex
+	held     map[string]*lease        // by lock name
+	released map[string]chan struct{} // by lock name: closed when this process unlocks it
 }
 
 // lease is a lock this Storage holds, and the goroutine that renews it.
@@ -86,9 +93,12 @@ func NewStorage(kv KV, opts ...StorageOptions) *Storage {
 		o.LockRefresh = o.LockTTL / 3
 	}
 	if o.LockPoll <= 0 {
-		o.LockPoll = 500 * time.Millisecond
+		o.LockPoll = 20 * time.Millisecond
 	}
-	return &Storage{kv: kv, opts: o, id: rand.Text(), held: make(map[string]*lease)}
+	if o.LockPollMax < o.LockPoll {
+		o.LockPollMax = max(time.Second, o.LockPoll)
+	}
+	return &Storage{kv: kv, opts: o, id: rand.Text(), held: make(map[string]*lease), released: make(map[string]chan struct{})}
 }
 
 // Store puts value at key.
@@ -136,8 +146,15 @@ func (s *Storage) Stat(ctx context.Context, key string) (certmagic.KeyInfo, erro
 
 // Lock takes the lock name, waiting while another holder (in this process or on
 // another node) has it, until ctx ends. The lease is renewed until Unlock.
+//
+// It asks again after LockPoll, then after twice as long each time, up to
+// LockPollMax (with a little jitter, so that waiters on several nodes do not
+// ask in step): an issuance usually ends within tens of milliseconds, and
+// the waiters then find its certificate in storage.
 func (s *Storage) Lock(ctx context.Context, name string) error {
+	poll := s.opts.LockPoll
 	for {
+		released := s.releasedChan(name) // before trying: an unlock after the try wakes us
 		ok, err := s.TryLock(ctx, name)
 		if ok {
 			return nil
@@ -146,14 +163,29 @@ func (s *Storage) Lock(ctx context.Context, name string) error {
 		if err != nil && !errors.Is(err, store.ErrUnavailable) {
 			return err
 		}
-		t := time.NewTimer(s.opts.LockPoll)
+		t := time.NewTimer(poll + mrand.N(poll/4+1))
 		select {
 		case <-ctx.Done():
 			t.Stop()
 			return fmt.Errorf("certs: waiting for lock %q: %w", name, ctx.Err())
+		case <-released:
+			t.Stop()
 		case <-t.C:
+			poll = min(2*poll, s.opts.LockPollMax)
 		}
 	}
+}
+
+// releasedChan returns the channel closed when this process next unlocks name.
+func (s *Storage) releasedChan(name string) chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.released[name]
+	if c == nil {
+		c = make(chan struct{})
+		s.released[name] = c
+	}
+	return c
 }
 
 // TryLock takes the lock name if no one holds it, and reports whether it did.
@@ -216,6 +248,12 @@ func (s *Storage) Unlock(ctx context.Context, name string) error {
 	uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	err := s.kv.Unlock(uctx, lockPrefix+name, l.owner)
+	s.mu.Lock()
+	if c := s.released[name]; c != nil {
+		close(c)
+		delete(s.released, name)
+	}
+	s.mu.Unlock()
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return fmt.Errorf("certs: unlocking %q: %w", name, err)
 	}
