@@ -21,13 +21,14 @@ import (
 
 // serverFlags are the flags of `spine up` and `spine serve`.
 type serverFlags struct {
-	store        string
-	httpsAddr    string
-	httpAddr     string
-	apiAddr      string
-	domain       string
-	leafLifetime time.Duration
-	acme         acmeFlags // acme.go
+	store         string
+	httpsAddr     string
+	httpAddr      string
+	apiAddr       string
+	domain        string
+	leafLifetime  time.Duration
+	acme          acmeFlags // acme.go
+	certCacheSize int
 }
 
 func (f *serverFlags) register(cmd *cobra.Command, https, http, domain string) {
@@ -37,6 +38,7 @@ func (f *serverFlags) register(cmd *cobra.Command, https, http, domain string) {
 	cmd.Flags().StringVar(&f.apiAddr, "api-addr", "127.0.0.1:2019", "API listen address (keep it on loopback unless a firewall guards it)")
 	cmd.Flags().StringVar(&f.domain, "domain", domain, "domain given to the default project at start")
 	cmd.Flags().DurationVar(&f.leafLifetime, "cert-lifetime", 24*time.Hour, "lifetime of certificates from the internal CA (renewed automatically at 2/3)")
+	cmd.Flags().IntVar(&f.certCacheSize, "cert-cache-size", 10000, "most certificates held in memory; the others are loaded from the store on their hostname's first handshake (-1: no bound)")
 	f.acme.register(cmd)
 }
 
@@ -79,17 +81,18 @@ func run(cmd *cobra.Command, g *globals, f serverFlags, up bool) error {
 	startCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	n, err := node.Start(startCtx, node.Config{
-		DataDir:      g.data,
-		Store:        f.store,
-		HTTPSAddr:    f.httpsAddr,
-		HTTPAddr:     f.httpAddr,
-		APIAddr:      f.apiAddr,
-		Domain:       f.domain,
-		Demo:         up,
-		LeafLifetime: f.leafLifetime,
-		ACME:         acmeCfg,
-		Version:      spineVersion(),
-		Logger:       log,
+		DataDir:       g.data,
+		Store:         f.store,
+		HTTPSAddr:     f.httpsAddr,
+		HTTPAddr:      f.httpAddr,
+		APIAddr:       f.apiAddr,
+		Domain:        f.domain,
+		Demo:          up,
+		LeafLifetime:  f.leafLifetime,
+		CertCacheSize: f.certCacheSize,
+		ACME:          acmeCfg,
+		Version:       spineVersion(),
+		Logger:        log,
 	})
 	if err != nil {
 		return err

@@ -24,6 +24,12 @@ func (m *Manager) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, 
 		return nil, fmt.Errorf("certs: no certificate for %q", hello.ServerName)
 	}
 	cert, err := m.magic.Load().GetCertificate(hello)
+	if err != nil || len(cert.Certificate) == 0 {
+		// Not in memory (see Config.CacheCapacity): from storage (cache.go).
+		// certmagic answers an empty certificate and no error when its
+		// cache is nearly full and storage has none.
+		cert, err = m.loadCertificate(hello)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("certs: no certificate for %q yet: %w", hello.ServerName, err)
 	}

@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/spine-platform/spine/internal/ca"
+	"github.com/spine-platform/spine/internal/store"
 )
 
 // Config configures a Manager. It is not changed once handed to New.
@@ -62,6 +63,12 @@ type Config struct {
 	// opens a listener of its own. Default: ACME issuers' own settings.
 	ChallengeHost                       string
 	HTTPChallengePort, TLSChallengePort int
+
+	// CacheCapacity is the most certificates kept in memory; when it is
+	// reached, a random one is dropped for a new one. A served name whose
+	// certificate is not in memory has it loaded from Storage by its next
+	// handshake. Default DefaultCacheCapacity; negative: no bound.
+	CacheCapacity int
 }
 
 // Manager obtains, renews and serves the certificates of a set of
@@ -94,6 +101,13 @@ type Manager struct {
 
 	status *statusBook
 	holds  holds // rate-limit holds per subject
+
+	lister   StatusLister // nil unless Config.Status is one
+	ratio    float64      // renewal window ratio
+	loads    flights      // loads from storage, one per subject at a time
+	synced   bool         // under syncMu: a first Sync has run
+	capacity int          // Config.CacheCapacity as given
+	wg       sync.WaitGroup
 }
 
 // New builds a Manager. It does not manage any name until Sync. Call Stop
@@ -131,6 +145,19 @@ func New(cfg Config) (*Manager, error) {
 	m.served.Store(&nameSet{})
 	m.covers.Store(&map[string][]string{})
 	m.status = newStatusBook(cfg.Status, log, m.coveredBy)
+	m.lister, _ = cfg.Status.(StatusLister)
+	m.ratio = cfg.RenewalWindowRatio
+	if m.ratio <= 0 || m.ratio >= 1 {
+		m.ratio = certmagic.DefaultRenewalWindowRatio
+	}
+	capacity := cfg.CacheCapacity
+	m.capacity = capacity
+	switch {
+	case capacity == 0:
+		capacity = DefaultCacheCapacity
+	case capacity < 0:
+		capacity = 0 // certmagic: no bound
+	}
 
 	m.cache = certmagic.NewCache(certmagic.CacheOptions{
 		// Wildcard certificates are renewed through DNS-01, every other
@@ -146,6 +173,7 @@ func New(cfg Config) (*Manager, error) {
 			return magic, nil
 		},
 		RenewCheckInterval: cfg.RenewCheckInterval,
+		Capacity:           capacity,
 		Logger:             log.Named("cache"),
 	})
 	magic, err := m.newConfig(cfg, issuers, false)
@@ -162,6 +190,13 @@ func New(cfg Config) (*Manager, error) {
 	m.wild.Store(wild)
 
 	go m.status.run(ctx)
+	if m.lister != nil {
+		interval := cfg.RenewCheckInterval
+		if interval <= 0 {
+			interval = certmagic.DefaultRenewCheckInterval
+		}
+		m.wg.Go(func() { m.renewals(ctx, m.lister, interval) })
+	}
 	return m, nil
 }
 
@@ -178,9 +213,14 @@ func (m *Manager) Sync(ctx context.Context, hostnames []string) {
 // own. Names not managed yet are managed at once, in the background: their
 // certificate is loaded from storage or obtained, and their status starts
 // as pending (or as that of the wildcard certificate already covering
-// them). Names no longer present stop being served and renewed. SyncShared
-// is idempotent. ctx bounds the call only; management runs until the name
-// is removed or Stop.
+// them). With a StatusLister, names whose certificate is recorded as valid
+// and not yet due for renewal are not loaded: the first handshake for one
+// loads its certificate from storage (see Config.CacheCapacity), and it is
+// renewed from its record. This is how a node with many names starts
+// without reading every certificate; the record is read once, on the first
+// call and on calls that add many names. Names no longer present stop
+// being served and renewed. SyncShared is idempotent. ctx bounds the call
+// only; management runs until the name is removed or Stop.
 func (m *Manager) SyncShared(ctx context.Context, hostnames, wildcardDomains []string) {
 	m.syncMu.Lock()
 	defer m.syncMu.Unlock()
@@ -229,6 +269,7 @@ func (m *Manager) SyncShared(ctx context.Context, hostnames, wildcardDomains []s
 	}
 	slices.Sort(added)
 	slices.Sort(removed)
+	recorded := m.recordedValid(ctx, added)
 
 	// Swap the sets first: handshakes for removed names fail from now on,
 	// and events for them are ignored.
@@ -242,7 +283,9 @@ func (m *Manager) SyncShared(ctx context.Context, hostnames, wildcardDomains []s
 		}
 	}
 	for _, n := range removed {
-		m.cancels[n]()
+		if cancel := m.cancels[n]; cancel != nil {
+			cancel()
+		}
 		delete(m.cancels, n)
 		m.cache.RemoveManaged([]certmagic.SubjectIssuer{{Subject: n}}) // any issuer
 		m.status.forget(n)
@@ -260,21 +303,79 @@ func (m *Manager) SyncShared(ctx context.Context, hostnames, wildcardDomains []s
 			}
 		}
 	}
+	lazy := 0
 	for _, n := range added {
-		m.status.pending(n)
-		nctx, cancel := context.WithCancel(m.ctx)
-		m.cancels[n] = cancel
-		magic := m.magic.Load()
-		if isWildcard(n) {
-			magic = m.wild.Load()
-		}
-		if err := magic.ManageAsync(nctx, []string{n}); err != nil {
-			m.status.failed(n, err)
-			m.log.Error("managing certificate", zap.String("hostname", n), zap.Error(err))
+		if recorded.has(n) {
+			lazy++ // loaded by its first handshake, renewed from its record
 			continue
 		}
-		m.log.Info("managing certificate", zap.String("hostname", n))
+		m.manage(n)
 	}
+	if lazy > 0 {
+		m.log.Info("managing certificates recorded as valid; each is loaded from storage on its first handshake",
+			zap.Int("hostnames", lazy))
+		names := make([]string, 0, lazy)
+		for _, n := range added {
+			if recorded.has(n) {
+				names = append(names, n)
+			}
+		}
+		m.wg.Go(func() { m.warm(names) })
+	}
+}
+
+// manage starts managing a new name: its certificate is loaded from
+// storage or obtained, in the background, and kept renewed. syncMu is held.
+func (m *Manager) manage(n string) {
+	m.status.pending(n)
+	nctx, cancel := context.WithCancel(m.ctx)
+	m.cancels[n] = cancel
+	magic := m.magic.Load()
+	if isWildcard(n) {
+		magic = m.wild.Load()
+	}
+	if err := magic.ManageAsync(nctx, []string{n}); err != nil {
+		m.status.failed(n, err)
+		m.log.Error("managing certificate", zap.String("hostname", n), zap.Error(err))
+		return
+	}
+	m.log.Info("managing certificate", zap.String("hostname", n))
+}
+
+// lazyMinAdded is how many names a Sync (after the first) must add for the
+// status record to be read: reading it costs one query over every name, a
+// handful of new names is cheaper to load.
+const lazyMinAdded = 64
+
+// recordedValid returns the names of added whose certificate is recorded
+// as valid and not due for renewal. syncMu is held.
+func (m *Manager) recordedValid(ctx context.Context, added []string) nameSet {
+	first := !m.synced
+	m.synced = true
+	if m.lister == nil || len(added) == 0 || (!first && len(added) < lazyMinAdded) {
+		return nil
+	}
+	all, err := m.lister.ListCertStatus(ctx)
+	if err != nil {
+		m.log.Warn("reading recorded certificate status; loading every certificate", zap.Error(err))
+		return nil
+	}
+	want := make(nameSet, len(added))
+	for _, n := range added {
+		want[n] = struct{}{}
+	}
+	now := time.Now()
+	out := make(nameSet)
+	for _, s := range all {
+		if !want.has(s.Hostname) || s.Status != store.CertActive || !now.After(s.NotBefore) {
+			continue
+		}
+		lifetime := s.NotAfter.Sub(s.NotBefore)
+		if now.Before(s.NotAfter.Add(-time.Duration(float64(lifetime) * m.ratio))) {
+			out[s.Hostname] = struct{}{}
+		}
+	}
+	return out
 }
 
 // coveredBy returns the served hostnames a wildcard subject stands for.
@@ -294,6 +395,7 @@ func (m *Manager) Stop() {
 		m.syncMu.Lock()
 		m.cancel()
 		m.syncMu.Unlock()
+		m.wg.Wait()
 		m.cache.Stop()
 		m.status.wait()
 	})

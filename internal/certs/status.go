@@ -107,7 +107,7 @@ func (m *Manager) onEvent(ctx context.Context, event string, data map[string]any
 				continue
 			}
 			if leaf := m.cachedLeaf(name); leaf != nil {
-				m.status.active(name, leaf)
+				m.status.loaded(name, leaf)
 			}
 		}
 	}
@@ -233,6 +233,34 @@ func (b *statusBook) signal() {
 	select {
 	case b.wake <- struct{}{}:
 	default:
+	}
+}
+
+// seed records s as a name's status if it has none in memory, without
+// writing it: it is the recorded status, read back.
+func (b *statusBook) seed(s store.CertStatus) {
+	b.mu.Lock()
+	if _, ok := b.byName[s.Hostname]; !ok {
+		b.byName[s.Hostname] = s
+	}
+	b.mu.Unlock()
+}
+
+// loaded records a certificate loaded from storage. A name without a
+// status in memory was started from its record, which already says so:
+// nothing is written for it.
+func (b *statusBook) loaded(name string, leaf *x509.Certificate) {
+	b.mu.Lock()
+	_, known := b.byName[name]
+	if !known {
+		b.byName[name] = store.CertStatus{
+			Hostname: name, Status: store.CertActive, Issuer: leaf.Issuer.CommonName,
+			NotBefore: leaf.NotBefore, NotAfter: leaf.NotAfter, UpdatedAt: time.Now().UTC(),
+		}
+	}
+	b.mu.Unlock()
+	if known {
+		b.active(name, leaf)
 	}
 }
 

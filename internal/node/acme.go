@@ -164,6 +164,7 @@ func (n *Node) certsConfig(storage certmagic.Storage, internal certmagic.Issuer)
 		ChallengeHost:      host,
 		HTTPChallengePort:  port(n.httpLn.Addr()),
 		TLSChallengePort:   port(n.httpsLn.Addr()),
+		CacheCapacity:      n.cfg.CertCacheSize,
 	}
 }
 

@@ -51,6 +51,11 @@ type Config struct {
 	Demo bool
 	// LeafLifetime is the lifetime of internal CA certificates. Default 24h.
 	LeafLifetime time.Duration
+	// CertCacheSize is the most certificates held in memory; the others
+	// are loaded from the store by their hostname's first handshake, and
+	// the snapshot (fail static) holds the ones in memory. Default
+	// certs.DefaultCacheCapacity (10,000); negative: no bound.
+	CertCacheSize int
 	// ResyncInterval is how often the node rereads the whole store even
 	// without a change notice, to repair a missed one. Default 30s.
 	ResyncInterval time.Duration

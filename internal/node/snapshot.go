@@ -12,7 +12,6 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -128,6 +127,19 @@ func (n *Node) getCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, err
 	return nil, err
 }
 
+// cachedCertificate is the certificate in memory for host: the manager's,
+// else the snapshot's the node started from. It never reads the store, so
+// that writing a snapshot does not load every certificate.
+func (n *Node) cachedCertificate(host string) *tls.Certificate {
+	if cert := n.certs.CachedCertificate(host); cert != nil {
+		return cert
+	}
+	if snap := n.fleet.snapCerts.Load(); snap != nil {
+		return (*snap)[host]
+	}
+	return nil
+}
+
 // snapshots writes the snapshot after each sync that changed it, and every
 // few seconds when a certificate was obtained meanwhile.
 func (n *Node) snapshots(ctx context.Context) {
@@ -158,7 +170,9 @@ func (n *Node) snapshots(ctx context.Context) {
 }
 
 // buildSnapshot encodes the services of the last successful sync, the
-// certificates served for their hostnames and the ticket keys, with the
+// certificates in memory for their hostnames (at most Config.CertCacheSize;
+// a hostname whose certificate is only in the store is routed but not
+// served while the store is away) and the ticket keys, with the
 // digest of that content. It returns nil if no sync succeeded yet or if the
 // digest is still last: the look-ups are cheap, the encoding of every key
 // is done only when something changed.
@@ -169,19 +183,14 @@ func (n *Node) buildSnapshot(last [sha256.Size]byte) ([]byte, [sha256.Size]byte,
 	}
 	_, hosts := routesOf(*svcs)
 	slices.Sort(hosts)
-	// certmagic logs the ClientHello's connection when it has no
-	// certificate, so the look-ups get one that leads nowhere.
-	conn, other := net.Pipe()
-	conn.Close()
-	other.Close()
 	certs := make([]*tls.Certificate, len(hosts))
 	digest := sha256.New()
 	if err := json.NewEncoder(digest).Encode(svcs); err != nil {
 		return nil, last, err
 	}
 	for i, h := range hosts {
-		cert, err := n.getCertificate(&tls.ClientHelloInfo{ServerName: h, Conn: conn})
-		if err != nil || cert == nil || len(cert.Certificate) == 0 {
+		cert := n.cachedCertificate(h)
+		if cert == nil || len(cert.Certificate) == 0 {
 			continue
 		}
 		certs[i] = cert

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"time"
 )
 
 const certStatusColumns = `hostname, status, issuer, not_before, not_after, error, updated_at`
@@ -50,6 +51,33 @@ func (db *DB) ListCertStatus(ctx context.Context) ([]CertStatus, error) {
 	}
 	if err := rows.Err(); err != nil {
 		return nil, db.wrap("listing certificate status", err)
+	}
+	return ss, nil
+}
+
+// ListCertStatusDue returns at most limit statuses of certificates, active
+// or failed with a validity recorded, whose renewal window (the last ratio
+// of their lifetime) has begun at now, those that end first first. It reads
+// the whole table, which is cheap next to what it saves: renewals of
+// certificates that are not in any node's memory.
+func (db *DB) ListCertStatusDue(ctx context.Context, ratio float64, now time.Time, limit int) ([]CertStatus, error) {
+	rows, err := db.r.QueryContext(ctx, `SELECT `+certStatusColumns+` FROM cert_status
+		WHERE status IN ($1, $2) AND not_after > 0 AND not_after - (not_after - not_before) * CAST($3 AS DOUBLE PRECISION) <= $4
+		ORDER BY not_after LIMIT $5`, CertActive, CertFailed, ratio, toNanos(now), limit)
+	if err != nil {
+		return nil, db.wrap("listing certificates due for renewal", err)
+	}
+	defer rows.Close()
+	var ss []CertStatus
+	for rows.Next() {
+		s, err := scanCertStatus(rows)
+		if err != nil {
+			return nil, db.wrap("listing certificates due for renewal", err)
+		}
+		ss = append(ss, s)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, db.wrap("listing certificates due for renewal", err)
 	}
 	return ss, nil
 }

@@ -31,6 +31,7 @@ func Run(t *testing.T, open func(t *testing.T) *store.DB) {
 		{"UpdateService", testUpdateService},
 		{"DeleteDomainInUse", testDeleteDomainInUse},
 		{"CertStatus", testCertStatus},
+		{"CertStatusDue", testCertStatusDue},
 		{"Revision", testRevision},
 		{"Watch", testWatch},
 		{"KV", testKV},
@@ -450,6 +451,35 @@ func testCertStatus(t *testing.T, db *store.DB) {
 	must(t, err)
 	if len(all) != 1 {
 		t.Errorf("ListCertStatus after delete = %+v", all)
+	}
+}
+
+func testCertStatusDue(t *testing.T, db *store.DB) {
+	ctx := ctxT(t)
+	day := 24 * time.Hour
+	for _, s := range []store.CertStatus{
+		// Renewal window: the last third of the lifetime.
+		{Hostname: "due.example", Status: store.CertActive, NotBefore: t0.Add(-20 * time.Hour), NotAfter: t0.Add(4 * time.Hour)},
+		{Hostname: "expired.example", Status: store.CertFailed, NotBefore: t0.Add(-2 * day), NotAfter: t0.Add(-day)},
+		{Hostname: "fresh.example", Status: store.CertActive, NotBefore: t0.Add(-time.Hour), NotAfter: t0.Add(23 * time.Hour)},
+		{Hostname: "pending.example", Status: store.CertPending},
+		{Hostname: "issuing.example", Status: store.CertIssuing},
+	} {
+		must(t, db.PutCertStatus(ctx, s))
+	}
+	due, err := db.ListCertStatusDue(ctx, 1.0/3, t0, 10)
+	must(t, err)
+	var names []string
+	for _, s := range due {
+		names = append(names, s.Hostname)
+	}
+	if strings.Join(names, ",") != "expired.example,due.example" {
+		t.Errorf("ListCertStatusDue = %v, want expired.example, due.example (soonest end first)", names)
+	}
+	due, err = db.ListCertStatusDue(ctx, 1.0/3, t0, 1)
+	must(t, err)
+	if len(due) != 1 || due[0].Hostname != "expired.example" {
+		t.Errorf("ListCertStatusDue with limit 1 = %+v", due)
 	}
 }
 

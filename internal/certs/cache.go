@@ -1,0 +1,187 @@
+// The bounded certificate cache: which certificates are kept in memory,
+// and how a managed name whose certificate is not loads it from storage on
+// its first handshake.
+
+package certs
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io/fs"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/caddyserver/certmagic"
+	"go.uber.org/zap"
+)
+
+// DefaultCacheCapacity is the default of Config.CacheCapacity.
+const DefaultCacheCapacity = 10_000
+
+// loadTimeout bounds a handshake's wait for a certificate from storage.
+const loadTimeout = 10 * time.Second
+
+// subjectOf returns the managed certificate subject that serves name: name
+// itself, or the wildcard that stands for it. It reports false if neither
+// is managed.
+func subjectOf(managed nameSet, name string) (string, bool) {
+	if managed.has(name) {
+		return name, true
+	}
+	if i := strings.IndexByte(name, '.'); i > 0 {
+		if w := "*" + name[i:]; managed.has(w) {
+			return w, true
+		}
+	}
+	return "", false
+}
+
+// loadCertificate loads the certificate of a served name that is not in
+// memory from storage into the cache, and returns it. Concurrent
+// handshakes for one certificate wait for a single load; loads of
+// different certificates do not wait for each other. A certificate that is
+// not in storage either is obtained in the background (the handshake
+// fails meanwhile), as for a name managed from the start.
+func (m *Manager) loadCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+	subject, ok := subjectOf(*m.managed.Load(), normalize(hello.ServerName))
+	if !ok {
+		return nil, errors.New("not managed")
+	}
+	return m.loads.do(subject, func() (*tls.Certificate, error) {
+		magic := m.magic.Load()
+		if isWildcard(subject) {
+			magic = m.wild.Load()
+		}
+		ctx, cancel := context.WithTimeout(m.ctx, loadTimeout)
+		defer cancel()
+		cert, err := magic.CacheManagedCertificate(ctx, subject)
+		if errors.Is(err, fs.ErrNotExist) {
+			go m.manageMissing(subject)
+			return nil, fmt.Errorf("not in storage; obtaining it")
+		}
+		if err != nil {
+			return nil, fmt.Errorf("loading from storage: %w", err)
+		}
+		return &cert.Certificate, nil
+	})
+}
+
+// manageMissing starts managing subject as a new name (obtain, then keep
+// renewed) when its certificate was expected in storage but is not there.
+func (m *Manager) manageMissing(subject string) {
+	m.syncMu.Lock()
+	defer m.syncMu.Unlock()
+	if m.ctx.Err() != nil || !m.managed.Load().has(subject) || m.cancels[subject] != nil {
+		return
+	}
+	m.log.Warn("certificate recorded but not in storage; obtaining it", zap.String("hostname", subject))
+	m.manage(subject)
+}
+
+// warm loads the certificates of names started from their record into
+// memory, one at a time and at most half the time, in the background,
+// while the cache has room
+// (at most nine tenths of its capacity, so that warming does not evict). With no more
+// names than that, every certificate ends up in memory as if loaded at
+// start, and so in the node's snapshot, without delaying the start.
+func (m *Manager) warm(names []string) {
+	capacity := m.capacity
+	if capacity == 0 {
+		capacity = DefaultCacheCapacity
+	}
+	room := len(names)
+	if capacity > 0 {
+		room = min(room, capacity*9/10) // certmagic does not tell its count
+	}
+	for _, n := range names[:room] {
+		if m.ctx.Err() != nil {
+			return
+		}
+		if !m.managed.Load().has(n) || m.cachedLeaf(n) != nil {
+			continue
+		}
+		start := time.Now()
+		m.loads.do(n, func() (*tls.Certificate, error) {
+			magic := m.magic.Load()
+			if isWildcard(n) {
+				magic = m.wild.Load()
+			}
+			ctx, cancel := context.WithTimeout(m.ctx, loadTimeout)
+			defer cancel()
+			cert, err := magic.CacheManagedCertificate(ctx, n)
+			if err != nil {
+				return nil, err // its first handshake tries again
+			}
+			return &cert.Certificate, nil
+		})
+		// Take at most half of a core: handshakes come first.
+		t := time.NewTimer(time.Since(start))
+		select {
+		case <-m.ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// CachedCertificate returns the certificate in memory for a served name,
+// or nil; unlike GetCertificate it never reads storage.
+func (m *Manager) CachedCertificate(name string) *tls.Certificate {
+	name = normalize(name)
+	if !m.served.Load().allows(name) {
+		return nil
+	}
+	var best *certmagic.Certificate
+	for _, c := range m.cache.AllMatchingCertificates(name) {
+		if c.Leaf == nil || len(c.Certificate.Certificate) == 0 {
+			continue
+		}
+		if best == nil || c.Leaf.NotAfter.After(best.Leaf.NotAfter) {
+			best = &c
+		}
+	}
+	if best == nil {
+		return nil
+	}
+	return &best.Certificate
+}
+
+// flights runs one load per key at a time: callers with the same key wait
+// for the first and share its result. The lock is held only to look up
+// and record a flight, never during one.
+type flights struct {
+	mu    sync.Mutex
+	calls map[string]*flight
+}
+
+type flight struct {
+	done chan struct{}
+	cert *tls.Certificate
+	err  error
+}
+
+func (f *flights) do(key string, load func() (*tls.Certificate, error)) (*tls.Certificate, error) {
+	f.mu.Lock()
+	if c, ok := f.calls[key]; ok {
+		f.mu.Unlock()
+		<-c.done // bounded by load's own timeout
+		return c.cert, c.err
+	}
+	if f.calls == nil {
+		f.calls = make(map[string]*flight)
+	}
+	c := &flight{done: make(chan struct{})}
+	f.calls[key] = c
+	f.mu.Unlock()
+
+	c.cert, c.err = load()
+	f.mu.Lock()
+	delete(f.calls, key)
+	f.mu.Unlock()
+	close(c.done)
+	return c.cert, c.err
+}

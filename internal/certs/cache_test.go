@@ -1,0 +1,179 @@
+package certs
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/certmagic"
+
+	"github.com/spine-platform/spine/internal/ca"
+	"github.com/spine-platform/spine/internal/store"
+)
+
+// records is a StatusLister in memory: the latest status per name, as the
+// store keeps them.
+type records struct {
+	mu     sync.Mutex
+	byName map[string]store.CertStatus
+}
+
+func (r *records) PutCertStatus(_ context.Context, s store.CertStatus) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.byName == nil {
+		r.byName = map[string]store.CertStatus{}
+	}
+	r.byName[s.Hostname] = s
+	return nil
+}
+
+func (r *records) get(name string) store.CertStatus {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.byName[name]
+}
+
+func (r *records) ListCertStatus(context.Context) ([]store.CertStatus, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []store.CertStatus
+	for _, s := range r.byName {
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+func (r *records) ListCertStatusDue(_ context.Context, ratio float64, now time.Time, limit int) ([]store.CertStatus, error) {
+	all, _ := r.ListCertStatus(context.Background())
+	var out []store.CertStatus
+	for _, s := range all {
+		window := time.Duration(float64(s.NotAfter.Sub(s.NotBefore)) * ratio)
+		if (s.Status == store.CertActive || s.Status == store.CertFailed) && !s.NotAfter.IsZero() && !now.Before(s.NotAfter.Add(-window)) {
+			out = append(out, s)
+		}
+	}
+	slices.SortFunc(out, func(a, b store.CertStatus) int { return a.NotAfter.Compare(b.NotAfter) })
+	return out[:min(limit, len(out))], nil
+}
+
+// TestLazyCertificatesFromRecords starts a second manager over the storage
+// and records of a first one, with room for one certificate in memory:
+// names recorded as valid are not issued again, each is served from
+// storage by its handshake, an unmanaged name triggers nothing, a name
+// whose certificate is missing from storage is obtained, and a certificate
+// that is not in memory is renewed from its record.
+func TestLazyCertificatesFromRecords(t *testing.T) {
+	st := &certmagic.FileStorage{Path: t.TempDir()}
+	// Leaves live a minute (plus a minute of backdating); with ratio 0.45
+	// they are due about 5s after issuance.
+	c, err := ca.Load(context.Background(), st, ca.Options{LeafLifetime: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs := &records{}
+	issuer := &countingIssuer{Issuer: c}
+	newManager := func(capacity int) *env {
+		m, err := New(Config{Storage: st, Issuers: []certmagic.Issuer{issuer}, Status: recs,
+			RenewalWindowRatio: 0.45, RenewCheckInterval: 200 * time.Millisecond, CacheCapacity: capacity})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(m.Stop)
+		e := &env{m: m, ca: c, issuer: issuer, roots: x509.NewCertPool(), addr: serveTLS(t, m)}
+		e.roots.AddCert(c.Root())
+		return e
+	}
+
+	names := []string{"a.localhost", "b.localhost", "c.localhost"}
+	first := newManager(0)
+	first.m.Sync(context.Background(), names)
+	for _, n := range names {
+		waitFor(t, n+" to be recorded active", func() bool { return recs.get(n).Status == store.CertActive })
+	}
+	served := map[string]*x509.Certificate{}
+	for _, n := range names {
+		leaf, err := first.dial(n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		served[n] = leaf
+	}
+	first.m.Stop()
+	// A name recorded as valid whose certificate is not in storage.
+	recs.PutCertStatus(context.Background(), store.CertStatus{Hostname: "d.localhost", Status: store.CertActive,
+		NotBefore: time.Now().Add(-time.Minute), NotAfter: time.Now().Add(time.Hour)})
+
+	e := newManager(1)
+	e.m.Sync(context.Background(), append(names, "d.localhost"))
+	if got := issuer.n.Load(); got != 3 {
+		t.Fatalf("issued %d certificates at start, want the 3 of the first manager", got)
+	}
+	for _, n := range names {
+		if e.m.CachedCertificate(n) != nil {
+			t.Errorf("%s is in memory before any handshake for it", n)
+		}
+	}
+	for _, n := range []string{"c.localhost", "a.localhost", "b.localhost", "c.localhost"} {
+		leaf, err := e.dial(n)
+		if err != nil {
+			t.Fatalf("handshake for %s (from storage): %v", n, err)
+		}
+		if leaf.SerialNumber.Cmp(served[n].SerialNumber) != 0 {
+			t.Errorf("%s: served another certificate than the stored one", n)
+		}
+	}
+	if _, err := e.dial("x.localhost"); err == nil {
+		t.Error("handshake for an unmanaged name succeeded")
+	}
+	if s := recs.get("x.localhost"); s.Status != "" {
+		t.Errorf("unmanaged name got a status: %+v", s)
+	}
+	waitFor(t, "d.localhost to be obtained", func() bool {
+		_, err := e.dial("d.localhost")
+		return err == nil
+	})
+
+	// b.localhost is not in memory (a.localhost or d.localhost took the one
+	// place after it); its record comes due and it is renewed from it.
+	waitFor(t, "b.localhost renewed", func() bool {
+		return recs.get("b.localhost").NotAfter.After(served["b.localhost"].NotAfter)
+	})
+	leaf, err := e.dial("b.localhost")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if leaf.SerialNumber.Cmp(served["b.localhost"].SerialNumber) == 0 {
+		t.Error("b.localhost: still served the certificate before renewal")
+	}
+}
+
+// serveTLS serves TLS handshakes with m's certificates on 127.0.0.1 until
+// the test ends, and returns the address.
+func serveTLS(t *testing.T, m *Manager) string {
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{GetCertificate: m.GetCertificate})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer conn.Close()
+				conn.SetDeadline(time.Now().Add(5 * time.Second))
+				if conn.(*tls.Conn).Handshake() == nil {
+					conn.Write([]byte("ok"))
+				}
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
