@@ -124,27 +124,34 @@ func (d *direct) serve(a *attempt, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	// The client going away (or its HTTP/2 stream reset) fails the
+	// upstream I/O at once.
+	stop := context.AfterFunc(r.Context(), c.abort)
 	resp, err := d.roundTrip(c, a, r)
 	if err != nil && reused && r.Context().Err() == nil && staleConn(err) {
 		// The upstream closed the idle connection before it saw the
 		// request (GET and HEAD are safe to send again).
+		stop()
+		c.nc.Close()
 		if c, err = d.dial(r.Context()); err != nil {
 			return err
 		}
+		stop = context.AfterFunc(r.Context(), c.abort)
 		resp, err = d.roundTrip(c, a, r)
 	}
 	if err != nil {
+		stop()
 		c.nc.Close()
 		return err
 	}
-	return d.answer(c, a, r, resp)
+	return d.answer(c, a, resp, stop)
 }
 
+func (c *directConn) abort() { c.nc.SetDeadline(aLongTimeAgo) }
+
 // roundTrip writes r and reads the response headers, forwarding 1xx
-// answers to the client. The client going away aborts it.
+// answers to the client.
 func (d *direct) roundTrip(c *directConn, a *attempt, r *http.Request) (*http.Response, error) {
-	stop := context.AfterFunc(r.Context(), func() { c.nc.SetDeadline(aLongTimeAgo) })
-	defer stop()
 	if err := d.writeRequest(c.bw, r); err != nil {
 		return nil, err
 	}
@@ -162,7 +169,11 @@ func (d *direct) roundTrip(c *directConn, a *attempt, r *http.Request) (*http.Re
 			return nil, err
 		}
 		if resp.StatusCode >= 200 {
-			c.nc.SetReadDeadline(time.Time{})
+			// A body already read whole needs no more reading: the
+			// deadline stays until the next request sets its own.
+			if d.headerTimeout > 0 && (resp.ContentLength < 0 || int64(c.br.Buffered()) < resp.ContentLength) {
+				c.nc.SetReadDeadline(time.Time{})
+			}
 			return resp, nil
 		}
 		if resp.StatusCode == http.StatusSwitchingProtocols || n >= 5 {
@@ -236,7 +247,8 @@ func (d *direct) writeRequest(bw *bufio.Writer, r *http.Request) error {
 
 // answer sends resp to the client and puts c back when the body was read
 // to its end on a connection that stays open.
-func (d *direct) answer(c *directConn, a *attempt, r *http.Request, resp *http.Response) error {
+// stop is the context.AfterFunc that aborts c when the client goes away.
+func (d *direct) answer(c *directConn, a *attempt, resp *http.Response, stop func() bool) error {
 	h := a.Header()
 	removeHopByHop(resp.Header)
 	for k, vv := range resp.Header {
@@ -253,7 +265,6 @@ func (d *direct) answer(c *directConn, a *attempt, r *http.Request, resp *http.R
 	a.WriteHeader(resp.StatusCode)
 
 	flusher, _ := a.ResponseWriter.(http.Flusher)
-	stop := context.AfterFunc(r.Context(), func() { c.nc.SetDeadline(aLongTimeAgo) })
 	buf := copyBuffers.Get()
 	var total int64
 	var failed error

@@ -279,3 +279,52 @@ func TestDirectTakes(t *testing.T) {
 		t.Error("a nil direct (https upstream, or one with a path) takes requests")
 	}
 }
+
+// TestDirectClientGoneClosesUpstream: when the client gives up while the
+// upstream is still thinking, the edge drops the upstream connection
+// instead of waiting for the response header timeout.
+func TestDirectClientGoneClosesUpstream(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	closed := make(chan struct{}, 4)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				req, err := http.ReadRequest(br)
+				if err != nil {
+					return
+				}
+				if req.URL.Path == "/" && req.Header.Get("User-Agent") == "spine-edge-health/1" {
+					io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+					return
+				}
+				io.Copy(io.Discard, br) // never answer; wait for the edge to close
+				closed <- struct{}{}
+			}()
+		}
+	}()
+	h := startEdge(t, Config{ResponseHeaderTimeout: time.Minute},
+		Route{Host: "a.test", Service: "a", Upstreams: []string{"http://" + ln.Addr().String()}})
+	for _, h2 := range []bool{false, true} {
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		req, _ := http.NewRequestWithContext(ctx, "GET", "https://a.test/slow", nil)
+		if _, err := h.client(t, h2).Do(req); err == nil {
+			t.Fatal("the request succeeded; the upstream never answers")
+		}
+		cancel()
+		select {
+		case <-closed:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("h2=%v: the edge kept the upstream connection after the client left", h2)
+		}
+	}
+}
