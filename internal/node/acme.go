@@ -363,12 +363,8 @@ func (n *Node) startACME(ctx context.Context) error {
 		if addr == "" {
 			addr = ":53"
 		}
-		if n.acme.dnsUDP, err = net.ListenPacket("udp", addr); err != nil {
-			return fmt.Errorf("listening for DNS on %s: %w", addr, err)
-		}
-		if n.acme.dnsTCP, err = net.Listen("tcp", n.acme.dnsUDP.LocalAddr().String()); err != nil {
-			n.acme.dnsUDP.Close()
-			return fmt.Errorf("listening for DNS on %s: %w", addr, err)
+		if n.acme.dnsUDP, n.acme.dnsTCP, err = dnsserver.Listen(addr); err != nil {
+			return fmt.Errorf("the delegation zone's DNS server (--dns-addr %s): %w", addr, err)
 		}
 		n.acme.dnsSrv = srv
 		n.serve("dns", func() error {

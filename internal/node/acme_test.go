@@ -408,11 +408,7 @@ func TestACMEWildcardThroughRFC2136Provider(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	udp, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	tcp, err := net.Listen("tcp", udp.LocalAddr().String())
+	udp, tcp, err := dnsserver.Listen("127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/spine-platform/spine/internal/dnsserver"
 )
 
 // DNS answers A, AAAA, TXT, CNAME and CAA queries over UDP and TCP on
@@ -62,19 +64,11 @@ func StartDNS(t testing.TB) *DNS {
 
 // listenPair listens for UDP and TCP on one free port of 127.0.0.1.
 func listenPair(t testing.TB) (net.PacketConn, net.Listener) {
-	for range 20 {
-		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ln, err := net.Listen("tcp", pc.LocalAddr().String())
-		if err == nil {
-			return pc, ln
-		}
-		pc.Close()
+	pc, ln, err := dnsserver.Listen("127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("pebbletest: %v", err)
 	}
-	t.Fatal("pebbletest: no free port for UDP and TCP DNS")
-	return nil, nil
+	return pc, ln
 }
 
 func fqdn(name string) string { return dns.CanonicalName(name) }
