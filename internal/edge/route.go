@@ -43,6 +43,13 @@ func (t *table) lookup(host string) *route { return t.routes[host] }
 
 func (t *table) has(host string) bool { _, ok := t.routes[host]; return ok }
 
+// CheckRoute reports whether SetRoutes would accept r, so a caller can leave
+// out one bad route instead of having the whole table refused.
+func CheckRoute(r Route) error {
+	_, err := validateRoute(&r)
+	return err
+}
+
 // validateRoute checks r and returns the parsed upstream URLs.
 func validateRoute(r *Route) ([]*url.URL, error) {
 	if err := validateHost(r.Host); err != nil {

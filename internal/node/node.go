@@ -287,6 +287,7 @@ func (n *Node) sync(ctx context.Context) error {
 		n.noteStore(err)
 		return err
 	}
+	svcs = n.routable(svcs)
 	routes, hosts := routesOf(svcs)
 	n.certs.SyncShared(ctx, hosts, wild)
 	if err := n.edge.SetRoutes(routes); err != nil {
@@ -295,6 +296,27 @@ func (n *Node) sync(ctx context.Context) error {
 	n.synced.Store(true)
 	n.recordSync(svcs)
 	return nil
+}
+
+// routable leaves out the services the edge would refuse (an upstream stored
+// before the platform checked it as the edge does, say), so that one bad
+// service never keeps every other project's changes from going live.
+func (n *Node) routable(svcs []store.Service) []store.Service {
+	out := svcs[:0:0]
+	for _, s := range svcs {
+		ok := true
+		for _, r := range routesOfService(s) {
+			if err := edge.CheckRoute(r); err != nil {
+				n.log.Warn("not serving a service the edge cannot route", "project", s.ProjectID, "service", s.Name, "err", err)
+				ok = false
+				break
+			}
+		}
+		if ok {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 func (n *Node) ready(ctx context.Context) error {

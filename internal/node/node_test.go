@@ -19,6 +19,7 @@ import (
 
 	"github.com/spine-platform/spine/client"
 	"github.com/spine-platform/spine/internal/platform"
+	"github.com/spine-platform/spine/internal/store"
 	"github.com/spine-platform/spine/internal/store/storetest"
 )
 
@@ -434,4 +435,35 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-var _ = platform.DefaultProjectID
+
+// A service the edge cannot route (stored before the platform checked
+// upstreams as strictly as the edge does) must not keep other services,
+// of any project, from going live.
+func TestBadStoredServiceDoesNotBlockOthers(t *testing.T) {
+	dir := t.TempDir()
+	n := startNode(t, dir, "")
+	c := adminClient(t, n, dir)
+	ctx := context.Background()
+	bad := store.Service{ID: "svc_bad", ProjectID: platform.DefaultProjectID, Name: "bad", Domain: "localhost",
+		Hostnames: []string{"bad.localhost"}, Upstreams: []string{"http://127.0.0.1:99999"}}
+	if err := n.db.CreateService(ctx, bad); err != nil {
+		t.Fatal(err)
+	}
+	up := upstream(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "good") })
+	if _, err := c.CreateService(ctx, client.ServiceCreate{Name: "good", Upstreams: []string{up}}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "good service served next to a bad one", func() error {
+		_, body, err := httpsGet(t, n, "good.localhost", "/")
+		if err != nil {
+			return err
+		}
+		if body != "good" {
+			return fmt.Errorf("body %q", body)
+		}
+		return nil
+	})
+	if _, _, err := httpsGet(t, n, "bad.localhost", "/"); err == nil {
+		t.Fatal("the unroutable service is served")
+	}
+}

@@ -70,18 +70,25 @@ func routesOf(svcs []store.Service) ([]edge.Route, []string) {
 	routes := make([]edge.Route, 0, len(svcs))
 	var hosts []string
 	for _, s := range svcs {
-		for _, h := range s.Hostnames {
-			routes = append(routes, edge.Route{
-				Host:       h,
-				Project:    s.ProjectID,
-				Service:    s.Name,
-				Upstreams:  s.Upstreams,
-				HSTSMaxAge: s.HSTSMaxAge,
-			})
-			hosts = append(hosts, h)
-		}
+		routes = append(routes, routesOfService(s)...)
+		hosts = append(hosts, s.Hostnames...)
 	}
 	return routes, hosts
+}
+
+// routesOfService returns one route for each hostname of s.
+func routesOfService(s store.Service) []edge.Route {
+	routes := make([]edge.Route, 0, len(s.Hostnames))
+	for _, h := range s.Hostnames {
+		routes = append(routes, edge.Route{
+			Host:       h,
+			Project:    s.ProjectID,
+			Service:    s.Name,
+			Upstreams:  s.Upstreams,
+			HSTSMaxAge: s.HSTSMaxAge,
+		})
+	}
+	return routes
 }
 
 // serveSnapshot makes the edge serve a snapshot read at start: its routes,
