@@ -435,7 +435,6 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-
 // A service the edge cannot route (stored before the platform checked
 // upstreams as strictly as the edge does) must not keep other services,
 // of any project, from going live.
