@@ -148,6 +148,11 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 			return nil, err
 		}
 	}
+	// Watch before the first sync: a change committed between that sync and
+	// the watch loop's start would otherwise wait for the next resync.
+	runCtx, cancel := context.WithCancel(context.Background())
+	n.cancel = cancel
+	changes := n.db.Watch(runCtx)
 	if n.fleet.static {
 		if err := n.serveSnapshot(n.fleet.loadedSnapshot); err != nil {
 			return nil, err
@@ -156,8 +161,6 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 		return nil, fmt.Errorf("reading the first snapshot: %w", err)
 	}
 
-	runCtx, cancel := context.WithCancel(context.Background())
-	n.cancel = cancel
 	if err := n.startACME(runCtx); err != nil { // before anything captures n
 		return nil, err
 	}
@@ -183,7 +186,7 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	n.serve("http", func() error { return n.edge.ServeHTTP(n.httpLn) })
 	n.serve("api", func() error { return n.apiSrv.Serve(n.apiLn) })
 	n.wg.Add(1)
-	go n.watch(runCtx)
+	go n.watch(runCtx, changes)
 	n.startFleet(runCtx)
 	return n, nil
 }
@@ -250,9 +253,8 @@ func (n *Node) serve(what string, run func() error) {
 
 // watch applies a fresh snapshot after every change notice, and at least
 // every ResyncInterval.
-func (n *Node) watch(ctx context.Context) {
+func (n *Node) watch(ctx context.Context, changes <-chan struct{}) {
 	defer n.wg.Done()
-	changes := n.db.Watch(ctx)
 	tick := time.NewTicker(n.cfg.ResyncInterval)
 	defer tick.Stop()
 	for {
