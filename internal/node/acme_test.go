@@ -249,9 +249,14 @@ func TestACMEOnlyVerifiedDomainsGetCertificates(t *testing.T) {
 		t.Fatalf("after the re-check: %+v", d)
 	}
 	leaf := s.waitServed(t, "www.example.test")
-	if c := certStatus(t, s.admin, "www.example.test"); c.Status != "active" || c.Issuer != leaf.Issuer.CommonName || !strings.Contains(c.Issuer, "Pebble") {
-		t.Errorf("cert status %+v, leaf issuer %q", c, leaf.Issuer.CommonName)
-	}
+	// The status is written to the store in the background, a moment after
+	// the certificate is cached (and served).
+	eventually(t, "certificate status active", func() error {
+		if c := certStatus(t, s.admin, "www.example.test"); c.Status != "active" || c.Issuer != leaf.Issuer.CommonName || !strings.Contains(c.Issuer, "Pebble") {
+			return fmt.Errorf("cert status %+v, leaf issuer %q", c, leaf.Issuer.CommonName)
+		}
+		return nil
+	})
 }
 
 func TestACMEDomainTakeover(t *testing.T) {
@@ -394,10 +399,13 @@ func TestACMERestartDuringOrder(t *testing.T) {
 		t.Errorf("%d certificates ordered across the restart, want 1", n)
 	}
 	// The certificate served is the one in the store, with its key.
-	c := certStatus(t, s.admin, "www.example.test")
-	if c.Status != "active" || c.NotAfter == nil || !c.NotAfter.Equal(leaf.NotAfter) {
-		t.Errorf("status %+v does not describe the served certificate (not after %s)", c, leaf.NotAfter)
-	}
+	eventually(t, "status of the served certificate", func() error {
+		c := certStatus(t, s.admin, "www.example.test")
+		if c.Status != "active" || c.NotAfter == nil || !c.NotAfter.Equal(leaf.NotAfter) {
+			return fmt.Errorf("status %+v does not describe the served certificate (not after %s)", c, leaf.NotAfter)
+		}
+		return nil
+	})
 }
 
 func TestACMEWildcardThroughRFC2136Provider(t *testing.T) {
