@@ -114,27 +114,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 	e.roots = x509.NewCertPool()
 	e.roots.AddCert(c.Root())
 
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{GetCertificate: e.m.GetCertificate})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	e.addr = ln.Addr().String()
-	go func() {
-		for {
-			conn, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer conn.Close()
-				conn.SetDeadline(time.Now().Add(5 * time.Second))
-				if conn.(*tls.Conn).Handshake() == nil {
-					conn.Write([]byte("ok"))
-				}
-			}()
-		}
-	}()
+	e.addr = serveTLS(t, e.m)
 	return e
 }
 
