@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -12,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -39,21 +41,27 @@ type acmeSetup struct {
 
 const delegationZone = "acme.spine.test"
 
-// freeAddr returns a 127.0.0.1 address with a port free right now: Pebble
-// must know the edge's ports before the node starts.
-func freeAddr(t testing.TB) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+// freeAddrs returns n distinct 127.0.0.1 addresses whose ports are free right
+// now: Pebble must know the edge's ports before the node starts. All n are held
+// open together so that the kernel cannot hand out one port twice.
+func freeAddrs(t testing.TB, n int) []string {
+	addrs := make([]string, n)
+	for i := range addrs {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		addrs[i] = ln.Addr().String()
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return addrs
 }
 
 func newACMESetup(t testing.TB, validity time.Duration, mod func(*Config)) *acmeSetup {
 	t.Helper()
 	s := &acmeSetup{dir: t.TempDir(), dns: pebbletest.StartDNS(t)}
-	httpsAddr, httpAddr := freeAddr(t), freeAddr(t)
+	addrs := freeAddrs(t, 2)
+	httpsAddr, httpAddr := addrs[0], addrs[1]
 	s.pebble = pebbletest.Start(t, pebbletest.Options{HTTPPort: port(tcpAddr(httpAddr)), TLSPort: port(tcpAddr(httpsAddr)), Resolver: s.dns.Addr, Validity: validity})
 	s.cfg = Config{
 		DataDir:   s.dir,
@@ -86,7 +94,18 @@ func (s *acmeSetup) start(t testing.TB) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	n, err := Start(ctx, s.cfg)
+	// The edge's ports were chosen free before Pebble started (or were freed
+	// by a restart); another process on this machine may hold one of them
+	// for a moment as the local end of an outgoing connection, so binding
+	// is retried for a while before the test gives up.
+	var n *Node
+	var err error
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		n, err = Start(ctx, s.cfg)
+		if err == nil || !errors.Is(err, syscall.EADDRINUSE) || time.Now().After(deadline) {
+			break
+		}
+	}
 	if err != nil {
 		t.Fatalf("starting node: %v", err)
 	}
