@@ -151,7 +151,8 @@ func newFleet(t testing.TB, dsn string, n int, env ...string) *fleet {
 	f := &fleet{t: t, dsn: dsn}
 	for i := range n {
 		nd := &node{t: t, name: fmt.Sprintf("node%d", i+1), dataDir: t.TempDir(), dsn: dsn, ip: fmt.Sprintf("127.0.0.%d", i+2), env: env}
-		nd.https, nd.http, nd.api = freePort(t, nd.ip), freePort(t, nd.ip), freePort(t, nd.ip)
+		ports := freePorts(t, nd.ip, 3)
+		nd.https, nd.http, nd.api = ports[0], ports[1], ports[2]
 		f.nodes = append(f.nodes, nd)
 	}
 	for _, nd := range f.nodes {
@@ -164,14 +165,20 @@ func newFleet(t testing.TB, dsn string, n int, env ...string) *fleet {
 	return f
 }
 
-func freePort(t testing.TB, ip string) string {
+// freePorts returns n distinct addresses on ip whose ports are free right now,
+// held open together so that the kernel cannot hand out one port twice.
+func freePorts(t testing.TB, ip string, n int) []string {
 	t.Helper()
-	ln, err := net.Listen("tcp", ip+":0")
-	if err != nil {
-		t.Fatal(err)
+	addrs := make([]string, n)
+	for i := range addrs {
+		ln, err := net.Listen("tcp", ip+":0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		addrs[i] = ln.Addr().String()
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return addrs
 }
 
 // start runs the node's process (again, after a stop or kill).
