@@ -189,10 +189,21 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	wg.Wait()
 
 	s.mu.Lock()
+	ups := make([]*upstream, 0, len(s.upstreams))
 	for _, up := range s.upstreams {
 		up.stop()
+		ups = append(ups, up)
 	}
 	s.mu.Unlock()
+	// Health checkers end promptly once stopped (their requests carry the
+	// cancelled context); wait so that nothing logs after Shutdown returns.
+	for _, up := range ups {
+		select {
+		case <-up.done:
+		case <-ctx.Done():
+			errs = append(errs, ctx.Err())
+		}
+	}
 	return errors.Join(errs...)
 }
 
