@@ -12,13 +12,15 @@ import (
 	"time"
 
 	"github.com/caddyserver/certmagic"
+	"github.com/mholt/acmez/v3"
 	"github.com/mholt/acmez/v3/acme"
 	"go.uber.org/zap"
 )
 
 // newConfig builds a certmagic config over the manager's cache. ACME
-// issuer templates are bound to it; for wildcard names they solve DNS-01
-// only, with cfg.DNS01Solver, and are left out when there is none.
+// issuers (*ACMEIssuer) are bound to the manager; for wildcard names they
+// solve DNS-01 only, with cfg.DNS01Solver, and are left out when there is
+// none.
 func (m *Manager) newConfig(cfg Config, issuers []certmagic.Issuer, wildcard bool) (*certmagic.Config, error) {
 	magic := certmagic.New(m.cache, certmagic.Config{
 		Storage:            cfg.Storage,
@@ -38,36 +40,19 @@ func (m *Manager) newConfig(cfg Config, issuers []certmagic.Issuer, wildcard boo
 
 	var bound []certmagic.Issuer
 	for _, iss := range issuers {
-		tmpl, ok := iss.(*certmagic.ACMEIssuer)
+		tmpl, ok := iss.(*ACMEIssuer)
 		if !ok {
 			bound = append(bound, iss)
 			continue
 		}
-		t := *tmpl
-		if t.Logger == nil {
-			t.Logger = m.log.Named("acme")
-		}
-		if cfg.ChallengeHost != "" {
-			t.ListenHost = cfg.ChallengeHost
-		}
-		if cfg.HTTPChallengePort != 0 {
-			t.AltHTTPPort = cfg.HTTPChallengePort
-		}
-		if cfg.TLSChallengePort != 0 {
-			t.AltTLSALPNPort = cfg.TLSChallengePort
-		}
-		t.DNS01Solver = nil
+		var dns01 acmez.Solver
 		if wildcard {
 			if cfg.DNS01Solver == nil {
 				continue
 			}
-			t.DNS01Solver = cfg.DNS01Solver
+			dns01 = cfg.DNS01Solver
 		}
-		acmeIss := certmagic.NewACMEIssuer(magic, t)
-		bound = append(bound, acmeIss)
-		if !wildcard {
-			m.challengers = append(m.challengers, acmeIss)
-		}
+		bound = append(bound, m.bindACME(*tmpl, cfg.Storage, dns01))
 	}
 	if len(bound) == 0 {
 		if wildcard {

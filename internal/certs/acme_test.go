@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/caddyserver/certmagic"
 	"github.com/mholt/acmez/v3/acme"
+	"go.uber.org/zap"
 
 	"github.com/spine-platform/spine/internal/ca"
 	"github.com/spine-platform/spine/internal/pebbletest"
@@ -108,10 +110,8 @@ func newACMEEnv(t *testing.T, o acmeOptions) *acmeEnv {
 		Storage:            e.storage,
 		Issuers:            o.issuers(portOf(e.tlsAddr), portOf(e.httpAddr)),
 		Status:             e.status,
+		Logger:             debugLogger(),
 		RenewCheckInterval: o.interval,
-		ChallengeHost:      "127.0.0.1",
-		HTTPChallengePort:  portOf(e.httpAddr),
-		TLSChallengePort:   portOf(e.tlsAddr),
 	}
 	if o.dns01 {
 		cfg.DNS01Solver = &dnsSolver{dns: e.dns, txt: map[string][]string{}}
@@ -149,12 +149,11 @@ func newACMEEnv(t *testing.T, o acmeOptions) *acmeEnv {
 }
 
 // pebbleIssuer is an ACME issuer template for p.
-func pebbleIssuer(p *pebbletest.Pebble, mod func(*certmagic.ACMEIssuer)) *certmagic.ACMEIssuer {
-	iss := &certmagic.ACMEIssuer{
+func pebbleIssuer(p *pebbletest.Pebble, mod func(*ACMEIssuer)) *ACMEIssuer {
+	iss := &ACMEIssuer{
 		CA:           p.DirectoryURL(),
 		TrustedRoots: p.ServerRoots(),
 		Email:        "ops@example.test",
-		Agreed:       true,
 	}
 	if mod != nil {
 		mod(iss)
@@ -195,13 +194,13 @@ func TestACMEIssuance(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
 		env     map[string]string
-		mod     func(*certmagic.ACMEIssuer)
+		mod     func(*ACMEIssuer)
 		dns01   bool
 		host    string
 		serveAs []string
 	}{
-		{name: "http-01", mod: func(i *certmagic.ACMEIssuer) { i.DisableTLSALPNChallenge = true }, host: "http01.example.test"},
-		{name: "tls-alpn-01", mod: func(i *certmagic.ACMEIssuer) { i.DisableHTTPChallenge = true }, host: "alpn.example.test"},
+		{name: "http-01", mod: func(i *ACMEIssuer) { i.DisableTLSALPNChallenge = true }, host: "http01.example.test"},
+		{name: "tls-alpn-01", mod: func(i *ACMEIssuer) { i.DisableHTTPChallenge = true }, host: "alpn.example.test"},
 		// 40 % of nonces refused (Pebble's default is 5 %). The ACME client
 		// retries a refused nonce up to 10 times, so one request fails with
 		// odds 0.4^10 ≈ 1e-4; at 60 % (0.6^10 ≈ 0.6 %) an issuance of about
@@ -257,22 +256,22 @@ func TestACMEIssuance(t *testing.T) {
 func TestACMEFallsBackToNextCA(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
-		first func(t *testing.T, dns *pebbletest.DNS, tlsPort, httpPort int) *certmagic.ACMEIssuer
+		first func(t *testing.T, dns *pebbletest.DNS, tlsPort, httpPort int) *ACMEIssuer
 	}{
-		{"down", func(t *testing.T, dns *pebbletest.DNS, tlsPort, httpPort int) *certmagic.ACMEIssuer {
+		{"down", func(t *testing.T, dns *pebbletest.DNS, tlsPort, httpPort int) *ACMEIssuer {
 			p := pebbletest.Start(t, pebbletest.Options{HTTPPort: httpPort, TLSPort: tlsPort, Resolver: dns.Addr})
 			p.SetUp(false)
 			return pebbleIssuer(p, nil)
 		}},
-		{"refuses", func(t *testing.T, dns *pebbletest.DNS, tlsPort, httpPort int) *certmagic.ACMEIssuer {
+		{"refuses", func(t *testing.T, dns *pebbletest.DNS, tlsPort, httpPort int) *ACMEIssuer {
 			p := pebbletest.Start(t, pebbletest.Options{HTTPPort: httpPort, TLSPort: tlsPort, Resolver: dns.Addr, Blocklist: []string{"example.test"}})
 			return pebbleIssuer(p, nil)
 		}},
-		{"unreachable", func(t *testing.T, dns *pebbletest.DNS, tlsPort, httpPort int) *certmagic.ACMEIssuer {
+		{"unreachable", func(t *testing.T, dns *pebbletest.DNS, tlsPort, httpPort int) *ACMEIssuer {
 			ln := listen(t)
 			addr := ln.Addr().String()
 			ln.Close()
-			return &certmagic.ACMEIssuer{CA: "https://" + addr + "/dir", Agreed: true}
+			return &ACMEIssuer{CA: "https://" + addr + "/dir"}
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -370,4 +369,12 @@ func TestRateLimitHoldsRetriesWithoutAskingTheCA(t *testing.T) {
 	if n := limited.n.Load(); n != 1 {
 		t.Errorf("issuer asked %d times, want 1", n)
 	}
+}
+
+func debugLogger() *zap.Logger {
+	if os.Getenv("SPINE_TEST_LOG") == "" {
+		return nil
+	}
+	l, _ := zap.NewDevelopment()
+	return l
 }

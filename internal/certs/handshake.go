@@ -16,9 +16,9 @@ import (
 // never shown another name's certificate. It takes no lock.
 func (m *Manager) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
 	if hello.ServerName != "" && len(hello.SupportedProtos) == 1 && hello.SupportedProtos[0] == acmez.ACMETLS1Protocol {
-		// certmagic serves a challenge certificate only for a challenge in
-		// progress (in this process or, through Storage, on another node).
-		return m.magic.Load().GetCertificate(hello)
+		// Only for a challenge in progress, on this node or, through
+		// Storage, on another (challenge.go).
+		return m.alpnChallengeCertificate(hello)
 	}
 	if !m.served.Load().allows(normalize(hello.ServerName)) {
 		return nil, fmt.Errorf("certs: no certificate for %q", hello.ServerName)

@@ -24,10 +24,9 @@ type Config struct {
 	// it share certificates. Required.
 	Storage certmagic.Storage
 
-	// Issuers are tried in order until one issues. An *certmagic.ACMEIssuer
-	// is a template: New binds a copy of it to the manager's certmagic
-	// config (certmagic.NewACMEIssuer), so a literal such as
-	// &certmagic.ACMEIssuer{CA: url, Email: e, Agreed: true} is enough.
+	// Issuers are tried in order until one issues. An *ACMEIssuer is a
+	// template that New binds to the manager (storage, challenges), so a
+	// literal such as &certs.ACMEIssuer{CA: url, Email: e} is enough.
 	// Default: the internal CA kept in Storage (ca.Load, default options).
 	Issuers []certmagic.Issuer
 
@@ -58,12 +57,6 @@ type Config struct {
 	// non-ACME issuers only (the internal CA).
 	DNS01Solver acmez.Solver
 
-	// ChallengeHost and the ports are where the edge listens for HTTP-01
-	// (plain HTTP) and TLS-ALPN-01 (HTTPS) challenges; certmagic then never
-	// opens a listener of its own. Default: ACME issuers' own settings.
-	ChallengeHost                       string
-	HTTPChallengePort, TLSChallengePort int
-
 	// CacheCapacity is the most certificates kept in memory; when it is
 	// reached, a random one is dropped for a new one. A served name whose
 	// certificate is not in memory has it loaded from Storage by its next
@@ -80,8 +73,9 @@ type Manager struct {
 	storage certmagic.Storage
 	log     *zap.Logger
 
-	// challengers answer ACME HTTP-01 challenges (the ACME issuers).
-	challengers []httpChallenger
+	// challenges are the HTTP-01 and TLS-ALPN-01 challenges in progress,
+	// which the edge answers (challenge.go).
+	challenges *challenges
 
 	// managed is the set of certificate subjects: hostnames, and wildcard
 	// names that stand for several hostnames. served is the set of
@@ -141,6 +135,7 @@ func New(cfg Config) (*Manager, error) {
 		ctx:     ctx,
 		cancel:  cancel,
 	}
+	m.challenges = newChallenges(cfg.Storage, log.Named("challenges"))
 	m.managed.Store(&nameSet{})
 	m.served.Store(&nameSet{})
 	m.covers.Store(&map[string][]string{})

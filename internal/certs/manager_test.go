@@ -1,10 +1,10 @@
 package certs
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/json"
 	"errors"
 	"net"
 	"net/http"
@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/caddyserver/certmagic"
+	"github.com/mholt/acmez/v3"
 	"github.com/mholt/acmez/v3/acme"
 
 	"github.com/spine-platform/spine/internal/ca"
@@ -294,7 +295,7 @@ func TestPlainErrorUsesACMEDetail(t *testing.T) {
 	}
 }
 
-func TestHandleHTTPChallenge(t *testing.T) {
+func TestChallengesAnsweredFromSharedStorage(t *testing.T) {
 	st := &certmagic.FileStorage{Path: t.TempDir()}
 	c, err := ca.Load(context.Background(), st, ca.Options{})
 	if err != nil {
@@ -305,46 +306,108 @@ func TestHandleHTTPChallenge(t *testing.T) {
 		r := httptest.NewRequest(http.MethodGet, "http://"+host+path, nil)
 		return w, m.HandleHTTPChallenge(w, r)
 	}
-
-	// Without an ACME issuer nothing is answered.
 	m, err := New(Config{Storage: st, Issuers: []certmagic.Issuer{c}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer m.Stop()
-	if _, ok := get(m, "a.example", "/.well-known/acme-challenge/tok"); ok {
-		t.Error("answered a challenge without an ACME issuer")
-	}
+	m.Sync(context.Background(), []string{"a.example", "c.example"})
 
-	// With one, a challenge that another node started (its data is in the
-	// shared storage) is answered; other requests are not.
-	acmeIss := &certmagic.ACMEIssuer{CA: "https://acme.test/directory", Email: "ops@example.com", Agreed: true}
-	m2, err := New(Config{Storage: st, Issuers: []certmagic.Issuer{c, acmeIss}})
+	// Another node sharing the storage presents the challenges.
+	other, err := New(Config{Storage: st, Issuers: []certmagic.Issuer{c}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer m2.Stop()
-	chal := acme.Challenge{
+	defer other.Stop()
+	ctx := context.Background()
+	httpChal := acme.Challenge{
 		Type:             acme.ChallengeTypeHTTP01,
 		Token:            "tok123",
 		KeyAuthorization: "tok123.thumbprint",
 		Identifier:       acme.Identifier{Type: "dns", Value: "a.example"},
 	}
-	data, _ := json.Marshal(chal)
-	key := "acme/" + certmagic.StorageKeys.Safe(acmeIss.IssuerKey()) + "/challenge_tokens/" + certmagic.StorageKeys.Safe("a.example") + ".json"
-	if err := st.Store(context.Background(), key, data); err != nil {
-		t.Fatal(err)
+	alpnChal := acme.Challenge{
+		Type:             acme.ChallengeTypeTLSALPN01,
+		Token:            "tok456",
+		KeyAuthorization: "tok456.thumbprint",
+		Identifier:       acme.Identifier{Type: "dns", Value: "c.example"},
 	}
-	w, ok := get(m2, "a.example", "/.well-known/acme-challenge/tok123")
+	for _, ch := range []acme.Challenge{httpChal, alpnChal} {
+		if err := (edgeSolver{other.challenges}).Present(ctx, ch); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	w, ok := get(m, "A.example:80", "/.well-known/acme-challenge/tok123")
 	if !ok || w.Body.String() != "tok123.thumbprint" {
-		t.Errorf("challenge answered=%v body=%q", ok, w.Body.String())
+		t.Errorf("HTTP-01 answered=%v body=%q", ok, w.Body.String())
 	}
-	if _, ok := get(m2, "a.example", "/index.html"); ok {
+	if _, ok := get(m, "a.example", "/.well-known/acme-challenge/other"); ok {
+		t.Error("answered a challenge request with another token")
+	}
+	if _, ok := get(m, "a.example", "/index.html"); ok {
 		t.Error("answered a request that is no challenge")
 	}
-	if _, ok := get(m2, "b.example", "/.well-known/acme-challenge/tok123"); ok {
-		t.Error("answered a challenge for another host")
+	if _, ok := get(m, "b.example", "/.well-known/acme-challenge/tok123"); ok {
+		t.Error("answered a challenge for a name that is not managed")
 	}
+	if _, ok := get(m, "c.example", "/.well-known/acme-challenge/tok456"); ok {
+		t.Error("answered a TLS-ALPN-01 challenge over HTTP")
+	}
+
+	alpnHello := func(name string) *tls.ClientHelloInfo {
+		h := hello(t, name)
+		h.SupportedProtos = []string{acmez.ACMETLS1Protocol}
+		return h
+	}
+	cert, err := m.GetCertificate(alpnHello("c.example"))
+	if err != nil {
+		t.Fatalf("TLS-ALPN-01: %v", err)
+	}
+	want, _ := acmez.TLSALPN01ChallengeCert(alpnChal)
+	if leafOf(t, cert).Extensions == nil || !sameExtension(leafOf(t, cert), leafOf(t, want)) {
+		t.Error("TLS-ALPN-01 answer does not carry the challenge's key authorization")
+	}
+	if _, err := m.GetCertificate(alpnHello("a.example")); err == nil {
+		t.Error("answered TLS-ALPN-01 for a name whose challenge is HTTP-01")
+	}
+	if _, err := m.GetCertificate(alpnHello("b.example")); err == nil {
+		t.Error("answered TLS-ALPN-01 for a name that is not managed")
+	}
+
+	// Once cleaned up on the presenting node, this node stops answering
+	// (after its short cache of storage reads).
+	if err := (edgeSolver{other.challenges}).CleanUp(ctx, httpChal); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the cleaned-up challenge to go unanswered", func() bool {
+		_, ok := get(m, "a.example", "/.well-known/acme-challenge/tok123")
+		return !ok
+	})
+}
+
+func leafOf(t *testing.T, c *tls.Certificate) *x509.Certificate {
+	t.Helper()
+	leaf, err := x509.ParseCertificate(c.Certificate[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return leaf
+}
+
+// sameExtension reports whether a and b carry the same acmeIdentifier
+// extension (RFC 8737), the proof a TLS-ALPN-01 answer holds.
+func sameExtension(a, b *x509.Certificate) bool {
+	find := func(c *x509.Certificate) []byte {
+		for _, e := range c.Extensions {
+			if e.Id.String() == "1.3.6.1.5.5.7.1.31" {
+				return e.Value
+			}
+		}
+		return nil
+	}
+	va, vb := find(a), find(b)
+	return va != nil && bytes.Equal(va, vb)
 }
 
 func TestNewRequiresStorageAndDefaultsToInternalCA(t *testing.T) {

@@ -3,7 +3,6 @@ package certs
 import (
 	"context"
 	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"sync"
@@ -147,11 +146,11 @@ func (m *Manager) loadLeaf(ctx context.Context, path string) (*x509.Certificate,
 	if err != nil {
 		return nil, err
 	}
-	block, _ := pem.Decode(chain)
-	if block == nil || block.Type != "CERTIFICATE" {
-		return nil, fmt.Errorf("%s: no CERTIFICATE PEM block", path)
+	leaf, err := parseLeaf(chain)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	return x509.ParseCertificate(block.Bytes)
+	return leaf, nil
 }
 
 // statusBook keeps every managed name's status in memory and writes

@@ -138,20 +138,15 @@ func (n *Node) certsConfig(storage certmagic.Storage, internal certmagic.Issuer)
 	a := n.cfg.ACME
 	var issuers []certmagic.Issuer
 	for _, u := range a.CAs {
-		issuers = append(issuers, &certmagic.ACMEIssuer{
-			CA:              u,
-			TrustedRoots:    a.TrustedRoots,
-			Email:           a.Email,
-			Agreed:          true,
-			ExternalAccount: a.EAB,
+		issuers = append(issuers, &certs.ACMEIssuer{
+			CA:           u,
+			TrustedRoots: a.TrustedRoots,
+			Email:        a.Email,
+			EAB:          a.EAB,
 		})
 	}
 	if len(issuers) == 0 || !a.NoInternalFallback {
 		issuers = append(issuers, internal)
-	}
-	host, _, _ := net.SplitHostPort(n.httpLn.Addr().String())
-	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
-		host = ""
 	}
 	return certs.Config{
 		Storage:            storage,
@@ -161,9 +156,6 @@ func (n *Node) certsConfig(storage certmagic.Storage, internal certmagic.Issuer)
 		RenewCheckInterval: a.RenewCheckInterval,
 		RenewalWindowRatio: a.RenewalWindowRatio,
 		DNS01Solver:        n.dns01Solver(),
-		ChallengeHost:      host,
-		HTTPChallengePort:  port(n.httpLn.Addr()),
-		TLSChallengePort:   port(n.httpsLn.Addr()),
 		CacheCapacity:      n.cfg.CertCacheSize,
 	}
 }

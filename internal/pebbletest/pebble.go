@@ -52,6 +52,7 @@ type Pebble struct {
 
 	newOrders atomic.Int64
 	finalized atomic.Int64
+	accounts  atomic.Int64
 	up        atomic.Bool
 
 	mu     sync.Mutex
@@ -159,16 +160,27 @@ func Start(t testing.TB, opts Options) *Pebble {
 			http.Error(w, "down for the test", http.StatusServiceUnavailable)
 			return
 		}
-		if r.Method == http.MethodPost {
-			p.record(r.URL.Path)
-			switch {
-			case r.URL.Path == "/order-plz":
-				p.newOrders.Add(1)
-			case strings.HasPrefix(r.URL.Path, "/finalize-order/"):
-				p.finalized.Add(1)
-			}
+		if r.Method != http.MethodPost {
+			acme.ServeHTTP(w, r)
+			return
 		}
-		acme.ServeHTTP(w, r)
+		p.record(r.URL.Path)
+		// Orders and finalizations are counted when Pebble accepts them: a
+		// request it refuses (a bad nonce, which it does to 5 % by default)
+		// is sent again and must not count twice.
+		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		acme.ServeHTTP(sw, r)
+		if sw.status >= 300 {
+			return
+		}
+		switch {
+		case r.URL.Path == "/sign-me-up" && sw.status == http.StatusCreated:
+			p.accounts.Add(1)
+		case r.URL.Path == "/order-plz":
+			p.newOrders.Add(1)
+		case strings.HasPrefix(r.URL.Path, "/finalize-order/"):
+			p.finalized.Add(1)
+		}
 	}))
 	p.srv.Config.ErrorLog = log.New(io.Discard, "", 0)
 	p.srv.StartTLS()
@@ -201,12 +213,27 @@ func (p *Pebble) Roots() *x509.CertPool {
 	return pool
 }
 
-// NewOrders is the number of newOrder requests Pebble has received.
+// Accounts is the number of accounts Pebble has registered.
+func (p *Pebble) Accounts() int { return int(p.accounts.Load()) }
+
+// NewOrders is the number of orders Pebble has accepted.
 func (p *Pebble) NewOrders() int { return int(p.newOrders.Load()) }
 
-// Finalized is the number of finalize requests (certificates asked for).
+// Finalized is the number of finalize requests Pebble has accepted
+// (certificates asked for).
 func (p *Pebble) Finalized() int { return int(p.finalized.Load()) }
 
 // SetUp makes the ACME endpoint answer (true) or fail every request with
 // 503 (false), as a CA that is down does.
 func (p *Pebble) SetUp(up bool) { p.up.Store(up) }
+
+// statusWriter remembers the status code of a response.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.status = code
+	w.ResponseWriter.WriteHeader(code)
+}
