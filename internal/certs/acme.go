@@ -114,8 +114,14 @@ func (h *holds) forget(name string) {
 // detail, as Let's Encrypt does ("retry after 2025-05-29 18:09:26 UTC").
 var retryAfterRE = regexp.MustCompile(`(?i)retry after (\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d(?:Z| UTC)?)`)
 
-// retryAfter returns the time a rate-limit error allows the next attempt.
+// retryAfter returns the time a rate-limit error allows the next attempt:
+// the CA's Retry-After header (see retryAfterError), else the time named
+// in its problem detail, as Let's Encrypt does.
 func retryAfter(err error) (time.Time, bool) {
+	var ra *retryAfterError
+	if errors.As(err, &ra) {
+		return ra.until, true
+	}
 	var p acme.Problem
 	if !errors.As(err, &p) || !isProblem(p, acme.ProblemTypeRateLimited) {
 		return time.Time{}, false

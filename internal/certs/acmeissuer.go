@@ -148,6 +148,8 @@ func (a *acmeIssuer) Issue(ctx context.Context, csr *x509.CertificateRequest) (*
 	names := namesOf(csr)
 	ctx, cancel := context.WithTimeout(ctx, acmeIssueTimeout)
 	defer cancel()
+	rec := &retryAfterRecorder{}
+	ctx = context.WithValue(ctx, retryAfterKey{}, rec)
 	if err := limiter(a.CA, a.Email).Wait(ctx); err != nil {
 		return nil, err
 	}
@@ -175,7 +177,11 @@ func (a *acmeIssuer) Issue(ctx context.Context, csr *x509.CertificateRequest) (*
 			continue
 		}
 		if err != nil {
-			return nil, fmt.Errorf("%v: %w (ca=%s)", names, err, a.CA)
+			err = fmt.Errorf("%v: %w (ca=%s)", names, err, a.CA)
+			if until := rec.get(); until.After(time.Now()) {
+				err = &retryAfterError{err: err, until: until}
+			}
+			return nil, err
 		}
 		break
 	}

@@ -167,3 +167,47 @@ func TestACMEExternalAccountBinding(t *testing.T) {
 		t.Errorf("failure says %q; want it to name the external account binding", msg)
 	}
 }
+
+// A CA that refuses with a Retry-After header (and no time in its problem
+// text) holds further attempts until then, and the status says until when.
+func TestACMERetryAfterHeaderHoldsRetries(t *testing.T) {
+	dns := pebbletest.StartDNS(t)
+	tlsLn, httpLn := listen(t), listen(t)
+	p := pebbletest.Start(t, pebbletest.Options{HTTPPort: portOf(httpLn.Addr().String()), TLSPort: portOf(tlsLn.Addr().String()), Resolver: dns.Addr})
+	until := time.Now().Add(time.Hour)
+	p.SetRateLimited(until)
+	e := newACMEEnv(t, acmeOptions{dns: dns, tlsLn: tlsLn, httpLn: httpLn, issuers: func(int, int) []certmagic.Issuer {
+		return []certmagic.Issuer{pebbleIssuer(p, nil)}
+	}})
+	e.m.Sync(context.Background(), []string{"limited.example.test"})
+	waitFor(t, "the certificate to fail", func() bool { return e.m.Status("limited.example.test").Status == store.CertFailed })
+	held, ok := e.m.holds.get("limited.example.test", time.Now())
+	if !ok || held.Before(until.Add(-5*time.Second)) || held.After(until.Add(5*time.Second)) {
+		t.Errorf("held until %v (%v), want about %v", held, ok, until)
+	}
+	msg := e.m.Status("limited.example.test").Error
+	if !strings.Contains(msg, "rate limited by the certificate authority until "+held.UTC().Format("2006-01-02T15:04")) {
+		t.Errorf("status says %q; want the time retries resume", msg)
+	}
+}
+
+func TestParseRetryAfter(t *testing.T) {
+	now := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		in   string
+		want time.Time
+		ok   bool
+	}{
+		{"120", now.Add(2 * time.Minute), true},
+		{"Fri, 27 Nov 2026 11:00:00 GMT", now.Add(time.Hour), true},
+		{"99999999", now.Add(maxRetryAfter), true},
+		{"-1", time.Time{}, false},
+		{"soon", time.Time{}, false},
+		{"", time.Time{}, false},
+	} {
+		got, ok := parseRetryAfter(tc.in, now)
+		if ok != tc.ok || !got.Equal(tc.want) {
+			t.Errorf("parseRetryAfter(%q) = %v, %v; want %v, %v", tc.in, got, ok, tc.want, tc.ok)
+		}
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 )
@@ -54,8 +55,75 @@ func (p *pacer) RoundTrip(req *http.Request) (*http.Response, error) {
 			}
 		}
 	}
-	return p.next.RoundTrip(req)
+	resp, err := p.next.RoundTrip(req)
+	if err == nil && (resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable) {
+		if rec, ok := req.Context().Value(retryAfterKey{}).(*retryAfterRecorder); ok {
+			if t, ok := parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
+				rec.set(t)
+			}
+		}
+	}
+	return resp, err
 }
+
+// retryAfterRecorder keeps the latest Retry-After a CA sent with a refusal
+// during one order (acmez returns the problem, not the header). It travels
+// in the requests' context.
+type retryAfterRecorder struct {
+	mu    sync.Mutex
+	until time.Time
+}
+
+type retryAfterKey struct{}
+
+func (r *retryAfterRecorder) set(t time.Time) {
+	r.mu.Lock()
+	if t.After(r.until) {
+		r.until = t
+	}
+	r.mu.Unlock()
+}
+
+func (r *retryAfterRecorder) get() time.Time {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.until
+}
+
+// maxRetryAfter bounds what a CA's Retry-After can hold back.
+const maxRetryAfter = 7 * 24 * time.Hour
+
+// parseRetryAfter reads a Retry-After header: seconds, or an HTTP date.
+func parseRetryAfter(v string, now time.Time) (time.Time, bool) {
+	if v == "" {
+		return time.Time{}, false
+	}
+	var t time.Time
+	if secs, err := strconv.Atoi(v); err == nil {
+		if secs < 0 {
+			return time.Time{}, false
+		}
+		t = now.Add(time.Duration(min(secs, int(maxRetryAfter/time.Second))) * time.Second)
+	} else if d, err := http.ParseTime(v); err == nil {
+		t = d
+	} else {
+		return time.Time{}, false
+	}
+	if t.After(now.Add(maxRetryAfter)) {
+		t = now.Add(maxRetryAfter)
+	}
+	return t, true
+}
+
+// retryAfterError is an order's error with the time the CA asked us to
+// wait until (its Retry-After header).
+type retryAfterError struct {
+	err   error
+	until time.Time
+}
+
+func (e *retryAfterError) Error() string { return e.err.Error() }
+func (e *retryAfterError) Unwrap() error { return e.err }
 
 // reserve returns how long a poll of url must wait, and books its slot.
 func (p *pacer) reserve(url string, now time.Time) time.Duration {

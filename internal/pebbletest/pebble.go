@@ -3,11 +3,13 @@ package pebbletest
 import (
 	"crypto/x509"
 	"encoding/pem"
+	"fmt"
 	"io"
 	"log"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -54,6 +56,7 @@ type Pebble struct {
 	finalized atomic.Int64
 	accounts  atomic.Int64
 	up        atomic.Bool
+	limited   atomic.Int64 // Unix time new orders are refused until (SetRateLimited)
 
 	mu     sync.Mutex
 	events []Event // bounded by maxEvents
@@ -165,6 +168,15 @@ func Start(t testing.TB, opts Options) *Pebble {
 			return
 		}
 		p.record(r.URL.Path)
+		if until := time.Unix(p.limited.Load(), 0); r.URL.Path == "/order-plz" && time.Now().Before(until) {
+			// As Let's Encrypt answers a rate-limited order: 429, a
+			// Retry-After header and a rateLimited problem.
+			w.Header().Set("Content-Type", "application/problem+json")
+			w.Header().Set("Retry-After", strconv.Itoa(int(time.Until(until).Seconds())+1))
+			w.WriteHeader(http.StatusTooManyRequests)
+			fmt.Fprintf(w, `{"type":"urn:ietf:params:acme:error:rateLimited","detail":"too many new orders (pebbletest)","status":429}`)
+			return
+		}
 		// Orders and finalizations are counted when Pebble accepts them: a
 		// request it refuses (a bad nonce, which it does to 5 % by default)
 		// is sent again and must not count twice.
@@ -212,6 +224,10 @@ func (p *Pebble) Roots() *x509.CertPool {
 	pool.AddCert(p.Root())
 	return pool
 }
+
+// SetRateLimited makes Pebble refuse new orders until the given time, as a
+// rate-limited CA does (429, Retry-After, rateLimited problem).
+func (p *Pebble) SetRateLimited(until time.Time) { p.limited.Store(until.Unix()) }
 
 // Accounts is the number of accounts Pebble has registered.
 func (p *Pebble) Accounts() int { return int(p.accounts.Load()) }
