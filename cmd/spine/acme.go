@@ -45,7 +45,7 @@ func (f *acmeFlags) register(cmd *cobra.Command) {
 	fl.StringVar(&f.eabKID, "acme-eab-kid", "", "External Account Binding key ID (CAs that require EAB)")
 	fl.StringVar(&f.eabHMAC, "acme-eab-hmac", envOr("SPINE_ACME_EAB_HMAC", ""), "External Account Binding HMAC key, base64url (env SPINE_ACME_EAB_HMAC)")
 	fl.BoolVar(&f.noInternal, "no-internal-ca-fallback", false, "with --acme-ca: never fall back to the internal CA")
-	fl.StringVar(&f.resolver, "dns-resolver", "", "DNS resolver (host:port) for domain verification and delegation checks (default: /etc/resolv.conf)")
+	fl.StringVar(&f.resolver, "dns-resolver", "", "DNS resolver (host:port) for domain verification, delegation and CAA checks (default: /etc/resolv.conf)")
 	fl.StringVar(&f.zone, "dns-delegation-zone", "", "zone served by Spine's own DNS server for delegated DNS-01 (customers CNAME _acme-challenge.<domain> into it)")
 	fl.StringVar(&f.dnsAddr, "dns-addr", ":53", "listen address (UDP and TCP) of the delegation zone's DNS server")
 	fl.StringArrayVar(&f.rfc2136, "dns-rfc2136", nil, "DNS-01 through RFC 2136 dynamic updates for a zone: ZONE=SERVER[,KEYNAME,BASE64SECRET] (TSIG hmac-sha256; repeatable)")

@@ -58,6 +58,10 @@ type ACMEIssuer struct {
 	// HTTPS (Pebble, a company CA); else the system's.
 	TrustedRoots *x509.CertPool
 
+	// Resolver is the DNS server (host:port) CAA records are checked with
+	// before an order; default: the system's first resolver.
+	Resolver string
+
 	// DisableHTTPChallenge and DisableTLSALPNChallenge turn off one of the
 	// two challenges the edge answers for non-wildcard names.
 	DisableHTTPChallenge, DisableTLSALPNChallenge bool
@@ -150,6 +154,11 @@ func (a *acmeIssuer) Issue(ctx context.Context, csr *x509.CertificateRequest) (*
 	defer cancel()
 	rec := &retryAfterRecorder{}
 	ctx = context.WithValue(ctx, retryAfterKey{}, rec)
+	if dir, err := a.client.GetDirectory(ctx); err == nil && dir.Meta != nil {
+		if err := checkCAA(ctx, a.Resolver, dir.Meta.CAAIdentities, names); err != nil {
+			return nil, fmt.Errorf("%v: %w (ca=%s)", names, err, a.CA)
+		}
+	}
 	if err := limiter(a.CA, a.Email).Wait(ctx); err != nil {
 		return nil, err
 	}

@@ -49,7 +49,8 @@ type ACMEConfig struct {
 	NoInternalFallback bool
 
 	// Resolver is the DNS resolver (host:port) that ownership records
-	// (_spine-challenge TXT) and delegation CNAMEs are looked up with.
+	// (_spine-challenge TXT), delegation CNAMEs and CAA records are
+	// looked up with.
 	// Default: the first name server of /etc/resolv.conf.
 	Resolver string
 	// CheckInterval is how often domains waiting for verification, and
@@ -143,6 +144,7 @@ func (n *Node) certsConfig(storage certmagic.Storage, internal certmagic.Issuer)
 			TrustedRoots: a.TrustedRoots,
 			Email:        a.Email,
 			EAB:          a.EAB,
+			Resolver:     a.Resolver,
 		})
 	}
 	if len(issuers) == 0 || !a.NoInternalFallback {
