@@ -12,6 +12,10 @@
 // Each hostname has a visible status (store.CertStatus: pending, issuing,
 // active, failed) kept in memory and written to a StatusStore.
 //
+// ACME orders are placed by ACMEIssuer (acmeissuer.go) with acmez; the
+// HTTP-01 and TLS-ALPN-01 challenges it presents are kept in storage and
+// answered by whichever node the CA reaches (challenge.go).
+//
 // Certificates, keys and ACME accounts live in a certmagic.Storage; storage.go
 // provides one over the store's key-value space and leases, so a fleet of
 // nodes shares them and issues each certificate once.
