@@ -48,9 +48,9 @@ type remoteChallenge struct {
 }
 
 const (
-	maxChallenges   = 10_000 // in memory, per map: a bound, not an expected number
-	remoteCacheFor  = time.Second
-	challengeLookup = 5 * time.Second // bounds a storage read during a validation request
+	maxChallenges   = 10_000                 // in memory, per map: a bound, not an expected number
+	remoteCacheFor  = 250 * time.Millisecond // coalesces a CA's near-simultaneous validations; short, as a new order brings new tokens
+	challengeLookup = 5 * time.Second        // bounds a storage read during a validation request
 )
 
 func newChallenges(storage certmagic.Storage, log *zap.Logger) *challenges {
