@@ -34,6 +34,8 @@ type DB struct {
 	listenPID atomic.Uint32 // backend PID of the LISTEN connection, 0 if none (for tests)
 
 	lazyErr error // OpenLazy: the last migration failure that was not unavailability; guarded by mu
+
+	prefixStmts map[int]*sql.Stmt // GetKeysWithPrefix's, by number of prefixes; guarded by mu
 }
 
 // dialect holds the few things that differ between SQLite and PostgreSQL.
@@ -109,7 +111,12 @@ func (db *DB) Close() error {
 		delete(db.watchers, ch)
 		close(ch)
 	}
+	stmts := db.prefixStmts
+	db.prefixStmts = nil
 	db.mu.Unlock()
+	for _, st := range stmts {
+		st.Close()
+	}
 
 	err := db.w.Close()
 	if db.r != db.w {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"time"
@@ -48,6 +49,109 @@ func (db *DB) GetKey(ctx context.Context, key string) ([]byte, error) {
 		v = []byte{}
 	}
 	return v, nil
+}
+
+// KeyValue is a key of the key-value space and its value.
+type KeyValue struct {
+	Key   string
+	Value []byte
+}
+
+// GetKeysWithPrefix returns, sorted, the keys that begin with one of
+// prefixes, with their values: all of them in one query, so one round trip
+// and one snapshot of the database. A prefix is a plain string, not a
+// directory: "certificates/ca/a.example/" finds the keys of that directory,
+// "ocsp/a.example-" the keys that begin so. Each prefix must be non-empty
+// and end with an ASCII character other than DEL. At most limit keys are
+// returned, the first in key order; a caller that must know it has them all
+// asks for one more than it needs. None is not an error.
+func (db *DB) GetKeysWithPrefix(ctx context.Context, limit int, prefixes ...string) ([]KeyValue, error) {
+	if limit < 1 || len(prefixes) == 0 || len(prefixes) > maxPrefixes {
+		return nil, fmt.Errorf("store: GetKeysWithPrefix needs a positive limit and 1 to %d prefixes", maxPrefixes)
+	}
+	args := make([]any, 0, 2*len(prefixes)+1)
+	for _, p := range prefixes {
+		if p == "" || p[len(p)-1] >= 0x7f {
+			return nil, fmt.Errorf("store: invalid key prefix %q: must be non-empty and end with an ASCII character", p)
+		}
+		// The keys that begin with p sort from p up to, not including, p
+		// with its last byte raised by one (keys sort bytewise).
+		args = append(args, p, p[:len(p)-1]+string(p[len(p)-1]+1))
+	}
+	args = append(args, limit)
+	stmt, err := db.prefixStmt(ctx, len(prefixes))
+	if err != nil {
+		return nil, db.wrap("reading keys", err)
+	}
+	rows, err := stmt.QueryContext(ctx, args...)
+	if err != nil {
+		return nil, db.wrap("reading keys", err)
+	}
+	defer rows.Close()
+	var out []KeyValue
+	for rows.Next() {
+		var kv KeyValue
+		if err := rows.Scan(&kv.Key, &kv.Value); err != nil {
+			return nil, db.wrap("reading keys", err)
+		}
+		if kv.Value == nil {
+			kv.Value = []byte{}
+		}
+		out = append(out, kv)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, db.wrap("reading keys", err)
+	}
+	// Each scan gave its first limit keys, so the first limit of them all are here.
+	slices.SortFunc(out, func(a, b KeyValue) int { return strings.Compare(a.Key, b.Key) })
+	out = slices.CompactFunc(out, func(a, b KeyValue) bool { return a.Key == b.Key }) // overlapping prefixes
+	return out[:min(len(out), limit)], nil
+}
+
+// maxPrefixes bounds the prefixes of one GetKeysWithPrefix, and so the
+// statements kept prepared for it.
+const maxPrefixes = 16
+
+// prefixStmt returns the statement of GetKeysWithPrefix for n prefixes,
+// prepared once: SQLite would otherwise parse and plan it on every call.
+func (db *DB) prefixStmt(ctx context.Context, n int) (*sql.Stmt, error) {
+	db.mu.Lock()
+	st := db.prefixStmts[n]
+	db.mu.Unlock()
+	if st != nil {
+		return st, nil
+	}
+	// One ordered range scan per prefix, each an index range with its own
+	// LIMIT, whatever the planner knows of the parameters: an OR of the
+	// ranges under one ORDER BY ... LIMIT lets PostgreSQL walk the whole
+	// index in order and filter.
+	var q strings.Builder
+	for i := range n {
+		if i > 0 {
+			q.WriteString(" UNION ALL ")
+		}
+		fmt.Fprintf(&q, "SELECT key, value FROM (SELECT key, value FROM kv WHERE key >= $%d AND key < $%d ORDER BY key LIMIT $%d) AS p%d",
+			2*i+1, 2*i+2, 2*n+1, i)
+	}
+	st, err := db.r.PrepareContext(ctx, q.String())
+	if err != nil {
+		return nil, err
+	}
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	switch {
+	case db.closed:
+		st.Close()
+		return nil, errors.New("store: closed")
+	case db.prefixStmts[n] != nil: // another call prepared it meanwhile
+		st.Close()
+		return db.prefixStmts[n], nil
+	}
+	if db.prefixStmts == nil {
+		db.prefixStmts = make(map[int]*sql.Stmt)
+	}
+	db.prefixStmts[n] = st
+	return st, nil
 }
 
 // DeleteKey deletes key and every key under key+"/". It returns ErrNotFound if

@@ -13,7 +13,7 @@ import (
 
 // PostgresDSN returns the DSN of a new, empty schema that is dropped when t ends.
 // The test fails if PostgreSQL cannot be reached, unless SPINE_TEST_POSTGRES=skip.
-func PostgresDSN(t *testing.T) string {
+func PostgresDSN(t testing.TB) string {
 	t.Helper()
 	dsn := os.Getenv("SPINE_TEST_POSTGRES")
 	if dsn == "skip" {

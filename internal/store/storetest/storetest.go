@@ -37,6 +37,7 @@ func Run(t *testing.T, open func(t *testing.T) *store.DB) {
 		{"KV", testKV},
 		{"KVList", testKVList},
 		{"KVDelete", testKVDelete},
+		{"KVWithPrefix", testKVWithPrefix},
 		{"KVSpecialCharacters", testKVSpecialCharacters},
 		{"Locks", testLocks},
 		{"LockExpiry", testLockExpiry},
@@ -686,6 +687,90 @@ func testKVDelete(t *testing.T, db *store.DB) {
 	must(t, db.DeleteKey(ctx, "d"))
 	if _, err := db.StatKey(ctx, "d"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("StatKey(d) after delete: %v, want ErrNotFound", err)
+	}
+}
+
+func testKVWithPrefix(t *testing.T, db *store.DB) {
+	ctx := ctxT(t)
+	keys := []string{
+		"certificates/ca/a.example/a.example.crt",
+		"certificates/ca/a.example/a.example.json",
+		"certificates/ca/a.example/a.example.key",
+		"certificates/ca/a.example.org/a.example.org.crt", // same string prefix, another directory
+		"certificates/ca/a.example0",                      // sorts right after "a.example/"
+		"certificates/cb/a.example/a.example.crt",
+		"ocsp/a.example-1f2e",
+		"ocsp/a.example.org-3c4d",
+		"ocsp/a.example_x",
+		"p%/x", "pq/y", "p_/z", "t~", "t~/x",
+	}
+	for _, k := range keys {
+		must(t, db.PutKey(ctx, k, []byte("value of "+k)))
+	}
+	must(t, db.PutKey(ctx, "ocsp/a.example-empty", nil))
+	bin := []byte{0, 0xff, 0}
+	must(t, db.PutKey(ctx, "certificates/ca/a.example/bin", bin))
+
+	tests := []struct {
+		limit    int
+		prefixes []string
+		want     []string
+	}{
+		{10, []string{"certificates/ca/a.example/"}, []string{
+			"certificates/ca/a.example/a.example.crt", "certificates/ca/a.example/a.example.json",
+			"certificates/ca/a.example/a.example.key", "certificates/ca/a.example/bin"}},
+		{10, []string{"certificates/ca/a.example/", "ocsp/a.example-"}, []string{
+			"certificates/ca/a.example/a.example.crt", "certificates/ca/a.example/a.example.json",
+			"certificates/ca/a.example/a.example.key", "certificates/ca/a.example/bin",
+			"ocsp/a.example-1f2e", "ocsp/a.example-empty"}},
+		{10, []string{"certificates/ca/a.example/", "certificates/cb/a.example/"}, []string{
+			"certificates/ca/a.example/a.example.crt", "certificates/ca/a.example/a.example.json",
+			"certificates/ca/a.example/a.example.key", "certificates/ca/a.example/bin",
+			"certificates/cb/a.example/a.example.crt"}},
+		// Overlapping prefixes give each key once.
+		{10, []string{"certificates/ca/a.example/a.example.", "certificates/ca/a.example/"}, []string{
+			"certificates/ca/a.example/a.example.crt", "certificates/ca/a.example/a.example.json",
+			"certificates/ca/a.example/a.example.key", "certificates/ca/a.example/bin"}},
+		{2, []string{"ocsp/a.example-", "certificates/ca/a.example/"}, []string{
+			"certificates/ca/a.example/a.example.crt", "certificates/ca/a.example/a.example.json"}},
+		{10, []string{"certificates/ca/a.example"}, []string{
+			"certificates/ca/a.example.org/a.example.org.crt",
+			"certificates/ca/a.example/a.example.crt", "certificates/ca/a.example/a.example.json",
+			"certificates/ca/a.example/a.example.key", "certificates/ca/a.example/bin",
+			"certificates/ca/a.example0"}},
+		{10, []string{"p%"}, []string{"p%/x"}},
+		{10, []string{"p_"}, []string{"p_/z"}},
+		{10, []string{"t~"}, []string{"t~", "t~/x"}},
+		{10, []string{"certificates/cc/", "ocsp/b."}, nil},
+	}
+	for _, tt := range tests {
+		got, err := db.GetKeysWithPrefix(ctx, tt.limit, tt.prefixes...)
+		must(t, err)
+		var gotKeys []string
+		for _, kv := range got {
+			gotKeys = append(gotKeys, kv.Key)
+			want := []byte("value of " + kv.Key)
+			switch kv.Key {
+			case "ocsp/a.example-empty":
+				want = []byte{}
+			case "certificates/ca/a.example/bin":
+				want = bin
+			}
+			if kv.Value == nil || !slices.Equal(kv.Value, want) {
+				t.Errorf("GetKeysWithPrefix(%q): %s = %#v, want %#v", tt.prefixes, kv.Key, kv.Value, want)
+			}
+		}
+		if !slices.Equal(gotKeys, tt.want) {
+			t.Errorf("GetKeysWithPrefix(%d, %q) =\n%q\nwant\n%q", tt.limit, tt.prefixes, gotKeys, tt.want)
+		}
+	}
+	for _, bad := range [][]string{nil, {""}, {"ünï"}, {"ok/", "x\x7f"}} {
+		if _, err := db.GetKeysWithPrefix(ctx, 10, bad...); err == nil {
+			t.Errorf("GetKeysWithPrefix(%q) succeeded", bad)
+		}
+	}
+	if _, err := db.GetKeysWithPrefix(ctx, 0, "ocsp/"); err == nil {
+		t.Error("GetKeysWithPrefix with limit 0 succeeded")
 	}
 }
 
