@@ -34,7 +34,8 @@ type KV interface {
 	Unlock(ctx context.Context, name, owner string) error
 }
 
-// StorageOptions tunes the locks of a Storage. The zero value gives the defaults.
+// StorageOptions tunes the locks and the prefetch of a Storage. The zero
+// value gives the defaults.
 type StorageOptions struct {
 	// LockTTL is the lease of a lock. A held lock's lease is renewed in the
 	// background, so a long issuance keeps it; if its holder dies, another node
@@ -49,6 +50,16 @@ type StorageOptions struct {
 	LockPoll time.Duration
 	// LockPollMax is the longest wait between two tries. Default 1s.
 	LockPollMax time.Duration
+	// PrefetchTTL is how long the keys read together with a certificate's
+	// key (its certificate, metadata and OCSP staples) are kept for the
+	// loads that follow, if the KV is a PrefixReader. Each is answered once,
+	// and writes and locks through this Storage drop them; a key that
+	// another node writes without a lock may be answered up to PrefetchTTL
+	// late (see prefetch). Default 2s; negative: read every key alone.
+	PrefetchTTL time.Duration
+	// PrefetchReads is the most certificates whose keys are kept at once.
+	// Default 64.
+	PrefetchReads int
 }
 
 // lockPrefix keeps certmagic's lock names apart from other users of the store's locks.
@@ -66,6 +77,8 @@ type Storage struct {
 	mu       sync.Mutex
 	held     map[string]*lease        // by lock name
 	released map[string]chan struct{} // by lock name: closed when this process unlocks it
+
+	prefetch *prefetch // nil: every Load reads its key alone
 }
 
 // lease is a lock this Storage holds, and the goroutine that renews it.
@@ -78,6 +91,7 @@ type lease struct {
 var (
 	_ certmagic.Storage   = (*Storage)(nil)
 	_ certmagic.TryLocker = (*Storage)(nil)
+	_ PrefixReader        = (*store.DB)(nil)
 )
 
 // NewStorage returns a Storage over kv. Only the first opts is used.
@@ -98,16 +112,37 @@ func NewStorage(kv KV, opts ...StorageOptions) *Storage {
 	if o.LockPollMax < o.LockPoll {
 		o.LockPollMax = max(time.Second, o.LockPoll)
 	}
-	return &Storage{kv: kv, opts: o, id: rand.Text(), held: make(map[string]*lease), released: make(map[string]chan struct{})}
+	if o.PrefetchTTL == 0 {
+		o.PrefetchTTL = 2 * time.Second
+	}
+	if o.PrefetchReads <= 0 {
+		o.PrefetchReads = 64
+	}
+	return &Storage{kv: kv, opts: o, id: rand.Text(), held: make(map[string]*lease), released: make(map[string]chan struct{}),
+		prefetch: newPrefetch(kv, o.PrefetchTTL, o.PrefetchReads)}
 }
 
 // Store puts value at key.
 func (s *Storage) Store(ctx context.Context, key string, value []byte) error {
-	return s.kv.PutKey(ctx, key, value)
+	err := s.kv.PutKey(ctx, key, value)
+	if s.prefetch != nil {
+		s.prefetch.written(key) // even on an error: the write may have been done
+	}
+	return err
 }
 
 // Load returns the value at key; the error wraps fs.ErrNotExist if there is none.
+// A key of a certificate is read with the certificate's other keys, which
+// the Loads that follow get without a round trip (see StorageOptions.PrefetchTTL).
 func (s *Storage) Load(ctx context.Context, key string) ([]byte, error) {
+	if s.prefetch != nil {
+		if v, ok, err := s.prefetch.take(key); ok {
+			return v, err
+		}
+		if v, ok, err := s.prefetch.load(ctx, key); ok {
+			return v, err
+		}
+	}
 	v, err := s.kv.GetKey(ctx, key)
 	return v, notExist(err)
 }
@@ -115,6 +150,9 @@ func (s *Storage) Load(ctx context.Context, key string) ([]byte, error) {
 // Delete deletes key and every key under it. A key that does not exist is not an error.
 func (s *Storage) Delete(ctx context.Context, key string) error {
 	err := s.kv.DeleteKey(ctx, key)
+	if s.prefetch != nil {
+		s.prefetch.written(key)
+	}
 	if errors.Is(err, store.ErrNotFound) {
 		return nil
 	}
@@ -195,6 +233,11 @@ func (s *Storage) TryLock(ctx context.Context, name string) (bool, error) {
 	ok, err := s.kv.TryLock(ctx, lockPrefix+name, owner, s.opts.LockTTL)
 	if err != nil || !ok {
 		return false, err
+	}
+	if s.prefetch != nil {
+		// The previous holder, maybe on another node, wrote what its lock
+		// guarded: what was read before is not to be answered after.
+		s.prefetch.forget()
 	}
 	rctx, stop := context.WithCancel(context.Background())
 	l := &lease{owner: owner, stop: stop, done: make(chan struct{})}

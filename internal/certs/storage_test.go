@@ -3,6 +3,7 @@ package certs_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"path/filepath"
 	"slices"
@@ -11,8 +12,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddyserver/certmagic"
+	"go.uber.org/zap"
+
+	"github.com/spine-platform/spine/internal/ca"
 	"github.com/spine-platform/spine/internal/certs"
 	"github.com/spine-platform/spine/internal/store"
+	"github.com/spine-platform/spine/internal/store/storetest"
 )
 
 func openStore(t *testing.T) *store.DB {
@@ -277,4 +283,57 @@ func TestStorageLockExpiryTakeover(t *testing.T) {
 	if err := c.Unlock(ctx, "dead"); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// BenchmarkLoadFromStore loads a certificate from storage into a certmagic
+// cache, as a handshake for a served name that is not in memory does.
+func BenchmarkLoadFromStore(b *testing.B) {
+	stores := []struct {
+		name string
+		open func(b *testing.B) *store.DB
+	}{
+		{"sqlite", func(b *testing.B) *store.DB { return openStoreDSN(b, "sqlite:"+filepath.Join(b.TempDir(), "spine.db")) }},
+		{"postgres", func(b *testing.B) *store.DB { return openStoreDSN(b, storetest.PostgresDSN(b)) }},
+	}
+	for _, s := range stores {
+		b.Run(s.name, func(b *testing.B) {
+			ctx := context.Background()
+			st := certs.NewStorage(s.open(b))
+			c, err := ca.Load(ctx, st, ca.Options{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			var magic *certmagic.Config
+			cache := certmagic.NewCache(certmagic.CacheOptions{
+				GetConfigForCert: func(certmagic.Certificate) (*certmagic.Config, error) { return magic, nil },
+				Logger:           zap.NewNop(),
+			})
+			b.Cleanup(cache.Stop)
+			magic = certmagic.New(cache, certmagic.Config{Storage: st, Issuers: []certmagic.Issuer{c}, Logger: zap.NewNop()})
+			names := make([]string, 32)
+			for i := range names {
+				names[i] = fmt.Sprintf("s%02d.localhost", i)
+				if err := magic.ObtainCertSync(ctx, names[i]); err != nil {
+					b.Fatal(err)
+				}
+			}
+			i := 0
+			for b.Loop() {
+				if _, err := magic.CacheManagedCertificate(ctx, names[i%len(names)]); err != nil {
+					b.Fatal(err)
+				}
+				i++
+			}
+		})
+	}
+}
+
+func openStoreDSN(tb testing.TB, dsn string) *store.DB {
+	tb.Helper()
+	db, err := store.Open(context.Background(), dsn)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { db.Close() })
+	return db
 }
