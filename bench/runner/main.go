@@ -37,6 +37,9 @@ type runner struct {
 	holds, scaleSizes           []int
 	issueMax                    time.Duration
 	spineDomain                 string
+	spineStore                  string // PostgreSQL DSN for the scale figures; "" for SQLite
+	coldN                       int    // handshakes per cold-handshake figure
+	scaleOnly                   bool
 	fdLimit                     int // RLIMIT_NOFILE the servers and load run under
 
 	res *results
@@ -59,6 +62,9 @@ func main() {
 	flag.StringVar(&scale, "spine-hostnames", "", "hostname counts for Spine's startup figures (default 10000 quick, 10000,100000 full; 0 skips)")
 	flag.DurationVar(&r.issueMax, "spine-issue-max", 10*time.Minute, "bound on Spine's first issuance of every seeded hostname")
 	flag.StringVar(&r.spineDomain, "spine-domain", "localhost", "Spine's domain; services are NAME.DOMAIN (localhost: `service create --wait` dials *.localhost on loopback without DNS)")
+	flag.StringVar(&r.spineStore, "spine-store", "", "PostgreSQL DSN (postgres://...) for Spine's scale figures: each hostname count gets a schema spine_bench_N in it, dropped and created afresh; empty: SQLite in the scratch folder. The report shows it: give a password through PGPASSWORD or ~/.pgpass")
+	flag.IntVar(&r.coldN, "spine-cold", 200, "handshakes per figure of handshakes needing a certificate from the store, each for another hostname")
+	flag.BoolVar(&r.scaleOnly, "spine-scale-only", false, "measure only Spine's scale figures, not the side-by-side suite")
 	flag.StringVar(&out, "out", "", "markdown report to write (also printed)")
 	flag.IntVar(&r.hsN, "handshakes", 0, "handshakes per measurement (default 2000 quick, 20000 full)")
 	flag.IntVar(&r.staticN, "static-requests", 0, "static requests per measurement (default 50000 quick, 500000 full)")
@@ -141,7 +147,13 @@ func main() {
 		}
 		runnable = append(runnable, s)
 	}
+	if r.scaleOnly {
+		r.res.note("spine_new_host", "spine", "not measured (-spine-scale-only)")
+	}
 	for rep := range r.reps {
+		if r.scaleOnly {
+			break
+		}
 		for i := range runnable {
 			s := runnable[(i+rep)%len(runnable)]
 			log("rep %d/%d: %s", rep+1, r.reps, s.name)

@@ -109,47 +109,8 @@ func (r *runner) report(servers []server, mode string, took time.Duration) strin
 		fmt.Fprintf(&b, "- %s\n", l)
 	}
 
-	fmt.Fprintf(&b, "\n## Per operation\n\n| figure | unit |")
-	for _, s := range servers {
-		fmt.Fprintf(&b, " %s |", s.name)
-	}
-	fmt.Fprintf(&b, "\n|---|---|")
-	for range servers {
-		b.WriteString("---|")
-	}
-	b.WriteString("\n")
-	var footnotes []string
-	mark := func(why string) string {
-		i := slices.Index(footnotes, why)
-		if i < 0 {
-			footnotes = append(footnotes, why)
-			i = len(footnotes) - 1
-		}
-		return fmt.Sprintf("n/a [%d]", i+1)
-	}
-	for _, f := range figures {
-		fmt.Fprintf(&b, "| %s | %s |", f.label, f.unit)
-		for _, s := range servers {
-			c := cell(r.res.vals[f.key][s.name], f.unit)
-			if c == "" {
-				why := r.res.notes[f.key][s.name]
-				if sk, ok := r.res.skipped[s.name]; ok {
-					why = sk
-				}
-				if why == "" {
-					why = "not measured"
-				}
-				c = mark(s.name + ": " + why)
-			}
-			fmt.Fprintf(&b, " %s |", c)
-		}
-		b.WriteString("\n")
-	}
-	if len(footnotes) > 0 {
-		b.WriteString("\n")
-		for i, n := range footnotes {
-			fmt.Fprintf(&b, "[%d] %s  \n", i+1, explain(n))
-		}
+	if !r.scaleOnly {
+		r.perOperation(&b, servers)
 	}
 
 	b.WriteString("\n## Spine only\n\n")
@@ -174,6 +135,52 @@ func (r *runner) report(servers []server, mode string, took time.Duration) strin
 	commands.Unlock()
 	b.WriteString("```\n")
 	return b.String()
+}
+
+// perOperation writes the side-by-side table.
+func (r *runner) perOperation(b *strings.Builder, servers []server) {
+	fmt.Fprintf(b, "\n## Per operation\n\n| figure | unit |")
+	for _, s := range servers {
+		fmt.Fprintf(b, " %s |", s.name)
+	}
+	fmt.Fprintf(b, "\n|---|---|")
+	for range servers {
+		b.WriteString("---|")
+	}
+	b.WriteString("\n")
+	var footnotes []string
+	mark := func(why string) string {
+		i := slices.Index(footnotes, why)
+		if i < 0 {
+			footnotes = append(footnotes, why)
+			i = len(footnotes) - 1
+		}
+		return fmt.Sprintf("n/a [%d]", i+1)
+	}
+	for _, f := range figures {
+		fmt.Fprintf(b, "| %s | %s |", f.label, f.unit)
+		for _, s := range servers {
+			c := cell(r.res.vals[f.key][s.name], f.unit)
+			if c == "" {
+				why := r.res.notes[f.key][s.name]
+				if sk, ok := r.res.skipped[s.name]; ok {
+					why = sk
+				}
+				if why == "" {
+					why = "not measured"
+				}
+				c = mark(s.name + ": " + why)
+			}
+			fmt.Fprintf(b, " %s |", c)
+		}
+		b.WriteString("\n")
+	}
+	if len(footnotes) > 0 {
+		b.WriteString("\n")
+		for i, n := range footnotes {
+			fmt.Fprintf(b, "[%d] %s  \n", i+1, explain(n))
+		}
+	}
 }
 
 // explain adds why a figure cannot exist for a server, where that is known.

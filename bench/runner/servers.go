@@ -218,8 +218,9 @@ type spineNode struct {
 	https, http, api string
 }
 
-// startSpineNode starts `spine serve` on data and waits for its API.
-func (r *runner) startSpineNode(data, tag string) (*spineNode, error) {
+// startSpineNode starts `spine serve` on data, with the store dsn (""
+// for SQLite in data), and waits for its API.
+func (r *runner) startSpineNode(data, dsn, tag string) (*spineNode, error) {
 	var ports [3]int
 	for i := range ports {
 		p, err := freePort()
@@ -234,9 +235,13 @@ func (r *runner) startSpineNode(data, tag string) (*spineNode, error) {
 		http:  fmt.Sprintf("127.0.0.1:%d", ports[1]),
 		api:   fmt.Sprintf("127.0.0.1:%d", ports[2]),
 	}
+	args := []string{r.spineBin, "serve", "--data", data, "--https-addr", n.https, "--http-addr", n.http,
+		"--api-addr", n.api, "--domain", r.spineDomain}
+	if dsn != "" {
+		args = append(args, "--store", dsn)
+	}
 	p, err := start("spine", r.serverCore, []string{"GOMAXPROCS=1"}, filepath.Join(r.work, tag+"-spine.log"),
-		r.spineBin, "serve", "--data", data, "--https-addr", n.https, "--http-addr", n.http,
-		"--api-addr", n.api, "--domain", r.spineDomain)
+		args...)
 	if err != nil {
 		return nil, err
 	}
@@ -290,7 +295,7 @@ func (r *runner) createService(n *spineNode, name string) (float64, error) {
 func startSpine(r *runner, tag string) (*instance, error) {
 	data := filepath.Join(r.work, tag+"-spine-data")
 	os.RemoveAll(data)
-	n, err := r.startSpineNode(data, tag)
+	n, err := r.startSpineNode(data, "", tag)
 	if err != nil {
 		return nil, err
 	}
