@@ -6,6 +6,7 @@ package node
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -57,6 +58,7 @@ type fleetState struct {
 	prepareMu sync.Mutex
 
 	lastServices atomic.Pointer[[]store.Service] // of the last successful sync
+	applied      [sha256.Size]byte               // fingerprint of what the last sync applied; under Node.syncMu
 	snapshotDue  chan struct{}                   // capacity 1: write the snapshot now
 	ticketKeys   atomic.Pointer[ticketKeyRing]   // as last read from the store
 	storeOK      atomic.Bool                     // the last store operation succeeded

@@ -243,16 +243,19 @@ func (n *Node) buildSnapshot(last [sha256.Size]byte) ([]byte, [sha256.Size]byte,
 	for _, k := range keys {
 		s.TicketKeys = append(s.TicketKeys, k[:])
 	}
-	b, err := json.MarshalIndent(s, "", " ")
+	b, err := json.Marshal(s)
 	return b, sum, err
 }
 
 // recordSync records the services of a successful sync, for the snapshot and
 // for reads while the store is away, and asks for a snapshot.
-func (n *Node) recordSync(svcs []store.Service) {
+func (n *Node) recordSync(svcs []store.Service, changed bool) {
 	n.fleet.lastServices.Store(&svcs)
 	n.fleet.reads.seed(svcs)
 	n.noteStore(nil)
+	if !changed {
+		return // the snapshot writer's own tick still picks up new certificates
+	}
 	select {
 	case n.fleet.snapshotDue <- struct{}{}:
 	default:

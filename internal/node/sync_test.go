@@ -1,0 +1,104 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/spine-platform/spine/client"
+	"github.com/spine-platform/spine/internal/store"
+)
+
+// countingHandler counts the records with one message.
+type countingHandler struct {
+	msg string
+	n   *atomic.Int64
+}
+
+func (h countingHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h countingHandler) Handle(_ context.Context, r slog.Record) error {
+	if r.Message == h.msg {
+		h.n.Add(1)
+	}
+	return nil
+}
+func (h countingHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h countingHandler) WithGroup(string) slog.Handler      { return h }
+
+// A sync that finds what was applied last leaves the edge alone; a change
+// is applied.
+func TestSyncAppliesOnlyChanges(t *testing.T) {
+	dir := t.TempDir()
+	var applied atomic.Int64
+	ctx := context.Background()
+	n, err := Start(ctx, Config{
+		DataDir: dir, HTTPSAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", APIAddr: "127.0.0.1:0",
+		Domain: "localhost", Demo: true, Version: "test",
+		Logger: slog.New(countingHandler{msg: "routes updated", n: &applied}),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close(ctx)
+	before := applied.Load()
+	for range 3 {
+		if err := n.sync(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := applied.Load(); got != before {
+		t.Errorf("routes rebuilt %d times by syncs that found nothing new", got-before)
+	}
+
+	admin := adminClient(t, n, dir)
+	if _, err := admin.CreateService(ctx, client.ServiceCreate{Name: "more", Upstreams: []string{"http://127.0.0.1:9"}}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the new service routed", func() error {
+		if applied.Load() == before {
+			return fmt.Errorf("routes not updated")
+		}
+		return nil
+	})
+	after := applied.Load()
+	if err := n.sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if applied.Load() != after {
+		t.Error("routes rebuilt again with nothing new")
+	}
+}
+
+func TestFingerprintCoversEveryField(t *testing.T) {
+	base := store.Service{ID: "1", ProjectID: "p", Name: "a", Domain: "d.test", Hostnames: []string{"a.d.test"},
+		Upstreams: []string{"http://127.0.0.1:1"}, HSTSMaxAge: 10, CreatedAt: time.Unix(1, 0), UpdatedAt: time.Unix(2, 0)}
+	sum := fingerprint([]store.Service{base}, []string{"d.test"})
+	if fingerprint([]store.Service{base}, []string{"d.test"}) != sum {
+		t.Fatal("fingerprint is not stable")
+	}
+	for name, mod := range map[string]func(*store.Service){
+		"id":        func(s *store.Service) { s.ID = "2" },
+		"project":   func(s *store.Service) { s.ProjectID = "q" },
+		"name":      func(s *store.Service) { s.Name = "b" },
+		"domain":    func(s *store.Service) { s.Domain = "e.test" },
+		"hostnames": func(s *store.Service) { s.Hostnames = []string{"a.d.test", "b.d.test"} },
+		"upstreams": func(s *store.Service) { s.Upstreams = []string{"http://127.0.0.1:2"} },
+		"hsts":      func(s *store.Service) { s.HSTSMaxAge = 11 },
+		"created":   func(s *store.Service) { s.CreatedAt = time.Unix(3, 0) },
+		"updated":   func(s *store.Service) { s.UpdatedAt = time.Unix(3, 0) },
+		// Lengths are part of it: moving a boundary is a change.
+		"boundary": func(s *store.Service) { s.Hostnames = []string{"a.d.tes", "t"} },
+	} {
+		s := base
+		mod(&s)
+		if fingerprint([]store.Service{s}, []string{"d.test"}) == sum {
+			t.Errorf("a change of %s keeps the fingerprint", name)
+		}
+	}
+	if fingerprint([]store.Service{base}, nil) == sum {
+		t.Error("a change of the wildcard domains keeps the fingerprint")
+	}
+}
