@@ -172,7 +172,7 @@ func (a *acmeIssuer) Issue(ctx context.Context, csr *x509.CertificateRequest) (*
 		if err != nil {
 			return nil, fmt.Errorf("order parameters from CSR: %w", err)
 		}
-		params.Replaces = a.replaces(ctx, csr, names)
+		params.Replaces = a.replaces(ctx, names)
 		client := &acmez.Client{Client: a.client, ChallengeSolvers: a.solvers(names)}
 		a.log.Info("ordering certificate", zap.Strings("identifiers", names), zap.String("ca", a.CA), zap.String("account", acct.Location))
 		chains, err = client.ObtainCertificate(ctx, params)
@@ -232,7 +232,7 @@ func (a *acmeIssuer) solvers(names []string) map[string]acmez.Solver {
 // when the CA offers ARI and this issuer's certificate for the names is
 // in storage; else nil. On certmagic's third attempt it is left out, in
 // case the CA refuses the reference itself.
-func (a *acmeIssuer) replaces(ctx context.Context, csr *x509.CertificateRequest, names []string) *x509.Certificate {
+func (a *acmeIssuer) replaces(ctx context.Context, names []string) *x509.Certificate {
 	if n, ok := ctx.Value(certmagic.AttemptsCtxKey).(*int); ok && *n == 2 {
 		return nil
 	}
