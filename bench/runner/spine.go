@@ -134,29 +134,13 @@ func (r *runner) spineScale(size int) {
 		// The warm-up fills the cache up to nine tenths of it (10,000 by
 		// default) in name order: the last 5 % of the names are not
 		// reached, the 90-95 % range is with fewer than 11,112 names.
-		loads, err := r.coldHandshakes(n, size*95/100, size)
-		if err != nil {
-			log("  spine %d hostnames, handshakes from the store during the warm-up: %v", size, err)
-			r.res.fail(figs[5].key, "spine", err)
-			r.res.fail(figs[6].key, "spine", err)
-		} else {
-			r.res.add(figs[5].key, "spine", loads.P50)
-			r.res.add(figs[6].key, "spine", loads.P99)
-		}
+		loads := r.recordColdHandshakes(n, size*95/100, size, figs[5].key, figs[6].key, fmt.Sprintf("%d hostnames, during the warm-up", size))
 		time.Sleep(2 * time.Second)
 		r.res.add(figs[4].key, "spine", rssKB(n.p.pid())/1024)
 		log("  spine restart with %d hostnames: first answer %s, cold name waited %.1f ms, handshake %.2f ms; from the store during the warm-up p50 %.2f ms, p99 %.2f ms",
 			size, up.Round(time.Millisecond), cold.WaitedMs, cold.HandshakeMs, loads.P50, loads.P99)
 		idle := waitIdle(n.p, 10*time.Minute)
-		loads, err = r.coldHandshakes(n, size*90/100, size*95/100)
-		if err != nil {
-			log("  spine %d hostnames, handshakes from the store when idle: %v", size, err)
-			r.res.fail(figs[7].key, "spine", err)
-			r.res.fail(figs[8].key, "spine", err)
-		} else {
-			r.res.add(figs[7].key, "spine", loads.P50)
-			r.res.add(figs[8].key, "spine", loads.P99)
-		}
+		loads = r.recordColdHandshakes(n, size*90/100, size*95/100, figs[7].key, figs[8].key, fmt.Sprintf("%d hostnames, when idle", size))
 		log("  spine idle %s after the restart; from the store p50 %.2f ms, p99 %.2f ms", idle.Round(time.Second), loads.P50, loads.P99)
 		n.p.stop()
 	}
@@ -165,6 +149,21 @@ func (r *runner) spineScale(size int) {
 type namesOut struct {
 	P50 float64 `json:"p50_ms"`
 	P99 float64 `json:"p99_ms"`
+}
+
+// recordColdHandshakes runs coldHandshakes and records its p50 and p99
+// under the two keys, or its error under both.
+func (r *runner) recordColdHandshakes(n *spineNode, from, to int, p50Key, p99Key, what string) namesOut {
+	loads, err := r.coldHandshakes(n, from, to)
+	if err != nil {
+		log("  spine %s, handshakes from the store: %v", what, err)
+		r.res.fail(p50Key, "spine", err)
+		r.res.fail(p99Key, "spine", err)
+		return loads
+	}
+	r.res.add(p50Key, "spine", loads.P50)
+	r.res.add(p99Key, "spine", loads.P99)
+	return loads
 }
 
 // coldHandshakes times r.coldN handshakes on n, one at a time, each for

@@ -18,7 +18,8 @@ import (
 // milliseconds is seen at once, and a slow one gets a few polls a second at
 // most. A CA's Retry-After still applies (acmez honours it on top).
 // Requests with a payload (new orders, challenge responses, finalization)
-// are never delayed.
+// are never delayed. It also records a refusal's Retry-After for the order
+// (retryAfterRecorder below), which acmez does not pass on.
 type pacer struct {
 	next       http.RoundTripper
 	first, max time.Duration
