@@ -57,13 +57,20 @@ type fleetState struct {
 	prepared  atomic.Bool // bootstrap and CA done
 	prepareMu sync.Mutex
 
-	lastServices atomic.Pointer[[]store.Service] // of the last successful sync
-	applied      [sha256.Size]byte               // fingerprint of what the last sync applied; under Node.syncMu
-	snapshotDue  chan struct{}                   // capacity 1: write the snapshot now
-	ticketKeys   atomic.Pointer[ticketKeyRing]   // as last read from the store
-	storeOK      atomic.Bool                     // the last store operation succeeded
+	lastSync    atomic.Pointer[syncRecord]    // the last successful sync
+	applied     [sha256.Size]byte             // fingerprint of what the last sync applied; under Node.syncMu
+	snapshotDue chan struct{}                 // capacity 1: write the snapshot now
+	ticketKeys  atomic.Pointer[ticketKeyRing] // as last read from the store
+	storeOK     atomic.Bool                   // the last store operation succeeded
 
 	reads *staleReads
+}
+
+// syncRecord is what a successful sync read: the services it serves and
+// their fingerprint.
+type syncRecord struct {
+	svcs []store.Service
+	sum  [sha256.Size]byte
 }
 
 // openStore opens the store. If PostgreSQL cannot be reached and the data

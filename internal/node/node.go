@@ -304,7 +304,7 @@ func (n *Node) sync(ctx context.Context) error {
 	// for).
 	sum := fingerprint(svcs, wild)
 	if n.synced.Load() && sum == n.fleet.applied {
-		n.recordSync(svcs, false)
+		n.recordSync(svcs, sum, false)
 		return nil
 	}
 	routes, hosts := routesOf(svcs)
@@ -314,7 +314,7 @@ func (n *Node) sync(ctx context.Context) error {
 	}
 	n.fleet.applied = sum
 	n.synced.Store(true)
-	n.recordSync(svcs, true)
+	n.recordSync(svcs, sum, true)
 	return nil
 }
 

@@ -4,6 +4,7 @@
 package node
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -12,6 +13,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -30,6 +32,7 @@ const SnapshotFile = "snapshot.json"
 const (
 	snapshotVersion  = 1
 	snapshotInterval = 5 * time.Second // how often new certificates are looked for
+	snapshotSettle   = 3 * time.Second // from start to the first write
 )
 
 // snapshot is the content of SnapshotFile.
@@ -149,62 +152,84 @@ func (n *Node) cachedCertificate(host string) *tls.Certificate {
 }
 
 // snapshots writes the snapshot after each sync that changed it, and every
-// few seconds when a certificate was obtained meanwhile.
+// few seconds when a certificate was obtained or loaded meanwhile. The first
+// write waits snapshotSettle after start: a restart is when every client
+// reconnects at once, and the file from before the restart still holds a
+// good snapshot meanwhile.
 func (n *Node) snapshots(ctx context.Context) {
+	w := &snapshotWriter{path: filepath.Join(n.cfg.DataDir, SnapshotFile)}
+	settle := time.NewTimer(snapshotSettle)
+	defer settle.Stop()
+	select {
+	case <-ctx.Done():
+		return
+	case <-settle.C:
+	}
 	t := time.NewTicker(snapshotInterval)
 	defer t.Stop()
-	var last [sha256.Size]byte // of the content last written
 	for {
+		if err := n.writeSnapshot(w); err != nil {
+			n.log.Warn("writing the snapshot", "err", err)
+		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		case <-n.fleet.snapshotDue:
 		}
-		b, sum, err := n.buildSnapshot(last)
-		if err != nil {
-			n.log.Warn("building the snapshot", "err", err)
-			continue
-		}
-		if b == nil {
-			continue // nothing synced yet, or nothing changed
-		}
-		if err := platform.WriteSecretFile(filepath.Join(n.cfg.DataDir, SnapshotFile), b); err != nil {
-			n.log.Warn("writing the snapshot", "err", err)
-			continue
-		}
-		last = sum
 	}
 }
 
-// buildSnapshot encodes the services of the last successful sync, the
+// snapshotWriter writes SnapshotFile and keeps, between writes, the
+// encoded entry of each certificate it wrote, so that a write encodes only
+// the certificates that are new since the last one. While the certificate
+// cache warms up after a restart a write comes every snapshotInterval with a
+// few hundred more certificates; encoding all of them each time cost
+// hundreds of milliseconds of CPU and tens of megabytes of garbage per write
+// at 10k names, and the garbage collections that followed held the
+// processor for ~10 ms at a time, which handshakes waited for.
+type snapshotWriter struct {
+	path    string
+	last    [sha256.Size]byte               // digest of what was last written
+	entries map[[sha256.Size]byte]snapEntry // by the digest of the leaf
+}
+
+// snapEntry is one certificate's encoded snapshotCert, and the names it
+// was encoded with.
+type snapEntry struct {
+	names []string
+	json  []byte
+}
+
+// writeSnapshot writes the services of the last successful sync, the
 // certificates in memory for their hostnames (at most Config.CertCacheSize;
-// a hostname whose certificate is only in the store is routed but not
-// served while the store is away) and the ticket keys, with the
-// digest of that content. It returns nil if no sync succeeded yet or if the
-// digest is still last: the look-ups are cheap, the encoding of every key
-// is done only when something changed.
-func (n *Node) buildSnapshot(last [sha256.Size]byte) ([]byte, [sha256.Size]byte, error) {
-	svcs := n.fleet.lastServices.Load()
-	if svcs == nil {
-		return nil, last, nil
+// a hostname whose certificate is only in the store is routed but not served
+// while the store is away) and the ticket keys. It writes nothing if no sync
+// succeeded yet or if none of that changed since the last write: the
+// look-ups are cheap, the encoding is done only when something changed.
+func (n *Node) writeSnapshot(w *snapshotWriter) error {
+	rec := n.fleet.lastSync.Load()
+	if rec == nil {
+		return nil
 	}
-	_, hosts := routesOf(*svcs)
+	_, hosts := routesOf(rec.svcs)
 	slices.Sort(hosts)
-	certs := make([]*tls.Certificate, len(hosts))
-	digest := sha256.New()
-	if err := json.NewEncoder(digest).Encode(svcs); err != nil {
-		return nil, last, err
+	type named struct {
+		cert *tls.Certificate
+		leaf [sha256.Size]byte
 	}
+	certs := make([]named, len(hosts))
+	digest := sha256.New()
+	digest.Write(rec.sum[:])
 	for i, h := range hosts {
 		yieldEvery(i)
 		cert := n.cachedCertificate(h)
 		if cert == nil || len(cert.Certificate) == 0 {
 			continue
 		}
-		certs[i] = cert
+		certs[i] = named{cert, sha256.Sum256(cert.Certificate[0])}
 		digest.Write([]byte(h))
-		digest.Write(cert.Certificate[0])
+		digest.Write(certs[i].leaf[:])
 	}
 	keys := n.fleet.ticketKeys.Load().keys()
 	for _, k := range keys {
@@ -212,42 +237,74 @@ func (n *Node) buildSnapshot(last [sha256.Size]byte) ([]byte, [sha256.Size]byte,
 	}
 	var sum [sha256.Size]byte
 	digest.Sum(sum[:0])
-	if sum == last {
-		return nil, last, nil
+	if sum == w.last {
+		return nil
 	}
 
-	s := snapshot{Version: snapshotVersion, WrittenAt: time.Now().UTC(), Services: *svcs}
-	seen := map[string]int{} // leaf DER → index in s.Certificates
-	for i, cert := range certs {
-		if cert == nil {
+	// The names of each certificate, in the order of its first name.
+	var order [][sha256.Size]byte
+	names := map[[sha256.Size]byte][]string{}
+	byLeaf := map[[sha256.Size]byte]*tls.Certificate{}
+	for i, c := range certs {
+		if c.cert == nil {
 			continue
 		}
+		if _, ok := names[c.leaf]; !ok {
+			order = append(order, c.leaf)
+			byLeaf[c.leaf] = c.cert
+		}
+		names[c.leaf] = append(names[c.leaf], hosts[i])
+	}
+	entries := make(map[[sha256.Size]byte]snapEntry, len(order))
+	for i, leaf := range order {
 		yieldEvery(i)
-		h, leaf := hosts[i], string(cert.Certificate[0])
-		if j, ok := seen[leaf]; ok {
-			s.Certificates[j].Names = append(s.Certificates[j].Names, h)
-			continue
+		e, ok := w.entries[leaf]
+		if !ok || !slices.Equal(e.names, names[leaf]) {
+			b, err := encodeSnapshotCert(byLeaf[leaf], names[leaf])
+			if err != nil {
+				return err
+			}
+			e = snapEntry{names: names[leaf], json: b}
 		}
-		key, err := x509.MarshalPKCS8PrivateKey(cert.PrivateKey)
-		if err != nil {
-			return nil, last, fmt.Errorf("encoding the key of %s: %w", h, err)
-		}
-		var chain bytes.Buffer
-		for _, der := range cert.Certificate {
-			pem.Encode(&chain, &pem.Block{Type: "CERTIFICATE", Bytes: der})
-		}
-		seen[leaf] = len(s.Certificates)
-		s.Certificates = append(s.Certificates, snapshotCert{
-			Names:    []string{h},
-			ChainPEM: chain.String(),
-			KeyPEM:   string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: key})),
-		})
+		entries[leaf] = e
 	}
+
+	head := snapshot{Version: snapshotVersion, WrittenAt: time.Now().UTC(), Services: rec.svcs}
 	for _, k := range keys {
-		s.TicketKeys = append(s.TicketKeys, k[:])
+		head.TicketKeys = append(head.TicketKeys, k[:])
 	}
-	b, err := encodeSnapshot(&s)
-	return b, sum, err
+	err := platform.WriteSecretFileFrom(w.path, func(f io.Writer) error {
+		return encodeSnapshot(f, &head, func(yield func([]byte) error) error {
+			for _, leaf := range order {
+				if err := yield(entries[leaf].json); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return err
+	}
+	w.last, w.entries = sum, entries
+	return nil
+}
+
+// encodeSnapshotCert encodes cert, served for names, as a snapshotCert.
+func encodeSnapshotCert(cert *tls.Certificate, names []string) ([]byte, error) {
+	key, err := x509.MarshalPKCS8PrivateKey(cert.PrivateKey)
+	if err != nil {
+		return nil, fmt.Errorf("encoding the key of %s: %w", names[0], err)
+	}
+	var chain bytes.Buffer
+	for _, der := range cert.Certificate {
+		pem.Encode(&chain, &pem.Block{Type: "CERTIFICATE", Bytes: der})
+	}
+	return json.Marshal(snapshotCert{
+		Names:    names,
+		ChainPEM: chain.String(),
+		KeyPEM:   string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: key})),
+	})
 }
 
 // yieldEvery lets other goroutines run every 128 items of a long loop. The
@@ -260,18 +317,20 @@ func yieldEvery(i int) {
 	}
 }
 
-// encodeSnapshot is json.Marshal(s), one service and one certificate at a
-// time, yielding between them (see yieldEvery).
-func encodeSnapshot(s *snapshot) ([]byte, error) {
+// encodeSnapshot writes s as json.Marshal would, with s.Certificates
+// replaced by the encoded entries certs yields (s.Certificates is ignored),
+// one service and one certificate at a time, through a buffer, yielding
+// between them (see yieldEvery): the file is never whole in memory.
+func encodeSnapshot(dst io.Writer, s *snapshot, certs func(yield func([]byte) error) error) error {
 	head, err := json.Marshal(struct {
 		Version    int       `json:"version"`
 		WrittenAt  time.Time `json:"written_at"`
 		TicketKeys [][]byte  `json:"ticket_keys,omitempty"`
 	}{s.Version, s.WrittenAt, s.TicketKeys})
 	if err != nil {
-		return nil, err
+		return err
 	}
-	var b bytes.Buffer
+	b := bufio.NewWriterSize(dst, 64<<10)
 	b.Write(head[:len(head)-1]) // without its closing brace
 	b.WriteString(`,"services":[`)
 	for i, sv := range s.Services {
@@ -281,30 +340,32 @@ func encodeSnapshot(s *snapshot) ([]byte, error) {
 		}
 		item, err := json.Marshal(sv)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		b.Write(item)
 	}
 	b.WriteString(`],"certificates":[`)
-	for i, c := range s.Certificates {
+	i := 0
+	err = certs(func(item []byte) error {
 		yieldEvery(i)
 		if i > 0 {
 			b.WriteByte(',')
 		}
-		item, err := json.Marshal(c)
-		if err != nil {
-			return nil, err
-		}
-		b.Write(item)
+		i++
+		_, err := b.Write(item)
+		return err
+	})
+	if err != nil {
+		return err
 	}
 	b.WriteString("]}")
-	return b.Bytes(), nil
+	return b.Flush()
 }
 
 // recordSync records the services of a successful sync, for the snapshot and
 // for reads while the store is away, and asks for a snapshot.
-func (n *Node) recordSync(svcs []store.Service, changed bool) {
-	n.fleet.lastServices.Store(&svcs)
+func (n *Node) recordSync(svcs []store.Service, sum [sha256.Size]byte, changed bool) {
+	n.fleet.lastSync.Store(&syncRecord{svcs: svcs, sum: sum})
 	n.fleet.reads.seed(svcs)
 	n.noteStore(nil)
 	if !changed {

@@ -1,10 +1,14 @@
 package node
 
 import (
+	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"reflect"
 	"sync/atomic"
 	"testing"
@@ -119,10 +123,20 @@ func TestEncodeSnapshotMatchesJSON(t *testing.T) {
 			TicketKeys:   [][]byte{{1, 2, 3}},
 		},
 	} {
-		got, err := encodeSnapshot(&s)
+		var buf bytes.Buffer
+		err := encodeSnapshot(&buf, &s, func(yield func([]byte) error) error {
+			for _, c := range s.Certificates {
+				b, _ := json.Marshal(c)
+				if err := yield(b); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
 		if err != nil {
 			t.Fatal(err)
 		}
+		got := buf.Bytes()
 		var a, b any
 		want, _ := json.Marshal(s)
 		if err := json.Unmarshal(got, &a); err != nil {
@@ -138,5 +152,79 @@ func TestEncodeSnapshotMatchesJSON(t *testing.T) {
 		if len(s.Services) > 0 && !reflect.DeepEqual(a, b) {
 			t.Errorf("encodeSnapshot:\n%s\njson.Marshal:\n%s", got, want)
 		}
+	}
+}
+
+// The snapshot writer writes only when something changed, encodes only the
+// certificates that are new since its last write, and what it writes reads
+// back with every served certificate.
+func TestSnapshotWriterEncodesOnlyNewCertificates(t *testing.T) {
+	dir := t.TempDir()
+	n := startNode(t, dir, "")
+	ctx := context.Background()
+	eventually(t, "hello.localhost served", func() error {
+		_, _, err := httpsGet(t, n, "hello.localhost", "/")
+		return err
+	})
+	w := &snapshotWriter{path: filepath.Join(t.TempDir(), SnapshotFile)}
+	if err := n.writeSnapshot(w); err != nil {
+		t.Fatal(err)
+	}
+	first, err := readSnapshot(filepath.Dir(w.path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(first.Certificates) != 1 || first.Certificates[0].Names[0] != "hello.localhost" || len(first.Services) != 1 {
+		t.Fatalf("first snapshot: %d services, certificates %+v", len(first.Services), first.Certificates)
+	}
+	old := w.entries
+	fi, _ := os.Stat(w.path)
+
+	// Nothing new: no write.
+	if err := n.writeSnapshot(w); err != nil {
+		t.Fatal(err)
+	}
+	if fi2, _ := os.Stat(w.path); !fi2.ModTime().Equal(fi.ModTime()) || fi2.Size() != fi.Size() {
+		t.Error("an unchanged snapshot was written again")
+	}
+
+	// A new service and its certificate: hello's entry is reused as it was.
+	admin := adminClient(t, n, dir)
+	if _, err := admin.CreateService(ctx, client.ServiceCreate{Name: "more", Upstreams: []string{"http://127.0.0.1:9"}}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "more.localhost served", func() error {
+		_, _, err := httpsGet(t, n, "more.localhost", "/")
+		return err
+	})
+	if err := n.writeSnapshot(w); err != nil {
+		t.Fatal(err)
+	}
+	if len(w.entries) != 2 {
+		t.Fatalf("%d entries after the second certificate, want 2", len(w.entries))
+	}
+	for leaf, e := range old {
+		if &w.entries[leaf].json[0] != &e.json[0] {
+			t.Error("hello's certificate was encoded again")
+		}
+	}
+	second, err := readSnapshot(filepath.Dir(w.path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := map[string]bool{}
+	for _, c := range second.Certificates {
+		if _, err := tls.X509KeyPair([]byte(c.ChainPEM), []byte(c.KeyPEM)); err != nil {
+			t.Errorf("certificate of %v does not load: %v", c.Names, err)
+		}
+		for _, h := range c.Names {
+			names[h] = true
+		}
+	}
+	if !names["hello.localhost"] || !names["more.localhost"] || len(second.Services) != 2 {
+		t.Errorf("second snapshot: %d services, names %v", len(second.Services), names)
+	}
+	if fi, _ := os.Stat(w.path); fi.Mode().Perm() != 0o600 {
+		t.Errorf("snapshot mode %v, want 0600", fi.Mode().Perm())
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -42,6 +43,16 @@ func (p *Platform) Bootstrap(ctx context.Context, tokenFile string) (store.Proje
 // WriteSecretFile writes data to path with mode 0600 (its folder 0700),
 // through a temporary file and a rename so a crash never leaves half a file.
 func WriteSecretFile(path string, data []byte) error {
+	return WriteSecretFileFrom(path, func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	})
+}
+
+// WriteSecretFileFrom is WriteSecretFile with the content written by
+// write, for content too large to build in memory first. If write fails,
+// path is left as it was.
+func WriteSecretFileFrom(path string, write func(io.Writer) error) error {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
@@ -55,7 +66,7 @@ func WriteSecretFile(path string, data []byte) error {
 		f.Close()
 		return err
 	}
-	if _, err := f.Write(data); err != nil {
+	if err := write(f); err != nil {
 		f.Close()
 		return err
 	}
