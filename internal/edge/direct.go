@@ -47,7 +47,8 @@ type directConn struct {
 	nc     net.Conn
 	br     *bufio.Reader
 	bw     *bufio.Writer
-	idleAt int64 // nanotime when put back
+	idleAt int64  // nanotime when put back
+	abort  func() // fails the connection's pending I/O; made once, not per request
 }
 
 // newDirect returns the direct path for target, or nil if target is not a
@@ -146,8 +147,6 @@ func (d *direct) serve(a *attempt, r *http.Request) error {
 	}
 	return d.answer(c, a, resp, stop)
 }
-
-func (c *directConn) abort() { c.nc.SetDeadline(aLongTimeAgo) }
 
 // roundTrip writes r and reads the response headers, forwarding 1xx
 // answers to the client.
@@ -252,46 +251,21 @@ func (d *direct) answer(c *directConn, a *attempt, resp *http.Response, stop fun
 	h := a.Header()
 	removeHopByHop(resp.Header)
 	for k, vv := range resp.Header {
-		h[k] = append(h[k], vv...)
+		// resp is not used after this: its slices can be handed over.
+		if old := h[k]; old != nil {
+			h[k] = append(old, vv...)
+		} else {
+			h[k] = vv
+		}
 	}
 	announced := len(resp.Trailer)
 	if announced > 0 {
-		keys := make([]string, 0, announced)
-		for k := range resp.Trailer {
-			keys = append(keys, k)
-		}
-		h.Add("Trailer", strings.Join(keys, ", "))
+		announceTrailers(h, resp.Trailer)
 	}
 	a.WriteHeader(resp.StatusCode)
 
 	flusher, _ := a.ResponseWriter.(http.Flusher)
-	buf := copyBuffers.Get()
-	var total int64
-	var failed error
-	for {
-		n, rerr := resp.Body.Read(buf)
-		if n > 0 {
-			if _, werr := a.Write(buf[:n]); werr != nil {
-				failed = werr
-				break
-			}
-			total += int64(n)
-			// The last write of a body of known length is flushed when
-			// the handler returns.
-			if flusher != nil && (resp.ContentLength < 0 || total < resp.ContentLength) {
-				flusher.Flush()
-			}
-		}
-		if rerr == io.EOF {
-			break
-		}
-		if rerr != nil {
-			failed = rerr
-			break
-		}
-	}
-	copyBuffers.Put(buf)
-	if !stop() || failed != nil {
+	if failed := copyBody(a, flusher, resp); !stop() || failed != nil {
 		c.nc.Close()
 		// As ReverseProxy: the client must not take a cut-off body for a
 		// whole one.
@@ -307,18 +281,62 @@ func (d *direct) answer(c *directConn, a *attempt, resp *http.Response, stop fun
 		if flusher != nil {
 			flusher.Flush() // chunked, so the trailers can follow
 		}
-		if len(resp.Trailer) == announced {
-			for k, vv := range resp.Trailer {
-				h[k] = append(h[k], vv...)
-			}
-		} else {
-			for k, vv := range resp.Trailer {
-				k = http.TrailerPrefix + k
-				h[k] = append(h[k], vv...)
-			}
-		}
+		sendTrailers(h, resp.Trailer, announced)
 	}
 	return nil
+}
+
+// copyBody copies resp's body to a, flushing every write but the last of a
+// body of known length (that one is flushed when the handler returns, with
+// the end of the response: over HTTP/2 one frame and one hand-off fewer).
+func copyBody(a *attempt, flusher http.Flusher, resp *http.Response) error {
+	buf := copyBuffers.Get()
+	defer copyBuffers.Put(buf)
+	var total int64
+	for {
+		n, rerr := resp.Body.Read(buf)
+		if n > 0 {
+			if _, werr := a.Write(buf[:n]); werr != nil {
+				return werr
+			}
+			total += int64(n)
+			if flusher != nil && (resp.ContentLength < 0 || total < resp.ContentLength) {
+				flusher.Flush()
+			}
+		}
+		if rerr == io.EOF {
+			return nil
+		}
+		if rerr != nil {
+			return rerr
+		}
+	}
+}
+
+// announceTrailers names the upstream's announced trailers in h's Trailer
+// field.
+func announceTrailers(h, trailer http.Header) {
+	keys := make([]string, 0, len(trailer))
+	for k := range trailer {
+		keys = append(keys, k)
+	}
+	h.Add("Trailer", strings.Join(keys, ", "))
+}
+
+// sendTrailers puts the trailers the upstream sent into h, once the body
+// is written: as announced ones when they are the announced set, otherwise
+// with http.TrailerPrefix.
+func sendTrailers(h, trailer http.Header, announced int) {
+	if len(trailer) == announced {
+		for k, vv := range trailer {
+			h[k] = append(h[k], vv...)
+		}
+		return
+	}
+	for k, vv := range trailer {
+		k = http.TrailerPrefix + k
+		h[k] = append(h[k], vv...)
+	}
 }
 
 // get returns an idle connection (reused true) or dials a new one.
@@ -345,7 +363,9 @@ func (d *direct) dial(ctx context.Context) (*directConn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &directConn{nc: nc, br: bufio.NewReaderSize(nc, 4<<10), bw: bufio.NewWriterSize(nc, 4<<10)}, nil
+	c := &directConn{nc: nc, br: bufio.NewReaderSize(nc, 4<<10), bw: bufio.NewWriterSize(nc, 4<<10)}
+	c.abort = func() { nc.SetDeadline(aLongTimeAgo) }
+	return c, nil
 }
 
 // put keeps c for the next request, up to upstreamIdleConnsPerHost.

@@ -20,8 +20,28 @@ import (
 // these tests check it keeps what ReverseProxy did, over HTTP/1.1 and HTTP/2.
 
 func TestDirectAnswers(t *testing.T) {
+	release := make(chan struct{})
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
+		case "/small":
+			w.Header().Set("Content-Type", "text/x-small")
+			w.Header().Set("Content-Length", "5")
+			w.Header().Set("X-Small", "yes")
+			io.WriteString(w, "small")
+		case "/stream":
+			// The second part waits until the client has the first: an
+			// edge that held the first back would never see it.
+			if r.URL.Query().Has("length") {
+				w.Header().Set("Content-Length", "13")
+			}
+			io.WriteString(w, "first\n")
+			w.(http.Flusher).Flush()
+			select {
+			case <-release:
+			case <-r.Context().Done():
+				return
+			}
+			io.WriteString(w, "second\n")
 		case "/trailer":
 			w.Header().Set("Trailer", "X-Sum")
 			io.WriteString(w, "chunk one,")
@@ -54,6 +74,30 @@ func TestDirectAnswers(t *testing.T) {
 		h2   bool
 	}{{"http1", false}, {"http2", true}} {
 		c := h.client(t, proto.h2)
+		t.Run(proto.name+"/small answer", func(t *testing.T) {
+			resp, body := do(t, c, "GET", "https://a.test/small", nil)
+			if resp.StatusCode != 200 || body != "small" || resp.ContentLength != 5 ||
+				resp.Header.Get("Content-Type") != "text/x-small" || resp.Header.Get("X-Small") != "yes" {
+				t.Errorf("status %d, body %q, length %d, header %v", resp.StatusCode, body, resp.ContentLength, resp.Header)
+			}
+		})
+		for _, query := range []string{"", "?length"} {
+			t.Run(proto.name+"/streaming"+query, func(t *testing.T) {
+				resp, err := c.Get("https://a.test/stream" + query)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer resp.Body.Close()
+				br := bufio.NewReader(resp.Body)
+				if line, err := br.ReadString('\n'); line != "first\n" {
+					t.Fatalf("first part %q, %v", line, err)
+				}
+				release <- struct{}{}
+				if rest, err := io.ReadAll(br); string(rest) != "second\n" || err != nil {
+					t.Errorf("second part %q, %v", rest, err)
+				}
+			})
+		}
 		t.Run(proto.name+"/trailers", func(t *testing.T) {
 			resp, body := do(t, c, "GET", "https://a.test/trailer", nil)
 			if body != "chunk one,chunk two" || resp.Trailer.Get("X-Sum") != "42" {

@@ -48,10 +48,16 @@ func (h httpsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // the first fails before answering and r is safe to repeat.
 func (s *Server) proxy(w http.ResponseWriter, r *http.Request, rt *route, body *limitedBody) {
 	up := rt.pool.pick()
-	wrote, err := forward(up, w, r, rt.hsts)
-	if err == nil {
-		return
+	if wrote, err := forward(up, w, r, rt.hsts); err != nil {
+		s.proxyFailed(w, r, rt, body, up, wrote, err)
 	}
+}
+
+// proxyFailed handles err, the failure of up to answer r: it answers the
+// client or retries on another upstream. (Apart from proxy, so that the
+// common path's stack frame stays small: each HTTP/2 request runs on a new
+// goroutine, whose stack is copied each time it has to grow.)
+func (s *Server) proxyFailed(w http.ResponseWriter, r *http.Request, rt *route, body *limitedBody, up *upstream, wrote bool, err error) {
 	if r.Context().Err() != nil {
 		return // the client went away; not the upstream's fault
 	}
