@@ -39,6 +39,7 @@ type runner struct {
 	spineDomain                 string
 	spineStore                  string // PostgreSQL DSN for the scale figures; "" for SQLite
 	coldN                       int    // handshakes per cold-handshake figure
+	scaleProcs                  int    // GOMAXPROCS of Spine in its scale figures
 	scaleOnly                   bool
 	fdLimit                     int // RLIMIT_NOFILE the servers and load run under
 
@@ -64,6 +65,7 @@ func main() {
 	flag.StringVar(&r.spineDomain, "spine-domain", "localhost", "Spine's domain; services are NAME.DOMAIN (localhost: `service create --wait` dials *.localhost on loopback without DNS)")
 	flag.StringVar(&r.spineStore, "spine-store", "", "PostgreSQL DSN (postgres://...) for Spine's scale figures: each hostname count gets a schema spine_bench_N in it, dropped and created afresh; empty: SQLite in the scratch folder. The report shows it: give a password through PGPASSWORD or ~/.pgpass")
 	flag.IntVar(&r.coldN, "spine-cold", 200, "handshakes per figure of handshakes needing a certificate from the store, each for another hostname")
+	flag.IntVar(&r.scaleProcs, "spine-scale-procs", 1, "GOMAXPROCS of Spine in its scale figures, still pinned to the server core (the side-by-side suite always uses 1)")
 	flag.BoolVar(&r.scaleOnly, "spine-scale-only", false, "measure only Spine's scale figures, not the side-by-side suite")
 	flag.StringVar(&out, "out", "", "markdown report to write (also printed)")
 	flag.IntVar(&r.hsN, "handshakes", 0, "handshakes per measurement (default 2000 quick, 20000 full)")

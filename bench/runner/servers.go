@@ -220,7 +220,7 @@ type spineNode struct {
 
 // startSpineNode starts `spine serve` on data, with the store dsn (""
 // for SQLite in data), and waits for its API.
-func (r *runner) startSpineNode(data, dsn, tag string) (*spineNode, error) {
+func (r *runner) startSpineNode(data, dsn, tag string, procs int) (*spineNode, error) {
 	var ports [3]int
 	for i := range ports {
 		p, err := freePort()
@@ -240,7 +240,7 @@ func (r *runner) startSpineNode(data, dsn, tag string) (*spineNode, error) {
 	if dsn != "" {
 		args = append(args, "--store", dsn)
 	}
-	p, err := start("spine", r.serverCore, []string{"GOMAXPROCS=1"}, filepath.Join(r.work, tag+"-spine.log"),
+	p, err := start("spine", r.serverCore, []string{fmt.Sprintf("GOMAXPROCS=%d", procs)}, filepath.Join(r.work, tag+"-spine.log"),
 		args...)
 	if err != nil {
 		return nil, err
@@ -295,7 +295,7 @@ func (r *runner) createService(n *spineNode, name string) (float64, error) {
 func startSpine(r *runner, tag string) (*instance, error) {
 	data := filepath.Join(r.work, tag+"-spine-data")
 	os.RemoveAll(data)
-	n, err := r.startSpineNode(data, "", tag)
+	n, err := r.startSpineNode(data, "", tag, 1)
 	if err != nil {
 		return nil, err
 	}

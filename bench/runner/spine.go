@@ -47,15 +47,20 @@ func (r *runner) probe(n *spineNode, host string, max time.Duration) (probeOut, 
 func (r *runner) spineScale(size int) {
 	sfx := strconv.Itoa(size)
 	label := fmt.Sprintf("%d", size)
+	store := fmt.Sprintf("%s, %d hostnames", r.storeKind(), size)
+	if r.scaleProcs != 1 {
+		label += fmt.Sprintf(" (GOMAXPROCS=%d on one core)", r.scaleProcs)
+		store += fmt.Sprintf(", GOMAXPROCS=%d on one core", r.scaleProcs)
+	}
 	figs := []figure{
 		{key: "spine_issue_" + sfx, label: "First start with " + label + " hostnames seeded: until the last one answers HTTPS (all certificates issued)", unit: "s", spine: true},
 		{key: "spine_start_" + sfx, label: "Restart with " + label + " hostnames (certificates in the store): until the first answers HTTPS", unit: "s", spine: true},
 		{key: "spine_cold_wait_" + sfx, label: "Right after that restart, a hostname whose certificate is not yet in memory: wait until its handshake succeeds", unit: "ms", spine: true},
 		{key: "spine_cold_hs_" + sfx, label: "… and the latency of that first successful handshake (dial + handshake)", unit: "ms", spine: true},
 		{key: "spine_rss_" + sfx, label: "Resident memory after the restart, every hostname answering", unit: "MiB", spine: true},
-		{key: "spine_load_warm_p50_" + sfx, label: fmt.Sprintf("Handshake needing a certificate from the store (%s), during the warm-up: p50 of %d, one at a time, each for another hostname, dial included", r.storeKind(), r.coldN), unit: "ms", spine: true},
+		{key: "spine_load_warm_p50_" + sfx, label: fmt.Sprintf("Handshake needing a certificate from the store (%s), during the warm-up: p50 of %d, one at a time, each for another hostname, dial included", store, r.coldN), unit: "ms", spine: true},
 		{key: "spine_load_warm_p99_" + sfx, label: "… p99", unit: "ms", spine: true},
-		{key: "spine_load_idle_p50_" + sfx, label: fmt.Sprintf("Handshake needing a certificate from the store (%s), node idle after the warm-up: p50", r.storeKind()), unit: "ms", spine: true},
+		{key: "spine_load_idle_p50_" + sfx, label: fmt.Sprintf("Handshake needing a certificate from the store (%s), node idle after the warm-up: p50", store), unit: "ms", spine: true},
 		{key: "spine_load_idle_p99_" + sfx, label: "… p99", unit: "ms", spine: true},
 	}
 	for _, f := range figs {
@@ -92,7 +97,7 @@ func (r *runner) spineScale(size int) {
 	last := fmt.Sprintf("s%06d.%s", size-1, r.spineDomain)
 
 	t0 := time.Now()
-	n, err := r.startSpineNode(data, dsn, "scale-"+sfx+"-first")
+	n, err := r.startSpineNode(data, dsn, "scale-"+sfx+"-first", r.scaleProcs)
 	if err != nil {
 		failAll(err)
 		return
@@ -111,7 +116,7 @@ func (r *runner) spineScale(size int) {
 
 	for rep := range r.reps {
 		t0 := time.Now()
-		n, err := r.startSpineNode(data, dsn, fmt.Sprintf("scale-%s-r%d", sfx, rep+1))
+		n, err := r.startSpineNode(data, dsn, fmt.Sprintf("scale-%s-r%d", sfx, rep+1), r.scaleProcs)
 		if err != nil {
 			failAll(err)
 			return
