@@ -122,7 +122,6 @@ func (s *Server) Has(host string) bool {
 // http.ErrServerClosed after Shutdown.
 func (s *Server) ServeTLS(ln net.Listener) error {
 	srv := s.newHTTPServer(httpsHandler{s}, "https")
-	srv.TLSConfig = s.TLSConfig()
 	srv.Protocols = new(http.Protocols)
 	srv.Protocols.SetHTTP1(true)
 	srv.Protocols.SetHTTP2(true)
@@ -135,7 +134,8 @@ func (s *Server) ServeTLS(ln net.Listener) error {
 	if err := s.track(srv); err != nil {
 		return err
 	}
-	return srv.ServeTLS(ln, "", "")
+	// The handshake timeout is net/http's: ReadHeaderTimeout.
+	return srv.Serve(newHandshakeListener(ln, s.TLSConfig(), s.cfg.ReadHeaderTimeout, s.log.With("listener", "https")))
 }
 
 // ServeHTTP serves plain HTTP on ln until Shutdown: ACME HTTP-01 challenges
@@ -207,17 +207,12 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// serverLog sends http.Server's error log to slog. TLS handshake failures
-// (scanners, unknown names, clients giving up) are routine at the edge and
-// go to Debug.
+// serverLog sends http.Server's error log to slog, as warnings. (TLS
+// handshake failures, routine at the edge, are logged at Debug by
+// handshakeListener, which does the handshakes.)
 type serverLog struct{ l *slog.Logger }
 
 func (w serverLog) Write(p []byte) (int, error) {
-	msg := strings.TrimSpace(string(p))
-	level := slog.LevelWarn
-	if strings.HasPrefix(msg, "http: TLS handshake error") {
-		level = slog.LevelDebug
-	}
-	w.l.Log(context.Background(), level, msg)
+	w.l.Warn(strings.TrimSpace(string(p)))
 	return len(p), nil
 }
