@@ -35,6 +35,7 @@ type handshakeListener struct {
 	cfg     *tls.Config
 	timeout time.Duration // whole handshake; net/http's ReadHeaderTimeout
 	log     *slog.Logger
+	counts  *connCounts // if not nil, kept up to date
 
 	start sync.Once
 	slots chan struct{} // one per handshake in flight; cap maxHandshakes
@@ -119,13 +120,22 @@ func (l *handshakeListener) acceptLoop() {
 			l.stopErr = err
 			return
 		}
+		if l.counts != nil {
+			l.counts.accepted.Add(1)
+			l.counts.handshakes.Add(1)
+		}
 		go l.handshake(c)
 	}
 }
 
 // handshake runs on its own goroutine with one slot of l.slots held.
 func (l *handshakeListener) handshake(c net.Conn) {
-	defer func() { <-l.slots }()
+	defer func() {
+		<-l.slots
+		if l.counts != nil {
+			l.counts.handshakes.Add(-1)
+		}
+	}()
 	if !l.track(c) {
 		c.Close()
 		return

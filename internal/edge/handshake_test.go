@@ -49,6 +49,11 @@ func TestHandshakeTimeout(t *testing.T) {
 			}
 		})
 	}
+	// The releaser (release.go) waits for no handshake in flight.
+	waitFor(t, "no handshake counted in flight", func() bool { return h.s.mem.conns.handshakes.Load() == 0 })
+	if n := h.s.mem.conns.accepted.Load(); n != 2 {
+		t.Errorf("%d connections counted, want 2", n)
+	}
 }
 
 // stallingConn passes its first Write through; the second closes stalled

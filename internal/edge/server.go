@@ -30,6 +30,8 @@ type Server struct {
 	// route table, as SetRoutes clears it.
 	certs sync.Map
 
+	mem releaser // returns memory to the OS after bursts of connections (release.go)
+
 	mu        sync.Mutex // serialises SetRoutes and Shutdown; never taken by requests
 	upstreams map[string]*upstream
 	servers   []*http.Server
@@ -46,6 +48,7 @@ func New(cfg Config) *Server {
 		upstreams: make(map[string]*upstream),
 	}
 	s.cfg.Logger = s.log
+	s.mem.log = s.log
 	s.table.Store(&table{routes: map[string]*route{}})
 	return s
 }
@@ -134,8 +137,11 @@ func (s *Server) ServeTLS(ln net.Listener) error {
 	if err := s.track(srv); err != nil {
 		return err
 	}
+	s.mem.start()
 	// The handshake timeout is net/http's: ReadHeaderTimeout.
-	return srv.Serve(newHandshakeListener(ln, s.TLSConfig(), s.cfg.ReadHeaderTimeout, s.log.With("listener", "https")))
+	hl := newHandshakeListener(ln, s.TLSConfig(), s.cfg.ReadHeaderTimeout, s.log.With("listener", "https"))
+	hl.counts = &s.mem.conns
+	return srv.Serve(hl)
 }
 
 // ServeHTTP serves plain HTTP on ln until Shutdown: ACME HTTP-01 challenges
@@ -188,6 +194,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	wg.Wait()
 
+	s.mem.stop()
 	s.mu.Lock()
 	ups := make([]*upstream, 0, len(s.upstreams))
 	for _, up := range s.upstreams {

@@ -1,0 +1,65 @@
+package edge
+
+import (
+	"log/slog"
+	"testing"
+)
+
+func TestQuietAfterBurst(t *testing.T) {
+	for _, tc := range []struct {
+		rate, peak int64
+		want       bool
+	}{
+		{0, 0, false},       // nothing accepted since the last release
+		{100, 100, false},   // the burst goes on
+		{300, 1000, false},  // slowing down, still busy
+		{250, 1000, true},   // a quarter of the peak
+		{0, 5000, true},     // over
+		{1, 1, false},       // a trickle is no burst
+		{0, 1, true},        // a trickle that stopped
+		{40, 4000, true},    // back to a trickle
+		{2000, 4000, false}, // half
+	} {
+		if got := quietAfterBurst(tc.rate, tc.peak); got != tc.want {
+			t.Errorf("quietAfterBurst(%d, %d) = %v, want %v", tc.rate, tc.peak, got, tc.want)
+		}
+	}
+}
+
+func TestWorthReleasing(t *testing.T) {
+	const mib = 1 << 20
+	for _, tc := range []struct {
+		free, live uint64
+		want       bool
+	}{
+		{8 * mib, 0, false},          // too little to matter
+		{16 * mib, 10 * mib, true},   // enough
+		{16 * mib, 100 * mib, false}, // less than a quarter of the GC's work
+		{50 * mib, 200 * mib, true},
+		{49 * mib, 200 * mib, false},
+	} {
+		if got := worthReleasing(tc.free, tc.live); got != tc.want {
+			t.Errorf("worthReleasing(%d MiB, %d MiB) = %v, want %v", tc.free/mib, tc.live/mib, got, tc.want)
+		}
+	}
+}
+
+// TestReleaserLifecycle: stop ends the goroutine and waits for it, and a
+// stopped releaser does not start again.
+func TestReleaserLifecycle(t *testing.T) {
+	r := &releaser{log: slog.New(slog.DiscardHandler)}
+	r.start()
+	r.start() // no second goroutine
+	done := r.done
+	r.stop()
+	select {
+	case <-done:
+	default:
+		t.Fatal("stop returned before the releaser's goroutine ended")
+	}
+	r.start()
+	if r.quit != nil {
+		t.Error("a stopped releaser started again")
+	}
+	r.stop() // stopping twice is fine
+}
