@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/spine-platform/spine/internal/edge"
 	"github.com/spine-platform/spine/internal/node"
 	"github.com/spine-platform/spine/internal/platform"
 	"github.com/spine-platform/spine/internal/store"
@@ -29,6 +30,7 @@ type serverFlags struct {
 	leafLifetime  time.Duration
 	acme          acmeFlags // acme.go
 	certCacheSize int
+	keepMemory    bool
 }
 
 func (f *serverFlags) register(cmd *cobra.Command, https, http, domain string) {
@@ -39,6 +41,7 @@ func (f *serverFlags) register(cmd *cobra.Command, https, http, domain string) {
 	cmd.Flags().StringVar(&f.domain, "domain", domain, "domain given to the default project at start")
 	cmd.Flags().DurationVar(&f.leafLifetime, "cert-lifetime", 24*time.Hour, "lifetime of certificates from the internal CA (renewed automatically at 2/3)")
 	cmd.Flags().IntVar(&f.certCacheSize, "cert-cache-size", 10000, "most certificates held in memory; the others are loaded from the store on their hostname's first handshake (-1: no bound)")
+	cmd.Flags().BoolVar(&f.keepMemory, "keep-freed-memory", false, "do not return freed memory to the OS after a burst of new connections (the release costs a forced GC and a pause of up to a few hundred ms on one processor)")
 	f.acme.register(cmd)
 }
 
@@ -90,6 +93,7 @@ func run(cmd *cobra.Command, g *globals, f serverFlags, up bool) error {
 		Demo:          up,
 		LeafLifetime:  f.leafLifetime,
 		CertCacheSize: f.certCacheSize,
+		Edge:          edge.Config{KeepFreedMemory: f.keepMemory},
 		ACME:          acmeCfg,
 		Version:       spineVersion(),
 		Logger:        log,

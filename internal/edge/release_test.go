@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"crypto/tls"
 	"log/slog"
 	"testing"
 )
@@ -62,4 +63,22 @@ func TestReleaserLifecycle(t *testing.T) {
 		t.Error("a stopped releaser started again")
 	}
 	r.stop() // stopping twice is fine
+}
+
+// The releaser runs while the edge serves HTTPS, unless KeepFreedMemory.
+func TestKeepFreedMemory(t *testing.T) {
+	for _, keep := range []bool{false, true} {
+		h := startEdge(t, Config{KeepFreedMemory: keep}, Route{Host: "a.test", Service: "a", Upstreams: []string{"http://127.0.0.1:9"}})
+		c, err := tls.Dial("tcp", h.tlsAddr, &tls.Config{ServerName: "a.test", RootCAs: h.pki.pool})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Close()
+		h.s.mem.mu.Lock()
+		running := h.s.mem.quit != nil
+		h.s.mem.mu.Unlock()
+		if running == keep {
+			t.Errorf("KeepFreedMemory %v: releaser running %v", keep, running)
+		}
+	}
 }

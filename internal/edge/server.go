@@ -137,7 +137,9 @@ func (s *Server) ServeTLS(ln net.Listener) error {
 	if err := s.track(srv); err != nil {
 		return err
 	}
-	s.mem.start()
+	if !s.cfg.KeepFreedMemory {
+		s.mem.start()
+	}
 	// The handshake timeout is net/http's: ReadHeaderTimeout.
 	hl := newHandshakeListener(ln, s.TLSConfig(), s.cfg.ReadHeaderTimeout, s.log.With("listener", "https"))
 	hl.counts = &s.mem.conns
