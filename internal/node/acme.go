@@ -283,7 +283,9 @@ func (n *Node) servable(ctx context.Context, svcs []store.Service) ([]store.Serv
 		return nil, nil, err
 	}
 	out := make([]store.Service, 0, len(svcs))
+	var y yielder
 	for _, s := range svcs {
+		y.maybe()
 		var hosts []string
 		for _, h := range s.Hostnames {
 			if platform.Serving(s, h, byName) {

@@ -157,6 +157,19 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	runCtx, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel
 	changes := n.db.Watch(runCtx)
+	if n.db.Kind() == "postgres" && !n.fleet.static {
+		// PostgreSQL's watch signals once its LISTEN connection is up, for
+		// the notices it may have missed before. Reading the first snapshot
+		// after that signal covers them; read before it, the signal would
+		// make the watch loop read every service a second time, in the first
+		// second of serving, when the restarted node's clients all
+		// reconnect. Bounded: if LISTEN is slow, the second read happens.
+		select {
+		case <-changes:
+		case <-time.After(listenWait):
+		case <-ctx.Done():
+		}
+	}
 	if n.fleet.static {
 		if err := n.serveSnapshot(n.fleet.loadedSnapshot); err != nil {
 			return nil, err
@@ -335,7 +348,9 @@ func fingerprint(svcs []store.Service, wild []string) [sha256.Size]byte {
 			str(s)
 		}
 	}
+	var y yielder
 	for _, s := range svcs {
+		y.maybe()
 		str(s.ID)
 		str(s.ProjectID)
 		str(s.Name)
@@ -358,7 +373,9 @@ func fingerprint(svcs []store.Service, wild []string) [sha256.Size]byte {
 // service never keeps every other project's changes from going live.
 func (n *Node) routable(svcs []store.Service) []store.Service {
 	out := svcs[:0:0]
+	var y yielder
 	for _, s := range svcs {
+		y.maybe()
 		ok := true
 		for _, r := range routesOfService(s) {
 			if err := edge.CheckRoute(r); err != nil {

@@ -33,6 +33,7 @@ const (
 	snapshotVersion  = 1
 	snapshotInterval = 5 * time.Second // how often new certificates are looked for
 	snapshotSettle   = 3 * time.Second // from start to the first write
+	listenWait       = 2 * time.Second // at most, for the watch's LISTEN before the first sync
 )
 
 // snapshot is the content of SnapshotFile.
@@ -73,7 +74,9 @@ func readSnapshot(dir string) (*snapshot, error) {
 func routesOf(svcs []store.Service) ([]edge.Route, []string) {
 	routes := make([]edge.Route, 0, len(svcs))
 	var hosts []string
+	var y yielder
 	for _, s := range svcs {
+		y.maybe()
 		routes = append(routes, routesOfService(s)...)
 		hosts = append(hosts, s.Hostnames...)
 	}
@@ -219,10 +222,11 @@ func (n *Node) writeSnapshot(w *snapshotWriter) error {
 		leaf [sha256.Size]byte
 	}
 	certs := make([]named, len(hosts))
+	var y yielder
 	digest := sha256.New()
 	digest.Write(rec.sum[:])
 	for i, h := range hosts {
-		yieldEvery(i)
+		y.maybe()
 		cert := n.cachedCertificate(h)
 		if cert == nil || len(cert.Certificate) == 0 {
 			continue
@@ -256,8 +260,8 @@ func (n *Node) writeSnapshot(w *snapshotWriter) error {
 		names[c.leaf] = append(names[c.leaf], hosts[i])
 	}
 	entries := make(map[[sha256.Size]byte]snapEntry, len(order))
-	for i, leaf := range order {
-		yieldEvery(i)
+	for _, leaf := range order {
+		y.maybe()
 		e, ok := w.entries[leaf]
 		if !ok || !slices.Equal(e.names, names[leaf]) {
 			b, err := encodeSnapshotCert(byLeaf[leaf], names[leaf])
@@ -307,20 +311,32 @@ func encodeSnapshotCert(cert *tls.Certificate, names []string) ([]byte, error) {
 	})
 }
 
-// yieldEvery lets other goroutines run every 128 items of a long loop. The
-// snapshot is background work: on a node with one processor, handshakes
-// would otherwise wait for all of it (tens of milliseconds at 10k names)
-// until the runtime preempts it.
-func yieldEvery(i int) {
-	if i%128 == 127 {
+// yielder lets other goroutines run at least every yieldSlice of a long
+// loop of background work (the snapshot, a sync of every service). On a
+// node with one processor, handshakes would otherwise wait for all of it
+// (tens of milliseconds at 10k names) until the runtime preempts it, which
+// it does only after 10 ms.
+type yielder struct{ last time.Time }
+
+const yieldSlice = 500 * time.Microsecond
+
+// maybe yields if yieldSlice has passed since the last yield.
+func (y *yielder) maybe() {
+	now := time.Now()
+	if y.last.IsZero() {
+		y.last = now
+		return
+	}
+	if now.Sub(y.last) >= yieldSlice {
 		runtime.Gosched()
+		y.last = time.Now()
 	}
 }
 
 // encodeSnapshot writes s as json.Marshal would, with s.Certificates
 // replaced by the encoded entries certs yields (s.Certificates is ignored),
 // one service and one certificate at a time, through a buffer, yielding
-// between them (see yieldEvery): the file is never whole in memory.
+// between them (see yielder): the file is never whole in memory.
 func encodeSnapshot(dst io.Writer, s *snapshot, certs func(yield func([]byte) error) error) error {
 	head, err := json.Marshal(struct {
 		Version    int       `json:"version"`
@@ -333,8 +349,9 @@ func encodeSnapshot(dst io.Writer, s *snapshot, certs func(yield func([]byte) er
 	b := bufio.NewWriterSize(dst, 64<<10)
 	b.Write(head[:len(head)-1]) // without its closing brace
 	b.WriteString(`,"services":[`)
+	var y yielder
 	for i, sv := range s.Services {
-		yieldEvery(i)
+		y.maybe()
 		if i > 0 {
 			b.WriteByte(',')
 		}
@@ -347,7 +364,7 @@ func encodeSnapshot(dst io.Writer, s *snapshot, certs func(yield func([]byte) er
 	b.WriteString(`],"certificates":[`)
 	i := 0
 	err = certs(func(item []byte) error {
-		yieldEvery(i)
+		y.maybe()
 		if i > 0 {
 			b.WriteByte(',')
 		}
