@@ -215,7 +215,10 @@ func (n *Node) writeSnapshot(w *snapshotWriter) error {
 	if rec == nil {
 		return nil
 	}
-	_, hosts := routesOf(rec.svcs)
+	var hosts []string // every 5 s: the hostnames only, not a route each
+	for _, sv := range rec.svcs {
+		hosts = append(hosts, sv.Hostnames...)
+	}
 	slices.Sort(hosts)
 	type named struct {
 		cert *tls.Certificate
