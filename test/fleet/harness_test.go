@@ -126,6 +126,7 @@ type node struct {
 	dsn     string
 	ip      string
 	env     []string
+	args    []string // added to every start's command line
 	https   string // host:port
 	http    string
 	api     string
@@ -185,8 +186,9 @@ func freePorts(t testing.TB, ip string, n int) []string {
 func (nd *node) start() {
 	nd.mu.Lock()
 	defer nd.mu.Unlock()
-	cmd := exec.Command(spineBin, "serve", "--data", nd.dataDir, "--store", nd.dsn,
-		"--https-addr", nd.https, "--http-addr", nd.http, "--api-addr", nd.api, "--domain", Domain)
+	args := append([]string{"serve", "--data", nd.dataDir, "--store", nd.dsn,
+		"--https-addr", nd.https, "--http-addr", nd.http, "--api-addr", nd.api, "--domain", Domain}, nd.args...)
+	cmd := exec.Command(spineBin, args...)
 	cmd.Env = append(os.Environ(), nd.env...)
 	fmt.Fprintf(&nd.log, "=== %s start\n", nd.name)
 	cmd.Stdout, cmd.Stderr = &lockedWriter{mu: &nd.mu, w: &nd.log}, &lockedWriter{mu: &nd.mu, w: &nd.log}
