@@ -127,7 +127,7 @@ type node struct {
 	ip      string
 	env     []string
 	args    []string // added to every start's command line
-	https   string // host:port
+	https   string   // host:port
 	http    string
 	api     string
 
