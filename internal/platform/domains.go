@@ -4,15 +4,19 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base32"
+	"errors"
 	"fmt"
 	"strings"
+
+	"golang.org/x/net/publicsuffix"
 
 	"github.com/spine-platform/spine/internal/store"
 )
 
 // AddDomain gives a domain to a project. The domain starts as
 // pending_verification with a fresh verification token, unless verified is
-// set (the operator vouches for it, as `spine up` does for localhost).
+// set (the operator vouches for it, as `spine up` does for localhost). A
+// domain nobody vouches for must be registrable: not a public suffix.
 //
 // A domain that another project holds, or that sits above or below a domain
 // another project holds, is refused: one tenant must never be able to serve
@@ -22,23 +26,13 @@ func (p *Platform) AddDomain(ctx context.Context, projectID, name string, verifi
 	if err != nil {
 		return store.Domain{}, err
 	}
-	all, err := p.store.ListDomains(ctx, "")
-	if err != nil {
-		return store.Domain{}, fromStore(err, fmt.Sprintf("domain %q", name))
+	if !verified {
+		if err := checkRegistrable(name); err != nil {
+			return store.Domain{}, err
+		}
 	}
-	for _, d := range all {
-		if d.ProjectID == projectID {
-			if d.Name == name {
-				return store.Domain{}, &Error{Kind: Conflict, Code: "conflict", Message: fmt.Sprintf("domain %q is already in this project", name)}
-			}
-			continue
-		}
-		if d.Name == name {
-			return store.Domain{}, &Error{Kind: Conflict, Code: "domain_taken", Message: fmt.Sprintf("domain %q belongs to another project; to take it over, prove that you control it: create\n  %s\nthen run `spine domain verify %s`", name, ClaimRecord(projectID, name), name)}
-		}
-		if isUnder(name, d.Name) || isUnder(d.Name, name) {
-			return store.Domain{}, &Error{Kind: Conflict, Code: "domain_taken", Message: fmt.Sprintf("domain %q overlaps a domain that another project holds; ask its owner to remove it, or prove ownership (spine domain verify)", name)}
-		}
+	if err := p.checkDomainFree(ctx, projectID, name); err != nil {
+		return store.Domain{}, err
 	}
 	d := store.Domain{
 		Name:        name,
@@ -52,9 +46,56 @@ func (p *Platform) AddDomain(ctx context.Context, projectID, name string, verifi
 		d.VerifiedAt = d.CreatedAt
 	}
 	if err := p.store.CreateDomain(ctx, d); err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			// Another write won a race since the check above; the store
+			// refused this one in its transaction. Say who holds what.
+			if err := p.checkDomainFree(ctx, projectID, name); err != nil {
+				return store.Domain{}, err
+			}
+		}
 		return store.Domain{}, fromStore(err, fmt.Sprintf("domain %q", name))
 	}
 	return d, nil
+}
+
+// checkDomainFree returns the error that explains why name cannot join the
+// project, or nil. The store checks the same rule again inside its write.
+func (p *Platform) checkDomainFree(ctx context.Context, projectID, name string) error {
+	all, err := p.store.ListDomains(ctx, "")
+	if err != nil {
+		return fromStore(err, fmt.Sprintf("domain %q", name))
+	}
+	for _, d := range all {
+		if d.ProjectID == projectID {
+			if d.Name == name {
+				return &Error{Kind: Conflict, Code: "conflict", Message: fmt.Sprintf("domain %q is already in this project", name)}
+			}
+			continue
+		}
+		if d.Name == name {
+			return &Error{Kind: Conflict, Code: "domain_taken", Message: fmt.Sprintf("domain %q belongs to another project; to take it over, prove that you control it: create\n  %s\nthen run `spine domain verify %s`", name, ClaimRecord(projectID, name), name)}
+		}
+		if isUnder(name, d.Name) || isUnder(d.Name, name) {
+			return &Error{Kind: Conflict, Code: "domain_taken", Message: fmt.Sprintf("domain %q overlaps a domain that another project holds; ask its owner to remove it, or prove ownership (spine domain verify)", name)}
+		}
+	}
+	return nil
+}
+
+// checkRegistrable refuses a public suffix ("com", "co.uk", "github.io") or
+// a single label as a project's own domain: holding one would block every
+// other project from every name under it. The operator can still vouch for
+// such a domain (`spine up` does for "localhost").
+func checkRegistrable(name string) error {
+	if suffix, _ := publicsuffix.PublicSuffix(name); suffix == name {
+		what := "a public suffix"
+		if !strings.Contains(name, ".") {
+			what = "a top-level name"
+		}
+		return &Error{Kind: Invalid, Code: "invalid_domain", Message: fmt.Sprintf(
+			"domain %q is %s, which many owners share; add the domain you own under it (for example \"example.%s\")", name, what, name)}
+	}
+	return nil
 }
 
 // EnsureDomain is AddDomain that succeeds when the project already holds the

@@ -50,6 +50,8 @@ type Platform struct {
 	// ownAddrs are Spine's own listener addresses (host:port); an upstream
 	// pointing at one of them would make a proxy loop.
 	ownAddrs map[string]bool
+	// interfaceAddrs lists this machine's addresses (net.InterfaceAddrs).
+	interfaceAddrs func() ([]net.Addr, error)
 
 	ownership  Ownership                             // see Options.Ownership
 	delegation func(projectID, domain string) string // see Options.Delegation
@@ -72,7 +74,8 @@ type Options struct {
 
 // New returns a Platform over st.
 func New(st Store, opts Options) *Platform {
-	p := &Platform{store: st, now: opts.Now, ownAddrs: map[string]bool{}, ownership: opts.Ownership, delegation: opts.Delegation}
+	p := &Platform{store: st, now: opts.Now, ownAddrs: map[string]bool{}, ownership: opts.Ownership, delegation: opts.Delegation,
+		interfaceAddrs: net.InterfaceAddrs}
 	if p.now == nil {
 		p.now = time.Now
 	}
@@ -210,8 +213,9 @@ func (p *Platform) checkUpstream(raw string) (string, error) {
 }
 
 // isOwnAddr reports whether u points at one of Spine's own listeners. A
-// listener on an unspecified address (":443", "0.0.0.0:443") is reached
-// through any loopback name.
+// listener on an unspecified address (":443", "0.0.0.0:443", "[::]:443") is
+// reached through any loopback name and through any of this machine's own
+// interface addresses.
 func (p *Platform) isOwnAddr(u *url.URL) bool {
 	port := u.Port()
 	if port == "" {
@@ -221,15 +225,33 @@ func (p *Platform) isOwnAddr(u *url.URL) bool {
 	if p.ownAddrs[net.JoinHostPort(host, port)] {
 		return true
 	}
-	loopback := host == "localhost" || strings.HasSuffix(host, ".localhost")
-	if ip := net.ParseIP(host); ip != nil {
-		loopback = ip.IsLoopback() || ip.IsUnspecified()
-	}
-	if !loopback {
+	via := []string{"", "0.0.0.0", "::"} // listeners that any local address reaches
+	ip := net.ParseIP(host)
+	switch {
+	case host == "localhost" || strings.HasSuffix(host, ".localhost") || ip != nil && (ip.IsLoopback() || ip.IsUnspecified()):
+		via = append(via, "localhost", "127.0.0.1", "::1")
+	case ip != nil && p.localIP(ip):
+	default:
 		return false
 	}
-	for _, h := range []string{"", "0.0.0.0", "::", "localhost", "127.0.0.1", "::1"} {
+	for _, h := range via {
 		if p.ownAddrs[net.JoinHostPort(h, port)] {
+			return true
+		}
+	}
+	return false
+}
+
+// localIP reports whether ip is an address of one of this machine's network
+// interfaces. It asks the kernel each time: interfaces come and go, and
+// upstreams are checked only when a service is written.
+func (p *Platform) localIP(ip net.IP) bool {
+	addrs, err := p.interfaceAddrs()
+	if err != nil {
+		return false
+	}
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && n.IP.Equal(ip) {
 			return true
 		}
 	}

@@ -4,15 +4,27 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
+	"strings"
 )
 
 const domainColumns = `name, project_id, status, verify_token, created_at, verified_at, checked_at, check_error`
 
 // CreateDomain stores d. CreatedAt defaults to now. It returns ErrConflict if any
-// project has the name and ErrNotFound if the project does not exist.
+// project has the name, or if another project holds a domain above or below it
+// (the check runs in the write's transaction, so two projects adding a.com and
+// x.a.com at once cannot both succeed), and ErrNotFound if the project does not
+// exist.
 func (db *DB) CreateDomain(ctx context.Context, d Domain) error {
 	return db.write(ctx, "creating domain", true, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO domains (`+domainColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+		other, err := overlappingDomain(ctx, tx, d.ProjectID, d.Name)
+		if err != nil {
+			return err
+		}
+		if other != "" && other != d.Name {
+			return conflict("domain %q overlaps domain %q of another project", d.Name, other)
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO domains (`+domainColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
 			d.Name, d.ProjectID, d.Status, d.VerifyToken, toNanos(orNow(d.CreatedAt)),
 			toNanos(d.VerifiedAt), toNanos(d.CheckedAt), d.CheckError)
 		switch {
@@ -96,12 +108,94 @@ func (db *DB) DeleteDomain(ctx context.Context, projectID, name string) error {
 		if !errors.Is(err, sql.ErrNoRows) {
 			return err
 		}
+		if host, service, err := uncoveredHostname(ctx, tx, projectID, name); err != nil {
+			return err
+		} else if host != "" {
+			return inUse("domain %q is used by service %q (hostname %q)", name, service, host)
+		}
 		_, err = tx.ExecContext(ctx, `DELETE FROM domains WHERE name = $1 AND project_id = $2`, name, projectID)
 		if db.isForeignKey(err) { // a service created since the check above
 			return inUse("domain %q is used by a service", name)
 		}
 		return err
 	})
+}
+
+// overlappingDomain returns a domain of a project other than projectID that is
+// name itself, sits above it (a parent) or below it (a child), or "".
+func overlappingDomain(ctx context.Context, tx *sql.Tx, projectID, name string) (string, error) {
+	args := []any{projectID, "%." + likeEscape(name)}
+	conds := []string{`name LIKE $2 ESCAPE '\'`}
+	for n := name; n != ""; {
+		args = append(args, n)
+		conds = append(conds, fmt.Sprintf("name = $%d", len(args)))
+		_, n, _ = strings.Cut(n, ".")
+	}
+	var other string
+	err := tx.QueryRowContext(ctx, `SELECT name FROM domains WHERE project_id <> $1 AND (`+
+		strings.Join(conds, " OR ")+`) ORDER BY name LIMIT 1`, args...).Scan(&other)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	return other, err
+}
+
+// uncoveredHostname returns a hostname of one of the project's services that
+// is the domain name or under it and that no other domain of the project
+// covers, with its service's name; or "" if removing the domain strands none.
+func uncoveredHostname(ctx context.Context, tx *sql.Tx, projectID, name string) (host, service string, err error) {
+	rows, err := tx.QueryContext(ctx, `SELECT h.hostname, s.name FROM service_hostnames h
+		JOIN services s ON s.id = h.service_id
+		WHERE s.project_id = $1 AND (h.hostname = $2 OR h.hostname LIKE $3 ESCAPE '\')
+		ORDER BY h.hostname`, projectID, name, "%."+likeEscape(name))
+	if err != nil {
+		return "", "", err
+	}
+	type use struct{ host, service string }
+	var uses []use
+	for rows.Next() {
+		var u use
+		if err := rows.Scan(&u.host, &u.service); err != nil {
+			rows.Close()
+			return "", "", err
+		}
+		uses = append(uses, u)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil || len(uses) == 0 {
+		return "", "", err
+	}
+	var others []string
+	rows, err = tx.QueryContext(ctx, `SELECT name FROM domains WHERE project_id = $1 AND name <> $2`, projectID, name)
+	if err != nil {
+		return "", "", err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var d string
+		if err := rows.Scan(&d); err != nil {
+			return "", "", err
+		}
+		others = append(others, d)
+	}
+	if err := rows.Err(); err != nil {
+		return "", "", err
+	}
+next:
+	for _, u := range uses {
+		for _, d := range others {
+			if u.host == d || strings.HasSuffix(u.host, "."+d) {
+				continue next
+			}
+		}
+		return u.host, u.service, nil
+	}
+	return "", "", nil
+}
+
+// likeEscape escapes s for a LIKE pattern with ESCAPE '\'.
+func likeEscape(s string) string {
+	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
 }
 
 func scanDomain(row interface{ Scan(...any) error }) (Domain, error) {

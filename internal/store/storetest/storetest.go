@@ -29,7 +29,10 @@ func Run(t *testing.T, open func(t *testing.T) *store.DB) {
 		{"ServiceConflicts", testServiceConflicts},
 		{"ServiceIsolation", testServiceIsolation},
 		{"UpdateService", testUpdateService},
+		{"DomainOverlap", testDomainOverlap},
+		{"DomainOverlapRace", testDomainOverlapRace},
 		{"DeleteDomainInUse", testDeleteDomainInUse},
+		{"DeleteDomainStrandsHostname", testDeleteDomainStrandsHostname},
 		{"CertStatus", testCertStatus},
 		{"CertStatusDue", testCertStatusDue},
 		{"Revision", testRevision},
@@ -242,6 +245,58 @@ func testDomains(t *testing.T, db *store.DB) {
 	domain(t, db, "p2", "a.example")
 }
 
+func testDomainOverlap(t *testing.T, db *store.DB) {
+	ctx := ctxT(t)
+	project(t, db, "p1")
+	project(t, db, "p2")
+	domain(t, db, "p1", "example.com")
+	// Above, below, and two levels below another project's domain.
+	for _, name := range []string{"com", "app.example.com", "a.b.example.com"} {
+		err := db.CreateDomain(ctx, store.Domain{Name: name, ProjectID: "p2", Status: store.DomainPending, VerifyToken: "t"})
+		wantErr(t, err, store.ErrConflict, `overlaps domain "example.com" of another project`)
+	}
+	// Names that only share a suffix of characters do not overlap, and LIKE
+	// wildcards in a name are matched literally.
+	domain(t, db, "p2", "myexample.com")
+	domain(t, db, "p2", "x_ample.com")
+	domain(t, db, "p1", "xyample.com")
+	// A project may nest its own domains.
+	domain(t, db, "p1", "app.example.com")
+	if all, err := db.ListDomains(ctx, "p2"); err != nil || len(all) != 2 {
+		t.Fatalf("p2 domains = %v, %v; want only the two that do not overlap", all, err)
+	}
+}
+
+// testDomainOverlapRace adds a parent and a child domain from two projects at
+// once, many times: the overlap check runs in the write's transaction, so at
+// most one of each pair may succeed.
+func testDomainOverlapRace(t *testing.T, db *store.DB) {
+	ctx := ctxT(t)
+	project(t, db, "p1")
+	project(t, db, "p2")
+	for i := range 20 {
+		parent := fmt.Sprintf("race%d.example", i)
+		errs := make(chan error, 2)
+		for _, d := range []store.Domain{
+			{Name: parent, ProjectID: "p1", Status: store.DomainPending, VerifyToken: "t"},
+			{Name: "app." + parent, ProjectID: "p2", Status: store.DomainPending, VerifyToken: "t"},
+		} {
+			go func() { errs <- db.CreateDomain(ctx, d) }()
+		}
+		ok := 0
+		for range 2 {
+			if err := <-errs; err == nil {
+				ok++
+			} else if !errors.Is(err, store.ErrConflict) {
+				t.Fatalf("CreateDomain: %v", err)
+			}
+		}
+		if ok != 1 {
+			t.Fatalf("round %d: %d of two overlapping domains were stored, want 1", i, ok)
+		}
+	}
+}
+
 func testDomainIsolation(t *testing.T, db *store.DB) {
 	ctx := ctxT(t)
 	project(t, db, "p1")
@@ -418,6 +473,25 @@ func testDeleteDomainInUse(t *testing.T, db *store.DB) {
 	}
 	must(t, db.DeleteService(ctx, "p1", "web"))
 	must(t, db.DeleteDomain(ctx, "p1", "example.com"))
+}
+
+// testDeleteDomainStrandsHostname: a domain that no service names as its
+// domain, but whose names a service holds as extra hostnames, stays until the
+// hostnames go, unless another domain of the project covers them.
+func testDeleteDomainStrandsHostname(t *testing.T, db *store.DB) {
+	ctx := ctxT(t)
+	project(t, db, "p1")
+	domain(t, db, "p1", "example.com")
+	domain(t, db, "p1", "other.example")
+	domain(t, db, "p1", "sub.other.example")
+	must(t, db.CreateService(ctx, service("p1", "web", "example.com", "web.example.com", "www.other.example", "x.sub.other.example")))
+	wantErr(t, db.DeleteDomain(ctx, "p1", "other.example"), store.ErrInUse, `service "web" (hostname "www.other.example")`)
+	// x.sub.other.example is also covered by other.example.
+	must(t, db.DeleteDomain(ctx, "p1", "sub.other.example"))
+	wantErr(t, db.DeleteDomain(ctx, "p1", "other.example"), store.ErrInUse, `"www.other.example"`)
+	upd := service("p1", "web", "example.com", "web.example.com")
+	must(t, db.UpdateService(ctx, upd))
+	must(t, db.DeleteDomain(ctx, "p1", "other.example"))
 }
 
 func testCertStatus(t *testing.T, db *store.DB) {
