@@ -143,7 +143,9 @@ func (p *Platform) RemoveDomain(ctx context.Context, projectID, name string) err
 	if err != nil {
 		e := fromStore(err, fmt.Sprintf("domain %q", norm)).(*Error)
 		if e.Kind == InUse {
-			e.Message = fmt.Sprintf("domain %q is still used by services; delete them first (spine service list)", norm)
+			// The store names the service (and the hostname, if the service
+			// holds one under the domain without using it as its domain).
+			e.Message = fmt.Sprintf("%v; delete them first: the services that use the domain, or their hostnames under it (spine service list)", err)
 		}
 		return e
 	}

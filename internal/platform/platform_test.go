@@ -92,7 +92,7 @@ func TestRemoveDomainKeepsHostnamesCovered(t *testing.T) {
 		Hosts: []string{"www.other.example"}, Upstreams: []string{"http://10.0.0.1:80"}}); err != nil {
 		t.Fatal(err)
 	}
-	wantCode(t, p.RemoveDomain(ctx, "p1", "other.example"), "in_use", "delete them first")
+	wantCode(t, p.RemoveDomain(ctx, "p1", "other.example"), "in_use", `domain "other.example" is used by service "web" (hostname "www.other.example"); delete them first`)
 	if _, err := p.GetDomain(ctx, "p1", "other.example"); err != nil {
 		t.Fatalf("refused removal lost the domain: %v", err)
 	}
