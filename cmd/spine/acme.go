@@ -2,8 +2,12 @@ package main
 
 import (
 	"crypto/x509"
+	"encoding/base64"
 	"fmt"
+	"net"
+	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -13,6 +17,7 @@ import (
 
 	"github.com/spine-platform/spine/internal/dnsprovider/rfc2136"
 	"github.com/spine-platform/spine/internal/node"
+	"github.com/spine-platform/spine/internal/platform"
 )
 
 // acmeFlags are the certificate-authority and DNS flags of `spine serve`
@@ -43,7 +48,8 @@ func (f *acmeFlags) register(cmd *cobra.Command) {
 	fl.StringArrayVar(&f.caRoots, "acme-ca-root", nil, "PEM file of a root to trust for the ACME CA's own HTTPS (a private CA such as Pebble; repeatable)")
 	fl.StringVar(&f.email, "acme-email", "", "contact email of the ACME account")
 	fl.StringVar(&f.eabKID, "acme-eab-kid", "", "External Account Binding key ID (CAs that require EAB)")
-	fl.StringVar(&f.eabHMAC, "acme-eab-hmac", envOr("SPINE_ACME_EAB_HMAC", ""), "External Account Binding HMAC key, base64url (env SPINE_ACME_EAB_HMAC)")
+	// No env default here: cobra would print it in --help.
+	fl.StringVar(&f.eabHMAC, "acme-eab-hmac", "", "External Account Binding HMAC key, base64url (env SPINE_ACME_EAB_HMAC)")
 	fl.BoolVar(&f.noInternal, "no-internal-ca-fallback", false, "with --acme-ca: never fall back to the internal CA")
 	fl.StringVar(&f.resolver, "dns-resolver", "", "DNS resolver (host:port) for domain verification, delegation and CAA checks (default: /etc/resolv.conf)")
 	fl.StringVar(&f.zone, "dns-delegation-zone", "", "zone served by Spine's own DNS server for delegated DNS-01 (customers CNAME _acme-challenge.<domain> into it)")
@@ -52,7 +58,9 @@ func (f *acmeFlags) register(cmd *cobra.Command) {
 	fl.DurationVar(&f.checkInterval, "domain-check-interval", time.Minute, "how often pending domains and delegation CNAMEs are looked up again")
 }
 
-// config turns the flags into the node's ACME configuration.
+// config turns the flags into the node's ACME configuration. Its errors
+// name the flag and say what to write; they never repeat a value that may
+// hold a secret (the EAB HMAC key, a TSIG secret, a password in a URL).
 func (f *acmeFlags) config() (node.ACMEConfig, error) {
 	c := node.ACMEConfig{
 		Email:              f.email,
@@ -66,8 +74,9 @@ func (f *acmeFlags) config() (node.ACMEConfig, error) {
 		if u, ok := acmePresets[strings.ToLower(ca)]; ok {
 			ca = u
 		}
-		if !strings.HasPrefix(ca, "https://") {
-			return c, fmt.Errorf("--acme-ca %q: give an https:// directory URL or one of letsencrypt, letsencrypt-staging", ca)
+		u, err := url.Parse(ca)
+		if err != nil || u.Scheme != "https" || u.Host == "" || u.User != nil {
+			return c, fmt.Errorf("--acme-ca %s: give an https://HOST/... directory URL (without credentials) or one of letsencrypt, letsencrypt-staging", redactURL(ca))
 		}
 		c.CAs = append(c.CAs, ca)
 	}
@@ -84,21 +93,31 @@ func (f *acmeFlags) config() (node.ACMEConfig, error) {
 		}
 		c.TrustedRoots = pool
 	}
-	if (f.eabKID == "") != (f.eabHMAC == "") {
-		return c, fmt.Errorf("--acme-eab-kid and --acme-eab-hmac go together")
+	hmac := f.eabHMAC
+	if hmac == "" {
+		hmac = os.Getenv("SPINE_ACME_EAB_HMAC")
+	}
+	if (f.eabKID == "") != (hmac == "") {
+		return c, fmt.Errorf("--acme-eab-kid and --acme-eab-hmac go together: give both (your CA shows them with your account's EAB credentials), or neither")
 	}
 	if f.eabKID != "" {
-		c.EAB = &acme.EAB{KeyID: f.eabKID, MACKey: f.eabHMAC}
+		// acmez decodes the key as unpadded base64url; some CAs show it padded.
+		hmac = strings.TrimRight(hmac, "=")
+		if _, err := base64.RawURLEncoding.DecodeString(hmac); err != nil {
+			return c, fmt.Errorf("--acme-eab-hmac (value not shown) is not base64url: copy the HMAC key exactly as your CA shows it")
+		}
+		c.EAB = &acme.EAB{KeyID: f.eabKID, MACKey: hmac}
+	}
+	if f.checkInterval <= 0 {
+		return c, fmt.Errorf("--domain-check-interval %s: give a positive duration, e.g. 1m", f.checkInterval)
+	}
+	if err := checkListenAddr("--dns-addr", f.dnsAddr); err != nil {
+		return c, err
 	}
 	for _, spec := range f.rfc2136 {
-		zone, rest, ok := strings.Cut(spec, "=")
-		parts := strings.Split(rest, ",")
-		if !ok || zone == "" || parts[0] == "" || (len(parts) != 1 && len(parts) != 3) {
-			return c, fmt.Errorf("--dns-rfc2136 %q: write ZONE=SERVER[,KEYNAME,BASE64SECRET]", spec)
-		}
-		p := &rfc2136.Provider{Server: parts[0]}
-		if len(parts) == 3 {
-			p.KeyName, p.Key = parts[1], parts[2]
+		zone, p, err := parseRFC2136(spec)
+		if err != nil {
+			return c, err
 		}
 		if c.DNSProviders == nil {
 			c.DNSProviders = map[string]certmagic.DNSProvider{}
@@ -106,4 +125,60 @@ func (f *acmeFlags) config() (node.ACMEConfig, error) {
 		c.DNSProviders[zone] = p
 	}
 	return c, nil
+}
+
+const rfc2136Syntax = "write ZONE=SERVER[:PORT] or ZONE=SERVER[:PORT],KEYNAME,BASE64SECRET"
+
+// parseRFC2136 reads one --dns-rfc2136 value. Its errors show the zone at
+// most: the rest may hold the TSIG secret.
+func parseRFC2136(spec string) (string, *rfc2136.Provider, error) {
+	zone, rest, ok := strings.Cut(spec, "=")
+	zone = strings.TrimSpace(zone)
+	if !ok || zone == "" {
+		return "", nil, fmt.Errorf("--dns-rfc2136 (value not shown, it may hold a secret): no ZONE= at its start; %s", rfc2136Syntax)
+	}
+	if _, err := platform.NormalizeHostname(zone); err != nil {
+		return "", nil, fmt.Errorf("--dns-rfc2136 zone: %w; %s", err, rfc2136Syntax)
+	}
+	parts := strings.Split(rest, ",")
+	if len(parts) != 1 && len(parts) != 3 {
+		return "", nil, fmt.Errorf("--dns-rfc2136 for zone %q (rest not shown, it may hold a secret): %d comma-separated values after '=', want 1 or 3; %s", zone, len(parts), rfc2136Syntax)
+	}
+	p := &rfc2136.Provider{Server: strings.TrimSpace(parts[0])}
+	if p.Server == "" {
+		return "", nil, fmt.Errorf("--dns-rfc2136 for zone %q: the SERVER is empty; %s", zone, rfc2136Syntax)
+	}
+	if !validServer(p.Server) {
+		// Not shown either: a secret written in the wrong place would land here.
+		return "", nil, fmt.Errorf("--dns-rfc2136 for zone %q: SERVER (before the first comma, not shown) is not HOST or HOST:PORT; %s", zone, rfc2136Syntax)
+	}
+	if len(parts) == 3 {
+		p.KeyName, p.Key = strings.TrimSpace(parts[1]), strings.TrimSpace(parts[2])
+		if p.KeyName == "" || p.Key == "" {
+			return "", nil, fmt.Errorf("--dns-rfc2136 for zone %q: KEYNAME and BASE64SECRET must both be set; %s", zone, rfc2136Syntax)
+		}
+		if _, err := base64.StdEncoding.DecodeString(p.Key); err != nil {
+			return "", nil, fmt.Errorf("--dns-rfc2136 for zone %q: the TSIG secret (not shown) is not base64; copy it from the key file of your DNS server (the secret \"...\"; line)", zone)
+		}
+	}
+	return zone, p, nil
+}
+
+// validServer reports whether s is HOST or HOST:PORT (a bare IPv6 address
+// is a HOST).
+func validServer(s string) bool {
+	if host, port, err := net.SplitHostPort(s); err == nil {
+		return host != "" && validPort(port, false)
+	}
+	return !strings.ContainsAny(s, ":/ ") || net.ParseIP(strings.Trim(s, "[]")) != nil
+}
+
+// redactURL returns raw with any password replaced by "xxxxx", or a
+// placeholder when raw does not parse (its parts cannot be told apart).
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(value not shown: not a URL)"
+	}
+	return strconv.Quote(u.Redacted())
 }

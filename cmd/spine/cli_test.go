@@ -118,3 +118,60 @@ func TestCLIAgainstRunningNode(t *testing.T) {
 		t.Fatalf("no token: %v", err)
 	}
 }
+
+// Flag errors of `spine serve` and `spine up` name the flag, say what to
+// write, and never repeat a secret given in a flag (TSIG secret, EAB HMAC
+// key, store password). All of them come before anything is started.
+func TestServeFlagErrors(t *testing.T) {
+	const tsig, hmac, pw = "c2VjcmV0LXRzaWctc2VjcmV0", "SECRET-hmac_key", "SECRETPW"
+	t.Setenv("SPINE_STORE", "")
+	t.Setenv("SPINE_ACME_EAB_HMAC", "")
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--dns-rfc2136", "ex.test=ns1.ex.test," + tsig}, "want 1 or 3"},
+		{[]string{"--dns-rfc2136", "ex.test=ns1.ex.test,key.," + tsig + ",extra"}, "want 1 or 3"},
+		{[]string{"--dns-rfc2136", "ex.test=ns1.ex.test,key.," + tsig + "*"}, "not base64"},
+		{[]string{"--dns-rfc2136", "ex.test=ns1:key.:" + tsig}, "HOST or HOST:PORT"},
+		{[]string{"--dns-rfc2136", tsig}, "ZONE="},
+		{[]string{"--dns-rfc2136", "bad..zone=ns1," + tsig}, "empty label"},
+		{[]string{"--acme-eab-hmac", hmac}, "go together"},
+		{[]string{"--acme-eab-hmac", hmac + "*", "--acme-eab-kid", "kid"}, "not base64url"},
+		{[]string{"--acme-ca", "https://user:" + pw + "@ca.test/dir"}, "without credentials"},
+		{[]string{"--store", "mysql://root:" + pw + "@db.test/spine"}, "sqlite:PATH or postgres://"},
+		{[]string{"--store", "postgres://root:" + pw + "@/spine"}, "not a PostgreSQL URL"},
+		{[]string{"--cert-lifetime", "-1h"}, "from 1h to 8760h"},
+		{[]string{"--cert-cache-size", "0"}, "or -1 for no bound"},
+		{[]string{"--https-addr", "127.0.0.1:99999"}, "port from 0 to 65535"},
+	} {
+		for _, cmd := range []string{"serve", "up"} {
+			args := append([]string{cmd, "--data", t.TempDir() + "/data", "--https-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--api-addr", "127.0.0.1:0"}, tc.args...)
+			out, err := spine(t, args...)
+			if err == nil {
+				t.Fatalf("spine %v succeeded", tc.args)
+			}
+			msg := err.Error() + out
+			if !strings.Contains(msg, tc.args[0]) || !strings.Contains(msg, tc.want) {
+				t.Errorf("spine %s %v: %q does not name %s and say %q", cmd, tc.args, msg, tc.args[0], tc.want)
+			}
+			for _, s := range []string{tsig, hmac, pw} {
+				if strings.Contains(msg, s) {
+					t.Errorf("spine %s %v: the error shows a secret: %q", cmd, tc.args, msg)
+				}
+			}
+		}
+	}
+	// --help prints flag defaults: secrets from the environment stay out.
+	t.Setenv("SPINE_STORE", "postgres://spine:"+pw+"@db.test/spine")
+	t.Setenv("SPINE_ACME_EAB_HMAC", hmac)
+	for _, cmd := range []string{"serve", "up", "project create"} {
+		out, err := spine(t, append(strings.Fields(cmd), "--help")...)
+		if err != nil || !strings.Contains(out, "--store") {
+			t.Fatalf("spine %s --help: %v\n%s", cmd, err, out)
+		}
+		if strings.Contains(out, pw) || strings.Contains(out, hmac) {
+			t.Errorf("spine %s --help shows a secret from the environment:\n%s", cmd, out)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"text/tabwriter"
@@ -10,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/spine-platform/spine/client"
+	"github.com/spine-platform/spine/internal/platform"
 )
 
 func newServiceCmd(g *globals) *cobra.Command {
@@ -24,6 +26,20 @@ func newServiceCmd(g *globals) *cobra.Command {
 		Short: "Create a service, served at https://NAME.DOMAIN/",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if timeout <= 0 {
+				return fmt.Errorf("--timeout %s: give a positive duration, e.g. 2m", timeout)
+			}
+			// Names are checked here too, so the message can name the flag.
+			if in.Domain != "" {
+				if _, err := platform.NormalizeHostname(in.Domain); err != nil {
+					return fmt.Errorf("--domain: %w; give one of the project's domains (spine domain list)", err)
+				}
+			}
+			for _, h := range in.Hosts {
+				if _, err := platform.NormalizeHostname(h); err != nil {
+					return fmt.Errorf("--host: %w", err)
+				}
+			}
 			c, err := g.client()
 			if err != nil {
 				return err
@@ -36,7 +52,7 @@ func newServiceCmd(g *globals) *cobra.Command {
 			defer cancel()
 			s, err := c.CreateService(ctx, in)
 			if err != nil {
-				return err
+				return flagError(err)
 			}
 			out := cmd.OutOrStdout()
 			if !wait {
@@ -108,6 +124,29 @@ func newServiceCmd(g *globals) *cobra.Command {
 	}
 	svc.AddCommand(create, list, show, del)
 	return svc
+}
+
+// serviceFlags names the flag of `service create` that each API error code
+// is about, so that the CLI's message says which one to fix.
+var serviceFlags = map[string]string{
+	"unknown_domain":       "--domain",
+	"host_outside_domains": "--host",
+	"too_many_hosts":       "--host",
+	"no_upstream":          "--upstream",
+	"invalid_upstream":     "--upstream",
+	"too_many_upstreams":   "--upstream",
+	"proxy_loop":           "--upstream",
+	"invalid_hsts":         "--hsts-max-age",
+}
+
+func flagError(err error) error {
+	var e *client.Error
+	if errors.As(err, &e) {
+		if flag, ok := serviceFlags[e.Code]; ok {
+			return fmt.Errorf("%s: %w", flag, err)
+		}
+	}
+	return err
 }
 
 func serviceText(tw *tabwriter.Writer, s client.Service) {

@@ -2,12 +2,16 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -34,13 +38,14 @@ type serverFlags struct {
 }
 
 func (f *serverFlags) register(cmd *cobra.Command, https, http, domain string) {
-	cmd.Flags().StringVar(&f.store, "store", envOr("SPINE_STORE", ""), "store: sqlite:PATH or postgres://... (default sqlite in the data folder; env SPINE_STORE)")
+	// No env default for --store: cobra would print it, password and all, in --help.
+	cmd.Flags().StringVar(&f.store, "store", "", "store: sqlite:PATH or postgres://... (default sqlite in the data folder; env SPINE_STORE)")
 	cmd.Flags().StringVar(&f.httpsAddr, "https-addr", https, "HTTPS listen address")
 	cmd.Flags().StringVar(&f.httpAddr, "http-addr", http, "HTTP listen address (redirects to HTTPS, answers ACME HTTP-01)")
 	cmd.Flags().StringVar(&f.apiAddr, "api-addr", "127.0.0.1:2019", "API listen address (keep it on loopback unless a firewall guards it)")
 	cmd.Flags().StringVar(&f.domain, "domain", domain, "domain given to the default project at start")
-	cmd.Flags().DurationVar(&f.leafLifetime, "cert-lifetime", 24*time.Hour, "lifetime of certificates from the internal CA (renewed automatically at 2/3)")
-	cmd.Flags().IntVar(&f.certCacheSize, "cert-cache-size", 10000, "most certificates held in memory; the others are loaded from the store on their hostname's first handshake (-1: no bound)")
+	cmd.Flags().DurationVar(&f.leafLifetime, "cert-lifetime", 24*time.Hour, "lifetime of certificates from the internal CA, 1h to 8760h (renewed automatically at 2/3)")
+	cmd.Flags().IntVar(&f.certCacheSize, "cert-cache-size", 10000, "most certificates held in memory, at least 1; the others are loaded from the store on their hostname's first handshake (-1: no bound)")
 	cmd.Flags().BoolVar(&f.keepMemory, "keep-freed-memory", false, "do not return freed memory to the OS after a burst of new connections (the release costs a forced GC and a pause of up to a few hundred ms on one processor)")
 	f.acme.register(cmd)
 }
@@ -77,15 +82,25 @@ func run(cmd *cobra.Command, g *globals, f serverFlags, up bool) error {
 	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	if err := f.check(); err != nil {
+		return err
+	}
 	acmeCfg, err := f.acme.config()
 	if err != nil {
+		return err
+	}
+	dsn := f.store
+	if dsn == "" {
+		dsn = os.Getenv("SPINE_STORE")
+	}
+	if err := checkStore(dsn); err != nil {
 		return err
 	}
 	startCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	n, err := node.Start(startCtx, node.Config{
 		DataDir:       g.data,
-		Store:         f.store,
+		Store:         dsn,
 		HTTPSAddr:     f.httpsAddr,
 		HTTPAddr:      f.httpAddr,
 		APIAddr:       f.apiAddr,
@@ -99,7 +114,7 @@ func run(cmd *cobra.Command, g *globals, f serverFlags, up bool) error {
 		Logger:        log,
 	})
 	if err != nil {
-		return err
+		return startError(err)
 	}
 	log.Info("spine is serving", "https", n.HTTPSAddr(), "http", n.HTTPAddr(), "api", n.APIAddr(), "data", g.data)
 	if up {
@@ -110,6 +125,101 @@ func run(cmd *cobra.Command, g *globals, f serverFlags, up bool) error {
 	sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer scancel()
 	return n.Close(sctx)
+}
+
+// Bounds of --cert-lifetime. Renewal starts at 2/3 of the lifetime and is
+// checked every 10 minutes, so a lifetime under an hour could lapse before
+// it is renewed; the internal CA's intermediate lives a year, and a leaf
+// never outlives it.
+const (
+	minLeafLifetime = time.Hour
+	maxLeafLifetime = 365 * 24 * time.Hour
+)
+
+// check refuses flag values that make no sense, before anything is started
+// or written, with a message that names the flag and says what to give.
+func (f *serverFlags) check() error {
+	for _, a := range []struct{ flag, addr string }{
+		{"--https-addr", f.httpsAddr}, {"--http-addr", f.httpAddr}, {"--api-addr", f.apiAddr},
+	} {
+		if err := checkListenAddr(a.flag, a.addr); err != nil {
+			return err
+		}
+	}
+	if f.leafLifetime < minLeafLifetime || f.leafLifetime > maxLeafLifetime {
+		return fmt.Errorf("--cert-lifetime %s: give a duration from 1h to 8760h (a year), e.g. 24h", f.leafLifetime)
+	}
+	if f.certCacheSize == 0 || f.certCacheSize < -1 {
+		return fmt.Errorf("--cert-cache-size %d: give the most certificates to hold in memory (at least 1, e.g. 10000), or -1 for no bound", f.certCacheSize)
+	}
+	if f.domain != "" {
+		if _, err := platform.NormalizeHostname(f.domain); err != nil {
+			return fmt.Errorf("--domain: %w; give the domain this node serves, e.g. example.com", err)
+		}
+	}
+	return nil
+}
+
+// checkListenAddr checks that addr is HOST:PORT or :PORT, with a numeric
+// port (0 picks a free one).
+func checkListenAddr(flag, addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || !validPort(port, true) || strings.ContainsAny(host, " /") {
+		return fmt.Errorf("%s %q: write HOST:PORT or :PORT with a port from 0 to 65535, e.g. :443 or 127.0.0.1:8443", flag, addr)
+	}
+	return nil
+}
+
+// validPort reports whether p is a port number; zero only if zeroOK.
+func validPort(p string, zeroOK bool) bool {
+	n, err := strconv.Atoi(p)
+	return err == nil && n <= 65535 && (n > 0 || zeroOK && n == 0) && p == strconv.Itoa(n)
+}
+
+// checkStore checks the shape of a --store value ("" is the default) and,
+// for SQLite, that its folder can exist, before anything is written. The
+// value is shown without its password.
+func checkStore(dsn string) error {
+	const want = "write sqlite:PATH or postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE"
+	switch {
+	case dsn == "":
+		return nil
+	case strings.HasPrefix(dsn, "sqlite:"):
+		path := strings.TrimPrefix(dsn, "sqlite:")
+		if path == "" || strings.ContainsAny(path, "?#") {
+			return fmt.Errorf("--store %q: give the path of the database file after sqlite: (without '?' or '#'), e.g. sqlite:/var/lib/spine/spine.db", dsn)
+		}
+		// The nearest folder that exists must be a folder, or the store's
+		// folder cannot be created.
+		for dir := filepath.Dir(path); ; dir = filepath.Dir(dir) {
+			fi, err := os.Stat(dir)
+			if err == nil {
+				if !fi.IsDir() {
+					return fmt.Errorf("--store %q: %s is not a folder; give a path whose folder exists or can be created", dsn, dir)
+				}
+				return nil
+			}
+			if !errors.Is(err, fs.ErrNotExist) || dir == filepath.Dir(dir) {
+				return fmt.Errorf("--store %q: %w; give a path whose folder exists or can be created", dsn, err)
+			}
+		}
+	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
+		u, err := url.Parse(dsn)
+		if err != nil || u.Host == "" {
+			return fmt.Errorf("--store %s: not a PostgreSQL URL; %s", redactURL(dsn), want)
+		}
+		return nil
+	default:
+		return fmt.Errorf("--store %s: unknown kind of store; %s", redactURL(dsn), want)
+	}
+}
+
+// startError adds to an error of node.Start the flag to look at.
+func startError(err error) error {
+	if errors.Is(err, store.ErrUnavailable) {
+		return fmt.Errorf("%w (check --store: is the database running at that address, and does it accept this user?)", err)
+	}
+	return err
 }
 
 func printNextSteps(cmd *cobra.Command, g *globals, n *node.Node, domain string) {
@@ -150,13 +260,19 @@ func newProjectCmd(g *globals) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			dsn := storeDSN
 			if dsn == "" {
+				dsn = os.Getenv("SPINE_STORE")
+			}
+			if err := checkStore(dsn); err != nil {
+				return err
+			}
+			if dsn == "" {
 				dsn = "sqlite:" + filepath.Join(g.data, "spine.db")
 			}
 			ctx, cancel := cmdContext(cmd, 30*time.Second)
 			defer cancel()
 			db, err := store.Open(ctx, dsn)
 			if err != nil {
-				return fmt.Errorf("opening the store: %w", err)
+				return startError(fmt.Errorf("opening the store: %w", err))
 			}
 			defer db.Close()
 			p, tok, err := platform.New(db, platform.Options{}).CreateProject(ctx, strings.ToLower(args[0]))
@@ -168,7 +284,7 @@ func newProjectCmd(g *globals) *cobra.Command {
 			return nil
 		},
 	}
-	create.Flags().StringVar(&storeDSN, "store", envOr("SPINE_STORE", ""), "store: sqlite:PATH or postgres://... (default sqlite in the data folder)")
+	create.Flags().StringVar(&storeDSN, "store", "", "store: sqlite:PATH or postgres://... (default sqlite in the data folder; env SPINE_STORE)")
 	pr.AddCommand(create)
 	return pr
 }
