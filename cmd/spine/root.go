@@ -53,9 +53,37 @@ func newRoot() *cobra.Command {
 		newUpCmd(g), newServeCmd(g),
 		newServiceCmd(g), newDomainCmd(g), newCertCmd(g), newCACmd(g),
 		newProjectCmd(g), newVersionCmd(g),
-		newNodesCmd(g),
+		newNodesCmd(g), newCommandsCmd(),
 	)
 	return root
+}
+
+// newCommandsCmd is `spine __commands`, hidden: it prints the path of every
+// command a user can run, one a line, so that tests can tell when a new
+// command has no case of theirs (internal/security's TestSecretHygiene).
+func newCommandsCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:    "__commands",
+		Short:  "List every runnable command (for tests)",
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var walk func(c *cobra.Command)
+			walk = func(c *cobra.Command) {
+				if c.Hidden {
+					return
+				}
+				if c.Runnable() && c.HasParent() {
+					fmt.Fprintln(cmd.OutOrStdout(), strings.TrimPrefix(c.CommandPath(), c.Root().Name()+" "))
+				}
+				for _, sub := range c.Commands() {
+					walk(sub)
+				}
+			}
+			walk(cmd.Root())
+			return nil
+		},
+	}
 }
 
 func envOr(key, def string) string {
