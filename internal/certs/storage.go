@@ -86,7 +86,24 @@ type lease struct {
 	owner string
 	stop  context.CancelFunc
 	done  chan struct{}
+	// lost ends, with an ErrLeaseLost cause, when a renewal fails or finds
+	// the lock taken: the holder can no longer count on holding it.
+	lost context.Context
+	lose context.CancelCauseFunc
 }
+
+// ErrLeaseLost is the cause of an IssuanceContext's end when the lease of
+// the issuance lock could not be renewed.
+var ErrLeaseLost = errors.New("certs: the issuance lock's lease could not be renewed")
+
+// issueLockPrefix is how certmagic names the lock it holds while it
+// obtains or renews a certificate: "issue_cert_" + the name (certmagic's
+// Config.lockKey with certIssueLockOp; TestIssuanceStopsWhenLeaseLost
+// pins it).
+const issueLockPrefix = "issue_cert_"
+
+// errReleased ends the issuance contexts of a lock that was released.
+var errReleased = errors.New("certs: the issuance lock was released")
 
 var (
 	_ certmagic.Storage   = (*Storage)(nil)
@@ -241,6 +258,7 @@ func (s *Storage) TryLock(ctx context.Context, name string) (bool, error) {
 	}
 	rctx, stop := context.WithCancel(context.Background())
 	l := &lease{owner: owner, stop: stop, done: make(chan struct{})}
+	l.lost, l.lose = context.WithCancelCause(context.Background())
 	go s.renew(rctx, name, l)
 
 	s.mu.Lock()
@@ -249,11 +267,16 @@ func (s *Storage) TryLock(ctx context.Context, name string) (bool, error) {
 	s.mu.Unlock()
 	if old != nil {
 		old.stop()
+		old.lose(errReleased)
 	}
 	return true, nil
 }
 
-// renew extends l's lease every LockRefresh until ctx ends or the lease is lost.
+// renew extends l's lease every LockRefresh until ctx ends or the lease is
+// lost. The first renewal that fails ends l.lost: a holder that cannot
+// reach the store cannot store what it obtains either, and its lease may
+// run out before the store answers again, when another node takes the
+// lock and obtains the same certificate.
 func (s *Storage) renew(ctx context.Context, name string, l *lease) {
 	defer close(l.done)
 	t := time.NewTicker(s.opts.LockRefresh)
@@ -267,10 +290,45 @@ func (s *Storage) renew(ctx context.Context, name string, l *lease) {
 		rctx, cancel := context.WithTimeout(ctx, s.opts.LockRefresh)
 		ok, err := s.kv.TryLock(rctx, lockPrefix+name, l.owner, s.opts.LockTTL)
 		cancel()
+		if ctx.Err() != nil {
+			return // unlocked meanwhile: the renewal's failure means nothing
+		}
 		if err == nil && !ok {
+			l.lose(fmt.Errorf("%w: lock %q was taken by another holder", ErrLeaseLost, name))
 			return // expired and taken by another: nothing left to renew
 		}
-		// On an error, try again at the next tick; the lease lasts LockTTL.
+		if err != nil {
+			l.lose(fmt.Errorf("%w: lock %q: %w", ErrLeaseLost, name, err))
+		}
+		// On an error, try again at the next tick: the issuance stops, but
+		// a renewed lease keeps others waiting until it has unlocked.
+	}
+}
+
+// IssuanceContext returns a context for obtaining a certificate for names
+// that ends when ctx ends or, if this Storage holds certmagic's issuance
+// lock of one of the names, as soon as that lock's lease fails to be
+// renewed; context.Cause then wraps ErrLeaseLost. An Issuer runs its work
+// under it, so that a node that lost the store stops instead of placing an
+// order whose certificate it could not store, and that another node would
+// place again once the lease ran out. Call cancel when done.
+func (s *Storage) IssuanceContext(ctx context.Context, names []string) (context.Context, context.CancelFunc) {
+	s.mu.Lock()
+	var l *lease
+	for _, name := range names {
+		if l = s.held[issueLockPrefix+name]; l != nil {
+			break
+		}
+	}
+	s.mu.Unlock()
+	ictx, cancel := context.WithCancelCause(ctx)
+	if l == nil {
+		return ictx, func() { cancel(nil) }
+	}
+	stop := context.AfterFunc(l.lost, func() { cancel(context.Cause(l.lost)) })
+	return ictx, func() {
+		stop()
+		cancel(nil)
 	}
 }
 
@@ -287,6 +345,7 @@ func (s *Storage) Unlock(ctx context.Context, name string) error {
 	// Stop renewing first, so that a renewal cannot take the lock again after the delete.
 	l.stop()
 	<-l.done
+	l.lose(errReleased) // for an issuance that outlived the lock
 	// Release even if the caller's context has ended, or others wait out the lease.
 	uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()

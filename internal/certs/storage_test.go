@@ -2,6 +2,7 @@ package certs_test
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -282,6 +283,96 @@ func TestStorageLockExpiryTakeover(t *testing.T) {
 	}
 	if err := c.Unlock(ctx, "dead"); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// An issuance context ends, with ErrLeaseLost, as soon as the lease of
+// its lock fails to be renewed, and not while renewals succeed; one for a
+// name whose lock is not held here lives as long as its parent.
+func TestIssuanceContextEndsWhenLeaseLost(t *testing.T) {
+	ctx := testCtx(t)
+	cut := &pausable{KV: openStore(t)}
+	s := certs.NewStorage(cut, fastLocks)
+	if err := s.Lock(ctx, "issue_cert_a.example"); err != nil {
+		t.Fatal(err)
+	}
+	held, cancelHeld := s.IssuanceContext(ctx, []string{"a.example"})
+	defer cancelHeld()
+	free, cancelFree := s.IssuanceContext(ctx, []string{"b.example"})
+	defer cancelFree()
+
+	time.Sleep(4 * fastLocks.LockRefresh)
+	if err := held.Err(); err != nil {
+		t.Fatalf("issuance context ended while its lease was renewed: %v", context.Cause(held))
+	}
+	cut.paused.Store(true)
+	select {
+	case <-held.Done():
+	case <-time.After(fastLocks.LockTTL):
+		t.Fatal("issuance context still alive a lease after renewals began to fail")
+	}
+	if cause := context.Cause(held); !errors.Is(cause, certs.ErrLeaseLost) || !errors.Is(cause, store.ErrUnavailable) {
+		t.Errorf("cause %v, want ErrLeaseLost wrapping the store's error", cause)
+	}
+	if err := free.Err(); err != nil {
+		t.Errorf("context of a name without a held lock ended: %v", context.Cause(free))
+	}
+	cut.paused.Store(false)
+	if err := s.Unlock(ctx, "issue_cert_a.example"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// leaseWatcher is an Issuer that cuts the store off once it is called
+// (holding certmagic's lock), then waits for its issuance context to end.
+type leaseWatcher struct {
+	s     *certs.Storage
+	cut   *pausable
+	cause chan error
+}
+
+func (w *leaseWatcher) IssuerKey() string { return "lease-watcher" }
+
+func (w *leaseWatcher) Issue(ctx context.Context, csr *x509.CertificateRequest) (*certmagic.IssuedCertificate, error) {
+	ictx, cancel := w.s.IssuanceContext(ctx, csr.DNSNames)
+	defer cancel()
+	w.cut.paused.Store(true)
+	select {
+	case <-ictx.Done():
+		w.cause <- context.Cause(ictx)
+		return nil, context.Cause(ictx)
+	case <-time.After(10 * time.Second):
+		w.cause <- nil
+		return nil, errors.New("still issuing after the lease was lost")
+	}
+}
+
+// Through certmagic: an issuance whose lock's lease cannot be renewed is
+// stopped, and certmagic stores nothing. This pins the name of the lock
+// certmagic holds while it obtains a certificate.
+func TestIssuanceStopsWhenLeaseLost(t *testing.T) {
+	ctx := testCtx(t)
+	cut := &pausable{KV: openStore(t)}
+	s := certs.NewStorage(cut, fastLocks)
+	w := &leaseWatcher{s: s, cut: cut, cause: make(chan error, 1)}
+	var magic *certmagic.Config
+	cache := certmagic.NewCache(certmagic.CacheOptions{
+		GetConfigForCert: func(certmagic.Certificate) (*certmagic.Config, error) { return magic, nil },
+		Logger:           zap.NewNop(),
+	})
+	t.Cleanup(cache.Stop)
+	magic = certmagic.New(cache, certmagic.Config{Storage: s, Issuers: []certmagic.Issuer{w}, Logger: zap.NewNop()})
+
+	start := time.Now()
+	if err := magic.ObtainCertSync(ctx, "a.example"); err == nil {
+		t.Fatal("ObtainCertSync succeeded")
+	}
+	cut.paused.Store(false)
+	if cause := <-w.cause; !errors.Is(cause, certs.ErrLeaseLost) {
+		t.Fatalf("issuance ended with %v after %v, want ErrLeaseLost", cause, time.Since(start))
+	}
+	if s.Exists(ctx, "certificates") {
+		t.Error("a certificate was stored")
 	}
 }
 
