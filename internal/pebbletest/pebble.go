@@ -1,7 +1,9 @@
 package pebbletest
 
 import (
+	"bytes"
 	"crypto/x509"
+	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"io"
@@ -9,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,6 +20,7 @@ import (
 	"time"
 
 	pca "github.com/letsencrypt/pebble/v2/ca"
+	"github.com/letsencrypt/pebble/v2/core"
 	pdb "github.com/letsencrypt/pebble/v2/db"
 	"github.com/letsencrypt/pebble/v2/va"
 	"github.com/letsencrypt/pebble/v2/wfe"
@@ -45,12 +49,25 @@ type Options struct {
 	// Log receives Pebble's log. Default: discarded (set
 	// SPINE_PEBBLE_LOG=1 to see it on stderr).
 	Log *log.Logger
+	// Challenges, if not empty, are the only challenge types (such as
+	// "http-01", "tls-alpn-01", "dns-01") Pebble offers in an
+	// authorization; the others are removed before a client first sees
+	// it, so a client cannot choose them. Default: all that Pebble offers.
+	Challenges []string
+	// BeforeValidation, if set, is called with the identifier and the
+	// challenge type when a client answers a challenge, before Pebble
+	// validates it; Pebble waits for it to return. It may be called more
+	// than once for one challenge (a request Pebble refused for a bad
+	// nonce is sent again) and from several goroutines at once.
+	BeforeValidation func(identifier, challengeType string)
 }
 
 // Pebble is a running in-process Pebble ACME server.
 type Pebble struct {
-	srv *httptest.Server
-	ca  *pca.CAImpl
+	srv  *httptest.Server
+	ca   *pca.CAImpl
+	db   *pdb.MemoryStore
+	opts Options
 
 	newOrders atomic.Int64
 	finalized atomic.Int64
@@ -156,7 +173,8 @@ func Start(t testing.TB, opts Options) *Pebble {
 	front := wfe.New(logger, db, validator, authority, []string{"pebble.letsencrypt.org"}, false, len(opts.EAB) > 0, 0, 0)
 	acme := front.Handler()
 
-	p := &Pebble{ca: authority}
+	opts.Challenges = slices.Clone(opts.Challenges) // the caller's slice may change
+	p := &Pebble{ca: authority, db: db, opts: opts}
 	p.up.Store(true)
 	p.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !p.up.Load() {
@@ -168,6 +186,15 @@ func Start(t testing.TB, opts Options) *Pebble {
 			return
 		}
 		p.record(r.URL.Path)
+		switch {
+		case strings.HasPrefix(r.URL.Path, authzPath):
+			p.filterChallenges(strings.TrimPrefix(r.URL.Path, authzPath))
+		case strings.HasPrefix(r.URL.Path, challengePath) && p.opts.BeforeValidation != nil:
+			if err := p.beforeValidation(r); err != nil {
+				http.Error(w, "pebbletest: "+err.Error(), http.StatusBadRequest)
+				return
+			}
+		}
 		if until := time.Unix(p.limited.Load(), 0); r.URL.Path == "/order-plz" && time.Now().Before(until) {
 			// As Let's Encrypt answers a rate-limited order: 429, a
 			// Retry-After header and a rateLimited problem.
@@ -198,6 +225,65 @@ func Start(t testing.TB, opts Options) *Pebble {
 	p.srv.StartTLS()
 	t.Cleanup(p.srv.Close)
 	return p
+}
+
+// Pebble's paths of authorizations and challenges (followed by an ID).
+const (
+	authzPath     = "/authZ/"
+	challengePath = "/chalZ/"
+)
+
+// filterChallenges removes from authorization id the challenge types
+// Options.Challenges leaves out. Every client reads an authorization before
+// it answers one of its challenges, so doing it then is soon enough.
+func (p *Pebble) filterChallenges(id string) {
+	if len(p.opts.Challenges) == 0 {
+		return
+	}
+	authz := p.db.GetAuthorizationByID(id)
+	if authz == nil {
+		return
+	}
+	authz.Lock()
+	defer authz.Unlock()
+	var kept []*core.Challenge // a new slice: the VA may be reading the old one
+	for _, c := range authz.Challenges {
+		if slices.Contains(p.opts.Challenges, c.Type) {
+			kept = append(kept, c)
+		}
+	}
+	if len(kept) != len(authz.Challenges) {
+		authz.Challenges = kept
+	}
+}
+
+// beforeValidation calls Options.BeforeValidation if r answers a
+// challenge (a POST with a payload; a POST-as-GET has none, and only
+// polls). r's body is left for Pebble to read.
+func (p *Pebble) beforeValidation(r *http.Request) error {
+	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	if err != nil {
+		return fmt.Errorf("reading the request: %w", err)
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	var jws struct {
+		Payload string `json:"payload"`
+	}
+	if json.Unmarshal(body, &jws) != nil || jws.Payload == "" {
+		return nil // Pebble answers it
+	}
+	chal := p.db.GetChallengeByID(strings.TrimPrefix(r.URL.Path, challengePath))
+	if chal == nil {
+		return nil
+	}
+	chal.RLock()
+	typ, authz := chal.Type, chal.Authz
+	chal.RUnlock()
+	authz.RLock()
+	identifier := authz.Identifier.Value
+	authz.RUnlock()
+	p.opts.BeforeValidation(identifier, typ)
+	return nil
 }
 
 // DirectoryURL is the ACME directory URL (https://127.0.0.1:PORT/dir).
