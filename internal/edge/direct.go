@@ -13,6 +13,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"golang.org/x/net/http/httpguts"
 )
 
 // direct forwards the common request (GET or HEAD, no body, no upgrade) to
@@ -52,18 +54,27 @@ type directConn struct {
 }
 
 // newDirect returns the direct path for target, or nil if target is not a
-// plain-HTTP URL without a path.
+// plain-HTTP URL without a path, or has a host http.Transport would not send
+// as it is in Host.
 func newDirect(target *url.URL, cfg *Config, dialer *net.Dialer) *direct {
 	if target.Scheme != "http" || target.Path != "" || target.RawPath != "" {
 		return nil
 	}
-	port := target.Port()
+	// As http.Transport: an internationalised name is dialled and sent in
+	// punycode, and Host carries no IPv6 zone (RFC 6874). Transport blanks
+	// a Host it finds invalid; such a target goes through ReverseProxy.
+	host, err := httpguts.PunycodeHostPort(target.Host)
+	if err != nil || !httpguts.ValidHostHeader(host) {
+		return nil
+	}
+	ascii := &url.URL{Host: host}
+	port := ascii.Port()
 	if port == "" {
 		port = "80"
 	}
 	return &direct{
-		addr:          net.JoinHostPort(target.Hostname(), port),
-		host:          target.Host,
+		addr:          net.JoinHostPort(ascii.Hostname(), port),
+		host:          removeZone(host),
 		dialer:        dialer,
 		headerTimeout: cfg.ResponseHeaderTimeout,
 	}
@@ -211,12 +222,18 @@ func (d *direct) writeRequest(bw *bufio.Writer, r *http.Request) error {
 			"Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto":
 			continue
 		case "Te":
-			te = hasToken(vv, "trailers")
+			te = httpguts.HeaderValuesContainsToken(vv, "trailers")
 			continue
 		case "User-Agent":
-			vv = vv[:min(len(vv), 1)] // http.Transport sends the first only
+			// http.Transport sends the first only, and none when it is empty.
+			if len(vv) == 0 || vv[0] == "" {
+				continue
+			}
+			vv = vv[:1]
 		}
-		if conn != nil && hasToken(conn, k) {
+		// Field names compare in ASCII case only, as in ReverseProxy
+		// (strings.EqualFold would let the Kelvin sign name "K").
+		if conn != nil && httpguts.HeaderValuesContainsToken(conn, k) {
 			continue
 		}
 		for _, v := range vv {
@@ -403,6 +420,19 @@ func (d *direct) closeIdle(maxIdle time.Duration, stop bool) {
 	d.idle = keep
 }
 
+// removeZone drops the zone of an IPv6 literal host, as net/http does.
+func removeZone(host string) string {
+	if !strings.HasPrefix(host, "[") {
+		return host
+	}
+	i := strings.LastIndexByte(host, ']')
+	j := strings.LastIndexByte(host[:max(i, 0)], '%')
+	if i < 0 || j < 0 {
+		return host
+	}
+	return host[:j] + host[i:]
+}
+
 // staleConn reports an error that means the upstream closed a kept-alive
 // connection before reading the request: nothing at all came back.
 func staleConn(err error) bool {
@@ -427,17 +457,4 @@ func removeHopByHop(h http.Header) {
 	for _, k := range hopHeaders {
 		delete(h, k)
 	}
-}
-
-// hasToken reports whether a comma-separated list in vv holds token, in any
-// case.
-func hasToken(vv []string, token string) bool {
-	for _, v := range vv {
-		for t := range strings.SplitSeq(v, ",") {
-			if strings.EqualFold(textproto.TrimString(t), token) {
-				return true
-			}
-		}
-	}
-	return false
 }
