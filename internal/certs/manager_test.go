@@ -482,3 +482,53 @@ func TestNameRemovedDuringIssuanceIsNotKept(t *testing.T) {
 		t.Errorf("removed name has status %+v", s)
 	}
 }
+
+// TestHandshakeWaitsForFirstIssuance: a client that connects while a served
+// name's first certificate is being issued gets that certificate once it is
+// issued, instead of an alert.
+func TestHandshakeWaitsForFirstIssuance(t *testing.T) {
+	st := &certmagic.FileStorage{Path: t.TempDir()}
+	c, err := ca.Load(context.Background(), st, ca.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	iss := &blockingIssuer{Issuer: c, started: make(chan struct{}, 1), release: make(chan struct{})}
+	m, err := New(Config{Storage: st, Issuers: []certmagic.Issuer{iss}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Stop()
+	e := &env{m: m, roots: x509.NewCertPool(), addr: serveTLS(t, m)}
+	e.roots.AddCert(c.Root())
+
+	m.Sync(context.Background(), []string{"a.localhost"})
+	<-iss.started
+	type result struct {
+		leaf *x509.Certificate
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		leaf, err := e.dial("a.localhost")
+		done <- result{leaf, err}
+	}()
+	time.Sleep(200 * time.Millisecond)
+	select {
+	case r := <-done:
+		t.Fatalf("the handshake ended before the certificate existed: %v", r.err)
+	default:
+	}
+	close(iss.release)
+	r := <-done
+	if r.err != nil {
+		t.Fatalf("handshake during the first issuance: %v", r.err)
+	}
+	if r.leaf.Subject.CommonName != "a.localhost" && (len(r.leaf.DNSNames) == 0 || r.leaf.DNSNames[0] != "a.localhost") {
+		t.Errorf("served a certificate for %v", r.leaf.DNSNames)
+	}
+	// A name that is not served still fails at once, and so does a served
+	// name whose issuance failed (TestFailedIssuanceStatus).
+	if _, err := e.dial("b.localhost"); err == nil {
+		t.Error("handshake for an unmanaged name succeeded")
+	}
+}

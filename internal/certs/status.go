@@ -166,8 +166,10 @@ type statusBook struct {
 	mu     sync.Mutex
 	byName map[string]store.CertStatus
 	dirty  map[string]struct{} // changed since last written
-	wake   chan struct{}       // capacity 1: "dirty is not empty"
-	done   chan struct{}       // closed when run returns
+	// changed is closed, and replaced, on every change (see watch).
+	changed chan struct{}
+	wake    chan struct{} // capacity 1: "dirty is not empty"
+	done    chan struct{} // closed when run returns
 }
 
 func newStatusBook(out StatusStore, log *zap.Logger, covered func(string) []string) *statusBook {
@@ -180,6 +182,7 @@ func newStatusBook(out StatusStore, log *zap.Logger, covered func(string) []stri
 		covered: covered,
 		byName:  make(map[string]store.CertStatus),
 		dirty:   make(map[string]struct{}),
+		changed: make(chan struct{}),
 		wake:    make(chan struct{}, 1),
 		done:    make(chan struct{}),
 	}
@@ -192,6 +195,24 @@ func (b *statusBook) get(name string) store.CertStatus {
 		return s
 	}
 	return store.CertStatus{Hostname: name}
+}
+
+// watch returns name's status and a channel that is closed at the next
+// change of any name's status.
+func (b *statusBook) watch(name string) (store.CertStatus, <-chan struct{}) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	s, ok := b.byName[name]
+	if !ok {
+		s = store.CertStatus{Hostname: name}
+	}
+	return s, b.changed
+}
+
+// changedLocked wakes the watchers; b.mu is held.
+func (b *statusBook) changedLocked() {
+	close(b.changed)
+	b.changed = make(chan struct{})
 }
 
 // update applies f to name's status, and to that of the names it covers,
@@ -209,6 +230,7 @@ func (b *statusBook) update(name string, f func(s *store.CertStatus)) {
 		b.byName[n] = s
 		b.dirty[n] = struct{}{}
 	}
+	b.changedLocked()
 	b.mu.Unlock()
 	b.signal()
 }
@@ -224,6 +246,7 @@ func (b *statusBook) copy(subject, name string) {
 	s.UpdatedAt = time.Now().UTC()
 	b.byName[name] = s
 	b.dirty[name] = struct{}{}
+	b.changedLocked()
 	b.mu.Unlock()
 	b.signal()
 }
@@ -256,6 +279,7 @@ func (b *statusBook) loaded(name string, leaf *x509.Certificate) {
 			Hostname: name, Status: store.CertActive, Issuer: leaf.Issuer.CommonName,
 			NotBefore: leaf.NotBefore, NotAfter: leaf.NotAfter, UpdatedAt: time.Now().UTC(),
 		}
+		b.changedLocked()
 	}
 	b.mu.Unlock()
 	if known {
@@ -310,6 +334,7 @@ func (b *statusBook) forget(name string) {
 	b.mu.Lock()
 	delete(b.byName, name)
 	delete(b.dirty, name)
+	b.changedLocked()
 	b.mu.Unlock()
 }
 
