@@ -38,9 +38,12 @@ type exchange struct {
 // X-Forwarded-* values.
 func TestSmuggling(t *testing.T) {
 	s := startSpine(t, edge.Config{})
-	recA, recB := startRecorder(t, "a"), startRecorder(t, "b")
+	recA, recB, recP := startRecorder(t, "a"), startRecorder(t, "b"), startRecorder(t, "p")
 	s.addService(t, s.admin, client.ServiceCreate{Name: "a", Upstreams: []string{recA.url()}})
 	s.addService(t, s.admin, client.ServiceCreate{Name: "b", Upstreams: []string{recB.url()}})
+	// An upstream URL with a path: every request to it goes through
+	// httputil.ReverseProxy, never the edge's direct path (direct.go).
+	s.addService(t, s.admin, client.ServiceCreate{Name: "p", Upstreams: []string{recP.url() + "/base"}})
 
 	// A body that, framed by Content-Length, holds a whole second request.
 	clBody := "0\r\n\r\n" + smuggledReq
@@ -251,6 +254,10 @@ func TestSmuggling(t *testing.T) {
 		reportf(t, "HTTP/2 requests with one connection-specific field each: %d of %d forwarded, all without it (%s)", len(got), len(fields), h.describe())
 	})
 
+	t.Run("forwarding headers on the direct and the ReverseProxy path", func(t *testing.T) {
+		forwardingHeaders(t, s, map[string]*recorder{"a.localhost": recA, "p.localhost": recP})
+	})
+
 	var lines []string
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -282,6 +289,85 @@ func TestSmuggling(t *testing.T) {
 	onlyRequests(t, recA.since(ma), "GET /after")
 	if !slices.Equal(ex.statuses, []int{200}) {
 		t.Errorf("request after the corpus: statuses %v", ex.statuses)
+	}
+}
+
+// forwardingHeaders sends requests with forged forwarding headers, with and
+// without a Connection header that names them, to each host of recs, with
+// each kind of message: GET without a body (which the edge forwards on its
+// direct path when the upstream URL has no path), POST framed by
+// Content-Length and POST in chunks (which always go through
+// ReverseProxy). The host's raw upstream must receive the request once,
+// with its body, the upstream's Host and only Spine's own X-Forwarded-*.
+func forwardingHeaders(t *testing.T, s *spine, recs map[string]*recorder) {
+	forged := []struct{ name, fields string }{
+		{"Connection naming them", "Connection: close, X-Forwarded-For, X-Forwarded-Host, X-Forwarded-Proto, Forwarded\r\n" +
+			"X-Forwarded-For: 6.6.6.6\r\nX-Forwarded-Host: b.localhost\r\nX-Forwarded-Proto: http\r\nForwarded: for=6.6.6.6;host=b.localhost\r\n"},
+		{"without Connection", "Connection: close\r\n" +
+			"X-Forwarded-For: 6.6.6.6, 7.7.7.7\r\nX-Forwarded-Host: b.localhost\r\nX-Forwarded-Proto: http\r\nForwarded: for=6.6.6.6\r\n"},
+		{"repeated", "Connection: close\r\n" +
+			"X-Forwarded-For: 6.6.6.6\r\nX-Forwarded-For: 7.7.7.7\r\nX-Forwarded-Host: b.localhost\r\nX-Forwarded-Host: c.localhost\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Proto: wss\r\n"},
+	}
+	messages := []struct{ name, method, framing, body string }{
+		{"GET", "GET", "", ""},
+		{"POST with Content-Length", "POST", "Content-Length: 11\r\n", "hello world"},
+		{"POST chunked", "POST", "Transfer-Encoding: chunked\r\n", "5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"},
+	}
+	hosts := make([]string, 0, len(recs))
+	for h := range recs {
+		hosts = append(hosts, h)
+	}
+	slices.Sort(hosts)
+	for _, host := range hosts {
+		rec := recs[host]
+		prefix := ""
+		if strings.HasPrefix(host, "p.") {
+			prefix = "/base"
+		}
+		for _, m := range messages {
+			for i, f := range forged {
+				t.Run(host+" "+m.name+" "+f.name, func(t *testing.T) {
+					path := fmt.Sprintf("/xff-%s-%d", strings.ToLower(m.method), i)
+					marks := map[*recorder]int{}
+					for _, r := range recs {
+						marks[r] = r.mark()
+					}
+					raw := m.method + " " + path + " HTTP/1.1\r\nHost: " + host + "\r\n" + f.fields + m.framing + "\r\n" + m.body
+					ex := sendRaw(t, s, host, raw)
+					time.Sleep(100 * time.Millisecond)
+					got := rec.since(marks[rec])
+					want := m.method + " " + prefix + path
+					if m.body != "" {
+						want += " hello world"
+					}
+					onlyRequests(t, got, want)
+					if !slices.Equal(ex.statuses, []int{200}) {
+						t.Errorf("answers %v, want [200]", ex.statuses)
+					}
+					for other, r := range recs {
+						if r != rec && len(r.since(marks[r])) > 0 {
+							t.Errorf("%s's upstream received %v", other, r.since(marks[r]))
+						}
+					}
+					if len(got) == 1 {
+						forwardedBySpine(t, got[0], host)
+						if got[0].Host != rec.addr {
+							t.Errorf("upstream received Host %q, want its own %q", got[0].Host, rec.addr)
+						}
+						// The client's Connection is hop-by-hop: it must not
+						// reach the upstream to strip Spine's headers there.
+						for _, v := range got[0].Header.Values("Connection") {
+							if strings.Contains(strings.ToLower(v), "forwarded") {
+								t.Errorf("upstream received Connection: %q", v)
+							}
+						}
+					}
+					if t.Failed() {
+						t.Logf("raw: %q\nanswers %v closed=%v\ngot: %v", raw, ex.statuses, ex.closed, got)
+					}
+				})
+			}
+		}
 	}
 }
 
