@@ -208,7 +208,16 @@ func (m *Manager) alpnChallengeCertificate(hello *tls.ClientHelloInfo) (*tls.Cer
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	return m.challenges.alpnCertificate(ctx, name)
+	cert, err := m.challenges.alpnCertificate(ctx, name)
+	if err == nil {
+		// As certmagic logs the HTTP-01 answers it serves.
+		remote := ""
+		if hello.Conn != nil {
+			remote = hello.Conn.RemoteAddr().String()
+		}
+		m.log.Info("served TLS-ALPN-01 challenge certificate", zap.String("identifier", name), zap.String("remote", remote))
+	}
+	return cert, err
 }
 
 // parseLeaf returns the first certificate of a PEM chain.

@@ -151,14 +151,12 @@ func testACMEChallengeElsewhere(t *testing.T, challenge string) {
 		t.Fatal("no orderer found when Pebble validated")
 	}
 	t.Logf("%s ordered; Pebble validated %s on %s", route.orderer.name, challenge, route.answerer.name)
-	if challenge == "http-01" {
-		// The edge logs the HTTP-01 answers it serves (not TLS-ALPN-01's).
-		if !servedKeyAuth(route.answerer, host) {
-			t.Errorf("%s, where the name resolved, logged no HTTP-01 answer for %s", route.answerer.name, host)
-		}
-		if servedKeyAuth(route.orderer, host) {
-			t.Errorf("%s, which ordered, answered the HTTP-01 validation itself", route.orderer.name)
-		}
+	// The edge logs the challenge answers it serves.
+	if !servedAnswer(route.answerer, challenge, host) {
+		t.Errorf("%s, where the name resolved, logged no %s answer for %s", route.answerer.name, challenge, host)
+	}
+	if servedAnswer(route.orderer, challenge, host) {
+		t.Errorf("%s, which ordered, answered the %s validation itself", route.orderer.name, challenge)
 	}
 }
 
@@ -191,8 +189,12 @@ func orderedFor(nd *node, host string) bool {
 	return hasLogLine(nd, "ordering certificate", `"`+host+`"`)
 }
 
-// servedKeyAuth reports whether nd logged an HTTP-01 answer for host.
-func servedKeyAuth(nd *node, host string) bool {
+// servedAnswer reports whether nd logged an answer to a challenge of type
+// challenge for host.
+func servedAnswer(nd *node, challenge, host string) bool {
+	if challenge == "tls-alpn-01" {
+		return hasLogLine(nd, "served TLS-ALPN-01 challenge certificate", `"`+host+`"`)
+	}
 	return hasLogLine(nd, "served key authentication", `"`+host+`"`)
 }
 
