@@ -1,11 +1,19 @@
 package security
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"net"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/spine-platform/spine/client"
 	"github.com/spine-platform/spine/internal/edge"
@@ -31,13 +39,7 @@ func TestAPIBadInput(t *testing.T) {
 	_, httpsPort, _ := net.SplitHostPort(s.n.HTTPSAddr())
 	_, httpPort, _ := net.SplitHostPort(s.n.HTTPAddr())
 
-	state := func() string {
-		ds, _ := s.admin.Domains(t.Context())
-		ss, _ := s.admin.Services(t.Context())
-		b, _ := json.Marshal([]any{ds, ss})
-		return string(b)
-	}
-	before := state()
+	before := state(t, s.admin)
 
 	cases := []struct {
 		name, method, path, ctype, body string
@@ -73,7 +75,19 @@ func TestAPIBadInput(t *testing.T) {
 		{"host outside the project's domains", "POST", "/v1/services", "", `{"name":"x","hosts":["example.com"],` + ups + `}`, 400, "host_outside_domains", "domain"},
 		{"host another service holds", "POST", "/v1/services", "", `{"name":"x","hosts":["taken.localhost"],` + ups + `}`, 409, "conflict", "taken"},
 		{"too many hosts", "POST", "/v1/services", "", `{"name":"x","hosts":[` + strings.TrimSuffix(strings.Repeat(`"h.localhost",`, 101), ",") + `],` + ups + `}`, 400, "too_many_hosts", "at most"},
+		// The domain field.
 		{"unknown domain", "POST", "/v1/services", "", `{"name":"x","domain":"example.com",` + ups + `}`, 400, "unknown_domain", "spine domain add"},
+		{"domain under a project domain", "POST", "/v1/services", "", `{"name":"x","domain":"sub.localhost",` + ups + `}`, 400, "unknown_domain", "spine domain add"},
+		{"domain field a number", "POST", "/v1/services", "", `{"name":"x","domain":1,` + ups + `}`, 400, "invalid_json", `"domain" must be of type string`},
+		{"domain field a list", "POST", "/v1/services", "", `{"name":"x","domain":["localhost"],` + ups + `}`, 400, "invalid_json", `"domain" must be of type string`},
+		{"domain field an object", "POST", "/v1/services", "", `{"name":"x","domain":{"name":"localhost"},` + ups + `}`, 400, "invalid_json", `"domain" must be of type string`},
+		{"domain field a boolean", "POST", "/v1/services", "", `{"name":"x","domain":true,` + ups + `}`, 400, "invalid_json", `"domain" must be of type string`},
+		{"domain with an empty label", "POST", "/v1/services", "", `{"name":"x","domain":"bad..name",` + ups + `}`, 400, "invalid_hostname", "empty label"},
+		{"domain a wildcard", "POST", "/v1/services", "", `{"name":"x","domain":"*.localhost",` + ups + `}`, 400, "invalid_hostname", "wildcard"},
+		{"domain with a port", "POST", "/v1/services", "", `{"name":"x","domain":"localhost:8443",` + ups + `}`, 400, "invalid_hostname", "not allowed"},
+		{"domain with a space", "POST", "/v1/services", "", `{"name":"x","domain":"local host",` + ups + `}`, 400, "invalid_hostname", "not allowed"},
+		{"domain with a long label", "POST", "/v1/services", "", `{"name":"x","domain":"` + strings.Repeat("a", 64) + `.test",` + ups + `}`, 400, "invalid_hostname", "limit is 63"},
+		{"domain too long", "POST", "/v1/services", "", `{"name":"x","domain":"` + strings.Repeat("a.", 127) + `com",` + ups + `}`, 400, "invalid_hostname", "253"},
 		// Upstreams.
 		{"no upstream", "POST", "/v1/services", "", `{"name":"x"}`, 400, "no_upstream", "--upstream"},
 		{"upstream scheme ftp", "POST", "/v1/services", "", `{"name":"x","upstreams":["ftp://127.0.0.1:21"]}`, 400, "invalid_upstream", "http:// or https://"},
@@ -103,12 +117,21 @@ func TestAPIBadInput(t *testing.T) {
 		{"domain too long", "POST", "/v1/domains", "", `{"name":"` + strings.Repeat("a.", 127) + `com"}`, 400, "invalid_hostname", "253"},
 		{"domain with an unknown field", "POST", "/v1/domains", "", `{"name":"x.test","owner":"me"}`, 400, "unknown_field", "owner"},
 		{"domain of the wrong type", "POST", "/v1/domains", "", `{"name":["x.test"]}`, 400, "invalid_json", "name"},
-		{"domain taken", "POST", "/v1/domains", "", `{"name":"localhost"}`, 409, "conflict", "already"},
+		{"domain taken", "POST", "/v1/domains", "", `{"name":"loop.test"}`, 409, "conflict", "already"},
+		{"domain taken, in another case", "POST", "/v1/domains", "", `{"name":"LOOP.test."}`, 409, "conflict", "already"},
+		{"domain a top-level name", "POST", "/v1/domains", "", `{"name":"localhost"}`, 400, "invalid_domain", "add the domain you own under it"},
 		// Paths.
 		{"get a malformed domain", "GET", "/v1/domains/bad..name", "", "", 400, "invalid_hostname", "empty label"},
 		{"delete a malformed domain", "DELETE", "/v1/domains/bad..name", "", "", 400, "invalid_hostname", "empty label"},
 		{"delete a domain in use", "DELETE", "/v1/domains/localhost", "", "", 409, "in_use", "delete them first"},
 		{"get a missing service", "GET", "/v1/services/nothere", "", "", 404, "not_found", "does not exist"},
+		{"verify a malformed domain", "POST", "/v1/domains/bad..name/verify", "", "", 400, "invalid_hostname", "empty label"},
+		{"verify a domain with a long label", "POST", "/v1/domains/" + strings.Repeat("a", 64) + ".test/verify", "", "", 400, "invalid_hostname", "limit is 63"},
+		{"verify a domain too long", "POST", "/v1/domains/" + strings.Repeat("a.", 127) + "com/verify", "", "", 400, "invalid_hostname", "253"},
+		{"verify a domain with a space", "POST", "/v1/domains/exa%20mple.com/verify", "", "", 400, "invalid_hostname", "not allowed"},
+		{"verify a wildcard", "POST", "/v1/domains/%2A.localhost/verify", "", "", 400, "invalid_hostname", "wildcard"},
+		{"verify a domain with a port", "POST", "/v1/domains/localhost:8443/verify", "", "", 400, "invalid_hostname", "not allowed"},
+		{"verify a missing domain", "POST", "/v1/domains/nothere.test/verify", "", "", 404, "not_found", "does not exist"},
 		{"delete a missing service", "DELETE", "/v1/services/nothere", "", "", 404, "not_found", "does not exist"},
 		{"unknown route", "GET", "/v1/servces", "", "", 404, "no_such_route", "/v1/services"},
 		{"wrong method", "PUT", "/v1/services/taken", "", `{}`, 404, "no_such_route", "not part of the API"},
@@ -146,7 +169,7 @@ func TestAPIBadInput(t *testing.T) {
 			}
 		})
 	}
-	if after := state(); after != before {
+	if after := state(t, s.admin); after != before {
 		t.Errorf("refused requests changed what is stored:\nbefore %s\nafter  %s", before, after)
 	}
 	// The edge still takes route updates: nothing refused poisoned them.
@@ -155,43 +178,154 @@ func TestAPIBadInput(t *testing.T) {
 }
 
 // TestCLIBadInput checks that bad command-line arguments are refused with a
-// message that says what to fix, before anything reaches the API.
+// non-zero exit status and a message that names the flag or argument and
+// says what to fix, and that nothing is stored: against `spine up`, the
+// project's domains and services are the same before and after each; a
+// `spine serve` or `spine up` refused for its flags leaves no data folder,
+// and one refused later (a busy port, an unreachable store) leaves no
+// admin token, project or CA behind.
 func TestCLIBadInput(t *testing.T) {
 	t.Parallel()
-	bin := buildSpine(t)
-	u := startSpineUp(t, bin)
+	bin := spineBinary(t)
+	u := startProc(t, bin, filepath.Join(t.TempDir(), "data"), nil, "up", "--https-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--api-addr", "127.0.0.1:0")
+	admin := u.admin(t)
+	up := "http://127.0.0.1:9"
 	cases := []struct {
-		args []string
-		hint string
+		args       []string
+		flag, hint string // the message must contain both
 	}{
-		{[]string{"service", "create"}, "accepts 1 arg"},
-		{[]string{"service", "create", "a", "b"}, "accepts 1 arg"},
-		{[]string{"service", "create", "x"}, "--upstream"},
-		{[]string{"service", "create", "x", "--upstream", "http://127.0.0.1:9", "--hsts-max-age", "year"}, "invalid argument"},
-		{[]string{"service", "create", "x", "--upstream", "gopher://h"}, "http:// or https://"},
-		{[]string{"service", "create", "UPPER_case", "--upstream", "http://127.0.0.1:9"}, "lower-case letters"},
-		{[]string{"service", "create", "x", "--upstream", "http://127.0.0.1:9", "--timeout", "soon"}, "invalid argument"},
-		{[]string{"service", "show"}, "accepts 1 arg"},
-		{[]string{"service", "list", "extra"}, "unknown command"},
-		{[]string{"service", "list", "-o", "yaml"}, "--output must be text or json"},
-		{[]string{"domain", "add"}, "accepts 1 arg"},
-		{[]string{"domain", "add", "bad..name"}, "empty label"},
-		{[]string{"domain", "remove", strings.Repeat("a", 64) + ".test"}, "limit is 63"},
-		{[]string{"project", "create"}, "accepts 1 arg"},
-		{[]string{"project", "create", "Bad Name"}, "lower-case letters"},
-		{[]string{"up", "--https-addr", "nonsense"}, "--https-addr"},
-		{[]string{"no-such-command"}, "unknown command"},
-		{[]string{"service", "list", "--no-such-flag"}, "unknown flag"},
+		{[]string{"service", "create"}, "", "accepts 1 arg"},
+		{[]string{"service", "create", "a", "b"}, "", "accepts 1 arg"},
+		{[]string{"service", "create", "x"}, "--upstream", "at least one upstream"},
+		{[]string{"service", "create", "x", "--upstream", up, "--hsts-max-age", "year"}, "--hsts-max-age", "invalid argument"},
+		{[]string{"service", "create", "x", "--upstream", up, "--hsts-max-age", "-1"}, "--hsts-max-age", "between 0"},
+		{[]string{"service", "create", "x", "--upstream", "gopher://h"}, "--upstream", "http:// or https://"},
+		{[]string{"service", "create", "x", "--upstream", "http://u:hunter2@127.0.0.1:9"}, "--upstream", "credentials"},
+		{[]string{"service", "create", "UPPER_case", "--upstream", up}, "upper_case", "lower-case letters"},
+		{[]string{"service", "create", "x", "--upstream", up, "--timeout", "soon"}, "--timeout", "invalid argument"},
+		{[]string{"service", "create", "x", "--upstream", up, "--timeout", "0s"}, "--timeout", "positive duration"},
+		{[]string{"service", "create", "x", "--upstream", up, "--host", "*.localhost"}, "--host", "wildcards are not accepted"},
+		{[]string{"service", "create", "x", "--upstream", up, "--host", "bad..localhost"}, "--host", "empty label"},
+		{[]string{"service", "create", "x", "--upstream", up, "--host", "x.localhost:8443"}, "--host", "not allowed"},
+		{[]string{"service", "create", "x", "--upstream", up, "--host", strings.Repeat("a", 64) + ".localhost"}, "--host", "limit is 63"},
+		{[]string{"service", "create", "x", "--upstream", up, "--host", "x.example.com"}, "--host", "add its domain first"},
+		{[]string{"service", "create", "x", "--upstream", up, "--host", ""}, "--host", "empty"},
+		{[]string{"service", "create", "x", "--upstream", up, "--domain", "example.com"}, "--domain", "spine domain add"},
+		{[]string{"service", "create", "x", "--upstream", up, "--domain", "bad..name"}, "--domain", "empty label"},
+		{[]string{"service", "create", "x", "--upstream", up, "--domain", "*.localhost"}, "--domain", "wildcards are not accepted"},
+		{[]string{"service", "create", "x", "--upstream", up, "--domain", "local host"}, "--domain", "not allowed"},
+		{[]string{"service", "show"}, "", "accepts 1 arg"},
+		{[]string{"service", "list", "extra"}, "", "unknown command"},
+		{[]string{"service", "list", "-o", "yaml"}, "--output", "text or json"},
+		{[]string{"domain", "add"}, "", "accepts 1 arg"},
+		{[]string{"domain", "add", "bad..name"}, "bad..name", "empty label"},
+		{[]string{"domain", "remove", strings.Repeat("a", 64) + ".test"}, "", "limit is 63"},
+		{[]string{"project", "create"}, "", "accepts 1 arg"},
+		{[]string{"project", "create", "Bad Name"}, "bad name", "lower-case letters"},
+		{[]string{"project", "create", "x", "--store", "mysql://db/x"}, "--store", "sqlite:PATH or postgres://"},
+		{[]string{"no-such-command"}, "", "unknown command"},
+		{[]string{"service", "list", "--no-such-flag"}, "--no-such-flag", "unknown flag"},
 	}
 	for _, tc := range cases {
+		before := state(t, admin)
 		o, e, err := u.cli(t, nil, tc.args...)
-		if err == nil {
-			t.Errorf("spine %s succeeded: %s", strings.Join(tc.args, " "), o)
+		name := "spine " + strings.Join(tc.args, " ")
+		var exit *exec.ExitError
+		if !errors.As(err, &exit) {
+			t.Errorf("%s: %v, want a non-zero exit status: %s", name, err, o)
 			continue
 		}
-		if !strings.Contains(e, tc.hint) {
-			t.Errorf("spine %s: error %q does not say %q", strings.Join(tc.args, " "), strings.TrimSpace(e), tc.hint)
+		if !strings.Contains(e, tc.flag) || !strings.Contains(e, tc.hint) {
+			t.Errorf("%s: error %q does not say %q and %q", name, strings.TrimSpace(e), tc.flag, tc.hint)
+		}
+		if after := state(t, admin); after != before {
+			t.Errorf("%s changed what is stored:\nbefore %s\nafter  %s", name, before, after)
 		}
 	}
-	reportf(t, "%d kinds of bad CLI arguments refused with a message that says what to fix", len(cases))
+
+	// Servers refused for their flags. late: refused after the data folder
+	// was opened (a busy port, an unreachable store).
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	notAFolder := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(notAFolder, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	servers := []struct {
+		args       []string
+		flag, hint string
+		late       bool
+	}{
+		{[]string{"serve", "--store", "mysql://db/spine"}, "--store", "write sqlite:PATH or postgres://", false},
+		{[]string{"serve", "--store", "spine.db"}, "--store", "write sqlite:PATH or postgres://", false},
+		{[]string{"serve", "--store", "sqlite:"}, "--store", "give the path of the database file", false},
+		{[]string{"serve", "--store", "sqlite:" + filepath.Join(notAFolder, "spine.db")}, "--store", "is not a folder; give a path whose folder exists", false},
+		{[]string{"serve", "--store", "postgres://"}, "--store", "not a PostgreSQL URL", false},
+		{[]string{"serve", "--store", "postgres://spine@127.0.0.1:1/spine"}, "--store", "is the database running", true},
+		{[]string{"serve", "--acme-ca", "ftp://ca.test/dir"}, "--acme-ca", "give an https://HOST/... directory URL", false},
+		{[]string{"serve", "--acme-ca", "https://"}, "--acme-ca", "give an https://HOST/... directory URL", false},
+		{[]string{"serve", "--acme-ca", "lets encrypt"}, "--acme-ca", "letsencrypt, letsencrypt-staging", false},
+		{[]string{"serve", "--acme-eab-kid", "kid"}, "--acme-eab-hmac", "give both", false},
+		{[]string{"serve", "--acme-eab-hmac", "aG1hYw"}, "--acme-eab-kid", "give both", false},
+		{[]string{"serve", "--acme-eab-kid", "kid", "--acme-eab-hmac", "not base64!"}, "--acme-eab-hmac", "not base64url", false},
+		{[]string{"serve", "--dns-rfc2136", "example.test"}, "--dns-rfc2136", "ZONE=SERVER", false},
+		{[]string{"serve", "--dns-rfc2136", "=ns1.example.test"}, "--dns-rfc2136", "ZONE=SERVER", false},
+		{[]string{"serve", "--dns-rfc2136", "example.test="}, "--dns-rfc2136", "SERVER is empty", false},
+		{[]string{"serve", "--dns-rfc2136", "example.test=ns1.example.test,key."}, "--dns-rfc2136", "want 1 or 3", false},
+		{[]string{"serve", "--dns-rfc2136", "example.test=ns1.example.test,key.,c2VjcmV0,more"}, "--dns-rfc2136", "want 1 or 3", false},
+		{[]string{"serve", "--dns-rfc2136", "example.test=ns1.example.test,,c2VjcmV0"}, "--dns-rfc2136", "KEYNAME and BASE64SECRET", false},
+		{[]string{"serve", "--dns-rfc2136", "example.test=ns1.example.test,key.,not base64"}, "--dns-rfc2136", "is not base64", false},
+		{[]string{"serve", "--dns-rfc2136", "example.test=ns1:99999"}, "--dns-rfc2136", "HOST or HOST:PORT", false},
+		{[]string{"serve", "--dns-rfc2136", "bad..zone=ns1.example.test"}, "--dns-rfc2136", "empty label", false},
+		{[]string{"serve", "--cert-lifetime", "0s"}, "--cert-lifetime", "from 1h to 8760h", false},
+		{[]string{"serve", "--cert-lifetime", "-1h"}, "--cert-lifetime", "from 1h to 8760h", false},
+		{[]string{"serve", "--cert-lifetime", "1m"}, "--cert-lifetime", "from 1h to 8760h", false},
+		{[]string{"serve", "--cert-lifetime", "10000h"}, "--cert-lifetime", "from 1h to 8760h", false},
+		{[]string{"serve", "--cert-lifetime", "a day"}, "--cert-lifetime", "invalid argument", false},
+		{[]string{"serve", "--cert-cache-size", "0"}, "--cert-cache-size", "or -1 for no bound", false},
+		{[]string{"serve", "--cert-cache-size", "-2"}, "--cert-cache-size", "or -1 for no bound", false},
+		{[]string{"serve", "--https-addr", "nonsense"}, "--https-addr", "write HOST:PORT or :PORT", false},
+		{[]string{"serve", "--https-addr", "127.0.0.1:99999"}, "--https-addr", "port from 0 to 65535", false},
+		{[]string{"serve", "--http-addr", "127.0.0.1:-1"}, "--http-addr", "port from 0 to 65535", false},
+		{[]string{"serve", "--api-addr", "localhost"}, "--api-addr", "write HOST:PORT", false},
+		{[]string{"serve", "--api-addr", "127.0.0.1:"}, "--api-addr", "write HOST:PORT", false},
+		{[]string{"serve", "--dns-addr", "53"}, "--dns-addr", "write HOST:PORT", false},
+		{[]string{"serve", "--https-addr", busy.Addr().String()}, "--https-addr", "pick another", true},
+		{[]string{"serve", "--domain", "bad..name"}, "--domain", "give the domain this node serves", false},
+		{[]string{"serve", "--domain-check-interval", "0s"}, "--domain-check-interval", "positive duration", false},
+		{[]string{"serve", "extra"}, "", "unknown command", false},
+		{[]string{"up", "--https-addr", "nonsense"}, "--https-addr", "write HOST:PORT", false},
+		{[]string{"up", "--cert-lifetime", "-1h"}, "--cert-lifetime", "from 1h to 8760h", false},
+	}
+	for _, tc := range servers {
+		data := filepath.Join(t.TempDir(), "data")
+		args := append([]string{tc.args[0], "--data", data, "--https-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--api-addr", "127.0.0.1:0"}, tc.args[1:]...)
+		ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+		cmd := exec.CommandContext(ctx, bin, args...)
+		cmd.Env = append(os.Environ(), "SPINE_STORE=", "SPINE_ACME_EAB_HMAC=", "SPINE_DATA=")
+		var o, e bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &o, &e
+		err := cmd.Run()
+		cancel()
+		name := "spine " + strings.Join(tc.args, " ")
+		var exit *exec.ExitError
+		if !errors.As(err, &exit) {
+			t.Errorf("%s: %v, want a non-zero exit status:\n%s%s", name, err, o.String(), e.String())
+			continue
+		}
+		if !strings.Contains(e.String(), tc.flag) || !strings.Contains(e.String(), tc.hint) {
+			t.Errorf("%s: error %q does not say %q and %q", name, strings.TrimSpace(e.String()), tc.flag, tc.hint)
+		}
+		left := dataLeft(t, data)
+		switch {
+		case !tc.late && left != "":
+			t.Errorf("%s was refused after writing to its data folder: %s", name, left)
+		case tc.late && slices.ContainsFunc(strings.Fields(left), func(f string) bool { return f == "admin.token" || f == "ca" }):
+			t.Errorf("%s stored a project before it was refused: %s", name, left)
+		}
+	}
+	reportf(t, "%d kinds of bad CLI arguments and %d of bad server flags refused with a message that names the flag and says what to fix; nothing stored", len(cases), len(servers))
 }

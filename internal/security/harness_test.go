@@ -6,16 +6,21 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -38,22 +43,31 @@ type spine struct {
 // no demo service, and the given edge limits.
 func startSpine(t testing.TB, limits edge.Config) *spine {
 	t.Helper()
-	if limits.HealthInterval == 0 {
-		limits.HealthInterval = time.Hour // health probes would only add noise to recordings
-	}
+	return startSpineWith(t, func(c *node.Config) { c.Edge = limits })
+}
+
+// startSpineWith is startSpine with a configuration that mod may change.
+func startSpineWith(t testing.TB, mod func(*node.Config)) *spine {
+	t.Helper()
 	s := &spine{dir: t.TempDir(), logs: &syncBuffer{}}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	n, err := node.Start(ctx, node.Config{
+	cfg := node.Config{
 		DataDir:   s.dir,
 		HTTPSAddr: "127.0.0.1:0",
 		HTTPAddr:  "127.0.0.1:0",
 		APIAddr:   "127.0.0.1:0",
 		Domain:    "localhost",
 		Version:   "security-test",
-		Edge:      limits,
 		Logger:    slog.New(slog.NewTextHandler(s.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-	})
+	}
+	if mod != nil {
+		mod(&cfg)
+	}
+	if cfg.Edge.HealthInterval == 0 {
+		cfg.Edge.HealthInterval = time.Hour // health probes would only add noise to recordings
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	n, err := node.Start(ctx, cfg)
 	if err != nil {
 		t.Fatalf("starting node: %v", err)
 	}
@@ -308,8 +322,182 @@ func reportf(t testing.TB, format string, args ...any) {
 	report.lines[section] = append(report.lines[section], line)
 }
 
+// spineBuild is the spine binary, built once for all the package's tests.
+var spineBuild struct {
+	once     sync.Once
+	dir, bin string
+	err      error
+}
+
+// spineBinary builds cmd/spine (once) and returns the binary's path.
+func spineBinary(t testing.TB) string {
+	t.Helper()
+	spineBuild.once.Do(func() {
+		dir, err := os.MkdirTemp("", "spine-security-bin-")
+		if err != nil {
+			spineBuild.err = err
+			return
+		}
+		spineBuild.dir = dir
+		bin := filepath.Join(dir, "spine")
+		if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/spine").CombinedOutput(); err != nil {
+			spineBuild.err = fmt.Errorf("building spine: %v\n%s", err, out)
+			return
+		}
+		spineBuild.bin = bin
+	})
+	if spineBuild.err != nil {
+		t.Fatal(spineBuild.err)
+	}
+	return spineBuild.bin
+}
+
+// proc is a spine server (`spine up` or `spine serve`) running as a child
+// process, with what it printed.
+type proc struct {
+	bin, data        string
+	api, https, http string
+	stdout, logs     *syncBuffer
+	cmd              *exec.Cmd
+	done             chan struct{}
+	stopOnce         sync.Once
+}
+
+var servingLine = regexp.MustCompile(`spine is serving"? https=(\S+) http=(\S+) api=(\S+)`)
+
+// launch starts `spine ARGS --data data` and waits until it serves; it
+// returns the process's output in the error if it exits first.
+func launch(t testing.TB, bin, data string, env []string, args ...string) (*proc, error) {
+	t.Helper()
+	p := &proc{bin: bin, data: data, stdout: &syncBuffer{}, logs: &syncBuffer{}, done: make(chan struct{})}
+	p.cmd = exec.Command(bin, append(args, "--data", data)...)
+	p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.logs
+	p.cmd.Env = append(append(os.Environ(), "SPINE_TOKEN=", "SPINE_API=", "SPINE_DATA=", "SPINE_STORE=", "SPINE_ACME_EAB_HMAC="), env...)
+	if err := p.cmd.Start(); err != nil {
+		return nil, err
+	}
+	go func() { p.cmd.Wait(); close(p.done) }()
+	t.Cleanup(p.stop)
+	deadline := time.After(time.Minute)
+	for {
+		if m := servingLine.FindStringSubmatch(p.logs.String()); m != nil {
+			p.https, p.http, p.api = m[1], m[2], "http://"+m[3]
+			return p, nil
+		}
+		select {
+		case <-p.done:
+			return nil, fmt.Errorf("spine %s exited before serving (%v):\n%s%s", strings.Join(args, " "), p.cmd.ProcessState, p.stdout.String(), p.logs.String())
+		case <-deadline:
+			p.stop()
+			return nil, fmt.Errorf("spine %s did not serve within a minute:\n%s", strings.Join(args, " "), p.logs.String())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// startProc is launch that fails the test on error.
+func startProc(t testing.TB, bin, data string, env []string, args ...string) *proc {
+	t.Helper()
+	p, err := launch(t, bin, data, env, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// stop sends SIGINT and waits for a clean exit (SIGKILL after 15 s).
+func (p *proc) stop() {
+	p.stopOnce.Do(func() {
+		p.cmd.Process.Signal(syscall.SIGINT)
+		select {
+		case <-p.done:
+		case <-time.After(15 * time.Second):
+			p.cmd.Process.Kill()
+			<-p.done
+		}
+	})
+}
+
+// cli runs one CLI command against p and returns its stdout and stderr.
+func (p *proc) cli(t testing.TB, env []string, args ...string) (stdout, stderr string, err error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, p.bin, append(args, "--data", p.data, "--api", p.api)...)
+	cmd.Env = append(append(os.Environ(), "SPINE_TOKEN=", "SPINE_API=", "SPINE_DATA=", "SPINE_STORE=", "SPINE_ACME_EAB_HMAC="), env...)
+	var o, e bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &o, &e
+	err = cmd.Run()
+	return o.String(), e.String(), err
+}
+
+// token is the admin token p wrote to its data folder.
+func (p *proc) token(t testing.TB) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(p.data, "admin.token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// admin is an API client of p with its admin token.
+func (p *proc) admin(t testing.TB) *client.Client { return client.New(p.api, p.token(t)) }
+
+// state is what c's project stores (its domains and services), to compare
+// before and after refused input; a listing error fails the test.
+func state(t testing.TB, c *client.Client) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ds, err := c.Domains(ctx)
+	if err != nil {
+		t.Fatalf("listing domains: %v", err)
+	}
+	ss, err := c.Services(ctx)
+	if err != nil {
+		t.Fatalf("listing services: %v", err)
+	}
+	b, err := json.Marshal([]any{ds, ss})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// dataLeft lists what is in a data folder, or "" if it does not exist.
+func dataLeft(t testing.TB, dir string) string {
+	t.Helper()
+	var out []string
+	err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if rel, _ := filepath.Rel(dir, path); rel != "." {
+			out = append(out, rel)
+		}
+		return nil
+	})
+	if errors.Is(err, os.ErrNotExist) {
+		return ""
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Join(out, " ")
+}
+
 func TestMain(m *testing.M) {
+	// Pebble validates without its random sleep. Set here, for the whole
+	// process, because pebbletest.Start would otherwise call t.Setenv,
+	// which parallel tests may not.
+	if _, ok := os.LookupEnv("PEBBLE_VA_NOSLEEP"); !ok {
+		os.Setenv("PEBBLE_VA_NOSLEEP", "1")
+	}
 	code := m.Run()
+	if spineBuild.dir != "" {
+		os.RemoveAll(spineBuild.dir)
+	}
 	report.mu.Lock()
 	if len(report.lines) > 0 {
 		var b strings.Builder

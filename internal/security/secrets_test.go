@@ -3,192 +3,527 @@ package security
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
+	"errors"
 	"fmt"
 	"io/fs"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
+	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/spine-platform/spine/client"
+	"github.com/spine-platform/spine/internal/dnsserver"
+	"github.com/spine-platform/spine/internal/node"
+	"github.com/spine-platform/spine/internal/pebbletest"
+	"github.com/spine-platform/spine/internal/store/storetest"
 )
 
-// buildSpine builds the spine binary into a temporary folder.
-func buildSpine(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "spine")
-	cmd := exec.Command("go", "build", "-o", bin, "../../cmd/spine")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("building spine: %v\n%s", err, out)
-	}
-	return bin
+// hygiene collects everything a user or an operator sees, the secrets that
+// must never be in it, and the CLI commands driven so far.
+type hygiene struct {
+	bin      string
+	commands []string          // every runnable command, from `spine __commands`
+	covered  map[string]bool   // commands with a driven case
+	secrets  map[string]string // value -> what it is
+	seen     []output
+	dns      *pebbletest.DNS // every server's resolver
+	up       string          // an upstream that answers
 }
 
-// spineUp is `spine up` running as a child process.
-type spineUp struct {
-	bin, data    string
-	api, https   string
-	stdout, logs *syncBuffer
-	cmd          *exec.Cmd
-}
+type output struct{ what, text string }
 
-func startSpineUp(t *testing.T, bin string) *spineUp {
-	t.Helper()
-	u := &spineUp{bin: bin, data: filepath.Join(t.TempDir(), "data"), stdout: &syncBuffer{}, logs: &syncBuffer{}}
-	u.cmd = exec.Command(bin, "up", "--data", u.data, "--https-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--api-addr", "127.0.0.1:0")
-	u.cmd.Stdout, u.cmd.Stderr = u.stdout, u.logs
-	u.cmd.Env = append(os.Environ(), "SPINE_TOKEN=", "SPINE_API=", "SPINE_DATA=")
-	if err := u.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { u.stop() })
-	re := regexp.MustCompile(`spine is serving"? https=(\S+) http=\S+ api=(\S+)`)
-	deadline := time.Now().Add(time.Minute)
-	for {
-		if m := re.FindStringSubmatch(u.logs.String()); m != nil {
-			u.https, u.api = m[1], "http://"+m[2]
+func (h *hygiene) add(what, text string) { h.seen = append(h.seen, output{what, text}) }
+
+func (h *hygiene) secret(what, value string) { h.secrets[value] = what }
+
+// cover marks the command that args run as driven.
+func (h *hygiene) cover(args []string) {
+	var words []string
+	for _, a := range args {
+		if strings.HasPrefix(a, "-") {
 			break
 		}
-		if time.Now().After(deadline) || u.cmd.ProcessState != nil {
-			t.Fatalf("spine up did not start:\n%s", u.logs.String())
+		words = append(words, a)
+	}
+	for i := len(words); i > 0; i-- {
+		if path := strings.Join(words[:i], " "); slices.Contains(h.commands, path) {
+			h.covered[path] = true
+			return
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return u
-}
-
-func (u *spineUp) stop() {
-	if u.cmd.Process == nil || u.cmd.ProcessState != nil {
-		return
-	}
-	u.cmd.Process.Signal(syscall.SIGINT)
-	done := make(chan struct{})
-	go func() { u.cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(15 * time.Second):
-		u.cmd.Process.Kill()
-		<-done
 	}
 }
 
-// cli runs one CLI command against u and returns its stdout and stderr.
-func (u *spineUp) cli(t *testing.T, env []string, args ...string) (stdout, stderr string, err error) {
+// scan fails the test for every output that shows a private key or a
+// secret.
+func (h *hygiene) scan(t *testing.T) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, u.bin, append(args, "--data", u.data, "--api", u.api)...)
-	cmd.Env = append(append(os.Environ(), "SPINE_TOKEN=", "SPINE_API=", "SPINE_DATA="), env...)
-	var o, e bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &o, &e
-	err = cmd.Run()
-	return o.String(), e.String(), err
-}
-
-// TestSecretHygiene runs the real binary (`spine up`), drives every CLI
-// command and every API route, and scans everything a user or an operator
-// sees (logs, command output, API answers, error messages) for private keys
-// and token values. Then it checks the modes of the data folder's files.
-func TestSecretHygiene(t *testing.T) {
-	t.Parallel()
-	bin := buildSpine(t)
-	u := startSpineUp(t, bin)
-	tokB, err := os.ReadFile(filepath.Join(u.data, "admin.token"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	admin := strings.TrimSpace(string(tokB))
-	up := startUpstream(t, func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok")) })
-
-	type output struct{ what, text string }
-	var seen []output
-	add := func(what, text string) { seen = append(seen, output{what, text}) }
-	run := func(env []string, args ...string) string {
-		o, e, err := u.cli(t, env, args...)
-		add("spine "+strings.Join(args, " ")+" (stdout)", o)
-		add("spine "+strings.Join(args, " ")+" (stderr)", e)
-		t.Logf("spine %s: err=%v\n%s%s", strings.Join(args, " "), err, o, e)
-		return o
-	}
-
-	// Every CLI command, in success and in failure.
-	wrongToken := "spine_" + strings.Repeat("Z", 43)
-	commands := [][]string{
-		{"version"}, {"ca", "root"},
-		{"domain", "list"}, {"domain", "list", "-o", "json"},
-		{"domain", "add", "hygiene.test"}, {"domain", "add", "hygiene.test"}, {"domain", "verify", "hygiene.test"},
-		{"domain", "remove", "hygiene.test"}, {"domain", "remove", "nothere.test"}, {"domain", "add", "bad..name"},
-		{"service", "create", "web", "--upstream", up}, {"service", "create", "web", "--upstream", up},
-		{"service", "create", "bad", "--upstream", "ftp://x"}, {"service", "create", "loop", "--upstream", "https://" + u.https},
-		{"service", "create", "web2", "--upstream", up, "--wait", "--timeout", "20s"},
-		{"service", "list"}, {"service", "list", "-o", "json"}, {"service", "show", "web"}, {"service", "show", "web", "-o", "json"},
-		{"service", "show", "nothere"}, {"service", "delete", "web"}, {"service", "delete", "web"},
-		{"cert", "list"}, {"cert", "list", "-o", "json"}, {"nodes"}, {"nodes", "-o", "json"},
-		{"service", "list", "-o", "yaml"}, {"no-such-command"},
-	}
-	for _, c := range commands {
-		run(nil, c...)
-	}
-	// A wrong token must not be echoed back.
-	run([]string{"SPINE_TOKEN=" + wrongToken}, "service", "list")
-	// The operator command prints the new project's token once, on stdout
-	// (by design); its stderr and everything else must not show it.
-	o, e, err := u.cli(t, nil, "project", "create", "hygiene-tenant")
-	if err != nil {
-		t.Fatalf("project create: %v %s", err, e)
-	}
-	add("spine project create (stderr)", e)
-	newToken := strings.TrimSpace(o)
-	if !strings.HasPrefix(newToken, "spine_") {
-		t.Fatalf("project create printed %q", o)
-	}
-	run([]string{"SPINE_TOKEN=" + newToken}, "service", "list")
-	run([]string{"SPINE_TOKEN=" + newToken}, "service", "show", "web2")
-
-	// Every API route, with the admin token, with a wrong one and with none.
-	for _, r := range apiRoutes(t) {
-		method, path, ok := strings.Cut(r, " ")
-		if !ok {
-			method, path = "GET", "/v1/no-such-route"
-		}
-		path = strings.NewReplacer("{name}", "localhost").Replace(path)
-		body := ""
-		if method == "POST" {
-			body = `{"name":"hygiene2.test"}`
-			if strings.Contains(path, "services") {
-				body = `{"name":"api-x","upstreams":["` + up + `"]}`
-			}
-		}
-		for _, tok := range []string{admin, wrongToken, ""} {
-			code, out := apiCall(t, u.api, tok, method, path, body)
-			add(fmt.Sprintf("API %s %s (%d)", method, path, code), out)
-		}
-	}
-	// Modes while running (SQLite's -wal and -shm files exist now) and
-	// after a clean stop.
-	running := dataModes(t, u.data)
-	u.stop()
-	stopped := dataModes(t, u.data)
-	add("spine up (stdout)", u.stdout.String())
-	add("spine up (logs)", u.logs.String())
-
-	secrets := map[string]string{"the admin token": admin, "a wrong token": wrongToken, "a new project's token": newToken}
-	for _, out := range seen {
+	for _, out := range h.seen {
 		if strings.Contains(out.text, "PRIVATE KEY") {
 			t.Errorf("%s shows a private key", out.what)
 		}
-		for name, v := range secrets {
+		for v, name := range h.secrets {
 			if strings.Contains(out.text, v) {
 				t.Errorf("%s shows %s", out.what, name)
 			}
 		}
 	}
+}
 
-	reportf(t, "scanned %d outputs (CLI stdout/stderr of %d commands, every API route with three tokens, spine up's logs): no private key, no token; data folder while running: %s; after stop: %s",
-		len(seen), len(commands)+4, running, stopped)
+// cliCase is one CLI command and what it must do.
+type cliCase struct {
+	args   []string
+	env    []string
+	ok     bool   // it must succeed (else: it must fail)
+	want   string // its stdout must show this when it succeeds
+	before func(t *testing.T)
+}
+
+// cli runs each case against p and checks its exit status.
+func (h *hygiene) cli(t *testing.T, p *proc, cases []cliCase) {
+	t.Helper()
+	for _, c := range cases {
+		if c.before != nil {
+			c.before(t)
+		}
+		o, e, err := p.cli(t, c.env, c.args...)
+		name := "spine " + strings.Join(c.args, " ")
+		h.add(name+" (stdout)", o)
+		h.add(name+" (stderr)", e)
+		h.cover(c.args)
+		var exit *exec.ExitError
+		switch {
+		case err != nil && !errors.As(err, &exit):
+			t.Fatalf("%s: %v", name, err)
+		case c.ok && err != nil:
+			t.Errorf("%s failed, want success: %v\n%s%s", name, err, o, e)
+		case !c.ok && err == nil:
+			t.Errorf("%s succeeded, want a failure:\n%s", name, o)
+		case !c.ok && strings.TrimSpace(e) == "":
+			t.Errorf("%s failed without a message", name)
+		case c.ok && !strings.Contains(o, c.want):
+			t.Errorf("%s: output lacks %q:\n%s", name, c.want, o)
+		}
+	}
+}
+
+// run runs the binary without a server and returns its exit error.
+func (h *hygiene) run(t *testing.T, env []string, args ...string) error {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, h.bin, args...)
+	cmd.Env = append(append(os.Environ(), "SPINE_TOKEN=", "SPINE_API=", "SPINE_DATA=", "SPINE_STORE=", "SPINE_ACME_EAB_HMAC="), env...)
+	var o, e bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &o, &e
+	err := cmd.Run()
+	name := "spine " + strings.Join(args, " ")
+	h.add(name+" (stdout)", o.String())
+	h.add(name+" (stderr)", e.String())
+	h.cover(args)
+	return err
+}
+
+// verifyTXT publishes the ownership record of domain, as its owner would.
+func (h *hygiene) verifyTXT(t *testing.T, c *client.Client, domain string) {
+	t.Helper()
+	d, err := c.Domain(t.Context(), domain)
+	if err != nil {
+		t.Fatalf("reading domain %s: %v", domain, err)
+	}
+	f := strings.Fields(d.VerifyRecord)
+	if len(f) < 2 {
+		t.Fatalf("domain %s: verify record %q", domain, d.VerifyRecord)
+	}
+	h.dns.SetTXT(f[0], strings.Trim(f[len(f)-1], `"`))
+}
+
+// commonCLI are the commands driven against every server whose project
+// serves domain. wait: the server's names resolve here (`--wait` works).
+func (h *hygiene) commonCLI(p *proc, domain string, wait bool) []cliCase {
+	admin := func(t *testing.T) *client.Client { return p.admin(t) }
+	web2 := cliCase{args: []string{"service", "create", "web2", "--upstream", h.up}, ok: true, want: "web2." + domain}
+	if wait {
+		web2 = cliCase{args: []string{"service", "create", "web2", "--upstream", h.up, "--wait", "--timeout", "20s"}, ok: true, want: "is served over HTTPS"}
+	}
+	return []cliCase{
+		{args: []string{"version"}, ok: true, want: "server "},
+		{args: []string{"ca", "root"}, ok: true, want: "BEGIN CERTIFICATE"},
+		{args: []string{"domain", "list"}, ok: true, want: domain},
+		{args: []string{"domain", "list", "-o", "json"}, ok: true, want: `"` + domain + `"`},
+		{args: []string{"domain", "add", "hygiene.test"}, ok: true, want: "pending_verification"},
+		{args: []string{"domain", "add", "hygiene.test"}},
+		{args: []string{"domain", "verify", "hygiene.test"}, ok: true, want: "verified",
+			before: func(t *testing.T) { h.verifyTXT(t, admin(t), "hygiene.test") }},
+		{args: []string{"domain", "remove", "hygiene.test"}, ok: true, want: "removed"},
+		{args: []string{"domain", "remove", "nothere.test"}},
+		{args: []string{"domain", "verify", "nothere.test"}},
+		{args: []string{"domain", "add", "bad..name"}},
+		{args: []string{"service", "create", "web", "--upstream", h.up}, ok: true, want: "web." + domain},
+		{args: []string{"service", "create", "web", "--upstream", h.up}},
+		{args: []string{"service", "create", "bad", "--upstream", "ftp://x"}},
+		{args: []string{"service", "create", "loop", "--upstream", "https://" + p.https}},
+		{args: []string{"service", "create", "creds", "--upstream", "http://user:hunter2@127.0.0.1:9"}},
+		web2,
+		{args: []string{"service", "list"}, ok: true, want: "web2." + domain},
+		{args: []string{"service", "list", "-o", "json"}, ok: true, want: `"web2"`},
+		{args: []string{"service", "show", "web"}, ok: true, want: "web." + domain},
+		{args: []string{"service", "show", "web", "-o", "json"}, ok: true, want: `"web"`},
+		{args: []string{"service", "show", "nothere"}},
+		{args: []string{"service", "delete", "web"}, ok: true, want: "deleted"},
+		{args: []string{"service", "delete", "web"}},
+		{args: []string{"cert", "list"}, ok: true, want: "web2." + domain},
+		{args: []string{"cert", "list", "-o", "json"}, ok: true, want: `"web2.` + domain + `"`},
+		{args: []string{"nodes"}, ok: true, want: "(this)"},
+		{args: []string{"nodes", "-o", "json"}, ok: true, want: `"self": true`},
+		{args: []string{"service", "list", "-o", "yaml"}},
+		{args: []string{"no-such-command"}},
+		{args: []string{"service", "list"}, env: []string{"SPINE_TOKEN=" + wrongToken}},
+		{args: []string{"help"}, ok: true, want: "Available Commands"},
+		{args: []string{"completion", "bash"}, ok: true, want: "bash completion"},
+		{args: []string{"completion", "zsh"}, ok: true, want: "zsh completion"},
+		{args: []string{"completion", "fish"}, ok: true, want: "fish completion"},
+		{args: []string{"completion", "powershell"}, ok: true, want: "powershell completion"},
+	}
+}
+
+// projectCLI creates a project with the operator command (its token is
+// printed once on stdout, by design: that stdout is not scanned) and uses
+// its token, which must see nothing of the default project's.
+func (h *hygiene) projectCLI(t *testing.T, p *proc, storeFlag ...string) {
+	t.Helper()
+	o, e, err := p.cli(t, nil, append([]string{"project", "create", "hygiene-tenant"}, storeFlag...)...)
+	h.add("spine project create (stderr)", e)
+	h.cover([]string{"project", "create"})
+	if err != nil {
+		t.Fatalf("project create: %v %s", err, e)
+	}
+	tok := strings.TrimSpace(o)
+	if !strings.HasPrefix(tok, "spine_") {
+		t.Fatalf("project create printed %q", o)
+	}
+	h.secret("a new project's token", tok)
+	h.cli(t, p, []cliCase{
+		{args: []string{"service", "list"}, env: []string{"SPINE_TOKEN=" + tok}, ok: true, want: "NAME"},
+		{args: []string{"service", "show", "web2"}, env: []string{"SPINE_TOKEN=" + tok}},
+		{args: []string{"nodes"}, env: []string{"SPINE_TOKEN=" + tok}},
+	})
+}
+
+var wrongToken = "spine_" + strings.Repeat("Z", 43)
+
+// apiCase is one call of an API route with the admin token.
+type apiCase struct {
+	route              string // as package api registers it
+	method, path, body string
+	want               int // status with the admin token
+	before             func(t *testing.T)
+}
+
+// publicRoutes answer without a token.
+var publicRoutes = []string{"GET /healthz", "GET /readyz", "GET /v1/version", "GET /v1/ca/root", "/"}
+
+// api calls every route of package api against base: with the admin token
+// (each must answer as expected), with a wrong token and with none (each
+// route but the public ones must answer 401). A route without a case fails
+// the test, so that a new route cannot be forgotten.
+func (h *hygiene) api(t *testing.T, base, admin string, c *client.Client) {
+	t.Helper()
+	svc := `{"name":"api-x","upstreams":["` + h.up + `"]}`
+	cases := []apiCase{
+		{route: "GET /healthz", method: "GET", path: "/healthz", want: 200},
+		{route: "GET /readyz", method: "GET", path: "/readyz", want: 200},
+		{route: "GET /v1/version", method: "GET", path: "/v1/version", want: 200},
+		{route: "GET /v1/ca/root", method: "GET", path: "/v1/ca/root", want: 200},
+		{route: "GET /v1/project", method: "GET", path: "/v1/project", want: 200},
+		{route: "GET /v1/domains", method: "GET", path: "/v1/domains", want: 200},
+		{route: "POST /v1/domains", method: "POST", path: "/v1/domains", body: `{"name":"api-hygiene.test"}`, want: 201},
+		{route: "GET /v1/domains/{name}", method: "GET", path: "/v1/domains/api-hygiene.test", want: 200},
+		{route: "POST /v1/domains/{name}/verify", method: "POST", path: "/v1/domains/api-hygiene.test/verify", want: 200,
+			before: func(t *testing.T) { h.verifyTXT(t, c, "api-hygiene.test") }},
+		{route: "DELETE /v1/domains/{name}", method: "DELETE", path: "/v1/domains/api-hygiene.test", want: 204},
+		{route: "GET /v1/services", method: "GET", path: "/v1/services", want: 200},
+		{route: "POST /v1/services", method: "POST", path: "/v1/services", body: svc, want: 201},
+		{route: "GET /v1/services/{name}", method: "GET", path: "/v1/services/api-x", want: 200},
+		{route: "DELETE /v1/services/{name}", method: "DELETE", path: "/v1/services/api-x", want: 204},
+		{route: "GET /v1/certificates", method: "GET", path: "/v1/certificates", want: 200},
+		{route: "GET /v1/nodes", method: "GET", path: "/v1/nodes", want: 200},
+		{route: "/", method: "GET", path: "/v1/no-such-route", want: 404},
+	}
+	routes := apiRoutes(t)
+	for _, r := range routes {
+		if !slices.ContainsFunc(cases, func(c apiCase) bool { return c.route == r }) {
+			t.Errorf("API route %q has no case in TestSecretHygiene: add one", r)
+		}
+	}
+	for _, ac := range cases {
+		if !slices.Contains(routes, ac.route) {
+			t.Errorf("case %q names no route of package api", ac.route)
+		}
+		// Refused tokens first: the admin call may delete what they name.
+		for _, tok := range []string{wrongToken, ""} {
+			code, out := apiCall(t, base, tok, ac.method, ac.path, ac.body)
+			h.add(fmt.Sprintf("API %s %s with token %q (%d)", ac.method, ac.path, tok, code), out)
+			want := 401
+			if slices.Contains(publicRoutes, ac.route) {
+				want = ac.want
+			}
+			if code != want {
+				t.Errorf("%s %s with token %q: %d %s, want %d", ac.method, ac.path, tok, code, out, want)
+			}
+		}
+		if ac.before != nil {
+			ac.before(t)
+		}
+		code, out := apiCall(t, base, admin, ac.method, ac.path, ac.body)
+		h.add(fmt.Sprintf("API %s %s (%d)", ac.method, ac.path, code), out)
+		if code != ac.want {
+			t.Errorf("%s %s: %d %s, want %d", ac.method, ac.path, code, out, ac.want)
+		}
+	}
+}
+
+// randomSecret returns n random bytes in enc.
+func randomSecret(enc *base64.Encoding, n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return enc.EncodeToString(b)
+}
+
+// TestSecretHygiene runs the real binary (`spine up`, and `spine serve` on
+// SQLite and on PostgreSQL with every secret-bearing flag: a store
+// password, an ACME EAB HMAC key, a TSIG secret, each of them put to use
+// by getting a wildcard certificate from Pebble through RFC 2136), drives
+// every CLI command (listed by `spine __commands`) and every API route
+// (found in package api's sources) and checks that each call that should
+// succeed did. It also starts invalid servers whose flags hold secrets,
+// and an in-process node whose Debug-level logs it keeps. Then it scans
+// everything a user or an operator sees (logs, command output, API
+// answers, error messages) for private keys and for the secrets, and
+// checks the modes of the data folders' files.
+func TestSecretHygiene(t *testing.T) {
+	t.Parallel()
+	h := &hygiene{bin: spineBinary(t), covered: map[string]bool{}, secrets: map[string]string{}}
+	out, err := exec.Command(h.bin, "__commands").Output()
+	if err != nil {
+		t.Fatalf("spine __commands: %v", err)
+	}
+	h.commands = strings.Split(strings.TrimSpace(string(out)), "\n")
+	if len(h.commands) < 15 || !slices.Contains(h.commands, "service create") {
+		t.Fatalf("spine __commands lists %q", h.commands)
+	}
+	h.secret("a wrong token", wrongToken)
+	h.secret("an upstream's password", "hunter2")
+	h.up = startUpstream(t, func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok")) })
+	h.dns = pebbletest.StartDNS(t)
+
+	// The ACME CA requires EAB; the zone's DNS server requires TSIG.
+	const zone, kid, tsigKey = "hygiene-acme.test", "hygiene-kid", "spine-update."
+	hmacKey := randomSecret(base64.RawURLEncoding, 32)
+	tsigSecret := randomSecret(base64.StdEncoding, 32)
+	h.secret("the EAB HMAC key", hmacKey)
+	h.secret("the TSIG secret", tsigSecret)
+	zoneDNS, err := dnsserver.New(dnsserver.Config{Zone: zone, Records: &dnsserver.MemoryStore{}, TSIG: map[string]string{tsigKey: tsigSecret}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	udp, tcp, err := dnsserver.Listen("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go zoneDNS.Serve(udp, tcp)
+	t.Cleanup(func() { zoneDNS.Shutdown(context.Background()) })
+	h.dns.Forward(zone, udp.LocalAddr().String())
+	// Only DNS-01 can succeed: Pebble's HTTP-01 and TLS-ALPN-01 ports are closed.
+	pebble := pebbletest.Start(t, pebbletest.Options{HTTPPort: 1, TLSPort: 1, Resolver: h.dns.Addr, EAB: map[string]string{kid: hmacKey}})
+	pebbleRoot := filepath.Join(t.TempDir(), "pebble.pem")
+	if err := os.WriteFile(pebbleRoot, pebble.ServerRootPEM(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	secretFlags := []string{
+		"--domain", zone, "--dns-resolver", h.dns.Addr,
+		"--acme-ca", pebble.DirectoryURL(), "--acme-ca-root", pebbleRoot, "--acme-email", "ops@" + zone,
+		"--acme-eab-kid", kid, "--acme-eab-hmac", hmacKey,
+		"--dns-rfc2136", zone + "=" + udp.LocalAddr().String() + "," + tsigKey + "," + tsigSecret,
+	}
+	listen := []string{"--https-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--api-addr", "127.0.0.1:0"}
+	var modes []string
+	ran := map[string]bool{} // subtests that ran (-run may select some)
+
+	t.Run("up", func(t *testing.T) {
+		ran["up"] = true
+		p := startProc(t, h.bin, filepath.Join(t.TempDir(), "data"), nil, append([]string{"up", "--dns-resolver", h.dns.Addr}, listen...)...)
+		h.cover([]string{"up"})
+		h.secret("up's admin token", p.token(t))
+		h.cli(t, p, h.commonCLI(p, "localhost", true))
+		h.projectCLI(t, p)
+		h.api(t, p.api, p.token(t), p.admin(t))
+		running := dataModes(t, p.data)
+		p.stop()
+		modes = append(modes, "up running: "+running, "up stopped: "+dataModes(t, p.data))
+		h.add("spine up (stdout)", p.stdout.String())
+		h.add("spine up (logs)", p.logs.String())
+	})
+
+	// serve drives a production node on the store dsn, with every secret
+	// flag, and waits for the wildcard certificate from Pebble.
+	serve := func(t *testing.T, dsn string) *proc {
+		p := startProc(t, h.bin, filepath.Join(t.TempDir(), "data"), nil, append(append([]string{"serve", "--store", dsn}, listen...), secretFlags...)...)
+		h.cover([]string{"serve"})
+		h.secret("serve's admin token", p.token(t))
+		h.cli(t, p, h.commonCLI(p, zone, false))
+		h.projectCLI(t, p, "--store", dsn)
+		h.api(t, p.api, p.token(t), p.admin(t))
+		// The EAB key and the TSIG secret were put to use: Pebble requires
+		// EAB, and only DNS-01 through RFC 2136 can get a wildcard.
+		leaf := waitACME(t, p, "web2."+zone, pebble.Roots())
+		if !slices.Equal(leaf.DNSNames, []string{"*." + zone}) {
+			t.Errorf("web2.%s: certificate for %v, want *.%s", zone, leaf.DNSNames, zone)
+		}
+		return p
+	}
+	t.Run("serve-sqlite", func(t *testing.T) {
+		ran["serve-sqlite"] = true
+		storeDir := filepath.Join(t.TempDir(), "store")
+		p := serve(t, "sqlite:"+filepath.Join(storeDir, "spine.db"))
+		p.stop()
+		modes = append(modes, "serve: "+dataModes(t, p.data), "serve's store: "+dataModes(t, storeDir))
+		h.add("spine serve sqlite (stdout)", p.stdout.String())
+		h.add("spine serve sqlite (logs)", p.logs.String())
+	})
+	t.Run("serve-postgres", func(t *testing.T) {
+		u, err := url.Parse(storetest.PostgresDSN(t)) // skips if SPINE_TEST_POSTGRES=skip
+		if err != nil {
+			t.Fatal(err)
+		}
+		pw := "SECRETPW" + randomSecret(base64.RawURLEncoding, 9) // ignored by trust auth, sent all the same
+		h.secret("the store's password", pw)
+		u.User = url.UserPassword(u.User.Username(), pw)
+		p := serve(t, u.String())
+		p.stop()
+		h.add("spine serve postgres (stdout)", p.stdout.String())
+		h.add("spine serve postgres (logs)", p.logs.String())
+	})
+
+	// Starts refused for a bad flag or an unreachable store: the message
+	// must not show the secret next to it.
+	t.Run("refused starts", func(t *testing.T) {
+		ran["refused starts"] = true
+		pw := "SECRETPW" + randomSecret(base64.RawURLEncoding, 9)
+		h.secret("a refused store's password", pw)
+		data := filepath.Join(t.TempDir(), "data")
+		for _, tc := range []struct {
+			args []string
+			want string // the reason it must be refused for
+		}{
+			{[]string{"serve", "--store", "postgres://spine:" + pw + "@127.0.0.1:1/spine"}, "is the database running"},
+			{[]string{"serve", "--store", "postgres://spine:" + pw + "@127.0.0.1:notaport/spine"}, "--store"},
+			{[]string{"serve", "--store", "mysql://spine:" + pw + "@127.0.0.1/spine"}, "unknown kind of store"},
+			{[]string{"serve", "--acme-ca", "https://spine:" + pw + "@127.0.0.1:1/dir"}, "without credentials"},
+			{[]string{"serve", "--dns-rfc2136", zone + "=127.0.0.1," + tsigKey + "," + tsigSecret + ",extra"}, "want 1 or 3"},
+			{[]string{"serve", "--dns-rfc2136", zone + "=127.0.0.1," + tsigSecret}, "want 1 or 3"},
+			{[]string{"serve", "--dns-rfc2136", zone + "=127.0.0.1:" + tsigKey + ":" + tsigSecret}, "HOST or HOST:PORT"},
+			{[]string{"serve", "--dns-rfc2136", zone + "=127.0.0.1," + tsigKey + "," + tsigSecret + "!"}, "not base64"},
+			{[]string{"serve", "--dns-rfc2136", tsigSecret}, "ZONE="},
+			{[]string{"serve", "--acme-eab-hmac", hmacKey}, "go together"},
+			{[]string{"serve", "--acme-eab-kid", kid, "--acme-eab-hmac", hmacKey + "!"}, "not base64url"},
+			{[]string{"up", "--acme-eab-kid", kid, "--acme-eab-hmac", hmacKey + "!"}, "not base64url"},
+		} {
+			if err := h.run(t, nil, append(append(tc.args, "--data", data), listen...)...); err == nil {
+				t.Errorf("spine %s started", strings.Join(tc.args, " "))
+			} else if last := h.seen[len(h.seen)-1].text; !strings.Contains(last, tc.want) {
+				t.Errorf("spine %s: refused with %q, want it refused for %q", tc.args[0], last, tc.want)
+			}
+		}
+		// The operator command that opens the store itself.
+		if err := h.run(t, nil, "project", "create", "x", "--data", data, "--store", "postgres://spine:"+pw+"@127.0.0.1:1/spine"); err == nil {
+			t.Error("project create on an unreachable store succeeded")
+		} else if last := h.seen[len(h.seen)-1].text; !strings.Contains(last, "is the database running") {
+			t.Errorf("project create on an unreachable store: %q", last)
+		}
+		// Secrets from the environment stay out of --help's defaults.
+		env := []string{"SPINE_STORE=postgres://spine:" + pw + "@127.0.0.1/spine", "SPINE_ACME_EAB_HMAC=" + hmacKey}
+		for _, args := range [][]string{{"serve", "--help"}, {"up", "--help"}, {"project", "create", "--help"}} {
+			if err := h.run(t, env, args...); err != nil {
+				t.Errorf("spine %s: %v", strings.Join(args, " "), err)
+			}
+		}
+	})
+
+	// The harness's in-process node logs at Debug level; drive it too.
+	t.Run("debug logs", func(t *testing.T) {
+		s := startSpineWith(t, func(c *node.Config) { c.ACME.Resolver = h.dns.Addr })
+		h.secret("the in-process node's admin token", s.token)
+		h.api(t, "http://"+s.n.APIAddr(), s.token, s.admin)
+		s.addService(t, s.admin, client.ServiceCreate{Name: "debug", Upstreams: []string{h.up}})
+		// A handshake for a name Spine does not serve is logged at Debug.
+		if c, err := s.dialTLS("unknown.localhost"); err == nil {
+			c.Close()
+			t.Error("a handshake for an unknown name succeeded")
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for !strings.Contains(s.logs.String(), "level=DEBUG") && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
+		if !strings.Contains(s.logs.String(), "level=DEBUG") {
+			t.Errorf("the node logged nothing at Debug level:\n%s", s.logs.String())
+		}
+		h.add("in-process node (Debug logs)", s.logs.String())
+	})
+
+	h.scan(t)
+	if !ran["up"] || !ran["serve-sqlite"] || !ran["refused starts"] {
+		return // a part of the test was left out: the commands cannot all be covered
+	}
+	for _, c := range h.commands {
+		if !h.covered[c] {
+			t.Errorf("CLI command %q has no case in TestSecretHygiene: drive it (success and failure)", c)
+		}
+	}
+	reportf(t, "scanned %d outputs (CLI stdout/stderr of all %d commands against spine up and spine serve on SQLite and PostgreSQL, every API route with three tokens, refused starts, logs incl. an in-process node's Debug logs) for private keys and %d secrets: none shown; modes: %s",
+		len(h.seen), len(h.commands), len(h.secrets), strings.Join(modes, "; "))
+}
+
+// waitACME waits until host's certificate is active, and returns the leaf
+// served for it, verified against roots.
+func waitACME(t *testing.T, p *proc, host string, roots *x509.CertPool) *x509.Certificate {
+	t.Helper()
+	c := p.admin(t)
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		certs, err := c.Certificates(t.Context())
+		if err != nil {
+			t.Fatalf("listing certificates: %v", err)
+		}
+		for _, cert := range certs {
+			if cert.Hostname != host {
+				continue
+			}
+			if cert.Status == "active" {
+				conn, err := tls.Dial("tcp", p.https, &tls.Config{ServerName: host, RootCAs: roots})
+				if err != nil {
+					t.Fatalf("verified handshake for %s (issuer %s): %v", host, cert.Issuer, err)
+				}
+				defer conn.Close()
+				return conn.ConnectionState().PeerCertificates[0]
+			}
+			if cert.Status == "failed" {
+				t.Fatalf("certificate for %s failed: %s", host, cert.Error)
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no active certificate for %s after 90s: %+v", host, certs)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }
 
 // dataModes checks the modes of the data folder (0700) and of every file
