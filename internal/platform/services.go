@@ -119,6 +119,9 @@ func (p *Platform) CreateService(ctx context.Context, projectID string, spec Ser
 
 // GetService returns one of the project's services.
 func (p *Platform) GetService(ctx context.Context, projectID, name string) (store.Service, error) {
+	if err := checkName("service name", strings.ToLower(name)); err != nil {
+		return store.Service{}, err
+	}
 	s, err := p.store.GetService(ctx, projectID, strings.ToLower(name))
 	return s, fromStore(err, fmt.Sprintf("service %q", name))
 }
@@ -131,6 +134,9 @@ func (p *Platform) ListServices(ctx context.Context, projectID string) ([]store.
 
 // DeleteService removes a service; its hostnames stop being served and renewed.
 func (p *Platform) DeleteService(ctx context.Context, projectID, name string) error {
+	if err := checkName("service name", strings.ToLower(name)); err != nil {
+		return err
+	}
 	return fromStore(p.store.DeleteService(ctx, projectID, strings.ToLower(name)), fmt.Sprintf("service %q", name))
 }
 
