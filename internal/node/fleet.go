@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -35,10 +36,47 @@ const (
 	prepareTimeout      = 30 * time.Second
 )
 
-// IssueDelayEnv is a test-only hook: a Go duration by which a node delays
-// each issuance by the internal CA while it holds the issuance lock, so
-// that a test can kill the node holding it. Never set it in production.
-const IssueDelayEnv = "SPINE_TEST_ISSUE_DELAY"
+// Test-only hooks, read from the environment: Go durations (a ratio for
+// RenewalWindowRatioEnv) that let the fleet tests shorten what would
+// otherwise take minutes. Never set them in production.
+const (
+	// IssueDelayEnv delays each issuance by the internal CA while the node
+	// holds the issuance lock, so that a test can kill the node holding it.
+	IssueDelayEnv = "SPINE_TEST_ISSUE_DELAY"
+	// ResyncIntervalEnv sets Config.ResyncInterval if it is zero.
+	ResyncIntervalEnv = "SPINE_TEST_RESYNC_INTERVAL"
+	// RenewCheckIntervalEnv sets Config.ACME.RenewCheckInterval if it is zero.
+	RenewCheckIntervalEnv = "SPINE_TEST_RENEW_CHECK_INTERVAL"
+	// RenewalWindowRatioEnv sets Config.ACME.RenewalWindowRatio if it is zero.
+	RenewalWindowRatioEnv = "SPINE_TEST_RENEWAL_WINDOW_RATIO"
+)
+
+// applyTestEnv fills the zero fields that the test hooks set.
+func (cfg *Config) applyTestEnv() error {
+	for _, d := range []struct {
+		env string
+		to  *time.Duration
+	}{
+		{ResyncIntervalEnv, &cfg.ResyncInterval},
+		{RenewCheckIntervalEnv, &cfg.ACME.RenewCheckInterval},
+	} {
+		if v := os.Getenv(d.env); v != "" && *d.to == 0 {
+			td, err := time.ParseDuration(v)
+			if err != nil || td <= 0 {
+				return fmt.Errorf("%s=%q: want a positive duration", d.env, v)
+			}
+			*d.to = td
+		}
+	}
+	if v := os.Getenv(RenewalWindowRatioEnv); v != "" && cfg.ACME.RenewalWindowRatio == 0 {
+		r, err := strconv.ParseFloat(v, 64)
+		if err != nil || r <= 0 || r >= 1 {
+			return fmt.Errorf("%s=%q: want a ratio between 0 and 1", RenewalWindowRatioEnv, v)
+		}
+		cfg.ACME.RenewalWindowRatio = r
+	}
+	return nil
+}
 
 // fleetState is the fleet-mode part of a Node.
 type fleetState struct {
@@ -62,6 +100,7 @@ type fleetState struct {
 	snapshotDue chan struct{}                 // capacity 1: write the snapshot now
 	ticketKeys  atomic.Pointer[ticketKeyRing] // as last read from the store
 	storeOK     atomic.Bool                   // the last store operation succeeded
+	nodes       atomic.Pointer[nodeList]      // the node list as last read, for reads while the store is away
 
 	reads *staleReads
 }
@@ -141,8 +180,14 @@ func (n *Node) prepare(ctx context.Context) error {
 	if f.prepared.Load() {
 		return nil
 	}
-	if _, err := n.platform.Bootstrap(ctx, filepath.Join(n.cfg.DataDir, "admin.token")); err != nil {
+	tokenFile := filepath.Join(n.cfg.DataDir, "admin.token")
+	admin, err := n.platform.Bootstrap(ctx, tokenFile)
+	if err != nil {
 		return err
+	}
+	// The admin token's look-up goes into the snapshot before its first use.
+	if tok, err := os.ReadFile(tokenFile); err == nil {
+		f.reads.rememberToken(platform.HashToken(strings.TrimSpace(string(tok))), admin)
 	}
 	if n.cfg.Domain != "" {
 		if _, err := n.platform.EnsureDomain(ctx, platform.DefaultProjectID, n.cfg.Domain, true); err != nil {
@@ -222,17 +267,16 @@ func (n *Node) noteStore(err error) {
 }
 
 // listNodes is the API's node list. With the store unreachable it still
-// answers: this node, shown as not connected.
+// answers, with the error: the list as last read (or, if none was, this
+// node alone), every node shown as not connected, since none can be seen
+// to reach the store.
 func (n *Node) listNodes(ctx context.Context) ([]client.Node, error) {
 	nodes, err := n.db.ListNodes(ctx)
 	if err != nil {
 		if !errors.Is(err, store.ErrUnavailable) {
 			return nil, err
 		}
-		return []client.Node{{
-			ID: n.fleet.id, Version: n.cfg.Version, HTTPSAddr: n.HTTPSAddr(), HTTPAddr: n.HTTPAddr(), APIAddr: n.APIAddr(),
-			StartedAt: n.fleet.startedAt, Self: true,
-		}}, err
+		return n.lastNodes(), err
 	}
 	out := make([]client.Node, 0, len(nodes))
 	for _, s := range nodes {
@@ -243,23 +287,62 @@ func (n *Node) listNodes(ctx context.Context) ([]client.Node, error) {
 			StoreConnected: s.Age < nodeConnectedWithin, Self: s.ID == n.fleet.id,
 		})
 	}
+	n.fleet.nodes.Store(&nodeList{nodes: out, readAt: time.Now()})
 	return out, nil
+}
+
+// nodeList is the node list as last read from the store.
+type nodeList struct {
+	nodes  []client.Node
+	readAt time.Time
+}
+
+// lastNodes is the node list as last read, aged and marked not connected.
+func (n *Node) lastNodes() []client.Node {
+	self := client.Node{
+		ID: n.fleet.id, Version: n.cfg.Version, HTTPSAddr: n.HTTPSAddr(), HTTPAddr: n.HTTPAddr(), APIAddr: n.APIAddr(),
+		StartedAt: n.fleet.startedAt, Self: true,
+	}
+	last := n.fleet.nodes.Load()
+	if last == nil {
+		return []client.Node{self}
+	}
+	out := make([]client.Node, 0, len(last.nodes)+1)
+	found := false
+	for _, nd := range last.nodes {
+		nd.StoreConnected = false
+		if nd.LastHeartbeat != nil {
+			if age, err := time.ParseDuration(nd.SinceHeartbeat); err == nil {
+				nd.SinceHeartbeat = (age + time.Since(last.readAt)).Round(time.Millisecond).String()
+			}
+		}
+		if nd.Self {
+			self.LastHeartbeat, self.SinceHeartbeat = nd.LastHeartbeat, nd.SinceHeartbeat
+			nd, found = self, true
+		}
+		out = append(out, nd)
+	}
+	if !found {
+		out = append(out, self)
+	}
+	return out
 }
 
 // lazyIssuer is the internal CA as a certmagic.Issuer, usable before the CA
 // is loaded (a node that starts from its snapshot loads it once the store
 // answers): until then, issuance fails and certmagic retries later.
 type lazyIssuer struct {
-	ca    atomic.Pointer[ca.CA]
-	delay time.Duration // IssueDelayEnv
-	node  string
-	log   func(msg string, args ...any)
+	ca     atomic.Pointer[ca.CA]
+	leases *certs.Storage // stops an issuance whose lock's lease is lost
+	delay  time.Duration  // IssueDelayEnv
+	node   string
+	log    func(msg string, args ...any)
 }
 
 var _ certmagic.Issuer = (*lazyIssuer)(nil)
 
-func newLazyIssuer(node string, log func(string, ...any)) (*lazyIssuer, error) {
-	li := &lazyIssuer{node: node, log: log}
+func newLazyIssuer(leases *certs.Storage, node string, log func(string, ...any)) (*lazyIssuer, error) {
+	li := &lazyIssuer{leases: leases, node: node, log: log}
 	if v := os.Getenv(IssueDelayEnv); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil {
@@ -275,16 +358,26 @@ func (li *lazyIssuer) Issue(ctx context.Context, csr *x509.CertificateRequest) (
 	if c == nil {
 		return nil, errors.New("node: the internal CA is not loaded yet (the store is unreachable)")
 	}
+	names := csr.DNSNames
+	for _, ip := range csr.IPAddresses {
+		names = append(names[:len(names):len(names)], ip.String())
+	}
+	ctx, cancel := li.leases.IssuanceContext(ctx, names)
+	defer cancel()
 	if li.delay > 0 {
 		// certmagic calls Issue holding the name's issuance lock.
 		li.log("test hook: delaying issuance while holding its lock", "node", li.node, "names", csr.DNSNames, "delay", li.delay)
 		select {
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return nil, fmt.Errorf("node: issuance for %v stopped: %w", names, context.Cause(ctx))
 		case <-time.After(li.delay):
 		}
 	}
-	return c.Issue(ctx, csr)
+	cert, err := c.Issue(ctx, csr)
+	if err != nil && ctx.Err() != nil {
+		return nil, fmt.Errorf("node: issuance for %v stopped: %w (%w)", names, context.Cause(ctx), err)
+	}
+	return cert, err
 }
 
 // IssuerKey is the internal CA's, so that certificates are stored where

@@ -101,6 +101,9 @@ type Node struct {
 // Start builds every part of a node, listens on its addresses and returns
 // once the first snapshot of the store is being served.
 func Start(ctx context.Context, cfg Config) (n *Node, err error) {
+	if err := cfg.applyTestEnv(); err != nil {
+		return nil, err
+	}
 	cfg.setDefaults()
 	n = &Node{cfg: cfg, log: cfg.Logger}
 	self := n // error returns set n to nil
@@ -129,7 +132,7 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	n.platform = platform.New(n.fleet.reads, platform.Options{OwnAddrs: n.ownAddrs(), Ownership: n.ownership, Delegation: n.delegationTarget})
 	storage := certs.NewStorage(n.db)
 	n.fleet.storage = storage
-	if n.fleet.issuer, err = newLazyIssuer(n.fleet.id, n.log.Warn); err != nil {
+	if n.fleet.issuer, err = newLazyIssuer(storage, n.fleet.id, n.log.Warn); err != nil {
 		return nil, err
 	}
 	// Default project, admin token, domain, internal CA; retried before

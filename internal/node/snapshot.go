@@ -10,6 +10,7 @@ import (
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/binary"
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
@@ -43,6 +44,17 @@ type snapshot struct {
 	Services     []store.Service `json:"services"`
 	Certificates []snapshotCert  `json:"certificates"`
 	TicketKeys   [][]byte        `json:"ticket_keys,omitempty"` // newest first
+	// TokenHashes are the API token look-ups the node answered (hashes,
+	// never tokens), so that a node started from the snapshot answers
+	// reads, marked stale, while the store is away.
+	TokenHashes []snapshotToken `json:"token_hashes,omitempty"`
+}
+
+// snapshotToken is one API token look-up: the SHA-256 hash of the token
+// (as the store keeps it) and the project it authenticates.
+type snapshotToken struct {
+	Hash    string        `json:"hash"`
+	Project store.Project `json:"project"`
 }
 
 // snapshotCert is the certificate a node served for Names.
@@ -121,6 +133,7 @@ func (n *Node) serveSnapshot(s *snapshot) error {
 		return fmt.Errorf("applying the snapshot's routes: %w", err)
 	}
 	n.fleet.reads.seed(s.Services)
+	n.fleet.reads.seedTokens(s.TokenHashes)
 	n.synced.Store(true)
 	return nil
 }
@@ -242,6 +255,7 @@ func (n *Node) writeSnapshot(w *snapshotWriter) error {
 	for _, k := range keys {
 		digest.Write(k[:])
 	}
+	digest.Write(binary.AppendUvarint(nil, n.fleet.reads.tokensChanged()))
 	var sum [sha256.Size]byte
 	digest.Sum(sum[:0])
 	if sum == w.last {
@@ -276,7 +290,7 @@ func (n *Node) writeSnapshot(w *snapshotWriter) error {
 		entries[leaf] = e
 	}
 
-	head := snapshot{Version: snapshotVersion, WrittenAt: time.Now().UTC(), Services: rec.svcs}
+	head := snapshot{Version: snapshotVersion, WrittenAt: time.Now().UTC(), Services: rec.svcs, TokenHashes: n.fleet.reads.tokenHashes()}
 	for _, k := range keys {
 		head.TicketKeys = append(head.TicketKeys, k[:])
 	}
@@ -342,10 +356,11 @@ func (y *yielder) maybe() {
 // between them (see yielder): the file is never whole in memory.
 func encodeSnapshot(dst io.Writer, s *snapshot, certs func(yield func([]byte) error) error) error {
 	head, err := json.Marshal(struct {
-		Version    int       `json:"version"`
-		WrittenAt  time.Time `json:"written_at"`
-		TicketKeys [][]byte  `json:"ticket_keys,omitempty"`
-	}{s.Version, s.WrittenAt, s.TicketKeys})
+		Version     int             `json:"version"`
+		WrittenAt   time.Time       `json:"written_at"`
+		TicketKeys  [][]byte        `json:"ticket_keys,omitempty"`
+		TokenHashes []snapshotToken `json:"token_hashes,omitempty"`
+	}{s.Version, s.WrittenAt, s.TicketKeys, s.TokenHashes})
 	if err != nil {
 		return err
 	}

@@ -6,14 +6,20 @@ package node
 import (
 	"context"
 	"errors"
+	"slices"
+	"strings"
 	"sync"
 
 	"github.com/spine-platform/spine/internal/api"
 	"github.com/spine-platform/spine/internal/store"
 )
 
-// maxStaleReads bounds the remembered answers; when full, they are dropped.
-const maxStaleReads = 20000
+// maxStaleReads bounds the remembered answers, and maxStaleTokens the
+// remembered token look-ups; when one is full, it is emptied.
+const (
+	maxStaleReads  = 20000
+	maxStaleTokens = 10000
+)
 
 // staleReads is the store as the platform sees it: every method of
 // *store.DB, with the reads of the API remembering their last answer and
@@ -25,10 +31,15 @@ type staleReads struct {
 
 	mu   sync.Mutex
 	memo map[string]any
+	// tokens are the token look-ups answered, by token hash (SHA-256 of
+	// the token, as the store keeps it; never a token). The snapshot keeps
+	// them, so that a node started from it answers reads too.
+	tokens    map[string]store.Project
+	tokensGen uint64 // counts the changes of tokens
 }
 
 func newStaleReads(db *store.DB) *staleReads {
-	return &staleReads{DB: db, memo: make(map[string]any)}
+	return &staleReads{DB: db, memo: make(map[string]any), tokens: make(map[string]store.Project)}
 }
 
 func (s *staleReads) remember(key string, v any) {
@@ -41,7 +52,8 @@ func (s *staleReads) remember(key string, v any) {
 }
 
 // staleRead runs f, remembering its answer under key; if the store is
-// unreachable, it returns the remembered answer instead, if any.
+// unreachable, it returns the remembered answer instead, if any. An answer
+// that the store says is gone is forgotten.
 func staleRead[T any](s *staleReads, ctx context.Context, key string, f func() (T, error)) (T, error) {
 	v, err := f()
 	if err == nil {
@@ -49,6 +61,11 @@ func staleRead[T any](s *staleReads, ctx context.Context, key string, f func() (
 		return v, nil
 	}
 	if !errors.Is(err, store.ErrUnavailable) {
+		if errors.Is(err, store.ErrNotFound) {
+			s.mu.Lock()
+			delete(s.memo, key)
+			s.mu.Unlock()
+		}
 		return v, err
 	}
 	s.mu.Lock()
@@ -74,8 +91,73 @@ func (s *staleReads) seed(svcs []store.Service) {
 	}
 }
 
+// ProjectByTokenHash remembers its answers in tokens, not in memo: a
+// revoked token is forgotten at its next look-up.
 func (s *staleReads) ProjectByTokenHash(ctx context.Context, hash string) (store.Project, error) {
-	return staleRead(s, ctx, "ProjectByTokenHash\x00"+hash, func() (store.Project, error) { return s.DB.ProjectByTokenHash(ctx, hash) })
+	p, err := s.DB.ProjectByTokenHash(ctx, hash)
+	switch {
+	case err == nil:
+		s.rememberToken(hash, p)
+		return p, nil
+	case errors.Is(err, store.ErrUnavailable):
+		s.mu.Lock()
+		old, ok := s.tokens[hash]
+		s.mu.Unlock()
+		if !ok {
+			return p, err
+		}
+		api.MarkStale(ctx)
+		return old, nil
+	case errors.Is(err, store.ErrNotFound):
+		s.mu.Lock()
+		if _, ok := s.tokens[hash]; ok {
+			delete(s.tokens, hash)
+			s.tokensGen++
+		}
+		s.mu.Unlock()
+	}
+	return p, err
+}
+
+// rememberToken records that the token with hash authenticates p.
+func (s *staleReads) rememberToken(hash string, p store.Project) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old, ok := s.tokens[hash]
+	if ok && old.ID == p.ID && old.Name == p.Name && old.CreatedAt.Equal(p.CreatedAt) {
+		return
+	}
+	if !ok && len(s.tokens) >= maxStaleTokens {
+		clear(s.tokens)
+	}
+	s.tokens[hash] = p
+	s.tokensGen++
+}
+
+// tokensChanged counts the changes of the remembered token look-ups.
+func (s *staleReads) tokensChanged() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.tokensGen
+}
+
+// tokenHashes returns the remembered token look-ups, by hash.
+func (s *staleReads) tokenHashes() []snapshotToken {
+	s.mu.Lock()
+	out := make([]snapshotToken, 0, len(s.tokens))
+	for h, p := range s.tokens {
+		out = append(out, snapshotToken{Hash: h, Project: p})
+	}
+	s.mu.Unlock()
+	slices.SortFunc(out, func(a, b snapshotToken) int { return strings.Compare(a.Hash, b.Hash) })
+	return out
+}
+
+// seedTokens remembers the token look-ups of a snapshot.
+func (s *staleReads) seedTokens(tokens []snapshotToken) {
+	for _, t := range tokens {
+		s.rememberToken(t.Hash, t.Project)
+	}
 }
 
 func (s *staleReads) GetProject(ctx context.Context, id string) (store.Project, error) {

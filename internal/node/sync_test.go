@@ -10,11 +10,13 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/spine-platform/spine/client"
+	"github.com/spine-platform/spine/internal/platform"
 	"github.com/spine-platform/spine/internal/store"
 )
 
@@ -121,6 +123,7 @@ func TestEncodeSnapshotMatchesJSON(t *testing.T) {
 			},
 			Certificates: []snapshotCert{{Names: []string{"a.d.test"}, ChainPEM: "-----BEGIN CERTIFICATE-----\nx\n", KeyPEM: "k"}},
 			TicketKeys:   [][]byte{{1, 2, 3}},
+			TokenHashes:  []snapshotToken{{Hash: "ab12", Project: store.Project{ID: "p", Name: "p", CreatedAt: time.Unix(7, 0).UTC()}}},
 		},
 	} {
 		var buf bytes.Buffer
@@ -176,6 +179,17 @@ func TestSnapshotWriterEncodesOnlyNewCertificates(t *testing.T) {
 	}
 	if len(first.Certificates) != 1 || first.Certificates[0].Names[0] != "hello.localhost" || len(first.Services) != 1 {
 		t.Fatalf("first snapshot: %d services, certificates %+v", len(first.Services), first.Certificates)
+	}
+	// The admin token's hash, never the token, for reads without the store.
+	tok, err := os.ReadFile(filepath.Join(dir, "admin.token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(first.TokenHashes) != 1 || first.TokenHashes[0].Hash != platform.HashToken(strings.TrimSpace(string(tok))) || first.TokenHashes[0].Project.ID != platform.DefaultProjectID {
+		t.Errorf("snapshot token hashes %+v, want the admin token's", first.TokenHashes)
+	}
+	if raw, _ := os.ReadFile(w.path); bytes.Contains(raw, bytes.TrimSpace(tok)) {
+		t.Error("the snapshot holds the admin token itself")
 	}
 	old := w.entries
 	fi, _ := os.Stat(w.path)
