@@ -1,10 +1,14 @@
 package fleet
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -15,7 +19,8 @@ import (
 )
 
 // load sends HTTPS requests (each on a new connection, so each does a
-// handshake) to every node for host until stopped, and counts failures.
+// handshake) for every host to every node until stopped, and counts
+// failures.
 type load struct {
 	ok, failed atomic.Int64
 	stop       chan struct{}
@@ -25,29 +30,32 @@ type load struct {
 	errors []string
 }
 
-func startLoad(f *fleet, host, want string) *load {
+func startLoad(f *fleet, hosts []string, want string) *load {
 	l := &load{stop: make(chan struct{})}
 	for _, nd := range f.nodes {
-		l.wg.Go(func() {
-			for {
-				select {
-				case <-l.stop:
-					return
-				default:
-				}
-				if err := nd.serves(f.root, host, want); err != nil {
-					l.failed.Add(1)
-					l.mu.Lock()
-					if len(l.errors) < 10 {
-						l.errors = append(l.errors, time.Now().Format("15:04:05.000")+" "+err.Error())
+		for _, host := range hosts {
+			l.wg.Go(func() {
+				for {
+					select {
+					case <-l.stop:
+						return
+					default:
 					}
-					l.mu.Unlock()
-				} else {
-					l.ok.Add(1)
+					began := time.Now()
+					if err := nd.serves(f.root, host, want); err != nil {
+						l.failed.Add(1)
+						l.mu.Lock()
+						if len(l.errors) < 10 {
+							l.errors = append(l.errors, began.Format("15:04:05.000")+" "+err.Error())
+						}
+						l.mu.Unlock()
+					} else {
+						l.ok.Add(1)
+					}
+					time.Sleep(50 * time.Millisecond)
 				}
-				time.Sleep(20 * time.Millisecond)
-			}
-		})
+			})
+		}
 	}
 	return l
 }
@@ -81,32 +89,83 @@ func createWhenBack(t *testing.T, nd *node, in client.ServiceCreate) {
 	})
 }
 
-// With PostgreSQL stopped under steady HTTPS load, every node keeps serving
-// its known hosts (no failed request); API writes answer 503 with a clear
-// message, reads answer from the last known state marked stale, /readyz
-// says the store is unreachable. Once PostgreSQL is back, a new service is
-// served fleet-wide.
+// With PostgreSQL stopped under steady HTTPS load on three hosts, every
+// node keeps serving them (no failed request) with the certificates it had;
+// API writes answer 503 with a clear message, reads answer from the last
+// known state marked stale, /v1/nodes lists the fleet as not connected,
+// /readyz says the store is unreachable. The outage outlasts the heartbeat
+// staleness (15 s), the lock lease (15 s) and several resyncs (5 s here), and
+// the certificates come due for renewal during it: nothing is issued until
+// PostgreSQL is back, then each is renewed once. A service created after
+// PostgreSQL returned is served fleet-wide.
 func TestStoreDownKeepsServing(t *testing.T) {
+	const (
+		// The internal CA backdates NotBefore by a minute: a one-hour
+		// certificate (the shortest `spine serve` accepts) lives 3660 s,
+		// and with a renewal window of all but its first 80 s, it comes
+		// due 20 s after it is issued. certmagic waits a minute after a
+		// failed renewal before it tries again, so the renewal after the
+		// outage comes about 80 s after the issuance.
+		lifetime = time.Hour
+		ratio    = 3580.0 / 3660
+		minDown  = 20 * time.Second
+		resync   = 5 * time.Second
+	)
 	pg := newPGCluster(t)
-	f := newFleet(t, pg.DSN(), 3)
+	f := newFleetArgs(t, pg.DSN(), 3, []string{"--cert-lifetime", lifetime.String()},
+		"SPINE_TEST_RESYNC_INTERVAL="+resync.String(), "SPINE_TEST_RENEW_CHECK_INTERVAL=1s", fmt.Sprintf("SPINE_TEST_RENEWAL_WINDOW_RATIO=%g", ratio))
 	up := upstream(t, "steady-upstream")
-	host := "steady." + Domain
 	c1 := f.nodes[0].client()
 	ctx := ctxT(t)
-	if _, err := c1.CreateService(ctx, client.ServiceCreate{Name: "steady", Upstreams: []string{up}}); err != nil {
-		t.Fatal(err)
+	var hosts []string
+	for _, name := range []string{"steady-a", "steady-b", "steady-c"} {
+		if _, err := c1.CreateService(ctx, client.ServiceCreate{Name: name, Upstreams: []string{up}}); err != nil {
+			t.Fatal(err)
+		}
+		hosts = append(hosts, name+"."+Domain)
 	}
-	for _, nd := range f.nodes {
-		eventually(t, "served by "+nd.name, time.Minute, func() error { return nd.serves(f.root, host, "steady-upstream") })
+	// The certificates every node serves, and when they come due.
+	serials := map[string]string{}
+	var due time.Time
+	for _, host := range hosts {
+		for _, nd := range f.nodes {
+			eventually(t, host+" served by "+nd.name, time.Minute, func() error { return nd.serves(f.root, host, "steady-upstream") })
+			leaf, err := nd.leaf(f.root, host)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s, ok := serials[host]; ok && s != leaf.SerialNumber.String() {
+				t.Fatalf("%s serves another certificate for %s than node1", nd.name, host)
+			}
+			serials[host] = leaf.SerialNumber.String()
+			d := leaf.NotAfter.Add(-time.Duration(ratio * float64(leaf.NotAfter.Sub(leaf.NotBefore))))
+			if d.After(due) {
+				due = d
+			}
+		}
+		if n := issuedFor(t, pg.DSN(), host); n != 1 {
+			t.Fatalf("%d certificates signed for %s before the outage, want 1", n, host)
+		}
 	}
 	if _, err := c1.Services(ctx); err != nil { // node 1 has read the services once
 		t.Fatal(err)
 	}
+	for _, nd := range f.nodes { // and every node the node list
+		eventually(t, nd.name+" lists three connected nodes", time.Minute, func() error { return connectedNodes(nd, 3) })
+	}
 
-	l := startLoad(f, host, "steady-upstream")
+	l := startLoad(f, hosts, "steady-upstream")
 	time.Sleep(time.Second)
+	marks := make([]int, len(f.nodes))
+	for i, nd := range f.nodes {
+		marks[i] = len(nd.logs())
+	}
 	pg.Stop()
+	stopped := time.Now()
 	t.Log("PostgreSQL stopped")
+	if !due.After(stopped) {
+		t.Fatalf("the certificates came due (%v) before PostgreSQL was stopped: the test is too slow for its lifetimes", due.Format(time.TimeOnly))
+	}
 
 	// Writes: 503 with a message that says what happened.
 	for _, nd := range f.nodes {
@@ -118,44 +177,131 @@ func TestStoreDownKeepsServing(t *testing.T) {
 	}
 	// Reads: the last known state, marked stale.
 	resp, body := apiGet(t, f.nodes[0], "/v1/services")
-	if resp.StatusCode != 200 || !strings.Contains(body, host) || resp.Header.Get("Warning") != client.StaleWarning {
-		t.Errorf("read with PostgreSQL down: %d, Warning %q, body %s; want 200, the stale warning and the service", resp.StatusCode, resp.Header.Get("Warning"), body)
+	if resp.StatusCode != 200 || !strings.Contains(body, hosts[0]) || resp.Header.Get("Warning") != client.StaleWarning {
+		t.Errorf("read with PostgreSQL down: %d, Warning %q, body %s; want 200, the stale warning and the services", resp.StatusCode, resp.Header.Get("Warning"), body)
 	}
-	resp, body = apiGet(t, f.nodes[0], "/v1/nodes")
-	if resp.StatusCode != 200 || resp.Header.Get("Warning") != client.StaleWarning || !strings.Contains(body, `"self": true`) {
-		t.Errorf("/v1/nodes with PostgreSQL down: %d, Warning %q, body %s", resp.StatusCode, resp.Header.Get("Warning"), body)
+	checkNodesWhileDown := func() {
+		t.Helper()
+		for _, nd := range f.nodes {
+			resp, body := apiGet(t, nd, "/v1/nodes")
+			var list struct{ Nodes []client.Node }
+			json.Unmarshal([]byte(body), &list)
+			connected := 0
+			for _, n := range list.Nodes {
+				if n.StoreConnected {
+					connected++
+				}
+			}
+			if resp.StatusCode != 200 || resp.Header.Get("Warning") != client.StaleWarning || len(list.Nodes) != 3 || connected != 0 || !strings.Contains(body, `"self": true`) {
+				t.Errorf("%s: /v1/nodes with PostgreSQL down: %d, Warning %q, body %s; want the three nodes, none connected, marked stale", nd.name, resp.StatusCode, resp.Header.Get("Warning"), body)
+			}
+		}
 	}
+	checkNodesWhileDown()
 	resp, body = apiGet(t, f.nodes[1], "/readyz")
 	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(body, "store") {
 		t.Errorf("/readyz with PostgreSQL down: %d %s, want 503 naming the store", resp.StatusCode, body)
 	}
-	time.Sleep(4 * time.Second) // steady load while the store stays away
+
+	// Steady load while the store stays away, past the windows and past
+	// the certificates' renewal time.
+	time.Sleep(time.Until(later(stopped.Add(minDown), due.Add(3*time.Second))))
+	checkNodesWhileDown()
+	for _, host := range hosts {
+		for _, nd := range f.nodes {
+			leaf, err := nd.leaf(f.root, host)
+			if err != nil {
+				t.Errorf("at the end of the outage: %v", err)
+			} else if leaf.SerialNumber.String() != serials[host] {
+				t.Errorf("%s serves a new certificate for %s with PostgreSQL down", nd.name, host)
+			}
+		}
+	}
+	tried := 0
+	for i, nd := range f.nodes {
+		down := nd.logsSince(marks[i])
+		tried += len(logLines(down, "attempting certificate renewal"))
+		if len(logLines(down, "store snapshot failed; serving the last known routes")) == 0 {
+			t.Errorf("%s logged no failed resync during the outage", nd.name)
+		}
+		// certmagic logs these under the name's lock, before it asks an issuer.
+		for _, what := range []string{"\trenewing certificate\t", "\tobtaining certificate\t"} {
+			if lines := logLines(down, what); len(lines) > 0 {
+				t.Errorf("%s went on with an issuance with PostgreSQL down:\n%s", nd.name, strings.Join(lines, "\n"))
+			}
+		}
+	}
+	if tried == 0 {
+		t.Error("no node tried to renew during the outage: the certificates did not come due in it")
+	}
 
 	pg.Start()
-	t.Log("PostgreSQL started")
+	outage := time.Since(stopped)
+	t.Logf("PostgreSQL started after %.1f s (renewals came due %.1f s into the outage; %d renewal attempts refused meanwhile)", outage.Seconds(), due.Sub(stopped).Seconds(), tried)
 	createWhenBack(t, f.nodes[1], client.ServiceCreate{Name: "after", Upstreams: []string{up}})
 	for _, nd := range f.nodes {
 		eventually(t, "new service served by "+nd.name, 2*time.Minute, func() error { return nd.serves(f.root, "after."+Domain, "steady-upstream") })
 	}
-	l.finish(t)
-
 	// The fleet lists itself, connected again.
-	eventually(t, "every node connected in /v1/nodes", time.Minute, func() error {
-		nodes, err := c1.Nodes(ctx)
-		if err != nil {
-			return err
+	for _, nd := range f.nodes {
+		eventually(t, nd.name+" lists every node connected", time.Minute, func() error { return connectedNodes(nd, 3) })
+	}
+	// Nothing was signed during the outage to be stored now: certmagic's
+	// retry of the refused renewals is still a minute away.
+	for _, host := range hosts {
+		if n := issuedFor(t, pg.DSN(), host); n != 1 {
+			t.Errorf("%d certificates signed for %s when PostgreSQL returned, want still 1", n, host)
 		}
-		connected := 0
-		for _, n := range nodes {
-			if n.StoreConnected && n.LastHeartbeat != nil && n.Version != "" && n.HTTPSAddr != "" {
-				connected++
-			}
+	}
+
+	// Renewed once each, after PostgreSQL returned, and served by every node.
+	for _, host := range hosts {
+		for _, nd := range f.nodes {
+			eventually(t, host+" renewed on "+nd.name, 2*time.Minute, func() error {
+				leaf, err := nd.leaf(f.root, host)
+				if err != nil {
+					return err
+				}
+				if leaf.SerialNumber.String() == serials[host] {
+					return errors.New("still the certificate from before the outage")
+				}
+				return nil
+			})
 		}
-		if connected != 3 {
-			return fmt.Errorf("%d of %d nodes connected: %+v", connected, len(nodes), nodes)
+		if n := issuedFor(t, pg.DSN(), host); n != 2 {
+			t.Errorf("%d certificates signed for %s, want 2 (the first and one renewal)", n, host)
 		}
-		return nil
-	})
+	}
+	t.Logf("renewed %.1f s after PostgreSQL returned", time.Since(stopped.Add(outage)).Seconds())
+	l.finish(t)
+}
+
+// connectedNodes reports nil if nd's /v1/nodes lists want nodes, each
+// connected to the store with a heartbeat, version and address.
+func connectedNodes(nd *node, want int) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	nodes, err := nd.client().Nodes(ctx)
+	if err != nil {
+		return err
+	}
+	connected := 0
+	for _, n := range nodes {
+		if n.StoreConnected && n.LastHeartbeat != nil && n.Version != "" && n.HTTPSAddr != "" {
+			connected++
+		}
+	}
+	if connected != want || len(nodes) != want {
+		return fmt.Errorf("%d of %d nodes connected: %+v", connected, len(nodes), nodes)
+	}
+	return nil
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 // A node restarted while PostgreSQL is down serves its known hosts from the
@@ -185,6 +331,16 @@ func TestRestartWhileStoreDown(t *testing.T) {
 	resp, _ := apiGet(t, n2, "/readyz")
 	if resp.StatusCode != http.StatusServiceUnavailable {
 		t.Errorf("/readyz of a node without its store: %d, want 503", resp.StatusCode)
+	}
+	// Its API answers reads from the snapshot, marked stale: the snapshot
+	// keeps the hashes of the tokens it answered, never the tokens.
+	resp, body := apiGet(t, n2, "/v1/services")
+	if resp.StatusCode != 200 || !strings.Contains(body, host) || resp.Header.Get("Warning") != client.StaleWarning {
+		t.Errorf("GET /v1/services on a node started from its snapshot: %d, Warning %q, body %s; want 200, the stale warning and the service", resp.StatusCode, resp.Header.Get("Warning"), body)
+	}
+	tok, _ := os.ReadFile(filepath.Join(n2.dataDir, "admin.token"))
+	if snap, _ := os.ReadFile(filepath.Join(n2.dataDir, "snapshot.json")); len(bytes.TrimSpace(tok)) == 0 || bytes.Contains(snap, bytes.TrimSpace(tok)) {
+		t.Error("the snapshot holds the admin token itself")
 	}
 
 	pg.Start()

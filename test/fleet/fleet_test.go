@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -32,11 +33,13 @@ func ctxT(t *testing.T) context.Context {
 // created through all three APIs concurrently (one wins, two get 409), every
 // node starts managing the name on the same change notice, and clients
 // knock on all three. The internal CA signs one certificate and the store
-// holds one.
+// holds one. The issuance is held a second under its lock, so that the
+// nodes' logs show the others waiting for the lock and then finding the
+// certificate stored.
 func TestOneIssuancePerName(t *testing.T) {
 	ctx := ctxT(t)
 	dsn := freshSchema(t, basePostgres())
-	f := newFleet(t, dsn, 3)
+	f := newFleet(t, dsn, 3, "SPINE_TEST_ISSUE_DELAY=1s")
 	up := upstream(t, "once-upstream")
 	host := "once." + Domain
 
@@ -69,6 +72,36 @@ func TestOneIssuancePerName(t *testing.T) {
 	}
 	if n := query[int](t, dsn, `SELECT count(*) FROM kv WHERE key LIKE 'certificates/%/`+host+`/`+host+`.crt'`); n != 1 {
 		t.Errorf("the store holds %d certificates for %s, want 1", n, host)
+	}
+
+	// The lock did the work: several nodes asked for it, one issued, and
+	// each other one, once it got the lock, found the certificate stored.
+	var asked, issued []string
+	for _, nd := range f.nodes {
+		if len(logLines(nd.logs(), "acquiring lock", `"`+host+`"`)) > 0 {
+			asked = append(asked, nd.name)
+		}
+		if len(logLines(nd.logs(), "\tobtaining certificate\t", `"`+host+`"`)) > 0 {
+			issued = append(issued, nd.name)
+		}
+	}
+	t.Logf("asked for the lock: %v; issued: %v", asked, issued)
+	if len(asked) < 2 {
+		t.Errorf("only %v asked for the issuance lock: the test did not make nodes compete", asked)
+	}
+	if len(issued) != 1 {
+		t.Errorf("%v went through the issuance, want one node", issued)
+	}
+	for _, nd := range f.nodes {
+		if !slices.Contains(asked, nd.name) || slices.Contains(issued, nd.name) {
+			continue
+		}
+		eventually(t, nd.name+" finds the certificate stored once it has the lock", 30*time.Second, func() error {
+			if len(logLines(nd.logs(), "certificate already exists in storage", `"`+host+`"`)) == 0 {
+				return errors.New("not logged yet")
+			}
+			return nil
+		})
 	}
 }
 
@@ -163,12 +196,28 @@ func TestKilledLockHolderIsReplaced(t *testing.T) {
 	holder := f.waitLog(hook, time.Minute)
 	t.Logf("%s holds the issuance lock; killing it", holder.name)
 	holder.kill()
+	killed := time.Now()
 
 	var rest []*node
 	for _, nd := range f.nodes {
 		if nd != holder {
 			rest = append(rest, nd)
 		}
+	}
+	// The lease (15 s) runs out at most 15 s after the kill; a waiter asks
+	// at least every 1.25 s.
+	eventually(t, "a surviving node takes the lock", time.Minute, func() error {
+		for _, nd := range rest {
+			if strings.Contains(nd.logs(), hook) {
+				return nil
+			}
+		}
+		return errors.New("no surviving node holds the lock yet")
+	})
+	takeover := time.Since(killed)
+	t.Logf("takeover %.1f s after the kill", takeover.Seconds())
+	if takeover > 20*time.Second {
+		t.Errorf("the lock was taken over %v after its holder died, want within the 15 s lease and a few seconds", takeover.Round(100*time.Millisecond))
 	}
 	for _, nd := range rest {
 		eventually(t, "served by "+nd.name+" after the lock holder died", 2*time.Minute, func() error {
@@ -190,11 +239,14 @@ func TestKilledLockHolderIsReplaced(t *testing.T) {
 }
 
 // A service created through node 1 is served by nodes 2 and 3; deleted
-// through node 1, they stop serving it.
+// through node 1, they stop serving it. The periodic resync is put off for
+// an hour, so only the change notices (LISTEN/NOTIFY) can carry the
+// changes; each reaches every node well within the 30 s of a resync.
 func TestChangesReachEveryNode(t *testing.T) {
+	const within = 10 * time.Second // a guard: a notice takes well under a second
 	ctx := ctxT(t)
 	dsn := freshSchema(t, basePostgres())
-	f := newFleet(t, dsn, 3)
+	f := newFleet(t, dsn, 3, "SPINE_TEST_RESYNC_INTERVAL=1h")
 	up := upstream(t, "spread-upstream")
 	host := "spread." + Domain
 	c := f.nodes[0].client()
@@ -202,8 +254,14 @@ func TestChangesReachEveryNode(t *testing.T) {
 	if _, err := c.CreateService(ctx, client.ServiceCreate{Name: "spread", Upstreams: []string{up}}); err != nil {
 		t.Fatal(err)
 	}
+	created := time.Now()
 	for _, nd := range f.nodes[1:] {
 		eventually(t, "served by "+nd.name, time.Minute, func() error { return nd.serves(f.root, host, "spread-upstream") })
+	}
+	took := time.Since(created)
+	t.Logf("created: served by every node %v after the API answered", took.Round(time.Millisecond))
+	if took > within {
+		t.Errorf("a new service took %v to be served by every node, want within %v (change notices, not the resync)", took.Round(time.Millisecond), within)
 	}
 	// `spine nodes` run against node 1 lists the three nodes, connected.
 	eventually(t, "spine nodes lists three connected nodes", time.Minute, func() error {
@@ -220,6 +278,7 @@ func TestChangesReachEveryNode(t *testing.T) {
 	if err := c.DeleteService(ctx, "spread"); err != nil {
 		t.Fatal(err)
 	}
+	deleted := time.Now()
 	for _, nd := range f.nodes[1:] {
 		eventually(t, nd.name+" stops serving", time.Minute, func() error {
 			_, _, err := nd.get(f.root, host)
@@ -228,6 +287,44 @@ func TestChangesReachEveryNode(t *testing.T) {
 			}
 			return fmt.Errorf("%s still answers %s: %v", nd.name, host, err)
 		})
+	}
+	took = time.Since(deleted)
+	t.Logf("deleted: no longer served by any node %v after the API answered", took.Round(time.Millisecond))
+	if took > within {
+		t.Errorf("a deleted service was served %v longer, want within %v", took.Round(time.Millisecond), within)
+	}
+}
+
+// A change written to the database without a change notice (an operator's
+// UPDATE, or a notice lost with the LISTEN connection) is repaired by the
+// periodic resync: every node serves it within about one interval.
+func TestResyncRepairsMissedChange(t *testing.T) {
+	const interval = 3 * time.Second
+	ctx := ctxT(t)
+	dsn := freshSchema(t, basePostgres())
+	f := newFleet(t, dsn, 2, "SPINE_TEST_RESYNC_INTERVAL="+interval.String())
+	before, after := upstream(t, "before-upstream"), upstream(t, "after-upstream")
+	host := "drift." + Domain
+	if _, err := f.nodes[0].client().CreateService(ctx, client.ServiceCreate{Name: "drift", Upstreams: []string{before}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, nd := range f.nodes {
+		eventually(t, "served by "+nd.name, time.Minute, func() error { return nd.serves(f.root, host, "before-upstream") })
+	}
+
+	// Behind Spine's back: no NOTIFY.
+	ups, _ := json.Marshal([]string{after})
+	if n := query[int](t, dsn, `WITH u AS (UPDATE services SET upstreams = $1, updated_at = updated_at + 1 WHERE name = 'drift' RETURNING 1) SELECT count(*) FROM u`, string(ups)); n != 1 {
+		t.Fatalf("updated %d services, want 1", n)
+	}
+	changed := time.Now()
+	for _, nd := range f.nodes {
+		eventually(t, "the change served by "+nd.name, time.Minute, func() error { return nd.serves(f.root, host, "after-upstream") })
+	}
+	took := time.Since(changed)
+	t.Logf("a change without a notice served by every node %v after it was written (resync every %v)", took.Round(time.Millisecond), interval)
+	if took > interval+3*time.Second {
+		t.Errorf("a change without a notice took %v to be served, want about one resync interval (%v)", took.Round(time.Millisecond), interval)
 	}
 }
 

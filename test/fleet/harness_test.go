@@ -402,3 +402,53 @@ func scanLines(s string, f func(string)) {
 		f(sc.Text())
 	}
 }
+
+// newFleetArgs is newFleet with args added to every node's command line.
+func newFleetArgs(t testing.TB, dsn string, n int, args []string, env ...string) *fleet {
+	t.Helper()
+	f := &fleet{t: t, dsn: dsn}
+	for i := range n {
+		nd := &node{t: t, name: fmt.Sprintf("node%d", i+1), dataDir: t.TempDir(), dsn: dsn, ip: fmt.Sprintf("127.0.0.%d", i+2), env: env, args: args}
+		ports := freePorts(t, nd.ip, 3)
+		nd.https, nd.http, nd.api = ports[0], ports[1], ports[2]
+		f.nodes = append(f.nodes, nd)
+	}
+	for _, nd := range f.nodes {
+		nd.start()
+	}
+	for _, nd := range f.nodes {
+		nd.waitReady()
+	}
+	f.root = f.nodes[0].caPool()
+	return f
+}
+
+// leaf returns the certificate nd serves for host, verified against root.
+func (nd *node) leaf(root *x509.CertPool, host string) (*x509.Certificate, error) {
+	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 10 * time.Second}, "tcp", nd.https, &tls.Config{ServerName: host, RootCAs: root})
+	if err != nil {
+		return nil, fmt.Errorf("%s: %s: %w", nd.name, host, err)
+	}
+	defer conn.Close()
+	return conn.ConnectionState().PeerCertificates[0], nil
+}
+
+// logsSince returns what the node's processes wrote after the first mark
+// bytes of its log (a length that logs returned earlier).
+func (nd *node) logsSince(mark int) string {
+	return nd.logs()[mark:]
+}
+
+// logLines returns the lines of s that contain every one of parts.
+func logLines(s string, parts ...string) []string {
+	var out []string
+	scanLines(s, func(line string) {
+		for _, p := range parts {
+			if !strings.Contains(line, p) {
+				return
+			}
+		}
+		out = append(out, line)
+	})
+	return out
+}
