@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -379,4 +380,64 @@ func debugLogger() *zap.Logger {
 	}
 	l, _ := zap.NewDevelopment()
 	return l
+}
+
+// cutKV is a KV whose lock renewals fail while cut is set, as when the store
+// becomes unreachable.
+type cutKV struct {
+	KV
+	cut atomic.Bool
+}
+
+func (c *cutKV) TryLock(ctx context.Context, name, owner string, ttl time.Duration) (bool, error) {
+	if c.cut.Load() {
+		return false, store.ErrUnavailable
+	}
+	return c.KV.TryLock(ctx, name, owner, ttl)
+}
+
+// TestACMEOrderStopsWhenLeaseLost: the store goes away while an order is
+// being validated, so the lease on the name's issuance lock cannot be
+// renewed. The order stops there: nothing is finalized at the CA, nothing
+// stored, and the status says why.
+func TestACMEOrderStopsWhenLeaseLost(t *testing.T) {
+	db, err := store.Open(context.Background(), "sqlite:"+t.TempDir()+"/spine.db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	kv := &cutKV{KV: db}
+	storage := NewStorage(kv, StorageOptions{LockTTL: 300 * time.Millisecond, LockRefresh: 50 * time.Millisecond, LockPoll: 20 * time.Millisecond})
+
+	dns := pebbletest.StartDNS(t)
+	tlsLn, httpLn := listen(t), listen(t)
+	var p *pebbletest.Pebble
+	p = pebbletest.Start(t, pebbletest.Options{
+		HTTPPort: portOf(httpLn.Addr().String()), TLSPort: portOf(tlsLn.Addr().String()), Resolver: dns.Addr,
+		// The store goes when the client answers its challenge; Pebble
+		// validates only after a lease has run out.
+		BeforeValidation: func(string, string) {
+			kv.cut.Store(true)
+			time.Sleep(600 * time.Millisecond)
+		},
+	})
+	e := newACMEEnv(t, acmeOptions{dns: dns, tlsLn: tlsLn, httpLn: httpLn, storage: storage,
+		issuers: func(int, int) []certmagic.Issuer {
+			return []certmagic.Issuer{pebbleIssuer(p, func(i *ACMEIssuer) { i.DisableTLSALPNChallenge = true })}
+		}})
+	e.m.Sync(context.Background(), []string{"lost.example.test"})
+	waitFor(t, "the issuance to fail", func() bool { return e.m.Status("lost.example.test").Status == store.CertFailed })
+	if st := e.m.Status("lost.example.test"); !strings.Contains(st.Error, "lease could not be renewed") {
+		t.Errorf("status error %q, want it to say the lease was lost", st.Error)
+	}
+	if n := p.NewOrders(); n != 1 {
+		t.Errorf("%d orders, want the 1 that was stopped", n)
+	}
+	if n := p.Finalized(); n != 0 {
+		t.Errorf("%d orders finalized after the lease was lost, want 0", n)
+	}
+	kv.cut.Store(false)
+	if keys, _ := db.ListKeys(context.Background(), "certificates", true); len(keys) != 0 {
+		t.Errorf("stored after the lease was lost: %v", keys)
+	}
 }

@@ -149,6 +149,23 @@ func (a *acmeIssuer) IssuerKey() string { return a.key }
 // per-CA and account rate limiter (see ACMEOrderBurst), so that a runaway
 // burst of new names does not hit the CA's limits.
 func (a *acmeIssuer) Issue(ctx context.Context, csr *x509.CertificateRequest) (*certmagic.IssuedCertificate, error) {
+	s, ok := a.storage.(*Storage)
+	if !ok {
+		return a.issue(ctx, csr)
+	}
+	// certmagic calls Issue holding the name's lock in s. If its lease cannot
+	// be renewed (the store is gone), stop: the certificate could not be
+	// stored, and another node will place the order once the lease ends.
+	ictx, stop := s.IssuanceContext(ctx, namesOf(csr))
+	defer stop()
+	cert, err := a.issue(ictx, csr)
+	if err != nil && errors.Is(context.Cause(ictx), ErrLeaseLost) {
+		return nil, fmt.Errorf("%v: order stopped: %w (%w)", namesOf(csr), context.Cause(ictx), err)
+	}
+	return cert, err
+}
+
+func (a *acmeIssuer) issue(ctx context.Context, csr *x509.CertificateRequest) (*certmagic.IssuedCertificate, error) {
 	names := namesOf(csr)
 	ctx, cancel := context.WithTimeout(ctx, acmeIssueTimeout)
 	defer cancel()
