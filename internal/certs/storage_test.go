@@ -39,7 +39,10 @@ func testCtx(t *testing.T) context.Context {
 }
 
 // fastLocks are short leases, so that the tests of expiry take well under a second.
-var fastLocks = certs.StorageOptions{LockTTL: 300 * time.Millisecond, LockRefresh: 50 * time.Millisecond, LockPoll: 20 * time.Millisecond}
+// fastLocks are short leases for tests. A renewal gets LockRefresh to
+// answer; with a 300 ms lease and 50 ms renewals, a loaded CI machine
+// (-race, every package at once) let a lease run out while held.
+var fastLocks = certs.StorageOptions{LockTTL: time.Second, LockRefresh: 100 * time.Millisecond, LockPoll: 20 * time.Millisecond}
 
 func TestStorageKeys(t *testing.T) {
 	ctx := testCtx(t)
@@ -212,7 +215,7 @@ func TestStorageLockRenewed(t *testing.T) {
 	if err := a.Lock(ctx, "long"); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(4 * fastLocks.LockTTL)
+	time.Sleep(2 * fastLocks.LockTTL)
 	if ok, err := b.TryLock(ctx, "long"); ok || err != nil {
 		t.Fatalf("TryLock after the first lease ended = %v, %v; want false (renewed)", ok, err)
 	}
