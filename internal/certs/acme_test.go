@@ -407,7 +407,7 @@ func TestACMEOrderStopsWhenLeaseLost(t *testing.T) {
 	}
 	t.Cleanup(func() { db.Close() })
 	kv := &cutKV{KV: db}
-	storage := NewStorage(kv, StorageOptions{LockTTL: 300 * time.Millisecond, LockRefresh: 50 * time.Millisecond, LockPoll: 20 * time.Millisecond})
+	storage := NewStorage(kv, StorageOptions{LockTTL: time.Second, LockRefresh: 100 * time.Millisecond, LockPoll: 20 * time.Millisecond})
 
 	dns := pebbletest.StartDNS(t)
 	tlsLn, httpLn := listen(t), listen(t)
@@ -418,7 +418,7 @@ func TestACMEOrderStopsWhenLeaseLost(t *testing.T) {
 		// validates only after a lease has run out.
 		BeforeValidation: func(string, string) {
 			kv.cut.Store(true)
-			time.Sleep(600 * time.Millisecond)
+			time.Sleep(1500 * time.Millisecond)
 		},
 	})
 	e := newACMEEnv(t, acmeOptions{dns: dns, tlsLn: tlsLn, httpLn: httpLn, storage: storage,
