@@ -246,7 +246,11 @@ func (p *Platform) isOwnAddr(u *url.URL) bool {
 // interfaces. It asks the kernel each time: interfaces come and go, and
 // upstreams are checked only when a service is written.
 func (p *Platform) localIP(ip net.IP) bool {
-	addrs, err := p.interfaceAddrs()
+	list := p.interfaceAddrs
+	if list == nil { // a Platform built without New, as in tests
+		list = net.InterfaceAddrs
+	}
+	addrs, err := list()
 	if err != nil {
 		return false
 	}
