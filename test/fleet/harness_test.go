@@ -149,21 +149,7 @@ type fleet struct {
 // until each is ready. env is added to each node's environment.
 func newFleet(t testing.TB, dsn string, n int, env ...string) *fleet {
 	t.Helper()
-	f := &fleet{t: t, dsn: dsn}
-	for i := range n {
-		nd := &node{t: t, name: fmt.Sprintf("node%d", i+1), dataDir: t.TempDir(), dsn: dsn, ip: fmt.Sprintf("127.0.0.%d", i+2), env: env}
-		ports := freePorts(t, nd.ip, 3)
-		nd.https, nd.http, nd.api = ports[0], ports[1], ports[2]
-		f.nodes = append(f.nodes, nd)
-	}
-	for _, nd := range f.nodes {
-		nd.start()
-	}
-	for _, nd := range f.nodes {
-		nd.waitReady()
-	}
-	f.root = f.nodes[0].caPool()
-	return f
+	return newFleetArgs(t, dsn, n, nil, env...)
 }
 
 // freePorts returns n distinct addresses on ip whose ports are free right now,
