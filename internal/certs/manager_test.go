@@ -452,7 +452,10 @@ func (b *blockingIssuer) Issue(ctx context.Context, csr *x509.CertificateRequest
 	return b.Issuer.Issue(ctx, csr)
 }
 
-func TestNameRemovedDuringIssuanceIsNotKept(t *testing.T) {
+// newBlockingManager returns a Manager whose internal CA issues only when
+// iss.release is closed, stopped when t ends.
+func newBlockingManager(t *testing.T) (*Manager, *ca.CA, *certmagic.FileStorage, *blockingIssuer) {
+	t.Helper()
 	st := &certmagic.FileStorage{Path: t.TempDir()}
 	c, err := ca.Load(context.Background(), st, ca.Options{})
 	if err != nil {
@@ -463,7 +466,12 @@ func TestNameRemovedDuringIssuanceIsNotKept(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer m.Stop()
+	t.Cleanup(m.Stop)
+	return m, c, st, iss
+}
+
+func TestNameRemovedDuringIssuanceIsNotKept(t *testing.T) {
+	m, c, st, iss := newBlockingManager(t)
 
 	m.Sync(context.Background(), []string{"a.localhost"})
 	<-iss.started
@@ -487,17 +495,7 @@ func TestNameRemovedDuringIssuanceIsNotKept(t *testing.T) {
 // name's first certificate is being issued gets that certificate once it is
 // issued, instead of an alert.
 func TestHandshakeWaitsForFirstIssuance(t *testing.T) {
-	st := &certmagic.FileStorage{Path: t.TempDir()}
-	c, err := ca.Load(context.Background(), st, ca.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	iss := &blockingIssuer{Issuer: c, started: make(chan struct{}, 1), release: make(chan struct{})}
-	m, err := New(Config{Storage: st, Issuers: []certmagic.Issuer{iss}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Stop()
+	m, c, _, iss := newBlockingManager(t)
 	e := &env{m: m, roots: x509.NewCertPool(), addr: serveTLS(t, m)}
 	e.roots.AddCert(c.Root())
 
