@@ -26,6 +26,17 @@ const firstIssuanceWait = 10 * time.Second
 // never shown another name's certificate. It takes no lock. A served name
 // whose first certificate is being issued waits for it (firstIssuanceWait).
 func (m *Manager) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+	return m.getCertificate(hello, true)
+}
+
+// CertificateNow is GetCertificate without the wait for a first certificate
+// in progress, for a caller that has another certificate to show meanwhile
+// (a node started from its snapshot).
+func (m *Manager) CertificateNow(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+	return m.getCertificate(hello, false)
+}
+
+func (m *Manager) getCertificate(hello *tls.ClientHelloInfo, wait bool) (*tls.Certificate, error) {
 	if hello.ServerName != "" && len(hello.SupportedProtos) == 1 && hello.SupportedProtos[0] == acmez.ACMETLS1Protocol {
 		// Only for a challenge in progress, on this node or, through
 		// Storage, on another (challenge.go).
@@ -36,6 +47,9 @@ func (m *Manager) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, 
 	}
 	cert, err := m.lookup(hello)
 	if err != nil {
+		if !wait {
+			return nil, fmt.Errorf("certs: no certificate for %q yet: %w", hello.ServerName, err)
+		}
 		if c, ok := m.awaitFirst(hello); ok {
 			return c, nil
 		}

@@ -501,6 +501,10 @@ func TestHandshakeWaitsForFirstIssuance(t *testing.T) {
 
 	m.Sync(context.Background(), []string{"a.localhost"})
 	<-iss.started
+	// CertificateNow does not wait: its caller has another certificate.
+	if _, err := m.CertificateNow(hello(t, "a.localhost")); err == nil {
+		t.Fatal("CertificateNow answered before the certificate existed")
+	}
 	type result struct {
 		leaf *x509.Certificate
 		err  error

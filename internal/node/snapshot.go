@@ -142,16 +142,19 @@ func (n *Node) serveSnapshot(s *snapshot) error {
 // and for a node that started from its snapshot, the snapshot's certificate
 // of a name the manager has none for yet.
 func (n *Node) getCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
-	cert, err := n.certs.GetCertificate(hello)
-	if err == nil {
+	var fallback *tls.Certificate
+	if snap := n.fleet.snapCerts.Load(); snap != nil {
+		fallback = (*snap)[hello.ServerName]
+	}
+	if fallback == nil {
+		return n.certs.GetCertificate(hello)
+	}
+	// The snapshot has one: never wait for an issuance in progress (which,
+	// with the store down, cannot finish).
+	if cert, err := n.certs.CertificateNow(hello); err == nil {
 		return cert, nil
 	}
-	if snap := n.fleet.snapCerts.Load(); snap != nil {
-		if c := (*snap)[hello.ServerName]; c != nil {
-			return c, nil
-		}
-	}
-	return nil, err
+	return fallback, nil
 }
 
 // cachedCertificate is the certificate in memory for host: the manager's,
