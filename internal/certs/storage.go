@@ -86,10 +86,44 @@ type lease struct {
 	owner string
 	stop  context.CancelFunc
 	done  chan struct{}
-	// lost ends, with an ErrLeaseLost cause, when a renewal fails or finds
-	// the lock taken: the holder can no longer count on holding it.
+
+	mu sync.Mutex
+	// lost ends, with an ErrLeaseLost cause, when the lease is about to run
+	// out unrenewed or another holder has the lock: the holder can no
+	// longer count on holding it. A later successful renewal (the lock was
+	// free again, under the same owner) starts a new lost, so that the next
+	// issuance under this lock is not stopped by an old loss.
 	lost context.Context
 	lose context.CancelCauseFunc
+}
+
+func newLease(owner string, stop context.CancelFunc) *lease {
+	l := &lease{owner: owner, stop: stop, done: make(chan struct{})}
+	l.lost, l.lose = context.WithCancelCause(context.Background())
+	return l
+}
+
+// current returns the context that ends when the lease is next lost.
+func (l *lease) current() context.Context {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.lost
+}
+
+func (l *lease) markLost(cause error) {
+	l.mu.Lock()
+	l.lose(cause)
+	l.mu.Unlock()
+}
+
+// renewed records a successful renewal: after a loss, the lease is held
+// again from now on.
+func (l *lease) renewed() {
+	l.mu.Lock()
+	if l.lost.Err() != nil {
+		l.lost, l.lose = context.WithCancelCause(context.Background())
+	}
+	l.mu.Unlock()
 }
 
 // ErrLeaseLost is the cause of an IssuanceContext's end when the lease of
@@ -257,8 +291,7 @@ func (s *Storage) TryLock(ctx context.Context, name string) (bool, error) {
 		s.prefetch.forget()
 	}
 	rctx, stop := context.WithCancel(context.Background())
-	l := &lease{owner: owner, stop: stop, done: make(chan struct{})}
-	l.lost, l.lose = context.WithCancelCause(context.Background())
+	l := newLease(owner, stop)
 	go s.renew(rctx, name, l)
 
 	s.mu.Lock()
@@ -267,20 +300,23 @@ func (s *Storage) TryLock(ctx context.Context, name string) (bool, error) {
 	s.mu.Unlock()
 	if old != nil {
 		old.stop()
-		old.lose(errReleased)
+		old.markLost(errReleased)
 	}
 	return true, nil
 }
 
 // renew extends l's lease every LockRefresh until ctx ends or the lease is
-// lost. The first renewal that fails ends l.lost: a holder that cannot
-// reach the store cannot store what it obtains either, and its lease may
-// run out before the store answers again, when another node takes the
-// lock and obtains the same certificate.
+// lost. A failed renewal is retried at the next tick; when the last
+// success is so old that the lease runs out before another attempt could
+// renew it, l.lost ends: a holder that cannot reach the store cannot store
+// what it obtains either, and once the lease runs out another node takes
+// the lock and obtains the same certificate. One slow or failed query
+// while the lease still has time left stops nothing.
 func (s *Storage) renew(ctx context.Context, name string, l *lease) {
 	defer close(l.done)
 	t := time.NewTicker(s.opts.LockRefresh)
 	defer t.Stop()
+	lastOK := time.Now() // the lease was taken just before
 	for {
 		select {
 		case <-ctx.Done():
@@ -290,25 +326,26 @@ func (s *Storage) renew(ctx context.Context, name string, l *lease) {
 		rctx, cancel := context.WithTimeout(ctx, s.opts.LockRefresh)
 		ok, err := s.kv.TryLock(rctx, lockPrefix+name, l.owner, s.opts.LockTTL)
 		cancel()
-		if ctx.Err() != nil {
-			return // unlocked meanwhile: the renewal's failure means nothing
-		}
-		if err == nil && !ok {
-			l.lose(fmt.Errorf("%w: lock %q was taken by another holder", ErrLeaseLost, name))
+		switch {
+		case ctx.Err() != nil:
+			return // unlocked meanwhile: the renewal's outcome means nothing
+		case err == nil && !ok:
+			l.markLost(fmt.Errorf("%w: lock %q was taken by another holder", ErrLeaseLost, name))
 			return // expired and taken by another: nothing left to renew
+		case err == nil:
+			lastOK = time.Now()
+			l.renewed()
+		case time.Since(lastOK)+s.opts.LockRefresh >= s.opts.LockTTL:
+			l.markLost(fmt.Errorf("%w: lock %q: %w", ErrLeaseLost, name, err))
 		}
-		if err != nil {
-			l.lose(fmt.Errorf("%w: lock %q: %w", ErrLeaseLost, name, err))
-		}
-		// On an error, try again at the next tick: the issuance stops, but
-		// a renewed lease keeps others waiting until it has unlocked.
 	}
 }
 
 // IssuanceContext returns a context for obtaining a certificate for names
 // that ends when ctx ends or, if this Storage holds certmagic's issuance
-// lock of one of the names, as soon as that lock's lease fails to be
-// renewed; context.Cause then wraps ErrLeaseLost. An Issuer runs its work
+// lock of one of the names, as soon as that lock's lease is lost (it would
+// run out before another renewal could succeed, or another holder has
+// it); context.Cause then wraps ErrLeaseLost. An Issuer runs its work
 // under it, so that a node that lost the store stops instead of placing an
 // order whose certificate it could not store, and that another node would
 // place again once the lease ran out. Call cancel when done.
@@ -325,7 +362,8 @@ func (s *Storage) IssuanceContext(ctx context.Context, names []string) (context.
 	if l == nil {
 		return ictx, func() { cancel(nil) }
 	}
-	stop := context.AfterFunc(l.lost, func() { cancel(context.Cause(l.lost)) })
+	lost := l.current()
+	stop := context.AfterFunc(lost, func() { cancel(context.Cause(lost)) })
 	return ictx, func() {
 		stop()
 		cancel(nil)
@@ -345,7 +383,7 @@ func (s *Storage) Unlock(ctx context.Context, name string) error {
 	// Stop renewing first, so that a renewal cannot take the lock again after the delete.
 	l.stop()
 	<-l.done
-	l.lose(errReleased) // for an issuance that outlived the lock
+	l.markLost(errReleased) // for an issuance that outlived the lock
 	// Release even if the caller's context has ended, or others wait out the lease.
 	uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()

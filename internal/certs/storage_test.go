@@ -326,6 +326,52 @@ func TestIssuanceContextEndsWhenLeaseLost(t *testing.T) {
 	}
 }
 
+// One failed renewal while the lease still has time left stops nothing, and
+// a lease lost and then renewed again (the lock was still free) serves the
+// next issuance: certmagic keeps the lock through its retries, and an old
+// loss must not stop every one of them.
+func TestIssuanceContextAfterARenewalFailure(t *testing.T) {
+	ctx := testCtx(t)
+	cut := &pausable{KV: openStore(t)}
+	s := certs.NewStorage(cut, fastLocks)
+	if err := s.Lock(ctx, "issue_cert_a.example"); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Unlock(ctx, "issue_cert_a.example")
+	held, cancelHeld := s.IssuanceContext(ctx, []string{"a.example"})
+	defer cancelHeld()
+
+	// A blip: two refresh periods without the store, well inside the lease.
+	cut.paused.Store(true)
+	time.Sleep(2 * fastLocks.LockRefresh)
+	cut.paused.Store(false)
+	time.Sleep(3 * fastLocks.LockRefresh)
+	if err := held.Err(); err != nil {
+		t.Fatalf("a renewal blip inside the lease stopped the issuance: %v", context.Cause(held))
+	}
+
+	// A real loss: the store is gone past the lease.
+	cut.paused.Store(true)
+	select {
+	case <-held.Done():
+	case <-time.After(2 * fastLocks.LockTTL):
+		t.Fatal("issuance context alive after the lease ran out unrenewed")
+	}
+	cut.paused.Store(false)
+	// Nobody took the lock meanwhile, so the next renewal holds it again,
+	// and a new issuance under it is not stopped by the old loss.
+	time.Sleep(3 * fastLocks.LockRefresh)
+	next, cancelNext := s.IssuanceContext(ctx, []string{"a.example"})
+	defer cancelNext()
+	time.Sleep(3 * fastLocks.LockRefresh)
+	if err := next.Err(); err != nil {
+		t.Fatalf("an issuance after the lease was renewed again ended at once: %v", context.Cause(next))
+	}
+	if ok, _ := certs.NewStorage(cut, fastLocks).TryLock(ctx, "issue_cert_a.example"); ok {
+		t.Fatal("another holder took the lock this Storage renewed")
+	}
+}
+
 // leaseWatcher is an Issuer that cuts the store off once it is called
 // (holding certmagic's lock), then waits for its issuance context to end.
 type leaseWatcher struct {
