@@ -17,14 +17,19 @@ import (
 // typically a few seconds; a slower issuance fails the handshake as before.
 const firstIssuanceWait = 10 * time.Second
 
+// maxFirstIssuanceWaiters bounds the handshakes that wait at once; more
+// fail at once, as before the wait existed.
+const maxFirstIssuanceWaiters = 64
+
 // GetCertificate returns the certificate for hello.ServerName if that name
 // is served (one of the names given to Sync: a wildcard certificate is
 // shown only for the names it stands for), for use as
 // tls.Config.GetCertificate. It also answers ACME
 // TLS-ALPN-01 challenges (ALPN "acme-tls/1"). Any other name, or no name,
 // gets an error, which fails the handshake with an alert: a client is
-// never shown another name's certificate. It takes no lock. A served name
-// whose first certificate is being issued waits for it (firstIssuanceWait).
+// never shown another name's certificate. It takes no lock, except that a
+// served name whose first certificate is being issued waits for it
+// (awaitFirst), through the status book.
 func (m *Manager) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
 	return m.getCertificate(hello, true)
 }
@@ -72,12 +77,21 @@ func (m *Manager) lookup(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
 }
 
 // awaitFirst waits, at most firstIssuanceWait, for the first certificate of
-// a name that has none yet and is pending or being issued. It gives up at
-// once for a name in any other state (a failed issuance, a name that had a
-// certificate), so a handshake never waits on a CA that already refused.
+// a name that has none yet and that this node is issuing, or began to
+// manage less than firstIssuanceWait ago. It gives up at once for a name in
+// any other state (a failed issuance; a name pending for longer, as when
+// another node holds its lock or the store is down), and when
+// maxFirstIssuanceWaiters handshakes wait already: each holds one of the
+// edge's handshake slots.
 func (m *Manager) awaitFirst(hello *tls.ClientHelloInfo) (*tls.Certificate, bool) {
 	name := normalize(hello.ServerName)
-	if st := m.status.get(name); st.Status != store.CertPending && st.Status != store.CertIssuing {
+	if !awaitable(m.status.get(name), time.Now()) {
+		return nil, false
+	}
+	select {
+	case m.waiters <- struct{}{}:
+		defer func() { <-m.waiters }()
+	default:
 		return nil, false
 	}
 	deadline := time.NewTimer(firstIssuanceWait)
@@ -88,9 +102,12 @@ func (m *Manager) awaitFirst(hello *tls.ClientHelloInfo) (*tls.Certificate, bool
 	}
 	for {
 		st, changed := m.status.watch(name)
-		switch st.Status {
-		case store.CertPending, store.CertIssuing, store.CertActive:
-		default:
+		switch {
+		case st.Status == store.CertActive:
+			// Issued (or loaded): the certificate is in memory now.
+			cert, err := m.lookup(hello)
+			return cert, err == nil
+		case st.Status != store.CertPending && st.Status != store.CertIssuing:
 			return nil, false
 		}
 		select {
@@ -102,8 +119,17 @@ func (m *Manager) awaitFirst(hello *tls.ClientHelloInfo) (*tls.Certificate, bool
 		case <-m.ctx.Done():
 			return nil, false
 		}
-		if cert, err := m.lookup(hello); err == nil {
-			return cert, true
-		}
 	}
+}
+
+// awaitable reports whether a handshake should wait for s's first
+// certificate at now.
+func awaitable(s store.CertStatus, now time.Time) bool {
+	switch s.Status {
+	case store.CertIssuing:
+		return s.NotAfter.IsZero() // a first issuance, not a renewal
+	case store.CertPending:
+		return now.Sub(s.UpdatedAt) < firstIssuanceWait
+	}
+	return false
 }

@@ -93,8 +93,9 @@ type Manager struct {
 	cancel   context.CancelFunc
 	stopOnce sync.Once
 
-	status *statusBook
-	holds  holds // rate-limit holds per subject
+	status  *statusBook
+	holds   holds         // rate-limit holds per subject
+	waiters chan struct{} // handshakes waiting for a first certificate (awaitFirst)
 
 	lister   StatusLister // nil unless Config.Status is one
 	ratio    float64      // renewal window ratio
@@ -140,6 +141,7 @@ func New(cfg Config) (*Manager, error) {
 	m.served.Store(&nameSet{})
 	m.covers.Store(&map[string][]string{})
 	m.status = newStatusBook(cfg.Status, log, m.coveredBy)
+	m.waiters = make(chan struct{}, maxFirstIssuanceWaiters)
 	m.lister, _ = cfg.Status.(StatusLister)
 	m.ratio = cfg.RenewalWindowRatio
 	if m.ratio <= 0 || m.ratio >= 1 {

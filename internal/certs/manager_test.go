@@ -534,3 +534,25 @@ func TestHandshakeWaitsForFirstIssuance(t *testing.T) {
 		t.Error("handshake for an unmanaged name succeeded")
 	}
 }
+
+// TestAwaitable: which states a handshake waits in for a first certificate.
+func TestAwaitable(t *testing.T) {
+	now := time.Now()
+	for _, tc := range []struct {
+		what string
+		s    store.CertStatus
+		want bool
+	}{
+		{"first issuance in progress", store.CertStatus{Status: store.CertIssuing}, true},
+		{"renewal of an expired certificate", store.CertStatus{Status: store.CertIssuing, NotAfter: now.Add(-time.Hour)}, false},
+		{"just began to be managed", store.CertStatus{Status: store.CertPending, UpdatedAt: now.Add(-time.Second)}, true},
+		{"pending for long (lock elsewhere, store down)", store.CertStatus{Status: store.CertPending, UpdatedAt: now.Add(-time.Minute)}, false},
+		{"failed", store.CertStatus{Status: store.CertFailed}, false},
+		{"active", store.CertStatus{Status: store.CertActive}, false},
+		{"not managed", store.CertStatus{}, false},
+	} {
+		if got := awaitable(tc.s, now); got != tc.want {
+			t.Errorf("%s: awaitable = %v, want %v", tc.what, got, tc.want)
+		}
+	}
+}

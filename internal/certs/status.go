@@ -166,10 +166,11 @@ type statusBook struct {
 	mu     sync.Mutex
 	byName map[string]store.CertStatus
 	dirty  map[string]struct{} // changed since last written
-	// changed is closed, and replaced, on every change (see watch).
-	changed chan struct{}
-	wake    chan struct{} // capacity 1: "dirty is not empty"
-	done    chan struct{} // closed when run returns
+	// watchers are closed at the next change of their name's status
+	// (see watch); a name has one only while a handshake waits on it.
+	watchers map[string]chan struct{}
+	wake     chan struct{} // capacity 1: "dirty is not empty"
+	done     chan struct{} // closed when run returns
 }
 
 func newStatusBook(out StatusStore, log *zap.Logger, covered func(string) []string) *statusBook {
@@ -177,14 +178,14 @@ func newStatusBook(out StatusStore, log *zap.Logger, covered func(string) []stri
 		covered = func(string) []string { return nil }
 	}
 	return &statusBook{
-		out:     out,
-		log:     log,
-		covered: covered,
-		byName:  make(map[string]store.CertStatus),
-		dirty:   make(map[string]struct{}),
-		changed: make(chan struct{}),
-		wake:    make(chan struct{}, 1),
-		done:    make(chan struct{}),
+		out:      out,
+		log:      log,
+		covered:  covered,
+		byName:   make(map[string]store.CertStatus),
+		dirty:    make(map[string]struct{}),
+		watchers: make(map[string]chan struct{}),
+		wake:     make(chan struct{}, 1),
+		done:     make(chan struct{}),
 	}
 }
 
@@ -198,7 +199,7 @@ func (b *statusBook) get(name string) store.CertStatus {
 }
 
 // watch returns name's status and a channel that is closed at the next
-// change of any name's status.
+// change of that name's status.
 func (b *statusBook) watch(name string) (store.CertStatus, <-chan struct{}) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -206,13 +207,20 @@ func (b *statusBook) watch(name string) (store.CertStatus, <-chan struct{}) {
 	if !ok {
 		s = store.CertStatus{Hostname: name}
 	}
-	return s, b.changed
+	ch := b.watchers[name]
+	if ch == nil {
+		ch = make(chan struct{})
+		b.watchers[name] = ch
+	}
+	return s, ch
 }
 
-// changedLocked wakes the watchers; b.mu is held.
-func (b *statusBook) changedLocked() {
-	close(b.changed)
-	b.changed = make(chan struct{})
+// changedLocked wakes the watchers of name; b.mu is held.
+func (b *statusBook) changedLocked(name string) {
+	if ch := b.watchers[name]; ch != nil {
+		close(ch)
+		delete(b.watchers, name)
+	}
 }
 
 // update applies f to name's status, and to that of the names it covers,
@@ -229,8 +237,8 @@ func (b *statusBook) update(name string, f func(s *store.CertStatus)) {
 		s.UpdatedAt = now
 		b.byName[n] = s
 		b.dirty[n] = struct{}{}
+		b.changedLocked(n)
 	}
-	b.changedLocked()
 	b.mu.Unlock()
 	b.signal()
 }
@@ -246,7 +254,7 @@ func (b *statusBook) copy(subject, name string) {
 	s.UpdatedAt = time.Now().UTC()
 	b.byName[name] = s
 	b.dirty[name] = struct{}{}
-	b.changedLocked()
+	b.changedLocked(name)
 	b.mu.Unlock()
 	b.signal()
 }
@@ -279,7 +287,7 @@ func (b *statusBook) loaded(name string, leaf *x509.Certificate) {
 			Hostname: name, Status: store.CertActive, Issuer: leaf.Issuer.CommonName,
 			NotBefore: leaf.NotBefore, NotAfter: leaf.NotAfter, UpdatedAt: time.Now().UTC(),
 		}
-		b.changedLocked()
+		b.changedLocked(name)
 	}
 	b.mu.Unlock()
 	if known {
@@ -334,7 +342,7 @@ func (b *statusBook) forget(name string) {
 	b.mu.Lock()
 	delete(b.byName, name)
 	delete(b.dirty, name)
-	b.changedLocked()
+	b.changedLocked(name)
 	b.mu.Unlock()
 }
 
