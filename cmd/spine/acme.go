@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/url"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 
@@ -76,7 +75,7 @@ func (f *acmeFlags) config() (node.ACMEConfig, error) {
 		}
 		u, err := url.Parse(ca)
 		if err != nil || u.Scheme != "https" || u.Host == "" || u.User != nil {
-			return c, fmt.Errorf("--acme-ca %s: give an https://HOST/... directory URL (without credentials) or one of letsencrypt, letsencrypt-staging", redactURL(ca))
+			return c, fmt.Errorf("--acme-ca %s: give an https://HOST/... directory URL (without credentials) or one of letsencrypt, letsencrypt-staging", shownURL(ca))
 		}
 		c.CAs = append(c.CAs, ca)
 	}
@@ -171,14 +170,4 @@ func validServer(s string) bool {
 		return host != "" && validPort(port, false)
 	}
 	return !strings.ContainsAny(s, ":/ ") || net.ParseIP(strings.Trim(s, "[]")) != nil
-}
-
-// redactURL returns raw with any password replaced by "xxxxx", or a
-// placeholder when raw does not parse (its parts cannot be told apart).
-func redactURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "(value not shown: not a URL)"
-	}
-	return strconv.Quote(u.Redacted())
 }

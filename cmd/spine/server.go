@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/spf13/cobra"
 
 	"github.com/spine-platform/spine/internal/edge"
@@ -204,14 +205,26 @@ func checkStore(dsn string) error {
 			}
 		}
 	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
-		u, err := url.Parse(dsn)
-		if err != nil || u.Host == "" {
-			return fmt.Errorf("--store %s: not a PostgreSQL URL; %s", redactURL(dsn), want)
+		// pgx decides what it accepts (a socket folder in ?host=, several
+		// hosts, no host for localhost), and its errors hide the password.
+		if _, err := pgconn.ParseConfig(dsn); err != nil {
+			return fmt.Errorf("--store %s: not a PostgreSQL URL (%v); %s", shownURL(dsn), err, want)
 		}
 		return nil
 	default:
-		return fmt.Errorf("--store %s: unknown kind of store; %s", redactURL(dsn), want)
+		return fmt.Errorf("--store: unknown kind of store (the value is not shown: it may hold a password); %s", want)
 	}
+}
+
+// shownURL is raw as it may appear in a message: no password, no query
+// (which may carry one, as ?password=), or nothing if it is no URL.
+func shownURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(value not shown: not a URL)"
+	}
+	u.RawQuery, u.ForceQuery = "", false
+	return strconv.Quote(u.Redacted())
 }
 
 // startError adds to an error of node.Start the flag to look at.

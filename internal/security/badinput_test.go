@@ -270,7 +270,7 @@ func TestCLIBadInput(t *testing.T) {
 		{[]string{"serve", "--store", "spine.db"}, "--store", "write sqlite:PATH or postgres://", false},
 		{[]string{"serve", "--store", "sqlite:"}, "--store", "give the path of the database file", false},
 		{[]string{"serve", "--store", "sqlite:" + filepath.Join(notAFolder, "spine.db")}, "--store", "is not a folder; give a path whose folder exists", false},
-		{[]string{"serve", "--store", "postgres://"}, "--store", "not a PostgreSQL URL", false},
+		{[]string{"serve", "--store", "postgres://db.test:notaport/spine"}, "--store", "not a PostgreSQL URL", false},
 		{[]string{"serve", "--store", "postgres://spine@127.0.0.1:1/spine"}, "--store", "is the database running", true},
 		{[]string{"serve", "--acme-ca", "ftp://ca.test/dir"}, "--acme-ca", "give an https://HOST/... directory URL", false},
 		{[]string{"serve", "--acme-ca", "https://"}, "--acme-ca", "give an https://HOST/... directory URL", false},
