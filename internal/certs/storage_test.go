@@ -311,8 +311,10 @@ func TestIssuanceContextEndsWhenLeaseLost(t *testing.T) {
 	cut.paused.Store(true)
 	select {
 	case <-held.Done():
-	case <-time.After(fastLocks.LockTTL):
-		t.Fatal("issuance context still alive a lease after renewals began to fail")
+	case <-time.After(5 * fastLocks.LockTTL):
+		// It ends about a lease after the last renewal; the margin is for a
+		// loaded machine, not a bound on the time.
+		t.Fatal("issuance context still alive long after its lease ran out unrenewed")
 	}
 	if cause := context.Cause(held); !errors.Is(cause, certs.ErrLeaseLost) || !errors.Is(cause, store.ErrUnavailable) {
 		t.Errorf("cause %v, want ErrLeaseLost wrapping the store's error", cause)
@@ -354,8 +356,8 @@ func TestIssuanceContextAfterARenewalFailure(t *testing.T) {
 	cut.paused.Store(true)
 	select {
 	case <-held.Done():
-	case <-time.After(2 * fastLocks.LockTTL):
-		t.Fatal("issuance context alive after the lease ran out unrenewed")
+	case <-time.After(5 * fastLocks.LockTTL):
+		t.Fatal("issuance context alive long after the lease ran out unrenewed")
 	}
 	cut.paused.Store(false)
 	// Nobody took the lock meanwhile, so the next renewal holds it again,
