@@ -289,8 +289,8 @@ func TestStorageLockExpiryTakeover(t *testing.T) {
 	}
 }
 
-// An issuance context ends, with ErrLeaseLost, as soon as the lease of
-// its lock fails to be renewed, and not while renewals succeed; one for a
+// An issuance context ends, with ErrLeaseLost, once renewals have failed
+// until the lease would run out, and not while renewals succeed; one for a
 // name whose lock is not held here lives as long as its parent.
 func TestIssuanceContextEndsWhenLeaseLost(t *testing.T) {
 	ctx := testCtx(t)
