@@ -335,7 +335,10 @@ func TestIssuanceContextEndsWhenLeaseLost(t *testing.T) {
 func TestIssuanceContextAfterARenewalFailure(t *testing.T) {
 	ctx := testCtx(t)
 	cut := &pausable{KV: openStore(t)}
-	s := certs.NewStorage(cut, fastLocks)
+	// A lease of 2 s: the blip below must stay well inside it even when a
+	// loaded machine delays renewals.
+	locks := certs.StorageOptions{LockTTL: 2 * time.Second, LockRefresh: 100 * time.Millisecond, LockPoll: 20 * time.Millisecond}
+	s := certs.NewStorage(cut, locks)
 	if err := s.Lock(ctx, "issue_cert_a.example"); err != nil {
 		t.Fatal(err)
 	}
@@ -345,9 +348,9 @@ func TestIssuanceContextAfterARenewalFailure(t *testing.T) {
 
 	// A blip: two refresh periods without the store, well inside the lease.
 	cut.paused.Store(true)
-	time.Sleep(2 * fastLocks.LockRefresh)
+	time.Sleep(2 * locks.LockRefresh)
 	cut.paused.Store(false)
-	time.Sleep(3 * fastLocks.LockRefresh)
+	time.Sleep(3 * locks.LockRefresh)
 	if err := held.Err(); err != nil {
 		t.Fatalf("a renewal blip inside the lease stopped the issuance: %v", context.Cause(held))
 	}
@@ -356,20 +359,20 @@ func TestIssuanceContextAfterARenewalFailure(t *testing.T) {
 	cut.paused.Store(true)
 	select {
 	case <-held.Done():
-	case <-time.After(5 * fastLocks.LockTTL):
+	case <-time.After(5 * locks.LockTTL):
 		t.Fatal("issuance context alive long after the lease ran out unrenewed")
 	}
 	cut.paused.Store(false)
 	// Nobody took the lock meanwhile, so the next renewal holds it again,
 	// and a new issuance under it is not stopped by the old loss.
-	time.Sleep(3 * fastLocks.LockRefresh)
+	time.Sleep(3 * locks.LockRefresh)
 	next, cancelNext := s.IssuanceContext(ctx, []string{"a.example"})
 	defer cancelNext()
-	time.Sleep(3 * fastLocks.LockRefresh)
+	time.Sleep(3 * locks.LockRefresh)
 	if err := next.Err(); err != nil {
 		t.Fatalf("an issuance after the lease was renewed again ended at once: %v", context.Cause(next))
 	}
-	if ok, _ := certs.NewStorage(cut, fastLocks).TryLock(ctx, "issue_cert_a.example"); ok {
+	if ok, _ := certs.NewStorage(cut, locks).TryLock(ctx, "issue_cert_a.example"); ok {
 		t.Fatal("another holder took the lock this Storage renewed")
 	}
 }
