@@ -106,7 +106,7 @@ func run(ctx context.Context, data, dsn string, n int, domain, upstream string, 
 // seedCerts issues the certificate of each hostname that has none in the
 // store yet, with 8 workers.
 func seedCerts(ctx context.Context, db *store.DB, n int, domain string) (int, error) {
-	st := certs.NewStorage(db)
+	st := certs.NewStorage(db, certs.StorageOptions{})
 	c, err := ca.Load(ctx, st, ca.Options{})
 	if err != nil {
 		return 0, fmt.Errorf("loading the internal CA: %w", err)

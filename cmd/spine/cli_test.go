@@ -144,6 +144,9 @@ func TestServeFlagErrors(t *testing.T) {
 		{[]string{"--store", "postgres://root@db.test/spine?password=" + pw + "&connect_timeout=soon"}, "not a PostgreSQL URL"},
 		{[]string{"--cert-lifetime", "-1h"}, "from 1h to 8760h"},
 		{[]string{"--cert-cache-size", "0"}, "or -1 for no bound"},
+		{[]string{"--resync-interval", "0s"}, "positive duration"},
+		{[]string{"--renew-check-interval", "-1m"}, "positive duration"},
+		{[]string{"--renewal-window-ratio", "1"}, "between 0 and 1"},
 		{[]string{"--https-addr", "127.0.0.1:99999"}, "port from 0 to 65535"},
 	} {
 		for _, cmd := range []string{"serve", "up"} {

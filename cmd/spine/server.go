@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/caddyserver/certmagic"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/spf13/cobra"
 
@@ -36,6 +37,9 @@ type serverFlags struct {
 	acme          acmeFlags // acme.go
 	certCacheSize int
 	keepMemory    bool
+	resync        time.Duration
+	renewCheck    time.Duration
+	renewalWindow float64
 }
 
 func (f *serverFlags) register(cmd *cobra.Command, https, http, domain string) {
@@ -45,8 +49,11 @@ func (f *serverFlags) register(cmd *cobra.Command, https, http, domain string) {
 	cmd.Flags().StringVar(&f.httpAddr, "http-addr", http, "HTTP listen address (redirects to HTTPS, answers ACME HTTP-01)")
 	cmd.Flags().StringVar(&f.apiAddr, "api-addr", "127.0.0.1:2019", "API listen address (keep it on loopback unless a firewall guards it)")
 	cmd.Flags().StringVar(&f.domain, "domain", domain, "domain given to the default project at start")
-	cmd.Flags().DurationVar(&f.leafLifetime, "cert-lifetime", 24*time.Hour, "lifetime of certificates from the internal CA, 1h to 8760h (renewed automatically at 2/3)")
+	cmd.Flags().DurationVar(&f.leafLifetime, "cert-lifetime", 24*time.Hour, "lifetime of certificates from the internal CA, 1h to 8760h (renewed automatically, see --renewal-window-ratio)")
 	cmd.Flags().IntVar(&f.certCacheSize, "cert-cache-size", 10000, "most certificates held in memory, at least 1; the others are loaded from the store on their hostname's first handshake (-1: no bound)")
+	cmd.Flags().DurationVar(&f.resync, "resync-interval", 30*time.Second, "how often the whole store is read again even without a change notice, to repair a missed one")
+	cmd.Flags().DurationVar(&f.renewCheck, "renew-check-interval", certmagic.DefaultRenewCheckInterval, "how often certificates are checked for renewal (keep it well below the renewal window)")
+	cmd.Flags().Float64Var(&f.renewalWindow, "renewal-window-ratio", certmagic.DefaultRenewalWindowRatio, "part of a certificate's lifetime, at its end, in which it is renewed, between 0 and 1 (a CA's ARI window, when it gives one, comes first)")
 	cmd.Flags().BoolVar(&f.keepMemory, "keep-freed-memory", false, "do not return freed memory to the OS after a burst of new connections (the release costs a forced GC and a pause of up to a few hundred ms on one processor)")
 	f.acme.register(cmd)
 }
@@ -90,6 +97,7 @@ func run(cmd *cobra.Command, g *globals, f serverFlags, up bool) error {
 	if err != nil {
 		return err
 	}
+	acmeCfg.RenewCheckInterval, acmeCfg.RenewalWindowRatio = f.renewCheck, f.renewalWindow
 	dsn := f.store
 	if dsn == "" {
 		dsn = os.Getenv("SPINE_STORE")
@@ -100,19 +108,20 @@ func run(cmd *cobra.Command, g *globals, f serverFlags, up bool) error {
 	startCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	n, err := node.Start(startCtx, node.Config{
-		DataDir:       g.data,
-		Store:         dsn,
-		HTTPSAddr:     f.httpsAddr,
-		HTTPAddr:      f.httpAddr,
-		APIAddr:       f.apiAddr,
-		Domain:        f.domain,
-		Demo:          up,
-		LeafLifetime:  f.leafLifetime,
-		CertCacheSize: f.certCacheSize,
-		Edge:          edge.Config{KeepFreedMemory: f.keepMemory},
-		ACME:          acmeCfg,
-		Version:       spineVersion(),
-		Logger:        log,
+		DataDir:        g.data,
+		Store:          dsn,
+		HTTPSAddr:      f.httpsAddr,
+		HTTPAddr:       f.httpAddr,
+		APIAddr:        f.apiAddr,
+		Domain:         f.domain,
+		Demo:           up,
+		LeafLifetime:   f.leafLifetime,
+		CertCacheSize:  f.certCacheSize,
+		ResyncInterval: f.resync,
+		Edge:           edge.Config{KeepFreedMemory: f.keepMemory},
+		ACME:           acmeCfg,
+		Version:        spineVersion(),
+		Logger:         log,
 	})
 	if err != nil {
 		return startError(err)
@@ -128,10 +137,10 @@ func run(cmd *cobra.Command, g *globals, f serverFlags, up bool) error {
 	return n.Close(sctx)
 }
 
-// Bounds of --cert-lifetime. Renewal starts at 2/3 of the lifetime and is
-// checked every 10 minutes, so a lifetime under an hour could lapse before
-// it is renewed; the internal CA's intermediate lives a year, and a leaf
-// never outlives it.
+// Bounds of --cert-lifetime. By default renewal starts at 2/3 of the
+// lifetime and is checked every 10 minutes, so a lifetime under an hour
+// could lapse before it is renewed; the internal CA's intermediate lives a
+// year, and a leaf never outlives it.
 const (
 	minLeafLifetime = time.Hour
 	maxLeafLifetime = 365 * 24 * time.Hour
@@ -149,6 +158,17 @@ func (f *serverFlags) check() error {
 	}
 	if f.leafLifetime < minLeafLifetime || f.leafLifetime > maxLeafLifetime {
 		return fmt.Errorf("--cert-lifetime %s: give a duration from 1h to 8760h (a year), e.g. 24h", f.leafLifetime)
+	}
+	for _, d := range []struct {
+		flag string
+		d    time.Duration
+	}{{"--resync-interval", f.resync}, {"--renew-check-interval", f.renewCheck}} {
+		if d.d <= 0 {
+			return fmt.Errorf("%s %s: give a positive duration, e.g. 30s", d.flag, d.d)
+		}
+	}
+	if !(f.renewalWindow > 0 && f.renewalWindow < 1) {
+		return fmt.Errorf("--renewal-window-ratio %g: give the part of the lifetime to renew in, between 0 and 1 (e.g. 0.33: the last third)", f.renewalWindow)
 	}
 	if f.certCacheSize == 0 || f.certCacheSize < -1 {
 		return fmt.Errorf("--cert-cache-size %d: give the most certificates to hold in memory (at least 1, e.g. 10000), or -1 for no bound", f.certCacheSize)

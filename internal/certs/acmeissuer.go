@@ -104,7 +104,8 @@ type acmeIssuer struct {
 	challenges *challenges
 	dns01      acmez.Solver // wildcard names only; nil otherwise
 	log        *zap.Logger
-	client     *acme.Client // shared: directory and nonces are reused
+	client     *acme.Client   // shared: directory and nonces are reused
+	orders     *orderLimiters // the manager's
 
 	mu   sync.Mutex
 	acct *acme.Account // cached once loaded or registered
@@ -118,6 +119,7 @@ func (m *Manager) bindACME(t ACMEIssuer, storage certmagic.Storage, dns01 acmez.
 		challenges: m.challenges,
 		dns01:      dns01,
 		log:        m.log.Named("acme"),
+		orders:     m.orders,
 	}
 	dialer := &net.Dialer{Timeout: acmeDialTimeout, KeepAlive: time.Minute}
 	tr := &http.Transport{
@@ -146,7 +148,7 @@ func (m *Manager) bindACME(t ACMEIssuer, storage certmagic.Storage, dns01 acmez.
 func (a *acmeIssuer) IssuerKey() string { return a.key }
 
 // Issue obtains a certificate for the names of csr. It waits on the
-// per-CA and account rate limiter (see ACMEOrderBurst), so that a runaway
+// per-CA and account rate limiter (see Config.ACMEOrderBurst), so that a runaway
 // burst of new names does not hit the CA's limits.
 func (a *acmeIssuer) Issue(ctx context.Context, csr *x509.CertificateRequest) (*certmagic.IssuedCertificate, error) {
 	s, ok := a.storage.(*Storage)
@@ -176,7 +178,7 @@ func (a *acmeIssuer) issue(ctx context.Context, csr *x509.CertificateRequest) (*
 			return nil, fmt.Errorf("%v: %w (ca=%s)", names, err, a.CA)
 		}
 	}
-	if err := limiter(a.CA, a.Email).Wait(ctx); err != nil {
+	if err := a.orders.get(a.CA, a.Email).Wait(ctx); err != nil {
 		return nil, err
 	}
 	var chains []acme.Certificate
@@ -382,36 +384,45 @@ func (a *acmeIssuer) forgetAccount(ctx context.Context) error {
 	return nil
 }
 
-// Orders per CA and account: a batch of up to ACMEOrderBurst new names is
-// ordered at once, then one every ACMEOrderInterval. certmagic's own
-// limiter (10 per 10 s, a burst of 10) made the 11th service of a batch
-// wait up to 10 s; the sustained rate here is the same, and a CA's own
-// limits (Let's Encrypt: 300 new orders per account per 3 hours) are far
-// above the burst. Set before the first order; tests and benchmarks change
-// them.
-var (
-	ACMEOrderBurst    = 50
-	ACMEOrderInterval = time.Second
+// Orders per CA and account: a batch of up to Config.ACMEOrderBurst new
+// names is ordered at once, then one every Config.ACMEOrderInterval.
+// certmagic's own limiter (10 per 10 s, a burst of 10) made the 11th
+// service of a batch wait up to 10 s; the sustained rate here is the same,
+// and a CA's own limits (Let's Encrypt: 300 new orders per account per 3
+// hours) are far above the burst.
+const (
+	DefaultACMEOrderBurst    = 50
+	DefaultACMEOrderInterval = time.Second
 )
 
-// limiters holds the limiter per CA and account contact; one per CA
-// configured, so bounded by the configuration.
-var limiters struct {
-	sync.Mutex
-	m map[string]*rate.Limiter
+// orderLimiters holds a Manager's limiter per CA and account contact: one
+// per configured CA, so bounded by the configuration.
+type orderLimiters struct {
+	burst    int
+	interval time.Duration
+
+	mu sync.Mutex
+	m  map[string]*rate.Limiter
 }
 
-func limiter(ca, email string) *rate.Limiter {
-	limiters.Lock()
-	defer limiters.Unlock()
-	if limiters.m == nil {
-		limiters.m = map[string]*rate.Limiter{}
+func newOrderLimiters(burst int, interval time.Duration) *orderLimiters {
+	if burst <= 0 {
+		burst = DefaultACMEOrderBurst
 	}
+	if interval <= 0 {
+		interval = DefaultACMEOrderInterval
+	}
+	return &orderLimiters{burst: burst, interval: interval, m: map[string]*rate.Limiter{}}
+}
+
+func (o *orderLimiters) get(ca, email string) *rate.Limiter {
+	o.mu.Lock()
+	defer o.mu.Unlock()
 	k := ca + "," + email
-	l := limiters.m[k]
+	l := o.m[k]
 	if l == nil {
-		l = rate.NewLimiter(rate.Every(ACMEOrderInterval), ACMEOrderBurst)
-		limiters.m[k] = l
+		l = rate.NewLimiter(rate.Every(o.interval), o.burst)
+		o.m[k] = l
 	}
 	return l
 }

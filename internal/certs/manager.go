@@ -62,6 +62,13 @@ type Config struct {
 	// certificate is not in memory has it loaded from Storage by its next
 	// handshake. Default DefaultCacheCapacity; negative: no bound.
 	CacheCapacity int
+
+	// ACMEOrderBurst and ACMEOrderInterval pace the ACME orders of each CA
+	// and account: up to ACMEOrderBurst at once, then one every
+	// ACMEOrderInterval. Defaults DefaultACMEOrderBurst (50) and
+	// DefaultACMEOrderInterval (1s).
+	ACMEOrderBurst    int
+	ACMEOrderInterval time.Duration
 }
 
 // Manager obtains, renews and serves the certificates of a set of
@@ -94,8 +101,9 @@ type Manager struct {
 	stopOnce sync.Once
 
 	status  *statusBook
-	holds   holds         // rate-limit holds per subject
-	waiters chan struct{} // handshakes waiting for a first certificate (awaitFirst)
+	holds   holds          // rate-limit holds per subject
+	orders  *orderLimiters // ACME orders per CA and account
+	waiters chan struct{}  // handshakes waiting for a first certificate (awaitFirst)
 
 	lister   StatusLister // nil unless Config.Status is one
 	ratio    float64      // renewal window ratio
@@ -135,6 +143,7 @@ func New(cfg Config) (*Manager, error) {
 		cancels: make(map[string]context.CancelFunc),
 		ctx:     ctx,
 		cancel:  cancel,
+		orders:  newOrderLimiters(cfg.ACMEOrderBurst, cfg.ACMEOrderInterval),
 	}
 	m.challenges = newChallenges(cfg.Storage, log.Named("challenges"))
 	m.managed.Store(&nameSet{})

@@ -59,9 +59,15 @@ func putSite(t *testing.T, db *store.DB, issuer, name, version string) {
 	}
 }
 
+// newCounted returns a Storage with opts (at most one; none: the defaults)
+// over a counting KV.
 func newCounted(t *testing.T, opts ...certs.StorageOptions) (*certs.Storage, *countingKV) {
+	var o certs.StorageOptions
+	if len(opts) > 0 {
+		o = opts[0]
+	}
 	kv := &countingKV{DB: openStore(t)}
-	return certs.NewStorage(kv, opts...), kv
+	return certs.NewStorage(kv, o), kv
 }
 
 // wantLoad loads key and checks its value (or, for want "", that it does

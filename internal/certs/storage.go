@@ -145,12 +145,9 @@ var (
 	_ PrefixReader        = (*store.DB)(nil)
 )
 
-// NewStorage returns a Storage over kv. Only the first opts is used.
-func NewStorage(kv KV, opts ...StorageOptions) *Storage {
-	var o StorageOptions
-	if len(opts) > 0 {
-		o = opts[0]
-	}
+// NewStorage returns a Storage over kv; the zero StorageOptions gives the
+// defaults.
+func NewStorage(kv KV, o StorageOptions) *Storage {
 	if o.LockTTL <= 0 {
 		o.LockTTL = 15 * time.Second
 	}

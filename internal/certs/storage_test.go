@@ -46,7 +46,7 @@ var fastLocks = certs.StorageOptions{LockTTL: time.Second, LockRefresh: 100 * ti
 
 func TestStorageKeys(t *testing.T) {
 	ctx := testCtx(t)
-	s := certs.NewStorage(openStore(t))
+	s := certs.NewStorage(openStore(t), certs.StorageOptions{})
 
 	_, err := s.Load(ctx, "certificates/ca/a.example/a.example.crt")
 	if !errors.Is(err, fs.ErrNotExist) || !errors.Is(err, store.ErrNotFound) {
@@ -443,7 +443,7 @@ func BenchmarkLoadFromStore(b *testing.B) {
 	for _, s := range stores {
 		b.Run(s.name, func(b *testing.B) {
 			ctx := context.Background()
-			st := certs.NewStorage(s.open(b))
+			st := certs.NewStorage(s.open(b), certs.StorageOptions{})
 			c, err := ca.Load(ctx, st, ca.Options{})
 			if err != nil {
 				b.Fatal(err)

@@ -77,6 +77,11 @@ type ACMEConfig struct {
 	// Renewal follows the CA's ARI window when it offers one.
 	RenewCheckInterval time.Duration
 	RenewalWindowRatio float64
+
+	// OrderBurst and OrderInterval pace the orders of each CA and account:
+	// see certs.Config.ACMEOrderBurst. Defaults 50 and 1s.
+	OrderBurst    int
+	OrderInterval time.Duration
 }
 
 // acmeState is the node's ACME and DNS-01 state.
@@ -159,6 +164,8 @@ func (n *Node) certsConfig(storage certmagic.Storage, internal certmagic.Issuer)
 		RenewalWindowRatio: a.RenewalWindowRatio,
 		DNS01Solver:        n.dns01Solver(),
 		CacheCapacity:      n.cfg.CertCacheSize,
+		ACMEOrderBurst:     a.OrderBurst,
+		ACMEOrderInterval:  a.OrderInterval,
 	}
 }
 

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/spine-platform/spine/client"
-	"github.com/spine-platform/spine/internal/certs"
 	"github.com/spine-platform/spine/internal/pebbletest"
 )
 
@@ -25,25 +24,21 @@ import (
 //	cert→https        saved, cached, and the client's first handshake
 //
 // "default" runs with Spine's order limiter as shipped (a burst of
-// certs.ACMEOrderBurst, then one per certs.ACMEOrderInterval per CA and
-// account); "burst-10" with a burst of 10, which is certmagic's own
-// limiter (10 orders per 10 s), to show what a batch of 20 costs there.
+// certs.DefaultACMEOrderBurst, then one per certs.DefaultACMEOrderInterval
+// per CA and account); "burst-10" with a burst of 10 (ACMEConfig.OrderBurst),
+// which is certmagic's own limiter (10 orders per 10 s), to show what a
+// batch of 20 costs there.
 //
 // go test ./internal/node -run '^$' -bench ACMEFirstHTTPS -benchtime 1x
 func BenchmarkACMEFirstHTTPS(b *testing.B) {
-	b.Run("default", benchFirstHTTPS)
+	b.Run("default", func(b *testing.B) { benchFirstHTTPS(b, nil) })
 	b.Run("burst-10", func(b *testing.B) {
-		// The limiter is made per CA URL on first use: a fresh Pebble
-		// gets one with this value.
-		burst := certs.ACMEOrderBurst
-		certs.ACMEOrderBurst = 10
-		defer func() { certs.ACMEOrderBurst = burst }()
-		benchFirstHTTPS(b)
+		benchFirstHTTPS(b, func(c *Config) { c.ACME.OrderBurst = 10 })
 	})
 }
 
-func benchFirstHTTPS(b *testing.B) {
-	s := newACMESetup(b, 0, nil)
+func benchFirstHTTPS(b *testing.B, mod func(*Config)) {
+	s := newACMESetup(b, 0, mod)
 	ctx := context.Background()
 	s.addVerified(b, s.admin, "example.test")
 	// The ACME account is made once per CA; make it before measuring.

@@ -7,18 +7,14 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/caddyserver/certmagic"
 
 	"github.com/spine-platform/spine/client"
 	"github.com/spine-platform/spine/internal/ca"
@@ -36,54 +32,12 @@ const (
 	prepareTimeout      = 30 * time.Second
 )
 
-// Test-only hooks, read from the environment: Go durations (a ratio for
-// RenewalWindowRatioEnv) that let the fleet tests shorten what would
-// otherwise take minutes. Never set them in production.
-const (
-	// IssueDelayEnv delays each issuance by the internal CA while the node
-	// holds the issuance lock, so that a test can kill the node holding it.
-	IssueDelayEnv = "SPINE_TEST_ISSUE_DELAY"
-	// ResyncIntervalEnv sets Config.ResyncInterval if it is zero.
-	ResyncIntervalEnv = "SPINE_TEST_RESYNC_INTERVAL"
-	// RenewCheckIntervalEnv sets Config.ACME.RenewCheckInterval if it is zero.
-	RenewCheckIntervalEnv = "SPINE_TEST_RENEW_CHECK_INTERVAL"
-	// RenewalWindowRatioEnv sets Config.ACME.RenewalWindowRatio if it is zero.
-	RenewalWindowRatioEnv = "SPINE_TEST_RENEWAL_WINDOW_RATIO"
-)
-
-// applyTestEnv fills the zero fields that the test hooks set.
-func (cfg *Config) applyTestEnv() error {
-	for _, d := range []struct {
-		env string
-		to  *time.Duration
-	}{
-		{ResyncIntervalEnv, &cfg.ResyncInterval},
-		{RenewCheckIntervalEnv, &cfg.ACME.RenewCheckInterval},
-	} {
-		if v := os.Getenv(d.env); v != "" && *d.to == 0 {
-			td, err := time.ParseDuration(v)
-			if err != nil || td <= 0 {
-				return fmt.Errorf("%s=%q: want a positive duration", d.env, v)
-			}
-			*d.to = td
-		}
-	}
-	if v := os.Getenv(RenewalWindowRatioEnv); v != "" && cfg.ACME.RenewalWindowRatio == 0 {
-		r, err := strconv.ParseFloat(v, 64)
-		if err != nil || r <= 0 || r >= 1 {
-			return fmt.Errorf("%s=%q: want a ratio between 0 and 1", RenewalWindowRatioEnv, v)
-		}
-		cfg.ACME.RenewalWindowRatio = r
-	}
-	return nil
-}
-
 // fleetState is the fleet-mode part of a Node.
 type fleetState struct {
 	id        string    // stable node ID, kept in <data>/node-id
 	startedAt time.Time // of this process
 	storage   *certs.Storage
-	issuer    *lazyIssuer
+	issuer    *certs.CAIssuer
 
 	// static is set when the node started from its snapshot because the
 	// store was unreachable; snap is that snapshot's certificates, served
@@ -201,14 +155,14 @@ func (n *Node) prepare(ctx context.Context) error {
 	if err := c.WriteRootPEM(filepath.Join(n.cfg.DataDir, "ca", "root.pem")); err != nil {
 		return fmt.Errorf("writing the CA root: %w", err)
 	}
-	f.issuer.ca.Store(c)
+	f.issuer.SetCA(c)
 	f.prepared.Store(true)
 	return nil
 }
 
 // caRoot is the API's CARoot: nil until the CA is loaded.
 func (n *Node) caRoot() []byte {
-	if c := n.fleet.issuer.ca.Load(); c != nil {
+	if c := n.fleet.issuer.CA(); c != nil {
 		return c.RootPEM()
 	}
 	return nil
@@ -327,59 +281,3 @@ func (n *Node) lastNodes() []client.Node {
 	}
 	return out
 }
-
-// lazyIssuer is the internal CA as a certmagic.Issuer, usable before the CA
-// is loaded (a node that starts from its snapshot loads it once the store
-// answers): until then, issuance fails and certmagic retries later.
-type lazyIssuer struct {
-	ca     atomic.Pointer[ca.CA]
-	leases *certs.Storage // stops an issuance whose lock's lease is lost
-	delay  time.Duration  // IssueDelayEnv
-	node   string
-	log    func(msg string, args ...any)
-}
-
-var _ certmagic.Issuer = (*lazyIssuer)(nil)
-
-func newLazyIssuer(leases *certs.Storage, node string, log func(string, ...any)) (*lazyIssuer, error) {
-	li := &lazyIssuer{leases: leases, node: node, log: log}
-	if v := os.Getenv(IssueDelayEnv); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil {
-			return nil, fmt.Errorf("%s=%q: %w", IssueDelayEnv, v, err)
-		}
-		li.delay = d
-	}
-	return li, nil
-}
-
-func (li *lazyIssuer) Issue(ctx context.Context, csr *x509.CertificateRequest) (*certmagic.IssuedCertificate, error) {
-	c := li.ca.Load()
-	if c == nil {
-		return nil, errors.New("node: the internal CA is not loaded yet (the store is unreachable)")
-	}
-	names := csr.DNSNames
-	for _, ip := range csr.IPAddresses {
-		names = append(names[:len(names):len(names)], ip.String())
-	}
-	ctx, cancel := li.leases.IssuanceContext(ctx, names)
-	defer cancel()
-	if li.delay > 0 {
-		// certmagic calls Issue holding the name's issuance lock.
-		li.log("test hook: delaying issuance while holding its lock", "node", li.node, "names", csr.DNSNames, "delay", li.delay)
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("node: issuance for %v stopped: %w", names, context.Cause(ctx))
-		case <-time.After(li.delay):
-		}
-	}
-	cert, err := c.Issue(ctx, csr)
-	if err != nil && ctx.Err() != nil {
-		return nil, fmt.Errorf("node: issuance for %v stopped: %w (%w)", names, context.Cause(ctx), err)
-	}
-	return cert, err
-}
-
-// IssuerKey is the internal CA's, so that certificates are stored where
-// ca.CA would store them.
-func (li *lazyIssuer) IssuerKey() string { return (*ca.CA).IssuerKey(nil) }

@@ -101,9 +101,6 @@ type Node struct {
 // Start builds every part of a node, listens on its addresses and returns
 // once the first snapshot of the store is being served.
 func Start(ctx context.Context, cfg Config) (n *Node, err error) {
-	if err := cfg.applyTestEnv(); err != nil {
-		return nil, err
-	}
 	cfg.setDefaults()
 	n = &Node{cfg: cfg, log: cfg.Logger}
 	self := n // error returns set n to nil
@@ -130,11 +127,9 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	}
 	n.initACME()
 	n.platform = platform.New(n.fleet.reads, platform.Options{OwnAddrs: n.ownAddrs(), Ownership: n.ownership, Delegation: n.delegationTarget})
-	storage := certs.NewStorage(n.db)
+	storage := certs.NewStorage(n.db, certs.StorageOptions{})
 	n.fleet.storage = storage
-	if n.fleet.issuer, err = newLazyIssuer(storage, n.fleet.id, n.log.Warn); err != nil {
-		return nil, err
-	}
+	n.fleet.issuer = certs.NewCAIssuer(storage, n.log.With("node", n.fleet.id))
 	// Default project, admin token, domain, internal CA; retried before
 	// each sync if the node starts from its snapshot.
 	if err := n.prepare(ctx); err != nil && !n.fleet.static {
@@ -410,7 +405,7 @@ func (n *Node) HTTPAddr() string  { return n.httpLn.Addr().String() }
 func (n *Node) APIAddr() string   { return n.apiLn.Addr().String() }
 
 // CA returns the node's internal CA.
-func (n *Node) CA() *ca.CA { return n.fleet.issuer.ca.Load() }
+func (n *Node) CA() *ca.CA { return n.fleet.issuer.CA() }
 
 // Platform returns the rules layer, for tools and tests that act as the operator.
 func (n *Node) Platform() *platform.Platform { return n.platform }

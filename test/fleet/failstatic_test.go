@@ -112,8 +112,8 @@ func TestStoreDownKeepsServing(t *testing.T) {
 		resync   = 5 * time.Second
 	)
 	pg := newPGCluster(t)
-	f := newFleetArgs(t, pg.DSN(), 3, []string{"--cert-lifetime", lifetime.String()},
-		"SPINE_TEST_RESYNC_INTERVAL="+resync.String(), "SPINE_TEST_RENEW_CHECK_INTERVAL=1s", fmt.Sprintf("SPINE_TEST_RENEWAL_WINDOW_RATIO=%g", ratio))
+	f := newFleetArgs(t, pg.DSN(), 3, []string{"--cert-lifetime", lifetime.String(),
+		"--resync-interval", resync.String(), "--renew-check-interval", "1s", "--renewal-window-ratio", fmt.Sprint(ratio)})
 	up := upstream(t, "steady-upstream")
 	c1 := f.nodes[0].client()
 	ctx := ctxT(t)

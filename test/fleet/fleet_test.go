@@ -246,7 +246,7 @@ func TestChangesReachEveryNode(t *testing.T) {
 	const within = 10 * time.Second // a guard: a notice takes well under a second
 	ctx := ctxT(t)
 	dsn := freshSchema(t, basePostgres())
-	f := newFleet(t, dsn, 3, "SPINE_TEST_RESYNC_INTERVAL=1h")
+	f := newFleetArgs(t, dsn, 3, []string{"--resync-interval", "1h"})
 	up := upstream(t, "spread-upstream")
 	host := "spread." + Domain
 	c := f.nodes[0].client()
@@ -302,7 +302,7 @@ func TestResyncRepairsMissedChange(t *testing.T) {
 	const interval = 3 * time.Second
 	ctx := ctxT(t)
 	dsn := freshSchema(t, basePostgres())
-	f := newFleet(t, dsn, 2, "SPINE_TEST_RESYNC_INTERVAL="+interval.String())
+	f := newFleetArgs(t, dsn, 2, []string{"--resync-interval", interval.String()})
 	before, after := upstream(t, "before-upstream"), upstream(t, "after-upstream")
 	host := "drift." + Domain
 	if _, err := f.nodes[0].client().CreateService(ctx, client.ServiceCreate{Name: "drift", Upstreams: []string{before}}); err != nil {
