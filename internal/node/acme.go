@@ -21,6 +21,7 @@ import (
 	"github.com/spine-platform/spine/internal/dnsserver"
 	"github.com/spine-platform/spine/internal/dnsverify"
 	"github.com/spine-platform/spine/internal/platform"
+	"github.com/spine-platform/spine/internal/sched"
 	"github.com/spine-platform/spine/internal/store"
 )
 
@@ -290,9 +291,9 @@ func (n *Node) servable(ctx context.Context, svcs []store.Service) ([]store.Serv
 		return nil, nil, err
 	}
 	out := make([]store.Service, 0, len(svcs))
-	var y yielder
+	var y sched.Yielder
 	for _, s := range svcs {
-		y.maybe()
+		y.Maybe()
 		var hosts []string
 		for _, h := range s.Hostnames {
 			if platform.Serving(s, h, byName) {

@@ -1,12 +1,12 @@
-// Fleet mode: what a node does so that several nodes can share one
-// PostgreSQL store, and keep serving while it is away (fail static).
+// The node's fleet-mode wiring: the parts of package fleet, and starting
+// from the snapshot when the store is unreachable (fail static).
 
 package node
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"os"
@@ -16,21 +16,15 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/spine-platform/spine/client"
 	"github.com/spine-platform/spine/internal/ca"
 	"github.com/spine-platform/spine/internal/certs"
+	"github.com/spine-platform/spine/internal/fleet"
 	"github.com/spine-platform/spine/internal/platform"
 	"github.com/spine-platform/spine/internal/store"
 )
 
-// Fleet timings.
-const (
-	heartbeatInterval = 5 * time.Second
-	// nodeConnectedWithin: a node whose last heartbeat is older is shown as
-	// not connected to the store (it would have written one otherwise).
-	nodeConnectedWithin = 3 * heartbeatInterval
-	prepareTimeout      = 30 * time.Second
-)
+// listenWait is the longest the first sync waits for the watch's LISTEN.
+const listenWait = 2 * time.Second
 
 // fleetState is the fleet-mode part of a Node.
 type fleetState struct {
@@ -38,23 +32,23 @@ type fleetState struct {
 	startedAt time.Time // of this process
 	storage   *certs.Storage
 	issuer    *certs.CAIssuer
+	health    *fleet.StoreHealth
+	members   *fleet.Membership
+	tickets   *fleet.TicketKeys
+	snapshots *fleet.SnapshotWriter
 
 	// static is set when the node started from its snapshot because the
-	// store was unreachable; snap is that snapshot's certificates, served
-	// for names the certificate manager has no certificate for yet.
-	static         bool
-	loadedSnapshot *snapshot
-	snapCerts      atomic.Pointer[snapshotCerts]
+	// store was unreachable; snapCerts are that snapshot's certificates,
+	// served for names the certificate manager has no certificate for yet.
+	static    bool
+	loaded    *fleet.Snapshot
+	snapCerts atomic.Pointer[map[string]*tls.Certificate]
 
 	prepared  atomic.Bool // bootstrap and CA done
 	prepareMu sync.Mutex
 
-	lastSync    atomic.Pointer[syncRecord]    // the last successful sync
-	applied     [sha256.Size]byte             // fingerprint of what the last sync applied; under Node.syncMu
-	snapshotDue chan struct{}                 // capacity 1: write the snapshot now
-	ticketKeys  atomic.Pointer[ticketKeyRing] // as last read from the store
-	storeOK     atomic.Bool                   // the last store operation succeeded
-	nodes       atomic.Pointer[nodeList]      // the node list as last read, for reads while the store is away
+	lastSync atomic.Pointer[syncRecord] // the last successful sync
+	applied  [sha256.Size]byte          // fingerprint of what the last sync applied; under Node.syncMu
 
 	reads *staleReads
 }
@@ -72,20 +66,20 @@ type syncRecord struct {
 func (n *Node) openStore(ctx context.Context) (*store.DB, error) {
 	f := &n.fleet
 	f.startedAt = time.Now().UTC()
-	id, err := nodeID(n.cfg.DataDir)
+	id, err := fleet.NodeID(n.cfg.DataDir)
 	if err != nil {
 		return nil, err
 	}
 	f.id = id
 	db, err := store.Open(ctx, n.cfg.Store)
 	if err == nil {
-		f.storeOK.Store(true)
+		f.health = fleet.NewStoreHealth(n.log, true)
 		return db, nil
 	}
 	if !errors.Is(err, store.ErrUnavailable) {
 		return nil, fmt.Errorf("opening the store: %w", err)
 	}
-	snap, serr := readSnapshot(n.cfg.DataDir)
+	snap, serr := fleet.ReadSnapshot(n.cfg.DataDir)
 	if serr != nil {
 		return nil, fmt.Errorf("opening the store: %w (and no usable snapshot to serve from: %v)", err, serr)
 	}
@@ -95,30 +89,9 @@ func (n *Node) openStore(ctx context.Context) (*store.DB, error) {
 	}
 	n.log.Warn("the store is unreachable; serving the last known snapshot until it returns",
 		"snapshot_written", snap.WrittenAt, "services", len(snap.Services), "err", err)
-	f.static = true
-	f.loadedSnapshot = snap
+	f.health = fleet.NewStoreHealth(n.log, false)
+	f.static, f.loaded = true, snap
 	return db, nil
-}
-
-// nodeID returns the ID kept in <data>/node-id, creating it on first start.
-func nodeID(dir string) (string, error) {
-	path := filepath.Join(dir, "node-id")
-	if b, err := os.ReadFile(path); err == nil {
-		if id := strings.TrimSpace(string(b)); id != "" {
-			return id, nil
-		}
-	} else if !errors.Is(err, os.ErrNotExist) {
-		return "", fmt.Errorf("reading the node ID: %w", err)
-	}
-	host, _ := os.Hostname()
-	if host == "" {
-		host = "node"
-	}
-	id := host + "-" + strings.ToLower(rand.Text()[:8])
-	if err := platform.WriteSecretFile(path, []byte(id+"\n")); err != nil {
-		return "", fmt.Errorf("writing the node ID: %w", err)
-	}
-	return id, nil
 }
 
 // prepare does the start-up work that needs the store: the default project
@@ -168,116 +141,103 @@ func (n *Node) caRoot() []byte {
 	return nil
 }
 
+// buildFleet builds the membership, the ticket-key keeper and the snapshot
+// writer, once the listeners and the edge exist.
+func (n *Node) buildFleet() {
+	f := &n.fleet
+	f.members = fleet.NewMembership(n.db, store.Node{
+		ID: f.id, Version: n.cfg.Version, StartedAt: f.startedAt,
+		HTTPSAddr: n.HTTPSAddr(), HTTPAddr: n.HTTPAddr(), APIAddr: n.APIAddr(),
+	}, f.health)
+	f.tickets = fleet.NewTicketKeys(n.db, f.id, n.edge.SetSessionTicketKeys, n.log)
+	f.snapshots = fleet.NewSnapshotWriter(n.cfg.DataDir, n.snapshotSource, n.log)
+}
+
 // startFleet starts the heartbeat, the ticket-key keeper and the snapshot
 // writer; they stop when ctx ends.
 func (n *Node) startFleet(ctx context.Context) {
-	for _, loop := range []func(context.Context){n.heartbeats, n.ticketKeys, n.snapshots} {
-		n.wg.Add(1)
-		go func() {
-			defer n.wg.Done()
-			loop(ctx)
-		}()
+	f := &n.fleet
+	for _, run := range []func(context.Context){f.members.Run, f.tickets.Run, f.snapshots.Run} {
+		n.wg.Go(func() { run(ctx) })
 	}
 }
 
-// heartbeats records this node in the store's node list every few seconds.
-func (n *Node) heartbeats(ctx context.Context) {
-	t := time.NewTicker(heartbeatInterval)
-	defer t.Stop()
-	for {
-		hctx, cancel := context.WithTimeout(ctx, heartbeatInterval)
-		err := n.db.Heartbeat(hctx, store.Node{
-			ID:        n.fleet.id,
-			Version:   n.cfg.Version,
-			HTTPSAddr: n.HTTPSAddr(),
-			HTTPAddr:  n.HTTPAddr(),
-			APIAddr:   n.APIAddr(),
-			StartedAt: n.fleet.startedAt,
-		})
-		cancel()
-		if ctx.Err() != nil {
-			return
-		}
-		n.noteStore(err)
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+// snapshotSource is what the snapshot writer writes: nil until a sync
+// succeeded.
+func (n *Node) snapshotSource() *fleet.SnapshotSource {
+	rec := n.fleet.lastSync.Load()
+	if rec == nil {
+		return nil
+	}
+	return &fleet.SnapshotSource{
+		Services:      rec.svcs,
+		Sum:           rec.sum,
+		Certificate:   n.cachedCertificate,
+		TicketKeys:    n.fleet.tickets.Keys(),
+		Tokens:        n.fleet.reads.tokens,
+		TokensVersion: n.fleet.reads.tokensChanged(),
 	}
 }
 
-// noteStore records whether the last store operation worked, and logs the
-// moments the store goes away and comes back.
-func (n *Node) noteStore(err error) {
-	ok := err == nil
-	if n.fleet.storeOK.Swap(ok) != ok {
-		if ok {
-			n.log.Info("the store is reachable again")
-		} else {
-			n.log.Warn("the store is unreachable; serving the last known routes and certificates", "err", err)
-		}
+// recordSync records the services of a successful sync, for the snapshot and
+// for reads while the store is away, and asks for a snapshot.
+func (n *Node) recordSync(svcs []store.Service, sum [sha256.Size]byte, changed bool) {
+	n.fleet.lastSync.Store(&syncRecord{svcs: svcs, sum: sum})
+	n.fleet.reads.seed(svcs)
+	n.fleet.health.Note(nil)
+	if changed {
+		n.fleet.snapshots.Due() // else the writer's own tick still picks up new certificates
 	}
 }
 
-// listNodes is the API's node list. With the store unreachable it still
-// answers, with the error: the list as last read (or, if none was, this
-// node alone), every node shown as not connected, since none can be seen
-// to reach the store.
-func (n *Node) listNodes(ctx context.Context) ([]client.Node, error) {
-	nodes, err := n.db.ListNodes(ctx)
-	if err != nil {
-		if !errors.Is(err, store.ErrUnavailable) {
-			return nil, err
-		}
-		return n.lastNodes(), err
+// serveSnapshot makes the edge serve a snapshot read at start: its routes,
+// with its certificates, and its ticket keys.
+func (n *Node) serveSnapshot(s *fleet.Snapshot) error {
+	certs := s.CertificatesByName(n.log)
+	n.fleet.snapCerts.Store(&certs)
+	if keys := s.Keys(); len(keys) > 0 {
+		n.edge.SetSessionTicketKeys(keys)
 	}
-	out := make([]client.Node, 0, len(nodes))
-	for _, s := range nodes {
-		hb := s.Heartbeat
-		out = append(out, client.Node{
-			ID: s.ID, Version: s.Version, HTTPSAddr: s.HTTPSAddr, HTTPAddr: s.HTTPAddr, APIAddr: s.APIAddr,
-			StartedAt: s.StartedAt, LastHeartbeat: &hb, SinceHeartbeat: s.Age.Round(time.Millisecond).String(),
-			StoreConnected: s.Age < nodeConnectedWithin, Self: s.ID == n.fleet.id,
-		})
+	routes, _ := routesOf(s.Services)
+	if err := n.edge.SetRoutes(routes); err != nil {
+		return fmt.Errorf("applying the snapshot's routes: %w", err)
 	}
-	n.fleet.nodes.Store(&nodeList{nodes: out, readAt: time.Now()})
-	return out, nil
+	n.fleet.reads.seed(s.Services)
+	for _, t := range s.TokenHashes {
+		n.fleet.reads.rememberToken(t.Hash, t.Project)
+	}
+	n.synced.Store(true)
+	return nil
 }
 
-// nodeList is the node list as last read from the store.
-type nodeList struct {
-	nodes  []client.Node
-	readAt time.Time
+// getCertificate is the edge's certificate source: the certificate manager,
+// and for a node that started from its snapshot, the snapshot's certificate
+// of a name the manager has none for yet.
+func (n *Node) getCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+	var fallback *tls.Certificate
+	if snap := n.fleet.snapCerts.Load(); snap != nil {
+		fallback = (*snap)[hello.ServerName]
+	}
+	if fallback == nil {
+		return n.certs.GetCertificate(hello)
+	}
+	// The snapshot has one: never wait for an issuance in progress (which,
+	// with the store down, cannot finish).
+	if cert, err := n.certs.CertificateNow(hello); err == nil {
+		return cert, nil
+	}
+	return fallback, nil
 }
 
-// lastNodes is the node list as last read, aged and marked not connected.
-func (n *Node) lastNodes() []client.Node {
-	self := client.Node{
-		ID: n.fleet.id, Version: n.cfg.Version, HTTPSAddr: n.HTTPSAddr(), HTTPAddr: n.HTTPAddr(), APIAddr: n.APIAddr(),
-		StartedAt: n.fleet.startedAt, Self: true,
+// cachedCertificate is the certificate in memory for host: the manager's,
+// else the snapshot's the node started from. It never reads the store, so
+// that writing a snapshot does not load every certificate.
+func (n *Node) cachedCertificate(host string) *tls.Certificate {
+	if cert := n.certs.CachedCertificate(host); cert != nil {
+		return cert
 	}
-	last := n.fleet.nodes.Load()
-	if last == nil {
-		return []client.Node{self}
+	if snap := n.fleet.snapCerts.Load(); snap != nil {
+		return (*snap)[host]
 	}
-	out := make([]client.Node, 0, len(last.nodes)+1)
-	found := false
-	for _, nd := range last.nodes {
-		nd.StoreConnected = false
-		if nd.LastHeartbeat != nil {
-			if age, err := time.ParseDuration(nd.SinceHeartbeat); err == nil {
-				nd.SinceHeartbeat = (age + time.Since(last.readAt)).Round(time.Millisecond).String()
-			}
-		}
-		if nd.Self {
-			self.LastHeartbeat, self.SinceHeartbeat = nd.LastHeartbeat, nd.SinceHeartbeat
-			nd, found = self, true
-		}
-		out = append(out, nd)
-	}
-	if !found {
-		out = append(out, self)
-	}
-	return out
+	return nil
 }

@@ -34,6 +34,7 @@ import (
 	"github.com/spine-platform/spine/internal/certs"
 	"github.com/spine-platform/spine/internal/edge"
 	"github.com/spine-platform/spine/internal/platform"
+	"github.com/spine-platform/spine/internal/sched"
 	"github.com/spine-platform/spine/internal/store"
 )
 
@@ -121,7 +122,6 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 		return nil, err
 	}
 	n.fleet.reads = newStaleReads(n.db)
-	n.fleet.snapshotDue = make(chan struct{}, 1)
 	if err := n.listen(); err != nil {
 		return nil, err
 	}
@@ -145,6 +145,7 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 		HTTPSPort:      port(n.httpsLn.Addr()),
 		Logger:         n.log,
 	}))
+	n.buildFleet()
 	if cfg.Demo {
 		if err := n.startDemo(ctx); err != nil {
 			return nil, err
@@ -169,7 +170,7 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 		}
 	}
 	if n.fleet.static {
-		if err := n.serveSnapshot(n.fleet.loadedSnapshot); err != nil {
+		if err := n.serveSnapshot(n.fleet.loaded); err != nil {
 			return nil, err
 		}
 	} else if err := n.sync(ctx); err != nil {
@@ -183,7 +184,7 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 		Handler: api.New(api.Config{
 			Platform:  n.platform,
 			CARoot:    n.caRoot,
-			Nodes:     n.listNodes,
+			Nodes:     n.fleet.members.Nodes,
 			Ready:     n.ready,
 			HTTPSPort: port(n.httpsLn.Addr()),
 			Version:   cfg.Version,
@@ -299,12 +300,12 @@ func (n *Node) sync(ctx context.Context) error {
 	}
 	svcs, err := n.db.ListServices(ctx, "")
 	if err != nil {
-		n.noteStore(err)
+		n.fleet.health.Note(err)
 		return err
 	}
 	svcs, wild, err := n.servable(ctx, svcs) // verified hostnames of their owners only
 	if err != nil {
-		n.noteStore(err)
+		n.fleet.health.Note(err)
 		return err
 	}
 	svcs = n.routable(svcs)
@@ -346,9 +347,9 @@ func fingerprint(svcs []store.Service, wild []string) [sha256.Size]byte {
 			str(s)
 		}
 	}
-	var y yielder
+	var y sched.Yielder
 	for _, s := range svcs {
-		y.maybe()
+		y.Maybe()
 		str(s.ID)
 		str(s.ProjectID)
 		str(s.Name)
@@ -366,14 +367,42 @@ func fingerprint(svcs []store.Service, wild []string) [sha256.Size]byte {
 	return sum
 }
 
+// routesOf turns services into the edge's routes, and lists their hostnames.
+func routesOf(svcs []store.Service) ([]edge.Route, []string) {
+	routes := make([]edge.Route, 0, len(svcs))
+	var hosts []string
+	var y sched.Yielder
+	for _, s := range svcs {
+		y.Maybe()
+		routes = append(routes, routesOfService(s)...)
+		hosts = append(hosts, s.Hostnames...)
+	}
+	return routes, hosts
+}
+
+// routesOfService returns one route for each hostname of s.
+func routesOfService(s store.Service) []edge.Route {
+	routes := make([]edge.Route, 0, len(s.Hostnames))
+	for _, h := range s.Hostnames {
+		routes = append(routes, edge.Route{
+			Host:       h,
+			Project:    s.ProjectID,
+			Service:    s.Name,
+			Upstreams:  s.Upstreams,
+			HSTSMaxAge: s.HSTSMaxAge,
+		})
+	}
+	return routes
+}
+
 // routable leaves out the services the edge would refuse (an upstream stored
 // before the platform checked it as the edge does, say), so that one bad
 // service never keeps every other project's changes from going live.
 func (n *Node) routable(svcs []store.Service) []store.Service {
 	out := svcs[:0:0]
-	var y yielder
+	var y sched.Yielder
 	for _, s := range svcs {
-		y.maybe()
+		y.Maybe()
 		ok := true
 		for _, r := range routesOfService(s) {
 			if err := edge.CheckRoute(r); err != nil {

@@ -6,8 +6,7 @@ package node
 import (
 	"context"
 	"errors"
-	"slices"
-	"strings"
+	"maps"
 	"sync"
 
 	"github.com/spine-platform/spine/internal/api"
@@ -34,12 +33,12 @@ type staleReads struct {
 	// tokens are the token look-ups answered, by token hash (SHA-256 of
 	// the token, as the store keeps it; never a token). The snapshot keeps
 	// them, so that a node started from it answers reads too.
-	tokens    map[string]store.Project
+	tokenMemo map[string]store.Project
 	tokensGen uint64 // counts the changes of tokens
 }
 
 func newStaleReads(db *store.DB) *staleReads {
-	return &staleReads{DB: db, memo: make(map[string]any), tokens: make(map[string]store.Project)}
+	return &staleReads{DB: db, memo: make(map[string]any), tokenMemo: make(map[string]store.Project)}
 }
 
 func (s *staleReads) remember(key string, v any) {
@@ -101,7 +100,7 @@ func (s *staleReads) ProjectByTokenHash(ctx context.Context, hash string) (store
 		return p, nil
 	case errors.Is(err, store.ErrUnavailable):
 		s.mu.Lock()
-		old, ok := s.tokens[hash]
+		old, ok := s.tokenMemo[hash]
 		s.mu.Unlock()
 		if !ok {
 			return p, err
@@ -110,8 +109,8 @@ func (s *staleReads) ProjectByTokenHash(ctx context.Context, hash string) (store
 		return old, nil
 	case errors.Is(err, store.ErrNotFound):
 		s.mu.Lock()
-		if _, ok := s.tokens[hash]; ok {
-			delete(s.tokens, hash)
+		if _, ok := s.tokenMemo[hash]; ok {
+			delete(s.tokenMemo, hash)
 			s.tokensGen++
 		}
 		s.mu.Unlock()
@@ -123,14 +122,14 @@ func (s *staleReads) ProjectByTokenHash(ctx context.Context, hash string) (store
 func (s *staleReads) rememberToken(hash string, p store.Project) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	old, ok := s.tokens[hash]
+	old, ok := s.tokenMemo[hash]
 	if ok && old.ID == p.ID && old.Name == p.Name && old.CreatedAt.Equal(p.CreatedAt) {
 		return
 	}
-	if !ok && len(s.tokens) >= maxStaleTokens {
-		clear(s.tokens)
+	if !ok && len(s.tokenMemo) >= maxStaleTokens {
+		clear(s.tokenMemo)
 	}
-	s.tokens[hash] = p
+	s.tokenMemo[hash] = p
 	s.tokensGen++
 }
 
@@ -141,23 +140,12 @@ func (s *staleReads) tokensChanged() uint64 {
 	return s.tokensGen
 }
 
-// tokenHashes returns the remembered token look-ups, by hash.
-func (s *staleReads) tokenHashes() []snapshotToken {
+// tokens returns a copy of the remembered token look-ups: token hash ->
+// project.
+func (s *staleReads) tokens() map[string]store.Project {
 	s.mu.Lock()
-	out := make([]snapshotToken, 0, len(s.tokens))
-	for h, p := range s.tokens {
-		out = append(out, snapshotToken{Hash: h, Project: p})
-	}
-	s.mu.Unlock()
-	slices.SortFunc(out, func(a, b snapshotToken) int { return strings.Compare(a.Hash, b.Hash) })
-	return out
-}
-
-// seedTokens remembers the token look-ups of a snapshot.
-func (s *staleReads) seedTokens(tokens []snapshotToken) {
-	for _, t := range tokens {
-		s.rememberToken(t.Hash, t.Project)
-	}
+	defer s.mu.Unlock()
+	return maps.Clone(s.tokenMemo)
 }
 
 func (s *staleReads) GetProject(ctx context.Context, id string) (store.Project, error) {

@@ -4,18 +4,17 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
-	"reflect"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/spine-platform/spine/client"
+	"github.com/spine-platform/spine/internal/fleet"
 	"github.com/spine-platform/spine/internal/platform"
 	"github.com/spine-platform/spine/internal/store"
 )
@@ -111,123 +110,32 @@ func TestFingerprintCoversEveryField(t *testing.T) {
 	}
 }
 
-// encodeSnapshot writes what json.Marshal would, piece by piece.
-func TestEncodeSnapshotMatchesJSON(t *testing.T) {
-	for _, s := range []snapshot{
-		{Version: 1, WrittenAt: time.Unix(5, 0).UTC()},
-		{
-			Version: 1, WrittenAt: time.Unix(5, 0).UTC(),
-			Services: []store.Service{
-				{ID: "1", ProjectID: "p", Name: "a", Domain: "d.test", Hostnames: []string{"a.d.test"}, Upstreams: []string{"http://127.0.0.1:1"}},
-				{ID: "2", ProjectID: "p", Name: "b\"<>", Domain: "d.test", Hostnames: []string{"b.d.test", "c.d.test"}},
-			},
-			Certificates: []snapshotCert{{Names: []string{"a.d.test"}, ChainPEM: "-----BEGIN CERTIFICATE-----\nx\n", KeyPEM: "k"}},
-			TicketKeys:   [][]byte{{1, 2, 3}},
-			TokenHashes:  []snapshotToken{{Hash: "ab12", Project: store.Project{ID: "p", Name: "p", CreatedAt: time.Unix(7, 0).UTC()}}},
-		},
-	} {
-		var buf bytes.Buffer
-		err := encodeSnapshot(&buf, &s, func(yield func([]byte) error) error {
-			for _, c := range s.Certificates {
-				b, _ := json.Marshal(c)
-				if err := yield(b); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		got := buf.Bytes()
-		var a, b any
-		want, _ := json.Marshal(s)
-		if err := json.Unmarshal(got, &a); err != nil {
-			t.Fatalf("not JSON: %v\n%s", err, got)
-		}
-		json.Unmarshal(want, &b)
-		// json.Marshal writes null for empty slices, encodeSnapshot [];
-		// both read back as empty.
-		var back snapshot
-		if err := json.Unmarshal(got, &back); err != nil || back.Version != s.Version || len(back.Services) != len(s.Services) || len(back.Certificates) != len(s.Certificates) {
-			t.Errorf("read back %+v, %v", back, err)
-		}
-		if len(s.Services) > 0 && !reflect.DeepEqual(a, b) {
-			t.Errorf("encodeSnapshot:\n%s\njson.Marshal:\n%s", got, want)
-		}
-	}
-}
-
-// The snapshot writer writes only when something changed, encodes only the
-// certificates that are new since its last write, and what it writes reads
-// back with every served certificate.
-func TestSnapshotWriterEncodesOnlyNewCertificates(t *testing.T) {
+// The snapshot a node writes holds every served certificate, and the
+// admin token's hash (for reads without the store), never the token.
+func TestSnapshotHoldsServedCertificatesAndTokenHashes(t *testing.T) {
 	dir := t.TempDir()
 	n := startNode(t, dir, "")
 	ctx := context.Background()
-	eventually(t, "hello.localhost served", func() error {
-		_, _, err := httpsGet(t, n, "hello.localhost", "/")
-		return err
-	})
-	w := &snapshotWriter{path: filepath.Join(t.TempDir(), SnapshotFile)}
-	if err := n.writeSnapshot(w); err != nil {
-		t.Fatal(err)
-	}
-	first, err := readSnapshot(filepath.Dir(w.path))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(first.Certificates) != 1 || first.Certificates[0].Names[0] != "hello.localhost" || len(first.Services) != 1 {
-		t.Fatalf("first snapshot: %d services, certificates %+v", len(first.Services), first.Certificates)
-	}
-	// The admin token's hash, never the token, for reads without the store.
-	tok, err := os.ReadFile(filepath.Join(dir, "admin.token"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(first.TokenHashes) != 1 || first.TokenHashes[0].Hash != platform.HashToken(strings.TrimSpace(string(tok))) || first.TokenHashes[0].Project.ID != platform.DefaultProjectID {
-		t.Errorf("snapshot token hashes %+v, want the admin token's", first.TokenHashes)
-	}
-	if raw, _ := os.ReadFile(w.path); bytes.Contains(raw, bytes.TrimSpace(tok)) {
-		t.Error("the snapshot holds the admin token itself")
-	}
-	old := w.entries
-	fi, _ := os.Stat(w.path)
-
-	// Nothing new: no write.
-	if err := n.writeSnapshot(w); err != nil {
-		t.Fatal(err)
-	}
-	if fi2, _ := os.Stat(w.path); !fi2.ModTime().Equal(fi.ModTime()) || fi2.Size() != fi.Size() {
-		t.Error("an unchanged snapshot was written again")
-	}
-
-	// A new service and its certificate: hello's entry is reused as it was.
 	admin := adminClient(t, n, dir)
 	if _, err := admin.CreateService(ctx, client.ServiceCreate{Name: "more", Upstreams: []string{"http://127.0.0.1:9"}}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "more.localhost served", func() error {
-		_, _, err := httpsGet(t, n, "more.localhost", "/")
-		return err
-	})
-	if err := n.writeSnapshot(w); err != nil {
+	for _, h := range []string{"hello.localhost", "more.localhost"} {
+		eventually(t, h+" served", func() error {
+			_, _, err := httpsGet(t, n, h, "/")
+			return err
+		})
+	}
+	snapDir := t.TempDir()
+	if err := fleet.NewSnapshotWriter(snapDir, n.snapshotSource, n.log).Write(); err != nil {
 		t.Fatal(err)
 	}
-	if len(w.entries) != 2 {
-		t.Fatalf("%d entries after the second certificate, want 2", len(w.entries))
-	}
-	for leaf, e := range old {
-		if &w.entries[leaf].json[0] != &e.json[0] {
-			t.Error("hello's certificate was encoded again")
-		}
-	}
-	second, err := readSnapshot(filepath.Dir(w.path))
+	snap, err := fleet.ReadSnapshot(snapDir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	names := map[string]bool{}
-	for _, c := range second.Certificates {
+	for _, c := range snap.Certificates {
 		if _, err := tls.X509KeyPair([]byte(c.ChainPEM), []byte(c.KeyPEM)); err != nil {
 			t.Errorf("certificate of %v does not load: %v", c.Names, err)
 		}
@@ -235,10 +143,17 @@ func TestSnapshotWriterEncodesOnlyNewCertificates(t *testing.T) {
 			names[h] = true
 		}
 	}
-	if !names["hello.localhost"] || !names["more.localhost"] || len(second.Services) != 2 {
-		t.Errorf("second snapshot: %d services, names %v", len(second.Services), names)
+	if !names["hello.localhost"] || !names["more.localhost"] || len(snap.Services) != 2 {
+		t.Errorf("snapshot: %d services, names %v", len(snap.Services), names)
 	}
-	if fi, _ := os.Stat(w.path); fi.Mode().Perm() != 0o600 {
-		t.Errorf("snapshot mode %v, want 0600", fi.Mode().Perm())
+	tok, err := os.ReadFile(filepath.Join(dir, "admin.token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(snap.TokenHashes) != 1 || snap.TokenHashes[0].Hash != platform.HashToken(strings.TrimSpace(string(tok))) || snap.TokenHashes[0].Project.ID != platform.DefaultProjectID {
+		t.Errorf("snapshot token hashes %+v, want the admin token's", snap.TokenHashes)
+	}
+	if raw, _ := os.ReadFile(filepath.Join(snapDir, fleet.SnapshotFile)); bytes.Contains(raw, bytes.TrimSpace(tok)) {
+		t.Error("the snapshot holds the admin token itself")
 	}
 }

@@ -1,11 +1,11 @@
-package node
+package fleet
 
 import (
 	"testing"
 	"time"
 )
 
-// Keys rotate every ticketRotation; a replaced key stays for one more
+// Keys rotate every TicketRotation; a replaced key stays for one more
 // period (to decrypt the tickets it encrypted), then goes.
 func TestTicketKeyRotation(t *testing.T) {
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -25,10 +25,10 @@ func TestTicketKeyRotation(t *testing.T) {
 		ring = next
 	}
 	step(t0, true, 1)                          // first key
-	step(t0.Add(ticketRotation/2), false, 1)   // not due
-	step(t0.Add(ticketRotation), true, 2)      // new key encrypts, the old one still decrypts
-	step(t0.Add(ticketRotation*3/2), false, 2) // both still valid
-	step(t0.Add(2*ticketRotation), true, 2)    // the first key's extra period is over
+	step(t0.Add(TicketRotation/2), false, 1)   // not due
+	step(t0.Add(TicketRotation), true, 2)      // new key encrypts, the old one still decrypts
+	step(t0.Add(TicketRotation*3/2), false, 2) // both still valid
+	step(t0.Add(2*TicketRotation), true, 2)    // the first key's extra period is over
 	if got := len(ring.keys()); got != 2 {
 		t.Errorf("keys() = %d keys, want 2", got)
 	}

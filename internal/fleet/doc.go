@@ -1,0 +1,21 @@
+// Package fleet holds what lets several Spine nodes share one store, and
+// each of them keep serving while the store is away:
+//
+//   - membership.go: the node's stable ID, its heartbeat and the fleet's
+//     node list (kept as last read, for when the store is away);
+//   - health.go: whether the store answered the last operation;
+//   - tickets.go: the TLS session-ticket keys the nodes share through the
+//     store, rotated by one node at a time under a lease lock;
+//   - snapshot.go, snapshotwriter.go: the fail-static snapshot in the data
+//     folder (the services of the last sync, the certificates in memory,
+//     the ticket keys, the hashes of the API tokens seen), its reader and
+//     its incremental, streaming writer.
+//
+// Each part works on the narrow store interface it needs, defined where it
+// is used; *store.DB satisfies them all. The node builds the parts, hands
+// them the edge's and the certificate manager's functions, and runs them.
+//
+// Package fleet may import store (records, errors), platform (secret files)
+// and client (the node list's type). It must never import node, api, edge
+// or certs: what it needs of them comes in as functions.
+package fleet

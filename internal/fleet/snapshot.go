@@ -1,0 +1,144 @@
+// The last-known-good snapshot: what a node needs to serve without the
+// store, kept in its data folder.
+
+package fleet
+
+import (
+	"bufio"
+	"crypto/tls"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/spine-platform/spine/internal/sched"
+	"github.com/spine-platform/spine/internal/store"
+)
+
+// SnapshotFile is the name of the snapshot in the data folder. It holds
+// private keys: it is written 0600, through a rename.
+const SnapshotFile = "snapshot.json"
+
+const snapshotVersion = 1
+
+// Snapshot is the content of SnapshotFile.
+type Snapshot struct {
+	Version      int             `json:"version"`
+	WrittenAt    time.Time       `json:"written_at"`
+	Services     []store.Service `json:"services"`
+	Certificates []SnapshotCert  `json:"certificates"`
+	TicketKeys   [][]byte        `json:"ticket_keys,omitempty"` // newest first
+	// TokenHashes are the API token look-ups the node answered (hashes,
+	// never tokens), so that a node started from the snapshot answers
+	// reads, marked stale, while the store is away.
+	TokenHashes []TokenLookup `json:"token_hashes,omitempty"`
+}
+
+// TokenLookup is one API token look-up: the SHA-256 hash of the token (as
+// the store keeps it) and the project it authenticates.
+type TokenLookup struct {
+	Hash    string        `json:"hash"`
+	Project store.Project `json:"project"`
+}
+
+// SnapshotCert is the certificate a node served for Names.
+type SnapshotCert struct {
+	Names    []string `json:"names"`
+	ChainPEM string   `json:"chain_pem"`
+	KeyPEM   string   `json:"key_pem"`
+}
+
+// ReadSnapshot reads dir's SnapshotFile.
+func ReadSnapshot(dir string) (*Snapshot, error) {
+	b, err := os.ReadFile(filepath.Join(dir, SnapshotFile))
+	if err != nil {
+		return nil, err
+	}
+	var s Snapshot
+	if err := json.Unmarshal(b, &s); err != nil {
+		return nil, fmt.Errorf("fleet: reading %s: %w", SnapshotFile, err)
+	}
+	if s.Version != snapshotVersion {
+		return nil, fmt.Errorf("fleet: %s has version %d; this program reads %d", SnapshotFile, s.Version, snapshotVersion)
+	}
+	return &s, nil
+}
+
+// CertificatesByName returns the snapshot's certificates by hostname,
+// without (and logging) those that do not load.
+func (s *Snapshot) CertificatesByName(log *slog.Logger) map[string]*tls.Certificate {
+	out := map[string]*tls.Certificate{}
+	for _, c := range s.Certificates {
+		pair, err := tls.X509KeyPair([]byte(c.ChainPEM), []byte(c.KeyPEM))
+		if err != nil {
+			log.Warn("skipping a certificate of the snapshot", "names", c.Names, "err", err)
+			continue
+		}
+		for _, name := range c.Names {
+			out[name] = &pair
+		}
+	}
+	return out
+}
+
+// Keys returns the snapshot's session-ticket keys, newest first.
+func (s *Snapshot) Keys() [][32]byte {
+	var out [][32]byte
+	for _, k := range s.TicketKeys {
+		if len(k) == 32 {
+			out = append(out, [32]byte(k))
+		}
+	}
+	return out
+}
+
+// encodeSnapshot writes s as json.Marshal would, with s.Certificates
+// replaced by the encoded entries certs yields (s.Certificates is ignored),
+// one service and one certificate at a time, through a buffer, yielding
+// the processor between them (sched.Yielder): the file is never whole in
+// memory.
+func encodeSnapshot(dst io.Writer, s *Snapshot, certs func(yield func([]byte) error) error) error {
+	head, err := json.Marshal(struct {
+		Version     int           `json:"version"`
+		WrittenAt   time.Time     `json:"written_at"`
+		TicketKeys  [][]byte      `json:"ticket_keys,omitempty"`
+		TokenHashes []TokenLookup `json:"token_hashes,omitempty"`
+	}{s.Version, s.WrittenAt, s.TicketKeys, s.TokenHashes})
+	if err != nil {
+		return err
+	}
+	b := bufio.NewWriterSize(dst, 64<<10)
+	b.Write(head[:len(head)-1]) // without its closing brace
+	b.WriteString(`,"services":[`)
+	var y sched.Yielder
+	for i, sv := range s.Services {
+		y.Maybe()
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		item, err := json.Marshal(sv)
+		if err != nil {
+			return err
+		}
+		b.Write(item)
+	}
+	b.WriteString(`],"certificates":[`)
+	i := 0
+	err = certs(func(item []byte) error {
+		y.Maybe()
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		i++
+		_, err := b.Write(item)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	b.WriteString("]}")
+	return b.Flush()
+}
