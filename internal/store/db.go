@@ -26,16 +26,21 @@ type DB struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	mu        sync.Mutex
-	closed    bool
-	listening bool
-	watchers  map[chan struct{}]struct{}
+	mu            sync.Mutex
+	closed        bool
+	listening     bool
+	watchers      map[chan struct{}]struct{} // Watch: projects, domains, services
+	eventWatchers map[chan struct{}]struct{} // WatchEvents: events and webhook deliveries
 
 	listenPID atomic.Uint32 // backend PID of the LISTEN connection, 0 if none (for tests)
 
 	lazyErr error // OpenLazy: the last migration failure that was not unavailability; guarded by mu
 
 	prefixStmts map[int]*sql.Stmt // GetKeysWithPrefix's, by number of prefixes; guarded by mu
+
+	quota atomic.Pointer[Quota] // SetDefaultQuota; nil: no limits
+
+	pendingBound int // tests only (export_test.go): MaxPendingDeliveries if 0
 }
 
 // dialect holds the few things that differ between SQLite and PostgreSQL.
@@ -47,6 +52,9 @@ type dialect struct {
 	now string
 	// notify runs in every transaction that changes projects, domains or services; "" for none.
 	notify string
+	// notifyEvents runs in every transaction that appends an event or queues a
+	// webhook delivery; "" for none.
+	notifyEvents string
 	// classify tells what kind of failure err is.
 	classify func(err error) errClass
 }
@@ -90,7 +98,8 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 
 func newDB(d dialect, w, r *sql.DB) *DB {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &DB{d: d, w: w, r: r, ctx: ctx, cancel: cancel, watchers: make(map[chan struct{}]struct{})}
+	return &DB{d: d, w: w, r: r, ctx: ctx, cancel: cancel,
+		watchers: make(map[chan struct{}]struct{}), eventWatchers: make(map[chan struct{}]struct{})}
 }
 
 // Close stops the change listener, closes every Watch channel and the connections.
@@ -107,9 +116,11 @@ func (db *DB) Close() error {
 	db.wg.Wait()
 
 	db.mu.Lock()
-	for ch := range db.watchers {
-		delete(db.watchers, ch)
-		close(ch)
+	for _, set := range []map[chan struct{}]struct{}{db.watchers, db.eventWatchers} {
+		for ch := range set {
+			delete(set, ch)
+			close(ch)
+		}
 	}
 	stmts := db.prefixStmts
 	db.prefixStmts = nil
@@ -158,6 +169,17 @@ func (db *DB) Revision(ctx context.Context) (int64, error) {
 // The revision is bumped first: on PostgreSQL its row lock then orders concurrent
 // changes, so they cannot deadlock on each other's hostname rows.
 func (db *DB) write(ctx context.Context, op string, change bool, fn func(tx *sql.Tx) error) error {
+	return db.writeNotes(ctx, op, change, func(tx *sql.Tx, _ *txNotes) error { return fn(tx) })
+}
+
+// txNotes collects what a write transaction announces once it has committed.
+type txNotes struct {
+	events bool // an event was appended or a delivery queued: signal WatchEvents
+}
+
+// writeNotes is write for transactions that may append events (events.go):
+// their watchers are signalled after the commit.
+func (db *DB) writeNotes(ctx context.Context, op string, change bool, fn func(tx *sql.Tx, notes *txNotes) error) error {
 	tx, err := db.w.BeginTx(ctx, nil)
 	if err != nil {
 		return db.wrap(op, err)
@@ -173,14 +195,23 @@ func (db *DB) write(ctx context.Context, op string, change bool, fn func(tx *sql
 			}
 		}
 	}
-	if err := fn(tx); err != nil {
+	var notes txNotes
+	if err := fn(tx, &notes); err != nil {
 		return db.wrap(op, err)
+	}
+	if notes.events && db.d.notifyEvents != "" {
+		if _, err := tx.ExecContext(ctx, db.d.notifyEvents); err != nil {
+			return db.wrap(op, err)
+		}
 	}
 	if err := tx.Commit(); err != nil {
 		return db.wrap(op, err)
 	}
 	if change {
 		db.broadcast()
+	}
+	if notes.events {
+		db.broadcastEvents()
 	}
 	return nil
 }

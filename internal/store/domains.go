@@ -24,6 +24,9 @@ func (db *DB) CreateDomain(ctx context.Context, d Domain) error {
 		if other != "" && other != d.Name {
 			return conflict("domain %q overlaps domain %q of another project", d.Name, other)
 		}
+		if err := db.checkQuota(ctx, tx, d.ProjectID, quotaDomains, 1); err != nil {
+			return err
+		}
 		_, err = tx.ExecContext(ctx, `INSERT INTO domains (`+domainColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
 			d.Name, d.ProjectID, d.Status, d.VerifyToken, toNanos(orNow(d.CreatedAt)),
 			toNanos(d.VerifiedAt), toNanos(d.CheckedAt), d.CheckError)
@@ -75,15 +78,65 @@ func (db *DB) ListDomains(ctx context.Context, projectID string) ([]Domain, erro
 // UpdateDomain sets ProjectID, Status, VerifyToken, VerifiedAt, CheckedAt and
 // CheckError of the domain named d.Name. It returns ErrNotFound if there is no
 // such domain or no such project.
+//
+// It records, in the same transaction, what the change means: domain.moved
+// in the logs of the project that lost the domain and of the one that took
+// it; domain.verified when it becomes verified; domain.verification_failed
+// when a check finds something other than the last one did (a domain
+// waiting for its record is checked every minute: one event per new
+// finding, not one a minute).
 func (db *DB) UpdateDomain(ctx context.Context, d Domain) error {
-	return db.write(ctx, "updating domain", true, func(tx *sql.Tx) error {
+	return db.writeNotes(ctx, "updating domain", true, func(tx *sql.Tx, notes *txNotes) error {
+		var oldProject, oldStatus, oldError string
+		err := tx.QueryRowContext(ctx, `SELECT project_id, status, check_error FROM domains WHERE name = $1`, d.Name).
+			Scan(&oldProject, &oldStatus, &oldError)
+		if errors.Is(err, sql.ErrNoRows) {
+			return notFound("domain %q not found", d.Name)
+		}
+		if err != nil {
+			return err
+		}
+		if oldProject != d.ProjectID {
+			if err := db.checkQuota(ctx, tx, d.ProjectID, quotaDomains, 1); err != nil {
+				return err
+			}
+		}
 		res, err := tx.ExecContext(ctx, `UPDATE domains SET project_id = $2, status = $3, verify_token = $4,
 			verified_at = $5, checked_at = $6, check_error = $7 WHERE name = $1`,
 			d.Name, d.ProjectID, d.Status, d.VerifyToken, toNanos(d.VerifiedAt), toNanos(d.CheckedAt), d.CheckError)
 		if db.isForeignKey(err) {
 			return notFound("project %q not found", d.ProjectID)
 		}
-		return mustAffect(res, err, func() error { return notFound("domain %q not found", d.Name) })
+		if err := mustAffect(res, err, func() error { return notFound("domain %q not found", d.Name) }); err != nil {
+			return err
+		}
+		var events []Event
+		switch {
+		case oldProject != d.ProjectID:
+			// Neither project learns the other's ID.
+			events = append(events,
+				Event{ProjectID: oldProject, Type: EventDomainMoved, Subject: d.Name,
+					Data: eventData(map[string]string{"domain": d.Name, "direction": "out"})},
+				Event{ProjectID: d.ProjectID, Type: EventDomainMoved, Subject: d.Name,
+					Data: eventData(map[string]string{"domain": d.Name, "direction": "in"})})
+		case oldStatus != DomainVerified && d.Status == DomainVerified:
+			events = append(events, Event{ProjectID: d.ProjectID, Type: EventDomainVerified, Subject: d.Name,
+				Data: eventData(map[string]string{"domain": d.Name})})
+		case d.CheckError != "" && d.CheckError != oldError:
+			events = append(events, Event{ProjectID: d.ProjectID, Type: EventDomainVerificationFailed, Subject: d.Name,
+				Data: eventData(map[string]string{"domain": d.Name, "status": d.Status, "detail": d.CheckError})})
+		}
+		if len(events) == 2 && events[1].ProjectID < events[0].ProjectID {
+			// Take the projects' event_seq rows in one order, always.
+			events[0], events[1] = events[1], events[0]
+		}
+		for _, e := range events {
+			e.Time = d.CheckedAt
+			if _, _, err := db.appendEvent(ctx, tx, notes, e); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 }
 

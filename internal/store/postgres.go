@@ -16,14 +16,19 @@ import (
 	"github.com/jackc/pgx/v5/stdlib"
 )
 
-// changeChannel is the PostgreSQL notification channel of change notices.
-const changeChannel = "spine_changes"
+// changeChannel is the PostgreSQL notification channel of change notices;
+// eventChannel that of appended events and queued webhook deliveries.
+const (
+	changeChannel = "spine_changes"
+	eventChannel  = "spine_events"
+)
 
 var postgresDialect = dialect{
-	name:     "postgres",
-	now:      `CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000000000 AS BIGINT)`,
-	notify:   `SELECT pg_notify('` + changeChannel + `', '')`,
-	classify: classifyPostgres,
+	name:         "postgres",
+	now:          `CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000000000 AS BIGINT)`,
+	notify:       `SELECT pg_notify('` + changeChannel + `', '')`,
+	notifyEvents: `SELECT pg_notify('` + eventChannel + `', '')`,
+	classify:     classifyPostgres,
 }
 
 // Timeouts of the LISTEN connection.
@@ -92,7 +97,7 @@ func classifyPostgres(err error) errClass {
 	return classOther
 }
 
-// listen holds a LISTEN connection on changeChannel until ctx ends, and
+// listen holds a LISTEN connection on changeChannel and eventChannel until ctx ends, and
 // reconnects with backoff when it breaks. Watchers are signalled on every notice
 // and after every (re)connect, since notices sent while it was away are lost.
 func (db *DB) listen(ctx context.Context) {
@@ -131,17 +136,22 @@ func (db *DB) listenOnce(ctx context.Context) (connected bool, err error) {
 		defer cancel()
 		conn.Close(cctx)
 	}()
-	if _, err := conn.Exec(ctx, "LISTEN "+changeChannel); err != nil {
-		return false, err
+	for _, ch := range []string{changeChannel, eventChannel} {
+		if _, err := conn.Exec(ctx, "LISTEN "+ch); err != nil {
+			return false, err
+		}
 	}
 	db.listenPID.Store(conn.PgConn().PID())
 	db.broadcast()
+	db.broadcastEvents()
 
 	for {
 		wctx, cancel := context.WithTimeout(ctx, listenIdleCheck)
-		_, err := conn.WaitForNotification(wctx)
+		n, err := conn.WaitForNotification(wctx)
 		cancel()
 		switch {
+		case err == nil && n.Channel == eventChannel:
+			db.broadcastEvents()
 		case err == nil:
 			db.broadcast()
 		case ctx.Err() != nil:

@@ -100,6 +100,44 @@ func TestPostgresWatchAcrossNodes(t *testing.T) {
 	wait(t, ch, "after another node's write, reconnected")
 }
 
+// An event appended on one node signals WatchEvents on another, and only
+// WatchEvents: a node's routing snapshot is not reread for every event.
+func TestPostgresEventsAcrossNodes(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	dsn := storetest.PostgresDSN(t)
+	a, b := openPostgres(t, dsn), openPostgres(t, dsn)
+	evs, changes := a.WatchEvents(ctx), a.Watch(ctx)
+	wait(t, evs, "listener connected")
+	if err := b.CreateProject(ctx, store.Project{ID: "p1", Name: "p1"}); err != nil {
+		t.Fatal(err)
+	}
+	wait(t, changes, "after another node's project")
+	drainCh(evs)
+	drainCh(changes)
+	// The project's own notice may still be on its way: one change signal
+	// at most, whenever it comes.
+	changed := 0
+	for i := range 3 {
+		if _, _, err := b.AppendEvent(ctx, store.Event{ProjectID: "p1", Type: store.EventTokenCreated, Subject: fmt.Sprint(i)}); err != nil {
+			t.Fatal(err)
+		}
+		wait(t, evs, "after another node's event")
+		es, err := a.ListEvents(ctx, "p1", int64(i), 10)
+		if err != nil || len(es) != 1 || es[0].Subject != fmt.Sprint(i) {
+			t.Fatalf("node a reads %v, %v after the signal", es, err)
+		}
+		select {
+		case <-changes:
+			changed++
+		default:
+		}
+	}
+	if changed > 1 {
+		t.Errorf("events signalled Watch (the routing snapshot's notice) %d times", changed)
+	}
+}
+
 // A broken connection pool reports ErrUnavailable.
 func TestPostgresUnavailable(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)

@@ -27,13 +27,19 @@ func (db *DB) CreateService(ctx context.Context, s Service) error {
 	if s.UpdatedAt.IsZero() {
 		s.UpdatedAt = created
 	}
-	return db.write(ctx, "creating service", true, func(tx *sql.Tx) error {
+	return db.writeNotes(ctx, "creating service", true, func(tx *sql.Tx, notes *txNotes) error {
 		var owner string
 		err := tx.QueryRowContext(ctx, `SELECT project_id FROM domains WHERE name = $1`, s.Domain).Scan(&owner)
 		if errors.Is(err, sql.ErrNoRows) || (err == nil && owner != s.ProjectID) {
 			return notFound("domain %q not found", s.Domain)
 		}
 		if err != nil {
+			return err
+		}
+		if err := db.checkQuota(ctx, tx, s.ProjectID, quotaServices, 1); err != nil {
+			return err
+		}
+		if err := db.checkQuota(ctx, tx, s.ProjectID, quotaHostnames, len(s.Hostnames)); err != nil {
 			return err
 		}
 		_, err = tx.ExecContext(ctx, `INSERT INTO services (`+serviceColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
@@ -46,7 +52,12 @@ func (db *DB) CreateService(ctx context.Context, s Service) error {
 		case err != nil:
 			return err
 		}
-		return db.insertHostnames(ctx, tx, s.ID, s.Hostnames)
+		if err := db.insertHostnames(ctx, tx, s.ID, s.Hostnames); err != nil {
+			return err
+		}
+		_, _, err = db.appendEvent(ctx, tx, notes, Event{ProjectID: s.ProjectID, Type: EventServiceCreated, Subject: s.Name, Time: created,
+			Data: eventData(map[string]any{"service": s.Name, "domain": s.Domain, "hostnames": s.Hostnames})})
+		return err
 	})
 }
 
@@ -84,29 +95,47 @@ func (db *DB) UpdateService(ctx context.Context, s Service) error {
 	if err := checkHostnames(s.Hostnames); err != nil {
 		return err
 	}
-	return db.write(ctx, "updating service", true, func(tx *sql.Tx) error {
+	updated := orNow(s.UpdatedAt)
+	return db.writeNotes(ctx, "updating service", true, func(tx *sql.Tx, notes *txNotes) error {
 		var id string
 		err := tx.QueryRowContext(ctx, `UPDATE services SET upstreams = $3, hsts_max_age = $4, updated_at = $5
 			WHERE project_id = $1 AND name = $2 RETURNING id`,
-			s.ProjectID, s.Name, ups, s.HSTSMaxAge, toNanos(orNow(s.UpdatedAt))).Scan(&id)
+			s.ProjectID, s.Name, ups, s.HSTSMaxAge, toNanos(updated)).Scan(&id)
 		if errors.Is(err, sql.ErrNoRows) {
 			return notFound("service %q not found", s.Name)
 		}
 		if err != nil {
 			return err
 		}
+		var had int
+		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM service_hostnames WHERE service_id = $1`, id).Scan(&had); err != nil {
+			return err
+		}
+		if err := db.checkQuota(ctx, tx, s.ProjectID, quotaHostnames, len(s.Hostnames)-had); err != nil {
+			return err
+		}
 		if _, err := tx.ExecContext(ctx, `DELETE FROM service_hostnames WHERE service_id = $1`, id); err != nil {
 			return err
 		}
-		return db.insertHostnames(ctx, tx, id, s.Hostnames)
+		if err := db.insertHostnames(ctx, tx, id, s.Hostnames); err != nil {
+			return err
+		}
+		_, _, err = db.appendEvent(ctx, tx, notes, Event{ProjectID: s.ProjectID, Type: EventServiceUpdated, Subject: s.Name, Time: updated,
+			Data: eventData(map[string]any{"service": s.Name, "hostnames": s.Hostnames, "upstreams": s.Upstreams, "hsts_max_age": s.HSTSMaxAge})})
+		return err
 	})
 }
 
 // DeleteService deletes a project's service and its hostnames, or returns ErrNotFound.
 func (db *DB) DeleteService(ctx context.Context, projectID, name string) error {
-	return db.write(ctx, "deleting service", true, func(tx *sql.Tx) error {
+	return db.writeNotes(ctx, "deleting service", true, func(tx *sql.Tx, notes *txNotes) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM services WHERE project_id = $1 AND name = $2`, projectID, name)
-		return mustAffect(res, err, func() error { return notFound("service %q not found", name) })
+		if err := mustAffect(res, err, func() error { return notFound("service %q not found", name) }); err != nil {
+			return err
+		}
+		_, _, err = db.appendEvent(ctx, tx, notes, Event{ProjectID: projectID, Type: EventServiceDeleted, Subject: name,
+			Data: eventData(map[string]string{"service": name})})
+		return err
 	})
 }
 

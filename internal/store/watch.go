@@ -12,6 +12,18 @@ import "context"
 // listening connection is (re)established, since notices may have been missed
 // while it was away.
 func (db *DB) Watch(ctx context.Context) <-chan struct{} {
+	return db.subscribe(ctx, db.watchers)
+}
+
+// WatchEvents is Watch for the event log and the webhook outbox: a signal
+// follows every append of an event and every delivery queued (events.go,
+// webhooks.go), from any node of a fleet on PostgreSQL. Readers then ask the
+// store for what is new; the signal carries nothing.
+func (db *DB) WatchEvents(ctx context.Context) <-chan struct{} {
+	return db.subscribe(ctx, db.eventWatchers)
+}
+
+func (db *DB) subscribe(ctx context.Context, set map[chan struct{}]struct{}) <-chan struct{} {
 	ch := make(chan struct{}, 1)
 	db.mu.Lock()
 	if db.closed {
@@ -19,7 +31,7 @@ func (db *DB) Watch(ctx context.Context) <-chan struct{} {
 		close(ch)
 		return ch
 	}
-	db.watchers[ch] = struct{}{}
+	set[ch] = struct{}{}
 	if db.pgcfg != nil && !db.listening {
 		db.listening = true
 		db.wg.Add(1)
@@ -34,20 +46,25 @@ func (db *DB) Watch(ctx context.Context) <-chan struct{} {
 		}
 		db.mu.Lock()
 		defer db.mu.Unlock()
-		if _, ok := db.watchers[ch]; ok {
-			delete(db.watchers, ch)
+		if _, ok := set[ch]; ok {
+			delete(set, ch)
 			close(ch)
 		}
 	}()
 	return ch
 }
 
-// broadcast signals every watcher without blocking: a watcher that already has a
-// signal pending does not need a second one.
-func (db *DB) broadcast() {
+// broadcast signals every Watch channel without blocking: a watcher that
+// already has a signal pending does not need a second one.
+func (db *DB) broadcast() { db.signal(db.watchers) }
+
+// broadcastEvents signals every WatchEvents channel.
+func (db *DB) broadcastEvents() { db.signal(db.eventWatchers) }
+
+func (db *DB) signal(set map[chan struct{}]struct{}) {
 	db.mu.Lock()
 	defer db.mu.Unlock()
-	for ch := range db.watchers {
+	for ch := range set {
 		select {
 		case ch <- struct{}{}:
 		default:

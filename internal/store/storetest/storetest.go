@@ -47,6 +47,20 @@ func Run(t *testing.T, open func(t *testing.T) *store.DB) {
 		{"LockContention", testLockContention},
 		{"ConcurrentWriters", testConcurrentWriters},
 		{"Nodes", testNodes},
+		{"Events", testEvents},
+		{"AppendEvent", testAppendEvent},
+		{"EventOrder", testEventOrder},
+		{"WatchEvents", testWatchEvents},
+		{"PruneEvents", testPruneEvents},
+		{"Webhooks", testWebhooks},
+		{"DeliveryLeases", testDeliveryLeases},
+		{"WebhookDisable", testWebhookDisable},
+		{"PruneDeliveries", testPruneDeliveries},
+		{"AddDelivery", testAddDelivery},
+		{"Quotas", testQuotas},
+		{"QuotaRace", testQuotaRace},
+		{"CABudget", testCABudget},
+		{"CABudgetRace", testCABudgetRace},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
