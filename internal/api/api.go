@@ -4,7 +4,11 @@
 // package, so server and client cannot drift apart.
 //
 // Package api maps platform errors to HTTP status codes; it never touches the
-// store, the edge or the certificate manager directly.
+// edge or the certificate manager, and reaches the store only through the
+// platform. StaleReads (stalereads.go) is the store as the node hands it to
+// the platform: it answers the API's reads from the last known state, marked
+// stale, while the store is away. Package api must never import node, edge
+// or certs.
 package api
 
 import (

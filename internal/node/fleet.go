@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/spine-platform/spine/internal/api"
 	"github.com/spine-platform/spine/internal/ca"
 	"github.com/spine-platform/spine/internal/certs"
 	"github.com/spine-platform/spine/internal/fleet"
@@ -50,7 +51,7 @@ type fleetState struct {
 	lastSync atomic.Pointer[syncRecord] // the last successful sync
 	applied  [sha256.Size]byte          // fingerprint of what the last sync applied; under Node.syncMu
 
-	reads *staleReads
+	reads *api.StaleReads // the platform's store: API reads answered while the store is away
 }
 
 // syncRecord is what a successful sync read: the services it serves and
@@ -114,7 +115,7 @@ func (n *Node) prepare(ctx context.Context) error {
 	}
 	// The admin token's look-up goes into the snapshot before its first use.
 	if tok, err := os.ReadFile(tokenFile); err == nil {
-		f.reads.rememberToken(platform.HashToken(strings.TrimSpace(string(tok))), admin)
+		f.reads.RememberToken(platform.HashToken(strings.TrimSpace(string(tok))), admin)
 	}
 	if n.cfg.Domain != "" {
 		if _, err := n.platform.EnsureDomain(ctx, platform.DefaultProjectID, n.cfg.Domain, true); err != nil {
@@ -174,8 +175,8 @@ func (n *Node) snapshotSource() *fleet.SnapshotSource {
 		Sum:           rec.sum,
 		Certificate:   n.cachedCertificate,
 		TicketKeys:    n.fleet.tickets.Keys(),
-		Tokens:        n.fleet.reads.tokens,
-		TokensVersion: n.fleet.reads.tokensChanged(),
+		Tokens:        n.fleet.reads.Tokens,
+		TokensVersion: n.fleet.reads.TokensVersion(),
 	}
 }
 
@@ -183,7 +184,7 @@ func (n *Node) snapshotSource() *fleet.SnapshotSource {
 // for reads while the store is away, and asks for a snapshot.
 func (n *Node) recordSync(svcs []store.Service, sum [sha256.Size]byte, changed bool) {
 	n.fleet.lastSync.Store(&syncRecord{svcs: svcs, sum: sum})
-	n.fleet.reads.seed(svcs)
+	n.fleet.reads.Seed(svcs)
 	n.fleet.health.Note(nil)
 	if changed {
 		n.fleet.snapshots.Due() // else the writer's own tick still picks up new certificates
@@ -202,9 +203,9 @@ func (n *Node) serveSnapshot(s *fleet.Snapshot) error {
 	if err := n.edge.SetRoutes(routes); err != nil {
 		return fmt.Errorf("applying the snapshot's routes: %w", err)
 	}
-	n.fleet.reads.seed(s.Services)
+	n.fleet.reads.Seed(s.Services)
 	for _, t := range s.TokenHashes {
-		n.fleet.reads.rememberToken(t.Hash, t.Project)
+		n.fleet.reads.RememberToken(t.Hash, t.Project)
 	}
 	n.synced.Store(true)
 	return nil

@@ -121,7 +121,7 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	if err != nil {
 		return nil, err
 	}
-	n.fleet.reads = newStaleReads(n.db)
+	n.fleet.reads = api.NewStaleReads(n.db)
 	if err := n.listen(); err != nil {
 		return nil, err
 	}

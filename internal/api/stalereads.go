@@ -1,0 +1,194 @@
+// Reads while the store is away: the API answers from the node's last known
+// state, marked stale, instead of failing.
+
+package api
+
+import (
+	"context"
+	"errors"
+	"maps"
+	"sync"
+
+	"github.com/spine-platform/spine/internal/platform"
+	"github.com/spine-platform/spine/internal/store"
+)
+
+// Bounds of a StaleReads: the remembered answers and the remembered token
+// look-ups. When one is full, it is emptied (and refilled by the reads that
+// follow while the store answers).
+const (
+	maxStaleReads  = 20000
+	maxStaleTokens = 10000
+)
+
+// StaleReads is a platform.Store for a Platform whose API answers reads
+// from the last known state while the store is unreachable. Every method
+// is its store's; the reads the API makes (projects, token look-ups,
+// domains, services, certificate status) remember their last answer, and
+// when the store fails with store.ErrUnavailable they return that answer
+// instead and mark the request's answer stale (MarkStale: header Warning:
+// 110). Writes are untouched: they fail with store.ErrUnavailable, which
+// the API answers with 503.
+//
+// Its contract, as a cache:
+//   - bound: maxStaleReads answers and maxStaleTokens token look-ups;
+//     a full map is emptied whole;
+//   - staleness: an answer is never returned while the store answers; when
+//     it does not, the answer may be as old as the last read of that key
+//     (or the last sync, through Seed), and is marked stale;
+//   - invalidation: each successful read replaces its answer; a read the
+//     store answers with store.ErrNotFound forgets it (a revoked token, a
+//     deleted service); writes do not invalidate (the next read does).
+//
+// It is safe for concurrent use.
+type StaleReads struct {
+	platform.Store
+
+	mu   sync.Mutex
+	memo map[string]any
+	// tokens are the token look-ups answered, by token hash (SHA-256 of
+	// the token, as the store keeps it; never a token), kept apart from
+	// memo so that a node's snapshot can keep them (Tokens).
+	tokens    map[string]store.Project
+	tokensGen uint64 // counts the changes of tokens
+}
+
+// NewStaleReads returns st with its reads remembered.
+func NewStaleReads(st platform.Store) *StaleReads {
+	return &StaleReads{Store: st, memo: make(map[string]any), tokens: make(map[string]store.Project)}
+}
+
+func (s *StaleReads) remember(key string, v any) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.memo[key]; !ok && len(s.memo) >= maxStaleReads {
+		clear(s.memo)
+	}
+	s.memo[key] = v
+}
+
+// staleRead runs f, remembering its answer under key; if the store is
+// unreachable, it returns the remembered answer instead, if any. An answer
+// that the store says is gone is forgotten.
+func staleRead[T any](s *StaleReads, ctx context.Context, key string, f func() (T, error)) (T, error) {
+	v, err := f()
+	if err == nil {
+		s.remember(key, v)
+		return v, nil
+	}
+	if !errors.Is(err, store.ErrUnavailable) {
+		if errors.Is(err, store.ErrNotFound) {
+			s.mu.Lock()
+			delete(s.memo, key)
+			s.mu.Unlock()
+		}
+		return v, err
+	}
+	s.mu.Lock()
+	old, ok := s.memo[key]
+	s.mu.Unlock()
+	if !ok {
+		return v, err
+	}
+	MarkStale(ctx)
+	return old.(T), nil
+}
+
+// Seed remembers svcs, every service of the store as a sync read them, as
+// the answers of the service reads.
+func (s *StaleReads) Seed(svcs []store.Service) {
+	byProject := map[string][]store.Service{}
+	for _, sv := range svcs {
+		byProject[sv.ProjectID] = append(byProject[sv.ProjectID], sv)
+		s.remember("GetService\x00"+sv.ProjectID+"\x00"+sv.Name, sv)
+	}
+	s.remember("ListServices\x00", svcs)
+	for p, ss := range byProject {
+		s.remember("ListServices\x00"+p, ss)
+	}
+}
+
+// ProjectByTokenHash remembers its answers apart (see Tokens); a revoked
+// token is forgotten at its next look-up.
+func (s *StaleReads) ProjectByTokenHash(ctx context.Context, hash string) (store.Project, error) {
+	p, err := s.Store.ProjectByTokenHash(ctx, hash)
+	switch {
+	case err == nil:
+		s.RememberToken(hash, p)
+		return p, nil
+	case errors.Is(err, store.ErrUnavailable):
+		s.mu.Lock()
+		old, ok := s.tokens[hash]
+		s.mu.Unlock()
+		if !ok {
+			return p, err
+		}
+		MarkStale(ctx)
+		return old, nil
+	case errors.Is(err, store.ErrNotFound):
+		s.mu.Lock()
+		if _, ok := s.tokens[hash]; ok {
+			delete(s.tokens, hash)
+			s.tokensGen++
+		}
+		s.mu.Unlock()
+	}
+	return p, err
+}
+
+// RememberToken records that the token whose SHA-256 hash is hash
+// authenticates p (the admin token at start, or a snapshot's look-ups).
+func (s *StaleReads) RememberToken(hash string, p store.Project) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old, ok := s.tokens[hash]
+	if ok && old.ID == p.ID && old.Name == p.Name && old.CreatedAt.Equal(p.CreatedAt) {
+		return
+	}
+	if !ok && len(s.tokens) >= maxStaleTokens {
+		clear(s.tokens)
+	}
+	s.tokens[hash] = p
+	s.tokensGen++
+}
+
+// Tokens returns a copy of the remembered token look-ups: token hash ->
+// project.
+func (s *StaleReads) Tokens() map[string]store.Project {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return maps.Clone(s.tokens)
+}
+
+// TokensVersion changes whenever Tokens' answer does.
+func (s *StaleReads) TokensVersion() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.tokensGen
+}
+
+func (s *StaleReads) GetProject(ctx context.Context, id string) (store.Project, error) {
+	return staleRead(s, ctx, "GetProject\x00"+id, func() (store.Project, error) { return s.Store.GetProject(ctx, id) })
+}
+
+func (s *StaleReads) GetDomain(ctx context.Context, name string) (store.Domain, error) {
+	return staleRead(s, ctx, "GetDomain\x00"+name, func() (store.Domain, error) { return s.Store.GetDomain(ctx, name) })
+}
+
+func (s *StaleReads) ListDomains(ctx context.Context, projectID string) ([]store.Domain, error) {
+	return staleRead(s, ctx, "ListDomains\x00"+projectID, func() ([]store.Domain, error) { return s.Store.ListDomains(ctx, projectID) })
+}
+
+func (s *StaleReads) GetService(ctx context.Context, projectID, name string) (store.Service, error) {
+	return staleRead(s, ctx, "GetService\x00"+projectID+"\x00"+name, func() (store.Service, error) { return s.Store.GetService(ctx, projectID, name) })
+}
+
+func (s *StaleReads) ListServices(ctx context.Context, projectID string) ([]store.Service, error) {
+	return staleRead(s, ctx, "ListServices\x00"+projectID, func() ([]store.Service, error) { return s.Store.ListServices(ctx, projectID) })
+}
+
+func (s *StaleReads) GetCertStatus(ctx context.Context, hostname string) (store.CertStatus, error) {
+	return staleRead(s, ctx, "GetCertStatus\x00"+hostname, func() (store.CertStatus, error) { return s.Store.GetCertStatus(ctx, hostname) })
+}
+
+var _ platform.Store = (*StaleReads)(nil)
