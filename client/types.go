@@ -67,8 +67,12 @@ type Certificate struct {
 	Issuer    string     `json:"issuer,omitempty"`
 	NotBefore *time.Time `json:"not_before,omitempty"`
 	NotAfter  *time.Time `json:"not_after,omitempty"`
-	Error     string     `json:"error,omitempty"`
-	UpdatedAt *time.Time `json:"updated_at,omitempty"`
+	// RenewAfter is when renewal falls due: the start of the renewal
+	// window, the last part of the lifetime (a third by default). A CA's
+	// renewal information (ARI) can bring it forward.
+	RenewAfter *time.Time `json:"renew_after,omitempty"`
+	Error      string     `json:"error,omitempty"`
+	UpdatedAt  *time.Time `json:"updated_at,omitempty"`
 }
 
 // VersionInfo describes the server.

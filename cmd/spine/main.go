@@ -8,13 +8,20 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 )
 
 func main() {
-	if err := newRoot().Execute(); err != nil {
-		fmt.Fprintln(os.Stderr, "error:", err)
-		os.Exit(1)
+	err := newRoot().Execute()
+	if err == nil {
+		return
 	}
+	fmt.Fprintln(os.Stderr, "error:", err)
+	var exit *exitError
+	if errors.As(err, &exit) {
+		os.Exit(exit.code)
+	}
+	os.Exit(1)
 }

@@ -49,6 +49,10 @@ type Config struct {
 	Nodes func(ctx context.Context) ([]client.Node, error)
 	// Logger receives one line per failed request. Default: slog.Default().
 	Logger *slog.Logger
+	// RenewalWindowRatio is the part of a certificate's lifetime, at its
+	// end, in which it is renewed (certs.Config.RenewalWindowRatio): it
+	// dates each certificate's renew_after. Default 1/3, certmagic's.
+	RenewalWindowRatio float64
 }
 
 type server struct {
@@ -60,6 +64,9 @@ type server struct {
 func New(cfg Config) http.Handler {
 	if cfg.HTTPSPort == 0 {
 		cfg.HTTPSPort = 443
+	}
+	if cfg.RenewalWindowRatio <= 0 || cfg.RenewalWindowRatio >= 1 {
+		cfg.RenewalWindowRatio = 1.0 / 3
 	}
 	s := &server{cfg: cfg, log: cfg.Logger}
 	if s.log == nil {

@@ -115,13 +115,24 @@ func (s *server) listCertificates(w http.ResponseWriter, r *http.Request, p stor
 			Status:    c.Status,
 			Issuer:    c.Issuer,
 			NotBefore: timePtr(c.NotBefore),
-			NotAfter:  timePtr(c.NotAfter),
-			Error:     c.Error,
-			UpdatedAt: timePtr(c.UpdatedAt),
+			NotAfter:   timePtr(c.NotAfter),
+			RenewAfter: s.renewAfter(c.CertStatus),
+			Error:      c.Error,
+			UpdatedAt:  timePtr(c.UpdatedAt),
 		})
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"certificates": out})
 	return nil
+}
+
+// renewAfter is when the certificate's renewal window opens, nil while
+// there is no certificate.
+func (s *server) renewAfter(c store.CertStatus) *time.Time {
+	if c.NotAfter.IsZero() || !c.NotAfter.After(c.NotBefore) {
+		return nil
+	}
+	life := c.NotAfter.Sub(c.NotBefore)
+	return timePtr(c.NotAfter.Add(-time.Duration(float64(life) * s.cfg.RenewalWindowRatio)))
 }
 
 func (s *server) domainOut(d store.Domain) client.Domain {

@@ -190,6 +190,8 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 			Version:   cfg.Version,
 			StoreKind: n.db.Kind(),
 			Logger:    n.log,
+			// The certificate manager's window, so that renew_after is its.
+			RenewalWindowRatio: cfg.ACME.RenewalWindowRatio,
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
