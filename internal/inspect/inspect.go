@@ -152,6 +152,9 @@ func (in *inspector) run(ctx context.Context) {
 		hs.ECH.Explanation = rejectionWords(first, rejErr, rejected)
 	}
 	r.Handshake = hs
+	if hs.ECH.Explanation == "" {
+		hs.ECH.Explanation = echWords(hs.ECH, r.DNS.Source)
+	}
 	if err != nil {
 		if versionRefused(hs, err) {
 			in.legacy(ctx)
@@ -166,7 +169,7 @@ func (in *inspector) run(ctx context.Context) {
 	r.Timing.ServerHello = &hs.ServerHelloMs
 	cs := tc.ConnectionState()
 	in.complete(hs, f, cs)
-	if hs.ECH.Explanation == "" {
+	if hs.ECH.Offered && hs.ECH.ConfigSource != "retry" {
 		hs.ECH.Explanation = echWords(hs.ECH, r.DNS.Source)
 	}
 

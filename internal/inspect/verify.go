@@ -175,8 +175,23 @@ func (vf *verifier) findPath() ([]*x509.Certificate, string, error) {
 	for _, c := range vf.chain[1:] {
 		inter.AddCert(c)
 	}
-	life := leaf.NotAfter.Sub(leaf.NotBefore)
-	times := []time.Time{vf.now, leaf.NotBefore.Add(life / 2), leaf.NotBefore.Add(time.Minute), leaf.NotAfter.Add(-time.Minute)}
+	// When the certificates the server sent share a moment of validity,
+	// its middle is the best other time to look at; a leaf's own window
+	// comes next.
+	times := []time.Time{vf.now}
+	from, until := leaf.NotBefore, leaf.NotAfter
+	for _, c := range vf.chain[1:] {
+		if c.NotBefore.After(from) {
+			from = c.NotBefore
+		}
+		if c.NotAfter.Before(until) {
+			until = c.NotAfter
+		}
+	}
+	if from.Before(until) {
+		times = append(times, from.Add(until.Sub(from)/2))
+	}
+	times = append(times, leaf.NotBefore.Add(leaf.NotAfter.Sub(leaf.NotBefore)/2))
 	var best error
 	for _, src := range vf.sources {
 		for i, t := range times {
