@@ -110,11 +110,11 @@ func (s *server) listCertificates(w http.ResponseWriter, r *http.Request, p stor
 	out := make([]client.Certificate, 0, len(cs))
 	for _, c := range cs {
 		out = append(out, client.Certificate{
-			Hostname:  c.Hostname,
-			Service:   c.Service,
-			Status:    c.Status,
-			Issuer:    c.Issuer,
-			NotBefore: timePtr(c.NotBefore),
+			Hostname:   c.Hostname,
+			Service:    c.Service,
+			Status:     c.Status,
+			Issuer:     c.Issuer,
+			NotBefore:  timePtr(c.NotBefore),
 			NotAfter:   timePtr(c.NotAfter),
 			RenewAfter: s.renewAfter(c.CertStatus),
 			Error:      c.Error,
