@@ -62,6 +62,7 @@ func (in *inspector) resolve(ctx context.Context) (resolved, error) {
 		server = net.JoinHostPort(conf.Servers[0], conf.Port)
 	}
 	d.Resolver = server
+	d.Explanation = fmt.Sprintf("asked %s for A, AAAA and HTTPS records", server)
 
 	type answer struct {
 		msg *dns.Msg
@@ -128,7 +129,7 @@ func (in *inspector) resolve(ctx context.Context) (resolved, error) {
 				https += " with an ECH configuration"
 			}
 		}
-		d.Explanation = fmt.Sprintf("asked %s for A, AAAA and HTTPS records: %d address(es), %s", server, len(res.addrs), https)
+		d.Explanation += fmt.Sprintf(": %d address(es), %s", len(res.addrs), https)
 		return res, nil
 	case nxdomain:
 		return res, fmt.Errorf("%s does not exist: %s answered NXDOMAIN", host, server)

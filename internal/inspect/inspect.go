@@ -124,10 +124,11 @@ func (in *inspector) run(ctx context.Context) {
 		conf.MinVersion = tls.VersionTLS13
 		echSource = "dns"
 	}
-	var rejected *echRejection
 	if echSource != "" {
-		rejected = &echRejection{}
-		conf.EncryptedClientHelloRejectionVerify = in.echRejectionVerify(rejected)
+		// A server that rejects ECH answers as its public name, whose
+		// certificate crypto/tls then checks against RootCAs before it
+		// trusts the retry configurations.
+		conf.RootCAs = in.rootPool()
 	}
 	t0 = time.Now()
 	hs, tc, f, err := in.handshake(ctx, raw, conf)
@@ -143,13 +144,12 @@ func (in *inspector) run(ctx context.Context) {
 			echSource = "retry"
 		} else {
 			conf.EncryptedClientHelloConfigList = nil
-			conf.EncryptedClientHelloRejectionVerify = nil
 			conf.MinVersion = tls.VersionTLS12
 			echSource = ""
 		}
 		hs, tc, f, took, err = in.again(ctx, conf)
 		hs.ECH.ConfigSource = echSource
-		hs.ECH.Explanation = rejectionWords(first, rejErr, rejected)
+		hs.ECH.Explanation = rejectionWords(first, rejErr)
 	}
 	r.Handshake = hs
 	if hs.ECH.Explanation == "" {
@@ -169,7 +169,10 @@ func (in *inspector) run(ctx context.Context) {
 	r.Timing.ServerHello = &hs.ServerHelloMs
 	cs := tc.ConnectionState()
 	in.complete(hs, f, cs)
-	if hs.ECH.Offered && hs.ECH.ConfigSource != "retry" {
+	switch {
+	case hs.ECH.ConfigSource == "retry" && hs.ECH.Accepted:
+		hs.ECH.Explanation += fmt.Sprintf(", and the server accepted them: an observer saw only %s", hs.ECH.OuterSNI)
+	case hs.ECH.Offered && hs.ECH.ConfigSource != "retry":
 		hs.ECH.Explanation = echWords(hs.ECH, r.DNS.Source)
 	}
 
@@ -462,38 +465,7 @@ func handshakeWords(hs *Handshake, err error, t Target) string {
 	return "the handshake failed: " + err.Error()
 }
 
-// echRejection records what the server showed when it rejected ECH.
-type echRejection struct {
-	publicName string
-	verifyErr  error
-}
-
-// echRejectionVerify checks the certificate of the public name a server
-// answers with when it rejects ECH: its retry configurations are trusted
-// only if that certificate verifies for the public name.
-func (in *inspector) echRejectionVerify(rec *echRejection) func(tls.ConnectionState) error {
-	return func(cs tls.ConnectionState) error {
-		rec.publicName = cs.ServerName
-		if len(cs.PeerCertificates) == 0 {
-			rec.verifyErr = errors.New("no certificate")
-			return rec.verifyErr
-		}
-		var lastErr error = errors.New("no trusted root")
-		for _, src := range in.sources {
-			inter := x509.NewCertPool()
-			for _, c := range cs.PeerCertificates[1:] {
-				inter.AddCert(c)
-			}
-			if _, lastErr = cs.PeerCertificates[0].Verify(x509.VerifyOptions{Roots: src.pool, Intermediates: inter, DNSName: cs.ServerName, CurrentTime: in.cfg.Now()}); lastErr == nil {
-				return nil
-			}
-		}
-		rec.verifyErr = lastErr
-		return fmt.Errorf("inspect: the certificate of ECH public name %s does not verify: %w", cs.ServerName, lastErr)
-	}
-}
-
-func rejectionWords(first *Handshake, rej *tls.ECHRejectionError, rec *echRejection) string {
+func rejectionWords(first *Handshake, rej *tls.ECHRejectionError) string {
 	pub := first.ECH.OuterSNI
 	if len(rej.RetryConfigList) > 0 {
 		return fmt.Sprintf("the server rejected the ECH configuration from DNS (stale, or not its own) and answered as %s with new configurations; this handshake offered those (the retry a browser makes)", pub)
@@ -501,12 +473,28 @@ func rejectionWords(first *Handshake, rej *tls.ECHRejectionError, rec *echReject
 	return fmt.Sprintf("the server rejected ECH and sent no new configuration, so it does not do ECH for this name (it answered as %s): this handshake went without ECH, as a browser would", pub)
 }
 
+// rootPool is every trusted root in one pool.
+func (in *inspector) rootPool() *x509.CertPool {
+	pool := x509.NewCertPool()
+	if !in.cfg.NoSystemRoots {
+		if p, err := x509.SystemCertPool(); err == nil {
+			pool = p
+		}
+	}
+	for _, src := range in.cfg.Roots {
+		for _, c := range src.Certs {
+			pool.AddCert(c)
+		}
+	}
+	return pool
+}
+
 func echWords(e ECH, dnsSource string) string {
 	switch {
 	case e.Accepted:
 		return fmt.Sprintf("offered and accepted: the real name travelled encrypted; an observer saw only %s", e.OuterSNI)
 	case e.Offered:
-		return "offered, not accepted"
+		return "offered, but the server did not decrypt it: it answered the outer ClientHello, as its public name " + e.OuterSNI
 	case dnsSource != "dns":
 		return "not offered: the name was not looked up in DNS, so there is no HTTPS record with an ECH configuration"
 	}
