@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -42,6 +43,7 @@ func TestCLIAgainstRunningNode(t *testing.T) {
 	t.Setenv("SPINE_TOKEN", "")
 	api := "http://" + n.APIAddr()
 	common := []string{"--data", dir, "--api", api}
+	_, httpsPort, _ := net.SplitHostPort(n.HTTPSAddr())
 
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -83,6 +85,7 @@ func TestCLIAgainstRunningNode(t *testing.T) {
 		{[]string{"domain", "remove", "example.test"}, []string{"removed"}},
 		{[]string{"ca", "root"}, []string{"-----BEGIN CERTIFICATE-----"}},
 		{[]string{"version"}, []string{"spine ", "server test (store: sqlite)"}},
+		{[]string{"inspect", "https://api.localhost:" + httpsPort + "/"}, []string{"ClientHello", "trusted from Spine's root", "Spine's view", "renewal   due from", "Result: OK"}},
 		{[]string{"service", "delete", "api"}, []string{"deleted"}},
 	} {
 		out, err := spine(t, append(tc.args, common...)...)
@@ -113,6 +116,23 @@ func TestCLIAgainstRunningNode(t *testing.T) {
 			t.Fatalf("spine %v: err %v (want %q)\n%s", tc.args, err, tc.want, out)
 		}
 	}
+	// inspect's exit status says how the connection failed: 2 without a
+	// handshake, 1 for a bad argument.
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"inspect", "https://nothere.localhost:" + httpsPort + "/"}, 2, "no certificate for nothere.localhost"},
+		{[]string{"inspect", "api.localhost:" + httpsPort, "--ca", "/nonexistent.pem"}, 0, "--ca: /nonexistent.pem does not exist"},
+	} {
+		out, err := spine(t, append(tc.args, common...)...)
+		var exit *exitError
+		if err == nil || !strings.Contains(err.Error(), tc.want) || errors.As(err, &exit) != (tc.code != 0) || (tc.code != 0 && exit.code != tc.code) {
+			t.Fatalf("spine %v: err %v (want %q, exit status %d)\n%s", tc.args, err, tc.want, tc.code, out)
+		}
+	}
+
 	// Without a token the CLI says where it looked.
 	if _, err := spine(t, "service", "list", "--data", t.TempDir(), "--api", api); err == nil || !strings.Contains(err.Error(), "SPINE_TOKEN") {
 		t.Fatalf("no token: %v", err)

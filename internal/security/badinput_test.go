@@ -197,6 +197,10 @@ func TestCLIBadInput(t *testing.T) {
 	u := startProc(t, bin, filepath.Join(t.TempDir(), "data"), nil, "up", "--https-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--api-addr", "127.0.0.1:0")
 	admin := u.admin(t)
 	up := "http://127.0.0.1:9"
+	notPEM := filepath.Join(t.TempDir(), "not.pem")
+	if err := os.WriteFile(notPEM, []byte("not a certificate\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	cases := []struct {
 		args       []string
 		flag, hint string // the message must contain both
@@ -232,6 +236,22 @@ func TestCLIBadInput(t *testing.T) {
 		{[]string{"project", "create", "x", "--store", "mysql://db/x"}, "--store", "sqlite:PATH or postgres://"},
 		{[]string{"no-such-command"}, "", "unknown command"},
 		{[]string{"service", "list", "--no-such-flag"}, "--no-such-flag", "unknown flag"},
+		{[]string{"inspect"}, "", "accepts 1 arg"},
+		{[]string{"inspect", "http://hello.localhost:8443/"}, "http://hello.localhost:8443/", "must start with https://"},
+		{[]string{"inspect", "ftp://hello.localhost/"}, "ftp://hello.localhost/", "must start with https://"},
+		{[]string{"inspect", "https://user:hunter2@hello.localhost/"}, "holds credentials", "leave them out"},
+		{[]string{"inspect", "hello.localhost:99999"}, "port \"99999\"", "from 1 to 65535"},
+		{[]string{"inspect", "hello.localhost:0"}, "port \"0\"", "from 1 to 65535"},
+		{[]string{"inspect", "hello.localhost:https"}, "port \"https\"", "from 1 to 65535"},
+		{[]string{"inspect", "hello.localhost:"}, "port after", "leave the colon out"},
+		{[]string{"inspect", "bad..localhost"}, "bad..localhost", "empty label"},
+		{[]string{"inspect", "hello.localhost/path"}, "hello.localhost/path", "https://HOST[:PORT]/PATH"},
+		{[]string{"inspect", "hello.localhost", "--ca", "/nonexistent/ca.pem"}, "--ca", "does not exist"},
+		{[]string{"inspect", "hello.localhost", "--ca", notPEM}, "--ca", "holds no PEM certificate"},
+		{[]string{"inspect", "hello.localhost", "--servername", "*.localhost"}, "--servername", "wildcards are not accepted"},
+		{[]string{"inspect", "hello.localhost", "--resolver", "nonsense"}, "--resolver", "HOST:PORT"},
+		{[]string{"inspect", "hello.localhost", "--timeout", "0s"}, "--timeout", "positive duration"},
+		{[]string{"inspect", "hello.localhost", "-o", "yaml"}, "--output", "text or json"},
 	}
 	for _, tc := range cases {
 		before := state(t, admin)

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -195,6 +196,21 @@ func (h *hygiene) commonCLI(p *proc, domain string, wait bool) []cliCase {
 	}
 }
 
+// inspectCLI inspects a service of `spine up` (names under localhost
+// resolve to it): its report, with Spine's view read with the admin token
+// (or refused for a wrong one), must never show the token.
+func (h *hygiene) inspectCLI(p *proc) []cliCase {
+	_, port, _ := net.SplitHostPort(p.https)
+	u := "https://web2.localhost:" + port + "/"
+	return []cliCase{
+		{args: []string{"inspect", u}, ok: true, want: "Spine's view"},
+		{args: []string{"inspect", u, "-o", "json"}, ok: true, want: `"renew_after"`},
+		{args: []string{"inspect", u}, env: []string{"SPINE_TOKEN=" + wrongToken}, ok: true, want: "Spine's API did not answer"},
+		{args: []string{"inspect", "https://nothere.localhost:" + port + "/"}},
+		{args: []string{"inspect", u, "--ca", "/nonexistent/ca.pem"}},
+	}
+}
+
 // projectCLI creates a project with the operator command (its token is
 // printed once on stdout, by design: that stdout is not scanned) and uses
 // its token, which must see nothing of the default project's.
@@ -364,6 +380,7 @@ func TestSecretHygiene(t *testing.T) {
 		h.cover([]string{"up"})
 		h.secret("up's admin token", p.token(t))
 		h.cli(t, p, h.commonCLI(p, "localhost", true))
+		h.cli(t, p, h.inspectCLI(p))
 		h.projectCLI(t, p)
 		h.api(t, p.api, p.token(t), p.admin(t))
 		running := dataModes(t, p.data)
