@@ -37,6 +37,16 @@ func startDNS(t *testing.T) *testDNS {
 	return d
 }
 
+// set publishes an A record, and an HTTPS record with ech if it is not nil.
+func (d *testDNS) set(name, ip string, ech []byte) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.a[name] = ip
+	if ech != nil {
+		d.ech[name] = ech
+	}
+}
+
 func (d *testDNS) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -113,8 +123,8 @@ func TestDNSAndECH(t *testing.T) {
 	}, nil)
 	_, port, _ := net.SplitHostPort(addr)
 	d := startDNS(t)
-	d.a["ech.test"], d.ech["ech.test"] = "127.0.0.1", list
-	d.a["stale.test"], d.ech["stale.test"] = "127.0.0.1", staleList
+	d.set("ech.test", "127.0.0.1", list)
+	d.set("stale.test", "127.0.0.1", staleList)
 	cfg := Config{Roots: ca.roots("--ca"), Resolver: d.addr}
 
 	t.Run("accepted", func(t *testing.T) {
