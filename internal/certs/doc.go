@@ -16,6 +16,12 @@
 // HTTP-01 and TLS-ALPN-01 challenges it presents are kept in storage and
 // answered by whichever node the CA reaches (challenge.go).
 //
+// Wildcard names are validated through DNS-01 only: DNS01Mux (dns01.go)
+// hands each challenge to the DNS provider of the domain's zone or to
+// Spine's delegation zone. CAIssuer (caissuer.go) is the internal CA as an
+// issuer that gets its CA once the store answers and stops an issuance
+// whose lease is lost.
+//
 // Certificates, keys and ACME accounts live in a certmagic.Storage; storage.go
 // provides one over the store's key-value space and leases, so a fleet of
 // nodes shares them and issues each certificate once.

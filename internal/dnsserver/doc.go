@@ -20,6 +20,11 @@
 // every node of a fleet serves the same records; MemoryStore is for a single
 // process and tests.
 //
-// This package imports internal/store only for store.ErrNotFound. It must
-// never import api, platform, certs or edge.
+// Delegations (delegations.go) is the delegation state a fleet shares
+// through the store: the key of the labels, made once for the fleet, and
+// which domains' _acme-challenge CNAMEs have been seen pointing at their
+// label; its Check looks them up.
+//
+// This package imports internal/store only for store.ErrNotFound and the
+// store.Domain record. It must never import api, platform, certs or edge.
 package dnsserver

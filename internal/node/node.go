@@ -126,7 +126,7 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 		return nil, err
 	}
 	n.initACME()
-	n.platform = platform.New(n.fleet.reads, platform.Options{OwnAddrs: n.ownAddrs(), Ownership: n.ownership, Delegation: n.delegationTarget})
+	n.platform = platform.New(n.fleet.reads, n.platformOptions())
 	storage := certs.NewStorage(n.db, certs.StorageOptions{})
 	n.fleet.storage = storage
 	n.fleet.issuer = certs.NewCAIssuer(storage, n.log.With("node", n.fleet.id))
@@ -282,12 +282,17 @@ func (n *Node) watch(ctx context.Context, changes <-chan struct{}) {
 		case <-changes:
 		case <-tick.C:
 		}
-		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		if err := n.sync(sctx); err != nil && ctx.Err() == nil {
-			// Fail static: the edge keeps the last snapshot it had.
-			n.log.Warn("store snapshot failed; serving the last known routes", "err", err)
-		}
-		cancel()
+		n.resync(ctx)
+	}
+}
+
+// resync applies a fresh snapshot now. If the store fails, the edge keeps
+// the last snapshot it had (fail static).
+func (n *Node) resync(ctx context.Context) {
+	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := n.sync(sctx); err != nil && ctx.Err() == nil {
+		n.log.Warn("store snapshot failed; serving the last known routes", "err", err)
 	}
 }
 

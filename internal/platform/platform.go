@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/spine-platform/spine/internal/store"
@@ -53,8 +54,10 @@ type Platform struct {
 	// interfaceAddrs lists this machine's addresses (net.InterfaceAddrs).
 	interfaceAddrs func() ([]net.Addr, error)
 
-	ownership  Ownership                             // see Options.Ownership
-	delegation func(projectID, domain string) string // see Options.Delegation
+	ownership        Ownership                                                       // see Options.Ownership
+	delegation       func(projectID, domain string) string                           // see Options.Delegation
+	checkDelegations func(context.Context, []store.Domain) (changed bool, err error) // see Options.CheckDelegations
+	checkMu          sync.Mutex                                                      // one round of CheckDomains at a time
 }
 
 // Options configure a Platform.
@@ -70,12 +73,16 @@ type Options struct {
 	// Delegation returns the name a domain's _acme-challenge CNAME must
 	// point to for delegated DNS-01, or "". Default: no delegation.
 	Delegation func(projectID, domain string) string
+	// CheckDelegations looks up the delegation CNAMEs of verified domains
+	// and records which point at their target (CheckDomains); it reports
+	// whether anything changed. Default: none.
+	CheckDelegations func(ctx context.Context, verified []store.Domain) (changed bool, err error)
 }
 
 // New returns a Platform over st.
 func New(st Store, opts Options) *Platform {
 	p := &Platform{store: st, now: opts.Now, ownAddrs: map[string]bool{}, ownership: opts.Ownership, delegation: opts.Delegation,
-		interfaceAddrs: net.InterfaceAddrs}
+		checkDelegations: opts.CheckDelegations, interfaceAddrs: net.InterfaceAddrs}
 	if p.now == nil {
 		p.now = time.Now
 	}

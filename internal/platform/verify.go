@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/spine-platform/spine/internal/sched"
 	"github.com/spine-platform/spine/internal/store"
 )
 
@@ -179,6 +180,32 @@ func Serving(svc store.Service, host string, byName map[string]store.Domain) boo
 		name = name[i+1:]
 	}
 	return false
+}
+
+// ServedOnly returns svcs with only the hostnames Serving allows, leaving
+// out the services that keep none. domains is every domain. It yields the
+// processor during long lists (sched.Yielder).
+func ServedOnly(svcs []store.Service, domains []store.Domain) []store.Service {
+	byName := make(map[string]store.Domain, len(domains))
+	for _, d := range domains {
+		byName[d.Name] = d
+	}
+	out := make([]store.Service, 0, len(svcs))
+	var y sched.Yielder
+	for _, s := range svcs {
+		y.Maybe()
+		var hosts []string
+		for _, h := range s.Hostnames {
+			if Serving(s, h, byName) {
+				hosts = append(hosts, h)
+			}
+		}
+		if len(hosts) > 0 {
+			s.Hostnames = hosts
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 func (p *Platform) domainsByName(ctx context.Context) (map[string]store.Domain, error) {

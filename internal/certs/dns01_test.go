@@ -1,0 +1,58 @@
+package certs
+
+import (
+	"context"
+	"testing"
+
+	"github.com/mholt/acmez/v3"
+	"github.com/mholt/acmez/v3/acme"
+)
+
+// namedSolver records the challenges it was handed.
+type namedSolver struct {
+	name string
+	got  *[]string
+}
+
+func (s namedSolver) Present(_ context.Context, c acme.Challenge) error {
+	*s.got = append(*s.got, s.name+":"+c.Identifier.Value)
+	return nil
+}
+func (s namedSolver) CleanUp(context.Context, acme.Challenge) error { return nil }
+
+// Each challenge goes to the solver of the longest zone holding its domain
+// (wildcard or not), else to the delegated solver; with neither, it fails.
+func TestDNS01MuxRoutesByZone(t *testing.T) {
+	var got []string
+	m := &DNS01Mux{
+		zones: map[string]acmez.Solver{
+			"example.com":     namedSolver{"outer", &got},
+			"dev.example.com": namedSolver{"inner", &got},
+		},
+		delegated: namedSolver{"delegated", &got},
+	}
+	for _, name := range []string{"*.example.com", "api.dev.example.com", "*.dev.example.com", "example.com", "other.org", "notexample.com"} {
+		if err := m.Present(context.Background(), acme.Challenge{Identifier: acme.Identifier{Type: "dns", Value: name}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := []string{"outer:*.example.com", "inner:api.dev.example.com", "inner:*.dev.example.com", "outer:example.com", "delegated:other.org", "delegated:notexample.com"}
+	if len(got) != len(want) {
+		t.Fatalf("solved %v, want %v", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("challenge %d went to %s, want %s", i, got[i], want[i])
+		}
+	}
+	if !m.InProviderZone("a.dev.example.com") || m.InProviderZone("other.org") || (*DNS01Mux)(nil).InProviderZone("example.com") {
+		t.Error("InProviderZone is wrong")
+	}
+	m.delegated = nil
+	if err := m.Present(context.Background(), acme.Challenge{Identifier: acme.Identifier{Value: "other.org"}}); err == nil {
+		t.Error("a challenge no solver covers was presented")
+	}
+	if NewDNS01Mux(nil, 0, "", nil) != nil {
+		t.Error("a mux with no solver at all is not nil")
+	}
+}
