@@ -163,6 +163,28 @@ func TestDNSAndECH(t *testing.T) {
 			t.Errorf("ECH %+v", e)
 		}
 	})
+	t.Run("server without ECH", func(t *testing.T) {
+		// DNS says ECH, but this server has no ECH key: it answers as the
+		// public name and sends no retry configuration, so the client
+		// goes on without ECH, as a browser does.
+		plain := serveTLS(t, &tls.Config{Certificates: []tls.Certificate{
+			tlsCert(ca.leaf(t, certOpts{names: []string{"noech.test"}}), ca.inter),
+			tlsCert(ca.leaf(t, certOpts{names: []string{"public.test"}}), ca.inter),
+		}}, nil)
+		_, plainPort, _ := net.SplitHostPort(plain)
+		d.set("noech.test", "127.0.0.1", list)
+		r := run(t, "noech.test:"+plainPort, "", cfg)
+		if !r.Result.OK {
+			t.Fatalf("result %+v", r.Result)
+		}
+		e := r.Handshake.ECH
+		if e.Offered || e.Accepted || e.ConfigSource != "" || !strings.Contains(e.Explanation, "does not do ECH for this name (it answered as public.test)") {
+			t.Errorf("ECH %+v", e)
+		}
+		if r.Handshake.ClientHello.SNI != "noech.test" {
+			t.Errorf("the ClientHello without ECH names %q", r.Handshake.ClientHello.SNI)
+		}
+	})
 	t.Run("unknown name", func(t *testing.T) {
 		r := run(t, "missing.test:"+port, "", cfg)
 		if r.Result.ExitCode != ExitConnect || r.Result.Step != "dns" || !strings.Contains(r.Result.Message, "missing.test does not exist") {

@@ -23,7 +23,6 @@ const (
 	msgClientHello       = 1
 	msgServerHello       = 2
 	msgNewSessionTicket  = 4
-	msgCertificate       = 11
 	msgServerKeyExchange = 12
 )
 
@@ -37,7 +36,6 @@ const (
 	extSessionTicket       = 35
 	extPreSharedKey        = 41
 	extSupportedVersions   = 43
-	extPSKModes            = 45
 	extKeyShare            = 51
 	extECH                 = 0xfe0d
 )
@@ -316,8 +314,6 @@ type flights struct {
 	alert        *alert         // an alert the server sent in clear
 	group12      uint16         // TLS 1.2: the curve of the ServerKeyExchange
 	ticket12     *ticket12      // TLS 1.2: the NewSessionTicket
-	certificates int            // TLS 1.2: certificates in the Certificate message
-	ccsFromPeer  bool
 }
 
 type alert struct{ level, description uint8 }
@@ -349,7 +345,6 @@ func (f *flights) readServer(in []byte) {
 			}
 			return
 		case recordChangeCipherSpec:
-			f.ccsFromPeer = true
 			if !tls13 {
 				return // TLS 1.2: encrypted from here on
 			}
@@ -372,18 +367,6 @@ func (f *flights) readServer(in []byte) {
 					return // the rest is encrypted
 				}
 				tls13 = sh.retry
-			case msgCertificate:
-				var list cryptobyte.String
-				s := cryptobyte.String(m.body)
-				if s.ReadUint24LengthPrefixed(&list) {
-					for !list.Empty() {
-						var c cryptobyte.String
-						if !list.ReadUint24LengthPrefixed(&c) {
-							break
-						}
-						f.certificates++
-					}
-				}
 			case msgServerKeyExchange:
 				s := cryptobyte.String(m.body)
 				var curveType uint8

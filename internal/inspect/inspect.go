@@ -285,7 +285,6 @@ func (in *inspector) handshake(ctx context.Context, raw net.Conn, conf *tls.Conf
 	if f.alert != nil {
 		hs.Alert = alertName(f.alert.description)
 	}
-	hs.ServerCertificates = f.certificates
 	if sent, answered := w.timing(); !sent.IsZero() && !answered.IsZero() {
 		hs.ServerHelloMs = *ms(answered.Sub(sent))
 	}

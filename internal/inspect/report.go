@@ -74,16 +74,15 @@ type Handshake struct {
 	ClientHello *ClientHello `json:"client_hello"`
 	// HelloRetryRequest is set when the server asked for another key
 	// share (a ServerHello with the special Random of RFC 8446, 4.1.3).
-	HelloRetryRequest  *HelloRetry  `json:"hello_retry_request"`
-	SecondClientHello  *ClientHello `json:"second_client_hello"`
-	ServerHello        *ServerHello `json:"server_hello"`
-	Alert              string       `json:"alert,omitempty"` // an alert the server sent in clear
-	ECH                ECH          `json:"ech"`
-	ServerHelloMs      float64      `json:"server_hello_ms"` // from the ClientHello leaving to the first byte of the answer
-	Error              string       `json:"error,omitempty"`
-	Explanation        string       `json:"explanation,omitempty"`
-	CaptureIncomplete  bool         `json:"capture_incomplete,omitempty"` // more than 128 KiB went one way
-	ServerCertificates int          `json:"-"`
+	HelloRetryRequest *HelloRetry  `json:"hello_retry_request"`
+	SecondClientHello *ClientHello `json:"second_client_hello"`
+	ServerHello       *ServerHello `json:"server_hello"`
+	Alert             string       `json:"alert,omitempty"` // an alert the server sent in clear
+	ECH               ECH          `json:"ech"`
+	ServerHelloMs     float64      `json:"server_hello_ms"` // from the ClientHello leaving to the first byte of the answer
+	Error             string       `json:"error,omitempty"`
+	Explanation       string       `json:"explanation,omitempty"`
+	CaptureIncomplete bool         `json:"capture_incomplete,omitempty"` // more than 128 KiB went one way
 }
 
 // ClientHello is what this client offered, read from the bytes it sent.
