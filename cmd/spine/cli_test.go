@@ -167,6 +167,8 @@ func TestServeFlagErrors(t *testing.T) {
 		{[]string{"--resync-interval", "0s"}, "positive duration"},
 		{[]string{"--renew-check-interval", "-1m"}, "positive duration"},
 		{[]string{"--renewal-window-ratio", "1"}, "between 0 and 1"},
+		{[]string{"--log-format", "logfmt"}, "give text or json"},
+		{[]string{"--log-level", "trace"}, "give debug, info, warn or error"},
 		{[]string{"--https-addr", "127.0.0.1:99999"}, "port from 0 to 65535"},
 	} {
 		for _, cmd := range []string{"serve", "up"} {

@@ -21,6 +21,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/spine-platform/spine/internal/edge"
+	"github.com/spine-platform/spine/internal/logging"
 	"github.com/spine-platform/spine/internal/node"
 	"github.com/spine-platform/spine/internal/platform"
 	"github.com/spine-platform/spine/internal/store"
@@ -40,6 +41,8 @@ type serverFlags struct {
 	resync        time.Duration
 	renewCheck    time.Duration
 	renewalWindow float64
+	logFormat     string
+	logLevel      string
 }
 
 func (f *serverFlags) register(cmd *cobra.Command, https, http, domain string) {
@@ -55,6 +58,8 @@ func (f *serverFlags) register(cmd *cobra.Command, https, http, domain string) {
 	cmd.Flags().DurationVar(&f.renewCheck, "renew-check-interval", certmagic.DefaultRenewCheckInterval, "how often certificates are checked for renewal (keep it well below the renewal window)")
 	cmd.Flags().Float64Var(&f.renewalWindow, "renewal-window-ratio", certmagic.DefaultRenewalWindowRatio, "part of a certificate's lifetime, at its end, in which it is renewed, between 0 and 1 (a CA's ARI window, when it gives one, comes first)")
 	cmd.Flags().BoolVar(&f.keepMemory, "keep-freed-memory", false, "do not return freed memory to the OS after a burst of new connections (the release costs a forced GC and a pause of up to a few hundred ms on one processor)")
+	cmd.Flags().StringVar(&f.logFormat, "log-format", "text", "format of the log lines on stderr: text (key=value) or json (one object a line)")
+	cmd.Flags().StringVar(&f.logLevel, "log-level", "info", "least level logged: debug (every step for every hostname), info, warn or error")
 	f.acme.register(cmd)
 }
 
@@ -89,10 +94,15 @@ func newServeCmd(g *globals) *cobra.Command {
 func run(cmd *cobra.Command, g *globals, f serverFlags, up bool) error {
 	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	if err := f.check(); err != nil {
 		return err
 	}
+	// One handler for every line: Spine's, certmagic's and acmez's (through
+	// the node's Logger), and the standard log package's (SetDefault).
+	format, _ := logging.ParseFormat(f.logFormat) // checked
+	level, _ := logging.ParseLevel(f.logLevel)
+	log := logging.New(os.Stderr, format, level)
+	slog.SetDefault(log)
 	acmeCfg, err := f.acme.config()
 	if err != nil {
 		return err
@@ -126,7 +136,7 @@ func run(cmd *cobra.Command, g *globals, f serverFlags, up bool) error {
 	if err != nil {
 		return startError(err)
 	}
-	log.Info("spine is serving", "https", n.HTTPSAddr(), "http", n.HTTPAddr(), "api", n.APIAddr(), "data", g.data)
+	log.Info("spine is serving", "https", n.HTTPSAddr(), "http", n.HTTPAddr(), "api", n.APIAddr(), "data", g.data, "version", spineVersion())
 	if up {
 		printNextSteps(cmd, g, n, f.domain)
 	}
@@ -134,7 +144,11 @@ func run(cmd *cobra.Command, g *globals, f serverFlags, up bool) error {
 	log.Info("shutting down")
 	sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer scancel()
-	return n.Close(sctx)
+	if err := n.Close(sctx); err != nil {
+		return err
+	}
+	log.Info("spine stopped")
+	return nil
 }
 
 // Bounds of --cert-lifetime. By default renewal starts at 2/3 of the
@@ -169,6 +183,12 @@ func (f *serverFlags) check() error {
 	}
 	if !(f.renewalWindow > 0 && f.renewalWindow < 1) {
 		return fmt.Errorf("--renewal-window-ratio %g: give the part of the lifetime to renew in, between 0 and 1 (e.g. 0.33: the last third)", f.renewalWindow)
+	}
+	if _, err := logging.ParseFormat(f.logFormat); err != nil {
+		return fmt.Errorf("--log-format %q: give text or json", f.logFormat)
+	}
+	if _, err := logging.ParseLevel(f.logLevel); err != nil {
+		return fmt.Errorf("--log-level %q: give debug, info, warn or error", f.logLevel)
 	}
 	if f.certCacheSize == 0 || f.certCacheSize < -1 {
 		return fmt.Errorf("--cert-cache-size %d: give the most certificates to hold in memory (at least 1, e.g. 10000), or -1 for no bound", f.certCacheSize)

@@ -14,7 +14,6 @@ import (
 	"github.com/caddyserver/certmagic"
 	"github.com/mholt/acmez/v3"
 	"github.com/mholt/acmez/v3/acme"
-	"go.uber.org/zap"
 )
 
 // newConfig builds a certmagic config over the manager's cache. ACME
@@ -27,7 +26,7 @@ func (m *Manager) newConfig(cfg Config, issuers []certmagic.Issuer, wildcard boo
 		KeySource:          certmagic.StandardKeyGenerator{KeyType: certmagic.P256},
 		OnEvent:            m.onEvent,
 		ShouldEmitFunc:     shouldEmit,
-		Logger:             m.log,
+		Logger:             m.zlog,
 		RenewalWindowRatio: cfg.RenewalWindowRatio,
 	})
 	// certmagic.New fills unset fields from the package-level
@@ -203,5 +202,5 @@ func describe(err error) string {
 
 // logIssuerFailure is certmagic's own logging; kept here for the fields.
 func (m *Manager) logHold(name string, until time.Time) {
-	m.log.Warn("rate limited; holding retries", zap.String("hostname", name), zap.Time("until", until))
+	m.log.Warn("rate limited; holding retries", "hostname", name, "until", until)
 }

@@ -1,14 +1,15 @@
 package certs
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,7 +19,6 @@ import (
 
 	"github.com/caddyserver/certmagic"
 	"github.com/mholt/acmez/v3/acme"
-	"go.uber.org/zap"
 
 	"github.com/spine-platform/spine/internal/ca"
 	"github.com/spine-platform/spine/internal/pebbletest"
@@ -111,7 +111,7 @@ func newACMEEnv(t *testing.T, o acmeOptions) *acmeEnv {
 		Storage:            e.storage,
 		Issuers:            o.issuers(portOf(e.tlsAddr), portOf(e.httpAddr)),
 		Status:             e.status,
-		Logger:             debugLogger(),
+		Logger:             testLogger(t),
 		RenewCheckInterval: o.interval,
 	}
 	if o.dns01 {
@@ -374,13 +374,30 @@ func TestRateLimitHoldsRetriesWithoutAskingTheCA(t *testing.T) {
 	}
 }
 
-func debugLogger() *zap.Logger {
-	if os.Getenv("SPINE_TEST_LOG") == "" {
-		return nil
-	}
-	l, _ := zap.NewDevelopment()
-	return l
+// testLogger keeps what the manager, certmagic and acmez log, at Debug, and
+// shows it if t fails. Lines logged after the test ends are kept, not
+// shown: certmagic's goroutines may outlive it.
+func testLogger(t *testing.T) *slog.Logger {
+	var mu sync.Mutex
+	var buf bytes.Buffer
+	t.Cleanup(func() {
+		if t.Failed() {
+			mu.Lock()
+			defer mu.Unlock()
+			t.Logf("logs:\n%s", buf.String())
+		}
+	})
+	w := writerFunc(func(p []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return buf.Write(p)
+	})
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
 
 // cutKV is a KV whose lock renewals fail while cut is set, as when the store
 // becomes unreachable.

@@ -34,9 +34,9 @@ import (
 	"github.com/caddyserver/certmagic"
 	"github.com/mholt/acmez/v3"
 	"github.com/mholt/acmez/v3/acme"
-	"go.uber.org/zap"
-	"go.uber.org/zap/exp/zapslog"
 	"golang.org/x/time/rate"
+
+	"github.com/spine-platform/spine/internal/logging"
 )
 
 // ACMEIssuer configures one ACME CA for Config.Issuers. New binds a copy to
@@ -103,7 +103,7 @@ type acmeIssuer struct {
 	storage    certmagic.Storage
 	challenges *challenges
 	dns01      acmez.Solver // wildcard names only; nil otherwise
-	log        *zap.Logger
+	log        *slog.Logger
 	client     *acme.Client   // shared: directory and nonces are reused
 	orders     *orderLimiters // the manager's
 
@@ -118,7 +118,7 @@ func (m *Manager) bindACME(t ACMEIssuer, storage certmagic.Storage, dns01 acmez.
 		storage:    storage,
 		challenges: m.challenges,
 		dns01:      dns01,
-		log:        m.log.Named("acme"),
+		log:        m.log,
 		orders:     m.orders,
 	}
 	dialer := &net.Dialer{Timeout: acmeDialTimeout, KeepAlive: time.Minute}
@@ -138,9 +138,7 @@ func (m *Manager) bindACME(t ACMEIssuer, storage certmagic.Storage, dns01 acmez.
 		HTTPClient:   &http.Client{Transport: newPacer(tr, acmeFirstPoll, acmeMaxPollInterval), Timeout: acmeRequestTimeout},
 		PollInterval: acmeFirstPoll,                           // the pacer spaces the polls that follow
 		PollTimeout:  certmagic.DefaultACME.CertObtainTimeout, // an authorization or order pending longer fails
-		Logger: slog.New(zapslog.NewHandler(iss.log.Core(),
-			zapslog.WithName(iss.log.Name()+".client"),
-			zapslog.AddStacktraceAt(slog.Level(127)))), // no stack traces
+		Logger:       logging.Acmez(m.log.Handler()).With("ca", t.CA),
 	}
 	return iss
 }
@@ -193,12 +191,12 @@ func (a *acmeIssuer) issue(ctx context.Context, csr *x509.CertificateRequest) (*
 		}
 		params.Replaces = a.replaces(ctx, names)
 		client := &acmez.Client{Client: a.client, ChallengeSolvers: a.solvers(names)}
-		a.log.Info("ordering certificate", zap.Strings("identifiers", names), zap.String("ca", a.CA), zap.String("account", acct.Location))
+		a.log.Debug("ordering certificate", "identifiers", names, "ca", a.CA, "account", acct.Location)
 		chains, err = client.ObtainCertificate(ctx, params)
 		var p acme.Problem
 		if err != nil && attempt == 0 && errors.As(err, &p) && p.Type == acme.ProblemTypeAccountDoesNotExist {
 			// The CA was reset or forgot the account: register anew.
-			a.log.Warn("ACME account unknown to the CA; registering a new one", zap.String("ca", a.CA), zap.String("account", acct.Location))
+			a.log.Warn("ACME account unknown to the CA; registering a new one", "ca", a.CA, "account", acct.Location)
 			if err := a.forgetAccount(ctx); err != nil {
 				return nil, err
 			}
@@ -365,7 +363,7 @@ func (a *acmeIssuer) register(ctx context.Context) (acme.Account, error) {
 	if err := a.storage.Store(ctx, regKey, reg); err != nil {
 		return acme.Account{}, fmt.Errorf("saving the account: %w", err)
 	}
-	a.log.Info("registered ACME account", zap.String("ca", a.CA), zap.String("account", acct.Location))
+	a.log.Info("registered ACME account", "ca", a.CA, "account", acct.Location)
 	return acct, nil
 }
 

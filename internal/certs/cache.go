@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/caddyserver/certmagic"
-	"go.uber.org/zap"
 )
 
 // DefaultCacheCapacity is the default of Config.CacheCapacity.
@@ -77,7 +76,7 @@ func (m *Manager) manageMissing(subject string) {
 	if m.ctx.Err() != nil || !m.managed.Load().has(subject) || m.cancels[subject] != nil {
 		return
 	}
-	m.log.Warn("certificate recorded but not in storage; obtaining it", zap.String("hostname", subject))
+	m.log.Warn("certificate recorded but not in storage; obtaining it", "hostname", subject)
 	m.manage(subject)
 }
 

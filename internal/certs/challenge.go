@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"net"
 	"net/http"
 	"sync"
@@ -17,7 +18,6 @@ import (
 	"github.com/caddyserver/certmagic"
 	"github.com/mholt/acmez/v3"
 	"github.com/mholt/acmez/v3/acme"
-	"go.uber.org/zap"
 )
 
 // challenges are the HTTP-01 and TLS-ALPN-01 challenges in progress, by
@@ -25,7 +25,7 @@ import (
 // sharing it, since the CA may reach any of them.
 type challenges struct {
 	storage certmagic.Storage
-	log     *zap.Logger
+	log     *slog.Logger
 
 	mu     sync.Mutex
 	local  map[string]acme.Challenge
@@ -53,7 +53,7 @@ const (
 	challengeLookup = 5 * time.Second        // bounds a storage read during a validation request
 )
 
-func newChallenges(storage certmagic.Storage, log *zap.Logger) *challenges {
+func newChallenges(storage certmagic.Storage, log *slog.Logger) *challenges {
 	return &challenges{
 		storage: storage,
 		log:     log,
@@ -124,7 +124,7 @@ func (c *challenges) get(ctx context.Context, identifier string) (acme.Challenge
 	data, err := c.storage.Load(ctx, challengeKey(id))
 	found := err == nil && json.Unmarshal(data, &chal) == nil && normalize(chal.Identifier.Value) == id
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		c.log.Warn("reading a challenge from storage", zap.String("identifier", id), zap.Error(err))
+		c.log.Warn("reading a challenge from storage", "identifier", id, "err", err)
 		return acme.Challenge{}, false // not cached: the next request tries again
 	}
 	c.mu.Lock()
@@ -195,7 +195,7 @@ func (m *Manager) HandleHTTPChallenge(w http.ResponseWriter, r *http.Request) bo
 	if !ok || chal.Type != acme.ChallengeTypeHTTP01 {
 		return false
 	}
-	return certmagic.SolveHTTPChallenge(m.log, w, r, chal)
+	return certmagic.SolveHTTPChallenge(m.zlog, w, r, chal)
 }
 
 // alpnChallengeCertificate answers a TLS-ALPN-01 validation handshake.
@@ -215,7 +215,7 @@ func (m *Manager) alpnChallengeCertificate(hello *tls.ClientHelloInfo) (*tls.Cer
 		if hello.Conn != nil {
 			remote = hello.Conn.RemoteAddr().String()
 		}
-		m.log.Info("served TLS-ALPN-01 challenge certificate", zap.String("identifier", name), zap.String("remote", remote))
+		m.log.Debug("served TLS-ALPN-01 challenge certificate", "identifier", name, "remote", remote)
 	}
 	return cert, err
 }

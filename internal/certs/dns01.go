@@ -6,12 +6,15 @@ package certs
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 
 	"github.com/caddyserver/certmagic"
 	"github.com/mholt/acmez/v3"
 	"github.com/mholt/acmez/v3/acme"
+
+	"github.com/spine-platform/spine/internal/logging"
 )
 
 // DNS01Mux is an acmez.Solver (Config.DNS01Solver) that hands each DNS-01
@@ -31,13 +34,17 @@ var (
 // NewDNS01Mux returns a mux over providers (by zone, e.g. "example.com"),
 // each waited for up to propagationTimeout (0: certmagic's 2 minutes; -1:
 // no check) through resolver ("host:port"; "": the system's), and
-// delegated (may be nil). It returns nil if there are neither providers
-// nor delegated.
-func NewDNS01Mux(providers map[string]certmagic.DNSProvider, propagationTimeout time.Duration, resolver string, delegated acmez.Solver) *DNS01Mux {
+// delegated (may be nil). The providers' certmagic lines go to log (nil:
+// none), through internal/logging's bridge. It returns nil if there are
+// neither providers nor delegated.
+func NewDNS01Mux(providers map[string]certmagic.DNSProvider, propagationTimeout time.Duration, resolver string, delegated acmez.Solver, log *slog.Logger) *DNS01Mux {
 	if len(providers) == 0 && delegated == nil {
 		return nil
 	}
 	m := &DNS01Mux{zones: map[string]acmez.Solver{}, delegated: delegated}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	var resolvers []string
 	if resolver != "" {
 		resolvers = []string{resolver}
@@ -47,6 +54,7 @@ func NewDNS01Mux(providers map[string]certmagic.DNSProvider, propagationTimeout 
 			DNSProvider:        p,
 			PropagationTimeout: propagationTimeout,
 			Resolvers:          resolvers,
+			Logger:             logging.Certmagic(log.Handler()),
 		}}
 	}
 	return m

@@ -52,7 +52,7 @@ func TestDNS01MuxRoutesByZone(t *testing.T) {
 	if err := m.Present(context.Background(), acme.Challenge{Identifier: acme.Identifier{Value: "other.org"}}); err == nil {
 		t.Error("a challenge no solver covers was presented")
 	}
-	if NewDNS01Mux(nil, 0, "", nil) != nil {
+	if NewDNS01Mux(nil, 0, "", nil, nil) != nil {
 		t.Error("a mux with no solver at all is not nil")
 	}
 }

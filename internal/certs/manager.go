@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"sync"
@@ -15,6 +16,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/spine-platform/spine/internal/ca"
+	"github.com/spine-platform/spine/internal/logging"
 	"github.com/spine-platform/spine/internal/store"
 )
 
@@ -35,9 +37,10 @@ type Config struct {
 	// nil, status is kept in memory only (see Manager.Status).
 	Status StatusStore
 
-	// Logger receives the manager's and certmagic's logs. If nil, nothing
-	// is logged.
-	Logger *zap.Logger
+	// Logger receives the manager's lines, and certmagic's and acmez's
+	// through internal/logging's bridge (their routine per-hostname lines
+	// at Debug). If nil, nothing is logged.
+	Logger *slog.Logger
 
 	// RenewalWindowRatio is the part of a certificate's lifetime, at its
 	// end, in which it is renewed. The lifetime counts from NotBefore, so
@@ -78,7 +81,8 @@ type Manager struct {
 	wild    atomic.Pointer[certmagic.Config] // for wildcard names (DNS-01); set once in New
 	cache   *certmagic.Cache
 	storage certmagic.Storage
-	log     *zap.Logger
+	log     *slog.Logger
+	zlog    *zap.Logger // certmagic's logger, writing to log's handler
 
 	// challenges are the HTTP-01 and TLS-ALPN-01 challenges in progress,
 	// which the edge answers (challenge.go).
@@ -121,9 +125,8 @@ func New(cfg Config) (*Manager, error) {
 	}
 	log := cfg.Logger
 	if log == nil {
-		log = zap.NewNop()
+		log = slog.New(slog.DiscardHandler)
 	}
-	log = log.Named("certs")
 
 	issuers := slices.Clone(cfg.Issuers)
 	if len(issuers) == 0 {
@@ -140,12 +143,13 @@ func New(cfg Config) (*Manager, error) {
 	m := &Manager{
 		storage: cfg.Storage,
 		log:     log,
+		zlog:    logging.Certmagic(log.Handler()),
 		cancels: make(map[string]context.CancelFunc),
 		ctx:     ctx,
 		cancel:  cancel,
 		orders:  newOrderLimiters(cfg.ACMEOrderBurst, cfg.ACMEOrderInterval),
 	}
-	m.challenges = newChallenges(cfg.Storage, log.Named("challenges"))
+	m.challenges = newChallenges(cfg.Storage, log)
 	m.managed.Store(&nameSet{})
 	m.served.Store(&nameSet{})
 	m.covers.Store(&map[string][]string{})
@@ -180,7 +184,7 @@ func New(cfg Config) (*Manager, error) {
 		},
 		RenewCheckInterval: cfg.RenewCheckInterval,
 		Capacity:           capacity,
-		Logger:             log.Named("cache"),
+		Logger:             m.zlog.Named("cache"),
 	})
 	magic, err := m.newConfig(cfg, issuers, false)
 	if err != nil {
@@ -295,7 +299,7 @@ func (m *Manager) SyncShared(ctx context.Context, hostnames, wildcardDomains []s
 		delete(m.cancels, n)
 		m.cache.RemoveManaged([]certmagic.SubjectIssuer{{Subject: n}}) // any issuer
 		m.status.forget(n)
-		m.log.Info("stopped managing certificate", zap.String("hostname", n))
+		m.log.Debug("stopped managing certificate", "hostname", n)
 	}
 	// A hostname newly covered by a wildcard that is already managed
 	// shows that certificate's status at once.
@@ -319,7 +323,7 @@ func (m *Manager) SyncShared(ctx context.Context, hostnames, wildcardDomains []s
 	}
 	if lazy > 0 {
 		m.log.Info("managing certificates recorded as valid; each is loaded from storage on its first handshake",
-			zap.Int("hostnames", lazy))
+			"hostnames", lazy)
 		names := make([]string, 0, lazy)
 		for _, n := range added {
 			if recorded.has(n) {
@@ -342,10 +346,10 @@ func (m *Manager) manage(n string) {
 	}
 	if err := magic.ManageAsync(nctx, []string{n}); err != nil {
 		m.status.failed(n, err)
-		m.log.Error("managing certificate", zap.String("hostname", n), zap.Error(err))
+		m.log.Error("managing certificate", "hostname", n, "err", err)
 		return
 	}
-	m.log.Info("managing certificate", zap.String("hostname", n))
+	m.log.Debug("managing certificate", "hostname", n)
 }
 
 // lazyMinAdded is how many names a Sync (after the first) must add for the
@@ -363,7 +367,7 @@ func (m *Manager) recordedValid(ctx context.Context, added []string) nameSet {
 	}
 	all, err := m.lister.ListCertStatus(ctx)
 	if err != nil {
-		m.log.Warn("reading recorded certificate status; loading every certificate", zap.Error(err))
+		m.log.Warn("reading recorded certificate status; loading every certificate", "err", err)
 		return nil
 	}
 	want := make(nameSet, len(added))

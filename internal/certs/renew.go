@@ -10,8 +10,6 @@ import (
 	"sync"
 	"time"
 
-	"go.uber.org/zap"
-
 	"github.com/spine-platform/spine/internal/store"
 )
 
@@ -68,7 +66,7 @@ func (m *Manager) renewDue(ctx context.Context, lister StatusLister) (read, trie
 	cancel()
 	if err != nil {
 		if ctx.Err() == nil {
-			m.log.Warn("listing certificates due for renewal", zap.Error(err))
+			m.log.Warn("listing certificates due for renewal", "err", err)
 		}
 		return 0, 0
 	}
@@ -99,7 +97,7 @@ func (m *Manager) renewDue(ctx context.Context, lister StatusLister) (read, trie
 			// holds a certificate that needs it: another node may have
 			// renewed it meanwhile.
 			if err := magic.RenewCertAsync(rctx, name, false); err != nil && ctx.Err() == nil {
-				m.log.Warn("renewing certificate", zap.String("hostname", name), zap.Error(err))
+				m.log.Warn("renewing certificate", "hostname", name, "err", err)
 			}
 		})
 	}

@@ -5,11 +5,11 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 
 	"github.com/caddyserver/certmagic"
-	"go.uber.org/zap"
 
 	"github.com/spine-platform/spine/internal/store"
 )
@@ -79,7 +79,7 @@ func (m *Manager) onEvent(ctx context.Context, event string, data map[string]any
 		path, _ := data["certificate_path"].(string)
 		leaf, err := m.loadLeaf(ctx, path)
 		if err != nil {
-			m.log.Error("reading renewed certificate", zap.String("hostname", name), zap.Error(err))
+			m.log.Error("reading renewed certificate", "hostname", name, "err", err)
 			return nil
 		}
 		m.status.active(name, leaf)
@@ -158,7 +158,7 @@ func (m *Manager) loadLeaf(ctx context.Context, path string) (*x509.Certificate,
 // changed name, so the backlog is bounded by the number of names.
 type statusBook struct {
 	out StatusStore // may be nil
-	log *zap.Logger
+	log *slog.Logger
 	// covered returns the hostnames a certificate subject stands for
 	// besides itself (the names under a wildcard); they share its status.
 	covered func(subject string) []string
@@ -173,7 +173,7 @@ type statusBook struct {
 	done     chan struct{} // closed when run returns
 }
 
-func newStatusBook(out StatusStore, log *zap.Logger, covered func(string) []string) *statusBook {
+func newStatusBook(out StatusStore, log *slog.Logger, covered func(string) []string) *statusBook {
 	if covered == nil {
 		covered = func(string) []string { return nil }
 	}
@@ -403,7 +403,7 @@ func (b *statusBook) flush(ctx context.Context) bool {
 			continue
 		}
 		ok = false
-		b.log.Warn("writing certificate status", zap.String("hostname", s.Hostname), zap.Error(err))
+		b.log.Warn("writing certificate status", "hostname", s.Hostname, "err", err)
 		b.mu.Lock()
 		if cur, managed := b.byName[s.Hostname]; managed && cur.UpdatedAt.Equal(s.UpdatedAt) {
 			b.dirty[s.Hostname] = struct{}{}

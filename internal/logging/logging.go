@@ -31,18 +31,19 @@ const (
 	JSON Format = "json"
 )
 
-// ParseFormat reads "text" or "json" (any case).
+// ParseFormat reads "text" or "json", in any case.
 func ParseFormat(s string) (Format, error) {
-	switch f := Format(strings.ToLower(strings.TrimSpace(s))); f {
+	switch f := Format(strings.ToLower(s)); f {
 	case Text, JSON:
 		return f, nil
 	}
 	return "", fmt.Errorf("logging: unknown format %q (want text or json)", s)
 }
 
-// ParseLevel reads "debug", "info", "warn" or "error" (any case).
+// ParseLevel reads "debug", "info", "warn" (or "warning") or "error", in
+// any case.
 func ParseLevel(s string) (slog.Level, error) {
-	switch strings.ToLower(strings.TrimSpace(s)) {
+	switch strings.ToLower(s) {
 	case "debug":
 		return slog.LevelDebug, nil
 	case "info":

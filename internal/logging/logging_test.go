@@ -274,12 +274,12 @@ func TestAcmezLevels(t *testing.T) {
 }
 
 func TestParse(t *testing.T) {
-	for in, want := range map[string]slog.Level{"debug": slog.LevelDebug, "INFO": slog.LevelInfo, "warn": slog.LevelWarn, "warning": slog.LevelWarn, " error ": slog.LevelError} {
+	for in, want := range map[string]slog.Level{"debug": slog.LevelDebug, "INFO": slog.LevelInfo, "warn": slog.LevelWarn, "warning": slog.LevelWarn, "Error": slog.LevelError} {
 		if got, err := ParseLevel(in); err != nil || got != want {
 			t.Errorf("ParseLevel(%q) = %v, %v; want %v", in, got, err, want)
 		}
 	}
-	for _, bad := range []string{"", "trace", "INFO+2", "0"} {
+	for _, bad := range []string{"", "trace", "INFO+2", "0", " info"} {
 		if _, err := ParseLevel(bad); err == nil || !strings.Contains(err.Error(), "debug, info, warn or error") {
 			t.Errorf("ParseLevel(%q): %v", bad, err)
 		}

@@ -105,7 +105,7 @@ func (n *Node) initACME() {
 		a.delegations = dnsserver.NewDelegations(n.db, cfg.DelegationZone, cfg.Resolver)
 		delegated = &dnsserver.Solver{Records: a.records, Target: a.delegations.SolverTarget}
 	}
-	a.dns01 = certs.NewDNS01Mux(cfg.DNSProviders, cfg.DNSPropagationTimeout, cfg.Resolver, delegated)
+	a.dns01 = certs.NewDNS01Mux(cfg.DNSProviders, cfg.DNSPropagationTimeout, cfg.Resolver, delegated, n.log)
 }
 
 // platformOptions are the platform's look-ups: ownership records through
@@ -152,7 +152,7 @@ func (n *Node) certsConfig(storage certmagic.Storage, internal certmagic.Issuer)
 		Storage:            storage,
 		Issuers:            issuers,
 		Status:             n.db,
-		Logger:             zapLogger(),
+		Logger:             n.log,
 		RenewCheckInterval: a.RenewCheckInterval,
 		RenewalWindowRatio: a.RenewalWindowRatio,
 		CacheCapacity:      n.cfg.CertCacheSize,

@@ -26,9 +26,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
-
 	"github.com/spine-platform/spine/internal/api"
 	"github.com/spine-platform/spine/internal/ca"
 	"github.com/spine-platform/spine/internal/certs"
@@ -482,12 +479,4 @@ func port(a net.Addr) int {
 	_, p, _ := net.SplitHostPort(a.String())
 	v, _ := strconv.Atoi(p)
 	return v
-}
-
-// zapLogger is certmagic's logger: warnings and errors only, on stderr,
-// in the console format. certmagic never logs key material.
-func zapLogger() *zap.Logger {
-	enc := zap.NewDevelopmentEncoderConfig()
-	core := zapcore.NewCore(zapcore.NewConsoleEncoder(enc), zapcore.Lock(os.Stderr), zap.InfoLevel)
-	return zap.New(core).Named("certmagic")
 }

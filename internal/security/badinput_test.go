@@ -332,6 +332,11 @@ func TestCLIBadInput(t *testing.T) {
 		{[]string{"serve", "extra"}, "", "unknown command", false},
 		{[]string{"up", "--https-addr", "nonsense"}, "--https-addr", "write HOST:PORT", false},
 		{[]string{"up", "--cert-lifetime", "-1h"}, "--cert-lifetime", "from 1h to 8760h", false},
+		{[]string{"serve", "--log-format", "logfmt"}, "--log-format", "give text or json", false},
+		{[]string{"serve", "--log-format", ""}, "--log-format", "give text or json", false},
+		{[]string{"serve", "--log-level", "trace"}, "--log-level", "give debug, info, warn or error", false},
+		{[]string{"up", "--log-level", "INFO+4"}, "--log-level", "give debug, info, warn or error", false},
+		{[]string{"up", "--log-format", "json\n"}, "--log-format", "give text or json", false},
 	}
 	for _, tc := range servers {
 		data := filepath.Join(t.TempDir(), "data")

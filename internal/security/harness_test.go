@@ -363,7 +363,9 @@ type proc struct {
 	stopOnce         sync.Once
 }
 
-var servingLine = regexp.MustCompile(`spine is serving"? https=(\S+) http=(\S+) api=(\S+)`)
+// servingLine finds the addresses in the line that says a server serves,
+// in --log-format text or json.
+var servingLine = regexp.MustCompile(`spine is serving"?,? ?"?https"?[=:]"?([^\s",]+)"?,? ?"?http"?[=:]"?([^\s",]+)"?,? ?"?api"?[=:]"?([^\s",]+)`)
 
 // launch starts `spine ARGS --data data` and waits until it serves; it
 // returns the process's output in the error if it exits first.

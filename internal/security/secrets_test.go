@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -392,8 +393,8 @@ func TestSecretHygiene(t *testing.T) {
 
 	// serve drives a production node on the store dsn, with every secret
 	// flag, and waits for the wildcard certificate from Pebble.
-	serve := func(t *testing.T, dsn string) *proc {
-		p := startProc(t, h.bin, filepath.Join(t.TempDir(), "data"), nil, append(append([]string{"serve", "--store", dsn}, listen...), secretFlags...)...)
+	serve := func(t *testing.T, dsn string, flags ...string) *proc {
+		p := startProc(t, h.bin, filepath.Join(t.TempDir(), "data"), nil, slices.Concat([]string{"serve", "--store", dsn}, listen, secretFlags, flags)...)
 		h.cover([]string{"serve"})
 		h.secret("serve's admin token", p.token(t))
 		h.cli(t, p, h.commonCLI(p, zone, false))
@@ -410,8 +411,11 @@ func TestSecretHygiene(t *testing.T) {
 	t.Run("serve-sqlite", func(t *testing.T) {
 		ran["serve-sqlite"] = true
 		storeDir := filepath.Join(t.TempDir(), "store")
-		p := serve(t, "sqlite:"+filepath.Join(storeDir, "spine.db"))
+		// Debug logs in JSON: every step of certmagic and acmez, whose
+		// values JSON shows unabridged, is scanned for the secrets.
+		p := serve(t, "sqlite:"+filepath.Join(storeDir, "spine.db"), "--log-format", "json", "--log-level", "debug")
 		p.stop()
+		checkJSONLogs(t, p.logs.String(), "certmagic.obtain", "acmez")
 		modes = append(modes, "serve: "+dataModes(t, p.data), "serve's store: "+dataModes(t, storeDir))
 		h.add("spine serve sqlite (stdout)", p.stdout.String())
 		h.add("spine serve sqlite (logs)", p.logs.String())
@@ -505,8 +509,35 @@ func TestSecretHygiene(t *testing.T) {
 			t.Errorf("CLI command %q has no case in TestSecretHygiene: drive it (success and failure)", c)
 		}
 	}
-	reportf(t, "scanned %d outputs (CLI stdout/stderr of all %d commands against spine up and spine serve on SQLite and PostgreSQL, every API route with three tokens, refused starts, logs incl. an in-process node's Debug logs) for private keys and %d secrets: none shown; modes: %s",
+	reportf(t, "scanned %d outputs (CLI stdout/stderr of all %d commands against spine up and spine serve on SQLite and PostgreSQL, every API route with three tokens, refused starts, logs incl. an in-process node's Debug logs and serve's Debug logs in JSON with certmagic's and acmez's lines) for private keys and %d secrets: none shown; modes: %s",
 		len(h.seen), len(h.commands), len(h.secrets), strings.Join(modes, "; "))
+}
+
+// checkJSONLogs checks that every line of logs (a server's stderr with
+// --log-format json) is a JSON object with time, level and msg, and that
+// some lines come from each of loggers (the "logger" attribute of the
+// libraries' lines).
+func checkJSONLogs(t *testing.T, logs string, loggers ...string) {
+	t.Helper()
+	seen := map[string]bool{}
+	for _, line := range strings.Split(strings.TrimSpace(logs), "\n") {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Errorf("a --log-format json line is not a JSON object: %q", line)
+			continue
+		}
+		if m["time"] == nil || m["level"] == nil || m["msg"] == nil {
+			t.Errorf("a --log-format json line lacks time, level or msg: %q", line)
+		}
+		if l, ok := m["logger"].(string); ok {
+			seen[l] = true
+		}
+	}
+	for _, l := range loggers {
+		if !seen[l] {
+			t.Errorf("no line from logger %q in the JSON logs", l)
+		}
+	}
 }
 
 // waitACME waits until host's certificate is active, and returns the leaf

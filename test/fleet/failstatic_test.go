@@ -225,8 +225,8 @@ func TestStoreDownKeepsServing(t *testing.T) {
 			t.Errorf("%s logged no failed resync during the outage", nd.name)
 		}
 		// certmagic logs these under the name's lock, before it asks an issuer.
-		for _, what := range []string{"\trenewing certificate\t", "\tobtaining certificate\t"} {
-			if lines := logLines(down, what); len(lines) > 0 {
+		for _, what := range []string{`"msg":"renewing certificate"`, `"msg":"obtaining certificate"`} {
+			if lines := logLines(down, what, `"logger":"certmagic`); len(lines) > 0 {
 				t.Errorf("%s went on with an issuance with PostgreSQL down:\n%s", nd.name, strings.Join(lines, "\n"))
 			}
 		}

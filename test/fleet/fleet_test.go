@@ -78,10 +78,10 @@ func TestOneIssuancePerName(t *testing.T) {
 	// each other one, once it got the lock, found the certificate stored.
 	var asked, issued []string
 	for _, nd := range f.nodes {
-		if len(logLines(nd.logs(), "acquiring lock", `"`+host+`"`)) > 0 {
+		if len(logLines(nd.logs(), `"msg":"acquiring lock"`, `"`+host+`"`)) > 0 {
 			asked = append(asked, nd.name)
 		}
-		if len(logLines(nd.logs(), "\tobtaining certificate\t", `"`+host+`"`)) > 0 {
+		if len(logLines(nd.logs(), `"msg":"obtaining certificate"`, `"`+host+`"`)) > 0 {
 			issued = append(issued, nd.name)
 		}
 	}

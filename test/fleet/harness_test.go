@@ -175,8 +175,11 @@ func freePorts(t testing.TB, ip string, n int) []string {
 func (nd *node) start() {
 	nd.mu.Lock()
 	defer nd.mu.Unlock()
+	// JSON at Debug: the tests read certmagic's per-hostname steps (lock
+	// acquired, obtaining certificate), with each value quoted.
 	args := append([]string{"serve", "--data", nd.dataDir, "--store", nd.dsn,
-		"--https-addr", nd.https, "--http-addr", nd.http, "--api-addr", nd.api, "--domain", Domain}, nd.args...)
+		"--https-addr", nd.https, "--http-addr", nd.http, "--api-addr", nd.api, "--domain", Domain,
+		"--log-format", "json", "--log-level", "debug"}, nd.args...)
 	cmd := exec.Command(spineBin, args...)
 	cmd.Env = append(os.Environ(), nd.env...)
 	fmt.Fprintf(&nd.log, "=== %s start\n", nd.name)
