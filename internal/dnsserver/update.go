@@ -55,7 +55,7 @@ func (s *Server) update(ctx context.Context, req *dns.Msg, m *dns.Msg, signed bo
 			m.Rcode = dns.RcodeServerFailure
 			return
 		}
-		s.log.Info("dnsserver: dynamic update", "name", op.name, "add", op.add)
+		s.log.Debug("dnsserver: dynamic update", "name", op.name, "add", op.add) // one a record: routine
 	}
 }
 
