@@ -94,6 +94,10 @@ func (m *Manager) onEvent(ctx context.Context, event string, data map[string]any
 			m.holds.set(name, until)
 			m.logHold(name, until)
 		}
+		// The operator's line for a failure: the reason in the words
+		// Status shows (certmagic's own lines carry the raw error).
+		renewal, _ := data["renewal"].(bool)
+		m.log.Warn("could not get a certificate; certmagic retries", "hostname", name, "renewal", renewal, "err", plainError(err))
 		m.status.failed(name, err)
 
 	case "cached_managed_cert":
