@@ -1,6 +1,9 @@
 package client
 
-import "time"
+import (
+	"encoding/json"
+	"time"
+)
 
 // These types are the API's wire format; the server encodes the same structs.
 
@@ -79,4 +82,24 @@ type Certificate struct {
 type VersionInfo struct {
 	Version string `json:"version"`
 	Store   string `json:"store"`
+}
+
+// Event is an entry of the project's event log.
+type Event struct {
+	ID      int64           `json:"id"` // counts up per project, in the order events were recorded
+	Type    string          `json:"type"`
+	Time    time.Time       `json:"time"`
+	Project string          `json:"project"`
+	Subject string          `json:"subject"`
+	Data    json.RawMessage `json:"data"`
+}
+
+// EventPage is a page of GET /v1/events.
+type EventPage struct {
+	Events []Event `json:"events"`
+	// Next is the after= of the next page: the last ID of this one (or
+	// the after= asked for, when the page is empty).
+	Next int64 `json:"next"`
+	// More is set when the page is full: there may be more after Next.
+	More bool `json:"more"`
 }

@@ -47,6 +47,11 @@ type Config struct {
 	// unreachable it may return this node alone with an error wrapping
 	// store.ErrUnavailable; the answer is then marked stale. Default: none.
 	Nodes func(ctx context.Context) ([]client.Node, error)
+	// Events feeds GET /v1/events/stream. Default: none (the stream answers 503).
+	Events EventHub
+	// StreamHeartbeat is how often an idle event stream sends a comment,
+	// so that proxies and clients see it alive. Default 15 s.
+	StreamHeartbeat time.Duration
 	// Logger receives one line per failed request. Default: slog.Default().
 	Logger *slog.Logger
 	// RenewalWindowRatio is the part of a certificate's lifetime, at its
@@ -90,8 +95,10 @@ func New(cfg Config) http.Handler {
 	mux.HandleFunc("DELETE /v1/services/{name}", s.auth(s.deleteService))
 	mux.HandleFunc("GET /v1/certificates", s.auth(s.listCertificates))
 	mux.HandleFunc("GET /v1/nodes", s.auth(s.listNodes))
+	mux.HandleFunc("GET /v1/events", s.auth(s.listEvents))
+	mux.HandleFunc("GET /v1/events/stream", s.auth(s.streamEvents))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		s.writeError(w, r, &apiError{status: http.StatusNotFound, code: "no_such_route", msg: fmt.Sprintf("%s %s is not part of the API; see /v1/services, /v1/domains, /v1/certificates", r.Method, r.URL.Path)})
+		s.writeError(w, r, &apiError{status: http.StatusNotFound, code: "no_such_route", msg: fmt.Sprintf("%s %s is not part of the API; see /v1/services, /v1/domains, /v1/certificates, /v1/events", r.Method, r.URL.Path)})
 	})
 	return securityHeaders(staleAnswers(mux))
 }
@@ -168,6 +175,7 @@ func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 			platform.InUse:        http.StatusConflict,
 			platform.Unauthorized: http.StatusUnauthorized,
 			platform.Unavailable:  http.StatusServiceUnavailable,
+			platform.Quota:        http.StatusTooManyRequests,
 		}[pe.Kind]
 		if status == 0 {
 			status = http.StatusInternalServerError

@@ -37,6 +37,11 @@ type Config struct {
 	// nil, status is kept in memory only (see Manager.Status).
 	Status StatusStore
 
+	// Events records certificate.issued, .renewed and .failed events, from
+	// the node that obtained or failed (see events.go). If nil, none are
+	// recorded.
+	Events EventRecorder
+
 	// Logger receives the manager's lines, and certmagic's and acmez's
 	// through internal/logging's bridge (their routine per-hostname lines
 	// at Debug). If nil, nothing is logged.
@@ -105,6 +110,7 @@ type Manager struct {
 	stopOnce sync.Once
 
 	status  *statusBook
+	events  *eventQueue
 	holds   holds          // rate-limit holds per subject
 	orders  *orderLimiters // ACME orders per CA and account
 	waiters chan struct{}  // handshakes waiting for a first certificate (awaitFirst)
@@ -154,6 +160,7 @@ func New(cfg Config) (*Manager, error) {
 	m.served.Store(&nameSet{})
 	m.covers.Store(&map[string][]string{})
 	m.status = newStatusBook(cfg.Status, log, m.coveredBy)
+	m.events = newEventQueue(cfg.Events, log)
 	m.waiters = make(chan struct{}, maxFirstIssuanceWaiters)
 	m.lister, _ = cfg.Status.(StatusLister)
 	m.ratio = cfg.RenewalWindowRatio
@@ -200,6 +207,7 @@ func New(cfg Config) (*Manager, error) {
 	m.wild.Store(wild)
 
 	go m.status.run(ctx)
+	go m.events.run(ctx)
 	if m.lister != nil {
 		interval := cfg.RenewCheckInterval
 		if interval <= 0 {
@@ -408,6 +416,7 @@ func (m *Manager) Stop() {
 		m.wg.Wait()
 		m.cache.Stop()
 		m.status.wait()
+		m.events.wait()
 	})
 }
 

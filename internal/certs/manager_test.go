@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -60,6 +61,34 @@ func (f *fakeStatus) last(host string) store.CertStatus {
 	return store.CertStatus{}
 }
 
+// fakeEvents records every certificate event, in order.
+type fakeEvents struct {
+	mu  sync.Mutex
+	all []store.Event
+}
+
+func (f *fakeEvents) AppendHostnameEvent(_ context.Context, host string, e store.Event) (store.Event, bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if e.Subject != host {
+		return e, false, fmt.Errorf("event subject %q for hostname %q", e.Subject, host)
+	}
+	f.all = append(f.all, e)
+	return e, true, nil
+}
+
+func (f *fakeEvents) ofType(typ string) []store.Event {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []store.Event
+	for _, e := range f.all {
+		if e.Type == typ {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
 // countingIssuer counts issuances and can be made to fail.
 type countingIssuer struct {
 	certmagic.Issuer
@@ -80,6 +109,7 @@ type env struct {
 	ca     *ca.CA
 	issuer *countingIssuer
 	status *fakeStatus
+	events *fakeEvents
 	addr   string
 	roots  *x509.CertPool
 }
@@ -100,11 +130,12 @@ func newEnv(t *testing.T, o envOptions) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{ca: c, issuer: &countingIssuer{Issuer: c, err: o.issueErr}, status: &fakeStatus{}}
+	e := &env{ca: c, issuer: &countingIssuer{Issuer: c, err: o.issueErr}, status: &fakeStatus{}, events: &fakeEvents{}}
 	e.m, err = New(Config{
 		Storage:            st,
 		Issuers:            []certmagic.Issuer{e.issuer},
 		Status:             e.status,
+		Events:             e.events,
 		RenewalWindowRatio: o.ratio,
 		RenewCheckInterval: o.checkInterval,
 	})
@@ -273,6 +304,20 @@ func TestRenewsBeforeExpiry(t *testing.T) {
 		s := e.m.Status("a.localhost")
 		return s.Status == store.CertActive && s.NotAfter.After(first.NotAfter)
 	})
+	// One event each, naming the certificate by its serial.
+	waitFor(t, "the renewal's event", func() bool { return len(e.events.ofType(store.EventCertificateRenewed)) > 0 })
+	issued := e.events.ofType(store.EventCertificateIssued)
+	if len(issued) != 1 || !strings.Contains(string(issued[0].Data), fmt.Sprintf(`"serial":"%x"`, first.SerialNumber)) ||
+		issued[0].Key != fmt.Sprintf("cert:a.localhost:%x", first.SerialNumber) {
+		t.Errorf("issued events = %+v", issued)
+	}
+	ren := e.events.ofType(store.EventCertificateRenewed)
+	if !strings.Contains(string(ren[0].Data), fmt.Sprintf(`"serial":"%x"`, renewed.SerialNumber)) {
+		t.Errorf("renewed event = %s, want serial %x", ren[0].Data, renewed.SerialNumber)
+	}
+	if st := e.m.EventStats(); st.Written < 2 || st.Dropped != 0 {
+		t.Errorf("EventStats = %+v", st)
+	}
 }
 
 func TestFailedIssuanceStatus(t *testing.T) {
@@ -283,6 +328,11 @@ func TestFailedIssuanceStatus(t *testing.T) {
 		t.Errorf("status error %q", s.Error)
 	}
 	waitFor(t, "failed status to be written", func() bool { return e.status.last("a.localhost").Status == store.CertFailed })
+	waitFor(t, "the failure's event", func() bool { return len(e.events.ofType(store.EventCertificateFailed)) > 0 })
+	if f := e.events.ofType(store.EventCertificateFailed)[0]; !strings.Contains(string(f.Data), `"error":"rate limited by the CA"`) ||
+		!strings.Contains(string(f.Data), `"renewal":false`) {
+		t.Errorf("failed event = %s", f.Data)
+	}
 	if _, err := e.dial("a.localhost"); err == nil {
 		t.Error("handshake succeeded without a certificate")
 	}

@@ -73,16 +73,22 @@ func (m *Manager) onEvent(ctx context.Context, event string, data map[string]any
 	case "cert_obtained":
 		name, _ := data["identifier"].(string)
 		renewal, _ := data["renewal"].(bool)
-		if !renewal || !m.managed.Load().has(name) {
+		if !m.managed.Load().has(name) {
+			return nil
+		}
+		if !renewal && m.events.out == nil {
 			return nil // a first certificate becomes active once cached
 		}
 		path, _ := data["certificate_path"].(string)
 		leaf, err := m.loadLeaf(ctx, path)
 		if err != nil {
-			m.log.Error("reading renewed certificate", "hostname", name, "err", err)
+			m.log.Error("reading the certificate obtained", "hostname", name, "err", err)
 			return nil
 		}
-		m.status.active(name, leaf)
+		m.events.add(name, issuedEvent(name, leaf, renewal))
+		if renewal {
+			m.status.active(name, leaf)
+		}
 
 	case "cert_failed":
 		name, _ := data["identifier"].(string)
@@ -90,6 +96,7 @@ func (m *Manager) onEvent(ctx context.Context, event string, data map[string]any
 			return nil
 		}
 		err, _ := data["error"].(error)
+		renewal, _ := data["renewal"].(bool)
 		if until, ok := retryAfter(err); ok && until.After(time.Now()) {
 			m.holds.set(name, until)
 			m.logHold(name, until)
@@ -99,6 +106,7 @@ func (m *Manager) onEvent(ctx context.Context, event string, data map[string]any
 		renewal, _ := data["renewal"].(bool)
 		m.log.Warn("could not get a certificate; certmagic retries", "hostname", name, "renewal", renewal, "err", plainError(err))
 		m.status.failed(name, err)
+		m.events.add(name, failedEvent(name, err, renewal))
 
 	case "cached_managed_cert":
 		sans, _ := data["sans"].([]string)

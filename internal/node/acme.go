@@ -152,6 +152,7 @@ func (n *Node) certsConfig(storage certmagic.Storage, internal certmagic.Issuer)
 		Storage:            storage,
 		Issuers:            issuers,
 		Status:             n.db,
+		Events:             n.db,
 		Logger:             n.log,
 		RenewCheckInterval: a.RenewCheckInterval,
 		RenewalWindowRatio: a.RenewalWindowRatio,

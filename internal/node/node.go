@@ -30,6 +30,7 @@ import (
 	"github.com/spine-platform/spine/internal/ca"
 	"github.com/spine-platform/spine/internal/certs"
 	"github.com/spine-platform/spine/internal/edge"
+	"github.com/spine-platform/spine/internal/events"
 	"github.com/spine-platform/spine/internal/platform"
 	"github.com/spine-platform/spine/internal/sched"
 	"github.com/spine-platform/spine/internal/store"
@@ -84,6 +85,7 @@ type Node struct {
 	edge     *edge.Server
 	fleet    fleetState // fleet mode and fail static (fleet.go)
 	acme     acmeState  // ACME, verification and DNS-01 (acme.go)
+	hub      *events.Hub
 
 	httpsLn, httpLn, apiLn net.Listener
 	apiSrv                 *http.Server
@@ -177,6 +179,9 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	if err := n.startACME(runCtx); err != nil { // before anything captures n
 		return nil, err
 	}
+	n.hub = events.NewHub(events.HubConfig{Store: n.db, Logger: n.log})
+	n.wg.Go(func() { n.hub.Run(runCtx) })
+	n.wg.Go(func() { events.Maintain(runCtx, events.MaintainConfig{Store: n.db, Logger: n.log}) })
 	n.apiSrv = &http.Server{
 		Handler: api.New(api.Config{
 			Platform:  n.platform,
@@ -186,6 +191,7 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 			HTTPSPort: port(n.httpsLn.Addr()),
 			Version:   cfg.Version,
 			StoreKind: n.db.Kind(),
+			Events:    n.hub,
 			Logger:    n.log,
 			// The certificate manager's window, so that renew_after is its.
 			RenewalWindowRatio: cfg.ACME.RenewalWindowRatio,

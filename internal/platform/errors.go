@@ -19,6 +19,7 @@ const (
 	InUse                        // other objects still depend on this one
 	Unauthorized                 // missing or wrong credentials
 	Unavailable                  // the store cannot be reached; retry later
+	Quota                        // a limit of the project would be passed
 )
 
 // Error is a failure with a stable machine-readable Code and a Message that

@@ -37,6 +37,11 @@ type Store interface {
 	DeleteService(ctx context.Context, projectID, name string) error
 
 	GetCertStatus(ctx context.Context, hostname string) (store.CertStatus, error)
+
+	// events.go
+	AppendEvent(ctx context.Context, e store.Event) (store.Event, bool, error)
+	ListEvents(ctx context.Context, projectID string, after int64, limit int) ([]store.Event, error)
+	LastEventID(ctx context.Context, projectID string) (int64, error)
 }
 
 // DefaultHSTSMaxAge is the Strict-Transport-Security max-age a new service

@@ -1,9 +1,11 @@
 package security
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"fmt"
 	"go/ast"
 	"go/parser"
 	"go/token"
@@ -322,6 +324,57 @@ func apiCall(t *testing.T, base, tok, method, path, body string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
+// ownEvents decodes a GET /v1/events answer.
+func ownEvents(t *testing.T, out string) []client.Event {
+	t.Helper()
+	var page client.EventPage
+	if err := json.Unmarshal([]byte(out), &page); err != nil {
+		t.Fatalf("GET /v1/events answer %q: %v", out, err)
+	}
+	return page.Events
+}
+
+// streamUntil reads GET /v1/events/stream from the first event with tok
+// until the event with ID last has come (or, if last is 0, until the
+// stream's opening), and returns what it read.
+func streamUntil(t *testing.T, base, tok string, last int64) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", base+"/v1/events/stream", nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	req.Header.Set("Last-Event-ID", "0")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		b, _ := io.ReadAll(resp.Body)
+		t.Fatalf("event stream: %d %s", resp.StatusCode, b)
+	}
+	var out strings.Builder
+	sc := bufio.NewScanner(resp.Body)
+	want, id := fmt.Sprintf("id: %d", last), ""
+	for sc.Scan() {
+		line := sc.Text()
+		out.WriteString(line + "\n")
+		switch {
+		case strings.HasPrefix(line, "id: "):
+			id = line
+		case line == "" && last == 0: // the stream's opening: "retry", "id: 0"
+			return out.String()
+		case strings.HasPrefix(line, "data: ") && id == want:
+			return out.String()
+		}
+	}
+	if err := sc.Err(); err != nil && ctx.Err() == nil {
+		t.Fatal(err)
+	}
+	t.Fatalf("event stream: event %d did not come; read %q", last, out.String())
+	return ""
+}
+
 // TestAPITenantIsolation calls every API route, found in package api's
 // sources, with each project's token against each other project's objects
 // (A, the default project, and B and C, two others; all six directions):
@@ -545,6 +598,30 @@ func crossTenantCases(t *testing.T, ts *tenants, base string, x, y *tenant, secr
 			}
 		},
 		"GET /v1/certificates": func(t *testing.T) { okFor(t, "GET", "/v1/certificates") },
+		"GET /v1/events": func(t *testing.T) {
+			for _, e := range ownEvents(t, okFor(t, "GET", "/v1/events?after=0&limit=1000")) {
+				if e.Project != x.id {
+					t.Errorf("%s's event log holds an event of project %q: %+v", x.name, e.Project, e)
+				}
+			}
+		},
+		"GET /v1/events/stream": func(t *testing.T) {
+			// The whole log from the start, read up to x's latest event.
+			page := ownEvents(t, okFor(t, "GET", "/v1/events?after=0&limit=1000"))
+			var last int64
+			if len(page) > 0 {
+				last = page[len(page)-1].ID
+			}
+			out := streamUntil(t, base, x.token, last)
+			for _, re := range secrets {
+				if re.MatchString(out) {
+					t.Errorf("%s's event stream shows %s's %s: %s", x.name, y.name, re.FindString(out), out)
+				}
+			}
+			if strings.Contains(out, `"project":"`+y.id+`"`) {
+				t.Errorf("%s's event stream holds %s's events: %s", x.name, y.name, out)
+			}
+		},
 		"GET /v1/nodes": func(t *testing.T) {
 			// Operator information: only the default project's tokens.
 			if x.id == platform.DefaultProjectID {

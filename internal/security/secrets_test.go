@@ -1,6 +1,7 @@
 package security
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -10,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net"
 	"net/http"
@@ -184,6 +186,10 @@ func (h *hygiene) commonCLI(p *proc, domain string, wait bool) []cliCase {
 		{args: []string{"service", "delete", "web"}},
 		{args: []string{"cert", "list"}, ok: true, want: "web2." + domain},
 		{args: []string{"cert", "list", "-o", "json"}, ok: true, want: `"web2.` + domain + `"`},
+		{args: []string{"events"}, ok: true, want: "service.created"},
+		{args: []string{"events", "--after", "1", "--limit", "2", "-o", "json"}, ok: true, want: `"id": 2,`},
+		{args: []string{"events", "--after", "-1"}},
+		{args: []string{"events", "--limit", "x"}},
 		{args: []string{"nodes"}, ok: true, want: "(this)"},
 		{args: []string{"nodes", "-o", "json"}, ok: true, want: `"self": true`},
 		{args: []string{"service", "list", "-o", "yaml"}},
@@ -243,6 +249,7 @@ type apiCase struct {
 	method, path, body string
 	want               int // status with the admin token
 	before             func(t *testing.T)
+	stream             bool // a server-sent-events stream: read up to its opening
 }
 
 // publicRoutes answer without a token.
@@ -273,6 +280,8 @@ func (h *hygiene) api(t *testing.T, base, admin string, c *client.Client) {
 		{route: "DELETE /v1/services/{name}", method: "DELETE", path: "/v1/services/api-x", want: 204},
 		{route: "GET /v1/certificates", method: "GET", path: "/v1/certificates", want: 200},
 		{route: "GET /v1/nodes", method: "GET", path: "/v1/nodes", want: 200},
+		{route: "GET /v1/events", method: "GET", path: "/v1/events?after=0", want: 200},
+		{route: "GET /v1/events/stream", method: "GET", path: "/v1/events/stream?after=0", want: 200, stream: true},
 		{route: "/", method: "GET", path: "/v1/no-such-route", want: 404},
 	}
 	routes := apiRoutes(t)
@@ -286,8 +295,12 @@ func (h *hygiene) api(t *testing.T, base, admin string, c *client.Client) {
 			t.Errorf("case %q names no route of package api", ac.route)
 		}
 		// Refused tokens first: the admin call may delete what they name.
+		call := apiCall
+		if ac.stream {
+			call = apiStreamOpening
+		}
 		for _, tok := range []string{wrongToken, ""} {
-			code, out := apiCall(t, base, tok, ac.method, ac.path, ac.body)
+			code, out := call(t, base, tok, ac.method, ac.path, ac.body)
 			h.add(fmt.Sprintf("API %s %s with token %q (%d)", ac.method, ac.path, tok, code), out)
 			want := 401
 			if slices.Contains(publicRoutes, ac.route) {
@@ -300,12 +313,58 @@ func (h *hygiene) api(t *testing.T, base, admin string, c *client.Client) {
 		if ac.before != nil {
 			ac.before(t)
 		}
-		code, out := apiCall(t, base, admin, ac.method, ac.path, ac.body)
+		code, out := call(t, base, admin, ac.method, ac.path, ac.body)
 		h.add(fmt.Sprintf("API %s %s (%d)", ac.method, ac.path, code), out)
 		if code != ac.want {
 			t.Errorf("%s %s: %d %s, want %d", ac.method, ac.path, code, out, ac.want)
 		}
 	}
+}
+
+// apiStreamOpening is apiCall for an event stream: a refusal is read
+// whole; an open stream up to its opening and every event already kept
+// (up to the latest one GET /v1/events shows the same token).
+func apiStreamOpening(t *testing.T, base, tok, method, path, body string) (int, string) {
+	t.Helper()
+	var last int64
+	if code, out := apiCall(t, base, tok, "GET", "/v1/events?after=0&limit=1000", ""); code == 200 {
+		if es := ownEvents(t, out); len(es) > 0 {
+			last = es[len(es)-1].ID
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, method, base+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok != "" {
+		req.Header.Set("Authorization", "Bearer "+tok)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	var out strings.Builder
+	sc := bufio.NewScanner(resp.Body)
+	want, id := fmt.Sprintf("id: %d", last), ""
+	for sc.Scan() {
+		line := sc.Text()
+		out.WriteString(line + "\n")
+		if strings.HasPrefix(line, "id: ") {
+			id = line
+		}
+		if (line == "" && last == 0) || (strings.HasPrefix(line, "data: ") && id == want) {
+			return resp.StatusCode, out.String()
+		}
+	}
+	t.Errorf("%s %s: the stream ended or stalled before event %d: %q", method, path, last, out.String())
+	return resp.StatusCode, out.String()
 }
 
 // randomSecret returns n random bytes in enc.

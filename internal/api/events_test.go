@@ -1,0 +1,234 @@
+package api_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spine-platform/spine/client"
+	"github.com/spine-platform/spine/internal/api"
+	"github.com/spine-platform/spine/internal/events"
+	"github.com/spine-platform/spine/internal/platform"
+	"github.com/spine-platform/spine/internal/store"
+)
+
+// apiEnv is the API over a real SQLite store on a real listener, with two
+// projects that each hold a verified domain.
+type apiEnv struct {
+	db       *store.DB
+	p        *platform.Platform
+	url      string
+	one, two *client.Client
+	tokens   map[*client.Client]string
+}
+
+func newAPIEnv(t *testing.T, mod func(*api.Config)) *apiEnv {
+	t.Helper()
+	ctx := context.Background()
+	db, err := store.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "spine.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	p := platform.New(db, platform.Options{})
+	e := &apiEnv{db: db, p: p, tokens: map[*client.Client]string{}}
+	var toks []string
+	for i := range 2 {
+		pr, tok, err := p.CreateProject(ctx, fmt.Sprint("project-", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := p.AddDomain(ctx, pr.ID, fmt.Sprintf("p%d.example", i), true); err != nil {
+			t.Fatal(err)
+		}
+		toks = append(toks, tok)
+	}
+	hub := events.NewHub(events.HubConfig{Store: db, MaxStreamsPerProject: 2})
+	hctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { hub.Run(hctx); close(done) }()
+	cfg := api.Config{Platform: p, Events: hub, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	if mod != nil {
+		mod(&cfg)
+	}
+	srv := httptest.NewServer(api.New(cfg))
+	t.Cleanup(func() { cancel(); <-done; srv.Close() })
+	e.url = srv.URL
+	e.one, e.two = client.New(srv.URL, toks[0]), client.New(srv.URL, toks[1])
+	e.tokens[e.one], e.tokens[e.two] = toks[0], toks[1]
+	return e
+}
+
+func (e *apiEnv) service(t *testing.T, c *client.Client, name, domain string) {
+	t.Helper()
+	if _, err := c.CreateService(context.Background(), client.ServiceCreate{Name: name, Domain: domain, Upstreams: []string{"http://127.0.0.1:9"}}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestEventsList(t *testing.T) {
+	e := newAPIEnv(t, nil)
+	ctx := context.Background()
+	for i := range 3 {
+		e.service(t, e.one, fmt.Sprint("s", i), "p0.example")
+	}
+	e.service(t, e.two, "other", "p1.example")
+	page, err := e.one.Events(ctx, 0, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(page.Events) != 2 || page.Next != 2 || !page.More || page.Events[0].Type != "service.created" || page.Events[0].Subject != "s0" {
+		t.Fatalf("first page = %+v", page)
+	}
+	page, err = e.one.Events(ctx, page.Next, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(page.Events) != 1 || page.Events[0].ID != 3 || page.More || page.Next != 3 {
+		t.Fatalf("second page = %+v", page)
+	}
+	var data struct{ Hostnames []string }
+	if err := json.Unmarshal(page.Events[0].Data, &data); err != nil || len(data.Hostnames) != 1 || data.Hostnames[0] != "s2.p0.example" {
+		t.Errorf("event data = %s", page.Events[0].Data)
+	}
+	page, err = e.two.Events(ctx, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(page.Events) != 1 || page.Events[0].Subject != "other" {
+		t.Errorf("project two sees %+v", page.Events)
+	}
+
+	for _, c := range []struct{ query, code string }{
+		{"after=-1", "invalid_after"}, {"after=x", "invalid_after"}, {"after=1e3", "invalid_after"},
+		{"limit=0x10", "invalid_limit"}, {"limit=1001", "invalid_limit"}, {"limit=-5", "invalid_limit"},
+	} {
+		req, _ := http.NewRequest("GET", e.url+"/v1/events?"+c.query, nil)
+		req.Header.Set("Authorization", "Bearer "+e.tokens[e.one])
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 400 || !strings.Contains(string(body), `"error": "`+c.code+`"`) {
+			t.Errorf("GET /v1/events?%s: %d %s, want 400 %s", c.query, resp.StatusCode, body, c.code)
+		}
+	}
+}
+
+// streamEvents collects n events from a stream started at after.
+func streamEvents(t *testing.T, c *client.Client, after int64, n int, started func()) []client.Event {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var got []client.Event
+	done := errors.New("done")
+	errc := make(chan error, 1)
+	go func() {
+		errc <- c.StreamEvents(ctx, after, func(e client.Event) error {
+			got = append(got, e)
+			if len(got) == n {
+				return done
+			}
+			return nil
+		})
+	}()
+	if started != nil {
+		started()
+	}
+	if err := <-errc; !errors.Is(err, done) {
+		t.Fatalf("stream: %v after %d events", err, len(got))
+	}
+	return got
+}
+
+func TestEventStream(t *testing.T) {
+	e := newAPIEnv(t, nil)
+	e.service(t, e.one, "old", "p0.example")
+
+	// From the start, with Last-Event-ID (what a reconnect sends): the
+	// backlog, then live events, in order, none of project two's.
+	got := streamEvents(t, e.one, 0, 3, func() {
+		e.service(t, e.two, "theirs", "p1.example")
+		e.service(t, e.one, "new", "p0.example")
+		if err := e.one.DeleteService(context.Background(), "new"); err != nil {
+			t.Error(err)
+		}
+	})
+	want := []string{"service.created old", "service.created new", "service.deleted new"}
+	for i, ev := range got {
+		if ev.Type+" "+ev.Subject != want[i] || ev.ID != int64(i+1) || ev.Project == "" {
+			t.Errorf("event %d = %+v, want %s with ID %d", i, ev, want[i], i+1)
+		}
+	}
+	// Resuming after ID 2 gives 3 and what follows.
+	got = streamEvents(t, e.one, 2, 2, func() { e.service(t, e.one, "later", "p0.example") })
+	if got[0].ID != 3 || got[1].ID != 4 || got[1].Subject != "later" {
+		t.Errorf("resumed stream = %+v", got)
+	}
+}
+
+func TestEventStreamWire(t *testing.T) {
+	e := newAPIEnv(t, func(c *api.Config) { c.StreamHeartbeat = 50 * time.Millisecond })
+	e.service(t, e.one, "a", "p0.example")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	open := func(header, query string) *http.Response {
+		req, _ := http.NewRequestWithContext(ctx, "GET", e.url+"/v1/events/stream"+query, nil)
+		req.Header.Set("Authorization", "Bearer "+e.tokens[e.one])
+		if header != "" {
+			req.Header.Set("Last-Event-ID", header)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { resp.Body.Close() })
+		return resp
+	}
+	// Without a start, the stream begins after the latest event, and says
+	// where; idle, it sends keep-alive comments.
+	resp := open("", "")
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/event-stream" || resp.Header.Get("Cache-Control") != "no-store" {
+		t.Fatalf("stream answer: %d %v", resp.StatusCode, resp.Header)
+	}
+	r := bufio.NewReader(resp.Body)
+	var lines []string
+	for len(lines) < 5 {
+		l, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines = append(lines, strings.TrimRight(l, "\n"))
+	}
+	if strings.Join(lines, "|") != "retry: 2000|id: 1||: keep-alive|" {
+		t.Errorf("stream begins %q", lines)
+	}
+	// A second stream: the project's limit is 2 in this test; a third is refused.
+	open("0", "")
+	resp3 := open("", "?after=0")
+	body, _ := io.ReadAll(resp3.Body)
+	if resp3.StatusCode != http.StatusTooManyRequests || !strings.Contains(string(body), "too_many_streams") {
+		t.Errorf("third stream: %d %s", resp3.StatusCode, body)
+	}
+	for _, c := range []struct{ header, query, code string }{
+		{"abc", "", "invalid_last_event_id"}, {"-3", "", "invalid_last_event_id"}, {"", "?after=-1", "invalid_after"},
+	} {
+		resp := open(c.header, c.query)
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 400 || !strings.Contains(string(body), c.code) {
+			t.Errorf("stream with Last-Event-ID %q %s: %d %s", c.header, c.query, resp.StatusCode, body)
+		}
+	}
+}

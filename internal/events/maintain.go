@@ -1,0 +1,146 @@
+package events
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/spine-platform/spine/internal/store"
+)
+
+// MaintainStore is what the maintenance reads and writes. *store.DB implements it.
+type MaintainStore interface {
+	ListCertStatusDue(ctx context.Context, ratio float64, now time.Time, limit int) ([]store.CertStatus, error)
+	AppendHostnameEvent(ctx context.Context, hostname string, e store.Event) (store.Event, bool, error)
+	PruneEvents(ctx context.Context, before time.Time, keep int) (int64, error)
+	PruneDeliveries(ctx context.Context, before time.Time, keep int) (int64, error)
+}
+
+// MaintainConfig configures Maintain. It is not changed once handed over.
+type MaintainConfig struct {
+	// Store is read and pruned. Required.
+	Store MaintainStore
+	// Interval is how often the work runs. Default 5 minutes.
+	Interval time.Duration
+	// ExpiringRatio: a certificate with less than this part of its
+	// lifetime left, and not renewed, is expiring. Default 1/3.
+	ExpiringRatio float64
+	// ExpiringGrace is how long a certificate may stay past that point
+	// before it is reported: Spine renews at that point, so a certificate
+	// still there after this long is one whose renewal fails or waits.
+	// Default 1 hour.
+	ExpiringGrace time.Duration
+	// MaxAge and MaxPerProject bound the events kept. Defaults 30 days and 10,000.
+	MaxAge        time.Duration
+	MaxPerProject int
+	// DeliveryMaxAge and DeliveriesPerWebhook bound the finished webhook
+	// deliveries kept. Defaults 7 days and 1,000.
+	DeliveryMaxAge       time.Duration
+	DeliveriesPerWebhook int
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
+	// Logger receives warnings. Default slog.Default().
+	Logger *slog.Logger
+}
+
+func (c *MaintainConfig) setDefaults() {
+	if c.Interval <= 0 {
+		c.Interval = 5 * time.Minute
+	}
+	if c.ExpiringRatio <= 0 || c.ExpiringRatio >= 1 {
+		c.ExpiringRatio = 1.0 / 3
+	}
+	if c.ExpiringGrace <= 0 {
+		c.ExpiringGrace = time.Hour
+	}
+	if c.MaxAge <= 0 {
+		c.MaxAge = 30 * 24 * time.Hour
+	}
+	if c.MaxPerProject <= 0 {
+		c.MaxPerProject = 10000
+	}
+	if c.DeliveryMaxAge <= 0 {
+		c.DeliveryMaxAge = 7 * 24 * time.Hour
+	}
+	if c.DeliveriesPerWebhook <= 0 {
+		c.DeliveriesPerWebhook = 1000
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// expiringPage bounds the certificates one round looks at.
+const expiringPage = 1000
+
+// Maintain runs MaintainOnce every cfg.Interval until ctx ends. Every node
+// of a fleet may run it: the expiring events carry a key, and pruning twice
+// deletes nothing more.
+func Maintain(ctx context.Context, cfg MaintainConfig) {
+	cfg.setDefaults()
+	t := time.NewTicker(cfg.Interval)
+	defer t.Stop()
+	for {
+		if err := MaintainOnce(ctx, cfg); err != nil && ctx.Err() == nil {
+			cfg.Logger.Warn("events maintenance", "component", "events", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// MaintainOnce records certificate.expiring for the certificates that have
+// passed their renewal point by ExpiringGrace and are not renewed, then
+// prunes old events and deliveries.
+func MaintainOnce(ctx context.Context, cfg MaintainConfig) error {
+	cfg.setDefaults()
+	now := cfg.Now()
+	var errs []error
+	due, err := cfg.Store.ListCertStatusDue(ctx, cfg.ExpiringRatio, now.Add(-cfg.ExpiringGrace), expiringPage)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("listing expiring certificates: %w", err))
+	}
+	for _, s := range due {
+		_, _, err := cfg.Store.AppendHostnameEvent(ctx, s.Hostname, ExpiringEvent(s, now))
+		if err != nil && !errors.Is(err, store.ErrNotFound) { // a name no project holds any more
+			errs = append(errs, fmt.Errorf("recording %s expiring: %w", s.Hostname, err))
+			break
+		}
+	}
+	if _, err := cfg.Store.PruneEvents(ctx, now.Add(-cfg.MaxAge), cfg.MaxPerProject); err != nil {
+		errs = append(errs, fmt.Errorf("pruning events: %w", err))
+	}
+	if _, err := cfg.Store.PruneDeliveries(ctx, now.Add(-cfg.DeliveryMaxAge), cfg.DeliveriesPerWebhook); err != nil {
+		errs = append(errs, fmt.Errorf("pruning webhook deliveries: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+// ExpiringEvent is the certificate.expiring event of s. Its key names the
+// certificate (hostname and expiry), so a fleet records it once.
+func ExpiringEvent(s store.CertStatus, now time.Time) store.Event {
+	data := map[string]any{
+		"hostname":  s.Hostname,
+		"issuer":    s.Issuer,
+		"not_after": s.NotAfter.UTC().Format(time.RFC3339),
+		"left":      s.NotAfter.Sub(now).Round(time.Second).String(),
+	}
+	if s.Error != "" {
+		data["renewal_error"] = s.Error
+	}
+	return store.Event{
+		Type:    store.EventCertificateExpiring,
+		Subject: s.Hostname,
+		Data:    mustJSON(data),
+		Time:    now,
+		Key:     fmt.Sprintf("expiring:%s:%d", s.Hostname, s.NotAfter.UnixNano()),
+	}
+}

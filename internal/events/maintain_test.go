@@ -1,0 +1,89 @@
+package events_test
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/spine-platform/spine/internal/events"
+	"github.com/spine-platform/spine/internal/store"
+)
+
+// certificate.expiring: once a certificate is an hour past its renewal
+// point (a third of its lifetime left) and not renewed, once per
+// certificate, however many nodes run the check; a renewed one is not.
+func TestExpiring(t *testing.T) {
+	ctx := context.Background()
+	db := openSQLite(t)
+	projects(t, db, "p1")
+	must(t, db.CreateDomain(ctx, store.Domain{Name: "example.com", ProjectID: "p1", Status: store.DomainVerified}))
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, h := range []string{"stuck.example.com", "renewed.example.com"} {
+		must(t, db.PutCertStatus(ctx, store.CertStatus{Hostname: h, Status: store.CertActive, Issuer: "Test CA",
+			NotBefore: start, NotAfter: start.Add(90 * time.Hour)}))
+	}
+	// A name no project holds: skipped, not an error.
+	must(t, db.PutCertStatus(ctx, store.CertStatus{Hostname: "orphan.example.net", Status: store.CertActive,
+		NotBefore: start, NotAfter: start.Add(90 * time.Hour)}))
+
+	now := start
+	cfg := events.MaintainConfig{Store: db, Now: func() time.Time { return now }}
+	expiring := func() []store.Event {
+		es, err := db.ListEvents(ctx, "p1", 0, 100)
+		must(t, err)
+		var out []store.Event
+		for _, e := range es {
+			if e.Type == store.EventCertificateExpiring {
+				out = append(out, e)
+			}
+		}
+		return out
+	}
+	// Renewal point: 60 h. Before 61 h nothing is reported.
+	for _, at := range []time.Duration{0, 60 * time.Hour, 60*time.Hour + 59*time.Minute} {
+		now = start.Add(at)
+		must(t, events.MaintainOnce(ctx, cfg))
+	}
+	if es := expiring(); len(es) != 0 {
+		t.Fatalf("reported before the grace ran out: %+v", es)
+	}
+	now = start.Add(61 * time.Hour)
+	must(t, db.PutCertStatus(ctx, store.CertStatus{Hostname: "renewed.example.com", Status: store.CertActive,
+		NotBefore: now, NotAfter: now.Add(90 * time.Hour)}))
+	// Two nodes run the check, twice.
+	for range 2 {
+		must(t, events.MaintainOnce(ctx, cfg))
+		must(t, events.MaintainOnce(ctx, cfg))
+		now = now.Add(5 * time.Minute)
+	}
+	es := expiring()
+	if len(es) != 1 || es[0].Subject != "stuck.example.com" {
+		t.Fatalf("expiring events = %+v, want one for stuck.example.com", es)
+	}
+	var data map[string]string
+	must(t, json.Unmarshal(es[0].Data, &data))
+	if data["not_after"] != start.Add(90*time.Hour).Format(time.RFC3339) || data["issuer"] != "Test CA" || data["left"] != "29h0m0s" {
+		t.Errorf("expiring data = %v", data)
+	}
+}
+
+// Retention: events past MaxAge or beyond MaxPerProject go.
+func TestRetention(t *testing.T) {
+	ctx := context.Background()
+	db := openSQLite(t)
+	projects(t, db, "p1")
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for i := range 10 {
+		_, _, err := db.AppendEvent(ctx, store.Event{ProjectID: "p1", Type: store.EventTokenCreated, Time: start.Add(time.Duration(i) * 24 * time.Hour)})
+		must(t, err)
+	}
+	now := start.Add(12 * 24 * time.Hour)
+	must(t, events.MaintainOnce(ctx, events.MaintainConfig{Store: db, MaxAge: 7 * 24 * time.Hour, MaxPerProject: 4, Now: func() time.Time { return now }}))
+	es, err := db.ListEvents(ctx, "p1", 0, 100)
+	must(t, err)
+	// Age keeps days 5..9 (5 events), count keeps the newest 4.
+	if len(es) != 4 || es[0].ID != 7 {
+		t.Errorf("kept %d events from ID %d, want 4 from 7", len(es), es[0].ID)
+	}
+}
