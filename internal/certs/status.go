@@ -96,7 +96,6 @@ func (m *Manager) onEvent(ctx context.Context, event string, data map[string]any
 			return nil
 		}
 		err, _ := data["error"].(error)
-		renewal, _ := data["renewal"].(bool)
 		if until, ok := retryAfter(err); ok && until.After(time.Now()) {
 			m.holds.set(name, until)
 			m.logHold(name, until)
