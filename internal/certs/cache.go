@@ -54,9 +54,9 @@ func (m *Manager) loadCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate,
 		if isWildcard(subject) {
 			magic = m.wild.Load()
 		}
-		ctx, cancel := context.WithTimeout(m.ctx, loadTimeout)
+		ctx, cancel := context.WithTimeout(withCertificateLoad(m.ctx), loadTimeout)
 		defer cancel()
-		cert, err := magic.CacheManagedCertificate(ctx, subject)
+		cert, err := magic.CacheManagedCertificate(ctx, subject) // one read of its keys
 		if errors.Is(err, fs.ErrNotExist) {
 			go m.manageMissing(subject)
 			return nil, fmt.Errorf("not in storage; obtaining it")
@@ -108,7 +108,7 @@ func (m *Manager) warm(names []string) {
 			if isWildcard(n) {
 				magic = m.wild.Load()
 			}
-			ctx, cancel := context.WithTimeout(m.ctx, loadTimeout)
+			ctx, cancel := context.WithTimeout(withCertificateLoad(m.ctx), loadTimeout)
 			defer cancel()
 			cert, err := magic.CacheManagedCertificate(ctx, n)
 			if err != nil {

@@ -1,17 +1,7 @@
 package certs
 
-import "time"
+import "context"
 
-// SetPrefetchClock makes s's prefetch expire reads by now instead of time.Now.
-func SetPrefetchClock(s *Storage, now func() time.Time) {
-	s.prefetch.mu.Lock()
-	defer s.prefetch.mu.Unlock()
-	s.prefetch.now = now
-}
-
-// PrefetchSize returns how many reads s's prefetch keeps.
-func PrefetchSize(s *Storage) int {
-	s.prefetch.mu.Lock()
-	defer s.prefetch.mu.Unlock()
-	return len(s.prefetch.reads)
-}
+// WithCertificateLoad is withCertificateLoad, for the tests and benchmarks
+// outside the package.
+func WithCertificateLoad(ctx context.Context) context.Context { return withCertificateLoad(ctx) }

@@ -1,5 +1,5 @@
 // Prefetch: a certificate's keys read together, so that loading it from
-// storage costs one round trip instead of one per key.
+// storage to answer a handshake costs one round trip instead of one per key.
 
 package certs
 
@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/spine-platform/spine/internal/store"
 )
@@ -30,40 +29,48 @@ const (
 	prefetchIssuers = 8
 )
 
-// prefetch keeps, for a short while, the keys that one read returned with
-// the key a Load asked for: a certificate's private key, certificate and
-// metadata under every issuer seen so far, and its OCSP staples. certmagic
-// loads them one after the other, and the ones after the first are
-// answered from here.
+// prefetch reads a certificate's keys together for a certificate load: a
+// context made by withCertificateLoad, under which certmagic loads one
+// certificate (its private key, certificate and metadata under every
+// issuer seen so far, and its OCSP staple, one Load after the other). The
+// first Load of one of them reads them all, in one query and so from one
+// snapshot of the store; the Loads that follow under the same context are
+// answered from that read.
 //
-// What keeps it correct: each key of a read is answered at most once, so
-// loading a certificate again reads the store again (only a key that the
-// first load did not ask for can still be answered from its read); a read
-// is one snapshot, so the key, certificate and metadata it answers belong
-// together; a Store or Delete through the
-// Storage drops the reads it touches, and one that finishes while a read
-// is on its way keeps that read from being kept; taking a lock drops every
-// read, so whatever the previous holder wrote on another node is seen.
-// What it gives up: a key written by another node without a lock (certmagic
-// writes certificates under one) can be answered from a read up to ttl old.
+// The contract, in certmagic's terms. Outside a certificate load nothing
+// is kept: Load reads the store and returns what the last Store wrote.
+// Within one, the Loads of a certificate's keys return what the last
+// Stores before the load's read wrote, and the Stores and Deletes made
+// under the same context: the load is one read of the whole certificate,
+// which happens at that read. A Store that another node (or another
+// goroutine) finishes while the load is under way is either seen by all
+// of the load or by none of it, so the key, certificate and metadata a
+// load returns always belong together; reading the keys one by one, a
+// renewal between two Loads would pair the new certificate with the old
+// key. A later load reads the store again.
+//
+// Bounds: a certificate load keeps one read, of at most prefetchKeys
+// keys, for as long as the load runs; nothing is kept between loads but
+// the issuer folders seen (at most prefetchIssuers), which say where to
+// read, not what.
 type prefetch struct {
 	pr      PrefixReader
-	ttl     time.Duration
-	max     int              // most reads kept
-	now     func() time.Time // tests replace it
 	mu      sync.Mutex
-	gen     uint64           // raised by every write and lock: a read begun before is not kept
-	reads   map[string]*read // by certificate name, as certmagic puts it in keys
-	issuers []string         // issuer folders seen, in order, at most prefetchIssuers
+	issuers []string // issuer folders seen, in order, at most prefetchIssuers
+}
+
+// certificateLoad is the state of one certificate load: the read of its keys.
+type certificateLoad struct {
+	mu sync.Mutex
+	r  *read // nil until the first Load of a certificate's key
 }
 
 // read is the result of one GetKeysWithPrefix: for every key under its
-// prefixes, its value or its absence, until answered once or expired.
+// prefixes, its value or its absence.
 type read struct {
-	expires  time.Time
+	name     string // the certificate's, as certmagic puts it in keys
 	prefixes []string
 	values   map[string][]byte
-	answered map[string]bool
 }
 
 func (r *read) covers(key string) bool {
@@ -75,13 +82,27 @@ func (r *read) covers(key string) bool {
 	return false
 }
 
-// newPrefetch returns nil (no prefetch) if kv cannot read prefixes or ttl is negative.
-func newPrefetch(kv KV, ttl time.Duration, reads int) *prefetch {
+type certificateLoadKey struct{}
+
+// withCertificateLoad returns a context under which the Loads of one
+// certificate's keys are answered from one read of them all (see prefetch).
+// Use it for one certificate, for the duration of one load.
+func withCertificateLoad(ctx context.Context) context.Context {
+	return context.WithValue(ctx, certificateLoadKey{}, &certificateLoad{})
+}
+
+func certificateLoadOf(ctx context.Context) *certificateLoad {
+	l, _ := ctx.Value(certificateLoadKey{}).(*certificateLoad)
+	return l
+}
+
+// newPrefetch returns nil (no prefetch) if kv cannot read prefixes.
+func newPrefetch(kv KV) *prefetch {
 	pr, ok := kv.(PrefixReader)
-	if !ok || ttl < 0 {
+	if !ok {
 		return nil
 	}
-	return &prefetch{pr: pr, ttl: ttl, max: reads, now: time.Now, reads: make(map[string]*read)}
+	return &prefetch{pr: pr}
 }
 
 // certKey splits "certificates/<issuer>/<name>/<file>", the keys of a
@@ -116,45 +137,28 @@ func nameOf(key string) (string, bool) {
 	return ocspKey(key)
 }
 
-// take answers key from a read that covers it and has not answered it yet.
-// ok is false if there is none.
-func (p *prefetch) take(key string) (value []byte, ok bool, err error) {
+// load answers key within the certificate load l: from l's read if it
+// covers key, else, for a key of a certificate, from a new read of that
+// certificate's keys, which l keeps. ok is false if key is no key of a
+// certificate, or the read found too many keys to keep: the caller then
+// reads key alone.
+func (p *prefetch) load(ctx context.Context, l *certificateLoad, key string) (value []byte, ok bool, err error) {
 	name, ok := nameOf(key)
 	if !ok {
 		return nil, false, nil
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	r := p.reads[name]
-	if r == nil || !r.covers(key) {
-		return nil, false, nil
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if r := l.r; r != nil && r.name == name && r.covers(key) {
+		return r.answer(key)
 	}
-	if !p.now().Before(r.expires) || r.answered[key] {
-		delete(p.reads, name) // expired, or a new load of the certificate: read again
-		return nil, false, nil
-	}
-	r.answered[key] = true
-	v, found := r.values[key]
-	delete(r.values, key)
-	if !found {
-		return nil, true, notExist(fmt.Errorf("key %q: %w", key, store.ErrNotFound))
-	}
-	return v, true, nil
-}
-
-// load reads key together with the other keys of its certificate, keeps
-// them, and answers key. ok is false if key is not a certificate's or the
-// read found too many keys to keep; the caller then reads key alone.
-func (p *prefetch) load(ctx context.Context, key string) (value []byte, ok bool, err error) {
 	issuer, name, ok := certKey(key)
 	if !ok {
-		return nil, false, nil
+		return nil, false, nil // a staple before its certificate: not this load's
 	}
 	p.mu.Lock()
-	gen := p.gen
 	prefixes := p.prefixes(issuer, name)
 	p.mu.Unlock()
-
 	kvs, err := p.pr.GetKeysWithPrefix(ctx, prefetchKeys+1, prefixes...)
 	if err != nil {
 		return nil, true, err
@@ -162,24 +166,21 @@ func (p *prefetch) load(ctx context.Context, key string) (value []byte, ok bool,
 	if len(kvs) > prefetchKeys {
 		return nil, false, nil
 	}
-	r := &read{prefixes: prefixes, values: make(map[string][]byte, len(kvs)), answered: map[string]bool{key: true}}
+	r := &read{name: name, prefixes: prefixes, values: make(map[string][]byte, len(kvs))}
 	for _, kv := range kvs {
 		r.values[kv.Key] = kv.Value
 	}
-	value, found := r.values[key]
-	delete(r.values, key)
+	l.r = r
+	return r.answer(key)
+}
 
-	p.mu.Lock()
-	if p.gen == gen { // else a write or a lock came meanwhile: this read may be older than it
-		now := p.now()
-		r.expires = now.Add(p.ttl)
-		p.keep(name, r, now)
-	}
-	p.mu.Unlock()
+// answer returns key's value in r, or its absence.
+func (r *read) answer(key string) ([]byte, bool, error) {
+	v, found := r.values[key]
 	if !found {
 		return nil, true, notExist(fmt.Errorf("key %q: %w", key, store.ErrNotFound))
 	}
-	return value, true, nil
+	return slices.Clone(v), true, nil
 }
 
 // prefixes are what a read for a key of name under issuer covers: name's
@@ -199,47 +200,28 @@ func (p *prefetch) prefixes(issuer, name string) []string {
 	return append(out, "ocsp/"+name+"-")
 }
 
-// keep stores r as name's read, dropping expired reads and, if there is
-// still no room, the one that expires first. Called with mu held.
-func (p *prefetch) keep(name string, r *read, now time.Time) {
-	delete(p.reads, name)
-	if len(p.reads) >= p.max {
-		var first string
-		for n, old := range p.reads {
-			if !now.Before(old.expires) {
-				delete(p.reads, n)
-			} else if first == "" || old.expires.Before(p.reads[first].expires) {
-				first = n
-			}
+// written records, in the certificate load l, a Store (value) or a Delete
+// (deleted) of key made under it, so that its later Loads see it. After a
+// failed write, which may or may not have been done, the next Load reads
+// the store again.
+func (l *certificateLoad) written(key string, value []byte, deleted bool, err error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	r := l.r
+	switch {
+	case r == nil:
+	case err != nil:
+		l.r = nil
+	case !deleted:
+		if r.covers(key) {
+			r.values[key] = slices.Clone(value)
 		}
-		if len(p.reads) >= p.max {
-			delete(p.reads, first)
-		}
-	}
-	p.reads[name] = r
-}
-
-// written drops the reads that cover key or keys under key+"/", after a
-// Store or Delete of key, and keeps reads under way from being kept.
-func (p *prefetch) written(key string) {
-	dir := key + "/"
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.gen++
-	for name, r := range p.reads {
-		for _, pre := range r.prefixes {
-			if strings.HasPrefix(dir, pre) || strings.HasPrefix(pre, dir) {
-				delete(p.reads, name)
-				break
+	default:
+		dir := key + "/"
+		for k := range r.values {
+			if k == key || strings.HasPrefix(k, dir) {
+				delete(r.values, k)
 			}
 		}
 	}
-}
-
-// forget drops every read, and keeps reads under way from being kept.
-func (p *prefetch) forget() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.gen++
-	clear(p.reads)
 }

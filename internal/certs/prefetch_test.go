@@ -8,7 +8,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/spine-platform/spine/internal/certs"
 	"github.com/spine-platform/spine/internal/store"
@@ -59,22 +58,16 @@ func putSite(t *testing.T, db *store.DB, issuer, name, version string) {
 	}
 }
 
-// newCounted returns a Storage with opts (at most one; none: the defaults)
-// over a counting KV.
-func newCounted(t *testing.T, opts ...certs.StorageOptions) (*certs.Storage, *countingKV) {
-	var o certs.StorageOptions
-	if len(opts) > 0 {
-		o = opts[0]
-	}
+func newCounted(t *testing.T) (*certs.Storage, *countingKV) {
 	kv := &countingKV{DB: openStore(t)}
-	return certs.NewStorage(kv, o), kv
+	return certs.NewStorage(kv, certs.StorageOptions{}), kv
 }
 
-// wantLoad loads key and checks its value (or, for want "", that it does
-// not exist) and how many reads reached the store so far.
-func wantLoad(t *testing.T, s *certs.Storage, kv *countingKV, key, want string, reads int64) {
+// wantLoad loads key under ctx and checks its value (or, for want "",
+// that it does not exist) and how many reads reached the store so far.
+func wantLoad(t *testing.T, ctx context.Context, s *certs.Storage, kv *countingKV, key, want string, reads int64) {
 	t.Helper()
-	v, err := s.Load(context.Background(), key)
+	v, err := s.Load(ctx, key)
 	switch {
 	case want == "" && (!errors.Is(err, fs.ErrNotExist) || !errors.Is(err, store.ErrNotFound)):
 		t.Errorf("Load(%s) = %q, %v; want fs.ErrNotExist and store.ErrNotFound", key, v, err)
@@ -86,170 +79,115 @@ func wantLoad(t *testing.T, s *certs.Storage, kv *countingKV, key, want string, 
 	}
 }
 
-// A certificate's key, certificate, metadata and OCSP staple are read from
-// the store at once; each is answered once, so the next load reads again.
-func TestPrefetchOneReadPerCertificate(t *testing.T) {
+// Within a certificate load, a certificate's key, certificate, metadata
+// and OCSP staple are read from the store at once; the next load reads
+// them again.
+func TestPrefetchOneReadPerLoad(t *testing.T) {
 	s, kv := newCounted(t)
-	ctx := context.Background()
 	putSite(t, kv.DB, "ca", "a.example", "v1")
-	if err := kv.DB.PutKey(ctx, "ocsp/a.example-1f2e", []byte("staple")); err != nil {
+	if err := kv.DB.PutKey(context.Background(), "ocsp/a.example-1f2e", []byte("staple")); err != nil {
 		t.Fatal(err)
 	}
 	key, crt, meta := siteKeys("ca", "a.example")
 
-	wantLoad(t, s, kv, key, "v1 "+key, 1)
-	wantLoad(t, s, kv, crt, "v1 "+crt, 1)
-	wantLoad(t, s, kv, meta, "v1 "+meta, 1)
-	wantLoad(t, s, kv, "ocsp/a.example-1f2e", "staple", 1)
-	wantLoad(t, s, kv, "ocsp/a.example-9999", "", 1) // a staple that is not there
-	wantLoad(t, s, kv, "certificates/ca/a.example/other", "", 1)
+	load := certs.WithCertificateLoad(context.Background())
+	wantLoad(t, load, s, kv, key, "v1 "+key, 1)
+	wantLoad(t, load, s, kv, crt, "v1 "+crt, 1)
+	wantLoad(t, load, s, kv, meta, "v1 "+meta, 1)
+	wantLoad(t, load, s, kv, crt, "v1 "+crt, 1) // again: the same read
+	wantLoad(t, load, s, kv, "ocsp/a.example-1f2e", "staple", 1)
+	wantLoad(t, load, s, kv, "ocsp/a.example-9999", "", 1) // a staple that is not there
+	wantLoad(t, load, s, kv, "certificates/ca/a.example/other", "", 1)
 
-	// The next load of the certificate reads it again, and sees what
-	// another node wrote meanwhile.
+	// The next load reads the store again, and sees what another node
+	// wrote meanwhile.
 	putSite(t, kv.DB, "ca", "a.example", "v2")
-	wantLoad(t, s, kv, key, "v2 "+key, 2)
-	wantLoad(t, s, kv, crt, "v2 "+crt, 2)
-	wantLoad(t, s, kv, crt, "v2 "+crt, 3) // answered already: from the store
+	load = certs.WithCertificateLoad(context.Background())
+	wantLoad(t, load, s, kv, key, "v2 "+key, 2)
+	wantLoad(t, load, s, kv, crt, "v2 "+crt, 2)
 
 	// A certificate not in the store: absent, from one read.
 	k, c, _ := siteKeys("ca", "missing.example")
-	wantLoad(t, s, kv, k, "", 4)
-	wantLoad(t, s, kv, c, "", 4)
+	load = certs.WithCertificateLoad(context.Background())
+	wantLoad(t, load, s, kv, k, "", 3)
+	wantLoad(t, load, s, kv, c, "", 3)
 
-	// Keys of no certificate are read alone.
-	if err := s.Store(ctx, "acme/ca/users/me.json", []byte("me")); err != nil {
+	// Keys of no certificate are read alone, in a load or not; a staple
+	// asked for before any key of its certificate too.
+	if err := s.Store(context.Background(), "acme/ca/users/me.json", []byte("me")); err != nil {
 		t.Fatal(err)
 	}
-	wantLoad(t, s, kv, "acme/ca/users/me.json", "me", 5)
-	wantLoad(t, s, kv, "acme/ca/users/me.json", "me", 6)
+	wantLoad(t, load, s, kv, "acme/ca/users/me.json", "me", 4)
+	wantLoad(t, load, s, kv, "acme/ca/users/me.json", "me", 5)
+	wantLoad(t, certs.WithCertificateLoad(context.Background()), s, kv, "ocsp/a.example-1f2e", "staple", 6)
 }
 
-// Writes and deletes through the Storage are never hidden by a read kept
-// from before them.
-func TestPrefetchWritesInvalidate(t *testing.T) {
+// Outside a certificate load nothing is kept: every Load reads the store.
+func TestPrefetchOnlyInALoad(t *testing.T) {
 	s, kv := newCounted(t)
-	ctx := context.Background()
-	putSite(t, kv.DB, "ca", "a.example", "v1")
-	putSite(t, kv.DB, "ca", "b.example", "v1")
-	key, crt, meta := siteKeys("ca", "a.example")
-	bkey, bcrt, _ := siteKeys("ca", "b.example")
-
-	wantLoad(t, s, kv, key, "v1 "+key, 1)
-	wantLoad(t, s, kv, bkey, "v1 "+bkey, 2)
-	if err := s.Store(ctx, crt, []byte("new crt")); err != nil {
-		t.Fatal(err)
-	}
-	wantLoad(t, s, kv, crt, "new crt", 3)   // a new read of a.example,
-	wantLoad(t, s, kv, key, "v1 "+key, 3)   // which answers the rest
-	wantLoad(t, s, kv, bcrt, "v1 "+bcrt, 3) // another certificate's read is kept
-
-	if err := s.Delete(ctx, meta); err != nil {
-		t.Fatal(err)
-	}
-	wantLoad(t, s, kv, meta, "", 4)
-	if err := s.Delete(ctx, "certificates/ca/a.example"); err != nil { // the whole folder
-		t.Fatal(err)
-	}
-	wantLoad(t, s, kv, crt, "", 5)
-	wantLoad(t, s, kv, key, "", 5)
-
-	// A staple stored after a read is seen.
-	if err := s.Store(ctx, "ocsp/b.example-77", []byte("staple")); err != nil {
-		t.Fatal(err)
-	}
-	wantLoad(t, s, kv, "ocsp/b.example-77", "staple", 6)
-}
-
-// A write that ends while a read is on its way keeps that read from being
-// kept: the read may be older than the write.
-func TestPrefetchWriteDuringRead(t *testing.T) {
-	s, kv := newCounted(t)
-	ctx := context.Background()
 	putSite(t, kv.DB, "ca", "a.example", "v1")
 	key, crt, _ := siteKeys("ca", "a.example")
-	kv.hold, kv.read = make(chan struct{}), make(chan struct{})
-
-	done := make(chan error)
-	go func() {
-		_, err := s.Load(ctx, key)
-		done <- err
-	}()
-	<-kv.read // the read has the old certificate
-	if err := s.Store(ctx, crt, []byte("new crt")); err != nil {
-		t.Fatal(err)
-	}
-	close(kv.hold)
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-	kv.hold = nil
-	wantLoad(t, s, kv, crt, "new crt", 2)
-}
-
-// Taking a lock drops every read kept: what its previous holder wrote on
-// another node is seen after it.
-func TestPrefetchLockInvalidates(t *testing.T) {
-	s, kv := newCounted(t)
 	ctx := context.Background()
-	putSite(t, kv.DB, "ca", "a.example", "v1")
-	key, crt, _ := siteKeys("ca", "a.example")
-
-	wantLoad(t, s, kv, key, "v1 "+key, 1)
-	putSite(t, kv.DB, "ca", "a.example", "v2") // another node, without our lock
-	if ok, err := s.TryLock(ctx, "issue_cert_a.example"); err != nil || !ok {
-		t.Fatalf("TryLock = %v, %v", ok, err)
+	wantLoad(t, ctx, s, kv, key, "v1 "+key, 1)
+	wantLoad(t, ctx, s, kv, crt, "v1 "+crt, 2)
+	wantLoad(t, ctx, s, kv, crt, "v1 "+crt, 3)
+	if kv.prefixReads.Load() != 0 {
+		t.Error("prefix reads outside a certificate load")
 	}
-	defer s.Unlock(ctx, "issue_cert_a.example")
-	wantLoad(t, s, kv, crt, "v2 "+crt, 2)
 }
 
-// A read is kept for PrefetchTTL at most.
-func TestPrefetchTTL(t *testing.T) {
-	s, kv := newCounted(t, certs.StorageOptions{PrefetchTTL: 2 * time.Second})
-	var mu sync.Mutex
-	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	certs.SetPrefetchClock(s, func() time.Time {
-		mu.Lock()
-		defer mu.Unlock()
-		return now
-	})
-	advance := func(d time.Duration) {
-		mu.Lock()
-		now = now.Add(d)
-		mu.Unlock()
-	}
+// A renewal that another node stores while a load is under way is seen by
+// all of the load or by none of it: the key and certificate a load returns
+// belong together.
+func TestPrefetchLoadIsOneSnapshot(t *testing.T) {
+	s, kv := newCounted(t)
 	putSite(t, kv.DB, "ca", "a.example", "v1")
 	key, crt, meta := siteKeys("ca", "a.example")
 
-	wantLoad(t, s, kv, key, "v1 "+key, 1)
-	advance(1999 * time.Millisecond)
-	wantLoad(t, s, kv, crt, "v1 "+crt, 1)
-	putSite(t, kv.DB, "ca", "a.example", "v2") // another node
-	advance(time.Millisecond)
-	wantLoad(t, s, kv, meta, "v2 "+meta, 2)
-	if n := certs.PrefetchSize(s); n != 1 {
-		t.Errorf("%d reads kept, want 1 (the new one)", n)
-	}
+	load := certs.WithCertificateLoad(context.Background())
+	wantLoad(t, load, s, kv, key, "v1 "+key, 1)
+	putSite(t, kv.DB, "ca", "a.example", "v2") // another node renews
+	wantLoad(t, load, s, kv, crt, "v1 "+crt, 1)
+	wantLoad(t, load, s, kv, meta, "v1 "+meta, 1)
+
+	// Outside a load, the certificate is the renewed one: read key by key,
+	// the load would have paired it with the old key.
+	wantLoad(t, context.Background(), s, kv, crt, "v2 "+crt, 2)
 }
 
-// At most PrefetchReads certificates' reads are kept; the oldest go first.
-func TestPrefetchBound(t *testing.T) {
-	s, kv := newCounted(t, certs.StorageOptions{PrefetchReads: 2})
-	names := []string{"a.example", "b.example", "c.example"}
-	for _, n := range names {
-		putSite(t, kv.DB, "ca", n, "v1")
+// Writes and deletes made under a load are seen by its later Loads; a
+// failed write makes the next Load read the store again.
+func TestPrefetchWritesInALoad(t *testing.T) {
+	s, kv := newCounted(t)
+	putSite(t, kv.DB, "ca", "a.example", "v1")
+	key, crt, meta := siteKeys("ca", "a.example")
+
+	load := certs.WithCertificateLoad(context.Background())
+	wantLoad(t, load, s, kv, key, "v1 "+key, 1)
+	if err := s.Store(load, crt, []byte("new crt")); err != nil {
+		t.Fatal(err)
 	}
-	for i, n := range names {
-		key, _, _ := siteKeys("ca", n)
-		wantLoad(t, s, kv, key, "v1 "+key, int64(i+1))
-		if got, want := certs.PrefetchSize(s), min(i+1, 2); got != want {
-			t.Errorf("after %d certificates: %d reads kept, want %d", i+1, got, want)
-		}
+	wantLoad(t, load, s, kv, crt, "new crt", 1)
+	if err := s.Store(load, "ocsp/a.example-77", []byte("staple")); err != nil {
+		t.Fatal(err)
 	}
-	_, crt, _ := siteKeys("ca", "c.example")
-	wantLoad(t, s, kv, crt, "v1 "+crt, 3)
-	_, crt, _ = siteKeys("ca", "a.example")
-	wantLoad(t, s, kv, crt, "v1 "+crt, 4) // dropped
+	wantLoad(t, load, s, kv, "ocsp/a.example-77", "staple", 1)
+	if err := s.Delete(load, meta); err != nil {
+		t.Fatal(err)
+	}
+	wantLoad(t, load, s, kv, meta, "", 1)
+	if err := s.Delete(load, "certificates/ca/a.example"); err != nil { // the whole folder
+		t.Fatal(err)
+	}
+	wantLoad(t, load, s, kv, key, "", 1)
+	wantLoad(t, load, s, kv, crt, "", 1)
+
+	// A write the store refuses (an invalid key) may or may not have
+	// been done, as far as the load knows: it reads again.
+	if err := s.Store(load, "certificates/ca/a.example/", []byte("x")); err == nil {
+		t.Fatal("a key with a trailing slash was stored")
+	}
+	wantLoad(t, load, s, kv, key, "", 2)
 }
 
 // With several issuers, one read covers the certificate's folder under each
@@ -260,19 +198,21 @@ func TestPrefetchIssuers(t *testing.T) {
 	key1, _, _ := siteKeys("ca1", "a.example")
 	key2, crt2, meta2 := siteKeys("ca2", "a.example")
 
-	wantLoad(t, s, kv, key1, "", 1)
-	wantLoad(t, s, kv, key2, "v1 "+key2, 2) // ca2 is new
-	wantLoad(t, s, kv, crt2, "v1 "+crt2, 2)
-	wantLoad(t, s, kv, meta2, "v1 "+meta2, 2)
+	load := certs.WithCertificateLoad(context.Background())
+	wantLoad(t, load, s, kv, key1, "", 1)
+	wantLoad(t, load, s, kv, key2, "v1 "+key2, 2) // ca2 is new
+	wantLoad(t, load, s, kv, crt2, "v1 "+crt2, 2)
+	wantLoad(t, load, s, kv, meta2, "v1 "+meta2, 2)
 
 	// Both issuers are known: a certificate costs one read.
 	putSite(t, kv.DB, "ca2", "b.example", "v1")
 	key1, _, _ = siteKeys("ca1", "b.example")
 	key2, crt2, meta2 = siteKeys("ca2", "b.example")
-	wantLoad(t, s, kv, key1, "", 3)
-	wantLoad(t, s, kv, key2, "v1 "+key2, 3)
-	wantLoad(t, s, kv, crt2, "v1 "+crt2, 3)
-	wantLoad(t, s, kv, meta2, "v1 "+meta2, 3)
+	load = certs.WithCertificateLoad(context.Background())
+	wantLoad(t, load, s, kv, key1, "", 3)
+	wantLoad(t, load, s, kv, key2, "v1 "+key2, 3)
+	wantLoad(t, load, s, kv, crt2, "v1 "+crt2, 3)
+	wantLoad(t, load, s, kv, meta2, "v1 "+meta2, 3)
 }
 
 // A folder with more keys than a read keeps is read key by key.
@@ -287,27 +227,27 @@ func TestPrefetchTooManyKeys(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	wantLoad(t, s, kv, keys[0], keys[0], 2) // a prefix read, then the key alone
-	wantLoad(t, s, kv, keys[1], keys[1], 4)
-	if n := certs.PrefetchSize(s); n != 0 {
-		t.Errorf("%d reads kept, want none", n)
-	}
+	load := certs.WithCertificateLoad(ctx)
+	wantLoad(t, load, s, kv, keys[0], keys[0], 2) // a prefix read, then the key alone
+	wantLoad(t, load, s, kv, keys[1], keys[1], 4)
 }
 
-// With a negative PrefetchTTL, or a KV that cannot read prefixes, every
-// Load reads its key alone.
-func TestPrefetchOff(t *testing.T) {
-	s, kv := newCounted(t, certs.StorageOptions{PrefetchTTL: -1})
+// A KV that cannot read prefixes has every Load read its key alone.
+func TestPrefetchNeedsAPrefixReader(t *testing.T) {
+	kv := &countingKV{DB: openStore(t)}
+	s := certs.NewStorage(struct{ certs.KV }{kv}, certs.StorageOptions{}) // only the KV methods
 	putSite(t, kv.DB, "ca", "a.example", "v1")
 	key, crt, _ := siteKeys("ca", "a.example")
-	wantLoad(t, s, kv, key, "v1 "+key, 1)
-	wantLoad(t, s, kv, crt, "v1 "+crt, 2)
+	load := certs.WithCertificateLoad(context.Background())
+	wantLoad(t, load, s, kv, key, "v1 "+key, 1)
+	wantLoad(t, load, s, kv, crt, "v1 "+crt, 2)
 	if kv.prefixReads.Load() != 0 {
-		t.Error("prefix reads with the prefetch off")
+		t.Error("prefix reads through a KV without GetKeysWithPrefix")
 	}
 }
 
-// Every goroutine reads what it wrote last, whatever the others do.
+// Every goroutine's load sees what it wrote before the load began,
+// whatever the others write.
 func TestPrefetchConcurrent(t *testing.T) {
 	s, _ := newCounted(t)
 	ctx := context.Background()
@@ -322,9 +262,10 @@ func TestPrefetchConcurrent(t *testing.T) {
 					t.Error(err)
 					return
 				}
+				load := certs.WithCertificateLoad(ctx)
 				key, _, _ := siteKeys("ca", name)
-				s.Load(ctx, key) // a read of the folder, kept
-				got, err := s.Load(ctx, k)
+				s.Load(load, key) // the read of the folder
+				got, err := s.Load(load, k)
 				if err != nil || string(got) != v {
 					t.Errorf("Load(%s) = %q, %v; want %q", k, got, err, v)
 					return

@@ -34,8 +34,8 @@ type KV interface {
 	Unlock(ctx context.Context, name, owner string) error
 }
 
-// StorageOptions tunes the locks and the prefetch of a Storage. The zero
-// value gives the defaults.
+// StorageOptions tunes the locks of a Storage. The zero value gives the
+// defaults.
 type StorageOptions struct {
 	// LockTTL is the lease of a lock. A held lock's lease is renewed in the
 	// background, so a long issuance keeps it; if its holder dies, another node
@@ -50,16 +50,6 @@ type StorageOptions struct {
 	LockPoll time.Duration
 	// LockPollMax is the longest wait between two tries. Default 1s.
 	LockPollMax time.Duration
-	// PrefetchTTL is how long the keys read together with a certificate's
-	// key (its certificate, metadata and OCSP staples) are kept for the
-	// loads that follow, if the KV is a PrefixReader. Each is answered once,
-	// and writes and locks through this Storage drop them; a key that
-	// another node writes without a lock may be answered up to PrefetchTTL
-	// late (see prefetch). Default 2s; negative: read every key alone.
-	PrefetchTTL time.Duration
-	// PrefetchReads is the most certificates whose keys are kept at once.
-	// Default 64.
-	PrefetchReads int
 }
 
 // lockPrefix keeps certmagic's lock names apart from other users of the store's locks.
@@ -78,7 +68,7 @@ type Storage struct {
 	held     map[string]*lease        // by lock name
 	released map[string]chan struct{} // by lock name: closed when this process unlocks it
 
-	prefetch *prefetch // nil: every Load reads its key alone
+	prefetch *prefetch // nil if the KV cannot read prefixes: every Load reads its key alone
 }
 
 // lease is a lock this Storage holds, and the goroutine that renews it.
@@ -160,34 +150,27 @@ func NewStorage(kv KV, o StorageOptions) *Storage {
 	if o.LockPollMax < o.LockPoll {
 		o.LockPollMax = max(time.Second, o.LockPoll)
 	}
-	if o.PrefetchTTL == 0 {
-		o.PrefetchTTL = 2 * time.Second
-	}
-	if o.PrefetchReads <= 0 {
-		o.PrefetchReads = 64
-	}
 	return &Storage{kv: kv, opts: o, id: rand.Text(), held: make(map[string]*lease), released: make(map[string]chan struct{}),
-		prefetch: newPrefetch(kv, o.PrefetchTTL, o.PrefetchReads)}
+		prefetch: newPrefetch(kv)}
 }
 
 // Store puts value at key.
 func (s *Storage) Store(ctx context.Context, key string, value []byte) error {
 	err := s.kv.PutKey(ctx, key, value)
-	if s.prefetch != nil {
-		s.prefetch.written(key) // even on an error: the write may have been done
+	if l := certificateLoadOf(ctx); l != nil {
+		l.written(key, value, false, err)
 	}
 	return err
 }
 
-// Load returns the value at key; the error wraps fs.ErrNotExist if there is none.
-// A key of a certificate is read with the certificate's other keys, which
-// the Loads that follow get without a round trip (see StorageOptions.PrefetchTTL).
+// Load returns the value at key; the error wraps fs.ErrNotExist if there
+// is none. It returns what the last Store of key wrote (certmagic's
+// contract), except within a certificate load (withCertificateLoad), which
+// reads a certificate's keys at once and answers them as of that read
+// (see prefetch).
 func (s *Storage) Load(ctx context.Context, key string) ([]byte, error) {
-	if s.prefetch != nil {
-		if v, ok, err := s.prefetch.take(key); ok {
-			return v, err
-		}
-		if v, ok, err := s.prefetch.load(ctx, key); ok {
+	if l := certificateLoadOf(ctx); l != nil && s.prefetch != nil {
+		if v, ok, err := s.prefetch.load(ctx, l, key); ok {
 			return v, err
 		}
 	}
@@ -198,11 +181,11 @@ func (s *Storage) Load(ctx context.Context, key string) ([]byte, error) {
 // Delete deletes key and every key under it. A key that does not exist is not an error.
 func (s *Storage) Delete(ctx context.Context, key string) error {
 	err := s.kv.DeleteKey(ctx, key)
-	if s.prefetch != nil {
-		s.prefetch.written(key)
-	}
 	if errors.Is(err, store.ErrNotFound) {
-		return nil
+		err = nil
+	}
+	if l := certificateLoadOf(ctx); l != nil {
+		l.written(key, nil, true, err)
 	}
 	return err
 }
@@ -281,11 +264,6 @@ func (s *Storage) TryLock(ctx context.Context, name string) (bool, error) {
 	ok, err := s.kv.TryLock(ctx, lockPrefix+name, owner, s.opts.LockTTL)
 	if err != nil || !ok {
 		return false, err
-	}
-	if s.prefetch != nil {
-		// The previous holder, maybe on another node, wrote what its lock
-		// guarded: what was read before is not to be answered after.
-		s.prefetch.forget()
 	}
 	rctx, stop := context.WithCancel(context.Background())
 	l := newLease(owner, stop)
