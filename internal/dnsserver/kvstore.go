@@ -34,9 +34,13 @@ type KV interface {
 // nodes adding values at one name at once (a wildcard and its apex share
 // _acme-challenge) never overwrite each other.
 //
-// Reads are cached for CacheTTL; a write through this KVStore drops the
-// entry for that name at once, while other nodes see it when their entry
-// expires. Set the fields before first use and do not change them after.
+// Reads are cached, at most CacheSize names for CacheTTL each, counted
+// from when the read began: TXT returns what the last write of the name
+// wrote, through this KVStore at once (a write drops the name's entry),
+// and through another node's at most CacheTTL after that write ended. A
+// negative answer (no records) is cached like any other; Solver.Wait
+// waits CacheTTL after writing for that reason. Set the fields before
+// first use and do not change them after.
 type KVStore struct {
 	// KV holds the records. Required.
 	KV KV
@@ -51,6 +55,7 @@ type KVStore struct {
 
 	mu    sync.Mutex
 	cache map[string]kvCacheEntry
+	gen   uint64 // raised by every write: a read begun before is not cached
 }
 
 type kvCacheEntry struct {
@@ -97,11 +102,15 @@ func (s *KVStore) TXT(ctx context.Context, name string) ([]string, error) {
 	if vals, ok := s.cached(name); ok {
 		return vals, nil
 	}
+	// The entry expires CacheTTL after the read began: a write that ended
+	// during the read, which the read may have missed, is then seen
+	// CacheTTL after it at the latest, as Solver.Wait counts on.
+	began, gen := s.now(), s.generation()
 	vals, err := s.read(ctx, s.nameKey(name))
 	if err != nil {
 		return nil, fmt.Errorf("dnsserver: reading TXT records at %s: %w", name, err)
 	}
-	s.remember(name, vals)
+	s.remember(name, vals, began, gen)
 	return slices.Clone(vals), nil
 }
 
@@ -141,7 +150,15 @@ func (s *KVStore) cached(name string) ([]string, bool) {
 	return slices.Clone(e.values), true
 }
 
-func (s *KVStore) remember(name string, vals []string) {
+func (s *KVStore) generation() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.gen
+}
+
+// remember caches vals, read at began, for name, unless a write through
+// this KVStore came since the read began (gen).
+func (s *KVStore) remember(name string, vals []string, began time.Time, gen uint64) {
 	if s.CacheTTL < 0 {
 		return
 	}
@@ -155,6 +172,9 @@ func (s *KVStore) remember(name string, vals []string) {
 	now := s.now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.gen != gen {
+		return // the read may be older than a write through this KVStore
+	}
 	if s.cache == nil {
 		s.cache = make(map[string]kvCacheEntry)
 	}
@@ -168,11 +188,12 @@ func (s *KVStore) remember(name string, vals []string) {
 			clear(s.cache) // all fresh: a flood of distinct names; start over
 		}
 	}
-	s.cache[name] = kvCacheEntry{values: vals, expires: now.Add(ttl)}
+	s.cache[name] = kvCacheEntry{values: vals, expires: began.Add(ttl)}
 }
 
 func (s *KVStore) forget(name string) {
 	s.mu.Lock()
+	s.gen++
 	delete(s.cache, name)
 	s.mu.Unlock()
 }

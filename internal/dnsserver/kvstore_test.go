@@ -131,3 +131,58 @@ func TestKVStoreBounds(t *testing.T) {
 		t.Error("name with '/' accepted")
 	}
 }
+
+// duringRead is a KV whose next listing of a name's records runs during()
+// after it has listed: a write that ends while a read is under way.
+type duringRead struct {
+	KV
+	during func()
+}
+
+func (d *duringRead) ListKeys(ctx context.Context, prefix string, recursive bool) ([]string, error) {
+	keys, err := d.KV.ListKeys(ctx, prefix, recursive)
+	if f := d.during; f != nil {
+		d.during = nil
+		f()
+	}
+	return keys, err
+}
+
+// A read that misses a write made while it was under way is cached for
+// CacheTTL from when it began: another node's write is served CacheTTL
+// after it ended at the latest (what Solver.Wait waits), and a write
+// through the same KVStore is served at once.
+func TestKVStoreReadDuringWrite(t *testing.T) {
+	ctx := context.Background()
+	name := "race." + testZone
+	for _, writer := range []string{"another node", "the same node"} {
+		t.Run(writer, func(t *testing.T) {
+			db := openDB(t)
+			clk := &clock{t: time.Unix(1_700_000_000, 0)}
+			kv := &duringRead{KV: db}
+			reader := &KVStore{KV: kv, Now: clk.Now}
+			other := &KVStore{KV: db, Now: clk.Now}
+			var wrote time.Time
+			kv.during = func() {
+				w := other
+				if writer == "the same node" {
+					w = reader
+				}
+				if err := w.AddTXT(ctx, name, "digest"); err != nil {
+					t.Error(err)
+				}
+				wrote = clk.Now()
+				clk.Add(300 * time.Millisecond) // the read ends later
+			}
+			if v, err := reader.TXT(ctx, name); err != nil || len(v) != 0 {
+				t.Fatalf("the read under way: %q, %v; want nothing yet", v, err)
+			}
+			if writer == "another node" {
+				clk.Add(wrote.Add(time.Second).Sub(clk.Now()))
+			}
+			if v, _ := reader.TXT(ctx, name); !slices.Equal(v, []string{"digest"}) {
+				t.Errorf("%v after %s's write: %q, want the record", clk.Now().Sub(wrote), writer, v)
+			}
+		})
+	}
+}
