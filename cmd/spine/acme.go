@@ -5,8 +5,8 @@ import (
 	"encoding/base64"
 	"fmt"
 	"net"
-	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -52,14 +52,15 @@ func (f *acmeFlags) register(cmd *cobra.Command) {
 	fl.BoolVar(&f.noInternal, "no-internal-ca-fallback", false, "with --acme-ca: never fall back to the internal CA")
 	fl.StringVar(&f.resolver, "dns-resolver", "", "DNS resolver (host:port) for domain verification, delegation and CAA checks (default: /etc/resolv.conf)")
 	fl.StringVar(&f.zone, "dns-delegation-zone", "", "zone served by Spine's own DNS server for delegated DNS-01 (customers CNAME _acme-challenge.<domain> into it)")
-	fl.StringVar(&f.dnsAddr, "dns-addr", ":53", "listen address (UDP and TCP) of the delegation zone's DNS server")
+	fl.StringVar(&f.dnsAddr, "dns-addr", node.DefaultDNSAddr, "listen address (UDP and TCP) of the delegation zone's DNS server")
 	fl.StringArrayVar(&f.rfc2136, "dns-rfc2136", nil, "DNS-01 through RFC 2136 dynamic updates for a zone: ZONE=SERVER[,KEYNAME,BASE64SECRET] (TSIG hmac-sha256; repeatable)")
-	fl.DurationVar(&f.checkInterval, "domain-check-interval", time.Minute, "how often pending domains and delegation CNAMEs are looked up again")
+	fl.DurationVar(&f.checkInterval, "domain-check-interval", node.DefaultCheckInterval, "how often pending domains and delegation CNAMEs are looked up again")
 }
 
-// config turns the flags into the node's ACME configuration. Its errors
-// name the flag and say what to write; they never repeat a value that may
-// hold a secret (the EAB HMAC key, a TSIG secret, a password in a URL).
+// config turns the flags into the node's ACME configuration, refusing
+// what is about the flags' syntax (node.Config.Validate checks the
+// values). Its errors name the flag and say what to write; they never
+// repeat a value that may hold a secret (the EAB HMAC key, a TSIG secret).
 func (f *acmeFlags) config() (node.ACMEConfig, error) {
 	c := node.ACMEConfig{
 		Email:              f.email,
@@ -73,11 +74,7 @@ func (f *acmeFlags) config() (node.ACMEConfig, error) {
 		if u, ok := acmePresets[strings.ToLower(ca)]; ok {
 			ca = u
 		}
-		u, err := url.Parse(ca)
-		if err != nil || u.Scheme != "https" || u.Host == "" || u.User != nil {
-			return c, fmt.Errorf("--acme-ca %s: give an https://HOST/... directory URL (without credentials) or one of letsencrypt, letsencrypt-staging", shownURL(ca))
-		}
-		c.CAs = append(c.CAs, ca)
+		c.CAs = append(c.CAs, ca) // node.Config.Validate checks it
 	}
 	if len(f.caRoots) > 0 {
 		pool := x509.NewCertPool()
@@ -100,18 +97,9 @@ func (f *acmeFlags) config() (node.ACMEConfig, error) {
 		return c, fmt.Errorf("--acme-eab-kid and --acme-eab-hmac go together: give both (your CA shows them with your account's EAB credentials), or neither")
 	}
 	if f.eabKID != "" {
-		// acmez decodes the key as unpadded base64url; some CAs show it padded.
-		hmac = strings.TrimRight(hmac, "=")
-		if _, err := base64.RawURLEncoding.DecodeString(hmac); err != nil {
-			return c, fmt.Errorf("--acme-eab-hmac (value not shown) is not base64url: copy the HMAC key exactly as your CA shows it")
-		}
-		c.EAB = &acme.EAB{KeyID: f.eabKID, MACKey: hmac}
-	}
-	if f.checkInterval <= 0 {
-		return c, fmt.Errorf("--domain-check-interval %s: give a positive duration, e.g. 1m", f.checkInterval)
-	}
-	if err := checkListenAddr("--dns-addr", f.dnsAddr); err != nil {
-		return c, err
+		// acmez decodes the key as unpadded base64url; some CAs show it
+		// padded. node.Config.Validate checks the rest.
+		c.EAB = &acme.EAB{KeyID: f.eabKID, MACKey: strings.TrimRight(hmac, "=")}
 	}
 	for _, spec := range f.rfc2136 {
 		zone, p, err := parseRFC2136(spec)
@@ -167,7 +155,8 @@ func parseRFC2136(spec string) (string, *rfc2136.Provider, error) {
 // is a HOST).
 func validServer(s string) bool {
 	if host, port, err := net.SplitHostPort(s); err == nil {
-		return host != "" && validPort(port, false)
+		n, err := strconv.Atoi(port)
+		return host != "" && err == nil && n > 0 && n <= 65535 && port == strconv.Itoa(n)
 	}
 	return !strings.ContainsAny(s, ":/ ") || net.ParseIP(strings.Trim(s, "[]")) != nil
 }

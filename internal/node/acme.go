@@ -2,7 +2,6 @@ package node
 
 import (
 	"context"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -11,7 +10,6 @@ import (
 
 	"github.com/caddyserver/certmagic"
 	"github.com/mholt/acmez/v3"
-	"github.com/mholt/acmez/v3/acme"
 
 	"github.com/spine-platform/spine/internal/certs"
 	"github.com/spine-platform/spine/internal/dnsserver"
@@ -19,66 +17,6 @@ import (
 	"github.com/spine-platform/spine/internal/platform"
 	"github.com/spine-platform/spine/internal/store"
 )
-
-// Presets of well-known ACME directories.
-const (
-	LetsEncryptProduction = "https://acme-v02.api.letsencrypt.org/directory"
-	LetsEncryptStaging    = "https://acme-staging-v02.api.letsencrypt.org/directory"
-)
-
-// ACMEConfig configures certificates from ACME CAs, domain verification and
-// DNS-01. The zero value keeps the internal CA as the only issuer.
-type ACMEConfig struct {
-	// CAs are ACME directory URLs, tried in order for each certificate
-	// until one issues. The internal CA comes after them unless
-	// NoInternalFallback. Default: none (the internal CA alone).
-	CAs []string
-	// TrustedRoots, if set, are the roots trusted for the CAs' own HTTPS
-	// (a private CA such as Pebble or a company CA). Default: the system's.
-	TrustedRoots *x509.CertPool
-	// Email is the ACME account contact. Default: none.
-	Email string
-	// EAB is the External Account Binding some CAs require. Default: none.
-	EAB *acme.EAB
-	// NoInternalFallback leaves the internal CA out of the issuers, so a
-	// name no ACME CA issues for gets no certificate at all.
-	NoInternalFallback bool
-
-	// Resolver is the DNS resolver (host:port) that ownership records
-	// (_spine-challenge TXT), delegation CNAMEs and CAA records are
-	// looked up with.
-	// Default: the first name server of /etc/resolv.conf.
-	Resolver string
-	// CheckInterval is how often domains waiting for verification, and
-	// verified domains' delegation CNAMEs, are looked up again. Default 1m.
-	CheckInterval time.Duration
-
-	// DelegationZone is a zone that Spine's own DNS server answers for
-	// (e.g. "acme.spine.example.net", delegated to it with NS records).
-	// A domain whose _acme-challenge CNAME points into it (see the
-	// domain's delegation_record) gets wildcard certificates through
-	// DNS-01 without DNS credentials. Default: none.
-	DelegationZone string
-	// DNSAddr is where that DNS server listens, UDP and TCP. Default ":53".
-	DNSAddr string
-	// DNSProviders solve DNS-01 for domains under each zone (the key,
-	// e.g. "example.com") with a libdns provider such as
-	// rfc2136.Provider; those domains get wildcard certificates too.
-	DNSProviders map[string]certmagic.DNSProvider
-	// DNSPropagationTimeout bounds the wait for a provider's record to be
-	// visible; -1 skips the check. Default: certmagic's (2 minutes).
-	DNSPropagationTimeout time.Duration
-
-	// RenewCheckInterval and RenewalWindowRatio: see certs.Config.
-	// Renewal follows the CA's ARI window when it offers one.
-	RenewCheckInterval time.Duration
-	RenewalWindowRatio float64
-
-	// OrderBurst and OrderInterval pace the orders of each CA and account:
-	// see certs.Config.ACMEOrderBurst. Defaults 50 and 1s.
-	OrderBurst    int
-	OrderInterval time.Duration
-}
 
 // acmeState is the node's ACME and DNS-01 wiring.
 type acmeState struct {
@@ -204,12 +142,8 @@ func (n *Node) startACME(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		addr := a.DNSAddr
-		if addr == "" {
-			addr = ":53"
-		}
-		if n.acme.dnsUDP, n.acme.dnsTCP, err = dnsserver.Listen(addr); err != nil {
-			return fmt.Errorf("the delegation zone's DNS server (--dns-addr %s): %w", addr, err)
+		if n.acme.dnsUDP, n.acme.dnsTCP, err = dnsserver.Listen(a.DNSAddr); err != nil {
+			return fmt.Errorf("the delegation zone's DNS server (--dns-addr %s): %w", a.DNSAddr, err)
 		}
 		n.acme.dnsSrv = srv
 		n.serve("dns", func() error {
@@ -226,11 +160,7 @@ func (n *Node) startACME(ctx context.Context) error {
 			cancel()
 		})
 	}
-	interval := a.CheckInterval
-	if interval <= 0 {
-		interval = time.Minute
-	}
-	n.wg.Go(func() { n.platform.RunDomainChecks(ctx, interval, n.resync, n.log) })
+	n.wg.Go(func() { n.platform.RunDomainChecks(ctx, a.CheckInterval, n.resync, n.log) })
 	return nil
 }
 

@@ -1,12 +1,17 @@
-// Package node builds and runs one Spine node: it opens the store, makes
-// sure the default project and its admin token exist, loads the internal CA,
-// starts the certificate manager, the edge (HTTPS and HTTP listeners) and the
-// API, and keeps the edge's routes and the managed certificates in step with
-// the store.
+// Package node builds and runs one Spine node, and does nothing else: it
+// validates its Config (config.go), opens the store (or, with PostgreSQL
+// down, starts from the fleet's snapshot), builds the platform, the
+// certificate manager, the edge, the API and the fleet's parts, starts
+// them, keeps the edge's routes and the managed certificates in step with
+// the store, and stops them. Every feature it wires lives in the package
+// named after it (fleet, certs, dnsserver, platform, api, edge).
 //
 // Data flows one way: the API writes to the store; the store announces the
 // change; the node reads a fresh snapshot and hands it to the edge and the
 // certificate manager. The node never writes routing state itself.
+//
+// Package node may import any internal package; only cmd/spine and tests
+// import it.
 package node
 
 import (
@@ -20,7 +25,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -35,45 +39,6 @@ import (
 	"github.com/spine-platform/spine/internal/sched"
 	"github.com/spine-platform/spine/internal/store"
 )
-
-// Config configures a node. The zero value of every optional field is usable.
-type Config struct {
-	// DataDir holds the SQLite store, the admin token and ca/root.pem.
-	// Created 0700. Default ".spine".
-	DataDir string
-	// Store is "sqlite:PATH" or a postgres:// URL. Default: sqlite:<DataDir>/spine.db.
-	Store string
-	// HTTPSAddr, HTTPAddr and APIAddr are the listen addresses.
-	// Defaults ":443", ":80" and "127.0.0.1:2019".
-	HTTPSAddr, HTTPAddr, APIAddr string
-	// Domain, if set, is given to the default project at start (verified:
-	// the operator vouches for it), for example "localhost" in `spine up`.
-	Domain string
-	// Demo starts a small built-in upstream and the service "hello" on it.
-	Demo bool
-	// LeafLifetime is the lifetime of internal CA certificates. Default 24h.
-	LeafLifetime time.Duration
-	// CertCacheSize is the most certificates held in memory; the others
-	// are loaded from the store by their hostname's first handshake, and
-	// the snapshot (fail static) holds the ones in memory. Default
-	// certs.DefaultCacheCapacity (10,000); negative: no bound.
-	CertCacheSize int
-	// ResyncInterval is how often the node rereads the whole store even
-	// without a change notice, to repair a missed one. Default 30s.
-	ResyncInterval time.Duration
-	// Version is reported by the API.
-	Version string
-	// Edge sets the edge's limits and timeouts (ReadHeaderTimeout,
-	// MaxHeaderBytes, MaxConcurrentStreams, ...); see edge.Config for each
-	// default. Its GetCertificate, HTTPChallenge, HTTPSPort and Logger are
-	// ignored: the node wires those itself. Default: the edge's defaults.
-	Edge edge.Config
-	// ACME configures certificates from ACME CAs, domain verification and
-	// DNS-01 (acme.go). Default: the internal CA alone.
-	ACME ACMEConfig
-	// Logger is the node's logger. Default slog.Default().
-	Logger *slog.Logger
-}
 
 // Node is a running Spine node.
 type Node struct {
@@ -101,7 +66,10 @@ type Node struct {
 // Start builds every part of a node, listens on its addresses and returns
 // once the first snapshot of the store is being served.
 func Start(ctx context.Context, cfg Config) (n *Node, err error) {
-	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
 	n = &Node{cfg: cfg, log: cfg.Logger}
 	self := n // error returns set n to nil
 	defer func() {
@@ -210,30 +178,6 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	go n.watch(runCtx, changes)
 	n.startFleet(runCtx)
 	return n, nil
-}
-
-func (cfg *Config) setDefaults() {
-	if cfg.DataDir == "" {
-		cfg.DataDir = ".spine"
-	}
-	if cfg.Store == "" {
-		cfg.Store = "sqlite:" + filepath.Join(cfg.DataDir, "spine.db")
-	}
-	if cfg.HTTPSAddr == "" {
-		cfg.HTTPSAddr = ":443"
-	}
-	if cfg.HTTPAddr == "" {
-		cfg.HTTPAddr = ":80"
-	}
-	if cfg.APIAddr == "" {
-		cfg.APIAddr = "127.0.0.1:2019"
-	}
-	if cfg.ResyncInterval == 0 {
-		cfg.ResyncInterval = 30 * time.Second
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
-	}
 }
 
 func (n *Node) listen() error {

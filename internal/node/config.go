@@ -1,0 +1,306 @@
+package node
+
+import (
+	"crypto/x509"
+	"encoding/base64"
+	"fmt"
+	"log/slog"
+	"math"
+	"net"
+	"net/url"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/certmagic"
+	"github.com/mholt/acmez/v3/acme"
+
+	"github.com/spine-platform/spine/internal/certs"
+	"github.com/spine-platform/spine/internal/edge"
+	"github.com/spine-platform/spine/internal/platform"
+	"github.com/spine-platform/spine/internal/store"
+)
+
+// The defaults of Config, in one place; cmd/spine shows them as its flags'.
+const (
+	DefaultDataDir        = ".spine"
+	DefaultHTTPSAddr      = ":443"
+	DefaultHTTPAddr       = ":80"
+	DefaultAPIAddr        = "127.0.0.1:2019"
+	DefaultLeafLifetime   = 24 * time.Hour
+	DefaultCertCacheSize  = certs.DefaultCacheCapacity
+	DefaultResyncInterval = 30 * time.Second
+	DefaultCheckInterval  = time.Minute
+	DefaultDNSAddr        = ":53"
+	// DefaultRenewCheckInterval and DefaultRenewalWindowRatio are
+	// certmagic's (10 minutes, the last third of a certificate's lifetime).
+	DefaultRenewCheckInterval = certmagic.DefaultRenewCheckInterval
+	DefaultRenewalWindowRatio = certmagic.DefaultRenewalWindowRatio
+)
+
+// Bounds of Config.LeafLifetime. With the default renewal window and check
+// interval, a lifetime under an hour could lapse before it is renewed; the
+// internal CA's intermediate lives a year, and a leaf never outlives it.
+const (
+	MinLeafLifetime = time.Hour
+	MaxLeafLifetime = 365 * 24 * time.Hour
+)
+
+// Presets of well-known ACME directories.
+const (
+	LetsEncryptProduction = "https://acme-v02.api.letsencrypt.org/directory"
+	LetsEncryptStaging    = "https://acme-staging-v02.api.letsencrypt.org/directory"
+)
+
+// Config configures a node. The zero value of every optional field is usable:
+// it stands for the default its comment names (the Default constants).
+// Validate refuses what Start would; Start does not change a Config handed
+// to it.
+type Config struct {
+	// DataDir holds the SQLite store, the admin token and ca/root.pem.
+	// Created 0700. Default ".spine".
+	DataDir string
+	// Store is "sqlite:PATH" or a postgres:// URL. Default: sqlite:<DataDir>/spine.db.
+	Store string
+	// HTTPSAddr, HTTPAddr and APIAddr are the listen addresses.
+	// Defaults ":443", ":80" and "127.0.0.1:2019".
+	HTTPSAddr, HTTPAddr, APIAddr string
+	// Domain, if set, is given to the default project at start (verified:
+	// the operator vouches for it), for example "localhost" in `spine up`.
+	Domain string
+	// Demo starts a small built-in upstream and the service "hello" on it.
+	Demo bool
+	// LeafLifetime is the lifetime of internal CA certificates. Default 24h.
+	LeafLifetime time.Duration
+	// CertCacheSize is the most certificates held in memory; the others
+	// are loaded from the store by their hostname's first handshake, and
+	// the snapshot (fail static) holds the ones in memory. Default
+	// certs.DefaultCacheCapacity (10,000); -1: no bound.
+	CertCacheSize int
+	// ResyncInterval is how often the node rereads the whole store even
+	// without a change notice, to repair a missed one. Default 30s.
+	ResyncInterval time.Duration
+	// Version is reported by the API.
+	Version string
+	// Edge sets the edge's limits and timeouts (ReadHeaderTimeout,
+	// MaxHeaderBytes, MaxConcurrentStreams, ...); see edge.Config for each
+	// default. Its GetCertificate, HTTPChallenge, HTTPSPort and Logger are
+	// ignored: the node wires those itself. Default: the edge's defaults.
+	Edge edge.Config
+	// ACME configures certificates from ACME CAs, domain verification and
+	// DNS-01 (acme.go). Default: the internal CA alone.
+	ACME ACMEConfig
+	// Logger is the node's logger. Default slog.Default().
+	Logger *slog.Logger
+}
+
+// ACMEConfig configures certificates from ACME CAs, domain verification and
+// DNS-01. The zero value keeps the internal CA as the only issuer.
+type ACMEConfig struct {
+	// CAs are ACME directory URLs, tried in order for each certificate
+	// until one issues. The internal CA comes after them unless
+	// NoInternalFallback. Default: none (the internal CA alone).
+	CAs []string
+	// TrustedRoots, if set, are the roots trusted for the CAs' own HTTPS
+	// (a private CA such as Pebble or a company CA). Default: the system's.
+	TrustedRoots *x509.CertPool
+	// Email is the ACME account contact. Default: none.
+	Email string
+	// EAB is the External Account Binding some CAs require. Default: none.
+	EAB *acme.EAB
+	// NoInternalFallback leaves the internal CA out of the issuers, so a
+	// name no ACME CA issues for gets no certificate at all.
+	NoInternalFallback bool
+
+	// Resolver is the DNS resolver (host:port) that ownership records
+	// (_spine-challenge TXT), delegation CNAMEs and CAA records are
+	// looked up with.
+	// Default: the first name server of /etc/resolv.conf.
+	Resolver string
+	// CheckInterval is how often domains waiting for verification, and
+	// verified domains' delegation CNAMEs, are looked up again. Default 1m.
+	CheckInterval time.Duration
+
+	// DelegationZone is a zone that Spine's own DNS server answers for
+	// (e.g. "acme.spine.example.net", delegated to it with NS records).
+	// A domain whose _acme-challenge CNAME points into it (see the
+	// domain's delegation_record) gets wildcard certificates through
+	// DNS-01 without DNS credentials. Default: none.
+	DelegationZone string
+	// DNSAddr is where that DNS server listens, UDP and TCP. Default ":53".
+	DNSAddr string
+	// DNSProviders solve DNS-01 for domains under each zone (the key,
+	// e.g. "example.com") with a libdns provider such as
+	// rfc2136.Provider; those domains get wildcard certificates too.
+	DNSProviders map[string]certmagic.DNSProvider
+	// DNSPropagationTimeout bounds the wait for a provider's record to be
+	// visible; -1 skips the check. Default: certmagic's (2 minutes).
+	DNSPropagationTimeout time.Duration
+
+	// RenewCheckInterval and RenewalWindowRatio: see certs.Config.
+	// Renewal follows the CA's ARI window when it offers one.
+	RenewCheckInterval time.Duration
+	RenewalWindowRatio float64
+
+	// OrderBurst and OrderInterval pace the orders of each CA and account:
+	// see certs.Config.ACMEOrderBurst. Defaults 50 and 1s.
+	OrderBurst    int
+	OrderInterval time.Duration
+}
+
+// withDefaults returns c with every zero field set to its default.
+func (c Config) withDefaults() Config {
+	set := func(s *string, v string) {
+		if *s == "" {
+			*s = v
+		}
+	}
+	set(&c.DataDir, DefaultDataDir)
+	set(&c.Store, "sqlite:"+filepath.Join(c.DataDir, "spine.db"))
+	set(&c.HTTPSAddr, DefaultHTTPSAddr)
+	set(&c.HTTPAddr, DefaultHTTPAddr)
+	set(&c.APIAddr, DefaultAPIAddr)
+	set(&c.ACME.DNSAddr, DefaultDNSAddr)
+	for _, d := range []struct {
+		field *time.Duration
+		def   time.Duration
+	}{{&c.LeafLifetime, DefaultLeafLifetime}, {&c.ResyncInterval, DefaultResyncInterval}, {&c.ACME.CheckInterval, DefaultCheckInterval}} {
+		if *d.field == 0 {
+			*d.field = d.def
+		}
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	// CertCacheSize, the renewal settings and the order pace are left to
+	// certs.Config, whose zero values are the same defaults.
+	return c
+}
+
+// edgeConfig returns base with the limits and timeouts of c.Edge laid over
+// it. The fields the node wires itself (GetCertificate, HTTPChallenge,
+// HTTPSPort, Logger) always come from base; a zero limit keeps the edge's
+// default.
+func (c *Config) edgeConfig(base edge.Config) edge.Config {
+	e := c.Edge
+	e.GetCertificate = base.GetCertificate
+	e.HTTPChallenge = base.HTTPChallenge
+	e.HTTPSPort = base.HTTPSPort
+	e.Logger = base.Logger
+	return e
+}
+
+// FieldError is a field of Config that Validate refuses.
+type FieldError struct {
+	// Field is the field's path in Config, e.g. "LeafLifetime", "ACME.CAs".
+	Field string
+	// Value is the refused value as it may be shown (quoted where it is
+	// text), or "" if it is not shown: it may hold a secret.
+	Value string
+	// Err says what is wrong and what to give instead.
+	Err error
+}
+
+func (e *FieldError) Error() string {
+	if e.Value == "" {
+		return fmt.Sprintf("node: Config.%s: %v", e.Field, e.Err)
+	}
+	return fmt.Sprintf("node: Config.%s %s: %v", e.Field, e.Value, e.Err)
+}
+
+func (e *FieldError) Unwrap() error { return e.Err }
+
+// Validate reports the first field of c that Start would refuse, as a
+// *FieldError. A zero field stands for its default and is valid. It opens
+// and writes nothing; for a SQLite Store it checks that the file's folder
+// exists or can be created. Start calls it; call it first to refuse a
+// configuration before doing anything else.
+func (c Config) Validate() error {
+	bad := func(field, value, format string, args ...any) error {
+		return &FieldError{Field: field, Value: value, Err: fmt.Errorf(format, args...)}
+	}
+	for _, a := range []struct{ field, addr string }{
+		{"HTTPSAddr", c.HTTPSAddr}, {"HTTPAddr", c.HTTPAddr}, {"APIAddr", c.APIAddr}, {"ACME.DNSAddr", c.ACME.DNSAddr},
+	} {
+		if a.addr != "" && !validListenAddr(a.addr) {
+			return bad(a.field, strconv.Quote(a.addr), "write HOST:PORT or :PORT with a port from 0 to 65535, e.g. :443 or 127.0.0.1:8443")
+		}
+	}
+	if c.Store != "" {
+		if err := store.CheckDSN(c.Store); err != nil {
+			return &FieldError{Field: "Store", Value: store.ShownDSN(c.Store), Err: err}
+		}
+	}
+	if c.Domain != "" {
+		if _, err := platform.NormalizeHostname(c.Domain); err != nil {
+			return &FieldError{Field: "Domain", Err: fmt.Errorf("%w; give the domain this node serves, e.g. example.com", err)}
+		}
+	}
+	if c.LeafLifetime != 0 && (c.LeafLifetime < MinLeafLifetime || c.LeafLifetime > MaxLeafLifetime) {
+		return bad("LeafLifetime", c.LeafLifetime.String(), "give a duration from 1h to 8760h (a year), e.g. 24h")
+	}
+	if c.CertCacheSize < -1 {
+		return bad("CertCacheSize", strconv.Itoa(c.CertCacheSize), "give the most certificates to hold in memory (at least 1, e.g. 10000), or -1 for no bound")
+	}
+	a := c.ACME
+	for _, d := range []struct {
+		field string
+		d     time.Duration
+	}{{"ResyncInterval", c.ResyncInterval}, {"ACME.CheckInterval", a.CheckInterval}, {"ACME.RenewCheckInterval", a.RenewCheckInterval}, {"ACME.OrderInterval", a.OrderInterval}} {
+		if d.d < 0 {
+			return bad(d.field, d.d.String(), "give a positive duration, e.g. 1m")
+		}
+	}
+	if r := a.RenewalWindowRatio; r != 0 && !(r > 0 && r < 1) {
+		return bad("ACME.RenewalWindowRatio", strconv.FormatFloat(r, 'g', -1, 64), "give the part of the lifetime to renew in, between 0 and 1 (e.g. 0.33: the last third)")
+	}
+	if a.OrderBurst < 0 {
+		return bad("ACME.OrderBurst", strconv.Itoa(a.OrderBurst), "give how many orders may be placed at once, e.g. 50")
+	}
+	if a.DNSPropagationTimeout < -1 {
+		return bad("ACME.DNSPropagationTimeout", a.DNSPropagationTimeout.String(), "give a positive duration, or -1 to skip the check")
+	}
+	for _, ca := range a.CAs {
+		if u, err := url.Parse(ca); err != nil || u.Scheme != "https" || u.Host == "" || u.User != nil {
+			return bad("ACME.CAs", store.ShownURL(ca), "give an https://HOST/... directory URL (without credentials)")
+		}
+	}
+	if a.EAB != nil {
+		if a.EAB.KeyID == "" || a.EAB.MACKey == "" {
+			return bad("ACME.EAB", "", "the key ID and the HMAC key go together: give both (your CA shows them with your account's EAB credentials), or neither")
+		}
+		// acmez decodes the key as unpadded base64url.
+		if _, err := base64.RawURLEncoding.DecodeString(a.EAB.MACKey); err != nil {
+			return bad("ACME.EAB.MACKey", "", "the key (not shown) is not base64url: copy the HMAC key exactly as your CA shows it")
+		}
+	}
+	zones := []string{a.DelegationZone}
+	for z := range a.DNSProviders {
+		zones = append(zones, z)
+	}
+	for i, z := range zones {
+		if z == "" {
+			continue
+		}
+		if _, err := platform.NormalizeHostname(z); err != nil {
+			field := "ACME.DNSProviders"
+			if i == 0 {
+				field = "ACME.DelegationZone"
+			}
+			return bad(field, strconv.Quote(z), "%w; give a DNS zone, e.g. acme.example.net", err)
+		}
+	}
+	return nil
+}
+
+// validListenAddr reports whether addr is HOST:PORT or :PORT, with a
+// numeric port (0 picks a free one).
+func validListenAddr(addr string) bool {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || strings.ContainsAny(host, " /") {
+		return false
+	}
+	n, err := strconv.Atoi(port)
+	return err == nil && n >= 0 && n <= math.MaxUint16 && port == strconv.Itoa(n)
+}
