@@ -7,9 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"slices"
+	"time"
 )
 
-const serviceColumns = `id, project_id, name, domain, upstreams, hsts_max_age, created_at, updated_at`
+const serviceColumns = `id, project_id, name, domain, upstreams, hsts_max_age, health_path, health_interval, created_at, updated_at`
 
 // CreateService stores s and its hostnames in one transaction. CreatedAt and
 // UpdatedAt default to now. It returns ErrNotFound if the project has no domain
@@ -42,8 +44,8 @@ func (db *DB) CreateService(ctx context.Context, s Service) error {
 		if err := db.checkQuota(ctx, tx, s.ProjectID, quotaHostnames, len(s.Hostnames)); err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO services (`+serviceColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-			s.ID, s.ProjectID, s.Name, s.Domain, ups, s.HSTSMaxAge, toNanos(created), toNanos(s.UpdatedAt))
+		_, err = tx.ExecContext(ctx, `INSERT INTO services (`+serviceColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+			s.ID, s.ProjectID, s.Name, s.Domain, ups, s.HSTSMaxAge, s.HealthPath, int64(s.HealthInterval), toNanos(created), toNanos(s.UpdatedAt))
 		switch {
 		case db.isUnique(err):
 			return conflict("service %q already exists", s.Name)
@@ -83,47 +85,109 @@ func (db *DB) ListServices(ctx context.Context, projectID string) ([]Service, er
 	return ss, nil
 }
 
-// UpdateService sets Hostnames, Upstreams, HSTSMaxAge and UpdatedAt (default now)
-// of the service s.ProjectID/s.Name in one transaction. It returns ErrNotFound if
-// the project has no such service and ErrConflict naming a hostname that another
-// service has.
-func (db *DB) UpdateService(ctx context.Context, s Service) error {
-	ups, err := encodeUpstreams(s.Upstreams)
-	if err != nil {
-		return err
-	}
-	if err := checkHostnames(s.Hostnames); err != nil {
-		return err
-	}
-	updated := orNow(s.UpdatedAt)
-	return db.writeNotes(ctx, "updating service", true, func(tx *sql.Tx, notes *txNotes) error {
-		var id string
-		err := tx.QueryRowContext(ctx, `UPDATE services SET upstreams = $3, hsts_max_age = $4, updated_at = $5
-			WHERE project_id = $1 AND name = $2 RETURNING id`,
-			s.ProjectID, s.Name, ups, s.HSTSMaxAge, toNanos(updated)).Scan(&id)
-		if errors.Is(err, sql.ErrNoRows) {
-			return notFound("service %q not found", s.Name)
-		}
+// UpdateService changes the service projectID/name in one transaction: it
+// reads the service as stored, with its hostnames, hands it to change, and
+// writes back the Hostnames, Upstreams, HSTSMaxAge, HealthPath,
+// HealthInterval and UpdatedAt (now if change leaves it as it was) that
+// change leaves; its ID, project, name, domain and creation time stay. As
+// every change takes the revision row first, two updates of one service run
+// one after the other, each on what the other wrote.
+//
+// If change returns an error, nothing is written and that error is returned
+// as it is. UpdateService returns ErrNotFound if the project has no such
+// service and ErrConflict naming a hostname that another service has.
+func (db *DB) UpdateService(ctx context.Context, projectID, name string, change func(*Service) error) (Service, error) {
+	var out Service
+	var changeErr error
+	err := db.writeNotes(ctx, "updating service", true, func(tx *sql.Tx, notes *txNotes) error {
+		cur, err := db.serviceInTx(ctx, tx, projectID, name)
 		if err != nil {
 			return err
 		}
-		var had int
-		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM service_hostnames WHERE service_id = $1`, id).Scan(&had); err != nil {
+		next := cur
+		next.Hostnames = append([]string(nil), cur.Hostnames...)
+		next.Upstreams = append([]string(nil), cur.Upstreams...)
+		if err := change(&next); err != nil {
+			changeErr = err
 			return err
 		}
-		if err := db.checkQuota(ctx, tx, s.ProjectID, quotaHostnames, len(s.Hostnames)-had); err != nil {
+		next.ID, next.ProjectID, next.Name, next.Domain, next.CreatedAt = cur.ID, cur.ProjectID, cur.Name, cur.Domain, cur.CreatedAt
+		if next.UpdatedAt.Equal(cur.UpdatedAt) {
+			next.UpdatedAt = time.Now()
+		}
+		ups, err := encodeUpstreams(next.Upstreams)
+		if err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM service_hostnames WHERE service_id = $1`, id); err != nil {
+		if err := checkHostnames(next.Hostnames); err != nil {
 			return err
 		}
-		if err := db.insertHostnames(ctx, tx, id, s.Hostnames); err != nil {
+		if _, err := tx.ExecContext(ctx, `UPDATE services SET upstreams = $2, hsts_max_age = $3, health_path = $4,
+			health_interval = $5, updated_at = $6 WHERE id = $1`,
+			cur.ID, ups, next.HSTSMaxAge, next.HealthPath, int64(next.HealthInterval), toNanos(next.UpdatedAt)); err != nil {
 			return err
 		}
-		_, _, err = db.appendEvent(ctx, tx, notes, Event{ProjectID: s.ProjectID, Type: EventServiceUpdated, Subject: s.Name, Time: updated,
-			Data: eventData(map[string]any{"service": s.Name, "hostnames": s.Hostnames, "upstreams": s.Upstreams, "hsts_max_age": s.HSTSMaxAge})})
+		if !slices.Equal(cur.Hostnames, next.Hostnames) {
+			if err := db.checkQuota(ctx, tx, cur.ProjectID, quotaHostnames, len(next.Hostnames)-len(cur.Hostnames)); err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, `DELETE FROM service_hostnames WHERE service_id = $1`, cur.ID); err != nil {
+				return err
+			}
+			if err := db.insertHostnames(ctx, tx, cur.ID, next.Hostnames); err != nil {
+				return err
+			}
+		}
+		next.UpdatedAt = fromNanos(toNanos(next.UpdatedAt))
+		out = next
+		_, _, err = db.appendEvent(ctx, tx, notes, Event{ProjectID: cur.ProjectID, Type: EventServiceUpdated, Subject: cur.Name, Time: next.UpdatedAt,
+			Data: eventData(map[string]any{"service": cur.Name, "hostnames": next.Hostnames, "upstreams": next.Upstreams, "hsts_max_age": next.HSTSMaxAge,
+				"health_path": next.HealthPath, "health_interval": next.HealthInterval.String()})})
 		return err
 	})
+	if changeErr != nil {
+		return Service{}, changeErr
+	}
+	if err != nil {
+		return Service{}, err
+	}
+	return out, nil
+}
+
+// serviceInTx reads one service and its hostnames inside tx.
+func (db *DB) serviceInTx(ctx context.Context, tx *sql.Tx, projectID, name string) (Service, error) {
+	var (
+		s                Service
+		ups              string
+		interval         int64
+		created, updated int64
+	)
+	err := tx.QueryRowContext(ctx, `SELECT `+serviceColumns+` FROM services WHERE project_id = $1 AND name = $2`, projectID, name).
+		Scan(&s.ID, &s.ProjectID, &s.Name, &s.Domain, &ups, &s.HSTSMaxAge, &s.HealthPath, &interval, &created, &updated)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Service{}, notFound("service %q not found", name)
+	}
+	if err != nil {
+		return Service{}, err
+	}
+	if err := json.Unmarshal([]byte(ups), &s.Upstreams); err != nil {
+		return Service{}, fmt.Errorf("service %q: upstreams: %w", s.Name, err)
+	}
+	s.HealthInterval = time.Duration(interval)
+	s.CreatedAt, s.UpdatedAt = fromNanos(created), fromNanos(updated)
+	rows, err := tx.QueryContext(ctx, `SELECT hostname FROM service_hostnames WHERE service_id = $1 ORDER BY position`, s.ID)
+	if err != nil {
+		return Service{}, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var h string
+		if err := rows.Scan(&h); err != nil {
+			return Service{}, err
+		}
+		s.Hostnames = append(s.Hostnames, h)
+	}
+	return s, rows.Err()
 }
 
 // DeleteService deletes a project's service and its hostnames, or returns ErrNotFound.
@@ -177,9 +241,10 @@ func (db *DB) queryServices(ctx context.Context, where string, args ...any) ([]S
 		var (
 			s                Service
 			ups              string
+			interval         int64
 			created, updated int64
 		)
-		if err := rows.Scan(&s.ID, &s.ProjectID, &s.Name, &s.Domain, &ups, &s.HSTSMaxAge, &created, &updated); err != nil {
+		if err := rows.Scan(&s.ID, &s.ProjectID, &s.Name, &s.Domain, &ups, &s.HSTSMaxAge, &s.HealthPath, &interval, &created, &updated); err != nil {
 			rows.Close()
 			return nil, err
 		}
@@ -187,6 +252,7 @@ func (db *DB) queryServices(ctx context.Context, where string, args ...any) ([]S
 			rows.Close()
 			return nil, fmt.Errorf("service %q: upstreams: %w", s.Name, err)
 		}
+		s.HealthInterval = time.Duration(interval)
 		s.CreatedAt, s.UpdatedAt = fromNanos(created), fromNanos(updated)
 		byID[s.ID] = len(ss)
 		ss = append(ss, s)

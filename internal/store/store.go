@@ -71,8 +71,14 @@ type Service struct {
 	Hostnames  []string // normalised; the first is <Name>.<Domain>
 	Upstreams  []string // absolute http:// or https:// URLs
 	HSTSMaxAge int      // seconds; 0 disables the Strict-Transport-Security header
-	CreatedAt  time.Time
-	UpdatedAt  time.Time
+	// HealthPath is the path (with an optional query) of the upstreams'
+	// active health check; "" means the edge's default, "/".
+	HealthPath string
+	// HealthInterval is the time between two active health checks of an
+	// upstream; 0 means the edge's default (10 s).
+	HealthInterval time.Duration
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
 }
 
 // Certificate states.

@@ -29,6 +29,7 @@ func Run(t *testing.T, open func(t *testing.T) *store.DB) {
 		{"ServiceConflicts", testServiceConflicts},
 		{"ServiceIsolation", testServiceIsolation},
 		{"UpdateService", testUpdateService},
+		{"ConcurrentServiceUpdates", testConcurrentServiceUpdates},
 		{"DomainOverlap", testDomainOverlap},
 		{"DomainOverlapRace", testDomainOverlapRace},
 		{"DeleteDomainInUse", testDeleteDomainInUse},
@@ -331,6 +332,7 @@ func testServices(t *testing.T, db *store.DB) {
 
 	want := service("p1", "web", "example.com", "web.example.com", "www.example.com", "alias.example.com")
 	want.Upstreams = []string{"http://10.0.0.1:80", "https://10.0.0.2:443"}
+	want.HealthPath, want.HealthInterval = "/healthz?deep=1", 1500*time.Millisecond
 	must(t, db.CreateService(ctx, want))
 	must(t, db.CreateService(ctx, service("p1", "api", "example.com", "api.example.com")))
 	must(t, db.CreateService(ctx, service("p2", "api", "other.example", "api.other.example")))
@@ -342,12 +344,13 @@ func testServices(t *testing.T, db *store.DB) {
 	must(t, err)
 	if got.ID != want.ID || got.ProjectID != "p1" || got.Name != "web" || got.Domain != "example.com" ||
 		!slices.Equal(got.Hostnames, want.Hostnames) || !slices.Equal(got.Upstreams, want.Upstreams) ||
-		got.HSTSMaxAge != 300 || !got.CreatedAt.Equal(t0) || !got.UpdatedAt.Equal(t0) {
+		got.HSTSMaxAge != 300 || !got.CreatedAt.Equal(t0) || !got.UpdatedAt.Equal(t0) ||
+		got.HealthPath != want.HealthPath || got.HealthInterval != want.HealthInterval {
 		t.Errorf("GetService = %+v\nwant %+v", got, want)
 	}
 	e, err := db.GetService(ctx, "p2", "empty")
 	must(t, err)
-	if len(e.Upstreams) != 0 || e.CreatedAt.IsZero() || e.UpdatedAt.IsZero() {
+	if len(e.Upstreams) != 0 || e.CreatedAt.IsZero() || e.UpdatedAt.IsZero() || e.HealthPath != "" || e.HealthInterval != 0 {
 		t.Errorf("service without upstreams or times = %+v", e)
 	}
 
@@ -427,8 +430,11 @@ func testServiceIsolation(t *testing.T, db *store.DB) {
 	_, err := db.GetService(ctx, "p2", "web")
 	wantErr(t, err, store.ErrNotFound, "web")
 	wantErr(t, db.DeleteService(ctx, "p2", "web"), store.ErrNotFound, "web")
-	s := service("p2", "web", "example.com", "evil.example.com")
-	wantErr(t, db.UpdateService(ctx, s), store.ErrNotFound, "web")
+	_, err = db.UpdateService(ctx, "p2", "web", func(s *store.Service) error {
+		s.Hostnames = append(s.Hostnames, "evil.example.com")
+		return nil
+	})
+	wantErr(t, err, store.ErrNotFound, "web")
 	got, err := db.GetService(ctx, "p1", "web")
 	must(t, err)
 	if !slices.Equal(got.Hostnames, []string{"web.example.com"}) {
@@ -445,30 +451,102 @@ func testUpdateService(t *testing.T, db *store.DB) {
 	must(t, db.CreateService(ctx, service("p1", "web", "example.com", "web.example.com", "old.example.com")))
 	must(t, db.CreateService(ctx, service("p2", "api", "other.example", "api.other.example")))
 
-	upd := store.Service{ProjectID: "p1", Name: "web", Hostnames: []string{"web.example.com", "new.example.com"},
-		Upstreams: []string{"http://10.0.0.9:8080"}, HSTSMaxAge: 0, UpdatedAt: t0.Add(time.Minute)}
-	must(t, db.UpdateService(ctx, upd))
+	var seen store.Service
+	upd, err := db.UpdateService(ctx, "p1", "web", func(s *store.Service) error {
+		seen = *s
+		s.Hostnames = []string{"web.example.com", "new.example.com"}
+		s.Upstreams = []string{"http://10.0.0.9:8080"}
+		s.HSTSMaxAge, s.HealthPath, s.HealthInterval = 0, "/up", 3*time.Second
+		s.UpdatedAt = t0.Add(time.Minute)
+		// Fields that are not the update's to change stay as stored.
+		s.ID, s.Name, s.Domain, s.CreatedAt = "other", "other", "other.example", t0.Add(time.Hour)
+		return nil
+	})
+	must(t, err)
+	if seen.ID != "p1-web" || !slices.Equal(seen.Hostnames, []string{"web.example.com", "old.example.com"}) ||
+		!slices.Equal(seen.Upstreams, []string{"http://127.0.0.1:9000"}) || seen.HSTSMaxAge != 300 || !seen.UpdatedAt.Equal(t0) {
+		t.Errorf("change saw %+v, want the service as stored", seen)
+	}
 	got, err := db.GetService(ctx, "p1", "web")
 	must(t, err)
-	if !slices.Equal(got.Hostnames, upd.Hostnames) || !slices.Equal(got.Upstreams, upd.Upstreams) ||
-		got.HSTSMaxAge != 0 || !got.UpdatedAt.Equal(upd.UpdatedAt) || !got.CreatedAt.Equal(t0) ||
-		got.Domain != "example.com" || got.ID != "p1-web" {
+	if !slices.Equal(got.Hostnames, []string{"web.example.com", "new.example.com"}) || !slices.Equal(got.Upstreams, []string{"http://10.0.0.9:8080"}) ||
+		got.HSTSMaxAge != 0 || got.HealthPath != "/up" || got.HealthInterval != 3*time.Second ||
+		!got.UpdatedAt.Equal(t0.Add(time.Minute)) || !got.CreatedAt.Equal(t0) ||
+		got.Domain != "example.com" || got.ID != "p1-web" || got.Name != "web" {
 		t.Errorf("after UpdateService: %+v", got)
+	}
+	if !slices.Equal(upd.Hostnames, got.Hostnames) || upd.ID != got.ID || !upd.UpdatedAt.Equal(got.UpdatedAt) || upd.HealthPath != got.HealthPath {
+		t.Errorf("UpdateService returned %+v, stored %+v", upd, got)
 	}
 	// The dropped hostname is free for anyone.
 	must(t, db.CreateService(ctx, service("p2", "old", "other.example", "old.example.com")))
 
-	// Taking another service's hostname changes nothing.
-	bad := upd
-	bad.Hostnames = []string{"web.example.com", "api.other.example"}
-	bad.Upstreams = []string{"http://10.9.9.9"}
-	wantErr(t, db.UpdateService(ctx, bad), store.ErrConflict, `hostname "api.other.example" is already taken`)
-	got, err = db.GetService(ctx, "p1", "web")
+	rev, err := db.Revision(ctx)
 	must(t, err)
-	if !slices.Equal(got.Hostnames, upd.Hostnames) || !slices.Equal(got.Upstreams, upd.Upstreams) {
-		t.Errorf("failed update left %+v", got)
+	unchanged := func(what string) {
+		t.Helper()
+		after, err := db.GetService(ctx, "p1", "web")
+		must(t, err)
+		if !slices.Equal(after.Hostnames, got.Hostnames) || !slices.Equal(after.Upstreams, got.Upstreams) ||
+			after.HealthPath != got.HealthPath || !after.UpdatedAt.Equal(got.UpdatedAt) {
+			t.Errorf("%s left %+v", what, after)
+		}
+		if r, _ := db.Revision(ctx); r != rev {
+			t.Errorf("%s bumped the revision: %d -> %d", what, rev, r)
+		}
 	}
-	wantErr(t, db.UpdateService(ctx, store.Service{ProjectID: "p1", Name: "nope"}), store.ErrNotFound, `service "nope"`)
+	// Taking another service's hostname changes nothing, upstreams included.
+	_, err = db.UpdateService(ctx, "p1", "web", func(s *store.Service) error {
+		s.Hostnames = append(s.Hostnames, "api.other.example")
+		s.Upstreams = []string{"http://10.9.9.9"}
+		return nil
+	})
+	wantErr(t, err, store.ErrConflict, `hostname "api.other.example" is already taken`)
+	unchanged("a conflicting update")
+	// A refusal of change is returned as it is, and nothing is written.
+	refusal := errors.New("no such upstream")
+	_, err = db.UpdateService(ctx, "p1", "web", func(s *store.Service) error {
+		s.Upstreams = nil
+		return refusal
+	})
+	if err != refusal {
+		t.Errorf("refused change: error %v, want %v", err, refusal)
+	}
+	unchanged("a refused change")
+	_, err = db.UpdateService(ctx, "p1", "nope", func(*store.Service) error { t.Error("change called for a missing service"); return nil })
+	wantErr(t, err, store.ErrNotFound, `service "nope"`)
+}
+
+// testConcurrentServiceUpdates: updates that each add a hostname to one
+// service, from many goroutines at once, all land: each reads what the
+// others wrote (the update is one transaction).
+func testConcurrentServiceUpdates(t *testing.T, db *store.DB) {
+	ctx := ctxT(t)
+	project(t, db, "p1")
+	domain(t, db, "p1", "example.com")
+	must(t, db.CreateService(ctx, service("p1", "web", "example.com", "web.example.com")))
+	const n = 8
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range n {
+		wg.Go(func() {
+			_, errs[i] = db.UpdateService(ctx, "p1", "web", func(s *store.Service) error {
+				s.Hostnames = append(s.Hostnames, fmt.Sprintf("h%d.example.com", i))
+				return nil
+			})
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("update %d: %v", i, err)
+		}
+	}
+	got, err := db.GetService(ctx, "p1", "web")
+	must(t, err)
+	if len(got.Hostnames) != n+1 {
+		t.Errorf("after %d concurrent updates the service has %d hostnames, want %d: %v", n, len(got.Hostnames), n+1, got.Hostnames)
+	}
 }
 
 func testDeleteDomainInUse(t *testing.T, db *store.DB) {
@@ -503,8 +581,11 @@ func testDeleteDomainStrandsHostname(t *testing.T, db *store.DB) {
 	// x.sub.other.example is also covered by other.example.
 	must(t, db.DeleteDomain(ctx, "p1", "sub.other.example"))
 	wantErr(t, db.DeleteDomain(ctx, "p1", "other.example"), store.ErrInUse, `"www.other.example"`)
-	upd := service("p1", "web", "example.com", "web.example.com")
-	must(t, db.UpdateService(ctx, upd))
+	_, err := db.UpdateService(ctx, "p1", "web", func(s *store.Service) error {
+		s.Hostnames = []string{"web.example.com"}
+		return nil
+	})
+	must(t, err)
 	must(t, db.DeleteDomain(ctx, "p1", "other.example"))
 }
 
@@ -594,7 +675,8 @@ func testRevision(t *testing.T, db *store.DB) {
 	step("CreateDomain", true, db.CreateDomain(ctx, store.Domain{Name: "example.com", ProjectID: "p1"}))
 	step("UpdateDomain", true, db.UpdateDomain(ctx, store.Domain{Name: "example.com", ProjectID: "p1", Status: store.DomainVerified}))
 	step("CreateService", true, db.CreateService(ctx, service("p1", "web", "example.com", "web.example.com")))
-	step("UpdateService", true, db.UpdateService(ctx, service("p1", "web", "example.com", "w.example.com")))
+	_, err = db.UpdateService(ctx, "p1", "web", func(s *store.Service) error { s.Hostnames = []string{"w.example.com"}; return nil })
+	step("UpdateService", true, err)
 	step("DeleteService", true, db.DeleteService(ctx, "p1", "web"))
 	step("DeleteDomain", true, db.DeleteDomain(ctx, "p1", "example.com"))
 	step("DeleteDomain missing", false, db.DeleteDomain(ctx, "p1", "example.com"))

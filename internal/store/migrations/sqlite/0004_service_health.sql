@@ -1,0 +1,4 @@
+-- Spine schema, version 4 (SQLite): each service's active health check.
+-- health_path '' and health_interval 0 mean the edge's defaults ("/", 10 s).
+ALTER TABLE services ADD COLUMN health_path TEXT NOT NULL DEFAULT '';
+ALTER TABLE services ADD COLUMN health_interval INTEGER NOT NULL DEFAULT 0; -- nanoseconds
