@@ -156,6 +156,15 @@ func (c *Client) CreateService(ctx context.Context, in ServiceCreate) (Service, 
 	return s, c.do(ctx, http.MethodPost, "/v1/services", in, &s)
 }
 
+// UpdateService changes a service in place: its upstreams, hostnames,
+// HSTS or health check. Nothing changes unless the whole update is valid;
+// an added hostname is served once its certificate is issued (see
+// WaitServing), and a removed one stops being served.
+func (c *Client) UpdateService(ctx context.Context, name string, in ServiceUpdate) (Service, error) {
+	var s Service
+	return s, c.do(ctx, http.MethodPatch, "/v1/services/"+url.PathEscape(name), in, &s)
+}
+
 // DeleteService deletes a service.
 func (c *Client) DeleteService(ctx context.Context, name string) error {
 	return c.do(ctx, http.MethodDelete, "/v1/services/"+url.PathEscape(name), nil, nil)

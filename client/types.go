@@ -47,19 +47,46 @@ type ServiceCreate struct {
 	Upstreams []string `json:"upstreams"`
 	// HSTSMaxAge in seconds; omitted means one year, 0 turns HSTS off.
 	HSTSMaxAge *int `json:"hsts_max_age,omitempty"`
+	// HealthPath is the path (with an optional query) of the upstreams'
+	// active health check; omitted means "/".
+	HealthPath string `json:"health_path,omitempty"`
+	// HealthInterval is the time between two health checks, as a Go
+	// duration ("15s", from 1s to 1h); omitted means 10s.
+	HealthInterval string `json:"health_interval,omitempty"`
+}
+
+// ServiceUpdate is the body of PATCH /v1/services/{name}. An omitted field
+// leaves that setting as it is.
+type ServiceUpdate struct {
+	// Upstreams replaces the upstream list (at least one).
+	Upstreams []string `json:"upstreams,omitempty"`
+	// AddHosts are hostnames to serve too, under the project's domains.
+	AddHosts []string `json:"add_hosts,omitempty"`
+	// RemoveHosts are hostnames to stop serving (not NAME.DOMAIN itself).
+	RemoveHosts []string `json:"remove_hosts,omitempty"`
+	HSTSMaxAge  *int     `json:"hsts_max_age,omitempty"`
+	// HealthPath replaces the health-check path; "/" is the default.
+	HealthPath *string `json:"health_path,omitempty"`
+	// HealthInterval replaces the health-check interval ("15s"); "0s" goes
+	// back to the default.
+	HealthInterval *string `json:"health_interval,omitempty"`
 }
 
 // Service is a service of the caller's project.
 type Service struct {
-	ID         string    `json:"id"`
-	Name       string    `json:"name"`
-	Domain     string    `json:"domain"`
-	Hostnames  []string  `json:"hostnames"`
-	Upstreams  []string  `json:"upstreams"`
-	HSTSMaxAge int       `json:"hsts_max_age"`
-	URLs       []string  `json:"urls"`
-	CreatedAt  time.Time `json:"created_at"`
-	UpdatedAt  time.Time `json:"updated_at"`
+	ID         string   `json:"id"`
+	Name       string   `json:"name"`
+	Domain     string   `json:"domain"`
+	Hostnames  []string `json:"hostnames"`
+	Upstreams  []string `json:"upstreams"`
+	HSTSMaxAge int      `json:"hsts_max_age"`
+	// HealthPath and HealthInterval are the upstreams' active health
+	// check, defaults filled in ("/", "10s").
+	HealthPath     string    `json:"health_path"`
+	HealthInterval string    `json:"health_interval"`
+	URLs           []string  `json:"urls"`
+	CreatedAt      time.Time `json:"created_at"`
+	UpdatedAt      time.Time `json:"updated_at"`
 }
 
 // Certificate is the certificate state of one hostname.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -104,6 +105,56 @@ func (c *Client) WaitServing(ctx context.Context, svc Service, rootPEM []byte, p
 		}
 	}
 	return nil
+}
+
+// WaitUpdated follows an update of a service, from before to after, until
+// it is served as updated: every hostname of after answers over HTTPS as
+// WaitServing checks (an added one once its certificate is issued), and
+// every hostname that after no longer has is refused by the TLS handshake
+// (step "removed"). It reports each step to progress.
+func (c *Client) WaitUpdated(ctx context.Context, before, after Service, rootPEM []byte, progress func(Step)) error {
+	if progress == nil {
+		progress = func(Step) {}
+	}
+	if err := c.WaitServing(ctx, after, rootPEM, progress); err != nil {
+		return err
+	}
+	kept := map[string]bool{}
+	for _, h := range after.Hostnames {
+		kept[h] = true
+	}
+	hc, err := httpsClient(rootPEM)
+	if err != nil {
+		return err
+	}
+	defer hc.CloseIdleConnections()
+	for _, u := range before.URLs {
+		h := hostOf(u)
+		if kept[h] {
+			continue
+		}
+		for {
+			hc.CloseIdleConnections() // a new handshake each time
+			_, err := probe(ctx, hc, u)
+			if refusedHandshake(err) {
+				progress(Step{Name: "removed", Host: h, Detail: "no longer served (the TLS handshake is refused)"})
+				break
+			}
+			if err := sleep(ctx, 100*time.Millisecond); err != nil {
+				err = fmt.Errorf("waiting for %s to stop being served: %w", h, err)
+				progress(Step{Name: "removed", Host: h, Err: err})
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// refusedHandshake reports an error that says the server ended the TLS
+// handshake with an alert (as the edge does for a name it does not serve).
+func refusedHandshake(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "remote error"
 }
 
 func probe(ctx context.Context, hc *http.Client, u string) (int, error) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -20,7 +21,7 @@ func newServiceCmd(g *globals) *cobra.Command {
 	var in client.ServiceCreate
 	var hsts int
 	var wait bool
-	var timeout time.Duration
+	var timeout, every time.Duration
 	create := &cobra.Command{
 		Use:   "create NAME --upstream URL [--upstream URL...] [--domain D] [--host H...] [--wait]",
 		Short: "Create a service, served at https://NAME.DOMAIN/",
@@ -48,6 +49,9 @@ func newServiceCmd(g *globals) *cobra.Command {
 			if cmd.Flags().Changed("hsts-max-age") {
 				in.HSTSMaxAge = &hsts
 			}
+			if cmd.Flags().Changed("health-interval") {
+				in.HealthInterval = every.String()
+			}
 			ctx, cancel := cmdContext(cmd, timeout)
 			defer cancel()
 			s, err := c.CreateService(ctx, in)
@@ -60,14 +64,7 @@ func newServiceCmd(g *globals) *cobra.Command {
 			}
 			root, _ := c.CARoot(ctx) // absent when the server runs no internal CA
 			start := time.Now()
-			err = c.WaitServing(ctx, s, root, func(st client.Step) {
-				if st.Err != nil {
-					fmt.Fprintf(out, "  ✗ %-12s %s: %v\n", st.Name, st.Host, st.Err)
-					return
-				}
-				fmt.Fprintf(out, "  ✓ %-12s %s: %s\n", st.Name, st.Host, st.Detail)
-			})
-			if err != nil {
+			if err := c.WaitServing(ctx, s, root, showStep(out)); err != nil {
 				return err
 			}
 			fmt.Fprintf(out, "service %s is served over HTTPS (%s after create): %s\n", s.Name, time.Since(start).Round(time.Millisecond), strings.Join(s.URLs, " "))
@@ -78,6 +75,8 @@ func newServiceCmd(g *globals) *cobra.Command {
 	create.Flags().StringVar(&in.Domain, "domain", "", "one of the project's domains (default: the first)")
 	create.Flags().StringArrayVar(&in.Hosts, "host", nil, "another hostname under the project's domains (repeatable)")
 	create.Flags().IntVar(&hsts, "hsts-max-age", 31536000, "Strict-Transport-Security max-age in seconds; 0 turns HSTS off")
+	create.Flags().StringVar(&in.HealthPath, "health-path", "/", "path (and query) of the upstreams' active health check")
+	create.Flags().DurationVar(&every, "health-interval", 10*time.Second, "time between two health checks of each upstream (1s to 1h)")
 	create.Flags().BoolVar(&wait, "wait", false, "show each step and return when HTTPS answers")
 	create.Flags().DurationVar(&timeout, "timeout", 2*time.Minute, "how long to wait")
 
@@ -122,27 +121,137 @@ func newServiceCmd(g *globals) *cobra.Command {
 			return nil
 		}),
 	}
-	svc.AddCommand(create, list, show, del)
+	svc.AddCommand(create, newServiceUpdateCmd(g), list, show, del)
 	return svc
+}
+
+func newServiceUpdateCmd(g *globals) *cobra.Command {
+	var (
+		in             client.ServiceUpdate
+		hsts           int
+		path           string
+		every, timeout time.Duration
+		wait           bool
+	)
+	cmd := &cobra.Command{
+		Use:   "update NAME [--upstream URL...] [--add-host H...] [--remove-host H...] [--hsts-max-age S] [--health-path P] [--health-interval D] [--wait]",
+		Short: "Change a service in place: upstreams, hostnames, HSTS, health check (no request is dropped)",
+		Long: `Change a service in place. --upstream, given once or more, replaces the upstream list;
+requests in flight on a removed upstream finish there. An added hostname follows the rules
+of create and is served once its certificate is issued; a removed one stops being served
+and renewed. Nothing changes unless the whole update is valid.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if timeout <= 0 {
+				return fmt.Errorf("--timeout %s: give a positive duration, e.g. 2m", timeout)
+			}
+			for flag, hosts := range map[string][]string{"--add-host": in.AddHosts, "--remove-host": in.RemoveHosts} {
+				for _, h := range hosts {
+					if _, err := platform.NormalizeHostname(h); err != nil {
+						return fmt.Errorf("%s: %w", flag, err)
+					}
+				}
+			}
+			f := cmd.Flags()
+			if f.Changed("hsts-max-age") {
+				in.HSTSMaxAge = &hsts
+			}
+			if f.Changed("health-path") {
+				in.HealthPath = &path
+			}
+			if f.Changed("health-interval") {
+				s := every.String()
+				in.HealthInterval = &s
+			}
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := cmdContext(cmd, timeout)
+			defer cancel()
+			var before client.Service
+			if wait {
+				if before, err = c.Service(ctx, args[0]); err != nil {
+					return err
+				}
+			}
+			s, err := c.UpdateService(ctx, args[0], in)
+			if err != nil {
+				return flagErrorOf(updateFlags, err)
+			}
+			out := cmd.OutOrStdout()
+			if !wait {
+				return g.print(out, s, func(tw *tabwriter.Writer) { serviceText(tw, s) })
+			}
+			root, _ := c.CARoot(ctx) // absent when the server runs no internal CA
+			start := time.Now()
+			if err := c.WaitUpdated(ctx, before, s, root, showStep(out)); err != nil {
+				return err
+			}
+			fmt.Fprintf(out, "service %s is served as updated (%s after the update): %s\n", s.Name, time.Since(start).Round(time.Millisecond), strings.Join(s.URLs, " "))
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringArrayVar(&in.Upstreams, "upstream", nil, "upstream URL; given once or more, replaces the upstream list")
+	f.StringArrayVar(&in.AddHosts, "add-host", nil, "hostname to serve too, under the project's domains (repeatable)")
+	f.StringArrayVar(&in.RemoveHosts, "remove-host", nil, "hostname to stop serving (repeatable)")
+	f.IntVar(&hsts, "hsts-max-age", 31536000, "Strict-Transport-Security max-age in seconds; 0 turns HSTS off")
+	f.StringVar(&path, "health-path", "/", "path (and query) of the upstreams' active health check")
+	f.DurationVar(&every, "health-interval", 10*time.Second, "time between two health checks of each upstream (1s to 1h)")
+	f.BoolVar(&wait, "wait", false, "show each step and return when the service is served as updated")
+	f.DurationVar(&timeout, "timeout", 2*time.Minute, "how long to wait")
+	return cmd
+}
+
+// showStep prints the steps of --wait.
+func showStep(out io.Writer) func(client.Step) {
+	return func(st client.Step) {
+		if st.Err != nil {
+			fmt.Fprintf(out, "  ✗ %-12s %s: %v\n", st.Name, st.Host, st.Err)
+			return
+		}
+		fmt.Fprintf(out, "  ✓ %-12s %s: %s\n", st.Name, st.Host, st.Detail)
+	}
 }
 
 // serviceFlags names the flag of `service create` that each API error code
 // is about, so that the CLI's message says which one to fix.
 var serviceFlags = map[string]string{
-	"unknown_domain":       "--domain",
-	"host_outside_domains": "--host",
-	"too_many_hosts":       "--host",
-	"no_upstream":          "--upstream",
-	"invalid_upstream":     "--upstream",
-	"too_many_upstreams":   "--upstream",
-	"proxy_loop":           "--upstream",
-	"invalid_hsts":         "--hsts-max-age",
+	"unknown_domain":          "--domain",
+	"host_outside_domains":    "--host",
+	"too_many_hosts":          "--host",
+	"no_upstream":             "--upstream",
+	"invalid_upstream":        "--upstream",
+	"too_many_upstreams":      "--upstream",
+	"proxy_loop":              "--upstream",
+	"invalid_hsts":            "--hsts-max-age",
+	"invalid_health_path":     "--health-path",
+	"invalid_health_interval": "--health-interval",
 }
 
-func flagError(err error) error {
+// updateFlags is serviceFlags for `service update`.
+var updateFlags = map[string]string{
+	"host_outside_domains":    "--add-host",
+	"too_many_hosts":          "--add-host",
+	"host_added_and_removed":  "--add-host",
+	"cannot_remove_primary":   "--remove-host",
+	"not_a_host":              "--remove-host",
+	"no_upstream":             "--upstream",
+	"invalid_upstream":        "--upstream",
+	"too_many_upstreams":      "--upstream",
+	"proxy_loop":              "--upstream",
+	"invalid_hsts":            "--hsts-max-age",
+	"invalid_health_path":     "--health-path",
+	"invalid_health_interval": "--health-interval",
+}
+
+func flagError(err error) error { return flagErrorOf(serviceFlags, err) }
+
+func flagErrorOf(flags map[string]string, err error) error {
 	var e *client.Error
 	if errors.As(err, &e) {
-		if flag, ok := serviceFlags[e.Code]; ok {
+		if flag, ok := flags[e.Code]; ok {
 			return fmt.Errorf("%s: %w", flag, err)
 		}
 	}
@@ -159,6 +268,7 @@ func serviceText(tw *tabwriter.Writer, s client.Service) {
 	} else {
 		fmt.Fprintf(tw, "hsts:\toff\n")
 	}
+	fmt.Fprintf(tw, "health check:\t%s every %s\n", s.HealthPath, s.HealthInterval)
 	fmt.Fprintf(tw, "urls:\t%s\n", strings.Join(s.URLs, " "))
 }
 

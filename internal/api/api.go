@@ -92,6 +92,7 @@ func New(cfg Config) http.Handler {
 	mux.HandleFunc("GET /v1/services", s.auth(s.listServices))
 	mux.HandleFunc("POST /v1/services", s.auth(s.createService))
 	mux.HandleFunc("GET /v1/services/{name}", s.auth(s.getService))
+	mux.HandleFunc("PATCH /v1/services/{name}", s.auth(s.updateService))
 	mux.HandleFunc("DELETE /v1/services/{name}", s.auth(s.deleteService))
 	mux.HandleFunc("GET /v1/certificates", s.auth(s.listCertificates))
 	mux.HandleFunc("GET /v1/nodes", s.auth(s.listNodes))

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"cmp"
 	"fmt"
 	"net/http"
 	"time"
@@ -71,12 +72,22 @@ func (s *server) createService(w http.ResponseWriter, r *http.Request, p store.P
 	if err := decode(w, r, &in); err != nil {
 		return err
 	}
+	var every time.Duration
+	if in.HealthInterval != "" {
+		d, err := parseInterval(in.HealthInterval)
+		if err != nil {
+			return err
+		}
+		every = d
+	}
 	svc, err := s.cfg.Platform.CreateService(r.Context(), p.ID, platform.ServiceSpec{
-		Name:       in.Name,
-		Domain:     in.Domain,
-		Hosts:      in.Hosts,
-		Upstreams:  in.Upstreams,
-		HSTSMaxAge: in.HSTSMaxAge,
+		Name:           in.Name,
+		Domain:         in.Domain,
+		Hosts:          in.Hosts,
+		Upstreams:      in.Upstreams,
+		HSTSMaxAge:     in.HSTSMaxAge,
+		HealthPath:     in.HealthPath,
+		HealthInterval: every,
 	})
 	if err != nil {
 		return err
@@ -92,6 +103,47 @@ func (s *server) getService(w http.ResponseWriter, r *http.Request, p store.Proj
 	}
 	writeJSON(w, http.StatusOK, s.serviceOut(svc))
 	return nil
+}
+
+func (s *server) updateService(w http.ResponseWriter, r *http.Request, p store.Project) error {
+	var in client.ServiceUpdate
+	if err := decode(w, r, &in); err != nil {
+		return err
+	}
+	u := platform.ServiceUpdate{
+		Upstreams:   in.Upstreams,
+		AddHosts:    in.AddHosts,
+		RemoveHosts: in.RemoveHosts,
+		HSTSMaxAge:  in.HSTSMaxAge,
+		HealthPath:  in.HealthPath,
+	}
+	if in.HealthInterval != nil {
+		d, err := parseInterval(*in.HealthInterval)
+		if err != nil {
+			return err
+		}
+		u.HealthInterval = &d
+	}
+	svc, err := s.cfg.Platform.UpdateService(r.Context(), p.ID, r.PathValue("name"), u)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, s.serviceOut(svc))
+	return nil
+}
+
+// parseInterval reads a health-check interval given as a Go duration.
+func parseInterval(v string) (time.Duration, error) {
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		shown := v
+		if len(shown) > 40 {
+			shown = shown[:40] + "..."
+		}
+		return 0, &apiError{status: http.StatusBadRequest, code: "invalid_health_interval",
+			msg: fmt.Sprintf("health_interval %q is not a duration; write it like \"15s\" or \"1m\"", shown)}
+	}
+	return d, nil
 }
 
 func (s *server) deleteService(w http.ResponseWriter, r *http.Request, p store.Project) error {
@@ -159,8 +211,11 @@ func (s *server) serviceOut(svc store.Service) client.Service {
 		Hostnames:  svc.Hostnames,
 		Upstreams:  svc.Upstreams,
 		HSTSMaxAge: svc.HSTSMaxAge,
-		CreatedAt:  svc.CreatedAt,
-		UpdatedAt:  svc.UpdatedAt,
+		// The defaults are shown as such: a service that sets none follows them.
+		HealthPath:     cmp.Or(svc.HealthPath, platform.DefaultHealthPath),
+		HealthInterval: cmp.Or(svc.HealthInterval, platform.DefaultHealthInterval).String(),
+		CreatedAt:      svc.CreatedAt,
+		UpdatedAt:      svc.UpdatedAt,
 	}
 	for _, h := range svc.Hostnames {
 		if s.cfg.HTTPSPort == 443 {

@@ -422,6 +422,12 @@ func (m *Manager) Stop() {
 
 // nameSet is a set of normalised hostnames; "*.example.com" covers one
 // label under example.com.
+// Manages reports whether the manager obtains and renews a certificate
+// that serves hostname: its own, or a wildcard one that covers it.
+func (m *Manager) Manages(hostname string) bool {
+	return m.served.Load().has(normalize(hostname))
+}
+
 type nameSet map[string]struct{}
 
 func (s nameSet) has(name string) bool {

@@ -143,7 +143,7 @@ func (l *fuzzServer) run(t *testing.T, upstream string, raw []byte, remote net.A
 		return nil
 	}
 	c := &directCase{
-		u:      newUpstream(upstream, target, &Config{Logger: fuzzLogger}),
+		u:      newUpstream(upstream, target, healthCheck{path: "/", interval: time.Hour}, &Config{Logger: fuzzLogger}),
 		raw:    bytes.NewReader(raw),
 		remote: remote,
 		tls:    overTLS,

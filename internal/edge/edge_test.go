@@ -262,10 +262,10 @@ func TestPassiveHealthAfterUpstreamDies(t *testing.T) {
 			t.Fatalf("request %d after B died: %d %q, want 200 A", i, resp.StatusCode, body)
 		}
 	}
-	if h.s.upstreams[b.URL].available() {
+	if h.s.upstreamOf(b.URL).available() {
 		t.Error("dead upstream still in the rotation")
 	}
-	if !h.s.upstreams[a.URL].available() {
+	if !h.s.upstreamOf(a.URL).available() {
 		t.Error("live upstream taken out of the rotation")
 	}
 }
@@ -324,7 +324,7 @@ func TestRetryOnlyIdempotentWithoutBody(t *testing.T) {
 			if flakyHits.Load() == 0 {
 				t.Error("the flaky upstream was never tried")
 			}
-			if h.s.upstreams[flaky.URL].available() {
+			if h.s.upstreamOf(flaky.URL).available() {
 				t.Error("flaky upstream not marked down")
 			}
 		})
@@ -543,7 +543,7 @@ func TestBodyLimit(t *testing.T) {
 			}
 		})
 	}
-	if !h.s.upstreams[echo.URL].available() {
+	if !h.s.upstreamOf(echo.URL).available() {
 		t.Error("an oversized upload took the upstream out of the rotation")
 	}
 }
@@ -627,7 +627,7 @@ func TestUpstreamsKeptAcrossSwapsAndStoppedWhenUnused(t *testing.T) {
 	if err := s.SetRoutes([]Route{{Host: "a.test", Upstreams: []string{up.URL}}}); err != nil {
 		t.Fatal(err)
 	}
-	first := s.upstreams[up.URL]
+	first := s.upstreamOf(up.URL)
 	first.markDown(time.Hour)
 	if err := s.SetRoutes([]Route{
 		{Host: "a.test", Upstreams: []string{up.URL + "/"}}, // same upstream, other spelling
@@ -635,7 +635,7 @@ func TestUpstreamsKeptAcrossSwapsAndStoppedWhenUnused(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if s.upstreams[up.URL] != first {
+	if s.upstreamOf(up.URL) != first {
 		t.Fatal("upstream rebuilt by a swap")
 	}
 	if first.available() {
@@ -651,7 +651,7 @@ func TestUpstreamsKeptAcrossSwapsAndStoppedWhenUnused(t *testing.T) {
 	case <-time.After(15 * time.Second):
 		t.Fatal("health checker of an unused upstream still running")
 	}
-	if _, ok := s.upstreams[up.URL]; ok {
+	if s.upstreamOf(up.URL) != nil {
 		t.Error("unused upstream still held")
 	}
 }
@@ -665,7 +665,7 @@ func TestActiveHealthCheck(t *testing.T) {
 	}))
 	t.Cleanup(up.Close)
 	h := startEdge(t, Config{HealthInterval: 20 * time.Millisecond}, Route{Host: "a.test", Service: "a", Upstreams: []string{up.URL}})
-	u := h.s.upstreams[up.URL]
+	u := h.s.upstreamOf(up.URL)
 	failing.Store(true)
 	waitFor(t, "upstream marked unhealthy", func() bool { return !u.available() })
 	failing.Store(false)
@@ -684,7 +684,7 @@ func TestShutdownStopsEverything(t *testing.T) {
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- s.ServeHTTP(ln) }()
-	u := s.upstreams[up.URL]
+	u := s.upstreamOf(up.URL)
 	if err := s.Shutdown(t.Context()); err != nil {
 		t.Fatal(err)
 	}

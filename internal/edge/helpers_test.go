@@ -264,3 +264,16 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// upstreamOf returns the route table's upstream for url (any health
+// check), or nil.
+func (s *Server) upstreamOf(url string) *upstream {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, up := range s.upstreams {
+		if up.key == url {
+			return up
+		}
+	}
+	return nil
+}

@@ -97,7 +97,7 @@ func forward(up *upstream, w http.ResponseWriter, r *http.Request, hsts []string
 	if up.direct.takes(r) {
 		a.err = up.direct.serve(a, r)
 	} else {
-		up.proxy.ServeHTTP(a, r)
+		up.serveProxy(a, r)
 	}
 	wrote, err := a.wrote, a.err
 	*a = attempt{}

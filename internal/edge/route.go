@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Route sends the requests for one hostname to the upstreams of a service.
@@ -21,6 +22,13 @@ type Route struct {
 	// header set on every HTTPS response; 0 sets none (an upstream's own
 	// header then passes through).
 	HSTSMaxAge int
+	// HealthPath is the path (with an optional query) that the active
+	// health check asks each upstream for, after the upstream URL's own
+	// path. Default: Config.HealthPath.
+	HealthPath string
+	// HealthInterval is the time between two active health checks of each
+	// upstream. Default: Config.HealthInterval.
+	HealthInterval time.Duration
 }
 
 // ErrInvalidRoute is wrapped by SetRoutes errors about a malformed route.
@@ -61,6 +69,12 @@ func validateRoute(r *Route) ([]*url.URL, error) {
 	if len(r.Upstreams) == 0 {
 		return nil, fmt.Errorf("%w: host %s: no upstream", ErrInvalidRoute, r.Host)
 	}
+	if err := validateHealthPath(r.HealthPath); err != nil {
+		return nil, fmt.Errorf("%w: host %s: health path %q: %v", ErrInvalidRoute, r.Host, r.HealthPath, err)
+	}
+	if r.HealthInterval < 0 {
+		return nil, fmt.Errorf("%w: host %s: negative health interval %s", ErrInvalidRoute, r.Host, r.HealthInterval)
+	}
 	urls := make([]*url.URL, 0, len(r.Upstreams))
 	for _, raw := range r.Upstreams {
 		u, err := parseUpstream(raw)
@@ -70,6 +84,23 @@ func validateRoute(r *Route) ([]*url.URL, error) {
 		urls = append(urls, u)
 	}
 	return urls, nil
+}
+
+// validateHealthPath accepts "" (the default) or a path starting with '/'
+// of printable ASCII, which a health-check request can carry as it is.
+func validateHealthPath(p string) error {
+	if p == "" {
+		return nil
+	}
+	if p[0] != '/' {
+		return errors.New("must start with /")
+	}
+	for i := 0; i < len(p); i++ {
+		if c := p[i]; c <= ' ' || c >= 0x7f || c == '#' {
+			return fmt.Errorf("character %q not allowed", c)
+		}
+	}
+	return nil
 }
 
 // validateHost accepts a lower-case ASCII DNS name (letters, digits, '-',

@@ -32,7 +32,9 @@ type Server struct {
 
 	mem releaser // returns memory to the OS after bursts of connections (release.go)
 
-	mu        sync.Mutex // serialises SetRoutes and Shutdown; never taken by requests
+	mu sync.Mutex // serialises SetRoutes and Shutdown; never taken by requests
+	// upstreams are the upstreams of the route table, by URL and health
+	// check (healthCheck.key).
 	upstreams map[string]*upstream
 	servers   []*http.Server
 	closed    bool
@@ -82,15 +84,18 @@ func (s *Server) SetRoutes(routes []Route) error {
 		if r.HSTSMaxAge > 0 {
 			rt.hsts = []string{"max-age=" + strconv.Itoa(r.HSTSMaxAge)}
 		}
+		health := s.healthOf(&r)
 		for j, u := range urls {
-			key := u.String()
-			r.Upstreams[j] = key
+			r.Upstreams[j] = u.String()
+			// Routes that name one URL with the same health check share
+			// its connections and health state.
+			key := health.key(u.String())
 			up := keep[key]
 			if up == nil {
 				up = s.upstreams[key]
 			}
 			if up == nil {
-				up = newUpstream(key, u, &s.cfg)
+				up = newUpstream(u.String(), u, health, &s.cfg)
 				created = append(created, up)
 			}
 			keep[key] = up
@@ -106,12 +111,24 @@ func (s *Server) SetRoutes(routes []Route) error {
 	}
 	for key, up := range s.upstreams {
 		if keep[key] == nil {
-			up.stop()
+			up.stop() // drained: requests in flight finish, then its connections close
 		}
 	}
 	s.upstreams = keep
 	s.log.Info("routes updated", "routes", len(next.routes), "upstreams", len(keep), "new_upstreams", len(created))
 	return nil
+}
+
+// healthOf returns the active health check of r's upstreams.
+func (s *Server) healthOf(r *Route) healthCheck {
+	h := healthCheck{path: r.HealthPath, interval: r.HealthInterval}
+	if h.path == "" {
+		h.path = s.cfg.HealthPath
+	}
+	if h.interval <= 0 {
+		h.interval = s.cfg.HealthInterval
+	}
+	return h
 }
 
 // Has reports whether host (in any case, with or without port or trailing

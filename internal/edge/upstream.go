@@ -21,6 +21,7 @@ import (
 type upstream struct {
 	key    string // canonical URL
 	target *url.URL
+	health healthCheck
 	proxy  *httputil.ReverseProxy
 	tr     *http.Transport
 	direct *direct // nil unless target is plain HTTP without a path
@@ -33,6 +34,13 @@ type upstream struct {
 	// 0 when never failed, so the request path reads no clock.
 	downUntil atomic.Int64
 
+	// active counts the requests on the ReverseProxy path (tr) under way;
+	// once stopped, the last one to end closes the connections it left
+	// idle, so that a removed upstream's kept-alive connections are
+	// drained, not cut. (The direct path closes its own: direct.put.)
+	active  atomic.Int64
+	stopped atomic.Bool
+
 	stopOnce sync.Once
 	cancel   context.CancelFunc
 	ctx      context.Context
@@ -44,10 +52,23 @@ var clockBase = time.Now()
 
 func nanotime() int64 { return int64(time.Since(clockBase)) }
 
-func newUpstream(key string, target *url.URL, cfg *Config) *upstream {
+// healthCheck is how an upstream's health is checked actively.
+type healthCheck struct {
+	path     string // with an optional query, after the upstream URL's path
+	interval time.Duration
+}
+
+// key identifies url checked this way: routes to one URL with different
+// health checks get upstreams of their own.
+func (h healthCheck) key(url string) string {
+	return url + " " + h.path + " " + h.interval.String()
+}
+
+func newUpstream(key string, target *url.URL, health healthCheck, cfg *Config) *upstream {
 	u := &upstream{
 		key:    key,
 		target: target,
+		health: health,
 		log:    cfg.Logger.With("upstream", key),
 		done:   make(chan struct{}),
 	}
@@ -106,19 +127,43 @@ func (u *upstream) start(cfg *Config) {
 	go u.checkLoop(cfg)
 }
 
-// stop ends the health checker and closes idle connections. Requests still
-// in flight keep their connections.
+// stop ends the health checker and drains the connections: idle ones are
+// closed now, and those of requests still in flight once those requests
+// end (the last request on the ReverseProxy path to end closes what it
+// left idle; the direct path closes each as it is put back).
 func (u *upstream) stop() {
 	u.stopOnce.Do(func() {
+		u.stopped.Store(true)
 		u.cancel()
 		u.tr.CloseIdleConnections()
 		u.direct.closeIdle(0, true)
 	})
 }
 
+// serveProxy sends r through the ReverseProxy. After stop, http.Transport
+// closes each connection that becomes idle, but only until it is asked for
+// a connection again, which a late request (one that took its route from
+// the table before the swap) does. So the last request to end on a
+// stopped upstream closes the idle connections itself: its own is idle by
+// then (http.Transport puts a connection back before the body's EOF
+// reaches the reader, and closes one whose body was not read to the end).
+// Either that request sees stopped, or stop's CloseIdleConnections comes
+// after the request had put its connection back.
+func (u *upstream) serveProxy(w http.ResponseWriter, r *http.Request) {
+	u.active.Add(1)
+	defer u.end() // ReverseProxy panics with http.ErrAbortHandler when a client goes away
+	u.proxy.ServeHTTP(w, r)
+}
+
+func (u *upstream) end() {
+	if u.active.Add(-1) == 0 && u.stopped.Load() {
+		u.tr.CloseIdleConnections()
+	}
+}
+
 func (u *upstream) checkLoop(cfg *Config) {
 	defer close(u.done)
-	healthURL := u.target.Scheme + "://" + u.target.Host + strings.TrimSuffix(u.target.Path, "/") + cfg.HealthPath
+	healthURL := u.target.Scheme + "://" + u.target.Host + strings.TrimSuffix(u.target.Path, "/") + u.health.path
 	client := &http.Client{
 		Transport: u.tr,
 		Timeout:   cfg.HealthTimeout,
@@ -126,7 +171,7 @@ func (u *upstream) checkLoop(cfg *Config) {
 			return http.ErrUseLastResponse // a redirect is an answer
 		},
 	}
-	t := time.NewTicker(cfg.HealthInterval)
+	t := time.NewTicker(u.health.interval)
 	defer t.Stop()
 	for {
 		u.check(client, healthURL)

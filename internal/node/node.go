@@ -310,7 +310,9 @@ func fingerprint(svcs []store.Service, wild []string) [sha256.Size]byte {
 		str(s.Domain)
 		strs(s.Hostnames)
 		strs(s.Upstreams)
+		str(s.HealthPath)
 		buf = binary.AppendVarint(buf[:0], int64(s.HSTSMaxAge))
+		buf = binary.AppendVarint(buf, int64(s.HealthInterval))
 		buf = binary.AppendVarint(buf, s.CreatedAt.UnixNano())
 		buf = binary.AppendVarint(buf, s.UpdatedAt.UnixNano())
 		h.Write(buf)
@@ -344,6 +346,9 @@ func routesOfService(s store.Service) []edge.Route {
 			Service:    s.Name,
 			Upstreams:  s.Upstreams,
 			HSTSMaxAge: s.HSTSMaxAge,
+			// "" and 0 leave the edge's defaults.
+			HealthPath:     s.HealthPath,
+			HealthInterval: s.HealthInterval,
 		})
 	}
 	return routes

@@ -94,6 +94,8 @@ func TestFingerprintCoversEveryField(t *testing.T) {
 		"hostnames": func(s *store.Service) { s.Hostnames = []string{"a.d.test", "b.d.test"} },
 		"upstreams": func(s *store.Service) { s.Upstreams = []string{"http://127.0.0.1:2"} },
 		"hsts":      func(s *store.Service) { s.HSTSMaxAge = 11 },
+		"health":    func(s *store.Service) { s.HealthPath = "/up" },
+		"interval":  func(s *store.Service) { s.HealthInterval = time.Second },
 		"created":   func(s *store.Service) { s.CreatedAt = time.Unix(3, 0) },
 		"updated":   func(s *store.Service) { s.UpdatedAt = time.Unix(3, 0) },
 		// Lengths are part of it: moving a boundary is a change.

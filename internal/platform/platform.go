@@ -34,6 +34,7 @@ type Store interface {
 	CreateService(ctx context.Context, s store.Service) error
 	GetService(ctx context.Context, projectID, name string) (store.Service, error)
 	ListServices(ctx context.Context, projectID string) ([]store.Service, error)
+	UpdateService(ctx context.Context, projectID, name string, change func(*store.Service) error) (store.Service, error)
 	DeleteService(ctx context.Context, projectID, name string) error
 
 	GetCertStatus(ctx context.Context, hostname string) (store.CertStatus, error)

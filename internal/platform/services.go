@@ -3,7 +3,10 @@ package platform
 import (
 	"context"
 	"fmt"
+	"net/url"
+	"slices"
 	"strings"
+	"time"
 
 	"github.com/spine-platform/spine/internal/store"
 )
@@ -17,7 +20,54 @@ type ServiceSpec struct {
 	// HSTSMaxAge is the Strict-Transport-Security max-age in seconds; nil
 	// means DefaultHSTSMaxAge (one year), 0 turns the header off.
 	HSTSMaxAge *int
+	// HealthPath is the path (with an optional query) the edge asks each
+	// upstream for in its active health check; "" means DefaultHealthPath.
+	HealthPath string
+	// HealthInterval is the time between two active health checks; 0
+	// means DefaultHealthInterval.
+	HealthInterval time.Duration
 }
+
+// ServiceUpdate is a change to a service. Each field left at its zero
+// value leaves that setting as it is.
+type ServiceUpdate struct {
+	// Upstreams, when not nil, replaces the service's upstream list; it
+	// may not be empty.
+	Upstreams []string
+	// AddHosts are hostnames to serve too, under the project's domains (as
+	// ServiceSpec.Hosts); one the service has already is left as it is.
+	AddHosts []string
+	// RemoveHosts are hostnames to stop serving; each must be one of the
+	// service's, and not its own name NAME.DOMAIN.
+	RemoveHosts []string
+	HSTSMaxAge  *int
+	// HealthPath, when not nil, replaces the health-check path; "" goes
+	// back to DefaultHealthPath.
+	HealthPath *string
+	// HealthInterval, when not nil, replaces the health-check interval; 0
+	// goes back to DefaultHealthInterval.
+	HealthInterval *time.Duration
+}
+
+func (u ServiceUpdate) empty() bool {
+	return u.Upstreams == nil && len(u.AddHosts) == 0 && len(u.RemoveHosts) == 0 &&
+		u.HSTSMaxAge == nil && u.HealthPath == nil && u.HealthInterval == nil
+}
+
+// Health-check defaults of a service that sets none: the edge's own
+// (edge.Config.HealthPath and HealthInterval).
+const (
+	DefaultHealthPath     = "/"
+	DefaultHealthInterval = 10 * time.Second
+)
+
+// Bounds of a service's health-check interval: often enough to notice an
+// upstream going down, seldom enough not to load it.
+const (
+	minHealthInterval = time.Second
+	maxHealthInterval = time.Hour
+	maxHealthPathLen  = 1024
+)
 
 // maxHostsPerService and maxUpstreams bound what one service may hold.
 const (
@@ -55,49 +105,35 @@ func (p *Platform) CreateService(ctx context.Context, projectID string, spec Ser
 	if err != nil {
 		return store.Service{}, err
 	}
-	hosts := []string{primary}
 	if len(spec.Hosts) > maxHostsPerService {
-		return store.Service{}, invalid("too_many_hosts", fmt.Sprintf("a service may have at most %d hostnames", maxHostsPerService))
+		return store.Service{}, tooManyHosts()
 	}
-	for _, h := range spec.Hosts {
-		norm, err := NormalizeHostname(h)
-		if err != nil {
-			return store.Service{}, err
-		}
-		if !underAny(norm, domains) {
-			return store.Service{}, invalid("host_outside_domains", fmt.Sprintf("hostname %q is not under any of this project's domains (%s); add its domain first", norm, domainNames(domains)))
-		}
-		if norm != primary {
-			hosts = append(hosts, norm)
-		}
+	extra, err := checkHosts(spec.Hosts, domains)
+	if err != nil {
+		return store.Service{}, err
 	}
-	hosts = append(hosts[:1], sortedUnique(hosts[1:])...)
+	hosts := append([]string{primary}, sortedUnique(slices.DeleteFunc(extra, func(h string) bool { return h == primary }))...)
 
-	if len(spec.Upstreams) == 0 {
-		return store.Service{}, invalid("no_upstream", "a service needs at least one upstream, for example --upstream http://127.0.0.1:9000")
+	ups, err := p.checkUpstreams(spec.Upstreams)
+	if err != nil {
+		return store.Service{}, err
 	}
-	if len(spec.Upstreams) > maxUpstreams {
-		return store.Service{}, invalid("too_many_upstreams", fmt.Sprintf("a service may have at most %d upstreams", maxUpstreams))
-	}
-	var ups []string
-	for _, raw := range spec.Upstreams {
-		u, err := p.checkUpstream(raw)
-		if err != nil {
-			return store.Service{}, err
-		}
-		ups = append(ups, u)
-	}
-	ups = sortedUniqueKeepOrder(ups)
 	if err := p.checkServedUpstreams(ctx, ups, hosts); err != nil {
 		return store.Service{}, err
 	}
 
 	hsts := DefaultHSTSMaxAge
 	if spec.HSTSMaxAge != nil {
-		hsts = *spec.HSTSMaxAge
-		if hsts < 0 || hsts > 2*DefaultHSTSMaxAge {
-			return store.Service{}, invalid("invalid_hsts", "hsts_max_age must be between 0 (off) and 63072000 seconds (two years)")
+		if hsts, err = checkHSTS(*spec.HSTSMaxAge); err != nil {
+			return store.Service{}, err
 		}
+	}
+	healthPath, err := checkHealthPath(spec.HealthPath)
+	if err != nil {
+		return store.Service{}, err
+	}
+	if err := checkHealthInterval(spec.HealthInterval); err != nil {
+		return store.Service{}, err
 	}
 	now := p.now().UTC()
 	svc := store.Service{
@@ -108,13 +144,246 @@ func (p *Platform) CreateService(ctx context.Context, projectID string, spec Ser
 		Hostnames:  hosts,
 		Upstreams:  ups,
 		HSTSMaxAge: hsts,
-		CreatedAt:  now,
-		UpdatedAt:  now,
+		HealthPath: healthPath,
+		// The interval is stored as given: 0 follows the default.
+		HealthInterval: spec.HealthInterval,
+		CreatedAt:      now,
+		UpdatedAt:      now,
 	}
 	if err := p.store.CreateService(ctx, svc); err != nil {
 		return store.Service{}, fromStore(err, fmt.Sprintf("service %q", name))
 	}
 	return svc, nil
+}
+
+// UpdateService changes a service in place, in one store transaction:
+// nothing is changed unless every part of u is valid. Its hostnames,
+// upstreams and settings are served by every node as soon as the nodes read
+// the change (no request or connection is dropped); an added hostname gets
+// its certificate as a new service's would, and a removed one stops being
+// served and renewed and is free for any project.
+func (p *Platform) UpdateService(ctx context.Context, projectID, name string, u ServiceUpdate) (store.Service, error) {
+	name = strings.ToLower(name)
+	if err := checkName("service name", name); err != nil {
+		return store.Service{}, err
+	}
+	if u.empty() {
+		return store.Service{}, invalid("nothing_to_update", "nothing to change: give at least one of upstreams, add_hosts, remove_hosts, hsts_max_age, health_path, health_interval (the CLI's --upstream, --add-host, --remove-host, --hsts-max-age, --health-path, --health-interval)")
+	}
+	if len(u.AddHosts) > maxHostsPerService {
+		return store.Service{}, tooManyHosts()
+	}
+	var add []string
+	if len(u.AddHosts) > 0 {
+		domains, err := p.store.ListDomains(ctx, projectID)
+		if err != nil {
+			return store.Service{}, fromStore(err, "domains")
+		}
+		if add, err = checkHosts(u.AddHosts, domains); err != nil {
+			return store.Service{}, err
+		}
+	}
+	remove := make(map[string]bool, len(u.RemoveHosts))
+	for _, h := range u.RemoveHosts {
+		norm, err := NormalizeHostname(h)
+		if err != nil {
+			return store.Service{}, err
+		}
+		remove[norm] = true
+	}
+	for _, h := range add {
+		if remove[h] {
+			return store.Service{}, invalid("host_added_and_removed", fmt.Sprintf("hostname %q is both added and removed; give it once", h))
+		}
+	}
+	var ups []string
+	if u.Upstreams != nil {
+		var err error
+		if ups, err = p.checkUpstreams(u.Upstreams); err != nil {
+			return store.Service{}, err
+		}
+	}
+	if u.HSTSMaxAge != nil {
+		if _, err := checkHSTS(*u.HSTSMaxAge); err != nil {
+			return store.Service{}, err
+		}
+	}
+	var healthPath string
+	if u.HealthPath != nil {
+		var err error
+		if healthPath, err = checkHealthPath(*u.HealthPath); err != nil {
+			return store.Service{}, err
+		}
+	}
+	if u.HealthInterval != nil {
+		if err := checkHealthInterval(*u.HealthInterval); err != nil {
+			return store.Service{}, err
+		}
+	}
+	if ups != nil || len(add) > 0 {
+		// A proxy loop needs the upstreams and hostnames the service will
+		// have; the store's copy read here is checked again by nothing, as
+		// at create (the edge refuses no such route; it only loops).
+		cur, err := p.store.GetService(ctx, projectID, name)
+		if err != nil {
+			return store.Service{}, fromStore(err, fmt.Sprintf("service %q", name))
+		}
+		check := ups
+		if check == nil {
+			check = cur.Upstreams
+		}
+		if err := p.checkServedUpstreams(ctx, check, add); err != nil {
+			return store.Service{}, err
+		}
+	}
+
+	now := p.now().UTC()
+	svc, err := p.store.UpdateService(ctx, projectID, name, func(s *store.Service) error {
+		hosts, err := changeHosts(s.Hostnames, add, remove)
+		if err != nil {
+			return err
+		}
+		s.Hostnames = hosts
+		if ups != nil {
+			s.Upstreams = ups
+		}
+		if u.HSTSMaxAge != nil {
+			s.HSTSMaxAge = *u.HSTSMaxAge
+		}
+		if u.HealthPath != nil {
+			s.HealthPath = healthPath
+		}
+		if u.HealthInterval != nil {
+			s.HealthInterval = *u.HealthInterval
+		}
+		s.UpdatedAt = now
+		return nil
+	})
+	if err != nil {
+		return store.Service{}, fromStore(err, fmt.Sprintf("service %q", name))
+	}
+	return svc, nil
+}
+
+// changeHosts returns hosts (the first is the service's own name) with add
+// added and remove removed, the others sorted as at create.
+func changeHosts(hosts, add []string, remove map[string]bool) ([]string, error) {
+	primary := hosts[0]
+	have := make(map[string]bool, len(hosts))
+	for _, h := range hosts {
+		have[h] = true
+	}
+	for h := range remove {
+		if h == primary {
+			return nil, invalid("cannot_remove_primary", fmt.Sprintf("hostname %q is the service's own name; it cannot be removed (delete the service instead)", h))
+		}
+		if !have[h] {
+			return nil, invalid("not_a_host", fmt.Sprintf("hostname %q is not one of the service's hostnames (%s)", h, strings.Join(hosts, ", ")))
+		}
+	}
+	extra := make([]string, 0, len(hosts)+len(add))
+	for _, h := range append(hosts[1:len(hosts):len(hosts)], add...) {
+		if h != primary && !remove[h] {
+			extra = append(extra, h)
+		}
+	}
+	extra = sortedUnique(extra)
+	if len(extra) > maxHostsPerService {
+		return nil, tooManyHosts()
+	}
+	return append([]string{primary}, extra...), nil
+}
+
+// checkHosts normalises hostnames and checks that each is under one of
+// domains.
+func checkHosts(hosts []string, domains []store.Domain) ([]string, error) {
+	out := make([]string, 0, len(hosts))
+	for _, h := range hosts {
+		norm, err := NormalizeHostname(h)
+		if err != nil {
+			return nil, err
+		}
+		if !underAny(norm, domains) {
+			return nil, invalid("host_outside_domains", fmt.Sprintf("hostname %q is not under any of this project's domains (%s); add its domain first", norm, domainNames(domains)))
+		}
+		out = append(out, norm)
+	}
+	return out, nil
+}
+
+func tooManyHosts() error {
+	return invalid("too_many_hosts", fmt.Sprintf("a service may have at most %d hostnames", maxHostsPerService))
+}
+
+// checkUpstreams checks a service's upstream list and returns it in
+// canonical form, without duplicates.
+func (p *Platform) checkUpstreams(raw []string) ([]string, error) {
+	if len(raw) == 0 {
+		return nil, invalid("no_upstream", "a service needs at least one upstream, for example --upstream http://127.0.0.1:9000")
+	}
+	if len(raw) > maxUpstreams {
+		return nil, invalid("too_many_upstreams", fmt.Sprintf("a service may have at most %d upstreams", maxUpstreams))
+	}
+	ups := make([]string, 0, len(raw))
+	for _, r := range raw {
+		u, err := p.checkUpstream(r)
+		if err != nil {
+			return nil, err
+		}
+		ups = append(ups, u)
+	}
+	return sortedUniqueKeepOrder(ups), nil
+}
+
+func checkHSTS(v int) (int, error) {
+	if v < 0 || v > 2*DefaultHSTSMaxAge {
+		return 0, invalid("invalid_hsts", "hsts_max_age must be between 0 (off) and 63072000 seconds (two years)")
+	}
+	return v, nil
+}
+
+// checkHealthPath checks a health-check path (with an optional query) and
+// returns it as stored: "" for the default.
+func checkHealthPath(path string) (string, error) {
+	if path == "" || path == DefaultHealthPath {
+		return "", nil
+	}
+	bad := func(why string) (string, error) {
+		return "", invalid("invalid_health_path", fmt.Sprintf("health path %q %s; give a path such as /healthz", truncate(path, 80), why))
+	}
+	if len(path) > maxHealthPathLen {
+		return bad(fmt.Sprintf("is %d bytes long; the limit is %d", len(path), maxHealthPathLen))
+	}
+	if path[0] != '/' {
+		return bad("must start with /")
+	}
+	for i := 0; i < len(path); i++ {
+		if c := path[i]; c <= ' ' || c >= 0x7f {
+			return bad("may hold only printable ASCII without spaces (percent-encode the others)")
+		}
+	}
+	u, err := url.ParseRequestURI(path)
+	if err != nil || u.Host != "" || u.Scheme != "" || strings.HasPrefix(path, "//") {
+		return bad("is not a path")
+	}
+	if strings.Contains(path, "#") {
+		return bad("may not hold a fragment (#)")
+	}
+	return path, nil
+}
+
+func checkHealthInterval(d time.Duration) error {
+	if d == 0 || (d >= minHealthInterval && d <= maxHealthInterval) {
+		return nil
+	}
+	return invalid("invalid_health_interval", fmt.Sprintf("health interval %s must be between %s and %s (0 for the default, %s)", d, minHealthInterval, maxHealthInterval, DefaultHealthInterval))
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
 }
 
 // GetService returns one of the project's services.
