@@ -597,6 +597,21 @@ func crossTenantCases(t *testing.T, ts *tenants, base string, x, y *tenant, secr
 				refused(t, "DELETE", "/v1/services/"+n, "", 404)
 			}
 		},
+		"PATCH /v1/services/{name}": func(t *testing.T) {
+			// y's service cannot be changed, nor found, by any update.
+			for _, n := range serviceNames {
+				for _, body := range []string{"{" + up + "}", `{"add_hosts":["new.` + y.domain + `"]}`, `{"remove_hosts":["` + y.host + `"]}`,
+					`{"hsts_max_age":0}`, `{"health_path":"/x","health_interval":"1s"}`} {
+					// 400 when the body is refused before the service is looked
+					// up (a hostname under y's domain is not under x's).
+					refused(t, "PATCH", "/v1/services/"+n, body, 404, 400)
+				}
+			}
+			// x's own service cannot take y's names, in any spelling.
+			for _, h := range []string{y.host, strings.ToUpper(y.host) + ".", "new." + y.domain} {
+				refused(t, "PATCH", "/v1/services/"+x.service, `{"add_hosts":["`+h+`"]}`, 400, 409)
+			}
+		},
 		"GET /v1/certificates": func(t *testing.T) { okFor(t, "GET", "/v1/certificates") },
 		"GET /v1/events": func(t *testing.T) {
 			for _, e := range ownEvents(t, okFor(t, "GET", "/v1/events?after=0&limit=1000")) {

@@ -158,6 +158,10 @@ func (h *hygiene) commonCLI(p *proc, domain string, wait bool) []cliCase {
 	if wait {
 		web2 = cliCase{args: []string{"service", "create", "web2", "--upstream", h.up, "--wait", "--timeout", "20s"}, ok: true, want: "is served over HTTPS"}
 	}
+	webUpdate := cliCase{args: []string{"service", "update", "web", "--remove-host", "extra." + domain, "-o", "json"}, ok: true, want: `"health_path": "/up"`}
+	if wait {
+		webUpdate = cliCase{args: []string{"service", "update", "web", "--remove-host", "extra." + domain, "--wait", "--timeout", "20s"}, ok: true, want: "no longer served"}
+	}
 	return []cliCase{
 		{args: []string{"version"}, ok: true, want: "server "},
 		{args: []string{"ca", "root"}, ok: true, want: "BEGIN CERTIFICATE"},
@@ -179,6 +183,11 @@ func (h *hygiene) commonCLI(p *proc, domain string, wait bool) []cliCase {
 		web2,
 		{args: []string{"service", "list"}, ok: true, want: "web2." + domain},
 		{args: []string{"service", "list", "-o", "json"}, ok: true, want: `"web2"`},
+		{args: []string{"service", "update", "web", "--upstream", h.up, "--add-host", "extra." + domain, "--health-path", "/up", "--health-interval", "5s"}, ok: true, want: "extra." + domain},
+		webUpdate,
+		{args: []string{"service", "update", "web", "--upstream", "http://user:hunter2@127.0.0.1:9"}},
+		{args: []string{"service", "update", "web", "--upstream", "https://" + p.https}},
+		{args: []string{"service", "update", "nothere", "--hsts-max-age", "0"}},
 		{args: []string{"service", "show", "web"}, ok: true, want: "web." + domain},
 		{args: []string{"service", "show", "web", "-o", "json"}, ok: true, want: `"web"`},
 		{args: []string{"service", "show", "nothere"}},
@@ -277,6 +286,8 @@ func (h *hygiene) api(t *testing.T, base, admin string, c *client.Client) {
 		{route: "GET /v1/services", method: "GET", path: "/v1/services", want: 200},
 		{route: "POST /v1/services", method: "POST", path: "/v1/services", body: svc, want: 201},
 		{route: "GET /v1/services/{name}", method: "GET", path: "/v1/services/api-x", want: 200},
+		{route: "PATCH /v1/services/{name}", method: "PATCH", path: "/v1/services/api-x", want: 200,
+			body: `{"upstreams":["` + h.up + `"],"hsts_max_age":600,"health_path":"/up","health_interval":"5s"}`},
 		{route: "DELETE /v1/services/{name}", method: "DELETE", path: "/v1/services/api-x", want: 204},
 		{route: "GET /v1/certificates", method: "GET", path: "/v1/certificates", want: 200},
 		{route: "GET /v1/nodes", method: "GET", path: "/v1/nodes", want: 200},
