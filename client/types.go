@@ -105,10 +105,27 @@ type Certificate struct {
 	UpdatedAt  *time.Time `json:"updated_at,omitempty"`
 }
 
-// VersionInfo describes the server.
+// VersionInfo describes a build of Spine: the server's (GET /v1/version),
+// or the CLI's own (`spine version`).
 type VersionInfo struct {
 	Version string `json:"version"`
-	Store   string `json:"store"`
+	// Store is the server's store back end ("sqlite" or "postgres"); empty
+	// for the CLI.
+	Store string `json:"store,omitempty"`
+	// Commit, CommitTime and Modified say which commit the binary was
+	// built from and whether the work tree had changes (empty when the
+	// build recorded none).
+	Commit     string     `json:"commit,omitempty"`
+	CommitTime *time.Time `json:"commit_time,omitempty"`
+	Modified   bool       `json:"modified"`
+	GoVersion  string     `json:"go_version"`
+	OS         string     `json:"os"`
+	Arch       string     `json:"arch"`
+	// Race is set for a build with the race detector.
+	Race bool `json:"race"`
+	// Settings are the other build settings (CGO_ENABLED, -tags,
+	// -trimpath, GOAMD64, ...); -ldflags and -gcflags are left out.
+	Settings map[string]string `json:"settings,omitempty"`
 }
 
 // Event is an entry of the project's event log.

@@ -139,24 +139,6 @@ func cmdContext(cmd *cobra.Command, d time.Duration) (context.Context, context.C
 	return context.WithTimeout(cmd.Context(), d)
 }
 
-func newVersionCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
-		Use:   "version",
-		Short: "Print the version of this binary (and of the server, if it answers)",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			fmt.Fprintf(cmd.OutOrStdout(), "spine %s\n", spineVersion())
-			c := client.New(strings.TrimSuffix(g.api, "/"), "")
-			ctx, cancel := cmdContext(cmd, 2*time.Second)
-			defer cancel()
-			if v, err := c.Version(ctx); err == nil {
-				fmt.Fprintf(cmd.OutOrStdout(), "server %s (store: %s) at %s\n", v.Version, v.Store, g.api)
-			}
-			return nil
-		},
-	}
-}
-
 func newCACmd(g *globals) *cobra.Command {
 	ca := &cobra.Command{Use: "ca", Short: "The internal certificate authority"}
 	ca.AddCommand(&cobra.Command{

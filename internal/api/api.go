@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/spine-platform/spine/client"
+	"github.com/spine-platform/spine/internal/buildinfo"
 	"github.com/spine-platform/spine/internal/platform"
 	"github.com/spine-platform/spine/internal/store"
 )
@@ -260,8 +261,20 @@ func (s *server) readyz(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *server) version(w http.ResponseWriter, r *http.Request, _ store.Project) error {
-	writeJSON(w, http.StatusOK, client.VersionInfo{Version: s.cfg.Version, Store: s.cfg.StoreKind})
+	writeJSON(w, http.StatusOK, VersionInfo(s.cfg.Version, s.cfg.StoreKind))
 	return nil
+}
+
+// VersionInfo is the running binary's build, as /v1/version answers it:
+// version (the link-time one, or the module's when empty), commit, Go
+// version and build settings (package buildinfo), and the store's kind.
+func VersionInfo(version, storeKind string) client.VersionInfo {
+	b := buildinfo.Read(version)
+	return client.VersionInfo{
+		Version: b.Version, Store: storeKind,
+		Commit: b.Commit, CommitTime: b.CommitTime, Modified: b.Modified,
+		GoVersion: b.GoVersion, OS: b.OS, Arch: b.Arch, Race: b.Race, Settings: b.Settings,
+	}
 }
 
 func (s *server) caRoot(w http.ResponseWriter, r *http.Request, _ store.Project) error {
