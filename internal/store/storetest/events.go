@@ -65,7 +65,7 @@ func testEvents(t *testing.T, db *store.DB) {
 	must(t, db.CreateService(ctx, service("p1", "web", "example.com", "web.example.com", "www.example.com")))
 	upd := service("p1", "web", "example.com", "web.example.com")
 	upd.UpdatedAt = t0.Add(time.Hour)
-	must(t, db.UpdateService(ctx, upd))
+	must(t, replaceService(ctx, db, upd))
 	must(t, db.DeleteService(ctx, "p1", "web"))
 	// Refused writes record nothing.
 	wantErr(t, db.DeleteService(ctx, "p1", "web"), store.ErrNotFound, "web")

@@ -52,11 +52,11 @@ func testQuotas(t *testing.T, db *store.DB) {
 	}
 	// Growing a service's hostnames counts; keeping or shrinking never does.
 	grow := service("p1", "two", "a.example", "two.a.example", "z.a.example")
-	if err := db.UpdateService(ctx, grow); !isQuota(err, "hostnames", 3, 3) {
+	if err := replaceService(ctx, db, grow); !isQuota(err, "hostnames", 3, 3) {
 		t.Fatalf("growing past the limit: %v", err)
 	}
 	db.SetDefaultQuota(store.Quota{Domains: 2, Services: 2, Hostnames: 1}) // lowered below use
-	must(t, db.UpdateService(ctx, service("p1", "one", "a.example", "one.a.example")))
+	must(t, replaceService(ctx, db, service("p1", "one", "a.example", "one.a.example")))
 
 	// A project's own limits win over the default; 0 is no limit.
 	must(t, db.SetQuotaOverride(ctx, "p1", store.QuotaOverride{Services: intp(0), Hostnames: intp(10), OrdersPerHour: intp(7)}))

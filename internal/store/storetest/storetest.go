@@ -114,6 +114,17 @@ func service(projectID, name, dom string, hostnames ...string) store.Service {
 	}
 }
 
+// replaceService updates the service s.ProjectID/s.Name to s's hostnames,
+// upstreams, HSTS, health check and update time.
+func replaceService(ctx context.Context, db *store.DB, s store.Service) error {
+	_, err := db.UpdateService(ctx, s.ProjectID, s.Name, func(cur *store.Service) error {
+		cur.Hostnames, cur.Upstreams, cur.HSTSMaxAge = s.Hostnames, s.Upstreams, s.HSTSMaxAge
+		cur.HealthPath, cur.HealthInterval, cur.UpdatedAt = s.HealthPath, s.HealthInterval, s.UpdatedAt
+		return nil
+	})
+	return err
+}
+
 func testProjects(t *testing.T, db *store.DB) {
 	ctx := ctxT(t)
 	if k := db.Kind(); k != "sqlite" && k != "postgres" {
