@@ -154,6 +154,7 @@ func newCACmd(g *globals) *cobra.Command {
 			return err
 		}),
 	})
+	ca.AddCommand(newCATrustCmd(g, true), newCATrustCmd(g, false))
 	return ca
 }
 

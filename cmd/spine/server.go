@@ -242,7 +242,7 @@ Spine is up. Every service you create is served over HTTPS on *.%[1]s.
 
   See what is served:   go run ./cmd/spine service list%[5]s%[6]s
   Certificates:         go run ./cmd/spine cert list%[5]s%[6]s
-  Trust the CA:         %[2]s (or: go run ./cmd/spine ca root)
+  Trust the CA:         go run ./cmd/spine ca trust%[5]s%[6]s (system and browsers; needs root for the system store, or add --no-system), or use %[2]s
 
 `, domain, root, node.DemoService, port, api, data)
 }

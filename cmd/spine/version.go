@@ -42,18 +42,18 @@ func newVersionCmd(g *globals) *cobra.Command {
 				out.ServerError = err.Error()
 			}
 			return g.print(cmd.OutOrStdout(), out, func(tw *tabwriter.Writer) {
-				versionText(tw, "spine", out.Client)
+				versionText(tw, "spine "+out.Client.Version, out.Client)
 				if out.Server != nil {
 					fmt.Fprintln(tw)
-					versionText(tw, fmt.Sprintf("server at %s (store: %s):", g.api, out.Server.Store), *out.Server)
+					versionText(tw, fmt.Sprintf("server %s (store: %s) at %s", out.Server.Version, out.Server.Store, g.api), *out.Server)
 				}
 			})
 		},
 	}
 }
 
-func versionText(w io.Writer, title string, v client.VersionInfo) {
-	fmt.Fprintf(w, "%s %s\n", title, v.Version)
+func versionText(w io.Writer, header string, v client.VersionInfo) {
+	fmt.Fprintln(w, header)
 	commit := "not recorded (built without VCS information)"
 	if v.Commit != "" {
 		commit = v.Commit
