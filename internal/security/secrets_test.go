@@ -165,6 +165,12 @@ func (h *hygiene) commonCLI(p *proc, domain string, wait bool) []cliCase {
 	return []cliCase{
 		{args: []string{"version"}, ok: true, want: "server "},
 		{args: []string{"ca", "root"}, ok: true, want: "BEGIN CERTIFICATE"},
+		// The browsers' store of a home folder of the test's; the system's is left alone.
+		{args: []string{"ca", "trust", "--no-system", "--home", filepath.Join(filepath.Dir(p.data), "trust-home")}, ok: true, want: ": added"},
+		{args: []string{"ca", "trust", "--no-system", "--home", filepath.Join(filepath.Dir(p.data), "trust-home")}, ok: true, want: "already there"},
+		{args: []string{"ca", "untrust", "--no-system", "--home", filepath.Join(filepath.Dir(p.data), "trust-home")}, ok: true, want: ": removed"},
+		{args: []string{"ca", "trust", "--root", "/nonexistent.pem"}},
+		{args: []string{"ca", "untrust", "--system-dir", filepath.Dir(p.data)}},
 		{args: []string{"domain", "list"}, ok: true, want: domain},
 		{args: []string{"domain", "list", "-o", "json"}, ok: true, want: `"` + domain + `"`},
 		{args: []string{"domain", "add", "hygiene.test"}, ok: true, want: "pending_verification"},
