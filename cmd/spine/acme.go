@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 
@@ -15,8 +14,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/spine-platform/spine/internal/dnsprovider/rfc2136"
+	"github.com/spine-platform/spine/internal/hostname"
 	"github.com/spine-platform/spine/internal/node"
-	"github.com/spine-platform/spine/internal/platform"
 )
 
 // acmeFlags are the certificate-authority and DNS flags of `spine serve`
@@ -124,7 +123,7 @@ func parseRFC2136(spec string) (string, *rfc2136.Provider, error) {
 	if !ok || zone == "" {
 		return "", nil, fmt.Errorf("--dns-rfc2136 (value not shown, it may hold a secret): no ZONE= at its start; %s", rfc2136Syntax)
 	}
-	if _, err := platform.NormalizeHostname(zone); err != nil {
+	if _, err := hostname.Normalize(zone); err != nil {
 		return "", nil, fmt.Errorf("--dns-rfc2136 zone: %w; %s", err, rfc2136Syntax)
 	}
 	parts := strings.Split(rest, ",")
@@ -155,8 +154,8 @@ func parseRFC2136(spec string) (string, *rfc2136.Provider, error) {
 // is a HOST).
 func validServer(s string) bool {
 	if host, port, err := net.SplitHostPort(s); err == nil {
-		n, err := strconv.Atoi(port)
-		return host != "" && err == nil && n > 0 && n <= 65535 && port == strconv.Itoa(n)
+		n, err := hostname.ParsePort(port)
+		return host != "" && err == nil && n > 0
 	}
 	return !strings.ContainsAny(s, ":/ ") || net.ParseIP(strings.Trim(s, "[]")) != nil
 }

@@ -10,9 +10,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-
 	"github.com/spine-platform/spine/client"
-	"github.com/spine-platform/spine/internal/platform"
+	"github.com/spine-platform/spine/internal/hostname"
 )
 
 func newServiceCmd(g *globals) *cobra.Command {
@@ -32,12 +31,12 @@ func newServiceCmd(g *globals) *cobra.Command {
 			}
 			// Names are checked here too, so the message can name the flag.
 			if in.Domain != "" {
-				if _, err := platform.NormalizeHostname(in.Domain); err != nil {
+				if _, err := hostname.Normalize(in.Domain); err != nil {
 					return fmt.Errorf("--domain: %w; give one of the project's domains (spine domain list)", err)
 				}
 			}
 			for _, h := range in.Hosts {
-				if _, err := platform.NormalizeHostname(h); err != nil {
+				if _, err := hostname.Normalize(h); err != nil {
 					return fmt.Errorf("--host: %w", err)
 				}
 			}
@@ -147,7 +146,7 @@ and renewed. Nothing changes unless the whole update is valid.`,
 			}
 			for flag, hosts := range map[string][]string{"--add-host": in.AddHosts, "--remove-host": in.RemoveHosts} {
 				for _, h := range hosts {
-					if _, err := platform.NormalizeHostname(h); err != nil {
+					if _, err := hostname.Normalize(h); err != nil {
 						return fmt.Errorf("%s: %w", flag, err)
 					}
 				}

@@ -36,6 +36,7 @@ import (
 	"github.com/mholt/acmez/v3/acme"
 	"golang.org/x/time/rate"
 
+	"github.com/spine-platform/spine/internal/hostname"
 	"github.com/spine-platform/spine/internal/logging"
 )
 
@@ -228,7 +229,7 @@ func (a *acmeIssuer) GetRenewalInfo(ctx context.Context, cert certmagic.Certific
 func (a *acmeIssuer) solvers(names []string) map[string]acmez.Solver {
 	out := map[string]acmez.Solver{}
 	for _, n := range names {
-		if isWildcard(n) {
+		if hostname.IsWildcard(n) {
 			if a.dns01 != nil {
 				out[acme.ChallengeTypeDNS01] = a.dns01
 			}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/mholt/acmez/v3/acme"
 	"github.com/miekg/dns"
+	"github.com/spine-platform/spine/internal/hostname"
 )
 
 // caaTimeout bounds one CAA look-up.
@@ -33,8 +34,8 @@ func checkCAA(ctx context.Context, resolver string, caIDs, names []string) error
 		resolver = net.JoinHostPort(conf.Servers[0], conf.Port)
 	}
 	for _, name := range names {
-		wildcard := strings.HasPrefix(name, "*.")
-		owner, records := closestCAA(ctx, resolver, strings.TrimPrefix(name, "*."))
+		wildcard := hostname.IsWildcard(name)
+		owner, records := closestCAA(ctx, resolver, hostname.TrimWildcard(name))
 		if records == nil {
 			continue
 		}
@@ -118,9 +119,9 @@ func caaAllows(records []*dns.CAA, caIDs []string, wildcard bool) (bool, []strin
 	for _, v := range governing {
 		shown = append(shown, fmt.Sprintf("%s %q", tag, v))
 		domain, _, _ := strings.Cut(v, ";")
-		domain = strings.TrimSuffix(strings.ToLower(strings.TrimSpace(domain)), ".")
+		domain = hostname.Fold(strings.TrimSpace(domain))
 		for _, id := range caIDs {
-			if domain != "" && domain == strings.ToLower(id) {
+			if domain != "" && domain == hostname.Fold(id) {
 				return true, nil
 			}
 		}

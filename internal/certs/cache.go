@@ -10,11 +10,12 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/caddyserver/certmagic"
+
+	"github.com/spine-platform/spine/internal/hostname"
 )
 
 // DefaultCacheCapacity is the default of Config.CacheCapacity.
@@ -30,8 +31,8 @@ func subjectOf(managed nameSet, name string) (string, bool) {
 	if managed.has(name) {
 		return name, true
 	}
-	if i := strings.IndexByte(name, '.'); i > 0 {
-		if w := "*" + name[i:]; managed.has(w) {
+	if d, ok := hostname.Parent(name); ok {
+		if w := hostname.Wildcard(d); managed.has(w) {
 			return w, true
 		}
 	}
@@ -45,13 +46,13 @@ func subjectOf(managed nameSet, name string) (string, bool) {
 // not in storage either is obtained in the background (the handshake
 // fails meanwhile), as for a name managed from the start.
 func (m *Manager) loadCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
-	subject, ok := subjectOf(*m.managed.Load(), normalize(hello.ServerName))
+	subject, ok := subjectOf(*m.managed.Load(), hostname.Clean(hello.ServerName))
 	if !ok {
 		return nil, errors.New("not managed")
 	}
 	return m.loads.do(subject, func() (*tls.Certificate, error) {
 		magic := m.magic.Load()
-		if isWildcard(subject) {
+		if hostname.IsWildcard(subject) {
 			magic = m.wild.Load()
 		}
 		ctx, cancel := context.WithTimeout(withCertificateLoad(m.ctx), loadTimeout)
@@ -105,7 +106,7 @@ func (m *Manager) warm(names []string) {
 		start := time.Now()
 		m.loads.do(n, func() (*tls.Certificate, error) {
 			magic := m.magic.Load()
-			if isWildcard(n) {
+			if hostname.IsWildcard(n) {
 				magic = m.wild.Load()
 			}
 			ctx, cancel := context.WithTimeout(withCertificateLoad(m.ctx), loadTimeout)
@@ -130,7 +131,7 @@ func (m *Manager) warm(names []string) {
 // CachedCertificate returns the certificate in memory for a served name,
 // or nil; unlike GetCertificate it never reads storage.
 func (m *Manager) CachedCertificate(name string) *tls.Certificate {
-	name = normalize(name)
+	name = hostname.Fold(name)
 	if !m.served.Load().allows(name) {
 		return nil
 	}

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -20,6 +19,8 @@ import (
 	"github.com/mholt/acmez/v3"
 	"github.com/mholt/acmez/v3/acme"
 	"golang.org/x/time/rate"
+
+	"github.com/spine-platform/spine/internal/hostname"
 )
 
 // challenges are the HTTP-01 and TLS-ALPN-01 challenges in progress, by
@@ -97,7 +98,7 @@ func (c *challenges) present(ctx context.Context, chal acme.Challenge) error {
 	if err != nil {
 		return err
 	}
-	id := normalize(chal.Identifier.Value)
+	id := hostname.Fold(chal.Identifier.Value)
 	if err := c.storage.Store(ctx, challengeKey(id), data); err != nil {
 		return fmt.Errorf("saving the challenge for other nodes: %w", err)
 	}
@@ -116,7 +117,7 @@ func (c *challenges) present(ctx context.Context, chal acme.Challenge) error {
 // alone if it is another order's by now (a node that took the name's
 // issuance over after this one lost its lease).
 func (c *challenges) cleanUp(ctx context.Context, chal acme.Challenge) error {
-	id := normalize(chal.Identifier.Value)
+	id := hostname.Fold(chal.Identifier.Value)
 	c.mu.Lock()
 	if cur, ok := c.local[id]; ok && cur.Token == chal.Token {
 		delete(c.local, id)
@@ -144,7 +145,7 @@ func (c *challenges) load(ctx context.Context, id string) (chal acme.Challenge, 
 	if err != nil {
 		return acme.Challenge{}, false, err
 	}
-	if json.Unmarshal(data, &chal) != nil || normalize(chal.Identifier.Value) != id {
+	if json.Unmarshal(data, &chal) != nil || hostname.Fold(chal.Identifier.Value) != id {
 		return acme.Challenge{}, false, nil
 	}
 	return chal, true, nil
@@ -166,7 +167,7 @@ func (c *challenges) lookup(ctx context.Context, id string, managed bool) (acme.
 // httpChallenge returns the HTTP-01 challenge in progress for identifier
 // with token, on this node or, through storage, on another.
 func (c *challenges) httpChallenge(ctx context.Context, identifier, token string, managed bool) (acme.Challenge, bool) {
-	id := normalize(identifier)
+	id := hostname.Fold(identifier)
 	c.mu.Lock()
 	if chal, ok := c.local[id]; ok && chal.Token == token {
 		c.mu.Unlock()
@@ -197,7 +198,7 @@ func (c *challenges) httpChallenge(ctx context.Context, identifier, token string
 // validation); this node's own challenge answers only if storage cannot
 // be read.
 func (c *challenges) alpnCertificate(ctx context.Context, identifier string, managed bool) (*tls.Certificate, error) {
-	id := normalize(identifier)
+	id := hostname.Fold(identifier)
 	chal, ok, err := c.lookup(ctx, id, managed)
 	if err != nil {
 		c.mu.Lock()
@@ -246,11 +247,7 @@ func (m *Manager) HandleHTTPChallenge(w http.ResponseWriter, r *http.Request) bo
 	if !certmagic.LooksLikeHTTPChallenge(r) {
 		return false
 	}
-	host := r.Host
-	if h, _, err := net.SplitHostPort(host); err == nil {
-		host = h
-	}
-	host = normalize(host)
+	host := hostname.Clean(r.Host)
 	token := strings.TrimPrefix(r.URL.Path, httpChallengePath)
 	if host == "" || token == "" || strings.Contains(token, "/") {
 		return false
@@ -267,7 +264,7 @@ const httpChallengePath = "/.well-known/acme-challenge/"
 
 // alpnChallengeCertificate answers a TLS-ALPN-01 validation handshake.
 func (m *Manager) alpnChallengeCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
-	name := normalize(hello.ServerName)
+	name := hostname.Clean(hello.ServerName)
 	if name == "" {
 		return nil, errors.New("certs: no challenge without a server name")
 	}

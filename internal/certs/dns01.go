@@ -7,13 +7,13 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"strings"
 	"time"
 
 	"github.com/caddyserver/certmagic"
 	"github.com/mholt/acmez/v3"
 	"github.com/mholt/acmez/v3/acme"
 
+	"github.com/spine-platform/spine/internal/hostname"
 	"github.com/spine-platform/spine/internal/logging"
 )
 
@@ -22,7 +22,7 @@ import (
 // zone that holds the domain, else the delegated solver (Spine's own DNS
 // server, dnsserver.Solver), else none (the challenge fails).
 type DNS01Mux struct {
-	zones     map[string]acmez.Solver // normalised zone -> solver
+	zones     map[string]acmez.Solver // zone (hostname.Normalize) -> solver
 	delegated acmez.Solver            // may be nil
 }
 
@@ -50,7 +50,11 @@ func NewDNS01Mux(providers map[string]certmagic.DNSProvider, propagationTimeout 
 		resolvers = []string{resolver}
 	}
 	for zone, p := range providers {
-		m.zones[normalizeZone(zone)] = &certmagic.DNS01Solver{DNSManager: certmagic.DNSManager{
+		zone, err := hostname.Normalize(zone)
+		if err != nil {
+			continue // no domain can be under it
+		}
+		m.zones[zone] = &certmagic.DNS01Solver{DNSManager: certmagic.DNSManager{
 			DNSProvider:        p,
 			PropagationTimeout: propagationTimeout,
 			Resolvers:          resolvers,
@@ -66,15 +70,11 @@ func (m *DNS01Mux) InProviderZone(domain string) bool {
 	return m != nil && m.zoneOf(domain) != ""
 }
 
-func normalizeZone(z string) string {
-	return strings.TrimSuffix(strings.ToLower(strings.TrimSpace(z)), ".")
-}
-
 // zoneOf returns the longest zone that holds domain, or "".
 func (m *DNS01Mux) zoneOf(domain string) string {
 	best := ""
 	for z := range m.zones {
-		if (domain == z || strings.HasSuffix(domain, "."+z)) && len(z) > len(best) {
+		if hostname.InDomain(domain, z) && len(z) > len(best) {
 			best = z
 		}
 	}
@@ -82,7 +82,7 @@ func (m *DNS01Mux) zoneOf(domain string) string {
 }
 
 func (m *DNS01Mux) solver(chal acme.Challenge) (acmez.Solver, error) {
-	domain := strings.TrimPrefix(strings.ToLower(chal.Identifier.Value), "*.")
+	domain := hostname.TrimWildcard(hostname.Fold(chal.Identifier.Value))
 	if z := m.zoneOf(domain); z != "" {
 		return m.zones[z], nil
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"testing"
 
+	"github.com/caddyserver/certmagic"
 	"github.com/mholt/acmez/v3"
 	"github.com/mholt/acmez/v3/acme"
 )
@@ -54,5 +55,17 @@ func TestDNS01MuxRoutesByZone(t *testing.T) {
 	}
 	if NewDNS01Mux(nil, 0, "", nil, nil) != nil {
 		t.Error("a mux with no solver at all is not nil")
+	}
+}
+
+// A provider's zone is matched in the form domains are stored in: an
+// operator's "Bücher.Example." holds xn--bcher-kva.example and its names.
+func TestDNS01MuxNormalisesZones(t *testing.T) {
+	m := NewDNS01Mux(map[string]certmagic.DNSProvider{"Bücher.Example.": nil, "bad..zone": nil}, 0, "", nil, nil)
+	if !m.InProviderZone("xn--bcher-kva.example") || !m.InProviderZone("a.xn--bcher-kva.example") {
+		t.Errorf("zones %v do not hold xn--bcher-kva.example", m.zones)
+	}
+	if len(m.zones) != 1 {
+		t.Errorf("zones %v: a zone no domain can be under was kept", m.zones)
 	}
 }

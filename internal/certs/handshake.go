@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/mholt/acmez/v3"
-
+	"github.com/spine-platform/spine/internal/hostname"
 	"github.com/spine-platform/spine/internal/store"
 )
 
@@ -47,7 +47,7 @@ func (m *Manager) getCertificate(hello *tls.ClientHelloInfo, wait bool) (*tls.Ce
 		// Storage, on another (challenge.go).
 		return m.alpnChallengeCertificate(hello)
 	}
-	if !m.served.Load().allows(normalize(hello.ServerName)) {
+	if !m.served.Load().allows(hostname.Clean(hello.ServerName)) {
 		return nil, fmt.Errorf("certs: no certificate for %q", hello.ServerName)
 	}
 	cert, err := m.lookup(hello)
@@ -84,7 +84,7 @@ func (m *Manager) lookup(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
 // maxFirstIssuanceWaiters handshakes wait already: each holds one of the
 // edge's handshake slots.
 func (m *Manager) awaitFirst(hello *tls.ClientHelloInfo) (*tls.Certificate, bool) {
-	name := normalize(hello.ServerName)
+	name := hostname.Clean(hello.ServerName)
 	if !awaitable(m.status.get(name), time.Now()) {
 		return nil, false
 	}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -16,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/spine-platform/spine/internal/ca"
+	"github.com/spine-platform/spine/internal/hostname"
 	"github.com/spine-platform/spine/internal/logging"
 	"github.com/spine-platform/spine/internal/store"
 )
@@ -181,7 +181,7 @@ func New(cfg Config) (*Manager, error) {
 		// one through the challenges the edge answers.
 		GetConfigForCert: func(c certmagic.Certificate) (*certmagic.Config, error) {
 			magic := m.magic.Load()
-			if slices.ContainsFunc(c.Names, isWildcard) {
+			if slices.ContainsFunc(c.Names, hostname.IsWildcard) {
 				magic = m.wild.Load()
 			}
 			if magic == nil {
@@ -248,7 +248,7 @@ func (m *Manager) SyncShared(ctx context.Context, hostnames, wildcardDomains []s
 
 	wild := make(nameSet, len(wildcardDomains))
 	for _, d := range wildcardDomains {
-		if n := normalize(d); n != "" {
+		if n := hostname.Fold(d); n != "" {
 			wild[n] = struct{}{}
 		}
 	}
@@ -256,14 +256,14 @@ func (m *Manager) SyncShared(ctx context.Context, hostnames, wildcardDomains []s
 	want := make(nameSet, len(hostnames))
 	covers := make(map[string][]string)
 	for _, h := range hostnames {
-		n := normalize(h)
+		n := hostname.Fold(h)
 		if n == "" {
 			continue
 		}
 		served[n] = struct{}{}
 		subject := n
-		if i := strings.IndexByte(n, '.'); i > 0 && !isWildcard(n) && wild.has(n[i+1:]) {
-			subject = "*" + n[i:]
+		if d, ok := hostname.Parent(n); ok && !hostname.IsWildcard(n) && wild.has(d) {
+			subject = hostname.Wildcard(d)
 			covers[subject] = append(covers[subject], n)
 		}
 		want[subject] = struct{}{}
@@ -349,7 +349,7 @@ func (m *Manager) manage(n string) {
 	nctx, cancel := context.WithCancel(m.ctx)
 	m.cancels[n] = cancel
 	magic := m.magic.Load()
-	if isWildcard(n) {
+	if hostname.IsWildcard(n) {
 		magic = m.wild.Load()
 	}
 	if err := magic.ManageAsync(nctx, []string{n}); err != nil {
@@ -398,13 +398,11 @@ func (m *Manager) recordedValid(ctx context.Context, added []string) nameSet {
 
 // coveredBy returns the served hostnames a wildcard subject stands for.
 func (m *Manager) coveredBy(subject string) []string {
-	if !isWildcard(subject) {
+	if !hostname.IsWildcard(subject) {
 		return nil
 	}
 	return (*m.covers.Load())[subject]
 }
-
-func isWildcard(name string) bool { return strings.HasPrefix(name, "*.") }
 
 // Stop stops renewals, retries and the cache's maintenance, and writes the
 // last status changes. The Manager serves no new name afterwards.
@@ -420,14 +418,14 @@ func (m *Manager) Stop() {
 	})
 }
 
-// nameSet is a set of normalised hostnames; "*.example.com" covers one
-// label under example.com.
 // Manages reports whether the manager obtains and renews a certificate
-// that serves hostname: its own, or a wildcard one that covers it.
-func (m *Manager) Manages(hostname string) bool {
-	return m.served.Load().has(normalize(hostname))
+// that serves name: its own, or a wildcard one that covers it.
+func (m *Manager) Manages(name string) bool {
+	return m.served.Load().has(hostname.Fold(name))
 }
 
+// nameSet is a set of normalised hostnames; "*.example.com" covers one
+// label under example.com.
 type nameSet map[string]struct{}
 
 func (s nameSet) has(name string) bool {
@@ -443,14 +441,8 @@ func (s nameSet) allows(name string) bool {
 	if s.has(name) {
 		return true
 	}
-	if i := strings.IndexByte(name, '.'); i > 0 {
-		return s.has("*" + name[i:])
+	if d, ok := hostname.Parent(name); ok {
+		return s.has(hostname.Wildcard(d))
 	}
 	return false
-}
-
-// normalize lowercases name and drops a trailing dot. It does not allocate
-// for a name that is already normal.
-func normalize(name string) string {
-	return strings.TrimSuffix(strings.ToLower(strings.TrimSpace(name)), ".")
 }

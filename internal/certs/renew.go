@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/spine-platform/spine/internal/hostname"
 	"github.com/spine-platform/spine/internal/store"
 )
 
@@ -79,7 +80,7 @@ func (m *Manager) renewDue(ctx context.Context, lister StatusLister) (read, trie
 		}
 		m.status.seed(s) // a renewal keeps a valid certificate's name active
 		magic := m.magic.Load()
-		if isWildcard(name) {
+		if hostname.IsWildcard(name) {
 			magic = m.wild.Load()
 		}
 		select {

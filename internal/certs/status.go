@@ -11,6 +11,7 @@ import (
 
 	"github.com/caddyserver/certmagic"
 
+	"github.com/spine-platform/spine/internal/hostname"
 	"github.com/spine-platform/spine/internal/store"
 )
 
@@ -27,10 +28,10 @@ const (
 	statusRetryDelay   = 5 * time.Second
 )
 
-// Status returns the status of hostname's certificate. A name that is not
+// Status returns the status of name's certificate. A name that is not
 // managed has an empty Status.
-func (m *Manager) Status(hostname string) store.CertStatus {
-	return m.status.get(normalize(hostname))
+func (m *Manager) Status(name string) store.CertStatus {
+	return m.status.get(hostname.Fold(name))
 }
 
 // The certmagic events the manager follows (certmagic v0.25.6):

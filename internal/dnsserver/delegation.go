@@ -5,6 +5,8 @@ import (
 	"crypto/sha256"
 	"encoding/base32"
 	"strings"
+
+	"github.com/spine-platform/spine/internal/hostname"
 )
 
 var labelEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
@@ -17,7 +19,7 @@ var labelEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithP
 // domain at another project's label. A leading "*." and a final dot of
 // domain and its letter case do not change the label.
 func DelegationLabel(secret []byte, projectID, domain string) string {
-	domain = strings.TrimSuffix(strings.TrimPrefix(strings.ToLower(domain), "*."), ".")
+	domain = hostname.Fold(hostname.TrimWildcard(domain))
 	mac := hmac.New(sha256.New, secret)
 	mac.Write([]byte("spine-dns01-delegation\x00"))
 	mac.Write([]byte(projectID))

@@ -3,11 +3,11 @@ package dnsserver
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/mholt/acmez/v3"
 	"github.com/mholt/acmez/v3/acme"
+	"github.com/spine-platform/spine/internal/hostname"
 )
 
 // Solver solves ACME DNS-01 challenges for delegated domains: for a
@@ -50,7 +50,7 @@ func (s *Solver) target(chal acme.Challenge) (string, error) {
 	if chal.Type != acme.ChallengeTypeDNS01 {
 		return "", fmt.Errorf("dnsserver: solver handles dns-01 challenges, not %q", chal.Type)
 	}
-	domain := strings.TrimPrefix(strings.ToLower(chal.Identifier.Value), "*.")
+	domain := hostname.TrimWildcard(hostname.Fold(chal.Identifier.Value))
 	t, ok := s.Target(domain)
 	if !ok {
 		return "", fmt.Errorf("dnsserver: %s is not delegated to Spine for DNS-01 (no _acme-challenge CNAME target)", domain)

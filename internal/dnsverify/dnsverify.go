@@ -21,8 +21,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
-
 	"github.com/spine-platform/spine/internal/dnstxt"
+	"github.com/spine-platform/spine/internal/hostname"
 )
 
 // The record a tenant publishes to prove control of a domain.
@@ -35,7 +35,7 @@ const (
 // without a final dot. A leading "*." is dropped: a wildcard is verified by
 // its base domain.
 func RecordName(domain string) string {
-	domain = strings.TrimSuffix(strings.TrimPrefix(strings.ToLower(domain), "*."), ".")
+	domain = hostname.Fold(hostname.TrimWildcard(domain))
 	return RecordLabel + "." + domain
 }
 

@@ -12,6 +12,8 @@ import (
 	"runtime"
 	"testing"
 	"time"
+
+	"github.com/spine-platform/spine/internal/hostname"
 )
 
 // Benchmarks for the hot path, end to end over loopback TCP: client → edge
@@ -93,7 +95,7 @@ func BenchmarkLookup(b *testing.B) {
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		if s.table.Load().lookup(normalizeHost("bench.test:443")) == nil {
+		if s.table.Load().lookup(hostname.Clean("bench.test:443")) == nil {
 			b.Fatal("not found")
 		}
 	}

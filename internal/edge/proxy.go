@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"sync"
 	"sync/atomic"
+
+	"github.com/spine-platform/spine/internal/hostname"
 )
 
 // httpsHandler serves requests that arrived over TLS.
@@ -18,7 +20,7 @@ func (h httpsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if closeAfter(r) {
 		w.Header().Set("Connection", "close")
 	}
-	host := normalizeHost(r.Host)
+	host := hostname.Clean(r.Host)
 	rt := s.table.Load().lookup(host)
 	if rt == nil {
 		writePage(w, r, http.StatusNotFound, nil, notFoundPage(host))
@@ -26,7 +28,7 @@ func (h httpsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	// A client may reuse a connection made for one name for another name on
 	// the same certificate (HTTP/2 coalescing); tenants must not share one.
-	if r.TLS != nil && normalizeHost(r.TLS.ServerName) != host {
+	if r.TLS != nil && hostname.Clean(r.TLS.ServerName) != host {
 		writePage(w, r, http.StatusMisdirectedRequest, rt.hsts, misdirectedPage(host))
 		return
 	}

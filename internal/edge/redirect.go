@@ -3,6 +3,8 @@ package edge
 import (
 	"net/http"
 	"strconv"
+
+	"github.com/spine-platform/spine/internal/hostname"
 )
 
 // httpHandler serves plain HTTP: ACME HTTP-01 challenges, then a permanent
@@ -15,7 +17,7 @@ func (h httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if s.cfg.HTTPChallenge != nil && s.cfg.HTTPChallenge(w, r) {
 		return
 	}
-	host := normalizeHost(r.Host)
+	host := hostname.Clean(r.Host)
 	if !s.table.Load().has(host) {
 		writePage(w, r, http.StatusNotFound, nil, notFoundPage(host))
 		return

@@ -7,11 +7,14 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/spine-platform/spine/internal/hostname"
 )
 
 // Route sends the requests for one hostname to the upstreams of a service.
 type Route struct {
-	// Host is the hostname served: lower-case ASCII, no port, no trailing dot.
+	// Host is the hostname served, in normal form (hostname.Check): lower
+	// case, punycode, no port, no trailing dot.
 	Host string
 	// Project and Service name the owner, for logs and error pages.
 	Project, Service string
@@ -60,8 +63,8 @@ func CheckRoute(r Route) error {
 
 // validateRoute checks r and returns the parsed upstream URLs.
 func validateRoute(r *Route) ([]*url.URL, error) {
-	if err := validateHost(r.Host); err != nil {
-		return nil, fmt.Errorf("%w: host %q: %v", ErrInvalidRoute, r.Host, err)
+	if err := hostname.Check(r.Host); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalidRoute, err)
 	}
 	if r.HSTSMaxAge < 0 {
 		return nil, fmt.Errorf("%w: host %s: negative HSTS max-age %d", ErrInvalidRoute, r.Host, r.HSTSMaxAge)
@@ -103,42 +106,9 @@ func validateHealthPath(p string) error {
 	return nil
 }
 
-// validateHost accepts a lower-case ASCII DNS name (letters, digits, '-',
-// '_', dot-separated non-empty labels), without port or trailing dot.
-func validateHost(h string) error {
-	if h == "" {
-		return errors.New("empty")
-	}
-	if len(h) > 253 {
-		return errors.New("longer than 253 characters")
-	}
-	label := 0
-	for i := 0; i < len(h); i++ {
-		c := h[i]
-		switch {
-		case c == '.':
-			if label == 0 {
-				return errors.New("empty label")
-			}
-			label = 0
-			continue
-		case 'a' <= c && c <= 'z', '0' <= c && c <= '9', c == '-', c == '_':
-		default:
-			return fmt.Errorf("character %q not allowed (lower-case ASCII letters, digits, '-', '_', '.')", c)
-		}
-		label++
-		if label > 63 {
-			return errors.New("label longer than 63 characters")
-		}
-	}
-	if label == 0 {
-		return errors.New("empty label")
-	}
-	return nil
-}
-
 // parseUpstream parses an upstream URL and returns it in canonical form:
-// lower-case scheme and host, a path of "/" dropped.
+// lower-case scheme and host, the port as a number ("08443" is 8443), a
+// path of "/" dropped.
 func parseUpstream(raw string) (*url.URL, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
@@ -154,29 +124,15 @@ func parseUpstream(raw string) (*url.URL, error) {
 		return nil, errors.New("user info, query and fragment are not allowed")
 	}
 	if p := u.Port(); p != "" {
-		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+		n, err := hostname.ParsePort(p)
+		if err != nil || n == 0 {
 			return nil, fmt.Errorf("bad port %q", p)
 		}
+		u.Host = u.Host[:len(u.Host)-len(p)] + strconv.Itoa(n)
 	}
 	u.Host = strings.ToLower(u.Host)
 	if u.Path == "/" && u.RawPath == "" {
 		u.Path = ""
 	}
 	return u, nil
-}
-
-// normalizeHost turns a Host header or TLS server name into the table's form:
-// lower case, without port, without one trailing dot. It allocates only when
-// the name has upper-case letters.
-func normalizeHost(h string) string {
-	if i := strings.LastIndexByte(h, ':'); i >= 0 && strings.IndexByte(h[i:], ']') < 0 {
-		h = h[:i]
-	}
-	if len(h) > 1 && h[0] == '[' && h[len(h)-1] == ']' {
-		h = h[1 : len(h)-1]
-	}
-	if n := len(h); n > 0 && h[n-1] == '.' {
-		h = h[:n-1]
-	}
-	return strings.ToLower(h)
 }

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+
+	"github.com/spine-platform/spine/internal/hostname"
 )
 
 // Server is the edge: an HTTPS listener that proxies to upstreams, and a
@@ -134,7 +136,7 @@ func (s *Server) healthOf(r *Route) healthCheck {
 // Has reports whether host (in any case, with or without port or trailing
 // dot) is in the route table.
 func (s *Server) Has(host string) bool {
-	return s.table.Load().has(normalizeHost(host))
+	return s.table.Load().has(hostname.Clean(host))
 }
 
 // ServeTLS serves HTTPS (HTTP/2 and HTTP/1.1) on ln, which must not already

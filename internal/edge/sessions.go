@@ -3,6 +3,8 @@ package edge
 import (
 	"bytes"
 	"crypto/tls"
+
+	"github.com/spine-platform/spine/internal/hostname"
 )
 
 // sessionNameTag starts the entry of a session ticket's Extra that names the
@@ -19,7 +21,7 @@ const sessionNameTag = "spine-sni/1:"
 // (the configuration GetConfigForClient returns, or the listener's).
 func bindSessionsToName(cfg *tls.Config) {
 	cfg.WrapSession = func(cs tls.ConnectionState, ss *tls.SessionState) ([]byte, error) {
-		ss.Extra = append(ss.Extra, []byte(sessionNameTag+normalizeHost(cs.ServerName)))
+		ss.Extra = append(ss.Extra, []byte(sessionNameTag+hostname.Clean(cs.ServerName)))
 		return cfg.EncryptTicket(cs, ss)
 	}
 	cfg.UnwrapSession = func(identity []byte, cs tls.ConnectionState) (*tls.SessionState, error) {
@@ -27,7 +29,7 @@ func bindSessionsToName(cfg *tls.Config) {
 		if err != nil || ss == nil {
 			return ss, err
 		}
-		want := []byte(sessionNameTag + normalizeHost(cs.ServerName))
+		want := []byte(sessionNameTag + hostname.Clean(cs.ServerName))
 		for _, e := range ss.Extra {
 			if bytes.Equal(e, want) {
 				return ss, nil

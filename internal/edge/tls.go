@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/spine-platform/spine/internal/hostname"
 )
 
 // acmeTLSProto is the ALPN protocol of ACME TLS-ALPN-01 challenges (RFC 8737).
@@ -28,7 +30,7 @@ func (s *Server) TLSConfig() *tls.Config {
 	// GetCertificate would.
 	reject := s.baseTLSConfig()
 	cfg.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
-		if isACMEChallenge(hello) || s.table.Load().has(normalizeHost(hello.ServerName)) {
+		if isACMEChallenge(hello) || s.table.Load().has(hostname.Clean(hello.ServerName)) {
 			return s.ticketConfig(), nil // nil until SetSessionTicketKeys
 		}
 		return reject, nil
@@ -62,7 +64,7 @@ func (s *Server) getCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, e
 	if isACMEChallenge(hello) {
 		return s.cfg.GetCertificate(hello)
 	}
-	name := normalizeHost(hello.ServerName)
+	name := hostname.Clean(hello.ServerName)
 	if !s.table.Load().has(name) {
 		return nil, fmt.Errorf("edge: no route for server name %q", quoteHost(name))
 	}

@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"fmt"
 	"log/slog"
-	"math"
 	"net"
 	"net/url"
 	"path/filepath"
@@ -18,7 +17,7 @@ import (
 
 	"github.com/spine-platform/spine/internal/certs"
 	"github.com/spine-platform/spine/internal/edge"
-	"github.com/spine-platform/spine/internal/platform"
+	"github.com/spine-platform/spine/internal/hostname"
 	"github.com/spine-platform/spine/internal/store"
 )
 
@@ -233,7 +232,7 @@ func (c Config) Validate() error {
 		}
 	}
 	if c.Domain != "" {
-		if _, err := platform.NormalizeHostname(c.Domain); err != nil {
+		if _, err := hostname.Normalize(c.Domain); err != nil {
 			return &FieldError{Field: "Domain", Err: fmt.Errorf("%w; give the domain this node serves, e.g. example.com", err)}
 		}
 	}
@@ -283,7 +282,7 @@ func (c Config) Validate() error {
 		if z == "" {
 			continue
 		}
-		if _, err := platform.NormalizeHostname(z); err != nil {
+		if _, err := hostname.Normalize(z); err != nil {
 			field := "ACME.DNSProviders"
 			if i == 0 {
 				field = "ACME.DelegationZone"
@@ -295,12 +294,12 @@ func (c Config) Validate() error {
 }
 
 // validListenAddr reports whether addr is HOST:PORT or :PORT, with a
-// numeric port (0 picks a free one).
+// port number (hostname.ParsePort; 0 picks a free one).
 func validListenAddr(addr string) bool {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil || strings.ContainsAny(host, " /") {
 		return false
 	}
-	n, err := strconv.Atoi(port)
-	return err == nil && n >= 0 && n <= math.MaxUint16 && port == strconv.Itoa(n)
+	_, err = hostname.ParsePort(port)
+	return err == nil
 }

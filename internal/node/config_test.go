@@ -30,6 +30,7 @@ func TestConfigValidate(t *testing.T) {
 		{func(c *Config) { c.HTTPSAddr = "nonsense" }, "HTTPSAddr", "HOST:PORT"},
 		{func(c *Config) { c.APIAddr = "127.0.0.1:99999" }, "APIAddr", "port from 0 to 65535"},
 		{func(c *Config) { c.ACME.DNSAddr = "53" }, "ACME.DNSAddr", "HOST:PORT"},
+		{func(c *Config) { c.HTTPAddr = ":+80" }, "HTTPAddr", "port from 0 to 65535"},
 		{func(c *Config) { c.Store = "mysql://root:SECRET@db/x" }, "Store", "write sqlite:PATH or postgres://"},
 		{func(c *Config) { c.Store = "sqlite:" + filepath.Join(notAFolder, "spine.db") }, "Store", "is not a folder"},
 		{func(c *Config) { c.Domain = "bad..name" }, "Domain", "give the domain this node serves"},

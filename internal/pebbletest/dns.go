@@ -2,14 +2,13 @@ package pebbletest
 
 import (
 	"net"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/miekg/dns"
-
 	"github.com/spine-platform/spine/internal/dnsserver"
+	"github.com/spine-platform/spine/internal/hostname"
 )
 
 // DNS answers A, AAAA, TXT, CNAME and CAA queries over UDP and TCP on
@@ -121,7 +120,7 @@ func (d *DNS) forwardFor(name string) string {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for zone, addr := range d.forwards {
-		if name == zone || strings.HasSuffix(name, "."+zone) {
+		if hostname.InDomain(name, zone) {
 			return addr
 		}
 	}

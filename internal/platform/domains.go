@@ -8,9 +8,9 @@ import (
 	"fmt"
 	"strings"
 
-	"golang.org/x/net/publicsuffix"
-
+	"github.com/spine-platform/spine/internal/hostname"
 	"github.com/spine-platform/spine/internal/store"
+	"golang.org/x/net/publicsuffix"
 )
 
 // AddDomain gives a domain to a project. The domain starts as
@@ -75,7 +75,7 @@ func (p *Platform) checkDomainFree(ctx context.Context, projectID, name string) 
 		if d.Name == name {
 			return &Error{Kind: Conflict, Code: "domain_taken", Message: fmt.Sprintf("domain %q belongs to another project; to take it over, prove that you control it: create\n  %s\nthen run `spine domain verify %s`", name, ClaimRecord(projectID, name), name)}
 		}
-		if isUnder(name, d.Name) || isUnder(d.Name, name) {
+		if hostname.InDomain(name, d.Name) || hostname.InDomain(d.Name, name) {
 			return &Error{Kind: Conflict, Code: "domain_taken", Message: fmt.Sprintf("domain %q overlaps a domain that another project holds; ask its owner to remove it, or prove ownership (spine domain verify)", name)}
 		}
 	}

@@ -10,10 +10,12 @@ import (
 	"net"
 	"net/url"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/spine-platform/spine/internal/hostname"
 	"github.com/spine-platform/spine/internal/store"
 )
 
@@ -93,8 +95,10 @@ func New(st Store, opts Options) *Platform {
 		p.now = time.Now
 	}
 	for _, a := range opts.OwnAddrs {
-		if h, port, err := net.SplitHostPort(a); err == nil {
-			p.ownAddrs[net.JoinHostPort(strings.ToLower(strings.Trim(h, "[]")), port)] = true
+		if _, port, err := net.SplitHostPort(a); err == nil {
+			if n, err := hostname.ParsePort(port); err == nil {
+				p.ownAddrs[ownAddr(hostname.Clean(a), n)] = true
+			}
 		}
 	}
 	return p
@@ -168,19 +172,17 @@ func (p *Platform) Authenticate(ctx context.Context, token string) (store.Projec
 	return pr, nil
 }
 
-// checkName checks a short identifier: a DNS label (a-z, 0-9, hyphen, 1-63).
+// checkName checks a short identifier: one hostname label (a-z, 0-9, inner
+// hyphens, 1 to 63 characters), so that it can head a hostname.
 func checkName(what, name string) error {
 	if name == "" {
 		return invalid("invalid_name", what+" is empty")
 	}
-	if len(name) > 63 {
-		return invalid("invalid_name", fmt.Sprintf("%s %q is %d characters long; the limit is 63", what, name, len(name)))
+	if len(name) > hostname.MaxLabelLen {
+		return invalid("invalid_name", fmt.Sprintf("%s %q is %d characters long; the limit is %d", what, name, len(name), hostname.MaxLabelLen))
 	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') || (c == '-' && (i == 0 || i == len(name)-1)) {
-			return invalid("invalid_name", fmt.Sprintf("%s %q: use lower-case letters, digits and inner hyphens only", what, name))
-		}
+	if !hostname.ValidLabel(name) {
+		return invalid("invalid_name", fmt.Sprintf("%s %q: use lower-case letters, digits and inner hyphens only", what, name))
 	}
 	return nil
 }
@@ -215,6 +217,12 @@ func (p *Platform) checkUpstream(raw string) (string, error) {
 	if err := checkUpstreamHostPort(raw, u); err != nil {
 		return "", err
 	}
+	if port := u.Port(); port != "" {
+		// The canonical form holds the port as the number it is ("08443"
+		// is 8443), as the edge and the proxy-loop checks read it.
+		n, _ := hostname.ParsePort(port) // checked by checkUpstreamHostPort
+		u.Host = u.Host[:len(u.Host)-len(port)] + strconv.Itoa(n)
+	}
 	if p.isOwnAddr(u) {
 		return "", invalid("proxy_loop", fmt.Sprintf("upstream %q points at Spine's own listener; that would make a proxy loop", redactUpstream(raw)))
 	}
@@ -230,29 +238,32 @@ func (p *Platform) checkUpstream(raw string) (string, error) {
 // reached through any loopback name and through any of this machine's own
 // interface addresses.
 func (p *Platform) isOwnAddr(u *url.URL) bool {
-	port := u.Port()
-	if port == "" {
-		port = map[string]string{"http": "80", "https": "443"}[u.Scheme]
-	}
-	host := strings.ToLower(strings.Trim(u.Hostname(), "[]"))
-	if p.ownAddrs[net.JoinHostPort(host, port)] {
+	port := upstreamPort(u)
+	host := hostname.Clean(u.Host)
+	if p.ownAddrs[ownAddr(host, port)] {
 		return true
 	}
 	via := []string{"", "0.0.0.0", "::"} // listeners that any local address reaches
 	ip := net.ParseIP(host)
 	switch {
-	case host == "localhost" || strings.HasSuffix(host, ".localhost") || ip != nil && (ip.IsLoopback() || ip.IsUnspecified()):
+	case hostname.InDomain(host, "localhost") || ip != nil && (ip.IsLoopback() || ip.IsUnspecified()):
 		via = append(via, "localhost", "127.0.0.1", "::1")
 	case ip != nil && p.localIP(ip):
 	default:
 		return false
 	}
 	for _, h := range via {
-		if p.ownAddrs[net.JoinHostPort(h, port)] {
+		if p.ownAddrs[ownAddr(h, port)] {
 			return true
 		}
 	}
 	return false
+}
+
+// ownAddr is the key of Platform.ownAddrs: a cleaned host and the port as a
+// number, so that "LOCALHOST.:08443" is the listener "localhost:8443".
+func ownAddr(host string, port int) string {
+	return net.JoinHostPort(host, strconv.Itoa(port))
 }
 
 // localIP reports whether ip is an address of one of this machine's network

@@ -116,6 +116,9 @@ func TestUpstreamProxyLoop(t *testing.T) {
 		"http://app.localhost:443",   //
 		"http://0.0.0.0:443",         //
 		"https://[::ffff:192.0.2.7]", // the LAN address, IPv4-mapped
+		"http://127.0.0.1:02019",     // the API, with a leading zero
+		"http://localhost.:2019",     // a trailing dot
+		"http://app.localhost.:443",  //
 	} {
 		if _, err := p.checkUpstream(up); err == nil || !strings.Contains(err.Error(), "proxy loop") {
 			t.Errorf("checkUpstream(%q) = %v, want a proxy loop refusal", up, err)
@@ -131,5 +134,9 @@ func TestUpstreamProxyLoop(t *testing.T) {
 		if _, err := p.checkUpstream(up); err != nil {
 			t.Errorf("checkUpstream(%q) = %v, want it accepted", up, err)
 		}
+	}
+	// A port with leading zeros is stored as the number it is.
+	if got, err := p.checkUpstream("http://Upstream.example:009000/"); err != nil || got != "http://upstream.example:9000" {
+		t.Errorf("checkUpstream = %q, %v, want http://upstream.example:9000", got, err)
 	}
 }

@@ -8,9 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"time"
 
+	"github.com/spine-platform/spine/internal/hostname"
 	"github.com/spine-platform/spine/internal/store"
 )
 
@@ -57,7 +57,7 @@ func (p *Platform) checkDelegationsRound(ctx context.Context) (bool, error) {
 	}
 	var verified []store.Domain
 	for _, d := range all {
-		if d.Status != store.DomainVerified || strings.HasSuffix(d.Name, "localhost") {
+		if d.Status != store.DomainVerified || hostname.InDomain(d.Name, "localhost") {
 			continue
 		}
 		if len(verified) == maxChecksPerRound {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 
 	"github.com/spine-platform/spine/internal/store"
@@ -28,7 +29,7 @@ func TestCheckDomainsHandsVerifiedDomainsToDelegations(t *testing.T) {
 	if changed, err := p.CheckDomains(ctx); changed || err != nil || len(got) != 0 {
 		t.Fatalf("no verified domain: changed %v, err %v, checked %v", changed, err, got)
 	}
-	for _, name := range []string{"app.localhost", "a.test"} {
+	for _, name := range []string{"app.localhost", "a.test", "a.xlocalhost"} {
 		if _, err := p.AddDomain(ctx, "p1", name, true); err != nil {
 			t.Fatal(err)
 		}
@@ -49,6 +50,9 @@ func TestCheckDomainsHandsVerifiedDomainsToDelegations(t *testing.T) {
 		if name == "pending.test" || name == "app.localhost" {
 			t.Errorf("checked %s", name)
 		}
+	}
+	if !slices.Contains(got, "a.xlocalhost") {
+		t.Errorf("a.xlocalhost, which is not under localhost, was not checked: %v", got)
 	}
 	answer = errors.New("resolver down")
 	if _, err := p.CheckDomains(ctx); !errors.Is(err, answer) {

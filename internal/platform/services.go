@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spine-platform/spine/internal/hostname"
 	"github.com/spine-platform/spine/internal/store"
 )
 
@@ -468,7 +469,7 @@ func hasDomain(ds []store.Domain, name string) bool {
 
 func underAny(host string, ds []store.Domain) bool {
 	for _, d := range ds {
-		if isUnder(host, d.Name) {
+		if hostname.InDomain(host, d.Name) {
 			return true
 		}
 	}

@@ -7,6 +7,8 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+
+	"github.com/spine-platform/spine/internal/hostname"
 )
 
 // checkUpstreamHostPort refuses an upstream whose host or port the edge
@@ -19,7 +21,7 @@ func checkUpstreamHostPort(raw string, u *url.URL) error {
 		return invalid("invalid_upstream", fmt.Sprintf("upstream %q has no host name; write it like http://127.0.0.1:9000", redactUpstream(raw)))
 	}
 	if p := u.Port(); p != "" {
-		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+		if n, err := hostname.ParsePort(p); err != nil || n == 0 {
 			return invalid("invalid_upstream", fmt.Sprintf("upstream %q: port %q must be a number from 1 to 65535", redactUpstream(raw), p))
 		}
 	} else if strings.HasSuffix(u.Host, ":") {
@@ -35,10 +37,11 @@ func (p *Platform) checkServedUpstreams(ctx context.Context, ups, newHosts []str
 	if len(p.ownAddrs) == 0 {
 		return nil
 	}
-	ownPorts := map[string]bool{}
+	ownPorts := map[int]bool{}
 	for a := range p.ownAddrs {
 		if _, port, err := net.SplitHostPort(a); err == nil {
-			ownPorts[port] = true
+			n, _ := strconv.Atoi(port) // ownAddr wrote it
+			ownPorts[n] = true
 		}
 	}
 	var served map[string]bool
@@ -47,10 +50,7 @@ func (p *Platform) checkServedUpstreams(ctx context.Context, ups, newHosts []str
 		if err != nil {
 			continue // checkUpstream has refused it already
 		}
-		port := u.Port()
-		if port == "" {
-			port = map[string]string{"http": "80", "https": "443"}[u.Scheme]
-		}
+		port := upstreamPort(u)
 		if !ownPorts[port] {
 			continue
 		}
@@ -69,11 +69,24 @@ func (p *Platform) checkServedUpstreams(ctx context.Context, ups, newHosts []str
 				served[h] = true
 			}
 		}
-		if host := strings.TrimSuffix(strings.ToLower(u.Hostname()), "."); served[host] {
+		if host, err := hostname.Normalize(u.Hostname()); err == nil && served[host] {
 			return invalid("proxy_loop", fmt.Sprintf("upstream %q is a hostname Spine serves, on Spine's own port; that would make a proxy loop", redactUpstream(raw)))
 		}
 	}
 	return nil
+}
+
+// upstreamPort returns the port an upstream URL dials: its own, else its
+// scheme's. The URL has passed checkUpstreamHostPort.
+func upstreamPort(u *url.URL) int {
+	if p := u.Port(); p != "" {
+		n, _ := hostname.ParsePort(p)
+		return n
+	}
+	if u.Scheme == "https" {
+		return 443
+	}
+	return 80
 }
 
 // redactUpstream returns raw fit to repeat in an error message: a password

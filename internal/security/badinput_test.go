@@ -110,6 +110,8 @@ func TestAPIBadInput(t *testing.T) {
 		{"upstream at the service's own new name", "POST", "/v1/services", "", `{"name":"x","hosts":["self.loop.test"],"upstreams":["http://SELF.loop.test.:` + httpPort + `"]}`, 400, "proxy_loop", "proxy loop"},
 		{"upstream with an empty port", "POST", "/v1/services", "", `{"name":"x","upstreams":["http://127.0.0.1:"]}`, 400, "invalid_upstream", "port"},
 		{"upstream at Spine in upper case", "POST", "/v1/services", "", `{"name":"x","upstreams":["HTTP://LOCALHOST:` + httpPort + `"]}`, 400, "proxy_loop", "proxy loop"},
+		{"upstream at Spine with a leading zero", "POST", "/v1/services", "", `{"name":"x","upstreams":["http://127.0.0.1:0` + httpPort + `"]}`, 400, "proxy_loop", "proxy loop"},
+		{"upstream at Spine through localhost.", "POST", "/v1/services", "", `{"name":"x","upstreams":["http://localhost.:` + httpPort + `"]}`, 400, "proxy_loop", "proxy loop"},
 		{"too many upstreams", "POST", "/v1/services", "", `{"name":"x","upstreams":[` + strings.TrimSuffix(strings.Repeat(`"`+up+`",`, 33), ",") + `]}`, 400, "too_many_upstreams", "at most"},
 		// Health checks, at create.
 		{"health_path relative", "POST", "/v1/services", "", `{"name":"x","health_path":"healthz",` + ups + `}`, 400, "invalid_health_path", "must start with /"},

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/spine-platform/spine/internal/hostname"
 )
 
 const domainColumns = `name, project_id, status, verify_token, created_at, verified_at, checked_at, check_error`
@@ -237,7 +239,7 @@ func uncoveredHostname(ctx context.Context, tx *sql.Tx, projectID, name string) 
 next:
 	for _, u := range uses {
 		for _, d := range others {
-			if u.host == d || strings.HasSuffix(u.host, "."+d) {
+			if hostname.InDomain(u.host, d) {
 				continue next
 			}
 		}
