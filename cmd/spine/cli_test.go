@@ -78,7 +78,13 @@ func TestCLIAgainstRunningNode(t *testing.T) {
 		args []string
 		want []string
 	}{
-		{[]string{"service", "show", "api"}, []string{"api.localhost", "max-age=31536000", "https://api.localhost:"}},
+		{[]string{"service", "show", "api"}, []string{"api.localhost", "max-age=31536000", "https://api.localhost:", "health check:  / every 10s"}},
+		// update --wait: the added name's steps as create's, then the service as updated.
+		{[]string{"service", "update", "api", "--add-host", "www.localhost", "--health-path", "/healthz", "--health-interval", "30s", "--wait"},
+			[]string{"certificate issued by Spine", "www.localhost", "answered 200", "is served as updated"}},
+		{[]string{"service", "update", "api", "--remove-host", "www.localhost", "--hsts-max-age", "0", "--wait"},
+			[]string{"removed", "www.localhost: no longer served", "is served as updated"}},
+		{[]string{"service", "show", "api"}, []string{"hsts:          off", "health check:  /healthz every 30s"}},
 		{[]string{"cert", "list"}, []string{"HOSTNAME", "api.localhost", "active", "Spine Internal CA"}},
 		{[]string{"domain", "add", "example.test"}, []string{"pending_verification", `_spine-challenge.example.test. 300 IN TXT "spine-verify=`}},
 		{[]string{"domain", "list"}, []string{"localhost", "verified", "example.test"}},
