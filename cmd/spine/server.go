@@ -15,6 +15,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/spine-platform/spine/internal/demo"
 	"github.com/spine-platform/spine/internal/edge"
 	"github.com/spine-platform/spine/internal/logging"
 	"github.com/spine-platform/spine/internal/node"
@@ -244,7 +245,7 @@ Spine is up. Every service you create is served over HTTPS on *.%[1]s.
   Certificates:         go run ./cmd/spine cert list%[5]s%[6]s
   Trust the CA:         go run ./cmd/spine ca trust%[5]s%[6]s (system and browsers; needs root for the system store, or add --no-system), or use %[2]s
 
-`, domain, root, node.DemoService, port, api, data)
+`, domain, root, demo.Service, port, api, data)
 }
 
 func newProjectCmd(g *globals) *cobra.Command {

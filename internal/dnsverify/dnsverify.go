@@ -143,6 +143,21 @@ func (v *Verifier) Verify(ctx context.Context, domain, token string) (Result, er
 	return res, e
 }
 
+// Owns is Verify in the shape of platform.Ownership (which this package
+// does not import): value is RecordValue(token). A missing or different
+// record is no error, only not ok; a failed resolver is (ErrResolver), so
+// that the caller can tell "not proven" from "could not look".
+func (v *Verifier) Owns(ctx context.Context, domain, value string) (ok bool, detail string, err error) {
+	res, err := v.Verify(ctx, domain, strings.TrimPrefix(value, ValuePrefix))
+	if res.OK {
+		return true, res.Detail, nil
+	}
+	if errors.Is(err, ErrResolver) {
+		return false, res.Detail, err
+	}
+	return false, res.Detail, nil
+}
+
 func detail(err error) string {
 	if e, ok := errors.AsType[*Error](err); ok {
 		return e.Detail

@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"strings"
+	"strconv"
 	"time"
 
 	"github.com/caddyserver/certmagic"
@@ -49,23 +49,11 @@ func (n *Node) initACME() {
 // platformOptions are the platform's look-ups: ownership records through
 // the resolver, delegation targets and checks through the delegation zone.
 func (n *Node) platformOptions() platform.Options {
-	o := platform.Options{OwnAddrs: n.ownAddrs(), Ownership: n.ownership}
+	o := platform.Options{OwnAddrs: n.ownAddrs(), Ownership: n.acme.verifier.Owns}
 	if d := n.acme.delegations; d != nil {
 		o.Delegation, o.CheckDelegations = d.Target, d.Check
 	}
 	return o
-}
-
-// ownership is the platform's ownership lookup.
-func (n *Node) ownership(ctx context.Context, domain, value string) (bool, string, error) {
-	res, err := n.acme.verifier.Verify(ctx, domain, strings.TrimPrefix(value, dnsverify.ValuePrefix))
-	if res.OK {
-		return true, res.Detail, nil
-	}
-	if errors.Is(err, dnsverify.ErrResolver) {
-		return false, res.Detail, err
-	}
-	return false, res.Detail, nil
 }
 
 // certsConfig is the certificate manager's configuration: the ACME CAs in
@@ -104,27 +92,12 @@ func (n *Node) certsConfig(storage certmagic.Storage, internal certmagic.Issuer)
 	return cfg
 }
 
-// servable keeps, of every service, the hostnames that may be served (see
-// platform.ServedOnly). It also returns the verified domains whose
-// services share one wildcard certificate: those DNS-01 can be solved for.
-func (n *Node) servable(ctx context.Context, svcs []store.Service) ([]store.Service, []string, error) {
-	ds, err := n.db.ListDomains(ctx, "")
-	if err != nil {
-		return nil, nil, err
-	}
+// wildcard reports whether DNS-01 can be solved for a verified domain's
+// names: it is in a DNS provider's zone, or its delegation CNAME was seen
+// for its current project.
+func (n *Node) wildcard(d store.Domain) bool {
 	deleg := n.acme.delegations
-	if deleg != nil {
-		if err := deleg.Refresh(ctx); err != nil { // what other nodes have seen
-			return nil, nil, err
-		}
-	}
-	var wild []string
-	for _, d := range ds {
-		if d.Status == store.DomainVerified && (n.acme.dns01.InProviderZone(d.Name) || deleg != nil && deleg.Delegated(d.Name, d.ProjectID)) {
-			wild = append(wild, d.Name)
-		}
-	}
-	return platform.ServedOnly(svcs, ds), wild, nil
+	return n.acme.dns01.InProviderZone(d.Name) || deleg != nil && deleg.Delegated(d.Name, d.ProjectID)
 }
 
 // startACME loads the delegation key, starts the DNS server of the
@@ -143,7 +116,7 @@ func (n *Node) startACME(ctx context.Context) error {
 			return err
 		}
 		if n.acme.dnsUDP, n.acme.dnsTCP, err = dnsserver.Listen(a.DNSAddr); err != nil {
-			return fmt.Errorf("the delegation zone's DNS server (--dns-addr %s): %w", a.DNSAddr, err)
+			return &FieldError{Field: "ACME.DNSAddr", Value: strconv.Quote(a.DNSAddr), Err: fmt.Errorf("the delegation zone's DNS server: %w", err)}
 		}
 		n.acme.dnsSrv = srv
 		n.serve("dns", func() error {

@@ -6,8 +6,6 @@ package node
 import (
 	"context"
 	"crypto/sha256"
-	"crypto/tls"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -21,6 +19,7 @@ import (
 	"github.com/spine-platform/spine/internal/certs"
 	"github.com/spine-platform/spine/internal/fleet"
 	"github.com/spine-platform/spine/internal/platform"
+	"github.com/spine-platform/spine/internal/serving"
 	"github.com/spine-platform/spine/internal/store"
 )
 
@@ -38,12 +37,11 @@ type fleetState struct {
 	tickets   *fleet.TicketKeys
 	snapshots *fleet.SnapshotWriter
 
-	// static is set when the node started from its snapshot because the
-	// store was unreachable; snapCerts are that snapshot's certificates,
-	// served for names the certificate manager has no certificate for yet.
-	static    bool
-	loaded    *fleet.Snapshot
-	snapCerts atomic.Pointer[map[string]*tls.Certificate]
+	// static is set when the node started from its snapshot (loaded)
+	// because the store was unreachable.
+	static bool
+	loaded *fleet.Snapshot
+	certs  *fleet.Certificates // the manager's, else the snapshot's
 
 	prepared  atomic.Bool // bootstrap and CA done
 	prepareMu sync.Mutex
@@ -61,9 +59,9 @@ type syncRecord struct {
 	sum  [sha256.Size]byte
 }
 
-// openStore opens the store. If PostgreSQL cannot be reached and the data
-// folder holds a snapshot, the node starts from the snapshot instead of
-// failing, and connects to the store when it comes back.
+// openStore opens the store, or, if PostgreSQL cannot be reached and the
+// data folder holds a snapshot, starts from the snapshot (fleet.Open) and
+// connects to the store when it comes back.
 func (n *Node) openStore(ctx context.Context) (*store.DB, error) {
 	f := &n.fleet
 	f.startedAt = time.Now().UTC()
@@ -72,26 +70,12 @@ func (n *Node) openStore(ctx context.Context) (*store.DB, error) {
 		return nil, err
 	}
 	f.id = id
-	db, err := store.Open(ctx, n.cfg.Store)
-	if err == nil {
-		f.health = fleet.NewStoreHealth(n.log, true)
-		return db, nil
+	db, snap, err := fleet.Open(ctx, n.cfg.Store, n.cfg.DataDir, n.log)
+	if err != nil {
+		return nil, err
 	}
-	if !errors.Is(err, store.ErrUnavailable) {
-		return nil, fmt.Errorf("opening the store: %w", err)
-	}
-	snap, serr := fleet.ReadSnapshot(n.cfg.DataDir)
-	if serr != nil {
-		return nil, fmt.Errorf("opening the store: %w (and no usable snapshot to serve from: %v)", err, serr)
-	}
-	db, lerr := store.OpenLazy(ctx, n.cfg.Store)
-	if lerr != nil {
-		return nil, fmt.Errorf("opening the store: %w", lerr)
-	}
-	n.log.Warn("the store is unreachable; serving the last known snapshot until it returns",
-		"snapshot_written", snap.WrittenAt, "services", len(snap.Services), "err", err)
-	f.health = fleet.NewStoreHealth(n.log, false)
-	f.static, f.loaded = true, snap
+	f.health = fleet.NewStoreHealth(n.log, snap == nil)
+	f.static, f.loaded = snap != nil, snap
 	return db, nil
 }
 
@@ -173,7 +157,7 @@ func (n *Node) snapshotSource() *fleet.SnapshotSource {
 	return &fleet.SnapshotSource{
 		Services:      rec.svcs,
 		Sum:           rec.sum,
-		Certificate:   n.cachedCertificate,
+		Certificate:   n.fleet.certs.Cached,
 		TicketKeys:    n.fleet.tickets.Keys(),
 		Tokens:        n.fleet.reads.Tokens,
 		TokensVersion: n.fleet.reads.TokensVersion(),
@@ -191,15 +175,13 @@ func (n *Node) recordSync(svcs []store.Service, sum [sha256.Size]byte, changed b
 	}
 }
 
-// serveSnapshot makes the edge serve a snapshot read at start: its routes,
-// with its certificates, and its ticket keys.
+// serveSnapshot makes the edge serve a snapshot read at start: its routes
+// and its ticket keys (its certificates are in fleet.certs).
 func (n *Node) serveSnapshot(s *fleet.Snapshot) error {
-	certs := s.CertificatesByName(n.log)
-	n.fleet.snapCerts.Store(&certs)
 	if keys := s.Keys(); len(keys) > 0 {
 		n.edge.SetSessionTicketKeys(keys)
 	}
-	routes, _ := routesOf(s.Services)
+	routes, _ := serving.Routes(s.Services)
 	if err := n.edge.SetRoutes(routes); err != nil {
 		return fmt.Errorf("applying the snapshot's routes: %w", err)
 	}
@@ -208,37 +190,5 @@ func (n *Node) serveSnapshot(s *fleet.Snapshot) error {
 		n.fleet.reads.RememberToken(t.Hash, t.Project)
 	}
 	n.synced.Store(true)
-	return nil
-}
-
-// getCertificate is the edge's certificate source: the certificate manager,
-// and for a node that started from its snapshot, the snapshot's certificate
-// of a name the manager has none for yet.
-func (n *Node) getCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
-	var fallback *tls.Certificate
-	if snap := n.fleet.snapCerts.Load(); snap != nil {
-		fallback = (*snap)[hello.ServerName]
-	}
-	if fallback == nil {
-		return n.certs.GetCertificate(hello)
-	}
-	// The snapshot has one: never wait for an issuance in progress (which,
-	// with the store down, cannot finish).
-	if cert, err := n.certs.CertificateNow(hello); err == nil {
-		return cert, nil
-	}
-	return fallback, nil
-}
-
-// cachedCertificate is the certificate in memory for host: the manager's,
-// else the snapshot's the node started from. It never reads the store, so
-// that writing a snapshot does not load every certificate.
-func (n *Node) cachedCertificate(host string) *tls.Certificate {
-	if cert := n.certs.CachedCertificate(host); cert != nil {
-		return cert
-	}
-	if snap := n.fleet.snapCerts.Load(); snap != nil {
-		return (*snap)[host]
-	}
 	return nil
 }

@@ -16,11 +16,9 @@ package node
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/binary"
+	"crypto/tls"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -33,10 +31,12 @@ import (
 	"github.com/spine-platform/spine/internal/api"
 	"github.com/spine-platform/spine/internal/ca"
 	"github.com/spine-platform/spine/internal/certs"
+	"github.com/spine-platform/spine/internal/demo"
 	"github.com/spine-platform/spine/internal/edge"
 	"github.com/spine-platform/spine/internal/events"
+	"github.com/spine-platform/spine/internal/fleet"
 	"github.com/spine-platform/spine/internal/platform"
-	"github.com/spine-platform/spine/internal/sched"
+	"github.com/spine-platform/spine/internal/serving"
 	"github.com/spine-platform/spine/internal/store"
 )
 
@@ -106,15 +106,20 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("starting the certificate manager: %w", err)
 	}
+	var snapCerts map[string]*tls.Certificate
+	if n.fleet.static {
+		snapCerts = n.fleet.loaded.CertificatesByName(n.log)
+	}
+	n.fleet.certs = fleet.NewCertificates(n.certs, snapCerts)
 	n.edge = edge.New(cfg.edgeConfig(edge.Config{
-		GetCertificate: n.getCertificate, // the manager's, else the snapshot's
+		GetCertificate: n.fleet.certs.GetCertificate, // the manager's, else the snapshot's
 		HTTPChallenge:  n.certs.HandleHTTPChallenge,
 		HTTPSPort:      port(n.httpsLn.Addr()),
 		Logger:         n.log,
 	}))
 	n.buildFleet()
 	if cfg.Demo {
-		if err := n.startDemo(ctx); err != nil {
+		if n.demo, err = demo.Start(ctx, n.platform, cfg.Domain); err != nil {
 			return nil, err
 		}
 	}
@@ -180,19 +185,20 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	return n, nil
 }
 
+// listen opens the listeners; an address that cannot be had is a
+// *FieldError of its field.
 func (n *Node) listen() error {
 	var err error
 	for _, l := range []struct {
-		what string
-		addr string
-		ln   *net.Listener
+		field, what, addr string
+		ln                *net.Listener
 	}{
-		{"HTTPS", n.cfg.HTTPSAddr, &n.httpsLn},
-		{"HTTP", n.cfg.HTTPAddr, &n.httpLn},
-		{"API", n.cfg.APIAddr, &n.apiLn},
+		{"HTTPSAddr", "HTTPS", n.cfg.HTTPSAddr, &n.httpsLn},
+		{"HTTPAddr", "HTTP", n.cfg.HTTPAddr, &n.httpLn},
+		{"APIAddr", "the API", n.cfg.APIAddr, &n.apiLn},
 	} {
 		if *l.ln, err = net.Listen("tcp", l.addr); err != nil {
-			return fmt.Errorf("listening for %s on %s: %w (is another server using it? pick another with --%s-addr)", l.what, l.addr, err, map[string]string{"HTTPS": "https", "HTTP": "http", "API": "api"}[l.what])
+			return &FieldError{Field: l.field, Value: strconv.Quote(l.addr), Err: fmt.Errorf("listening for %s: %w (is another server using it? pick another address)", l.what, err)}
 		}
 	}
 	return nil
@@ -257,124 +263,33 @@ func (n *Node) sync(ctx context.Context) error {
 		n.fleet.health.Note(err)
 		return err
 	}
-	svcs, wild, err := n.servable(ctx, svcs) // verified hostnames of their owners only
+	ds, err := n.db.ListDomains(ctx, "")
+	if err == nil && n.acme.delegations != nil {
+		err = n.acme.delegations.Refresh(ctx) // what other nodes have seen
+	}
 	if err != nil {
 		n.fleet.health.Note(err)
 		return err
 	}
-	svcs = n.routable(svcs)
+	st := serving.Compute(svcs, ds, n.wildcard, n.log)
 	// A resync, or the notice a fresh LISTEN connection sends, usually
 	// finds what was applied last: then the edge, the certificate manager
 	// and the snapshot are left alone (rebuilding them for 10k services
 	// takes the processor for tens of milliseconds, which handshakes wait
 	// for).
-	sum := fingerprint(svcs, wild)
-	if n.synced.Load() && sum == n.fleet.applied {
-		n.recordSync(svcs, sum, false)
+	if n.synced.Load() && st.Sum == n.fleet.applied {
+		n.recordSync(st.Services, st.Sum, false)
 		return nil
 	}
-	routes, hosts := routesOf(svcs)
-	n.certs.SyncShared(ctx, hosts, wild)
+	routes, hosts := serving.Routes(st.Services)
+	n.certs.SyncShared(ctx, hosts, st.Wildcards)
 	if err := n.edge.SetRoutes(routes); err != nil {
 		return fmt.Errorf("applying routes: %w", err)
 	}
-	n.fleet.applied = sum
+	n.fleet.applied = st.Sum
 	n.synced.Store(true)
-	n.recordSync(svcs, sum, true)
+	n.recordSync(st.Services, st.Sum, true)
 	return nil
-}
-
-// fingerprint digests what a sync applies: the services it serves and the
-// wildcard domains.
-func fingerprint(svcs []store.Service, wild []string) [sha256.Size]byte {
-	h := sha256.New()
-	var buf []byte
-	str := func(s string) {
-		buf = binary.AppendUvarint(buf[:0], uint64(len(s)))
-		h.Write(buf)
-		io.WriteString(h, s)
-	}
-	strs := func(ss []string) {
-		buf = binary.AppendUvarint(buf[:0], uint64(len(ss)))
-		h.Write(buf)
-		for _, s := range ss {
-			str(s)
-		}
-	}
-	var y sched.Yielder
-	for _, s := range svcs {
-		y.Maybe()
-		str(s.ID)
-		str(s.ProjectID)
-		str(s.Name)
-		str(s.Domain)
-		strs(s.Hostnames)
-		strs(s.Upstreams)
-		str(s.HealthPath)
-		buf = binary.AppendVarint(buf[:0], int64(s.HSTSMaxAge))
-		buf = binary.AppendVarint(buf, int64(s.HealthInterval))
-		buf = binary.AppendVarint(buf, s.CreatedAt.UnixNano())
-		buf = binary.AppendVarint(buf, s.UpdatedAt.UnixNano())
-		h.Write(buf)
-	}
-	strs(wild)
-	var sum [sha256.Size]byte
-	h.Sum(sum[:0])
-	return sum
-}
-
-// routesOf turns services into the edge's routes, and lists their hostnames.
-func routesOf(svcs []store.Service) ([]edge.Route, []string) {
-	routes := make([]edge.Route, 0, len(svcs))
-	var hosts []string
-	var y sched.Yielder
-	for _, s := range svcs {
-		y.Maybe()
-		routes = append(routes, routesOfService(s)...)
-		hosts = append(hosts, s.Hostnames...)
-	}
-	return routes, hosts
-}
-
-// routesOfService returns one route for each hostname of s.
-func routesOfService(s store.Service) []edge.Route {
-	routes := make([]edge.Route, 0, len(s.Hostnames))
-	for _, h := range s.Hostnames {
-		routes = append(routes, edge.Route{
-			Host:       h,
-			Project:    s.ProjectID,
-			Service:    s.Name,
-			Upstreams:  s.Upstreams,
-			HSTSMaxAge: s.HSTSMaxAge,
-			// "" and 0 leave the edge's defaults.
-			HealthPath:     s.HealthPath,
-			HealthInterval: s.HealthInterval,
-		})
-	}
-	return routes
-}
-
-// routable leaves out the services the edge would refuse (an upstream stored
-// before the platform checked it as the edge does, say), so that one bad
-// service never keeps every other project's changes from going live.
-func (n *Node) routable(svcs []store.Service) []store.Service {
-	out := svcs[:0:0]
-	var y sched.Yielder
-	for _, s := range svcs {
-		y.Maybe()
-		ok := true
-		for _, r := range routesOfService(s) {
-			if err := edge.CheckRoute(r); err != nil {
-				n.log.Warn("not serving a service the edge cannot route", "project", s.ProjectID, "service", s.Name, "err", err)
-				ok = false
-				break
-			}
-		}
-		if ok {
-			out = append(out, s)
-		}
-	}
-	return out
 }
 
 func (n *Node) ready(ctx context.Context) error {

@@ -11,12 +11,10 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/spine-platform/spine/client"
 	"github.com/spine-platform/spine/internal/fleet"
 	"github.com/spine-platform/spine/internal/platform"
-	"github.com/spine-platform/spine/internal/store"
 )
 
 // countingHandler counts the records with one message.
@@ -76,39 +74,6 @@ func TestSyncAppliesOnlyChanges(t *testing.T) {
 	}
 	if applied.Load() != after {
 		t.Error("routes rebuilt again with nothing new")
-	}
-}
-
-func TestFingerprintCoversEveryField(t *testing.T) {
-	base := store.Service{ID: "1", ProjectID: "p", Name: "a", Domain: "d.test", Hostnames: []string{"a.d.test"},
-		Upstreams: []string{"http://127.0.0.1:1"}, HSTSMaxAge: 10, CreatedAt: time.Unix(1, 0), UpdatedAt: time.Unix(2, 0)}
-	sum := fingerprint([]store.Service{base}, []string{"d.test"})
-	if fingerprint([]store.Service{base}, []string{"d.test"}) != sum {
-		t.Fatal("fingerprint is not stable")
-	}
-	for name, mod := range map[string]func(*store.Service){
-		"id":        func(s *store.Service) { s.ID = "2" },
-		"project":   func(s *store.Service) { s.ProjectID = "q" },
-		"name":      func(s *store.Service) { s.Name = "b" },
-		"domain":    func(s *store.Service) { s.Domain = "e.test" },
-		"hostnames": func(s *store.Service) { s.Hostnames = []string{"a.d.test", "b.d.test"} },
-		"upstreams": func(s *store.Service) { s.Upstreams = []string{"http://127.0.0.1:2"} },
-		"hsts":      func(s *store.Service) { s.HSTSMaxAge = 11 },
-		"health":    func(s *store.Service) { s.HealthPath = "/up" },
-		"interval":  func(s *store.Service) { s.HealthInterval = time.Second },
-		"created":   func(s *store.Service) { s.CreatedAt = time.Unix(3, 0) },
-		"updated":   func(s *store.Service) { s.UpdatedAt = time.Unix(3, 0) },
-		// Lengths are part of it: moving a boundary is a change.
-		"boundary": func(s *store.Service) { s.Hostnames = []string{"a.d.tes", "t"} },
-	} {
-		s := base
-		mod(&s)
-		if fingerprint([]store.Service{s}, []string{"d.test"}) == sum {
-			t.Errorf("a change of %s keeps the fingerprint", name)
-		}
-	}
-	if fingerprint([]store.Service{base}, nil) == sum {
-		t.Error("a change of the wildcard domains keeps the fingerprint")
 	}
 }
 

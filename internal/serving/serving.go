@@ -1,0 +1,135 @@
+package serving
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"io"
+	"log/slog"
+
+	"github.com/spine-platform/spine/internal/edge"
+	"github.com/spine-platform/spine/internal/platform"
+	"github.com/spine-platform/spine/internal/sched"
+	"github.com/spine-platform/spine/internal/store"
+)
+
+// State is what a node serves, as computed from one read of the store.
+type State struct {
+	// Services are the services served, each with only the hostnames it
+	// may serve.
+	Services []store.Service
+	// Wildcards are the verified domains whose services share one
+	// wildcard certificate ("*.domain", obtained through DNS-01).
+	Wildcards []string
+	// Sum is the fingerprint of Services and Wildcards: two States with
+	// the same Sum serve the same.
+	Sum [sha256.Size]byte
+}
+
+// Compute returns the State of svcs and domains (every service and every
+// domain of the store). wildcard reports whether DNS-01 can be solved for
+// a verified domain's names; a service the edge cannot route is left out
+// and logged.
+func Compute(svcs []store.Service, domains []store.Domain, wildcard func(store.Domain) bool, log *slog.Logger) State {
+	var s State
+	for _, d := range domains {
+		if d.Status == store.DomainVerified && wildcard(d) {
+			s.Wildcards = append(s.Wildcards, d.Name)
+		}
+	}
+	s.Services = routable(platform.ServedOnly(svcs, domains), log)
+	s.Sum = fingerprint(s.Services, s.Wildcards)
+	return s
+}
+
+// Routes returns the edge's routes of svcs, and their hostnames. It is
+// left out of Compute: a State whose Sum was applied already needs neither.
+func Routes(svcs []store.Service) ([]edge.Route, []string) {
+	routes := make([]edge.Route, 0, len(svcs))
+	var hosts []string
+	var y sched.Yielder
+	for _, s := range svcs {
+		y.Maybe()
+		routes = append(routes, routesOf(s)...)
+		hosts = append(hosts, s.Hostnames...)
+	}
+	return routes, hosts
+}
+
+// routesOf returns one route for each hostname of s.
+func routesOf(s store.Service) []edge.Route {
+	routes := make([]edge.Route, 0, len(s.Hostnames))
+	for _, h := range s.Hostnames {
+		routes = append(routes, edge.Route{
+			Host:       h,
+			Project:    s.ProjectID,
+			Service:    s.Name,
+			Upstreams:  s.Upstreams,
+			HSTSMaxAge: s.HSTSMaxAge,
+			// "" and 0 leave the edge's defaults.
+			HealthPath:     s.HealthPath,
+			HealthInterval: s.HealthInterval,
+		})
+	}
+	return routes
+}
+
+// routable leaves out the services the edge would refuse (an upstream stored
+// before the platform checked it as the edge does, say), so that one bad
+// service never keeps every other project's changes from going live.
+func routable(svcs []store.Service, log *slog.Logger) []store.Service {
+	out := svcs[:0:0]
+	var y sched.Yielder
+	for _, s := range svcs {
+		y.Maybe()
+		ok := true
+		for _, r := range routesOf(s) {
+			if err := edge.CheckRoute(r); err != nil {
+				log.Warn("not serving a service the edge cannot route", "project", s.ProjectID, "service", s.Name, "err", err)
+				ok = false
+				break
+			}
+		}
+		if ok {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// fingerprint digests the services served and the wildcard domains.
+func fingerprint(svcs []store.Service, wild []string) [sha256.Size]byte {
+	h := sha256.New()
+	var buf []byte
+	str := func(s string) {
+		buf = binary.AppendUvarint(buf[:0], uint64(len(s)))
+		h.Write(buf)
+		io.WriteString(h, s)
+	}
+	strs := func(ss []string) {
+		buf = binary.AppendUvarint(buf[:0], uint64(len(ss)))
+		h.Write(buf)
+		for _, s := range ss {
+			str(s)
+		}
+	}
+	var y sched.Yielder
+	for _, s := range svcs {
+		y.Maybe()
+		str(s.ID)
+		str(s.ProjectID)
+		str(s.Name)
+		str(s.Domain)
+		strs(s.Hostnames)
+		strs(s.Upstreams)
+		str(s.HealthPath)
+		buf = binary.AppendVarint(buf[:0], int64(s.HSTSMaxAge))
+		buf = binary.AppendVarint(buf, int64(s.HealthInterval))
+		buf = binary.AppendVarint(buf, s.CreatedAt.UnixNano())
+		buf = binary.AppendVarint(buf, s.UpdatedAt.UnixNano())
+		h.Write(buf)
+	}
+	strs(wild)
+	var sum [sha256.Size]byte
+	h.Sum(sum[:0])
+	return sum
+}
