@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/user"
 	"path/filepath"
 	"strings"
 	"time"
@@ -36,12 +37,15 @@ The root is read from --root, else from the API (GET /v1/ca/root), else from
 <data>/ca/root.pem. The system store is the distribution's (Debian and Ubuntu:
 /usr/local/share/ca-certificates and update-ca-certificates; Fedora, openSUSE
 and Arch are detected too) and needs root. The NSS databases are those of
---home (default $HOME): ~/.pki/nssdb, which Chromium reads (created when
+--home (default $HOME; under sudo, the home of the user who ran sudo): ~/.pki/nssdb, which Chromium reads (created when
 absent), and every Firefox profile; they need certutil (libnss3-tools).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if update != "" {
 				cfg.SystemUpdate = strings.Fields(update)
+			}
+			if cfg.Home == "" {
+				cfg.Home = invokingHome()
 			}
 			if (cfg.SystemDir == "") != (update == "") {
 				return errors.New("--system-dir and --system-update: give both, or neither to use the system's own store")
@@ -89,12 +93,26 @@ absent), and every Firefox profile; they need certutil (libnss3-tools).`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&rootFile, "root", "", "the root certificate (PEM file); default: from the API, else <data>/ca/root.pem")
-	f.StringVar(&cfg.Home, "home", "", "home folder whose NSS databases (browsers) change (default $HOME)")
+	f.StringVar(&cfg.Home, "home", "", "home folder whose NSS databases (browsers) change (default $HOME; under sudo, $SUDO_USER's)")
 	f.BoolVar(&cfg.NoSystem, "no-system", false, "leave the system trust store alone")
 	f.BoolVar(&cfg.NoNSS, "no-nss", false, "leave the NSS databases (browsers) alone")
 	f.StringVar(&cfg.SystemDir, "system-dir", "", "folder of the system store's extra roots (default: detected)")
 	f.StringVar(&update, "system-update", "", "command that rebuilds the system store from --system-dir, with its arguments")
 	return cmd
+}
+
+// invokingHome is the home folder of the user who ran the command: under
+// sudo, the user who ran sudo (whose browsers are meant), not root's.
+func invokingHome() string {
+	if os.Geteuid() == 0 {
+		if name := os.Getenv("SUDO_USER"); name != "" && name != "root" {
+			if u, err := user.Lookup(name); err == nil && u.HomeDir != "" {
+				return u.HomeDir
+			}
+		}
+	}
+	home, _ := os.UserHomeDir()
+	return home
 }
 
 // caRoot returns the internal CA's root: from file, else the API, else the
