@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/spine-platform/spine/internal/hostname"
 )
 
 // dnsTimeout bounds each DNS query (and its retry over TCP).
@@ -192,7 +194,7 @@ func hostsLookup(path, host string) []string {
 			continue
 		}
 		for _, name := range fields[1:] {
-			if strings.EqualFold(strings.TrimSuffix(name, "."), host) {
+			if hostname.Fold(name) == host {
 				out = append(out, a.WithZone("").String())
 				break
 			}

@@ -3,6 +3,7 @@ package inspect
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"io"
 	"log"
 	"net"
@@ -299,6 +300,8 @@ func TestParseTarget(t *testing.T) {
 		{in: "", err: "no target"},
 		{in: "http://example.com", err: "must start with https://"},
 		{in: "https://user:pw@example.com", err: "holds credentials"},
+		{in: "example.com:08443", want: Target{Host: "example.com", Port: 8443, ServerName: "example.com", Path: "/"}},
+		{in: "example.com:+443", err: "is not a number from 1 to 65535"},
 		{in: "example.com:0", err: "port \"0\" is not a number from 1 to 65535"},
 		{in: "example.com:99999", err: "from 1 to 65535"},
 		{in: "example.com:https", err: "from 1 to 65535"},
@@ -317,6 +320,23 @@ func TestParseTarget(t *testing.T) {
 		tc.want.Input = tc.in
 		if err != nil || got != tc.want {
 			t.Errorf("ParseTarget(%q, %q) = %+v, %v; want %+v", tc.in, tc.sni, got, err, tc.want)
+		}
+	}
+}
+
+// The name step says which of the certificate's names matched: a wildcard
+// covers one label, so a.b.example.com is not its.
+func TestHostnameStepNamesTheMatch(t *testing.T) {
+	leaf := &x509.Certificate{DNSNames: []string{"other.test", "*.example.com", "example.com"}}
+	for name, want := range map[string]string{
+		"api.example.com": "api.example.com matches the certificate's name *.example.com",
+		"example.com":     "example.com matches the certificate's name example.com",
+		"a.b.example.com": "wrong name: the certificate is for other.test, *.example.com, example.com, not for a.b.example.com",
+	} {
+		vf := &verifier{chain: []*x509.Certificate{leaf}, name: name, v: &Verification{}}
+		vf.hostnameStep()
+		if got := vf.v.Steps[0].Detail; !strings.HasPrefix(got, want) {
+			t.Errorf("%s: %q, want %q", name, got, want)
 		}
 	}
 }

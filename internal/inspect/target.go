@@ -8,7 +8,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/spine-platform/spine/internal/platform"
+	"github.com/spine-platform/spine/internal/hostname"
 )
 
 // ParseTarget reads URL|HOST[:PORT]: an https:// URL, a host name, an IP
@@ -51,8 +51,8 @@ func ParseTarget(in, serverName string) (Target, error) {
 		return t, fmt.Errorf("inspect: %q: %w", in, err)
 	}
 	if port != "" {
-		p, err := strconv.Atoi(port)
-		if err != nil || p < 1 || p > 65535 {
+		p, err := hostname.ParsePort(port)
+		if err != nil || p == 0 {
 			return t, fmt.Errorf("inspect: %q: port %q is not a number from 1 to 65535", in, port)
 		}
 		t.Port = p
@@ -62,7 +62,7 @@ func ParseTarget(in, serverName string) (Target, error) {
 	}
 	t.ServerName = t.Host
 	if serverName != "" {
-		if t.ServerName, err = platform.NormalizeHostname(serverName); err != nil {
+		if t.ServerName, err = hostname.Normalize(serverName); err != nil {
 			return t, fmt.Errorf("inspect: --servername: %w", err)
 		}
 	} else if _, err := netip.ParseAddr(t.Host); err == nil {
@@ -100,7 +100,7 @@ func normalizeHost(h string) (string, error) {
 		}
 		return a.String(), nil
 	}
-	return platform.NormalizeHostname(h)
+	return hostname.Normalize(h)
 }
 
 // hostPort is the target's address for a given IP.

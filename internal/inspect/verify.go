@@ -17,6 +17,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/spine-platform/spine/internal/hostname"
 )
 
 // RootSource is a set of trusted roots and where they come from.
@@ -419,7 +421,7 @@ func (vf *verifier) hostnameStep() {
 	}
 	matched := vf.name
 	for _, n := range names {
-		if n == vf.name || (strings.HasPrefix(n, "*.") && strings.HasSuffix(vf.name, n[1:]) && !strings.Contains(strings.TrimSuffix(vf.name, n[1:]), ".")) {
+		if parent, ok := hostname.Parent(vf.name); n == vf.name || ok && n == hostname.Wildcard(parent) {
 			matched = n
 			break
 		}
