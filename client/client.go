@@ -1,8 +1,11 @@
 // Package client is a Go client for Spine's HTTP API. The spine CLI is built
-// on it; other programs may import it too.
+// on it; other programs may import it too, so it brings nothing along but
+// the standard library.
 //
 //	c := client.New("http://127.0.0.1:2019", token)
 //	svc, err := c.CreateService(ctx, client.ServiceCreate{Name: "api", Upstreams: []string{"http://127.0.0.1:9000"}})
+//
+// Imports: only the standard library.
 package client
 
 import (

@@ -7,8 +7,9 @@
 // edge or the certificate manager, and reaches the store only through the
 // platform. StaleReads (stalereads.go) is the store as the node hands it to
 // the platform: it answers the API's reads from the last known state, marked
-// stale, while the store is away. Package api must never import node, edge
-// or certs.
+// stale, while the store is away.
+//
+// Imports: never internal/node, internal/edge, internal/certs.
 package api
 
 import (

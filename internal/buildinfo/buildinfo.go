@@ -3,7 +3,7 @@
 // was built from and the build settings, so that `spine version` and the
 // API's /v1/version say exactly which build is running.
 //
-// Package buildinfo imports nothing of Spine's.
+// Imports: never internal, client, cmd.
 package buildinfo
 
 import (

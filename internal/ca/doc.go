@@ -17,6 +17,7 @@
 // less than a third of its life is left. Private keys never reach a log
 // line or an error message.
 //
-// Package ca must never import the store, the edge or the API; it knows
-// storage only through certmagic.Storage.
+// It knows storage only through certmagic.Storage.
+//
+// Imports: never internal/store, internal/edge, internal/api.
 package ca

@@ -26,6 +26,7 @@
 // provides one over the store's key-value space and leases, so a fleet of
 // nodes shares them and issues each certificate once.
 //
-// Package certs may import store (for its records) and ca (the default
-// issuer); it must never import the edge or the API.
+// Package certs imports store (for its records) and ca (the default issuer).
+//
+// Imports: never internal/edge, internal/api.
 package certs

@@ -1,6 +1,8 @@
 // Package demo is what `spine up` shows first: a tiny upstream on a
 // loopback port and the service "hello" pointed at it. It may import
-// platform and store; it must never import node, api, edge or certs.
+// platform and store.
+//
+// Imports: never internal/node, internal/api, internal/edge, internal/certs.
 package demo
 
 import (

@@ -26,5 +26,7 @@
 // label; its Check looks them up.
 //
 // This package imports internal/store only for store.ErrNotFound and the
-// store.Domain record. It must never import api, platform, certs or edge.
+// store.Domain record.
+//
+// Imports: never internal/api, internal/platform, internal/certs, internal/edge.
 package dnsserver

@@ -2,6 +2,8 @@
 // verification read it, and the character-strings miekg/dns keeps: chunks
 // of at most 255 bytes, escaped as in a zone file ("\"", "\\", "\DDD").
 // The DNS server, the verifier and the RFC 2136 provider share it.
+//
+// Imports: only the standard library.
 package dnstxt
 
 import "strings"

@@ -7,7 +7,8 @@
 // apart a record that is missing, one with another value, and a resolver
 // that failed, in words a user can act on.
 //
-// It depends on miekg/dns only and must never import store, platform or api.
+// Imports: only the standard library, github.com/miekg/dns, internal/dnstxt,
+// internal/hostname, golang.org/x/net/idna.
 package dnsverify
 
 import (

@@ -12,6 +12,7 @@
 // Certificates come from Config.GetCertificate (the certificate manager); the
 // edge only decides which names it is willing to serve.
 //
-// Package edge must never import the store, the certificate manager (certs)
-// or the API: it learns everything it needs from Route values.
+// The edge learns everything it needs from Route values.
+//
+// Imports: never internal/store, internal/certs, internal/api.
 package edge

@@ -17,6 +17,7 @@
 // changes, in their own transactions), the certificate manager
 // (certificate events) and the API (token events).
 //
-// Package events may import store; it must never import api, node, edge or
-// certs.
+// Package events may import store.
+//
+// Imports: never internal/api, internal/node, internal/edge, internal/certs.
 package events

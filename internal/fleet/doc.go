@@ -16,6 +16,8 @@
 // them the edge's and the certificate manager's functions, and runs them.
 //
 // Package fleet may import store (records, errors), platform (secret files)
-// and client (the node list's type). It must never import node, api, edge
-// or certs: what it needs of them comes in as functions.
+// and client (the node list's type); what it needs of node, api, edge and
+// certs comes in as functions.
+//
+// Imports: never internal/node, internal/api, internal/edge, internal/certs.
 package fleet

@@ -13,7 +13,8 @@
 // step by step, so that a bad certificate is explained rather than only
 // refused; no request is sent on a connection that fails that check.
 //
-// Package inspect never imports the store, the edge, the node or the API
-// server: it is a client, and sees Spine only through the public client
-// package (Config.Spine).
+// Package inspect is a client, and sees Spine only through the public
+// client package (Config.Spine).
+//
+// Imports: never internal/store, internal/edge, internal/node, internal/api.
 package inspect

@@ -9,8 +9,7 @@
 // steps at Info; this package shows those at Debug, by logger and message,
 // so that Info holds what an operator needs (see libraryLevel).
 //
-// logging imports only the standard library and zap; it must never import
-// another Spine package.
+// Imports: only the standard library, go.uber.org/zap.
 package logging
 
 import (

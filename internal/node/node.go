@@ -12,6 +12,9 @@
 //
 // Package node may import any internal package; only cmd/spine and tests
 // import it.
+//
+// Imports: never cmd.
+// Imported by: only cmd/spine, tests.
 package node
 
 import (

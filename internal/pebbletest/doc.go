@@ -8,5 +8,7 @@
 // sets PEBBLE_VA_NOSLEEP=1 unless the test set it, so tests must not run in
 // parallel with another that changes them.
 //
-// Package pebbletest is for tests only; no Spine binary imports it.
+// No Spine binary imports it.
+//
+// Imported by: tests only.
 package pebbletest

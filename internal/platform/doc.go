@@ -2,7 +2,8 @@
 // hostnames a service may have, how names are normalised and checked, and
 // how API tokens are made and checked. It reads and writes through the small
 // Store interface it defines; it knows nothing of HTTP, TLS or certmagic.
+// The rules of a hostname itself are package hostname's.
 //
-// Package platform must never import the edge, the API or the certificate
-// manager.
+// Imports: never internal/edge, internal/api, internal/certs, net/http,
+// crypto/tls, github.com/caddyserver/certmagic.
 package platform

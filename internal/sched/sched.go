@@ -1,7 +1,8 @@
 // Package sched keeps long loops of background work (a sync of every
 // service, a snapshot of every certificate) from holding a processor that
-// TLS handshakes are waiting for. It owns nothing else, and imports only
-// the standard library.
+// TLS handshakes are waiting for. It owns nothing else.
+//
+// Imports: only the standard library.
 package sched
 
 import (

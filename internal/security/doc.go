@@ -23,8 +23,9 @@
 //   - badinput_test.go: every API field and CLI argument refuses bad input
 //     with a message that says what to fix, and stores nothing half-way.
 //
-// Fuzz targets live next to the code they fuzz (platform, edge, api) with
-// their corpora in testdata/fuzz; .ci/fuzz runs each one briefly.
+// Fuzz targets live next to the code they fuzz (hostname, platform, edge,
+// api, the DNS packages) with their corpora in testdata/fuzz; .ci/fuzz runs
+// each one briefly.
 //
 // External tools: testssl.sh (apt-get install testssl.sh) and h2spec
 // (go install github.com/summerwind/h2spec/cmd/h2spec@v2.2.1+incompatible).
@@ -34,5 +35,5 @@
 // $SPINE_ARTIFACTS/security, or to $TMPDIR/spine-security when
 // SPINE_ARTIFACTS is not set.
 //
-// Package security must never be imported: it is tests only.
+// Imported by: tests only.
 package security

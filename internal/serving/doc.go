@@ -9,6 +9,7 @@
 //
 // It holds no state and starts nothing: the node reads the store, calls
 // Compute and applies the result. Package serving may import store, edge
-// (its Route), platform (the serving rule) and sched; it must never import
-// node, api, certs or fleet.
+// (its Route), platform (the serving rule) and sched.
+//
+// Imports: never internal/node, internal/api, internal/certs, internal/fleet.
 package serving

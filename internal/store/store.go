@@ -7,7 +7,7 @@
 // "postgres://..." (pgx, for a fleet of nodes). Every write runs in a
 // transaction; a write that returned nil is durable.
 //
-// Package store must never import the edge, the API or certmagic.
+// Imports: never internal/edge, internal/api, github.com/caddyserver/certmagic.
 package store
 
 import (

@@ -13,7 +13,7 @@
 // name another user's home). It also creates ~/.pki/nssdb when absent,
 // as Chromium would on its first start, and runs no sudo.
 //
-// Package trust imports nothing of Spine's.
+// Imports: never internal, client, cmd.
 package trust
 
 import (

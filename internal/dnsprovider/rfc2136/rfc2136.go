@@ -20,7 +20,8 @@
 // return what it deleted; records are matched by name, type and data: TTL is
 // not part of an RFC 2136 delete and is ignored.
 //
-// This package depends only on libdns and miekg/dns.
+// Imports: only the standard library, github.com/libdns/libdns,
+// github.com/miekg/dns, internal/dnstxt.
 package rfc2136
 
 import (

@@ -1,4 +1,6 @@
 // Package storetest is the conformance suite that every store back end passes.
+//
+// Imported by: tests only.
 package storetest
 
 import (
