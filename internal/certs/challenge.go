@@ -71,9 +71,12 @@ const (
 	remoteCacheFor  = 250 * time.Millisecond // how long a challenge read from storage answers its token
 	challengeLookup = 5 * time.Second        // bounds a storage read during a validation request
 	// unmanagedReadRate and unmanagedReadBurst bound the storage reads per
-	// second for challenge requests for names this node does not manage.
-	unmanagedReadRate  = 50
-	unmanagedReadBurst = 50
+	// second for challenge requests for names this node does not manage:
+	// enough for a CA's validations of a burst of new names that reach a
+	// node before its sync has added them (a few requests per name), few
+	// enough that requests for random names cost the store little.
+	unmanagedReadRate  = 100
+	unmanagedReadBurst = 200
 )
 
 func newChallenges(storage certmagic.Storage, log *slog.Logger) *challenges {
