@@ -108,8 +108,12 @@ type acmeIssuer struct {
 	client     *acme.Client   // shared: directory and nonces are reused
 	orders     *orderLimiters // the manager's
 
-	mu   sync.Mutex
-	acct *acme.Account // cached once loaded or registered
+	mu sync.Mutex
+	// acct is the account as first loaded or registered, kept for the
+	// process's life (one per issuer): an account another node registers
+	// later is not seen, and need not be, until the CA refuses this one
+	// (accountDoesNotExist), when forgetAccount drops it.
+	acct *acme.Account
 }
 
 func (m *Manager) bindACME(t ACMEIssuer, storage certmagic.Storage, dns01 acmez.Solver) *acmeIssuer {

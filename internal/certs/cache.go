@@ -1,6 +1,18 @@
 // The bounded certificate cache: which certificates are kept in memory,
 // and how a managed name whose certificate is not loads it from storage on
 // its first handshake.
+//
+// The cache is certmagic's (one per Manager). Its contract: at most
+// Config.CacheCapacity certificates, a random one dropped for a new one; a
+// handshake gets the certificate in memory for its name, else the one in
+// storage (loadCertificate: one load per subject at a time, under a
+// certificate load, so one read of the store; flights keeps nothing once
+// a load ends). A certificate that another node renewed is served from
+// memory until this node's maintenance (every Config.RenewCheckInterval)
+// finds its own copy in the renewal window and, under the issuance lock,
+// reloads the renewed one from storage instead of renewing again; the old
+// one is still valid until then. A name Sync drops leaves the cache at
+// once.
 
 package certs
 

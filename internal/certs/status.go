@@ -167,7 +167,10 @@ func (m *Manager) loadLeaf(ctx context.Context, path string) (*x509.Certificate,
 
 // statusBook keeps every managed name's status in memory and writes
 // changes to a StatusStore from one goroutine: the latest status of each
-// changed name, so the backlog is bounded by the number of names.
+// changed name, so the backlog is bounded by the number of names. The
+// memory is this node's view and answers Manager.Status at once; the
+// store's record of a name trails it by the writer's backlog, and skips
+// the statuses a later one replaced before it was written.
 type statusBook struct {
 	out StatusStore // may be nil
 	log *slog.Logger

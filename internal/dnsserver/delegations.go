@@ -38,7 +38,10 @@ type DelegationKV interface {
 // the fleet, and the domains whose _acme-challenge CNAME has been seen
 // pointing at their label, with the project it was seen for (at
 // delegatedPrefix/<domain>). It holds the set as last read (Refresh,
-// Check): one map, replaced whole by each read. Safe for concurrent use.
+// Check): one map, replaced whole by each read, so it answers as of the
+// last read: a delegation another node records is seen at this node's
+// next Refresh (each sync). The key never changes once made. Safe for
+// concurrent use.
 type Delegations struct {
 	kv       DelegationKV
 	zone     string

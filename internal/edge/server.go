@@ -28,8 +28,8 @@ type Server struct {
 
 	ticketCfg atomic.Pointer[tls.Config] // TLS config with shared ticket keys; nil until SetSessionTicketKeys
 
-	// certs maps a served name to its *cachedCert (tls.go); bounded by the
-	// route table, as SetRoutes clears it.
+	// certs maps a served name to its *cachedCert; bounded by the route
+	// table, as SetRoutes clears it (contract: certCacheTTL, tls.go).
 	certs sync.Map
 
 	mem releaser // returns memory to the OS after bursts of connections (release.go)

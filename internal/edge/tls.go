@@ -87,9 +87,15 @@ func (s *Server) getCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, e
 // certCacheTTL is how long the edge serves the certificate
 // Config.GetCertificate returned for a name without asking again: certmagic
 // takes about 2 µs and 15 allocations per lookup (and a deeper stack, which
-// the handshake goroutine must grow to hold). A renewed certificate is
-// served at most this late. SetRoutes forgets every entry, and the route
-// table is checked first, so a name that lost its route gets no certificate.
+// the handshake goroutine must grow to hold).
+//
+// The contract of Server.certs: a handshake gets the certificate that
+// GetCertificate returned for its name at most certCacheTTL ago, so a
+// renewed certificate is served at most that late. Only names of the route
+// table are kept, and SetRoutes forgets every entry, so the route table
+// bounds it; the table is checked first, so a name that lost its route
+// gets no certificate whatever the cache holds. TLS-ALPN-01 handshakes
+// are never answered from it.
 const certCacheTTL = 100 * time.Millisecond
 
 // cachedCert is an entry of Server.certs.

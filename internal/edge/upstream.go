@@ -18,6 +18,13 @@ import (
 // upstream is one upstream URL with its transport, reverse proxy and health
 // state. It is shared by every route that names the URL and kept across
 // route swaps for as long as some route names it.
+//
+// The health state is a cache of the upstream's answers: a request goes
+// to an upstream whose last active check (every health.interval: the
+// route's HealthInterval, default Config.HealthInterval) passed and that
+// had no transport error in the last Config.FailCooldown; a verdict is at
+// most one interval old. One state per URL and health check of the route
+// table; it goes with the last route naming them.
 type upstream struct {
 	key    string // canonical URL
 	target *url.URL

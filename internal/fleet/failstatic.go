@@ -51,6 +51,13 @@ type CertSource interface {
 // certificate of a name the manager has none for yet. The snapshot's
 // certificates are fixed at start; the manager's replace them as it
 // obtains or loads its own.
+//
+// The snapshot's certificates, as a cache: at most the CertCacheSize the
+// previous run had in memory when it last wrote the snapshot, as old as
+// that write, kept for the process's life. One is served for a name only
+// when the manager has no certificate for it right now (CertificateNow
+// fails: none in memory, and the store unreadable or without one); the
+// edge asks only for names of its route table.
 type Certificates struct {
 	manager CertSource
 	snap    map[string]*tls.Certificate // read-only

@@ -44,7 +44,10 @@ type TicketKeys struct {
 	owner string
 	apply func(keys [][32]byte) error
 	log   *slog.Logger
-	ring  atomic.Pointer[ticketKeyRing] // as last read from the store
+	// ring is the keys as last read from the store, read every minute: a
+	// rotation another node made is used here at most a minute later, and
+	// every key of the ring decrypts on every node meanwhile.
+	ring atomic.Pointer[ticketKeyRing]
 }
 
 // NewTicketKeys returns the keeper of the keys in st. owner names this node

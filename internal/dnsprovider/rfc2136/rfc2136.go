@@ -57,8 +57,12 @@ type Provider struct {
 	// Timeout bounds each exchange with the server. Default: 10s.
 	Timeout time.Duration `json:"timeout,omitempty"`
 
-	mu    sync.Mutex
-	names map[string][]string // zone -> names this Provider added records to
+	mu sync.Mutex
+	// names are, per zone, the names this Provider added records to (at
+	// most maxRemembered), for GetRecords when the server refuses a zone
+	// transfer: names another process added records to are not listed.
+	// Never forgotten: the bound keeps it small.
+	names map[string][]string
 }
 
 var (
