@@ -44,6 +44,15 @@ type Error struct {
 	Status  int    `json:"-"`
 	Code    string `json:"error"`
 	Message string `json:"message"`
+	// Quota names the limit and the use, with the code "quota_exceeded".
+	Quota *QuotaExceeded `json:"quota,omitempty"`
+}
+
+// QuotaExceeded is the limit a refused write would have passed.
+type QuotaExceeded struct {
+	Limit string `json:"limit"` // "domains", "services", "hostnames"
+	Max   int    `json:"max"`
+	Used  int    `json:"used"`
 }
 
 func (e *Error) Error() string { return e.Message + " (" + e.Code + ")" }

@@ -147,3 +147,68 @@ type EventPage struct {
 	// More is set when the page is full: there may be more after Next.
 	More bool `json:"more"`
 }
+
+// WebhookCreate is the body of POST /v1/webhooks.
+type WebhookCreate struct {
+	URL string `json:"url"`
+	// Events are the event types sent; empty: every type.
+	Events []string `json:"events,omitempty"`
+}
+
+// Webhook is an endpoint that receives the project's events.
+type Webhook struct {
+	ID     string   `json:"id"`
+	URL    string   `json:"url"`
+	Events []string `json:"events"` // empty: every type
+	// Secret is the signing secret, "whsec_...": in the answer to
+	// POST /v1/webhooks only. Keep it; it is never shown again.
+	Secret         string     `json:"secret,omitempty"`
+	Enabled        bool       `json:"enabled"`
+	DisabledAt     *time.Time `json:"disabled_at,omitempty"`
+	DisabledReason string     `json:"disabled_reason,omitempty"`
+	FailingSince   *time.Time `json:"failing_since,omitempty"`
+	CreatedAt      time.Time  `json:"created_at"`
+}
+
+// Delivery is one message to a webhook and how its attempts went.
+type Delivery struct {
+	ID          string          `json:"id"`
+	WebhookID   string          `json:"webhook_id"`
+	MsgID       string          `json:"msg_id"`             // the webhook-id header, the same for every attempt and redelivery
+	EventID     int64           `json:"event_id,omitempty"` // absent for a test message
+	Type        string          `json:"type"`
+	Status      string          `json:"status"` // pending, delivered, failed
+	Attempts    int             `json:"attempts"`
+	NextAttempt *time.Time      `json:"next_attempt,omitempty"`
+	LastStatus  int             `json:"last_status,omitempty"` // HTTP status of the last attempt
+	LastError   string          `json:"last_error,omitempty"`
+	CreatedAt   time.Time       `json:"created_at"`
+	UpdatedAt   time.Time       `json:"updated_at"`
+	Payload     json.RawMessage `json:"payload,omitempty"` // the body sent; in GET /v1/deliveries/{id} only
+}
+
+// QuotaLimits are a project's limits. In Quota.Limits a null field is no
+// limit; in Quota.Override (and the body of PUT /v1/projects/{id}/quota) a
+// null field follows the operator's default and 0 is no limit.
+type QuotaLimits struct {
+	Domains       *int `json:"domains"`
+	Services      *int `json:"services"`
+	Hostnames     *int `json:"hostnames"`
+	OrdersPerHour *int `json:"orders_per_hour"` // new ACME certificate orders in the last hour
+}
+
+// QuotaUsage is what a project holds.
+type QuotaUsage struct {
+	Domains        int `json:"domains"`
+	Services       int `json:"services"`
+	Hostnames      int `json:"hostnames"`
+	OrdersLastHour int `json:"orders_last_hour"`
+}
+
+// Quota is a project's limits in force and its use.
+type Quota struct {
+	Project  string       `json:"project"`
+	Limits   QuotaLimits  `json:"limits"`
+	Usage    QuotaUsage   `json:"usage"`
+	Override *QuotaLimits `json:"override,omitempty"` // the project's own limits: operator answers only
+}

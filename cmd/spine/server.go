@@ -38,6 +38,7 @@ type serverFlags struct {
 	renewalWindow float64
 	logFormat     string
 	logLevel      string
+	tenancy       tenancyFlags // tenancy.go
 }
 
 func (f *serverFlags) register(cmd *cobra.Command, https, http, domain string) {
@@ -56,6 +57,7 @@ func (f *serverFlags) register(cmd *cobra.Command, https, http, domain string) {
 	cmd.Flags().StringVar(&f.logFormat, "log-format", "text", "format of the log lines on stderr: text (key=value) or json (one object a line)")
 	cmd.Flags().StringVar(&f.logLevel, "log-level", "info", "least level logged: debug (every step for every hostname), info, warn or error")
 	f.acme.register(cmd)
+	f.tenancy.register(cmd, domain == "localhost") // spine up: local development
 }
 
 func newUpCmd(g *globals) *cobra.Command {
@@ -130,6 +132,9 @@ func run(cmd *cobra.Command, g *globals, f serverFlags, up bool) error {
 // instead), the log flags, and the ACME flags' syntax (acme.go).
 // node.Config.Validate checks the rest.
 func (f *serverFlags) config(g *globals, up bool) (node.Config, error) {
+	if err := f.tenancy.check(); err != nil {
+		return node.Config{}, err
+	}
 	for _, z := range []struct {
 		flag, hint string
 		zero       bool
@@ -173,6 +178,8 @@ func (f *serverFlags) config(g *globals, up bool) (node.Config, error) {
 		ResyncInterval: f.resync,
 		Edge:           edge.Config{KeepFreedMemory: f.keepMemory},
 		ACME:           acmeCfg,
+		Webhooks:       f.tenancy.webhooks(),
+		Quota:          f.tenancy.quota,
 		Version:        spineVersion(),
 	}, nil
 }
@@ -190,6 +197,8 @@ var flagOf = map[string]string{
 	"HTTPSAddr": "--https-addr", "HTTPAddr": "--http-addr", "APIAddr": "--api-addr", "Store": "--store",
 	"Domain": "--domain", "LeafLifetime": "--cert-lifetime", "CertCacheSize": "--cert-cache-size",
 	"ResyncInterval": "--resync-interval", "ACME.CheckInterval": "--domain-check-interval",
+	"Webhooks.AttemptTimeout": "--webhook-timeout", "Quota.Domains": "--quota-domains", "Quota.Services": "--quota-services",
+	"Quota.Hostnames": "--quota-hostnames", "Quota.OrdersPerHour": "--quota-orders-per-hour",
 	"ACME.RenewCheckInterval": "--renew-check-interval", "ACME.RenewalWindowRatio": "--renewal-window-ratio",
 	"ACME.DNSAddr": "--dns-addr", "ACME.CAs": "--acme-ca", "ACME.EAB": "--acme-eab-kid and --acme-eab-hmac",
 	"ACME.EAB.MACKey": "--acme-eab-hmac", "ACME.DelegationZone": "--dns-delegation-zone", "ACME.DNSProviders": "--dns-rfc2136",

@@ -51,6 +51,8 @@ type Config struct {
 	Nodes func(ctx context.Context) ([]client.Node, error)
 	// Events feeds GET /v1/events/stream. Default: none (the stream answers 503).
 	Events EventHub
+	// Webhooks sends POST /v1/webhooks/{id}/test. Default: none (503).
+	Webhooks WebhookTester
 	// StreamHeartbeat is how often an idle event stream sends a comment,
 	// so that proxies and clients see it alive. Default 15 s.
 	StreamHeartbeat time.Duration
@@ -100,6 +102,18 @@ func New(cfg Config) http.Handler {
 	mux.HandleFunc("GET /v1/nodes", s.auth(s.listNodes))
 	mux.HandleFunc("GET /v1/events", s.auth(s.listEvents))
 	mux.HandleFunc("GET /v1/events/stream", s.auth(s.streamEvents))
+	mux.HandleFunc("GET /v1/webhooks", s.auth(s.listWebhooks))
+	mux.HandleFunc("POST /v1/webhooks", s.auth(s.addWebhook))
+	mux.HandleFunc("GET /v1/webhooks/{id}", s.auth(s.getWebhook))
+	mux.HandleFunc("DELETE /v1/webhooks/{id}", s.auth(s.removeWebhook))
+	mux.HandleFunc("POST /v1/webhooks/{id}/enable", s.auth(s.enableWebhook))
+	mux.HandleFunc("POST /v1/webhooks/{id}/test", s.auth(s.testWebhook))
+	mux.HandleFunc("GET /v1/webhooks/{id}/deliveries", s.auth(s.listDeliveries))
+	mux.HandleFunc("GET /v1/deliveries/{id}", s.auth(s.getDelivery))
+	mux.HandleFunc("POST /v1/deliveries/{id}/redeliver", s.auth(s.redeliver))
+	mux.HandleFunc("GET /v1/quota", s.auth(s.quota))
+	mux.HandleFunc("GET /v1/projects/{id}/quota", s.auth(s.getProjectQuota))
+	mux.HandleFunc("PUT /v1/projects/{id}/quota", s.auth(s.setProjectQuota))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, &apiError{status: http.StatusNotFound, code: "no_such_route", msg: fmt.Sprintf("%s %s is not part of the API; see /v1/services, /v1/domains, /v1/certificates, /v1/events", r.Method, r.URL.Path)})
 	})
@@ -193,7 +207,12 @@ func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if status == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", "5")
 	}
-	writeJSON(w, status, client.Error{Code: code, Message: msg})
+	out := client.Error{Code: code, Message: msg}
+	var qe *store.QuotaError
+	if errors.As(err, &qe) {
+		out.Quota = &client.QuotaExceeded{Limit: qe.Limit, Max: qe.Max, Used: qe.Used}
+	}
+	writeJSON(w, status, out)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

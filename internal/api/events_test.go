@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -29,6 +30,8 @@ type apiEnv struct {
 	p        *platform.Platform
 	url      string
 	one, two *client.Client
+	admin    *client.Client // the default project's: the operator
+	ids      map[*client.Client]string
 	tokens   map[*client.Client]string
 }
 
@@ -41,8 +44,16 @@ func newAPIEnv(t *testing.T, mod func(*api.Config)) *apiEnv {
 	}
 	t.Cleanup(func() { db.Close() })
 	p := platform.New(db, platform.Options{})
-	e := &apiEnv{db: db, p: p, tokens: map[*client.Client]string{}}
-	var toks []string
+	e := &apiEnv{db: db, p: p, tokens: map[*client.Client]string{}, ids: map[*client.Client]string{}}
+	tokenFile := filepath.Join(t.TempDir(), "admin.token")
+	if _, err := p.Bootstrap(ctx, tokenFile); err != nil {
+		t.Fatal(err)
+	}
+	adminTok, err := os.ReadFile(tokenFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var toks, ids []string
 	for i := range 2 {
 		pr, tok, err := p.CreateProject(ctx, fmt.Sprint("project-", i))
 		if err != nil {
@@ -51,7 +62,7 @@ func newAPIEnv(t *testing.T, mod func(*api.Config)) *apiEnv {
 		if _, err := p.AddDomain(ctx, pr.ID, fmt.Sprintf("p%d.example", i), true); err != nil {
 			t.Fatal(err)
 		}
-		toks = append(toks, tok)
+		toks, ids = append(toks, tok), append(ids, pr.ID)
 	}
 	hub := events.NewHub(events.HubConfig{Store: db, MaxStreamsPerProject: 2})
 	hctx, cancel := context.WithCancel(ctx)
@@ -66,6 +77,8 @@ func newAPIEnv(t *testing.T, mod func(*api.Config)) *apiEnv {
 	e.url = srv.URL
 	e.one, e.two = client.New(srv.URL, toks[0]), client.New(srv.URL, toks[1])
 	e.tokens[e.one], e.tokens[e.two] = toks[0], toks[1]
+	e.ids[e.one], e.ids[e.two] = ids[0], ids[1]
+	e.admin = client.New(srv.URL, strings.TrimSpace(string(adminTok)))
 	return e
 }
 

@@ -90,9 +90,32 @@ type Config struct {
 	// ACME configures certificates from ACME CAs, domain verification and
 	// DNS-01 (acme.go). Default: the internal CA alone.
 	ACME ACMEConfig
+	// Webhooks configures the sending of webhooks. Default: public
+	// targets only, 15 s per attempt.
+	Webhooks WebhooksConfig
+	// Quota is every project's limits unless the operator gave it its own
+	// (store.DB.SetDefaultQuota); 0 in a field is no limit. Default: no limits.
+	Quota store.Quota
 	// Logger is the node's logger. Default slog.Default().
 	Logger *slog.Logger
 }
+
+// WebhooksConfig configures the webhook sender (internal/webhooks).
+type WebhooksConfig struct {
+	// AllowPrivate lets webhooks reach loopback, private and link-local
+	// addresses (spine up, for local development); never the cloud
+	// metadata address. Default: refused.
+	AllowPrivate bool
+	// AttemptTimeout bounds each attempt, at most MaxWebhookTimeout. Default 15 s.
+	AttemptTimeout time.Duration
+}
+
+// MaxWebhookTimeout bounds WebhooksConfig.AttemptTimeout (and so how long a
+// dead sender holds a delivery: twice that).
+const MaxWebhookTimeout = 5 * time.Minute
+
+// MaxQuota bounds each field of Config.Quota.
+const MaxQuota = 1_000_000
 
 // ACMEConfig configures certificates from ACME CAs, domain verification and
 // DNS-01. The zero value keeps the internal CA as the only issuer.
@@ -238,6 +261,17 @@ func (c Config) Validate() error {
 	}
 	if c.LeafLifetime != 0 && (c.LeafLifetime < MinLeafLifetime || c.LeafLifetime > MaxLeafLifetime) {
 		return bad("LeafLifetime", c.LeafLifetime.String(), "give a duration from 1h to 8760h (a year), e.g. 24h")
+	}
+	if t := c.Webhooks.AttemptTimeout; t < 0 || t > MaxWebhookTimeout {
+		return bad("Webhooks.AttemptTimeout", t.String(), "give a duration from 1s to 5m, e.g. 15s")
+	}
+	for _, q := range []struct {
+		field string
+		v     int
+	}{{"Quota.Domains", c.Quota.Domains}, {"Quota.Services", c.Quota.Services}, {"Quota.Hostnames", c.Quota.Hostnames}, {"Quota.OrdersPerHour", c.Quota.OrdersPerHour}} {
+		if q.v < 0 || q.v > MaxQuota {
+			return bad(q.field, strconv.Itoa(q.v), "give a limit from 1 to 1000000, or 0 for no limit")
+		}
 	}
 	if c.CertCacheSize < -1 {
 		return bad("CertCacheSize", strconv.Itoa(c.CertCacheSize), "give the most certificates to hold in memory (at least 1, e.g. 10000), or -1 for no bound")

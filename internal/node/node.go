@@ -41,6 +41,7 @@ import (
 	"github.com/spine-platform/spine/internal/platform"
 	"github.com/spine-platform/spine/internal/serving"
 	"github.com/spine-platform/spine/internal/store"
+	"github.com/spine-platform/spine/internal/webhooks"
 )
 
 // Node is a running Spine node.
@@ -54,6 +55,7 @@ type Node struct {
 	fleet    fleetState // fleet mode and fail static (fleet.go)
 	acme     acmeState  // ACME, verification and DNS-01 (acme.go)
 	hub      *events.Hub
+	webhooks *webhooks.Sender
 
 	httpsLn, httpLn, apiLn net.Listener
 	apiSrv                 *http.Server
@@ -91,6 +93,7 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	if err != nil {
 		return nil, err
 	}
+	n.db.SetDefaultQuota(cfg.Quota)
 	n.fleet.reads = api.NewStaleReads(n.db)
 	if err := n.listen(); err != nil {
 		return nil, err
@@ -158,6 +161,12 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	n.hub = events.NewHub(events.HubConfig{Store: n.db, Logger: n.log})
 	n.wg.Go(func() { n.hub.Run(runCtx) })
 	n.wg.Go(func() { events.Maintain(runCtx, events.MaintainConfig{Store: n.db, Logger: n.log}) })
+	n.webhooks, err = webhooks.New(webhooks.Config{Store: n.db, Owner: n.fleet.id, AllowPrivate: cfg.Webhooks.AllowPrivate,
+		AttemptTimeout: cfg.Webhooks.AttemptTimeout, Logger: n.log})
+	if err != nil {
+		return nil, err
+	}
+	n.wg.Go(func() { n.webhooks.Run(runCtx) })
 	n.apiSrv = &http.Server{
 		Handler: api.New(api.Config{
 			Platform:  n.platform,
@@ -168,6 +177,7 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 			Version:   cfg.Version,
 			StoreKind: n.db.Kind(),
 			Events:    n.hub,
+			Webhooks:  n.webhooks,
 			Logger:    n.log,
 			// The certificate manager's window, so that renew_after is its.
 			RenewalWindowRatio: cfg.ACME.RenewalWindowRatio,

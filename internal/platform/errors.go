@@ -45,6 +45,12 @@ func fromStore(err error, what string) error {
 		return nil
 	case errors.As(err, &pe):
 		return err
+	case errors.As(err, new(*store.QuotaError)):
+		var qe *store.QuotaError
+		errors.As(err, &qe)
+		return &Error{Kind: Quota, Code: "quota_exceeded", Err: err, Message: fmt.Sprintf(
+			"the project's limit of %d %s is reached (it has %d); remove some first, or ask the operator to raise the limit (spine quota set)",
+			qe.Max, qe.Limit, qe.Used)}
 	case errors.Is(err, store.ErrNotFound):
 		return &Error{Kind: NotFound, Code: "not_found", Message: what + " does not exist in this project", Err: err}
 	case errors.Is(err, store.ErrConflict):

@@ -45,6 +45,21 @@ type Store interface {
 	AppendEvent(ctx context.Context, e store.Event) (store.Event, bool, error)
 	ListEvents(ctx context.Context, projectID string, after int64, limit int) ([]store.Event, error)
 	LastEventID(ctx context.Context, projectID string) (int64, error)
+
+	// webhooks.go
+	CreateWebhook(ctx context.Context, w store.Webhook, max int) error
+	GetWebhook(ctx context.Context, projectID, id string) (store.Webhook, error)
+	ListWebhooks(ctx context.Context, projectID string) ([]store.Webhook, error)
+	DeleteWebhook(ctx context.Context, projectID, id string) error
+	EnableWebhook(ctx context.Context, projectID, id string) error
+	ListDeliveries(ctx context.Context, projectID, webhookID string, limit int) ([]store.Delivery, error)
+	GetDelivery(ctx context.Context, projectID, id string) (store.Delivery, error)
+	Redeliver(ctx context.Context, projectID, id string, now time.Time) (store.Delivery, error)
+
+	// quotas.go
+	SetQuotaOverride(ctx context.Context, projectID string, o store.QuotaOverride) error
+	GetQuotaOverride(ctx context.Context, projectID string) (store.QuotaOverride, error)
+	ProjectQuota(ctx context.Context, projectID string, now time.Time) (store.Quota, store.QuotaUsage, error)
 }
 
 // DefaultHSTSMaxAge is the Strict-Transport-Security max-age a new service
@@ -66,6 +81,8 @@ type Platform struct {
 	delegation       func(projectID, domain string) string                           // see Options.Delegation
 	checkDelegations func(context.Context, []store.Domain) (changed bool, err error) // see Options.CheckDelegations
 	checkMu          sync.Mutex                                                      // one round of CheckDomains at a time
+
+	allowPrivateWebhooks bool // see Options.AllowPrivateWebhooks
 }
 
 // Options configure a Platform.
@@ -85,12 +102,16 @@ type Options struct {
 	// and records which point at their target (CheckDomains); it reports
 	// whether anything changed. Default: none.
 	CheckDelegations func(ctx context.Context, verified []store.Domain) (changed bool, err error)
+	// AllowPrivateWebhooks accepts webhook URLs whose host is a loopback,
+	// private or link-local address (spine up, for local development).
+	// Default: refused; names are checked again at connect time.
+	AllowPrivateWebhooks bool
 }
 
 // New returns a Platform over st.
 func New(st Store, opts Options) *Platform {
 	p := &Platform{store: st, now: opts.Now, ownAddrs: map[string]bool{}, ownership: opts.Ownership, delegation: opts.Delegation,
-		checkDelegations: opts.CheckDelegations, interfaceAddrs: net.InterfaceAddrs}
+		checkDelegations: opts.CheckDelegations, interfaceAddrs: net.InterfaceAddrs, allowPrivateWebhooks: opts.AllowPrivateWebhooks}
 	if p.now == nil {
 		p.now = time.Now
 	}

@@ -460,7 +460,11 @@ func state(t testing.TB, c *client.Client) string {
 	if err != nil {
 		t.Fatalf("listing services: %v", err)
 	}
-	b, err := json.Marshal([]any{ds, ss})
+	ws, err := c.Webhooks(ctx)
+	if err != nil {
+		t.Fatalf("listing webhooks: %v", err)
+	}
+	b, err := json.Marshal([]any{ds, ss, ws})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 	"go/token"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -53,6 +54,9 @@ type tenant struct {
 	// verifyRecord is the ownership record that verified domain, or ""
 	// for the default project's, which the operator configured.
 	verifyRecord string
+	// The project's webhook, its signing secret and receiver, and a
+	// delivery to it (a test message).
+	webhook, webhookSecret, hookURL, delivery string
 }
 
 // zoneTXT returns the name and value of a zone-file TXT line
@@ -68,7 +72,7 @@ func zoneTXT(line string) (name, value string) {
 func startTenants(t *testing.T) *tenants {
 	t.Helper()
 	dns := pebbletest.StartDNS(t)
-	s := startSpineWith(t, func(c *node.Config) { c.ACME.Resolver = dns.Addr })
+	s := startSpineWith(t, func(c *node.Config) { c.ACME.Resolver = dns.Addr; c.Webhooks.AllowPrivate = true })
 	ts := &tenants{spine: s, dns: dns}
 	ctx := context.Background()
 	a := &tenant{name: "A", id: platform.DefaultProjectID, token: s.token, c: s.admin, domain: "localhost", service: "a"}
@@ -102,6 +106,20 @@ func startTenants(t *testing.T) *tenants {
 			t.Fatalf("%s's service %s serves %v, want %s.%s", tn.name, tn.service, svc.Hostnames, tn.service, tn.domain)
 		}
 		tn.host = svc.Hostnames[0]
+		// A webhook to a receiver of its own (not the service's upstream,
+		// whose requests the tests count), with one delivery.
+		hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) }))
+		t.Cleanup(hook.Close)
+		tn.hookURL = hook.URL + "/" + tn.name
+		w, err := tn.c.AddWebhook(ctx, client.WebhookCreate{URL: tn.hookURL})
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err := tn.c.TestWebhook(ctx, w.ID)
+		if err != nil || d.Status != "delivered" {
+			t.Fatalf("%s's webhook test: %+v %v", tn.name, d, err)
+		}
+		tn.webhook, tn.webhookSecret, tn.delivery = w.ID, w.Secret, d.ID
 	}
 	ts.recA, ts.recB = ts.all[0].rec, ts.all[1].rec
 	return ts
@@ -393,10 +411,15 @@ func TestAPITenantIsolation(t *testing.T) {
 		t.Helper()
 		ds, err1 := tn.c.Domains(ctx)
 		ss, err2 := tn.c.Services(ctx)
-		if err1 != nil || err2 != nil {
-			t.Fatalf("reading %s's state: %v %v", tn.name, err1, err2)
+		ws, err3 := tn.c.Webhooks(ctx)
+		if err1 != nil || err2 != nil || err3 != nil {
+			t.Fatalf("reading %s's state: %v %v %v", tn.name, err1, err2, err3)
 		}
-		b, _ := json.Marshal([]any{ds, ss})
+		var hooks []string // what a caller sets; not the delivery state, which the sender moves on
+		for _, w := range ws {
+			hooks = append(hooks, fmt.Sprint(w.ID, w.URL, w.Events, w.Enabled))
+		}
+		b, _ := json.Marshal([]any{ds, ss, hooks})
 		return string(b)
 	}
 	// secretsOf is what no other project may see of tn: its hostname,
@@ -408,7 +431,7 @@ func TestAPITenantIsolation(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		words := []string{tn.host, svc.ID, tn.token}
+		words := []string{tn.host, svc.ID, tn.token, tn.webhook, tn.webhookSecret, tn.delivery, tn.hookURL}
 		if tn.id != platform.DefaultProjectID { // "default" is no secret
 			words = append(words, tn.id)
 		}
@@ -619,6 +642,53 @@ func crossTenantCases(t *testing.T, ts *tenants, base string, x, y *tenant, secr
 					t.Errorf("%s's event log holds an event of project %q: %+v", x.name, e.Project, e)
 				}
 			}
+		},
+		"GET /v1/webhooks": func(t *testing.T) { okFor(t, "GET", "/v1/webhooks") },
+		"POST /v1/webhooks": func(t *testing.T) {
+			// x's own webhook, to y's receiver even: it is x's to send to.
+			code, out := as(t, "POST", "/v1/webhooks", `{"url":"`+x.hookURL+`/own"}`)
+			var w client.Webhook
+			if json.Unmarshal([]byte(out), &w); code != 201 || w.ID == "" || w.Secret == "" {
+				t.Fatalf("%s's own webhook: %d %s", x.name, code, out)
+			}
+			if code, out := as(t, "DELETE", "/v1/webhooks/"+w.ID, ""); code != 204 {
+				t.Errorf("deleting %s's own webhook: %d %s", x.name, code, out)
+			}
+		},
+		"GET /v1/webhooks/{id}":            func(t *testing.T) { refused(t, "GET", "/v1/webhooks/"+y.webhook, "", 404) },
+		"DELETE /v1/webhooks/{id}":         func(t *testing.T) { refused(t, "DELETE", "/v1/webhooks/"+y.webhook, "", 404) },
+		"POST /v1/webhooks/{id}/enable":    func(t *testing.T) { refused(t, "POST", "/v1/webhooks/"+y.webhook+"/enable", "", 404) },
+		"POST /v1/webhooks/{id}/test":      func(t *testing.T) { refused(t, "POST", "/v1/webhooks/"+y.webhook+"/test", "", 404) },
+		"GET /v1/webhooks/{id}/deliveries": func(t *testing.T) { refused(t, "GET", "/v1/webhooks/"+y.webhook+"/deliveries", "", 404) },
+		"GET /v1/deliveries/{id}":          func(t *testing.T) { refused(t, "GET", "/v1/deliveries/"+y.delivery, "", 404) },
+		"POST /v1/deliveries/{id}/redeliver": func(t *testing.T) {
+			refused(t, "POST", "/v1/deliveries/"+y.delivery+"/redeliver", "", 404)
+		},
+		"GET /v1/quota": func(t *testing.T) {
+			var q client.Quota
+			if json.Unmarshal([]byte(okFor(t, "GET", "/v1/quota")), &q); q.Project != x.id {
+				t.Errorf("%s's quota is of project %q", x.name, q.Project)
+			}
+		},
+		"GET /v1/projects/{id}/quota": func(t *testing.T) {
+			if x.id == platform.DefaultProjectID { // the operator
+				okFor(t, "GET", "/v1/projects/"+y.id+"/quota")
+				return
+			}
+			refused(t, "GET", "/v1/projects/"+y.id+"/quota", "", 403)
+		},
+		"PUT /v1/projects/{id}/quota": func(t *testing.T) {
+			if x.id == platform.DefaultProjectID { // the operator: y's own limits, set again as they are
+				var q client.Quota
+				json.Unmarshal([]byte(okFor(t, "GET", "/v1/projects/"+y.id+"/quota")), &q)
+				body, _ := json.Marshal(q.Override)
+				if code, out := as(t, "PUT", "/v1/projects/"+y.id+"/quota", string(body)); code != 200 {
+					t.Errorf("the operator setting %s's quota: %d %s", y.name, code, out)
+				}
+				return
+			}
+			refused(t, "PUT", "/v1/projects/"+y.id+"/quota", `{"services":0}`, 403)
+			refused(t, "PUT", "/v1/projects/"+x.id+"/quota", `{"services":0}`, 403) // not even its own
 		},
 		"GET /v1/events/stream": func(t *testing.T) {
 			// The whole log from the start, read up to x's latest event.

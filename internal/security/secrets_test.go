@@ -205,6 +205,13 @@ func (h *hygiene) commonCLI(p *proc, domain string, wait bool) []cliCase {
 		{args: []string{"events", "--after", "1", "--limit", "2", "-o", "json"}, ok: true, want: `"id": 2,`},
 		{args: []string{"events", "--after", "-1"}},
 		{args: []string{"events", "--limit", "x"}},
+		{args: []string{"quota"}, ok: true, want: "hostnames"},
+		{args: []string{"quota", "-o", "json"}, ok: true, want: `"usage"`},
+		{args: []string{"quota", "show", "default"}, ok: true, want: "certificate orders per hour"},
+		{args: []string{"quota", "set", "default", "--services", "400", "--domains", "0"}, ok: true, want: "own"},
+		{args: []string{"quota", "set", "default", "--services", "default", "--domains", "default"}, ok: true, want: "default"},
+		{args: []string{"quota", "set", "default"}},
+		{args: []string{"quota", "show", "nobody"}},
 		{args: []string{"nodes"}, ok: true, want: "(this)"},
 		{args: []string{"nodes", "-o", "json"}, ok: true, want: `"self": true`},
 		{args: []string{"service", "list", "-o", "yaml"}},
@@ -256,6 +263,56 @@ func (h *hygiene) projectCLI(t *testing.T, p *proc, storeFlag ...string) {
 	})
 }
 
+// webhookCLI adds a webhook with the CLI (its secret is printed once on
+// stdout, by design: that stdout is not scanned, and the secret must show
+// nowhere else) and drives the other webhook commands with it.
+func (h *hygiene) webhookCLI(t *testing.T, p *proc) {
+	t.Helper()
+	o, e, err := p.cli(t, nil, "webhook", "add", h.up+"/cli-hook", "--event", "service.created", "--event", "certificate.failed")
+	h.add("spine webhook add (stderr)", e)
+	h.cover([]string{"webhook", "add"})
+	if err != nil {
+		t.Fatalf("webhook add: %v %s", err, e)
+	}
+	var id, secret string
+	for _, line := range strings.Split(o, "\n") {
+		f := strings.Fields(line)
+		switch {
+		case len(f) == 2 && f[0] == "id:":
+			id = f[1]
+		case len(f) == 2 && f[0] == "secret:":
+			secret = f[1]
+		}
+	}
+	if id == "" || !strings.HasPrefix(secret, "whsec_") {
+		t.Fatalf("webhook add printed %q", o)
+	}
+	h.secret("a webhook's signing secret (CLI)", secret)
+	h.cli(t, p, []cliCase{
+		{args: []string{"webhook", "list"}, ok: true, want: id},
+		{args: []string{"webhook", "list", "-o", "json"}, ok: true, want: `"certificate.failed"`},
+		{args: []string{"webhook", "test", id}, ok: true, want: "delivered"},
+		{args: []string{"webhook", "test", "wh_000000000000000000000000"}},
+		{args: []string{"webhook", "add", "ftp://hooks.test/x"}},
+		{args: []string{"webhook", "add", h.up, "--event", "no.such.event"}},
+		{args: []string{"webhook", "add", "http://169.254.169.254/latest"}},
+	})
+	ds, err := p.admin(t).Deliveries(t.Context(), id, 1)
+	if err != nil || len(ds) != 1 {
+		t.Fatalf("deliveries of %s: %v %v", id, ds, err)
+	}
+	h.cli(t, p, []cliCase{
+		{args: []string{"webhook", "deliveries", id}, ok: true, want: "webhook.test"},
+		{args: []string{"webhook", "deliveries", id, "--limit", "5", "-o", "json"}, ok: true, want: `"msg_id"`},
+		{args: []string{"webhook", "deliveries", "nothere"}},
+		{args: []string{"webhook", "redeliver", ds[0].ID}, ok: true, want: "queued"},
+		{args: []string{"webhook", "redeliver", "dlv_x"}},
+		{args: []string{"webhook", "enable", id}, ok: true, want: "enabled"},
+		{args: []string{"webhook", "remove", id}, ok: true, want: "removed"},
+		{args: []string{"webhook", "remove", id}},
+	})
+}
+
 var wrongToken = "spine_" + strings.Repeat("Z", 43)
 
 // apiCase is one call of an API route with the admin token.
@@ -277,6 +334,16 @@ var publicRoutes = []string{"GET /healthz", "GET /readyz", "GET /v1/version", "G
 func (h *hygiene) api(t *testing.T, base, admin string, c *client.Client) {
 	t.Helper()
 	svc := `{"name":"api-x","upstreams":["` + h.up + `"]}`
+	// A webhook and a delivery to it, for the routes that name them.
+	hook, err := c.AddWebhook(t.Context(), client.WebhookCreate{URL: h.up + "/api-hook"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.secret("a webhook's signing secret (API)", hook.Secret)
+	dlv, err := c.TestWebhook(t.Context(), hook.ID)
+	if err != nil || dlv.Status != "delivered" {
+		t.Fatalf("testing the webhook: %+v %v", dlv, err)
+	}
 	cases := []apiCase{
 		{route: "GET /healthz", method: "GET", path: "/healthz", want: 200},
 		{route: "GET /readyz", method: "GET", path: "/readyz", want: 200},
@@ -299,6 +366,18 @@ func (h *hygiene) api(t *testing.T, base, admin string, c *client.Client) {
 		{route: "GET /v1/nodes", method: "GET", path: "/v1/nodes", want: 200},
 		{route: "GET /v1/events", method: "GET", path: "/v1/events?after=0", want: 200},
 		{route: "GET /v1/events/stream", method: "GET", path: "/v1/events/stream?after=0", want: 200, stream: true},
+		{route: "GET /v1/quota", method: "GET", path: "/v1/quota", want: 200},
+		{route: "GET /v1/projects/{id}/quota", method: "GET", path: "/v1/projects/default/quota", want: 200},
+		{route: "PUT /v1/projects/{id}/quota", method: "PUT", path: "/v1/projects/default/quota", body: `{"services":500}`, want: 200},
+		{route: "GET /v1/webhooks", method: "GET", path: "/v1/webhooks", want: 200},
+		{route: "POST /v1/webhooks", method: "POST", path: "/v1/webhooks", body: `{"url":"` + h.up + `/api-hook2","events":["service.created"]}`, want: 201},
+		{route: "GET /v1/webhooks/{id}", method: "GET", path: "/v1/webhooks/" + hook.ID, want: 200},
+		{route: "POST /v1/webhooks/{id}/test", method: "POST", path: "/v1/webhooks/" + hook.ID + "/test", want: 200},
+		{route: "GET /v1/webhooks/{id}/deliveries", method: "GET", path: "/v1/webhooks/" + hook.ID + "/deliveries", want: 200},
+		{route: "GET /v1/deliveries/{id}", method: "GET", path: "/v1/deliveries/" + dlv.ID, want: 200},
+		{route: "POST /v1/deliveries/{id}/redeliver", method: "POST", path: "/v1/deliveries/" + dlv.ID + "/redeliver", want: 202},
+		{route: "POST /v1/webhooks/{id}/enable", method: "POST", path: "/v1/webhooks/" + hook.ID + "/enable", want: 200},
+		{route: "DELETE /v1/webhooks/{id}", method: "DELETE", path: "/v1/webhooks/" + hook.ID, want: 204},
 		{route: "/", method: "GET", path: "/v1/no-such-route", want: 404},
 	}
 	routes := apiRoutes(t)
@@ -459,6 +538,7 @@ func TestSecretHygiene(t *testing.T) {
 		h.cli(t, p, h.commonCLI(p, "localhost", true))
 		h.cli(t, p, h.inspectCLI(p))
 		h.projectCLI(t, p)
+		h.webhookCLI(t, p)
 		h.api(t, p.api, p.token(t), p.admin(t))
 		running := dataModes(t, p.data)
 		p.stop()
@@ -470,11 +550,12 @@ func TestSecretHygiene(t *testing.T) {
 	// serve drives a production node on the store dsn, with every secret
 	// flag, and waits for the wildcard certificate from Pebble.
 	serve := func(t *testing.T, dsn string, flags ...string) *proc {
-		p := startProc(t, h.bin, filepath.Join(t.TempDir(), "data"), nil, slices.Concat([]string{"serve", "--store", dsn}, listen, secretFlags, flags)...)
+		p := startProc(t, h.bin, filepath.Join(t.TempDir(), "data"), nil, slices.Concat([]string{"serve", "--store", dsn, "--webhook-allow-private"}, listen, secretFlags, flags)...)
 		h.cover([]string{"serve"})
 		h.secret("serve's admin token", p.token(t))
 		h.cli(t, p, h.commonCLI(p, zone, false))
 		h.projectCLI(t, p, "--store", dsn)
+		h.webhookCLI(t, p)
 		h.api(t, p.api, p.token(t), p.admin(t))
 		// The EAB key and the TSIG secret were put to use: Pebble requires
 		// EAB, and only DNS-01 through RFC 2136 can get a wildcard.
@@ -557,7 +638,7 @@ func TestSecretHygiene(t *testing.T) {
 
 	// The harness's in-process node logs at Debug level; drive it too.
 	t.Run("debug logs", func(t *testing.T) {
-		s := startSpineWith(t, func(c *node.Config) { c.ACME.Resolver = h.dns.Addr })
+		s := startSpineWith(t, func(c *node.Config) { c.ACME.Resolver = h.dns.Addr; c.Webhooks.AllowPrivate = true })
 		h.secret("the in-process node's admin token", s.token)
 		h.api(t, "http://"+s.n.APIAddr(), s.token, s.admin)
 		s.addService(t, s.admin, client.ServiceCreate{Name: "debug", Upstreams: []string{h.up}})
