@@ -2,6 +2,8 @@ package platform
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"fmt"
 	"net/netip"
 	"net/url"
@@ -10,7 +12,6 @@ import (
 	"strings"
 
 	"github.com/spine-platform/spine/internal/store"
-	"github.com/spine-platform/spine/internal/webhooks"
 )
 
 // Bounds of webhooks.
@@ -44,7 +45,7 @@ func (p *Platform) AddWebhook(ctx context.Context, projectID string, spec Webhoo
 	if err != nil {
 		return store.Webhook{}, err
 	}
-	w := store.Webhook{ID: newID("wh_"), ProjectID: projectID, URL: u, Events: evs, Secret: webhooks.NewSecret(), CreatedAt: p.now().UTC()}
+	w := store.Webhook{ID: newID("wh_"), ProjectID: projectID, URL: u, Events: evs, Secret: NewWebhookSecret(), CreatedAt: p.now().UTC()}
 	if err := p.store.CreateWebhook(ctx, w, MaxWebhooksPerProject); err != nil {
 		return store.Webhook{}, webhookError(err, "webhook")
 	}
@@ -91,7 +92,7 @@ func (p *Platform) checkWebhookURL(raw string) (string, error) {
 		return "", bad(fmt.Sprintf("has port %q; give a port from 1 to 65535", port))
 	}
 	if ip, err := netip.ParseAddr(host); err == nil {
-		if what, bad := webhooks.Refused(ip, p.allowPrivateWebhooks); bad {
+		if what, bad := RefusedAddress(ip, p.allowPrivateWebhooks); bad {
 			return "", invalid("private_webhook_url", fmt.Sprintf("webhook URL %q points at %s, %s: webhooks may reach public addresses only (the operator may allow private ones, never the metadata address, with --webhook-allow-private)", redactUpstream(raw), ip, what))
 		}
 	} else if err != nil {
@@ -222,4 +223,17 @@ func (p *Platform) Redeliver(ctx context.Context, projectID, id string) (store.D
 	}
 	d, err := p.store.Redeliver(ctx, projectID, id, p.now().UTC())
 	return d, fromStore(err, fmt.Sprintf("delivery %q", id))
+}
+
+// WebhookSecretPrefix starts every webhook signing secret.
+const WebhookSecretPrefix = "whsec_"
+
+// NewWebhookSecret returns a new webhook signing secret: "whsec_" and 32 random bytes in
+// standard base64, the form Standard Webhooks libraries read.
+func NewWebhookSecret() string {
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err) // crypto/rand never fails on supported platforms
+	}
+	return WebhookSecretPrefix + base64.StdEncoding.EncodeToString(b[:])
 }

@@ -4,8 +4,9 @@
 //   - sign.go: the signing secret ("whsec_" + base64) and the
 //     webhook-signature header, v1,<base64 HMAC-SHA256 of "id.timestamp.body">;
 //   - ssrf.go: the dialer that refuses, after DNS resolution and at
-//     connect time, loopback, private, link-local, metadata and other
-//     non-public addresses, unless the operator allows private targets;
+//     connect time, what platform.RefusedAddress refuses: loopback,
+//     private, link-local, metadata and other non-public addresses (all
+//     but the metadata address when the operator allows private targets);
 //   - sender.go: the Sender, which takes due deliveries from the store's
 //     outbox under a lease (so one node of a fleet sends each), makes one
 //     attempt each with a timeout, and records the outcome: delivered,
@@ -19,6 +20,8 @@
 // lease ends, with the same webhook-id, which receivers use to drop
 // duplicates.
 //
-// Package webhooks may import store; it must never import api, node, edge
-// or certs.
+// The rules of what a webhook may reach and how its secret is made are
+// package platform's (addresses.go, webhooks.go).
+//
+// Imports: never internal/api, internal/node, internal/edge, internal/certs.
 package webhooks

@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spine-platform/spine/internal/platform"
 	"github.com/spine-platform/spine/internal/store"
-	"github.com/spine-platform/spine/internal/webhooks"
 )
 
 // pythonReceiver runs testdata/receiver.py (the README's example) with
@@ -48,7 +48,7 @@ func TestPythonReceiver(t *testing.T) {
 	url, lines := pythonReceiver(t, e.secret)
 	e.webhook(t, "good", url+"/hook")
 	if err := e.db.CreateWebhook(context.Background(), store.Webhook{ID: "forged", ProjectID: "p1", URL: url + "/hook",
-		Secret: webhooks.NewSecret(), CreatedAt: e.t0}, 0); err != nil {
+		Secret: platform.NewWebhookSecret(), CreatedAt: e.t0}, 0); err != nil {
 		t.Fatal(err)
 	}
 	ev := e.event(t, "api")

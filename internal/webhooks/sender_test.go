@@ -15,6 +15,7 @@ import (
 
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
+	"github.com/spine-platform/spine/internal/platform"
 	"github.com/spine-platform/spine/internal/store"
 	"github.com/spine-platform/spine/internal/webhooks"
 )
@@ -113,7 +114,7 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
-	return &env{db: db, clock: &clock{now: t0}, secret: webhooks.NewSecret(), t0: t0}
+	return &env{db: db, clock: &clock{now: t0}, secret: platform.NewWebhookSecret(), t0: t0}
 }
 
 func (e *env) webhook(t *testing.T, id, url string) {

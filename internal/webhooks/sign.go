@@ -2,7 +2,6 @@ package webhooks
 
 import (
 	"crypto/hmac"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
@@ -10,24 +9,13 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/spine-platform/spine/internal/platform"
 )
-
-// SecretPrefix starts every signing secret.
-const SecretPrefix = "whsec_"
-
-// NewSecret returns a new signing secret: "whsec_" and 32 random bytes in
-// standard base64, the form Standard Webhooks libraries read.
-func NewSecret() string {
-	var b [32]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		panic(err) // crypto/rand never fails on supported platforms
-	}
-	return SecretPrefix + base64.StdEncoding.EncodeToString(b[:])
-}
 
 // secretKey returns the HMAC key of a secret: the base64 after "whsec_".
 func secretKey(secret string) ([]byte, error) {
-	key, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(secret, SecretPrefix))
+	key, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(secret, platform.WebhookSecretPrefix))
 	if err != nil || len(key) == 0 {
 		return nil, errors.New("webhooks: the signing secret is not whsec_ followed by base64") // never the secret itself
 	}

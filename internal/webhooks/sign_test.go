@@ -9,17 +9,18 @@ import (
 
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
+	"github.com/spine-platform/spine/internal/platform"
 	"github.com/spine-platform/spine/internal/webhooks"
 )
 
 // Signatures verify with the Standard Webhooks reference library, which
 // Spine did not write; a changed byte, id or timestamp does not.
 func TestSignVerifiesWithStandardWebhooks(t *testing.T) {
-	secret := webhooks.NewSecret()
+	secret := platform.NewWebhookSecret()
 	if !strings.HasPrefix(secret, "whsec_") || len(secret) != len("whsec_")+44 {
 		t.Fatalf("secret %q: want whsec_ and 32 bytes of base64", secret)
 	}
-	if webhooks.NewSecret() == secret {
+	if platform.NewWebhookSecret() == secret {
 		t.Fatal("two secrets are the same")
 	}
 	wh, err := standardwebhooks.NewWebhook(secret)
