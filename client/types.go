@@ -9,8 +9,64 @@ import (
 
 // Project is a tenant.
 type Project struct {
-	ID   string `json:"id"`
+	ID        string     `json:"id"`
+	Name      string     `json:"name"`
+	CreatedAt *time.Time `json:"created_at,omitempty"`
+	// SuspendedAt is set while the operator has the project suspended:
+	// its services answer 503 and its tokens can change nothing.
+	SuspendedAt *time.Time `json:"suspended_at,omitempty"`
+}
+
+// ProjectCreate is the body of POST /v1/projects.
+type ProjectCreate struct {
 	Name string `json:"name"`
+}
+
+// ProjectCreated is the answer to POST /v1/projects: the project and its
+// first token, "initial", whose value is shown this once.
+type ProjectCreated struct {
+	Project
+	Token string `json:"token"`
+}
+
+// TokenCreate is the body of POST /v1/tokens.
+type TokenCreate struct {
+	Name string `json:"name"`
+	// Scopes the token gets: read, services:write, domains:write,
+	// tokens:write, operator. None: the caller's own project scopes.
+	Scopes []string `json:"scopes,omitempty"`
+	// ExpiresIn is the token's lifetime: "30d", "12h", "90m"; omitted: never expires.
+	ExpiresIn string `json:"expires_in,omitempty"`
+}
+
+// Token is an API token of the caller's project, without its value.
+type Token struct {
+	Name string `json:"name"`
+	// Scopes are what the token may do, every one spelled out.
+	Scopes     []string   `json:"scopes"`
+	CreatedAt  time.Time  `json:"created_at"`
+	LastUsedAt *time.Time `json:"last_used_at,omitempty"` // to the minute
+	ExpiresAt  *time.Time `json:"expires_at,omitempty"`
+}
+
+// TokenCreated is the answer to POST /v1/tokens: the token and its value,
+// shown this once.
+type TokenCreated struct {
+	Token
+	Value string `json:"token"`
+}
+
+// AuditEntry is one change attempted through the API.
+type AuditEntry struct {
+	ID      int64     `json:"id"`
+	Time    time.Time `json:"time"`
+	Project string    `json:"project"` // project ID; "" for a refusal without a valid token
+	Token   string    `json:"token"`   // the token's name
+	Action  string    `json:"action"`  // e.g. "service.create"
+	Subject string    `json:"subject"`
+	Result  string    `json:"result"` // "ok" or the error code
+	Status  int       `json:"status"`
+	Client  string    `json:"client"` // the client's address
 }
 
 // DomainCreate is the body of POST /v1/domains.

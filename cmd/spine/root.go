@@ -52,7 +52,7 @@ func newRoot() *cobra.Command {
 	root.AddCommand(
 		newUpCmd(g), newServeCmd(g),
 		newServiceCmd(g), newDomainCmd(g), newCertCmd(g), newCACmd(g),
-		newProjectCmd(g), newVersionCmd(g),
+		newProjectCmd(g), newTokenCmd(g), newAuditCmd(g), newVersionCmd(g),
 		newNodesCmd(g), newInspectCmd(g), newEventsCmd(g), newWebhookCmd(g), newQuotaCmd(g), newCommandsCmd(),
 	)
 	return root

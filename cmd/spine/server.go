@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"time"
 
@@ -255,28 +254,4 @@ Spine is up. Every service you create is served over HTTPS on *.%[1]s.
   Trust the CA:         go run ./cmd/spine ca trust%[5]s%[6]s (system and browsers; needs root for the system store, or add --no-system), or use %[2]s
 
 `, domain, root, demo.Service, port, api, data)
-}
-
-func newProjectCmd(g *globals) *cobra.Command {
-	pr := &cobra.Command{Use: "project", Short: "Operator commands on projects (talk to the store directly)"}
-	var storeFlag string
-	create := &cobra.Command{
-		Use:   "create NAME",
-		Short: "Create a project and print its API token (shown once)",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx, cancel := cmdContext(cmd, 30*time.Second)
-			defer cancel()
-			p, tok, err := node.CreateProject(ctx, node.Config{DataDir: g.data, Store: storeDSN(storeFlag)}, strings.ToLower(args[0]))
-			if err != nil {
-				return startError(err)
-			}
-			fmt.Fprintf(cmd.ErrOrStderr(), "project %s created (id %s); its API token, shown only this once:\n", p.Name, p.ID)
-			fmt.Fprintln(cmd.OutOrStdout(), tok)
-			return nil
-		},
-	}
-	create.Flags().StringVar(&storeFlag, "store", "", "store: sqlite:PATH or postgres://... (default sqlite in the data folder; env SPINE_STORE)")
-	pr.AddCommand(create)
-	return pr
 }

@@ -23,6 +23,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/spine-platform/spine/client"
 	"github.com/spine-platform/spine/internal/buildinfo"
 	"github.com/spine-platform/spine/internal/platform"
@@ -62,62 +64,102 @@ type Config struct {
 	// end, in which it is renewed (certs.Config.RenewalWindowRatio): it
 	// dates each certificate's renew_after. Default 1/3, certmagic's.
 	RenewalWindowRatio float64
+	// UnauthenticatedAudit bounds the audit entries of changes refused for
+	// want of a valid token (no project to charge them to): per second,
+	// with bursts of 60. Default 1; the rest are counted in the log.
+	UnauthenticatedAudit float64
 }
 
 type server struct {
-	cfg Config
-	log *slog.Logger
+	cfg   Config
+	log   *slog.Logger
+	anons *rate.Limiter // audit entries of unauthenticated refusals
 }
 
 // New returns the API's HTTP handler.
 func New(cfg Config) http.Handler {
+	h, _ := newHandler(cfg)
+	return h
+}
+
+// routeMux is an http.ServeMux that remembers the patterns registered on
+// it, so that a test can hold them and openapi.json to each other.
+type routeMux struct {
+	*http.ServeMux
+	patterns []string
+}
+
+func (m *routeMux) HandleFunc(pattern string, h func(http.ResponseWriter, *http.Request)) {
+	m.patterns = append(m.patterns, pattern)
+	m.ServeMux.HandleFunc(pattern, h)
+}
+
+// newHandler is New, with the route patterns.
+func newHandler(cfg Config) (http.Handler, []string) {
 	if cfg.HTTPSPort == 0 {
 		cfg.HTTPSPort = 443
 	}
 	if cfg.RenewalWindowRatio <= 0 || cfg.RenewalWindowRatio >= 1 {
 		cfg.RenewalWindowRatio = 1.0 / 3
 	}
-	s := &server{cfg: cfg, log: cfg.Logger}
+	if cfg.UnauthenticatedAudit <= 0 {
+		cfg.UnauthenticatedAudit = 1
+	}
+	s := &server{cfg: cfg, log: cfg.Logger, anons: rate.NewLimiter(rate.Limit(cfg.UnauthenticatedAudit), 60)}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
 	s.log = s.log.With("component", "api")
-	mux := http.NewServeMux()
+	mux := &routeMux{ServeMux: http.NewServeMux()}
+	// Every route is described in openapi.json (TestOpenAPIMatchesRouter).
+	// Reads take s.auth(scope, h); changes take s.change(scope, action, h),
+	// which also records each attempt in the audit trail.
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.HandleFunc("GET /readyz", s.readyz)
 	mux.HandleFunc("GET /v1/version", s.public(s.version))
 	mux.HandleFunc("GET /v1/ca/root", s.public(s.caRoot))
-	mux.HandleFunc("GET /v1/project", s.auth(s.project))
-	mux.HandleFunc("GET /v1/domains", s.auth(s.listDomains))
-	mux.HandleFunc("POST /v1/domains", s.auth(s.addDomain))
-	mux.HandleFunc("GET /v1/domains/{name}", s.auth(s.getDomain))
-	mux.HandleFunc("DELETE /v1/domains/{name}", s.auth(s.removeDomain))
-	mux.HandleFunc("POST /v1/domains/{name}/verify", s.auth(s.verifyDomain))
-	mux.HandleFunc("GET /v1/services", s.auth(s.listServices))
-	mux.HandleFunc("POST /v1/services", s.auth(s.createService))
-	mux.HandleFunc("GET /v1/services/{name}", s.auth(s.getService))
-	mux.HandleFunc("PATCH /v1/services/{name}", s.auth(s.updateService))
-	mux.HandleFunc("DELETE /v1/services/{name}", s.auth(s.deleteService))
-	mux.HandleFunc("GET /v1/certificates", s.auth(s.listCertificates))
-	mux.HandleFunc("GET /v1/nodes", s.auth(s.listNodes))
-	mux.HandleFunc("GET /v1/events", s.auth(s.listEvents))
-	mux.HandleFunc("GET /v1/events/stream", s.auth(s.streamEvents))
-	mux.HandleFunc("GET /v1/webhooks", s.auth(s.listWebhooks))
-	mux.HandleFunc("POST /v1/webhooks", s.auth(s.addWebhook))
-	mux.HandleFunc("GET /v1/webhooks/{id}", s.auth(s.getWebhook))
-	mux.HandleFunc("DELETE /v1/webhooks/{id}", s.auth(s.removeWebhook))
-	mux.HandleFunc("POST /v1/webhooks/{id}/enable", s.auth(s.enableWebhook))
-	mux.HandleFunc("POST /v1/webhooks/{id}/test", s.auth(s.testWebhook))
-	mux.HandleFunc("GET /v1/webhooks/{id}/deliveries", s.auth(s.listDeliveries))
-	mux.HandleFunc("GET /v1/deliveries/{id}", s.auth(s.getDelivery))
-	mux.HandleFunc("POST /v1/deliveries/{id}/redeliver", s.auth(s.redeliver))
-	mux.HandleFunc("GET /v1/quota", s.auth(s.quota))
-	mux.HandleFunc("GET /v1/projects/{id}/quota", s.auth(s.getProjectQuota))
-	mux.HandleFunc("PUT /v1/projects/{id}/quota", s.auth(s.setProjectQuota))
+	mux.HandleFunc("GET /v1/openapi.json", s.public(s.openAPI))
+	mux.HandleFunc("GET /v1/project", s.auth(platform.ScopeRead, s.project))
+	mux.HandleFunc("GET /v1/domains", s.auth(platform.ScopeRead, s.listDomains))
+	mux.HandleFunc("POST /v1/domains", s.change(platform.ScopeDomainsWrite, "domain.add", s.addDomain))
+	mux.HandleFunc("GET /v1/domains/{name}", s.auth(platform.ScopeRead, s.getDomain))
+	mux.HandleFunc("DELETE /v1/domains/{name}", s.change(platform.ScopeDomainsWrite, "domain.remove", s.removeDomain))
+	mux.HandleFunc("POST /v1/domains/{name}/verify", s.change(platform.ScopeDomainsWrite, "domain.verify", s.verifyDomain))
+	mux.HandleFunc("GET /v1/services", s.auth(platform.ScopeRead, s.listServices))
+	mux.HandleFunc("POST /v1/services", s.change(platform.ScopeServicesWrite, "service.create", s.createService))
+	mux.HandleFunc("GET /v1/services/{name}", s.auth(platform.ScopeRead, s.getService))
+	mux.HandleFunc("PATCH /v1/services/{name}", s.change(platform.ScopeServicesWrite, "service.update", s.updateService))
+	mux.HandleFunc("DELETE /v1/services/{name}", s.change(platform.ScopeServicesWrite, "service.delete", s.deleteService))
+	mux.HandleFunc("GET /v1/certificates", s.auth(platform.ScopeRead, s.listCertificates))
+	mux.HandleFunc("GET /v1/tokens", s.auth(platform.ScopeRead, s.listTokens))
+	mux.HandleFunc("POST /v1/tokens", s.change(platform.ScopeTokensWrite, "token.create", s.createToken))
+	mux.HandleFunc("DELETE /v1/tokens/{name}", s.change(platform.ScopeTokensWrite, "token.revoke", s.revokeToken))
+	mux.HandleFunc("GET /v1/audit", s.auth(platform.ScopeRead, s.listAudit))
+	mux.HandleFunc("GET /v1/projects", s.auth(platform.ScopeOperator, s.listProjects))
+	mux.HandleFunc("POST /v1/projects", s.change(platform.ScopeOperator, "project.create", s.createProject))
+	mux.HandleFunc("GET /v1/projects/{name}", s.auth(platform.ScopeOperator, s.getProject))
+	mux.HandleFunc("DELETE /v1/projects/{name}", s.change(platform.ScopeOperator, "project.delete", s.deleteProject))
+	mux.HandleFunc("POST /v1/projects/{name}/suspend", s.change(platform.ScopeOperator, "project.suspend", s.suspendProject))
+	mux.HandleFunc("POST /v1/projects/{name}/resume", s.change(platform.ScopeOperator, "project.resume", s.resumeProject))
+	mux.HandleFunc("GET /v1/nodes", s.auth(platform.ScopeOperator, s.listNodes))
+	mux.HandleFunc("GET /v1/events", s.auth(platform.ScopeRead, s.listEvents))
+	mux.HandleFunc("GET /v1/events/stream", s.auth(platform.ScopeRead, s.streamEvents))
+	mux.HandleFunc("GET /v1/webhooks", s.auth(platform.ScopeRead, s.listWebhooks))
+	mux.HandleFunc("POST /v1/webhooks", s.change(platform.ScopeWebhooksWrite, "webhook.add", s.addWebhook))
+	mux.HandleFunc("GET /v1/webhooks/{id}", s.auth(platform.ScopeRead, s.getWebhook))
+	mux.HandleFunc("DELETE /v1/webhooks/{id}", s.change(platform.ScopeWebhooksWrite, "webhook.remove", s.removeWebhook))
+	mux.HandleFunc("POST /v1/webhooks/{id}/enable", s.change(platform.ScopeWebhooksWrite, "webhook.enable", s.enableWebhook))
+	mux.HandleFunc("POST /v1/webhooks/{id}/test", s.change(platform.ScopeWebhooksWrite, "webhook.test", s.testWebhook))
+	mux.HandleFunc("GET /v1/webhooks/{id}/deliveries", s.auth(platform.ScopeRead, s.listDeliveries))
+	mux.HandleFunc("GET /v1/deliveries/{id}", s.auth(platform.ScopeRead, s.getDelivery))
+	mux.HandleFunc("POST /v1/deliveries/{id}/redeliver", s.change(platform.ScopeWebhooksWrite, "delivery.redeliver", s.redeliver))
+	mux.HandleFunc("GET /v1/quota", s.auth(platform.ScopeRead, s.quota))
+	mux.HandleFunc("GET /v1/projects/{id}/quota", s.auth(platform.ScopeOperator, s.getProjectQuota))
+	mux.HandleFunc("PUT /v1/projects/{id}/quota", s.change(platform.ScopeOperator, "quota.set", s.setProjectQuota))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		s.writeError(w, r, &apiError{status: http.StatusNotFound, code: "no_such_route", msg: fmt.Sprintf("%s %s is not part of the API; see /v1/services, /v1/domains, /v1/certificates, /v1/events", r.Method, r.URL.Path)})
+		s.writeError(w, r, &apiError{status: http.StatusNotFound, code: "no_such_route", msg: fmt.Sprintf("%s %s is not part of the API; every route is described at /v1/openapi.json (for example /v1/services, /v1/domains, /v1/tokens, /v1/events)", r.Method, r.URL.Path)})
 	})
-	return securityHeaders(staleAnswers(mux))
+	return securityHeaders(staleAnswers(mux)), mux.patterns
 }
 
 func securityHeaders(h http.Handler) http.Handler {
@@ -137,25 +179,44 @@ type apiError struct {
 
 func (e *apiError) Error() string { return e.msg }
 
+// handler serves one route for the caller's project p; callerOf(r) has
+// the whole caller (token name and scopes) for the handlers that need it.
 type handler func(w http.ResponseWriter, r *http.Request, p store.Project) error
 
-// auth checks the Bearer token and hands the handler the caller's project.
-func (s *server) auth(h handler) http.HandlerFunc {
+type callerKey struct{}
+
+// callerOf returns who makes r: set by auth and change, zero on public routes.
+func callerOf(r *http.Request) platform.Caller {
+	c, _ := r.Context().Value(callerKey{}).(platform.Caller)
+	return c
+}
+
+// auth checks the Bearer token and the scope it needs, and hands the
+// handler the caller's project.
+func (s *server) auth(scope string, h handler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		tok, ok := bearer(r)
-		if !ok {
-			s.writeError(w, r, &apiError{status: http.StatusUnauthorized, code: "unauthorized", msg: `missing API token: send "Authorization: Bearer <token>" (the CLI reads SPINE_TOKEN or <data>/admin.token)`})
-			return
-		}
-		p, err := s.cfg.Platform.Authenticate(r.Context(), tok)
+		c, err := s.authenticate(r, scope)
 		if err != nil {
 			s.writeError(w, r, err)
 			return
 		}
-		if err := h(w, r, p); err != nil {
+		if err := h(w, r.WithContext(context.WithValue(r.Context(), callerKey{}, c)), c.Project); err != nil {
 			s.writeError(w, r, err)
 		}
 	}
+}
+
+// authenticate returns the caller of r if its token is valid and has scope.
+func (s *server) authenticate(r *http.Request, scope string) (platform.Caller, error) {
+	tok, ok := bearer(r)
+	if !ok {
+		return platform.Caller{}, &apiError{status: http.StatusUnauthorized, code: "unauthorized", msg: `missing API token: send "Authorization: Bearer <token>" (the CLI reads SPINE_TOKEN or <data>/admin.token)`}
+	}
+	c, err := s.cfg.Platform.Authenticate(r.Context(), tok)
+	if err != nil {
+		return platform.Caller{}, err
+	}
+	return c, c.Require(scope)
 }
 
 func (s *server) public(h handler) http.HandlerFunc {
@@ -193,6 +254,7 @@ func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 			platform.Unauthorized: http.StatusUnauthorized,
 			platform.Unavailable:  http.StatusServiceUnavailable,
 			platform.Quota:        http.StatusTooManyRequests,
+			platform.Forbidden:    http.StatusForbidden,
 		}[pe.Kind]
 		if status == 0 {
 			status = http.StatusInternalServerError
@@ -212,6 +274,7 @@ func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if errors.As(err, &qe) {
 		out.Quota = &client.QuotaExceeded{Limit: qe.Limit, Max: qe.Max, Used: qe.Used}
 	}
+	noteResult(r, code)
 	writeJSON(w, status, out)
 }
 
@@ -311,6 +374,6 @@ func (s *server) caRoot(w http.ResponseWriter, r *http.Request, _ store.Project)
 }
 
 func (s *server) project(w http.ResponseWriter, r *http.Request, p store.Project) error {
-	writeJSON(w, http.StatusOK, client.Project{ID: p.ID, Name: p.Name})
+	writeJSON(w, http.StatusOK, projectOut(p))
 	return nil
 }

@@ -96,29 +96,31 @@ func TestEventsList(t *testing.T) {
 		e.service(t, e.one, fmt.Sprint("s", i), "p0.example")
 	}
 	e.service(t, e.two, "other", "p1.example")
+	// Each project's log starts with its first token's creation.
 	page, err := e.one.Events(ctx, 0, 2)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(page.Events) != 2 || page.Next != 2 || !page.More || page.Events[0].Type != "service.created" || page.Events[0].Subject != "s0" {
+	if len(page.Events) != 2 || page.Next != 2 || !page.More || page.Events[0].Type != "token.created" || page.Events[0].Subject != "initial" ||
+		page.Events[1].Type != "service.created" || page.Events[1].Subject != "s0" {
 		t.Fatalf("first page = %+v", page)
 	}
-	page, err = e.one.Events(ctx, page.Next, 2)
+	page, err = e.one.Events(ctx, page.Next, 3)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(page.Events) != 1 || page.Events[0].ID != 3 || page.More || page.Next != 3 {
+	if len(page.Events) != 2 || page.Events[0].ID != 3 || page.More || page.Next != 4 {
 		t.Fatalf("second page = %+v", page)
 	}
 	var data struct{ Hostnames []string }
-	if err := json.Unmarshal(page.Events[0].Data, &data); err != nil || len(data.Hostnames) != 1 || data.Hostnames[0] != "s2.p0.example" {
-		t.Errorf("event data = %s", page.Events[0].Data)
+	if err := json.Unmarshal(page.Events[1].Data, &data); err != nil || len(data.Hostnames) != 1 || data.Hostnames[0] != "s2.p0.example" {
+		t.Errorf("event data = %s", page.Events[1].Data)
 	}
 	page, err = e.two.Events(ctx, 0, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(page.Events) != 1 || page.Events[0].Subject != "other" {
+	if len(page.Events) != 2 || page.Events[1].Subject != "other" {
 		t.Errorf("project two sees %+v", page.Events)
 	}
 
@@ -172,7 +174,7 @@ func TestEventStream(t *testing.T) {
 
 	// From the start, with Last-Event-ID (what a reconnect sends): the
 	// backlog, then live events, in order, none of project two's.
-	got := streamEvents(t, e.one, 0, 3, func() {
+	got := streamEvents(t, e.one, 1, 3, func() { // after the first token's event
 		e.service(t, e.two, "theirs", "p1.example")
 		e.service(t, e.one, "new", "p0.example")
 		if err := e.one.DeleteService(context.Background(), "new"); err != nil {
@@ -181,13 +183,13 @@ func TestEventStream(t *testing.T) {
 	})
 	want := []string{"service.created old", "service.created new", "service.deleted new"}
 	for i, ev := range got {
-		if ev.Type+" "+ev.Subject != want[i] || ev.ID != int64(i+1) || ev.Project == "" {
-			t.Errorf("event %d = %+v, want %s with ID %d", i, ev, want[i], i+1)
+		if ev.Type+" "+ev.Subject != want[i] || ev.ID != int64(i+2) || ev.Project == "" {
+			t.Errorf("event %d = %+v, want %s with ID %d", i, ev, want[i], i+2)
 		}
 	}
-	// Resuming after ID 2 gives 3 and what follows.
-	got = streamEvents(t, e.one, 2, 2, func() { e.service(t, e.one, "later", "p0.example") })
-	if got[0].ID != 3 || got[1].ID != 4 || got[1].Subject != "later" {
+	// Resuming after ID 3 gives 4 and what follows.
+	got = streamEvents(t, e.one, 3, 2, func() { e.service(t, e.one, "later", "p0.example") })
+	if got[0].ID != 4 || got[1].ID != 5 || got[1].Subject != "later" {
 		t.Errorf("resumed stream = %+v", got)
 	}
 }
@@ -225,7 +227,7 @@ func TestEventStreamWire(t *testing.T) {
 		}
 		lines = append(lines, strings.TrimRight(l, "\n"))
 	}
-	if strings.Join(lines, "|") != "retry: 2000|id: 1||: keep-alive|" {
+	if strings.Join(lines, "|") != "retry: 2000|id: 2||: keep-alive|" {
 		t.Errorf("stream begins %q", lines)
 	}
 	// A second stream: the project's limit is 2 in this test; a third is refused.

@@ -6,7 +6,9 @@ package api
 import (
 	"context"
 	"errors"
+	"fmt"
 	"maps"
+	"slices"
 	"sync"
 
 	"github.com/spine-platform/spine/internal/platform"
@@ -18,7 +20,7 @@ import (
 // follow while the store answers).
 const (
 	maxStaleReads  = 20000
-	maxStaleTokens = 10000
+	maxStaleTokens = 50000
 )
 
 // StaleReads is a platform.Store for a Platform whose API answers reads
@@ -31,14 +33,16 @@ const (
 // the API answers with 503.
 //
 // Its contract, as a cache:
-//   - bound: maxStaleReads answers and maxStaleTokens token look-ups;
-//     a full map is emptied whole;
+//   - bound: maxStaleReads answers and maxStaleTokens tokens; a full map
+//     is emptied whole (SetTokens keeps the most recently used);
 //   - staleness: an answer is never returned while the store answers; when
 //     it does not, the answer may be as old as the last read of that key
 //     (or the last sync, through Seed), and is marked stale;
 //   - invalidation: each successful read replaces its answer; a read the
 //     store answers with store.ErrNotFound forgets it (a revoked token, a
-//     deleted service); writes do not invalidate (the next read does).
+//     deleted service); writes do not invalidate (the next read does);
+//     SetTokens, at each sync, replaces every token, so that a revoked
+//     one is forgotten within the propagation time even if never read.
 //
 // It is safe for concurrent use.
 type StaleReads struct {
@@ -49,13 +53,17 @@ type StaleReads struct {
 	// tokens are the token look-ups answered, by token hash (SHA-256 of
 	// the token, as the store keeps it; never a token), kept apart from
 	// memo so that a node's snapshot can keep them (Tokens).
-	tokens    map[string]store.Project
+	tokens    map[string]store.Credential
 	tokensGen uint64 // counts the changes of tokens
+	// complete: tokens holds every token of the store as of the last
+	// SetTokens (or the snapshot's such list), so a hash it lacks is no
+	// token at all, not merely one never looked up.
+	complete bool
 }
 
 // NewStaleReads returns st with its reads remembered.
 func NewStaleReads(st platform.Store) *StaleReads {
-	return &StaleReads{Store: st, memo: make(map[string]any), tokens: make(map[string]store.Project)}
+	return &StaleReads{Store: st, memo: make(map[string]any), tokens: make(map[string]store.Credential)}
 }
 
 func (s *StaleReads) remember(key string, v any) {
@@ -108,20 +116,29 @@ func (s *StaleReads) Seed(svcs []store.Service) {
 	}
 }
 
-// ProjectByTokenHash remembers its answers apart (see Tokens); a revoked
-// token is forgotten at its next look-up.
-func (s *StaleReads) ProjectByTokenHash(ctx context.Context, hash string) (store.Project, error) {
-	p, err := s.Store.ProjectByTokenHash(ctx, hash)
+// TokenByHash remembers its answers apart (see Tokens): a revoked token
+// is forgotten at its next look-up, and at the next sync (SetTokens),
+// whichever comes first. Expiry is the platform's to check, from the
+// token's stored expiry, remembered or not.
+func (s *StaleReads) TokenByHash(ctx context.Context, hash string) (store.Credential, error) {
+	c, err := s.Store.TokenByHash(ctx, hash)
 	switch {
 	case err == nil:
-		s.RememberToken(hash, p)
-		return p, nil
+		s.RememberToken(hash, c)
+		return c, nil
 	case errors.Is(err, store.ErrUnavailable):
 		s.mu.Lock()
 		old, ok := s.tokens[hash]
+		complete := s.complete
 		s.mu.Unlock()
 		if !ok {
-			return p, err
+			if complete {
+				// Revoked (or never made) as of the last sync: refused as the
+				// store would refuse it, not with 503.
+				MarkStale(ctx)
+				return c, fmt.Errorf("token: %w (as of the last sync; the store is unreachable)", store.ErrNotFound)
+			}
+			return c, err
 		}
 		MarkStale(ctx)
 		return old, nil
@@ -133,28 +150,107 @@ func (s *StaleReads) ProjectByTokenHash(ctx context.Context, hash string) (store
 		}
 		s.mu.Unlock()
 	}
-	return p, err
+	return c, err
 }
 
 // RememberToken records that the token whose SHA-256 hash is hash
-// authenticates p (the admin token at start, or a snapshot's look-ups).
-func (s *StaleReads) RememberToken(hash string, p store.Project) {
+// authenticates c (the admin token at start, or a snapshot's tokens).
+func (s *StaleReads) RememberToken(hash string, c store.Credential) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	old, ok := s.tokens[hash]
-	if ok && old.ID == p.ID && old.Name == p.Name && old.CreatedAt.Equal(p.CreatedAt) {
+	if ok && sameCredential(old, c) {
 		return
 	}
 	if !ok && len(s.tokens) >= maxStaleTokens {
 		clear(s.tokens)
+		s.complete = false
 	}
-	s.tokens[hash] = p
+	s.tokens[hash] = c
 	s.tokensGen++
 }
 
-// Tokens returns a copy of the remembered token look-ups: token hash ->
-// project.
-func (s *StaleReads) Tokens() map[string]store.Project {
+// sameCredential reports whether a and b differ in nothing a request's
+// authentication uses (last use aside).
+func sameCredential(a, b store.Credential) bool {
+	return a.Project.ID == b.Project.ID && a.Project.Name == b.Project.Name && a.Project.CreatedAt.Equal(b.Project.CreatedAt) &&
+		a.Project.SuspendedAt.Equal(b.Project.SuspendedAt) &&
+		a.Token.ID == b.Token.ID && a.Token.Name == b.Token.Name && slices.Equal(a.Token.Scopes, b.Token.Scopes) &&
+		a.Token.CreatedAt.Equal(b.Token.CreatedAt) && a.Token.ExpiresAt.Equal(b.Token.ExpiresAt)
+}
+
+// SetTokens replaces the remembered tokens with every token of the store,
+// as a sync read them (with the projects, for their names and suspension):
+// a token revoked, or of a project deleted, since the last sync is
+// forgotten, so that a node answering from its last known state (or its
+// snapshot) refuses it within the propagation time. Beyond maxStaleTokens,
+// the most recently used are kept.
+func (s *StaleReads) SetTokens(projects []store.Project, tokens []store.Token) {
+	byID := make(map[string]store.Project, len(projects))
+	for _, p := range projects {
+		byID[p.ID] = p
+	}
+	complete := len(tokens) <= maxStaleTokens
+	if !complete {
+		tokens = slices.Clone(tokens)
+		slices.SortFunc(tokens, func(a, b store.Token) int { return b.LastUsedAt.Compare(a.LastUsedAt) })
+		tokens = tokens[:maxStaleTokens]
+	}
+	next := make(map[string]store.Credential, len(tokens))
+	for _, t := range tokens {
+		if p, ok := byID[t.ProjectID]; ok {
+			next[t.Hash] = store.Credential{Token: t, Project: p}
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	same := len(next) == len(s.tokens) && complete == s.complete
+	for h, c := range next {
+		if !same {
+			break
+		}
+		old, ok := s.tokens[h]
+		same = ok && sameCredential(old, c)
+	}
+	if same {
+		return
+	}
+	s.tokens, s.complete = next, complete
+	s.tokensGen++
+}
+
+// SeedTokens remembers tokens read from a snapshot; complete says the
+// snapshot held every token of the store as of its last sync (see
+// TokensComplete).
+func (s *StaleReads) SeedTokens(tokens map[string]store.Credential, complete bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(tokens) > maxStaleTokens {
+		complete = false
+	}
+	s.tokens = make(map[string]store.Credential, len(tokens))
+	for h, c := range tokens {
+		if len(s.tokens) >= maxStaleTokens {
+			break
+		}
+		s.tokens[h] = c
+	}
+	s.complete = complete
+	s.tokensGen++
+}
+
+// TokensComplete reports whether Tokens holds every token of the store as
+// of the last sync: then a hash it lacks is refused while the store is
+// away (401), instead of failing with the store (503).
+func (s *StaleReads) TokensComplete() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.complete
+}
+
+// Tokens returns a copy of the remembered tokens: token hash -> token and
+// project (never a token's value).
+func (s *StaleReads) Tokens() map[string]store.Credential {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return maps.Clone(s.tokens)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/spine-platform/spine/internal/platform"
 	"github.com/spine-platform/spine/internal/store"
@@ -17,7 +18,7 @@ type flakyStore struct {
 	platform.Store
 	down     bool
 	services map[string]store.Service
-	tokens   map[string]store.Project
+	tokens   map[string]store.Credential
 }
 
 func (f *flakyStore) GetService(_ context.Context, projectID, name string) (store.Service, error) {
@@ -31,9 +32,9 @@ func (f *flakyStore) GetService(_ context.Context, projectID, name string) (stor
 	return s, nil
 }
 
-func (f *flakyStore) ProjectByTokenHash(_ context.Context, hash string) (store.Project, error) {
+func (f *flakyStore) TokenByHash(_ context.Context, hash string) (store.Credential, error) {
 	if f.down {
-		return store.Project{}, fmt.Errorf("reading token: %w", store.ErrUnavailable)
+		return store.Credential{}, fmt.Errorf("reading token: %w", store.ErrUnavailable)
 	}
 	p, ok := f.tokens[hash]
 	if !ok {
@@ -54,7 +55,7 @@ func request() (context.Context, *atomic.Bool) {
 func TestStaleReadsAnswerWhileStoreIsAway(t *testing.T) {
 	st := &flakyStore{
 		services: map[string]store.Service{"p/a": {ProjectID: "p", Name: "a"}, "p/b": {ProjectID: "p", Name: "b"}},
-		tokens:   map[string]store.Project{"h1": {ID: "p"}, "h2": {ID: "p"}},
+		tokens:   map[string]store.Credential{"h1": {Project: store.Project{ID: "p"}}, "h2": {Project: store.Project{ID: "p"}}},
 	}
 	s := NewStaleReads(st)
 	ctx, stale := request()
@@ -64,7 +65,7 @@ func TestStaleReadsAnswerWhileStoreIsAway(t *testing.T) {
 		}
 	}
 	for _, h := range []string{"h1", "h2"} {
-		if _, err := s.ProjectByTokenHash(ctx, h); err != nil {
+		if _, err := s.TokenByHash(ctx, h); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -78,7 +79,7 @@ func TestStaleReadsAnswerWhileStoreIsAway(t *testing.T) {
 		t.Fatalf("deleted service: %v, want ErrNotFound", err)
 	}
 	v := s.TokensVersion()
-	if _, err := s.ProjectByTokenHash(ctx, "h2"); !errors.Is(err, store.ErrNotFound) {
+	if _, err := s.TokenByHash(ctx, "h2"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("revoked token: %v, want ErrNotFound", err)
 	}
 	if s.TokensVersion() == v || len(s.Tokens()) != 1 {
@@ -91,13 +92,13 @@ func TestStaleReadsAnswerWhileStoreIsAway(t *testing.T) {
 		t.Errorf("service a while the store is away: %+v, %v, stale %v; want the last answer, marked stale", sv, err, stale.Load())
 	}
 	ctx, stale = request()
-	if p, err := s.ProjectByTokenHash(ctx, "h1"); err != nil || p.ID != "p" || !stale.Load() {
-		t.Errorf("token h1 while the store is away: %+v, %v, stale %v; want the last answer, marked stale", p, err, stale.Load())
+	if c, err := s.TokenByHash(ctx, "h1"); err != nil || c.Project.ID != "p" || !stale.Load() {
+		t.Errorf("token h1 while the store is away: %+v, %v, stale %v; want the last answer, marked stale", c, err, stale.Load())
 	}
 	for _, read := range []func(ctx context.Context) error{
 		func(ctx context.Context) error { _, err := s.GetService(ctx, "p", "b"); return err },
 		func(ctx context.Context) error { _, err := s.GetService(ctx, "p", "never-read"); return err },
-		func(ctx context.Context) error { _, err := s.ProjectByTokenHash(ctx, "h2"); return err },
+		func(ctx context.Context) error { _, err := s.TokenByHash(ctx, "h2"); return err },
 	} {
 		ctx, stale = request()
 		if err := read(ctx); !errors.Is(err, store.ErrUnavailable) || stale.Load() {
@@ -123,9 +124,57 @@ func TestStaleReadsSeedAndBound(t *testing.T) {
 		t.Errorf("memo holds %d answers, bound %d", n, maxStaleReads)
 	}
 	for i := range maxStaleTokens + 1 {
-		s.RememberToken(fmt.Sprint("h", i), store.Project{ID: "p"})
+		s.RememberToken(fmt.Sprint("h", i), store.Credential{Project: store.Project{ID: "p"}})
 	}
 	if n := len(s.Tokens()); n > maxStaleTokens {
 		t.Errorf("%d token look-ups remembered, bound %d", n, maxStaleTokens)
+	}
+}
+
+// SetTokens, at each sync, forgets a token revoked since the last one
+// even if it was never read again, and keeps, while the store is away,
+// what each remembered token may do and until when.
+func TestStaleReadsSetTokens(t *testing.T) {
+	st := &flakyStore{}
+	s := NewStaleReads(st)
+	p := store.Project{ID: "p", Name: "p"}
+	exp := time.Unix(1000, 0).UTC()
+	s.SetTokens([]store.Project{p}, []store.Token{
+		{ID: "t1", ProjectID: "p", Name: "ci", Hash: "h1", Scopes: []string{"read"}, ExpiresAt: exp},
+		{ID: "t2", ProjectID: "p", Name: "old", Hash: "h2"},
+		{ID: "t3", ProjectID: "gone", Name: "x", Hash: "h3"}, // its project is not in the list
+	})
+	if got := s.Tokens(); len(got) != 2 || got["h1"].Token.Name != "ci" || !got["h1"].Token.ExpiresAt.Equal(exp) {
+		t.Fatalf("after a sync: %+v", got)
+	}
+	v := s.TokensVersion()
+	s.SetTokens([]store.Project{p}, []store.Token{{ID: "t1", ProjectID: "p", Name: "ci", Hash: "h1", Scopes: []string{"read"}, ExpiresAt: exp}})
+	if s.TokensVersion() == v {
+		t.Error("a revocation did not change the version (the snapshot would keep the token)")
+	}
+	if !s.TokensComplete() {
+		t.Error("a sync's whole list is not complete")
+	}
+	st.down = true
+	ctx, stale := request()
+	// The list is every token as of the last sync: a hash it lacks is no
+	// token (401), not a failure of the store (503).
+	if _, err := s.TokenByHash(ctx, "h2"); !errors.Is(err, store.ErrNotFound) || !stale.Load() {
+		t.Errorf("a token revoked before the store went away: %v, stale %v; want ErrNotFound, marked stale", err, stale.Load())
+	}
+	// Without a whole list (a look-up memo only), the store's failure stands.
+	partial := NewStaleReads(&flakyStore{down: true})
+	partial.SeedTokens(map[string]store.Credential{"h1": {Project: p}}, false)
+	if _, err := partial.TokenByHash(context.Background(), "h2"); !errors.Is(err, store.ErrUnavailable) {
+		t.Errorf("an unknown token without a whole list: %v, want ErrUnavailable", err)
+	}
+	ctx, stale = request()
+	if c, err := s.TokenByHash(ctx, "h1"); err != nil || !stale.Load() || c.Token.Name != "ci" || !c.Token.ExpiresAt.Equal(exp) {
+		t.Errorf("a remembered token while the store is away: %+v, %v", c, err)
+	}
+	v = s.TokensVersion()
+	s.SetTokens([]store.Project{p}, []store.Token{{ID: "t1", ProjectID: "p", Name: "ci", Hash: "h1", Scopes: []string{"read"}, ExpiresAt: exp, LastUsedAt: exp}})
+	if s.TokensVersion() != v {
+		t.Error("a new last use alone changed the version (the snapshot would be rewritten for it)")
 	}
 }

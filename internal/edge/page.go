@@ -31,6 +31,10 @@ func badGatewayPage(service string) page {
 	return page{"Bad gateway", "The upstream of service " + quoteHost(service) + " is not answering."}
 }
 
+func suspendedPage(service string) page {
+	return page{"Service suspended", "The service " + quoteHost(service) + " is suspended by the operator of this platform."}
+}
+
 // pageHead is the start of every HTML page: readable on any screen, no
 // external resources, no script.
 const pageHead = "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">" +

@@ -32,6 +32,10 @@ func (h httpsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writePage(w, r, http.StatusMisdirectedRequest, rt.hsts, misdirectedPage(host))
 		return
 	}
+	if rt.Suspended {
+		writePage(w, r, http.StatusServiceUnavailable, rt.hsts, suspendedPage(rt.Service))
+		return
+	}
 	// ContentLength 0 means no body in both protocols (HTTP/2 gives even
 	// a bodiless GET a Body value, so r.Body != http.NoBody would not do).
 	var body *limitedBody

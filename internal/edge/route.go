@@ -32,6 +32,10 @@ type Route struct {
 	// HealthInterval is the time between two active health checks of each
 	// upstream. Default: Config.HealthInterval.
 	HealthInterval time.Duration
+	// Suspended: the owner's project is suspended by the operator; every
+	// request gets 503 with a page that says so, and no upstream is
+	// contacted (not even health checks).
+	Suspended bool
 }
 
 // ErrInvalidRoute is wrapped by SetRoutes errors about a malformed route.

@@ -86,6 +86,11 @@ func (s *Server) SetRoutes(routes []Route) error {
 		if r.HSTSMaxAge > 0 {
 			rt.hsts = []string{"max-age=" + strconv.Itoa(r.HSTSMaxAge)}
 		}
+		if r.Suspended {
+			rt.Upstreams, rt.pool = nil, pool{}
+			next.routes[r.Host] = rt
+			continue
+		}
 		health := s.healthOf(&r)
 		for j, u := range urls {
 			r.Upstreams[j] = u.String()

@@ -35,13 +35,42 @@ type Snapshot struct {
 	// never tokens), so that a node started from the snapshot answers
 	// reads, marked stale, while the store is away.
 	TokenHashes []TokenLookup `json:"token_hashes,omitempty"`
+	// TokensComplete: TokenHashes is every token of the store as of the
+	// last sync, so a token it lacks is refused (401) while the store is
+	// away.
+	TokensComplete bool `json:"tokens_complete,omitempty"`
+	// Suspended are the IDs of the suspended projects: their services are
+	// routed to a 503 page.
+	Suspended []string `json:"suspended_projects,omitempty"`
 }
 
-// TokenLookup is one API token look-up: the SHA-256 hash of the token (as
-// the store keeps it) and the project it authenticates.
+// TokenLookup is one API token: the SHA-256 hash of the token (as the
+// store keeps it), the project it authenticates, and what it may do and
+// until when. A snapshot of an older release has no Token: such a token
+// has every project scope and no expiry until the store answers again.
 type TokenLookup struct {
 	Hash    string        `json:"hash"`
 	Project store.Project `json:"project"`
+	Token   *TokenMeta    `json:"token,omitempty"`
+}
+
+// TokenMeta is what authentication needs of a token besides its hash;
+// never its value.
+type TokenMeta struct {
+	ID        string    `json:"id"`
+	Name      string    `json:"name"`
+	Scopes    []string  `json:"scopes,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	ExpiresAt time.Time `json:"expires_at,omitzero"`
+}
+
+// Credential returns the token and project that l authenticates.
+func (l TokenLookup) Credential() store.Credential {
+	t := store.Token{ProjectID: l.Project.ID, Hash: l.Hash}
+	if m := l.Token; m != nil {
+		t.ID, t.Name, t.Scopes, t.CreatedAt, t.ExpiresAt = m.ID, m.Name, m.Scopes, m.CreatedAt, m.ExpiresAt
+	}
+	return store.Credential{Token: t, Project: l.Project}
 }
 
 // SnapshotCert is the certificate a node served for Names.
@@ -102,11 +131,13 @@ func (s *Snapshot) Keys() [][32]byte {
 // memory.
 func encodeSnapshot(dst io.Writer, s *Snapshot, certs func(yield func([]byte) error) error) error {
 	head, err := json.Marshal(struct {
-		Version     int           `json:"version"`
-		WrittenAt   time.Time     `json:"written_at"`
-		TicketKeys  [][]byte      `json:"ticket_keys,omitempty"`
-		TokenHashes []TokenLookup `json:"token_hashes,omitempty"`
-	}{s.Version, s.WrittenAt, s.TicketKeys, s.TokenHashes})
+		Version        int           `json:"version"`
+		WrittenAt      time.Time     `json:"written_at"`
+		TicketKeys     [][]byte      `json:"ticket_keys,omitempty"`
+		TokenHashes    []TokenLookup `json:"token_hashes,omitempty"`
+		TokensComplete bool          `json:"tokens_complete,omitempty"`
+		Suspended      []string      `json:"suspended_projects,omitempty"`
+	}{s.Version, s.WrittenAt, s.TicketKeys, s.TokenHashes, s.TokensComplete, s.Suspended})
 	if err != nil {
 		return err
 	}

@@ -33,7 +33,9 @@ func TestEncodeSnapshotMatchesJSON(t *testing.T) {
 			},
 			Certificates: []SnapshotCert{{Names: []string{"a.d.test"}, ChainPEM: "-----BEGIN CERTIFICATE-----\nx\n", KeyPEM: "k"}},
 			TicketKeys:   [][]byte{{1, 2, 3}},
-			TokenHashes:  []TokenLookup{{Hash: "ab12", Project: store.Project{ID: "p", Name: "p", CreatedAt: time.Unix(7, 0).UTC()}}},
+			TokenHashes: []TokenLookup{{Hash: "ab12", Project: store.Project{ID: "p", Name: "p", CreatedAt: time.Unix(7, 0).UTC()},
+				Token: &TokenMeta{ID: "t", Name: "ci", Scopes: []string{"read"}, CreatedAt: time.Unix(7, 0).UTC(), ExpiresAt: time.Unix(9, 0).UTC()}}},
+			Suspended: []string{"q"},
 		},
 	} {
 		var buf bytes.Buffer
@@ -97,7 +99,9 @@ func TestSnapshotWriterEncodesOnlyNewCertificates(t *testing.T) {
 		Services:    []store.Service{svc("a")},
 		Sum:         [32]byte{1},
 		Certificate: func(h string) *tls.Certificate { return certs[h] },
-		Tokens:      func() map[string]store.Project { return map[string]store.Project{"ab12": {ID: "p"}} },
+		Tokens: func() map[string]store.Credential {
+			return map[string]store.Credential{"ab12": {Project: store.Project{ID: "p"}, Token: store.Token{ID: "t", Name: "ci", ExpiresAt: time.Unix(9, 0).UTC()}}}
+		},
 	}
 	w := NewSnapshotWriter(dir, func() *SnapshotSource { return src }, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	path := filepath.Join(dir, SnapshotFile)
@@ -110,6 +114,10 @@ func TestSnapshotWriterEncodesOnlyNewCertificates(t *testing.T) {
 	}
 	if len(first.Certificates) != 1 || first.Certificates[0].Names[0] != "a.d.test" || len(first.Services) != 1 || len(first.TokenHashes) != 1 {
 		t.Fatalf("first snapshot: %d services, certificates %+v, tokens %+v", len(first.Services), first.Certificates, first.TokenHashes)
+	}
+	// A token keeps its name and expiry (enforced from the snapshot).
+	if c := first.TokenHashes[0].Credential(); c.Token.Name != "ci" || !c.Token.ExpiresAt.Equal(time.Unix(9, 0)) || c.Project.ID != "p" || c.Token.Hash != "ab12" {
+		t.Errorf("token read back as %+v", c)
 	}
 	old := w.entries
 	fi, _ := os.Stat(path)

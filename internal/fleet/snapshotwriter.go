@@ -40,10 +40,16 @@ type SnapshotSource struct {
 	Certificate func(host string) *tls.Certificate
 	// TicketKeys are the session-ticket keys, newest first.
 	TicketKeys [][32]byte
-	// Tokens returns the API token look-ups (token hash -> project) to
+	// Tokens returns the API tokens (token hash -> token and project) to
 	// keep; TokensVersion changes whenever its answer does.
-	Tokens        func() map[string]store.Project
+	Tokens        func() map[string]store.Credential
 	TokensVersion uint64
+	// TokensComplete: Tokens is every token of the store (as of the last
+	// sync), not only those looked up.
+	TokensComplete bool
+	// Suspended are the IDs of the suspended projects (a change of them is
+	// a change of Sum).
+	Suspended []string
 }
 
 // SnapshotWriter writes SnapshotFile and keeps, between writes, the
@@ -156,6 +162,9 @@ func (w *SnapshotWriter) Write() error {
 		digest.Write(k[:])
 	}
 	digest.Write(binary.AppendUvarint(nil, src.TokensVersion))
+	if src.TokensComplete {
+		digest.Write([]byte{1})
+	}
 	var sum [sha256.Size]byte
 	digest.Sum(sum[:0])
 	if sum == w.last {
@@ -190,7 +199,8 @@ func (w *SnapshotWriter) Write() error {
 		entries[leaf] = e
 	}
 
-	head := Snapshot{Version: snapshotVersion, WrittenAt: time.Now().UTC(), Services: src.Services, TokenHashes: tokenLookups(src.Tokens)}
+	head := Snapshot{Version: snapshotVersion, WrittenAt: time.Now().UTC(), Services: src.Services, TokenHashes: tokenLookups(src.Tokens),
+		TokensComplete: src.TokensComplete, Suspended: src.Suspended}
 	for _, k := range src.TicketKeys {
 		head.TicketKeys = append(head.TicketKeys, k[:])
 	}
@@ -212,14 +222,15 @@ func (w *SnapshotWriter) Write() error {
 }
 
 // tokenLookups returns the look-ups of tokens, by hash.
-func tokenLookups(tokens func() map[string]store.Project) []TokenLookup {
+func tokenLookups(tokens func() map[string]store.Credential) []TokenLookup {
 	if tokens == nil {
 		return nil
 	}
 	m := tokens()
 	out := make([]TokenLookup, 0, len(m))
 	for h, p := range m {
-		out = append(out, TokenLookup{Hash: h, Project: p})
+		out = append(out, TokenLookup{Hash: h, Project: p.Project, Token: &TokenMeta{
+			ID: p.Token.ID, Name: p.Token.Name, Scopes: p.Token.Scopes, CreatedAt: p.Token.CreatedAt, ExpiresAt: p.Token.ExpiresAt}})
 	}
 	slices.SortFunc(out, func(a, b TokenLookup) int { return strings.Compare(a.Hash, b.Hash) })
 	return out

@@ -49,7 +49,8 @@ func (n *Node) initACME() {
 // platformOptions are the platform's look-ups: ownership records through
 // the resolver, delegation targets and checks through the delegation zone.
 func (n *Node) platformOptions() platform.Options {
-	o := platform.Options{OwnAddrs: n.ownAddrs(), Ownership: n.acme.verifier.Owns, AllowPrivateWebhooks: n.cfg.Webhooks.AllowPrivate}
+	o := platform.Options{OwnAddrs: n.ownAddrs(), Ownership: n.acme.verifier.Owns, AllowPrivateWebhooks: n.cfg.Webhooks.AllowPrivate,
+		AuditMaxAge: n.cfg.AuditMaxAge, AuditMaxEntries: n.cfg.AuditMaxEntries, Logger: n.log}
 	if d := n.acme.delegations; d != nil {
 		o.Delegation, o.CheckDelegations = d.Target, d.Check
 	}

@@ -96,6 +96,12 @@ type Config struct {
 	// Quota is every project's limits unless the operator gave it its own
 	// (store.DB.SetDefaultQuota); 0 in a field is no limit. Default: no limits.
 	Quota store.Quota
+	// AuditMaxAge and AuditMaxEntries bound the audit trail (see
+	// platform.Options): entries older than AuditMaxAge go, and of each
+	// project all but the newest AuditMaxEntries. Defaults 90 days and
+	// 10,000 (zero or negative: the default).
+	AuditMaxAge     time.Duration
+	AuditMaxEntries int
 	// Logger is the node's logger. Default slog.Default().
 	Logger *slog.Logger
 }

@@ -7,8 +7,10 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -49,14 +51,16 @@ type fleetState struct {
 	lastSync atomic.Pointer[syncRecord] // the last successful sync
 	applied  [sha256.Size]byte          // fingerprint of what the last sync applied; under Node.syncMu
 
-	reads *api.StaleReads // the platform's store: API reads answered while the store is away
+	reads     *api.StaleReads // the platform's store: API reads answered while the store is away
+	suspended suspendedCerts  // certificates of suspended projects' hostnames (suspended.go)
 }
 
 // syncRecord is what a successful sync read: the services it serves and
 // their fingerprint.
 type syncRecord struct {
-	svcs []store.Service
-	sum  [sha256.Size]byte
+	svcs      []store.Service
+	suspended []string // IDs of the suspended projects
+	sum       [sha256.Size]byte
 }
 
 // openStore opens the store, or, if PostgreSQL cannot be reached and the
@@ -99,7 +103,9 @@ func (n *Node) prepare(ctx context.Context) error {
 	}
 	// The admin token's look-up goes into the snapshot before its first use.
 	if tok, err := os.ReadFile(tokenFile); err == nil {
-		f.reads.RememberToken(platform.HashToken(strings.TrimSpace(string(tok))), admin)
+		if c, err := n.db.TokenByHash(ctx, platform.HashToken(strings.TrimSpace(string(tok)))); err == nil && c.Project.ID == admin.ID {
+			f.reads.RememberToken(c.Token.Hash, c)
+		}
 	}
 	if n.cfg.Domain != "" {
 		if _, err := n.platform.EnsureDomain(ctx, platform.DefaultProjectID, n.cfg.Domain, true); err != nil {
@@ -157,17 +163,19 @@ func (n *Node) snapshotSource() *fleet.SnapshotSource {
 	return &fleet.SnapshotSource{
 		Services:      rec.svcs,
 		Sum:           rec.sum,
-		Certificate:   n.fleet.certs.Cached,
+		Certificate:   n.cachedCertificate,
 		TicketKeys:    n.fleet.tickets.Keys(),
 		Tokens:        n.fleet.reads.Tokens,
-		TokensVersion: n.fleet.reads.TokensVersion(),
+		TokensVersion:  n.fleet.reads.TokensVersion(),
+		TokensComplete: n.fleet.reads.TokensComplete(),
+		Suspended:      rec.suspended,
 	}
 }
 
 // recordSync records the services of a successful sync, for the snapshot and
 // for reads while the store is away, and asks for a snapshot.
-func (n *Node) recordSync(svcs []store.Service, sum [sha256.Size]byte, changed bool) {
-	n.fleet.lastSync.Store(&syncRecord{svcs: svcs, sum: sum})
+func (n *Node) recordSync(svcs []store.Service, suspended map[string]bool, sum [sha256.Size]byte, changed bool) {
+	n.fleet.lastSync.Store(&syncRecord{svcs: svcs, suspended: slices.Sorted(maps.Keys(suspended)), sum: sum})
 	n.fleet.reads.Seed(svcs)
 	n.fleet.health.Note(nil)
 	if changed {
@@ -181,14 +189,21 @@ func (n *Node) serveSnapshot(s *fleet.Snapshot) error {
 	if keys := s.Keys(); len(keys) > 0 {
 		n.edge.SetSessionTicketKeys(keys)
 	}
-	routes, _ := serving.Routes(s.Services)
+	suspended := map[string]bool{}
+	for _, id := range s.Suspended {
+		suspended[id] = true
+	}
+	routes, _ := suspendRoutes(serving.Routes(s.Services))(suspended)
+	n.fleet.suspended.set(suspendedHosts(routes))
 	if err := n.edge.SetRoutes(routes); err != nil {
 		return fmt.Errorf("applying the snapshot's routes: %w", err)
 	}
 	n.fleet.reads.Seed(s.Services)
+	tokens := make(map[string]store.Credential, len(s.TokenHashes))
 	for _, t := range s.TokenHashes {
-		n.fleet.reads.RememberToken(t.Hash, t.Project)
+		tokens[t.Hash] = t.Credential()
 	}
+	n.fleet.reads.SeedTokens(tokens, s.TokensComplete)
 	n.synced.Store(true)
 	return nil
 }

@@ -108,7 +108,12 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	if err := n.prepare(ctx); err != nil && !n.fleet.static {
 		return nil, err
 	}
-	n.certs, err = certs.New(n.certsConfig(storage, n.fleet.issuer)) // ACME CAs, then the internal CA
+	certsConfig := n.certsConfig(storage, n.fleet.issuer) // ACME CAs, then the internal CA
+	n.fleet.suspended.storage = storage
+	for _, iss := range certsConfig.Issuers {
+		n.fleet.suspended.issuerKeys = append(n.fleet.suspended.issuerKeys, iss.IssuerKey())
+	}
+	n.certs, err = certs.New(certsConfig)
 	if err != nil {
 		return nil, fmt.Errorf("starting the certificate manager: %w", err)
 	}
@@ -118,7 +123,7 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	}
 	n.fleet.certs = fleet.NewCertificates(n.certs, snapCerts)
 	n.edge = edge.New(cfg.edgeConfig(edge.Config{
-		GetCertificate: n.fleet.certs.GetCertificate, // the manager's, else the snapshot's
+		GetCertificate: n.getCertificate, // a suspended name's stored one, else the manager's, else the snapshot's
 		HTTPChallenge:  n.certs.HandleHTTPChallenge,
 		HTTPSPort:      port(n.httpsLn.Addr()),
 		Logger:         n.log,
@@ -194,6 +199,7 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	n.serve("api", func() error { return n.apiSrv.Serve(n.apiLn) })
 	n.wg.Add(1)
 	go n.watch(runCtx, changes)
+	n.wg.Go(func() { n.platform.Maintain(runCtx) }) // token last use, audit retention
 	n.startFleet(runCtx)
 	return n, nil
 }
@@ -284,24 +290,40 @@ func (n *Node) sync(ctx context.Context) error {
 		n.fleet.health.Note(err)
 		return err
 	}
+	// Projects and tokens: which projects are suspended, and every token,
+	// so that a revoked one is forgotten by reads while the store is away.
+	projects, err := n.db.ListProjects(ctx)
+	if err != nil {
+		n.fleet.health.Note(err)
+		return err
+	}
+	tokens, err := n.db.ListTokens(ctx, "")
+	if err != nil {
+		n.fleet.health.Note(err)
+		return err
+	}
+	n.fleet.reads.SetTokens(projects, tokens)
+	suspended := suspendedSet(projects)
 	st := serving.Compute(svcs, ds, n.wildcard, n.log)
+	st.Sum = withSuspended(st.Sum, suspended)
 	// A resync, or the notice a fresh LISTEN connection sends, usually
 	// finds what was applied last: then the edge, the certificate manager
 	// and the snapshot are left alone (rebuilding them for 10k services
 	// takes the processor for tens of milliseconds, which handshakes wait
 	// for).
 	if n.synced.Load() && st.Sum == n.fleet.applied {
-		n.recordSync(st.Services, st.Sum, false)
+		n.recordSync(st.Services, suspended, st.Sum, false)
 		return nil
 	}
-	routes, hosts := serving.Routes(st.Services)
+	routes, hosts := suspendRoutes(serving.Routes(st.Services))(suspended)
+	n.fleet.suspended.set(suspendedHosts(routes))
 	n.certs.SyncShared(ctx, hosts, st.Wildcards)
 	if err := n.edge.SetRoutes(routes); err != nil {
 		return fmt.Errorf("applying routes: %w", err)
 	}
 	n.fleet.applied = st.Sum
 	n.synced.Store(true)
-	n.recordSync(st.Services, st.Sum, true)
+	n.recordSync(st.Services, suspended, st.Sum, true)
 	return nil
 }
 

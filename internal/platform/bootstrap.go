@@ -26,11 +26,11 @@ func (p *Platform) Bootstrap(ctx context.Context, tokenFile string) (store.Proje
 		return store.Project{}, fmt.Errorf("creating the default project: %w", err)
 	}
 	if b, err := os.ReadFile(tokenFile); err == nil {
-		if got, err := p.Authenticate(ctx, strings.TrimSpace(string(b))); err == nil && got.ID == DefaultProjectID {
-			return got, nil
+		if got, err := p.Authenticate(ctx, strings.TrimSpace(string(b))); err == nil && got.Project.ID == DefaultProjectID {
+			return got.Project, nil
 		}
 	}
-	tok, err := p.CreateToken(ctx, DefaultProjectID, "admin")
+	tok, err := p.adminToken(ctx)
 	if err != nil {
 		return store.Project{}, fmt.Errorf("creating the admin token: %w", err)
 	}
@@ -38,6 +38,21 @@ func (p *Platform) Bootstrap(ctx context.Context, tokenFile string) (store.Proje
 		return store.Project{}, fmt.Errorf("writing the admin token: %w", err)
 	}
 	return p.store.GetProject(ctx, DefaultProjectID)
+}
+
+// adminToken makes an operator token of the default project, named
+// "admin", or "admin-<random>" when a node of the fleet has that name.
+func (p *Platform) adminToken(ctx context.Context) (string, error) {
+	name := "admin"
+	for {
+		tok, err := p.insertToken(ctx, store.Token{ID: newID("tok_"), ProjectID: DefaultProjectID, Name: name,
+			Scopes: []string{ScopeOperator}, CreatedAt: p.now().UTC()})
+		var pe *Error
+		if !errors.As(err, &pe) || pe.Kind != Conflict || name != "admin" {
+			return tok, err
+		}
+		name = "admin-" + newID("")[:8]
+	}
 }
 
 // WriteSecretFile writes data to path with mode 0600 (its folder 0700),

@@ -20,6 +20,7 @@ const (
 	Unauthorized                 // missing or wrong credentials
 	Unavailable                  // the store cannot be reached; retry later
 	Quota                        // a limit of the project would be passed
+	Forbidden                    // the credentials are valid but may not do this
 )
 
 // Error is a failure with a stable machine-readable Code and a Message that

@@ -3,10 +3,9 @@ package platform
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/url"
 	"sort"
@@ -24,8 +23,18 @@ type Store interface {
 	CreateProject(ctx context.Context, p store.Project) error
 	GetProject(ctx context.Context, id string) (store.Project, error)
 	ListProjects(ctx context.Context) ([]store.Project, error)
+	SuspendProject(ctx context.Context, id string, at time.Time) error
+	DeleteProject(ctx context.Context, id string) error
+
 	CreateToken(ctx context.Context, t store.Token) error
-	ProjectByTokenHash(ctx context.Context, hash string) (store.Project, error)
+	TokenByHash(ctx context.Context, hash string) (store.Credential, error)
+	ListTokens(ctx context.Context, projectID string) ([]store.Token, error)
+	DeleteToken(ctx context.Context, projectID, name string) error
+	TouchTokens(ctx context.Context, uses []store.TokenUse, minStep time.Duration) error
+
+	AppendAudit(ctx context.Context, e store.AuditEntry) error
+	ListAudit(ctx context.Context, q store.AuditQuery) ([]store.AuditEntry, error)
+	PruneAudit(ctx context.Context, before time.Time, keep int) (int64, error)
 
 	CreateDomain(ctx context.Context, d store.Domain) error
 	GetDomain(ctx context.Context, name string) (store.Domain, error)
@@ -70,6 +79,9 @@ const DefaultHSTSMaxAge = 365 * 24 * 60 * 60
 type Platform struct {
 	store Store
 	now   func() time.Time
+	opts  Options
+	log   *slog.Logger
+	usage usageBook // when tokens were last used (usage.go)
 
 	// ownAddrs are Spine's own listener addresses (host:port); an upstream
 	// pointing at one of them would make a proxy loop.
@@ -106,11 +118,40 @@ type Options struct {
 	// private or link-local address (spine up, for local development).
 	// Default: refused; names are checked again at connect time.
 	AllowPrivateWebhooks bool
+	// AuditMaxAge and AuditMaxEntries bound the audit trail: entries older
+	// than AuditMaxAge go, and of each project all but the newest
+	// AuditMaxEntries. Defaults DefaultAuditMaxAge (90 days) and
+	// DefaultAuditMaxEntries (10,000).
+	AuditMaxAge     time.Duration
+	AuditMaxEntries int
+	// AuditPruneInterval is how often Maintain prunes the audit trail.
+	// Default 10 minutes.
+	AuditPruneInterval time.Duration
+	// UsageFlushInterval is how often Maintain writes when tokens were
+	// last used. Default 10 seconds.
+	UsageFlushInterval time.Duration
+	// Logger receives the platform's background messages. Default slog.Default().
+	Logger *slog.Logger
 }
 
 // New returns a Platform over st.
 func New(st Store, opts Options) *Platform {
-	p := &Platform{store: st, now: opts.Now, ownAddrs: map[string]bool{}, ownership: opts.Ownership, delegation: opts.Delegation,
+	if opts.AuditMaxAge <= 0 {
+		opts.AuditMaxAge = DefaultAuditMaxAge
+	}
+	if opts.AuditMaxEntries <= 0 {
+		opts.AuditMaxEntries = DefaultAuditMaxEntries
+	}
+	if opts.AuditPruneInterval <= 0 {
+		opts.AuditPruneInterval = 10 * time.Minute
+	}
+	if opts.UsageFlushInterval <= 0 {
+		opts.UsageFlushInterval = 10 * time.Second
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	p := &Platform{store: st, now: opts.Now, opts: opts, log: opts.Logger, ownAddrs: map[string]bool{}, ownership: opts.Ownership, delegation: opts.Delegation,
 		checkDelegations: opts.CheckDelegations, interfaceAddrs: net.InterfaceAddrs, allowPrivateWebhooks: opts.AllowPrivateWebhooks}
 	if p.now == nil {
 		p.now = time.Now
@@ -132,65 +173,6 @@ func newID(prefix string) string {
 		panic(err) // crypto/rand never fails on supported platforms
 	}
 	return prefix + hex.EncodeToString(b[:])
-}
-
-// HashToken returns the form in which a token is stored: hex SHA-256. Tokens
-// carry 256 bits of randomness, so a fast hash is enough (no password stretching).
-func HashToken(token string) string {
-	sum := sha256.Sum256([]byte(token))
-	return hex.EncodeToString(sum[:])
-}
-
-func newToken() string {
-	var b [32]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		panic(err)
-	}
-	return "spine_" + base64.RawURLEncoding.EncodeToString(b[:])
-}
-
-// CreateProject makes a project and its first API token. The token is
-// returned once and stored only as a hash.
-func (p *Platform) CreateProject(ctx context.Context, name string) (store.Project, string, error) {
-	name = strings.TrimSpace(name)
-	if err := checkName("project name", name); err != nil {
-		return store.Project{}, "", err
-	}
-	pr := store.Project{ID: newID("prj_"), Name: name, CreatedAt: p.now().UTC()}
-	if err := p.store.CreateProject(ctx, pr); err != nil {
-		return store.Project{}, "", fromStore(err, fmt.Sprintf("project %q", name))
-	}
-	tok, err := p.CreateToken(ctx, pr.ID, "initial")
-	if err != nil {
-		return store.Project{}, "", err
-	}
-	return pr, tok, nil
-}
-
-// CreateToken makes a new API token for a project and returns it; only its
-// hash is kept.
-func (p *Platform) CreateToken(ctx context.Context, projectID, name string) (string, error) {
-	tok := newToken()
-	t := store.Token{ID: newID("tok_"), ProjectID: projectID, Name: name, Hash: HashToken(tok), CreatedAt: p.now().UTC()}
-	if err := p.store.CreateToken(ctx, t); err != nil {
-		return "", fromStore(err, "token")
-	}
-	return tok, nil
-}
-
-// Authenticate returns the project a token belongs to.
-func (p *Platform) Authenticate(ctx context.Context, token string) (store.Project, error) {
-	if token == "" {
-		return store.Project{}, &Error{Kind: Unauthorized, Code: "unauthorized", Message: "missing API token: send \"Authorization: Bearer <token>\" (the CLI reads SPINE_TOKEN or <data>/admin.token)"}
-	}
-	pr, err := p.store.ProjectByTokenHash(ctx, HashToken(token))
-	if err != nil {
-		if e := fromStore(err, "token"); e.(*Error).Kind == NotFound {
-			return store.Project{}, &Error{Kind: Unauthorized, Code: "unauthorized", Message: "the API token is not valid: check SPINE_TOKEN or <data>/admin.token"}
-		}
-		return store.Project{}, fromStore(err, "token")
-	}
-	return pr, nil
 }
 
 // checkName checks a short identifier: one hostname label (a-z, 0-9, inner

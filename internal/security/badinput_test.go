@@ -38,6 +38,9 @@ func TestAPIBadInput(t *testing.T) {
 	_, apiPort, _ := net.SplitHostPort(s.n.APIAddr())
 	_, httpsPort, _ := net.SplitHostPort(s.n.HTTPSAddr())
 	_, httpPort, _ := net.SplitHostPort(s.n.HTTPAddr())
+	if _, err := s.admin.CreateToken(t.Context(), client.TokenCreate{Name: "taken", Scopes: []string{"read"}}); err != nil {
+		t.Fatal(err)
+	}
 
 	before := state(t, s.admin)
 
@@ -235,6 +238,41 @@ func TestAPIBadInput(t *testing.T) {
 		{"quota of a missing project", "PUT", "/v1/projects/nobody/quota", "", `{}`, 404, "not_found", "spine project list"},
 		{"quota read of a missing project", "GET", "/v1/projects/nobody/quota", "", "", 404, "not_found", "does not exist"},
 		{"quota of an overlong project ID", "GET", "/v1/projects/" + strings.Repeat("p", 80) + "/quota", "", "", 400, "invalid_project", "not a project ID"},
+		// Tokens.
+		{"token name empty", "POST", "/v1/tokens", "", `{"name":""}`, 400, "invalid_name", "empty"},
+		{"token name malformed", "POST", "/v1/tokens", "", `{"name":"CI token"}`, 400, "invalid_name", "lower-case letters"},
+		{"token name too long", "POST", "/v1/tokens", "", `{"name":"` + strings.Repeat("a", 64) + `"}`, 400, "invalid_name", "limit is 63"},
+		{"token name taken", "POST", "/v1/tokens", "", `{"name":"taken"}`, 409, "conflict", `token "taken" already exists`},
+		{"token scope unknown", "POST", "/v1/tokens", "", `{"name":"x","scopes":["admin"]}`, 400, "invalid_scope", "read, services:write"},
+		{"token scope empty", "POST", "/v1/tokens", "", `{"name":"x","scopes":[""]}`, 400, "invalid_scope", "not one Spine knows"},
+		{"token scopes of the wrong type", "POST", "/v1/tokens", "", `{"name":"x","scopes":"read"}`, 400, "invalid_json", "scopes"},
+		{"token lifetime unreadable", "POST", "/v1/tokens", "", `{"name":"x","expires_in":"forever"}`, 400, "invalid_expiry", "30d"},
+		{"token lifetime too short", "POST", "/v1/tokens", "", `{"name":"x","expires_in":"1s"}`, 400, "invalid_expiry", "from 10s"},
+		{"token lifetime too long", "POST", "/v1/tokens", "", `{"name":"x","expires_in":"3651d"}`, 400, "invalid_expiry", "at most 3650d"},
+		{"token lifetime negative", "POST", "/v1/tokens", "", `{"name":"x","expires_in":"-1h"}`, 400, "invalid_expiry", "from 10s"},
+		{"token lifetime a number", "POST", "/v1/tokens", "", `{"name":"x","expires_in":3600}`, 400, "invalid_json", "expires_in"},
+		{"token with an unknown field", "POST", "/v1/tokens", "", `{"name":"x","value":"spine_mine"}`, 400, "unknown_field", "value"},
+		{"revoke a malformed token name", "DELETE", "/v1/tokens/Bad_Name!", "", "", 400, "invalid_name", "lower-case letters"},
+		{"revoke a missing token", "DELETE", "/v1/tokens/nothere", "", "", 404, "not_found", "spine token list"},
+		// Projects.
+		{"project name empty", "POST", "/v1/projects", "", `{"name":""}`, 400, "invalid_name", "empty"},
+		{"project name malformed", "POST", "/v1/projects", "", `{"name":"My Project"}`, 400, "invalid_name", "lower-case letters"},
+		{"project name too long", "POST", "/v1/projects", "", `{"name":"` + strings.Repeat("p", 64) + `"}`, 400, "invalid_name", "limit is 63"},
+		{"project name taken", "POST", "/v1/projects", "", `{"name":"default"}`, 409, "conflict", "already exists"},
+		{"project with an unknown field", "POST", "/v1/projects", "", `{"name":"x","owner":"me"}`, 400, "unknown_field", "owner"},
+		{"get a malformed project", "GET", "/v1/projects/Bad_Name!", "", "", 400, "invalid_name", "lower-case letters"},
+		{"get a missing project", "GET", "/v1/projects/nothere", "", "", 404, "not_found", "spine project list"},
+		{"suspend the default project", "POST", "/v1/projects/default/suspend", "", "", 400, "default_project", "cannot be suspended"},
+		{"suspend a missing project", "POST", "/v1/projects/nothere/suspend", "", "", 404, "not_found", "does not exist"},
+		{"resume a malformed project", "POST", "/v1/projects/a%00b/resume", "", "", 400, "invalid_name", "lower-case letters"},
+		{"delete the default project", "DELETE", "/v1/projects/default", "", "", 400, "default_project", "cannot be suspended or deleted"},
+		{"delete a missing project", "DELETE", "/v1/projects/nothere", "", "", 404, "not_found", "does not exist"},
+		// The audit trail's parameters.
+		{"audit limit zero", "GET", "/v1/audit?limit=0", "", "", 400, "invalid_limit", "positive whole number"},
+		{"audit limit too large", "GET", "/v1/audit?limit=1001", "", "", 400, "invalid_limit", "from 1 to 1000"},
+		{"audit limit not a number", "GET", "/v1/audit?limit=ten", "", "", 400, "invalid_limit", "positive whole number"},
+		{"audit before negative", "GET", "/v1/audit?before=-1", "", "", 400, "invalid_before", "positive whole number"},
+		{"audit of a missing project", "GET", "/v1/audit?project=nothere", "", "", 404, "not_found", "does not exist"},
 		{"unknown route", "GET", "/v1/servces", "", "", 404, "no_such_route", "/v1/services"},
 		{"wrong method", "PUT", "/v1/services/taken", "", `{}`, 404, "no_such_route", "not part of the API"},
 	}
@@ -379,6 +417,26 @@ func TestCLIBadInput(t *testing.T) {
 		{[]string{"events", "--limit", "-1"}, "--limit", "0 for all"},
 		{[]string{"events", "extra"}, "", "unknown command"},
 		{[]string{"events", "-o", "yaml"}, "--output", "text or json"},
+		{[]string{"project", "create", "default"}, "", "already exists"},
+		{[]string{"project", "suspend"}, "", "accepts 1 arg"},
+		{[]string{"project", "suspend", "default"}, "default", "cannot be suspended"},
+		{[]string{"project", "resume", "Bad_Name"}, "Bad_Name", "lower-case letters"},
+		{[]string{"project", "delete", "nothere"}, "nothere", "does not exist"},
+		{[]string{"project", "list", "extra"}, "", "unknown command"},
+		{[]string{"token", "create"}, "--name", "give the token a name"},
+		{[]string{"token", "create", "ci"}, "", "unknown command"},
+		{[]string{"token", "create", "--name", "CI"}, "--name", "lower-case letters"},
+		{[]string{"token", "create", "--name", "x", "--scope", "everything"}, "--scope", "not one Spine knows"},
+		{[]string{"token", "create", "--name", "x", "--expires", "forever"}, "--expires", "30d"},
+		{[]string{"token", "create", "--name", "x", "--expires", "1s"}, "--expires", "from 10s"},
+		{[]string{"token", "create", "--name", "x", "--expires", "9999d"}, "--expires", "at most 3650d"},
+		{[]string{"token", "revoke"}, "", "accepts 1 arg"},
+		{[]string{"token", "revoke", "nothere"}, "nothere", "does not exist"},
+		{[]string{"audit", "--limit", "0"}, "--limit", "from 1 to 1000"},
+		{[]string{"audit", "--limit", "ten"}, "--limit", "invalid argument"},
+		{[]string{"audit", "--before", "-1"}, "--before", "the ID of an entry"},
+		{[]string{"audit", "--project", "nothere"}, "--project", "does not exist"},
+		{[]string{"audit", "extra"}, "", "unknown command"},
 		{[]string{"no-such-command"}, "", "unknown command"},
 		{[]string{"service", "list", "--no-such-flag"}, "--no-such-flag", "unknown flag"},
 		{[]string{"inspect"}, "", "accepts 1 arg"},

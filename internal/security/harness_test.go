@@ -446,8 +446,9 @@ func (p *proc) token(t testing.TB) string {
 // admin is an API client of p with its admin token.
 func (p *proc) admin(t testing.TB) *client.Client { return client.New(p.api, p.token(t)) }
 
-// state is what c's project stores (its domains and services), to compare
-// before and after refused input; a listing error fails the test.
+// state is what c's project stores (its domains, services and tokens) and
+// the projects (c must be an operator's), to compare before and after
+// refused input; a listing error fails the test.
 func state(t testing.TB, c *client.Client) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -464,7 +465,18 @@ func state(t testing.TB, c *client.Client) string {
 	if err != nil {
 		t.Fatalf("listing webhooks: %v", err)
 	}
-	b, err := json.Marshal([]any{ds, ss, ws})
+	ts, err := c.Tokens(ctx)
+	if err != nil {
+		t.Fatalf("listing tokens: %v", err)
+	}
+	for i := range ts {
+		ts[i].LastUsedAt = nil // moves as the tokens are used
+	}
+	ps, err := c.Projects(ctx)
+	if err != nil {
+		t.Fatalf("listing projects: %v", err)
+	}
+	b, err := json.Marshal([]any{ds, ss, ws, ts, ps})
 	if err != nil {
 		t.Fatal(err)
 	}

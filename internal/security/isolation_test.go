@@ -100,6 +100,11 @@ func startTenants(t *testing.T) *tenants {
 		ts.all = append(ts.all, tn)
 	}
 	for _, tn := range ts.all {
+		// A token only this project has, by name: another project's
+		// revocation of that name must find nothing.
+		if _, err := tn.c.CreateToken(ctx, client.TokenCreate{Name: "only-" + strings.ToLower(tn.name), Scopes: []string{"read"}}); err != nil {
+			t.Fatal(err)
+		}
 		tn.rec = startRecorder(t, "service-"+tn.service)
 		svc := s.addService(t, tn.c, client.ServiceCreate{Name: tn.service, Upstreams: []string{tn.rec.url()}})
 		if len(svc.Hostnames) != 1 || svc.Hostnames[0] != tn.service+"."+tn.domain {
@@ -412,14 +417,19 @@ func TestAPITenantIsolation(t *testing.T) {
 		ds, err1 := tn.c.Domains(ctx)
 		ss, err2 := tn.c.Services(ctx)
 		ws, err3 := tn.c.Webhooks(ctx)
-		if err1 != nil || err2 != nil || err3 != nil {
-			t.Fatalf("reading %s's state: %v %v %v", tn.name, err1, err2, err3)
+		ts, err4 := tn.c.Tokens(ctx)
+		p, err5 := tn.c.Project(ctx)
+		if err1 != nil || err2 != nil || err3 != nil || err4 != nil || err5 != nil {
+			t.Fatalf("reading %s's state: %v %v %v %v %v", tn.name, err1, err2, err3, err4, err5)
 		}
 		var hooks []string // what a caller sets; not the delivery state, which the sender moves on
 		for _, w := range ws {
 			hooks = append(hooks, fmt.Sprint(w.ID, w.URL, w.Events, w.Enabled))
 		}
-		b, _ := json.Marshal([]any{ds, ss, hooks})
+		for i := range ts {
+			ts[i].LastUsedAt = nil // moves as the tokens are used
+		}
+		b, _ := json.Marshal([]any{ds, ss, hooks, ts, p})
 		return string(b)
 	}
 	// secretsOf is what no other project may see of tn: its hostname,
@@ -478,7 +488,7 @@ func TestAPITenantIsolation(t *testing.T) {
 	t.Run("without a valid token", func(t *testing.T) {
 		// Every route but the public ones is refused.
 		for _, r := range routes {
-			if slices.Contains([]string{"GET /healthz", "GET /readyz", "GET /v1/version", "GET /v1/ca/root", "/"}, r) {
+			if slices.Contains(publicRoutes, r) {
 				continue
 			}
 			method, path, _ := strings.Cut(r, " ")
@@ -707,16 +717,103 @@ func crossTenantCases(t *testing.T, ts *tenants, base string, x, y *tenant, secr
 				t.Errorf("%s's event stream holds %s's events: %s", x.name, y.name, out)
 			}
 		},
+		"GET /v1/openapi.json": func(t *testing.T) { okFor(t, "GET", "/v1/openapi.json") },
 		"GET /v1/nodes": func(t *testing.T) {
-			// Operator information: only the default project's tokens.
+			// Operator information: only the operator's tokens.
 			if x.id == platform.DefaultProjectID {
 				okFor(t, "GET", "/v1/nodes")
 			} else {
-				refused(t, "GET", "/v1/nodes", "", 403)
+				operatorOnly(t, refused, "GET", "/v1/nodes", "")
 			}
 		},
+		"GET /v1/tokens": func(t *testing.T) {
+			out := okFor(t, "GET", "/v1/tokens")
+			if strings.Contains(out, `"only-`+strings.ToLower(y.name)+`"`) || !strings.Contains(out, `"only-`+strings.ToLower(x.name)+`"`) {
+				t.Errorf("%s's token list is not its own: %s", x.name, out)
+			}
+		},
+		"POST /v1/tokens": func(t *testing.T) {
+			// Made in x's own project, whatever the name says.
+			name := "made-by-" + strings.ToLower(x.name)
+			if code, out := as(t, "POST", "/v1/tokens", `{"name":"`+name+`","scopes":["read"]}`); code != 201 {
+				t.Fatalf("%s making a token: %d %s", x.name, code, out)
+			}
+			if ts, err := y.c.Tokens(context.Background()); err != nil || slices.ContainsFunc(ts, func(tk client.Token) bool { return tk.Name == name }) {
+				t.Errorf("%s's new token shows in %s's list: %v %v", x.name, y.name, ts, err)
+			}
+			if code, out := as(t, "DELETE", "/v1/tokens/"+name, ""); code != 204 {
+				t.Errorf("%s revoking its own token: %d %s", x.name, code, out)
+			}
+		},
+		"DELETE /v1/tokens/{name}": func(t *testing.T) {
+			for _, n := range []string{"only-" + strings.ToLower(y.name), "ONLY-" + y.name} {
+				refused(t, "DELETE", "/v1/tokens/"+n, "", 400, 404)
+			}
+			if _, err := y.c.Project(context.Background()); err != nil {
+				t.Errorf("%s's token after %s's revocations: %v", y.name, x.name, err)
+			}
+		},
+		"GET /v1/audit": func(t *testing.T) {
+			if x.id != platform.DefaultProjectID {
+				var out struct{ Entries []client.AuditEntry }
+				json.Unmarshal([]byte(okFor(t, "GET", "/v1/audit")), &out)
+				for _, e := range out.Entries {
+					if e.Project != x.id {
+						t.Errorf("%s's audit trail shows an entry of project %q: %+v", x.name, e.Project, e)
+					}
+				}
+				if len(out.Entries) == 0 {
+					t.Errorf("%s's audit trail is empty", x.name)
+				}
+				for _, p := range []string{y.id, "tenant-" + strings.ToLower(y.name), "default"} {
+					if p != x.id {
+						operatorOnly(t, refused, "GET", "/v1/audit?project="+p, "")
+					}
+				}
+				return
+			}
+			// The operator reads every project's, and filters by one.
+			code, out := apiCall(t, base, x.token, "GET", "/v1/audit?project="+y.id, "")
+			var list struct{ Entries []client.AuditEntry }
+			json.Unmarshal([]byte(out), &list)
+			if code != 200 || len(list.Entries) == 0 || slices.ContainsFunc(list.Entries, func(e client.AuditEntry) bool { return e.Project != y.id }) {
+				t.Errorf("the operator's audit of %s: %d %s", y.name, code, out)
+			}
+		},
+		"GET /v1/projects": func(t *testing.T) {
+			if x.id != platform.DefaultProjectID {
+				operatorOnly(t, refused, "GET", "/v1/projects", "")
+			} else if code, out := apiCall(t, base, x.token, "GET", "/v1/projects", ""); code != 200 || !strings.Contains(out, y.id) {
+				t.Errorf("the operator's project list: %d %s", code, out)
+			}
+		},
+		"POST /v1/projects": func(t *testing.T) {
+			if x.id != platform.DefaultProjectID {
+				operatorOnly(t, refused, "POST", "/v1/projects", `{"name":"by-`+strings.ToLower(x.name)+`"}`)
+			} else {
+				refused(t, "POST", "/v1/projects", `{"name":"tenant-`+strings.ToLower(y.name)+`"}`, 409)
+			}
+		},
+		"GET /v1/projects/{name}": func(t *testing.T) {
+			if x.id != platform.DefaultProjectID {
+				for _, p := range []string{y.id, "tenant-" + strings.ToLower(y.name), x.id} {
+					operatorOnly(t, refused, "GET", "/v1/projects/"+p, "")
+				}
+			} else if code, out := apiCall(t, base, x.token, "GET", "/v1/projects/"+y.id, ""); code != 200 || !strings.Contains(out, y.id) {
+				t.Errorf("the operator reading %s: %d %s", y.name, code, out)
+			}
+		},
+		"DELETE /v1/projects/{name}": func(t *testing.T) {
+			projectChange(t, x, y, refused, "DELETE", "")
+		},
+		"POST /v1/projects/{name}/suspend": func(t *testing.T) {
+			projectChange(t, x, y, refused, "POST", "/suspend")
+		},
+		"POST /v1/projects/{name}/resume": func(t *testing.T) {
+			projectChange(t, x, y, refused, "POST", "/resume")
+		},
 		"/": func(t *testing.T) {
-			for _, p := range []string{"/v1/services/" + y.service + "/", "/v1/projects/" + y.id, "/v1/projects/" + y.id + "/services",
+			for _, p := range []string{"/v1/services/" + y.service + "/", "/v1/project/" + y.id, "/v1/projects/" + y.id + "/services", "/v1/tokens/only-" + strings.ToLower(y.name) + "/value",
 				"/v1/services/..%2f" + y.service, "/v1//services/" + y.service} {
 				code, out := as(t, "GET", p, "")
 				if code < 300 || code >= 500 {
@@ -725,6 +822,32 @@ func crossTenantCases(t *testing.T, ts *tenants, base string, x, y *tenant, secr
 			}
 		},
 	}
+}
+
+// operatorOnly checks that a route refuses a non-operator with 403 naming
+// the operator scope.
+func operatorOnly(t *testing.T, refused func(t *testing.T, method, path, body string, codes ...int) string, method, path, body string) {
+	t.Helper()
+	if out := refused(t, method, path, body, 403); !strings.Contains(out, "missing_scope") || !strings.Contains(out, `\"operator\"`) {
+		t.Errorf("%s %s: %s, want missing_scope naming \"operator\"", method, path, out)
+	}
+}
+
+// projectChange checks an operator route that changes a project: a
+// project's token is refused, on any project including its own; the
+// operator's is refused on its own default project and finds no project
+// that does not exist. (The operator suspending and deleting projects is
+// internal/node's TestSuspendResumeDeleteProject.)
+func projectChange(t *testing.T, x, y *tenant, refused func(t *testing.T, method, path, body string, codes ...int) string, method, suffix string) {
+	t.Helper()
+	if x.id != platform.DefaultProjectID {
+		for _, p := range []string{y.id, "tenant-" + strings.ToLower(y.name), x.id, "default"} {
+			operatorOnly(t, refused, method, "/v1/projects/"+p+suffix, "")
+		}
+		return
+	}
+	refused(t, method, "/v1/projects/default"+suffix, "", 400)
+	refused(t, method, "/v1/projects/no-such-project"+suffix, "", 404)
 }
 
 // verifyCrossTenant checks POST /v1/domains/{name}/verify with x's token on

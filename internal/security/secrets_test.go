@@ -222,6 +222,21 @@ func (h *hygiene) commonCLI(p *proc, domain string, wait bool) []cliCase {
 		{args: []string{"completion", "zsh"}, ok: true, want: "zsh completion"},
 		{args: []string{"completion", "fish"}, ok: true, want: "fish completion"},
 		{args: []string{"completion", "powershell"}, ok: true, want: "powershell completion"},
+		{args: []string{"token", "list"}, ok: true, want: "LAST USED"},
+		{args: []string{"token", "list", "-o", "json"}, ok: true, want: `"scopes"`},
+		{args: []string{"token", "create"}},
+		{args: []string{"token", "create", "--name", "x", "--scope", "everything"}},
+		{args: []string{"token", "create", "--name", "x", "--expires", "forever"}},
+		{args: []string{"token", "revoke", "nothere"}},
+		{args: []string{"project", "list"}, ok: true, want: "default"},
+		{args: []string{"project", "list", "-o", "json"}, ok: true, want: `"default"`},
+		{args: []string{"project", "suspend", "default"}},
+		{args: []string{"project", "resume", "nothere"}},
+		{args: []string{"project", "delete", "nothere"}},
+		{args: []string{"audit"}, ok: true, want: "service.create"},
+		{args: []string{"audit", "-o", "json", "--limit", "5"}, ok: true, want: `"action"`},
+		{args: []string{"audit", "--limit", "0"}},
+		{args: []string{"audit", "--project", "nothere"}},
 	}
 }
 
@@ -240,6 +255,50 @@ func (h *hygiene) inspectCLI(p *proc) []cliCase {
 	}
 }
 
+// oneTime runs a command whose stdout shows a new secret by design, once
+// (a token's value): that stdout is not scanned, its secret is taken with
+// secretOf and registered, so that every other output is scanned for it.
+func (h *hygiene) oneTime(t *testing.T, p *proc, env []string, what string, secretOf func(stdout string) string, args ...string) string {
+	t.Helper()
+	o, e, err := p.cli(t, env, args...)
+	name := "spine " + strings.Join(args, " ")
+	h.add(name+" (stderr)", e)
+	h.cover(args)
+	if err != nil {
+		t.Fatalf("%s: %v %s", name, err, e)
+	}
+	v := secretOf(o)
+	if !strings.HasPrefix(v, "spine_") {
+		t.Fatalf("%s printed %q", name, o)
+	}
+	h.secret(what, v)
+	return v
+}
+
+// tokenCLI makes tokens with `spine token create` (their values shown once
+// on stdout), uses one within its scope and outside it, and revokes it.
+func (h *hygiene) tokenCLI(t *testing.T, p *proc) {
+	t.Helper()
+	tok := h.oneTime(t, p, nil, "a token made by spine token create", strings.TrimSpace,
+		"token", "create", "--name", "hygiene-cli", "--scope", "read", "--expires", "1h")
+	h.oneTime(t, p, nil, "a token made by spine token create -o json", func(o string) string {
+		var c client.TokenCreated
+		json.Unmarshal([]byte(o), &c)
+		return c.Value
+	}, "token", "create", "--name", "hygiene-json", "-o", "json")
+	use := []string{"SPINE_TOKEN=" + tok}
+	h.cli(t, p, []cliCase{
+		{args: []string{"service", "list"}, env: use, ok: true, want: "NAME"},
+		{args: []string{"service", "create", "by-reader", "--upstream", h.up}, env: use},
+		{args: []string{"token", "list"}, ok: true, want: "hygiene-cli"},
+		{args: []string{"token", "revoke", "hygiene-json"}, env: use},
+		{args: []string{"token", "revoke", "hygiene-cli"}, ok: true, want: "revoked"},
+		{args: []string{"token", "revoke", "hygiene-json"}, ok: true, want: "revoked"},
+		{args: []string{"service", "list"}, env: use},
+		{args: []string{"audit"}, ok: true, want: "token.revoke"},
+	})
+}
+
 // projectCLI creates a project with the operator command (its token is
 // printed once on stdout, by design: that stdout is not scanned) and uses
 // its token, which must see nothing of the default project's.
@@ -256,10 +315,20 @@ func (h *hygiene) projectCLI(t *testing.T, p *proc, storeFlag ...string) {
 		t.Fatalf("project create printed %q", o)
 	}
 	h.secret("a new project's token", tok)
+	use := []string{"SPINE_TOKEN=" + tok}
 	h.cli(t, p, []cliCase{
-		{args: []string{"service", "list"}, env: []string{"SPINE_TOKEN=" + tok}, ok: true, want: "NAME"},
-		{args: []string{"service", "show", "web2"}, env: []string{"SPINE_TOKEN=" + tok}},
-		{args: []string{"nodes"}, env: []string{"SPINE_TOKEN=" + tok}},
+		{args: []string{"service", "list"}, env: use, ok: true, want: "NAME"},
+		{args: []string{"service", "show", "web2"}, env: use},
+		{args: []string{"nodes"}, env: use},
+		{args: []string{"project", "list"}, env: use},
+		{args: []string{"audit", "--project", "default"}, env: use},
+		{args: []string{"audit"}, env: use, ok: true, want: "ACTION"},
+		{args: []string{"project", "list"}, ok: true, want: "hygiene-tenant"},
+		{args: []string{"project", "suspend", "hygiene-tenant"}, ok: true, want: "suspended"},
+		{args: []string{"service", "create", "x", "--upstream", h.up}, env: use},
+		{args: []string{"project", "resume", "hygiene-tenant"}, ok: true, want: "resumed"},
+		{args: []string{"project", "delete", "hygiene-tenant"}, ok: true, want: "deleted"},
+		{args: []string{"service", "list"}, env: use},
 	})
 }
 
@@ -322,10 +391,13 @@ type apiCase struct {
 	want               int // status with the admin token
 	before             func(t *testing.T)
 	stream             bool // a server-sent-events stream: read up to its opening
+	// oneTime: the answer shows a new token's value, once, by design; it
+	// is not scanned, and the value is registered as a secret.
+	oneTime bool
 }
 
 // publicRoutes answer without a token.
-var publicRoutes = []string{"GET /healthz", "GET /readyz", "GET /v1/version", "GET /v1/ca/root", "/"}
+var publicRoutes = []string{"GET /healthz", "GET /readyz", "GET /v1/version", "GET /v1/ca/root", "GET /v1/openapi.json", "/"}
 
 // api calls every route of package api against base: with the admin token
 // (each must answer as expected), with a wrong token and with none (each
@@ -378,6 +450,17 @@ func (h *hygiene) api(t *testing.T, base, admin string, c *client.Client) {
 		{route: "POST /v1/deliveries/{id}/redeliver", method: "POST", path: "/v1/deliveries/" + dlv.ID + "/redeliver", want: 202},
 		{route: "POST /v1/webhooks/{id}/enable", method: "POST", path: "/v1/webhooks/" + hook.ID + "/enable", want: 200},
 		{route: "DELETE /v1/webhooks/{id}", method: "DELETE", path: "/v1/webhooks/" + hook.ID, want: 204},
+		{route: "GET /v1/openapi.json", method: "GET", path: "/v1/openapi.json", want: 200},
+		{route: "GET /v1/tokens", method: "GET", path: "/v1/tokens", want: 200},
+		{route: "POST /v1/tokens", method: "POST", path: "/v1/tokens", body: `{"name":"api-hygiene","scopes":["read"],"expires_in":"1h"}`, want: 201, oneTime: true},
+		{route: "DELETE /v1/tokens/{name}", method: "DELETE", path: "/v1/tokens/api-hygiene", want: 204},
+		{route: "GET /v1/projects", method: "GET", path: "/v1/projects", want: 200},
+		{route: "POST /v1/projects", method: "POST", path: "/v1/projects", body: `{"name":"api-hygiene"}`, want: 201, oneTime: true},
+		{route: "GET /v1/projects/{name}", method: "GET", path: "/v1/projects/api-hygiene", want: 200},
+		{route: "POST /v1/projects/{name}/suspend", method: "POST", path: "/v1/projects/api-hygiene/suspend", want: 200},
+		{route: "POST /v1/projects/{name}/resume", method: "POST", path: "/v1/projects/api-hygiene/resume", want: 200},
+		{route: "DELETE /v1/projects/{name}", method: "DELETE", path: "/v1/projects/api-hygiene", want: 204},
+		{route: "GET /v1/audit", method: "GET", path: "/v1/audit", want: 200}, // after the changes, which it lists
 		{route: "/", method: "GET", path: "/v1/no-such-route", want: 404},
 	}
 	routes := apiRoutes(t)
@@ -410,7 +493,16 @@ func (h *hygiene) api(t *testing.T, base, admin string, c *client.Client) {
 			ac.before(t)
 		}
 		code, out := call(t, base, admin, ac.method, ac.path, ac.body)
-		h.add(fmt.Sprintf("API %s %s (%d)", ac.method, ac.path, code), out)
+		if ac.oneTime {
+			var v struct{ Token string }
+			json.Unmarshal([]byte(out), &v)
+			if !strings.HasPrefix(v.Token, "spine_") {
+				t.Errorf("%s %s: no new token in %d %s", ac.method, ac.path, code, out)
+			}
+			h.secret(fmt.Sprintf("a token made by %s %s", ac.method, ac.path), v.Token)
+		} else {
+			h.add(fmt.Sprintf("API %s %s (%d)", ac.method, ac.path, code), out)
+		}
 		if code != ac.want {
 			t.Errorf("%s %s: %d %s, want %d", ac.method, ac.path, code, out, ac.want)
 		}
@@ -537,6 +629,7 @@ func TestSecretHygiene(t *testing.T) {
 		h.secret("up's admin token", p.token(t))
 		h.cli(t, p, h.commonCLI(p, "localhost", true))
 		h.cli(t, p, h.inspectCLI(p))
+		h.tokenCLI(t, p)
 		h.projectCLI(t, p)
 		h.webhookCLI(t, p)
 		h.api(t, p.api, p.token(t), p.admin(t))
@@ -554,6 +647,7 @@ func TestSecretHygiene(t *testing.T) {
 		h.cover([]string{"serve"})
 		h.secret("serve's admin token", p.token(t))
 		h.cli(t, p, h.commonCLI(p, zone, false))
+		h.tokenCLI(t, p)
 		h.projectCLI(t, p, "--store", dsn)
 		h.webhookCLI(t, p)
 		h.api(t, p.api, p.token(t), p.admin(t))

@@ -1,8 +1,44 @@
 package store
 
+import (
+	"context"
+	"strings"
+)
+
 // ListenPID returns the backend PID of db's LISTEN connection, 0 if none.
 func ListenPID(db *DB) uint32 { return db.listenPID.Load() }
 
 // SetMaxPendingDeliveries lowers db's bound of pending deliveries per
 // webhook, so that a test can fill the outbox.
 func SetMaxPendingDeliveries(db *DB, n int) { db.pendingBound = n }
+
+// OpenAt opens dsn with the schema migrated up to version only, as an
+// older release left it; Migrate then brings it up to date.
+func OpenAt(ctx context.Context, dsn string, version int) (*DB, error) {
+	var (
+		db  *DB
+		err error
+	)
+	if strings.HasPrefix(dsn, "sqlite:") {
+		db, err = openSQLite(ctx, strings.TrimPrefix(dsn, "sqlite:"))
+	} else {
+		db, err = openPostgres(ctx, dsn)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := db.migrateTo(ctx, version); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+// Migrate brings db's schema up to date.
+func Migrate(ctx context.Context, db *DB) error { return db.migrate(ctx) }
+
+// Exec runs a statement, for tests that write as an older release did.
+func Exec(ctx context.Context, db *DB, query string, args ...any) error {
+	_, err := db.w.ExecContext(ctx, query, args...)
+	return err
+}

@@ -63,10 +63,17 @@ func loadMigrations(dialect string) ([]migration, error) {
 
 // migrate applies the migrations that the database lacks, all in one transaction:
 // a failure leaves the schema as it was.
-func (db *DB) migrate(ctx context.Context) error {
+func (db *DB) migrate(ctx context.Context) error { return db.migrateTo(ctx, 0) }
+
+// migrateTo is migrate up to version upTo (0: every one); tests use it to
+// build a database as an older release left it.
+func (db *DB) migrateTo(ctx context.Context, upTo int) error {
 	ms, err := loadMigrations(db.d.name)
 	if err != nil {
 		return fmt.Errorf("store: migrations: %w", err)
+	}
+	if upTo > 0 {
+		ms = slices.DeleteFunc(ms, func(m migration) bool { return m.version > upTo })
 	}
 	return db.write(ctx, "migrating schema", false, func(tx *sql.Tx) error {
 		if db.d.name == "postgres" {

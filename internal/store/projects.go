@@ -4,14 +4,17 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"time"
 )
+
+const projectColumns = `id, name, created_at, suspended_at`
 
 // CreateProject stores p. CreatedAt defaults to now. It returns ErrConflict if the
 // ID or the name is taken.
 func (db *DB) CreateProject(ctx context.Context, p Project) error {
 	return db.write(ctx, "creating project", true, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO projects (id, name, created_at) VALUES ($1, $2, $3)`,
-			p.ID, p.Name, toNanos(orNow(p.CreatedAt)))
+		_, err := tx.ExecContext(ctx, `INSERT INTO projects (`+projectColumns+`) VALUES ($1, $2, $3, $4)`,
+			p.ID, p.Name, toNanos(orNow(p.CreatedAt)), toNanos(p.SuspendedAt))
 		if db.isUnique(err) {
 			return conflict("project %q already exists", p.Name)
 		}
@@ -22,7 +25,7 @@ func (db *DB) CreateProject(ctx context.Context, p Project) error {
 // GetProject returns the project with the given ID, or ErrNotFound.
 func (db *DB) GetProject(ctx context.Context, id string) (Project, error) {
 	p, err := scanProject(db.r.QueryRowContext(ctx,
-		`SELECT id, name, created_at FROM projects WHERE id = $1`, id))
+		`SELECT `+projectColumns+` FROM projects WHERE id = $1`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Project{}, notFound("project %q not found", id)
 	}
@@ -34,7 +37,7 @@ func (db *DB) GetProject(ctx context.Context, id string) (Project, error) {
 
 // ListProjects returns every project, sorted by ID.
 func (db *DB) ListProjects(ctx context.Context) ([]Project, error) {
-	rows, err := db.r.QueryContext(ctx, `SELECT id, name, created_at FROM projects ORDER BY id`)
+	rows, err := db.r.QueryContext(ctx, `SELECT `+projectColumns+` FROM projects ORDER BY id`)
 	if err != nil {
 		return nil, db.wrap("listing projects", err)
 	}
@@ -53,42 +56,44 @@ func (db *DB) ListProjects(ctx context.Context) ([]Project, error) {
 	return ps, nil
 }
 
-func scanProject(row interface{ Scan(...any) error }) (Project, error) {
-	var (
-		p       Project
-		created int64
-	)
-	err := row.Scan(&p.ID, &p.Name, &created)
-	p.CreatedAt = fromNanos(created)
-	return p, err
-}
-
-// CreateToken stores t (only its hash). CreatedAt defaults to now. It returns
-// ErrNotFound if the project does not exist and ErrConflict if the ID or the hash is taken.
-func (db *DB) CreateToken(ctx context.Context, t Token) error {
-	return db.write(ctx, "creating token", false, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx,
-			`INSERT INTO tokens (id, project_id, name, hash, created_at) VALUES ($1, $2, $3, $4, $5)`,
-			t.ID, t.ProjectID, t.Name, t.Hash, toNanos(orNow(t.CreatedAt)))
-		switch {
-		case db.isUnique(err):
-			return conflict("token already exists") // never name the hash
-		case db.isForeignKey(err):
-			return notFound("project %q not found", t.ProjectID)
-		}
-		return err
+// SuspendProject sets the project's SuspendedAt to at; a zero at resumes
+// it. It returns ErrNotFound if there is no such project.
+func (db *DB) SuspendProject(ctx context.Context, id string, at time.Time) error {
+	return db.write(ctx, "suspending project", true, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE projects SET suspended_at = $2 WHERE id = $1`, id, toNanos(at))
+		return mustAffect(res, err, func() error { return notFound("project %q not found", id) })
 	})
 }
 
-// ProjectByTokenHash returns the project of the token with the given hash, or ErrNotFound.
-func (db *DB) ProjectByTokenHash(ctx context.Context, hash string) (Project, error) {
-	p, err := scanProject(db.r.QueryRowContext(ctx,
-		`SELECT p.id, p.name, p.created_at FROM tokens t JOIN projects p ON p.id = t.project_id WHERE t.hash = $1`, hash))
-	if errors.Is(err, sql.ErrNoRows) {
-		return Project{}, notFound("token not found")
-	}
-	if err != nil {
-		return Project{}, db.wrap("looking up token", err)
-	}
-	return p, nil
+// DeleteProject deletes a project and everything it holds, in one
+// transaction: its services and their hostnames, the certificate status of
+// those hostnames, its domains (free for any project to add from then on)
+// and its tokens. Its audit entries stay until retention removes them. It
+// returns ErrNotFound if there is no such project.
+func (db *DB) DeleteProject(ctx context.Context, id string) error {
+	return db.write(ctx, "deleting project", true, func(tx *sql.Tx) error {
+		for _, q := range []string{
+			`DELETE FROM cert_status WHERE hostname IN (SELECT h.hostname FROM service_hostnames h
+				JOIN services s ON s.id = h.service_id WHERE s.project_id = $1)`,
+			`DELETE FROM services WHERE project_id = $1`, // hostnames cascade
+			`DELETE FROM domains WHERE project_id = $1`,
+			`DELETE FROM tokens WHERE project_id = $1`,
+		} {
+			if _, err := tx.ExecContext(ctx, q, id); err != nil {
+				return err
+			}
+		}
+		res, err := tx.ExecContext(ctx, `DELETE FROM projects WHERE id = $1`, id)
+		return mustAffect(res, err, func() error { return notFound("project %q not found", id) })
+	})
+}
+
+func scanProject(row interface{ Scan(...any) error }) (Project, error) {
+	var (
+		p                  Project
+		created, suspended int64
+	)
+	err := row.Scan(&p.ID, &p.Name, &created, &suspended)
+	p.CreatedAt, p.SuspendedAt = fromNanos(created), fromNanos(suspended)
+	return p, err
 }

@@ -33,15 +33,30 @@ type Project struct {
 	ID        string
 	Name      string
 	CreatedAt time.Time
+	// SuspendedAt is when the operator suspended the project; zero while
+	// it is active.
+	SuspendedAt time.Time `json:",omitzero"`
 }
 
-// Token is an API token of a project. Only its SHA-256 hash (hex) is stored.
+// Token is an API token of a project. Only its SHA-256 hash (hex) is
+// stored; Name is unique within the project.
 type Token struct {
 	ID        string
 	ProjectID string
 	Name      string
 	Hash      string
-	CreatedAt time.Time
+	// Scopes are what the token may do, sorted; none means every scope of
+	// its project (package platform gives them their meaning).
+	Scopes     []string `json:",omitempty"`
+	CreatedAt  time.Time
+	ExpiresAt  time.Time `json:",omitzero"` // zero: never
+	LastUsedAt time.Time `json:",omitzero"` // zero: never used; updated at most once a minute
+}
+
+// Credential is what a token hash authenticates: the token and its project.
+type Credential struct {
+	Token   Token
+	Project Project
 }
 
 // Domain states.

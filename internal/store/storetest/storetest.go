@@ -64,6 +64,12 @@ func Run(t *testing.T, open func(t *testing.T) *store.DB) {
 		{"QuotaRace", testQuotaRace},
 		{"CABudget", testCABudget},
 		{"CABudgetRace", testCABudgetRace},
+		{"TokenScopesExpiry", testTokenScopesExpiry},
+		{"TouchTokens", testTouchTokens},
+		{"SuspendProject", testSuspendProject},
+		{"DeleteProject", testDeleteProject},
+		{"Audit", testAudit},
+		{"AuditPrune", testAuditPrune},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -164,29 +170,6 @@ func testProjects(t *testing.T, db *store.DB) {
 	if len(ps) != 2 || ps[0].ID != "p1" || ps[1].ID != "p2" {
 		t.Errorf("ListProjects = %+v, want p1, p2", ps)
 	}
-}
-
-func testTokens(t *testing.T, db *store.DB) {
-	ctx := ctxT(t)
-	project(t, db, "p1")
-	project(t, db, "p2")
-	must(t, db.CreateToken(ctx, store.Token{ID: "t1", ProjectID: "p1", Name: "ci", Hash: "h1"}))
-	must(t, db.CreateToken(ctx, store.Token{ID: "t2", ProjectID: "p2", Name: "ci", Hash: "h2"}))
-
-	p, err := db.ProjectByTokenHash(ctx, "h2")
-	must(t, err)
-	if p.ID != "p2" || p.Name != "name-p2" {
-		t.Errorf("ProjectByTokenHash(h2) = %+v, want p2", p)
-	}
-	_, err = db.ProjectByTokenHash(ctx, "nope")
-	wantErr(t, err, store.ErrNotFound, "token")
-
-	err = db.CreateToken(ctx, store.Token{ID: "t3", ProjectID: "p1", Name: "dup", Hash: "h1"})
-	wantErr(t, err, store.ErrConflict, "token")
-	if strings.Contains(err.Error(), "h1") {
-		t.Errorf("error %q shows the token hash", err)
-	}
-	wantErr(t, db.CreateToken(ctx, store.Token{ID: "t4", ProjectID: "ghost", Name: "x", Hash: "h4"}), store.ErrNotFound, `project "ghost"`)
 }
 
 func testDomains(t *testing.T, db *store.DB) {
@@ -695,6 +678,15 @@ func testRevision(t *testing.T, db *store.DB) {
 	step("DeleteDomain missing", false, db.DeleteDomain(ctx, "p1", "example.com"))
 	step("PutKey", false, db.PutKey(ctx, "k", []byte("v")))
 	step("PutCertStatus", false, db.PutCertStatus(ctx, store.CertStatus{Hostname: "x", Status: store.CertPending}))
+	step("CreateToken", true, db.CreateToken(ctx, store.Token{ID: "t1", ProjectID: "p1", Name: "ci", Hash: "h1"}))
+	step("CreateToken conflict", false, db.CreateToken(ctx, store.Token{ID: "t2", ProjectID: "p1", Name: "ci", Hash: "h2"}))
+	step("TouchTokens", false, db.TouchTokens(ctx, []store.TokenUse{{ID: "t1", At: t0}}, time.Minute))
+	step("AppendAudit", false, db.AppendAudit(ctx, store.AuditEntry{ProjectID: "p1", Action: "x"}))
+	step("DeleteToken", true, db.DeleteToken(ctx, "p1", "ci"))
+	step("DeleteToken missing", false, db.DeleteToken(ctx, "p1", "ci"))
+	step("SuspendProject", true, db.SuspendProject(ctx, "p1", t0))
+	step("DeleteProject", true, db.DeleteProject(ctx, "p1"))
+	step("DeleteProject missing", false, db.DeleteProject(ctx, "p1"))
 }
 
 func testWatch(t *testing.T, db *store.DB) {
