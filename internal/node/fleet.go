@@ -161,11 +161,11 @@ func (n *Node) snapshotSource() *fleet.SnapshotSource {
 		return nil
 	}
 	return &fleet.SnapshotSource{
-		Services:      rec.svcs,
-		Sum:           rec.sum,
-		Certificate:   n.cachedCertificate,
-		TicketKeys:    n.fleet.tickets.Keys(),
-		Tokens:        n.fleet.reads.Tokens,
+		Services:       rec.svcs,
+		Sum:            rec.sum,
+		Certificate:    n.cachedCertificate,
+		TicketKeys:     n.fleet.tickets.Keys(),
+		Tokens:         n.fleet.reads.Tokens,
 		TokensVersion:  n.fleet.reads.TokensVersion(),
 		TokensComplete: n.fleet.reads.TokensComplete(),
 		Suspended:      rec.suspended,
