@@ -3,6 +3,7 @@ package api
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
@@ -216,7 +218,7 @@ func TestOpenAPIAnswersValidate(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	p := platform.New(db, platform.Options{Ownership: func(context.Context, string, string) (bool, string, error) { return true, "verified", nil }})
+	p := platform.New(db, platform.Options{AllowPrivateWebhooks: true, Ownership: func(context.Context, string, string) (bool, string, error) { return true, "verified", nil }})
 	tokenFile := filepath.Join(t.TempDir(), "admin.token")
 	if _, err := p.Bootstrap(ctx, tokenFile); err != nil {
 		t.Fatal(err)
@@ -229,7 +231,8 @@ func TestOpenAPIAnswersValidate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(New(Config{Platform: p, CARoot: func() []byte { return []byte("-----BEGIN CERTIFICATE-----\n") }, Version: "test", StoreKind: "sqlite"}))
+	srv := httptest.NewServer(New(Config{Platform: p, CARoot: func() []byte { return []byte("-----BEGIN CERTIFICATE-----\n") }, Version: "test", StoreKind: "sqlite",
+		Webhooks: recordingTester{db}}))
 	t.Cleanup(srv.Close)
 
 	up := `"upstreams":["http://127.0.0.1:9000"]`
@@ -275,12 +278,39 @@ func TestOpenAPIAnswersValidate(t *testing.T) {
 		{"GET /v1/events", "GET", "/v1/events?after=0", "", "admin", 200},
 		{"GET /v1/events", "GET", "/v1/events?after=latest", "", "admin", 400},
 		{"GET /v1/events/stream", "GET", "/v1/events/stream", "", "admin", 503}, // no event hub in this test
+		// {wh} and {dlv} stand for the IDs the answers before them gave.
+		{"POST /v1/webhooks", "POST", "/v1/webhooks", `{"url":"http://127.0.0.1:9/hook","events":["service.created"]}`, "admin", 201},
+		{"POST /v1/webhooks", "POST", "/v1/webhooks", `{"url":"ftp://x"}`, "admin", 400},
+		{"GET /v1/webhooks", "GET", "/v1/webhooks", "", "admin", 200},
+		{"GET /v1/webhooks/{id}", "GET", "/v1/webhooks/{wh}", "", "admin", 200},
+		{"POST /v1/webhooks/{id}/test", "POST", "/v1/webhooks/{wh}/test", "", "admin", 200},
+		{"GET /v1/webhooks/{id}/deliveries", "GET", "/v1/webhooks/{wh}/deliveries", "", "admin", 200},
+		{"GET /v1/deliveries/{id}", "GET", "/v1/deliveries/{dlv}", "", "admin", 200},
+		{"POST /v1/deliveries/{id}/redeliver", "POST", "/v1/deliveries/{dlv}/redeliver", "", "admin", 202},
+		{"POST /v1/webhooks/{id}/enable", "POST", "/v1/webhooks/{wh}/enable", "", "admin", 200},
+		{"DELETE /v1/webhooks/{id}", "DELETE", "/v1/webhooks/{wh}", "", "admin", 204},
+		{"GET /v1/webhooks/{id}", "GET", "/v1/webhooks/{wh}", "", "admin", 404},
+		{"GET /v1/quota", "GET", "/v1/quota", "", "tenant", 200},
+		{"PUT /v1/projects/{id}/quota", "PUT", "/v1/projects/default/quota", `{"services":500,"domains":null}`, "admin", 200},
+		{"PUT /v1/projects/{id}/quota", "PUT", "/v1/projects/default/quota", `{"services":-1}`, "admin", 400},
+		{"GET /v1/projects/{id}/quota", "GET", "/v1/projects/default/quota", "", "admin", 200},
+		{"GET /v1/projects/{id}/quota", "GET", "/v1/projects/default/quota", "", "tenant", 403},
 	}
 	called := map[string]bool{}
+	ids := map[string]string{} // "{wh}", "{dlv}" -> the ID an earlier answer gave
 	for _, st := range steps {
 		called[st.route] = true
 		tok := map[string]string{"admin": admin, "tenant": tenant, "none": ""}[st.token]
-		code, ctype, body := call(t, srv.URL, tok, st.method, st.path, st.body)
+		path := st.path
+		for k, v := range ids {
+			path = strings.ReplaceAll(path, k, v)
+		}
+		code, ctype, body := call(t, srv.URL, tok, st.method, path, st.body)
+		if code < 300 && (st.route == "POST /v1/webhooks" || st.route == "POST /v1/webhooks/{id}/test") {
+			var v struct{ ID string }
+			json.Unmarshal(body, &v)
+			ids[map[string]string{"POST /v1/webhooks": "{wh}", "POST /v1/webhooks/{id}/test": "{dlv}"}[st.route]] = v.ID
+		}
 		name := fmt.Sprintf("%s %s (%s token)", st.method, st.path, st.token)
 		if code != st.want {
 			t.Errorf("%s: %d %s, want %d", name, code, body, st.want)
@@ -363,4 +393,16 @@ func readToken(t *testing.T, path string) string {
 		t.Fatal(err)
 	}
 	return strings.TrimSpace(string(b))
+}
+
+// recordingTester records a test message as a failed delivery without
+// sending it: this test checks the API's answers, not the sender.
+type recordingTester struct{ db *store.DB }
+
+func (r recordingTester) Test(ctx context.Context, w store.Webhook) (store.Delivery, error) {
+	now := time.Now().UTC()
+	d := store.Delivery{ID: "dlv_0123456789abcdef01234567", ProjectID: w.ProjectID, WebhookID: w.ID, MsgID: "msg_0123456789abcdef01234567",
+		Type: "webhook.test", Payload: []byte(`{"type":"webhook.test"}`), Status: store.DeliveryFailed, Attempts: 1,
+		LastError: "not sent (test)", CreatedAt: now, UpdatedAt: now}
+	return d, r.db.AddDelivery(ctx, d)
 }
