@@ -37,10 +37,10 @@ func TestQuotas(t *testing.T) {
 
 	// Only the operator reads or sets another project's limits.
 	for _, c := range []*client.Client{e.one, e.two} {
-		if _, err := c.SetProjectQuota(ctx, e.ids[e.one], client.QuotaLimits{Services: intp(0)}); !client.IsCode(err, "forbidden") {
+		if _, err := c.SetProjectQuota(ctx, e.ids[e.one], client.QuotaLimits{Services: intp(0)}); !client.IsCode(err, "missing_scope") {
 			t.Errorf("a tenant set a quota: %v", err)
 		}
-		if _, err := c.ProjectQuota(ctx, e.ids[e.two]); !client.IsCode(err, "forbidden") {
+		if _, err := c.ProjectQuota(ctx, e.ids[e.two]); !client.IsCode(err, "missing_scope") {
 			t.Errorf("a tenant read another's quota: %v", err)
 		}
 	}
