@@ -164,6 +164,9 @@ func (f *serverFlags) config(g *globals, up bool) (node.Config, error) {
 		return node.Config{}, err
 	}
 	acmeCfg.RenewCheckInterval, acmeCfg.RenewalWindowRatio = f.renewCheck, f.renewalWindow
+	if acmeCfg.Budgets, err = f.tenancy.budgets(); err != nil {
+		return node.Config{}, err
+	}
 	return node.Config{
 		DataDir:        g.data,
 		Store:          storeDSN(f.store),
@@ -197,7 +200,7 @@ var flagOf = map[string]string{
 	"Domain": "--domain", "LeafLifetime": "--cert-lifetime", "CertCacheSize": "--cert-cache-size",
 	"ResyncInterval": "--resync-interval", "ACME.CheckInterval": "--domain-check-interval",
 	"Webhooks.AttemptTimeout": "--webhook-timeout", "Quota.Domains": "--quota-domains", "Quota.Services": "--quota-services",
-	"Quota.Hostnames": "--quota-hostnames", "Quota.OrdersPerHour": "--quota-orders-per-hour",
+	"Quota.Hostnames": "--quota-hostnames", "Quota.OrdersPerHour": "--quota-orders-per-hour", "ACME.Budgets": "--acme-ca-budget",
 	"ACME.RenewCheckInterval": "--renew-check-interval", "ACME.RenewalWindowRatio": "--renewal-window-ratio",
 	"ACME.DNSAddr": "--dns-addr", "ACME.CAs": "--acme-ca", "ACME.EAB": "--acme-eab-kid and --acme-eab-hmac",
 	"ACME.EAB.MACKey": "--acme-eab-hmac", "ACME.DelegationZone": "--dns-delegation-zone", "ACME.DNSProviders": "--dns-rfc2136",

@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -16,6 +18,7 @@ type tenancyFlags struct {
 	webhookAllowPrivate bool
 	webhookTimeout      time.Duration
 	quota               store.Quota
+	budgetFlags         []string // --acme-ca-budget CA=SPEC
 }
 
 func (f *tenancyFlags) register(cmd *cobra.Command, up bool) {
@@ -25,6 +28,52 @@ func (f *tenancyFlags) register(cmd *cobra.Command, up bool) {
 	cmd.Flags().IntVar(&f.quota.Services, "quota-services", 0, "most services a project may have; 0: no limit")
 	cmd.Flags().IntVar(&f.quota.Hostnames, "quota-hostnames", 0, "most hostnames a project's services may have in all; 0: no limit")
 	cmd.Flags().IntVar(&f.quota.OrdersPerHour, "quota-orders-per-hour", 0, "most new certificate orders a project may have placed with ACME CAs in the last hour; 0: no limit")
+	cmd.Flags().StringArrayVar(&f.budgetFlags, "acme-ca-budget", nil, "an ACME CA's limits for the account every tenant shares, kept by Spine: CA=ORDERS/WINDOW,CERTS_PER_DOMAIN/WINDOW,FAILED_VALIDATIONS/WINDOW (a part may be -), or CA=off; CA is a URL or a preset (repeatable; Let's Encrypt's are known: letsencrypt=300/3h,50/168h,5/1h)")
+}
+
+// budgets reads --acme-ca-budget.
+func (f *tenancyFlags) budgets() (map[string]store.CABudget, error) {
+	out := map[string]store.CABudget{}
+	const want = "write CA=ORDERS/WINDOW,CERTS_PER_DOMAIN/WINDOW,FAILED_VALIDATIONS/WINDOW (e.g. letsencrypt=300/3h,50/168h,5/1h; a part may be -), or CA=off"
+	for _, v := range f.budgetFlags {
+		ca, spec, ok := strings.Cut(v, "=")
+		if !ok || ca == "" || spec == "" {
+			return nil, fmt.Errorf("--acme-ca-budget %q: %s", v, want)
+		}
+		if u, ok := acmePresets[ca]; ok {
+			ca = u
+		}
+		if spec == "off" {
+			out[ca] = store.CABudget{}
+			continue
+		}
+		parts := strings.Split(spec, ",")
+		if len(parts) != 3 {
+			return nil, fmt.Errorf("--acme-ca-budget %q: %d limits; %s", v, len(parts), want)
+		}
+		var b store.CABudget
+		for i, p := range parts {
+			if p == "-" {
+				continue
+			}
+			count, window, ok := strings.Cut(p, "/")
+			n, err1 := strconv.Atoi(count)
+			d, err2 := time.ParseDuration(window)
+			if !ok || err1 != nil || err2 != nil || n <= 0 || d <= 0 {
+				return nil, fmt.Errorf("--acme-ca-budget %q: %q is not COUNT/WINDOW with a positive count and duration (e.g. 300/3h)", v, p)
+			}
+			switch i {
+			case 0:
+				b.Orders, b.OrdersWindow = n, d
+			case 1:
+				b.DomainCerts, b.DomainCertsWindow = n, d
+			case 2:
+				b.FailedValidations, b.FailedValidationsWindow = n, d
+			}
+		}
+		out[ca] = b
+	}
+	return out, nil
 }
 
 func (f *tenancyFlags) check() error {

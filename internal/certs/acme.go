@@ -41,6 +41,9 @@ func (m *Manager) newConfig(cfg Config, issuers []certmagic.Issuer, wildcard boo
 	for _, iss := range issuers {
 		tmpl, ok := iss.(*ACMEIssuer)
 		if !ok {
+			if cfg.Orders != nil {
+				iss = budgetGuard{Issuer: iss, waits: &m.waits}
+			}
 			bound = append(bound, iss)
 			continue
 		}

@@ -45,6 +45,7 @@ type acmeOptions struct {
 	tlsLn    net.Listener
 	httpLn   net.Listener
 	dns      *pebbletest.DNS
+	orders   OrderBook
 }
 
 // dnsSolver answers DNS-01 by writing TXT records into the test DNS.
@@ -113,6 +114,7 @@ func newACMEEnv(t *testing.T, o acmeOptions) *acmeEnv {
 		Status:             e.status,
 		Logger:             testLogger(t),
 		RenewCheckInterval: o.interval,
+		Orders:             o.orders,
 	}
 	if o.dns01 {
 		cfg.DNS01Solver = &dnsSolver{dns: e.dns, txt: map[string][]string{}}

@@ -38,6 +38,7 @@ import (
 
 	"github.com/spine-platform/spine/internal/hostname"
 	"github.com/spine-platform/spine/internal/logging"
+	"github.com/spine-platform/spine/internal/store"
 )
 
 // ACMEIssuer configures one ACME CA for Config.Issuers. New binds a copy to
@@ -62,6 +63,13 @@ type ACMEIssuer struct {
 	// Resolver is the DNS server (host:port) CAA records are checked with
 	// before an order; default: the system's first resolver.
 	Resolver string
+
+	// Budget is what the CA allows the account (new orders, certificates
+	// per registered domain, failed validations), kept with Config.Orders
+	// (budget.go): an order past it waits instead. Nil: the CA's limits
+	// are not tracked (projects' orders per hour still are, with
+	// Config.Orders). See LetsEncryptBudget.
+	Budget *store.CABudget
 
 	// DisableHTTPChallenge and DisableTLSALPNChallenge turn off one of the
 	// two challenges the edge answers for non-wildcard names.
@@ -107,6 +115,8 @@ type acmeIssuer struct {
 	log        *slog.Logger
 	client     *acme.Client   // shared: directory and nonces are reused
 	orders     *orderLimiters // the manager's
+	book       OrderBook      // the manager's Config.Orders; nil: no budget is kept
+	waits      *budgetWaits   // the manager's
 
 	mu sync.Mutex
 	// acct is the account as first loaded or registered, kept for the
@@ -125,6 +135,8 @@ func (m *Manager) bindACME(t ACMEIssuer, storage certmagic.Storage, dns01 acmez.
 		dns01:      dns01,
 		log:        m.log,
 		orders:     m.orders,
+		book:       m.book,
+		waits:      &m.waits,
 	}
 	dialer := &net.Dialer{Timeout: acmeDialTimeout, KeepAlive: time.Minute}
 	tr := &http.Transport{
@@ -170,7 +182,7 @@ func (a *acmeIssuer) Issue(ctx context.Context, csr *x509.CertificateRequest) (*
 	return cert, err
 }
 
-func (a *acmeIssuer) issue(ctx context.Context, csr *x509.CertificateRequest) (*certmagic.IssuedCertificate, error) {
+func (a *acmeIssuer) issue(ctx context.Context, csr *x509.CertificateRequest) (_ *certmagic.IssuedCertificate, err error) {
 	names := namesOf(csr)
 	ctx, cancel := context.WithTimeout(ctx, acmeIssueTimeout)
 	defer cancel()
@@ -181,6 +193,12 @@ func (a *acmeIssuer) issue(ctx context.Context, csr *x509.CertificateRequest) (*
 			return nil, fmt.Errorf("%v: %w (ca=%s)", names, err, a.CA)
 		}
 	}
+	// The CA's budget, before the order (budget.go).
+	ticket, err := a.reserve(ctx, names)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { a.finish(ctx, ticket, err) }()
 	if err := a.orders.get(a.CA, a.Email).Wait(ctx); err != nil {
 		return nil, err
 	}

@@ -37,6 +37,12 @@ type Config struct {
 	// nil, status is kept in memory only (see Manager.Status).
 	Status StatusStore
 
+	// Orders keeps the count of ACME orders that the CAs' budgets and the
+	// projects' orders per hour are checked against before each order
+	// (budget.go); a fleet that shares it shares the counts. If nil, orders
+	// are placed without such checks.
+	Orders OrderBook
+
 	// Events records certificate.issued, .renewed and .failed events, from
 	// the node that obtained or failed (see events.go). If nil, none are
 	// recorded.
@@ -113,7 +119,11 @@ type Manager struct {
 	events  *eventQueue
 	holds   holds          // rate-limit holds per subject
 	orders  *orderLimiters // ACME orders per CA and account
-	waiters chan struct{}  // handshakes waiting for a first certificate (awaitFirst)
+	book    OrderBook      // Config.Orders
+	waits   budgetWaits    // names that wait for a CA's budget
+	retryMu sync.Mutex
+	retries map[string]*time.Timer // names waiting for a CA's budget: when each is tried again; under retryMu
+	waiters chan struct{}          // handshakes waiting for a first certificate (awaitFirst)
 
 	lister   StatusLister // nil unless Config.Status is one
 	ratio    float64      // renewal window ratio
@@ -154,6 +164,8 @@ func New(cfg Config) (*Manager, error) {
 		ctx:     ctx,
 		cancel:  cancel,
 		orders:  newOrderLimiters(cfg.ACMEOrderBurst, cfg.ACMEOrderInterval),
+		book:    cfg.Orders,
+		retries: map[string]*time.Timer{},
 	}
 	m.challenges = newChallenges(cfg.Storage, log)
 	m.managed.Store(&nameSet{})
@@ -411,6 +423,7 @@ func (m *Manager) Stop() {
 		m.syncMu.Lock()
 		m.cancel()
 		m.syncMu.Unlock()
+		m.stopRetries()
 		m.wg.Wait()
 		m.cache.Stop()
 		m.status.wait()

@@ -67,8 +67,9 @@ func (m *Manager) onEvent(ctx context.Context, event string, data map[string]any
 		if until, held := m.holds.get(name, time.Now()); held {
 			// The CA asked us to wait: fail this attempt without asking
 			// it; certmagic retries later.
-			return fmt.Errorf("certs: %s: rate limited by the certificate authority until %s", name, until.Format(time.RFC3339))
+			return fmt.Errorf("certs: %s: held by the certificate authority's limits until %s", name, until.Format(time.RFC3339))
 		}
+		m.waits.forget(name) // the ACME issuers decide afresh for this attempt
 		m.status.issuing(name)
 
 	case "cert_obtained":
@@ -97,13 +98,25 @@ func (m *Manager) onEvent(ctx context.Context, event string, data map[string]any
 			return nil
 		}
 		err, _ := data["error"].(error)
+		renewal, _ := data["renewal"].(bool)
+		var bw *BudgetWaitError
+		if errors.As(err, &bw) {
+			// Not a failure: nothing was asked of the CA. The name waits,
+			// and is tried again at bw.Until.
+			m.holds.set(name, bw.Until)
+			m.status.waiting(name, bw)
+			m.log.Info("certificate waits for the certificate authority's budget", "hostname", name, "renewal", renewal, "until", bw.Until, "reason", bw.Reason)
+			if !renewal { // renewals are retried by certmagic's maintenance
+				m.retryAt(name, bw.Until)
+			}
+			return nil
+		}
 		if until, ok := retryAfter(err); ok && until.After(time.Now()) {
 			m.holds.set(name, until)
 			m.logHold(name, until)
 		}
 		// The operator's line for a failure: the reason in the words
 		// Status shows (certmagic's own lines carry the raw error).
-		renewal, _ := data["renewal"].(bool)
 		m.log.Warn("could not get a certificate; certmagic retries", "hostname", name, "renewal", renewal, "err", plainError(err))
 		m.status.failed(name, err)
 		m.events.add(name, failedEvent(name, err, renewal))
@@ -339,6 +352,17 @@ func (b *statusBook) active(name string, leaf *x509.Certificate) {
 		s.NotBefore = leaf.NotBefore
 		s.NotAfter = leaf.NotAfter
 		s.Error = ""
+	})
+}
+
+// waiting records that name waits for a CA's budget: pending (a valid
+// certificate stays active), with the reason and the time it is tried.
+func (b *statusBook) waiting(name string, bw *BudgetWaitError) {
+	b.update(name, func(s *store.CertStatus) {
+		if !valid(s, time.Now()) {
+			s.Status = store.CertPending
+		}
+		s.Error = bw.Error()
 	})
 }
 

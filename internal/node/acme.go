@@ -70,6 +70,7 @@ func (n *Node) certsConfig(storage certmagic.Storage, internal certmagic.Issuer)
 			Email:        a.Email,
 			EAB:          a.EAB,
 			Resolver:     a.Resolver,
+			Budget:       a.budget(u),
 		})
 	}
 	if len(issuers) == 0 || !a.NoInternalFallback {
@@ -80,6 +81,7 @@ func (n *Node) certsConfig(storage certmagic.Storage, internal certmagic.Issuer)
 		Issuers:            issuers,
 		Status:             n.db,
 		Events:             n.db,
+		Orders:             n.db,
 		Logger:             n.log,
 		RenewCheckInterval: a.RenewCheckInterval,
 		RenewalWindowRatio: a.RenewalWindowRatio,

@@ -171,6 +171,13 @@ type ACMEConfig struct {
 	RenewCheckInterval time.Duration
 	RenewalWindowRatio float64
 
+	// Budgets are the limits each CA (by directory URL) sets the account
+	// that every tenant shares; Spine counts its orders in the store and
+	// keeps within them (certs.ACMEIssuer.Budget). A zero CABudget turns
+	// the count off for that CA. Default: Let's Encrypt's published limits
+	// for its directories (certs.LetsEncryptBudget), none for other CAs.
+	Budgets map[string]store.CABudget
+
 	// OrderBurst and OrderInterval pace the orders of each CA and account:
 	// see certs.Config.ACMEOrderBurst. Defaults 50 and 1s.
 	OrderBurst    int
@@ -294,6 +301,16 @@ func (c Config) Validate() error {
 	if r := a.RenewalWindowRatio; r != 0 && !(r > 0 && r < 1) {
 		return bad("ACME.RenewalWindowRatio", strconv.FormatFloat(r, 'g', -1, 64), "give the part of the lifetime to renew in, between 0 and 1 (e.g. 0.33: the last third)")
 	}
+	for u, b := range a.Budgets {
+		for _, l := range []struct {
+			n int
+			w time.Duration
+		}{{b.Orders, b.OrdersWindow}, {b.DomainCerts, b.DomainCertsWindow}, {b.FailedValidations, b.FailedValidationsWindow}} {
+			if l.n < 0 || l.w < 0 || (l.n > 0) != (l.w > 0) {
+				return bad("ACME.Budgets", store.ShownURL(u), "give each limit as a positive count per a positive window, e.g. 300/3h")
+			}
+		}
+	}
 	if a.OrderBurst < 0 {
 		return bad("ACME.OrderBurst", strconv.Itoa(a.OrderBurst), "give how many orders may be placed at once, e.g. 50")
 	}
@@ -342,4 +359,24 @@ func validListenAddr(addr string) bool {
 	}
 	_, err = hostname.ParsePort(port)
 	return err == nil
+}
+
+// budget returns the limits of the CA at url (see ACMEConfig.Budgets), or
+// nil when they are not tracked.
+func (a ACMEConfig) budget(url string) *store.CABudget {
+	if b, ok := a.Budgets[url]; ok {
+		if b == (store.CABudget{}) {
+			return nil
+		}
+		return &b
+	}
+	switch url {
+	case LetsEncryptProduction:
+		b := certs.LetsEncryptBudget()
+		return &b
+	case LetsEncryptStaging:
+		b := certs.LetsEncryptStagingBudget()
+		return &b
+	}
+	return nil
 }
