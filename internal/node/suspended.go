@@ -18,6 +18,7 @@ import (
 	"github.com/caddyserver/certmagic"
 
 	"github.com/spine-platform/spine/internal/edge"
+	"github.com/spine-platform/spine/internal/hostname"
 	"github.com/spine-platform/spine/internal/store"
 )
 
@@ -181,7 +182,7 @@ func withSuspended(sum [sha256.Size]byte, suspended map[string]bool) [sha256.Siz
 // getCertificate is the edge's certificate source: a suspended name's
 // stored certificate, else the manager's, else the snapshot's.
 func (n *Node) getCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
-	if cert := n.fleet.suspended.certificate(strings.TrimSuffix(strings.ToLower(hello.ServerName), ".")); cert != nil {
+	if cert := n.fleet.suspended.certificate(hostname.Clean(hello.ServerName)); cert != nil {
 		return cert, nil
 	}
 	return n.fleet.certs.GetCertificate(hello)

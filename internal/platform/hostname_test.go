@@ -35,3 +35,18 @@ func TestUpstreamErrorsHidePasswords(t *testing.T) {
 		}
 	}
 }
+
+// A webhook URL's port is stored as the number it is, and a spelling of
+// localhost with a final dot is refused like localhost.
+func TestWebhookURLHostAndPort(t *testing.T) {
+	p := New(nil, Options{})
+	if got, err := p.checkWebhookURL("https://Hooks.Example.com:0443/x"); err != nil || got != "https://hooks.example.com:443/x" {
+		t.Errorf("checkWebhookURL = %q, %v, want https://hooks.example.com:443/x", got, err)
+	}
+	for _, raw := range []string{"http://localhost.:9/x", "http://App.Localhost.:9/x"} {
+		var pe *Error
+		if _, err := p.checkWebhookURL(raw); !asError(err, &pe) || pe.Code != "private_webhook_url" {
+			t.Errorf("checkWebhookURL(%q) = %v, want private_webhook_url", raw, err)
+		}
+	}
+}

@@ -9,8 +9,10 @@ import (
 	"net/url"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 
+	"github.com/spine-platform/spine/internal/hostname"
 	"github.com/spine-platform/spine/internal/store"
 )
 
@@ -84,12 +86,16 @@ func (p *Platform) checkWebhookURL(raw string) (string, error) {
 	case u.Fragment != "" || strings.Contains(raw, "#"):
 		return "", bad("has a fragment, which is never sent")
 	}
-	host := strings.ToLower(strings.Trim(u.Hostname(), "[]"))
+	host := hostname.Fold(u.Hostname())
 	if host == "" {
 		return "", bad("has no host")
 	}
-	if port := u.Port(); port != "" && !validPort(port) {
-		return "", bad(fmt.Sprintf("has port %q; give a port from 1 to 65535", port))
+	if port := u.Port(); port != "" {
+		n, err := hostname.ParsePort(port)
+		if err != nil || n == 0 {
+			return "", bad(fmt.Sprintf("has port %q; give a port from 1 to 65535", port))
+		}
+		u.Host = u.Host[:len(u.Host)-len(port)] + strconv.Itoa(n) // "0443" is 443
 	}
 	if ip, err := netip.ParseAddr(host); err == nil {
 		if what, bad := RefusedAddress(ip, p.allowPrivateWebhooks); bad {
@@ -99,27 +105,13 @@ func (p *Platform) checkWebhookURL(raw string) (string, error) {
 		if _, err := NormalizeHostname(host); err != nil {
 			return "", bad("has a host that is not a valid name: " + err.Error())
 		}
-		if (host == "localhost" || strings.HasSuffix(host, ".localhost")) && !p.allowPrivateWebhooks {
+		if hostname.InDomain(host, "localhost") && !p.allowPrivateWebhooks {
 			return "", invalid("private_webhook_url", fmt.Sprintf("webhook URL %q points at this machine: webhooks may reach public addresses only (the operator may allow private ones with --webhook-allow-private)", redactUpstream(raw)))
 		}
 	}
 	u.Scheme = strings.ToLower(u.Scheme)
 	u.Host = strings.ToLower(u.Host)
 	return u.String(), nil
-}
-
-func validPort(p string) bool {
-	n := 0
-	for _, c := range p {
-		if c < '0' || c > '9' {
-			return false
-		}
-		n = n*10 + int(c-'0')
-		if n > 65535 {
-			return false
-		}
-	}
-	return n > 0 && p[0] != '0'
 }
 
 // checkEventTypes checks a webhook's event filter: known types, each once, sorted.

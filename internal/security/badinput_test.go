@@ -216,6 +216,7 @@ func TestAPIBadInput(t *testing.T) {
 		{"webhook at a link-local address", "POST", "/v1/webhooks", "", `{"url":"http://169.254.10.10/x"}`, 400, "private_webhook_url", "link-local"},
 		{"webhook at the metadata address", "POST", "/v1/webhooks", "", `{"url":"http://169.254.169.254/latest/meta-data/"}`, 400, "private_webhook_url", "metadata"},
 		{"webhook at localhost", "POST", "/v1/webhooks", "", `{"url":"http://localhost:9/x"}`, 400, "private_webhook_url", "this machine"},
+		{"webhook at localhost.", "POST", "/v1/webhooks", "", `{"url":"http://App.Localhost.:9/x"}`, 400, "private_webhook_url", "this machine"},
 		{"webhook at a v4-mapped loopback", "POST", "/v1/webhooks", "", `{"url":"http://[::ffff:127.0.0.1]/x"}`, 400, "private_webhook_url", "loopback"},
 		{"webhook event unknown", "POST", "/v1/webhooks", "", `{"url":"https://hooks.test/spine","events":["nope"]}`, 400, "invalid_event_type", "not one of"},
 		{"webhook events of the wrong type", "POST", "/v1/webhooks", "", `{"url":"https://hooks.test/spine","events":"service.created"}`, 400, "invalid_json", "events"},
