@@ -247,3 +247,49 @@ func TestEventStreamWire(t *testing.T) {
 		}
 	}
 }
+
+// A stream outlives the API server's WriteTimeout: each write moves its own
+// deadline on.
+func TestEventStreamOutlivesWriteTimeout(t *testing.T) {
+	ctx := context.Background()
+	db, err := store.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "spine.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	p := platform.New(db, platform.Options{})
+	pr, tok, err := p.CreateProject(ctx, "streamer")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hub := events.NewHub(events.HubConfig{Store: db})
+	hctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go hub.Run(hctx)
+	srv := httptest.NewUnstartedServer(api.New(api.Config{Platform: p, Events: hub, StreamHeartbeat: 50 * time.Millisecond,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}))
+	srv.Config.WriteTimeout = 300 * time.Millisecond
+	srv.Start()
+	t.Cleanup(srv.Close)
+	c := client.New(srv.URL, tok)
+	start := time.Now()
+	got := make(chan client.Event, 1)
+	sctx, scancel := context.WithCancel(ctx)
+	defer scancel()
+	go c.StreamEvents(sctx, -1, func(e client.Event) error { got <- e; return nil }) // from the next event
+	// Past the write timeout (keep-alives flow meanwhile), an event still comes.
+	for time.Since(start) < time.Second {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if _, _, err := db.AppendEvent(ctx, store.Event{ProjectID: pr.ID, Type: store.EventTokenCreated, Subject: "late"}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case e := <-got:
+		if e.Subject != "late" {
+			t.Errorf("event = %+v", e)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("no event on a stream older than the server's WriteTimeout")
+	}
+}
