@@ -445,7 +445,8 @@ func BenchmarkLoadFromStore(b *testing.B) {
 	for _, s := range stores {
 		b.Run(s.name, func(b *testing.B) {
 			ctx := context.Background()
-			st := certs.NewStorage(s.open(b), certs.StorageOptions{})
+			kv := &countingKV{DB: s.open(b)}
+			st := certs.NewStorage(kv, certs.StorageOptions{})
 			c, err := ca.Load(ctx, st, ca.Options{})
 			if err != nil {
 				b.Fatal(err)
@@ -472,6 +473,7 @@ func BenchmarkLoadFromStore(b *testing.B) {
 				{"key-by-key", func() context.Context { return ctx }},
 			} {
 				b.Run(mode.name, func(b *testing.B) {
+					before := kv.reads()
 					i := 0
 					for b.Loop() {
 						if _, err := magic.CacheManagedCertificate(mode.ctx(), names[i%len(names)]); err != nil {
@@ -479,6 +481,7 @@ func BenchmarkLoadFromStore(b *testing.B) {
 						}
 						i++
 					}
+					b.ReportMetric(float64(kv.reads()-before)/float64(i), "reads/op")
 				})
 			}
 		})
