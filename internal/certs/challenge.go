@@ -155,9 +155,10 @@ func (c *challenges) load(ctx context.Context, id string) (chal acme.Challenge, 
 }
 
 // lookup reads the challenge stored for id for a validation request. For
-// a name this node does not manage, it reads only within the rate limit.
+// a name this node does not manage, it reads only if id is a hostname (no
+// other name is ever managed) and within the rate limit.
 func (c *challenges) lookup(ctx context.Context, id string, managed bool) (acme.Challenge, bool, error) {
-	if !managed && !c.unmanaged.AllowN(c.now(), 1) {
+	if !managed && (hostname.Check(id) != nil || !c.unmanaged.AllowN(c.now(), 1)) {
 		return acme.Challenge{}, false, nil
 	}
 	chal, found, err := c.load(ctx, id)

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -268,7 +269,17 @@ func TestChallengeReadsForUnmanagedNamesAreBounded(t *testing.T) {
 		t.Errorf("a second later: %d storage reads in all, want %d", n, unmanagedReadBurst+unmanagedReadRate)
 	}
 
+	// What cannot be a hostname is never looked up.
+	clock.Advance(time.Minute)
 	before := st.loads.Load()
+	for _, name := range []string{"", "a..example", "under_score.example", "x.example:80", strings.Repeat("a", 64) + ".example"} {
+		c.httpChallenge(ctx, name, "tok", false)
+	}
+	if n := st.loads.Load() - before; n != 0 {
+		t.Errorf("requests for names that are no hostname: %d storage reads, want none", n)
+	}
+
+	before = st.loads.Load()
 	for range 3 * unmanagedReadBurst {
 		c.httpChallenge(ctx, "managed.example", "tok", true)
 	}
