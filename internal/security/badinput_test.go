@@ -582,3 +582,49 @@ func TestCLIBadInput(t *testing.T) {
 	}
 	reportf(t, "%d kinds of bad CLI arguments and %d of bad server flags refused with a message that names the flag and says what to fix; nothing stored", len(cases), len(servers))
 }
+
+// TestChallengePathBadInput sends ACME HTTP-01 validation requests with
+// hostile Host headers and tokens to the plain-HTTP edge. Challenges are
+// looked up in the store for any hostname (a node may answer for a name it
+// does not manage yet); none of these may be answered or fail the server:
+// each gets the 404 page, the redirect of a served name, or net/http's
+// 400 for a Host it refuses.
+func TestChallengePathBadInput(t *testing.T) {
+	s := startSpine(t, edge.Config{})
+	up := startUpstream(t, func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok")) })
+	s.addService(t, s.admin, client.ServiceCreate{Name: "web", Upstreams: []string{up}})
+	cases := []struct{ host, token string }{
+		{"web.localhost", "no-such-token"},
+		{"web.localhost", "..%2F..%2Fspine.db"},
+		{"web.localhost", "a/b"},
+		{"web.localhost", ""},
+		{"nowhere.localhost", "token"},
+		{"", "token"},
+		{"..", "token"},
+		{"[::1]", "token"},
+		{"under_score.localhost", "token"},
+		{strings.Repeat("a", 300) + ".localhost", "token"},
+		{"acme/spine-challenges/web.localhost.json", "token"},
+	}
+	c := &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	for _, tc := range cases {
+		req, err := http.NewRequest(http.MethodGet, "http://"+s.n.HTTPAddr()+"/.well-known/acme-challenge/"+tc.token, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Host = tc.host
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Errorf("Host %q, token %q: %v", tc.host, tc.token, err)
+			continue
+		}
+		resp.Body.Close()
+		want := http.StatusNotFound
+		if tc.host == "web.localhost" {
+			want = http.StatusPermanentRedirect // served: to HTTPS, as any other path
+		}
+		if resp.StatusCode != want && resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("Host %q, token %q: status %d, want %d (or 400)", tc.host, tc.token, resp.StatusCode, want)
+		}
+	}
+}
