@@ -116,6 +116,21 @@ func (s *StaleReads) Seed(svcs []store.Service) {
 	}
 }
 
+// SeedEmpty remembers, for each project of ids that Seed gave no service,
+// that it has none: a node started from its snapshot then lists such a
+// project's services (none, marked stale) instead of failing.
+func (s *StaleReads) SeedEmpty(ids []string) {
+	for _, id := range ids {
+		key := "ListServices\x00" + id
+		s.mu.Lock()
+		_, ok := s.memo[key]
+		s.mu.Unlock()
+		if !ok {
+			s.remember(key, []store.Service(nil))
+		}
+	}
+}
+
 // TokenByHash remembers its answers apart (see Tokens): a revoked token
 // is forgotten at its next look-up, and at the next sync (SetTokens),
 // whichever comes first. Expiry is the platform's to check, from the

@@ -43,6 +43,19 @@ func (f *flakyStore) TokenByHash(_ context.Context, hash string) (store.Credenti
 	return p, nil
 }
 
+func (f *flakyStore) ListServices(_ context.Context, projectID string) ([]store.Service, error) {
+	if f.down {
+		return nil, fmt.Errorf("listing services: %w", store.ErrUnavailable)
+	}
+	var out []store.Service
+	for _, s := range f.services {
+		if s.ProjectID == projectID {
+			out = append(out, s)
+		}
+	}
+	return out, nil
+}
+
 // request returns the context of an API request, and whether its answer
 // was marked stale.
 func request() (context.Context, *atomic.Bool) {
@@ -116,6 +129,16 @@ func TestStaleReadsSeedAndBound(t *testing.T) {
 	ctx, stale := request()
 	if sv, err := s.GetService(ctx, "p", "a"); err != nil || sv.Name != "a" || !stale.Load() {
 		t.Errorf("seeded service: %+v, %v, stale %v", sv, err, stale.Load())
+	}
+	// A project with no service lists none, once SeedEmpty said so; one
+	// that has services keeps them.
+	s.SeedEmpty([]string{"empty", "p"})
+	ctx, stale = request()
+	if ss, err := s.ListServices(ctx, "empty"); err != nil || len(ss) != 0 || !stale.Load() {
+		t.Errorf("a project without services: %+v, %v, stale %v", ss, err, stale.Load())
+	}
+	if ss, err := s.ListServices(ctx, "p"); err != nil || len(ss) != 1 {
+		t.Errorf("SeedEmpty replaced a seeded project's services: %+v, %v", ss, err)
 	}
 	for i := range maxStaleReads + 1 {
 		s.remember(fmt.Sprint("k", i), i)

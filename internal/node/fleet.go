@@ -204,6 +204,11 @@ func (n *Node) serveSnapshot(s *fleet.Snapshot) error {
 		tokens[t.Hash] = t.Credential()
 	}
 	n.fleet.reads.SeedTokens(tokens, s.TokensComplete)
+	var projects []string // of the tokens: a project without services lists none
+	for _, c := range tokens {
+		projects = append(projects, c.Project.ID)
+	}
+	n.fleet.reads.SeedEmpty(projects)
 	n.synced.Store(true)
 	return nil
 }
