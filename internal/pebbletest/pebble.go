@@ -77,6 +77,8 @@ type Pebble struct {
 
 	mu     sync.Mutex
 	events []Event // bounded by maxEvents
+
+	serial sync.Mutex // one front-end request at a time (serveACME)
 }
 
 // Event is one ACME request Pebble received, for telling where the time
@@ -182,7 +184,7 @@ func Start(t testing.TB, opts Options) *Pebble {
 			return
 		}
 		if r.Method != http.MethodPost {
-			acme.ServeHTTP(w, r)
+			p.serveACME(acme, w, r)
 			return
 		}
 		p.record(r.URL.Path)
@@ -208,7 +210,7 @@ func Start(t testing.TB, opts Options) *Pebble {
 		// request it refuses (a bad nonce, which it does to 5 % by default)
 		// is sent again and must not count twice.
 		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
-		acme.ServeHTTP(sw, r)
+		p.serveACME(acme, sw, r)
 		if sw.status >= 300 {
 			return
 		}
@@ -225,6 +227,23 @@ func Start(t testing.TB, opts Options) *Pebble {
 	p.srv.StartTLS()
 	t.Cleanup(p.srv.Close)
 	return p
+}
+
+// serveACME hands r to Pebble's front end, one request at a time.
+//
+// Pebble's in-memory store deadlocks under concurrent clients: its
+// authorization handler holds the authorization's lock while it takes the
+// store's read lock (to look up the account), and FindValidAuthorization
+// (a new order) holds the store's read lock while it takes every
+// authorization's lock; once a writer (any new object) queues for the store's
+// lock between the two, none of the three moves again. A fleet test hung
+// for 30 minutes on it. Pebble's validation goroutines stay concurrent;
+// each of them takes an object's lock and at most the store's read lock,
+// which cannot close a cycle when only one front-end request runs.
+func (p *Pebble) serveACME(h http.Handler, w http.ResponseWriter, r *http.Request) {
+	p.serial.Lock()
+	defer p.serial.Unlock()
+	h.ServeHTTP(w, r)
 }
 
 // Pebble's paths of authorizations and challenges (followed by an ID).
