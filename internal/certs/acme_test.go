@@ -22,6 +22,7 @@ import (
 
 	"github.com/spine-platform/spine/internal/ca"
 	"github.com/spine-platform/spine/internal/pebbletest"
+	"github.com/spine-platform/spine/internal/poll"
 	"github.com/spine-platform/spine/internal/store"
 )
 
@@ -306,7 +307,7 @@ func TestACMEFailureIsPlainAndInternalCAIsLastFallback(t *testing.T) {
 		return []certmagic.Issuer{pebbleIssuer(p, nil)}
 	}})
 	e.m.Sync(context.Background(), []string{"www.blocked.test"})
-	waitFor(t, "failed status", func() bool { return e.m.Status("www.blocked.test").Status == store.CertFailed })
+	poll.Until(t, "failed status", waitTimeout, poll.True(func() bool { return e.m.Status("www.blocked.test").Status == store.CertFailed }))
 	if got := e.m.Status("www.blocked.test").Error; !strings.HasPrefix(got, "the certificate authority refuses to issue for this name:") {
 		t.Errorf("status error = %q, want plain words about the refusal", got)
 	}
@@ -362,7 +363,7 @@ func TestRateLimitHoldsRetriesWithoutAskingTheCA(t *testing.T) {
 	}
 	defer m.Stop()
 	m.Sync(context.Background(), []string{"a.example.test"})
-	waitFor(t, "failed status", func() bool { return m.Status("a.example.test").Status == store.CertFailed })
+	poll.Until(t, "failed status", waitTimeout, poll.True(func() bool { return m.Status("a.example.test").Status == store.CertFailed }))
 	if got := m.Status("a.example.test").Error; !strings.Contains(got, "rate limited by the certificate authority until "+until.Format(time.RFC3339)) {
 		t.Errorf("status error %q does not say until when", got)
 	}
@@ -445,7 +446,7 @@ func TestACMEOrderStopsWhenLeaseLost(t *testing.T) {
 			return []certmagic.Issuer{pebbleIssuer(p, func(i *ACMEIssuer) { i.DisableTLSALPNChallenge = true })}
 		}})
 	e.m.Sync(context.Background(), []string{"lost.example.test"})
-	waitFor(t, "the issuance to fail", func() bool { return e.m.Status("lost.example.test").Status == store.CertFailed })
+	poll.Until(t, "the issuance to fail", waitTimeout, poll.True(func() bool { return e.m.Status("lost.example.test").Status == store.CertFailed }))
 	if st := e.m.Status("lost.example.test"); !strings.Contains(st.Error, "lease could not be renewed") {
 		t.Errorf("status error %q, want it to say the lease was lost", st.Error)
 	}

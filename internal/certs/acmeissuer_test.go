@@ -16,6 +16,7 @@ import (
 	"github.com/mholt/acmez/v3/acme"
 
 	"github.com/spine-platform/spine/internal/pebbletest"
+	"github.com/spine-platform/spine/internal/poll"
 	"github.com/spine-platform/spine/internal/store"
 )
 
@@ -103,7 +104,7 @@ func TestACMEAccountRegisteredOnceAndReused(t *testing.T) {
 	other.Sync(context.Background(), names)
 	for _, n := range names {
 		e.waitActive(t, n)
-		waitFor(t, "the other node's view of "+n, func() bool { return other.Status(n).Status == store.CertActive })
+		poll.Until(t, "the other node's view of "+n, waitTimeout, poll.True(func() bool { return other.Status(n).Status == store.CertActive }))
 	}
 	if n := p.Accounts(); n != 1 {
 		t.Errorf("%d ACME accounts registered by two nodes sharing a store, want 1", n)
@@ -162,7 +163,7 @@ func TestACMEExternalAccountBinding(t *testing.T) {
 		return []certmagic.Issuer{pebbleIssuer(p, nil)}
 	}})
 	e2.m.Sync(context.Background(), []string{"noeab.example.test"})
-	waitFor(t, "the certificate to fail", func() bool { return e2.m.Status("noeab.example.test").Status == store.CertFailed })
+	poll.Until(t, "the certificate to fail", waitTimeout, poll.True(func() bool { return e2.m.Status("noeab.example.test").Status == store.CertFailed }))
 	if msg := e2.m.Status("noeab.example.test").Error; !strings.Contains(msg, "external account binding") {
 		t.Errorf("failure says %q; want it to name the external account binding", msg)
 	}
@@ -180,7 +181,7 @@ func TestACMERetryAfterHeaderHoldsRetries(t *testing.T) {
 		return []certmagic.Issuer{pebbleIssuer(p, nil)}
 	}})
 	e.m.Sync(context.Background(), []string{"limited.example.test"})
-	waitFor(t, "the certificate to fail", func() bool { return e.m.Status("limited.example.test").Status == store.CertFailed })
+	poll.Until(t, "the certificate to fail", waitTimeout, poll.True(func() bool { return e.m.Status("limited.example.test").Status == store.CertFailed }))
 	held, ok := e.m.holds.get("limited.example.test", time.Now())
 	if !ok || held.Before(until.Add(-5*time.Second)) || held.After(until.Add(5*time.Second)) {
 		t.Errorf("held until %v (%v), want about %v", held, ok, until)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/spine-platform/spine/internal/ca"
 	"github.com/spine-platform/spine/internal/pebbletest"
+	"github.com/spine-platform/spine/internal/poll"
 	"github.com/spine-platform/spine/internal/store"
 )
 
@@ -80,14 +81,14 @@ func TestBudgetWaitsInsteadOfOrdering(t *testing.T) {
 	}
 	start := time.Now()
 	e.m.Sync(ctx, []string{"a.budget.test", "b.budget.test"})
-	waitFor(t, "b.budget.test to wait", func() bool {
+	poll.Until(t, "b.budget.test to wait", waitTimeout, poll.True(func() bool {
 		return strings.Contains(e.m.Status("b.budget.test").Error, "waiting, not ordered")
-	})
+	}))
 	st := e.m.Status("b.budget.test")
 	if st.Status != store.CertPending || !strings.Contains(st.Error, "limit of 1 new orders per 3s") || !strings.Contains(st.Error, "it will be tried at") {
 		t.Errorf("waiting status = %+v", st)
 	}
-	waitFor(t, "the status write", func() bool { return strings.Contains(e.status.last("b.budget.test").Error, "waiting, not ordered") })
+	poll.Until(t, "the status write", waitTimeout, poll.True(func() bool { return strings.Contains(e.status.last("b.budget.test").Error, "waiting, not ordered") }))
 	// Then, once the first order leaves the window, the CA issues it.
 	second := e.waitActive(t, "b.budget.test")
 	if strings.Contains(second.Issuer, "Spine") {

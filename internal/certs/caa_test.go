@@ -9,6 +9,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/spine-platform/spine/internal/pebbletest"
+	"github.com/spine-platform/spine/internal/poll"
 	"github.com/spine-platform/spine/internal/store"
 )
 
@@ -48,7 +49,7 @@ func TestCAAForbidsBeforeOrdering(t *testing.T) {
 		return []certmagic.Issuer{pebbleIssuer(p, func(i *ACMEIssuer) { i.Resolver = dns.Addr })}
 	}})
 	e.m.Sync(context.Background(), []string{"www.caa.test"})
-	waitFor(t, "the certificate to fail", func() bool { return e.m.Status("www.caa.test").Status == store.CertFailed })
+	poll.Until(t, "the certificate to fail", waitTimeout, poll.True(func() bool { return e.m.Status("www.caa.test").Status == store.CertFailed }))
 	msg := e.m.Status("www.caa.test").Error
 	if !strings.HasPrefix(msg, "the domain's CAA records forbid this certificate authority") || !strings.Contains(msg, `issue "ca.other.test"`) || !strings.Contains(msg, "pebble.letsencrypt.org") {
 		t.Errorf("status says %q", msg)

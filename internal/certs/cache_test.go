@@ -12,6 +12,7 @@ import (
 	"github.com/caddyserver/certmagic"
 
 	"github.com/spine-platform/spine/internal/ca"
+	"github.com/spine-platform/spine/internal/poll"
 	"github.com/spine-platform/spine/internal/store"
 )
 
@@ -93,7 +94,7 @@ func TestLazyCertificatesFromRecords(t *testing.T) {
 	first := newManager(0)
 	first.m.Sync(context.Background(), names)
 	for _, n := range names {
-		waitFor(t, n+" to be recorded active", func() bool { return recs.get(n).Status == store.CertActive })
+		poll.Until(t, n+" to be recorded active", waitTimeout, poll.True(func() bool { return recs.get(n).Status == store.CertActive }))
 	}
 	served := map[string]*x509.Certificate{}
 	for _, n := range names {
@@ -133,16 +134,16 @@ func TestLazyCertificatesFromRecords(t *testing.T) {
 	if s := recs.get("x.localhost"); s.Status != "" {
 		t.Errorf("unmanaged name got a status: %+v", s)
 	}
-	waitFor(t, "d.localhost to be obtained", func() bool {
+	poll.Until(t, "d.localhost to be obtained", waitTimeout, poll.True(func() bool {
 		_, err := e.dial("d.localhost")
 		return err == nil
-	})
+	}))
 
 	// b.localhost is not in memory (a.localhost or d.localhost took the one
 	// place after it); its record comes due and it is renewed from it.
-	waitFor(t, "b.localhost renewed", func() bool {
+	poll.Until(t, "b.localhost renewed", waitTimeout, poll.True(func() bool {
 		return recs.get("b.localhost").NotAfter.After(served["b.localhost"].NotAfter)
-	})
+	}))
 	leaf, err := e.dial("b.localhost")
 	if err != nil {
 		t.Fatal(err)

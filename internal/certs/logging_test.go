@@ -15,6 +15,7 @@ import (
 	"github.com/caddyserver/certmagic"
 
 	"github.com/spine-platform/spine/internal/ca"
+	"github.com/spine-platform/spine/internal/poll"
 	"github.com/spine-platform/spine/internal/store"
 )
 
@@ -68,8 +69,8 @@ func TestLogsAtInfo(t *testing.T) {
 	m.Sync(context.Background(), []string{"good.localhost", "bad.localhost"})
 	// certmagic logs the issuance before it caches the certificate, and
 	// the manager logs a failure before it records it.
-	waitFor(t, "good.localhost active", func() bool { return m.Status("good.localhost").Status == store.CertActive })
-	waitFor(t, "bad.localhost failed", func() bool { return m.Status("bad.localhost").Status == store.CertFailed })
+	poll.Until(t, "good.localhost active", waitTimeout, poll.True(func() bool { return m.Status("good.localhost").Status == store.CertActive }))
+	poll.Until(t, "bad.localhost failed", waitTimeout, poll.True(func() bool { return m.Status("bad.localhost").Status == store.CertFailed }))
 
 	var issued, failed bool
 	for _, l := range logs.lines(t) {

@@ -21,8 +21,14 @@ import (
 	"github.com/mholt/acmez/v3/acme"
 
 	"github.com/spine-platform/spine/internal/ca"
+	"github.com/spine-platform/spine/internal/poll"
 	"github.com/spine-platform/spine/internal/store"
 )
+
+// waitTimeout bounds an end-to-end wait (an issuance through Pebble, a
+// status written). It guards against a hang and is no speed target:
+// generous enough for a loaded 2-core machine running -race.
+const waitTimeout = 2 * time.Minute
 
 // fakeStatus records every status written, in order.
 type fakeStatus struct {
@@ -170,17 +176,6 @@ func hello(t *testing.T, name string) *tls.ClientHelloInfo {
 	return &tls.ClientHelloInfo{ServerName: name, Conn: c1}
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 func TestServesOnlyManagedNames(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	ctx := context.Background()
@@ -191,7 +186,7 @@ func TestServesOnlyManagedNames(t *testing.T) {
 	}
 
 	e.m.Sync(ctx, []string{"A.localhost."})
-	waitFor(t, "a.localhost to become active", func() bool { return e.m.Status("a.localhost").Status == store.CertActive })
+	poll.Until(t, "a.localhost to become active", waitTimeout, poll.True(func() bool { return e.m.Status("a.localhost").Status == store.CertActive }))
 
 	leaf, err := e.dial("a.localhost")
 	if err != nil {
@@ -207,7 +202,7 @@ func TestServesOnlyManagedNames(t *testing.T) {
 	if st.Issuer != "Spine Internal CA Intermediate" || st.Error != "" || st.Hostname != "a.localhost" {
 		t.Errorf("status = %+v", st)
 	}
-	waitFor(t, "active status to be written", func() bool { return e.status.last("a.localhost").Status == store.CertActive })
+	poll.Until(t, "active status to be written", waitTimeout, poll.True(func() bool { return e.status.last("a.localhost").Status == store.CertActive }))
 	if got := e.status.history("a.localhost"); strings.Join(got, ",") != "pending,issuing,active" {
 		t.Errorf("written statuses %v, want pending, issuing, active", got)
 	}
@@ -238,7 +233,7 @@ func TestServesOnlyManagedNames(t *testing.T) {
 
 	// Adding it back serves the stored certificate without issuing again.
 	e.m.Sync(ctx, []string{"a.localhost"})
-	waitFor(t, "a.localhost to become active again", func() bool { return e.m.Status("a.localhost").Status == store.CertActive })
+	poll.Until(t, "a.localhost to become active again", waitTimeout, poll.True(func() bool { return e.m.Status("a.localhost").Status == store.CertActive }))
 	again, err := e.dial("a.localhost")
 	if err != nil {
 		t.Fatalf("handshake after re-adding: %v", err)
@@ -261,7 +256,7 @@ func TestSyncIsIdempotentAndConcurrent(t *testing.T) {
 	}
 	wg.Wait()
 	for _, n := range names {
-		waitFor(t, n+" to become active", func() bool { return e.m.Status(n).Status == store.CertActive })
+		poll.Until(t, n+" to become active", waitTimeout, poll.True(func() bool { return e.m.Status(n).Status == store.CertActive }))
 		if _, err := e.dial(n); err != nil {
 			t.Errorf("handshake for %s: %v", n, err)
 		}
@@ -276,14 +271,14 @@ func TestRenewsBeforeExpiry(t *testing.T) {
 	// certmagic renews them about 5s after issuance.
 	e := newEnv(t, envOptions{leafLifetime: time.Minute, ratio: 0.45, checkInterval: 200 * time.Millisecond})
 	e.m.Sync(context.Background(), []string{"a.localhost"})
-	waitFor(t, "a.localhost to become active", func() bool { return e.m.Status("a.localhost").Status == store.CertActive })
+	poll.Until(t, "a.localhost to become active", waitTimeout, poll.True(func() bool { return e.m.Status("a.localhost").Status == store.CertActive }))
 
 	first, err := e.dial("a.localhost")
 	if err != nil {
 		t.Fatal(err)
 	}
 	var renewed *x509.Certificate
-	waitFor(t, "a renewed certificate", func() bool {
+	poll.Until(t, "a renewed certificate", waitTimeout, poll.True(func() bool {
 		leaf, err := e.dial("a.localhost")
 		if err != nil {
 			t.Fatalf("handshake during renewal: %v", err)
@@ -296,16 +291,16 @@ func TestRenewsBeforeExpiry(t *testing.T) {
 			return true
 		}
 		return false
-	})
+	}))
 	if !renewed.NotAfter.After(first.NotAfter) {
 		t.Errorf("renewed certificate expires %v, not after %v", renewed.NotAfter, first.NotAfter)
 	}
-	waitFor(t, "status to show a renewed certificate", func() bool {
+	poll.Until(t, "status to show a renewed certificate", waitTimeout, poll.True(func() bool {
 		s := e.m.Status("a.localhost")
 		return s.Status == store.CertActive && s.NotAfter.After(first.NotAfter)
-	})
+	}))
 	// One event each, naming the certificate by its serial.
-	waitFor(t, "the renewal's event", func() bool { return len(e.events.ofType(store.EventCertificateRenewed)) > 0 })
+	poll.Until(t, "the renewal's event", waitTimeout, poll.True(func() bool { return len(e.events.ofType(store.EventCertificateRenewed)) > 0 }))
 	issued := e.events.ofType(store.EventCertificateIssued)
 	if len(issued) != 1 || !strings.Contains(string(issued[0].Data), fmt.Sprintf(`"serial":"%x"`, first.SerialNumber)) ||
 		issued[0].Key != fmt.Sprintf("cert:a.localhost:%x", first.SerialNumber) {
@@ -323,12 +318,12 @@ func TestRenewsBeforeExpiry(t *testing.T) {
 func TestFailedIssuanceStatus(t *testing.T) {
 	e := newEnv(t, envOptions{issueErr: errors.New("rate limited by the CA")})
 	e.m.Sync(context.Background(), []string{"a.localhost"})
-	waitFor(t, "a.localhost to fail", func() bool { return e.m.Status("a.localhost").Status == store.CertFailed })
+	poll.Until(t, "a.localhost to fail", waitTimeout, poll.True(func() bool { return e.m.Status("a.localhost").Status == store.CertFailed }))
 	if s := e.m.Status("a.localhost"); s.Error != "rate limited by the CA" {
 		t.Errorf("status error %q", s.Error)
 	}
-	waitFor(t, "failed status to be written", func() bool { return e.status.last("a.localhost").Status == store.CertFailed })
-	waitFor(t, "the failure's event", func() bool { return len(e.events.ofType(store.EventCertificateFailed)) > 0 })
+	poll.Until(t, "failed status to be written", waitTimeout, poll.True(func() bool { return e.status.last("a.localhost").Status == store.CertFailed }))
+	poll.Until(t, "the failure's event", waitTimeout, poll.True(func() bool { return len(e.events.ofType(store.EventCertificateFailed)) > 0 }))
 	if f := e.events.ofType(store.EventCertificateFailed)[0]; !strings.Contains(string(f.Data), `"error":"rate limited by the CA"`) ||
 		!strings.Contains(string(f.Data), `"renewal":false`) {
 		t.Errorf("failed event = %s", f.Data)
@@ -439,7 +434,7 @@ func TestChallengesAnsweredFromSharedStorage(t *testing.T) {
 	// The names' certificates are issued meanwhile, into the test's
 	// folder: let that end before the folder is removed.
 	for _, n := range []string{"a.example", "c.example"} {
-		waitFor(t, n+"'s certificate", func() bool { return m.Status(n).Status == store.CertActive })
+		poll.Until(t, n+"'s certificate", waitTimeout, poll.True(func() bool { return m.Status(n).Status == store.CertActive }))
 	}
 }
 
@@ -482,7 +477,7 @@ func TestNewRequiresStorageAndDefaultsToInternalCA(t *testing.T) {
 		t.Fatal(err)
 	}
 	m.Sync(context.Background(), []string{"a.localhost"})
-	waitFor(t, "a.localhost to become active", func() bool { return m.Status("a.localhost").Status == store.CertActive })
+	poll.Until(t, "a.localhost to become active", waitTimeout, poll.True(func() bool { return m.Status("a.localhost").Status == store.CertActive }))
 	cert, err := m.GetCertificate(hello(t, "a.localhost"))
 	if err != nil {
 		t.Fatal(err)
@@ -538,7 +533,7 @@ func TestNameRemovedDuringIssuanceIsNotKept(t *testing.T) {
 	// The issuance completes and certmagic caches the certificate; the
 	// manager must drop it again so that it is not renewed forever.
 	certKey := certmagic.StorageKeys.SiteCert(c.IssuerKey(), "a.localhost")
-	waitFor(t, "the certificate to be stored", func() bool { return st.Exists(context.Background(), certKey) })
+	poll.Until(t, "the certificate to be stored", waitTimeout, poll.True(func() bool { return st.Exists(context.Background(), certKey) }))
 	time.Sleep(300 * time.Millisecond)
 	if got := m.cache.AllMatchingCertificates("a.localhost"); len(got) != 0 {
 		t.Errorf("%d certificates for the removed name stay in the cache", len(got))

@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/spine-platform/spine/internal/poll"
 )
 
 func TestHTTPSServesUpstreamWithRightCertificate(t *testing.T) {
@@ -641,7 +643,7 @@ func TestUpstreamsKeptAcrossSwapsAndStoppedWhenUnused(t *testing.T) {
 	if first.available() {
 		t.Error("health state lost by a swap")
 	}
-	waitFor(t, "active health checks on HealthPath", func() bool { return checks.Load() >= 2 })
+	poll.Until(t, "active health checks on HealthPath", waitTimeout, poll.True(func() bool { return checks.Load() >= 2 }))
 
 	if err := s.SetRoutes([]Route{{Host: "b.test", Upstreams: []string{other.URL}}}); err != nil {
 		t.Fatal(err)
@@ -667,9 +669,9 @@ func TestActiveHealthCheck(t *testing.T) {
 	h := startEdge(t, Config{HealthInterval: 20 * time.Millisecond}, Route{Host: "a.test", Service: "a", Upstreams: []string{up.URL}})
 	u := h.s.upstreamOf(up.URL)
 	failing.Store(true)
-	waitFor(t, "upstream marked unhealthy", func() bool { return !u.available() })
+	poll.Until(t, "upstream marked unhealthy", waitTimeout, poll.True(func() bool { return !u.available() }))
 	failing.Store(false)
-	waitFor(t, "upstream healthy again", func() bool { return u.available() })
+	poll.Until(t, "upstream healthy again", waitTimeout, poll.True(func() bool { return u.available() }))
 }
 
 func TestShutdownStopsEverything(t *testing.T) {

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/spine-platform/spine/internal/poll"
 )
 
 // TestHandshakeTimeout: a client that stalls its TLS handshake, before its
@@ -50,7 +52,7 @@ func TestHandshakeTimeout(t *testing.T) {
 		})
 	}
 	// The releaser (release.go) waits for no handshake in flight.
-	waitFor(t, "no handshake counted in flight", func() bool { return h.s.mem.conns.handshakes.Load() == 0 })
+	poll.Until(t, "no handshake counted in flight", waitTimeout, poll.True(func() bool { return h.s.mem.conns.handshakes.Load() == 0 }))
 	if n := h.s.mem.conns.accepted.Load(); n != 2 {
 		t.Errorf("%d connections counted, want 2", n)
 	}
@@ -118,11 +120,11 @@ func TestCloseEndsHandshakes(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer silent.Close()
-	waitFor(t, "the listener to start the handshake", func() bool {
+	poll.Until(t, "the listener to start the handshake", waitTimeout, poll.True(func() bool {
 		l.mu.Lock()
 		defer l.mu.Unlock()
 		return len(l.inFlight) == 1
-	})
+	}))
 
 	l.Close()
 	if err := <-errc; !errors.Is(err, net.ErrClosed) {

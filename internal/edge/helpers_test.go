@@ -20,6 +20,11 @@ import (
 	"time"
 )
 
+// waitTimeout bounds an end-to-end wait (connections, health checks, a
+// route change under load). It guards against a hang and is no speed
+// target: generous enough for a loaded 2-core machine running -race.
+const waitTimeout = time.Minute
+
 // testPKI is a throwaway CA that issues a leaf for any name on demand. Its
 // GetCertificate answers every name, so tests can show that the edge, not
 // the certificate source, refuses unknown names.
@@ -251,18 +256,6 @@ func deadURL(t testing.TB) string {
 	addr := ln.Addr().String()
 	ln.Close()
 	return "http://" + addr
-}
-
-// waitFor polls cond until it holds; the deadline only guards against a hang.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("gave up waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 // upstreamOf returns the route table's upstream for url (any health

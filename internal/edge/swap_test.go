@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/spine-platform/spine/internal/poll"
 )
 
 // connCounter counts a test server's open connections.
@@ -126,18 +128,18 @@ func TestUpstreamChangeUnderLoad(t *testing.T) {
 		})
 	}
 	// Some load on the old table first.
-	waitFor(t, "requests through the old upstream", func() bool { return oldConns.opened.Load() >= 4 })
+	poll.Until(t, "requests through the old upstream", waitTimeout, poll.True(func() bool { return oldConns.opened.Load() >= 4 }))
 	if err := h.s.SetRoutes([]Route{{Host: "a.test", Service: "a", Upstreams: []string{newUp.URL}}}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "every client answered by the new upstream", func() bool {
+	poll.Until(t, "every client answered by the new upstream", waitTimeout, poll.True(func() bool {
 		for i := range sawNew {
 			if !sawNew[i].Load() {
 				return false
 			}
 		}
 		return true
-	})
+	}))
 	stop.Store(true)
 	wg.Wait()
 	if n := failed.Load(); n != 0 {
@@ -155,7 +157,7 @@ func TestUpstreamChangeUnderLoad(t *testing.T) {
 		}
 	}
 	// ...and then nothing stays connected to it.
-	waitFor(t, "the old upstream's connections closed", func() bool { return oldConns.open() == 0 })
+	poll.Until(t, "the old upstream's connections closed", waitTimeout, poll.True(func() bool { return oldConns.open() == 0 }))
 }
 
 // TestPerRouteHealthCheck: each route's upstreams are checked on its own
@@ -183,7 +185,7 @@ func TestPerRouteHealthCheck(t *testing.T) {
 		defer mu.Unlock()
 		return paths[p]
 	}
-	waitFor(t, "both routes' checks, each on its own path", func() bool { return count("/down") >= 3 && count("/ok?deep=1") >= 3 })
+	poll.Until(t, "both routes' checks, each on its own path", waitTimeout, poll.True(func() bool { return count("/down") >= 3 && count("/ok?deep=1") >= 3 }))
 	var ups []*upstream
 	h.s.mu.Lock()
 	for _, u := range h.s.upstreams {
@@ -278,5 +280,5 @@ func TestLateRequestOnStoppedUpstream(t *testing.T) {
 			t.Fatalf("late %s: %d %q", method, rec.Code, rec.Body.String())
 		}
 	}
-	waitFor(t, "the stopped upstream's connection closed", func() bool { return conns.open() == 0 })
+	poll.Until(t, "the stopped upstream's connection closed", waitTimeout, poll.True(func() bool { return conns.open() == 0 }))
 }

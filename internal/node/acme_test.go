@@ -24,6 +24,7 @@ import (
 	"github.com/spine-platform/spine/internal/dnsserver"
 	"github.com/spine-platform/spine/internal/pebbletest"
 	"github.com/spine-platform/spine/internal/platform"
+	"github.com/spine-platform/spine/internal/poll"
 	"github.com/spine-platform/spine/internal/store"
 )
 
@@ -189,27 +190,12 @@ func (s *acmeSetup) get(host string) (*x509.Certificate, string, error) {
 func (s *acmeSetup) waitServed(t testing.TB, host string) *x509.Certificate {
 	t.Helper()
 	var leaf *x509.Certificate
-	eventuallyTB(t, 60*time.Second, "HTTPS for "+host+" verified against Pebble's root", func() error {
+	poll.Until(t, "HTTPS for "+host+" verified against Pebble's root", waitTimeout, func() error {
 		var err error
 		leaf, _, err = s.get(host)
 		return err
 	})
 	return leaf
-}
-
-func eventuallyTB(t testing.TB, d time.Duration, what string, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: %v", what, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 func certStatus(t testing.TB, c *client.Client, host string) client.Certificate {
@@ -270,7 +256,7 @@ func TestACMEOnlyVerifiedDomainsGetCertificates(t *testing.T) {
 	leaf := s.waitServed(t, "www.example.test")
 	// The status is written to the store in the background, a moment after
 	// the certificate is cached (and served).
-	eventually(t, "certificate status active", func() error {
+	poll.Until(t, "certificate status active", waitTimeout, func() error {
 		if c := certStatus(t, s.admin, "www.example.test"); c.Status != "active" || c.Issuer != leaf.Issuer.CommonName || !strings.Contains(c.Issuer, "Pebble") {
 			return fmt.Errorf("cert status %+v, leaf issuer %q", c, leaf.Issuer.CommonName)
 		}
@@ -314,7 +300,7 @@ func TestACMEDomainTakeover(t *testing.T) {
 	if err != nil || !d.Moved || d.Status != store.DomainVerified {
 		t.Fatalf("B's proven claim: %+v, %v", d, err)
 	}
-	eventuallyTB(t, 10*time.Second, "A's service no longer served", func() error {
+	poll.Until(t, "A's service no longer served", waitTimeout, func() error {
 		if _, _, err := s.get("www.example.test"); err == nil {
 			return fmt.Errorf("still served")
 		}
@@ -402,7 +388,7 @@ func TestACMERestartDuringOrder(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Stop the node as soon as the order exists, before it completes.
-	eventuallyTB(t, 20*time.Second, "an ACME order", func() error {
+	poll.Until(t, "an ACME order", waitTimeout, func() error {
 		if s.pebble.NewOrders() == 0 {
 			return fmt.Errorf("none yet")
 		}
@@ -418,7 +404,7 @@ func TestACMERestartDuringOrder(t *testing.T) {
 		t.Errorf("%d certificates ordered across the restart, want 1", n)
 	}
 	// The certificate served is the one in the store, with its key.
-	eventually(t, "status of the served certificate", func() error {
+	poll.Until(t, "status of the served certificate", waitTimeout, func() error {
 		c := certStatus(t, s.admin, "www.example.test")
 		if c.Status != "active" || c.NotAfter == nil || !c.NotAfter.Equal(leaf.NotAfter) {
 			return fmt.Errorf("status %+v does not describe the served certificate (not after %s)", c, leaf.NotAfter)

@@ -19,9 +19,15 @@ import (
 
 	"github.com/spine-platform/spine/client"
 	"github.com/spine-platform/spine/internal/platform"
+	"github.com/spine-platform/spine/internal/poll"
 	"github.com/spine-platform/spine/internal/store"
 	"github.com/spine-platform/spine/internal/store/storetest"
 )
+
+// waitTimeout bounds an end-to-end wait (a node starting, a change served,
+// a certificate from Pebble). It guards against a hang and is no speed
+// target: generous enough for a loaded 2-core machine running -race.
+const waitTimeout = 2 * time.Minute
 
 // startNode starts a node on loopback ports with its data in dir.
 func startNode(t *testing.T, dir, dsn string) *Node {
@@ -78,22 +84,6 @@ func httpsGet(t *testing.T, n *Node, host, path string) (*http.Response, string,
 	return resp, string(b), nil
 }
 
-// eventually retries f until it returns nil or 30 s pass.
-func eventually(t *testing.T, what string, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: %v", what, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 func upstream(t *testing.T, h http.HandlerFunc) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -113,7 +103,7 @@ func TestUpServesDemoAndNewServices(t *testing.T) {
 	ctx := context.Background()
 
 	// The demo service answers over HTTPS with a certificate from Spine's CA.
-	eventually(t, "demo service over HTTPS", func() error {
+	poll.Until(t, "demo service over HTTPS", waitTimeout, func() error {
 		resp, body, err := httpsGet(t, n, "hello.localhost", "/")
 		if err != nil {
 			return err
@@ -218,7 +208,7 @@ func TestUpServesDemoAndNewServices(t *testing.T) {
 	if err := c.DeleteService(ctx, "api"); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "deleted service stops answering", func() error {
+	poll.Until(t, "deleted service stops answering", waitTimeout, func() error {
 		_, _, err := httpsGet(t, n, "api.localhost", "/")
 		if err == nil {
 			return errors.New("still served")
@@ -244,7 +234,7 @@ func TestUnknownHostAndDownUpstream(t *testing.T) {
 	if _, err := c.CreateService(ctx, client.ServiceCreate{Name: "down", Upstreams: []string{dead}}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "502 from a down upstream", func() error {
+	poll.Until(t, "502 from a down upstream", waitTimeout, func() error {
 		resp, body, err := httpsGet(t, n, "down.localhost", "/")
 		if err != nil {
 			return err
@@ -277,7 +267,7 @@ func TestStreamSurvivesNewService(t *testing.T) {
 	if _, err := c.CreateService(ctx, client.ServiceCreate{Name: "stream", Upstreams: []string{up}}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "stream service served", func() error {
+	poll.Until(t, "stream service served", waitTimeout, func() error {
 		_, _, err := httpsGet(t, n, "stream.localhost", "/ping")
 		return err
 	})
@@ -302,7 +292,7 @@ func TestStreamSurvivesNewService(t *testing.T) {
 	if _, err := c.CreateService(ctx, client.ServiceCreate{Name: "other", Upstreams: []string{up}}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "new service served while streaming", func() error {
+	poll.Until(t, "new service served while streaming", waitTimeout, func() error {
 		_, _, err := httpsGet(t, n, "other.localhost", "/ping")
 		return err
 	})
@@ -391,7 +381,7 @@ func TestRestartKeepsServicesAndCertificates(t *testing.T) {
 				t.Fatal(err)
 			}
 			var serial string
-			eventually(t, "served before restart", func() error {
+			poll.Until(t, "served before restart", waitTimeout, func() error {
 				resp, _, err := httpsGet(t, n, "keep.localhost", "/")
 				if err == nil {
 					serial = resp.TLS.PeerCertificates[0].SerialNumber.String()
@@ -402,7 +392,7 @@ func TestRestartKeepsServicesAndCertificates(t *testing.T) {
 				t.Fatal(err)
 			}
 			n2 := startNode(t, dir, tc.dsn)
-			eventually(t, "served after restart", func() error {
+			poll.Until(t, "served after restart", waitTimeout, func() error {
 				resp, body, err := httpsGet(t, n2, "keep.localhost", "/")
 				if err != nil {
 					return err
@@ -458,7 +448,7 @@ func TestBadStoredServiceDoesNotBlockOthers(t *testing.T) {
 	if _, err := c.CreateService(ctx, client.ServiceCreate{Name: "good", Upstreams: []string{up}}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "good service served next to a bad one", func() error {
+	poll.Until(t, "good service served next to a bad one", waitTimeout, func() error {
 		_, body, err := httpsGet(t, n, "good.localhost", "/")
 		if err != nil {
 			return err

@@ -16,6 +16,7 @@ import (
 
 	"github.com/spine-platform/spine/client"
 	"github.com/spine-platform/spine/internal/ca"
+	"github.com/spine-platform/spine/internal/poll"
 )
 
 // issuedFor counts the internal CA's certificates for host.
@@ -77,7 +78,7 @@ func TestSuspendResumeDeleteProject(t *testing.T) {
 		t.Fatal(err)
 	}
 	var serial string
-	eventually(t, host+" served", func() error {
+	poll.Until(t, host+" served", waitTimeout, func() error {
 		resp, body, err := httpsGet(t, n, host, "/")
 		if err != nil {
 			return err
@@ -92,7 +93,7 @@ func TestSuspendResumeDeleteProject(t *testing.T) {
 	if _, err := admin.SuspendProject(ctx, "tenant"); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, host+" suspended", func() error {
+	poll.Until(t, host+" suspended", waitTimeout, func() error {
 		resp, body, err := httpsGet(t, n, host, "/")
 		if err != nil {
 			return err
@@ -127,7 +128,7 @@ func TestSuspendResumeDeleteProject(t *testing.T) {
 	if _, err := admin.CreateService(ctx, client.ServiceCreate{Name: "control", Upstreams: []string{other}}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "control served", func() error { _, _, err := httpsGet(t, n, "control.localhost", "/"); return err })
+	poll.Until(t, "control served", waitTimeout, func() error { _, _, err := httpsGet(t, n, "control.localhost", "/"); return err })
 	deadline := time.Now().Add(2 * time.Minute)
 	for issuedFor(t, n, "control.localhost") < 2 {
 		if time.Now().After(deadline) {
@@ -145,7 +146,7 @@ func TestSuspendResumeDeleteProject(t *testing.T) {
 	if _, err := admin.ResumeProject(ctx, "tenant"); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, host+" served again", func() error {
+	poll.Until(t, host+" served again", waitTimeout, func() error {
 		resp, body, err := httpsGet(t, n, host, "/")
 		if err != nil {
 			return err
@@ -159,7 +160,7 @@ func TestSuspendResumeDeleteProject(t *testing.T) {
 	if err := admin.DeleteProject(ctx, "tenant"); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, host+" no longer served", func() error {
+	poll.Until(t, host+" no longer served", waitTimeout, func() error {
 		if resp, body, err := httpsGet(t, n, host, "/"); err == nil {
 			return fmt.Errorf("still answers: %d %q", resp.StatusCode, body)
 		}

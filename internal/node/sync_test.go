@@ -15,6 +15,7 @@ import (
 	"github.com/spine-platform/spine/client"
 	"github.com/spine-platform/spine/internal/fleet"
 	"github.com/spine-platform/spine/internal/platform"
+	"github.com/spine-platform/spine/internal/poll"
 )
 
 // countingHandler counts the records with one message.
@@ -62,7 +63,7 @@ func TestSyncAppliesOnlyChanges(t *testing.T) {
 	if _, err := admin.CreateService(ctx, client.ServiceCreate{Name: "more", Upstreams: []string{"http://127.0.0.1:9"}}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the new service routed", func() error {
+	poll.Until(t, "the new service routed", waitTimeout, func() error {
 		if applied.Load() == before {
 			return fmt.Errorf("routes not updated")
 		}
@@ -88,7 +89,7 @@ func TestSnapshotHoldsServedCertificatesAndTokenHashes(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, h := range []string{"hello.localhost", "more.localhost"} {
-		eventually(t, h+" served", func() error {
+		poll.Until(t, h+" served", waitTimeout, func() error {
 			_, _, err := httpsGet(t, n, h, "/")
 			return err
 		})

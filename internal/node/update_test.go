@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/spine-platform/spine/client"
+	"github.com/spine-platform/spine/internal/poll"
 )
 
 // loadClient keeps requests going to one hostname through a node's HTTPS
@@ -136,7 +137,7 @@ func TestUpdateServiceInPlace(t *testing.T) {
 				t.Fatal(err)
 			}
 			for _, h := range []string{"web.localhost", "www.localhost"} {
-				eventually(t, h+" served", func() error {
+				poll.Until(t, h+" served", waitTimeout, func() error {
 					_, body, err := httpsGet(t, n, h, "/")
 					if err == nil && body != "old" {
 						err = fmt.Errorf("body %q", body)
@@ -147,7 +148,7 @@ func TestUpdateServiceInPlace(t *testing.T) {
 			roots := x509.NewCertPool()
 			roots.AddCert(n.CA().Root())
 			load := startLoad(t, n.HTTPSAddr(), "web.localhost", roots, 8, "new")
-			eventually(t, "load running", func() error {
+			poll.Until(t, "load running", waitTimeout, func() error {
 				if load.requests.Load() < 200 {
 					return errors.New("fewer than 200 requests yet")
 				}
@@ -163,10 +164,10 @@ func TestUpdateServiceInPlace(t *testing.T) {
 				!slices.Equal(svc.Hostnames, []string{"web.localhost", "www.localhost"}) {
 				t.Fatalf("after the update: %+v", svc)
 			}
-			eventually(t, "every client on the new upstream", load.allMoved)
+			poll.Until(t, "every client on the new upstream", waitTimeout, load.allMoved)
 			t.Logf("every client answered by the new upstream %s after the API answered", time.Since(changed).Round(time.Millisecond))
 			moved := load.requests.Load()
-			eventually(t, "more load on the new upstream", func() error {
+			poll.Until(t, "more load on the new upstream", waitTimeout, func() error {
 				if load.requests.Load() < moved+200 {
 					return errors.New("fewer than 200 requests since")
 				}
@@ -182,7 +183,7 @@ func TestUpdateServiceInPlace(t *testing.T) {
 			if !slices.Equal(svc.Hostnames, []string{"web.localhost", "api.localhost"}) {
 				t.Fatalf("hostnames after the update: %v", svc.Hostnames)
 			}
-			eventually(t, "the added hostname served with its own certificate", func() error {
+			poll.Until(t, "the added hostname served with its own certificate", waitTimeout, func() error {
 				resp, body, err := httpsGet(t, n, "api.localhost", "/")
 				if err != nil {
 					return err
@@ -192,7 +193,7 @@ func TestUpdateServiceInPlace(t *testing.T) {
 				}
 				return nil
 			})
-			eventually(t, "the removed hostname refused", func() error {
+			poll.Until(t, "the removed hostname refused", waitTimeout, func() error {
 				_, _, err := httpsGet(t, n, "www.localhost", "/")
 				var op *net.OpError
 				if !errors.As(err, &op) || op.Op != "remote error" {
@@ -217,7 +218,7 @@ func TestUpdateServiceInPlace(t *testing.T) {
 			if _, err := c.CreateService(ctx, client.ServiceCreate{Name: "other", Upstreams: []string{oldUp}, Hosts: []string{"www.localhost"}}); err != nil {
 				t.Fatalf("the removed hostname is not free: %v", err)
 			}
-			eventually(t, "the freed hostname served by the other service", func() error {
+			poll.Until(t, "the freed hostname served by the other service", waitTimeout, func() error {
 				_, body, err := httpsGet(t, n, "www.localhost", "/")
 				if err == nil && body != "old" {
 					err = fmt.Errorf("body %q", body)

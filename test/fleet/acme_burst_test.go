@@ -11,6 +11,7 @@ import (
 
 	"github.com/spine-platform/spine/client"
 	"github.com/spine-platform/spine/internal/pebbletest"
+	"github.com/spine-platform/spine/internal/poll"
 )
 
 // A burst of new services on a three-node fleet, each name's HTTP-01
@@ -80,7 +81,7 @@ func TestACMEBurstAnsweredByOtherNodes(t *testing.T) {
 	roots := pebble.Roots()
 	for i := range n {
 		host := fmt.Sprintf("burst%02d.%s", i, Domain)
-		eventually(t, host+" served with a certificate from Pebble", 2*time.Minute, func() error {
+		poll.Until(t, host+" served with a certificate from Pebble", 2*time.Minute, func() error {
 			_, err := servedLeaf(started[i%len(started)], roots, host, "burst-upstream")
 			return err
 		})

@@ -21,6 +21,7 @@ import (
 
 	"github.com/spine-platform/spine/client"
 	"github.com/spine-platform/spine/internal/pebbletest"
+	"github.com/spine-platform/spine/internal/poll"
 )
 
 // Three nodes get their certificates from Pebble, and Pebble's validation
@@ -103,7 +104,7 @@ func testACMEChallengeElsewhere(t *testing.T, challenge string) {
 	var leaves []*x509.Certificate
 	for _, nd := range nodes {
 		var leaf *x509.Certificate
-		eventually(t, "served by "+nd.name+" with a certificate from Pebble", time.Minute, func() error {
+		poll.Until(t, "served by "+nd.name+" with a certificate from Pebble", time.Minute, func() error {
 			var err error
 			leaf, err = servedLeaf(nd, roots, host, "acme-upstream")
 			return err

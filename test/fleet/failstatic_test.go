@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/spine-platform/spine/client"
+	"github.com/spine-platform/spine/internal/poll"
 )
 
 // load sends HTTPS requests (each on a new connection, so each does a
@@ -77,13 +78,13 @@ func (l *load) finish(t *testing.T) {
 func createWhenBack(t *testing.T, nd *node, in client.ServiceCreate) {
 	t.Helper()
 	c := nd.client()
-	eventually(t, "a write after PostgreSQL returned", 2*time.Minute, func() error {
+	poll.Until(t, "a write after PostgreSQL returned", 2*time.Minute, func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
 		_, err := c.CreateService(ctx, in)
 		var ae *client.Error
 		if err != nil && !(errors.As(err, &ae) && ae.Status == http.StatusServiceUnavailable) {
-			return errStop{err}
+			return poll.Stop(err)
 		}
 		return err
 	})
@@ -129,7 +130,7 @@ func TestStoreDownKeepsServing(t *testing.T) {
 	var due time.Time
 	for _, host := range hosts {
 		for _, nd := range f.nodes {
-			eventually(t, host+" served by "+nd.name, time.Minute, func() error { return nd.serves(f.root, host, "steady-upstream") })
+			poll.Until(t, host+" served by "+nd.name, time.Minute, func() error { return nd.serves(f.root, host, "steady-upstream") })
 			leaf, err := nd.leaf(f.root, host)
 			if err != nil {
 				t.Fatal(err)
@@ -151,7 +152,7 @@ func TestStoreDownKeepsServing(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, nd := range f.nodes { // and every node the node list
-		eventually(t, nd.name+" lists three connected nodes", time.Minute, func() error { return connectedNodes(nd, 3) })
+		poll.Until(t, nd.name+" lists three connected nodes", time.Minute, func() error { return connectedNodes(nd, 3) })
 	}
 
 	l := startLoad(f, hosts, "steady-upstream")
@@ -240,11 +241,11 @@ func TestStoreDownKeepsServing(t *testing.T) {
 	t.Logf("PostgreSQL started after %.1f s (renewals came due %.1f s into the outage; %d renewal attempts refused meanwhile)", outage.Seconds(), due.Sub(stopped).Seconds(), tried)
 	createWhenBack(t, f.nodes[1], client.ServiceCreate{Name: "after", Upstreams: []string{up}})
 	for _, nd := range f.nodes {
-		eventually(t, "new service served by "+nd.name, 2*time.Minute, func() error { return nd.serves(f.root, "after."+Domain, "steady-upstream") })
+		poll.Until(t, "new service served by "+nd.name, 2*time.Minute, func() error { return nd.serves(f.root, "after."+Domain, "steady-upstream") })
 	}
 	// The fleet lists itself, connected again.
 	for _, nd := range f.nodes {
-		eventually(t, nd.name+" lists every node connected", time.Minute, func() error { return connectedNodes(nd, 3) })
+		poll.Until(t, nd.name+" lists every node connected", time.Minute, func() error { return connectedNodes(nd, 3) })
 	}
 	// Nothing was signed during the outage to be stored now: certmagic's
 	// retry of the refused renewals is still a minute away.
@@ -257,7 +258,7 @@ func TestStoreDownKeepsServing(t *testing.T) {
 	// Renewed once each, after PostgreSQL returned, and served by every node.
 	for _, host := range hosts {
 		for _, nd := range f.nodes {
-			eventually(t, host+" renewed on "+nd.name, 2*time.Minute, func() error {
+			poll.Until(t, host+" renewed on "+nd.name, 2*time.Minute, func() error {
 				leaf, err := nd.leaf(f.root, host)
 				if err != nil {
 					return err
@@ -317,14 +318,14 @@ func TestRestartWhileStoreDown(t *testing.T) {
 		t.Fatal(err)
 	}
 	n2 := f.nodes[1]
-	eventually(t, "served by node2", time.Minute, func() error { return n2.serves(f.root, host, "known-upstream") })
-	eventually(t, "node2's snapshot holds the certificate", time.Minute, func() error { return snapshotHas(n2, host) })
+	poll.Until(t, "served by node2", time.Minute, func() error { return n2.serves(f.root, host, "known-upstream") })
+	poll.Until(t, "node2's snapshot holds the certificate", time.Minute, func() error { return snapshotHas(n2, host) })
 
 	pg.Stop()
 	n2.stop()
 	n2.start()
 	n2.waitReady()
-	eventually(t, "node2 serves from its snapshot", 30*time.Second, func() error { return n2.serves(f.root, host, "known-upstream") })
+	poll.Until(t, "node2 serves from its snapshot", time.Minute, func() error { return n2.serves(f.root, host, "known-upstream") })
 	if !strings.Contains(n2.logs(), "serving the last known snapshot") {
 		t.Error("node2 did not say it serves from its snapshot")
 	}
@@ -345,10 +346,10 @@ func TestRestartWhileStoreDown(t *testing.T) {
 
 	pg.Start()
 	createWhenBack(t, f.nodes[0], client.ServiceCreate{Name: "later", Upstreams: []string{up}})
-	eventually(t, "node2 serves a service created after PostgreSQL returned", 2*time.Minute, func() error {
+	poll.Until(t, "node2 serves a service created after PostgreSQL returned", 2*time.Minute, func() error {
 		return n2.serves(f.root, "later."+Domain, "known-upstream")
 	})
-	eventually(t, "node2 ready again", time.Minute, func() error {
+	poll.Until(t, "node2 ready again", time.Minute, func() error {
 		if resp, body := apiGet(t, n2, "/readyz"); resp.StatusCode != 200 {
 			return fmt.Errorf("/readyz: %d %s", resp.StatusCode, body)
 		}

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/spine-platform/spine/client"
+	"github.com/spine-platform/spine/internal/poll"
 )
 
 func ctxT(t *testing.T) context.Context {
@@ -65,7 +66,7 @@ func TestOneIssuancePerName(t *testing.T) {
 		t.Fatalf("created %d, conflicts %d; want 1 and 2", created.Load(), conflicts.Load())
 	}
 	for _, nd := range f.nodes {
-		eventually(t, "served by "+nd.name, time.Minute, func() error { return nd.serves(f.root, host, "once-upstream") })
+		poll.Until(t, "served by "+nd.name, time.Minute, func() error { return nd.serves(f.root, host, "once-upstream") })
 	}
 	if n := issuedFor(t, dsn, host); n != 1 {
 		t.Errorf("the internal CA signed %d certificates for %s, want 1", n, host)
@@ -96,7 +97,7 @@ func TestOneIssuancePerName(t *testing.T) {
 		if !slices.Contains(asked, nd.name) || slices.Contains(issued, nd.name) {
 			continue
 		}
-		eventually(t, nd.name+" finds the certificate stored once it has the lock", 30*time.Second, func() error {
+		poll.Until(t, nd.name+" finds the certificate stored once it has the lock", time.Minute, func() error {
 			if len(logLines(nd.logs(), "certificate already exists in storage", `"`+host+`"`)) == 0 {
 				return errors.New("not logged yet")
 			}
@@ -206,7 +207,7 @@ func TestKilledLockHolderIsReplaced(t *testing.T) {
 	}
 	// The lease (15 s) runs out at most 15 s after the kill; a waiter asks
 	// at least every 1.25 s.
-	eventually(t, "a surviving node takes the lock", time.Minute, func() error {
+	poll.Until(t, "a surviving node takes the lock", time.Minute, func() error {
 		for _, nd := range rest {
 			if strings.Contains(nd.logs(), hook) {
 				return nil
@@ -220,7 +221,7 @@ func TestKilledLockHolderIsReplaced(t *testing.T) {
 		t.Errorf("the lock was taken over %v after its holder died, want within the 15 s lease and a few seconds", takeover.Round(100*time.Millisecond))
 	}
 	for _, nd := range rest {
-		eventually(t, "served by "+nd.name+" after the lock holder died", 2*time.Minute, func() error {
+		poll.Until(t, "served by "+nd.name+" after the lock holder died", 2*time.Minute, func() error {
 			return nd.serves(f.root, host, "takeover-upstream")
 		})
 	}
@@ -256,7 +257,7 @@ func TestChangesReachEveryNode(t *testing.T) {
 	}
 	created := time.Now()
 	for _, nd := range f.nodes[1:] {
-		eventually(t, "served by "+nd.name, time.Minute, func() error { return nd.serves(f.root, host, "spread-upstream") })
+		poll.Until(t, "served by "+nd.name, time.Minute, func() error { return nd.serves(f.root, host, "spread-upstream") })
 	}
 	took := time.Since(created)
 	t.Logf("created: served by every node %v after the API answered", took.Round(time.Millisecond))
@@ -264,7 +265,7 @@ func TestChangesReachEveryNode(t *testing.T) {
 		t.Errorf("a new service took %v to be served by every node, want within %v (change notices, not the resync)", took.Round(time.Millisecond), within)
 	}
 	// `spine nodes` run against node 1 lists the three nodes, connected.
-	eventually(t, "spine nodes lists three connected nodes", time.Minute, func() error {
+	poll.Until(t, "spine nodes lists three connected nodes", time.Minute, func() error {
 		out, err := exec.Command(spineBin, "nodes", "--api", "http://"+f.nodes[0].api, "--data", f.nodes[0].dataDir).CombinedOutput()
 		if err != nil {
 			return fmt.Errorf("spine nodes: %v: %s", err, out)
@@ -280,7 +281,7 @@ func TestChangesReachEveryNode(t *testing.T) {
 	}
 	deleted := time.Now()
 	for _, nd := range f.nodes[1:] {
-		eventually(t, nd.name+" stops serving", time.Minute, func() error {
+		poll.Until(t, nd.name+" stops serving", time.Minute, func() error {
 			_, _, err := nd.get(f.root, host)
 			if err != nil && strings.Contains(err.Error(), "tls: unrecognized name") { // the edge's alert for names it does not serve
 				return nil
@@ -309,7 +310,7 @@ func TestResyncRepairsMissedChange(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, nd := range f.nodes {
-		eventually(t, "served by "+nd.name, time.Minute, func() error { return nd.serves(f.root, host, "before-upstream") })
+		poll.Until(t, "served by "+nd.name, time.Minute, func() error { return nd.serves(f.root, host, "before-upstream") })
 	}
 
 	// Behind Spine's back: no NOTIFY.
@@ -319,7 +320,7 @@ func TestResyncRepairsMissedChange(t *testing.T) {
 	}
 	changed := time.Now()
 	for _, nd := range f.nodes {
-		eventually(t, "the change served by "+nd.name, time.Minute, func() error { return nd.serves(f.root, host, "after-upstream") })
+		poll.Until(t, "the change served by "+nd.name, time.Minute, func() error { return nd.serves(f.root, host, "after-upstream") })
 	}
 	took := time.Since(changed)
 	t.Logf("a change without a notice served by every node %v after it was written (resync every %v)", took.Round(time.Millisecond), interval)
@@ -340,10 +341,10 @@ func TestSessionResumesOnAnotherNode(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, nd := range f.nodes {
-		eventually(t, "served by "+nd.name, time.Minute, func() error { return nd.serves(f.root, host, "resume-upstream") })
+		poll.Until(t, "served by "+nd.name, time.Minute, func() error { return nd.serves(f.root, host, "resume-upstream") })
 	}
 	// The nodes read the shared keys within a second or so of their creation.
-	eventually(t, "a session from node1 resumed on node2", time.Minute, func() error {
+	poll.Until(t, "a session from node1 resumed on node2", time.Minute, func() error {
 		cache := tls.NewLRUClientSessionCache(4)
 		if _, err := handshake(f.nodes[0], f.root, host, cache); err != nil {
 			return err
@@ -387,7 +388,7 @@ func snapshotHas(nd *node, host string) error {
 		return err
 	}
 	if fi.Mode().Perm() != 0o600 {
-		return errStop{fmt.Errorf("%s has mode %v, want 0600", path, fi.Mode().Perm())}
+		return poll.Stop(fmt.Errorf("%s has mode %v, want 0600", path, fi.Mode().Perm()))
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {

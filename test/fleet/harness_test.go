@@ -25,6 +25,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/spine-platform/spine/client"
+	"github.com/spine-platform/spine/internal/poll"
 )
 
 // spineBin is the spine binary TestMain builds, with the spinetest build
@@ -256,10 +257,10 @@ func tail(s string, n int) string {
 // served (the edge answers on HTTPS), whatever the store's state.
 func (nd *node) waitReady() {
 	nd.t.Helper()
-	eventually(nd.t, nd.name+" starts", 60*time.Second, func() error {
+	poll.Until(nd.t, nd.name+" starts", 2*time.Minute, func() error {
 		select {
 		case <-nd.done:
-			return errStop{fmt.Errorf("%s exited:\n%s", nd.name, tail(nd.logs(), 4000))}
+			return poll.Stop(fmt.Errorf("%s exited:\n%s", nd.name, tail(nd.logs(), 4000)))
 		default:
 		}
 		resp, err := http.Get("http://" + nd.api + "/healthz")
@@ -289,7 +290,7 @@ func (nd *node) client() *client.Client {
 func (nd *node) caPool() *x509.CertPool {
 	nd.t.Helper()
 	pool := x509.NewCertPool()
-	eventually(nd.t, "CA root", 30*time.Second, func() error {
+	poll.Until(nd.t, "CA root", time.Minute, func() error {
 		pem, err := client.New("http://"+nd.api, "").CARoot(context.Background())
 		if err != nil {
 			return err
@@ -335,27 +336,6 @@ func (nd *node) serves(root *x509.CertPool, host, want string) error {
 	return nil
 }
 
-// errStop ends eventually at once.
-type errStop struct{ error }
-
-// eventually retries f until it returns nil, fails the test after timeout
-// (a guard against hangs, not a speed target).
-func eventually(t testing.TB, what string, timeout time.Duration, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		var stop errStop
-		if errors.As(err, &stop) || time.Now().After(deadline) {
-			t.Fatalf("%s: %v", what, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 // upstream starts an HTTP server that answers every request with name.
 func upstream(t testing.TB, name string) string {
 	t.Helper()
@@ -375,7 +355,7 @@ func upstream(t testing.TB, name string) string {
 func (f *fleet) waitLog(text string, timeout time.Duration) *node {
 	f.t.Helper()
 	var found *node
-	eventually(f.t, "log line "+text, timeout, func() error {
+	poll.Until(f.t, "log line "+text, timeout, func() error {
 		for _, nd := range f.nodes {
 			if strings.Contains(nd.logs(), text) {
 				found = nd

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/spine-platform/spine/client"
+	"github.com/spine-platform/spine/internal/poll"
 )
 
 // tokenStatus calls GET /v1/services on nd with tok and returns the status
@@ -90,7 +91,7 @@ func TestRevokedTokenRefusedFleetWide(t *testing.T) {
 				t.Fatalf("%s: token %s answered %d before anything happened", nd.name, tc.Name, code)
 			}
 		}
-		eventually(t, nd.name+"'s snapshot holds the tokens", time.Minute, func() error {
+		poll.Until(t, nd.name+"'s snapshot holds the tokens", time.Minute, func() error {
 			hashes, complete, err := snapshotTokens(nd)
 			if err != nil {
 				return err
@@ -116,7 +117,7 @@ func TestRevokedTokenRefusedFleetWide(t *testing.T) {
 		}
 		// The propagation time: the revocation's notice makes every node
 		// drop it from its last known state, and so from its snapshot.
-		eventually(t, nd.name+"'s snapshot drops the revoked token", time.Minute, func() error {
+		poll.Until(t, nd.name+"'s snapshot drops the revoked token", time.Minute, func() error {
 			hashes, _, err := snapshotTokens(nd)
 			if err != nil {
 				return err
@@ -151,18 +152,18 @@ func TestRevokedTokenRefusedFleetWide(t *testing.T) {
 	}
 	// The short token: refused from its expiry on, never before.
 	for _, nd := range f.nodes {
-		eventually(t, nd.name+" refuses the expired token", lifetime+time.Minute, func() error {
+		poll.Until(t, nd.name+" refuses the expired token", lifetime+time.Minute, func() error {
 			code, _ := tokenStatus(t, nd, short.Value)
 			now := time.Now()
 			switch {
 			case code == 401 && now.Before(expires):
-				return errStop{fmt.Errorf("refused at %v, before its expiry %v", now, expires)}
+				return poll.Stop(fmt.Errorf("refused at %v, before its expiry %v", now, expires))
 			case code == 401:
 				return nil
 			case code == 200:
 				return fmt.Errorf("still accepted at %v (expires %v)", now, expires)
 			default:
-				return errStop{fmt.Errorf("answered %d", code)}
+				return poll.Stop(fmt.Errorf("answered %d", code))
 			}
 		})
 	}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/spine-platform/spine/client"
+	"github.com/spine-platform/spine/internal/poll"
 )
 
 // worker keeps requests going to one node for one hostname, on one
@@ -42,7 +43,7 @@ func TestUpdateReachesEveryNode(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, nd := range f.nodes {
-		eventually(t, "served by "+nd.name, time.Minute, func() error { return nd.serves(f.root, host, "old-upstream") })
+		poll.Until(t, "served by "+nd.name, time.Minute, func() error { return nd.serves(f.root, host, "old-upstream") })
 	}
 
 	var (
@@ -106,7 +107,7 @@ func TestUpdateReachesEveryNode(t *testing.T) {
 		}
 	}
 	defer func() { stop.Store(true); wg.Wait() }()
-	eventually(t, "load on every node", time.Minute, func() error {
+	poll.Until(t, "load on every node", time.Minute, func() error {
 		if requests.Load() < 300 {
 			return errors.New("fewer than 300 requests yet")
 		}
@@ -117,7 +118,7 @@ func TestUpdateReachesEveryNode(t *testing.T) {
 		t.Fatal(err)
 	}
 	changed := time.Now()
-	eventually(t, "every client on every node answered by the new upstream", time.Minute, func() error {
+	poll.Until(t, "every client on every node answered by the new upstream", time.Minute, func() error {
 		for _, w := range workers {
 			if !w.sawNew.Load() {
 				return fmt.Errorf("%s not on the new upstream yet", w.name)
@@ -127,7 +128,7 @@ func TestUpdateReachesEveryNode(t *testing.T) {
 	})
 	t.Logf("every client of %d nodes answered by the new upstream %v after the API answered", len(f.nodes), time.Since(changed).Round(time.Millisecond))
 	moved := requests.Load()
-	eventually(t, "more load after the change", time.Minute, func() error {
+	poll.Until(t, "more load after the change", time.Minute, func() error {
 		if requests.Load() < moved+300 {
 			return errors.New("fewer than 300 requests since")
 		}
@@ -148,13 +149,13 @@ func TestUpdateReachesEveryNode(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, nd := range f.nodes {
-		eventually(t, alias+" served by "+nd.name, time.Minute, func() error { return nd.serves(f.root, alias, "new-upstream") })
+		poll.Until(t, alias+" served by "+nd.name, time.Minute, func() error { return nd.serves(f.root, alias, "new-upstream") })
 	}
 	if _, err := c2.UpdateService(ctx, "moving", client.ServiceUpdate{RemoveHosts: []string{alias}}); err != nil {
 		t.Fatal(err)
 	}
 	for _, nd := range f.nodes {
-		eventually(t, nd.name+" stops serving "+alias, time.Minute, func() error {
+		poll.Until(t, nd.name+" stops serving "+alias, time.Minute, func() error {
 			_, _, err := nd.get(f.root, alias)
 			if err != nil && strings.Contains(err.Error(), "tls: unrecognized name") {
 				return nil

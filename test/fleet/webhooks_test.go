@@ -14,6 +14,7 @@ import (
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
 	"github.com/spine-platform/spine/client"
+	"github.com/spine-platform/spine/internal/poll"
 )
 
 // hookReceiver is a webhook endpoint on 127.0.0.1 that verifies every
@@ -112,7 +113,7 @@ func TestWebhookSenderKilledMidDelivery(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sender := f.waitLog(`"msg":"sending webhook","component":"webhooks","delivery":"`+d.ID+`"`, 30*time.Second)
+	sender := f.waitLog(`"msg":"sending webhook","component":"webhooks","delivery":"`+d.ID+`"`, time.Minute)
 	sender.kill()
 	t.Logf("%s was sending %s; killed", sender.name, d.ID)
 
@@ -124,7 +125,7 @@ func TestWebhookSenderKilledMidDelivery(t *testing.T) {
 	}
 	// The lease (twice the 30 s attempt timeout) runs out, then another
 	// node sends it.
-	eventually(t, "delivery by another node", 3*time.Minute, func() error {
+	poll.Until(t, "delivery by another node", 3*time.Minute, func() error {
 		d, err := onlyDelivery(ctx, other.client(), hook.ID)
 		if err != nil {
 			return err
@@ -175,7 +176,7 @@ func TestWebhookSurvivesStoreOutage(t *testing.T) {
 		t.Fatal(err)
 	}
 	var first client.Delivery
-	eventually(t, "the first attempt", time.Minute, func() error {
+	poll.Until(t, "the first attempt", time.Minute, func() error {
 		d, err := onlyDelivery(ctx, c, hook.ID)
 		if err != nil {
 			return err
@@ -191,7 +192,7 @@ func TestWebhookSurvivesStoreOutage(t *testing.T) {
 	}
 	pg.Stop()
 	// Down past the retry's due time (5 s after the first attempt).
-	eventually(t, "the retry to fall due while the store is down", time.Minute, func() error {
+	poll.Until(t, "the retry to fall due while the store is down", time.Minute, func() error {
 		if time.Now().Before(first.NextAttempt.Add(2 * time.Second)) {
 			return errors.New("not due yet")
 		}
@@ -205,7 +206,7 @@ func TestWebhookSurvivesStoreOutage(t *testing.T) {
 	healthy = true
 	mu.Unlock()
 	pg.Start()
-	eventually(t, "delivery once the store is back", 2*time.Minute, func() error {
+	poll.Until(t, "delivery once the store is back", 2*time.Minute, func() error {
 		d, err := onlyDelivery(ctx, c, hook.ID)
 		if err != nil {
 			return err
