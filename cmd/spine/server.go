@@ -32,6 +32,7 @@ type serverFlags struct {
 	acme          acmeFlags // acme.go
 	certCacheSize int
 	keepMemory    bool
+	http3         bool
 	resync        time.Duration
 	renewCheck    time.Duration
 	renewalWindow float64
@@ -52,6 +53,7 @@ func (f *serverFlags) register(cmd *cobra.Command, https, http, domain string) {
 	cmd.Flags().DurationVar(&f.resync, "resync-interval", node.DefaultResyncInterval, "how often the whole store is read again even without a change notice, to repair a missed one")
 	cmd.Flags().DurationVar(&f.renewCheck, "renew-check-interval", node.DefaultRenewCheckInterval, "how often certificates are checked for renewal (keep it well below the renewal window)")
 	cmd.Flags().Float64Var(&f.renewalWindow, "renewal-window-ratio", node.DefaultRenewalWindowRatio, "part of a certificate's lifetime, at its end, in which it is renewed, between 0 and 1 (a CA's ARI window, when it gives one, comes first)")
+	cmd.Flags().BoolVar(&f.http3, "http3", true, "serve HTTP/3 (QUIC) on the HTTPS port over UDP, advertised with Alt-Svc on HTTP/1.1 and HTTP/2 answers (--http3=false: TCP only)")
 	cmd.Flags().BoolVar(&f.keepMemory, "keep-freed-memory", false, "do not return freed memory to the OS after a burst of new connections (the release costs a forced GC and a pause of up to a few hundred ms on one processor)")
 	cmd.Flags().StringVar(&f.logFormat, "log-format", "text", "format of the log lines on stderr: text (key=value) or json (one object a line)")
 	cmd.Flags().StringVar(&f.logLevel, "log-level", "info", "least level logged: debug (every step for every hostname), info, warn or error")
@@ -103,6 +105,9 @@ func run(cmd *cobra.Command, g *globals, f serverFlags, up bool) error {
 	level, _ := logging.ParseLevel(f.logLevel)
 	log := logging.New(os.Stderr, format, level)
 	slog.SetDefault(log)
+	// The node warns about small UDP buffers itself, naming the sysctls;
+	// quic-go's own warning (through the log package) would repeat it.
+	os.Setenv("QUIC_GO_DISABLE_RECEIVE_BUFFER_WARNING", "true")
 	cfg.Logger = log
 	startCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
@@ -173,6 +178,7 @@ func (f *serverFlags) config(g *globals, up bool) (node.Config, error) {
 		HTTPSAddr:      f.httpsAddr,
 		HTTPAddr:       f.httpAddr,
 		APIAddr:        f.apiAddr,
+		DisableHTTP3:   !f.http3,
 		Domain:         f.domain,
 		Demo:           up,
 		LeafLifetime:   f.leafLifetime,

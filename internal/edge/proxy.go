@@ -17,6 +17,12 @@ func (h httpsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.ProtoMajor == 2 {
 		defer s.countStream(r)
 	}
+	alt := s.altSvcHeader()
+	if alt != nil && r.ProtoMajor < 3 {
+		w.Header()["Alt-Svc"] = alt
+	} else {
+		alt = nil
+	}
 	if closeAfter(r) {
 		w.Header().Set("Connection", "close")
 	}
@@ -47,15 +53,15 @@ func (h httpsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		body = &limitedBody{rc: r.Body, limit: s.cfg.MaxBodyBytes, left: s.cfg.MaxBodyBytes}
 		r.Body = body
 	}
-	s.proxy(w, r, rt, body)
+	s.proxy(w, r, rt, body, alt)
 }
 
 // proxy sends r to an upstream of rt, and once more to another upstream when
 // the first fails before answering and r is safe to repeat.
-func (s *Server) proxy(w http.ResponseWriter, r *http.Request, rt *route, body *limitedBody) {
+func (s *Server) proxy(w http.ResponseWriter, r *http.Request, rt *route, body *limitedBody, alt []string) {
 	up := rt.pool.pick()
-	if wrote, err := forward(up, w, r, rt.hsts); err != nil {
-		s.proxyFailed(w, r, rt, body, up, wrote, err)
+	if wrote, err := forward(up, w, r, rt.hsts, alt); err != nil {
+		s.proxyFailed(w, r, rt, body, up, wrote, err, alt)
 	}
 }
 
@@ -63,7 +69,7 @@ func (s *Server) proxy(w http.ResponseWriter, r *http.Request, rt *route, body *
 // client or retries on another upstream. (Apart from proxy, so that the
 // common path's stack frame stays small: each HTTP/2 request runs on a new
 // goroutine, whose stack is copied each time it has to grow.)
-func (s *Server) proxyFailed(w http.ResponseWriter, r *http.Request, rt *route, body *limitedBody, up *upstream, wrote bool, err error) {
+func (s *Server) proxyFailed(w http.ResponseWriter, r *http.Request, rt *route, body *limitedBody, up *upstream, wrote bool, err error, alt []string) {
 	if r.Context().Err() != nil {
 		return // the client went away; not the upstream's fault
 	}
@@ -79,7 +85,7 @@ func (s *Server) proxyFailed(w http.ResponseWriter, r *http.Request, rt *route, 
 	s.log.Warn("upstream failed", "host", rt.Host, "project", rt.Project, "service", rt.Service, "upstream", up.key, "err", err)
 	if !wrote && body == nil && idempotent(r.Method) {
 		if next := rt.pool.other(up); next != nil {
-			wrote, err = forward(next, w, r, rt.hsts)
+			wrote, err = forward(next, w, r, rt.hsts, alt)
 			if err == nil {
 				return
 			}
@@ -96,10 +102,11 @@ func (s *Server) proxyFailed(w http.ResponseWriter, r *http.Request, rt *route, 
 }
 
 // forward proxies r to up. It reports whether a response was begun, and the
-// error that kept the upstream from answering, if any.
-func forward(up *upstream, w http.ResponseWriter, r *http.Request, hsts []string) (bool, error) {
+// error that kept the upstream from answering, if any. hsts and alt, if
+// not nil, are the Strict-Transport-Security and Alt-Svc of the answer.
+func forward(up *upstream, w http.ResponseWriter, r *http.Request, hsts, alt []string) (bool, error) {
 	a := attempts.Get().(*attempt)
-	a.ResponseWriter, a.hsts, a.close = w, hsts, closeAfter(r)
+	a.ResponseWriter, a.hsts, a.alt, a.close = w, hsts, alt, closeAfter(r)
 	if up.direct.takes(r) {
 		a.err = up.direct.serve(a, r)
 	} else {
@@ -115,9 +122,12 @@ func forward(up *upstream, w http.ResponseWriter, r *http.Request, hsts []string
 // catches the proxy's error instead of answering (so the request can be
 // retried and the error page name the service), and sets HSTS when the
 // response is committed (after any 1xx, whose headers ReverseProxy clears).
+// It sets the edge's Alt-Svc the same way, in place of any the upstream
+// sent: that one would name the upstream's port, not the edge's.
 type attempt struct {
 	http.ResponseWriter
 	hsts  []string
+	alt   []string
 	close bool // see closeAfter; set again on commit, as a 1xx clears headers
 	err   error
 	wrote bool
@@ -133,6 +143,9 @@ func (a *attempt) WriteHeader(code int) {
 			// its len equals its cap, so an Add reallocates, and nothing
 			// writes into it in place.
 			a.Header()["Strict-Transport-Security"] = a.hsts
+		}
+		if a.alt != nil {
+			a.Header()["Alt-Svc"] = a.alt // shared like hsts, and as safe
 		}
 		if a.close {
 			a.Header().Set("Connection", "close")

@@ -39,7 +39,10 @@ type Server struct {
 	// check (healthCheck.key).
 	upstreams map[string]*upstream
 	servers   []*http.Server
+	quic      []quicServer // ServeQUIC's
 	closed    bool
+
+	altSvc atomic.Pointer[[]string] // Alt-Svc of answers over TCP; nil unless ServeQUIC runs
 }
 
 // New returns a Server with an empty route table. It starts nothing: call
@@ -210,13 +213,17 @@ func (s *Server) track(srv *http.Server) error {
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.closed = true
-	servers := s.servers
+	servers, quics := s.servers, s.quic
+	s.quic = nil // a transport closes once
 	s.mu.Unlock()
 
-	errs := make([]error, len(servers))
+	errs := make([]error, len(servers)+len(quics))
 	var wg sync.WaitGroup
 	for i, srv := range servers {
 		wg.Go(func() { errs[i] = srv.Shutdown(ctx) })
+	}
+	for i, q := range quics {
+		wg.Go(func() { errs[len(servers)+i] = shutdownQUIC(ctx, q) })
 	}
 	wg.Wait()
 

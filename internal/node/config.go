@@ -65,6 +65,9 @@ type Config struct {
 	// HTTPSAddr, HTTPAddr and APIAddr are the listen addresses.
 	// Defaults ":443", ":80" and "127.0.0.1:2019".
 	HTTPSAddr, HTTPAddr, APIAddr string
+	// DisableHTTP3 turns HTTP/3 off. Default: HTTP/3 (QUIC) is served on
+	// the HTTPS port over UDP and advertised with Alt-Svc.
+	DisableHTTP3 bool
 	// Domain, if set, is given to the default project at start (verified:
 	// the operator vouches for it), for example "localhost" in `spine up`.
 	Domain string

@@ -58,6 +58,7 @@ type Node struct {
 	webhooks *webhooks.Sender
 
 	httpsLn, httpLn, apiLn net.Listener
+	quicConn               net.PacketConn // HTTP/3, on the HTTPS port over UDP; nil if Config.DisableHTTP3
 	apiSrv                 *http.Server
 	demo                   *http.Server
 
@@ -195,6 +196,10 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 		ErrorLog:          slog.NewLogLogger(n.log.Handler(), slog.LevelWarn),
 	}
 	n.serve("https", func() error { return n.edge.ServeTLS(n.httpsLn) })
+	if n.quicConn != nil {
+		keys := n.quicKeys(ctx)
+		n.serve("h3", func() error { return n.edge.ServeQUIC(n.quicConn, keys) })
+	}
 	n.serve("http", func() error { return n.edge.ServeHTTP(n.httpLn) })
 	n.serve("api", func() error { return n.apiSrv.Serve(n.apiLn) })
 	n.wg.Add(1)
@@ -208,11 +213,13 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 // *FieldError of its field.
 func (n *Node) listen() error {
 	var err error
+	if err := n.listenHTTPS(); err != nil {
+		return err
+	}
 	for _, l := range []struct {
 		field, what, addr string
 		ln                *net.Listener
 	}{
-		{"HTTPSAddr", "HTTPS", n.cfg.HTTPSAddr, &n.httpsLn},
 		{"HTTPAddr", "HTTP", n.cfg.HTTPAddr, &n.httpLn},
 		{"APIAddr", "the API", n.cfg.APIAddr, &n.apiLn},
 	} {
@@ -368,6 +375,9 @@ func (n *Node) Close(ctx context.Context) error {
 			if ln != nil {
 				ln.Close()
 			}
+		}
+		if n.quicConn != nil {
+			n.quicConn.Close()
 		}
 		n.wg.Wait()
 		if n.certs != nil {
