@@ -152,7 +152,7 @@ func h3From(altSvc string) H3 {
 				}
 			}
 		}
-		h.Explanation = fmt.Sprintf("HTTP/3 is offered at %s for %s: a browser that saw this answer tries QUIC (UDP) there for its next requests; spine inspect makes no HTTP/3 connection itself", h.Authority, human(time.Duration(h.MaxAgeSeconds)*time.Second))
+		h.Explanation = fmt.Sprintf("HTTP/3 is offered at %s for %s: a browser that saw this answer tries QUIC (UDP) there for its next requests", h.Authority, human(time.Duration(h.MaxAgeSeconds)*time.Second))
 		return h
 	}
 	h.Explanation = "no HTTP/3: Alt-Svc offers other protocols, not h3"

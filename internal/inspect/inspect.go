@@ -188,6 +188,7 @@ func (in *inspector) run(ctx context.Context) {
 		in.fail(ExitConnect, "http", "http_failed", "no HTTP answer on a verified connection: "+r.HTTP.Error)
 		return
 	}
+	in.tryH3(ctx, &r.HTTP.H3) // a failure is reported, not fatal: browsers fall back to TCP
 
 	in.resume(ctx, conf, cs.Version, f)
 	if in.cfg.Spine != nil {

@@ -213,15 +213,22 @@ type HTTP struct {
 	Error string `json:"error,omitempty"`
 }
 
-// H3 is what the Alt-Svc header says of HTTP/3.
+// H3 is what the Alt-Svc header says of HTTP/3, and what an HTTP/3
+// request to the advertised endpoint got.
 type H3 struct {
 	Advertised    bool   `json:"advertised"`
 	Authority     string `json:"authority,omitempty"` // ":443", "host:port"
 	MaxAgeSeconds int64  `json:"max_age_seconds,omitempty"`
 	// Tried is true once an HTTP/3 connection was attempted to the
-	// advertised endpoint; this build makes none.
-	Tried       bool   `json:"tried"`
-	Explanation string `json:"explanation"`
+	// advertised endpoint (Address, over UDP).
+	Tried       bool     `json:"tried"`
+	Address     string   `json:"address,omitempty"`
+	Works       bool     `json:"works"`            // the certificate verified and a GET was answered over h3
+	Status      int      `json:"status,omitempty"` // of that GET
+	HandshakeMs *float64 `json:"handshake_ms,omitempty"`
+	RequestMs   *float64 `json:"request_ms,omitempty"`
+	Error       string   `json:"error,omitempty"`
+	Explanation string   `json:"explanation"`
 }
 
 // SpineView is what Spine's API says of the certificate of the name.

@@ -91,6 +91,10 @@ func TestAgainstSpine(t *testing.T) {
 	if h := r.HTTP; h.Protocol != "h2" || h.Status != 200 || h.HSTS != "max-age=31536000" {
 		t.Errorf("HTTP %+v", h)
 	}
+	// Alt-Svc names the node's port; the HTTP/3 request there works.
+	if h3 := r.HTTP.H3; !h3.Advertised || h3.Authority != ":"+port || !h3.Works || h3.Status != 200 || h3.Address != n.HTTPSAddr() {
+		t.Errorf("HTTP/3 %+v", h3)
+	}
 	if res := r.Resumption; res.Tickets < 1 || !res.Resumed || res.LifetimeSeconds <= 0 {
 		t.Errorf("resumption %+v", res)
 	}
