@@ -13,6 +13,8 @@ import (
 
 	"github.com/quic-go/quic-go"
 	"github.com/quic-go/quic-go/http3"
+
+	"github.com/spine-platform/spine/internal/poll"
 )
 
 // startQUIC serves HTTP/3 for h on a UDP port of 127.0.0.1 and returns its
@@ -25,7 +27,7 @@ func startQUIC(t testing.TB, h *harness) string {
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- h.s.ServeQUIC(pc, nil) }()
-	waitFor(t, "HTTP/3 to start", func() bool { return h.s.altSvcHeader() != nil })
+	poll.Until(t, "HTTP/3 to start", waitTimeout, poll.True(func() bool { return h.s.altSvcHeader() != nil }))
 	// Runs before startEdge's cleanup (LIFO), which shuts down again.
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -137,7 +139,7 @@ func TestHTTP3(t *testing.T) {
 			}
 			// Wait for the ticket, which comes after the handshake.
 			if i == 0 {
-				waitFor(t, "a session ticket", func() bool { _, ok := cfg.ClientSessionCache.Get("a.test"); return ok })
+				poll.Until(t, "a session ticket", waitTimeout, poll.True(func() bool { _, ok := cfg.ClientSessionCache.Get("a.test"); return ok }))
 			}
 			st := conn.ConnectionState()
 			conn.CloseWithError(0, "")

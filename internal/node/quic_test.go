@@ -17,6 +17,7 @@ import (
 	"github.com/quic-go/quic-go/http3"
 
 	"github.com/spine-platform/spine/client"
+	"github.com/spine-platform/spine/internal/poll"
 )
 
 // h3Get makes an HTTP/3 request to the node's HTTPS port over UDP,
@@ -50,7 +51,7 @@ func TestHTTP3OnTheHTTPSPort(t *testing.T) {
 	if _, err := adminClient(t, n, dir).CreateService(context.Background(), client.ServiceCreate{Name: "other", Upstreams: []string{other}}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "demo service over HTTP/3", func() error {
+	poll.Until(t, "demo service over HTTP/3", waitTimeout, func() error {
 		resp, body, err := h3Get(t, n, "hello.localhost", "hello.localhost")
 		if err != nil {
 			return err
@@ -63,7 +64,7 @@ func TestHTTP3OnTheHTTPSPort(t *testing.T) {
 		}
 		return nil
 	})
-	eventually(t, "the other service over HTTP/3", func() error {
+	poll.Until(t, "the other service over HTTP/3", waitTimeout, func() error {
 		resp, body, err := h3Get(t, n, "other.localhost", "other.localhost")
 		if err != nil {
 			return err
@@ -97,7 +98,7 @@ func TestHTTP3Off(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer n.Close(context.Background())
-	eventually(t, "demo service over HTTPS", func() error {
+	poll.Until(t, "demo service over HTTPS", waitTimeout, func() error {
 		resp, _, err := httpsGet(t, n, "hello.localhost", "/")
 		if err != nil {
 			return err
