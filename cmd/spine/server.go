@@ -248,9 +248,14 @@ func printNextSteps(cmd *cobra.Command, g *globals, n *node.Node, domain string)
 	if g.data != ".spine" {
 		data = " --data " + g.data
 	}
+	dash := "  Dashboard:            " + n.DashboardURL() + "\n"
+	if link, err := n.SignInURL(); err == nil {
+		dash += "  Sign in (once, within 10 minutes): " + link + "\n"
+	}
 	fmt.Fprintf(cmd.OutOrStdout(), `
 Spine is up. Every service you create is served over HTTPS on *.%[1]s.
 
+%[7]s
   Try the demo service:
     curl --cacert %[2]s https://%[3]s.%[1]s:%[4]s/
 
@@ -262,5 +267,5 @@ Spine is up. Every service you create is served over HTTPS on *.%[1]s.
   Certificates:         go run ./cmd/spine cert list%[5]s%[6]s
   Trust the CA:         go run ./cmd/spine ca trust%[5]s%[6]s (system and browsers; needs root for the system store, or add --no-system), or use %[2]s
 
-`, domain, root, demo.Service, port, api, data)
+`, domain, root, demo.Service, port, api, data, dash)
 }

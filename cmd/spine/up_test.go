@@ -87,6 +87,24 @@ func TestUpPrintsCommandsThatWork(t *testing.T) {
 	if !strings.Contains(text, "Spine is up. Every service you create is served over HTTPS on *.localhost.") {
 		t.Errorf("no greeting naming the domain:\n%s", text)
 	}
+	// The dashboard's address, and a sign-in link that works once and
+	// holds no token.
+	dash := strings.TrimSpace(strings.TrimPrefix(find("Dashboard:"), "Dashboard:"))
+	link := strings.TrimSpace(strings.TrimPrefix(find("Sign in (once, within 10 minutes):"), "Sign in (once, within 10 minutes):"))
+	if !strings.HasPrefix(link, dash+"signin?code=") {
+		t.Errorf("sign-in link %q is not under the dashboard %q", link, dash)
+	}
+	noRedirect := &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	for i, want := range []int{http.StatusSeeOther, http.StatusUnauthorized} {
+		resp, err := noRedirect.Get(link)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("sign-in link, use %d: %d, want %d", i+1, resp.StatusCode, want)
+		}
+	}
 	demo := find("curl --cacert .spine/ca/root.pem https://hello.localhost:")
 	if out := run(demo + " --fail --silent --show-error"); !strings.Contains(out, "Hello from Spine") {
 		t.Errorf("%s answered %q", demo, out)

@@ -78,8 +78,7 @@ type server struct {
 
 // New returns the API's HTTP handler.
 func New(cfg Config) http.Handler {
-	h, _ := newHandler(cfg)
-	return h
+	return NewLocal(cfg).Handler()
 }
 
 // routeMux is an http.ServeMux that remembers the patterns registered on
@@ -96,6 +95,11 @@ func (m *routeMux) HandleFunc(pattern string, h func(http.ResponseWriter, *http.
 
 // newHandler is New, with the route patterns.
 func newHandler(cfg Config) (http.Handler, []string) {
+	s := newServer(cfg)
+	return s.routes()
+}
+
+func newServer(cfg Config) *server {
 	if cfg.HTTPSPort == 0 {
 		cfg.HTTPSPort = 443
 	}
@@ -110,6 +114,11 @@ func newHandler(cfg Config) (http.Handler, []string) {
 		s.log = slog.Default()
 	}
 	s.log = s.log.With("component", "api")
+	return s
+}
+
+// routes returns the API's handler and its route patterns.
+func (s *server) routes() (http.Handler, []string) {
 	mux := &routeMux{ServeMux: http.NewServeMux()}
 	// Every route is described in openapi.json (TestOpenAPIMatchesRouter).
 	// Reads take s.auth(scope, h); changes take s.change(scope, action, h),
@@ -238,6 +247,16 @@ func bearer(r *http.Request) (string, bool) {
 
 // writeError turns any error into the JSON answer {"error": code, "message": text}.
 func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	out := s.answer(r.Method, r.URL.Path, err)
+	if out.Status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "5")
+	}
+	noteResult(r, out.Code)
+	writeJSON(w, out.Status, out)
+}
+
+// answer is the API's answer to err: its status, code and message.
+func (s *server) answer(method, path string, err error) *client.Error {
 	status, code, msg := http.StatusInternalServerError, "internal", "internal error; nothing was changed"
 	var ae *apiError
 	var pe *platform.Error
@@ -264,18 +283,14 @@ func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		// The cause goes to the log (it never holds secrets: store and
 		// platform errors name objects, not keys or tokens); the client
 		// gets the plain message.
-		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
+		s.log.Error("request failed", "method", method, "path", path, "status", status, "err", err)
 	}
-	if status == http.StatusServiceUnavailable {
-		w.Header().Set("Retry-After", "5")
-	}
-	out := client.Error{Code: code, Message: msg}
+	out := &client.Error{Status: status, Code: code, Message: msg}
 	var qe *store.QuotaError
 	if errors.As(err, &qe) {
 		out.Quota = &client.QuotaExceeded{Limit: qe.Limit, Max: qe.Max, Used: qe.Used}
 	}
-	noteResult(r, code)
-	writeJSON(w, status, out)
+	return out
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -2,6 +2,7 @@ package api
 
 import (
 	"cmp"
+	"context"
 	"fmt"
 	"net/http"
 	"time"
@@ -55,16 +56,24 @@ func (s *server) removeDomain(w http.ResponseWriter, r *http.Request, p store.Pr
 }
 
 func (s *server) listServices(w http.ResponseWriter, r *http.Request, p store.Project) error {
-	ss, err := s.cfg.Platform.ListServices(r.Context(), p.ID)
+	out, err := s.services(r.Context(), p.ID)
 	if err != nil {
 		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"services": out})
+	return nil
+}
+
+func (s *server) services(ctx context.Context, projectID string) ([]client.Service, error) {
+	ss, err := s.cfg.Platform.ListServices(ctx, projectID)
+	if err != nil {
+		return nil, err
 	}
 	out := make([]client.Service, 0, len(ss))
 	for _, svc := range ss {
 		out = append(out, s.serviceOut(svc))
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"services": out})
-	return nil
+	return out, nil
 }
 
 func (s *server) createService(w http.ResponseWriter, r *http.Request, p store.Project) error {
@@ -155,9 +164,18 @@ func (s *server) deleteService(w http.ResponseWriter, r *http.Request, p store.P
 }
 
 func (s *server) listCertificates(w http.ResponseWriter, r *http.Request, p store.Project) error {
-	cs, err := s.cfg.Platform.ListCertificates(r.Context(), p.ID)
+	out, err := s.certificates(r.Context(), p.ID)
 	if err != nil {
 		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"certificates": out})
+	return nil
+}
+
+func (s *server) certificates(ctx context.Context, projectID string) ([]client.Certificate, error) {
+	cs, err := s.cfg.Platform.ListCertificates(ctx, projectID)
+	if err != nil {
+		return nil, err
 	}
 	out := make([]client.Certificate, 0, len(cs))
 	for _, c := range cs {
@@ -173,8 +191,7 @@ func (s *server) listCertificates(w http.ResponseWriter, r *http.Request, p stor
 			UpdatedAt:  timePtr(c.UpdatedAt),
 		})
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"certificates": out})
-	return nil
+	return out, nil
 }
 
 // renewAfter is when the certificate's renewal window opens, nil while

@@ -302,4 +302,17 @@ func (s *StaleReads) GetCertStatus(ctx context.Context, hostname string) (store.
 	return staleRead(s, ctx, "GetCertStatus\x00"+hostname, func() (store.CertStatus, error) { return s.Store.GetCertStatus(ctx, hostname) })
 }
 
-var _ platform.Store = (*StaleReads)(nil)
+// ListCertStatus is the store's, if it has it; else an error wrapping
+// errors.ErrUnsupported, on which the platform reads name by name.
+func (s *StaleReads) ListCertStatus(ctx context.Context) ([]store.CertStatus, error) {
+	l, ok := s.Store.(platform.CertStatusLister)
+	if !ok {
+		return nil, fmt.Errorf("listing certificate status: %w", errors.ErrUnsupported)
+	}
+	return staleRead(s, ctx, "ListCertStatus", func() ([]store.CertStatus, error) { return l.ListCertStatus(ctx) })
+}
+
+var (
+	_ platform.Store            = (*StaleReads)(nil)
+	_ platform.CertStatusLister = (*StaleReads)(nil)
+)

@@ -26,7 +26,9 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -34,6 +36,7 @@ import (
 	"github.com/spine-platform/spine/internal/api"
 	"github.com/spine-platform/spine/internal/ca"
 	"github.com/spine-platform/spine/internal/certs"
+	"github.com/spine-platform/spine/internal/dashboard"
 	"github.com/spine-platform/spine/internal/demo"
 	"github.com/spine-platform/spine/internal/edge"
 	"github.com/spine-platform/spine/internal/events"
@@ -60,6 +63,7 @@ type Node struct {
 	httpsLn, httpLn, apiLn net.Listener
 	quicConn               net.PacketConn // HTTP/3, on the HTTPS port over UDP; nil if Config.DisableHTTP3
 	apiSrv                 *http.Server
+	dash                   *dashboard.Dashboard
 	demo                   *http.Server
 
 	synced  atomic.Bool // the first snapshot has been applied
@@ -173,21 +177,30 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 		return nil, err
 	}
 	n.wg.Go(func() { n.webhooks.Run(runCtx) })
+	local := api.NewLocal(api.Config{
+		Platform:  n.platform,
+		CARoot:    n.caRoot,
+		Nodes:     n.fleet.members.Nodes,
+		Ready:     n.ready,
+		HTTPSPort: port(n.httpsLn.Addr()),
+		Version:   cfg.Version,
+		StoreKind: n.db.Kind(),
+		Events:    n.hub,
+		Webhooks:  n.webhooks,
+		Logger:    n.log,
+		// The certificate manager's window, so that renew_after is its.
+		RenewalWindowRatio: cfg.ACME.RenewalWindowRatio,
+	})
+	n.dash, err = dashboard.New(dashboard.Config{API: local, UpstreamHealth: n.edge.UpstreamHealth,
+		EdgeAddr: n.httpsLn.Addr().String(), CARoot: n.caRoot, StoreKind: n.db.Kind(), Logger: n.log})
+	if err != nil {
+		return nil, err
+	}
+	apiMux := http.NewServeMux()
+	apiMux.Handle(dashboard.Prefix, n.dash) // the dashboard, same origin as the API
+	apiMux.Handle("/", local.Handler())
 	n.apiSrv = &http.Server{
-		Handler: api.New(api.Config{
-			Platform:  n.platform,
-			CARoot:    n.caRoot,
-			Nodes:     n.fleet.members.Nodes,
-			Ready:     n.ready,
-			HTTPSPort: port(n.httpsLn.Addr()),
-			Version:   cfg.Version,
-			StoreKind: n.db.Kind(),
-			Events:    n.hub,
-			Webhooks:  n.webhooks,
-			Logger:    n.log,
-			// The certificate manager's window, so that renew_after is its.
-			RenewalWindowRatio: cfg.ACME.RenewalWindowRatio,
-		}),
+		Handler:           apiMux,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      60 * time.Second,
@@ -348,6 +361,20 @@ func (n *Node) ready(ctx context.Context) error {
 func (n *Node) HTTPSAddr() string { return n.httpsLn.Addr().String() }
 func (n *Node) HTTPAddr() string  { return n.httpLn.Addr().String() }
 func (n *Node) APIAddr() string   { return n.apiLn.Addr().String() }
+
+// DashboardURL is the dashboard's address on the API listener.
+func (n *Node) DashboardURL() string { return "http://" + n.APIAddr() + dashboard.Prefix }
+
+// SignInURL returns a link that signs a browser into the dashboard as the
+// admin token (<data>/admin.token), once, within ten minutes. The link
+// holds a code, never the token.
+func (n *Node) SignInURL() (string, error) {
+	tok, err := os.ReadFile(filepath.Join(n.cfg.DataDir, "admin.token"))
+	if err != nil {
+		return "", fmt.Errorf("reading the admin token: %w", err)
+	}
+	return "http://" + n.APIAddr() + n.dash.SignInPath(strings.TrimSpace(string(tok))), nil
+}
 
 // CA returns the node's internal CA.
 func (n *Node) CA() *ca.CA { return n.fleet.issuer.CA() }

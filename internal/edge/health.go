@@ -1,0 +1,22 @@
+package edge
+
+// UpstreamHealth reports, for each upstream URL of the route table, whether
+// it takes requests now: its last active health check passed and no
+// transport error put it in its cooldown (the health cache's verdict, at
+// most one check interval old). A URL checked in two ways (two services
+// with different health checks) is healthy only if both say so. It takes
+// the route table's lock, never held by requests: for the dashboard, not
+// for the request path.
+func (s *Server) UpstreamHealth() map[string]bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]bool, len(s.upstreams))
+	for _, up := range s.upstreams {
+		u := up.target.String()
+		if ok, seen := out[u]; seen && !ok {
+			continue
+		}
+		out[u] = up.available()
+	}
+	return out
+}
