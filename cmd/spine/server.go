@@ -38,6 +38,7 @@ type serverFlags struct {
 	renewalWindow float64
 	logFormat     string
 	logLevel      string
+	accessLog     string
 	tenancy       tenancyFlags // tenancy.go
 }
 
@@ -57,6 +58,15 @@ func (f *serverFlags) register(cmd *cobra.Command, https, http, domain string) {
 	cmd.Flags().BoolVar(&f.keepMemory, "keep-freed-memory", false, "do not return freed memory to the OS after a burst of new connections (the release costs a forced GC and a pause of up to a few hundred ms on one processor)")
 	cmd.Flags().StringVar(&f.logFormat, "log-format", "text", "format of the log lines on stderr: text (key=value) or json (one object a line)")
 	cmd.Flags().StringVar(&f.logLevel, "log-level", "info", "least level logged: debug (every step for every hostname), info, warn or error")
+	// spine up shows the traffic of local development; spine serve writes
+	// none until asked, as Caddy and Traefik: a busy edge's lines in the
+	// journal would hit journald's rate limit and take the node's own
+	// warnings with them (README, "Access logs").
+	accessDefault := node.AccessLogOff
+	if domain == "localhost" {
+		accessDefault = node.AccessLogStderr
+	}
+	cmd.Flags().StringVar(&f.accessLog, "access-log", accessDefault, "where to write one line per request, in the --log-format: stderr, a FILE (appended to, created 0640, reopened on SIGUSR1 for logrotate) or off")
 	f.acme.register(cmd)
 	f.tenancy.register(cmd, domain == "localhost") // spine up: local development
 }
@@ -119,7 +129,7 @@ func run(cmd *cobra.Command, g *globals, f serverFlags, up bool) error {
 	if up {
 		printNextSteps(cmd, g, n, f.domain)
 	}
-	<-ctx.Done()
+	waitReopening(ctx, n, log)
 	log.Info("shutting down")
 	sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer scancel()
@@ -128,6 +138,27 @@ func run(cmd *cobra.Command, g *globals, f serverFlags, up bool) error {
 	}
 	log.Info("spine stopped")
 	return nil
+}
+
+// waitReopening waits for ctx to end, opening the access log file again on
+// each SIGUSR1 (logrotate's postrotate; the signal nginx and Traefik use).
+// SIGHUP keeps its default: it ends a `spine up` whose terminal closed.
+func waitReopening(ctx context.Context, n *node.Node, log *slog.Logger) {
+	usr1 := make(chan os.Signal, 1)
+	signal.Notify(usr1, syscall.SIGUSR1)
+	defer signal.Stop(usr1)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-usr1:
+			if err := n.ReopenAccessLog(); err != nil {
+				log.Error("reopening the access log", "err", err)
+			} else {
+				log.Info("access log reopened")
+			}
+		}
+	}
 }
 
 // config turns the flags into the node's configuration, refusing what only
@@ -164,6 +195,9 @@ func (f *serverFlags) config(g *globals, up bool) (node.Config, error) {
 	if _, err := logging.ParseLevel(f.logLevel); err != nil {
 		return node.Config{}, fmt.Errorf("--log-level %q: give debug, info, warn or error", f.logLevel)
 	}
+	if f.accessLog == "" {
+		return node.Config{}, errors.New("--access-log (empty): give stderr, the path of a file, or off")
+	}
 	acmeCfg, err := f.acme.config()
 	if err != nil {
 		return node.Config{}, err
@@ -172,23 +206,26 @@ func (f *serverFlags) config(g *globals, up bool) (node.Config, error) {
 	if acmeCfg.Budgets, err = f.tenancy.budgets(); err != nil {
 		return node.Config{}, err
 	}
+	format, _ := logging.ParseFormat(f.logFormat)
 	return node.Config{
-		DataDir:        g.data,
-		Store:          storeDSN(f.store),
-		HTTPSAddr:      f.httpsAddr,
-		HTTPAddr:       f.httpAddr,
-		APIAddr:        f.apiAddr,
-		DisableHTTP3:   !f.http3,
-		Domain:         f.domain,
-		Demo:           up,
-		LeafLifetime:   f.leafLifetime,
-		CertCacheSize:  f.certCacheSize,
-		ResyncInterval: f.resync,
-		Edge:           edge.Config{KeepFreedMemory: f.keepMemory},
-		ACME:           acmeCfg,
-		Webhooks:       f.tenancy.webhooks(),
-		Quota:          f.tenancy.quota,
-		Version:        spineVersion(),
+		AccessLog:       f.accessLog,
+		AccessLogFormat: format,
+		DataDir:         g.data,
+		Store:           storeDSN(f.store),
+		HTTPSAddr:       f.httpsAddr,
+		HTTPAddr:        f.httpAddr,
+		APIAddr:         f.apiAddr,
+		DisableHTTP3:    !f.http3,
+		Domain:          f.domain,
+		Demo:            up,
+		LeafLifetime:    f.leafLifetime,
+		CertCacheSize:   f.certCacheSize,
+		ResyncInterval:  f.resync,
+		Edge:            edge.Config{KeepFreedMemory: f.keepMemory},
+		ACME:            acmeCfg,
+		Webhooks:        f.tenancy.webhooks(),
+		Quota:           f.tenancy.quota,
+		Version:         spineVersion(),
 	}, nil
 }
 
@@ -202,6 +239,7 @@ func storeDSN(flag string) string {
 
 // flagOf names the flag of each node.Config field the flags set.
 var flagOf = map[string]string{
+	"AccessLog": "--access-log", "AccessLogFormat": "--log-format",
 	"HTTPSAddr": "--https-addr", "HTTPAddr": "--http-addr", "APIAddr": "--api-addr", "Store": "--store",
 	"Domain": "--domain", "LeafLifetime": "--cert-lifetime", "CertCacheSize": "--cert-cache-size",
 	"ResyncInterval": "--resync-interval", "ACME.CheckInterval": "--domain-check-interval",

@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"net/http"
 	"time"
+
+	"github.com/spine-platform/spine/internal/accesslog"
 )
 
 // Config configures a Server. The zero value works except for GetCertificate,
@@ -26,6 +28,13 @@ type Config struct {
 
 	// Logger receives the edge's logs. Default slog.Default().
 	Logger *slog.Logger
+
+	// AccessLog, if set, is given one entry for every request either
+	// listener answered, once the answer has ended (accesslog.Log.Log). It
+	// must not block, and must copy what it keeps: the entry is reused.
+	// Every request carries an X-Request-ID (accesslog.RequestIDHeader)
+	// whether or not this is set. Default nil: no entries are made.
+	AccessLog func(*accesslog.Entry)
 
 	// HealthPath is the path (with an optional query) requested from each
 	// upstream by the active health check, appended to the upstream URL's

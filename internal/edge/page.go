@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+
+	"github.com/spine-platform/spine/internal/accesslog"
 )
 
 // page is a small answer the edge gives itself, in HTML for browsers and in
@@ -59,6 +61,9 @@ func quoteHost(h string) string {
 // otherwise. hsts is the route's Strict-Transport-Security value, or nil.
 func writePage(w http.ResponseWriter, r *http.Request, code int, hsts []string, p page) {
 	h := w.Header()
+	// Set by the handler already; again, as an upstream's 1xx before a
+	// failure clears the answer's fields.
+	h[accesslog.RequestIDHeader] = r.Header[accesslog.RequestIDHeader]
 	if hsts != nil {
 		h["Strict-Transport-Security"] = hsts
 	}

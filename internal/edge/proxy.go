@@ -6,6 +6,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/spine-platform/spine/internal/accesslog"
 	"github.com/spine-platform/spine/internal/hostname"
 )
 
@@ -23,11 +24,18 @@ func (h httpsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	} else {
 		alt = nil
 	}
+	id := requestID(w, r)
+	rec := s.startRecord(w, r, id)
+	if rec != nil {
+		defer s.finishRecord(rec, r)
+		w = rec
+	}
 	if closeAfter(r) {
 		w.Header().Set("Connection", "close")
 	}
 	host := hostname.Clean(r.Host)
 	rt := s.table.Load().lookup(host)
+	rec.route(host, rt)
 	if rt == nil {
 		writePage(w, r, http.StatusNotFound, nil, notFoundPage(host))
 		return
@@ -52,16 +60,22 @@ func (h httpsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		body = &limitedBody{rc: r.Body, limit: s.cfg.MaxBodyBytes, left: s.cfg.MaxBodyBytes}
 		r.Body = body
+		if rec != nil {
+			rec.body = body
+		}
 	}
-	s.proxy(w, r, rt, body, alt)
+	s.proxy(w, r, rt, body, alt, rec)
 }
 
 // proxy sends r to an upstream of rt, and once more to another upstream when
 // the first fails before answering and r is safe to repeat.
-func (s *Server) proxy(w http.ResponseWriter, r *http.Request, rt *route, body *limitedBody, alt []string) {
+func (s *Server) proxy(w http.ResponseWriter, r *http.Request, rt *route, body *limitedBody, alt []string, rec *record) {
 	up := rt.pool.pick()
-	if wrote, err := forward(up, w, r, rt.hsts, alt); err != nil {
-		s.proxyFailed(w, r, rt, body, up, wrote, err, alt)
+	rec.upstream(up)
+	wrote, err := forward(up, w, r, rt.hsts, alt)
+	rec.upstreamDone()
+	if err != nil {
+		s.proxyFailed(w, r, rt, body, up, wrote, err, alt, rec)
 	}
 }
 
@@ -69,7 +83,7 @@ func (s *Server) proxy(w http.ResponseWriter, r *http.Request, rt *route, body *
 // client or retries on another upstream. (Apart from proxy, so that the
 // common path's stack frame stays small: each HTTP/2 request runs on a new
 // goroutine, whose stack is copied each time it has to grow.)
-func (s *Server) proxyFailed(w http.ResponseWriter, r *http.Request, rt *route, body *limitedBody, up *upstream, wrote bool, err error, alt []string) {
+func (s *Server) proxyFailed(w http.ResponseWriter, r *http.Request, rt *route, body *limitedBody, up *upstream, wrote bool, err error, alt []string, rec *record) {
 	if r.Context().Err() != nil {
 		return // the client went away; not the upstream's fault
 	}
@@ -82,10 +96,13 @@ func (s *Server) proxyFailed(w http.ResponseWriter, r *http.Request, rt *route, 
 		return
 	}
 	up.markDown(s.cfg.FailCooldown)
-	s.log.Warn("upstream failed", "host", rt.Host, "project", rt.Project, "service", rt.Service, "upstream", up.key, "err", err)
+	s.log.Warn("upstream failed", "host", rt.Host, "project", rt.Project, "service", rt.Service, "upstream", up.key, "err", err,
+		"request_id", r.Header[accesslog.RequestIDHeader][0])
 	if !wrote && body == nil && idempotent(r.Method) {
 		if next := rt.pool.other(up); next != nil {
+			rec.upstream(next)
 			wrote, err = forward(next, w, r, rt.hsts, alt)
+			rec.upstreamDone()
 			if err == nil {
 				return
 			}
@@ -93,7 +110,8 @@ func (s *Server) proxyFailed(w http.ResponseWriter, r *http.Request, rt *route, 
 				return
 			}
 			next.markDown(s.cfg.FailCooldown)
-			s.log.Warn("upstream failed", "host", rt.Host, "project", rt.Project, "service", rt.Service, "upstream", next.key, "err", err, "retry", true)
+			s.log.Warn("upstream failed", "host", rt.Host, "project", rt.Project, "service", rt.Service, "upstream", next.key, "err", err, "retry", true,
+				"request_id", r.Header[accesslog.RequestIDHeader][0])
 		}
 	}
 	if !wrote {
@@ -106,7 +124,7 @@ func (s *Server) proxyFailed(w http.ResponseWriter, r *http.Request, rt *route, 
 // not nil, are the Strict-Transport-Security and Alt-Svc of the answer.
 func forward(up *upstream, w http.ResponseWriter, r *http.Request, hsts, alt []string) (bool, error) {
 	a := attempts.Get().(*attempt)
-	a.ResponseWriter, a.hsts, a.alt, a.close = w, hsts, alt, closeAfter(r)
+	a.ResponseWriter, a.hsts, a.alt, a.close, a.reqID = w, hsts, alt, closeAfter(r), r.Header[accesslog.RequestIDHeader]
 	if up.direct.takes(r) {
 		a.err = up.direct.serve(a, r)
 	} else {
@@ -128,7 +146,8 @@ type attempt struct {
 	http.ResponseWriter
 	hsts  []string
 	alt   []string
-	close bool // see closeAfter; set again on commit, as a 1xx clears headers
+	reqID []string // the request's X-Request-ID, set on commit over the upstream's
+	close bool     // see closeAfter; set again on commit, as a 1xx clears headers
 	err   error
 	wrote bool
 }
@@ -150,6 +169,7 @@ func (a *attempt) WriteHeader(code int) {
 		if a.close {
 			a.Header().Set("Connection", "close")
 		}
+		a.Header()[accesslog.RequestIDHeader] = a.reqID
 	}
 	a.ResponseWriter.WriteHeader(code)
 }
@@ -189,7 +209,8 @@ func idempotent(method string) bool {
 type limitedBody struct {
 	rc       io.ReadCloser
 	limit    int64
-	left     int64 // bytes still allowed; negative: unlimited
+	left     int64        // bytes still allowed; negative: unlimited
+	read     atomic.Int64 // bytes read, for the access log
 	failed   atomic.Bool
 	tooLarge atomic.Bool
 }
@@ -197,6 +218,7 @@ type limitedBody struct {
 func (b *limitedBody) Read(p []byte) (int, error) {
 	if b.left < 0 {
 		n, err := b.rc.Read(p)
+		b.read.Add(int64(n))
 		b.note(err)
 		return n, err
 	}
@@ -217,6 +239,7 @@ func (b *limitedBody) Read(p []byte) (int, error) {
 	}
 	n, err := b.rc.Read(p)
 	b.left -= int64(n)
+	b.read.Add(int64(n))
 	b.note(err)
 	return n, err
 }

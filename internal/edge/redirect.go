@@ -14,11 +14,19 @@ type httpHandler struct{ s *Server }
 
 func (h httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s := h.s
+	id := requestID(w, r)
+	rec := s.startRecord(w, r, id)
+	if rec != nil {
+		defer s.finishRecord(rec, r)
+		w = rec
+	}
 	if s.cfg.HTTPChallenge != nil && s.cfg.HTTPChallenge(w, r) {
 		return
 	}
 	host := hostname.Clean(r.Host)
-	if !s.table.Load().has(host) {
+	rt := s.table.Load().lookup(host)
+	rec.route(host, rt)
+	if rt == nil {
 		writePage(w, r, http.StatusNotFound, nil, notFoundPage(host))
 		return
 	}

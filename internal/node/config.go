@@ -18,6 +18,7 @@ import (
 	"github.com/spine-platform/spine/internal/certs"
 	"github.com/spine-platform/spine/internal/edge"
 	"github.com/spine-platform/spine/internal/hostname"
+	"github.com/spine-platform/spine/internal/logging"
 	"github.com/spine-platform/spine/internal/store"
 )
 
@@ -107,6 +108,13 @@ type Config struct {
 	AuditMaxEntries int
 	// Logger is the node's logger. Default slog.Default().
 	Logger *slog.Logger
+	// AccessLog is where the edge writes one line per request
+	// (internal/accesslog): "stderr", the path of a file (appended to,
+	// created 0640, opened again by ReopenAccessLog), or "off". Default
+	// "" (off).
+	AccessLog string
+	// AccessLogFormat is the access log's format. Default logging.Text.
+	AccessLogFormat logging.Format
 }
 
 // WebhooksConfig configures the webhook sender (internal/webhooks).
@@ -288,6 +296,9 @@ func (c Config) Validate() error {
 		if q.v < 0 || q.v > MaxQuota {
 			return bad(q.field, strconv.Itoa(q.v), "give a limit from 1 to 1000000, or 0 for no limit")
 		}
+	}
+	if f := c.AccessLogFormat; f != "" && f != logging.Text && f != logging.JSON {
+		return bad("AccessLogFormat", strconv.Quote(string(f)), "give text or json")
 	}
 	if c.CertCacheSize < -1 {
 		return bad("CertCacheSize", strconv.Itoa(c.CertCacheSize), "give the most certificates to hold in memory (at least 1, e.g. 10000), or -1 for no bound")

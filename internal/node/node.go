@@ -33,6 +33,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/spine-platform/spine/internal/accesslog"
 	"github.com/spine-platform/spine/internal/api"
 	"github.com/spine-platform/spine/internal/ca"
 	"github.com/spine-platform/spine/internal/certs"
@@ -59,6 +60,8 @@ type Node struct {
 	acme     acmeState  // ACME, verification and DNS-01 (acme.go)
 	hub      *events.Hub
 	webhooks *webhooks.Sender
+	// accessLog is nil when there is none (accesslog.go).
+	accessLog *accesslog.Log
 
 	httpsLn, httpLn, apiLn net.Listener
 	quicConn               net.PacketConn // HTTP/3, on the HTTPS port over UDP; nil if Config.DisableHTTP3
@@ -87,6 +90,9 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 			self.Close(context.Background())
 		}
 	}()
+	if err := n.openAccessLog(); err != nil { // first: a bad path writes nothing to the data folder
+		return nil, err
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating data folder %s: %w", cfg.DataDir, err)
 	}
@@ -132,6 +138,7 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 		HTTPChallenge:  n.certs.HandleHTTPChallenge,
 		HTTPSPort:      port(n.httpsLn.Addr()),
 		Logger:         n.log,
+		AccessLog:      n.accessLogFunc(),
 	}))
 	n.buildFleet()
 	if cfg.Demo {
@@ -397,6 +404,9 @@ func (n *Node) Close(ctx context.Context) error {
 		}
 		if n.demo != nil {
 			errs = append(errs, n.demo.Shutdown(ctx))
+		}
+		if n.accessLog != nil {
+			errs = append(errs, n.accessLog.Close()) // after the edge: its last lines are written
 		}
 		for _, ln := range []net.Listener{n.httpsLn, n.httpLn, n.apiLn} {
 			if ln != nil {
