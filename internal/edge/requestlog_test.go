@@ -20,6 +20,7 @@ import (
 
 	"github.com/spine-platform/spine/internal/accesslog"
 	"github.com/spine-platform/spine/internal/logging"
+	"github.com/spine-platform/spine/internal/poll"
 )
 
 // lineBuffer collects the access log's output.
@@ -75,7 +76,7 @@ func startLoggedEdge(t *testing.T, cfg Config, routes ...Route) (*harness, *line
 func lineWithID(t *testing.T, out *lineBuffer, id string) map[string]any {
 	t.Helper()
 	var found map[string]any
-	waitFor(t, "the access log line of "+id, func() bool {
+	poll.Until(t, "the access log line of "+id, waitTimeout, poll.True(func() bool {
 		for _, l := range out.lines(t) {
 			if l["request_id"] == id {
 				found = l
@@ -83,7 +84,7 @@ func lineWithID(t *testing.T, out *lineBuffer, id string) map[string]any {
 			}
 		}
 		return false
-	})
+	}))
 	return found
 }
 
