@@ -81,6 +81,10 @@ type Config struct {
 	// MaxConcurrentStreams limits the concurrent streams of one HTTP/2
 	// connection. Default 250.
 	MaxConcurrentStreams int
+
+	// clock is the monotonic clock of the certificate cache (certCacheTTL),
+	// in nanoseconds. Default nanotime; tests of the package set a fake one.
+	clock func() int64
 }
 
 // Defaults of Config.
@@ -132,6 +136,9 @@ func (cfg Config) withDefaults() Config {
 	}
 	if cfg.MaxConcurrentStreams <= 0 {
 		cfg.MaxConcurrentStreams = defaultMaxConcurrentStreams
+	}
+	if cfg.clock == nil {
+		cfg.clock = nanotime
 	}
 	return cfg
 }

@@ -11,7 +11,7 @@ import (
 	"net/http/httptrace"
 	"net/textproto"
 	"strings"
-	"sync/atomic"
+	"sync"
 	"testing"
 	"time"
 )
@@ -160,34 +160,43 @@ func TestDirectAnswers(t *testing.T) {
 // connections, and one the upstream closed while idle is replaced without
 // the client noticing.
 func TestDirectReusesConnections(t *testing.T) {
-	var conns atomic.Int32
-	up := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	// The upstream counts the connections that carried the edge's proxied
+	// requests; the health checker's have a User-Agent of their own.
+	var mu sync.Mutex
+	conns := map[string]bool{}
+	used := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(conns)
+	}
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("User-Agent") != "spine-edge-health/1" {
+			mu.Lock()
+			conns[r.RemoteAddr] = true
+			mu.Unlock()
+		}
 		io.WriteString(w, "ok")
 	}))
-	up.Config.ConnState = func(_ net.Conn, s http.ConnState) {
-		if s == http.StateNew {
-			conns.Add(1)
-		}
-	}
-	up.Start()
 	t.Cleanup(up.Close)
 	h := startEdge(t, Config{}, Route{Host: "a.test", Service: "a", Upstreams: []string{up.URL}})
 	c := h.client(t, false)
-	do(t, c, "GET", "https://a.test/", nil)
-	before := conns.Load() // the first request's and the health check's
-	for range 10 {
+	for range 11 {
 		if _, body := do(t, c, "GET", "https://a.test/", nil); body != "ok" {
 			t.Fatalf("body %q", body)
 		}
 	}
-	if n := conns.Load() - before; n != 0 {
-		t.Errorf("10 more sequential requests opened %d more upstream connections, want 0", n)
+	if n := used(); n != 1 {
+		t.Errorf("11 sequential requests went over %d upstream connections, want 1", n)
 	}
-	up.CloseClientConnections() // the upstream drops its idle connections
-	time.Sleep(50 * time.Millisecond)
+	// The upstream drops its idle connection; CloseClientConnections
+	// returns once it is closed, so the edge's next request finds it gone.
+	up.CloseClientConnections()
 	resp, body := do(t, c, "GET", "https://a.test/", nil)
 	if resp.StatusCode != 200 || body != "ok" {
 		t.Errorf("after the upstream closed its idle connection: status %d body %q", resp.StatusCode, body)
+	}
+	if n := used(); n != 2 {
+		t.Errorf("after the upstream closed its idle connection, requests went over %d connections, want 2", n)
 	}
 }
 
@@ -229,11 +238,16 @@ func rawUpstream(t *testing.T, answer func(n int) string) string {
 }
 
 func TestDirectUpstreamFailures(t *testing.T) {
+	never := make(chan struct{})
+	defer close(never)
 	for _, tc := range []struct {
 		name   string
 		answer func(n int) string
 		status int    // 0: the client's request must fail
 		body   string // checked when status is set
+		// headerTimeout is Config.ResponseHeaderTimeout; default a minute,
+		// which no upstream here waits for unless it never answers.
+		headerTimeout time.Duration
 	}{
 		{
 			name: "cut-off body aborts the client's response",
@@ -260,15 +274,19 @@ func TestDirectUpstreamFailures(t *testing.T) {
 		{
 			name: "response header timeout gives 502",
 			answer: func(int) string {
-				time.Sleep(700 * time.Millisecond)
-				return "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+				<-never // until the test ends
+				return ""
 			},
-			status: http.StatusBadGateway,
+			status:        http.StatusBadGateway,
+			headerTimeout: 300 * time.Millisecond,
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			url := rawUpstream(t, tc.answer)
-			h := startEdge(t, Config{ResponseHeaderTimeout: 300 * time.Millisecond, FailCooldown: time.Millisecond},
+			if tc.headerTimeout == 0 {
+				tc.headerTimeout = time.Minute
+			}
+			h := startEdge(t, Config{ResponseHeaderTimeout: tc.headerTimeout, FailCooldown: time.Millisecond},
 				Route{Host: "a.test", Service: "a", Upstreams: []string{url}})
 			c := h.client(t, false)
 			for i := range 3 {
@@ -333,6 +351,7 @@ func TestDirectClientGoneClosesUpstream(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ln.Close() })
+	arrived := make(chan struct{}, 4)
 	closed := make(chan struct{}, 4)
 	go func() {
 		for {
@@ -351,23 +370,41 @@ func TestDirectClientGoneClosesUpstream(t *testing.T) {
 					io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
 					return
 				}
+				arrived <- struct{}{}
 				io.Copy(io.Discard, br) // never answer; wait for the edge to close
 				closed <- struct{}{}
 			}()
 		}
 	}()
-	h := startEdge(t, Config{ResponseHeaderTimeout: time.Minute},
+	// The response header timeout is far longer than the test waits: the
+	// upstream connection must close because the client left.
+	h := startEdge(t, Config{ResponseHeaderTimeout: time.Hour},
 		Route{Host: "a.test", Service: "a", Upstreams: []string{"http://" + ln.Addr().String()}})
 	for _, h2 := range []bool{false, true} {
-		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		// The client gives up once the upstream has the request, not after
+		// a fixed time, which a loaded machine may spend on the handshake.
+		ctx, cancel := context.WithCancel(context.Background())
 		req, _ := http.NewRequestWithContext(ctx, "GET", "https://a.test/slow", nil)
-		if _, err := h.client(t, h2).Do(req); err == nil {
-			t.Fatal("the request succeeded; the upstream never answers")
+		done := make(chan error, 1)
+		go func() {
+			resp, err := h.client(t, h2).Do(req)
+			if err == nil {
+				resp.Body.Close()
+			}
+			done <- err
+		}()
+		select {
+		case <-arrived:
+		case err := <-done:
+			t.Fatalf("h2=%v: the request ended before it reached the upstream: %v", h2, err)
 		}
 		cancel()
+		if err := <-done; err == nil {
+			t.Fatal("the request succeeded; the upstream never answers")
+		}
 		select {
 		case <-closed:
-		case <-time.After(10 * time.Second):
+		case <-time.After(time.Minute): // a guard against a hang, not a speed target
 			t.Fatalf("h2=%v: the edge kept the upstream connection after the client left", h2)
 		}
 	}

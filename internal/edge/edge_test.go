@@ -707,7 +707,8 @@ func TestShutdownStopsEverything(t *testing.T) {
 // cached certificate (a renewed one is then asked for at once).
 func TestCertificateCache(t *testing.T) {
 	up := namedUpstream(t, "up")
-	h := startEdge(t, Config{}, Route{Host: "a.test", Upstreams: []string{up.URL}})
+	var clock atomic.Int64 // the cache's clock stands still unless the test moves it
+	h := startEdge(t, Config{clock: clock.Load}, Route{Host: "a.test", Upstreams: []string{up.URL}})
 	asked := func() int {
 		h.pki.mu.Lock()
 		defer h.pki.mu.Unlock()
@@ -726,10 +727,18 @@ func TestCertificateCache(t *testing.T) {
 	for range 5 {
 		handshake()
 	}
-	if n := asked() - before; n > 1 {
-		// Five would mean no caching at all; one may happen if the entry
-		// expired in between on a slow machine.
-		t.Errorf("5 more handshakes asked the certificate source %d times", n)
+	if n := asked() - before; n != 0 {
+		t.Errorf("5 more handshakes within certCacheTTL asked the certificate source %d times, want 0", n)
+	}
+	clock.Add(int64(certCacheTTL) - 1)
+	handshake()
+	if n := asked() - before; n != 0 {
+		t.Errorf("a handshake just before certCacheTTL ran out asked the certificate source")
+	}
+	clock.Add(1)
+	handshake()
+	if n := asked() - before; n != 1 {
+		t.Errorf("a handshake once certCacheTTL ran out asked the certificate source %d times, want 1", n)
 	}
 	if err := h.s.SetRoutes([]Route{{Host: "b.test", Upstreams: []string{up.URL}}}); err != nil {
 		t.Fatal(err)

@@ -68,7 +68,7 @@ func (s *Server) getCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, e
 	if !s.table.Load().has(name) {
 		return nil, fmt.Errorf("edge: no route for server name %q", quoteHost(name))
 	}
-	now := nanotime()
+	now := s.cfg.clock()
 	if c, ok := s.certs.Load(name); ok && now < c.(*cachedCert).until {
 		return c.(*cachedCert).cert, nil
 	}
@@ -101,7 +101,7 @@ const certCacheTTL = 100 * time.Millisecond
 // cachedCert is an entry of Server.certs.
 type cachedCert struct {
 	cert  *tls.Certificate
-	until int64 // nanotime
+	until int64 // Config.clock
 }
 
 // isACMEChallenge reports a TLS-ALPN-01 validation handshake: the client
