@@ -102,7 +102,7 @@ func newACMEEnv(t *testing.T, o acmeOptions) *acmeEnv {
 		e.dns = pebbletest.StartDNS(t)
 	}
 	if e.storage == nil {
-		e.storage = &certmagic.FileStorage{Path: t.TempDir()}
+		e.storage = &certmagic.FileStorage{Path: storageDir(t)}
 	}
 	tlsLn, httpLn := o.tlsLn, o.httpLn
 	if tlsLn == nil {
@@ -178,20 +178,18 @@ func (e *acmeEnv) dial(name string, roots *x509.CertPool) (*x509.Certificate, er
 
 func (e *acmeEnv) waitActive(t *testing.T, name string) store.CertStatus {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		s := e.m.Status(name)
-		if s.Status == store.CertActive {
-			return s
+	var s store.CertStatus
+	poll.Until(t, name+" active", waitTimeout, func() error {
+		s = e.m.Status(name)
+		switch s.Status {
+		case store.CertActive:
+			return nil
+		case store.CertFailed:
+			return poll.Stop(fmt.Errorf("certificate failed: %s", s.Error))
 		}
-		if s.Status == store.CertFailed {
-			t.Fatalf("%s: certificate failed: %s", name, s.Error)
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: still %q after 60s (%s)", name, s.Status, s.Error)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return fmt.Errorf("still %q (%s)", s.Status, s.Error)
+	})
+	return s
 }
 
 func TestACMEIssuance(t *testing.T) {
@@ -313,7 +311,7 @@ func TestACMEFailureIsPlainAndInternalCAIsLastFallback(t *testing.T) {
 	}
 
 	// With the internal CA after the ACME CA, the name is still served.
-	storage := &certmagic.FileStorage{Path: t.TempDir()}
+	storage := &certmagic.FileStorage{Path: storageDir(t)}
 	internal, err := ca.Load(context.Background(), storage, ca.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -357,7 +355,7 @@ func TestRateLimitHoldsRetriesWithoutAskingTheCA(t *testing.T) {
 	limited := &countingIssuer{err: acme.Problem{Type: acme.ProblemTypeRateLimited, Detail: "too many new orders recently, retry after " + until.Format("2006-01-02 15:04:05") + " UTC"}}
 	limited.Issuer = noIssuer{}
 	st := &fakeStatus{}
-	m, err := New(Config{Storage: &certmagic.FileStorage{Path: t.TempDir()}, Issuers: []certmagic.Issuer{limited}, Status: st})
+	m, err := New(Config{Storage: &certmagic.FileStorage{Path: storageDir(t)}, Issuers: []certmagic.Issuer{limited}, Status: st})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -431,22 +429,27 @@ func TestACMEOrderStopsWhenLeaseLost(t *testing.T) {
 
 	dns := pebbletest.StartDNS(t)
 	tlsLn, httpLn := listen(t), listen(t)
+	// The store goes when the client answers its challenge; Pebble
+	// validates only once the issuance has given up for the lost lease.
+	gaveUp := make(chan struct{})
+	var once sync.Once
+	release := func() { once.Do(func() { close(gaveUp) }) }
 	var p *pebbletest.Pebble
 	p = pebbletest.Start(t, pebbletest.Options{
 		HTTPPort: portOf(httpLn.Addr().String()), TLSPort: portOf(tlsLn.Addr().String()), Resolver: dns.Addr,
-		// The store goes when the client answers its challenge; Pebble
-		// validates only after a lease has run out.
 		BeforeValidation: func(string, string) {
 			kv.cut.Store(true)
-			time.Sleep(1500 * time.Millisecond)
+			<-gaveUp
 		},
 	})
+	t.Cleanup(release) // before Pebble stops, if the test ends early
 	e := newACMEEnv(t, acmeOptions{dns: dns, tlsLn: tlsLn, httpLn: httpLn, storage: storage,
 		issuers: func(int, int) []certmagic.Issuer {
 			return []certmagic.Issuer{pebbleIssuer(p, func(i *ACMEIssuer) { i.DisableTLSALPNChallenge = true })}
 		}})
 	e.m.Sync(context.Background(), []string{"lost.example.test"})
 	poll.Until(t, "the issuance to fail", waitTimeout, poll.True(func() bool { return e.m.Status("lost.example.test").Status == store.CertFailed }))
+	release()
 	if st := e.m.Status("lost.example.test"); !strings.Contains(st.Error, "lease could not be renewed") {
 		t.Errorf("status error %q, want it to say the lease was lost", st.Error)
 	}

@@ -86,7 +86,7 @@ func TestACMEAccountRegisteredOnceAndReused(t *testing.T) {
 	dns := pebbletest.StartDNS(t)
 	tlsLn, httpLn := listen(t), listen(t)
 	p := pebbletest.Start(t, pebbletest.Options{HTTPPort: portOf(httpLn.Addr().String()), TLSPort: portOf(tlsLn.Addr().String()), Resolver: dns.Addr})
-	shared := &certmagic.FileStorage{Path: t.TempDir()}
+	shared := &certmagic.FileStorage{Path: storageDir(t)}
 	issuers := func(int, int) []certmagic.Issuer { return []certmagic.Issuer{pebbleIssuer(p, nil)} }
 
 	e := newACMEEnv(t, acmeOptions{dns: dns, tlsLn: tlsLn, httpLn: httpLn, storage: shared, issuers: issuers})

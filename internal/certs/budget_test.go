@@ -64,7 +64,7 @@ func TestBudgetWaitsInsteadOfOrdering(t *testing.T) {
 	dns := pebbletest.StartDNS(t)
 	tlsLn, httpLn := listen(t), listen(t)
 	p := pebbletest.Start(t, pebbletest.Options{HTTPPort: portOf(httpLn.Addr().String()), TLSPort: portOf(tlsLn.Addr().String()), Resolver: dns.Addr})
-	storage := &certmagic.FileStorage{Path: t.TempDir()}
+	storage := &certmagic.FileStorage{Path: storageDir(t)}
 	internal, err := ca.Load(ctx, storage, ca.Options{})
 	if err != nil {
 		t.Fatal(err)

@@ -69,7 +69,7 @@ func (r *records) ListCertStatusDue(_ context.Context, ratio float64, now time.T
 // whose certificate is missing from storage is obtained, and a certificate
 // that is not in memory is renewed from its record.
 func TestLazyCertificatesFromRecords(t *testing.T) {
-	st := &certmagic.FileStorage{Path: t.TempDir()}
+	st := &certmagic.FileStorage{Path: storageDir(t)}
 	// Leaves live a minute (plus a minute of backdating); with ratio 0.45
 	// they are due about 5s after issuance.
 	c, err := ca.Load(context.Background(), st, ca.Options{LeafLifetime: time.Minute})

@@ -249,7 +249,7 @@ func (c *countingStorage) Load(ctx context.Context, key string) ([]byte, error) 
 // within a rate; for managed names, every request the memory cannot
 // answer reads it.
 func TestChallengeReadsForUnmanagedNamesAreBounded(t *testing.T) {
-	st := &countingStorage{Storage: &certmagic.FileStorage{Path: t.TempDir()}}
+	st := &countingStorage{Storage: &certmagic.FileStorage{Path: storageDir(t)}}
 	c := newChallenges(st, slog.New(slog.DiscardHandler))
 	clock := &testClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
 	c.now = clock.Now

@@ -52,7 +52,7 @@ func (b *lockedBuffer) lines(t *testing.T) []map[string]any {
 // failure; none of the routine per-hostname steps.
 func TestLogsAtInfo(t *testing.T) {
 	var logs lockedBuffer
-	st := &certmagic.FileStorage{Path: t.TempDir()}
+	st := &certmagic.FileStorage{Path: storageDir(t)}
 	c, err := ca.Load(context.Background(), st, ca.Options{})
 	if err != nil {
 		t.Fatal(err)

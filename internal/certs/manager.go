@@ -124,6 +124,9 @@ type Manager struct {
 	retryMu sync.Mutex
 	retries map[string]*time.Timer // names waiting for a CA's budget: when each is tried again; under retryMu
 	waiters chan struct{}          // handshakes waiting for a first certificate (awaitFirst)
+	// handled, if set, is told each certmagic event onEvent has handled:
+	// tests wait for one instead of sleeping. Set before the first Sync.
+	handled func(event string)
 
 	lister   StatusLister // nil unless Config.Status is one
 	ratio    float64      // renewal window ratio

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -24,6 +25,23 @@ import (
 	"github.com/spine-platform/spine/internal/poll"
 	"github.com/spine-platform/spine/internal/store"
 )
+
+// storageDir returns a directory for a test's certmagic.FileStorage,
+// removed when the test ends. certmagic runs renewals in its package's job
+// manager, which Cache.Stop (so Manager.Stop) does not wait for: a renewal
+// begun before the managers stopped may still write to the storage while
+// t.TempDir's cleanup removes it, which fails the test. This cleanup
+// retries until no late writer is left.
+func storageDir(t *testing.T) string {
+	dir, err := os.MkdirTemp("", "certs-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		poll.Until(t, "removing "+dir, waitTimeout, func() error { return os.RemoveAll(dir) })
+	})
+	return dir
+}
 
 // waitTimeout bounds an end-to-end wait (an issuance through Pebble, a
 // status written). It guards against a hang and is no speed target:
@@ -131,7 +149,7 @@ type envOptions struct {
 // on 127.0.0.1 that uses m.GetCertificate.
 func newEnv(t *testing.T, o envOptions) *env {
 	t.Helper()
-	st := &certmagic.FileStorage{Path: t.TempDir()}
+	st := &certmagic.FileStorage{Path: storageDir(t)}
 	c, err := ca.Load(context.Background(), st, ca.Options{LeafLifetime: o.leafLifetime})
 	if err != nil {
 		t.Fatal(err)
@@ -341,7 +359,7 @@ func TestPlainErrorUsesACMEDetail(t *testing.T) {
 }
 
 func TestChallengesAnsweredFromSharedStorage(t *testing.T) {
-	st := &certmagic.FileStorage{Path: t.TempDir()}
+	st := &certmagic.FileStorage{Path: storageDir(t)}
 	c, err := ca.Load(context.Background(), st, ca.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -466,7 +484,7 @@ func TestNewRequiresStorageAndDefaultsToInternalCA(t *testing.T) {
 	if _, err := New(Config{}); err == nil || !strings.HasPrefix(err.Error(), "certs: ") {
 		t.Errorf("New without storage: %v", err)
 	}
-	st := &certmagic.FileStorage{Path: t.TempDir()}
+	st := &certmagic.FileStorage{Path: storageDir(t)}
 	m, err := New(Config{Storage: st})
 	if err != nil {
 		t.Fatal(err)
@@ -508,7 +526,7 @@ func (b *blockingIssuer) Issue(ctx context.Context, csr *x509.CertificateRequest
 // iss.release is closed, stopped when t ends.
 func newBlockingManager(t *testing.T) (*Manager, *ca.CA, *certmagic.FileStorage, *blockingIssuer) {
 	t.Helper()
-	st := &certmagic.FileStorage{Path: t.TempDir()}
+	st := &certmagic.FileStorage{Path: storageDir(t)}
 	c, err := ca.Load(context.Background(), st, ca.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -524,6 +542,15 @@ func newBlockingManager(t *testing.T) (*Manager, *ca.CA, *certmagic.FileStorage,
 
 func TestNameRemovedDuringIssuanceIsNotKept(t *testing.T) {
 	m, c, st, iss := newBlockingManager(t)
+	cached := make(chan struct{}, 1)
+	m.handled = func(event string) {
+		if event == "cached_managed_cert" {
+			select {
+			case cached <- struct{}{}:
+			default:
+			}
+		}
+	}
 
 	m.Sync(context.Background(), []string{"a.localhost"})
 	<-iss.started
@@ -534,7 +561,11 @@ func TestNameRemovedDuringIssuanceIsNotKept(t *testing.T) {
 	// manager must drop it again so that it is not renewed forever.
 	certKey := certmagic.StorageKeys.SiteCert(c.IssuerKey(), "a.localhost")
 	poll.Until(t, "the certificate to be stored", waitTimeout, poll.True(func() bool { return st.Exists(context.Background(), certKey) }))
-	time.Sleep(300 * time.Millisecond)
+	select {
+	case <-cached: // the manager has seen the certificate cached
+	case <-time.After(waitTimeout):
+		t.Fatal("certmagic never cached the certificate")
+	}
 	if got := m.cache.AllMatchingCertificates("a.localhost"); len(got) != 0 {
 		t.Errorf("%d certificates for the removed name stay in the cache", len(got))
 	}
@@ -566,12 +597,19 @@ func TestHandshakeWaitsForFirstIssuance(t *testing.T) {
 		leaf, err := e.dial("a.localhost")
 		done <- result{leaf, err}
 	}()
-	time.Sleep(200 * time.Millisecond)
-	select {
-	case r := <-done:
-		t.Fatalf("the handshake ended before the certificate existed: %v", r.err)
-	default:
-	}
+	// The handshake waits for the issuance (it holds a place among the
+	// waiters) instead of failing.
+	poll.Until(t, "the handshake to wait for the certificate", waitTimeout, func() error {
+		select {
+		case r := <-done:
+			return poll.Stop(fmt.Errorf("the handshake ended before the certificate existed: %v", r.err))
+		default:
+		}
+		if len(m.waiters) != 1 {
+			return errors.New("not waiting")
+		}
+		return nil
+	})
 	close(iss.release)
 	r := <-done
 	if r.err != nil {

@@ -55,6 +55,9 @@ var followedEvents = map[string]bool{
 func shouldEmit(event string) bool { return followedEvents[event] }
 
 func (m *Manager) onEvent(ctx context.Context, event string, data map[string]any) error {
+	if m.handled != nil {
+		defer m.handled(event)
+	}
 	switch event {
 	case "cert_obtaining":
 		name, _ := data["identifier"].(string)

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/caddyserver/certmagic"
@@ -124,52 +125,111 @@ func TestStorageKeys(t *testing.T) {
 	}
 }
 
-func TestStorageLockContention(t *testing.T) {
-	ctx := testCtx(t)
-	db := openStore(t)
-	a, b := certs.NewStorage(db, fastLocks), certs.NewStorage(db, fastLocks)
+// leaseKV is an in-memory KV for the lock tests: its leases run out by
+// time.Now, so under testing/synctest they do on the bubble's fake clock,
+// to the nanosecond, however loaded the machine. It follows the store's
+// lease rules (store.DB.TryLock and Unlock), which storetest checks against
+// SQLite and PostgreSQL with the database's clock. Locks use no keys: the
+// key methods are the embedded nil KV's.
+type leaseKV struct {
+	certs.KV
+	mu     sync.Mutex
+	leases map[string]leaseRow
+}
 
-	if err := a.Lock(ctx, "issue_cert_a.example"); err != nil {
-		t.Fatal(err)
-	}
-	if ok, err := b.TryLock(ctx, "issue_cert_a.example"); ok || err != nil {
-		t.Fatalf("TryLock while another holds it = %v, %v; want false", ok, err)
-	}
-	short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
-	err := b.Lock(short, "issue_cert_a.example")
-	cancel()
-	if !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("Lock while another holds it: %v, want context.DeadlineExceeded", err)
-	}
-	// Other names are free.
-	if err := b.Lock(ctx, "issue_cert_b.example"); err != nil {
-		t.Fatal(err)
-	}
+type leaseRow struct {
+	owner   string
+	expires time.Time
+}
 
-	got := make(chan error, 1)
-	go func() { got <- b.Lock(ctx, "issue_cert_a.example") }()
+func newLeaseKV() *leaseKV { return &leaseKV{leases: map[string]leaseRow{}} }
+
+func (k *leaseKV) TryLock(_ context.Context, name, owner string, ttl time.Duration) (bool, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	now := time.Now()
+	if l, ok := k.leases[name]; ok && l.owner != owner && now.Before(l.expires) {
+		return false, nil
+	}
+	k.leases[name] = leaseRow{owner: owner, expires: now.Add(ttl)}
+	return true, nil
+}
+
+func (k *leaseKV) Unlock(_ context.Context, name, owner string) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if l, ok := k.leases[name]; !ok || l.owner != owner {
+		return fmt.Errorf("lock %q is not held by %s: %w", name, owner, store.ErrNotFound)
+	}
+	delete(k.leases, name)
+	return nil
+}
+
+// returned reports whether a result is in c, without waiting.
+func returned(c <-chan error) (error, bool) {
 	select {
-	case err := <-got:
-		t.Fatalf("Lock returned (%v) while another holds the lock", err)
-	case <-time.After(200 * time.Millisecond):
+	case err := <-c:
+		return err, true
+	default:
+		return nil, false
 	}
-	if err := a.Unlock(ctx, "issue_cert_a.example"); err != nil {
-		t.Fatal(err)
-	}
-	if err := <-got; err != nil {
-		t.Fatalf("Lock after Unlock: %v", err)
-	}
-	if ok, _ := a.TryLock(ctx, "issue_cert_a.example"); ok {
-		t.Error("a took the lock that b holds")
-	}
-	for _, name := range []string{"issue_cert_a.example", "issue_cert_b.example"} {
-		if err := b.Unlock(ctx, name); err != nil {
-			t.Error(err)
+}
+
+func TestStorageLockContention(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		kv := newLeaseKV()
+		a, b := certs.NewStorage(kv, fastLocks), certs.NewStorage(kv, fastLocks)
+
+		if err := a.Lock(ctx, "issue_cert_a.example"); err != nil {
+			t.Fatal(err)
 		}
-	}
-	if err := b.Unlock(ctx, "issue_cert_a.example"); err == nil {
-		t.Error("Unlock of a lock not held succeeded")
-	}
+		if ok, err := b.TryLock(ctx, "issue_cert_a.example"); ok || err != nil {
+			t.Fatalf("TryLock while another holds it = %v, %v; want false", ok, err)
+		}
+		short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+		err := b.Lock(short, "issue_cert_a.example")
+		cancel()
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Lock while another holds it: %v, want context.DeadlineExceeded", err)
+		}
+		// Other names are free.
+		if err := b.Lock(ctx, "issue_cert_b.example"); err != nil {
+			t.Fatal(err)
+		}
+
+		got := make(chan error, 1)
+		go func() { got <- b.Lock(ctx, "issue_cert_a.example") }()
+		// A minute of renewals by a and of tries by b: b keeps waiting.
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		if err, ok := returned(got); ok {
+			t.Fatalf("Lock returned (%v) while another holds the lock", err)
+		}
+		if err := a.Unlock(ctx, "issue_cert_a.example"); err != nil {
+			t.Fatal(err)
+		}
+		// b (another node) learns it at its next try: its waits have grown
+		// to LockPollMax (1 s), with up to a quarter more of jitter.
+		unlocked := time.Now()
+		if err := <-got; err != nil {
+			t.Fatalf("Lock after Unlock: %v", err)
+		}
+		if d := time.Since(unlocked); d > 1250*time.Millisecond {
+			t.Errorf("Lock returned %v after the Unlock, want within one poll (1.25 s)", d)
+		}
+		if ok, _ := a.TryLock(ctx, "issue_cert_a.example"); ok {
+			t.Error("a took the lock that b holds")
+		}
+		for _, name := range []string{"issue_cert_a.example", "issue_cert_b.example"} {
+			if err := b.Unlock(ctx, name); err != nil {
+				t.Error(err)
+			}
+		}
+		if err := b.Unlock(ctx, "issue_cert_a.example"); err == nil {
+			t.Error("Unlock of a lock not held succeeded")
+		}
+	})
 }
 
 // Many goroutines on two nodes, and several in one node: never two inside at once.
@@ -209,27 +269,33 @@ func TestStorageLockMutualExclusion(t *testing.T) {
 
 // A held lock outlives its lease because it is renewed.
 func TestStorageLockRenewed(t *testing.T) {
-	ctx := testCtx(t)
-	db := openStore(t)
-	a, b := certs.NewStorage(db, fastLocks), certs.NewStorage(db, fastLocks)
-	if err := a.Lock(ctx, "long"); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(2 * fastLocks.LockTTL)
-	if ok, err := b.TryLock(ctx, "long"); ok || err != nil {
-		t.Fatalf("TryLock after the first lease ended = %v, %v; want false (renewed)", ok, err)
-	}
-	if err := a.Unlock(ctx, "long"); err != nil {
-		t.Fatal(err)
-	}
-	if ok, err := b.TryLock(ctx, "long"); !ok || err != nil {
-		t.Fatalf("TryLock after Unlock = %v, %v; want true", ok, err)
-	}
-	// Unlock stopped the renewal: nothing takes the lock back from b.
-	time.Sleep(3 * fastLocks.LockRefresh)
-	if ok, _ := a.TryLock(ctx, "long"); ok {
-		t.Error("a took back the lock after Unlock")
-	}
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		kv := newLeaseKV()
+		a, b := certs.NewStorage(kv, fastLocks), certs.NewStorage(kv, fastLocks)
+		if err := a.Lock(ctx, "long"); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(10 * fastLocks.LockTTL)
+		if ok, err := b.TryLock(ctx, "long"); ok || err != nil {
+			t.Fatalf("TryLock ten leases later = %v, %v; want false (renewed)", ok, err)
+		}
+		if err := a.Unlock(ctx, "long"); err != nil {
+			t.Fatal(err)
+		}
+		if ok, err := b.TryLock(ctx, "long"); !ok || err != nil {
+			t.Fatalf("TryLock after Unlock = %v, %v; want true", ok, err)
+		}
+		// Unlock stopped a's renewal: nothing takes the lock back from b,
+		// whose own renewals keep it.
+		time.Sleep(10 * fastLocks.LockTTL)
+		if ok, _ := a.TryLock(ctx, "long"); ok {
+			t.Error("a took back the lock after Unlock")
+		}
+		if err := b.Unlock(ctx, "long"); err != nil {
+			t.Fatal(err)
+		}
+	})
 }
 
 // pausable is a KV whose lock renewals fail while paused, as for a node cut off
@@ -250,82 +316,97 @@ func (p *pausable) TryLock(ctx context.Context, name, owner string, ttl time.Dur
 // takes the lock once the lease expires, and the old holder's Unlock does not
 // release the new holder's lock.
 func TestStorageLockExpiryTakeover(t *testing.T) {
-	ctx := testCtx(t)
-	db := openStore(t)
-	cut := &pausable{KV: db}
-	a, b, c := certs.NewStorage(cut, fastLocks), certs.NewStorage(db, fastLocks), certs.NewStorage(db, fastLocks)
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		kv := newLeaseKV()
+		cut := &pausable{KV: kv}
+		a, b, c := certs.NewStorage(cut, fastLocks), certs.NewStorage(kv, fastLocks), certs.NewStorage(kv, fastLocks)
 
-	if err := a.Lock(ctx, "ca"); err != nil {
-		t.Fatal(err)
-	}
-	cut.paused.Store(true)
-	start := time.Now()
-	if err := b.Lock(ctx, "ca"); err != nil {
-		t.Fatalf("Lock after the holder stopped renewing: %v", err)
-	}
-	if d := time.Since(start); d < fastLocks.LockTTL-fastLocks.LockRefresh {
-		t.Errorf("lock taken over after %v, before the lease (%v) could have run out", d, fastLocks.LockTTL)
-	}
-	cut.paused.Store(false)
-	if err := a.Unlock(ctx, "ca"); err != nil {
-		t.Errorf("Unlock of a lost lease: %v, want nil", err)
-	}
-	if ok, _ := c.TryLock(ctx, "ca"); ok {
-		t.Fatal("the old holder's Unlock released the new holder's lock")
-	}
-	if err := b.Unlock(ctx, "ca"); err != nil {
-		t.Fatal(err)
-	}
+		if err := a.Lock(ctx, "ca"); err != nil {
+			t.Fatal(err)
+		}
+		taken := time.Now()
+		time.Sleep(fastLocks.LockRefresh / 2) // between two renewals
+		cut.paused.Store(true)
+		lastRenewal := taken
+		if err := b.Lock(ctx, "ca"); err != nil {
+			t.Fatalf("Lock after the holder stopped renewing: %v", err)
+		}
+		// a took the lease at taken and could renew it no more (renewals
+		// come every LockRefresh, the first one after the pause); b gets it
+		// once that lease ran out, and within one poll after (LockPollMax,
+		// 1 s by default, and a quarter more of jitter).
+		if d := time.Since(lastRenewal); d < fastLocks.LockTTL || d > fastLocks.LockTTL+1250*time.Millisecond {
+			t.Errorf("lock taken over %v after the last renewal, want from the lease's end (%v) to one poll later", d, fastLocks.LockTTL)
+		}
+		cut.paused.Store(false)
+		if err := a.Unlock(ctx, "ca"); err != nil {
+			t.Errorf("Unlock of a lost lease: %v, want nil", err)
+		}
+		if ok, _ := c.TryLock(ctx, "ca"); ok {
+			t.Fatal("the old holder's Unlock released the new holder's lock")
+		}
+		if err := b.Unlock(ctx, "ca"); err != nil {
+			t.Fatal(err)
+		}
 
-	// A holder that died outright: a lease row nobody renews.
-	if ok, err := db.TryLock(ctx, "certs/dead", "dead-node", fastLocks.LockTTL); !ok || err != nil {
-		t.Fatal(ok, err)
-	}
-	if err := c.Lock(ctx, "dead"); err != nil {
-		t.Fatalf("Lock of a dead holder's lock: %v", err)
-	}
-	if err := c.Unlock(ctx, "dead"); err != nil {
-		t.Fatal(err)
-	}
+		// A holder that died outright: a lease row nobody renews.
+		if ok, err := kv.TryLock(ctx, "certs/dead", "dead-node", fastLocks.LockTTL); !ok || err != nil {
+			t.Fatal(ok, err)
+		}
+		start := time.Now()
+		if err := c.Lock(ctx, "dead"); err != nil {
+			t.Fatalf("Lock of a dead holder's lock: %v", err)
+		}
+		if d := time.Since(start); d < fastLocks.LockTTL {
+			t.Errorf("a dead holder's lock taken after %v, before its lease (%v) ran out", d, fastLocks.LockTTL)
+		}
+		if err := c.Unlock(ctx, "dead"); err != nil {
+			t.Fatal(err)
+		}
+	})
 }
 
 // An issuance context ends, with ErrLeaseLost, once renewals have failed
 // until the lease would run out, and not while renewals succeed; one for a
 // name whose lock is not held here lives as long as its parent.
 func TestIssuanceContextEndsWhenLeaseLost(t *testing.T) {
-	ctx := testCtx(t)
-	cut := &pausable{KV: openStore(t)}
-	s := certs.NewStorage(cut, fastLocks)
-	if err := s.Lock(ctx, "issue_cert_a.example"); err != nil {
-		t.Fatal(err)
-	}
-	held, cancelHeld := s.IssuanceContext(ctx, []string{"a.example"})
-	defer cancelHeld()
-	free, cancelFree := s.IssuanceContext(ctx, []string{"b.example"})
-	defer cancelFree()
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		cut := &pausable{KV: newLeaseKV()}
+		s := certs.NewStorage(cut, fastLocks)
+		if err := s.Lock(ctx, "issue_cert_a.example"); err != nil {
+			t.Fatal(err)
+		}
+		held, cancelHeld := s.IssuanceContext(ctx, []string{"a.example"})
+		defer cancelHeld()
+		free, cancelFree := s.IssuanceContext(ctx, []string{"b.example"})
+		defer cancelFree()
 
-	time.Sleep(4 * fastLocks.LockRefresh)
-	if err := held.Err(); err != nil {
-		t.Fatalf("issuance context ended while its lease was renewed: %v", context.Cause(held))
-	}
-	cut.paused.Store(true)
-	select {
-	case <-held.Done():
-	case <-time.After(5 * fastLocks.LockTTL):
-		// It ends about a lease after the last renewal; the margin is for a
-		// loaded machine, not a bound on the time.
-		t.Fatal("issuance context still alive long after its lease ran out unrenewed")
-	}
-	if cause := context.Cause(held); !errors.Is(cause, certs.ErrLeaseLost) || !errors.Is(cause, store.ErrUnavailable) {
-		t.Errorf("cause %v, want ErrLeaseLost wrapping the store's error", cause)
-	}
-	if err := free.Err(); err != nil {
-		t.Errorf("context of a name without a held lock ended: %v", context.Cause(free))
-	}
-	cut.paused.Store(false)
-	if err := s.Unlock(ctx, "issue_cert_a.example"); err != nil {
-		t.Fatal(err)
-	}
+		time.Sleep(10 * fastLocks.LockTTL)
+		if err := held.Err(); err != nil {
+			t.Fatalf("issuance context ended while its lease was renewed: %v", context.Cause(held))
+		}
+		lastRenewal := time.Now() // renewals tick on whole LockRefresh periods
+		time.Sleep(fastLocks.LockRefresh / 2)
+		cut.paused.Store(true)
+		<-held.Done()
+		// It ends at the first failed renewal after which the lease would
+		// run out before the next one could succeed.
+		if d := time.Since(lastRenewal); d < fastLocks.LockTTL-fastLocks.LockRefresh || d > fastLocks.LockTTL {
+			t.Errorf("issuance context ended %v after the last renewal, want within the last renewal period of the lease (%v)", d, fastLocks.LockTTL)
+		}
+		if cause := context.Cause(held); !errors.Is(cause, certs.ErrLeaseLost) || !errors.Is(cause, store.ErrUnavailable) {
+			t.Errorf("cause %v, want ErrLeaseLost wrapping the store's error", cause)
+		}
+		if err := free.Err(); err != nil {
+			t.Errorf("context of a name without a held lock ended: %v", context.Cause(free))
+		}
+		cut.paused.Store(false)
+		if err := s.Unlock(ctx, "issue_cert_a.example"); err != nil {
+			t.Fatal(err)
+		}
+	})
 }
 
 // One failed renewal while the lease still has time left stops nothing, and
@@ -333,48 +414,51 @@ func TestIssuanceContextEndsWhenLeaseLost(t *testing.T) {
 // next issuance: certmagic keeps the lock through its retries, and an old
 // loss must not stop every one of them.
 func TestIssuanceContextAfterARenewalFailure(t *testing.T) {
-	ctx := testCtx(t)
-	cut := &pausable{KV: openStore(t)}
-	// A lease of 2 s: the blip below must stay well inside it even when a
-	// loaded machine delays renewals.
-	locks := certs.StorageOptions{LockTTL: 2 * time.Second, LockRefresh: 100 * time.Millisecond, LockPoll: 20 * time.Millisecond}
-	s := certs.NewStorage(cut, locks)
-	if err := s.Lock(ctx, "issue_cert_a.example"); err != nil {
-		t.Fatal(err)
-	}
-	defer s.Unlock(ctx, "issue_cert_a.example")
-	held, cancelHeld := s.IssuanceContext(ctx, []string{"a.example"})
-	defer cancelHeld()
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		cut := &pausable{KV: newLeaseKV()}
+		s := certs.NewStorage(cut, fastLocks)
+		if err := s.Lock(ctx, "issue_cert_a.example"); err != nil {
+			t.Fatal(err)
+		}
+		held, cancelHeld := s.IssuanceContext(ctx, []string{"a.example"})
+		defer cancelHeld()
+		// Renewals tick on whole LockRefresh periods from the Lock; the
+		// store comes and goes half-way between two of them.
+		time.Sleep(fastLocks.LockRefresh / 2)
 
-	// A blip: two refresh periods without the store, well inside the lease.
-	cut.paused.Store(true)
-	time.Sleep(2 * locks.LockRefresh)
-	cut.paused.Store(false)
-	time.Sleep(3 * locks.LockRefresh)
-	if err := held.Err(); err != nil {
-		t.Fatalf("a renewal blip inside the lease stopped the issuance: %v", context.Cause(held))
-	}
+		// A blip: renewals fail for half a lease.
+		cut.paused.Store(true)
+		time.Sleep(fastLocks.LockTTL / 2)
+		cut.paused.Store(false)
+		time.Sleep(10 * fastLocks.LockTTL)
+		if err := held.Err(); err != nil {
+			t.Fatalf("a renewal blip inside the lease stopped the issuance: %v", context.Cause(held))
+		}
 
-	// A real loss: the store is gone past the lease.
-	cut.paused.Store(true)
-	select {
-	case <-held.Done():
-	case <-time.After(5 * locks.LockTTL):
-		t.Fatal("issuance context alive long after the lease ran out unrenewed")
-	}
-	cut.paused.Store(false)
-	// Nobody took the lock meanwhile, so the next renewal holds it again,
-	// and a new issuance under it is not stopped by the old loss.
-	time.Sleep(3 * locks.LockRefresh)
-	next, cancelNext := s.IssuanceContext(ctx, []string{"a.example"})
-	defer cancelNext()
-	time.Sleep(3 * locks.LockRefresh)
-	if err := next.Err(); err != nil {
-		t.Fatalf("an issuance after the lease was renewed again ended at once: %v", context.Cause(next))
-	}
-	if ok, _ := certs.NewStorage(cut, locks).TryLock(ctx, "issue_cert_a.example"); ok {
-		t.Fatal("another holder took the lock this Storage renewed")
-	}
+		// A real loss: the store is gone past the lease.
+		cut.paused.Store(true)
+		time.Sleep(2 * fastLocks.LockTTL)
+		if held.Err() == nil {
+			t.Fatal("issuance context alive after its lease ran out unrenewed")
+		}
+		cut.paused.Store(false)
+		// Nobody took the lock meanwhile, so the next renewal holds it
+		// again, and a new issuance under it is not stopped by the old loss.
+		time.Sleep(fastLocks.LockRefresh)
+		next, cancelNext := s.IssuanceContext(ctx, []string{"a.example"})
+		defer cancelNext()
+		time.Sleep(10 * fastLocks.LockTTL)
+		if err := next.Err(); err != nil {
+			t.Fatalf("an issuance after the lease was renewed again ended: %v", context.Cause(next))
+		}
+		if ok, _ := certs.NewStorage(cut, fastLocks).TryLock(ctx, "issue_cert_a.example"); ok {
+			t.Fatal("another holder took the lock this Storage renewed")
+		}
+		if err := s.Unlock(ctx, "issue_cert_a.example"); err != nil {
+			t.Fatal(err)
+		}
+	})
 }
 
 // leaseWatcher is an Issuer that cuts the store off once it is called
