@@ -33,6 +33,8 @@ type serverFlags struct {
 	certCacheSize int
 	keepMemory    bool
 	http3         bool
+	ech           bool
+	echPublicName string
 	resync        time.Duration
 	renewCheck    time.Duration
 	renewalWindow float64
@@ -55,6 +57,8 @@ func (f *serverFlags) register(cmd *cobra.Command, https, http, domain string) {
 	cmd.Flags().DurationVar(&f.renewCheck, "renew-check-interval", node.DefaultRenewCheckInterval, "how often certificates are checked for renewal (keep it well below the renewal window)")
 	cmd.Flags().Float64Var(&f.renewalWindow, "renewal-window-ratio", node.DefaultRenewalWindowRatio, "part of a certificate's lifetime, at its end, in which it is renewed, between 0 and 1 (a CA's ARI window, when it gives one, comes first)")
 	cmd.Flags().BoolVar(&f.http3, "http3", true, "serve HTTP/3 (QUIC) on the HTTPS port over UDP, advertised with Alt-Svc on HTTP/1.1 and HTTP/2 answers (--http3=false: TCP only)")
+	cmd.Flags().BoolVar(&f.ech, "ech", true, "Encrypted Client Hello: clients that have the configuration (from DNS HTTPS records, see spine ech config) show only --ech-public-name on the wire (--ech=false: off)")
+	cmd.Flags().StringVar(&f.echPublicName, "ech-public-name", "", "the name ECH clients show on the wire, served with a certificate of its own; the same on every node (default ech.<--domain>)")
 	cmd.Flags().BoolVar(&f.keepMemory, "keep-freed-memory", false, "do not return freed memory to the OS after a burst of new connections (the release costs a forced GC and a pause of up to a few hundred ms on one processor)")
 	cmd.Flags().StringVar(&f.logFormat, "log-format", "text", "format of the log lines on stderr: text (key=value) or json (one object a line)")
 	cmd.Flags().StringVar(&f.logLevel, "log-level", "info", "least level logged: debug (every step for every hostname), info, warn or error")
@@ -216,6 +220,8 @@ func (f *serverFlags) config(g *globals, up bool) (node.Config, error) {
 		HTTPAddr:        f.httpAddr,
 		APIAddr:         f.apiAddr,
 		DisableHTTP3:    !f.http3,
+		DisableECH:      !f.ech,
+		ECHPublicName:   f.echPublicName,
 		Domain:          f.domain,
 		Demo:            up,
 		LeafLifetime:    f.leafLifetime,
@@ -241,7 +247,7 @@ func storeDSN(flag string) string {
 var flagOf = map[string]string{
 	"AccessLog": "--access-log", "AccessLogFormat": "--log-format",
 	"HTTPSAddr": "--https-addr", "HTTPAddr": "--http-addr", "APIAddr": "--api-addr", "Store": "--store",
-	"Domain": "--domain", "LeafLifetime": "--cert-lifetime", "CertCacheSize": "--cert-cache-size",
+	"Domain": "--domain", "ECHPublicName": "--ech-public-name", "LeafLifetime": "--cert-lifetime", "CertCacheSize": "--cert-cache-size",
 	"ResyncInterval": "--resync-interval", "ACME.CheckInterval": "--domain-check-interval",
 	"Webhooks.AttemptTimeout": "--webhook-timeout", "Quota.Domains": "--quota-domains", "Quota.Services": "--quota-services",
 	"Quota.Hostnames": "--quota-hostnames", "Quota.OrdersPerHour": "--quota-orders-per-hour", "ACME.Budgets": "--acme-ca-budget",

@@ -27,6 +27,7 @@ type Server struct {
 	table atomic.Pointer[table] // never nil
 
 	ticketCfg atomic.Pointer[tls.Config] // TLS config with shared ticket keys; nil until SetSessionTicketKeys
+	ech       atomic.Pointer[echState]   // nil until SetECHKeys (ech.go)
 
 	// certs maps a served name to its *cachedCert; bounded by the route
 	// table, as SetRoutes clears it (contract: certCacheTTL, tls.go).

@@ -30,7 +30,7 @@ func (s *Server) TLSConfig() *tls.Config {
 	// GetCertificate would.
 	reject := s.baseTLSConfig()
 	cfg.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
-		if isACMEChallenge(hello) || s.table.Load().has(hostname.Clean(hello.ServerName)) {
+		if name := hostname.Clean(hello.ServerName); isACMEChallenge(hello) || s.table.Load().has(name) || s.isECHPublicName(name) {
 			return s.ticketConfig(), nil // nil until SetSessionTicketKeys
 		}
 		return reject, nil
@@ -52,6 +52,10 @@ func (s *Server) baseTLSConfig() *tls.Config {
 		},
 		CurvePreferences: []tls.CurveID{tls.X25519MLKEM768, tls.X25519, tls.CurveP256},
 		NextProtos:       []string{"h2", "http/1.1", acmeTLSProto},
+		// crypto/tls decrypts an ECH ClientHello with the listener's
+		// configuration, and sends retry configurations from the one
+		// GetConfigForClient returned: each has the keys.
+		GetEncryptedClientHelloKeys: s.echKeys,
 	}
 }
 
@@ -65,7 +69,7 @@ func (s *Server) getCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, e
 		return s.cfg.GetCertificate(hello)
 	}
 	name := hostname.Clean(hello.ServerName)
-	if !s.table.Load().has(name) {
+	if !s.table.Load().has(name) && !s.isECHPublicName(name) {
 		return nil, fmt.Errorf("edge: no route for server name %q", quoteHost(name))
 	}
 	now := s.cfg.clock()

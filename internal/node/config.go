@@ -69,6 +69,15 @@ type Config struct {
 	// DisableHTTP3 turns HTTP/3 off. Default: HTTP/3 (QUIC) is served on
 	// the HTTPS port over UDP and advertised with Alt-Svc.
 	DisableHTTP3 bool
+	// DisableECH turns Encrypted Client Hello off. Default: on, when
+	// there is a public name (ECHPublicName, or Domain).
+	DisableECH bool
+	// ECHPublicName is the name clients show on the wire (the outer SNI)
+	// when they use ECH; it is served with a certificate of its own, so
+	// that a client with a stale configuration gets the current one.
+	// Every node of a fleet must use the same. Default: "ech." + Domain;
+	// with neither, ECH is off.
+	ECHPublicName string
 	// Domain, if set, is given to the default project at start (verified:
 	// the operator vouches for it), for example "localhost" in `spine up`.
 	Domain string
@@ -281,6 +290,11 @@ func (c Config) Validate() error {
 	if c.Domain != "" {
 		if _, err := hostname.Normalize(c.Domain); err != nil {
 			return &FieldError{Field: "Domain", Err: fmt.Errorf("%w; give the domain this node serves, e.g. example.com", err)}
+		}
+	}
+	if c.ECHPublicName != "" {
+		if _, err := hostname.Normalize(c.ECHPublicName); err != nil {
+			return &FieldError{Field: "ECHPublicName", Err: fmt.Errorf("%w; give a name clients may show in the clear, e.g. ech.example.com", err)}
 		}
 	}
 	if c.LeafLifetime != 0 && (c.LeafLifetime < MinLeafLifetime || c.LeafLifetime > MaxLeafLifetime) {

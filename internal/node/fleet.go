@@ -37,6 +37,7 @@ type fleetState struct {
 	health    *fleet.StoreHealth
 	members   *fleet.Membership
 	tickets   *fleet.TicketKeys
+	ech       *fleet.ECHKeys // nil: ECH off (ech.go)
 	snapshots *fleet.SnapshotWriter
 
 	// static is set when the node started from its snapshot (loaded)
@@ -150,6 +151,9 @@ func (n *Node) startFleet(ctx context.Context) {
 	f := &n.fleet
 	for _, run := range []func(context.Context){f.members.Run, f.tickets.Run, f.snapshots.Run} {
 		n.wg.Go(func() { run(ctx) })
+	}
+	if f.ech != nil {
+		n.wg.Go(func() { f.ech.Run(ctx) })
 	}
 }
 

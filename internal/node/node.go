@@ -141,6 +141,7 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 		AccessLog:      n.accessLogFunc(),
 	}))
 	n.buildFleet()
+	n.buildECH()
 	if cfg.Demo {
 		if n.demo, err = demo.Start(ctx, n.platform, cfg.Domain); err != nil {
 			return nil, err
@@ -344,6 +345,9 @@ func (n *Node) sync(ctx context.Context) error {
 	}
 	routes, hosts := suspendRoutes(serving.Routes(st.Services))(suspended)
 	n.fleet.suspended.set(suspendedHosts(routes))
+	if name := n.cfg.echPublicName(); name != "" {
+		hosts = append(hosts, name) // its own certificate, for clients retrying ECH
+	}
 	n.certs.SyncShared(ctx, hosts, st.Wildcards)
 	if err := n.edge.SetRoutes(routes); err != nil {
 		return fmt.Errorf("applying routes: %w", err)

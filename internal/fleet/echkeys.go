@@ -1,0 +1,264 @@
+// ECH keys shared by the nodes of a fleet through the store: every node
+// decrypts a ClientHello encrypted with a configuration any node published.
+
+package fleet
+
+import (
+	"context"
+	"crypto/ecdh"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/crypto/cryptobyte"
+
+	"github.com/spine-platform/spine/internal/store"
+)
+
+const (
+	// echKeysKey is the store key of the shared ECH keys.
+	echKeysKey = "spine/tls/ech-keys"
+	// echRotateLock lets one node at a time rotate them.
+	echRotateLock = "spine/tls/ech-keys-rotate"
+	// ECHRotation is how often a new ECH key starts being published; the
+	// key it replaces is still accepted for ECHGrace, so that a client
+	// holding the configuration from a DNS answer cached before the
+	// rotation still gets ECH without a retry.
+	ECHRotation = 24 * time.Hour
+	// ECHGrace is how long a replaced key is still accepted.
+	ECHGrace = 24 * time.Hour
+	// echCheck is how often a node reads the keys (and rotates them when due).
+	echCheck = time.Minute
+)
+
+// ECHKeys keeps a node's ECH keys equal to the fleet's, kept in the store,
+// and rotates them when due (one node at a time, under a lease lock). The
+// private keys are secrets: they never reach a log line or the API; the
+// configurations are public (DNS publishes them).
+type ECHKeys struct {
+	store      TicketStore
+	owner      string
+	publicName string
+	apply      func(keys []tls.EncryptedClientHelloKey) error
+	log        *slog.Logger
+	now        func() time.Time
+	// ring is the keys as last read from the store, read every minute: a
+	// rotation another node made is used here at most a minute later,
+	// and the replaced key is still accepted for ECHGrace.
+	ring atomic.Pointer[echKeyRing]
+}
+
+// NewECHKeys returns the keeper of the ECH keys for publicName (the outer
+// SNI clients show) in st. owner names this node as the holder of the
+// rotation lock; apply hands the keys, newest first, to the edge
+// (edge.Server.SetECHKeys).
+func NewECHKeys(st TicketStore, owner, publicName string, apply func([]tls.EncryptedClientHelloKey) error, log *slog.Logger) *ECHKeys {
+	return &ECHKeys{store: st, owner: owner, publicName: publicName, apply: apply, log: log, now: time.Now}
+}
+
+// PublicName is the public name of the configurations.
+func (e *ECHKeys) PublicName() string { return e.publicName }
+
+// ConfigList returns the ECHConfigList to publish (in an HTTPS record's
+// ech parameter): the newest configuration, or nil before the keys are read.
+func (e *ECHKeys) ConfigList() []byte {
+	r := e.ring.Load()
+	if r == nil || len(r.Keys) == 0 {
+		return nil
+	}
+	return configList(r.Keys[0].Config)
+}
+
+// Run reads the keys every minute (every second until it has them),
+// rotates them when due and applies them, until ctx ends.
+func (e *ECHKeys) Run(ctx context.Context) {
+	for {
+		if err := e.Refresh(ctx); err != nil && ctx.Err() == nil && !errors.Is(err, store.ErrUnavailable) {
+			e.log.Warn("ECH keys", "err", err)
+		}
+		wait := echCheck
+		if e.ring.Load() == nil {
+			wait = time.Second
+		}
+		timer := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return
+		case <-timer.C:
+		}
+	}
+}
+
+// echKey is one shared ECH key.
+type echKey struct {
+	Config     []byte    `json:"config"`      // the ECHConfig, as published
+	PrivateKey []byte    `json:"private_key"` // X25519
+	PublicName string    `json:"public_name"`
+	Created    time.Time `json:"created"`
+}
+
+// echKeyRing is the stored list of keys, newest first.
+type echKeyRing struct {
+	Keys []echKey `json:"keys"`
+}
+
+// tlsKeys returns the keys for crypto/tls: the newest is sent as the retry
+// configuration to a client whose configuration is stale or unknown.
+func (r *echKeyRing) tlsKeys() []tls.EncryptedClientHelloKey {
+	out := make([]tls.EncryptedClientHelloKey, 0, len(r.Keys))
+	for i, k := range r.Keys {
+		out = append(out, tls.EncryptedClientHelloKey{Config: k.Config, PrivateKey: k.PrivateKey, SendAsRetry: i == 0})
+	}
+	return out
+}
+
+// rotated returns the ring with a new key in front if the newest is older
+// than ECHRotation, was made for another public name, or there is none;
+// without keys replaced more than ECHGrace ago; and whether it changed.
+func (r echKeyRing) rotated(now time.Time, publicName string) (echKeyRing, bool, error) {
+	changed := false
+	if len(r.Keys) == 0 || now.Sub(r.Keys[0].Created) >= ECHRotation || r.Keys[0].PublicName != publicName {
+		k, err := newECHKey(publicName, r.Keys, now)
+		if err != nil {
+			return r, false, err
+		}
+		r.Keys = append([]echKey{k}, r.Keys...)
+		changed = true
+	}
+	// Keys[i] was replaced when Keys[i-1] was created.
+	for i := 1; i < len(r.Keys); i++ {
+		if now.Sub(r.Keys[i-1].Created) >= ECHGrace {
+			r.Keys = r.Keys[:i]
+			changed = true
+			break
+		}
+	}
+	return r, changed, nil
+}
+
+// newECHKey makes an X25519 key and its ECHConfig (RFC 9849 section 4):
+// HKDF-SHA256 with AES-128-GCM or ChaCha20-Poly1305, a config_id that no
+// key of others uses.
+func newECHKey(publicName string, others []echKey, now time.Time) (echKey, error) {
+	priv, err := ecdh.X25519().GenerateKey(rand.Reader)
+	if err != nil {
+		return echKey{}, err
+	}
+	var id [1]byte
+	for {
+		rand.Read(id[:])
+		taken := false
+		for _, o := range others {
+			if len(o.Config) > 4 && o.Config[4] == id[0] {
+				taken = true
+			}
+		}
+		if !taken {
+			break
+		}
+	}
+	var b cryptobyte.Builder
+	b.AddUint16(0xfe0d) // version: ECH
+	b.AddUint16LengthPrefixed(func(b *cryptobyte.Builder) {
+		b.AddUint8(id[0])
+		b.AddUint16(0x0020) // DHKEM(X25519, HKDF-SHA256)
+		b.AddUint16LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes(priv.PublicKey().Bytes()) })
+		b.AddUint16LengthPrefixed(func(b *cryptobyte.Builder) {
+			b.AddUint16(0x0001) // HKDF-SHA256
+			b.AddUint16(0x0001) // AES-128-GCM
+			b.AddUint16(0x0001) // HKDF-SHA256
+			b.AddUint16(0x0003) // ChaCha20-Poly1305
+		})
+		b.AddUint8(0) // maximum_name_length: clients pad as they see fit
+		b.AddUint8LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes([]byte(publicName)) })
+		b.AddUint16(0) // no extensions
+	})
+	config, err := b.Bytes()
+	if err != nil {
+		return echKey{}, fmt.Errorf("fleet: encoding the ECH configuration: %w", err)
+	}
+	return echKey{Config: config, PrivateKey: priv.Bytes(), PublicName: publicName, Created: now.UTC()}, nil
+}
+
+// configList wraps ECHConfigs in an ECHConfigList.
+func configList(configs ...[]byte) []byte {
+	var b cryptobyte.Builder
+	b.AddUint16LengthPrefixed(func(b *cryptobyte.Builder) {
+		for _, c := range configs {
+			b.AddBytes(c)
+		}
+	})
+	return b.BytesOrPanic()
+}
+
+// Refresh rotates the stored keys if due and applies them.
+func (e *ECHKeys) Refresh(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	ring, err := e.read(ctx)
+	if err != nil {
+		return err
+	}
+	if _, due, _ := ring.rotated(e.now(), e.publicName); due {
+		ok, err := e.store.TryLock(ctx, echRotateLock, e.owner, 30*time.Second)
+		if err != nil {
+			return fmt.Errorf("fleet: locking ECH keys: %w", err)
+		}
+		if ok {
+			err := e.rotate(ctx)
+			e.store.Unlock(context.WithoutCancel(ctx), echRotateLock, e.owner)
+			if err != nil {
+				return err
+			}
+		}
+		if ring, err = e.read(ctx); err != nil {
+			return err
+		}
+	}
+	if len(ring.Keys) == 0 {
+		return nil // another node is rotating; next time
+	}
+	e.ring.Store(&ring)
+	return e.apply(ring.tlsKeys())
+}
+
+func (e *ECHKeys) rotate(ctx context.Context) error {
+	ring, err := e.read(ctx)
+	if err != nil {
+		return err
+	}
+	next, changed, err := ring.rotated(e.now(), e.publicName)
+	if err != nil || !changed {
+		return err
+	}
+	b, err := json.Marshal(next)
+	if err != nil {
+		return err
+	}
+	if err := e.store.PutKey(ctx, echKeysKey, b); err != nil {
+		return fmt.Errorf("fleet: storing ECH keys: %w", err)
+	}
+	e.log.Info("rotated the fleet's ECH keys", "public_name", e.publicName, "keys", len(next.Keys))
+	return nil
+}
+
+func (e *ECHKeys) read(ctx context.Context) (echKeyRing, error) {
+	var ring echKeyRing
+	b, err := e.store.GetKey(ctx, echKeysKey)
+	if errors.Is(err, store.ErrNotFound) {
+		return ring, nil
+	}
+	if err != nil {
+		return ring, fmt.Errorf("fleet: reading ECH keys: %w", err)
+	}
+	if err := json.Unmarshal(b, &ring); err != nil {
+		return ring, fmt.Errorf("fleet: decoding ECH keys: %w", err) // the value, never shown
+	}
+	return ring, nil
+}
