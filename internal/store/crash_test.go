@@ -11,7 +11,6 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/spine-platform/spine/internal/store"
 	"github.com/spine-platform/spine/internal/store/storetest"
@@ -70,7 +69,7 @@ func TestKilledWriterLosesNothingAcknowledged(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			for round := range 3 {
 				project := fmt.Sprintf("p%d", round)
-				acked := killWriter(t, tc.dsn, project, time.Duration(150+100*round)*time.Millisecond)
+				acked := killWriter(t, tc.dsn, project, []int{2, 20, 50}[round])
 				db, err := store.Open(context.Background(), tc.dsn)
 				if err != nil {
 					t.Fatalf("reopening after the kill: %v", err)
@@ -102,9 +101,12 @@ func TestKilledWriterLosesNothingAcknowledged(t *testing.T) {
 	}
 }
 
-// killWriter runs crashWriter for project over dsn, kills it with SIGKILL after it has
-// written for d, and returns the number of the last acknowledged write.
-func killWriter(t *testing.T, dsn, project string, d time.Duration) int {
+// killWriter runs crashWriter for project over dsn, kills it with SIGKILL
+// once it has acknowledged write n (it is then in the middle of the next
+// one, or of printing its ack), and returns the number of the last
+// acknowledged write. Counting writes rather than time makes the kill come
+// after as many writes on a loaded machine as on an idle one.
+func killWriter(t *testing.T, dsn, project string, n int) int {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), crashWriterEnv+"="+dsn, crashWriterEnv+"_PROJECT="+project)
@@ -121,22 +123,24 @@ func killWriter(t *testing.T, dsn, project string, d time.Duration) int {
 		cmd.Wait()
 		t.Fatalf("writer did not start: %q", lines.Text())
 	}
-	timer := time.AfterFunc(d, func() { cmd.Process.Signal(syscall.SIGKILL) })
-	defer timer.Stop()
-	acked := -1
+	acked, killed := -1, false
 	for lines.Scan() {
-		if n, ok := strings.CutPrefix(lines.Text(), "ack "); ok {
-			acked, _ = strconv.Atoi(n)
+		if a, ok := strings.CutPrefix(lines.Text(), "ack "); ok {
+			acked, _ = strconv.Atoi(a)
 		} else {
 			t.Errorf("writer: %s", lines.Text())
+		}
+		if acked >= n && !killed {
+			cmd.Process.Signal(syscall.SIGKILL)
+			killed = true
 		}
 	}
 	err = cmd.Wait()
 	if ee, ok := err.(*exec.ExitError); !ok || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
 		t.Fatalf("writer ended with %v, want SIGKILL", err)
 	}
-	if acked < 1 {
-		t.Fatalf("writer acknowledged %d writes before the kill; give it longer", acked+1)
+	if acked < n {
+		t.Fatalf("writer acknowledged %d writes, killed after %d", acked+1, n+1)
 	}
 	return acked
 }

@@ -3,9 +3,11 @@ package store_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
+	"github.com/spine-platform/spine/internal/poll"
 	"github.com/spine-platform/spine/internal/store"
 	"github.com/spine-platform/spine/internal/store/storetest"
 )
@@ -14,7 +16,7 @@ import (
 // then fail with ErrUnavailable. On a reachable database it migrates in
 // the background and then works like Open.
 func TestOpenLazy(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	down, err := store.OpenLazy(ctx, "postgres://postgres@127.0.0.1:1/test?sslmode=disable&connect_timeout=2")
 	if err != nil {
@@ -30,14 +32,10 @@ func TestOpenLazy(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer up.Close()
-	for {
-		_, err := up.ListNodes(ctx)
-		if err == nil {
-			break
+	poll.Until(t, "the schema migrated", time.Minute, func() error {
+		if _, err := up.ListNodes(ctx); err != nil {
+			return fmt.Errorf("%w (schema error: %v)", err, up.SchemaError())
 		}
-		if ctx.Err() != nil {
-			t.Fatalf("the schema was never migrated: %v (schema error: %v)", err, up.SchemaError())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 }

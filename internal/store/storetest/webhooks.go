@@ -3,10 +3,12 @@ package storetest
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/spine-platform/spine/internal/poll"
 	"github.com/spine-platform/spine/internal/store"
 )
 
@@ -178,18 +180,16 @@ func testDeliveryLeases(t *testing.T, db *store.DB) {
 	if len(got) != 1 {
 		t.Fatalf("claimed %d, want 1", len(got))
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	poll.Until(t, "the delivery claimable once its lease ran out", time.Minute, func() error {
 		got2, err := db.ClaimDeliveries(ctx, "alive", t0, time.Minute, 10)
-		must(t, err)
-		if len(got2) == 1 && got2[0].ID == got[0].ID {
-			break
+		if err != nil {
+			return poll.Stop(err)
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("delivery not claimable after its lease ran out")
+		if len(got2) != 1 || got2[0].ID != got[0].ID {
+			return fmt.Errorf("claimed %d deliveries", len(got2))
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 	_, err = db.FinishAttempt(ctx, "dead", got[0].ID, store.Attempt{At: t0, Delivered: true})
 	if !errors.Is(err, store.ErrLeaseLost) {
 		t.Errorf("the dead sender's late result: %v, want ErrLeaseLost", err)
