@@ -97,8 +97,9 @@ type Config struct {
 	Version string
 	// Edge sets the edge's limits and timeouts (ReadHeaderTimeout,
 	// MaxHeaderBytes, MaxConcurrentStreams, ...); see edge.Config for each
-	// default. Its GetCertificate, HTTPChallenge, HTTPSPort and Logger are
-	// ignored: the node wires those itself. Default: the edge's defaults.
+	// default. Its GetCertificate, HTTPChallenge, HTTPSPort, Logger and
+	// AccessLog are ignored: the node wires those itself. Default: the
+	// edge's defaults.
 	Edge edge.Config
 	// ACME configures certificates from ACME CAs, domain verification and
 	// DNS-01 (acme.go). Default: the internal CA alone.
@@ -235,14 +236,15 @@ func (c Config) withDefaults() Config {
 
 // edgeConfig returns base with the limits and timeouts of c.Edge laid over
 // it. The fields the node wires itself (GetCertificate, HTTPChallenge,
-// HTTPSPort, Logger) always come from base; a zero limit keeps the edge's
-// default.
+// HTTPSPort, Logger, AccessLog) always come from base; a zero limit keeps
+// the edge's default.
 func (c *Config) edgeConfig(base edge.Config) edge.Config {
 	e := c.Edge
 	e.GetCertificate = base.GetCertificate
 	e.HTTPChallenge = base.HTTPChallenge
 	e.HTTPSPort = base.HTTPSPort
 	e.Logger = base.Logger
+	e.AccessLog = base.AccessLog
 	return e
 }
 
