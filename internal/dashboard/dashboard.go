@@ -2,6 +2,7 @@ package dashboard
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"embed"
 	"errors"
@@ -11,6 +12,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -64,6 +66,7 @@ type Dashboard struct {
 	mux      *http.ServeMux
 	assets   http.Handler
 	inspects chan struct{} // inspections under way; bounded
+	views    *views
 	patterns []string
 }
 
@@ -93,6 +96,7 @@ func New(cfg Config) (*Dashboard, error) {
 	d := &Dashboard{cfg: cfg, log: cfg.Logger.With("component", "dashboard"),
 		sessions: newSessions(cfg.MaxSessions, cfg.SessionTTL, cfg.IdleTTL, cfg.Now),
 		inspects: make(chan struct{}, 2)}
+	d.views = newViews(d.loadView, cfg.Now)
 	if err := d.parse(); err != nil {
 		return nil, err
 	}
@@ -229,12 +233,47 @@ func (d *Dashboard) page(h pageFunc) http.HandlerFunc {
 		if rq.sess != nil && r.Method == http.MethodGet {
 			rq.flash = d.sessions.takeFlash(rq.sess)
 		}
+		if r.Method == http.MethodPost && id.Has("read") {
+			// A change: the project's view is read again before the
+			// answer, so that the next page shows it (views.go).
+			defer d.views.reload(r.Context(), id.Project.ID, rq.token)
+		}
 		rq.api = client.New("http://spine.invalid", rq.token)
 		rq.api.HTTP = &http.Client{Transport: inProcess{h: d.cfg.API.Handler(), remote: r.RemoteAddr}}
 		if err := h(w, r, rq); err != nil {
 			d.fail(w, r, rq, err)
 		}
 	}
+}
+
+// view is the project's services and certificates (views.go), for a
+// token that may read them.
+func (d *Dashboard) view(r *http.Request, rq *request) (*projectView, error) {
+	if !rq.id.Has("read") {
+		return d.loadView(r.Context(), rq.token) // the API's refusal
+	}
+	return d.views.get(r.Context(), rq.id.Project.ID, rq.token)
+}
+
+func (d *Dashboard) loadView(ctx context.Context, token string) (*projectView, error) {
+	read := d.cfg.Now()
+	svcs, err := d.cfg.API.Services(ctx, token)
+	if err != nil {
+		return nil, err
+	}
+	certs, err := d.cfg.API.Certificates(ctx, token)
+	if err != nil {
+		return nil, err
+	}
+	// Sorted by hostname once here, not on every page of the hostnames.
+	slices.SortFunc(certs, func(a, b client.Certificate) int { return cmp.Compare(a.Hostname, b.Hostname) })
+	active := make(map[string]bool, len(certs))
+	for _, c := range certs {
+		if c.Status == "active" {
+			active[c.Hostname] = true
+		}
+	}
+	return &projectView{services: svcs, certs: certs, active: active, read: read}, nil
 }
 
 func bearer(r *http.Request) (string, bool) {

@@ -2,7 +2,6 @@ package dashboard
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"crypto/x509"
 	"encoding/pem"
@@ -106,14 +105,11 @@ type overviewData struct {
 const maxProblems = 50
 
 func (d *Dashboard) overview(w http.ResponseWriter, r *http.Request, rq *request) error {
-	svcs, err := d.cfg.API.Services(r.Context(), rq.token)
+	pv, err := d.view(r, rq)
 	if err != nil {
 		return err
 	}
-	certs, err := d.cfg.API.Certificates(r.Context(), rq.token)
-	if err != nil {
-		return err
-	}
+	svcs, certs := pv.services, pv.certs
 	domains, err := rq.api.Domains(r.Context())
 	if err != nil {
 		return err
@@ -198,18 +194,11 @@ func (d *Dashboard) servicesPage(w http.ResponseWriter, r *http.Request, rq *req
 }
 
 func (d *Dashboard) renderServices(w http.ResponseWriter, r *http.Request, rq *request, status int, f *form) error {
-	svcs, err := d.cfg.API.Services(r.Context(), rq.token)
+	pv, err := d.view(r, rq)
 	if err != nil {
 		return err
 	}
-	certs, err := d.cfg.API.Certificates(r.Context(), rq.token)
-	if err != nil {
-		return err
-	}
-	active := make(map[string]bool, len(certs))
-	for _, c := range certs {
-		active[c.Hostname] = c.Status == "active"
-	}
+	svcs, active := pv.services, pv.active
 	q := strings.ToLower(strings.TrimSpace(r.URL.Query().Get("q")))
 	var match []client.Service
 	for _, s := range svcs {
@@ -296,10 +285,11 @@ func (d *Dashboard) renderService(w http.ResponseWriter, r *http.Request, rq *re
 	if err != nil {
 		return err
 	}
-	certs, err := d.cfg.API.Certificates(r.Context(), rq.token)
+	pv, err := d.view(r, rq)
 	if err != nil {
 		return err
 	}
+	certs := pv.certs
 	out := serviceData{Service: svc, Ups: d.upstreams(svc.Upstreams, d.health()), Now: d.cfg.Now(), Form: f}
 	for _, c := range certs {
 		if c.Service == svc.Name {
@@ -361,22 +351,34 @@ type hostnamesData struct {
 }
 
 func (d *Dashboard) hostnamesPage(w http.ResponseWriter, r *http.Request, rq *request) error {
-	certs, err := d.cfg.API.Certificates(r.Context(), rq.token)
+	pv, err := d.view(r, rq)
 	if err != nil {
 		return err
 	}
+	certs := pv.certs
 	q := strings.ToLower(strings.TrimSpace(r.URL.Query().Get("q")))
 	st := r.URL.Query().Get("status")
-	match := certs[:0:0]
-	for _, c := range certs {
-		if (q == "" || strings.Contains(c.Hostname, q)) && (st == "" || c.Status == st) {
-			match = append(match, c)
+	ok := func(c *client.Certificate) bool {
+		return (q == "" || strings.Contains(c.Hostname, q)) && (st == "" || c.Status == st)
+	}
+	n := 0
+	for i := range certs {
+		if ok(&certs[i]) {
+			n++
 		}
 	}
-	slices.SortFunc(match, func(a, b client.Certificate) int { return cmp.Compare(a.Hostname, b.Hostname) })
-	pg := paginate(len(match), r)
+	pg := paginate(n, r)
+	rows := make([]client.Certificate, 0, pg.To-pg.From)
+	for i, seen := 0, 0; i < len(certs) && seen < pg.To; i++ {
+		if ok(&certs[i]) {
+			if seen >= pg.From {
+				rows = append(rows, certs[i])
+			}
+			seen++
+		}
+	}
 	return d.render(w, r, rq, http.StatusOK, "hostnames", "Hostnames",
-		hostnamesData{Q: q, Status: st, Rows: match[pg.From:pg.To], Pager: pg, Now: d.cfg.Now()})
+		hostnamesData{Q: q, Status: st, Rows: rows, Pager: pg, Now: d.cfg.Now()})
 }
 
 type hostnameData struct {
@@ -402,10 +404,11 @@ func (d *Dashboard) hostnamePage(w http.ResponseWriter, r *http.Request, rq *req
 
 func (d *Dashboard) renderHostname(w http.ResponseWriter, r *http.Request, rq *request, in *inspection) error {
 	host := strings.ToLower(r.PathValue("host"))
-	certs, err := d.cfg.API.Certificates(r.Context(), rq.token)
+	pv, err := d.view(r, rq)
 	if err != nil {
 		return err
 	}
+	certs := pv.certs
 	i := slices.IndexFunc(certs, func(c client.Certificate) bool { return c.Hostname == host })
 	if i < 0 {
 		return &client.Error{Status: http.StatusNotFound, Code: "hostname_not_found", Message: fmt.Sprintf("no service of this project serves %q", host)}
@@ -424,10 +427,11 @@ func (d *Dashboard) renderHostname(w http.ResponseWriter, r *http.Request, rq *r
 // two at once on the node, each bounded by Config.InspectTimeout.
 func (d *Dashboard) inspectHostname(w http.ResponseWriter, r *http.Request, rq *request) error {
 	host := strings.ToLower(r.PathValue("host"))
-	certs, err := d.cfg.API.Certificates(r.Context(), rq.token)
+	pv, err := d.view(r, rq)
 	if err != nil {
 		return err
 	}
+	certs := pv.certs
 	if !slices.ContainsFunc(certs, func(c client.Certificate) bool { return c.Hostname == host }) {
 		return &client.Error{Status: http.StatusNotFound, Code: "hostname_not_found", Message: fmt.Sprintf("no service of this project serves %q", host)}
 	}

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/spine-platform/spine/client"
+	"github.com/spine-platform/spine/internal/api"
 )
 
 // SignInPath returns a link path that signs a browser in as token, once,
@@ -32,11 +33,12 @@ func (d *Dashboard) signinPage(w http.ResponseWriter, r *http.Request) {
 			d.renderSignin(w, r, http.StatusUnauthorized, "", &form{Errors: map[string]string{}, Message: "This sign-in link was used already or has expired (links last ten minutes, once). Sign in with a token, or run `spine up` again for a new link."})
 			return
 		}
-		if _, err := d.cfg.API.Identify(r.Context(), tok); err != nil {
+		id, err := d.cfg.API.Identify(r.Context(), tok)
+		if err != nil {
 			d.renderSignin(w, r, http.StatusUnauthorized, "", &form{Errors: map[string]string{}, Message: errMessage(err)})
 			return
 		}
-		d.startSession(w, r, tok, Prefix)
+		d.startSession(w, r, tok, id, Prefix)
 		return
 	}
 	d.renderSignin(w, r, http.StatusOK, r.URL.Query().Get("msg"), nil)
@@ -63,7 +65,8 @@ func (d *Dashboard) signin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	tok := strings.TrimSpace(r.PostFormValue("token"))
-	if _, err := d.cfg.API.Identify(r.Context(), tok); err != nil {
+	id, err := d.cfg.API.Identify(r.Context(), tok)
+	if err != nil {
 		status := http.StatusUnauthorized
 		if ce, ok := err.(*client.Error); ok && ce.Status != 0 {
 			status = ce.Status
@@ -71,10 +74,14 @@ func (d *Dashboard) signin(w http.ResponseWriter, r *http.Request) {
 		d.renderSignin(w, r, status, "", &form{Values: map[string]string{}, Errors: map[string]string{"token": errMessage(err)}})
 		return
 	}
-	d.startSession(w, r, tok, safeNext(r.PostFormValue("next")))
+	d.startSession(w, r, tok, id, safeNext(r.PostFormValue("next")))
 }
 
-func (d *Dashboard) startSession(w http.ResponseWriter, r *http.Request, tok, next string) {
+func (d *Dashboard) startSession(w http.ResponseWriter, r *http.Request, tok string, who api.Identity, next string) {
+	if who.Has("read") {
+		// The first page is answered from the project's view: read it now.
+		d.views.reload(r.Context(), who.Project.ID, tok)
+	}
 	id, _ := d.sessions.open(tok)
 	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: id, Path: Prefix, HttpOnly: true,
 		Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode, MaxAge: int(d.cfg.SessionTTL.Seconds())})
