@@ -19,8 +19,9 @@ type Config struct {
 	// Format is the lines' format. Default logging.Text.
 	Format logging.Format
 	// Buffer is the most entries waiting for the writer; one more is
-	// dropped and counted. Default 4,096 (at most about 16 MiB with every
-	// string at its bound; a few hundred bytes an entry in practice).
+	// dropped and counted. Default 4,096 (about 16 MiB with every string
+	// a client sends at its bound; a few hundred bytes an entry in
+	// practice).
 	Buffer int
 	// Logger receives the log's own troubles: lines dropped, a failed
 	// write (each at most once a minute). Default slog.Default().
