@@ -165,7 +165,7 @@ func testACMEChallengeElsewhere(t *testing.T, challenge string) {
 // logs before it places the order, so by the time the order's challenge is
 // answered the line is written; the wait covers only the copy from its pipe.
 func waitOrderer(nodes []*node, host string) (*node, error) {
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(time.Minute) // a guard against a hang
 	for {
 		var found []*node
 		for _, nd := range nodes {

@@ -156,7 +156,12 @@ func TestStoreDownKeepsServing(t *testing.T) {
 	}
 
 	l := startLoad(f, hosts, "steady-upstream")
-	time.Sleep(time.Second)
+	poll.Until(t, "load on every node", time.Minute, func() error {
+		if n := l.ok.Load(); n < int64(3*len(hosts)*len(f.nodes)) {
+			return fmt.Errorf("%d requests served", n)
+		}
+		return nil
+	})
 	marks := make([]int, len(f.nodes))
 	for i, nd := range f.nodes {
 		marks[i] = len(nd.logs())

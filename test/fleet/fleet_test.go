@@ -144,23 +144,15 @@ func TestManyNewHostnames(t *testing.T) {
 	}
 	checks := make(chan check)
 	var failed atomic.Int32
+	// The workers are not the test's goroutine: their waits fail with
+	// Errorf, the first five of them.
+	report := workerTB{t: t, failed: &failed}
 	for range 12 {
 		wg.Go(func() {
 			for c := range checks {
-				deadline := time.Now().Add(3 * time.Minute)
-				for {
-					err := c.nd.serves(f.root, c.host, "many-upstream")
-					if err == nil {
-						break
-					}
-					if time.Now().After(deadline) {
-						if failed.Add(1) <= 5 {
-							t.Errorf("not served: %v", err)
-						}
-						break
-					}
-					time.Sleep(100 * time.Millisecond)
-				}
+				poll.Until(report, c.host+" served by "+c.nd.name, 3*time.Minute, func() error {
+					return c.nd.serves(f.root, c.host, "many-upstream")
+				})
 			}
 		})
 	}
@@ -241,10 +233,12 @@ func TestKilledLockHolderIsReplaced(t *testing.T) {
 
 // A service created through node 1 is served by nodes 2 and 3; deleted
 // through node 1, they stop serving it. The periodic resync is put off for
-// an hour, so only the change notices (LISTEN/NOTIFY) can carry the
-// changes; each reaches every node well within the 30 s of a resync.
+// an hour, far past the waits' bound (a guard against a hang sized for a
+// loaded machine), so only the change notices (LISTEN/NOTIFY) can have
+// carried the changes. How long they took is logged, not asserted: speed
+// is for benchmarks (BenchmarkPropagation).
 func TestChangesReachEveryNode(t *testing.T) {
-	const within = 10 * time.Second // a guard: a notice takes well under a second
+	const within = 2 * time.Minute // ≪ the resync's hour
 	ctx := ctxT(t)
 	dsn := freshSchema(t, basePostgres())
 	f := newFleetArgs(t, dsn, 3, []string{"--resync-interval", "1h"})
@@ -257,13 +251,9 @@ func TestChangesReachEveryNode(t *testing.T) {
 	}
 	created := time.Now()
 	for _, nd := range f.nodes[1:] {
-		poll.Until(t, "served by "+nd.name, time.Minute, func() error { return nd.serves(f.root, host, "spread-upstream") })
+		poll.Until(t, "served by "+nd.name, within, func() error { return nd.serves(f.root, host, "spread-upstream") })
 	}
-	took := time.Since(created)
-	t.Logf("created: served by every node %v after the API answered", took.Round(time.Millisecond))
-	if took > within {
-		t.Errorf("a new service took %v to be served by every node, want within %v (change notices, not the resync)", took.Round(time.Millisecond), within)
-	}
+	t.Logf("created: served by every node %v after the API answered", time.Since(created).Round(time.Millisecond))
 	// `spine nodes` run against node 1 lists the three nodes, connected.
 	poll.Until(t, "spine nodes lists three connected nodes", time.Minute, func() error {
 		out, err := exec.Command(spineBin, "nodes", "--api", "http://"+f.nodes[0].api, "--data", f.nodes[0].dataDir).CombinedOutput()
@@ -281,7 +271,7 @@ func TestChangesReachEveryNode(t *testing.T) {
 	}
 	deleted := time.Now()
 	for _, nd := range f.nodes[1:] {
-		poll.Until(t, nd.name+" stops serving", time.Minute, func() error {
+		poll.Until(t, nd.name+" stops serving", within, func() error {
 			_, _, err := nd.get(f.root, host)
 			if err != nil && strings.Contains(err.Error(), "tls: unrecognized name") { // the edge's alert for names it does not serve
 				return nil
@@ -289,11 +279,7 @@ func TestChangesReachEveryNode(t *testing.T) {
 			return fmt.Errorf("%s still answers %s: %v", nd.name, host, err)
 		})
 	}
-	took = time.Since(deleted)
-	t.Logf("deleted: no longer served by any node %v after the API answered", took.Round(time.Millisecond))
-	if took > within {
-		t.Errorf("a deleted service was served %v longer, want within %v", took.Round(time.Millisecond), within)
-	}
+	t.Logf("deleted: no longer served by any node %v after the API answered", time.Since(deleted).Round(time.Millisecond))
 }
 
 // A change written to the database without a change notice (an operator's
@@ -318,15 +304,13 @@ func TestResyncRepairsMissedChange(t *testing.T) {
 	if n := query[int](t, dsn, `WITH u AS (UPDATE services SET upstreams = $1, updated_at = updated_at + 1 WHERE name = 'drift' RETURNING 1) SELECT count(*) FROM u`, string(ups)); n != 1 {
 		t.Fatalf("updated %d services, want 1", n)
 	}
+	// Only a resync can carry it; how long that took is logged, not
+	// asserted (a loaded machine delays it, and speed is for benchmarks).
 	changed := time.Now()
 	for _, nd := range f.nodes {
-		poll.Until(t, "the change served by "+nd.name, time.Minute, func() error { return nd.serves(f.root, host, "after-upstream") })
+		poll.Until(t, "the change served by "+nd.name, 2*time.Minute, func() error { return nd.serves(f.root, host, "after-upstream") })
 	}
-	took := time.Since(changed)
-	t.Logf("a change without a notice served by every node %v after it was written (resync every %v)", took.Round(time.Millisecond), interval)
-	if took > interval+3*time.Second {
-		t.Errorf("a change without a notice took %v to be served, want about one resync interval (%v)", took.Round(time.Millisecond), interval)
-	}
+	t.Logf("a change without a notice served by every node %v after it was written (resync every %v)", time.Since(changed).Round(time.Millisecond), interval)
 }
 
 // A TLS session established on node 1 resumes on node 2: the nodes share
@@ -426,4 +410,19 @@ func apiGet(t *testing.T, nd *node, path string) (*http.Response, string) {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp, string(b)
+}
+
+// workerTB hands poll.Until's failures to t.Errorf, which any goroutine may
+// call (Fatalf may only be called from the test's), the first five of them.
+type workerTB struct {
+	t      *testing.T
+	failed *atomic.Int32
+}
+
+func (w workerTB) Helper() { w.t.Helper() }
+
+func (w workerTB) Fatalf(format string, args ...any) {
+	if w.failed.Add(1) <= 5 {
+		w.t.Errorf(format, args...)
+	}
 }
