@@ -27,6 +27,7 @@ import (
 	"github.com/spine-platform/spine/client"
 	"github.com/spine-platform/spine/internal/edge"
 	"github.com/spine-platform/spine/internal/node"
+	"github.com/spine-platform/spine/internal/poll"
 )
 
 // spine is a node running in-process for one test.
@@ -106,18 +107,13 @@ func (s *spine) addService(t testing.TB, c *client.Client, in client.ServiceCrea
 // waitServing waits until host completes a verified TLS handshake.
 func (s *spine) waitServing(t testing.TB, host string) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	poll.Until(t, host+" served over HTTPS", 2*time.Minute, func() error {
 		c, err := s.dialTLS(host, "http/1.1")
 		if err == nil {
 			c.Close()
-			return
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s is not served over HTTPS after 30s: %v", host, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return err
+	})
 }
 
 // dialTLS opens a verified TLS connection to the edge with SNI host.

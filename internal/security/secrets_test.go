@@ -28,6 +28,7 @@ import (
 	"github.com/spine-platform/spine/internal/dnsserver"
 	"github.com/spine-platform/spine/internal/node"
 	"github.com/spine-platform/spine/internal/pebbletest"
+	"github.com/spine-platform/spine/internal/poll"
 	"github.com/spine-platform/spine/internal/store/storetest"
 )
 
@@ -741,13 +742,12 @@ func TestSecretHygiene(t *testing.T) {
 			c.Close()
 			t.Error("a handshake for an unknown name succeeded")
 		}
-		deadline := time.Now().Add(10 * time.Second)
-		for !strings.Contains(s.logs.String(), "level=DEBUG") && time.Now().Before(deadline) {
-			time.Sleep(20 * time.Millisecond)
-		}
-		if !strings.Contains(s.logs.String(), "level=DEBUG") {
-			t.Errorf("the node logged nothing at Debug level:\n%s", s.logs.String())
-		}
+		poll.Until(t, "a line at Debug level", time.Minute, func() error {
+			if !strings.Contains(s.logs.String(), "level=DEBUG") {
+				return fmt.Errorf("the node logged nothing at Debug level:\n%s", s.logs.String())
+			}
+			return nil
+		})
 		h.add("in-process node (Debug logs)", s.logs.String())
 	})
 
@@ -796,33 +796,32 @@ func checkJSONLogs(t *testing.T, logs string, loggers ...string) {
 func waitACME(t *testing.T, p *proc, host string, roots *x509.CertPool) *x509.Certificate {
 	t.Helper()
 	c := p.admin(t)
-	deadline := time.Now().Add(90 * time.Second)
-	for {
+	var leaf *x509.Certificate
+	poll.Until(t, "an active certificate for "+host, 3*time.Minute, func() error {
 		certs, err := c.Certificates(t.Context())
 		if err != nil {
-			t.Fatalf("listing certificates: %v", err)
+			return poll.Stop(fmt.Errorf("listing certificates: %w", err))
 		}
 		for _, cert := range certs {
 			if cert.Hostname != host {
 				continue
 			}
-			if cert.Status == "active" {
+			switch cert.Status {
+			case "active":
 				conn, err := tls.Dial("tcp", p.https, &tls.Config{ServerName: host, RootCAs: roots})
 				if err != nil {
-					t.Fatalf("verified handshake for %s (issuer %s): %v", host, cert.Issuer, err)
+					return poll.Stop(fmt.Errorf("verified handshake for %s (issuer %s): %w", host, cert.Issuer, err))
 				}
 				defer conn.Close()
-				return conn.ConnectionState().PeerCertificates[0]
-			}
-			if cert.Status == "failed" {
-				t.Fatalf("certificate for %s failed: %s", host, cert.Error)
+				leaf = conn.ConnectionState().PeerCertificates[0]
+				return nil
+			case "failed":
+				return poll.Stop(fmt.Errorf("certificate for %s failed: %s", host, cert.Error))
 			}
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no active certificate for %s after 90s: %+v", host, certs)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return fmt.Errorf("not active: %+v", certs)
+	})
+	return leaf
 }
 
 // dataModes checks the modes of the data folder (0700) and of every file
