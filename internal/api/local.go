@@ -77,6 +77,21 @@ func (l *Local) Certificates(ctx context.Context, token string) ([]client.Certif
 	return cs, nil
 }
 
+// LastEventID is the ID of the latest event of token's project, 0 if
+// none: where GET /v1/events/stream?after= starts so that nothing
+// recorded after a read is missed.
+func (l *Local) LastEventID(ctx context.Context, token string) (int64, error) {
+	c, err := l.caller(ctx, token, "/v1/events")
+	if err != nil {
+		return 0, err
+	}
+	id, err := l.s.cfg.Platform.LastEventID(ctx, c.Project.ID)
+	if err != nil {
+		return 0, l.s.answer("GET", "/v1/events", err)
+	}
+	return id, nil
+}
+
 func (l *Local) caller(ctx context.Context, token, path string) (platform.Caller, error) {
 	c, err := l.s.cfg.Platform.Authenticate(ctx, token)
 	if err == nil {

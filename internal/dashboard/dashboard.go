@@ -182,6 +182,9 @@ type request struct {
 	api     *client.Client // the API in-process, as this token
 	flash   string
 	started time.Time
+	// liveAfter is where the page's event stream starts: the last event
+	// before the read of the view it shows; 0 for "from now".
+	liveAfter int64
 }
 
 func (rq *request) csrf() string {
@@ -252,11 +255,21 @@ func (d *Dashboard) view(r *http.Request, rq *request) (*projectView, error) {
 	if !rq.id.Has("read") {
 		return d.loadView(r.Context(), rq.token) // the API's refusal
 	}
-	return d.views.get(r.Context(), rq.id.Project.ID, rq.token)
+	pv, err := d.views.get(r.Context(), rq.id.Project.ID, rq.token)
+	if err == nil {
+		rq.liveAfter = pv.lastEvent
+	}
+	return pv, err
 }
 
 func (d *Dashboard) loadView(ctx context.Context, token string) (*projectView, error) {
 	read := d.cfg.Now()
+	// The event stream of a page shown from this view starts after the
+	// last event recorded before the read, so no change after it is missed.
+	last, err := d.cfg.API.LastEventID(ctx, token)
+	if err != nil {
+		return nil, err
+	}
 	svcs, err := d.cfg.API.Services(ctx, token)
 	if err != nil {
 		return nil, err
@@ -273,7 +286,7 @@ func (d *Dashboard) loadView(ctx context.Context, token string) (*projectView, e
 			active[c.Hostname] = true
 		}
 	}
-	return &projectView{services: svcs, certs: certs, active: active, read: read}, nil
+	return &projectView{services: svcs, certs: certs, active: active, read: read, lastEvent: last}, nil
 }
 
 func bearer(r *http.Request) (string, bool) {

@@ -96,6 +96,7 @@ type problem struct {
 type overviewData struct {
 	Services, Hostnames int
 	ByStatus            map[string]int
+	Expiring            int // certificates that end within 7 days
 	Problems            []problem
 	MoreProblems        int
 	Certs               []client.Certificate // the first hostnames, for the live view
@@ -125,8 +126,11 @@ func (d *Dashboard) overview(w http.ResponseWriter, r *http.Request, rq *request
 			probs = append(probs, problem{"Certificate failed", c.Hostname, c.Error, link, "See why"})
 		case c.Status == "pending" && c.Error != "":
 			probs = append(probs, problem{"Certificate pending", c.Hostname, c.Error, link, "See why"})
-		case c.NotAfter != nil && c.NotAfter.Sub(now) < expiringWithin:
-			probs = append(probs, problem{"Certificate expiring", c.Hostname, "ends " + fmtTime(*c.NotAfter) + " (" + daysLeft(now, *c.NotAfter) + ")", link, "See renewal"})
+		case renewalLate(c, now):
+			probs = append(probs, problem{"Certificate expiring", c.Hostname, "ends " + fmtTime(*c.NotAfter) + " (" + daysLeft(now, *c.NotAfter) + ") and is not renewed yet, though renewal was due from " + fmtTime(*c.RenewAfter), link, "See renewal"})
+		}
+		if c.NotAfter != nil && c.NotAfter.Sub(now) < expiringWithin {
+			out.Expiring++
 		}
 	}
 	for _, dm := range domains {
@@ -149,6 +153,18 @@ func (d *Dashboard) overview(w http.ResponseWriter, r *http.Request, rq *request
 	}
 	out.Problems = probs
 	return d.render(w, r, rq, http.StatusOK, "overview", "Overview", out)
+}
+
+// renewalLate reports whether c ends within expiringWithin and is more
+// than half-way through its renewal window without a renewal: a
+// certificate that lives 24 h (the internal CA's) always ends within 7
+// days, and is a problem only when its renewal is late.
+func renewalLate(c client.Certificate, now time.Time) bool {
+	if c.NotAfter == nil || c.RenewAfter == nil || c.NotAfter.Sub(now) >= expiringWithin {
+		return false
+	}
+	half := c.RenewAfter.Add(c.NotAfter.Sub(*c.RenewAfter) / 2)
+	return now.After(half)
 }
 
 func (d *Dashboard) health() map[string]bool {
@@ -345,6 +361,7 @@ func (d *Dashboard) deleteService(w http.ResponseWriter, r *http.Request, rq *re
 
 type hostnamesData struct {
 	Q, Status string
+	Expiring  bool
 	Rows      []client.Certificate
 	Pager     pager
 	Now       time.Time
@@ -358,8 +375,11 @@ func (d *Dashboard) hostnamesPage(w http.ResponseWriter, r *http.Request, rq *re
 	certs := pv.certs
 	q := strings.ToLower(strings.TrimSpace(r.URL.Query().Get("q")))
 	st := r.URL.Query().Get("status")
+	now := d.cfg.Now()
+	expiring := r.URL.Query().Get("expiring") != ""
 	ok := func(c *client.Certificate) bool {
-		return (q == "" || strings.Contains(c.Hostname, q)) && (st == "" || c.Status == st)
+		return (q == "" || strings.Contains(c.Hostname, q)) && (st == "" || c.Status == st) &&
+			(!expiring || (c.NotAfter != nil && c.NotAfter.Sub(now) < expiringWithin))
 	}
 	n := 0
 	for i := range certs {
@@ -378,7 +398,7 @@ func (d *Dashboard) hostnamesPage(w http.ResponseWriter, r *http.Request, rq *re
 		}
 	}
 	return d.render(w, r, rq, http.StatusOK, "hostnames", "Hostnames",
-		hostnamesData{Q: q, Status: st, Rows: rows, Pager: pg, Now: d.cfg.Now()})
+		hostnamesData{Q: q, Status: st, Expiring: expiring, Rows: rows, Pager: pg, Now: now})
 }
 
 type hostnameData struct {

@@ -76,6 +76,7 @@ type view struct {
 	ID       api.Identity
 	CSRF     string
 	Flash    string
+	Live     string // the event stream this page follows
 	Data     any
 }
 
@@ -86,6 +87,10 @@ func (d *Dashboard) render(w http.ResponseWriter, r *http.Request, rq *request, 
 	v := view{Title: title, Page: page, Data: data}
 	if rq != nil {
 		v.SignedIn, v.ID, v.CSRF, v.Flash = true, rq.id, rq.csrf(), rq.flash
+		v.Live = Prefix + "events/stream"
+		if rq.liveAfter > 0 {
+			v.Live += fmt.Sprintf("?after=%d", rq.liveAfter)
+		}
 	}
 	var buf bytes.Buffer
 	if err := d.pages[page].Execute(&buf, v); err != nil {

@@ -38,6 +38,8 @@ type projectView struct {
 	certs    []client.Certificate // by hostname
 	active   map[string]bool      // hostnames whose certificate is active
 	read     time.Time
+	// lastEvent is the project's latest event before the read.
+	lastEvent int64
 }
 
 type viewEntry struct {

@@ -64,6 +64,8 @@
           if (old !== st) {
             b.textContent = st;
             b.className = "badge " + st;
+            var detail = b.nextElementSibling;
+            if (st === "active" && detail && detail.classList.contains("detail")) detail.remove();
             count(old, -1);
             count(st, 1);
           }
