@@ -13,10 +13,11 @@ const RequestIDHeader = "X-Request-Id"
 const MaxRequestIDLen = 128
 
 // ValidRequestID reports whether a client's X-Request-ID is kept: 1 to
-// MaxRequestIDLen characters among ASCII letters, digits and - _ . : + / =.
-// That holds UUIDs, ULIDs, hex and base64 IDs and W3C trace IDs, and
-// nothing that could break a log line, a header or a shell: no space,
-// quote, control character, percent sign or byte above 0x7f.
+// MaxRequestIDLen characters among ASCII letters, digits and - _ . : + =.
+// That holds UUIDs, ULIDs, hex and base64url IDs and W3C trace IDs, and
+// nothing that could break a log line, a header, a shell or a file name
+// an upstream might make of it: no space, quote, slash, control
+// character, percent sign or byte above 0x7f.
 func ValidRequestID(id string) bool {
 	if len(id) == 0 || len(id) > MaxRequestIDLen {
 		return false
@@ -25,7 +26,7 @@ func ValidRequestID(id string) bool {
 		c := id[i]
 		switch {
 		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		case c == '-', c == '_', c == '.', c == ':', c == '+', c == '/', c == '=':
+		case c == '-', c == '_', c == '.', c == ':', c == '+', c == '=':
 		default:
 			return false
 		}

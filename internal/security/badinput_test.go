@@ -1,10 +1,12 @@
 package security
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"os"
@@ -12,12 +14,20 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"golang.org/x/net/http2"
+
 	"github.com/spine-platform/spine/client"
+	"github.com/spine-platform/spine/internal/accesslog"
 	"github.com/spine-platform/spine/internal/edge"
+	"github.com/spine-platform/spine/internal/logging"
+	"github.com/spine-platform/spine/internal/node"
 	"github.com/spine-platform/spine/internal/platform"
+	"github.com/spine-platform/spine/internal/poll"
 )
 
 // TestAPIBadInput sends bad input for every field of every API body and
@@ -552,6 +562,9 @@ func TestCLIBadInput(t *testing.T) {
 		{[]string{"serve", "--log-level", "trace"}, "--log-level", "give debug, info, warn or error", false},
 		{[]string{"up", "--log-level", "INFO+4"}, "--log-level", "give debug, info, warn or error", false},
 		{[]string{"up", "--log-format", "json\n"}, "--log-format", "give text or json", false},
+		{[]string{"serve", "--access-log", ""}, "--access-log", "give stderr, the path of a file, or off", false},
+		{[]string{"serve", "--access-log", "/nonexistent-folder/access.log"}, "--access-log", "give a file Spine may append to", false},
+		{[]string{"up", "--access-log", "/proc/spine-access.log"}, "--access-log", "give a file Spine may append to", false},
 	}
 	for _, tc := range servers {
 		data := filepath.Join(t.TempDir(), "data")
@@ -581,6 +594,142 @@ func TestCLIBadInput(t *testing.T) {
 		}
 	}
 	reportf(t, "%d kinds of bad CLI arguments and %d of bad server flags refused with a message that names the flag and says what to fix; nothing stored", len(cases), len(servers))
+}
+
+// TestRequestIDBadInput sends hostile X-Request-ID values through a node's
+// edge over HTTP/1.1 and HTTP/2 (the Go client), and ones no client library
+// sends (a CR, an LF, a NUL) as raw HTTP/1.1 and raw HTTP/2 frames. Each
+// well-formed-looking but bad value is replaced by a new ID, in the answer,
+// upstream and in the access log; a value with a control character is
+// refused by net/http before the edge sees it. No access line carries a
+// hostile value, and every logged ID is well formed.
+func TestRequestIDBadInput(t *testing.T) {
+	accessLog := filepath.Join(t.TempDir(), "access.log")
+	s := startSpineWith(t, func(c *node.Config) { c.AccessLog, c.AccessLogFormat = accessLog, logging.JSON })
+	var mu sync.Mutex
+	var got []string // what the upstream received, one entry a request
+	up := startUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		got = append(got, strings.Join(r.Header.Values("X-Request-Id"), "|")+" "+r.Header.Get("X-Injected"))
+		mu.Unlock()
+		w.Write([]byte("ok"))
+	})
+	s.addService(t, s.admin, client.ServiceCreate{Name: "web", Upstreams: []string{up}})
+	hostile := []string{
+		strings.Repeat("a", accesslog.MaxRequestIDLen+1),
+		"", " ", "a b", "a\tb", `x","status":200,"request_id":"forged`, "x=1 level=ERROR msg=forged",
+		"idé", "%0d%0aX-Injected:%201", "<script>alert(1)</script>", "$(id)", "../../etc/passwd", "a\\nb",
+	}
+	ids := map[string]bool{}
+	for _, h2 := range []bool{false, true} {
+		c := s.httpClient(h2)
+		for _, v := range hostile {
+			req, _ := http.NewRequest("GET", "https://web.localhost/", nil)
+			req.Header["X-Request-Id"] = []string{v}
+			resp, err := c.Do(req)
+			if err != nil {
+				t.Fatalf("h2=%v %q: %v", h2, v, err)
+			}
+			resp.Body.Close()
+			id := resp.Header.Get("X-Request-Id")
+			if resp.StatusCode != 200 || id == v || len(id) != 32 || !accesslog.ValidRequestID(id) {
+				t.Errorf("h2=%v %q: %d with X-Request-ID %q, want 200 and a new ID", h2, v, resp.StatusCode, id)
+			}
+			mu.Lock()
+			if last := got[len(got)-1]; last != id+" " {
+				t.Errorf("h2=%v %q: the upstream got %q, want %q", h2, v, last, id)
+			}
+			mu.Unlock()
+			ids[id] = true
+		}
+		// Two IDs: neither is kept.
+		req, _ := http.NewRequest("GET", "https://web.localhost/", nil)
+		req.Header["X-Request-Id"] = []string{"first-id", "second-id"}
+		if resp, err := c.Do(req); err != nil {
+			t.Fatal(err)
+		} else if resp.Body.Close(); strings.Contains(resp.Header.Get("X-Request-Id"), "-id") {
+			t.Errorf("h2=%v: two IDs sent, %q answered", h2, resp.Header.Get("X-Request-Id"))
+		}
+	}
+	// Raw HTTP/1.1: a CR, an LF folded into the value, a NUL.
+	for _, raw := range []string{"abc\rX-Injected: 1", "abc\x00def", "abc\r\n X-Injected: 1"} {
+		conn, err := s.dialTLS("web.localhost", "http/1.1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(conn, "GET / HTTP/1.1\r\nHost: web.localhost\r\nX-Request-ID: %s\r\nConnection: close\r\n\r\n", raw)
+		conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		conn.Close()
+		if err != nil {
+			t.Fatalf("%q: %v", raw, err)
+		}
+		if id := resp.Header.Get("X-Request-Id"); resp.StatusCode != 400 && !accesslog.ValidRequestID(id) {
+			t.Errorf("%q: %d with X-Request-ID %q", raw, resp.StatusCode, id)
+		}
+	}
+	// Raw HTTP/2: CR, LF and NUL in the field's value (HPACK carries any
+	// byte); net/http resets the stream.
+	for _, raw := range []string{"abc\r\nx-injected: 1", "abc\x00", "abc\ndef"} {
+		h, err := dialH2Host(s, "web.localhost")
+		if err != nil {
+			t.Fatal(err)
+		}
+		block := h.headerBlock("x-request-id", raw)
+		if err := h.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: block, EndStream: true, EndHeaders: true}); err != nil {
+			t.Fatal(err)
+		}
+		h.bw.Flush()
+		// The edge answers with a reset or a 400; wait for either, then a
+		// well-formed request on a fresh stream shows the connection works.
+		block = h.headerBlock("x-request-id", "after-"+strings.Repeat("x", 4))
+		h.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 3, BlockFragment: block, EndStream: true, EndHeaders: true})
+		h.bw.Flush()
+		poll.Until(t, "an answer on the stream after the hostile one", time.Minute, poll.True(func() bool {
+			v, ok := h.statuses.Load("200")
+			return ok && v.(*atomic.Int64).Load() == 1 || h.isClosed()
+		}))
+		h.c.Close()
+	}
+	mu.Lock()
+	for _, g := range got {
+		if strings.Contains(g, "X-Injected") || strings.HasSuffix(g, " 1") {
+			t.Errorf("the upstream got an injected field: %q", g)
+		}
+	}
+	mu.Unlock()
+
+	// The access log: every line is JSON, its ID well formed; the hostile
+	// values are nowhere.
+	poll.Until(t, "the access lines of the replaced IDs", time.Minute, func() error {
+		b, err := os.ReadFile(accessLog)
+		if err != nil {
+			return err
+		}
+		for id := range ids {
+			if !bytes.Contains(b, []byte(`"request_id":"`+id+`"`)) {
+				return fmt.Errorf("no line with %s", id)
+			}
+		}
+		return nil
+	})
+	b, _ := os.ReadFile(accessLog)
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Errorf("an access line is not JSON: %q", line)
+			continue
+		}
+		if id, _ := m["request_id"].(string); !accesslog.ValidRequestID(id) {
+			t.Errorf("an access line's ID is not well formed: %q", line)
+		}
+	}
+	for _, v := range []string{"forged", "X-Injected", "<script>", "$(id)", "passwd", "idé", "first-id"} {
+		if bytes.Contains(b, []byte(v)) {
+			t.Errorf("%q in the access log", v)
+		}
+	}
+	reportf(t, "%d hostile X-Request-ID values over HTTP/1.1 and HTTP/2 replaced by new IDs (answer, upstream, access log), CR/LF/NUL in raw HTTP/1.1 and HTTP/2 refused by net/http; %d access lines, all JSON with well-formed IDs", 2*len(hostile)+2, strings.Count(string(b), "\n"))
 }
 
 // TestChallengePathBadInput sends ACME HTTP-01 validation requests with

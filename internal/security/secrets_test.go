@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -26,6 +27,7 @@ import (
 
 	"github.com/spine-platform/spine/client"
 	"github.com/spine-platform/spine/internal/dnsserver"
+	"github.com/spine-platform/spine/internal/logging"
 	"github.com/spine-platform/spine/internal/node"
 	"github.com/spine-platform/spine/internal/pebbletest"
 	"github.com/spine-platform/spine/internal/poll"
@@ -634,6 +636,8 @@ func TestSecretHygiene(t *testing.T) {
 		h.projectCLI(t, p)
 		h.webhookCLI(t, p)
 		h.api(t, p.api, p.token(t), p.admin(t))
+		// spine up's access log goes to stderr (p.logs, scanned below).
+		h.edgeRequests(t, p.https, filepath.Join(p.data, "ca", "root.pem"), "hello.localhost", p.token(t), p.logs.String)
 		running := dataModes(t, p.data)
 		p.stop()
 		modes = append(modes, "up running: "+running, "up stopped: "+dataModes(t, p.data))
@@ -733,10 +737,22 @@ func TestSecretHygiene(t *testing.T) {
 
 	// The harness's in-process node logs at Debug level; drive it too.
 	t.Run("debug logs", func(t *testing.T) {
-		s := startSpineWith(t, func(c *node.Config) { c.ACME.Resolver = h.dns.Addr; c.Webhooks.AllowPrivate = true })
+		accessLog := filepath.Join(t.TempDir(), "access.log")
+		s := startSpineWith(t, func(c *node.Config) {
+			c.ACME.Resolver = h.dns.Addr
+			c.Webhooks.AllowPrivate = true
+			c.AccessLog, c.AccessLogFormat = accessLog, logging.JSON
+		})
 		h.secret("the in-process node's admin token", s.token)
 		h.api(t, "http://"+s.n.APIAddr(), s.token, s.admin)
 		s.addService(t, s.admin, client.ServiceCreate{Name: "debug", Upstreams: []string{h.up}})
+		root := filepath.Join(t.TempDir(), "root.pem")
+		if err := os.WriteFile(root, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: s.n.CA().Root().Raw}), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		readLog := func() string { b, _ := os.ReadFile(accessLog); return string(b) }
+		h.edgeRequests(t, s.n.HTTPSAddr(), root, "debug.localhost", s.token, readLog)
+		h.add("in-process node (access log, JSON)", readLog())
 		// A handshake for a name Spine does not serve is logged at Debug.
 		if c, err := s.dialTLS("unknown.localhost"); err == nil {
 			c.Close()
@@ -762,6 +778,60 @@ func TestSecretHygiene(t *testing.T) {
 	}
 	reportf(t, "scanned %d outputs (CLI stdout/stderr of all %d commands against spine up and spine serve on SQLite and PostgreSQL, every API route with three tokens, refused starts, logs incl. an in-process node's Debug logs and serve's Debug logs in JSON with certmagic's and acmez's lines) for private keys and %d secrets: none shown; modes: %s",
 		len(h.seen), len(h.commands), len(h.secrets), strings.Join(modes, "; "))
+}
+
+// edgeRequests sends requests through the edge at addr to host (its
+// certificate verified against the root at rootFile) that carry token in
+// every place a client puts a credential: Authorization,
+// Proxy-Authorization, Cookie, X-Api-Key, a query parameter and the body.
+// It waits until logs (the node's access log) holds their lines, so that
+// the scan that follows sees them, and registers the other credentials as
+// secrets.
+func (h *hygiene) edgeRequests(t *testing.T, addr, rootFile, host, token string, logs func() string) {
+	t.Helper()
+	pemBytes, err := os.ReadFile(rootFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(pemBytes)
+	cookie, apiKey, basic := "SECRETcookie"+randomSecret(base64.RawURLEncoding, 9), "SECRETkey"+randomSecret(base64.RawURLEncoding, 9),
+		"SECRETbasic"+randomSecret(base64.RawURLEncoding, 9)
+	h.secret("a session cookie sent through the edge", cookie)
+	h.secret("an API key sent through the edge", apiKey)
+	h.secret("a basic-auth password sent through the edge", basic)
+	for _, h2 := range []bool{false, true} {
+		c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+			TLSClientConfig:   &tls.Config{RootCAs: roots},
+			ForceAttemptHTTP2: h2,
+			DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+				return (&net.Dialer{}).DialContext(ctx, network, addr)
+			},
+		}}
+		for i, method := range []string{"GET", "POST"} {
+			id := fmt.Sprintf("hygiene-edge-%v-%d", h2, i)
+			// The first request may come before the name's certificate.
+			poll.Until(t, method+" https://"+host+" through the edge", time.Minute, func() error {
+				req, _ := http.NewRequest(method, "https://"+host+"/login?access_token="+url.QueryEscape(token)+"&next=%2F", strings.NewReader("token="+token))
+				req.Header.Set("X-Request-ID", id)
+				req.Header.Set("Authorization", "Bearer "+token)
+				req.Header.Set("Proxy-Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte("ops:"+basic)))
+				req.Header.Set("Cookie", "session="+cookie)
+				req.Header.Set("X-Api-Key", apiKey)
+				resp, err := c.Do(req)
+				if err != nil {
+					return err
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					return fmt.Errorf("status %d", resp.StatusCode)
+				}
+				return nil
+			})
+			poll.Until(t, "the access line of "+id, time.Minute, poll.True(func() bool { return strings.Contains(logs(), id) }))
+		}
+	}
 }
 
 // checkJSONLogs checks that every line of logs (a server's stderr with
