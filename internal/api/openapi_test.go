@@ -134,6 +134,22 @@ func TestOpenAPIMatchesRouter(t *testing.T) {
 	}
 }
 
+// The dashboard (package dashboard, /ui/ on the same listener) is not part
+// of the API: its pages are HTML for a browser session, its forms change
+// nothing but through the API's own routes, and it is mounted beside the
+// API by the node. So no API route and no openapi.json path is under
+// /ui/; the dashboard's routes get their isolation cases in
+// internal/security's TestDashboardTenantIsolation instead.
+func TestOpenAPILeavesTheDashboardOut(t *testing.T) {
+	o := loadOpenAPI(t)
+	_, patterns := newHandler(Config{Platform: platform.New(nil, platform.Options{})})
+	for _, p := range append(patterns, o.operations()...) {
+		if _, path, _ := strings.Cut(p, " "); strings.HasPrefix(path, "/ui") {
+			t.Errorf("%q is a dashboard path in the API; the dashboard's routes are package dashboard's", p)
+		}
+	}
+}
+
 // Every operation says what it needs (a scope, or none for the public
 // routes), and every JSON request body and answer it describes has an
 // example that its schema accepts. Error answers are examples too.

@@ -409,51 +409,6 @@ func streamUntil(t *testing.T, base, tok string, last int64) string {
 func TestAPITenantIsolation(t *testing.T) {
 	ts := startTenants(t)
 	base := "http://" + ts.n.APIAddr()
-	ctx := context.Background()
-
-	// stateOf is everything of a project that its own token reads.
-	stateOf := func(t *testing.T, tn *tenant) string {
-		t.Helper()
-		ds, err1 := tn.c.Domains(ctx)
-		ss, err2 := tn.c.Services(ctx)
-		ws, err3 := tn.c.Webhooks(ctx)
-		ts, err4 := tn.c.Tokens(ctx)
-		p, err5 := tn.c.Project(ctx)
-		if err1 != nil || err2 != nil || err3 != nil || err4 != nil || err5 != nil {
-			t.Fatalf("reading %s's state: %v %v %v %v %v", tn.name, err1, err2, err3, err4, err5)
-		}
-		var hooks []string // what a caller sets; not the delivery state, which the sender moves on
-		for _, w := range ws {
-			hooks = append(hooks, fmt.Sprint(w.ID, w.URL, w.Events, w.Enabled))
-		}
-		for i := range ts {
-			ts[i].LastUsedAt = nil // moves as the tokens are used
-		}
-		b, _ := json.Marshal([]any{ds, ss, hooks, ts, p})
-		return string(b)
-	}
-	// secretsOf is what no other project may see of tn: its hostname,
-	// upstream, service ID, token, project ID and ownership record value.
-	// Each is a pattern, so that one port is not found inside another.
-	secretsOf := func(t *testing.T, tn *tenant) []*regexp.Regexp {
-		t.Helper()
-		svc, err := tn.c.Service(ctx, tn.service)
-		if err != nil {
-			t.Fatal(err)
-		}
-		words := []string{tn.host, svc.ID, tn.token, tn.webhook, tn.webhookSecret, tn.delivery, tn.hookURL}
-		if tn.id != platform.DefaultProjectID { // "default" is no secret
-			words = append(words, tn.id)
-		}
-		if _, v := zoneTXT(tn.verifyRecord); v != "" {
-			words = append(words, v)
-		}
-		var out []*regexp.Regexp
-		for _, w := range words {
-			out = append(out, regexp.MustCompile(`(?i)(^|[^a-z0-9._-])`+regexp.QuoteMeta(w)+`($|[^a-z0-9_-]|\.[^a-z0-9])`))
-		}
-		return append(out, regexp.MustCompile(regexp.QuoteMeta(tn.rec.addr)+`($|[^0-9])`))
-	}
 
 	before := map[*tenant]string{}
 	for _, tn := range ts.all {
@@ -514,6 +469,51 @@ func TestAPITenantIsolation(t *testing.T) {
 	}
 	reportf(t, "%d API routes called with each of 3 projects' tokens (the default one and two others) on each other's objects, 6 directions: %s",
 		len(routes), strings.Join(routes, ", "))
+}
+
+// stateOf is everything of a project that its own token reads.
+func stateOf(t *testing.T, tn *tenant) string {
+	t.Helper()
+	ds, err1 := tn.c.Domains(context.Background())
+	ss, err2 := tn.c.Services(context.Background())
+	ws, err3 := tn.c.Webhooks(context.Background())
+	ts, err4 := tn.c.Tokens(context.Background())
+	p, err5 := tn.c.Project(context.Background())
+	if err1 != nil || err2 != nil || err3 != nil || err4 != nil || err5 != nil {
+		t.Fatalf("reading %s's state: %v %v %v %v %v", tn.name, err1, err2, err3, err4, err5)
+	}
+	var hooks []string // what a caller sets; not the delivery state, which the sender moves on
+	for _, w := range ws {
+		hooks = append(hooks, fmt.Sprint(w.ID, w.URL, w.Events, w.Enabled))
+	}
+	for i := range ts {
+		ts[i].LastUsedAt = nil // moves as the tokens are used
+	}
+	b, _ := json.Marshal([]any{ds, ss, hooks, ts, p})
+	return string(b)
+}
+
+// secretsOf is what no other project may see of tn: its hostname,
+// upstream, service ID, token, project ID and ownership record value.
+// Each is a pattern, so that one port is not found inside another.
+func secretsOf(t *testing.T, tn *tenant) []*regexp.Regexp {
+	t.Helper()
+	svc, err := tn.c.Service(context.Background(), tn.service)
+	if err != nil {
+		t.Fatal(err)
+	}
+	words := []string{tn.host, svc.ID, tn.token, tn.webhook, tn.webhookSecret, tn.delivery, tn.hookURL}
+	if tn.id != platform.DefaultProjectID { // "default" is no secret
+		words = append(words, tn.id)
+	}
+	if _, v := zoneTXT(tn.verifyRecord); v != "" {
+		words = append(words, v)
+	}
+	var out []*regexp.Regexp
+	for _, w := range words {
+		out = append(out, regexp.MustCompile(`(?i)(^|[^a-z0-9._-])`+regexp.QuoteMeta(w)+`($|[^a-z0-9_-]|\.[^a-z0-9])`))
+	}
+	return append(out, regexp.MustCompile(regexp.QuoteMeta(tn.rec.addr)+`($|[^0-9])`))
 }
 
 // crossTenantCases returns, for each API route, a check that x's token
