@@ -188,6 +188,19 @@ func (c *Client) Certificates(ctx context.Context) ([]Certificate, error) {
 	return out.Certificates, c.do(ctx, http.MethodGet, "/v1/certificates", nil, &out)
 }
 
+// UploadCertificate uploads a certificate the project brought for one of
+// its hostnames; the server checks it first and says which check failed.
+func (c *Client) UploadCertificate(ctx context.Context, hostname string, in CertificateUpload) (UploadedCertificate, error) {
+	var out UploadedCertificate
+	return out, c.do(ctx, http.MethodPut, "/v1/certificates/"+url.PathEscape(hostname), in, &out)
+}
+
+// RemoveCertificate removes the uploaded certificate of hostname, which
+// goes back to a managed certificate.
+func (c *Client) RemoveCertificate(ctx context.Context, hostname string) error {
+	return c.do(ctx, http.MethodDelete, "/v1/certificates/"+url.PathEscape(hostname), nil, nil)
+}
+
 // CARoot returns the PEM of the internal CA's root certificate.
 func (c *Client) CARoot(ctx context.Context) ([]byte, error) {
 	var b []byte

@@ -149,7 +149,7 @@ type Service struct {
 type Certificate struct {
 	Hostname  string     `json:"hostname"`
 	Service   string     `json:"service"`
-	Status    string     `json:"status"` // pending, issuing, active, failed
+	Status    string     `json:"status"` // pending, issuing, active, failed, uploaded
 	Issuer    string     `json:"issuer,omitempty"`
 	NotBefore *time.Time `json:"not_before,omitempty"`
 	NotAfter  *time.Time `json:"not_after,omitempty"`
@@ -159,6 +159,31 @@ type Certificate struct {
 	RenewAfter *time.Time `json:"renew_after,omitempty"`
 	Error      string     `json:"error,omitempty"`
 	UpdatedAt  *time.Time `json:"updated_at,omitempty"`
+}
+
+// CertificateUpload is a certificate for one hostname that the project
+// brought itself (PUT /v1/certificates/{hostname}).
+type CertificateUpload struct {
+	// Certificate is the PEM chain: the leaf first, then intermediates.
+	Certificate string `json:"certificate"`
+	// PrivateKey is the leaf's PEM private key, unencrypted. It is never
+	// returned.
+	PrivateKey string `json:"private_key"`
+	// Root is PEM root certificates the chain must build to instead of
+	// public roots (a private CA); checked against, never served.
+	Root string `json:"root,omitempty"`
+}
+
+// UploadedCertificate describes an uploaded certificate (never its key).
+type UploadedCertificate struct {
+	Hostname   string    `json:"hostname"`
+	Issuer     string    `json:"issuer"`
+	Subject    string    `json:"subject"`
+	Names      []string  `json:"names"`
+	NotBefore  time.Time `json:"not_before"`
+	NotAfter   time.Time `json:"not_after"`
+	SHA256     string    `json:"sha256"`
+	UploadedAt time.Time `json:"uploaded_at"`
 }
 
 // VersionInfo describes a build of Spine: the server's (GET /v1/version),

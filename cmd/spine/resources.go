@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -342,12 +343,124 @@ func newCertCmd(g *globals) *cobra.Command {
 					if c.NotAfter != nil {
 						notAfter = c.NotAfter.Format(time.RFC3339)
 					}
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", c.Hostname, c.Service, c.Status, dash(c.Issuer), notAfter, c.Error)
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", c.Hostname, dash(c.Service), c.Status, dash(c.Issuer), notAfter, c.Error)
 				}
 			})
 		}),
 	})
+	cert.AddCommand(newCertUploadCmd(g), newCertRemoveCmd(g))
 	return cert
+}
+
+// maxPEMFile bounds what `cert upload` reads of each file: the API takes
+// 64 KiB in all.
+const maxPEMFile = 60 << 10
+
+func newCertUploadCmd(g *globals) *cobra.Command {
+	var host, certFile, keyFile, rootFile string
+	cmd := &cobra.Command{
+		Use:   "upload --host H --cert FILE --key FILE [--root FILE]",
+		Short: "Serve your own certificate for a hostname instead of a managed one",
+		Long: `Upload a certificate you bought or issued yourself for a hostname under one of the project's
+verified domains. --cert holds the chain, leaf first; --key its private key (unencrypted PEM).
+It is checked first (key type, key match, names, at least a day of validity, a chain to a
+public root or to --root) and refused with the check that failed; then every node serves it
+instead of the managed certificate, which is no longer issued or renewed for that hostname.
+You renew it yourself: upload the new one the same way (events certificate.expiring at 30,
+7 and 1 days before it ends).`,
+		Args: cobra.NoArgs,
+		RunE: g.withClient(30*time.Second, func(ctx context.Context, c *client.Client, cmd *cobra.Command, _ []string) error {
+			if _, err := hostname.Normalize(host); err != nil {
+				return fmt.Errorf("--host: %w", err)
+			}
+			var in client.CertificateUpload
+			for _, f := range []struct {
+				flag, path string
+				to         *string
+			}{{"--cert", certFile, &in.Certificate}, {"--key", keyFile, &in.PrivateKey}, {"--root", rootFile, &in.Root}} {
+				if f.path == "" {
+					continue
+				}
+				b, err := readSmallFile(f.path, maxPEMFile)
+				if err != nil {
+					return fmt.Errorf("%s: %w", f.flag, err)
+				}
+				*f.to = string(b)
+			}
+			u, err := c.UploadCertificate(ctx, host, in)
+			if err != nil {
+				return flagErrorOf(uploadFlags, err)
+			}
+			return g.print(cmd.OutOrStdout(), u, func(tw *tabwriter.Writer) {
+				fmt.Fprintf(tw, "certificate for %s uploaded; every node serves it instead of the managed one\n", u.Hostname)
+				fmt.Fprintf(tw, "issuer:\t%s\n", u.Issuer)
+				fmt.Fprintf(tw, "names:\t%s\n", strings.Join(u.Names, ", "))
+				fmt.Fprintf(tw, "not after:\t%s\n", u.NotAfter.Format(time.RFC3339))
+				fmt.Fprintf(tw, "sha256:\t%s\n", u.SHA256)
+			})
+		}),
+	}
+	f := cmd.Flags()
+	f.StringVar(&host, "host", "", "the hostname to serve it for")
+	f.StringVar(&certFile, "cert", "", "PEM file with the certificate chain, leaf first")
+	f.StringVar(&keyFile, "key", "", "PEM file with the certificate's private key (unencrypted)")
+	f.StringVar(&rootFile, "root", "", "PEM file with the root the chain builds to, when it is not a public one")
+	for _, n := range []string{"host", "cert", "key"} {
+		cmd.MarkFlagRequired(n)
+	}
+	return cmd
+}
+
+// uploadFlags names the flag of `cert upload` that each API error code is about.
+var uploadFlags = map[string]string{
+	"invalid_hostname":      "--host",
+	"host_outside_domains":  "--host",
+	"domain_not_verified":   "--host",
+	"certificate_names":     "--host",
+	"certificate_parse":     "--cert/--key",
+	"certificate_key_type":  "--cert",
+	"certificate_key_match": "--key",
+	"certificate_validity":  "--cert",
+	"certificate_chain":     "--cert/--root",
+}
+
+func newCertRemoveCmd(g *globals) *cobra.Command {
+	var host string
+	cmd := &cobra.Command{
+		Use:   "remove --host H",
+		Short: "Remove an uploaded certificate; the hostname goes back to a managed one without a gap",
+		Args:  cobra.NoArgs,
+		RunE: g.withClient(30*time.Second, func(ctx context.Context, c *client.Client, cmd *cobra.Command, _ []string) error {
+			if _, err := hostname.Normalize(host); err != nil {
+				return fmt.Errorf("--host: %w", err)
+			}
+			if err := c.RemoveCertificate(ctx, host); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "uploaded certificate for %s removed; nodes serve it until the managed certificate is ready\n", host)
+			return nil
+		}),
+	}
+	cmd.Flags().StringVar(&host, "host", "", "the hostname")
+	cmd.MarkFlagRequired("host")
+	return cmd
+}
+
+// readSmallFile reads at most max bytes of path, refusing a larger file.
+func readSmallFile(path string, max int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, max+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > max {
+		return nil, fmt.Errorf("%s is larger than %d KiB; give PEM files", path, max>>10)
+	}
+	return b, nil
 }
 
 func dash(s string) string {

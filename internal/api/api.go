@@ -140,6 +140,8 @@ func (s *server) routes() (http.Handler, []string) {
 	mux.HandleFunc("PATCH /v1/services/{name}", s.change(platform.ScopeServicesWrite, "service.update", s.updateService))
 	mux.HandleFunc("DELETE /v1/services/{name}", s.change(platform.ScopeServicesWrite, "service.delete", s.deleteService))
 	mux.HandleFunc("GET /v1/certificates", s.auth(platform.ScopeRead, s.listCertificates))
+	mux.HandleFunc("PUT /v1/certificates/{name}", s.change(platform.ScopeCertificatesWrite, "certificate.upload", s.uploadCertificate))
+	mux.HandleFunc("DELETE /v1/certificates/{name}", s.change(platform.ScopeCertificatesWrite, "certificate.remove", s.removeCertificate))
 	mux.HandleFunc("GET /v1/tokens", s.auth(platform.ScopeRead, s.listTokens))
 	mux.HandleFunc("POST /v1/tokens", s.change(platform.ScopeTokensWrite, "token.create", s.createToken))
 	mux.HandleFunc("DELETE /v1/tokens/{name}", s.change(platform.ScopeTokensWrite, "token.revoke", s.revokeToken))

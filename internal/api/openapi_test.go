@@ -18,6 +18,8 @@ import (
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
+	"github.com/spine-platform/spine/client"
+	"github.com/spine-platform/spine/internal/pkitest"
 	"github.com/spine-platform/spine/internal/platform"
 	"github.com/spine-platform/spine/internal/store"
 )
@@ -252,6 +254,10 @@ func TestOpenAPIAnswersValidate(t *testing.T) {
 	t.Cleanup(srv.Close)
 
 	up := `"upstreams":["http://127.0.0.1:9000"]`
+	pki := pkitest.NewRoot("OpenAPI Test Root")
+	leaf := pki.Issue(pkitest.Leaf{DNSNames: []string{"shop.localhost"}})
+	upload, _ := json.Marshal(client.CertificateUpload{Certificate: string(leaf.ChainPEM), PrivateKey: string(leaf.KeyPEM), Root: string(pki.RootPEM())})
+	badUpload, _ := json.Marshal(client.CertificateUpload{Certificate: string(leaf.ChainPEM), PrivateKey: string(leaf.KeyPEM)}) // no root: no chain
 	steps := []step{
 		{"GET /healthz", "GET", "/healthz", "", "none", 200},
 		{"GET /readyz", "GET", "/readyz", "", "none", 200},
@@ -272,6 +278,12 @@ func TestOpenAPIAnswersValidate(t *testing.T) {
 		{"GET /v1/services", "GET", "/v1/services", "", "admin", 200},
 		{"GET /v1/services/{name}", "GET", "/v1/services/api", "", "admin", 200},
 		{"GET /v1/certificates", "GET", "/v1/certificates", "", "admin", 200},
+		{"PUT /v1/certificates/{name}", "PUT", "/v1/certificates/shop.localhost", string(upload), "admin", 200},
+		{"PUT /v1/certificates/{name}", "PUT", "/v1/certificates/shop.localhost", string(badUpload), "admin", 400},
+		{"PUT /v1/certificates/{name}", "PUT", "/v1/certificates/shop.localhost", string(upload), "tenant", 400}, // not the tenant's domain
+		{"GET /v1/certificates", "GET", "/v1/certificates", "", "admin", 200},
+		{"DELETE /v1/certificates/{name}", "DELETE", "/v1/certificates/shop.localhost", "", "admin", 204},
+		{"DELETE /v1/certificates/{name}", "DELETE", "/v1/certificates/shop.localhost", "", "admin", 404},
 		{"PATCH /v1/services/{name}", "PATCH", "/v1/services/api", `{"upstreams":["http://127.0.0.1:9001"],"health_path":"/healthz"}`, "admin", 200},
 		{"PATCH /v1/services/{name}", "PATCH", "/v1/services/nothere", `{"hsts_max_age":0}`, "admin", 404},
 		{"DELETE /v1/domains/{name}", "DELETE", "/v1/domains/example.com", "", "admin", 409},

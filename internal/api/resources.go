@@ -194,9 +194,39 @@ func (s *server) certificates(ctx context.Context, projectID string) ([]client.C
 	return out, nil
 }
 
+func (s *server) uploadCertificate(w http.ResponseWriter, r *http.Request, p store.Project) error {
+	var in client.CertificateUpload
+	if err := decode(w, r, &in); err != nil {
+		return err
+	}
+	c, err := s.cfg.Platform.UploadCertificate(r.Context(), p.ID, platform.Upload{
+		Host: r.PathValue("name"), Chain: []byte(in.Certificate), Key: []byte(in.PrivateKey), Root: []byte(in.Root)})
+	if err != nil {
+		return err
+	}
+	names := c.Names
+	if names == nil {
+		names = []string{}
+	}
+	writeJSON(w, http.StatusOK, client.UploadedCertificate{Hostname: c.Hostname, Issuer: c.Issuer, Subject: c.Subject, Names: names,
+		NotBefore: c.NotBefore, NotAfter: c.NotAfter, SHA256: c.SHA256, UploadedAt: c.UploadedAt})
+	return nil
+}
+
+func (s *server) removeCertificate(w http.ResponseWriter, r *http.Request, p store.Project) error {
+	if err := s.cfg.Platform.RemoveCertificate(r.Context(), p.ID, r.PathValue("name")); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
 // renewAfter is when the certificate's renewal window opens, nil while
 // there is no certificate.
 func (s *server) renewAfter(c store.CertStatus) *time.Time {
+	if c.Status == platform.CertUploaded { // never renewed by Spine
+		return nil
+	}
 	if c.NotAfter.IsZero() || !c.NotAfter.After(c.NotBefore) {
 		return nil
 	}

@@ -14,6 +14,8 @@ import (
 type MaintainStore interface {
 	ListCertStatusDue(ctx context.Context, ratio float64, now time.Time, limit int) ([]store.CertStatus, error)
 	AppendHostnameEvent(ctx context.Context, hostname string, e store.Event) (store.Event, bool, error)
+	AppendEvent(ctx context.Context, e store.Event) (store.Event, bool, error)
+	ListUploadedCerts(ctx context.Context, projectID string, withKeys bool) ([]store.UploadedCert, error)
 	PruneEvents(ctx context.Context, before time.Time, keep int) (int64, error)
 	PruneDeliveries(ctx context.Context, before time.Time, keep int) (int64, error)
 }
@@ -97,18 +99,41 @@ func Maintain(ctx context.Context, cfg MaintainConfig) {
 	}
 }
 
-// MaintainOnce records certificate.expiring for the certificates that have
-// passed their renewal point by ExpiringGrace and are not renewed, then
-// prunes old events and deliveries.
+// UploadedExpiryMarks are the times before an uploaded certificate's end
+// at which certificate.expiring is recorded for it: Spine does not renew
+// it, its owner must upload the next one.
+var UploadedExpiryMarks = []time.Duration{30 * 24 * time.Hour, 7 * 24 * time.Hour, 24 * time.Hour}
+
+// MaintainOnce records certificate.expiring for the managed certificates
+// that have passed their renewal point by ExpiringGrace and are not
+// renewed, and for uploaded certificates at each of UploadedExpiryMarks;
+// then it prunes old events and deliveries.
 func MaintainOnce(ctx context.Context, cfg MaintainConfig) error {
 	cfg.setDefaults()
 	now := cfg.Now()
 	var errs []error
+	uploaded, err := cfg.Store.ListUploadedCerts(ctx, "", false)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("listing uploaded certificates: %w", err))
+	}
+	isUploaded := make(map[string]bool, len(uploaded))
+	for _, c := range uploaded {
+		isUploaded[c.Hostname] = true
+		if e, ok := UploadedExpiringEvent(c, now); ok {
+			if _, _, err := cfg.Store.AppendEvent(ctx, e); err != nil && !errors.Is(err, store.ErrNotFound) {
+				errs = append(errs, fmt.Errorf("recording %s expiring: %w", c.Hostname, err))
+				break
+			}
+		}
+	}
 	due, err := cfg.Store.ListCertStatusDue(ctx, cfg.ExpiringRatio, now.Add(-cfg.ExpiringGrace), expiringPage)
 	if err != nil {
 		errs = append(errs, fmt.Errorf("listing expiring certificates: %w", err))
 	}
 	for _, s := range due {
+		if isUploaded[s.Hostname] {
+			continue // the managed certificate is not renewed while an upload is served
+		}
 		_, _, err := cfg.Store.AppendHostnameEvent(ctx, s.Hostname, ExpiringEvent(s, now))
 		if err != nil && !errors.Is(err, store.ErrNotFound) { // a name no project holds any more
 			errs = append(errs, fmt.Errorf("recording %s expiring: %w", s.Hostname, err))
@@ -143,4 +168,38 @@ func ExpiringEvent(s store.CertStatus, now time.Time) store.Event {
 		Time:    now,
 		Key:     fmt.Sprintf("expiring:%s:%d", s.Hostname, s.NotAfter.UnixNano()),
 	}
+}
+
+// UploadedExpiringEvent is the certificate.expiring event of an uploaded
+// certificate at now: for the nearest of UploadedExpiryMarks that now has
+// passed, before the certificate's end; ok is false outside them. Its key
+// names the certificate and the mark, so each is recorded once.
+func UploadedExpiringEvent(c store.UploadedCert, now time.Time) (store.Event, bool) {
+	if !now.Before(c.NotAfter) {
+		return store.Event{}, false
+	}
+	var mark time.Duration
+	for _, m := range UploadedExpiryMarks {
+		if !now.Before(c.NotAfter.Add(-m)) && (mark == 0 || m < mark) {
+			mark = m
+		}
+	}
+	if mark == 0 {
+		return store.Event{}, false
+	}
+	return store.Event{
+		ProjectID: c.ProjectID,
+		Type:      store.EventCertificateExpiring,
+		Subject:   c.Hostname,
+		Data: mustJSON(map[string]any{
+			"hostname":  c.Hostname,
+			"issuer":    c.Issuer,
+			"not_after": c.NotAfter.UTC().Format(time.RFC3339),
+			"left":      c.NotAfter.Sub(now).Round(time.Second).String(),
+			"uploaded":  true,
+			"mark":      fmt.Sprintf("%dd", int(mark/(24*time.Hour))),
+		}),
+		Time: now,
+		Key:  fmt.Sprintf("expiring:%s:%d:%d", c.Hostname, c.NotAfter.UnixNano(), int64(mark)),
+	}, true
 }

@@ -87,3 +87,58 @@ func TestRetention(t *testing.T) {
 		t.Errorf("kept %d events from ID %d, want 4 from 7", len(es), es[0].ID)
 	}
 }
+
+// certificate.expiring for an uploaded certificate: at 30, 7 and 1 days
+// before its end, once each however often and on however many nodes the
+// check runs; the managed certificate it replaces is not reported.
+func TestUploadedExpiring(t *testing.T) {
+	ctx := context.Background()
+	db := openSQLite(t)
+	projects(t, db, "p1")
+	must(t, db.CreateDomain(ctx, store.Domain{Name: "example.com", ProjectID: "p1", Status: store.DomainVerified}))
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	end := start.Add(40 * 24 * time.Hour)
+	must(t, db.PutUploadedCert(ctx, "example.com", store.UploadedCert{Hostname: "shop.example.com", ProjectID: "p1",
+		Chain: []byte("c"), Key: []byte("k"), Issuer: "Bought CA", NotBefore: start, NotAfter: end, SHA256: "ab"}))
+	// The managed certificate from before the upload, long due: not reported.
+	must(t, db.PutCertStatus(ctx, store.CertStatus{Hostname: "shop.example.com", Status: store.CertActive, Issuer: "Spine Internal CA",
+		NotBefore: start.Add(-80 * time.Hour), NotAfter: start.Add(10 * time.Hour)}))
+	now := start
+	cfg := events.MaintainConfig{Store: db, Now: func() time.Time { return now }}
+	type mark struct{ mark, left string }
+	var got []mark
+	var seen int64 // the last event read (events age out of the log as the clock jumps)
+	check := func() {
+		es, err := db.ListEvents(ctx, "p1", seen, 100)
+		must(t, err)
+		for _, e := range es {
+			seen = e.ID
+			if e.Type != store.EventCertificateExpiring {
+				continue
+			}
+			var data map[string]any
+			must(t, json.Unmarshal(e.Data, &data))
+			if e.Subject != "shop.example.com" || data["issuer"] != "Bought CA" || data["uploaded"] != true {
+				t.Errorf("event %+v %v", e, data)
+			}
+			got = append(got, mark{data["mark"].(string), data["left"].(string)})
+		}
+	}
+	for _, at := range []time.Duration{0, 9*24*time.Hour + 23*time.Hour, 10 * 24 * time.Hour, 10*24*time.Hour + time.Hour,
+		33 * 24 * time.Hour, 34 * 24 * time.Hour, 39*24*time.Hour + 12*time.Hour, 40*24*time.Hour + time.Hour} {
+		now = start.Add(at)
+		for range 2 { // two nodes
+			must(t, events.MaintainOnce(ctx, cfg))
+		}
+		check()
+	}
+	want := []mark{{"30d", "720h0m0s"}, {"7d", "168h0m0s"}, {"1d", "12h0m0s"}}
+	if len(got) != len(want) {
+		t.Fatalf("expiring events %v, want %v", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("event %d: %v, want %v", i, got[i], want[i])
+		}
+	}
+}

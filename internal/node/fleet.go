@@ -54,6 +54,7 @@ type fleetState struct {
 
 	reads     *api.StaleReads // the platform's store: API reads answered while the store is away
 	suspended suspendedCerts  // certificates of suspended projects' hostnames (suspended.go)
+	uploaded  uploadedCerts   // certificates projects uploaded (uploaded.go)
 }
 
 // syncRecord is what a successful sync read: the services it serves and

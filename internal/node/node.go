@@ -331,9 +331,15 @@ func (n *Node) sync(ctx context.Context) error {
 		return err
 	}
 	n.fleet.reads.SetTokens(projects, tokens)
+	uploads, err := n.db.ListUploadedCerts(ctx, "", true)
+	if err != nil {
+		n.fleet.health.Note(err)
+		return err
+	}
 	suspended := suspendedSet(projects)
 	st := serving.Compute(svcs, ds, n.wildcard, n.log)
 	st.Sum = withSuspended(st.Sum, suspended)
+	st.Sum = n.fleet.uploaded.sum(st.Sum, uploads)
 	// A resync, or the notice a fresh LISTEN connection sends, usually
 	// finds what was applied last: then the edge, the certificate manager
 	// and the snapshot are left alone (rebuilding them for 10k services
@@ -345,6 +351,9 @@ func (n *Node) sync(ctx context.Context) error {
 	}
 	routes, hosts := suspendRoutes(serving.Routes(st.Services))(suspended)
 	n.fleet.suspended.set(suspendedHosts(routes))
+	// An uploaded certificate's hostname is not managed: nothing is
+	// issued or renewed for it while the upload is there.
+	hosts = n.fleet.uploaded.apply(routes, hosts, uploads, n.log)
 	if name := n.cfg.echPublicName(); name != "" {
 		hosts = append(hosts, name) // its own certificate, for clients retrying ECH
 	}

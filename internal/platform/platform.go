@@ -3,6 +3,7 @@ package platform
 import (
 	"context"
 	"crypto/rand"
+	"crypto/x509"
 	"encoding/hex"
 	"fmt"
 	"log/slog"
@@ -49,6 +50,11 @@ type Store interface {
 	DeleteService(ctx context.Context, projectID, name string) error
 
 	GetCertStatus(ctx context.Context, hostname string) (store.CertStatus, error)
+
+	// uploaded.go
+	PutUploadedCert(ctx context.Context, domain string, c store.UploadedCert) error
+	ListUploadedCerts(ctx context.Context, projectID string, withKeys bool) ([]store.UploadedCert, error)
+	DeleteUploadedCert(ctx context.Context, projectID, hostname string) error
 
 	// events.go
 	AppendEvent(ctx context.Context, e store.Event) (store.Event, bool, error)
@@ -118,6 +124,9 @@ type Options struct {
 	// private or link-local address (spine up, for local development).
 	// Default: refused; names are checked again at connect time.
 	AllowPrivateWebhooks bool
+	// UploadRoots are the roots an uploaded certificate's chain must build
+	// to when the upload gives none. Default: the system's public roots.
+	UploadRoots *x509.CertPool
 	// AuditMaxAge and AuditMaxEntries bound the audit trail: entries older
 	// than AuditMaxAge go, and of each project all but the newest
 	// AuditMaxEntries. Defaults DefaultAuditMaxAge (90 days) and

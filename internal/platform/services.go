@@ -417,8 +417,15 @@ type Certificate struct {
 	store.CertStatus
 }
 
+// CertUploaded is the status ListCertificates gives a hostname served
+// with a certificate its project uploaded (UploadCertificate).
+const CertUploaded = "uploaded"
+
 // ListCertificates returns the certificate state of every hostname of the
-// project's services; a hostname with no record yet is pending.
+// project's services; a hostname with no record yet is pending, one with
+// an uploaded certificate is CertUploaded with that certificate's issuer
+// and validity. Uploaded certificates of hostnames no service has come
+// last, with no service.
 func (p *Platform) ListCertificates(ctx context.Context, projectID string) ([]Certificate, error) {
 	svcs, err := p.store.ListServices(ctx, projectID)
 	if err != nil {
@@ -450,12 +457,26 @@ func (p *Platform) ListCertificates(ctx context.Context, projectID string) ([]Ce
 			}
 		}
 	}
+	uploaded, err := p.store.ListUploadedCerts(ctx, projectID, false)
+	if err != nil {
+		return nil, fromStore(err, "uploaded certificates")
+	}
+	up := make(map[string]store.UploadedCert, len(uploaded))
+	for _, c := range uploaded {
+		up[c.Hostname] = c
+	}
 	var out []Certificate
 	for _, s := range svcs {
 		for _, h := range s.Hostnames {
 			if !Serving(s, h, byName) {
 				// Not served, so no certificate is asked for: say why.
+				delete(up, h)
 				out = append(out, Certificate{Service: s.Name, CertStatus: store.CertStatus{Hostname: h, Status: store.CertPending, Error: notServedReason(s, h, byName)}})
+				continue
+			}
+			if c, ok := up[h]; ok {
+				delete(up, h)
+				out = append(out, Certificate{Service: s.Name, CertStatus: uploadedStatus(c)})
 				continue
 			}
 			st, err := get(ctx, h)
@@ -466,6 +487,11 @@ func (p *Platform) ListCertificates(ctx context.Context, projectID string) ([]Ce
 				st = store.CertStatus{Hostname: h, Status: store.CertPending}
 			}
 			out = append(out, Certificate{Service: s.Name, CertStatus: st})
+		}
+	}
+	for _, c := range uploaded {
+		if _, ok := up[c.Hostname]; ok {
+			out = append(out, Certificate{CertStatus: uploadedStatus(c)})
 		}
 	}
 	return out, nil
@@ -488,6 +514,11 @@ func countHostnames(svcs []store.Service) int {
 		n += len(s.Hostnames)
 	}
 	return n
+}
+
+func uploadedStatus(c store.UploadedCert) store.CertStatus {
+	return store.CertStatus{Hostname: c.Hostname, Status: CertUploaded, Issuer: c.Issuer,
+		NotBefore: c.NotBefore, NotAfter: c.NotAfter, UpdatedAt: c.UploadedAt}
 }
 
 func firstDomain(ds []store.Domain) string {

@@ -27,12 +27,14 @@ const (
 	ScopeDomainsWrite  = "domains:write"  // add, verify and remove domains
 	ScopeTokensWrite   = "tokens:write"   // create and revoke tokens
 	ScopeWebhooksWrite = "webhooks:write" // add, remove, enable and test webhooks; redeliver
-	ScopeOperator      = "operator"
+	// ScopeCertificatesWrite uploads and removes a project's own certificates.
+	ScopeCertificatesWrite = "certificates:write"
+	ScopeOperator          = "operator"
 )
 
 // ProjectScopes are the scopes a token without scopes has, in the order
 // they are shown.
-var projectScopes = []string{ScopeRead, ScopeServicesWrite, ScopeDomainsWrite, ScopeTokensWrite, ScopeWebhooksWrite}
+var projectScopes = []string{ScopeRead, ScopeServicesWrite, ScopeDomainsWrite, ScopeTokensWrite, ScopeWebhooksWrite, ScopeCertificatesWrite}
 
 // ProjectScopes returns the scopes of a project's own objects.
 func ProjectScopes() []string { return slices.Clone(projectScopes) }

@@ -35,7 +35,7 @@ func authAs(t *testing.T, p *Platform, tok string) Caller {
 }
 
 func TestEffectiveScopes(t *testing.T) {
-	all := []string{ScopeRead, ScopeServicesWrite, ScopeDomainsWrite, ScopeTokensWrite, ScopeWebhooksWrite}
+	all := []string{ScopeRead, ScopeServicesWrite, ScopeDomainsWrite, ScopeTokensWrite, ScopeWebhooksWrite, ScopeCertificatesWrite}
 	for _, tc := range []struct {
 		stored, want []string
 	}{

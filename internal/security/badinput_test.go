@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -26,6 +27,7 @@ import (
 	"github.com/spine-platform/spine/internal/edge"
 	"github.com/spine-platform/spine/internal/logging"
 	"github.com/spine-platform/spine/internal/node"
+	"github.com/spine-platform/spine/internal/pkitest"
 	"github.com/spine-platform/spine/internal/platform"
 	"github.com/spine-platform/spine/internal/poll"
 )
@@ -50,6 +52,21 @@ func TestAPIBadInput(t *testing.T) {
 	_, httpPort, _ := net.SplitHostPort(s.n.HTTPAddr())
 	if _, err := s.admin.CreateToken(t.Context(), client.TokenCreate{Name: "taken", Scopes: []string{"read"}}); err != nil {
 		t.Fatal(err)
+	}
+
+	// Certificates for upload refusals: each check's.
+	pki := pkitest.NewRoot("Bad Input Root")
+	good := pki.Issue(pkitest.Leaf{DNSNames: []string{"byo.localhost"}})
+	other := pki.Issue(pkitest.Leaf{DNSNames: []string{"other.localhost"}})
+	ed := pki.Issue(pkitest.Leaf{DNSNames: []string{"byo.localhost"}, Key: pkitest.Ed25519})
+	short := pki.Issue(pkitest.Leaf{DNSNames: []string{"byo.localhost"}, NotAfter: time.Now().Add(time.Hour)})
+	upload := func(chain, key []byte, root bool) string {
+		in := client.CertificateUpload{Certificate: string(chain), PrivateKey: string(key)}
+		if root {
+			in.Root = string(pki.RootPEM())
+		}
+		b, _ := json.Marshal(in)
+		return string(b)
 	}
 
 	before := state(t, s.admin)
@@ -284,6 +301,23 @@ func TestAPIBadInput(t *testing.T) {
 		{"audit limit not a number", "GET", "/v1/audit?limit=ten", "", "", 400, "invalid_limit", "positive whole number"},
 		{"audit before negative", "GET", "/v1/audit?before=-1", "", "", 400, "invalid_before", "positive whole number"},
 		{"audit of a missing project", "GET", "/v1/audit?project=nothere", "", "", 404, "not_found", "does not exist"},
+		// Uploaded certificates.
+		{"upload: not PEM", "PUT", "/v1/certificates/byo.localhost", "", `{"certificate":"hello","private_key":"x"}`, 400, "certificate_parse", "not PEM"},
+		{"upload: no key", "PUT", "/v1/certificates/byo.localhost", "", `{"certificate":` + strconv.Quote(string(good.ChainPEM)) + `}`, 400, "certificate_parse", "no PEM private key"},
+		{"upload: Ed25519", "PUT", "/v1/certificates/byo.localhost", "", upload(ed.ChainPEM, ed.KeyPEM, true), 400, "certificate_key_type", "browsers do not accept Ed25519"},
+		{"upload: another key", "PUT", "/v1/certificates/byo.localhost", "", upload(good.ChainPEM, other.KeyPEM, true), 400, "certificate_key_match", "not the key"},
+		{"upload: other names", "PUT", "/v1/certificates/byo.localhost", "", upload(other.ChainPEM, other.KeyPEM, true), 400, "certificate_names", "not byo.localhost"},
+		{"upload: less than a day left", "PUT", "/v1/certificates/byo.localhost", "", upload(short.ChainPEM, short.KeyPEM, true), 400, "certificate_validity", "less than 24h"},
+		{"upload: no public chain", "PUT", "/v1/certificates/byo.localhost", "", upload(good.ChainPEM, good.KeyPEM, false), 400, "certificate_chain", "--root"},
+		{"upload: root not PEM", "PUT", "/v1/certificates/byo.localhost", "", `{"certificate":` + strconv.Quote(string(good.ChainPEM)) + `,"private_key":` + strconv.Quote(string(good.KeyPEM)) + `,"root":"x"}`, 400, "certificate_parse", "root file"},
+		{"upload: outside the project's domains", "PUT", "/v1/certificates/byo.example.com", "", upload(good.ChainPEM, good.KeyPEM, true), 400, "host_outside_domains", "verify its domain"},
+		{"upload: a wildcard name", "PUT", "/v1/certificates/*.localhost", "", upload(good.ChainPEM, good.KeyPEM, true), 400, "invalid_hostname", "wildcard"},
+		{"upload: a port", "PUT", "/v1/certificates/byo.localhost:443", "", upload(good.ChainPEM, good.KeyPEM, true), 400, "invalid_hostname", "not allowed"},
+		{"upload: unknown field", "PUT", "/v1/certificates/byo.localhost", "", `{"certificate":"x","key":"y"}`, 400, "unknown_field", "key"},
+		{"upload: wrong type", "PUT", "/v1/certificates/byo.localhost", "", `{"certificate":["x"]}`, 400, "invalid_json", "certificate"},
+		{"upload: oversized", "PUT", "/v1/certificates/byo.localhost", "", `{"certificate":"` + strings.Repeat("a", 70<<10) + `"}`, 413, "body_too_large", "larger than"},
+		{"remove: none uploaded", "DELETE", "/v1/certificates/byo.localhost", "", "", 404, "not_found", "does not exist"},
+		{"remove: bad hostname", "DELETE", "/v1/certificates/bad..localhost", "", "", 400, "invalid_hostname", "empty label"},
 		{"unknown route", "GET", "/v1/servces", "", "", 404, "no_such_route", "/v1/services"},
 		{"wrong method", "PUT", "/v1/services/taken", "", `{}`, 404, "no_such_route", "not part of the API"},
 	}
@@ -345,6 +379,19 @@ func TestCLIBadInput(t *testing.T) {
 	if err := os.WriteFile(notPEM, []byte("not a certificate\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	pki := pkitest.NewRoot("CLI Bad Input Root")
+	leaf := pki.Issue(pkitest.Leaf{DNSNames: []string{"byo.localhost"}})
+	otherLeaf := pki.Issue(pkitest.Leaf{DNSNames: []string{"byo.localhost"}})
+	pemDir := t.TempDir()
+	pemFile := func(name string, b []byte) string {
+		p := filepath.Join(pemDir, name)
+		if err := os.WriteFile(p, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	chainFile, keyFile, otherKey, rootFile := pemFile("chain.pem", leaf.ChainPEM), pemFile("key.pem", leaf.KeyPEM), pemFile("other.pem", otherLeaf.KeyPEM), pemFile("root.pem", pki.RootPEM())
+	bigFile := pemFile("big.pem", make([]byte, 70<<10))
 	cases := []struct {
 		args       []string
 		flag, hint string // the message must contain both
@@ -395,6 +442,18 @@ func TestCLIBadInput(t *testing.T) {
 		{[]string{"service", "update", "hello", "--health-interval", "2h"}, "--health-interval", "between 1s and 1h"},
 		{[]string{"service", "update", "hello", "--hsts-max-age", "0", "--timeout", "0s"}, "--timeout", "positive duration"},
 		{[]string{"service", "update", "hello", "--hsts-max-age", "0", "--timeout", "soon"}, "--timeout", "invalid argument"},
+		{[]string{"cert", "upload"}, "required flag", "host"},
+		{[]string{"cert", "upload", "--host", "*.localhost", "--cert", chainFile, "--key", keyFile}, "--host", "wildcards are not accepted"},
+		{[]string{"cert", "upload", "--host", "byo.localhost", "--cert", "/nonexistent.pem", "--key", keyFile}, "--cert", "no such file"},
+		{[]string{"cert", "upload", "--host", "byo.localhost", "--cert", bigFile, "--key", keyFile}, "--cert", "larger than"},
+		{[]string{"cert", "upload", "--host", "byo.localhost", "--cert", chainFile, "--key", otherKey, "--root", rootFile}, "--key", "not the key of the certificate"},
+		{[]string{"cert", "upload", "--host", "byo.localhost", "--cert", chainFile, "--key", keyFile}, "--cert/--root", "check chain"},
+		{[]string{"cert", "upload", "--host", "web.localhost", "--cert", chainFile, "--key", keyFile, "--root", rootFile}, "--host", "not web.localhost"},
+		{[]string{"cert", "upload", "--host", "byo.example.com", "--cert", chainFile, "--key", keyFile, "--root", rootFile}, "--host", "not under any of this project's domains"},
+		{[]string{"cert", "upload", "--host", "byo.localhost", "--cert", keyFile, "--key", keyFile}, "--cert/--key", "only CERTIFICATE blocks"},
+		{[]string{"cert", "remove"}, "required flag", "host"},
+		{[]string{"cert", "remove", "--host", "byo.localhost"}, "byo.localhost", "does not exist"},
+		{[]string{"cert", "remove", "--host", "bad..localhost"}, "--host", "empty label"},
 		{[]string{"ca", "trust", "extra"}, "", "unknown command"},
 		{[]string{"ca", "trust", "--root", "/nonexistent.pem"}, "--root", "no such file"},
 		{[]string{"ca", "trust", "--root", "/etc/passwd"}, "/etc/passwd", "no PEM certificate"},

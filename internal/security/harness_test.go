@@ -472,7 +472,17 @@ func state(t testing.TB, c *client.Client) string {
 	if err != nil {
 		t.Fatalf("listing projects: %v", err)
 	}
-	b, err := json.Marshal([]any{ds, ss, ws, ts, ps})
+	cs, err := c.Certificates(ctx)
+	if err != nil {
+		t.Fatalf("listing certificates: %v", err)
+	}
+	var uploaded []client.Certificate // the managed ones move on their own
+	for _, cert := range cs {
+		if cert.Status == "uploaded" {
+			uploaded = append(uploaded, cert)
+		}
+	}
+	b, err := json.Marshal([]any{ds, ss, ws, ts, ps, uploaded})
 	if err != nil {
 		t.Fatal(err)
 	}

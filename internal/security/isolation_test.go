@@ -26,6 +26,7 @@ import (
 	"github.com/spine-platform/spine/client"
 	"github.com/spine-platform/spine/internal/node"
 	"github.com/spine-platform/spine/internal/pebbletest"
+	"github.com/spine-platform/spine/internal/pkitest"
 	"github.com/spine-platform/spine/internal/platform"
 )
 
@@ -57,6 +58,23 @@ type tenant struct {
 	// The project's webhook, its signing secret and receiver, and a
 	// delivery to it (a test message).
 	webhook, webhookSecret, hookURL, delivery string
+	// upload is the leaf of the certificate it uploaded for byo.<domain>.
+	upload string // SHA-256
+}
+
+// checkUpload fails unless tn's uploaded certificate is still its own.
+func (tn *tenant) checkUpload(t *testing.T) {
+	t.Helper()
+	cs, err := tn.c.Certificates(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cs {
+		if c.Hostname == "byo."+tn.domain && c.Status == "uploaded" {
+			return
+		}
+	}
+	t.Errorf("%s's uploaded certificate for byo.%s is gone: %+v", tn.name, tn.domain, cs)
 }
 
 // zoneTXT returns the name and value of a zone-file TXT line
@@ -125,6 +143,14 @@ func startTenants(t *testing.T) *tenants {
 			t.Fatalf("%s's webhook test: %+v %v", tn.name, d, err)
 		}
 		tn.webhook, tn.webhookSecret, tn.delivery = w.ID, w.Secret, d.ID
+		// A certificate of its own for a name no service has yet.
+		pki := pkitest.NewRoot("Tenant " + tn.name + " Root")
+		leaf := pki.Issue(pkitest.Leaf{DNSNames: []string{"byo." + tn.domain}})
+		u, err := tn.c.UploadCertificate(ctx, "byo."+tn.domain, client.CertificateUpload{Certificate: string(leaf.ChainPEM), PrivateKey: string(leaf.KeyPEM), Root: string(pki.RootPEM())})
+		if err != nil {
+			t.Fatalf("%s uploading a certificate: %v", tn.name, err)
+		}
+		tn.upload = u.SHA256
 	}
 	ts.recA, ts.recB = ts.all[0].rec, ts.all[1].rec
 	return ts
@@ -646,6 +672,26 @@ func crossTenantCases(t *testing.T, ts *tenants, base string, x, y *tenant, secr
 			}
 		},
 		"GET /v1/certificates": func(t *testing.T) { okFor(t, "GET", "/v1/certificates") },
+		"PUT /v1/certificates/{name}": func(t *testing.T) {
+			// A genuine certificate for names under y's domain, with its
+			// root: still not x's to serve, in any spelling. (y's own
+			// hostname stays out of the paths: x's audit trail records
+			// the paths x tried.)
+			pki := pkitest.NewRoot("Isolation Root")
+			names := []string{"byo." + y.domain, "new." + y.domain}
+			leaf := pki.Issue(pkitest.Leaf{DNSNames: names})
+			body, _ := json.Marshal(client.CertificateUpload{Certificate: string(leaf.ChainPEM), PrivateKey: string(leaf.KeyPEM), Root: string(pki.RootPEM())})
+			for _, h := range append(names, strings.ToUpper(names[0])+".") {
+				refused(t, "PUT", "/v1/certificates/"+h, string(body), 400)
+			}
+			y.checkUpload(t)
+		},
+		"DELETE /v1/certificates/{name}": func(t *testing.T) {
+			for _, h := range []string{"byo." + y.domain, strings.ToUpper("byo."+y.domain) + "."} {
+				refused(t, "DELETE", "/v1/certificates/"+h, "", 404)
+			}
+			y.checkUpload(t)
+		},
 		"GET /v1/events": func(t *testing.T) {
 			for _, e := range ownEvents(t, okFor(t, "GET", "/v1/events?after=0&limit=1000")) {
 				if e.Project != x.id {

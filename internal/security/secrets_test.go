@@ -30,6 +30,7 @@ import (
 	"github.com/spine-platform/spine/internal/logging"
 	"github.com/spine-platform/spine/internal/node"
 	"github.com/spine-platform/spine/internal/pebbletest"
+	"github.com/spine-platform/spine/internal/pkitest"
 	"github.com/spine-platform/spine/internal/poll"
 	"github.com/spine-platform/spine/internal/store/storetest"
 )
@@ -92,6 +93,57 @@ type cliCase struct {
 	ok     bool   // it must succeed (else: it must fail)
 	want   string // its stdout must show this when it succeeds
 	before func(t *testing.T)
+}
+
+// byoFiles are the files of `cert upload` cases: a chain for host, its
+// key, another key and the root, written by write (the key registered as
+// a secret).
+type byoFiles struct {
+	chain, key, other, root string
+	write                   func(t *testing.T)
+}
+
+func (h *hygiene) byoFiles(dir, host string) byoFiles {
+	f := byoFiles{chain: filepath.Join(dir, "chain.pem"), key: filepath.Join(dir, "key.pem"),
+		other: filepath.Join(dir, "other.pem"), root: filepath.Join(dir, "root.pem")}
+	f.write = func(t *testing.T) {
+		pki := pkitest.NewRoot("Hygiene CLI Root")
+		leaf := pki.Issue(pkitest.Leaf{DNSNames: []string{host}})
+		other := pki.Issue(pkitest.Leaf{DNSNames: []string{host}})
+		h.secret("an uploaded certificate's private key (CLI)", keyBody(leaf.KeyPEM))
+		h.secret("a refused upload's private key (CLI)", keyBody(other.KeyPEM))
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		for path, b := range map[string][]byte{f.chain: leaf.ChainPEM, f.key: leaf.KeyPEM, f.other: other.KeyPEM, f.root: pki.RootPEM()} {
+			if err := os.WriteFile(path, b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	return f
+}
+
+// keyBody is the first line of a PEM key's base64, which no output may show.
+func keyBody(keyPEM []byte) string {
+	lines := strings.Split(string(keyPEM), "\n")
+	return lines[1]
+}
+
+// domainOf is the operator's first verified domain.
+func (h *hygiene) domainOf(t *testing.T, c *client.Client) string {
+	t.Helper()
+	ds, err := c.Domains(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range ds {
+		if d.Status == "verified" {
+			return d.Name
+		}
+	}
+	t.Fatal("the operator has no verified domain")
+	return ""
 }
 
 // cli runs each case against p and checks its exit status.
@@ -157,6 +209,7 @@ func (h *hygiene) verifyTXT(t *testing.T, c *client.Client, domain string) {
 // serves domain. wait: the server's names resolve here (`--wait` works).
 func (h *hygiene) commonCLI(p *proc, domain string, wait bool) []cliCase {
 	admin := func(t *testing.T) *client.Client { return p.admin(t) }
+	byo := h.byoFiles(filepath.Join(filepath.Dir(p.data), "byo"), "byo."+domain)
 	web2 := cliCase{args: []string{"service", "create", "web2", "--upstream", h.up}, ok: true, want: "web2." + domain}
 	if wait {
 		web2 = cliCase{args: []string{"service", "create", "web2", "--upstream", h.up, "--wait", "--timeout", "20s"}, ok: true, want: "is served over HTTPS"}
@@ -204,6 +257,11 @@ func (h *hygiene) commonCLI(p *proc, domain string, wait bool) []cliCase {
 		{args: []string{"service", "delete", "web"}},
 		{args: []string{"cert", "list"}, ok: true, want: "web2." + domain},
 		{args: []string{"cert", "list", "-o", "json"}, ok: true, want: `"web2.` + domain + `"`},
+		{args: []string{"cert", "upload", "--host", "byo." + domain, "--cert", byo.chain, "--key", byo.other, "--root", byo.root}, before: byo.write},
+		{args: []string{"cert", "upload", "--host", "byo." + domain, "--cert", byo.chain, "--key", byo.key, "--root", byo.root}, ok: true, want: "uploaded"},
+		{args: []string{"cert", "list"}, ok: true, want: "uploaded"},
+		{args: []string{"cert", "remove", "--host", "byo." + domain}, ok: true, want: "removed"},
+		{args: []string{"cert", "remove", "--host", "byo." + domain}},
 		{args: []string{"events"}, ok: true, want: "service.created"},
 		{args: []string{"events", "--after", "1", "--limit", "2", "-o", "json"}, ok: true, want: `"id": 2,`},
 		{args: []string{"events", "--after", "-1"}},
@@ -419,6 +477,14 @@ func (h *hygiene) api(t *testing.T, base, admin string, c *client.Client) {
 	if err != nil || dlv.Status != "delivered" {
 		t.Fatalf("testing the webhook: %+v %v", dlv, err)
 	}
+	// A certificate of the operator's own, uploaded and removed; its key
+	// must show nowhere.
+	pki := pkitest.NewRoot("Hygiene API Root")
+	byo := pki.Issue(pkitest.Leaf{DNSNames: []string{"byo-api." + h.domainOf(t, c)}})
+	h.secret("an uploaded certificate's private key (API)", keyBody(byo.KeyPEM))
+	upload, _ := json.Marshal(client.CertificateUpload{Certificate: string(byo.ChainPEM), PrivateKey: string(byo.KeyPEM), Root: string(pki.RootPEM())})
+	mismatch, _ := json.Marshal(client.CertificateUpload{Certificate: string(pki.Issue(pkitest.Leaf{DNSNames: byo.Cert.DNSNames}).ChainPEM), PrivateKey: string(byo.KeyPEM), Root: string(pki.RootPEM())})
+	byoPath := "/v1/certificates/" + byo.Cert.DNSNames[0]
 	cases := []apiCase{
 		{route: "GET /healthz", method: "GET", path: "/healthz", want: 200},
 		{route: "GET /readyz", method: "GET", path: "/readyz", want: 200},
@@ -438,6 +504,10 @@ func (h *hygiene) api(t *testing.T, base, admin string, c *client.Client) {
 			body: `{"upstreams":["` + h.up + `"],"hsts_max_age":600,"health_path":"/up","health_interval":"5s"}`},
 		{route: "DELETE /v1/services/{name}", method: "DELETE", path: "/v1/services/api-x", want: 204},
 		{route: "GET /v1/certificates", method: "GET", path: "/v1/certificates", want: 200},
+		{route: "PUT /v1/certificates/{name}", method: "PUT", path: byoPath, body: string(mismatch), want: 400},
+		{route: "PUT /v1/certificates/{name}", method: "PUT", path: byoPath, body: string(upload), want: 200},
+		{route: "GET /v1/certificates", method: "GET", path: "/v1/certificates", want: 200},
+		{route: "DELETE /v1/certificates/{name}", method: "DELETE", path: byoPath, want: 204},
 		{route: "GET /v1/nodes", method: "GET", path: "/v1/nodes", want: 200},
 		{route: "GET /v1/events", method: "GET", path: "/v1/events?after=0", want: 200},
 		{route: "GET /v1/events/stream", method: "GET", path: "/v1/events/stream?after=0", want: 200, stream: true},

@@ -39,6 +39,7 @@ func Run(t *testing.T, open func(t *testing.T) *store.DB) {
 		{"DeleteDomainStrandsHostname", testDeleteDomainStrandsHostname},
 		{"CertStatus", testCertStatus},
 		{"CertStatusDue", testCertStatusDue},
+		{"UploadedCerts", testUploadedCerts},
 		{"Revision", testRevision},
 		{"Watch", testWatch},
 		{"KV", testKV},
