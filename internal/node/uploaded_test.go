@@ -17,6 +17,7 @@ import (
 	"github.com/spine-platform/spine/client"
 	"github.com/spine-platform/spine/internal/edge"
 	"github.com/spine-platform/spine/internal/pkitest"
+	"github.com/spine-platform/spine/internal/poll"
 	"github.com/spine-platform/spine/internal/store"
 )
 
@@ -60,7 +61,7 @@ func TestUploadedCertificateServed(t *testing.T) {
 	if _, err := c.CreateService(ctx, client.ServiceCreate{Name: "byo", Upstreams: []string{upstream(t, func(w http.ResponseWriter, r *http.Request) {})}}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the uploaded certificate served", func() error {
+	poll.Until(t, "the uploaded certificate served", waitTimeout, func() error {
 		chain, err := handshake(t, n, host, pki.Pool())
 		if err != nil {
 			return err
@@ -99,27 +100,23 @@ func TestUploadedCertificateServed(t *testing.T) {
 	}
 	both := pki.Pool()
 	both.AddCert(n.CA().Root())
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	poll.Until(t, "a managed certificate after the removal", waitTimeout, func() error {
 		chain, err := handshake(t, n, host, both)
 		if err != nil {
-			t.Fatalf("a handshake after the removal failed: %v", err)
+			return poll.Stop(fmt.Errorf("a handshake after the removal failed: %w", err))
 		}
-		if chain[0].Issuer.CommonName != "Customer Issuing CA" {
-			inter := x509.NewCertPool()
-			for _, c := range chain[1:] {
-				inter.AddCert(c)
-			}
-			if _, err := chain[0].Verify(x509.VerifyOptions{Roots: spineRoots, Intermediates: inter, DNSName: host}); err != nil {
-				t.Fatalf("after the removal: %v", err)
-			}
-			break
+		if chain[0].Issuer.CommonName == "Customer Issuing CA" {
+			return errors.New("the removed upload is still served")
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("no managed certificate 30 s after the removal")
+		inter := x509.NewCertPool()
+		for _, c := range chain[1:] {
+			inter.AddCert(c)
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		if _, err := chain[0].Verify(x509.VerifyOptions{Roots: spineRoots, Intermediates: inter, DNSName: host}); err != nil {
+			return poll.Stop(fmt.Errorf("after the removal: %w", err))
+		}
+		return nil
+	})
 	if _, err := n.certs.CertificateNow(hello); err != nil {
 		t.Errorf("the manager has no certificate once it is served: %v", err)
 	}

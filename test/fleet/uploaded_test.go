@@ -7,6 +7,7 @@ import (
 
 	"github.com/spine-platform/spine/client"
 	"github.com/spine-platform/spine/internal/pkitest"
+	"github.com/spine-platform/spine/internal/poll"
 )
 
 // A certificate uploaded through one node is served by every node (the
@@ -22,7 +23,7 @@ func TestUploadedCertificateFleetWide(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, nd := range f.nodes {
-		eventually(t, "managed certificate on "+nd.name, time.Minute, func() error { return nd.serves(f.root, host, "byo-upstream") })
+		poll.Until(t, "managed certificate on "+nd.name, time.Minute, func() error { return nd.serves(f.root, host, "byo-upstream") })
 	}
 
 	pki := pkitest.NewRoot("Fleet Customer Root")
@@ -33,7 +34,7 @@ func TestUploadedCertificateFleetWide(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, nd := range f.nodes {
-		eventually(t, "uploaded certificate on "+nd.name, time.Minute, func() error {
+		poll.Until(t, "uploaded certificate on "+nd.name, time.Minute, func() error {
 			got, err := nd.leaf(pki.Pool(), host) // verified with the intermediate the node sends
 			if err != nil {
 				return err
@@ -70,10 +71,10 @@ func TestUploadedCertificateFleetWide(t *testing.T) {
 		t.Fatal("no CA root")
 	}
 	for _, nd := range f.nodes {
-		eventually(t, "managed certificate again on "+nd.name, time.Minute, func() error {
+		poll.Until(t, "managed certificate again on "+nd.name, time.Minute, func() error {
 			got, err := nd.leaf(both, host)
 			if err != nil {
-				return errStop{fmt.Errorf("a handshake failed after the removal: %w", err)}
+				return poll.Stop(fmt.Errorf("a handshake failed after the removal: %w", err))
 			}
 			if got.Equal(leaf.Cert) {
 				return fmt.Errorf("%s still serves the uploaded certificate", nd.name)
