@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"strings"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/spine-platform/spine/client"
 	"github.com/spine-platform/spine/internal/node"
+	"github.com/spine-platform/spine/internal/poll"
 )
 
 // lockedBuffer is an io.Writer that a test may read while the CLI writes.
@@ -66,14 +68,13 @@ func TestEventsFollow(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	deadline := time.Now().Add(30 * time.Second)
 	// The log starts with the admin token's token.created; the services' events follow.
-	for strings.Count(out.String(), `"type":"service.created"`) < 2 {
-		if time.Now().After(deadline) {
-			t.Fatalf("events --follow printed %q", out.String())
+	poll.Until(t, "both services' events printed", time.Minute, func() error {
+		if strings.Count(out.String(), `"type":"service.created"`) < 2 {
+			return fmt.Errorf("events --follow printed %q", out.String())
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatalf("events --follow ended with %v", err)

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -12,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/spine-platform/spine/internal/poll"
 )
 
 // TestVersionReportsBuild builds spine from a git repository of its own
@@ -113,13 +116,12 @@ func TestVersionReportsBuild(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { cancel(); up.Wait() }()
-	deadline := time.Now().Add(time.Minute)
-	for v = version("http://" + apiAddr); v.Server == nil && time.Now().Before(deadline); v = version("http://" + apiAddr) {
-		time.Sleep(100 * time.Millisecond)
-	}
-	if v.Server == nil {
-		t.Fatalf("the server never answered: %s", v.ServerError)
-	}
+	poll.Until(t, "the server's version", 2*time.Minute, func() error {
+		if v = version("http://" + apiAddr); v.Server == nil {
+			return fmt.Errorf("the server did not answer: %s", v.ServerError)
+		}
+		return nil
+	})
 	s := *v.Server
 	if s.Commit != head || s.Store != "sqlite" || s.Modified || s.GoVersion != c.GoVersion || s.Version != "v9.9.9-test" ||
 		s.Settings["CGO_ENABLED"] != c.Settings["CGO_ENABLED"] {

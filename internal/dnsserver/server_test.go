@@ -13,6 +13,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/spine-platform/spine/internal/dnstxt"
+	"github.com/spine-platform/spine/internal/poll"
 )
 
 const (
@@ -61,18 +62,14 @@ func startServer(t *testing.T, cfg Config) (udpAddr, tcpAddr string) {
 func exchange(t *testing.T, network, addr string, m *dns.Msg) *dns.Msg {
 	t.Helper()
 	c := &dns.Client{Net: network, Timeout: 3 * time.Second, TsigSecret: map[string]string{testKeyName: testSecret, "other-key.": testSecret}}
-	// The server may still be starting: retry briefly on a refused connection or timeout.
-	var lastErr error
-	for range 3 {
-		r, _, err := c.Exchange(m.Copy(), addr)
-		if err == nil {
-			return r
-		}
-		lastErr = err
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("exchange over %s with %s: %v", network, addr, lastErr)
-	return nil
+	// The server may still be starting: retry on a refused connection or timeout.
+	var r *dns.Msg
+	poll.Until(t, "exchange over "+network+" with "+addr, time.Minute, func() error {
+		var err error
+		r, _, err = c.Exchange(m.Copy(), addr)
+		return err
+	})
+	return r
 }
 
 func txtAnswers(m *dns.Msg) []string {

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/spine-platform/spine/internal/poll"
 )
 
 // lockedBuffer is a bytes.Buffer a child process and the test share.
@@ -87,22 +89,21 @@ http {
 		cmd.Process.Kill()
 		<-exited
 	})
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	poll.Until(t, "nginx listening on "+addr, time.Minute, func() error {
 		select {
 		case err := <-exited:
-			t.Fatalf("nginx exited: %v\n%s", err, logs.String())
+			exited <- err // for the cleanup
+			return poll.Stop(fmt.Errorf("nginx exited: %v\n%s", err, logs.String()))
 		default:
 		}
-		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
-			c.Close()
-			return addr
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err != nil {
+			return fmt.Errorf("%w\n%s", err, logs.String())
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("nginx does not listen on %s after 20s:\n%s", addr, logs.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		c.Close()
+		return nil
+	})
+	return addr
 }
 
 // TestAgainstNginx inspects nginx (OpenSSL): HTTP/2 with its headers, the

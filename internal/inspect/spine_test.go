@@ -3,6 +3,7 @@ package inspect_test
 import (
 	"context"
 	"crypto/x509"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -14,6 +15,7 @@ import (
 	"github.com/spine-platform/spine/client"
 	"github.com/spine-platform/spine/internal/inspect"
 	"github.com/spine-platform/spine/internal/node"
+	"github.com/spine-platform/spine/internal/poll"
 )
 
 // TestAgainstSpine inspects a Spine node started in-process: its demo
@@ -63,15 +65,13 @@ func TestAgainstSpine(t *testing.T) {
 	// recorded just after; the node loads the fleet's ticket keys in its
 	// first seconds, which invalidates tickets issued before. Wait for both.
 	var r *inspect.Report
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	poll.Until(t, "the node settled (certificate active, session resumed)", 2*time.Minute, func() error {
 		r = inspectURL("https://hello.localhost:" + port + "/")
-		settled := r.Result.OK && r.Spine != nil && r.Spine.Status == "active" && r.Resumption.Resumed
-		if settled || time.Now().After(deadline) {
-			break
+		if !r.Result.OK || r.Spine == nil || r.Spine.Status != "active" || !r.Resumption.Resumed {
+			return fmt.Errorf("result %+v, spine %+v, resumption %+v", r.Result, r.Spine, r.Resumption)
 		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return nil
+	})
 	if !r.Result.OK || r.Result.ExitCode != inspect.ExitOK {
 		t.Fatalf("result %+v", r.Result)
 	}
