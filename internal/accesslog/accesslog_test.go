@@ -66,7 +66,7 @@ func TestJSONLine(t *testing.T) {
 		"request_id": "0123456789abcdef0123456789abcdef", "project": "acme", "service": "web",
 		"host": "app.example.com", "method": "POST", "path": "/cart/add", "query": "item&token&flag",
 		"proto": "HTTP/2.0", "status": 201.0, "bytes_in": 17.0, "bytes_out": 2048.0,
-		"duration_ms": 1.234, "upstream": "http://10.0.0.5:8080", "upstream_duration_ms": 0.987,
+		"duration_us": 1234.0, "upstream": "http://10.0.0.5:8080", "upstream_duration_us": 987.0,
 		"client": "203.0.113.9:51234", "tls_version": "TLS 1.3", "tls_group": "X25519MLKEM768",
 		"tls_resumed": true, "user_agent": "curl/8.5.0",
 	}
@@ -88,7 +88,7 @@ func TestTextLineAndOptionalFields(t *testing.T) {
 		Proto: "HTTP/1.1", Status: 308, Client: "127.0.0.1:1"}
 	out := closedLog(t, logging.Text, e)
 	want := `time=1970-01-01T00:00:00.000Z level=INFO msg=access request_id=r1 host=nowhere.test method=GET path=/ ` +
-		`proto=HTTP/1.1 status=308 bytes_in=0 bytes_out=0 duration_ms=0 client=127.0.0.1:1` + "\n"
+		`proto=HTTP/1.1 status=308 bytes_in=0 bytes_out=0 duration_us=0 client=127.0.0.1:1` + "\n"
 	if out != want {
 		t.Errorf("got  %q\nwant %q", out, want)
 	}

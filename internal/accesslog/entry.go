@@ -125,10 +125,10 @@ func (e *Entry) record() slog.Record {
 		slog.Int("status", e.Status),
 		slog.Int64("bytes_in", e.BytesIn),
 		slog.Int64("bytes_out", e.BytesOut),
-		slog.Float64("duration_ms", millis(e.Duration)),
+		slog.Int64("duration_us", e.Duration.Microseconds()),
 	)
 	if e.Upstream != "" {
-		r.AddAttrs(slog.String("upstream", e.Upstream), slog.Float64("upstream_duration_ms", millis(e.UpstreamDuration)))
+		r.AddAttrs(slog.String("upstream", e.Upstream), slog.Int64("upstream_duration_us", e.UpstreamDuration.Microseconds()))
 	}
 	r.AddAttrs(slog.String("client", e.Client))
 	if e.TLSVersion != 0 {
@@ -145,11 +145,6 @@ func (e *Entry) record() slog.Record {
 		r.AddAttrs(slog.String("user_agent", e.UserAgent))
 	}
 	return r
-}
-
-// millis is d in milliseconds, to the microsecond.
-func millis(d time.Duration) float64 {
-	return float64(d.Microseconds()) / 1000
 }
 
 // groupName names a key exchange group. A resumed TLS 1.2 session or a

@@ -26,7 +26,16 @@ type Config struct {
 	// Logger receives the log's own troubles: lines dropped, a failed
 	// write (each at most once a minute). Default slog.Default().
 	Logger *slog.Logger
+	// Gather is how long the writer lets lines gather before it writes
+	// them, once one is queued (sooner when a quarter of Buffer is
+	// queued): a line reaches its file up to this late, and a busy edge
+	// pays one write(2) for many requests instead of one each, and wakes
+	// the writer once per batch. Default 20 ms.
+	Gather time.Duration
 }
+
+// DefaultGather is Config.Gather's default.
+const DefaultGather = 20 * time.Millisecond
 
 // DefaultBuffer is Config.Buffer's default.
 const DefaultBuffer = 4096
@@ -53,6 +62,15 @@ const reportEvery = time.Minute
 type Log struct {
 	queue  chan Entry
 	logger *slog.Logger
+	gather time.Duration
+	fullAt int // queue length that cuts the gathering short
+
+	// idle is set by the writer before it waits for a line; the Log that
+	// finds it set kicks the writer. So a line never waits for the next
+	// one, and a busy edge wakes the writer once per batch, not per line.
+	idle atomic.Bool
+	kick chan struct{} // capacity 1
+	full chan struct{} // capacity 1
 
 	lines   atomic.Uint64 // written
 	dropped atomic.Uint64 // queue full, or logged after Close
@@ -127,7 +145,14 @@ func newLog(cfg Config, batchSize int) *Log {
 	if cfg.Format == "" {
 		cfg.Format = logging.Text
 	}
+	if cfg.Gather <= 0 {
+		cfg.Gather = DefaultGather
+	}
 	l := &Log{
+		gather: cfg.Gather,
+		fullAt: max(cfg.Buffer/4, 1),
+		kick:   make(chan struct{}, 1),
+		full:   make(chan struct{}, 1),
 		queue:  make(chan Entry, cfg.Buffer),
 		logger: cfg.Logger.With("component", "accesslog"),
 		stop:   make(chan struct{}),
@@ -152,6 +177,20 @@ func (l *Log) Log(e *Entry) {
 	case l.queue <- c:
 	default:
 		l.dropped.Add(1)
+		return
+	}
+	if l.idle.Load() && l.idle.CompareAndSwap(true, false) {
+		signal(l.kick)
+	} else if len(l.queue) >= l.fullAt {
+		signal(l.full)
+	}
+}
+
+// signal wakes whoever waits on c, if it is not signalled already.
+func signal(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
 	}
 }
 
@@ -191,22 +230,46 @@ func (l *Log) Close() error {
 	return err
 }
 
-// run is the writer goroutine: it formats the queued entries into batches
-// and writes a batch when the queue is empty or the batch full.
+// run is the writer goroutine: once a line is queued, it waits Gather (or
+// until a quarter of the queue is used), then formats every queued entry
+// into batches and writes them.
 func (l *Log) run() {
 	defer close(l.done)
+	gather := time.NewTimer(time.Hour)
+	gather.Stop()
 	for {
+		// Idle only if the queue is empty after idle is set: a Log that
+		// queued before saw idle unset, and its line is seen here.
+		l.idle.Store(true)
+		if len(l.queue) == 0 {
+			select {
+			case <-l.kick:
+			case reply := <-l.reopen:
+				l.idle.Store(false)
+				l.drain()
+				reply <- l.reopenFile()
+				continue
+			case <-l.stop:
+				l.drain()
+				return
+			}
+		}
+		l.idle.Store(false)
+		gather.Reset(l.gather)
 		select {
-		case e := <-l.queue:
-			l.format(&e)
-			l.drain()
+		case <-gather.C:
+		case <-l.full:
+			gather.Stop()
 		case reply := <-l.reopen:
+			gather.Stop()
 			l.drain()
 			reply <- l.reopenFile()
 		case <-l.stop:
+			gather.Stop()
 			l.drain()
 			return
 		}
+		l.drain()
 	}
 }
 

@@ -178,12 +178,12 @@ func TestAccessLogFields(t *testing.T) {
 							t.Errorf("%s = %#v, want %#v", k, l[k], v)
 						}
 					}
-					d, ud := l["duration_ms"].(float64), l["upstream_duration_ms"].(float64)
-					if ud <= 0 || d < ud || d > float64(after.Sub(before).Microseconds())/1000 {
-						t.Errorf("duration_ms %v, upstream_duration_ms %v: want 0 < upstream ≤ duration ≤ %v", d, ud, after.Sub(before))
+					d, ud := l["duration_us"].(float64), l["upstream_duration_us"].(float64)
+					if ud < 0 || d < ud || d > float64(after.Sub(before).Microseconds()) {
+						t.Errorf("duration_us %v, upstream_duration_us %v: want 0 ≤ upstream ≤ duration ≤ %v", d, ud, after.Sub(before))
 					}
 					for k := range l {
-						if _, ok := want[k]; !ok && k != "time" && k != "duration_ms" && k != "upstream_duration_ms" {
+						if _, ok := want[k]; !ok && k != "time" && k != "duration_us" && k != "upstream_duration_us" {
 							t.Errorf("unexpected field %s = %v", k, l[k])
 						}
 					}
