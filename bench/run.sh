@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# run.sh runs the side-by-side benchmark of issue 5 (see BENCHMARKS.md).
+# run.sh runs the side-by-side benchmark of Spine against nginx, HAProxy, Caddy
+# and a bare-Go server (see BENCHMARKS.md).
 #
 #   bench/run.sh [--quick | --full] [--servers spine,nginx,haproxy,caddy,go]
 #                [--reps N] [--out FILE] [--no-install] [--keep] [-- RUNNER FLAGS...]

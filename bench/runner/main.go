@@ -1,4 +1,4 @@
-// Command runner is the side-by-side benchmark of issue 5. It starts each
+// Command runner is the side-by-side benchmark (BENCHMARKS.md). It starts each
 // server under test pinned to one core (one worker, GOMAXPROCS=1 for Go
 // servers), runs a fixed amount of work against it from the other core, reads
 // the server's CPU time and resident memory from /proc before and after, and

@@ -42,12 +42,11 @@ type Config struct {
 	HealthPath string
 	// KeepFreedMemory turns off the release of freed memory to the
 	// operating system after a burst of new connections (release.go). The
-	// release keeps resident memory near what the open connections hold
-	// (25 instead of 31-35 KiB per idle connection in BENCHMARKS.md), at
-	// the price of a forced GC and a pause of the processor running it:
-	// 0.1 s after 5,000 new connections, 0.3-0.6 s after 19,000 on the
-	// KVM guest of BENCHMARKS.md, where returning a page costs most. Default
-	// false: memory is released.
+	// release keeps resident memory near what the open connections hold,
+	// at the price of a forced GC and a pause of the processor running it,
+	// longest on a virtual machine, where returning a page costs most
+	// (BENCHMARKS.md, "Idle connections", has the figures). Default false:
+	// memory is released.
 	KeepFreedMemory bool
 
 	// HealthInterval is the time between two active health checks of an

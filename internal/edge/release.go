@@ -23,9 +23,8 @@ import (
 // heap, so it must free as much.
 //
 // Returning memory costs CPU: the GC, and an madvise call per run of free
-// pages, cheap on bare metal but 75 µs per 8 KiB run on the KVM guest of
-// BENCHMARKS.md (0.1 s after a burst of 5,000 connections, 0.3-0.4 s
-// after 19,000, against 1.8 and 7 s of CPU for their handshakes). So releases are at least releaseEvery
+// pages, cheap on bare metal but not on a virtual machine (BENCHMARKS.md,
+// "Idle connections", has the figures). So releases are at least releaseEvery
 // apart, and their time is metered: on average at most 1/releaseShare of
 // the time (1 % of a core), with up to releaseBudget in hand.
 const (

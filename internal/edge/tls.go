@@ -89,9 +89,9 @@ func (s *Server) getCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, e
 }
 
 // certCacheTTL is how long the edge serves the certificate
-// Config.GetCertificate returned for a name without asking again: certmagic
-// takes about 2 µs and 15 allocations per lookup (and a deeper stack, which
-// the handshake goroutine must grow to hold).
+// Config.GetCertificate returned for a name without asking again: certmagic's
+// lookup allocates and takes a deeper stack, which the handshake goroutine
+// must grow to hold (BENCHMARKS.md, "Handshake", has the figures).
 //
 // The contract of Server.certs: a handshake gets the certificate that
 // GetCertificate returned for its name at most certCacheTTL ago, so a
