@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -39,9 +40,18 @@ func (s *server) listEvents(w http.ResponseWriter, r *http.Request, p store.Proj
 	if err != nil {
 		return err
 	}
-	es, err := s.cfg.Platform.ListEvents(r.Context(), p.ID, after, int(limit))
+	page, err := s.events(r.Context(), p.ID, after, limit)
 	if err != nil {
 		return err
+	}
+	writeJSON(w, http.StatusOK, page)
+	return nil
+}
+
+func (s *server) events(ctx context.Context, projectID string, after, limit int64) (client.EventPage, error) {
+	es, err := s.cfg.Platform.ListEvents(ctx, projectID, after, int(limit))
+	if err != nil {
+		return client.EventPage{}, err
 	}
 	page := client.EventPage{Events: make([]client.Event, 0, len(es)), Next: after}
 	for _, e := range es {
@@ -52,8 +62,7 @@ func (s *server) listEvents(w http.ResponseWriter, r *http.Request, p store.Proj
 		limit = platform.DefaultEventPage
 	}
 	page.More = len(es) == int(limit)
-	writeJSON(w, http.StatusOK, page)
-	return nil
+	return page, nil
 }
 
 // queryInt reads the integer query parameter name, def if absent.

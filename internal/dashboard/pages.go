@@ -609,7 +609,7 @@ type eventsData struct {
 
 func (d *Dashboard) eventsPage(w http.ResponseWriter, r *http.Request, rq *request) error {
 	after, _ := strconv.ParseInt(r.URL.Query().Get("after"), 10, 64)
-	page, err := rq.api.Events(r.Context(), max(after, 0), 100)
+	page, err := d.cfg.API.Events(r.Context(), rq.token, max(after, 0), 100)
 	if err != nil {
 		return err
 	}

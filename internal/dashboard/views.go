@@ -112,6 +112,7 @@ func (v *views) refresh(project, token string, e *viewEntry) {
 	data, err := v.load(ctx, token)
 	v.mu.Lock()
 	defer v.mu.Unlock()
+	v.dropIdle(v.now())
 	e.refreshing = false
 	if v.m[project] != e {
 		return // dropped meanwhile
