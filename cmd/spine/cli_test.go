@@ -173,6 +173,8 @@ func TestServeFlagErrors(t *testing.T) {
 		{[]string{"--resync-interval", "0s"}, "positive duration"},
 		{[]string{"--cert-lifetime", "0s"}, "from 1h to 8760h"},
 		{[]string{"--api-addr", ""}, "write HOST:PORT"},
+		{[]string{"--metrics", "everywhere"}, "write api (the API's listener), off, or HOST:PORT"},
+		{[]string{"--metrics", ""}, "write api, off, or HOST:PORT"},
 		{[]string{"--renew-check-interval", "-1m"}, "positive duration"},
 		{[]string{"--renewal-window-ratio", "1"}, "between 0 and 1"},
 		{[]string{"--log-format", "logfmt"}, "give text or json"},

@@ -27,6 +27,7 @@ type serverFlags struct {
 	httpsAddr     string
 	httpAddr      string
 	apiAddr       string
+	metrics       string
 	domain        string
 	leafLifetime  time.Duration
 	acme          acmeFlags // acme.go
@@ -50,6 +51,7 @@ func (f *serverFlags) register(cmd *cobra.Command, https, http, domain string) {
 	cmd.Flags().StringVar(&f.httpsAddr, "https-addr", https, "HTTPS listen address")
 	cmd.Flags().StringVar(&f.httpAddr, "http-addr", http, "HTTP listen address (redirects to HTTPS, answers ACME HTTP-01)")
 	cmd.Flags().StringVar(&f.apiAddr, "api-addr", node.DefaultAPIAddr, "API listen address (keep it on loopback unless a firewall guards it)")
+	cmd.Flags().StringVar(&f.metrics, "metrics", node.MetricsOnAPI, "where GET /metrics (Prometheus, no token) is served: api (the API's listener), off, or HOST:PORT of a listener of its own (it names every project's hostnames and upstreams: move it off the API if tenants reach the API)")
 	cmd.Flags().StringVar(&f.domain, "domain", domain, "domain given to the default project at start")
 	cmd.Flags().DurationVar(&f.leafLifetime, "cert-lifetime", node.DefaultLeafLifetime, "lifetime of certificates from the internal CA, 1h to 8760h (renewed automatically, see --renewal-window-ratio)")
 	cmd.Flags().IntVar(&f.certCacheSize, "cert-cache-size", node.DefaultCertCacheSize, "most certificates held in memory, at least 1; the others are loaded from the store on their hostname's first handshake (-1: no bound)")
@@ -181,6 +183,7 @@ func (f *serverFlags) config(g *globals, up bool) (node.Config, error) {
 		{"--https-addr", "write HOST:PORT or :PORT, e.g. :443", f.httpsAddr == ""},
 		{"--http-addr", "write HOST:PORT or :PORT, e.g. :80", f.httpAddr == ""},
 		{"--api-addr", "write HOST:PORT, e.g. 127.0.0.1:2019", f.apiAddr == ""},
+		{"--metrics", "write api, off, or HOST:PORT, e.g. 127.0.0.1:9180", f.metrics == ""},
 		{"--dns-addr", "write HOST:PORT or :PORT, e.g. :53", f.acme.dnsAddr == ""},
 		{"--cert-lifetime", "give a duration from 1h to 8760h (a year), e.g. 24h", f.leafLifetime == 0},
 		{"--cert-cache-size", "give the most certificates to hold in memory (at least 1, e.g. 10000), or -1 for no bound", f.certCacheSize == 0},
@@ -219,6 +222,7 @@ func (f *serverFlags) config(g *globals, up bool) (node.Config, error) {
 		HTTPSAddr:       f.httpsAddr,
 		HTTPAddr:        f.httpAddr,
 		APIAddr:         f.apiAddr,
+		Metrics:         f.metrics,
 		DisableHTTP3:    !f.http3,
 		DisableECH:      !f.ech,
 		ECHPublicName:   f.echPublicName,
@@ -246,7 +250,7 @@ func storeDSN(flag string) string {
 // flagOf names the flag of each node.Config field the flags set.
 var flagOf = map[string]string{
 	"AccessLog": "--access-log", "AccessLogFormat": "--log-format",
-	"HTTPSAddr": "--https-addr", "HTTPAddr": "--http-addr", "APIAddr": "--api-addr", "Store": "--store",
+	"HTTPSAddr": "--https-addr", "HTTPAddr": "--http-addr", "APIAddr": "--api-addr", "Metrics": "--metrics", "Store": "--store",
 	"Domain": "--domain", "ECHPublicName": "--ech-public-name", "LeafLifetime": "--cert-lifetime", "CertCacheSize": "--cert-cache-size",
 	"ResyncInterval": "--resync-interval", "ACME.CheckInterval": "--domain-check-interval",
 	"Webhooks.AttemptTimeout": "--webhook-timeout", "Quota.Domains": "--quota-domains", "Quota.Services": "--quota-services",

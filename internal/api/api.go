@@ -55,6 +55,9 @@ type Config struct {
 	Events EventHub
 	// Webhooks sends POST /v1/webhooks/{id}/test. Default: none (503).
 	Webhooks WebhookTester
+	// Metrics serves GET /metrics (Prometheus), without a token. Default:
+	// none (404: the node serves its metrics elsewhere, or not at all).
+	Metrics http.Handler
 	// StreamHeartbeat is how often an idle event stream sends a comment,
 	// so that proxies and clients see it alive. Default 15 s.
 	StreamHeartbeat time.Duration
@@ -125,6 +128,7 @@ func (s *server) routes() (http.Handler, []string) {
 	// which also records each attempt in the audit trail.
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.HandleFunc("GET /readyz", s.readyz)
+	mux.HandleFunc("GET /metrics", s.metrics)
 	mux.HandleFunc("GET /v1/version", s.public(s.version))
 	mux.HandleFunc("GET /v1/ca/root", s.public(s.caRoot))
 	mux.HandleFunc("GET /v1/openapi.json", s.public(s.openAPI))
@@ -346,6 +350,18 @@ func decodeError(err error) error {
 
 func (s *server) healthz(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// metrics serves the node's Prometheus metrics. Like /healthz it needs no
+// token: a scraper holds none, and what it shows (hostnames, service
+// names, upstream URLs, counters) is the operator's view of the node, on
+// the operator's listener (127.0.0.1 by default), never a secret.
+func (s *server) metrics(w http.ResponseWriter, r *http.Request) {
+	if s.cfg.Metrics == nil {
+		s.writeError(w, r, &apiError{status: http.StatusNotFound, code: "metrics_off", msg: "this node serves no metrics here (spine serve --metrics is off, or an address of its own)"})
+		return
+	}
+	s.cfg.Metrics.ServeHTTP(w, r)
 }
 
 func (s *server) readyz(w http.ResponseWriter, r *http.Request) {

@@ -19,6 +19,7 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
 	"github.com/spine-platform/spine/client"
+	"github.com/spine-platform/spine/internal/metrics"
 	"github.com/spine-platform/spine/internal/pkitest"
 	"github.com/spine-platform/spine/internal/platform"
 	"github.com/spine-platform/spine/internal/store"
@@ -250,7 +251,7 @@ func TestOpenAPIAnswersValidate(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(New(Config{Platform: p, CARoot: func() []byte { return []byte("-----BEGIN CERTIFICATE-----\n") }, Version: "test", StoreKind: "sqlite",
-		Webhooks: recordingTester{db}}))
+		Webhooks: recordingTester{db}, Metrics: metrics.New(metrics.Sources{}).Handler()}))
 	t.Cleanup(srv.Close)
 
 	up := `"upstreams":["http://127.0.0.1:9000"]`
@@ -261,6 +262,7 @@ func TestOpenAPIAnswersValidate(t *testing.T) {
 	steps := []step{
 		{"GET /healthz", "GET", "/healthz", "", "none", 200},
 		{"GET /readyz", "GET", "/readyz", "", "none", 200},
+		{"GET /metrics", "GET", "/metrics", "", "none", 200},
 		{"GET /v1/version", "GET", "/v1/version", "", "none", 200},
 		{"GET /v1/ca/root", "GET", "/v1/ca/root", "", "none", 200},
 		{"GET /v1/openapi.json", "GET", "/v1/openapi.json", "", "none", 200},

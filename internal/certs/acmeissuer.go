@@ -152,7 +152,7 @@ func (m *Manager) bindACME(t ACMEIssuer, storage certmagic.Storage, dns01 acmez.
 	iss.client = &acme.Client{
 		Directory:    t.CA,
 		UserAgent:    "spine certmagic acmez",
-		HTTPClient:   &http.Client{Transport: newPacer(tr, acmeFirstPoll, acmeMaxPollInterval), Timeout: acmeRequestTimeout},
+		HTTPClient:   &http.Client{Transport: newPacer(m.metrics.ACMETransport(iss.key, tr), acmeFirstPoll, acmeMaxPollInterval), Timeout: acmeRequestTimeout},
 		PollInterval: acmeFirstPoll,                           // the pacer spaces the polls that follow
 		PollTimeout:  certmagic.DefaultACME.CertObtainTimeout, // an authorization or order pending longer fails
 		Logger:       logging.Acmez(m.log.Handler()).With("ca", t.CA),

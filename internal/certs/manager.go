@@ -17,6 +17,7 @@ import (
 	"github.com/spine-platform/spine/internal/ca"
 	"github.com/spine-platform/spine/internal/hostname"
 	"github.com/spine-platform/spine/internal/logging"
+	"github.com/spine-platform/spine/internal/metrics"
 	"github.com/spine-platform/spine/internal/store"
 )
 
@@ -83,6 +84,11 @@ type Config struct {
 	// DefaultACMEOrderInterval (1s).
 	ACMEOrderBurst    int
 	ACMEOrderInterval time.Duration
+
+	// Metrics counts the certificates obtained and failed
+	// (spine_certificate_obtain_total) and the requests to ACME CAs. If
+	// nil, none are counted.
+	Metrics *metrics.Registry
 }
 
 // Manager obtains, renews and serves the certificates of a set of
@@ -128,11 +134,12 @@ type Manager struct {
 	// tests wait for one instead of sleeping. Set before the first Sync.
 	handled func(event string)
 
-	lister   StatusLister // nil unless Config.Status is one
-	ratio    float64      // renewal window ratio
-	loads    flights      // loads from storage, one per subject at a time
-	synced   bool         // under syncMu: a first Sync has run
-	capacity int          // Config.CacheCapacity as given
+	metrics  *metrics.Registry // Config.Metrics; may be nil
+	lister   StatusLister      // nil unless Config.Status is one
+	ratio    float64           // renewal window ratio
+	loads    flights           // loads from storage, one per subject at a time
+	synced   bool              // under syncMu: a first Sync has run
+	capacity int               // Config.CacheCapacity as given
 	wg       sync.WaitGroup
 }
 
@@ -161,6 +168,7 @@ func New(cfg Config) (*Manager, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	m := &Manager{
 		storage: cfg.Storage,
+		metrics: cfg.Metrics,
 		log:     log,
 		zlog:    logging.Certmagic(log.Handler()),
 		cancels: make(map[string]context.CancelFunc),

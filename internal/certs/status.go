@@ -78,6 +78,8 @@ func (m *Manager) onEvent(ctx context.Context, event string, data map[string]any
 	case "cert_obtained":
 		name, _ := data["identifier"].(string)
 		renewal, _ := data["renewal"].(bool)
+		issuer, _ := data["issuer"].(string)
+		m.metrics.Obtained(issuer, renewal, true)
 		if !m.managed.Load().has(name) {
 			return nil
 		}
@@ -114,6 +116,13 @@ func (m *Manager) onEvent(ctx context.Context, event string, data map[string]any
 			}
 			return nil
 		}
+		// Counted under the last issuer tried: the one whose error certmagic returns.
+		issuers, _ := data["issuers"].([]string)
+		issuer := ""
+		if len(issuers) > 0 {
+			issuer = issuers[len(issuers)-1]
+		}
+		m.metrics.Obtained(issuer, renewal, false)
 		if until, ok := retryAfter(err); ok && until.After(time.Now()) {
 			m.holds.set(name, until)
 			m.logHold(name, until)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/spine-platform/spine/internal/accesslog"
+	"github.com/spine-platform/spine/internal/metrics"
 )
 
 // Config configures a Server. The zero value works except for GetCertificate,
@@ -35,6 +36,9 @@ type Config struct {
 	// Every request carries an X-Request-ID (accesslog.RequestIDHeader)
 	// whether or not this is set. Default nil: no entries are made.
 	AccessLog func(*accesslog.Entry)
+	// Metrics counts the edge's requests (per service), TLS handshakes and
+	// open connections. Default nil: none.
+	Metrics *metrics.Registry
 
 	// HealthPath is the path (with an optional query) requested from each
 	// upstream by the active health check, appended to the upstream URL's

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/spine-platform/spine/internal/hostname"
+	"github.com/spine-platform/spine/internal/metrics"
 )
 
 // Benchmarks for the hot path, end to end over loopback TCP: client → edge
@@ -25,7 +26,8 @@ func benchEdge(b *testing.B) (*harness, *httptest.Server) {
 		io.WriteString(w, "hello from upstream\n")
 	}))
 	b.Cleanup(up.Close)
-	h := startEdge(b, Config{Logger: slog.New(slog.DiscardHandler)},
+	// With metrics, as a node runs it (BENCHMARKS.md has the A/B).
+	h := startEdge(b, Config{Logger: slog.New(slog.DiscardHandler), Metrics: metrics.New(metrics.Sources{})},
 		Route{Host: "bench.test", Service: "bench", Upstreams: []string{up.URL}, HSTSMaxAge: 31536000})
 	return h, up
 }

@@ -8,6 +8,8 @@ import (
 	"net"
 	"sync"
 	"time"
+
+	"github.com/spine-platform/spine/internal/metrics"
 )
 
 // maxHandshakes bounds the TLS handshakes in flight on one HTTPS listener;
@@ -35,7 +37,8 @@ type handshakeListener struct {
 	cfg     *tls.Config
 	timeout time.Duration // whole handshake; net/http's ReadHeaderTimeout
 	log     *slog.Logger
-	counts  *connCounts // if not nil, kept up to date
+	counts  *connCounts       // if not nil, kept up to date
+	metrics *metrics.Registry // counts each handshake; may be nil
 
 	start sync.Once
 	slots chan struct{} // one per handshake in flight; cap maxHandshakes
@@ -148,8 +151,13 @@ func (l *handshakeListener) handshake(c net.Conn) {
 		return
 	}
 	if err != nil {
+		l.metrics.Handshake(nil)
 		l.failed(c, err)
 		return
+	}
+	if l.metrics != nil {
+		st := tc.ConnectionState()
+		l.metrics.Handshake(&st)
 	}
 	tc.SetDeadline(time.Time{})
 	select {

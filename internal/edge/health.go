@@ -1,5 +1,7 @@
 package edge
 
+import "github.com/spine-platform/spine/internal/metrics"
+
 // UpstreamHealth reports, for each upstream URL of the route table, whether
 // it takes requests now: its last active health check passed and no
 // transport error put it in its cooldown (the health cache's verdict, at
@@ -19,4 +21,21 @@ func (s *Server) UpstreamHealth() map[string]bool {
 		out[u] = up.available()
 	}
 	return out
+}
+
+// Upstreams calls yield for each upstream of each service in the route
+// table, with the service's metrics label (project/service), the upstream's
+// URL and whether it takes requests now (its last health check passed and
+// it is not in a passive cooldown). A service with several hostnames comes
+// once per hostname.
+func (s *Server) Upstreams(yield func(service, upstream string, healthy bool)) {
+	for _, rt := range s.table.Load().routes {
+		if rt.Suspended {
+			continue
+		}
+		label := metrics.ServiceLabel(rt.Project, rt.Service)
+		for _, up := range rt.pool.ups {
+			yield(label, up.target.String(), up.available())
+		}
+	}
 }

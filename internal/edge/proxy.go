@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/spine-platform/spine/internal/accesslog"
 	"github.com/spine-platform/spine/internal/hostname"
@@ -40,15 +41,35 @@ func (h httpsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writePage(w, r, http.StatusNotFound, nil, notFoundPage(host))
 		return
 	}
+	if rt.metrics == nil {
+		s.serveRoute(w, r, rt, host, alt, rec)
+		return
+	}
+	// One observation per request, deferred so that a request the proxy
+	// aborts (http.ErrAbortHandler: the client went away mid-answer) is
+	// counted too, as statusClientGone.
+	start := time.Now()
+	code := statusClientGone
+	defer func() { rt.metrics.Observe(code, r.ProtoMajor, r.ProtoMinor, time.Since(start)) }()
+	code = s.serveRoute(w, r, rt, host, alt, rec)
+}
+
+// statusClientGone is the status code counted for a request whose client
+// went away before it was answered (nginx's 499).
+const statusClientGone = 499
+
+// serveRoute answers r, a request for rt's host, and returns the status
+// code it answered with (statusClientGone if none).
+func (s *Server) serveRoute(w http.ResponseWriter, r *http.Request, rt *route, host string, alt []string, rec *record) int {
 	// A client may reuse a connection made for one name for another name on
 	// the same certificate (HTTP/2 coalescing); tenants must not share one.
 	if r.TLS != nil && hostname.Clean(r.TLS.ServerName) != host {
 		writePage(w, r, http.StatusMisdirectedRequest, rt.hsts, misdirectedPage(host))
-		return
+		return http.StatusMisdirectedRequest
 	}
 	if rt.Suspended {
 		writePage(w, r, http.StatusServiceUnavailable, rt.hsts, suspendedPage(rt.Service))
-		return
+		return http.StatusServiceUnavailable
 	}
 	// ContentLength 0 means no body in both protocols (HTTP/2 gives even
 	// a bodiless GET a Body value, so r.Body != http.NoBody would not do).
@@ -56,7 +77,7 @@ func (h httpsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.ContentLength != 0 {
 		if s.cfg.MaxBodyBytes > 0 && r.ContentLength > s.cfg.MaxBodyBytes {
 			writePage(w, r, http.StatusRequestEntityTooLarge, rt.hsts, tooLargePage)
-			return
+			return http.StatusRequestEntityTooLarge
 		}
 		body = &limitedBody{rc: r.Body, limit: s.cfg.MaxBodyBytes, left: s.cfg.MaxBodyBytes}
 		r.Body = body
@@ -64,65 +85,79 @@ func (h httpsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			rec.body = body
 		}
 	}
-	s.proxy(w, r, rt, body, alt, rec)
+	return s.proxy(w, r, rt, body, alt, rec)
 }
 
 // proxy sends r to an upstream of rt, and once more to another upstream when
-// the first fails before answering and r is safe to repeat.
-func (s *Server) proxy(w http.ResponseWriter, r *http.Request, rt *route, body *limitedBody, alt []string, rec *record) {
+// the first fails before answering and r is safe to repeat. It returns the
+// status code answered (statusClientGone if none).
+func (s *Server) proxy(w http.ResponseWriter, r *http.Request, rt *route, body *limitedBody, alt []string, rec *record) int {
 	up := rt.pool.pick()
 	rec.upstream(up)
-	wrote, err := forward(up, w, r, rt.hsts, alt)
+	code, err := forward(up, w, r, rt.hsts, alt)
 	rec.upstreamDone()
 	if err != nil {
-		s.proxyFailed(w, r, rt, body, up, wrote, err, alt, rec)
+		return s.proxyFailed(w, r, rt, body, up, code, err, alt, rec)
 	}
+	return code
 }
 
 // proxyFailed handles err, the failure of up to answer r: it answers the
 // client or retries on another upstream. (Apart from proxy, so that the
 // common path's stack frame stays small: each HTTP/2 request runs on a new
 // goroutine, whose stack is copied each time it has to grow.)
-func (s *Server) proxyFailed(w http.ResponseWriter, r *http.Request, rt *route, body *limitedBody, up *upstream, wrote bool, err error, alt []string, rec *record) {
+func (s *Server) proxyFailed(w http.ResponseWriter, r *http.Request, rt *route, body *limitedBody, up *upstream, code int, err error, alt []string, rec *record) int {
 	if r.Context().Err() != nil {
-		return // the client went away; not the upstream's fault
+		return answered(code) // the client went away; not the upstream's fault
 	}
 	if body != nil && body.failed.Load() {
 		if body.tooLarge.Load() {
 			writePage(w, r, http.StatusRequestEntityTooLarge, rt.hsts, tooLargePage)
-		} else {
-			writePage(w, r, http.StatusBadRequest, rt.hsts, badRequestPage)
+			return http.StatusRequestEntityTooLarge
 		}
-		return
+		writePage(w, r, http.StatusBadRequest, rt.hsts, badRequestPage)
+		return http.StatusBadRequest
 	}
 	up.markDown(s.cfg.FailCooldown)
 	s.log.Warn("upstream failed", "host", rt.Host, "project", rt.Project, "service", rt.Service, "upstream", up.key, "err", err,
 		"request_id", r.Header[accesslog.RequestIDHeader][0])
-	if !wrote && body == nil && idempotent(r.Method) {
+	if code == 0 && body == nil && idempotent(r.Method) {
 		if next := rt.pool.other(up); next != nil {
 			rec.upstream(next)
-			wrote, err = forward(next, w, r, rt.hsts, alt)
+			code, err = forward(next, w, r, rt.hsts, alt)
 			rec.upstreamDone()
 			if err == nil {
-				return
+				return code
 			}
 			if r.Context().Err() != nil {
-				return
+				return answered(code)
 			}
 			next.markDown(s.cfg.FailCooldown)
 			s.log.Warn("upstream failed", "host", rt.Host, "project", rt.Project, "service", rt.Service, "upstream", next.key, "err", err, "retry", true,
 				"request_id", r.Header[accesslog.RequestIDHeader][0])
 		}
 	}
-	if !wrote {
-		writePage(w, r, http.StatusBadGateway, rt.hsts, badGatewayPage(rt.Service))
+	if code != 0 {
+		return code
 	}
+	writePage(w, r, http.StatusBadGateway, rt.hsts, badGatewayPage(rt.Service))
+	return http.StatusBadGateway
 }
 
-// forward proxies r to up. It reports whether a response was begun, and the
-// error that kept the upstream from answering, if any. hsts and alt, if
-// not nil, are the Strict-Transport-Security and Alt-Svc of the answer.
-func forward(up *upstream, w http.ResponseWriter, r *http.Request, hsts, alt []string) (bool, error) {
+// answered is the status to count for a request whose answer began with
+// code (0: none began).
+func answered(code int) int {
+	if code == 0 {
+		return statusClientGone
+	}
+	return code
+}
+
+// forward proxies r to up. It returns the status code of the response it
+// began (0 if none), and the error that kept the upstream from answering,
+// if any. hsts and alt, if not nil, are the Strict-Transport-Security and
+// Alt-Svc of the answer.
+func forward(up *upstream, w http.ResponseWriter, r *http.Request, hsts, alt []string) (int, error) {
 	a := attempts.Get().(*attempt)
 	a.ResponseWriter, a.hsts, a.alt, a.close, a.reqID = w, hsts, alt, closeAfter(r), r.Header[accesslog.RequestIDHeader]
 	if up.direct.takes(r) {
@@ -130,10 +165,10 @@ func forward(up *upstream, w http.ResponseWriter, r *http.Request, hsts, alt []s
 	} else {
 		up.serveProxy(a, r)
 	}
-	wrote, err := a.wrote, a.err
+	code, err := a.code, a.err
 	*a = attempt{}
 	attempts.Put(a)
-	return wrote, err
+	return code, err
 }
 
 // attempt wraps the client's ResponseWriter for one try at an upstream: it
@@ -150,13 +185,14 @@ type attempt struct {
 	close bool     // see closeAfter; set again on commit, as a 1xx clears headers
 	err   error
 	wrote bool
+	code  int // the status code committed, once wrote
 }
 
 var attempts = sync.Pool{New: func() any { return new(attempt) }}
 
 func (a *attempt) WriteHeader(code int) {
 	if code >= 200 && !a.wrote {
-		a.wrote = true
+		a.wrote, a.code = true, code
 		if a.hsts != nil {
 			// The slice is shared by all requests of the route: safe because
 			// its len equals its cap, so an Add reallocates, and nothing

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/spine-platform/spine/internal/hostname"
+	"github.com/spine-platform/spine/internal/metrics"
 )
 
 // Route sends the requests for one hostname to the upstreams of a service.
@@ -45,8 +46,9 @@ var ErrInvalidRoute = errors.New("edge: invalid route")
 // precomputed. It is immutable once in a table.
 type route struct {
 	Route
-	hsts []string // Strict-Transport-Security value, nil if none
-	pool pool
+	hsts    []string // Strict-Transport-Security value, nil if none
+	pool    pool
+	metrics *metrics.Service // the service's request counters; nil without Config.Metrics
 }
 
 // table is one immutable snapshot of the routes, keyed by normalised host.

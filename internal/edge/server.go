@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 
 	"github.com/spine-platform/spine/internal/hostname"
+	"github.com/spine-platform/spine/internal/metrics"
 )
 
 // Server is the edge: an HTTPS listener that proxies to upstreams, and a
@@ -86,7 +87,7 @@ func (s *Server) SetRoutes(routes []Route) error {
 			return fmt.Errorf("%w: host %s appears twice", ErrInvalidRoute, r.Host)
 		}
 		r.Upstreams = make([]string, len(urls))
-		rt := &route{Route: r, pool: pool{ups: make([]*upstream, len(urls))}}
+		rt := &route{Route: r, pool: pool{ups: make([]*upstream, len(urls))}, metrics: s.cfg.Metrics.Service(r.Project, r.Service)}
 		if r.HSTSMaxAge > 0 {
 			rt.hsts = []string{"max-age=" + strconv.Itoa(r.HSTSMaxAge)}
 		}
@@ -117,6 +118,13 @@ func (s *Server) SetRoutes(routes []Route) error {
 
 	s.table.Store(next)
 	s.certs.Clear()
+	if s.cfg.Metrics != nil {
+		services := make(map[string]bool, len(next.routes))
+		for _, rt := range next.routes {
+			services[metrics.ServiceLabel(rt.Project, rt.Service)] = true
+		}
+		s.cfg.Metrics.ForgetServices(services) // a service that left takes its series along
+	}
 	for _, up := range created {
 		up.start(&s.cfg)
 	}
@@ -171,6 +179,7 @@ func (s *Server) ServeTLS(ln net.Listener) error {
 	// The handshake timeout is net/http's: ReadHeaderTimeout.
 	hl := newHandshakeListener(ln, s.TLSConfig(), s.cfg.ReadHeaderTimeout, s.log.With("listener", "https"))
 	hl.counts = &s.mem.conns
+	hl.metrics = s.cfg.Metrics
 	return srv.Serve(hl)
 }
 
@@ -195,6 +204,7 @@ func (s *Server) newHTTPServer(h http.Handler, name string) *http.Server {
 		IdleTimeout:       s.cfg.IdleTimeout,
 		MaxHeaderBytes:    s.cfg.MaxHeaderBytes,
 		ErrorLog:          log.New(serverLog{s.log.With("listener", name)}, "", 0),
+		ConnState:         s.cfg.Metrics.ConnState(name), // nil without metrics
 	}
 }
 

@@ -31,3 +31,7 @@ func (h *StoreHealth) Note(err error) {
 		}
 	}
 }
+
+// Reachable reports whether the store answered the last time it was used
+// (spine_store_up).
+func (h *StoreHealth) Reachable() bool { return h.ok.Load() }

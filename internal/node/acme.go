@@ -88,6 +88,7 @@ func (n *Node) certsConfig(storage certmagic.Storage, internal certmagic.Issuer)
 		CacheCapacity:      n.cfg.CertCacheSize,
 		ACMEOrderBurst:     a.OrderBurst,
 		ACMEOrderInterval:  a.OrderInterval,
+		Metrics:            n.metrics,
 	}
 	if n.acme.dns01 != nil { // a nil *DNS01Mux in the interface would not be nil
 		cfg.DNS01Solver = n.acme.dns01

@@ -39,6 +39,12 @@ const (
 	DefaultRenewalWindowRatio = certmagic.DefaultRenewalWindowRatio
 )
 
+// Values of Config.Metrics besides a listen address.
+const (
+	MetricsOnAPI = "api"
+	MetricsOff   = "off"
+)
+
 // Bounds of Config.LeafLifetime. With the default renewal window and check
 // interval, a lifetime under an hour could lapse before it is renewed; the
 // internal CA's intermediate lives a year, and a leaf never outlives it.
@@ -78,6 +84,12 @@ type Config struct {
 	// Every node of a fleet must use the same. Default: "ech." + Domain;
 	// with neither, ECH is off.
 	ECHPublicName string
+	// Metrics is where GET /metrics (Prometheus) is served: MetricsOnAPI
+	// (the API's listener, as Caddy serves its metrics on its admin port),
+	// MetricsOff, or a listen address (HOST:PORT) of its own, for an
+	// operator who exposes the API to tenants but not the hostnames and
+	// upstreams the metrics name. Default MetricsOnAPI.
+	Metrics string
 	// Domain, if set, is given to the default project at start (verified:
 	// the operator vouches for it), for example "localhost" in `spine up`.
 	Domain string
@@ -97,9 +109,9 @@ type Config struct {
 	Version string
 	// Edge sets the edge's limits and timeouts (ReadHeaderTimeout,
 	// MaxHeaderBytes, MaxConcurrentStreams, ...); see edge.Config for each
-	// default. Its GetCertificate, HTTPChallenge, HTTPSPort, Logger and
-	// AccessLog are ignored: the node wires those itself. Default: the
-	// edge's defaults.
+	// default. Its GetCertificate, HTTPChallenge, HTTPSPort, Logger,
+	// AccessLog and Metrics are ignored: the node wires those itself.
+	// Default: the edge's defaults.
 	Edge edge.Config
 	// ACME configures certificates from ACME CAs, domain verification and
 	// DNS-01 (acme.go). Default: the internal CA alone.
@@ -217,6 +229,7 @@ func (c Config) withDefaults() Config {
 	set(&c.HTTPSAddr, DefaultHTTPSAddr)
 	set(&c.HTTPAddr, DefaultHTTPAddr)
 	set(&c.APIAddr, DefaultAPIAddr)
+	set(&c.Metrics, MetricsOnAPI)
 	set(&c.ACME.DNSAddr, DefaultDNSAddr)
 	for _, d := range []struct {
 		field *time.Duration
@@ -236,8 +249,8 @@ func (c Config) withDefaults() Config {
 
 // edgeConfig returns base with the limits and timeouts of c.Edge laid over
 // it. The fields the node wires itself (GetCertificate, HTTPChallenge,
-// HTTPSPort, Logger, AccessLog) always come from base; a zero limit keeps
-// the edge's default.
+// HTTPSPort, Logger, AccessLog, Metrics) always come from base; a zero
+// limit keeps the edge's default.
 func (c *Config) edgeConfig(base edge.Config) edge.Config {
 	e := c.Edge
 	e.GetCertificate = base.GetCertificate
@@ -245,6 +258,7 @@ func (c *Config) edgeConfig(base edge.Config) edge.Config {
 	e.HTTPSPort = base.HTTPSPort
 	e.Logger = base.Logger
 	e.AccessLog = base.AccessLog
+	e.Metrics = base.Metrics
 	return e
 }
 
@@ -283,6 +297,9 @@ func (c Config) Validate() error {
 		if a.addr != "" && !validListenAddr(a.addr) {
 			return bad(a.field, strconv.Quote(a.addr), "write HOST:PORT or :PORT with a port from 0 to 65535, e.g. :443 or 127.0.0.1:8443")
 		}
+	}
+	if m := c.Metrics; m != "" && m != MetricsOnAPI && m != MetricsOff && !validListenAddr(m) {
+		return bad("Metrics", strconv.Quote(m), "write api (the API's listener), off, or HOST:PORT of a listener of its own, e.g. 127.0.0.1:9180")
 	}
 	if c.Store != "" {
 		if err := store.CheckDSN(c.Store); err != nil {

@@ -42,6 +42,7 @@ import (
 	"github.com/spine-platform/spine/internal/edge"
 	"github.com/spine-platform/spine/internal/events"
 	"github.com/spine-platform/spine/internal/fleet"
+	"github.com/spine-platform/spine/internal/metrics"
 	"github.com/spine-platform/spine/internal/platform"
 	"github.com/spine-platform/spine/internal/serving"
 	"github.com/spine-platform/spine/internal/store"
@@ -62,12 +63,16 @@ type Node struct {
 	webhooks *webhooks.Sender
 	// accessLog is nil when there is none (accesslog.go).
 	accessLog *accesslog.Log
+	metrics   *metrics.Registry // nil with Config.Metrics MetricsOff (metrics.go)
+	revision  atomic.Int64      // the store's revision of the last sync applied
 
 	httpsLn, httpLn, apiLn net.Listener
 	quicConn               net.PacketConn // HTTP/3, on the HTTPS port over UDP; nil if Config.DisableHTTP3
 	apiSrv                 *http.Server
 	dash                   *dashboard.Dashboard
 	demo                   *http.Server
+	metricsLn              net.Listener // nil unless Config.Metrics is an address
+	metricsSrv             *http.Server
 
 	synced  atomic.Bool // the first snapshot has been applied
 	syncMu  sync.Mutex  // serialises sync
@@ -109,6 +114,10 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	if err := n.listen(); err != nil {
 		return nil, err
 	}
+	if err := n.listenMetrics(); err != nil {
+		return nil, err
+	}
+	n.metrics = n.newMetrics()
 	n.initACME()
 	n.platform = platform.New(n.fleet.reads, n.platformOptions())
 	storage := certs.NewStorage(n.db, certs.StorageOptions{})
@@ -139,6 +148,7 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 		HTTPSPort:      port(n.httpsLn.Addr()),
 		Logger:         n.log,
 		AccessLog:      n.accessLogFunc(),
+		Metrics:        n.metrics,
 	}))
 	n.buildFleet()
 	n.buildECH()
@@ -195,6 +205,7 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 		StoreKind: n.db.Kind(),
 		Events:    n.hub,
 		Webhooks:  n.webhooks,
+		Metrics:   n.apiMetrics(),
 		Logger:    n.log,
 		// The certificate manager's window, so that renew_after is its.
 		RenewalWindowRatio: cfg.ACME.RenewalWindowRatio,
@@ -223,6 +234,7 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	}
 	n.serve("http", func() error { return n.edge.ServeHTTP(n.httpLn) })
 	n.serve("api", func() error { return n.apiSrv.Serve(n.apiLn) })
+	n.serveMetrics()
 	n.wg.Add(1)
 	go n.watch(runCtx, changes)
 	n.wg.Go(func() { n.platform.Maintain(runCtx) }) // token last use, audit retention
@@ -305,6 +317,12 @@ func (n *Node) sync(ctx context.Context) error {
 	if err := n.prepare(ctx); err != nil {
 		return err
 	}
+	// Read first: what follows is at least this revision.
+	rev, err := n.db.Revision(ctx)
+	if err != nil {
+		n.fleet.health.Note(err)
+		return err
+	}
 	svcs, err := n.db.ListServices(ctx, "")
 	if err != nil {
 		n.fleet.health.Note(err)
@@ -347,6 +365,7 @@ func (n *Node) sync(ctx context.Context) error {
 	// for).
 	if n.synced.Load() && st.Sum == n.fleet.applied {
 		n.recordSync(st.Services, suspended, st.Sum, false)
+		n.revision.Store(rev)
 		return nil
 	}
 	routes, hosts := suspendRoutes(serving.Routes(st.Services))(suspended)
@@ -364,6 +383,7 @@ func (n *Node) sync(ctx context.Context) error {
 	n.fleet.applied = st.Sum
 	n.synced.Store(true)
 	n.recordSync(st.Services, suspended, st.Sum, true)
+	n.revision.Store(rev)
 	return nil
 }
 
@@ -412,6 +432,9 @@ func (n *Node) Close(ctx context.Context) error {
 		if n.apiSrv != nil {
 			errs = append(errs, n.apiSrv.Shutdown(ctx))
 		}
+		if n.metricsSrv != nil {
+			errs = append(errs, n.metricsSrv.Shutdown(ctx))
+		}
 		if n.edge != nil {
 			errs = append(errs, n.edge.Shutdown(ctx))
 		}
@@ -421,7 +444,7 @@ func (n *Node) Close(ctx context.Context) error {
 		if n.accessLog != nil {
 			errs = append(errs, n.accessLog.Close()) // after the edge: its last lines are written
 		}
-		for _, ln := range []net.Listener{n.httpsLn, n.httpLn, n.apiLn} {
+		for _, ln := range []net.Listener{n.httpsLn, n.httpLn, n.apiLn, n.metricsLn} {
 			if ln != nil {
 				ln.Close()
 			}

@@ -581,8 +581,32 @@ func crossTenantCases(t *testing.T, ts *tenants, base string, x, y *tenant, secr
 	up := `"upstreams":["` + x.rec.url() + `"]`
 
 	return map[string]func(*testing.T){
-		"GET /healthz":    func(t *testing.T) { okFor(t, "GET", "/healthz") },
-		"GET /readyz":     func(t *testing.T) { okFor(t, "GET", "/readyz") },
+		"GET /healthz": func(t *testing.T) { okFor(t, "GET", "/healthz") },
+		"GET /readyz":  func(t *testing.T) { okFor(t, "GET", "/readyz") },
+		// /metrics is the operator's view of the node, on the operator's
+		// listener (README, "Monitoring"): it names every project's
+		// hostnames, services and upstreams to whoever reaches it, which
+		// is why `spine serve --metrics ADDR` moves it off the API. It must
+		// not show anything else of y's (token, webhook and its secret,
+		// deliveries, verification record), nor more with x's token than
+		// without one.
+		"GET /metrics": func(t *testing.T) {
+			code, out := apiCall(t, base, x.token, "GET", "/metrics", "")
+			if code != 200 || !strings.Contains(out, "spine_store_up 1") {
+				t.Fatalf("%s's GET /metrics: %d %.300s", x.name, code, out)
+			}
+			for _, w := range []string{y.token, y.webhook, y.webhookSecret, y.hookURL, y.delivery} {
+				if w != "" && strings.Contains(out, w) {
+					t.Errorf("%s's GET /metrics shows %s's %q", x.name, y.name, w)
+				}
+			}
+			if _, v := zoneTXT(y.verifyRecord); v != "" && strings.Contains(out, v) {
+				t.Errorf("%s's GET /metrics shows %s's verification record", x.name, y.name)
+			}
+			if _, anon := apiCall(t, base, "", "GET", "/metrics", ""); len(seriesNames(anon)) != len(seriesNames(out)) {
+				t.Errorf("GET /metrics shows other series with %s's token (%d) than without a token (%d)", x.name, len(seriesNames(out)), len(seriesNames(anon)))
+			}
+		},
 		"GET /v1/version": func(t *testing.T) { okFor(t, "GET", "/v1/version") },
 		"GET /v1/ca/root": func(t *testing.T) { okFor(t, "GET", "/v1/ca/root") },
 		"GET /v1/project": func(t *testing.T) {
@@ -972,4 +996,19 @@ func verifyCrossTenant(t *testing.T, ts *tenants, x, y *tenant,
 	if err := x.c.RemoveDomain(ctx, spare); err != nil {
 		t.Errorf("control: %s removing %s: %v", x.name, spare, err)
 	}
+}
+
+// seriesNames returns the label sets of the metrics page p (the names and
+// labels of its series, without values).
+func seriesNames(p string) map[string]bool {
+	out := map[string]bool{}
+	for _, line := range strings.Split(p, "\n") {
+		if line == "" || strings.HasPrefix(line, "#") || strings.HasPrefix(line, "go_") || strings.HasPrefix(line, "process_") {
+			continue
+		}
+		if i := strings.LastIndexByte(line, ' '); i > 0 {
+			out[line[:i]] = true
+		}
+	}
+	return out
 }

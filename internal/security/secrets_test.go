@@ -458,7 +458,7 @@ type apiCase struct {
 }
 
 // publicRoutes answer without a token.
-var publicRoutes = []string{"GET /healthz", "GET /readyz", "GET /v1/version", "GET /v1/ca/root", "GET /v1/openapi.json", "/"}
+var publicRoutes = []string{"GET /healthz", "GET /readyz", "GET /metrics", "GET /v1/version", "GET /v1/ca/root", "GET /v1/openapi.json", "/"}
 
 // api calls every route of package api against base: with the admin token
 // (each must answer as expected), with a wrong token and with none (each
@@ -534,6 +534,9 @@ func (h *hygiene) api(t *testing.T, base, admin string, c *client.Client) {
 		{route: "POST /v1/projects/{name}/resume", method: "POST", path: "/v1/projects/api-hygiene/resume", want: 200},
 		{route: "DELETE /v1/projects/{name}", method: "DELETE", path: "/v1/projects/api-hygiene", want: 204},
 		{route: "GET /v1/audit", method: "GET", path: "/v1/audit", want: 200}, // after the changes, which it lists
+		// Last: the metrics of a node that has had every kind of object,
+		// each answer scanned for the secrets like every other.
+		{route: "GET /metrics", method: "GET", path: "/metrics", want: 200},
 		{route: "/", method: "GET", path: "/v1/no-such-route", want: 404},
 	}
 	routes := apiRoutes(t)

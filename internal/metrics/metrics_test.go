@@ -1,0 +1,106 @@
+package metrics
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestServiceObserveAllocatesNothing(t *testing.T) {
+	r := New(Sources{})
+	s := r.Service("p", "web")
+	s.Observe(200, 1, 1, time.Millisecond) // makes the series
+	if n := testing.AllocsPerRun(1000, func() { s.Observe(200, 1, 1, time.Millisecond) }); n != 0 {
+		t.Errorf("Observe allocates %v times a request, want 0", n)
+	}
+	if v, ok := Lookup(r.Gatherer(), "spine_http_requests_total", map[string]string{"service": "p/web", "code": "200", "proto": "1.1"}); !ok || v != 1002 { // AllocsPerRun runs once more to warm up
+		t.Errorf("requests = %v (present %v), want 1002", v, ok)
+	}
+}
+
+// TestForgottenServiceMakesNoSeries: a request that finishes on an old
+// route table after its service left counts nothing, and brings back no
+// series that nothing would delete.
+func TestForgottenServiceMakesNoSeries(t *testing.T) {
+	r := New(Sources{})
+	old := r.Service("p", "old")
+	old.Observe(200, 2, 0, time.Millisecond)
+	r.ForgetServices(map[string]bool{})
+	old.Observe(200, 2, 0, time.Millisecond) // a resolved series: counted nowhere
+	old.Observe(404, 2, 0, time.Millisecond) // a new code: not made
+	old.Observe(299, 2, 0, time.Millisecond) // an uncommon code: not made
+	for _, name := range []string{"spine_http_requests_total", "spine_http_request_duration_seconds"} {
+		mfs, _ := r.Gatherer().Gather()
+		for _, mf := range mfs {
+			if mf.GetName() == name && len(mf.GetMetric()) > 0 {
+				t.Errorf("%s has series after the service was forgotten: %v", name, mf.GetMetric())
+			}
+		}
+	}
+	// The same service back: a new recorder, counting from zero.
+	r.Service("p", "old").Observe(299, 1, 0, time.Millisecond)
+	if v, ok := Lookup(r.Gatherer(), "spine_http_requests_total", map[string]string{"service": "p/old", "code": "299", "proto": "1.0"}); !ok || v != 1 {
+		t.Errorf("requests = %v (present %v), want 1", v, ok)
+	}
+}
+
+func TestHandlerServesTextFormat(t *testing.T) {
+	r := New(Sources{
+		StoreUp:        func() bool { return true },
+		ConfigRevision: func() int64 { return 42 },
+		Certificates: func() []Certificate {
+			return []Certificate{{Hostname: "a.example", Project: "p", Service: "web", Issuer: "Spine Internal CA",
+				NotBefore: time.Unix(1000, 0), NotAfter: time.Unix(2000, 0), Ready: true}}
+		},
+		Counters: func() []Value { return []Value{{Name: "spine_test_total", Help: "x", Counter: true, V: 3}} },
+	})
+	srv := httptest.NewServer(r.Handler())
+	defer srv.Close()
+	resp, err := http.Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/plain; version=0.0.4") {
+		t.Errorf("Content-Type %q", ct)
+	}
+	for _, line := range []string{
+		`spine_certificate_not_after_timestamp_seconds{hostname="a.example",issuer="Spine Internal CA",project="p",service="web"} 2000`,
+		`spine_certificate_not_before_timestamp_seconds{hostname="a.example",issuer="Spine Internal CA",project="p",service="web"} 1000`,
+		`spine_certificate_ready{hostname="a.example",project="p",service="web"} 1`,
+		`spine_store_up 1`,
+		`spine_config_revision 42`,
+		`spine_test_total 3`,
+		`go_goroutines `,
+		`process_start_time_seconds `,
+	} {
+		if !strings.Contains(string(b), line) {
+			t.Errorf("the page lacks %q", line)
+		}
+	}
+}
+
+func TestACMEEndpoint(t *testing.T) {
+	for path, want := range map[string]string{
+		// Let's Encrypt (boulder)
+		"/directory": "directory", "/acme/new-nonce": "newNonce", "/acme/new-acct": "newAccount",
+		"/acme/acct/123": "account", "/acme/new-order": "newOrder", "/acme/order/1/2": "order",
+		"/acme/authz/1/2": "authz", "/acme/chall/1/2/x": "challenge", "/acme/finalize/1/2": "finalize",
+		"/acme/cert/abc": "certificate", "/acme/revoke-cert": "revokeCert", "/acme/key-change": "keyChange",
+		"/acme/renewal-info/xyz": "renewalInfo",
+		// Pebble
+		"/dir": "directory", "/nonce-plz": "newNonce", "/sign-me-up": "newAccount", "/my-account/1": "account",
+		"/order-plz": "newOrder", "/my-order/x": "order", "/finalize-order/x": "finalize", "/authZ/x": "authz",
+		"/chalZ/x": "challenge", "/certZ/x": "certificate", "/rollover-account-key": "keyChange",
+		"/draft-ietf-acme-ari-03/renewalInfo/x": "renewalInfo",
+		"/something/else":                       "other",
+	} {
+		if got := ACMEEndpoint(path); got != want {
+			t.Errorf("ACMEEndpoint(%q) = %q, want %q", path, got, want)
+		}
+	}
+}
