@@ -202,10 +202,23 @@ func TestDashboardInChromium(t *testing.T) {
 	// The page stays open: prove the domain, and the badge turns active
 	// through the event stream, without a reload.
 	do("marking the page", chromedp.Evaluate[chromedp.Void](`window.notReloaded = true`))
+	// The record is created; "Verify now" in a second tab of the same
+	// browser (the same session) verifies the domain.
 	name, value := zoneTXT(rec)
 	dns.SetTXT(name, value)
-	if d, err := admin.VerifyDomain(context.Background(), "shop.test"); err != nil || d.Status != "verified" {
-		t.Fatalf("verifying shop.test: %+v %v", d, err)
+	tab, closeTab := chromedp.NewContext(ctx)
+	if err := chromedp.Do(tab, chromedp.Navigate(base+"domains"),
+		chromedp.Click(chromedp.CSS(`#domain-shop\.test form[action$="/verify"] button`)),
+		chromedp.WaitVisible(chromedp.CSS(`#verify-result`))); err != nil {
+		t.Fatalf("verify now: %v", err)
+	}
+	found, err := chromedp.Run(tab, chromedp.Text(chromedp.CSS(`#verify-result`)))
+	if err != nil || !strings.Contains(found, "shop.test: verified") {
+		t.Fatalf("verify now shows %q (%v)", found, err)
+	}
+	closeTab()
+	if d, err := admin.Domain(context.Background(), "shop.test"); err != nil || d.Status != "verified" {
+		t.Fatalf("shop.test after verify now: %+v %v", d, err)
 	}
 	do("waiting for active", chromedp.WaitVisible(chromedp.CSS(`.badge.active[data-host="shop.shop.test"]`)))
 	if same, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`window.notReloaded === true`)); err != nil || !same {
