@@ -207,6 +207,13 @@ func (c *Client) CARoot(ctx context.Context) ([]byte, error) {
 	return b, c.do(ctx, http.MethodGet, "/v1/ca/root", nil, &b)
 }
 
+// ECH returns what the server publishes of Encrypted Client Hello; an
+// *Error with Code "ech_off" when ECH is off.
+func (c *Client) ECH(ctx context.Context) (ECHInfo, error) {
+	var e ECHInfo
+	return e, c.do(ctx, http.MethodGet, "/v1/ech", nil, &e)
+}
+
 // Version returns the server's version.
 func (c *Client) Version(ctx context.Context) (VersionInfo, error) {
 	var v VersionInfo

@@ -186,6 +186,20 @@ type UploadedCertificate struct {
 	UploadedAt time.Time `json:"uploaded_at"`
 }
 
+// ECHInfo is what a server publishes of Encrypted Client Hello (GET
+// /v1/ech): the configuration for the HTTPS records of its names. All of
+// it is public.
+type ECHInfo struct {
+	// PublicName is the name ECH clients show on the wire.
+	PublicName string `json:"public_name"`
+	// ConfigList is the ECHConfigList (the HTTPS record's ech parameter;
+	// base64 in JSON).
+	ConfigList []byte `json:"config_list"`
+	// ALPN is the protocols the HTTPS record offers: h3 (when HTTP/3 is
+	// on) and h2.
+	ALPN []string `json:"alpn"`
+}
+
 // VersionInfo describes a build of Spine: the server's (GET /v1/version),
 // or the CLI's own (`spine version`).
 type VersionInfo struct {

@@ -90,6 +90,7 @@ func TestCLIAgainstRunningNode(t *testing.T) {
 		{[]string{"domain", "list"}, []string{"localhost", "verified", "example.test"}},
 		{[]string{"domain", "remove", "example.test"}, []string{"removed"}},
 		{[]string{"ca", "root"}, []string{"-----BEGIN CERTIFICATE-----"}},
+		{[]string{"ech", "config"}, []string{"; ECH public name ech.localhost", "api.localhost. 300 IN HTTPS 1 . alpn=\"h3,h2\" ech=\""}},
 		{[]string{"version"}, []string{"spine ", "server test (store: sqlite)"}},
 		{[]string{"inspect", "https://api.localhost:" + httpsPort + "/"}, []string{"ClientHello", "trusted from Spine's root", "Spine's view", "renewal   due from", "Result: OK"}},
 		{[]string{"service", "delete", "api"}, []string{"deleted"}},

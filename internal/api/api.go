@@ -40,6 +40,9 @@ type Config struct {
 	Platform *platform.Platform
 	// CARoot returns the internal CA's root certificate (PEM). Default: 404.
 	CARoot func() []byte
+	// ECH returns what the server publishes of Encrypted Client Hello, or
+	// false when ECH is off. Default: off (404).
+	ECH func() (client.ECHInfo, bool)
 	// Ready reports whether the node can serve; /readyz answers 503 with its
 	// error. Default: always ready.
 	Ready func(ctx context.Context) error
@@ -131,6 +134,7 @@ func (s *server) routes() (http.Handler, []string) {
 	mux.HandleFunc("GET /metrics", s.metrics)
 	mux.HandleFunc("GET /v1/version", s.public(s.version))
 	mux.HandleFunc("GET /v1/ca/root", s.public(s.caRoot))
+	mux.HandleFunc("GET /v1/ech", s.public(s.ech))
 	mux.HandleFunc("GET /v1/openapi.json", s.public(s.openAPI))
 	mux.HandleFunc("GET /v1/project", s.auth(platform.ScopeRead, s.project))
 	mux.HandleFunc("GET /v1/domains", s.auth(platform.ScopeRead, s.listDomains))
@@ -404,6 +408,20 @@ func (s *server) caRoot(w http.ResponseWriter, r *http.Request, _ store.Project)
 	w.Header().Set("Content-Type", "application/x-pem-file")
 	_, err := w.Write(pem)
 	return err
+}
+
+// ech answers the ECH configuration to publish; public, as DNS publishes it.
+func (s *server) ech(w http.ResponseWriter, r *http.Request, _ store.Project) error {
+	var info client.ECHInfo
+	ok := false
+	if s.cfg.ECH != nil {
+		info, ok = s.cfg.ECH()
+	}
+	if !ok {
+		return &apiError{status: http.StatusNotFound, code: "ech_off", msg: "this server does not do Encrypted Client Hello (or its keys are not read yet)"}
+	}
+	writeJSON(w, http.StatusOK, info)
+	return nil
 }
 
 func (s *server) project(w http.ResponseWriter, r *http.Request, p store.Project) error {

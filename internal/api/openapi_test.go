@@ -251,6 +251,9 @@ func TestOpenAPIAnswersValidate(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(New(Config{Platform: p, CARoot: func() []byte { return []byte("-----BEGIN CERTIFICATE-----\n") }, Version: "test", StoreKind: "sqlite",
+		ECH: func() (client.ECHInfo, bool) {
+			return client.ECHInfo{PublicName: "ech.example.com", ConfigList: []byte{0, 4, 0xfe, 0x0d, 0, 0}, ALPN: []string{"h3", "h2"}}, true
+		},
 		Webhooks: recordingTester{db}, Metrics: metrics.New(metrics.Sources{}).Handler()}))
 	t.Cleanup(srv.Close)
 
@@ -265,6 +268,7 @@ func TestOpenAPIAnswersValidate(t *testing.T) {
 		{"GET /metrics", "GET", "/metrics", "", "none", 200},
 		{"GET /v1/version", "GET", "/v1/version", "", "none", 200},
 		{"GET /v1/ca/root", "GET", "/v1/ca/root", "", "none", 200},
+		{"GET /v1/ech", "GET", "/v1/ech", "", "none", 200},
 		{"GET /v1/openapi.json", "GET", "/v1/openapi.json", "", "none", 200},
 		{"GET /v1/project", "GET", "/v1/project", "", "admin", 200},
 		{"GET /v1/project", "GET", "/v1/project", "", "none", 401},

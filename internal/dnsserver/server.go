@@ -56,8 +56,33 @@ type Config struct {
 	MaxInFlight int
 	// MaxTCPConns bounds open TCP connections. Default: 128.
 	MaxTCPConns int
+	// HTTPS, if not nil, gives the HTTPS record (RFC 9460, type 65) of a
+	// name of the zone (without its trailing dot), or false when the name
+	// has none. It is called for each HTTPS query and must be fast and
+	// safe for concurrent use. Default: no HTTPS records.
+	HTTPS func(name string) (HTTPSRecord, bool)
 	// Logger receives update and error events. Default: discarded.
 	Logger *slog.Logger
+}
+
+// HTTPSRecord is the HTTPS record of a name: service mode, priority 1, the
+// name itself as target (".").
+type HTTPSRecord struct {
+	ALPN []string // e.g. h3, h2
+	ECH  []byte   // an ECHConfigList; nil: none
+}
+
+// RR returns the record as DNS answers it for name (with its trailing dot),
+// with ttl.
+func (r HTTPSRecord) RR(name string, ttl uint32) *dns.HTTPS {
+	rr := &dns.HTTPS{SVCB: dns.SVCB{Hdr: dns.RR_Header{Name: name, Rrtype: dns.TypeHTTPS, Class: dns.ClassINET, Ttl: ttl}, Priority: 1, Target: "."}}
+	if len(r.ALPN) > 0 {
+		rr.Value = append(rr.Value, &dns.SVCBAlpn{Alpn: r.ALPN})
+	}
+	if len(r.ECH) > 0 {
+		rr.Value = append(rr.Value, &dns.SVCBECHConfig{ECH: r.ECH})
+	}
+	return rr
 }
 
 const (
@@ -78,6 +103,7 @@ type Server struct {
 	records RecordStore
 	tsig    map[string]string
 	timeout time.Duration
+	https   func(string) (HTTPSRecord, bool)
 	sem     chan struct{}
 	maxTCP  int
 	log     *slog.Logger
@@ -105,6 +131,7 @@ func New(cfg Config) (*Server, error) {
 		glue:    make(map[string][]netip.Addr),
 		tsig:    make(map[string]string),
 		timeout: cfg.QueryTimeout,
+		https:   cfg.HTTPS,
 		maxTCP:  cfg.MaxTCPConns,
 		log:     cfg.Logger,
 	}
@@ -401,7 +428,12 @@ func (s *Server) query(ctx context.Context, req *dns.Msg, m *dns.Msg) {
 		}
 	}
 	glue, isGlue := s.glue[name]
-	exists := name == s.zone || isGlue || len(vals) > 0
+	var https HTTPSRecord
+	hasHTTPS := false
+	if s.https != nil && validName(name) {
+		https, hasHTTPS = s.https(strings.TrimSuffix(name, "."))
+	}
+	exists := name == s.zone || isGlue || len(vals) > 0 || hasHTTPS
 
 	hdr := func(t uint16) dns.RR_Header {
 		return dns.RR_Header{Name: q.Name, Rrtype: t, Class: dns.ClassINET, Ttl: s.ttl}
@@ -421,6 +453,9 @@ func (s *Server) query(ctx context.Context, req *dns.Msg, m *dns.Msg) {
 		for _, v := range vals {
 			m.Answer = append(m.Answer, &dns.TXT{Hdr: hdr(dns.TypeTXT), Txt: dnstxt.Strings(v)})
 		}
+	}
+	if hasHTTPS && (q.Qtype == dns.TypeHTTPS || q.Qtype == dns.TypeANY) {
+		m.Answer = append(m.Answer, https.RR(q.Name, s.ttl))
 	}
 	if isGlue && (q.Qtype == dns.TypeA || q.Qtype == dns.TypeAAAA || q.Qtype == dns.TypeANY) {
 		for _, rr := range addrRRs(q.Name, s.ttl, glue) {

@@ -115,7 +115,7 @@ func (n *Node) startACME(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("loading the DNS-01 delegation key: %w", err)
 		}
-		srv, err := dnsserver.New(dnsserver.Config{Zone: a.DelegationZone, Records: n.acme.records, Logger: n.log})
+		srv, err := dnsserver.New(dnsserver.Config{Zone: a.DelegationZone, Records: n.acme.records, HTTPS: n.httpsRecord, Logger: n.log})
 		if err != nil {
 			return err
 		}

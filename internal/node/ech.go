@@ -3,6 +3,8 @@ package node
 import (
 	"crypto/tls"
 
+	"github.com/spine-platform/spine/client"
+	"github.com/spine-platform/spine/internal/dnsserver"
 	"github.com/spine-platform/spine/internal/fleet"
 	"github.com/spine-platform/spine/internal/hostname"
 )
@@ -52,4 +54,32 @@ func (n *Node) ECH() (publicName string, configList []byte) {
 		return "", nil
 	}
 	return n.fleet.ech.PublicName(), n.fleet.ech.ConfigList()
+}
+
+// alpn is what an HTTPS record of the node's names offers.
+func (n *Node) alpn() []string {
+	if n.quicConn != nil {
+		return []string{"h3", "h2"}
+	}
+	return []string{"h2"}
+}
+
+// httpsRecord is the delegated DNS server's HTTPS record of a name the
+// edge serves: ALPN h3 (when HTTP/3 is on) and h2, and the ECH
+// configuration (when ECH is on and its keys are read).
+func (n *Node) httpsRecord(name string) (dnsserver.HTTPSRecord, bool) {
+	if n.edge == nil || !n.edge.Has(name) {
+		return dnsserver.HTTPSRecord{}, false
+	}
+	_, list := n.ECH()
+	return dnsserver.HTTPSRecord{ALPN: n.alpn(), ECH: list}, true
+}
+
+// echInfo is the API's ECH: what to publish in DNS.
+func (n *Node) echInfo() (client.ECHInfo, bool) {
+	name, list := n.ECH()
+	if list == nil {
+		return client.ECHInfo{}, false
+	}
+	return client.ECHInfo{PublicName: name, ConfigList: list, ALPN: n.alpn()}, true
 }

@@ -198,6 +198,7 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	local := api.NewLocal(api.Config{
 		Platform:  n.platform,
 		CARoot:    n.caRoot,
+		ECH:       n.echInfo,
 		Nodes:     n.fleet.members.Nodes,
 		Ready:     n.ready,
 		HTTPSPort: port(n.httpsLn.Addr()),
@@ -226,6 +227,12 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(n.log.Handler(), slog.LevelWarn),
+	}
+	if e := n.fleet.ech; e != nil {
+		// ECH from the first handshake on (Run keeps the keys fresh).
+		if err := e.Refresh(ctx); err != nil {
+			n.log.Warn("ECH keys not read yet; ECH starts once they are", "err", err)
+		}
 	}
 	n.serve("https", func() error { return n.edge.ServeTLS(n.httpsLn) })
 	if n.quicConn != nil {

@@ -397,6 +397,7 @@ func TestCLIBadInput(t *testing.T) {
 		flag, hint string // the message must contain both
 	}{
 		{[]string{"service", "create"}, "", "accepts 1 arg"},
+		{[]string{"ech", "config", "bad..name"}, "bad..name", "give a hostname"},
 		{[]string{"service", "create", "a", "b"}, "", "accepts 1 arg"},
 		{[]string{"service", "create", "x"}, "--upstream", "at least one upstream"},
 		{[]string{"service", "create", "x", "--upstream", up, "--hsts-max-age", "year"}, "--hsts-max-age", "invalid argument"},

@@ -609,6 +609,7 @@ func crossTenantCases(t *testing.T, ts *tenants, base string, x, y *tenant, secr
 		},
 		"GET /v1/version": func(t *testing.T) { okFor(t, "GET", "/v1/version") },
 		"GET /v1/ca/root": func(t *testing.T) { okFor(t, "GET", "/v1/ca/root") },
+		"GET /v1/ech":     func(t *testing.T) { okFor(t, "GET", "/v1/ech") }, // public, as DNS publishes it
 		"GET /v1/project": func(t *testing.T) {
 			var p client.Project
 			json.Unmarshal([]byte(okFor(t, "GET", "/v1/project")), &p)

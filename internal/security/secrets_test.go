@@ -221,6 +221,7 @@ func (h *hygiene) commonCLI(p *proc, domain string, wait bool) []cliCase {
 	return []cliCase{
 		{args: []string{"version"}, ok: true, want: "server "},
 		{args: []string{"ca", "root"}, ok: true, want: "BEGIN CERTIFICATE"},
+		{args: []string{"ech", "config", "app.example.com"}, ok: true, want: "app.example.com. 300 IN HTTPS 1 . "},
 		// The browsers' store of a home folder of the test's; the system's is left alone.
 		{args: []string{"ca", "trust", "--no-system", "--home", filepath.Join(filepath.Dir(p.data), "trust-home")}, ok: true, want: ": added"},
 		{args: []string{"ca", "trust", "--no-system", "--home", filepath.Join(filepath.Dir(p.data), "trust-home")}, ok: true, want: "already there"},
@@ -458,7 +459,7 @@ type apiCase struct {
 }
 
 // publicRoutes answer without a token.
-var publicRoutes = []string{"GET /healthz", "GET /readyz", "GET /metrics", "GET /v1/version", "GET /v1/ca/root", "GET /v1/openapi.json", "/"}
+var publicRoutes = []string{"GET /healthz", "GET /readyz", "GET /metrics", "GET /v1/version", "GET /v1/ca/root", "GET /v1/ech", "GET /v1/openapi.json", "/"}
 
 // api calls every route of package api against base: with the admin token
 // (each must answer as expected), with a wrong token and with none (each
@@ -490,6 +491,7 @@ func (h *hygiene) api(t *testing.T, base, admin string, c *client.Client) {
 		{route: "GET /readyz", method: "GET", path: "/readyz", want: 200},
 		{route: "GET /v1/version", method: "GET", path: "/v1/version", want: 200},
 		{route: "GET /v1/ca/root", method: "GET", path: "/v1/ca/root", want: 200},
+		{route: "GET /v1/ech", method: "GET", path: "/v1/ech", want: 200},
 		{route: "GET /v1/project", method: "GET", path: "/v1/project", want: 200},
 		{route: "GET /v1/domains", method: "GET", path: "/v1/domains", want: 200},
 		{route: "POST /v1/domains", method: "POST", path: "/v1/domains", body: `{"name":"api-hygiene.test"}`, want: 201},

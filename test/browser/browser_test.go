@@ -34,10 +34,17 @@ func need(t *testing.T, bin, pkg string) string {
 // database) and returns what it printed on stdout.
 func chromium(t *testing.T, home string, args ...string) string {
 	t.Helper()
+	return chromiumWith(t, home, "--disable-quic", args...)
+}
+
+// chromiumWith is chromium with quic as its QUIC flag: --disable-quic, or
+// --enable-quic with the origins to force QUIC on.
+func chromiumWith(t *testing.T, home, quic string, args ...string) string {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	base := []string{
-		"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+		"--headless", "--no-sandbox", "--disable-gpu", quic, "--no-first-run",
 		"--disable-background-networking", "--disable-component-update", "--disable-sync",
 		"--disable-features=HttpsUpgrades", "--user-data-dir=" + filepath.Join(home, "profile"),
 	}
@@ -49,6 +56,26 @@ func chromium(t *testing.T, home string, args ...string) string {
 		t.Fatalf("chromium %v: %v\n%s", args, err, stderr.String())
 	}
 	return stdout.String()
+}
+
+// trustingHome makes a home folder under dir whose NSS database (the one
+// Chromium reads on Linux) trusts the root certificate in the PEM file root.
+func trustingHome(t *testing.T, certutil, dir, root string) string {
+	t.Helper()
+	home := filepath.Join(dir, "home")
+	nss := filepath.Join(home, ".pki", "nssdb")
+	if err := os.MkdirAll(nss, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{"-d", "sql:" + nss, "-N", "--empty-password"},
+		{"-d", "sql:" + nss, "-A", "-n", "Spine test root", "-t", "C,,", "-i", root},
+	} {
+		if out, err := exec.Command(certutil, args...).CombinedOutput(); err != nil {
+			t.Fatalf("certutil %v: %v\n%s", args, err, out)
+		}
+	}
+	return home
 }
 
 func TestPagesInChromium(t *testing.T) {
@@ -65,20 +92,8 @@ func TestPagesInChromium(t *testing.T) {
 	defer n.Close(context.Background())
 
 	// Trust Spine's root the way a user would: in the NSS database.
-	home := filepath.Join(dir, "home")
-	nss := filepath.Join(home, ".pki", "nssdb")
-	if err := os.MkdirAll(nss, 0o700); err != nil {
-		t.Fatal(err)
-	}
 	root := filepath.Join(dir, "data", "ca", "root.pem")
-	for _, args := range [][]string{
-		{"-d", "sql:" + nss, "-N", "--empty-password"},
-		{"-d", "sql:" + nss, "-A", "-n", "Spine test root", "-t", "C,,", "-i", root},
-	} {
-		if out, err := exec.Command(certutil, args...).CombinedOutput(); err != nil {
-			t.Fatalf("certutil %v: %v\n%s", args, err, out)
-		}
-	}
+	home := trustingHome(t, certutil, dir, root)
 
 	tok, err := os.ReadFile(filepath.Join(dir, "data", "admin.token"))
 	if err != nil {
