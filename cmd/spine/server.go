@@ -24,6 +24,7 @@ import (
 // serverFlags are the flags of `spine up` and `spine serve`.
 type serverFlags struct {
 	store         string
+	secretKeyFile string
 	httpsAddr     string
 	httpAddr      string
 	apiAddr       string
@@ -48,6 +49,7 @@ type serverFlags struct {
 func (f *serverFlags) register(cmd *cobra.Command, https, http, domain string) {
 	// No env default for --store: cobra would print it, password and all, in --help.
 	cmd.Flags().StringVar(&f.store, "store", "", "store: sqlite:PATH or postgres://... (default sqlite in the data folder; env SPINE_STORE)")
+	cmd.Flags().StringVar(&f.secretKeyFile, "secret-key-file", "", "file of the keys that seal the private keys in the store and the snapshot, newest first; the same on every node of a fleet (default secret.key in the data folder, created if the store holds nothing sealed yet)")
 	cmd.Flags().StringVar(&f.httpsAddr, "https-addr", https, "HTTPS listen address")
 	cmd.Flags().StringVar(&f.httpAddr, "http-addr", http, "HTTP listen address (redirects to HTTPS, answers ACME HTTP-01)")
 	cmd.Flags().StringVar(&f.apiAddr, "api-addr", node.DefaultAPIAddr, "API listen address (keep it on loopback unless a firewall guards it)")
@@ -219,6 +221,7 @@ func (f *serverFlags) config(g *globals, up bool) (node.Config, error) {
 		AccessLogFormat: format,
 		DataDir:         g.data,
 		Store:           storeDSN(f.store),
+		SecretKeyFile:   f.secretKeyFile,
 		HTTPSAddr:       f.httpsAddr,
 		HTTPAddr:        f.httpAddr,
 		APIAddr:         f.apiAddr,
@@ -250,7 +253,7 @@ func storeDSN(flag string) string {
 // flagOf names the flag of each node.Config field the flags set.
 var flagOf = map[string]string{
 	"AccessLog": "--access-log", "AccessLogFormat": "--log-format",
-	"HTTPSAddr": "--https-addr", "HTTPAddr": "--http-addr", "APIAddr": "--api-addr", "Metrics": "--metrics", "Store": "--store",
+	"HTTPSAddr": "--https-addr", "HTTPAddr": "--http-addr", "APIAddr": "--api-addr", "Metrics": "--metrics", "Store": "--store", "SecretKeyFile": "--secret-key-file",
 	"Domain": "--domain", "ECHPublicName": "--ech-public-name", "LeafLifetime": "--cert-lifetime", "CertCacheSize": "--cert-cache-size",
 	"ResyncInterval": "--resync-interval", "ACME.CheckInterval": "--domain-check-interval",
 	"Webhooks.AttemptTimeout": "--webhook-timeout", "Quota.Domains": "--quota-domains", "Quota.Services": "--quota-services",

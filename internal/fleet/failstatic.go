@@ -10,14 +10,16 @@ import (
 	"fmt"
 	"log/slog"
 
+	"github.com/spine-platform/spine/internal/secrets"
 	"github.com/spine-platform/spine/internal/store"
 )
 
 // Open opens the store at dsn. If the store is unreachable
 // (store.ErrUnavailable) and dir holds a snapshot, it returns the store
 // opened lazily (store.OpenLazy: its calls fail until it answers) and the
-// snapshot to serve meanwhile; the snapshot is nil when the store answered.
-func Open(ctx context.Context, dsn, dir string, log *slog.Logger) (*store.DB, *Snapshot, error) {
+// snapshot to serve meanwhile, its sealed keys opened with k; the snapshot
+// is nil when the store answered.
+func Open(ctx context.Context, dsn, dir string, k *secrets.Keyring, log *slog.Logger) (*store.DB, *Snapshot, error) {
 	db, err := store.Open(ctx, dsn)
 	if err == nil {
 		return db, nil, nil
@@ -25,7 +27,7 @@ func Open(ctx context.Context, dsn, dir string, log *slog.Logger) (*store.DB, *S
 	if !errors.Is(err, store.ErrUnavailable) {
 		return nil, nil, fmt.Errorf("opening the store: %w", err)
 	}
-	snap, serr := ReadSnapshot(dir)
+	snap, serr := ReadSnapshot(dir, k)
 	if serr != nil {
 		return nil, nil, fmt.Errorf("opening the store: %w (and no usable snapshot to serve from: %v)", err, serr)
 	}

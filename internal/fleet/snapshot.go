@@ -5,8 +5,11 @@ package fleet
 
 import (
 	"bufio"
+	"crypto/sha256"
 	"crypto/tls"
+	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"log/slog"
@@ -15,6 +18,7 @@ import (
 	"time"
 
 	"github.com/spine-platform/spine/internal/sched"
+	"github.com/spine-platform/spine/internal/secrets"
 	"github.com/spine-platform/spine/internal/store"
 )
 
@@ -30,7 +34,10 @@ type Snapshot struct {
 	WrittenAt    time.Time       `json:"written_at"`
 	Services     []store.Service `json:"services"`
 	Certificates []SnapshotCert  `json:"certificates"`
-	TicketKeys   [][]byte        `json:"ticket_keys,omitempty"` // newest first
+	TicketKeys   [][]byte        `json:"ticket_keys,omitempty"` // newest first; in memory, and in a file written without a keyring
+	// SealedTicketKeys are the ticket keys, concatenated and sealed with
+	// the node's keyring (ticketKeysName): in the file, instead of TicketKeys.
+	SealedTicketKeys string `json:"sealed_ticket_keys,omitempty"`
 	// TokenHashes are the API token look-ups the node answered (hashes,
 	// never tokens), so that a node started from the snapshot answers
 	// reads, marked stale, while the store is away.
@@ -77,11 +84,27 @@ func (l TokenLookup) Credential() store.Credential {
 type SnapshotCert struct {
 	Names    []string `json:"names"`
 	ChainPEM string   `json:"chain_pem"`
-	KeyPEM   string   `json:"key_pem"`
+	// KeyPEM is the private key in PEM; in the file, sealed with the node's
+	// keyring under certKeyName (a file written without a keyring, or by a
+	// release before sealing, holds the PEM).
+	KeyPEM string `json:"key_pem"`
 }
 
-// ReadSnapshot reads dir's SnapshotFile.
-func ReadSnapshot(dir string) (*Snapshot, error) {
+// ticketKeysName is the name the snapshot's ticket keys are sealed under.
+const ticketKeysName = "snapshot/ticket-keys"
+
+// certKeyName is the name a certificate's key is sealed under in the
+// snapshot: bound to the certificate (the SHA-256 of its leaf), so that a
+// key cannot be moved to another certificate's entry.
+func certKeyName(leaf []byte) string {
+	sum := sha256.Sum256(leaf)
+	return "snapshot/cert/" + hex.EncodeToString(sum[:])
+}
+
+// ReadSnapshot reads dir's SnapshotFile and opens its sealed keys with k
+// (nil: a snapshot written without a keyring). A snapshot that k cannot
+// open is an error that names the key it was sealed with.
+func ReadSnapshot(dir string, k *secrets.Keyring) (*Snapshot, error) {
 	b, err := os.ReadFile(filepath.Join(dir, SnapshotFile))
 	if err != nil {
 		return nil, err
@@ -93,7 +116,41 @@ func ReadSnapshot(dir string) (*Snapshot, error) {
 	if s.Version != snapshotVersion {
 		return nil, fmt.Errorf("fleet: %s has version %d; this program reads %d", SnapshotFile, s.Version, snapshotVersion)
 	}
+	if err := s.open(k); err != nil {
+		return nil, fmt.Errorf("fleet: reading %s: %w", SnapshotFile, err)
+	}
 	return &s, nil
+}
+
+// open replaces the snapshot's sealed keys with their plaintext.
+func (s *Snapshot) open(k *secrets.Keyring) error {
+	if s.SealedTicketKeys != "" {
+		b, err := k.Open(ticketKeysName, []byte(s.SealedTicketKeys))
+		if err != nil {
+			return fmt.Errorf("ticket keys: %w", err)
+		}
+		s.TicketKeys, s.SealedTicketKeys = nil, ""
+		for len(b) >= 32 {
+			s.TicketKeys = append(s.TicketKeys, b[:32])
+			b = b[32:]
+		}
+	}
+	for i := range s.Certificates {
+		c := &s.Certificates[i]
+		if !secrets.IsSealed([]byte(c.KeyPEM)) {
+			continue
+		}
+		block, _ := pem.Decode([]byte(c.ChainPEM))
+		if block == nil {
+			return fmt.Errorf("the certificate of %v has no PEM chain", c.Names)
+		}
+		key, err := k.Open(certKeyName(block.Bytes), []byte(c.KeyPEM))
+		if err != nil {
+			return fmt.Errorf("the key of %v: %w", c.Names, err)
+		}
+		c.KeyPEM = string(key)
+	}
+	return nil
 }
 
 // CertificatesByName returns the snapshot's certificates by hostname,
@@ -131,13 +188,14 @@ func (s *Snapshot) Keys() [][32]byte {
 // memory.
 func encodeSnapshot(dst io.Writer, s *Snapshot, certs func(yield func([]byte) error) error) error {
 	head, err := json.Marshal(struct {
-		Version        int           `json:"version"`
-		WrittenAt      time.Time     `json:"written_at"`
-		TicketKeys     [][]byte      `json:"ticket_keys,omitempty"`
-		TokenHashes    []TokenLookup `json:"token_hashes,omitempty"`
-		TokensComplete bool          `json:"tokens_complete,omitempty"`
-		Suspended      []string      `json:"suspended_projects,omitempty"`
-	}{s.Version, s.WrittenAt, s.TicketKeys, s.TokenHashes, s.TokensComplete, s.Suspended})
+		Version          int           `json:"version"`
+		WrittenAt        time.Time     `json:"written_at"`
+		TicketKeys       [][]byte      `json:"ticket_keys,omitempty"`
+		SealedTicketKeys string        `json:"sealed_ticket_keys,omitempty"`
+		TokenHashes      []TokenLookup `json:"token_hashes,omitempty"`
+		TokensComplete   bool          `json:"tokens_complete,omitempty"`
+		Suspended        []string      `json:"suspended_projects,omitempty"`
+	}{s.Version, s.WrittenAt, s.TicketKeys, s.SealedTicketKeys, s.TokenHashes, s.TokensComplete, s.Suspended})
 	if err != nil {
 		return err
 	}

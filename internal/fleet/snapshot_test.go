@@ -108,7 +108,7 @@ func TestSnapshotWriterEncodesOnlyNewCertificates(t *testing.T) {
 	if err := w.Write(); err != nil {
 		t.Fatal(err)
 	}
-	first, err := ReadSnapshot(dir)
+	first, err := ReadSnapshot(dir, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,7 +144,7 @@ func TestSnapshotWriterEncodesOnlyNewCertificates(t *testing.T) {
 			t.Error("a's certificate was encoded again")
 		}
 	}
-	second, err := ReadSnapshot(dir)
+	second, err := ReadSnapshot(dir, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/spine-platform/spine/internal/platform"
 	"github.com/spine-platform/spine/internal/sched"
+	"github.com/spine-platform/spine/internal/secrets"
 	"github.com/spine-platform/spine/internal/store"
 )
 
@@ -50,6 +51,10 @@ type SnapshotSource struct {
 	// Suspended are the IDs of the suspended projects (a change of them is
 	// a change of Sum).
 	Suspended []string
+	// Keyring seals the private keys and ticket keys in the file; nil:
+	// they are written in the clear (tests of other parts; a node always
+	// has one). A change of its newest key re-seals every entry.
+	Keyring *secrets.Keyring
 }
 
 // SnapshotWriter writes SnapshotFile and keeps, between writes, the
@@ -77,6 +82,7 @@ type SnapshotWriter struct {
 // was encoded with.
 type snapEntry struct {
 	names []string
+	keyID string // the key that sealed it; "" without a keyring
 	json  []byte
 }
 
@@ -162,6 +168,11 @@ func (w *SnapshotWriter) Write() error {
 		digest.Write(k[:])
 	}
 	digest.Write(binary.AppendUvarint(nil, src.TokensVersion))
+	keyID := ""
+	if !src.Keyring.Empty() {
+		keyID = src.Keyring.IDs()[0]
+	}
+	digest.Write([]byte(keyID))
 	if src.TokensComplete {
 		digest.Write([]byte{1})
 	}
@@ -189,20 +200,32 @@ func (w *SnapshotWriter) Write() error {
 	for _, leaf := range order {
 		y.Maybe()
 		e, ok := w.entries[leaf]
-		if !ok || !slices.Equal(e.names, names[leaf]) {
-			b, err := encodeSnapshotCert(byLeaf[leaf], names[leaf])
+		if !ok || !slices.Equal(e.names, names[leaf]) || e.keyID != keyID {
+			b, err := encodeSnapshotCert(byLeaf[leaf], names[leaf], src.Keyring)
 			if err != nil {
 				return err
 			}
-			e = snapEntry{names: names[leaf], json: b}
+			e = snapEntry{names: names[leaf], keyID: keyID, json: b}
 		}
 		entries[leaf] = e
 	}
 
 	head := Snapshot{Version: snapshotVersion, WrittenAt: time.Now().UTC(), Services: src.Services, TokenHashes: tokenLookups(src.Tokens),
 		TokensComplete: src.TokensComplete, Suspended: src.Suspended}
-	for _, k := range src.TicketKeys {
-		head.TicketKeys = append(head.TicketKeys, k[:])
+	if keyID == "" {
+		for _, k := range src.TicketKeys {
+			head.TicketKeys = append(head.TicketKeys, k[:])
+		}
+	} else if len(src.TicketKeys) > 0 {
+		all := make([]byte, 0, 32*len(src.TicketKeys))
+		for _, k := range src.TicketKeys {
+			all = append(all, k[:]...)
+		}
+		sealed, err := src.Keyring.Seal(ticketKeysName, all)
+		if err != nil {
+			return err
+		}
+		head.SealedTicketKeys = string(sealed)
 	}
 	err := platform.WriteSecretFileFrom(w.path, func(f io.Writer) error {
 		return encodeSnapshot(f, &head, func(yield func([]byte) error) error {
@@ -236,8 +259,9 @@ func tokenLookups(tokens func() map[string]store.Credential) []TokenLookup {
 	return out
 }
 
-// encodeSnapshotCert encodes cert, served for names, as a SnapshotCert.
-func encodeSnapshotCert(cert *tls.Certificate, names []string) ([]byte, error) {
+// encodeSnapshotCert encodes cert, served for names, as a SnapshotCert,
+// its key sealed with k (unless k is nil).
+func encodeSnapshotCert(cert *tls.Certificate, names []string, k *secrets.Keyring) ([]byte, error) {
 	key, err := x509.MarshalPKCS8PrivateKey(cert.PrivateKey)
 	if err != nil {
 		return nil, fmt.Errorf("fleet: encoding the key of %s: %w", names[0], err)
@@ -246,9 +270,15 @@ func encodeSnapshotCert(cert *tls.Certificate, names []string) ([]byte, error) {
 	for _, der := range cert.Certificate {
 		pem.Encode(&chain, &pem.Block{Type: "CERTIFICATE", Bytes: der})
 	}
+	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: key})
+	if !k.Empty() {
+		if keyPEM, err = k.Seal(certKeyName(cert.Certificate[0]), keyPEM); err != nil {
+			return nil, fmt.Errorf("fleet: sealing the key of %s: %w", names[0], err)
+		}
+	}
 	return json.Marshal(SnapshotCert{
 		Names:    names,
 		ChainPEM: chain.String(),
-		KeyPEM:   string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: key})),
+		KeyPEM:   string(keyPEM),
 	})
 }

@@ -25,6 +25,7 @@ import (
 // The defaults of Config, in one place; cmd/spine shows them as its flags'.
 const (
 	DefaultDataDir        = ".spine"
+	DefaultSecretKeyFile  = "secret.key" // in the data folder
 	DefaultHTTPSAddr      = ":443"
 	DefaultHTTPAddr       = ":80"
 	DefaultAPIAddr        = "127.0.0.1:2019"
@@ -69,6 +70,13 @@ type Config struct {
 	DataDir string
 	// Store is "sqlite:PATH" or a postgres:// URL. Default: sqlite:<DataDir>/spine.db.
 	Store string
+	// SecretKeyFile holds the keys that seal the private keys and other
+	// secrets in the store and the snapshot (internal/secrets), newest
+	// first; every node of a fleet needs the same keys. Missing, it is
+	// created (0600) if the store holds nothing sealed yet, else the start
+	// is refused. Read again every 10 s, for a rotation. Default
+	// <DataDir>/secret.key.
+	SecretKeyFile string
 	// HTTPSAddr, HTTPAddr and APIAddr are the listen addresses.
 	// Defaults ":443", ":80" and "127.0.0.1:2019".
 	HTTPSAddr, HTTPAddr, APIAddr string
@@ -226,6 +234,7 @@ func (c Config) withDefaults() Config {
 	}
 	set(&c.DataDir, DefaultDataDir)
 	set(&c.Store, "sqlite:"+filepath.Join(c.DataDir, "spine.db"))
+	set(&c.SecretKeyFile, filepath.Join(c.DataDir, DefaultSecretKeyFile))
 	set(&c.HTTPSAddr, DefaultHTTPSAddr)
 	set(&c.HTTPAddr, DefaultHTTPAddr)
 	set(&c.APIAddr, DefaultAPIAddr)

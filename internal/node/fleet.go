@@ -21,6 +21,7 @@ import (
 	"github.com/spine-platform/spine/internal/certs"
 	"github.com/spine-platform/spine/internal/fleet"
 	"github.com/spine-platform/spine/internal/platform"
+	"github.com/spine-platform/spine/internal/secrets"
 	"github.com/spine-platform/spine/internal/serving"
 	"github.com/spine-platform/spine/internal/store"
 )
@@ -68,7 +69,7 @@ type syncRecord struct {
 // openStore opens the store, or, if PostgreSQL cannot be reached and the
 // data folder holds a snapshot, starts from the snapshot (fleet.Open) and
 // connects to the store when it comes back.
-func (n *Node) openStore(ctx context.Context) (*store.DB, error) {
+func (n *Node) openStore(ctx context.Context, keys *secrets.Keyring) (*store.DB, error) {
 	f := &n.fleet
 	f.startedAt = time.Now().UTC()
 	id, err := fleet.NodeID(n.cfg.DataDir)
@@ -76,7 +77,7 @@ func (n *Node) openStore(ctx context.Context) (*store.DB, error) {
 		return nil, err
 	}
 	f.id = id
-	db, snap, err := fleet.Open(ctx, n.cfg.Store, n.cfg.DataDir, n.log)
+	db, snap, err := fleet.Open(ctx, n.cfg.Store, n.cfg.DataDir, keys, n.log)
 	if err != nil {
 		return nil, err
 	}
@@ -97,6 +98,11 @@ func (n *Node) prepare(ctx context.Context) error {
 	defer f.prepareMu.Unlock()
 	if f.prepared.Load() {
 		return nil
+	}
+	// The key file first: nothing may be written unsealed, or sealed with
+	// a key the fleet does not share.
+	if err := n.ensureKeyring(ctx); err != nil {
+		return err
 	}
 	tokenFile := filepath.Join(n.cfg.DataDir, "admin.token")
 	admin, err := n.platform.Bootstrap(ctx, tokenFile)
@@ -174,6 +180,7 @@ func (n *Node) snapshotSource() *fleet.SnapshotSource {
 		TokensVersion:  n.fleet.reads.TokensVersion(),
 		TokensComplete: n.fleet.reads.TokensComplete(),
 		Suspended:      rec.suspended,
+		Keyring:        n.db.Keyring(),
 	}
 }
 

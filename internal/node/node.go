@@ -74,6 +74,8 @@ type Node struct {
 	metricsLn              net.Listener // nil unless Config.Metrics is an address
 	metricsSrv             *http.Server
 
+	keySum [32]byte // SHA-256 of the secret key file as last taken up; under watchKeyFile after start
+
 	synced  atomic.Bool // the first snapshot has been applied
 	syncMu  sync.Mutex  // serialises sync
 	cancel  context.CancelFunc
@@ -105,9 +107,17 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 		return nil, fmt.Errorf("securing data folder %s: %w", cfg.DataDir, err)
 	}
 
-	n.db, err = n.openStore(ctx) // or, with PostgreSQL down, start from the snapshot
+	keys, keySum, err := n.readKeyFile() // nil if missing: ensureKeyring decides
 	if err != nil {
 		return nil, err
+	}
+	n.keySum = keySum
+	n.db, err = n.openStore(ctx, keys) // or, with PostgreSQL down, start from the snapshot
+	if err != nil {
+		return nil, err
+	}
+	if keys != nil {
+		n.db.SetKeyring(keys)
 	}
 	n.db.SetDefaultQuota(cfg.Quota)
 	n.fleet.reads = api.NewStaleReads(n.db)
@@ -186,6 +196,7 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	if err := n.startACME(runCtx); err != nil { // before anything captures n
 		return nil, err
 	}
+	n.wg.Go(func() { n.watchKeyFile(runCtx) })
 	n.hub = events.NewHub(events.HubConfig{Store: n.db, Logger: n.log})
 	n.wg.Go(func() { n.hub.Run(runCtx) })
 	n.wg.Go(func() { events.Maintain(runCtx, events.MaintainConfig{Store: n.db, Logger: n.log}) })

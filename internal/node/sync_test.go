@@ -98,7 +98,7 @@ func TestSnapshotHoldsServedCertificatesAndTokenHashes(t *testing.T) {
 	if err := fleet.NewSnapshotWriter(snapDir, n.snapshotSource, n.log).Write(); err != nil {
 		t.Fatal(err)
 	}
-	snap, err := fleet.ReadSnapshot(snapDir)
+	snap, err := fleet.ReadSnapshot(snapDir, n.db.Keyring()) // the node's secret key file's
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,7 +121,11 @@ func TestSnapshotHoldsServedCertificatesAndTokenHashes(t *testing.T) {
 	if len(snap.TokenHashes) != 1 || snap.TokenHashes[0].Hash != platform.HashToken(strings.TrimSpace(string(tok))) || snap.TokenHashes[0].Project.ID != platform.DefaultProjectID {
 		t.Errorf("snapshot token hashes %+v, want the admin token's", snap.TokenHashes)
 	}
-	if raw, _ := os.ReadFile(filepath.Join(snapDir, fleet.SnapshotFile)); bytes.Contains(raw, bytes.TrimSpace(tok)) {
+	raw, _ := os.ReadFile(filepath.Join(snapDir, fleet.SnapshotFile))
+	if bytes.Contains(raw, bytes.TrimSpace(tok)) {
 		t.Error("the snapshot holds the admin token itself")
+	}
+	if bytes.Contains(raw, []byte("PRIVATE KEY")) {
+		t.Error("the snapshot holds a private key in PEM: not sealed")
 	}
 }

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/spine-platform/spine/internal/secrets"
 )
 
 // DB is Spine's database. Both back ends share the queries below; what differs
@@ -39,6 +41,8 @@ type DB struct {
 	prefixStmts map[int]*sql.Stmt // GetKeysWithPrefix's, by number of prefixes; guarded by mu
 
 	quota atomic.Pointer[Quota] // SetDefaultQuota; nil: no limits
+
+	keyring atomic.Pointer[secrets.Keyring] // SetKeyring (sealed.go); nil: secrets stored as they are
 
 	pendingBound int // tests only (export_test.go): MaxPendingDeliveries if 0
 }

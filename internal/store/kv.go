@@ -27,6 +27,12 @@ func (db *DB) PutKey(ctx context.Context, key string, value []byte) error {
 	if value == nil {
 		value = []byte{} // nil would be stored as NULL
 	}
+	if SecretKey(key) {
+		var err error
+		if value, err = db.seal(key, value); err != nil {
+			return err
+		}
+	}
 	return db.write(ctx, "storing key", false, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO kv (key, value, modified) VALUES ($1, $2, $3)
 			ON CONFLICT (key) DO UPDATE SET value = excluded.value, modified = excluded.modified`,
@@ -48,7 +54,7 @@ func (db *DB) GetKey(ctx context.Context, key string) ([]byte, error) {
 	if v == nil {
 		v = []byte{}
 	}
-	return v, nil
+	return db.open(key, v)
 }
 
 // KeyValue is a key of the key-value space and its value.
@@ -96,6 +102,9 @@ func (db *DB) GetKeysWithPrefix(ctx context.Context, limit int, prefixes ...stri
 		}
 		if kv.Value == nil {
 			kv.Value = []byte{}
+		}
+		if kv.Value, err = db.open(kv.Key, kv.Value); err != nil {
+			return nil, err
 		}
 		out = append(out, kv)
 	}

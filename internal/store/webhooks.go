@@ -89,6 +89,10 @@ func (db *DB) CreateWebhook(ctx context.Context, w Webhook, max int) error {
 	if err != nil {
 		return err
 	}
+	secret, err := db.seal(webhookSecretName(w.ID), []byte(w.Secret))
+	if err != nil {
+		return err
+	}
 	return db.write(ctx, "creating webhook", false, func(tx *sql.Tx) error {
 		if max > 0 {
 			var n int
@@ -100,7 +104,7 @@ func (db *DB) CreateWebhook(ctx context.Context, w Webhook, max int) error {
 			}
 		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO webhooks (`+webhookColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-			w.ID, w.ProjectID, w.URL, string(evs), w.Secret, toNanos(orNow(w.CreatedAt)), toNanos(w.DisabledAt), w.DisabledReason, toNanos(w.FailingSince))
+			w.ID, w.ProjectID, w.URL, string(evs), string(secret), toNanos(orNow(w.CreatedAt)), toNanos(w.DisabledAt), w.DisabledReason, toNanos(w.FailingSince))
 		switch {
 		case db.isUnique(err):
 			return conflict("webhook %q already exists", w.ID)
@@ -113,7 +117,7 @@ func (db *DB) CreateWebhook(ctx context.Context, w Webhook, max int) error {
 
 // GetWebhook returns a project's webhook, or ErrNotFound.
 func (db *DB) GetWebhook(ctx context.Context, projectID, id string) (Webhook, error) {
-	w, err := scanWebhook(db.r.QueryRowContext(ctx, `SELECT `+webhookColumns+` FROM webhooks WHERE id = $1 AND project_id = $2`, id, projectID))
+	w, err := db.scanWebhook(db.r.QueryRowContext(ctx, `SELECT `+webhookColumns+` FROM webhooks WHERE id = $1 AND project_id = $2`, id, projectID))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Webhook{}, notFound("webhook %q not found", id)
 	}
@@ -132,7 +136,7 @@ func (db *DB) ListWebhooks(ctx context.Context, projectID string) ([]Webhook, er
 	defer rows.Close()
 	var ws []Webhook
 	for rows.Next() {
-		w, err := scanWebhook(rows)
+		w, err := db.scanWebhook(rows)
 		if err != nil {
 			return nil, db.wrap("listing webhooks", err)
 		}
@@ -163,7 +167,7 @@ func (db *DB) EnableWebhook(ctx context.Context, projectID, id string) error {
 	})
 }
 
-func scanWebhook(row interface{ Scan(...any) error }) (Webhook, error) {
+func (db *DB) scanWebhook(row interface{ Scan(...any) error }) (Webhook, error) {
 	var (
 		w                         Webhook
 		evs                       string
@@ -172,6 +176,11 @@ func scanWebhook(row interface{ Scan(...any) error }) (Webhook, error) {
 	if err := row.Scan(&w.ID, &w.ProjectID, &w.URL, &evs, &w.Secret, &created, &disabled, &w.DisabledReason, &failed); err != nil {
 		return Webhook{}, err
 	}
+	secret, err := db.open(webhookSecretName(w.ID), []byte(w.Secret))
+	if err != nil {
+		return Webhook{}, err
+	}
+	w.Secret = string(secret)
 	if err := json.Unmarshal([]byte(evs), &w.Events); err != nil {
 		return Webhook{}, fmt.Errorf("webhook %q: events: %w", w.ID, err)
 	}
@@ -425,6 +434,11 @@ func (db *DB) ClaimDeliveries(ctx context.Context, owner string, now time.Time, 
 			if err := tx.QueryRowContext(ctx, `SELECT url, secret FROM webhooks WHERE id = $1`, d.WebhookID).Scan(&c.URL, &c.Secret); err != nil {
 				return err
 			}
+			secret, err := db.open(webhookSecretName(d.WebhookID), []byte(c.Secret))
+			if err != nil {
+				return err
+			}
+			c.Secret = string(secret)
 			out = append(out, c)
 		}
 		return nil

@@ -47,6 +47,7 @@ func Run(t *testing.T, open func(t *testing.T) *store.DB) {
 		{"KVDelete", testKVDelete},
 		{"KVWithPrefix", testKVWithPrefix},
 		{"KVSpecialCharacters", testKVSpecialCharacters},
+		{"Sealed", testSealed},
 		{"Locks", testLocks},
 		{"LockExpiry", testLockExpiry},
 		{"LockContention", testLockContention},

@@ -1,0 +1,138 @@
+package storetest
+
+import (
+	"bytes"
+	"crypto/rand"
+	"errors"
+	"testing"
+
+	"github.com/spine-platform/spine/internal/secrets"
+	"github.com/spine-platform/spine/internal/store"
+)
+
+func keyring(t *testing.T, raw ...[]byte) *secrets.Keyring {
+	t.Helper()
+	k, err := secrets.New(raw...)
+	must(t, err)
+	return k
+}
+
+func newRawKey() []byte { return []byte(rand.Text() + rand.Text())[:secrets.KeySize] }
+
+// testSealed: secrets are sealed at the store's boundary, plaintext stored
+// before sealing began is read and migrated in place, a rotation reseals
+// under the new key while both open, and a ring without the key is refused.
+func testSealed(t *testing.T, db *store.DB) {
+	ctx := ctxT(t)
+	project(t, db, "p1")
+	keyPEM := []byte("-----BEGIN EC PRIVATE KEY-----\nMHcCAQEEI...\n-----END EC PRIVATE KEY-----\n")
+	certKey := "certificates/ca/a.example/a.example.key"
+
+	// Before sealing began: stored as it is.
+	must(t, db.PutKey(ctx, certKey, keyPEM))
+	must(t, db.PutKey(ctx, "certificates/ca/a.example/a.example.crt", []byte("cert")))
+	webhook(t, db, "p1", "wh_old")
+
+	oldRaw, newRaw := newRawKey(), newRawKey()
+	old := keyring(t, oldRaw)
+	db.SetKeyring(old)
+	if has, err := db.HasSealed(ctx); err != nil || has {
+		t.Fatalf("HasSealed before any = %v, %v", has, err)
+	}
+	must(t, db.CheckKeyring(ctx))
+	if has, err := db.HasSealed(ctx); err != nil || !has {
+		t.Fatalf("HasSealed after CheckKeyring = %v, %v", has, err)
+	}
+	// Plaintext still read during the migration.
+	if v, err := db.GetKey(ctx, certKey); err != nil || !bytes.Equal(v, keyPEM) {
+		t.Fatalf("GetKey(plaintext row) = %q, %v", v, err)
+	}
+	counts, err := db.SealedKeys(ctx)
+	must(t, err)
+	if counts[""] != 2 || counts[secrets.KeyID(oldRaw)] != 1 { // the key and the webhook; the canary
+		t.Errorf("SealedKeys before Reseal = %v", counts)
+	}
+	res, err := db.Reseal(ctx, store.ResealPlaintext)
+	must(t, err)
+	if res.Plain != 2 || res.Resealed != 0 || res.Current != 1 {
+		t.Errorf("Reseal = %+v, want 2 plain, 1 current", res)
+	}
+	counts, err = db.SealedKeys(ctx)
+	must(t, err)
+	if len(counts) != 1 || counts[secrets.KeyID(oldRaw)] != 3 {
+		t.Errorf("SealedKeys after Reseal = %v", counts)
+	}
+
+	// New writes are sealed; reads open them, one at a time and by prefix.
+	acct := "acme/ca/spine-accounts/default.key"
+	must(t, db.PutKey(ctx, acct, []byte("account key")))
+	webhook(t, db, "p1", "wh_new")
+	check := func(k *secrets.Keyring) {
+		t.Helper()
+		db.SetKeyring(k)
+		if v, err := db.GetKey(ctx, certKey); err != nil || !bytes.Equal(v, keyPEM) {
+			t.Errorf("GetKey(%s) = %q, %v", certKey, v, err)
+		}
+		kvs, err := db.GetKeysWithPrefix(ctx, 10, "certificates/ca/a.example/")
+		must(t, err)
+		if len(kvs) != 2 || !bytes.Equal(kvs[1].Value, keyPEM) || string(kvs[0].Value) != "cert" {
+			t.Errorf("GetKeysWithPrefix = %q", kvs)
+		}
+		for _, id := range []string{"wh_old", "wh_new"} {
+			w, err := db.GetWebhook(ctx, "p1", id)
+			if err != nil || w.Secret != "whsec_c2VjcmV0LW9mLQ=="+id {
+				t.Errorf("GetWebhook(%s).Secret = %q, %v", id, w.Secret, err)
+			}
+		}
+		must(t, db.CheckKeyring(ctx))
+	}
+	check(old)
+
+	// Without the keyring a sealed value does not read: it is not stored as it was.
+	db.SetKeyring(nil)
+	if _, err := db.GetKey(ctx, certKey); !errors.Is(err, store.ErrSealed) {
+		t.Errorf("GetKey without a keyring: %v, want ErrSealed", err)
+	}
+	if _, err := db.GetWebhook(ctx, "p1", "wh_new"); !errors.Is(err, store.ErrSealed) {
+		t.Errorf("GetWebhook without a keyring: %v, want ErrSealed", err)
+	}
+	if v, err := db.GetKey(ctx, "certificates/ca/a.example/a.example.crt"); err != nil || string(v) != "cert" {
+		t.Errorf("GetKey of a certificate (not a secret) = %q, %v", v, err)
+	}
+
+	db.SetKeyring(old)
+	// Rotation: the new key first, the old one still opens.
+	both := keyring(t, newRaw, oldRaw)
+	must(t, db.Opens(ctx, both))
+	if err := db.Opens(ctx, keyring(t, newRaw)); !errors.Is(err, store.ErrSealed) {
+		t.Errorf("Opens(the new key alone) before the rotation: %v, want ErrSealed", err)
+	}
+	check(both)
+	// A node's start-up reseal leaves the old key's values to the rotation.
+	res, err = db.Reseal(ctx, store.ResealPlaintext)
+	must(t, err)
+	if res.Resealed != 0 || res.Plain != 0 || res.Current != 5 {
+		t.Errorf("ResealPlaintext during a rotation = %+v, want 5 left", res)
+	}
+	res, err = db.Reseal(ctx, store.ResealAll)
+	must(t, err)
+	if res.Resealed != 5 || res.Plain != 0 {
+		t.Errorf("Reseal under the new key = %+v, want 5 resealed", res)
+	}
+	counts, err = db.SealedKeys(ctx)
+	must(t, err)
+	if len(counts) != 1 || counts[secrets.KeyID(newRaw)] != 5 {
+		t.Errorf("SealedKeys after the rotation = %v", counts)
+	}
+	check(keyring(t, newRaw))
+
+	// The old key alone opens nothing now, and the start-up check says so.
+	db.SetKeyring(old)
+	var unknown *secrets.UnknownKeyError
+	if err := db.CheckKeyring(ctx); !errors.As(err, &unknown) || unknown.ID != secrets.KeyID(newRaw) {
+		t.Errorf("CheckKeyring with the old key = %v, want UnknownKeyError for %s", err, secrets.KeyID(newRaw))
+	}
+	if _, err := db.GetKey(ctx, acct); !errors.Is(err, store.ErrSealed) {
+		t.Errorf("GetKey with the old key: %v", err)
+	}
+}
