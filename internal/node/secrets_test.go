@@ -213,6 +213,10 @@ func TestNoPrivateKeyAtRest(t *testing.T) {
 			if v, err := n.db.GetKey(ctx, "certificates/old/legacy.example/legacy.example.key"); err != nil || !bytes.Equal(v, legacyPEM) {
 				t.Errorf("the legacy key after the migration: %q, %v", v, err)
 			}
+			poll.Until(t, "session-ticket keys stored", waitTimeout, func() error {
+				_, err := n.db.GetKey(ctx, "spine/tls/ticket-keys")
+				return err
+			})
 			needles := keyNeedles(t, n.db)
 			for _, want := range []string{"spine/ca/root.key scalar", "spine/ca/intermediate.key scalar", "spine/tls/ticket-keys#0"} {
 				if _, ok := needles[want]; !ok {

@@ -28,7 +28,27 @@ const CanaryKey = "spine/secrets/canary"
 var secretKeys = []string{
 	"spine/dns01/secret",    // the delegation labels' HMAC key (dnsserver)
 	"spine/tls/ticket-keys", // the session-ticket keys (fleet)
+	"spine/tls/ech-keys",    // the ECH private keys (fleet)
+	"spine/quic/keys",       // the QUIC stateless-reset and token keys (fleet)
 	CanaryKey,
+}
+
+// secretWhere is the SQL condition of the keys SecretKey may be true of
+// (LIKE ignores case on SQLite: callers check SecretKey again), with its
+// arguments numbered from $first.
+func secretWhere(first int) (string, []any) {
+	var b strings.Builder
+	args := make([]any, len(secretKeys))
+	b.WriteString("(key LIKE '%.key' OR key IN (")
+	for i, k := range secretKeys {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "$%d", first+i)
+		args[i] = k
+	}
+	b.WriteString("))")
+	return b.String(), args
 }
 
 // SecretKey reports whether the value of key is a secret that the store
@@ -237,8 +257,9 @@ func (db *DB) Reseal(ctx context.Context, mode ResealMode) (ResealResult, error)
 	// The key-value space, a page at a time in key order.
 	after := ""
 	for {
-		rows, err := db.r.QueryContext(ctx, `SELECT key, value FROM kv WHERE key > $1 AND (key LIKE '%.key' OR key = $2 OR key = $3)
-			ORDER BY key LIMIT $4`, after, secretKeys[0], secretKeys[1], resealPage)
+		where, args := secretWhere(3)
+		rows, err := db.r.QueryContext(ctx, `SELECT key, value FROM kv WHERE key > $1 AND `+where+` ORDER BY key LIMIT $2`,
+			append([]any{after, resealPage}, args...)...)
 		if err != nil {
 			return res, db.wrap("reading secrets", err)
 		}
@@ -256,7 +277,7 @@ func (db *DB) Reseal(ctx context.Context, mode ResealMode) (ResealResult, error)
 			return res, db.wrap("reading secrets", err)
 		}
 		for _, kv := range page {
-			if !SecretKey(kv.Key) { // SQLite's LIKE ignores case
+			if !SecretKey(kv.Key) || kv.Key == CanaryKey { // SQLite's LIKE ignores case; the canary goes last
 				continue
 			}
 			if err := rewrite(kv.Key, kv.Value, kvUpdate(kv.Key)); err != nil {
@@ -334,8 +355,8 @@ func (db *DB) SealedKeys(ctx context.Context) (map[string]int, error) {
 		id, _ := secrets.SealedWith(v)
 		out[id]++
 	}
-	rows, err := db.r.QueryContext(ctx, `SELECT key, value FROM kv WHERE key LIKE '%.key' OR key IN ($1, $2, $3)`,
-		secretKeys[0], secretKeys[1], CanaryKey)
+	where, args := secretWhere(1)
+	rows, err := db.r.QueryContext(ctx, `SELECT key, value FROM kv WHERE `+where, args...)
 	if err != nil {
 		return nil, db.wrap("reading secrets", err)
 	}
