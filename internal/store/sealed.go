@@ -71,6 +71,105 @@ func SecretKey(key string) bool {
 // webhookSecretName is the name a webhook's signing secret is sealed under.
 func webhookSecretName(id string) string { return "webhooks/" + id + "/secret" }
 
+// uploadedKeyName is the name an uploaded certificate's key is sealed
+// under: its hostname and the SHA-256 of its leaf, so that the key of one
+// row, or of one upload, does not open as another's.
+func uploadedKeyName(hostname, sha string) string { return "uploaded_certs/" + hostname + "/" + sha }
+
+// secretColumn is a column of a table that holds a secret, one a row.
+type secretColumn struct {
+	table, id, col string
+	extra          string                        // a column the name takes besides id, or ""
+	name           func(id, extra string) string // the name the value is sealed under
+	text           bool                          // a TEXT column (else BLOB / bytea)
+}
+
+// secretColumns are every column that holds a secret: Reseal and
+// SealedKeys go through them, writers seal with the same name.
+var secretColumns = []secretColumn{
+	{table: "webhooks", id: "id", col: "secret", name: func(id, _ string) string { return webhookSecretName(id) }, text: true},
+	{table: "uploaded_certs", id: "hostname", col: "key_pem", extra: "sha256", name: uploadedKeyName},
+}
+
+// eachSecret calls f with the id, the sealing name and the stored value of each
+// row of c whose id is above after, in id order, at most limit rows
+// (-1: all).
+func (db *DB) eachSecret(ctx context.Context, c secretColumn, after string, limit int, f func(id, name string, v []byte) error) error {
+	extra := "''"
+	if c.extra != "" {
+		extra = c.extra
+	}
+	q := fmt.Sprintf(`SELECT %s, %s, %s FROM %s WHERE %s > $1 ORDER BY %s`, c.id, extra, c.col, c.table, c.id, c.id)
+	args := []any{after}
+	if limit > 0 {
+		q += ` LIMIT $2`
+		args = append(args, limit)
+	}
+	rows, err := db.r.QueryContext(ctx, q, args...)
+	if err != nil {
+		return db.wrap("reading "+c.table+" secrets", err)
+	}
+	type row struct {
+		id, name string
+		v        []byte
+	}
+	var all []row
+	for rows.Next() {
+		var (
+			r     row
+			extra string
+		)
+		if err := rows.Scan(&r.id, &extra, &r.v); err != nil {
+			rows.Close()
+			return db.wrap("reading "+c.table+" secrets", err)
+		}
+		r.name = c.name(r.id, extra)
+		all = append(all, r)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return db.wrap("reading "+c.table+" secrets", err)
+	}
+	for _, r := range all {
+		if err := f(r.id, r.name, r.v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// resealColumn is Reseal's pass over one secret column, a page at a time.
+func (db *DB) resealColumn(ctx context.Context, c secretColumn, rewrite func(name string, v []byte, update func(old, sealed []byte) (bool, error)) error) error {
+	after := ""
+	for {
+		n := 0
+		err := db.eachSecret(ctx, c, after, resealPage, func(id, name string, v []byte) error {
+			n++
+			after = id
+			return rewrite(name, v, func(old, sealed []byte) (bool, error) {
+				var newV, oldV any = sealed, old
+				if c.text {
+					newV, oldV = string(sealed), string(old)
+				}
+				var affected int64
+				err := db.write(ctx, "resealing a "+c.table+" secret", false, func(tx *sql.Tx) error {
+					r, err := tx.ExecContext(ctx, fmt.Sprintf(`UPDATE %s SET %s = $1 WHERE %s = $2 AND %s = $3`, c.table, c.col, c.id, c.col),
+						newV, id, oldV)
+					if err != nil {
+						return err
+					}
+					affected, err = r.RowsAffected()
+					return err
+				})
+				return affected == 1, err
+			})
+		})
+		if err != nil || n < resealPage {
+			return err
+		}
+	}
+}
+
 // SetKeyring sets the keys that seal and open secrets. Without one (nil),
 // secrets are written as they are and a sealed value cannot be read: tests
 // of other parts run so; a node always has one. It may be replaced while
@@ -289,48 +388,11 @@ func (db *DB) Reseal(ctx context.Context, mode ResealMode) (ResealResult, error)
 		}
 		after = page[len(page)-1].Key
 	}
-	// The webhooks' signing secrets.
-	after = ""
-	for {
-		type hook struct{ id, secret string }
-		rows, err := db.r.QueryContext(ctx, `SELECT id, secret FROM webhooks WHERE id > $1 ORDER BY id LIMIT $2`, after, resealPage)
-		if err != nil {
-			return res, db.wrap("reading webhook secrets", err)
+	// The secrets kept in columns.
+	for _, c := range secretColumns {
+		if err := db.resealColumn(ctx, c, rewrite); err != nil {
+			return res, err
 		}
-		var page []hook
-		for rows.Next() {
-			var h hook
-			if err := rows.Scan(&h.id, &h.secret); err != nil {
-				rows.Close()
-				return res, db.wrap("reading webhook secrets", err)
-			}
-			page = append(page, h)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return res, db.wrap("reading webhook secrets", err)
-		}
-		for _, h := range page {
-			err := rewrite(webhookSecretName(h.id), []byte(h.secret), func(old, sealed []byte) (bool, error) {
-				var n int64
-				err := db.write(ctx, "resealing a webhook secret", false, func(tx *sql.Tx) error {
-					r, err := tx.ExecContext(ctx, `UPDATE webhooks SET secret = $1 WHERE id = $2 AND secret = $3`, string(sealed), h.id, string(old))
-					if err != nil {
-						return err
-					}
-					n, err = r.RowsAffected()
-					return err
-				})
-				return n == 1, err
-			})
-			if err != nil {
-				return res, err
-			}
-		}
-		if len(page) < resealPage {
-			break
-		}
-		after = page[len(page)-1].id
 	}
 	// The canary last.
 	v, err := db.rawKey(ctx, CanaryKey)
@@ -374,20 +436,14 @@ func (db *DB) SealedKeys(ctx context.Context) (map[string]int, error) {
 	if err := rows.Err(); err != nil {
 		return nil, db.wrap("reading secrets", err)
 	}
-	rows, err = db.r.QueryContext(ctx, `SELECT secret FROM webhooks`)
-	if err != nil {
-		return nil, db.wrap("reading webhook secrets", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var s string
-		if err := rows.Scan(&s); err != nil {
-			return nil, db.wrap("reading webhook secrets", err)
+	for _, c := range secretColumns {
+		err := db.eachSecret(ctx, c, "", -1, func(_, _ string, v []byte) error {
+			note(v)
+			return nil
+		})
+		if err != nil {
+			return nil, err
 		}
-		note([]byte(s))
-	}
-	if err := rows.Err(); err != nil {
-		return nil, db.wrap("reading webhook secrets", err)
 	}
 	return out, nil
 }

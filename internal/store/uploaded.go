@@ -35,6 +35,10 @@ const uploadedColumns = `hostname, project_id, chain_pem, issuer, not_before, no
 // checks in its transaction that c.ProjectID holds it, verified, and
 // returns ErrNotFound otherwise. It is a change: every node learns it.
 func (db *DB) PutUploadedCert(ctx context.Context, domain string, c UploadedCert) error {
+	key, err := db.seal(uploadedKeyName(c.Hostname, c.SHA256), c.Key)
+	if err != nil {
+		return err
+	}
 	return db.write(ctx, "storing uploaded certificate", true, func(tx *sql.Tx) error {
 		var owner, status string
 		err := tx.QueryRowContext(ctx, `SELECT project_id, status FROM domains WHERE name = $1`, domain).Scan(&owner, &status)
@@ -49,7 +53,7 @@ func (db *DB) PutUploadedCert(ctx context.Context, domain string, c UploadedCert
 				issuer = excluded.issuer, not_before = excluded.not_before, not_after = excluded.not_after,
 				sha256 = excluded.sha256, uploaded_at = excluded.uploaded_at, key_pem = excluded.key_pem`,
 			c.Hostname, c.ProjectID, c.Chain, c.Issuer, toNanos(c.NotBefore), toNanos(c.NotAfter), c.SHA256,
-			toNanos(orNow(c.UploadedAt)), c.Key)
+			toNanos(orNow(c.UploadedAt)), key)
 		return err
 	})
 }
@@ -81,6 +85,11 @@ func (db *DB) ListUploadedCerts(ctx context.Context, projectID string, withKeys 
 			return nil, db.wrap("listing uploaded certificates", err)
 		}
 		c.NotBefore, c.NotAfter, c.UploadedAt = fromNanos(nb), fromNanos(na), fromNanos(up)
+		if withKeys {
+			if c.Key, err = db.open(uploadedKeyName(c.Hostname, c.SHA256), c.Key); err != nil {
+				return nil, err
+			}
+		}
 		out = append(out, c)
 	}
 	if err := rows.Err(); err != nil {

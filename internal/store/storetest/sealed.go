@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/spine-platform/spine/internal/secrets"
 	"github.com/spine-platform/spine/internal/store"
@@ -32,6 +33,9 @@ func testSealed(t *testing.T, db *store.DB) {
 	must(t, db.PutKey(ctx, certKey, keyPEM))
 	must(t, db.PutKey(ctx, "certificates/ca/a.example/a.example.crt", []byte("cert")))
 	webhook(t, db, "p1", "wh_old")
+	must(t, db.CreateDomain(ctx, store.Domain{Name: "a.example", ProjectID: "p1", Status: store.DomainVerified, CreatedAt: t0}))
+	must(t, db.PutUploadedCert(ctx, "a.example", store.UploadedCert{Hostname: "www.a.example", ProjectID: "p1",
+		Chain: []byte("chain"), Key: keyPEM, SHA256: "ab12", NotBefore: t0, NotAfter: t0.Add(time.Hour)}))
 
 	oldRaw, newRaw := newRawKey(), newRawKey()
 	old := keyring(t, oldRaw)
@@ -49,17 +53,17 @@ func testSealed(t *testing.T, db *store.DB) {
 	}
 	counts, err := db.SealedKeys(ctx)
 	must(t, err)
-	if counts[""] != 2 || counts[secrets.KeyID(oldRaw)] != 1 { // the key and the webhook; the canary
+	if counts[""] != 3 || counts[secrets.KeyID(oldRaw)] != 1 { // the key, the webhook, the uploaded key; the canary
 		t.Errorf("SealedKeys before Reseal = %v", counts)
 	}
 	res, err := db.Reseal(ctx, store.ResealPlaintext)
 	must(t, err)
-	if res.Plain != 2 || res.Resealed != 0 || res.Current != 1 {
-		t.Errorf("Reseal = %+v, want 2 plain, 1 current", res)
+	if res.Plain != 3 || res.Resealed != 0 || res.Current != 1 {
+		t.Errorf("Reseal = %+v, want 3 plain, 1 current", res)
 	}
 	counts, err = db.SealedKeys(ctx)
 	must(t, err)
-	if len(counts) != 1 || counts[secrets.KeyID(oldRaw)] != 3 {
+	if len(counts) != 1 || counts[secrets.KeyID(oldRaw)] != 4 {
 		t.Errorf("SealedKeys after Reseal = %v", counts)
 	}
 
@@ -84,6 +88,10 @@ func testSealed(t *testing.T, db *store.DB) {
 				t.Errorf("GetWebhook(%s).Secret = %q, %v", id, w.Secret, err)
 			}
 		}
+		ups, err := db.ListUploadedCerts(ctx, "p1", true)
+		if err != nil || len(ups) != 1 || !bytes.Equal(ups[0].Key, keyPEM) {
+			t.Errorf("ListUploadedCerts with keys = %+v, %v", ups, err)
+		}
 		must(t, db.CheckKeyring(ctx))
 	}
 	check(old)
@@ -95,6 +103,9 @@ func testSealed(t *testing.T, db *store.DB) {
 	}
 	if _, err := db.GetWebhook(ctx, "p1", "wh_new"); !errors.Is(err, store.ErrSealed) {
 		t.Errorf("GetWebhook without a keyring: %v, want ErrSealed", err)
+	}
+	if _, err := db.ListUploadedCerts(ctx, "p1", true); !errors.Is(err, store.ErrSealed) {
+		t.Errorf("ListUploadedCerts without a keyring: %v, want ErrSealed", err)
 	}
 	if v, err := db.GetKey(ctx, "certificates/ca/a.example/a.example.crt"); err != nil || string(v) != "cert" {
 		t.Errorf("GetKey of a certificate (not a secret) = %q, %v", v, err)
@@ -111,17 +122,17 @@ func testSealed(t *testing.T, db *store.DB) {
 	// A node's start-up reseal leaves the old key's values to the rotation.
 	res, err = db.Reseal(ctx, store.ResealPlaintext)
 	must(t, err)
-	if res.Resealed != 0 || res.Plain != 0 || res.Current != 5 {
-		t.Errorf("ResealPlaintext during a rotation = %+v, want 5 left", res)
+	if res.Resealed != 0 || res.Plain != 0 || res.Current != 6 {
+		t.Errorf("ResealPlaintext during a rotation = %+v, want 6 left", res)
 	}
 	res, err = db.Reseal(ctx, store.ResealAll)
 	must(t, err)
-	if res.Resealed != 5 || res.Plain != 0 {
-		t.Errorf("Reseal under the new key = %+v, want 5 resealed", res)
+	if res.Resealed != 6 || res.Plain != 0 {
+		t.Errorf("Reseal under the new key = %+v, want 6 resealed", res)
 	}
 	counts, err = db.SealedKeys(ctx)
 	must(t, err)
-	if len(counts) != 1 || counts[secrets.KeyID(newRaw)] != 5 {
+	if len(counts) != 1 || counts[secrets.KeyID(newRaw)] != 6 {
 		t.Errorf("SealedKeys after the rotation = %v", counts)
 	}
 	check(keyring(t, newRaw))
