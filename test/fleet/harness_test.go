@@ -26,6 +26,7 @@ import (
 
 	"github.com/spine-platform/spine/client"
 	"github.com/spine-platform/spine/internal/poll"
+	"github.com/spine-platform/spine/internal/secrets"
 )
 
 // spineBin is the spine binary TestMain builds, with the spinetest build
@@ -131,6 +132,7 @@ type node struct {
 	ip      string
 	env     []string
 	args    []string // added to every start's command line
+	keyFile string   // --secret-key-file; "" at first: the store's shared one (keyFileFor)
 	https   string   // host:port
 	http    string
 	api     string
@@ -178,7 +180,10 @@ func (nd *node) start() {
 	defer nd.mu.Unlock()
 	// JSON at Debug: the tests read certmagic's per-hostname steps (lock
 	// acquired, obtaining certificate), with each value quoted.
-	args := append([]string{"serve", "--data", nd.dataDir, "--store", nd.dsn,
+	if nd.keyFile == "" {
+		nd.keyFile = keyFileFor(nd.t, nd.dsn)
+	}
+	args := append([]string{"serve", "--data", nd.dataDir, "--store", nd.dsn, "--secret-key-file", nd.keyFile,
 		"--https-addr", nd.https, "--http-addr", nd.http, "--api-addr", nd.api, "--domain", Domain,
 		"--log-format", "json", "--log-level", "debug"}, nd.args...)
 	cmd := exec.Command(spineBin, args...)
@@ -192,6 +197,28 @@ func (nd *node) start() {
 	done := nd.done
 	go func() { cmd.Wait(); close(done) }()
 	nd.t.Cleanup(func() { nd.stop() })
+}
+
+// keyFiles are the secret key files of the tests' stores, by DSN: every
+// node of a fleet reads the same one, as in production.
+var keyFiles sync.Map
+
+// keyFileFor returns the secret key file the nodes over dsn share, made
+// (0600) at its first use.
+func keyFileFor(t testing.TB, dsn string) string {
+	if v, ok := keyFiles.Load(dsn); ok {
+		return v.(string)
+	}
+	path := filepath.Join(t.TempDir(), "secret.key")
+	content, err := secrets.Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := secrets.CreateFile(path, content); err != nil {
+		t.Fatal(err)
+	}
+	v, _ := keyFiles.LoadOrStore(dsn, path)
+	return v.(string)
 }
 
 type lockedWriter struct {
