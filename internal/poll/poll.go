@@ -29,11 +29,13 @@ type TB interface {
 }
 
 // Interval bounds: the first retry comes soon, so that a condition that is
-// almost met costs little; later retries slow down, so that a long wait
-// does not take CPU from what the test waits for.
+// almost met costs little; later retries slow down a little, so that a long
+// wait takes little CPU from what the test waits for, but not so much that
+// a test reacts late to what it waits for (a test that stops a node once
+// an order exists must not let the order finish first).
 const (
 	firstInterval = 10 * time.Millisecond
-	maxInterval   = 250 * time.Millisecond
+	maxInterval   = 50 * time.Millisecond
 )
 
 // margin is how long before the test binary's -timeout Until gives up,
