@@ -24,15 +24,20 @@ import (
 // the standard library's parsing). http.Transport, behind
 // httputil.ReverseProxy, hands each request to two goroutines per upstream
 // connection (writeLoop, readLoop) over channels and clones the request and
-// its headers; on this path that was about a third of the edge's CPU per
-// proxied request. Every other request (bodies, upgrades, https upstreams,
-// upstream URLs with a path) still goes through ReverseProxy.
+// its headers; even over a RoundTripper that does what this path does,
+// ReverseProxy's own per-request work costs far more than the 3 % of a
+// request's CPU that the standard library's rules were worth (the A/B is
+// BenchmarkProxyPath; figures in BENCHMARKS.md, "Proxy path"). Every other
+// request (bodies, upgrades, https upstreams, upstream URLs with a path)
+// still goes through ReverseProxy.
 //
 // It forwards exactly what the ReverseProxy configured in newUpstream does:
 // hop-by-hop fields (and those named in Connection) dropped both ways, the
 // client's Forwarded and X-Forwarded-* replaced by the edge's
 // X-Forwarded-For/Host/Proto, Host set to the upstream's, no User-Agent or
 // Accept-Encoding added, every write of the body flushed to the client.
+// FuzzDirectRequest (HTTP/1.1) and FuzzDirectRequestHTTP2 check that
+// against ReverseProxy for every request the servers accept.
 type direct struct {
 	addr          string // host:port to dial
 	host          string // Host header sent upstream
@@ -97,16 +102,19 @@ func (d *direct) takes(r *http.Request) bool {
 }
 
 // cleanQuery reports a query that ReverseProxy would pass through as it is
-// (it re-encodes one with ';', a bad escape or more than 1000 parameters).
+// (it re-encodes one with ';', a bad escape or more than 1000 parameters)
+// and that can stand in an HTTP/1.1 request line: no space or control
+// byte (HTTP/1.x servers refuse those, HTTP/2's lets them through in
+// :path; the handler answers 400, see validQuery).
 func cleanQuery(q string) bool {
 	if strings.Count(q, "&") >= 1000 {
 		return false
 	}
 	for i := 0; i < len(q); i++ {
-		switch q[i] {
-		case ';':
+		switch c := q[i]; {
+		case c <= ' ' || c == 0x7f, c == ';':
 			return false
-		case '%':
+		case c == '%':
 			if i+2 >= len(q) || !ishex(q[i+1]) || !ishex(q[i+2]) {
 				return false
 			}
@@ -216,14 +224,17 @@ func (d *direct) writeRequest(bw *bufio.Writer, r *http.Request) error {
 	conn := r.Header["Connection"]
 	te := false
 	for k, vv := range r.Header {
-		switch k {
-		case "Host", "Content-Length", "Transfer-Encoding", "Trailer", "Connection", "Proxy-Connection",
-			"Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization", "Upgrade",
-			"Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto":
-			continue
-		case "Te":
+		switch {
+		case k == "Te":
+			// Hop-by-hop, but "trailers" goes on, as in ReverseProxy.
 			te = httpguts.HeaderValuesContainsToken(vv, "trailers")
 			continue
+		case hopByHop(k):
+			continue
+		}
+		switch k {
+		case "Host", "Content-Length", "Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto":
+			continue // the edge writes its own
 		case "User-Agent":
 			// http.Transport sends the first only, and none when it is empty.
 			if len(vv) == 0 || vv[0] == "" {
@@ -439,13 +450,23 @@ func staleConn(err error) bool {
 	return err == io.EOF || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
 
-// hopHeaders are dropped by proxies (RFC 9110 section 7.6.1), as in
-// httputil.ReverseProxy.
-var hopHeaders = []string{
-	"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
-	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade",
+// hopByHop reports a field that a proxy drops (RFC 9110 section 7.6.1;
+// the list of httputil.ReverseProxy, whose behaviour the direct path keeps:
+// its differential fuzz test compares the two). It is the one definition
+// of that list in the edge, for requests (writeRequest) and responses
+// (removeHopByHop) alike. k is in canonical form, as the keys of a parsed
+// header are.
+func hopByHop(k string) bool {
+	switch k {
+	case "Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
+		"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade":
+		return true
+	}
+	return false
 }
 
+// removeHopByHop drops from h the hop-by-hop fields and those that its
+// Connection field names.
 func removeHopByHop(h http.Header) {
 	for _, f := range h["Connection"] {
 		for sf := range strings.SplitSeq(f, ",") {
@@ -454,7 +475,9 @@ func removeHopByHop(h http.Header) {
 			}
 		}
 	}
-	for _, k := range hopHeaders {
-		delete(h, k)
+	for k := range h {
+		if hopByHop(k) {
+			delete(h, k)
+		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -13,15 +14,16 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/textproto"
 	"reflect"
 	"runtime/debug"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"golang.org/x/net/http/httpguts"
+	"golang.org/x/net/http2/hpack"
 )
 
 // FuzzDirectRequest feeds raw client bytes (request lines, headers, bodies,
@@ -43,17 +45,17 @@ import (
 //     left: with GODEBUG urlmaxqueryparams set, ReverseProxy re-encodes
 //     every query; the direct path passes a clean one through as it is.)
 //
-// Requests arrive over HTTP/1.x only; HTTP/2's server builds the header
-// map itself and refuses connection-specific fields. upstream is the configured upstream URL (skipped unless the direct path
-// serves it), remote picks the client's address and overTLS whether the
-// request came over TLS.
+// Requests arrive over HTTP/1.x here, over HTTP/2 in
+// FuzzDirectRequestHTTP2. upstream is the configured upstream URL (skipped
+// unless the direct path serves it), remote picks the client's address and
+// overTLS whether the request came over TLS.
 func FuzzDirectRequest(f *testing.F) {
 	f.Add("http://127.0.0.1:9000", []byte("GET /a?b=c HTTP/1.1\r\nHost: a.test\r\nConnection: X-Forwarded-For, x-drop\r\nX-Drop: 1\r\nX-Forwarded-For: 6.6.6.6\r\n\r\n"), uint8(0), true)
 	f.Add("http://up.test", []byte("GET http://other.test/%2F..%2f?q=%41 HTTP/1.1\r\nHost: a.test\r\nTe: trailers, gzip\r\nUser-Agent: x\r\nUser-Agent: y\r\n\r\nGET / HTTP/1.1\r\nHost: a.test\r\n\r\n"), uint8(1), false)
 
-	srv := startFuzzServer(f)
+	srv := startFuzzServer(f, false)
 	f.Fuzz(func(t *testing.T, upstream string, raw []byte, remote uint8, overTLS bool) {
-		c := srv.run(t, upstream, raw, fuzzRemotes[int(remote)%len(fuzzRemotes)], overTLS)
+		c := srv.run(t, upstream, raw, nil, fuzzRemotes[int(remote)%len(fuzzRemotes)], overTLS)
 		if c == nil {
 			return
 		}
@@ -63,16 +65,54 @@ func FuzzDirectRequest(f *testing.F) {
 	})
 }
 
-// TestDirectFuzzHarness checks that FuzzDirectRequest's checks can fail:
-// that the harness reaches the direct path for every pipelined request, and
-// that checkDirectWire refuses a smuggled field, a second request, a
-// client's X-Forwarded-For and a hop-by-hop field.
+// FuzzDirectRequestHTTP2 is FuzzDirectRequest for requests that arrive
+// over HTTP/2: fields is a list of header fields, one "name value" a line
+// (pseudo-header fields too, in any order, any number, any case), with an
+// empty line between requests. Each request is HPACK-encoded into one
+// HEADERS frame that ends its stream, after the client preface, and sent
+// to a real net/http server speaking HTTP/2 (prior knowledge, so no TLS in
+// the way); the next request goes once the server has ended the stream
+// before, so every request the server accepts reaches the handler while
+// the connection is up. HTTP/2 builds the request differently: Host from
+// :authority (or a host field), cookies joined, the path from :path,
+// connection-specific fields refused, names only in lower case; the
+// checks are those of FuzzDirectRequest.
+func FuzzDirectRequestHTTP2(f *testing.F) {
+	f.Add("http://127.0.0.1:9000", ":method GET\n:scheme https\n:authority a.test\n:path /a?b=c\nx-forwarded-for 6.6.6.6\nte trailers\nforwarded for=6.6.6.6\n\n:method HEAD\n:scheme http\n:path //x/%2F..\nhost a.test:443\ncookie a=1\ncookie b=2", uint8(0), true)
+	f.Add("http://up.test", ":method GET\n:scheme https\n:authority a.test\n:path /\nuser-agent \nx-drop 1\n\n:method GET\n:scheme https\n:authority [::1]:8443\n:path /?a;b\nupgrade h2c", uint8(1), false)
+
+	srv := startFuzzServer(f, true)
+	f.Fuzz(func(t *testing.T, upstream string, fields string, remote uint8, overTLS bool) {
+		c := srv.run(t, upstream, nil, newH2Feed(fields), fuzzRemotes[int(remote)%len(fuzzRemotes)], overTLS)
+		if c == nil {
+			return
+		}
+		for _, msg := range c.failures {
+			t.Error(msg)
+		}
+	})
+}
+
+// TestDirectFuzzHarness checks that the differential fuzz tests' checks can
+// fail: that both harnesses reach the direct path for every request it
+// takes (pipelined over HTTP/1.1, streams over HTTP/2), and that
+// checkDirectWire refuses a smuggled field, a second request, a client's
+// X-Forwarded-For and a hop-by-hop field.
 func TestDirectFuzzHarness(t *testing.T) {
-	srv := startFuzzServer(t)
+	srv := startFuzzServer(t, false)
 	raw := "GET /one HTTP/1.1\r\nHost: a.test\r\n\r\nGET /two?x HTTP/1.1\r\nHost: a.test\r\n\r\nPOST / HTTP/1.1\r\nHost: a.test\r\nContent-Length: 1\r\n\r\nx"
-	c := srv.run(t, "http://127.0.0.1:9000", []byte(raw), fuzzRemotes[0], true)
+	c := srv.run(t, "http://127.0.0.1:9000", []byte(raw), nil, fuzzRemotes[0], true)
 	if c.taken != 2 || len(c.failures) > 0 {
 		t.Fatalf("direct path took %d requests (want 2), failures %q", c.taken, c.failures)
+	}
+	srv2 := startFuzzServer(t, true)
+	fields := ":method GET\n:scheme https\n:authority a.test\n:path /one\nconnection close\n\n" + // refused: connection-specific
+		":method GET\n:scheme https\n:authority a.test\n:path /two?x\nx-forwarded-for 6.6.6.6\n\n" +
+		":method POST\n:scheme https\n:authority a.test\n:path /\ncontent-length 0\n\n" + // not GET or HEAD
+		":method HEAD\n:scheme https\n:authority a.test\n:path /three\ncookie a=1\ncookie b=2"
+	c = srv2.run(t, "http://127.0.0.1:9000", nil, newH2Feed(fields), fuzzRemotes[1], true)
+	if c.taken != 2 || len(c.failures) > 0 {
+		t.Fatalf("over HTTP/2, direct path took %d requests (want 2), failures %q", c.taken, c.failures)
 	}
 	r := httptest.NewRequest("GET", "/p?q", nil)
 	r.RemoteAddr = "192.0.2.7:1"
@@ -116,7 +156,9 @@ type fuzzServer struct {
 
 type directCaseKey struct{}
 
-func startFuzzServer(tb testing.TB) *fuzzServer {
+// startFuzzServer starts an HTTP/1.x server, or with h2 an HTTP/2 one
+// (unencrypted, prior knowledge).
+func startFuzzServer(tb testing.TB, h2 bool) *fuzzServer {
 	l := &fuzzServer{conns: make(chan *directCase), done: make(chan struct{})}
 	srv := &http.Server{
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -127,6 +169,10 @@ func startFuzzServer(tb testing.TB) *fuzzServer {
 		},
 		ErrorLog: log.New(io.Discard, "", 0),
 	}
+	if h2 {
+		srv.Protocols = new(http.Protocols)
+		srv.Protocols.SetUnencryptedHTTP2(true)
+	}
 	go srv.Serve(l)
 	tb.Cleanup(func() { srv.Close() })
 	return l
@@ -134,10 +180,10 @@ func startFuzzServer(tb testing.TB) *fuzzServer {
 
 var fuzzLogger = slog.New(slog.DiscardHandler)
 
-// run serves raw as one client connection from remote and returns the
-// case once the server is done with it, or nil when upstream is not one
-// the direct path serves.
-func (l *fuzzServer) run(t *testing.T, upstream string, raw []byte, remote net.Addr, overTLS bool) *directCase {
+// run serves raw (or, over HTTP/2, h2) as one client connection from
+// remote and returns the case once the server is done with it, or nil when
+// upstream is not one the direct path serves.
+func (l *fuzzServer) run(t *testing.T, upstream string, raw []byte, h2 *h2Feed, remote net.Addr, overTLS bool) *directCase {
 	target, err := parseUpstream(upstream)
 	if err != nil {
 		return nil
@@ -145,6 +191,7 @@ func (l *fuzzServer) run(t *testing.T, upstream string, raw []byte, remote net.A
 	c := &directCase{
 		u:      newUpstream(upstream, target, healthCheck{path: "/", interval: time.Hour}, &Config{Logger: fuzzLogger}),
 		raw:    bytes.NewReader(raw),
+		h2:     h2,
 		remote: remote,
 		tls:    overTLS,
 		closed: make(chan struct{}),
@@ -188,6 +235,7 @@ var loopback = &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 443}
 type directCase struct {
 	u      *upstream
 	raw    *bytes.Reader
+	h2     *h2Feed // instead of raw, over HTTP/2
 	remote net.Addr
 	tls    bool
 
@@ -200,13 +248,31 @@ type directCase struct {
 }
 
 func (c *directCase) Read(p []byte) (int, error) {
+	if c.h2 != nil {
+		return c.h2.Read(p)
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.raw.Read(p)
 }
 
-func (c *directCase) Write(p []byte) (int, error)      { return len(p), nil }
-func (c *directCase) Close() error                     { c.once.Do(func() { close(c.closed) }); return nil }
+func (c *directCase) Write(p []byte) (int, error) {
+	if c.h2 != nil {
+		c.h2.Write(p)
+	}
+	return len(p), nil
+}
+
+func (c *directCase) Close() error {
+	c.once.Do(func() {
+		if c.h2 != nil {
+			c.h2.Close()
+		}
+		close(c.closed)
+	})
+	return nil
+}
+
 func (c *directCase) LocalAddr() net.Addr              { return loopback }
 func (c *directCase) RemoteAddr() net.Addr             { return c.remote }
 func (c *directCase) SetDeadline(time.Time) error      { return nil }
@@ -298,7 +364,7 @@ func checkDirectWire(wire []byte, r *http.Request, d *direct) error {
 	h := http.Header{}
 	for _, l := range lines[1:] {
 		name, value, ok := strings.Cut(l, ":")
-		value = strings.TrimLeft(value, " ")
+		value = textproto.TrimString(value) // as an HTTP/1.1 parser reads it
 		if !ok || !httpguts.ValidHeaderFieldName(name) || !httpguts.ValidHeaderFieldValue(value) {
 			return fmt.Errorf("header line %q", l)
 		}
@@ -307,8 +373,8 @@ func checkDirectWire(wire []byte, r *http.Request, d *direct) error {
 	if got := h["Host"]; len(got) != 1 || got[0] != d.host {
 		return fmt.Errorf("Host %q, want %q", got, d.host)
 	}
-	for _, k := range slices.Concat(hopHeaders, []string{"Content-Length", "Forwarded"}) {
-		if vv := h[k]; vv != nil && !(k == "Te" && len(vv) == 1 && vv[0] == "trailers") {
+	for k, vv := range h {
+		if (hopByHop(k) || k == "Content-Length" || k == "Forwarded") && !(k == "Te" && len(vv) == 1 && vv[0] == "trailers") {
 			return fmt.Errorf("hop-by-hop or framing field %s: %q", k, vv)
 		}
 	}
@@ -333,9 +399,11 @@ func checkDirectWire(wire []byte, r *http.Request, d *direct) error {
 		wantProto = []string{"https"}
 	}
 	if !reflect.DeepEqual(h["X-Forwarded-For"], wantFor) || !reflect.DeepEqual(h["X-Forwarded-Proto"], wantProto) ||
-		!reflect.DeepEqual(h["X-Forwarded-Host"], []string{r.Host}) {
+		!reflect.DeepEqual(h["X-Forwarded-Host"], []string{textproto.TrimString(r.Host)}) {
+		// (A field value's surrounding blanks are not part of it; HTTP/2
+		// lets a blank in :authority.)
 		return fmt.Errorf("X-Forwarded-For %q, -Proto %q, -Host %q; want %q, %q, %q",
-			h["X-Forwarded-For"], h["X-Forwarded-Proto"], h["X-Forwarded-Host"], wantFor, wantProto, r.Host)
+			h["X-Forwarded-For"], h["X-Forwarded-Proto"], h["X-Forwarded-Host"], wantFor, wantProto, textproto.TrimString(r.Host))
 	}
 	br := bufio.NewReader(bytes.NewReader(wire))
 	up, err := http.ReadRequest(br)
@@ -415,3 +483,106 @@ func (c *recordConn) RemoteAddr() net.Addr             { return loopback }
 func (c *recordConn) SetDeadline(time.Time) error      { return nil }
 func (c *recordConn) SetReadDeadline(time.Time) error  { return nil }
 func (c *recordConn) SetWriteDeadline(time.Time) error { return nil }
+
+// h2Feed is the client's side of an HTTP/2 connection in
+// FuzzDirectRequestHTTP2: it hands the server the client preface and an
+// empty SETTINGS frame, then one request's HEADERS frame at a time, each
+// once the server has ended the stream before (a HEADERS or DATA frame
+// with END_STREAM, or RST_STREAM), and ends the connection after the
+// last one or when the server sends GOAWAY or closes.
+type h2Feed struct {
+	mu      sync.Mutex
+	cond    sync.Cond
+	chunks  [][]byte
+	streams []uint32 // the stream of each chunk; 0 for the preface
+	cur     []byte
+	wait    uint32 // the stream that must end before the next chunk
+	ended   map[uint32]bool
+	stop    bool   // GOAWAY seen, or closed
+	out     []byte // what the server wrote, not yet a whole frame
+}
+
+// h2MaxRequests bounds the requests of one input.
+const h2MaxRequests = 8
+
+func newH2Feed(fields string) *h2Feed {
+	f := &h2Feed{ended: map[uint32]bool{}}
+	f.cond.L = &f.mu
+	preface := []byte("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+	f.chunks = append(f.chunks, appendH2Frame(preface, 0x4, 0, 0, nil)) // SETTINGS
+	f.streams = append(f.streams, 0)
+	for i, req := range strings.Split(fields, "\n\n") {
+		if i == h2MaxRequests {
+			break
+		}
+		var block bytes.Buffer
+		enc := hpack.NewEncoder(&block)
+		for line := range strings.SplitSeq(req, "\n") {
+			if line == "" {
+				continue
+			}
+			name, value, _ := strings.Cut(line, " ")
+			enc.WriteField(hpack.HeaderField{Name: name, Value: value})
+		}
+		id := uint32(2*i + 1)
+		const endStream, endHeaders = 0x1, 0x4
+		f.chunks = append(f.chunks, appendH2Frame(nil, 0x1, endStream|endHeaders, id, block.Bytes())) // HEADERS
+		f.streams = append(f.streams, id)
+	}
+	return f
+}
+
+// appendH2Frame appends an HTTP/2 frame (RFC 9113 section 4.1) to b.
+func appendH2Frame(b []byte, typ, flags byte, stream uint32, payload []byte) []byte {
+	n := len(payload)
+	b = append(b, byte(n>>16), byte(n>>8), byte(n), typ, flags)
+	b = binary.BigEndian.AppendUint32(b, stream)
+	return append(b, payload...)
+}
+
+func (f *h2Feed) Read(p []byte) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for len(f.cur) == 0 {
+		for f.wait != 0 && !f.ended[f.wait] && !f.stop {
+			f.cond.Wait()
+		}
+		if f.stop || len(f.chunks) == 0 {
+			return 0, io.EOF
+		}
+		f.cur, f.wait = f.chunks[0], f.streams[0]
+		f.chunks, f.streams = f.chunks[1:], f.streams[1:]
+	}
+	n := copy(p, f.cur)
+	f.cur = f.cur[n:]
+	return n, nil
+}
+
+// Write reads the frames the server sends for the ends of streams.
+func (f *h2Feed) Write(p []byte) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.out = append(f.out, p...)
+	for len(f.out) >= 9 {
+		n := int(f.out[0])<<16 | int(f.out[1])<<8 | int(f.out[2])
+		if len(f.out) < 9+n {
+			break
+		}
+		typ, flags, id := f.out[3], f.out[4], binary.BigEndian.Uint32(f.out[5:9])&(1<<31-1)
+		switch {
+		case (typ == 0x0 || typ == 0x1) && flags&0x1 != 0, typ == 0x3: // DATA or HEADERS with END_STREAM; RST_STREAM
+			f.ended[id] = true
+		case typ == 0x7: // GOAWAY
+			f.stop = true
+		}
+		f.out = f.out[9+n:]
+	}
+	f.cond.Broadcast()
+}
+
+func (f *h2Feed) Close() {
+	f.mu.Lock()
+	f.stop = true
+	f.mu.Unlock()
+	f.cond.Broadcast()
+}

@@ -215,6 +215,40 @@ func TestMisdirectedRequest(t *testing.T) {
 	}
 }
 
+// TestMalformedQueryOverHTTP2: HTTP/2 lets a space or a control byte
+// through in :path's query, which HTTP/1.1 refuses; the edge answers 400
+// instead of writing it into the upstream's request line, on either proxy
+// path (a plain upstream: direct; one with a path: ReverseProxy).
+func TestMalformedQueryOverHTTP2(t *testing.T) {
+	up := namedUpstream(t, "upstream")
+	h := startEdge(t, Config{},
+		Route{Host: "a.test", Service: "a", Upstreams: []string{up.URL}},
+		Route{Host: "b.test", Service: "b", Upstreams: []string{up.URL + "/base"}},
+	)
+	c := h.client(t, true)
+	for _, host := range []string{"a.test", "b.test"} {
+		for _, q := range []string{"a=b c", "a= "} {
+			req, err := http.NewRequest("GET", "https://"+host+"/", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.URL.RawQuery = q
+			resp, err := c.Do(req)
+			if err != nil {
+				t.Fatalf("%s ?%q: %v", host, q, err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.ProtoMajor != 2 || resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), "holds a space or a control character") {
+				t.Errorf("%s ?%q over HTTP/%d: status %d, body %q; want 400 from the edge", host, q, resp.ProtoMajor, resp.StatusCode, body)
+			}
+		}
+		if resp, body := do(t, c, "GET", "https://"+host+"/?a=b%20c", nil); resp.StatusCode != 200 {
+			t.Errorf("%s: an escaped space: status %d (%q), want 200", host, resp.StatusCode, body)
+		}
+	}
+}
+
 func TestUpstreamDown502(t *testing.T) {
 	h := startEdge(t, Config{}, Route{Host: "a.test", Service: "shop", Upstreams: []string{deadURL(t), deadURL(t)}})
 	resp, body := do(t, h.client(t, false), "GET", "https://a.test/", nil)

@@ -19,6 +19,7 @@ type page struct {
 var (
 	tooLargePage   = page{"Request body too large", "The request body is larger than Spine accepts."}
 	badRequestPage = page{"Bad request", "The request body could not be read."}
+	badTargetPage  = page{"Bad request", "The request's path or query holds a space or a control character."}
 )
 
 func notFoundPage(host string) page {

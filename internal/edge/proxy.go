@@ -71,6 +71,10 @@ func (s *Server) serveRoute(w http.ResponseWriter, r *http.Request, rt *route, h
 		writePage(w, r, http.StatusServiceUnavailable, rt.hsts, suspendedPage(rt.Service))
 		return http.StatusServiceUnavailable
 	}
+	if r.ProtoMajor >= 2 && !validQuery(r.URL.RawQuery) {
+		writePage(w, r, http.StatusBadRequest, rt.hsts, badTargetPage)
+		return http.StatusBadRequest
+	}
 	// ContentLength 0 means no body in both protocols (HTTP/2 gives even
 	// a bodiless GET a Body value, so r.Body != http.NoBody would not do).
 	var body *limitedBody
@@ -299,4 +303,18 @@ func (b *limitedBody) Close() error { return b.rc.Close() }
 // Content-Length was there, so every chunked HTTP/1.x request closes it.
 func closeAfter(r *http.Request) bool {
 	return r.ProtoMajor == 1 && len(r.TransferEncoding) > 0
+}
+
+// validQuery reports a query without a space or control byte. HTTP/1.x
+// servers refuse a request target with one; net/http's HTTP/2 and quic-go's
+// HTTP/3 servers take it from :path as it is, and both proxy paths would
+// write it into the upstream's HTTP/1.1 request line, which would then not
+// parse (RFC 9113 section 8.3.1 makes such a request malformed).
+func validQuery(q string) bool {
+	for i := 0; i < len(q); i++ {
+		if c := q[i]; c <= ' ' || c == 0x7f {
+			return false
+		}
+	}
+	return true
 }
