@@ -146,6 +146,10 @@ func (d *Dashboard) routes() {
 	})
 }
 
+// Close ends the dashboard's background reads (views.go) and waits for
+// them; call it once the listener serving it has shut down.
+func (d *Dashboard) Close() { d.views.close() }
+
 // Patterns are the dashboard's route patterns.
 func (d *Dashboard) Patterns() []string { return append([]string(nil), d.patterns...) }
 

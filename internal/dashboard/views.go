@@ -27,6 +27,10 @@ import (
 type views struct {
 	load func(ctx context.Context, token string) (*projectView, error)
 	now  func() time.Time
+	// base ends the background reads (close); wg waits for them.
+	base   context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
 
 	mu sync.Mutex
 	m  map[string]*viewEntry
@@ -57,7 +61,14 @@ const (
 )
 
 func newViews(load func(ctx context.Context, token string) (*projectView, error), now func() time.Time) *views {
-	return &views{load: load, now: now, m: map[string]*viewEntry{}}
+	base, cancel := context.WithCancel(context.Background())
+	return &views{load: load, now: now, m: map[string]*viewEntry{}, base: base, cancel: cancel}
+}
+
+// close ends the background reads and waits for them.
+func (v *views) close() {
+	v.cancel()
+	v.wg.Wait()
 }
 
 // get returns project's view, reading it with token if there is none.
@@ -68,9 +79,9 @@ func (v *views) get(ctx context.Context, project, token string) (*projectView, e
 	if e != nil && e.data != nil {
 		e.used = now
 		data := e.data
-		if now.Sub(data.read) > maxAge && !e.refreshing {
+		if now.Sub(data.read) > maxAge && !e.refreshing && v.base.Err() == nil {
 			e.refreshing = true
-			go v.refresh(project, token, e)
+			v.wg.Go(func() { v.refresh(project, token, e) })
 		}
 		v.mu.Unlock()
 		return data, nil
@@ -107,7 +118,7 @@ func (v *views) reload(ctx context.Context, project, token string) (*projectView
 }
 
 func (v *views) refresh(project, token string, e *viewEntry) {
-	ctx, cancel := context.WithTimeout(context.Background(), loadTimeout)
+	ctx, cancel := context.WithTimeout(v.base, loadTimeout)
 	defer cancel()
 	data, err := v.load(ctx, token)
 	v.mu.Lock()
