@@ -3,7 +3,11 @@
 # and a bare-Go server (see BENCHMARKS.md).
 #
 #   bench/run.sh [--quick | --full] [--servers spine,nginx,haproxy,caddy,go]
-#                [--reps N] [--out FILE] [--no-install] [--keep] [-- RUNNER FLAGS...]
+#                [--reps N] [--out FILE] [--no-install] [--keep] [--h3 | --h3-only]
+#                [-- RUNNER FLAGS...]
+#
+# --h3 adds the HTTP/3 figures (bench/h3.sh: Spine against Caddy) after the
+# suite; --h3-only measures them alone.
 #
 # It installs the servers and tools (bench/install.sh), builds the helpers
 # and Spine, raises the open-file limit, and runs bench/runner, which pins
@@ -13,7 +17,7 @@
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
-mode=quick servers=spine,nginx,haproxy,caddy,go reps="" out="" install=1 keep=0
+mode=quick servers=spine,nginx,haproxy,caddy,go reps="" out="" install=1 keep=0 h3=0
 extra=()
 while (($#)); do
 	case $1 in
@@ -24,8 +28,10 @@ while (($#)); do
 	--out) out=$2; shift ;;
 	--no-install) install=0 ;;
 	--keep) keep=1 ;;
+	--h3) h3=1 ;;
+	--h3-only) h3=2 ;;
 	--) shift; extra=("$@"); break ;;
-	-h | --help) sed -n '2,12p' "$0"; exit 0 ;;
+	-h | --help) sed -n '2,16p' "$0"; exit 0 ;;
 	*) echo "run.sh: unknown flag $1 (see --help)" >&2; exit 2 ;;
 	esac
 	shift
@@ -40,6 +46,11 @@ if [[ $(nproc) -lt 2 ]]; then
 	exit 1
 fi
 ((install)) && bash bench/install.sh
+if ((h3 == 2)); then
+	h3out=${out:-bench/results/$(date +%Y-%m-%d-%H%M)-h3.md}
+	mkdir -p bench/results
+	exec bash bench/h3.sh --out "$h3out"
+fi
 
 # 20,000 held connections need that many descriptors on each side.
 ulimit -Hn 1048576 2>/dev/null || true
@@ -94,3 +105,6 @@ args=(-mode "$mode" -servers "$servers" -bin "$work/bin" -work "$work" -conf ben
 runner_pid=$!
 wait "$runner_pid"
 runner_pid=""
+if ((h3)); then
+	bash bench/h3.sh --out "${out%.md}-h3.md"
+fi
