@@ -76,6 +76,7 @@ func (s *Server) SetRoutes(routes []Route) error {
 
 	next := &table{routes: make(map[string]*route, len(routes))}
 	keep := make(map[string]*upstream, len(s.upstreams))
+	recorders := serviceRecorders{reg: s.cfg.Metrics, by: map[[2]string]*metrics.Service{}}
 	var created []*upstream
 	for i := range routes {
 		r := routes[i]
@@ -87,7 +88,7 @@ func (s *Server) SetRoutes(routes []Route) error {
 			return fmt.Errorf("%w: host %s appears twice", ErrInvalidRoute, r.Host)
 		}
 		r.Upstreams = make([]string, len(urls))
-		rt := &route{Route: r, pool: pool{ups: make([]*upstream, len(urls))}, metrics: s.cfg.Metrics.Service(r.Project, r.Service)}
+		rt := &route{Route: r, pool: pool{ups: make([]*upstream, len(urls))}, metrics: recorders.of(r.Project, r.Service)}
 		if r.HSTSMaxAge > 0 {
 			rt.hsts = []string{"max-age=" + strconv.Itoa(r.HSTSMaxAge)}
 		}
@@ -119,11 +120,7 @@ func (s *Server) SetRoutes(routes []Route) error {
 	s.table.Store(next)
 	s.certs.Clear()
 	if s.cfg.Metrics != nil {
-		services := make(map[string]bool, len(next.routes))
-		for _, rt := range next.routes {
-			services[metrics.ServiceLabel(rt.Project, rt.Service)] = true
-		}
-		s.cfg.Metrics.ForgetServices(services) // a service that left takes its series along
+		s.cfg.Metrics.ForgetServices(recorders.labels()) // a service that left takes its series along
 	}
 	for _, up := range created {
 		up.start(&s.cfg)
@@ -266,4 +263,33 @@ type serverLog struct{ l *slog.Logger }
 func (w serverLog) Write(p []byte) (int, error) {
 	w.l.Warn(strings.TrimSpace(string(p)))
 	return len(p), nil
+}
+
+// serviceRecorders are the metrics recorders of one route table's
+// services, asked of the registry once per service, not per hostname.
+type serviceRecorders struct {
+	reg *metrics.Registry
+	by  map[[2]string]*metrics.Service
+}
+
+func (sr *serviceRecorders) of(project, service string) *metrics.Service {
+	if sr.reg == nil {
+		return nil
+	}
+	k := [2]string{project, service}
+	rec := sr.by[k]
+	if rec == nil {
+		rec = sr.reg.Service(project, service)
+		sr.by[k] = rec
+	}
+	return rec
+}
+
+// labels is the set of the services' labels, for Registry.ForgetServices.
+func (sr *serviceRecorders) labels() map[string]bool {
+	out := make(map[string]bool, len(sr.by))
+	for _, rec := range sr.by {
+		out[rec.Label()] = true
+	}
+	return out
 }

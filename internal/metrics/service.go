@@ -22,7 +22,12 @@ type Service struct {
 
 	gone atomic.Bool // ForgetServices deleted its series: make no new ones
 
-	dur    atomic.Pointer[observer]
+	dur   atomic.Pointer[observer]
+	codes atomic.Pointer[codeTable] // made at the first request: an idle service holds none
+}
+
+// codeTable holds one service's request counters.
+type codeTable struct {
 	common [len(commonCodes)][nProtos]atomic.Pointer[counter]
 	other  sync.Map // uint32(code)<<2 | proto → *counter, for the codes commonCodes lacks
 }
@@ -155,14 +160,18 @@ func (s *Service) Observe(code, major, minor int, d time.Duration) {
 	case minor == 0:
 		p = proto10
 	}
+	t := s.codes.Load()
+	if t == nil {
+		t = s.makeTable()
+	}
 	var c *counter
 	if i := commonIndex(code); i >= 0 {
-		c = s.common[i][p].Load()
+		c = t.common[i][p].Load()
 		if c == nil {
-			c = s.makeCounter(&s.common[i][p], code, p)
+			c = s.makeCounter(&t.common[i][p], code, p)
 		}
 	} else {
-		c = s.otherCounter(code, p)
+		c = s.otherCounter(t, code, p)
 	}
 	if c != nil {
 		c.Inc()
@@ -190,9 +199,17 @@ func (s *Service) makeCounter(slot *atomic.Pointer[counter], code, p int) *count
 	return c
 }
 
-func (s *Service) otherCounter(code, p int) *counter {
+func (s *Service) makeTable() *codeTable {
+	t := new(codeTable)
+	if s.codes.CompareAndSwap(nil, t) {
+		return t
+	}
+	return s.codes.Load()
+}
+
+func (s *Service) otherCounter(t *codeTable, code, p int) *counter {
 	key := uint32(code)<<2 | uint32(p)
-	if v, ok := s.other.Load(key); ok {
+	if v, ok := t.other.Load(key); ok {
 		return v.(*counter)
 	}
 	s.r.mu.Lock()
@@ -200,7 +217,7 @@ func (s *Service) otherCounter(code, p int) *counter {
 	if s.gone.Load() {
 		return nil
 	}
-	v, _ := s.other.LoadOrStore(key, &counter{s.r.requests.WithLabelValues(s.label, strconv.Itoa(code), protoNames[p])})
+	v, _ := t.other.LoadOrStore(key, &counter{s.r.requests.WithLabelValues(s.label, strconv.Itoa(code), protoNames[p])})
 	return v.(*counter)
 }
 
@@ -214,3 +231,6 @@ func (s *Service) makeObserver() *observer {
 	s.dur.Store(o)
 	return o
 }
+
+// Label is the service's label, ServiceLabel(project, service).
+func (s *Service) Label() string { return s.label }
