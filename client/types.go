@@ -109,6 +109,11 @@ type ServiceCreate struct {
 	// HealthInterval is the time between two health checks, as a Go
 	// duration ("15s", from 1s to 1h); omitted means 10s.
 	HealthInterval string `json:"health_interval,omitempty"`
+	// ClientCA is PEM certificates that verify clients' certificates
+	// (mTLS); with it the edge asks every client of the service for one.
+	ClientCA string `json:"client_ca,omitempty"`
+	// ClientAuth is "require" (the default with a client CA) or "optional".
+	ClientAuth string `json:"client_auth,omitempty"`
 }
 
 // ServiceUpdate is the body of PATCH /v1/services/{name}. An omitted field
@@ -126,6 +131,10 @@ type ServiceUpdate struct {
 	// HealthInterval replaces the health-check interval ("15s"); "0s" goes
 	// back to the default.
 	HealthInterval *string `json:"health_interval,omitempty"`
+	// ClientCA replaces the client CA ("" turns client certificates off).
+	ClientCA *string `json:"client_ca,omitempty"`
+	// ClientAuth replaces the mode: "require", "optional", or "off".
+	ClientAuth *string `json:"client_auth,omitempty"`
 }
 
 // Service is a service of the caller's project.
@@ -138,11 +147,15 @@ type Service struct {
 	HSTSMaxAge int      `json:"hsts_max_age"`
 	// HealthPath and HealthInterval are the upstreams' active health
 	// check, defaults filled in ("/", "10s").
-	HealthPath     string    `json:"health_path"`
-	HealthInterval string    `json:"health_interval"`
-	URLs           []string  `json:"urls"`
-	CreatedAt      time.Time `json:"created_at"`
-	UpdatedAt      time.Time `json:"updated_at"`
+	HealthPath     string `json:"health_path"`
+	HealthInterval string `json:"health_interval"`
+	// ClientAuth is "require" or "optional" with ClientCA (PEM), the CA
+	// clients' certificates are verified with; both empty without mTLS.
+	ClientAuth string    `json:"client_auth,omitempty"`
+	ClientCA   string    `json:"client_ca,omitempty"`
+	URLs       []string  `json:"urls"`
+	CreatedAt  time.Time `json:"created_at"`
+	UpdatedAt  time.Time `json:"updated_at"`
 }
 
 // Certificate is the certificate state of one hostname.

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -22,8 +24,9 @@ func newServiceCmd(g *globals) *cobra.Command {
 	var hsts int
 	var wait bool
 	var timeout, every time.Duration
+	var clientCAFile string
 	create := &cobra.Command{
-		Use:   "create NAME --upstream URL [--upstream URL...] [--domain D] [--host H...] [--wait]",
+		Use:   "create NAME --upstream URL [--upstream URL...] [--domain D] [--host H...] [--client-ca FILE [--client-auth require|optional]] [--wait]",
 		Short: "Create a service, served at https://NAME.DOMAIN/",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -46,6 +49,13 @@ func newServiceCmd(g *globals) *cobra.Command {
 				return err
 			}
 			in.Name = args[0]
+			if clientCAFile != "" {
+				b, err := readSmallFile(clientCAFile, maxPEMFile)
+				if err != nil {
+					return fmt.Errorf("--client-ca: %w", err)
+				}
+				in.ClientCA = string(b)
+			}
 			if cmd.Flags().Changed("hsts-max-age") {
 				in.HSTSMaxAge = &hsts
 			}
@@ -77,6 +87,8 @@ func newServiceCmd(g *globals) *cobra.Command {
 	create.Flags().IntVar(&hsts, "hsts-max-age", 31536000, "Strict-Transport-Security max-age in seconds; 0 turns HSTS off")
 	create.Flags().StringVar(&in.HealthPath, "health-path", "/", "path (and query) of the upstreams' active health check")
 	create.Flags().DurationVar(&every, "health-interval", 10*time.Second, "time between two health checks of each upstream (1s to 1h)")
+	create.Flags().StringVar(&clientCAFile, "client-ca", "", "PEM file of the CA(s) that verify clients' certificates: the service asks every client for one (mTLS)")
+	create.Flags().StringVar(&in.ClientAuth, "client-auth", "", "with --client-ca: require (default; no verified certificate, no connection) or optional (the upstream is told, X-Client-Cert-Verified)")
 	create.Flags().BoolVar(&wait, "wait", false, "show each step and return when HTTPS answers")
 	create.Flags().DurationVar(&timeout, "timeout", 2*time.Minute, "how long to wait")
 
@@ -132,6 +144,8 @@ func newServiceUpdateCmd(g *globals) *cobra.Command {
 		path           string
 		every, timeout time.Duration
 		wait           bool
+		clientCAFile   string
+		clientAuth     string
 	)
 	cmd := &cobra.Command{
 		Use:   "update NAME [--upstream URL...] [--add-host H...] [--remove-host H...] [--hsts-max-age S] [--health-path P] [--health-interval D] [--wait]",
@@ -162,6 +176,17 @@ and renewed. Nothing changes unless the whole update is valid.`,
 			if f.Changed("health-interval") {
 				s := every.String()
 				in.HealthInterval = &s
+			}
+			if f.Changed("client-ca") {
+				b, err := readSmallFile(clientCAFile, maxPEMFile)
+				if err != nil {
+					return fmt.Errorf("--client-ca: %w", err)
+				}
+				ca := string(b)
+				in.ClientCA = &ca
+			}
+			if f.Changed("client-auth") {
+				in.ClientAuth = &clientAuth
 			}
 			c, err := g.client()
 			if err != nil {
@@ -199,6 +224,8 @@ and renewed. Nothing changes unless the whole update is valid.`,
 	f.IntVar(&hsts, "hsts-max-age", 31536000, "Strict-Transport-Security max-age in seconds; 0 turns HSTS off")
 	f.StringVar(&path, "health-path", "/", "path (and query) of the upstreams' active health check")
 	f.DurationVar(&every, "health-interval", 10*time.Second, "time between two health checks of each upstream (1s to 1h)")
+	f.StringVar(&clientCAFile, "client-ca", "", "PEM file of the CA(s) that verify clients' certificates (mTLS); replaces the current one")
+	f.StringVar(&clientAuth, "client-auth", "", "require, optional, or off (no client certificates any more)")
 	f.BoolVar(&wait, "wait", false, "show each step and return when the service is served as updated")
 	f.DurationVar(&timeout, "timeout", 2*time.Minute, "how long to wait")
 	return cmd
@@ -228,6 +255,8 @@ var serviceFlags = map[string]string{
 	"invalid_hsts":            "--hsts-max-age",
 	"invalid_health_path":     "--health-path",
 	"invalid_health_interval": "--health-interval",
+	"invalid_client_ca":       "--client-ca",
+	"invalid_client_auth":     "--client-auth",
 }
 
 // updateFlags is serviceFlags for `service update`.
@@ -244,6 +273,8 @@ var updateFlags = map[string]string{
 	"invalid_hsts":            "--hsts-max-age",
 	"invalid_health_path":     "--health-path",
 	"invalid_health_interval": "--health-interval",
+	"invalid_client_ca":       "--client-ca",
+	"invalid_client_auth":     "--client-auth",
 }
 
 func flagError(err error) error { return flagErrorOf(serviceFlags, err) }
@@ -269,6 +300,9 @@ func serviceText(tw *tabwriter.Writer, s client.Service) {
 		fmt.Fprintf(tw, "hsts:\toff\n")
 	}
 	fmt.Fprintf(tw, "health check:\t%s every %s\n", s.HealthPath, s.HealthInterval)
+	if s.ClientAuth != "" {
+		fmt.Fprintf(tw, "client certificates:\t%s (%s)\n", s.ClientAuth, caSubjects(s.ClientCA))
+	}
 	fmt.Fprintf(tw, "urls:\t%s\n", strings.Join(s.URLs, " "))
 }
 
@@ -468,4 +502,20 @@ func dash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// caSubjects names the certificates of a PEM client CA.
+func caSubjects(data string) string {
+	var names []string
+	for rest := []byte(data); ; {
+		var b *pem.Block
+		b, rest = pem.Decode(rest)
+		if b == nil {
+			break
+		}
+		if c, err := x509.ParseCertificate(b.Bytes); err == nil {
+			names = append(names, c.Subject.String())
+		}
+	}
+	return strings.Join(names, "; ")
 }

@@ -92,7 +92,7 @@ func TestTextLineAndOptionalFields(t *testing.T) {
 	if out != want {
 		t.Errorf("got  %q\nwant %q", out, want)
 	}
-	e.ClientCert = "CN=client.example"
+	e.ClientCertVerified, e.ClientCert = "success", "CN=client.example"
 	if out := closedLog(t, logging.Text, e); !strings.Contains(out, `client_cert="CN=client.example"`) {
 		t.Errorf("client certificate not written: %q", out)
 	}

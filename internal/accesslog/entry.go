@@ -50,9 +50,14 @@ type Entry struct {
 	TLSVersion uint16
 	TLSGroup   tls.CurveID
 	TLSResumed bool
-	// ClientCert names the client certificate of a mutual-TLS connection;
-	// empty when the client sent none.
-	ClientCert string
+	// ClientCertVerified is, on a route that asks for client certificates
+	// (mTLS), "success", "none" (no certificate, optional mode) or "failed"
+	// (not verified, optional mode); empty on other routes.
+	ClientCertVerified string
+	// ClientCert is the subject of the verified client certificate, its
+	// DNS and URI names (ClientCertNames, comma-separated) and its SHA-256
+	// (hex); empty unless ClientCertVerified is "success".
+	ClientCert, ClientCertNames, ClientCertSHA256 string
 	// UserAgent is the client's User-Agent (bounded to 256 bytes).
 	UserAgent string
 }
@@ -95,6 +100,7 @@ func (e *Entry) bound() {
 	e.Client = bound(e.Client, maxOther)
 	e.Upstream = bound(e.Upstream, maxOther)
 	e.ClientCert = bound(e.ClientCert, maxOther)
+	e.ClientCertNames = bound(e.ClientCertNames, maxOther)
 	e.Project = bound(e.Project, maxHost)
 	e.Service = bound(e.Service, maxHost)
 	e.Proto = bound(e.Proto, maxMethod)
@@ -138,8 +144,17 @@ func (e *Entry) record() slog.Record {
 			slog.Bool("tls_resumed", e.TLSResumed),
 		)
 	}
+	if e.ClientCertVerified != "" {
+		r.AddAttrs(slog.String("client_cert_verified", e.ClientCertVerified))
+	}
 	if e.ClientCert != "" {
 		r.AddAttrs(slog.String("client_cert", e.ClientCert))
+	}
+	if e.ClientCertNames != "" {
+		r.AddAttrs(slog.String("client_cert_names", e.ClientCertNames))
+	}
+	if e.ClientCertSHA256 != "" {
+		r.AddAttrs(slog.String("client_cert_sha256", e.ClientCertSHA256))
 	}
 	if e.UserAgent != "" {
 		r.AddAttrs(slog.String("user_agent", e.UserAgent))

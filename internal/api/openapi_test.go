@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -284,6 +285,9 @@ func TestOpenAPIAnswersValidate(t *testing.T) {
 		{"GET /v1/services", "GET", "/v1/services", "", "admin", 200},
 		{"GET /v1/services/{name}", "GET", "/v1/services/api", "", "admin", 200},
 		{"GET /v1/certificates", "GET", "/v1/certificates", "", "admin", 200},
+		{"POST /v1/services", "POST", "/v1/services", `{"name":"mtls","domain":"example.com",` + up + `,"client_auth":"optional","client_ca":` + strconv.Quote(string(pki.RootPEM())) + `}`, "admin", 201},
+		{"PATCH /v1/services/{name}", "PATCH", "/v1/services/mtls", `{"client_auth":"off"}`, "admin", 200},
+		{"DELETE /v1/services/{name}", "DELETE", "/v1/services/mtls", "", "admin", 204},
 		{"PUT /v1/certificates/{name}", "PUT", "/v1/certificates/shop.localhost", string(upload), "admin", 200},
 		{"PUT /v1/certificates/{name}", "PUT", "/v1/certificates/shop.localhost", string(badUpload), "admin", 400},
 		{"PUT /v1/certificates/{name}", "PUT", "/v1/certificates/shop.localhost", string(upload), "tenant", 400}, // not the tenant's domain

@@ -97,6 +97,8 @@ func (s *server) createService(w http.ResponseWriter, r *http.Request, p store.P
 		HSTSMaxAge:     in.HSTSMaxAge,
 		HealthPath:     in.HealthPath,
 		HealthInterval: every,
+		ClientCA:       in.ClientCA,
+		ClientAuth:     in.ClientAuth,
 	})
 	if err != nil {
 		return err
@@ -125,6 +127,8 @@ func (s *server) updateService(w http.ResponseWriter, r *http.Request, p store.P
 		RemoveHosts: in.RemoveHosts,
 		HSTSMaxAge:  in.HSTSMaxAge,
 		HealthPath:  in.HealthPath,
+		ClientCA:    in.ClientCA,
+		ClientAuth:  in.ClientAuth,
 	}
 	if in.HealthInterval != nil {
 		d, err := parseInterval(*in.HealthInterval)
@@ -261,6 +265,8 @@ func (s *server) serviceOut(svc store.Service) client.Service {
 		// The defaults are shown as such: a service that sets none follows them.
 		HealthPath:     cmp.Or(svc.HealthPath, platform.DefaultHealthPath),
 		HealthInterval: cmp.Or(svc.HealthInterval, platform.DefaultHealthInterval).String(),
+		ClientAuth:     svc.ClientAuth,
+		ClientCA:       svc.ClientCA,
 		CreatedAt:      svc.CreatedAt,
 		UpdatedAt:      svc.UpdatedAt,
 	}

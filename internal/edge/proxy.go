@@ -67,6 +67,19 @@ func (s *Server) serveRoute(w http.ResponseWriter, r *http.Request, rt *route, h
 		writePage(w, r, http.StatusMisdirectedRequest, rt.hsts, misdirectedPage(host))
 		return http.StatusMisdirectedRequest
 	}
+	// Client-certificate headers are the edge's to set, on every route.
+	stripClientCertHeaders(r.Header)
+	if rt.mtls != nil {
+		cc, ok := rt.mtls.check(r, time.Now())
+		rec.clientCert(cc)
+		if !ok {
+			// Made before the route required a certificate, or under
+			// another CA: a new connection is asked for one.
+			writePage(w, r, http.StatusMisdirectedRequest, rt.hsts, misdirectedPage(host))
+			return http.StatusMisdirectedRequest
+		}
+		cc.set(r.Header)
+	}
 	if rt.Suspended {
 		writePage(w, r, http.StatusServiceUnavailable, rt.hsts, suspendedPage(rt.Service))
 		return http.StatusServiceUnavailable

@@ -77,6 +77,19 @@ func (rec *record) route(host string, rt *route) {
 	}
 }
 
+// clientCert notes what the connection proved of the client's certificate.
+func (rec *record) clientCert(c clientCert) {
+	if rec == nil {
+		return
+	}
+	rec.e.ClientCertVerified = c.verified
+	if c.leaf != nil {
+		rec.e.ClientCert = c.leaf.Subject.String()
+		rec.e.ClientCertNames = c.names()
+		rec.e.ClientCertSHA256 = c.sha256()
+	}
+}
+
 // upstream notes that up is being asked.
 func (rec *record) upstream(up *upstream) {
 	if rec == nil {

@@ -37,6 +37,12 @@ type Route struct {
 	// request gets 503 with a page that says so, and no upstream is
 	// contacted (not even health checks).
 	Suspended bool
+	// ClientAuth asks the clients of this hostname for a certificate
+	// (mTLS): ClientAuthRequire or ClientAuthOptional, verified against
+	// ClientCA (PEM certificates); "" asks for none. Decided per server
+	// name during the handshake.
+	ClientAuth string
+	ClientCA   []byte
 }
 
 // ErrInvalidRoute is wrapped by SetRoutes errors about a malformed route.
@@ -49,6 +55,7 @@ type route struct {
 	hsts    []string // Strict-Transport-Security value, nil if none
 	pool    pool
 	metrics *metrics.Service // the service's request counters; nil without Config.Metrics
+	mtls    *clientAuth      // nil without ClientAuth
 }
 
 // table is one immutable snapshot of the routes, keyed by normalised host.
@@ -83,6 +90,9 @@ func validateRoute(r *Route) ([]*url.URL, error) {
 	}
 	if r.HealthInterval < 0 {
 		return nil, fmt.Errorf("%w: host %s: negative health interval %s", ErrInvalidRoute, r.Host, r.HealthInterval)
+	}
+	if err := validateClientAuth(r); err != nil {
+		return nil, fmt.Errorf("%w: host %s: %v", ErrInvalidRoute, r.Host, err)
 	}
 	urls := make([]*url.URL, 0, len(r.Upstreams))
 	for _, raw := range r.Upstreams {

@@ -75,6 +75,17 @@ func (s *Server) SetRoutes(routes []Route) error {
 	}
 
 	next := &table{routes: make(map[string]*route, len(routes))}
+	// Client-certificate settings by mode and CA: the routes of one
+	// service share one, and a swap keeps the previous table's (their
+	// configurations and ticket keys).
+	auths := map[string]*clientAuth{}
+	if prev := s.table.Load(); prev != nil {
+		for _, old := range prev.routes {
+			if old.mtls != nil {
+				auths[clientAuthKey(&old.Route)] = old.mtls
+			}
+		}
+	}
 	keep := make(map[string]*upstream, len(s.upstreams))
 	recorders := serviceRecorders{reg: s.cfg.Metrics, by: map[[2]string]*metrics.Service{}}
 	var created []*upstream
@@ -91,6 +102,15 @@ func (s *Server) SetRoutes(routes []Route) error {
 		rt := &route{Route: r, pool: pool{ups: make([]*upstream, len(urls))}, metrics: recorders.of(r.Project, r.Service)}
 		if r.HSTSMaxAge > 0 {
 			rt.hsts = []string{"max-age=" + strconv.Itoa(r.HSTSMaxAge)}
+		}
+		if r.ClientAuth != "" {
+			key := clientAuthKey(&r)
+			if rt.mtls = auths[key]; rt.mtls == nil {
+				if rt.mtls, err = s.newClientAuth(&r); err != nil {
+					return fmt.Errorf("%w: host %s: %v", ErrInvalidRoute, r.Host, err)
+				}
+				auths[key] = rt.mtls
+			}
 		}
 		if r.Suspended {
 			rt.Upstreams, rt.pool = nil, pool{}

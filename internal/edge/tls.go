@@ -30,8 +30,18 @@ func (s *Server) TLSConfig() *tls.Config {
 	// GetCertificate would.
 	reject := s.baseTLSConfig()
 	cfg.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
-		if name := hostname.Clean(hello.ServerName); isACMEChallenge(hello) || s.table.Load().has(name) || s.isECHPublicName(name) {
+		name := hostname.Clean(hello.ServerName)
+		if isACMEChallenge(hello) {
 			return s.ticketConfig(), nil // nil until SetSessionTicketKeys
+		}
+		if rt := s.table.Load().lookup(name); rt != nil {
+			if rt.mtls != nil {
+				return rt.mtls.cfg, nil // asks for a client certificate (clientauth.go)
+			}
+			return s.ticketConfig(), nil
+		}
+		if s.isECHPublicName(name) {
+			return s.ticketConfig(), nil
 		}
 		return reject, nil
 	}

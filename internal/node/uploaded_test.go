@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -192,5 +193,61 @@ func TestUploadedRetiring(t *testing.T) {
 	u.apply(routes, nil, nil, log)
 	if got := u.certificate("a.example", none); got != nil {
 		t.Fatal("an expired removed upload is served")
+	}
+}
+
+// A service created with a client CA over the API asks for client
+// certificates on a real node: none is refused with certificate_required,
+// a verified one reaches the upstream named in headers.
+func TestServiceClientCertificates(t *testing.T) {
+	dir := t.TempDir()
+	n := startNode(t, dir, "sqlite:"+filepath.Join(dir, "spine.db"))
+	c := adminClient(t, n, dir)
+	ctx := context.Background()
+	clients := pkitest.NewRoot("Node Client CA")
+	leaf := clients.Issue(pkitest.Leaf{CommonName: "robot", Client: true})
+	up := upstream(t, func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "%s|%s", r.Header.Get("X-Client-Cert-Verified"), r.Header.Get("X-Client-Cert-Subject"))
+	})
+	if _, err := c.CreateService(ctx, client.ServiceCreate{Name: "internal", Upstreams: []string{up}, ClientCA: string(clients.RootPEM())}); err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(n.CA().Root())
+	get := func(cert *tls.Certificate) (string, error) {
+		cfg := &tls.Config{ServerName: "internal.localhost", RootCAs: roots}
+		if cert != nil {
+			cfg.Certificates = []tls.Certificate{*cert}
+		}
+		tr := &http.Transport{TLSClientConfig: cfg, DisableKeepAlives: true,
+			DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+				return (&net.Dialer{}).DialContext(ctx, network, n.HTTPSAddr())
+			}}
+		defer tr.CloseIdleConnections()
+		resp, err := (&http.Client{Transport: tr, Timeout: 10 * time.Second}).Get("https://internal.localhost/")
+		if err != nil {
+			return "", err
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b), nil
+	}
+	cert := leaf.TLS()
+	poll.Until(t, "the service with its client certificate", waitTimeout, func() error {
+		body, err := get(&cert)
+		if err != nil {
+			return err
+		}
+		if body != "success|CN=robot,O=pkitest" {
+			return fmt.Errorf("upstream saw %q", body)
+		}
+		return nil
+	})
+	if _, err := get(nil); err == nil || !strings.Contains(err.Error(), "certificate required") {
+		t.Errorf("without a certificate: %v, want certificate required", err)
+	}
+	svc, err := c.Service(ctx, "internal")
+	if err != nil || svc.ClientAuth != "require" || svc.ClientCA == "" {
+		t.Errorf("the service shows %q %v", svc.ClientAuth, err)
 	}
 }

@@ -28,6 +28,12 @@ type ServiceSpec struct {
 	// HealthInterval is the time between two active health checks; 0
 	// means DefaultHealthInterval.
 	HealthInterval time.Duration
+	// ClientCA is PEM certificates that verify clients' certificates; with
+	// it the edge asks every client of the service for one (mTLS).
+	ClientCA string
+	// ClientAuth is ClientAuthRequire (the default with a ClientCA) or
+	// ClientAuthOptional.
+	ClientAuth string
 }
 
 // ServiceUpdate is a change to a service. Each field left at its zero
@@ -49,11 +55,15 @@ type ServiceUpdate struct {
 	// HealthInterval, when not nil, replaces the health-check interval; 0
 	// goes back to DefaultHealthInterval.
 	HealthInterval *time.Duration
+	// ClientCA, when not nil, replaces the client CA ("" turns client
+	// certificates off); ClientAuth, when not nil, the mode (ClientAuthOff
+	// turns them off).
+	ClientCA, ClientAuth *string
 }
 
 func (u ServiceUpdate) empty() bool {
 	return u.Upstreams == nil && len(u.AddHosts) == 0 && len(u.RemoveHosts) == 0 &&
-		u.HSTSMaxAge == nil && u.HealthPath == nil && u.HealthInterval == nil
+		u.HSTSMaxAge == nil && u.HealthPath == nil && u.HealthInterval == nil && u.ClientCA == nil && u.ClientAuth == nil
 }
 
 // Health-check defaults of a service that sets none: the edge's own
@@ -137,8 +147,14 @@ func (p *Platform) CreateService(ctx context.Context, projectID string, spec Ser
 	if err := checkHealthInterval(spec.HealthInterval); err != nil {
 		return store.Service{}, err
 	}
+	clientCA, clientAuth, err := clientAuthOf(spec.ClientCA, spec.ClientAuth)
+	if err != nil {
+		return store.Service{}, err
+	}
 	now := p.now().UTC()
 	svc := store.Service{
+		ClientCA:   clientCA,
+		ClientAuth: clientAuth,
 		ID:         newID("svc_"),
 		ProjectID:  projectID,
 		Name:       name,
@@ -170,7 +186,7 @@ func (p *Platform) UpdateService(ctx context.Context, projectID, name string, u 
 		return store.Service{}, err
 	}
 	if u.empty() {
-		return store.Service{}, invalid("nothing_to_update", "nothing to change: give at least one of upstreams, add_hosts, remove_hosts, hsts_max_age, health_path, health_interval (the CLI's --upstream, --add-host, --remove-host, --hsts-max-age, --health-path, --health-interval)")
+		return store.Service{}, invalid("nothing_to_update", "nothing to change: give at least one of upstreams, add_hosts, remove_hosts, hsts_max_age, health_path, health_interval, client_ca, client_auth (the CLI's --upstream, --add-host, --remove-host, --hsts-max-age, --health-path, --health-interval, --client-ca, --client-auth)")
 	}
 	if len(u.AddHosts) > maxHostsPerService {
 		return store.Service{}, tooManyHosts()
@@ -222,6 +238,14 @@ func (p *Platform) UpdateService(ctx context.Context, projectID, name string, u 
 			return store.Service{}, err
 		}
 	}
+	if u.ClientCA != nil || u.ClientAuth != nil {
+		// Checked before the store's transaction, as the other parts; the
+		// current CA is only needed for a mode given alone.
+		probe := "x"
+		if _, _, err := changeClientAuth(probe, ClientAuthRequire, u.ClientCA, u.ClientAuth); err != nil {
+			return store.Service{}, err
+		}
+	}
 	if ups != nil || len(add) > 0 {
 		// A proxy loop needs the upstreams and hostnames the service will
 		// have; the store's copy read here is checked again by nothing, as
@@ -257,6 +281,9 @@ func (p *Platform) UpdateService(ctx context.Context, projectID, name string, u 
 		}
 		if u.HealthInterval != nil {
 			s.HealthInterval = *u.HealthInterval
+		}
+		if s.ClientCA, s.ClientAuth, err = changeClientAuth(s.ClientCA, s.ClientAuth, u.ClientCA, u.ClientAuth); err != nil {
+			return err
 		}
 		s.UpdatedAt = now
 		return nil

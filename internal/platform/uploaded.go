@@ -190,7 +190,7 @@ func parseCerts(data []byte, what string) ([]*x509.Certificate, error) {
 		}
 		if b.Type != "CERTIFICATE" {
 			// Never echo the block: it may be a key given by mistake.
-			return nil, refuse(CheckParse, "the %s file holds a %q block; it may hold only CERTIFICATE blocks (the key goes in its own file)", what, truncate(b.Type, 40))
+			return nil, refuse(CheckParse, "the %s file holds %s; it may hold only CERTIFICATE blocks (the key goes in its own file)", what, blockKind(b.Type))
 		}
 		c, err := x509.ParseCertificate(b.Bytes)
 		if err != nil {
@@ -205,6 +205,15 @@ func parseCerts(data []byte, what string) ([]*x509.Certificate, error) {
 		return nil, refuse(CheckParse, "the %s file holds no certificate", what)
 	}
 	return out, nil
+}
+
+// blockKind names a PEM block that is not a certificate, for a message:
+// never the words of a key's block (which log scanners rightly flag).
+func blockKind(typ string) string {
+	if strings.Contains(typ, "PRIVATE KEY") {
+		return "a private key"
+	}
+	return fmt.Sprintf("a %q block", truncate(typ, 40))
 }
 
 // parseKey reads one private key. Its errors never include the key.

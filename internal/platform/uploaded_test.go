@@ -56,7 +56,7 @@ func TestUploadRefusals(t *testing.T) {
 		code, text string
 	}{
 		{"not PEM", host, []byte("hello"), good.KeyPEM, nil, "certificate_parse", "not PEM"},
-		{"key in the certificate file", host, append(append([]byte{}, good.KeyPEM...), good.ChainPEM...), good.KeyPEM, nil, "certificate_parse", `"PRIVATE KEY" block`},
+		{"key in the certificate file", host, append(append([]byte{}, good.KeyPEM...), good.ChainPEM...), good.KeyPEM, nil, "certificate_parse", "holds a private key; it may hold only CERTIFICATE blocks"},
 		{"no key", host, good.ChainPEM, good.ChainPEM, nil, "certificate_parse", "no PEM private key"},
 		{"encrypted key", host, good.ChainPEM, encrypted, nil, "certificate_parse", "encrypted"},
 		{"Ed25519", host, ed.ChainPEM, ed.KeyPEM, nil, "certificate_key_type", "browsers do not accept Ed25519"},

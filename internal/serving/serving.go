@@ -68,6 +68,8 @@ func routesOf(s store.Service) []edge.Route {
 			// "" and 0 leave the edge's defaults.
 			HealthPath:     s.HealthPath,
 			HealthInterval: s.HealthInterval,
+			ClientCA:       []byte(s.ClientCA),
+			ClientAuth:     s.ClientAuth,
 		})
 	}
 	return routes
@@ -122,6 +124,8 @@ func fingerprint(svcs []store.Service, wild []string) [sha256.Size]byte {
 		strs(s.Hostnames)
 		strs(s.Upstreams)
 		str(s.HealthPath)
+		str(s.ClientCA)
+		str(s.ClientAuth)
 		buf = binary.AppendVarint(buf[:0], int64(s.HSTSMaxAge))
 		buf = binary.AppendVarint(buf, int64(s.HealthInterval))
 		buf = binary.AppendVarint(buf, s.CreatedAt.UnixNano())

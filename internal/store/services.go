@@ -11,7 +11,7 @@ import (
 	"time"
 )
 
-const serviceColumns = `id, project_id, name, domain, upstreams, hsts_max_age, health_path, health_interval, created_at, updated_at`
+const serviceColumns = `id, project_id, name, domain, upstreams, hsts_max_age, health_path, health_interval, created_at, updated_at, client_ca, client_auth`
 
 // CreateService stores s and its hostnames in one transaction. CreatedAt and
 // UpdatedAt default to now. It returns ErrNotFound if the project has no domain
@@ -44,8 +44,8 @@ func (db *DB) CreateService(ctx context.Context, s Service) error {
 		if err := db.checkQuota(ctx, tx, s.ProjectID, quotaHostnames, len(s.Hostnames)); err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO services (`+serviceColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
-			s.ID, s.ProjectID, s.Name, s.Domain, ups, s.HSTSMaxAge, s.HealthPath, int64(s.HealthInterval), toNanos(created), toNanos(s.UpdatedAt))
+		_, err = tx.ExecContext(ctx, `INSERT INTO services (`+serviceColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+			s.ID, s.ProjectID, s.Name, s.Domain, ups, s.HSTSMaxAge, s.HealthPath, int64(s.HealthInterval), toNanos(created), toNanos(s.UpdatedAt), s.ClientCA, s.ClientAuth)
 		switch {
 		case db.isUnique(err):
 			return conflict("service %q already exists", s.Name)
@@ -88,7 +88,7 @@ func (db *DB) ListServices(ctx context.Context, projectID string) ([]Service, er
 // UpdateService changes the service projectID/name in one transaction: it
 // reads the service as stored, with its hostnames, hands it to change, and
 // writes back the Hostnames, Upstreams, HSTSMaxAge, HealthPath,
-// HealthInterval and UpdatedAt (now if change leaves it as it was) that
+// HealthInterval, ClientCA, ClientAuth and UpdatedAt (now if change leaves it as it was) that
 // change leaves; its ID, project, name, domain and creation time stay. As
 // every change takes the revision row first, two updates of one service run
 // one after the other, each on what the other wrote.
@@ -123,8 +123,8 @@ func (db *DB) UpdateService(ctx context.Context, projectID, name string, change 
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE services SET upstreams = $2, hsts_max_age = $3, health_path = $4,
-			health_interval = $5, updated_at = $6 WHERE id = $1`,
-			cur.ID, ups, next.HSTSMaxAge, next.HealthPath, int64(next.HealthInterval), toNanos(next.UpdatedAt)); err != nil {
+			health_interval = $5, updated_at = $6, client_ca = $7, client_auth = $8 WHERE id = $1`,
+			cur.ID, ups, next.HSTSMaxAge, next.HealthPath, int64(next.HealthInterval), toNanos(next.UpdatedAt), next.ClientCA, next.ClientAuth); err != nil {
 			return err
 		}
 		if !slices.Equal(cur.Hostnames, next.Hostnames) {
@@ -142,7 +142,7 @@ func (db *DB) UpdateService(ctx context.Context, projectID, name string, change 
 		out = next
 		_, _, err = db.appendEvent(ctx, tx, notes, Event{ProjectID: cur.ProjectID, Type: EventServiceUpdated, Subject: cur.Name, Time: next.UpdatedAt,
 			Data: eventData(map[string]any{"service": cur.Name, "hostnames": next.Hostnames, "upstreams": next.Upstreams, "hsts_max_age": next.HSTSMaxAge,
-				"health_path": next.HealthPath, "health_interval": next.HealthInterval.String()})})
+				"health_path": next.HealthPath, "health_interval": next.HealthInterval.String(), "client_auth": next.ClientAuth})})
 		return err
 	})
 	if changeErr != nil {
@@ -163,7 +163,7 @@ func (db *DB) serviceInTx(ctx context.Context, tx *sql.Tx, projectID, name strin
 		created, updated int64
 	)
 	err := tx.QueryRowContext(ctx, `SELECT `+serviceColumns+` FROM services WHERE project_id = $1 AND name = $2`, projectID, name).
-		Scan(&s.ID, &s.ProjectID, &s.Name, &s.Domain, &ups, &s.HSTSMaxAge, &s.HealthPath, &interval, &created, &updated)
+		Scan(&s.ID, &s.ProjectID, &s.Name, &s.Domain, &ups, &s.HSTSMaxAge, &s.HealthPath, &interval, &created, &updated, &s.ClientCA, &s.ClientAuth)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Service{}, notFound("service %q not found", name)
 	}
@@ -244,7 +244,7 @@ func (db *DB) queryServices(ctx context.Context, where string, args ...any) ([]S
 			interval         int64
 			created, updated int64
 		)
-		if err := rows.Scan(&s.ID, &s.ProjectID, &s.Name, &s.Domain, &ups, &s.HSTSMaxAge, &s.HealthPath, &interval, &created, &updated); err != nil {
+		if err := rows.Scan(&s.ID, &s.ProjectID, &s.Name, &s.Domain, &ups, &s.HSTSMaxAge, &s.HealthPath, &interval, &created, &updated, &s.ClientCA, &s.ClientAuth); err != nil {
 			rows.Close()
 			return nil, err
 		}

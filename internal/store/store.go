@@ -92,8 +92,14 @@ type Service struct {
 	// HealthInterval is the time between two active health checks of an
 	// upstream; 0 means the edge's default (10 s).
 	HealthInterval time.Duration
-	CreatedAt      time.Time
-	UpdatedAt      time.Time
+	// ClientCA is PEM certificates that verify clients' certificates
+	// (mTLS); "" with ClientAuth "".
+	ClientCA string
+	// ClientAuth is "" (no client certificate asked for), "require" or
+	// "optional" (package platform checks it).
+	ClientAuth string
+	CreatedAt  time.Time
+	UpdatedAt  time.Time
 }
 
 // Certificate states.

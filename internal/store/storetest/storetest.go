@@ -40,6 +40,7 @@ func Run(t *testing.T, open func(t *testing.T) *store.DB) {
 		{"CertStatus", testCertStatus},
 		{"CertStatusDue", testCertStatusDue},
 		{"UploadedCerts", testUploadedCerts},
+		{"ServiceClientAuth", testServiceClientAuth},
 		{"Revision", testRevision},
 		{"Watch", testWatch},
 		{"KV", testKV},

@@ -68,3 +68,27 @@ func testUploadedCerts(t *testing.T, db *store.DB) {
 		t.Errorf("a deleted project's certificate stays: %+v", got)
 	}
 }
+
+func testServiceClientAuth(t *testing.T, db *store.DB) {
+	ctx := ctxT(t)
+	project(t, db, "p1")
+	domain(t, db, "p1", "one.example")
+	s := service("p1", "api", "one.example", "api.one.example")
+	s.ClientCA, s.ClientAuth = "-----BEGIN CERTIFICATE-----\nAA==\n-----END CERTIFICATE-----\n", "require"
+	must(t, db.CreateService(ctx, s))
+	got, err := db.GetService(ctx, "p1", "api")
+	must(t, err)
+	if got.ClientCA != s.ClientCA || got.ClientAuth != "require" {
+		t.Fatalf("GetService = %q %q", got.ClientCA, got.ClientAuth)
+	}
+	_, err = db.UpdateService(ctx, "p1", "api", func(cur *store.Service) error {
+		cur.ClientAuth = "optional"
+		return nil
+	})
+	must(t, err)
+	ss, err := db.ListServices(ctx, "p1")
+	must(t, err)
+	if len(ss) != 1 || ss[0].ClientAuth != "optional" || ss[0].ClientCA != s.ClientCA {
+		t.Fatalf("after update: %+v", ss)
+	}
+}
