@@ -22,6 +22,10 @@
 // issuer that gets its CA once the store answers and stops an issuance
 // whose lease is lost.
 //
+// Suspended (suspended.go) serves a suspended project's hostnames the
+// certificate they last had, read from storage, since the Manager no
+// longer manages (or renews) them.
+//
 // Certificates, keys and ACME accounts live in a certmagic.Storage; storage.go
 // provides one over the store's key-value space and leases, so a fleet of
 // nodes shares them and issues each certificate once.

@@ -53,9 +53,9 @@ type fleetState struct {
 	lastSync atomic.Pointer[syncRecord] // the last successful sync
 	applied  [sha256.Size]byte          // fingerprint of what the last sync applied; under Node.syncMu
 
-	reads     *api.StaleReads // the platform's store: API reads answered while the store is away
-	suspended suspendedCerts  // certificates of suspended projects' hostnames (suspended.go)
-	uploaded  uploadedCerts   // certificates projects uploaded (uploaded.go)
+	reads     *api.StaleReads  // the platform's store: API reads answered while the store is away
+	suspended *certs.Suspended // certificates of suspended projects' hostnames
+	uploaded  uploadedCerts    // certificates projects uploaded (uploaded.go)
 }
 
 // syncRecord is what a successful sync read: the services it serves and
@@ -205,8 +205,9 @@ func (n *Node) serveSnapshot(s *fleet.Snapshot) error {
 	for _, id := range s.Suspended {
 		suspended[id] = true
 	}
-	routes, _ := suspendRoutes(serving.Routes(s.Services))(suspended)
-	n.fleet.suspended.set(suspendedHosts(routes))
+	routes, _ := serving.Routes(s.Services)
+	routes, _ = serving.Suspend(routes, nil, suspended)
+	n.fleet.suspended.Set(serving.SuspendedHosts(routes))
 	if err := n.edge.SetRoutes(routes); err != nil {
 		return fmt.Errorf("applying the snapshot's routes: %w", err)
 	}

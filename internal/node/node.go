@@ -139,10 +139,7 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 		return nil, err
 	}
 	certsConfig := n.certsConfig(storage, n.fleet.issuer) // ACME CAs, then the internal CA
-	n.fleet.suspended.storage = storage
-	for _, iss := range certsConfig.Issuers {
-		n.fleet.suspended.issuerKeys = append(n.fleet.suspended.issuerKeys, iss.IssuerKey())
-	}
+	n.fleet.suspended = certs.NewSuspended(storage, certsConfig.Issuers)
 	n.certs, err = certs.New(certsConfig)
 	if err != nil {
 		return nil, fmt.Errorf("starting the certificate manager: %w", err)
@@ -372,9 +369,9 @@ func (n *Node) sync(ctx context.Context) error {
 		n.fleet.health.Note(err)
 		return err
 	}
-	suspended := suspendedSet(projects)
+	suspended := serving.SuspendedProjects(projects)
 	st := serving.Compute(svcs, ds, n.wildcard, n.log)
-	st.Sum = withSuspended(st.Sum, suspended)
+	st.Sum = serving.WithSuspended(st.Sum, suspended)
 	st.Sum = n.fleet.uploaded.sum(st.Sum, uploads)
 	// A resync, or the notice a fresh LISTEN connection sends, usually
 	// finds what was applied last: then the edge, the certificate manager
@@ -386,8 +383,9 @@ func (n *Node) sync(ctx context.Context) error {
 		n.revision.Store(rev)
 		return nil
 	}
-	routes, hosts := suspendRoutes(serving.Routes(st.Services))(suspended)
-	n.fleet.suspended.set(suspendedHosts(routes))
+	routes, hosts := serving.Routes(st.Services)
+	routes, hosts = serving.Suspend(routes, hosts, suspended)
+	n.fleet.suspended.Set(serving.SuspendedHosts(routes))
 	// An uploaded certificate's hostname is not managed: nothing is
 	// issued or renewed for it while the upload is there.
 	hosts = n.fleet.uploaded.apply(routes, hosts, uploads, n.log)

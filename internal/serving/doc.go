@@ -5,7 +5,9 @@
 // live), the domains whose names share one wildcard certificate, the
 // routes for the edge and the hostnames for the certificate manager, and a
 // fingerprint of it all, so that a read that finds what was applied last
-// changes nothing.
+// changes nothing. Suspended projects (suspended.go): their routes answer
+// 503 and their hostnames leave the managed set; the suspension is part of
+// the fingerprint.
 //
 // It holds no state and starts nothing: the node reads the store, calls
 // Compute and applies the result. Package serving may import store, edge

@@ -1,0 +1,135 @@
+package certs
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/caddyserver/certmagic"
+)
+
+// suspendedLoadTimeout bounds the storage reads of one suspended name's
+// certificate.
+const suspendedLoadTimeout = 5 * time.Second
+
+// Suspended serves the certificates of suspended projects' hostnames
+// (their services answer 503 at the edge, over HTTPS with the certificate
+// they had). The Manager stops managing those names (so nothing renews
+// them); a handshake for one gets its last certificate,
+// read from storage as certmagic stored it (any of the node's issuers;
+// the name's own or its wildcard's), once per name: the cache holds at
+// most one certificate per suspended hostname and is emptied whenever the
+// set of suspended hostnames changes. An expired certificate is not
+// served. It must be safe for concurrent use: Certificate runs on
+// handshakes while Set runs on syncs.
+type Suspended struct {
+	storage    certmagic.Storage
+	issuerKeys []string // where each issuer stores its certificates
+
+	hosts atomic.Pointer[map[string]bool] // suspended hostnames, swapped whole by set
+
+	mu    sync.Mutex
+	certs map[string]*tls.Certificate // by hostname; nil: looked up, none
+}
+
+// NewSuspended returns the certificates of suspended hostnames as stored
+// in storage by issuers (the Manager's Config.Issuers), none suspended yet.
+func NewSuspended(storage certmagic.Storage, issuers []certmagic.Issuer) *Suspended {
+	s := &Suspended{storage: storage}
+	for _, iss := range issuers {
+		s.issuerKeys = append(s.issuerKeys, iss.IssuerKey())
+	}
+	return s
+}
+
+// Set makes hosts the suspended hostnames.
+func (s *Suspended) Set(hosts map[string]bool) {
+	old := s.hosts.Load()
+	if old != nil && len(*old) == len(hosts) {
+		same := true
+		for h := range hosts {
+			if !(*old)[h] {
+				same = false
+				break
+			}
+		}
+		if same {
+			return
+		}
+	}
+	s.hosts.Store(&hosts)
+	s.mu.Lock()
+	s.certs = nil
+	s.mu.Unlock()
+}
+
+// has reports whether host belongs to a suspended project.
+func (s *Suspended) has(host string) bool {
+	h := s.hosts.Load()
+	return h != nil && (*h)[host]
+}
+
+// Certificate returns the stored certificate of a suspended hostname
+// (in normal form), or nil.
+func (s *Suspended) Certificate(host string) *tls.Certificate {
+	if !s.has(host) {
+		return nil
+	}
+	s.mu.Lock()
+	cert, ok := s.certs[host]
+	s.mu.Unlock()
+	if !ok {
+		cert = s.load(host)
+		s.mu.Lock()
+		if s.certs == nil {
+			s.certs = map[string]*tls.Certificate{}
+		}
+		s.certs[host] = cert
+		s.mu.Unlock()
+	}
+	if cert == nil || cert.Leaf == nil || time.Now().After(cert.Leaf.NotAfter) {
+		return nil
+	}
+	return cert
+}
+
+// load reads the newest stored certificate for host: its own, or its
+// parent domain's wildcard.
+func (s *Suspended) load(host string) *tls.Certificate {
+	ctx, cancel := context.WithTimeout(context.Background(), suspendedLoadTimeout)
+	defer cancel()
+	names := []string{host}
+	if _, parent, ok := strings.Cut(host, "."); ok && strings.Contains(parent, ".") {
+		names = append(names, "*."+parent)
+	}
+	var best *tls.Certificate
+	for _, name := range names {
+		for _, issuer := range s.issuerKeys {
+			chain, err := s.storage.Load(ctx, certmagic.StorageKeys.SiteCert(issuer, name))
+			if err != nil {
+				continue
+			}
+			key, err := s.storage.Load(ctx, certmagic.StorageKeys.SitePrivateKey(issuer, name))
+			if err != nil {
+				continue
+			}
+			pair, err := tls.X509KeyPair(chain, key)
+			if err != nil {
+				continue
+			}
+			if pair.Leaf == nil {
+				if pair.Leaf, err = x509.ParseCertificate(pair.Certificate[0]); err != nil {
+					continue
+				}
+			}
+			if best == nil || pair.Leaf.NotAfter.After(best.Leaf.NotAfter) {
+				best = &pair
+			}
+		}
+	}
+	return best
+}
