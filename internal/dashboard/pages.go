@@ -742,11 +742,13 @@ func (d *Dashboard) testWebhook(w http.ResponseWriter, r *http.Request, rq *requ
 }
 
 type operatorData struct {
-	Nodes     []client.Node
-	Projects  []client.Project
-	Version   client.VersionInfo
-	StoreKind string
-	Connected int
+	Nodes       []client.Node
+	Projects    []client.Project
+	Version     client.VersionInfo
+	StoreKind   string
+	Connected   int
+	Metrics     []metricRow
+	MetricsNote string
 }
 
 func (d *Dashboard) operatorPage(w http.ResponseWriter, r *http.Request, rq *request) error {
@@ -763,6 +765,7 @@ func (d *Dashboard) operatorPage(w http.ResponseWriter, r *http.Request, rq *req
 		return err
 	}
 	out := operatorData{Nodes: nodes, Projects: projects, Version: v, StoreKind: d.cfg.StoreKind}
+	out.Metrics, out.MetricsNote = metrics(r.Context(), rq.api)
 	for _, n := range nodes {
 		if n.StoreConnected {
 			out.Connected++
