@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"net"
 	"net/http"
@@ -47,6 +48,16 @@ func (n *Node) certificateMetrics() []metrics.Certificate {
 			continue
 		}
 		for _, h := range svc.Hostnames {
+			// An uploaded certificate is served instead of the managed
+			// one (uploaded.go): its validity is the one that matters.
+			if c := n.fleet.uploaded.cached(h); c != nil && c.Leaf != nil {
+				out = append(out, metrics.Certificate{
+					Hostname: h, Project: svc.ProjectID, Service: svc.Name, Issuer: issuerCN(c.Leaf),
+					NotBefore: c.Leaf.NotBefore, NotAfter: c.Leaf.NotAfter,
+					Ready: !now.Before(c.Leaf.NotBefore) && now.Before(c.Leaf.NotAfter),
+				})
+				continue
+			}
 			st := n.certs.Status(h)
 			out = append(out, metrics.Certificate{
 				Hostname: h, Project: svc.ProjectID, Service: svc.Name, Issuer: st.Issuer,
@@ -56,6 +67,14 @@ func (n *Node) certificateMetrics() []metrics.Certificate {
 		}
 	}
 	return out
+}
+
+// issuerCN is a certificate's issuer as the status records name it.
+func issuerCN(c *x509.Certificate) string {
+	if c.Issuer.CommonName != "" {
+		return c.Issuer.CommonName
+	}
+	return c.Issuer.String()
 }
 
 // fleetMetrics reads the node list (one query, bounded by 5 s).

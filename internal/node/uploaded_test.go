@@ -72,6 +72,18 @@ func TestUploadedCertificateServed(t *testing.T) {
 		}
 		return nil
 	})
+	// The metrics show the uploaded certificate's validity.
+	key := `spine_certificate_not_after_timestamp_seconds{hostname="` + host + `",issuer="Customer Issuing CA",project="default",service="byo"}`
+	poll.Until(t, "the uploaded certificate in /metrics", waitTimeout, func() error {
+		m := scrape(t, n.APIAddr())
+		if m[key] != float64(leaf.Cert.NotAfter.Unix()) {
+			return fmt.Errorf("%s = %v; have %v", key, m[key], withPrefix(m, "spine_certificate_not_after"))
+		}
+		if r := m[`spine_certificate_ready{hostname="`+host+`",project="default",service="byo"}`]; r != 1 {
+			return fmt.Errorf("ready = %v", r)
+		}
+		return nil
+	})
 	hello := &tls.ClientHelloInfo{ServerName: host}
 	if _, err := n.certs.CertificateNow(hello); err == nil {
 		t.Error("the certificate manager manages a name with an uploaded certificate")
