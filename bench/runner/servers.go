@@ -238,7 +238,8 @@ func (r *runner) startSpineNode(data, dsn, tag string, procs int) (*spineNode, e
 	args := []string{r.spineBin, "serve", "--data", data, "--https-addr", n.https, "--http-addr", n.http,
 		"--api-addr", n.api, "--domain", r.spineDomain}
 	if dsn != "" {
-		args = append(args, "--store", dsn)
+		// Nodes over one store share one secret key file: the first makes it.
+		args = append(args, "--store", dsn, "--secret-key-file", filepath.Join(r.work, "secret.key"))
 	}
 	p, err := start("spine", r.serverCore, []string{fmt.Sprintf("GOMAXPROCS=%d", procs)}, filepath.Join(r.work, tag+"-spine.log"),
 		args...)

@@ -53,7 +53,7 @@ func newRoot() *cobra.Command {
 		newUpCmd(g), newServeCmd(g),
 		newServiceCmd(g), newDomainCmd(g), newCertCmd(g), newCACmd(g),
 		newProjectCmd(g), newTokenCmd(g), newAuditCmd(g), newVersionCmd(g),
-		newNodesCmd(g), newInspectCmd(g), newECHCmd(g), newEventsCmd(g), newWebhookCmd(g), newQuotaCmd(g), newCommandsCmd(),
+		newNodesCmd(g), newSecretsCmd(g), newInspectCmd(g), newECHCmd(g), newEventsCmd(g), newWebhookCmd(g), newQuotaCmd(g), newCommandsCmd(),
 	)
 	return root
 }

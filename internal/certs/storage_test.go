@@ -19,6 +19,7 @@ import (
 
 	"github.com/spine-platform/spine/internal/ca"
 	"github.com/spine-platform/spine/internal/certs"
+	"github.com/spine-platform/spine/internal/secrets"
 	"github.com/spine-platform/spine/internal/store"
 	"github.com/spine-platform/spine/internal/store/storetest"
 )
@@ -526,48 +527,73 @@ func BenchmarkLoadFromStore(b *testing.B) {
 		{"sqlite", func(b *testing.B) *store.DB { return openStoreDSN(b, "sqlite:"+filepath.Join(b.TempDir(), "spine.db")) }},
 		{"postgres", func(b *testing.B) *store.DB { return openStoreDSN(b, storetest.PostgresDSN(b)) }},
 	}
+	sealing, _, err := secrets.Parse(mustGenerate(b))
+	if err != nil {
+		b.Fatal(err)
+	}
 	for _, s := range stores {
-		b.Run(s.name, func(b *testing.B) {
-			ctx := context.Background()
-			kv := &countingKV{DB: s.open(b)}
-			st := certs.NewStorage(kv, certs.StorageOptions{})
-			c, err := ca.Load(ctx, st, ca.Options{})
-			if err != nil {
-				b.Fatal(err)
-			}
-			var magic *certmagic.Config
-			cache := certmagic.NewCache(certmagic.CacheOptions{
-				GetConfigForCert: func(certmagic.Certificate) (*certmagic.Config, error) { return magic, nil },
-				Logger:           zap.NewNop(),
-			})
-			b.Cleanup(cache.Stop)
-			magic = certmagic.New(cache, certmagic.Config{Storage: st, Issuers: []certmagic.Issuer{c}, Logger: zap.NewNop()})
-			names := make([]string, 32)
-			for i := range names {
-				names[i] = fmt.Sprintf("s%02d.localhost", i)
-				if err := magic.ObtainCertSync(ctx, names[i]); err != nil {
+		for _, ring := range []struct {
+			name string
+			k    *secrets.Keyring
+		}{{"plain", nil}, {"sealed", sealing}} {
+			b.Run(s.name+"/"+ring.name, func(b *testing.B) { benchmarkLoad(b, s.open, ring.k) })
+		}
+	}
+}
+
+func mustGenerate(b *testing.B) []byte {
+	content, err := secrets.Generate()
+	if err != nil {
+		b.Fatal(err)
+	}
+	return content
+}
+
+// benchmarkLoad is BenchmarkLoadFromStore on one store, its keys sealed
+// with k (nil: in the clear, as before sealing).
+func benchmarkLoad(b *testing.B, open func(b *testing.B) *store.DB, k *secrets.Keyring) {
+	ctx := context.Background()
+	db := open(b)
+	if k != nil {
+		db.SetKeyring(k)
+	}
+	kv := &countingKV{DB: db}
+	st := certs.NewStorage(kv, certs.StorageOptions{})
+	c, err := ca.Load(ctx, st, ca.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	var magic *certmagic.Config
+	cache := certmagic.NewCache(certmagic.CacheOptions{
+		GetConfigForCert: func(certmagic.Certificate) (*certmagic.Config, error) { return magic, nil },
+		Logger:           zap.NewNop(),
+	})
+	b.Cleanup(cache.Stop)
+	magic = certmagic.New(cache, certmagic.Config{Storage: st, Issuers: []certmagic.Issuer{c}, Logger: zap.NewNop()})
+	names := make([]string, 32)
+	for i := range names {
+		names[i] = fmt.Sprintf("s%02d.localhost", i)
+		if err := magic.ObtainCertSync(ctx, names[i]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for _, mode := range []struct {
+		name string
+		ctx  func() context.Context
+	}{
+		{"one-read", func() context.Context { return certs.WithCertificateLoad(ctx) }},
+		{"key-by-key", func() context.Context { return ctx }},
+	} {
+		b.Run(mode.name, func(b *testing.B) {
+			before := kv.reads()
+			i := 0
+			for b.Loop() {
+				if _, err := magic.CacheManagedCertificate(mode.ctx(), names[i%len(names)]); err != nil {
 					b.Fatal(err)
 				}
+				i++
 			}
-			for _, mode := range []struct {
-				name string
-				ctx  func() context.Context
-			}{
-				{"one-read", func() context.Context { return certs.WithCertificateLoad(ctx) }},
-				{"key-by-key", func() context.Context { return ctx }},
-			} {
-				b.Run(mode.name, func(b *testing.B) {
-					before := kv.reads()
-					i := 0
-					for b.Loop() {
-						if _, err := magic.CacheManagedCertificate(mode.ctx(), names[i%len(names)]); err != nil {
-							b.Fatal(err)
-						}
-						i++
-					}
-					b.ReportMetric(float64(kv.reads()-before)/float64(i), "reads/op")
-				})
-			}
+			b.ReportMetric(float64(kv.reads()-before)/float64(i), "reads/op")
 		})
 	}
 }

@@ -30,6 +30,7 @@ import (
 	"github.com/spine-platform/spine/internal/pkitest"
 	"github.com/spine-platform/spine/internal/platform"
 	"github.com/spine-platform/spine/internal/poll"
+	"github.com/spine-platform/spine/internal/secrets"
 )
 
 // TestAPIBadInput sends bad input for every field of every API body and
@@ -400,6 +401,14 @@ func TestCLIBadInput(t *testing.T) {
 	}
 	chainFile, keyFile, otherKey, rootFile := pemFile("chain.pem", leaf.ChainPEM), pemFile("key.pem", leaf.KeyPEM), pemFile("other.pem", otherLeaf.KeyPEM), pemFile("root.pem", pki.RootPEM())
 	bigFile := pemFile("big.pem", make([]byte, 70<<10))
+	badKey := pemFile("bad.key", []byte("# a key file\nnot a key at all\n"))
+	openKey := filepath.Join(pemDir, "open.key")
+	goodKey, _ := secrets.Generate()
+	if err := os.WriteFile(openKey, goodKey, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(openKey, 0o644)
+	missingKey := filepath.Join(pemDir, "missing.key")
 	cases := []struct {
 		args       []string
 		flag, hint string // the message must contain both
@@ -540,6 +549,14 @@ func TestCLIBadInput(t *testing.T) {
 		{[]string{"inspect", "hello.localhost", "--resolver", "nonsense"}, "--resolver", "HOST:PORT"},
 		{[]string{"inspect", "hello.localhost", "--timeout", "0s"}, "--timeout", "positive duration"},
 		{[]string{"inspect", "hello.localhost", "-o", "yaml"}, "--output", "text or json"},
+		{[]string{"secrets", "new-key"}, "--out", "give the file"},
+		{[]string{"secrets", "new-key", "--out", chainFile}, "--out", "never replaced"},
+		{[]string{"secrets", "rotate"}, "--new-key-file", "give the file"},
+		{[]string{"secrets", "rotate", "--new-key-file", badKey}, badKey, "line 2 is not a key"},
+		{[]string{"secrets", "rotate", "--new-key-file", openKey}, openKey, "chmod 600"},
+		{[]string{"secrets", "rotate", "--new-key-file", pemDir}, pemDir, "is a folder"},
+		{[]string{"secrets", "rotate", "--new-key-file", missingKey, "--wait", "0s"}, "--wait", "positive duration"},
+		{[]string{"secrets", "rotate", "--new-key-file", missingKey, "--secret-key-file", badKey}, badKey, "line 2 is not a key"},
 	}
 	for _, tc := range cases {
 		before := state(t, admin)
@@ -631,6 +648,10 @@ func TestCLIBadInput(t *testing.T) {
 		{[]string{"serve", "extra"}, "", "unknown command", false},
 		{[]string{"up", "--https-addr", "nonsense"}, "--https-addr", "write HOST:PORT", false},
 		{[]string{"up", "--cert-lifetime", "-1h"}, "--cert-lifetime", "from 1h to 8760h", false},
+		{[]string{"serve", "--secret-key-file", badKey}, badKey, "line 2 is not a key", false},
+		{[]string{"serve", "--secret-key-file", openKey}, openKey, "chmod 600", false},
+		{[]string{"serve", "--secret-key-file", pemDir}, pemDir, "is a folder", false},
+		{[]string{"up", "--secret-key-file", badKey}, badKey, "line 2 is not a key", false},
 		{[]string{"serve", "--log-format", "logfmt"}, "--log-format", "give text or json", false},
 		{[]string{"serve", "--log-format", ""}, "--log-format", "give text or json", false},
 		{[]string{"serve", "--log-level", "trace"}, "--log-level", "give debug, info, warn or error", false},

@@ -398,6 +398,45 @@ func (h *hygiene) projectCLI(t *testing.T, p *proc, storeFlag ...string) {
 	})
 }
 
+// keyFileSecrets registers the keys of a secret key file as secrets.
+func (h *hygiene) keyFileSecrets(t *testing.T, path string) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, line := range strings.Split(string(b), "\n") {
+		if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "#") {
+			h.secret("a key of "+path, line)
+			n++
+		}
+	}
+	if n == 0 {
+		t.Fatalf("%s holds no key", path)
+	}
+}
+
+// secretsCLI: the keys of the node's secret key file, of `spine secrets
+// new-key` and of `spine secrets rotate` (which makes its new key and
+// reseals the running node's store) are never shown.
+func (h *hygiene) secretsCLI(t *testing.T, p *proc, dsn string) {
+	t.Helper()
+	keyFile := filepath.Join(p.data, "secret.key")
+	h.keyFileSecrets(t, keyFile)
+	dir := t.TempDir()
+	if err := h.run(t, nil, "secrets", "new-key", "--out", filepath.Join(dir, "new.key")); err != nil {
+		t.Fatalf("secrets new-key: %v", err)
+	}
+	h.keyFileSecrets(t, filepath.Join(dir, "new.key"))
+	made := filepath.Join(dir, "made.key")
+	if err := h.run(t, nil, "secrets", "rotate", "--store", dsn, "--data", p.data, "--new-key-file", made, "--wait", "1m"); err != nil {
+		t.Fatalf("secrets rotate: %v", err)
+	}
+	h.keyFileSecrets(t, made)
+	h.keyFileSecrets(t, keyFile)
+}
+
 // webhookCLI adds a webhook with the CLI (its secret is printed once on
 // stdout, by design: that stdout is not scanned, and the secret must show
 // nowhere else) and drives the other webhook commands with it.
@@ -749,6 +788,7 @@ func TestSecretHygiene(t *testing.T) {
 		// Debug logs in JSON: every step of certmagic and acmez, whose
 		// values JSON shows unabridged, is scanned for the secrets.
 		p := serve(t, "sqlite:"+filepath.Join(storeDir, "spine.db"), "--log-format", "json", "--log-level", "debug")
+		h.secretsCLI(t, p, "sqlite:"+filepath.Join(storeDir, "spine.db"))
 		p.stop()
 		checkJSONLogs(t, p.logs.String(), "certmagic.obtain", "acmez")
 		modes = append(modes, "serve: "+dataModes(t, p.data), "serve's store: "+dataModes(t, storeDir))
