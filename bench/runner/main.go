@@ -41,7 +41,8 @@ type runner struct {
 	coldN                       int    // handshakes per cold-handshake figure
 	scaleProcs                  int    // GOMAXPROCS of Spine in its scale figures
 	scaleOnly                   bool
-	fdLimit                     int // RLIMIT_NOFILE the servers and load run under
+	spineFlags                  []string // more flags for spine serve (an A/B of one setting)
+	fdLimit                     int      // RLIMIT_NOFILE the servers and load run under
 
 	res *results
 }
@@ -67,6 +68,8 @@ func main() {
 	flag.IntVar(&r.coldN, "spine-cold", 200, "handshakes per figure of handshakes needing a certificate from the store, each for another hostname")
 	flag.IntVar(&r.scaleProcs, "spine-scale-procs", 1, "GOMAXPROCS of Spine in its scale figures, still pinned to the server core (the side-by-side suite always uses 1)")
 	flag.BoolVar(&r.scaleOnly, "spine-scale-only", false, "measure only Spine's scale figures, not the side-by-side suite")
+	var spineFlags string
+	flag.StringVar(&spineFlags, "spine-flags", "", "more flags for spine serve, space-separated, for an A/B of one setting (e.g. \"--access-log /tmp/access.log\"); the report names them")
 	flag.StringVar(&out, "out", "", "markdown report to write (also printed)")
 	flag.IntVar(&r.hsN, "handshakes", 0, "handshakes per measurement (default 2000 quick, 20000 full)")
 	flag.IntVar(&r.staticN, "static-requests", 0, "static requests per measurement (default 50000 quick, 500000 full)")
@@ -76,6 +79,7 @@ func main() {
 	flag.IntVar(&r.h2Conns, "h2-conns", 4, "HTTP/2 connections")
 	flag.IntVar(&r.h2Streams, "h2-streams", 4, "HTTP/2 streams in flight per connection")
 	flag.Parse()
+	r.spineFlags = strings.Fields(spineFlags)
 
 	quick := mode == "quick"
 	if !quick && mode != "full" {

@@ -108,6 +108,9 @@ func (r *runner) report(servers []server, mode string, took time.Duration) strin
 	for _, l := range versions(r.spineBin) {
 		fmt.Fprintf(&b, "- %s\n", l)
 	}
+	if len(r.spineFlags) > 0 {
+		fmt.Fprintf(&b, "- spine serve flags added: `%s`\n", strings.Join(r.spineFlags, " "))
+	}
 
 	if !r.scaleOnly {
 		r.perOperation(&b, servers)

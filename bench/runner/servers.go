@@ -241,6 +241,7 @@ func (r *runner) startSpineNode(data, dsn, tag string, procs int) (*spineNode, e
 		// Nodes over one store share one secret key file: the first makes it.
 		args = append(args, "--store", dsn, "--secret-key-file", filepath.Join(r.work, "secret.key"))
 	}
+	args = append(args, r.spineFlags...)
 	p, err := start("spine", r.serverCore, []string{fmt.Sprintf("GOMAXPROCS=%d", procs)}, filepath.Join(r.work, tag+"-spine.log"),
 		args...)
 	if err != nil {

@@ -5,7 +5,9 @@
 //
 // Writing never waits on the request path: Log copies the entry into a
 // queue of Config.Buffer entries (default 4,096) and returns; a background
-// writer formats the lines and writes them in batches. When the queue is
+// writer formats the lines and writes them in batches. The lines are
+// written out by hand, byte for byte as internal/logging's slog handlers
+// write the same record (format_test.go checks that). When the queue is
 // full (a slow disk, a blocked pipe) the entry is dropped and counted
 // (Stats). Each entry's strings are bounded when queued (see Entry), so
 // the queue's memory is bounded too.

@@ -1,7 +1,6 @@
 package accesslog
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -83,11 +82,12 @@ type Log struct {
 	closeOnce sync.Once
 
 	// The writer goroutine's own.
-	path    string // "" for a stream
-	file    *os.File
-	out     io.Writer
-	handler slog.Handler
-	batch   batch
+	path  string // "" for a stream
+	file  *os.File
+	out   io.Writer
+	json  bool
+	line  []byte // the line being formatted
+	batch batch
 	// reported are the counts last reported, and when.
 	reportedDrops, reportedFails uint64
 	reportedAt                   time.Time
@@ -160,7 +160,7 @@ func newLog(cfg Config, batchSize int) *Log {
 		reopen: make(chan chan error),
 	}
 	l.batch = batch{limit: batchSize, flush: l.write}
-	l.handler = logging.New(&l.batch, cfg.Format, slog.LevelInfo).Handler()
+	l.json = cfg.Format == logging.JSON
 	return l
 }
 
@@ -284,9 +284,11 @@ func (l *Log) drain() {
 }
 
 func (l *Log) format(e *Entry) {
-	// The handlers of internal/logging fail only when their writer does,
-	// and batch counts its own failures.
-	_ = l.handler.Handle(context.Background(), e.record())
+	l.line = appendLine(l.line[:0], e, l.json)
+	l.batch.Write(l.line)
+	if cap(l.line) > 64<<10 {
+		l.line = nil // a huge line does not stay
+	}
 }
 
 // write is the batch's flush: one write of whole lines.
@@ -325,8 +327,7 @@ func (l *Log) reopenFile() error {
 }
 
 // batch collects whole lines and hands them to flush in one piece of at
-// most limit bytes (a longer line alone). The handler writes each line with
-// one Write.
+// most limit bytes (a longer line alone). Each Write is one line.
 type batch struct {
 	limit int
 	buf   []byte
