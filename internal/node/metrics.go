@@ -95,8 +95,11 @@ func (n *Node) fleetMetrics() ([]metrics.Node, bool) {
 
 // counterMetrics are the counters the node's parts keep for themselves.
 func (n *Node) counterMetrics() []metrics.Value {
-	hub, wh, ev := n.hub.Stats(), n.webhooks.Stats(), n.certs.EventStats()
+	hub, wh, ev, al := n.hub.Stats(), n.webhooks.Stats(), n.certs.EventStats(), n.AccessLogStats()
 	return []metrics.Value{
+		{Name: "spine_access_log_lines_total", Help: "Access log lines written (0 without an access log).", Counter: true, V: float64(al.Lines)},
+		{Name: "spine_access_log_lines_dropped_total", Help: "Access log lines dropped because the writer was behind (a slow disk, a blocked pipe); the requests were served.", Counter: true, V: float64(al.Dropped)},
+		{Name: "spine_access_log_lines_failed_total", Help: "Access log lines lost to a failed write (a full disk).", Counter: true, V: float64(al.Failed)},
 		{Name: "spine_event_streams", Help: "Open event streams (GET /v1/events/stream).", V: float64(hub.Streams)},
 		{Name: "spine_event_stream_events_total", Help: "Events handed to event streams.", Counter: true, V: float64(hub.Delivered)},
 		{Name: "spine_event_streams_dropped_total", Help: "Event streams dropped because their client read too slowly.", Counter: true, V: float64(hub.Dropped)},
