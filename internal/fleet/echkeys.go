@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -51,6 +52,10 @@ type ECHKeys struct {
 	// rotation another node made is used here at most a minute later,
 	// and the replaced key is still accepted for ECHGrace.
 	ring atomic.Pointer[echKeyRing]
+	// stored: ring was read from the store (not only restored from the
+	// snapshot); until then Run reads every second, so that the store's
+	// keys win as soon as it answers.
+	stored atomic.Bool
 }
 
 // NewECHKeys returns the keeper of the ECH keys for publicName (the outer
@@ -82,7 +87,7 @@ func (e *ECHKeys) Run(ctx context.Context) {
 			e.log.Warn("ECH keys", "err", err)
 		}
 		wait := echCheck
-		if e.ring.Load() == nil {
+		if !e.stored.Load() {
 			wait = time.Second
 		}
 		timer := time.NewTimer(wait)
@@ -225,6 +230,46 @@ func (e *ECHKeys) Refresh(ctx context.Context) error {
 		return nil // another node is rotating; next time
 	}
 	e.ring.Store(&ring)
+	e.stored.Store(true)
+	return e.apply(ring.tlsKeys())
+}
+
+// SnapshotKeys returns the keys in use, encoded for the snapshot
+// (Snapshot.ECHKeys), or nil before they are read. Secret: only for the
+// snapshot, which seals them.
+func (e *ECHKeys) SnapshotKeys() []byte {
+	r := e.ring.Load()
+	if r == nil || len(r.Keys) == 0 {
+		return nil
+	}
+	b, err := json.Marshal(r)
+	if err != nil {
+		return nil
+	}
+	return b
+}
+
+// Restore applies the keys of a snapshot (Snapshot.ECHKeys) to a node
+// that started from it with the store away, unless keys were read from the
+// store meanwhile: ECH with the configuration published before the
+// restart. Only keys made for this public name are kept; they are not
+// rotated until the store answers (Refresh, every second until then,
+// replaces them with the store's). Call it before Run.
+func (e *ECHKeys) Restore(b []byte) error {
+	if len(b) == 0 || e.stored.Load() {
+		return nil
+	}
+	var ring echKeyRing
+	if err := json.Unmarshal(b, &ring); err != nil {
+		return fmt.Errorf("fleet: decoding the snapshot's ECH keys: %w", err) // the value, never shown
+	}
+	ring.Keys = slices.DeleteFunc(ring.Keys, func(k echKey) bool { return k.PublicName != e.publicName })
+	if len(ring.Keys) == 0 {
+		return nil
+	}
+	if !e.ring.CompareAndSwap(nil, &ring) {
+		return nil // read from the store meanwhile
+	}
 	return e.apply(ring.tlsKeys())
 }
 

@@ -30,7 +30,7 @@ func testKeyring(t *testing.T) (*secrets.Keyring, []byte) {
 }
 
 // With a keyring the snapshot file holds no private key, in PEM or raw,
-// nor the ticket keys; it reads back with the keyring, after a rotation
+// nor the ticket, ECH or QUIC keys; it reads back with the keyring, after a rotation
 // with the ring of both keys, and never with another key.
 func TestSnapshotSealed(t *testing.T) {
 	dir := t.TempDir()
@@ -38,11 +38,17 @@ func TestSnapshotSealed(t *testing.T) {
 	ticket := [32]byte{}
 	copy(ticket[:], "ticket-key-0123456789abcdef-0123")
 	k, oldRaw := testKeyring(t)
+	ech := []byte(`{"keys":[{"private_key":"ech-private-key-0123456789"}]}`)
+	quic := &QUICKeys{StatelessReset: [32]byte{0: 7, 31: 7}, Token: [32]byte{0: 9, 31: 9}}
+	copy(quic.StatelessReset[1:], "stateless-reset-key-0123456789")
+	copy(quic.Token[1:], "quic-token-key-0123456789abcdef")
 	src := &SnapshotSource{
 		Services:    []store.Service{{ID: "a", ProjectID: "p", Name: "a", Domain: "d.test", Hostnames: []string{"a.d.test"}, Upstreams: []string{"http://127.0.0.1:9"}}},
 		Sum:         [32]byte{1},
 		Certificate: func(string) *tls.Certificate { return cert },
 		TicketKeys:  [][32]byte{ticket},
+		ECHKeys:     ech,
+		QUICKeys:    quic,
 		Keyring:     k,
 	}
 	w := NewSnapshotWriter(dir, func() *SnapshotSource { return src }, slog.New(slog.NewTextHandler(io.Discard, nil)))
@@ -55,7 +61,8 @@ func TestSnapshotSealed(t *testing.T) {
 	}
 	pkcs8, _ := x509.MarshalPKCS8PrivateKey(cert.PrivateKey)
 	scalar := cert.PrivateKey.(*ecdsa.PrivateKey).D.Bytes()
-	for what, b := range map[string][]byte{"a PEM key block": []byte("PRIVATE KEY"), "the key's DER": pkcs8, "the key's scalar": scalar, "the ticket key": ticket[:]} {
+	for what, b := range map[string][]byte{"a PEM key block": []byte("PRIVATE KEY"), "the key's DER": pkcs8, "the key's scalar": scalar, "the ticket key": ticket[:],
+		"the ECH key": []byte("ech-private-key"), "the QUIC reset key": quic.StatelessReset[1:31], "the QUIC token key": quic.Token[1:31]} {
 		if bytes.Contains(file, b) {
 			t.Errorf("the snapshot file holds %s", what)
 		}
@@ -75,6 +82,12 @@ func TestSnapshotSealed(t *testing.T) {
 	if keys := s.Keys(); len(keys) != 1 || keys[0] != ticket {
 		t.Errorf("ticket keys read back: %x", keys)
 	}
+	if !bytes.Equal(s.ECHKeys, ech) {
+		t.Errorf("ECH keys read back: %d bytes", len(s.ECHKeys))
+	}
+	if got, ok := s.QUIC(); !ok || got != *quic {
+		t.Error("QUIC keys not read back")
+	}
 	other, _ := testKeyring(t)
 	if _, err := read(other); !errors.Is(err, secrets.ErrUnknownKey) {
 		t.Errorf("read with another key: %v, want ErrUnknownKey", err)
@@ -86,7 +99,8 @@ func TestSnapshotSealed(t *testing.T) {
 	// A rotation: the ring of both keys reseals every entry with the new key.
 	_, newRaw := testKeyring(t)
 	both, _ := secrets.New(newRaw, oldRaw)
-	src = &SnapshotSource{Services: src.Services, Sum: src.Sum, Certificate: src.Certificate, TicketKeys: src.TicketKeys, Keyring: both}
+	src = &SnapshotSource{Services: src.Services, Sum: src.Sum, Certificate: src.Certificate, TicketKeys: src.TicketKeys,
+		ECHKeys: ech, QUICKeys: quic, Keyring: both}
 	if err := w.Write(); err != nil {
 		t.Fatal(err)
 	}

@@ -49,6 +49,18 @@ type Snapshot struct {
 	// Suspended are the IDs of the suspended projects: their services are
 	// routed to a 503 page.
 	Suspended []string `json:"suspended_projects,omitempty"`
+	// ECHKeys are the fleet's ECH keys as the node last had them (the
+	// store's spine/tls/ech-keys value), and QUICKeys its QUIC keys (the
+	// stateless-reset key, then the token key: 64 bytes), so that a node
+	// started from the snapshot with the store away still does ECH with
+	// the published configuration and answers as the fleet's other nodes
+	// do. In memory, and in a file written without a keyring; in the file,
+	// sealed with the node's keyring (echKeysName, quicKeysName) in
+	// SealedECHKeys and SealedQUICKeys instead.
+	ECHKeys        json.RawMessage `json:"ech_keys,omitempty"`
+	SealedECHKeys  string          `json:"sealed_ech_keys,omitempty"`
+	QUICKeys       []byte          `json:"quic_keys,omitempty"`
+	SealedQUICKeys string          `json:"sealed_quic_keys,omitempty"`
 }
 
 // TokenLookup is one API token: the SHA-256 hash of the token (as the
@@ -93,6 +105,13 @@ type SnapshotCert struct {
 // ticketKeysName is the name the snapshot's ticket keys are sealed under.
 const ticketKeysName = "snapshot/ticket-keys"
 
+// echKeysName and quicKeysName are the names the snapshot's ECH and QUIC
+// keys are sealed under.
+const (
+	echKeysName  = "snapshot/ech-keys"
+	quicKeysName = "snapshot/quic-keys"
+)
+
 // certKeyName is the name a certificate's key is sealed under in the
 // snapshot: bound to the certificate (the SHA-256 of its leaf), so that a
 // key cannot be moved to another certificate's entry.
@@ -134,6 +153,20 @@ func (s *Snapshot) open(k *secrets.Keyring) error {
 			s.TicketKeys = append(s.TicketKeys, b[:32])
 			b = b[32:]
 		}
+	}
+	if s.SealedECHKeys != "" {
+		b, err := k.Open(echKeysName, []byte(s.SealedECHKeys))
+		if err != nil {
+			return fmt.Errorf("ECH keys: %w", err)
+		}
+		s.ECHKeys, s.SealedECHKeys = b, ""
+	}
+	if s.SealedQUICKeys != "" {
+		b, err := k.Open(quicKeysName, []byte(s.SealedQUICKeys))
+		if err != nil {
+			return fmt.Errorf("QUIC keys: %w", err)
+		}
+		s.QUICKeys, s.SealedQUICKeys = b, ""
 	}
 	for i := range s.Certificates {
 		c := &s.Certificates[i]
@@ -181,6 +214,15 @@ func (s *Snapshot) Keys() [][32]byte {
 	return out
 }
 
+// QUIC returns the snapshot's QUIC keys, and false if it has none (a
+// snapshot of an older release, or of a node with HTTP/3 off).
+func (s *Snapshot) QUIC() (QUICKeys, bool) {
+	if len(s.QUICKeys) != 64 {
+		return QUICKeys{}, false
+	}
+	return QUICKeys{StatelessReset: [32]byte(s.QUICKeys[:32]), Token: [32]byte(s.QUICKeys[32:])}, true
+}
+
 // encodeSnapshot writes s as json.Marshal would, with s.Certificates
 // replaced by the encoded entries certs yields (s.Certificates is ignored),
 // one service and one certificate at a time, through a buffer, yielding
@@ -188,14 +230,19 @@ func (s *Snapshot) Keys() [][32]byte {
 // memory.
 func encodeSnapshot(dst io.Writer, s *Snapshot, certs func(yield func([]byte) error) error) error {
 	head, err := json.Marshal(struct {
-		Version          int           `json:"version"`
-		WrittenAt        time.Time     `json:"written_at"`
-		TicketKeys       [][]byte      `json:"ticket_keys,omitempty"`
-		SealedTicketKeys string        `json:"sealed_ticket_keys,omitempty"`
-		TokenHashes      []TokenLookup `json:"token_hashes,omitempty"`
-		TokensComplete   bool          `json:"tokens_complete,omitempty"`
-		Suspended        []string      `json:"suspended_projects,omitempty"`
-	}{s.Version, s.WrittenAt, s.TicketKeys, s.SealedTicketKeys, s.TokenHashes, s.TokensComplete, s.Suspended})
+		Version          int             `json:"version"`
+		WrittenAt        time.Time       `json:"written_at"`
+		TicketKeys       [][]byte        `json:"ticket_keys,omitempty"`
+		SealedTicketKeys string          `json:"sealed_ticket_keys,omitempty"`
+		TokenHashes      []TokenLookup   `json:"token_hashes,omitempty"`
+		TokensComplete   bool            `json:"tokens_complete,omitempty"`
+		Suspended        []string        `json:"suspended_projects,omitempty"`
+		ECHKeys          json.RawMessage `json:"ech_keys,omitempty"`
+		SealedECHKeys    string          `json:"sealed_ech_keys,omitempty"`
+		QUICKeys         []byte          `json:"quic_keys,omitempty"`
+		SealedQUICKeys   string          `json:"sealed_quic_keys,omitempty"`
+	}{s.Version, s.WrittenAt, s.TicketKeys, s.SealedTicketKeys, s.TokenHashes, s.TokensComplete, s.Suspended,
+		s.ECHKeys, s.SealedECHKeys, s.QUICKeys, s.SealedQUICKeys})
 	if err != nil {
 		return err
 	}

@@ -51,7 +51,12 @@ type SnapshotSource struct {
 	// Suspended are the IDs of the suspended projects (a change of them is
 	// a change of Sum).
 	Suspended []string
-	// Keyring seals the private keys and ticket keys in the file; nil:
+	// ECHKeys are the fleet's ECH keys (ECHKeys.SnapshotKeys; nil: ECH
+	// off or not read yet), and QUICKeys its QUIC keys (nil: HTTP/3 off,
+	// or keys of the node's own).
+	ECHKeys  []byte
+	QUICKeys *QUICKeys
+	// Keyring seals the private keys, ticket, ECH and QUIC keys in the file; nil:
 	// they are written in the clear (tests of other parts; a node always
 	// has one). A change of its newest key re-seals every entry.
 	Keyring *secrets.Keyring
@@ -168,6 +173,12 @@ func (w *SnapshotWriter) Write() error {
 		digest.Write(k[:])
 	}
 	digest.Write(binary.AppendUvarint(nil, src.TokensVersion))
+	digest.Write(binary.AppendUvarint(nil, uint64(len(src.ECHKeys))))
+	digest.Write(src.ECHKeys)
+	if q := src.QUICKeys; q != nil {
+		digest.Write(q.StatelessReset[:])
+		digest.Write(q.Token[:])
+	}
 	keyID := ""
 	if !src.Keyring.Empty() {
 		keyID = src.Keyring.IDs()[0]
@@ -226,6 +237,28 @@ func (w *SnapshotWriter) Write() error {
 			return err
 		}
 		head.SealedTicketKeys = string(sealed)
+	}
+	var quic []byte
+	if q := src.QUICKeys; q != nil {
+		quic = append(append(quic, q.StatelessReset[:]...), q.Token[:]...)
+	}
+	if keyID == "" {
+		head.ECHKeys, head.QUICKeys = src.ECHKeys, quic
+	} else {
+		if len(src.ECHKeys) > 0 {
+			sealed, err := src.Keyring.Seal(echKeysName, src.ECHKeys)
+			if err != nil {
+				return err
+			}
+			head.SealedECHKeys = string(sealed)
+		}
+		if quic != nil {
+			sealed, err := src.Keyring.Seal(quicKeysName, quic)
+			if err != nil {
+				return err
+			}
+			head.SealedQUICKeys = string(sealed)
+		}
 	}
 	err := platform.WriteSecretFileFrom(w.path, func(f io.Writer) error {
 		return encodeSnapshot(f, &head, func(yield func([]byte) error) error {

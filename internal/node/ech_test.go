@@ -2,17 +2,24 @@ package node
 
 import (
 	"bufio"
+	"bytes"
+	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/spine-platform/spine/internal/fleet"
 	"github.com/spine-platform/spine/internal/poll"
 )
 
@@ -21,6 +28,11 @@ import (
 func echGet(n *Node, name string, list []byte) (tls.ConnectionState, string, error) {
 	roots := x509.NewCertPool()
 	roots.AddCert(n.CA().Root())
+	return echGetWith(n, roots, name, list)
+}
+
+// echGetWith is echGet, verifying certificates against roots.
+func echGetWith(n *Node, roots *x509.CertPool, name string, list []byte) (tls.ConnectionState, string, error) {
 	c, err := tls.DialWithDialer(&net.Dialer{Timeout: 10 * time.Second}, "tcp", n.HTTPSAddr(), &tls.Config{
 		ServerName: name, RootCAs: roots, NextProtos: []string{"http/1.1"}, MinVersion: tls.VersionTLS13,
 		EncryptedClientHelloConfigList: list,
@@ -80,4 +92,87 @@ func TestECHOnTheNode(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// A node restarted from its snapshot with the store away does ECH with the
+// keys it had before the restart (a client holding the configuration
+// published then is accepted, and the same configuration is published),
+// and serves HTTP/3 with the fleet's QUIC keys, not keys of its own.
+func TestSnapshotKeepsECHAndQUICKeys(t *testing.T) {
+	dir := t.TempDir()
+	n := startNode(t, dir, "")
+	var list []byte
+	poll.Until(t, "ECH keys", waitTimeout, func() error {
+		if _, list = n.ECH(); list == nil {
+			return errors.New("no ECH configuration yet")
+		}
+		return nil
+	})
+	poll.Until(t, "the demo service over ECH", waitTimeout, func() error {
+		cs, body, err := echGet(n, "hello.localhost", list)
+		if err != nil {
+			return err
+		}
+		if !cs.ECHAccepted || !strings.Contains(body, "Hello from Spine") {
+			return fmt.Errorf("accepted %v, body %q", cs.ECHAccepted, body)
+		}
+		return nil
+	})
+	roots := x509.NewCertPool()
+	roots.AddCert(n.CA().Root())
+	if n.fleet.quic == nil {
+		t.Fatal("the node has no fleet QUIC keys")
+	}
+	quicKeys := *n.fleet.quic
+	if err := fleet.NewSnapshotWriter(dir, n.snapshotSource, n.log).Write(); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(filepath.Join(dir, fleet.SnapshotFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for what, b := range map[string][]byte{"the QUIC stateless-reset key": quicKeys.StatelessReset[:], "the QUIC token key": quicKeys.Token[:]} {
+		if bytes.Contains(raw, b) || bytes.Contains(raw, []byte(base64.StdEncoding.EncodeToString(b))) {
+			t.Errorf("the snapshot file holds %s in the clear", what)
+		}
+	}
+	if !bytes.Contains(raw, []byte(`"sealed_ech_keys"`)) || !bytes.Contains(raw, []byte(`"sealed_quic_keys"`)) || bytes.Contains(raw, []byte("private_key")) {
+		t.Error("the snapshot's ECH and QUIC keys are not sealed")
+	}
+	n.Close(context.Background())
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	m, err := Start(ctx, Config{
+		DataDir:   dir,
+		Store:     "postgres://postgres@127.0.0.1:1/test?sslmode=disable&connect_timeout=2", // nothing listens: the store is away
+		HTTPSAddr: "127.0.0.1:0",
+		HTTPAddr:  "127.0.0.1:0",
+		APIAddr:   "127.0.0.1:0",
+		Domain:    "localhost",
+		Version:   "test",
+		Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		t.Fatalf("starting the node from its snapshot: %v", err)
+	}
+	t.Cleanup(func() { m.Close(context.Background()) })
+	if !m.fleet.static {
+		t.Fatal("the node did not start from its snapshot")
+	}
+	if name, got := m.ECH(); name != "ech.localhost" || !bytes.Equal(got, list) {
+		t.Errorf("published ECH: %q, %d bytes; want the configuration from before the restart", name, len(got))
+	}
+	if m.fleet.quic == nil || *m.fleet.quic != quicKeys {
+		t.Error("the node started from its snapshot does not use the fleet's QUIC keys")
+	}
+	// The demo's upstream went with the first node: any answer will do,
+	// the handshake is what counts.
+	cs, _, err := echGetWith(m, roots, "hello.localhost", list)
+	if err != nil {
+		t.Fatalf("ECH with the configuration from before the restart: %v", err)
+	}
+	if !cs.ECHAccepted {
+		t.Error("ECH not accepted by the node started from its snapshot")
+	}
 }

@@ -38,7 +38,8 @@ type fleetState struct {
 	health    *fleet.StoreHealth
 	members   *fleet.Membership
 	tickets   *fleet.TicketKeys
-	ech       *fleet.ECHKeys // nil: ECH off (ech.go)
+	ech       *fleet.ECHKeys  // nil: ECH off (ech.go)
+	quic      *fleet.QUICKeys // the fleet's, in use; nil: HTTP/3 off or keys of the node's own (quic.go). Set before startFleet
 	snapshots *fleet.SnapshotWriter
 
 	// static is set when the node started from its snapshot (loaded)
@@ -171,7 +172,7 @@ func (n *Node) snapshotSource() *fleet.SnapshotSource {
 	if rec == nil {
 		return nil
 	}
-	return &fleet.SnapshotSource{
+	src := &fleet.SnapshotSource{
 		Services:       rec.svcs,
 		Sum:            rec.sum,
 		Certificate:    n.cachedCertificate,
@@ -180,8 +181,13 @@ func (n *Node) snapshotSource() *fleet.SnapshotSource {
 		TokensVersion:  n.fleet.reads.TokensVersion(),
 		TokensComplete: n.fleet.reads.TokensComplete(),
 		Suspended:      rec.suspended,
+		QUICKeys:       n.fleet.quic,
 		Keyring:        n.db.Keyring(),
 	}
+	if n.fleet.ech != nil {
+		src.ECHKeys = n.fleet.ech.SnapshotKeys()
+	}
+	return src
 }
 
 // recordSync records the services of a successful sync, for the snapshot and

@@ -237,9 +237,19 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 		ErrorLog:          slog.NewLogLogger(n.log.Handler(), slog.LevelWarn),
 	}
 	if e := n.fleet.ech; e != nil {
-		// ECH from the first handshake on (Run keeps the keys fresh).
+		// ECH from the first handshake on (Run keeps the keys fresh); with
+		// the store away, with the snapshot's keys until it answers.
+		if n.fleet.static {
+			if err := e.Restore(n.fleet.loaded.ECHKeys); err != nil {
+				n.log.Warn("the snapshot's ECH keys are unusable", "err", err)
+			}
+		}
 		if err := e.Refresh(ctx); err != nil {
-			n.log.Warn("ECH keys not read yet; ECH starts once they are", "err", err)
+			if e.ConfigList() != nil {
+				n.log.Warn("ECH keys not read from the store; using the snapshot's until it answers", "err", err)
+			} else {
+				n.log.Warn("ECH keys not read yet; ECH starts once they are", "err", err)
+			}
 		}
 	}
 	n.serve("https", func() error { return n.edge.ServeTLS(n.httpsLn) })

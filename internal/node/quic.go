@@ -61,11 +61,21 @@ func (n *Node) checkUDPBuffers() {
 	}
 }
 
-// quicKeys returns the fleet's QUIC keys, or nil (keys of this node's own)
-// when the store cannot give them, as when the node starts from its
-// snapshot with PostgreSQL away.
+// quicKeys returns the fleet's QUIC keys, and records them for the
+// snapshot (fleetState.quic). When the store cannot give them, as when the
+// node starts from its snapshot with PostgreSQL away, they are the
+// snapshot's (the store's as of the snapshot: they are never rotated), or
+// nil (keys of this node's own) if the snapshot has none.
 func (n *Node) quicKeys(ctx context.Context) *edge.QUICKeys {
 	k, err := fleet.LoadQUICKeys(ctx, n.db, n.fleet.id)
+	if err != nil {
+		if n.fleet.static {
+			if sk, ok := n.fleet.loaded.QUIC(); ok {
+				n.log.Warn("HTTP/3: the fleet's QUIC keys could not be read from the store; using the snapshot's", "err", err)
+				k, err = sk, nil
+			}
+		}
+	}
 	if err != nil {
 		if !errors.Is(err, context.Canceled) {
 			n.log.Warn("HTTP/3: the fleet's QUIC keys could not be read; this node uses keys of its own until it restarts "+
@@ -73,5 +83,6 @@ func (n *Node) quicKeys(ctx context.Context) *edge.QUICKeys {
 		}
 		return nil
 	}
+	n.fleet.quic = &k
 	return &edge.QUICKeys{StatelessReset: k.StatelessReset, Token: k.Token}
 }
