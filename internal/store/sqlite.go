@@ -21,8 +21,11 @@ var sqliteDialect = dialect{
 }
 
 // Every connection: wait up to 10s for another process's write lock instead of
-// failing with SQLITE_BUSY, and enforce foreign keys (off by default in SQLite).
-const sqliteCommon = "_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)"
+// failing with SQLITE_BUSY, enforce foreign keys (off by default in SQLite),
+// and zero what a write frees (secure_delete): a value replaced or deleted,
+// such as a private key stored in the clear by an older release and sealed
+// on upgrade, would otherwise stay readable in the file's free space.
+const sqliteCommon = "_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_pragma=secure_delete(1)"
 
 // openSQLite opens the file at path with one writer connection and a pool of
 // readers. WAL lets the readers run beside the writer; synchronous=FULL makes a
