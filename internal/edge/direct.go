@@ -128,6 +128,16 @@ func ishex(c byte) bool {
 	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
 }
 
+// setReadDeadline sets c's read deadline to t, unless ctx (the client's
+// request) has ended: the abort that ctx's end runs (c.abort, a deadline in
+// the past) may already have happened, and a new deadline would undo it,
+// leaving the upstream read to wait for its timeout after the client left.
+// An abort after the check still fails the read, as it comes after the set.
+func (c *directConn) setReadDeadline(ctx context.Context, t time.Time) error {
+	c.nc.SetReadDeadline(t)
+	return ctx.Err()
+}
+
 // errDirect1xx is returned when an upstream sends more informational
 // answers than a client would be sent (http.Transport allows 5).
 var errDirect1xx = errors.New("edge: upstream sent too many 1xx responses")
@@ -174,7 +184,9 @@ func (d *direct) roundTrip(c *directConn, a *attempt, r *http.Request) (*http.Re
 		return nil, err
 	}
 	if d.headerTimeout > 0 {
-		c.nc.SetReadDeadline(time.Now().Add(d.headerTimeout))
+		if err := c.setReadDeadline(r.Context(), time.Now().Add(d.headerTimeout)); err != nil {
+			return nil, err
+		}
 	}
 	// ReadResponse turns "closed before a byte" into ErrUnexpectedEOF;
 	// serve must tell it apart (staleConn).
@@ -190,7 +202,9 @@ func (d *direct) roundTrip(c *directConn, a *attempt, r *http.Request) (*http.Re
 			// A body already read whole needs no more reading: the
 			// deadline stays until the next request sets its own.
 			if d.headerTimeout > 0 && (resp.ContentLength < 0 || int64(c.br.Buffered()) < resp.ContentLength) {
-				c.nc.SetReadDeadline(time.Time{})
+				if err := c.setReadDeadline(r.Context(), time.Time{}); err != nil {
+					return nil, err // serve closes c; its body is not drained
+				}
 			}
 			return resp, nil
 		}
