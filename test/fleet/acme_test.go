@@ -217,8 +217,14 @@ func hasLogLine(nd *node, parts ...string) bool {
 // to its command line, and waits until each is ready. Every node listens
 // for HTTP on httpPort and for HTTPS on tlsPort of its own address, as a
 // CA's validation authority expects.
+//
+// ECH is off: these tests count the CA's orders and validations for their
+// own names, and the ECH public name (ech.<domain>) would be one more order
+// from the same CA. ECH in a fleet is tested by TestECHKeysSharedAndRotated
+// and the node and edge ECH tests.
 func startACMENodes(t *testing.T, dsn string, ips []string, httpPort, tlsPort int, args ...string) []*node {
 	t.Helper()
+	args = append([]string{"--ech=false"}, args...)
 	var nodes []*node
 	for i, ip := range ips {
 		nodes = append(nodes, &node{
