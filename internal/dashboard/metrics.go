@@ -23,9 +23,17 @@ type metricRow struct {
 // many hostnames has many labelled series).
 const maxMetricRows = 300
 
+// tenantLabels are the labels that name a project's objects. The operator
+// page shows the node's own series only: a tenant's hostnames, services and
+// upstreams belong on that project's pages (and in Prometheus, which an
+// operator scrapes), not on a page that is the same for every operator
+// session.
+var tenantLabels = []string{"hostname", "project", "service", "upstream"}
+
 // metrics reads the API's GET /metrics in-process and returns Spine's own
-// series (spine_*), at most maxMetricRows, or why there are none. The
-// parsing is Prometheus's (expfmt); the page only lays the samples out.
+// node-wide series (spine_*, none with a tenantLabels label), at most
+// maxMetricRows, or why there are none. The parsing is Prometheus's
+// (expfmt); the page only lays the samples out.
 func metrics(ctx context.Context, api *client.Client) ([]metricRow, string) {
 	req, err := http.NewRequestWithContext(ctx, "GET", "http://spine.invalid/metrics", nil)
 	if err != nil {
@@ -59,8 +67,13 @@ func metrics(ctx context.Context, api *client.Client) ([]metricRow, string) {
 				return rows, fmt.Sprintf("the first %d samples; GET /metrics has them all", maxMetricRows)
 			}
 			var labels []string
+			tenant := false
 			for _, l := range m.GetLabel() {
+				tenant = tenant || slices.Contains(tenantLabels, l.GetName())
 				labels = append(labels, l.GetName()+"="+l.GetValue())
+			}
+			if tenant {
+				continue
 			}
 			rows = append(rows, metricRow{Name: n, Help: f.GetHelp(), Labels: strings.Join(labels, " "), Value: sampleValue(f.GetType(), m)})
 		}
