@@ -102,7 +102,7 @@ func (n *Node) prepare(ctx context.Context) error {
 	}
 	// The key file first: nothing may be written unsealed, or sealed with
 	// a key the fleet does not share.
-	if err := n.ensureKeyring(ctx); err != nil {
+	if err := n.keys.Ensure(ctx); err != nil {
 		return err
 	}
 	tokenFile := filepath.Join(n.cfg.DataDir, "admin.token")

@@ -44,6 +44,7 @@ import (
 	"github.com/spine-platform/spine/internal/fleet"
 	"github.com/spine-platform/spine/internal/metrics"
 	"github.com/spine-platform/spine/internal/platform"
+	"github.com/spine-platform/spine/internal/secrets/keyfile"
 	"github.com/spine-platform/spine/internal/serving"
 	"github.com/spine-platform/spine/internal/store"
 	"github.com/spine-platform/spine/internal/webhooks"
@@ -74,7 +75,7 @@ type Node struct {
 	metricsLn              net.Listener // nil unless Config.Metrics is an address
 	metricsSrv             *http.Server
 
-	keySum [32]byte // SHA-256 of the secret key file as last taken up; under watchKeyFile after start
+	keys *keyfile.Watcher // the secret key file, kept in step with the store's keyring
 
 	synced  atomic.Bool // the first snapshot has been applied
 	syncMu  sync.Mutex  // serialises sync
@@ -107,11 +108,10 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 		return nil, fmt.Errorf("securing data folder %s: %w", cfg.DataDir, err)
 	}
 
-	keys, keySum, err := n.readKeyFile() // nil if missing: ensureKeyring decides
+	keys, keySum, err := keyfile.Read(cfg.SecretKeyFile) // nil if missing: the watcher's Ensure decides
 	if err != nil {
 		return nil, err
 	}
-	n.keySum = keySum
 	n.db, err = n.openStore(ctx, keys) // or, with PostgreSQL down, start from the snapshot
 	if err != nil {
 		return nil, err
@@ -119,6 +119,8 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	if keys != nil {
 		n.db.SetKeyring(keys)
 	}
+	n.keys = keyfile.NewWatcher(keyfile.Config{Path: cfg.SecretKeyFile, Store: n.db, NodeID: n.fleet.id, Sum: keySum,
+		Prepared: n.fleet.prepared.Load, Changed: func() { n.fleet.snapshots.Due() }, Logger: n.log})
 	n.db.SetDefaultQuota(cfg.Quota)
 	n.fleet.reads = api.NewStaleReads(n.db)
 	if err := n.listen(); err != nil {
@@ -193,7 +195,7 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	if err := n.startACME(runCtx); err != nil { // before anything captures n
 		return nil, err
 	}
-	n.wg.Go(func() { n.watchKeyFile(runCtx) })
+	n.wg.Go(func() { n.keys.Run(runCtx) })
 	n.hub = events.NewHub(events.HubConfig{Store: n.db, Logger: n.log})
 	n.wg.Go(func() { n.hub.Run(runCtx) })
 	n.wg.Go(func() { events.Maintain(runCtx, events.MaintainConfig{Store: n.db, Logger: n.log}) })

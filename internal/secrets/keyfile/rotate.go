@@ -1,7 +1,7 @@
 // `spine secrets rotate`: the store's secrets resealed under a new key
 // while the fleet keeps serving.
 
-package node
+package keyfile
 
 import (
 	"bytes"
@@ -21,11 +21,12 @@ import (
 	"github.com/spine-platform/spine/internal/store"
 )
 
-// RotateConfig is what RotateSecrets needs.
+// RotateConfig is what Rotate needs.
 type RotateConfig struct {
-	// Config names the store (Store, DataDir) and the secret key file the
-	// nodes read (SecretKeyFile), as `spine serve` would.
-	Config Config
+	// Store is the store's DSN (store.Open), as the nodes open it.
+	Store string
+	// KeyFile is the secret key file the nodes read (--secret-key-file).
+	KeyFile string
 	// NewKeyFile holds the new key (its first); made (0600) if missing.
 	NewKeyFile string
 	// Wait bounds each wait for the connected nodes to take up the key
@@ -35,11 +36,11 @@ type RotateConfig struct {
 	Progress func(string)
 }
 
-// pollEvery is how often RotateSecrets reads the nodes' key IDs while it
+// pollEvery is how often Rotate reads the nodes' key IDs while it
 // waits for them.
 const pollEvery = time.Second
 
-// RotateSecrets reseals every secret of the store under the new key while
+// Rotate reseals every secret of the store under the new key while
 // the nodes keep serving. The nodes read their key file again every 10 s;
 // each step waits until every connected node reports the keys it asks for:
 //
@@ -52,13 +53,9 @@ const pollEvery = time.Second
 // key within seconds, after which the operator may delete them. The key
 // file is rewritten with every key it held, so a rotation stopped half way
 // is resumed by running it again. Nodes whose key file is another copy
-// (another host) need it copied at steps 1 and 2; RotateSecrets says so
+// (another host) need it copied at steps 1 and 2; Rotate says so
 // and waits.
-func RotateSecrets(ctx context.Context, rc RotateConfig) error {
-	if err := rc.Config.Validate(); err != nil {
-		return err
-	}
-	cfg := rc.Config.withDefaults()
+func Rotate(ctx context.Context, rc RotateConfig) error {
 	if rc.Wait <= 0 {
 		rc.Wait = 5 * time.Minute
 	}
@@ -67,7 +64,7 @@ func RotateSecrets(ctx context.Context, rc RotateConfig) error {
 			rc.Progress(fmt.Sprintf(format, args...))
 		}
 	}
-	_, oldRaw, err := secrets.ReadFile(cfg.SecretKeyFile)
+	_, oldRaw, err := secrets.ReadFile(rc.KeyFile)
 	if err != nil {
 		return err
 	}
@@ -96,7 +93,7 @@ func RotateSecrets(ctx context.Context, rc RotateConfig) error {
 			others = append(others, r)
 		}
 	}
-	db, err := store.Open(ctx, cfg.Store)
+	db, err := store.Open(ctx, rc.Store)
 	if err != nil {
 		return fmt.Errorf("opening the store: %w", err)
 	}
@@ -109,14 +106,14 @@ func RotateSecrets(ctx context.Context, rc RotateConfig) error {
 	if err := db.CheckKeyring(ctx); err != nil {
 		var unknown *secrets.UnknownKeyError
 		if errors.As(err, &unknown) {
-			return &secrets.FileError{Path: cfg.SecretKeyFile, Err: fmt.Errorf("it does not hold key %s, which sealed this store's secrets", unknown.ID),
+			return &secrets.FileError{Path: rc.KeyFile, Err: fmt.Errorf("it does not hold key %s, which sealed this store's secrets", unknown.ID),
 				Do: "give the secret key file the nodes use with --secret-key-file"}
 		}
 		return err
 	}
 	write := func(keys ...[]byte) error {
-		if err := platform.WriteSecretFile(cfg.SecretKeyFile, secrets.FileContent(keys...)); err != nil {
-			return &secrets.FileError{Path: cfg.SecretKeyFile, Err: err, Do: "make it writable by the user running this command"}
+		if err := platform.WriteSecretFile(rc.KeyFile, secrets.FileContent(keys...)); err != nil {
+			return &secrets.FileError{Path: rc.KeyFile, Err: err, Do: "make it writable by the user running this command"}
 		}
 		return nil
 	}
@@ -125,7 +122,7 @@ func RotateSecrets(ctx context.Context, rc RotateConfig) error {
 		if err := write(append(slices.Clone(others), newKey)...); err != nil {
 			return err
 		}
-		say("step 1/3: %s now holds the new key %s after the keys in use; copy it to every node that reads another copy", cfg.SecretKeyFile, newID)
+		say("step 1/3: %s now holds the new key %s after the keys in use; copy it to every node that reads another copy", rc.KeyFile, newID)
 		if err := waitNodes(ctx, db, rc.Wait, say, newID, false); err != nil {
 			return err
 		}
@@ -134,7 +131,7 @@ func RotateSecrets(ctx context.Context, rc RotateConfig) error {
 	if err := write(append([][]byte{newKey}, others...)...); err != nil {
 		return err
 	}
-	say("step 2/3: %s now holds the new key %s first; copy it to every node that reads another copy", cfg.SecretKeyFile, newID)
+	say("step 2/3: %s now holds the new key %s first; copy it to every node that reads another copy", rc.KeyFile, newID)
 	if err := waitNodes(ctx, db, rc.Wait, say, newID, true); err != nil {
 		return err
 	}
@@ -173,7 +170,7 @@ func RotateSecrets(ctx context.Context, rc RotateConfig) error {
 	}
 	if len(oldIDs) > 0 {
 		say("done: every secret of the store is sealed with key %s. Each node reseals its snapshot within seconds; after that you may delete the old keys (%s) from every copy of %s, and should replace your backup of it",
-			newID, strings.Join(oldIDs, ", "), cfg.SecretKeyFile)
+			newID, strings.Join(oldIDs, ", "), rc.KeyFile)
 	} else {
 		say("done: every secret of the store is sealed with key %s", newID)
 	}
