@@ -22,6 +22,10 @@
 // issuer that gets its CA once the store answers and stops an issuance
 // whose lease is lost.
 //
+// Uploaded (uploaded.go) serves the certificates projects uploaded for
+// their hostnames instead of managed ones, and a removed one until the
+// Manager has a valid certificate for the name.
+//
 // Suspended (suspended.go) serves a suspended project's hostnames the
 // certificate they last had, read from storage, since the Manager no
 // longer manages (or renews) them.

@@ -15,7 +15,7 @@ import (
 func (n *Node) getCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
 	host := hostname.Clean(hello.ServerName)
 	if !isALPNChallenge(hello) {
-		if cert := n.fleet.uploaded.certificate(host, func() (*tls.Certificate, error) { return n.certs.CertificateNow(hello) }); cert != nil {
+		if cert := n.fleet.uploaded.Certificate(host, func() (*tls.Certificate, error) { return n.certs.CertificateNow(hello) }); cert != nil {
 			return cert, nil
 		}
 	}
@@ -34,7 +34,7 @@ func isALPNChallenge(hello *tls.ClientHelloInfo) bool {
 // source): an uploaded one, the manager's or the snapshot's, else a
 // suspended name's.
 func (n *Node) cachedCertificate(host string) *tls.Certificate {
-	if cert := n.fleet.uploaded.cached(host); cert != nil {
+	if cert := n.fleet.uploaded.Cached(host); cert != nil {
 		return cert
 	}
 	if cert := n.fleet.certs.Cached(host); cert != nil {

@@ -56,7 +56,7 @@ type fleetState struct {
 
 	reads     *api.StaleReads  // the platform's store: API reads answered while the store is away
 	suspended *certs.Suspended // certificates of suspended projects' hostnames
-	uploaded  uploadedCerts    // certificates projects uploaded (uploaded.go)
+	uploaded  certs.Uploaded   // certificates projects uploaded
 }
 
 // syncRecord is what a successful sync read: the services it serves and

@@ -49,8 +49,8 @@ func (n *Node) certificateMetrics() []metrics.Certificate {
 		}
 		for _, h := range svc.Hostnames {
 			// An uploaded certificate is served instead of the managed
-			// one (uploaded.go): its validity is the one that matters.
-			if c := n.fleet.uploaded.cached(h); c != nil && c.Leaf != nil {
+			// one (certs.Uploaded): its validity is the one that matters.
+			if c := n.fleet.uploaded.Cached(h); c != nil && c.Leaf != nil {
 				out = append(out, metrics.Certificate{
 					Hostname: h, Project: svc.ProjectID, Service: svc.Name, Issuer: issuerCN(c.Leaf),
 					NotBefore: c.Leaf.NotBefore, NotAfter: c.Leaf.NotAfter,

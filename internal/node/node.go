@@ -384,7 +384,7 @@ func (n *Node) sync(ctx context.Context) error {
 	suspended := serving.SuspendedProjects(projects)
 	st := serving.Compute(svcs, ds, n.wildcard, n.log)
 	st.Sum = serving.WithSuspended(st.Sum, suspended)
-	st.Sum = n.fleet.uploaded.sum(st.Sum, uploads)
+	st.Sum = serving.WithUploaded(st.Sum, uploads)
 	// A resync, or the notice a fresh LISTEN connection sends, usually
 	// finds what was applied last: then the edge, the certificate manager
 	// and the snapshot are left alone (rebuilding them for 10k services
@@ -400,7 +400,7 @@ func (n *Node) sync(ctx context.Context) error {
 	n.fleet.suspended.Set(serving.SuspendedHosts(routes))
 	// An uploaded certificate's hostname is not managed: nothing is
 	// issued or renewed for it while the upload is there.
-	hosts = n.fleet.uploaded.apply(routes, hosts, uploads, n.log)
+	hosts = n.fleet.uploaded.Apply(serving.Owners(routes), hosts, uploads, n.log)
 	if name := n.cfg.echPublicName(); name != "" {
 		hosts = append(hosts, name) // its own certificate, for clients retrying ECH
 	}

@@ -1,25 +1,23 @@
 // Uploaded certificates: a project's own certificate for one of its
 // hostnames, served instead of the managed one.
 
-package node
+package certs
 
 import (
-	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/binary"
-	"io"
 	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/spine-platform/spine/internal/edge"
 	"github.com/spine-platform/spine/internal/store"
 )
 
-// uploadedCerts serves the certificates projects uploaded (store
-// uploaded_certs, read by every sync).
+// Uploaded serves the certificates projects uploaded (store
+// uploaded_certs, read by every sync); its zero value is ready. A hostname
+// it serves is not handed to the Manager: nothing is issued or renewed
+// for it while the upload is there.
 //
 // served holds, per hostname routed to the project that uploaded its
 // certificate, that certificate parsed; it is swapped whole by each sync
@@ -36,44 +34,23 @@ import (
 // (or uploaded again); so it is bounded by the routed hostnames. It lives
 // in this node's memory only: a node restarted during the switch waits for
 // the managed certificate as for any new name.
-type uploadedCerts struct {
+//
+// Apply is called by one goroutine at a time (the node's sync); Certificate
+// and Cached are safe for concurrent use with it and with each other.
+type Uploaded struct {
 	served atomic.Pointer[map[string]*tls.Certificate]
-	parsed map[string]*tls.Certificate // by leaf SHA-256 and hostname; under Node.syncMu
+	parsed map[string]*tls.Certificate // by leaf SHA-256 and hostname; Apply's only
 
 	mu       sync.Mutex
 	retiring map[string]*tls.Certificate
 }
 
-// sum folds the uploaded certificates into a sync's fingerprint, so that
-// an upload or a removal alone is applied.
-func (u *uploadedCerts) sum(sum [sha256.Size]byte, ups []store.UploadedCert) [sha256.Size]byte {
-	if len(ups) == 0 {
-		return sum
-	}
-	h := sha256.New()
-	h.Write(sum[:])
-	var buf []byte
-	for _, c := range ups {
-		for _, s := range []string{c.Hostname, c.ProjectID, c.SHA256} {
-			buf = binary.AppendUvarint(buf[:0], uint64(len(s)))
-			h.Write(buf)
-			io.WriteString(h, s)
-		}
-	}
-	var out [sha256.Size]byte
-	h.Sum(out[:0])
-	return out
-}
-
-// apply makes the uploads whose hostname is routed to their own project
-// the served ones, moves those no longer served but still routed to
-// retiring, and returns hosts without the served ones: the names the
-// certificate manager is to manage.
-func (u *uploadedCerts) apply(routes []edge.Route, hosts []string, ups []store.UploadedCert, log *slog.Logger) []string {
-	owner := make(map[string]string, len(routes))
-	for _, r := range routes {
-		owner[r.Host] = r.Project
-	}
+// Apply makes the uploads whose hostname is routed to their own project
+// (owner: routed hostname to project ID, serving.Owners) the served ones,
+// moves those no longer served but still routed to retiring, and returns
+// hosts without the served ones: the names the certificate manager is to
+// manage.
+func (u *Uploaded) Apply(owner map[string]string, hosts []string, ups []store.UploadedCert, log *slog.Logger) []string {
 	served := make(map[string]*tls.Certificate, len(ups))
 	parsed := make(map[string]*tls.Certificate, len(ups))
 	for _, c := range ups {
@@ -128,10 +105,10 @@ func (u *uploadedCerts) apply(routes []edge.Route, hosts []string, ups []store.U
 	return managed
 }
 
-// certificate returns the uploaded certificate to serve for host, or nil.
+// Certificate returns the uploaded certificate to serve for host, or nil.
 // managed is the certificate manager's answer without waiting; a retiring
 // upload is served until it has a valid one.
-func (u *uploadedCerts) certificate(host string, managed func() (*tls.Certificate, error)) *tls.Certificate {
+func (u *Uploaded) Certificate(host string, managed func() (*tls.Certificate, error)) *tls.Certificate {
 	if m := u.served.Load(); m != nil {
 		if cert := (*m)[host]; cert != nil {
 			return cert
@@ -155,8 +132,9 @@ func (u *uploadedCerts) certificate(host string, managed func() (*tls.Certificat
 	return cert
 }
 
-// cached is the certificate in memory for host, for the node's snapshot.
-func (u *uploadedCerts) cached(host string) *tls.Certificate {
+// Cached is the uploaded certificate served for host, or nil, without
+// looking at retiring ones (for the snapshot and the metrics).
+func (u *Uploaded) Cached(host string) *tls.Certificate {
 	if m := u.served.Load(); m != nil {
 		return (*m)[host]
 	}
@@ -164,7 +142,7 @@ func (u *uploadedCerts) cached(host string) *tls.Certificate {
 }
 
 // drop forgets host's retiring certificate if it is still cert.
-func (u *uploadedCerts) drop(host string, cert *tls.Certificate) {
+func (u *Uploaded) drop(host string, cert *tls.Certificate) {
 	u.mu.Lock()
 	if u.retiring[host] == cert {
 		delete(u.retiring, host)

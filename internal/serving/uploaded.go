@@ -1,0 +1,42 @@
+package serving
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"io"
+
+	"github.com/spine-platform/spine/internal/edge"
+	"github.com/spine-platform/spine/internal/store"
+)
+
+// WithUploaded folds the uploaded certificates (hostname, project, leaf
+// SHA-256) into a read's fingerprint, so that an upload or a removal alone
+// is applied. Without uploads the fingerprint is unchanged.
+func WithUploaded(sum [sha256.Size]byte, ups []store.UploadedCert) [sha256.Size]byte {
+	if len(ups) == 0 {
+		return sum
+	}
+	h := sha256.New()
+	h.Write(sum[:])
+	var buf []byte
+	for _, c := range ups {
+		for _, s := range []string{c.Hostname, c.ProjectID, c.SHA256} {
+			buf = binary.AppendUvarint(buf[:0], uint64(len(s)))
+			h.Write(buf)
+			io.WriteString(h, s)
+		}
+	}
+	var out [sha256.Size]byte
+	h.Sum(out[:0])
+	return out
+}
+
+// Owners maps each routed hostname to the ID of the project it is routed
+// to: whose uploaded certificate may be served for it.
+func Owners(routes []edge.Route) map[string]string {
+	owner := make(map[string]string, len(routes))
+	for _, r := range routes {
+		owner[r.Host] = r.Project
+	}
+	return owner
+}

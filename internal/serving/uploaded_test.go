@@ -1,0 +1,33 @@
+package serving
+
+import (
+	"crypto/sha256"
+	"testing"
+
+	"github.com/spine-platform/spine/internal/store"
+)
+
+// TestWithUploaded: an upload, a removal, or a changed hostname, project
+// or leaf changes the fingerprint; no uploads leave it as it was.
+func TestWithUploaded(t *testing.T) {
+	base := sha256.Sum256([]byte("services"))
+	if WithUploaded(base, nil) != base {
+		t.Fatal("no uploads changed the fingerprint")
+	}
+	up := store.UploadedCert{Hostname: "a.example", ProjectID: "p1", SHA256: "aa"}
+	seen := map[[sha256.Size]byte]string{base: "none"}
+	for name, ups := range map[string][]store.UploadedCert{
+		"one":          {up},
+		"hostname":     {{Hostname: "b.example", ProjectID: "p1", SHA256: "aa"}},
+		"project":      {{Hostname: "a.example", ProjectID: "p2", SHA256: "aa"}},
+		"leaf":         {{Hostname: "a.example", ProjectID: "p1", SHA256: "bb"}},
+		"two":          {up, {Hostname: "b.example", ProjectID: "p1", SHA256: "aa"}},
+		"split fields": {{Hostname: "a.examplep", ProjectID: "1", SHA256: "aa"}},
+	} {
+		sum := WithUploaded(base, ups)
+		if other, dup := seen[sum]; dup {
+			t.Errorf("uploads %q and %q have the same fingerprint", name, other)
+		}
+		seen[sum] = name
+	}
+}
