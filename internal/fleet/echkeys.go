@@ -9,7 +9,6 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -17,8 +16,6 @@ import (
 	"time"
 
 	"golang.org/x/crypto/cryptobyte"
-
-	"github.com/spine-platform/spine/internal/store"
 )
 
 const (
@@ -42,8 +39,7 @@ const (
 // private keys are secrets: they never reach a log line or the API; the
 // configurations are public (DNS publishes them).
 type ECHKeys struct {
-	store      TicketStore
-	owner      string
+	shared     sharedKeys[echKeyRing]
 	publicName string
 	apply      func(keys []tls.EncryptedClientHelloKey) error
 	log        *slog.Logger
@@ -63,7 +59,18 @@ type ECHKeys struct {
 // rotation lock; apply hands the keys, newest first, to the edge
 // (edge.Server.SetECHKeys).
 func NewECHKeys(st TicketStore, owner, publicName string, apply func([]tls.EncryptedClientHelloKey) error, log *slog.Logger) *ECHKeys {
-	return &ECHKeys{store: st, owner: owner, publicName: publicName, apply: apply, log: log, now: time.Now}
+	e := &ECHKeys{publicName: publicName, apply: apply, log: log, now: time.Now}
+	e.shared = sharedKeys[echKeyRing]{
+		store: st, owner: owner, key: echKeysKey, lock: echRotateLock, what: "ECH keys",
+		now: func() time.Time { return e.now() },
+		rotated: func(r echKeyRing, now time.Time) (echKeyRing, bool, error) {
+			return r.rotated(now, publicName)
+		},
+		logRotated: func(next echKeyRing) {
+			log.Info("rotated the fleet's ECH keys", "public_name", publicName, "keys", len(next.Keys))
+		},
+	}
+	return e
 }
 
 // PublicName is the public name of the configurations.
@@ -82,22 +89,12 @@ func (e *ECHKeys) ConfigList() []byte {
 // Run reads the keys every minute (every second until it has them),
 // rotates them when due and applies them, until ctx ends.
 func (e *ECHKeys) Run(ctx context.Context) {
-	for {
-		if err := e.Refresh(ctx); err != nil && ctx.Err() == nil && !errors.Is(err, store.ErrUnavailable) {
-			e.log.Warn("ECH keys", "err", err)
-		}
-		wait := echCheck
+	runEvery(ctx, e.log, "ECH keys", e.Refresh, func() time.Duration {
 		if !e.stored.Load() {
-			wait = time.Second
+			return time.Second
 		}
-		timer := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			timer.Stop()
-			return
-		case <-timer.C:
-		}
-	}
+		return echCheck
+	})
 }
 
 // echKey is one shared ECH key.
@@ -204,27 +201,9 @@ func configList(configs ...[]byte) []byte {
 
 // Refresh rotates the stored keys if due and applies them.
 func (e *ECHKeys) Refresh(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-	defer cancel()
-	ring, err := e.read(ctx)
+	ring, err := e.shared.refresh(ctx)
 	if err != nil {
 		return err
-	}
-	if _, due, _ := ring.rotated(e.now(), e.publicName); due {
-		ok, err := e.store.TryLock(ctx, echRotateLock, e.owner, 30*time.Second)
-		if err != nil {
-			return fmt.Errorf("fleet: locking ECH keys: %w", err)
-		}
-		if ok {
-			err := e.rotate(ctx)
-			e.store.Unlock(context.WithoutCancel(ctx), echRotateLock, e.owner)
-			if err != nil {
-				return err
-			}
-		}
-		if ring, err = e.read(ctx); err != nil {
-			return err
-		}
 	}
 	if len(ring.Keys) == 0 {
 		return nil // another node is rotating; next time
@@ -271,39 +250,4 @@ func (e *ECHKeys) Restore(b []byte) error {
 		return nil // read from the store meanwhile
 	}
 	return e.apply(ring.tlsKeys())
-}
-
-func (e *ECHKeys) rotate(ctx context.Context) error {
-	ring, err := e.read(ctx)
-	if err != nil {
-		return err
-	}
-	next, changed, err := ring.rotated(e.now(), e.publicName)
-	if err != nil || !changed {
-		return err
-	}
-	b, err := json.Marshal(next)
-	if err != nil {
-		return err
-	}
-	if err := e.store.PutKey(ctx, echKeysKey, b); err != nil {
-		return fmt.Errorf("fleet: storing ECH keys: %w", err)
-	}
-	e.log.Info("rotated the fleet's ECH keys", "public_name", e.publicName, "keys", len(next.Keys))
-	return nil
-}
-
-func (e *ECHKeys) read(ctx context.Context) (echKeyRing, error) {
-	var ring echKeyRing
-	b, err := e.store.GetKey(ctx, echKeysKey)
-	if errors.Is(err, store.ErrNotFound) {
-		return ring, nil
-	}
-	if err != nil {
-		return ring, fmt.Errorf("fleet: reading ECH keys: %w", err)
-	}
-	if err := json.Unmarshal(b, &ring); err != nil {
-		return ring, fmt.Errorf("fleet: decoding ECH keys: %w", err) // the value, never shown
-	}
-	return ring, nil
 }

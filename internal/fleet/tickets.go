@@ -6,14 +6,9 @@ package fleet
 import (
 	"context"
 	"crypto/rand"
-	"encoding/json"
-	"errors"
-	"fmt"
 	"log/slog"
 	"sync/atomic"
 	"time"
-
-	"github.com/spine-platform/spine/internal/store"
 )
 
 const (
@@ -40,10 +35,9 @@ type TicketStore interface {
 // in the store, and rotates them when due (one node at a time, under a
 // lease lock). Keys are secrets: they never reach a log line or the API.
 type TicketKeys struct {
-	store TicketStore
-	owner string
-	apply func(keys [][32]byte) error
-	log   *slog.Logger
+	shared sharedKeys[ticketKeyRing]
+	apply  func(keys [][32]byte) error
+	log    *slog.Logger
 	// ring is the keys as last read from the store, read every minute: a
 	// rotation another node made is used here at most a minute later, and
 	// every key of the ring decrypts on every node meanwhile.
@@ -54,7 +48,13 @@ type TicketKeys struct {
 // as the holder of the rotation lock; apply hands the keys, newest first,
 // to the edge (edge.Server.SetSessionTicketKeys).
 func NewTicketKeys(st TicketStore, owner string, apply func(keys [][32]byte) error, log *slog.Logger) *TicketKeys {
-	return &TicketKeys{store: st, owner: owner, apply: apply, log: log}
+	return &TicketKeys{apply: apply, log: log, shared: sharedKeys[ticketKeyRing]{
+		store: st, owner: owner, key: ticketKeysKey, lock: ticketRotateLock, what: "ticket keys", now: time.Now,
+		rotated: ticketKeyRing.rotated,
+		logRotated: func(next ticketKeyRing) {
+			log.Info("rotated the fleet's session ticket keys", "keys", len(next.Keys))
+		},
+	}}
 }
 
 // Keys returns the keys as last read from the store, newest first.
@@ -63,22 +63,12 @@ func (t *TicketKeys) Keys() [][32]byte { return t.ring.Load().keys() }
 // Run reads the keys every minute (every second until it has them),
 // rotates them when due and applies them, until ctx ends.
 func (t *TicketKeys) Run(ctx context.Context) {
-	for {
-		if err := t.refresh(ctx); err != nil && ctx.Err() == nil && !errors.Is(err, store.ErrUnavailable) {
-			t.log.Warn("session ticket keys", "err", err)
-		}
-		wait := ticketCheck
+	runEvery(ctx, t.log, "session ticket keys", t.refresh, func() time.Duration {
 		if t.ring.Load() == nil {
-			wait = time.Second // not shared yet (another node is creating them, or the store is away)
+			return time.Second // not shared yet (another node is creating them, or the store is away)
 		}
-		timer := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			timer.Stop()
-			return
-		case <-timer.C:
-		}
-	}
+		return ticketCheck
+	})
 }
 
 // ticketKey is one shared session-ticket key.
@@ -132,28 +122,9 @@ func (r ticketKeyRing) rotated(now time.Time) (ticketKeyRing, bool, error) {
 
 // refresh rotates the stored keys if due and applies them.
 func (t *TicketKeys) refresh(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-	defer cancel()
-	ring, err := t.read(ctx)
+	ring, err := t.shared.refresh(ctx)
 	if err != nil {
 		return err
-	}
-	if _, due, _ := ring.rotated(time.Now()); due {
-		ok, err := t.store.TryLock(ctx, ticketRotateLock, t.owner, 30*time.Second)
-		if err != nil {
-			return fmt.Errorf("fleet: locking ticket keys: %w", err)
-		}
-		if ok {
-			err := t.rotate(ctx)
-			t.store.Unlock(context.WithoutCancel(ctx), ticketRotateLock, t.owner)
-			if err != nil {
-				return err
-			}
-		}
-		// Whoever rotated, read what the store holds now.
-		if ring, err = t.read(ctx); err != nil {
-			return err
-		}
 	}
 	keys := ring.keys()
 	if len(keys) == 0 {
@@ -161,40 +132,4 @@ func (t *TicketKeys) refresh(ctx context.Context) error {
 	}
 	t.ring.Store(&ring)
 	return t.apply(keys)
-}
-
-func (t *TicketKeys) rotate(ctx context.Context) error {
-	// Read again under the lock: another node may have rotated meanwhile.
-	ring, err := t.read(ctx)
-	if err != nil {
-		return err
-	}
-	next, changed, err := ring.rotated(time.Now())
-	if err != nil || !changed {
-		return err
-	}
-	b, err := json.Marshal(next)
-	if err != nil {
-		return err
-	}
-	if err := t.store.PutKey(ctx, ticketKeysKey, b); err != nil {
-		return fmt.Errorf("fleet: storing ticket keys: %w", err)
-	}
-	t.log.Info("rotated the fleet's session ticket keys", "keys", len(next.Keys))
-	return nil
-}
-
-func (t *TicketKeys) read(ctx context.Context) (ticketKeyRing, error) {
-	var ring ticketKeyRing
-	b, err := t.store.GetKey(ctx, ticketKeysKey)
-	if errors.Is(err, store.ErrNotFound) {
-		return ring, nil
-	}
-	if err != nil {
-		return ring, fmt.Errorf("fleet: reading ticket keys: %w", err)
-	}
-	if err := json.Unmarshal(b, &ring); err != nil {
-		return ring, fmt.Errorf("fleet: decoding ticket keys: %w", err) // the value, never shown
-	}
-	return ring, nil
 }
