@@ -8,8 +8,6 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/spine-platform/spine/internal/secrets"
@@ -55,10 +53,7 @@ func TestSnapshotSealed(t *testing.T) {
 	if err := w.Write(); err != nil {
 		t.Fatal(err)
 	}
-	file, err := os.ReadFile(filepath.Join(dir, SnapshotFile))
-	if err != nil {
-		t.Fatal(err)
-	}
+	file := snapshotBytes(t, dir)
 	pkcs8, _ := x509.MarshalPKCS8PrivateKey(cert.PrivateKey)
 	scalar := cert.PrivateKey.(*ecdsa.PrivateKey).D.Bytes()
 	for what, b := range map[string][]byte{"a PEM key block": []byte("PRIVATE KEY"), "the key's DER": pkcs8, "the key's scalar": scalar, "the ticket key": ticket[:],

@@ -4,31 +4,40 @@
 package fleet
 
 import (
-	"bufio"
 	"crypto/sha256"
 	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"fmt"
-	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"time"
 
-	"github.com/spine-platform/spine/internal/sched"
 	"github.com/spine-platform/spine/internal/secrets"
 	"github.com/spine-platform/spine/internal/store"
 )
 
-// SnapshotFile is the name of the snapshot in the data folder. It holds
-// private keys: it is written 0600, through a rename.
-const SnapshotFile = "snapshot.json"
+// SnapshotDir is the folder of the snapshot in the data folder (0700): a
+// manifest naming the parts it is made of, written last (snapshotfolder.go).
+// SnapshotFile is the single file of the snapshot of older releases: read
+// when the folder has no manifest, removed by the first write of the folder.
+// Both hold private keys, sealed with the node's keyring; every file is
+// written 0600, through a rename.
+const (
+	SnapshotDir  = "snapshot"
+	SnapshotFile = "snapshot.json"
+)
 
+// snapshotVersion is the version of SnapshotFile; the folder's manifest
+// has its own (folderVersion).
 const snapshotVersion = 1
 
-// Snapshot is the content of SnapshotFile.
+// Snapshot is what a node serves from while the store is away: the content
+// of SnapshotDir (or of an older release's SnapshotFile).
 type Snapshot struct {
 	Version      int             `json:"version"`
 	WrittenAt    time.Time       `json:"written_at"`
@@ -120,11 +129,28 @@ func certKeyName(leaf []byte) string {
 	return "snapshot/cert/" + hex.EncodeToString(sum[:])
 }
 
-// ReadSnapshot reads dir's SnapshotFile and opens its sealed keys with k
-// (nil: a snapshot written without a keyring). A snapshot that k cannot
-// open is an error that names the key it was sealed with.
+// ReadSnapshot reads dir's snapshot, SnapshotDir (or, when that has no
+// manifest, the SnapshotFile of an older release), and opens its sealed
+// keys with k (nil: a snapshot written without a keyring). A snapshot that
+// k cannot open is an error that names the key it was sealed with; without
+// either, the error satisfies errors.Is(err, fs.ErrNotExist).
 func ReadSnapshot(dir string, k *secrets.Keyring) (*Snapshot, error) {
-	b, err := os.ReadFile(filepath.Join(dir, SnapshotFile))
+	s, err := readFolder(filepath.Join(dir, SnapshotDir))
+	if errors.Is(err, fs.ErrNotExist) {
+		s, err = readFile(filepath.Join(dir, SnapshotFile))
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := s.open(k); err != nil {
+		return nil, fmt.Errorf("fleet: reading the snapshot: %w", err)
+	}
+	return s, nil
+}
+
+// readFile reads the SnapshotFile of an older release, its keys sealed.
+func readFile(path string) (*Snapshot, error) {
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
@@ -134,9 +160,6 @@ func ReadSnapshot(dir string, k *secrets.Keyring) (*Snapshot, error) {
 	}
 	if s.Version != snapshotVersion {
 		return nil, fmt.Errorf("fleet: %s has version %d; this program reads %d", SnapshotFile, s.Version, snapshotVersion)
-	}
-	if err := s.open(k); err != nil {
-		return nil, fmt.Errorf("fleet: reading %s: %w", SnapshotFile, err)
 	}
 	return &s, nil
 }
@@ -221,60 +244,4 @@ func (s *Snapshot) QUIC() (QUICKeys, bool) {
 		return QUICKeys{}, false
 	}
 	return QUICKeys{StatelessReset: [32]byte(s.QUICKeys[:32]), Token: [32]byte(s.QUICKeys[32:])}, true
-}
-
-// encodeSnapshot writes s as json.Marshal would, with s.Certificates
-// replaced by the encoded entries certs yields (s.Certificates is ignored),
-// one service and one certificate at a time, through a buffer, yielding
-// the processor between them (sched.Yielder): the file is never whole in
-// memory.
-func encodeSnapshot(dst io.Writer, s *Snapshot, certs func(yield func([]byte) error) error) error {
-	head, err := json.Marshal(struct {
-		Version          int             `json:"version"`
-		WrittenAt        time.Time       `json:"written_at"`
-		TicketKeys       [][]byte        `json:"ticket_keys,omitempty"`
-		SealedTicketKeys string          `json:"sealed_ticket_keys,omitempty"`
-		TokenHashes      []TokenLookup   `json:"token_hashes,omitempty"`
-		TokensComplete   bool            `json:"tokens_complete,omitempty"`
-		Suspended        []string        `json:"suspended_projects,omitempty"`
-		ECHKeys          json.RawMessage `json:"ech_keys,omitempty"`
-		SealedECHKeys    string          `json:"sealed_ech_keys,omitempty"`
-		QUICKeys         []byte          `json:"quic_keys,omitempty"`
-		SealedQUICKeys   string          `json:"sealed_quic_keys,omitempty"`
-	}{s.Version, s.WrittenAt, s.TicketKeys, s.SealedTicketKeys, s.TokenHashes, s.TokensComplete, s.Suspended,
-		s.ECHKeys, s.SealedECHKeys, s.QUICKeys, s.SealedQUICKeys})
-	if err != nil {
-		return err
-	}
-	b := bufio.NewWriterSize(dst, 64<<10)
-	b.Write(head[:len(head)-1]) // without its closing brace
-	b.WriteString(`,"services":[`)
-	var y sched.Yielder
-	for i, sv := range s.Services {
-		y.Maybe()
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		item, err := json.Marshal(sv)
-		if err != nil {
-			return err
-		}
-		b.Write(item)
-	}
-	b.WriteString(`],"certificates":[`)
-	i := 0
-	err = certs(func(item []byte) error {
-		y.Maybe()
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		i++
-		_, err := b.Write(item)
-		return err
-	})
-	if err != nil {
-		return err
-	}
-	b.WriteString("]}")
-	return b.Flush()
 }

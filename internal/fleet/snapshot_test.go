@@ -8,67 +8,26 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
+	"maps"
 	"math/big"
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/spine-platform/spine/internal/store"
 )
-
-// encodeSnapshot writes what json.Marshal would, piece by piece.
-func TestEncodeSnapshotMatchesJSON(t *testing.T) {
-	for _, s := range []Snapshot{
-		{Version: 1, WrittenAt: time.Unix(5, 0).UTC()},
-		{
-			Version: 1, WrittenAt: time.Unix(5, 0).UTC(),
-			Services: []store.Service{
-				{ID: "1", ProjectID: "p", Name: "a", Domain: "d.test", Hostnames: []string{"a.d.test"}, Upstreams: []string{"http://127.0.0.1:1"}},
-				{ID: "2", ProjectID: "p", Name: "b\"<>", Domain: "d.test", Hostnames: []string{"b.d.test", "c.d.test"}},
-			},
-			Certificates: []SnapshotCert{{Names: []string{"a.d.test"}, ChainPEM: "-----BEGIN CERTIFICATE-----\nx\n", KeyPEM: "k"}},
-			TicketKeys:   [][]byte{{1, 2, 3}},
-			TokenHashes: []TokenLookup{{Hash: "ab12", Project: store.Project{ID: "p", Name: "p", CreatedAt: time.Unix(7, 0).UTC()},
-				Token: &TokenMeta{ID: "t", Name: "ci", Scopes: []string{"read"}, CreatedAt: time.Unix(7, 0).UTC(), ExpiresAt: time.Unix(9, 0).UTC()}}},
-			Suspended: []string{"q"},
-		},
-	} {
-		var buf bytes.Buffer
-		err := encodeSnapshot(&buf, &s, func(yield func([]byte) error) error {
-			for _, c := range s.Certificates {
-				b, _ := json.Marshal(c)
-				if err := yield(b); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		got := buf.Bytes()
-		var a, b any
-		want, _ := json.Marshal(s)
-		if err := json.Unmarshal(got, &a); err != nil {
-			t.Fatalf("not JSON: %v\n%s", err, got)
-		}
-		json.Unmarshal(want, &b)
-		// json.Marshal writes null for empty slices, encodeSnapshot [];
-		// both read back as empty.
-		var back Snapshot
-		if err := json.Unmarshal(got, &back); err != nil || back.Version != s.Version || len(back.Services) != len(s.Services) || len(back.Certificates) != len(s.Certificates) {
-			t.Errorf("read back %+v, %v", back, err)
-		}
-		if len(s.Services) > 0 && !reflect.DeepEqual(a, b) {
-			t.Errorf("encodeSnapshot:\n%s\njson.Marshal:\n%s", got, want)
-		}
-	}
-}
 
 // selfSigned returns a certificate for name.
 func selfSigned(t *testing.T, name string) *tls.Certificate {
@@ -86,25 +45,73 @@ func selfSigned(t *testing.T, name string) *tls.Certificate {
 	return &tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
 }
 
-// The snapshot writer writes only when something changed, encodes only the
-// certificates that are new since its last write, and what it writes reads
-// back with every certificate it was given.
-func TestSnapshotWriterEncodesOnlyNewCertificates(t *testing.T) {
-	dir := t.TempDir()
-	svc := func(name string) store.Service {
-		return store.Service{ID: name, ProjectID: "p", Name: name, Domain: "d.test", Hostnames: []string{name + ".d.test"}, Upstreams: []string{"http://127.0.0.1:9"}}
+// snapshotBytes returns every file of dir's snapshot folder, concatenated,
+// and fails t if one is not 0600 or a folder not 0700.
+func snapshotBytes(t *testing.T, dir string) []byte {
+	t.Helper()
+	var all []byte
+	err := filepath.WalkDir(filepath.Join(dir, SnapshotDir), func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		if want := fs.FileMode(0o600); d.IsDir() && fi.Mode().Perm() != 0o700 || !d.IsDir() && fi.Mode().Perm() != want {
+			t.Errorf("%s has mode %v", path, fi.Mode().Perm())
+		}
+		if !d.IsDir() {
+			b, err := os.ReadFile(path)
+			all = append(all, b...)
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
+	return all
+}
+
+// snapshotFiles returns the files of dir's snapshot folder, relative to it.
+func snapshotFiles(t *testing.T, dir string) []string {
+	t.Helper()
+	var out []string
+	root := filepath.Join(dir, SnapshotDir)
+	filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			rel, _ := filepath.Rel(root, path)
+			out = append(out, rel)
+		}
+		return err
+	})
+	slices.Sort(out)
+	return out
+}
+
+func discard() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+func testService(name string) store.Service {
+	return store.Service{ID: "id-" + name, ProjectID: "p", Name: name, Domain: "d.test", Hostnames: []string{name + ".d.test"}, Upstreams: []string{"http://127.0.0.1:9"}}
+}
+
+// The snapshot writer writes only when something changed, and then only the
+// parts that changed: a new service and its certificate cost their shard,
+// their certificate and the manifest, not the other certificates; what it
+// writes reads back with every certificate it was given.
+func TestSnapshotWriterWritesOnlyWhatChanged(t *testing.T) {
+	dir := t.TempDir()
 	certs := map[string]*tls.Certificate{"a.d.test": selfSigned(t, "a.d.test")}
 	src := &SnapshotSource{
-		Services:    []store.Service{svc("a")},
+		Services:    []store.Service{testService("a")},
 		Sum:         [32]byte{1},
 		Certificate: func(h string) *tls.Certificate { return certs[h] },
 		Tokens: func() map[string]store.Credential {
 			return map[string]store.Credential{"ab12": {Project: store.Project{ID: "p"}, Token: store.Token{ID: "t", Name: "ci", ExpiresAt: time.Unix(9, 0).UTC()}}}
 		},
 	}
-	w := NewSnapshotWriter(dir, func() *SnapshotSource { return src }, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	path := filepath.Join(dir, SnapshotFile)
+	w := NewSnapshotWriter(dir, func() *SnapshotSource { return src }, discard())
 	if err := w.Write(); err != nil {
 		t.Fatal(err)
 	}
@@ -119,40 +126,264 @@ func TestSnapshotWriterEncodesOnlyNewCertificates(t *testing.T) {
 	if c := first.TokenHashes[0].Credential(); c.Token.Name != "ci" || !c.Token.ExpiresAt.Equal(time.Unix(9, 0)) || c.Project.ID != "p" || c.Token.Hash != "ab12" {
 		t.Errorf("token read back as %+v", c)
 	}
-	old := w.entries
-	fi, _ := os.Stat(path)
+	// manifest, one shard, tokens, keys, one certificate
+	if got := snapshotFiles(t, dir); len(got) != 5 || w.wrote.files != 5 {
+		t.Errorf("first write: %d files written, folder holds %v; want 5", w.wrote.files, got)
+	}
+	aFile := filepath.Join(dir, SnapshotDir, certsDir, certFileName(hex.EncodeToString(sha256Sum(certs["a.d.test"].Certificate[0])), ""))
+	aInfo, err := os.Stat(aFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	manifestInfo, _ := os.Stat(filepath.Join(dir, SnapshotDir, manifestFile))
 
 	// Nothing new: no write.
 	if err := w.Write(); err != nil {
 		t.Fatal(err)
 	}
-	if fi2, _ := os.Stat(path); !fi2.ModTime().Equal(fi.ModTime()) || fi2.Size() != fi.Size() {
-		t.Error("an unchanged snapshot was written again")
+	if fi, _ := os.Stat(filepath.Join(dir, SnapshotDir, manifestFile)); w.wrote.files != 0 || !os.SameFile(fi, manifestInfo) {
+		t.Errorf("an unchanged snapshot was written again: %d files", w.wrote.files)
 	}
 
-	// A new service and its certificate: a's entry is reused as it was.
+	// A new service and its certificate: its shard, its certificate and the
+	// manifest; a's certificate file stays as it was.
 	certs["b.d.test"] = selfSigned(t, "b.d.test")
-	src = &SnapshotSource{Services: []store.Service{svc("a"), svc("b")}, Sum: [32]byte{2}, Certificate: src.Certificate, Tokens: src.Tokens}
+	src = &SnapshotSource{Services: []store.Service{testService("a"), testService("b")}, Sum: [32]byte{2}, Certificate: src.Certificate, Tokens: src.Tokens}
 	if err := w.Write(); err != nil {
 		t.Fatal(err)
 	}
-	if len(w.entries) != 2 {
-		t.Fatalf("%d entries after the second certificate, want 2", len(w.entries))
+	if w.wrote.files != 3 {
+		t.Errorf("a new service and certificate: %d files written, want 3 (shard, certificate, manifest)", w.wrote.files)
 	}
-	for leaf, e := range old {
-		if &w.entries[leaf].json[0] != &e.json[0] {
-			t.Error("a's certificate was encoded again")
-		}
+	if fi, err := os.Stat(aFile); err != nil || !os.SameFile(fi, aInfo) {
+		t.Errorf("a's certificate file was written again (%v)", err)
 	}
 	second, err := ReadSnapshot(dir, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	byName := second.CertificatesByName(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	byName := second.CertificatesByName(discard())
 	if byName["a.d.test"] == nil || byName["b.d.test"] == nil || len(second.Services) != 2 {
 		t.Errorf("second snapshot: %d services, certificates for %v", len(second.Services), byName)
 	}
-	if fi, _ := os.Stat(path); fi.Mode().Perm() != 0o600 {
-		t.Errorf("snapshot mode %v, want 0600", fi.Mode().Perm())
+
+	// a's certificate renewed: a's shard, the new certificate, the manifest;
+	// the old certificate's file is gone.
+	certs["a.d.test"] = selfSigned(t, "a.d.test")
+	if err := w.Write(); err != nil {
+		t.Fatal(err)
+	}
+	if w.wrote.files != 3 {
+		t.Errorf("a renewed certificate: %d files written, want 3", w.wrote.files)
+	}
+	if _, err := os.Stat(aFile); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the replaced certificate's file is still there (%v)", err)
+	}
+	third, err := ReadSnapshot(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := third.CertificatesByName(discard())["a.d.test"]; got == nil || !bytes.Equal(got.Certificate[0], certs["a.d.test"].Certificate[0]) {
+		t.Error("the renewed certificate was not read back")
+	}
+	snapshotBytes(t, dir) // modes
+
+	// A new writer (a restart) with nothing changed writes nothing.
+	w2 := NewSnapshotWriter(dir, func() *SnapshotSource { return src }, discard())
+	if err := w2.Write(); err != nil {
+		t.Fatal(err)
+	}
+	if w2.wrote.files != 2 { // the keys part (its name is random) and the manifest
+		t.Errorf("the first write after a restart, nothing changed: %d files written, want 2", w2.wrote.files)
+	}
+}
+
+// A data folder with only the snapshot file of an older release starts from
+// it; the first write moves to the folder and removes the file.
+func TestSnapshotReadsTheOlderFile(t *testing.T) {
+	dir := t.TempDir()
+	cert := selfSigned(t, "a.d.test")
+	key, _ := x509.MarshalPKCS8PrivateKey(cert.PrivateKey)
+	old := Snapshot{Version: 1, WrittenAt: time.Unix(5, 0).UTC(), Services: []store.Service{testService("a")},
+		Certificates: []SnapshotCert{{Names: []string{"a.d.test"}, ChainPEM: string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Certificate[0]})),
+			KeyPEM: string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: key}))}},
+		TicketKeys: [][]byte{make([]byte, 32)}, TokenHashes: []TokenLookup{{Hash: "ab12", Project: store.Project{ID: "p"}}}}
+	b, _ := json.Marshal(old)
+	if err := os.WriteFile(filepath.Join(dir, SnapshotFile), b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s, err := ReadSnapshot(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(s.Services) != 1 || s.CertificatesByName(discard())["a.d.test"] == nil || len(s.Keys()) != 1 || len(s.TokenHashes) != 1 {
+		t.Fatalf("the older file read as %+v", s)
+	}
+	src := &SnapshotSource{Services: s.Services, Sum: [32]byte{1}, Certificate: func(h string) *tls.Certificate { return s.CertificatesByName(discard())[h] },
+		TicketKeys: s.Keys()}
+	if err := NewSnapshotWriter(dir, func() *SnapshotSource { return src }, discard()).Write(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, SnapshotFile)); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the older file is still there after a write (%v)", err)
+	}
+	s, err = ReadSnapshot(dir, nil)
+	if err != nil || len(s.Services) != 1 || s.CertificatesByName(discard())["a.d.test"] == nil || len(s.Keys()) != 1 {
+		t.Errorf("after the move: %+v, %v", s, err)
+	}
+	if _, err := ReadSnapshot(t.TempDir(), nil); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("no snapshot: %v, want fs.ErrNotExist", err)
+	}
+}
+
+// summary is what a node serves from a snapshot, as text to compare.
+func summary(t *testing.T, s *Snapshot) string {
+	t.Helper()
+	var b strings.Builder
+	for _, sv := range s.Services {
+		fmt.Fprintf(&b, "service %s %s %v %v\n", sv.ID, sv.Name, sv.Hostnames, sv.Upstreams)
+	}
+	certs := s.CertificatesByName(discard())
+	for _, h := range slices.Sorted(maps.Keys(certs)) {
+		fmt.Fprintf(&b, "cert %s %x\n", h, sha256Sum(certs[h].Certificate[0])[:8])
+	}
+	for _, tok := range s.TokenHashes {
+		fmt.Fprintf(&b, "token %s\n", tok.Hash)
+	}
+	fmt.Fprintf(&b, "tickets %x suspended %v\n", s.Keys(), s.Suspended)
+	return b.String()
+}
+
+// A write stopped after any of its files (a crash) leaves a snapshot that
+// reads whole: the previous one until the manifest is in place, the new one
+// from then on. The next write, by the same writer or after a restart,
+// writes the new snapshot and leaves no file it does not name.
+func TestSnapshotWriteCrashLeavesAWholeSnapshot(t *testing.T) {
+	k, _ := testKeyring(t)
+	var svcsA []store.Service
+	certs := map[string]*tls.Certificate{}
+	for _, n := range []string{"a", "b", "c", "d", "e", "f"} {
+		svcsA = append(svcsA, testService(n))
+		certs[n+".d.test"] = selfSigned(t, n+".d.test")
+	}
+	srcA := &SnapshotSource{Services: svcsA, Sum: [32]byte{1}, Certificate: func(h string) *tls.Certificate { return certs[h] },
+		TicketKeys: [][32]byte{{1}}, Keyring: k, Suspended: []string{"q"},
+		Tokens: func() map[string]store.Credential {
+			return map[string]store.Credential{"aa": {Project: store.Project{ID: "p"}}}
+		}}
+	// B: a changed, b removed, g added, c's certificate renewed, a new
+	// ticket key, another token.
+	svcsB := slices.Clone(svcsA[2:])
+	changed := testService("a")
+	changed.Upstreams = []string{"http://127.0.0.1:10"}
+	svcsB = append(svcsB, changed, testService("g"))
+	certsB := maps.Clone(certs)
+	certsB["c.d.test"] = selfSigned(t, "c.d.test")
+	certsB["g.d.test"] = selfSigned(t, "g.d.test")
+	srcB := &SnapshotSource{Services: svcsB, Sum: [32]byte{2}, Certificate: func(h string) *tls.Certificate { return certsB[h] },
+		TicketKeys: [][32]byte{{2}, {1}}, Keyring: k, TokensVersion: 1,
+		Tokens: func() map[string]store.Credential {
+			return map[string]store.Credential{"bb": {Project: store.Project{ID: "p"}}}
+		}}
+
+	read := func(dir string) string {
+		t.Helper()
+		s, err := ReadSnapshot(dir, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return summary(t, s)
+	}
+	crash := errors.New("crash")
+	var wantA, wantB string
+	for n := 1; ; n++ {
+		dir := t.TempDir()
+		src := srcA
+		w := NewSnapshotWriter(dir, func() *SnapshotSource { return src }, discard())
+		if err := w.Write(); err != nil {
+			t.Fatal(err)
+		}
+		if wantA == "" {
+			wantA = read(dir)
+		}
+		src = srcB
+		steps, reached := 0, ""
+		w.step = func(name string) error {
+			if steps++; steps == n {
+				reached = name
+				return crash
+			}
+			return nil
+		}
+		err := w.Write()
+		if err == nil { // no step n: every crash point was tried
+			if n < 5 {
+				t.Fatalf("a write of B took %d steps", n-1)
+			}
+			break
+		}
+		if !errors.Is(err, crash) {
+			t.Fatalf("step %d: %v", n, err)
+		}
+		got := read(dir)
+		afterManifest := reached == manifestFile || reached == "remove"
+		if want := map[bool]string{false: wantA, true: wantB}[afterManifest]; want != "" && got != want {
+			t.Errorf("crash after %s: read\n%s\nwant\n%s", reached, got, want)
+		}
+		if !afterManifest && got != wantA {
+			t.Errorf("crash after %s: not the previous snapshot:\n%s", reached, got)
+		}
+		// Then the same writer again, or a restarted one.
+		if n%2 == 0 {
+			w = NewSnapshotWriter(dir, func() *SnapshotSource { return src }, discard())
+		}
+		w.step = nil
+		if err := w.Write(); err != nil {
+			t.Fatal(err)
+		}
+		got = read(dir)
+		if wantB == "" {
+			wantB = got
+			if wantB == wantA || !strings.Contains(wantB, "service id-g") || strings.Contains(wantB, "service id-b") {
+				t.Fatalf("B read back as\n%s", wantB)
+			}
+		} else if got != wantB {
+			t.Errorf("crash after %s, then a write: read\n%s\nwant\n%s", reached, got, wantB)
+		}
+		// Only what the manifest names (+ the manifest) is left.
+		var m manifest
+		b, _ := os.ReadFile(filepath.Join(dir, SnapshotDir, manifestFile))
+		json.Unmarshal(b, &m)
+		if files := snapshotFiles(t, dir); len(files) != 1+len(m.Shards)+2+len(svcsB) {
+			t.Errorf("crash after %s, then a write: the folder holds %v", reached, files)
+		}
+	}
+}
+
+// A change of any field of a service changes its shard's digest.
+func TestAppendServiceCoversEveryField(t *testing.T) {
+	base := testService("a")
+	want := string(appendService(nil, &base))
+	v := reflect.ValueOf(&base).Elem()
+	for i := range v.NumField() {
+		s := base
+		f := reflect.ValueOf(&s).Elem().Field(i)
+		switch f.Interface().(type) {
+		case string:
+			f.SetString(f.String() + "x")
+		case []string:
+			f.Set(reflect.ValueOf(append(slices.Clone(f.Interface().([]string)), "x")))
+		case int:
+			f.SetInt(f.Int() + 1)
+		case time.Duration:
+			f.SetInt(f.Int() + 1)
+		case time.Time:
+			f.Set(reflect.ValueOf(f.Interface().(time.Time).Add(time.Nanosecond)))
+		default:
+			t.Fatalf("field %s has type %s: teach appendService and this test", v.Type().Field(i).Name, f.Type())
+		}
+		if string(appendService(nil, &s)) == want {
+			t.Errorf("a change of %s leaves the digest as it was", v.Type().Field(i).Name)
+		}
 	}
 }

@@ -1,17 +1,24 @@
 package fleet
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"fmt"
+	"hash"
 	"io"
+	"io/fs"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -62,40 +69,51 @@ type SnapshotSource struct {
 	Keyring *secrets.Keyring
 }
 
-// SnapshotWriter writes SnapshotFile and keeps, between writes, the
-// encoded entry of each certificate it wrote, so that a write encodes only
-// the certificates that are new since the last one. While the certificate
-// cache warms up after a restart a write comes every snapshotInterval with a
-// few hundred more certificates; encoding all of them each time cost
-// hundreds of milliseconds of CPU and tens of megabytes of garbage per write
-// at 10k names, and the garbage collections that followed held the
-// processor for ~10 ms at a time, which handshakes waited for.
+// SnapshotWriter writes the snapshot folder (SnapshotDir, snapshotfolder.go)
+// and keeps, between writes, what it needs to write only the parts that
+// changed: the manifest on disk, the certificate files there, the digest
+// of each shard's services (recomputed when SnapshotSource.Sum changes)
+// and the leaf digest of each certificate of the last write. At a million
+// hostnames the single file of older releases was 294 MB, re-encoded and
+// rewritten whole for each new certificate; a write now costs the shards
+// whose services or certificates changed, the new certificates and the
+// manifest.
 //
-// The entries are bounded by the certificates of one write; they are
-// replaced whole by each write.
+// What it keeps is bounded by one write: the manifest (≤ 256 shards), the
+// names of the certificate files it names, one leaf digest per certificate
+// in memory; each write replaces them whole.
 type SnapshotWriter struct {
-	path   string
+	dir    string // SnapshotDir's path
+	legacy string // SnapshotFile's path, removed after the first write
 	source func() *SnapshotSource
 	log    *slog.Logger
 	due    chan struct{} // capacity 1: write now
 
-	last    [sha256.Size]byte               // digest of what was last written
-	entries map[[sha256.Size]byte]snapEntry // by the digest of the leaf
+	loaded     bool                                   // cur and certs were read from disk
+	cur        manifest                               // the manifest on disk
+	certs      map[string]bool                        // the files in certsDir, by name
+	svcSum     [sha256.Size]byte                      // the Sum svcDigests are of
+	svcDigests *[shardCount][sha256.Size]byte         // per shard; zero: no service
+	leaves     map[*tls.Certificate][sha256.Size]byte // the leaf digests of the last write
+	tokensKey  string                                 // what cur.Tokens was made from ("": not by this writer)
+	keysSum    [sha256.Size]byte                      // what cur.Keys was made from (zero: not by this writer)
+	unclean    bool                                   // files cur does not name may be left: remove them
+
+	// step, if set, is called after each file a write puts on disk (and
+	// before it deletes the parts of the previous snapshot), with the
+	// file's name; an error stops the write there, as a crash would
+	// (tests).
+	step func(name string) error
+	// wrote counts the files and bytes of the last Write (benchmarks).
+	wrote struct{ files, bytes int64 }
 }
 
-// snapEntry is one certificate's encoded SnapshotCert, and the names it
-// was encoded with.
-type snapEntry struct {
-	names []string
-	keyID string // the key that sealed it; "" without a keyring
-	json  []byte
-}
-
-// NewSnapshotWriter returns a writer of dir's SnapshotFile. source returns
-// what to write, or nil while there is nothing to write yet (no sync
-// succeeded).
+// NewSnapshotWriter returns a writer of dir's snapshot folder. source
+// returns what to write, or nil while there is nothing to write yet (no
+// sync succeeded).
 func NewSnapshotWriter(dir string, source func() *SnapshotSource, log *slog.Logger) *SnapshotWriter {
-	return &SnapshotWriter{path: filepath.Join(dir, SnapshotFile), source: source, log: log, due: make(chan struct{}, 1)}
+	return &SnapshotWriter{dir: filepath.Join(dir, SnapshotDir), legacy: filepath.Join(dir, SnapshotFile),
+		source: source, log: log, due: make(chan struct{}, 1)}
 }
 
 // Due asks Run for a write now (after a sync that changed something).
@@ -136,145 +154,418 @@ func (w *SnapshotWriter) Run(ctx context.Context) {
 
 // Write writes the services, the certificates in memory for their
 // hostnames (a hostname whose certificate is only in the store is routed
-// but not served while the store is away), the ticket keys and the token
-// look-ups. It writes nothing if there is nothing to write yet or if none
-// of that changed since the last write: the look-ups are cheap, the
-// encoding is done only when something changed. Write is not safe for
+// but not served while the store is away), the ticket, ECH and QUIC keys
+// and the token look-ups: the parts of them that changed since the last
+// write, then the manifest that names them all, then it deletes the parts
+// that only the previous manifest named. It writes nothing if there is
+// nothing to write yet or if nothing changed. Write is not safe for
 // concurrent use.
 func (w *SnapshotWriter) Write() error {
 	src := w.source()
 	if src == nil {
 		return nil
 	}
-	var hosts []string // every 5 s: the hostnames only, not a route each
-	for _, sv := range src.Services {
-		hosts = append(hosts, sv.Hostnames...)
-	}
-	slices.Sort(hosts)
-	type named struct {
-		cert *tls.Certificate
-		leaf [sha256.Size]byte
-	}
-	certs := make([]named, len(hosts))
-	var y sched.Yielder
-	digest := sha256.New()
-	digest.Write(src.Sum[:])
-	for i, h := range hosts {
-		y.Maybe()
-		cert := src.Certificate(h)
-		if cert == nil || len(cert.Certificate) == 0 {
-			continue
-		}
-		certs[i] = named{cert, sha256.Sum256(cert.Certificate[0])}
-		digest.Write([]byte(h))
-		digest.Write(certs[i].leaf[:])
-	}
-	for _, k := range src.TicketKeys {
-		digest.Write(k[:])
-	}
-	digest.Write(binary.AppendUvarint(nil, src.TokensVersion))
-	digest.Write(binary.AppendUvarint(nil, uint64(len(src.ECHKeys))))
-	digest.Write(src.ECHKeys)
-	if q := src.QUICKeys; q != nil {
-		digest.Write(q.StatelessReset[:])
-		digest.Write(q.Token[:])
+	w.wrote.files, w.wrote.bytes = 0, 0
+	if !w.loaded {
+		w.load()
 	}
 	keyID := ""
 	if !src.Keyring.Empty() {
 		keyID = src.Keyring.IDs()[0]
 	}
-	digest.Write([]byte(keyID))
-	if src.TokensComplete {
-		digest.Write([]byte{1})
+	var y sched.Yielder
+
+	// The services of each shard, when they changed.
+	if w.svcDigests == nil || src.Sum != w.svcSum {
+		var hs [shardCount]hash.Hash
+		var buf []byte
+		for i := range src.Services {
+			y.Maybe()
+			sv := &src.Services[i]
+			sh := shardOf(sv.ID)
+			if hs[sh] == nil {
+				hs[sh] = sha256.New()
+			}
+			buf = appendService(buf[:0], sv)
+			hs[sh].Write(buf)
+		}
+		d := new([shardCount][sha256.Size]byte)
+		for sh, h := range hs {
+			if h != nil {
+				h.Sum(d[sh][:0])
+			}
+		}
+		w.svcDigests, w.svcSum = d, src.Sum
 	}
-	var sum [sha256.Size]byte
-	digest.Sum(sum[:0])
-	if sum == w.last {
+
+	// The certificate of each hostname, every write (a cheap look-up each;
+	// the leaf digests are the last write's, for the same certificate).
+	type hostLeaf struct {
+		host string
+		leaf [sha256.Size]byte
+	}
+	var pairs [shardCount][]hostLeaf
+	leaves := map[*tls.Certificate][sha256.Size]byte{}
+	byLeaf := map[[sha256.Size]byte]*tls.Certificate{}
+	for i := range src.Services {
+		y.Maybe()
+		sv := &src.Services[i]
+		sh := -1
+		for _, h := range sv.Hostnames {
+			cert := src.Certificate(h)
+			if cert == nil || len(cert.Certificate) == 0 {
+				continue
+			}
+			leaf, ok := leaves[cert]
+			if !ok {
+				if leaf, ok = w.leaves[cert]; !ok {
+					leaf = sha256.Sum256(cert.Certificate[0])
+				}
+				leaves[cert] = leaf
+				byLeaf[leaf] = cert
+			}
+			if sh < 0 {
+				sh = shardOf(sv.ID)
+			}
+			pairs[sh] = append(pairs[sh], hostLeaf{h, leaf})
+		}
+	}
+
+	// The manifest this write makes, and the parts it lacks on disk.
+	next := manifest{Version: folderVersion, KeyID: keyID}
+	onDisk := map[string]bool{}
+	for _, name := range w.cur.Shards {
+		onDisk[name] = true
+	}
+	var toWrite []int // shards
+	shardName := map[int]string{}
+	for sh := range shardCount {
+		if w.svcDigests[sh] == ([sha256.Size]byte{}) {
+			continue
+		}
+		h := sha256.New()
+		h.Write(w.svcDigests[sh][:])
+		for _, p := range pairs[sh] {
+			h.Write(binary.AppendUvarint(nil, uint64(len(p.host))))
+			h.Write([]byte(p.host))
+			h.Write(p.leaf[:])
+		}
+		var sum [sha256.Size]byte
+		name := partName(fmt.Sprintf("services-%02x-", sh), [sha256.Size]byte(h.Sum(sum[:0])))
+		next.Shards = append(next.Shards, name)
+		shardName[sh] = name
+		if !onDisk[name] {
+			toWrite = append(toWrite, sh)
+		}
+	}
+	var certsToWrite [][sha256.Size]byte
+	for leaf := range byLeaf {
+		if !w.certs[certFileName(hex.EncodeToString(leaf[:]), keyID)] {
+			certsToWrite = append(certsToWrite, leaf)
+		}
+	}
+	slices.SortFunc(certsToWrite, func(a, b [sha256.Size]byte) int { return bytes.Compare(a[:], b[:]) })
+
+	tokens, tokensKey := w.cur.Tokens, fmt.Sprint(src.TokensVersion, src.TokensComplete, src.Suspended)
+	var tokensJSON []byte
+	if tokensKey != w.tokensKey || tokens == "" {
+		b, err := json.Marshal(tokensPart{TokenHashes: tokenLookups(src.Tokens), TokensComplete: src.TokensComplete, Suspended: src.Suspended})
+		if err != nil {
+			return fmt.Errorf("fleet: encoding the snapshot's tokens: %w", err)
+		}
+		if tokens = partName("tokens-", sha256.Sum256(b)); tokens != w.cur.Tokens {
+			tokensJSON = b
+		}
+	}
+	next.Tokens = tokens
+	keys, keysSum := w.cur.Keys, keysDigest(src, keyID)
+	if keysSum != w.keysSum || keys == "" {
+		var rnd [16]byte
+		rand.Read(rnd[:])
+		keys = "keys-" + hex.EncodeToString(rnd[:]) + ".json"
+	}
+	next.Keys = keys
+
+	if len(toWrite) == 0 && len(certsToWrite) == 0 && tokensJSON == nil && keys == w.cur.Keys &&
+		next.KeyID == w.cur.KeyID && slices.Equal(next.Shards, w.cur.Shards) {
+		if w.unclean {
+			return w.removeUnnamed()
+		}
 		return nil
 	}
 
-	// The names of each certificate, in the order of its first name.
-	var order [][sha256.Size]byte
-	names := map[[sha256.Size]byte][]string{}
-	byLeaf := map[[sha256.Size]byte]*tls.Certificate{}
-	for i, c := range certs {
-		if c.cert == nil {
-			continue
+	// The parts, each through a rename; then the folder, synced.
+	if len(certsToWrite) > 0 {
+		if err := os.MkdirAll(filepath.Join(w.dir, certsDir), 0o700); err != nil {
+			return fmt.Errorf("fleet: writing the snapshot: %w", err)
 		}
-		if _, ok := names[c.leaf]; !ok {
-			order = append(order, c.leaf)
-			byLeaf[c.leaf] = c.cert
-		}
-		names[c.leaf] = append(names[c.leaf], hosts[i])
 	}
-	entries := make(map[[sha256.Size]byte]snapEntry, len(order))
-	for _, leaf := range order {
+	for _, leaf := range certsToWrite {
 		y.Maybe()
-		e, ok := w.entries[leaf]
-		if !ok || !slices.Equal(e.names, names[leaf]) || e.keyID != keyID {
-			b, err := encodeSnapshotCert(byLeaf[leaf], names[leaf], src.Keyring)
-			if err != nil {
-				return err
-			}
-			e = snapEntry{names: names[leaf], keyID: keyID, json: b}
-		}
-		entries[leaf] = e
-	}
-
-	head := Snapshot{Version: snapshotVersion, WrittenAt: time.Now().UTC(), Services: src.Services, TokenHashes: tokenLookups(src.Tokens),
-		TokensComplete: src.TokensComplete, Suspended: src.Suspended}
-	if keyID == "" {
-		for _, k := range src.TicketKeys {
-			head.TicketKeys = append(head.TicketKeys, k[:])
-		}
-	} else if len(src.TicketKeys) > 0 {
-		all := make([]byte, 0, 32*len(src.TicketKeys))
-		for _, k := range src.TicketKeys {
-			all = append(all, k[:]...)
-		}
-		sealed, err := src.Keyring.Seal(ticketKeysName, all)
+		cert := byLeaf[leaf]
+		b, err := encodeCertPart(cert, src.Keyring)
 		if err != nil {
 			return err
 		}
-		head.SealedTicketKeys = string(sealed)
+		name := certFileName(hex.EncodeToString(leaf[:]), keyID)
+		if err := w.writePart(filepath.Join(certsDir, name), func(f *bufio.Writer) error { _, err := f.Write(b); return err }); err != nil {
+			return err
+		}
+		w.certs[name] = true
+	}
+	if len(certsToWrite) > 0 {
+		if err := syncDir(filepath.Join(w.dir, certsDir)); err != nil {
+			return err
+		}
+	}
+	if len(toWrite) > 0 {
+		byShard := map[int][]int{}
+		for _, sh := range toWrite {
+			byShard[sh] = nil
+		}
+		for i := range src.Services {
+			y.Maybe()
+			if sh := shardOf(src.Services[i].ID); w.svcDigests[sh] != ([sha256.Size]byte{}) {
+				if l, ok := byShard[sh]; ok {
+					byShard[sh] = append(l, i)
+				}
+			}
+		}
+		for _, sh := range toWrite {
+			certs := map[string]string{}
+			for _, p := range pairs[sh] {
+				certs[p.host] = hex.EncodeToString(p.leaf[:])
+			}
+			err := w.writePart(shardName[sh], func(f *bufio.Writer) error { return encodeShard(f, src.Services, byShard[sh], certs, &y) })
+			if err != nil {
+				return err
+			}
+		}
+	}
+	if tokensJSON != nil {
+		if err := w.writePart(tokens, func(f *bufio.Writer) error { _, err := f.Write(tokensJSON); return err }); err != nil {
+			return err
+		}
+	}
+	if keys != w.cur.Keys {
+		b, err := encodeKeysPart(src, keyID)
+		if err != nil {
+			return err
+		}
+		if err := w.writePart(keys, func(f *bufio.Writer) error { _, err := f.Write(b); return err }); err != nil {
+			return err
+		}
+	}
+	if err := syncDir(w.dir); err != nil {
+		return err
+	}
+
+	// The manifest: from here on, the new snapshot is the one on disk.
+	next.WrittenAt = time.Now().UTC()
+	mb, err := json.Marshal(next)
+	if err != nil {
+		return err
+	}
+	if err := w.writePart(manifestFile, func(f *bufio.Writer) error { _, err := f.Write(mb); return err }); err != nil {
+		return err
+	}
+	if err := syncDir(w.dir); err != nil {
+		return err
+	}
+	w.cur, w.leaves, w.tokensKey, w.keysSum, w.unclean = next, leaves, tokensKey, keysSum, true
+	return w.removeUnnamed()
+}
+
+// load reads the manifest on disk and lists the certificate files, so that
+// the first write after a restart writes only what changed meanwhile. A
+// folder it cannot read is as good as none: every part is written anew.
+func (w *SnapshotWriter) load() {
+	w.loaded, w.cur, w.certs, w.unclean = true, manifest{}, map[string]bool{}, true
+	if b, err := os.ReadFile(filepath.Join(w.dir, manifestFile)); err == nil {
+		var m manifest
+		if json.Unmarshal(b, &m) == nil && m.Version == folderVersion {
+			w.cur = m
+		}
+	}
+	if ents, err := os.ReadDir(filepath.Join(w.dir, certsDir)); err == nil {
+		for _, e := range ents {
+			if e.Type().IsRegular() && !strings.HasPrefix(e.Name(), ".") {
+				w.certs[e.Name()] = true
+			}
+		}
+	}
+}
+
+// removeUnnamed deletes what the manifest on disk does not name: the parts
+// of the previous snapshot, files a crashed write left behind, and the
+// SnapshotFile of an older release.
+func (w *SnapshotWriter) removeUnnamed() error {
+	if w.step != nil {
+		if err := w.step("remove"); err != nil {
+			return err
+		}
+	}
+	keep := map[string]bool{manifestFile: true, certsDir: true, w.cur.Tokens: true, w.cur.Keys: true}
+	for _, name := range w.cur.Shards {
+		keep[name] = true
+	}
+	var errs []error
+	remove := func(dir string, keep func(string) bool) {
+		ents, err := os.ReadDir(dir)
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, err)
+		}
+		for _, e := range ents {
+			if !keep(e.Name()) {
+				if err := os.Remove(filepath.Join(dir, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
+					errs = append(errs, err)
+				}
+			}
+		}
+	}
+	remove(w.dir, func(name string) bool { return keep[name] })
+	named := map[string]bool{}
+	for _, leaf := range w.leaves {
+		named[certFileName(hex.EncodeToString(leaf[:]), w.cur.KeyID)] = true
+	}
+	remove(filepath.Join(w.dir, certsDir), func(name string) bool { return named[name] })
+	w.certs = named
+	if err := os.Remove(w.legacy); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("fleet: removing the previous snapshot's parts: %w", err)
+	}
+	w.unclean = false
+	return nil
+}
+
+// writePart writes the part name (relative to the folder) with write,
+// 0600 through a rename, and counts it.
+func (w *SnapshotWriter) writePart(name string, write func(*bufio.Writer) error) error {
+	var n int64
+	err := platform.WriteSecretFileFrom(filepath.Join(w.dir, name), func(f io.Writer) error {
+		c := &countingWriter{w: f}
+		b := bufio.NewWriterSize(c, 64<<10)
+		if err := write(b); err != nil {
+			return err
+		}
+		err := b.Flush()
+		n = c.n
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("fleet: writing the snapshot's %s: %w", name, err)
+	}
+	w.wrote.files++
+	w.wrote.bytes += n
+	if w.step != nil {
+		return w.step(name)
+	}
+	return nil
+}
+
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// syncDir makes the renames into dir durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("fleet: syncing the snapshot folder: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("fleet: syncing the snapshot folder: %w", err)
+	}
+	return nil
+}
+
+// encodeShard writes the services part of svcs[idx...] and their
+// hostnames' certificates, one service at a time.
+func encodeShard(b *bufio.Writer, svcs []store.Service, idx []int, certs map[string]string, y *sched.Yielder) error {
+	b.WriteString(`{"services":[`)
+	for n, i := range idx {
+		y.Maybe()
+		if n > 0 {
+			b.WriteByte(',')
+		}
+		item, err := json.Marshal(svcs[i])
+		if err != nil {
+			return err
+		}
+		b.Write(item)
+	}
+	b.WriteString(`],"certs":`)
+	item, err := json.Marshal(certs)
+	if err != nil {
+		return err
+	}
+	b.Write(item)
+	_, err = b.WriteString("}")
+	return err
+}
+
+// keysDigest is the digest of what the keys part holds, in memory only.
+func keysDigest(src *SnapshotSource, keyID string) [sha256.Size]byte {
+	h := sha256.New()
+	for _, k := range src.TicketKeys {
+		h.Write(k[:])
+	}
+	h.Write(binary.AppendUvarint(nil, uint64(len(src.ECHKeys))))
+	h.Write(src.ECHKeys)
+	if q := src.QUICKeys; q != nil {
+		h.Write(q.StatelessReset[:])
+		h.Write(q.Token[:])
+	}
+	h.Write([]byte(keyID))
+	var sum [sha256.Size]byte
+	h.Sum(sum[:0])
+	return sum
+}
+
+// encodeKeysPart encodes the ticket, ECH and QUIC keys of src, sealed with
+// its keyring (unless keyID is "").
+func encodeKeysPart(src *SnapshotSource, keyID string) ([]byte, error) {
+	var p keysPart
+	var ticket []byte
+	for _, k := range src.TicketKeys {
+		ticket = append(ticket, k[:]...)
 	}
 	var quic []byte
 	if q := src.QUICKeys; q != nil {
 		quic = append(append(quic, q.StatelessReset[:]...), q.Token[:]...)
 	}
 	if keyID == "" {
-		head.ECHKeys, head.QUICKeys = src.ECHKeys, quic
+		for _, k := range src.TicketKeys {
+			p.TicketKeys = append(p.TicketKeys, k[:])
+		}
+		p.ECHKeys, p.QUICKeys = src.ECHKeys, quic
 	} else {
-		if len(src.ECHKeys) > 0 {
-			sealed, err := src.Keyring.Seal(echKeysName, src.ECHKeys)
-			if err != nil {
-				return err
+		for _, v := range []struct {
+			plain []byte
+			name  string
+			dst   *string
+		}{{ticket, ticketKeysName, &p.SealedTicketKeys}, {src.ECHKeys, echKeysName, &p.SealedECHKeys}, {quic, quicKeysName, &p.SealedQUICKeys}} {
+			if len(v.plain) == 0 {
+				continue
 			}
-			head.SealedECHKeys = string(sealed)
-		}
-		if quic != nil {
-			sealed, err := src.Keyring.Seal(quicKeysName, quic)
+			sealed, err := src.Keyring.Seal(v.name, v.plain)
 			if err != nil {
-				return err
+				return nil, fmt.Errorf("fleet: sealing the snapshot's keys: %w", err)
 			}
-			head.SealedQUICKeys = string(sealed)
+			*v.dst = string(sealed)
 		}
 	}
-	err := platform.WriteSecretFileFrom(w.path, func(f io.Writer) error {
-		return encodeSnapshot(f, &head, func(yield func([]byte) error) error {
-			for _, leaf := range order {
-				if err := yield(entries[leaf].json); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-	})
-	if err != nil {
-		return err
-	}
-	w.last, w.entries = sum, entries
-	return nil
+	return json.Marshal(p)
 }
 
 // tokenLookups returns the look-ups of tokens, by hash.
@@ -292,12 +583,12 @@ func tokenLookups(tokens func() map[string]store.Credential) []TokenLookup {
 	return out
 }
 
-// encodeSnapshotCert encodes cert, served for names, as a SnapshotCert,
-// its key sealed with k (unless k is nil).
-func encodeSnapshotCert(cert *tls.Certificate, names []string, k *secrets.Keyring) ([]byte, error) {
+// encodeCertPart encodes cert as a certificate file, its key sealed with
+// k (unless k is empty) under the name bound to its leaf.
+func encodeCertPart(cert *tls.Certificate, k *secrets.Keyring) ([]byte, error) {
 	key, err := x509.MarshalPKCS8PrivateKey(cert.PrivateKey)
 	if err != nil {
-		return nil, fmt.Errorf("fleet: encoding the key of %s: %w", names[0], err)
+		return nil, fmt.Errorf("fleet: encoding a certificate's key: %w", err)
 	}
 	var chain bytes.Buffer
 	for _, der := range cert.Certificate {
@@ -306,12 +597,8 @@ func encodeSnapshotCert(cert *tls.Certificate, names []string, k *secrets.Keyrin
 	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: key})
 	if !k.Empty() {
 		if keyPEM, err = k.Seal(certKeyName(cert.Certificate[0]), keyPEM); err != nil {
-			return nil, fmt.Errorf("fleet: sealing the key of %s: %w", names[0], err)
+			return nil, fmt.Errorf("fleet: sealing a certificate's key: %w", err)
 		}
 	}
-	return json.Marshal(SnapshotCert{
-		Names:    names,
-		ChainPEM: chain.String(),
-		KeyPEM:   string(keyPEM),
-	})
+	return json.Marshal(certPart{ChainPEM: chain.String(), KeyPEM: string(keyPEM)})
 }

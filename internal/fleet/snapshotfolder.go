@@ -1,0 +1,228 @@
+// The snapshot folder: a snapshot made of parts, so that a write costs what
+// changed since the last one, not the whole snapshot.
+//
+//	<data>/snapshot/                          0700
+//	  manifest.json                           names every part below; written last
+//	  services-<shard>-<digest>.json          the services whose ID hashes to <shard> (of 256),
+//	                                          and the certificate leaf of each of their hostnames
+//	  tokens-<digest>.json                    token look-ups, suspended projects
+//	  keys-<random>.json                      ticket, ECH and QUIC keys, sealed
+//	  certs/<leaf SHA-256>[-<key ID>].json    one certificate: chain, and key sealed with <key ID>
+//
+// Every part is named for its content (the keys for a random name: a hash
+// of secret keys stays out of the file names), written 0600 through a
+// rename and never rewritten in place; the manifest is renamed over the
+// previous one only once every part it names is on disk (and the folder
+// synced), and the parts the previous manifest named alone are deleted
+// only after that. A crash at any point leaves the previous snapshot (or
+// the new one) whole: the manifest on disk names only parts that are on
+// disk.
+
+package fleet
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/spine-platform/spine/internal/store"
+)
+
+const (
+	manifestFile  = "manifest.json"
+	certsDir      = "certs"
+	folderVersion = 2
+	shardCount    = 256
+)
+
+// manifest is the content of manifestFile.
+type manifest struct {
+	Version   int       `json:"version"`
+	WrittenAt time.Time `json:"written_at"`
+	// KeyID is the keyring key the certificate files were sealed with
+	// ("": written without a keyring): part of their names.
+	KeyID  string   `json:"key_id,omitempty"`
+	Shards []string `json:"shards"` // the services parts, by shard; none for an empty shard
+	Tokens string   `json:"tokens"`
+	Keys   string   `json:"keys"`
+}
+
+// shardPart is the content of a services part.
+type shardPart struct {
+	Services []store.Service `json:"services"`
+	// Certs is the SHA-256 (hex) of the leaf of the certificate in memory
+	// for each hostname of Services that had one.
+	Certs map[string]string `json:"certs,omitempty"`
+}
+
+// tokensPart is the content of the tokens part.
+type tokensPart struct {
+	TokenHashes    []TokenLookup `json:"token_hashes,omitempty"`
+	TokensComplete bool          `json:"tokens_complete,omitempty"`
+	Suspended      []string      `json:"suspended_projects,omitempty"`
+}
+
+// keysPart is the content of the keys part: the Snapshot fields of the
+// ticket, ECH and QUIC keys, sealed (or, written without a keyring, not).
+type keysPart struct {
+	TicketKeys       [][]byte        `json:"ticket_keys,omitempty"`
+	SealedTicketKeys string          `json:"sealed_ticket_keys,omitempty"`
+	ECHKeys          json.RawMessage `json:"ech_keys,omitempty"`
+	SealedECHKeys    string          `json:"sealed_ech_keys,omitempty"`
+	QUICKeys         []byte          `json:"quic_keys,omitempty"`
+	SealedQUICKeys   string          `json:"sealed_quic_keys,omitempty"`
+}
+
+// certPart is the content of a certificate's file: SnapshotCert without
+// its names (they are the services parts').
+type certPart struct {
+	ChainPEM string `json:"chain_pem"`
+	KeyPEM   string `json:"key_pem"`
+}
+
+// shardOf is the shard of a service: FNV-1a of its ID, stable across
+// releases (the parts' names depend on it).
+func shardOf(id string) int {
+	h := uint32(2166136261)
+	for i := 0; i < len(id); i++ {
+		h ^= uint32(id[i])
+		h *= 16777619
+	}
+	return int(h % shardCount)
+}
+
+// certFileName is the name, in certsDir, of the file of the certificate
+// whose leaf has SHA-256 leaf (hex), its key sealed with keyID.
+func certFileName(leaf, keyID string) string {
+	if keyID == "" {
+		return leaf + ".json"
+	}
+	return leaf + "-" + keyID + ".json"
+}
+
+// appendService appends an encoding of every field of s to b: the input of
+// a shard's digest. Lengths prefix the strings, so that no two services
+// encode alike; TestAppendServiceCoversEveryField checks that a change of
+// any field of store.Service changes the encoding.
+func appendService(b []byte, s *store.Service) []byte {
+	str := func(v string) {
+		b = binary.AppendUvarint(b, uint64(len(v)))
+		b = append(b, v...)
+	}
+	list := func(v []string) {
+		b = binary.AppendUvarint(b, uint64(len(v)))
+		for _, e := range v {
+			str(e)
+		}
+	}
+	str(s.ID)
+	str(s.ProjectID)
+	str(s.Name)
+	str(s.Domain)
+	list(s.Hostnames)
+	list(s.Upstreams)
+	b = binary.AppendVarint(b, int64(s.HSTSMaxAge))
+	str(s.HealthPath)
+	b = binary.AppendVarint(b, int64(s.HealthInterval))
+	str(s.ClientCA)
+	str(s.ClientAuth)
+	for _, t := range []time.Time{s.CreatedAt, s.UpdatedAt} {
+		tb, _ := t.MarshalBinary() // fails only for a year outside [-32768, 32767]
+		str(string(tb))
+	}
+	return b
+}
+
+// partName is a content-addressed part's name: prefix, then 32 hex digits
+// of the SHA-256 of what it was made from.
+func partName(prefix string, sum [sha256.Size]byte) string {
+	return prefix + hex.EncodeToString(sum[:16]) + ".json"
+}
+
+// readFolder reads the snapshot of folder dir, its keys still sealed; an
+// error satisfies errors.Is(err, fs.ErrNotExist) if dir has no manifest.
+func readFolder(dir string) (*Snapshot, error) {
+	b, err := os.ReadFile(filepath.Join(dir, manifestFile))
+	if err != nil {
+		return nil, err
+	}
+	var m manifest
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, fmt.Errorf("fleet: reading the snapshot's manifest: %w", err)
+	}
+	if m.Version != folderVersion {
+		return nil, fmt.Errorf("fleet: the snapshot's manifest has version %d; this program reads %d", m.Version, folderVersion)
+	}
+	s := &Snapshot{Version: snapshotVersion, WrittenAt: m.WrittenAt}
+	read := func(sub, name string, v any) error {
+		if name == "" || name != filepath.Base(name) || strings.HasPrefix(name, ".") {
+			return fmt.Errorf("fleet: the snapshot's manifest names a part %q", name)
+		}
+		b, err := os.ReadFile(filepath.Join(dir, sub, name))
+		if err != nil {
+			return fmt.Errorf("fleet: reading the snapshot: %w", err)
+		}
+		if err := json.Unmarshal(b, v); err != nil {
+			return fmt.Errorf("fleet: reading the snapshot's %s: %w", name, err)
+		}
+		return nil
+	}
+	names := map[string][]string{} // hostnames by leaf
+	for _, name := range m.Shards {
+		var p shardPart
+		if err := read("", name, &p); err != nil {
+			return nil, err
+		}
+		s.Services = append(s.Services, p.Services...)
+		for host, leaf := range p.Certs {
+			names[leaf] = append(names[leaf], host)
+		}
+	}
+	// The order of a sync (store: by project, then name).
+	slices.SortFunc(s.Services, func(a, b store.Service) int {
+		if c := strings.Compare(a.ProjectID, b.ProjectID); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Name, b.Name)
+	})
+	var tp tokensPart
+	if err := read("", m.Tokens, &tp); err != nil {
+		return nil, err
+	}
+	s.TokenHashes, s.TokensComplete, s.Suspended = tp.TokenHashes, tp.TokensComplete, tp.Suspended
+	var kp keysPart
+	if err := read("", m.Keys, &kp); err != nil {
+		return nil, err
+	}
+	s.TicketKeys, s.SealedTicketKeys = kp.TicketKeys, kp.SealedTicketKeys
+	s.ECHKeys, s.SealedECHKeys = kp.ECHKeys, kp.SealedECHKeys
+	s.QUICKeys, s.SealedQUICKeys = kp.QUICKeys, kp.SealedQUICKeys
+	for _, leaf := range slices.Sorted(maps.Keys(names)) {
+		var c certPart
+		if err := read(certsDir, certFileName(leaf, m.KeyID), &c); err != nil {
+			return nil, err
+		}
+		// The file's name says which hostnames it serves: it must be its leaf's.
+		if block, _ := pem.Decode([]byte(c.ChainPEM)); block == nil || hex.EncodeToString(sha256Sum(block.Bytes)) != leaf {
+			return nil, fmt.Errorf("fleet: the snapshot's certificate file %s does not hold that certificate", certFileName(leaf, m.KeyID))
+		}
+		hosts := names[leaf]
+		slices.Sort(hosts)
+		s.Certificates = append(s.Certificates, SnapshotCert{Names: hosts, ChainPEM: c.ChainPEM, KeyPEM: c.KeyPEM})
+	}
+	return s, nil
+}
+
+func sha256Sum(b []byte) []byte {
+	sum := sha256.Sum256(b)
+	return sum[:]
+}
