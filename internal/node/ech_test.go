@@ -13,8 +13,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -127,10 +125,7 @@ func TestSnapshotKeepsECHAndQUICKeys(t *testing.T) {
 	if err := fleet.NewSnapshotWriter(dir, n.snapshotSource, n.log).Write(); err != nil {
 		t.Fatal(err)
 	}
-	raw, err := os.ReadFile(filepath.Join(dir, fleet.SnapshotFile))
-	if err != nil {
-		t.Fatal(err)
-	}
+	raw := snapshotBytes(t, dir)
 	for what, b := range map[string][]byte{"the QUIC stateless-reset key": quicKeys.StatelessReset[:], "the QUIC token key": quicKeys.Token[:]} {
 		if bytes.Contains(raw, b) || bytes.Contains(raw, []byte(base64.StdEncoding.EncodeToString(b))) {
 			t.Errorf("the snapshot file holds %s in the clear", what)

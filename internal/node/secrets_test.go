@@ -234,7 +234,7 @@ func TestNoPrivateKeyAtRest(t *testing.T) {
 			if err := fleet.NewSnapshotWriter(snapDir, n.snapshotSource, n.log).Write(); err != nil {
 				t.Fatal(err)
 			}
-			snapFile, _ := os.ReadFile(filepath.Join(snapDir, fleet.SnapshotFile))
+			snapFile := snapshotBytes(t, snapDir)
 			n.Close(ctx)
 
 			checkNoKeys(t, "the store ("+sc.name+")", dump(t, dir, sc.dsn), needles)

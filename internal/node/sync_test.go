@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -121,11 +122,30 @@ func TestSnapshotHoldsServedCertificatesAndTokenHashes(t *testing.T) {
 	if len(snap.TokenHashes) != 1 || snap.TokenHashes[0].Hash != platform.HashToken(strings.TrimSpace(string(tok))) || snap.TokenHashes[0].Project.ID != platform.DefaultProjectID {
 		t.Errorf("snapshot token hashes %+v, want the admin token's", snap.TokenHashes)
 	}
-	raw, _ := os.ReadFile(filepath.Join(snapDir, fleet.SnapshotFile))
+	raw := snapshotBytes(t, snapDir)
 	if bytes.Contains(raw, bytes.TrimSpace(tok)) {
 		t.Error("the snapshot holds the admin token itself")
 	}
 	if bytes.Contains(raw, []byte("PRIVATE KEY")) {
 		t.Error("the snapshot holds a private key in PEM: not sealed")
 	}
+}
+
+// snapshotBytes returns every file of the snapshot folder in dataDir,
+// concatenated: what a reader of the disk would find.
+func snapshotBytes(t *testing.T, dataDir string) []byte {
+	t.Helper()
+	var all []byte
+	err := filepath.WalkDir(filepath.Join(dataDir, fleet.SnapshotDir), func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		all = append(all, b...)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return all
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"os"
@@ -367,9 +368,18 @@ func handshake(nd *node, root *x509.CertPool, host string, cache tls.ClientSessi
 	return conn.ConnectionState().DidResume, nil
 }
 
-// snapshotHas reports whether nd's snapshot file holds a certificate for host.
-func snapshotHas(nd *node, host string) error {
-	path := filepath.Join(nd.dataDir, "snapshot.json")
+// snapshotManifest is what the tests read of a snapshot folder's manifest.
+type snapshotManifest struct {
+	KeyID  string `json:"key_id"`
+	Shards []string
+	Tokens string
+	Keys   string
+}
+
+// readSnapshotPart reads the part name of nd's snapshot folder into v, as a
+// reader of the disk would; a part that is not 0600 stops the poll.
+func readSnapshotPart(nd *node, name string, v any) error {
+	path := filepath.Join(nd.dataDir, "snapshot", name)
 	fi, err := os.Stat(path)
 	if err != nil {
 		return err
@@ -381,20 +391,57 @@ func snapshotHas(nd *node, host string) error {
 	if err != nil {
 		return err
 	}
-	var s struct {
-		Certificates []struct{ Names []string }
-	}
-	if err := json.Unmarshal(b, &s); err != nil {
+	return json.Unmarshal(b, v)
+}
+
+// snapshotHas reports whether nd's snapshot holds a certificate for host:
+// a services part names its leaf, and the certificate's file is there.
+func snapshotHas(nd *node, host string) error {
+	var m snapshotManifest
+	if err := readSnapshotPart(nd, "manifest.json", &m); err != nil {
 		return err
 	}
-	for _, c := range s.Certificates {
-		for _, n := range c.Names {
-			if n == host {
-				return nil
+	for _, name := range m.Shards {
+		var shard struct{ Certs map[string]string }
+		if err := readSnapshotPart(nd, name, &shard); err != nil {
+			return err
+		}
+		if leaf := shard.Certs[host]; leaf != "" {
+			file := leaf + ".json"
+			if m.KeyID != "" {
+				file = leaf + "-" + m.KeyID + ".json"
 			}
+			var cert struct {
+				ChainPEM string `json:"chain_pem"`
+			}
+			if err := readSnapshotPart(nd, filepath.Join("certs", file), &cert); err != nil {
+				return err
+			}
+			if !strings.Contains(cert.ChainPEM, "BEGIN CERTIFICATE") {
+				return poll.Stop(fmt.Errorf("%s's certificate file holds no chain", host))
+			}
+			return nil
 		}
 	}
-	return fmt.Errorf("%s: no certificate for %s yet", path, host)
+	return fmt.Errorf("%s's snapshot: no certificate for %s yet", nd.name, host)
+}
+
+// snapshotBytes returns every file of nd's snapshot folder, concatenated:
+// what a reader of the disk finds.
+func snapshotBytes(nd *node) ([]byte, error) {
+	var all []byte
+	err := filepath.WalkDir(filepath.Join(nd.dataDir, "snapshot"), func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		if errors.Is(err, fs.ErrNotExist) { // a part the writer just replaced
+			return nil
+		}
+		all = append(all, b...)
+		return err
+	})
+	return all, err
 }
 
 // apiGet does an authenticated GET on nd's API and returns the answer.

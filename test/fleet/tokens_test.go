@@ -3,12 +3,9 @@ package fleet
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -36,8 +33,8 @@ func tokenStatus(t *testing.T, nd *node, tok string) (int, string) {
 // snapshotTokens returns the token hashes in nd's snapshot and whether the
 // snapshot says they are every token of the store.
 func snapshotTokens(nd *node) (map[string]bool, bool, error) {
-	b, err := os.ReadFile(filepath.Join(nd.dataDir, "snapshot.json"))
-	if err != nil {
+	var m snapshotManifest
+	if err := readSnapshotPart(nd, "manifest.json", &m); err != nil {
 		return nil, false, err
 	}
 	var s struct {
@@ -47,7 +44,7 @@ func snapshotTokens(nd *node) (map[string]bool, bool, error) {
 		} `json:"token_hashes"`
 		Complete bool `json:"tokens_complete"`
 	}
-	if err := json.Unmarshal(b, &s); err != nil {
+	if err := readSnapshotPart(nd, m.Tokens, &s); err != nil {
 		return nil, false, err
 	}
 	out := map[string]bool{}
@@ -168,7 +165,7 @@ func TestRevokedTokenRefusedFleetWide(t *testing.T) {
 		})
 	}
 	for _, nd := range f.nodes {
-		if b, err := os.ReadFile(filepath.Join(nd.dataDir, "snapshot.json")); err != nil || slices.ContainsFunc([]string{kept.Value, short.Value, revoked.Value}, func(v string) bool { return strings.Contains(string(b), v) }) {
+		if b, err := snapshotBytes(nd); err != nil || len(b) == 0 || slices.ContainsFunc([]string{kept.Value, short.Value, revoked.Value}, func(v string) bool { return strings.Contains(string(b), v) }) {
 			t.Errorf("%s's snapshot holds a token's value (or cannot be read: %v)", nd.name, err)
 		}
 	}
