@@ -14,7 +14,7 @@ import (
 	"github.com/spine-platform/spine/internal/store"
 )
 
-func testKeyring(t *testing.T) (*secrets.Keyring, []byte) {
+func testKeyring(t testing.TB) (*secrets.Keyring, []byte) {
 	t.Helper()
 	content, err := secrets.Generate()
 	if err != nil {
