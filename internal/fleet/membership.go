@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/spine-platform/spine/client"
+	"github.com/spine-platform/spine/internal/metrics"
 	"github.com/spine-platform/spine/internal/platform"
 	"github.com/spine-platform/spine/internal/store"
 )
@@ -153,4 +154,22 @@ func (m *Membership) lastNodes() []client.Node {
 		out = append(out, self)
 	}
 	return out
+}
+
+// Metrics is the node list for metrics.Sources.Fleet: each node's time
+// since its last heartbeat and whether it is connected; false if the list
+// cannot be read (one query, bounded by 5 s).
+func (m *Membership) Metrics() ([]metrics.Node, bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	nodes, err := m.Nodes(ctx)
+	if err != nil {
+		return nil, false
+	}
+	out := make([]metrics.Node, 0, len(nodes))
+	for _, nd := range nodes {
+		age, _ := time.ParseDuration(nd.SinceHeartbeat)
+		out = append(out, metrics.Node{ID: nd.ID, SinceHeartbeat: age, Connected: nd.StoreConnected})
+	}
+	return out, true
 }

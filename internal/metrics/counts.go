@@ -1,0 +1,35 @@
+package metrics
+
+// Counts are the counters the node's parts keep for themselves (the access
+// log, the event hub, the webhook sender, the certificate manager's event
+// queue), read at each scrape; Values turns them into the series
+// Sources.Counters returns.
+type Counts struct {
+	AccessLogLines, AccessLogDropped, AccessLogFailed uint64
+	EventStreams                                      int
+	EventStreamEvents, EventStreamsDropped            uint64
+	WebhookAttempts, WebhookDeliveries                uint64
+	WebhookRetries, WebhookFailures                   uint64
+	WebhookEndpointsDisabled                          uint64
+	CertificateEventsQueued                           int
+	CertificateEventsDropped                          uint64
+}
+
+// Values are c's series: their names, help texts and kinds.
+func (c Counts) Values() []Value {
+	return []Value{
+		{Name: "spine_access_log_lines_total", Help: "Access log lines written (0 without an access log).", Counter: true, V: float64(c.AccessLogLines)},
+		{Name: "spine_access_log_lines_dropped_total", Help: "Access log lines dropped because the writer was behind (a slow disk, a blocked pipe); the requests were served.", Counter: true, V: float64(c.AccessLogDropped)},
+		{Name: "spine_access_log_lines_failed_total", Help: "Access log lines lost to a failed write (a full disk).", Counter: true, V: float64(c.AccessLogFailed)},
+		{Name: "spine_event_streams", Help: "Open event streams (GET /v1/events/stream).", V: float64(c.EventStreams)},
+		{Name: "spine_event_stream_events_total", Help: "Events handed to event streams.", Counter: true, V: float64(c.EventStreamEvents)},
+		{Name: "spine_event_streams_dropped_total", Help: "Event streams dropped because their client read too slowly.", Counter: true, V: float64(c.EventStreamsDropped)},
+		{Name: "spine_webhook_attempts_total", Help: "Webhook delivery attempts made by this node.", Counter: true, V: float64(c.WebhookAttempts)},
+		{Name: "spine_webhook_deliveries_total", Help: "Webhook deliveries that succeeded (2xx).", Counter: true, V: float64(c.WebhookDeliveries)},
+		{Name: "spine_webhook_retries_total", Help: "Webhook attempts that failed and will be retried.", Counter: true, V: float64(c.WebhookRetries)},
+		{Name: "spine_webhook_failures_total", Help: "Webhook deliveries given up (retries exhausted, or 410).", Counter: true, V: float64(c.WebhookFailures)},
+		{Name: "spine_webhook_endpoints_disabled_total", Help: "Webhook endpoints this node disabled for failing.", Counter: true, V: float64(c.WebhookEndpointsDisabled)},
+		{Name: "spine_certificate_events_queued", Help: "Certificate events waiting to be written to the store.", V: float64(c.CertificateEventsQueued)},
+		{Name: "spine_certificate_events_dropped_total", Help: "Certificate events dropped from a full queue (store away too long).", Counter: true, V: float64(c.CertificateEventsDropped)},
+	}
+}
