@@ -91,16 +91,83 @@ const (
 // service. Its hostnames are served (and get certificates) as soon as this
 // returns.
 func (p *Platform) CreateService(ctx context.Context, projectID string, spec ServiceSpec) (store.Service, error) {
+	domains, err := p.projectDomains(ctx, projectID)
+	if err != nil {
+		return store.Service{}, err
+	}
+	svc, err := p.newService(projectID, spec, domains)
+	if err != nil {
+		return store.Service{}, err
+	}
+	if err := p.checkServedUpstreams(ctx, svc.Upstreams, svc.Hostnames); err != nil {
+		return store.Service{}, err
+	}
+	if err := p.store.CreateService(ctx, svc); err != nil {
+		return store.Service{}, fromStore(err, fmt.Sprintf("service %q", svc.Name))
+	}
+	return svc, nil
+}
+
+// serviceBatcher is the optional ability of a Store to create many
+// services in one transaction; *store.DB has it.
+type serviceBatcher interface {
+	CreateServices(ctx context.Context, ss []store.Service) error
+}
+
+// CreateServices creates a service in the project for each of specs, in
+// one store transaction: all of them or none. Each spec is checked as
+// CreateService checks it, and the first that fails a check is named in
+// the error; a name or hostname already taken fails the whole batch with
+// a Conflict. It is for bulk loads (bench/seed): the store is told of the
+// change once, not once per service. The store must be able to write
+// batches (*store.DB can).
+func (p *Platform) CreateServices(ctx context.Context, projectID string, specs []ServiceSpec) ([]store.Service, error) {
+	b, ok := p.store.(serviceBatcher)
+	if !ok {
+		return nil, fmt.Errorf("platform: the store cannot create services in batches")
+	}
+	domains, err := p.projectDomains(ctx, projectID)
+	if err != nil {
+		return nil, err
+	}
+	svcs := make([]store.Service, 0, len(specs))
+	var ups, hosts []string
+	for i, spec := range specs {
+		svc, err := p.newService(projectID, spec, domains)
+		if err != nil {
+			return nil, fmt.Errorf("service %d of the batch (%q): %w", i, spec.Name, err)
+		}
+		svcs = append(svcs, svc)
+		ups = append(ups, svc.Upstreams...)
+		hosts = append(hosts, svc.Hostnames...)
+	}
+	if err := p.checkServedUpstreams(ctx, sortedUnique(ups), hosts); err != nil {
+		return nil, err
+	}
+	if err := b.CreateServices(ctx, svcs); err != nil {
+		return nil, fromStore(err, "services")
+	}
+	return svcs, nil
+}
+
+// projectDomains returns the project's domains, or an error if it has none.
+func (p *Platform) projectDomains(ctx context.Context, projectID string) ([]store.Domain, error) {
+	domains, err := p.store.ListDomains(ctx, projectID)
+	if err != nil {
+		return nil, fromStore(err, "domains")
+	}
+	if len(domains) == 0 {
+		return nil, invalid("no_domain", "this project has no domain yet; add one first with `spine domain add DOMAIN`")
+	}
+	return domains, nil
+}
+
+// newService checks spec as a new service of the project, which has
+// domains, and returns the service to store.
+func (p *Platform) newService(projectID string, spec ServiceSpec, domains []store.Domain) (store.Service, error) {
 	name := strings.ToLower(strings.TrimSpace(spec.Name))
 	if err := checkName("service name", name); err != nil {
 		return store.Service{}, err
-	}
-	domains, err := p.store.ListDomains(ctx, projectID)
-	if err != nil {
-		return store.Service{}, fromStore(err, "domains")
-	}
-	if len(domains) == 0 {
-		return store.Service{}, invalid("no_domain", "this project has no domain yet; add one first with `spine domain add DOMAIN`")
 	}
 	domain := firstDomain(domains)
 	if spec.Domain != "" {
@@ -128,9 +195,6 @@ func (p *Platform) CreateService(ctx context.Context, projectID string, spec Ser
 
 	ups, err := p.checkUpstreams(spec.Upstreams)
 	if err != nil {
-		return store.Service{}, err
-	}
-	if err := p.checkServedUpstreams(ctx, ups, hosts); err != nil {
 		return store.Service{}, err
 	}
 
@@ -167,9 +231,6 @@ func (p *Platform) CreateService(ctx context.Context, projectID string, spec Ser
 		HealthInterval: spec.HealthInterval,
 		CreatedAt:      now,
 		UpdatedAt:      now,
-	}
-	if err := p.store.CreateService(ctx, svc); err != nil {
-		return store.Service{}, fromStore(err, fmt.Sprintf("service %q", name))
 	}
 	return svc, nil
 }
