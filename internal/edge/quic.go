@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"strconv"
@@ -161,4 +162,20 @@ func UDPBuffers(pc net.PacketConn) (read, write int, err error) {
 		write, werr = syscall.GetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_SNDBUF)
 	})
 	return read, write, errors.Join(cerr, rerr, werr)
+}
+
+// CheckUDPBuffers warns on log when the kernel keeps the UDP buffers of pc
+// (HTTP/3's socket) below what QUIC needs to not drop packets under load,
+// and says how to raise them.
+func CheckUDPBuffers(pc net.PacketConn, log *slog.Logger) {
+	read, write, err := UDPBuffers(pc)
+	if err != nil {
+		log.Warn("HTTP/3: cannot read the UDP buffer sizes", "err", err)
+		return
+	}
+	if read < UDPBufferWant || write < UDPBufferWant {
+		log.Warn("HTTP/3: the UDP buffers are smaller than QUIC needs, which drops packets under load; "+
+			"raise them with: sysctl -w net.core.rmem_max=7500000 net.core.wmem_max=7500000",
+			"receive_buffer", read, "send_buffer", write, "want", UDPBufferWant)
+	}
 }

@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/spine-platform/spine/internal/store"
@@ -66,6 +67,30 @@ func LoadQUICKeys(ctx context.Context, st TicketStore, owner string) (QUICKeys, 
 		}
 	}
 	return QUICKeys{}, errors.New("fleet: the QUIC keys were not created in time")
+}
+
+// QUICKeysForNode returns the fleet's QUIC keys for a starting node
+// (LoadQUICKeys). When the store cannot give them, as when the node started
+// from its snapshot (snap, nil if it did not) with PostgreSQL away, they are
+// the snapshot's (the store's as of the snapshot: they are never rotated),
+// or nil, with a warning: the node then uses keys of its own until it
+// restarts.
+func QUICKeysForNode(ctx context.Context, st TicketStore, owner string, snap *Snapshot, log *slog.Logger) *QUICKeys {
+	k, err := LoadQUICKeys(ctx, st, owner)
+	if err != nil && snap != nil {
+		if sk, ok := snap.QUIC(); ok {
+			log.Warn("HTTP/3: the fleet's QUIC keys could not be read from the store; using the snapshot's", "err", err)
+			k, err = sk, nil
+		}
+	}
+	if err != nil {
+		if !errors.Is(err, context.Canceled) {
+			log.Warn("HTTP/3: the fleet's QUIC keys could not be read; this node uses keys of its own until it restarts "+
+				"(clients of other nodes that come here do a full handshake and time out instead of a stateless reset)", "err", err)
+		}
+		return nil
+	}
+	return &k
 }
 
 func createQUICKeys(ctx context.Context, st TicketStore) (QUICKeys, error) {

@@ -2,7 +2,6 @@ package node
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"strconv"
@@ -36,7 +35,7 @@ func (n *Node) listenHTTPS() error {
 		pc, err := net.ListenPacket("udp", net.JoinHostPort(host, strconv.Itoa(port(ln.Addr()))))
 		if err == nil {
 			n.httpsLn, n.quicConn = ln, pc
-			n.checkUDPBuffers()
+			edge.CheckUDPBuffers(pc, n.log)
 			return nil
 		}
 		ln.Close()
@@ -46,43 +45,18 @@ func (n *Node) listenHTTPS() error {
 	}
 }
 
-// checkUDPBuffers warns when the kernel keeps the UDP buffers of HTTP/3
-// below what QUIC needs to not drop packets under load.
-func (n *Node) checkUDPBuffers() {
-	read, write, err := edge.UDPBuffers(n.quicConn)
-	if err != nil {
-		n.log.Warn("HTTP/3: cannot read the UDP buffer sizes", "err", err)
-		return
-	}
-	if read < edge.UDPBufferWant || write < edge.UDPBufferWant {
-		n.log.Warn("HTTP/3: the UDP buffers are smaller than QUIC needs, which drops packets under load; "+
-			"raise them with: sysctl -w net.core.rmem_max=7500000 net.core.wmem_max=7500000",
-			"receive_buffer", read, "send_buffer", write, "want", edge.UDPBufferWant)
-	}
-}
-
-// quicKeys returns the fleet's QUIC keys, and records them for the
-// snapshot (fleetState.quic). When the store cannot give them, as when the
-// node starts from its snapshot with PostgreSQL away, they are the
-// snapshot's (the store's as of the snapshot: they are never rotated), or
-// nil (keys of this node's own) if the snapshot has none.
+// quicKeys returns the fleet's QUIC keys (the snapshot's if the node
+// started from it and the store cannot give them; nil: keys of the node's
+// own), and records them for the snapshot (fleetState.quic).
 func (n *Node) quicKeys(ctx context.Context) *edge.QUICKeys {
-	k, err := fleet.LoadQUICKeys(ctx, n.db, n.fleet.id)
-	if err != nil {
-		if n.fleet.static {
-			if sk, ok := n.fleet.loaded.QUIC(); ok {
-				n.log.Warn("HTTP/3: the fleet's QUIC keys could not be read from the store; using the snapshot's", "err", err)
-				k, err = sk, nil
-			}
-		}
+	var snap *fleet.Snapshot
+	if n.fleet.static {
+		snap = n.fleet.loaded
 	}
-	if err != nil {
-		if !errors.Is(err, context.Canceled) {
-			n.log.Warn("HTTP/3: the fleet's QUIC keys could not be read; this node uses keys of its own until it restarts "+
-				"(clients of other nodes that come here do a full handshake and time out instead of a stateless reset)", "err", err)
-		}
+	k := fleet.QUICKeysForNode(ctx, n.db, n.fleet.id, snap, n.log)
+	if k == nil {
 		return nil
 	}
-	n.fleet.quic = &k
+	n.fleet.quic = k
 	return &edge.QUICKeys{StatelessReset: k.StatelessReset, Token: k.Token}
 }
