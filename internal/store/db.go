@@ -35,6 +35,7 @@ type DB struct {
 	eventWatchers map[chan struct{}]struct{} // WatchEvents: events and webhook deliveries
 
 	listenPID atomic.Uint32 // backend PID of the LISTEN connection, 0 if none (for tests)
+	notices   atomic.Int64  // notices of this schema taken by the LISTEN connection (for tests)
 
 	lazyErr error // OpenLazy: the last migration failure that was not unavailability; guarded by mu
 

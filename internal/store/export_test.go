@@ -8,6 +8,10 @@ import (
 // ListenPID returns the backend PID of db's LISTEN connection, 0 if none.
 func ListenPID(db *DB) uint32 { return db.listenPID.Load() }
 
+// Notices returns how many notices of its own schema db's LISTEN
+// connection has taken.
+func Notices(db *DB) int64 { return db.notices.Load() }
+
 // SetMaxPendingDeliveries lowers db's bound of pending deliveries per
 // webhook, so that a test can fill the outbox.
 func SetMaxPendingDeliveries(db *DB, n int) { db.pendingBound = n }

@@ -18,6 +18,11 @@ import (
 
 // changeChannel is the PostgreSQL notification channel of change notices;
 // eventChannel that of appended events and queued webhook deliveries.
+// Channels are shared by the whole database, so a notice carries the schema
+// it was written in (current_schema()), and a listener drops notices from
+// other schemas: Spine installations (or tests) that share one database in
+// schemas of their own do not wake each other. A notice without a payload
+// (from a node of a version before this) is taken as ours.
 const (
 	changeChannel = "spine_changes"
 	eventChannel  = "spine_events"
@@ -26,8 +31,8 @@ const (
 var postgresDialect = dialect{
 	name:         "postgres",
 	now:          `CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000000000 AS BIGINT)`,
-	notify:       `SELECT pg_notify('` + changeChannel + `', '')`,
-	notifyEvents: `SELECT pg_notify('` + eventChannel + `', '')`,
+	notify:       `SELECT pg_notify('` + changeChannel + `', coalesce(current_schema(), ''))`,
+	notifyEvents: `SELECT pg_notify('` + eventChannel + `', coalesce(current_schema(), ''))`,
 	classify:     classifyPostgres,
 }
 
@@ -141,6 +146,10 @@ func (db *DB) listenOnce(ctx context.Context) (connected bool, err error) {
 			return false, err
 		}
 	}
+	var schema string
+	if err := conn.QueryRow(ctx, "SELECT coalesce(current_schema(), '')").Scan(&schema); err != nil {
+		return false, err
+	}
 	db.listenPID.Store(conn.PgConn().PID())
 	db.broadcast()
 	db.broadcastEvents()
@@ -150,9 +159,13 @@ func (db *DB) listenOnce(ctx context.Context) (connected bool, err error) {
 		n, err := conn.WaitForNotification(wctx)
 		cancel()
 		switch {
+		case err == nil && n.Payload != "" && n.Payload != schema:
+			// another schema's notice
 		case err == nil && n.Channel == eventChannel:
+			db.notices.Add(1)
 			db.broadcastEvents()
 		case err == nil:
+			db.notices.Add(1)
 			db.broadcast()
 		case ctx.Err() != nil:
 			return true, ctx.Err()

@@ -139,6 +139,44 @@ func TestPostgresEventsAcrossNodes(t *testing.T) {
 	}
 }
 
+// Notices are database-wide in PostgreSQL: a write in another schema of the
+// same database (another Spine installation, or another test) does not
+// wake this one's watchers.
+func TestPostgresNoticesOfOtherSchemasIgnored(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	dsn, otherDSN := storetest.PostgresDSN(t), storetest.PostgresDSN(t)
+	a, ours, other := openPostgres(t, dsn), openPostgres(t, dsn), openPostgres(t, otherDSN)
+	changes, evs := a.Watch(ctx), a.WatchEvents(ctx)
+	wait(t, changes, "listener connected")
+	wait(t, evs, "listener connected")
+	if got := store.Notices(a); got != 0 {
+		t.Fatalf("%d notices taken before any write", got)
+	}
+	// PostgreSQL delivers notices in commit order: once ours has arrived,
+	// the other schema's, committed before it, has been read and dropped.
+	if err := other.CreateProject(ctx, store.Project{ID: "theirs", Name: "theirs"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := other.AppendEvent(ctx, store.Event{ProjectID: "theirs", Type: store.EventTokenCreated, Subject: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := ours.CreateProject(ctx, store.Project{ID: "ours", Name: "ours"}); err != nil {
+		t.Fatal(err)
+	}
+	wait(t, changes, "after a write in our schema")
+	if got := store.Notices(a); got != 1 {
+		t.Errorf("took %d notices, want 1 (ours only)", got)
+	}
+	if _, _, err := ours.AppendEvent(ctx, store.Event{ProjectID: "ours", Type: store.EventTokenCreated, Subject: "y"}); err != nil {
+		t.Fatal(err)
+	}
+	wait(t, evs, "after an event in our schema")
+	if got := store.Notices(a); got != 2 {
+		t.Errorf("took %d notices, want 2 (ours only)", got)
+	}
+}
+
 // A broken connection pool reports ErrUnavailable.
 func TestPostgresUnavailable(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
