@@ -1,0 +1,634 @@
+// Command scale is issue 17's scale run: for each hostname count and each
+// store it seeds the store (bench/seed, a top-up if it is there already),
+// starts `spine serve` with GOMAXPROCS=1 pinned to one core, probes it from
+// the other, and reports what a platform with that many names sees:
+//
+//   - first HTTPS answer after exec;
+//   - every hostname servable: a sample spread over the whole range (the
+//     first and last names included) each answered with its certificate;
+//   - resident memory 2 s after the first answer and after the warm-up, and
+//     the per-hostname slope between counts;
+//   - handshakes needing a certificate from the store (dial + handshake, one
+//     at a time, each another name): p50 and p99 during the warm-up and
+//     once the node is idle;
+//   - a configuration change: a service created through the API until its
+//     hostname answers HTTPS, one deleted until its hostname is refused;
+//   - the snapshot files in the data folder, their size, and how many times
+//     they are rewritten in 30 s.
+//
+// The machine's load average (/proc/loadavg) is recorded next to each
+// figure. Typical use, from the repository's root:
+//
+//	go build -o /tmp/b/ ./bench/seed ./bench/scale ./cmd/spine
+//	/tmp/b/scale -bin /tmp/b -work /tmp/scale -n 100000,250000 -stores sqlite,postgres
+//
+// Results: a JSON line per run appended to -out (raw figures), and a
+// Markdown table on standard output.
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+type config struct {
+	bin, work, pg, domain, out string
+	sizes                      []int
+	stores                     []string
+	serverCore, probeCore      string
+	cold, sample               int
+}
+
+// run is the figures of one hostname count on one store.
+type run struct {
+	Store      string            `json:"store"`
+	N          int               `json:"n"`
+	Seed       []string          `json:"seed"`      // the seed tool's report lines
+	SeedSec    float64           `json:"seed_sec"`  // its wall time (0 work for a store seeded before)
+	FirstSec   float64           `json:"first_sec"` // first HTTPS answer after exec
+	AllSec     float64           `json:"all_sec"`   // every name of the sample answered
+	RSSFirstMi float64           `json:"rss_first_mib"`
+	RSSWarmMi  float64           `json:"rss_warm_mib"`
+	WarmSec    float64           `json:"warm_sec"` // until the node was idle
+	ColdWarm   [2]float64        `json:"cold_warmup_p50_p99_ms"`
+	ColdIdle   [2]float64        `json:"cold_idle_p50_p99_ms"`
+	CreateMs   []float64         `json:"create_ms"`
+	DeleteMs   []float64         `json:"delete_ms"`
+	Snapshots  map[string]int64  `json:"snapshot_bytes"`        // by kind of file
+	Rewrites   map[string]int    `json:"snapshot_rewrites_30s"` // files written anew, by kind
+	Load       map[string]string `json:"load"`                  // /proc/loadavg at each figure
+	Errors     []string          `json:"errors,omitempty"`
+}
+
+func main() {
+	var c config
+	var sizes, stores string
+	flag.StringVar(&c.bin, "bin", "", "folder holding the spine and seed binaries")
+	flag.StringVar(&c.work, "work", "/tmp/spine-scale", "scratch folder: a data folder per store and count, the nodes' logs")
+	flag.StringVar(&c.pg, "pg", "postgres://postgres@127.0.0.1:5432/test?sslmode=disable", "PostgreSQL DSN: each count gets a schema spine_scale_N in it")
+	flag.StringVar(&c.domain, "domain", "bench.test", "the seeded domain")
+	flag.StringVar(&c.out, "out", "", "append each run's figures as a JSON line to this file")
+	flag.StringVar(&sizes, "n", "100000,250000,500000,1000000", "hostname counts")
+	flag.StringVar(&stores, "stores", "sqlite,postgres", "stores: sqlite, postgres")
+	flag.StringVar(&c.serverCore, "server-core", "0", "core spine is pinned to")
+	flag.StringVar(&c.probeCore, "probe-core", "1", "core this probe is pinned to once seeding is done")
+	flag.IntVar(&c.cold, "cold", 200, "handshakes timed in each cold-handshake figure")
+	flag.IntVar(&c.sample, "sample", 100, "hostnames in the servable sample")
+	flag.Parse()
+	for _, s := range strings.Split(sizes, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n < 1000 {
+			fatal(fmt.Errorf("-n: %q is not a count of at least 1000", s))
+		}
+		c.sizes = append(c.sizes, n)
+	}
+	c.stores = strings.Split(stores, ",")
+	if c.bin == "" {
+		fatal(errors.New("-bin is required"))
+	}
+	up, err := upstream()
+	if err != nil {
+		fatal(err)
+	}
+	var runs []run
+	for _, st := range c.stores {
+		for _, n := range c.sizes {
+			r := c.measure(st, n, up)
+			runs = append(runs, r)
+			if c.out != "" {
+				b, _ := json.Marshal(r)
+				if f, err := os.OpenFile(c.out, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644); err == nil {
+					f.Write(append(b, '\n'))
+					f.Close()
+				}
+			}
+		}
+	}
+	table(os.Stdout, runs)
+}
+
+func fatal(err error) {
+	fmt.Fprintln(os.Stderr, "scale:", err)
+	os.Exit(1)
+}
+
+func logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, time.Now().Format("15:04:05 ")+format+"\n", args...)
+}
+
+func loadavg() string {
+	b, _ := os.ReadFile("/proc/loadavg")
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
+}
+
+// upstream serves 200 "ok" on a free port of 127.0.0.1 and returns its URL.
+func upstream() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	go http.Serve(l, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok") }))
+	return "http://" + l.Addr().String(), nil
+}
+
+func (c *config) host(i int) string { return fmt.Sprintf("s%06d.%s", i, c.domain) }
+
+func (c *config) measure(st string, n int, up string) (r run) {
+	r = run{Store: st, N: n, Load: map[string]string{}, Snapshots: map[string]int64{}, Rewrites: map[string]int{}}
+	fail := func(err error) run {
+		logf("%s %d: %v", st, n, err)
+		r.Errors = append(r.Errors, err.Error())
+		return r
+	}
+	data := filepath.Join(c.work, fmt.Sprintf("%s-%d", st, n))
+	var dsn string
+	if st == "postgres" {
+		schema := fmt.Sprintf("spine_scale_%d", n)
+		if out, err := exec.Command("psql", c.pg, "-qc", "CREATE SCHEMA IF NOT EXISTS "+schema).CombinedOutput(); err != nil {
+			return fail(fmt.Errorf("creating schema %s: %v: %s", schema, err, out))
+		}
+		u, err := url.Parse(c.pg)
+		if err != nil {
+			return fail(err)
+		}
+		q := u.Query()
+		q.Set("search_path", schema)
+		u.RawQuery = q.Encode()
+		dsn = u.String()
+	}
+
+	// Seed on every core, whatever this process is pinned to.
+	logf("%s %d: seeding (a top-up if seeded before)", st, n)
+	args := []string{"-c", "0-" + strconv.Itoa(cores()-1), filepath.Join(c.bin, "seed"), "-data", data, "-n", strconv.Itoa(n), "-certs",
+		"-domain", c.domain, "-upstream", up}
+	if dsn != "" {
+		args = append(args, "-store", dsn)
+	}
+	t := time.Now()
+	out, err := exec.Command("taskset", args...).CombinedOutput()
+	r.SeedSec = time.Since(t).Seconds()
+	for _, l := range strings.Split(string(out), "\n") {
+		if strings.HasPrefix(l, "seed: ") && !strings.Contains(l, " of ") {
+			r.Seed = append(r.Seed, l)
+		}
+	}
+	if err != nil {
+		return fail(fmt.Errorf("seeding: %v: %s", err, out))
+	}
+	r.Load["seed"] = loadavg()
+	pin(c.probeCore)
+
+	// The node, on its core.
+	ports := [3]int{freePort(), freePort(), freePort()}
+	https := fmt.Sprintf("127.0.0.1:%d", ports[0])
+	api := fmt.Sprintf("http://127.0.0.1:%d", ports[2])
+	logFile, err := os.Create(filepath.Join(c.work, fmt.Sprintf("%s-%d-spine.log", st, n)))
+	if err != nil {
+		return fail(err)
+	}
+	defer logFile.Close()
+	sargs := []string{"-c", c.serverCore, filepath.Join(c.bin, "spine"), "serve", "--data", data, "--https-addr", https,
+		"--http-addr", fmt.Sprintf("127.0.0.1:%d", ports[1]), "--api-addr", strings.TrimPrefix(api, "http://"), "--domain", c.domain}
+	if dsn != "" {
+		sargs = append(sargs, "--store", dsn)
+	}
+	cmd := exec.Command("taskset", sargs...)
+	cmd.Env = append(os.Environ(), "GOMAXPROCS=1")
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	t0 := time.Now()
+	if err := cmd.Start(); err != nil {
+		return fail(err)
+	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	defer func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(time.Minute):
+			cmd.Process.Kill()
+			<-exited
+		}
+	}()
+	pid := cmd.Process.Pid // taskset execs spine: same process
+
+	// First HTTPS answer.
+	for {
+		if _, err := get(https, c.host(0)); err == nil {
+			break
+		}
+		select {
+		case <-exited:
+			return fail(fmt.Errorf("spine exited before answering (log %s)", logFile.Name()))
+		case <-time.After(5 * time.Millisecond):
+		}
+		if time.Since(t0) > 10*time.Minute {
+			return fail(errors.New("no HTTPS answer within 10 minutes"))
+		}
+	}
+	r.FirstSec = time.Since(t0).Seconds()
+	r.Load["first"] = loadavg()
+	logf("%s %d: first HTTPS answer after %.2f s", st, n, r.FirstSec)
+	first := time.Now()
+
+	// Every name servable: a sample over the whole range, the last included.
+	var sample []int
+	for i := range c.sample {
+		sample = append(sample, i*n/c.sample)
+	}
+	sample = append(sample, n-1)
+	inSample := map[int]bool{}
+	for _, i := range sample {
+		inSample[i] = true
+	}
+	rssDone := false
+	for len(sample) > 0 {
+		if !rssDone && time.Since(first) >= 2*time.Second {
+			r.RSSFirstMi, rssDone = rssMiB(pid), true
+		}
+		if _, err := get(https, c.host(sample[0])); err == nil {
+			sample = sample[1:]
+			continue
+		}
+		if time.Since(t0) > 10*time.Minute {
+			return fail(fmt.Errorf("%d names of the sample not served within 10 minutes, %s the first", len(sample), c.host(sample[0])))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	r.AllSec = time.Since(t0).Seconds()
+	r.Load["all"] = loadavg()
+	logf("%s %d: every name of the sample served after %.2f s", st, n, r.AllSec)
+	if !rssDone {
+		time.Sleep(time.Until(first.Add(2 * time.Second)))
+		r.RSSFirstMi = rssMiB(pid)
+	}
+	r.Load["rss_first"] = loadavg()
+
+	// Handshakes needing the store, during the warm-up: names from 95 %
+	// on, which a warm-up that fills the cache in name order reaches last.
+	r.ColdWarm = c.coldHandshakes(https, n*95/100, n, inSample)
+	r.Load["cold_warmup"] = loadavg()
+	logf("%s %d: from the store during the warm-up p50 %.2f ms p99 %.2f ms", st, n, r.ColdWarm[0], r.ColdWarm[1])
+
+	r.WarmSec = waitIdle(pid, 15*time.Minute, t0).Seconds()
+	r.RSSWarmMi = rssMiB(pid)
+	r.Load["rss_warm"] = loadavg()
+	r.ColdIdle = c.coldHandshakes(https, n*90/100, n*95/100, inSample)
+	r.Load["cold_idle"] = loadavg()
+	logf("%s %d: idle %.0f s after exec, RSS %.0f MiB (%.0f 2 s after the first answer); from the store p50 %.2f ms p99 %.2f ms",
+		st, n, r.WarmSec, r.RSSWarmMi, r.RSSFirstMi, r.ColdIdle[0], r.ColdIdle[1])
+
+	// A configuration change, three times.
+	token, err := os.ReadFile(filepath.Join(data, "admin.token"))
+	if err != nil {
+		return fail(err)
+	}
+	for k := range 3 {
+		name := fmt.Sprintf("zz%d-%d", time.Now().UnixNano()%1e9, k)
+		cms, dms, err := c.change(api, strings.TrimSpace(string(token)), https, name, up)
+		if err != nil {
+			return fail(err)
+		}
+		r.CreateMs, r.DeleteMs = append(r.CreateMs, cms), append(r.DeleteMs, dms)
+	}
+	r.Load["change"] = loadavg()
+	logf("%s %d: create until served %v ms, delete until refused %v ms", st, n, r.CreateMs, r.DeleteMs)
+
+	// Snapshot files and their rewrites over 30 s: the top-level files
+	// polled every 200 ms, the certs/ folder's files counted by mtime.
+	start := time.Now()
+	seen := snapshots(data)
+	for end := start.Add(30 * time.Second); time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
+		now := snapshots(data)
+		for f, fi := range now {
+			if old, ok := seen[f]; (!ok || !old.ModTime().Equal(fi.ModTime()) || old.Size() != fi.Size()) && group(f) != "" {
+				r.Rewrites[group(f)]++
+			}
+		}
+		seen = now
+	}
+	for f, fi := range seen {
+		if group(f) != "" {
+			r.Snapshots[group(f)] += fi.Size()
+		}
+	}
+	files, bytes, written := certFiles(filepath.Join(data, "snapshot", "certs"), start)
+	if files > 0 {
+		r.Snapshots[fmt.Sprintf("snapshot/certs/ (%d files)", files)] = bytes
+		r.Rewrites["snapshot/certs/ files"] = written
+	}
+	r.Load["snapshot"] = loadavg()
+	logf("%s %d: snapshot files %v, rewrites in 30 s %v", st, n, r.Snapshots, r.Rewrites)
+	return r
+}
+
+// get does one HTTPS request for host on addr, on a new connection, and
+// fails unless the certificate names host.
+func get(addr, host string) (time.Duration, error) {
+	t := time.Now()
+	conn, err := handshake(addr, host)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	fmt.Fprintf(conn, "GET / HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n", host)
+	buf := make([]byte, 12)
+	if _, err := io.ReadFull(conn, buf); err != nil {
+		return 0, err
+	}
+	if !bytes.HasPrefix(buf, []byte("HTTP/1.1 ")) {
+		return 0, fmt.Errorf("not an HTTP answer: %q", buf)
+	}
+	return time.Since(t), nil
+}
+
+// handshake dials addr and completes a TLS handshake for host, checking
+// that the certificate names host (the chain is not verified: the probe
+// starts before the node writes its root).
+func handshake(addr, host string) (*tls.Conn, error) {
+	d := &net.Dialer{Timeout: 5 * time.Second}
+	conn, err := tls.DialWithDialer(d, "tcp", addr, &tls.Config{ServerName: host, InsecureSkipVerify: true, NextProtos: []string{"http/1.1"}})
+	if err != nil {
+		return nil, err
+	}
+	certs := conn.ConnectionState().PeerCertificates
+	if len(certs) == 0 || certs[0].VerifyHostname(host) != nil {
+		conn.Close()
+		return nil, fmt.Errorf("the certificate does not name %s", host)
+	}
+	return conn, nil
+}
+
+// coldHandshakes times c.cold handshakes (dial included), one at a time,
+// each for another name between from and to that the sample left alone,
+// and returns their p50 and p99 in ms.
+func (c *config) coldHandshakes(addr string, from, to int, skip map[int]bool) [2]float64 {
+	var ms []float64
+	step := max(1, (to-from)/c.cold)
+	for i := from; i < to && len(ms) < c.cold; i += step {
+		if skip[i] {
+			continue
+		}
+		t := time.Now()
+		conn, err := handshake(addr, c.host(i))
+		if err != nil {
+			continue
+		}
+		ms = append(ms, float64(time.Since(t).Microseconds())/1000)
+		conn.Close()
+	}
+	if len(ms) == 0 {
+		return [2]float64{}
+	}
+	slices.Sort(ms)
+	return [2]float64{ms[len(ms)/2], ms[min(len(ms)-1, len(ms)*99/100)]}
+}
+
+// change creates the service name through the API and times until its
+// hostname answers HTTPS, then deletes it and times until its hostname
+// is refused.
+func (c *config) change(api, token, addr, name, up string) (float64, float64, error) {
+	host := name + "." + c.domain
+	body, _ := json.Marshal(map[string]any{"name": name, "upstreams": []string{up}})
+	t := time.Now()
+	if err := call("POST", api+"/v1/services", token, body); err != nil {
+		return 0, 0, fmt.Errorf("creating %s: %w", name, err)
+	}
+	for {
+		if _, err := get(addr, host); err == nil {
+			break
+		}
+		if time.Since(t) > 2*time.Minute {
+			return 0, 0, fmt.Errorf("%s not served 2 minutes after its creation", host)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	created := float64(time.Since(t).Microseconds()) / 1000
+	t = time.Now()
+	if err := call("DELETE", api+"/v1/services/"+name, token, nil); err != nil {
+		return 0, 0, fmt.Errorf("deleting %s: %w", name, err)
+	}
+	for {
+		conn, err := handshake(addr, host)
+		if err != nil {
+			break
+		}
+		conn.Close()
+		if time.Since(t) > 2*time.Minute {
+			return 0, 0, fmt.Errorf("%s still served 2 minutes after its deletion", host)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return created, float64(time.Since(t).Microseconds()) / 1000, nil
+}
+
+func call(method, url, token string, body []byte) error {
+	req, err := http.NewRequest(method, url, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	resp, err := http.DefaultClient.Do(req.WithContext(ctx))
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("%s %s: %s: %s", method, url, resp.Status, b)
+	}
+	return nil
+}
+
+// snapshots returns the snapshot files of the data folder (an older
+// release's snapshot.json, the files of snapshot/ but those of its certs/
+// folder), by path relative to it.
+func snapshots(data string) map[string]os.FileInfo {
+	out := map[string]os.FileInfo{}
+	if fi, err := os.Stat(filepath.Join(data, "snapshot.json")); err == nil {
+		out["snapshot.json"] = fi
+	}
+	des, _ := os.ReadDir(filepath.Join(data, "snapshot"))
+	for _, de := range des {
+		if de.IsDir() {
+			continue
+		}
+		if fi, err := de.Info(); err == nil {
+			out["snapshot/"+de.Name()] = fi
+		}
+	}
+	return out
+}
+
+// group names the kind of a snapshot file: its name up to its first "-"
+// (services-<shard>-<hash>.json: "services-*.json"), so that the shards of
+// a kind, and a file rewritten under a new name, count together. A
+// temporary file being written is "".
+func group(f string) string {
+	dir, base := filepath.Split(f)
+	if strings.HasPrefix(base, ".") {
+		return ""
+	}
+	if i := strings.IndexByte(base, '-'); i > 0 {
+		return dir + base[:i] + "-*" + filepath.Ext(base)
+	}
+	return f
+}
+
+// certFiles counts the files of dir, their bytes, and those modified
+// since t.
+func certFiles(dir string, t time.Time) (files int, bytes int64, since int) {
+	filepath.WalkDir(dir, func(_ string, de os.DirEntry, err error) error {
+		if err != nil || de.IsDir() {
+			return nil
+		}
+		fi, err := de.Info()
+		if err != nil {
+			return nil
+		}
+		files++
+		bytes += fi.Size()
+		if fi.ModTime().After(t) {
+			since++
+		}
+		return nil
+	})
+	return files, bytes, since
+}
+
+func rssMiB(pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(l); len(f) >= 2 && f[0] == "VmRSS:" {
+			kb, _ := strconv.ParseFloat(f[1], 64)
+			return kb / 1024
+		}
+	}
+	return 0
+}
+
+// cpuTicks returns the user and system time pid has used, in clock ticks.
+func cpuTicks(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	if len(f) < 13 {
+		return 0
+	}
+	u, _ := strconv.ParseInt(f[11], 10, 64)
+	k, _ := strconv.ParseInt(f[12], 10, 64)
+	return u + k
+}
+
+// waitIdle waits until pid used under 5 % of a core for a whole second
+// (at most max) and returns the time since t0.
+func waitIdle(pid int, max time.Duration, t0 time.Time) time.Duration {
+	start := time.Now()
+	before := cpuTicks(pid)
+	for time.Since(start) < max {
+		time.Sleep(time.Second)
+		now := cpuTicks(pid)
+		if now-before < 5 { // 100 ticks a second
+			break
+		}
+		before = now
+	}
+	return time.Since(t0)
+}
+
+func pin(core string) {
+	exec.Command("taskset", "-a", "-p", "-c", core, strconv.Itoa(os.Getpid())).Run()
+}
+
+// cores is the number of cores this process could use at its start,
+// before pin.
+func cores() int { return runtime.NumCPU() }
+
+func freePort() int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// table writes the runs as a Markdown table, with the RSS slope between
+// consecutive counts of one store.
+func table(w io.Writer, runs []run) {
+	fmt.Fprintln(w, "| store | hostnames | seed | first answer | all servable | RSS 2 s after first answer | RSS after warm-up | slope (warm) | from store, warm-up p50/p99 | from store, idle p50/p99 | create → served | delete → refused | snapshot files | rewrites in 30 s | load (1/5/15 min) |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+	for i, r := range runs {
+		slope := "–"
+		if i > 0 && runs[i-1].Store == r.Store && r.RSSWarmMi > 0 && runs[i-1].RSSWarmMi > 0 {
+			slope = fmt.Sprintf("%.0f B/name", (r.RSSWarmMi-runs[i-1].RSSWarmMi)*1024*1024/float64(r.N-runs[i-1].N))
+		}
+		if len(r.Errors) > 0 {
+			fmt.Fprintf(w, "| %s | %d | failed: %s |\n", r.Store, r.N, strings.Join(r.Errors, "; "))
+			continue
+		}
+		var files []string
+		var total int64
+		for f, s := range r.Snapshots {
+			files = append(files, fmt.Sprintf("%s %.1f MB", f, float64(s)/1e6))
+			total += s
+		}
+		slices.Sort(files)
+		var rw []string
+		for f, k := range r.Rewrites {
+			rw = append(rw, fmt.Sprintf("%s ×%d", f, k))
+		}
+		slices.Sort(rw)
+		fmt.Fprintf(w, "| %s | %d | %s | %.2f s | %.2f s | %.0f MiB | %.0f MiB | %s | %.1f / %.1f ms | %.1f / %.1f ms | %s ms | %s ms | %s | %s | %s |\n",
+			r.Store, r.N, strings.Join(r.Seed, "<br>"), r.FirstSec, r.AllSec, r.RSSFirstMi, r.RSSWarmMi, slope,
+			r.ColdWarm[0], r.ColdWarm[1], r.ColdIdle[0], r.ColdIdle[1], joinMs(r.CreateMs), joinMs(r.DeleteMs),
+			orNone(strings.Join(files, ", ")), orNone(strings.Join(rw, ", ")), r.Load["first"]+" … "+r.Load["snapshot"])
+	}
+}
+
+func joinMs(ms []float64) string {
+	var s []string
+	for _, m := range ms {
+		s = append(s, strconv.FormatFloat(m, 'f', 0, 64))
+	}
+	return strings.Join(s, ", ")
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
+}
