@@ -32,6 +32,34 @@ type OrderBook interface {
 	FinishOrder(ctx context.Context, id, outcome string) error
 }
 
+// Let's Encrypt's ACME directories, whose published limits BudgetFor knows.
+const (
+	LetsEncryptProduction = "https://acme-v02.api.letsencrypt.org/directory"
+	LetsEncryptStaging    = "https://acme-staging-v02.api.letsencrypt.org/directory"
+)
+
+// BudgetFor returns the limits of the CA at directory url for
+// ACMEIssuer.Budget: budgets[url] if the operator gave one (a zero
+// CABudget turns the count off: nil), else Let's Encrypt's published
+// limits for its directories, else nil (not tracked).
+func BudgetFor(url string, budgets map[string]store.CABudget) *store.CABudget {
+	if b, ok := budgets[url]; ok {
+		if b == (store.CABudget{}) {
+			return nil
+		}
+		return &b
+	}
+	switch url {
+	case LetsEncryptProduction:
+		b := LetsEncryptBudget()
+		return &b
+	case LetsEncryptStaging:
+		b := LetsEncryptStagingBudget()
+		return &b
+	}
+	return nil
+}
+
 // LetsEncryptBudget is Let's Encrypt's production limits for one account:
 // 300 new orders per 3 hours, 50 certificates per registered domain per
 // week, 5 failed validations per hostname per hour.

@@ -119,3 +119,25 @@ func TestBudgetWaitsInsteadOfOrdering(t *testing.T) {
 		t.Errorf("orders recorded in the last hour: %d %v, want 2", u.OrdersLastHour, err)
 	}
 }
+
+// TestBudgetFor: an operator's budget wins, a zero one turns the count off,
+// Let's Encrypt's directories have their published limits, others none.
+func TestBudgetFor(t *testing.T) {
+	own := store.CABudget{Orders: 10, OrdersWindow: time.Hour}
+	budgets := map[string]store.CABudget{"https://ca.example/dir": own, LetsEncryptStaging: {}}
+	if b := BudgetFor("https://ca.example/dir", budgets); b == nil || *b != own {
+		t.Errorf("operator's budget: got %v", b)
+	}
+	if b := BudgetFor(LetsEncryptStaging, budgets); b != nil {
+		t.Errorf("a zero budget should turn the count off, got %v", b)
+	}
+	if b := BudgetFor(LetsEncryptProduction, budgets); b == nil || *b != LetsEncryptBudget() {
+		t.Errorf("Let's Encrypt production: got %v", b)
+	}
+	if b := BudgetFor(LetsEncryptStaging, nil); b == nil || *b != LetsEncryptStagingBudget() {
+		t.Errorf("Let's Encrypt staging: got %v", b)
+	}
+	if b := BudgetFor("https://other.example/dir", nil); b != nil {
+		t.Errorf("another CA: got %v, want none", b)
+	}
+}

@@ -70,7 +70,7 @@ func (n *Node) certsConfig(storage certmagic.Storage, internal certmagic.Issuer)
 			Email:        a.Email,
 			EAB:          a.EAB,
 			Resolver:     a.Resolver,
-			Budget:       a.budget(u),
+			Budget:       certs.BudgetFor(u, a.Budgets),
 		})
 	}
 	if len(issuers) == 0 || !a.NoInternalFallback {

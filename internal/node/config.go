@@ -56,8 +56,8 @@ const (
 
 // Presets of well-known ACME directories.
 const (
-	LetsEncryptProduction = "https://acme-v02.api.letsencrypt.org/directory"
-	LetsEncryptStaging    = "https://acme-staging-v02.api.letsencrypt.org/directory"
+	LetsEncryptProduction = certs.LetsEncryptProduction
+	LetsEncryptStaging    = certs.LetsEncryptStaging
 )
 
 // Config configures a node. The zero value of every optional field is usable:
@@ -216,7 +216,7 @@ type ACMEConfig struct {
 	// that every tenant shares; Spine counts its orders in the store and
 	// keeps within them (certs.ACMEIssuer.Budget). A zero CABudget turns
 	// the count off for that CA. Default: Let's Encrypt's published limits
-	// for its directories (certs.LetsEncryptBudget), none for other CAs.
+	// for its directories (certs.BudgetFor), none for other CAs.
 	Budgets map[string]store.CABudget
 
 	// OrderBurst and OrderInterval pace the orders of each CA and account:
@@ -415,24 +415,4 @@ func validListenAddr(addr string) bool {
 	}
 	_, err = hostname.ParsePort(port)
 	return err == nil
-}
-
-// budget returns the limits of the CA at url (see ACMEConfig.Budgets), or
-// nil when they are not tracked.
-func (a ACMEConfig) budget(url string) *store.CABudget {
-	if b, ok := a.Budgets[url]; ok {
-		if b == (store.CABudget{}) {
-			return nil
-		}
-		return &b
-	}
-	switch url {
-	case LetsEncryptProduction:
-		b := certs.LetsEncryptBudget()
-		return &b
-	case LetsEncryptStaging:
-		b := certs.LetsEncryptStagingBudget()
-		return &b
-	}
-	return nil
 }
