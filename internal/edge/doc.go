@@ -4,8 +4,11 @@
 // that owns the hostname, with round-robin balancing and active and passive
 // health checks.
 //
-// The route table arrives whole through Server.SetRoutes and is swapped in
-// atomically; the request path reads an immutable snapshot and takes no lock.
+// The route table arrives whole through Server.SetRoutes, or as a delta
+// through Server.UpdateRoutes, and is swapped in atomically; the request
+// path reads an immutable snapshot and takes no lock. The table is split in
+// shards by a hash of the hostname (table.go), so a delta copies the
+// shards it touches and shares the others with the previous snapshot.
 // A swap never interrupts a request, stream or connection already in flight:
 // it keeps the snapshot it started with.
 //

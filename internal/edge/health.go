@@ -29,7 +29,7 @@ func (s *Server) UpstreamHealth() map[string]bool {
 // it is not in a passive cooldown). A service with several hostnames comes
 // once per hostname.
 func (s *Server) Upstreams(yield func(service, upstream string, healthy bool)) {
-	for _, rt := range s.table.Load().routes {
+	for rt := range s.table.Load().all() {
 		if rt.Suspended {
 			continue
 		}

@@ -58,15 +58,6 @@ type route struct {
 	mtls    *clientAuth      // nil without ClientAuth
 }
 
-// table is one immutable snapshot of the routes, keyed by normalised host.
-type table struct {
-	routes map[string]*route
-}
-
-func (t *table) lookup(host string) *route { return t.routes[host] }
-
-func (t *table) has(host string) bool { _, ok := t.routes[host]; return ok }
-
 // CheckRoute reports whether SetRoutes would accept r, so a caller can leave
 // out one bad route instead of having the whole table refused.
 func CheckRoute(r Route) error {

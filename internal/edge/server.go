@@ -4,12 +4,10 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"fmt"
 	"log"
 	"log/slog"
 	"net"
 	"net/http"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -36,13 +34,20 @@ type Server struct {
 
 	mem releaser // returns memory to the OS after bursts of connections (release.go)
 
-	mu sync.Mutex // serialises SetRoutes and Shutdown; never taken by requests
+	mu sync.Mutex // serialises SetRoutes, UpdateRoutes and Shutdown; never taken by requests
 	// upstreams are the upstreams of the route table, by URL and health
-	// check (healthCheck.key).
+	// check (healthCheck.key); upRefs counts the routes naming each (a
+	// route naming one twice counts twice): the last route to go stops it.
 	upstreams map[string]*upstream
-	servers   []*http.Server
-	quic      []quicServer // ServeQUIC's
-	closed    bool
+	upRefs    map[string]int
+	// auths are the client-certificate settings of the route table, by
+	// clientAuthKey; services the metrics recorders of its services (nil
+	// values without Config.Metrics). Each counts the routes using it.
+	auths    map[string]*counted[*clientAuth]
+	services map[[2]string]*counted[*metrics.Service]
+	servers  []*http.Server
+	quic     []quicServer // ServeQUIC's
+	closed   bool
 
 	altSvc atomic.Pointer[[]string] // Alt-Svc of answers over TCP; nil unless ServeQUIC runs
 }
@@ -55,104 +60,14 @@ func New(cfg Config) *Server {
 		cfg:       cfg,
 		log:       cfg.Logger.With("component", "edge"),
 		upstreams: make(map[string]*upstream),
+		upRefs:    make(map[string]int),
+		auths:     make(map[string]*counted[*clientAuth]),
+		services:  make(map[[2]string]*counted[*metrics.Service]),
 	}
 	s.cfg.Logger = s.log
 	s.mem.log = s.log
-	s.table.Store(&table{routes: map[string]*route{}})
+	s.table.Store(&table{})
 	return s
-}
-
-// SetRoutes replaces the route table with routes, whole. It validates every
-// route first; on error the current table stays as it was. Upstreams keep
-// their health state and connections across calls for as long as some route
-// names them; upstreams no longer named are stopped. Requests in flight
-// finish on the table they started with.
-func (s *Server) SetRoutes(routes []Route) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return errors.New("edge: server is shut down")
-	}
-
-	next := &table{routes: make(map[string]*route, len(routes))}
-	// Client-certificate settings by mode and CA: the routes of one
-	// service share one, and a swap keeps the previous table's (their
-	// configurations and ticket keys).
-	auths := map[string]*clientAuth{}
-	if prev := s.table.Load(); prev != nil {
-		for _, old := range prev.routes {
-			if old.mtls != nil {
-				auths[clientAuthKey(&old.Route)] = old.mtls
-			}
-		}
-	}
-	keep := make(map[string]*upstream, len(s.upstreams))
-	recorders := serviceRecorders{reg: s.cfg.Metrics, by: map[[2]string]*metrics.Service{}}
-	var created []*upstream
-	for i := range routes {
-		r := routes[i]
-		urls, err := validateRoute(&r)
-		if err != nil {
-			return err
-		}
-		if _, dup := next.routes[r.Host]; dup {
-			return fmt.Errorf("%w: host %s appears twice", ErrInvalidRoute, r.Host)
-		}
-		r.Upstreams = make([]string, len(urls))
-		rt := &route{Route: r, pool: pool{ups: make([]*upstream, len(urls))}, metrics: recorders.of(r.Project, r.Service)}
-		if r.HSTSMaxAge > 0 {
-			rt.hsts = []string{"max-age=" + strconv.Itoa(r.HSTSMaxAge)}
-		}
-		if r.ClientAuth != "" {
-			key := clientAuthKey(&r)
-			if rt.mtls = auths[key]; rt.mtls == nil {
-				if rt.mtls, err = s.newClientAuth(&r); err != nil {
-					return fmt.Errorf("%w: host %s: %v", ErrInvalidRoute, r.Host, err)
-				}
-				auths[key] = rt.mtls
-			}
-		}
-		if r.Suspended {
-			rt.Upstreams, rt.pool = nil, pool{}
-			next.routes[r.Host] = rt
-			continue
-		}
-		health := s.healthOf(&r)
-		for j, u := range urls {
-			r.Upstreams[j] = u.String()
-			// Routes that name one URL with the same health check share
-			// its connections and health state.
-			key := health.key(u.String())
-			up := keep[key]
-			if up == nil {
-				up = s.upstreams[key]
-			}
-			if up == nil {
-				up = newUpstream(u.String(), u, health, &s.cfg)
-				created = append(created, up)
-			}
-			keep[key] = up
-			rt.pool.ups[j] = up
-		}
-		next.routes[r.Host] = rt
-	}
-
-	s.table.Store(next)
-	s.certs.Clear()
-	if s.cfg.Metrics != nil {
-		s.cfg.Metrics.ForgetServices(recorders.labels()) // a service that left takes its series along
-	}
-	for _, up := range created {
-		up.start(&s.cfg)
-	}
-	for key, up := range s.upstreams {
-		if keep[key] == nil {
-			up.stop() // drained: requests in flight finish, then its connections close
-		}
-	}
-	s.upstreams = keep
-	s.log.Info("routes updated", "routes", len(next.routes), "upstreams", len(keep), "new_upstreams", len(created))
-	return nil
 }
 
 // healthOf returns the active health check of r's upstreams.
@@ -283,33 +198,4 @@ type serverLog struct{ l *slog.Logger }
 func (w serverLog) Write(p []byte) (int, error) {
 	w.l.Warn(strings.TrimSpace(string(p)))
 	return len(p), nil
-}
-
-// serviceRecorders are the metrics recorders of one route table's
-// services, asked of the registry once per service, not per hostname.
-type serviceRecorders struct {
-	reg *metrics.Registry
-	by  map[[2]string]*metrics.Service
-}
-
-func (sr *serviceRecorders) of(project, service string) *metrics.Service {
-	if sr.reg == nil {
-		return nil
-	}
-	k := [2]string{project, service}
-	rec := sr.by[k]
-	if rec == nil {
-		rec = sr.reg.Service(project, service)
-		sr.by[k] = rec
-	}
-	return rec
-}
-
-// labels is the set of the services' labels, for Registry.ForgetServices.
-func (sr *serviceRecorders) labels() map[string]bool {
-	out := make(map[string]bool, len(sr.by))
-	for _, rec := range sr.by {
-		out[rec.Label()] = true
-	}
-	return out
 }

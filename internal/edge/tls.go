@@ -106,8 +106,8 @@ func (s *Server) getCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, e
 // The contract of Server.certs: a handshake gets the certificate that
 // GetCertificate returned for its name at most certCacheTTL ago, so a
 // renewed certificate is served at most that late. Only names of the route
-// table are kept, and SetRoutes forgets every entry, so the route table
-// bounds it; the table is checked first, so a name that lost its route
+// table are kept, SetRoutes forgets every entry and UpdateRoutes those of
+// the names it changes, so the route table bounds it; the table is checked first, so a name that lost its route
 // gets no certificate whatever the cache holds. TLS-ALPN-01 handshakes
 // are never answered from it.
 const certCacheTTL = 100 * time.Millisecond

@@ -134,15 +134,35 @@ func (r *Registry) ForgetServices(keep map[string]bool) {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for label, s := range r.services {
-		if keep[label] {
-			continue
+	for label := range r.services {
+		if !keep[label] {
+			r.forget(label)
 		}
-		s.gone.Store(true)
-		delete(r.services, label)
-		r.requests.DeletePartialMatch(prometheus.Labels{"service": label})
-		r.durations.DeleteLabelValues(label)
 	}
+}
+
+// ForgetService deletes the series of the service of label (ServiceLabel)
+// and forgets its recorder: ForgetServices for one service that left,
+// costing that service only.
+func (r *Registry) ForgetService(label string) {
+	if r == nil {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.forget(label)
+}
+
+// forget is ForgetService under r.mu.
+func (r *Registry) forget(label string) {
+	s := r.services[label]
+	if s == nil {
+		return
+	}
+	s.gone.Store(true)
+	delete(r.services, label)
+	r.requests.DeletePartialMatch(prometheus.Labels{"service": label})
+	r.durations.DeleteLabelValues(label)
 }
 
 // Observe records one answered request: its status code, its HTTP version
