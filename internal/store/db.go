@@ -180,6 +180,10 @@ func (db *DB) write(ctx context.Context, op string, change bool, fn func(tx *sql
 // txNotes collects what a write transaction announces once it has committed.
 type txNotes struct {
 	events bool // an event was appended or a delivery queued: signal WatchEvents
+	// services are the IDs of the services a change created, updated or
+	// deleted, for the change log (changes.go); a change that names none
+	// is logged as one that needs everything read.
+	services []string
 }
 
 // writeNotes is write for transactions that may append events (events.go):
@@ -190,8 +194,9 @@ func (db *DB) writeNotes(ctx context.Context, op string, change bool, fn func(tx
 		return db.wrap(op, err)
 	}
 	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
+	var rev int64
 	if change {
-		if _, err := tx.ExecContext(ctx, `UPDATE revision SET value = value + 1 WHERE id = 1`); err != nil {
+		if err := tx.QueryRowContext(ctx, `UPDATE revision SET value = value + 1 WHERE id = 1 RETURNING value`).Scan(&rev); err != nil {
 			return db.wrap(op, err)
 		}
 		if db.d.notify != "" {
@@ -203,6 +208,11 @@ func (db *DB) writeNotes(ctx context.Context, op string, change bool, fn func(tx
 	var notes txNotes
 	if err := fn(tx, &notes); err != nil {
 		return db.wrap(op, err)
+	}
+	if change {
+		if err := logChange(ctx, tx, rev, notes.services); err != nil {
+			return db.wrap(op, err)
+		}
 	}
 	if notes.events && db.d.notifyEvents != "" {
 		if _, err := tx.ExecContext(ctx, db.d.notifyEvents); err != nil {

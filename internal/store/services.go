@@ -57,6 +57,7 @@ func (db *DB) CreateService(ctx context.Context, s Service) error {
 		if err := db.insertHostnames(ctx, tx, s.ID, s.Hostnames); err != nil {
 			return err
 		}
+		notes.services = append(notes.services, s.ID)
 		_, _, err = db.appendEvent(ctx, tx, notes, Event{ProjectID: s.ProjectID, Type: EventServiceCreated, Subject: s.Name, Time: created,
 			Data: eventData(map[string]any{"service": s.Name, "domain": s.Domain, "hostnames": s.Hostnames})})
 		return err
@@ -140,6 +141,7 @@ func (db *DB) UpdateService(ctx context.Context, projectID, name string, change 
 		}
 		next.UpdatedAt = fromNanos(toNanos(next.UpdatedAt))
 		out = next
+		notes.services = append(notes.services, cur.ID)
 		_, _, err = db.appendEvent(ctx, tx, notes, Event{ProjectID: cur.ProjectID, Type: EventServiceUpdated, Subject: cur.Name, Time: next.UpdatedAt,
 			Data: eventData(map[string]any{"service": cur.Name, "hostnames": next.Hostnames, "upstreams": next.Upstreams, "hsts_max_age": next.HSTSMaxAge,
 				"health_path": next.HealthPath, "health_interval": next.HealthInterval.String(), "client_auth": next.ClientAuth})})
@@ -193,10 +195,15 @@ func (db *DB) serviceInTx(ctx context.Context, tx *sql.Tx, projectID, name strin
 // DeleteService deletes a project's service and its hostnames, or returns ErrNotFound.
 func (db *DB) DeleteService(ctx context.Context, projectID, name string) error {
 	return db.writeNotes(ctx, "deleting service", true, func(tx *sql.Tx, notes *txNotes) error {
-		res, err := tx.ExecContext(ctx, `DELETE FROM services WHERE project_id = $1 AND name = $2`, projectID, name)
-		if err := mustAffect(res, err, func() error { return notFound("service %q not found", name) }); err != nil {
+		var id string
+		err := tx.QueryRowContext(ctx, `DELETE FROM services WHERE project_id = $1 AND name = $2 RETURNING id`, projectID, name).Scan(&id)
+		if errors.Is(err, sql.ErrNoRows) {
+			return notFound("service %q not found", name)
+		}
+		if err != nil {
 			return err
 		}
+		notes.services = append(notes.services, id)
 		_, _, err = db.appendEvent(ctx, tx, notes, Event{ProjectID: projectID, Type: EventServiceDeleted, Subject: name,
 			Data: eventData(map[string]string{"service": name})})
 		return err

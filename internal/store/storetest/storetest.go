@@ -43,6 +43,7 @@ func Run(t *testing.T, open func(t *testing.T) *store.DB) {
 		{"UploadedCerts", testUploadedCerts},
 		{"ServiceClientAuth", testServiceClientAuth},
 		{"Revision", testRevision},
+		{"ChangeLog", testChangeLog},
 		{"Watch", testWatch},
 		{"KV", testKV},
 		{"KVList", testKVList},
