@@ -39,7 +39,7 @@ const loadTimeout = 10 * time.Second
 // subjectOf returns the managed certificate subject that serves name: name
 // itself, or the wildcard that stands for it. It reports false if neither
 // is managed.
-func subjectOf(managed nameSet, name string) (string, bool) {
+func subjectOf(managed *nameSet, name string) (string, bool) {
 	if managed.has(name) {
 		return name, true
 	}
@@ -58,7 +58,7 @@ func subjectOf(managed nameSet, name string) (string, bool) {
 // not in storage either is obtained in the background (the handshake
 // fails meanwhile), as for a name managed from the start.
 func (m *Manager) loadCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
-	subject, ok := subjectOf(*m.managed.Load(), hostname.Clean(hello.ServerName))
+	subject, ok := subjectOf(m.managed.Load(), hostname.Clean(hello.ServerName))
 	if !ok {
 		return nil, errors.New("not managed")
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -109,13 +110,15 @@ type Manager struct {
 	// names that stand for several hostnames. served is the set of
 	// hostnames handshakes may be answered for, read without a lock;
 	// covers maps a wildcard subject to the served names it stands for.
-	// Sync replaces each whole.
+	// SyncShared replaces each whole, UpdateShared copies the shards it
+	// changes (names.go).
 	managed atomic.Pointer[nameSet]
 	served  atomic.Pointer[nameSet]
-	covers  atomic.Pointer[map[string][]string]
+	covers  atomic.Pointer[names[[]string]]
 
-	syncMu  sync.Mutex                    // serialises Sync and Stop
-	cancels map[string]context.CancelFunc // per managed name: stops its retries
+	syncMu      sync.Mutex                    // serialises Sync, UpdateShared and Stop
+	cancels     map[string]context.CancelFunc // per managed name: stops its retries
+	wildDomains map[string]bool               // under syncMu: the wildcard domains of the last SyncShared
 
 	ctx      context.Context // lives until Stop
 	cancel   context.CancelFunc
@@ -181,7 +184,7 @@ func New(cfg Config) (*Manager, error) {
 	m.challenges = newChallenges(cfg.Storage, log)
 	m.managed.Store(&nameSet{})
 	m.served.Store(&nameSet{})
-	m.covers.Store(&map[string][]string{})
+	m.covers.Store(&names[[]string]{})
 	m.status = newStatusBook(cfg.Status, log, m.coveredBy)
 	m.events = newEventQueue(cfg.Events, log)
 	m.waiters = make(chan struct{}, maxFirstIssuanceWaiters)
@@ -269,42 +272,45 @@ func (m *Manager) SyncShared(ctx context.Context, hostnames, wildcardDomains []s
 		return // stopped
 	}
 
-	wild := make(nameSet, len(wildcardDomains))
+	wild := make(map[string]bool, len(wildcardDomains))
 	for _, d := range wildcardDomains {
 		if n := hostname.Fold(d); n != "" {
-			wild[n] = struct{}{}
+			wild[n] = true
 		}
 	}
-	served := make(nameSet, len(hostnames))
-	want := make(nameSet, len(hostnames))
-	covers := make(map[string][]string)
+	m.wildDomains = wild
+	sb := newNamesBuilder[struct{}](nil, len(hostnames))
+	wb := newNamesBuilder[struct{}](nil, len(hostnames))
+	coverLists := make(map[string][]string)
 	for _, h := range hostnames {
 		n := hostname.Fold(h)
 		if n == "" {
 			continue
 		}
-		served[n] = struct{}{}
-		subject := n
-		if d, ok := hostname.Parent(n); ok && !hostname.IsWildcard(n) && wild.has(d) {
-			subject = hostname.Wildcard(d)
-			covers[subject] = append(covers[subject], n)
+		sb.put(n, struct{}{})
+		subject := m.subjectFor(n)
+		if subject != n {
+			coverLists[subject] = append(coverLists[subject], n)
 		}
-		want[subject] = struct{}{}
+		wb.put(subject, struct{}{})
 	}
-	for _, hs := range covers {
+	cb := newNamesBuilder[[]string](nil, len(coverLists))
+	for subject, hs := range coverLists {
 		slices.Sort(hs)
+		cb.put(subject, hs)
 	}
+	served, want, covers := sb.s, wb.s, cb.s
 
-	oldServed := *m.served.Load()
-	old := *m.managed.Load()
+	oldServed := m.served.Load()
+	old := m.managed.Load()
 	var added, removed []string
-	for n := range want {
-		if _, ok := old[n]; !ok {
+	for n := range want.all() {
+		if !old.has(n) {
 			added = append(added, n)
 		}
 	}
-	for n := range old {
-		if _, ok := want[n]; !ok {
+	for n := range old.all() {
+		if !want.has(n) {
 			removed = append(removed, n)
 		}
 	}
@@ -314,27 +320,19 @@ func (m *Manager) SyncShared(ctx context.Context, hostnames, wildcardDomains []s
 
 	// Swap the sets first: handshakes for removed names fail from now on,
 	// and events for them are ignored.
-	m.covers.Store(&covers)
-	m.served.Store(&served)
-	m.managed.Store(&want)
+	m.covers.Store(covers)
+	m.served.Store(served)
+	m.managed.Store(want)
 
-	for n := range oldServed {
+	for n := range oldServed.all() {
 		if !served.has(n) && !want.has(n) {
 			m.status.forget(n)
 		}
 	}
-	for _, n := range removed {
-		if cancel := m.cancels[n]; cancel != nil {
-			cancel()
-		}
-		delete(m.cancels, n)
-		m.cache.RemoveManaged([]certmagic.SubjectIssuer{{Subject: n}}) // any issuer
-		m.status.forget(n)
-		m.log.Debug("stopped managing certificate", "hostname", n)
-	}
+	m.unmanage(removed)
 	// A hostname newly covered by a wildcard that is already managed
 	// shows that certificate's status at once.
-	for subject, hs := range covers {
+	for subject, hs := range covers.all() {
 		if !old.has(subject) {
 			continue
 		}
@@ -344,9 +342,134 @@ func (m *Manager) SyncShared(ctx context.Context, hostnames, wildcardDomains []s
 			}
 		}
 	}
+	m.startManaging(added, recorded)
+}
+
+// UpdateShared changes the served names by a delta, at the cost of the
+// names it changes rather than of every name: the hostnames of remove stop
+// being served and those of add start, by the rules of SyncShared with the
+// wildcard domains of the last SyncShared (a change of those needs
+// SyncShared). A name in both stays served. As after SyncShared, a name
+// newly managed is managed at once, in the background; a hostname newly
+// covered by a wildcard certificate already managed shows its status at
+// once; a certificate subject no longer needed stops being served and
+// renewed. ctx bounds the call only.
+func (m *Manager) UpdateShared(ctx context.Context, add, remove []string) {
+	m.syncMu.Lock()
+	defer m.syncMu.Unlock()
+	if m.ctx.Err() != nil {
+		return // stopped
+	}
+	adding := make(map[string]bool, len(add))
+	for _, h := range add {
+		if n := hostname.Fold(h); n != "" {
+			adding[n] = true
+		}
+	}
+	oldServed, old, oldCovers := m.served.Load(), m.managed.Load(), m.covers.Load()
+	sb := newNamesBuilder(oldServed, 0)
+	wb := newNamesBuilder(old, 0)
+	cb := newNamesBuilder(oldCovers, 0)
+	var left, dropped []string // hostnames no longer served; subjects no longer needed
+	for _, h := range remove {
+		n := hostname.Fold(h)
+		if n == "" || adding[n] || !sb.s.has(n) {
+			continue
+		}
+		sb.remove(n)
+		left = append(left, n)
+		subject := m.subjectFor(n)
+		if subject != n {
+			hs, _ := cb.s.get(subject)
+			hs = slices.DeleteFunc(slices.Clone(hs), func(c string) bool { return c == n })
+			if len(hs) > 0 {
+				cb.put(subject, hs)
+				continue
+			}
+			cb.remove(subject)
+		}
+		if wb.s.has(subject) {
+			wb.remove(subject)
+			dropped = append(dropped, subject)
+		}
+	}
+	var added []string
+	var copies [][2]string // a wildcard subject already managed, a hostname it now covers
+	for _, n := range slices.Sorted(maps.Keys(adding)) {
+		if sb.s.has(n) {
+			continue
+		}
+		sb.put(n, struct{}{})
+		subject := m.subjectFor(n)
+		if subject != n {
+			hs, _ := cb.s.get(subject)
+			i, _ := slices.BinarySearch(hs, n)
+			cb.put(subject, slices.Insert(slices.Clone(hs), i, n))
+			if old.has(subject) {
+				copies = append(copies, [2]string{subject, n})
+			}
+		}
+		if !wb.s.has(subject) {
+			wb.put(subject, struct{}{})
+		}
+		if !old.has(subject) && !slices.Contains(added, subject) {
+			added = append(added, subject)
+		}
+	}
+	served, want := sb.s, wb.s
+	// A subject dropped by one hostname and needed by another stays.
+	dropped = slices.DeleteFunc(dropped, want.has)
+	slices.Sort(added)
+	slices.Sort(dropped)
+	recorded := m.recordedValid(ctx, added)
+
+	m.covers.Store(cb.s)
+	m.served.Store(served)
+	m.managed.Store(want)
+
+	for _, n := range left {
+		if !served.has(n) && !want.has(n) {
+			m.status.forget(n)
+		}
+	}
+	m.unmanage(dropped)
+	for _, c := range copies {
+		m.status.copy(c[0], c[1])
+	}
+	m.startManaging(added, recorded)
+}
+
+// subjectFor returns the certificate subject of the served hostname n: the
+// wildcard name of its parent, if that is one of the wildcard domains and
+// n is exactly one label under it, else n. syncMu is held.
+func (m *Manager) subjectFor(n string) string {
+	if d, ok := hostname.Parent(n); ok && !hostname.IsWildcard(n) && m.wildDomains[d] {
+		return hostname.Wildcard(d)
+	}
+	return n
+}
+
+// unmanage stops managing the subjects of removed: their retries and
+// renewals stop, their certificates leave the cache. syncMu is held.
+func (m *Manager) unmanage(removed []string) {
+	for _, n := range removed {
+		if cancel := m.cancels[n]; cancel != nil {
+			cancel()
+		}
+		delete(m.cancels, n)
+		m.cache.RemoveManaged([]certmagic.SubjectIssuer{{Subject: n}}) // any issuer
+		m.status.forget(n)
+		m.log.Debug("stopped managing certificate", "hostname", n)
+	}
+}
+
+// startManaging manages the subjects of added: those recorded as valid are
+// loaded by their first handshake (and warmed in the background), the
+// others at once. syncMu is held.
+func (m *Manager) startManaging(added []string, recorded map[string]bool) {
 	lazy := 0
 	for _, n := range added {
-		if recorded.has(n) {
+		if recorded[n] {
 			lazy++ // loaded by its first handshake, renewed from its record
 			continue
 		}
@@ -357,7 +480,7 @@ func (m *Manager) SyncShared(ctx context.Context, hostnames, wildcardDomains []s
 			"hostnames", lazy)
 		names := make([]string, 0, lazy)
 		for _, n := range added {
-			if recorded.has(n) {
+			if recorded[n] {
 				names = append(names, n)
 			}
 		}
@@ -390,7 +513,7 @@ const lazyMinAdded = 64
 
 // recordedValid returns the names of added whose certificate is recorded
 // as valid and not due for renewal. syncMu is held.
-func (m *Manager) recordedValid(ctx context.Context, added []string) nameSet {
+func (m *Manager) recordedValid(ctx context.Context, added []string) map[string]bool {
 	first := !m.synced
 	m.synced = true
 	if m.lister == nil || len(added) == 0 || (!first && len(added) < lazyMinAdded) {
@@ -401,19 +524,19 @@ func (m *Manager) recordedValid(ctx context.Context, added []string) nameSet {
 		m.log.Warn("reading recorded certificate status; loading every certificate", "err", err)
 		return nil
 	}
-	want := make(nameSet, len(added))
+	want := make(map[string]bool, len(added))
 	for _, n := range added {
-		want[n] = struct{}{}
+		want[n] = true
 	}
 	now := time.Now()
-	out := make(nameSet)
+	out := make(map[string]bool)
 	for _, s := range all {
-		if !want.has(s.Hostname) || s.Status != store.CertActive || !now.After(s.NotBefore) {
+		if !want[s.Hostname] || s.Status != store.CertActive || !now.After(s.NotBefore) {
 			continue
 		}
 		lifetime := s.NotAfter.Sub(s.NotBefore)
 		if now.Before(s.NotAfter.Add(-time.Duration(float64(lifetime) * m.ratio))) {
-			out[s.Hostname] = struct{}{}
+			out[s.Hostname] = true
 		}
 	}
 	return out
@@ -424,7 +547,8 @@ func (m *Manager) coveredBy(subject string) []string {
 	if !hostname.IsWildcard(subject) {
 		return nil
 	}
-	return (*m.covers.Load())[subject]
+	hs, _ := m.covers.Load().get(subject)
+	return hs
 }
 
 // Stop stops renewals, retries and the cache's maintenance, and writes the
@@ -446,27 +570,4 @@ func (m *Manager) Stop() {
 // that serves name: its own, or a wildcard one that covers it.
 func (m *Manager) Manages(name string) bool {
 	return m.served.Load().has(hostname.Fold(name))
-}
-
-// nameSet is a set of normalised hostnames; "*.example.com" covers one
-// label under example.com.
-type nameSet map[string]struct{}
-
-func (s nameSet) has(name string) bool {
-	_, ok := s[name]
-	return ok
-}
-
-// allows reports whether a handshake for name may be served.
-func (s nameSet) allows(name string) bool {
-	if name == "" {
-		return false
-	}
-	if s.has(name) {
-		return true
-	}
-	if d, ok := hostname.Parent(name); ok {
-		return s.has(hostname.Wildcard(d))
-	}
-	return false
 }
