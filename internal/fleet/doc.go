@@ -6,10 +6,12 @@
 //   - health.go: whether the store answered the last operation;
 //   - tickets.go: the TLS session-ticket keys the nodes share through the
 //     store, rotated by one node at a time under a lease lock;
-//   - snapshot.go, snapshotwriter.go: the fail-static snapshot in the data
-//     folder (the services of the last sync, the certificates in memory,
-//     the ticket keys, the hashes of the API tokens seen), its reader and
-//     its incremental, streaming writer.
+//   - snapshot.go, snapshotfolder.go, snapshotwriter.go: the fail-static
+//     snapshot in the data folder (the services of the last sync, the
+//     certificates in memory, the ticket keys, the hashes of the API tokens
+//     seen), a folder of parts named by their content under a manifest
+//     written last; its reader, and its writer that writes only the parts
+//     that changed.
 //
 // Each part works on the narrow store interface it needs, defined where it
 // is used; *store.DB satisfies them all. The node builds the parts, hands
