@@ -98,8 +98,45 @@ func routable(svcs []store.Service, log *slog.Logger) []store.Service {
 	return out
 }
 
-// fingerprint digests the services served and the wildcard domains.
+// fingerprint digests the services served and the wildcard domains. The
+// services' part is an order-independent combination (the XOR) of each
+// service's digest, so that Applied keeps it by a delta: the digests of
+// the services that left out, those of the ones that came in.
 func fingerprint(svcs []store.Service, wild []string) [sha256.Size]byte {
+	var acc [sha256.Size]byte
+	var y sched.Yielder
+	for i := range svcs {
+		y.Maybe()
+		xorInto(&acc, digest(&svcs[i]))
+	}
+	return combine(acc, wild)
+}
+
+// combine digests the services' combined digest and the wildcard domains.
+func combine(acc [sha256.Size]byte, wild []string) [sha256.Size]byte {
+	h := sha256.New()
+	h.Write(acc[:])
+	var buf []byte
+	buf = binary.AppendUvarint(buf, uint64(len(wild)))
+	h.Write(buf)
+	for _, w := range wild {
+		buf = binary.AppendUvarint(buf[:0], uint64(len(w)))
+		h.Write(buf)
+		io.WriteString(h, w)
+	}
+	var sum [sha256.Size]byte
+	h.Sum(sum[:0])
+	return sum
+}
+
+func xorInto(acc *[sha256.Size]byte, d [sha256.Size]byte) {
+	for i := range acc {
+		acc[i] ^= d[i]
+	}
+}
+
+// digest digests every field of one service served.
+func digest(s *store.Service) [sha256.Size]byte {
 	h := sha256.New()
 	var buf []byte
 	str := func(s string) {
@@ -114,25 +151,20 @@ func fingerprint(svcs []store.Service, wild []string) [sha256.Size]byte {
 			str(s)
 		}
 	}
-	var y sched.Yielder
-	for _, s := range svcs {
-		y.Maybe()
-		str(s.ID)
-		str(s.ProjectID)
-		str(s.Name)
-		str(s.Domain)
-		strs(s.Hostnames)
-		strs(s.Upstreams)
-		str(s.HealthPath)
-		str(s.ClientCA)
-		str(s.ClientAuth)
-		buf = binary.AppendVarint(buf[:0], int64(s.HSTSMaxAge))
-		buf = binary.AppendVarint(buf, int64(s.HealthInterval))
-		buf = binary.AppendVarint(buf, s.CreatedAt.UnixNano())
-		buf = binary.AppendVarint(buf, s.UpdatedAt.UnixNano())
-		h.Write(buf)
-	}
-	strs(wild)
+	str(s.ID)
+	str(s.ProjectID)
+	str(s.Name)
+	str(s.Domain)
+	strs(s.Hostnames)
+	strs(s.Upstreams)
+	str(s.HealthPath)
+	str(s.ClientCA)
+	str(s.ClientAuth)
+	buf = binary.AppendVarint(buf[:0], int64(s.HSTSMaxAge))
+	buf = binary.AppendVarint(buf, int64(s.HealthInterval))
+	buf = binary.AppendVarint(buf, s.CreatedAt.UnixNano())
+	buf = binary.AppendVarint(buf, s.UpdatedAt.UnixNano())
+	h.Write(buf)
 	var sum [sha256.Size]byte
 	h.Sum(sum[:0])
 	return sum

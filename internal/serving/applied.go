@@ -1,0 +1,316 @@
+package serving
+
+import (
+	"cmp"
+	"crypto/sha256"
+	"log/slog"
+	"maps"
+	"slices"
+	"sync"
+
+	"github.com/spine-platform/spine/internal/edge"
+	"github.com/spine-platform/spine/internal/platform"
+	"github.com/spine-platform/spine/internal/sched"
+	"github.com/spine-platform/spine/internal/store"
+)
+
+// appliedShards is the number of shards of Applied's services: a delta
+// copies the shards of the services it changes (a thousand services of a
+// million each) and shares the others.
+const appliedShards = 1024
+
+// Applied is what a node applied at its last sync, kept so that a change of
+// a few services (store.ChangesSince) is applied at their cost: Prepare
+// turns the change into a Delta (the routes to set and remove for
+// edge.UpdateRoutes, the names to add and drop for certs.UpdateShared, the
+// new fingerprint), and Commit makes it the applied state once the node
+// has applied it.
+//
+// It holds every service served (in the served form: State.Services) by
+// ID, in copy-on-write shards, and the inputs of the last full read that
+// a service's change does not change (the domains, the wildcard domains,
+// the suspended projects, the uploaded certificates): a change of any of
+// those is a full change (store.Changes.Full), applied by a full read and
+// Full. Its fingerprint equals the one Compute, WithSuspended and
+// WithUploaded give a full read of the same store, so a full read after
+// deltas finds nothing to change. Services returns what was applied, for
+// the fail-static snapshot.
+//
+// Applied is not safe for concurrent use, except Services and the
+// Snapshot it returns: the node's sync, which is serialised, calls the
+// others.
+type Applied struct {
+	log *slog.Logger
+	cur appliedState
+}
+
+// appliedState is one applied state; Prepare builds the next one beside
+// it, sharing what it does not change.
+type appliedState struct {
+	svcs      *svcTable
+	acc       [sha256.Size]byte // XOR of the digests of svcs
+	sum       [sha256.Size]byte // the fingerprint, as the node compares it
+	byName    map[string]store.Domain
+	wildcards []string
+	suspended map[string]bool
+	uploads   []store.UploadedCert
+	uploaded  map[string]bool // hostnames with an uploaded certificate
+	full      bool            // a full read was recorded
+}
+
+// svcTable is an immutable set of served services by ID, in shards by a
+// hash of the ID. A shard is never written once its table is published.
+type svcTable struct {
+	shards [appliedShards]*svcShard
+	n      int
+}
+
+type svcShard struct {
+	byID map[string]*appliedService
+	// sorted are the shard's services by ID, made once, on the first
+	// Snapshot that needs them.
+	once   sync.Once
+	sorted []store.Service
+}
+
+type appliedService struct {
+	svc    store.Service
+	digest [sha256.Size]byte
+}
+
+func svcShardOf(id string) int {
+	h := uint32(2166136261)
+	for i := 0; i < len(id); i++ {
+		h ^= uint32(id[i])
+		h *= 16777619
+	}
+	return int(h % appliedShards)
+}
+
+func (t *svcTable) get(id string) *appliedService {
+	if sh := t.shards[svcShardOf(id)]; sh != nil {
+		return sh.byID[id]
+	}
+	return nil
+}
+
+// NewApplied returns an Applied with nothing applied: Prepare reports
+// every change as needing a full read until Full has recorded one.
+func NewApplied(log *slog.Logger) *Applied {
+	return &Applied{log: log, cur: appliedState{svcs: &svcTable{}}}
+}
+
+// Full records a full read as applied: st is Compute's answer with Sum
+// as the node compares it (WithSuspended and WithUploaded folded in),
+// domains every domain, suspended the suspended projects and uploads the
+// uploaded certificates of that read.
+func (a *Applied) Full(st State, domains []store.Domain, suspended map[string]bool, uploads []store.UploadedCert) {
+	t := &svcTable{n: len(st.Services)}
+	var acc [sha256.Size]byte
+	var y sched.Yielder
+	for i := range st.Services {
+		y.Maybe()
+		s := st.Services[i]
+		d := digest(&s)
+		xorInto(&acc, d)
+		sh := t.shards[svcShardOf(s.ID)]
+		if sh == nil {
+			sh = &svcShard{byID: make(map[string]*appliedService, len(st.Services)/appliedShards+1)}
+			t.shards[svcShardOf(s.ID)] = sh
+		}
+		sh.byID[s.ID] = &appliedService{svc: s, digest: d}
+	}
+	byName := make(map[string]store.Domain, len(domains))
+	for _, d := range domains {
+		byName[d.Name] = d
+	}
+	uploaded := make(map[string]bool, len(uploads))
+	for _, u := range uploads {
+		uploaded[u.Hostname] = true
+	}
+	a.cur = appliedState{svcs: t, acc: acc, sum: st.Sum, byName: byName, wildcards: slices.Clone(st.Wildcards),
+		suspended: maps.Clone(suspended), uploads: uploads, uploaded: uploaded, full: true}
+}
+
+// Delta is the change Prepare made of a store.Changes, to apply to the
+// edge (Set, Remove: edge.UpdateRoutes) and the certificate manager (Add,
+// Drop: certs.UpdateShared), then to Commit.
+type Delta struct {
+	Set    []edge.Route
+	Remove []string // hostnames no longer routed
+	Add    []string // hostnames to manage
+	Drop   []string // hostnames no longer managed
+	// Sum is the fingerprint after the change.
+	Sum  [sha256.Size]byte
+	next appliedState
+}
+
+// Empty reports whether d changes nothing served (a change of a service
+// that serves nothing before and after, say).
+func (d *Delta) Empty() bool {
+	return len(d.Set) == 0 && len(d.Remove) == 0 && len(d.Add) == 0 && len(d.Drop) == 0
+}
+
+// Prepare returns the Delta of ch from what is applied, or false when it
+// needs a full read: ch is Full, no full read was recorded yet, or a
+// service it changes is (or was) in a suspended project or has a
+// hostname with an uploaded certificate (rare cases that a full read
+// handles as it always did). Nothing changes until Commit.
+func (a *Applied) Prepare(ch store.Changes) (*Delta, bool) {
+	cur := &a.cur
+	if ch.Full || !cur.full {
+		return nil, false
+	}
+	touched := func(s *store.Service) bool {
+		if cur.suspended[s.ProjectID] {
+			return true
+		}
+		return slices.ContainsFunc(s.Hostnames, func(h string) bool { return cur.uploaded[h] })
+	}
+	next := *cur
+	t := *cur.svcs // a copy of the shard array; shards copied as changed
+	next.svcs = &t
+	copied := map[int]bool{}
+	put := func(id string, e *appliedService) {
+		i := svcShardOf(id)
+		if !copied[i] {
+			sh := &svcShard{byID: map[string]*appliedService{}}
+			if old := t.shards[i]; old != nil {
+				sh.byID = maps.Clone(old.byID)
+			}
+			t.shards[i] = sh
+			copied[i] = true
+		}
+		if _, had := t.shards[i].byID[id]; had {
+			t.n--
+		}
+		if e == nil {
+			delete(t.shards[i].byID, id)
+			return
+		}
+		t.shards[i].byID[id] = e
+		t.n++
+	}
+
+	d := &Delta{}
+	oldHosts := map[string]bool{} // hostnames of the changed services as applied
+	newHosts := map[string]bool{} // and as they are now
+	change := func(id string, now *store.Service) bool {
+		old := cur.svcs.get(id)
+		if old != nil {
+			if touched(&old.svc) {
+				return false
+			}
+			xorInto(&next.acc, old.digest)
+			for _, h := range old.svc.Hostnames {
+				oldHosts[h] = true
+			}
+		}
+		var e *appliedService
+		if now != nil {
+			if touched(now) {
+				return false
+			}
+			if served := a.served(*now, cur.byName); served != nil {
+				e = &appliedService{svc: *served, digest: digest(served)}
+				xorInto(&next.acc, e.digest)
+				for _, h := range served.Hostnames {
+					newHosts[h] = true
+				}
+				d.Set = append(d.Set, routesOf(*served)...)
+			}
+		}
+		if old != nil || e != nil {
+			put(id, e)
+		}
+		return true
+	}
+	for i := range ch.Services {
+		if !change(ch.Services[i].ID, &ch.Services[i]) {
+			return nil, false
+		}
+	}
+	for _, id := range ch.Deleted {
+		if !change(id, nil) {
+			return nil, false
+		}
+	}
+	for h := range oldHosts {
+		if !newHosts[h] {
+			d.Remove = append(d.Remove, h)
+			d.Drop = append(d.Drop, h)
+		}
+	}
+	for h := range newHosts {
+		if !oldHosts[h] {
+			d.Add = append(d.Add, h)
+		}
+	}
+	slices.Sort(d.Remove)
+	slices.Sort(d.Drop)
+	slices.Sort(d.Add)
+	next.sum = WithUploaded(WithSuspended(combine(next.acc, next.wildcards), next.suspended), next.uploads)
+	d.Sum = next.sum
+	d.next = next
+	return d, true
+}
+
+// served returns s with only the hostnames it may serve (Compute's rule
+// for one service), or nil if it serves none or the edge cannot route it.
+func (a *Applied) served(s store.Service, byName map[string]store.Domain) *store.Service {
+	var hosts []string
+	for _, h := range s.Hostnames {
+		if platform.Serving(s, h, byName) {
+			hosts = append(hosts, h)
+		}
+	}
+	if len(hosts) == 0 {
+		return nil
+	}
+	s.Hostnames = hosts
+	if r := routable([]store.Service{s}, a.log); len(r) == 0 {
+		return nil
+	}
+	return &s
+}
+
+// Commit makes d, which the node has applied, the applied state. d must
+// be the last Prepare's, with no Full since.
+func (a *Applied) Commit(d *Delta) { a.cur = d.next }
+
+// Sum returns the fingerprint of what is applied.
+func (a *Applied) Sum() [sha256.Size]byte { return a.cur.sum }
+
+// Snapshot returns what is applied now, immutable: safe to read from any
+// goroutine while later changes are prepared and committed.
+func (a *Applied) Snapshot() *AppliedServices { return &AppliedServices{t: a.cur.svcs} }
+
+// AppliedServices are the services of one applied state (Snapshot).
+type AppliedServices struct{ t *svcTable }
+
+// Len returns the number of services.
+func (s *AppliedServices) Len() int { return s.t.n }
+
+// List returns the services served, in an order that depends on their IDs
+// only (by shard, then by ID), so that the snapshot writer, which digests
+// them in order, finds the shards a change did not touch unchanged. It
+// costs a copy of every service; each shard's order is worked out once.
+func (s *AppliedServices) List() []store.Service {
+	out := make([]store.Service, 0, s.t.n)
+	var y sched.Yielder
+	for _, sh := range s.t.shards {
+		if sh == nil {
+			continue
+		}
+		y.Maybe()
+		sh.once.Do(func() {
+			sh.sorted = make([]store.Service, 0, len(sh.byID))
+			for _, e := range sh.byID {
+				sh.sorted = append(sh.sorted, e.svc)
+			}
+			slices.SortFunc(sh.sorted, func(a, b store.Service) int { return cmp.Compare(a.ID, b.ID) })
+		})
+		out = append(out, sh.sorted...)
+	}
+	return out
+}

@@ -1,0 +1,163 @@
+package serving
+
+import (
+	"log/slog"
+	"maps"
+	"reflect"
+	"slices"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/spine-platform/spine/internal/edge"
+	"github.com/spine-platform/spine/internal/store"
+)
+
+// routeTable applies routes to a table as the edge does, by hostname.
+func routeTable(routes []edge.Route) map[string]edge.Route {
+	out := map[string]edge.Route{}
+	for _, r := range routes {
+		out[r.Host] = r
+	}
+	return out
+}
+
+// A change of services prepared as a delta leaves the edge's routes, the
+// managed names, the fingerprint and the services served exactly as a
+// full read of the same store would.
+func TestAppliedDeltaMatchesFull(t *testing.T) {
+	log := slog.New(slog.DiscardHandler)
+	wild := func(d store.Domain) bool { return d.Name == "w.test" }
+	domains := []store.Domain{
+		{Name: "a.test", ProjectID: "p", Status: store.DomainVerified},
+		{Name: "w.test", ProjectID: "p", Status: store.DomainVerified},
+		{Name: "pending.test", ProjectID: "p", Status: store.DomainPending},
+		{Name: "q.test", ProjectID: "q", Status: store.DomainVerified},
+	}
+	svc := func(id, project, up string, hosts ...string) store.Service {
+		return store.Service{ID: id, ProjectID: project, Name: "s" + id, Hostnames: hosts, Upstreams: []string{up},
+			CreatedAt: time.Unix(1, 0), UpdatedAt: time.Unix(1, 0)}
+	}
+	var before []store.Service
+	for i := range 50 {
+		before = append(before, svc(strconv.Itoa(i), "p", "http://127.0.0.1:1", "h"+strconv.Itoa(i)+".a.test"))
+	}
+	before = append(before,
+		svc("moving", "p", "http://127.0.0.1:1", "m.a.test", "x.w.test"),
+		svc("gone", "p", "http://127.0.0.1:2", "gone.a.test"),
+		svc("q1", "q", "http://127.0.0.1:3", "q1.q.test"),
+	)
+	changed := []store.Service{
+		svc("new", "p", "http://127.0.0.1:4", "new.a.test", "n.w.test", "hidden.pending.test", "stolen.q.test"),
+		svc("moving", "p", "http://127.0.0.1:5", "x.w.test", "m2.a.test"), // a hostname left, one came, upstream changed
+		svc("bad", "p", "http://127.0.0.1:99999", "bad.a.test"),           // the edge cannot route it: left out
+		svc("7", "p", "http://127.0.0.1:1", "h7.a.test"),                  // unchanged
+	}
+	changed[1].UpdatedAt = time.Unix(2, 0)
+	deleted := []string{"gone", "never-was"}
+
+	after := slices.Clone(before)
+	after = slices.DeleteFunc(after, func(s store.Service) bool { return s.ID == "gone" || s.ID == "moving" || s.ID == "7" })
+	after = append(after, changed...)
+
+	full := func(svcs []store.Service) (State, []edge.Route, []string) {
+		st := Compute(svcs, domains, wild, log)
+		st.Sum = WithUploaded(WithSuspended(st.Sum, nil), nil)
+		routes, hosts := Routes(st.Services)
+		return st, routes, hosts
+	}
+	st0, routes0, hosts0 := full(before)
+	a := NewApplied(log)
+	if _, ok := a.Prepare(store.Changes{Services: changed}); ok {
+		t.Fatal("a delta was prepared before any full read")
+	}
+	a.Full(st0, domains, nil, nil)
+	d, ok := a.Prepare(store.Changes{Services: changed, Deleted: deleted})
+	if !ok {
+		t.Fatal("no delta for a change of services")
+	}
+	if a.Sum() != st0.Sum {
+		t.Error("Prepare changed the applied fingerprint before Commit")
+	}
+	a.Commit(d)
+
+	// The edge's table and the managed names after the delta...
+	table := routeTable(routes0)
+	for _, h := range d.Remove {
+		delete(table, h)
+	}
+	maps.Copy(table, routeTable(d.Set))
+	managed := map[string]bool{}
+	for _, h := range hosts0 {
+		managed[h] = true
+	}
+	for _, h := range d.Drop {
+		delete(managed, h)
+	}
+	for _, h := range d.Add {
+		managed[h] = true
+	}
+	// ...are those of a full read.
+	st1, routes1, hosts1 := full(after)
+	if want := routeTable(routes1); !reflect.DeepEqual(table, want) {
+		t.Errorf("routes after the delta:\n%v\nafter a full read:\n%v", slices.Sorted(maps.Keys(table)), slices.Sorted(maps.Keys(want)))
+	}
+	if got, want := slices.Sorted(maps.Keys(managed)), slices.Sorted(slices.Values(hosts1)); !slices.Equal(got, want) {
+		t.Errorf("managed names after the delta %v, after a full read %v", got, want)
+	}
+	if d.Sum != st1.Sum || a.Sum() != st1.Sum {
+		t.Error("the fingerprint after the delta is not the full read's: a resync would apply everything again")
+	}
+	byID := func(ss []store.Service) map[string]store.Service {
+		m := map[string]store.Service{}
+		for _, s := range ss {
+			m[s.ID] = s
+		}
+		return m
+	}
+	if got, want := byID(a.Snapshot().List()), byID(st1.Services); !reflect.DeepEqual(got, want) {
+		t.Errorf("services served after the delta:\n%v\nafter a full read:\n%v", got, want)
+	}
+	if n := a.Snapshot().Len(); n != len(st1.Services) {
+		t.Errorf("Len %d, want %d", n, len(st1.Services))
+	}
+	if !slices.Contains(d.Remove, "gone.a.test") || !slices.Contains(d.Remove, "m.a.test") || slices.Contains(d.Remove, "x.w.test") {
+		t.Errorf("removed %v: want gone.a.test and m.a.test, not x.w.test (still served)", d.Remove)
+	}
+
+	// Nothing changed: an empty delta with the same fingerprint.
+	d, ok = a.Prepare(store.Changes{Services: []store.Service{changed[3]}})
+	if !ok || d.Sum != st1.Sum {
+		t.Errorf("an unchanged service: ok %v, same fingerprint %v", ok, d.Sum == st1.Sum)
+	}
+}
+
+// A change that a delta does not cover needs a full read.
+func TestAppliedNeedsFullRead(t *testing.T) {
+	log := slog.New(slog.DiscardHandler)
+	domains := []store.Domain{{Name: "a.test", ProjectID: "p", Status: store.DomainVerified}, {Name: "s.test", ProjectID: "s", Status: store.DomainVerified}}
+	svcs := []store.Service{
+		{ID: "1", ProjectID: "p", Name: "one", Hostnames: []string{"up.a.test"}, Upstreams: []string{"http://127.0.0.1:1"}},
+		{ID: "2", ProjectID: "s", Name: "two", Hostnames: []string{"x.s.test"}, Upstreams: []string{"http://127.0.0.1:1"}},
+	}
+	uploads := []store.UploadedCert{{Hostname: "up.a.test", ProjectID: "p", SHA256: "x"}}
+	suspended := map[string]bool{"s": true}
+	st := Compute(svcs, domains, func(store.Domain) bool { return false }, log)
+	st.Sum = WithUploaded(WithSuspended(st.Sum, suspended), uploads)
+	a := NewApplied(log)
+	a.Full(st, domains, suspended, uploads)
+	for name, ch := range map[string]store.Changes{
+		"full":                {Full: true},
+		"an uploaded name":    {Services: []store.Service{{ID: "3", ProjectID: "p", Name: "three", Hostnames: []string{"up.a.test"}, Upstreams: []string{"http://127.0.0.1:1"}}}},
+		"a service with one":  {Deleted: []string{"1"}},
+		"a suspended project": {Services: []store.Service{{ID: "4", ProjectID: "s", Name: "four", Hostnames: []string{"y.s.test"}, Upstreams: []string{"http://127.0.0.1:1"}}}},
+		"one of its services": {Deleted: []string{"2"}},
+	} {
+		if _, ok := a.Prepare(ch); ok {
+			t.Errorf("%s: a delta was prepared, want a full read", name)
+		}
+	}
+	if d, ok := a.Prepare(store.Changes{Services: []store.Service{{ID: "5", ProjectID: "p", Name: "five", Hostnames: []string{"ok.a.test"}, Upstreams: []string{"http://127.0.0.1:1"}}}}); !ok || !slices.Equal(d.Add, []string{"ok.a.test"}) {
+		t.Errorf("a plain service: delta %+v, %v", d, ok)
+	}
+}
