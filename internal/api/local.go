@@ -4,9 +4,11 @@ import (
 	"context"
 	"net/http"
 	"slices"
+	"time"
 
 	"github.com/spine-platform/spine/client"
 	"github.com/spine-platform/spine/internal/platform"
+	"github.com/spine-platform/spine/internal/store"
 )
 
 // Local is the API called in-process, for the dashboard: Handler is the API
@@ -115,4 +117,117 @@ func (l *Local) caller(ctx context.Context, token, path string) (platform.Caller
 		return platform.Caller{}, l.s.answer("GET", path, err)
 	}
 	return c, nil
+}
+
+// HostnameCounts is how many of a project's hostnames have each
+// certificate status (as GET /v1/certificates reports them), and how
+// many certificates end before a time.
+type HostnameCounts = platform.HostnameCounts
+
+// HostnameCounts counts the hostnames of token's project by status, in
+// the store (not reading them); Expiring counts the certificates that end
+// before endsBefore.
+func (l *Local) HostnameCounts(ctx context.Context, token string, endsBefore time.Time) (HostnameCounts, error) {
+	c, err := l.caller(ctx, token, "/v1/certificates")
+	if err != nil {
+		return HostnameCounts{}, err
+	}
+	n, err := l.s.cfg.Platform.CountHostnames(ctx, c.Project.ID, endsBefore)
+	if err != nil {
+		return HostnameCounts{}, l.s.answer("GET", "/v1/certificates", err)
+	}
+	return n, nil
+}
+
+// HostnameQuery selects some of a project's hostnames (Local.Hostnames).
+// Its zero filters select every hostname.
+type HostnameQuery struct {
+	Service  string // only this service's
+	Hostname string // only this hostname
+	Search   string // only the hostnames that contain this
+	Status   string // only those with this status
+	// EndsBefore, if not zero, selects the certificates that end before it.
+	EndsBefore time.Time
+	// ProblemsAt, if not zero, selects the hostnames that need someone at
+	// that time: a failed certificate, pending with an error or not served,
+	// or ending within ProblemsWithin and more than half-way through its
+	// renewal window.
+	ProblemsAt     time.Time
+	ProblemsWithin time.Duration
+	// Offset and Limit page the answer, sorted by hostname; Limit 0 is no limit.
+	Offset, Limit int
+}
+
+// HostnamePage is a page of a project's certificates, and how many the
+// query selects in all.
+type HostnamePage struct {
+	Certificates []client.Certificate
+	Total        int
+}
+
+// Hostnames is the page of GET /v1/certificates for token that q selects,
+// read a page at a time from the store.
+func (l *Local) Hostnames(ctx context.Context, token string, q HostnameQuery) (HostnamePage, error) {
+	c, err := l.caller(ctx, token, "/v1/certificates")
+	if err != nil {
+		return HostnamePage{}, err
+	}
+	f := platform.HostnameFilter{Service: q.Service, Hostname: q.Hostname, Search: q.Search, Status: q.Status,
+		EndsBefore: q.EndsBefore, Offset: q.Offset, Limit: q.Limit}
+	if !q.ProblemsAt.IsZero() {
+		f.Problems = &store.Problems{Now: q.ProblemsAt, EndsBefore: q.ProblemsAt.Add(q.ProblemsWithin), RenewalRatio: l.s.cfg.RenewalWindowRatio}
+	}
+	cs, total, err := l.s.cfg.Platform.ListHostnames(ctx, c.Project.ID, f)
+	if err != nil {
+		return HostnamePage{}, l.s.answer("GET", "/v1/certificates", err)
+	}
+	return HostnamePage{Certificates: l.s.certificatesOut(cs), Total: total}, nil
+}
+
+// ServiceQuery selects some of a project's services (Local.ServiceSummaries).
+type ServiceQuery struct {
+	// Search, if not "", selects the services whose name or one of whose
+	// hostnames contains it.
+	Search string
+	// Hostnames is how many of each service's hostnames to return, those
+	// that contain Search first.
+	Hostnames int
+	// Counts asks for ServiceSummary's counts (which read every hostname
+	// of the project); without it they are 0.
+	Counts bool
+	// Offset and Limit page the answer, sorted by name; Limit 0 is no limit.
+	Offset, Limit int
+}
+
+// ServiceSummary is a service with some of its hostnames (Hostnames, URLs)
+// and counts of them all.
+type ServiceSummary struct {
+	client.Service
+	HostnameCount int // with ServiceQuery.Counts
+	ActiveCount   int // hostnames whose certificate is active, with ServiceQuery.Counts
+}
+
+// ServicePage is a page of a project's services, and how many the query
+// selects in all.
+type ServicePage struct {
+	Services []ServiceSummary
+	Total    int
+}
+
+// ServiceSummaries is the page of GET /v1/services for token that q
+// selects, read a page at a time from the store.
+func (l *Local) ServiceSummaries(ctx context.Context, token string, q ServiceQuery) (ServicePage, error) {
+	c, err := l.caller(ctx, token, "/v1/services")
+	if err != nil {
+		return ServicePage{}, err
+	}
+	ss, total, err := l.s.cfg.Platform.ServiceSummaries(ctx, c.Project.ID, store.ServiceQuery{Search: q.Search, Hostnames: q.Hostnames, Counts: q.Counts, Offset: q.Offset, Limit: q.Limit})
+	if err != nil {
+		return ServicePage{}, l.s.answer("GET", "/v1/services", err)
+	}
+	out := ServicePage{Services: make([]ServiceSummary, 0, len(ss)), Total: total}
+	for _, s := range ss {
+		out.Services = append(out.Services, ServiceSummary{Service: l.s.serviceOut(s.Service), HostnameCount: s.HostnameCount, ActiveCount: s.ActiveCount})
+	}
+	return out, nil
 }

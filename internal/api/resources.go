@@ -181,6 +181,10 @@ func (s *server) certificates(ctx context.Context, projectID string) ([]client.C
 	if err != nil {
 		return nil, err
 	}
+	return s.certificatesOut(cs), nil
+}
+
+func (s *server) certificatesOut(cs []platform.Certificate) []client.Certificate {
 	out := make([]client.Certificate, 0, len(cs))
 	for _, c := range cs {
 		out = append(out, client.Certificate{
@@ -195,7 +199,7 @@ func (s *server) certificates(ctx context.Context, projectID string) ([]client.C
 			UpdatedAt:  timePtr(c.UpdatedAt),
 		})
 	}
-	return out, nil
+	return out
 }
 
 func (s *server) uploadCertificate(w http.ResponseWriter, r *http.Request, p store.Project) error {

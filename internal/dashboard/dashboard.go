@@ -2,7 +2,6 @@ package dashboard
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"embed"
 	"errors"
@@ -12,7 +11,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"slices"
 	"strings"
 	"time"
 
@@ -66,7 +64,6 @@ type Dashboard struct {
 	mux      *http.ServeMux
 	assets   http.Handler
 	inspects chan struct{} // inspections under way; bounded
-	views    *views
 	patterns []string
 }
 
@@ -96,7 +93,6 @@ func New(cfg Config) (*Dashboard, error) {
 	d := &Dashboard{cfg: cfg, log: cfg.Logger.With("component", "dashboard"),
 		sessions: newSessions(cfg.MaxSessions, cfg.SessionTTL, cfg.IdleTTL, cfg.Now),
 		inspects: make(chan struct{}, 2)}
-	d.views = newViews(d.loadView, cfg.Now)
 	if err := d.parse(); err != nil {
 		return nil, err
 	}
@@ -146,10 +142,6 @@ func (d *Dashboard) routes() {
 	})
 }
 
-// Close ends the dashboard's background reads (views.go) and waits for
-// them; call it once the listener serving it has shut down.
-func (d *Dashboard) Close() { d.views.close() }
-
 // Patterns are the dashboard's route patterns.
 func (d *Dashboard) Patterns() []string { return append([]string(nil), d.patterns...) }
 
@@ -187,7 +179,7 @@ type request struct {
 	flash   string
 	started time.Time
 	// liveAfter is where the page's event stream starts: the last event
-	// before the read of the view it shows; 0 for "from now".
+	// before the reads of the page (live); 0 for "from now".
 	liveAfter int64
 }
 
@@ -240,11 +232,6 @@ func (d *Dashboard) page(h pageFunc) http.HandlerFunc {
 		if rq.sess != nil && r.Method == http.MethodGet {
 			rq.flash = d.sessions.takeFlash(rq.sess)
 		}
-		if r.Method == http.MethodPost && id.Has("read") {
-			// A change: the project's view is read again before the
-			// answer, so that the next page shows it (views.go).
-			defer d.views.reload(r.Context(), id.Project.ID, rq.token)
-		}
 		rq.api = client.New("http://spine.invalid", rq.token)
 		rq.api.HTTP = &http.Client{Transport: inProcess{h: d.cfg.API.Handler(), remote: r.RemoteAddr}}
 		if err := h(w, r, rq); err != nil {
@@ -253,44 +240,16 @@ func (d *Dashboard) page(h pageFunc) http.HandlerFunc {
 	}
 }
 
-// view is the project's services and certificates (views.go), for a
-// token that may read them.
-func (d *Dashboard) view(r *http.Request, rq *request) (*projectView, error) {
-	if !rq.id.Has("read") {
-		return d.loadView(r.Context(), rq.token) // the API's refusal
-	}
-	pv, err := d.views.get(r.Context(), rq.id.Project.ID, rq.token)
-	if err == nil {
-		rq.liveAfter = pv.lastEvent
-	}
-	return pv, err
-}
-
-func (d *Dashboard) loadView(ctx context.Context, token string) (*projectView, error) {
-	read := d.cfg.Now()
-	// The event stream of a page shown from this view starts after the
-	// last event recorded before the read, so no change after it is missed.
-	last, err := d.cfg.API.LastEventID(ctx, token)
+// live starts the page's event stream after the last event of the
+// project recorded before the page's reads, so that no change after them
+// is missed.
+func (d *Dashboard) live(r *http.Request, rq *request) error {
+	last, err := d.cfg.API.LastEventID(r.Context(), rq.token)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	svcs, err := d.cfg.API.Services(ctx, token)
-	if err != nil {
-		return nil, err
-	}
-	certs, err := d.cfg.API.Certificates(ctx, token)
-	if err != nil {
-		return nil, err
-	}
-	// Sorted by hostname once here, not on every page of the hostnames.
-	slices.SortFunc(certs, func(a, b client.Certificate) int { return cmp.Compare(a.Hostname, b.Hostname) })
-	active := make(map[string]bool, len(certs))
-	for _, c := range certs {
-		if c.Status == "active" {
-			active[c.Hostname] = true
-		}
-	}
-	return &projectView{services: svcs, certs: certs, active: active, read: read, lastEvent: last}, nil
+	rq.liveAfter = last
+	return nil
 }
 
 func bearer(r *http.Request) (string, bool) {

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/spine-platform/spine/client"
+	"github.com/spine-platform/spine/internal/api"
 	"github.com/spine-platform/spine/internal/inspect"
 )
 
@@ -69,10 +70,32 @@ type pager struct {
 	Prev, Next                   string
 }
 
-func paginate(n int, r *http.Request) pager {
+// pageAsked is the page number r asks for, 1 or more.
+func pageAsked(r *http.Request) int {
 	p, _ := strconv.Atoi(r.URL.Query().Get("page"))
+	return max(p, 1)
+}
+
+// pageIn reads the page p of a list with read(offset, limit), which
+// returns how many rows the list has; a page past the end shows the last.
+func pageIn(r *http.Request, read func(offset, limit int) (int, error)) (pager, error) {
+	p := pageAsked(r)
+	n, err := read((p-1)*perPage, perPage)
+	if err != nil {
+		return pager{}, err
+	}
+	if last := max(1, (n+perPage-1)/perPage); p > last {
+		if n, err = read((last-1)*perPage, perPage); err != nil {
+			return pager{}, err
+		}
+	}
+	return paginate(n, r), nil
+}
+
+func paginate(n int, r *http.Request) pager {
+	p := pageAsked(r)
 	pages := max(1, (n+perPage-1)/perPage)
-	p = min(max(p, 1), pages)
+	p = min(p, pages)
 	pg := pager{Page: p, Pages: pages, Total: n, From: min((p-1)*perPage, n), To: min(p*perPage, n)}
 	link := func(page int) string {
 		q := r.URL.Query()
@@ -99,27 +122,37 @@ type overviewData struct {
 	Expiring            int // certificates that end within 7 days
 	Problems            []problem
 	MoreProblems        int
-	Certs               []client.Certificate // the first hostnames, for the live view
 }
 
 // maxProblems is how many problems the overview lists.
 const maxProblems = 50
 
 func (d *Dashboard) overview(w http.ResponseWriter, r *http.Request, rq *request) error {
-	pv, err := d.view(r, rq)
+	if err := d.live(r, rq); err != nil {
+		return err
+	}
+	ctx, now := r.Context(), d.cfg.Now()
+	counts, err := d.cfg.API.HostnameCounts(ctx, rq.token, now.Add(expiringWithin))
 	if err != nil {
 		return err
 	}
-	svcs, certs := pv.services, pv.certs
-	domains, err := rq.api.Domains(r.Context())
+	// The problems first: the first maxProblems hostnames that have one,
+	// counted and read in the store.
+	bad, err := d.cfg.API.Hostnames(ctx, rq.token, api.HostnameQuery{ProblemsAt: now, ProblemsWithin: expiringWithin, Limit: maxProblems})
 	if err != nil {
 		return err
 	}
-	now := d.cfg.Now()
-	out := overviewData{Services: len(svcs), Hostnames: len(certs), ByStatus: map[string]int{}}
+	svcs, err := d.cfg.API.ServiceSummaries(ctx, rq.token, api.ServiceQuery{})
+	if err != nil {
+		return err
+	}
+	domains, err := rq.api.Domains(ctx)
+	if err != nil {
+		return err
+	}
+	out := overviewData{Services: svcs.Total, Hostnames: counts.Total, ByStatus: counts.ByStatus, Expiring: counts.Expiring}
 	var probs []problem
-	for _, c := range certs {
-		out.ByStatus[c.Status]++
+	for _, c := range bad.Certificates {
 		link := Prefix + "hostnames/" + url.PathEscape(c.Hostname)
 		switch {
 		case c.Status == "failed":
@@ -129,17 +162,15 @@ func (d *Dashboard) overview(w http.ResponseWriter, r *http.Request, rq *request
 		case renewalLate(c, now):
 			probs = append(probs, problem{"Certificate expiring", c.Hostname, "ends " + fmtTime(*c.NotAfter) + " (" + daysLeft(now, *c.NotAfter) + ") and is not renewed yet, though renewal was due from " + fmtTime(*c.RenewAfter), link, "See renewal"})
 		}
-		if c.NotAfter != nil && c.NotAfter.Sub(now) < expiringWithin {
-			out.Expiring++
-		}
 	}
+	more := bad.Total - len(bad.Certificates)
 	for _, dm := range domains {
 		if dm.Status != "verified" {
 			probs = append(probs, problem{"Domain awaiting verification", dm.Name, "create the record " + dm.VerifyRecord, Prefix + "domains#domain-" + dm.Name, "Verify"})
 		}
 	}
 	if health := d.health(); health != nil {
-		for _, s := range svcs {
+		for _, s := range svcs.Services {
 			for _, u := range s.Upstreams {
 				if ok, known := health[u]; known && !ok {
 					probs = append(probs, problem{"Upstream down", u, "service " + s.Name + ": its health check fails", Prefix + "services/" + url.PathEscape(s.Name), "Change upstreams"})
@@ -148,10 +179,10 @@ func (d *Dashboard) overview(w http.ResponseWriter, r *http.Request, rq *request
 		}
 	}
 	if len(probs) > maxProblems {
-		out.MoreProblems = len(probs) - maxProblems
+		more += len(probs) - maxProblems
 		probs = probs[:maxProblems]
 	}
-	out.Problems = probs
+	out.Problems, out.MoreProblems = probs, more
 	return d.render(w, r, rq, http.StatusOK, "overview", "Overview", out)
 }
 
@@ -210,40 +241,23 @@ func (d *Dashboard) servicesPage(w http.ResponseWriter, r *http.Request, rq *req
 }
 
 func (d *Dashboard) renderServices(w http.ResponseWriter, r *http.Request, rq *request, status int, f *form) error {
-	pv, err := d.view(r, rq)
+	if err := d.live(r, rq); err != nil {
+		return err
+	}
+	q := strings.ToLower(strings.TrimSpace(r.URL.Query().Get("q")))
+	var page api.ServicePage
+	pg, err := pageIn(r, func(offset, limit int) (n int, err error) {
+		page, err = d.cfg.API.ServiceSummaries(r.Context(), rq.token, api.ServiceQuery{Search: q, Hostnames: shownHostnames, Counts: true, Offset: offset, Limit: limit})
+		return page.Total, err
+	})
 	if err != nil {
 		return err
 	}
-	svcs, active := pv.services, pv.active
-	q := strings.ToLower(strings.TrimSpace(r.URL.Query().Get("q")))
-	var match []client.Service
-	for _, s := range svcs {
-		if q == "" || strings.Contains(s.Name, q) || slices.ContainsFunc(s.Hostnames, func(h string) bool { return strings.Contains(h, q) }) {
-			match = append(match, s)
-		}
-	}
-	pg := paginate(len(match), r)
 	health := d.health()
 	out := servicesData{Q: q, Pager: pg, Form: f}
-	for _, s := range match[pg.From:pg.To] {
-		row := serviceRow{Service: s, Ups: d.upstreams(s.Upstreams, health), All: len(s.Hostnames)}
-		for _, h := range s.Hostnames {
-			if active[h] {
-				row.Active++
-			}
-		}
-		shown := slices.Clone(s.Hostnames)
-		if q != "" {
-			slices.SortStableFunc(shown, func(a, b string) int {
-				return boolCmp(strings.Contains(b, q), strings.Contains(a, q))
-			})
-		}
-		if len(shown) > 3 {
-			row.More = len(shown) - 3
-			shown = shown[:3]
-		}
-		row.Shown = shown
-		out.Rows = append(out.Rows, row)
+	for _, s := range page.Services {
+		out.Rows = append(out.Rows, serviceRow{Service: s.Service, Ups: d.upstreams(s.Upstreams, health), Shown: s.Hostnames,
+			More: s.HostnameCount - len(s.Hostnames), Active: s.ActiveCount, All: s.HostnameCount})
 	}
 	if rq.id.Has("services:write") {
 		if out.Domains, err = rq.api.Domains(r.Context()); err != nil {
@@ -256,15 +270,9 @@ func (d *Dashboard) renderServices(w http.ResponseWriter, r *http.Request, rq *r
 	return d.render(w, r, rq, status, "services", "Services", out)
 }
 
-func boolCmp(a, b bool) int {
-	switch {
-	case a == b:
-		return 0
-	case a:
-		return 1
-	}
-	return -1
-}
+// shownHostnames is how many hostnames of a service the services page
+// shows (those that match the search first).
+const shownHostnames = 3
 
 var serviceFields = []string{"name", "domain", "hosts", "upstreams", "health_path", "health_interval"}
 
@@ -297,21 +305,18 @@ func (d *Dashboard) servicePage(w http.ResponseWriter, r *http.Request, rq *requ
 }
 
 func (d *Dashboard) renderService(w http.ResponseWriter, r *http.Request, rq *request, status int, f *form) error {
+	if err := d.live(r, rq); err != nil {
+		return err
+	}
 	svc, err := rq.api.Service(r.Context(), r.PathValue("name"))
 	if err != nil {
 		return err
 	}
-	pv, err := d.view(r, rq)
+	certs, err := d.cfg.API.Hostnames(r.Context(), rq.token, api.HostnameQuery{Service: svc.Name})
 	if err != nil {
 		return err
 	}
-	certs := pv.certs
-	out := serviceData{Service: svc, Ups: d.upstreams(svc.Upstreams, d.health()), Now: d.cfg.Now(), Form: f}
-	for _, c := range certs {
-		if c.Service == svc.Name {
-			out.Certs = append(out.Certs, c)
-		}
-	}
+	out := serviceData{Service: svc, Ups: d.upstreams(svc.Upstreams, d.health()), Now: d.cfg.Now(), Form: f, Certs: certs.Certificates}
 	if out.Form == nil {
 		out.Form = &form{Values: map[string]string{
 			"upstreams": strings.Join(svc.Upstreams, "\n"), "hsts_max_age": strconv.Itoa(svc.HSTSMaxAge),
@@ -368,37 +373,40 @@ type hostnamesData struct {
 }
 
 func (d *Dashboard) hostnamesPage(w http.ResponseWriter, r *http.Request, rq *request) error {
-	pv, err := d.view(r, rq)
-	if err != nil {
+	if err := d.live(r, rq); err != nil {
 		return err
 	}
-	certs := pv.certs
 	q := strings.ToLower(strings.TrimSpace(r.URL.Query().Get("q")))
 	st := r.URL.Query().Get("status")
 	now := d.cfg.Now()
 	expiring := r.URL.Query().Get("expiring") != ""
-	ok := func(c *client.Certificate) bool {
-		return (q == "" || strings.Contains(c.Hostname, q)) && (st == "" || c.Status == st) &&
-			(!expiring || (c.NotAfter != nil && c.NotAfter.Sub(now) < expiringWithin))
+	query := api.HostnameQuery{Search: q, Status: st}
+	if expiring {
+		query.EndsBefore = now.Add(expiringWithin)
 	}
-	n := 0
-	for i := range certs {
-		if ok(&certs[i]) {
-			n++
-		}
-	}
-	pg := paginate(n, r)
-	rows := make([]client.Certificate, 0, pg.To-pg.From)
-	for i, seen := 0, 0; i < len(certs) && seen < pg.To; i++ {
-		if ok(&certs[i]) {
-			if seen >= pg.From {
-				rows = append(rows, certs[i])
-			}
-			seen++
-		}
+	var page api.HostnamePage
+	pg, err := pageIn(r, func(offset, limit int) (n int, err error) {
+		query.Offset, query.Limit = offset, limit
+		page, err = d.cfg.API.Hostnames(r.Context(), rq.token, query)
+		return page.Total, err
+	})
+	if err != nil {
+		return err
 	}
 	return d.render(w, r, rq, http.StatusOK, "hostnames", "Hostnames",
-		hostnamesData{Q: q, Status: st, Expiring: expiring, Rows: rows, Pager: pg, Now: now})
+		hostnamesData{Q: q, Status: st, Expiring: expiring, Rows: page.Certificates, Pager: pg, Now: now})
+}
+
+// certificate is the certificate state of one of the project's hostnames.
+func (d *Dashboard) certificate(r *http.Request, rq *request, host string) (client.Certificate, error) {
+	page, err := d.cfg.API.Hostnames(r.Context(), rq.token, api.HostnameQuery{Hostname: host, Limit: 1})
+	if err != nil {
+		return client.Certificate{}, err
+	}
+	if len(page.Certificates) == 0 {
+		return client.Certificate{}, &client.Error{Status: http.StatusNotFound, Code: "hostname_not_found", Message: fmt.Sprintf("no service of this project serves %q", host)}
+	}
+	return page.Certificates[0], nil
 }
 
 type hostnameData struct {
@@ -424,16 +432,14 @@ func (d *Dashboard) hostnamePage(w http.ResponseWriter, r *http.Request, rq *req
 
 func (d *Dashboard) renderHostname(w http.ResponseWriter, r *http.Request, rq *request, in *inspection) error {
 	host := strings.ToLower(r.PathValue("host"))
-	pv, err := d.view(r, rq)
+	if err := d.live(r, rq); err != nil {
+		return err
+	}
+	cert, err := d.certificate(r, rq, host)
 	if err != nil {
 		return err
 	}
-	certs := pv.certs
-	i := slices.IndexFunc(certs, func(c client.Certificate) bool { return c.Hostname == host })
-	if i < 0 {
-		return &client.Error{Status: http.StatusNotFound, Code: "hostname_not_found", Message: fmt.Sprintf("no service of this project serves %q", host)}
-	}
-	out := hostnameData{Cert: certs[i], Now: d.cfg.Now(), CanVerify: d.cfg.EdgeAddr != "", Inspect: in}
+	out := hostnameData{Cert: cert, Now: d.cfg.Now(), CanVerify: d.cfg.EdgeAddr != "", Inspect: in}
 	if _, port, err := net.SplitHostPort(d.cfg.EdgeAddr); err == nil && port != "443" {
 		out.URL = "https://" + host + ":" + port + "/"
 	} else {
@@ -447,13 +453,8 @@ func (d *Dashboard) renderHostname(w http.ResponseWriter, r *http.Request, rq *r
 // two at once on the node, each bounded by Config.InspectTimeout.
 func (d *Dashboard) inspectHostname(w http.ResponseWriter, r *http.Request, rq *request) error {
 	host := strings.ToLower(r.PathValue("host"))
-	pv, err := d.view(r, rq)
-	if err != nil {
+	if _, err := d.certificate(r, rq, host); err != nil {
 		return err
-	}
-	certs := pv.certs
-	if !slices.ContainsFunc(certs, func(c client.Certificate) bool { return c.Hostname == host }) {
-		return &client.Error{Status: http.StatusNotFound, Code: "hostname_not_found", Message: fmt.Sprintf("no service of this project serves %q", host)}
 	}
 	if d.cfg.EdgeAddr == "" {
 		return &client.Error{Status: http.StatusServiceUnavailable, Code: "no_edge", Message: "this node has no edge to inspect"}

@@ -78,10 +78,6 @@ func (d *Dashboard) signin(w http.ResponseWriter, r *http.Request) {
 }
 
 func (d *Dashboard) startSession(w http.ResponseWriter, r *http.Request, tok string, who api.Identity, next string) {
-	if who.Has("read") {
-		// The first page is answered from the project's view: read it now.
-		d.views.reload(r.Context(), who.Project.ID, tok)
-	}
 	id, _ := d.sessions.open(tok)
 	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: id, Path: Prefix, HttpOnly: true,
 		Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode, MaxAge: int(d.cfg.SessionTTL.Seconds())})

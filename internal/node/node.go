@@ -460,9 +460,6 @@ func (n *Node) Close(ctx context.Context) error {
 		if n.apiSrv != nil {
 			errs = append(errs, n.apiSrv.Shutdown(ctx))
 		}
-		if n.dash != nil {
-			n.dash.Close()
-		}
 		if n.metricsSrv != nil {
 			errs = append(errs, n.metricsSrv.Shutdown(ctx))
 		}

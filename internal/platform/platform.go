@@ -51,6 +51,12 @@ type Store interface {
 
 	GetCertStatus(ctx context.Context, hostname string) (store.CertStatus, error)
 
+	// hostnames.go: a project's hostnames counted and paged in the store
+	HostnameZones(ctx context.Context, projectID string) ([]string, error)
+	CountHostnames(ctx context.Context, projectID string, endsBefore time.Time, unserved []string) ([]store.HostnameCount, error)
+	ListHostnames(ctx context.Context, q store.HostnameQuery) ([]store.HostnameRow, int, error)
+	ListServiceSummaries(ctx context.Context, q store.ServiceQuery) ([]store.ServiceSummary, int, error)
+
 	// uploaded.go
 	PutUploadedCert(ctx context.Context, domain string, c store.UploadedCert) error
 	ListUploadedCerts(ctx context.Context, projectID string, withKeys bool) ([]store.UploadedCert, error)

@@ -507,7 +507,7 @@ type Certificate struct {
 
 // CertUploaded is the status ListCertificates gives a hostname served
 // with a certificate its project uploaded (UploadCertificate).
-const CertUploaded = "uploaded"
+const CertUploaded = store.CertUploaded
 
 // ListCertificates returns the certificate state of every hostname of the
 // project's services; a hostname with no record yet is pending, one with

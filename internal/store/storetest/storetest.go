@@ -41,6 +41,7 @@ func Run(t *testing.T, open func(t *testing.T) *store.DB) {
 		{"CertStatus", testCertStatus},
 		{"CertStatusDue", testCertStatusDue},
 		{"UploadedCerts", testUploadedCerts},
+		{"HostnameReads", testHostnameReads},
 		{"ServiceClientAuth", testServiceClientAuth},
 		{"Revision", testRevision},
 		{"ChangeLog", testChangeLog},
