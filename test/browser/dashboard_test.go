@@ -34,7 +34,9 @@ var updateScreenshot = flag.Bool("update-screenshot", false, "write the overview
 // (no reload) once the domain is verified, opens the hostname's HTTPS URL
 // in the same browser with no certificate error, inspects it, visits every
 // page at 1440 and 360 px (a screenshot of each in $SPINE_ARTIFACTS),
-// reaches the first control with the keyboard, and signs out. Any console
+// reaches the first control with the keyboard, checks the contrast of
+// every text and control of every page it shows against WCAG 2.x's
+// minimum (4.5:1, 3:1 for large text and controls), and signs out. Any console
 // error, uncaught exception or CSP violation fails it.
 func TestDashboardInChromium(t *testing.T) {
 	chromiumPath := need(t, "chromium", "chromium")
@@ -141,6 +143,8 @@ func TestDashboardInChromium(t *testing.T) {
 			if err := os.WriteFile(filepath.Join(artifacts, fmt.Sprintf("%s-%d.png", name, w)), png, 0o644); err != nil {
 				t.Fatal(err)
 			}
+			// Readable contrast (WCAG 2.x) of every text and control as shown.
+			checkContrast(t, ctx, fmt.Sprintf("%s at %d px", name, w))
 			if w == 360 {
 				// Nothing wider than the screen: no sideways scrolling at 360 px.
 				if wide, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.documentElement.scrollWidth > window.innerWidth + 1`)); err != nil || wide {
