@@ -13,6 +13,7 @@ import (
 	"github.com/mholt/acmez/v3/acme"
 	"github.com/spf13/cobra"
 
+	"github.com/spine-platform/spine/internal/certs"
 	"github.com/spine-platform/spine/internal/dnsprovider/rfc2136"
 	"github.com/spine-platform/spine/internal/hostname"
 	"github.com/spine-platform/spine/internal/node"
@@ -60,8 +61,8 @@ func (f *acmeFlags) register(cmd *cobra.Command) {
 // what is about the flags' syntax (node.Config.Validate checks the
 // values). Its errors name the flag and say what to write; they never
 // repeat a value that may hold a secret (the EAB HMAC key, a TSIG secret).
-func (f *acmeFlags) config() (node.ACMEConfig, error) {
-	c := node.ACMEConfig{
+func (f *acmeFlags) config() (certs.ACMEConfig, error) {
+	c := certs.ACMEConfig{
 		Email:              f.email,
 		NoInternalFallback: f.noInternal,
 		Resolver:           f.resolver,

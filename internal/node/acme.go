@@ -62,23 +62,9 @@ func (n *Node) platformOptions() platform.Options {
 // listeners; DNS-01 through the delegation zone and the providers.
 func (n *Node) certsConfig(storage certmagic.Storage, internal certmagic.Issuer) certs.Config {
 	a := n.cfg.ACME
-	var issuers []certmagic.Issuer
-	for _, u := range a.CAs {
-		issuers = append(issuers, &certs.ACMEIssuer{
-			CA:           u,
-			TrustedRoots: a.TrustedRoots,
-			Email:        a.Email,
-			EAB:          a.EAB,
-			Resolver:     a.Resolver,
-			Budget:       certs.BudgetFor(u, a.Budgets),
-		})
-	}
-	if len(issuers) == 0 || !a.NoInternalFallback {
-		issuers = append(issuers, internal)
-	}
 	cfg := certs.Config{
 		Storage:            storage,
-		Issuers:            issuers,
+		Issuers:            a.Issuers(internal), // the ACME CAs in order, then the internal CA
 		Status:             n.db,
 		Events:             n.db,
 		Orders:             n.db,

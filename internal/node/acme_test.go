@@ -21,6 +21,7 @@ import (
 	"github.com/caddyserver/certmagic"
 
 	"github.com/spine-platform/spine/client"
+	"github.com/spine-platform/spine/internal/certs"
 	"github.com/spine-platform/spine/internal/dnsprovider/rfc2136"
 	"github.com/spine-platform/spine/internal/dnsserver"
 	"github.com/spine-platform/spine/internal/pebbletest"
@@ -80,7 +81,7 @@ func newACMESetupPebble(t testing.TB, popts pebbletest.Options, mod func(*Config
 		APIAddr:   "127.0.0.1:0",
 		Version:   "test",
 		Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)),
-		ACME: ACMEConfig{
+		ACME: certs.ACMEConfig{
 			CAs:                []string{s.pebble.DirectoryURL()},
 			TrustedRoots:       s.pebble.ServerRoots(),
 			Email:              "ops@example.test",

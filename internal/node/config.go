@@ -1,19 +1,16 @@
 package node
 
 import (
-	"crypto/x509"
-	"encoding/base64"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
-	"net/url"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/caddyserver/certmagic"
-	"github.com/mholt/acmez/v3/acme"
 
 	"github.com/spine-platform/spine/internal/certs"
 	"github.com/spine-platform/spine/internal/edge"
@@ -122,8 +119,8 @@ type Config struct {
 	// Default: the edge's defaults.
 	Edge edge.Config
 	// ACME configures certificates from ACME CAs, domain verification and
-	// DNS-01 (acme.go). Default: the internal CA alone.
-	ACME ACMEConfig
+	// DNS-01 (certs.ACMEConfig). Default: the internal CA alone.
+	ACME certs.ACMEConfig
 	// Webhooks configures the sending of webhooks. Default: public
 	// targets only, 15 s per attempt.
 	Webhooks WebhooksConfig
@@ -163,67 +160,6 @@ const MaxWebhookTimeout = 5 * time.Minute
 
 // MaxQuota bounds each field of Config.Quota.
 const MaxQuota = 1_000_000
-
-// ACMEConfig configures certificates from ACME CAs, domain verification and
-// DNS-01. The zero value keeps the internal CA as the only issuer.
-type ACMEConfig struct {
-	// CAs are ACME directory URLs, tried in order for each certificate
-	// until one issues. The internal CA comes after them unless
-	// NoInternalFallback. Default: none (the internal CA alone).
-	CAs []string
-	// TrustedRoots, if set, are the roots trusted for the CAs' own HTTPS
-	// (a private CA such as Pebble or a company CA). Default: the system's.
-	TrustedRoots *x509.CertPool
-	// Email is the ACME account contact. Default: none.
-	Email string
-	// EAB is the External Account Binding some CAs require. Default: none.
-	EAB *acme.EAB
-	// NoInternalFallback leaves the internal CA out of the issuers, so a
-	// name no ACME CA issues for gets no certificate at all.
-	NoInternalFallback bool
-
-	// Resolver is the DNS resolver (host:port) that ownership records
-	// (_spine-challenge TXT), delegation CNAMEs and CAA records are
-	// looked up with.
-	// Default: the first name server of /etc/resolv.conf.
-	Resolver string
-	// CheckInterval is how often domains waiting for verification, and
-	// verified domains' delegation CNAMEs, are looked up again. Default 1m.
-	CheckInterval time.Duration
-
-	// DelegationZone is a zone that Spine's own DNS server answers for
-	// (e.g. "acme.spine.example.net", delegated to it with NS records).
-	// A domain whose _acme-challenge CNAME points into it (see the
-	// domain's delegation_record) gets wildcard certificates through
-	// DNS-01 without DNS credentials. Default: none.
-	DelegationZone string
-	// DNSAddr is where that DNS server listens, UDP and TCP. Default ":53".
-	DNSAddr string
-	// DNSProviders solve DNS-01 for domains under each zone (the key,
-	// e.g. "example.com") with a libdns provider such as
-	// rfc2136.Provider; those domains get wildcard certificates too.
-	DNSProviders map[string]certmagic.DNSProvider
-	// DNSPropagationTimeout bounds the wait for a provider's record to be
-	// visible; -1 skips the check. Default: certmagic's (2 minutes).
-	DNSPropagationTimeout time.Duration
-
-	// RenewCheckInterval and RenewalWindowRatio: see certs.Config.
-	// Renewal follows the CA's ARI window when it offers one.
-	RenewCheckInterval time.Duration
-	RenewalWindowRatio float64
-
-	// Budgets are the limits each CA (by directory URL) sets the account
-	// that every tenant shares; Spine counts its orders in the store and
-	// keeps within them (certs.ACMEIssuer.Budget). A zero CABudget turns
-	// the count off for that CA. Default: Let's Encrypt's published limits
-	// for its directories (certs.BudgetFor), none for other CAs.
-	Budgets map[string]store.CABudget
-
-	// OrderBurst and OrderInterval pace the orders of each CA and account:
-	// see certs.Config.ACMEOrderBurst. Defaults 50 and 1s.
-	OrderBurst    int
-	OrderInterval time.Duration
-}
 
 // withDefaults returns c with every zero field set to its default.
 func (c Config) withDefaults() Config {
@@ -345,63 +281,15 @@ func (c Config) Validate() error {
 	if c.CertCacheSize < -1 {
 		return bad("CertCacheSize", strconv.Itoa(c.CertCacheSize), "give the most certificates to hold in memory (at least 1, e.g. 10000), or -1 for no bound")
 	}
-	a := c.ACME
-	for _, d := range []struct {
-		field string
-		d     time.Duration
-	}{{"ResyncInterval", c.ResyncInterval}, {"ACME.CheckInterval", a.CheckInterval}, {"ACME.RenewCheckInterval", a.RenewCheckInterval}, {"ACME.OrderInterval", a.OrderInterval}} {
-		if d.d < 0 {
-			return bad(d.field, d.d.String(), "give a positive duration, e.g. 1m")
+	if c.ResyncInterval < 0 {
+		return bad("ResyncInterval", c.ResyncInterval.String(), "give a positive duration, e.g. 1m")
+	}
+	if err := c.ACME.Validate(); err != nil {
+		var ae *certs.ACMEConfigError
+		if errors.As(err, &ae) {
+			return &FieldError{Field: "ACME." + ae.Field, Value: ae.Value, Err: ae.Err}
 		}
-	}
-	if r := a.RenewalWindowRatio; r != 0 && !(r > 0 && r < 1) {
-		return bad("ACME.RenewalWindowRatio", strconv.FormatFloat(r, 'g', -1, 64), "give the part of the lifetime to renew in, between 0 and 1 (e.g. 0.33: the last third)")
-	}
-	for u, b := range a.Budgets {
-		for _, l := range []struct {
-			n int
-			w time.Duration
-		}{{b.Orders, b.OrdersWindow}, {b.DomainCerts, b.DomainCertsWindow}, {b.FailedValidations, b.FailedValidationsWindow}} {
-			if l.n < 0 || l.w < 0 || (l.n > 0) != (l.w > 0) {
-				return bad("ACME.Budgets", store.ShownURL(u), "give each limit as a positive count per a positive window, e.g. 300/3h")
-			}
-		}
-	}
-	if a.OrderBurst < 0 {
-		return bad("ACME.OrderBurst", strconv.Itoa(a.OrderBurst), "give how many orders may be placed at once, e.g. 50")
-	}
-	if a.DNSPropagationTimeout < -1 {
-		return bad("ACME.DNSPropagationTimeout", a.DNSPropagationTimeout.String(), "give a positive duration, or -1 to skip the check")
-	}
-	for _, ca := range a.CAs {
-		if u, err := url.Parse(ca); err != nil || u.Scheme != "https" || u.Host == "" || u.User != nil {
-			return bad("ACME.CAs", store.ShownURL(ca), "give an https://HOST/... directory URL (without credentials)")
-		}
-	}
-	if a.EAB != nil {
-		if a.EAB.KeyID == "" || a.EAB.MACKey == "" {
-			return bad("ACME.EAB", "", "the key ID and the HMAC key go together: give both (your CA shows them with your account's EAB credentials), or neither")
-		}
-		// acmez decodes the key as unpadded base64url.
-		if _, err := base64.RawURLEncoding.DecodeString(a.EAB.MACKey); err != nil {
-			return bad("ACME.EAB.MACKey", "", "the key (not shown) is not base64url: copy the HMAC key exactly as your CA shows it")
-		}
-	}
-	zones := []string{a.DelegationZone}
-	for z := range a.DNSProviders {
-		zones = append(zones, z)
-	}
-	for i, z := range zones {
-		if z == "" {
-			continue
-		}
-		if _, err := hostname.Normalize(z); err != nil {
-			field := "ACME.DNSProviders"
-			if i == 0 {
-				field = "ACME.DelegationZone"
-			}
-			return bad(field, strconv.Quote(z), "%w; give a DNS zone, e.g. acme.example.net", err)
-		}
+		return err
 	}
 	return nil
 }

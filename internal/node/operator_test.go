@@ -16,6 +16,7 @@ import (
 
 	"github.com/spine-platform/spine/client"
 	"github.com/spine-platform/spine/internal/ca"
+	"github.com/spine-platform/spine/internal/certs"
 	"github.com/spine-platform/spine/internal/poll"
 )
 
@@ -54,7 +55,7 @@ func TestSuspendResumeDeleteProject(t *testing.T) {
 		DataDir: dir, HTTPSAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", APIAddr: "127.0.0.1:0",
 		Domain: "localhost", Version: "test", LeafLifetime: lifetime,
 		// Certificates come due 20 s after issuance (the CA backdates by a minute).
-		ACME:   ACMEConfig{RenewalWindowRatio: 3580.0 / 3660, RenewCheckInterval: time.Second},
+		ACME:   certs.ACMEConfig{RenewalWindowRatio: 3580.0 / 3660, RenewCheckInterval: time.Second},
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	if err != nil {

@@ -20,6 +20,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/spine-platform/spine/client"
+	"github.com/spine-platform/spine/internal/certs"
 	"github.com/spine-platform/spine/internal/node"
 	"github.com/spine-platform/spine/internal/pebbletest"
 )
@@ -46,7 +47,7 @@ func TestDashboardInChromium(t *testing.T) {
 	n, err := node.Start(context.Background(), node.Config{
 		DataDir: filepath.Join(dir, "data"), HTTPSAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", APIAddr: "127.0.0.1:0",
 		Domain: "localhost", Demo: true, Version: "test",
-		ACME:   node.ACMEConfig{Resolver: dns.Addr},
+		ACME:   certs.ACMEConfig{Resolver: dns.Addr},
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	if err != nil {
