@@ -25,6 +25,9 @@
 // which domains' _acme-challenge CNAMEs have been seen pointing at their
 // label; its Check looks them up.
 //
+// Zone (zone.go) puts them together for a node: the delegations, the
+// Solver, and the Server of the zone, started, served and shut down.
+//
 // This package imports internal/store only for store.ErrNotFound and the
 // store.Domain record.
 //

@@ -2,9 +2,7 @@ package node
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"net"
 	"strconv"
 	"time"
 
@@ -20,12 +18,9 @@ import (
 
 // acmeState is the node's ACME and DNS-01 wiring.
 type acmeState struct {
-	delegations *dnsserver.Delegations // nil without a delegation zone
+	zone        *dnsserver.Zone        // nil without a delegation zone
+	delegations *dnsserver.Delegations // the zone's; nil without one
 	dns01       *certs.DNS01Mux        // nil without DNS-01
-	dnsSrv      *dnsserver.Server
-	dnsUDP      net.PacketConn
-	dnsTCP      net.Listener
-	records     *dnsserver.KVStore
 	verifier    *dnsverify.Verifier
 }
 
@@ -37,11 +32,10 @@ const lookupTimeout = 5 * time.Second
 func (n *Node) initACME() {
 	a, cfg := &n.acme, n.cfg.ACME
 	a.verifier = &dnsverify.Verifier{Resolver: cfg.Resolver, Timeout: lookupTimeout}
-	a.records = &dnsserver.KVStore{KV: n.db}
 	var delegated acmez.Solver
 	if cfg.DelegationZone != "" {
-		a.delegations = dnsserver.NewDelegations(n.db, cfg.DelegationZone, cfg.Resolver)
-		delegated = &dnsserver.Solver{Records: a.records, Target: a.delegations.SolverTarget}
+		a.zone = dnsserver.NewZone(dnsserver.ZoneConfig{KV: n.db, Zone: cfg.DelegationZone, Resolver: cfg.Resolver, HTTPS: n.httpsRecord, Logger: n.log})
+		a.delegations, delegated = a.zone.Delegations(), a.zone.Solver()
 	}
 	a.dns01 = certs.NewDNS01Mux(cfg.DNSProviders, cfg.DNSPropagationTimeout, cfg.Resolver, delegated, n.log)
 }
@@ -90,37 +84,21 @@ func (n *Node) wildcard(d store.Domain) bool {
 	return n.acme.dns01.InProviderZone(d.Name) || deleg != nil && deleg.Delegated(d.Name, d.ProjectID)
 }
 
-// startACME loads the delegation key, starts the DNS server of the
-// delegation zone and the periodic domain checks. They stop with ctx.
+// startACME starts the DNS server of the delegation zone and the periodic
+// domain checks. They stop with ctx.
 func (n *Node) startACME(ctx context.Context) error {
 	a := n.cfg.ACME
-	if d := n.acme.delegations; d != nil {
-		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		err := d.LoadKey(sctx)
-		cancel()
-		if err != nil {
-			return fmt.Errorf("loading the DNS-01 delegation key: %w", err)
-		}
-		srv, err := dnsserver.New(dnsserver.Config{Zone: a.DelegationZone, Records: n.acme.records, HTTPS: n.httpsRecord, Logger: n.log})
-		if err != nil {
+	if z := n.acme.zone; z != nil {
+		if err := z.Start(ctx); err != nil {
 			return err
 		}
-		if n.acme.dnsUDP, n.acme.dnsTCP, err = dnsserver.Listen(a.DNSAddr); err != nil {
+		if err := z.Listen(a.DNSAddr); err != nil {
 			return &FieldError{Field: "ACME.DNSAddr", Value: strconv.Quote(a.DNSAddr), Err: fmt.Errorf("the delegation zone's DNS server: %w", err)}
 		}
-		n.acme.dnsSrv = srv
-		n.serve("dns", func() error {
-			err := srv.Serve(n.acme.dnsUDP, n.acme.dnsTCP)
-			if errors.Is(err, dnsserver.ErrServerClosed) {
-				return nil
-			}
-			return err
-		})
+		n.serve("dns", z.Serve)
 		n.wg.Go(func() {
 			<-ctx.Done()
-			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			srv.Shutdown(sctx)
-			cancel()
+			z.Shutdown()
 		})
 	}
 	n.wg.Go(func() { n.platform.RunDomainChecks(ctx, a.CheckInterval, n.resync, n.log) })
@@ -129,10 +107,10 @@ func (n *Node) startACME(ctx context.Context) error {
 
 // DNSAddr is the address of the delegation zone's DNS server, "" if none.
 func (n *Node) DNSAddr() string {
-	if n.acme.dnsUDP == nil {
+	if n.acme.zone == nil {
 		return ""
 	}
-	return n.acme.dnsUDP.LocalAddr().String()
+	return n.acme.zone.Addr()
 }
 
 // CheckDomains runs one round of domain checks now (pending verifications
