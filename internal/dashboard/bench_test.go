@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -27,7 +28,9 @@ import (
 // PostgreSQL (skipped if it cannot be reached), through the same parts as
 // a node (store behind api.StaleReads, platform, api.Local). Every page
 // reads what it shows from the store, nothing is kept between requests:
-// the figure per page (ns/op) is its server time, reads included.
+// the figures per page are its server time, reads included: ns/op (the
+// mean), p50-ms (the median) and cpu-ms/op (the process's CPU time, which
+// for SQLite includes the database's).
 // BENCHMARKS.md has them.
 func BenchmarkPages(b *testing.B) {
 	b.Run("sqlite", func(b *testing.B) {
@@ -62,7 +65,9 @@ func benchPages(b *testing.B, dsn string) {
 	for _, p := range pages {
 		b.Run(p, func(b *testing.B) {
 			cpu := processCPU()
+			var took []time.Duration
 			for b.Loop() {
+				start := time.Now()
 				req := httptest.NewRequest("GET", p, nil)
 				if p == "/ui/operator" {
 					req.Header.Set("Authorization", "Bearer "+admin) // the operator's token
@@ -71,10 +76,13 @@ func benchPages(b *testing.B, dsn string) {
 				}
 				rec := httptest.NewRecorder()
 				d.ServeHTTP(rec, req)
+				took = append(took, time.Since(start))
 				if rec.Code != http.StatusOK {
 					b.Fatalf("GET %s: %d %s", p, rec.Code, rec.Body.String())
 				}
 			}
+			slices.Sort(took)
+			b.ReportMetric(float64(took[len(took)/2])/1e6, "p50-ms")
 			// The process's CPU time per page (the server's, and SQLite's,
 			// which runs in it; not PostgreSQL's): on a loaded machine, wall
 			// time (ns/op) is mostly waiting for a processor.
