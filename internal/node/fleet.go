@@ -62,8 +62,8 @@ type fleetState struct {
 // syncRecord is what a successful sync read: the services it serves and
 // their fingerprint.
 type syncRecord struct {
-	svcs      []store.Service
-	suspended []string // IDs of the suspended projects
+	services  func() []store.Service // newSyncRecord: made on first use
+	suspended []string               // IDs of the suspended projects
 	sum       [sha256.Size]byte
 }
 
@@ -173,7 +173,7 @@ func (n *Node) snapshotSource() *fleet.SnapshotSource {
 		return nil
 	}
 	src := &fleet.SnapshotSource{
-		Services:       rec.svcs,
+		Services:       rec.services(),
 		Sum:            rec.sum,
 		Certificate:    n.cachedCertificate,
 		TicketKeys:     n.fleet.tickets.Keys(),
@@ -193,7 +193,9 @@ func (n *Node) snapshotSource() *fleet.SnapshotSource {
 // recordSync records the services of a successful sync, for the snapshot and
 // for reads while the store is away, and asks for a snapshot.
 func (n *Node) recordSync(svcs []store.Service, suspended map[string]bool, sum [sha256.Size]byte, changed bool) {
-	n.fleet.lastSync.Store(&syncRecord{svcs: svcs, suspended: slices.Sorted(maps.Keys(suspended)), sum: sum})
+	// The snapshot lists the services in Applied's order, the one deltas
+	// keep, so that it rewrites only the parts a change touched.
+	n.fleet.lastSync.Store(newSyncRecord(n.deltas.Snapshot(), slices.Sorted(maps.Keys(suspended)), sum))
 	n.fleet.reads.Seed(svcs)
 	n.fleet.health.Note(nil)
 	if changed {

@@ -23,7 +23,7 @@ func (n *Node) newMetrics() *metrics.Registry {
 			if rec == nil {
 				return nil
 			}
-			return n.certs.CertificateMetrics(rec.svcs, rec.suspended, &n.fleet.uploaded)
+			return n.certs.CertificateMetrics(rec.services(), rec.suspended, &n.fleet.uploaded)
 		},
 		Upstreams: func(yield func(service, upstream string, healthy bool)) {
 			n.edge.Upstreams(yield)

@@ -66,6 +66,7 @@ type Node struct {
 	accessLog *accesslog.Log
 	metrics   *metrics.Registry // nil with Config.Metrics MetricsOff (metrics.go)
 	revision  atomic.Int64      // the store's revision of the last sync applied
+	deltas    *serving.Applied  // what the last sync applied, for syncChanges (delta.go); under syncMu
 
 	httpsLn, httpLn, apiLn net.Listener
 	quicConn               net.PacketConn // HTTP/3, on the HTTPS port over UDP; nil if Config.DisableHTTP3
@@ -91,7 +92,7 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	n = &Node{cfg: cfg, log: cfg.Logger}
+	n = &Node{cfg: cfg, log: cfg.Logger, deltas: serving.NewApplied(cfg.Logger)}
 	self := n // error returns set n to nil
 	defer func() {
 		if err != nil {
@@ -319,8 +320,19 @@ func (n *Node) watch(ctx context.Context, changes <-chan struct{}) {
 		case <-ctx.Done():
 			return
 		case <-changes:
+			n.resyncChanges(ctx)
 		case <-tick.C:
+			n.resync(ctx)
 		}
+	}
+}
+
+// resyncChanges applies what changed since the last sync (syncChanges),
+// else, when that takes a full read, a fresh snapshot (resync).
+func (n *Node) resyncChanges(ctx context.Context) {
+	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if ok, _ := n.syncChanges(sctx); !ok {
 		n.resync(ctx)
 	}
 }
@@ -391,6 +403,7 @@ func (n *Node) sync(ctx context.Context) error {
 	// takes the processor for tens of milliseconds, which handshakes wait
 	// for).
 	if n.synced.Load() && st.Sum == n.fleet.applied {
+		n.deltas.SetDomains(ds) // one that serves nothing yet (pending) is not in Sum
 		n.recordSync(st.Services, suspended, st.Sum, false)
 		n.revision.Store(rev)
 		return nil
@@ -408,6 +421,7 @@ func (n *Node) sync(ctx context.Context) error {
 	if err := n.edge.SetRoutes(routes); err != nil {
 		return fmt.Errorf("applying routes: %w", err)
 	}
+	n.deltas.Full(st, ds, suspended, uploads)
 	n.fleet.applied = st.Sum
 	n.synced.Store(true)
 	n.recordSync(st.Services, suspended, st.Sum, true)

@@ -132,6 +132,18 @@ func (a *Applied) Full(st State, domains []store.Domain, suspended map[string]bo
 		suspended: maps.Clone(suspended), uploads: uploads, uploaded: uploaded, full: true}
 }
 
+// SetDomains records domains, every domain of a full read whose
+// fingerprint equals the applied one: a domain that serves nothing yet (a
+// pending one) changes no fingerprint, but the next delta's services may
+// be under it.
+func (a *Applied) SetDomains(domains []store.Domain) {
+	byName := make(map[string]store.Domain, len(domains))
+	for _, d := range domains {
+		byName[d.Name] = d
+	}
+	a.cur.byName = byName
+}
+
 // Delta is the change Prepare made of a store.Changes, to apply to the
 // edge (Set, Remove: edge.UpdateRoutes) and the certificate manager (Add,
 // Drop: certs.UpdateShared), then to Commit.
