@@ -3,7 +3,6 @@ package node
 import (
 	"context"
 	"fmt"
-	"sync"
 
 	"github.com/spine-platform/spine/internal/serving"
 )
@@ -31,6 +30,7 @@ func (n *Node) syncChanges(ctx context.Context) (bool, error) {
 	}
 	d, ok := n.deltas.Prepare(ch)
 	if !ok {
+		n.log.Debug("changes applied by a full sync", "revision", n.revision.Load(), "store_full", ch.Full)
 		return false, nil
 	}
 	if !d.Empty() {
@@ -41,12 +41,12 @@ func (n *Node) syncChanges(ctx context.Context) (bool, error) {
 	}
 	n.deltas.Commit(d)
 	n.fleet.applied = d.Sum
-	rec := n.fleet.lastSync.Load()
-	n.fleet.lastSync.Store(newSyncRecord(n.deltas.Snapshot(), rec.suspended, d.Sum))
-	n.fleet.health.Note(nil)
 	if !d.Empty() {
+		rec := n.fleet.lastSync.Load()
+		n.fleet.lastSync.Store(newSyncRecord(n.deltas.Snapshot(), rec.suspended, d.Sum))
 		n.fleet.snapshots.Due()
 	}
+	n.fleet.health.Note(nil)
 	n.revision.Store(ch.Revision)
 	return true, nil
 }
@@ -54,7 +54,5 @@ func (n *Node) syncChanges(ctx context.Context) (bool, error) {
 // newSyncRecord records applied, whose list is made once, when first
 // asked for (the snapshot writer, /metrics), not on the change's path.
 func newSyncRecord(applied *serving.AppliedServices, suspended []string, sum [32]byte) *syncRecord {
-	r := &syncRecord{suspended: suspended, sum: sum}
-	r.services = sync.OnceValue(applied.List)
-	return r
+	return &syncRecord{services: applied.List, suspended: suspended, sum: sum}
 }

@@ -26,7 +26,7 @@ func startCountingNode(t *testing.T, dir, dsn string, full *atomic.Int64) *Node 
 		DataDir: dir, Store: dsn, HTTPSAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", APIAddr: "127.0.0.1:0",
 		Domain: "localhost", Demo: true, Version: "test",
 		ResyncInterval: time.Hour, // only change notices: a full sync here is a fallback
-		Logger:         slog.New(countingHandler{msg: "routes updated", n: full}),
+		Logger:         slog.New(teeHandler{countingHandler{msg: "routes updated", n: full}, slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug})}),
 	})
 	if err != nil {
 		t.Fatalf("starting node: %v", err)
@@ -158,3 +158,18 @@ func TestChangesAppliedAsDelta(t *testing.T) {
 		})
 	}
 }
+
+// teeHandler hands each record to both handlers.
+type teeHandler struct{ a, b slog.Handler }
+
+func (h teeHandler) Enabled(ctx context.Context, l slog.Level) bool {
+	return h.a.Enabled(ctx, l) || h.b.Enabled(ctx, l)
+}
+func (h teeHandler) Handle(ctx context.Context, r slog.Record) error {
+	h.a.Handle(ctx, r)
+	return h.b.Handle(ctx, r.Clone())
+}
+func (h teeHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	return teeHandler{h.a.WithAttrs(as), h.b.WithAttrs(as)}
+}
+func (h teeHandler) WithGroup(g string) slog.Handler { return teeHandler{h.a.WithGroup(g), h.b.WithGroup(g)} }

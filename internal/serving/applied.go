@@ -54,8 +54,9 @@ type appliedState struct {
 	wildcards []string
 	suspended map[string]bool
 	uploads   []store.UploadedCert
-	uploaded  map[string]bool // hostnames with an uploaded certificate
-	full      bool            // a full read was recorded
+	uploaded  map[string]bool  // hostnames with an uploaded certificate
+	full      bool             // a full read was recorded
+	snap      *AppliedServices // Snapshot's answer for this state, made on first use
 }
 
 // svcTable is an immutable set of served services by ID, in shards by a
@@ -67,10 +68,6 @@ type svcTable struct {
 
 type svcShard struct {
 	byID map[string]*appliedService
-	// sorted are the shard's services by ID, made once, on the first
-	// Snapshot that needs them.
-	once   sync.Once
-	sorted []store.Service
 }
 
 type appliedService struct {
@@ -261,6 +258,9 @@ func (a *Applied) Prepare(ch store.Changes) (*Delta, bool) {
 	slices.Sort(d.Remove)
 	slices.Sort(d.Drop)
 	slices.Sort(d.Add)
+	if !d.Empty() {
+		next.snap = nil // else no service served changed: the list is the same
+	}
 	next.sum = WithUploaded(WithSuspended(combine(next.acc, next.wildcards), next.suspended), next.uploads)
 	d.Sum = next.sum
 	d.next = next
@@ -295,34 +295,44 @@ func (a *Applied) Sum() [sha256.Size]byte { return a.cur.sum }
 
 // Snapshot returns what is applied now, immutable: safe to read from any
 // goroutine while later changes are prepared and committed.
-func (a *Applied) Snapshot() *AppliedServices { return &AppliedServices{t: a.cur.svcs} }
+func (a *Applied) Snapshot() *AppliedServices {
+	if a.cur.snap == nil {
+		a.cur.snap = &AppliedServices{t: a.cur.svcs}
+	}
+	return a.cur.snap
+}
 
 // AppliedServices are the services of one applied state (Snapshot).
-type AppliedServices struct{ t *svcTable }
+type AppliedServices struct {
+	t    *svcTable
+	once sync.Once
+	list []store.Service
+}
 
 // Len returns the number of services.
 func (s *AppliedServices) Len() int { return s.t.n }
 
 // List returns the services served, in an order that depends on their IDs
 // only (by shard, then by ID), so that the snapshot writer, which digests
-// them in order, finds the shards a change did not touch unchanged. It
-// costs a copy of every service; each shard's order is worked out once.
+// them in order, finds the parts a change did not touch unchanged. It is
+// made once per state, on the first call (a copy of every service); the
+// caller must not modify it.
 func (s *AppliedServices) List() []store.Service {
-	out := make([]store.Service, 0, s.t.n)
-	var y sched.Yielder
-	for _, sh := range s.t.shards {
-		if sh == nil {
-			continue
-		}
-		y.Maybe()
-		sh.once.Do(func() {
-			sh.sorted = make([]store.Service, 0, len(sh.byID))
-			for _, e := range sh.byID {
-				sh.sorted = append(sh.sorted, e.svc)
+	s.once.Do(func() {
+		out := make([]store.Service, 0, s.t.n)
+		var y sched.Yielder
+		for _, sh := range s.t.shards {
+			if sh == nil {
+				continue
 			}
-			slices.SortFunc(sh.sorted, func(a, b store.Service) int { return cmp.Compare(a.ID, b.ID) })
-		})
-		out = append(out, sh.sorted...)
-	}
-	return out
+			y.Maybe()
+			start := len(out)
+			for _, e := range sh.byID {
+				out = append(out, e.svc)
+			}
+			slices.SortFunc(out[start:], func(a, b store.Service) int { return cmp.Compare(a.ID, b.ID) })
+		}
+		s.list = out
+	})
+	return s.list
 }

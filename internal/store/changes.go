@@ -69,6 +69,18 @@ func logChange(ctx context.Context, tx *sql.Tx, rev int64, services []string) er
 // log: the services created, updated or deleted, or Full when the reader
 // must read everything (see Changes).
 func (db *DB) ChangesSince(ctx context.Context, rev int64) (Changes, error) {
+	// The revision first: every change up to it has committed its rows,
+	// so none of them may be missing below (a change committing after
+	// the read may or may not show; the next call has it).
+	cur, err := db.Revision(ctx)
+	switch {
+	case err != nil:
+		return Changes{}, err
+	case cur == rev:
+		return Changes{Revision: rev}, nil
+	case cur < rev: // rev is from another database, or one restored
+		return Changes{Full: true}, nil
+	}
 	rows, err := db.r.QueryContext(ctx, `SELECT revision, service_id FROM service_changes WHERE revision > $1
 		ORDER BY revision, service_id LIMIT $2`, rev, maxChangedServices+1)
 	if err != nil {
@@ -101,20 +113,10 @@ func (db *DB) ChangesSince(ctx context.Context, rev int64) (Changes, error) {
 	if err := rows.Close(); err != nil {
 		return Changes{}, db.wrap("reading changes", err)
 	}
-	if full || n > maxChangedServices {
+	// No row after rev although the store is past it: the log does not
+	// reach back (older than the log, or pruned).
+	if full || n == 0 || n > maxChangedServices {
 		return Changes{Full: true}, nil
-	}
-	if n == 0 {
-		// Nothing logged after rev: either nothing changed, or the log
-		// does not reach back that far (or rev is from another database).
-		cur, err := db.Revision(ctx)
-		if err != nil {
-			return Changes{}, err
-		}
-		if cur != rev {
-			return Changes{Full: true}, nil
-		}
-		return Changes{Revision: rev}, nil
 	}
 	var in strings.Builder
 	args := make([]any, len(ids))
