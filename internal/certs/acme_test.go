@@ -401,7 +401,10 @@ type writerFunc func([]byte) (int, error)
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
 
 // cutKV is a KV whose lock renewals fail while cut is set, as when the store
-// becomes unreachable.
+// becomes unreachable, and only then: until the cut, a renewal waits for
+// the store however long it takes (the caller's deadline, one LockRefresh,
+// is dropped), so that a loaded machine's slow SQLite write cannot lose the
+// lease before the test cuts the store.
 type cutKV struct {
 	KV
 	cut atomic.Bool
@@ -411,7 +414,7 @@ func (c *cutKV) TryLock(ctx context.Context, name, owner string, ttl time.Durati
 	if c.cut.Load() {
 		return false, store.ErrUnavailable
 	}
-	return c.KV.TryLock(ctx, name, owner, ttl)
+	return c.KV.TryLock(context.WithoutCancel(ctx), name, owner, ttl)
 }
 
 // TestACMEOrderStopsWhenLeaseLost: the store goes away while an order is
