@@ -192,8 +192,8 @@ type ServiceQuery struct {
 	// Hostnames is how many of each service's hostnames to return, those
 	// that contain Search first.
 	Hostnames int
-	// Counts asks for ServiceSummary's counts (which read every hostname
-	// of the project); without it they are 0.
+	// Counts asks for ServiceSummary's counts (which read the hostnames of
+	// the page's services); without it they are 0.
 	Counts bool
 	// Offset and Limit page the answer, sorted by name; Limit 0 is no limit.
 	Offset, Limit int

@@ -224,14 +224,7 @@ func (db *DB) ListHostnames(ctx context.Context, q HostnameQuery) ([]HostnameRow
 // zone is one of the placeholders unserved), status, not_before, not_after
 // and error, each read from an index (cert_status_covering).
 func hostnameRows(project string, unserved []string) string {
-	inUnserved := "1 = 0"
-	if len(unserved) > 0 {
-		in := strings.Join(unserved, ", ")
-		// The closest domain decides: a hostname that is a domain is its
-		// own zone, any other is in its parent's.
-		inUnserved = `((h.hostname IN (` + in + `) AND EXISTS (SELECT 1 FROM domains dz WHERE dz.name = h.hostname))
-			OR (h.parent IN (` + in + `) AND NOT EXISTS (SELECT 1 FROM domains dz WHERE dz.name = h.hostname)))`
-	}
+	inUnserved := unservedExpr(unserved)
 	return `SELECT h.hostname, h.service_id,
 			CASE WHEN ` + inUnserved + ` THEN 1 ELSE 0 END AS unserved,
 			CASE WHEN ` + inUnserved + ` THEN '` + CertPending + `'
@@ -250,6 +243,19 @@ func hostnameRows(project string, unserved []string) string {
 			JOIN services s ON s.id = h.service_id WHERE h.hostname = u.hostname AND s.project_id = ` + project + `)`
 }
 
+// unservedExpr is the SQL condition that the hostname h (of
+// service_hostnames) has its zone among the placeholders unserved.
+func unservedExpr(unserved []string) string {
+	if len(unserved) == 0 {
+		return "1 = 0"
+	}
+	in := strings.Join(unserved, ", ")
+	// The closest domain decides: a hostname that is a domain is its own
+	// zone, any other is in its parent's.
+	return `((h.hostname IN (` + in + `) AND EXISTS (SELECT 1 FROM domains dz WHERE dz.name = h.hostname))
+			OR (h.parent IN (` + in + `) AND NOT EXISTS (SELECT 1 FROM domains dz WHERE dz.name = h.hostname)))`
+}
+
 // ServiceQuery selects some of a project's services (ListServiceSummaries).
 type ServiceQuery struct {
 	ProjectID string // required
@@ -259,8 +265,8 @@ type ServiceQuery struct {
 	// Hostnames is how many of each service's hostnames to return, those
 	// that contain Search first, then in the service's order.
 	Hostnames int
-	// Counts asks for ServiceSummary's counts, which read every hostname
-	// of the project; without it they are 0.
+	// Counts asks for ServiceSummary's counts, which read the hostnames of
+	// the page's services; without it they are 0.
 	Counts bool
 	// Unserved is as in HostnameQuery: their hostnames are not active.
 	Unserved []string
@@ -293,14 +299,8 @@ func (db *DB) ListServiceSummaries(ctx context.Context, q ServiceQuery) ([]Servi
 		limit = 1 << 62
 	}
 	cols := strings.ReplaceAll(serviceColumns, ", ", ", s.")
-	query := `SELECT s.` + cols + `, 0, 0, COUNT(*) OVER () FROM services s`
-	if q.Counts {
-		query = `SELECT s.` + cols + `, COALESCE(n.total, 0), COALESCE(n.active, 0), COUNT(*) OVER ()
-		FROM services s LEFT JOIN (
-			SELECT service_id, COUNT(*) AS total, SUM(CASE WHEN status = '` + CertActive + `' THEN 1 ELSE 0 END) AS active
-			FROM (` + hostnameRows(p, a.in(q.Unserved)) + `) r GROUP BY service_id) n ON n.service_id = s.id`
-	}
-	query += ` WHERE ` + cond + ` ORDER BY s.name LIMIT ` + a.add(limit) + ` OFFSET ` + a.add(max(q.Offset, 0))
+	query := `SELECT s.` + cols + `, COUNT(*) OVER () FROM services s
+		WHERE ` + cond + ` ORDER BY s.name LIMIT ` + a.add(limit) + ` OFFSET ` + a.add(max(q.Offset, 0))
 	rows, err := db.r.QueryContext(ctx, query, a.list...)
 	if err != nil {
 		return nil, 0, db.wrap("listing services", err)
@@ -318,7 +318,7 @@ func (db *DB) ListServiceSummaries(ctx context.Context, q ServiceQuery) ([]Servi
 			created, updated int64
 		)
 		if err := rows.Scan(&s.ID, &s.ProjectID, &s.Name, &s.Domain, &ups, &s.HSTSMaxAge, &s.HealthPath, &interval, &created, &updated,
-			&s.ClientCA, &s.ClientAuth, &s.HostnameCount, &s.ActiveCount, &total); err != nil {
+			&s.ClientCA, &s.ClientAuth, &total); err != nil {
 			rows.Close()
 			return nil, 0, db.wrap("listing services", err)
 		}
@@ -339,15 +339,50 @@ func (db *DB) ListServiceSummaries(ctx context.Context, q ServiceQuery) ([]Servi
 			return nil, 0, db.wrap("listing services", err)
 		}
 	}
-	if len(out) == 0 || q.Hostnames <= 0 {
+	if len(out) == 0 {
 		return out, total, nil
 	}
-
-	h := &sqlArgs{}
 	ids := make([]string, 0, len(out))
 	for _, s := range out {
 		ids = append(ids, s.ID)
 	}
+	if q.Counts {
+		// The page's services' hostnames only, not the project's.
+		c := &sqlArgs{}
+		p := c.add(q.ProjectID)
+		in := strings.Join(c.in(ids), ", ")
+		unserved := unservedExpr(c.in(q.Unserved))
+		rows, err := db.r.QueryContext(ctx, `SELECT h.service_id, COUNT(*),
+				SUM(CASE WHEN `+unserved+` OR u.hostname IS NOT NULL THEN 0 WHEN c.status = '`+CertActive+`' THEN 1 ELSE 0 END)
+			FROM service_hostnames h
+			LEFT JOIN cert_status c ON c.hostname = h.hostname
+			LEFT JOIN uploaded_certs u ON u.hostname = h.hostname AND u.project_id = `+p+`
+			WHERE h.service_id IN (`+in+`) GROUP BY h.service_id`, c.list...)
+		if err != nil {
+			return nil, 0, db.wrap("counting services' hostnames", err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var (
+				id            string
+				total, active int
+			)
+			if err := rows.Scan(&id, &total, &active); err != nil {
+				return nil, 0, db.wrap("counting services' hostnames", err)
+			}
+			if i, ok := byID[id]; ok {
+				out[i].HostnameCount, out[i].ActiveCount = total, active
+			}
+		}
+		if err := rows.Close(); err != nil {
+			return nil, 0, db.wrap("counting services' hostnames", err)
+		}
+	}
+	if q.Hostnames <= 0 {
+		return out, total, nil
+	}
+
+	h := &sqlArgs{}
 	in := strings.Join(h.in(ids), ", ")
 	order := `h.position`
 	if q.Search != "" {
