@@ -303,3 +303,33 @@ func (b *syncBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
+
+// Open: "" and "off" are no log, whose methods do nothing; a path is a
+// file appended to; a path that cannot be opened is an error.
+func TestOpen(t *testing.T) {
+	for _, where := range []string{"", Off} {
+		l, err := Open(where, Config{})
+		if l != nil || err != nil {
+			t.Fatalf("Open(%q) = %v, %v, want no log", where, l, err)
+		}
+		if l.LogFunc() != nil || l.Stats() != (Stats{}) || l.Reopen() != nil || l.Close() != nil {
+			t.Errorf("Open(%q): a nil log's methods do something", where)
+		}
+	}
+	path := filepath.Join(t.TempDir(), "access.log")
+	l, err := Open(path, Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := sample()
+	l.LogFunc()(&e)
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(path); !strings.Contains(string(b), e.RequestID) || l.Stats().Lines != 1 {
+		t.Errorf("file %q, stats %+v, want the line", b, l.Stats())
+	}
+	if _, err := Open(filepath.Join(path, "not-a-folder"), Config{}); err == nil {
+		t.Error("a file under a file was opened")
+	}
+}

@@ -114,6 +114,35 @@ func New(w io.Writer, cfg Config) *Log {
 	return l
 }
 
+// Values of Open's where other than a file's path.
+const (
+	Off    = "off"
+	Stderr = "stderr"
+)
+
+// Open returns the Log where names: none (nil) for "" or Off, one writing
+// to os.Stderr (New) for Stderr, else one appending to the file at that
+// path (OpenFile). A nil *Log is no access log: LogFunc is nil, Stats
+// zero, Reopen and Close do nothing.
+func Open(where string, cfg Config) (*Log, error) {
+	switch where {
+	case "", Off:
+		return nil, nil
+	case Stderr:
+		return New(os.Stderr, cfg), nil
+	}
+	return OpenFile(where, cfg)
+}
+
+// LogFunc is l.Log, or nil for a nil l (so that a caller such as the edge
+// makes no entries without an access log).
+func (l *Log) LogFunc() func(*Entry) {
+	if l == nil {
+		return nil
+	}
+	return l.Log
+}
+
 // OpenFile returns a Log that appends to the file at path, created with
 // FileMode if it does not exist. Reopen opens the path again.
 func OpenFile(path string, cfg Config) (*Log, error) {
@@ -194,16 +223,19 @@ func signal(c chan struct{}) {
 	}
 }
 
-// Stats returns the counts so far.
+// Stats returns the counts so far; zero for a nil l.
 func (l *Log) Stats() Stats {
+	if l == nil {
+		return Stats{}
+	}
 	return Stats{Lines: l.lines.Load(), Dropped: l.dropped.Load(), Failed: l.failed.Load()}
 }
 
 // Reopen writes what is queued to the file and opens its path again (after
 // logrotate renamed it), closing the old file. On error the old file stays
-// in use. A Log made by New has nothing to reopen.
+// in use. A Log made by New, or a nil one, has nothing to reopen.
 func (l *Log) Reopen() error {
-	if l.path == "" {
+	if l == nil || l.path == "" {
 		return nil
 	}
 	reply := make(chan error, 1)
@@ -216,8 +248,11 @@ func (l *Log) Reopen() error {
 }
 
 // Close writes the lines queued so far and closes the file. Lines logged
-// afterwards are dropped.
+// afterwards are dropped. A nil l has nothing to close.
 func (l *Log) Close() error {
+	if l == nil {
+		return nil
+	}
 	var err error
 	l.closeOnce.Do(func() {
 		l.closed.Store(true)

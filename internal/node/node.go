@@ -157,7 +157,7 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 		HTTPChallenge:  n.certs.HandleHTTPChallenge,
 		HTTPSPort:      port(n.httpsLn.Addr()),
 		Logger:         n.log,
-		AccessLog:      n.accessLogFunc(),
+		AccessLog:      n.accessLog.LogFunc(), // nil without an access log
 		Metrics:        n.metrics,
 	}))
 	n.buildFleet()
@@ -483,9 +483,7 @@ func (n *Node) Close(ctx context.Context) error {
 		if n.demo != nil {
 			errs = append(errs, n.demo.Shutdown(ctx))
 		}
-		if n.accessLog != nil {
-			errs = append(errs, n.accessLog.Close()) // after the edge: its last lines are written
-		}
+		errs = append(errs, n.accessLog.Close()) // after the edge: its last lines are written; nil: none
 		for _, ln := range []net.Listener{n.httpsLn, n.httpLn, n.apiLn, n.metricsLn} {
 			if ln != nil {
 				ln.Close()
