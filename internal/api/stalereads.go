@@ -10,6 +10,7 @@ import (
 	"maps"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/spine-platform/spine/internal/platform"
 	"github.com/spine-platform/spine/internal/store"
@@ -310,6 +311,47 @@ func (s *StaleReads) ListCertStatus(ctx context.Context) ([]store.CertStatus, er
 		return nil, fmt.Errorf("listing certificate status: %w", errors.ErrUnsupported)
 	}
 	return staleRead(s, ctx, "ListCertStatus", func() ([]store.CertStatus, error) { return l.ListCertStatus(ctx) })
+}
+
+// The dashboard's counted and paged reads are remembered by their query,
+// its times left out (they are "now" plus a span, different at each
+// request), so that a page seen while the store answered is shown again,
+// marked stale, while it does not.
+
+func (s *StaleReads) HostnameZones(ctx context.Context, projectID string) ([]string, error) {
+	return staleRead(s, ctx, "HostnameZones\x00"+projectID, func() ([]string, error) { return s.Store.HostnameZones(ctx, projectID) })
+}
+
+func (s *StaleReads) CountHostnames(ctx context.Context, projectID string, endsBefore time.Time, unserved []string) ([]store.HostnameCount, error) {
+	key := fmt.Sprintf("CountHostnames\x00%s\x00%q", projectID, unserved)
+	return staleRead(s, ctx, key, func() ([]store.HostnameCount, error) {
+		return s.Store.CountHostnames(ctx, projectID, endsBefore, unserved)
+	})
+}
+
+// page is a page of rows and how many there are in all.
+type page[T any] struct {
+	rows  []T
+	total int
+}
+
+func (s *StaleReads) ListHostnames(ctx context.Context, q store.HostnameQuery) ([]store.HostnameRow, int, error) {
+	k := q
+	k.EndsBefore, k.Problems = time.Time{}, nil
+	key := fmt.Sprintf("ListHostnames\x00%q\x00%v\x00%v", fmt.Sprintf("%#v", k), !q.EndsBefore.IsZero(), q.Problems != nil)
+	p, err := staleRead(s, ctx, key, func() (page[store.HostnameRow], error) {
+		rows, total, err := s.Store.ListHostnames(ctx, q)
+		return page[store.HostnameRow]{rows, total}, err
+	})
+	return p.rows, p.total, err
+}
+
+func (s *StaleReads) ListServiceSummaries(ctx context.Context, q store.ServiceQuery) ([]store.ServiceSummary, int, error) {
+	p, err := staleRead(s, ctx, fmt.Sprintf("ListServiceSummaries\x00%#v", q), func() (page[store.ServiceSummary], error) {
+		rows, total, err := s.Store.ListServiceSummaries(ctx, q)
+		return page[store.ServiceSummary]{rows, total}, err
+	})
+	return p.rows, p.total, err
 }
 
 var (

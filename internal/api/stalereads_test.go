@@ -201,3 +201,35 @@ func TestStaleReadsSetTokens(t *testing.T) {
 		t.Error("a new last use alone changed the version (the snapshot would be rewritten for it)")
 	}
 }
+
+func (f *flakyStore) ListHostnames(_ context.Context, q store.HostnameQuery) ([]store.HostnameRow, int, error) {
+	if f.down {
+		return nil, 0, fmt.Errorf("listing hostnames: %w", store.ErrUnavailable)
+	}
+	return []store.HostnameRow{{Service: "web", Cert: store.CertStatus{Hostname: "a." + q.Search, Status: store.CertActive}}}, 7, nil
+}
+
+// A dashboard page read while the store answered is answered again, marked
+// stale, while it does not, whatever "now" its query carries; one never
+// read fails.
+func TestStaleReadsHostnamePages(t *testing.T) {
+	f := &flakyStore{}
+	s := NewStaleReads(f)
+	now := time.Now()
+	q := store.HostnameQuery{ProjectID: "p1", Search: "one", Problems: &store.Problems{Now: now}, Limit: 50}
+	rows, total, err := s.ListHostnames(context.Background(), q)
+	if err != nil || total != 7 || len(rows) != 1 {
+		t.Fatalf("store up: %v %d %v", rows, total, err)
+	}
+	f.down = true
+	q.Problems = &store.Problems{Now: now.Add(time.Second)}
+	ctx, stale := request()
+	rows, total, err = s.ListHostnames(ctx, q)
+	if err != nil || total != 7 || len(rows) != 1 || rows[0].Cert.Hostname != "a.one" || !stale.Load() {
+		t.Fatalf("store down: %v %d %v, stale %v; want the last answer, marked stale", rows, total, err, stale.Load())
+	}
+	q.Search = "two"
+	if _, _, err := s.ListHostnames(context.Background(), q); !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("a page never read, store down: %v, want ErrUnavailable", err)
+	}
+}

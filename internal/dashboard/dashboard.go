@@ -245,6 +245,11 @@ func (d *Dashboard) page(h pageFunc) http.HandlerFunc {
 // is missed.
 func (d *Dashboard) live(r *http.Request, rq *request) error {
 	last, err := d.cfg.API.LastEventID(r.Context(), rq.token)
+	if ce := (*client.Error)(nil); errors.As(err, &ce) && ce.Status == http.StatusServiceUnavailable {
+		// The store is away: the page may still be shown from the API's
+		// last answers (api.StaleReads), its stream from now on.
+		return nil
+	}
 	if err != nil {
 		return err
 	}
