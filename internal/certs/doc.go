@@ -30,6 +30,9 @@
 // certificate they last had, read from storage, since the Manager no
 // longer manages (or renews) them.
 //
+// Sources (sources.go) is the order the edge asks them in: an upload, a
+// suspended name's certificate, then the Manager (or what stands in for it).
+//
 // Certificates, keys and ACME accounts live in a certmagic.Storage; storage.go
 // provides one over the store's key-value space and leases, so a fleet of
 // nodes shares them and issues each certificate once.

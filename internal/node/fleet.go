@@ -47,6 +47,8 @@ type fleetState struct {
 	static bool
 	loaded *fleet.Snapshot
 	certs  *fleet.Certificates // the manager's, else the snapshot's
+	// sources are the edge's certificate sources in order (upload, suspended, certs) and the snapshot's.
+	sources *certs.Sources
 
 	prepared  atomic.Bool // bootstrap and CA done
 	prepareMu sync.Mutex
@@ -175,7 +177,7 @@ func (n *Node) snapshotSource() *fleet.SnapshotSource {
 	src := &fleet.SnapshotSource{
 		Services:       rec.services(),
 		Sum:            rec.sum,
-		Certificate:    n.cachedCertificate,
+		Certificate:    n.fleet.sources.Cached,
 		TicketKeys:     n.fleet.tickets.Keys(),
 		Tokens:         n.fleet.reads.Tokens,
 		TokensVersion:  n.fleet.reads.TokensVersion(),

@@ -152,8 +152,9 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 		snapCerts = n.fleet.loaded.CertificatesByName(n.log)
 	}
 	n.fleet.certs = fleet.NewCertificates(n.certs, snapCerts)
+	n.fleet.sources = &certs.Sources{Uploaded: &n.fleet.uploaded, Suspended: n.fleet.suspended, Manager: n.certs, Served: n.fleet.certs}
 	n.edge = edge.New(cfg.edgeConfig(edge.Config{
-		GetCertificate: n.getCertificate, // a suspended name's stored one, else the manager's, else the snapshot's
+		GetCertificate: n.fleet.sources.GetCertificate, // an upload, a suspended name's stored one, the manager's, the snapshot's
 		HTTPChallenge:  n.certs.HandleHTTPChallenge,
 		HTTPSPort:      port(n.httpsLn.Addr()),
 		Logger:         n.log,
