@@ -55,6 +55,7 @@ type config struct {
 	stores                     []string
 	serverCore, probeCore      string
 	cold, sample, changes      int
+	idleMax                    time.Duration
 }
 
 // run is the figures of one hostname count on one store.
@@ -92,6 +93,7 @@ func main() {
 	flag.StringVar(&c.probeCore, "probe-core", "1", "core this probe is pinned to once seeding is done")
 	flag.StringVar(&upAddr, "upstream", "127.0.0.1:19000", "address of the upstream this run serves (200 \"ok\") for every seeded service")
 	flag.IntVar(&c.cold, "cold", 200, "handshakes timed in each cold-handshake figure")
+	flag.DurationVar(&c.idleMax, "idle-max", 15*time.Minute, "longest wait for the node to be idle after its warm-up (under 5 % of a core for a second)")
 	flag.IntVar(&c.changes, "changes", 3, "services created and deleted, one after the other, in the configuration-change figure")
 	flag.IntVar(&c.sample, "sample", 100, "hostnames in the servable sample")
 	flag.Parse()
@@ -295,7 +297,7 @@ func (c *config) measure(st string, n int, up string) (r run) {
 	r.Load["cold_warmup"] = loadavg()
 	logf("%s %d: from the store during the warm-up p50 %.2f ms p99 %.2f ms", st, n, r.ColdWarm[0], r.ColdWarm[1])
 
-	r.WarmSec = waitIdle(pid, 15*time.Minute, t0).Seconds()
+	r.WarmSec = waitIdle(pid, c.idleMax, t0).Seconds()
 	r.RSSWarmMi = rssMiB(pid)
 	r.Load["rss_warm"] = loadavg()
 	r.ColdIdle = c.coldHandshakes(https, n*90/100, n*95/100, inSample)
