@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/cryptobyte"
+
+	"github.com/spine-platform/spine/internal/hostname"
 )
 
 const (
@@ -73,8 +75,35 @@ func NewECHKeys(st TicketStore, owner, publicName string, apply func([]tls.Encry
 	return e
 }
 
+// ECHPublicName is the public name of Encrypted Client Hello (the outer
+// SNI) a node uses: name, else "ech." under domain; "" (ECH off) when both
+// are empty or the result is no valid hostname.
+func ECHPublicName(name, domain string) string {
+	if name == "" && domain != "" {
+		name = "ech." + domain
+	}
+	if name == "" {
+		return ""
+	}
+	n, err := hostname.Normalize(name)
+	if err != nil {
+		return ""
+	}
+	return n
+}
+
 // PublicName is the public name of the configurations.
 func (e *ECHKeys) PublicName() string { return e.publicName }
+
+// Published returns the public name and the ECHConfigList published for
+// the node's names (an HTTPS record's ech parameter), or "" and nil for a
+// nil e (ECH off) or before the keys are read.
+func (e *ECHKeys) Published() (publicName string, configList []byte) {
+	if e == nil {
+		return "", nil
+	}
+	return e.publicName, e.ConfigList()
+}
 
 // ConfigList returns the ECHConfigList to publish (in an HTTPS record's
 // ech parameter): the newest configuration, or nil before the keys are read.

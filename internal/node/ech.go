@@ -6,29 +6,15 @@ import (
 	"github.com/spine-platform/spine/client"
 	"github.com/spine-platform/spine/internal/dnsserver"
 	"github.com/spine-platform/spine/internal/fleet"
-	"github.com/spine-platform/spine/internal/hostname"
 )
 
 // echPublicName is the public name of Encrypted Client Hello (the outer
-// SNI), or "" when ECH is off: Config.ECHPublicName, else "ech." under
-// Config.Domain.
+// SNI), or "" when ECH is off (fleet.ECHPublicName).
 func (c *Config) echPublicName() string {
-	name := ""
-	switch {
-	case c.DisableECH:
-	case c.ECHPublicName != "":
-		name = c.ECHPublicName
-	case c.Domain != "":
-		name = "ech." + c.Domain
-	}
-	if name == "" {
+	if c.DisableECH {
 		return ""
 	}
-	n, err := hostname.Normalize(name)
-	if err != nil {
-		return "" // Validate refused it
-	}
-	return n
+	return fleet.ECHPublicName(c.ECHPublicName, c.Domain)
 }
 
 // buildECH builds the keeper of the fleet's ECH keys, which hands them to
@@ -49,12 +35,7 @@ func (n *Node) buildECH() {
 // ECH returns the public name and the ECHConfigList published for the
 // node's names (an HTTPS record's ech parameter), or "" and nil when ECH
 // is off or its keys are not read yet.
-func (n *Node) ECH() (publicName string, configList []byte) {
-	if n.fleet.ech == nil {
-		return "", nil
-	}
-	return n.fleet.ech.PublicName(), n.fleet.ech.ConfigList()
-}
+func (n *Node) ECH() (publicName string, configList []byte) { return n.fleet.ech.Published() }
 
 // alpn is what an HTTPS record of the node's names offers.
 func (n *Node) alpn() []string {
