@@ -235,6 +235,20 @@ func (s *StaleReads) SetTokens(projects []store.Project, tokens []store.Token) {
 	s.tokensGen++
 }
 
+// SeedSnapshot remembers what a snapshot holds, for a node started from
+// it: its services (Seed), its token look-ups (SeedTokens) and, for the
+// projects of those tokens that have no service, that they have none
+// (SeedEmpty).
+func (s *StaleReads) SeedSnapshot(svcs []store.Service, tokens map[string]store.Credential, complete bool) {
+	s.Seed(svcs)
+	s.SeedTokens(tokens, complete)
+	projects := make([]string, 0, len(tokens))
+	for _, c := range tokens {
+		projects = append(projects, c.Project.ID)
+	}
+	s.SeedEmpty(projects)
+}
+
 // SeedTokens remembers tokens read from a snapshot; complete says the
 // snapshot held every token of the store as of its last sync (see
 // TokensComplete).

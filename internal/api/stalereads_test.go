@@ -233,3 +233,21 @@ func TestStaleReadsHostnamePages(t *testing.T) {
 		t.Fatalf("a page never read, store down: %v, want ErrUnavailable", err)
 	}
 }
+
+// SeedSnapshot: a snapshot's services, its token look-ups, and no services
+// for a token's project that has none, all answered while the store is away.
+func TestStaleReadsSeedSnapshot(t *testing.T) {
+	s := NewStaleReads(&flakyStore{down: true})
+	s.SeedSnapshot([]store.Service{{ProjectID: "p", Name: "a"}},
+		map[string]store.Credential{"h1": {Project: store.Project{ID: "p"}}, "h2": {Project: store.Project{ID: "empty"}}}, true)
+	ctx, stale := request()
+	if sv, err := s.GetService(ctx, "p", "a"); err != nil || sv.Name != "a" || !stale.Load() {
+		t.Errorf("the snapshot's service: %+v, %v, stale %v", sv, err, stale.Load())
+	}
+	if ss, err := s.ListServices(ctx, "empty"); err != nil || len(ss) != 0 {
+		t.Errorf("a token's project without services: %+v, %v", ss, err)
+	}
+	if c, err := s.TokenByHash(ctx, "h2"); err != nil || c.Project.ID != "empty" || !s.TokensComplete() {
+		t.Errorf("the snapshot's token: %+v, %v, complete %v", c, err, s.TokensComplete())
+	}
+}

@@ -101,6 +101,24 @@ func (l TokenLookup) Credential() store.Credential {
 	return store.Credential{Token: t, Project: l.Project}
 }
 
+// Credentials are the snapshot's token look-ups by token hash.
+func (s *Snapshot) Credentials() map[string]store.Credential {
+	tokens := make(map[string]store.Credential, len(s.TokenHashes))
+	for _, t := range s.TokenHashes {
+		tokens[t.Hash] = t.Credential()
+	}
+	return tokens
+}
+
+// SuspendedProjects is the set of Suspended.
+func (s *Snapshot) SuspendedProjects() map[string]bool {
+	suspended := make(map[string]bool, len(s.Suspended))
+	for _, id := range s.Suspended {
+		suspended[id] = true
+	}
+	return suspended
+}
+
 // SnapshotCert is the certificate a node served for Names.
 type SnapshotCert struct {
 	Names    []string `json:"names"`

@@ -211,27 +211,13 @@ func (n *Node) serveSnapshot(s *fleet.Snapshot) error {
 	if keys := s.Keys(); len(keys) > 0 {
 		n.edge.SetSessionTicketKeys(keys)
 	}
-	suspended := map[string]bool{}
-	for _, id := range s.Suspended {
-		suspended[id] = true
-	}
 	routes, _ := serving.Routes(s.Services)
-	routes, _ = serving.Suspend(routes, nil, suspended)
+	routes, _ = serving.Suspend(routes, nil, s.SuspendedProjects())
 	n.fleet.suspended.Set(serving.SuspendedHosts(routes))
 	if err := n.edge.SetRoutes(routes); err != nil {
 		return fmt.Errorf("applying the snapshot's routes: %w", err)
 	}
-	n.fleet.reads.Seed(s.Services)
-	tokens := make(map[string]store.Credential, len(s.TokenHashes))
-	for _, t := range s.TokenHashes {
-		tokens[t.Hash] = t.Credential()
-	}
-	n.fleet.reads.SeedTokens(tokens, s.TokensComplete)
-	var projects []string // of the tokens: a project without services lists none
-	for _, c := range tokens {
-		projects = append(projects, c.Project.ID)
-	}
-	n.fleet.reads.SeedEmpty(projects)
+	n.fleet.reads.SeedSnapshot(s.Services, s.Credentials(), s.TokensComplete)
 	n.synced.Store(true)
 	return nil
 }
