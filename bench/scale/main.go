@@ -1,4 +1,4 @@
-// Command scale is issue 17's scale run: for each hostname count and each
+// Command scale is the million-hostname scale run: for each hostname count and each
 // store it seeds the store (bench/seed, a top-up if it is there already),
 // starts `spine serve` with GOMAXPROCS=1 pinned to one core, probes it from
 // the other, and reports what a platform with that many names sees:
