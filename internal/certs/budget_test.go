@@ -99,15 +99,18 @@ func TestBudgetWaitsInsteadOfOrdering(t *testing.T) {
 	// Pebble saw both orders, the second reserved in the book no sooner
 	// than the window after the first. (Pebble's own times of the two
 	// orders are no measure of the window: the first reached it after the
-	// account's registration, which on a loaded machine takes long.)
+	// account's registration, which on a loaded machine takes long. Nor is
+	// its count of order requests one of orders: Pebble refuses a share of
+	// nonces, and acmez sends a refused request again, so one order can be
+	// two requests; the book and the project's quota count the orders.)
 	var orders int
 	for _, ev := range p.Events(time.Time{}) {
 		if ev.Kind == "order" {
 			orders++
 		}
 	}
-	if orders != 2 {
-		t.Errorf("Pebble saw %d orders, want 2", orders)
+	if orders < 2 {
+		t.Errorf("Pebble saw %d order requests, want both orders", orders)
 	}
 	if r := book.placed(); len(r) != 2 {
 		t.Errorf("%d orders reserved, want 2", len(r))
