@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -79,7 +80,15 @@ func (db *DB) GetService(ctx context.Context, projectID, name string) (Service, 
 // ListServices returns the services of a project, or of all projects if
 // projectID is "", sorted by project ID and name.
 func (db *DB) ListServices(ctx context.Context, projectID string) ([]Service, error) {
-	ss, err := db.queryServices(ctx, `project_id = $1 OR $1 = ''`, projectID)
+	var (
+		ss  []Service
+		err error
+	)
+	if projectID == "" {
+		ss, err = db.queryServicesAll(ctx, true, `1 = 1`)
+	} else {
+		ss, err = db.queryServices(ctx, `project_id = $1`, projectID)
+	}
 	if err != nil {
 		return nil, db.wrap("listing services", err)
 	}
@@ -228,6 +237,12 @@ func (db *DB) insertHostnames(ctx context.Context, tx *sql.Tx, serviceID string,
 // queryServices returns the services matching where (over the services table),
 // with their hostnames, sorted by project ID and name.
 func (db *DB) queryServices(ctx context.Context, where string, args ...any) ([]Service, error) {
+	return db.queryServicesAll(ctx, false, where, args...)
+}
+
+// queryServicesAll is queryServices; all says where selects every service,
+// so that the hostnames are read without a join.
+func (db *DB) queryServicesAll(ctx context.Context, all bool, where string, args ...any) ([]Service, error) {
 	// One read transaction, so that services and hostnames come from the same snapshot.
 	tx, err := db.r.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true})
 	if err != nil {
@@ -271,20 +286,41 @@ func (db *DB) queryServices(ctx context.Context, where string, args ...any) ([]S
 		return nil, nil
 	}
 
-	rows, err = tx.QueryContext(ctx, `SELECT h.service_id, h.hostname FROM service_hostnames h
+	// Every service's hostnames (a node's sync) are one pass over the
+	// index (service_id, position, hostname); the join would look each
+	// hostname's service up.
+	if all {
+		rows, err = tx.QueryContext(ctx, `SELECT service_id, hostname FROM service_hostnames ORDER BY service_id, position`)
+	} else {
+		rows, err = tx.QueryContext(ctx, `SELECT h.service_id, h.hostname FROM service_hostnames h
 		JOIN services ON services.id = h.service_id WHERE `+where+` ORDER BY h.service_id, h.position`, args...)
+	}
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
+	// The rows come by service: the service is looked up when the ID
+	// changes, from the driver's bytes (no string made for it).
+	var (
+		id  sql.RawBytes
+		cur = -1
+	)
+	last := make([]byte, 0, 64)
 	for n := 0; rows.Next(); n++ {
 		yieldEvery(n)
-		var id, h string
+		var h string
 		if err := rows.Scan(&id, &h); err != nil {
 			return nil, err
 		}
-		if i, ok := byID[id]; ok {
-			ss[i].Hostnames = append(ss[i].Hostnames, h)
+		if n == 0 || !bytes.Equal(id, last) {
+			last = append(last[:0], id...)
+			cur = -1
+			if i, ok := byID[string(id)]; ok {
+				cur = i
+			}
+		}
+		if cur >= 0 {
+			ss[cur].Hostnames = append(ss[cur].Hostnames, h)
 		}
 	}
 	return ss, rows.Err()
