@@ -4,6 +4,7 @@
 package api
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -38,19 +39,29 @@ const (
 //     is emptied whole (SetTokens keeps the most recently used);
 //   - staleness: an answer is never returned while the store answers; when
 //     it does not, the answer may be as old as the last read of that key
-//     (or the last sync, through Seed), and is marked stale;
+//     or, for the service reads, the last sync or delta (Seed,
+//     SeedServices), whichever came last, and is marked stale;
 //   - invalidation: each successful read replaces its answer; a read the
 //     store answers with store.ErrNotFound forgets it (a revoked token, a
-//     deleted service); writes do not invalidate (the next read does);
-//     SetTokens, at each sync, replaces every token, so that a revoked
-//     one is forgotten within the propagation time even if never read.
+//     deleted service), the seeded services' answer too; writes do not
+//     invalidate (the next read does); SetTokens, at each sync, replaces
+//     every token, so that a revoked one is forgotten within the
+//     propagation time even if never read; each sync and delta replaces
+//     the seeded services.
+//
+// The seeded services cost nothing until the store is away: SeedServices
+// keeps a function that lists them, called (and indexed by project and
+// name) at the first read that needs it, so a node's sync of 100,000
+// services does no per-service work here.
 //
 // It is safe for concurrent use.
 type StaleReads struct {
 	platform.Store
 
 	mu   sync.Mutex
-	memo map[string]any
+	memo map[string]memoEntry
+	seq  uint64          // orders memo entries and seeds: the later one answers
+	seed *seededServices // nil before the first seed
 	// tokens are the token look-ups answered, by token hash (SHA-256 of
 	// the token, as the store keeps it; never a token), kept apart from
 	// memo so that a node's snapshot can keep them (Tokens).
@@ -64,22 +75,35 @@ type StaleReads struct {
 
 // NewStaleReads returns st with its reads remembered.
 func NewStaleReads(st platform.Store) *StaleReads {
-	return &StaleReads{Store: st, memo: make(map[string]any), tokens: make(map[string]store.Credential)}
+	return &StaleReads{Store: st, memo: make(map[string]memoEntry), tokens: make(map[string]store.Credential)}
 }
 
-func (s *StaleReads) remember(key string, v any) {
+// memoEntry is a remembered answer; gone marks one the store said is gone
+// (kept so that the seeded services do not answer for it).
+type memoEntry struct {
+	v    any
+	seq  uint64
+	gone bool
+}
+
+func (s *StaleReads) remember(key string, v any) { s.put(key, memoEntry{v: v}) }
+
+func (s *StaleReads) put(key string, e memoEntry) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, ok := s.memo[key]; !ok && len(s.memo) >= maxStaleReads {
 		clear(s.memo)
 	}
-	s.memo[key] = v
+	s.seq++
+	e.seq = s.seq
+	s.memo[key] = e
 }
 
 // staleRead runs f, remembering its answer under key; if the store is
-// unreachable, it returns the remembered answer instead, if any. An answer
-// that the store says is gone is forgotten.
-func staleRead[T any](s *StaleReads, ctx context.Context, key string, f func() (T, error)) (T, error) {
+// unreachable, it returns the remembered answer instead, if any, or, when
+// the seeded services are newer and seeded answers for key, theirs. An
+// answer that the store says is gone is forgotten.
+func staleRead[T any](s *StaleReads, ctx context.Context, key string, f func() (T, error), seeded func(*seededServices) (T, bool)) (T, error) {
 	v, err := f()
 	if err == nil {
 		s.remember(key, v)
@@ -87,34 +111,98 @@ func staleRead[T any](s *StaleReads, ctx context.Context, key string, f func() (
 	}
 	if !errors.Is(err, store.ErrUnavailable) {
 		if errors.Is(err, store.ErrNotFound) {
-			s.mu.Lock()
-			delete(s.memo, key)
-			s.mu.Unlock()
+			s.put(key, memoEntry{gone: true})
 		}
 		return v, err
 	}
 	s.mu.Lock()
 	old, ok := s.memo[key]
+	seed := s.seed
 	s.mu.Unlock()
-	if !ok {
+	if seeded != nil && seed != nil && (!ok || seed.seq > old.seq) {
+		if sv, found := seeded(seed); found {
+			MarkStale(ctx)
+			return sv, nil
+		}
+	}
+	if !ok || old.gone {
 		return v, err
 	}
 	MarkStale(ctx)
-	return old.(T), nil
+	return old.v.(T), nil
+}
+
+// seededServices are every served service as of a sync or delta, indexed
+// at the first read that needs them.
+type seededServices struct {
+	seq  uint64
+	list func() []store.Service
+
+	once      sync.Once
+	all       []store.Service            // by project, then name
+	byProject map[string][]store.Service // subslices of all
+	byName    map[string]int             // project "\x00" name -> index in all
+}
+
+func (d *seededServices) index() {
+	d.once.Do(func() {
+		d.all = slices.Clone(d.list())
+		slices.SortFunc(d.all, func(a, b store.Service) int {
+			if c := cmp.Compare(a.ProjectID, b.ProjectID); c != 0 {
+				return c
+			}
+			return cmp.Compare(a.Name, b.Name)
+		})
+		d.byProject = make(map[string][]store.Service)
+		d.byName = make(map[string]int, len(d.all))
+		for i := 0; i < len(d.all); {
+			j := i
+			for j < len(d.all) && d.all[j].ProjectID == d.all[i].ProjectID {
+				d.byName[d.all[j].ProjectID+"\x00"+d.all[j].Name] = j
+				j++
+			}
+			d.byProject[d.all[i].ProjectID] = d.all[i:j:j]
+			i = j
+		}
+		d.list = nil
+	})
+}
+
+func (d *seededServices) service(projectID, name string) (store.Service, bool) {
+	d.index()
+	i, ok := d.byName[projectID+"\x00"+name]
+	if !ok {
+		return store.Service{}, false
+	}
+	return d.all[i], true
+}
+
+// services answers ListServices as the store did at the seed: every
+// service for "", else the project's (none for a project without any,
+// as the store answers).
+func (d *seededServices) services(projectID string) ([]store.Service, bool) {
+	d.index()
+	if projectID == "" {
+		return d.all, true
+	}
+	return d.byProject[projectID], true
 }
 
 // Seed remembers svcs, every service of the store as a sync read them, as
 // the answers of the service reads.
 func (s *StaleReads) Seed(svcs []store.Service) {
-	byProject := map[string][]store.Service{}
-	for _, sv := range svcs {
-		byProject[sv.ProjectID] = append(byProject[sv.ProjectID], sv)
-		s.remember("GetService\x00"+sv.ProjectID+"\x00"+sv.Name, sv)
-	}
-	s.remember("ListServices\x00", svcs)
-	for p, ss := range byProject {
-		s.remember("ListServices\x00"+p, ss)
-	}
+	s.SeedServices(func() []store.Service { return svcs })
+}
+
+// SeedServices is Seed of the services list returns, called only if the
+// store is away at a service read that no later answer covers (at most
+// once per seed); list's answer must not be modified. A node calls it
+// after each sync and each delta.
+func (s *StaleReads) SeedServices(list func() []store.Service) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.seq++
+	s.seed = &seededServices{seq: s.seq, list: list}
 }
 
 // SeedEmpty remembers, for each project of ids that Seed gave no service,
@@ -125,8 +213,9 @@ func (s *StaleReads) SeedEmpty(ids []string) {
 		key := "ListServices\x00" + id
 		s.mu.Lock()
 		_, ok := s.memo[key]
+		seeded := s.seed != nil
 		s.mu.Unlock()
-		if !ok {
+		if !ok && !seeded {
 			s.remember(key, []store.Service(nil))
 		}
 	}
@@ -294,27 +383,29 @@ func (s *StaleReads) TokensVersion() uint64 {
 }
 
 func (s *StaleReads) GetProject(ctx context.Context, id string) (store.Project, error) {
-	return staleRead(s, ctx, "GetProject\x00"+id, func() (store.Project, error) { return s.Store.GetProject(ctx, id) })
+	return staleRead(s, ctx, "GetProject\x00"+id, func() (store.Project, error) { return s.Store.GetProject(ctx, id) }, nil)
 }
 
 func (s *StaleReads) GetDomain(ctx context.Context, name string) (store.Domain, error) {
-	return staleRead(s, ctx, "GetDomain\x00"+name, func() (store.Domain, error) { return s.Store.GetDomain(ctx, name) })
+	return staleRead(s, ctx, "GetDomain\x00"+name, func() (store.Domain, error) { return s.Store.GetDomain(ctx, name) }, nil)
 }
 
 func (s *StaleReads) ListDomains(ctx context.Context, projectID string) ([]store.Domain, error) {
-	return staleRead(s, ctx, "ListDomains\x00"+projectID, func() ([]store.Domain, error) { return s.Store.ListDomains(ctx, projectID) })
+	return staleRead(s, ctx, "ListDomains\x00"+projectID, func() ([]store.Domain, error) { return s.Store.ListDomains(ctx, projectID) }, nil)
 }
 
 func (s *StaleReads) GetService(ctx context.Context, projectID, name string) (store.Service, error) {
-	return staleRead(s, ctx, "GetService\x00"+projectID+"\x00"+name, func() (store.Service, error) { return s.Store.GetService(ctx, projectID, name) })
+	return staleRead(s, ctx, "GetService\x00"+projectID+"\x00"+name, func() (store.Service, error) { return s.Store.GetService(ctx, projectID, name) },
+		func(d *seededServices) (store.Service, bool) { return d.service(projectID, name) })
 }
 
 func (s *StaleReads) ListServices(ctx context.Context, projectID string) ([]store.Service, error) {
-	return staleRead(s, ctx, "ListServices\x00"+projectID, func() ([]store.Service, error) { return s.Store.ListServices(ctx, projectID) })
+	return staleRead(s, ctx, "ListServices\x00"+projectID, func() ([]store.Service, error) { return s.Store.ListServices(ctx, projectID) },
+		func(d *seededServices) ([]store.Service, bool) { return d.services(projectID) })
 }
 
 func (s *StaleReads) GetCertStatus(ctx context.Context, hostname string) (store.CertStatus, error) {
-	return staleRead(s, ctx, "GetCertStatus\x00"+hostname, func() (store.CertStatus, error) { return s.Store.GetCertStatus(ctx, hostname) })
+	return staleRead(s, ctx, "GetCertStatus\x00"+hostname, func() (store.CertStatus, error) { return s.Store.GetCertStatus(ctx, hostname) }, nil)
 }
 
 // ListCertStatus is the store's, if it has it; else an error wrapping
@@ -324,7 +415,7 @@ func (s *StaleReads) ListCertStatus(ctx context.Context) ([]store.CertStatus, er
 	if !ok {
 		return nil, fmt.Errorf("listing certificate status: %w", errors.ErrUnsupported)
 	}
-	return staleRead(s, ctx, "ListCertStatus", func() ([]store.CertStatus, error) { return l.ListCertStatus(ctx) })
+	return staleRead(s, ctx, "ListCertStatus", func() ([]store.CertStatus, error) { return l.ListCertStatus(ctx) }, nil)
 }
 
 // The dashboard's counted and paged reads are remembered by their query,
@@ -333,14 +424,14 @@ func (s *StaleReads) ListCertStatus(ctx context.Context) ([]store.CertStatus, er
 // marked stale, while it does not.
 
 func (s *StaleReads) HostnameZones(ctx context.Context, projectID string) ([]string, error) {
-	return staleRead(s, ctx, "HostnameZones\x00"+projectID, func() ([]string, error) { return s.Store.HostnameZones(ctx, projectID) })
+	return staleRead(s, ctx, "HostnameZones\x00"+projectID, func() ([]string, error) { return s.Store.HostnameZones(ctx, projectID) }, nil)
 }
 
 func (s *StaleReads) CountHostnames(ctx context.Context, projectID string, endsBefore time.Time, unserved []string) ([]store.HostnameCount, error) {
 	key := fmt.Sprintf("CountHostnames\x00%s\x00%q", projectID, unserved)
 	return staleRead(s, ctx, key, func() ([]store.HostnameCount, error) {
 		return s.Store.CountHostnames(ctx, projectID, endsBefore, unserved)
-	})
+	}, nil)
 }
 
 // page is a page of rows and how many there are in all.
@@ -356,7 +447,7 @@ func (s *StaleReads) ListHostnames(ctx context.Context, q store.HostnameQuery) (
 	p, err := staleRead(s, ctx, key, func() (page[store.HostnameRow], error) {
 		rows, total, err := s.Store.ListHostnames(ctx, q)
 		return page[store.HostnameRow]{rows, total}, err
-	})
+	}, nil)
 	return p.rows, p.total, err
 }
 
@@ -364,7 +455,7 @@ func (s *StaleReads) ListServiceSummaries(ctx context.Context, q store.ServiceQu
 	p, err := staleRead(s, ctx, fmt.Sprintf("ListServiceSummaries\x00%#v", q), func() (page[store.ServiceSummary], error) {
 		rows, total, err := s.Store.ListServiceSummaries(ctx, q)
 		return page[store.ServiceSummary]{rows, total}, err
-	})
+	}, nil)
 	return p.rows, p.total, err
 }
 

@@ -251,3 +251,65 @@ func TestStaleReadsSeedSnapshot(t *testing.T) {
 		t.Errorf("the snapshot's token: %+v, %v, complete %v", c, err, s.TokensComplete())
 	}
 }
+
+// The seeded services are listed only when a read needs them with the
+// store away, and answer as the store did at the seed: every service
+// sorted by project and name, a project's, none for a project without
+// any. A read answered after the seed answers instead of it, until the
+// next seed; a service the store said is gone is not answered from an
+// older seed.
+func TestStaleReadsSeedServicesLazily(t *testing.T) {
+	st := &flakyStore{services: map[string]store.Service{"p/a": {ProjectID: "p", Name: "a", HSTSMaxAge: 1}}}
+	s := NewStaleReads(st)
+	listed := 0
+	seed := func(svcs ...store.Service) {
+		s.SeedServices(func() []store.Service { listed++; return svcs })
+	}
+	seed(store.Service{ProjectID: "q", Name: "z"}, store.Service{ProjectID: "p", Name: "b"}, store.Service{ProjectID: "p", Name: "a"})
+	ctx := context.Background()
+	if _, err := s.GetService(ctx, "p", "a"); err != nil { // answered by the store: newer than the seed
+		t.Fatal(err)
+	}
+	if _, err := s.GetService(ctx, "p", "b"); !errors.Is(err, store.ErrNotFound) { // gone since the seed
+		t.Fatalf("b: %v, want ErrNotFound", err)
+	}
+	if listed != 0 {
+		t.Fatalf("the seeded services were listed %d times while the store answered", listed)
+	}
+	st.down = true
+	ctx, stale := request()
+	if sv, err := s.GetService(ctx, "p", "a"); err != nil || sv.HSTSMaxAge != 1 || !stale.Load() {
+		t.Errorf("a, read after the seed: %+v, %v, stale %v; want the store's last answer", sv, err, stale.Load())
+	}
+	if _, err := s.GetService(ctx, "p", "b"); !errors.Is(err, store.ErrUnavailable) {
+		t.Errorf("b, gone since the seed: %v, want ErrUnavailable", err)
+	}
+	if sv, err := s.GetService(ctx, "q", "z"); err != nil || sv.Name != "z" {
+		t.Errorf("z, seeded only: %+v, %v", sv, err)
+	}
+	var got []string
+	all, err := s.ListServices(ctx, "")
+	for _, sv := range all {
+		got = append(got, sv.ProjectID+"/"+sv.Name)
+	}
+	if err != nil || fmt.Sprint(got) != "[p/a p/b q/z]" {
+		t.Errorf("every service: %v, %v; want [p/a p/b q/z]", got, err)
+	}
+	if ss, err := s.ListServices(ctx, "p"); err != nil || len(ss) != 2 {
+		t.Errorf("p's services: %+v, %v", ss, err)
+	}
+	if ss, err := s.ListServices(ctx, "none"); err != nil || len(ss) != 0 {
+		t.Errorf("a project without services: %+v, %v", ss, err)
+	}
+	if listed != 1 {
+		t.Errorf("the seeded services were listed %d times, want once", listed)
+	}
+	// A later seed (a delta that changed a) answers over the older read.
+	seed(store.Service{ProjectID: "p", Name: "a", HSTSMaxAge: 2})
+	if sv, err := s.GetService(ctx, "p", "a"); err != nil || sv.HSTSMaxAge != 2 {
+		t.Errorf("a after a newer seed: %+v, %v; want the seed's", sv, err)
+	}
+	if _, err := s.GetService(ctx, "q", "z"); !errors.Is(err, store.ErrUnavailable) {
+		t.Errorf("z, deleted by the newer seed and never read: %v, want ErrUnavailable", err)
+	}
+}

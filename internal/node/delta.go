@@ -14,9 +14,8 @@ import (
 // nothing applied yet, the store says so (another kind of change, or the
 // log does not reach back), the delta touches a suspended project or an
 // uploaded certificate, or applying it failed. The fail-static snapshot
-// sees the services after the change; the API's reads while the store is
-// away (api.StaleReads) are seeded by the next full sync, at most
-// ResyncInterval later.
+// and the API's reads while the store is away (api.StaleReads) see the
+// services after the change.
 func (n *Node) syncChanges(ctx context.Context) (bool, error) {
 	n.syncMu.Lock()
 	defer n.syncMu.Unlock()
@@ -42,8 +41,10 @@ func (n *Node) syncChanges(ctx context.Context) (bool, error) {
 	n.deltas.Commit(d)
 	n.fleet.applied = d.Sum
 	if !d.Empty() {
+		applied := n.deltas.Snapshot()
 		rec := n.fleet.lastSync.Load()
-		n.fleet.lastSync.Store(newSyncRecord(n.deltas.Snapshot(), rec.suspended, d.Sum))
+		n.fleet.lastSync.Store(newSyncRecord(applied, rec.suspended, d.Sum))
+		n.fleet.reads.SeedServices(applied.List)
 		n.fleet.snapshots.Due()
 	}
 	n.fleet.health.Note(nil)

@@ -194,11 +194,12 @@ func (n *Node) snapshotSource() *fleet.SnapshotSource {
 
 // recordSync records the services of a successful sync, for the snapshot and
 // for reads while the store is away, and asks for a snapshot.
-func (n *Node) recordSync(svcs []store.Service, suspended map[string]bool, sum [sha256.Size]byte, changed bool) {
+func (n *Node) recordSync(suspended map[string]bool, sum [sha256.Size]byte, changed bool) {
 	// The snapshot lists the services in Applied's order, the one deltas
 	// keep, so that it rewrites only the parts a change touched.
-	n.fleet.lastSync.Store(newSyncRecord(n.deltas.Snapshot(), slices.Sorted(maps.Keys(suspended)), sum))
-	n.fleet.reads.Seed(svcs)
+	applied := n.deltas.Snapshot()
+	n.fleet.lastSync.Store(newSyncRecord(applied, slices.Sorted(maps.Keys(suspended)), sum))
+	n.fleet.reads.SeedServices(applied.List) // listed only if the store goes away
 	n.fleet.health.Note(nil)
 	if changed {
 		n.fleet.snapshots.Due() // else the writer's own tick still picks up new certificates

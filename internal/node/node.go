@@ -405,7 +405,7 @@ func (n *Node) sync(ctx context.Context) error {
 	// for).
 	if n.synced.Load() && st.Sum == n.fleet.applied {
 		n.deltas.SetDomains(ds) // one that serves nothing yet (pending) is not in Sum
-		n.recordSync(st.Services, suspended, st.Sum, false)
+		n.recordSync(suspended, st.Sum, false)
 		n.revision.Store(rev)
 		return nil
 	}
@@ -425,7 +425,7 @@ func (n *Node) sync(ctx context.Context) error {
 	n.deltas.Full(st, ds, suspended, uploads)
 	n.fleet.applied = st.Sum
 	n.synced.Store(true)
-	n.recordSync(st.Services, suspended, st.Sum, true)
+	n.recordSync(suspended, st.Sum, true)
 	n.revision.Store(rev)
 	return nil
 }
