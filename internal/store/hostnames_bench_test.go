@@ -44,6 +44,12 @@ func BenchmarkHostnameReads(b *testing.B) {
 					must(db.PutCertStatus(ctx, store.CertStatus{Hostname: h, Status: store.CertActive, NotBefore: now, NotAfter: now.Add(time.Hour * 1000)}))
 				}
 			}
+			b.Run("zones", func(b *testing.B) {
+				for b.Loop() {
+					_, err := db.HostnameZones(ctx, "p")
+					must(err)
+				}
+			})
 			b.Run("count", func(b *testing.B) {
 				for b.Loop() {
 					_, err := db.CountHostnames(ctx, "p", now, nil)
@@ -53,6 +59,7 @@ func BenchmarkHostnameReads(b *testing.B) {
 			for name, q := range map[string]store.HostnameQuery{
 				"page1": {Limit: 50}, "active page 150": {Status: "active", Offset: 7450, Limit: 50}, "one": {Hostname: "h-04242.example.test"},
 				"search": {Search: "h-0042", Limit: 50}, "service": {Service: "svc-42"},
+				"problems": {Problems: &store.Problems{Now: now, EndsBefore: now.Add(7 * 24 * time.Hour), RenewalRatio: 1.0 / 3}, Limit: 50},
 			} {
 				q.ProjectID = "p"
 				b.Run(name, func(b *testing.B) {
