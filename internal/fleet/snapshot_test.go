@@ -126,9 +126,9 @@ func TestSnapshotWriterWritesOnlyWhatChanged(t *testing.T) {
 	if c := first.TokenHashes[0].Credential(); c.Token.Name != "ci" || !c.Token.ExpiresAt.Equal(time.Unix(9, 0)) || c.Project.ID != "p" || c.Token.Hash != "ab12" {
 		t.Errorf("token read back as %+v", c)
 	}
-	// manifest, one shard, tokens, keys, one certificate
-	if got := snapshotFiles(t, dir); len(got) != 5 || w.wrote.files != 5 {
-		t.Errorf("first write: %d files written, folder holds %v; want 5", w.wrote.files, got)
+	// manifest, one shard, tokens, keys, one certificate, the certificate names
+	if got := snapshotFiles(t, dir); len(got) != 6 || w.wrote.files != 6 {
+		t.Errorf("first write: %d files written, folder holds %v; want 6", w.wrote.files, got)
 	}
 	aFile := filepath.Join(dir, SnapshotDir, certsDir, certFileName(hex.EncodeToString(sha256Sum(certs["a.d.test"].Certificate[0])), ""))
 	aInfo, err := os.Stat(aFile)
@@ -145,15 +145,16 @@ func TestSnapshotWriterWritesOnlyWhatChanged(t *testing.T) {
 		t.Errorf("an unchanged snapshot was written again: %d files", w.wrote.files)
 	}
 
-	// A new service and its certificate: its shard, its certificate and the
-	// manifest; a's certificate file stays as it was.
+	// A new service and its certificate: its shard, its certificate, the
+	// certificate names and the manifest; a's certificate file stays as it
+	// was.
 	certs["b.d.test"] = selfSigned(t, "b.d.test")
 	src = &SnapshotSource{Services: []store.Service{testService("a"), testService("b")}, Sum: [32]byte{2}, Certificate: src.Certificate, Tokens: src.Tokens}
 	if err := w.Write(); err != nil {
 		t.Fatal(err)
 	}
-	if w.wrote.files != 3 {
-		t.Errorf("a new service and certificate: %d files written, want 3 (shard, certificate, manifest)", w.wrote.files)
+	if w.wrote.files != 4 {
+		t.Errorf("a new service and certificate: %d files written, want 4 (shard, certificate, names, manifest)", w.wrote.files)
 	}
 	if fi, err := os.Stat(aFile); err != nil || !os.SameFile(fi, aInfo) {
 		t.Errorf("a's certificate file was written again (%v)", err)
@@ -167,14 +168,23 @@ func TestSnapshotWriterWritesOnlyWhatChanged(t *testing.T) {
 		t.Errorf("second snapshot: %d services, certificates for %v", len(second.Services), byName)
 	}
 
-	// a's certificate renewed: a's shard, the new certificate, the manifest;
-	// the old certificate's file is gone.
+	// a's certificate renewed: the new certificate, the certificate names,
+	// the manifest, no shard (a node's warm-up loads thousands of
+	// certificates: they must not rewrite their services' shards); the old
+	// certificate's file is gone.
+	shards := func() []string {
+		var m manifest
+		b, _ := os.ReadFile(filepath.Join(dir, SnapshotDir, manifestFile))
+		json.Unmarshal(b, &m)
+		return m.Shards
+	}
+	before := shards()
 	certs["a.d.test"] = selfSigned(t, "a.d.test")
 	if err := w.Write(); err != nil {
 		t.Fatal(err)
 	}
-	if w.wrote.files != 3 {
-		t.Errorf("a renewed certificate: %d files written, want 3", w.wrote.files)
+	if w.wrote.files != 3 || !slices.Equal(shards(), before) {
+		t.Errorf("a renewed certificate: %d files written, want 3; shards %v, before %v", w.wrote.files, shards(), before)
 	}
 	if _, err := os.Stat(aFile); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("the replaced certificate's file is still there (%v)", err)
@@ -354,7 +364,7 @@ func TestSnapshotWriteCrashLeavesAWholeSnapshot(t *testing.T) {
 		var m manifest
 		b, _ := os.ReadFile(filepath.Join(dir, SnapshotDir, manifestFile))
 		json.Unmarshal(b, &m)
-		if files := snapshotFiles(t, dir); len(files) != 1+len(m.Shards)+2+len(svcsB) {
+		if files := snapshotFiles(t, dir); len(files) != 1+len(m.Shards)+3+len(svcsB) { // manifest, shards, tokens, keys, names, certificates
 			t.Errorf("crash after %s, then a write: the folder holds %v", reached, files)
 		}
 	}
@@ -385,5 +395,52 @@ func TestAppendServiceCoversEveryField(t *testing.T) {
 		if string(appendService(nil, &s)) == want {
 			t.Errorf("a change of %s leaves the digest as it was", v.Type().Field(i).Name)
 		}
+	}
+}
+
+// A folder of version 2, each shard holding its hostnames' certificate
+// leaves (an older release's), reads with its certificates.
+func TestSnapshotReadsVersion2(t *testing.T) {
+	dir := t.TempDir()
+	cert := selfSigned(t, "a.d.test")
+	src := &SnapshotSource{Services: []store.Service{testService("a")}, Sum: [32]byte{1},
+		Certificate: func(h string) *tls.Certificate { return map[string]*tls.Certificate{"a.d.test": cert}[h] }}
+	if err := NewSnapshotWriter(dir, func() *SnapshotSource { return src }, discard()).Write(); err != nil {
+		t.Fatal(err)
+	}
+	folder := filepath.Join(dir, SnapshotDir)
+	readJSON := func(name string, v any) {
+		b, err := os.ReadFile(filepath.Join(folder, name))
+		if err == nil {
+			err = json.Unmarshal(b, v)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeJSON := func(name string, v any) {
+		b, _ := json.Marshal(v)
+		if err := os.WriteFile(filepath.Join(folder, name), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var m manifest
+	readJSON(manifestFile, &m)
+	var names certNamesPart
+	readJSON(m.CertNames, &names)
+	var shard shardPart
+	readJSON(m.Shards[0], &shard)
+	shard.Certs = names.Certs
+	writeJSON(m.Shards[0], shard)
+	os.Remove(filepath.Join(folder, m.CertNames))
+	m.Version, m.CertNames = 2, ""
+	writeJSON(manifestFile, m)
+
+	s, err := ReadSnapshot(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := s.CertificatesByName(discard())["a.d.test"]; got == nil || !bytes.Equal(got.Certificate[0], cert.Certificate[0]) || len(s.Services) != 1 {
+		t.Errorf("version 2: %d services, certificate for a.d.test %v", len(s.Services), got != nil)
 	}
 }

@@ -3,8 +3,8 @@
 //
 //	<data>/snapshot/                          0700
 //	  manifest.json                           names every part below; written last
-//	  services-<shard>-<digest>.json          the services whose ID hashes to <shard> (of 256),
-//	                                          and the certificate leaf of each of their hostnames
+//	  services-<shard>-<digest>.json          the services whose ID hashes to <shard> (of 256)
+//	  certnames-<digest>.json                 the certificate leaf of each hostname that had one
 //	  tokens-<digest>.json                    token look-ups, suspended projects
 //	  keys-<random>.json                      ticket, ECH and QUIC keys, sealed
 //	  certs/<leaf SHA-256>[-<key ID>].json    one certificate: chain, and key sealed with <key ID>
@@ -42,7 +42,7 @@ import (
 const (
 	manifestFile  = "manifest.json"
 	certsDir      = "certs"
-	folderVersion = 2
+	folderVersion = 3 // 2: each shard held its hostnames' certificate leaves (read still)
 	shardCount    = 256
 )
 
@@ -54,16 +54,28 @@ type manifest struct {
 	// ("": written without a keyring): part of their names.
 	KeyID  string   `json:"key_id,omitempty"`
 	Shards []string `json:"shards"` // the services parts, by shard; none for an empty shard
-	Tokens string   `json:"tokens"`
-	Keys   string   `json:"keys"`
+	// CertNames is the part naming each hostname's certificate ("": none),
+	// apart from the shards so that certificates loaded or renewed
+	// (a node's warm-up loads thousands) rewrite it alone, not the
+	// shards of their services.
+	CertNames string `json:"cert_names,omitempty"`
+	Tokens    string `json:"tokens"`
+	Keys      string `json:"keys"`
 }
 
 // shardPart is the content of a services part.
 type shardPart struct {
 	Services []store.Service `json:"services"`
-	// Certs is the SHA-256 (hex) of the leaf of the certificate in memory
-	// for each hostname of Services that had one.
+	// Certs, in a folder of version 2 only, is certNamesPart's Certs for
+	// the hostnames of Services.
 	Certs map[string]string `json:"certs,omitempty"`
+}
+
+// certNamesPart is the content of the certificate names part.
+type certNamesPart struct {
+	// Certs is the SHA-256 (hex) of the leaf of the certificate in memory
+	// for each hostname that had one.
+	Certs map[string]string `json:"certs"`
 }
 
 // tokensPart is the content of the tokens part.
@@ -161,7 +173,7 @@ func readFolder(dir string) (*Snapshot, error) {
 	if err := json.Unmarshal(b, &m); err != nil {
 		return nil, fmt.Errorf("fleet: reading the snapshot's manifest: %w", err)
 	}
-	if m.Version != folderVersion {
+	if m.Version != folderVersion && m.Version != 2 {
 		return nil, fmt.Errorf("fleet: the snapshot's manifest has version %d; this program reads %d", m.Version, folderVersion)
 	}
 	s := &Snapshot{Version: snapshotVersion, WrittenAt: m.WrittenAt}
@@ -204,6 +216,15 @@ func readFolder(dir string) (*Snapshot, error) {
 		}
 		return strings.Compare(a.Name, b.Name)
 	})
+	if m.CertNames != "" {
+		var cp certNamesPart
+		if err := read("", m.CertNames, &cp); err != nil {
+			return nil, err
+		}
+		for host, leaf := range cp.Certs {
+			names[leaf] = append(names[leaf], host)
+		}
+	}
 	var tp tokensPart
 	if err := read("", m.Tokens, &tp); err != nil {
 		return nil, err

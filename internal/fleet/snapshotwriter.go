@@ -80,7 +80,7 @@ type SnapshotSource struct {
 // and the leaf digest of each certificate of the last write. At a million
 // hostnames the single file of older releases was 294 MB, re-encoded and
 // rewritten whole for each new certificate; a write now costs the shards
-// whose services or certificates changed, the new certificates and the
+// whose services changed, the new certificates, the certificate names and the
 // manifest.
 //
 // What it keeps is bounded by one write: the manifest (≤ 256 shards), the
@@ -210,13 +210,12 @@ func (w *SnapshotWriter) Write() error {
 		host string
 		leaf [sha256.Size]byte
 	}
-	var pairs [shardCount][]hostLeaf
+	var pairs []hostLeaf
 	leaves := map[*tls.Certificate][sha256.Size]byte{}
 	byLeaf := map[[sha256.Size]byte]*tls.Certificate{}
 	for i := range src.Services {
 		y.Maybe()
 		sv := &src.Services[i]
-		sh := -1
 		for _, h := range sv.Hostnames {
 			cert := src.Certificate(h)
 			if cert == nil || len(cert.Certificate) == 0 {
@@ -230,10 +229,7 @@ func (w *SnapshotWriter) Write() error {
 				leaves[cert] = leaf
 				byLeaf[leaf] = cert
 			}
-			if sh < 0 {
-				sh = shardOf(sv.ID)
-			}
-			pairs[sh] = append(pairs[sh], hostLeaf{h, leaf})
+			pairs = append(pairs, hostLeaf{h, leaf})
 		}
 	}
 
@@ -249,19 +245,33 @@ func (w *SnapshotWriter) Write() error {
 		if w.svcDigests[sh] == ([sha256.Size]byte{}) {
 			continue
 		}
+		name := partName(fmt.Sprintf("services-%02x-", sh), w.svcDigests[sh])
+		next.Shards = append(next.Shards, name)
+		shardName[sh] = name
+		if !onDisk[name] {
+			toWrite = append(toWrite, sh)
+		}
+	}
+	var certNamesJSON []byte
+	if len(pairs) > 0 {
 		h := sha256.New()
-		h.Write(w.svcDigests[sh][:])
-		for _, p := range pairs[sh] {
+		for _, p := range pairs {
 			h.Write(binary.AppendUvarint(nil, uint64(len(p.host))))
 			h.Write([]byte(p.host))
 			h.Write(p.leaf[:])
 		}
 		var sum [sha256.Size]byte
-		name := partName(fmt.Sprintf("services-%02x-", sh), [sha256.Size]byte(h.Sum(sum[:0])))
-		next.Shards = append(next.Shards, name)
-		shardName[sh] = name
-		if !onDisk[name] {
-			toWrite = append(toWrite, sh)
+		next.CertNames = partName("certnames-", [sha256.Size]byte(h.Sum(sum[:0])))
+		if next.CertNames != w.cur.CertNames {
+			certs := make(map[string]string, len(pairs))
+			for _, p := range pairs {
+				certs[p.host] = hex.EncodeToString(p.leaf[:])
+			}
+			b, err := json.Marshal(certNamesPart{Certs: certs})
+			if err != nil {
+				return fmt.Errorf("fleet: encoding the snapshot's certificate names: %w", err)
+			}
+			certNamesJSON = b
 		}
 	}
 	var certsToWrite [][sha256.Size]byte
@@ -292,7 +302,8 @@ func (w *SnapshotWriter) Write() error {
 	}
 	next.Keys = keys
 
-	if len(toWrite) == 0 && len(certsToWrite) == 0 && tokensJSON == nil && keys == w.cur.Keys &&
+	if len(toWrite) == 0 && len(certsToWrite) == 0 && certNamesJSON == nil && tokensJSON == nil && keys == w.cur.Keys &&
+		next.CertNames == w.cur.CertNames &&
 		next.KeyID == w.cur.KeyID && slices.Equal(next.Shards, w.cur.Shards) {
 		if w.unclean {
 			return w.removeUnnamed()
@@ -362,14 +373,15 @@ func (w *SnapshotWriter) Write() error {
 			}
 		}
 		for _, sh := range toWrite {
-			certs := map[string]string{}
-			for _, p := range pairs[sh] {
-				certs[p.host] = hex.EncodeToString(p.leaf[:])
-			}
-			err := w.writePart(shardName[sh], func(f *bufio.Writer) error { return encodeShard(f, src.Services, byShard[sh], certs, &y) })
+			err := w.writePart(shardName[sh], func(f *bufio.Writer) error { return encodeShard(f, src.Services, byShard[sh], &y) })
 			if err != nil {
 				return err
 			}
+		}
+	}
+	if certNamesJSON != nil {
+		if err := w.writePart(next.CertNames, func(f *bufio.Writer) error { _, err := f.Write(certNamesJSON); return err }); err != nil {
+			return err
 		}
 	}
 	if tokensJSON != nil {
@@ -435,7 +447,7 @@ func (w *SnapshotWriter) removeUnnamed() error {
 			return err
 		}
 	}
-	keep := map[string]bool{manifestFile: true, certsDir: true, w.cur.Tokens: true, w.cur.Keys: true}
+	keep := map[string]bool{manifestFile: true, certsDir: true, w.cur.Tokens: true, w.cur.Keys: true, w.cur.CertNames: true}
 	for _, name := range w.cur.Shards {
 		keep[name] = true
 	}
@@ -521,9 +533,9 @@ func syncDir(dir string) error {
 	return nil
 }
 
-// encodeShard writes the services part of svcs[idx...] and their
-// hostnames' certificates, one service at a time.
-func encodeShard(b *bufio.Writer, svcs []store.Service, idx []int, certs map[string]string, y *sched.Yielder) error {
+// encodeShard writes the services part of svcs[idx...], one service at a
+// time.
+func encodeShard(b *bufio.Writer, svcs []store.Service, idx []int, y *sched.Yielder) error {
 	b.WriteString(`{"services":[`)
 	for n, i := range idx {
 		y.Maybe()
@@ -536,13 +548,7 @@ func encodeShard(b *bufio.Writer, svcs []store.Service, idx []int, certs map[str
 		}
 		b.Write(item)
 	}
-	b.WriteString(`],"certs":`)
-	item, err := json.Marshal(certs)
-	if err != nil {
-		return err
-	}
-	b.Write(item)
-	_, err = b.WriteString("}")
+	_, err := b.WriteString("]}")
 	return err
 }
 
