@@ -1,4 +1,4 @@
--- Spine schema, version 35 (SQLite): a node's read of every service's
+-- Spine schema, version 34 (SQLite): a node's read of every service's
 -- hostnames (ListServices, in (service_id, position) order) reads this
 -- index alone instead of the table row of each hostname: 100,000
 -- hostnames in one pass over the index, not 100,000 look-ups. It replaces

@@ -1,4 +1,4 @@
--- Spine schema, version 35 (PostgreSQL): a node's read of every service's
+-- Spine schema, version 34 (PostgreSQL): a node's read of every service's
 -- hostnames (ListServices, in (service_id, position) order) is an
 -- index-only scan of this index instead of a heap fetch per hostname. It
 -- replaces service_hostnames_service, which is its key (one service's
