@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/base32"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/spine-platform/spine/internal/sched"
@@ -194,10 +195,18 @@ func ServedOnly(svcs []store.Service, domains []store.Domain) []store.Service {
 	var y sched.Yielder
 	for _, s := range svcs {
 		y.Maybe()
-		var hosts []string
-		for _, h := range s.Hostnames {
-			if Serving(s, h, byName) {
-				hosts = append(hosts, h)
+		// A new list only for a service that loses a hostname: at a
+		// node's sync nearly every service keeps them all.
+		hosts := s.Hostnames
+		for i, h := range s.Hostnames {
+			if !Serving(s, h, byName) {
+				hosts = slices.Clone(s.Hostnames[:i])
+				for _, h := range s.Hostnames[i+1:] {
+					if Serving(s, h, byName) {
+						hosts = append(hosts, h)
+					}
+				}
+				break
 			}
 		}
 		if len(hosts) > 0 {

@@ -108,7 +108,12 @@ func (a *Applied) Full(st State, domains []store.Domain, suspended map[string]bo
 	for i := range st.Services {
 		y.Maybe()
 		s := st.Services[i]
-		d := digest(&s)
+		var d [sha256.Size]byte
+		if len(st.digests) == len(st.Services) {
+			d = st.digests[i]
+		} else {
+			d = digest(&s)
+		}
 		xorInto(&acc, d)
 		sh := t.shards[svcShardOf(s.ID)]
 		if sh == nil {

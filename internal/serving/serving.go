@@ -23,6 +23,9 @@ type State struct {
 	// Sum is the fingerprint of Services and Wildcards: two States with
 	// the same Sum serve the same.
 	Sum [sha256.Size]byte
+	// digests are the digest of each of Services (Compute's), which
+	// Applied.Full keeps instead of digesting each service again.
+	digests [][sha256.Size]byte
 }
 
 // Compute returns the State of svcs and domains (every service and every
@@ -37,7 +40,7 @@ func Compute(svcs []store.Service, domains []store.Domain, wildcard func(store.D
 		}
 	}
 	s.Services = routable(platform.ServedOnly(svcs, domains), log)
-	s.Sum = fingerprint(s.Services, s.Wildcards)
+	s.Sum, s.digests = fingerprintDigests(s.Services, s.Wildcards)
 	return s
 }
 
@@ -103,13 +106,21 @@ func routable(svcs []store.Service, log *slog.Logger) []store.Service {
 // service's digest, so that Applied keeps it by a delta: the digests of
 // the services that left out, those of the ones that came in.
 func fingerprint(svcs []store.Service, wild []string) [sha256.Size]byte {
+	sum, _ := fingerprintDigests(svcs, wild)
+	return sum
+}
+
+// fingerprintDigests is fingerprint, and the digest of each service.
+func fingerprintDigests(svcs []store.Service, wild []string) ([sha256.Size]byte, [][sha256.Size]byte) {
 	var acc [sha256.Size]byte
 	var y sched.Yielder
+	ds := make([][sha256.Size]byte, len(svcs))
 	for i := range svcs {
 		y.Maybe()
-		xorInto(&acc, digest(&svcs[i]))
+		ds[i] = digest(&svcs[i])
+		xorInto(&acc, ds[i])
 	}
-	return combine(acc, wild)
+	return combine(acc, wild), ds
 }
 
 // combine digests the services' combined digest and the wildcard domains.
@@ -137,16 +148,19 @@ func xorInto(acc *[sha256.Size]byte, d [sha256.Size]byte) {
 
 // digest digests every field of one service served.
 func digest(s *store.Service) [sha256.Size]byte {
-	h := sha256.New()
-	var buf []byte
+	var arr [512]byte
+	return sha256.Sum256(appendDigestInput(arr[:0], s))
+}
+
+// appendDigestInput appends what digest hashes of s to buf: every field,
+// strings and lists prefixed by their length.
+func appendDigestInput(buf []byte, s *store.Service) []byte {
 	str := func(s string) {
-		buf = binary.AppendUvarint(buf[:0], uint64(len(s)))
-		h.Write(buf)
-		io.WriteString(h, s)
+		buf = binary.AppendUvarint(buf, uint64(len(s)))
+		buf = append(buf, s...)
 	}
 	strs := func(ss []string) {
-		buf = binary.AppendUvarint(buf[:0], uint64(len(ss)))
-		h.Write(buf)
+		buf = binary.AppendUvarint(buf, uint64(len(ss)))
 		for _, s := range ss {
 			str(s)
 		}
@@ -160,12 +174,9 @@ func digest(s *store.Service) [sha256.Size]byte {
 	str(s.HealthPath)
 	str(s.ClientCA)
 	str(s.ClientAuth)
-	buf = binary.AppendVarint(buf[:0], int64(s.HSTSMaxAge))
+	buf = binary.AppendVarint(buf, int64(s.HSTSMaxAge))
 	buf = binary.AppendVarint(buf, int64(s.HealthInterval))
 	buf = binary.AppendVarint(buf, s.CreatedAt.UnixNano())
 	buf = binary.AppendVarint(buf, s.UpdatedAt.UnixNano())
-	h.Write(buf)
-	var sum [sha256.Size]byte
-	h.Sum(sum[:0])
-	return sum
+	return buf
 }
