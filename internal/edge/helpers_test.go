@@ -141,6 +141,13 @@ func startEdge(t testing.TB, cfg Config, routes ...Route) *harness {
 	if cfg.HealthInterval == 0 {
 		cfg.HealthInterval = time.Hour // tests drive health by hand unless they ask
 	}
+	if cfg.ReadHeaderTimeout == 0 {
+		// A guard, not what these tests measure (those that do set it): with
+		// the race detector on a loaded machine, a client's handshake has
+		// outlasted the default 10 s, and the edge closed the connection
+		// under the client's first request ("server closed idle connection").
+		cfg.ReadHeaderTimeout = time.Minute
+	}
 	h.s = New(cfg)
 	if err := h.s.SetRoutes(routes); err != nil {
 		t.Fatal(err)
