@@ -43,7 +43,8 @@ type serverFlags struct {
 	logFormat     string
 	logLevel      string
 	accessLog     string
-	tenancy       tenancyFlags // tenancy.go
+	tenancy       tenancyFlags  // tenancy.go
+	testHooks     testHookFlags // testhooks.go: none unless built with the spinetest tag
 }
 
 func (f *serverFlags) register(cmd *cobra.Command, https, http, domain string) {
@@ -77,6 +78,7 @@ func (f *serverFlags) register(cmd *cobra.Command, https, http, domain string) {
 	cmd.Flags().StringVar(&f.accessLog, "access-log", accessDefault, "where to write one line per request, in the --log-format: stderr, a FILE (appended to, created 0640, reopened on SIGUSR1 for logrotate) or off")
 	f.acme.register(cmd)
 	f.tenancy.register(cmd, domain == "localhost") // spine up: local development
+	f.testHooks.register(cmd)
 }
 
 func newUpCmd(g *globals) *cobra.Command {
@@ -216,7 +218,7 @@ func (f *serverFlags) config(g *globals, up bool) (node.Config, error) {
 		return node.Config{}, err
 	}
 	format, _ := logging.ParseFormat(f.logFormat)
-	return node.Config{
+	cfg := node.Config{
 		AccessLog:       f.accessLog,
 		AccessLogFormat: format,
 		DataDir:         g.data,
@@ -239,7 +241,9 @@ func (f *serverFlags) config(g *globals, up bool) (node.Config, error) {
 		Webhooks:        f.tenancy.webhooks(),
 		Quota:           f.tenancy.quota,
 		Version:         spineVersion(),
-	}, nil
+	}
+	f.testHooks.apply(&cfg)
+	return cfg, nil
 }
 
 // storeDSN is --store, else $SPINE_STORE, else "" (the data folder's SQLite).

@@ -8,7 +8,6 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"log/slog"
 	"sync/atomic"
 
 	"github.com/caddyserver/certmagic"
@@ -24,20 +23,20 @@ import (
 // off from the store stops signing a certificate it could not store while
 // another node, once the lease ends, issues it again.
 type CAIssuer struct {
-	ca     atomic.Pointer[ca.CA]
-	leases *Storage
-	log    *slog.Logger
+	ca          atomic.Pointer[ca.CA]
+	leases      *Storage
+	beforeIssue func(ctx context.Context, names []string) error
 }
 
 var _ certmagic.Issuer = (*CAIssuer)(nil)
 
 // NewCAIssuer returns a CAIssuer whose issuances run under the issuance
-// leases of leases (the Manager's Config.Storage). log may be nil.
-func NewCAIssuer(leases *Storage, log *slog.Logger) *CAIssuer {
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	return &CAIssuer{leases: leases, log: log}
+// leases of leases (the Manager's Config.Storage). beforeIssue, if not
+// nil, runs in each Issue under the issuance lease, while certmagic holds
+// the name's issuance lock; its error stops the issuance. Spine passes
+// nil; tests pass a hook that holds the lock (node.Config.BeforeIssue).
+func NewCAIssuer(leases *Storage, beforeIssue func(ctx context.Context, names []string) error) *CAIssuer {
+	return &CAIssuer{leases: leases, beforeIssue: beforeIssue}
 }
 
 // SetCA gives the issuer its CA.
@@ -45,11 +44,6 @@ func (i *CAIssuer) SetCA(c *ca.CA) { i.ca.Store(c) }
 
 // CA returns the CA given by SetCA, or nil.
 func (i *CAIssuer) CA() *ca.CA { return i.ca.Load() }
-
-// beforeIssue, if set, runs in Issue under the issuance lease, while
-// certmagic holds the name's issuance lock. It is nil in Spine's binary;
-// only a binary built with the spinetest tag sets it (caissuer_spinetest.go).
-var beforeIssue func(ctx context.Context, log *slog.Logger, names []string) error
 
 // Issue signs csr with the CA, under the issuance lease of its names.
 func (i *CAIssuer) Issue(ctx context.Context, csr *x509.CertificateRequest) (*certmagic.IssuedCertificate, error) {
@@ -60,8 +54,8 @@ func (i *CAIssuer) Issue(ctx context.Context, csr *x509.CertificateRequest) (*ce
 	names := namesOf(csr)
 	ctx, cancel := i.leases.IssuanceContext(ctx, names)
 	defer cancel()
-	if beforeIssue != nil {
-		if err := beforeIssue(ctx, i.log, names); err != nil {
+	if i.beforeIssue != nil {
+		if err := i.beforeIssue(ctx, names); err != nil {
 			return nil, fmt.Errorf("certs: issuance for %v stopped: %w", names, err)
 		}
 	}

@@ -99,14 +99,14 @@ func Maintain(ctx context.Context, cfg MaintainConfig) {
 	}
 }
 
-// UploadedExpiryMarks are the times before an uploaded certificate's end
+// uploadedExpiryMarks are the times before an uploaded certificate's end
 // at which certificate.expiring is recorded for it: Spine does not renew
 // it, its owner must upload the next one.
-var UploadedExpiryMarks = []time.Duration{30 * 24 * time.Hour, 7 * 24 * time.Hour, 24 * time.Hour}
+var uploadedExpiryMarks = []time.Duration{30 * 24 * time.Hour, 7 * 24 * time.Hour, 24 * time.Hour}
 
 // MaintainOnce records certificate.expiring for the managed certificates
 // that have passed their renewal point by ExpiringGrace and are not
-// renewed, and for uploaded certificates at each of UploadedExpiryMarks;
+// renewed, and for uploaded certificates at each of uploadedExpiryMarks;
 // then it prunes old events and deliveries.
 func MaintainOnce(ctx context.Context, cfg MaintainConfig) error {
 	cfg.setDefaults()
@@ -171,7 +171,7 @@ func ExpiringEvent(s store.CertStatus, now time.Time) store.Event {
 }
 
 // UploadedExpiringEvent is the certificate.expiring event of an uploaded
-// certificate at now: for the nearest of UploadedExpiryMarks that now has
+// certificate at now: for the nearest of uploadedExpiryMarks that now has
 // passed, before the certificate's end; ok is false outside them. Its key
 // names the certificate and the mark, so each is recorded once.
 func UploadedExpiringEvent(c store.UploadedCert, now time.Time) (store.Event, bool) {
@@ -179,7 +179,7 @@ func UploadedExpiringEvent(c store.UploadedCert, now time.Time) (store.Event, bo
 		return store.Event{}, false
 	}
 	var mark time.Duration
-	for _, m := range UploadedExpiryMarks {
+	for _, m := range uploadedExpiryMarks {
 		if !now.Before(c.NotAfter.Add(-m)) && (mark == 0 || m < mark) {
 			mark = m
 		}

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -142,6 +143,12 @@ type Config struct {
 	AccessLog string
 	// AccessLogFormat is the access log's format. Default logging.Text.
 	AccessLogFormat logging.Format
+	// BeforeIssue, if set, runs before each issuance by the internal CA,
+	// while this node holds the name's issuance lock; an error stops the
+	// issuance (certmagic retries later). A hook for tests that need the
+	// lock held (test/fleet, through the spinetest binary's
+	// --test-issue-delay). Default nil.
+	BeforeIssue func(ctx context.Context, names []string) error
 }
 
 // WebhooksConfig configures the webhook sender (internal/webhooks).

@@ -135,7 +135,7 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	n.platform = platform.New(n.fleet.reads, n.platformOptions())
 	storage := certs.NewStorage(n.db, certs.StorageOptions{})
 	n.fleet.storage = storage
-	n.fleet.issuer = certs.NewCAIssuer(storage, n.log.With("node", n.fleet.id))
+	n.fleet.issuer = certs.NewCAIssuer(storage, cfg.BeforeIssue)
 	// Default project, admin token, domain, internal CA; retried before
 	// each sync if the node starts from its snapshot.
 	if err := n.prepare(ctx); err != nil && !n.fleet.static {

@@ -4,7 +4,7 @@
 // PostgreSQL stopped), and the propagation benchmark.
 //
 // The tests build the spine binary once (TestMain; with the spinetest build
-// tag, for the SPINE_TEST_ISSUE_DELAY hook) and need PostgreSQL on
+// tag, for its --test-issue-delay flag) and need PostgreSQL on
 // SPINE_TEST_POSTGRES (default postgres://postgres@127.0.0.1:5432/test); the
 // tests that stop PostgreSQL start a private cluster of their own with the
 // PostgreSQL 15 binaries (initdb, pg_ctl), never touching the shared one.

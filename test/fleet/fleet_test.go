@@ -41,7 +41,7 @@ func ctxT(t *testing.T) context.Context {
 func TestOneIssuancePerName(t *testing.T) {
 	ctx := ctxT(t)
 	dsn := freshSchema(t, basePostgres())
-	f := newFleet(t, dsn, 3, "SPINE_TEST_ISSUE_DELAY=1s")
+	f := newFleetArgs(t, dsn, 3, []string{"--test-issue-delay", "1s"})
 	up := upstream(t, "once-upstream")
 	host := "once." + Domain
 
@@ -182,7 +182,7 @@ func TestManyNewHostnames(t *testing.T) {
 func TestKilledLockHolderIsReplaced(t *testing.T) {
 	ctx := ctxT(t)
 	dsn := freshSchema(t, basePostgres())
-	f := newFleet(t, dsn, 3, "SPINE_TEST_ISSUE_DELAY=3s")
+	f := newFleetArgs(t, dsn, 3, []string{"--test-issue-delay", "3s"})
 	up := upstream(t, "takeover-upstream")
 	host := "takeover." + Domain
 

@@ -30,9 +30,9 @@ import (
 )
 
 // spineBin is the spine binary TestMain builds, with the spinetest build
-// tag: its SPINE_TEST_ISSUE_DELAY hook (internal/certs/caissuer_spinetest.go)
-// lets a test hold the issuance lock long enough to kill its holder. Spine's
-// own binary has no such hook.
+// tag: its --test-issue-delay flag (cmd/spine/testhooks_spinetest.go, which
+// sets node.Config.BeforeIssue) lets a test hold the issuance lock long
+// enough to kill its holder. Spine's own binary has no such flag.
 var spineBin string
 
 func TestMain(m *testing.M) {
@@ -130,7 +130,6 @@ type node struct {
 	dataDir string
 	dsn     string
 	ip      string
-	env     []string
 	args    []string // added to every start's command line
 	keyFile string   // --secret-key-file; "" at first: the store's shared one (keyFileFor)
 	https   string   // host:port
@@ -152,10 +151,10 @@ type fleet struct {
 }
 
 // newFleet starts n nodes on 127.0.0.2, 127.0.0.3, ... over dsn and waits
-// until each is ready. env is added to each node's environment.
-func newFleet(t testing.TB, dsn string, n int, env ...string) *fleet {
+// until each is ready.
+func newFleet(t testing.TB, dsn string, n int) *fleet {
 	t.Helper()
-	return newFleetArgs(t, dsn, n, nil, env...)
+	return newFleetArgs(t, dsn, n, nil)
 }
 
 // freePorts returns n distinct addresses on ip whose ports are free right now,
@@ -187,7 +186,6 @@ func (nd *node) start() {
 		"--https-addr", nd.https, "--http-addr", nd.http, "--api-addr", nd.api, "--domain", Domain,
 		"--log-format", "json", "--log-level", "debug"}, nd.args...)
 	cmd := exec.Command(spineBin, args...)
-	cmd.Env = append(os.Environ(), nd.env...)
 	fmt.Fprintf(&nd.log, "=== %s start\n", nd.name)
 	cmd.Stdout, cmd.Stderr = &lockedWriter{mu: &nd.mu, w: &nd.log}, &lockedWriter{mu: &nd.mu, w: &nd.log}
 	if err := cmd.Start(); err != nil {
@@ -403,11 +401,11 @@ func scanLines(s string, f func(string)) {
 }
 
 // newFleetArgs is newFleet with args added to every node's command line.
-func newFleetArgs(t testing.TB, dsn string, n int, args []string, env ...string) *fleet {
+func newFleetArgs(t testing.TB, dsn string, n int, args []string) *fleet {
 	t.Helper()
 	f := &fleet{t: t, dsn: dsn}
 	for i := range n {
-		nd := &node{t: t, name: fmt.Sprintf("node%d", i+1), dataDir: t.TempDir(), dsn: dsn, ip: fmt.Sprintf("127.0.0.%d", i+2), env: env, args: args}
+		nd := &node{t: t, name: fmt.Sprintf("node%d", i+1), dataDir: t.TempDir(), dsn: dsn, ip: fmt.Sprintf("127.0.0.%d", i+2), args: args}
 		ports := freePorts(t, nd.ip, 3)
 		nd.https, nd.http, nd.api = ports[0], ports[1], ports[2]
 		f.nodes = append(f.nodes, nd)
