@@ -101,7 +101,7 @@ func (n *Node) startACME(ctx context.Context) error {
 			z.Shutdown()
 		})
 	}
-	n.wg.Go(func() { n.platform.RunDomainChecks(ctx, a.CheckInterval, n.resync, n.log) })
+	n.wg.Go(func() { n.platform.RunDomainChecks(ctx, a.CheckInterval, n.syncer.Resync, n.log) })
 	return nil
 }
 
@@ -121,6 +121,6 @@ func (n *Node) CheckDomains(ctx context.Context) {
 		n.log.Warn("domain checks", "err", err)
 	}
 	if changed {
-		n.resync(ctx)
+		n.syncer.Resync(ctx)
 	}
 }

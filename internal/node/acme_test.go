@@ -236,7 +236,7 @@ func TestACMEOnlyVerifiedDomainsGetCertificates(t *testing.T) {
 	}
 	// Unverified: not served, no ACME order at all, and cert list says why.
 	s.n.CheckDomains(ctx)
-	if err := s.n.sync(ctx); err != nil {
+	if err := s.n.syncer.Sync(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if _, _, err := s.get("www.example.test"); err == nil {

@@ -14,7 +14,7 @@ import (
 
 // BenchmarkSyncChanges measures the change path of a node serving 100,000
 // hostnames (SQLite): one service created, or deleted, in the store, then
-// applied as a delta (syncChanges: ChangesSince, serving.Applied, the
+// applied as a delta (syncer.Loop.SyncChanges: ChangesSince, serving.Applied, the
 // certificate manager, the edge). ms/change includes the store's write,
 // apply-ms/change is the node's part alone; the change notice's own delay
 // is in neither. full-sync-ms is one more change applied by the full sync
@@ -58,7 +58,7 @@ func BenchmarkSyncChanges(b *testing.B) {
 	}
 	b.Logf("seeded %d services in %v", n, time.Since(seeded))
 	synced := time.Now()
-	if err := nd.sync(ctx); err != nil {
+	if err := nd.syncer.Sync(ctx); err != nil {
 		b.Fatal(err)
 	}
 	b.Logf("full sync of %d services in %v", n, time.Since(synced))
@@ -80,7 +80,7 @@ func BenchmarkSyncChanges(b *testing.B) {
 			b.Fatal(err)
 		}
 		t0 := time.Now()
-		ok, err := nd.syncChanges(ctx)
+		ok, err := nd.syncer.SyncChanges(ctx)
 		apply += time.Since(t0)
 		if err != nil || !ok {
 			b.Fatalf("not applied as a delta: %v", err)
@@ -97,7 +97,7 @@ func BenchmarkSyncChanges(b *testing.B) {
 		b.Fatal(err)
 	}
 	full := time.Now()
-	if err := nd.sync(ctx); err != nil || !nd.edge.Has("full.localhost") {
+	if err := nd.syncer.Sync(ctx); err != nil || !nd.edge.Has("full.localhost") {
 		b.Fatalf("full sync: %v", err)
 	}
 	b.ReportMetric(float64(time.Since(full).Microseconds())/1000, "full-sync-ms")

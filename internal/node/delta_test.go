@@ -140,7 +140,7 @@ func TestChangesAppliedAsDelta(t *testing.T) {
 					t.Errorf("node %d: the route table was rebuilt whole %d times for a change of services", i, got-before[i])
 				}
 				// A full sync now finds what the deltas applied.
-				if err := n.sync(ctx); err != nil {
+				if err := n.syncer.Sync(ctx); err != nil {
 					t.Fatal(err)
 				}
 				if got := fulls[i].Load(); got != before[i] {
@@ -148,7 +148,7 @@ func TestChangesAppliedAsDelta(t *testing.T) {
 				}
 				// The fail-static snapshot's source lists the services as they are.
 				names := map[string]bool{}
-				for _, s := range n.fleet.lastSync.Load().services() {
+				for _, s := range n.syncer.Last().Services() {
 					names[s.Name] = true
 				}
 				if !names["fresh"] || names["gone"] || !names["moving"] || len(names) < 6 {

@@ -5,25 +5,14 @@ package node
 
 import (
 	"context"
-	"crypto/sha256"
-	"fmt"
-	"maps"
-	"os"
-	"path/filepath"
-	"slices"
-	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/spine-platform/spine/internal/api"
-	"github.com/spine-platform/spine/internal/ca"
 	"github.com/spine-platform/spine/internal/certs"
 	"github.com/spine-platform/spine/internal/fleet"
-	"github.com/spine-platform/spine/internal/platform"
 	"github.com/spine-platform/spine/internal/secrets"
-	"github.com/spine-platform/spine/internal/serving"
 	"github.com/spine-platform/spine/internal/store"
+	"github.com/spine-platform/spine/internal/syncer"
 )
 
 // listenWait is the longest the first sync waits for the watch's LISTEN.
@@ -50,23 +39,11 @@ type fleetState struct {
 	// sources are the edge's certificate sources in order (upload, suspended, certs) and the snapshot's.
 	sources *certs.Sources
 
-	prepared  atomic.Bool // bootstrap and CA done
-	prepareMu sync.Mutex
-
-	lastSync atomic.Pointer[syncRecord] // the last successful sync
-	applied  [sha256.Size]byte          // fingerprint of what the last sync applied; under Node.syncMu
+	prepare *fleet.Prepare // bootstrap and CA, once
 
 	reads     *api.StaleReads  // the platform's store: API reads answered while the store is away
 	suspended *certs.Suspended // certificates of suspended projects' hostnames
 	uploaded  certs.Uploaded   // certificates projects uploaded
-}
-
-// syncRecord is what a successful sync read: the services it serves and
-// their fingerprint.
-type syncRecord struct {
-	services  func() []store.Service // newSyncRecord: made on first use
-	suspended []string               // IDs of the suspended projects
-	sum       [sha256.Size]byte
 }
 
 // openStore opens the store, or, if PostgreSQL cannot be reached and the
@@ -87,52 +64,6 @@ func (n *Node) openStore(ctx context.Context, keys *secrets.Keyring) (*store.DB,
 	f.health = fleet.NewStoreHealth(n.log, snap == nil)
 	f.static, f.loaded = snap != nil, snap
 	return db, nil
-}
-
-// prepare does the start-up work that needs the store: the default project
-// and admin token, the configured domain, the internal CA. It is done once;
-// a node that started from its snapshot retries it before each sync.
-func (n *Node) prepare(ctx context.Context) error {
-	f := &n.fleet
-	if f.prepared.Load() {
-		return nil
-	}
-	f.prepareMu.Lock()
-	defer f.prepareMu.Unlock()
-	if f.prepared.Load() {
-		return nil
-	}
-	// The key file first: nothing may be written unsealed, or sealed with
-	// a key the fleet does not share.
-	if err := n.keys.Ensure(ctx); err != nil {
-		return err
-	}
-	tokenFile := filepath.Join(n.cfg.DataDir, "admin.token")
-	admin, err := n.platform.Bootstrap(ctx, tokenFile)
-	if err != nil {
-		return err
-	}
-	// The admin token's look-up goes into the snapshot before its first use.
-	if tok, err := os.ReadFile(tokenFile); err == nil {
-		if c, err := n.db.TokenByHash(ctx, platform.HashToken(strings.TrimSpace(string(tok)))); err == nil && c.Project.ID == admin.ID {
-			f.reads.RememberToken(c.Token.Hash, c)
-		}
-	}
-	if n.cfg.Domain != "" {
-		if _, err := n.platform.EnsureDomain(ctx, platform.DefaultProjectID, n.cfg.Domain, true); err != nil {
-			return fmt.Errorf("configuring domain %s: %w", n.cfg.Domain, err)
-		}
-	}
-	c, err := ca.Load(ctx, f.storage, ca.Options{LeafLifetime: n.cfg.LeafLifetime})
-	if err != nil {
-		return fmt.Errorf("loading the internal CA: %w", err)
-	}
-	if err := c.WriteRootPEM(filepath.Join(n.cfg.DataDir, "ca", "root.pem")); err != nil {
-		return fmt.Errorf("writing the CA root: %w", err)
-	}
-	f.issuer.SetCA(c)
-	f.prepared.Store(true)
-	return nil
 }
 
 // caRoot is the API's CARoot: nil until the CA is loaded.
@@ -170,19 +101,19 @@ func (n *Node) startFleet(ctx context.Context) {
 // snapshotSource is what the snapshot writer writes: nil until a sync
 // succeeded.
 func (n *Node) snapshotSource() *fleet.SnapshotSource {
-	rec := n.fleet.lastSync.Load()
+	rec := n.syncer.Last()
 	if rec == nil {
 		return nil
 	}
 	src := &fleet.SnapshotSource{
-		Services:       rec.services(),
-		Sum:            rec.sum,
+		Services:       rec.Services(),
+		Sum:            rec.Sum,
 		Certificate:    n.fleet.sources.Cached,
 		TicketKeys:     n.fleet.tickets.Keys(),
 		Tokens:         n.fleet.reads.Tokens,
 		TokensVersion:  n.fleet.reads.TokensVersion(),
 		TokensComplete: n.fleet.reads.TokensComplete(),
-		Suspended:      rec.suspended,
+		Suspended:      rec.Suspended,
 		QUICKeys:       n.fleet.quic,
 		Keyring:        n.db.Keyring(),
 	}
@@ -192,33 +123,25 @@ func (n *Node) snapshotSource() *fleet.SnapshotSource {
 	return src
 }
 
-// recordSync records the services of a successful sync, for the snapshot and
-// for reads while the store is away, and asks for a snapshot.
-func (n *Node) recordSync(suspended map[string]bool, sum [sha256.Size]byte, changed bool) {
-	// The snapshot lists the services in Applied's order, the one deltas
-	// keep, so that it rewrites only the parts a change touched.
-	applied := n.deltas.Snapshot()
-	n.fleet.lastSync.Store(newSyncRecord(applied, slices.Sorted(maps.Keys(suspended)), sum))
-	n.fleet.reads.SeedServices(applied.List) // listed only if the store goes away
-	n.fleet.health.Note(nil)
-	if changed {
-		n.fleet.snapshots.Due() // else the writer's own tick still picks up new certificates
-	}
-}
-
-// serveSnapshot makes the edge serve a snapshot read at start: its routes
-// and its ticket keys (its certificates are in fleet.certs).
+// serveSnapshot makes the edge serve a snapshot read at start: its ticket
+// keys, and its routes through the sync loop (its certificates are in
+// fleet.certs).
 func (n *Node) serveSnapshot(s *fleet.Snapshot) error {
 	if keys := s.Keys(); len(keys) > 0 {
 		n.edge.SetSessionTicketKeys(keys)
 	}
-	routes, _ := serving.Routes(s.Services)
-	routes, _ = serving.Suspend(routes, nil, s.SuspendedProjects())
-	n.fleet.suspended.Set(serving.SuspendedHosts(routes))
-	if err := n.edge.SetRoutes(routes); err != nil {
-		return fmt.Errorf("applying the snapshot's routes: %w", err)
+	return n.syncer.ServeSnapshot(s)
+}
+
+// newSyncLoop builds the loop that keeps the edge, the certificate
+// manager, the certificate sources, the stale reads and the snapshot in
+// step with the store, once they all exist.
+func (n *Node) newSyncLoop() *syncer.Loop {
+	cfg := syncer.Config{Store: n.db, Edge: n.edge, Certs: n.certs, Reads: n.fleet.reads, Suspended: n.fleet.suspended,
+		Uploaded: &n.fleet.uploaded, Health: n.fleet.health, Snapshots: n.fleet.snapshots, Prepare: n.fleet.prepare.Do,
+		Wildcard: n.wildcard, ExtraHost: n.cfg.echPublicName(), Interval: n.cfg.ResyncInterval, Logger: n.log}
+	if d := n.acme.delegations; d != nil { // a nil *Delegations's method would not be nil
+		cfg.RefreshDelegations = d.Refresh
 	}
-	n.fleet.reads.SeedSnapshot(s.Services, s.Credentials(), s.TokensComplete)
-	n.synced.Store(true)
-	return nil
+	return syncer.New(cfg)
 }

@@ -19,17 +19,17 @@ func (n *Node) newMetrics() *metrics.Registry {
 	}
 	return metrics.New(metrics.Sources{
 		Certificates: func() []metrics.Certificate {
-			rec := n.fleet.lastSync.Load() // the hostnames the last sync served
+			rec := n.syncer.Last() // the hostnames the last sync served
 			if rec == nil {
 				return nil
 			}
-			return n.certs.CertificateMetrics(rec.services(), rec.suspended, &n.fleet.uploaded)
+			return n.certs.CertificateMetrics(rec.Services(), rec.Suspended, &n.fleet.uploaded)
 		},
 		Upstreams: func(yield func(service, upstream string, healthy bool)) {
 			n.edge.Upstreams(yield)
 		},
 		StoreUp:        func() bool { return n.fleet.health.Reachable() },
-		ConfigRevision: n.revision.Load,
+		ConfigRevision: func() int64 { return n.syncer.Revision() }, // built before the loop
 		Fleet:          func() ([]metrics.Node, bool) { return n.fleet.members.Metrics() },
 		Counters: func() []metrics.Value {
 			hub, wh, ev, al := n.hub.Stats(), n.webhooks.Stats(), n.certs.EventStats(), n.AccessLogStats()

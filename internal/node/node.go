@@ -30,7 +30,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/spine-platform/spine/internal/accesslog"
@@ -45,8 +44,8 @@ import (
 	"github.com/spine-platform/spine/internal/metrics"
 	"github.com/spine-platform/spine/internal/platform"
 	"github.com/spine-platform/spine/internal/secrets/keyfile"
-	"github.com/spine-platform/spine/internal/serving"
 	"github.com/spine-platform/spine/internal/store"
+	"github.com/spine-platform/spine/internal/syncer"
 	"github.com/spine-platform/spine/internal/webhooks"
 )
 
@@ -65,8 +64,7 @@ type Node struct {
 	// accessLog is nil when there is none (accesslog.go).
 	accessLog *accesslog.Log
 	metrics   *metrics.Registry // nil with Config.Metrics MetricsOff (metrics.go)
-	revision  atomic.Int64      // the store's revision of the last sync applied
-	deltas    *serving.Applied  // what the last sync applied, for syncChanges (delta.go); under syncMu
+	syncer    *syncer.Loop      // keeps the edge and the certificates in step with the store
 
 	httpsLn, httpLn, apiLn net.Listener
 	quicConn               net.PacketConn // HTTP/3, on the HTTPS port over UDP; nil if Config.DisableHTTP3
@@ -78,8 +76,6 @@ type Node struct {
 
 	keys *keyfile.Watcher // the secret key file, kept in step with the store's keyring
 
-	synced  atomic.Bool // the first snapshot has been applied
-	syncMu  sync.Mutex  // serialises sync
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 	closing sync.Once
@@ -92,7 +88,7 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	n = &Node{cfg: cfg, log: cfg.Logger, deltas: serving.NewApplied(cfg.Logger)}
+	n = &Node{cfg: cfg, log: cfg.Logger}
 	self := n // error returns set n to nil
 	defer func() {
 		if err != nil {
@@ -121,7 +117,7 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 		n.db.SetKeyring(keys)
 	}
 	n.keys = keyfile.NewWatcher(keyfile.Config{Path: cfg.SecretKeyFile, Store: n.db, NodeID: n.fleet.id, Sum: keySum,
-		Prepared: n.fleet.prepared.Load, Changed: func() { n.fleet.snapshots.Due() }, Logger: n.log})
+		Prepared: func() bool { return n.fleet.prepare.Done() }, Changed: func() { n.fleet.snapshots.Due() }, Logger: n.log})
 	n.db.SetDefaultQuota(cfg.Quota)
 	n.fleet.reads = api.NewStaleReads(n.db)
 	if err := n.listen(); err != nil {
@@ -138,7 +134,9 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	n.fleet.issuer = certs.NewCAIssuer(storage, cfg.BeforeIssue)
 	// Default project, admin token, domain, internal CA; retried before
 	// each sync if the node starts from its snapshot.
-	if err := n.prepare(ctx); err != nil && !n.fleet.static {
+	n.fleet.prepare = fleet.NewPrepare(fleet.PrepareConfig{DataDir: cfg.DataDir, Domain: cfg.Domain, LeafLifetime: cfg.LeafLifetime,
+		Keys: n.keys, Platform: n.platform, Tokens: n.db, RememberToken: n.fleet.reads.RememberToken, CAStorage: storage, SetCA: n.fleet.issuer.SetCA})
+	if err := n.fleet.prepare.Do(ctx); err != nil && !n.fleet.static {
 		return nil, err
 	}
 	certsConfig := n.certsConfig(storage, n.fleet.issuer) // ACME CAs, then the internal CA
@@ -163,6 +161,7 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	}))
 	n.buildFleet()
 	n.buildECH()
+	n.syncer = n.newSyncLoop()
 	if cfg.Demo {
 		if n.demo, err = demo.Start(ctx, n.platform, cfg.Domain); err != nil {
 			return nil, err
@@ -190,7 +189,7 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 		if err := n.serveSnapshot(n.fleet.loaded); err != nil {
 			return nil, err
 		}
-	} else if err := n.sync(ctx); err != nil {
+	} else if err := n.syncer.Sync(ctx); err != nil {
 		return nil, fmt.Errorf("reading the first snapshot: %w", err)
 	}
 
@@ -264,8 +263,7 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	n.serve("http", func() error { return n.edge.ServeHTTP(n.httpLn) })
 	n.serve("api", func() error { return n.apiSrv.Serve(n.apiLn) })
 	n.serveMetrics()
-	n.wg.Add(1)
-	go n.watch(runCtx, changes)
+	n.wg.Go(func() { n.syncer.Run(runCtx, changes) })
 	n.wg.Go(func() { n.platform.Maintain(runCtx) }) // token last use, audit retention
 	n.startFleet(runCtx)
 	return n, nil
@@ -310,128 +308,8 @@ func (n *Node) serve(what string, run func() error) {
 	}()
 }
 
-// watch applies a fresh snapshot after every change notice, and at least
-// every ResyncInterval.
-func (n *Node) watch(ctx context.Context, changes <-chan struct{}) {
-	defer n.wg.Done()
-	tick := time.NewTicker(n.cfg.ResyncInterval)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-changes:
-			n.resyncChanges(ctx)
-		case <-tick.C:
-			n.resync(ctx)
-		}
-	}
-}
-
-// resyncChanges applies what changed since the last sync (syncChanges),
-// else, when that takes a full read, a fresh snapshot (resync).
-func (n *Node) resyncChanges(ctx context.Context) {
-	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	if ok, _ := n.syncChanges(sctx); !ok {
-		n.resync(ctx)
-	}
-}
-
-// resync applies a fresh snapshot now. If the store fails, the edge keeps
-// the last snapshot it had (fail static).
-func (n *Node) resync(ctx context.Context) {
-	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	if err := n.sync(sctx); err != nil && ctx.Err() == nil {
-		n.log.Warn("store snapshot failed; serving the last known routes", "err", err)
-	}
-}
-
-// sync reads every service from the store and hands the routes to the edge
-// and the hostnames to the certificate manager.
-func (n *Node) sync(ctx context.Context) error {
-	// One at a time: two interleaved syncs could apply the older read last.
-	n.syncMu.Lock()
-	defer n.syncMu.Unlock()
-	if err := n.prepare(ctx); err != nil {
-		return err
-	}
-	// Read first: what follows is at least this revision.
-	rev, err := n.db.Revision(ctx)
-	if err != nil {
-		n.fleet.health.Note(err)
-		return err
-	}
-	svcs, err := n.db.ListServices(ctx, "")
-	if err != nil {
-		n.fleet.health.Note(err)
-		return err
-	}
-	ds, err := n.db.ListDomains(ctx, "")
-	if err == nil && n.acme.delegations != nil {
-		err = n.acme.delegations.Refresh(ctx) // what other nodes have seen
-	}
-	if err != nil {
-		n.fleet.health.Note(err)
-		return err
-	}
-	// Projects and tokens: which projects are suspended, and every token,
-	// so that a revoked one is forgotten by reads while the store is away.
-	projects, err := n.db.ListProjects(ctx)
-	if err != nil {
-		n.fleet.health.Note(err)
-		return err
-	}
-	tokens, err := n.db.ListTokens(ctx, "")
-	if err != nil {
-		n.fleet.health.Note(err)
-		return err
-	}
-	n.fleet.reads.SetTokens(projects, tokens)
-	uploads, err := n.db.ListUploadedCerts(ctx, "", true)
-	if err != nil {
-		n.fleet.health.Note(err)
-		return err
-	}
-	suspended := serving.SuspendedProjects(projects)
-	st := serving.Compute(svcs, ds, n.wildcard, n.log)
-	st.Sum = serving.WithSuspended(st.Sum, suspended)
-	st.Sum = serving.WithUploaded(st.Sum, uploads)
-	// A resync, or the notice a fresh LISTEN connection sends, usually
-	// finds what was applied last: then the edge, the certificate manager
-	// and the snapshot are left alone (rebuilding them for 10k services
-	// takes the processor for tens of milliseconds, which handshakes wait
-	// for).
-	if n.synced.Load() && st.Sum == n.fleet.applied {
-		n.deltas.SetDomains(ds) // one that serves nothing yet (pending) is not in Sum
-		n.recordSync(suspended, st.Sum, false)
-		n.revision.Store(rev)
-		return nil
-	}
-	routes, hosts := serving.Routes(st.Services)
-	routes, hosts = serving.Suspend(routes, hosts, suspended)
-	n.fleet.suspended.Set(serving.SuspendedHosts(routes))
-	// An uploaded certificate's hostname is not managed: nothing is
-	// issued or renewed for it while the upload is there.
-	hosts = n.fleet.uploaded.Apply(serving.Owners(routes), hosts, uploads, n.log)
-	if name := n.cfg.echPublicName(); name != "" {
-		hosts = append(hosts, name) // its own certificate, for clients retrying ECH
-	}
-	n.certs.SyncShared(ctx, hosts, st.Wildcards)
-	if err := n.edge.SetRoutes(routes); err != nil {
-		return fmt.Errorf("applying routes: %w", err)
-	}
-	n.deltas.Full(st, ds, suspended, uploads)
-	n.fleet.applied = st.Sum
-	n.synced.Store(true)
-	n.recordSync(suspended, st.Sum, true)
-	n.revision.Store(rev)
-	return nil
-}
-
 func (n *Node) ready(ctx context.Context) error {
-	if !n.synced.Load() {
+	if !n.syncer.Synced() {
 		return errors.New("the first snapshot is not loaded yet")
 	}
 	if err := n.db.Ping(ctx); err != nil {

@@ -53,7 +53,7 @@ func TestSyncAppliesOnlyChanges(t *testing.T) {
 	defer n.Close(ctx)
 	before := applied.Load()
 	for range 3 {
-		if err := n.sync(ctx); err != nil {
+		if err := n.syncer.Sync(ctx); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -72,7 +72,7 @@ func TestSyncAppliesOnlyChanges(t *testing.T) {
 		return nil
 	})
 	after := applied.Load()
-	if err := n.sync(ctx); err != nil {
+	if err := n.syncer.Sync(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if applied.Load() != after {
@@ -90,7 +90,7 @@ func TestSnapshotHoldsServedCertificatesAndTokenHashes(t *testing.T) {
 	if _, err := admin.CreateService(ctx, client.ServiceCreate{Name: "more", Upstreams: []string{"http://127.0.0.1:9"}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := n.sync(ctx); err != nil { // full, whether or not the notice's delta came first
+	if err := n.syncer.Sync(ctx); err != nil { // full, whether or not the notice's delta came first
 		t.Fatal(err)
 	}
 	for _, h := range []string{"hello.localhost", "more.localhost"} {

@@ -1,0 +1,324 @@
+package syncer
+
+import (
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/spine-platform/spine/internal/edge"
+	"github.com/spine-platform/spine/internal/fleet"
+	"github.com/spine-platform/spine/internal/serving"
+	"github.com/spine-platform/spine/internal/store"
+)
+
+// Store is what a sync reads; *store.DB satisfies it.
+type Store interface {
+	Revision(ctx context.Context) (int64, error)
+	ListServices(ctx context.Context, projectID string) ([]store.Service, error)
+	ListDomains(ctx context.Context, projectID string) ([]store.Domain, error)
+	ListProjects(ctx context.Context) ([]store.Project, error)
+	ListTokens(ctx context.Context, projectID string) ([]store.Token, error)
+	ListUploadedCerts(ctx context.Context, projectID string, withKeys bool) ([]store.UploadedCert, error)
+	ChangesSince(ctx context.Context, rev int64) (store.Changes, error)
+}
+
+// Edge takes the routes; *edge.Server satisfies it.
+type Edge interface {
+	SetRoutes(routes []edge.Route) error
+	UpdateRoutes(set []edge.Route, remove []string) error
+}
+
+// Certs takes the hostnames to manage; *certs.Manager satisfies it.
+type Certs interface {
+	SyncShared(ctx context.Context, hostnames, wildcardDomains []string)
+	UpdateShared(ctx context.Context, add, remove []string)
+}
+
+// StaleReads answers the API's reads while the store is away;
+// *api.StaleReads satisfies it.
+type StaleReads interface {
+	SetTokens(projects []store.Project, tokens []store.Token)
+	SeedServices(list func() []store.Service)
+	SeedSnapshot(svcs []store.Service, tokens map[string]store.Credential, complete bool)
+}
+
+// Suspended takes the hostnames of suspended projects; *certs.Suspended
+// satisfies it.
+type Suspended interface {
+	Set(hosts map[string]bool)
+}
+
+// Uploaded takes the uploaded certificates and returns the hostnames left
+// to manage; *certs.Uploaded satisfies it.
+type Uploaded interface {
+	Apply(owner map[string]string, hosts []string, ups []store.UploadedCert, log *slog.Logger) []string
+}
+
+// Config is what a Loop drives. Every field is required unless its comment
+// says otherwise.
+type Config struct {
+	Store     Store
+	Edge      Edge
+	Certs     Certs
+	Reads     StaleReads
+	Suspended Suspended
+	Uploaded  Uploaded
+	// Health is told whether each read of the store succeeded.
+	Health interface{ Note(err error) }
+	// Snapshots is asked for a new fail-static snapshot after a change.
+	Snapshots interface{ Due() }
+	// Prepare runs before each full sync: the start-up work that needs the
+	// store, done once (a node started from its snapshot retries it).
+	Prepare func(ctx context.Context) error
+	// RefreshDelegations, if set, reads the delegations other nodes have
+	// seen, before Wildcard is asked. Default: none.
+	RefreshDelegations func(ctx context.Context) error
+	// Wildcard reports whether a verified domain's names share a wildcard
+	// certificate (serving.Compute).
+	Wildcard func(d store.Domain) bool
+	// ExtraHost, if set, is managed besides the services' hostnames (ECH's
+	// public name, for its own certificate). Default: none.
+	ExtraHost string
+	// Interval is how often Run reads the whole store even without a
+	// change notice.
+	Interval time.Duration
+	Logger   *slog.Logger
+}
+
+// Record is what a successful sync applied: the services it serves, in
+// the order deltas keep (so the snapshot rewrites only the parts a change
+// touched), the suspended projects and their fingerprint.
+type Record struct {
+	// Services lists the services; made once, on first use (the snapshot
+	// writer, /metrics), not on the change's path.
+	Services  func() []store.Service
+	Suspended []string // IDs of the suspended projects, sorted
+	Sum       [sha256.Size]byte
+}
+
+// Loop keeps the edge, the certificate manager and the fail-static
+// snapshot in step with the store. Its methods are safe for concurrent
+// use; syncs run one at a time.
+type Loop struct {
+	cfg      Config
+	log      *slog.Logger
+	revision atomic.Int64           // the store's revision of the last sync applied
+	synced   atomic.Bool            // the first snapshot has been applied
+	last     atomic.Pointer[Record] // the last successful sync
+	mu       sync.Mutex             // serialises syncs: two interleaved could apply the older read last
+	deltas   *serving.Applied       // what the last sync applied; under mu
+	applied  [sha256.Size]byte      // fingerprint of what the last sync applied; under mu
+}
+
+// New returns a Loop over cfg; it reads nothing yet.
+func New(cfg Config) *Loop {
+	return &Loop{cfg: cfg, log: cfg.Logger, deltas: serving.NewApplied(cfg.Logger)}
+}
+
+// Synced reports whether a first snapshot (of the store, or the one the
+// node started from) has been applied.
+func (l *Loop) Synced() bool { return l.synced.Load() }
+
+// Revision is the store's revision of the last sync applied.
+func (l *Loop) Revision() int64 { return l.revision.Load() }
+
+// Last is what the last successful sync applied, nil before the first.
+func (l *Loop) Last() *Record { return l.last.Load() }
+
+// Run applies a fresh snapshot after every change notice, and at least
+// every Config.Interval, until ctx ends.
+func (l *Loop) Run(ctx context.Context, changes <-chan struct{}) {
+	tick := time.NewTicker(l.cfg.Interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-changes:
+			l.resyncChanges(ctx)
+		case <-tick.C:
+			l.Resync(ctx)
+		}
+	}
+}
+
+// resyncChanges applies what changed since the last sync (SyncChanges),
+// else, when that takes a full read, a fresh snapshot (Resync).
+func (l *Loop) resyncChanges(ctx context.Context) {
+	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if ok, _ := l.SyncChanges(sctx); !ok {
+		l.Resync(ctx)
+	}
+}
+
+// Resync applies a fresh snapshot now. If the store fails, the edge keeps
+// the last snapshot it had (fail static).
+func (l *Loop) Resync(ctx context.Context) {
+	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := l.Sync(sctx); err != nil && ctx.Err() == nil {
+		l.log.Warn("store snapshot failed; serving the last known routes", "err", err)
+	}
+}
+
+// Sync reads every service from the store and hands the routes to the edge
+// and the hostnames to the certificate manager.
+func (l *Loop) Sync(ctx context.Context) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	c := &l.cfg
+	if err := c.Prepare(ctx); err != nil {
+		return err
+	}
+	// Read first: what follows is at least this revision.
+	rev, err := c.Store.Revision(ctx)
+	if err != nil {
+		c.Health.Note(err)
+		return err
+	}
+	svcs, err := c.Store.ListServices(ctx, "")
+	if err != nil {
+		c.Health.Note(err)
+		return err
+	}
+	ds, err := c.Store.ListDomains(ctx, "")
+	if err == nil && c.RefreshDelegations != nil {
+		err = c.RefreshDelegations(ctx) // what other nodes have seen
+	}
+	if err != nil {
+		c.Health.Note(err)
+		return err
+	}
+	// Projects and tokens: which projects are suspended, and every token,
+	// so that a revoked one is forgotten by reads while the store is away.
+	projects, err := c.Store.ListProjects(ctx)
+	if err != nil {
+		c.Health.Note(err)
+		return err
+	}
+	tokens, err := c.Store.ListTokens(ctx, "")
+	if err != nil {
+		c.Health.Note(err)
+		return err
+	}
+	c.Reads.SetTokens(projects, tokens)
+	uploads, err := c.Store.ListUploadedCerts(ctx, "", true)
+	if err != nil {
+		c.Health.Note(err)
+		return err
+	}
+	suspended := serving.SuspendedProjects(projects)
+	st := serving.Compute(svcs, ds, c.Wildcard, l.log)
+	st.Sum = serving.WithSuspended(st.Sum, suspended)
+	st.Sum = serving.WithUploaded(st.Sum, uploads)
+	// A resync, or the notice a fresh LISTEN connection sends, usually
+	// finds what was applied last: then the edge, the certificate manager
+	// and the snapshot are left alone (rebuilding them for 10k services
+	// takes the processor for tens of milliseconds, which handshakes wait
+	// for).
+	if l.synced.Load() && st.Sum == l.applied {
+		l.deltas.SetDomains(ds) // one that serves nothing yet (pending) is not in Sum
+		l.record(suspended, st.Sum, false)
+		l.revision.Store(rev)
+		return nil
+	}
+	routes, hosts := serving.Routes(st.Services)
+	routes, hosts = serving.Suspend(routes, hosts, suspended)
+	c.Suspended.Set(serving.SuspendedHosts(routes))
+	// An uploaded certificate's hostname is not managed: nothing is
+	// issued or renewed for it while the upload is there.
+	hosts = c.Uploaded.Apply(serving.Owners(routes), hosts, uploads, l.log)
+	if c.ExtraHost != "" {
+		hosts = append(hosts, c.ExtraHost)
+	}
+	c.Certs.SyncShared(ctx, hosts, st.Wildcards)
+	if err := c.Edge.SetRoutes(routes); err != nil {
+		return fmt.Errorf("applying routes: %w", err)
+	}
+	l.deltas.Full(st, ds, suspended, uploads)
+	l.applied = st.Sum
+	l.synced.Store(true)
+	l.record(suspended, st.Sum, true)
+	l.revision.Store(rev)
+	return nil
+}
+
+// SyncChanges applies the services changed since the revision last applied
+// (store.ChangesSince), at their cost: serving.Applied makes the delta,
+// the certificate manager and the edge take it (certs.UpdateShared,
+// edge.UpdateRoutes). It reports false when a full sync is needed instead:
+// nothing applied yet, the store says so (another kind of change, or the
+// log does not reach back), the delta touches a suspended project or an
+// uploaded certificate, or applying it failed. The fail-static snapshot
+// and the API's reads while the store is away see the services after the
+// change.
+func (l *Loop) SyncChanges(ctx context.Context) (bool, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	c := &l.cfg
+	if !l.synced.Load() {
+		return false, nil
+	}
+	ch, err := c.Store.ChangesSince(ctx, l.revision.Load())
+	if err != nil {
+		c.Health.Note(err)
+		return false, err
+	}
+	d, ok := l.deltas.Prepare(ch)
+	if !ok {
+		l.log.Debug("changes applied by a full sync", "revision", l.revision.Load(), "store_full", ch.Full)
+		return false, nil
+	}
+	if !d.Empty() {
+		c.Certs.UpdateShared(ctx, d.Add, d.Drop)
+		if err := c.Edge.UpdateRoutes(d.Set, d.Remove); err != nil {
+			return false, fmt.Errorf("applying changed routes: %w", err)
+		}
+	}
+	l.deltas.Commit(d)
+	l.applied = d.Sum
+	if !d.Empty() {
+		applied := l.deltas.Snapshot()
+		rec := l.last.Load()
+		l.last.Store(&Record{Services: applied.List, Suspended: rec.Suspended, Sum: d.Sum})
+		c.Reads.SeedServices(applied.List)
+		c.Snapshots.Due()
+	}
+	c.Health.Note(nil)
+	l.revision.Store(ch.Revision)
+	return true, nil
+}
+
+// record records the services of a successful sync, for the snapshot and
+// for reads while the store is away, and asks for a snapshot.
+func (l *Loop) record(suspended map[string]bool, sum [sha256.Size]byte, changed bool) {
+	applied := l.deltas.Snapshot()
+	l.last.Store(&Record{Services: applied.List, Suspended: slices.Sorted(maps.Keys(suspended)), Sum: sum})
+	l.cfg.Reads.SeedServices(applied.List) // listed only if the store goes away
+	l.cfg.Health.Note(nil)
+	if changed {
+		l.cfg.Snapshots.Due() // else the writer's own tick still picks up new certificates
+	}
+}
+
+// ServeSnapshot applies the fail-static snapshot a node started from
+// while the store is away: its routes, its suspended projects and its
+// reads (its certificates and ticket keys are the node's to hand over).
+func (l *Loop) ServeSnapshot(s *fleet.Snapshot) error {
+	routes, _ := serving.Routes(s.Services)
+	routes, _ = serving.Suspend(routes, nil, s.SuspendedProjects())
+	l.cfg.Suspended.Set(serving.SuspendedHosts(routes))
+	if err := l.cfg.Edge.SetRoutes(routes); err != nil {
+		return fmt.Errorf("applying the snapshot's routes: %w", err)
+	}
+	l.cfg.Reads.SeedSnapshot(s.Services, s.Credentials(), s.TokensComplete)
+	l.synced.Store(true)
+	return nil
+}
