@@ -11,15 +11,19 @@
 //     certificates in memory, the ticket keys, the hashes of the API tokens
 //     seen), a folder of parts named by their content under a manifest
 //     written last; its reader, and its writer that writes only the parts
-//     that changed.
+//     that changed;
+//   - prepare.go: the start-up work that needs the store (key file, default
+//     project and admin token, domain, internal CA), once, retried while a
+//     node serves its snapshot.
 //
 // Each part works on the narrow store interface it needs, defined where it
 // is used; *store.DB satisfies them all. The node builds the parts, hands
 // them the edge's and the certificate manager's functions, and runs them.
 //
-// Package fleet may import store (records, errors), platform (secret files)
-// and client (the node list's type); what it needs of node, api, edge and
-// certs comes in as functions.
+// Package fleet may import store (records, errors), platform (secret files,
+// the bootstrap), ca (the internal CA Prepare loads) and client (the node
+// list's type); what it needs of node, api, edge and certs comes in as
+// functions or small interfaces.
 //
 // Imports: never internal/node, internal/api, internal/edge, internal/certs.
 package fleet
