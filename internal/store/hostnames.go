@@ -125,10 +125,14 @@ type HostnameRow struct {
 // (those of the zones unserved as pending); Expiring counts those whose
 // certificate ends before endsBefore.
 func (db *DB) CountHostnames(ctx context.Context, projectID string, endsBefore time.Time, unserved []string) ([]HostnameCount, error) {
+	uploads, err := db.hasUploads(ctx, projectID)
+	if err != nil {
+		return nil, db.wrap("counting hostnames", err)
+	}
 	a := &sqlArgs{}
 	p := a.add(projectID)
 	q := `SELECT status, COUNT(*), SUM(CASE WHEN not_after > 0 AND not_after < ` + a.add(toNanos(endsBefore)) + ` THEN 1 ELSE 0 END)
-		FROM (` + hostnameRows(p, a.in(unserved)) + `) r GROUP BY status ORDER BY status`
+		FROM (` + hostnameRows(p, a.in(unserved), uploads) + `) r GROUP BY status ORDER BY status`
 	rows, err := db.r.QueryContext(ctx, q, a.list...)
 	if err != nil {
 		return nil, db.wrap("counting hostnames", err)
@@ -151,6 +155,10 @@ func (db *DB) CountHostnames(ctx context.Context, projectID string, endsBefore t
 // ListHostnames returns the page of the project's hostnames that q
 // selects, sorted by hostname, and how many q selects in all.
 func (db *DB) ListHostnames(ctx context.Context, q HostnameQuery) ([]HostnameRow, int, error) {
+	uploads, err := db.hasUploads(ctx, q.ProjectID)
+	if err != nil {
+		return nil, 0, db.wrap("listing hostnames", err)
+	}
 	a := &sqlArgs{}
 	p := a.add(q.ProjectID)
 	var where []string
@@ -184,7 +192,7 @@ func (db *DB) ListHostnames(ctx context.Context, q HostnameQuery) ([]HostnameRow
 	}
 	// The page is chosen from the narrow rows (an index each), then its
 	// rows are read in full.
-	base := `SELECT hostname, service_id, unserved, status FROM (` + hostnameRows(p, a.in(q.Unserved)) + `) r WHERE ` + cond
+	base := `SELECT hostname, service_id, unserved, status FROM (` + hostnameRows(p, a.in(q.Unserved), uploads) + `) r WHERE ` + cond
 	page := `SELECT pg.hostname, COALESCE(s.name, ''), pg.unserved, pg.status,
 			CASE WHEN pg.unserved = 1 THEN '' WHEN u.hostname IS NOT NULL THEN u.issuer ELSE COALESCE(c.issuer, '') END,
 			CASE WHEN pg.unserved = 1 THEN 0 WHEN u.hostname IS NOT NULL THEN u.not_before ELSE COALESCE(c.not_before, 0) END,
@@ -231,12 +239,37 @@ func (db *DB) ListHostnames(ctx context.Context, q HostnameQuery) ([]HostnameRow
 	return out, total, nil
 }
 
+// hasUploads reports whether the project has uploaded a certificate, so
+// that the hostname reads of most projects (none) leave uploaded_certs
+// out: a join of each hostname and a UNION ALL for the uploaded
+// certificates of no service cost a third of the read at 10,000
+// hostnames. A certificate uploaded between this and the read is seen at
+// the next read, as one uploaded just after it.
+func (db *DB) hasUploads(ctx context.Context, projectID string) (bool, error) {
+	var n int
+	err := db.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM (SELECT 1 FROM uploaded_certs WHERE project_id = $1 LIMIT 1) x`, projectID).Scan(&n)
+	return n > 0, err
+}
+
 // hostnameRows is the SQL of a project's hostnames (project is the
 // placeholder of its ID), narrow: hostname, service_id, unserved (1 if its
 // zone is one of the placeholders unserved), status, not_before, not_after
-// and error, each read from an index (cert_status_covering).
-func hostnameRows(project string, unserved []string) string {
+// and error, each read from an index (cert_status_covering). uploads is
+// whether the project may have uploaded certificates (hasUploads): without
+// it, the SQL reads no uploaded_certs.
+func hostnameRows(project string, unserved []string, uploads bool) string {
 	inUnserved := unservedExpr(unserved)
+	if !uploads {
+		return `SELECT h.hostname, h.service_id,
+			CASE WHEN ` + inUnserved + ` THEN 1 ELSE 0 END AS unserved,
+			CASE WHEN ` + inUnserved + ` THEN '` + CertPending + `' ELSE COALESCE(c.status, '` + CertPending + `') END AS status,
+			CASE WHEN ` + inUnserved + ` THEN 0 ELSE COALESCE(c.not_before, 0) END AS not_before,
+			CASE WHEN ` + inUnserved + ` THEN 0 ELSE COALESCE(c.not_after, 0) END AS not_after,
+			CASE WHEN ` + inUnserved + ` THEN '' ELSE COALESCE(c.error, '') END AS error
+		FROM services s JOIN service_hostnames h ON h.service_id = s.id
+		LEFT JOIN cert_status c ON c.hostname = h.hostname
+		WHERE s.project_id = ` + project
+	}
 	return `SELECT h.hostname, h.service_id,
 			CASE WHEN ` + inUnserved + ` THEN 1 ELSE 0 END AS unserved,
 			CASE WHEN ` + inUnserved + ` THEN '` + CertPending + `'

@@ -132,6 +132,44 @@ func testHostnameReads(t *testing.T, db *store.DB) {
 		t.Errorf("failed hostname = %+v, want its record", rows)
 	}
 
+	// Without uploaded certificates the reads leave uploaded_certs out:
+	// the same answers, up.one.example now its record's (issuing) and
+	// lone.one.example gone.
+	must(t, db.DeleteUploadedCert(ctx, "p1", "up.one.example"))
+	must(t, db.DeleteUploadedCert(ctx, "p1", "lone.one.example"))
+	if got, want := count(nil), []string{"active 4 2", "failed 1 0", "issuing 1 0", "pending 1 0"}; !slices.Equal(got, want) {
+		t.Errorf("no uploads: CountHostnames(p1) = %q, want %q", got, want)
+	}
+	if got, want := count(unserved), []string{"active 3 2", "failed 1 0", "issuing 1 0", "pending 2 0"}; !slices.Equal(got, want) {
+		t.Errorf("no uploads: CountHostnames(p1, %q unserved) = %q, want %q", unserved, got, want)
+	}
+	if got, want := count([]string{"one.example"}), []string{"active 1 0", "pending 6 0"}; !slices.Equal(got, want) {
+		t.Errorf("no uploads: CountHostnames(p1, one.example unserved) = %q, want %q", got, want)
+	}
+	check("no uploads: all", store.HostnameQuery{Unserved: unserved}, 7,
+		"a.one.example web false failed", "api.one.example api false active", "b_x.one.example web false pending",
+		"one.example web false active", "up.one.example api false issuing", "web.one.example web false active",
+		"x.wait.one.example api true pending")
+	check("no uploads: page 2", store.HostnameQuery{Unserved: unserved, Offset: 2, Limit: 2}, 7,
+		"b_x.one.example web false pending", "one.example web false active")
+	check("no uploads: past the end", store.HostnameQuery{Unserved: unserved, Offset: 20, Limit: 2}, 7)
+	check("no uploads: pending, with unserved, page 2", store.HostnameQuery{Status: store.CertPending, Unserved: unserved, Offset: 1, Limit: 1}, 2,
+		"x.wait.one.example api true pending")
+	check("no uploads: issuing", store.HostnameQuery{Status: store.CertIssuing}, 1, "up.one.example api false issuing")
+	check("no uploads: search", store.HostnameQuery{Search: "one.ex", Status: store.CertActive, Limit: 2}, 4,
+		"api.one.example api false active", "one.example web false active")
+	check("no uploads: service", store.HostnameQuery{Service: "api", Unserved: unserved}, 3,
+		"api.one.example api false active", "up.one.example api false issuing", "x.wait.one.example api true pending")
+	check("no uploads: expiring", store.HostnameQuery{EndsBefore: t0.Add(7 * day), Unserved: unserved}, 2,
+		"api.one.example api false active", "one.example web false active")
+	check("no uploads: problems", store.HostnameQuery{Problems: &store.Problems{Now: t0, EndsBefore: t0.Add(7 * day), RenewalRatio: 1.0 / 3}, Unserved: unserved}, 3,
+		"a.one.example web false failed", "one.example web false active", "x.wait.one.example api true pending")
+	rows, _, err = db.ListHostnames(ctx, store.HostnameQuery{ProjectID: "p1", Hostname: "up.one.example"})
+	must(t, err)
+	if len(rows) != 1 || rows[0].Cert.Issuer != "CA up.one.example" || rows[0].Cert.Status != store.CertIssuing {
+		t.Errorf("no uploads: up.one.example = %+v, want its record", rows)
+	}
+
 	sums := func(q store.ServiceQuery) ([]string, int) {
 		t.Helper()
 		q.ProjectID = "p1"
