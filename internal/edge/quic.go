@@ -179,3 +179,41 @@ func CheckUDPBuffers(pc net.PacketConn, log *slog.Logger) {
 			"receive_buffer", read, "send_buffer", write, "want", UDPBufferWant)
 	}
 }
+
+// ListenError is a listener ListenHTTPS could not open.
+type ListenError struct {
+	What string // "HTTPS" or "HTTP/3 (UDP)"
+	Err  error
+}
+
+func (e *ListenError) Error() string { return "edge: listening for " + e.What + ": " + e.Err.Error() }
+
+func (e *ListenError) Unwrap() error { return e.Err }
+
+// ListenHTTPS opens the HTTPS listener on addr (HOST:PORT) and, with
+// http3, a UDP socket on the same port for ServeQUIC, whose buffers
+// CheckUDPBuffers checks. With port 0, a free TCP port may be taken on
+// UDP: then both are tried again on another port, up to ten times. Its
+// error is a *ListenError.
+func ListenHTTPS(addr string, http3 bool, log *slog.Logger) (net.Listener, net.PacketConn, error) {
+	host, port, _ := net.SplitHostPort(addr)
+	for attempt := 0; ; attempt++ {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return nil, nil, &ListenError{What: "HTTPS", Err: err}
+		}
+		if !http3 {
+			return ln, nil, nil
+		}
+		_, got, _ := net.SplitHostPort(ln.Addr().String())
+		pc, err := net.ListenPacket("udp", net.JoinHostPort(host, got))
+		if err == nil {
+			CheckUDPBuffers(pc, log)
+			return ln, pc, nil
+		}
+		ln.Close()
+		if port != "0" || attempt == 10 {
+			return nil, nil, &ListenError{What: "HTTP/3 (UDP)", Err: err}
+		}
+	}
+}

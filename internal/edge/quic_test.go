@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"log/slog"
 	"net"
 	"net/http"
 	"strconv"
@@ -172,4 +173,38 @@ func TestHTTP3(t *testing.T) {
 			t.Errorf("error page: Alt-Svc %q, want %q", got, want)
 		}
 	})
+}
+
+// ListenHTTPS opens TCP and UDP on one port, and names which of the two
+// could not be had.
+func TestListenHTTPS(t *testing.T) {
+	log := slog.New(slog.DiscardHandler)
+	ln, pc, err := ListenHTTPS("127.0.0.1:0", true, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	defer pc.Close()
+	if tcp, udp := ln.Addr().(*net.TCPAddr).Port, pc.LocalAddr().(*net.UDPAddr).Port; tcp != udp {
+		t.Errorf("TCP port %d, UDP port %d: want one port", tcp, udp)
+	}
+	if _, _, err := ListenHTTPS(ln.Addr().String(), false, log); !isListenError(err, "HTTPS") {
+		t.Errorf("a taken TCP port: %v, want a ListenError of HTTPS", err)
+	}
+	// The UDP port alone taken: the TCP one is free again once ln closes.
+	addr := ln.Addr().String()
+	ln.Close()
+	if _, _, err := ListenHTTPS(addr, true, log); !isListenError(err, "HTTP/3 (UDP)") {
+		t.Errorf("a taken UDP port: %v, want a ListenError of HTTP/3 (UDP)", err)
+	}
+	ln2, pc2, err := ListenHTTPS(addr, false, log)
+	if err != nil || pc2 != nil {
+		t.Fatalf("HTTP/3 off with the UDP port taken: %v, %v; want TCP alone", pc2, err)
+	}
+	ln2.Close()
+}
+
+func isListenError(err error, what string) bool {
+	var le *ListenError
+	return errors.As(err, &le) && le.What == what && le.Err != nil
 }

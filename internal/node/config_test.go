@@ -3,6 +3,8 @@ package node
 import (
 	"context"
 	"errors"
+	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -71,5 +73,22 @@ func TestStartValidatesFirst(t *testing.T) {
 	}
 	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("the data folder exists after a refused start: %v", err)
+	}
+}
+
+// A listen address another server holds is a FieldError of its field that
+// says so.
+func TestStartRefusesTakenAddress(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	_, err = Start(t.Context(), Config{DataDir: t.TempDir(), HTTPSAddr: taken.Addr().String(), HTTPAddr: "127.0.0.1:0", APIAddr: "127.0.0.1:0",
+		Logger: slog.New(slog.DiscardHandler)})
+	var fe *FieldError
+	if !errors.As(err, &fe) || fe.Field != "HTTPSAddr" || !strings.Contains(err.Error(), "listening for HTTPS: ") ||
+		!strings.HasSuffix(err.Error(), "(is another server using it? pick another address)") {
+		t.Fatalf("Start on a taken HTTPS address: %v; want a FieldError of HTTPSAddr asking for another address", err)
 	}
 }

@@ -269,12 +269,18 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	return n, nil
 }
 
-// listen opens the listeners; an address that cannot be had is a
+// listen opens the listeners, with HTTPS's UDP socket for HTTP/3 unless it
+// is off (edge.ListenHTTPS); an address that cannot be had is a
 // *FieldError of its field.
 func (n *Node) listen() error {
 	var err error
-	if err := n.listenHTTPS(); err != nil {
-		return err
+	n.httpsLn, n.quicConn, err = edge.ListenHTTPS(n.cfg.HTTPSAddr, !n.cfg.DisableHTTP3, n.log)
+	if le := (*edge.ListenError)(nil); errors.As(err, &le) {
+		hint := "is another server using it? pick another address"
+		if le.What == "HTTP/3 (UDP)" {
+			hint += ", or turn HTTP/3 off"
+		}
+		return &FieldError{Field: "HTTPSAddr", Value: strconv.Quote(n.cfg.HTTPSAddr), Err: fmt.Errorf("listening for %s: %w (%s)", le.What, le.Err, hint)}
 	}
 	for _, l := range []struct {
 		field, what, addr string
