@@ -7,6 +7,8 @@ import (
 	"github.com/caddyserver/certmagic"
 	"github.com/mholt/acmez/v3"
 	"github.com/mholt/acmez/v3/acme"
+
+	"github.com/spine-platform/spine/internal/store"
 )
 
 // namedSolver records the challenges it was handed.
@@ -67,5 +69,26 @@ func TestDNS01MuxNormalisesZones(t *testing.T) {
 	}
 	if len(m.zones) != 1 {
 		t.Errorf("zones %v: a zone no domain can be under was kept", m.zones)
+	}
+}
+
+// NewDNS01 builds the parts the ACMEConfig asks for, and none otherwise;
+// a domain can have wildcard certificates when a provider's zone holds it.
+func TestNewDNS01(t *testing.T) {
+	none := NewDNS01(ACMEConfig{}, nil, nil, nil)
+	if none.Zone != nil || none.Mux != nil || none.Solver() != nil || none.Delegations() != nil {
+		t.Errorf("NewDNS01 without DNS-01: %+v, solver %v; want no part", none, none.Solver())
+	}
+	if none.Wildcard(store.Domain{Name: "example.com", ProjectID: "p"}) {
+		t.Error("a wildcard without DNS-01")
+	}
+	d := NewDNS01(ACMEConfig{DNSProviders: map[string]certmagic.DNSProvider{"example.com": nil}}, nil, nil, nil)
+	if d.Zone != nil || d.Mux == nil || d.Solver() == nil {
+		t.Fatalf("NewDNS01 with a provider: %+v; want its mux and no zone", d)
+	}
+	for name, want := range map[string]bool{"example.com": true, "shop.example.com": true, "example.org": false} {
+		if got := d.Wildcard(store.Domain{Name: name, ProjectID: "p"}); got != want {
+			t.Errorf("Wildcard(%s) = %v, want %v", name, got, want)
+		}
 	}
 }

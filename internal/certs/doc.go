@@ -18,7 +18,8 @@
 //
 // Wildcard names are validated through DNS-01 only: DNS01Mux (dns01.go)
 // hands each challenge to the DNS provider of the domain's zone or to
-// Spine's delegation zone. CAIssuer (caissuer.go) is the internal CA as an
+// Spine's delegation zone; DNS01 (delegation.go) builds both from an
+// ACMEConfig and says which domains can have wildcard certificates. CAIssuer (caissuer.go) is the internal CA as an
 // issuer that gets its CA once the store answers and stops an issuance
 // whose lease is lost.
 //
@@ -37,7 +38,8 @@
 // provides one over the store's key-value space and leases, so a fleet of
 // nodes shares them and issues each certificate once.
 //
-// Package certs imports store (for its records) and ca (the default issuer).
+// Package certs imports store (for its records), ca (the default issuer)
+// and dnsserver (the delegation zone DNS01 builds).
 //
 // Imports: never internal/edge, internal/api.
 package certs

@@ -7,21 +7,16 @@ import (
 	"time"
 
 	"github.com/caddyserver/certmagic"
-	"github.com/mholt/acmez/v3"
 
 	"github.com/spine-platform/spine/internal/certs"
-	"github.com/spine-platform/spine/internal/dnsserver"
 	"github.com/spine-platform/spine/internal/dnsverify"
 	"github.com/spine-platform/spine/internal/platform"
-	"github.com/spine-platform/spine/internal/store"
 )
 
 // acmeState is the node's ACME and DNS-01 wiring.
 type acmeState struct {
-	zone        *dnsserver.Zone        // nil without a delegation zone
-	delegations *dnsserver.Delegations // the zone's; nil without one
-	dns01       *certs.DNS01Mux        // nil without DNS-01
-	verifier    *dnsverify.Verifier
+	dns01    *certs.DNS01 // the delegation zone, the providers, the solver
+	verifier *dnsverify.Verifier
 }
 
 // lookupTimeout bounds each ownership look-up.
@@ -30,14 +25,8 @@ const lookupTimeout = 5 * time.Second
 // initACME builds what the platform and the certificate manager need; it
 // runs before either.
 func (n *Node) initACME() {
-	a, cfg := &n.acme, n.cfg.ACME
-	a.verifier = &dnsverify.Verifier{Resolver: cfg.Resolver, Timeout: lookupTimeout}
-	var delegated acmez.Solver
-	if cfg.DelegationZone != "" {
-		a.zone = dnsserver.NewZone(dnsserver.ZoneConfig{KV: n.db, Zone: cfg.DelegationZone, Resolver: cfg.Resolver, HTTPS: n.httpsRecord, Logger: n.log})
-		a.delegations, delegated = a.zone.Delegations(), a.zone.Solver()
-	}
-	a.dns01 = certs.NewDNS01Mux(cfg.DNSProviders, cfg.DNSPropagationTimeout, cfg.Resolver, delegated, n.log)
+	n.acme.verifier = &dnsverify.Verifier{Resolver: n.cfg.ACME.Resolver, Timeout: lookupTimeout}
+	n.acme.dns01 = certs.NewDNS01(n.cfg.ACME, n.db, n.httpsRecord, n.log)
 }
 
 // platformOptions are the platform's look-ups: ownership records through
@@ -45,7 +34,7 @@ func (n *Node) initACME() {
 func (n *Node) platformOptions() platform.Options {
 	o := platform.Options{OwnAddrs: n.ownAddrs(), Ownership: n.acme.verifier.Owns, AllowPrivateWebhooks: n.cfg.Webhooks.AllowPrivate,
 		AuditMaxAge: n.cfg.AuditMaxAge, AuditMaxEntries: n.cfg.AuditMaxEntries, Logger: n.log}
-	if d := n.acme.delegations; d != nil {
+	if d := n.acme.dns01.Delegations(); d != nil {
 		o.Delegation, o.CheckDelegations = d.Target, d.Check
 	}
 	return o
@@ -69,26 +58,16 @@ func (n *Node) certsConfig(storage certmagic.Storage, internal certmagic.Issuer)
 		ACMEOrderBurst:     a.OrderBurst,
 		ACMEOrderInterval:  a.OrderInterval,
 		Metrics:            n.metrics,
-	}
-	if n.acme.dns01 != nil { // a nil *DNS01Mux in the interface would not be nil
-		cfg.DNS01Solver = n.acme.dns01
+		DNS01Solver:        n.acme.dns01.Solver(),
 	}
 	return cfg
-}
-
-// wildcard reports whether DNS-01 can be solved for a verified domain's
-// names: it is in a DNS provider's zone, or its delegation CNAME was seen
-// for its current project.
-func (n *Node) wildcard(d store.Domain) bool {
-	deleg := n.acme.delegations
-	return n.acme.dns01.InProviderZone(d.Name) || deleg != nil && deleg.Delegated(d.Name, d.ProjectID)
 }
 
 // startACME starts the DNS server of the delegation zone and the periodic
 // domain checks. They stop with ctx.
 func (n *Node) startACME(ctx context.Context) error {
 	a := n.cfg.ACME
-	if z := n.acme.zone; z != nil {
+	if z := n.acme.dns01.Zone; z != nil {
 		if err := z.Start(ctx); err != nil {
 			return err
 		}
@@ -107,10 +86,10 @@ func (n *Node) startACME(ctx context.Context) error {
 
 // DNSAddr is the address of the delegation zone's DNS server, "" if none.
 func (n *Node) DNSAddr() string {
-	if n.acme.zone == nil {
+	if n.acme.dns01.Zone == nil {
 		return ""
 	}
-	return n.acme.zone.Addr()
+	return n.acme.dns01.Zone.Addr()
 }
 
 // CheckDomains runs one round of domain checks now (pending verifications

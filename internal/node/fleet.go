@@ -139,8 +139,8 @@ func (n *Node) serveSnapshot(s *fleet.Snapshot) error {
 func (n *Node) newSyncLoop() *syncer.Loop {
 	cfg := syncer.Config{Store: n.db, Edge: n.edge, Certs: n.certs, Reads: n.fleet.reads, Suspended: n.fleet.suspended,
 		Uploaded: &n.fleet.uploaded, Health: n.fleet.health, Snapshots: n.fleet.snapshots, Prepare: n.fleet.prepare.Do,
-		Wildcard: n.wildcard, ExtraHost: n.cfg.echPublicName(), Interval: n.cfg.ResyncInterval, Logger: n.log}
-	if d := n.acme.delegations; d != nil { // a nil *Delegations's method would not be nil
+		Wildcard: n.acme.dns01.Wildcard, ExtraHost: n.cfg.echPublicName(), Interval: n.cfg.ResyncInterval, Logger: n.log}
+	if d := n.acme.dns01.Delegations(); d != nil { // a nil *Delegations's method would not be nil
 		cfg.RefreshDelegations = d.Refresh
 	}
 	return syncer.New(cfg)
