@@ -255,8 +255,9 @@ func (db *DB) queryServicesAll(ctx context.Context, all bool, where string, args
 		return nil, err
 	}
 	var (
-		ss   []Service
-		byID = map[string]int{}
+		ss      []Service
+		byID    = map[string]int{}
+		upsSeen = map[string][]string{}
 	)
 	for rows.Next() {
 		yieldEvery(len(ss))
@@ -270,9 +271,18 @@ func (db *DB) queryServicesAll(ctx context.Context, all bool, where string, args
 			rows.Close()
 			return nil, err
 		}
-		if err := json.Unmarshal([]byte(ups), &s.Upstreams); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("service %q: upstreams: %w", s.Name, err)
+		// Services share few upstream lists: each distinct one is decoded
+		// once per read, and copied for each service (its own slice).
+		if u, ok := upsSeen[ups]; ok {
+			s.Upstreams = slices.Clone(u)
+		} else {
+			if err := json.Unmarshal([]byte(ups), &s.Upstreams); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("service %q: upstreams: %w", s.Name, err)
+			}
+			if len(upsSeen) < 1024 {
+				upsSeen[ups] = slices.Clone(s.Upstreams)
+			}
 		}
 		s.HealthInterval = time.Duration(interval)
 		s.CreatedAt, s.UpdatedAt = fromNanos(created), fromNanos(updated)
