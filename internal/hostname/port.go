@@ -3,6 +3,8 @@ package hostname
 import (
 	"errors"
 	"fmt"
+	"net"
+	"strings"
 )
 
 // ParsePort reads a port number: decimal digits only (no sign, no name such
@@ -25,4 +27,16 @@ func ParsePort(p string) (int, error) {
 		}
 	}
 	return n, nil
+}
+
+// ValidListenAddr reports whether addr is HOST:PORT or :PORT with a port
+// number (ParsePort; 0 picks a free one) and a host without spaces or
+// slashes: a listen address as Spine's flags take it.
+func ValidListenAddr(addr string) bool {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || strings.ContainsAny(host, " /") {
+		return false
+	}
+	_, err = ParsePort(port)
+	return err == nil
 }

@@ -5,10 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/caddyserver/certmagic"
@@ -17,6 +15,7 @@ import (
 	"github.com/spine-platform/spine/internal/edge"
 	"github.com/spine-platform/spine/internal/hostname"
 	"github.com/spine-platform/spine/internal/logging"
+	"github.com/spine-platform/spine/internal/metrics"
 	"github.com/spine-platform/spine/internal/store"
 )
 
@@ -40,8 +39,8 @@ const (
 
 // Values of Config.Metrics besides a listen address.
 const (
-	MetricsOnAPI = "api"
-	MetricsOff   = "off"
+	MetricsOnAPI = metrics.OnAPI
+	MetricsOff   = metrics.Off
 )
 
 // Bounds of Config.LeafLifetime. With the default renewal window and check
@@ -246,11 +245,11 @@ func (c Config) Validate() error {
 	for _, a := range []struct{ field, addr string }{
 		{"HTTPSAddr", c.HTTPSAddr}, {"HTTPAddr", c.HTTPAddr}, {"APIAddr", c.APIAddr}, {"ACME.DNSAddr", c.ACME.DNSAddr},
 	} {
-		if a.addr != "" && !validListenAddr(a.addr) {
+		if a.addr != "" && !hostname.ValidListenAddr(a.addr) {
 			return bad(a.field, strconv.Quote(a.addr), "write HOST:PORT or :PORT with a port from 0 to 65535, e.g. :443 or 127.0.0.1:8443")
 		}
 	}
-	if m := c.Metrics; m != "" && m != MetricsOnAPI && m != MetricsOff && !validListenAddr(m) {
+	if m := c.Metrics; m != "" && !metrics.ValidWhere(m) {
 		return bad("Metrics", strconv.Quote(m), "write api (the API's listener), off, or HOST:PORT of a listener of its own, e.g. 127.0.0.1:9180")
 	}
 	if c.Store != "" {
@@ -299,15 +298,4 @@ func (c Config) Validate() error {
 		return err
 	}
 	return nil
-}
-
-// validListenAddr reports whether addr is HOST:PORT or :PORT, with a
-// port number (hostname.ParsePort; 0 picks a free one).
-func validListenAddr(addr string) bool {
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil || strings.ContainsAny(host, " /") {
-		return false
-	}
-	_, err = hostname.ParsePort(port)
-	return err == nil
 }

@@ -1,12 +1,6 @@
 package node
 
 import (
-	"errors"
-	"net"
-	"net/http"
-	"strconv"
-	"time"
-
 	"github.com/spine-platform/spine/internal/metrics"
 )
 
@@ -14,7 +8,7 @@ import (
 // MetricsOff. Its sources read the node's parts at each scrape, so it may
 // be built before them; /metrics is served only once they all exist.
 func (n *Node) newMetrics() *metrics.Registry {
-	if n.cfg.Metrics == MetricsOff {
+	if n.cfg.Metrics == metrics.Off {
 		return nil
 	}
 	return metrics.New(metrics.Sources{
@@ -42,39 +36,4 @@ func (n *Node) newMetrics() *metrics.Registry {
 			}.Values()
 		},
 	})
-}
-
-// serveMetrics serves /metrics on a listener of its own when Config.Metrics
-// is an address.
-func (n *Node) serveMetrics() {
-	if n.metricsLn == nil {
-		return
-	}
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", n.metrics.Handler())
-	n.metricsSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: 120 * time.Second}
-	n.serve("metrics", func() error { return n.metricsSrv.Serve(n.metricsLn) })
-}
-
-// listenMetrics opens the metrics listener when Config.Metrics is an address.
-func (n *Node) listenMetrics() error {
-	m := n.cfg.Metrics
-	if m == MetricsOnAPI || m == MetricsOff {
-		return nil
-	}
-	ln, err := net.Listen("tcp", m)
-	if err != nil {
-		return &FieldError{Field: "Metrics", Value: strconv.Quote(m), Err: errors.Join(err, errors.New("pick another address for the metrics"))}
-	}
-	n.metricsLn = ln
-	return nil
-}
-
-// apiMetrics is the API's GET /metrics: the registry's handler when it is
-// served on the API's listener, else nil (the API answers 404).
-func (n *Node) apiMetrics() http.Handler {
-	if n.cfg.Metrics != MetricsOnAPI {
-		return nil
-	}
-	return n.metrics.Handler()
 }

@@ -168,12 +168,12 @@ func TestMetricsOffAndOwnListener(t *testing.T) {
 				t.Errorf("API /metrics: %d %s, want 404 metrics_off", resp.StatusCode, b)
 			}
 			if tc.metrics == MetricsOff {
-				if n.metricsLn != nil {
+				if n.metricsAt.Addr() != "" {
 					t.Error("a metrics listener with metrics off")
 				}
 				return
 			}
-			if m := scrape(t, n.metricsLn.Addr().String()); m["spine_store_up"] != 1 {
+			if m := scrape(t, n.metricsAt.Addr()); m["spine_store_up"] != 1 {
 				t.Errorf("own listener: spine_store_up = %v", m["spine_store_up"])
 			}
 		})

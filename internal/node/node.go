@@ -71,8 +71,7 @@ type Node struct {
 	apiSrv                 *http.Server
 	dash                   *dashboard.Dashboard
 	demo                   *http.Server
-	metricsLn              net.Listener // nil unless Config.Metrics is an address
-	metricsSrv             *http.Server
+	metricsAt              *metrics.Endpoint // where /metrics is served (Config.Metrics)
 
 	keys *keyfile.Watcher // the secret key file, kept in step with the store's keyring
 
@@ -123,8 +122,8 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	if err := n.listen(); err != nil {
 		return nil, err
 	}
-	if err := n.listenMetrics(); err != nil {
-		return nil, err
+	if n.metricsAt, err = metrics.Listen(cfg.Metrics); err != nil {
+		return nil, &FieldError{Field: "Metrics", Value: strconv.Quote(cfg.Metrics), Err: err}
 	}
 	n.metrics = n.newMetrics()
 	n.initACME()
@@ -217,7 +216,7 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 		StoreKind: n.db.Kind(),
 		Events:    n.hub,
 		Webhooks:  n.webhooks,
-		Metrics:   n.apiMetrics(),
+		Metrics:   n.metricsAt.APIHandler(n.metrics),
 		Logger:    n.log,
 		// The certificate manager's window, so that renew_after is its.
 		RenewalWindowRatio: cfg.ACME.RenewalWindowRatio,
@@ -262,7 +261,7 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	}
 	n.serve("http", func() error { return n.edge.ServeHTTP(n.httpLn) })
 	n.serve("api", func() error { return n.apiSrv.Serve(n.apiLn) })
-	n.serveMetrics()
+	n.serve("metrics", func() error { return n.metricsAt.Serve(n.metrics) })
 	n.wg.Go(func() { n.syncer.Run(runCtx, changes) })
 	n.wg.Go(func() { n.platform.Maintain(runCtx) }) // token last use, audit retention
 	n.startFleet(runCtx)
@@ -359,9 +358,7 @@ func (n *Node) Close(ctx context.Context) error {
 		if n.apiSrv != nil {
 			errs = append(errs, n.apiSrv.Shutdown(ctx))
 		}
-		if n.metricsSrv != nil {
-			errs = append(errs, n.metricsSrv.Shutdown(ctx))
-		}
+		errs = append(errs, n.metricsAt.Shutdown(ctx)) // nil: nothing to stop
 		if n.edge != nil {
 			errs = append(errs, n.edge.Shutdown(ctx))
 		}
@@ -369,7 +366,7 @@ func (n *Node) Close(ctx context.Context) error {
 			errs = append(errs, n.demo.Shutdown(ctx))
 		}
 		errs = append(errs, n.accessLog.Close()) // after the edge: its last lines are written; nil: none
-		for _, ln := range []net.Listener{n.httpsLn, n.httpLn, n.apiLn, n.metricsLn} {
+		for _, ln := range []net.Listener{n.httpsLn, n.httpLn, n.apiLn} {
 			if ln != nil {
 				ln.Close()
 			}
