@@ -115,6 +115,25 @@ func (e *ECHKeys) ConfigList() []byte {
 	return configList(r.Keys[0].Config)
 }
 
+// Load makes ECH work from the node's first handshake: it applies the
+// keys of snap (the snapshot the node started from with the store away;
+// nil: none) and then the store's, if it answers; with neither, ECH starts
+// once Run reads them. What it could not use is logged, not returned.
+func (e *ECHKeys) Load(ctx context.Context, snap *Snapshot) {
+	if snap != nil {
+		if err := e.Restore(snap.ECHKeys); err != nil {
+			e.log.Warn("the snapshot's ECH keys are unusable", "err", err)
+		}
+	}
+	if err := e.Refresh(ctx); err != nil {
+		if e.ConfigList() != nil {
+			e.log.Warn("ECH keys not read from the store; using the snapshot's until it answers", "err", err)
+		} else {
+			e.log.Warn("ECH keys not read yet; ECH starts once they are", "err", err)
+		}
+	}
+}
+
 // Run reads the keys every minute (every second until it has them),
 // rotates them when due and applies them, until ctx ends.
 func (e *ECHKeys) Run(ctx context.Context) {

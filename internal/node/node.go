@@ -229,30 +229,9 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	apiMux := http.NewServeMux()
 	apiMux.Handle(dashboard.Prefix, n.dash) // the dashboard, same origin as the API
 	apiMux.Handle("/", local.Handler())
-	n.apiSrv = &http.Server{
-		Handler:           apiMux,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      60 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(n.log.Handler(), slog.LevelWarn),
-	}
-	if e := n.fleet.ech; e != nil {
-		// ECH from the first handshake on (Run keeps the keys fresh); with
-		// the store away, with the snapshot's keys until it answers.
-		if n.fleet.static {
-			if err := e.Restore(n.fleet.loaded.ECHKeys); err != nil {
-				n.log.Warn("the snapshot's ECH keys are unusable", "err", err)
-			}
-		}
-		if err := e.Refresh(ctx); err != nil {
-			if e.ConfigList() != nil {
-				n.log.Warn("ECH keys not read from the store; using the snapshot's until it answers", "err", err)
-			} else {
-				n.log.Warn("ECH keys not read yet; ECH starts once they are", "err", err)
-			}
-		}
+	n.apiSrv = api.NewServer(apiMux, n.log)
+	if n.fleet.ech != nil { // ECH from the first handshake on (Run keeps the keys fresh)
+		n.fleet.ech.Load(ctx, n.fleet.loaded) // the snapshot's, if the node started from it, until the store answers
 	}
 	n.serve("https", func() error { return n.edge.ServeTLS(n.httpsLn) })
 	if n.quicConn != nil {
