@@ -17,6 +17,7 @@ import (
 	"github.com/spine-platform/spine/internal/logging"
 	"github.com/spine-platform/spine/internal/metrics"
 	"github.com/spine-platform/spine/internal/store"
+	"github.com/spine-platform/spine/internal/webhooks"
 )
 
 // The defaults of Config, in one place; cmd/spine shows them as its flags'.
@@ -150,19 +151,12 @@ type Config struct {
 	BeforeIssue func(ctx context.Context, names []string) error
 }
 
-// WebhooksConfig configures the webhook sender (internal/webhooks).
-type WebhooksConfig struct {
-	// AllowPrivate lets webhooks reach loopback, private and link-local
-	// addresses (spine up, for local development); never the cloud
-	// metadata address. Default: refused.
-	AllowPrivate bool
-	// AttemptTimeout bounds each attempt, at most MaxWebhookTimeout. Default 15 s.
-	AttemptTimeout time.Duration
-}
+// WebhooksConfig configures the webhook sender: its settings, bounds and
+// checks are webhooks.Settings'.
+type WebhooksConfig = webhooks.Settings
 
-// MaxWebhookTimeout bounds WebhooksConfig.AttemptTimeout (and so how long a
-// dead sender holds a delivery: twice that).
-const MaxWebhookTimeout = 5 * time.Minute
+// MaxWebhookTimeout bounds WebhooksConfig.AttemptTimeout.
+const MaxWebhookTimeout = webhooks.MaxAttemptTimeout
 
 // MaxQuota bounds each field of Config.Quota.
 const MaxQuota = 1_000_000
@@ -270,8 +264,8 @@ func (c Config) Validate() error {
 	if c.LeafLifetime != 0 && (c.LeafLifetime < MinLeafLifetime || c.LeafLifetime > MaxLeafLifetime) {
 		return bad("LeafLifetime", c.LeafLifetime.String(), "give a duration from 1h to 8760h (a year), e.g. 24h")
 	}
-	if t := c.Webhooks.AttemptTimeout; t < 0 || t > MaxWebhookTimeout {
-		return bad("Webhooks.AttemptTimeout", t.String(), "give a duration from 1s to 5m, e.g. 15s")
+	if err := c.Webhooks.Validate(); err != nil {
+		return &FieldError{Field: "Webhooks.AttemptTimeout", Value: c.Webhooks.AttemptTimeout.String(), Err: err}
 	}
 	for _, q := range []struct {
 		field string

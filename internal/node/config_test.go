@@ -38,6 +38,8 @@ func TestConfigValidate(t *testing.T) {
 		{func(c *Config) { c.Domain = "bad..name" }, "Domain", "give the domain this node serves"},
 		{func(c *Config) { c.LeafLifetime = time.Minute }, "LeafLifetime", "from 1h to 8760h"},
 		{func(c *Config) { c.CertCacheSize = -2 }, "CertCacheSize", "-1 for no bound"},
+		{func(c *Config) { c.Webhooks.AttemptTimeout = time.Hour }, "Webhooks.AttemptTimeout", "1h0m0s: give a duration from 1s to 5m"},
+		{func(c *Config) { c.Metrics = "nowhere" }, "Metrics", "write api (the API's listener), off, or HOST:PORT"},
 		{func(c *Config) { c.ResyncInterval = -time.Second }, "ResyncInterval", "positive duration"},
 		{func(c *Config) { c.ACME.CheckInterval = -time.Second }, "ACME.CheckInterval", "positive duration"},
 		{func(c *Config) { c.ACME.RenewalWindowRatio = 1 }, "ACME.RenewalWindowRatio", "between 0 and 1"},
