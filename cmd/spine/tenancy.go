@@ -84,7 +84,7 @@ func (f *tenancyFlags) check() error {
 		flag string
 		v    int
 	}{{"--quota-domains", f.quota.Domains}, {"--quota-services", f.quota.Services}, {"--quota-hostnames", f.quota.Hostnames}, {"--quota-orders-per-hour", f.quota.OrdersPerHour}} {
-		if q.v < 0 || q.v > 1_000_000 {
+		if q.v < 0 || q.v > node.MaxQuota {
 			return fmt.Errorf("%s %d: give a limit from 1 to 1000000, or 0 for no limit", q.flag, q.v)
 		}
 	}

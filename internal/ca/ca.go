@@ -33,6 +33,25 @@ const (
 	clockSkew            = time.Minute
 )
 
+// Bounds and default of Options.LeafLifetime. With certmagic's renewal
+// window and check interval, a lifetime under an hour could lapse before
+// it is renewed; the intermediate lives a year, and a leaf never outlives
+// it.
+const (
+	MinLeafLifetime     = time.Hour
+	MaxLeafLifetime     = intermediateLifetime
+	DefaultLeafLifetime = 24 * time.Hour
+)
+
+// CheckLeafLifetime refuses a lifetime outside MinLeafLifetime and
+// MaxLeafLifetime, saying what to give; 0 (the default) is fine.
+func CheckLeafLifetime(d time.Duration) error {
+	if d != 0 && (d < MinLeafLifetime || d > MaxLeafLifetime) {
+		return errors.New("give a duration from 1h to 8760h (a year), e.g. 24h")
+	}
+	return nil
+}
+
 // Options configures a CA. The zero value is ready to use.
 type Options struct {
 	// Name is the common name of the root; the intermediate is called
@@ -55,7 +74,7 @@ func (o Options) withDefaults() Options {
 		o.Name = "Spine Internal CA"
 	}
 	if o.LeafLifetime <= 0 {
-		o.LeafLifetime = 24 * time.Hour
+		o.LeafLifetime = DefaultLeafLifetime
 	}
 	if o.Now == nil {
 		o.Now = time.Now

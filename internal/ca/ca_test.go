@@ -426,3 +426,15 @@ func TestWriteRootPEM(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestCheckLeafLifetime(t *testing.T) {
+	for d, ok := range map[time.Duration]bool{0: true, time.Hour: true, 24 * time.Hour: true, MaxLeafLifetime: true,
+		time.Minute: false, MaxLeafLifetime + time.Second: false, -time.Hour: false} {
+		if err := CheckLeafLifetime(d); (err == nil) != ok {
+			t.Errorf("CheckLeafLifetime(%s) = %v, want ok %v", d, err, ok)
+		}
+	}
+	if MaxLeafLifetime > intermediateLifetime {
+		t.Error("a leaf could outlive the intermediate that signs it")
+	}
+}

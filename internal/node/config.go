@@ -11,6 +11,7 @@ import (
 
 	"github.com/caddyserver/certmagic"
 
+	"github.com/spine-platform/spine/internal/ca"
 	"github.com/spine-platform/spine/internal/certs"
 	"github.com/spine-platform/spine/internal/edge"
 	"github.com/spine-platform/spine/internal/hostname"
@@ -27,7 +28,7 @@ const (
 	DefaultHTTPSAddr      = ":443"
 	DefaultHTTPAddr       = ":80"
 	DefaultAPIAddr        = "127.0.0.1:2019"
-	DefaultLeafLifetime   = 24 * time.Hour
+	DefaultLeafLifetime   = ca.DefaultLeafLifetime
 	DefaultCertCacheSize  = certs.DefaultCacheCapacity
 	DefaultResyncInterval = 30 * time.Second
 	DefaultCheckInterval  = time.Minute
@@ -44,12 +45,10 @@ const (
 	MetricsOff   = metrics.Off
 )
 
-// Bounds of Config.LeafLifetime. With the default renewal window and check
-// interval, a lifetime under an hour could lapse before it is renewed; the
-// internal CA's intermediate lives a year, and a leaf never outlives it.
+// Bounds of Config.LeafLifetime (the internal CA's: ca.CheckLeafLifetime).
 const (
-	MinLeafLifetime = time.Hour
-	MaxLeafLifetime = 365 * 24 * time.Hour
+	MinLeafLifetime = ca.MinLeafLifetime
+	MaxLeafLifetime = ca.MaxLeafLifetime
 )
 
 // Presets of well-known ACME directories.
@@ -159,7 +158,7 @@ type WebhooksConfig = webhooks.Settings
 const MaxWebhookTimeout = webhooks.MaxAttemptTimeout
 
 // MaxQuota bounds each field of Config.Quota.
-const MaxQuota = 1_000_000
+const MaxQuota = store.MaxQuota
 
 // withDefaults returns c with every zero field set to its default.
 func (c Config) withDefaults() Config {
@@ -261,8 +260,8 @@ func (c Config) Validate() error {
 			return &FieldError{Field: "ECHPublicName", Err: fmt.Errorf("%w; give a name clients may show in the clear, e.g. ech.example.com", err)}
 		}
 	}
-	if c.LeafLifetime != 0 && (c.LeafLifetime < MinLeafLifetime || c.LeafLifetime > MaxLeafLifetime) {
-		return bad("LeafLifetime", c.LeafLifetime.String(), "give a duration from 1h to 8760h (a year), e.g. 24h")
+	if err := ca.CheckLeafLifetime(c.LeafLifetime); err != nil {
+		return &FieldError{Field: "LeafLifetime", Value: c.LeafLifetime.String(), Err: err}
 	}
 	if err := c.Webhooks.Validate(); err != nil {
 		return &FieldError{Field: "Webhooks.AttemptTimeout", Value: c.Webhooks.AttemptTimeout.String(), Err: err}

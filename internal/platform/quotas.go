@@ -7,9 +7,6 @@ import (
 	"github.com/spine-platform/spine/internal/store"
 )
 
-// maxQuota bounds a limit an operator may set.
-const maxQuota = 1_000_000
-
 // Quota returns the project's limits in force and what it holds.
 func (p *Platform) Quota(ctx context.Context, projectID string) (store.Quota, store.QuotaUsage, error) {
 	q, u, err := p.store.ProjectQuota(ctx, projectID, p.now())
@@ -38,8 +35,8 @@ func (p *Platform) SetQuota(ctx context.Context, projectID string, o store.Quota
 		name string
 		v    *int
 	}{{"domains", o.Domains}, {"services", o.Services}, {"hostnames", o.Hostnames}, {"orders_per_hour", o.OrdersPerHour}} {
-		if f.v != nil && (*f.v < 0 || *f.v > maxQuota) {
-			return invalid("invalid_quota", fmt.Sprintf("%s=%d: give a limit from 0 (no limit) to %d, or null to follow the operator's default", f.name, *f.v, maxQuota))
+		if f.v != nil && (*f.v < 0 || *f.v > store.MaxQuota) {
+			return invalid("invalid_quota", fmt.Sprintf("%s=%d: give a limit from 0 (no limit) to %d, or null to follow the operator's default", f.name, *f.v, store.MaxQuota))
 		}
 	}
 	if err := p.checkProject(ctx, projectID); err != nil {

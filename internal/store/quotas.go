@@ -12,6 +12,10 @@ import (
 // error is a *QuotaError, which names the limit and the current use.
 var ErrQuota = errors.New("quota exceeded")
 
+// MaxQuota bounds each limit an operator may set (a Quota's or a
+// QuotaOverride's field); 0 is no limit.
+const MaxQuota = 1_000_000
+
 // Quota is what one project may hold. 0 means no limit.
 type Quota struct {
 	Domains       int
