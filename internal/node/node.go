@@ -1,14 +1,15 @@
 // Package node builds and runs one Spine node, and does nothing else: it
 // validates its Config (config.go), opens the store (or, with PostgreSQL
 // down, starts from the fleet's snapshot), builds the platform, the
-// certificate manager, the edge, the API and the fleet's parts, starts
-// them, keeps the edge's routes and the managed certificates in step with
-// the store, and stops them. Every feature it wires lives in the package
-// named after it (fleet, certs, dnsserver, platform, api, edge).
+// certificate manager, the edge, the API, the fleet's parts and the sync
+// loop, starts them, and stops them. Every feature it wires lives in the
+// package named after it (syncer, fleet, certs, dnsserver, platform, api,
+// edge, metrics); docs/architecture.md has the table.
 //
 // Data flows one way: the API writes to the store; the store announces the
-// change; the node reads a fresh snapshot and hands it to the edge and the
-// certificate manager. The node never writes routing state itself.
+// change; the sync loop (syncer.Loop) reads what changed and hands it to
+// the edge and the certificate manager. The node never writes routing
+// state itself.
 //
 // Package node may import any internal package; only cmd/spine and tests
 // import it.
