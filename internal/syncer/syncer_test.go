@@ -1,0 +1,111 @@
+package syncer
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"slices"
+	"testing"
+
+	"github.com/spine-platform/spine/internal/edge"
+	"github.com/spine-platform/spine/internal/store"
+)
+
+// fakeStore answers every read with nothing, or fails them all.
+type fakeStore struct {
+	fail error
+	rev  int64
+}
+
+func (s *fakeStore) Revision(context.Context) (int64, error) { return s.rev, s.fail }
+func (s *fakeStore) ListServices(context.Context, string) ([]store.Service, error) {
+	return nil, s.fail
+}
+func (s *fakeStore) ListDomains(context.Context, string) ([]store.Domain, error) { return nil, s.fail }
+func (s *fakeStore) ListProjects(context.Context) ([]store.Project, error)       { return nil, s.fail }
+func (s *fakeStore) ListTokens(context.Context, string) ([]store.Token, error)   { return nil, s.fail }
+func (s *fakeStore) ListUploadedCerts(context.Context, string, bool) ([]store.UploadedCert, error) {
+	return nil, s.fail
+}
+func (s *fakeStore) ChangesSince(_ context.Context, rev int64) (store.Changes, error) {
+	return store.Changes{Revision: s.rev}, s.fail
+}
+
+// parts records what the loop hands to each part.
+type parts struct {
+	setRoutes, updates, dues int
+	hosts                    [][]string
+	notes                    []error
+}
+
+func (p *parts) SetRoutes([]edge.Route) error                                    { p.setRoutes++; return nil }
+func (p *parts) UpdateRoutes([]edge.Route, []string) error                       { p.updates++; return nil }
+func (p *parts) SyncShared(_ context.Context, hosts, _ []string)                 { p.hosts = append(p.hosts, hosts) }
+func (p *parts) UpdateShared(context.Context, []string, []string)                {}
+func (p *parts) SetTokens([]store.Project, []store.Token)                        {}
+func (p *parts) SeedServices(func() []store.Service)                             {}
+func (p *parts) SeedSnapshot([]store.Service, map[string]store.Credential, bool) {}
+func (p *parts) Set(map[string]bool)                                             {}
+func (p *parts) Note(err error)                                                  { p.notes = append(p.notes, err) }
+func (p *parts) Due()                                                            { p.dues++ }
+func (p *parts) Apply(_ map[string]string, hosts []string, _ []store.UploadedCert, _ *slog.Logger) []string {
+	return hosts
+}
+
+func newLoop(st *fakeStore, p *parts, prepare func(context.Context) error) *Loop {
+	return New(Config{Store: st, Edge: p, Certs: p, Reads: p, Suspended: p, Uploaded: p, Health: p, Snapshots: p,
+		Prepare: prepare, Wildcard: func(store.Domain) bool { return false }, ExtraHost: "ech.example.com",
+		Interval: 1, Logger: slog.New(slog.DiscardHandler)})
+}
+
+// A full sync applies the read, managing the extra host too; a sync that
+// finds what was applied last leaves the edge, the certificate manager and
+// the snapshot alone; a failed read keeps what was applied and tells the
+// store's health.
+func TestSync(t *testing.T) {
+	ctx := t.Context()
+	st, p := &fakeStore{rev: 7}, &parts{}
+	l := newLoop(st, p, func(context.Context) error { return nil })
+	if ok, err := l.SyncChanges(ctx); ok || err != nil {
+		t.Fatalf("SyncChanges before the first sync = %v, %v; want a full sync asked for", ok, err)
+	}
+	if err := l.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !l.Synced() || l.Revision() != 7 || l.Last() == nil || p.setRoutes != 1 || p.dues != 1 {
+		t.Fatalf("after the first sync: synced %v, revision %d, last %v, SetRoutes %d, Due %d", l.Synced(), l.Revision(), l.Last(), p.setRoutes, p.dues)
+	}
+	if len(p.hosts) != 1 || !slices.Equal(p.hosts[0], []string{"ech.example.com"}) {
+		t.Errorf("managed hosts %v, want the extra host", p.hosts)
+	}
+	st.rev = 8
+	if err := l.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if p.setRoutes != 1 || len(p.hosts) != 1 || p.dues != 1 || l.Revision() != 8 {
+		t.Errorf("an unchanged read: SetRoutes %d, SyncShared %d, Due %d, revision %d; want nothing applied again, revision 8",
+			p.setRoutes, len(p.hosts), p.dues, l.Revision())
+	}
+	if ok, err := l.SyncChanges(ctx); !ok || err != nil || p.updates != 0 {
+		t.Errorf("SyncChanges with nothing changed = %v, %v (UpdateRoutes %d); want applied, no update", ok, err, p.updates)
+	}
+	down := errors.New("store down")
+	st.fail = down
+	if err := l.Sync(ctx); !errors.Is(err, down) {
+		t.Fatalf("Sync with the store down = %v", err)
+	}
+	if p.setRoutes != 1 || !errors.Is(p.notes[len(p.notes)-1], down) || l.Revision() != 8 {
+		t.Errorf("a failed read: SetRoutes %d, last note %v, revision %d; want the routes kept and the failure noted", p.setRoutes, p.notes[len(p.notes)-1], l.Revision())
+	}
+}
+
+// A sync waits for the start-up work: until Prepare succeeds, nothing is
+// read or applied.
+func TestSyncPreparesFirst(t *testing.T) {
+	p := &parts{}
+	notYet := errors.New("store away")
+	l := newLoop(&fakeStore{}, p, func(context.Context) error { return notYet })
+	if err := l.Sync(t.Context()); !errors.Is(err, notYet) || l.Synced() || p.setRoutes != 0 {
+		t.Errorf("Sync before Prepare succeeds = %v (synced %v, SetRoutes %d); want its error and nothing applied", err, l.Synced(), p.setRoutes)
+	}
+}
