@@ -132,7 +132,7 @@ func (db *DB) CountHostnames(ctx context.Context, projectID string, endsBefore t
 	a := &sqlArgs{}
 	p := a.add(projectID)
 	q := `SELECT status, COUNT(*), SUM(CASE WHEN not_after > 0 AND not_after < ` + a.add(toNanos(endsBefore)) + ` THEN 1 ELSE 0 END)
-		FROM (` + hostnameRows(p, a.in(unserved), uploads) + `) r GROUP BY status ORDER BY status`
+		FROM (` + hostnameRows(p, a.in(unserved), uploads, "", "") + `) r GROUP BY status ORDER BY status`
 	rows, err := db.r.QueryContext(ctx, q, a.list...)
 	if err != nil {
 		return nil, db.wrap("counting hostnames", err)
@@ -171,8 +171,11 @@ func (db *DB) ListHostnames(ctx context.Context, q HostnameQuery) ([]HostnameRow
 	if q.Search != "" {
 		where = append(where, `hostname LIKE `+a.add(likeContains(q.Search))+` ESCAPE '\'`)
 	}
+	// The status is filtered inside hostnameRows, on the columns it is
+	// computed from (statusCond).
+	var status string
 	if q.Status != "" {
-		where = append(where, `status = `+a.add(q.Status))
+		status = statusCond(q.Status, a, q.Unserved, uploads)
 	}
 	if !q.EndsBefore.IsZero() {
 		where = append(where, `not_after > 0 AND not_after < `+a.add(toNanos(q.EndsBefore)))
@@ -192,7 +195,7 @@ func (db *DB) ListHostnames(ctx context.Context, q HostnameQuery) ([]HostnameRow
 	}
 	// The page is chosen from the narrow rows (an index each), then its
 	// rows are read in full.
-	base := `SELECT hostname, service_id, unserved, status FROM (` + hostnameRows(p, a.in(q.Unserved), uploads) + `) r WHERE ` + cond
+	base := `SELECT hostname, service_id, unserved, status FROM (` + hostnameRows(p, a.in(q.Unserved), uploads, status, q.Status) + `) r WHERE ` + cond
 	page := `SELECT pg.hostname, COALESCE(s.name, ''), pg.unserved, pg.status,
 			CASE WHEN pg.unserved = 1 THEN '' WHEN u.hostname IS NOT NULL THEN u.issuer ELSE COALESCE(c.issuer, '') END,
 			CASE WHEN pg.unserved = 1 THEN 0 WHEN u.hostname IS NOT NULL THEN u.not_before ELSE COALESCE(c.not_before, 0) END,
@@ -256,9 +259,19 @@ func (db *DB) hasUploads(ctx context.Context, projectID string) (bool, error) {
 // zone is one of the placeholders unserved), status, not_before, not_after
 // and error, each read from an index (cert_status_covering). uploads is
 // whether the project may have uploaded certificates (hasUploads): without
-// it, the SQL reads no uploaded_certs.
-func hostnameRows(project string, unserved []string, uploads bool) string {
+// it, the SQL reads no uploaded_certs. status, if not "", is statusCond's
+// condition for the hostnames of services, and statusValue the status it
+// selects.
+func hostnameRows(project string, unserved []string, uploads bool, status, statusValue string) string {
 	inUnserved := unservedExpr(unserved)
+	where := `s.project_id = ` + project
+	lone := ""
+	if status != "" {
+		where += ` AND ` + status
+		if statusValue != CertUploaded {
+			lone = ` AND 1 = 0`
+		}
+	}
 	if !uploads {
 		return `SELECT h.hostname, h.service_id,
 			CASE WHEN ` + inUnserved + ` THEN 1 ELSE 0 END AS unserved,
@@ -268,7 +281,7 @@ func hostnameRows(project string, unserved []string, uploads bool) string {
 			CASE WHEN ` + inUnserved + ` THEN '' ELSE COALESCE(c.error, '') END AS error
 		FROM services s JOIN service_hostnames h ON h.service_id = s.id
 		LEFT JOIN cert_status c ON c.hostname = h.hostname
-		WHERE s.project_id = ` + project
+		WHERE ` + where
 	}
 	return `SELECT h.hostname, h.service_id,
 			CASE WHEN ` + inUnserved + ` THEN 1 ELSE 0 END AS unserved,
@@ -281,11 +294,38 @@ func hostnameRows(project string, unserved []string, uploads bool) string {
 		FROM services s JOIN service_hostnames h ON h.service_id = s.id
 		LEFT JOIN cert_status c ON c.hostname = h.hostname
 		LEFT JOIN uploaded_certs u ON u.hostname = h.hostname AND u.project_id = ` + project + `
-		WHERE s.project_id = ` + project + `
+		WHERE ` + where + `
 		UNION ALL
 		SELECT u.hostname, '', 0, '` + CertUploaded + `', u.not_before, u.not_after, ''
 		FROM uploaded_certs u WHERE u.project_id = ` + project + ` AND NOT EXISTS (SELECT 1 FROM service_hostnames h
-			JOIN services s ON s.id = h.service_id WHERE h.hostname = u.hostname AND s.project_id = ` + project + `)`
+			JOIN services s ON s.id = h.service_id WHERE h.hostname = u.hostname AND s.project_id = ` + project + `)` + lone
+}
+
+// statusCond is the SQL condition, on the columns of hostnameRows' first
+// branch (h, c, and u if uploads), that a hostname's status is status:
+// what the CASE of its status column says, written so that the databases
+// can use cert_status' indexes and estimate how many rows match
+// (PostgreSQL takes a CASE to match 0.5 % of the rows, and joins the
+// 9,850 active hostnames of 10,000 one by one: a third of the page).
+// unserved are the zones not served, as in HostnameQuery; a's
+// placeholders are added only if used (PostgreSQL refuses one that is
+// not).
+func statusCond(status string, a *sqlArgs, unserved []string, uploads bool) string {
+	if status == CertUploaded && !uploads {
+		return `1 = 0`
+	}
+	inUnserved := unservedExpr(a.in(unserved)) // never NULL
+	noUpload := ""
+	if uploads {
+		noUpload = ` AND u.hostname IS NULL`
+	}
+	switch status {
+	case CertPending:
+		return `(` + inUnserved + ` OR ((c.hostname IS NULL OR c.status = '` + CertPending + `')` + noUpload + `))`
+	case CertUploaded:
+		return `(NOT ` + inUnserved + ` AND u.hostname IS NOT NULL)`
+	}
+	return `(NOT ` + inUnserved + ` AND c.status = ` + a.add(status) + noUpload + `)`
 }
 
 // unservedExpr is the SQL condition that the hostname h (of

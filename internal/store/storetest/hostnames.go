@@ -113,6 +113,16 @@ func testHostnameReads(t *testing.T, db *store.DB) {
 	check("active, without unserved", store.HostnameQuery{Status: store.CertActive}, 4,
 		"api.one.example api false active", "one.example web false active", "web.one.example web false active",
 		"x.wait.one.example api false active")
+	check("uploaded", store.HostnameQuery{Status: store.CertUploaded, Unserved: unserved}, 2,
+		"lone.one.example  false uploaded", "up.one.example api false uploaded")
+	// one.example unserved: its hostnames pending whatever their record or
+	// upload, not lone.one.example, which no service has.
+	check("active, one.example unserved", store.HostnameQuery{Status: store.CertActive, Unserved: []string{"one.example"}}, 1,
+		"x.wait.one.example api false active")
+	check("uploaded, one.example unserved", store.HostnameQuery{Status: store.CertUploaded, Unserved: []string{"one.example"}}, 1,
+		"lone.one.example  false uploaded")
+	check("pending, one.example unserved, page 3", store.HostnameQuery{Status: store.CertPending, Unserved: []string{"one.example"}, Offset: 4, Limit: 2}, 6,
+		"up.one.example api true pending", "web.one.example web true pending")
 	check("service", store.HostnameQuery{Service: "api", Unserved: unserved}, 3,
 		"api.one.example api false active", "up.one.example api false uploaded", "x.wait.one.example api true pending")
 	check("hostname", store.HostnameQuery{Hostname: "web.two.example"}, 0) // p2's
@@ -156,6 +166,11 @@ func testHostnameReads(t *testing.T, db *store.DB) {
 	check("no uploads: pending, with unserved, page 2", store.HostnameQuery{Status: store.CertPending, Unserved: unserved, Offset: 1, Limit: 1}, 2,
 		"x.wait.one.example api true pending")
 	check("no uploads: issuing", store.HostnameQuery{Status: store.CertIssuing}, 1, "up.one.example api false issuing")
+	check("no uploads: uploaded", store.HostnameQuery{Status: store.CertUploaded, Unserved: unserved}, 0)
+	check("no uploads: active, one.example unserved", store.HostnameQuery{Status: store.CertActive, Unserved: []string{"one.example"}}, 1,
+		"x.wait.one.example api false active")
+	check("no uploads: pending, one.example unserved, page 3", store.HostnameQuery{Status: store.CertPending, Unserved: []string{"one.example"}, Offset: 4, Limit: 2}, 6,
+		"up.one.example api true pending", "web.one.example web true pending")
 	check("no uploads: search", store.HostnameQuery{Search: "one.ex", Status: store.CertActive, Limit: 2}, 4,
 		"api.one.example api false active", "one.example web false active")
 	check("no uploads: service", store.HostnameQuery{Service: "api", Unserved: unserved}, 3,
