@@ -529,7 +529,7 @@ func (m *Manager) recordedValid(ctx context.Context, added []string) map[string]
 		want[n] = true
 	}
 	now := time.Now()
-	out := make(map[string]bool)
+	out := make(map[string]bool, min(len(all), len(added))) // sized: at a node's start, nearly every name
 	for _, s := range all {
 		if !want[s.Hostname] || s.Status != store.CertActive || !now.After(s.NotBefore) {
 			continue

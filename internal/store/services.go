@@ -256,7 +256,6 @@ func (db *DB) queryServicesAll(ctx context.Context, all bool, where string, args
 	}
 	var (
 		ss      []Service
-		byID    = map[string]int{}
 		upsSeen = map[string][]string{}
 	)
 	for rows.Next() {
@@ -286,7 +285,6 @@ func (db *DB) queryServicesAll(ctx context.Context, all bool, where string, args
 		}
 		s.HealthInterval = time.Duration(interval)
 		s.CreatedAt, s.UpdatedAt = fromNanos(created), fromNanos(updated)
-		byID[s.ID] = len(ss)
 		ss = append(ss, s)
 	}
 	if err := rows.Close(); err != nil {
@@ -294,6 +292,11 @@ func (db *DB) queryServicesAll(ctx context.Context, all bool, where string, args
 	}
 	if len(ss) == 0 {
 		return nil, nil
+	}
+	byID := make(map[string]int, len(ss)) // sized: no growth at 100,000 services
+	for i := range ss {
+		yieldEvery(i)
+		byID[ss[i].ID] = i
 	}
 
 	// Every service's hostnames (a node's sync) are one pass over the
