@@ -370,10 +370,11 @@ func handshake(nd *node, root *x509.CertPool, host string, cache tls.ClientSessi
 
 // snapshotManifest is what the tests read of a snapshot folder's manifest.
 type snapshotManifest struct {
-	KeyID  string `json:"key_id"`
-	Shards []string
-	Tokens string
-	Keys   string
+	KeyID     string `json:"key_id"`
+	Shards    []string
+	CertNames string `json:"cert_names"` // folder version 3: the hostnames' certificates, apart from the shards
+	Tokens    string
+	Keys      string
 }
 
 // readSnapshotPart reads the part name of nd's snapshot folder into v, as a
@@ -401,7 +402,11 @@ func snapshotHas(nd *node, host string) error {
 	if err := readSnapshotPart(nd, "manifest.json", &m); err != nil {
 		return err
 	}
-	for _, name := range m.Shards {
+	parts := m.Shards // version 2: each shard names its hostnames' certificates
+	if m.CertNames != "" {
+		parts = []string{m.CertNames}
+	}
+	for _, name := range parts {
 		var shard struct{ Certs map[string]string }
 		if err := readSnapshotPart(nd, name, &shard); err != nil {
 			return err
