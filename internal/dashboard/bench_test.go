@@ -60,6 +60,7 @@ func benchPages(b *testing.B, dsn string) {
 	pages := []string{
 		"/ui/", "/ui/services", "/ui/services?q=h-0042", "/ui/services?page=2", "/ui/services/svc-42",
 		"/ui/hostnames", "/ui/hostnames?q=h-00420", "/ui/hostnames?status=active&page=150",
+		"/ui/hostnames?page=200", "/ui/hostnames?status=failed", "/ui/hostnames?status=pending", "/ui/hostnames?expiring=1",
 		"/ui/hostnames/h-04242.example.test", "/ui/domains", "/ui/events", "/ui/tokens", "/ui/webhooks", "/ui/operator",
 	}
 	for _, p := range pages {

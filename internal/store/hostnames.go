@@ -196,6 +196,16 @@ func (db *DB) ListHostnames(ctx context.Context, q HostnameQuery) ([]HostnameRow
 	// The page is chosen from the narrow rows (an index each), then its
 	// rows are read in full.
 	base := `SELECT hostname, service_id, unserved, status FROM (` + hostnameRows(p, a.in(q.Unserved), uploads, status, q.Status) + `) r WHERE ` + cond
+	// How many rows q selects: counted with the rows sorted for the page,
+	// except that SQLite counts every hostname of the project apart (once,
+	// an uncorrelated subquery): its window function over 10,000 sorted
+	// rows cost half as much again as counting them apart. With a filter,
+	// the window counts the few rows that pass it, and counting apart
+	// would read every hostname twice.
+	count := `COUNT(*) OVER ()`
+	if db.d.name == "sqlite" && len(where) == 0 && status == "" {
+		count = `(SELECT COUNT(*) FROM (` + base + `) n)`
+	}
 	page := `SELECT pg.hostname, COALESCE(s.name, ''), pg.unserved, pg.status,
 			CASE WHEN pg.unserved = 1 THEN '' WHEN u.hostname IS NOT NULL THEN u.issuer ELSE COALESCE(c.issuer, '') END,
 			CASE WHEN pg.unserved = 1 THEN 0 WHEN u.hostname IS NOT NULL THEN u.not_before ELSE COALESCE(c.not_before, 0) END,
@@ -203,7 +213,7 @@ func (db *DB) ListHostnames(ctx context.Context, q HostnameQuery) ([]HostnameRow
 			CASE WHEN pg.unserved = 1 OR u.hostname IS NOT NULL THEN '' ELSE COALESCE(c.error, '') END,
 			CASE WHEN pg.unserved = 1 THEN 0 WHEN u.hostname IS NOT NULL THEN u.uploaded_at ELSE COALESCE(c.updated_at, 0) END,
 			pg.total
-		FROM (SELECT b.*, COUNT(*) OVER () AS total FROM (` + base + `) b ORDER BY hostname LIMIT ` + a.add(limit) + ` OFFSET ` + a.add(max(q.Offset, 0)) + `) pg
+		FROM (SELECT b.*, ` + count + ` AS total FROM (` + base + `) b ORDER BY hostname LIMIT ` + a.add(limit) + ` OFFSET ` + a.add(max(q.Offset, 0)) + `) pg
 		LEFT JOIN services s ON s.id = pg.service_id
 		LEFT JOIN cert_status c ON c.hostname = pg.hostname
 		LEFT JOIN uploaded_certs u ON u.hostname = pg.hostname AND u.project_id = ` + p + `
