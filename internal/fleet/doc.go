@@ -12,6 +12,8 @@
 //     seen), a folder of parts named by their content under a manifest
 //     written last; its reader, and its writer that writes only the parts
 //     that changed;
+//   - published.go: what a node publishes for its names (the delegation
+//     zone's HTTPS records, the API's ECH): ALPN and ECH's configuration;
 //   - prepare.go: the start-up work that needs the store (key file, default
 //     project and admin token, domain, internal CA), once, retried while a
 //     node serves its snapshot.

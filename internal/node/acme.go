@@ -26,7 +26,7 @@ const lookupTimeout = 5 * time.Second
 // runs before either.
 func (n *Node) initACME() {
 	n.acme.verifier = &dnsverify.Verifier{Resolver: n.cfg.ACME.Resolver, Timeout: lookupTimeout}
-	n.acme.dns01 = certs.NewDNS01(n.cfg.ACME, n.db, n.httpsRecord, n.log)
+	n.acme.dns01 = certs.NewDNS01(n.cfg.ACME, n.db, n.fleet.published.HTTPSRecord, n.log)
 }
 
 // platformOptions are the platform's look-ups: ownership records through

@@ -14,6 +14,7 @@ import (
 	"github.com/spine-platform/spine/internal/ca"
 	"github.com/spine-platform/spine/internal/certs"
 	"github.com/spine-platform/spine/internal/edge"
+	"github.com/spine-platform/spine/internal/fleet"
 	"github.com/spine-platform/spine/internal/hostname"
 	"github.com/spine-platform/spine/internal/logging"
 	"github.com/spine-platform/spine/internal/metrics"
@@ -204,6 +205,15 @@ func (c *Config) edgeConfig(base edge.Config) edge.Config {
 	e.AccessLog = base.AccessLog
 	e.Metrics = base.Metrics
 	return e
+}
+
+// echPublicName is the public name of Encrypted Client Hello (the outer
+// SNI), or "" when ECH is off (fleet.ECHPublicName).
+func (c *Config) echPublicName() string {
+	if c.DisableECH {
+		return ""
+	}
+	return fleet.ECHPublicName(c.ECHPublicName, c.Domain)
 }
 
 // FieldError is a field of Config that Validate refuses.

@@ -5,6 +5,7 @@ package node
 
 import (
 	"context"
+	"crypto/tls"
 	"time"
 
 	"github.com/spine-platform/spine/internal/api"
@@ -27,7 +28,8 @@ type fleetState struct {
 	health    *fleet.StoreHealth
 	members   *fleet.Membership
 	tickets   *fleet.TicketKeys
-	ech       *fleet.ECHKeys  // nil: ECH off (ech.go)
+	ech       *fleet.ECHKeys  // nil: ECH off
+	published fleet.Published // ALPN and ECH in HTTPS records and the API
 	quic      *fleet.QUICKeys // the fleet's, in use; nil: HTTP/3 off or keys of the node's own (quic.go). Set before startFleet
 	snapshots *fleet.SnapshotWriter
 
@@ -85,6 +87,27 @@ func (n *Node) buildFleet() {
 	f.tickets = fleet.NewTicketKeys(n.db, f.id, n.edge.SetSessionTicketKeys, n.log)
 	f.snapshots = fleet.NewSnapshotWriter(n.cfg.DataDir, n.snapshotSource, n.log)
 }
+
+// buildECH builds the keeper of the fleet's ECH keys, which hands them to
+// the edge; without a public name, ECH stays off.
+func (n *Node) buildECH() {
+	name := n.cfg.echPublicName()
+	if name == "" {
+		if !n.cfg.DisableECH {
+			n.log.Info("Encrypted Client Hello is off: it needs a public name (give --ech-public-name, or --domain for ech.<domain>)")
+		}
+		return
+	}
+	n.fleet.ech = fleet.NewECHKeys(n.db, n.fleet.id, name, func(keys []tls.EncryptedClientHelloKey) error {
+		return n.edge.SetECHKeys(keys, name)
+	}, n.log)
+	n.fleet.published.ECH = n.fleet.ech
+}
+
+// ECH returns the public name and the ECHConfigList published for the
+// node's names (an HTTPS record's ech parameter), or "" and nil when ECH
+// is off or its keys are not read yet.
+func (n *Node) ECH() (publicName string, configList []byte) { return n.fleet.ech.Published() }
 
 // startFleet starts the heartbeat, the ticket-key keeper and the snapshot
 // writer; they stop when ctx ends.

@@ -123,6 +123,7 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	if err := n.listen(); err != nil {
 		return nil, err
 	}
+	n.fleet.published.HTTP3 = n.quicConn != nil
 	if n.metricsAt, err = metrics.Listen(cfg.Metrics); err != nil {
 		return nil, &FieldError{Field: "Metrics", Value: strconv.Quote(cfg.Metrics), Err: err}
 	}
@@ -159,6 +160,7 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 		AccessLog:      n.accessLog.LogFunc(), // nil without an access log
 		Metrics:        n.metrics,
 	}))
+	n.fleet.published.Serves = n.edge.Has
 	n.buildFleet()
 	n.buildECH()
 	n.syncer = n.newSyncLoop()
@@ -209,7 +211,7 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	local := api.NewLocal(api.Config{
 		Platform:  n.platform,
 		CARoot:    n.caRoot,
-		ECH:       n.echInfo,
+		ECH:       n.fleet.published.Info,
 		Nodes:     n.fleet.members.Nodes,
 		Ready:     n.ready,
 		HTTPSPort: port(n.httpsLn.Addr()),
