@@ -61,12 +61,32 @@ type route struct {
 // CheckRoute reports whether SetRoutes would accept r, so a caller can leave
 // out one bad route instead of having the whole table refused.
 func CheckRoute(r Route) error {
-	_, err := validateRoute(&r)
+	_, err := validateRoute(&r, nil)
 	return err
 }
 
-// validateRoute checks r and returns the parsed upstream URLs.
-func validateRoute(r *Route) ([]*url.URL, error) {
+// upstreamParses remembers parseUpstream's answers for one table build:
+// the routes of 100,000 services name few distinct upstreams. nil
+// remembers nothing.
+type upstreamParses map[string]*url.URL
+
+// parse is parseUpstream(raw); each call returns a URL of its own.
+func (p upstreamParses) parse(raw string) (*url.URL, error) {
+	if t, ok := p[raw]; ok {
+		u := *t
+		return &u, nil
+	}
+	u, err := parseUpstream(raw)
+	if err == nil && p != nil && len(p) < 4096 {
+		t := *u
+		p[raw] = &t
+	}
+	return u, err
+}
+
+// validateRoute checks r and returns the parsed upstream URLs (parsed
+// through parsed, which may be nil).
+func validateRoute(r *Route, parsed upstreamParses) ([]*url.URL, error) {
 	if err := hostname.Check(r.Host); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalidRoute, err)
 	}
@@ -87,7 +107,7 @@ func validateRoute(r *Route) ([]*url.URL, error) {
 	}
 	urls := make([]*url.URL, 0, len(r.Upstreams))
 	for _, raw := range r.Upstreams {
-		u, err := parseUpstream(raw)
+		u, err := parsed.parse(raw)
 		if err != nil {
 			return nil, fmt.Errorf("%w: host %s: upstream %q: %v", ErrInvalidRoute, r.Host, raw, err)
 		}

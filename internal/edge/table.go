@@ -117,6 +117,7 @@ func (s *Server) SetRoutes(routes []Route) error {
 	}
 
 	b := newTableBuilder(nil, len(routes))
+	parsed := upstreamParses{}
 	ups := make(map[string]*upstream, len(s.upstreams))
 	upRefs := make(map[string]int, len(s.upRefs))
 	// Client-certificate settings by mode and CA: the routes of one
@@ -165,7 +166,7 @@ func (s *Server) SetRoutes(routes []Route) error {
 			svc = &counted[*metrics.Service]{v: s.cfg.Metrics.Service(k[0], k[1])}
 			services[k] = svc
 		}
-		rt, err := s.build(routes[i], upstreamOf, authOf, svc.v)
+		rt, err := s.build(routes[i], parsed, upstreamOf, authOf, svc.v)
 		if err != nil {
 			return err
 		}
@@ -215,6 +216,7 @@ func (s *Server) UpdateRoutes(set []Route, remove []string) error {
 	}
 
 	b := newTableBuilder(s.table.Load(), 0)
+	parsed := upstreamParses{}
 	// The change of each shared thing's count of routes, and what this
 	// call makes: committed only once every route is valid.
 	upDelta := map[string]int{}
@@ -278,7 +280,7 @@ func (s *Server) UpdateRoutes(set []Route, remove []string) error {
 			rec = s.cfg.Metrics.Service(k[0], k[1])
 			newRecs[k] = rec
 		}
-		rt, err := s.build(set[i], upstreamOf, authOf, rec)
+		rt, err := s.build(set[i], parsed, upstreamOf, authOf, rec)
 		if err != nil {
 			return err
 		}
@@ -346,9 +348,9 @@ func (s *Server) UpdateRoutes(set []Route, remove []string) error {
 // build validates r and makes its route. upstreamOf returns the upstream
 // of a key (healthCheck.key), shared or new; authOf the client-certificate
 // settings of r; rec is the service's metrics recorder.
-func (s *Server) build(r Route, upstreamOf func(key string, u *url.URL, h healthCheck) *upstream,
+func (s *Server) build(r Route, parsed upstreamParses, upstreamOf func(key string, u *url.URL, h healthCheck) *upstream,
 	authOf func(r *Route) (*clientAuth, error), rec *metrics.Service) (*route, error) {
-	urls, err := validateRoute(&r)
+	urls, err := validateRoute(&r, parsed)
 	if err != nil {
 		return nil, err
 	}
@@ -369,7 +371,7 @@ func (s *Server) build(r Route, upstreamOf func(key string, u *url.URL, h health
 	health := s.healthOf(&r)
 	for j, u := range urls {
 		r.Upstreams[j] = u.String()
-		rt.pool.ups[j] = upstreamOf(health.key(u.String()), u, health)
+		rt.pool.ups[j] = upstreamOf(health.key(r.Upstreams[j]), u, health)
 	}
 	return rt, nil
 }
