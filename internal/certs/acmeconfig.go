@@ -167,6 +167,20 @@ func (a ACMEConfig) Validate() error {
 	return nil
 }
 
+// Manager returns base with what a sets of the certificate manager's
+// Config: the issuers (Issuers: the CAs in order, then internal), the
+// renewal check and window, the order pace, and DNS-01 through dns01
+// (nil: none).
+func (a ACMEConfig) Manager(base Config, internal certmagic.Issuer, dns01 *DNS01) Config {
+	base.Issuers = a.Issuers(internal)
+	base.RenewCheckInterval, base.RenewalWindowRatio = a.RenewCheckInterval, a.RenewalWindowRatio
+	base.ACMEOrderBurst, base.ACMEOrderInterval = a.OrderBurst, a.OrderInterval
+	if dns01 != nil {
+		base.DNS01Solver = dns01.Solver()
+	}
+	return base
+}
+
 // Issuers are the issuers of a, in the order they are tried: an
 // ACMEIssuer per CA (its budget BudgetFor's), then internal unless
 // NoInternalFallback (or always, without CAs).

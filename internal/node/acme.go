@@ -44,23 +44,8 @@ func (n *Node) platformOptions() platform.Options {
 // order, then the internal CA; challenges answered by the edge's
 // listeners; DNS-01 through the delegation zone and the providers.
 func (n *Node) certsConfig(storage certmagic.Storage, internal certmagic.Issuer) certs.Config {
-	a := n.cfg.ACME
-	cfg := certs.Config{
-		Storage:            storage,
-		Issuers:            a.Issuers(internal), // the ACME CAs in order, then the internal CA
-		Status:             n.db,
-		Events:             n.db,
-		Orders:             n.db,
-		Logger:             n.log,
-		RenewCheckInterval: a.RenewCheckInterval,
-		RenewalWindowRatio: a.RenewalWindowRatio,
-		CacheCapacity:      n.cfg.CertCacheSize,
-		ACMEOrderBurst:     a.OrderBurst,
-		ACMEOrderInterval:  a.OrderInterval,
-		Metrics:            n.metrics,
-		DNS01Solver:        n.acme.dns01.Solver(),
-	}
-	return cfg
+	return n.cfg.ACME.Manager(certs.Config{Storage: storage, Status: n.db, Events: n.db, Orders: n.db, Logger: n.log,
+		CacheCapacity: n.cfg.CertCacheSize, Metrics: n.metrics}, internal, n.acme.dns01)
 }
 
 // startACME starts the DNS server of the delegation zone and the periodic
@@ -95,11 +80,5 @@ func (n *Node) DNSAddr() string {
 // CheckDomains runs one round of domain checks now (pending verifications
 // and delegation CNAMEs), as the periodic check does.
 func (n *Node) CheckDomains(ctx context.Context) {
-	changed, err := n.platform.CheckDomains(ctx)
-	if err != nil && ctx.Err() == nil {
-		n.log.Warn("domain checks", "err", err)
-	}
-	if changed {
-		n.syncer.Resync(ctx)
-	}
+	n.platform.RecheckDomains(ctx, n.syncer.Resync, n.log)
 }

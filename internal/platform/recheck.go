@@ -80,12 +80,19 @@ func (p *Platform) RunDomainChecks(ctx context.Context, interval time.Duration, 
 			return
 		case <-t.C:
 		}
-		c, err := p.CheckDomains(ctx)
-		if err != nil && ctx.Err() == nil {
-			log.Warn("domain checks", "err", err)
-		}
-		if c {
-			changed(ctx)
-		}
+		p.RecheckDomains(ctx, changed, log)
+	}
+}
+
+// RecheckDomains runs one round of CheckDomains now, as RunDomainChecks
+// does: changed is called after a round that changed something, the
+// round's errors go to log.
+func (p *Platform) RecheckDomains(ctx context.Context, changed func(context.Context), log *slog.Logger) {
+	c, err := p.CheckDomains(ctx)
+	if err != nil && ctx.Err() == nil {
+		log.Warn("domain checks", "err", err)
+	}
+	if c {
+		changed(ctx)
 	}
 }
