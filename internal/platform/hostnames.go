@@ -43,13 +43,13 @@ func (p *Platform) CountHostnames(ctx context.Context, projectID string, endsBef
 }
 
 // unserved returns the zones of the project's hostnames whose hostnames
-// are not served (store.HostnameZones), and every domain by name.
+// are not served (store.HostnameZones), and the domains above them by name.
 func (p *Platform) unserved(ctx context.Context, projectID string) (map[string]bool, map[string]store.Domain, error) {
 	zones, err := p.store.HostnameZones(ctx, projectID)
 	if err != nil {
 		return nil, nil, fromStore(err, "hostnames")
 	}
-	byName, err := p.domainsByName(ctx)
+	byName, err := p.domainsByName(ctx, zones)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -40,6 +40,7 @@ type Store interface {
 	CreateDomain(ctx context.Context, d store.Domain) error
 	GetDomain(ctx context.Context, name string) (store.Domain, error)
 	ListDomains(ctx context.Context, projectID string) ([]store.Domain, error)
+	DomainsNamed(ctx context.Context, names []string) ([]store.Domain, error)
 	UpdateDomain(ctx context.Context, d store.Domain) error
 	DeleteDomain(ctx context.Context, projectID, name string) error
 

@@ -519,7 +519,11 @@ func (p *Platform) ListCertificates(ctx context.Context, projectID string) ([]Ce
 	if err != nil {
 		return nil, fromStore(err, "services")
 	}
-	byName, err := p.domainsByName(ctx)
+	var hosts []string
+	for _, s := range svcs {
+		hosts = append(hosts, s.Hostnames...)
+	}
+	byName, err := p.domainsByName(ctx, hosts)
 	if err != nil {
 		return nil, err
 	}

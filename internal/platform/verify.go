@@ -217,13 +217,31 @@ func ServedOnly(svcs []store.Service, domains []store.Domain) []store.Service {
 	return out
 }
 
-func (p *Platform) domainsByName(ctx context.Context) (map[string]store.Domain, error) {
-	all, err := p.store.ListDomains(ctx, "")
+// domainsByName returns, by name, the domains at or above any of hosts
+// (whichever project holds them): what Serving and notServedReason look
+// up for those hosts, read by name rather than every domain there is.
+func (p *Platform) domainsByName(ctx context.Context, hosts []string) (map[string]store.Domain, error) {
+	above := map[string]bool{}
+	for _, h := range hosts {
+		for name := h; name != "" && !above[name]; {
+			above[name] = true
+			i := strings.IndexByte(name, '.')
+			if i < 0 {
+				break
+			}
+			name = name[i+1:]
+		}
+	}
+	names := make([]string, 0, len(above))
+	for n := range above {
+		names = append(names, n)
+	}
+	ds, err := p.store.DomainsNamed(ctx, names)
 	if err != nil {
 		return nil, fromStore(err, "domains")
 	}
-	byName := make(map[string]store.Domain, len(all))
-	for _, d := range all {
+	byName := make(map[string]store.Domain, len(ds))
+	for _, d := range ds {
 		byName[d.Name] = d
 	}
 	return byName, nil

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/spine-platform/spine/internal/hostname"
@@ -74,6 +75,50 @@ func (db *DB) ListDomains(ctx context.Context, projectID string) ([]Domain, erro
 	if err := rows.Err(); err != nil {
 		return nil, db.wrap("listing domains", err)
 	}
+	return ds, nil
+}
+
+// maxNamesPerRead bounds the names of one DomainsNamed query (SQLite
+// allows 32,766 parameters; fewer keep each statement small).
+const maxNamesPerRead = 500
+
+// DomainsNamed returns the domains, of any project, whose names are among
+// names, sorted by name; a name no domain has is left out. It reads what a
+// project's hostnames need (the domains above them) instead of every
+// domain of the platform.
+func (db *DB) DomainsNamed(ctx context.Context, names []string) ([]Domain, error) {
+	var ds []Domain
+	for len(names) > 0 {
+		chunk := names[:min(len(names), maxNamesPerRead)]
+		names = names[len(chunk):]
+		args := make([]any, len(chunk))
+		var in strings.Builder
+		for i, n := range chunk {
+			if i > 0 {
+				in.WriteString(", ")
+			}
+			fmt.Fprintf(&in, "$%d", i+1)
+			args[i] = n
+		}
+		rows, err := db.r.QueryContext(ctx, `SELECT `+domainColumns+` FROM domains WHERE name IN (`+in.String()+`)`, args...)
+		if err != nil {
+			return nil, db.wrap("reading domains", err)
+		}
+		for rows.Next() {
+			d, err := scanDomain(rows)
+			if err != nil {
+				rows.Close()
+				return nil, db.wrap("reading domains", err)
+			}
+			ds = append(ds, d)
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return nil, db.wrap("reading domains", err)
+		}
+	}
+	slices.SortFunc(ds, func(a, b Domain) int { return strings.Compare(a.Name, b.Name) })
 	return ds, nil
 }
 

@@ -223,6 +223,20 @@ func testDomains(t *testing.T, db *store.DB) {
 	if got, want := names(p1), []string{"a.example", "example.com"}; !slices.Equal(got, want) {
 		t.Errorf("ListDomains(p1) = %v, want %v", got, want)
 	}
+	// By name, whichever project holds them; names no domain has left out,
+	// and more names than one query takes.
+	asked := []string{"example.com", "x.example.com", "b.example", "com", "nowhere.test"}
+	for i := range 1200 {
+		asked = append(asked, fmt.Sprintf("n%d.example.org", i))
+	}
+	named, err := db.DomainsNamed(ctx, asked)
+	must(t, err)
+	if got, want := names(named), []string{"b.example", "example.com"}; !slices.Equal(got, want) || named[1].ProjectID != "p1" || named[0].ProjectID != "p2" {
+		t.Errorf("DomainsNamed = %+v, want %v", named, want)
+	}
+	if none, err := db.DomainsNamed(ctx, nil); err != nil || len(none) != 0 {
+		t.Errorf("DomainsNamed(nil) = %v, %v", none, err)
+	}
 	none, err := db.ListDomains(ctx, "p3")
 	must(t, err)
 	if len(none) != 0 {
