@@ -519,6 +519,19 @@ func (m *Manager) recordedValid(ctx context.Context, added []string) map[string]
 	if m.lister == nil || len(added) == 0 || (!first && len(added) < lazyMinAdded) {
 		return nil
 	}
+	now := time.Now()
+	if vl, ok := m.lister.(ValidLister); ok {
+		names, err := vl.ListCertValid(ctx, m.ratio, now)
+		if err != nil {
+			m.log.Warn("reading recorded certificate status; loading every certificate", "err", err)
+			return nil
+		}
+		out := make(map[string]bool, min(len(names), len(added)))
+		for _, n := range names {
+			out[n] = true
+		}
+		return out // names not added are never asked for
+	}
 	all, err := m.lister.ListCertStatus(ctx)
 	if err != nil {
 		m.log.Warn("reading recorded certificate status; loading every certificate", "err", err)
@@ -528,7 +541,6 @@ func (m *Manager) recordedValid(ctx context.Context, added []string) map[string]
 	for _, n := range added {
 		want[n] = true
 	}
-	now := time.Now()
 	out := make(map[string]bool, min(len(all), len(added))) // sized: at a node's start, nearly every name
 	for _, s := range all {
 		if !want[s.Hostname] || s.Status != store.CertActive || !now.After(s.NotBefore) {

@@ -29,6 +29,16 @@ type StatusLister interface {
 	ListCertStatusDue(ctx context.Context, ratio float64, now time.Time, limit int) ([]store.CertStatus, error)
 }
 
+// ValidLister is a StatusLister that also lists, in the store, the names
+// whose recorded certificate is active, begun and not yet in its renewal
+// window (the last ratio of its lifetime) at now, reading names only: a
+// manager's first sync of 100,000 names uses it instead of every status.
+type ValidLister interface {
+	ListCertValid(ctx context.Context, ratio float64, now time.Time) ([]string, error)
+}
+
+var _ ValidLister = (*store.DB)(nil)
+
 // How renewals of certificates not in memory are paced.
 const (
 	renewBatch       = 256             // records read per round

@@ -82,6 +82,34 @@ func (db *DB) ListCertStatusDue(ctx context.Context, ratio float64, now time.Tim
 	return ss, nil
 }
 
+// ListCertValid returns the hostnames whose recorded certificate is active,
+// has begun (not before now) and has not reached its renewal window (the
+// last ratio of its lifetime) at now: what a certificate manager serves
+// without issuing, at its first sync. It reads the hostnames only (from
+// the index cert_status_covering), not whole statuses.
+func (db *DB) ListCertValid(ctx context.Context, ratio float64, now time.Time) ([]string, error) {
+	rows, err := db.r.QueryContext(ctx, `SELECT hostname FROM cert_status
+		WHERE status = $1 AND not_before < $2 AND not_after - (not_after - not_before) * CAST($3 AS DOUBLE PRECISION) > $2`,
+		CertActive, toNanos(now), ratio)
+	if err != nil {
+		return nil, db.wrap("listing valid certificates", err)
+	}
+	defer rows.Close()
+	var out []string
+	for n := 0; rows.Next(); n++ {
+		yieldEvery(n)
+		var h string
+		if err := rows.Scan(&h); err != nil {
+			return nil, db.wrap("listing valid certificates", err)
+		}
+		out = append(out, h)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, db.wrap("listing valid certificates", err)
+	}
+	return out, nil
+}
+
 // DeleteCertStatus deletes the status of hostname, or returns ErrNotFound.
 func (db *DB) DeleteCertStatus(ctx context.Context, hostname string) error {
 	return db.write(ctx, "deleting certificate status", false, func(tx *sql.Tx) error {

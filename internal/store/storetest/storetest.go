@@ -671,6 +671,15 @@ func testCertStatusDue(t *testing.T, db *store.DB) {
 	if len(due) != 1 || due[0].Hostname != "expired.example" {
 		t.Errorf("ListCertStatusDue with limit 1 = %+v", due)
 	}
+	// Valid: active, begun, before its renewal window; not a certificate
+	// yet to begin, nor one of another status.
+	must(t, db.PutCertStatus(ctx, store.CertStatus{Hostname: "later.example", Status: store.CertActive, NotBefore: t0.Add(time.Hour), NotAfter: t0.Add(day)}))
+	must(t, db.PutCertStatus(ctx, store.CertStatus{Hostname: "failed.example", Status: store.CertFailed, NotBefore: t0.Add(-time.Hour), NotAfter: t0.Add(day)}))
+	valid, err := db.ListCertValid(ctx, 1.0/3, t0)
+	must(t, err)
+	if slices.Sort(valid); strings.Join(valid, ",") != "fresh.example" {
+		t.Errorf("ListCertValid = %v, want fresh.example", valid)
+	}
 }
 
 func testRevision(t *testing.T, db *store.DB) {
