@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/spine-platform/spine/client"
+	"github.com/spine-platform/spine/internal/edge"
 	"github.com/spine-platform/spine/internal/node"
 )
 
@@ -32,7 +33,7 @@ func spine(t *testing.T, args ...string) (string, error) {
 func TestCLIAgainstRunningNode(t *testing.T) {
 	dir := t.TempDir()
 	n, err := node.Start(context.Background(), node.Config{
-		DataDir: dir, HTTPSAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", APIAddr: "127.0.0.1:0",
+		DataDir: dir, Settings: edge.Settings{HTTPSAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0"}, APIAddr: "127.0.0.1:0",
 		Domain: "localhost", Demo: true, Version: "test",
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})

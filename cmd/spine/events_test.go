@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/spine-platform/spine/client"
+	"github.com/spine-platform/spine/internal/edge"
 	"github.com/spine-platform/spine/internal/node"
 	"github.com/spine-platform/spine/internal/poll"
 )
@@ -39,7 +40,7 @@ func (l *lockedBuffer) String() string {
 func TestEventsFollow(t *testing.T) {
 	dir := t.TempDir()
 	n, err := node.Start(context.Background(), node.Config{
-		DataDir: dir, HTTPSAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", APIAddr: "127.0.0.1:0",
+		DataDir: dir, Settings: edge.Settings{HTTPSAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0"}, APIAddr: "127.0.0.1:0",
 		Domain: "localhost", Version: "test", Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	if err != nil {

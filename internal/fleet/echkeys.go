@@ -16,8 +16,6 @@ import (
 	"time"
 
 	"golang.org/x/crypto/cryptobyte"
-
-	"github.com/spine-platform/spine/internal/hostname"
 )
 
 const (
@@ -73,23 +71,6 @@ func NewECHKeys(st TicketStore, owner, publicName string, apply func([]tls.Encry
 		},
 	}
 	return e
-}
-
-// ECHPublicName is the public name of Encrypted Client Hello (the outer
-// SNI) a node uses: name, else "ech." under domain; "" (ECH off) when both
-// are empty or the result is no valid hostname.
-func ECHPublicName(name, domain string) string {
-	if name == "" && domain != "" {
-		name = "ech." + domain
-	}
-	if name == "" {
-		return ""
-	}
-	n, err := hostname.Normalize(name)
-	if err != nil {
-		return ""
-	}
-	return n
 }
 
 // PublicName is the public name of the configurations.

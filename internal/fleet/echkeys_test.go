@@ -75,20 +75,8 @@ func containsName(config []byte, name string) bool {
 	return len(config) > len(name) && string(config[len(config)-2-len(name):len(config)-2]) == name
 }
 
-// ECHPublicName: the name given, else ech.<domain>, normalised; none
-// without either, or for a name that is no hostname; a nil ECHKeys
-// publishes nothing.
-func TestECHPublicName(t *testing.T) {
-	for _, c := range []struct{ name, domain, want string }{
-		{"", "", ""},
-		{"", "Example.COM", "ech.example.com"},
-		{"Outer.Example.NET", "example.com", "outer.example.net"},
-		{"bad..name", "example.com", ""},
-	} {
-		if got := ECHPublicName(c.name, c.domain); got != c.want {
-			t.Errorf("ECHPublicName(%q, %q) = %q, want %q", c.name, c.domain, got, c.want)
-		}
-	}
+// A nil ECHKeys publishes nothing.
+func TestECHKeysOffPublishesNothing(t *testing.T) {
 	var off *ECHKeys
 	if name, list := off.Published(); name != "" || list != nil {
 		t.Errorf("a nil ECHKeys published %q, %x", name, list)

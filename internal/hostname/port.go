@@ -40,3 +40,12 @@ func ValidListenAddr(addr string) bool {
 	_, err = ParsePort(port)
 	return err == nil
 }
+
+// CheckListenAddr returns nil for a ValidListenAddr, else an error saying
+// what to write instead.
+func CheckListenAddr(addr string) error {
+	if ValidListenAddr(addr) {
+		return nil
+	}
+	return errors.New("write HOST:PORT or :PORT with a port from 0 to 65535, e.g. :443 or 127.0.0.1:8443")
+}

@@ -24,6 +24,7 @@ import (
 	"github.com/spine-platform/spine/internal/certs"
 	"github.com/spine-platform/spine/internal/dnsprovider/rfc2136"
 	"github.com/spine-platform/spine/internal/dnsserver"
+	"github.com/spine-platform/spine/internal/edge"
 	"github.com/spine-platform/spine/internal/pebbletest"
 	"github.com/spine-platform/spine/internal/platform"
 	"github.com/spine-platform/spine/internal/poll"
@@ -75,12 +76,11 @@ func newACMESetupPebble(t testing.TB, popts pebbletest.Options, mod func(*Config
 	popts.HTTPPort, popts.TLSPort, popts.Resolver = port(tcpAddr(httpAddr)), port(tcpAddr(httpsAddr)), s.dns.Addr
 	s.pebble = pebbletest.Start(t, popts)
 	s.cfg = Config{
-		DataDir:   s.dir,
-		HTTPSAddr: httpsAddr,
-		HTTPAddr:  httpAddr,
-		APIAddr:   "127.0.0.1:0",
-		Version:   "test",
-		Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)),
+		DataDir:  s.dir,
+		Settings: edge.Settings{HTTPSAddr: httpsAddr, HTTPAddr: httpAddr},
+		APIAddr:  "127.0.0.1:0",
+		Version:  "test",
+		Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
 		ACME: certs.ACMEConfig{
 			CAs:                []string{s.pebble.DirectoryURL()},
 			TrustedRoots:       s.pebble.ServerRoots(),

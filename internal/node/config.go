@@ -14,7 +14,6 @@ import (
 	"github.com/spine-platform/spine/internal/ca"
 	"github.com/spine-platform/spine/internal/certs"
 	"github.com/spine-platform/spine/internal/edge"
-	"github.com/spine-platform/spine/internal/fleet"
 	"github.com/spine-platform/spine/internal/hostname"
 	"github.com/spine-platform/spine/internal/logging"
 	"github.com/spine-platform/spine/internal/metrics"
@@ -26,8 +25,8 @@ import (
 const (
 	DefaultDataDir        = ".spine"
 	DefaultSecretKeyFile  = "secret.key" // in the data folder
-	DefaultHTTPSAddr      = ":443"
-	DefaultHTTPAddr       = ":80"
+	DefaultHTTPSAddr      = edge.DefaultHTTPSAddr
+	DefaultHTTPAddr       = edge.DefaultHTTPAddr
 	DefaultAPIAddr        = "127.0.0.1:2019"
 	DefaultLeafLifetime   = ca.DefaultLeafLifetime
 	DefaultCertCacheSize  = certs.DefaultCacheCapacity
@@ -75,21 +74,11 @@ type Config struct {
 	// is refused. Read again every 10 s, for a rotation. Default
 	// <DataDir>/secret.key.
 	SecretKeyFile string
-	// HTTPSAddr, HTTPAddr and APIAddr are the listen addresses.
-	// Defaults ":443", ":80" and "127.0.0.1:2019".
-	HTTPSAddr, HTTPAddr, APIAddr string
-	// DisableHTTP3 turns HTTP/3 off. Default: HTTP/3 (QUIC) is served on
-	// the HTTPS port over UDP and advertised with Alt-Svc.
-	DisableHTTP3 bool
-	// DisableECH turns Encrypted Client Hello off. Default: on, when
-	// there is a public name (ECHPublicName, or Domain).
-	DisableECH bool
-	// ECHPublicName is the name clients show on the wire (the outer SNI)
-	// when they use ECH; it is served with a certificate of its own, so
-	// that a client with a stale configuration gets the current one.
-	// Every node of a fleet must use the same. Default: "ech." + Domain;
-	// with neither, ECH is off.
-	ECHPublicName string
+	// Settings are the edge's: HTTPSAddr, HTTPAddr, DisableHTTP3,
+	// DisableECH, ECHPublicName (edge.Settings has each default).
+	edge.Settings
+	// APIAddr is the API's listen address. Default "127.0.0.1:2019".
+	APIAddr string
 	// Metrics is where GET /metrics (Prometheus) is served: MetricsOnAPI
 	// (the API's listener, as Caddy serves its metrics on its admin port),
 	// MetricsOff, or a listen address (HOST:PORT) of its own, for an
@@ -207,15 +196,6 @@ func (c *Config) edgeConfig(base edge.Config) edge.Config {
 	return e
 }
 
-// echPublicName is the public name of Encrypted Client Hello (the outer
-// SNI), or "" when ECH is off (fleet.ECHPublicName).
-func (c *Config) echPublicName() string {
-	if c.DisableECH {
-		return ""
-	}
-	return fleet.ECHPublicName(c.ECHPublicName, c.Domain)
-}
-
 // FieldError is a field of Config that Validate refuses.
 type FieldError struct {
 	// Field is the field's path in Config, e.g. "LeafLifetime", "ACME.CAs".
@@ -245,11 +225,13 @@ func (c Config) Validate() error {
 	bad := func(field, value, format string, args ...any) error {
 		return &FieldError{Field: field, Value: value, Err: fmt.Errorf(format, args...)}
 	}
-	for _, a := range []struct{ field, addr string }{
-		{"HTTPSAddr", c.HTTPSAddr}, {"HTTPAddr", c.HTTPAddr}, {"APIAddr", c.APIAddr}, {"ACME.DNSAddr", c.ACME.DNSAddr},
-	} {
-		if a.addr != "" && !hostname.ValidListenAddr(a.addr) {
-			return bad(a.field, strconv.Quote(a.addr), "write HOST:PORT or :PORT with a port from 0 to 65535, e.g. :443 or 127.0.0.1:8443")
+	var se *edge.SettingsError
+	if err := c.Settings.Validate(); errors.As(err, &se) {
+		return &FieldError{Field: se.Field, Value: se.Value, Err: se.Err}
+	}
+	for _, a := range []struct{ field, addr string }{{"APIAddr", c.APIAddr}, {"ACME.DNSAddr", c.ACME.DNSAddr}} {
+		if err := hostname.CheckListenAddr(a.addr); a.addr != "" && err != nil {
+			return &FieldError{Field: a.field, Value: strconv.Quote(a.addr), Err: err}
 		}
 	}
 	if m := c.Metrics; m != "" && !metrics.ValidWhere(m) {
@@ -263,11 +245,6 @@ func (c Config) Validate() error {
 	if c.Domain != "" {
 		if _, err := hostname.Normalize(c.Domain); err != nil {
 			return &FieldError{Field: "Domain", Err: fmt.Errorf("%w; give the domain this node serves, e.g. example.com", err)}
-		}
-	}
-	if c.ECHPublicName != "" {
-		if _, err := hostname.Normalize(c.ECHPublicName); err != nil {
-			return &FieldError{Field: "ECHPublicName", Err: fmt.Errorf("%w; give a name clients may show in the clear, e.g. ech.example.com", err)}
 		}
 	}
 	if err := ca.CheckLeafLifetime(c.LeafLifetime); err != nil {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/caddyserver/certmagic"
 	"github.com/mholt/acmez/v3/acme"
+	"github.com/spine-platform/spine/internal/edge"
 )
 
 // Validate names the field it refuses, says what to give, shows no
@@ -86,7 +87,7 @@ func TestStartRefusesTakenAddress(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer taken.Close()
-	_, err = Start(t.Context(), Config{DataDir: t.TempDir(), HTTPSAddr: taken.Addr().String(), HTTPAddr: "127.0.0.1:0", APIAddr: "127.0.0.1:0",
+	_, err = Start(t.Context(), Config{DataDir: t.TempDir(), Settings: edge.Settings{HTTPSAddr: taken.Addr().String(), HTTPAddr: "127.0.0.1:0"}, APIAddr: "127.0.0.1:0",
 		Logger: slog.New(slog.DiscardHandler)})
 	var fe *FieldError
 	if !errors.As(err, &fe) || fe.Field != "HTTPSAddr" || !strings.Contains(err.Error(), "listening for HTTPS: ") ||

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spine-platform/spine/internal/edge"
 	"github.com/spine-platform/spine/internal/platform"
 	"github.com/spine-platform/spine/internal/store"
 )
@@ -24,7 +25,7 @@ func BenchmarkSyncChanges(b *testing.B) {
 	ctx := context.Background()
 	dir := b.TempDir()
 	nd, err := Start(ctx, Config{
-		DataDir: dir, HTTPSAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", APIAddr: "127.0.0.1:0",
+		DataDir: dir, Settings: edge.Settings{HTTPSAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0"}, APIAddr: "127.0.0.1:0",
 		Domain: "localhost", Demo: true, Version: "test", ResyncInterval: time.Hour,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})

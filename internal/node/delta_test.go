@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/spine-platform/spine/client"
+	"github.com/spine-platform/spine/internal/edge"
 	"github.com/spine-platform/spine/internal/poll"
 )
 
@@ -23,7 +24,7 @@ func startCountingNode(t *testing.T, dir, dsn string, full *atomic.Int64) *Node 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	n, err := Start(ctx, Config{
-		DataDir: dir, Store: dsn, HTTPSAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", APIAddr: "127.0.0.1:0",
+		DataDir: dir, Store: dsn, Settings: edge.Settings{HTTPSAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0"}, APIAddr: "127.0.0.1:0",
 		Domain: "localhost", Demo: true, Version: "test",
 		ResyncInterval: time.Hour, // only change notices: a full sync here is a fallback
 		Logger:         slog.New(teeHandler{countingHandler{msg: "routes updated", n: full}, slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug})}),

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spine-platform/spine/internal/edge"
 	"github.com/spine-platform/spine/internal/fleet"
 	"github.com/spine-platform/spine/internal/poll"
 )
@@ -139,14 +140,13 @@ func TestSnapshotKeepsECHAndQUICKeys(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	m, err := Start(ctx, Config{
-		DataDir:   dir,
-		Store:     "postgres://postgres@127.0.0.1:1/test?sslmode=disable&connect_timeout=2", // nothing listens: the store is away
-		HTTPSAddr: "127.0.0.1:0",
-		HTTPAddr:  "127.0.0.1:0",
-		APIAddr:   "127.0.0.1:0",
-		Domain:    "localhost",
-		Version:   "test",
-		Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)),
+		DataDir:  dir,
+		Store:    "postgres://postgres@127.0.0.1:1/test?sslmode=disable&connect_timeout=2", // nothing listens: the store is away
+		Settings: edge.Settings{HTTPSAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0"},
+		APIAddr:  "127.0.0.1:0",
+		Domain:   "localhost",
+		Version:  "test",
+		Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	if err != nil {
 		t.Fatalf("starting the node from its snapshot: %v", err)

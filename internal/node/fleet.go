@@ -91,7 +91,7 @@ func (n *Node) buildFleet() {
 // buildECH builds the keeper of the fleet's ECH keys, which hands them to
 // the edge; without a public name, ECH stays off.
 func (n *Node) buildECH() {
-	name := n.cfg.echPublicName()
+	name := n.cfg.ECHName(n.cfg.Domain)
 	if name == "" {
 		if !n.cfg.DisableECH {
 			n.log.Info("Encrypted Client Hello is off: it needs a public name (give --ech-public-name, or --domain for ech.<domain>)")
@@ -162,7 +162,7 @@ func (n *Node) serveSnapshot(s *fleet.Snapshot) error {
 func (n *Node) newSyncLoop() *syncer.Loop {
 	cfg := syncer.Config{Store: n.db, Edge: n.edge, Certs: n.certs, Reads: n.fleet.reads, Suspended: n.fleet.suspended,
 		Uploaded: &n.fleet.uploaded, Health: n.fleet.health, Snapshots: n.fleet.snapshots, Prepare: n.fleet.prepare.Do,
-		Wildcard: n.acme.dns01.Wildcard, ExtraHost: n.cfg.echPublicName(), Interval: n.cfg.ResyncInterval, Logger: n.log}
+		Wildcard: n.acme.dns01.Wildcard, ExtraHost: n.cfg.ECHName(n.cfg.Domain), Interval: n.cfg.ResyncInterval, Logger: n.log}
 	if d := n.acme.dns01.Delegations(); d != nil { // a nil *Delegations's method would not be nil
 		cfg.RefreshDelegations = d.Refresh
 	}

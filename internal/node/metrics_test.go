@@ -13,6 +13,7 @@ import (
 
 	"github.com/spine-platform/spine/client"
 	"github.com/spine-platform/spine/internal/certs"
+	"github.com/spine-platform/spine/internal/edge"
 	"github.com/spine-platform/spine/internal/poll"
 )
 
@@ -152,7 +153,7 @@ func TestMetricsOffAndOwnListener(t *testing.T) {
 		t.Run(tc.metrics, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
-			n, err := Start(ctx, Config{DataDir: t.TempDir(), HTTPSAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", APIAddr: "127.0.0.1:0",
+			n, err := Start(ctx, Config{DataDir: t.TempDir(), Settings: edge.Settings{HTTPSAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0"}, APIAddr: "127.0.0.1:0",
 				Metrics: tc.metrics, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 			if err != nil {
 				t.Fatal(err)

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/spine-platform/spine/client"
+	"github.com/spine-platform/spine/internal/edge"
 	"github.com/spine-platform/spine/internal/platform"
 	"github.com/spine-platform/spine/internal/poll"
 	"github.com/spine-platform/spine/internal/store"
@@ -35,15 +36,14 @@ func startNode(t *testing.T, dir, dsn string) *Node {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	n, err := Start(ctx, Config{
-		DataDir:   dir,
-		Store:     dsn,
-		HTTPSAddr: "127.0.0.1:0",
-		HTTPAddr:  "127.0.0.1:0",
-		APIAddr:   "127.0.0.1:0",
-		Domain:    "localhost",
-		Demo:      true,
-		Version:   "test",
-		Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)),
+		DataDir:  dir,
+		Store:    dsn,
+		Settings: edge.Settings{HTTPSAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0"},
+		APIAddr:  "127.0.0.1:0",
+		Domain:   "localhost",
+		Demo:     true,
+		Version:  "test",
+		Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	if err != nil {
 		t.Fatalf("starting node: %v", err)

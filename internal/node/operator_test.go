@@ -17,6 +17,7 @@ import (
 	"github.com/spine-platform/spine/client"
 	"github.com/spine-platform/spine/internal/ca"
 	"github.com/spine-platform/spine/internal/certs"
+	"github.com/spine-platform/spine/internal/edge"
 	"github.com/spine-platform/spine/internal/poll"
 )
 
@@ -52,7 +53,7 @@ func TestSuspendResumeDeleteProject(t *testing.T) {
 	dir := t.TempDir()
 	ctx := context.Background()
 	n, err := Start(ctx, Config{
-		DataDir: dir, HTTPSAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", APIAddr: "127.0.0.1:0",
+		DataDir: dir, Settings: edge.Settings{HTTPSAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0"}, APIAddr: "127.0.0.1:0",
 		Domain: "localhost", Version: "test", LeafLifetime: lifetime,
 		// Certificates come due 20 s after issuance (the CA backdates by a minute).
 		ACME:   certs.ACMEConfig{RenewalWindowRatio: 3580.0 / 3660, RenewCheckInterval: time.Second},

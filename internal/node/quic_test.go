@@ -17,6 +17,7 @@ import (
 	"github.com/quic-go/quic-go/http3"
 
 	"github.com/spine-platform/spine/client"
+	"github.com/spine-platform/spine/internal/edge"
 	"github.com/spine-platform/spine/internal/poll"
 )
 
@@ -92,8 +93,8 @@ func TestHTTP3OnTheHTTPSPort(t *testing.T) {
 func TestHTTP3Off(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	n, err := Start(ctx, Config{DataDir: t.TempDir(), HTTPSAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", APIAddr: "127.0.0.1:0",
-		Domain: "localhost", Demo: true, DisableHTTP3: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	n, err := Start(ctx, Config{DataDir: t.TempDir(), Settings: edge.Settings{HTTPSAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", DisableHTTP3: true}, APIAddr: "127.0.0.1:0",
+		Domain: "localhost", Demo: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}

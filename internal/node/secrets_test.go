@@ -25,6 +25,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spine-platform/spine/internal/edge"
 	"github.com/spine-platform/spine/internal/fleet"
 	"github.com/spine-platform/spine/internal/poll"
 	"github.com/spine-platform/spine/internal/secrets"
@@ -289,7 +290,7 @@ func tryStart(t *testing.T, dir, dsn string) error {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	n, err := Start(ctx, Config{DataDir: dir, Store: dsn, HTTPSAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", APIAddr: "127.0.0.1:0",
+	n, err := Start(ctx, Config{DataDir: dir, Store: dsn, Settings: edge.Settings{HTTPSAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0"}, APIAddr: "127.0.0.1:0",
 		Domain: "localhost", Version: "test", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err == nil {
 		n.Close(context.Background())

@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/spine-platform/spine/client"
+	"github.com/spine-platform/spine/internal/edge"
 	"github.com/spine-platform/spine/internal/fleet"
 	"github.com/spine-platform/spine/internal/platform"
 	"github.com/spine-platform/spine/internal/poll"
@@ -43,7 +44,7 @@ func TestSyncAppliesOnlyChanges(t *testing.T) {
 	var applied atomic.Int64
 	ctx := context.Background()
 	n, err := Start(ctx, Config{
-		DataDir: dir, HTTPSAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", APIAddr: "127.0.0.1:0",
+		DataDir: dir, Settings: edge.Settings{HTTPSAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0"}, APIAddr: "127.0.0.1:0",
 		Domain: "localhost", Demo: true, Version: "test",
 		Logger: slog.New(countingHandler{msg: "routes updated", n: &applied}),
 	})

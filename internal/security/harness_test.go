@@ -52,13 +52,12 @@ func startSpineWith(t testing.TB, mod func(*node.Config)) *spine {
 	t.Helper()
 	s := &spine{dir: t.TempDir(), logs: &syncBuffer{}}
 	cfg := node.Config{
-		DataDir:   s.dir,
-		HTTPSAddr: "127.0.0.1:0",
-		HTTPAddr:  "127.0.0.1:0",
-		APIAddr:   "127.0.0.1:0",
-		Domain:    "localhost",
-		Version:   "security-test",
-		Logger:    slog.New(slog.NewTextHandler(s.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		DataDir:  s.dir,
+		Settings: edge.Settings{HTTPSAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0"},
+		APIAddr:  "127.0.0.1:0",
+		Domain:   "localhost",
+		Version:  "security-test",
+		Logger:   slog.New(slog.NewTextHandler(s.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	}
 	if mod != nil {
 		mod(&cfg)

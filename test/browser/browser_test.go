@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/spine-platform/spine/client"
+	"github.com/spine-platform/spine/internal/edge"
 	"github.com/spine-platform/spine/internal/node"
 )
 
@@ -82,7 +83,7 @@ func TestPagesInChromium(t *testing.T) {
 	certutil := need(t, "certutil", "libnss3-tools")
 	dir := t.TempDir()
 	n, err := node.Start(context.Background(), node.Config{
-		DataDir: filepath.Join(dir, "data"), HTTPSAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", APIAddr: "127.0.0.1:0",
+		DataDir: filepath.Join(dir, "data"), Settings: edge.Settings{HTTPSAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0"}, APIAddr: "127.0.0.1:0",
 		Domain: "localhost", Demo: true, Version: "test",
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})

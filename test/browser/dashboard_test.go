@@ -21,6 +21,7 @@ import (
 
 	"github.com/spine-platform/spine/client"
 	"github.com/spine-platform/spine/internal/certs"
+	"github.com/spine-platform/spine/internal/edge"
 	"github.com/spine-platform/spine/internal/node"
 	"github.com/spine-platform/spine/internal/pebbletest"
 )
@@ -45,7 +46,7 @@ func TestDashboardInChromium(t *testing.T) {
 	dir := t.TempDir()
 	dns := pebbletest.StartDNS(t)
 	n, err := node.Start(context.Background(), node.Config{
-		DataDir: filepath.Join(dir, "data"), HTTPSAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", APIAddr: "127.0.0.1:0",
+		DataDir: filepath.Join(dir, "data"), Settings: edge.Settings{HTTPSAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0"}, APIAddr: "127.0.0.1:0",
 		Domain: "localhost", Demo: true, Version: "test",
 		ACME:   certs.ACMEConfig{Resolver: dns.Addr},
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
