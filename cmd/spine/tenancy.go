@@ -84,8 +84,8 @@ func (f *tenancyFlags) check() error {
 		flag string
 		v    int
 	}{{"--quota-domains", f.quota.Domains}, {"--quota-services", f.quota.Services}, {"--quota-hostnames", f.quota.Hostnames}, {"--quota-orders-per-hour", f.quota.OrdersPerHour}} {
-		if q.v < 0 || q.v > node.MaxQuota {
-			return fmt.Errorf("%s %d: give a limit from 1 to 1000000, or 0 for no limit", q.flag, q.v)
+		if err := store.CheckQuota(q.v); err != nil {
+			return fmt.Errorf("%s %d: %w", q.flag, q.v, err)
 		}
 	}
 	return nil

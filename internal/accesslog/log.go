@@ -120,6 +120,15 @@ const (
 	Stderr = "stderr"
 )
 
+// CheckFormat returns nil for a Config.Format a Log writes ("": the
+// default, logging.Text, logging.JSON), else an error saying what to give.
+func CheckFormat(f logging.Format) error {
+	if f != "" && f != logging.Text && f != logging.JSON {
+		return errors.New("give text or json")
+	}
+	return nil
+}
+
 // Open returns the Log where names: none (nil) for "" or Off, one writing
 // to os.Stderr (New) for Stderr, else one appending to the file at that
 // path (OpenFile). A nil *Log is no access log: LogFunc is nil, Stats

@@ -33,6 +33,16 @@ import (
 // DefaultCacheCapacity is the default of Config.CacheCapacity.
 const DefaultCacheCapacity = 10_000
 
+// CheckCacheCapacity returns nil for a Config.CacheCapacity the manager
+// takes (-1: no bound, 0: the default, else at least 1), else an error
+// saying what to give.
+func CheckCacheCapacity(n int) error {
+	if n < -1 {
+		return errors.New("give the most certificates to hold in memory (at least 1, e.g. 10000), or -1 for no bound")
+	}
+	return nil
+}
+
 // loadTimeout bounds a handshake's wait for a certificate from storage.
 const loadTimeout = 10 * time.Second
 

@@ -25,6 +25,15 @@ func ValidWhere(where string) bool {
 	return where == OnAPI || where == Off || hostname.ValidListenAddr(where)
 }
 
+// CheckWhere returns nil for a ValidWhere, else an error saying what to
+// write instead.
+func CheckWhere(where string) error {
+	if ValidWhere(where) {
+		return nil
+	}
+	return errors.New("write api (the API's listener), off, or HOST:PORT of a listener of its own, e.g. 127.0.0.1:9180")
+}
+
 // Endpoint is where a Registry is served.
 type Endpoint struct {
 	where string

@@ -33,7 +33,7 @@ func (n *Node) initACME() {
 // the resolver, delegation targets and checks through the delegation zone.
 func (n *Node) platformOptions() platform.Options {
 	o := platform.Options{OwnAddrs: n.ownAddrs(), Ownership: n.acme.verifier.Owns, AllowPrivateWebhooks: n.cfg.Webhooks.AllowPrivate,
-		AuditMaxAge: n.cfg.AuditMaxAge, AuditMaxEntries: n.cfg.AuditMaxEntries, Logger: n.log}
+		Audit: n.cfg.Audit, Logger: n.log}
 	if d := n.acme.dns01.Delegations(); d != nil {
 		o.Delegation, o.CheckDelegations = d.Target, d.Check
 	}

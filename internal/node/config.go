@@ -11,13 +11,16 @@ import (
 
 	"github.com/caddyserver/certmagic"
 
+	"github.com/spine-platform/spine/internal/accesslog"
 	"github.com/spine-platform/spine/internal/ca"
 	"github.com/spine-platform/spine/internal/certs"
 	"github.com/spine-platform/spine/internal/edge"
 	"github.com/spine-platform/spine/internal/hostname"
 	"github.com/spine-platform/spine/internal/logging"
 	"github.com/spine-platform/spine/internal/metrics"
+	"github.com/spine-platform/spine/internal/platform"
 	"github.com/spine-platform/spine/internal/store"
+	"github.com/spine-platform/spine/internal/syncer"
 	"github.com/spine-platform/spine/internal/webhooks"
 )
 
@@ -30,7 +33,7 @@ const (
 	DefaultAPIAddr        = "127.0.0.1:2019"
 	DefaultLeafLifetime   = ca.DefaultLeafLifetime
 	DefaultCertCacheSize  = certs.DefaultCacheCapacity
-	DefaultResyncInterval = 30 * time.Second
+	DefaultResyncInterval = syncer.DefaultInterval
 	DefaultCheckInterval  = time.Minute
 	DefaultDNSAddr        = ":53"
 	// DefaultRenewCheckInterval and DefaultRenewalWindowRatio are
@@ -117,12 +120,9 @@ type Config struct {
 	// Quota is every project's limits unless the operator gave it its own
 	// (store.DB.SetDefaultQuota); 0 in a field is no limit. Default: no limits.
 	Quota store.Quota
-	// AuditMaxAge and AuditMaxEntries bound the audit trail (see
-	// platform.Options): entries older than AuditMaxAge go, and of each
-	// project all but the newest AuditMaxEntries. Defaults 90 days and
-	// 10,000 (zero or negative: the default).
-	AuditMaxAge     time.Duration
-	AuditMaxEntries int
+	// Audit bounds the audit trail (platform.AuditSettings). Defaults 90
+	// days and 10,000 entries a project.
+	Audit platform.AuditSettings
 	// Logger is the node's logger. Default slog.Default().
 	Logger *slog.Logger
 	// AccessLog is where the edge writes one line per request
@@ -222,9 +222,6 @@ func (e *FieldError) Unwrap() error { return e.Err }
 // exists or can be created. Start calls it; call it first to refuse a
 // configuration before doing anything else.
 func (c Config) Validate() error {
-	bad := func(field, value, format string, args ...any) error {
-		return &FieldError{Field: field, Value: value, Err: fmt.Errorf(format, args...)}
-	}
 	var se *edge.SettingsError
 	if err := c.Settings.Validate(); errors.As(err, &se) {
 		return &FieldError{Field: se.Field, Value: se.Value, Err: se.Err}
@@ -234,8 +231,8 @@ func (c Config) Validate() error {
 			return &FieldError{Field: a.field, Value: strconv.Quote(a.addr), Err: err}
 		}
 	}
-	if m := c.Metrics; m != "" && !metrics.ValidWhere(m) {
-		return bad("Metrics", strconv.Quote(m), "write api (the API's listener), off, or HOST:PORT of a listener of its own, e.g. 127.0.0.1:9180")
+	if err := metrics.CheckWhere(c.Metrics); c.Metrics != "" && err != nil {
+		return &FieldError{Field: "Metrics", Value: strconv.Quote(c.Metrics), Err: err}
 	}
 	if c.Store != "" {
 		if err := store.CheckDSN(c.Store); err != nil {
@@ -253,22 +250,19 @@ func (c Config) Validate() error {
 	if err := c.Webhooks.Validate(); err != nil {
 		return &FieldError{Field: "Webhooks.AttemptTimeout", Value: c.Webhooks.AttemptTimeout.String(), Err: err}
 	}
-	for _, q := range []struct {
-		field string
-		v     int
-	}{{"Quota.Domains", c.Quota.Domains}, {"Quota.Services", c.Quota.Services}, {"Quota.Hostnames", c.Quota.Hostnames}, {"Quota.OrdersPerHour", c.Quota.OrdersPerHour}} {
-		if q.v < 0 || q.v > MaxQuota {
-			return bad(q.field, strconv.Itoa(q.v), "give a limit from 1 to 1000000, or 0 for no limit")
+	for _, q := range c.Quota.Fields() {
+		if err := store.CheckQuota(q.Limit); err != nil {
+			return &FieldError{Field: "Quota." + q.Name, Value: strconv.Itoa(q.Limit), Err: err}
 		}
 	}
-	if f := c.AccessLogFormat; f != "" && f != logging.Text && f != logging.JSON {
-		return bad("AccessLogFormat", strconv.Quote(string(f)), "give text or json")
+	if err := accesslog.CheckFormat(c.AccessLogFormat); err != nil {
+		return &FieldError{Field: "AccessLogFormat", Value: strconv.Quote(string(c.AccessLogFormat)), Err: err}
 	}
-	if c.CertCacheSize < -1 {
-		return bad("CertCacheSize", strconv.Itoa(c.CertCacheSize), "give the most certificates to hold in memory (at least 1, e.g. 10000), or -1 for no bound")
+	if err := certs.CheckCacheCapacity(c.CertCacheSize); err != nil {
+		return &FieldError{Field: "CertCacheSize", Value: strconv.Itoa(c.CertCacheSize), Err: err}
 	}
-	if c.ResyncInterval < 0 {
-		return bad("ResyncInterval", c.ResyncInterval.String(), "give a positive duration, e.g. 1m")
+	if err := syncer.CheckInterval(c.ResyncInterval); err != nil {
+		return &FieldError{Field: "ResyncInterval", Value: c.ResyncInterval.String(), Err: err}
 	}
 	if err := c.ACME.Validate(); err != nil {
 		var ae *certs.ACMEConfigError

@@ -8,7 +8,25 @@ import (
 	"github.com/spine-platform/spine/internal/store"
 )
 
-// Audit trail defaults (Options.AuditMaxAge, Options.AuditMaxEntries).
+// AuditSettings bound the audit trail: entries older than MaxAge go, and
+// of each project all but the newest MaxEntries. Zero or negative: the
+// default.
+type AuditSettings struct {
+	MaxAge     time.Duration // default DefaultAuditMaxAge (90 days)
+	MaxEntries int           // default DefaultAuditMaxEntries (10,000)
+}
+
+func (a AuditSettings) withDefaults() AuditSettings {
+	if a.MaxAge <= 0 {
+		a.MaxAge = DefaultAuditMaxAge
+	}
+	if a.MaxEntries <= 0 {
+		a.MaxEntries = DefaultAuditMaxEntries
+	}
+	return a
+}
+
+// Audit trail defaults (AuditSettings).
 const (
 	DefaultAuditMaxAge     = 90 * 24 * time.Hour
 	DefaultAuditMaxEntries = 10000 // per project
@@ -60,9 +78,9 @@ func (p *Platform) Audit(ctx context.Context, caller Caller, q AuditQuery) ([]st
 	return es, fromStore(err, "audit entries")
 }
 
-// PruneAudit deletes the audit entries older than Options.AuditMaxAge and,
-// of each project, all but the newest Options.AuditMaxEntries.
+// PruneAudit deletes the audit entries older than Options.Audit.MaxAge and,
+// of each project, all but the newest Options.Audit.MaxEntries.
 func (p *Platform) PruneAudit(ctx context.Context) (int64, error) {
-	n, err := p.store.PruneAudit(ctx, p.now().Add(-p.opts.AuditMaxAge), p.opts.AuditMaxEntries)
+	n, err := p.store.PruneAudit(ctx, p.now().Add(-p.opts.Audit.MaxAge), p.opts.Audit.MaxEntries)
 	return n, fromStore(err, "audit entries")
 }

@@ -134,12 +134,9 @@ type Options struct {
 	// UploadRoots are the roots an uploaded certificate's chain must build
 	// to when the upload gives none. Default: the system's public roots.
 	UploadRoots *x509.CertPool
-	// AuditMaxAge and AuditMaxEntries bound the audit trail: entries older
-	// than AuditMaxAge go, and of each project all but the newest
-	// AuditMaxEntries. Defaults DefaultAuditMaxAge (90 days) and
-	// DefaultAuditMaxEntries (10,000).
-	AuditMaxAge     time.Duration
-	AuditMaxEntries int
+	// Audit bounds the audit trail (AuditSettings). Default: 90 days and
+	// 10,000 entries a project.
+	Audit AuditSettings
 	// AuditPruneInterval is how often Maintain prunes the audit trail.
 	// Default 10 minutes.
 	AuditPruneInterval time.Duration
@@ -152,12 +149,7 @@ type Options struct {
 
 // New returns a Platform over st.
 func New(st Store, opts Options) *Platform {
-	if opts.AuditMaxAge <= 0 {
-		opts.AuditMaxAge = DefaultAuditMaxAge
-	}
-	if opts.AuditMaxEntries <= 0 {
-		opts.AuditMaxEntries = DefaultAuditMaxEntries
-	}
+	opts.Audit = opts.Audit.withDefaults()
 	if opts.AuditPruneInterval <= 0 {
 		opts.AuditPruneInterval = 10 * time.Minute
 	}

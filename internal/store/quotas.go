@@ -16,6 +16,27 @@ var ErrQuota = errors.New("quota exceeded")
 // QuotaOverride's field); 0 is no limit.
 const MaxQuota = 1_000_000
 
+// CheckQuota returns nil for a limit an operator may set (0, no limit, to
+// MaxQuota), else an error saying what to give.
+func CheckQuota(v int) error {
+	if v < 0 || v > MaxQuota {
+		return errors.New("give a limit from 1 to 1000000, or 0 for no limit")
+	}
+	return nil
+}
+
+// Fields returns q's limits with their field names, for the checks that
+// name the one refused.
+func (q Quota) Fields() []QuotaField {
+	return []QuotaField{{"Domains", q.Domains}, {"Services", q.Services}, {"Hostnames", q.Hostnames}, {"OrdersPerHour", q.OrdersPerHour}}
+}
+
+// QuotaField is one limit of a Quota and its field's name.
+type QuotaField struct {
+	Name  string
+	Limit int
+}
+
 // Quota is what one project may hold. 0 means no limit.
 type Quota struct {
 	Domains       int

@@ -3,6 +3,7 @@ package syncer
 import (
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -86,7 +87,7 @@ type Config struct {
 	// public name, for its own certificate). Default: none.
 	ExtraHost string
 	// Interval is how often Run reads the whole store even without a
-	// change notice.
+	// change notice. Default DefaultInterval.
 	Interval time.Duration
 	Logger   *slog.Logger
 }
@@ -118,6 +119,9 @@ type Loop struct {
 
 // New returns a Loop over cfg; it reads nothing yet.
 func New(cfg Config) *Loop {
+	if cfg.Interval == 0 {
+		cfg.Interval = DefaultInterval
+	}
 	return &Loop{cfg: cfg, log: cfg.Logger, deltas: serving.NewApplied(cfg.Logger)}
 }
 
@@ -320,5 +324,17 @@ func (l *Loop) ServeSnapshot(s *fleet.Snapshot) error {
 	}
 	l.cfg.Reads.SeedSnapshot(s.Services, s.Credentials(), s.TokensComplete)
 	l.synced.Store(true)
+	return nil
+}
+
+// DefaultInterval is the default of Config.Interval.
+const DefaultInterval = 30 * time.Second
+
+// CheckInterval returns nil for a Config.Interval the loop takes (0: the
+// default), else an error saying what to give.
+func CheckInterval(d time.Duration) error {
+	if d < 0 {
+		return errors.New("give a positive duration, e.g. 1m")
+	}
 	return nil
 }
