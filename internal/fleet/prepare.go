@@ -80,13 +80,12 @@ func (p *Prepare) Do(ctx context.Context) error {
 	if err := c.Keys.Ensure(ctx); err != nil {
 		return err
 	}
-	tokenFile := filepath.Join(c.DataDir, "admin.token")
-	admin, err := c.Platform.Bootstrap(ctx, tokenFile)
+	admin, err := c.Platform.Bootstrap(ctx, AdminTokenFile(c.DataDir))
 	if err != nil {
 		return err
 	}
-	if tok, err := os.ReadFile(tokenFile); err == nil {
-		if cred, err := c.Tokens.TokenByHash(ctx, platform.HashToken(strings.TrimSpace(string(tok)))); err == nil && cred.Project.ID == admin.ID {
+	if tok, err := AdminToken(c.DataDir); err == nil {
+		if cred, err := c.Tokens.TokenByHash(ctx, platform.HashToken(tok)); err == nil && cred.Project.ID == admin.ID {
 			c.RememberToken(cred.Token.Hash, cred)
 		}
 	}
@@ -105,4 +104,17 @@ func (p *Prepare) Do(ctx context.Context) error {
 	c.SetCA(authority)
 	p.done.Store(true)
 	return nil
+}
+
+// AdminTokenFile is the file in the data folder that holds the default
+// project's admin token (written by Prepare, 0600).
+func AdminTokenFile(dataDir string) string { return filepath.Join(dataDir, "admin.token") }
+
+// AdminToken reads the admin token of the data folder (AdminTokenFile).
+func AdminToken(dataDir string) (string, error) {
+	b, err := os.ReadFile(AdminTokenFile(dataDir))
+	if err != nil {
+		return "", fmt.Errorf("reading the admin token: %w", err)
+	}
+	return strings.TrimSpace(string(b)), nil
 }

@@ -16,9 +16,6 @@ import (
 	"github.com/spine-platform/spine/internal/syncer"
 )
 
-// listenWait is the longest the first sync waits for the watch's LISTEN.
-const listenWait = 2 * time.Second
-
 // fleetState is the fleet-mode part of a Node.
 type fleetState struct {
 	id        string    // stable node ID, kept in <data>/node-id

@@ -27,11 +27,8 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
-	"time"
 
 	"github.com/spine-platform/spine/internal/accesslog"
 	"github.com/spine-platform/spine/internal/api"
@@ -174,19 +171,7 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	runCtx, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel
 	changes := n.db.Watch(runCtx)
-	if n.db.Kind() == "postgres" && !n.fleet.static {
-		// PostgreSQL's watch signals once its LISTEN connection is up, for
-		// the notices it may have missed before. Reading the first snapshot
-		// after that signal covers them; read before it, the signal would
-		// make the watch loop read every service a second time, in the first
-		// second of serving, when the restarted node's clients all
-		// reconnect. Bounded: if LISTEN is slow, the second read happens.
-		select {
-		case <-changes:
-		case <-time.After(listenWait):
-		case <-ctx.Done():
-		}
-	}
+	syncer.AwaitListen(ctx, changes, n.db.Kind() == "postgres" && !n.fleet.static) // its first signal, then the first sync
 	if n.fleet.static {
 		if err := n.serveSnapshot(n.fleet.loaded); err != nil {
 			return nil, err
@@ -314,14 +299,14 @@ func (n *Node) APIAddr() string   { return n.apiLn.Addr().String() }
 func (n *Node) DashboardURL() string { return "http://" + n.APIAddr() + dashboard.Prefix }
 
 // SignInURL returns a link that signs a browser into the dashboard as the
-// admin token (<data>/admin.token), once, within ten minutes. The link
+// admin token (fleet.AdminToken), once, within ten minutes. The link
 // holds a code, never the token.
 func (n *Node) SignInURL() (string, error) {
-	tok, err := os.ReadFile(filepath.Join(n.cfg.DataDir, "admin.token"))
+	tok, err := fleet.AdminToken(n.cfg.DataDir)
 	if err != nil {
-		return "", fmt.Errorf("reading the admin token: %w", err)
+		return "", err
 	}
-	return "http://" + n.APIAddr() + n.dash.SignInPath(strings.TrimSpace(string(tok))), nil
+	return "http://" + n.APIAddr() + n.dash.SignInPath(tok), nil
 }
 
 // CA returns the node's internal CA.

@@ -338,3 +338,27 @@ func CheckInterval(d time.Duration) error {
 	}
 	return nil
 }
+
+// ListenWait is the longest AwaitListen waits.
+const ListenWait = 2 * time.Second
+
+// AwaitListen waits, before the first Sync, for the first signal of a
+// PostgreSQL store's watch (changes; pg says the store is PostgreSQL),
+// which comes once its LISTEN connection is up, for the notices it may
+// have missed before. Reading the first snapshot after that signal covers
+// them; read before it, the signal would make Run read every service a
+// second time, in the first second of serving, when a restarted node's
+// clients all reconnect. Bounded by ListenWait and ctx: if LISTEN is slow,
+// the second read happens. Without pg it returns at once.
+func AwaitListen(ctx context.Context, changes <-chan struct{}, pg bool) {
+	if !pg {
+		return
+	}
+	t := time.NewTimer(ListenWait)
+	defer t.Stop()
+	select {
+	case <-changes:
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}
