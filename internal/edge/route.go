@@ -65,6 +65,21 @@ func CheckRoute(r Route) error {
 	return err
 }
 
+// RouteChecker is CheckRoute for the many routes of one table: each
+// distinct upstream URL is parsed once. Its zero value is ready to use;
+// it is not safe for concurrent use, and keeps what it parsed (at most
+// 4,096 URLs) until it is dropped.
+type RouteChecker struct{ parsed upstreamParses }
+
+// Check reports whether SetRoutes would accept r, as CheckRoute does.
+func (c *RouteChecker) Check(r Route) error {
+	if c.parsed == nil {
+		c.parsed = upstreamParses{}
+	}
+	_, err := validateRoute(&r, c.parsed)
+	return err
+}
+
 // upstreamParses remembers parseUpstream's answers for one table build:
 // the routes of 100,000 services name few distinct upstreams. nil
 // remembers nothing.

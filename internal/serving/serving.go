@@ -84,11 +84,12 @@ func routesOf(s store.Service) []edge.Route {
 func routable(svcs []store.Service, log *slog.Logger) []store.Service {
 	out := svcs[:0:0]
 	var y sched.Yielder
+	var check edge.RouteChecker // each distinct upstream parsed once
 	for _, s := range svcs {
 		y.Maybe()
 		ok := true
 		for _, r := range routesOf(s) {
-			if err := edge.CheckRoute(r); err != nil {
+			if err := check.Check(r); err != nil {
 				log.Warn("not serving a service the edge cannot route", "project", s.ProjectID, "service", s.Name, "err", err)
 				ok = false
 				break
