@@ -45,6 +45,15 @@ func (i *CAIssuer) SetCA(c *ca.CA) { i.ca.Store(c) }
 // CA returns the CA given by SetCA, or nil.
 func (i *CAIssuer) CA() *ca.CA { return i.ca.Load() }
 
+// RootPEM is the CA's root certificate in PEM (what the API and the
+// dashboard hand out), nil until SetCA.
+func (i *CAIssuer) RootPEM() []byte {
+	if c := i.CA(); c != nil {
+		return c.RootPEM()
+	}
+	return nil
+}
+
 // Issue signs csr with the CA, under the issuance lease of its names.
 func (i *CAIssuer) Issue(ctx context.Context, csr *x509.CertificateRequest) (*certmagic.IssuedCertificate, error) {
 	c := i.ca.Load()

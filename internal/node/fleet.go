@@ -65,14 +65,6 @@ func (n *Node) openStore(ctx context.Context, keys *secrets.Keyring) (*store.DB,
 	return db, nil
 }
 
-// caRoot is the API's CARoot: nil until the CA is loaded.
-func (n *Node) caRoot() []byte {
-	if c := n.fleet.issuer.CA(); c != nil {
-		return c.RootPEM()
-	}
-	return nil
-}
-
 // buildFleet builds the membership, the ticket-key keeper and the snapshot
 // writer, once the listeners and the edge exist.
 func (n *Node) buildFleet() {

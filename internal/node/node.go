@@ -195,7 +195,7 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	n.wg.Go(func() { n.webhooks.Run(runCtx) })
 	local := api.NewLocal(api.Config{
 		Platform:  n.platform,
-		CARoot:    n.caRoot,
+		CARoot:    n.fleet.issuer.RootPEM,
 		ECH:       n.fleet.published.Info,
 		Nodes:     n.fleet.members.Nodes,
 		Ready:     n.ready,
@@ -210,7 +210,7 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 		RenewalWindowRatio: cfg.ACME.RenewalWindowRatio,
 	})
 	n.dash, err = dashboard.New(dashboard.Config{API: local, UpstreamHealth: n.edge.UpstreamHealth,
-		EdgeAddr: n.httpsLn.Addr().String(), CARoot: n.caRoot, StoreKind: n.db.Kind(), Logger: n.log})
+		EdgeAddr: n.httpsLn.Addr().String(), CARoot: n.fleet.issuer.RootPEM, StoreKind: n.db.Kind(), Logger: n.log})
 	if err != nil {
 		return nil, err
 	}
