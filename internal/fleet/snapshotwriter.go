@@ -37,6 +37,10 @@ const certWriters = 8
 const (
 	snapshotInterval = 5 * time.Second // how often new certificates are looked for
 	snapshotSettle   = 3 * time.Second // from start to the first write
+	// After Due, a write waits until no Due came for snapshotQuiet, and
+	// at most snapshotMaxWait: see Run.
+	snapshotQuiet   = time.Second
+	snapshotMaxWait = snapshotInterval
 )
 
 // SnapshotSource is what a snapshot is written from: the node's state at
@@ -122,7 +126,7 @@ func NewSnapshotWriter(dir string, source func() *SnapshotSource, log *slog.Logg
 		source: source, log: log, due: make(chan struct{}, 1)}
 }
 
-// Due asks Run for a write now (after a sync that changed something).
+// Due asks Run for a write soon (after a sync that changed something).
 func (w *SnapshotWriter) Due() {
 	select {
 	case w.due <- struct{}{}:
@@ -130,11 +134,23 @@ func (w *SnapshotWriter) Due() {
 	}
 }
 
-// Run writes the snapshot when Due is called, and every few seconds when a
-// certificate was obtained or loaded meanwhile, until ctx ends. The first
+// Run writes the snapshot after Due is called, and every few seconds when
+// a certificate was obtained or loaded meanwhile, until ctx ends. The first
 // write waits snapshotSettle after start: a restart is when every client
 // reconnects at once, and the file from before the restart still holds a
 // good snapshot meanwhile.
+//
+// A write after Due waits until no further Due came for snapshotQuiet (at
+// most snapshotMaxWait after the first): a burst of changes costs one
+// write, and the work a change starts is not slowed by it. A write after
+// a change reads every service to find the shards that changed (about
+// 0.35 s of a processor at 100,000 hostnames), and on a node with one
+// processor a goroutine waiting for the network (a PostgreSQL query of
+// the new hostname's first certificate) runs only when the runtime next
+// polls the network, about every 10 ms while such a loop runs: at 100k
+// hostnames on PostgreSQL, a created service answered in 120-730 ms
+// instead of 30-80 ms. The snapshot is then at most snapshotQuiet (under
+// a stream of changes, snapshotMaxWait) behind the edge.
 func (w *SnapshotWriter) Run(ctx context.Context) {
 	settle := time.NewTimer(snapshotSettle)
 	defer settle.Stop()
@@ -149,11 +165,41 @@ func (w *SnapshotWriter) Run(ctx context.Context) {
 		if err := w.Write(); err != nil {
 			w.log.Warn("writing the snapshot", "err", err)
 		}
+		t.Reset(snapshotInterval) // no tick stale from before this write
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+			select {
+			case <-w.due: // a change too: its write waits as below
+			default:
+				continue
+			}
 		case <-w.due:
+		}
+		if !w.quiet(ctx) {
+			return
+		}
+	}
+}
+
+// quiet waits until no Due came for snapshotQuiet, or snapshotMaxWait
+// passed. It reports false if ctx ended first.
+func (w *SnapshotWriter) quiet(ctx context.Context) bool {
+	limit := time.NewTimer(snapshotMaxWait)
+	defer limit.Stop()
+	q := time.NewTimer(snapshotQuiet)
+	defer q.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-limit.C:
+			return true
+		case <-q.C:
+			return true
+		case <-w.due:
+			q.Reset(snapshotQuiet)
 		}
 	}
 }
