@@ -28,12 +28,6 @@ func (m *Manager) newConfig(cfg Config, issuers []certmagic.Issuer, wildcard boo
 		ShouldEmitFunc:     shouldEmit,
 		Logger:             m.zlog,
 		RenewalWindowRatio: cfg.RenewalWindowRatio,
-		// certmagic's check before each issuance stores, loads and
-		// deletes a random 10 kB key: three store round trips, two of
-		// them write transactions, on every new hostname's path to its
-		// first certificate. The store's failures are reported anyway,
-		// by the issuance lock's TryLock and by the writes.
-		DisableStorageCheck: true,
 	})
 	// certmagic.New fills unset fields from the package-level
 	// certmagic.Default; whatever it holds, a Manager never issues during
