@@ -39,7 +39,11 @@ func Compute(svcs []store.Service, domains []store.Domain, wildcard func(store.D
 			s.Wildcards = append(s.Wildcards, d.Name)
 		}
 	}
+	// ServedOnly's list is Compute's own: routable filters it in place and
+	// intern makes its services share the strings a read repeats in every
+	// row.
 	s.Services = routable(platform.ServedOnly(svcs, domains), log)
+	intern(s.Services)
 	s.Sum, s.digests = fingerprintDigests(s.Services, s.Wildcards)
 	return s
 }
@@ -62,44 +66,105 @@ func Routes(svcs []store.Service) ([]edge.Route, []string) {
 func routesOf(s store.Service) []edge.Route {
 	routes := make([]edge.Route, 0, len(s.Hostnames))
 	for _, h := range s.Hostnames {
-		routes = append(routes, edge.Route{
-			Host:       h,
-			Project:    s.ProjectID,
-			Service:    s.Name,
-			Upstreams:  s.Upstreams,
-			HSTSMaxAge: s.HSTSMaxAge,
-			// "" and 0 leave the edge's defaults.
-			HealthPath:     s.HealthPath,
-			HealthInterval: s.HealthInterval,
-			ClientCA:       []byte(s.ClientCA),
-			ClientAuth:     s.ClientAuth,
-		})
+		routes = append(routes, routeOf(&s, h))
 	}
 	return routes
 }
 
+// routeOf returns the route of s for host.
+func routeOf(s *store.Service, host string) edge.Route {
+	r := edge.Route{
+		Host:       host,
+		Project:    s.ProjectID,
+		Service:    s.Name,
+		Upstreams:  s.Upstreams,
+		HSTSMaxAge: s.HSTSMaxAge,
+		// "" and 0 leave the edge's defaults.
+		HealthPath:     s.HealthPath,
+		HealthInterval: s.HealthInterval,
+		ClientAuth:     s.ClientAuth,
+	}
+	if s.ClientCA != "" {
+		r.ClientCA = []byte(s.ClientCA)
+	}
+	return r
+}
+
 // routable leaves out the services the edge would refuse (an upstream stored
 // before the platform checked it as the edge does, say), so that one bad
-// service never keeps every other project's changes from going live.
+// service never keeps every other project's changes from going live. It
+// filters svcs in place (the caller's list is its own) and returns it.
 func routable(svcs []store.Service, log *slog.Logger) []store.Service {
-	out := svcs[:0:0]
+	out := svcs[:0]
 	var y sched.Yielder
 	var check edge.RouteChecker // each distinct upstream parsed once
 	for _, s := range svcs {
 		y.Maybe()
-		ok := true
-		for _, r := range routesOf(s) {
-			if err := check.Check(r); err != nil {
-				log.Warn("not serving a service the edge cannot route", "project", s.ProjectID, "service", s.Name, "err", err)
-				ok = false
-				break
-			}
+		if err := checkRoutes(&check, &s); err != nil {
+			log.Warn("not serving a service the edge cannot route", "project", s.ProjectID, "service", s.Name, "err", err)
+			continue
 		}
-		if ok {
-			out = append(out, s)
+		out = append(out, s)
+	}
+	clear(svcs[len(out):]) // what was left out holds no strings alive
+	return out
+}
+
+// checkRoutes checks the route of each hostname of s, without making
+// routesOf's list: the routes of one service differ by their host only.
+func checkRoutes(check *edge.RouteChecker, s *store.Service) error {
+	if len(s.Hostnames) == 0 {
+		return nil
+	}
+	r := routeOf(s, s.Hostnames[0])
+	for _, h := range s.Hostnames {
+		r.Host = h
+		if err := check.Check(r); err != nil {
+			return err
 		}
 	}
-	return out
+	return nil
+}
+
+// intern makes the services of svcs share one copy of each string and
+// list that a read repeats in many rows (the project, the domain, the
+// upstreams, the health-check path and the client-certificate settings):
+// a read makes a copy of each for every row, and what a node keeps of the
+// services (the edge's routes, Applied) would keep them all alive.
+func intern(svcs []store.Service) {
+	strs := map[string]string{}
+	str := func(s *string) {
+		if *s == "" {
+			return
+		}
+		if v, ok := strs[*s]; ok {
+			*s = v
+			return
+		}
+		strs[*s] = *s
+	}
+	lists := map[string][]string{}
+	var y sched.Yielder
+	var key []byte
+	for i := range svcs {
+		y.Maybe()
+		s := &svcs[i]
+		str(&s.ProjectID)
+		str(&s.Domain)
+		str(&s.HealthPath)
+		str(&s.ClientCA)
+		str(&s.ClientAuth)
+		key = key[:0]
+		for _, u := range s.Upstreams {
+			key = binary.AppendUvarint(key, uint64(len(u)))
+			key = append(key, u...)
+		}
+		if l, ok := lists[string(key)]; ok {
+			s.Upstreams = l
+		} else if len(lists) < 4096 { // the distinct lists of a table are few; a bound all the same
+			lists[string(key)] = s.Upstreams
+		}
+	}
 }
 
 // fingerprint digests the services served and the wildcard domains. The

@@ -1,0 +1,166 @@
+package syncer
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"runtime"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/spine-platform/spine/internal/edge"
+	"github.com/spine-platform/spine/internal/metrics"
+	"github.com/spine-platform/spine/internal/serving"
+	"github.com/spine-platform/spine/internal/store"
+)
+
+// BenchmarkSyncMemory measures what the sync state of N services (one
+// hostname each, one project, one upstream: what bench/seed makes) keeps
+// on the heap after a full sync, per hostname (live heap after a GC, as
+// runtime.ReadMemStats counts it):
+//
+//   - total-B/host: a Loop's full sync with a real edge (metrics on) and
+//     the read dropped afterwards, what stays alive of the read included
+//     (the hostname strings, say): the part of the node's heap that grows
+//     with the hostnames, the certificate manager and the snapshot writer
+//     left out;
+//   - alloc-B/host: what that sync allocated in all (the garbage it
+//     leaves behind included);
+//   - edge-B/host: edge.Server.SetRoutes's table and metrics recorders,
+//     beyond the routes handed to it;
+//   - applied-B/host: serving.Applied.Full's record, beyond the State
+//     handed to it.
+//
+// Compare runs before and after a change with benchstat; BENCHMARKS.md has
+// the figures.
+func BenchmarkSyncMemory(b *testing.B) {
+	for _, n := range []int{10_000, 100_000} {
+		b.Run(strconv.Itoa(n), func(b *testing.B) {
+			for b.Loop() {
+				total, alloc := syncHeap(b, n)
+				b.ReportMetric(total, "total-B/host")
+				b.ReportMetric(alloc, "alloc-B/host")
+				b.ReportMetric(edgeHeap(b, n), "edge-B/host")
+				b.ReportMetric(appliedHeap(b, n), "applied-B/host")
+			}
+		})
+	}
+}
+
+// readServices returns n services as a store read returns them: every
+// string a fresh allocation, as the database driver makes it.
+func readServices(n int) []store.Service {
+	svcs := make([]store.Service, n)
+	now := time.Now()
+	for i := range svcs {
+		name := fmt.Sprintf("s%06d", i)
+		svcs[i] = store.Service{
+			ID:        fmt.Sprintf("0190c3a4-7b1e-7c2d-9f00-%012d", i),
+			ProjectID: string([]byte("0190c3a4-0000-7000-8000-000000000001")),
+			Name:      name,
+			Domain:    string([]byte("bench.test")),
+			Hostnames: []string{name + ".bench.test"},
+			Upstreams: []string{string([]byte("http://127.0.0.1:19000"))},
+			CreatedAt: now,
+			UpdatedAt: now,
+		}
+	}
+	return svcs
+}
+
+var benchDomains = []store.Domain{{Name: "bench.test", ProjectID: "0190c3a4-0000-7000-8000-000000000001", Status: store.DomainVerified}}
+
+// liveHeap returns the live heap after a full collection, and the bytes
+// allocated so far.
+func liveHeap() (live, total uint64) {
+	runtime.GC()
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapAlloc, m.TotalAlloc
+}
+
+func perHost(after, before uint64, n int) float64 {
+	return float64(int64(after)-int64(before)) / float64(n)
+}
+
+// storeOf answers ListServices with svcs once, then forgets them.
+type storeOf struct {
+	fakeStore
+	svcs []store.Service
+}
+
+func (s *storeOf) ListServices(context.Context, string) ([]store.Service, error) {
+	svcs := s.svcs
+	s.svcs = nil
+	return svcs, nil
+}
+
+func (s *storeOf) ListDomains(context.Context, string) ([]store.Domain, error) {
+	return benchDomains, nil
+}
+
+func newBenchEdge() *edge.Server {
+	return edge.New(edge.Config{Logger: slog.New(slog.DiscardHandler), Metrics: metrics.New(metrics.Sources{}),
+		HealthInterval: time.Hour})
+}
+
+func syncHeap(b *testing.B, n int) (total, alloc float64) {
+	st := &storeOf{svcs: readServices(n)}
+	p := &parts{}
+	e := newBenchEdge()
+	defer e.Shutdown(context.Background())
+	l := New(Config{Store: st, Edge: e, Certs: p, Reads: p, Suspended: p, Uploaded: p, Health: p, Snapshots: p,
+		Prepare: func(context.Context) error { return nil }, Wildcard: func(store.Domain) bool { return false },
+		Logger: slog.New(slog.DiscardHandler)})
+	p.hosts = nil
+	before, allocBefore := liveHeap()
+	// The read is counted from here: it is made before the heap is read
+	// only so that its []store.Service, dropped by the sync, is not.
+	before -= readBytes(n)
+	if err := l.Sync(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	p.hosts = nil // the certificate manager's, not measured
+	after, allocAfter := liveHeap()
+	runtime.KeepAlive(l)
+	runtime.KeepAlive(e)
+	return perHost(after, before, n), perHost(allocAfter, allocBefore, n)
+}
+
+// readBytes is what readServices allocates for n services, counted as
+// the read's (measured once).
+func readBytes(n int) uint64 {
+	before, _ := liveHeap()
+	svcs := readServices(n)
+	after, _ := liveHeap()
+	runtime.KeepAlive(svcs)
+	return after - before
+}
+
+func edgeHeap(b *testing.B, n int) float64 {
+	st := serving.Compute(readServices(n), benchDomains, func(store.Domain) bool { return false }, slog.New(slog.DiscardHandler))
+	routes, _ := serving.Routes(st.Services)
+	e := newBenchEdge()
+	defer e.Shutdown(context.Background())
+	before, _ := liveHeap()
+	if err := e.SetRoutes(routes); err != nil {
+		b.Fatal(err)
+	}
+	after, _ := liveHeap()
+	runtime.KeepAlive(routes)
+	runtime.KeepAlive(e)
+	return perHost(after, before, n)
+}
+
+func appliedHeap(b *testing.B, n int) float64 {
+	st := serving.Compute(readServices(n), benchDomains, func(store.Domain) bool { return false }, slog.New(slog.DiscardHandler))
+	a := serving.NewApplied(slog.New(slog.DiscardHandler))
+	before, _ := liveHeap()
+	a.Full(st, benchDomains, nil, nil)
+	after, _ := liveHeap()
+	runtime.KeepAlive(st)
+	runtime.KeepAlive(a)
+	return perHost(after, before, n)
+}
