@@ -444,3 +444,131 @@ func TestSnapshotReadsVersion2(t *testing.T) {
 		t.Errorf("version 2: %d services, certificate for a.d.test %v", len(s.Services), got != nil)
 	}
 }
+
+// testShards are ServiceShards over a list, each shard's version set by
+// the test.
+type testShards struct {
+	by   [shardCount][]store.Service
+	vers [shardCount]uint64
+}
+
+func newTestShards(svcs []store.Service) *testShards {
+	s := &testShards{}
+	for _, sv := range svcs {
+		s.put(sv)
+	}
+	for i := range s.vers {
+		s.vers[i] = 1
+	}
+	return s
+}
+
+// put adds or replaces sv and bumps its shard's version.
+func (s *testShards) put(sv store.Service) {
+	sh := shardOf(sv.ID)
+	s.by[sh] = slices.DeleteFunc(slices.Clone(s.by[sh]), func(o store.Service) bool { return o.ID == sv.ID })
+	s.by[sh] = append(s.by[sh], sv)
+	slices.SortFunc(s.by[sh], func(a, b store.Service) int { return strings.Compare(a.ID, b.ID) })
+	s.vers[sh]++
+}
+
+func (s *testShards) ShardVersion(i, _ int) uint64           { return s.vers[i] }
+func (s *testShards) ShardServices(i, _ int) []store.Service { return s.by[i] }
+func (s *testShards) Hostnames(yield func(string) bool) {
+	for _, l := range s.by {
+		for _, sv := range l {
+			for _, h := range sv.Hostnames {
+				if !yield(h) {
+					return
+				}
+			}
+		}
+	}
+}
+
+// With a source's services by shard, a write after a change of one
+// service lists, digests and writes that service's shard alone (and the
+// manifest); a write with no version changed lists none; what is written
+// reads back whole, and a restarted writer lists every shard once.
+func TestSnapshotWriterListsOnlyChangedShards(t *testing.T) {
+	dir := t.TempDir()
+	var svcs []store.Service
+	for i := range 2000 {
+		svcs = append(svcs, testService(fmt.Sprint("s", i)))
+	}
+	shards := newTestShards(svcs)
+	certs := map[string]*tls.Certificate{"s1.d.test": selfSigned(t, "s1.d.test")}
+	src := func() *SnapshotSource {
+		return &SnapshotSource{Shards: shards, Certificate: func(h string) *tls.Certificate { return certs[h] }}
+	}
+	w := NewSnapshotWriter(dir, src, discard())
+	if err := w.Write(); err != nil {
+		t.Fatal(err)
+	}
+	if w.wrote.shards != shardCount {
+		t.Errorf("first write listed %d shards, want %d", w.wrote.shards, shardCount)
+	}
+
+	changed := testService("s7")
+	changed.Upstreams = []string{"http://127.0.0.1:10"}
+	shards.put(changed)
+	if err := w.Write(); err != nil {
+		t.Fatal(err)
+	}
+	if w.wrote.shards != 1 || w.wrote.files != 2 {
+		t.Errorf("one service changed: %d shards listed, %d files written; want 1 and 2 (its shard, the manifest)", w.wrote.shards, w.wrote.files)
+	}
+	if err := w.Write(); err != nil {
+		t.Fatal(err)
+	}
+	if w.wrote.shards != 0 || w.wrote.files != 0 {
+		t.Errorf("nothing changed: %d shards listed, %d files written; want none", w.wrote.shards, w.wrote.files)
+	}
+	// A version that changed with the same services: listed, not written.
+	shards.vers[shardOf("id-s9")]++
+	if err := w.Write(); err != nil {
+		t.Fatal(err)
+	}
+	if w.wrote.shards != 1 || w.wrote.files != 0 {
+		t.Errorf("a new version, same services: %d shards listed, %d files written; want 1 and 0", w.wrote.shards, w.wrote.files)
+	}
+
+	s, err := ReadSnapshot(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byID := map[string]store.Service{}
+	for _, sv := range s.Services {
+		byID[sv.ID] = sv
+	}
+	if len(s.Services) != len(svcs) || len(byID) != len(svcs) || !slices.Equal(byID["id-s7"].Upstreams, changed.Upstreams) {
+		t.Errorf("read back %d services (%d distinct), s7's upstreams %v", len(s.Services), len(byID), byID["id-s7"].Upstreams)
+	}
+	if s.CertificatesByName(discard())["s1.d.test"] == nil {
+		t.Error("s1's certificate was not read back")
+	}
+
+	// A restart: every shard listed once, none written again.
+	w2 := NewSnapshotWriter(dir, src, discard())
+	if err := w2.Write(); err != nil {
+		t.Fatal(err)
+	}
+	if w2.wrote.shards != shardCount || w2.wrote.files != 2 { // the keys part (a random name) and the manifest
+		t.Errorf("after a restart: %d shards listed, %d files written; want %d and 2", w2.wrote.shards, w2.wrote.files, shardCount)
+	}
+}
+
+// A source whose shards are not shardOf's is refused, not written under
+// the wrong names.
+func TestSnapshotWriterRefusesMisplacedService(t *testing.T) {
+	shards := newTestShards(nil)
+	sv := testService("a")
+	wrong := (shardOf(sv.ID) + 1) % shardCount
+	shards.by[wrong] = []store.Service{sv}
+	w := NewSnapshotWriter(t.TempDir(), func() *SnapshotSource {
+		return &SnapshotSource{Shards: shards, Certificate: func(string) *tls.Certificate { return nil }}
+	}, discard())
+	if err := w.Write(); err == nil || !strings.Contains(err.Error(), "id-a") {
+		t.Errorf("Write = %v, want an error naming the service", err)
+	}
+}

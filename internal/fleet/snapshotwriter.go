@@ -14,7 +14,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -46,8 +45,13 @@ const (
 // SnapshotSource is what a snapshot is written from: the node's state at
 // the time of a write.
 type SnapshotSource struct {
-	// Services are the services of the last successful sync, and Sum
-	// their fingerprint (a change of Sum is a change of Services).
+	// Shards are the services of the last successful sync, by shard: a
+	// write lists and digests only the shards whose version changed since
+	// it last did.
+	Shards ServiceShards
+	// Services, if Shards is nil, are those services, and Sum their
+	// fingerprint (a change of Sum is a change of Services): a write after
+	// a change of Sum digests every shard.
 	Services []store.Service
 	Sum      [sha256.Size]byte
 	// Certificate returns the certificate in memory for a hostname, or
@@ -77,19 +81,72 @@ type SnapshotSource struct {
 	Keyring *secrets.Keyring
 }
 
+// ServiceShards are the services of a snapshot by shard: shard i of n
+// holds the services whose ID's FNV-1a hash is i modulo n (shardOf, with
+// n = 256). *serving.AppliedServices satisfies it. Its methods must be
+// safe to call from the writer's goroutine while the node applies later
+// changes (an immutable state).
+type ServiceShards interface {
+	// ShardVersion returns the version of shard i of n: two answers with
+	// the same version hold the same services.
+	ShardVersion(i, n int) uint64
+	// ShardServices returns the services of shard i of n, in an order
+	// that depends on their IDs only; the caller must not modify them.
+	ShardServices(i, n int) []store.Service
+	// Hostnames yields every hostname of every service, in any order.
+	Hostnames(yield func(string) bool)
+}
+
+// listShards are the ServiceShards of a list of services (a
+// SnapshotSource without Shards), every shard at version ver.
+type listShards struct {
+	svcs []store.Service
+	ver  uint64
+	idx  *[shardCount][]int // by shard, made on first use
+}
+
+func (l *listShards) ShardVersion(int, int) uint64 { return l.ver }
+
+func (l *listShards) ShardServices(i, _ int) []store.Service {
+	if l.idx == nil {
+		l.idx = new([shardCount][]int)
+		for j := range l.svcs {
+			sh := shardOf(l.svcs[j].ID)
+			l.idx[sh] = append(l.idx[sh], j)
+		}
+	}
+	out := make([]store.Service, len(l.idx[i]))
+	for n, j := range l.idx[i] {
+		out[n] = l.svcs[j]
+	}
+	return out
+}
+
+func (l *listShards) Hostnames(yield func(string) bool) {
+	for i := range l.svcs {
+		for _, h := range l.svcs[i].Hostnames {
+			if !yield(h) {
+				return
+			}
+		}
+	}
+}
+
 // SnapshotWriter writes the snapshot folder (SnapshotDir, snapshotfolder.go)
 // and keeps, between writes, what it needs to write only the parts that
-// changed: the manifest on disk, the certificate files there, the digest
-// of each shard's services (recomputed when SnapshotSource.Sum changes)
+// changed: the manifest on disk, the certificate files there, the version
+// (ServiceShards) and part name of each service shard as last digested,
 // and the leaf digest of each certificate of the last write. At a million
 // hostnames the single file of older releases was 294 MB, re-encoded and
-// rewritten whole for each new certificate; a write now costs the shards
-// whose services changed, the new certificates, the certificate names and the
-// manifest.
+// rewritten whole for each new certificate; a write now lists, digests
+// and writes the shards whose version changed, and writes the new
+// certificates, the certificate names and the manifest. Each write still
+// looks up the certificate of every hostname (SnapshotSource.Certificate).
 //
-// What it keeps is bounded by one write: the manifest (≤ 256 shards), the
-// names of the certificate files it names, one leaf digest per certificate
-// in memory; each write replaces them whole.
+// What it keeps is bounded by one write: the manifest (≤ 256 shards), 256
+// shard versions and names, the names of the certificate files it names,
+// one leaf digest per certificate in memory; each write replaces them
+// whole.
 type SnapshotWriter struct {
 	dir    string // SnapshotDir's path
 	legacy string // SnapshotFile's path, removed after the first write
@@ -97,23 +154,30 @@ type SnapshotWriter struct {
 	log    *slog.Logger
 	due    chan struct{} // capacity 1: write now
 
-	loaded     bool                                   // cur and certs were read from disk
-	cur        manifest                               // the manifest on disk
-	certs      map[string]bool                        // the files in certsDir, by name
-	svcSum     [sha256.Size]byte                      // the Sum svcDigests are of
-	svcDigests *[shardCount][sha256.Size]byte         // per shard; zero: no service
-	leaves     map[*tls.Certificate][sha256.Size]byte // the leaf digests of the last write
-	tokensKey  string                                 // what cur.Tokens was made from ("": not by this writer)
-	keysSum    [sha256.Size]byte                      // what cur.Keys was made from (zero: not by this writer)
-	unclean    bool                                   // files cur does not name may be left: remove them
+	loaded bool            // cur and certs were read from disk
+	cur    manifest        // the manifest on disk
+	certs  map[string]bool // the files in certsDir, by name
+	// shardVers are the ServiceShards versions of the shards as last
+	// digested (valid once shardsKnown), shardNames their parts' names
+	// ("": no service).
+	shardVers   [shardCount]uint64
+	shardNames  [shardCount]string
+	shardsKnown bool
+	// leaves are the leaf digests of the last write, by the first byte of
+	// the leaf (the same in every copy of a tls.Certificate).
+	leaves    map[*byte][sha256.Size]byte
+	tokensKey string            // what cur.Tokens was made from ("": not by this writer)
+	keysSum   [sha256.Size]byte // what cur.Keys was made from (zero: not by this writer)
+	unclean   bool              // files cur does not name may be left: remove them
 
 	// step, if set, is called after each file a write puts on disk (and
 	// before it deletes the parts of the previous snapshot), with the
 	// file's name; an error stops the write there, as a crash would
 	// (tests).
 	step func(name string) error
-	// wrote counts the files and bytes of the last Write (benchmarks).
-	wrote struct{ files, bytes int64 }
+	// wrote counts the files and bytes of the last Write, and the service
+	// shards it listed and digested (tests, benchmarks).
+	wrote struct{ files, bytes, shards int64 }
 	mu    sync.Mutex // wrote and step, for the certificate files written at once
 
 }
@@ -142,15 +206,16 @@ func (w *SnapshotWriter) Due() {
 //
 // A write after Due waits until no further Due came for snapshotQuiet (at
 // most snapshotMaxWait after the first): a burst of changes costs one
-// write, and the work a change starts is not slowed by it. A write after
-// a change reads every service to find the shards that changed (about
-// 0.35 s of a processor at 100,000 hostnames), and on a node with one
-// processor a goroutine waiting for the network (a PostgreSQL query of
-// the new hostname's first certificate) runs only when the runtime next
-// polls the network, about every 10 ms while such a loop runs: at 100k
-// hostnames on PostgreSQL, a created service answered in 120-730 ms
-// instead of 30-80 ms. The snapshot is then at most snapshotQuiet (under
-// a stream of changes, snapshotMaxWait) behind the edge.
+// write, and the work a change starts is not slowed by it. A write lists
+// and digests only the service shards a change touched, but it still
+// looks up the certificate in memory of every hostname (BENCHMARKS.md),
+// and on a node with one processor a goroutine waiting for the network (a
+// PostgreSQL query of the new hostname's first certificate) runs only
+// when the runtime next polls the network, about every 10 ms while such a
+// loop runs: when a write read every service, a created service answered
+// in 120-730 ms instead of 30-80 ms at 100k hostnames on PostgreSQL. The
+// snapshot is then at most snapshotQuiet (under a stream of changes,
+// snapshotMaxWait) behind the edge.
 func (w *SnapshotWriter) Run(ctx context.Context) {
 	settle := time.NewTimer(snapshotSettle)
 	defer settle.Stop()
@@ -217,7 +282,7 @@ func (w *SnapshotWriter) Write() error {
 	if src == nil {
 		return nil
 	}
-	w.wrote.files, w.wrote.bytes = 0, 0
+	w.wrote.files, w.wrote.bytes, w.wrote.shards = 0, 0, 0
 	if !w.loaded {
 		w.load()
 	}
@@ -227,27 +292,45 @@ func (w *SnapshotWriter) Write() error {
 	}
 	var y sched.Yielder
 
-	// The services of each shard, when they changed.
-	if w.svcDigests == nil || src.Sum != w.svcSum {
-		var hs [shardCount]hash.Hash
-		var buf []byte
-		for i := range src.Services {
+	// The services of each shard whose version changed since the last
+	// write: listed, digested, and written if no part of that content is
+	// on disk. The others cost a look-up of their version.
+	shards := src.Shards
+	if shards == nil {
+		shards = &listShards{svcs: src.Services, ver: binary.BigEndian.Uint64(src.Sum[:8])}
+	}
+	onDisk := map[string]bool{}
+	for _, name := range w.cur.Shards {
+		onDisk[name] = true
+	}
+	next := manifest{Version: folderVersion, KeyID: keyID}
+	var shardVers [shardCount]uint64
+	var shardNames [shardCount]string
+	wroteShards := false
+	for sh := range shardCount {
+		v := shards.ShardVersion(sh, shardCount)
+		shardVers[sh] = v
+		if w.shardsKnown && v == w.shardVers[sh] {
+			shardNames[sh] = w.shardNames[sh]
+		} else {
 			y.Maybe()
-			sv := &src.Services[i]
-			sh := shardOf(sv.ID)
-			if hs[sh] == nil {
-				hs[sh] = sha256.New()
+			svcs := shards.ShardServices(sh, shardCount)
+			w.wrote.shards++
+			name, err := shardPartName(sh, svcs, &y)
+			if err != nil {
+				return err
 			}
-			buf = appendService(buf[:0], sv)
-			hs[sh].Write(buf)
-		}
-		d := new([shardCount][sha256.Size]byte)
-		for sh, h := range hs {
-			if h != nil {
-				h.Sum(d[sh][:0])
+			shardNames[sh] = name
+			if name != "" && !onDisk[name] {
+				if err := w.writePart(name, func(f *bufio.Writer) error { return encodeShard(f, svcs, &y) }); err != nil {
+					return err
+				}
+				wroteShards = true
 			}
 		}
-		w.svcDigests, w.svcSum = d, src.Sum
+		if shardNames[sh] != "" {
+			next.Shards = append(next.Shards, shardNames[sh])
+		}
 	}
 
 	// The certificate of each hostname, every write (a cheap look-up each;
@@ -257,47 +340,30 @@ func (w *SnapshotWriter) Write() error {
 		leaf [sha256.Size]byte
 	}
 	var pairs []hostLeaf
-	leaves := map[*tls.Certificate][sha256.Size]byte{}
+	leaves := map[*byte][sha256.Size]byte{}
 	byLeaf := map[[sha256.Size]byte]*tls.Certificate{}
-	for i := range src.Services {
-		y.Maybe()
-		sv := &src.Services[i]
-		for _, h := range sv.Hostnames {
-			cert := src.Certificate(h)
-			if cert == nil || len(cert.Certificate) == 0 {
-				continue
-			}
-			leaf, ok := leaves[cert]
-			if !ok {
-				if leaf, ok = w.leaves[cert]; !ok {
-					leaf = sha256.Sum256(cert.Certificate[0])
-				}
-				leaves[cert] = leaf
-				byLeaf[leaf] = cert
-			}
-			pairs = append(pairs, hostLeaf{h, leaf})
+	n := 0
+	for h := range shards.Hostnames {
+		if n++; n%256 == 0 {
+			y.Maybe() // a clock read per hostname would cost as much as the rest
 		}
-	}
-
-	// The manifest this write makes, and the parts it lacks on disk.
-	next := manifest{Version: folderVersion, KeyID: keyID}
-	onDisk := map[string]bool{}
-	for _, name := range w.cur.Shards {
-		onDisk[name] = true
-	}
-	var toWrite []int // shards
-	shardName := map[int]string{}
-	for sh := range shardCount {
-		if w.svcDigests[sh] == ([sha256.Size]byte{}) {
+		cert := src.Certificate(h)
+		if cert == nil || len(cert.Certificate) == 0 || len(cert.Certificate[0]) == 0 {
 			continue
 		}
-		name := partName(fmt.Sprintf("services-%02x-", sh), w.svcDigests[sh])
-		next.Shards = append(next.Shards, name)
-		shardName[sh] = name
-		if !onDisk[name] {
-			toWrite = append(toWrite, sh)
+		id := &cert.Certificate[0][0] // the same for each copy of the certificate
+		leaf, ok := leaves[id]
+		if !ok {
+			if leaf, ok = w.leaves[id]; !ok {
+				leaf = sha256.Sum256(cert.Certificate[0])
+			}
+			leaves[id] = leaf
+			byLeaf[leaf] = cert
 		}
+		pairs = append(pairs, hostLeaf{h, leaf})
 	}
+	slices.SortFunc(pairs, func(a, b hostLeaf) int { return strings.Compare(a.host, b.host) })
+
 	var certNamesJSON []byte
 	if len(pairs) > 0 {
 		h := sha256.New()
@@ -348,9 +414,10 @@ func (w *SnapshotWriter) Write() error {
 	}
 	next.Keys = keys
 
-	if len(toWrite) == 0 && len(certsToWrite) == 0 && certNamesJSON == nil && tokensJSON == nil && keys == w.cur.Keys &&
+	if !wroteShards && len(certsToWrite) == 0 && certNamesJSON == nil && tokensJSON == nil && keys == w.cur.Keys &&
 		next.CertNames == w.cur.CertNames &&
 		next.KeyID == w.cur.KeyID && slices.Equal(next.Shards, w.cur.Shards) {
+		w.shardVers, w.shardNames, w.shardsKnown = shardVers, shardNames, true
 		if w.unclean {
 			return w.removeUnnamed()
 		}
@@ -405,26 +472,6 @@ func (w *SnapshotWriter) Write() error {
 			return err
 		}
 	}
-	if len(toWrite) > 0 {
-		byShard := map[int][]int{}
-		for _, sh := range toWrite {
-			byShard[sh] = nil
-		}
-		for i := range src.Services {
-			y.Maybe()
-			if sh := shardOf(src.Services[i].ID); w.svcDigests[sh] != ([sha256.Size]byte{}) {
-				if l, ok := byShard[sh]; ok {
-					byShard[sh] = append(l, i)
-				}
-			}
-		}
-		for _, sh := range toWrite {
-			err := w.writePart(shardName[sh], func(f *bufio.Writer) error { return encodeShard(f, src.Services, byShard[sh], &y) })
-			if err != nil {
-				return err
-			}
-		}
-	}
 	if certNamesJSON != nil {
 		if err := w.writePart(next.CertNames, func(f *bufio.Writer) error { _, err := f.Write(certNamesJSON); return err }); err != nil {
 			return err
@@ -461,6 +508,7 @@ func (w *SnapshotWriter) Write() error {
 		return err
 	}
 	w.cur, w.leaves, w.tokensKey, w.keysSum, w.unclean = next, leaves, tokensKey, keysSum, true
+	w.shardVers, w.shardNames, w.shardsKnown = shardVers, shardNames, true
 	return w.removeUnnamed()
 }
 
@@ -579,13 +627,33 @@ func syncDir(dir string) error {
 	return nil
 }
 
-// encodeShard writes the services part of svcs[idx...], one service at a
-// time.
-func encodeShard(b *bufio.Writer, svcs []store.Service, idx []int, y *sched.Yielder) error {
-	b.WriteString(`{"services":[`)
-	for n, i := range idx {
+// shardPartName returns the name of the part of shard sh's services svcs,
+// "" if it has none. It fails if a service is not of shard sh (a source
+// whose shards are not shardOf's).
+func shardPartName(sh int, svcs []store.Service, y *sched.Yielder) (string, error) {
+	if len(svcs) == 0 {
+		return "", nil
+	}
+	h := sha256.New()
+	var buf []byte
+	for i := range svcs {
 		y.Maybe()
-		if n > 0 {
+		if shardOf(svcs[i].ID) != sh {
+			return "", fmt.Errorf("fleet: service %s was given as of snapshot shard %d, not %d", svcs[i].ID, sh, shardOf(svcs[i].ID))
+		}
+		buf = appendService(buf[:0], &svcs[i])
+		h.Write(buf)
+	}
+	var sum [sha256.Size]byte
+	return partName(fmt.Sprintf("services-%02x-", sh), [sha256.Size]byte(h.Sum(sum[:0]))), nil
+}
+
+// encodeShard writes the services part of svcs, one service at a time.
+func encodeShard(b *bufio.Writer, svcs []store.Service, y *sched.Yielder) error {
+	b.WriteString(`{"services":[`)
+	for i := range svcs {
+		y.Maybe()
+		if i > 0 {
 			b.WriteByte(',')
 		}
 		item, err := json.Marshal(svcs[i])

@@ -118,8 +118,7 @@ func (n *Node) snapshotSource() *fleet.SnapshotSource {
 		return nil
 	}
 	src := &fleet.SnapshotSource{
-		Services:       rec.Services(),
-		Sum:            rec.Sum,
+		Shards:         rec.Applied,
 		Certificate:    n.fleet.sources.Cached,
 		TicketKeys:     n.fleet.tickets.Keys(),
 		Tokens:         n.fleet.reads.Tokens,

@@ -7,6 +7,7 @@ import (
 	"maps"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/spine-platform/spine/internal/edge"
 	"github.com/spine-platform/spine/internal/platform"
@@ -68,6 +69,16 @@ type svcTable struct {
 
 type svcShard struct {
 	byID map[string]*appliedService
+	// serial is unique to this shard and greater than that of every shard
+	// made before it (shardSerials): AppliedServices.ShardVersion.
+	serial uint64
+}
+
+// shardSerials numbers the shards as they are made, across every Applied.
+var shardSerials atomic.Uint64
+
+func newSvcShard(byID map[string]*appliedService) *svcShard {
+	return &svcShard{byID: byID, serial: shardSerials.Add(1)}
 }
 
 type appliedService struct {
@@ -117,7 +128,7 @@ func (a *Applied) Full(st State, domains []store.Domain, suspended map[string]bo
 		xorInto(&acc, d)
 		sh := t.shards[svcShardOf(s.ID)]
 		if sh == nil {
-			sh = &svcShard{byID: make(map[string]*appliedService, len(st.Services)/appliedShards+1)}
+			sh = newSvcShard(make(map[string]*appliedService, len(st.Services)/appliedShards+1))
 			t.shards[svcShardOf(s.ID)] = sh
 		}
 		sh.byID[s.ID] = &appliedService{svc: s, digest: d}
@@ -188,7 +199,7 @@ func (a *Applied) Prepare(ch store.Changes) (*Delta, bool) {
 	put := func(id string, e *appliedService) {
 		i := svcShardOf(id)
 		if !copied[i] {
-			sh := &svcShard{byID: map[string]*appliedService{}}
+			sh := newSvcShard(map[string]*appliedService{})
 			if old := t.shards[i]; old != nil {
 				sh.byID = maps.Clone(old.byID)
 			}
@@ -340,4 +351,60 @@ func (s *AppliedServices) List() []store.Service {
 		s.list = out
 	})
 	return s.list
+}
+
+// The services by group, for a reader that keeps what it made of each
+// group and redoes only the groups a change touched (the fail-static
+// snapshot's writer): group i of n holds the services whose ID's FNV-1a
+// hash is i modulo n, that is Applied's shards i, i+n, i+2n...; n must
+// divide appliedShards (1024).
+
+// ShardVersion returns the version of group i of n: two states' groups
+// with the same version hold the same services. It grows each time a
+// change touches the group, and is 0 when no shard of it exists (it is
+// the greatest serial of its shards, empty ones too: a shard a change
+// copies gets a serial above every earlier one).
+func (s *AppliedServices) ShardVersion(i, n int) uint64 {
+	var v uint64
+	for j := i; j < appliedShards; j += n {
+		if sh := s.t.shards[j]; sh != nil {
+			v = max(v, sh.serial)
+		}
+	}
+	return v
+}
+
+// ShardServices returns the services of group i of n in List's order (by
+// shard, then by ID): a copy, of that group only.
+func (s *AppliedServices) ShardServices(i, n int) []store.Service {
+	var out []store.Service
+	for j := i; j < appliedShards; j += n {
+		sh := s.t.shards[j]
+		if sh == nil {
+			continue
+		}
+		start := len(out)
+		for _, e := range sh.byID {
+			out = append(out, e.svc)
+		}
+		slices.SortFunc(out[start:], func(a, b store.Service) int { return cmp.Compare(a.ID, b.ID) })
+	}
+	return out
+}
+
+// Hostnames yields the hostnames of every service, in no order, without
+// copying the services.
+func (s *AppliedServices) Hostnames(yield func(string) bool) {
+	for _, sh := range s.t.shards {
+		if sh == nil {
+			continue
+		}
+		for _, e := range sh.byID {
+			for _, h := range e.svc.Hostnames {
+				if !yield(h) {
+					return
+				}
+			}
+		}
+	}
 }

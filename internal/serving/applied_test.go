@@ -161,3 +161,81 @@ func TestAppliedNeedsFullRead(t *testing.T) {
 		t.Errorf("a plain service: delta %+v, %v", d, ok)
 	}
 }
+
+// A delta of one service changes the version of its group alone; each
+// group lists its services in List's order; Hostnames yields every
+// hostname.
+func TestAppliedServicesShards(t *testing.T) {
+	const groups = 256
+	log := slog.New(slog.DiscardHandler)
+	domains := []store.Domain{{Name: "a.test", ProjectID: "p", Status: store.DomainVerified}}
+	svc := func(i int, up string) store.Service {
+		id := strconv.Itoa(i)
+		return store.Service{ID: "id" + id, ProjectID: "p", Name: "s" + id, Hostnames: []string{"h" + id + ".a.test"}, Upstreams: []string{up}}
+	}
+	var svcs []store.Service
+	for i := range 3000 {
+		svcs = append(svcs, svc(i, "http://127.0.0.1:1"))
+	}
+	a := NewApplied(log)
+	a.Full(Compute(svcs, domains, func(store.Domain) bool { return false }, log), domains, nil, nil)
+	versions := func(s *AppliedServices) (v [groups]uint64) {
+		for i := range groups {
+			v[i] = s.ShardVersion(i, groups)
+		}
+		return v
+	}
+	check := func(s *AppliedServices, when string) {
+		t.Helper()
+		var all []store.Service
+		for i := range groups {
+			g := s.ShardServices(i, groups)
+			for _, sv := range g {
+				if svcShardOf(sv.ID)%groups != i {
+					t.Fatalf("%s: %s listed in group %d", when, sv.ID, i)
+				}
+			}
+			all = append(all, g...)
+		}
+		byGroup := slices.Clone(s.List())
+		slices.SortStableFunc(byGroup, func(a, b store.Service) int { return svcShardOf(a.ID)%groups - svcShardOf(b.ID)%groups })
+		if !reflect.DeepEqual(all, byGroup) {
+			t.Errorf("%s: the groups list %d services, not List's %d in its order", when, len(all), len(byGroup))
+		}
+		hosts := map[string]bool{}
+		for h := range s.Hostnames {
+			hosts[h] = true
+		}
+		if len(hosts) != s.Len() {
+			t.Errorf("%s: Hostnames yields %d names, want %d", when, len(hosts), s.Len())
+		}
+	}
+	before := a.Snapshot()
+	check(before, "after a full read")
+	v0 := versions(before)
+
+	changed := svc(7, "http://127.0.0.1:2")
+	for _, ch := range []store.Changes{{Services: []store.Service{changed}}, {Deleted: []string{"id9"}}, {Services: []store.Service{svc(5000, "http://127.0.0.1:1")}}} {
+		d, ok := a.Prepare(ch)
+		if !ok {
+			t.Fatal("Prepare asked for a full read")
+		}
+		a.Commit(d)
+		after := a.Snapshot()
+		v1 := versions(after)
+		id := "id9"
+		if len(ch.Services) > 0 {
+			id = ch.Services[0].ID
+		}
+		for i := range groups {
+			if want := i == svcShardOf(id)%groups; (v1[i] != v0[i]) != want {
+				t.Errorf("a change of %s: group %d's version %d -> %d", id, i, v0[i], v1[i])
+			}
+		}
+		if versions(before) != v0 {
+			t.Error("the earlier state's versions changed")
+		}
+		check(after, "after a change of "+id)
+		before, v0 = after, v1
+	}
+}

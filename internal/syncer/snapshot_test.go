@@ -1,0 +1,112 @@
+package syncer
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/spine-platform/spine/internal/edge"
+	"github.com/spine-platform/spine/internal/fleet"
+	"github.com/spine-platform/spine/internal/store"
+)
+
+// routesParts are parts that keep the routes last set.
+type routesParts struct {
+	parts
+	routes []edge.Route
+}
+
+func (p *routesParts) SetRoutes(r []edge.Route) error { p.routes = r; return nil }
+
+// The snapshot written from a sync's record after a delta of one service
+// differs from the one before by that service's shard alone (the others'
+// parts are the same files), and a node started from it with the store
+// away routes every hostname the sync served, the change included.
+func TestSnapshotAfterDelta(t *testing.T) {
+	ctx := t.Context()
+	st := &benchStore{}
+	for i := range 1000 {
+		name := fmt.Sprintf("s%04d", i)
+		st.svcs = append(st.svcs, store.Service{ID: "id-" + name, ProjectID: "p", Name: name, Domain: "customers.test",
+			Hostnames: []string{name + ".customers.test"}, Upstreams: []string{"http://10.0.0.1:8080"}})
+	}
+	changed := st.svcs[500]
+	changed.Hostnames = []string{"renamed.customers.test"}
+	st.changed = []store.Service{changed}
+	p := &routesParts{}
+	l := New(Config{Store: st, Edge: p, Certs: p, Reads: p, Suspended: p, Uploaded: p, Health: p, Snapshots: p,
+		Prepare: func(context.Context) error { return nil }, Wildcard: func(store.Domain) bool { return false },
+		Interval: 1, Logger: slog.New(slog.DiscardHandler)})
+	if err := l.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	w := fleet.NewSnapshotWriter(dir, func() *fleet.SnapshotSource {
+		return snapshotSource(l.Last(), func(string) *tls.Certificate { return nil })
+	}, slog.New(slog.DiscardHandler))
+	shards := func() []string {
+		t.Helper()
+		if err := w.Write(); err != nil {
+			t.Fatal(err)
+		}
+		var m struct{ Shards []string }
+		b, err := os.ReadFile(filepath.Join(dir, fleet.SnapshotDir, "manifest.json"))
+		if err == nil {
+			err = json.Unmarshal(b, &m)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m.Shards
+	}
+	before := shards()
+	if ok, err := l.SyncChanges(ctx); !ok || err != nil {
+		t.Fatalf("SyncChanges = %v, %v", ok, err)
+	}
+	after := shards()
+	var gone, came []string
+	for _, s := range before {
+		if !slices.Contains(after, s) {
+			gone = append(gone, s)
+		}
+	}
+	for _, s := range after {
+		if !slices.Contains(before, s) {
+			came = append(came, s)
+		}
+	}
+	if len(before) != len(after) || len(gone) != 1 || len(came) != 1 || gone[0][:len("services-xx")] != came[0][:len("services-xx")] {
+		t.Errorf("after a change of one service, the shards %v left and %v came (of %d)", gone, came, len(after))
+	}
+
+	// A restart from the snapshot with the store away.
+	snap, err := fleet.ReadSnapshot(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p2 := &routesParts{}
+	l2 := New(Config{Store: &fakeStore{fail: store.ErrUnavailable}, Edge: p2, Certs: p2, Reads: p2, Suspended: p2, Uploaded: p2,
+		Health: p2, Snapshots: p2, Prepare: func(context.Context) error { return nil }, Wildcard: func(store.Domain) bool { return false },
+		Interval: 1, Logger: slog.New(slog.DiscardHandler)})
+	if err := l2.ServeSnapshot(snap); err != nil {
+		t.Fatal(err)
+	}
+	routed := map[string]bool{}
+	for _, r := range p2.routes {
+		routed[r.Host] = true
+	}
+	for _, sv := range append(slices.Clone(st.svcs[:500]), append(st.svcs[501:], changed)...) {
+		if !routed[sv.Hostnames[0]] {
+			t.Fatalf("%s is not routed after a restart from the snapshot (%d routed)", sv.Hostnames[0], len(routed))
+		}
+	}
+	if len(routed) != len(st.svcs) || routed["s0500.customers.test"] {
+		t.Errorf("%d hostnames routed after a restart, want %d; the old name routed: %v", len(routed), len(st.svcs), routed["s0500.customers.test"])
+	}
+}
