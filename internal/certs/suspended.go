@@ -3,8 +3,6 @@ package certs
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -97,39 +95,13 @@ func (s *Suspended) Certificate(host string) *tls.Certificate {
 	return cert
 }
 
-// load reads the newest stored certificate for host: its own, or its
-// parent domain's wildcard.
+// load reads the newest stored certificate for host (loadStored).
 func (s *Suspended) load(host string) *tls.Certificate {
 	ctx, cancel := context.WithTimeout(context.Background(), suspendedLoadTimeout)
 	defer cancel()
-	names := []string{host}
-	if _, parent, ok := strings.Cut(host, "."); ok && strings.Contains(parent, ".") {
-		names = append(names, "*."+parent)
-	}
-	var best *tls.Certificate
-	for _, name := range names {
-		for _, issuer := range s.issuerKeys {
-			chain, err := s.storage.Load(ctx, certmagic.StorageKeys.SiteCert(issuer, name))
-			if err != nil {
-				continue
-			}
-			key, err := s.storage.Load(ctx, certmagic.StorageKeys.SitePrivateKey(issuer, name))
-			if err != nil {
-				continue
-			}
-			pair, err := tls.X509KeyPair(chain, key)
-			if err != nil {
-				continue
-			}
-			if pair.Leaf == nil {
-				if pair.Leaf, err = x509.ParseCertificate(pair.Certificate[0]); err != nil {
-					continue
-				}
-			}
-			if best == nil || pair.Leaf.NotAfter.After(best.Leaf.NotAfter) {
-				best = &pair
-			}
-		}
-	}
-	return best
+	return loadStored(ctx, s.storage, s.issuerKeys, host)
 }
+
+// Stored returns the loader of certificates stored by the same issuers in
+// the same storage, for the warm-up (syncer).
+func (s *Suspended) Stored() *Stored { return &Stored{storage: s.storage, issuerKeys: s.issuerKeys} }

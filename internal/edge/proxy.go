@@ -35,7 +35,7 @@ func (h httpsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Connection", "close")
 	}
 	host := hostname.Clean(r.Host)
-	rt := s.table.Load().lookup(host)
+	rt := s.route(r.Context(), host)
 	rec.route(host, rt)
 	if rt == nil {
 		writePage(w, r, http.StatusNotFound, nil, notFoundPage(host))

@@ -24,7 +24,7 @@ func (h httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	host := hostname.Clean(r.Host)
-	rt := s.table.Load().lookup(host)
+	rt := s.route(r.Context(), host)
 	rec.route(host, rt)
 	if rt == nil {
 		writePage(w, r, http.StatusNotFound, nil, notFoundPage(host))

@@ -25,6 +25,12 @@ type Server struct {
 
 	table atomic.Pointer[table] // never nil
 
+	// warm answers the names the table lacks until the first SetRoutes,
+	// if Warm was called; nil otherwise (warm.go). warmCounts counts its
+	// look-ups.
+	warm       atomic.Pointer[warmState]
+	warmCounts warmCounts
+
 	ticketCfg atomic.Pointer[tls.Config] // TLS config with shared ticket keys; nil until SetSessionTicketKeys
 	ech       atomic.Pointer[echState]   // nil until SetECHKeys (ech.go)
 

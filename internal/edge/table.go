@@ -178,6 +178,7 @@ func (s *Server) SetRoutes(routes []Route) error {
 	}
 
 	s.table.Store(b.t)
+	s.warm.Store(nil) // a whole table: the warm-up, if any, is over (warm.go)
 	s.certs.Clear()
 	if s.cfg.Metrics != nil {
 		keep := make(map[string]bool, len(services))
@@ -211,6 +212,11 @@ func (s *Server) SetRoutes(routes []Route) error {
 func (s *Server) UpdateRoutes(set []Route, remove []string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.updateRoutes(set, remove)
+}
+
+// updateRoutes is UpdateRoutes, with s.mu held.
+func (s *Server) updateRoutes(set []Route, remove []string) error {
 	if s.closed {
 		return errors.New("edge: server is shut down")
 	}

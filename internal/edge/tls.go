@@ -34,7 +34,7 @@ func (s *Server) TLSConfig() *tls.Config {
 		if isACMEChallenge(hello) {
 			return s.ticketConfig(), nil // nil until SetSessionTicketKeys
 		}
-		if rt := s.table.Load().lookup(name); rt != nil {
+		if rt := s.route(hello.Context(), name); rt != nil {
 			if rt.mtls != nil {
 				return rt.mtls.cfg, nil // asks for a client certificate (clientauth.go)
 			}
@@ -79,8 +79,11 @@ func (s *Server) getCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, e
 		return s.cfg.GetCertificate(hello)
 	}
 	name := hostname.Clean(hello.ServerName)
-	if !s.table.Load().has(name) && !s.isECHPublicName(name) {
+	if s.route(hello.Context(), name) == nil && !s.isECHPublicName(name) {
 		return nil, fmt.Errorf("edge: no route for server name %q", quoteHost(name))
+	}
+	if cert := s.warmCertificate(name); cert != nil {
+		return cert, nil
 	}
 	now := s.cfg.clock()
 	if c, ok := s.certs.Load(name); ok && now < c.(*cachedCert).until {

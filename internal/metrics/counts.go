@@ -13,6 +13,12 @@ type Counts struct {
 	WebhookEndpointsDisabled                          uint64
 	CertificateEventsQueued                           int
 	CertificateEventsDropped                          uint64
+	// The warm-up (a node serving while its first sync runs): the names
+	// read from the store one at a time, by answer, and how long the
+	// first sync took (0 without a warm-up, or until it is applied).
+	WarmLookupsRouted, WarmLookupsUnrouted uint64
+	WarmLookupsRefused, WarmLookupsFailed  uint64
+	FirstSyncSeconds                       float64
 }
 
 // Values are c's series: their names, help texts and kinds.
@@ -30,6 +36,11 @@ func (c Counts) Values() []Value {
 		{Name: "spine_webhook_failures_total", Help: "Webhook deliveries given up (retries exhausted, or 410).", Counter: true, V: float64(c.WebhookFailures)},
 		{Name: "spine_webhook_endpoints_disabled_total", Help: "Webhook endpoints this node disabled for failing.", Counter: true, V: float64(c.WebhookEndpointsDisabled)},
 		{Name: "spine_certificate_events_queued", Help: "Certificate events waiting to be written to the store.", V: float64(c.CertificateEventsQueued)},
+		{Name: "spine_warmup_lookups_routed_total", Help: "Names read from the store during the warm-up (serving while the first sync runs) that it routes.", Counter: true, V: float64(c.WarmLookupsRouted)},
+		{Name: "spine_warmup_lookups_unrouted_total", Help: "Names read from the store during the warm-up that it does not route (unknown, or not served).", Counter: true, V: float64(c.WarmLookupsUnrouted)},
+		{Name: "spine_warmup_lookups_refused_total", Help: "Names refused during the warm-up without reading the store: not a hostname, or every look-up slot busy for too long.", Counter: true, V: float64(c.WarmLookupsRefused)},
+		{Name: "spine_warmup_lookups_failed_total", Help: "Names whose read from the store failed during the warm-up.", Counter: true, V: float64(c.WarmLookupsFailed)},
+		{Name: "spine_first_sync_seconds", Help: "How long the first sync took after a warm-up began (0 without a warm-up, or until it is applied).", V: c.FirstSyncSeconds},
 		{Name: "spine_certificate_events_dropped_total", Help: "Certificate events dropped from a full queue (store away too long).", Counter: true, V: float64(c.CertificateEventsDropped)},
 	}
 }

@@ -138,6 +138,17 @@ type Config struct {
 	// lock held (test/fleet, through the spinetest binary's
 	// --test-issue-delay). Default nil.
 	BeforeIssue func(ctx context.Context, names []string) error
+
+	// warmUp is the tests' hold on the warm-up (syncer.WarmConfig's Above
+	// and Hold); zero in production.
+	warmUp warmUpHook
+}
+
+// warmUpHook forces a warm-up at a small count (above -1) and holds its
+// first sync (hold), for tests.
+type warmUpHook struct {
+	above int
+	hold  func(ctx context.Context) error
 }
 
 // WebhooksConfig configures the webhook sender: its settings, bounds and

@@ -150,7 +150,8 @@ func (n *Node) serveSnapshot(s *fleet.Snapshot) error {
 func (n *Node) newSyncLoop() *syncer.Loop {
 	cfg := syncer.Config{Store: n.db, Edge: n.edge, Certs: n.certs, Reads: n.fleet.reads, Suspended: n.fleet.suspended,
 		Uploaded: &n.fleet.uploaded, Health: n.fleet.health, Snapshots: n.fleet.snapshots, Prepare: n.fleet.prepare.Do,
-		Wildcard: n.acme.dns01.Wildcard, ExtraHost: n.cfg.ECHName(n.cfg.Domain), Interval: n.cfg.ResyncInterval, Logger: n.log}
+		Wildcard: n.acme.dns01.Wildcard, ExtraHost: n.cfg.ECHName(n.cfg.Domain), Interval: n.cfg.ResyncInterval, Logger: n.log,
+		Warm: &syncer.WarmConfig{Store: n.db, Edge: n.edge, Certs: n.fleet.suspended.Stored(), Above: n.cfg.warmUp.above, Hold: n.cfg.warmUp.hold}}
 	if d := n.acme.dns01.Delegations(); d != nil { // a nil *Delegations's method would not be nil
 		cfg.RefreshDelegations = d.Refresh
 	}

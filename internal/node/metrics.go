@@ -27,12 +27,15 @@ func (n *Node) newMetrics() *metrics.Registry {
 		Fleet:          func() ([]metrics.Node, bool) { return n.fleet.members.Metrics() },
 		Counters: func() []metrics.Value {
 			hub, wh, ev, al := n.hub.Stats(), n.webhooks.Stats(), n.certs.EventStats(), n.AccessLogStats()
+			warm := n.edge.WarmStats()
 			return metrics.Counts{
 				AccessLogLines: al.Lines, AccessLogDropped: al.Dropped, AccessLogFailed: al.Failed,
 				EventStreams: hub.Streams, EventStreamEvents: hub.Delivered, EventStreamsDropped: hub.Dropped,
 				WebhookAttempts: wh.Attempts, WebhookDeliveries: wh.Delivered, WebhookRetries: wh.Retried,
 				WebhookFailures: wh.Failed, WebhookEndpointsDisabled: wh.Disabled,
 				CertificateEventsQueued: ev.Queued, CertificateEventsDropped: ev.Dropped,
+				WarmLookupsRouted: warm.Routed, WarmLookupsUnrouted: warm.Unrouted, WarmLookupsRefused: warm.Refused,
+				WarmLookupsFailed: warm.Failed, FirstSyncSeconds: n.syncer.FirstSync().Seconds(),
 			}.Values()
 		},
 	})

@@ -79,7 +79,11 @@ type Node struct {
 }
 
 // Start builds every part of a node, listens on its addresses and returns
-// once the first snapshot of the store is being served.
+// once it serves: once the first snapshot of the store is applied, or,
+// with a store of many hostnames (syncer.Loop.WarmUp), at once, each name
+// then read from the store on its first connection until the first
+// snapshot, which the sync loop applies in the background, is in. Ready
+// (GET /ready) reports the first snapshot either way.
 func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -171,13 +175,19 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	runCtx, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel
 	changes := n.db.Watch(runCtx)
-	syncer.AwaitListen(ctx, changes, n.db.Kind() == "postgres" && !n.fleet.static) // its first signal, then the first sync
+	// With many hostnames, serve while the first sync runs (Run applies it).
+	warm := !n.fleet.static && n.syncer.WarmUp(ctx)
+	if !warm {
+		syncer.AwaitListen(ctx, changes, n.db.Kind() == "postgres" && !n.fleet.static) // its first signal, then the first sync
+	}
 	if n.fleet.static {
 		if err := n.serveSnapshot(n.fleet.loaded); err != nil {
 			return nil, err
 		}
-	} else if err := n.syncer.Sync(ctx); err != nil {
-		return nil, fmt.Errorf("reading the first snapshot: %w", err)
+	} else if !warm {
+		if err := n.syncer.Sync(ctx); err != nil {
+			return nil, fmt.Errorf("reading the first snapshot: %w", err)
+		}
 	}
 
 	if err := n.startACME(runCtx); err != nil { // before anything captures n

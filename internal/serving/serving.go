@@ -246,3 +246,22 @@ func appendDigestInput(buf []byte, s *store.Service) []byte {
 	buf = binary.AppendVarint(buf, s.UpdatedAt.UnixNano())
 	return buf
 }
+
+// ServiceRoutes returns the routes of one service as Compute, Routes and
+// Suspend make them from a full read: only its hostnames that it may
+// serve under domains (those at or above its hostnames suffice:
+// platform.ServedOnly looks up no other), none if the edge would refuse
+// one of them, each marked Suspended if its project is. It serves a node
+// that answers a hostname before its first full read (syncer's warm-up)
+// exactly as that read will.
+func ServiceRoutes(svc store.Service, domains []store.Domain, suspended bool, log *slog.Logger) []edge.Route {
+	svcs := routable(platform.ServedOnly([]store.Service{svc}, domains), log)
+	if len(svcs) == 0 {
+		return nil
+	}
+	routes := routesOf(svcs[0])
+	if suspended {
+		routes, _ = Suspend(routes, nil, map[string]bool{svc.ProjectID: true})
+	}
+	return routes
+}

@@ -90,6 +90,9 @@ type Config struct {
 	// change notice. Default DefaultInterval.
 	Interval time.Duration
 	Logger   *slog.Logger
+	// Warm, if set, lets the node serve before its first sync when the
+	// store is large (WarmUp, warm.go). Default nil: it never does.
+	Warm *WarmConfig
 }
 
 // Record is what a successful sync applied: the services it serves, the
@@ -110,14 +113,16 @@ type Record struct {
 // snapshot in step with the store. Its methods are safe for concurrent
 // use; syncs run one at a time.
 type Loop struct {
-	cfg      Config
-	log      *slog.Logger
-	revision atomic.Int64           // the store's revision of the last sync applied
-	synced   atomic.Bool            // the first snapshot has been applied
-	last     atomic.Pointer[Record] // the last successful sync
-	mu       sync.Mutex             // serialises syncs: two interleaved could apply the older read last
-	deltas   *serving.Applied       // what the last sync applied; under mu
-	applied  [sha256.Size]byte      // fingerprint of what the last sync applied; under mu
+	cfg       Config
+	log       *slog.Logger
+	revision  atomic.Int64           // the store's revision of the last sync applied
+	synced    atomic.Bool            // the first snapshot has been applied
+	last      atomic.Pointer[Record] // the last successful sync
+	mu        sync.Mutex             // serialises syncs: two interleaved could apply the older read last
+	deltas    *serving.Applied       // what the last sync applied; under mu
+	applied   [sha256.Size]byte      // fingerprint of what the last sync applied; under mu
+	warming   atomic.Bool            // WarmUp started a warm-up; Run applies its first sync
+	firstSync atomic.Int64           // FirstSync, in nanoseconds
 }
 
 // New returns a Loop over cfg; it reads nothing yet.
@@ -139,8 +144,12 @@ func (l *Loop) Revision() int64 { return l.revision.Load() }
 func (l *Loop) Last() *Record { return l.last.Load() }
 
 // Run applies a fresh snapshot after every change notice, and at least
-// every Config.Interval, until ctx ends.
+// every Config.Interval, until ctx ends. After WarmUp, it applies the
+// first sync first.
 func (l *Loop) Run(ctx context.Context, changes <-chan struct{}) {
+	if l.warming.Load() && !l.warmUp(ctx, changes) {
+		return
+	}
 	tick := time.NewTicker(l.cfg.Interval)
 	defer tick.Stop()
 	for {

@@ -42,6 +42,7 @@ func Run(t *testing.T, open func(t *testing.T) *store.DB) {
 		{"CertStatusDue", testCertStatusDue},
 		{"UploadedCerts", testUploadedCerts},
 		{"HostnameReads", testHostnameReads},
+		{"ServedLookups", testServedLookups},
 		{"ServiceClientAuth", testServiceClientAuth},
 		{"Revision", testRevision},
 		{"ChangeLog", testChangeLog},

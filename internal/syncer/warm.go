@@ -1,0 +1,220 @@
+package syncer
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/spine-platform/spine/internal/edge"
+	"github.com/spine-platform/spine/internal/serving"
+	"github.com/spine-platform/spine/internal/store"
+)
+
+// The warm-up: with many hostnames, the first full sync (every service
+// read, routes built for each) takes seconds, and a node that waited for
+// it would answer nothing meanwhile. WarmUp makes the edge serve at once:
+// until the first sync is applied, a name the edge does not have is read
+// from the store alone (Loop.lookup: its service, the domains above its
+// names, its project, its uploaded certificate; each an indexed read) and
+// turned into a route by serving.ServiceRoutes, the code the full sync's
+// routes come from, so the name is served as the sync will serve it.
+// Every change notice during the warm-up makes the edge forget what it
+// read (edge.Server.ForgetWarm); the changes that came after the first
+// sync's read are applied right after it, as a delta.
+
+// DefaultWarmAbove is WarmConfig.Above's default: from this many
+// hostnames a node serves while its first sync runs. Below it the sync
+// takes a fraction of a second (BENCHMARKS.md, "A million hostnames"),
+// and the node serves once it is applied, as before.
+const DefaultWarmAbove = 20000
+
+// WarmStore is what the warm-up reads of one hostname; *store.DB
+// satisfies it.
+type WarmStore interface {
+	HostnamesAtLeast(ctx context.Context, n int) (bool, error)
+	ServiceByHostname(ctx context.Context, hostname string) (store.Service, error)
+	DomainsNamed(ctx context.Context, names []string) ([]store.Domain, error)
+	GetProject(ctx context.Context, id string) (store.Project, error)
+	UploadedCertFor(ctx context.Context, hostname string) (store.UploadedCert, error)
+}
+
+// WarmEdge serves the warm-up's routes; *edge.Server satisfies it.
+type WarmEdge interface {
+	Warm(lookup edge.WarmLookup)
+	ForgetWarm()
+}
+
+// WarmCerts loads a hostname's certificate before the certificate
+// manager manages it; *certs.Stored satisfies it.
+type WarmCerts interface {
+	Certificate(ctx context.Context, host string, up *store.UploadedCert) *tls.Certificate
+}
+
+// WarmConfig lets a Loop serve before its first sync (WarmUp). Store,
+// Edge and Certs are required.
+type WarmConfig struct {
+	Store WarmStore
+	Edge  WarmEdge
+	Certs WarmCerts
+	// Above is the count of hostnames from which WarmUp starts a
+	// warm-up. Default DefaultWarmAbove; -1: always.
+	Above int
+	// Hold, if set, runs before the warm-up's first sync; the sync waits
+	// for it (tests hold the warm-up open with it). Default nil.
+	Hold func(ctx context.Context) error
+}
+
+// warmRetry is the wait before the warm-up's first sync is tried again
+// after it failed.
+const warmRetry = 5 * time.Second
+
+// WarmUp decides whether the node serves before its first sync: with
+// Config.Warm set and the store holding at least Above hostnames, it
+// starts the edge's warm-up and returns true; Run then applies the first
+// sync, which the caller must not call Sync for. Otherwise (or if the
+// store cannot be counted) it returns false, and the caller syncs first.
+func (l *Loop) WarmUp(ctx context.Context) bool {
+	w := l.cfg.Warm
+	if w == nil {
+		return false
+	}
+	if above := cmpOr(w.Above, DefaultWarmAbove); above >= 0 {
+		ok, err := w.Store.HostnamesAtLeast(ctx, above)
+		if err != nil || !ok {
+			return false
+		}
+	}
+	w.Edge.Warm(l.lookup)
+	l.warming.Store(true)
+	l.log.Info("serving while the first sync runs: names are read from the store one at a time until it is applied")
+	return true
+}
+
+func cmpOr(v, def int) int {
+	if v == 0 {
+		return def
+	}
+	return v
+}
+
+// FirstSync is how long the warm-up's first sync took to be applied (from
+// WarmUp), 0 before it is or without a warm-up.
+func (l *Loop) FirstSync() time.Duration { return time.Duration(l.firstSync.Load()) }
+
+// warmUp applies the first sync of a warm-up, the edge forgetting what it
+// read at each change notice meanwhile, then the changes that came during
+// the sync. It retries a failed sync; false: ctx ended first.
+func (l *Loop) warmUp(ctx context.Context, changes <-chan struct{}) bool {
+	start := time.Now()
+	w := l.cfg.Warm
+	changed := false
+	for {
+		done := make(chan error, 1)
+		go func() {
+			if w.Hold != nil {
+				if err := w.Hold(ctx); err != nil {
+					done <- err
+					return
+				}
+			}
+			done <- l.Sync(ctx)
+		}()
+		var err error
+	wait:
+		for {
+			select {
+			case _, ok := <-changes:
+				if !ok {
+					changes = nil // the store closed: ctx ends too
+					continue
+				}
+				changed = true
+				w.Edge.ForgetWarm()
+			case err = <-done:
+				break wait
+			}
+		}
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			return false
+		}
+		l.log.Warn("the first sync failed; names are still read from the store one at a time", "err", err)
+		retry := time.NewTimer(warmRetry)
+		select {
+		case <-ctx.Done():
+			retry.Stop()
+			return false
+		case <-retry.C:
+		}
+	}
+	d := time.Since(start)
+	l.firstSync.Store(int64(d))
+	l.warming.Store(false)
+	l.log.Info("first sync applied: the warm-up is over", "duration", d.Round(time.Millisecond))
+	if changed {
+		l.resyncChanges(ctx) // what changed since the sync's read
+	}
+	return true
+}
+
+// lookup is the warm-up's edge.WarmLookup: host's route as the full sync
+// will make it, and the certificate a full sync would serve for it.
+func (l *Loop) lookup(ctx context.Context, host string) (*edge.Route, *tls.Certificate, error) {
+	w := l.cfg.Warm
+	svc, err := w.Store.ServiceByHostname(ctx, host)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil, nil
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	ds, err := w.Store.DomainsNamed(ctx, namesAbove(svc.Hostnames))
+	if err != nil {
+		return nil, nil, err
+	}
+	p, err := w.Store.GetProject(ctx, svc.ProjectID)
+	if err != nil {
+		return nil, nil, err
+	}
+	var route *edge.Route
+	for _, r := range serving.ServiceRoutes(svc, ds, !p.SuspendedAt.IsZero(), l.log) {
+		if r.Host == host {
+			route = &r
+			break
+		}
+	}
+	if route == nil {
+		return nil, nil, nil // not served: an unverified domain, another project's
+	}
+	var up *store.UploadedCert
+	switch c, err := w.Store.UploadedCertFor(ctx, host); {
+	case err == nil && c.ProjectID == route.Project: // Uploaded.Apply's rule
+		up = &c
+	case err != nil && !errors.Is(err, store.ErrNotFound):
+		return nil, nil, err
+	}
+	return route, w.Certs.Certificate(ctx, host, up), nil
+}
+
+// namesAbove returns every name at or above each of hosts: the domains
+// that decide whether a host is served (platform.Serving).
+func namesAbove(hosts []string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, h := range hosts {
+		for name := h; name != "" && !seen[name]; {
+			seen[name] = true
+			out = append(out, name)
+			_, rest, ok := strings.Cut(name, ".")
+			if !ok {
+				break
+			}
+			name = rest
+		}
+	}
+	return out
+}
