@@ -118,3 +118,66 @@ func TestMetrics(t *testing.T) {
 	}
 	want("spine_http_requests_total", map[string]string{"service": "p/web", "code": "200", "proto": "1.1"}, 3)
 }
+
+// A service's metrics recorder is made at its first request, not when its
+// routes are set (an idle service holds none), is shared by its
+// hostnames, survives a swap that keeps the service, and is forgotten
+// with the service's last route: a request still holding the old route
+// then makes no new one.
+func TestMetricsRecorderOnFirstRequest(t *testing.T) {
+	reg := metrics.New(metrics.Sources{})
+	up := namedUpstream(t, "one")
+	h := startEdge(t, Config{Metrics: reg},
+		Route{Host: "a.test", Project: "p", Service: "web", Upstreams: []string{up.URL}},
+		Route{Host: "www.a.test", Project: "p", Service: "web", Upstreams: []string{up.URL}},
+		Route{Host: "idle.test", Project: "p", Service: "idle", Upstreams: []string{up.URL}})
+	rec := func(host string) *metrics.Service {
+		rt := h.s.table.Load().lookup(host)
+		if rt == nil {
+			t.Fatalf("%s is not routed", host)
+		}
+		return rt.rec.Load()
+	}
+	if rec("a.test") != nil || rec("idle.test") != nil {
+		t.Fatal("a recorder was made before any request")
+	}
+	c := h.client(t, false)
+	if resp, _ := do(t, c, "GET", "https://a.test/", nil); resp.StatusCode != 200 {
+		t.Fatalf("a.test: %d", resp.StatusCode)
+	}
+	if rec("a.test") == nil || rec("a.test") != rec("www.a.test") {
+		t.Error("a.test's request made no recorder shared with www.a.test")
+	}
+	if rec("idle.test") != nil {
+		t.Error("the idle service has a recorder")
+	}
+	// A swap keeping the service keeps its recorder and counts.
+	before := rec("a.test")
+	if err := h.s.SetRoutes([]Route{
+		{Host: "a.test", Project: "p", Service: "web", Upstreams: []string{up.URL}},
+		{Host: "idle.test", Project: "p", Service: "idle", Upstreams: []string{up.URL}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if rec("a.test") != before {
+		t.Error("the swap made the kept service a new recorder")
+	}
+	old, oldIdle := h.s.table.Load().lookup("a.test"), h.s.table.Load().lookup("idle.test")
+	if err := h.s.UpdateRoutes(nil, []string{"a.test", "idle.test"}); err != nil {
+		t.Fatal(err)
+	}
+	series := map[string]string{"service": "p/web", "code": "200", "proto": "1.1"}
+	if _, ok := metrics.Lookup(reg.Gatherer(), "spine_http_requests_total", series); ok {
+		t.Error("the removed service's series are still there")
+	}
+	old.recorder(reg).Observe(200, 1, 1, 0) // a request still on the old table
+	if _, ok := metrics.Lookup(reg.Gatherer(), "spine_http_requests_total", series); ok {
+		t.Error("a request on the removed service's old route brought its series back")
+	}
+	if m := oldIdle.recorder(reg); m != nil {
+		t.Error("a request on the removed idle service's old route made a recorder")
+	}
+	if _, ok := h.s.services[[2]string{"p", "web"}]; ok {
+		t.Error("the removed service is still in the server's services")
+	}
+}

@@ -41,7 +41,8 @@ func (h httpsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writePage(w, r, http.StatusNotFound, nil, notFoundPage(host))
 		return
 	}
-	if rt.metrics == nil {
+	m := rt.recorder(s.cfg.Metrics)
+	if m == nil {
 		s.serveRoute(w, r, rt, host, alt, rec)
 		return
 	}
@@ -50,7 +51,7 @@ func (h httpsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// counted too, as statusClientGone.
 	start := time.Now()
 	code := statusClientGone
-	defer func() { rt.metrics.Observe(code, r.ProtoMajor, r.ProtoMinor, time.Since(start)) }()
+	defer func() { m.Observe(code, r.ProtoMajor, r.ProtoMinor, time.Since(start)) }()
 	code = s.serveRoute(w, r, rt, host, alt, rec)
 }
 

@@ -1,11 +1,14 @@
 package edge
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/spine-platform/spine/internal/hostname"
@@ -48,14 +51,110 @@ type Route struct {
 // ErrInvalidRoute is wrapped by SetRoutes errors about a malformed route.
 var ErrInvalidRoute = errors.New("edge: invalid route")
 
-// route is a validated Route with everything the request path needs
-// precomputed. It is immutable once in a table.
+// route is one hostname's entry of a table: its host, its service and its
+// settings, the last two shared with the other routes that have the same
+// (a service's hostnames share its routeService; routes whose settings are
+// the same, the services of one upstream say, share one routeSettings), so
+// that a hostname costs a map entry and this small struct. It is
+// immutable once in a table.
 type route struct {
-	Route
+	Host string
+	*routeService
+	*routeSettings
+}
+
+// Route returns the Route rt was built from, with its upstream URLs in
+// canonical form.
+func (rt *route) Route() Route {
+	st := rt.routeSettings
+	return Route{Host: rt.Host, Project: rt.Project, Service: rt.Service, Upstreams: st.Upstreams,
+		HSTSMaxAge: st.HSTSMaxAge, HealthPath: st.HealthPath, HealthInterval: st.HealthInterval,
+		Suspended: st.Suspended, ClientAuth: st.ClientAuth, ClientCA: st.ClientCA}
+}
+
+// routeService is what the routes of one service share: its names and its
+// metrics recorder, made at its first request (an idle service holds
+// none), never after the service has left the table.
+type routeService struct {
+	Project, Service string
+	routes           int // routes of the table naming it; under Server.mu
+
+	rec  atomic.Pointer[metrics.Service]
+	mu   sync.Mutex // serialises the recorder's creation with retire
+	gone bool       // retired: it left the table, make no recorder
+}
+
+// recorder returns the service's metrics recorder, made on first use; nil
+// without a registry or once the service has left the table (a request
+// still in flight on an old table counts nothing more).
+func (sv *routeService) recorder(reg *metrics.Registry) *metrics.Service {
+	if m := sv.rec.Load(); m != nil || reg == nil {
+		return m
+	}
+	sv.mu.Lock()
+	defer sv.mu.Unlock()
+	if m := sv.rec.Load(); m != nil || sv.gone {
+		return m
+	}
+	m := reg.Service(sv.Project, sv.Service)
+	sv.rec.Store(m)
+	return m
+}
+
+// retire marks the service as gone from the table and deletes its
+// series, if it made any.
+func (sv *routeService) retire(reg *metrics.Registry) {
+	sv.mu.Lock()
+	sv.gone = true
+	m := sv.rec.Load()
+	sv.mu.Unlock()
+	if m != nil {
+		reg.ForgetService(m.Label()) // a service that left takes its series along
+	}
+}
+
+// routeSettings is a validated Route's settings (all but its host and its
+// service) with everything the request path needs precomputed, shared by
+// the routes that have the same (settingsKey). Immutable once made.
+type routeSettings struct {
+	Upstreams      []string // canonical
+	HSTSMaxAge     int
+	HealthPath     string
+	HealthInterval time.Duration
+	Suspended      bool
+	ClientAuth     string
+	ClientCA       []byte
+
 	hsts    []string // Strict-Transport-Security value, nil if none
-	pool    pool
-	metrics *metrics.Service // the service's request counters; nil without Config.Metrics
-	mtls    *clientAuth      // nil without ClientAuth
+	pool    pool     // shared by the routes of these settings: one turn for all
+	mtls    *clientAuth
+	authKey string // clientAuthKey, "" without mtls
+	key     string // settingsKey, by which a table's settings are shared
+}
+
+// settingsKey identifies r's settings as given (upstream URLs before
+// canonicalisation): each part prefixed by its length, so that no two
+// different settings share a key.
+func settingsKey(buf []byte, r *Route) []byte {
+	str := func(s string) {
+		buf = binary.AppendUvarint(buf, uint64(len(s)))
+		buf = append(buf, s...)
+	}
+	buf = binary.AppendUvarint(buf, uint64(len(r.Upstreams)))
+	for _, u := range r.Upstreams {
+		str(u)
+	}
+	buf = binary.AppendVarint(buf, int64(r.HSTSMaxAge))
+	str(r.HealthPath)
+	buf = binary.AppendVarint(buf, int64(r.HealthInterval))
+	if r.Suspended {
+		buf = append(buf, 1)
+	} else {
+		buf = append(buf, 0)
+	}
+	str(r.ClientAuth)
+	buf = binary.AppendUvarint(buf, uint64(len(r.ClientCA)))
+	return append(buf, r.ClientCA...)
 }
 
 // CheckRoute reports whether SetRoutes would accept r, so a caller can leave
@@ -102,9 +201,22 @@ func (p upstreamParses) parse(raw string) (*url.URL, error) {
 // validateRoute checks r and returns the parsed upstream URLs (parsed
 // through parsed, which may be nil).
 func validateRoute(r *Route, parsed upstreamParses) ([]*url.URL, error) {
-	if err := hostname.Check(r.Host); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrInvalidRoute, err)
+	if err := validateHost(r); err != nil {
+		return nil, err
 	}
+	return validateSettings(r, parsed)
+}
+
+// validateHost checks r's host.
+func validateHost(r *Route) error {
+	if err := hostname.Check(r.Host); err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalidRoute, err)
+	}
+	return nil
+}
+
+// validateSettings checks the rest of r (validateRoute).
+func validateSettings(r *Route, parsed upstreamParses) ([]*url.URL, error) {
 	if r.HSTSMaxAge < 0 {
 		return nil, fmt.Errorf("%w: host %s: negative HSTS max-age %d", ErrInvalidRoute, r.Host, r.HSTSMaxAge)
 	}

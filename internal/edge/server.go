@@ -13,7 +13,6 @@ import (
 	"sync/atomic"
 
 	"github.com/spine-platform/spine/internal/hostname"
-	"github.com/spine-platform/spine/internal/metrics"
 )
 
 // Server is the edge: an HTTPS listener that proxies to upstreams, and a
@@ -47,10 +46,12 @@ type Server struct {
 	upstreams map[string]*upstream
 	upRefs    map[string]int
 	// auths are the client-certificate settings of the route table, by
-	// clientAuthKey; services the metrics recorders of its services (nil
-	// values without Config.Metrics). Each counts the routes using it.
+	// clientAuthKey, and settings its routes' settings, by settingsKey:
+	// each counts the routes using it. services are its services, by
+	// project and name (routeService.routes counts theirs).
 	auths    map[string]*counted[*clientAuth]
-	services map[[2]string]*counted[*metrics.Service]
+	settings map[string]*counted[*routeSettings]
+	services map[[2]string]*routeService
 	servers  []*http.Server
 	quic     []quicServer // ServeQUIC's
 	closed   bool
@@ -68,7 +69,8 @@ func New(cfg Config) *Server {
 		upstreams: make(map[string]*upstream),
 		upRefs:    make(map[string]int),
 		auths:     make(map[string]*counted[*clientAuth]),
-		services:  make(map[[2]string]*counted[*metrics.Service]),
+		settings:  make(map[string]*counted[*routeSettings]),
+		services:  make(map[[2]string]*routeService),
 	}
 	s.cfg.Logger = s.log
 	s.mem.log = s.log

@@ -8,8 +8,6 @@ import (
 	"maps"
 	"net/url"
 	"strconv"
-
-	"github.com/spine-platform/spine/internal/metrics"
 )
 
 // tableShards is the number of shards of a route table. A change of one
@@ -120,11 +118,14 @@ func (s *Server) SetRoutes(routes []Route) error {
 	parsed := upstreamParses{}
 	ups := make(map[string]*upstream, len(s.upstreams))
 	upRefs := make(map[string]int, len(s.upRefs))
-	// Client-certificate settings by mode and CA: the routes of one
-	// service share one, and a swap keeps the previous table's (their
-	// configurations and ticket keys).
+	// Client-certificate settings by mode and CA, route settings by
+	// settingsKey, services by project and name: the routes that have the
+	// same share one, and a swap keeps the previous table's (the
+	// client-certificate configurations and ticket keys, the upstreams the
+	// settings name, the services' metrics recorders).
 	auths := map[string]*counted[*clientAuth]{}
-	services := map[[2]string]*counted[*metrics.Service]{}
+	settings := map[string]*counted[*routeSettings]{}
+	services := make(map[[2]string]*routeService, len(s.services))
 	var created []*upstream
 	upstreamOf := func(key string, u *url.URL, h healthCheck) *upstream {
 		// Routes that name one URL with the same health check share its
@@ -138,54 +139,80 @@ func (s *Server) SetRoutes(routes []Route) error {
 			created = append(created, up)
 		}
 		ups[key] = up
-		upRefs[key]++
 		return up
 	}
 	authOf := func(r *Route) (*clientAuth, error) {
 		key := clientAuthKey(r)
-		c := auths[key]
+		if c := auths[key]; c != nil {
+			return c.v, nil
+		}
+		if old := s.auths[key]; old != nil {
+			return old.v, nil
+		}
+		return s.newClientAuth(r)
+	}
+	var key []byte
+	for i := range routes {
+		r := &routes[i]
+		if err := validateHost(r); err != nil {
+			return err
+		}
+		key = settingsKey(key[:0], r)
+		c := settings[string(key)]
 		if c == nil {
-			c = &counted[*clientAuth]{}
-			if old := s.auths[key]; old != nil {
+			c = &counted[*routeSettings]{}
+			if old := s.settings[string(key)]; old != nil {
 				c.v = old.v
 			} else {
 				var err error
-				if c.v, err = s.newClientAuth(r); err != nil {
-					return nil, err
+				if c.v, err = s.newSettings(r, string(key), parsed, upstreamOf, authOf); err != nil {
+					return err
 				}
 			}
-			auths[key] = c
+			settings[c.v.key] = c
+		}
+		if b.get(r.Host) != nil {
+			return fmt.Errorf("%w: host %s appears twice", ErrInvalidRoute, r.Host)
 		}
 		c.n++
-		return c.v, nil
-	}
-	for i := range routes {
-		k := [2]string{routes[i].Project, routes[i].Service}
-		svc := services[k]
-		if svc == nil {
-			svc = &counted[*metrics.Service]{v: s.cfg.Metrics.Service(k[0], k[1])}
-			services[k] = svc
+		k := [2]string{r.Project, r.Service}
+		sv := services[k]
+		if sv == nil {
+			if sv = s.services[k]; sv == nil {
+				sv = &routeService{Project: r.Project, Service: r.Service}
+			}
+			services[k] = sv
 		}
-		rt, err := s.build(routes[i], parsed, upstreamOf, authOf, svc.v)
-		if err != nil {
-			return err
+		st := c.v
+		for _, up := range st.pool.ups {
+			k := up.health.key(up.key)
+			ups[k] = up
+			upRefs[k]++
 		}
-		if b.get(rt.Host) != nil {
-			return fmt.Errorf("%w: host %s appears twice", ErrInvalidRoute, rt.Host)
+		if st.mtls != nil {
+			a := auths[st.authKey]
+			if a == nil {
+				a = &counted[*clientAuth]{v: st.mtls}
+				auths[st.authKey] = a
+			}
+			a.n++
 		}
-		svc.n++
-		b.put(rt)
+		b.put(&route{Host: r.Host, routeService: sv, routeSettings: st})
 	}
 
 	s.table.Store(b.t)
 	s.warm.Store(nil) // a whole table: the warm-up, if any, is over (warm.go)
 	s.certs.Clear()
-	if s.cfg.Metrics != nil {
-		keep := make(map[string]bool, len(services))
-		for _, svc := range services {
-			keep[svc.v.Label()] = true
+	for k, sv := range s.services {
+		if services[k] != sv {
+			sv.retire(s.cfg.Metrics)
 		}
-		s.cfg.Metrics.ForgetServices(keep) // a service that left takes its series along
+	}
+	for _, sv := range services {
+		sv.routes = 0
+	}
+	for rt := range b.t.all() {
+		rt.routes++
 	}
 	for _, up := range created {
 		up.start(&s.cfg)
@@ -195,7 +222,7 @@ func (s *Server) SetRoutes(routes []Route) error {
 			up.stop() // drained: requests in flight finish, then its connections close
 		}
 	}
-	s.upstreams, s.upRefs, s.auths, s.services = ups, upRefs, auths, services
+	s.upstreams, s.upRefs, s.auths, s.settings, s.services = ups, upRefs, auths, settings, services
 	s.log.Info("routes updated", "routes", b.t.n, "upstreams", len(ups), "new_upstreams", len(created))
 	return nil
 }
@@ -229,19 +256,21 @@ func (s *Server) updateRoutes(set []Route, remove []string) error {
 	createdUps := map[string]*upstream{}
 	authDelta := map[string]int{}
 	newAuths := map[string]*clientAuth{}
-	svcDelta := map[[2]string]int{}
-	newRecs := map[[2]string]*metrics.Service{}
-	unref := func(rt *route) {
+	setDelta := map[string]int{}
+	newSettings := map[string]*routeSettings{}
+	svcDelta := map[*routeService]int{}
+	newSvcs := map[[2]string]*routeService{}
+	count := func(rt *route, d int) {
 		for _, up := range rt.pool.ups {
-			upDelta[up.health.key(up.key)]--
+			upDelta[up.health.key(up.key)] += d
 		}
 		if rt.mtls != nil {
-			authDelta[clientAuthKey(&rt.Route)]--
+			authDelta[rt.authKey] += d
 		}
-		svcDelta[[2]string{rt.Project, rt.Service}]--
+		setDelta[rt.key] += d
+		svcDelta[rt.routeService] += d
 	}
 	upstreamOf := func(key string, u *url.URL, h healthCheck) *upstream {
-		upDelta[key]++
 		if up := s.upstreams[key]; up != nil {
 			return up
 		}
@@ -254,7 +283,6 @@ func (s *Server) updateRoutes(set []Route, remove []string) error {
 	}
 	authOf := func(r *Route) (*clientAuth, error) {
 		key := clientAuthKey(r)
-		authDelta[key]++
 		if c := s.auths[key]; c != nil {
 			return c.v, nil
 		}
@@ -271,35 +299,50 @@ func (s *Server) updateRoutes(set []Route, remove []string) error {
 	touched := make([]string, 0, len(remove)+len(set))
 	for _, h := range remove {
 		if old := b.get(h); old != nil {
-			unref(old)
+			count(old, -1)
 			b.remove(h)
 			touched = append(touched, h)
 		}
 	}
 	seen := make(map[string]bool, len(set))
+	var key []byte
 	for i := range set {
-		k := [2]string{set[i].Project, set[i].Service}
-		rec := newRecs[k]
-		if c := s.services[k]; c != nil {
-			rec = c.v
-		} else if rec == nil {
-			rec = s.cfg.Metrics.Service(k[0], k[1])
-			newRecs[k] = rec
-		}
-		rt, err := s.build(set[i], parsed, upstreamOf, authOf, rec)
-		if err != nil {
+		r := &set[i]
+		if err := validateHost(r); err != nil {
 			return err
 		}
-		if seen[rt.Host] {
-			return fmt.Errorf("%w: host %s appears twice", ErrInvalidRoute, rt.Host)
+		key = settingsKey(key[:0], r)
+		st := newSettings[string(key)]
+		if st == nil {
+			if c := s.settings[string(key)]; c != nil {
+				st = c.v
+			} else {
+				var err error
+				if st, err = s.newSettings(r, string(key), parsed, upstreamOf, authOf); err != nil {
+					return err
+				}
+				newSettings[st.key] = st
+			}
 		}
-		seen[rt.Host] = true
-		if old := b.get(rt.Host); old != nil {
-			unref(old)
+		if seen[r.Host] {
+			return fmt.Errorf("%w: host %s appears twice", ErrInvalidRoute, r.Host)
 		}
-		svcDelta[k]++
+		seen[r.Host] = true
+		k := [2]string{r.Project, r.Service}
+		sv := s.services[k]
+		if sv == nil {
+			if sv = newSvcs[k]; sv == nil {
+				sv = &routeService{Project: r.Project, Service: r.Service}
+				newSvcs[k] = sv
+			}
+		}
+		if old := b.get(r.Host); old != nil {
+			count(old, -1)
+		}
+		rt := &route{Host: r.Host, routeService: sv, routeSettings: st}
+		count(rt, +1)
 		b.put(rt)
-		touched = append(touched, rt.Host)
+		touched = append(touched, r.Host)
 	}
 
 	s.table.Store(b.t)
@@ -333,17 +376,23 @@ func (s *Server) updateRoutes(set []Route, remove []string) error {
 			delete(s.auths, key)
 		}
 	}
-	for k, d := range svcDelta {
-		c := s.services[k]
+	for key, d := range setDelta {
+		c := s.settings[key]
 		if c == nil {
-			c = &counted[*metrics.Service]{v: newRecs[k]}
-			s.services[k] = c
+			c = &counted[*routeSettings]{v: newSettings[key]}
+			s.settings[key] = c
 		}
 		if c.n += d; c.n <= 0 {
-			delete(s.services, k)
-			if c.v != nil {
-				s.cfg.Metrics.ForgetService(c.v.Label()) // a service that left takes its series along
-			}
+			delete(s.settings, key)
+		}
+	}
+	for k, sv := range newSvcs {
+		s.services[k] = sv
+	}
+	for sv, d := range svcDelta {
+		if sv.routes += d; sv.routes <= 0 {
+			delete(s.services, [2]string{sv.Project, sv.Service})
+			sv.retire(s.cfg.Metrics)
 		}
 	}
 	s.log.Debug("routes changed", "routes", b.t.n, "set", len(set), "removed", len(remove),
@@ -351,33 +400,37 @@ func (s *Server) updateRoutes(set []Route, remove []string) error {
 	return nil
 }
 
-// build validates r and makes its route. upstreamOf returns the upstream
+// newSettings validates the settings of r (all but its host: validateRoute)
+// and makes them, under key (settingsKey). upstreamOf returns the upstream
 // of a key (healthCheck.key), shared or new; authOf the client-certificate
-// settings of r; rec is the service's metrics recorder.
-func (s *Server) build(r Route, parsed upstreamParses, upstreamOf func(key string, u *url.URL, h healthCheck) *upstream,
-	authOf func(r *Route) (*clientAuth, error), rec *metrics.Service) (*route, error) {
-	urls, err := validateRoute(&r, parsed)
+// settings of r.
+func (s *Server) newSettings(r *Route, key string, parsed upstreamParses,
+	upstreamOf func(key string, u *url.URL, h healthCheck) *upstream,
+	authOf func(r *Route) (*clientAuth, error)) (*routeSettings, error) {
+	urls, err := validateSettings(r, parsed)
 	if err != nil {
 		return nil, err
 	}
-	r.Upstreams = make([]string, len(urls))
-	rt := &route{Route: r, pool: pool{ups: make([]*upstream, len(urls))}, metrics: rec}
+	st := &routeSettings{HSTSMaxAge: r.HSTSMaxAge, HealthPath: r.HealthPath, HealthInterval: r.HealthInterval,
+		Suspended: r.Suspended, ClientAuth: r.ClientAuth, ClientCA: r.ClientCA, key: key}
 	if r.HSTSMaxAge > 0 {
-		rt.hsts = []string{"max-age=" + strconv.Itoa(r.HSTSMaxAge)}
+		st.hsts = []string{"max-age=" + strconv.Itoa(r.HSTSMaxAge)}
 	}
 	if r.ClientAuth != "" {
-		if rt.mtls, err = authOf(&r); err != nil {
+		if st.mtls, err = authOf(r); err != nil {
 			return nil, fmt.Errorf("%w: host %s: %v", ErrInvalidRoute, r.Host, err)
 		}
+		st.authKey = clientAuthKey(r)
 	}
 	if r.Suspended {
-		rt.Upstreams, rt.pool = nil, pool{}
-		return rt, nil
+		return st, nil
 	}
-	health := s.healthOf(&r)
+	health := s.healthOf(r)
+	st.Upstreams = make([]string, len(urls))
+	st.pool.ups = make([]*upstream, len(urls))
 	for j, u := range urls {
-		r.Upstreams[j] = u.String()
-		rt.pool.ups[j] = upstreamOf(health.key(r.Upstreams[j]), u, health)
+		st.Upstreams[j] = u.String()
+		st.pool.ups[j] = upstreamOf(health.key(st.Upstreams[j]), u, health)
 	}
-	return rt, nil
+	return st, nil
 }

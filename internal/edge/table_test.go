@@ -15,7 +15,7 @@ import (
 func (s *Server) routesByHost() (map[string]Route, []string) {
 	out := map[string]Route{}
 	for rt := range s.table.Load().all() {
-		out[rt.Host] = rt.Route
+		out[rt.Host] = rt.Route()
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -11,9 +11,10 @@
 // Sources, so a hostname's series go with the hostname. What counts events
 // (requests, handshakes, orders) is counted as it happens.
 //
-// The request path's recorder (Service) is made once per service when the
-// route table is built and kept in it: a request costs two atomic adds and
-// a histogram observation, with no allocation and no lock.
+// The request path's recorder (Service) is made once per service, at its
+// first request, and kept in the route table's entry for the service: a
+// request then costs two atomic adds and a histogram observation, with no
+// allocation and no lock.
 //
 // Imports: never internal/store, internal/edge, internal/certs, internal/api, internal/node.
 package metrics

@@ -9,8 +9,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Service records one service's requests. The edge asks for it when it
-// builds a route table (Registry.Service) and keeps it in the table, so a
+// Service records one service's requests. The edge asks for it at the
+// service's first request (Registry.Service) and keeps it in its table, so a
 // request finds its counters without a lookup: after a code's first
 // request, Observe is two atomic loads, a counter add and a histogram
 // observation, with no allocation and no lock. Series are made at a
