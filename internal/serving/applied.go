@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/spine-platform/spine/internal/edge"
 	"github.com/spine-platform/spine/internal/platform"
@@ -67,8 +68,11 @@ type svcTable struct {
 	n      int
 }
 
+// svcShard holds the services of one shard, sorted by ID: a slice of
+// compact records rather than a map of store.Service copies (about 140
+// bytes a service instead of about 300).
 type svcShard struct {
-	byID map[string]*appliedService
+	svcs []appliedService
 	// serial is unique to this shard and greater than that of every shard
 	// made before it (shardSerials): AppliedServices.ShardVersion.
 	serial uint64
@@ -77,13 +81,80 @@ type svcShard struct {
 // shardSerials numbers the shards as they are made, across every Applied.
 var shardSerials atomic.Uint64
 
-func newSvcShard(byID map[string]*appliedService) *svcShard {
-	return &svcShard{byID: byID, serial: shardSerials.Add(1)}
+func newSvcShard(svcs []appliedService) *svcShard {
+	return &svcShard{svcs: svcs, serial: shardSerials.Add(1)}
 }
 
+// find returns the index of id in the shard, or where it would go.
+func (sh *svcShard) find(id string) (int, bool) {
+	return slices.BinarySearchFunc(sh.svcs, id, func(e appliedService, id string) int { return cmp.Compare(e.ID, id) })
+}
+
+// appliedService is one served service, as compact as what it must give
+// back (service) allows: its times as Unix nanoseconds (as the store keeps
+// them: service returns them in UTC, as a store read does) and the
+// settings most services leave at their defaults behind a pointer shared
+// by the services that have the same. Its digest is not kept: a delta
+// that changes the service digests it again (digest of service is the
+// digest Full recorded).
 type appliedService struct {
-	svc    store.Service
-	digest [sha256.Size]byte
+	ID, ProjectID, Name, Domain string
+	Hostnames, Upstreams        []string
+	created, updated            int64
+	more                        *serviceMore // nil: every field of it zero
+}
+
+// serviceMore is the rest of a store.Service.
+type serviceMore struct {
+	HSTSMaxAge           int
+	HealthPath           string
+	HealthInterval       time.Duration
+	ClientCA, ClientAuth string
+}
+
+// compact returns s's record; mores shares the serviceMore values (nil
+// shares nothing).
+func compact(s *store.Service, mores map[serviceMore]*serviceMore) appliedService {
+	e := appliedService{ID: s.ID, ProjectID: s.ProjectID, Name: s.Name, Domain: s.Domain, Hostnames: s.Hostnames,
+		Upstreams: s.Upstreams, created: nanos(s.CreatedAt), updated: nanos(s.UpdatedAt)}
+	m := serviceMore{HSTSMaxAge: s.HSTSMaxAge, HealthPath: s.HealthPath, HealthInterval: s.HealthInterval,
+		ClientCA: s.ClientCA, ClientAuth: s.ClientAuth}
+	if m == (serviceMore{}) {
+		return e
+	}
+	if e.more = mores[m]; e.more == nil {
+		e.more = &m
+		if mores != nil && len(mores) < 4096 {
+			mores[m] = e.more
+		}
+	}
+	return e
+}
+
+// service returns the service e records.
+func (e *appliedService) service() store.Service {
+	s := store.Service{ID: e.ID, ProjectID: e.ProjectID, Name: e.Name, Domain: e.Domain, Hostnames: e.Hostnames,
+		Upstreams: e.Upstreams, CreatedAt: fromNanos(e.created), UpdatedAt: fromNanos(e.updated)}
+	if m := e.more; m != nil {
+		s.HSTSMaxAge, s.HealthPath, s.HealthInterval, s.ClientCA, s.ClientAuth = m.HSTSMaxAge, m.HealthPath, m.HealthInterval, m.ClientCA, m.ClientAuth
+	}
+	return s
+}
+
+// nanos and fromNanos are the store's encoding of times (0 is the zero
+// time; a time read back is in UTC).
+func nanos(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+func fromNanos(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n).UTC()
 }
 
 func svcShardOf(id string) int {
@@ -97,7 +168,9 @@ func svcShardOf(id string) int {
 
 func (t *svcTable) get(id string) *appliedService {
 	if sh := t.shards[svcShardOf(id)]; sh != nil {
-		return sh.byID[id]
+		if i, ok := sh.find(id); ok {
+			return &sh.svcs[i]
+		}
 	}
 	return nil
 }
@@ -116,22 +189,34 @@ func (a *Applied) Full(st State, domains []store.Domain, suspended map[string]bo
 	t := &svcTable{n: len(st.Services)}
 	var acc [sha256.Size]byte
 	var y sched.Yielder
+	var sizes [appliedShards]int32
+	for i := range st.Services {
+		sizes[svcShardOf(st.Services[i].ID)]++
+	}
+	mores := map[serviceMore]*serviceMore{}
 	for i := range st.Services {
 		y.Maybe()
-		s := st.Services[i]
+		s := &st.Services[i]
 		var d [sha256.Size]byte
 		if len(st.digests) == len(st.Services) {
 			d = st.digests[i]
 		} else {
-			d = digest(&s)
+			d = digest(s)
 		}
 		xorInto(&acc, d)
-		sh := t.shards[svcShardOf(s.ID)]
+		j := svcShardOf(s.ID)
+		sh := t.shards[j]
 		if sh == nil {
-			sh = newSvcShard(make(map[string]*appliedService, len(st.Services)/appliedShards+1))
-			t.shards[svcShardOf(s.ID)] = sh
+			sh = newSvcShard(make([]appliedService, 0, sizes[j]))
+			t.shards[j] = sh
 		}
-		sh.byID[s.ID] = &appliedService{svc: s, digest: d}
+		sh.svcs = append(sh.svcs, compact(s, mores))
+	}
+	for _, sh := range t.shards {
+		if sh != nil {
+			y.Maybe()
+			slices.SortFunc(sh.svcs, func(a, b appliedService) int { return cmp.Compare(a.ID, b.ID) })
+		}
 	}
 	byName := make(map[string]store.Domain, len(domains))
 	for _, d := range domains {
@@ -186,11 +271,11 @@ func (a *Applied) Prepare(ch store.Changes) (*Delta, bool) {
 	if ch.Full || !cur.full {
 		return nil, false
 	}
-	touched := func(s *store.Service) bool {
-		if cur.suspended[s.ProjectID] {
+	touched := func(project string, hosts []string) bool {
+		if cur.suspended[project] {
 			return true
 		}
-		return slices.ContainsFunc(s.Hostnames, func(h string) bool { return cur.uploaded[h] })
+		return slices.ContainsFunc(hosts, func(h string) bool { return cur.uploaded[h] })
 	}
 	next := *cur
 	t := *cur.svcs // a copy of the shard array; shards copied as changed
@@ -199,22 +284,25 @@ func (a *Applied) Prepare(ch store.Changes) (*Delta, bool) {
 	put := func(id string, e *appliedService) {
 		i := svcShardOf(id)
 		if !copied[i] {
-			sh := newSvcShard(map[string]*appliedService{})
+			sh := newSvcShard(nil)
 			if old := t.shards[i]; old != nil {
-				sh.byID = maps.Clone(old.byID)
+				sh.svcs = slices.Clone(old.svcs)
 			}
 			t.shards[i] = sh
 			copied[i] = true
 		}
-		if _, had := t.shards[i].byID[id]; had {
+		sh := t.shards[i]
+		k, had := sh.find(id)
+		switch {
+		case had && e == nil:
+			sh.svcs = slices.Delete(sh.svcs, k, k+1)
 			t.n--
+		case had:
+			sh.svcs[k] = *e
+		case e != nil:
+			sh.svcs = slices.Insert(sh.svcs, k, *e)
+			t.n++
 		}
-		if e == nil {
-			delete(t.shards[i].byID, id)
-			return
-		}
-		t.shards[i].byID[id] = e
-		t.n++
 	}
 
 	d := &Delta{}
@@ -223,22 +311,24 @@ func (a *Applied) Prepare(ch store.Changes) (*Delta, bool) {
 	change := func(id string, now *store.Service) bool {
 		old := cur.svcs.get(id)
 		if old != nil {
-			if touched(&old.svc) {
+			if touched(old.ProjectID, old.Hostnames) {
 				return false
 			}
-			xorInto(&next.acc, old.digest)
-			for _, h := range old.svc.Hostnames {
+			s := old.service()
+			xorInto(&next.acc, digest(&s))
+			for _, h := range old.Hostnames {
 				oldHosts[h] = true
 			}
 		}
 		var e *appliedService
 		if now != nil {
-			if touched(now) {
+			if touched(now.ProjectID, now.Hostnames) {
 				return false
 			}
 			if served := a.served(*now, cur.byName); served != nil {
-				e = &appliedService{svc: *served, digest: digest(served)}
-				xorInto(&next.acc, e.digest)
+				c := compact(served, nil)
+				e = &c
+				xorInto(&next.acc, digest(served))
 				for _, h := range served.Hostnames {
 					newHosts[h] = true
 				}
@@ -342,11 +432,9 @@ func (s *AppliedServices) List() []store.Service {
 				continue
 			}
 			y.Maybe()
-			start := len(out)
-			for _, e := range sh.byID {
-				out = append(out, e.svc)
+			for i := range sh.svcs {
+				out = append(out, sh.svcs[i].service())
 			}
-			slices.SortFunc(out[start:], func(a, b store.Service) int { return cmp.Compare(a.ID, b.ID) })
 		}
 		s.list = out
 	})
@@ -383,11 +471,9 @@ func (s *AppliedServices) ShardServices(i, n int) []store.Service {
 		if sh == nil {
 			continue
 		}
-		start := len(out)
-		for _, e := range sh.byID {
-			out = append(out, e.svc)
+		for i := range sh.svcs {
+			out = append(out, sh.svcs[i].service())
 		}
-		slices.SortFunc(out[start:], func(a, b store.Service) int { return cmp.Compare(a.ID, b.ID) })
 	}
 	return out
 }
@@ -399,8 +485,8 @@ func (s *AppliedServices) Hostnames(yield func(string) bool) {
 		if sh == nil {
 			continue
 		}
-		for _, e := range sh.byID {
-			for _, h := range e.svc.Hostnames {
+		for i := range sh.svcs {
+			for _, h := range sh.svcs[i].Hostnames {
 				if !yield(h) {
 					return
 				}

@@ -36,7 +36,7 @@ func TestAppliedDeltaMatchesFull(t *testing.T) {
 	}
 	svc := func(id, project, up string, hosts ...string) store.Service {
 		return store.Service{ID: id, ProjectID: project, Name: "s" + id, Hostnames: hosts, Upstreams: []string{up},
-			CreatedAt: time.Unix(1, 0), UpdatedAt: time.Unix(1, 0)}
+			CreatedAt: time.Unix(1, 0).UTC(), UpdatedAt: time.Unix(1, 0).UTC()} // in UTC, as the store reads them
 	}
 	var before []store.Service
 	for i := range 50 {
@@ -53,7 +53,7 @@ func TestAppliedDeltaMatchesFull(t *testing.T) {
 		svc("bad", "p", "http://127.0.0.1:99999", "bad.a.test"),           // the edge cannot route it: left out
 		svc("7", "p", "http://127.0.0.1:1", "h7.a.test"),                  // unchanged
 	}
-	changed[1].UpdatedAt = time.Unix(2, 0)
+	changed[1].UpdatedAt = time.Unix(2, 0).UTC()
 	deleted := []string{"gone", "never-was"}
 
 	after := slices.Clone(before)
@@ -237,5 +237,28 @@ func TestAppliedServicesShards(t *testing.T) {
 		}
 		check(after, "after a change of "+id)
 		before, v0 = after, v1
+	}
+}
+
+// Applied's compact record gives back every field of a service as a store
+// read gives it (times in UTC), so its digest is the one Full recorded and
+// a delta that changes or removes it takes out exactly what was put in.
+func TestAppliedRecordKeepsEveryField(t *testing.T) {
+	full := store.Service{ID: "id", ProjectID: "p", Name: "web", Domain: "a.test", Hostnames: []string{"web.a.test"},
+		Upstreams: []string{"http://127.0.0.1:1"}, HSTSMaxAge: 60, HealthPath: "/up", HealthInterval: time.Second,
+		ClientCA: "ca", ClientAuth: "require", CreatedAt: time.Unix(1, 5).UTC(), UpdatedAt: time.Unix(2, 7).UTC()}
+	bare := store.Service{ID: "id2", ProjectID: "p", Name: "b", Hostnames: []string{"b.a.test"}}
+	for _, s := range []store.Service{full, bare} {
+		mores := map[serviceMore]*serviceMore{}
+		e := compact(&s, mores)
+		if got := e.service(); !reflect.DeepEqual(got, s) {
+			t.Errorf("record of %s gives back\n%+v\nwant\n%+v", s.ID, got, s)
+		}
+		if e2 := compact(&s, mores); e2.more != e.more {
+			t.Errorf("two records of %s's settings share no serviceMore", s.ID)
+		}
+	}
+	if e := compact(&bare, nil); e.more != nil {
+		t.Error("a service with default settings has a serviceMore")
 	}
 }
