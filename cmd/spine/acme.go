@@ -16,7 +16,7 @@ import (
 	"github.com/spine-platform/spine/internal/certs"
 	"github.com/spine-platform/spine/internal/dnsprovider/rfc2136"
 	"github.com/spine-platform/spine/internal/hostname"
-	"github.com/spine-platform/spine/internal/node"
+	"github.com/spine-platform/spine/internal/node/config"
 )
 
 // acmeFlags are the certificate-authority and DNS flags of `spine serve`
@@ -37,8 +37,8 @@ type acmeFlags struct {
 
 // acmePresets are names accepted by --acme-ca instead of a URL.
 var acmePresets = map[string]string{
-	"letsencrypt":         node.LetsEncryptProduction,
-	"letsencrypt-staging": node.LetsEncryptStaging,
+	"letsencrypt":         config.LetsEncryptProduction,
+	"letsencrypt-staging": config.LetsEncryptStaging,
 }
 
 func (f *acmeFlags) register(cmd *cobra.Command) {
@@ -52,13 +52,13 @@ func (f *acmeFlags) register(cmd *cobra.Command) {
 	fl.BoolVar(&f.noInternal, "no-internal-ca-fallback", false, "with --acme-ca: never fall back to the internal CA")
 	fl.StringVar(&f.resolver, "dns-resolver", "", "DNS resolver (host:port) for domain verification, delegation and CAA checks (default: /etc/resolv.conf)")
 	fl.StringVar(&f.zone, "dns-delegation-zone", "", "zone served by Spine's own DNS server for delegated DNS-01 (customers CNAME _acme-challenge.<domain> into it)")
-	fl.StringVar(&f.dnsAddr, "dns-addr", node.DefaultDNSAddr, "listen address (UDP and TCP) of the delegation zone's DNS server")
+	fl.StringVar(&f.dnsAddr, "dns-addr", config.DefaultDNSAddr, "listen address (UDP and TCP) of the delegation zone's DNS server")
 	fl.StringArrayVar(&f.rfc2136, "dns-rfc2136", nil, "DNS-01 through RFC 2136 dynamic updates for a zone: ZONE=SERVER[,KEYNAME,BASE64SECRET] (TSIG hmac-sha256; repeatable)")
-	fl.DurationVar(&f.checkInterval, "domain-check-interval", node.DefaultCheckInterval, "how often pending domains and delegation CNAMEs are looked up again")
+	fl.DurationVar(&f.checkInterval, "domain-check-interval", config.DefaultCheckInterval, "how often pending domains and delegation CNAMEs are looked up again")
 }
 
 // config turns the flags into the node's ACME configuration, refusing
-// what is about the flags' syntax (node.Config.Validate checks the
+// what is about the flags' syntax (config.Config.Validate checks the
 // values). Its errors name the flag and say what to write; they never
 // repeat a value that may hold a secret (the EAB HMAC key, a TSIG secret).
 func (f *acmeFlags) config() (certs.ACMEConfig, error) {
@@ -74,7 +74,7 @@ func (f *acmeFlags) config() (certs.ACMEConfig, error) {
 		if u, ok := acmePresets[strings.ToLower(ca)]; ok {
 			ca = u
 		}
-		c.CAs = append(c.CAs, ca) // node.Config.Validate checks it
+		c.CAs = append(c.CAs, ca) // config.Config.Validate checks it
 	}
 	if len(f.caRoots) > 0 {
 		pool := x509.NewCertPool()
@@ -98,7 +98,7 @@ func (f *acmeFlags) config() (certs.ACMEConfig, error) {
 	}
 	if f.eabKID != "" {
 		// acmez decodes the key as unpadded base64url; some CAs show it
-		// padded. node.Config.Validate checks the rest.
+		// padded. config.Config.Validate checks the rest.
 		c.EAB = &acme.EAB{KeyID: f.eabKID, MACKey: strings.TrimRight(hmac, "=")}
 	}
 	for _, spec := range f.rfc2136 {

@@ -15,6 +15,7 @@ import (
 	"github.com/spine-platform/spine/client"
 	"github.com/spine-platform/spine/internal/edge"
 	"github.com/spine-platform/spine/internal/node"
+	"github.com/spine-platform/spine/internal/node/config"
 )
 
 // spine runs the CLI in-process with args and returns what it printed.
@@ -32,7 +33,7 @@ func spine(t *testing.T, args ...string) (string, error) {
 
 func TestCLIAgainstRunningNode(t *testing.T) {
 	dir := t.TempDir()
-	n, err := node.Start(context.Background(), node.Config{
+	n, err := node.Start(context.Background(), config.Config{
 		DataDir: dir, Settings: edge.Settings{HTTPSAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0"}, APIAddr: "127.0.0.1:0",
 		Domain: "localhost", Demo: true, Version: "test",
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),

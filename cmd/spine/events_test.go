@@ -14,6 +14,7 @@ import (
 	"github.com/spine-platform/spine/client"
 	"github.com/spine-platform/spine/internal/edge"
 	"github.com/spine-platform/spine/internal/node"
+	"github.com/spine-platform/spine/internal/node/config"
 	"github.com/spine-platform/spine/internal/poll"
 )
 
@@ -39,7 +40,7 @@ func (l *lockedBuffer) String() string {
 // it is recorded; `spine events` lists them.
 func TestEventsFollow(t *testing.T) {
 	dir := t.TempDir()
-	n, err := node.Start(context.Background(), node.Config{
+	n, err := node.Start(context.Background(), config.Config{
 		DataDir: dir, Settings: edge.Settings{HTTPSAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0"}, APIAddr: "127.0.0.1:0",
 		Domain: "localhost", Version: "test", Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})

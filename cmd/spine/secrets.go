@@ -10,6 +10,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/spine-platform/spine/internal/node"
+
+	"github.com/spine-platform/spine/internal/node/config"
 	"github.com/spine-platform/spine/internal/secrets"
 )
 
@@ -70,7 +72,7 @@ resealed. The old keys stay in the file; delete them once the command is done.`,
 				return fmt.Errorf("--wait %v: give a positive duration", wait)
 			}
 			err := node.RotateSecrets(ctx, node.RotateConfig{
-				Config:     node.Config{DataDir: g.data, Store: storeDSN(storeFlag), SecretKeyFile: keyFile},
+				Config:     config.Config{DataDir: g.data, Store: storeDSN(storeFlag), SecretKeyFile: keyFile},
 				NewKeyFile: newKeyFile,
 				Wait:       wait,
 				Progress:   func(s string) { fmt.Fprintln(cmd.OutOrStdout(), s) },

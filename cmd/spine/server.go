@@ -18,6 +18,7 @@ import (
 	"github.com/spine-platform/spine/internal/edge"
 	"github.com/spine-platform/spine/internal/logging"
 	"github.com/spine-platform/spine/internal/node"
+	"github.com/spine-platform/spine/internal/node/config"
 	"github.com/spine-platform/spine/internal/store"
 )
 
@@ -53,14 +54,14 @@ func (f *serverFlags) register(cmd *cobra.Command, https, http, domain string) {
 	cmd.Flags().StringVar(&f.secretKeyFile, "secret-key-file", "", "file of the keys that seal the private keys in the store and the snapshot, newest first; the same on every node of a fleet (default secret.key in the data folder, created if the store holds nothing sealed yet)")
 	cmd.Flags().StringVar(&f.httpsAddr, "https-addr", https, "HTTPS listen address")
 	cmd.Flags().StringVar(&f.httpAddr, "http-addr", http, "HTTP listen address (redirects to HTTPS, answers ACME HTTP-01)")
-	cmd.Flags().StringVar(&f.apiAddr, "api-addr", node.DefaultAPIAddr, "API listen address (keep it on loopback unless a firewall guards it)")
-	cmd.Flags().StringVar(&f.metrics, "metrics", node.MetricsOnAPI, "where GET /metrics (Prometheus, no token) is served: api (the API's listener), off, or HOST:PORT of a listener of its own (it names every project's hostnames and upstreams: move it off the API if tenants reach the API)")
+	cmd.Flags().StringVar(&f.apiAddr, "api-addr", config.DefaultAPIAddr, "API listen address (keep it on loopback unless a firewall guards it)")
+	cmd.Flags().StringVar(&f.metrics, "metrics", config.MetricsOnAPI, "where GET /metrics (Prometheus, no token) is served: api (the API's listener), off, or HOST:PORT of a listener of its own (it names every project's hostnames and upstreams: move it off the API if tenants reach the API)")
 	cmd.Flags().StringVar(&f.domain, "domain", domain, "domain given to the default project at start")
-	cmd.Flags().DurationVar(&f.leafLifetime, "cert-lifetime", node.DefaultLeafLifetime, "lifetime of certificates from the internal CA, 1h to 8760h (renewed automatically, see --renewal-window-ratio)")
-	cmd.Flags().IntVar(&f.certCacheSize, "cert-cache-size", node.DefaultCertCacheSize, "most certificates held in memory, at least 1; the others are loaded from the store on their hostname's first handshake (-1: no bound)")
-	cmd.Flags().DurationVar(&f.resync, "resync-interval", node.DefaultResyncInterval, "how often the whole store is read again even without a change notice, to repair a missed one")
-	cmd.Flags().DurationVar(&f.renewCheck, "renew-check-interval", node.DefaultRenewCheckInterval, "how often certificates are checked for renewal (keep it well below the renewal window)")
-	cmd.Flags().Float64Var(&f.renewalWindow, "renewal-window-ratio", node.DefaultRenewalWindowRatio, "part of a certificate's lifetime, at its end, in which it is renewed, between 0 and 1 (a CA's ARI window, when it gives one, comes first)")
+	cmd.Flags().DurationVar(&f.leafLifetime, "cert-lifetime", config.DefaultLeafLifetime, "lifetime of certificates from the internal CA, 1h to 8760h (renewed automatically, see --renewal-window-ratio)")
+	cmd.Flags().IntVar(&f.certCacheSize, "cert-cache-size", config.DefaultCertCacheSize, "most certificates held in memory, at least 1; the others are loaded from the store on their hostname's first handshake (-1: no bound)")
+	cmd.Flags().DurationVar(&f.resync, "resync-interval", config.DefaultResyncInterval, "how often the whole store is read again even without a change notice, to repair a missed one")
+	cmd.Flags().DurationVar(&f.renewCheck, "renew-check-interval", config.DefaultRenewCheckInterval, "how often certificates are checked for renewal (keep it well below the renewal window)")
+	cmd.Flags().Float64Var(&f.renewalWindow, "renewal-window-ratio", config.DefaultRenewalWindowRatio, "part of a certificate's lifetime, at its end, in which it is renewed, between 0 and 1 (a CA's ARI window, when it gives one, comes first)")
 	cmd.Flags().BoolVar(&f.http3, "http3", true, "serve HTTP/3 (QUIC) on the HTTPS port over UDP, advertised with Alt-Svc on HTTP/1.1 and HTTP/2 answers (--http3=false: TCP only)")
 	cmd.Flags().BoolVar(&f.ech, "ech", true, "Encrypted Client Hello: clients that have the configuration (from DNS HTTPS records, see spine ech config) show only --ech-public-name on the wire (--ech=false: off)")
 	cmd.Flags().StringVar(&f.echPublicName, "ech-public-name", "", "the name ECH clients show on the wire, served with a certificate of its own; the same on every node (default ech.<--domain>)")
@@ -71,9 +72,9 @@ func (f *serverFlags) register(cmd *cobra.Command, https, http, domain string) {
 	// none until asked, as Caddy and Traefik: a busy edge's lines in the
 	// journal would hit journald's rate limit and take the node's own
 	// warnings with them (README, "Access logs").
-	accessDefault := node.AccessLogOff
+	accessDefault := config.AccessLogOff
 	if domain == "localhost" {
-		accessDefault = node.AccessLogStderr
+		accessDefault = config.AccessLogStderr
 	}
 	cmd.Flags().StringVar(&f.accessLog, "access-log", accessDefault, "where to write one line per request, in the --log-format: stderr, a FILE (appended to, created 0640, reopened on SIGUSR1 for logrotate) or off")
 	f.acme.register(cmd)
@@ -173,12 +174,12 @@ func waitReopening(ctx context.Context, n *node.Node, log *slog.Logger) {
 
 // config turns the flags into the node's configuration, refusing what only
 // the command line can get wrong: a flag given as zero or empty (which
-// node.Config would take for its default; a flag shows its default
+// config.Config would take for its default; a flag shows its default
 // instead), the log flags, and the ACME flags' syntax (acme.go).
-// node.Config.Validate checks the rest.
-func (f *serverFlags) config(g *globals, up bool) (node.Config, error) {
+// config.Config.Validate checks the rest.
+func (f *serverFlags) config(g *globals, up bool) (config.Config, error) {
 	if err := f.tenancy.check(); err != nil {
-		return node.Config{}, err
+		return config.Config{}, err
 	}
 	for _, z := range []struct {
 		flag, hint string
@@ -197,28 +198,28 @@ func (f *serverFlags) config(g *globals, up bool) (node.Config, error) {
 		{"--renewal-window-ratio", "give the part of the lifetime to renew in, between 0 and 1 (e.g. 0.33: the last third)", f.renewalWindow == 0},
 	} {
 		if z.zero {
-			return node.Config{}, fmt.Errorf("%s (empty or zero): %s", z.flag, z.hint)
+			return config.Config{}, fmt.Errorf("%s (empty or zero): %s", z.flag, z.hint)
 		}
 	}
 	if _, err := logging.ParseFormat(f.logFormat); err != nil {
-		return node.Config{}, fmt.Errorf("--log-format %q: give text or json", f.logFormat)
+		return config.Config{}, fmt.Errorf("--log-format %q: give text or json", f.logFormat)
 	}
 	if _, err := logging.ParseLevel(f.logLevel); err != nil {
-		return node.Config{}, fmt.Errorf("--log-level %q: give debug, info, warn or error", f.logLevel)
+		return config.Config{}, fmt.Errorf("--log-level %q: give debug, info, warn or error", f.logLevel)
 	}
 	if f.accessLog == "" {
-		return node.Config{}, errors.New("--access-log (empty): give stderr, the path of a file, or off")
+		return config.Config{}, errors.New("--access-log (empty): give stderr, the path of a file, or off")
 	}
 	acmeCfg, err := f.acme.config()
 	if err != nil {
-		return node.Config{}, err
+		return config.Config{}, err
 	}
 	acmeCfg.RenewCheckInterval, acmeCfg.RenewalWindowRatio = f.renewCheck, f.renewalWindow
 	if acmeCfg.Budgets, err = f.tenancy.budgets(); err != nil {
-		return node.Config{}, err
+		return config.Config{}, err
 	}
 	format, _ := logging.ParseFormat(f.logFormat)
-	cfg := node.Config{
+	cfg := config.Config{
 		AccessLog:       f.accessLog,
 		AccessLogFormat: format,
 		DataDir:         g.data,
@@ -251,7 +252,7 @@ func storeDSN(flag string) string {
 	return os.Getenv("SPINE_STORE")
 }
 
-// flagOf names the flag of each node.Config field the flags set.
+// flagOf names the flag of each config.Config field the flags set.
 var flagOf = map[string]string{
 	"AccessLog": "--access-log", "AccessLogFormat": "--log-format",
 	"HTTPSAddr": "--https-addr", "HTTPAddr": "--http-addr", "APIAddr": "--api-addr", "Metrics": "--metrics", "Store": "--store", "SecretKeyFile": "--secret-key-file",
@@ -264,10 +265,10 @@ var flagOf = map[string]string{
 	"ACME.EAB.MACKey": "--acme-eab-hmac", "ACME.DelegationZone": "--dns-delegation-zone", "ACME.DNSProviders": "--dns-rfc2136",
 }
 
-// configError rewrites a *node.FieldError in the words of the command line:
+// configError rewrites a *config.FieldError in the words of the command line:
 // the flag instead of the field.
 func configError(err error) error {
-	var fe *node.FieldError
+	var fe *config.FieldError
 	if !errors.As(err, &fe) || flagOf[fe.Field] == "" {
 		return err
 	}

@@ -8,7 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/spine-platform/spine/internal/node"
+	"github.com/spine-platform/spine/internal/node/config"
 	"github.com/spine-platform/spine/internal/store"
 )
 
@@ -77,7 +77,7 @@ func (f *tenancyFlags) budgets() (map[string]store.CABudget, error) {
 }
 
 func (f *tenancyFlags) check() error {
-	if f.webhookTimeout < time.Second || f.webhookTimeout > node.MaxWebhookTimeout {
+	if f.webhookTimeout < time.Second || f.webhookTimeout > config.MaxWebhookTimeout {
 		return fmt.Errorf("--webhook-timeout %s: give a duration from 1s to 5m, e.g. 15s", f.webhookTimeout)
 	}
 	for _, q := range []struct {
@@ -91,6 +91,6 @@ func (f *tenancyFlags) check() error {
 	return nil
 }
 
-func (f *tenancyFlags) webhooks() node.WebhooksConfig {
-	return node.WebhooksConfig{AllowPrivate: f.webhookAllowPrivate, AttemptTimeout: f.webhookTimeout}
+func (f *tenancyFlags) webhooks() config.WebhooksConfig {
+	return config.WebhooksConfig{AllowPrivate: f.webhookAllowPrivate, AttemptTimeout: f.webhookTimeout}
 }

@@ -5,7 +5,7 @@ package main
 import (
 	"github.com/spf13/cobra"
 
-	"github.com/spine-platform/spine/internal/node"
+	"github.com/spine-platform/spine/internal/node/config"
 )
 
 // testHookFlags are the test hooks' flags: none in Spine's binary; a binary
@@ -14,4 +14,4 @@ type testHookFlags struct{}
 
 func (testHookFlags) register(*cobra.Command) {}
 
-func (testHookFlags) apply(*node.Config) {}
+func (testHookFlags) apply(*config.Config) {}

@@ -2,7 +2,7 @@
 
 // Only in a binary built with `go build -tags spinetest` (test/fleet builds
 // spine so): --test-issue-delay holds each issuance by the internal CA
-// while the node holds the name's issuance lock (node.Config.BeforeIssue),
+// while the node holds the name's issuance lock (config.Config.BeforeIssue),
 // so that a test can kill the node that holds it. Spine's own binary has
 // none of this.
 
@@ -15,7 +15,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/spine-platform/spine/internal/node"
+	"github.com/spine-platform/spine/internal/node/config"
 )
 
 type testHookFlags struct {
@@ -26,7 +26,7 @@ func (f *testHookFlags) register(cmd *cobra.Command) {
 	cmd.Flags().DurationVar(&f.issueDelay, "test-issue-delay", 0, "tests only: hold each internal CA issuance this long under its issuance lock")
 }
 
-func (f *testHookFlags) apply(cfg *node.Config) {
+func (f *testHookFlags) apply(cfg *config.Config) {
 	delay := f.issueDelay
 	if delay <= 0 {
 		return

@@ -12,6 +12,7 @@ import (
 
 	"github.com/spine-platform/spine/client"
 	"github.com/spine-platform/spine/internal/node"
+	"github.com/spine-platform/spine/internal/node/config"
 	"github.com/spine-platform/spine/internal/platform"
 )
 
@@ -125,7 +126,7 @@ func newProjectCmd(g *globals) *cobra.Command {
 			defer cancel()
 			if dsn != "" {
 				// Offline: no server needs to run (bootstrapping an empty store).
-				sp, t, err := node.CreateProject(ctx, node.Config{DataDir: g.data, Store: dsn}, strings.ToLower(args[0]))
+				sp, t, err := node.CreateProject(ctx, config.Config{DataDir: g.data, Store: dsn}, strings.ToLower(args[0]))
 				if err != nil {
 					return startError(configError(err))
 				}

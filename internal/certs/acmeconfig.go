@@ -16,7 +16,7 @@ import (
 )
 
 // ACMEConfig configures certificates from ACME CAs, domain verification and
-// DNS-01, as an operator gives them (node.Config.ACME). The zero value keeps
+// DNS-01, as an operator gives them (config.Config.ACME). The zero value keeps
 // the internal CA as the only issuer.
 type ACMEConfig struct {
 	// CAs are ACME directory URLs, tried in order for each certificate
@@ -41,7 +41,7 @@ type ACMEConfig struct {
 	Resolver string
 	// CheckInterval is how often domains waiting for verification, and
 	// verified domains' delegation CNAMEs, are looked up again. Default 1m
-	// (node.DefaultCheckInterval).
+	// (config.DefaultCheckInterval).
 	CheckInterval time.Duration
 
 	// DelegationZone is a zone that Spine's own DNS server answers for
@@ -51,7 +51,7 @@ type ACMEConfig struct {
 	// DNS-01 without DNS credentials. Default: none.
 	DelegationZone string
 	// DNSAddr is where that DNS server listens, UDP and TCP. Default ":53"
-	// (node.DefaultDNSAddr).
+	// (config.DefaultDNSAddr).
 	DNSAddr string
 	// DNSProviders solve DNS-01 for domains under each zone (the key,
 	// e.g. "example.com") with a libdns provider such as

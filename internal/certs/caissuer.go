@@ -34,7 +34,7 @@ var _ certmagic.Issuer = (*CAIssuer)(nil)
 // leases of leases (the Manager's Config.Storage). beforeIssue, if not
 // nil, runs in each Issue under the issuance lease, while certmagic holds
 // the name's issuance lock; its error stops the issuance. Spine passes
-// nil; tests pass a hook that holds the lock (node.Config.BeforeIssue).
+// nil; tests pass a hook that holds the lock (config.Config.BeforeIssue).
 func NewCAIssuer(leases *Storage, beforeIssue func(ctx context.Context, names []string) error) *CAIssuer {
 	return &CAIssuer{leases: leases, beforeIssue: beforeIssue}
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/spine-platform/spine/client"
 	"github.com/spine-platform/spine/internal/edge"
 	"github.com/spine-platform/spine/internal/node"
+	"github.com/spine-platform/spine/internal/node/config"
 )
 
 type spine struct {
@@ -31,7 +32,7 @@ func start(t *testing.T) *spine {
 	dir := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	n, err := node.Start(ctx, node.Config{
+	n, err := node.Start(ctx, config.Config{
 		DataDir: dir, Settings: edge.Settings{HTTPSAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0"}, APIAddr: "127.0.0.1:0",
 		Domain: "localhost", Demo: true, Version: "test",
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),

@@ -17,6 +17,9 @@
 //   - prepare.go: the start-up work that needs the store (key file, default
 //     project and admin token, domain, internal CA), once, retried while a
 //     node serves its snapshot.
+//   - node.go: a node's fleet part as one value (Node): the data folder,
+//     its ID, the store or the snapshot to start from (Join), and the
+//     parts above built (Build) and run (Run) together.
 //
 // Each part works on the narrow store interface it needs, defined where it
 // is used; *store.DB satisfies them all. The node builds the parts, hands

@@ -228,8 +228,11 @@ func (s *Snapshot) open(k *secrets.Keyring) error {
 }
 
 // CertificatesByName returns the snapshot's certificates by hostname,
-// without (and logging) those that do not load.
+// without (and logging) those that do not load; nil for a nil snapshot.
 func (s *Snapshot) CertificatesByName(log *slog.Logger) map[string]*tls.Certificate {
+	if s == nil {
+		return nil
+	}
 	out := map[string]*tls.Certificate{}
 	for _, c := range s.Certificates {
 		pair, err := tls.X509KeyPair([]byte(c.ChainPEM), []byte(c.KeyPEM))

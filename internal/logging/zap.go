@@ -19,7 +19,7 @@ import (
 //
 // Why not a library: zap's own zapslog (go.uber.org/zap/exp) goes the
 // other way (a slog.Handler over a zap core), as caddy does; the way round
-// Spine needs, so that node.Config.Logger, a plain *slog.Logger that a
+// Spine needs, so that config.Config.Logger, a plain *slog.Logger that a
 // library caller may back with any handler, receives certmagic's lines, is
 // only planned there (uber-go/zap#1333). The third-party bridges either
 // target their own logger interface rather than log/slog or are not

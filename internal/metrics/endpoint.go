@@ -13,7 +13,7 @@ import (
 	"github.com/spine-platform/spine/internal/hostname"
 )
 
-// Values of where (node.Config.Metrics, --metrics) besides a listen address.
+// Values of where (config.Config.Metrics, --metrics) besides a listen address.
 const (
 	OnAPI = "api" // the API's listener, as Caddy serves its metrics on its admin port
 	Off   = "off"

@@ -5,12 +5,7 @@ import (
 	"strconv"
 
 	"github.com/spine-platform/spine/internal/accesslog"
-)
-
-// Values of Config.AccessLog other than a file's path.
-const (
-	AccessLogOff    = accesslog.Off
-	AccessLogStderr = accesslog.Stderr
+	"github.com/spine-platform/spine/internal/node/config"
 )
 
 // openAccessLog opens Config.AccessLog, if any (nil: none); a file that
@@ -18,7 +13,7 @@ const (
 func (n *Node) openAccessLog() error {
 	l, err := accesslog.Open(n.cfg.AccessLog, accesslog.Config{Format: n.cfg.AccessLogFormat, Logger: n.log})
 	if err != nil {
-		return &FieldError{Field: "AccessLog", Value: strconv.Quote(n.cfg.AccessLog), Err: fmt.Errorf("%w; give a file Spine may append to, stderr or off", err)}
+		return &config.FieldError{Field: "AccessLog", Value: strconv.Quote(n.cfg.AccessLog), Err: fmt.Errorf("%w; give a file Spine may append to, stderr or off", err)}
 	}
 	n.accessLog = l
 	return nil

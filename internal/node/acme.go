@@ -10,6 +10,7 @@ import (
 
 	"github.com/spine-platform/spine/internal/certs"
 	"github.com/spine-platform/spine/internal/dnsverify"
+	"github.com/spine-platform/spine/internal/node/config"
 	"github.com/spine-platform/spine/internal/platform"
 )
 
@@ -26,7 +27,7 @@ const lookupTimeout = 5 * time.Second
 // runs before either.
 func (n *Node) initACME() {
 	n.acme.verifier = &dnsverify.Verifier{Resolver: n.cfg.ACME.Resolver, Timeout: lookupTimeout}
-	n.acme.dns01 = certs.NewDNS01(n.cfg.ACME, n.db, n.fleet.published.HTTPSRecord, n.log)
+	n.acme.dns01 = certs.NewDNS01(n.cfg.ACME, n.db, n.fleet.Published.HTTPSRecord, n.log)
 }
 
 // platformOptions are the platform's look-ups: ownership records through
@@ -57,7 +58,7 @@ func (n *Node) startACME(ctx context.Context) error {
 			return err
 		}
 		if err := z.Listen(a.DNSAddr); err != nil {
-			return &FieldError{Field: "ACME.DNSAddr", Value: strconv.Quote(a.DNSAddr), Err: fmt.Errorf("the delegation zone's DNS server: %w", err)}
+			return &config.FieldError{Field: "ACME.DNSAddr", Value: strconv.Quote(a.DNSAddr), Err: fmt.Errorf("the delegation zone's DNS server: %w", err)}
 		}
 		n.serve("dns", z.Serve)
 		n.wg.Go(func() {

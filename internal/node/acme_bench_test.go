@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/spine-platform/spine/client"
+	"github.com/spine-platform/spine/internal/node/config"
 	"github.com/spine-platform/spine/internal/pebbletest"
 )
 
@@ -33,11 +34,11 @@ import (
 func BenchmarkACMEFirstHTTPS(b *testing.B) {
 	b.Run("default", func(b *testing.B) { benchFirstHTTPS(b, nil) })
 	b.Run("burst-10", func(b *testing.B) {
-		benchFirstHTTPS(b, func(c *Config) { c.ACME.OrderBurst = 10 })
+		benchFirstHTTPS(b, func(c *config.Config) { c.ACME.OrderBurst = 10 })
 	})
 }
 
-func benchFirstHTTPS(b *testing.B, mod func(*Config)) {
+func benchFirstHTTPS(b *testing.B, mod func(*config.Config)) {
 	s := newACMESetup(b, 0, mod)
 	ctx := context.Background()
 	s.addVerified(b, s.admin, "example.test")

@@ -25,6 +25,7 @@ import (
 	"github.com/spine-platform/spine/internal/dnsprovider/rfc2136"
 	"github.com/spine-platform/spine/internal/dnsserver"
 	"github.com/spine-platform/spine/internal/edge"
+	"github.com/spine-platform/spine/internal/node/config"
 	"github.com/spine-platform/spine/internal/pebbletest"
 	"github.com/spine-platform/spine/internal/platform"
 	"github.com/spine-platform/spine/internal/poll"
@@ -36,7 +37,7 @@ import (
 type acmeSetup struct {
 	n        *Node
 	dir      string
-	cfg      Config
+	cfg      config.Config
 	pebble   *pebbletest.Pebble
 	dns      *pebbletest.DNS
 	admin    *client.Client
@@ -61,21 +62,21 @@ func freeAddrs(t testing.TB, n int) []string {
 	return addrs
 }
 
-func newACMESetup(t testing.TB, validity time.Duration, mod func(*Config)) *acmeSetup {
+func newACMESetup(t testing.TB, validity time.Duration, mod func(*config.Config)) *acmeSetup {
 	t.Helper()
 	return newACMESetupPebble(t, pebbletest.Options{Validity: validity}, mod)
 }
 
 // newACMESetupPebble is newACMESetup with Pebble's options (its ports and
 // resolver are the setup's).
-func newACMESetupPebble(t testing.TB, popts pebbletest.Options, mod func(*Config)) *acmeSetup {
+func newACMESetupPebble(t testing.TB, popts pebbletest.Options, mod func(*config.Config)) *acmeSetup {
 	t.Helper()
 	s := &acmeSetup{dir: t.TempDir(), dns: pebbletest.StartDNS(t)}
 	addrs := freeAddrs(t, 2)
 	httpsAddr, httpAddr := addrs[0], addrs[1]
 	popts.HTTPPort, popts.TLSPort, popts.Resolver = port(tcpAddr(httpAddr)), port(tcpAddr(httpsAddr)), s.dns.Addr
 	s.pebble = pebbletest.Start(t, popts)
-	s.cfg = Config{
+	s.cfg = config.Config{
 		DataDir:  s.dir,
 		Settings: edge.Settings{HTTPSAddr: httpsAddr, HTTPAddr: httpAddr},
 		APIAddr:  "127.0.0.1:0",
@@ -359,7 +360,7 @@ func TestACMERenewsShortLivedCertificates(t *testing.T) {
 	// which it does on a loaded machine too. The certificate's own expiry
 	// is the deadline: that is what a user would see.
 	const validity = time.Minute
-	s := newACMESetup(t, validity, func(c *Config) {
+	s := newACMESetup(t, validity, func(c *config.Config) {
 		c.ACME.RenewCheckInterval = time.Second
 		c.ACME.RenewalWindowRatio = 0.8
 	})
@@ -454,7 +455,7 @@ func TestACMEWildcardThroughRFC2136Provider(t *testing.T) {
 	go custDNS.Serve(udp, tcp)
 	t.Cleanup(func() { custDNS.Shutdown(context.Background()) })
 
-	s := newACMESetup(t, 0, func(c *Config) {
+	s := newACMESetup(t, 0, func(c *config.Config) {
 		c.ACME.DNSProviders = map[string]certmagic.DNSProvider{"prov.test": &rfc2136.Provider{Server: udp.LocalAddr().String(), KeyName: keyName, Key: secret}}
 		c.ACME.DNSPropagationTimeout = -1
 	})

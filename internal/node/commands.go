@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/spine-platform/spine/internal/node/config"
 	"github.com/spine-platform/spine/internal/platform"
 	"github.com/spine-platform/spine/internal/secrets/keyfile"
 	"github.com/spine-platform/spine/internal/store"
@@ -16,11 +17,11 @@ import (
 // (returned once, stored only as a hash), in the store of cfg (its Store
 // and DataDir; validated as Start would), without starting a node: the
 // operator's `spine project create`.
-func CreateProject(ctx context.Context, cfg Config, name string) (store.Project, string, error) {
+func CreateProject(ctx context.Context, cfg config.Config, name string) (store.Project, string, error) {
 	if err := cfg.Validate(); err != nil {
 		return store.Project{}, "", err
 	}
-	cfg = cfg.withDefaults()
+	cfg = cfg.WithDefaults()
 	db, err := store.Open(ctx, cfg.Store)
 	if err != nil {
 		return store.Project{}, "", fmt.Errorf("opening the store: %w", err)
@@ -33,7 +34,7 @@ func CreateProject(ctx context.Context, cfg Config, name string) (store.Project,
 type RotateConfig struct {
 	// Config names the store (Store, DataDir) and the secret key file the
 	// nodes read (SecretKeyFile), as `spine serve` would.
-	Config Config
+	Config config.Config
 	// NewKeyFile holds the new key (its first); made (0600) if missing.
 	NewKeyFile string
 	// Wait bounds each wait for the connected nodes to take up the key
@@ -50,7 +51,7 @@ func RotateSecrets(ctx context.Context, rc RotateConfig) error {
 	if err := rc.Config.Validate(); err != nil {
 		return err
 	}
-	cfg := rc.Config.withDefaults()
+	cfg := rc.Config.WithDefaults()
 	return keyfile.Rotate(ctx, keyfile.RotateConfig{Store: cfg.Store, KeyFile: cfg.SecretKeyFile,
 		NewKeyFile: rc.NewKeyFile, Wait: rc.Wait, Progress: rc.Progress})
 }

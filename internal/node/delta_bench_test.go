@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/spine-platform/spine/internal/edge"
+	"github.com/spine-platform/spine/internal/node/config"
 	"github.com/spine-platform/spine/internal/platform"
 	"github.com/spine-platform/spine/internal/store"
 )
@@ -24,7 +25,7 @@ func BenchmarkSyncChanges(b *testing.B) {
 	const n = 100_000
 	ctx := context.Background()
 	dir := b.TempDir()
-	nd, err := Start(ctx, Config{
+	nd, err := Start(ctx, config.Config{
 		DataDir: dir, Settings: edge.Settings{HTTPSAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0"}, APIAddr: "127.0.0.1:0",
 		Domain: "localhost", Demo: true, Version: "test", ResyncInterval: time.Hour,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),

@@ -14,6 +14,7 @@ import (
 
 	"github.com/spine-platform/spine/client"
 	"github.com/spine-platform/spine/internal/edge"
+	"github.com/spine-platform/spine/internal/node/config"
 	"github.com/spine-platform/spine/internal/poll"
 )
 
@@ -23,7 +24,7 @@ func startCountingNode(t *testing.T, dir, dsn string, full *atomic.Int64) *Node 
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	n, err := Start(ctx, Config{
+	n, err := Start(ctx, config.Config{
 		DataDir: dir, Store: dsn, Settings: edge.Settings{HTTPSAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0"}, APIAddr: "127.0.0.1:0",
 		Domain: "localhost", Demo: true, Version: "test",
 		ResyncInterval: time.Hour, // only change notices: a full sync here is a fallback

@@ -19,6 +19,7 @@ import (
 
 	"github.com/spine-platform/spine/internal/edge"
 	"github.com/spine-platform/spine/internal/fleet"
+	"github.com/spine-platform/spine/internal/node/config"
 	"github.com/spine-platform/spine/internal/poll"
 )
 
@@ -119,11 +120,11 @@ func TestSnapshotKeepsECHAndQUICKeys(t *testing.T) {
 	})
 	roots := x509.NewCertPool()
 	roots.AddCert(n.CA().Root())
-	if n.fleet.quic == nil {
+	if n.fleet.QUIC == nil {
 		t.Fatal("the node has no fleet QUIC keys")
 	}
-	quicKeys := *n.fleet.quic
-	if err := fleet.NewSnapshotWriter(dir, n.snapshotSource, n.log).Write(); err != nil {
+	quicKeys := *n.fleet.QUIC
+	if err := fleet.NewSnapshotWriter(dir, n.fleet.Source, n.log).Write(); err != nil {
 		t.Fatal(err)
 	}
 	raw := snapshotBytes(t, dir)
@@ -139,7 +140,7 @@ func TestSnapshotKeepsECHAndQUICKeys(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	m, err := Start(ctx, Config{
+	m, err := Start(ctx, config.Config{
 		DataDir:  dir,
 		Store:    "postgres://postgres@127.0.0.1:1/test?sslmode=disable&connect_timeout=2", // nothing listens: the store is away
 		Settings: edge.Settings{HTTPSAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0"},
@@ -152,13 +153,13 @@ func TestSnapshotKeepsECHAndQUICKeys(t *testing.T) {
 		t.Fatalf("starting the node from its snapshot: %v", err)
 	}
 	t.Cleanup(func() { m.Close(context.Background()) })
-	if !m.fleet.static {
+	if !m.fleet.Static() {
 		t.Fatal("the node did not start from its snapshot")
 	}
 	if name, got := m.ECH(); name != "ech.localhost" || !bytes.Equal(got, list) {
 		t.Errorf("published ECH: %q, %d bytes; want the configuration from before the restart", name, len(got))
 	}
-	if m.fleet.quic == nil || *m.fleet.quic != quicKeys {
+	if m.fleet.QUIC == nil || *m.fleet.QUIC != quicKeys {
 		t.Error("the node started from its snapshot does not use the fleet's QUIC keys")
 	}
 	// The demo's upstream went with the first node: any answer will do,

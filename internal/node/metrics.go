@@ -17,14 +17,14 @@ func (n *Node) newMetrics() *metrics.Registry {
 			if rec == nil {
 				return nil
 			}
-			return n.certs.CertificateMetrics(rec.Services(), rec.Suspended, &n.fleet.uploaded)
+			return n.certs.CertificateMetrics(rec.Services(), rec.Suspended, &n.uploaded)
 		},
 		Upstreams: func(yield func(service, upstream string, healthy bool)) {
 			n.edge.Upstreams(yield)
 		},
-		StoreUp:        func() bool { return n.fleet.health.Reachable() },
+		StoreUp:        func() bool { return n.fleet.Health.Reachable() },
 		ConfigRevision: func() int64 { return n.syncer.Revision() }, // built before the loop
-		Fleet:          func() ([]metrics.Node, bool) { return n.fleet.members.Metrics() },
+		Fleet:          func() ([]metrics.Node, bool) { return n.fleet.Members.Metrics() },
 		Counters: func() []metrics.Value {
 			hub, wh, ev, al := n.hub.Stats(), n.webhooks.Stats(), n.certs.EventStats(), n.AccessLogStats()
 			warm := n.edge.WarmStats()

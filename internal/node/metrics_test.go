@@ -14,6 +14,7 @@ import (
 	"github.com/spine-platform/spine/client"
 	"github.com/spine-platform/spine/internal/certs"
 	"github.com/spine-platform/spine/internal/edge"
+	"github.com/spine-platform/spine/internal/node/config"
 	"github.com/spine-platform/spine/internal/poll"
 )
 
@@ -149,11 +150,11 @@ func TestMetricsInternalCA(t *testing.T) {
 // TestMetricsOffAndOwnListener: --metrics off serves none, an address
 // serves them there and not on the API.
 func TestMetricsOffAndOwnListener(t *testing.T) {
-	for _, tc := range []struct{ metrics string }{{MetricsOff}, {"127.0.0.1:0"}} {
+	for _, tc := range []struct{ metrics string }{{config.MetricsOff}, {"127.0.0.1:0"}} {
 		t.Run(tc.metrics, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
-			n, err := Start(ctx, Config{DataDir: t.TempDir(), Settings: edge.Settings{HTTPSAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0"}, APIAddr: "127.0.0.1:0",
+			n, err := Start(ctx, config.Config{DataDir: t.TempDir(), Settings: edge.Settings{HTTPSAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0"}, APIAddr: "127.0.0.1:0",
 				Metrics: tc.metrics, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 			if err != nil {
 				t.Fatal(err)
@@ -168,7 +169,7 @@ func TestMetricsOffAndOwnListener(t *testing.T) {
 			if resp.StatusCode != 404 || !strings.Contains(string(b), "metrics_off") {
 				t.Errorf("API /metrics: %d %s, want 404 metrics_off", resp.StatusCode, b)
 			}
-			if tc.metrics == MetricsOff {
+			if tc.metrics == config.MetricsOff {
 				if n.metricsAt.Addr() != "" {
 					t.Error("a metrics listener with metrics off")
 				}

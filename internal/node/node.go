@@ -1,5 +1,5 @@
 // Package node builds and runs one Spine node, and does nothing else: it
-// validates its Config (config.go), opens the store (or, with PostgreSQL
+// validates its Config (package config), opens the store (or, with PostgreSQL
 // down, starts from the fleet's snapshot), builds the platform, the
 // certificate manager, the edge, the API, the fleet's parts and the sync
 // loop, starts them, and stops them. Every feature it wires lives in the
@@ -20,13 +20,11 @@ package node
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"strconv"
 	"sync"
 
@@ -40,6 +38,7 @@ import (
 	"github.com/spine-platform/spine/internal/events"
 	"github.com/spine-platform/spine/internal/fleet"
 	"github.com/spine-platform/spine/internal/metrics"
+	"github.com/spine-platform/spine/internal/node/config"
 	"github.com/spine-platform/spine/internal/platform"
 	"github.com/spine-platform/spine/internal/secrets/keyfile"
 	"github.com/spine-platform/spine/internal/store"
@@ -49,16 +48,26 @@ import (
 
 // Node is a running Spine node.
 type Node struct {
-	cfg      Config
+	cfg      config.Config
 	log      *slog.Logger
 	db       *store.DB
 	platform *platform.Platform
 	certs    *certs.Manager
 	edge     *edge.Server
-	fleet    fleetState // fleet mode and fail static (fleet.go)
-	acme     acmeState  // ACME, verification and DNS-01 (acme.go)
-	hub      *events.Hub
-	webhooks *webhooks.Sender
+	fleet    *fleet.Node     // fleet mode and fail static (fleet.go)
+	acme     acmeState       // ACME, verification and DNS-01 (acme.go)
+	reads    *api.StaleReads // the platform's store: API reads answered while the store is away
+
+	// The certificates' store and the internal CA; the edge's certificate
+	// sources in order: an upload, a suspended name's stored certificate,
+	// the manager's, the snapshot's (fleet.Certs).
+	storage   *certs.Storage
+	issuer    *certs.CAIssuer
+	sources   *certs.Sources
+	suspended *certs.Suspended
+	uploaded  certs.Uploaded
+	hub       *events.Hub
+	webhooks  *webhooks.Sender
 	// accessLog is nil when there is none (accesslog.go).
 	accessLog *accesslog.Log
 	metrics   *metrics.Registry // nil with Config.Metrics MetricsOff (metrics.go)
@@ -73,9 +82,17 @@ type Node struct {
 
 	keys *keyfile.Watcher // the secret key file, kept in step with the store's keyring
 
+	warmUp  warmUpHook // the tests' hold on the warm-up; zero in production
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 	closing sync.Once
+}
+
+// warmUpHook forces a warm-up at a small count (above -1) and holds its
+// first sync (hold), for tests (syncer.WarmConfig's Above and Hold).
+type warmUpHook struct {
+	above int
+	hold  func(ctx context.Context) error
 }
 
 // Start builds every part of a node, listens on its addresses and returns
@@ -84,12 +101,17 @@ type Node struct {
 // then read from the store on its first connection until the first
 // snapshot, which the sync loop applies in the background, is in. Ready
 // (GET /ready) reports the first snapshot either way.
-func Start(ctx context.Context, cfg Config) (n *Node, err error) {
+func Start(ctx context.Context, cfg config.Config) (*Node, error) {
+	return start(ctx, cfg, warmUpHook{})
+}
+
+// start is Start with the tests' hold on the warm-up (zero: none).
+func start(ctx context.Context, cfg config.Config, warmUp warmUpHook) (n *Node, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	cfg = cfg.withDefaults()
-	n = &Node{cfg: cfg, log: cfg.Logger}
+	cfg = cfg.WithDefaults()
+	n = &Node{cfg: cfg, log: cfg.Logger, warmUp: warmUp}
 	self := n // error returns set n to nil
 	defer func() {
 		if err != nil {
@@ -99,71 +121,64 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	if err := n.openAccessLog(); err != nil { // first: a bad path writes nothing to the data folder
 		return nil, err
 	}
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return nil, fmt.Errorf("creating data folder %s: %w", cfg.DataDir, err)
-	}
-	if err := os.Chmod(cfg.DataDir, 0o700); err != nil {
-		return nil, fmt.Errorf("securing data folder %s: %w", cfg.DataDir, err)
+	if err := fleet.MakeDataDir(cfg.DataDir); err != nil {
+		return nil, err
 	}
 
 	keys, keySum, err := keyfile.Read(cfg.SecretKeyFile) // nil if missing: the watcher's Ensure decides
 	if err != nil {
 		return nil, err
 	}
-	n.db, err = n.openStore(ctx, keys) // or, with PostgreSQL down, start from the snapshot
-	if err != nil {
+	// The store, or, with PostgreSQL down, the snapshot to start from.
+	if n.db, n.fleet, err = fleet.Join(ctx, cfg.Store, cfg.DataDir, keys, n.log); err != nil {
 		return nil, err
 	}
 	if keys != nil {
 		n.db.SetKeyring(keys)
 	}
-	n.keys = keyfile.NewWatcher(keyfile.Config{Path: cfg.SecretKeyFile, Store: n.db, NodeID: n.fleet.id, Sum: keySum,
-		Prepared: func() bool { return n.fleet.prepare.Done() }, Changed: func() { n.fleet.snapshots.Due() }, Logger: n.log})
+	n.keys = keyfile.NewWatcher(keyfile.Config{Path: cfg.SecretKeyFile, Store: n.db, NodeID: n.fleet.ID, Sum: keySum,
+		Prepared: func() bool { return n.fleet.Prepare.Done() }, Changed: func() { n.fleet.Snapshots.Due() }, Logger: n.log})
 	n.db.SetDefaultQuota(cfg.Quota)
-	n.fleet.reads = api.NewStaleReads(n.db)
+	n.reads = api.NewStaleReads(n.db)
 	if err := n.listen(); err != nil {
 		return nil, err
 	}
-	n.fleet.published.HTTP3 = n.quicConn != nil
+	n.fleet.Published.HTTP3 = n.quicConn != nil
 	if n.metricsAt, err = metrics.Listen(cfg.Metrics); err != nil {
-		return nil, &FieldError{Field: "Metrics", Value: strconv.Quote(cfg.Metrics), Err: err}
+		return nil, &config.FieldError{Field: "Metrics", Value: strconv.Quote(cfg.Metrics), Err: err}
 	}
 	n.metrics = n.newMetrics()
 	n.initACME()
-	n.platform = platform.New(n.fleet.reads, n.platformOptions())
-	storage := certs.NewStorage(n.db, certs.StorageOptions{})
-	n.fleet.storage = storage
-	n.fleet.issuer = certs.NewCAIssuer(storage, cfg.BeforeIssue)
+	n.platform = platform.New(n.reads, n.platformOptions())
+	n.storage = certs.NewStorage(n.db, certs.StorageOptions{})
+	n.issuer = certs.NewCAIssuer(n.storage, cfg.BeforeIssue)
 	// Default project, admin token, domain, internal CA; retried before
 	// each sync if the node starts from its snapshot.
-	n.fleet.prepare = fleet.NewPrepare(fleet.PrepareConfig{DataDir: cfg.DataDir, Domain: cfg.Domain, LeafLifetime: cfg.LeafLifetime,
-		Keys: n.keys, Platform: n.platform, Tokens: n.db, RememberToken: n.fleet.reads.RememberToken, CAStorage: storage, SetCA: n.fleet.issuer.SetCA})
-	if err := n.fleet.prepare.Do(ctx); err != nil && !n.fleet.static {
+	n.fleet.Prepare = fleet.NewPrepare(fleet.PrepareConfig{DataDir: cfg.DataDir, Domain: cfg.Domain, LeafLifetime: cfg.LeafLifetime,
+		Keys: n.keys, Platform: n.platform, Tokens: n.db, RememberToken: n.reads.RememberToken, CAStorage: n.storage, SetCA: n.issuer.SetCA})
+	if err := n.fleet.Prepare.Do(ctx); err != nil && !n.fleet.Static() {
 		return nil, err
 	}
-	certsConfig := n.certsConfig(storage, n.fleet.issuer) // ACME CAs, then the internal CA
-	n.fleet.suspended = certs.NewSuspended(storage, certsConfig.Issuers)
+	certsConfig := n.certsConfig(n.storage, n.issuer) // ACME CAs, then the internal CA
+	n.suspended = certs.NewSuspended(n.storage, certsConfig.Issuers)
 	n.certs, err = certs.New(certsConfig)
 	if err != nil {
 		return nil, fmt.Errorf("starting the certificate manager: %w", err)
 	}
-	var snapCerts map[string]*tls.Certificate
-	if n.fleet.static {
-		snapCerts = n.fleet.loaded.CertificatesByName(n.log)
-	}
-	n.fleet.certs = fleet.NewCertificates(n.certs, snapCerts)
-	n.fleet.sources = &certs.Sources{Uploaded: &n.fleet.uploaded, Suspended: n.fleet.suspended, Manager: n.certs, Served: n.fleet.certs}
-	n.edge = edge.New(cfg.edgeConfig(edge.Config{
-		GetCertificate: n.fleet.sources.GetCertificate, // an upload, a suspended name's stored one, the manager's, the snapshot's
+	n.fleet.Certs = fleet.NewCertificates(n.certs, n.fleet.Loaded.CertificatesByName(n.log)) // nil without a snapshot
+	n.sources = &certs.Sources{Uploaded: &n.uploaded, Suspended: n.suspended, Manager: n.certs, Served: n.fleet.Certs}
+	n.edge = edge.New(cfg.EdgeConfig(edge.Config{
+		GetCertificate: n.sources.GetCertificate, // an upload, a suspended name's stored one, the manager's, the snapshot's
 		HTTPChallenge:  n.certs.HandleHTTPChallenge,
 		HTTPSPort:      port(n.httpsLn.Addr()),
 		Logger:         n.log,
 		AccessLog:      n.accessLog.LogFunc(), // nil without an access log
 		Metrics:        n.metrics,
 	}))
-	n.fleet.published.Serves = n.edge.Has
-	n.buildFleet()
-	n.buildECH()
+	n.fleet.Published.Serves = n.edge.Has
+	n.fleet.Build(fleet.BuildConfig{Store: n.db, DataDir: cfg.DataDir, Source: n.snapshotSource,
+		Self:    store.Node{Version: cfg.Version, HTTPSAddr: n.HTTPSAddr(), HTTPAddr: n.HTTPAddr(), APIAddr: n.APIAddr()},
+		ECHName: cfg.ECHName(cfg.Domain), ECHDisabled: cfg.DisableECH, SetTicketKeys: n.edge.SetSessionTicketKeys, SetECHKeys: n.edge.SetECHKeys})
 	n.syncer = n.newSyncLoop()
 	if cfg.Demo {
 		if n.demo, err = demo.Start(ctx, n.platform, cfg.Domain); err != nil {
@@ -176,12 +191,12 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	n.cancel = cancel
 	changes := n.db.Watch(runCtx)
 	// With many hostnames, serve while the first sync runs (Run applies it).
-	warm := !n.fleet.static && n.syncer.WarmUp(ctx)
+	warm := !n.fleet.Static() && n.syncer.WarmUp(ctx)
 	if !warm {
-		syncer.AwaitListen(ctx, changes, n.db.Kind() == "postgres" && !n.fleet.static) // its first signal, then the first sync
+		syncer.AwaitListen(ctx, changes, n.db.Kind() == "postgres" && !n.fleet.Static()) // its first signal, then the first sync
 	}
-	if n.fleet.static {
-		if err := n.serveSnapshot(n.fleet.loaded); err != nil {
+	if n.fleet.Static() {
+		if err := n.serveSnapshot(n.fleet.Loaded); err != nil {
 			return nil, err
 		}
 	} else if !warm {
@@ -197,7 +212,7 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	n.hub = events.NewHub(events.HubConfig{Store: n.db, Logger: n.log})
 	n.wg.Go(func() { n.hub.Run(runCtx) })
 	n.wg.Go(func() { events.Maintain(runCtx, events.MaintainConfig{Store: n.db, Logger: n.log}) })
-	n.webhooks, err = webhooks.New(webhooks.Config{Store: n.db, Owner: n.fleet.id, AllowPrivate: cfg.Webhooks.AllowPrivate,
+	n.webhooks, err = webhooks.New(webhooks.Config{Store: n.db, Owner: n.fleet.ID, AllowPrivate: cfg.Webhooks.AllowPrivate,
 		AttemptTimeout: cfg.Webhooks.AttemptTimeout, Logger: n.log})
 	if err != nil {
 		return nil, err
@@ -205,9 +220,9 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	n.wg.Go(func() { n.webhooks.Run(runCtx) })
 	local := api.NewLocal(api.Config{
 		Platform:  n.platform,
-		CARoot:    n.fleet.issuer.RootPEM,
-		ECH:       n.fleet.published.Info,
-		Nodes:     n.fleet.members.Nodes,
+		CARoot:    n.issuer.RootPEM,
+		ECH:       n.fleet.Published.Info,
+		Nodes:     n.fleet.Members.Nodes,
 		Ready:     n.ready,
 		HTTPSPort: port(n.httpsLn.Addr()),
 		Version:   cfg.Version,
@@ -220,7 +235,7 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 		RenewalWindowRatio: cfg.ACME.RenewalWindowRatio,
 	})
 	n.dash, err = dashboard.New(dashboard.Config{API: local, UpstreamHealth: n.edge.UpstreamHealth,
-		EdgeAddr: n.httpsLn.Addr().String(), CARoot: n.fleet.issuer.RootPEM, StoreKind: n.db.Kind(), Logger: n.log})
+		EdgeAddr: n.httpsLn.Addr().String(), CARoot: n.issuer.RootPEM, StoreKind: n.db.Kind(), Logger: n.log})
 	if err != nil {
 		return nil, err
 	}
@@ -228,12 +243,15 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	apiMux.Handle(dashboard.Prefix, n.dash) // the dashboard, same origin as the API
 	apiMux.Handle("/", local.Handler())
 	n.apiSrv = api.NewServer(apiMux, n.log)
-	if n.fleet.ech != nil { // ECH from the first handshake on (Run keeps the keys fresh)
-		n.fleet.ech.Load(ctx, n.fleet.loaded) // the snapshot's, if the node started from it, until the store answers
+	if n.fleet.ECH != nil { // ECH from the first handshake on (Run keeps the keys fresh)
+		n.fleet.ECH.Load(ctx, n.fleet.Loaded) // the snapshot's, if the node started from it, until the store answers
 	}
 	n.serve("https", func() error { return n.edge.ServeTLS(n.httpsLn) })
-	if n.quicConn != nil {
-		keys := n.quicKeys(ctx)
+	if n.quicConn != nil { // the fleet's QUIC keys, else (nil) the node's own
+		var keys *edge.QUICKeys
+		if k := n.fleet.QUICKeysFor(ctx, n.db); k != nil {
+			keys = &edge.QUICKeys{StatelessReset: k.StatelessReset, Token: k.Token}
+		}
 		n.serve("h3", func() error { return n.edge.ServeQUIC(n.quicConn, keys) })
 	}
 	n.serve("http", func() error { return n.edge.ServeHTTP(n.httpLn) })
@@ -241,7 +259,7 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	n.serve("metrics", func() error { return n.metricsAt.Serve(n.metrics) })
 	n.wg.Go(func() { n.syncer.Run(runCtx, changes) })
 	n.wg.Go(func() { n.platform.Maintain(runCtx) }) // token last use, audit retention
-	n.startFleet(runCtx)
+	n.fleet.Run(runCtx, &n.wg)                      // heartbeat, ticket and ECH keys, snapshot writer
 	return n, nil
 }
 
@@ -256,7 +274,7 @@ func (n *Node) listen() error {
 		if le.What == "HTTP/3 (UDP)" {
 			hint += ", or turn HTTP/3 off"
 		}
-		return &FieldError{Field: "HTTPSAddr", Value: strconv.Quote(n.cfg.HTTPSAddr), Err: fmt.Errorf("listening for %s: %w (%s)", le.What, le.Err, hint)}
+		return &config.FieldError{Field: "HTTPSAddr", Value: strconv.Quote(n.cfg.HTTPSAddr), Err: fmt.Errorf("listening for %s: %w (%s)", le.What, le.Err, hint)}
 	}
 	for _, l := range []struct {
 		field, what, addr string
@@ -266,7 +284,7 @@ func (n *Node) listen() error {
 		{"APIAddr", "the API", n.cfg.APIAddr, &n.apiLn},
 	} {
 		if *l.ln, err = net.Listen("tcp", l.addr); err != nil {
-			return &FieldError{Field: l.field, Value: strconv.Quote(l.addr), Err: fmt.Errorf("listening for %s: %w (is another server using it? pick another address)", l.what, err)}
+			return &config.FieldError{Field: l.field, Value: strconv.Quote(l.addr), Err: fmt.Errorf("listening for %s: %w (is another server using it? pick another address)", l.what, err)}
 		}
 	}
 	return nil
@@ -320,7 +338,7 @@ func (n *Node) SignInURL() (string, error) {
 }
 
 // CA returns the node's internal CA.
-func (n *Node) CA() *ca.CA { return n.fleet.issuer.CA() }
+func (n *Node) CA() *ca.CA { return n.issuer.CA() }
 
 // Platform returns the rules layer, for tools and tests that act as the operator.
 func (n *Node) Platform() *platform.Platform { return n.platform }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/spine-platform/spine/client"
 	"github.com/spine-platform/spine/internal/edge"
+	"github.com/spine-platform/spine/internal/node/config"
 	"github.com/spine-platform/spine/internal/platform"
 	"github.com/spine-platform/spine/internal/poll"
 	"github.com/spine-platform/spine/internal/store"
@@ -35,7 +36,7 @@ func startNode(t *testing.T, dir, dsn string) *Node {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	n, err := Start(ctx, Config{
+	n, err := Start(ctx, config.Config{
 		DataDir:  dir,
 		Store:    dsn,
 		Settings: edge.Settings{HTTPSAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0"},

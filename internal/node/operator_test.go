@@ -18,6 +18,7 @@ import (
 	"github.com/spine-platform/spine/internal/ca"
 	"github.com/spine-platform/spine/internal/certs"
 	"github.com/spine-platform/spine/internal/edge"
+	"github.com/spine-platform/spine/internal/node/config"
 	"github.com/spine-platform/spine/internal/poll"
 )
 
@@ -52,7 +53,7 @@ func TestSuspendResumeDeleteProject(t *testing.T) {
 	const lifetime = time.Hour
 	dir := t.TempDir()
 	ctx := context.Background()
-	n, err := Start(ctx, Config{
+	n, err := Start(ctx, config.Config{
 		DataDir: dir, Settings: edge.Settings{HTTPSAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0"}, APIAddr: "127.0.0.1:0",
 		Domain: "localhost", Version: "test", LeafLifetime: lifetime,
 		// Certificates come due 20 s after issuance (the CA backdates by a minute).

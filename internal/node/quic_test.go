@@ -18,6 +18,7 @@ import (
 
 	"github.com/spine-platform/spine/client"
 	"github.com/spine-platform/spine/internal/edge"
+	"github.com/spine-platform/spine/internal/node/config"
 	"github.com/spine-platform/spine/internal/poll"
 )
 
@@ -93,7 +94,7 @@ func TestHTTP3OnTheHTTPSPort(t *testing.T) {
 func TestHTTP3Off(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	n, err := Start(ctx, Config{DataDir: t.TempDir(), Settings: edge.Settings{HTTPSAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", DisableHTTP3: true}, APIAddr: "127.0.0.1:0",
+	n, err := Start(ctx, config.Config{DataDir: t.TempDir(), Settings: edge.Settings{HTTPSAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", DisableHTTP3: true}, APIAddr: "127.0.0.1:0",
 		Domain: "localhost", Demo: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)

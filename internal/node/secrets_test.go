@@ -27,6 +27,7 @@ import (
 
 	"github.com/spine-platform/spine/internal/edge"
 	"github.com/spine-platform/spine/internal/fleet"
+	"github.com/spine-platform/spine/internal/node/config"
 	"github.com/spine-platform/spine/internal/poll"
 	"github.com/spine-platform/spine/internal/secrets"
 	"github.com/spine-platform/spine/internal/store"
@@ -194,7 +195,7 @@ func TestNoPrivateKeyAtRest(t *testing.T) {
 			}
 
 			n := startNode(t, dir, sc.dsn)
-			keyFile := filepath.Join(dir, DefaultSecretKeyFile)
+			keyFile := filepath.Join(dir, config.DefaultSecretKeyFile)
 			if fi, err := os.Stat(keyFile); err != nil || fi.Mode().Perm() != 0o600 {
 				t.Fatalf("key file: %v, %v; want one made 0600", fi, err)
 			}
@@ -232,7 +233,7 @@ func TestNoPrivateKeyAtRest(t *testing.T) {
 				t.Error("hello.localhost has no certificate in memory")
 			}
 			snapDir := t.TempDir()
-			if err := fleet.NewSnapshotWriter(snapDir, n.snapshotSource, n.log).Write(); err != nil {
+			if err := fleet.NewSnapshotWriter(snapDir, n.fleet.Source, n.log).Write(); err != nil {
 				t.Fatal(err)
 			}
 			snapFile := snapshotBytes(t, snapDir)
@@ -290,7 +291,7 @@ func tryStart(t *testing.T, dir, dsn string) error {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	n, err := Start(ctx, Config{DataDir: dir, Store: dsn, Settings: edge.Settings{HTTPSAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0"}, APIAddr: "127.0.0.1:0",
+	n, err := Start(ctx, config.Config{DataDir: dir, Store: dsn, Settings: edge.Settings{HTTPSAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0"}, APIAddr: "127.0.0.1:0",
 		Domain: "localhost", Version: "test", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err == nil {
 		n.Close(context.Background())

@@ -16,6 +16,7 @@ import (
 	"github.com/spine-platform/spine/client"
 	"github.com/spine-platform/spine/internal/edge"
 	"github.com/spine-platform/spine/internal/fleet"
+	"github.com/spine-platform/spine/internal/node/config"
 	"github.com/spine-platform/spine/internal/platform"
 	"github.com/spine-platform/spine/internal/poll"
 )
@@ -43,7 +44,7 @@ func TestSyncAppliesOnlyChanges(t *testing.T) {
 	dir := t.TempDir()
 	var applied atomic.Int64
 	ctx := context.Background()
-	n, err := Start(ctx, Config{
+	n, err := Start(ctx, config.Config{
 		DataDir: dir, Settings: edge.Settings{HTTPSAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0"}, APIAddr: "127.0.0.1:0",
 		Domain: "localhost", Demo: true, Version: "test",
 		Logger: slog.New(countingHandler{msg: "routes updated", n: &applied}),
@@ -101,7 +102,7 @@ func TestSnapshotHoldsServedCertificatesAndTokenHashes(t *testing.T) {
 		})
 	}
 	snapDir := t.TempDir()
-	if err := fleet.NewSnapshotWriter(snapDir, n.snapshotSource, n.log).Write(); err != nil {
+	if err := fleet.NewSnapshotWriter(snapDir, n.fleet.Source, n.log).Write(); err != nil {
 		t.Fatal(err)
 	}
 	snap, err := fleet.ReadSnapshot(snapDir, n.db.Keyring()) // the node's secret key file's

@@ -13,6 +13,7 @@ import (
 
 	"github.com/spine-platform/spine/client"
 	"github.com/spine-platform/spine/internal/edge"
+	"github.com/spine-platform/spine/internal/node/config"
 	"github.com/spine-platform/spine/internal/pkitest"
 	"github.com/spine-platform/spine/internal/poll"
 	"github.com/spine-platform/spine/internal/store"
@@ -106,18 +107,17 @@ func TestWarmStart(t *testing.T) {
 			close(release)
 		}
 	}()
-	b, err := Start(ctx, Config{
+	b, err := start(ctx, config.Config{
 		DataDir: dir, Settings: edge.Settings{HTTPSAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0"}, APIAddr: "127.0.0.1:0",
 		Domain: "localhost", Demo: true, Version: "test", Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		warmUp: warmUpHook{above: -1, hold: func(ctx context.Context) error {
-			select {
-			case <-release:
-				return nil
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-		}},
-	})
+	}, warmUpHook{above: -1, hold: func(ctx context.Context) error {
+		select {
+		case <-release:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}})
 	if err != nil {
 		t.Fatal(err)
 	}

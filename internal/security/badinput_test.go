@@ -26,7 +26,7 @@ import (
 	"github.com/spine-platform/spine/internal/accesslog"
 	"github.com/spine-platform/spine/internal/edge"
 	"github.com/spine-platform/spine/internal/logging"
-	"github.com/spine-platform/spine/internal/node"
+	"github.com/spine-platform/spine/internal/node/config"
 	"github.com/spine-platform/spine/internal/pkitest"
 	"github.com/spine-platform/spine/internal/platform"
 	"github.com/spine-platform/spine/internal/poll"
@@ -700,7 +700,7 @@ func TestCLIBadInput(t *testing.T) {
 // hostile value, and every logged ID is well formed.
 func TestRequestIDBadInput(t *testing.T) {
 	accessLog := filepath.Join(t.TempDir(), "access.log")
-	s := startSpineWith(t, func(c *node.Config) { c.AccessLog, c.AccessLogFormat = accessLog, logging.JSON })
+	s := startSpineWith(t, func(c *config.Config) { c.AccessLog, c.AccessLogFormat = accessLog, logging.JSON })
 	var mu sync.Mutex
 	var got []string // what the upstream received, one entry a request
 	up := startUpstream(t, func(w http.ResponseWriter, r *http.Request) {

@@ -27,6 +27,7 @@ import (
 	"github.com/spine-platform/spine/client"
 	"github.com/spine-platform/spine/internal/edge"
 	"github.com/spine-platform/spine/internal/node"
+	"github.com/spine-platform/spine/internal/node/config"
 	"github.com/spine-platform/spine/internal/poll"
 )
 
@@ -44,14 +45,14 @@ type spine struct {
 // no demo service, and the given edge limits.
 func startSpine(t testing.TB, limits edge.Config) *spine {
 	t.Helper()
-	return startSpineWith(t, func(c *node.Config) { c.Edge = limits })
+	return startSpineWith(t, func(c *config.Config) { c.Edge = limits })
 }
 
 // startSpineWith is startSpine with a configuration that mod may change.
-func startSpineWith(t testing.TB, mod func(*node.Config)) *spine {
+func startSpineWith(t testing.TB, mod func(*config.Config)) *spine {
 	t.Helper()
 	s := &spine{dir: t.TempDir(), logs: &syncBuffer{}}
-	cfg := node.Config{
+	cfg := config.Config{
 		DataDir:  s.dir,
 		Settings: edge.Settings{HTTPSAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0"},
 		APIAddr:  "127.0.0.1:0",

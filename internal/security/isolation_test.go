@@ -24,7 +24,7 @@ import (
 	"golang.org/x/net/http2"
 
 	"github.com/spine-platform/spine/client"
-	"github.com/spine-platform/spine/internal/node"
+	"github.com/spine-platform/spine/internal/node/config"
 	"github.com/spine-platform/spine/internal/pebbletest"
 	"github.com/spine-platform/spine/internal/pkitest"
 	"github.com/spine-platform/spine/internal/platform"
@@ -90,7 +90,7 @@ func zoneTXT(line string) (name, value string) {
 func startTenants(t *testing.T) *tenants {
 	t.Helper()
 	dns := pebbletest.StartDNS(t)
-	s := startSpineWith(t, func(c *node.Config) { c.ACME.Resolver = dns.Addr; c.Webhooks.AllowPrivate = true })
+	s := startSpineWith(t, func(c *config.Config) { c.ACME.Resolver = dns.Addr; c.Webhooks.AllowPrivate = true })
 	ts := &tenants{spine: s, dns: dns}
 	ctx := context.Background()
 	a := &tenant{name: "A", id: platform.DefaultProjectID, token: s.token, c: s.admin, domain: "localhost", service: "a"}

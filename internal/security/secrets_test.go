@@ -28,7 +28,7 @@ import (
 	"github.com/spine-platform/spine/client"
 	"github.com/spine-platform/spine/internal/dnsserver"
 	"github.com/spine-platform/spine/internal/logging"
-	"github.com/spine-platform/spine/internal/node"
+	"github.com/spine-platform/spine/internal/node/config"
 	"github.com/spine-platform/spine/internal/pebbletest"
 	"github.com/spine-platform/spine/internal/pkitest"
 	"github.com/spine-platform/spine/internal/poll"
@@ -857,7 +857,7 @@ func TestSecretHygiene(t *testing.T) {
 	// The harness's in-process node logs at Debug level; drive it too.
 	t.Run("debug logs", func(t *testing.T) {
 		accessLog := filepath.Join(t.TempDir(), "access.log")
-		s := startSpineWith(t, func(c *node.Config) {
+		s := startSpineWith(t, func(c *config.Config) {
 			c.ACME.Resolver = h.dns.Addr
 			c.Webhooks.AllowPrivate = true
 			c.AccessLog, c.AccessLogFormat = accessLog, logging.JSON

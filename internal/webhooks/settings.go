@@ -5,7 +5,7 @@ import (
 	"time"
 )
 
-// Settings are the operator's settings of the sender (node.Config.Webhooks,
+// Settings are the operator's settings of the sender (config.Config.Webhooks,
 // the --webhook-* flags of spine serve), copied into Config.
 type Settings struct {
 	// AllowPrivate: see Config.AllowPrivate. Default: refused.

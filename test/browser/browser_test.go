@@ -20,6 +20,7 @@ import (
 	"github.com/spine-platform/spine/client"
 	"github.com/spine-platform/spine/internal/edge"
 	"github.com/spine-platform/spine/internal/node"
+	"github.com/spine-platform/spine/internal/node/config"
 )
 
 func need(t *testing.T, bin, pkg string) string {
@@ -82,7 +83,7 @@ func trustingHome(t *testing.T, certutil, dir, root string) string {
 func TestPagesInChromium(t *testing.T) {
 	certutil := need(t, "certutil", "libnss3-tools")
 	dir := t.TempDir()
-	n, err := node.Start(context.Background(), node.Config{
+	n, err := node.Start(context.Background(), config.Config{
 		DataDir: filepath.Join(dir, "data"), Settings: edge.Settings{HTTPSAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0"}, APIAddr: "127.0.0.1:0",
 		Domain: "localhost", Demo: true, Version: "test",
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),

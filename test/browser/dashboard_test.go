@@ -23,6 +23,7 @@ import (
 	"github.com/spine-platform/spine/internal/certs"
 	"github.com/spine-platform/spine/internal/edge"
 	"github.com/spine-platform/spine/internal/node"
+	"github.com/spine-platform/spine/internal/node/config"
 	"github.com/spine-platform/spine/internal/pebbletest"
 )
 
@@ -45,7 +46,7 @@ func TestDashboardInChromium(t *testing.T) {
 	certutil := need(t, "certutil", "libnss3-tools")
 	dir := t.TempDir()
 	dns := pebbletest.StartDNS(t)
-	n, err := node.Start(context.Background(), node.Config{
+	n, err := node.Start(context.Background(), config.Config{
 		DataDir: filepath.Join(dir, "data"), Settings: edge.Settings{HTTPSAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0"}, APIAddr: "127.0.0.1:0",
 		Domain: "localhost", Demo: true, Version: "test",
 		ACME:   certs.ACMEConfig{Resolver: dns.Addr},

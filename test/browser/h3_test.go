@@ -15,6 +15,7 @@ import (
 	"github.com/spine-platform/spine/client"
 	"github.com/spine-platform/spine/internal/edge"
 	"github.com/spine-platform/spine/internal/node"
+	"github.com/spine-platform/spine/internal/node/config"
 )
 
 // protoPage is a page that writes the protocol the browser loaded it with
@@ -29,7 +30,7 @@ document.getElementById("p").textContent = "protocol=" + performance.getEntriesB
 func TestHTTP3InChromium(t *testing.T) {
 	certutil := need(t, "certutil", "libnss3-tools")
 	dir := t.TempDir()
-	n, err := node.Start(context.Background(), node.Config{
+	n, err := node.Start(context.Background(), config.Config{
 		DataDir: filepath.Join(dir, "data"), Settings: edge.Settings{HTTPSAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0"}, APIAddr: "127.0.0.1:0",
 		Domain: "localhost", Version: "test",
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),

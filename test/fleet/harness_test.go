@@ -31,7 +31,7 @@ import (
 
 // spineBin is the spine binary TestMain builds, with the spinetest build
 // tag: its --test-issue-delay flag (cmd/spine/testhooks_spinetest.go, which
-// sets node.Config.BeforeIssue) lets a test hold the issuance lock long
+// sets config.Config.BeforeIssue) lets a test hold the issuance lock long
 // enough to kill its holder. Spine's own binary has no such flag.
 var spineBin string
 

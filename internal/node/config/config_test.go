@@ -1,10 +1,7 @@
-package node
+package config
 
 import (
-	"context"
 	"errors"
-	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,7 +10,6 @@ import (
 
 	"github.com/caddyserver/certmagic"
 	"github.com/mholt/acmez/v3/acme"
-	"github.com/spine-platform/spine/internal/edge"
 )
 
 // Validate names the field it refuses, says what to give, shows no
@@ -63,35 +59,5 @@ func TestConfigValidate(t *testing.T) {
 		if strings.Contains(err.Error(), "SECRET") {
 			t.Errorf("Validate() = %v: shows a secret", err)
 		}
-	}
-}
-
-// Start refuses an invalid Config before it creates anything.
-func TestStartValidatesFirst(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "data")
-	_, err := Start(context.Background(), Config{DataDir: dir, LeafLifetime: time.Minute})
-	var fe *FieldError
-	if !errors.As(err, &fe) || fe.Field != "LeafLifetime" {
-		t.Fatalf("Start = %v, want the LeafLifetime refused", err)
-	}
-	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("the data folder exists after a refused start: %v", err)
-	}
-}
-
-// A listen address another server holds is a FieldError of its field that
-// says so.
-func TestStartRefusesTakenAddress(t *testing.T) {
-	taken, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer taken.Close()
-	_, err = Start(t.Context(), Config{DataDir: t.TempDir(), Settings: edge.Settings{HTTPSAddr: taken.Addr().String(), HTTPAddr: "127.0.0.1:0"}, APIAddr: "127.0.0.1:0",
-		Logger: slog.New(slog.DiscardHandler)})
-	var fe *FieldError
-	if !errors.As(err, &fe) || fe.Field != "HTTPSAddr" || !strings.Contains(err.Error(), "listening for HTTPS: ") ||
-		!strings.HasSuffix(err.Error(), "(is another server using it? pick another address)") {
-		t.Fatalf("Start on a taken HTTPS address: %v; want a FieldError of HTTPSAddr asking for another address", err)
 	}
 }

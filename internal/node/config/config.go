@@ -1,12 +1,9 @@
-package node
+package config
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"log/slog"
 	"path/filepath"
-	"strconv"
 	"time"
 
 	"github.com/caddyserver/certmagic"
@@ -15,7 +12,6 @@ import (
 	"github.com/spine-platform/spine/internal/ca"
 	"github.com/spine-platform/spine/internal/certs"
 	"github.com/spine-platform/spine/internal/edge"
-	"github.com/spine-platform/spine/internal/hostname"
 	"github.com/spine-platform/spine/internal/logging"
 	"github.com/spine-platform/spine/internal/metrics"
 	"github.com/spine-platform/spine/internal/platform"
@@ -42,6 +38,12 @@ const (
 	DefaultRenewalWindowRatio = certmagic.DefaultRenewalWindowRatio
 )
 
+// Values of Config.AccessLog other than a file's path.
+const (
+	AccessLogOff    = accesslog.Off
+	AccessLogStderr = accesslog.Stderr
+)
+
 // Values of Config.Metrics besides a listen address.
 const (
 	MetricsOnAPI = metrics.OnAPI
@@ -62,8 +64,8 @@ const (
 
 // Config configures a node. The zero value of every optional field is usable:
 // it stands for the default its comment names (the Default constants).
-// Validate refuses what Start would; Start does not change a Config handed
-// to it.
+// Validate refuses what node.Start would; Start does not change a Config
+// handed to it.
 type Config struct {
 	// DataDir holds the SQLite store, the admin token and ca/root.pem.
 	// Created 0700. Default ".spine".
@@ -138,17 +140,6 @@ type Config struct {
 	// lock held (test/fleet, through the spinetest binary's
 	// --test-issue-delay). Default nil.
 	BeforeIssue func(ctx context.Context, names []string) error
-
-	// warmUp is the tests' hold on the warm-up (syncer.WarmConfig's Above
-	// and Hold); zero in production.
-	warmUp warmUpHook
-}
-
-// warmUpHook forces a warm-up at a small count (above -1) and holds its
-// first sync (hold), for tests.
-type warmUpHook struct {
-	above int
-	hold  func(ctx context.Context) error
 }
 
 // WebhooksConfig configures the webhook sender: its settings, bounds and
@@ -161,8 +152,9 @@ const MaxWebhookTimeout = webhooks.MaxAttemptTimeout
 // MaxQuota bounds each field of Config.Quota.
 const MaxQuota = store.MaxQuota
 
-// withDefaults returns c with every zero field set to its default.
-func (c Config) withDefaults() Config {
+// WithDefaults returns c with every zero field set to its default (the
+// Default constants). node.Start applies it after Validate.
+func (c Config) WithDefaults() Config {
 	set := func(s *string, v string) {
 		if *s == "" {
 			*s = v
@@ -192,11 +184,11 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// edgeConfig returns base with the limits and timeouts of c.Edge laid over
+// EdgeConfig returns base with the limits and timeouts of c.Edge laid over
 // it. The fields the node wires itself (GetCertificate, HTTPChallenge,
 // HTTPSPort, Logger, AccessLog, Metrics) always come from base; a zero
 // limit keeps the edge's default.
-func (c *Config) edgeConfig(base edge.Config) edge.Config {
+func (c *Config) EdgeConfig(base edge.Config) edge.Config {
 	e := c.Edge
 	e.GetCertificate = base.GetCertificate
 	e.HTTPChallenge = base.HTTPChallenge
@@ -205,82 +197,4 @@ func (c *Config) edgeConfig(base edge.Config) edge.Config {
 	e.AccessLog = base.AccessLog
 	e.Metrics = base.Metrics
 	return e
-}
-
-// FieldError is a field of Config that Validate refuses.
-type FieldError struct {
-	// Field is the field's path in Config, e.g. "LeafLifetime", "ACME.CAs".
-	Field string
-	// Value is the refused value as it may be shown (quoted where it is
-	// text), or "" if it is not shown: it may hold a secret.
-	Value string
-	// Err says what is wrong and what to give instead.
-	Err error
-}
-
-func (e *FieldError) Error() string {
-	if e.Value == "" {
-		return fmt.Sprintf("node: Config.%s: %v", e.Field, e.Err)
-	}
-	return fmt.Sprintf("node: Config.%s %s: %v", e.Field, e.Value, e.Err)
-}
-
-func (e *FieldError) Unwrap() error { return e.Err }
-
-// Validate reports the first field of c that Start would refuse, as a
-// *FieldError. A zero field stands for its default and is valid. It opens
-// and writes nothing; for a SQLite Store it checks that the file's folder
-// exists or can be created. Start calls it; call it first to refuse a
-// configuration before doing anything else.
-func (c Config) Validate() error {
-	var se *edge.SettingsError
-	if err := c.Settings.Validate(); errors.As(err, &se) {
-		return &FieldError{Field: se.Field, Value: se.Value, Err: se.Err}
-	}
-	for _, a := range []struct{ field, addr string }{{"APIAddr", c.APIAddr}, {"ACME.DNSAddr", c.ACME.DNSAddr}} {
-		if err := hostname.CheckListenAddr(a.addr); a.addr != "" && err != nil {
-			return &FieldError{Field: a.field, Value: strconv.Quote(a.addr), Err: err}
-		}
-	}
-	if err := metrics.CheckWhere(c.Metrics); c.Metrics != "" && err != nil {
-		return &FieldError{Field: "Metrics", Value: strconv.Quote(c.Metrics), Err: err}
-	}
-	if c.Store != "" {
-		if err := store.CheckDSN(c.Store); err != nil {
-			return &FieldError{Field: "Store", Value: store.ShownDSN(c.Store), Err: err}
-		}
-	}
-	if c.Domain != "" {
-		if _, err := hostname.Normalize(c.Domain); err != nil {
-			return &FieldError{Field: "Domain", Err: fmt.Errorf("%w; give the domain this node serves, e.g. example.com", err)}
-		}
-	}
-	if err := ca.CheckLeafLifetime(c.LeafLifetime); err != nil {
-		return &FieldError{Field: "LeafLifetime", Value: c.LeafLifetime.String(), Err: err}
-	}
-	if err := c.Webhooks.Validate(); err != nil {
-		return &FieldError{Field: "Webhooks.AttemptTimeout", Value: c.Webhooks.AttemptTimeout.String(), Err: err}
-	}
-	for _, q := range c.Quota.Fields() {
-		if err := store.CheckQuota(q.Limit); err != nil {
-			return &FieldError{Field: "Quota." + q.Name, Value: strconv.Itoa(q.Limit), Err: err}
-		}
-	}
-	if err := accesslog.CheckFormat(c.AccessLogFormat); err != nil {
-		return &FieldError{Field: "AccessLogFormat", Value: strconv.Quote(string(c.AccessLogFormat)), Err: err}
-	}
-	if err := certs.CheckCacheCapacity(c.CertCacheSize); err != nil {
-		return &FieldError{Field: "CertCacheSize", Value: strconv.Itoa(c.CertCacheSize), Err: err}
-	}
-	if err := syncer.CheckInterval(c.ResyncInterval); err != nil {
-		return &FieldError{Field: "ResyncInterval", Value: c.ResyncInterval.String(), Err: err}
-	}
-	if err := c.ACME.Validate(); err != nil {
-		var ae *certs.ACMEConfigError
-		if errors.As(err, &ae) {
-			return &FieldError{Field: "ACME." + ae.Field, Value: ae.Value, Err: ae.Err}
-		}
-		return err
-	}
-	return nil
 }
