@@ -165,18 +165,36 @@ func CheckRoute(r Route) error {
 }
 
 // RouteChecker is CheckRoute for the many routes of one table: each
-// distinct upstream URL is parsed once. Its zero value is ready to use;
-// it is not safe for concurrent use, and keeps what it parsed (at most
-// 4,096 URLs) until it is dropped.
-type RouteChecker struct{ parsed upstreamParses }
+// distinct upstream URL is parsed once, and the settings of routes that
+// have the same (all but the host, service and project: settingsKey) are
+// checked once. Its zero value is ready to use; it is not safe for
+// concurrent use, and keeps what it parsed and checked (at most 4,096
+// URLs and 4,096 settings) until it is dropped.
+type RouteChecker struct {
+	parsed upstreamParses
+	valid  map[string]bool // settings checked and found valid, by settingsKey
+	key    []byte
+}
 
 // Check reports whether SetRoutes would accept r, as CheckRoute does.
 func (c *RouteChecker) Check(r Route) error {
 	if c.parsed == nil {
-		c.parsed = upstreamParses{}
+		c.parsed, c.valid = upstreamParses{}, map[string]bool{}
 	}
-	_, err := validateRoute(&r, c.parsed)
-	return err
+	if err := validateHost(&r); err != nil {
+		return err
+	}
+	c.key = settingsKey(c.key[:0], &r)
+	if c.valid[string(c.key)] {
+		return nil
+	}
+	if _, err := validateSettings(&r, c.parsed); err != nil {
+		return err
+	}
+	if len(c.valid) < 4096 {
+		c.valid[string(c.key)] = true
+	}
+	return nil
 }
 
 // upstreamParses remembers parseUpstream's answers for one table build:

@@ -56,7 +56,9 @@ func Routes(svcs []store.Service) ([]edge.Route, []string) {
 	var y sched.Yielder
 	for _, s := range svcs {
 		y.Maybe()
-		routes = append(routes, routesOf(s)...)
+		for _, h := range s.Hostnames {
+			routes = append(routes, routeOf(&s, h))
+		}
 		hosts = append(hosts, s.Hostnames...)
 	}
 	return routes, hosts
