@@ -455,9 +455,11 @@ type testShards struct {
 func newTestShards(svcs []store.Service) *testShards {
 	s := &testShards{}
 	for _, sv := range svcs {
-		s.put(sv)
+		sh := shardOf(sv.ID)
+		s.by[sh] = append(s.by[sh], sv)
 	}
-	for i := range s.vers {
+	for i := range s.by {
+		slices.SortFunc(s.by[i], func(a, b store.Service) int { return strings.Compare(a.ID, b.ID) })
 		s.vers[i] = 1
 	}
 	return s
@@ -476,8 +478,8 @@ func (s *testShards) ShardVersion(i, _ int) uint64           { return s.vers[i] 
 func (s *testShards) ShardServices(i, _ int) []store.Service { return s.by[i] }
 func (s *testShards) Hostnames(yield func(string) bool) {
 	for _, l := range s.by {
-		for _, sv := range l {
-			for _, h := range sv.Hostnames {
+		for i := range l {
+			for _, h := range l[i].Hostnames {
 				if !yield(h) {
 					return
 				}

@@ -10,6 +10,7 @@ import (
 	"crypto/x509/pkix"
 	"fmt"
 	"math/big"
+	"runtime"
 	"syscall"
 	"testing"
 	"time"
@@ -21,7 +22,8 @@ import (
 // a certificate in memory for 10,000 of them: the default CertCacheSize),
 // sealed with a keyring as a node's is, then again after one service
 // changed, after one certificate changed and after nothing changed (the
-// writer's 5 s tick), and reads it as a node starting with the store away
+// writer's 5 s tick), the same by shard (SnapshotSource.Shards, a node's
+// source), and reads it as a node starting with the store away
 // does. It reports the bytes and files of each write and the time of each
 // step (one run each: go test -run ^$ -bench Snapshot -benchtime 1x).
 func BenchmarkSnapshot(b *testing.B) {
@@ -65,6 +67,7 @@ func benchmarkSnapshot(b *testing.B, n int) {
 	dir := b.TempDir()
 	w := NewSnapshotWriter(dir, func() *SnapshotSource { return src }, discard())
 	step := func(what string) {
+		runtime.GC() // each step pays for its own garbage only
 		start, cpu := time.Now(), cpuTime()
 		if err := w.Write(); err != nil {
 			b.Fatal(err)
@@ -90,6 +93,21 @@ func benchmarkSnapshot(b *testing.B, n int) {
 	step("cert")
 
 	step("unchanged")
+
+	// A source by shard, as a node's is (SnapshotSource.Shards): its
+	// first write lists and digests every shard (and writes no shard: the
+	// same services), a change of one service lists one.
+	shards := newTestShards(svcs2)
+	src = &SnapshotSource{Shards: shards, Certificate: src.Certificate, TicketKeys: src.TicketKeys, Keyring: k}
+	step("shards-first")
+	changed := svcs2[n/3]
+	changed.Upstreams = []string{"http://10.0.0.3:8080"}
+	shards.put(changed)
+	step("shards-service")
+	if w.wrote.shards != 1 {
+		b.Fatalf("one service changed: %d shards listed", w.wrote.shards)
+	}
+	step("shards-unchanged")
 
 	start, cpu := time.Now(), cpuTime()
 	s, err := ReadSnapshot(dir, k)

@@ -40,7 +40,7 @@ func (s *benchStore) ChangesSince(context.Context, int64) (store.Changes, error)
 // with nothing changed (the writer's tick) (go test -run ^$ -bench
 // SnapshotAfterChange -benchtime 1x).
 func BenchmarkSnapshotAfterChange(b *testing.B) {
-	for _, n := range []int{100_000} {
+	for _, n := range []int{100_000, 1_000_000} {
 		b.Run(fmt.Sprint(n), func(b *testing.B) {
 			for b.Loop() {
 				benchmarkSnapshotAfterChange(b, n)
