@@ -56,8 +56,10 @@ const (
 type warmState struct {
 	lookup WarmLookup
 	slots  chan struct{}
-	// gen changes at each ForgetWarm; under Server.mu.
-	gen uint64
+	// gen changes at each ForgetWarm (written under Server.mu, read
+	// without it before a look-up, so that a look-up does not wait for a
+	// SetRoutes in progress to start).
+	gen atomic.Uint64
 	// certs are the routes the warm-up put in the table (under Server.mu
 	// for writes), each with its certificate (a nil one when the lookup
 	// gave none); read by handshakes.
@@ -107,7 +109,7 @@ func (s *Server) ForgetWarm() {
 
 // forgetWarm is ForgetWarm, with s.mu held.
 func (s *Server) forgetWarm(w *warmState) {
-	w.gen++
+	w.gen.Add(1)
 	var hosts []string
 	w.certs.Range(func(k, _ any) bool {
 		hosts = append(hosts, k.(string))
@@ -170,9 +172,7 @@ func (s *Server) warmRoute(ctx context.Context, w *warmState, host string) *rout
 		return nil
 	}
 	for range warmReadAgain {
-		s.mu.Lock()
-		gen := w.gen
-		s.mu.Unlock()
+		gen := w.gen.Load()
 		r, cert, err := w.lookup(ctx, host)
 		if err != nil {
 			c.failed.Add(1)
@@ -201,7 +201,7 @@ func (s *Server) putWarm(w *warmState, gen uint64, host string, r *Route, cert *
 	if s.warm.Load() != w {
 		return s.table.Load().lookup(host), true
 	}
-	if w.gen != gen {
+	if w.gen.Load() != gen {
 		return nil, false
 	}
 	if r == nil {
