@@ -172,6 +172,16 @@ func (m *Manager) CachedCertificate(name string) *tls.Certificate {
 	return &best.Certificate
 }
 
+// CacheVersion changes each time a certificate enters the cache: loaded
+// from storage (certmagic's cached_managed_cert, after it is in the
+// cache), obtained or renewed (cert_obtained: a renewal's certificate
+// replaces the old one in the cache just after it, so a reader that saw
+// this version may still have found the old one). It does not change when
+// a certificate leaves the cache. The snapshot writer looks up the
+// hostnames' certificates again when it changed
+// (fleet.SnapshotSource.CertificatesVersion).
+func (m *Manager) CacheVersion() uint64 { return m.cacheVersion.Load() }
+
 // flights runs one load per key at a time: callers with the same key wait
 // for the first and share its result. The lock is held only to look up
 // and record a flight, never during one.

@@ -178,3 +178,15 @@ func serveTLS(t *testing.T, m *Manager) string {
 	}()
 	return ln.Addr().String()
 }
+
+// CacheVersion changes when a certificate is obtained into the cache (the
+// snapshot writer then looks up every hostname's certificate again).
+func TestCacheVersionChangesWithACertificate(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	before := e.m.CacheVersion()
+	e.m.Sync(context.Background(), []string{"v.localhost"})
+	// The event comes just after the certificate is in memory.
+	poll.Until(t, "v.localhost in memory and CacheVersion changed", waitTimeout, poll.True(func() bool {
+		return e.m.CachedCertificate("v.localhost") != nil && e.m.CacheVersion() != before
+	}))
+}

@@ -136,6 +136,9 @@ type Manager struct {
 	// handled, if set, is told each certmagic event onEvent has handled:
 	// tests wait for one instead of sleeping. Set before the first Sync.
 	handled func(event string)
+	// cacheVersion counts the certificates that entered the cache
+	// (CacheVersion).
+	cacheVersion atomic.Uint64
 
 	metrics  *metrics.Registry // Config.Metrics; may be nil
 	lister   StatusLister      // nil unless Config.Status is one

@@ -58,6 +58,9 @@ func (m *Manager) onEvent(ctx context.Context, event string, data map[string]any
 	if m.handled != nil {
 		defer m.handled(event)
 	}
+	if event == "cached_managed_cert" || event == "cert_obtained" {
+		m.cacheVersion.Add(1)
+	}
 	switch event {
 	case "cert_obtaining":
 		name, _ := data["identifier"].(string)

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"iter"
 	"log/slog"
 	"maps"
 	"math/big"
@@ -476,10 +477,10 @@ func (s *testShards) put(sv store.Service) {
 
 func (s *testShards) ShardVersion(i, _ int) uint64           { return s.vers[i] }
 func (s *testShards) ShardServices(i, _ int) []store.Service { return s.by[i] }
-func (s *testShards) Hostnames(yield func(string) bool) {
-	for _, l := range s.by {
-		for i := range l {
-			for _, h := range l[i].Hostnames {
+func (s *testShards) ShardHostnames(i, _ int) iter.Seq[string] {
+	return func(yield func(string) bool) {
+		for k := range s.by[i] {
+			for _, h := range s.by[i][k].Hostnames {
 				if !yield(h) {
 					return
 				}
@@ -572,5 +573,79 @@ func TestSnapshotWriterRefusesMisplacedService(t *testing.T) {
 	}, discard())
 	if err := w.Write(); err == nil || !strings.Contains(err.Error(), "id-a") {
 		t.Errorf("Write = %v, want an error naming the service", err)
+	}
+}
+
+// With a CertificatesVersion, a write looks up the certificates of the
+// shards whose services changed only, and every hostname's when the
+// version changed, at a key change and after snapshotRescan; a
+// certificate that appeared without a new version is written at the
+// rescan at the latest.
+func TestSnapshotWriterLooksUpChangedCertificates(t *testing.T) {
+	dir := t.TempDir()
+	var svcs []store.Service
+	for i := range 1000 {
+		svcs = append(svcs, testService(fmt.Sprint("s", i)))
+	}
+	shards := newTestShards(svcs)
+	certs := map[string]*tls.Certificate{"s1.d.test": selfSigned(t, "s1.d.test")}
+	var version uint64
+	w := NewSnapshotWriter(dir, func() *SnapshotSource {
+		return &SnapshotSource{Shards: shards, Certificate: func(h string) *tls.Certificate { return certs[h] },
+			CertificatesVersion: func() uint64 { return version }}
+	}, discard())
+	write := func(what string, scanned, files int64) {
+		t.Helper()
+		if err := w.Write(); err != nil {
+			t.Fatal(err)
+		}
+		if w.wrote.scanned != scanned || files >= 0 && w.wrote.files != files {
+			t.Errorf("%s: %d shards' certificates looked up, %d files written; want %d and %d", what, w.wrote.scanned, w.wrote.files, scanned, files)
+		}
+	}
+	read := func() map[string]*tls.Certificate {
+		t.Helper()
+		s, err := ReadSnapshot(dir, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s.CertificatesByName(discard())
+	}
+	write("first write", shardCount, -1)
+	write("nothing changed", 0, 0)
+
+	// A new service with a certificate: its shard is looked up.
+	sv := testService("new")
+	certs["new.d.test"] = selfSigned(t, "new.d.test")
+	shards.put(sv)
+	write("a new service", 1, 4) // its shard, its certificate, the names, the manifest
+	if read()["new.d.test"] == nil {
+		t.Error("the new service's certificate was not written")
+	}
+
+	// A certificate loaded for an unchanged service, the version changed.
+	certs["s2.d.test"] = selfSigned(t, "s2.d.test")
+	version++
+	write("a certificate loaded", shardCount, 3) // the certificate, the names, the manifest
+	if read()["s2.d.test"] == nil {
+		t.Error("the loaded certificate was not written")
+	}
+
+	// One loaded without a new version (a renewal seen early): written
+	// at the rescan.
+	certs["s3.d.test"] = selfSigned(t, "s3.d.test")
+	write("a certificate, no new version", 0, 0)
+	w.rescanned = w.rescanned.Add(-snapshotRescan)
+	write("the rescan", shardCount, 3)
+	if read()["s3.d.test"] == nil {
+		t.Error("the certificate was not written at the rescan")
+	}
+	// One evicted: gone from the snapshot at the next look-up of every
+	// hostname.
+	delete(certs, "s3.d.test")
+	version++
+	write("a certificate evicted", shardCount, 2) // the names, the manifest
+	if got := read(); got["s3.d.test"] != nil || got["s2.d.test"] == nil || got["new.d.test"] == nil || got["s1.d.test"] == nil {
+		t.Errorf("after an eviction, the snapshot has certificates for %v", slices.Sorted(maps.Keys(got)))
 	}
 }

@@ -94,11 +94,14 @@ func benchmarkSnapshot(b *testing.B, n int) {
 
 	step("unchanged")
 
-	// A source by shard, as a node's is (SnapshotSource.Shards): its
-	// first write lists and digests every shard (and writes no shard: the
-	// same services), a change of one service lists one.
+	// A source by shard, as a node's is (SnapshotSource.Shards, and
+	// CertificatesVersion, unchanged here): its first write lists and
+	// digests every shard and looks up every hostname (and writes every
+	// shard: the services in ID order), a change of one service lists one
+	// and looks up its hostnames.
 	shards := newTestShards(svcs2)
-	src = &SnapshotSource{Shards: shards, Certificate: src.Certificate, TicketKeys: src.TicketKeys, Keyring: k}
+	src = &SnapshotSource{Shards: shards, Certificate: src.Certificate, CertificatesVersion: func() uint64 { return 0 },
+		TicketKeys: src.TicketKeys, Keyring: k}
 	step("shards-first")
 	changed := svcs2[n/3]
 	changed.Upstreams = []string{"http://10.0.0.3:8080"}

@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"iter"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -40,6 +41,10 @@ const (
 	// at most snapshotMaxWait: see Run.
 	snapshotQuiet   = time.Second
 	snapshotMaxWait = snapshotInterval
+	// snapshotRescan bounds how long a write keeps the certificates it
+	// found for a shard without looking them up again
+	// (SnapshotSource.CertificatesVersion).
+	snapshotRescan = time.Minute
 )
 
 // SnapshotSource is what a snapshot is written from: the node's state at
@@ -58,6 +63,16 @@ type SnapshotSource struct {
 	// nil. It must never read the store: a write then holds at most what
 	// the certificate cache holds, and never loads the others.
 	Certificate func(host string) *tls.Certificate
+	// CertificatesVersion, if set, changes whenever Certificate may give
+	// a hostname a certificate it did not give before, except for a
+	// hostname whose service changed (its shard's version changes). A
+	// write then looks up the certificates of the shards whose version
+	// changed only, and those of every hostname when it changed, at the
+	// first write and at least every snapshotRescan (a certificate that
+	// left the cache leaves the snapshot then; one replaced after the
+	// version was read is found then). If nil, every write looks up every
+	// hostname.
+	CertificatesVersion func() uint64
 	// TicketKeys are the session-ticket keys, newest first.
 	TicketKeys [][32]byte
 	// Tokens returns the API tokens (token hash -> token and project) to
@@ -93,8 +108,9 @@ type ServiceShards interface {
 	// ShardServices returns the services of shard i of n, in an order
 	// that depends on their IDs only; the caller must not modify them.
 	ShardServices(i, n int) []store.Service
-	// Hostnames yields every hostname of every service, in any order.
-	Hostnames(yield func(string) bool)
+	// ShardHostnames yields the hostnames of the services of shard i of
+	// n, in any order.
+	ShardHostnames(i, n int) iter.Seq[string]
 }
 
 // listShards are the ServiceShards of a list of services (a
@@ -122,11 +138,13 @@ func (l *listShards) ShardServices(i, _ int) []store.Service {
 	return out
 }
 
-func (l *listShards) Hostnames(yield func(string) bool) {
-	for i := range l.svcs {
-		for _, h := range l.svcs[i].Hostnames {
-			if !yield(h) {
-				return
+func (l *listShards) ShardHostnames(i, n int) iter.Seq[string] {
+	return func(yield func(string) bool) {
+		for _, sv := range l.ShardServices(i, n) {
+			for _, h := range sv.Hostnames {
+				if !yield(h) {
+					return
+				}
 			}
 		}
 	}
@@ -163,8 +181,17 @@ type SnapshotWriter struct {
 	shardVers   [shardCount]uint64
 	shardNames  [shardCount]string
 	shardsKnown bool
-	// leaves are the leaf digests of the last write, by the first byte of
-	// the leaf (the same in every copy of a tls.Certificate).
+	// pairs are the hostnames of each shard that had a certificate in
+	// memory when it was last looked up, by hostname, with its leaf's
+	// digest (at most the certificates in memory); certsVersion the
+	// CertificatesVersion and rescanned the time of the last look-up of
+	// every hostname.
+	pairs        [shardCount][]hostLeaf
+	certsVersion uint64
+	rescanned    time.Time
+	// leaves are leaf digests of recent writes, by the first byte of the
+	// leaf (the same in every copy of a tls.Certificate); replaced at each
+	// look-up of every hostname.
 	leaves    map[*byte][sha256.Size]byte
 	tokensKey string            // what cur.Tokens was made from ("": not by this writer)
 	keysSum   [sha256.Size]byte // what cur.Keys was made from (zero: not by this writer)
@@ -175,9 +202,10 @@ type SnapshotWriter struct {
 	// file's name; an error stops the write there, as a crash would
 	// (tests).
 	step func(name string) error
-	// wrote counts the files and bytes of the last Write, and the service
-	// shards it listed and digested (tests, benchmarks).
-	wrote struct{ files, bytes, shards int64 }
+	// wrote counts the files and bytes of the last Write, the service
+	// shards it listed and digested, and those whose hostnames' certificates
+	// it looked up (tests, benchmarks).
+	wrote struct{ files, bytes, shards, scanned int64 }
 	mu    sync.Mutex // wrote and step, for the certificate files written at once
 
 }
@@ -282,7 +310,7 @@ func (w *SnapshotWriter) Write() error {
 	if src == nil {
 		return nil
 	}
-	w.wrote.files, w.wrote.bytes, w.wrote.shards = 0, 0, 0
+	w.wrote.files, w.wrote.bytes, w.wrote.shards, w.wrote.scanned = 0, 0, 0, 0
 	if !w.loaded {
 		w.load()
 	}
@@ -307,12 +335,14 @@ func (w *SnapshotWriter) Write() error {
 	var shardVers [shardCount]uint64
 	var shardNames [shardCount]string
 	wroteShards := false
+	var listed [shardCount]bool
 	for sh := range shardCount {
 		v := shards.ShardVersion(sh, shardCount)
 		shardVers[sh] = v
 		if w.shardsKnown && v == w.shardVers[sh] {
 			shardNames[sh] = w.shardNames[sh]
 		} else {
+			listed[sh] = true
 			y.Maybe()
 			svcs := shards.ShardServices(sh, shardCount)
 			w.wrote.shards++
@@ -333,41 +363,56 @@ func (w *SnapshotWriter) Write() error {
 		}
 	}
 
-	// The certificate of each hostname, every write (a cheap look-up each;
-	// the leaf digests are the last write's, for the same certificate).
-	type hostLeaf struct {
-		host string
-		leaf [sha256.Size]byte
+	// The certificate of each hostname: looked up for the shards listed
+	// above, or for every shard when the certificates may have changed
+	// (a cheap look-up each; the leaf digests are the last writes', for
+	// the same certificate).
+	var certsVersion uint64
+	if src.CertificatesVersion != nil {
+		certsVersion = src.CertificatesVersion() // before the look-ups: a change during them is seen next time
 	}
-	var pairs []hostLeaf
-	leaves := map[*byte][sha256.Size]byte{}
+	now := time.Now()
+	rescan := src.CertificatesVersion == nil || w.leaves == nil || certsVersion != w.certsVersion ||
+		keyID != w.cur.KeyID || now.Sub(w.rescanned) >= snapshotRescan
+	leaves := w.leaves
+	if rescan || leaves == nil {
+		leaves = map[*byte][sha256.Size]byte{}
+	}
 	byLeaf := map[[sha256.Size]byte]*tls.Certificate{}
+	var pairs [shardCount][]hostLeaf
 	n := 0
-	for h := range shards.Hostnames {
-		if n++; n%256 == 0 {
-			y.Maybe() // a clock read per hostname would cost as much as the rest
-		}
-		cert := src.Certificate(h)
-		if cert == nil || len(cert.Certificate) == 0 || len(cert.Certificate[0]) == 0 {
+	for sh := range shardCount {
+		if !rescan && !listed[sh] {
+			pairs[sh] = w.pairs[sh]
 			continue
 		}
-		id := &cert.Certificate[0][0] // the same for each copy of the certificate
-		leaf, ok := leaves[id]
-		if !ok {
-			if leaf, ok = w.leaves[id]; !ok {
-				leaf = sha256.Sum256(cert.Certificate[0])
+		w.wrote.scanned++
+		for h := range shards.ShardHostnames(sh, shardCount) {
+			if n++; n%256 == 0 {
+				y.Maybe() // a clock read per hostname would cost as much as the rest
 			}
-			leaves[id] = leaf
+			cert := src.Certificate(h)
+			if cert == nil || len(cert.Certificate) == 0 || len(cert.Certificate[0]) == 0 {
+				continue
+			}
+			id := &cert.Certificate[0][0] // the same for each copy of the certificate
+			leaf, ok := leaves[id]
+			if !ok {
+				if leaf, ok = w.leaves[id]; !ok {
+					leaf = sha256.Sum256(cert.Certificate[0])
+				}
+				leaves[id] = leaf
+			}
 			byLeaf[leaf] = cert
+			pairs[sh] = append(pairs[sh], hostLeaf{h, leaf})
 		}
-		pairs = append(pairs, hostLeaf{h, leaf})
+		slices.SortFunc(pairs[sh], func(a, b hostLeaf) int { return strings.Compare(a.host, b.host) })
 	}
-	slices.SortFunc(pairs, func(a, b hostLeaf) int { return strings.Compare(a.host, b.host) })
 
 	var certNamesJSON []byte
-	if len(pairs) > 0 {
+	if all := slices.Concat(pairs[:]...); len(all) > 0 {
 		h := sha256.New()
-		for _, p := range pairs {
+		for _, p := range all {
 			h.Write(binary.AppendUvarint(nil, uint64(len(p.host))))
 			h.Write([]byte(p.host))
 			h.Write(p.leaf[:])
@@ -375,8 +420,8 @@ func (w *SnapshotWriter) Write() error {
 		var sum [sha256.Size]byte
 		next.CertNames = partName("certnames-", [sha256.Size]byte(h.Sum(sum[:0])))
 		if next.CertNames != w.cur.CertNames {
-			certs := make(map[string]string, len(pairs))
-			for _, p := range pairs {
+			certs := make(map[string]string, len(all))
+			for _, p := range all {
 				certs[p.host] = hex.EncodeToString(p.leaf[:])
 			}
 			b, err := json.Marshal(certNamesPart{Certs: certs})
@@ -418,6 +463,7 @@ func (w *SnapshotWriter) Write() error {
 		next.CertNames == w.cur.CertNames &&
 		next.KeyID == w.cur.KeyID && slices.Equal(next.Shards, w.cur.Shards) {
 		w.shardVers, w.shardNames, w.shardsKnown = shardVers, shardNames, true
+		w.keepCerts(pairs, leaves, certsVersion, rescan, now)
 		if w.unclean {
 			return w.removeUnnamed()
 		}
@@ -507,9 +553,24 @@ func (w *SnapshotWriter) Write() error {
 	if err := syncDir(w.dir); err != nil {
 		return err
 	}
-	w.cur, w.leaves, w.tokensKey, w.keysSum, w.unclean = next, leaves, tokensKey, keysSum, true
+	w.cur, w.tokensKey, w.keysSum, w.unclean = next, tokensKey, keysSum, true
 	w.shardVers, w.shardNames, w.shardsKnown = shardVers, shardNames, true
+	w.keepCerts(pairs, leaves, certsVersion, rescan, now)
 	return w.removeUnnamed()
+}
+
+// hostLeaf is a hostname and the SHA-256 of its certificate's leaf.
+type hostLeaf struct {
+	host string
+	leaf [sha256.Size]byte
+}
+
+// keepCerts records the certificates a write found, once it is on disk.
+func (w *SnapshotWriter) keepCerts(pairs [shardCount][]hostLeaf, leaves map[*byte][sha256.Size]byte, version uint64, rescan bool, now time.Time) {
+	w.pairs, w.leaves, w.certsVersion = pairs, leaves, version
+	if rescan {
+		w.rescanned = now
+	}
 }
 
 // load reads the manifest on disk and lists the certificate files, so that
@@ -561,8 +622,10 @@ func (w *SnapshotWriter) removeUnnamed() error {
 	}
 	remove(w.dir, func(name string) bool { return keep[name] })
 	named := map[string]bool{}
-	for _, leaf := range w.leaves {
-		named[certFileName(hex.EncodeToString(leaf[:]), w.cur.KeyID)] = true
+	for _, ps := range w.pairs {
+		for _, p := range ps {
+			named[certFileName(hex.EncodeToString(p.leaf[:]), w.cur.KeyID)] = true
+		}
 	}
 	remove(filepath.Join(w.dir, certsDir), func(name string) bool { return named[name] })
 	w.certs = named

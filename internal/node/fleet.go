@@ -20,8 +20,11 @@ func (n *Node) snapshotSource() *fleet.SnapshotSource {
 	if rec == nil {
 		return nil
 	}
+	// Certificate's sources other than the manager change only with the
+	// services (a full sync makes every shard's version new).
 	return &fleet.SnapshotSource{Shards: rec.Applied, Suspended: rec.Suspended, Certificate: n.sources.Cached,
-		Tokens: n.reads.Tokens, TokensVersion: n.reads.TokensVersion(), TokensComplete: n.reads.TokensComplete(), Keyring: n.db.Keyring()}
+		CertificatesVersion: n.certs.CacheVersion,
+		Tokens:              n.reads.Tokens, TokensVersion: n.reads.TokensVersion(), TokensComplete: n.reads.TokensComplete(), Keyring: n.db.Keyring()}
 }
 
 // serveSnapshot makes the edge serve a snapshot read at start: its ticket

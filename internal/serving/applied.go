@@ -3,6 +3,7 @@ package serving
 import (
 	"cmp"
 	"crypto/sha256"
+	"iter"
 	"log/slog"
 	"maps"
 	"slices"
@@ -478,17 +479,20 @@ func (s *AppliedServices) ShardServices(i, n int) []store.Service {
 	return out
 }
 
-// Hostnames yields the hostnames of every service, in no order, without
-// copying the services.
-func (s *AppliedServices) Hostnames(yield func(string) bool) {
-	for _, sh := range s.t.shards {
-		if sh == nil {
-			continue
-		}
-		for i := range sh.svcs {
-			for _, h := range sh.svcs[i].Hostnames {
-				if !yield(h) {
-					return
+// ShardHostnames yields the hostnames of the services of group i of n,
+// in no order, without copying the services.
+func (s *AppliedServices) ShardHostnames(i, n int) iter.Seq[string] {
+	return func(yield func(string) bool) {
+		for j := i; j < appliedShards; j += n {
+			sh := s.t.shards[j]
+			if sh == nil {
+				continue
+			}
+			for k := range sh.svcs {
+				for _, h := range sh.svcs[k].Hostnames {
+					if !yield(h) {
+						return
+					}
 				}
 			}
 		}

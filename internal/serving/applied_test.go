@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -163,8 +164,7 @@ func TestAppliedNeedsFullRead(t *testing.T) {
 }
 
 // A delta of one service changes the version of its group alone; each
-// group lists its services in List's order; Hostnames yields every
-// hostname.
+// group lists its services in List's order, and yields their hostnames.
 func TestAppliedServicesShards(t *testing.T) {
 	const groups = 256
 	log := slog.New(slog.DiscardHandler)
@@ -203,8 +203,13 @@ func TestAppliedServicesShards(t *testing.T) {
 			t.Errorf("%s: the groups list %d services, not List's %d in its order", when, len(all), len(byGroup))
 		}
 		hosts := map[string]bool{}
-		for h := range s.Hostnames {
-			hosts[h] = true
+		for i := range groups {
+			for h := range s.ShardHostnames(i, groups) {
+				if svcShardOf("id"+strings.TrimSuffix(strings.TrimPrefix(h, "h"), ".a.test"))%groups != i {
+					t.Fatalf("%s: %s yielded in group %d", when, h, i)
+				}
+				hosts[h] = true
+			}
 		}
 		if len(hosts) != s.Len() {
 			t.Errorf("%s: Hostnames yields %d names, want %d", when, len(hosts), s.Len())

@@ -93,9 +93,9 @@ func benchmarkSnapshotAfterChange(b *testing.B, n int) {
 }
 
 // snapshotSource is the node's snapshot source (node.snapshotSource) for
-// the services of rec.
+// the services of rec, its certificates never changing.
 func snapshotSource(rec *Record, cert func(string) *tls.Certificate) *fleet.SnapshotSource {
-	return &fleet.SnapshotSource{Shards: rec.Applied, Certificate: cert, Suspended: rec.Suspended}
+	return &fleet.SnapshotSource{Shards: rec.Applied, Certificate: cert, CertificatesVersion: func() uint64 { return 0 }, Suspended: rec.Suspended}
 }
 
 // cpuTime is the processor time (user and system) the process has used.
