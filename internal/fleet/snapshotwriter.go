@@ -158,13 +158,18 @@ func (l *listShards) ShardHostnames(i, n int) iter.Seq[string] {
 // hostnames the single file of older releases was 294 MB, re-encoded and
 // rewritten whole for each new certificate; a write now lists, digests
 // and writes the shards whose version changed, and writes the new
-// certificates, the certificate names and the manifest. Each write still
-// looks up the certificate of every hostname (SnapshotSource.Certificate).
+// certificates, the certificate names and the manifest. It looks up the
+// certificates of the hostnames of the shards it listed, and of every
+// hostname when SnapshotSource.CertificatesVersion changed (or is not
+// given), and at least every snapshotRescan.
 //
 // What it keeps is bounded by one write: the manifest (≤ 256 shards), 256
 // shard versions and names, the names of the certificate files it names,
-// one leaf digest per certificate in memory; each write replaces them
-// whole.
+// per shard the hostnames that had a certificate in memory at their last
+// look-up with its leaf digest (at most the certificates in memory then);
+// each write replaces them whole. Between rescans the snapshot may hold a
+// certificate that has left the cache since (still valid: it was served),
+// and lack a renewed one loaded under a version already seen.
 type SnapshotWriter struct {
 	dir    string // SnapshotDir's path
 	legacy string // SnapshotFile's path, removed after the first write
@@ -235,9 +240,10 @@ func (w *SnapshotWriter) Due() {
 // A write after Due waits until no further Due came for snapshotQuiet (at
 // most snapshotMaxWait after the first): a burst of changes costs one
 // write, and the work a change starts is not slowed by it. A write lists
-// and digests only the service shards a change touched, but it still
-// looks up the certificate in memory of every hostname (BENCHMARKS.md),
-// and on a node with one processor a goroutine waiting for the network (a
+// and digests only the service shards a change touched (and, with a
+// CertificatesVersion, looks up their hostnames' certificates only), but
+// a write after a certificate entered the cache looks up every hostname's
+// (BENCHMARKS.md), and on a node with one processor a goroutine waiting for the network (a
 // PostgreSQL query of the new hostname's first certificate) runs only
 // when the runtime next polls the network, about every 10 ms while such a
 // loop runs: when a write read every service, a created service answered
