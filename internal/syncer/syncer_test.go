@@ -13,8 +13,9 @@ import (
 
 // fakeStore answers every read with nothing, or fails them all.
 type fakeStore struct {
-	fail error
-	rev  int64
+	fail         error
+	rev          int64
+	changesAsked int // ChangesSince calls
 }
 
 func (s *fakeStore) Revision(context.Context) (int64, error) { return s.rev, s.fail }
@@ -28,6 +29,7 @@ func (s *fakeStore) ListUploadedCerts(context.Context, string, bool) ([]store.Up
 	return nil, s.fail
 }
 func (s *fakeStore) ChangesSince(_ context.Context, rev int64) (store.Changes, error) {
+	s.changesAsked++
 	return store.Changes{Revision: s.rev}, s.fail
 }
 

@@ -104,61 +104,66 @@ func cmpOr(v, def int) int {
 func (l *Loop) FirstSync() time.Duration { return time.Duration(l.firstSync.Load()) }
 
 // warmUp applies the first sync of a warm-up, the edge forgetting what it
-// read at each change notice meanwhile, then the changes that came during
-// the sync. It retries a failed sync; false: ctx ended first.
+// read at each change notice meanwhile (while a failed sync waits to be
+// tried again too), then the changes that came during the sync. It
+// retries a failed sync; false: ctx ended first.
 func (l *Loop) warmUp(ctx context.Context, changes <-chan struct{}) bool {
 	start := time.Now()
 	w := l.cfg.Warm
 	changed := false
+	var retry <-chan time.Time
+	done := l.firstSyncAsync(ctx)
 	for {
-		done := make(chan error, 1)
-		go func() {
-			if w.Hold != nil {
-				if err := w.Hold(ctx); err != nil {
-					done <- err
-					return
-				}
-			}
-			done <- l.Sync(ctx)
-		}()
-		var err error
-	wait:
-		for {
-			select {
-			case _, ok := <-changes:
-				if !ok {
-					changes = nil // the store closed: ctx ends too
-					continue
-				}
-				changed = true
-				w.Edge.ForgetWarm()
-			case err = <-done:
-				break wait
-			}
-		}
-		if err == nil {
-			break
-		}
-		if ctx.Err() != nil {
-			return false
-		}
-		l.log.Warn("the first sync failed; names are still read from the store one at a time", "err", err)
-		retry := time.NewTimer(warmRetry)
 		select {
 		case <-ctx.Done():
-			retry.Stop()
+			if done != nil {
+				<-done // Sync honours ctx
+			}
 			return false
-		case <-retry.C:
+		case _, ok := <-changes:
+			if !ok {
+				changes = nil // the store closed: ctx ends too
+				continue
+			}
+			changed = true
+			w.Edge.ForgetWarm()
+		case <-retry:
+			retry = nil
+			done = l.firstSyncAsync(ctx)
+		case err := <-done:
+			done = nil
+			if err == nil {
+				d := time.Since(start)
+				l.firstSync.Store(int64(d))
+				l.warming.Store(false)
+				l.log.Info("first sync applied: the warm-up is over", "duration", d.Round(time.Millisecond))
+				if changed {
+					l.resyncChanges(ctx) // what changed since the sync's read
+				}
+				return true
+			}
+			if ctx.Err() == nil {
+				l.log.Warn("the first sync failed; names are still read from the store one at a time", "err", err)
+			}
+			retry = time.After(warmRetry)
 		}
 	}
-	d := time.Since(start)
-	l.firstSync.Store(int64(d))
-	l.warming.Store(false)
-	l.log.Info("first sync applied: the warm-up is over", "duration", d.Round(time.Millisecond))
-	if changed {
-		l.resyncChanges(ctx) // what changed since the sync's read
-	}
-	return true
+}
+
+// firstSyncAsync runs the warm-up's first sync (after Hold) on its own
+// goroutine; its error comes on the channel returned.
+func (l *Loop) firstSyncAsync(ctx context.Context) <-chan error {
+	done := make(chan error, 1)
+	go func() {
+		if h := l.cfg.Warm.Hold; h != nil {
+			if err := h(ctx); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- l.Sync(ctx)
+	}()
+	return done
 }
 
 // lookup is the warm-up's edge.WarmLookup: host's route as the full sync
