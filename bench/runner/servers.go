@@ -5,7 +5,9 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -253,14 +255,15 @@ func (r *runner) startSpineNode(data, dsn, tag string, procs int) (*spineNode, e
 		if p.exited() {
 			return nil, fmt.Errorf("spine exited before serving its API: %v (log %s)", p.err, filepath.Join(r.work, tag+"-spine.log"))
 		}
-		c, err := net.DialTimeout("tcp", n.api, time.Second)
+		// Ready, not just listening: the API accepts before the node has
+		// written its admin token, and a `service create` made then fails.
+		err := readyz(n.api)
 		if err == nil {
-			c.Close()
 			return n, nil
 		}
 		if time.Now().After(deadline) {
 			p.stop()
-			return nil, fmt.Errorf("spine's API did not answer on %s within 5m", n.api)
+			return nil, fmt.Errorf("spine's API did not say ready on %s within 5m: %v", n.api, err)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -342,4 +345,19 @@ func versions(spineBin string) []string {
 		lines = append(lines, "spine: "+run(spineBin, "version")+", built from commit "+rev)
 	}
 	return lines
+}
+
+// readyz asks a node's API whether it is ready (GET /readyz, 200).
+func readyz(api string) error {
+	c := &http.Client{Timeout: time.Second}
+	resp, err := c.Get("http://" + api + "/readyz")
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	io.Copy(io.Discard, resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("/readyz: %s", resp.Status)
+	}
+	return nil
 }
