@@ -175,6 +175,7 @@ func (s *server) routes() (http.Handler, []string) {
 	mux.HandleFunc("GET /v1/quota", s.auth(platform.ScopeRead, s.quota))
 	mux.HandleFunc("GET /v1/projects/{id}/quota", s.auth(platform.ScopeOperator, s.getProjectQuota))
 	mux.HandleFunc("PUT /v1/projects/{id}/quota", s.change(platform.ScopeOperator, "quota.set", s.setProjectQuota))
+	mux.HandleFunc("GET /debug/pprof/{name}", s.auth(platform.ScopeOperator, s.pprof))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, &apiError{status: http.StatusNotFound, code: "no_such_route", msg: fmt.Sprintf("%s %s is not part of the API; every route is described at /v1/openapi.json (for example /v1/services, /v1/domains, /v1/tokens, /v1/events)", r.Method, r.URL.Path)})
 	})

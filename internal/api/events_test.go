@@ -79,6 +79,7 @@ func newAPIEnv(t *testing.T, mod func(*api.Config)) *apiEnv {
 	e.tokens[e.one], e.tokens[e.two] = toks[0], toks[1]
 	e.ids[e.one], e.ids[e.two] = ids[0], ids[1]
 	e.admin = client.New(srv.URL, strings.TrimSpace(string(adminTok)))
+	e.tokens[e.admin] = strings.TrimSpace(string(adminTok))
 	return e
 }
 

@@ -327,6 +327,13 @@ func TestAPIBadInput(t *testing.T) {
 		{"upload: oversized", "PUT", "/v1/certificates/byo.localhost", "", `{"certificate":"` + strings.Repeat("a", 70<<10) + `"}`, 413, "body_too_large", "larger than"},
 		{"remove: none uploaded", "DELETE", "/v1/certificates/byo.localhost", "", "", 404, "not_found", "does not exist"},
 		{"remove: bad hostname", "DELETE", "/v1/certificates/bad..localhost", "", "", 400, "invalid_hostname", "empty label"},
+		// The node's profiles (operator).
+		{"profile: unknown name", "GET", "/debug/pprof/heapz", "", "", 404, "no_such_profile", "the profiles are allocs, block"},
+		{"profile: the command line", "GET", "/debug/pprof/cmdline", "", "", 404, "no_such_profile", "heap"},
+		{"profile: a path in the name", "GET", "/debug/pprof/..%2fcmdline", "", "", 404, "no_such_profile", "goroutine"},
+		{"profile: seconds past the write timeout", "GET", "/debug/pprof/profile?seconds=120", "", "", 400, "invalid_seconds", "from 1 to 50"},
+		{"profile: seconds not a number", "GET", "/debug/pprof/trace?seconds=ten", "", "", 400, "invalid_seconds", "whole number"},
+		{"profile: seconds zero", "GET", "/debug/pprof/profile?seconds=0", "", "", 400, "invalid_seconds", "from 1"},
 		{"unknown route", "GET", "/v1/servces", "", "", 404, "no_such_route", "/v1/services"},
 		{"wrong method", "PUT", "/v1/services/taken", "", `{}`, 404, "no_such_route", "not part of the API"},
 	}

@@ -789,6 +789,15 @@ func crossTenantCases(t *testing.T, ts *tenants, base string, x, y *tenant, secr
 			}
 		},
 		"GET /v1/openapi.json": func(t *testing.T) { okFor(t, "GET", "/v1/openapi.json") },
+		"GET /debug/pprof/{name}": func(t *testing.T) {
+			// The node's profiles: only the operator's tokens.
+			if x.id == platform.DefaultProjectID {
+				okFor(t, "GET", "/debug/pprof/heap?debug=1")
+			} else {
+				operatorOnly(t, refused, "GET", "/debug/pprof/heap", "")
+				operatorOnly(t, refused, "GET", "/debug/pprof/goroutine?debug=2", "")
+			}
+		},
 		"GET /v1/nodes": func(t *testing.T) {
 			// Operator information: only the operator's tokens.
 			if x.id == platform.DefaultProjectID {

@@ -579,6 +579,9 @@ func (h *hygiene) api(t *testing.T, base, admin string, c *client.Client) {
 		{route: "POST /v1/projects/{name}/resume", method: "POST", path: "/v1/projects/api-hygiene/resume", want: 200},
 		{route: "DELETE /v1/projects/{name}", method: "DELETE", path: "/v1/projects/api-hygiene", want: 204},
 		{route: "GET /v1/audit", method: "GET", path: "/v1/audit", want: 200}, // after the changes, which it lists
+		// The node's heap and goroutine stacks (as text) hold no secret either.
+		{route: "GET /debug/pprof/{name}", method: "GET", path: "/debug/pprof/heap?debug=1", want: 200},
+		{route: "GET /debug/pprof/{name}", method: "GET", path: "/debug/pprof/goroutine?debug=2", want: 200},
 		// Last: the metrics of a node that has had every kind of object,
 		// each answer scanned for the secrets like every other.
 		{route: "GET /metrics", method: "GET", path: "/metrics", want: 200},
