@@ -1,0 +1,128 @@
+// Package gcfloor gives the garbage collector's heap goal a floor: after
+// every collection the next goal is at least the live heap plus a floor,
+// where GOGC alone makes it the live heap times (1 + GOGC/100), and at
+// least the runtime's minimum of 4 MB.
+//
+// A node with few hostnames keeps 1–3 MB live, so without a floor its goal
+// is 4–6 MB. A TLS handshake allocates about 40 kB, and the collector then
+// ran every 50–70 handshakes, marking the same live heap each time: 10–15 %
+// of the CPU of a handshake (BENCHMARKS.md, "The collector on a small
+// heap"). Once the live heap is above floor×100/GOGC the floor changes
+// nothing and GOGC alone governs, so the memory of a node with many
+// hostnames is as before. A memory limit (GOMEMLIMIT) still applies: the
+// runtime collects sooner to stay under it, whatever GOGC says.
+//
+// The runtime has no setting for a minimum goal (golang/go#23044 and
+// #44309 proposed one; GOMEMLIMIT is a ceiling, and #57175 records a web
+// proxy with the same small-heap problem), so this is written here, small:
+// a finalizer that re-arms itself runs once after every collection, reads
+// the live heap from runtime/metrics and sets GOGC for the next cycle, the
+// mechanism of bytedance's gctuner. It is process-wide, so only a main
+// package starts it.
+//
+// Imports: only the standard library.
+// Imported by: only cmd/spine, tests.
+package gcfloor
+
+import (
+	"os"
+	"runtime"
+	"runtime/debug"
+	"runtime/metrics"
+	"sync"
+)
+
+// DefaultFloor is the floor `spine serve` and `spine up` use: 16 MiB more
+// than the live heap, at most that much more resident memory on a small
+// node, for a collection every few hundred handshakes instead of every 50.
+const DefaultFloor = 16 << 20
+
+// heapMinimum is the runtime's smallest heap goal at GOGC=100 (4 MB); the
+// runtime scales it with GOGC, so a GOGC of 400 makes it 16 MB.
+const heapMinimum = 4 << 20
+
+// Start keeps the heap goal at least floor bytes above the live heap until
+// the returned stop is called. It does nothing and returns a no-op when
+// floor is 0, when GOGC is set in the environment (the operator chose) or
+// when the collector is off; Start is meant to be called once, by main.
+func Start(floor uint64) (stop func()) {
+	if floor == 0 || os.Getenv("GOGC") != "" {
+		return func() {}
+	}
+	base := debug.SetGCPercent(100)
+	debug.SetGCPercent(base)
+	if base <= 0 {
+		return func() {}
+	}
+	t := &tuner{floor: floor, base: base, current: base}
+	t.sample = []metrics.Sample{{Name: liveMetric}}
+	t.afterGC() // the floor holds before the first collection too
+	return t.stop
+}
+
+// liveMetric is the heap marked live by the last collection.
+const liveMetric = "/gc/heap/live:bytes"
+
+type tuner struct {
+	floor   uint64
+	base    int // GOGC without the floor
+	sample  []metrics.Sample
+	current int // GOGC last set
+
+	mu      sync.Mutex
+	stopped bool
+}
+
+// sentinel is allocated for its finalizer only: it becomes unreachable at
+// once, so the next collection finds it and queues the finalizer.
+type sentinel struct{ _ [16]byte }
+
+func (t *tuner) arm() {
+	runtime.SetFinalizer(&sentinel{}, func(*sentinel) { t.afterGC() })
+}
+
+// afterGC runs on the finalizer goroutine after a collection: it sets GOGC
+// for the next cycle and re-arms for the one after.
+func (t *tuner) afterGC() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.stopped {
+		return
+	}
+	metrics.Read(t.sample)
+	if t.sample[0].Value.Kind() == metrics.KindUint64 {
+		if p := percent(t.sample[0].Value.Uint64(), t.floor, t.base); p != t.current {
+			debug.SetGCPercent(p)
+			t.current = p
+		}
+	}
+	t.arm()
+}
+
+func (t *tuner) stop() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !t.stopped {
+		t.stopped = true
+		debug.SetGCPercent(t.base)
+	}
+}
+
+// percent is the GOGC that makes the goal after a collection that found
+// live bytes at least live+floor, and never below base. Two terms set the
+// goal: live×(1+GOGC/100), and the runtime's minimum, heapMinimum×GOGC/100;
+// the result is the smaller GOGC for which either reaches live+floor, so a
+// tiny live heap (or none yet) gets the minimum's term, not a GOGC of
+// thousands. It moves in steps of base/4 so that a live heap that wobbles
+// by a few kilobytes does not reset GOGC after every cycle.
+func percent(live, floor uint64, base int) int {
+	want := (live + floor) * 100 / heapMinimum
+	if live > 0 {
+		want = min(want, floor*100/live)
+	}
+	if want <= uint64(base) {
+		return base
+	}
+	step := uint64(max(base/4, 1))
+	return int((want + step - 1) / step * step)
+}

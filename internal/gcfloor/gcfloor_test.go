@@ -1,0 +1,95 @@
+package gcfloor
+
+import (
+	"fmt"
+	"runtime"
+	"runtime/metrics"
+	"testing"
+	"time"
+
+	"github.com/spine-platform/spine/internal/poll"
+)
+
+func TestPercent(t *testing.T) {
+	for _, c := range []struct {
+		live, floor uint64
+		base, want  int
+	}{
+		{live: 2 << 20, floor: 16 << 20, base: 100, want: 450},      // minimum 18 MiB
+		{live: 8 << 20, floor: 16 << 20, base: 100, want: 200},      // goal 24 MiB
+		{live: 10 << 20, floor: 16 << 20, base: 100, want: 175},     // 160 up to the next step of 25
+		{live: 16 << 20, floor: 16 << 20, base: 100, want: 100},     // the floor is what GOGC gives
+		{live: 1 << 30, floor: 16 << 20, base: 100, want: 100},      // a big heap: GOGC alone
+		{live: 1 << 30, floor: 16 << 20, base: 50, want: 50},        // an operator's lower GOGC stays
+		{live: 8 << 20, floor: 16 << 20, base: 300, want: 300},      // and a higher one
+		{live: 100 << 10, floor: 16 << 20, base: 100, want: 425},    // not 16,000: the minimum's term
+		{live: 0, floor: 16 << 20, base: 100, want: 400},            // nothing live yet: minimum 16 MiB
+		{live: 2<<20 + 4096, floor: 16 << 20, base: 100, want: 450}, // a wobble keeps the step
+		{live: 2 << 20, floor: 16 << 20, base: 1, want: 450},        // steps of at least 1
+	} {
+		if got := percent(c.live, c.floor, c.base); got != c.want {
+			t.Errorf("percent(live %d, floor %d, GOGC %d) = %d, want %d", c.live, c.floor, c.base, got, c.want)
+		}
+	}
+}
+
+// read returns one runtime metric.
+func read(name string) uint64 {
+	s := []metrics.Sample{{Name: name}}
+	metrics.Read(s)
+	return s[0].Value.Uint64()
+}
+
+// TestStartRaisesGOGCAndStopRestoresIt runs the real tuner: after a
+// collection its finalizer sets GOGC for the small live heap of a test
+// binary, and stop puts the operator's value back.
+func TestStartRaisesGOGCAndStopRestoresIt(t *testing.T) {
+	before := read("/gc/gogc:percent")
+	stop := Start(64 << 20)
+	stopped := false
+	defer func() {
+		if !stopped {
+			stop()
+		}
+	}()
+	poll.Until(t, "GOGC raised after a collection", time.Minute, func() error {
+		runtime.GC()
+		if p := read("/gc/gogc:percent"); p <= before {
+			return fmt.Errorf("GOGC is %d, was %d before Start", p, before)
+		}
+		return nil
+	})
+	stop()
+	stopped = true
+	if p := read("/gc/gogc:percent"); p != before {
+		t.Fatalf("GOGC after stop = %d, want %d", p, before)
+	}
+}
+
+// TestGoalIsAboveTheFloor checks what the floor is for: after a
+// collection the heap may grow by the floor before the next one, where
+// GOGC alone would allow only as much as is live (2-3 MiB in a test).
+func TestGoalIsAboveTheFloor(t *testing.T) {
+	const floor = 32 << 20
+	stop := Start(floor)
+	defer stop()
+	poll.Until(t, "a heap goal at least the floor above the live heap", time.Minute, func() error {
+		runtime.GC()
+		live, goal := read("/gc/heap/live:bytes"), read("/gc/heap/goal:bytes")
+		if goal < live+floor {
+			return fmt.Errorf("heap goal %d B with %d B live, want at least live + %d", goal, live, floor)
+		}
+		return nil
+	})
+}
+
+func TestStartLeavesAnOperatorsGOGC(t *testing.T) {
+	t.Setenv("GOGC", "100")
+	before := read("/gc/gogc:percent")
+	stop := Start(64 << 20)
+	defer stop()
+	runtime.GC()
+	if p := read("/gc/gogc:percent"); p != before {
+		t.Fatalf("GOGC = %d with GOGC set in the environment, want %d", p, before)
+	}
+}
