@@ -15,7 +15,7 @@ import (
 // ServiceByHostname returns the service that holds hostname (in normal
 // form), with all its hostnames, or ErrNotFound.
 func (db *DB) ServiceByHostname(ctx context.Context, hostname string) (Service, error) {
-	ss, err := db.queryServices(ctx, `id = (SELECT service_id FROM service_hostnames WHERE hostname = $1)`, hostname)
+	ss, err := db.queryFewServices(ctx, `services.id = (SELECT service_id FROM service_hostnames WHERE hostname = $1)`, hostname)
 	if err != nil {
 		return Service{}, db.wrap("reading service by hostname", err)
 	}

@@ -67,7 +67,7 @@ func (db *DB) CreateService(ctx context.Context, s Service) error {
 
 // GetService returns a project's service, or ErrNotFound.
 func (db *DB) GetService(ctx context.Context, projectID, name string) (Service, error) {
-	ss, err := db.queryServices(ctx, `project_id = $1 AND name = $2`, projectID, name)
+	ss, err := db.queryFewServices(ctx, `project_id = $1 AND name = $2`, projectID, name)
 	if err != nil {
 		return Service{}, db.wrap("reading service", err)
 	}
@@ -238,6 +238,52 @@ func (db *DB) insertHostnames(ctx context.Context, tx *sql.Tx, serviceID string,
 // with their hostnames, sorted by project ID and name.
 func (db *DB) queryServices(ctx context.Context, where string, args ...any) ([]Service, error) {
 	return db.queryServicesAll(ctx, false, where, args...)
+}
+
+// queryFewServices is queryServices for a where that selects a few
+// services (one by name or hostname, the changed ones): one statement
+// joining their hostnames, so one round trip to PostgreSQL and one
+// snapshot on both back ends, where queryServices takes four (begin, the
+// services, their hostnames, rollback). A node that serves while its
+// first sync runs reads each name asked for this way, and on one
+// processor busy with the sync each round trip waits for the runtime to
+// poll the network. Every column of where must be the services table's.
+func (db *DB) queryFewServices(ctx context.Context, where string, args ...any) ([]Service, error) {
+	rows, err := db.r.QueryContext(ctx, `SELECT `+serviceColumns+`, h.hostname FROM services
+		LEFT JOIN service_hostnames h ON h.service_id = services.id
+		WHERE `+where+` ORDER BY project_id, name, h.position`, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var ss []Service
+	for rows.Next() {
+		var (
+			s                Service
+			ups              string
+			interval         int64
+			created, updated int64
+			host             sql.NullString
+		)
+		if err := rows.Scan(&s.ID, &s.ProjectID, &s.Name, &s.Domain, &ups, &s.HSTSMaxAge, &s.HealthPath, &interval, &created, &updated,
+			&s.ClientCA, &s.ClientAuth, &host); err != nil {
+			return nil, err
+		}
+		if n := len(ss); n > 0 && ss[n-1].ID == s.ID { // another hostname of the same service
+			ss[n-1].Hostnames = append(ss[n-1].Hostnames, host.String)
+			continue
+		}
+		if err := json.Unmarshal([]byte(ups), &s.Upstreams); err != nil {
+			return nil, fmt.Errorf("service %q: upstreams: %w", s.Name, err)
+		}
+		s.HealthInterval = time.Duration(interval)
+		s.CreatedAt, s.UpdatedAt = fromNanos(created), fromNanos(updated)
+		if host.Valid {
+			s.Hostnames = []string{host.String}
+		}
+		ss = append(ss, s)
+	}
+	return ss, rows.Err()
 }
 
 // queryServicesAll is queryServices; all says where selects every service,
