@@ -6,7 +6,9 @@
 package sched
 
 import (
+	"os"
 	"runtime"
+	"sync/atomic"
 	"time"
 )
 
@@ -14,11 +16,12 @@ import (
 // goroutines run.
 const Slice = 500 * time.Microsecond
 
-// Yielder lets other goroutines run at least every Slice of a long loop.
-// On a node with one processor, handshakes would otherwise wait for all of
-// it (tens of milliseconds at 10k names) until the runtime preempts the
-// loop, which it does only after 10 ms. The zero value is ready; a Yielder
-// belongs to one goroutine.
+// Yielder lets other goroutines run at least every Slice of a long loop,
+// those waiting for the network included (Yield). On a node with one
+// processor, handshakes would otherwise wait for all of it (tens of
+// milliseconds at 10k names) until the runtime preempts the loop, which it
+// does only after 10 ms. The zero value is ready; a Yielder belongs to one
+// goroutine.
 type Yielder struct{ last time.Time }
 
 // Maybe yields if Slice has passed since the last yield (or the first call).
@@ -29,7 +32,97 @@ func (y *Yielder) Maybe() {
 		return
 	}
 	if now.Sub(y.last) >= Slice {
-		runtime.Gosched()
+		Yield()
 		y.last = time.Now()
+	}
+}
+
+// Yield lets the goroutines that are ready to run, and those whose network
+// connection became ready, run before the caller goes on.
+//
+// Why not runtime.Gosched: it puts the caller back on the run queue, and
+// the scheduler asks the operating system which connections are ready
+// only when its run queues are empty. With one processor and a loop that
+// keeps yielding, they never are, so a goroutine waiting for a client's
+// next TLS record ran only when the runtime's monitor polled the network
+// on its own, every 10 ms: a handshake, which waits for the network three
+// or four times, took 10-40 ms during a sync of every service
+// (BENCHMARKS.md). Yield instead blocks the caller until a goroutine
+// parked on a pipe wakes it; that goroutine is woken by the scheduler's
+// network poll, which runs because nothing else is ready, and that same
+// poll readies every connection that has data. A sleep would poll too, but
+// the runtime's poll sleeps at least 1 ms when nothing is ready.
+//
+// It costs a write and a read of one byte and three goroutine switches (a
+// few microseconds). If the pipe cannot be made, it is runtime.Gosched.
+// It is safe in a testing/synctest bubble: the pipe's reader is started
+// at init, outside any bubble, and what it wakes a caller with is made
+// by it (a bubble's goroutine may wait on a channel made outside, but
+// must not be woken from outside through one made inside, or a mutex).
+func Yield() {
+	p := thePoker
+	if p == nil {
+		runtime.Gosched()
+		return
+	}
+	if _, err := p.w.Write([]byte{0}); err != nil {
+		runtime.Gosched()
+		return
+	}
+	ticket := p.written.Add(1)
+	for {
+		next := p.next.Load() // before read: a read that misses this Add closes it
+		if p.read.Load() >= ticket {
+			return
+		}
+		<-*next
+	}
+}
+
+// poker is the pipe Yield writes to, read by a goroutine of its own.
+type poker struct {
+	w *os.File
+	// written counts the bytes written (after each write), read those read
+	// (after the goroutines readied with them ran): a Yield that counted
+	// written up to n waits until read reaches n. next is closed, and
+	// replaced, after each increase of read.
+	written, read atomic.Uint64
+	next          atomic.Pointer[chan struct{}]
+}
+
+// thePoker is the process's poker; nil if its pipe could not be made.
+// Made at init so that its goroutine belongs to no testing/synctest bubble.
+var thePoker = newPoker()
+
+func newPoker() *poker {
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil
+	}
+	p := &poker{w: w}
+	ch := make(chan struct{})
+	p.next.Store(&ch)
+	go p.loop(r)
+	return p
+}
+
+// loop reads the pipe for the life of the process.
+func (p *poker) loop(r *os.File) {
+	buf := make([]byte, 256)
+	for {
+		n, err := r.Read(buf)
+		if err != nil {
+			return // not while w is open, which it is for good
+		}
+		// The network poll that woke this goroutine readied the others
+		// whose connection has data: they are on the run queue. Let them
+		// run before the loops that yielded go on (a goroutine woken by
+		// this one would otherwise run next, ahead of them); twice, since
+		// the scheduler takes the global queue first every 61st time.
+		runtime.Gosched()
+		runtime.Gosched()
+		p.read.Add(uint64(n))
+		ch := make(chan struct{})
+		close(*p.next.Swap(&ch))
 	}
 }

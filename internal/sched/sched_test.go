@@ -1,6 +1,9 @@
 package sched
 
 import (
+	"net"
+	"runtime"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -26,4 +29,55 @@ func TestYielderYieldsEverySlice(t *testing.T) {
 			t.Fatal("did not yield once the slice was over")
 		}
 	})
+}
+
+// Yield lets a goroutine whose connection has data run before it returns,
+// on one processor, where runtime.Gosched does not: the scheduler polls
+// the network only when nothing else is ready to run, and the runtime's
+// monitor on its own only every 10 ms.
+func TestYieldRunsAGoroutineWaitingForTheNetwork(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	server, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer server.Close()
+
+	var got atomic.Int32 // bytes the reader has read
+	go func() {
+		b := make([]byte, 1)
+		for {
+			if _, err := server.Read(b); err != nil {
+				return
+			}
+			got.Add(1)
+		}
+	}()
+	// First the reader must be parked in its Read (it parks as soon as it
+	// runs); then each byte written must be read by the next Yield.
+	for i := range 20 {
+		if _, err := client.Write([]byte{1}); err != nil {
+			t.Fatal(err)
+		}
+		Yield()
+		if i == 0 {
+			for got.Load() == 0 {
+				Yield()
+			}
+			continue
+		}
+		if n := got.Load(); n != int32(i+1) {
+			t.Fatalf("byte %d: after Yield the reader has read %d bytes, want %d", i+1, n, i+1)
+		}
+	}
 }

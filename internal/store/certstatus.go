@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"time"
+
+	"github.com/spine-platform/spine/internal/sched"
 )
 
 const certStatusColumns = `hostname, status, issuer, not_before, not_after, error, updated_at`
@@ -96,8 +98,9 @@ func (db *DB) ListCertValid(ctx context.Context, ratio float64, now time.Time) (
 	}
 	defer rows.Close()
 	var out []string
+	var y sched.Yielder
 	for n := 0; rows.Next(); n++ {
-		yieldEvery(n)
+		yieldEvery(&y, n)
 		var h string
 		if err := rows.Scan(&h); err != nil {
 			return nil, db.wrap("listing valid certificates", err)

@@ -7,9 +7,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"runtime"
 	"slices"
 	"time"
+
+	"github.com/spine-platform/spine/internal/sched"
 )
 
 const serviceColumns = `id, project_id, name, domain, upstreams, hsts_max_age, health_path, health_interval, created_at, updated_at, client_ca, client_auth`
@@ -303,9 +304,10 @@ func (db *DB) queryServicesAll(ctx context.Context, all bool, where string, args
 	var (
 		ss      []Service
 		upsSeen = map[string][]string{}
+		y       sched.Yielder
 	)
 	for rows.Next() {
-		yieldEvery(len(ss))
+		yieldEvery(&y, len(ss))
 		var (
 			s                Service
 			ups              string
@@ -341,7 +343,7 @@ func (db *DB) queryServicesAll(ctx context.Context, all bool, where string, args
 	}
 	byID := make(map[string]int, len(ss)) // sized: no growth at 100,000 services
 	for i := range ss {
-		yieldEvery(i)
+		yieldEvery(&y, i)
 		byID[ss[i].ID] = i
 	}
 
@@ -366,7 +368,7 @@ func (db *DB) queryServicesAll(ctx context.Context, all bool, where string, args
 	)
 	last := make([]byte, 0, 64)
 	for n := 0; rows.Next(); n++ {
-		yieldEvery(n)
+		yieldEvery(&y, n)
 		var h string
 		if err := rows.Scan(&id, &h); err != nil {
 			return nil, err
@@ -385,13 +387,16 @@ func (db *DB) queryServicesAll(ctx context.Context, all bool, where string, args
 	return ss, rows.Err()
 }
 
-// yieldEvery lets other goroutines run every 64 rows of a long read. A
-// node reads every service at each resync; on one processor, its TLS
-// handshakes would otherwise wait for the whole read (tens of
-// milliseconds at 10k services) until the runtime preempts it after 10 ms.
-func yieldEvery(n int) {
+// yieldEvery lets other goroutines, those waiting for the network
+// included, run at least every sched.Slice of a long read (checked every
+// 64 rows). A node reads every service at its first sync; on one
+// processor, its TLS handshakes would otherwise wait for the whole read
+// (tens of milliseconds at 10k services) until the runtime preempts it
+// after 10 ms, and with runtime.Gosched for the runtime's own network
+// poll, every 10 ms too (sched.Yield).
+func yieldEvery(y *sched.Yielder, n int) {
 	if n%64 == 63 {
-		runtime.Gosched()
+		y.Maybe()
 	}
 }
 

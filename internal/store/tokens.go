@@ -6,6 +6,8 @@ import (
 	"errors"
 	"strings"
 	"time"
+
+	"github.com/spine-platform/spine/internal/sched"
 )
 
 const tokenColumns = `t.id, t.project_id, t.name, t.hash, t.scopes, t.created_at, t.expires_at, t.last_used_at`
@@ -83,8 +85,9 @@ func (db *DB) ListTokens(ctx context.Context, projectID string) ([]Token, error)
 	}
 	defer rows.Close()
 	var ts []Token
+	var y sched.Yielder
 	for rows.Next() {
-		yieldEvery(len(ts))
+		yieldEvery(&y, len(ts))
 		tok, err := scanToken(rows)
 		if err != nil {
 			return nil, db.wrap("listing tokens", err)
