@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -189,4 +190,77 @@ func TestCacheVersionChangesWithACertificate(t *testing.T) {
 	poll.Until(t, "v.localhost in memory and CacheVersion changed", waitTimeout, poll.True(func() bool {
 		return e.m.CachedCertificate("v.localhost") != nil && e.m.CacheVersion() != before
 	}))
+}
+
+// listCounter counts the reads of every status record.
+type listCounter struct {
+	*records
+	lists atomic.Int32
+}
+
+func (l *listCounter) ListCertStatus(ctx context.Context) ([]store.CertStatus, error) {
+	l.lists.Add(1)
+	return l.records.ListCertStatus(ctx)
+}
+
+// A name handed to UpdateShared before the first Sync (a node's warm-up
+// found it served without a stored certificate) is issued and served by
+// its first handshake; the first Sync still reads the status record once
+// (or it would manage every name at once) and issues nothing for the names
+// recorded as valid.
+func TestUpdateSharedBeforeTheFirstSync(t *testing.T) {
+	st := &certmagic.FileStorage{Path: storageDir(t)}
+	c, err := ca.Load(context.Background(), st, ca.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs := &listCounter{records: &records{}}
+	issuer := &countingIssuer{Issuer: c}
+	newManager := func() *env {
+		m, err := New(Config{Storage: st, Issuers: []certmagic.Issuer{issuer}, Status: recs})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(m.Stop)
+		e := &env{m: m, ca: c, issuer: issuer, roots: x509.NewCertPool(), addr: serveTLS(t, m)}
+		e.roots.AddCert(c.Root())
+		return e
+	}
+	names := []string{"a.localhost", "b.localhost"}
+	first := newManager()
+	first.m.Sync(context.Background(), names)
+	for _, n := range names {
+		poll.Until(t, n+" to be recorded active", waitTimeout, poll.True(func() bool { return recs.get(n).Status == store.CertActive }))
+	}
+	first.m.Stop()
+	recs.lists.Store(0)
+
+	e := newManager()
+	e.m.UpdateShared(context.Background(), []string{"new.localhost"}, nil)
+	leaf, err := e.dial("new.localhost")
+	if err != nil {
+		t.Fatalf("first handshake for a name managed before the first Sync: %v", err)
+	}
+	if leaf.Subject.CommonName != "new.localhost" && !slices.Contains(leaf.DNSNames, "new.localhost") {
+		t.Errorf("served a certificate for %v", leaf.DNSNames)
+	}
+	if n := recs.lists.Load(); n != 0 {
+		t.Errorf("UpdateShared of one name before the first Sync read the status record %d times", n)
+	}
+	issued := issuer.n.Load()
+	e.m.Sync(context.Background(), append(slices.Clone(names), "new.localhost"))
+	if n := recs.lists.Load(); n != 1 {
+		t.Errorf("the first Sync read the status record %d times, want 1", n)
+	}
+	for _, n := range names {
+		if _, err := e.dial(n); err != nil {
+			t.Errorf("handshake for %s (from storage): %v", n, err)
+		}
+	}
+	if _, err := e.dial("new.localhost"); err != nil {
+		t.Errorf("handshake for new.localhost after the first Sync: %v", err)
+	}
+	if got := issuer.n.Load(); got != issued {
+		t.Errorf("the first Sync issued %d certificates, want none", got-issued)
+	}
 }

@@ -265,7 +265,8 @@ func (m *Manager) Sync(ctx context.Context, hostnames []string) {
 // loads its certificate from storage (see Config.CacheCapacity), and it is
 // renewed from its record. This is how a node with many names starts
 // without reading every certificate; the record is read once, on the first
-// call and on calls that add many names. Names no longer present stop
+// SyncShared (not on an UpdateShared before it), and on calls that add
+// many names. Names no longer present stop
 // being served and renewed. SyncShared is idempotent. ctx bounds the call
 // only; management runs until the name is removed or Stop.
 func (m *Manager) SyncShared(ctx context.Context, hostnames, wildcardDomains []string) {
@@ -319,7 +320,7 @@ func (m *Manager) SyncShared(ctx context.Context, hostnames, wildcardDomains []s
 	}
 	slices.Sort(added)
 	slices.Sort(removed)
-	recorded := m.recordedValid(ctx, added)
+	recorded := m.recordedValid(ctx, added, true)
 
 	// Swap the sets first: handshakes for removed names fail from now on,
 	// and events for them are ignored.
@@ -424,7 +425,7 @@ func (m *Manager) UpdateShared(ctx context.Context, add, remove []string) {
 	dropped = slices.DeleteFunc(dropped, want.has)
 	slices.Sort(added)
 	slices.Sort(dropped)
-	recorded := m.recordedValid(ctx, added)
+	recorded := m.recordedValid(ctx, added, false)
 
 	m.covers.Store(cb.s)
 	m.served.Store(served)
@@ -515,10 +516,17 @@ func (m *Manager) manage(n string) {
 const lazyMinAdded = 64
 
 // recordedValid returns the names of added whose certificate is recorded
-// as valid and not due for renewal. syncMu is held.
-func (m *Manager) recordedValid(ctx context.Context, added []string) map[string]bool {
-	first := !m.synced
-	m.synced = true
+// as valid and not due for renewal; full for a SyncShared. The record is
+// read for the first SyncShared, and for a call that adds lazyMinAdded
+// names or more: an UpdateShared before the first SyncShared (a name a
+// node's warm-up found without a certificate) leaves that read to it, or
+// the first SyncShared, with every name, would manage each one at once.
+// syncMu is held.
+func (m *Manager) recordedValid(ctx context.Context, added []string, full bool) map[string]bool {
+	first := full && !m.synced
+	if full {
+		m.synced = true
+	}
 	if m.lister == nil || len(added) == 0 || (!first && len(added) < lazyMinAdded) {
 		return nil
 	}

@@ -24,9 +24,8 @@ import (
 // with its stored certificate (its own, or the uploaded one), a suspended
 // project's as 503, an unverified domain's and an unknown name refused; a
 // service changed or deleted during the warm-up is served changed or
-// dropped, one created is routed (and has its certificate once the sync
-// is applied); not ready until the sync is applied, then everything comes
-// from the route table.
+// dropped, one created is served with its new certificate; not ready until
+// the sync is applied, then everything comes from the route table.
 func TestWarmStart(t *testing.T) {
 	dir := t.TempDir()
 	ctx := context.Background()
@@ -186,11 +185,18 @@ func TestWarmStart(t *testing.T) {
 		}
 		return nil
 	})
-	// A new name is routed (its certificate is issued once the manager
-	// manages it, after the sync): plain HTTP redirects it to HTTPS.
+	// A new name is routed (plain HTTP redirects it to HTTPS) and gets its
+	// certificate before the sync: the warm-up hands the certificate
+	// manager a served name that has none stored.
 	if code := redirectStatus(t, b, "new.localhost"); code != http.StatusPermanentRedirect {
 		t.Errorf("a service created during the warm-up: plain HTTP %d, want 308", code)
 	}
+	poll.Until(t, "the new service served over HTTPS during the warm-up", waitTimeout, func() error {
+		if _, body, _, err := get("new.localhost"); err != nil || body != "two" {
+			return fmt.Errorf("%q, %v", body, err)
+		}
+		return nil
+	})
 	if b.syncer.Synced() {
 		t.Fatal("the first sync was applied while held")
 	}

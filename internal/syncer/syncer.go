@@ -123,6 +123,10 @@ type Loop struct {
 	applied   [sha256.Size]byte      // fingerprint of what the last sync applied; under mu
 	warming   atomic.Bool            // WarmUp started a warm-up; Run applies its first sync
 	firstSync atomic.Int64           // FirstSync, in nanoseconds
+	// early are the hostnames the warm-up handed the certificate manager
+	// (manageEarly), earlyN how many it tried to; at most warmManageMax.
+	early  sync.Map // hostname -> struct{}
+	earlyN atomic.Int64
 }
 
 // New returns a Loop over cfg; it reads nothing yet.

@@ -37,13 +37,14 @@ func (s *fakeStore) ChangesSince(_ context.Context, rev int64) (store.Changes, e
 type parts struct {
 	setRoutes, updates, dues int
 	hosts                    [][]string
+	added                    []string // UpdateShared's adds, in order
 	notes                    []error
 }
 
 func (p *parts) SetRoutes([]edge.Route) error                                    { p.setRoutes++; return nil }
 func (p *parts) UpdateRoutes([]edge.Route, []string) error                       { p.updates++; return nil }
 func (p *parts) SyncShared(_ context.Context, hosts, _ []string)                 { p.hosts = append(p.hosts, hosts) }
-func (p *parts) UpdateShared(context.Context, []string, []string)                {}
+func (p *parts) UpdateShared(_ context.Context, add, _ []string)                 { p.added = append(p.added, add...) }
 func (p *parts) SetTokens([]store.Project, []store.Token)                        {}
 func (p *parts) SeedServices(func() []store.Service)                             {}
 func (p *parts) SeedSnapshot([]store.Service, map[string]store.Credential, bool) {}

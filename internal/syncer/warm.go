@@ -136,6 +136,7 @@ func (l *Loop) warmUp(ctx context.Context, changes <-chan struct{}) bool {
 				d := time.Since(start)
 				l.firstSync.Store(int64(d))
 				l.warming.Store(false)
+				l.early.Clear()
 				l.log.Info("first sync applied: the warm-up is over", "duration", d.Round(time.Millisecond))
 				if changed {
 					l.resyncChanges(ctx) // what changed since the sync's read
@@ -202,7 +203,53 @@ func (l *Loop) lookup(ctx context.Context, host string) (*edge.Route, *tls.Certi
 	case err != nil && !errors.Is(err, store.ErrNotFound):
 		return nil, nil, err
 	}
-	return route, w.Certs.Certificate(ctx, host, up), nil
+	cert := w.Certs.Certificate(ctx, host, up)
+	if cert == nil && up == nil && !route.Suspended && !l.sharesWildcard(host, ds) {
+		l.manageEarly(ctx, host)
+	}
+	return route, cert, nil
+}
+
+// warmManageMax bounds the hostnames a warm-up hands the certificate
+// manager before its first sync (manageEarly).
+const warmManageMax = 10000
+
+// manageEarly hands host, served but without a stored certificate (a
+// service created since the node started, or one whose first issuance
+// has not ended), to the certificate manager now rather than at the end of
+// the first sync (29 s at a million names): its first handshake then waits
+// for the issuance as after a sync (certs' awaitFirst), instead of
+// failing until the sync is applied. Once per name and at most
+// warmManageMax names per warm-up; never after it (the sync's SyncShared,
+// and the changes applied after it, decide what is managed: a name the
+// sync does not serve stops being managed then).
+func (l *Loop) manageEarly(ctx context.Context, host string) {
+	if !l.warming.Load() {
+		return
+	}
+	if _, had := l.early.LoadOrStore(host, struct{}{}); had {
+		return
+	}
+	if l.earlyN.Add(1) > warmManageMax {
+		return
+	}
+	l.cfg.Certs.UpdateShared(ctx, []string{host}, nil)
+}
+
+// sharesWildcard reports whether host is exactly one label under a domain
+// of ds whose names share a wildcard certificate (Config.Wildcard): the
+// sync manages that certificate, obtained through DNS-01, not host's own.
+func (l *Loop) sharesWildcard(host string, ds []store.Domain) bool {
+	_, parent, ok := strings.Cut(host, ".")
+	if !ok || l.cfg.Wildcard == nil {
+		return false
+	}
+	for _, d := range ds {
+		if d.Name == parent && l.cfg.Wildcard(d) {
+			return true
+		}
+	}
+	return false
 }
 
 // namesAbove returns every name at or above each of hosts: the domains

@@ -95,3 +95,97 @@ func TestWarmUp(t *testing.T) {
 		<-done
 	})
 }
+
+// certParts is a warm-up store with one verified domain, example.com,
+// whose services are the hostnames of services, and certificates stored
+// for the hostnames of stored.
+type certParts struct {
+	warmParts
+	services map[string]bool
+	stored   map[string]bool
+	wildcard bool // example.com's names share a wildcard certificate
+}
+
+func (w *certParts) ServiceByHostname(_ context.Context, h string) (store.Service, error) {
+	if !w.services[h] {
+		return store.Service{}, store.ErrNotFound
+	}
+	return store.Service{ID: "id-" + h, ProjectID: "p", Name: h, Hostnames: []string{h}, Upstreams: []string{"http://127.0.0.1:9"}}, nil
+}
+
+func (w *certParts) DomainsNamed(context.Context, []string) ([]store.Domain, error) {
+	return []store.Domain{{Name: "example.com", ProjectID: "p", Status: store.DomainVerified}}, nil
+}
+
+func (w *certParts) Certificate(_ context.Context, h string, _ *store.UploadedCert) *tls.Certificate {
+	if w.stored[h] {
+		return &tls.Certificate{Certificate: [][]byte{[]byte(h)}}
+	}
+	return nil
+}
+
+// A name the warm-up serves without a stored certificate (a service created
+// since the start) is handed to the certificate manager at its first
+// look-up, before the first sync ends, once; a name with a stored
+// certificate, or under a domain whose names share a wildcard certificate,
+// is left to the sync, and nothing is handed over after it.
+func TestWarmUpManagesANameWithoutACertificate(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		st, p := &fakeStore{rev: 3}, &parts{}
+		w := &certParts{warmParts: warmParts{large: true},
+			services: map[string]bool{"new.example.com": true, "old.example.com": true, "late.example.com": true},
+			stored:   map[string]bool{"old.example.com": true}}
+		release := make(chan struct{})
+		l := newLoop(st, p, func(context.Context) error { return nil })
+		l.cfg.Interval = time.Hour
+		wildcard := false
+		l.cfg.Wildcard = func(store.Domain) bool { return wildcard }
+		l.cfg.Warm = &WarmConfig{Store: w, Edge: w, Certs: w, Hold: func(ctx context.Context) error {
+			select {
+			case <-release:
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}}
+		if !l.WarmUp(ctx) {
+			t.Fatal("no warm-up")
+		}
+		done := make(chan struct{})
+		go func() { l.Run(ctx, make(chan struct{})); close(done) }()
+		synctest.Wait() // the first sync held
+
+		for _, h := range []string{"new.example.com", "new.example.com", "old.example.com"} {
+			r, cert, err := l.lookup(ctx, h)
+			if err != nil || r == nil {
+				t.Fatalf("lookup of %s = %v, %v, %v", h, r, cert, err)
+			}
+			if (cert != nil) != w.stored[h] {
+				t.Errorf("lookup of %s gave certificate %v", h, cert)
+			}
+		}
+		if !slices.Equal(p.added, []string{"new.example.com"}) || len(p.hosts) != 0 {
+			t.Fatalf("before the first sync: handed to the manager %v (SyncShared %v), want new.example.com once", p.added, p.hosts)
+		}
+		wildcard = true
+		l.lookup(ctx, "late.example.com")
+		wildcard = false
+		if len(p.added) != 1 {
+			t.Errorf("a name sharing a wildcard certificate was handed to the manager: %v", p.added)
+		}
+
+		close(release)
+		synctest.Wait()
+		if !l.Synced() {
+			t.Fatal("the first sync was not applied")
+		}
+		l.lookup(ctx, "late.example.com")
+		if len(p.added) != 1 {
+			t.Errorf("after the first sync: handed to the manager %v", p.added)
+		}
+		cancel()
+		<-done
+	})
+}
