@@ -112,3 +112,54 @@ func TestSyncPreparesFirst(t *testing.T) {
 		t.Errorf("Sync before Prepare succeeds = %v (synced %v, SetRoutes %d); want its error and nothing applied", err, l.Synced(), p.setRoutes)
 	}
 }
+
+// heldStore is a fakeStore whose ListServices, once hold is set, says so
+// on reading and waits for hold to close.
+type heldStore struct {
+	fakeStore
+	reading chan struct{}
+	hold    chan struct{}
+}
+
+func (s *heldStore) ListServices(ctx context.Context, p string) ([]store.Service, error) {
+	if s.hold != nil {
+		close(s.reading)
+		<-s.hold
+	}
+	return s.fakeStore.ListServices(ctx, p)
+}
+
+// A change is applied while a full sync reads (at a million hostnames the
+// read takes tens of seconds, every resync interval): the delta does not
+// wait for it, and the read, older than the delta, is then dropped
+// instead of taking the node back to its revision.
+func TestChangesDuringAFullSync(t *testing.T) {
+	ctx := t.Context()
+	st, p := &heldStore{fakeStore: fakeStore{rev: 1}}, &parts{}
+	l := New(Config{Store: st, Edge: p, Certs: p, Reads: p, Suspended: p, Uploaded: p, Health: p, Snapshots: p,
+		Prepare: func(context.Context) error { return nil }, Wildcard: func(store.Domain) bool { return false },
+		Interval: 1, Logger: slog.New(slog.DiscardHandler)})
+	if err := l.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	st.reading, st.hold = make(chan struct{}), make(chan struct{})
+	full := make(chan error, 1)
+	go func() { full <- l.Sync(ctx) }()
+	<-st.reading // the full sync read revision 1 and reads the services
+
+	st.rev = 2 // a change, then its notice
+	if ok, err := l.SyncChanges(ctx); !ok || err != nil || l.Revision() != 2 {
+		t.Fatalf("SyncChanges during a full sync's read = %v, %v, revision %d; want the change applied, revision 2", ok, err, l.Revision())
+	}
+	close(st.hold)
+	if err := <-full; err != nil {
+		t.Fatal(err)
+	}
+	st.hold = nil
+	if l.Revision() != 2 || p.setRoutes != 1 {
+		t.Errorf("after the full sync of revision 1: revision %d, SetRoutes %d; want revision 2 kept, nothing applied again", l.Revision(), p.setRoutes)
+	}
+	if err := l.Sync(ctx); err != nil || l.Revision() != 2 {
+		t.Errorf("the next full sync = %v, revision %d; want revision 2", err, l.Revision())
+	}
+}
