@@ -55,7 +55,7 @@ type config struct {
 	stores                     []string
 	serverCore, probeCore      string
 	cold, sample, changes      int
-	idleMax                    time.Duration
+	idleMax, changeGap         time.Duration
 }
 
 // run is the figures of one hostname count on one store.
@@ -97,6 +97,7 @@ func main() {
 	flag.IntVar(&c.cold, "cold", 200, "handshakes timed in each cold-handshake figure")
 	flag.DurationVar(&c.idleMax, "idle-max", 15*time.Minute, "longest wait for the node to be idle after its warm-up (under 5 % of a core for a second)")
 	flag.IntVar(&c.changes, "changes", 3, "services created and deleted, one after the other, in the configuration-change figure")
+	flag.DurationVar(&c.changeGap, "change-gap", 0, "wait between two changes (spread over a --resync-interval, they meet the node's full resync)")
 	flag.IntVar(&c.sample, "sample", 100, "hostnames in the servable sample")
 	flag.Parse()
 	for _, s := range strings.Split(sizes, ",") {
@@ -365,6 +366,9 @@ func (c *config) measure(st string, n int, up string) (r run) {
 		return fail(err)
 	}
 	for k := range c.changes {
+		if k > 0 {
+			time.Sleep(c.changeGap)
+		}
 		name := fmt.Sprintf("zz%d-%d", time.Now().UnixNano()%1e9, k)
 		cms, dms, err := c.change(api, strings.TrimSpace(string(token)), https, name, up)
 		if err != nil { // noted; the snapshot is still measured
