@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"slices"
 	"testing"
+	"testing/synctest"
+	"time"
 
 	"github.com/spine-platform/spine/internal/edge"
 	"github.com/spine-platform/spine/internal/store"
@@ -119,10 +121,12 @@ type heldStore struct {
 	fakeStore
 	reading chan struct{}
 	hold    chan struct{}
+	held    bool // the read held once: later reads go through
 }
 
 func (s *heldStore) ListServices(ctx context.Context, p string) ([]store.Service, error) {
-	if s.hold != nil {
+	if s.hold != nil && !s.held {
+		s.held = true
 		close(s.reading)
 		<-s.hold
 	}
@@ -155,11 +159,45 @@ func TestChangesDuringAFullSync(t *testing.T) {
 	if err := <-full; err != nil {
 		t.Fatal(err)
 	}
-	st.hold = nil
 	if l.Revision() != 2 || p.setRoutes != 1 {
 		t.Errorf("after the full sync of revision 1: revision %d, SetRoutes %d; want revision 2 kept, nothing applied again", l.Revision(), p.setRoutes)
 	}
 	if err := l.Sync(ctx); err != nil || l.Revision() != 2 {
 		t.Errorf("the next full sync = %v, revision %d; want revision 2", err, l.Revision())
 	}
+}
+
+// Run takes change notices while the Interval's full sync reads: the
+// notice's delta is applied before that read ends.
+func TestRunTakesNoticesDuringAFullSync(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(t.Context())
+		st, p := &heldStore{fakeStore: fakeStore{rev: 1}}, &parts{}
+		l := New(Config{Store: st, Edge: p, Certs: p, Reads: p, Suspended: p, Uploaded: p, Health: p, Snapshots: p,
+			Prepare: func(context.Context) error { return nil }, Wildcard: func(store.Domain) bool { return false },
+			Interval: 30 * time.Second, Logger: slog.New(slog.DiscardHandler)})
+		if err := l.Sync(ctx); err != nil {
+			t.Fatal(err)
+		}
+		st.reading, st.hold = make(chan struct{}), make(chan struct{})
+		changes := make(chan struct{}, 1)
+		done := make(chan struct{})
+		go func() { l.Run(ctx, changes); close(done) }()
+		time.Sleep(30 * time.Second) // the tick: its full sync reads, held
+		<-st.reading
+
+		st.rev = 2
+		changes <- struct{}{}
+		synctest.Wait()
+		if l.Revision() != 2 {
+			t.Errorf("revision %d while the full sync reads; want the notice's change (2) applied", l.Revision())
+		}
+		close(st.hold)
+		synctest.Wait()
+		if l.Revision() != 2 || p.setRoutes != 1 {
+			t.Errorf("after the full sync of revision 1: revision %d, SetRoutes %d; want revision 2, nothing applied again", l.Revision(), p.setRoutes)
+		}
+		cancel()
+		<-done
+	})
 }
