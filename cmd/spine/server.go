@@ -60,7 +60,7 @@ func (f *serverFlags) register(cmd *cobra.Command, https, http, domain string) {
 	cmd.Flags().StringVar(&f.domain, "domain", domain, "domain given to the default project at start")
 	cmd.Flags().DurationVar(&f.leafLifetime, "cert-lifetime", config.DefaultLeafLifetime, "lifetime of certificates from the internal CA, 1h to 8760h (renewed automatically, see --renewal-window-ratio)")
 	cmd.Flags().IntVar(&f.certCacheSize, "cert-cache-size", config.DefaultCertCacheSize, "most certificates held in memory, at least 1; the others are loaded from the store on their hostname's first handshake (-1: no bound)")
-	cmd.Flags().DurationVar(&f.resync, "resync-interval", config.DefaultResyncInterval, "how often the whole store is read again even without a change notice, to repair a missed one")
+	cmd.Flags().DurationVar(&f.resync, "resync-interval", config.DefaultResyncInterval, "how often the store is checked even without a change notice, to repair a missed one (every service is read again when its revision moved, and at least every ten intervals)")
 	cmd.Flags().DurationVar(&f.renewCheck, "renew-check-interval", config.DefaultRenewCheckInterval, "how often certificates are checked for renewal (keep it well below the renewal window)")
 	cmd.Flags().Float64Var(&f.renewalWindow, "renewal-window-ratio", config.DefaultRenewalWindowRatio, "part of a certificate's lifetime, at its end, in which it is renewed, between 0 and 1 (a CA's ARI window, when it gives one, comes first)")
 	cmd.Flags().BoolVar(&f.http3, "http3", true, "serve HTTP/3 (QUIC) on the HTTPS port over UDP, advertised with Alt-Svc on HTTP/1.1 and HTTP/2 answers (--http3=false: TCP only)")

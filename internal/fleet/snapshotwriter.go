@@ -645,13 +645,24 @@ func (w *SnapshotWriter) removeUnnamed() error {
 	return nil
 }
 
+// partBuffers are writePart's 64 KiB buffers, shared by the parts written
+// one after the other: a write after the warm-up's certificates is
+// thousands of small files, and a buffer each was 470 MB of garbage at
+// 100k hostnames (heap profile of the node, alloc_space).
+var partBuffers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 64<<10) }}
+
 // writePart writes the part name (relative to the folder) with write,
 // 0600 through a rename, and counts it.
 func (w *SnapshotWriter) writePart(name string, write func(*bufio.Writer) error) error {
 	var n int64
 	err := platform.WriteSecretFileFrom(filepath.Join(w.dir, name), func(f io.Writer) error {
 		c := &countingWriter{w: f}
-		b := bufio.NewWriterSize(c, 64<<10)
+		b := partBuffers.Get().(*bufio.Writer)
+		b.Reset(c)
+		defer func() {
+			b.Reset(nil) // the file's writer goes with it
+			partBuffers.Put(b)
+		}()
 		if err := write(b); err != nil {
 			return err
 		}

@@ -5,6 +5,7 @@ package node
 
 import (
 	"github.com/spine-platform/spine/internal/fleet"
+	"github.com/spine-platform/spine/internal/memory"
 	"github.com/spine-platform/spine/internal/syncer"
 )
 
@@ -44,7 +45,8 @@ func (n *Node) newSyncLoop() *syncer.Loop {
 	cfg := syncer.Config{Store: n.db, Edge: n.edge, Certs: n.certs, Reads: n.reads, Suspended: n.suspended,
 		Uploaded: &n.uploaded, Health: n.fleet.Health, Snapshots: n.fleet.Snapshots, Prepare: n.fleet.Prepare.Do,
 		Wildcard: n.acme.dns01.Wildcard, ExtraHost: n.cfg.ECHName(n.cfg.Domain), Interval: n.cfg.ResyncInterval, Logger: n.log,
-		Warm: &syncer.WarmConfig{Store: n.db, Edge: n.edge, Certs: n.suspended.Stored(), Above: n.warmUp.above, Hold: n.warmUp.hold}}
+		Release: memory.Release,
+		Warm:    &syncer.WarmConfig{Store: n.db, Edge: n.edge, Certs: n.suspended.Stored(), Above: n.warmUp.above, Hold: n.warmUp.hold}}
 	if d := n.acme.dns01.Delegations(); d != nil { // a nil *Delegations's method would not be nil
 		cfg.RefreshDelegations = d.Refresh
 	}

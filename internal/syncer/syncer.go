@@ -86,10 +86,26 @@ type Config struct {
 	// ExtraHost, if set, is managed besides the services' hostnames (ECH's
 	// public name, for its own certificate). Default: none.
 	ExtraHost string
-	// Interval is how often Run reads the whole store even without a
-	// change notice. Default DefaultInterval.
+	// Interval is how often Run syncs even without a change notice: it
+	// reads the store's revision, and every service only if the revision
+	// moved since what was applied (a missed notice). Default
+	// DefaultInterval.
 	Interval time.Duration
-	Logger   *slog.Logger
+	// FullInterval is how often a sync reads every service even when the
+	// revision has not moved: it repairs a write made behind Spine's back
+	// (an operator's UPDATE moves no revision). Default FullEvery
+	// Intervals.
+	FullInterval time.Duration
+	// Release, if set, runs after each Sync (each Interval, at least),
+	// read true after one that read every service and the two after it
+	// (burstSyncs), to give a burst's
+	// memory back to the system (the node passes memory.Release: always
+	// after a read, else when the heap holds a burst): the read of every
+	// service, and at the first sync the certificate manager's and the
+	// snapshot writer's start beside it, is the node's largest allocation,
+	// and the runtime would keep that peak resident. Default: none.
+	Release func(read bool) bool
+	Logger  *slog.Logger
 	// Warm, if set, lets the node serve before its first sync when the
 	// store is large (WarmUp, warm.go). Default nil: it never does.
 	Warm *WarmConfig
@@ -122,18 +138,24 @@ type Loop struct {
 	mu        sync.Mutex             // serialises what syncs apply: two interleaved could apply the older read last
 	deltas    *serving.Applied       // what the last sync applied; under mu
 	applied   [sha256.Size]byte      // fingerprint of what the last sync applied; under mu
+	readAt    time.Time              // when a sync last read every service (zero: none yet, or a snapshot's); under full
+	wild      []string               // the wildcard domains of that read; under full
 	warming   atomic.Bool            // WarmUp started a warm-up; Run applies its first sync
 	firstSync atomic.Int64           // FirstSync, in nanoseconds
 	// early are the hostnames the warm-up handed the certificate manager
 	// (manageEarly), earlyN how many it tried to; at most warmManageMax.
 	early  sync.Map // hostname -> struct{}
 	earlyN atomic.Int64
+	bursts atomic.Int32 // syncs left that tell Release a burst was dropped (burst)
 }
 
 // New returns a Loop over cfg; it reads nothing yet.
 func New(cfg Config) *Loop {
 	if cfg.Interval == 0 {
 		cfg.Interval = DefaultInterval
+	}
+	if cfg.FullInterval == 0 {
+		cfg.FullInterval = FullEvery * cfg.Interval
 	}
 	return &Loop{cfg: cfg, log: cfg.Logger, deltas: serving.NewApplied(cfg.Logger)}
 }
@@ -210,7 +232,9 @@ func (l *Loop) Resync(ctx context.Context) {
 }
 
 // Sync reads every service from the store and hands the routes to the edge
-// and the hostnames to the certificate manager.
+// and the hostnames to the certificate manager; within FullInterval of the
+// last such read, only if the store's revision or a wildcard decision
+// moved since what was applied.
 //
 // The read and its computation hold no lock that a change notice's delta
 // (SyncChanges) needs: at a million hostnames they take tens of seconds
@@ -219,22 +243,50 @@ func (l *Loop) Resync(ctx context.Context) {
 // A delta applied meanwhile is newer than the read: the read is then
 // dropped instead of applied over it, and the next resync reads again.
 func (l *Loop) Sync(ctx context.Context) error {
+	read, err := l.sync(ctx)
+	if l.cfg.Release != nil {
+		l.cfg.Release(l.burst(read)) // a read of every service and what was made of it are dropped by now
+	}
+	return err
+}
+
+// burstSyncs is how many syncs, from one that read every service on, tell
+// Release a burst was dropped: the first sync's peak is partly after it
+// (the snapshot writer's first write, the certificate manager's start),
+// and a collection then still finds it live.
+const burstSyncs = 3
+
+// burst reports whether Release is to be told a burst was dropped: by
+// this sync, if read, or by one of the burstSyncs-1 before it.
+func (l *Loop) burst(read bool) bool {
+	if read {
+		l.bursts.Store(burstSyncs)
+	}
+	for {
+		n := l.bursts.Load()
+		if n <= 0 {
+			return false
+		}
+		if l.bursts.CompareAndSwap(n, n-1) {
+			return true
+		}
+	}
+}
+
+// sync is Sync, one full sync at a time (l.full); read reports whether it
+// read every service.
+func (l *Loop) sync(ctx context.Context) (read bool, err error) {
 	l.full.Lock()
 	defer l.full.Unlock()
 	c := &l.cfg
 	if err := c.Prepare(ctx); err != nil {
-		return err
+		return false, err
 	}
 	// Read first: what follows is at least this revision.
 	rev, err := c.Store.Revision(ctx)
 	if err != nil {
 		c.Health.Note(err)
-		return err
-	}
-	svcs, err := c.Store.ListServices(ctx, "")
-	if err != nil {
-		c.Health.Note(err)
-		return err
+		return false, err
 	}
 	ds, err := c.Store.ListDomains(ctx, "")
 	if err == nil && c.RefreshDelegations != nil {
@@ -242,27 +294,53 @@ func (l *Loop) Sync(ctx context.Context) error {
 	}
 	if err != nil {
 		c.Health.Note(err)
-		return err
+		return false, err
 	}
 	// Projects and tokens: which projects are suspended, and every token,
 	// so that a revoked one is forgotten by reads while the store is away.
 	projects, err := c.Store.ListProjects(ctx)
 	if err != nil {
 		c.Health.Note(err)
-		return err
+		return false, err
 	}
 	tokens, err := c.Store.ListTokens(ctx, "")
 	if err != nil {
 		c.Health.Note(err)
-		return err
+		return false, err
 	}
 	c.Reads.SetTokens(projects, tokens)
 	uploads, err := c.Store.ListUploadedCerts(ctx, "", true)
 	if err != nil {
 		c.Health.Note(err)
-		return err
+		return false, err
 	}
 	suspended := serving.SuspendedProjects(projects)
+	// The store's revision moves with every change of what is served
+	// (a project, domain, service, token or uploaded certificate: store's
+	// write with change set), in the change's own transaction. So a sync
+	// that finds the revision applied last, and the same wildcard
+	// domains (the delegations other nodes see move no revision), would
+	// read the services applied already: it reads none, but every
+	// FullInterval (a write behind Spine's back). That read was the node's
+	// largest allocation, a copy of every service every Interval (185 MB
+	// at 100k services); a missed notice still moves the revision and
+	// brings it.
+	wild := wildcards(ds, c.Wildcard)
+	if l.synced.Load() && !l.readAt.IsZero() && time.Since(l.readAt) < c.FullInterval &&
+		rev == l.revision.Load() && slices.Equal(wild, l.wild) {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		if rev == l.revision.Load() { // else a delta came meanwhile; it recorded itself
+			l.deltas.SetDomains(ds)
+			l.record(suspended, l.applied, false)
+		}
+		return false, nil
+	}
+	svcs, err := c.Store.ListServices(ctx, "")
+	if err != nil {
+		c.Health.Note(err)
+		return false, err
+	}
 	st := serving.Compute(svcs, ds, c.Wildcard, l.log)
 	st.Sum = serving.WithSuspended(st.Sum, suspended)
 	st.Sum = serving.WithUploaded(st.Sum, uploads)
@@ -272,7 +350,7 @@ func (l *Loop) Sync(ctx context.Context) error {
 	if l.synced.Load() && rev < l.revision.Load() {
 		l.log.Debug("a full sync's read is older than the changes applied during it; dropped", "read", rev, "applied", l.revision.Load())
 		c.Health.Note(nil)
-		return nil
+		return true, nil
 	}
 	// A resync, or the notice a fresh LISTEN connection sends, usually
 	// finds what was applied last: then the edge, the certificate manager
@@ -283,7 +361,8 @@ func (l *Loop) Sync(ctx context.Context) error {
 		l.deltas.SetDomains(ds) // one that serves nothing yet (pending) is not in Sum
 		l.record(suspended, st.Sum, false)
 		l.revision.Store(rev)
-		return nil
+		l.readAt, l.wild = time.Now(), wild
+		return true, nil
 	}
 	routes, hosts := serving.Routes(st.Services)
 	routes, hosts = serving.Suspend(routes, hosts, suspended)
@@ -296,14 +375,15 @@ func (l *Loop) Sync(ctx context.Context) error {
 	}
 	c.Certs.SyncShared(ctx, hosts, st.Wildcards)
 	if err := c.Edge.SetRoutes(routes); err != nil {
-		return fmt.Errorf("applying routes: %w", err)
+		return true, fmt.Errorf("applying routes: %w", err)
 	}
 	l.deltas.Full(st, ds, suspended, uploads)
 	l.applied = st.Sum
 	l.synced.Store(true)
 	l.record(suspended, st.Sum, true)
 	l.revision.Store(rev)
-	return nil
+	l.readAt, l.wild = time.Now(), wild
+	return true, nil
 }
 
 // SyncChanges applies the services changed since the revision last applied
@@ -382,6 +462,10 @@ func (l *Loop) ServeSnapshot(s *fleet.Snapshot) error {
 // DefaultInterval is the default of Config.Interval.
 const DefaultInterval = 30 * time.Second
 
+// FullEvery is Config.FullInterval's default, in Intervals: every 5 min
+// by default.
+const FullEvery = 10
+
 // CheckInterval returns nil for a Config.Interval the loop takes (0: the
 // default), else an error saying what to give.
 func CheckInterval(d time.Duration) error {
@@ -413,4 +497,16 @@ func AwaitListen(ctx context.Context, changes <-chan struct{}, pg bool) {
 	case <-t.C:
 	case <-ctx.Done():
 	}
+}
+
+// wildcards returns the verified domains whose names share a wildcard
+// certificate, as serving.Compute lists them.
+func wildcards(ds []store.Domain, wildcard func(store.Domain) bool) []string {
+	var out []string
+	for _, d := range ds {
+		if d.Status == store.DomainVerified && wildcard(d) {
+			out = append(out, d.Name)
+		}
+	}
+	return out
 }

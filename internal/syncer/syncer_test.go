@@ -17,16 +17,21 @@ import (
 type fakeStore struct {
 	fail         error
 	rev          int64
-	changesAsked int // ChangesSince calls
+	changesAsked int            // ChangesSince calls
+	listed       int            // ListServices calls
+	domains      []store.Domain // ListDomains' answer
 }
 
 func (s *fakeStore) Revision(context.Context) (int64, error) { return s.rev, s.fail }
 func (s *fakeStore) ListServices(context.Context, string) ([]store.Service, error) {
+	s.listed++
 	return nil, s.fail
 }
-func (s *fakeStore) ListDomains(context.Context, string) ([]store.Domain, error) { return nil, s.fail }
-func (s *fakeStore) ListProjects(context.Context) ([]store.Project, error)       { return nil, s.fail }
-func (s *fakeStore) ListTokens(context.Context, string) ([]store.Token, error)   { return nil, s.fail }
+func (s *fakeStore) ListDomains(context.Context, string) ([]store.Domain, error) {
+	return s.domains, s.fail
+}
+func (s *fakeStore) ListProjects(context.Context) ([]store.Project, error)     { return nil, s.fail }
+func (s *fakeStore) ListTokens(context.Context, string) ([]store.Token, error) { return nil, s.fail }
 func (s *fakeStore) ListUploadedCerts(context.Context, string, bool) ([]store.UploadedCert, error) {
 	return nil, s.fail
 }
@@ -101,6 +106,75 @@ func TestSync(t *testing.T) {
 	}
 	if p.setRoutes != 1 || !errors.Is(p.notes[len(p.notes)-1], down) || l.Revision() != 8 {
 		t.Errorf("a failed read: SetRoutes %d, last note %v, revision %d; want the routes kept and the failure noted", p.setRoutes, p.notes[len(p.notes)-1], l.Revision())
+	}
+}
+
+// A resync reads the services only when the store's revision moved since
+// the state applied (a change whose notice was missed), a verified
+// domain's wildcard decision changed (delegations move no revision), or
+// FullInterval passed since the last read (a write behind Spine's back):
+// every Interval a full read of a million services was the node's largest
+// allocation. Release runs after each sync.
+func TestResyncReadsServicesWhenSomethingMoved(t *testing.T) {
+	ctx := t.Context()
+	st, p := &fakeStore{rev: 7}, &parts{}
+	l := newLoop(st, p, func(context.Context) error { return nil })
+	wildcard := false
+	l.cfg.Wildcard = func(store.Domain) bool { return wildcard }
+	l.cfg.FullInterval = time.Hour
+	released, afterRead := 0, 0
+	l.cfg.Release = func(read bool) bool {
+		released++
+		if read {
+			afterRead++
+		}
+		return read
+	}
+	st.domains = []store.Domain{{Name: "example.com", Status: store.DomainVerified}}
+	if err := l.Sync(ctx); err != nil || st.listed != 1 {
+		t.Fatalf("the first sync: %v, ListServices %d", err, st.listed)
+	}
+	for range 3 {
+		if err := l.Sync(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st.listed != 1 || p.dues != 1 || l.Revision() != 7 {
+		t.Errorf("three resyncs at the same revision: ListServices %d, Due %d, revision %d; want no read, nothing due", st.listed, p.dues, l.Revision())
+	}
+	st.rev = 9 // a change whose notice this node missed
+	if err := l.Sync(ctx); err != nil || st.listed != 2 || l.Revision() != 9 {
+		t.Errorf("a resync after the revision moved: %v, ListServices %d, revision %d; want the services read", err, st.listed, l.Revision())
+	}
+	if ok, err := l.SyncChanges(ctx); !ok || err != nil {
+		t.Fatalf("SyncChanges = %v, %v", ok, err)
+	}
+	st.rev = 10 // a change applied as a delta: the resync after it has nothing to read
+	if ok, err := l.SyncChanges(ctx); !ok || err != nil {
+		t.Fatalf("SyncChanges = %v, %v", ok, err)
+	}
+	if err := l.Sync(ctx); err != nil || st.listed != 2 || l.Revision() != 10 {
+		t.Errorf("a resync after a delta: %v, ListServices %d, revision %d; want no read", err, st.listed, l.Revision())
+	}
+	wildcard = true // another node saw example.com delegated
+	if err := l.Sync(ctx); err != nil || st.listed != 3 || len(p.hosts) != 2 {
+		t.Errorf("a resync after a wildcard decision changed: %v, ListServices %d, SyncShared %d; want the services read and applied", err, st.listed, len(p.hosts))
+	}
+	if err := l.Sync(ctx); err != nil || st.listed != 3 {
+		t.Errorf("the resync after it: %v, ListServices %d; want no read", err, st.listed)
+	}
+	l.readAt = l.readAt.Add(-l.cfg.FullInterval) // FullInterval later
+	if err := l.Sync(ctx); err != nil || st.listed != 4 {
+		t.Errorf("a resync FullInterval after the last read: %v, ListServices %d; want the services read", err, st.listed)
+	}
+	// Reads at syncs 1, 5, 7 and 9: told a burst at 1-3, 5-9.
+	if released != 9 || afterRead != 8 {
+		t.Errorf("Release ran %d times after 9 syncs, %d told a burst; want 9, 8 (each read and the two syncs after it)", released, afterRead)
+	}
+	down := errors.New("store down")
+	st.fail = down
+	if err := l.Sync(ctx); !errors.Is(err, down) || !errors.Is(p.notes[len(p.notes)-1], down) {
+		t.Errorf("a resync with the store down = %v, last note %v; want the failure noted", err, p.notes[len(p.notes)-1])
 	}
 }
 

@@ -288,7 +288,9 @@ func TestChangesReachEveryNode(t *testing.T) {
 
 // A change written to the database without a change notice (an operator's
 // UPDATE, or a notice lost with the LISTEN connection) is repaired by the
-// periodic resync: every node serves it within about one interval.
+// periodic resync: every node serves it within ten intervals (an UPDATE
+// behind Spine's back moves no revision, so it waits for the full read,
+// syncer.FullEvery; a lost notice would be read at the next interval).
 func TestResyncRepairsMissedChange(t *testing.T) {
 	const interval = 3 * time.Second
 	ctx := ctxT(t)

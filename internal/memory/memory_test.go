@@ -1,0 +1,55 @@
+package memory
+
+import (
+	"runtime"
+	"runtime/debug"
+	"testing"
+)
+
+// A burst's free memory is a peak; the collector's headroom is not.
+func TestPeak(t *testing.T) {
+	for _, c := range []struct {
+		free, goal uint64
+		want       bool
+	}{
+		{0, 1 << 30, false},
+		{MinPeak - 1, 1 << 20, false},  // too little to be worth a collection
+		{400 << 20, 1 << 30, false},    // headroom: under half the goal
+		{1400 << 20, 1300 << 20, true}, // a million hostnames' first sync
+		{MinPeak, 100 << 20, true},     // small heap, a burst of 64 MiB
+		{600 << 20, 1000 << 20, true},  // more than half the goal free
+	} {
+		if got := peak(c.free, c.goal); got != c.want {
+			t.Errorf("peak(free %d MiB, goal %d MiB) = %v, want %v", c.free>>20, c.goal>>20, got, c.want)
+		}
+	}
+}
+
+// After a burst is collected, Release returns its memory to the system and
+// a second Release finds nothing to return; told a burst was just
+// dropped, it collects whatever Peak says.
+func TestRelease(t *testing.T) {
+	defer debug.SetGCPercent(debug.SetGCPercent(100))
+	burst := make([][]byte, 0, 256)
+	for range 256 {
+		burst = append(burst, make([]byte, 1<<20))
+	}
+	runtime.KeepAlive(burst)
+	burst = nil
+	runtime.GC() // the burst is free, still resident
+	if !Peak() {
+		t.Skip("the runtime returned the burst by itself") // its scavenger may have run
+	}
+	if !Release(false) {
+		t.Fatal("Release did nothing with a 256 MiB burst free")
+	}
+	if Peak() {
+		t.Error("after Release the heap still holds a peak")
+	}
+	if Release(false) {
+		t.Error("a second Release forced a collection for nothing")
+	}
+	if !Release(true) {
+		t.Error("Release after a burst dropped did nothing")
+	}
+}
