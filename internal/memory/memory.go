@@ -25,10 +25,11 @@ const (
 const MinPeak = 64 << 20
 
 // Peak reports whether the heap holds more free memory, still resident,
-// than a collection cycle uses (its goal): what is left of a burst, not
-// the headroom the collector grows into between two collections (at most
-// the goal less the live heap). It reads two runtime metrics and costs no
-// collection.
+// than three quarters of its collection goal: what is left of a burst, not
+// the headroom the collector grows into between two collections (the goal
+// less the live heap: about half the goal at GOGC=100, which a node that
+// collects often holds after every collection, and must not pay a forced
+// one for). It reads two runtime metrics and costs no collection.
 func Peak() bool {
 	s := []metrics.Sample{{Name: free}, {Name: goal}}
 	metrics.Read(s)
@@ -38,7 +39,7 @@ func Peak() bool {
 	return peak(s[0].Value.Uint64(), s[1].Value.Uint64())
 }
 
-func peak(free, goal uint64) bool { return free >= MinPeak && free > goal/2 }
+func peak(free, goal uint64) bool { return free >= MinPeak && free > goal/4*3 }
 
 // Release gives the heap's free memory back to the system if dropped says
 // the caller has just dropped a burst (its garbage is not free until a

@@ -15,9 +15,10 @@ func TestPeak(t *testing.T) {
 		{0, 1 << 30, false},
 		{MinPeak - 1, 1 << 20, false},  // too little to be worth a collection
 		{400 << 20, 1 << 30, false},    // headroom: under half the goal
+		{650 << 20, 1300 << 20, false}, // a collection's headroom at GOGC=100: half the goal
 		{1400 << 20, 1300 << 20, true}, // a million hostnames' first sync
-		{MinPeak, 100 << 20, true},     // small heap, a burst of 64 MiB
-		{600 << 20, 1000 << 20, true},  // more than half the goal free
+		{MinPeak, 80 << 20, true},      // small heap, a burst of 64 MiB
+		{800 << 20, 1000 << 20, true},  // more than three quarters of the goal free
 	} {
 		if got := peak(c.free, c.goal); got != c.want {
 			t.Errorf("peak(free %d MiB, goal %d MiB) = %v, want %v", c.free>>20, c.goal>>20, got, c.want)
