@@ -19,6 +19,7 @@ import (
 	"github.com/spine-platform/spine/internal/hostname"
 	"github.com/spine-platform/spine/internal/logging"
 	"github.com/spine-platform/spine/internal/metrics"
+	"github.com/spine-platform/spine/internal/sched"
 	"github.com/spine-platform/spine/internal/store"
 )
 
@@ -286,7 +287,11 @@ func (m *Manager) SyncShared(ctx context.Context, hostnames, wildcardDomains []s
 	sb := newNamesBuilder[struct{}](nil, len(hostnames))
 	wb := newNamesBuilder[struct{}](nil, len(hostnames))
 	coverLists := make(map[string][]string)
-	for _, h := range hostnames {
+	// Each loop below is over every name (seconds at a million): handshakes
+	// run in between (sched.Yield).
+	var y sched.Yielder
+	for i, h := range hostnames {
+		yieldEvery(&y, i)
 		n := hostname.Fold(h)
 		if n == "" {
 			continue
@@ -308,19 +313,27 @@ func (m *Manager) SyncShared(ctx context.Context, hostnames, wildcardDomains []s
 	oldServed := m.served.Load()
 	old := m.managed.Load()
 	var added, removed []string
+	i := 0
 	for n := range want.all() {
+		if i++; i%256 == 0 {
+			y.Maybe()
+		}
 		if !old.has(n) {
 			added = append(added, n)
 		}
 	}
 	for n := range old.all() {
+		if i++; i%256 == 0 {
+			y.Maybe()
+		}
 		if !want.has(n) {
 			removed = append(removed, n)
 		}
 	}
 	slices.Sort(added)
+	y.Maybe()
 	slices.Sort(removed)
-	recorded := m.recordedValid(ctx, added, true)
+	recorded := m.recordedValid(ctx, added, true, &y)
 
 	// Swap the sets first: handshakes for removed names fail from now on,
 	// and events for them are ignored.
@@ -329,6 +342,9 @@ func (m *Manager) SyncShared(ctx context.Context, hostnames, wildcardDomains []s
 	m.managed.Store(want)
 
 	for n := range oldServed.all() {
+		if i++; i%256 == 0 {
+			y.Maybe()
+		}
 		if !served.has(n) && !want.has(n) {
 			m.status.forget(n)
 		}
@@ -346,7 +362,7 @@ func (m *Manager) SyncShared(ctx context.Context, hostnames, wildcardDomains []s
 			}
 		}
 	}
-	m.startManaging(added, recorded)
+	m.startManaging(added, recorded, &y)
 }
 
 // UpdateShared changes the served names by a delta, at the cost of the
@@ -425,7 +441,8 @@ func (m *Manager) UpdateShared(ctx context.Context, add, remove []string) {
 	dropped = slices.DeleteFunc(dropped, want.has)
 	slices.Sort(added)
 	slices.Sort(dropped)
-	recorded := m.recordedValid(ctx, added, false)
+	var y sched.Yielder
+	recorded := m.recordedValid(ctx, added, false, &y)
 
 	m.covers.Store(cb.s)
 	m.served.Store(served)
@@ -440,7 +457,7 @@ func (m *Manager) UpdateShared(ctx context.Context, add, remove []string) {
 	for _, c := range copies {
 		m.status.copy(c[0], c[1])
 	}
-	m.startManaging(added, recorded)
+	m.startManaging(added, recorded, &y)
 }
 
 // subjectFor returns the certificate subject of the served hostname n: the
@@ -470,9 +487,10 @@ func (m *Manager) unmanage(removed []string) {
 // startManaging manages the subjects of added: those recorded as valid are
 // loaded by their first handshake (and warmed in the background), the
 // others at once. syncMu is held.
-func (m *Manager) startManaging(added []string, recorded map[string]bool) {
+func (m *Manager) startManaging(added []string, recorded map[string]bool, y *sched.Yielder) {
 	lazy := 0
-	for _, n := range added {
+	for i, n := range added {
+		yieldEvery(y, i)
 		if recorded[n] {
 			lazy++ // loaded by its first handshake, renewed from its record
 			continue
@@ -483,7 +501,8 @@ func (m *Manager) startManaging(added []string, recorded map[string]bool) {
 		m.log.Info("managing certificates recorded as valid; each is loaded from storage on its first handshake",
 			"hostnames", lazy)
 		names := make([]string, 0, lazy)
-		for _, n := range added {
+		for i, n := range added {
+			yieldEvery(y, i)
 			if recorded[n] {
 				names = append(names, n)
 			}
@@ -522,7 +541,7 @@ const lazyMinAdded = 64
 // node's warm-up found without a certificate) leaves that read to it, or
 // the first SyncShared, with every name, would manage each one at once.
 // syncMu is held.
-func (m *Manager) recordedValid(ctx context.Context, added []string, full bool) map[string]bool {
+func (m *Manager) recordedValid(ctx context.Context, added []string, full bool, y *sched.Yielder) map[string]bool {
 	first := full && !m.synced
 	if full {
 		m.synced = true
@@ -538,7 +557,8 @@ func (m *Manager) recordedValid(ctx context.Context, added []string, full bool) 
 			return nil
 		}
 		out := make(map[string]bool, min(len(names), len(added)))
-		for _, n := range names {
+		for i, n := range names {
+			yieldEvery(y, i)
 			out[n] = true
 		}
 		return out // names not added are never asked for
@@ -549,11 +569,13 @@ func (m *Manager) recordedValid(ctx context.Context, added []string, full bool) 
 		return nil
 	}
 	want := make(map[string]bool, len(added))
-	for _, n := range added {
+	for i, n := range added {
+		yieldEvery(y, i)
 		want[n] = true
 	}
 	out := make(map[string]bool, min(len(all), len(added))) // sized: at a node's start, nearly every name
-	for _, s := range all {
+	for i, s := range all {
+		yieldEvery(y, i)
 		if !want[s.Hostname] || s.Status != store.CertActive || !now.After(s.NotBefore) {
 			continue
 		}
@@ -593,4 +615,13 @@ func (m *Manager) Stop() {
 // that serves name: its own, or a wildcard one that covers it.
 func (m *Manager) Manages(name string) bool {
 	return m.served.Load().has(hostname.Fold(name))
+}
+
+// yieldEvery lets handshakes run at least every sched.Slice of a loop over
+// every name (checked every 256 names: a clock read per name would cost
+// as much as the loop's own work).
+func yieldEvery(y *sched.Yielder, i int) {
+	if i%256 == 0 {
+		y.Maybe()
+	}
 }

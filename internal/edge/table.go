@@ -8,6 +8,8 @@ import (
 	"maps"
 	"net/url"
 	"strconv"
+
+	"github.com/spine-platform/spine/internal/sched"
 )
 
 // tableShards is the number of shards of a route table. A change of one
@@ -152,7 +154,13 @@ func (s *Server) SetRoutes(routes []Route) error {
 		return s.newClientAuth(r)
 	}
 	var key []byte
+	// Long at a million routes (seconds of one processor): handshakes run
+	// in between (sched.Yield), except those that need s.mu.
+	var y sched.Yielder
 	for i := range routes {
+		if i%64 == 0 {
+			y.Maybe()
+		}
 		r := &routes[i]
 		if err := validateHost(r); err != nil {
 			return err
@@ -211,7 +219,11 @@ func (s *Server) SetRoutes(routes []Route) error {
 	for _, sv := range services {
 		sv.routes = 0
 	}
+	n := 0
 	for rt := range b.t.all() {
+		if n++; n%256 == 0 {
+			y.Maybe()
+		}
 		rt.routes++
 	}
 	for _, up := range created {

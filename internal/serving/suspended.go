@@ -6,6 +6,7 @@ import (
 	"slices"
 
 	"github.com/spine-platform/spine/internal/edge"
+	"github.com/spine-platform/spine/internal/sched"
 	"github.com/spine-platform/spine/internal/store"
 )
 
@@ -31,7 +32,11 @@ func Suspend(routes []edge.Route, hosts []string, suspended map[string]bool) ([]
 // SuspendedHosts returns the hostnames routed to the suspended page.
 func SuspendedHosts(routes []edge.Route) map[string]bool {
 	out := map[string]bool{}
-	for _, r := range routes {
+	var y sched.Yielder
+	for i, r := range routes {
+		if i%256 == 0 {
+			y.Maybe()
+		}
 		if r.Suspended {
 			out[r.Host] = true
 		}

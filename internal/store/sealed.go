@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spine-platform/spine/internal/sched"
 	"github.com/spine-platform/spine/internal/secrets"
 )
 
@@ -371,7 +372,12 @@ func (db *DB) Reseal(ctx context.Context, mode ResealMode) (ResealResult, error)
 	where, wargs := secretWhere(first)
 	args = append(args, wargs...)
 	after := ""
+	// A node's start reads every page (thousands at a million certificates,
+	// each a query that scans the keys between two pages): handshakes run
+	// between pages.
+	var y sched.Yielder
 	for {
+		y.Maybe()
 		args[0] = after
 		rows, err := db.r.QueryContext(ctx, `SELECT key, `+value+`, `+sealed+` FROM kv WHERE key > $1 AND `+where+` ORDER BY key LIMIT $2`, args...)
 		if err != nil {
