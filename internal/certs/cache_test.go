@@ -264,3 +264,62 @@ func TestUpdateSharedBeforeTheFirstSync(t *testing.T) {
 		t.Errorf("the first Sync issued %d certificates, want none", got-issued)
 	}
 }
+
+// ctxLister fails a read of the status record once its context has
+// ended, as the store does.
+type ctxLister struct{ listCounter }
+
+func (l *ctxLister) ListCertStatus(ctx context.Context) ([]store.CertStatus, error) {
+	l.lists.Add(1)
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return l.records.ListCertStatus(ctx)
+}
+
+// A sync whose context is canceled during its read of the status record
+// (a node stopped during its first sync) is abandoned: no name is served
+// or managed. It used to fall back to managing every name at once, which
+// at a million names kept Stop waiting for minutes. The next sync reads
+// the record again, as a first sync.
+func TestSyncAbandonedWhenCanceled(t *testing.T) {
+	st := &certmagic.FileStorage{Path: storageDir(t)}
+	c, err := ca.Load(context.Background(), st, ca.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs := &ctxLister{listCounter{records: &records{}}}
+	names := []string{"a.localhost", "b.localhost"}
+	now := time.Now()
+	for _, n := range names {
+		recs.PutCertStatus(context.Background(), store.CertStatus{Hostname: n, Status: store.CertActive,
+			NotBefore: now.Add(-time.Minute), NotAfter: now.Add(time.Hour)})
+	}
+	m, err := New(Config{Storage: st, Issuers: []certmagic.Issuer{&countingIssuer{Issuer: c}}, Status: recs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.Stop)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	m.Sync(ctx, names)
+	if got := recs.lists.Load(); got != 1 {
+		t.Fatalf("the canceled sync read the status record %d times, want 1", got)
+	}
+	for _, n := range names {
+		if m.Manages(n) {
+			t.Errorf("%s is managed after a sync that was canceled", n)
+		}
+	}
+
+	m.Sync(context.Background(), names)
+	if got := recs.lists.Load(); got != 2 {
+		t.Fatalf("the next sync read the status record %d times in all, want 2 (it is the first sync)", got)
+	}
+	for _, n := range names {
+		if !m.Manages(n) {
+			t.Errorf("%s is not managed after the next sync", n)
+		}
+	}
+}

@@ -283,6 +283,7 @@ func (m *Manager) SyncShared(ctx context.Context, hostnames, wildcardDomains []s
 			wild[n] = true
 		}
 	}
+	oldWild := m.wildDomains
 	m.wildDomains = wild
 	sb := newNamesBuilder[struct{}](nil, len(hostnames))
 	wb := newNamesBuilder[struct{}](nil, len(hostnames))
@@ -333,7 +334,11 @@ func (m *Manager) SyncShared(ctx context.Context, hostnames, wildcardDomains []s
 	slices.Sort(added)
 	y.Maybe()
 	slices.Sort(removed)
-	recorded := m.recordedValid(ctx, added, true, &y)
+	recorded, ok := m.recordedValid(ctx, added, true, &y)
+	if !ok {
+		m.wildDomains = oldWild
+		return // abandoned: the served names stay as they were
+	}
 
 	// Swap the sets first: handshakes for removed names fail from now on,
 	// and events for them are ignored.
@@ -442,7 +447,10 @@ func (m *Manager) UpdateShared(ctx context.Context, add, remove []string) {
 	slices.Sort(added)
 	slices.Sort(dropped)
 	var y sched.Yielder
-	recorded := m.recordedValid(ctx, added, false, &y)
+	recorded, ok := m.recordedValid(ctx, added, false, &y)
+	if !ok {
+		return // abandoned: the served names stay as they were
+	}
 
 	m.covers.Store(cb.s)
 	m.served.Store(served)
@@ -540,33 +548,48 @@ const lazyMinAdded = 64
 // names or more: an UpdateShared before the first SyncShared (a name a
 // node's warm-up found without a certificate) leaves that read to it, or
 // the first SyncShared, with every name, would manage each one at once.
-// syncMu is held.
-func (m *Manager) recordedValid(ctx context.Context, added []string, full bool, y *sched.Yielder) map[string]bool {
+//
+// ok is false when ctx was canceled during the read (the node is shutting
+// down): the caller then abandons the sync and changes nothing. Falling
+// back to loading every certificate then made a node stopped during its
+// first sync at 1M hostnames start managing every name while holding
+// syncMu, so that Stop waited for minutes (a SIGTERM did not stop it). A
+// read that fails otherwise (a deadline, the store away) still falls back
+// to loading every certificate. syncMu is held.
+func (m *Manager) recordedValid(ctx context.Context, added []string, full bool, y *sched.Yielder) (recorded map[string]bool, ok bool) {
 	first := full && !m.synced
 	if full {
 		m.synced = true
 	}
 	if m.lister == nil || len(added) == 0 || (!first && len(added) < lazyMinAdded) {
-		return nil
+		return nil, true
+	}
+	failed := func(err error) (map[string]bool, bool) {
+		if errors.Is(ctx.Err(), context.Canceled) {
+			if first {
+				m.synced = false // the next SyncShared reads the record
+			}
+			return nil, false
+		}
+		m.log.Warn("reading recorded certificate status; loading every certificate", "err", err)
+		return nil, true
 	}
 	now := time.Now()
 	if vl, ok := m.lister.(ValidLister); ok {
 		names, err := vl.ListCertValid(ctx, m.ratio, now)
 		if err != nil {
-			m.log.Warn("reading recorded certificate status; loading every certificate", "err", err)
-			return nil
+			return failed(err)
 		}
 		out := make(map[string]bool, min(len(names), len(added)))
 		for i, n := range names {
 			yieldEvery(y, i)
 			out[n] = true
 		}
-		return out // names not added are never asked for
+		return out, true // names not added are never asked for
 	}
 	all, err := m.lister.ListCertStatus(ctx)
 	if err != nil {
-		m.log.Warn("reading recorded certificate status; loading every certificate", "err", err)
-		return nil
+		return failed(err)
 	}
 	want := make(map[string]bool, len(added))
 	for i, n := range added {
@@ -584,7 +607,7 @@ func (m *Manager) recordedValid(ctx context.Context, added []string, full bool, 
 			out[s.Hostname] = true
 		}
 	}
-	return out
+	return out, true
 }
 
 // coveredBy returns the served hostnames a wildcard subject stands for.
