@@ -198,8 +198,12 @@ type listCounter struct {
 	lists atomic.Int32
 }
 
+// ListCertStatus fails once ctx has ended, as the store does.
 func (l *listCounter) ListCertStatus(ctx context.Context) ([]store.CertStatus, error) {
 	l.lists.Add(1)
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	return l.records.ListCertStatus(ctx)
 }
 
@@ -265,18 +269,6 @@ func TestUpdateSharedBeforeTheFirstSync(t *testing.T) {
 	}
 }
 
-// ctxLister fails a read of the status record once its context has
-// ended, as the store does.
-type ctxLister struct{ listCounter }
-
-func (l *ctxLister) ListCertStatus(ctx context.Context) ([]store.CertStatus, error) {
-	l.lists.Add(1)
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	return l.records.ListCertStatus(ctx)
-}
-
 // A sync whose context is canceled during its read of the status record
 // (a node stopped during its first sync) is abandoned: no name is served
 // or managed. It used to fall back to managing every name at once, which
@@ -288,7 +280,7 @@ func TestSyncAbandonedWhenCanceled(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	recs := &ctxLister{listCounter{records: &records{}}}
+	recs := &listCounter{records: &records{}}
 	names := []string{"a.localhost", "b.localhost"}
 	now := time.Now()
 	for _, n := range names {
