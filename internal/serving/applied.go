@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -43,8 +44,9 @@ const appliedShards = 1024
 // Snapshot it returns: the node's sync, which is serialised, calls the
 // others.
 type Applied struct {
-	log *slog.Logger
-	cur appliedState
+	log   *slog.Logger
+	cur   appliedState
+	share *sharing // made anew by each Full
 }
 
 // appliedState is one applied state; Prepare builds the next one beside
@@ -70,7 +72,7 @@ type svcTable struct {
 }
 
 // svcShard holds the services of one shard, sorted by ID: a slice of
-// compact records rather than a map of store.Service copies (about 140
+// compact records rather than a map of store.Service copies (about 100
 // bytes a service instead of about 300).
 type svcShard struct {
 	svcs []appliedService
@@ -92,18 +94,25 @@ func (sh *svcShard) find(id string) (int, bool) {
 }
 
 // appliedService is one served service, as compact as what it must give
-// back (service) allows: its times as Unix nanoseconds (as the store keeps
-// them: service returns them in UTC, as a store read does) and the
-// settings most services leave at their defaults behind a pointer shared
-// by the services that have the same. Its digest is not kept: a delta
-// that changes the service digests it again (digest of service is the
-// digest Full recorded).
+// back (service) allows, 96 bytes: its hostnames and its upstreams each
+// one string (list: a service of one hostname keeps the store read's
+// string itself), its project and domain in a svcGroup shared by the
+// services of that project and domain, its times as Unix nanoseconds (as
+// the store keeps them: service returns them in UTC, as a store read does)
+// and the settings most services leave at their defaults behind a pointer
+// shared by the services that have the same. Its digest is not kept: a
+// delta that changes the service digests it again (digest of service is
+// the digest Full recorded).
 type appliedService struct {
-	ID, ProjectID, Name, Domain string
-	Hostnames, Upstreams        []string
-	created, updated            int64
-	more                        *serviceMore // nil: every field of it zero
+	ID, Name         string
+	hosts, upstreams list
+	group            *svcGroup
+	created, updated int64
+	more             *serviceMore // nil: every field of it zero
 }
+
+// svcGroup is what the services of one project and domain share.
+type svcGroup struct{ ProjectID, Domain string }
 
 // serviceMore is the rest of a store.Service.
 type serviceMore struct {
@@ -113,20 +122,85 @@ type serviceMore struct {
 	ClientCA, ClientAuth string
 }
 
-// compact returns s's record; mores shares the serviceMore values (nil
-// shares nothing).
-func compact(s *store.Service, mores map[serviceMore]*serviceMore) appliedService {
-	e := appliedService{ID: s.ID, ProjectID: s.ProjectID, Name: s.Name, Domain: s.Domain, Hostnames: s.Hostnames,
-		Upstreams: s.Upstreams, created: nanos(s.CreatedAt), updated: nanos(s.UpdatedAt)}
+// list is a list of strings in one string, joined by newlines: "" is the
+// empty list, and a list of one is that string, not a copy. Its elements
+// are never empty and hold no newline: hostnames in normal form and
+// upstream URLs the edge accepted (url.Parse refuses control characters),
+// as every service Applied keeps is routable.
+type list string
+
+func joinList(ss []string) list {
+	if len(ss) == 1 {
+		return list(ss[0])
+	}
+	return list(strings.Join(ss, "\n"))
+}
+
+// slice returns the list's elements (nil for none): substrings of l.
+func (l list) slice() []string {
+	if l == "" {
+		return nil
+	}
+	return strings.Split(string(l), "\n")
+}
+
+// all yields the list's elements without allocating.
+func (l list) all() iter.Seq[string] {
+	return func(yield func(string) bool) {
+		if l == "" {
+			return
+		}
+		for e := range strings.SplitSeq(string(l), "\n") {
+			if !yield(e) {
+				return
+			}
+		}
+	}
+}
+
+// sharing is what the records of one Applied share: the settings of
+// serviceMore and the project and domain of svcGroup. Each map is bounded
+// (maxShared): beyond, a record gets its own. Only the node's sync, which
+// is serialised, writes them; records only point into them.
+type sharing struct {
+	mores  map[serviceMore]*serviceMore
+	groups map[svcGroup]*svcGroup
+}
+
+// maxShared bounds each map of sharing: a platform's distinct settings
+// and project-and-domain pairs are few beside its services.
+const maxShared = 4096
+
+func newSharing() *sharing {
+	return &sharing{mores: map[serviceMore]*serviceMore{}, groups: map[svcGroup]*svcGroup{}}
+}
+
+// compact returns s's record, sharing what sh has (nil shares nothing).
+func compact(s *store.Service, sh *sharing) appliedService {
+	e := appliedService{ID: s.ID, Name: s.Name, hosts: joinList(s.Hostnames), upstreams: joinList(s.Upstreams),
+		created: nanos(s.CreatedAt), updated: nanos(s.UpdatedAt)}
+	g := svcGroup{ProjectID: s.ProjectID, Domain: s.Domain}
+	if sh != nil {
+		e.group = sh.groups[g]
+	}
+	if e.group == nil {
+		e.group = &g
+		if sh != nil && len(sh.groups) < maxShared {
+			sh.groups[g] = e.group
+		}
+	}
 	m := serviceMore{HSTSMaxAge: s.HSTSMaxAge, HealthPath: s.HealthPath, HealthInterval: s.HealthInterval,
 		ClientCA: s.ClientCA, ClientAuth: s.ClientAuth}
 	if m == (serviceMore{}) {
 		return e
 	}
-	if e.more = mores[m]; e.more == nil {
+	if sh != nil {
+		e.more = sh.mores[m]
+	}
+	if e.more == nil {
 		e.more = &m
-		if mores != nil && len(mores) < 4096 {
-			mores[m] = e.more
+		if sh != nil && len(sh.mores) < maxShared {
+			sh.mores[m] = e.more
 		}
 	}
 	return e
@@ -134,8 +208,8 @@ func compact(s *store.Service, mores map[serviceMore]*serviceMore) appliedServic
 
 // service returns the service e records.
 func (e *appliedService) service() store.Service {
-	s := store.Service{ID: e.ID, ProjectID: e.ProjectID, Name: e.Name, Domain: e.Domain, Hostnames: e.Hostnames,
-		Upstreams: e.Upstreams, CreatedAt: fromNanos(e.created), UpdatedAt: fromNanos(e.updated)}
+	s := store.Service{ID: e.ID, ProjectID: e.group.ProjectID, Name: e.Name, Domain: e.group.Domain,
+		Hostnames: e.hosts.slice(), Upstreams: e.upstreams.slice(), CreatedAt: fromNanos(e.created), UpdatedAt: fromNanos(e.updated)}
 	if m := e.more; m != nil {
 		s.HSTSMaxAge, s.HealthPath, s.HealthInterval, s.ClientCA, s.ClientAuth = m.HSTSMaxAge, m.HealthPath, m.HealthInterval, m.ClientCA, m.ClientAuth
 	}
@@ -194,7 +268,7 @@ func (a *Applied) Full(st State, domains []store.Domain, suspended map[string]bo
 	for i := range st.Services {
 		sizes[svcShardOf(st.Services[i].ID)]++
 	}
-	mores := map[serviceMore]*serviceMore{}
+	a.share = newSharing()
 	for i := range st.Services {
 		y.Maybe()
 		s := &st.Services[i]
@@ -211,7 +285,7 @@ func (a *Applied) Full(st State, domains []store.Domain, suspended map[string]bo
 			sh = newSvcShard(make([]appliedService, 0, sizes[j]))
 			t.shards[j] = sh
 		}
-		sh.svcs = append(sh.svcs, compact(s, mores))
+		sh.svcs = append(sh.svcs, compact(s, a.share))
 	}
 	for _, sh := range t.shards {
 		if sh != nil {
@@ -272,11 +346,16 @@ func (a *Applied) Prepare(ch store.Changes) (*Delta, bool) {
 	if ch.Full || !cur.full {
 		return nil, false
 	}
-	touched := func(project string, hosts []string) bool {
+	touched := func(project string, hosts iter.Seq[string]) bool {
 		if cur.suspended[project] {
 			return true
 		}
-		return slices.ContainsFunc(hosts, func(h string) bool { return cur.uploaded[h] })
+		for h := range hosts {
+			if cur.uploaded[h] {
+				return true
+			}
+		}
+		return false
 	}
 	next := *cur
 	t := *cur.svcs // a copy of the shard array; shards copied as changed
@@ -312,22 +391,22 @@ func (a *Applied) Prepare(ch store.Changes) (*Delta, bool) {
 	change := func(id string, now *store.Service) bool {
 		old := cur.svcs.get(id)
 		if old != nil {
-			if touched(old.ProjectID, old.Hostnames) {
+			if touched(old.group.ProjectID, old.hosts.all()) {
 				return false
 			}
 			s := old.service()
 			xorInto(&next.acc, digest(&s))
-			for _, h := range old.Hostnames {
+			for h := range old.hosts.all() {
 				oldHosts[h] = true
 			}
 		}
 		var e *appliedService
 		if now != nil {
-			if touched(now.ProjectID, now.Hostnames) {
+			if touched(now.ProjectID, slices.Values(now.Hostnames)) {
 				return false
 			}
 			if served := a.served(*now, cur.byName); served != nil {
-				c := compact(served, nil)
+				c := compact(served, a.share)
 				e = &c
 				xorInto(&next.acc, digest(served))
 				for _, h := range served.Hostnames {
@@ -489,7 +568,7 @@ func (s *AppliedServices) ShardHostnames(i, n int) iter.Seq[string] {
 				continue
 			}
 			for k := range sh.svcs {
-				for _, h := range sh.svcs[k].Hostnames {
+				for h := range sh.svcs[k].hosts.all() {
 					if !yield(h) {
 						return
 					}

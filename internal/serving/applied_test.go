@@ -4,11 +4,13 @@ import (
 	"log/slog"
 	"maps"
 	"reflect"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/spine-platform/spine/internal/edge"
 	"github.com/spine-platform/spine/internal/store"
@@ -247,23 +249,63 @@ func TestAppliedServicesShards(t *testing.T) {
 
 // Applied's compact record gives back every field of a service as a store
 // read gives it (times in UTC), so its digest is the one Full recorded and
-// a delta that changes or removes it takes out exactly what was put in.
+// a delta that changes or removes it takes out exactly what was put in;
+// services of one project and domain, or of the same settings, share them.
 func TestAppliedRecordKeepsEveryField(t *testing.T) {
 	full := store.Service{ID: "id", ProjectID: "p", Name: "web", Domain: "a.test", Hostnames: []string{"web.a.test"},
 		Upstreams: []string{"http://127.0.0.1:1"}, HSTSMaxAge: 60, HealthPath: "/up", HealthInterval: time.Second,
 		ClientCA: "ca", ClientAuth: "require", CreatedAt: time.Unix(1, 5).UTC(), UpdatedAt: time.Unix(2, 7).UTC()}
 	bare := store.Service{ID: "id2", ProjectID: "p", Name: "b", Hostnames: []string{"b.a.test"}}
-	for _, s := range []store.Service{full, bare} {
-		mores := map[serviceMore]*serviceMore{}
-		e := compact(&s, mores)
+	several := store.Service{ID: "id3", ProjectID: "q", Name: "c", Domain: "c.test",
+		Hostnames: []string{"c.test", "www.c.test", "api.c.test"}, Upstreams: []string{"http://127.0.0.1:1", "https://[::1]:8443/base?x=1"}}
+	for _, s := range []store.Service{full, bare, several} {
+		sh := newSharing()
+		e := compact(&s, sh)
 		if got := e.service(); !reflect.DeepEqual(got, s) {
 			t.Errorf("record of %s gives back\n%+v\nwant\n%+v", s.ID, got, s)
 		}
-		if e2 := compact(&s, mores); e2.more != e.more {
-			t.Errorf("two records of %s's settings share no serviceMore", s.ID)
+		if got := slices.Collect(e.hosts.all()); !slices.Equal(got, s.Hostnames) {
+			t.Errorf("record of %s yields hostnames %q, want %q", s.ID, got, s.Hostnames)
+		}
+		e2 := compact(&s, sh)
+		if e2.more != e.more || e2.group != e.group {
+			t.Errorf("two records of %s share no serviceMore or svcGroup", s.ID)
 		}
 	}
 	if e := compact(&bare, nil); e.more != nil {
 		t.Error("a service with default settings has a serviceMore")
 	}
+	// A service of one hostname keeps the read's string, not a copy.
+	if e := compact(&bare, nil); unsafe.StringData(string(e.hosts)) != unsafe.StringData(bare.Hostnames[0]) {
+		t.Error("the record of a service of one hostname copied it")
+	}
+}
+
+// BenchmarkAppliedLive reports the live heap Applied keeps per service at
+// 100,000 services of one hostname each (the services' own strings, which
+// the store's read made and the edge shares, not counted).
+func BenchmarkAppliedLive(b *testing.B) {
+	log := slog.New(slog.DiscardHandler)
+	domains := []store.Domain{{Name: "a.test", ProjectID: "p", Status: store.DomainVerified}}
+	const n = 100_000
+	svcs := make([]store.Service, n)
+	for i := range svcs {
+		id := strconv.Itoa(i)
+		svcs[i] = store.Service{ID: "svc_" + id, ProjectID: "p", Name: "s" + id, Domain: "a.test",
+			Hostnames: []string{"s" + id + ".a.test"}, Upstreams: []string{"http://127.0.0.1:1"}}
+	}
+	st := Compute(svcs, domains, func(store.Domain) bool { return false }, log)
+	var per float64
+	for b.Loop() {
+		var m0, m1 runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&m0)
+		a := NewApplied(log)
+		a.Full(st, domains, nil, nil)
+		runtime.GC()
+		runtime.ReadMemStats(&m1)
+		per = float64(int64(m1.HeapAlloc)-int64(m0.HeapAlloc)) / n
+		runtime.KeepAlive(a)
+	}
+	b.ReportMetric(per, "live-B/service")
 }
