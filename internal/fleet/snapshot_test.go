@@ -476,7 +476,9 @@ func (s *testShards) put(sv store.Service) {
 }
 
 func (s *testShards) ShardVersion(i, _ int) uint64           { return s.vers[i] }
-func (s *testShards) ShardServices(i, _ int) []store.Service { return s.by[i] }
+func (s *testShards) AppendShardServices(dst []store.Service, i, _ int) []store.Service {
+	return append(dst, s.by[i]...)
+}
 func (s *testShards) ShardHostnames(i, _ int) iter.Seq[string] {
 	return func(yield func(string) bool) {
 		for k := range s.by[i] {

@@ -105,9 +105,11 @@ type ServiceShards interface {
 	// ShardVersion returns the version of shard i of n: two answers with
 	// the same version hold the same services.
 	ShardVersion(i, n int) uint64
-	// ShardServices returns the services of shard i of n, in an order
-	// that depends on their IDs only; the caller must not modify them.
-	ShardServices(i, n int) []store.Service
+	// AppendShardServices appends the services of shard i of n to dst,
+	// in an order that depends on their IDs only, and returns the
+	// extended slice (the writer reuses one for every shard). The caller
+	// must not modify the services' slices.
+	AppendShardServices(dst []store.Service, i, n int) []store.Service
 	// ShardHostnames yields the hostnames of the services of shard i of
 	// n, in any order.
 	ShardHostnames(i, n int) iter.Seq[string]
@@ -123,7 +125,7 @@ type listShards struct {
 
 func (l *listShards) ShardVersion(int, int) uint64 { return l.ver }
 
-func (l *listShards) ShardServices(i, _ int) []store.Service {
+func (l *listShards) AppendShardServices(dst []store.Service, i, _ int) []store.Service {
 	if l.idx == nil {
 		l.idx = new([shardCount][]int)
 		for j := range l.svcs {
@@ -131,16 +133,15 @@ func (l *listShards) ShardServices(i, _ int) []store.Service {
 			l.idx[sh] = append(l.idx[sh], j)
 		}
 	}
-	out := make([]store.Service, len(l.idx[i]))
-	for n, j := range l.idx[i] {
-		out[n] = l.svcs[j]
+	for _, j := range l.idx[i] {
+		dst = append(dst, l.svcs[j])
 	}
-	return out
+	return dst
 }
 
 func (l *listShards) ShardHostnames(i, n int) iter.Seq[string] {
 	return func(yield func(string) bool) {
-		for _, sv := range l.ShardServices(i, n) {
+		for _, sv := range l.AppendShardServices(nil, i, n) {
 			for _, h := range sv.Hostnames {
 				if !yield(h) {
 					return
@@ -342,6 +343,7 @@ func (w *SnapshotWriter) Write() error {
 	var shardNames [shardCount]string
 	wroteShards := false
 	var listed [shardCount]bool
+	var svcs []store.Service // one shard's services, the slice reused for the next
 	for sh := range shardCount {
 		v := shards.ShardVersion(sh, shardCount)
 		shardVers[sh] = v
@@ -350,7 +352,7 @@ func (w *SnapshotWriter) Write() error {
 		} else {
 			listed[sh] = true
 			y.Maybe()
-			svcs := shards.ShardServices(sh, shardCount)
+			svcs = shards.AppendShardServices(svcs[:0], sh, shardCount)
 			w.wrote.shards++
 			name, err := shardPartName(sh, svcs, &y)
 			if err != nil {

@@ -144,6 +144,14 @@ func (l list) slice() []string {
 	return strings.Split(string(l), "\n")
 }
 
+// count returns the number of elements.
+func (l list) count() int {
+	if l == "" {
+		return 0
+	}
+	return strings.Count(string(l), "\n") + 1
+}
+
 // all yields the list's elements without allocating.
 func (l list) all() iter.Seq[string] {
 	return func(yield func(string) bool) {
@@ -176,40 +184,65 @@ func newSharing() *sharing {
 }
 
 // compact returns s's record, sharing what sh has (nil shares nothing).
+// A record that shares allocates nothing beyond its strings' lists.
 func compact(s *store.Service, sh *sharing) appliedService {
 	e := appliedService{ID: s.ID, Name: s.Name, hosts: joinList(s.Hostnames), upstreams: joinList(s.Upstreams),
 		created: nanos(s.CreatedAt), updated: nanos(s.UpdatedAt)}
-	g := svcGroup{ProjectID: s.ProjectID, Domain: s.Domain}
-	if sh != nil {
-		e.group = sh.groups[g]
-	}
-	if e.group == nil {
-		e.group = &g
-		if sh != nil && len(sh.groups) < maxShared {
-			sh.groups[g] = e.group
-		}
-	}
-	m := serviceMore{HSTSMaxAge: s.HSTSMaxAge, HealthPath: s.HealthPath, HealthInterval: s.HealthInterval,
-		ClientCA: s.ClientCA, ClientAuth: s.ClientAuth}
-	if m == (serviceMore{}) {
-		return e
-	}
-	if sh != nil {
-		e.more = sh.mores[m]
-	}
-	if e.more == nil {
-		e.more = &m
-		if sh != nil && len(sh.mores) < maxShared {
-			sh.mores[m] = e.more
-		}
+	e.group = shared(sh.groupsOf(), svcGroup{ProjectID: s.ProjectID, Domain: s.Domain})
+	if m := (serviceMore{HSTSMaxAge: s.HSTSMaxAge, HealthPath: s.HealthPath, HealthInterval: s.HealthInterval,
+		ClientCA: s.ClientCA, ClientAuth: s.ClientAuth}); m != (serviceMore{}) {
+		e.more = shared(sh.moresOf(), m)
 	}
 	return e
 }
 
+// shared returns the value of m equal to v, made and added (within
+// maxShared) if there is none; m may be nil.
+func shared[T comparable](m map[T]*T, v T) *T {
+	if p := m[v]; p != nil {
+		return p
+	}
+	p := new(T)
+	*p = v
+	if m != nil && len(m) < maxShared {
+		m[v] = p
+	}
+	return p
+}
+
+func (sh *sharing) groupsOf() map[svcGroup]*svcGroup {
+	if sh == nil {
+		return nil
+	}
+	return sh.groups
+}
+
+func (sh *sharing) moresOf() map[serviceMore]*serviceMore {
+	if sh == nil {
+		return nil
+	}
+	return sh.mores
+}
+
+// sameRecord reports whether a and b record the same service.
+func sameRecord(a, b appliedService) bool {
+	return a.ID == b.ID && a.Name == b.Name && a.hosts == b.hosts && a.upstreams == b.upstreams &&
+		a.created == b.created && a.updated == b.updated && *a.group == *b.group &&
+		(a.more == b.more || a.more != nil && b.more != nil && *a.more == *b.more)
+}
+
 // service returns the service e records.
 func (e *appliedService) service() store.Service {
+	s := e.fields()
+	s.Hostnames, s.Upstreams = e.hosts.slice(), e.upstreams.slice()
+	return s
+}
+
+// fields returns the service e records without its hostnames and
+// upstreams.
+func (e *appliedService) fields() store.Service {
 	s := store.Service{ID: e.ID, ProjectID: e.group.ProjectID, Name: e.Name, Domain: e.group.Domain,
-		Hostnames: e.hosts.slice(), Upstreams: e.upstreams.slice(), CreatedAt: fromNanos(e.created), UpdatedAt: fromNanos(e.updated)}
+		CreatedAt: fromNanos(e.created), UpdatedAt: fromNanos(e.updated)}
 	if m := e.more; m != nil {
 		s.HSTSMaxAge, s.HealthPath, s.HealthInterval, s.ClientCA, s.ClientAuth = m.HSTSMaxAge, m.HealthPath, m.HealthInterval, m.ClientCA, m.ClientAuth
 	}
@@ -287,10 +320,21 @@ func (a *Applied) Full(st State, domains []store.Domain, suspended map[string]bo
 		}
 		sh.svcs = append(sh.svcs, compact(s, a.share))
 	}
-	for _, sh := range t.shards {
-		if sh != nil {
+	// A shard whose services are those applied already stays as it was,
+	// its version with it: the snapshot writer then lists and digests only
+	// the shards whose services changed. One emptied gets an empty shard,
+	// not none, so that its version moves.
+	for j, sh := range t.shards {
+		old := a.cur.svcs.shards[j]
+		switch {
+		case sh != nil:
 			y.Maybe()
 			slices.SortFunc(sh.svcs, func(a, b appliedService) int { return cmp.Compare(a.ID, b.ID) })
+			if old != nil && slices.EqualFunc(old.svcs, sh.svcs, sameRecord) {
+				t.shards[j] = old
+			}
+		case old != nil && len(old.svcs) > 0:
+			t.shards[j] = newSvcShard(nil)
 		}
 	}
 	byName := make(map[string]store.Domain, len(domains))
@@ -542,20 +586,41 @@ func (s *AppliedServices) ShardVersion(i, n int) uint64 {
 	return v
 }
 
-// ShardServices returns the services of group i of n in List's order (by
-// shard, then by ID): a copy, of that group only.
-func (s *AppliedServices) ShardServices(i, n int) []store.Service {
-	var out []store.Service
+// AppendShardServices appends the services of group i of n to dst, in
+// List's order (by shard, then by ID): copies, of that group only. Their
+// hostnames and upstreams are slices of one array made for the group, not
+// one per service.
+func (s *AppliedServices) AppendShardServices(dst []store.Service, i, n int) []store.Service {
+	var strs int
+	for j := i; j < appliedShards; j += n {
+		if sh := s.t.shards[j]; sh != nil {
+			for k := range sh.svcs {
+				strs += sh.svcs[k].hosts.count() + sh.svcs[k].upstreams.count()
+			}
+		}
+	}
+	arena := make([]string, 0, strs)
+	elems := func(l list) []string {
+		if l == "" {
+			return nil
+		}
+		from := len(arena)
+		arena = slices.AppendSeq(arena, l.all())
+		return arena[from:len(arena):len(arena)]
+	}
 	for j := i; j < appliedShards; j += n {
 		sh := s.t.shards[j]
 		if sh == nil {
 			continue
 		}
-		for i := range sh.svcs {
-			out = append(out, sh.svcs[i].service())
+		for k := range sh.svcs {
+			e := &sh.svcs[k]
+			sv := e.fields()
+			sv.Hostnames, sv.Upstreams = elems(e.hosts), elems(e.upstreams)
+			dst = append(dst, sv)
 		}
 	}
-	return out
+	return dst
 }
 
 // ShardHostnames yields the hostnames of the services of group i of n,

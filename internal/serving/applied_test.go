@@ -191,7 +191,7 @@ func TestAppliedServicesShards(t *testing.T) {
 		t.Helper()
 		var all []store.Service
 		for i := range groups {
-			g := s.ShardServices(i, groups)
+			g := s.AppendShardServices(nil, i, groups)
 			for _, sv := range g {
 				if svcShardOf(sv.ID)%groups != i {
 					t.Fatalf("%s: %s listed in group %d", when, sv.ID, i)
@@ -308,4 +308,87 @@ func BenchmarkAppliedLive(b *testing.B) {
 		runtime.KeepAlive(a)
 	}
 	b.ReportMetric(per, "live-B/service")
+}
+
+// A group's services share one array for their hostnames and upstreams,
+// yet each gives back its own lists, as List does, and appending to one
+// service's list leaves the next service's alone.
+func TestAppendShardServicesLists(t *testing.T) {
+	log := slog.New(slog.DiscardHandler)
+	domains := []store.Domain{{Name: "a.test", ProjectID: "p", Status: store.DomainVerified}}
+	svcs := []store.Service{
+		{ID: "id1", ProjectID: "p", Name: "one", Domain: "a.test", Hostnames: []string{"one.a.test"}, Upstreams: []string{"http://127.0.0.1:1"}},
+		{ID: "id2", ProjectID: "p", Name: "two", Domain: "a.test", Hostnames: []string{"two.a.test", "www.two.a.test", "x.a.test"},
+			Upstreams: []string{"http://127.0.0.1:2", "http://127.0.0.1:3"}},
+		{ID: "id3", ProjectID: "p", Name: "three", Domain: "a.test", Hostnames: []string{"three.a.test"}, Upstreams: []string{"http://127.0.0.1:4"}},
+	}
+	a := NewApplied(log)
+	a.Full(Compute(svcs, domains, func(store.Domain) bool { return false }, log), domains, nil, nil)
+	snap := a.Snapshot()
+	got := snap.AppendShardServices([]store.Service{{ID: "kept"}}, 0, 1)
+	if got[0].ID != "kept" || !reflect.DeepEqual(got[1:], snap.List()) {
+		t.Fatalf("AppendShardServices gives\n%+v\nwant what was in dst, then\n%+v", got, snap.List())
+	}
+	for i := 1; i < len(got)-1; i++ {
+		next := slices.Clone(got[i+1].Hostnames)
+		_ = append(got[i].Hostnames, "appended.a.test")
+		if !slices.Equal(got[i+1].Hostnames, next) {
+			t.Errorf("appending to %s's hostnames changed %s's: %q", got[i].ID, got[i+1].ID, got[i+1].Hostnames)
+		}
+	}
+}
+
+// A full read that finds a shard's services as applied keeps the shard
+// and its version, so the snapshot writer lists only the groups whose
+// services changed; a group emptied by a full read changes its version.
+func TestAppliedFullKeepsUnchangedShards(t *testing.T) {
+	const groups = 256
+	log := slog.New(slog.DiscardHandler)
+	domains := []store.Domain{{Name: "a.test", ProjectID: "p", Status: store.DomainVerified}}
+	svc := func(i int, up string) store.Service {
+		id := strconv.Itoa(i)
+		return store.Service{ID: "id" + id, ProjectID: "p", Name: "s" + id, Hostnames: []string{"h" + id + ".a.test"},
+			Upstreams: []string{up}, HealthPath: "/up"}
+	}
+	var svcs []store.Service
+	for i := range 2000 {
+		svcs = append(svcs, svc(i, "http://127.0.0.1:1"))
+	}
+	a := NewApplied(log)
+	full := func(svcs []store.Service) (v [groups]uint64) {
+		a.Full(Compute(slices.Clone(svcs), domains, func(store.Domain) bool { return false }, log), domains, nil, nil)
+		s := a.Snapshot()
+		for i := range groups {
+			v[i] = s.ShardVersion(i, groups)
+		}
+		if got := s.List(); len(got) != len(svcs) {
+			t.Fatalf("%d services applied, want %d", len(got), len(svcs))
+		}
+		return v
+	}
+	v0 := full(svcs)
+	if v1 := full(svcs); v1 != v0 {
+		t.Error("a full read of the same services changed shard versions")
+	}
+	// One service changed (its upstream), one gone: their groups only.
+	changed := slices.Clone(svcs)
+	changed[7] = svc(7, "http://127.0.0.1:2")
+	changed = slices.Delete(changed, 9, 10)
+	v2 := full(changed)
+	for i := range groups {
+		want := i == svcShardOf("id7")%groups || i == svcShardOf("id9")%groups
+		if (v2[i] != v0[i]) != want {
+			t.Errorf("group %d: version %d -> %d, changed want %v", i, v0[i], v2[i], want)
+		}
+	}
+	// Every service of one group gone: its version moves.
+	g := svcShardOf("id1") % groups
+	kept := slices.DeleteFunc(slices.Clone(changed), func(s store.Service) bool { return svcShardOf(s.ID)%groups == g })
+	v3 := full(kept)
+	if v3[g] == v2[g] {
+		t.Errorf("group %d emptied by a full read kept version %d", g, v3[g])
+	}
+	if got := a.Snapshot().AppendShardServices(nil, g, groups); len(got) != 0 {
+		t.Errorf("group %d emptied still lists %d services", g, len(got))
+	}
 }
