@@ -475,7 +475,7 @@ func (s *testShards) put(sv store.Service) {
 	s.vers[sh]++
 }
 
-func (s *testShards) ShardVersion(i, _ int) uint64           { return s.vers[i] }
+func (s *testShards) ShardVersion(i, _ int) uint64 { return s.vers[i] }
 func (s *testShards) AppendShardServices(dst []store.Service, i, _ int) []store.Service {
 	return append(dst, s.by[i]...)
 }
