@@ -64,7 +64,7 @@ func TestAppliedDeltaMatchesFull(t *testing.T) {
 	after = append(after, changed...)
 
 	full := func(svcs []store.Service) (State, []edge.Route, []string) {
-		st := Compute(svcs, domains, wild, log)
+		st := Compute(slices.Clone(svcs), domains, wild, log) // Compute filters its list in place
 		st.Sum = WithUploaded(WithSuspended(st.Sum, nil), nil)
 		routes, hosts := Routes(st.Services)
 		return st, routes, hosts

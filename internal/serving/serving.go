@@ -29,7 +29,8 @@ type State struct {
 }
 
 // Compute returns the State of svcs and domains (every service and every
-// domain of the store). wildcard reports whether DNS-01 can be solved for
+// domain of the store). It takes svcs: its services are filtered and
+// changed in place. wildcard reports whether DNS-01 can be solved for
 // a verified domain's names; a service the edge cannot route is left out
 // and logged.
 func Compute(svcs []store.Service, domains []store.Domain, wildcard func(store.Domain) bool, log *slog.Logger) State {
@@ -39,9 +40,8 @@ func Compute(svcs []store.Service, domains []store.Domain, wildcard func(store.D
 			s.Wildcards = append(s.Wildcards, d.Name)
 		}
 	}
-	// ServedOnly's list is Compute's own: routable filters it in place and
-	// intern makes its services share the strings a read repeats in every
-	// row.
+	// ServedOnly and routable filter svcs in place, and intern makes its
+	// services share the strings a read repeats in every row.
 	s.Services = routable(platform.ServedOnly(svcs, domains), log)
 	intern(s.Services)
 	s.Sum, s.digests = fingerprintDigests(s.Services, s.Wildcards)

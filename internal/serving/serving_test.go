@@ -3,6 +3,7 @@ package serving
 import (
 	"io"
 	"log/slog"
+	"slices"
 	"testing"
 	"time"
 
@@ -55,7 +56,7 @@ func TestCompute(t *testing.T) {
 		{ProjectID: "p", Name: "bad", Hostnames: []string{"bad.a.test"}, Upstreams: []string{"http://127.0.0.1:99999"}},
 		{ProjectID: "p", Name: "none", Hostnames: []string{"none.b.test"}, Upstreams: []string{"http://127.0.0.1:1"}},
 	}
-	st := Compute(svcs, domains, func(d store.Domain) bool { return d.Name != "c.test" }, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	st := Compute(slices.Clone(svcs), domains, func(d store.Domain) bool { return d.Name != "c.test" }, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if len(st.Services) != 1 || st.Services[0].Name != "ok" || len(st.Services[0].Hostnames) != 1 || st.Services[0].Hostnames[0] != "ok.a.test" {
 		t.Errorf("services %+v, want ok with ok.a.test only (b.test pending, c.test another project's; bad unroutable; none left with no hostname)", st.Services)
 	}
@@ -66,7 +67,7 @@ func TestCompute(t *testing.T) {
 	if len(routes) != 1 || routes[0].Host != "ok.a.test" || routes[0].Service != "ok" || len(hosts) != 1 {
 		t.Errorf("routes %+v, hosts %v", routes, hosts)
 	}
-	if again := Compute(svcs, domains, func(d store.Domain) bool { return d.Name != "c.test" }, slog.New(slog.DiscardHandler)); again.Sum != st.Sum {
+	if again := Compute(slices.Clone(svcs), domains, func(d store.Domain) bool { return d.Name != "c.test" }, slog.New(slog.DiscardHandler)); again.Sum != st.Sum {
 		t.Error("the same read has another fingerprint")
 	}
 }

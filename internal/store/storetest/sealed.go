@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -145,5 +146,33 @@ func testSealed(t *testing.T, db *store.DB) {
 	}
 	if _, err := db.GetKey(ctx, acct); !errors.Is(err, store.ErrSealed) {
 		t.Errorf("GetKey with the old key: %v", err)
+	}
+}
+
+// testResealPages: a reseal reads the secrets a page at a time, reusing
+// one page's memory for the next; each key keeps its own value.
+func testResealPages(t *testing.T, db *store.DB) {
+	ctx := ctxT(t)
+	const n = 600 // more than two pages
+	key := func(i int) string { return fmt.Sprintf("certificates/ca/h%04d.example/h%04d.example.key", i, i) }
+	for i := range n {
+		must(t, db.PutKey(ctx, key(i), fmt.Appendf(nil, "private key %d", i)))
+	}
+	db.SetKeyring(keyring(t, newRawKey()))
+	must(t, db.CheckKeyring(ctx))
+	res, err := db.Reseal(ctx, store.ResealPlaintext)
+	must(t, err)
+	if res.Plain != n {
+		t.Errorf("Reseal = %+v, want %d plain", res, n)
+	}
+	counts, err := db.SealedKeys(ctx)
+	must(t, err)
+	if counts[""] != 0 {
+		t.Errorf("SealedKeys after Reseal = %v: some left in plaintext", counts)
+	}
+	for i := range n {
+		if v, err := db.GetKey(ctx, key(i)); err != nil || string(v) != fmt.Sprintf("private key %d", i) {
+			t.Fatalf("GetKey(%s) = %q, %v", key(i), v, err)
+		}
 	}
 }

@@ -54,6 +54,7 @@ func Run(t *testing.T, open func(t *testing.T) *store.DB) {
 		{"KVSpecialCharacters", testKVSpecialCharacters},
 		{"PutKeysAndCertStatus", testPutKeysAndCertStatus},
 		{"Sealed", testSealed},
+		{"ResealPages", testResealPages},
 		{"Locks", testLocks},
 		{"LockExpiry", testLockExpiry},
 		{"LockContention", testLockContention},
