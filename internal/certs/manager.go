@@ -112,7 +112,9 @@ type Manager struct {
 	// hostnames handshakes may be answered for, read without a lock;
 	// covers maps a wildcard subject to the served names it stands for.
 	// SyncShared replaces each whole, UpdateShared copies the shards it
-	// changes (names.go).
+	// changes (names.go). When no served name is covered by a wildcard
+	// subject (covers is empty), managed and served hold the same names
+	// and are one nameSet (subjects).
 	managed atomic.Pointer[nameSet]
 	served  atomic.Pointer[nameSet]
 	covers  atomic.Pointer[names[[]string]]
@@ -285,8 +287,7 @@ func (m *Manager) SyncShared(ctx context.Context, hostnames, wildcardDomains []s
 	}
 	oldWild := m.wildDomains
 	m.wildDomains = wild
-	sb := newNamesBuilder[struct{}](nil, len(hostnames))
-	wb := newNamesBuilder[struct{}](nil, len(hostnames))
+	sb := newNamesBuilder[struct{}](len(hostnames))
 	coverLists := make(map[string][]string)
 	// Each loop below is over every name (seconds at a million): handshakes
 	// run in between (sched.Yield).
@@ -298,18 +299,17 @@ func (m *Manager) SyncShared(ctx context.Context, hostnames, wildcardDomains []s
 			continue
 		}
 		sb.put(n, struct{}{})
-		subject := m.subjectFor(n)
-		if subject != n {
+		if subject := m.subjectFor(n); subject != n {
 			coverLists[subject] = append(coverLists[subject], n)
 		}
-		wb.put(subject, struct{}{})
 	}
-	cb := newNamesBuilder[[]string](nil, len(coverLists))
+	cb := newNamesBuilder[[]string](len(coverLists))
 	for subject, hs := range coverLists {
 		slices.Sort(hs)
 		cb.put(subject, hs)
 	}
-	served, want, covers := sb.s, wb.s, cb.s
+	served, covers := sb.build(&y), cb.build(&y)
+	want := m.subjects(served, covers, &y)
 
 	oldServed := m.served.Load()
 	old := m.managed.Load()
@@ -392,9 +392,9 @@ func (m *Manager) UpdateShared(ctx context.Context, add, remove []string) {
 		}
 	}
 	oldServed, old, oldCovers := m.served.Load(), m.managed.Load(), m.covers.Load()
-	sb := newNamesBuilder(oldServed, 0)
-	wb := newNamesBuilder(old, 0)
-	cb := newNamesBuilder(oldCovers, 0)
+	sb := newNamesDelta(oldServed)
+	wb := newNamesDelta(old)
+	cb := newNamesDelta(oldCovers)
 	var left, dropped []string // hostnames no longer served; subjects no longer needed
 	for _, h := range remove {
 		n := hostname.Fold(h)
@@ -442,6 +442,11 @@ func (m *Manager) UpdateShared(ctx context.Context, add, remove []string) {
 		}
 	}
 	served, want := sb.s, wb.s
+	if cb.s.len() == 0 {
+		// The same names (see subjects): one set, not two; wb's copies
+		// of the shards it changed go with it.
+		want = served
+	}
 	// A subject dropped by one hostname and needed by another stays.
 	dropped = slices.DeleteFunc(dropped, want.has)
 	slices.Sort(added)
@@ -466,6 +471,28 @@ func (m *Manager) UpdateShared(ctx context.Context, add, remove []string) {
 		m.status.copy(c[0], c[1])
 	}
 	m.startManaging(added, recorded, &y)
+}
+
+// subjects returns the certificate subjects of served, whose covered
+// hostnames are covers': served itself when covers is empty (no hostname
+// is covered by a wildcard subject, so every hostname is its own
+// subject), else served without the covered hostnames and with the
+// wildcard subjects, sharing with served the shards where nothing
+// changes. syncMu is held.
+func (m *Manager) subjects(served *nameSet, covers *names[[]string], y *sched.Yielder) *nameSet {
+	if covers.len() == 0 {
+		return served
+	}
+	i := 0
+	d := newNamesDelta(served.filter(func(n string) bool {
+		i++
+		yieldEvery(y, i)
+		return m.subjectFor(n) == n
+	}))
+	for subject := range covers.all() {
+		d.put(subject, struct{}{})
+	}
+	return d.s
 }
 
 // subjectFor returns the certificate subject of the served hostname n: the
