@@ -45,8 +45,29 @@ type Uploaded struct {
 	retiring map[string]*tls.Certificate
 }
 
+// Concerns returns the hostnames whose owner Apply reads for ups: those of
+// the uploads, of the uploads served now and of the retiring ones.
+func (u *Uploaded) Concerns(ups []store.UploadedCert) map[string]bool {
+	want := make(map[string]bool, len(ups))
+	for _, c := range ups {
+		want[c.Hostname] = true
+	}
+	if old := u.served.Load(); old != nil {
+		for h := range *old {
+			want[h] = true
+		}
+	}
+	u.mu.Lock()
+	for h := range u.retiring {
+		want[h] = true
+	}
+	u.mu.Unlock()
+	return want
+}
+
 // Apply makes the uploads whose hostname is routed to their own project
-// (owner: routed hostname to project ID, serving.Owners) the served ones,
+// (owner: routed hostname to project ID, serving.Owners, of at least the
+// hostnames Concerns returns) the served ones,
 // moves those no longer served but still routed to retiring, and returns
 // hosts without the served ones: the names the certificate manager is to
 // manage.

@@ -45,8 +45,17 @@ func TestUploadedRetiring(t *testing.T) {
 		t.Error("served to another project's route")
 	}
 
+	// Apply reads the owner of the uploads' hostnames and of the served
+	// ones (here both a.example), never of the others.
+	if want := u.Concerns(nil); len(want) != 1 || !want["a.example"] {
+		t.Errorf("Concerns(nil) with a.example served = %v", want)
+	}
+
 	// Removed, still routed: served until the manager has a valid one.
 	hosts = u.Apply(routes, []string{"a.example", "b.example"}, nil, log)
+	if want := u.Concerns(nil); len(want) != 1 || !want["a.example"] {
+		t.Errorf("Concerns(nil) with a.example retiring = %v", want)
+	}
 	if len(hosts) != 2 {
 		t.Errorf("after removal the manager gets %v", hosts)
 	}

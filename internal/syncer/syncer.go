@@ -58,6 +58,8 @@ type Suspended interface {
 // Uploaded takes the uploaded certificates and returns the hostnames left
 // to manage; *certs.Uploaded satisfies it.
 type Uploaded interface {
+	// Concerns returns the hostnames whose owner Apply reads.
+	Concerns(ups []store.UploadedCert) map[string]bool
 	Apply(owner map[string]string, hosts []string, ups []store.UploadedCert, log *slog.Logger) []string
 }
 
@@ -369,7 +371,7 @@ func (l *Loop) sync(ctx context.Context) (read bool, err error) {
 	c.Suspended.Set(serving.SuspendedHosts(routes))
 	// An uploaded certificate's hostname is not managed: nothing is
 	// issued or renewed for it while the upload is there.
-	hosts = c.Uploaded.Apply(serving.Owners(routes), hosts, uploads, l.log)
+	hosts = c.Uploaded.Apply(serving.Owners(routes, c.Uploaded.Concerns(uploads)), hosts, uploads, l.log)
 	if c.ExtraHost != "" {
 		hosts = append(hosts, c.ExtraHost)
 	}
