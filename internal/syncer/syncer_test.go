@@ -58,7 +58,7 @@ func (p *parts) SeedSnapshot([]store.Service, map[string]store.Credential, bool)
 func (p *parts) Set(map[string]bool)                                             {}
 func (p *parts) Note(err error)                                                  { p.notes = append(p.notes, err) }
 func (p *parts) Due()                                                            { p.dues++ }
-func (p *parts) Concerns([]store.UploadedCert) map[string]bool { return nil }
+func (p *parts) Concerns([]store.UploadedCert) map[string]bool                   { return nil }
 
 func (p *parts) Apply(_ map[string]string, hosts []string, _ []store.UploadedCert, _ *slog.Logger) []string {
 	return hosts
