@@ -1,13 +1,14 @@
 // Command scale is the million-hostname scale run: for each hostname count and each
 // store it seeds the store (bench/seed, a top-up if it is there already),
-// starts `spine serve` with GOMAXPROCS=1 pinned to one core, probes it from
+// starts `spine serve` with GOMAXPROCS=1 (-gomaxprocs) pinned to one core, probes it from
 // the other, and reports what a platform with that many names sees:
 //
 //   - first HTTPS answer after exec;
 //   - every hostname servable: a sample spread over the whole range (the
 //     first and last names included) each answered with its certificate;
-//   - resident memory 2 s after the first answer and after the warm-up, and
-//     the per-hostname slope between counts;
+//   - resident memory 2 s after the first answer, after the warm-up (its
+//     peak still held) and settled (-settle after the first sync, once the
+//     node gave the peak back), and the per-hostname slopes between counts;
 //   - handshakes needing a certificate from the store (dial + handshake, one
 //     at a time, each another name): p50 and p99 during the warm-up and
 //     once the node is idle;
@@ -55,30 +56,38 @@ type config struct {
 	stores                     []string
 	serverCore, probeCore      string
 	cold, sample, changes      int
-	idleMax, changeGap         time.Duration
+	idleMax, changeGap, settle time.Duration
+	procs                      int
 }
 
 // run is the figures of one hostname count on one store.
 type run struct {
-	Store      string            `json:"store"`
-	N          int               `json:"n"`
-	Seed       []string          `json:"seed"`      // the seed tool's report lines
-	SeedSec    float64           `json:"seed_sec"`  // its wall time (0 work for a store seeded before)
-	FirstSec   float64           `json:"first_sec"` // first HTTPS answer after exec
-	AllSec     float64           `json:"all_sec"`   // every name of the sample answered
-	RSSFirstMi float64           `json:"rss_first_mib"`
-	RSSWarmMi  float64           `json:"rss_warm_mib"`
-	WarmSec    float64           `json:"warm_sec"`                 // until the node was idle
-	VacuumSec  float64           `json:"vacuum_sec,omitempty"`     // PostgreSQL: VACUUM (ANALYZE) of the schema after seeding
-	SyncSec    float64           `json:"first_sync_sec,omitempty"` // the warm-up's first sync, from the node's log
-	ColdWarm   [2]float64        `json:"cold_warmup_p50_p99_ms"`
-	ColdIdle   [2]float64        `json:"cold_idle_p50_p99_ms"`
-	CreateMs   []float64         `json:"create_ms"`
-	DeleteMs   []float64         `json:"delete_ms"`
-	Snapshots  map[string]int64  `json:"snapshot_bytes"`        // by kind of file
-	Rewrites   map[string]int    `json:"snapshot_rewrites_30s"` // files written anew, by kind
-	Load       map[string]string `json:"load"`                  // /proc/loadavg at each figure
-	Errors     []string          `json:"errors,omitempty"`      // a figure not taken, and why
+	Store      string   `json:"store"`
+	N          int      `json:"n"`
+	Seed       []string `json:"seed"`      // the seed tool's report lines
+	SeedSec    float64  `json:"seed_sec"`  // its wall time (0 work for a store seeded before)
+	FirstSec   float64  `json:"first_sec"` // first HTTPS answer after exec
+	AllSec     float64  `json:"all_sec"`   // every name of the sample answered
+	RSSFirstMi float64  `json:"rss_first_mib"`
+	RSSWarmMi  float64  `json:"rss_warm_mib"`
+	// RSSSettledMi is read once the node has given the first sync's peak
+	// back (-settle after the first sync: the node releases it after the
+	// sync and the two after it, a --resync-interval apart), after the
+	// changes and the snapshot figures; SettledSec is when, after exec.
+	RSSSettledMi float64           `json:"rss_settled_mib,omitempty"`
+	SettledSec   float64           `json:"settled_sec,omitempty"`
+	GOMAXPROCS   int               `json:"gomaxprocs"`
+	WarmSec      float64           `json:"warm_sec"`                 // until the node was idle
+	VacuumSec    float64           `json:"vacuum_sec,omitempty"`     // PostgreSQL: VACUUM (ANALYZE) of the schema after seeding
+	SyncSec      float64           `json:"first_sync_sec,omitempty"` // the warm-up's first sync, from the node's log
+	ColdWarm     [2]float64        `json:"cold_warmup_p50_p99_ms"`
+	ColdIdle     [2]float64        `json:"cold_idle_p50_p99_ms"`
+	CreateMs     []float64         `json:"create_ms"`
+	DeleteMs     []float64         `json:"delete_ms"`
+	Snapshots    map[string]int64  `json:"snapshot_bytes"`        // by kind of file
+	Rewrites     map[string]int    `json:"snapshot_rewrites_30s"` // files written anew, by kind
+	Load         map[string]string `json:"load"`                  // /proc/loadavg at each figure
+	Errors       []string          `json:"errors,omitempty"`      // a figure not taken, and why
 }
 
 func main() {
@@ -99,6 +108,8 @@ func main() {
 	flag.IntVar(&c.changes, "changes", 3, "services created and deleted, one after the other, in the configuration-change figure")
 	flag.DurationVar(&c.changeGap, "change-gap", 0, "wait between two changes (spread over a --resync-interval, they meet the node's full resync)")
 	flag.IntVar(&c.sample, "sample", 100, "hostnames in the servable sample")
+	flag.DurationVar(&c.settle, "settle", 75*time.Second, "time after the first sync at which the settled RSS is read (0: not read)")
+	flag.IntVar(&c.procs, "gomaxprocs", 1, "GOMAXPROCS of the node (it is pinned to one core whatever this says)")
 	flag.Parse()
 	for _, s := range strings.Split(sizes, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
@@ -274,7 +285,8 @@ func (c *config) measure(st string, n int, up string) (r run) {
 		sargs = append(sargs, "--store", dsn)
 	}
 	cmd := exec.Command("taskset", sargs...)
-	cmd.Env = append(os.Environ(), "GOMAXPROCS=1")
+	cmd.Env = append(os.Environ(), "GOMAXPROCS="+strconv.Itoa(c.procs))
+	r.GOMAXPROCS = c.procs
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	t0 := time.Now()
 	if err := cmd.Start(); err != nil {
@@ -406,6 +418,13 @@ func (c *config) measure(st string, n int, up string) (r run) {
 	}
 	r.Load["snapshot"] = loadavg()
 	logf("%s %d: snapshot files %v, rewrites in 30 s %v", st, n, r.Snapshots, r.Rewrites)
+
+	if c.settle > 0 && r.SyncSec > 0 {
+		time.Sleep(time.Until(t0.Add(time.Duration(r.SyncSec*float64(time.Second)) + c.settle)))
+		r.RSSSettledMi, r.SettledSec = rssMiB(pid), time.Since(t0).Seconds()
+		r.Load["rss_settled"] = loadavg()
+		logf("%s %d: RSS %.0f MiB %.0f s after exec, the first sync's peak released", st, n, r.RSSSettledMi, r.SettledSec)
+	}
 	return r
 }
 
@@ -653,12 +672,19 @@ func freePort() int {
 // table writes the runs as a Markdown table, with the RSS slope between
 // consecutive counts of one store.
 func table(w io.Writer, runs []run) {
-	fmt.Fprintln(w, "| store | hostnames | seed | first answer | all servable | RSS 2 s after first answer | RSS after warm-up | slope (warm) | first sync | from store, warm-up p50/p99 | from store, idle p50/p99 | create → served | delete → refused | snapshot files | rewrites in 30 s | load (1/5/15 min) |")
-	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+	fmt.Fprintln(w, "| store | hostnames | seed | first answer | all servable | RSS 2 s after first answer | RSS after warm-up | slope (warm) | RSS settled | slope (settled) | first sync | from store, warm-up p50/p99 | from store, idle p50/p99 | create → served | delete → refused | snapshot files | rewrites in 30 s | load (1/5/15 min) |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 	for i, r := range runs {
 		slope := "–"
 		if i > 0 && runs[i-1].Store == r.Store && r.RSSWarmMi > 0 && runs[i-1].RSSWarmMi > 0 {
 			slope = fmt.Sprintf("%.0f B/name", (r.RSSWarmMi-runs[i-1].RSSWarmMi)*1024*1024/float64(r.N-runs[i-1].N))
+		}
+		settled, sslope := "–", "–"
+		if r.RSSSettledMi > 0 {
+			settled = fmt.Sprintf("%.0f MiB at %.0f s", r.RSSSettledMi, r.SettledSec)
+			if i > 0 && runs[i-1].Store == r.Store && runs[i-1].RSSSettledMi > 0 {
+				sslope = fmt.Sprintf("%.0f B/name", (r.RSSSettledMi-runs[i-1].RSSSettledMi)*1024*1024/float64(r.N-runs[i-1].N))
+			}
 		}
 		if r.FirstSec == 0 {
 			fmt.Fprintf(w, "| %s | %d | failed: %s |\n", r.Store, r.N, strings.Join(r.Errors, "; "))
@@ -676,8 +702,8 @@ func table(w io.Writer, runs []run) {
 			rw = append(rw, fmt.Sprintf("%s ×%d", f, k))
 		}
 		slices.Sort(rw)
-		fmt.Fprintf(w, "| %s | %d | %s | %.2f s | %.2f s | %.0f MiB | %.0f MiB | %s | %.1f s | %.1f / %.1f ms | %.1f / %.1f ms | %s ms | %s ms | %s | %s | %s |\n",
-			r.Store, r.N, strings.Join(r.Seed, "<br>"), r.FirstSec, r.AllSec, r.RSSFirstMi, r.RSSWarmMi, slope, r.SyncSec,
+		fmt.Fprintf(w, "| %s | %d | %s | %.2f s | %.2f s | %.0f MiB | %.0f MiB | %s | %s | %s | %.1f s | %.1f / %.1f ms | %.1f / %.1f ms | %s ms | %s ms | %s | %s | %s |\n",
+			r.Store, r.N, strings.Join(r.Seed, "<br>"), r.FirstSec, r.AllSec, r.RSSFirstMi, r.RSSWarmMi, slope, settled, sslope, r.SyncSec,
 			r.ColdWarm[0], r.ColdWarm[1], r.ColdIdle[0], r.ColdIdle[1], joinMs(r.CreateMs), joinMs(r.DeleteMs),
 			orNone(strings.Join(files, ", ")), orNone(strings.Join(rw, ", ")), r.Load["first"]+" … "+r.Load["snapshot"])
 	}
