@@ -170,14 +170,14 @@ func TestMetricsRecorderOnFirstRequest(t *testing.T) {
 	if _, ok := metrics.Lookup(reg.Gatherer(), "spine_http_requests_total", series); ok {
 		t.Error("the removed service's series are still there")
 	}
-	old.recorder(reg).Observe(200, 1, 1, 0) // a request still on the old table
+	h.s.recorder(old.routeService).Observe(200, 1, 1, 0) // a request still on the old table
 	if _, ok := metrics.Lookup(reg.Gatherer(), "spine_http_requests_total", series); ok {
 		t.Error("a request on the removed service's old route brought its series back")
 	}
-	if m := oldIdle.recorder(reg); m != nil {
+	if m := h.s.recorder(oldIdle.routeService); m != nil {
 		t.Error("a request on the removed idle service's old route made a recorder")
 	}
-	if _, ok := h.s.services[[2]string{"p", "web"}]; ok {
+	if h.s.services.get("p", "web") != nil {
 		t.Error("the removed service is still in the server's services")
 	}
 }

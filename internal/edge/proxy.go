@@ -41,7 +41,7 @@ func (h httpsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writePage(w, r, http.StatusNotFound, nil, notFoundPage(host))
 		return
 	}
-	m := rt.recorder(s.cfg.Metrics)
+	m := s.recorder(rt.routeService)
 	if m == nil {
 		s.serveRoute(w, r, rt, host, alt, rec)
 		return

@@ -7,7 +7,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -55,8 +54,8 @@ var ErrInvalidRoute = errors.New("edge: invalid route")
 // settings, the last two shared with the other routes that have the same
 // (a service's hostnames share its routeService; routes whose settings are
 // the same, the services of one upstream say, share one routeSettings), so
-// that a hostname costs a map entry and this small struct. It is
-// immutable once in a table.
+// that a hostname costs these 32 bytes (and a 4-byte key) in its table
+// shard. It is immutable once in a table.
 type route struct {
 	Host string
 	*routeService
@@ -74,25 +73,25 @@ func (rt *route) Route() Route {
 
 // routeService is what the routes of one service share: its names and its
 // metrics recorder, made at its first request (an idle service holds
-// none), never after the service has left the table.
+// none), never after the service has left the table. 48 bytes: the lock
+// that orders a recorder's making with retire is the Server's (recMu).
 type routeService struct {
 	Project, Service string
-	routes           int // routes of the table naming it; under Server.mu
-
-	rec  atomic.Pointer[metrics.Service]
-	mu   sync.Mutex // serialises the recorder's creation with retire
-	gone bool       // retired: it left the table, make no recorder
+	rec              atomic.Pointer[metrics.Service]
+	routes           int32 // routes of the table naming it; under Server.mu
+	gone             bool  // retired: it left the table, make no recorder; under Server.recMu
 }
 
-// recorder returns the service's metrics recorder, made on first use; nil
-// without a registry or once the service has left the table (a request
-// still in flight on an old table counts nothing more).
-func (sv *routeService) recorder(reg *metrics.Registry) *metrics.Service {
+// recorder returns sv's metrics recorder, made on first use; nil without a
+// registry or once sv has left the table (a request still in flight on an
+// old table counts nothing more).
+func (s *Server) recorder(sv *routeService) *metrics.Service {
+	reg := s.cfg.Metrics
 	if m := sv.rec.Load(); m != nil || reg == nil {
 		return m
 	}
-	sv.mu.Lock()
-	defer sv.mu.Unlock()
+	s.recMu.Lock()
+	defer s.recMu.Unlock()
 	if m := sv.rec.Load(); m != nil || sv.gone {
 		return m
 	}
@@ -101,15 +100,15 @@ func (sv *routeService) recorder(reg *metrics.Registry) *metrics.Service {
 	return m
 }
 
-// retire marks the service as gone from the table and deletes its
-// series, if it made any.
-func (sv *routeService) retire(reg *metrics.Registry) {
-	sv.mu.Lock()
+// retire marks sv as gone from the table and deletes its series, if it
+// made any.
+func (s *Server) retire(sv *routeService) {
+	s.recMu.Lock()
 	sv.gone = true
 	m := sv.rec.Load()
-	sv.mu.Unlock()
+	s.recMu.Unlock()
 	if m != nil {
-		reg.ForgetService(m.Label()) // a service that left takes its series along
+		s.cfg.Metrics.ForgetService(m.Label()) // a service that left takes its series along
 	}
 }
 

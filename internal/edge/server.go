@@ -39,6 +39,10 @@ type Server struct {
 
 	mem releaser // returns memory to the OS after bursts of connections (release.go)
 
+	// recMu orders the making of a service's metrics recorder (a
+	// service's first request) with its retirement (recorder, retire).
+	recMu sync.Mutex
+
 	mu sync.Mutex // serialises SetRoutes, UpdateRoutes and Shutdown; never taken by requests
 	// upstreams are the upstreams of the route table, by URL and health
 	// check (healthCheck.key); upRefs counts the routes naming each (a
@@ -51,7 +55,7 @@ type Server struct {
 	// project and name (routeService.routes counts theirs).
 	auths    map[string]*counted[*clientAuth]
 	settings map[string]*counted[*routeSettings]
-	services map[[2]string]*routeService
+	services *serviceIndex
 	servers  []*http.Server
 	quic     []quicServer // ServeQUIC's
 	closed   bool
@@ -70,7 +74,7 @@ func New(cfg Config) *Server {
 		upRefs:    make(map[string]int),
 		auths:     make(map[string]*counted[*clientAuth]),
 		settings:  make(map[string]*counted[*routeSettings]),
-		services:  make(map[[2]string]*routeService),
+		services:  &serviceIndex{},
 	}
 	s.cfg.Logger = s.log
 	s.mem.log = s.log

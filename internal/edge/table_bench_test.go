@@ -48,6 +48,46 @@ func BenchmarkLookupMany(b *testing.B) {
 	}
 }
 
+// BenchmarkLookupSpread is BenchmarkLookupMany over 65,536 hosts spread
+// over the table, in a scattered order: the memory a lookup touches is
+// mostly out of the processor's caches, as with a node's real clients.
+func BenchmarkLookupSpread(b *testing.B) {
+	const n = 1_000_000
+	s := benchServer(b, n)
+	hosts := make([]string, 1<<16)
+	for i := range hosts {
+		hosts[i] = "n" + strconv.Itoa(i*7919%n) + ".bench.test"
+	}
+	runtime.GC()
+	b.ReportAllocs()
+	b.ResetTimer()
+	i := 0
+	for b.Loop() {
+		if s.table.Load().lookup(hosts[i&(len(hosts)-1)]) == nil {
+			b.Fatal("not found")
+		}
+		i++
+	}
+}
+
+// BenchmarkSetRoutes measures a node's first table of a million routes
+// (over 62,500 services), then a swap to the same routes (a resync).
+func BenchmarkSetRoutes(b *testing.B) {
+	routes := manyRoutes(1_000_000)
+	for i := range routes {
+		routes[i].Service = "s" + strconv.Itoa(i/16)
+	}
+	for b.Loop() {
+		s := New(Config{Logger: slog.New(slog.DiscardHandler), HealthInterval: time.Hour})
+		for range 2 {
+			if err := s.SetRoutes(routes); err != nil {
+				b.Fatal(err)
+			}
+		}
+		s.Shutdown(context.Background())
+	}
+}
+
 // BenchmarkUpdateRoutes measures a change of one route (a service created
 // and deleted in turn) in a table of a million routes.
 func BenchmarkUpdateRoutes(b *testing.B) {
@@ -67,5 +107,38 @@ func BenchmarkUpdateRoutes(b *testing.B) {
 			b.Fatal(err)
 		}
 		i++
+	}
+}
+
+// BenchmarkTableBytes reports the live heap a route table of 100,000
+// hostnames costs the edge, per hostname (B/host): its table, services and
+// shared settings, not the strings of the routes (the caller's, kept
+// alive on both sides of the measure). One service per hostname, then
+// four hostnames per service.
+func BenchmarkTableBytes(b *testing.B) {
+	const n = 100_000
+	for _, perService := range []int{1, 4} {
+		b.Run("hosts_per_service="+strconv.Itoa(perService), func(b *testing.B) {
+			routes := make([]Route, n)
+			for i := range routes {
+				routes[i] = Route{Host: "n" + strconv.Itoa(i) + ".bench.test", Project: "default",
+					Service: "s" + strconv.Itoa(i/perService), Upstreams: []string{"http://127.0.0.1:" + strconv.Itoa(1+i%16)}}
+			}
+			for b.Loop() {
+				var before, after runtime.MemStats
+				runtime.GC()
+				runtime.ReadMemStats(&before)
+				s := New(Config{Logger: slog.New(slog.DiscardHandler), HealthInterval: time.Hour})
+				if err := s.SetRoutes(routes); err != nil {
+					b.Fatal(err)
+				}
+				runtime.GC()
+				runtime.ReadMemStats(&after)
+				b.ReportMetric(float64(int64(after.HeapAlloc)-int64(before.HeapAlloc))/n, "B/host")
+				runtime.KeepAlive(s)
+				s.Shutdown(context.Background())
+			}
+			runtime.KeepAlive(routes)
+		})
 	}
 }

@@ -1,11 +1,19 @@
 package edge
 
 import (
+	"context"
+	"errors"
+	"log/slog"
 	"maps"
+	"math/rand/v2"
 	"net/http"
 	"reflect"
 	"slices"
+	"sort"
+	"strconv"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/spine-platform/spine/internal/metrics"
 )
@@ -83,8 +91,7 @@ func TestUpdateRoutesMatchesSetRoutes(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.s.mu.Lock()
-	_, hasC := h.s.services[[2]string{"q", "c"}]
-	_, hasK := h.s.services[[2]string{"p", "k"}]
+	hasC, hasK := h.s.services.get("q", "c") != nil, h.s.services.get("p", "k") != nil
 	h.s.mu.Unlock()
 	if hasC || !hasK {
 		t.Errorf("services after c.test left: q/c present %v (want false), p/k present %v (want true)", hasC, hasK)
@@ -114,5 +121,311 @@ func TestUpdateRoutesInvalidChangesNothing(t *testing.T) {
 	}
 	if _, body := do(t, h.client(t, false), "GET", "https://a.test/", nil); body != "A" {
 		t.Errorf("a.test answered %q after refused deltas, want A", body)
+	}
+}
+
+// tableServer returns a Server with no listener, for tests of the route
+// table alone (its upstreams, not listening, fail their health checks
+// unlogged).
+func tableServer(t *testing.T, cfg Config) *Server {
+	cfg.Logger, cfg.HealthInterval = slog.New(slog.DiscardHandler), time.Hour
+	s := New(cfg)
+	t.Cleanup(func() { s.Shutdown(context.Background()) })
+	return s
+}
+
+// checkServices fails t unless s's services are those of its table:
+// every route's service is the one indexed under its project and name,
+// counts the routes that name it, and is not retired; and the index holds
+// no other.
+func checkServices(t *testing.T, s *Server) {
+	t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	counts := map[*routeService]int32{}
+	for rt := range s.table.Load().all() {
+		if got := s.services.get(rt.Project, rt.Service); got != rt.routeService {
+			t.Fatalf("%s: route's service %s/%s is %p, the index's %p", rt.Host, rt.Project, rt.Service, rt.routeService, got)
+		}
+		counts[rt.routeService]++
+	}
+	indexed := 0
+	for sv := range s.services.all() {
+		indexed++
+		if sv.routes != counts[sv] || sv.gone {
+			t.Fatalf("service %s/%s counts %d routes (gone %v), the table has %d", sv.Project, sv.Service, sv.routes, sv.gone, counts[sv])
+		}
+	}
+	if indexed != len(counts) {
+		t.Fatalf("the index holds %d services, the table names %d", indexed, len(counts))
+	}
+}
+
+// Every host of a table spread over all its shards is found, with its
+// route; a name that is not in it is not, whatever shard it falls in and
+// wherever it would sort.
+func TestTableLookup(t *testing.T) {
+	s := tableServer(t, Config{})
+	routes := make([]Route, 20_000) // about 20 a shard: none empty
+	for i := range routes {
+		routes[i] = Route{Host: "h" + strconv.Itoa(i) + ".test", Project: "p", Service: "s" + strconv.Itoa(i%7),
+			Upstreams: []string{"http://127.0.0.1:" + strconv.Itoa(1+i%3)}}
+	}
+	if err := s.SetRoutes(routes); err != nil {
+		t.Fatal(err)
+	}
+	tb := s.table.Load()
+	empty := 0
+	for _, sh := range tb.shards {
+		if sh == nil || len(sh.routes) == 0 {
+			empty++
+		}
+	}
+	if tb.n != len(routes) || empty > 0 {
+		t.Fatalf("table of %d routes with %d empty shards, want %d routes in every shard", tb.n, empty, len(routes))
+	}
+	for _, r := range routes {
+		rt := tb.lookup(r.Host)
+		if rt == nil {
+			t.Fatalf("%s is not found", r.Host)
+		}
+		if got := rt.Route(); got.Host != r.Host || got.Service != r.Service || got.Upstreams[0] != r.Upstreams[0] {
+			t.Fatalf("%s: found %+v, want %+v", r.Host, got, r)
+		}
+	}
+	for _, host := range []string{"", "a.test", "h.test", "h20000.test", "h1.tes", "h1.testx", "zzz.test", "h-1.test"} {
+		if tb.lookup(host) != nil || s.Has(host) {
+			t.Errorf("%q is found in a table without it", host)
+		}
+	}
+	if !s.Has("H17.test:443") {
+		t.Error("Has does not find H17.test:443")
+	}
+	checkServices(t, s)
+}
+
+// SetRoutes refuses a host given twice, and keeps the table it had.
+func TestSetRoutesHostTwice(t *testing.T) {
+	s := tableServer(t, Config{})
+	up := []string{"http://127.0.0.1:1"}
+	if err := s.SetRoutes([]Route{{Host: "a.test", Upstreams: up}}); err != nil {
+		t.Fatal(err)
+	}
+	err := s.SetRoutes([]Route{{Host: "b.test", Upstreams: up}, {Host: "c.test", Upstreams: up}, {Host: "b.test", Upstreams: up}})
+	if !errors.Is(err, ErrInvalidRoute) || !strings.Contains(err.Error(), "host b.test appears twice") {
+		t.Fatalf("SetRoutes with b.test twice: %v", err)
+	}
+	if !s.Has("a.test") || s.Has("b.test") || s.Has("c.test") {
+		t.Error("a refused SetRoutes changed the table")
+	}
+	checkServices(t, s)
+}
+
+// tableContents is what a table routes, by host.
+func tableContents(tb *table) map[string]Route {
+	out := map[string]Route{}
+	for rt := range tb.all() {
+		out[rt.Host] = rt.Route()
+	}
+	return out
+}
+
+// A run of deltas and swaps, checked after each against a model: the
+// table routes what the model holds, each service is shared by its routes
+// and counts them, every table published before is unchanged (a delta
+// copies the shards it touches; the others are shared, not copied), and a
+// service that left is retired.
+func TestTableChanges(t *testing.T) {
+	s := tableServer(t, Config{})
+	rnd := rand.New(rand.NewPCG(1, 2))
+	model := map[string]Route{}
+	route := func() Route {
+		// Few hosts and services, so that changes hit routes and services
+		// already there: a host moving to another service, a service
+		// gaining and losing hosts.
+		i, sv := rnd.IntN(3000), rnd.IntN(400)
+		return Route{Host: "h" + strconv.Itoa(i) + ".test", Project: "p" + strconv.Itoa(sv%3), Service: "s" + strconv.Itoa(sv),
+			Upstreams: []string{"http://127.0.0.1:" + strconv.Itoa(1+sv%5)}}
+	}
+	type published struct {
+		t        *table
+		contents map[string]Route
+	}
+	var old []published
+	for step := range 150 {
+		before := s.table.Load()
+		var svsBefore []*routeService
+		for sv := range s.services.all() {
+			svsBefore = append(svsBefore, sv)
+		}
+		if step%50 == 0 {
+			// A swap: half the model kept, some new.
+			next := map[string]Route{}
+			for h, r := range model {
+				if rnd.IntN(2) == 0 {
+					next[h] = r
+				}
+			}
+			for range 500 {
+				r := route()
+				next[r.Host] = r
+			}
+			if err := s.SetRoutes(slices.Collect(maps.Values(next))); err != nil {
+				t.Fatal(err)
+			}
+			model = next
+		} else {
+			var set []Route
+			var remove []string
+			inSet := map[string]bool{}
+			for range rnd.IntN(20) {
+				if r := route(); !inSet[r.Host] {
+					inSet[r.Host] = true
+					set = append(set, r)
+				}
+			}
+			for range rnd.IntN(20) {
+				remove = append(remove, route().Host)
+			}
+			if err := s.UpdateRoutes(set, remove); err != nil {
+				t.Fatal(err)
+			}
+			for _, h := range remove {
+				delete(model, h)
+			}
+			for _, r := range set {
+				model[r.Host] = r
+			}
+			after := s.table.Load()
+			for i := range before.shards {
+				if before.shards[i] == after.shards[i] {
+					continue // shared
+				}
+				touched := false
+				for _, r := range set {
+					sh, _ := hashOf(r.Host)
+					touched = touched || sh == i
+				}
+				for _, h := range remove {
+					sh, _ := hashOf(h)
+					touched = touched || sh == i && before.has(h)
+				}
+				if !touched {
+					t.Fatalf("step %d: shard %d was copied, though the delta does not touch it", step, i)
+				}
+			}
+		}
+		got, _ := s.routesByHost()
+		if !maps.EqualFunc(got, model, func(a, b Route) bool { return reflect.DeepEqual(a, b) }) {
+			t.Fatalf("step %d: the table routes %d hosts, the model %d (or they differ)", step, len(got), len(model))
+		}
+		checkServices(t, s)
+		names := map[[2]string]bool{}
+		for _, r := range model {
+			names[[2]string{r.Project, r.Service}] = true
+		}
+		for _, sv := range svsBefore {
+			kept := names[[2]string{sv.Project, sv.Service}]
+			if cur := s.services.get(sv.Project, sv.Service); kept != (cur == sv) || kept == sv.gone {
+				t.Fatalf("step %d: service %s/%s still routed %v: indexed %p (was %p), retired %v",
+					step, sv.Project, sv.Service, kept, cur, sv, sv.gone)
+			}
+		}
+		if step%10 != 0 {
+			continue
+		}
+		for _, p := range old {
+			if !reflect.DeepEqual(tableContents(p.t), p.contents) {
+				t.Fatalf("step %d: a table published before changed", step)
+			}
+		}
+		old = append(old, published{s.table.Load(), tableContents(s.table.Load())})
+	}
+}
+
+// A swap keeps the service of a project and name still routed, with its
+// recorder, even when none of its hostnames is kept; the swap that leaves
+// it out retires it: its series go, and a request on an old route makes
+// no recorder.
+func TestServiceKeptAcrossSwap(t *testing.T) {
+	reg := metrics.New(metrics.Sources{})
+	s := tableServer(t, Config{Metrics: reg})
+	up := []string{"http://127.0.0.1:1"}
+	if err := s.SetRoutes([]Route{{Host: "a.test", Project: "p", Service: "web", Upstreams: up}}); err != nil {
+		t.Fatal(err)
+	}
+	old := s.table.Load().lookup("a.test")
+	m := s.recorder(old.routeService)
+	m.Observe(200, 1, 1, time.Millisecond)
+	if err := s.SetRoutes([]Route{
+		{Host: "b.test", Project: "p", Service: "web", Upstreams: up},
+		{Host: "c.test", Project: "p", Service: "other", Upstreams: up},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if rt := s.table.Load().lookup("b.test"); rt.routeService != old.routeService || s.recorder(rt.routeService) != m {
+		t.Error("the swap gave p/web, routed by b.test only now, another service or recorder")
+	}
+	checkServices(t, s)
+	if err := s.SetRoutes([]Route{{Host: "c.test", Project: "p", Service: "other", Upstreams: up}}); err != nil {
+		t.Fatal(err)
+	}
+	series := map[string]string{"service": "p/web", "code": "200", "proto": "1.1"}
+	if _, ok := metrics.Lookup(reg.Gatherer(), "spine_http_requests_total", series); ok {
+		t.Error("p/web's series are still there after it left the table")
+	}
+	if !old.gone || s.services.get("p", "web") != nil {
+		t.Error("p/web is not retired after it left the table")
+	}
+	other := s.table.Load().lookup("c.test").routeService
+	if err := s.SetRoutes(nil); err != nil {
+		t.Fatal(err)
+	}
+	if s.recorder(other) != nil {
+		t.Error("a request on the old route of p/other, retired before any request, made a recorder")
+	}
+	checkServices(t, s)
+}
+
+// A shard's search finds a host among routes of the same key, and for
+// any key, wherever its guess falls (below the answer, above it, on it),
+// the place a bisection would: checked against a linear scan on shards of
+// even, clustered and equal keys.
+func TestShardFind(t *testing.T) {
+	rnd := rand.New(rand.NewPCG(3, 4))
+	spreads := map[string]func() uint32{
+		"even":      rnd.Uint32,
+		"high":      func() uint32 { return 1<<31 | rnd.Uint32()>>1 },
+		"low":       func() uint32 { return rnd.Uint32() >> 12 },
+		"few":       func() uint32 { return rnd.Uint32() % 4 << 30 },
+		"one value": func() uint32 { return 7 },
+	}
+	for _, n := range []int{0, 1, 2, 3, 17, 1000} {
+		for name, spread := range spreads {
+			sh := &shard{}
+			for i := range n {
+				sh.keys = append(sh.keys, spread())
+				sh.routes = append(sh.routes, route{Host: "h" + strconv.Itoa(i) + ".test"})
+			}
+			sort.Sort((*byKey)(sh))
+			for range 1000 {
+				key, host := spread(), "h"+strconv.Itoa(rnd.IntN(n+2))+".test"
+				if rnd.IntN(4) == 0 {
+					key = rnd.Uint32()
+				}
+				if n > 0 && rnd.IntN(2) == 0 {
+					j := rnd.IntN(n)
+					key, host = sh.keys[j], sh.routes[j].Host
+				}
+				want := 0
+				for want < n && (sh.keys[want] < key || sh.keys[want] == key && sh.routes[want].Host < host) {
+					want++
+				}
+				wantOK := want < n && sh.keys[want] == key && sh.routes[want].Host == host
+				if got, ok := sh.find(key, host); got != want || ok != wantOK {
+					t.Fatalf("%d keys %s: find(%d, %s) = %d, %v; want %d, %v", n, name, key, host, got, ok, want, wantOK)
+				}
+			}
+		}
 	}
 }
