@@ -137,7 +137,11 @@ func start(ctx context.Context, cfg config.Config, warmUp warmUpHook) (n *Node, 
 		n.db.SetKeyring(keys)
 	}
 	n.keys = keyfile.NewWatcher(keyfile.Config{Path: cfg.SecretKeyFile, Store: n.db, NodeID: n.fleet.ID, Sum: keySum,
-		Prepared: func() bool { return n.fleet.Prepare.Done() }, Changed: func() { n.fleet.Snapshots.Due() }, Logger: n.log})
+		// The migration's scan of every secret waits for the first sync: at
+		// a million certificates it takes seconds of the processor that
+		// the warm-up's handshakes from the store need (BENCHMARKS.md).
+		Prepared: func() bool { return n.fleet.Prepare.Done() && n.syncer.Synced() },
+		Changed:  func() { n.fleet.Snapshots.Due() }, Logger: n.log})
 	n.db.SetDefaultQuota(cfg.Quota)
 	n.reads = api.NewStaleReads(n.db)
 	if err := n.listen(); err != nil {

@@ -68,8 +68,10 @@ type Config struct {
 	// Sum is the SHA-256 Read returned for the keys the store was given
 	// before the watcher was made (zero if none).
 	Sum [sha256.Size]byte
-	// Prepared reports whether the node's start-up work is done (Ensure
-	// succeeded); until then Run neither migrates nor reads the file again.
+	// Prepared reports whether the node is ready for the watcher's work:
+	// its start-up work is done (Ensure succeeded) and, for `spine serve`,
+	// its first sync applied; until then Run neither migrates nor reads
+	// the file again.
 	Prepared func() bool
 	// Changed is called after a changed key file was taken up (the node
 	// reseals its snapshot with the newest key). May be nil.
