@@ -78,7 +78,11 @@ func (s *names[V]) get(name string) (V, bool) {
 	return zero, false
 }
 
+// has reports whether name is in s; a nil s holds no name.
 func (s *names[V]) has(name string) bool {
+	if s == nil {
+		return false
+	}
 	i, tag := place(name)
 	_, ok := s.shards[i].find(name, tag)
 	return ok
