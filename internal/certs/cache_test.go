@@ -213,11 +213,7 @@ func (l *listCounter) ListCertStatus(ctx context.Context) ([]store.CertStatus, e
 // (or it would manage every name at once) and issues nothing for the names
 // recorded as valid.
 func TestUpdateSharedBeforeTheFirstSync(t *testing.T) {
-	st := &certmagic.FileStorage{Path: storageDir(t)}
-	c, err := ca.Load(context.Background(), st, ca.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	st, c := caStorage(t)
 	recs := &listCounter{records: &records{}}
 	issuer := &countingIssuer{Issuer: c}
 	newManager := func() *env {
@@ -275,11 +271,7 @@ func TestUpdateSharedBeforeTheFirstSync(t *testing.T) {
 // at a million names kept Stop waiting for minutes. The next sync reads
 // the record again, as a first sync.
 func TestSyncAbandonedWhenCanceled(t *testing.T) {
-	st := &certmagic.FileStorage{Path: storageDir(t)}
-	c, err := ca.Load(context.Background(), st, ca.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	st, c := caStorage(t)
 	recs := &listCounter{records: &records{}}
 	names := []string{"a.localhost", "b.localhost"}
 	now := time.Now()

@@ -14,7 +14,6 @@ import (
 
 	"github.com/caddyserver/certmagic"
 
-	"github.com/spine-platform/spine/internal/ca"
 	"github.com/spine-platform/spine/internal/poll"
 	"github.com/spine-platform/spine/internal/store"
 )
@@ -52,11 +51,7 @@ func (b *lockedBuffer) lines(t *testing.T) []map[string]any {
 // failure; none of the routine per-hostname steps.
 func TestLogsAtInfo(t *testing.T) {
 	var logs lockedBuffer
-	st := &certmagic.FileStorage{Path: storageDir(t)}
-	c, err := ca.Load(context.Background(), st, ca.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	st, c := caStorage(t)
 	m, err := New(Config{
 		Storage: st,
 		Issuers: []certmagic.Issuer{&failingFor{Issuer: c, name: "bad.localhost", err: errors.New("rate limited by the CA")}},

@@ -43,6 +43,18 @@ func storageDir(t *testing.T) string {
 	return dir
 }
 
+// caStorage returns a file storage in a fresh folder and Spine's internal
+// CA, its root and intermediate kept in that storage.
+func caStorage(t *testing.T) (*certmagic.FileStorage, *ca.CA) {
+	t.Helper()
+	st := &certmagic.FileStorage{Path: storageDir(t)}
+	c, err := ca.Load(context.Background(), st, ca.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st, c
+}
+
 // waitTimeout bounds an end-to-end wait (an issuance through Pebble, a
 // status written). It guards against a hang and is no speed target:
 // generous enough for a loaded 2-core machine running -race.
@@ -359,11 +371,7 @@ func TestPlainErrorUsesACMEDetail(t *testing.T) {
 }
 
 func TestChallengesAnsweredFromSharedStorage(t *testing.T) {
-	st := &certmagic.FileStorage{Path: storageDir(t)}
-	c, err := ca.Load(context.Background(), st, ca.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	st, c := caStorage(t)
 	get := func(m *Manager, host, path string) (*httptest.ResponseRecorder, bool) {
 		w := httptest.NewRecorder()
 		r := httptest.NewRequest(http.MethodGet, "http://"+host+path, nil)
@@ -526,11 +534,7 @@ func (b *blockingIssuer) Issue(ctx context.Context, csr *x509.CertificateRequest
 // iss.release is closed, stopped when t ends.
 func newBlockingManager(t *testing.T) (*Manager, *ca.CA, *certmagic.FileStorage, *blockingIssuer) {
 	t.Helper()
-	st := &certmagic.FileStorage{Path: storageDir(t)}
-	c, err := ca.Load(context.Background(), st, ca.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	st, c := caStorage(t)
 	iss := &blockingIssuer{Issuer: c, started: make(chan struct{}, 1), release: make(chan struct{})}
 	m, err := New(Config{Storage: st, Issuers: []certmagic.Issuer{iss}})
 	if err != nil {

@@ -165,16 +165,22 @@ func TestAppliedNeedsFullRead(t *testing.T) {
 	}
 }
 
+// numberedDomains is the verified domain of the numbered services.
+var numberedDomains = []store.Domain{{Name: "a.test", ProjectID: "p", Status: store.DomainVerified}}
+
+// numbered returns service i of project p: ID id<i>, hostname h<i>.a.test,
+// upstream up.
+func numbered(i int, up string) store.Service {
+	id := strconv.Itoa(i)
+	return store.Service{ID: "id" + id, ProjectID: "p", Name: "s" + id, Hostnames: []string{"h" + id + ".a.test"}, Upstreams: []string{up}}
+}
+
 // A delta of one service changes the version of its group alone; each
 // group lists its services in List's order, and yields their hostnames.
 func TestAppliedServicesShards(t *testing.T) {
 	const groups = 256
 	log := slog.New(slog.DiscardHandler)
-	domains := []store.Domain{{Name: "a.test", ProjectID: "p", Status: store.DomainVerified}}
-	svc := func(i int, up string) store.Service {
-		id := strconv.Itoa(i)
-		return store.Service{ID: "id" + id, ProjectID: "p", Name: "s" + id, Hostnames: []string{"h" + id + ".a.test"}, Upstreams: []string{up}}
-	}
+	domains, svc := numberedDomains, numbered
 	var svcs []store.Service
 	for i := range 3000 {
 		svcs = append(svcs, svc(i, "http://127.0.0.1:1"))
@@ -344,11 +350,11 @@ func TestAppendShardServicesLists(t *testing.T) {
 func TestAppliedFullKeepsUnchangedShards(t *testing.T) {
 	const groups = 256
 	log := slog.New(slog.DiscardHandler)
-	domains := []store.Domain{{Name: "a.test", ProjectID: "p", Status: store.DomainVerified}}
-	svc := func(i int, up string) store.Service {
-		id := strconv.Itoa(i)
-		return store.Service{ID: "id" + id, ProjectID: "p", Name: "s" + id, Hostnames: []string{"h" + id + ".a.test"},
-			Upstreams: []string{up}, HealthPath: "/up"}
+	domains := numberedDomains
+	svc := func(i int, up string) store.Service { // with a setting, so that records share a serviceMore
+		s := numbered(i, up)
+		s.HealthPath = "/up"
+		return s
 	}
 	var svcs []store.Service
 	for i := range 2000 {
