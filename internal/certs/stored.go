@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"fmt"
 	"strings"
 	"time"
 
@@ -57,20 +58,23 @@ func (s *Stored) Certificate(ctx context.Context, host string, up *store.Uploade
 }
 
 // loadStored reads the newest stored certificate for host: its own, or
-// its parent domain's wildcard, of any of the issuers.
+// its parent domain's wildcard, of any of the issuers. Over a store that
+// reads prefixes (storedKeys) that is one round trip for every folder,
+// else two Loads per folder.
 func loadStored(ctx context.Context, storage certmagic.Storage, issuerKeys []string, host string) *tls.Certificate {
 	names := []string{host}
 	if _, parent, ok := strings.Cut(host, "."); ok && strings.Contains(parent, ".") {
 		names = append(names, "*."+parent)
 	}
+	load := storedKeys(ctx, storage, issuerKeys, names)
 	var best *tls.Certificate
 	for _, name := range names {
 		for _, issuer := range issuerKeys {
-			chain, err := storage.Load(ctx, certmagic.StorageKeys.SiteCert(issuer, name))
+			chain, err := load(certmagic.StorageKeys.SiteCert(issuer, name))
 			if err != nil {
 				continue
 			}
-			key, err := storage.Load(ctx, certmagic.StorageKeys.SitePrivateKey(issuer, name))
+			key, err := load(certmagic.StorageKeys.SitePrivateKey(issuer, name))
 			if err != nil {
 				continue
 			}
@@ -89,4 +93,38 @@ func loadStored(ctx context.Context, storage certmagic.Storage, issuerKeys []str
 		}
 	}
 	return best
+}
+
+// storedKeys returns how loadStored reads a key of names' certificate
+// folders under issuerKeys: over a *Storage whose store reads prefixes,
+// from one read of all those folders made now (the warm-up's look-up of a
+// name waits one round trip for them instead of three, BENCHMARKS.md "The
+// warm-up's reads together"), else by a Load each. A read that fails or
+// finds more than prefetchKeys keys falls back to the Loads.
+func storedKeys(ctx context.Context, storage certmagic.Storage, issuerKeys []string, names []string) func(key string) ([]byte, error) {
+	load := func(key string) ([]byte, error) { return storage.Load(ctx, key) }
+	st, ok := storage.(*Storage)
+	if !ok || st.prefetch == nil || len(names)*len(issuerKeys) > prefetchIssuers*2 {
+		return load
+	}
+	prefixes := make([]string, 0, len(names)*len(issuerKeys))
+	for _, name := range names {
+		for _, issuer := range issuerKeys {
+			prefixes = append(prefixes, certmagic.StorageKeys.CertsSitePrefix(issuer, name)+"/")
+		}
+	}
+	kvs, err := st.prefetch.pr.GetKeysWithPrefix(ctx, prefetchKeys+1, prefixes...)
+	if err != nil || len(kvs) > prefetchKeys {
+		return load
+	}
+	values := make(map[string][]byte, len(kvs))
+	for _, kv := range kvs {
+		values[kv.Key] = kv.Value
+	}
+	return func(key string) ([]byte, error) {
+		if v, ok := values[key]; ok {
+			return v, nil
+		}
+		return nil, notExist(fmt.Errorf("key %q: %w", key, store.ErrNotFound))
+	}
 }

@@ -46,7 +46,8 @@ func (n *Node) newSyncLoop() *syncer.Loop {
 		Uploaded: &n.uploaded, Health: n.fleet.Health, Snapshots: n.fleet.Snapshots, Prepare: n.fleet.Prepare.Do,
 		Wildcard: n.acme.dns01.Wildcard, ExtraHost: n.cfg.ECHName(n.cfg.Domain), Interval: n.cfg.ResyncInterval, Logger: n.log,
 		Release: memory.Release,
-		Warm:    &syncer.WarmConfig{Store: n.db, Edge: n.edge, Certs: n.suspended.Stored(), Above: n.warmUp.above, Hold: n.warmUp.hold}}
+		Warm: &syncer.WarmConfig{Store: n.db, Edge: n.edge, Certs: n.suspended.Stored(), Above: n.warmUp.above, Hold: n.warmUp.hold,
+			Parallel: n.db.Kind() == "postgres"}}
 	if d := n.acme.dns01.Delegations(); d != nil { // a nil *Delegations's method would not be nil
 		cfg.RefreshDelegations = d.Refresh
 	}

@@ -67,8 +67,13 @@ func newPostgres(dsn string) (*DB, error) {
 		cfg.ConnectTimeout = 10 * time.Second
 	}
 	pool := stdlib.OpenDB(*cfg.Copy())
+	// As many idle as open: a burst (a warm-up reads four queries a name,
+	// eight names at a time) that found only 4 idle connections opened
+	// new ones and closed them after, a connection (and its prepared
+	// statements) made again for nearly every look-up. An idle one is
+	// closed after 5 minutes unused.
 	pool.SetMaxOpenConns(16)
-	pool.SetMaxIdleConns(4)
+	pool.SetMaxIdleConns(16)
 	pool.SetConnMaxIdleTime(5 * time.Minute)
 	db := newDB(postgresDialect, pool, pool)
 	db.pgcfg = cfg

@@ -1,10 +1,12 @@
 package syncer
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/spine-platform/spine/internal/edge"
@@ -61,6 +63,13 @@ type WarmConfig struct {
 	// Above is the count of hostnames from which WarmUp starts a
 	// warm-up. Default DefaultWarmAbove; -1: always.
 	Above int
+	// Parallel reads a name's domains, project and certificates
+	// together once its service is read, as four queries under way at
+	// once, instead of one after the other: for a store across the
+	// network (PostgreSQL), where each waits a round trip. SQLite's reads
+	// are work in this process, which running them together does not
+	// shorten. Default false.
+	Parallel bool
 	// Hold, if set, runs before the warm-up's first sync; the sync waits
 	// for it (tests hold the warm-up open with it). Default nil.
 	Hold func(ctx context.Context) error
@@ -168,7 +177,10 @@ func (l *Loop) firstSyncAsync(ctx context.Context) <-chan error {
 }
 
 // lookup is the warm-up's edge.WarmLookup: host's route as the full sync
-// will make it, and the certificate a full sync would serve for it.
+// will make it, and the certificate a full sync would serve for it. Once
+// the service is read, the rest (the domains above its names, its
+// project, host's uploaded certificate and its stored one) is read
+// together when WarmConfig.Parallel says so, else one after the other.
 func (l *Loop) lookup(ctx context.Context, host string) (*edge.Route, *tls.Certificate, error) {
 	w := l.cfg.Warm
 	svc, err := w.Store.ServiceByHostname(ctx, host)
@@ -178,12 +190,35 @@ func (l *Loop) lookup(ctx context.Context, host string) (*edge.Route, *tls.Certi
 	if err != nil {
 		return nil, nil, err
 	}
-	ds, err := w.Store.DomainsNamed(ctx, namesAbove(svc.Hostnames))
-	if err != nil {
-		return nil, nil, err
+	var (
+		ds               []store.Domain
+		p                store.Project
+		c                store.UploadedCert
+		stored           *tls.Certificate
+		dErr, pErr, cErr error
+	)
+	reads := []func(){
+		func() { ds, dErr = w.Store.DomainsNamed(ctx, namesAbove(svc.Hostnames)) },
+		func() { p, pErr = w.Store.GetProject(ctx, svc.ProjectID) },
+		func() { c, cErr = w.Store.UploadedCertFor(ctx, host) },
+		// The stored certificate, read even if an upload is found (and
+		// then not used): uploads are rare, and waiting for that answer
+		// first would cost every other name a round trip.
+		func() { stored = w.Certs.Certificate(ctx, host, nil) },
 	}
-	p, err := w.Store.GetProject(ctx, svc.ProjectID)
-	if err != nil {
+	if w.Parallel {
+		var wg sync.WaitGroup
+		for _, read := range reads[1:] {
+			wg.Go(read)
+		}
+		reads[0]()
+		wg.Wait()
+	} else {
+		for _, read := range reads[:3] {
+			read()
+		}
+	}
+	if err := cmp.Or(dErr, pErr); err != nil {
 		return nil, nil, err
 	}
 	var route *edge.Route
@@ -197,13 +232,16 @@ func (l *Loop) lookup(ctx context.Context, host string) (*edge.Route, *tls.Certi
 		return nil, nil, nil // not served: an unverified domain, another project's
 	}
 	var up *store.UploadedCert
-	switch c, err := w.Store.UploadedCertFor(ctx, host); {
-	case err == nil && c.ProjectID == route.Project: // Uploaded.Apply's rule
+	switch {
+	case cErr == nil && c.ProjectID == route.Project: // Uploaded.Apply's rule
 		up = &c
-	case err != nil && !errors.Is(err, store.ErrNotFound):
-		return nil, nil, err
+	case cErr != nil && !errors.Is(cErr, store.ErrNotFound):
+		return nil, nil, cErr
 	}
-	cert := w.Certs.Certificate(ctx, host, up)
+	cert := stored
+	if up != nil || !w.Parallel {
+		cert = w.Certs.Certificate(ctx, host, up)
+	}
 	if cert == nil && up == nil && !route.Suspended && !l.sharesWildcard(host, ds) {
 		l.manageEarly(ctx, host)
 	}

@@ -189,3 +189,82 @@ func TestWarmUpManagesANameWithoutACertificate(t *testing.T) {
 		<-done
 	})
 }
+
+// togetherParts is certParts counting the reads under way at once, and
+// holding uploaded certificates: up.example.com's of project p, the one
+// that serves it, other.example.com's of another project.
+type togetherParts struct {
+	certParts
+	inFlight, most atomic.Int32
+}
+
+func (w *togetherParts) read() {
+	n := w.inFlight.Add(1)
+	for m := w.most.Load(); n > m && !w.most.CompareAndSwap(m, n); m = w.most.Load() {
+	}
+	time.Sleep(time.Millisecond) // a round trip, on synctest's clock
+	w.inFlight.Add(-1)
+}
+
+func (w *togetherParts) DomainsNamed(ctx context.Context, names []string) ([]store.Domain, error) {
+	w.read()
+	return w.certParts.DomainsNamed(ctx, names)
+}
+
+func (w *togetherParts) GetProject(context.Context, string) (store.Project, error) {
+	w.read()
+	return store.Project{ID: "p"}, nil
+}
+
+func (w *togetherParts) UploadedCertFor(_ context.Context, h string) (store.UploadedCert, error) {
+	w.read()
+	switch h {
+	case "up.example.com":
+		return store.UploadedCert{Hostname: h, ProjectID: "p"}, nil
+	case "other.example.com":
+		return store.UploadedCert{Hostname: h, ProjectID: "q"}, nil
+	}
+	return store.UploadedCert{}, store.ErrNotFound
+}
+
+func (w *togetherParts) Certificate(_ context.Context, h string, up *store.UploadedCert) *tls.Certificate {
+	if up != nil {
+		return &tls.Certificate{Certificate: [][]byte{[]byte("uploaded " + h)}}
+	}
+	w.read()
+	if w.stored[h] {
+		return &tls.Certificate{Certificate: [][]byte{[]byte("stored " + h)}}
+	}
+	return nil
+}
+
+// With Parallel, a name's domains, project, uploaded and stored
+// certificates are read at once after its service; without, one after the
+// other. Either way the answer is the same: the upload of the project
+// the name is routed to, else the stored certificate.
+func TestWarmLookupReadsTogether(t *testing.T) {
+	for _, parallel := range []bool{false, true} {
+		synctest.Test(t, func(t *testing.T) {
+			hosts := map[string]bool{"up.example.com": true, "other.example.com": true, "plain.example.com": true}
+			w := &togetherParts{certParts: certParts{warmParts: warmParts{large: true}, services: hosts, stored: hosts}}
+			l := newLoop(&fakeStore{rev: 3}, &parts{}, func(context.Context) error { return nil })
+			l.cfg.Warm = &WarmConfig{Store: w, Edge: w, Certs: w, Parallel: parallel}
+			for h, want := range map[string]string{
+				"up.example.com":    "uploaded up.example.com",
+				"other.example.com": "stored other.example.com", // another project's upload is not served
+				"plain.example.com": "stored plain.example.com",
+			} {
+				r, cert, err := l.lookup(t.Context(), h)
+				if err != nil || r == nil || cert == nil {
+					t.Fatalf("parallel %v: lookup of %s = %v, %v, %v", parallel, h, r, cert, err)
+				}
+				if got := string(cert.Certificate[0]); got != want {
+					t.Errorf("parallel %v: lookup of %s served %q, want %q", parallel, h, got, want)
+				}
+			}
+			if want := map[bool]int32{false: 1, true: 4}[parallel]; w.most.Load() != want {
+				t.Errorf("parallel %v: %d reads under way at once, want %d", parallel, w.most.Load(), want)
+			}
+		})
+	}
+}
