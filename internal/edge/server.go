@@ -43,7 +43,14 @@ type Server struct {
 	// service's first request) with its retirement (recorder, retire).
 	recMu sync.Mutex
 
-	mu sync.Mutex // serialises SetRoutes, UpdateRoutes and Shutdown; never taken by requests
+	// setMu serialises SetRoutes and UpdateRoutes. mu guards what follows
+	// and the table's writes; never taken by requests. SetRoutes lets go
+	// of mu while it yields (the warm-up's puts take it then).
+	setMu sync.Mutex
+	mu    sync.Mutex
+	// released counts the upstreams stopped and the services retired by
+	// UpdateRoutes: SetRoutes builds again if it moved during its build.
+	released uint64
 	// upstreams are the upstreams of the route table, by URL and health
 	// check (healthCheck.key); upRefs counts the routes naming each (a
 	// route naming one twice counts twice): the last route to go stops it.

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sort"
 	"strconv"
+	"sync"
 
 	"github.com/spine-platform/spine/internal/sched"
 )
@@ -178,12 +179,12 @@ func (f *tableFill) add(i int, rt route) {
 
 // finish sorts the shards and returns the table, or an error if a host
 // was added twice. y yields between shards.
-func (f *tableFill) finish(y *sched.Yielder) (*table, error) {
+func (f *tableFill) finish(y *sched.Yielder, l sync.Locker) (*table, error) {
 	for _, sh := range f.t.shards {
 		if sh == nil {
 			continue
 		}
-		y.Maybe()
+		y.MaybeUnlocked(l)
 		sort.Sort((*byKey)(sh))
 		for i := 1; i < len(sh.routes); i++ {
 			if sh.routes[i].Host == sh.routes[i-1].Host {
@@ -264,44 +265,126 @@ type counted[T any] struct {
 // their health state and connections across calls for as long as some route
 // names them; upstreams no longer named are stopped. Requests in flight
 // finish on the table they started with.
+//
+// At a million routes the build takes seconds of a processor. Handshakes
+// run in between (sched.Yielder), and so does the warm-up's putting of a
+// route it read (putWarm), which needs s.mu: the build lets go of s.mu at
+// each yield. If a route left the table meanwhile (ForgetWarm: an upstream
+// or a service the build took from the table may have been stopped or
+// retired since), the table is built again, holding s.mu throughout.
 func (s *Server) SetRoutes(routes []Route) error {
+	s.setMu.Lock()
+	defer s.setMu.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	released := s.released
+	b, err := s.buildTable(routes, &s.mu)
+	if err == nil && s.released != released {
+		b, err = s.buildTable(routes, nil)
+	}
+	if err != nil {
+		return err
+	}
 	if s.closed {
 		return errors.New("edge: server is shut down")
 	}
+	t := b.t
+	s.table.Store(t)
+	s.warm.Store(nil) // a whole table: the warm-up, if any, is over (warm.go)
+	s.certs.Clear()
+	// Count the routes of each service anew; a service of the previous
+	// table that counts none has left it.
+	for sv := range s.services.all() {
+		sv.routes = 0
+	}
+	var svs []*routeService
+	n := 0
+	var y sched.Yielder
+	for rt := range t.all() {
+		if n++; n%256 == 0 {
+			y.Maybe()
+		}
+		if rt.routes == 0 {
+			svs = append(svs, rt.routeService)
+		}
+		rt.routes++
+	}
+	services := indexServices(svs)
+	for sv := range s.services.all() {
+		if sv.routes != 0 {
+			continue
+		}
+		if same := services.get(sv.Project, sv.Service); same != nil {
+			// The same service, made anew by a build that let a warm-up
+			// put its route meanwhile: its series stay, with its recorder.
+			s.recMu.Lock()
+			sv.gone = true
+			same.rec.CompareAndSwap(nil, sv.rec.Load())
+			s.recMu.Unlock()
+			continue
+		}
+		s.retire(sv)
+	}
+	for _, up := range b.created {
+		up.start(&s.cfg)
+	}
+	for key, up := range s.upstreams {
+		if b.ups[key] != up { // no longer named, or named by the build's own (made while a warm-up put one)
+			up.stop() // drained: requests in flight finish, then its connections close
+		}
+	}
+	s.upstreams, s.upRefs, s.auths, s.settings, s.services = b.ups, b.upRefs, b.auths, b.settings, services
+	s.log.Info("routes updated", "routes", t.n, "upstreams", len(b.ups), "new_upstreams", len(b.created))
+	return nil
+}
 
+// testHookBuildYield, set by tests, runs at every 64th route of a build
+// that lets go of s.mu, as a yield would (i: the route's index).
+var testHookBuildYield func(i int)
+
+// tableBuild is what SetRoutes builds: the table and the shared things of
+// its routes, with the upstreams it made (not started).
+type tableBuild struct {
+	t        *table
+	ups      map[string]*upstream
+	upRefs   map[string]int
+	auths    map[string]*counted[*clientAuth]
+	settings map[string]*counted[*routeSettings]
+	created  []*upstream
+}
+
+// buildTable builds SetRoutes's table for routes, sharing with the
+// current one what it can (the client-certificate configurations and
+// ticket keys, the upstreams the settings name, the services' metrics
+// recorders), with s.mu held; it lets go of l (s.mu, or nil: held
+// throughout) at each yield.
+func (s *Server) buildTable(routes []Route, l sync.Locker) (*tableBuild, error) {
 	fill := newTableFill(routes)
 	parsed := upstreamParses{}
-	ups := make(map[string]*upstream, len(s.upstreams))
-	upRefs := make(map[string]int, len(s.upRefs))
+	b := &tableBuild{ups: make(map[string]*upstream, len(s.upstreams)), upRefs: make(map[string]int, len(s.upRefs)),
+		auths: map[string]*counted[*clientAuth]{}, settings: map[string]*counted[*routeSettings]{}}
 	// Client-certificate settings by mode and CA, route settings by
 	// settingsKey, services by project and name: the routes that have the
-	// same share one, and a swap keeps the previous table's (the
-	// client-certificate configurations and ticket keys, the upstreams the
-	// settings name, the services' metrics recorders). newSvcs holds the
-	// services the previous table lacks, for this build only.
-	auths := map[string]*counted[*clientAuth]{}
-	settings := map[string]*counted[*routeSettings]{}
+	// same share one, and a swap keeps the previous table's. newSvcs holds
+	// the services the previous table lacks, for this build only.
 	newSvcs := map[[2]string]*routeService{}
-	var created []*upstream
 	upstreamOf := func(key string, u *url.URL, h healthCheck) *upstream {
 		// Routes that name one URL with the same health check share its
 		// connections and health state.
-		up := ups[key]
+		up := b.ups[key]
 		if up == nil {
 			up = s.upstreams[key]
 		}
 		if up == nil {
 			up = newUpstream(u.String(), u, h, &s.cfg)
-			created = append(created, up)
+			b.created = append(b.created, up)
 		}
-		ups[key] = up
+		b.ups[key] = up
 		return up
 	}
 	authOf := func(r *Route) (*clientAuth, error) {
 		key := clientAuthKey(r)
-		if c := auths[key]; c != nil {
+		if c := b.auths[key]; c != nil {
 			return c.v, nil
 		}
 		if old := s.auths[key]; old != nil {
@@ -310,19 +393,22 @@ func (s *Server) SetRoutes(routes []Route) error {
 		return s.newClientAuth(r)
 	}
 	var key []byte
-	// Long at a million routes (seconds of one processor): handshakes run
-	// in between (sched.Yield), except those that need s.mu.
 	var y sched.Yielder
 	for i := range routes {
 		if i%64 == 0 {
-			y.Maybe()
+			y.MaybeUnlocked(l)
+			if testHookBuildYield != nil && l != nil {
+				l.Unlock()
+				testHookBuildYield(i)
+				l.Lock()
+			}
 		}
 		r := &routes[i]
 		if err := validateHost(r); err != nil {
-			return err
+			return nil, err
 		}
 		key = settingsKey(key[:0], r)
-		c := settings[string(key)]
+		c := b.settings[string(key)]
 		if c == nil {
 			c = &counted[*routeSettings]{}
 			if old := s.settings[string(key)]; old != nil {
@@ -330,10 +416,10 @@ func (s *Server) SetRoutes(routes []Route) error {
 			} else {
 				var err error
 				if c.v, err = s.newSettings(r, string(key), parsed, upstreamOf, authOf); err != nil {
-					return err
+					return nil, err
 				}
 			}
-			settings[c.v.key] = c
+			b.settings[c.v.key] = c
 		}
 		c.n++
 		sv := s.services.get(r.Project, r.Service)
@@ -347,60 +433,24 @@ func (s *Server) SetRoutes(routes []Route) error {
 		st := c.v
 		for _, up := range st.pool.ups {
 			k := up.health.key(up.key)
-			ups[k] = up
-			upRefs[k]++
+			b.ups[k] = up
+			b.upRefs[k]++
 		}
 		if st.mtls != nil {
-			a := auths[st.authKey]
+			a := b.auths[st.authKey]
 			if a == nil {
 				a = &counted[*clientAuth]{v: st.mtls}
-				auths[st.authKey] = a
+				b.auths[st.authKey] = a
 			}
 			a.n++
 		}
 		fill.add(i, route{Host: r.Host, routeService: sv, routeSettings: st})
 	}
-	t, err := fill.finish(&y)
-	if err != nil {
-		return err
+	var err error
+	if b.t, err = fill.finish(&y, l); err != nil {
+		return nil, err
 	}
-
-	s.table.Store(t)
-	s.warm.Store(nil) // a whole table: the warm-up, if any, is over (warm.go)
-	s.certs.Clear()
-	// Count the routes of each service anew; a service of the previous
-	// table that counts none has left it.
-	for sv := range s.services.all() {
-		sv.routes = 0
-	}
-	var svs []*routeService
-	n := 0
-	for rt := range t.all() {
-		if n++; n%256 == 0 {
-			y.Maybe()
-		}
-		if rt.routes == 0 {
-			svs = append(svs, rt.routeService)
-		}
-		rt.routes++
-	}
-	for sv := range s.services.all() {
-		if sv.routes == 0 {
-			s.retire(sv)
-		}
-	}
-	services := indexServices(svs)
-	for _, up := range created {
-		up.start(&s.cfg)
-	}
-	for key, up := range s.upstreams {
-		if ups[key] == nil {
-			up.stop() // drained: requests in flight finish, then its connections close
-		}
-	}
-	s.upstreams, s.upRefs, s.auths, s.settings, s.services = ups, upRefs, auths, settings, services
-	s.log.Info("routes updated", "routes", t.n, "upstreams", len(ups), "new_upstreams", len(created))
-	return nil
+	return b, nil
 }
 
 // UpdateRoutes changes the route table by a delta: the routes of remove
@@ -413,6 +463,8 @@ func (s *Server) SetRoutes(routes []Route) error {
 // table they started with. A hostname of set appearing twice is an error;
 // one of remove that is not in the table is ignored.
 func (s *Server) UpdateRoutes(set []Route, remove []string) error {
+	s.setMu.Lock()
+	defer s.setMu.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.updateRoutes(set, remove)
@@ -535,6 +587,7 @@ func (s *Server) updateRoutes(set []Route, remove []string) error {
 			started++
 		case n <= 0:
 			s.upstreams[key].stop() // drained: requests in flight finish, then its connections close
+			s.released++
 			delete(s.upstreams, key)
 			delete(s.upRefs, key)
 			stopped++
@@ -569,6 +622,7 @@ func (s *Server) updateRoutes(set []Route, remove []string) error {
 		if sv.routes += int32(d); sv.routes <= 0 {
 			s.services.remove(sv)
 			s.retire(sv)
+			s.released++
 		}
 	}
 	s.log.Debug("routes changed", "routes", b.t.n, "set", len(set), "removed", len(remove),

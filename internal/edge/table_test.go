@@ -2,7 +2,9 @@ package edge
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
+	"fmt"
 	"log/slog"
 	"maps"
 	"math/rand/v2"
@@ -427,5 +429,96 @@ func TestShardFind(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// SetRoutes lets go of the table's lock while it yields, so a warm-up's
+// route is put meanwhile: whether the build had reached its service by
+// then (the build's own service and upstream replace the warm-up's, which
+// are retired and stopped, the series kept) or not (the build takes the
+// warm-up's). A warm-up forgotten during the build (what the build took
+// may have been stopped) makes it build again. Every way, the table holds
+// every route, its services and upstreams live.
+func TestSetRoutesLetsTheWarmUpIn(t *testing.T) {
+	for _, c := range []struct {
+		name     string
+		at       int // the route index at whose yield the warm-up puts w.test
+		forgetAt int // and at whose yield it is forgotten (ForgetWarm), 0 never
+	}{
+		{"put before the build reaches it", 0, 0},
+		{"put after", 128, 0},
+		{"put, then forgotten during the build", 0, 192},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			reg := metrics.New(metrics.Sources{})
+			s := tableServer(t, Config{Metrics: reg})
+			warm := Route{Host: "w.test", Project: "p", Service: "web", Upstreams: []string{"http://127.0.0.1:2"}}
+			s.Warm(func(ctx context.Context, host string) (*Route, *tls.Certificate, error) {
+				if host != warm.Host {
+					return nil, nil, nil
+				}
+				r := warm
+				return &r, nil, nil
+			})
+			routes := []Route{warm}
+			for i := range 300 {
+				routes = append(routes, Route{Host: fmt.Sprintf("r%d.test", i), Project: "p", Service: fmt.Sprintf("s%d", i),
+					Upstreams: []string{"http://127.0.0.1:1"}})
+			}
+			var put *route
+			yields := 0
+			testHookBuildYield = func(i int) {
+				if yields++; c.forgetAt != 0 && i == c.forgetAt {
+					s.ForgetWarm()
+				}
+				if i != c.at {
+					return
+				}
+				put = s.route(t.Context(), warm.Host) // takes s.mu: waits for the whole build unless it let go
+				if put == nil {
+					t.Fatal("the warm-up's look-up during the build gave no route")
+				}
+				s.recorder(put.routeService).Observe(200, 1, 1, time.Millisecond)
+			}
+			defer func() { testHookBuildYield = nil }()
+			if err := s.SetRoutes(routes); err != nil {
+				t.Fatal(err)
+			}
+			if put == nil {
+				t.Fatalf("the build yielded %d times, never at route %d", yields, c.at)
+			}
+			if yields != 5 {
+				t.Errorf("the hook ran %d times, want 5 (a build again after a forgotten warm-up lets go of nothing)", yields)
+			}
+			checkServices(t, s)
+			if n := s.table.Load().n; n != len(routes) {
+				t.Errorf("the table holds %d routes, want %d", n, len(routes))
+			}
+			s.mu.Lock()
+			for key, up := range s.upstreams {
+				if up.stopped.Load() {
+					t.Errorf("upstream %s of the table is stopped", key)
+				}
+			}
+			nups := len(s.upstreams)
+			s.mu.Unlock()
+			if nups != 2 {
+				t.Errorf("%d upstreams, want 2", nups)
+			}
+			rt := s.table.Load().lookup(warm.Host)
+			if rt.pool.ups[0].stopped.Load() {
+				t.Error("w.test's upstream is stopped")
+			}
+			if rt.routeService != put.routeService && !put.routeService.gone {
+				t.Error("the warm-up's service, replaced, is not marked gone")
+			}
+			series := map[string]string{"service": "p/web", "code": "200", "proto": "1.1"}
+			if _, ok := metrics.Lookup(reg.Gatherer(), "spine_http_requests_total", series); !ok && c.forgetAt == 0 {
+				t.Error("p/web's series, counted during the warm-up, are gone though it is in the table")
+			}
+			if s.warm.Load() != nil {
+				t.Error("the warm-up is not over after SetRoutes")
+			}
+		})
 	}
 }

@@ -196,6 +196,9 @@ func (s *Server) warmRoute(ctx context.Context, w *warmState, host string) *rout
 // moved on since gen: done is false when ForgetWarm ran since (read
 // again); when the full table came in, its route is the answer.
 func (s *Server) putWarm(w *warmState, gen uint64, host string, r *Route, cert *tls.Certificate) (rt *route, done bool) {
+	if s.warm.Load() != w { // the full table is in: no wait for s.mu, which SetRoutes holds a while longer
+		return s.table.Load().lookup(host), true
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.warm.Load() != w {

@@ -8,6 +8,7 @@ package sched
 import (
 	"os"
 	"runtime"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -33,6 +34,29 @@ func (y *Yielder) Maybe() {
 	}
 	if now.Sub(y.last) >= Slice {
 		Yield()
+		y.last = time.Now()
+	}
+}
+
+// MaybeUnlocked is Maybe for a loop that holds l: a yield releases l
+// while others run, so that those waiting for it run too (a loop that kept
+// l through its yields would let in only the goroutines that do not need
+// it). The loop must re-read, after the call, whatever l guards. A nil l
+// is Maybe.
+func (y *Yielder) MaybeUnlocked(l sync.Locker) {
+	if l == nil {
+		y.Maybe()
+		return
+	}
+	now := time.Now()
+	if y.last.IsZero() {
+		y.last = now
+		return
+	}
+	if now.Sub(y.last) >= Slice {
+		l.Unlock()
+		Yield()
+		l.Lock()
 		y.last = time.Now()
 	}
 }

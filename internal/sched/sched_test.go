@@ -3,6 +3,7 @@ package sched
 import (
 	"net"
 	"runtime"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
@@ -78,6 +79,45 @@ func TestYieldRunsAGoroutineWaitingForTheNetwork(t *testing.T) {
 		}
 		if n := got.Load(); n != int32(i+1) {
 			t.Fatalf("byte %d: after Yield the reader has read %d bytes, want %d", i+1, n, i+1)
+		}
+	}
+}
+
+// MaybeUnlocked's yield lets a goroutine waiting for the lock the loop
+// holds have it, and the loop has it again after; before the slice is over
+// it does not let go. (Not in a synctest bubble: a goroutine waiting for a
+// mutex is not durably blocked there.)
+func TestMaybeUnlockedLetsWaitersIn(t *testing.T) {
+	var (
+		mu sync.Mutex
+		y  Yielder
+	)
+	mu.Lock()
+	defer mu.Unlock()
+	y.last = time.Now().Add(time.Hour) // the slice is not over
+	got := make(chan struct{})
+	go func() {
+		mu.Lock()
+		close(got)
+		mu.Unlock()
+	}()
+	y.MaybeUnlocked(&mu)
+	if !y.last.After(time.Now()) || mu.TryLock() {
+		t.Fatal("yielded, or let go of the lock, before the slice was over")
+	}
+	for i := 0; ; i++ {
+		y.last = time.Now().Add(-Slice) // the slice is over
+		y.MaybeUnlocked(&mu)
+		if mu.TryLock() {
+			t.Fatal("the loop's lock is not held after the yield")
+		}
+		select {
+		case <-got:
+			return
+		default:
+		}
+		if i == 100000 {
+			t.Fatal("100,000 yields and the goroutine waiting for the lock never had it")
 		}
 	}
 }
