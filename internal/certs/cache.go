@@ -79,7 +79,7 @@ func (m *Manager) loadCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate,
 		}
 		ctx, cancel := context.WithTimeout(withCertificateLoad(m.ctx), loadTimeout)
 		defer cancel()
-		cert, err := magic.CacheManagedCertificate(ctx, subject) // one read of its keys
+		cert, err := m.cacheManaged(ctx, magic, subject) // one read of its keys
 		if errors.Is(err, fs.ErrNotExist) {
 			go m.manageMissing(subject)
 			return nil, fmt.Errorf("not in storage; obtaining it")
@@ -89,6 +89,21 @@ func (m *Manager) loadCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate,
 		}
 		return &cert.Certificate, nil
 	})
+}
+
+// cacheManaged loads subject's certificate from storage into the cache,
+// having made room for it first (cachedSet).
+func (m *Manager) cacheManaged(ctx context.Context, magic *certmagic.Config, subject string) (certmagic.Certificate, error) {
+	for _, v := range m.cached.victims() {
+		m.cache.RemoveManaged([]certmagic.SubjectIssuer{{Subject: v}}) // any issuer
+	}
+	return magic.CacheManagedCertificate(ctx, subject)
+}
+
+// uncache takes name's managed certificates out of the cache.
+func (m *Manager) uncache(name string) {
+	m.cache.RemoveManaged([]certmagic.SubjectIssuer{{Subject: name}}) // any issuer
+	m.cached.remove(name)
 }
 
 // manageMissing starts managing subject as a new name (obtain, then keep
@@ -133,7 +148,7 @@ func (m *Manager) warm(names []string) {
 			}
 			ctx, cancel := context.WithTimeout(withCertificateLoad(m.ctx), loadTimeout)
 			defer cancel()
-			cert, err := magic.CacheManagedCertificate(ctx, n)
+			cert, err := m.cacheManaged(ctx, magic, n)
 			if err != nil {
 				return nil, err // its first handshake tries again
 			}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"fmt"
+	"maps"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -305,5 +307,97 @@ func TestSyncAbandonedWhenCanceled(t *testing.T) {
 		if !m.Manages(n) {
 			t.Errorf("%s is not managed after the next sync", n)
 		}
+	}
+}
+
+// A full cache makes room before a load from storage itself, a name at
+// random, so that certmagic's own eviction (a walk of its map for each
+// certificate added) is not needed: the names in memory are always the
+// ones the manager recorded, at most the capacity.
+func TestLoadsMakeRoomInAFullCache(t *testing.T) {
+	st := &certmagic.FileStorage{Path: storageDir(t)}
+	c, err := ca.Load(context.Background(), st, ca.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs := &records{}
+	var names []string
+	for i := range 12 {
+		names = append(names, fmt.Sprintf("n%d.localhost", i))
+	}
+	first, err := New(Config{Storage: st, Issuers: []certmagic.Issuer{c}, Status: recs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first.Sync(context.Background(), names)
+	for _, n := range names {
+		poll.Until(t, n+" to be recorded active", waitTimeout, poll.True(func() bool { return recs.get(n).Status == store.CertActive }))
+	}
+	first.Stop()
+
+	const capacity = 4
+	m, err := New(Config{Storage: st, Issuers: []certmagic.Issuer{c}, Status: recs, CacheCapacity: capacity})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.Stop)
+	m.Sync(context.Background(), names)
+	addr := serveTLS(t, m)
+	roots := x509.NewCertPool()
+	roots.AddCert(c.Root())
+	e := &env{m: m, ca: c, roots: roots, addr: addr}
+	for round := range 3 {
+		for _, n := range names {
+			if _, err := e.dial(n); err != nil {
+				t.Fatalf("round %d: handshake for %s: %v", round, n, err)
+			}
+			var inMemory []string
+			for _, x := range names {
+				if m.CachedCertificate(x) != nil {
+					inMemory = append(inMemory, x)
+				}
+			}
+			m.cached.mu.Lock()
+			recorded := slices.Sorted(maps.Keys(m.cached.at))
+			m.cached.mu.Unlock()
+			slices.Sort(inMemory)
+			if !slices.Equal(inMemory, recorded) || len(inMemory) > capacity || !slices.Contains(inMemory, n) {
+				t.Fatalf("after %s: in memory %v, the manager recorded %v (capacity %d)", n, inMemory, recorded, capacity)
+			}
+		}
+	}
+}
+
+// The set of cached names picks its victims among what it holds, only
+// once it reaches its limit, and keeps its index right through removals.
+func TestCachedSet(t *testing.T) {
+	s := newCachedSet(10) // limit 9
+	for i := range 9 {
+		s.add(fmt.Sprint(i))
+	}
+	s.add("3") // again: nothing new
+	if s.len() != 9 {
+		t.Fatalf("len %d, want 9", s.len())
+	}
+	s.remove("0")
+	s.remove("none")
+	if v := s.victims(); len(v) != 0 {
+		t.Fatalf("victims %v below the limit", v)
+	}
+	s.add("9")
+	v := s.victims()
+	if len(v) != 1 || v[0] == "0" || s.len() != 8 {
+		t.Fatalf("victims %v (len after %d), want one name it holds, len 8", v, s.len())
+	}
+	for name, i := range s.at {
+		if s.names[i] != name {
+			t.Fatalf("index of %s is %d, which holds %s", name, i, s.names[i])
+		}
+	}
+	if newCachedSet(0).victims() != nil {
+		t.Error("an unbounded set picked victims")
+	}
+	if newCachedSet(1).limit != 1 {
+		t.Error("a cache of one certificate: limit not 1")
 	}
 }

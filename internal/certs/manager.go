@@ -147,6 +147,7 @@ type Manager struct {
 	lister   StatusLister      // nil unless Config.Status is one
 	ratio    float64           // renewal window ratio
 	loads    flights           // loads from storage, one per subject at a time
+	cached   *cachedSet        // the names in the cache, to make room before a load (evict.go)
 	synced   bool              // under syncMu: a first Sync has run
 	capacity int               // Config.CacheCapacity as given
 	wg       sync.WaitGroup
@@ -208,6 +209,7 @@ func New(cfg Config) (*Manager, error) {
 		capacity = 0 // certmagic: no bound
 	}
 
+	m.cached = newCachedSet(capacity)
 	m.cache = certmagic.NewCache(certmagic.CacheOptions{
 		// Wildcard certificates are renewed through DNS-01, every other
 		// one through the challenges the edge answers.
@@ -513,7 +515,7 @@ func (m *Manager) unmanage(removed []string) {
 			cancel()
 		}
 		delete(m.cancels, n)
-		m.cache.RemoveManaged([]certmagic.SubjectIssuer{{Subject: n}}) // any issuer
+		m.uncache(n)
 		m.status.forget(n)
 		m.log.Debug("stopped managing certificate", "hostname", n)
 	}

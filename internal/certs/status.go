@@ -67,7 +67,7 @@ func (m *Manager) onEvent(ctx context.Context, event string, data map[string]any
 		if !m.managed.Load().has(name) {
 			// A retry or renewal of a name Sync removed: drop whatever a
 			// late load put in the cache, and do not issue.
-			m.cache.RemoveManaged([]certmagic.SubjectIssuer{{Subject: name}})
+			m.uncache(name)
 			return certmagic.ErrNoRetry{Err: fmt.Errorf("certs: %s is no longer managed", name)}
 		}
 		if until, held := m.holds.get(name, time.Now()); held {
@@ -142,9 +142,10 @@ func (m *Manager) onEvent(ctx context.Context, event string, data map[string]any
 		for _, name := range sans {
 			if !managed.has(name) {
 				// Loaded for a name Sync removed meanwhile: stop its renewal.
-				m.cache.RemoveManaged([]certmagic.SubjectIssuer{{Subject: name}})
+				m.uncache(name)
 				continue
 			}
+			m.cached.add(name)
 			if leaf := m.cachedLeaf(name); leaf != nil {
 				m.status.loaded(name, leaf)
 			}

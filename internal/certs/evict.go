@@ -1,0 +1,93 @@
+package certs
+
+import (
+	"math/rand/v2"
+	"sync"
+)
+
+// cachedSet is what the Manager knows of the names in certmagic's cache:
+// each name of a managed certificate that entered it (certmagic's
+// "cached_managed_cert" event), until the Manager removed it. It lets the
+// Manager make room before a load from storage instead of leaving that to
+// certmagic, whose eviction, for each certificate added to a full cache,
+// walks its map up to a random place copying every entry it passes
+// (certmagic.Cache.unsyncedCacheCertificate), under the cache's write lock
+// that every handshake's read waits for: at 10,000 certificates, 20 % of
+// the node's processor once handshakes loaded new names without end
+// (BENCHMARKS.md, "The certificate cache's eviction"). Here a name is
+// picked at random from a slice and removed by its name's index.
+//
+// Bound: limit names plus the loads under way (each adds at most one
+// after making room); a name certmagic evicted or replaced by itself stays
+// until picked, which then removes nothing from the cache. Safe for
+// concurrent use.
+type cachedSet struct {
+	mu    sync.Mutex
+	names []string
+	at    map[string]int // index in names
+	limit int            // make room at this many; 0: no bound
+}
+
+// newCachedSet returns the set for a cache of capacity certificates (0:
+// no bound). It keeps a hundredth of the capacity (at least one) free for
+// the loads under way and the certificates that enter without a load
+// (obtained, renewed): only when those fill it does certmagic evict.
+func newCachedSet(capacity int) *cachedSet {
+	s := &cachedSet{at: map[string]int{}}
+	if capacity > 0 {
+		s.limit = max(1, capacity-max(1, capacity/100))
+	}
+	return s
+}
+
+// add records that name's certificate entered the cache.
+func (s *cachedSet) add(name string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.at[name]; ok {
+		return
+	}
+	s.at[name] = len(s.names)
+	s.names = append(s.names, name)
+}
+
+// remove records that name's certificates left the cache.
+func (s *cachedSet) remove(name string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.removeLocked(name)
+}
+
+func (s *cachedSet) removeLocked(name string) {
+	i, ok := s.at[name]
+	if !ok {
+		return
+	}
+	last := len(s.names) - 1
+	s.names[i] = s.names[last]
+	s.at[s.names[i]] = i
+	s.names[last] = ""
+	s.names = s.names[:last]
+	delete(s.at, name)
+}
+
+// victims returns the names to take out of the cache before one more
+// certificate enters it (none while there is room), and forgets them.
+func (s *cachedSet) victims() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for s.limit > 0 && len(s.names) >= s.limit {
+		v := s.names[rand.IntN(len(s.names))]
+		s.removeLocked(v)
+		out = append(out, v)
+	}
+	return out
+}
+
+// len returns how many names the set holds.
+func (s *cachedSet) len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.names)
+}
