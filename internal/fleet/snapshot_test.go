@@ -625,9 +625,14 @@ func TestSnapshotWriterLooksUpChangedCertificates(t *testing.T) {
 		t.Error("the new service's certificate was not written")
 	}
 
-	// A certificate loaded for an unchanged service, the version changed.
+	// A certificate loaded for an unchanged service, the version changed:
+	// looked up once the pace allows (a look-up of every hostname takes
+	// at most a twentieth of the time).
 	certs["s2.d.test"] = selfSigned(t, "s2.d.test")
 	version++
+	w.scanCost = time.Hour
+	write("a certificate loaded, too soon after a look-up", 0, 0)
+	w.scanCost = 0
 	write("a certificate loaded", shardCount, 3) // the certificate, the names, the manifest
 	if read()["s2.d.test"] == nil {
 		t.Error("the loaded certificate was not written")
@@ -646,6 +651,7 @@ func TestSnapshotWriterLooksUpChangedCertificates(t *testing.T) {
 	// hostname.
 	delete(certs, "s3.d.test")
 	version++
+	w.scanCost = 0
 	write("a certificate evicted", shardCount, 2) // the names, the manifest
 	if got := read(); got["s3.d.test"] != nil || got["s2.d.test"] == nil || got["new.d.test"] == nil || got["s1.d.test"] == nil {
 		t.Errorf("after an eviction, the snapshot has certificates for %v", slices.Sorted(maps.Keys(got)))

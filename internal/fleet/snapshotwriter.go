@@ -45,6 +45,15 @@ const (
 	// found for a shard without looking them up again
 	// (SnapshotSource.CertificatesVersion).
 	snapshotRescan = time.Minute
+	// rescanPace spaces the look-ups of every hostname's certificate
+	// that a new CertificatesVersion asks for: at least rescanPace times
+	// the last one's duration from its start, so that they take at most
+	// a twentieth of the time (at a million hostnames about 1.2 s each,
+	// so every 25 s instead of every write: the look-ups took a quarter
+	// of the processor while handshakes loaded certificates; BENCHMARKS.md
+	// "The certificate cache's eviction"). Below a few hundred thousand
+	// hostnames this is under snapshotInterval, and changes nothing.
+	rescanPace = 20
 )
 
 // SnapshotSource is what a snapshot is written from: the node's state at
@@ -192,9 +201,11 @@ type SnapshotWriter struct {
 	// digest (at most the certificates in memory); certsVersion the
 	// CertificatesVersion and rescanned the time of the last look-up of
 	// every hostname.
+	// scanCost is how long that look-up took (rescanPace).
 	pairs        [shardCount][]hostLeaf
 	certsVersion uint64
 	rescanned    time.Time
+	scanCost     time.Duration
 	// leaves are leaf digests of recent writes, by the first byte of the
 	// leaf (the same in every copy of a tls.Certificate); replaced at each
 	// look-up of every hostname.
@@ -380,7 +391,12 @@ func (w *SnapshotWriter) Write() error {
 		certsVersion = src.CertificatesVersion() // before the look-ups: a change during them is seen next time
 	}
 	now := time.Now()
-	rescan := src.CertificatesVersion == nil || w.leaves == nil || certsVersion != w.certsVersion ||
+	// A new version asks for a look-up of every hostname, at most as
+	// often as rescanPace allows: at a million hostnames one costs a
+	// second of a processor, and a node loading certificates for
+	// handshakes moves the version at every write.
+	paced := now.Sub(w.rescanned) >= w.scanCost*rescanPace
+	rescan := src.CertificatesVersion == nil || w.leaves == nil || certsVersion != w.certsVersion && paced ||
 		keyID != w.cur.KeyID || now.Sub(w.rescanned) >= snapshotRescan
 	leaves := w.leaves
 	if rescan || leaves == nil {
@@ -389,6 +405,7 @@ func (w *SnapshotWriter) Write() error {
 	byLeaf := map[[sha256.Size]byte]*tls.Certificate{}
 	var pairs [shardCount][]hostLeaf
 	n := 0
+	scanStart := time.Now()
 	for sh := range shardCount {
 		if !rescan && !listed[sh] {
 			pairs[sh] = w.pairs[sh]
@@ -415,6 +432,9 @@ func (w *SnapshotWriter) Write() error {
 			pairs[sh] = append(pairs[sh], hostLeaf{h, leaf})
 		}
 		slices.SortFunc(pairs[sh], func(a, b hostLeaf) int { return strings.Compare(a.host, b.host) })
+	}
+	if rescan {
+		w.scanCost = time.Since(scanStart)
 	}
 
 	var certNamesJSON []byte
@@ -575,9 +595,9 @@ type hostLeaf struct {
 
 // keepCerts records the certificates a write found, once it is on disk.
 func (w *SnapshotWriter) keepCerts(pairs [shardCount][]hostLeaf, leaves map[*byte][sha256.Size]byte, version uint64, rescan bool, now time.Time) {
-	w.pairs, w.leaves, w.certsVersion = pairs, leaves, version
-	if rescan {
-		w.rescanned = now
+	w.pairs, w.leaves = pairs, leaves
+	if rescan { // else a new version, if any, is still to be looked up (rescanPace)
+		w.certsVersion, w.rescanned = version, now
 	}
 }
 
