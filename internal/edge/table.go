@@ -302,7 +302,9 @@ func (s *Server) SetRoutes(routes []Route) error {
 	var y sched.Yielder
 	for rt := range t.all() {
 		if n++; n%256 == 0 {
-			y.Maybe()
+			// Lets go of s.mu too: a warm-up's put that waited for it
+			// since before the swap finds the full table and returns.
+			y.MaybeUnlocked(&s.mu)
 		}
 		if rt.routes == 0 {
 			svs = append(svs, rt.routeService)
@@ -326,6 +328,10 @@ func (s *Server) SetRoutes(routes []Route) error {
 		s.retire(sv)
 	}
 	for _, up := range b.created {
+		if s.closed { // Shutdown ran during a yield: it stopped the table's upstreams, not these
+			up.stop()
+			continue
+		}
 		up.start(&s.cfg)
 	}
 	for key, up := range s.upstreams {
