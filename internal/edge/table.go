@@ -359,6 +359,19 @@ type tableBuild struct {
 	created  []*upstream
 }
 
+// agrees reports whether st's upstreams are the build's for their keys
+// (or keys it has none for yet): the settings of a route a warm-up put
+// while the build let go of s.mu may name an upstream of its own for a
+// key the build has made one for already.
+func (b *tableBuild) agrees(st *routeSettings) bool {
+	for _, up := range st.pool.ups {
+		if u := b.ups[up.health.key(up.key)]; u != nil && u != up {
+			return false
+		}
+	}
+	return true
+}
+
 // buildTable builds SetRoutes's table for routes, sharing with the
 // current one what it can (the client-certificate configurations and
 // ticket keys, the upstreams the settings name, the services' metrics
@@ -417,7 +430,7 @@ func (s *Server) buildTable(routes []Route, l sync.Locker) (*tableBuild, error) 
 		c := b.settings[string(key)]
 		if c == nil {
 			c = &counted[*routeSettings]{}
-			if old := s.settings[string(key)]; old != nil {
+			if old := s.settings[string(key)]; old != nil && b.agrees(old.v) {
 				c.v = old.v
 			} else {
 				var err error

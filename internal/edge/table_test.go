@@ -442,12 +442,14 @@ func TestShardFind(t *testing.T) {
 func TestSetRoutesLetsTheWarmUpIn(t *testing.T) {
 	for _, c := range []struct {
 		name     string
-		at       int // the route index at whose yield the warm-up puts w.test
-		forgetAt int // and at whose yield it is forgotten (ForgetWarm), 0 never
+		at       int  // the route index at whose yield the warm-up puts w.test
+		forgetAt int  // and at whose yield it is forgotten (ForgetWarm), 0 never
+		shared   bool // w.test comes last, its upstream that of the others, its settings its own
 	}{
-		{"put before the build reaches it", 0, 0},
-		{"put after", 128, 0},
-		{"put, then forgotten during the build", 0, 192},
+		{"put before the build reaches it", 0, 0, false},
+		{"put after", 128, 0, false},
+		{"put, then forgotten during the build", 0, 192, false},
+		{"put after the build made its upstream, before its settings", 64, 0, true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			reg := metrics.New(metrics.Sources{})
@@ -460,10 +462,18 @@ func TestSetRoutesLetsTheWarmUpIn(t *testing.T) {
 				r := warm
 				return &r, nil, nil
 			})
-			routes := []Route{warm}
+			var routes []Route
+			if c.shared {
+				warm.Upstreams, warm.HSTSMaxAge = []string{"http://127.0.0.1:1"}, 60
+			} else {
+				routes = append(routes, warm)
+			}
 			for i := range 300 {
 				routes = append(routes, Route{Host: fmt.Sprintf("r%d.test", i), Project: "p", Service: fmt.Sprintf("s%d", i),
 					Upstreams: []string{"http://127.0.0.1:1"}})
+			}
+			if c.shared {
+				routes = append(routes, warm)
 			}
 			var put *route
 			yields := 0
@@ -500,10 +510,21 @@ func TestSetRoutesLetsTheWarmUpIn(t *testing.T) {
 					t.Errorf("upstream %s of the table is stopped", key)
 				}
 			}
+			orphan := ""
+			for rt := range s.table.Load().all() {
+				for _, up := range rt.pool.ups {
+					if s.upstreams[up.health.key(up.key)] != up {
+						orphan = rt.Host
+					}
+				}
+			}
 			nups := len(s.upstreams)
 			s.mu.Unlock()
-			if nups != 2 {
-				t.Errorf("%d upstreams, want 2", nups)
+			if orphan != "" {
+				t.Errorf("%s names an upstream the table does not hold (never stopped)", orphan)
+			}
+			if want := map[bool]int{false: 2, true: 1}[c.shared]; nups != want {
+				t.Errorf("%d upstreams, want %d", nups, want)
 			}
 			rt := s.table.Load().lookup(warm.Host)
 			if rt.pool.ups[0].stopped.Load() {
