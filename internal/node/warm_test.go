@@ -27,6 +27,12 @@ import (
 // dropped, one created is served with its new certificate; not ready until
 // the sync is applied, then everything comes from the route table.
 func TestWarmStart(t *testing.T) {
+	for _, sc := range storeCases(t) { // PostgreSQL's look-up reads in parallel (WarmConfig.Parallel)
+		t.Run(sc.name, func(t *testing.T) { testWarmStart(t, sc.dsn) })
+	}
+}
+
+func testWarmStart(t *testing.T, dsn string) {
 	dir := t.TempDir()
 	ctx := context.Background()
 	body := func(s string) string {
@@ -38,7 +44,7 @@ func TestWarmStart(t *testing.T) {
 
 	// The store, with every kind of name, served once by a node that
 	// waits for its first sync (the certificates issued and stored).
-	a := startNode(t, dir, "")
+	a := startNode(t, dir, dsn)
 	admin := adminClient(t, a, dir)
 	for _, s := range []client.ServiceCreate{
 		{Name: "multi", Hosts: []string{"a.localhost", "b.localhost"}, Upstreams: []string{upOne}},
@@ -107,7 +113,7 @@ func TestWarmStart(t *testing.T) {
 		}
 	}()
 	b, err := start(ctx, config.Config{
-		DataDir: dir, Settings: edge.Settings{HTTPSAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0"}, APIAddr: "127.0.0.1:0",
+		DataDir: dir, Store: dsn, Settings: edge.Settings{HTTPSAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0"}, APIAddr: "127.0.0.1:0",
 		Domain: "localhost", Demo: true, Version: "test", Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}, warmUpHook{above: -1, hold: func(ctx context.Context) error {
 		select {

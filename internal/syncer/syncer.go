@@ -148,7 +148,9 @@ type Loop struct {
 	// (manageEarly), earlyN how many it tried to; at most warmManageMax.
 	early  sync.Map // hostname -> struct{}
 	earlyN atomic.Int64
-	bursts atomic.Int32 // syncs left that tell Release a burst was dropped (burst)
+	// projects are the projects the warm-up read (warmProjects).
+	projects warmProjects
+	bursts   atomic.Int32 // syncs left that tell Release a burst was dropped (burst)
 }
 
 // New returns a Loop over cfg; it reads nothing yet.

@@ -63,12 +63,11 @@ type WarmConfig struct {
 	// Above is the count of hostnames from which WarmUp starts a
 	// warm-up. Default DefaultWarmAbove; -1: always.
 	Above int
-	// Parallel reads a name's domains, project and certificates
-	// together once its service is read, as four queries under way at
-	// once, instead of one after the other: for a store across the
-	// network (PostgreSQL), where each waits a round trip. SQLite's reads
-	// are work in this process, which running them together does not
-	// shorten. Default false.
+	// Parallel reads a name's service, the domains above it and its
+	// certificates at once (Loop.lookup), instead of one after the
+	// other: for a store across the network (PostgreSQL), where each
+	// waits a round trip. SQLite's reads are work in this process, which
+	// running them together does not shorten. Default false.
 	Parallel bool
 	// Hold, if set, runs before the warm-up's first sync; the sync waits
 	// for it (tests hold the warm-up open with it). Default nil.
@@ -135,6 +134,7 @@ func (l *Loop) warmUp(ctx context.Context, changes <-chan struct{}) bool {
 				continue
 			}
 			changed = true
+			l.projects.forget()
 			w.Edge.ForgetWarm()
 		case <-retry:
 			retry = nil
@@ -146,6 +146,7 @@ func (l *Loop) warmUp(ctx context.Context, changes <-chan struct{}) bool {
 				l.firstSync.Store(int64(d))
 				l.warming.Store(false)
 				l.early.Clear()
+				l.projects.forget()
 				l.log.Info("first sync applied: the warm-up is over", "duration", d.Round(time.Millisecond))
 				if changed {
 					l.resyncChanges(ctx) // what changed since the sync's read
@@ -177,49 +178,54 @@ func (l *Loop) firstSyncAsync(ctx context.Context) <-chan error {
 }
 
 // lookup is the warm-up's edge.WarmLookup: host's route as the full sync
-// will make it, and the certificate a full sync would serve for it. Once
-// the service is read, the rest (the domains above its names, its
-// project, host's uploaded certificate and its stored one) is read
-// together when WarmConfig.Parallel says so, else one after the other.
+// will make it, and the certificate a full sync would serve for it.
+//
+// With WarmConfig.Parallel, its reads go at once: the service holding
+// host, the domains at or above host (host's route depends on those
+// alone: platform.Serving), host's uploaded certificate and its stored
+// one; then the service's project, unless the warm-up read it already
+// (warmProjects): one round trip a name. A name no service holds costs
+// the four reads (the edge bounds the look-ups under way). Without, one
+// after the other, the certificate only for a name served.
 func (l *Loop) lookup(ctx context.Context, host string) (*edge.Route, *tls.Certificate, error) {
 	w := l.cfg.Warm
-	svc, err := w.Store.ServiceByHostname(ctx, host)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, nil, nil
-	}
-	if err != nil {
-		return nil, nil, err
-	}
 	var (
+		svc              store.Service
 		ds               []store.Domain
-		p                store.Project
 		c                store.UploadedCert
 		stored           *tls.Certificate
-		dErr, pErr, cErr error
+		sErr, dErr, cErr error
 	)
-	reads := []func(){
-		func() { ds, dErr = w.Store.DomainsNamed(ctx, namesAbove(svc.Hostnames)) },
-		func() { p, pErr = w.Store.GetProject(ctx, svc.ProjectID) },
-		func() { c, cErr = w.Store.UploadedCertFor(ctx, host) },
-		// The stored certificate, read even if an upload is found (and
-		// then not used): uploads are rare, and waiting for that answer
-		// first would cost every other name a round trip.
-		func() { stored = w.Certs.Certificate(ctx, host, nil) },
-	}
+	gen := l.projects.generation()
 	if w.Parallel {
 		var wg sync.WaitGroup
-		for _, read := range reads[1:] {
-			wg.Go(read)
-		}
-		reads[0]()
+		wg.Go(func() { ds, dErr = w.Store.DomainsNamed(ctx, namesAbove([]string{host})) })
+		wg.Go(func() { c, cErr = w.Store.UploadedCertFor(ctx, host) })
+		// Read even if an upload is found (and then not used): uploads
+		// are rare, and waiting for that answer would cost every other
+		// name a round trip.
+		wg.Go(func() { stored = w.Certs.Certificate(ctx, host, nil) })
+		svc, sErr = w.Store.ServiceByHostname(ctx, host)
 		wg.Wait()
 	} else {
-		for _, read := range reads[:3] {
-			read()
+		svc, sErr = w.Store.ServiceByHostname(ctx, host)
+		if sErr == nil {
+			ds, dErr = w.Store.DomainsNamed(ctx, namesAbove(svc.Hostnames))
 		}
 	}
-	if err := cmp.Or(dErr, pErr); err != nil {
+	if errors.Is(sErr, store.ErrNotFound) {
+		return nil, nil, nil
+	}
+	if err := cmp.Or(sErr, dErr); err != nil {
 		return nil, nil, err
+	}
+	p, ok := l.projects.get(svc.ProjectID)
+	if !ok {
+		var err error
+		if p, err = w.Store.GetProject(ctx, svc.ProjectID); err != nil {
+			return nil, nil, err
+		}
+		l.projects.put(p, gen)
 	}
 	var route *edge.Route
 	for _, r := range serving.ServiceRoutes(svc, ds, !p.SuspendedAt.IsZero(), l.log) {
@@ -230,6 +236,9 @@ func (l *Loop) lookup(ctx context.Context, host string) (*edge.Route, *tls.Certi
 	}
 	if route == nil {
 		return nil, nil, nil // not served: an unverified domain, another project's
+	}
+	if !w.Parallel {
+		c, cErr = w.Store.UploadedCertFor(ctx, host)
 	}
 	var up *store.UploadedCert
 	switch {
@@ -246,6 +255,55 @@ func (l *Loop) lookup(ctx context.Context, host string) (*edge.Route, *tls.Certi
 		l.manageEarly(ctx, host)
 	}
 	return route, cert, nil
+}
+
+// warmProjectsMax bounds the projects a warm-up keeps (warmProjects).
+const warmProjectsMax = 10000
+
+// warmProjects are the projects the warm-up read, so that a name of a
+// project already read costs no read of it (its suspension decides the
+// route). Contract: at most warmProjectsMax, then emptied; each as read,
+// never older than the last change notice (forget, called at each
+// notice and at the warm-up's end; a read begun before a forget is not
+// kept). Safe for concurrent use.
+type warmProjects struct {
+	mu  sync.Mutex
+	gen uint64
+	m   map[string]store.Project
+}
+
+// generation returns what put needs: read it before the reads.
+func (w *warmProjects) generation() uint64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.gen
+}
+
+func (w *warmProjects) get(id string) (store.Project, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	p, ok := w.m[id]
+	return p, ok
+}
+
+// put keeps p, read after generation returned gen, unless forget ran since.
+func (w *warmProjects) put(p store.Project, gen uint64) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if gen != w.gen {
+		return
+	}
+	if w.m == nil || len(w.m) >= warmProjectsMax {
+		w.m = map[string]store.Project{}
+	}
+	w.m[p.ID] = p
+}
+
+func (w *warmProjects) forget() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.gen++
+	w.m = nil
 }
 
 // warmManageMax bounds the hostnames a warm-up hands the certificate

@@ -195,7 +195,7 @@ func TestWarmUpManagesANameWithoutACertificate(t *testing.T) {
 // that serves it, other.example.com's of another project.
 type togetherParts struct {
 	certParts
-	inFlight, most atomic.Int32
+	inFlight, most, projectReads atomic.Int32
 }
 
 func (w *togetherParts) read() {
@@ -206,12 +206,18 @@ func (w *togetherParts) read() {
 	w.inFlight.Add(-1)
 }
 
+func (w *togetherParts) ServiceByHostname(ctx context.Context, h string) (store.Service, error) {
+	w.read()
+	return w.certParts.ServiceByHostname(ctx, h)
+}
+
 func (w *togetherParts) DomainsNamed(ctx context.Context, names []string) ([]store.Domain, error) {
 	w.read()
 	return w.certParts.DomainsNamed(ctx, names)
 }
 
 func (w *togetherParts) GetProject(context.Context, string) (store.Project, error) {
+	w.projectReads.Add(1)
 	w.read()
 	return store.Project{ID: "p"}, nil
 }
@@ -238,10 +244,11 @@ func (w *togetherParts) Certificate(_ context.Context, h string, up *store.Uploa
 	return nil
 }
 
-// With Parallel, a name's domains, project, uploaded and stored
-// certificates are read at once after its service; without, one after the
-// other. Either way the answer is the same: the upload of the project
-// the name is routed to, else the stored certificate.
+// With Parallel, a name's service, domains, uploaded and stored
+// certificates are read at once; without, one after the other. Either way
+// the answer is the same (the upload of the project the name is routed
+// to, else the stored certificate), and the project is read once for the
+// warm-up, again after a change notice (forget).
 func TestWarmLookupReadsTogether(t *testing.T) {
 	for _, parallel := range []bool{false, true} {
 		synctest.Test(t, func(t *testing.T) {
@@ -264,6 +271,18 @@ func TestWarmLookupReadsTogether(t *testing.T) {
 			}
 			if want := map[bool]int32{false: 1, true: 4}[parallel]; w.most.Load() != want {
 				t.Errorf("parallel %v: %d reads under way at once, want %d", parallel, w.most.Load(), want)
+			}
+			if n := w.projectReads.Load(); n != 1 {
+				t.Errorf("parallel %v: the project read %d times for three names, want once", parallel, n)
+			}
+			gen := l.projects.generation()
+			l.projects.forget() // a change notice
+			l.projects.put(store.Project{ID: "late"}, gen)
+			if _, ok := l.projects.get("late"); ok {
+				t.Error("a project read before a change notice was kept after it")
+			}
+			if _, _, err := l.lookup(t.Context(), "plain.example.com"); err != nil || w.projectReads.Load() != 2 {
+				t.Errorf("after a change notice: %v, the project read %d times in all, want 2", err, w.projectReads.Load())
 			}
 		})
 	}
