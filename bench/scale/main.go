@@ -11,7 +11,9 @@
 //     node gave the peak back), and the per-hostname slopes between counts;
 //   - handshakes needing a certificate from the store (dial + handshake, one
 //     at a time, each another name): p50 and p99 during the warm-up and
-//     once the node is idle;
+//     once the node is idle; with -warm-probe, also over the rest of the
+//     warm-up, one after the other until the first sync is applied (p50,
+//     p99, p99.9 and the share over 5 ms);
 //   - a configuration change: a service created through the API until its
 //     hostname answers HTTPS, one deleted until its hostname is refused;
 //   - the snapshot files in the data folder, their size, and how many times
@@ -44,6 +46,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -58,6 +61,7 @@ type config struct {
 	cold, sample, changes      int
 	idleMax, changeGap, settle time.Duration
 	procs                      int
+	warmProbe                  bool
 }
 
 // run is the figures of one hostname count on one store.
@@ -74,20 +78,25 @@ type run struct {
 	// back (-settle after the first sync: the node releases it after the
 	// sync and the two after it, a --resync-interval apart), after the
 	// changes and the snapshot figures; SettledSec is when, after exec.
-	RSSSettledMi float64           `json:"rss_settled_mib,omitempty"`
-	SettledSec   float64           `json:"settled_sec,omitempty"`
-	GOMAXPROCS   int               `json:"gomaxprocs"`
-	WarmSec      float64           `json:"warm_sec"`                 // until the node was idle
-	VacuumSec    float64           `json:"vacuum_sec,omitempty"`     // PostgreSQL: VACUUM (ANALYZE) of the schema after seeding
-	SyncSec      float64           `json:"first_sync_sec,omitempty"` // the warm-up's first sync, from the node's log
-	ColdWarm     [2]float64        `json:"cold_warmup_p50_p99_ms"`
-	ColdIdle     [2]float64        `json:"cold_idle_p50_p99_ms"`
-	CreateMs     []float64         `json:"create_ms"`
-	DeleteMs     []float64         `json:"delete_ms"`
-	Snapshots    map[string]int64  `json:"snapshot_bytes"`        // by kind of file
-	Rewrites     map[string]int    `json:"snapshot_rewrites_30s"` // files written anew, by kind
-	Load         map[string]string `json:"load"`                  // /proc/loadavg at each figure
-	Errors       []string          `json:"errors,omitempty"`      // a figure not taken, and why
+	RSSSettledMi float64    `json:"rss_settled_mib,omitempty"`
+	SettledSec   float64    `json:"settled_sec,omitempty"`
+	GOMAXPROCS   int        `json:"gomaxprocs"`
+	WarmSec      float64    `json:"warm_sec"`                 // until the node was idle
+	VacuumSec    float64    `json:"vacuum_sec,omitempty"`     // PostgreSQL: VACUUM (ANALYZE) of the schema after seeding
+	SyncSec      float64    `json:"first_sync_sec,omitempty"` // the warm-up's first sync, from the node's log
+	ColdWarm     [2]float64 `json:"cold_warmup_p50_p99_ms"`
+	ColdIdle     [2]float64 `json:"cold_idle_p50_p99_ms"`
+	// WarmProbe is -warm-probe's figure: handshakes from the store one
+	// after the other from the warm-up figure until the first sync was
+	// applied (it takes the node's processor from the sync, which then
+	// takes longer).
+	WarmProbe *probeFigure      `json:"warm_probe,omitempty"`
+	CreateMs  []float64         `json:"create_ms"`
+	DeleteMs  []float64         `json:"delete_ms"`
+	Snapshots map[string]int64  `json:"snapshot_bytes"`        // by kind of file
+	Rewrites  map[string]int    `json:"snapshot_rewrites_30s"` // files written anew, by kind
+	Load      map[string]string `json:"load"`                  // /proc/loadavg at each figure
+	Errors    []string          `json:"errors,omitempty"`      // a figure not taken, and why
 }
 
 func main() {
@@ -110,6 +119,7 @@ func main() {
 	flag.IntVar(&c.sample, "sample", 100, "hostnames in the servable sample")
 	flag.DurationVar(&c.settle, "settle", 75*time.Second, "time after the first sync at which the settled RSS is read (0: not read)")
 	flag.IntVar(&c.procs, "gomaxprocs", 1, "GOMAXPROCS of the node (it is pinned to one core whatever this says)")
+	flag.BoolVar(&c.warmProbe, "warm-probe", false, "time handshakes from the store one after the other over the rest of the warm-up, until the first sync is applied (the sync takes longer under them)")
 	flag.Parse()
 	for _, s := range strings.Split(sizes, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
@@ -363,6 +373,13 @@ func (c *config) measure(st string, n int, up string) (r run) {
 	r.Load["cold_warmup"] = loadavg()
 	logf("%s %d: from the store during the warm-up p50 %.2f ms p99 %.2f ms", st, n, r.ColdWarm[0], r.ColdWarm[1])
 
+	if c.warmProbe {
+		r.WarmProbe = c.probeWarmUp(https, n*50/100, n*90/100, inSample, logFile.Name())
+		r.Load["warm_probe"] = loadavg()
+		p := r.WarmProbe
+		logf("%s %d: over the rest of the warm-up (%d handshakes from the store): p50 %.2f ms p99 %.2f ms p99.9 %.2f ms, %.2f %% over 5 ms",
+			st, n, p.N, p.P50, p.P99, p.P999, p.Over5)
+	}
 	r.WarmSec = waitIdle(pid, c.idleMax, t0).Seconds()
 	r.SyncSec = firstSync(logFile.Name())
 	r.RSSWarmMi = rssMiB(pid)
@@ -489,6 +506,50 @@ func (c *config) coldHandshakes(addr string, from, to int, skip map[int]bool) [2
 	}
 	slices.Sort(ms)
 	return [2]float64{ms[len(ms)/2], ms[min(len(ms)-1, len(ms)*99/100)]}
+}
+
+// probeFigure is a series of handshake times: their count, p50, p99 and
+// p99.9 in ms, and the percentage over 5 ms.
+type probeFigure struct {
+	N              int
+	P50, P99, P999 float64
+	Over5          float64
+}
+
+// probeWarmUp times handshakes, one at a time, each for another name from
+// from on that the sample left alone, until the node logs its first sync
+// applied (read every half second) or the names run out before to.
+func (c *config) probeWarmUp(addr string, from, to int, skip map[int]bool, log string) *probeFigure {
+	var ms []float64
+	checked := time.Now()
+	for i := from; i < to; i++ {
+		if time.Since(checked) >= 500*time.Millisecond {
+			if b, _ := os.ReadFile(log); bytes.Contains(b, []byte("first sync applied")) {
+				break
+			}
+			checked = time.Now()
+		}
+		if skip[i] {
+			continue
+		}
+		t := time.Now()
+		conn, err := handshake(addr, c.host(i))
+		if err != nil {
+			continue
+		}
+		ms = append(ms, float64(time.Since(t).Microseconds())/1000)
+		conn.Close()
+	}
+	f := &probeFigure{N: len(ms)}
+	if len(ms) == 0 {
+		return f
+	}
+	slices.Sort(ms)
+	at := func(q float64) float64 { return ms[min(len(ms)-1, int(float64(len(ms))*q))] }
+	f.P50, f.P99, f.P999 = at(0.5), at(0.99), at(0.999)
+	over := len(ms) - sort.SearchFloat64s(ms, 5.0000001)
+	f.Over5 = 100 * float64(over) / float64(len(ms))
+	return f
 }
 
 // change creates the service name through the API and times until its
@@ -672,8 +733,8 @@ func freePort() int {
 // table writes the runs as a Markdown table, with the RSS slope between
 // consecutive counts of one store.
 func table(w io.Writer, runs []run) {
-	fmt.Fprintln(w, "| store | hostnames | seed | first answer | all servable | RSS 2 s after first answer | RSS after warm-up | slope (warm) | RSS settled | slope (settled) | first sync | from store, warm-up p50/p99 | from store, idle p50/p99 | create → served | delete → refused | snapshot files | rewrites in 30 s | load (1/5/15 min) |")
-	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+	fmt.Fprintln(w, "| store | hostnames | seed | first answer | all servable | RSS 2 s after first answer | RSS after warm-up | slope (warm) | RSS settled | slope (settled) | first sync | from store, warm-up p50/p99 | over the rest of the warm-up (-warm-probe) | from store, idle p50/p99 | create → served | delete → refused | snapshot files | rewrites in 30 s | load (1/5/15 min) |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 	for i, r := range runs {
 		slope := "–"
 		if i > 0 && runs[i-1].Store == r.Store && r.RSSWarmMi > 0 && runs[i-1].RSSWarmMi > 0 {
@@ -702,9 +763,13 @@ func table(w io.Writer, runs []run) {
 			rw = append(rw, fmt.Sprintf("%s ×%d", f, k))
 		}
 		slices.Sort(rw)
-		fmt.Fprintf(w, "| %s | %d | %s | %.2f s | %.2f s | %.0f MiB | %.0f MiB | %s | %s | %s | %.1f s | %.1f / %.1f ms | %.1f / %.1f ms | %s ms | %s ms | %s | %s | %s |\n",
+		probe := "–"
+		if p := r.WarmProbe; p != nil {
+			probe = fmt.Sprintf("%d: %.1f / %.1f ms, p99.9 %.1f ms, %.1f %% over 5 ms", p.N, p.P50, p.P99, p.P999, p.Over5)
+		}
+		fmt.Fprintf(w, "| %s | %d | %s | %.2f s | %.2f s | %.0f MiB | %.0f MiB | %s | %s | %s | %.1f s | %.1f / %.1f ms | %s | %.1f / %.1f ms | %s ms | %s ms | %s | %s | %s |\n",
 			r.Store, r.N, strings.Join(r.Seed, "<br>"), r.FirstSec, r.AllSec, r.RSSFirstMi, r.RSSWarmMi, slope, settled, sslope, r.SyncSec,
-			r.ColdWarm[0], r.ColdWarm[1], r.ColdIdle[0], r.ColdIdle[1], joinMs(r.CreateMs), joinMs(r.DeleteMs),
+			r.ColdWarm[0], r.ColdWarm[1], probe, r.ColdIdle[0], r.ColdIdle[1], joinMs(r.CreateMs), joinMs(r.DeleteMs),
 			orNone(strings.Join(files, ", ")), orNone(strings.Join(rw, ", ")), r.Load["first"]+" … "+r.Load["snapshot"])
 	}
 }
