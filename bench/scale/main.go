@@ -483,6 +483,22 @@ func handshake(addr, host string) (*tls.Conn, error) {
 	return conn, nil
 }
 
+// timeHandshake times one handshake (dial included) for name i, in ms;
+// false for a name of the sample (skip) or a handshake that failed.
+func (c *config) timeHandshake(addr string, i int, skip map[int]bool) (float64, bool) {
+	if skip[i] {
+		return 0, false
+	}
+	t := time.Now()
+	conn, err := handshake(addr, c.host(i))
+	if err != nil {
+		return 0, false
+	}
+	d := float64(time.Since(t).Microseconds()) / 1000
+	conn.Close()
+	return d, true
+}
+
 // coldHandshakes times c.cold handshakes (dial included), one at a time,
 // each for another name between from and to that the sample left alone,
 // and returns their p50 and p99 in ms.
@@ -490,16 +506,9 @@ func (c *config) coldHandshakes(addr string, from, to int, skip map[int]bool) [2
 	var ms []float64
 	step := max(1, (to-from)/c.cold)
 	for i := from; i < to && len(ms) < c.cold; i += step {
-		if skip[i] {
-			continue
+		if d, ok := c.timeHandshake(addr, i, skip); ok {
+			ms = append(ms, d)
 		}
-		t := time.Now()
-		conn, err := handshake(addr, c.host(i))
-		if err != nil {
-			continue
-		}
-		ms = append(ms, float64(time.Since(t).Microseconds())/1000)
-		conn.Close()
 	}
 	if len(ms) == 0 {
 		return [2]float64{}
@@ -529,16 +538,9 @@ func (c *config) probeWarmUp(addr string, from, to int, skip map[int]bool, log s
 			}
 			checked = time.Now()
 		}
-		if skip[i] {
-			continue
+		if d, ok := c.timeHandshake(addr, i, skip); ok {
+			ms = append(ms, d)
 		}
-		t := time.Now()
-		conn, err := handshake(addr, c.host(i))
-		if err != nil {
-			continue
-		}
-		ms = append(ms, float64(time.Since(t).Microseconds())/1000)
-		conn.Close()
 	}
 	f := &probeFigure{N: len(ms)}
 	if len(ms) == 0 {

@@ -376,8 +376,8 @@ func TestCachedSet(t *testing.T) {
 		s.add(fmt.Sprint(i))
 	}
 	s.add("3") // again: nothing new
-	if s.len() != 9 {
-		t.Fatalf("len %d, want 9", s.len())
+	if len(s.names) != 9 {
+		t.Fatalf("len %d, want 9", len(s.names))
 	}
 	s.remove("0")
 	s.remove("none")
@@ -386,8 +386,8 @@ func TestCachedSet(t *testing.T) {
 	}
 	s.add("9")
 	v := s.victims()
-	if len(v) != 1 || v[0] == "0" || s.len() != 8 {
-		t.Fatalf("victims %v (len after %d), want one name it holds, len 8", v, s.len())
+	if len(v) != 1 || v[0] == "0" || len(s.names) != 8 {
+		t.Fatalf("victims %v (len after %d), want one name it holds, len 8", v, len(s.names))
 	}
 	for name, i := range s.at {
 		if s.names[i] != name {

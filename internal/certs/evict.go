@@ -14,7 +14,7 @@ import (
 // (certmagic.Cache.unsyncedCacheCertificate), under the cache's write lock
 // that every handshake's read waits for: at 10,000 certificates, 20 % of
 // the node's processor once handshakes loaded new names without end
-// (BENCHMARKS.md, "The certificate cache's eviction"). Here a name is
+// (BENCHMARKS.md, "... and the certificate cache's eviction"). Here a name is
 // picked at random from a slice and removed by its name's index.
 //
 // Bound: limit names plus the loads under way (each adds at most one
@@ -83,11 +83,4 @@ func (s *cachedSet) victims() []string {
 		out = append(out, v)
 	}
 	return out
-}
-
-// len returns how many names the set holds.
-func (s *cachedSet) len() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.names)
 }

@@ -51,7 +51,7 @@ const (
 	// a twentieth of the time (at a million hostnames about 1.2 s each,
 	// so every 25 s instead of every write: the look-ups took a quarter
 	// of the processor while handshakes loaded certificates; BENCHMARKS.md
-	// "The certificate cache's eviction"). Below a few hundred thousand
+	// "... and the certificate cache's eviction"). Below a few hundred thousand
 	// hostnames this is under snapshotInterval, and changes nothing.
 	rescanPace = 20
 )
@@ -200,8 +200,7 @@ type SnapshotWriter struct {
 	// memory when it was last looked up, by hostname, with its leaf's
 	// digest (at most the certificates in memory); certsVersion the
 	// CertificatesVersion and rescanned the time of the last look-up of
-	// every hostname.
-	// scanCost is how long that look-up took (rescanPace).
+	// every hostname, scanCost how long it took (rescanPace).
 	pairs        [shardCount][]hostLeaf
 	certsVersion uint64
 	rescanned    time.Time

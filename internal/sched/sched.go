@@ -26,17 +26,7 @@ const Slice = 500 * time.Microsecond
 type Yielder struct{ last time.Time }
 
 // Maybe yields if Slice has passed since the last yield (or the first call).
-func (y *Yielder) Maybe() {
-	now := time.Now()
-	if y.last.IsZero() {
-		y.last = now
-		return
-	}
-	if now.Sub(y.last) >= Slice {
-		Yield()
-		y.last = time.Now()
-	}
-}
+func (y *Yielder) Maybe() { y.MaybeUnlocked(nil) }
 
 // MaybeUnlocked is Maybe for a loop that holds l: a yield releases l
 // while others run, so that those waiting for it run too (a loop that kept
@@ -44,21 +34,22 @@ func (y *Yielder) Maybe() {
 // it). The loop must re-read, after the call, whatever l guards. A nil l
 // is Maybe.
 func (y *Yielder) MaybeUnlocked(l sync.Locker) {
-	if l == nil {
-		y.Maybe()
-		return
-	}
 	now := time.Now()
 	if y.last.IsZero() {
 		y.last = now
 		return
 	}
-	if now.Sub(y.last) >= Slice {
-		l.Unlock()
-		Yield()
-		l.Lock()
-		y.last = time.Now()
+	if now.Sub(y.last) < Slice {
+		return
 	}
+	if l != nil {
+		l.Unlock()
+	}
+	Yield()
+	if l != nil {
+		l.Lock()
+	}
+	y.last = time.Now()
 }
 
 // Yield lets the goroutines that are ready to run, and those whose network
