@@ -10,6 +10,7 @@ import (
 	"hash/maphash"
 	"slices"
 	"time"
+	"unsafe"
 
 	"github.com/spine-platform/spine/internal/sched"
 )
@@ -323,7 +324,9 @@ func (db *DB) queryServicesAll(ctx context.Context, all bool, where string, args
 		ss               = make([]Service, 0, count)
 		upsSeen          = map[string][]string{}
 		strs             = repeated{}
+		kept             packed
 		y                sched.Yielder
+		id, name         sql.RawBytes
 		project, domain  sql.RawBytes
 		ups              sql.RawBytes
 		interval         int64
@@ -333,10 +336,11 @@ func (db *DB) queryServicesAll(ctx context.Context, all bool, where string, args
 		yieldEvery(&y, len(ss))
 		ss = append(ss, Service{})
 		s := &ss[len(ss)-1]
-		if err := rows.Scan(&s.ID, &project, &s.Name, &domain, &ups, &s.HSTSMaxAge, &s.HealthPath, &interval, &created, &updated, &s.ClientCA, &s.ClientAuth); err != nil {
+		if err := rows.Scan(&id, &project, &name, &domain, &ups, &s.HSTSMaxAge, &s.HealthPath, &interval, &created, &updated, &s.ClientCA, &s.ClientAuth); err != nil {
 			rows.Close()
 			return nil, err
 		}
+		s.ID, s.Name = kept.of(id), kept.of(name)
 		s.ProjectID, s.Domain = strs.of(project), strs.of(domain)
 		// Services share few upstream lists: each distinct one is decoded
 		// once per read, and copied for each service (its own slice).
@@ -377,15 +381,18 @@ func (db *DB) queryServicesAll(ctx context.Context, all bool, where string, args
 	defer rows.Close()
 	// The rows come by service: the service is looked up when the ID
 	// changes, from the driver's bytes (no string made for it).
+	// The hostnames are packed apart from the IDs and names: the
+	// certificate manager keeps a read's hostnames, and nothing else of it,
+	// until its next sync.
 	var (
-		id  sql.RawBytes
-		cur = -1
+		host  sql.RawBytes
+		hosts packed
+		cur   = -1
 	)
 	last := make([]byte, 0, 64)
 	for n := 0; rows.Next(); n++ {
 		yieldEvery(&y, n)
-		var h string
-		if err := rows.Scan(&id, &h); err != nil {
+		if err := rows.Scan(&id, &host); err != nil {
 			return nil, err
 		}
 		if n == 0 || !bytes.Equal(id, last) {
@@ -393,10 +400,40 @@ func (db *DB) queryServicesAll(ctx context.Context, all bool, where string, args
 			cur = byID.find(id)
 		}
 		if cur >= 0 {
-			ss[cur].Hostnames = append(ss[cur].Hostnames, h)
+			ss[cur].Hostnames = append(ss[cur].Hostnames, hosts.of(host))
 		}
 	}
 	return ss, rows.Err()
+}
+
+// packed makes the strings of a read that its caller keeps for every
+// service (IDs, names, hostnames) as parts of blocks of packBlock bytes
+// rather than one allocation each. At a million services a node's sync
+// keeps three strings a service: one object each made 3 million objects
+// for the collector to mark at every cycle, and each was rounded up to
+// its size class (a 28-byte ID took 32 bytes, an 18-byte hostname 24),
+// about 13 bytes a service in all. A block lives as long as one of its
+// strings does: at most what the read made, as with a string each (a
+// service deleted later keeps its block's neighbours company, never
+// more than the block).
+type packed struct{ buf []byte }
+
+const packBlock = 16 << 10
+
+func (p *packed) of(b []byte) string {
+	switch {
+	case len(b) == 0:
+		return ""
+	case len(b) > packBlock/16:
+		return string(b) // a rare long one: its own allocation
+	}
+	if cap(p.buf)-len(p.buf) < len(b) {
+		p.buf = make([]byte, 0, packBlock)
+	}
+	n := len(p.buf)
+	p.buf = append(p.buf, b...)
+	// The bytes appended are never written again: later strings go past them.
+	return unsafe.String(&p.buf[n], len(b))
 }
 
 // idIndex finds a service of a read by its ID: maps in idShards pieces

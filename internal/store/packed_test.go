@@ -1,0 +1,32 @@
+package store
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+)
+
+// packed's strings keep their bytes across blocks: a later string never
+// writes over an earlier one, and a long one is its own.
+func TestPackedStrings(t *testing.T) {
+	var p packed
+	var got, want []string
+	buf := make([]byte, 0, packBlock)
+	for i := range 3 * packBlock / 20 { // several blocks
+		b := fmt.Appendf(buf[:0], "s%06d.example.test", i)
+		if i%1000 == 0 {
+			b = append(b, strings.Repeat("x", packBlock/16+1)...) // past the limit
+		}
+		want = append(want, string(b))
+		got = append(got, p.of(b))
+		clear(b) // the caller's buffer is reused, as sql.RawBytes is
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("string %d = %.40q, want %.40q", i, got[i], want[i])
+		}
+	}
+	if s := p.of(nil); s != "" {
+		t.Errorf("of(nil) = %q", s)
+	}
+}

@@ -1,0 +1,66 @@
+package store_test
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/spine-platform/spine/internal/store"
+)
+
+// BenchmarkListServicesMemory reads every one of 100,000 one-hostname
+// services (a node's full sync) and reports, per service, what the read
+// allocated (alloc-B/svc, allocs/svc) and what stays on the heap of the
+// strings a node keeps from it, the ID, name and hostname, once the rest
+// of the read is dropped (kept-B/svc; the string headers are the
+// keeper's and not counted). BENCHMARKS.md has the figures.
+func BenchmarkListServicesMemory(b *testing.B) {
+	benchStores(b, func(b *testing.B, ctx context.Context, db *store.DB, now time.Time, must func(error)) {
+		const n = 100_000
+		svcs := make([]store.Service, 0, 1000)
+		for i := range n {
+			svcs = append(svcs, store.Service{ID: fmt.Sprintf("svc_%024d", i), ProjectID: "p", Name: fmt.Sprintf("s%06d", i), Domain: "example.test",
+				Hostnames: []string{fmt.Sprintf("s%06d.example.test", i)}, Upstreams: []string{"http://127.0.0.1:1"}, CreatedAt: now, UpdatedAt: now})
+			if len(svcs) == cap(svcs) {
+				must(db.CreateServices(ctx, svcs))
+				svcs = svcs[:0]
+			}
+		}
+		kept := make([][3]string, n)
+		for b.Loop() {
+			clear(kept)
+			before, allocsBefore := heapNow()
+			var ms runtime.MemStats
+			runtime.ReadMemStats(&ms)
+			total := ms.TotalAlloc
+			ss, err := db.ListServices(ctx, "")
+			must(err)
+			runtime.ReadMemStats(&ms)
+			alloc, allocs := ms.TotalAlloc-total, ms.Mallocs-allocsBefore
+			if len(ss) != n {
+				b.Fatalf("read %d services, want %d", len(ss), n)
+			}
+			for i := range ss {
+				kept[i] = [3]string{ss[i].ID, ss[i].Name, ss[i].Hostnames[0]}
+			}
+			ss = nil
+			after, _ := heapNow()
+			b.ReportMetric(float64(alloc)/n, "alloc-B/svc")
+			b.ReportMetric(float64(allocs)/n, "allocs/svc")
+			b.ReportMetric(float64(int64(after)-int64(before))/n, "kept-B/svc")
+		}
+		runtime.KeepAlive(kept)
+	})
+}
+
+// heapNow returns the live heap after a full collection and the count of
+// allocations so far.
+func heapNow() (live, mallocs uint64) {
+	runtime.GC()
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapAlloc, ms.Mallocs
+}
