@@ -76,8 +76,10 @@ type svcTable struct {
 // bytes a service instead of about 300).
 type svcShard struct {
 	svcs []appliedService
-	// serial is unique to this shard and greater than that of every shard
-	// made before it (shardSerials): AppliedServices.ShardVersion.
+	// serial is greater than that of every shard made before it
+	// (shardSerials), or, after a full read, that of the shard it
+	// replaced if their services are the same (Full): two shards with one
+	// serial hold the same services. AppliedServices.ShardVersion.
 	serial uint64
 }
 
@@ -320,10 +322,14 @@ func (a *Applied) Full(st State, domains []store.Domain, suspended map[string]bo
 		}
 		sh.svcs = append(sh.svcs, compact(s, a.share))
 	}
-	// A shard whose services are those applied already stays as it was,
-	// its version with it: the snapshot writer then lists and digests only
-	// the shards whose services changed. One emptied gets an empty shard,
-	// not none, so that its version moves.
+	// A shard whose services are those applied already keeps its
+	// version: the snapshot writer then lists and digests only the shards
+	// whose services changed. Its records are the new ones all the same:
+	// the edge and the certificate manager take this read's strings, and
+	// the old records would keep the last read's alive beside them (a
+	// second copy of every ID, name and hostname after any full sync that
+	// applies, 64 MB at a million). One emptied gets an empty shard, not
+	// none, so that its version moves.
 	for j, sh := range t.shards {
 		old := a.cur.svcs.shards[j]
 		switch {
@@ -331,7 +337,7 @@ func (a *Applied) Full(st State, domains []store.Domain, suspended map[string]bo
 			y.Maybe()
 			slices.SortFunc(sh.svcs, func(a, b appliedService) int { return cmp.Compare(a.ID, b.ID) })
 			if old != nil && slices.EqualFunc(old.svcs, sh.svcs, sameRecord) {
-				t.shards[j] = old
+				sh.serial = old.serial
 			}
 		case old != nil && len(old.svcs) > 0:
 			t.shards[j] = newSvcShard(nil)

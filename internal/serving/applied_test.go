@@ -373,8 +373,22 @@ func TestAppliedFullKeepsUnchangedShards(t *testing.T) {
 		return v
 	}
 	v0 := full(svcs)
-	if v1 := full(svcs); v1 != v0 {
+	// The same services in strings of their own, as a second read makes
+	// them: the versions stay, the records are the new read's (the edge
+	// and the manager take its strings; the old ones must not stay alive).
+	again := slices.Clone(svcs)
+	fresh := map[*byte]bool{}
+	for i := range again {
+		again[i].ID, again[i].Name = strings.Clone(again[i].ID), strings.Clone(again[i].Name)
+		fresh[unsafe.StringData(again[i].ID)], fresh[unsafe.StringData(again[i].Name)] = true, true
+	}
+	if v1 := full(again); v1 != v0 {
 		t.Error("a full read of the same services changed shard versions")
+	}
+	for _, s := range a.Snapshot().List() {
+		if !fresh[unsafe.StringData(s.ID)] || !fresh[unsafe.StringData(s.Name)] {
+			t.Fatalf("service %s: the applied record kept the first read's strings", s.ID)
+		}
 	}
 	// One service changed (its upstream), one gone: their groups only.
 	changed := slices.Clone(svcs)
