@@ -30,3 +30,15 @@ func TestPackedStrings(t *testing.T) {
 		t.Errorf("of(nil) = %q", s)
 	}
 }
+
+// A read of a few services takes blocks about the size of its strings,
+// not packBlock: the API may remember such a read.
+func TestPackedSmallRead(t *testing.T) {
+	var p packed
+	for i := range 3 {
+		p.of(fmt.Appendf(nil, "svc_%024d", i))
+	}
+	if c := cap(p.buf); c > packFirst {
+		t.Errorf("three IDs took a block of %d bytes, want at most %d", c, packFirst)
+	}
+}

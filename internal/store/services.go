@@ -407,8 +407,10 @@ func (db *DB) queryServicesAll(ctx context.Context, all bool, where string, args
 }
 
 // packed makes the strings of a read that its caller keeps for every
-// service (IDs, names, hostnames) as parts of blocks of packBlock bytes
-// rather than one allocation each. At a million services a node's sync
+// service (IDs, names, hostnames) as parts of blocks rather than one
+// allocation each: the first of packFirst bytes, each next twice the last
+// up to packBlock, so that a read of a few services (a project's, which
+// the API may remember) takes about what its strings need. At a million services a node's sync
 // keeps three strings a service: one object each made 3 million objects
 // for the collector to mark at every cycle, and each was rounded up to
 // its size class (a 28-byte ID took 32 bytes, an 18-byte hostname 24),
@@ -416,9 +418,15 @@ func (db *DB) queryServicesAll(ctx context.Context, all bool, where string, args
 // strings does: at most what the read made, as with a string each (a
 // service deleted later keeps its block's neighbours company, never
 // more than the block).
-type packed struct{ buf []byte }
+type packed struct {
+	buf  []byte
+	next int // the size of the next block
+}
 
-const packBlock = 16 << 10
+const (
+	packFirst = 256
+	packBlock = 16 << 10
+)
 
 func (p *packed) of(b []byte) string {
 	switch {
@@ -428,7 +436,8 @@ func (p *packed) of(b []byte) string {
 		return string(b) // a rare long one: its own allocation
 	}
 	if cap(p.buf)-len(p.buf) < len(b) {
-		p.buf = make([]byte, 0, packBlock)
+		p.next = min(max(2*p.next, packFirst), packBlock)
+		p.buf = make([]byte, 0, max(p.next, len(b)))
 	}
 	n := len(p.buf)
 	p.buf = append(p.buf, b...)
