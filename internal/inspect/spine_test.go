@@ -65,12 +65,14 @@ func TestAgainstSpine(t *testing.T) {
 
 	// The demo service's certificate is issued at start and its status
 	// recorded just after; the node loads the fleet's ticket keys in its
-	// first seconds, which invalidates tickets issued before. Wait for both.
+	// first seconds, which invalidates tickets issued before; its answers
+	// offer HTTP/3 once its QUIC listener runs (on a loaded machine, after
+	// the first HTTPS answers). Wait for all three.
 	var r *inspect.Report
-	poll.Until(t, "the node settled (certificate active, session resumed)", 2*time.Minute, func() error {
+	poll.Until(t, "the node settled (certificate active, session resumed, HTTP/3 offered)", 2*time.Minute, func() error {
 		r = inspectURL("https://hello.localhost:" + port + "/")
-		if !r.Result.OK || r.Spine == nil || r.Spine.Status != "active" || !r.Resumption.Resumed {
-			return fmt.Errorf("result %+v, spine %+v, resumption %+v", r.Result, r.Spine, r.Resumption)
+		if !r.Result.OK || r.Spine == nil || r.Spine.Status != "active" || !r.Resumption.Resumed || !r.HTTP.H3.Advertised {
+			return fmt.Errorf("result %+v, spine %+v, resumption %+v, HTTP/3 %+v", r.Result, r.Spine, r.Resumption, r.HTTP.H3)
 		}
 		return nil
 	})
