@@ -22,6 +22,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"sync"
 	"time"
 
@@ -125,15 +126,7 @@ func (m *Manager) manageMissing(subject string) {
 // names than that, every certificate ends up in memory as if loaded at
 // start, and so in the node's snapshot, without delaying the start.
 func (m *Manager) warm(names []string) {
-	capacity := m.capacity
-	if capacity == 0 {
-		capacity = DefaultCacheCapacity
-	}
-	room := len(names)
-	if capacity > 0 {
-		room = min(room, capacity*9/10) // certmagic does not tell its count
-	}
-	for _, n := range names[:room] {
+	for _, n := range names[:min(len(names), m.warmRoom())] {
 		if m.ctx.Err() != nil {
 			return
 		}
@@ -162,6 +155,20 @@ func (m *Manager) warm(names []string) {
 			return
 		case <-t.C:
 		}
+	}
+}
+
+// warmRoom returns how many names warm loads at most: nine tenths of the
+// cache's capacity (certmagic does not tell its count), or all without a
+// bound.
+func (m *Manager) warmRoom() int {
+	switch c := m.capacity; {
+	case c == 0:
+		return DefaultCacheCapacity * 9 / 10
+	case c < 0:
+		return math.MaxInt
+	default:
+		return c * 9 / 10
 	}
 }
 

@@ -537,8 +537,13 @@ func (m *Manager) startManaging(added []string, recorded *nameSet, y *sched.Yiel
 	if lazy > 0 {
 		m.log.Info("managing certificates recorded as valid; each is loaded from storage on its first handshake",
 			"hostnames", lazy)
-		names := make([]string, 0, lazy)
+		// Only the names warm loads: the first of a million took 16 MB
+		// for the warm's length (seconds to minutes) for 9,000 loads.
+		names := make([]string, 0, min(lazy, m.warmRoom()))
 		for i, n := range added {
+			if len(names) == cap(names) {
+				break
+			}
 			yieldEvery(y, i)
 			if recorded.has(n) {
 				names = append(names, n)
