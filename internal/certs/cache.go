@@ -179,6 +179,12 @@ func (m *Manager) CachedCertificate(name string) *tls.Certificate {
 	if !m.served.Load().allows(name) {
 		return nil
 	}
+	if !m.cached.mayHold(name) {
+		// Most names of a large node (the snapshot writer asks for every
+		// one): certmagic's look-up takes its cache's lock and splits the
+		// name into labels, 48 bytes of garbage, a million times a scan.
+		return nil
+	}
 	var best *certmagic.Certificate
 	for _, c := range m.cache.AllMatchingCertificates(name) {
 		if c.Leaf == nil || len(c.Certificate.Certificate) == 0 {

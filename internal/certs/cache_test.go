@@ -353,7 +353,7 @@ func TestLoadsMakeRoomInAFullCache(t *testing.T) {
 			}
 			var inMemory []string
 			for _, x := range names {
-				if m.CachedCertificate(x) != nil {
+				if m.cachedLeaf(x) != nil { // certmagic's cache itself, not the set
 					inMemory = append(inMemory, x)
 				}
 			}
@@ -397,7 +397,50 @@ func TestCachedSet(t *testing.T) {
 	if newCachedSet(0).victims() != nil {
 		t.Error("an unbounded set picked victims")
 	}
+
+	// mayHold: a name held, or the wildcard of its parent; nothing else,
+	// and no allocation.
+	s.add("a.example.test")
+	s.add("*.w.example.test")
+	for name, want := range map[string]bool{"a.example.test": true, "x.w.example.test": true, "w.example.test": false,
+		"b.example.test": false, "y.x.w.example.test": false, "localhost": false, "": false} {
+		if got := s.mayHold(name); got != want {
+			t.Errorf("mayHold(%q) = %v, want %v", name, got, want)
+		}
+	}
+	if n := testing.AllocsPerRun(100, func() { s.mayHold("x.w.example.test"); s.mayHold("b.example.test") }); n != 0 {
+		t.Errorf("mayHold allocates %.0f times", n)
+	}
 	if newCachedSet(1).limit != 1 {
 		t.Error("a cache of one certificate: limit not 1")
+	}
+}
+
+// BenchmarkCachedCertificateMiss: the snapshot writer's question for a
+// served name whose certificate is not in memory, most of a large node's
+// names (BENCHMARKS.md, "A read's kept strings packed").
+func BenchmarkCachedCertificateMiss(b *testing.B) {
+	st := &certmagic.FileStorage{Path: b.TempDir()}
+	recs := &records{}
+	now := time.Now()
+	names := make([]string, 10_000)
+	for i := range names {
+		names[i] = fmt.Sprintf("s%05d.example.test", i)
+		recs.PutCertStatus(context.Background(), store.CertStatus{Hostname: names[i], Status: store.CertActive,
+			NotBefore: now.Add(-time.Hour), NotAfter: now.Add(90 * 24 * time.Hour)})
+	}
+	m, err := New(Config{Storage: st, Status: recs, CacheCapacity: 1}) // recorded as valid, none warmed
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(m.Stop)
+	m.Sync(context.Background(), names)
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		if m.CachedCertificate(names[i%len(names)]) != nil {
+			b.Fatal("a certificate in memory")
+		}
+		i++
 	}
 }

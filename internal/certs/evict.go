@@ -2,6 +2,7 @@ package certs
 
 import (
 	"math/rand/v2"
+	"strings"
 	"sync"
 )
 
@@ -69,6 +70,27 @@ func (s *cachedSet) removeLocked(name string) {
 	s.names[last] = ""
 	s.names = s.names[:last]
 	delete(s.at, name)
+}
+
+// mayHold reports whether the cache may hold a certificate for the
+// hostname name: a certificate of that name, or of the wildcard of its
+// parent, entered it and was not removed by the Manager. False means none
+// does (every managed certificate enters through certmagic's
+// CacheManagedCertificate, which reports it, or replaces one that did).
+// It allocates nothing.
+func (s *cachedSet) mayHold(name string) bool {
+	var buf [2 + 253]byte
+	wild := buf[:0]
+	if _, parent, ok := strings.Cut(name, "."); ok && len(parent)+2 <= len(buf) {
+		wild = append(append(wild, "*."...), parent...)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.at[name]; ok {
+		return true
+	}
+	_, ok := s.at[string(wild)] // no allocation for a map key
+	return ok && len(wild) > 0
 }
 
 // victims returns the names to take out of the cache before one more
