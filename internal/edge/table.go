@@ -365,7 +365,7 @@ type tableBuild struct {
 // key the build has made one for already.
 func (b *tableBuild) agrees(st *routeSettings) bool {
 	for _, up := range st.pool.ups {
-		if u := b.ups[up.health.key(up.key)]; u != nil && u != up {
+		if u := b.ups[up.mapKey]; u != nil && u != up {
 			return false
 		}
 	}
@@ -451,7 +451,7 @@ func (s *Server) buildTable(routes []Route, l sync.Locker) (*tableBuild, error) 
 		}
 		st := c.v
 		for _, up := range st.pool.ups {
-			k := up.health.key(up.key)
+			k := up.mapKey
 			b.ups[k] = up
 			b.upRefs[k]++
 		}
@@ -509,7 +509,7 @@ func (s *Server) updateRoutes(set []Route, remove []string) error {
 	newSvcs := map[[2]string]*routeService{}
 	count := func(rt *route, d int) {
 		for _, up := range rt.pool.ups {
-			upDelta[up.health.key(up.key)] += d
+			upDelta[up.mapKey] += d
 		}
 		if rt.mtls != nil {
 			authDelta[rt.authKey] += d

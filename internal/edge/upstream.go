@@ -29,6 +29,10 @@ type upstream struct {
 	key    string // canonical URL
 	target *url.URL
 	health healthCheck
+	// mapKey is health.key(key), its key in the Server's maps: made once,
+	// not at each route naming it (a string per route of a build, a
+	// million at a million hostnames).
+	mapKey string
 	proxy  *httputil.ReverseProxy
 	tr     *http.Transport
 	direct *direct // nil unless target is plain HTTP without a path
@@ -76,6 +80,7 @@ func newUpstream(key string, target *url.URL, health healthCheck, cfg *Config) *
 		key:    key,
 		target: target,
 		health: health,
+		mapKey: health.key(key),
 		log:    cfg.Logger.With("upstream", key),
 		done:   make(chan struct{}),
 	}
