@@ -89,8 +89,8 @@ func (s *cachedSet) mayHold(name string) bool {
 	if _, ok := s.at[name]; ok {
 		return true
 	}
-	_, ok := s.at[string(wild)] // no allocation for a map key
-	return ok && len(wild) > 0
+	_, ok := s.at[string(wild)] // no allocation for a map key; "" is never held
+	return ok
 }
 
 // victims returns the names to take out of the cache before one more

@@ -31,14 +31,12 @@ func BenchmarkListServicesMemory(b *testing.B) {
 		kept := make([][3]string, n)
 		for b.Loop() {
 			clear(kept)
-			before, allocsBefore := heapNow()
-			var ms runtime.MemStats
-			runtime.ReadMemStats(&ms)
-			total := ms.TotalAlloc
+			before := statsAfterGC()
 			ss, err := db.ListServices(ctx, "")
 			must(err)
+			var ms runtime.MemStats
 			runtime.ReadMemStats(&ms)
-			alloc, allocs := ms.TotalAlloc-total, ms.Mallocs-allocsBefore
+			alloc, allocs := ms.TotalAlloc-before.TotalAlloc, ms.Mallocs-before.Mallocs
 			if len(ss) != n {
 				b.Fatalf("read %d services, want %d", len(ss), n)
 			}
@@ -46,21 +44,21 @@ func BenchmarkListServicesMemory(b *testing.B) {
 				kept[i] = [3]string{ss[i].ID, ss[i].Name, ss[i].Hostnames[0]}
 			}
 			ss = nil
-			after, _ := heapNow()
+			after := statsAfterGC()
 			b.ReportMetric(float64(alloc)/n, "alloc-B/svc")
 			b.ReportMetric(float64(allocs)/n, "allocs/svc")
-			b.ReportMetric(float64(int64(after)-int64(before))/n, "kept-B/svc")
+			b.ReportMetric(float64(int64(after.HeapAlloc)-int64(before.HeapAlloc))/n, "kept-B/svc")
 		}
 		runtime.KeepAlive(kept)
 	})
 }
 
-// heapNow returns the live heap after a full collection and the count of
-// allocations so far.
-func heapNow() (live, mallocs uint64) {
+// statsAfterGC returns the runtime's statistics after a full collection:
+// HeapAlloc is then the live heap.
+func statsAfterGC() runtime.MemStats {
 	runtime.GC()
 	runtime.GC()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	return ms.HeapAlloc, ms.Mallocs
+	return ms
 }
