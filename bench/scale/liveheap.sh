@@ -2,7 +2,8 @@
 # liveheap.sh BIN DATADIR OUT [DSN]: starts `spine serve` on a seeded store (bench/seed) with
 # GOMAXPROCS=1 on core 0, waits for "first sync applied", then 60 s, and writes OUT.rss (VmRSS before
 # and after), OUT.heap.pb.gz (a heap profile after a forced collection) and OUT.mem (the runtime's
-# MemStats after it: live heap, heap in use, objects). Nothing else should run meanwhile; it stops
+# MemStats after it: live heap, heap in use, objects) and OUT.smaps (the RSS split into anonymous memory
+# and file pages mapped). Nothing else should run meanwhile; it stops
 # any `spine serve --data` running first.
 # BENCHMARKS.md, "A read's kept strings packed", has its figures. Pass DSN for a PostgreSQL seed.
 set -u
@@ -15,9 +16,10 @@ for i in $(seq 1 600); do grep -q "first sync applied" $OUT.node.log && break; s
 grep "first sync applied" $OUT.node.log | head -1 > $OUT.sync
 sleep 60
 grep VmRSS /proc/$PID/status > $OUT.rss
+grep -E "^(Rss|Anonymous|Private_Dirty|Shared_Clean|Private_Clean):" /proc/$PID/smaps_rollup > $OUT.smaps
 TOK=$(cat $DIR/admin.token)
 curl -s -H "Authorization: Bearer $TOK" "http://127.0.0.1:18081/debug/pprof/heap?gc=1" -o $OUT.heap.pb.gz
 curl -s -H "Authorization: Bearer $TOK" "http://127.0.0.1:18081/debug/pprof/heap?debug=1" | grep -E "^# (HeapAlloc|HeapInuse|HeapIdle|HeapReleased|HeapObjects|Sys|Stack|MSpan|GCSys|OtherSys|NumGC) " > $OUT.mem
 sleep 2; grep VmRSS /proc/$PID/status >> $OUT.rss
 kill $PID; wait $PID 2>/dev/null
-cat $OUT.sync $OUT.rss $OUT.mem
+cat $OUT.sync $OUT.rss $OUT.smaps $OUT.mem

@@ -15,6 +15,7 @@ import (
 	"github.com/caddyserver/certmagic"
 
 	"github.com/spine-platform/spine/internal/ca"
+	"github.com/spine-platform/spine/internal/metrics"
 	"github.com/spine-platform/spine/internal/poll"
 	"github.com/spine-platform/spine/internal/store"
 )
@@ -122,6 +123,21 @@ func TestLazyCertificatesFromRecords(t *testing.T) {
 			t.Errorf("%s is in memory before any handshake for it", n)
 		}
 	}
+	// The metrics count a name recorded as valid, not in memory, as ready
+	// (its validity unknown here); a name not managed is not ready.
+	hosts := func(yield func(project, service, host string) bool) {
+		for _, n := range append(names, "x.localhost") {
+			if !yield("p", "web", n) {
+				return
+			}
+		}
+	}
+	e.m.CertificateMetrics(hosts, nil, &Uploaded{}, func(c metrics.Certificate) bool {
+		if want := c.Hostname != "x.localhost"; c.Ready != want || c.Project != "p" || c.Service != "web" {
+			t.Errorf("metrics for %s: %+v, want ready %v", c.Hostname, c, want)
+		}
+		return true
+	})
 	for _, n := range []string{"c.localhost", "a.localhost", "b.localhost", "c.localhost"} {
 		leaf, err := e.dial(n)
 		if err != nil {

@@ -234,12 +234,18 @@ func newStatusBook(out StatusStore, log *slog.Logger, covered func(string) []str
 }
 
 func (b *statusBook) get(name string) store.CertStatus {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if s, ok := b.byName[name]; ok {
+	if s, ok := b.lookup(name); ok {
 		return s
 	}
 	return store.CertStatus{Hostname: name}
+}
+
+// lookup returns name's status and whether the book has one.
+func (b *statusBook) lookup(name string) (store.CertStatus, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	s, ok := b.byName[name]
+	return s, ok
 }
 
 // watch returns name's status and a channel that is closed at the next

@@ -1,7 +1,5 @@
 package edge
 
-import "github.com/spine-platform/spine/internal/metrics"
-
 // UpstreamHealth reports, for each upstream URL of the route table, whether
 // it takes requests now: its last active health check passed and no
 // transport error put it in its cooldown (the health cache's verdict, at
@@ -24,18 +22,20 @@ func (s *Server) UpstreamHealth() map[string]bool {
 }
 
 // Upstreams calls yield for each upstream of each service in the route
-// table, with the service's metrics label (project/service), the upstream's
-// URL and whether it takes requests now (its last health check passed and
-// it is not in a passive cooldown). A service with several hostnames comes
-// once per hostname.
-func (s *Server) Upstreams(yield func(service, upstream string, healthy bool)) {
+// table, with the service's project and name, the upstream's URL and
+// whether it takes requests now (its last health check passed and it is
+// not in a passive cooldown), until yield returns false. A service with
+// several hostnames comes once per hostname. It makes no string: a
+// scrape at a million hostnames made a label and a URL for each.
+func (s *Server) Upstreams(yield func(project, service, upstream string, healthy bool) bool) {
 	for rt := range s.table.Load().all() {
 		if rt.Suspended {
 			continue
 		}
-		label := metrics.ServiceLabel(rt.Project, rt.Service)
 		for _, up := range rt.pool.ups {
-			yield(label, up.target.String(), up.available())
+			if !yield(rt.Project, rt.Service, up.key, up.available()) {
+				return
+			}
 		}
 	}
 }

@@ -15,7 +15,10 @@ import (
 // service's series going with its routes.
 func TestMetrics(t *testing.T) {
 	var s *Server // the registry reads the route table at each scrape
-	reg := metrics.New(metrics.Sources{Upstreams: func(yield func(string, string, bool)) { s.Upstreams(yield) }})
+	reg := metrics.New(metrics.Sources{
+		Upstreams:       func(yield func(string, string, string, bool) bool) { s.Upstreams(yield) },
+		UpstreamTargets: func() map[string]bool { return s.UpstreamHealth() },
+	})
 	up := namedUpstream(t, "one")
 	dead := deadURL(t)
 	h := startEdge(t, Config{Metrics: reg},
@@ -80,6 +83,9 @@ func TestMetrics(t *testing.T) {
 	want("spine_http_request_duration_seconds", map[string]string{"service": "p/web"}, 4)
 	want("spine_upstream_healthy", map[string]string{"service": "p/web", "upstream": up.URL}, 1)
 	want("spine_upstream_healthy", map[string]string{"service": "p/gone", "upstream": dead}, 0) // out of rotation after the failure
+	want("spine_upstream_targets", map[string]string{"healthy": "true"}, 1)
+	want("spine_upstream_targets", map[string]string{"healthy": "false"}, 1)
+	want("spine_metrics_series_omitted", map[string]string{"family": "spine_upstream_healthy"}, 0)
 
 	// Handshakes: the five connections' (TLS 1.3, Go's default hybrid group),
 	// and one refused for a name the edge does not serve.

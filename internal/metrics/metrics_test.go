@@ -1,9 +1,11 @@
 package metrics
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -51,9 +53,9 @@ func TestHandlerServesTextFormat(t *testing.T) {
 	r := New(Sources{
 		StoreUp:        func() bool { return true },
 		ConfigRevision: func() int64 { return 42 },
-		Certificates: func() []Certificate {
-			return []Certificate{{Hostname: "a.example", Project: "p", Service: "web", Issuer: "Spine Internal CA",
-				NotBefore: time.Unix(1000, 0), NotAfter: time.Unix(2000, 0), Ready: true}}
+		Certificates: func(yield func(Certificate) bool) {
+			yield(Certificate{Hostname: "a.example", Project: "p", Service: "web", Issuer: "Spine Internal CA",
+				NotBefore: time.Unix(1000, 0), NotAfter: time.Unix(2000, 0), Ready: true})
 		},
 		Counters: func() []Value { return []Value{{Name: "spine_test_total", Help: "x", Counter: true, V: 3}} },
 	})
@@ -72,6 +74,9 @@ func TestHandlerServesTextFormat(t *testing.T) {
 		`spine_certificate_not_after_timestamp_seconds{hostname="a.example",issuer="Spine Internal CA",project="p",service="web"} 2000`,
 		`spine_certificate_not_before_timestamp_seconds{hostname="a.example",issuer="Spine Internal CA",project="p",service="web"} 1000`,
 		`spine_certificate_ready{hostname="a.example",project="p",service="web"} 1`,
+		`spine_certificate_hostnames{ready="true"} 1`,
+		`spine_certificate_hostnames{ready="false"} 0`,
+		`spine_metrics_series_omitted{family="spine_certificate_ready"} 0`,
 		`spine_store_up 1`,
 		`spine_config_revision 42`,
 		`spine_test_total 3`,
@@ -80,6 +85,88 @@ func TestHandlerServesTextFormat(t *testing.T) {
 	} {
 		if !strings.Contains(string(b), line) {
 			t.Errorf("the page lacks %q", line)
+		}
+	}
+}
+
+// TestSeriesBound: past MaxSeries, the hostnames not ready keep their
+// series and the ready ones fill what is left; the counts cover every
+// hostname, the omitted gauge says how many have no series, and the
+// source is read once, without a list of every hostname. Upstream pairs
+// likewise, the unhealthy first, then the healthy ones of a service with
+// one unhealthy (it is not wholly down), a pair that comes again (another
+// hostname of its service) once.
+func TestSeriesBound(t *testing.T) {
+	var certs []Certificate
+	for i := range 6 {
+		certs = append(certs, Certificate{Hostname: fmt.Sprintf("h%d.example", i), Project: "p", Service: "web",
+			NotBefore: time.Unix(1000, 0), NotAfter: time.Unix(2000, 0), Ready: i%3 != 0}) // h0 and h3 not ready
+	}
+	reads := 0
+	r := New(Sources{
+		MaxSeries: 3,
+		Certificates: func(yield func(Certificate) bool) {
+			reads++
+			for _, c := range certs {
+				if !yield(c) {
+					return
+				}
+			}
+		},
+		Upstreams: func(yield func(project, service, upstream string, healthy bool) bool) {
+			for _, u := range []struct {
+				svc, up string
+				ok      bool
+			}{{"a", "http://a", true}, {"a", "http://a", true}, {"b", "http://b", true}, {"c", "http://c", false},
+				{"d", "http://d", true}, {"e", "http://e", true}, {"f", "http://f", false}, {"f", "http://f2", true}} {
+				if !yield("p", u.svc, u.up, u.ok) {
+					return
+				}
+			}
+		},
+	})
+	mfs, err := r.Gatherer().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	series := map[string][]string{}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			var labels []string
+			for _, l := range m.GetLabel() {
+				if n := l.GetName(); n == "hostname" || n == "service" && mf.GetName() == "spine_upstream_healthy" {
+					labels = append(labels, l.GetValue())
+				}
+			}
+			series[mf.GetName()] = append(series[mf.GetName()], strings.Join(labels, ","))
+		}
+	}
+	if reads != 1 {
+		t.Errorf("the certificates were read %d times, want 1", reads)
+	}
+	ready := series["spine_certificate_ready"]
+	slices.Sort(ready)
+	if want := []string{"h0.example", "h1.example", "h3.example"}; !slices.Equal(ready, want) {
+		t.Errorf("certificate series for %v, want %v (the two not ready, then the first ready)", ready, want)
+	}
+	if n := len(series["spine_certificate_not_after_timestamp_seconds"]); n != 3 {
+		t.Errorf("%d not_after series, want 3", n)
+	}
+	ups := series["spine_upstream_healthy"]
+	slices.Sort(ups)
+	if want := []string{"p/c", "p/f", "p/f"}; !slices.Equal(ups, want) {
+		t.Errorf("upstream series for %v, want %v (the two unhealthy, then the healthy one of f)", ups, want)
+	}
+	for labels, want := range map[string]float64{
+		"spine_certificate_hostnames/ready=true":                      4,
+		"spine_certificate_hostnames/ready=false":                     2,
+		"spine_metrics_series_omitted/family=spine_certificate_ready": 3,
+		"spine_metrics_series_omitted/family=spine_upstream_healthy":  4, // a, b, d, e
+	} {
+		name, kv, _ := strings.Cut(labels, "/")
+		k, v, _ := strings.Cut(kv, "=")
+		if got, ok := Lookup(r.Gatherer(), name, map[string]string{k: v}); !ok || got != want {
+			t.Errorf("%s{%s} = %v (present %v), want %v", name, kv, got, ok, want)
 		}
 	}
 }

@@ -150,7 +150,7 @@ func TestChangesAppliedAsDelta(t *testing.T) {
 				}
 				// The fail-static snapshot's source lists the services as they are.
 				names := map[string]bool{}
-				for _, s := range n.syncer.Last().Services() {
+				for _, s := range n.syncer.Last().Applied.List() {
 					names[s.Name] = true
 				}
 				if !names["fresh"] || names["gone"] || !names["moving"] || len(names) < 6 {

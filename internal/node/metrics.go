@@ -12,16 +12,17 @@ func (n *Node) newMetrics() *metrics.Registry {
 		return nil
 	}
 	return metrics.New(metrics.Sources{
-		Certificates: func() []metrics.Certificate {
+		Certificates: func(yield func(metrics.Certificate) bool) {
 			rec := n.syncer.Last() // the hostnames the last sync served
 			if rec == nil {
-				return nil
+				return
 			}
-			return n.certs.CertificateMetrics(rec.Services(), rec.Suspended, &n.uploaded)
+			n.certs.CertificateMetrics(rec.Applied.Hostnames, rec.Suspended, &n.uploaded, yield)
 		},
-		Upstreams: func(yield func(service, upstream string, healthy bool)) {
+		Upstreams: func(yield func(project, service, upstream string, healthy bool) bool) {
 			n.edge.Upstreams(yield)
 		},
+		UpstreamTargets: func() map[string]bool { return n.edge.UpstreamHealth() },
 		StoreUp:        func() bool { return n.fleet.Health.Reachable() },
 		ConfigRevision: func() int64 { return n.syncer.Revision() }, // built before the loop
 		Fleet:          func() ([]metrics.Node, bool) { return n.fleet.Members.Metrics() },

@@ -629,6 +629,26 @@ func (s *AppliedServices) AppendShardServices(dst []store.Service, i, n int) []s
 	return dst
 }
 
+// Hostnames calls yield with each hostname of the services, with its
+// service's project and name, until yield returns false: in List's order,
+// without copying the services (certs.ServedHostnames, for the metrics of
+// every hostname at each scrape, where List kept a copy of every service).
+func (s *AppliedServices) Hostnames(yield func(project, service, host string) bool) {
+	for _, sh := range s.t.shards {
+		if sh == nil {
+			continue
+		}
+		for k := range sh.svcs {
+			e := &sh.svcs[k]
+			for h := range e.hosts.all() {
+				if !yield(e.group.ProjectID, e.Name, h) {
+					return
+				}
+			}
+		}
+	}
+}
+
 // ShardHostnames yields the hostnames of the services of group i of n,
 // in no order, without copying the services.
 func (s *AppliedServices) ShardHostnames(i, n int) iter.Seq[string] {

@@ -119,10 +119,9 @@ type Record struct {
 	// Applied are the services by shard, with a version per shard that a
 	// delta changes only for the shards it touches: the snapshot writer
 	// lists and digests those alone (fleet.ServiceShards).
-	Applied *serving.AppliedServices
-	// Services lists the services; made once, on first use (/metrics),
-	// not on the change's path.
-	Services  func() []store.Service
+	// Applied.Hostnames is what /metrics reads at each scrape, without a
+	// copy of the services.
+	Applied   *serving.AppliedServices
 	Suspended []string // IDs of the suspended projects, sorted
 	Sum       [sha256.Size]byte
 }
@@ -427,7 +426,7 @@ func (l *Loop) SyncChanges(ctx context.Context) (bool, error) {
 	if !d.Empty() {
 		applied := l.deltas.Snapshot()
 		rec := l.last.Load()
-		l.last.Store(&Record{Applied: applied, Services: applied.List, Suspended: rec.Suspended, Sum: d.Sum})
+		l.last.Store(&Record{Applied: applied, Suspended: rec.Suspended, Sum: d.Sum})
 		c.Reads.SeedServices(applied.List)
 		c.Snapshots.Due()
 	}
@@ -440,7 +439,7 @@ func (l *Loop) SyncChanges(ctx context.Context) (bool, error) {
 // for reads while the store is away, and asks for a snapshot.
 func (l *Loop) record(suspended map[string]bool, sum [sha256.Size]byte, changed bool) {
 	applied := l.deltas.Snapshot()
-	l.last.Store(&Record{Applied: applied, Services: applied.List, Suspended: slices.Sorted(maps.Keys(suspended)), Sum: sum})
+	l.last.Store(&Record{Applied: applied, Suspended: slices.Sorted(maps.Keys(suspended)), Sum: sum})
 	l.cfg.Reads.SeedServices(applied.List) // listed only if the store goes away
 	l.cfg.Health.Note(nil)
 	if changed {
