@@ -178,6 +178,7 @@ func TestServeFlagErrors(t *testing.T) {
 		{[]string{"--api-addr", ""}, "write HOST:PORT"},
 		{[]string{"--metrics", "everywhere"}, "write api (the API's listener), off, or HOST:PORT"},
 		{[]string{"--metrics", ""}, "write api, off, or HOST:PORT"},
+		{[]string{"--metrics-max-series", "-1"}, "must be 0 (the default, 10000) or more"},
 		{[]string{"--renew-check-interval", "-1m"}, "positive duration"},
 		{[]string{"--renewal-window-ratio", "1"}, "between 0 and 1"},
 		{[]string{"--log-format", "logfmt"}, "give text or json"},

@@ -31,6 +31,7 @@ type serverFlags struct {
 	httpAddr      string
 	apiAddr       string
 	metrics       string
+	metricsSeries int
 	domain        string
 	leafLifetime  time.Duration
 	acme          acmeFlags // acme.go
@@ -56,6 +57,7 @@ func (f *serverFlags) register(cmd *cobra.Command, https, http, domain string) {
 	cmd.Flags().StringVar(&f.httpsAddr, "https-addr", https, "HTTPS listen address")
 	cmd.Flags().StringVar(&f.httpAddr, "http-addr", http, "HTTP listen address (redirects to HTTPS, answers ACME HTTP-01)")
 	cmd.Flags().StringVar(&f.apiAddr, "api-addr", config.DefaultAPIAddr, "API listen address (keep it on loopback unless a firewall guards it)")
+	cmd.Flags().IntVar(&f.metricsSeries, "metrics-max-series", config.DefaultMetricsMaxSeries, "at most this many /metrics series labelled by hostname (certificates), and by service and upstream: beyond it those not ready or not healthy come first, and spine_certificate_hostnames counts every hostname")
 	cmd.Flags().StringVar(&f.metrics, "metrics", config.MetricsOnAPI, "where GET /metrics (Prometheus, no token) is served: api (the API's listener), off, or HOST:PORT of a listener of its own (it names every project's hostnames and upstreams: move it off the API if tenants reach the API)")
 	cmd.Flags().StringVar(&f.domain, "domain", domain, "domain given to the default project at start")
 	cmd.Flags().DurationVar(&f.leafLifetime, "cert-lifetime", config.DefaultLeafLifetime, "lifetime of certificates from the internal CA, 1h to 8760h (renewed automatically, see --renewal-window-ratio)")
@@ -232,18 +234,19 @@ func (f *serverFlags) config(g *globals, up bool) (config.Config, error) {
 		SecretKeyFile:   f.secretKeyFile,
 		Settings: edge.Settings{HTTPSAddr: f.httpsAddr, HTTPAddr: f.httpAddr, DisableHTTP3: !f.http3,
 			DisableECH: !f.ech, ECHPublicName: f.echPublicName},
-		APIAddr:        f.apiAddr,
-		Metrics:        f.metrics,
-		Domain:         f.domain,
-		Demo:           up,
-		LeafLifetime:   f.leafLifetime,
-		CertCacheSize:  f.certCacheSize,
-		ResyncInterval: f.resync,
-		Edge:           edge.Config{KeepFreedMemory: f.keepMemory},
-		ACME:           acmeCfg,
-		Webhooks:       f.tenancy.webhooks(),
-		Quota:          f.tenancy.quota,
-		Version:        spineVersion(),
+		APIAddr:          f.apiAddr,
+		Metrics:          f.metrics,
+		MetricsMaxSeries: f.metricsSeries,
+		Domain:           f.domain,
+		Demo:             up,
+		LeafLifetime:     f.leafLifetime,
+		CertCacheSize:    f.certCacheSize,
+		ResyncInterval:   f.resync,
+		Edge:             edge.Config{KeepFreedMemory: f.keepMemory},
+		ACME:             acmeCfg,
+		Webhooks:         f.tenancy.webhooks(),
+		Quota:            f.tenancy.quota,
+		Version:          spineVersion(),
 	}
 	f.testHooks.apply(&cfg)
 	return cfg, nil
@@ -260,7 +263,7 @@ func storeDSN(flag string) string {
 // flagOf names the flag of each config.Config field the flags set.
 var flagOf = map[string]string{
 	"AccessLog": "--access-log", "AccessLogFormat": "--log-format",
-	"HTTPSAddr": "--https-addr", "HTTPAddr": "--http-addr", "APIAddr": "--api-addr", "Metrics": "--metrics", "Store": "--store", "SecretKeyFile": "--secret-key-file",
+	"HTTPSAddr": "--https-addr", "HTTPAddr": "--http-addr", "APIAddr": "--api-addr", "Metrics": "--metrics", "MetricsMaxSeries": "--metrics-max-series", "Store": "--store", "SecretKeyFile": "--secret-key-file",
 	"Domain": "--domain", "ECHPublicName": "--ech-public-name", "LeafLifetime": "--cert-lifetime", "CertCacheSize": "--cert-cache-size",
 	"ResyncInterval": "--resync-interval", "ACME.CheckInterval": "--domain-check-interval",
 	"Webhooks.AttemptTimeout": "--webhook-timeout", "Quota.Domains": "--quota-domains", "Quota.Services": "--quota-services",

@@ -220,21 +220,21 @@ func (c stateCollector) collectUpstreams(ch chan<- prometheus.Metric, limit int)
 		down    = map[svc]bool{}
 		omitted int
 	)
-	keep := func(i int, p pair) {
+	keep := func(i int, p pair) bool {
 		if seen[p] {
-			return
+			return false
 		}
 		if len(kept[i]) == limit {
 			omitted++
-			return
+			return false
 		}
 		seen[p] = true
 		kept[i] = append(kept[i], p)
+		return true
 	}
 	c.src.Upstreams(func(project, service, upstream string, healthy bool) bool {
-		if !healthy {
-			keep(0, pair{project, service, upstream})
-			down[svc{project, service}] = true
+		if !healthy && keep(0, pair{project, service, upstream}) {
+			down[svc{project, service}] = true // of the pairs kept only: a bound
 		}
 		return true
 	})

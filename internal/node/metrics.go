@@ -12,6 +12,7 @@ func (n *Node) newMetrics() *metrics.Registry {
 		return nil
 	}
 	return metrics.New(metrics.Sources{
+		MaxSeries: n.cfg.MetricsMaxSeries,
 		Certificates: func(yield func(metrics.Certificate) bool) {
 			rec := n.syncer.Last() // the hostnames the last sync served
 			if rec == nil {
@@ -23,9 +24,9 @@ func (n *Node) newMetrics() *metrics.Registry {
 			n.edge.Upstreams(yield)
 		},
 		UpstreamTargets: func() map[string]bool { return n.edge.UpstreamHealth() },
-		StoreUp:        func() bool { return n.fleet.Health.Reachable() },
-		ConfigRevision: func() int64 { return n.syncer.Revision() }, // built before the loop
-		Fleet:          func() ([]metrics.Node, bool) { return n.fleet.Members.Metrics() },
+		StoreUp:         func() bool { return n.fleet.Health.Reachable() },
+		ConfigRevision:  func() int64 { return n.syncer.Revision() }, // built before the loop
+		Fleet:           func() ([]metrics.Node, bool) { return n.fleet.Members.Metrics() },
 		Counters: func() []metrics.Value {
 			hub, wh, ev, al := n.hub.Stats(), n.webhooks.Stats(), n.certs.EventStats(), n.AccessLogStats()
 			warm := n.edge.WarmStats()

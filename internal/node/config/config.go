@@ -50,6 +50,9 @@ const (
 	MetricsOff   = metrics.Off
 )
 
+// DefaultMetricsMaxSeries is MetricsMaxSeries's default.
+const DefaultMetricsMaxSeries = metrics.DefaultMaxSeries
+
 // Bounds of Config.LeafLifetime (the internal CA's: ca.CheckLeafLifetime).
 const (
 	MinLeafLifetime = ca.MinLeafLifetime
@@ -90,6 +93,11 @@ type Config struct {
 	// operator who exposes the API to tenants but not the hostnames and
 	// upstreams the metrics name. Default MetricsOnAPI.
 	Metrics string
+	// MetricsMaxSeries bounds the /metrics series labelled by hostname,
+	// and those by service and upstream: beyond it, those not ready (not
+	// healthy) come first and counts cover the rest
+	// (metrics.DefaultMaxSeries). 0: the default.
+	MetricsMaxSeries int
 	// Domain, if set, is given to the default project at start (verified:
 	// the operator vouches for it), for example "localhost" in `spine up`.
 	Domain string

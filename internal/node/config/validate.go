@@ -54,6 +54,9 @@ func (c Config) Validate() error {
 			return &FieldError{Field: a.field, Value: strconv.Quote(a.addr), Err: err}
 		}
 	}
+	if c.MetricsMaxSeries < 0 {
+		return &FieldError{Field: "MetricsMaxSeries", Value: strconv.Itoa(c.MetricsMaxSeries), Err: errors.New("must be 0 (the default, 10000) or more")}
+	}
 	if err := metrics.CheckWhere(c.Metrics); c.Metrics != "" && err != nil {
 		return &FieldError{Field: "Metrics", Value: strconv.Quote(c.Metrics), Err: err}
 	}
