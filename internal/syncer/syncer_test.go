@@ -277,3 +277,69 @@ func TestRunTakesNoticesDuringAFullSync(t *testing.T) {
 		<-done
 	})
 }
+
+// scanStore is a fakeStore with services that it also scans
+// (ServiceScanner).
+type scanStore struct {
+	*fakeStore
+	svcs     []store.Service
+	scanned  int
+	scanFail error
+}
+
+func (s *scanStore) ListServices(context.Context, string) ([]store.Service, error) {
+	s.listed++
+	return slices.Clone(s.svcs), s.fail
+}
+
+func (s *scanStore) ScanServices(_ context.Context, fn func(*store.Service) error) error {
+	s.scanned++
+	if s.scanFail != nil {
+		return s.scanFail
+	}
+	for _, v := range s.svcs {
+		if err := fn(&v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// FullInterval after the last read, a store that scans is checked one
+// service at a time: the services are read (and applied) only when the
+// store holds something else than what was applied (a write behind
+// Spine's back), never when it holds the same; a failed scan is noted and
+// reads nothing.
+func TestPeriodicCheckScansBeforeReading(t *testing.T) {
+	ctx := t.Context()
+	at := time.Unix(1, 0).UTC()
+	st := &scanStore{fakeStore: &fakeStore{rev: 7, domains: []store.Domain{{Name: "example.com", ProjectID: "p", Status: store.DomainVerified}}},
+		svcs: []store.Service{{ID: "s1", ProjectID: "p", Name: "web", Domain: "example.com", Hostnames: []string{"www.example.com"},
+			Upstreams: []string{"http://127.0.0.1:9000"}, CreatedAt: at, UpdatedAt: at}}}
+	p := &parts{}
+	l := New(Config{Store: st, Edge: p, Certs: p, Reads: p, Suspended: p, Uploaded: p, Health: p, Snapshots: p,
+		Prepare: func(context.Context) error { return nil }, Wildcard: func(store.Domain) bool { return false },
+		Interval: 1, FullInterval: time.Hour, Logger: slog.New(slog.DiscardHandler)})
+	if err := l.Sync(ctx); err != nil || st.listed != 1 || st.scanned != 0 || p.setRoutes != 1 {
+		t.Fatalf("the first sync: %v, ListServices %d, scans %d, SetRoutes %d; want a read, no scan", err, st.listed, st.scanned, p.setRoutes)
+	}
+	l.readAt = l.readAt.Add(-time.Hour)
+	if err := l.Sync(ctx); err != nil || st.scanned != 1 || st.listed != 1 || p.setRoutes != 1 {
+		t.Errorf("FullInterval later, the store unchanged: %v, scans %d, ListServices %d, SetRoutes %d; want a scan and no read", err, st.scanned, st.listed, p.setRoutes)
+	}
+	if err := l.Sync(ctx); err != nil || st.scanned != 1 {
+		t.Errorf("the sync after the check: %v, scans %d; want none (FullInterval not passed again)", err, st.scanned)
+	}
+	st.svcs[0].Upstreams = []string{"http://127.0.0.1:9001"} // written behind Spine's back: no revision moved
+	l.readAt = l.readAt.Add(-time.Hour)
+	if err := l.Sync(ctx); err != nil || st.scanned != 2 || st.listed != 2 || p.setRoutes != 2 {
+		t.Errorf("FullInterval later, a service changed: %v, scans %d, ListServices %d, SetRoutes %d; want a scan, then the read applied", err, st.scanned, st.listed, p.setRoutes)
+	}
+	down := errors.New("store down")
+	st.scanFail = down
+	l.readAt = l.readAt.Add(-time.Hour)
+	if err := l.Sync(ctx); !errors.Is(err, down) || !errors.Is(p.notes[len(p.notes)-1], down) || st.listed != 2 || p.setRoutes != 2 {
+		t.Errorf("a failed scan = %v, last note %v, ListServices %d, SetRoutes %d; want the failure noted, nothing read or applied", err, p.notes[len(p.notes)-1], st.listed, p.setRoutes)
+	}
+}
+var _ ServiceScanner = (*store.DB)(nil)

@@ -2,7 +2,9 @@ package storetest
 
 import (
 	"bytes"
+	"errors"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -48,5 +50,56 @@ func testServedLookups(t *testing.T, db *store.DB) {
 	must(t, err)
 	if up.ProjectID != "p1" || !bytes.Equal(up.Chain, c.Chain) || !bytes.Equal(up.Key, c.Key) || up.SHA256 != "aa" || !up.NotAfter.Equal(c.NotAfter) {
 		t.Fatalf("UploadedCertFor = %+v", up)
+	}
+}
+
+// testScanServices: ScanServices yields every service once, by ID, as
+// ListServices reads it (hostnames in their order, upstreams decoded,
+// times, settings), though it reuses one Service; fn's error stops it.
+func testScanServices(t *testing.T, db *store.DB) {
+	ctx := ctxT(t)
+	n := 0
+	must(t, db.ScanServices(ctx, func(*store.Service) error { n++; return nil }))
+	if n != 0 {
+		t.Fatalf("an empty store yielded %d services", n)
+	}
+	project(t, db, "p1")
+	project(t, db, "p2")
+	domain(t, db, "p1", "one.example")
+	domain(t, db, "p2", "two.example")
+	must(t, db.CreateService(ctx, service("p1", "web", "one.example", "www.one.example", "a.one.example", "b.one.example", "c.one.example")))
+	must(t, db.CreateService(ctx, service("p1", "api", "one.example", "api.one.example")))
+	other := service("p2", "web", "two.example", "z.two.example", "y.two.example")
+	other.Upstreams = []string{"http://10.0.0.1:8080", "http://10.0.0.2:8080"}
+	other.HealthPath, other.HealthInterval, other.HSTSMaxAge = "/healthz", 7*time.Second, 0
+	must(t, db.CreateService(ctx, other))
+	must(t, db.CreateService(ctx, service("p2", "one", "two.example", "x.two.example")))
+
+	want, err := db.ListServices(ctx, "")
+	must(t, err)
+	slices.SortFunc(want, func(a, b store.Service) int { return strings.Compare(a.ID, b.ID) })
+	var got []store.Service
+	must(t, db.ScanServices(ctx, func(s *store.Service) error {
+		c := *s
+		c.Hostnames, c.Upstreams = slices.Clone(s.Hostnames), slices.Clone(s.Upstreams)
+		got = append(got, c)
+		return nil
+	}))
+	if len(got) != len(want) {
+		t.Fatalf("ScanServices yielded %d services, want %d", len(got), len(want))
+	}
+	for i := range want {
+		g, w := got[i], want[i]
+		if g.ID != w.ID || g.ProjectID != w.ProjectID || g.Name != w.Name || g.Domain != w.Domain ||
+			!slices.Equal(g.Hostnames, w.Hostnames) || !slices.Equal(g.Upstreams, w.Upstreams) ||
+			g.HSTSMaxAge != w.HSTSMaxAge || g.HealthPath != w.HealthPath || g.HealthInterval != w.HealthInterval ||
+			!g.CreatedAt.Equal(w.CreatedAt) || !g.UpdatedAt.Equal(w.UpdatedAt) || g.ClientCA != w.ClientCA || g.ClientAuth != w.ClientAuth {
+			t.Errorf("service %d: scanned %+v, listed %+v", i, g, w)
+		}
+	}
+	stop := errors.New("enough")
+	n = 0
+	if err := db.ScanServices(ctx, func(*store.Service) error { n++; return stop }); !errors.Is(err, stop) || n != 1 {
+		t.Errorf("ScanServices after fn's error: %v, %d calls; want that error after one", err, n)
 	}
 }

@@ -43,6 +43,7 @@ func Run(t *testing.T, open func(t *testing.T) *store.DB) {
 		{"UploadedCerts", testUploadedCerts},
 		{"HostnameReads", testHostnameReads},
 		{"ServedLookups", testServedLookups},
+		{"ScanServices", testScanServices},
 		{"ServiceClientAuth", testServiceClientAuth},
 		{"Revision", testRevision},
 		{"ChangeLog", testChangeLog},
