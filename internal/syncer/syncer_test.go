@@ -342,4 +342,5 @@ func TestPeriodicCheckScansBeforeReading(t *testing.T) {
 		t.Errorf("a failed scan = %v, last note %v, ListServices %d, SetRoutes %d; want the failure noted, nothing read or applied", err, p.notes[len(p.notes)-1], st.listed, p.setRoutes)
 	}
 }
+
 var _ ServiceScanner = (*store.DB)(nil)
