@@ -19,6 +19,9 @@ type Counts struct {
 	WarmLookupsRouted, WarmLookupsUnrouted uint64
 	WarmLookupsRefused, WarmLookupsFailed  uint64
 	FirstSyncSeconds                       float64
+	// The periodic checks of every service against what the node applied
+	// (a write behind Spine's back), and those that found one.
+	StoreChecks, StoreChecksDiffered uint64
 }
 
 // Values are c's series: their names, help texts and kinds.
@@ -41,6 +44,8 @@ func (c Counts) Values() []Value {
 		{Name: "spine_warmup_lookups_refused_total", Help: "Names refused during the warm-up without reading the store: not a hostname, or every look-up slot busy for too long.", Counter: true, V: float64(c.WarmLookupsRefused)},
 		{Name: "spine_warmup_lookups_failed_total", Help: "Names whose read from the store failed during the warm-up.", Counter: true, V: float64(c.WarmLookupsFailed)},
 		{Name: "spine_first_sync_seconds", Help: "How long the first sync took after a warm-up began (0 without a warm-up, or until it is applied).", V: c.FirstSyncSeconds},
+		{Name: "spine_store_checks_total", Help: "Periodic checks of every service in the store against what this node applied, one service at a time (every 10 resync intervals while nothing changed).", Counter: true, V: float64(c.StoreChecks)},
+		{Name: "spine_store_checks_differed_total", Help: "Periodic checks that found the store holding something else than what was applied (a write behind Spine's back): every service was then read and applied.", Counter: true, V: float64(c.StoreChecksDiffered)},
 		{Name: "spine_certificate_events_dropped_total", Help: "Certificate events dropped from a full queue (store away too long).", Counter: true, V: float64(c.CertificateEventsDropped)},
 	}
 }

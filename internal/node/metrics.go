@@ -30,6 +30,7 @@ func (n *Node) newMetrics() *metrics.Registry {
 		Counters: func() []metrics.Value {
 			hub, wh, ev, al := n.hub.Stats(), n.webhooks.Stats(), n.certs.EventStats(), n.AccessLogStats()
 			warm := n.edge.WarmStats()
+			checks, differed := n.syncer.Checks()
 			return metrics.Counts{
 				AccessLogLines: al.Lines, AccessLogDropped: al.Dropped, AccessLogFailed: al.Failed,
 				EventStreams: hub.Streams, EventStreamEvents: hub.Delivered, EventStreamsDropped: hub.Dropped,
@@ -38,6 +39,7 @@ func (n *Node) newMetrics() *metrics.Registry {
 				CertificateEventsQueued: ev.Queued, CertificateEventsDropped: ev.Dropped,
 				WarmLookupsRouted: warm.Routed, WarmLookupsUnrouted: warm.Unrouted, WarmLookupsRefused: warm.Refused,
 				WarmLookupsFailed: warm.Failed, FirstSyncSeconds: n.syncer.FirstSync().Seconds(),
+				StoreChecks: checks, StoreChecksDiffered: differed,
 			}.Values()
 		},
 	})

@@ -150,6 +150,7 @@ type Loop struct {
 	wild      []string               // the wildcard domains of that read; under full
 	warming   atomic.Bool            // WarmUp started a warm-up; Run applies its first sync
 	firstSync atomic.Int64           // FirstSync, in nanoseconds
+	checks    [2]atomic.Uint64       // Checks: the store checks made, and those that differed
 	// early are the hostnames the warm-up handed the certificate manager
 	// (manageEarly), earlyN how many it tried to; at most warmManageMax.
 	early  sync.Map // hostname -> struct{}
@@ -176,6 +177,11 @@ func (l *Loop) Synced() bool { return l.synced.Load() }
 
 // Revision is the store's revision of the last sync applied.
 func (l *Loop) Revision() int64 { return l.revision.Load() }
+
+// Checks returns how many periodic checks of the store against what was
+// applied (serving.ScanSum) this loop made, and how many found it
+// holding something else (a full read followed).
+func (l *Loop) Checks() (made, differed uint64) { return l.checks[0].Load(), l.checks[1].Load() }
 
 // Last is what the last successful sync applied, nil before the first.
 func (l *Loop) Last() *Record { return l.last.Load() }
@@ -368,6 +374,10 @@ func (l *Loop) sync(ctx context.Context) (read bool, err error) {
 			l.readAt = time.Now()
 		}
 		l.mu.Unlock()
+		l.checks[0].Add(1)
+		if !moved && !same {
+			l.checks[1].Add(1)
+		}
 		l.log.Debug("checked every service against what is applied", "same", same, "revision_moved", moved, "took", time.Since(start))
 		if moved || same {
 			return false, nil // a delta came meanwhile: the next check sees it

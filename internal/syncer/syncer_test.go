@@ -335,6 +335,9 @@ func TestPeriodicCheckScansBeforeReading(t *testing.T) {
 	if err := l.Sync(ctx); err != nil || st.scanned != 2 || st.listed != 2 || p.setRoutes != 2 {
 		t.Errorf("FullInterval later, a service changed: %v, scans %d, ListServices %d, SetRoutes %d; want a scan, then the read applied", err, st.scanned, st.listed, p.setRoutes)
 	}
+	if made, differed := l.Checks(); made != 2 || differed != 1 {
+		t.Errorf("Checks = %d, %d; want 2 made, 1 that differed", made, differed)
+	}
 	down := errors.New("store down")
 	st.scanFail = down
 	l.readAt = l.readAt.Add(-time.Hour)
