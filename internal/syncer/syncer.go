@@ -380,7 +380,11 @@ func (l *Loop) sync(ctx context.Context) (read bool, err error) {
 		}
 		l.log.Debug("checked every service against what is applied", "same", same, "revision_moved", moved, "took", time.Since(start))
 		if moved || same {
-			return false, nil // a delta came meanwhile: the next check sees it
+			// read: the scan went through every service, a burst of
+			// garbage (about 1 GB at a million, the drivers' strings of
+			// each row) that Release gives back; without it the heap stayed
+			// at its goal, 700-760 MiB against 480 after a first sync.
+			return true, nil // moved: a delta came meanwhile, the next check sees it
 		}
 	}
 	svcs, err := c.Store.ListServices(ctx, "")

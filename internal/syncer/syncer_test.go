@@ -317,15 +317,24 @@ func TestPeriodicCheckScansBeforeReading(t *testing.T) {
 		svcs: []store.Service{{ID: "s1", ProjectID: "p", Name: "web", Domain: "example.com", Hostnames: []string{"www.example.com"},
 			Upstreams: []string{"http://127.0.0.1:9000"}, CreatedAt: at, UpdatedAt: at}}}
 	p := &parts{}
+	bursts := 0
 	l := New(Config{Store: st, Edge: p, Certs: p, Reads: p, Suspended: p, Uploaded: p, Health: p, Snapshots: p,
 		Prepare: func(context.Context) error { return nil }, Wildcard: func(store.Domain) bool { return false },
-		Interval: 1, FullInterval: time.Hour, Logger: slog.New(slog.DiscardHandler)})
+		Interval: 1, FullInterval: time.Hour, Logger: slog.New(slog.DiscardHandler),
+		Release: func(read bool) bool {
+			if read {
+				bursts++
+			}
+			return read
+		}})
 	if err := l.Sync(ctx); err != nil || st.listed != 1 || st.scanned != 0 || p.setRoutes != 1 {
 		t.Fatalf("the first sync: %v, ListServices %d, scans %d, SetRoutes %d; want a read, no scan", err, st.listed, st.scanned, p.setRoutes)
 	}
 	l.readAt = l.readAt.Add(-time.Hour)
-	if err := l.Sync(ctx); err != nil || st.scanned != 1 || st.listed != 1 || p.setRoutes != 1 {
-		t.Errorf("FullInterval later, the store unchanged: %v, scans %d, ListServices %d, SetRoutes %d; want a scan and no read", err, st.scanned, st.listed, p.setRoutes)
+	bursts = 0
+	if err := l.Sync(ctx); err != nil || st.scanned != 1 || st.listed != 1 || p.setRoutes != 1 || bursts != 1 {
+		t.Errorf("FullInterval later, the store unchanged: %v, scans %d, ListServices %d, SetRoutes %d, Release told a burst %d; want a scan, no read, its garbage given back",
+			err, st.scanned, st.listed, p.setRoutes, bursts)
 	}
 	if err := l.Sync(ctx); err != nil || st.scanned != 1 {
 		t.Errorf("the sync after the check: %v, scans %d; want none (FullInterval not passed again)", err, st.scanned)
