@@ -21,7 +21,8 @@ type Sources struct {
 	// with whether it takes requests (edge.Server.UpstreamHealth).
 	UpstreamTargets func() map[string]bool
 	// MaxSeries bounds the series of each family labelled by hostname or
-	// by service and upstream (MaxSeries). Default DefaultMaxSeries.
+	// by service and upstream, as DefaultMaxSeries says. Default
+	// DefaultMaxSeries.
 	MaxSeries int
 	// StoreUp reports whether the store answered the last time it was used.
 	StoreUp func() bool
@@ -82,7 +83,7 @@ var (
 		"Served hostnames by whether a valid certificate is served for them (ready: true or false); counts every hostname, with or without its own series.",
 		[]string{"ready"}, nil)
 	seriesOmitted = prometheus.NewDesc("spine_metrics_series_omitted",
-		"Series of a family left out of this page by its bound (spine serve's metrics bound, 10,000 by default): hostnames for spine_certificate_ready, routes' upstreams (per hostname) for spine_upstream_healthy. Those not ready, or not healthy, come first.",
+		"Series of a family left out of this page by its bound (spine serve --metrics-max-series, 10,000 by default): hostnames for spine_certificate_ready, routes' upstreams (per hostname) for spine_upstream_healthy. Those not ready, or not healthy, come first.",
 		[]string{"family"}, nil)
 	upstreamTargets = prometheus.NewDesc("spine_upstream_targets",
 		"Upstream URLs of the route table by whether they take requests (healthy: true or false), each counted once.",
