@@ -1,13 +1,14 @@
 #!/bin/bash
-# periodic.sh BIN DATADIR OUT SECONDS: starts `spine serve` on a seeded store (bench/seed) with GOMAXPROCS=1
+# periodic.sh BIN DATADIR OUT SECONDS [DSN]: starts `spine serve` on a seeded store (bench/seed) with GOMAXPROCS=1
 # on core 0 and --resync-interval 10s (so the periodic check of every service, a read of every service
 # before this change, comes every 100 s), waits for "first sync applied", then samples VmRSS every second for
 # SECONDS (OUT.rss) and prints the checks the debug log records and the highest RSS. Nothing else should
-# run meanwhile. BENCHMARKS.md, "The periodic check of the store", has its figures.
+# run meanwhile; pass DSN for a PostgreSQL seed. BENCHMARKS.md, "The periodic check of the store", has its figures.
 set -u
-BIN=$1; DIR=$2; OUT=$3; SECS=$4
+BIN=$1; DIR=$2; OUT=$3; SECS=$4; DSN=${5:-}
+extra=""; [ -n "$DSN" ] && extra="--store $DSN"
 pkill -f "serve --data" ; while pgrep -f "serve --data" >/dev/null; do sleep 0.5; done
-GOMAXPROCS=1 taskset -c 0 $BIN serve --data $DIR --https-addr 127.0.0.1:18443 --http-addr 127.0.0.1:18080 --api-addr 127.0.0.1:18081 --domain bench.test --resync-interval 10s --log-level debug > $OUT.node.log 2>&1 &
+GOMAXPROCS=1 taskset -c 0 $BIN serve --data $DIR --https-addr 127.0.0.1:18443 --http-addr 127.0.0.1:18080 --api-addr 127.0.0.1:18081 --domain bench.test --resync-interval 10s --log-level debug $extra > $OUT.node.log 2>&1 &
 PID=$!
 for i in $(seq 1 600); do grep -q "first sync applied" $OUT.node.log && break; sleep 0.5; done
 : > $OUT.rss
