@@ -626,6 +626,8 @@ func TestCLIBadInput(t *testing.T) {
 		{[]string{"serve", "--cert-lifetime", "a day"}, "--cert-lifetime", "invalid argument", false},
 		{[]string{"serve", "--cert-cache-size", "0"}, "--cert-cache-size", "or -1 for no bound", false},
 		{[]string{"serve", "--cert-cache-size", "-2"}, "--cert-cache-size", "or -1 for no bound", false},
+		{[]string{"serve", "--metrics-max-series", "-1"}, "--metrics-max-series", "must be 0 (the default, 10000) or more", false},
+		{[]string{"serve", "--metrics-max-series", "lots"}, "--metrics-max-series", "invalid argument", false},
 		{[]string{"serve", "--https-addr", "nonsense"}, "--https-addr", "write HOST:PORT or :PORT", false},
 		{[]string{"serve", "--https-addr", "127.0.0.1:99999"}, "--https-addr", "port from 0 to 65535", false},
 		{[]string{"serve", "--http-addr", "127.0.0.1:-1"}, "--http-addr", "port from 0 to 65535", false},
