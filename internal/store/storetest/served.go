@@ -72,6 +72,7 @@ func testScanServices(t *testing.T, db *store.DB) {
 	other := service("p2", "web", "two.example", "z.two.example", "y.two.example")
 	other.Upstreams = []string{"http://10.0.0.1:8080", "http://10.0.0.2:8080"}
 	other.HealthPath, other.HealthInterval, other.HSTSMaxAge = "/healthz", 7*time.Second, 0
+	other.ClientCA, other.ClientAuth = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n", "require"
 	must(t, db.CreateService(ctx, other))
 	must(t, db.CreateService(ctx, service("p2", "one", "two.example", "x.two.example")))
 
