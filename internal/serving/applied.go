@@ -506,12 +506,7 @@ func (a *Applied) Prepare(ch store.Changes) (*Delta, bool) {
 // served returns s with only the hostnames it may serve (Compute's rule
 // for one service), or nil if it serves none or the edge cannot route it.
 func (a *Applied) served(s store.Service, byName map[string]store.Domain) *store.Service {
-	var hosts []string
-	for _, h := range s.Hostnames {
-		if platform.Serving(s, h, byName) {
-			hosts = append(hosts, h)
-		}
-	}
+	hosts := appendServing(nil, &s, byName)
 	if len(hosts) == 0 {
 		return nil
 	}
@@ -520,6 +515,17 @@ func (a *Applied) served(s store.Service, byName map[string]store.Domain) *store
 		return nil
 	}
 	return &s
+}
+
+// appendServing appends to dst the hostnames of s that platform.Serving
+// allows under byName (Compute's rule for one service), in order.
+func appendServing(dst []string, s *store.Service, byName map[string]store.Domain) []string {
+	for _, h := range s.Hostnames {
+		if platform.Serving(*s, h, byName) {
+			dst = append(dst, h)
+		}
+	}
+	return dst
 }
 
 // Commit makes d, which the node has applied, the applied state. d must

@@ -25,18 +25,24 @@ func routeTable(routes []edge.Route) map[string]edge.Route {
 	return out
 }
 
+// testDomains are the domains of the serving tests: project p's a.test
+// and w.test (wildcard, by wild) verified, its pending.test not, and
+// project q's q.test verified.
+func testDomains() (domains []store.Domain, wild func(store.Domain) bool) {
+	return []store.Domain{
+		{Name: "a.test", ProjectID: "p", Status: store.DomainVerified},
+		{Name: "w.test", ProjectID: "p", Status: store.DomainVerified},
+		{Name: "pending.test", ProjectID: "p", Status: store.DomainPending},
+		{Name: "q.test", ProjectID: "q", Status: store.DomainVerified},
+	}, func(d store.Domain) bool { return d.Name == "w.test" }
+}
+
 // A change of services prepared as a delta leaves the edge's routes, the
 // managed names, the fingerprint and the services served exactly as a
 // full read of the same store would.
 func TestAppliedDeltaMatchesFull(t *testing.T) {
 	log := slog.New(slog.DiscardHandler)
-	wild := func(d store.Domain) bool { return d.Name == "w.test" }
-	domains := []store.Domain{
-		{Name: "a.test", ProjectID: "p", Status: store.DomainVerified},
-		{Name: "w.test", ProjectID: "p", Status: store.DomainVerified},
-		{Name: "pending.test", ProjectID: "p", Status: store.DomainPending},
-		{Name: "q.test", ProjectID: "q", Status: store.DomainVerified},
-	}
+	domains, wild := testDomains()
 	svc := func(id, project, up string, hosts ...string) store.Service {
 		return store.Service{ID: id, ProjectID: project, Name: "s" + id, Hostnames: hosts, Upstreams: []string{up},
 			CreatedAt: time.Unix(1, 0).UTC(), UpdatedAt: time.Unix(1, 0).UTC()} // in UTC, as the store reads them

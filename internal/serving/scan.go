@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 
 	"github.com/spine-platform/spine/internal/edge"
-	"github.com/spine-platform/spine/internal/platform"
 	"github.com/spine-platform/spine/internal/sched"
 	"github.com/spine-platform/spine/internal/store"
 )
@@ -39,12 +38,7 @@ func ScanSum(ctx context.Context, scan func(context.Context, func(*store.Service
 	)
 	err := scan(ctx, func(s *store.Service) error {
 		y.Maybe()
-		hosts = hosts[:0]
-		for _, h := range s.Hostnames {
-			if platform.Serving(*s, h, byName) {
-				hosts = append(hosts, h)
-			}
-		}
+		hosts = appendServing(hosts[:0], s, byName)
 		if len(hosts) == 0 {
 			return nil
 		}

@@ -18,13 +18,7 @@ import (
 // service's field changes it; the scan's error is returned.
 func TestScanSumMatchesCompute(t *testing.T) {
 	log := slog.New(slog.DiscardHandler)
-	wild := func(d store.Domain) bool { return d.Name == "w.test" }
-	domains := []store.Domain{
-		{Name: "a.test", ProjectID: "p", Status: store.DomainVerified},
-		{Name: "w.test", ProjectID: "p", Status: store.DomainVerified},
-		{Name: "pending.test", ProjectID: "p", Status: store.DomainPending},
-		{Name: "q.test", ProjectID: "q", Status: store.DomainVerified},
-	}
+	domains, wild := testDomains()
 	at := time.Unix(1, 0).UTC()
 	svcs := []store.Service{
 		{ID: "1", ProjectID: "p", Name: "web", Hostnames: []string{"www.a.test", "x.w.test"}, Upstreams: []string{"http://127.0.0.1:1"}, CreatedAt: at, UpdatedAt: at},
