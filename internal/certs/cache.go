@@ -98,6 +98,7 @@ func (m *Manager) cacheManaged(ctx context.Context, magic *certmagic.Config, sub
 	for _, v := range m.cached.victims() {
 		m.cache.RemoveManaged([]certmagic.SubjectIssuer{{Subject: v}}) // any issuer
 	}
+	defer m.cached.loaded()
 	return magic.CacheManagedCertificate(ctx, subject)
 }
 

@@ -18,15 +18,23 @@ import (
 // (BENCHMARKS.md, "... and the certificate cache's eviction"). Here a name is
 // picked at random from a slice and removed by its name's index.
 //
-// Bound: limit names plus the loads under way (each adds at most one
-// after making room); a name certmagic evicted or replaced by itself stays
-// until picked, which then removes nothing from the cache. Safe for
-// concurrent use.
+// Each load reserves its place when it makes room (victims) and gives it
+// back when it is over (loaded): the names held plus the loads under way
+// stay below the limit, so concurrent loads never fill certmagic's cache
+// and certmagic never evicts a name behind the set's back. (Without the
+// reservation, two loads could each see room for one, and certmagic then
+// evicted a name of its own choosing, which the set kept recording.)
+//
+// Bound: limit names, more only when more loads run at once than the
+// limit; a name certmagic evicted or replaced by itself (an obtained or
+// renewed certificate entering a cache already full) stays until picked,
+// which then removes nothing from the cache. Safe for concurrent use.
 type cachedSet struct {
-	mu    sync.Mutex
-	names []string
-	at    map[string]int // index in names
-	limit int            // make room at this many; 0: no bound
+	mu      sync.Mutex
+	names   []string
+	at      map[string]int // index in names
+	limit   int            // make room at this many; 0: no bound
+	loading int            // loads that made room and have not ended
 }
 
 // newCachedSet returns the set for a cache of capacity certificates (0:
@@ -94,15 +102,26 @@ func (s *cachedSet) mayHold(name string) bool {
 }
 
 // victims returns the names to take out of the cache before one more
-// certificate enters it (none while there is room), and forgets them.
+// certificate is loaded into it (none while there is room), forgets them,
+// and reserves the load's place until loaded is called.
 func (s *cachedSet) victims() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var out []string
-	for s.limit > 0 && len(s.names) >= s.limit {
+	for s.limit > 0 && len(s.names) > 0 && len(s.names)+s.loading >= s.limit {
 		v := s.names[rand.IntN(len(s.names))]
 		s.removeLocked(v)
 		out = append(out, v)
 	}
+	s.loading++
 	return out
+}
+
+// loaded ends the reservation victims made, once the load is over: its
+// name, if loaded, was added first (certmagic reports the certificate
+// before the load returns).
+func (s *cachedSet) loaded() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.loading--
 }
