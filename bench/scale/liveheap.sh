@@ -6,14 +6,23 @@
 # and file pages mapped). Nothing else should run meanwhile; it stops
 # any `spine serve --data` running first.
 # BENCHMARKS.md, "A read's kept strings packed", has its figures. Pass DSN for a PostgreSQL seed.
+# SPINE_EXTRA: more flags for spine serve. FILL=n FILL_TOTAL=N: once the first sync is applied, fill
+# the certificate cache as traffic would, n handshakes for distinct hostnames spread over the N seeded
+# (bench/handshakes, built next to BIN), before the 60 s wait.
 set -u
-BIN=$1; DIR=$2; OUT=$3; DSN=${4:-}
+BIN=$1; DIR=$2; OUT=$3; DSN=${4:-}; SPINE_EXTRA=${SPINE_EXTRA:-}; FILL=${FILL:-}; FILL_TOTAL=${FILL_TOTAL:-}
 pkill -f "serve --data" ; while pgrep -f "serve --data" >/dev/null; do sleep 0.5; done
 extra=""; [ -n "$DSN" ] && extra="--store $DSN"
-GOMAXPROCS=1 taskset -c 0 $BIN serve --data $DIR --https-addr 127.0.0.1:18443 --http-addr 127.0.0.1:18080 --api-addr 127.0.0.1:18081 --domain bench.test $extra > $OUT.node.log 2>&1 &
+GOMAXPROCS=1 taskset -c 0 $BIN serve --data $DIR --https-addr 127.0.0.1:18443 --http-addr 127.0.0.1:18080 --api-addr 127.0.0.1:18081 --domain bench.test $extra $SPINE_EXTRA > $OUT.node.log 2>&1 &
 PID=$!
 for i in $(seq 1 600); do grep -q "first sync applied" $OUT.node.log && break; sleep 0.5; done
 grep "first sync applied" $OUT.node.log | head -1 > $OUT.sync
+if [ -n "$FILL" ]; then
+  # Fill the certificate cache as traffic would: FILL distinct hostnames
+  # spread over the seeded ones (bench/handshakes), from core 1.
+  taskset -c 1 $(dirname $BIN)/handshakes -n $FILL -total $FILL_TOTAL > $OUT.fill 2>&1
+  cat $OUT.fill
+fi
 sleep 60
 grep VmRSS /proc/$PID/status > $OUT.rss
 grep -E "^(Rss|Anonymous|Private_Dirty|Shared_Clean|Private_Clean):" /proc/$PID/smaps_rollup > $OUT.smaps

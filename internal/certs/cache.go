@@ -122,10 +122,10 @@ func (m *Manager) manageMissing(subject string) {
 
 // warm loads the certificates of names started from their record into
 // memory, one at a time and at most half the time, in the background,
-// while the cache has room
-// (at most nine tenths of its capacity, so that warming does not evict). With no more
-// names than that, every certificate ends up in memory as if loaded at
-// start, and so in the node's snapshot, without delaying the start.
+// while the cache has room (at most nine tenths of its capacity, so that
+// warming does not evict). startManaging calls it only when every name
+// fits: each certificate ends up in memory as if loaded at start, and so
+// in the node's snapshot, without delaying the start.
 func (m *Manager) warm(names []string) {
 	for _, n := range names[:min(len(names), m.warmRoom())] {
 		if m.ctx.Err() != nil {

@@ -17,6 +17,7 @@ import (
 	"github.com/spine-platform/spine/internal/ca"
 	"github.com/spine-platform/spine/internal/metrics"
 	"github.com/spine-platform/spine/internal/poll"
+	"github.com/spine-platform/spine/internal/sched"
 	"github.com/spine-platform/spine/internal/store"
 )
 
@@ -362,23 +363,6 @@ func TestLoadsMakeRoomInAFullCache(t *testing.T) {
 	roots := x509.NewCertPool()
 	roots.AddCert(c.Root())
 	e := &env{m: m, ca: c, roots: roots, addr: addr}
-	// The start warms the cache with the first nine tenths of its
-	// capacity; wait for it, so that its loads do not evict what a
-	// handshake below just loaded.
-	poll.Until(t, "the warm-up", waitTimeout, poll.True(func() bool {
-		warmed := 0
-		for _, n := range names {
-			if m.cachedLeaf(n) != nil {
-				warmed++
-			}
-		}
-		if warmed < capacity*9/10 {
-			return false
-		}
-		m.cached.mu.Lock()
-		defer m.cached.mu.Unlock()
-		return m.cached.loading == 0
-	}))
 	for round := range 3 {
 		for _, n := range names {
 			if _, err := e.dial(n); err != nil {
@@ -407,6 +391,21 @@ func TestLoadsMakeRoomInAFullCache(t *testing.T) {
 				return nil
 			})
 		}
+	}
+}
+
+// The names recorded as valid are warmed when they all fit in the cache's
+// warm room, and none is when they do not: the handshakes then choose what
+// the cache keeps.
+func TestWarmOnlyWhenAllFit(t *testing.T) {
+	added := []string{"a.test", "b.test", "c.test", "d.test"}
+	recorded := func(n string) bool { return n != "b.test" }
+	var y sched.Yielder
+	if got := warmList(added, recorded, 3, 3, &y); !slices.Equal(got, []string{"a.test", "c.test", "d.test"}) {
+		t.Errorf("room for all three: %v", got)
+	}
+	if got := warmList(added, recorded, 3, 2, &y); got != nil {
+		t.Errorf("room for two of three: %v, want none", got)
 	}
 }
 

@@ -1,6 +1,7 @@
 package certs
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -522,8 +523,8 @@ func (m *Manager) unmanage(removed []string) {
 }
 
 // startManaging manages the subjects of added: those recorded as valid are
-// loaded by their first handshake (and warmed in the background), the
-// others at once. syncMu is held.
+// loaded by their first handshake (and warmed in the background when they
+// all fit in the cache), the others at once. syncMu is held.
 func (m *Manager) startManaging(added []string, recorded *nameSet, y *sched.Yielder) {
 	lazy := 0
 	for i, n := range added {
@@ -534,23 +535,42 @@ func (m *Manager) startManaging(added []string, recorded *nameSet, y *sched.Yiel
 		}
 		m.manage(n)
 	}
-	if lazy > 0 {
-		m.log.Info("managing certificates recorded as valid; each is loaded from storage on its first handshake",
-			"hostnames", lazy)
-		// Only the names warm loads: the first of a million took 16 MB
-		// for the warm's length (seconds to minutes) for 9,000 loads.
-		names := make([]string, 0, min(lazy, m.warmRoom()))
-		for i, n := range added {
-			if len(names) == cap(names) {
-				break
-			}
-			yieldEvery(y, i)
-			if recorded.has(n) {
-				names = append(names, n)
-			}
-		}
-		m.wg.Go(func() { m.warm(names) })
+	if lazy == 0 {
+		return
 	}
+	names := warmList(added, recorded.has, lazy, m.warmRoom(), y)
+	if names == nil {
+		// More names than the cache holds: which of them handshakes will
+		// ask for is not known, and the cache keeps those. Warming the
+		// first 9,000 of a million in name order served no handshake in
+		// particular and cost the node's warm-up 367 MB of garbage (41 KB
+		// a load, most of it certmagic's), half a core for seconds, and,
+		// loaded among the first sync's garbage, about 60 MB of resident
+		// memory in part-used spans beside the 37 MB the certificates
+		// hold (BENCHMARKS.md, "The per-hostname memory at a million").
+		m.log.Info("managing certificates recorded as valid; each is loaded from storage on its first handshake, and the cache keeps those asked for",
+			"hostnames", lazy, "cache_capacity", cmp.Or(m.capacity, DefaultCacheCapacity))
+		return
+	}
+	m.log.Info("managing certificates recorded as valid; each is loaded from storage on its first handshake, and all are loaded in the background",
+		"hostnames", lazy)
+	m.wg.Go(func() { m.warm(names) })
+}
+
+// warmList returns the names of added that recorded has (lazy of them)
+// for warm to load if they all fit in room, else nil.
+func warmList(added []string, recorded func(string) bool, lazy, room int, y *sched.Yielder) []string {
+	if lazy > room {
+		return nil
+	}
+	names := make([]string, 0, lazy)
+	for i, n := range added {
+		yieldEvery(y, i)
+		if recorded(n) {
+			names = append(names, n)
+		}
+	}
+	return names
 }
 
 // manage starts managing a new name: its certificate is loaded from

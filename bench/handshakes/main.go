@@ -1,0 +1,70 @@
+// Command handshakes fills a node's certificate cache the way traffic
+// does: one TLS handshake for each of -n distinct hostnames of a seeded
+// store (bench/seed names them s000000.DOMAIN on), spread evenly over the
+// -total seeded, -parallel at a time. It reports how many handshakes
+// succeeded and how long they took; bench/scale/liveheap.sh runs it
+// (FILL=n) before reading the node's memory.
+//
+//	handshakes -addr 127.0.0.1:18443 -n 10000 -total 1000000
+package main
+
+import (
+	"crypto/tls"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+func main() {
+	addr := flag.String("addr", "127.0.0.1:18443", "the node's HTTPS address")
+	domain := flag.String("domain", "bench.test", "the seeded domain")
+	n := flag.Int("n", 10000, "distinct hostnames to shake hands for")
+	total := flag.Int("total", 1000000, "hostnames seeded")
+	parallel := flag.Int("parallel", 4, "handshakes at a time")
+	flag.Parse()
+	if *n <= 0 || *total < *n || *parallel <= 0 {
+		fmt.Fprintln(os.Stderr, "handshakes: want 0 < -n <= -total and -parallel > 0")
+		os.Exit(2)
+	}
+	var next, failed atomic.Int64
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range *parallel {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= *n {
+					return
+				}
+				host := fmt.Sprintf("s%06d.%s", i*(*total / *n), *domain)
+				if err := handshake(*addr, host); err != nil {
+					if failed.Add(1) <= 5 {
+						fmt.Fprintf(os.Stderr, "handshakes: %s: %v\n", host, err)
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	fmt.Printf("handshakes: %d of %d hostnames (every %d of %d) in %s, %d failed\n",
+		int64(*n)-failed.Load(), *n, *total / *n, *total, time.Since(start).Round(time.Millisecond), failed.Load())
+	if failed.Load() > 0 {
+		os.Exit(1)
+	}
+}
+
+// handshake dials addr and completes a TLS handshake for host. The
+// certificate is not verified: the figure is the node's memory, and the
+// seeded certificates come from the node's own internal CA.
+func handshake(addr, host string) error {
+	d := &net.Dialer{Timeout: 10 * time.Second}
+	conn, err := tls.DialWithDialer(d, "tcp", addr, &tls.Config{ServerName: host, InsecureSkipVerify: true})
+	if err != nil {
+		return err
+	}
+	return conn.Close()
+}
