@@ -372,14 +372,6 @@ func (b *tableBuild) agrees(st *routeSettings) bool {
 	return true
 }
 
-// svcSlab is how many services buildTable allocates at once. A million
-// services made one at a time, among the first sync's garbage of their
-// size, left the spans of their size class about half empty once that
-// garbage was collected: memory in use that the runtime cannot give back.
-// A slab of 1,024 (48 KiB) is its own span; it lives while one of its
-// services does, so it never holds more than the build that made it did.
-const svcSlab = 1024
-
 // buildTable builds SetRoutes's table for routes, sharing with the
 // current one what it can (the client-certificate configurations and
 // ticket keys, the upstreams the settings name, the services' metrics
@@ -421,7 +413,6 @@ func (s *Server) buildTable(routes []Route, l sync.Locker) (*tableBuild, error) 
 	}
 	var key []byte
 	var y sched.Yielder
-	var slab []routeService
 	for i := range routes {
 		if i%64 == 0 {
 			y.MaybeUnlocked(l)
@@ -454,11 +445,7 @@ func (s *Server) buildTable(routes []Route, l sync.Locker) (*tableBuild, error) 
 		if sv == nil {
 			k := [2]string{r.Project, r.Service}
 			if sv = newSvcs[k]; sv == nil {
-				if len(slab) == cap(slab) {
-					slab = make([]routeService, 0, min(len(routes)-i, svcSlab))
-				}
-				slab = append(slab, routeService{Project: r.Project, Service: r.Service})
-				sv = &slab[len(slab)-1]
+				sv = &routeService{Project: r.Project, Service: r.Service}
 				newSvcs[k] = sv
 			}
 		}
