@@ -50,9 +50,10 @@ const (
 //     the seeded services.
 //
 // The seeded services cost nothing until the store is away: SeedServices
-// keeps a function that lists them, called (and indexed by project and
-// name) at the first read that needs it, so a node's sync of 100,000
-// services does no per-service work here.
+// keeps a store.ServiceFinder over the applied services, which indexes
+// them by project and name at the first read that needs it (8 bytes a
+// service), so a node's sync of a million services does no per-service
+// work here, and a read copies only the services it answers.
 //
 // It is safe for concurrent use.
 type StaleReads struct {
@@ -132,21 +133,36 @@ func staleRead[T any](s *StaleReads, ctx context.Context, key string, f func() (
 	return old.v.(T), nil
 }
 
-// seededServices are every served service as of a sync or delta, indexed
-// at the first read that needs them.
+// seededServices are every served service as of a sync or delta (or the
+// snapshot a node started from), and when they were seeded.
 type seededServices struct {
 	seq  uint64
-	list func() []store.Service
+	find store.ServiceFinder
+}
 
+func (d *seededServices) service(projectID, name string) (store.Service, bool) {
+	return d.find.FindService(projectID, name)
+}
+
+// services answers ListServices as the store did at the seed: every
+// service for "", else the project's (none for a project without any,
+// as the store answers).
+func (d *seededServices) services(projectID string) ([]store.Service, bool) {
+	return d.find.ProjectServices(projectID), true
+}
+
+// listedServices is a store.ServiceFinder over a list of services (a
+// snapshot's), indexed at the first read that needs it.
+type listedServices struct {
 	once      sync.Once
 	all       []store.Service            // by project, then name
 	byProject map[string][]store.Service // subslices of all
 	byName    map[string]int             // project "\x00" name -> index in all
 }
 
-func (d *seededServices) index() {
+func (d *listedServices) index() {
 	d.once.Do(func() {
-		d.all = slices.Clone(d.list())
+		d.all = slices.Clone(d.all) // the caller's order is its own
 		slices.SortFunc(d.all, func(a, b store.Service) int {
 			if c := cmp.Compare(a.ProjectID, b.ProjectID); c != 0 {
 				return c
@@ -164,11 +180,10 @@ func (d *seededServices) index() {
 			d.byProject[d.all[i].ProjectID] = d.all[i:j:j]
 			i = j
 		}
-		d.list = nil
 	})
 }
 
-func (d *seededServices) service(projectID, name string) (store.Service, bool) {
+func (d *listedServices) FindService(projectID, name string) (store.Service, bool) {
 	d.index()
 	i, ok := d.byName[projectID+"\x00"+name]
 	if !ok {
@@ -177,32 +192,31 @@ func (d *seededServices) service(projectID, name string) (store.Service, bool) {
 	return d.all[i], true
 }
 
-// services answers ListServices as the store did at the seed: every
-// service for "", else the project's (none for a project without any,
-// as the store answers).
-func (d *seededServices) services(projectID string) ([]store.Service, bool) {
+func (d *listedServices) ProjectServices(projectID string) []store.Service {
 	d.index()
 	if projectID == "" {
-		return d.all, true
+		return slices.Clone(d.all)
 	}
-	return d.byProject[projectID], true
+	return slices.Clone(d.byProject[projectID])
 }
 
-// Seed remembers svcs, every service of the store as a sync read them, as
-// the answers of the service reads.
+// Seed remembers svcs, every service of the store as a sync read them (or
+// a snapshot held them), as the answers of the service reads: indexed at
+// the first read that needs them; svcs must not be modified.
 func (s *StaleReads) Seed(svcs []store.Service) {
-	s.SeedServices(func() []store.Service { return svcs })
+	s.SeedServices(&listedServices{all: svcs})
 }
 
-// SeedServices is Seed of the services list returns, called only if the
-// store is away at a service read that no later answer covers (at most
-// once per seed); list's answer must not be modified. A node calls it
-// after each sync and each delta.
-func (s *StaleReads) SeedServices(list func() []store.Service) {
+// SeedServices is Seed of the services find answers for, asked only if the
+// store is away at a service read that no later answer covers. A node
+// calls it after each sync and each delta with the applied services
+// (serving.AppliedServices), which it indexes by project and name only
+// when first asked.
+func (s *StaleReads) SeedServices(find store.ServiceFinder) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.seq++
-	s.seed = &seededServices{seq: s.seq, list: list}
+	s.seed = &seededServices{seq: s.seq, find: find}
 }
 
 // SeedEmpty remembers, for each project of ids that Seed gave no service,

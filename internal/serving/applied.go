@@ -549,6 +549,9 @@ type AppliedServices struct {
 	t    *svcTable
 	once sync.Once
 	list []store.Service
+
+	byNameOnce sync.Once
+	byName     []svcPos // every service's place, by project then name (byname.go)
 }
 
 // Len returns the number of services.

@@ -77,6 +77,20 @@ type Domain struct {
 	CheckError  string    // what the last failed check found, "" if none
 }
 
+// ServiceFinder answers the service reads of the API from a node's last
+// known services instead of the store, while the store is away
+// (api.StaleReads): serving.AppliedServices over what a sync applied, or
+// a snapshot's list. Both answer as ListServices and GetService would
+// have at that sync.
+type ServiceFinder interface {
+	// FindService returns projectID's service name, if there is one.
+	FindService(projectID, name string) (Service, bool)
+	// ProjectServices returns projectID's services sorted by name, or
+	// every service sorted by project, then name, for "". The caller may
+	// keep and modify the answer.
+	ProjectServices(projectID string) []Service
+}
+
 // Service is a named set of hostnames served over HTTPS and proxied to upstreams.
 type Service struct {
 	ID         string

@@ -52,7 +52,7 @@ type Certs interface {
 // *api.StaleReads satisfies it.
 type StaleReads interface {
 	SetTokens(projects []store.Project, tokens []store.Token)
-	SeedServices(list func() []store.Service)
+	SeedServices(find store.ServiceFinder)
 	SeedSnapshot(svcs []store.Service, tokens map[string]store.Credential, complete bool)
 }
 
@@ -475,7 +475,7 @@ func (l *Loop) SyncChanges(ctx context.Context) (bool, error) {
 		applied := l.deltas.Snapshot()
 		rec := l.last.Load()
 		l.last.Store(&Record{Applied: applied, Suspended: rec.Suspended, Sum: d.Sum})
-		c.Reads.SeedServices(applied.List)
+		c.Reads.SeedServices(applied)
 		c.Snapshots.Due()
 	}
 	c.Health.Note(nil)
@@ -488,7 +488,7 @@ func (l *Loop) SyncChanges(ctx context.Context) (bool, error) {
 func (l *Loop) record(suspended map[string]bool, sum [sha256.Size]byte, changed bool) {
 	applied := l.deltas.Snapshot()
 	l.last.Store(&Record{Applied: applied, Suspended: slices.Sorted(maps.Keys(suspended)), Sum: sum})
-	l.cfg.Reads.SeedServices(applied.List) // listed only if the store goes away
+	l.cfg.Reads.SeedServices(applied) // indexed only if the store goes away
 	l.cfg.Health.Note(nil)
 	if changed {
 		l.cfg.Snapshots.Due() // else the writer's own tick still picks up new certificates

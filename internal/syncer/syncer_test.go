@@ -53,7 +53,7 @@ func (p *parts) UpdateRoutes([]edge.Route, []string) error                      
 func (p *parts) SyncShared(_ context.Context, hosts, _ []string)                 { p.hosts = append(p.hosts, hosts) }
 func (p *parts) UpdateShared(_ context.Context, add, _ []string)                 { p.added = append(p.added, add...) }
 func (p *parts) SetTokens([]store.Project, []store.Token)                        {}
-func (p *parts) SeedServices(func() []store.Service)                             {}
+func (p *parts) SeedServices(store.ServiceFinder)                                {}
 func (p *parts) SeedSnapshot([]store.Service, map[string]store.Credential, bool) {}
 func (p *parts) Set(map[string]bool)                                             {}
 func (p *parts) Note(err error)                                                  { p.notes = append(p.notes, err) }

@@ -1,0 +1,99 @@
+package serving
+
+import (
+	"cmp"
+	"slices"
+
+	"github.com/spine-platform/spine/internal/sched"
+	"github.com/spine-platform/spine/internal/store"
+)
+
+// svcPos is where a service is in a svcTable: its shard and its index
+// there. The index by project and name is a slice of these, 8 bytes a
+// service and no pointer for the collector to follow.
+type svcPos struct {
+	shard uint16
+	i     uint32
+}
+
+// AppliedServices is a store.ServiceFinder over the records themselves:
+// the API's service reads while the store is away are answered from them
+// without a copy of every service. Before, the first such read listed
+// every service (List, kept for the state's life), sorted a clone of it
+// and mapped every project and name: about 0.5 GB at a million services
+// for the length of the outage. Now the first read sorts the services'
+// places once per state (8 MB at a million), and each read copies only
+// the services it answers.
+var _ store.ServiceFinder = (*AppliedServices)(nil)
+
+func (s *AppliedServices) at(p svcPos) *appliedService { return &s.t.shards[p.shard].svcs[p.i] }
+
+// byProjectName orders two records by project, then name.
+func byProjectName(a, b *appliedService) int {
+	if c := cmp.Compare(a.group.ProjectID, b.group.ProjectID); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.Name, b.Name)
+}
+
+// index returns every service's place by project, then name, made at the
+// first call.
+func (s *AppliedServices) index() []svcPos {
+	s.byNameOnce.Do(func() {
+		pos := make([]svcPos, 0, s.t.n)
+		var y sched.Yielder
+		for j, sh := range s.t.shards {
+			if sh == nil {
+				continue
+			}
+			y.Maybe()
+			for i := range sh.svcs {
+				pos = append(pos, svcPos{shard: uint16(j), i: uint32(i)})
+			}
+		}
+		slices.SortFunc(pos, func(a, b svcPos) int { return byProjectName(s.at(a), s.at(b)) })
+		s.byName = pos
+	})
+	return s.byName
+}
+
+// FindService returns projectID's service name, if it was applied.
+func (s *AppliedServices) FindService(projectID, name string) (store.Service, bool) {
+	pos := s.index()
+	i, ok := slices.BinarySearchFunc(pos, [2]string{projectID, name}, func(p svcPos, key [2]string) int {
+		e := s.at(p)
+		if c := cmp.Compare(e.group.ProjectID, key[0]); c != 0 {
+			return c
+		}
+		return cmp.Compare(e.Name, key[1])
+	})
+	if !ok {
+		return store.Service{}, false
+	}
+	return s.at(pos[i]).service(), true
+}
+
+// ProjectServices returns projectID's applied services sorted by name,
+// or every applied service by project, then name, for "": a copy made
+// for the caller.
+func (s *AppliedServices) ProjectServices(projectID string) []store.Service {
+	pos := s.index()
+	lo, hi := 0, len(pos)
+	if projectID != "" {
+		lo, _ = slices.BinarySearchFunc(pos, projectID, func(p svcPos, id string) int {
+			return cmp.Compare(s.at(p).group.ProjectID, id)
+		})
+		hi = lo
+		for hi < len(pos) && s.at(pos[hi]).group.ProjectID == projectID {
+			hi++
+		}
+	}
+	if lo == hi {
+		return nil
+	}
+	out := make([]store.Service, 0, hi-lo)
+	for _, p := range pos[lo:hi] {
+		out = append(out, s.at(p).service())
+	}
+	return out
+}
