@@ -558,9 +558,10 @@ type AppliedServices struct {
 func (s *AppliedServices) Len() int { return s.t.n }
 
 // List returns the services served, in an order that depends on their IDs
-// only (by shard, then by ID), so that the snapshot writer, which digests
-// them in order, finds the parts a change did not touch unchanged. It is
-// made once per state, on the first call (a copy of every service); the
+// only (by shard, then by ID). It is made once per state, on the first
+// call, and kept (a copy of every service): for tests and small states;
+// the node's readers take the services by group (AppendShardServices),
+// by hostname (Hostnames) or by project and name (FindService). The
 // caller must not modify it.
 func (s *AppliedServices) List() []store.Service {
 	s.once.Do(func() {
