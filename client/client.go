@@ -17,6 +17,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -149,10 +150,38 @@ func (c *Client) RemoveDomain(ctx context.Context, name string) error {
 	return c.do(ctx, http.MethodDelete, "/v1/domains/"+url.PathEscape(name), nil, nil)
 }
 
-// Services lists the project's services.
+// Services lists the project's services, every page of them.
 func (c *Client) Services(ctx context.Context) ([]Service, error) {
-	var out struct{ Services []Service }
-	return out.Services, c.do(ctx, http.MethodGet, "/v1/services", nil, &out)
+	var all []Service
+	for offset := 0; ; {
+		p, err := c.ServicePage(ctx, offset, 0)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, p.Services...)
+		if p.NextOffset == nil || *p.NextOffset <= offset {
+			return all, nil
+		}
+		offset = *p.NextOffset
+	}
+}
+
+// ServicePage returns a page of the project's services by name: from
+// offset, at most limit (0: the server's default, 1,000).
+func (c *Client) ServicePage(ctx context.Context, offset, limit int) (ServicePage, error) {
+	q := url.Values{}
+	if offset > 0 {
+		q.Set("offset", strconv.Itoa(offset))
+	}
+	if limit > 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	path := "/v1/services"
+	if len(q) > 0 {
+		path += "?" + q.Encode()
+	}
+	var p ServicePage
+	return p, c.do(ctx, http.MethodGet, path, nil, &p)
 }
 
 // Service returns one service.

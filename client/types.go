@@ -247,6 +247,16 @@ type Event struct {
 }
 
 // EventPage is a page of GET /v1/events.
+// ServicePage is a page of GET /v1/services: the project's services by
+// name, at most 1,000 (?limit=), from ?offset=.
+type ServicePage struct {
+	Services []Service `json:"services"`
+	// Total is how many services the project has.
+	Total int `json:"total"`
+	// NextOffset is the offset= of the next page; absent on the last one.
+	NextOffset *int `json:"next_offset,omitempty"`
+}
+
 type EventPage struct {
 	Events []Event `json:"events"`
 	// Next is the after= of the next page: the last ID of this one (or

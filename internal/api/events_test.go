@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -292,5 +293,72 @@ func TestEventStreamOutlivesWriteTimeout(t *testing.T) {
 		}
 	case <-time.After(20 * time.Second):
 		t.Fatal("no event on a stream older than the server's WriteTimeout")
+	}
+}
+
+// GET /v1/services answers a page at a time, by name: the page's size and
+// where it starts as asked, the project's total, next_offset to the next
+// page and none on the last; the client's Services follows every page;
+// a bad offset or limit is refused and names the parameter; another
+// project's services never appear.
+func TestServicesPaged(t *testing.T) {
+	e := newAPIEnv(t, nil)
+	ctx := context.Background()
+	var want []string
+	for i := range 7 {
+		name := fmt.Sprintf("s%d", (i*3)%7) // not created in name order
+		e.service(t, e.one, name, "p0.example")
+		want = append(want, name)
+	}
+	slices.Sort(want)
+	e.service(t, e.two, "other", "p1.example")
+	var got []string
+	for offset, pages := 0, 0; ; pages++ {
+		p, err := e.one.ServicePage(ctx, offset, 3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.Total != 7 || len(p.Services) != min(3, 7-offset) {
+			t.Fatalf("page at %d: %d services, total %d; want %d of 7", offset, len(p.Services), p.Total, min(3, 7-offset))
+		}
+		for _, s := range p.Services {
+			got = append(got, s.Name)
+			if len(s.Hostnames) != 1 || s.Hostnames[0] != s.Name+".p0.example" {
+				t.Errorf("%s: hostnames %v", s.Name, s.Hostnames)
+			}
+		}
+		if p.NextOffset == nil {
+			if offset+len(p.Services) != 7 || pages != 2 {
+				t.Fatalf("the last page at %d after %d pages", offset, pages)
+			}
+			break
+		}
+		if *p.NextOffset != offset+3 {
+			t.Fatalf("next_offset %d after the page at %d", *p.NextOffset, offset)
+		}
+		offset = *p.NextOffset
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("the pages gave %v, want %v", got, want)
+	}
+	all, err := e.one.Services(ctx)
+	if err != nil || len(all) != 7 || all[0].Name != "s0" || all[6].Name != "s6" {
+		t.Errorf("Services: %d, %v", len(all), err)
+	}
+	if p, err := e.one.ServicePage(ctx, 50, 0); err != nil || len(p.Services) != 0 || p.Total != 7 || p.NextOffset != nil {
+		t.Errorf("past the end: %+v, %v", p, err)
+	}
+	for _, q := range []struct{ query, param string }{{"limit=0", "limit"}, {"limit=1001", "limit"}, {"limit=x", "limit"}, {"offset=-5", "offset"}, {"offset=1e3", "offset"}} {
+		req, _ := http.NewRequest("GET", e.url+"/v1/services?"+q.query, nil)
+		req.Header.Set("Authorization", "Bearer "+e.tokens[e.one])
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 400 || !strings.Contains(string(body), "invalid_"+q.param) || !strings.Contains(string(body), q.param+"=") {
+			t.Errorf("?%s: %d %s; want 400 naming %s", q.query, resp.StatusCode, body, q.param)
+		}
 	}
 }

@@ -283,6 +283,9 @@ func TestOpenAPIAnswersValidate(t *testing.T) {
 		{"POST /v1/services", "POST", "/v1/services", `{"name":"api","domain":"example.com",` + up + `}`, "admin", 201},
 		{"POST /v1/services", "POST", "/v1/services", `{"name":"api","hsts_max_age":0,` + up + `}`, "tenant", 400}, // the tenant has no domain
 		{"GET /v1/services", "GET", "/v1/services", "", "admin", 200},
+		{"GET /v1/services", "GET", "/v1/services?offset=0&limit=1", "", "admin", 200},
+		{"GET /v1/services", "GET", "/v1/services?limit=1001", "", "admin", 400},
+		{"GET /v1/services", "GET", "/v1/services?offset=-1", "", "admin", 400},
 		{"GET /v1/services/{name}", "GET", "/v1/services/api", "", "admin", 200},
 		{"GET /v1/certificates", "GET", "/v1/certificates", "", "admin", 200},
 		{"POST /v1/services", "POST", "/v1/services", `{"name":"mtls","domain":"example.com",` + up + `,"client_auth":"optional","client_ca":` + strconv.Quote(string(pki.RootPEM())) + `}`, "admin", 201},

@@ -55,13 +55,52 @@ func (s *server) removeDomain(w http.ResponseWriter, r *http.Request, p store.Pr
 	return nil
 }
 
+// MaxServicePage is the most services a page of GET /v1/services holds,
+// and its default size: a project of a million services is listed a
+// thousand at a time, never in one answer (nor remembered whole for reads
+// while the store is away).
+const MaxServicePage = 1000
+
 func (s *server) listServices(w http.ResponseWriter, r *http.Request, p store.Project) error {
-	out, err := s.services(r.Context(), p.ID)
+	offset, err := queryInt(r, "offset", 0)
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"services": out})
+	limit, err := queryInt(r, "limit", MaxServicePage)
+	if err != nil {
+		return err
+	}
+	if offset < 0 {
+		return &apiError{status: http.StatusBadRequest, code: "invalid_offset",
+			msg: fmt.Sprintf("offset=%d is below 0; give the next_offset of the page before, or 0", offset)}
+	}
+	if limit < 1 || limit > MaxServicePage {
+		return &apiError{status: http.StatusBadRequest, code: "invalid_limit",
+			msg: fmt.Sprintf("limit=%d is not from 1 to %d; give the page's size, at most %d services", limit, MaxServicePage, MaxServicePage)}
+	}
+	page, err := s.servicePage(r.Context(), p.ID, int(offset), int(limit))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, page)
 	return nil
+}
+
+// servicePage reads a page of the project's services by name, every
+// hostname of each, from the store a page at a time.
+func (s *server) servicePage(ctx context.Context, projectID string, offset, limit int) (client.ServicePage, error) {
+	ss, total, err := s.cfg.Platform.ServiceSummaries(ctx, projectID, store.ServiceQuery{Hostnames: store.AllHostnames, Offset: offset, Limit: limit})
+	if err != nil {
+		return client.ServicePage{}, err
+	}
+	page := client.ServicePage{Services: make([]client.Service, 0, len(ss)), Total: total}
+	for _, sv := range ss {
+		page.Services = append(page.Services, s.serviceOut(sv.Service))
+	}
+	if next := offset + len(ss); len(ss) > 0 && next < total {
+		page.NextOffset = &next
+	}
+	return page, nil
 }
 
 func (s *server) services(ctx context.Context, projectID string) ([]client.Service, error) {

@@ -148,7 +148,23 @@ func (d *seededServices) service(projectID, name string) (store.Service, bool) {
 // service for "", else the project's (none for a project without any,
 // as the store answers).
 func (d *seededServices) services(projectID string) ([]store.Service, bool) {
-	return d.find.ProjectServices(projectID), true
+	ss, _ := d.find.ProjectServices(projectID, 0, 0)
+	return ss, true
+}
+
+// summaries answers a ListServiceSummaries page as the store did at the
+// seed, for a query the seed can answer: a page of a project's services
+// by name, every hostname of each, no search and no counts.
+func (d *seededServices) summaries(q store.ServiceQuery) (page[store.ServiceSummary], bool) {
+	if q.Search != "" || q.Counts || q.Hostnames < store.AllHostnames {
+		return page[store.ServiceSummary]{}, false
+	}
+	ss, total := d.find.ProjectServices(q.ProjectID, q.Offset, q.Limit)
+	p := page[store.ServiceSummary]{rows: make([]store.ServiceSummary, 0, len(ss)), total: total}
+	for _, s := range ss {
+		p.rows = append(p.rows, store.ServiceSummary{Service: s})
+	}
+	return p, true
 }
 
 // listedServices is a store.ServiceFinder over a list of services (a
@@ -192,12 +208,21 @@ func (d *listedServices) FindService(projectID, name string) (store.Service, boo
 	return d.all[i], true
 }
 
-func (d *listedServices) ProjectServices(projectID string) []store.Service {
+func (d *listedServices) ProjectServices(projectID string, offset, limit int) ([]store.Service, int) {
 	d.index()
-	if projectID == "" {
-		return slices.Clone(d.all)
+	ss := d.all
+	if projectID != "" {
+		ss = d.byProject[projectID]
 	}
-	return slices.Clone(d.byProject[projectID])
+	from := min(max(offset, 0), len(ss))
+	to := len(ss)
+	if limit > 0 && limit < to-from {
+		to = from + limit
+	}
+	if from == to {
+		return nil, len(ss)
+	}
+	return slices.Clone(ss[from:to]), len(ss)
 }
 
 // Seed remembers svcs, every service of the store as a sync read them (or
@@ -469,7 +494,7 @@ func (s *StaleReads) ListServiceSummaries(ctx context.Context, q store.ServiceQu
 	p, err := staleRead(s, ctx, fmt.Sprintf("ListServiceSummaries\x00%#v", q), func() (page[store.ServiceSummary], error) {
 		rows, total, err := s.Store.ListServiceSummaries(ctx, q)
 		return page[store.ServiceSummary]{rows, total}, err
-	}, nil)
+	}, func(d *seededServices) (page[store.ServiceSummary], bool) { return d.summaries(q) })
 	return p.rows, p.total, err
 }
 

@@ -202,6 +202,10 @@ func TestStaleReadsSetTokens(t *testing.T) {
 	}
 }
 
+func (f *flakyStore) ListServiceSummaries(context.Context, store.ServiceQuery) ([]store.ServiceSummary, int, error) {
+	return nil, 0, fmt.Errorf("listing services: %w", store.ErrUnavailable) // only read with the store away here
+}
+
 func (f *flakyStore) ListHostnames(_ context.Context, q store.HostnameQuery) ([]store.HostnameRow, int, error) {
 	if f.down {
 		return nil, 0, fmt.Errorf("listing hostnames: %w", store.ErrUnavailable)
@@ -263,9 +267,9 @@ func (f countingFinder) FindService(projectID, name string) (store.Service, bool
 	return f.ServiceFinder.FindService(projectID, name)
 }
 
-func (f countingFinder) ProjectServices(projectID string) []store.Service {
+func (f countingFinder) ProjectServices(projectID string, offset, limit int) ([]store.Service, int) {
 	*f.n++
-	return f.ServiceFinder.ProjectServices(projectID)
+	return f.ServiceFinder.ProjectServices(projectID, offset, limit)
 }
 
 // The seeded services are asked only when a read needs them with the
@@ -319,6 +323,17 @@ func TestStaleReadsSeedServicesLazily(t *testing.T) {
 	}
 	if listed != 4 {
 		t.Errorf("the seeded services were asked %d times, want 4: z and the three lists, which no later answer covers", listed)
+	}
+	// GET /v1/services' pages: from the seed, by name; a query the seed
+	// cannot answer (a search, counts, some hostnames only) is not.
+	page := store.ServiceQuery{ProjectID: "p", Hostnames: store.AllHostnames, Offset: 1, Limit: 5}
+	if rows, total, err := s.ListServiceSummaries(ctx, page); err != nil || total != 2 || len(rows) != 1 || rows[0].Name != "b" {
+		t.Errorf("p's page from 1: %+v, total %d, %v; want b of 2", rows, total, err)
+	}
+	for _, q := range []store.ServiceQuery{{ProjectID: "p", Hostnames: store.AllHostnames, Search: "a"}, {ProjectID: "p", Hostnames: 3}, {ProjectID: "p", Hostnames: store.AllHostnames, Counts: true}} {
+		if _, _, err := s.ListServiceSummaries(ctx, q); !errors.Is(err, store.ErrUnavailable) {
+			t.Errorf("%+v from the seed: %v, want ErrUnavailable", q, err)
+		}
 	}
 	// A later seed (a delta that changed a) answers over the older read.
 	seed(store.Service{ProjectID: "p", Name: "a", HSTSMaxAge: 2})

@@ -3,6 +3,7 @@ package serving
 import (
 	"cmp"
 	"slices"
+	"sort"
 
 	"github.com/spine-platform/spine/internal/sched"
 	"github.com/spine-platform/spine/internal/store"
@@ -73,27 +74,38 @@ func (s *AppliedServices) FindService(projectID, name string) (store.Service, bo
 	return s.at(pos[i]).service(), true
 }
 
-// ProjectServices returns projectID's applied services sorted by name,
-// or every applied service by project, then name, for "": a copy made
-// for the caller.
-func (s *AppliedServices) ProjectServices(projectID string) []store.Service {
+// ProjectServices returns the page [offset, offset+limit) of projectID's
+// applied services sorted by name (limit 0: to the end), or of every
+// applied service by project, then name, for "", and how many there are
+// in all: a copy of the page's services made for the caller.
+func (s *AppliedServices) ProjectServices(projectID string, offset, limit int) ([]store.Service, int) {
 	pos := s.index()
 	lo, hi := 0, len(pos)
 	if projectID != "" {
 		lo, _ = slices.BinarySearchFunc(pos, projectID, func(p svcPos, id string) int {
 			return cmp.Compare(s.at(p).group.ProjectID, id)
 		})
-		hi = lo
-		for hi < len(pos) && s.at(pos[hi]).group.ProjectID == projectID {
-			hi++
-		}
+		hi = lo + sort.Search(len(pos)-lo, func(i int) bool { return s.at(pos[lo+i]).group.ProjectID != projectID })
 	}
-	if lo == hi {
-		return nil
+	total := hi - lo
+	from, to := pagePart(total, offset, limit)
+	if from == to {
+		return nil, total
 	}
-	out := make([]store.Service, 0, hi-lo)
-	for _, p := range pos[lo:hi] {
+	out := make([]store.Service, 0, to-from)
+	for _, p := range pos[lo+from : lo+to] {
 		out = append(out, s.at(p).service())
 	}
-	return out
+	return out, total
+}
+
+// pagePart returns the part [from, to) of n items that offset and limit
+// select (limit 0: to the end; a negative offset is 0).
+func pagePart(n, offset, limit int) (from, to int) {
+	from = min(max(offset, 0), n)
+	to = n
+	if limit > 0 && limit < to-from {
+		to = from + limit
+	}
+	return from, to
 }

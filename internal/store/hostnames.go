@@ -351,6 +351,10 @@ func unservedExpr(unserved []string) string {
 			OR (h.parent IN (` + in + `) AND NOT EXISTS (SELECT 1 FROM domains dz WHERE dz.name = h.hostname)))`
 }
 
+// AllHostnames as ServiceQuery.Hostnames returns every hostname of each
+// service (GET /v1/services' pages).
+const AllHostnames = 1 << 30
+
 // ServiceQuery selects some of a project's services (ListServiceSummaries).
 type ServiceQuery struct {
 	ProjectID string // required
@@ -358,7 +362,8 @@ type ServiceQuery struct {
 	// hostnames contains it.
 	Search string
 	// Hostnames is how many of each service's hostnames to return, those
-	// that contain Search first, then in the service's order.
+	// that contain Search first, then in the service's order;
+	// AllHostnames: every one.
 	Hostnames int
 	// Counts asks for ServiceSummary's counts, which read the hostnames of
 	// the page's services; without it they are 0.

@@ -85,10 +85,11 @@ type Domain struct {
 type ServiceFinder interface {
 	// FindService returns projectID's service name, if there is one.
 	FindService(projectID, name string) (Service, bool)
-	// ProjectServices returns projectID's services sorted by name, or
-	// every service sorted by project, then name, for "". The caller may
-	// keep and modify the answer.
-	ProjectServices(projectID string) []Service
+	// ProjectServices returns the page [offset, offset+limit) of
+	// projectID's services sorted by name (limit 0: to the end), or of
+	// every service sorted by project, then name, for "", and how many
+	// there are in all. The caller may keep and modify the answer.
+	ProjectServices(projectID string, offset, limit int) ([]Service, int)
 }
 
 // Service is a named set of hostnames served over HTTPS and proxied to upstreams.
