@@ -398,17 +398,25 @@ func (db *DB) ListServiceSummaries(ctx context.Context, q ServiceQuery) ([]Servi
 	if limit <= 0 {
 		limit = 1 << 62
 	}
+	// The count apart from the page: a window (COUNT(*) OVER ()) on the
+	// page's query read every service of the project to count them, 1.5
+	// to 2.1 s a page for a project of a million on SQLite, against 2 to
+	// 72 ms for the page (by the project and name index) and 57 ms for
+	// the count.
+	var total int
+	if err := db.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM services s WHERE `+cond, a.list[:condArgs]...).Scan(&total); err != nil {
+		return nil, 0, db.wrap("counting services", err)
+	}
 	cols := strings.ReplaceAll(serviceColumns, ", ", ", s.")
-	query := `SELECT s.` + cols + `, COUNT(*) OVER () FROM services s
+	query := `SELECT s.` + cols + ` FROM services s
 		WHERE ` + cond + ` ORDER BY s.name LIMIT ` + a.add(limit) + ` OFFSET ` + a.add(max(q.Offset, 0))
 	rows, err := db.r.QueryContext(ctx, query, a.list...)
 	if err != nil {
 		return nil, 0, db.wrap("listing services", err)
 	}
 	var (
-		out   []ServiceSummary
-		total int
-		byID  = map[string]int{}
+		out  []ServiceSummary
+		byID = map[string]int{}
 	)
 	for rows.Next() {
 		var (
@@ -418,7 +426,7 @@ func (db *DB) ListServiceSummaries(ctx context.Context, q ServiceQuery) ([]Servi
 			created, updated int64
 		)
 		if err := rows.Scan(&s.ID, &s.ProjectID, &s.Name, &s.Domain, &ups, &s.HSTSMaxAge, &s.HealthPath, &interval, &created, &updated,
-			&s.ClientCA, &s.ClientAuth, &total); err != nil {
+			&s.ClientCA, &s.ClientAuth); err != nil {
 			rows.Close()
 			return nil, 0, db.wrap("listing services", err)
 		}
@@ -433,11 +441,6 @@ func (db *DB) ListServiceSummaries(ctx context.Context, q ServiceQuery) ([]Servi
 	}
 	if err := rows.Close(); err != nil {
 		return nil, 0, db.wrap("listing services", err)
-	}
-	if len(out) == 0 && q.Offset > 0 {
-		if err := db.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM services s WHERE `+cond, a.list[:condArgs]...).Scan(&total); err != nil {
-			return nil, 0, db.wrap("listing services", err)
-		}
 	}
 	if len(out) == 0 {
 		return out, total, nil
