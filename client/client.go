@@ -153,23 +153,27 @@ func (c *Client) RemoveDomain(ctx context.Context, name string) error {
 // Services lists the project's services, every page of them.
 func (c *Client) Services(ctx context.Context) ([]Service, error) {
 	var all []Service
-	for offset := 0; ; {
-		p, err := c.ServicePage(ctx, offset, 0)
+	for after := ""; ; {
+		p, err := c.ServicePage(ctx, after, 0, 0)
 		if err != nil {
 			return nil, err
 		}
 		all = append(all, p.Services...)
-		if p.NextOffset == nil || *p.NextOffset <= offset {
+		if p.NextAfter == nil || *p.NextAfter <= after {
 			return all, nil
 		}
-		offset = *p.NextOffset
+		after = *p.NextAfter
 	}
 }
 
-// ServicePage returns a page of the project's services by name: from
-// offset, at most limit (0: the server's default, 1,000).
-func (c *Client) ServicePage(ctx context.Context, offset, limit int) (ServicePage, error) {
+// ServicePage returns a page of the project's services by name: those
+// after the name after ("": from the first), skipping offset, at most
+// limit (0: the server's default, 1,000).
+func (c *Client) ServicePage(ctx context.Context, after string, offset, limit int) (ServicePage, error) {
 	q := url.Values{}
+	if after != "" {
+		q.Set("after", after)
+	}
 	if offset > 0 {
 		q.Set("offset", strconv.Itoa(offset))
 	}

@@ -248,12 +248,16 @@ type Event struct {
 
 // EventPage is a page of GET /v1/events.
 // ServicePage is a page of GET /v1/services: the project's services by
-// name, at most 1,000 (?limit=), from ?offset=.
+// name, at most 1,000 (?limit=), after ?after= (a name) or from ?offset=.
 type ServicePage struct {
 	Services []Service `json:"services"`
 	// Total is how many services the project has.
 	Total int `json:"total"`
-	// NextOffset is the offset= of the next page; absent on the last one.
+	// NextAfter is the after= of the next page (the last name of this
+	// one); absent on the last page.
+	NextAfter *string `json:"next_after,omitempty"`
+	// NextOffset is the offset= of the next page, for a page asked by
+	// offset; absent on the last one.
 	NextOffset *int `json:"next_offset,omitempty"`
 }
 

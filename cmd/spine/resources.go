@@ -96,7 +96,9 @@ func newServiceCmd(g *globals) *cobra.Command {
 		Use:   "list",
 		Short: "List the project's services",
 		Args:  cobra.NoArgs,
-		RunE: g.withClient(30*time.Second, func(ctx context.Context, c *client.Client, cmd *cobra.Command, _ []string) error {
+		// A page at a time, each bounded by the client's 30 s: a project
+		// of a million services is a thousand pages, about 80 s.
+		RunE: g.withClient(listTimeout, func(ctx context.Context, c *client.Client, cmd *cobra.Command, _ []string) error {
 			ss, err := c.Services(ctx)
 			if err != nil {
 				return err
@@ -519,3 +521,6 @@ func caSubjects(data string) string {
 	}
 	return strings.Join(names, "; ")
 }
+
+// listTimeout bounds `spine service list` as a whole.
+const listTimeout = 10 * time.Minute

@@ -314,7 +314,7 @@ func TestServicesPaged(t *testing.T) {
 	e.service(t, e.two, "other", "p1.example")
 	var got []string
 	for offset, pages := 0, 0; ; pages++ {
-		p, err := e.one.ServicePage(ctx, offset, 3)
+		p, err := e.one.ServicePage(ctx, "", offset, 3)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -341,14 +341,50 @@ func TestServicesPaged(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Errorf("the pages gave %v, want %v", got, want)
 	}
+	// By cursor: the same pages, each after the last name of the one
+	// before, which a service created meanwhile before the cursor does
+	// not move (an offset would repeat the page's last service).
+	got = got[:0]
+	for after, pages := "", 0; ; pages++ {
+		p, err := e.one.ServicePage(ctx, after, 0, 3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.Total != 7+min(pages, 1) || pages > 0 && p.NextOffset != nil {
+			t.Fatalf("page after %q: total %d, next_offset %v", after, p.Total, p.NextOffset)
+		}
+		for _, s := range p.Services {
+			got = append(got, s.Name)
+		}
+		if pages == 0 {
+			e.service(t, e.one, "a0", "p0.example") // sorts before every other
+		}
+		if p.NextAfter == nil {
+			break
+		}
+		if *p.NextAfter != p.Services[len(p.Services)-1].Name {
+			t.Fatalf("next_after %q after the page %v", *p.NextAfter, p.Services)
+		}
+		after = *p.NextAfter
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("the pages by cursor gave %v, want %v", got, want)
+	}
+	want = append([]string{"a0"}, want...)
 	all, err := e.one.Services(ctx)
-	if err != nil || len(all) != 7 || all[0].Name != "s0" || all[6].Name != "s6" {
+	if names := func() (n []string) {
+		for _, s := range all {
+			n = append(n, s.Name)
+		}
+		return n
+	}(); err != nil || !slices.Equal(names, want) {
 		t.Errorf("Services: %d, %v", len(all), err)
 	}
-	if p, err := e.one.ServicePage(ctx, 50, 0); err != nil || len(p.Services) != 0 || p.Total != 7 || p.NextOffset != nil {
+	if p, err := e.one.ServicePage(ctx, "", 50, 0); err != nil || len(p.Services) != 0 || p.Total != 8 || p.NextOffset != nil || p.NextAfter != nil {
 		t.Errorf("past the end: %+v, %v", p, err)
 	}
-	for _, q := range []struct{ query, param string }{{"limit=0", "limit"}, {"limit=1001", "limit"}, {"limit=x", "limit"}, {"offset=-5", "offset"}, {"offset=1e3", "offset"}} {
+	for _, q := range []struct{ query, param string }{{"limit=0", "limit"}, {"limit=1001", "limit"}, {"limit=x", "limit"}, {"offset=-5", "offset"}, {"offset=1e3", "offset"},
+		{"after=s1&offset=2", "after"}, {"after=" + strings.Repeat("a", 254), "after"}} {
 		req, _ := http.NewRequest("GET", e.url+"/v1/services?"+q.query, nil)
 		req.Header.Set("Authorization", "Bearer "+e.tokens[e.one])
 		resp, err := http.DefaultClient.Do(req)

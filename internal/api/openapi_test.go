@@ -286,6 +286,7 @@ func TestOpenAPIAnswersValidate(t *testing.T) {
 		{"GET /v1/services", "GET", "/v1/services?offset=0&limit=1", "", "admin", 200},
 		{"GET /v1/services", "GET", "/v1/services?limit=1001", "", "admin", 400},
 		{"GET /v1/services", "GET", "/v1/services?offset=-1", "", "admin", 400},
+		{"GET /v1/services", "GET", "/v1/services?after=api&limit=1", "", "admin", 200},
 		{"GET /v1/services/{name}", "GET", "/v1/services/api", "", "admin", 200},
 		{"GET /v1/certificates", "GET", "/v1/certificates", "", "admin", 200},
 		{"POST /v1/services", "POST", "/v1/services", `{"name":"mtls","domain":"example.com",` + up + `,"client_auth":"optional","client_ca":` + strconv.Quote(string(pki.RootPEM())) + `}`, "admin", 201},

@@ -78,7 +78,16 @@ func (s *server) listServices(w http.ResponseWriter, r *http.Request, p store.Pr
 		return &apiError{status: http.StatusBadRequest, code: "invalid_limit",
 			msg: fmt.Sprintf("limit=%d is not from 1 to %d; give the page's size, at most %d services", limit, MaxServicePage, MaxServicePage)}
 	}
-	page, err := s.servicePage(r.Context(), p.ID, int(offset), int(limit))
+	after := r.URL.Query().Get("after")
+	switch {
+	case len(after) > maxAfter:
+		return &apiError{status: http.StatusBadRequest, code: "invalid_after",
+			msg: fmt.Sprintf("after=%.40q... is longer than %d bytes; give the next_after of the page before", after, maxAfter)}
+	case after != "" && offset > 0:
+		return &apiError{status: http.StatusBadRequest, code: "invalid_after",
+			msg: "after= and offset= both given; page with one of them (after=, the next_after of the page before, is not moved by services created or deleted meanwhile)"}
+	}
+	page, err := s.servicePage(r.Context(), p.ID, after, int(offset), int(limit))
 	if err != nil {
 		return err
 	}
@@ -86,19 +95,31 @@ func (s *server) listServices(w http.ResponseWriter, r *http.Request, p store.Pr
 	return nil
 }
 
+// maxAfter bounds GET /v1/services' after=: a service name is at most 63
+// bytes, and any string is a cursor.
+const maxAfter = 253
+
 // servicePage reads a page of the project's services by name, every
-// hostname of each, from the store a page at a time.
-func (s *server) servicePage(ctx context.Context, projectID string, offset, limit int) (client.ServicePage, error) {
-	ss, total, err := s.cfg.Platform.ServiceSummaries(ctx, projectID, store.ServiceQuery{Hostnames: store.AllHostnames, Offset: offset, Limit: limit})
+// hostname of each, from the store a page at a time: one more than limit,
+// to tell whether a page follows.
+func (s *server) servicePage(ctx context.Context, projectID, after string, offset, limit int) (client.ServicePage, error) {
+	ss, total, err := s.cfg.Platform.ServiceSummaries(ctx, projectID, store.ServiceQuery{Hostnames: store.AllHostnames, After: after, Offset: offset, Limit: limit + 1})
 	if err != nil {
 		return client.ServicePage{}, err
 	}
+	more := len(ss) > limit
+	ss = ss[:min(len(ss), limit)]
 	page := client.ServicePage{Services: make([]client.Service, 0, len(ss)), Total: total}
 	for _, sv := range ss {
 		page.Services = append(page.Services, s.serviceOut(sv.Service))
 	}
-	if next := offset + len(ss); len(ss) > 0 && next < total {
-		page.NextOffset = &next
+	if more {
+		last := ss[len(ss)-1].Name
+		page.NextAfter = &last
+		if after == "" {
+			next := offset + len(ss)
+			page.NextOffset = &next
+		}
 	}
 	return page, nil
 }

@@ -146,6 +146,20 @@ func TestStaleReadsSeedAndBound(t *testing.T) {
 	if n := len(s.memo); n > maxStaleReads {
 		t.Errorf("memo holds %d answers, bound %d", n, maxStaleReads)
 	}
+	// Pages of a thousand rows: the rows they hold together are bounded
+	// too, and counted right when a page is remembered again.
+	rows := make([]store.ServiceSummary, 1000)
+	for i := range maxStaleRows/1000 + 5 {
+		s.remember(fmt.Sprint("page", i), page[store.ServiceSummary]{rows: rows, total: 1_000_000})
+		s.remember("page0", page[store.ServiceSummary]{rows: rows[:10]})
+		sum := 0
+		for _, e := range s.memo {
+			sum += e.rows
+		}
+		if sum != s.rows || s.rows > maxStaleRows {
+			t.Fatalf("after page %d: %d rows remembered, counted %d, bound %d", i, sum, s.rows, maxStaleRows)
+		}
+	}
 	for i := range maxStaleTokens + 1 {
 		s.RememberToken(fmt.Sprint("h", i), store.Credential{Project: store.Project{ID: "p"}})
 	}
@@ -267,9 +281,9 @@ func (f countingFinder) FindService(projectID, name string) (store.Service, bool
 	return f.ServiceFinder.FindService(projectID, name)
 }
 
-func (f countingFinder) ProjectServices(projectID string, offset, limit int) ([]store.Service, int) {
+func (f countingFinder) ProjectServices(projectID, after string, offset, limit int) ([]store.Service, int) {
 	*f.n++
-	return f.ServiceFinder.ProjectServices(projectID, offset, limit)
+	return f.ServiceFinder.ProjectServices(projectID, after, offset, limit)
 }
 
 // The seeded services are asked only when a read needs them with the
@@ -329,6 +343,10 @@ func TestStaleReadsSeedServicesLazily(t *testing.T) {
 	page := store.ServiceQuery{ProjectID: "p", Hostnames: store.AllHostnames, Offset: 1, Limit: 5}
 	if rows, total, err := s.ListServiceSummaries(ctx, page); err != nil || total != 2 || len(rows) != 1 || rows[0].Name != "b" {
 		t.Errorf("p's page from 1: %+v, total %d, %v; want b of 2", rows, total, err)
+	}
+	page = store.ServiceQuery{ProjectID: "p", Hostnames: store.AllHostnames, After: "a", Limit: 5}
+	if rows, total, err := s.ListServiceSummaries(ctx, page); err != nil || total != 2 || len(rows) != 1 || rows[0].Name != "b" {
+		t.Errorf("p's page after a: %+v, total %d, %v; want b of 2", rows, total, err)
 	}
 	for _, q := range []store.ServiceQuery{{ProjectID: "p", Hostnames: store.AllHostnames, Search: "a"}, {ProjectID: "p", Hostnames: 3}, {ProjectID: "p", Hostnames: store.AllHostnames, Counts: true}} {
 		if _, _, err := s.ListServiceSummaries(ctx, q); !errors.Is(err, store.ErrUnavailable) {

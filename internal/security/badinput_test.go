@@ -208,6 +208,8 @@ func TestAPIBadInput(t *testing.T) {
 		{"list services, a page too large", "GET", "/v1/services?limit=1000000", "", "", 400, "invalid_limit", "at most 1000"},
 		{"list services, a negative offset", "GET", "/v1/services?offset=-1", "", "", 400, "invalid_offset", "below 0"},
 		{"list services, an offset not a number", "GET", "/v1/services?offset=%00", "", "", 400, "invalid_offset", "not a whole number"},
+		{"list services, a cursor and an offset", "GET", "/v1/services?after=a&offset=1", "", "", 400, "invalid_after", "both given"},
+		{"list services, a cursor too long", "GET", "/v1/services?after=" + strings.Repeat("%00", 300), "", "", 400, "invalid_after", "longer than 253"},
 		{"get a service name with bad characters", "GET", "/v1/services/Bad_Name!", "", "", 400, "invalid_name", "lower-case letters"},
 		{"get a service name too long", "GET", "/v1/services/" + strings.Repeat("a", 64), "", "", 400, "invalid_name", "limit is 63"},
 		{"get a service name with a NUL", "GET", "/v1/services/a%00b", "", "", 400, "invalid_name", "lower-case letters"},

@@ -75,10 +75,11 @@ func (s *AppliedServices) FindService(projectID, name string) (store.Service, bo
 }
 
 // ProjectServices returns the page [offset, offset+limit) of projectID's
-// applied services sorted by name (limit 0: to the end), or of every
-// applied service by project, then name, for "", and how many there are
-// in all: a copy of the page's services made for the caller.
-func (s *AppliedServices) ProjectServices(projectID string, offset, limit int) ([]store.Service, int) {
+// applied services sorted by name (limit 0: to the end), counted from the
+// first whose name sorts after after, or of every applied service by
+// project, then name, for "", and how many the project has in all: a
+// copy of the page's services made for the caller.
+func (s *AppliedServices) ProjectServices(projectID, after string, offset, limit int) ([]store.Service, int) {
 	pos := s.index()
 	lo, hi := 0, len(pos)
 	if projectID != "" {
@@ -88,7 +89,10 @@ func (s *AppliedServices) ProjectServices(projectID string, offset, limit int) (
 		hi = lo + sort.Search(len(pos)-lo, func(i int) bool { return s.at(pos[lo+i]).group.ProjectID != projectID })
 	}
 	total := hi - lo
-	from, to := pagePart(total, offset, limit)
+	if after != "" {
+		lo += sort.Search(hi-lo, func(i int) bool { return s.at(pos[lo+i]).Name > after })
+	}
+	from, to := pagePart(hi-lo, offset, limit)
 	if from == to {
 		return nil, total
 	}

@@ -47,7 +47,7 @@ func TestAppliedServicesFindByName(t *testing.T) {
 	snap := a.Snapshot()
 	want := slices.Clone(snap.List())
 	slices.SortFunc(want, byProjectThenName)
-	if got, total := snap.ProjectServices("", 0, 0); !reflect.DeepEqual(got, want) || total != len(want) {
+	if got, total := snap.ProjectServices("", "", 0, 0); !reflect.DeepEqual(got, want) || total != len(want) {
 		t.Fatalf("every service: %d (total %d), not the %d applied by project and name", len(got), total, len(want))
 	}
 	for _, p := range []string{"p", "q", "r"} {
@@ -57,18 +57,39 @@ func TestAppliedServicesFindByName(t *testing.T) {
 				wantP = append(wantP, s)
 			}
 		}
-		if got, total := snap.ProjectServices(p, 0, 0); total != 100 || !reflect.DeepEqual(got, wantP) {
+		if got, total := snap.ProjectServices(p, "", 0, 0); total != 100 || !reflect.DeepEqual(got, wantP) {
 			t.Errorf("project %s: %d services (total %d), want its 100 by name", p, len(got), total)
 		}
 		// Pages: by offset and limit, the last one short, past the end none.
 		for _, pg := range []struct{ offset, limit, from, to int }{{0, 30, 0, 30}, {30, 30, 30, 60}, {90, 30, 90, 100}, {100, 30, 100, 100}, {250, 5, 100, 100}, {-3, 2, 0, 2}} {
-			got, total := snap.ProjectServices(p, pg.offset, pg.limit)
+			got, total := snap.ProjectServices(p, "", pg.offset, pg.limit)
 			if total != 100 || len(got) != pg.to-pg.from || len(got) > 0 && !reflect.DeepEqual(got, wantP[pg.from:pg.to]) {
 				t.Errorf("project %s, offset %d limit %d: %d services (total %d), want %d from %d", p, pg.offset, pg.limit, len(got), total, pg.to-pg.from, pg.from)
 			}
 		}
 	}
-	if got, total := snap.ProjectServices("none", 0, 0); got != nil || total != 0 {
+	// A cursor: the services after a name, present or not; none after the last.
+	for _, p := range []string{"p", "r"} {
+		var wantP []store.Service
+		for _, s := range want {
+			if s.ProjectID == p {
+				wantP = append(wantP, s)
+			}
+		}
+		for _, c := range []struct {
+			after             string
+			offset, limit, at int
+		}{{wantP[41].Name, 0, 10, 42}, {wantP[10].Name + "\x00", 0, 5, 11}, {wantP[10].Name, 3, 5, 14}, {"", 0, 2, 0}} {
+			got, total := snap.ProjectServices(p, c.after, c.offset, c.limit)
+			if total != 100 || !reflect.DeepEqual(got, wantP[c.at:c.at+c.limit]) {
+				t.Errorf("project %s after %q, offset %d: %d services (total %d), want %d from %d", p, c.after, c.offset, len(got), total, c.limit, c.at)
+			}
+		}
+		if got, total := snap.ProjectServices(p, wantP[99].Name, 0, 10); got != nil || total != 100 {
+			t.Errorf("project %s after its last: %d services, total %d", p, len(got), total)
+		}
+	}
+	if got, total := snap.ProjectServices("none", "", 0, 0); got != nil || total != 0 {
 		t.Errorf("a project without services: %v, total %d", got, total)
 	}
 	for _, s := range svcs {
@@ -83,9 +104,9 @@ func TestAppliedServicesFindByName(t *testing.T) {
 		}
 	}
 	// Answers are the caller's: changing one leaves the state alone.
-	got, _ := snap.ProjectServices("p", 0, 1)
+	got, _ := snap.ProjectServices("p", "", 0, 1)
 	got[0].Hostnames[0] = "changed.p.test"
-	if again, _ := snap.ProjectServices("p", 0, 1); again[0].Hostnames[0] == "changed.p.test" {
+	if again, _ := snap.ProjectServices("p", "", 0, 1); again[0].Hostnames[0] == "changed.p.test" {
 		t.Error("an answer shares its lists with the applied records")
 	}
 	// A delta: one service gone, one added; the next state answers so.

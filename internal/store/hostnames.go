@@ -370,6 +370,10 @@ type ServiceQuery struct {
 	Counts bool
 	// Unserved is as in HostnameQuery: their hostnames are not active.
 	Unserved []string
+	// After, if not "", selects the services whose name sorts after it: a
+	// cursor, the last name of the page before, which a service created
+	// or deleted meanwhile does not move. Offset counts from there.
+	After string
 	// Offset and Limit page the answer, sorted by name; Limit 0 is no limit.
 	Offset, Limit int
 }
@@ -406,6 +410,9 @@ func (db *DB) ListServiceSummaries(ctx context.Context, q ServiceQuery) ([]Servi
 	var total int
 	if err := db.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM services s WHERE `+cond, a.list[:condArgs]...).Scan(&total); err != nil {
 		return nil, 0, db.wrap("counting services", err)
+	}
+	if q.After != "" {
+		cond += ` AND s.name > ` + a.add(q.After)
 	}
 	cols := strings.ReplaceAll(serviceColumns, ", ", ", s.")
 	query := `SELECT s.` + cols + ` FROM services s

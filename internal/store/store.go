@@ -86,10 +86,12 @@ type ServiceFinder interface {
 	// FindService returns projectID's service name, if there is one.
 	FindService(projectID, name string) (Service, bool)
 	// ProjectServices returns the page [offset, offset+limit) of
-	// projectID's services sorted by name (limit 0: to the end), or of
-	// every service sorted by project, then name, for "", and how many
-	// there are in all. The caller may keep and modify the answer.
-	ProjectServices(projectID string, offset, limit int) ([]Service, int)
+	// projectID's services sorted by name (limit 0: to the end), counted
+	// from the first whose name sorts after after (all for ""), or of
+	// every service sorted by project, then name, for projectID "", and
+	// how many the project has in all. The caller may keep and modify the
+	// answer.
+	ProjectServices(projectID, after string, offset, limit int) ([]Service, int)
 }
 
 // Service is a named set of hostnames served over HTTPS and proxied to upstreams.

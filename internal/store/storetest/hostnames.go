@@ -212,6 +212,10 @@ func testHostnameReads(t *testing.T, db *store.DB) {
 		{"by name", store.ServiceQuery{Search: "we", Hostnames: 1, Counts: true}, []string{"web 2/4 [web.one.example]"}, 1},
 		{"page 2", store.ServiceQuery{Offset: 1, Limit: 1, Counts: true}, []string{"web 2/4 []"}, 2},
 		{"past the end", store.ServiceQuery{Offset: 5, Limit: 1}, nil, 2},
+		{"after a name, every hostname", store.ServiceQuery{After: "api", Hostnames: store.AllHostnames}, []string{"web 0/0 [web.one.example a.one.example b_x.one.example one.example]"}, 2},
+		{"after a name not there", store.ServiceQuery{After: "b", Limit: 1}, []string{"web 0/0 []"}, 2},
+		{"after the last", store.ServiceQuery{After: "web"}, nil, 2},
+		{"after and a search", store.ServiceQuery{After: "a", Search: "we"}, []string{"web 0/0 []"}, 1},
 		{"nothing", store.ServiceQuery{Search: "two"}, nil, 0},
 	} {
 		got, total := sums(c.q)
