@@ -69,7 +69,7 @@ type StaleReads struct {
 
 	mu   sync.Mutex
 	memo map[string]memoEntry
-	rows int // of memo's entries (memoEntry.rows), at most maxStaleRows
+	rows int             // of memo's entries (memoEntry.rows), at most maxStaleRows
 	seq  uint64          // orders memo entries and seeds: the later one answers
 	seed *seededServices // nil before the first seed
 	// tokens are the token look-ups answered, by token hash (SHA-256 of
