@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"time"
 
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
@@ -58,7 +59,7 @@ func openSQLite(ctx context.Context, path string) (*DB, error) {
 	w.SetConnMaxIdleTime(0)
 	w.SetConnMaxLifetime(0)
 	// The writer switches the file to WAL before any reader opens it.
-	if err := w.PingContext(ctx); err != nil {
+	if err := pingSQLite(ctx, w); err != nil {
 		w.Close()
 		return nil, fmt.Errorf("store: sqlite: opening %s: %w", path, err)
 	}
@@ -72,6 +73,29 @@ func openSQLite(ctx context.Context, path string) (*DB, error) {
 	r.SetMaxOpenConns(n)
 	r.SetMaxIdleConns(n)
 	return newDB(sqliteDialect, w, r), nil
+}
+
+// pingSQLite opens w's connection, trying again for up to the busy
+// timeout when it fails with SQLITE_BUSY: two processes opening a new file
+// at once both switch it to WAL, and SQLite answers one of them
+// SQLITE_BUSY at once, without waiting for the other's lock through
+// busy_timeout (TestSQLiteTwoProcesses failed about one run in eight).
+func pingSQLite(ctx context.Context, w *sql.DB) error {
+	deadline := time.Now().Add(10 * time.Second) // busy_timeout(10000)
+	for wait := 5 * time.Millisecond; ; wait = min(2*wait, 200*time.Millisecond) {
+		err := w.PingContext(ctx)
+		var se *sqlite.Error
+		if err == nil || !errors.As(err, &se) || se.Code()&0xff != sqlite3.SQLITE_BUSY || time.Now().Add(wait).After(deadline) {
+			return err
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+	}
 }
 
 func classifySQLite(err error) errClass {
