@@ -84,6 +84,20 @@ func newAPIEnv(t *testing.T, mod func(*api.Config)) *apiEnv {
 	return e
 }
 
+// get answers GET path as c's token sees it: the status and the body.
+func (e *apiEnv) get(t *testing.T, c *client.Client, path string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", e.url+path, nil)
+	req.Header.Set("Authorization", "Bearer "+e.tokens[c])
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
+}
+
 func (e *apiEnv) service(t *testing.T, c *client.Client, name, domain string) {
 	t.Helper()
 	if _, err := c.CreateService(context.Background(), client.ServiceCreate{Name: name, Domain: domain, Upstreams: []string{"http://127.0.0.1:9"}}); err != nil {
@@ -130,16 +144,9 @@ func TestEventsList(t *testing.T) {
 		{"after=-1", "invalid_after"}, {"after=x", "invalid_after"}, {"after=1e3", "invalid_after"},
 		{"limit=0x10", "invalid_limit"}, {"limit=1001", "invalid_limit"}, {"limit=-5", "invalid_limit"},
 	} {
-		req, _ := http.NewRequest("GET", e.url+"/v1/events?"+c.query, nil)
-		req.Header.Set("Authorization", "Bearer "+e.tokens[e.one])
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != 400 || !strings.Contains(string(body), `"error": "`+c.code+`"`) {
-			t.Errorf("GET /v1/events?%s: %d %s, want 400 %s", c.query, resp.StatusCode, body, c.code)
+		code, body := e.get(t, e.one, "/v1/events?"+c.query)
+		if code != 400 || !strings.Contains(body, `"error": "`+c.code+`"`) {
+			t.Errorf("GET /v1/events?%s: %d %s, want 400 %s", c.query, code, body, c.code)
 		}
 	}
 }
@@ -385,16 +392,9 @@ func TestServicesPaged(t *testing.T) {
 	}
 	for _, q := range []struct{ query, param string }{{"limit=0", "limit"}, {"limit=1001", "limit"}, {"limit=x", "limit"}, {"offset=-5", "offset"}, {"offset=1e3", "offset"},
 		{"after=s1&offset=2", "after"}, {"after=" + strings.Repeat("a", 254), "after"}} {
-		req, _ := http.NewRequest("GET", e.url+"/v1/services?"+q.query, nil)
-		req.Header.Set("Authorization", "Bearer "+e.tokens[e.one])
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != 400 || !strings.Contains(string(body), "invalid_"+q.param) || !strings.Contains(string(body), q.param+"=") {
-			t.Errorf("?%s: %d %s; want 400 naming %s", q.query, resp.StatusCode, body, q.param)
+		code, body := e.get(t, e.one, "/v1/services?"+q.query)
+		if code != 400 || !strings.Contains(body, "invalid_"+q.param) || !strings.Contains(body, q.param+"=") {
+			t.Errorf("?%s: %d %s; want 400 naming %s", q.query, code, body, q.param)
 		}
 	}
 }

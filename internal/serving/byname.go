@@ -61,13 +61,8 @@ func (s *AppliedServices) index() []svcPos {
 // FindService returns projectID's service name, if it was applied.
 func (s *AppliedServices) FindService(projectID, name string) (store.Service, bool) {
 	pos := s.index()
-	i, ok := slices.BinarySearchFunc(pos, [2]string{projectID, name}, func(p svcPos, key [2]string) int {
-		e := s.at(p)
-		if c := cmp.Compare(e.group.ProjectID, key[0]); c != 0 {
-			return c
-		}
-		return cmp.Compare(e.Name, key[1])
-	})
+	key := &appliedService{Name: name, group: &svcGroup{ProjectID: projectID}}
+	i, ok := slices.BinarySearchFunc(pos, key, func(p svcPos, k *appliedService) int { return byProjectName(s.at(p), k) })
 	if !ok {
 		return store.Service{}, false
 	}
