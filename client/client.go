@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -152,17 +153,35 @@ func (c *Client) RemoveDomain(ctx context.Context, name string) error {
 
 // Services lists the project's services, every page of them.
 func (c *Client) Services(ctx context.Context) ([]Service, error) {
-	var all []Service
-	for after := ""; ; {
-		p, err := c.ServicePage(ctx, after, 0, 0)
+	all := []Service{}
+	for page, err := range c.ServicePages(ctx, 0) {
 		if err != nil {
 			return nil, err
 		}
-		all = append(all, p.Services...)
-		if p.NextAfter == nil || *p.NextAfter <= after {
-			return all, nil
+		all = append(all, page...)
+	}
+	return all, nil
+}
+
+// ServicePages yields the project's services a page at a time, in name
+// order, following next_after, so a caller can handle a page and let it go
+// before asking for the next (a million services are a thousand pages of
+// 1,000). limit is the page's size (0: the server's default, 1,000). It
+// stops after the first error, which it yields with a nil page. A service
+// created or deleted between two pages moves none of the others.
+func (c *Client) ServicePages(ctx context.Context, limit int) iter.Seq2[[]Service, error] {
+	return func(yield func([]Service, error) bool) {
+		for after := ""; ; {
+			p, err := c.ServicePage(ctx, after, 0, limit)
+			if err != nil {
+				yield(nil, err)
+				return
+			}
+			if !yield(p.Services, nil) || p.NextAfter == nil || *p.NextAfter <= after {
+				return
+			}
+			after = *p.NextAfter
 		}
-		after = *p.NextAfter
 	}
 }
 

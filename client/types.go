@@ -246,9 +246,13 @@ type Event struct {
 	Data    json.RawMessage `json:"data"`
 }
 
-// EventPage is a page of GET /v1/events.
+// MaxServicePage is the most services one page of GET /v1/services holds
+// (its limit=).
+const MaxServicePage = 1000
+
 // ServicePage is a page of GET /v1/services: the project's services by
-// name, at most 1,000 (?limit=), after ?after= (a name) or from ?offset=.
+// name, at most MaxServicePage (?limit=), after ?after= (a name) or from
+// ?offset=.
 type ServicePage struct {
 	Services []Service `json:"services"`
 	// Total is how many services the project has.
@@ -261,6 +265,7 @@ type ServicePage struct {
 	NextOffset *int `json:"next_offset,omitempty"`
 }
 
+// EventPage is a page of GET /v1/events.
 type EventPage struct {
 	Events []Event `json:"events"`
 	// Next is the after= of the next page: the last ID of this one (or

@@ -75,6 +75,16 @@ func TestCLIAgainstRunningNode(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &svcs); err != nil || len(svcs) != 2 {
 		t.Fatalf("service list json: %v %q", err, out)
 	}
+	// A page at a time prints the same: the JSON byte for byte, the table
+	// with its header once.
+	paged, err := spine(t, append([]string{"service", "list", "--output", "json", "--page-size", "1"}, common...)...)
+	if err != nil || paged != out {
+		t.Fatalf("service list json by pages of 1: %v\n%s\nwant\n%s", err, paged, out)
+	}
+	paged, err = spine(t, append([]string{"service", "list", "--page-size", "1"}, common...)...)
+	if err != nil || strings.Count(paged, "UPSTREAMS") != 1 || strings.Count(paged, "\n") != 3 || !strings.Contains(paged, svcs[0].Name) || !strings.Contains(paged, svcs[1].Name) {
+		t.Fatalf("service list by pages of 1: %v\n%s", err, paged)
+	}
 
 	for _, tc := range []struct {
 		args []string
@@ -119,6 +129,8 @@ func TestCLIAgainstRunningNode(t *testing.T) {
 		{[]string{"service", "create", "x"}, "at least one upstream"},
 		{[]string{"service", "show", "nope"}, "does not exist"},
 		{[]string{"service", "list", "--output", "yaml"}, "--output must be text or json"},
+		{[]string{"service", "list", "--page-size", "0"}, "--page-size must be 1 to 1000"},
+		{[]string{"service", "list", "--page-size", "1001"}, "--page-size must be 1 to 1000"},
 	} {
 		out, err := spine(t, append(tc.args, common...)...)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -1,12 +1,15 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"crypto/x509"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"os"
 	"strings"
 	"text/tabwriter"
@@ -25,6 +28,7 @@ func newServiceCmd(g *globals) *cobra.Command {
 	var wait bool
 	var timeout, every time.Duration
 	var clientCAFile string
+	var pageSize int
 	create := &cobra.Command{
 		Use:   "create NAME --upstream URL [--upstream URL...] [--domain D] [--host H...] [--client-ca FILE [--client-auth require|optional]] [--wait]",
 		Short: "Create a service, served at https://NAME.DOMAIN/",
@@ -96,21 +100,17 @@ func newServiceCmd(g *globals) *cobra.Command {
 		Use:   "list",
 		Short: "List the project's services",
 		Args:  cobra.NoArgs,
-		// A page at a time, each bounded by the client's 30 s: a project
-		// of a million services is a thousand pages, about 80 s.
+		// A page at a time, each bounded by the client's 30 s, and each
+		// printed before the next is asked for: a project of a million
+		// services is a thousand pages, about 80 s, and the CLI holds one.
 		RunE: g.withClient(listTimeout, func(ctx context.Context, c *client.Client, cmd *cobra.Command, _ []string) error {
-			ss, err := c.Services(ctx)
-			if err != nil {
-				return err
+			if pageSize < 1 || pageSize > client.MaxServicePage {
+				return fmt.Errorf("--page-size must be 1 to %d", client.MaxServicePage)
 			}
-			return g.print(cmd.OutOrStdout(), ss, func(tw *tabwriter.Writer) {
-				fmt.Fprintln(tw, "NAME\tHOSTNAMES\tUPSTREAMS")
-				for _, s := range ss {
-					fmt.Fprintf(tw, "%s\t%s\t%s\n", s.Name, strings.Join(s.Hostnames, ","), strings.Join(s.Upstreams, ","))
-				}
-			})
+			return g.printServices(cmd.OutOrStdout(), c.ServicePages(ctx, pageSize))
 		}),
 	}
+	list.Flags().IntVar(&pageSize, "page-size", 1000, "services asked for in one request (1 to 1000); each page is printed as it arrives")
 	show := &cobra.Command{
 		Use:   "show NAME",
 		Short: "Show one service",
@@ -520,6 +520,72 @@ func caSubjects(data string) string {
 		}
 	}
 	return strings.Join(names, "; ")
+}
+
+// printServices prints services as pages of them arrive: text as a table
+// whose columns are aligned within each page (the header once), JSON as one
+// array, the same bytes as the whole list encoded at once. A page that
+// fails ends the output where it is and returns the error (the exit status
+// says the list is incomplete).
+func (g *globals) printServices(w io.Writer, pages iter.Seq2[[]client.Service, error]) error {
+	if err := g.checkOutput(); err != nil {
+		return err
+	}
+	bw := bufio.NewWriter(w)
+	n, header := 0, true
+	for page, err := range pages {
+		if err != nil {
+			if g.output == "json" && n > 0 {
+				bw.WriteString("\n") // the array is left open: the exit status says the list is incomplete
+			}
+			return errors.Join(err, bw.Flush())
+		}
+		if g.output == "json" {
+			for _, s := range page {
+				b, err := json.MarshalIndent(s, "  ", "  ")
+				if err != nil {
+					return err
+				}
+				if n == 0 {
+					bw.WriteString("[\n  ")
+				} else {
+					bw.WriteString(",\n  ")
+				}
+				bw.Write(b)
+				n++
+			}
+		} else if len(page) > 0 {
+			printServiceRows(bw, page, header)
+			header = false
+			n += len(page)
+		}
+		if err := bw.Flush(); err != nil {
+			return err
+		}
+	}
+	switch {
+	case g.output != "json" && header:
+		printServiceRows(bw, nil, true)
+	case g.output != "json":
+	case n == 0:
+		bw.WriteString("[]\n")
+	default:
+		bw.WriteString("\n]\n")
+	}
+	return bw.Flush()
+}
+
+// printServiceRows prints services as a table, aligned among themselves,
+// with the header first if header.
+func printServiceRows(w io.Writer, ss []client.Service, header bool) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	if header {
+		fmt.Fprintln(tw, "NAME\tHOSTNAMES\tUPSTREAMS")
+	}
+	for _, s := range ss {
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", s.Name, strings.Join(s.Hostnames, ","), strings.Join(s.Upstreams, ","))
+	}
+	return tw.Flush()
 }
 
 // listTimeout bounds `spine service list` as a whole.
