@@ -25,9 +25,10 @@ func main() {
 	n := flag.Int("n", 10000, "distinct hostnames to shake hands for")
 	total := flag.Int("total", 1000000, "hostnames seeded")
 	parallel := flag.Int("parallel", 4, "handshakes at a time")
+	offset := flag.Int("offset", 0, "added to each hostname's number: with 0 < offset < total/n, n names none of which -offset 0 names")
 	flag.Parse()
-	if *n <= 0 || *total < *n || *parallel <= 0 {
-		fmt.Fprintln(os.Stderr, "handshakes: want 0 < -n <= -total and -parallel > 0")
+	if *n <= 0 || *total < *n || *parallel <= 0 || *offset < 0 || *offset >= *total / *n {
+		fmt.Fprintln(os.Stderr, "handshakes: want 0 < -n <= -total, -parallel > 0 and 0 <= -offset < total/n")
 		os.Exit(2)
 	}
 	var next, failed atomic.Int64
@@ -40,7 +41,7 @@ func main() {
 				if i >= *n {
 					return
 				}
-				host := fmt.Sprintf("s%06d.%s", i*(*total / *n), *domain)
+				host := fmt.Sprintf("s%06d.%s", i*(*total / *n)+*offset, *domain)
 				if err := handshake(*addr, host); err != nil {
 					if failed.Add(1) <= 5 {
 						fmt.Fprintf(os.Stderr, "handshakes: %s: %v\n", host, err)
@@ -50,8 +51,8 @@ func main() {
 		})
 	}
 	wg.Wait()
-	fmt.Printf("handshakes: %d of %d hostnames (every %d of %d) in %s, %d failed\n",
-		int64(*n)-failed.Load(), *n, *total / *n, *total, time.Since(start).Round(time.Millisecond), failed.Load())
+	fmt.Printf("handshakes: %d of %d hostnames (every %d of %d, from %d) in %s, %d failed\n",
+		int64(*n)-failed.Load(), *n, *total / *n, *total, *offset, time.Since(start).Round(time.Millisecond), failed.Load())
 	if failed.Load() > 0 {
 		os.Exit(1)
 	}

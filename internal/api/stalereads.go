@@ -200,52 +200,57 @@ func (d *seededServices) summaries(q store.ServiceQuery) (page[store.ServiceSumm
 }
 
 // listedServices is a store.ServiceFinder over a list of services (a
-// snapshot's), indexed at the first read that needs it.
+// snapshot's), searched in place: a snapshot lists them by project and
+// name already (the store's order), so a read at a million services costs
+// a binary search, not a copy and a map of every one (about 400 MB). A list
+// in another order is sorted once, a copy, at the first read.
 type listedServices struct {
-	once      sync.Once
-	all       []store.Service            // by project, then name
-	byProject map[string][]store.Service // subslices of all
-	byName    map[string]int             // project "\x00" name -> index in all
+	once sync.Once
+	all  []store.Service // by project, then name
 }
 
-func (d *listedServices) index() {
+func compareService(a, b store.Service) int {
+	if c := cmp.Compare(a.ProjectID, b.ProjectID); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.Name, b.Name)
+}
+
+func (d *listedServices) sorted() []store.Service {
 	d.once.Do(func() {
-		d.all = slices.Clone(d.all) // the caller's order is its own
-		slices.SortFunc(d.all, func(a, b store.Service) int {
-			if c := cmp.Compare(a.ProjectID, b.ProjectID); c != 0 {
-				return c
-			}
-			return cmp.Compare(a.Name, b.Name)
-		})
-		d.byProject = make(map[string][]store.Service)
-		d.byName = make(map[string]int, len(d.all))
-		for i := 0; i < len(d.all); {
-			j := i
-			for j < len(d.all) && d.all[j].ProjectID == d.all[i].ProjectID {
-				d.byName[d.all[j].ProjectID+"\x00"+d.all[j].Name] = j
-				j++
-			}
-			d.byProject[d.all[i].ProjectID] = d.all[i:j:j]
-			i = j
+		if !slices.IsSortedFunc(d.all, compareService) {
+			d.all = slices.Clone(d.all) // the caller's list is its own
+			slices.SortFunc(d.all, compareService)
 		}
 	})
+	return d.all
+}
+
+// project returns the services of the project with ID id ("": every one).
+func (d *listedServices) project(id string) []store.Service {
+	all := d.sorted()
+	if id == "" {
+		return all
+	}
+	from := sort.Search(len(all), func(i int) bool { return all[i].ProjectID >= id })
+	to := from + sort.Search(len(all)-from, func(i int) bool { return all[from+i].ProjectID > id })
+	return all[from:to:to]
 }
 
 func (d *listedServices) FindService(projectID, name string) (store.Service, bool) {
-	d.index()
-	i, ok := d.byName[projectID+"\x00"+name]
+	if projectID == "" {
+		return store.Service{}, false
+	}
+	ss := d.project(projectID)
+	i, ok := slices.BinarySearchFunc(ss, name, func(s store.Service, name string) int { return cmp.Compare(s.Name, name) })
 	if !ok {
 		return store.Service{}, false
 	}
-	return d.all[i], true
+	return ss[i], true
 }
 
 func (d *listedServices) ProjectServices(projectID, after string, offset, limit int) ([]store.Service, int) {
-	d.index()
-	ss := d.all
-	if projectID != "" {
-		ss = d.byProject[projectID]
-	}
+	ss := d.project(projectID)
 	total := len(ss)
 	if after != "" {
 		ss = ss[sort.Search(len(ss), func(i int) bool { return ss[i].Name > after }):]

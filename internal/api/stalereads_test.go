@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -360,5 +362,66 @@ func TestStaleReadsSeedServicesLazily(t *testing.T) {
 	}
 	if _, err := s.GetService(ctx, "q", "z"); !errors.Is(err, store.ErrUnavailable) {
 		t.Errorf("z, deleted by the newer seed and never read: %v, want ErrUnavailable", err)
+	}
+}
+
+// A snapshot's list (by project and name) is searched where it is, with
+// no copy; a list in another order is sorted, a copy, and left as it was.
+// Both answer alike.
+func TestListedServices(t *testing.T) {
+	var sorted []store.Service
+	for _, p := range []string{"p1", "p2", "p3"} {
+		for _, n := range []string{"a", "b", "c", "d"} {
+			sorted = append(sorted, store.Service{ProjectID: p, Name: n})
+		}
+	}
+	shuffled := slices.Clone(sorted)
+	slices.Reverse(shuffled)
+	before := slices.Clone(shuffled)
+	for _, tc := range []struct {
+		name    string
+		list    []store.Service
+		inPlace bool
+	}{{"sorted", sorted, true}, {"reversed", shuffled, false}} {
+		d := &listedServices{all: tc.list}
+		if sv, ok := d.FindService("p2", "c"); !ok || sv.ProjectID != "p2" || sv.Name != "c" {
+			t.Fatalf("%s: p2/c: %+v %v", tc.name, sv, ok)
+		}
+		for _, q := range [][2]string{{"p2", "e"}, {"p0", "a"}, {"p4", "a"}, {"", "a"}} {
+			if sv, ok := d.FindService(q[0], q[1]); ok {
+				t.Fatalf("%s: %s/%s found: %+v", tc.name, q[0], q[1], sv)
+			}
+		}
+		if got := &d.all[0] == &tc.list[0]; got != tc.inPlace {
+			t.Fatalf("%s: searched in place %v, want %v", tc.name, got, tc.inPlace)
+		}
+		names := func(ss []store.Service) string {
+			var b strings.Builder
+			for _, s := range ss {
+				b.WriteString(s.ProjectID + "/" + s.Name + " ")
+			}
+			return b.String()
+		}
+		for _, q := range []struct {
+			project, after string
+			offset, limit  int
+			want           string
+			total          int
+		}{
+			{"p2", "", 0, 0, "p2/a p2/b p2/c p2/d ", 4},
+			{"p2", "b", 0, 0, "p2/c p2/d ", 4},
+			{"p2", "", 1, 2, "p2/b p2/c ", 4},
+			{"p3", "d", 0, 0, "", 4},
+			{"p9", "", 0, 0, "", 0},
+			{"", "", 10, 5, "p3/c p3/d ", 12},
+		} {
+			ss, total := d.ProjectServices(q.project, q.after, q.offset, q.limit)
+			if names(ss) != q.want || total != q.total {
+				t.Fatalf("%s: %+v: %q, %d", tc.name, q, names(ss), total)
+			}
+		}
+	}
+	if !slices.EqualFunc(shuffled, before, func(a, b store.Service) bool { return a.ProjectID == b.ProjectID && a.Name == b.Name }) {
+		t.Fatal("the caller's list was reordered")
 	}
 }

@@ -247,6 +247,14 @@ func (s *Snapshot) CertificatesByName(log *slog.Logger) map[string]*tls.Certific
 	return out
 }
 
+// Served drops what a node serving the snapshot has taken over: its
+// services (the edge's routes have them, and the API's reads until the
+// store's first sync seeds them anew) and its certificates
+// (CertificatesByName parsed them). The keys and tokens stay for the
+// keepers that read them later. At a million services the list is about
+// 400 MB, which a node started from its snapshot held for its life.
+func (s *Snapshot) Served() { s.Services, s.Certificates = nil, nil }
+
 // Keys returns the snapshot's session-ticket keys, newest first.
 func (s *Snapshot) Keys() [][32]byte {
 	var out [][32]byte

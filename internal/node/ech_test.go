@@ -156,6 +156,9 @@ func TestSnapshotKeepsECHAndQUICKeys(t *testing.T) {
 	if !m.fleet.Static() {
 		t.Fatal("the node did not start from its snapshot")
 	}
+	if l := m.fleet.Loaded; l.Services != nil || l.Certificates != nil {
+		t.Errorf("the node holds the snapshot's %d services and %d certificates besides serving them", len(l.Services), len(l.Certificates))
+	}
 	if name, got := m.ECH(); name != "ech.localhost" || !bytes.Equal(got, list) {
 		t.Errorf("published ECH: %q, %d bytes; want the configuration from before the restart", name, len(got))
 	}

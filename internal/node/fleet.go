@@ -30,12 +30,17 @@ func (n *Node) snapshotSource() *fleet.SnapshotSource {
 
 // serveSnapshot makes the edge serve a snapshot read at start: its ticket
 // keys, and its routes through the sync loop (its certificates are in
-// fleet.Certs).
+// fleet.Certs), then lets go of the services and certificates the node
+// holds elsewhere now.
 func (n *Node) serveSnapshot(s *fleet.Snapshot) error {
 	if keys := s.Keys(); len(keys) > 0 {
 		n.edge.SetSessionTicketKeys(keys)
 	}
-	return n.syncer.ServeSnapshot(s)
+	if err := n.syncer.ServeSnapshot(s); err != nil {
+		return err
+	}
+	s.Served()
+	return nil
 }
 
 // newSyncLoop builds the loop that keeps the edge, the certificate
