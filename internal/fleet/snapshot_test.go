@@ -1,6 +1,7 @@
 package fleet
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -27,6 +28,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spine-platform/spine/internal/sched"
 	"github.com/spine-platform/spine/internal/store"
 )
 
@@ -399,51 +401,135 @@ func TestAppendServiceCoversEveryField(t *testing.T) {
 	}
 }
 
-// A folder of version 2, each shard holding its hostnames' certificate
-// leaves (an older release's), reads with its certificates.
-func TestSnapshotReadsVersion2(t *testing.T) {
-	dir := t.TempDir()
-	cert := selfSigned(t, "a.d.test")
-	src := &SnapshotSource{Services: []store.Service{testService("a")}, Sum: [32]byte{1},
-		Certificate: func(h string) *tls.Certificate { return map[string]*tls.Certificate{"a.d.test": cert}[h] }}
-	if err := NewSnapshotWriter(dir, func() *SnapshotSource { return src }, discard()).Write(); err != nil {
-		t.Fatal(err)
-	}
-	folder := filepath.Join(dir, SnapshotDir)
-	readJSON := func(name string, v any) {
-		b, err := os.ReadFile(filepath.Join(folder, name))
-		if err == nil {
-			err = json.Unmarshal(b, v)
+// A folder of an older release reads, with its certificates: version 2
+// (each services part in JSON, holding its hostnames' certificate leaves)
+// and version 3 (the parts in JSON, the leaves in their own part).
+func TestSnapshotReadsOlderVersions(t *testing.T) {
+	for _, version := range []int{2, 3} {
+		dir := t.TempDir()
+		cert := selfSigned(t, "a.d.test")
+		src := &SnapshotSource{Services: []store.Service{testService("a")}, Sum: [32]byte{1},
+			Certificate: func(h string) *tls.Certificate { return map[string]*tls.Certificate{"a.d.test": cert}[h] }}
+		if err := NewSnapshotWriter(dir, func() *SnapshotSource { return src }, discard()).Write(); err != nil {
+			t.Fatal(err)
 		}
+		folder := filepath.Join(dir, SnapshotDir)
+		readJSON := func(name string, v any) {
+			b, err := os.ReadFile(filepath.Join(folder, name))
+			if err == nil {
+				err = json.Unmarshal(b, v)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		writeJSON := func(name string, v any) {
+			b, _ := json.Marshal(v)
+			if err := os.WriteFile(filepath.Join(folder, name), b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var m manifest
+		readJSON(manifestFile, &m)
+		b, err := os.ReadFile(filepath.Join(folder, m.Shards[0]))
 		if err != nil {
 			t.Fatal(err)
 		}
-	}
-	writeJSON := func(name string, v any) {
-		b, _ := json.Marshal(v)
-		if err := os.WriteFile(filepath.Join(folder, name), b, 0o600); err != nil {
+		var shard shardPart
+		if shard.Services, err = decodeShard(b); err != nil {
 			t.Fatal(err)
 		}
-	}
-	var m manifest
-	readJSON(manifestFile, &m)
-	var names certNamesPart
-	readJSON(m.CertNames, &names)
-	var shard shardPart
-	readJSON(m.Shards[0], &shard)
-	shard.Certs = names.Certs
-	writeJSON(m.Shards[0], shard)
-	os.Remove(filepath.Join(folder, m.CertNames))
-	m.Version, m.CertNames = 2, ""
-	writeJSON(manifestFile, m)
+		os.Remove(filepath.Join(folder, m.Shards[0]))
+		m.Shards[0] = strings.TrimSuffix(m.Shards[0], ".bin") + ".json"
+		if version == 2 {
+			var names certNamesPart
+			readJSON(m.CertNames, &names)
+			shard.Certs = names.Certs
+			os.Remove(filepath.Join(folder, m.CertNames))
+			m.CertNames = ""
+		}
+		writeJSON(m.Shards[0], shard)
+		m.Version = version
+		writeJSON(manifestFile, m)
 
-	s, err := ReadSnapshot(dir, nil)
-	if err != nil {
-		t.Fatal(err)
+		s, err := ReadSnapshot(dir, nil)
+		if err != nil {
+			t.Fatalf("version %d: %v", version, err)
+		}
+		if got := s.CertificatesByName(discard())["a.d.test"]; got == nil || !bytes.Equal(got.Certificate[0], cert.Certificate[0]) || len(s.Services) != 1 || s.Services[0].ID != testService("a").ID {
+			t.Errorf("version %d: %d services, certificate for a.d.test %v", version, len(s.Services), got != nil)
+		}
 	}
-	if got := s.CertificatesByName(discard())["a.d.test"]; got == nil || !bytes.Equal(got.Certificate[0], cert.Certificate[0]) || len(s.Services) != 1 {
-		t.Errorf("version 2: %d services, certificate for a.d.test %v", len(s.Services), got != nil)
+}
+
+// A services part decodes to what was encoded, field for field (times
+// with their zone, a PEM, empty and non-ASCII strings), and anything else
+// is an error, never a panic or a service made up.
+func TestShardRoundTrip(t *testing.T) {
+	full := testService("a")
+	full.Hostnames = []string{"a.d.test", "b.d.test", "xn--bcher-kva.d.test"}
+	full.Upstreams = []string{"http://127.0.0.1:1", "https://[::1]:8443"}
+	full.HSTSMaxAge, full.HealthPath, full.HealthInterval = -1, "/healthz?x=ü", -3*time.Second
+	full.ClientCA, full.ClientAuth = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n", "require"
+	full.CreatedAt = time.Date(2026, 12, 5, 16, 0, 0, 123456789, time.FixedZone("", 5*3600+30*60))
+	full.UpdatedAt = time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, svcs := range [][]store.Service{nil, {{}}, {full}, {testService("b"), full, testService("c")}} {
+		var out bytes.Buffer
+		w := bufio.NewWriter(&out)
+		if err := encodeShard(w, svcs, new(sched.Yielder)); err != nil {
+			t.Fatal(err)
+		}
+		w.Flush()
+		got, err := decodeShard(out.Bytes())
+		if err != nil {
+			t.Fatalf("%d services: %v", len(svcs), err)
+		}
+		if len(got) != len(svcs) {
+			t.Fatalf("%d services decoded, %d encoded", len(got), len(svcs))
+		}
+		for i := range svcs {
+			if a, b := appendService(nil, &got[i]), appendService(nil, &svcs[i]); !bytes.Equal(a, b) {
+				t.Fatalf("service %d decoded as %+v, encoded %+v", i, got[i], svcs[i])
+			}
+			if !got[i].CreatedAt.Equal(svcs[i].CreatedAt) || got[i].CreatedAt.Format(time.RFC3339Nano) != svcs[i].CreatedAt.Format(time.RFC3339Nano) {
+				t.Fatalf("created %v, want %v", got[i].CreatedAt, svcs[i].CreatedAt)
+			}
+		}
+		// Cut anywhere, or with a byte more, it does not decode.
+		for n := range out.Len() {
+			if _, err := decodeShard(out.Bytes()[:n]); err == nil {
+				t.Fatalf("%d services cut to %d of %d bytes decoded", len(svcs), n, out.Len())
+			}
+		}
+		if _, err := decodeShard(append(out.Bytes(), 0)); err == nil {
+			t.Fatal("a byte after the last service decoded")
+		}
 	}
+}
+
+func FuzzDecodeShard(f *testing.F) {
+	var out bytes.Buffer
+	w := bufio.NewWriter(&out)
+	encodeShard(w, []store.Service{testService("a"), testService("b")}, new(sched.Yielder))
+	w.Flush()
+	f.Add(out.Bytes())
+	f.Add([]byte(shardMagic + "\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		svcs, err := decodeShard(b)
+		if err != nil {
+			return
+		}
+		// What decodes encodes to the same bytes.
+		var again bytes.Buffer
+		w := bufio.NewWriter(&again)
+		if err := encodeShard(w, svcs, new(sched.Yielder)); err != nil {
+			t.Fatal(err)
+		}
+		w.Flush()
+		if _, err := decodeShard(again.Bytes()); err != nil {
+			t.Fatalf("re-encoded part does not decode: %v", err)
+		}
+	})
 }
 
 // testShards are ServiceShards over a list, each shard's version set by

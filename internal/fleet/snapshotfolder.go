@@ -3,7 +3,7 @@
 //
 //	<data>/snapshot/                          0700
 //	  manifest.json                           names every part below; written last
-//	  services-<shard>-<digest>.json          the services whose ID hashes to <shard> (of 256)
+//	  services-<shard>-<digest>.bin           the services whose ID hashes to <shard> (of 256)
 //	  certnames-<digest>.json                 the certificate leaf of each hostname that had one
 //	  tokens-<digest>.json                    token look-ups, suspended projects
 //	  keys-<random>.json                      ticket, ECH and QUIC keys, sealed
@@ -26,6 +26,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"maps"
 	"os"
@@ -40,9 +41,12 @@ import (
 )
 
 const (
-	manifestFile  = "manifest.json"
-	certsDir      = "certs"
-	folderVersion = 3 // 2: each shard held its hostnames' certificate leaves (read still)
+	manifestFile = "manifest.json"
+	certsDir     = "certs"
+	// folderVersion 4: the services parts in binary (shardMagic); 3: in
+	// JSON, and 2: each also held its hostnames' certificate leaves (both
+	// read still, a part by its name's extension).
+	folderVersion = 4
 	shardCount    = 256
 )
 
@@ -156,6 +160,116 @@ func appendService(b []byte, s *store.Service) []byte {
 	return b
 }
 
+// shardMagic begins a services part: then the number of services, then
+// each one's appendService encoding. Decoding it is a tenth of decoding
+// the JSON parts of folder version 3 (4.6 s of one core at a million
+// services, most of a node's start from its snapshot), and a third of the
+// bytes (JSON repeated every field's name).
+const shardMagic = "spine services 1\n"
+
+// decodeShard decodes a services part (encodeShard's). Every string of
+// the services is a piece of one copy of b.
+func decodeShard(b []byte) ([]store.Service, error) {
+	d := partDecoder{s: string(b)}
+	if !strings.HasPrefix(d.s, shardMagic) {
+		return nil, errors.New("not a services part")
+	}
+	d.i = len(shardMagic)
+	n := d.uvarint()
+	if d.err != nil || n > uint64(len(d.s)) { // each service takes more than a byte
+		return nil, errShortPart
+	}
+	out := make([]store.Service, 0, n)
+	for range n {
+		var v store.Service
+		v.ID, v.ProjectID, v.Name, v.Domain = d.str(), d.str(), d.str(), d.str()
+		v.Hostnames, v.Upstreams = d.list(), d.list()
+		v.HSTSMaxAge = int(d.varint())
+		v.HealthPath = d.str()
+		v.HealthInterval = time.Duration(d.varint())
+		v.ClientCA, v.ClientAuth = d.str(), d.str()
+		v.CreatedAt, v.UpdatedAt = d.time(), d.time()
+		if d.err != nil {
+			return nil, d.err
+		}
+		out = append(out, v)
+	}
+	if d.i != len(d.s) {
+		return nil, fmt.Errorf("%d bytes after the last service", len(d.s)-d.i)
+	}
+	return out, nil
+}
+
+// partDecoder reads appendService's encoding from s at i; the first
+// error stops it (every later read returns zero).
+type partDecoder struct {
+	s   string
+	i   int
+	err error
+}
+
+var errShortPart = errors.New("the services part is cut short")
+
+func (d *partDecoder) uvarint() uint64 {
+	var x uint64
+	for shift := uint(0); d.err == nil; shift += 7 {
+		if d.i >= len(d.s) || shift > 63 {
+			d.err = errShortPart
+			break
+		}
+		c := d.s[d.i]
+		d.i++
+		if c < 0x80 {
+			return x | uint64(c)<<shift
+		}
+		x |= uint64(c&0x7f) << shift
+	}
+	return 0
+}
+
+func (d *partDecoder) varint() int64 {
+	u := d.uvarint()
+	return int64(u>>1) ^ -int64(u&1) // binary.AppendVarint's zig-zag
+}
+
+func (d *partDecoder) str() string {
+	n := d.uvarint()
+	if d.err != nil || n > uint64(len(d.s)-d.i) {
+		d.err = errShortPart
+		return ""
+	}
+	v := d.s[d.i : d.i+int(n)]
+	d.i += int(n)
+	return v
+}
+
+func (d *partDecoder) list() []string {
+	n := d.uvarint()
+	if d.err != nil || n > uint64(len(d.s)-d.i) { // each string takes a byte at least
+		d.err = errShortPart
+		return nil
+	}
+	if n == 0 {
+		return nil
+	}
+	l := make([]string, n)
+	for i := range l {
+		l[i] = d.str()
+	}
+	return l
+}
+
+func (d *partDecoder) time() time.Time {
+	b := d.str()
+	var t time.Time
+	if d.err == nil {
+		if err := t.UnmarshalBinary([]byte(b)); err != nil {
+			d.err = fmt.Errorf("a service's time: %w", err)
+		}
+	}
+	return t
+}
+
 // partName is a content-addressed part's name: prefix, then 32 hex digits
 // of the SHA-256 of what it was made from.
 func partName(prefix string, sum [sha256.Size]byte) string {
@@ -173,7 +287,7 @@ func readFolder(dir string) (*Snapshot, error) {
 	if err := json.Unmarshal(b, &m); err != nil {
 		return nil, fmt.Errorf("fleet: reading the snapshot's manifest: %w", err)
 	}
-	if m.Version != folderVersion && m.Version != 2 {
+	if m.Version < 2 || m.Version > folderVersion {
 		return nil, fmt.Errorf("fleet: the snapshot's manifest has version %d; this program reads %d", m.Version, folderVersion)
 	}
 	s := &Snapshot{Version: snapshotVersion, WrittenAt: m.WrittenAt}
@@ -193,7 +307,23 @@ func readFolder(dir string) (*Snapshot, error) {
 	// The shards, decoded on every processor (JSON decoding is most of a
 	// read at a million services).
 	shards := make([]shardPart, len(m.Shards))
-	if err := inParallel(len(m.Shards), func(i int) error { return read("", m.Shards[i], &shards[i]) }); err != nil {
+	if err := inParallel(len(m.Shards), func(i int) error {
+		name := m.Shards[i]
+		if !strings.HasSuffix(name, ".bin") {
+			return read("", name, &shards[i]) // folder version 2 or 3, or its parts kept
+		}
+		if name != filepath.Base(name) || strings.HasPrefix(name, ".") {
+			return fmt.Errorf("fleet: the snapshot's manifest names a part %q", name)
+		}
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			return fmt.Errorf("fleet: reading the snapshot: %w", err)
+		}
+		if shards[i].Services, err = decodeShard(b); err != nil {
+			return fmt.Errorf("fleet: reading the snapshot's %s: %w", name, err)
+		}
+		return nil
+	}); err != nil {
 		return nil, err
 	}
 	n := 0

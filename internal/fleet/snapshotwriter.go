@@ -746,24 +746,23 @@ func shardPartName(sh int, svcs []store.Service, y *sched.Yielder) (string, erro
 		h.Write(buf)
 	}
 	var sum [sha256.Size]byte
-	return partName(fmt.Sprintf("services-%02x-", sh), [sha256.Size]byte(h.Sum(sum[:0]))), nil
+	h.Sum(sum[:0])
+	return fmt.Sprintf("services-%02x-%s.bin", sh, hex.EncodeToString(sum[:16])), nil
 }
 
-// encodeShard writes the services part of svcs, one service at a time.
+// encodeShard writes the services part of svcs (decodeShard's), one
+// service at a time.
 func encodeShard(b *bufio.Writer, svcs []store.Service, y *sched.Yielder) error {
-	b.WriteString(`{"services":[`)
+	b.WriteString(shardMagic)
+	buf := binary.AppendUvarint(nil, uint64(len(svcs)))
 	for i := range svcs {
 		y.Maybe()
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		item, err := json.Marshal(svcs[i])
-		if err != nil {
+		if _, err := b.Write(buf); err != nil {
 			return err
 		}
-		b.Write(item)
+		buf = appendService(buf[:0], &svcs[i])
 	}
-	_, err := b.WriteString("]}")
+	_, err := b.Write(buf)
 	return err
 }
 
