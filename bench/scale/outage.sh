@@ -12,7 +12,8 @@
 #      certificates are only in the store: refused until it returns), /readyz.
 #   3. The gate opened again: the time until a cold name is served, /readyz, the cold set again,
 #      and the RSS once the node has read the store.
-# Needs socat. Writes OUT.txt (the figures) and OUT.node1.log / OUT.node2.log.
+# Needs socat. Writes OUT.txt (the figures) and OUT.node1.log / OUT.node2.log. REUSE=1 skips step 1
+# (the snapshot of an earlier run is in DATADIR).
 set -u
 BIN=$1; DIR=$2; OUT=$3; SCHEMA=$4
 N=${N:-1000000}; FILL=${FILL:-10000}; COLD=${COLD:-1000}
@@ -39,6 +40,7 @@ say() { echo "$*" | tee -a $OUT.txt; }
 
 say "outage at N=$N, hot set $FILL, cold set $COLD, $(date -u +%FT%TZ), load $(cut -d' ' -f1-3 /proc/loadavg)"
 gate_open
+if [ -z "${REUSE:-}" ]; then
 serve $OUT.node1.log
 # A store below the warm-up's size (20,000 names) is read whole before the node serves.
 synced="first sync applied"; [ $N -lt 20000 ] && synced="spine is serving"
@@ -53,6 +55,7 @@ for i in $(seq 1 360); do
 done
 say "   snapshot: $c certificate files after $(since $t) s, $(du -sm $DIR/snapshot | cut -f1) MB; node RSS $(rss $PID)"
 kill $PID; wait $PID 2>/dev/null
+fi
 
 gate_close
 t=$(now)

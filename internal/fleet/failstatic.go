@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
+	"time"
 
 	"github.com/spine-platform/spine/internal/secrets"
 	"github.com/spine-platform/spine/internal/store"
@@ -60,10 +62,30 @@ type CertSource interface {
 // when the manager has no certificate for it right now (CertificateNow
 // fails: none in memory, and the store unreadable or without one); the
 // edge asks only for names of its route table.
+//
+// The stored certificates, as a cache: for a node started from its
+// snapshot, once the store answers and until its first sync from the
+// store is applied (the manager manages no name before it: 20 s at a
+// million hostnames), the certificate stored for a routed name that
+// neither the manager nor the snapshot has, read on its first handshake;
+// at most maxStoredLoads, emptied when full. A name without one is read
+// again at its next handshake.
 type Certificates struct {
 	manager CertSource
 	snap    map[string]*tls.Certificate // read-only
+
+	load    func(ctx context.Context, host string) *tls.Certificate // nil: no loads
+	loading func() bool                                            // whether to load now
+	mu      sync.Mutex
+	loaded  map[string]*tls.Certificate
 }
+
+// maxStoredLoads bounds Certificates' stored certificates (the warm-up's
+// bound, syncer's).
+const maxStoredLoads = 10_000
+
+// storedLoadTimeout bounds a stored certificate's read.
+const storedLoadTimeout = 3 * time.Second
 
 // NewCertificates returns the certificates of manager, with snap (by
 // hostname, Snapshot.CertificatesByName; nil without a snapshot) behind.
@@ -71,14 +93,51 @@ func NewCertificates(manager CertSource, snap map[string]*tls.Certificate) *Cert
 	return &Certificates{manager: manager, snap: snap}
 }
 
+// LoadStored makes c read a routed name's stored certificate with load
+// when neither the manager nor the snapshot has one and loading reports
+// true (a node started from its snapshot: the store answers and its first
+// sync is not applied yet). Call it before the edge serves.
+func (c *Certificates) LoadStored(load func(ctx context.Context, host string) *tls.Certificate, loading func() bool) {
+	c.load, c.loading = load, loading
+}
+
+// stored is the stored certificate of host, read once (see LoadStored).
+func (c *Certificates) stored(host string) *tls.Certificate {
+	c.mu.Lock()
+	cert := c.loaded[host]
+	c.mu.Unlock()
+	if cert != nil {
+		return cert
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), storedLoadTimeout)
+	defer cancel()
+	if cert = c.load(ctx, host); cert == nil {
+		return nil
+	}
+	c.mu.Lock()
+	if c.loaded == nil || len(c.loaded) >= maxStoredLoads {
+		c.loaded = map[string]*tls.Certificate{}
+	}
+	c.loaded[host] = cert
+	c.mu.Unlock()
+	return cert
+}
+
 // GetCertificate is the edge's: the manager's certificate, or the
 // snapshot's if it has one and the manager has none now. It never waits
 // for an issuance in progress for a name the snapshot has (with the store
-// down, the issuance cannot finish).
+// down, the issuance cannot finish). A name neither has is read from the
+// store while LoadStored says so.
 func (c *Certificates) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
 	fallback := c.snap[hello.ServerName]
 	if fallback == nil {
-		return c.manager.GetCertificate(hello)
+		cert, err := c.manager.GetCertificate(hello)
+		if err != nil && c.load != nil && c.loading() {
+			if sc := c.stored(hello.ServerName); sc != nil {
+				return sc, nil
+			}
+		}
+		return cert, err
 	}
 	if cert, err := c.manager.CertificateNow(hello); err == nil {
 		return cert, nil

@@ -1,8 +1,10 @@
 package fleet
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"testing"
 )
 
@@ -54,5 +56,58 @@ func TestCertificatesFallBackToTheSnapshot(t *testing.T) {
 	}
 	if _, err := c.GetCertificate(&tls.ClientHelloInfo{ServerName: "none.test"}); err == nil {
 		t.Error("a name neither has got a certificate")
+	}
+}
+
+// A node started from its snapshot serves a name that neither the manager
+// nor the snapshot has with its stored certificate, read once, only while
+// LoadStored says to (the store back, its first sync not applied yet); a
+// name without one is read again next time; the reads kept are bounded.
+func TestCertificatesLoadStored(t *testing.T) {
+	own, old, stored := &tls.Certificate{}, &tls.Certificate{}, &tls.Certificate{}
+	m := &fakeManager{certs: map[string]*tls.Certificate{"own.test": own}}
+	c := NewCertificates(m, map[string]*tls.Certificate{"snap.test": old})
+	reads := map[string]int{}
+	loading := false
+	c.LoadStored(func(ctx context.Context, host string) *tls.Certificate {
+		if _, ok := ctx.Deadline(); !ok {
+			t.Error("a stored read without a deadline")
+		}
+		reads[host]++
+		if host == "none.test" {
+			return nil
+		}
+		return stored
+	}, func() bool { return loading })
+	get := func(name string) *tls.Certificate {
+		cert, err := c.GetCertificate(&tls.ClientHelloInfo{ServerName: name})
+		if (cert == nil) != (err != nil) {
+			t.Fatalf("%s: %p, %v", name, cert, err)
+		}
+		return cert
+	}
+	if get("cold.test") != nil || reads["cold.test"] != 0 {
+		t.Fatalf("cold.test served, or read, while LoadStored says not to (%d reads)", reads["cold.test"])
+	}
+	loading = true
+	for range 2 {
+		if get("cold.test") != stored {
+			t.Fatal("cold.test: not its stored certificate")
+		}
+		if get("none.test") != nil {
+			t.Fatal("none.test: a certificate without one stored")
+		}
+	}
+	if reads["cold.test"] != 1 || reads["none.test"] != 2 {
+		t.Errorf("reads %v: want cold.test read once, none.test at each handshake", reads)
+	}
+	if get("own.test") != own || get("snap.test") != old || reads["own.test"]+reads["snap.test"] != 0 {
+		t.Errorf("the manager's or the snapshot's certificate read from the store: %v", reads)
+	}
+	for i := range maxStoredLoads + 1 {
+		get(fmt.Sprintf("n%d.test", i))
+	}
+	if n := len(c.loaded); n > maxStoredLoads || n == 0 {
+		t.Errorf("%d stored certificates kept, bound %d", n, maxStoredLoads)
 	}
 }

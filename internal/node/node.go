@@ -20,6 +20,7 @@ package node
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -170,6 +171,14 @@ func start(ctx context.Context, cfg config.Config, warmUp warmUpHook) (n *Node, 
 		return nil, fmt.Errorf("starting the certificate manager: %w", err)
 	}
 	n.fleet.Certs = fleet.NewCertificates(n.certs, n.fleet.Loaded.CertificatesByName(n.log)) // nil without a snapshot
+	if n.fleet.Static() {
+		// Once the store is back, a routed name outside the snapshot is
+		// served with its stored certificate before the first sync ends.
+		stored := n.suspended.Stored()
+		n.fleet.Certs.LoadStored(func(ctx context.Context, host string) *tls.Certificate {
+			return stored.Certificate(ctx, host, nil)
+		}, func() bool { return n.fleet.Health.Reachable() && n.syncer.Last() == nil })
+	}
 	n.sources = &certs.Sources{Uploaded: &n.uploaded, Suspended: n.suspended, Manager: n.certs, Served: n.fleet.Certs}
 	n.edge = edge.New(cfg.EdgeConfig(edge.Config{
 		GetCertificate: n.sources.GetCertificate, // an upload, a suspended name's stored one, the manager's, the snapshot's
