@@ -12,11 +12,12 @@
 #      certificates are only in the store: refused until it returns), /readyz.
 #   3. The gate opened again: the time until a cold name is served, /readyz, the cold set again,
 #      and the RSS once the node has read the store.
-# Needs socat. Writes OUT.txt (the figures) and OUT.node1.log / OUT.node2.log. REUSE=1 skips step 1
+# COLD_OFFSET (default 1) picks the cold set: with REUSE=1, one no earlier run served (a run's
+# snapshot after the store came back holds its cold set). Needs socat. Writes OUT.txt (the figures) and OUT.node1.log / OUT.node2.log. REUSE=1 skips step 1
 # (the snapshot of an earlier run is in DATADIR).
 set -u
 BIN=$1; DIR=$2; OUT=$3; SCHEMA=$4
-N=${N:-1000000}; FILL=${FILL:-10000}; COLD=${COLD:-1000}
+N=${N:-1000000}; FILL=${FILL:-10000}; COLD=${COLD:-1000}; OFF=${COLD_OFFSET:-1}
 DSN="postgres://postgres@127.0.0.1:15432/test?sslmode=disable&search_path=$SCHEMA"
 HS="$(dirname $BIN)/handshakes"
 pkill -f "serve --data"; while pgrep -f "serve --data" >/dev/null; do sleep 0.5; done
@@ -63,7 +64,7 @@ serve $OUT.node2.log
 until served s000000.bench.test; do sleep 0.05; done
 say "2. store away: first HTTPS answer $(since $t) s after exec; RSS $(rss $PID); /readyz $(readyz)"
 say "   hot:  $(taskset -c 1 $HS -n $FILL -total $N 2>/dev/null)"
-say "   cold: $(taskset -c 1 $HS -n $COLD -total $N -offset 1 2>/dev/null)"
+say "   cold: $(taskset -c 1 $HS -n $COLD -total $N -offset $OFF 2>/dev/null)"
 # The API's reads from what the node last applied (its snapshot): a page, a service, a page at the end.
 TOK=$(cat $DIR/admin.token)
 api() { curl -s -o /dev/null -D - -w "%{http_code} in %{time_total} s" --max-time 60 -H "Authorization: Bearer $TOK" "http://127.0.0.1:18081$1" | tr -d '\r' | awk '/^Warning:/ {w=$0} END {print $0 ", " (w ? w : "no Warning")}'; }
@@ -75,10 +76,10 @@ say "   10 s later: RSS $(rss $PID); /readyz $(readyz)"
 
 gate_open
 t=$(now)
-until served s000001.bench.test; do sleep 0.05; done
+until served s$(printf %06d $OFF).bench.test; do sleep 0.05; done
 say "3. store back: a cold name served $(since $t) s after; /readyz $(readyz) at $(since $t) s"
 for i in $(seq 1 600); do [ "$(readyz)" = 200 ] && break; sleep 0.5; done
-say "   /readyz 200 $(since $t) s after; cold: $(taskset -c 1 $HS -n $COLD -total $N -offset 1 2>/dev/null)"
+say "   /readyz 200 $(since $t) s after; cold: $(taskset -c 1 $HS -n $COLD -total $N -offset $OFF 2>/dev/null)"
 sleep 60
 say "   60 s later: RSS $(rss $PID)"
 kill $PID; wait $PID 2>/dev/null
