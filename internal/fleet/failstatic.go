@@ -75,7 +75,7 @@ type Certificates struct {
 	snap    map[string]*tls.Certificate // read-only
 
 	load    func(ctx context.Context, host string) *tls.Certificate // nil: no loads
-	loading func() bool                                            // whether to load now
+	loading func() bool                                             // whether to load now
 	mu      sync.Mutex
 	loaded  map[string]*tls.Certificate
 }
