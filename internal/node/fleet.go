@@ -30,17 +30,13 @@ func (n *Node) snapshotSource() *fleet.SnapshotSource {
 
 // serveSnapshot makes the edge serve a snapshot read at start: its ticket
 // keys, and its routes through the sync loop (its certificates are in
-// fleet.Certs), then lets go of the services and certificates the node
-// holds elsewhere now.
+// fleet.Certs), which then lets go of the services and certificates the
+// node holds elsewhere.
 func (n *Node) serveSnapshot(s *fleet.Snapshot) error {
 	if keys := s.Keys(); len(keys) > 0 {
 		n.edge.SetSessionTicketKeys(keys)
 	}
-	if err := n.syncer.ServeSnapshot(s); err != nil {
-		return err
-	}
-	s.Served()
-	return nil
+	return n.syncer.ServeSnapshot(s)
 }
 
 // newSyncLoop builds the loop that keeps the edge, the certificate

@@ -110,3 +110,63 @@ func TestSnapshotAfterDelta(t *testing.T) {
 		t.Errorf("%d hostnames routed after a restart, want %d; the old name routed: %v", len(routed), len(st.svcs), routed["s0500.customers.test"])
 	}
 }
+
+// hotParts is routesParts with the edge's warm-up, whose SetRoutes waits
+// for release.
+type hotParts struct {
+	routesParts
+	lookup  edge.WarmLookup
+	setting chan struct{} // closed when SetRoutes begins
+	release chan struct{}
+}
+
+func (p *hotParts) Warm(l edge.WarmLookup) { p.lookup = l }
+func (p *hotParts) SetRoutes(r []edge.Route) error {
+	close(p.setting)
+	<-p.release
+	return p.routesParts.SetRoutes(r)
+}
+
+// A large snapshot is served before its route table is built: the names
+// it has certificates for (their own or their parent's wildcard) through
+// the warm-up at once, every name once the table is built in the
+// background; a sync from the store waits for that build (it must not be
+// replaced by the older table), and the snapshot's services are let go.
+func TestServeSnapshotHotFirst(t *testing.T) {
+	var svcs []store.Service
+	for i := range 100 {
+		name := fmt.Sprintf("s%03d", i)
+		svcs = append(svcs, store.Service{ID: "id-" + name, ProjectID: "p", Name: name, Domain: "customers.test",
+			Hostnames: []string{name + ".customers.test"}, Upstreams: []string{"http://10.0.0.1:8080"}})
+	}
+	svcs[7].Hostnames = append(svcs[7].Hostnames, "www.wild.test")
+	snap := &fleet.Snapshot{Services: svcs, Certificates: []fleet.SnapshotCert{
+		{Names: []string{"s001.customers.test", "s002.customers.test"}}, {Names: []string{"*.wild.test"}}}}
+	p := &hotParts{setting: make(chan struct{}), release: make(chan struct{})}
+	l := New(Config{Store: &fakeStore{fail: store.ErrUnavailable}, Edge: p, Certs: p, Reads: p, Suspended: p, Uploaded: p,
+		Health: p, Snapshots: p, Prepare: func(context.Context) error { return nil }, Wildcard: func(store.Domain) bool { return false },
+		Interval: 1, Logger: slog.New(slog.DiscardHandler), Warm: &WarmConfig{Above: 50}})
+	if err := l.ServeSnapshot(snap); err != nil {
+		t.Fatal(err)
+	}
+	if p.lookup == nil || !l.Synced() {
+		t.Fatalf("a snapshot of %d services: warm-up %v, synced %v", len(svcs), p.lookup != nil, l.Synced())
+	}
+	for host, want := range map[string]string{"s001.customers.test": "s001", "s002.customers.test": "s002", "www.wild.test": "s007",
+		"s003.customers.test": "", "nowhere.test": ""} {
+		r, _, err := p.lookup(t.Context(), host)
+		if err != nil || (r == nil) != (want == "") || r != nil && (r.Host != host || r.Service != want) {
+			t.Errorf("%s: %+v, %v; want service %q", host, r, err, want)
+		}
+	}
+	<-p.setting // the build has begun, in the background
+	if l.full.TryLock() {
+		t.Fatal("a sync from the store could run while the snapshot's table is built")
+	}
+	close(p.release)
+	l.full.Lock() // the build is over
+	l.full.Unlock()
+	if len(p.routes) != len(svcs)+1 || snap.Services != nil || snap.Certificates != nil {
+		t.Errorf("%d routes built, want %d; the snapshot's services let go: %v", len(p.routes), len(svcs)+1, snap.Services == nil)
+	}
+}

@@ -3,17 +3,20 @@ package syncer
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/spine-platform/spine/internal/edge"
 	"github.com/spine-platform/spine/internal/fleet"
+	"github.com/spine-platform/spine/internal/sched"
 	"github.com/spine-platform/spine/internal/serving"
 	"github.com/spine-platform/spine/internal/store"
 )
@@ -497,17 +500,92 @@ func (l *Loop) record(suspended map[string]bool, sum [sha256.Size]byte, changed 
 
 // ServeSnapshot applies the fail-static snapshot a node started from
 // while the store is away: its routes, its suspended projects and its
-// reads (its certificates and ticket keys are the node's to hand over).
+// reads (its certificates and ticket keys are the node's to hand over),
+// then lets go of the snapshot's services and certificates (Served).
+//
+// A snapshot of at least Config.Warm's Above hostnames is served before
+// its route table is built (3.6 s of a processor at a million): the
+// names it has certificates for (the only ones it can serve while the
+// store is away) are routed at once through the edge's warm-up, and the
+// whole table is built in the background, the store's first sync waiting
+// for it (Loop.full), so that it never replaces a newer table.
 func (l *Loop) ServeSnapshot(s *fleet.Snapshot) error {
-	routes, _ := serving.Routes(s.Services)
-	routes, _ = serving.Suspend(routes, nil, s.SuspendedProjects())
-	l.cfg.Suspended.Set(serving.SuspendedHosts(routes))
-	if err := l.cfg.Edge.SetRoutes(routes); err != nil {
-		return fmt.Errorf("applying the snapshot's routes: %w", err)
-	}
+	suspended := s.SuspendedProjects()
 	l.cfg.Reads.SeedSnapshot(s.Services, s.Credentials(), s.TokensComplete)
+	apply := func() error {
+		routes, _ := serving.Routes(s.Services)
+		routes, _ = serving.Suspend(routes, nil, suspended)
+		l.cfg.Suspended.Set(serving.SuspendedHosts(routes))
+		if err := l.cfg.Edge.SetRoutes(routes); err != nil {
+			return fmt.Errorf("applying the snapshot's routes: %w", err)
+		}
+		s.Served()
+		return nil
+	}
+	warm, ok := l.cfg.Edge.(interface{ Warm(edge.WarmLookup) })
+	if w := l.cfg.Warm; !ok || w == nil || len(s.Services) < cmpOr(w.Above, DefaultWarmAbove) {
+		if err := apply(); err != nil {
+			return err
+		}
+		l.synced.Store(true)
+		return nil
+	}
+	hot := hotRoutes(s, suspended)
+	l.cfg.Suspended.Set(serving.SuspendedHosts(slices.Collect(maps.Values(hot))))
+	warm.Warm(func(_ context.Context, host string) (*edge.Route, *tls.Certificate, error) {
+		if r, ok := hot[host]; ok {
+			return &r, nil, nil
+		}
+		return nil, nil, nil
+	})
+	l.log.Info("serving the snapshot's names with a certificate while its route table is built", "names", len(hot), "services", len(s.Services))
+	l.full.Lock()
+	go func() {
+		defer l.full.Unlock()
+		start := time.Now()
+		if err := apply(); err != nil {
+			l.log.Warn("serving the snapshot", "err", err)
+			return
+		}
+		l.log.Info("the snapshot's route table is built", "took", time.Since(start).Round(time.Millisecond))
+	}()
 	l.synced.Store(true)
 	return nil
+}
+
+// hotRoutes returns the routes, by hostname, of the snapshot's names that
+// have a certificate in it (their own, or their parent's wildcard).
+func hotRoutes(s *fleet.Snapshot, suspended map[string]bool) map[string]edge.Route {
+	names := map[string]bool{}
+	for _, c := range s.Certificates {
+		for _, n := range c.Names {
+			names[n] = true
+		}
+	}
+	covered := func(h string) bool {
+		if names[h] {
+			return true
+		}
+		_, parent, ok := strings.Cut(h, ".")
+		return ok && names["*."+parent]
+	}
+	var svcs []store.Service
+	var y sched.Yielder
+	for i := range s.Services {
+		y.Maybe()
+		if slices.ContainsFunc(s.Services[i].Hostnames, covered) {
+			svcs = append(svcs, s.Services[i])
+		}
+	}
+	routes, _ := serving.Routes(svcs)
+	routes, _ = serving.Suspend(routes, nil, suspended)
+	hot := make(map[string]edge.Route, len(routes))
+	for _, r := range routes {
+		if covered(r.Host) {
+			hot[r.Host] = r
+		}
+	}
+	return hot
 }
 
 // DefaultInterval is the default of Config.Interval.
