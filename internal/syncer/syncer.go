@@ -503,8 +503,9 @@ func (l *Loop) record(suspended map[string]bool, sum [sha256.Size]byte, changed 
 // reads (its certificates and ticket keys are the node's to hand over),
 // then lets go of the snapshot's services and certificates (Served).
 //
-// A snapshot of at least Config.Warm's Above hostnames is served before
-// its route table is built (3.6 s of a processor at a million): the
+// A snapshot of at least Config.Warm's Above services (with Config.Warm
+// set and an edge that warms up) is served before its route table is
+// built (3.6 s of a processor at a million): the
 // names it has certificates for (the only ones it can serve while the
 // store is away) are routed at once through the edge's warm-up, and the
 // whole table is built in the background, the store's first sync waiting
