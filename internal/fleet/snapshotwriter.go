@@ -755,15 +755,15 @@ func shardPartName(sh int, svcs []store.Service, y *sched.Yielder) (string, erro
 func encodeShard(b *bufio.Writer, svcs []store.Service, y *sched.Yielder) error {
 	b.WriteString(shardMagic)
 	buf := binary.AppendUvarint(nil, uint64(len(svcs)))
+	b.Write(buf)
 	for i := range svcs {
 		y.Maybe()
-		if _, err := b.Write(buf); err != nil {
-			return err
-		}
 		buf = appendService(buf[:0], &svcs[i])
+		if _, err := b.Write(buf); err != nil {
+			return err // a bufio.Writer keeps its first error: the earlier writes' too
+		}
 	}
-	_, err := b.Write(buf)
-	return err
+	return nil
 }
 
 // keysDigest is the digest of what the keys part holds, in memory only.

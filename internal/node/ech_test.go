@@ -10,16 +10,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/spine-platform/spine/internal/edge"
 	"github.com/spine-platform/spine/internal/fleet"
-	"github.com/spine-platform/spine/internal/node/config"
 	"github.com/spine-platform/spine/internal/poll"
 )
 
@@ -138,21 +135,7 @@ func TestSnapshotKeepsECHAndQUICKeys(t *testing.T) {
 	}
 	n.Close(context.Background())
 
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	m, err := Start(ctx, config.Config{
-		DataDir:  dir,
-		Store:    "postgres://postgres@127.0.0.1:1/test?sslmode=disable&connect_timeout=2", // nothing listens: the store is away
-		Settings: edge.Settings{HTTPSAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0"},
-		APIAddr:  "127.0.0.1:0",
-		Domain:   "localhost",
-		Version:  "test",
-		Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
-	if err != nil {
-		t.Fatalf("starting the node from its snapshot: %v", err)
-	}
-	t.Cleanup(func() { m.Close(context.Background()) })
+	m := startFromSnapshot(t, dir, io.Discard, warmUpHook{})
 	if !m.fleet.Static() {
 		t.Fatal("the node did not start from its snapshot")
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/x509"
 	"errors"
+	"io"
 	"log/slog"
 	"strings"
 	"testing"
@@ -36,22 +37,8 @@ func TestSnapshotServedBeforeItsTable(t *testing.T) {
 	}
 	n.Close(context.Background())
 
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
 	var logs lockedBuffer
-	m, err := start(ctx, config.Config{
-		DataDir:  dir,
-		Store:    "postgres://postgres@127.0.0.1:1/test?sslmode=disable&connect_timeout=2", // nothing listens: the store is away
-		Settings: edge.Settings{HTTPSAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0"},
-		APIAddr:  "127.0.0.1:0",
-		Domain:   "localhost",
-		Version:  "test",
-		Logger:   slog.New(slog.NewTextHandler(&logs, nil)),
-	}, warmUpHook{above: 1}) // every snapshot is of the warm-up's size
-	if err != nil {
-		t.Fatalf("starting the node from its snapshot: %v", err)
-	}
-	t.Cleanup(func() { m.Close(context.Background()) })
+	m := startFromSnapshot(t, dir, &logs, warmUpHook{above: 1}) // every snapshot is of the warm-up's size
 	if !m.fleet.Static() || !strings.Contains(logs.String(), "serving the snapshot's names with a certificate while its route table is built") {
 		t.Fatalf("the node did not start from its snapshot, before its table:\n%s", logs.String())
 	}
@@ -66,11 +53,34 @@ func TestSnapshotServedBeforeItsTable(t *testing.T) {
 		}
 		return nil
 	})
-	m.syncer.Resync(ctx) // waits for the build (Loop.full); fails, the store is away
+	m.syncer.Resync(t.Context()) // waits for the build (Loop.full); fails, the store is away
 	if l := m.fleet.Loaded; l.Services != nil || l.Certificates != nil {
 		t.Errorf("the node holds the snapshot's %d services and %d certificates besides serving them", len(l.Services), len(l.Certificates))
 	}
 	if _, _, err := echGetWith(m, roots, "hello.localhost", nil); err != nil {
 		t.Fatalf("a name of the snapshot, once the table is built: %v", err)
 	}
+}
+
+// startFromSnapshot starts a node on data folder dir with its store away
+// (a PostgreSQL address nothing listens on), so it serves dir's snapshot;
+// its log goes to log.
+func startFromSnapshot(t *testing.T, dir string, log io.Writer, warmUp warmUpHook) *Node {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	m, err := start(ctx, config.Config{
+		DataDir:  dir,
+		Store:    "postgres://postgres@127.0.0.1:1/test?sslmode=disable&connect_timeout=2", // nothing listens: the store is away
+		Settings: edge.Settings{HTTPSAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0"},
+		APIAddr:  "127.0.0.1:0",
+		Domain:   "localhost",
+		Version:  "test",
+		Logger:   slog.New(slog.NewTextHandler(log, nil)),
+	}, warmUp)
+	if err != nil {
+		t.Fatalf("starting the node from its snapshot: %v", err)
+	}
+	t.Cleanup(func() { m.Close(context.Background()) })
+	return m
 }
