@@ -29,7 +29,8 @@ func Open(ctx context.Context, dsn, dir string, k *secrets.Keyring, log *slog.Lo
 	if !errors.Is(err, store.ErrUnavailable) {
 		return nil, nil, fmt.Errorf("opening the store: %w", err)
 	}
-	snap, serr := ReadSnapshot(dir, k)
+	snap, serr := ReadSnapshotHotFirst(dir, k) // syncer.Loop.ServeSnapshot reads the rest
+
 	if serr != nil {
 		return nil, nil, fmt.Errorf("opening the store: %w (and no usable snapshot to serve from: %v)", err, serr)
 	}
@@ -38,7 +39,7 @@ func Open(ctx context.Context, dsn, dir string, k *secrets.Keyring, log *slog.Lo
 		return nil, nil, fmt.Errorf("opening the store: %w", lerr)
 	}
 	log.Warn("the store is unreachable; serving the last known snapshot until it returns",
-		"snapshot_written", snap.WrittenAt, "services", len(snap.Services), "err", err)
+		"snapshot_written", snap.WrittenAt, "services", snap.Len(), "err", err)
 	return db, snap, nil
 }
 

@@ -129,9 +129,10 @@ func TestSnapshotWriterWritesOnlyWhatChanged(t *testing.T) {
 	if c := first.TokenHashes[0].Credential(); c.Token.Name != "ci" || !c.Token.ExpiresAt.Equal(time.Unix(9, 0)) || c.Project.ID != "p" || c.Token.Hash != "ab12" {
 		t.Errorf("token read back as %+v", c)
 	}
-	// manifest, one shard, tokens, keys, one certificate, the certificate names
-	if got := snapshotFiles(t, dir); len(got) != 6 || w.wrote.files != 6 {
-		t.Errorf("first write: %d files written, folder holds %v; want 6", w.wrote.files, got)
+	// manifest, one shard, tokens, keys, one certificate, the certificate
+	// names, the hot part
+	if got := snapshotFiles(t, dir); len(got) != 7 || w.wrote.files != 7 {
+		t.Errorf("first write: %d files written, folder holds %v; want 7", w.wrote.files, got)
 	}
 	aFile := filepath.Join(dir, SnapshotDir, certsDir, certFileName(hex.EncodeToString(sha256Sum(certs["a.d.test"].Certificate[0])), ""))
 	aInfo, err := os.Stat(aFile)
@@ -149,15 +150,15 @@ func TestSnapshotWriterWritesOnlyWhatChanged(t *testing.T) {
 	}
 
 	// A new service and its certificate: its shard, its certificate, the
-	// certificate names and the manifest; a's certificate file stays as it
-	// was.
+	// certificate names, the hot part and the manifest; a's certificate
+	// file stays as it was.
 	certs["b.d.test"] = selfSigned(t, "b.d.test")
 	src = &SnapshotSource{Services: []store.Service{testService("a"), testService("b")}, Sum: [32]byte{2}, Certificate: src.Certificate, Tokens: src.Tokens}
 	if err := w.Write(); err != nil {
 		t.Fatal(err)
 	}
-	if w.wrote.files != 4 {
-		t.Errorf("a new service and certificate: %d files written, want 4 (shard, certificate, names, manifest)", w.wrote.files)
+	if w.wrote.files != 5 {
+		t.Errorf("a new service and certificate: %d files written, want 5 (shard, certificate, names, hot, manifest)", w.wrote.files)
 	}
 	if fi, err := os.Stat(aFile); err != nil || !os.SameFile(fi, aInfo) {
 		t.Errorf("a's certificate file was written again (%v)", err)
@@ -173,8 +174,8 @@ func TestSnapshotWriterWritesOnlyWhatChanged(t *testing.T) {
 
 	// a's certificate renewed: the new certificate, the certificate names,
 	// the manifest, no shard (a node's warm-up loads thousands of
-	// certificates: they must not rewrite their services' shards); the old
-	// certificate's file is gone.
+	// certificates: they must not rewrite their services' shards) and no
+	// hot part (the same services); the old certificate's file is gone.
 	shards := func() []string {
 		var m manifest
 		b, _ := os.ReadFile(filepath.Join(dir, SnapshotDir, manifestFile))
@@ -367,7 +368,7 @@ func TestSnapshotWriteCrashLeavesAWholeSnapshot(t *testing.T) {
 		var m manifest
 		b, _ := os.ReadFile(filepath.Join(dir, SnapshotDir, manifestFile))
 		json.Unmarshal(b, &m)
-		if files := snapshotFiles(t, dir); len(files) != 1+len(m.Shards)+3+len(svcsB) { // manifest, shards, tokens, keys, names, certificates
+		if files := snapshotFiles(t, dir); len(files) != 1+len(m.Shards)+4+len(svcsB) { // manifest, shards, tokens, keys, names, hot, certificates
 			t.Errorf("crash after %s, then a write: the folder holds %v", reached, files)
 		}
 	}
@@ -402,10 +403,11 @@ func TestAppendServiceCoversEveryField(t *testing.T) {
 }
 
 // A folder of an older release reads, with its certificates: version 2
-// (each services part in JSON, holding its hostnames' certificate leaves)
-// and version 3 (the parts in JSON, the leaves in their own part).
+// (each services part in JSON, holding its hostnames' certificate leaves),
+// version 3 (the parts in JSON, the leaves in their own part) and version
+// 4 (binary parts, no hot part: read whole even hot first).
 func TestSnapshotReadsOlderVersions(t *testing.T) {
-	for _, version := range []int{2, 3} {
+	for _, version := range []int{2, 3, 4} {
 		dir := t.TempDir()
 		cert := selfSigned(t, "a.d.test")
 		src := &SnapshotSource{Services: []store.Service{testService("a")}, Sum: [32]byte{1},
@@ -431,12 +433,23 @@ func TestSnapshotReadsOlderVersions(t *testing.T) {
 		}
 		var m manifest
 		readJSON(manifestFile, &m)
+		os.Remove(filepath.Join(folder, m.Hot)) // version 5's
+		m.Hot, m.Services = "", 0
+		m.Version = version
+		if version == 4 {
+			writeJSON(manifestFile, m)
+			s, err := ReadSnapshotHotFirst(dir, nil) // reads every service: there is no hot part
+			if err != nil || s.Partial() || len(s.Services) != 1 || s.Len() != 1 || len(s.Certificates) != 1 {
+				t.Fatalf("version 4: %v", err)
+			}
+			continue
+		}
 		b, err := os.ReadFile(filepath.Join(folder, m.Shards[0]))
 		if err != nil {
 			t.Fatal(err)
 		}
 		var shard shardPart
-		if shard.Services, err = decodeShard(b); err != nil {
+		if shard.Services, err = decodeShard(b, new(sched.Yielder)); err != nil {
 			t.Fatal(err)
 		}
 		os.Remove(filepath.Join(folder, m.Shards[0]))
@@ -449,7 +462,6 @@ func TestSnapshotReadsOlderVersions(t *testing.T) {
 			m.CertNames = ""
 		}
 		writeJSON(m.Shards[0], shard)
-		m.Version = version
 		writeJSON(manifestFile, m)
 
 		s, err := ReadSnapshot(dir, nil)
@@ -480,7 +492,7 @@ func TestShardRoundTrip(t *testing.T) {
 			t.Fatal(err)
 		}
 		w.Flush()
-		got, err := decodeShard(out.Bytes())
+		got, err := decodeShard(out.Bytes(), new(sched.Yielder))
 		if err != nil {
 			t.Fatalf("%d services: %v", len(svcs), err)
 		}
@@ -497,11 +509,11 @@ func TestShardRoundTrip(t *testing.T) {
 		}
 		// Cut anywhere, or with a byte more, it does not decode.
 		for n := range out.Len() {
-			if _, err := decodeShard(out.Bytes()[:n]); err == nil {
+			if _, err := decodeShard(out.Bytes()[:n], new(sched.Yielder)); err == nil {
 				t.Fatalf("%d services cut to %d of %d bytes decoded", len(svcs), n, out.Len())
 			}
 		}
-		if _, err := decodeShard(append(out.Bytes(), 0)); err == nil {
+		if _, err := decodeShard(append(out.Bytes(), 0), new(sched.Yielder)); err == nil {
 			t.Fatal("a byte after the last service decoded")
 		}
 	}
@@ -515,7 +527,7 @@ func FuzzDecodeShard(f *testing.F) {
 	f.Add(out.Bytes())
 	f.Add([]byte(shardMagic + "\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01"))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		svcs, err := decodeShard(b)
+		svcs, err := decodeShard(b, new(sched.Yielder))
 		if err != nil {
 			return
 		}
@@ -526,7 +538,7 @@ func FuzzDecodeShard(f *testing.F) {
 			t.Fatal(err)
 		}
 		w.Flush()
-		if _, err := decodeShard(again.Bytes()); err != nil {
+		if _, err := decodeShard(again.Bytes(), new(sched.Yielder)); err != nil {
 			t.Fatalf("re-encoded part does not decode: %v", err)
 		}
 	})
@@ -706,7 +718,7 @@ func TestSnapshotWriterLooksUpChangedCertificates(t *testing.T) {
 	sv := testService("new")
 	certs["new.d.test"] = selfSigned(t, "new.d.test")
 	shards.put(sv)
-	write("a new service", 1, 4) // its shard, its certificate, the names, the manifest
+	write("a new service", 1, 5) // its shard, its certificate, the names, the hot part, the manifest
 	if read()["new.d.test"] == nil {
 		t.Error("the new service's certificate was not written")
 	}
@@ -719,7 +731,7 @@ func TestSnapshotWriterLooksUpChangedCertificates(t *testing.T) {
 	w.scanCost = time.Hour
 	write("a certificate loaded, too soon after a look-up", 0, 0)
 	w.scanCost = 0
-	write("a certificate loaded", shardCount, 3) // the certificate, the names, the manifest
+	write("a certificate loaded", shardCount, 4) // the certificate, the names, the hot part, the manifest
 	if read()["s2.d.test"] == nil {
 		t.Error("the loaded certificate was not written")
 	}
@@ -729,7 +741,7 @@ func TestSnapshotWriterLooksUpChangedCertificates(t *testing.T) {
 	certs["s3.d.test"] = selfSigned(t, "s3.d.test")
 	write("a certificate, no new version", 0, 0)
 	w.rescanned = w.rescanned.Add(-snapshotRescan)
-	write("the rescan", shardCount, 3)
+	write("the rescan", shardCount, 4)
 	if read()["s3.d.test"] == nil {
 		t.Error("the certificate was not written at the rescan")
 	}
@@ -738,8 +750,78 @@ func TestSnapshotWriterLooksUpChangedCertificates(t *testing.T) {
 	delete(certs, "s3.d.test")
 	version++
 	w.scanCost = 0
-	write("a certificate evicted", shardCount, 2) // the names, the manifest
+	write("a certificate evicted", shardCount, 3) // the names, the hot part, the manifest
 	if got := read(); got["s3.d.test"] != nil || got["s2.d.test"] == nil || got["new.d.test"] == nil || got["s1.d.test"] == nil {
 		t.Errorf("after an eviction, the snapshot has certificates for %v", slices.Sorted(maps.Keys(got)))
 	}
+}
+
+// The hot part holds the services with a hostname that has a certificate
+// (one of several hostnames is enough): read hot first, a snapshot has
+// those alone until ReadServices reads every service, in the order of a
+// sync. The hot part follows a change of a hot service and an eviction,
+// and the part it replaces leaves the folder.
+func TestSnapshotHotFirst(t *testing.T) {
+	dir := t.TempDir()
+	var svcs []store.Service
+	for _, name := range []string{"e", "a", "b", "d", "c"} {
+		svcs = append(svcs, testService(name))
+	}
+	m := testService("m")
+	m.Hostnames = []string{"m1.d.test", "m2.d.test"}
+	svcs = append(svcs, m)
+	shards := newTestShards(svcs)
+	certs := map[string]*tls.Certificate{"b.d.test": selfSigned(t, "b.d.test"), "m2.d.test": selfSigned(t, "m2.d.test")}
+	var version uint64
+	w := NewSnapshotWriter(dir, func() *SnapshotSource {
+		return &SnapshotSource{Shards: shards, Certificate: func(h string) *tls.Certificate { return certs[h] },
+			CertificatesVersion: func() uint64 { return version }}
+	}, discard())
+	names := func(svcs []store.Service) string {
+		var out []string
+		for _, sv := range svcs {
+			out = append(out, sv.Name+"="+sv.Upstreams[0])
+		}
+		return strings.Join(out, " ")
+	}
+	check := func(what, wantHot string) {
+		t.Helper()
+		if err := w.Write(); err != nil {
+			t.Fatal(err)
+		}
+		s, err := ReadSnapshotHotFirst(dir, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := names(s.Services); !s.Partial() || got != wantHot || s.Len() != len(svcs) {
+			t.Errorf("%s: read hot first, partial %v, %d services of %d: %q, want %q", what, s.Partial(), len(s.Services), s.Len(), got, wantHot)
+		}
+		if len(s.CertificatesByName(discard())) != len(certs) {
+			t.Errorf("%s: %d certificates read, want %d", what, len(s.Certificates), len(certs))
+		}
+		if err := s.ReadServices(); err != nil {
+			t.Fatal(err)
+		}
+		full, err := ReadSnapshot(dir, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.Partial() || full.Partial() || names(s.Services) != names(full.Services) || len(s.Services) != len(svcs) ||
+			!slices.IsSortedFunc(s.Services, compareByName) {
+			t.Errorf("%s: every service read %q, partial %v; read whole %q", what, names(s.Services), s.Partial(), names(full.Services))
+		}
+		hot, _ := filepath.Glob(filepath.Join(dir, SnapshotDir, "hot-*"))
+		if len(hot) != 1 {
+			t.Errorf("%s: hot parts on disk %v, want one", what, hot)
+		}
+	}
+	check("first write", "b=http://127.0.0.1:9 m=http://127.0.0.1:9")
+
+	m.Upstreams = []string{"http://127.0.0.1:10"}
+	shards.put(m)
+	check("a hot service changed", "b=http://127.0.0.1:9 m=http://127.0.0.1:10")
+
+	delete(certs, "b.d.test")
+	version++
+	check("a certificate evicted", "m=http://127.0.0.1:10")
 }

@@ -195,7 +195,12 @@ type SnapshotWriter struct {
 	// ("": no service).
 	shardVers   [shardCount]uint64
 	shardNames  [shardCount]string
+	shardLens   [shardCount]int // their services
 	shardsKnown bool
+	// hot are, by shard, the services of the hot part (manifest.Hot) as
+	// last made: those with a hostname in pairs, as of a version of the
+	// shard (at most the certificates in memory).
+	hot [shardCount]hotShard
 	// pairs are the hostnames of each shard that had a certificate in
 	// memory when it was last looked up, by hostname, with its leaf's
 	// digest (at most the certificates in memory); certsVersion the
@@ -351,6 +356,7 @@ func (w *SnapshotWriter) Write() error {
 	next := manifest{Version: folderVersion, KeyID: keyID}
 	var shardVers [shardCount]uint64
 	var shardNames [shardCount]string
+	var shardLens [shardCount]int
 	wroteShards := false
 	var listed [shardCount]bool
 	var svcs []store.Service // one shard's services, the slice reused for the next
@@ -358,12 +364,13 @@ func (w *SnapshotWriter) Write() error {
 		v := shards.ShardVersion(sh, shardCount)
 		shardVers[sh] = v
 		if w.shardsKnown && v == w.shardVers[sh] {
-			shardNames[sh] = w.shardNames[sh]
+			shardNames[sh], shardLens[sh] = w.shardNames[sh], w.shardLens[sh]
 		} else {
 			listed[sh] = true
 			y.Maybe()
 			svcs = shards.AppendShardServices(svcs[:0], sh, shardCount)
 			w.wrote.shards++
+			shardLens[sh] = len(svcs)
 			name, err := shardPartName(sh, svcs, &y)
 			if err != nil {
 				return err
@@ -379,6 +386,7 @@ func (w *SnapshotWriter) Write() error {
 		if shardNames[sh] != "" {
 			next.Shards = append(next.Shards, shardNames[sh])
 		}
+		next.Services += shardLens[sh]
 	}
 
 	// The certificate of each hostname: looked up for the shards listed
@@ -458,6 +466,24 @@ func (w *SnapshotWriter) Write() error {
 			certNamesJSON = b
 		}
 	}
+	// The hot part: the services of the hostnames above, read first by a
+	// node that starts from the snapshot.
+	hot := w.hotServices(shards, &shardVers, &pairs, &y)
+	var hotSvcs []store.Service
+	for _, h := range hot {
+		hotSvcs = append(hotSvcs, h.svcs...)
+	}
+	if len(hotSvcs) > 0 {
+		h := sha256.New()
+		var buf []byte
+		for i := range hotSvcs {
+			buf = appendService(buf[:0], &hotSvcs[i])
+			h.Write(buf)
+		}
+		var sum [sha256.Size]byte
+		next.Hot = "hot-" + hex.EncodeToString(h.Sum(sum[:0])[:16]) + ".bin"
+	}
+
 	var certsToWrite [][sha256.Size]byte
 	for leaf := range byLeaf {
 		if !w.certs[certFileName(hex.EncodeToString(leaf[:]), keyID)] {
@@ -487,9 +513,10 @@ func (w *SnapshotWriter) Write() error {
 	next.Keys = keys
 
 	if !wroteShards && len(certsToWrite) == 0 && certNamesJSON == nil && tokensJSON == nil && keys == w.cur.Keys &&
-		next.CertNames == w.cur.CertNames &&
+		next.CertNames == w.cur.CertNames && next.Hot == w.cur.Hot && next.Services == w.cur.Services &&
 		next.KeyID == w.cur.KeyID && slices.Equal(next.Shards, w.cur.Shards) {
-		w.shardVers, w.shardNames, w.shardsKnown = shardVers, shardNames, true
+		w.shardVers, w.shardNames, w.shardLens, w.shardsKnown = shardVers, shardNames, shardLens, true
+		w.hot = hot
 		w.keepCerts(pairs, leaves, certsVersion, rescan, now)
 		if w.unclean {
 			return w.removeUnnamed()
@@ -550,6 +577,11 @@ func (w *SnapshotWriter) Write() error {
 			return err
 		}
 	}
+	if next.Hot != "" && next.Hot != w.cur.Hot {
+		if err := w.writePart(next.Hot, func(f *bufio.Writer) error { return encodeShard(f, hotSvcs, &y) }); err != nil {
+			return err
+		}
+	}
 	if tokensJSON != nil {
 		if err := w.writePart(tokens, func(f *bufio.Writer) error { _, err := f.Write(tokensJSON); return err }); err != nil {
 			return err
@@ -581,9 +613,50 @@ func (w *SnapshotWriter) Write() error {
 		return err
 	}
 	w.cur, w.tokensKey, w.keysSum, w.unclean = next, tokensKey, keysSum, true
-	w.shardVers, w.shardNames, w.shardsKnown = shardVers, shardNames, true
+	w.shardVers, w.shardNames, w.shardLens, w.shardsKnown = shardVers, shardNames, shardLens, true
+	w.hot = hot
 	w.keepCerts(pairs, leaves, certsVersion, rescan, now)
 	return w.removeUnnamed()
+}
+
+// hotShard is the part of one shard in the hot part: the services of the
+// shard at version ver that have one of hosts (a shard's hostnames with a
+// certificate, sorted).
+type hotShard struct {
+	ver   uint64
+	hosts []string
+	svcs  []store.Service
+}
+
+// hotServices returns the services of the hot part, by shard: those with
+// a hostname that has a certificate (pairs), each shard's listed again
+// only when its version or those hostnames changed since the last call.
+// The result is kept by the caller once the write is on disk.
+func (w *SnapshotWriter) hotServices(shards ServiceShards, vers *[shardCount]uint64, pairs *[shardCount][]hostLeaf, y *sched.Yielder) [shardCount]hotShard {
+	var out [shardCount]hotShard
+	for sh := range shardCount {
+		if len(pairs[sh]) == 0 {
+			continue
+		}
+		hosts := make([]string, len(pairs[sh]))
+		for i, p := range pairs[sh] {
+			hosts[i] = p.host // sorted: pairs are
+		}
+		if old := w.hot[sh]; old.ver == vers[sh] && slices.Equal(old.hosts, hosts) {
+			out[sh] = old
+			continue
+		}
+		y.Maybe()
+		has := func(h string) bool { _, ok := slices.BinarySearch(hosts, h); return ok }
+		var svcs []store.Service
+		for _, sv := range shards.AppendShardServices(nil, sh, shardCount) {
+			if slices.ContainsFunc(sv.Hostnames, has) {
+				svcs = append(svcs, sv)
+			}
+		}
+		out[sh] = hotShard{ver: vers[sh], hosts: hosts, svcs: svcs}
+	}
+	return out
 }
 
 // hostLeaf is a hostname and the SHA-256 of its certificate's leaf.
@@ -629,7 +702,7 @@ func (w *SnapshotWriter) removeUnnamed() error {
 			return err
 		}
 	}
-	keep := map[string]bool{manifestFile: true, certsDir: true, w.cur.Tokens: true, w.cur.Keys: true, w.cur.CertNames: true}
+	keep := map[string]bool{manifestFile: true, certsDir: true, w.cur.Tokens: true, w.cur.Keys: true, w.cur.CertNames: true, w.cur.Hot: true}
 	for _, name := range w.cur.Shards {
 		keep[name] = true
 	}

@@ -9,10 +9,13 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/spine-platform/spine/internal/edge"
 	"github.com/spine-platform/spine/internal/fleet"
+	"github.com/spine-platform/spine/internal/pkitest"
 	"github.com/spine-platform/spine/internal/store"
 )
 
@@ -112,12 +115,14 @@ func TestSnapshotAfterDelta(t *testing.T) {
 }
 
 // hotParts is routesParts with the edge's warm-up, whose SetRoutes waits
-// for release.
+// for release, and which counts the services the API's reads were seeded
+// with (-1: never seeded).
 type hotParts struct {
 	routesParts
 	lookup  edge.WarmLookup
 	setting chan struct{} // closed when SetRoutes begins
 	release chan struct{}
+	seeded  atomic.Int64
 }
 
 func (p *hotParts) Warm(l edge.WarmLookup) { p.lookup = l }
@@ -126,12 +131,18 @@ func (p *hotParts) SetRoutes(r []edge.Route) error {
 	<-p.release
 	return p.routesParts.SetRoutes(r)
 }
+func (p *hotParts) SeedSnapshot(svcs []store.Service, _ map[string]store.Credential, _ bool) {
+	p.seeded.Store(int64(len(svcs)))
+}
 
 // A large snapshot is served before its route table is built: the names
 // it has certificates for (their own or their parent's wildcard) through
 // the warm-up at once, every name once the table is built in the
 // background; a sync from the store waits for that build (it must not be
 // replaced by the older table), and the snapshot's services are let go.
+// The same with the snapshot read hot first from its folder (its other
+// services are read in the background, before the table; the API's reads
+// are seeded with every service, never with the hot ones alone).
 func TestServeSnapshotHotFirst(t *testing.T) {
 	var svcs []store.Service
 	for i := range 100 {
@@ -140,33 +151,80 @@ func TestServeSnapshotHotFirst(t *testing.T) {
 			Hostnames: []string{name + ".customers.test"}, Upstreams: []string{"http://10.0.0.1:8080"}})
 	}
 	svcs[7].Hostnames = append(svcs[7].Hostnames, "www.wild.test")
-	snap := &fleet.Snapshot{Services: svcs, Certificates: []fleet.SnapshotCert{
-		{Names: []string{"s001.customers.test", "s002.customers.test"}}, {Names: []string{"*.wild.test"}}}}
-	p := &hotParts{setting: make(chan struct{}), release: make(chan struct{})}
-	l := New(Config{Store: &fakeStore{fail: store.ErrUnavailable}, Edge: p, Certs: p, Reads: p, Suspended: p, Uploaded: p,
-		Health: p, Snapshots: p, Prepare: func(context.Context) error { return nil }, Wildcard: func(store.Domain) bool { return false },
-		Interval: 1, Logger: slog.New(slog.DiscardHandler), Warm: &WarmConfig{Above: 50}})
-	if err := l.ServeSnapshot(snap); err != nil {
-		t.Fatal(err)
-	}
-	if p.lookup == nil || !l.Synced() {
-		t.Fatalf("a snapshot of %d services: warm-up %v, synced %v", len(svcs), p.lookup != nil, l.Synced())
-	}
-	for host, want := range map[string]string{"s001.customers.test": "s001", "s002.customers.test": "s002", "www.wild.test": "s007",
-		"s003.customers.test": "", "nowhere.test": ""} {
-		r, _, err := p.lookup(t.Context(), host)
-		if err != nil || (r == nil) != (want == "") || r != nil && (r.Host != host || r.Service != want) {
-			t.Errorf("%s: %+v, %v; want service %q", host, r, err, want)
+	ca := pkitest.NewRoot("test root")
+	certs := map[string]*tls.Certificate{}
+	for _, names := range [][]string{{"s001.customers.test", "s002.customers.test"}, {"*.wild.test"}} {
+		c := ca.Issue(pkitest.Leaf{DNSNames: names}).TLS()
+		for _, n := range names {
+			certs[n] = &c
 		}
 	}
-	<-p.setting // the build has begun, in the background
-	if l.full.TryLock() {
-		t.Fatal("a sync from the store could run while the snapshot's table is built")
+	inMemory := func() *fleet.Snapshot {
+		return &fleet.Snapshot{Services: slices.Clone(svcs), Certificates: []fleet.SnapshotCert{
+			{Names: []string{"s001.customers.test", "s002.customers.test"}}, {Names: []string{"*.wild.test"}}}}
 	}
-	close(p.release)
-	l.full.Lock() // the build is over
-	l.full.Unlock()
-	if len(p.routes) != len(svcs)+1 || snap.Services != nil || snap.Certificates != nil {
-		t.Errorf("%d routes built, want %d; the snapshot's services let go: %v", len(p.routes), len(svcs)+1, snap.Services == nil)
+	fromFolder := func() *fleet.Snapshot {
+		dir := t.TempDir()
+		lookup := func(h string) *tls.Certificate {
+			if c := certs[h]; c != nil {
+				return c
+			}
+			if _, parent, ok := strings.Cut(h, "."); ok {
+				return certs["*."+parent]
+			}
+			return nil
+		}
+		w := fleet.NewSnapshotWriter(dir, func() *fleet.SnapshotSource {
+			return &fleet.SnapshotSource{Services: svcs, Sum: [32]byte{1}, Certificate: lookup}
+		}, slog.New(slog.DiscardHandler))
+		if err := w.Write(); err != nil {
+			t.Fatal(err)
+		}
+		s, err := fleet.ReadSnapshotHotFirst(dir, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !s.Partial() || len(s.Services) != 3 || s.Len() != len(svcs) {
+			t.Fatalf("read hot first: partial %v, %d services of %d", s.Partial(), len(s.Services), s.Len())
+		}
+		return s
+	}
+	for what, snapshot := range map[string]func() *fleet.Snapshot{"in memory": inMemory, "hot first": fromFolder} {
+		snap := snapshot()
+		partial := snap.Partial()
+		p := &hotParts{setting: make(chan struct{}), release: make(chan struct{})}
+		p.seeded.Store(-1)
+		l := New(Config{Store: &fakeStore{fail: store.ErrUnavailable}, Edge: p, Certs: p, Reads: p, Suspended: p, Uploaded: p,
+			Health: p, Snapshots: p, Prepare: func(context.Context) error { return nil }, Wildcard: func(store.Domain) bool { return false },
+			Interval: 1, Logger: slog.New(slog.DiscardHandler), Warm: &WarmConfig{Above: 50}})
+		if err := l.ServeSnapshot(snap); err != nil {
+			t.Fatal(err)
+		}
+		if p.lookup == nil || !l.Synced() {
+			t.Fatalf("%s: a snapshot of %d services: warm-up %v, synced %v", what, len(svcs), p.lookup != nil, l.Synced())
+		}
+		for host, want := range map[string]string{"s001.customers.test": "s001", "s002.customers.test": "s002", "www.wild.test": "s007",
+			"s003.customers.test": "", "nowhere.test": ""} {
+			r, _, err := p.lookup(t.Context(), host)
+			if err != nil || (r == nil) != (want == "") || r != nil && (r.Host != host || r.Service != want) {
+				t.Errorf("%s: %s: %+v, %v; want service %q", what, host, r, err, want)
+			}
+		}
+		if n := p.seeded.Load(); partial && n != -1 && n != int64(len(svcs)) || !partial && n != int64(len(svcs)) {
+			t.Errorf("%s: the API's reads seeded with %d services before the table", what, n)
+		}
+		<-p.setting // the build has begun, in the background
+		if l.full.TryLock() {
+			t.Fatalf("%s: a sync from the store could run while the snapshot's table is built", what)
+		}
+		if n := p.seeded.Load(); n != int64(len(svcs)) {
+			t.Errorf("%s: the API's reads seeded with %d services, want %d", what, n, len(svcs))
+		}
+		close(p.release)
+		l.full.Lock() // the build is over
+		l.full.Unlock()
+		if len(p.routes) != len(svcs)+1 || snap.Services != nil || snap.Certificates != nil {
+			t.Errorf("%s: %d routes built, want %d; the snapshot's services let go: %v", what, len(p.routes), len(svcs)+1, snap.Services == nil)
+		}
 	}
 }

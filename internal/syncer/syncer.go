@@ -509,10 +509,18 @@ func (l *Loop) record(suspended map[string]bool, sum [sha256.Size]byte, changed 
 // names it has certificates for (the only ones it can serve while the
 // store is away) are routed at once through the edge's warm-up, and the
 // whole table is built in the background, the store's first sync waiting
-// for it (Loop.full), so that it never replaces a newer table.
+// for it (Loop.full), so that it never replaces a newer table. A
+// snapshot read hot first (fleet.ReadSnapshotHotFirst: its services are
+// those names' alone) has its other services read in the background too,
+// before the table (4.3 s of a processor at a million); the API answers
+// from the snapshot once they are read (until then as with no snapshot:
+// the store is unreachable). A smaller one is read whole first.
 func (l *Loop) ServeSnapshot(s *fleet.Snapshot) error {
 	suspended := s.SuspendedProjects()
-	l.cfg.Reads.SeedSnapshot(s.Services, s.Credentials(), s.TokensComplete)
+	seed := func() { l.cfg.Reads.SeedSnapshot(s.Services, s.Credentials(), s.TokensComplete) }
+	if !s.Partial() {
+		seed()
+	}
 	apply := func() error {
 		routes, _ := serving.Routes(s.Services)
 		routes, _ = serving.Suspend(routes, nil, suspended)
@@ -524,7 +532,13 @@ func (l *Loop) ServeSnapshot(s *fleet.Snapshot) error {
 		return nil
 	}
 	warm, ok := l.cfg.Edge.(interface{ Warm(edge.WarmLookup) })
-	if w := l.cfg.Warm; !ok || w == nil || len(s.Services) < cmpOr(w.Above, DefaultWarmAbove) {
+	if w := l.cfg.Warm; !ok || w == nil || s.Len() < cmpOr(w.Above, DefaultWarmAbove) {
+		if s.Partial() {
+			if err := s.ReadServices(); err != nil {
+				return fmt.Errorf("reading the snapshot's services: %w", err)
+			}
+			seed()
+		}
 		if err := apply(); err != nil {
 			return err
 		}
@@ -539,11 +553,21 @@ func (l *Loop) ServeSnapshot(s *fleet.Snapshot) error {
 		}
 		return nil, nil, nil
 	})
-	l.log.Info("serving the snapshot's names with a certificate while its route table is built", "names", len(hot), "services", len(s.Services))
+	l.log.Info("serving the snapshot's names with a certificate while its route table is built", "names", len(hot), "services", s.Len())
 	l.full.Lock()
 	go func() {
 		defer l.full.Unlock()
 		start := time.Now()
+		if s.Partial() {
+			if err := s.ReadServices(); err != nil {
+				// The names with a certificate stay served; the store's
+				// first sync builds the table once it answers.
+				l.log.Warn("reading the snapshot's services: serving its names with a certificate only", "err", err)
+				return
+			}
+			seed()
+			l.log.Info("the snapshot's services are read", "services", s.Len(), "took", time.Since(start).Round(time.Millisecond))
+		}
 		if err := apply(); err != nil {
 			l.log.Warn("serving the snapshot", "err", err)
 			return
