@@ -334,9 +334,8 @@ func (m *Manager) SyncShared(ctx context.Context, hostnames, wildcardDomains []s
 			removed = append(removed, n)
 		}
 	}
-	slices.Sort(added)
-	y.Maybe()
-	slices.Sort(removed)
+	sched.Sort(added, &y) // every name at the first sync
+	sched.Sort(removed, &y)
 	recorded, ok := m.recordedValid(ctx, added, true, &y)
 	if !ok {
 		m.wildDomains = oldWild

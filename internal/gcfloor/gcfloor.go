@@ -20,8 +20,12 @@
 // mechanism of bytedance's gctuner. It is process-wide, so only a main
 // package starts it.
 //
+// A node raises the floor while its first sync runs at scale (Raise,
+// WarmFloor): that sync's garbage made collections often enough that
+// their mark phases delayed the warm-up's handshakes.
+//
 // Imports: only the standard library.
-// Imported by: only cmd/spine, tests.
+// Imported by: cmd/spine (Start), internal/node (Raise), tests.
 package gcfloor
 
 import (
@@ -57,7 +61,60 @@ func Start(floor uint64) (stop func()) {
 	t := &tuner{floor: floor, base: base, current: base}
 	t.sample = []metrics.Sample{{Name: liveMetric}}
 	t.afterGC() // the floor holds before the first collection too
+	runningMu.Lock()
+	running = t
+	runningMu.Unlock()
 	return t.stop
+}
+
+// WarmFloor is the floor while a node with many hostnames runs its first
+// sync (Raise; syncer's warm-up, node): at a million hostnames that sync
+// allocates gigabytes, and at GOGC=100 the collector ran every few hundred
+// megabytes. On one processor each mark phase's background worker held
+// it for 10-20 ms at a time, and a handshake waiting meanwhile waited
+// that long: 3 % of the warm-up's handshakes from the store took over 5
+// ms, none with the collector off (a runtime trace, BENCHMARKS.md). With
+// the goal a gigabyte above the live heap, the sync collects a few times
+// instead of a dozen. The heap grows only by what is allocated meanwhile,
+// so a smaller first sync never reaches it; GOMEMLIMIT still caps it.
+const WarmFloor = 1 << 30
+
+// running is the tuner Start started, for Raise; nil if none runs.
+var (
+	runningMu sync.Mutex
+	running   *tuner
+)
+
+// Raise makes the floor at least floor, at once, until the returned
+// restore is called (once; later calls do nothing). It does nothing when
+// Start started no tuner (GOGC set by the operator, the collector off, a
+// test). Raises do not nest: a restore sets the floor Raise found.
+func Raise(floor uint64) (restore func()) {
+	runningMu.Lock()
+	t := running
+	runningMu.Unlock()
+	if t == nil {
+		return func() {}
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.stopped || floor <= t.floor {
+		return func() {}
+	}
+	prev := t.floor
+	t.floor = floor
+	t.apply()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			t.mu.Lock()
+			defer t.mu.Unlock()
+			if !t.stopped {
+				t.floor = prev
+				t.apply()
+			}
+		})
+	}
 }
 
 // liveMetric is the heap marked live by the last collection.
@@ -89,6 +146,13 @@ func (t *tuner) afterGC() {
 	if t.stopped {
 		return
 	}
+	t.apply()
+	t.arm()
+}
+
+// apply sets GOGC for the live heap of the last collection and the
+// floor; under t.mu.
+func (t *tuner) apply() {
 	metrics.Read(t.sample)
 	if t.sample[0].Value.Kind() == metrics.KindUint64 {
 		if p := percent(t.sample[0].Value.Uint64(), t.floor, t.base); p != t.current {
@@ -96,7 +160,6 @@ func (t *tuner) afterGC() {
 			t.current = p
 		}
 	}
-	t.arm()
 }
 
 func (t *tuner) stop() {
@@ -106,6 +169,11 @@ func (t *tuner) stop() {
 		t.stopped = true
 		debug.SetGCPercent(t.base)
 	}
+	runningMu.Lock()
+	if running == t {
+		running = nil
+	}
+	runningMu.Unlock()
 }
 
 // percent is the GOGC that makes the goal after a collection that found

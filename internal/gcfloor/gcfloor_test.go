@@ -2,6 +2,7 @@ package gcfloor
 
 import (
 	"fmt"
+	"os"
 	"runtime"
 	"runtime/metrics"
 	"testing"
@@ -91,5 +92,40 @@ func TestStartLeavesAnOperatorsGOGC(t *testing.T) {
 	runtime.GC()
 	if p := read("/gc/gogc:percent"); p != before {
 		t.Fatalf("GOGC = %d with GOGC set in the environment, want %d", p, before)
+	}
+}
+
+// Raise lifts the heap goal at once to the raised floor above the live
+// heap, and its restore brings back the floor Start set; without a tuner
+// (an operator's GOGC) it changes nothing.
+func TestRaise(t *testing.T) {
+	before := read("/gc/gogc:percent")
+	if restore := Raise(1 << 30); read("/gc/gogc:percent") != before {
+		t.Fatal("Raise without Start changed GOGC")
+	} else {
+		restore()
+	}
+	if os.Getenv("GOGC") != "" {
+		t.Skip("GOGC is set: Start leaves it")
+	}
+	const floor, raised = 16 << 20, 512 << 20
+	stop := Start(floor)
+	defer stop()
+	runtime.GC()
+	restore := Raise(raised)
+	if live, goal := read("/gc/heap/live:bytes"), read("/gc/heap/goal:bytes"); goal < live+raised {
+		t.Errorf("raised: heap goal %d B with %d B live, want at least live + %d", goal, live, raised)
+	}
+	poll.Until(t, "the raised floor held through a collection", time.Minute, func() error {
+		runtime.GC()
+		if live, goal := read("/gc/heap/live:bytes"), read("/gc/heap/goal:bytes"); goal < live+raised {
+			return fmt.Errorf("heap goal %d B with %d B live, want at least live + %d", goal, live, raised)
+		}
+		return nil
+	})
+	restore()
+	restore() // a second call does nothing
+	if live, goal := read("/gc/heap/live:bytes"), read("/gc/heap/goal:bytes"); goal >= live+raised || goal < live+floor {
+		t.Errorf("restored: heap goal %d B with %d B live, want the floor %d above, not %d", goal, live, floor, raised)
 	}
 }

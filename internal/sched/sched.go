@@ -1,6 +1,7 @@
 // Package sched keeps long loops of background work (a sync of every
-// service, a snapshot of every certificate) from holding a processor that
-// TLS handshakes are waiting for. It owns nothing else.
+// service, a snapshot of every certificate, a sort of every hostname:
+// Sort) from holding a processor that TLS handshakes are waiting for. It
+// owns nothing else.
 //
 // Imports: only the standard library.
 package sched

@@ -72,6 +72,13 @@ type WarmConfig struct {
 	// Hold, if set, runs before the warm-up's first sync; the sync waits
 	// for it (tests hold the warm-up open with it). Default nil.
 	Hold func(ctx context.Context) error
+	// Relax, if set, is called as the warm-up's first sync begins, and
+	// the function it returns once that sync is applied (or the loop
+	// ends): the node lets the collector's heap goal rise meanwhile
+	// (gcfloor.Raise), since the sync's garbage made collections whose
+	// mark phases held the warm-up's handshakes (BENCHMARKS.md). Default
+	// nil.
+	Relax func() (restore func())
 }
 
 // warmRetry is the wait before the warm-up's first sync is tried again
@@ -120,6 +127,9 @@ func (l *Loop) warmUp(ctx context.Context, changes <-chan struct{}) bool {
 	w := l.cfg.Warm
 	changed := false
 	var retry <-chan time.Time
+	if w.Relax != nil {
+		defer w.Relax()() // the first sync's collections fewer, until it is applied
+	}
 	done := l.firstSyncAsync(ctx)
 	for {
 		select {

@@ -50,11 +50,15 @@ func TestWarmUp(t *testing.T) {
 		failing.Store(true)
 		l := newLoop(st, p, func(context.Context) error { return nil })
 		l.cfg.Interval = time.Hour
+		var relaxed, restored atomic.Int32
 		l.cfg.Warm = &WarmConfig{Store: w, Edge: w, Certs: w, Hold: func(context.Context) error {
 			if failing.Load() {
 				return errors.New("store slow")
 			}
 			return nil
+		}, Relax: func() func() {
+			relaxed.Add(1)
+			return func() { restored.Add(1) }
 		}}
 		if l.WarmUp(ctx) || w.warmed != 0 {
 			t.Fatal("a warm-up for a small store")
@@ -74,6 +78,9 @@ func TestWarmUp(t *testing.T) {
 		if l.Synced() || p.setRoutes != 0 {
 			t.Fatal("applied a failed first sync")
 		}
+		if relaxed.Load() != 1 || restored.Load() != 0 {
+			t.Errorf("during the first sync: relaxed %d times, restored %d; want 1 and 0", relaxed.Load(), restored.Load())
+		}
 		changes <- struct{}{}
 		synctest.Wait()
 		if w.forgot != 1 {
@@ -87,6 +94,9 @@ func TestWarmUp(t *testing.T) {
 		}
 		if st.changesAsked != 1 {
 			t.Errorf("the changes during the warm-up: ChangesSince asked %d times after the first sync, want 1", st.changesAsked)
+		}
+		if relaxed.Load() != 1 || restored.Load() != 1 {
+			t.Errorf("the first sync applied: relaxed %d times, restored %d; want 1 and 1", relaxed.Load(), restored.Load())
 		}
 		if !slices.Equal(p.hosts[0], []string{"ech.example.com"}) {
 			t.Errorf("managed hosts %v", p.hosts)
