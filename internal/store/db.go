@@ -46,6 +46,7 @@ type DB struct {
 	keyring atomic.Pointer[secrets.Keyring] // SetKeyring (sealed.go); nil: secrets stored as they are
 
 	pendingBound int // tests only (export_test.go): MaxPendingDeliveries if 0
+	pruneBatch   int // tests only (export_test.go): pruneBatch if 0
 }
 
 // dialect holds the few things that differ between SQLite and PostgreSQL.

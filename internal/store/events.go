@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -8,6 +9,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/spine-platform/spine/internal/sched"
 )
 
 // Event types. Every change the store makes to domains and services records
@@ -225,19 +228,40 @@ func (db *DB) LastEventID(ctx context.Context, projectID string) (int64, error) 
 	return last, nil
 }
 
+// pruneBatch bounds the events one transaction of PruneEvents deletes. A
+// first prune after a bulk import (a million events in one project) was
+// one statement: on SQLite, seconds of the node's processor in one
+// transaction, which the runtime preempts only every 10 ms, so every
+// handshake of those seconds waited 10-20 ms (a runtime trace of a 1M
+// node's start, BENCHMARKS.md); and every other write waited for it.
+const pruneBatch = 256
+
 // PruneEvents deletes the events recorded before before, and the oldest of
 // every project that holds more than keep. It returns how many it deleted.
+// It deletes in transactions of at most pruneBatch events (db.pruneBatch
+// in tests), and lets other goroutines run between them (sched.Yield): a
+// failure or ctx's end leaves what it deleted so far deleted.
 func (db *DB) PruneEvents(ctx context.Context, before time.Time, keep int) (int64, error) {
-	var n int64
-	err := db.write(ctx, "pruning events", false, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `DELETE FROM events WHERE created_at < $1
-			OR id <= (SELECT s.last FROM event_seq s WHERE s.project_id = events.project_id) - $2`,
-			toNanos(before), keep)
-		if err != nil {
+	batch := cmp.Or(db.pruneBatch, pruneBatch)
+	var total int64
+	for {
+		var n int64
+		err := db.write(ctx, "pruning events", false, func(tx *sql.Tx) error {
+			res, err := tx.ExecContext(ctx, `DELETE FROM events WHERE (project_id, id) IN (
+				SELECT project_id, id FROM events WHERE created_at < $1
+				OR id <= (SELECT s.last FROM event_seq s WHERE s.project_id = events.project_id) - $2
+				LIMIT $3)`,
+				toNanos(before), keep, batch)
+			if err != nil {
+				return err
+			}
+			n, err = res.RowsAffected()
 			return err
+		})
+		total += n
+		if err != nil || n < int64(batch) {
+			return total, err
 		}
-		n, err = res.RowsAffected()
-		return err
-	})
-	return n, err
+		sched.Yield()
+	}
 }

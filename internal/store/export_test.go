@@ -16,6 +16,10 @@ func Notices(db *DB) int64 { return db.notices.Load() }
 // webhook, so that a test can fill the outbox.
 func SetMaxPendingDeliveries(db *DB, n int) { db.pendingBound = n }
 
+// SetPruneBatch lowers how many events one transaction of PruneEvents
+// deletes, so that a test prunes in several.
+func SetPruneBatch(db *DB, n int) { db.pruneBatch = n }
+
 // OpenAt opens dsn with the schema migrated up to version only, as an
 // older release left it; Migrate then brings it up to date.
 func OpenAt(ctx context.Context, dsn string, version int) (*DB, error) {
