@@ -153,10 +153,13 @@ type tableFill struct {
 }
 
 // newTableFill makes a tableFill for routes (only their hosts are read).
-func newTableFill(routes []Route) *tableFill {
+func newTableFill(routes []Route, y *sched.Yielder, l sync.Locker) *tableFill {
 	f := &tableFill{t: &table{}, shard: make([]uint16, len(routes)), key: make([]uint32, len(routes))}
 	var sizes [tableShards]int
 	for i := range routes {
+		if i%256 == 0 {
+			y.MaybeUnlocked(l)
+		}
 		sh, key := hashOf(routes[i].Host)
 		f.shard[i], f.key[i] = uint16(sh), key
 		sizes[sh]++
@@ -311,7 +314,7 @@ func (s *Server) SetRoutes(routes []Route) error {
 		}
 		rt.routes++
 	}
-	services := indexServices(svs)
+	services := indexServices(svs, &y, &s.mu)
 	for sv := range s.services.all() {
 		if sv.routes != 0 {
 			continue
@@ -378,7 +381,8 @@ func (b *tableBuild) agrees(st *routeSettings) bool {
 // recorders), with s.mu held; it lets go of l (s.mu, or nil: held
 // throughout) at each yield.
 func (s *Server) buildTable(routes []Route, l sync.Locker) (*tableBuild, error) {
-	fill := newTableFill(routes)
+	var y sched.Yielder
+	fill := newTableFill(routes, &y, l)
 	parsed := upstreamParses{}
 	b := &tableBuild{ups: make(map[string]*upstream, len(s.upstreams)), upRefs: make(map[string]int, len(s.upRefs)),
 		auths: map[string]*counted[*clientAuth]{}, settings: map[string]*counted[*routeSettings]{}}
@@ -412,7 +416,6 @@ func (s *Server) buildTable(routes []Route, l sync.Locker) (*tableBuild, error) 
 		return s.newClientAuth(r)
 	}
 	var key []byte
-	var y sched.Yielder
 	for i := range routes {
 		if i%64 == 0 {
 			y.MaybeUnlocked(l)

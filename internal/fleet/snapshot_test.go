@@ -577,6 +577,14 @@ func (s *testShards) ShardVersion(i, _ int) uint64 { return s.vers[i] }
 func (s *testShards) AppendShardServices(dst []store.Service, i, _ int) []store.Service {
 	return append(dst, s.by[i]...)
 }
+func (s *testShards) AppendShardServicesOf(dst []store.Service, i, _ int, has func(string) bool) []store.Service {
+	for _, sv := range s.by[i] {
+		if slices.ContainsFunc(sv.Hostnames, has) {
+			dst = append(dst, sv)
+		}
+	}
+	return dst
+}
 func (s *testShards) ShardHostnames(i, _ int) iter.Seq[string] {
 	return func(yield func(string) bool) {
 		for k := range s.by[i] {

@@ -122,6 +122,10 @@ type ServiceShards interface {
 	// ShardHostnames yields the hostnames of the services of shard i of
 	// n, in any order.
 	ShardHostnames(i, n int) iter.Seq[string]
+	// AppendShardServicesOf is AppendShardServices for the services of
+	// shard i of n that have a hostname for which has reports true; it
+	// copies no other service.
+	AppendShardServicesOf(dst []store.Service, i, n int, has func(host string) bool) []store.Service
 }
 
 // listShards are the ServiceShards of a list of services (a
@@ -144,6 +148,15 @@ func (l *listShards) AppendShardServices(dst []store.Service, i, _ int) []store.
 	}
 	for _, j := range l.idx[i] {
 		dst = append(dst, l.svcs[j])
+	}
+	return dst
+}
+
+func (l *listShards) AppendShardServicesOf(dst []store.Service, i, n int, has func(string) bool) []store.Service {
+	for _, sv := range l.AppendShardServices(nil, i, n) {
+		if slices.ContainsFunc(sv.Hostnames, has) {
+			dst = append(dst, sv)
+		}
 	}
 	return dst
 }
@@ -629,8 +642,11 @@ type hotShard struct {
 }
 
 // hotServices returns the services of the hot part, by shard: those with
-// a hostname that has a certificate (pairs), each shard's listed again
-// only when its version or those hostnames changed since the last call.
+// a hostname that has a certificate (pairs), each shard's looked up again
+// (AppendShardServicesOf: copies of those services only; a copy of every
+// service of every shard at each look-up of every hostname doubled the
+// RSS of a 1M node's warm-up) only when its version or those hostnames
+// changed since the last call.
 // The result is kept by the caller once the write is on disk.
 func (w *SnapshotWriter) hotServices(shards ServiceShards, vers *[shardCount]uint64, pairs *[shardCount][]hostLeaf, y *sched.Yielder) [shardCount]hotShard {
 	var out [shardCount]hotShard
@@ -647,13 +663,7 @@ func (w *SnapshotWriter) hotServices(shards ServiceShards, vers *[shardCount]uin
 			continue
 		}
 		y.Maybe()
-		has := func(h string) bool { _, ok := slices.BinarySearch(hosts, h); return ok }
-		var svcs []store.Service
-		for _, sv := range shards.AppendShardServices(nil, sh, shardCount) {
-			if slices.ContainsFunc(sv.Hostnames, has) {
-				svcs = append(svcs, sv)
-			}
-		}
+		svcs := shards.AppendShardServicesOf(nil, sh, shardCount, func(h string) bool { _, ok := slices.BinarySearch(hosts, h); return ok })
 		out[sh] = hotShard{ver: vers[sh], hosts: hosts, svcs: svcs}
 	}
 	return out

@@ -301,6 +301,9 @@ func (a *Applied) Full(st State, domains []store.Domain, suspended map[string]bo
 	var y sched.Yielder
 	var sizes [appliedShards]int32
 	for i := range st.Services {
+		if i%256 == 0 {
+			y.Maybe()
+		}
 		sizes[svcShardOf(st.Services[i].ID)]++
 	}
 	a.share = newSharing()
@@ -634,6 +637,32 @@ func (s *AppliedServices) AppendShardServices(dst []store.Service, i, n int) []s
 			sv := e.fields()
 			sv.Hostnames, sv.Upstreams = elems(e.hosts), elems(e.upstreams)
 			dst = append(dst, sv)
+		}
+	}
+	return dst
+}
+
+// AppendShardServicesOf appends to dst the services of group i of n that
+// have a hostname for which has reports true, in AppendShardServices's
+// order: copies of those only, the others' records are only read (the
+// snapshot's hot part: the services of the hostnames with a certificate
+// in memory, a few in each group).
+func (s *AppliedServices) AppendShardServicesOf(dst []store.Service, i, n int, has func(host string) bool) []store.Service {
+	for j := i; j < appliedShards; j += n {
+		sh := s.t.shards[j]
+		if sh == nil {
+			continue
+		}
+		for k := range sh.svcs {
+			e := &sh.svcs[k]
+			for h := range e.hosts.all() {
+				if has(h) {
+					sv := e.fields()
+					sv.Hostnames, sv.Upstreams = slices.Collect(e.hosts.all()), slices.Collect(e.upstreams.all())
+					dst = append(dst, sv)
+					break
+				}
+			}
 		}
 	}
 	return dst

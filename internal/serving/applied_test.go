@@ -341,6 +341,19 @@ func TestAppendShardServicesLists(t *testing.T) {
 	if got[0].ID != "kept" || !reflect.DeepEqual(got[1:], snap.List()) {
 		t.Fatalf("AppendShardServices gives\n%+v\nwant what was in dst, then\n%+v", got, snap.List())
 	}
+	// Those of some hostnames only: the services of any of them, as
+	// listed, with their whole lists.
+	has := func(h string) bool { return h == "x.a.test" || h == "three.a.test" || h == "nowhere.a.test" }
+	of := snap.AppendShardServicesOf([]store.Service{{ID: "kept"}}, 0, 1, has)
+	var want []store.Service
+	for _, sv := range snap.List() {
+		if slices.ContainsFunc(sv.Hostnames, has) {
+			want = append(want, sv)
+		}
+	}
+	if len(want) != 2 || of[0].ID != "kept" || !reflect.DeepEqual(of[1:], want) {
+		t.Errorf("AppendShardServicesOf gives\n%+v\nwant what was in dst, then\n%+v", of, want)
+	}
 	for i := 1; i < len(got)-1; i++ {
 		next := slices.Clone(got[i+1].Hostnames)
 		_ = append(got[i].Hostnames, "appended.a.test")
