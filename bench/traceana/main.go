@@ -1,0 +1,237 @@
+// traceana reads a Go execution trace (a node's /debug/pprof/trace) and
+// reports how long goroutines waited to run once runnable: a histogram of
+// the waits of 1 ms and more, the collector's mark phases, and, over the
+// waits of at least -min, which goroutines ran meanwhile, by the stack at
+// which each stopped (HOG lines; overlapping waits count a run once per
+// wait), then the first 30 such waits one by one. -full shows the stacks'
+// Spine frames only, after the first.
+//
+// A node's handshakes from the store during its warm-up waited on the one
+// processor behind what these lines name (BENCHMARKS.md, "What held the
+// processor during the warm-up"). It is a module of its own so that the
+// trace parser (golang.org/x/exp/trace) is not a dependency of Spine:
+//
+//	cd bench/traceana && go run . -min 4ms /path/to/trace.out
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"golang.org/x/exp/trace"
+)
+
+type seg struct {
+	g          trace.GoID
+	start, end trace.Time
+	what       string
+}
+
+var full = flag.Bool("full", false, "whole stacks")
+
+func frames(s trace.Stack, n int) string {
+	var out []string
+	if *full {
+		n = 0
+	}
+	for f := range s.Frames() {
+		if *full && !strings.Contains(f.Func, "spine") && len(out) > 0 && !strings.Contains(out[len(out)-1], "...") {
+			out = append(out, "...")
+			continue
+		}
+		if *full && !strings.Contains(f.Func, "spine") && len(out) > 0 {
+			continue
+		}
+		fn := f.Func
+		if i := strings.LastIndex(fn, "/"); i >= 0 {
+			fn = fn[i+1:]
+		}
+		out = append(out, fn)
+		if len(out) == n {
+			break
+		}
+	}
+	return strings.Join(out, " < ")
+}
+
+func main() {
+	thr := flag.Duration("min", 4*time.Millisecond, "wait threshold")
+	flag.Parse()
+	f, err := os.Open(flag.Arg(0))
+	if err != nil {
+		log.Fatal(err)
+	}
+	r, err := trace.NewReader(f)
+	if err != nil {
+		log.Fatal(err)
+	}
+	runnable := map[trace.GoID]trace.Time{}
+	runStart := map[trace.GoID]trace.Time{}
+	what := map[trace.GoID]string{}
+	var segs []seg
+	type wait struct {
+		g          trace.GoID
+		start, end trace.Time
+		stack      string
+	}
+	var waits []wait
+	var gcMark [][2]trace.Time
+	var markStart trace.Time
+	var first, last trace.Time
+	hist := map[int]int{}
+	rangeNames := map[string]int{}
+	blocked := map[trace.GoID]string{}
+	total := 0
+	for {
+		ev, err := r.ReadEvent()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			log.Fatal(err)
+		}
+		if first == 0 {
+			first = ev.Time()
+		}
+		last = ev.Time()
+		switch ev.Kind() {
+		case trace.EventRangeBegin:
+			rangeNames[ev.Range().Name]++
+			if strings.HasPrefix(ev.Range().Name, "GC concurrent mark") {
+				markStart = ev.Time()
+			}
+		case trace.EventRangeEnd:
+			if strings.HasPrefix(ev.Range().Name, "GC concurrent mark") {
+				gcMark = append(gcMark, [2]trace.Time{markStart, ev.Time()})
+			}
+		case trace.EventStateTransition:
+			st := ev.StateTransition()
+			if st.Resource.Kind != trace.ResourceGoroutine {
+				continue
+			}
+			g := st.Resource.Goroutine()
+			from, to := st.Goroutine()
+			if to == trace.GoRunnable {
+				runnable[g] = ev.Time()
+			}
+			if to == trace.GoRunning {
+				s := blocked[g]
+				runStart[g] = ev.Time()
+				if t, ok := runnable[g]; ok {
+					d := time.Duration(ev.Time() - t)
+					total++
+					hist[int(d/time.Millisecond)]++
+					if d >= *thr {
+						waits = append(waits, wait{g, t, ev.Time(), s})
+					}
+					delete(runnable, g)
+				}
+			}
+			if from == trace.GoRunning && to != trace.GoRunning {
+				fs := frames(st.Stack, 6)
+				if fs == "" {
+					fs = "(no stack) " + what[g]
+				}
+				blocked[g] = fs
+				if t, ok := runStart[g]; ok {
+					segs = append(segs, seg{g, t, ev.Time(), to.String() + ": " + fs})
+					delete(runStart, g)
+				}
+			}
+			if to == trace.GoRunnable || to == trace.GoRunning {
+				if fs := frames(st.Stack, 6); fs != "" {
+					what[g] = fs
+				}
+			}
+		}
+	}
+	fmt.Printf("trace %.2f s, %d runnable->running, %d waits >= %v, %d GC mark phases\n",
+		time.Duration(last-first).Seconds(), total, len(waits), *thr, len(gcMark))
+	var ks []int
+	for k := range hist {
+		ks = append(ks, k)
+	}
+	sort.Ints(ks)
+	for _, k := range ks {
+		if k >= 1 {
+			fmt.Printf("  wait %d ms: %d\n", k, hist[k])
+		}
+	}
+	var markTotal time.Duration
+	for _, m := range gcMark {
+		markTotal += time.Duration(m[1] - m[0])
+	}
+	fmt.Printf("GC mark total %v; ranges %v\n", markTotal, rangeNames)
+	// Who held the processor: total running time by stack, over waits.
+	hog := map[string]time.Duration{}
+	for _, w := range waits {
+		for _, s := range segs {
+			if s.end <= w.start || s.start >= w.end {
+				continue
+			}
+			a, b := max(s.start, w.start), min(s.end, w.end)
+			hog[s.what] += time.Duration(b - a)
+		}
+	}
+	type kv struct {
+		k string
+		v time.Duration
+	}
+	var hs []kv
+	for k, v := range hog {
+		hs = append(hs, kv{k, v})
+	}
+	sort.Slice(hs, func(i, j int) bool { return hs[i].v > hs[j].v })
+	for i, x := range hs {
+		if i >= 15 {
+			break
+		}
+		fmt.Printf("HOG %v: %s\n", x.v, x.k)
+	}
+	for i, m := range gcMark {
+		if i < 40 {
+			fmt.Printf("  mark at %.3f s: %v\n", time.Duration(m[0]-first).Seconds(), time.Duration(m[1]-m[0]))
+		}
+	}
+	for i, w := range waits {
+		if i >= 30 {
+			break
+		}
+		inMark := false
+		for _, m := range gcMark {
+			if w.start < m[1] && w.end > m[0] {
+				inMark = true
+			}
+		}
+		fmt.Printf("\nwait %v at %.3f s (g%d %s) in GC mark: %v\n", time.Duration(w.end-w.start), time.Duration(w.start-first).Seconds(), w.g, w.stack, inMark)
+		agg := map[string]time.Duration{}
+		for _, s := range segs {
+			if s.end <= w.start || s.start >= w.end {
+				continue
+			}
+			a, b := max(s.start, w.start), min(s.end, w.end)
+			agg[s.what] += time.Duration(b - a)
+		}
+		type kv struct {
+			k string
+			v time.Duration
+		}
+		var kvs []kv
+		for k, v := range agg {
+			kvs = append(kvs, kv{k, v})
+		}
+		sort.Slice(kvs, func(i, j int) bool { return kvs[i].v > kvs[j].v })
+		for j, x := range kvs {
+			if j >= 5 {
+				break
+			}
+			fmt.Printf("   ran %v: %s\n", x.v, x.k)
+		}
+	}
+}
