@@ -30,7 +30,6 @@ func Open(ctx context.Context, dsn, dir string, k *secrets.Keyring, log *slog.Lo
 		return nil, nil, fmt.Errorf("opening the store: %w", err)
 	}
 	snap, serr := ReadSnapshotHotFirst(dir, k) // syncer.Loop.ServeSnapshot reads the rest
-
 	if serr != nil {
 		return nil, nil, fmt.Errorf("opening the store: %w (and no usable snapshot to serve from: %v)", err, serr)
 	}

@@ -490,6 +490,9 @@ func (w *SnapshotWriter) Write() error {
 		h := sha256.New()
 		var buf []byte
 		for i := range hotSvcs {
+			if i%64 == 0 {
+				y.Maybe()
+			}
 			buf = appendService(buf[:0], &hotSvcs[i])
 			h.Write(buf)
 		}
