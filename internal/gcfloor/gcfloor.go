@@ -20,12 +20,12 @@
 // mechanism of bytedance's gctuner. It is process-wide, so only a main
 // package starts it.
 //
-// A node raises the floor while its first sync runs at scale (Raise,
-// WarmFloor): that sync's garbage made collections often enough that
-// their mark phases delayed the warm-up's handshakes.
+// cmd/spine starts it; a node raises the floor while its first sync runs
+// at scale (Raise, WarmFloor): that sync's garbage made collections often
+// enough that their mark phases delayed the warm-up's handshakes.
 //
 // Imports: only the standard library.
-// Imported by: cmd/spine (Start), internal/node (Raise), tests.
+// Imported by: only cmd/spine, internal/node, tests.
 package gcfloor
 
 import (
