@@ -171,27 +171,9 @@ func main() {
 	// Who held the processor: total running time by stack, over waits.
 	hog := map[string]time.Duration{}
 	for _, w := range waits {
-		for _, s := range segs {
-			if s.end <= w.start || s.start >= w.end {
-				continue
-			}
-			a, b := max(s.start, w.start), min(s.end, w.end)
-			hog[s.what] += time.Duration(b - a)
-		}
+		ran(segs, w.start, w.end, hog)
 	}
-	type kv struct {
-		k string
-		v time.Duration
-	}
-	var hs []kv
-	for k, v := range hog {
-		hs = append(hs, kv{k, v})
-	}
-	sort.Slice(hs, func(i, j int) bool { return hs[i].v > hs[j].v })
-	for i, x := range hs {
-		if i >= 15 {
-			break
-		}
+	for _, x := range top(hog, 15) {
 		fmt.Printf("HOG %v: %s\n", x.v, x.k)
 	}
 	for i, m := range gcMark {
@@ -211,27 +193,35 @@ func main() {
 		}
 		fmt.Printf("\nwait %v at %.3f s (g%d %s) in GC mark: %v\n", time.Duration(w.end-w.start), time.Duration(w.start-first).Seconds(), w.g, w.stack, inMark)
 		agg := map[string]time.Duration{}
-		for _, s := range segs {
-			if s.end <= w.start || s.start >= w.end {
-				continue
-			}
-			a, b := max(s.start, w.start), min(s.end, w.end)
-			agg[s.what] += time.Duration(b - a)
-		}
-		type kv struct {
-			k string
-			v time.Duration
-		}
-		var kvs []kv
-		for k, v := range agg {
-			kvs = append(kvs, kv{k, v})
-		}
-		sort.Slice(kvs, func(i, j int) bool { return kvs[i].v > kvs[j].v })
-		for j, x := range kvs {
-			if j >= 5 {
-				break
-			}
+		ran(segs, w.start, w.end, agg)
+		for _, x := range top(agg, 5) {
 			fmt.Printf("   ran %v: %s\n", x.v, x.k)
 		}
 	}
+}
+
+// ran adds to by, per stack, how long the segments ran between start and
+// end.
+func ran(segs []seg, start, end trace.Time, by map[string]time.Duration) {
+	for _, s := range segs {
+		if s.end <= start || s.start >= end {
+			continue
+		}
+		by[s.what] += time.Duration(min(s.end, end) - max(s.start, start))
+	}
+}
+
+type kv struct {
+	k string
+	v time.Duration
+}
+
+// top returns the n longest of by, longest first.
+func top(by map[string]time.Duration, n int) []kv {
+	var out []kv
+	for k, v := range by {
+		out = append(out, kv{k, v})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].v > out[j].v })
+	return out[:min(n, len(out))]
 }

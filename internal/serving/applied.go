@@ -611,12 +611,8 @@ func (s *AppliedServices) ShardVersion(i, n int) uint64 {
 // one per service.
 func (s *AppliedServices) AppendShardServices(dst []store.Service, i, n int) []store.Service {
 	var strs int
-	for j := i; j < appliedShards; j += n {
-		if sh := s.t.shards[j]; sh != nil {
-			for k := range sh.svcs {
-				strs += sh.svcs[k].hosts.count() + sh.svcs[k].upstreams.count()
-			}
-		}
+	for e := range s.group(i, n) {
+		strs += e.hosts.count() + e.upstreams.count()
 	}
 	arena := make([]string, 0, strs)
 	elems := func(l list) []string {
@@ -627,17 +623,10 @@ func (s *AppliedServices) AppendShardServices(dst []store.Service, i, n int) []s
 		arena = slices.AppendSeq(arena, l.all())
 		return arena[from:len(arena):len(arena)]
 	}
-	for j := i; j < appliedShards; j += n {
-		sh := s.t.shards[j]
-		if sh == nil {
-			continue
-		}
-		for k := range sh.svcs {
-			e := &sh.svcs[k]
-			sv := e.fields()
-			sv.Hostnames, sv.Upstreams = elems(e.hosts), elems(e.upstreams)
-			dst = append(dst, sv)
-		}
+	for e := range s.group(i, n) {
+		sv := e.fields()
+		sv.Hostnames, sv.Upstreams = elems(e.hosts), elems(e.upstreams)
+		dst = append(dst, sv)
 	}
 	return dst
 }
@@ -648,24 +637,35 @@ func (s *AppliedServices) AppendShardServices(dst []store.Service, i, n int) []s
 // snapshot's hot part: the services of the hostnames with a certificate
 // in memory, a few in each group).
 func (s *AppliedServices) AppendShardServicesOf(dst []store.Service, i, n int, has func(host string) bool) []store.Service {
-	for j := i; j < appliedShards; j += n {
-		sh := s.t.shards[j]
-		if sh == nil {
-			continue
-		}
-		for k := range sh.svcs {
-			e := &sh.svcs[k]
-			for h := range e.hosts.all() {
-				if has(h) {
-					sv := e.fields()
-					sv.Hostnames, sv.Upstreams = slices.Collect(e.hosts.all()), slices.Collect(e.upstreams.all())
-					dst = append(dst, sv)
-					break
-				}
+	for e := range s.group(i, n) {
+		for h := range e.hosts.all() {
+			if has(h) {
+				sv := e.fields()
+				sv.Hostnames, sv.Upstreams = slices.Collect(e.hosts.all()), slices.Collect(e.upstreams.all())
+				dst = append(dst, sv)
+				break
 			}
 		}
 	}
 	return dst
+}
+
+// group yields the records of group i of n (Applied's shards i, i+n,
+// i+2n...), in List's order.
+func (s *AppliedServices) group(i, n int) iter.Seq[*appliedService] {
+	return func(yield func(*appliedService) bool) {
+		for j := i; j < appliedShards; j += n {
+			sh := s.t.shards[j]
+			if sh == nil {
+				continue
+			}
+			for k := range sh.svcs {
+				if !yield(&sh.svcs[k]) {
+					return
+				}
+			}
+		}
+	}
 }
 
 // Hostnames calls yield with each hostname of the services, with its
@@ -692,16 +692,10 @@ func (s *AppliedServices) Hostnames(yield func(project, service, host string) bo
 // in no order, without copying the services.
 func (s *AppliedServices) ShardHostnames(i, n int) iter.Seq[string] {
 	return func(yield func(string) bool) {
-		for j := i; j < appliedShards; j += n {
-			sh := s.t.shards[j]
-			if sh == nil {
-				continue
-			}
-			for k := range sh.svcs {
-				for h := range sh.svcs[k].hosts.all() {
-					if !yield(h) {
-						return
-					}
+		for e := range s.group(i, n) {
+			for h := range e.hosts.all() {
+				if !yield(h) {
+					return
 				}
 			}
 		}
