@@ -460,7 +460,11 @@ func readShards(dir string, names []string) ([]store.Service, map[string]string,
 
 // compareByName orders services as the store lists them: by project, then
 // name.
-func compareByName(a, b store.Service) int {
+func compareByName(a, b store.Service) int { return compareNames(&a, &b) }
+
+// compareNames is compareByName without copying the services (the merge's
+// heap compares a million times over).
+func compareNames(a, b *store.Service) int {
 	if c := strings.Compare(a.ProjectID, b.ProjectID); c != 0 {
 		return c
 	}
@@ -501,7 +505,7 @@ func mergeByName(parts [][]store.Service, y *sched.Yielder) []store.Service {
 type byHead []*[]store.Service
 
 func (h byHead) Len() int           { return len(h) }
-func (h byHead) Less(i, j int) bool { return compareByName((*h[i])[0], (*h[j])[0]) < 0 }
+func (h byHead) Less(i, j int) bool { return compareNames(&(*h[i])[0], &(*h[j])[0]) < 0 }
 func (h byHead) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
 func (h *byHead) Push(x any)        { *h = append(*h, x.(*[]store.Service)) }
 func (h *byHead) Pop() any {
