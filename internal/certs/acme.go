@@ -14,6 +14,8 @@ import (
 	"github.com/caddyserver/certmagic"
 	"github.com/mholt/acmez/v3"
 	"github.com/mholt/acmez/v3/acme"
+
+	"github.com/spine-platform/spine/internal/ca"
 )
 
 // newConfig builds a certmagic config over the manager's cache. ACME
@@ -64,7 +66,28 @@ func (m *Manager) newConfig(cfg Config, issuers []certmagic.Issuer, wildcard boo
 		}
 	}
 	magic.Issuers = bound
+	// The internal CA's certificates name no OCSP responder, so stapling
+	// one of them always ends in certmagic's "no OCSP server": with only
+	// that CA, each certificate load skips the staple's storage key and
+	// its second parse of the chain (about 7 KB of the 39 KB of garbage a
+	// load made, BENCHMARKS.md, "The garbage of a certificate load").
+	magic.OCSP.DisableStapling = internalOnly(bound)
 	return magic, nil
+}
+
+// internalOnly reports whether every issuer is Spine's internal CA.
+func internalOnly(issuers []certmagic.Issuer) bool {
+	for _, iss := range issuers {
+		if g, ok := iss.(budgetGuard); ok {
+			iss = g.Issuer
+		}
+		switch iss.(type) {
+		case *ca.CA, *CAIssuer:
+		default:
+			return false
+		}
+	}
+	return len(issuers) > 0
 }
 
 // noIssuer stands in when no issuer can obtain wildcard certificates.

@@ -467,3 +467,35 @@ func TestACMEOrderStopsWhenLeaseLost(t *testing.T) {
 		t.Errorf("stored after the lease was lost: %v", keys)
 	}
 }
+
+// TestOCSPStaplingOnlyWithACME: a manager whose only issuer is the internal
+// CA (whose certificates name no OCSP responder) does not look for a
+// staple at each load; one with an ACME CA among its issuers does.
+func TestOCSPStaplingOnlyWithACME(t *testing.T) {
+	st := &certmagic.FileStorage{Path: t.TempDir()}
+	internal, err := ca.Load(context.Background(), st, ca.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name    string
+		issuers []certmagic.Issuer
+		staple  bool
+	}{
+		{"internal CA by default", nil, false},
+		{"internal CA", []certmagic.Issuer{internal}, false},
+		{"internal CA of a fleet", []certmagic.Issuer{NewCAIssuer(NewStorage(nil, StorageOptions{}), nil)}, false},
+		{"ACME, then the internal CA", []certmagic.Issuer{&ACMEIssuer{CA: "https://127.0.0.1:1/dir"}, internal}, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			m, err := New(Config{Storage: st, Issuers: c.issuers})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(m.Stop)
+			if got := !m.magic.Load().OCSP.DisableStapling; got != c.staple {
+				t.Errorf("stapling %v, want %v", got, c.staple)
+			}
+		})
+	}
+}

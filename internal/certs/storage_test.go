@@ -569,7 +569,8 @@ func benchmarkLoad(b *testing.B, open func(b *testing.B) *store.DB, k *secrets.K
 		Logger:           zap.NewNop(),
 	})
 	b.Cleanup(cache.Stop)
-	magic = certmagic.New(cache, certmagic.Config{Storage: st, Issuers: []certmagic.Issuer{c}, Logger: zap.NewNop()})
+	magic = certmagic.New(cache, certmagic.Config{Storage: st, Issuers: []certmagic.Issuer{c}, Logger: zap.NewNop(),
+		OCSP: certmagic.OCSPConfig{DisableStapling: true}}) // as a Manager's with the internal CA only (internalOnly)
 	names := make([]string, 32)
 	for i := range names {
 		names[i] = fmt.Sprintf("s%02d.localhost", i)
