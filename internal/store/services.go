@@ -9,8 +9,12 @@ import (
 	"fmt"
 	"hash/maphash"
 	"slices"
+	"strconv"
 	"time"
 	"unsafe"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/spine-platform/spine/internal/sched"
 )
@@ -290,8 +294,13 @@ func (db *DB) queryFewServices(ctx context.Context, where string, args ...any) (
 }
 
 // queryServicesAll is queryServices; all says where selects every service,
-// so that the hostnames are read without a join.
+// so that the hostnames are read without a join. On PostgreSQL, a read of
+// every service (a node's full sync) goes through pgx itself
+// (readAllPostgres).
 func (db *DB) queryServicesAll(ctx context.Context, all bool, where string, args ...any) ([]Service, error) {
+	if all && db.pgcfg != nil {
+		return db.readAllPostgres(ctx)
+	}
 	// One read transaction, so that services and hostnames come from the same snapshot.
 	tx, err := db.r.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true})
 	if err != nil {
@@ -299,10 +308,6 @@ func (db *DB) queryServicesAll(ctx context.Context, all bool, where string, args
 	}
 	defer tx.Rollback() //nolint:errcheck // read-only
 
-	// Every service's list is sized first: grown by append, a million
-	// services (224 B each) made about twice their size in garbage, beside
-	// the list at a node's full sync, its memory peak. A read of a few
-	// services (a handshake's look-up) makes no extra query.
 	var count int
 	if all {
 		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM services WHERE `+where, args...).Scan(&count); err != nil {
@@ -313,64 +318,35 @@ func (db *DB) queryServicesAll(ctx context.Context, all bool, where string, args
 	if err != nil {
 		return nil, err
 	}
-	// Each row is scanned into its element of ss, and the columns that
-	// need decoding into variables made once: what Scan is given escapes,
-	// and a Service declared in the loop was a heap copy of every row
-	// (200 MB at a million services).
-	// The columns most rows repeat (project, domain, upstreams) are read
-	// as the driver's bytes and made strings once per distinct value: a
-	// string per row and column was 64 MB of garbage at a million.
+	// What Scan is given escapes: the variables are made once, not per row.
 	var (
-		ss               = make([]Service, 0, count)
-		upsSeen          = map[string][]string{}
-		strs             = repeated{}
-		kept             packed
-		y                sched.Yielder
-		id, name         sql.RawBytes
-		project, domain  sql.RawBytes
-		ups              sql.RawBytes
-		interval         int64
-		created, updated int64
+		r                              = newServiceRead(count)
+		id, project, name, domain, ups sql.RawBytes
+		interval, created, updated     int64
 	)
 	for rows.Next() {
-		yieldEvery(&y, len(ss))
-		ss = append(ss, Service{})
-		s := &ss[len(ss)-1]
+		s := r.next()
 		if err := rows.Scan(&id, &project, &name, &domain, &ups, &s.HSTSMaxAge, &s.HealthPath, &interval, &created, &updated, &s.ClientCA, &s.ClientAuth); err != nil {
 			rows.Close()
 			return nil, err
 		}
-		s.ID, s.Name = kept.of(id), kept.of(name)
-		s.ProjectID, s.Domain = strs.of(project), strs.of(domain)
-		// Services share few upstream lists: each distinct one is decoded
-		// once per read, and copied for each service (its own slice).
-		if u, ok := upsSeen[string(ups)]; ok {
-			s.Upstreams = slices.Clone(u)
-		} else {
-			if err := json.Unmarshal(ups, &s.Upstreams); err != nil {
-				rows.Close()
-				return nil, fmt.Errorf("service %q: upstreams: %w", s.Name, err)
-			}
-			if len(upsSeen) < 1024 {
-				upsSeen[string(ups)] = slices.Clone(s.Upstreams)
-			}
+		if err := r.fill(s, id, project, name, domain, ups, interval, created, updated); err != nil {
+			rows.Close()
+			return nil, err
 		}
-		s.HealthInterval = time.Duration(interval)
-		s.CreatedAt, s.UpdatedAt = fromNanos(created), fromNanos(updated)
 	}
 	if err := rows.Close(); err != nil {
 		return nil, err
 	}
-	if len(ss) == 0 {
+	if !r.index() {
 		return nil, nil
 	}
-	byID := indexByID(ss, &y)
 
 	// Every service's hostnames (a node's sync) are one pass over the
 	// index (service_id, position, hostname); the join would look each
 	// hostname's service up.
 	if all {
-		rows, err = tx.QueryContext(ctx, `SELECT service_id, hostname FROM service_hostnames ORDER BY service_id, position`)
+		rows, err = tx.QueryContext(ctx, hostnamesInOrder)
 	} else {
 		rows, err = tx.QueryContext(ctx, `SELECT h.service_id, h.hostname FROM service_hostnames h
 		JOIN services ON services.id = h.service_id WHERE `+where+` ORDER BY h.service_id, h.position`, args...)
@@ -379,31 +355,187 @@ func (db *DB) queryServicesAll(ctx context.Context, all bool, where string, args
 		return nil, err
 	}
 	defer rows.Close()
-	// The rows come by service: the service is looked up when the ID
-	// changes, from the driver's bytes (no string made for it).
-	// The hostnames are packed apart from the IDs and names: the
-	// certificate manager keeps a read's hostnames, and nothing else of it,
-	// until its next sync.
-	var (
-		host  sql.RawBytes
-		hosts packed
-		cur   = -1
-	)
-	last := make([]byte, 0, 64)
-	for n := 0; rows.Next(); n++ {
-		yieldEvery(&y, n)
+	var host sql.RawBytes
+	for rows.Next() {
 		if err := rows.Scan(&id, &host); err != nil {
 			return nil, err
 		}
-		if n == 0 || !bytes.Equal(id, last) {
-			last = append(last[:0], id...)
-			cur = byID.find(id)
+		r.hostname(id, host)
+	}
+	return r.ss, rows.Err()
+}
+
+// hostnamesInOrder reads every hostname by service, in each service's order.
+const hostnamesInOrder = `SELECT service_id, hostname FROM service_hostnames ORDER BY service_id, position`
+
+// readAllPostgres is queryServicesAll of every service on PostgreSQL, with
+// pgx's own rows rather than database/sql's: each column of a row is then
+// the bytes pgx received, where the driver made a string and an interface
+// of each (a number boxed, a string copied into the RawBytes asked for),
+// about 350 B of garbage a service, 350 MB at a node's first sync of a
+// million services, while its handshakes wait for the collector
+// (BENCHMARKS.md, "PostgreSQL's first sync read with pgx's rows").
+func (db *DB) readAllPostgres(ctx context.Context) ([]Service, error) {
+	conn, err := db.r.Conn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	var ss []Service
+	err = conn.Raw(func(dc any) error {
+		c, ok := dc.(*stdlib.Conn)
+		if !ok {
+			return fmt.Errorf("store: a PostgreSQL connection of type %T", dc)
 		}
-		if cur >= 0 {
-			ss[cur].Hostnames = append(ss[cur].Hostnames, hosts.of(host))
+		ss, err = readAllPgx(ctx, c.Conn())
+		return err
+	})
+	return ss, err
+}
+
+// readAllPgx reads every service and its hostnames over c, in one
+// read-only transaction (one snapshot), every column in text.
+func readAllPgx(ctx context.Context, c *pgx.Conn) ([]Service, error) {
+	tx, err := c.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck // read-only
+	var count int
+	if err := tx.QueryRow(ctx, `SELECT count(*) FROM services`).Scan(&count); err != nil {
+		return nil, err
+	}
+	text := pgx.QueryResultFormats{pgx.TextFormatCode}
+	rows, err := tx.Query(ctx, `SELECT `+serviceColumns+` FROM services ORDER BY project_id, name`, text)
+	if err != nil {
+		return nil, err
+	}
+	r := newServiceRead(count)
+	for rows.Next() {
+		v := rows.RawValues()
+		if len(v) != 12 {
+			rows.Close()
+			return nil, fmt.Errorf("a service row of %d columns", len(v))
+		}
+		s := r.next()
+		var ints [4]int64 // hsts_max_age, health_interval, created_at, updated_at
+		for i, col := range [4]int{5, 7, 8, 9} {
+			if ints[i], err = strconv.ParseInt(unsafe.String(unsafe.SliceData(v[col]), len(v[col])), 10, 64); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("service %q: column %d: %w", v[2], col, err)
+			}
+		}
+		s.HSTSMaxAge = int(ints[0])
+		s.HealthPath, s.ClientCA, s.ClientAuth = r.strs.of(v[6]), r.strs.of(v[10]), r.strs.of(v[11])
+		if err := r.fill(s, v[0], v[1], v[2], v[3], v[4], ints[1], ints[2], ints[3]); err != nil {
+			rows.Close()
+			return nil, err
 		}
 	}
-	return ss, rows.Err()
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if !r.index() {
+		return nil, nil
+	}
+	rows, err = tx.Query(ctx, hostnamesInOrder, text)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		v := rows.RawValues()
+		if len(v) != 2 {
+			return nil, fmt.Errorf("a hostname row of %d columns", len(v))
+		}
+		r.hostname(v[0], v[1])
+	}
+	return r.ss, rows.Err()
+}
+
+// serviceRead makes a read's services from the bytes of each row, the
+// driver's until its next row.
+//
+// Every service's list is sized first: grown by append, a million
+// services (224 B each) made about twice their size in garbage, beside
+// the list at a node's full sync, its memory peak. A read of a few
+// services (a handshake's look-up) makes no extra query. Each row is
+// filled in its element of the list: a Service declared per row was a
+// heap copy of every row (200 MB at a million services). The columns most
+// rows repeat (project, domain, upstreams) are made strings once per
+// distinct value: a string per row and column was 64 MB of garbage at a
+// million. The hostnames are packed apart from the IDs and names: the
+// certificate manager keeps a read's hostnames, and nothing else of it,
+// until its next sync.
+type serviceRead struct {
+	ss          []Service
+	upsSeen     map[string][]string
+	strs        repeated
+	kept, hosts packed
+	y           sched.Yielder
+	byID        *idIndex
+	last        []byte // the ID of the hostnames' current service
+	cur         int    // its index in ss, -1 if not read
+	n           int    // hostnames rows seen
+}
+
+func newServiceRead(count int) *serviceRead {
+	return &serviceRead{ss: make([]Service, 0, count), upsSeen: map[string][]string{}, strs: repeated{}, cur: -1}
+}
+
+// next appends a service for the next row and returns it.
+func (r *serviceRead) next() *Service {
+	yieldEvery(&r.y, len(r.ss))
+	r.ss = append(r.ss, Service{})
+	return &r.ss[len(r.ss)-1]
+}
+
+// fill sets s's columns from a row's bytes.
+func (r *serviceRead) fill(s *Service, id, project, name, domain, ups []byte, interval, created, updated int64) error {
+	s.ID, s.Name = r.kept.of(id), r.kept.of(name)
+	s.ProjectID, s.Domain = r.strs.of(project), r.strs.of(domain)
+	// Services share few upstream lists: each distinct one is decoded
+	// once per read, and copied for each service (its own slice).
+	if u, ok := r.upsSeen[string(ups)]; ok {
+		s.Upstreams = slices.Clone(u)
+	} else {
+		if err := json.Unmarshal(ups, &s.Upstreams); err != nil {
+			return fmt.Errorf("service %q: upstreams: %w", s.Name, err)
+		}
+		if len(r.upsSeen) < 1024 {
+			r.upsSeen[string(ups)] = slices.Clone(s.Upstreams)
+		}
+	}
+	s.HealthInterval = time.Duration(interval)
+	s.CreatedAt, s.UpdatedAt = fromNanos(created), fromNanos(updated)
+	return nil
+}
+
+// index makes the ID index of the services read, before their hostnames;
+// it reports false if there are none.
+func (r *serviceRead) index() bool {
+	if len(r.ss) == 0 {
+		return false
+	}
+	r.byID = indexByID(r.ss, &r.y)
+	r.last = make([]byte, 0, 64)
+	return true
+}
+
+// hostname adds host to its service's: the rows come by service, which is
+// looked up when the ID changes, from the driver's bytes (no string made
+// for it).
+func (r *serviceRead) hostname(id, host []byte) {
+	yieldEvery(&r.y, r.n)
+	if r.n == 0 || !bytes.Equal(id, r.last) {
+		r.last = append(r.last[:0], id...)
+		r.cur = r.byID.find(id)
+	}
+	r.n++
+	if r.cur >= 0 {
+		r.ss[r.cur].Hostnames = append(r.ss[r.cur].Hostnames, r.hosts.of(host))
+	}
 }
 
 // packed makes the strings of a read that its caller keeps for every

@@ -90,17 +90,34 @@ func testScanServices(t *testing.T, db *store.DB) {
 		t.Fatalf("ScanServices yielded %d services, want %d", len(got), len(want))
 	}
 	for i := range want {
-		g, w := got[i], want[i]
-		if g.ID != w.ID || g.ProjectID != w.ProjectID || g.Name != w.Name || g.Domain != w.Domain ||
-			!slices.Equal(g.Hostnames, w.Hostnames) || !slices.Equal(g.Upstreams, w.Upstreams) ||
-			g.HSTSMaxAge != w.HSTSMaxAge || g.HealthPath != w.HealthPath || g.HealthInterval != w.HealthInterval ||
-			!g.CreatedAt.Equal(w.CreatedAt) || !g.UpdatedAt.Equal(w.UpdatedAt) || g.ClientCA != w.ClientCA || g.ClientAuth != w.ClientAuth {
+		if g, w := got[i], want[i]; !sameService(g, w) {
 			t.Errorf("service %d: scanned %+v, listed %+v", i, g, w)
 		}
+	}
+	// The read of every service (on PostgreSQL, with pgx's rows) agrees
+	// with the reads of one project (database/sql's).
+	all, err := db.ListServices(ctx, "")
+	must(t, err)
+	var byProject []store.Service
+	for _, p := range []string{"p1", "p2"} {
+		ss, err := db.ListServices(ctx, p)
+		must(t, err)
+		byProject = append(byProject, ss...)
+	}
+	if !slices.EqualFunc(all, byProject, sameService) {
+		t.Errorf("ListServices of all:\n%+v\nof each project:\n%+v", all, byProject)
 	}
 	stop := errors.New("enough")
 	n = 0
 	if err := db.ScanServices(ctx, func(*store.Service) error { n++; return stop }); !errors.Is(err, stop) || n != 1 {
 		t.Errorf("ScanServices after fn's error: %v, %d calls; want that error after one", err, n)
 	}
+}
+
+// sameService reports whether a and b hold the same service, field by field.
+func sameService(a, b store.Service) bool {
+	return a.ID == b.ID && a.ProjectID == b.ProjectID && a.Name == b.Name && a.Domain == b.Domain &&
+		slices.Equal(a.Hostnames, b.Hostnames) && slices.Equal(a.Upstreams, b.Upstreams) &&
+		a.HSTSMaxAge == b.HSTSMaxAge && a.HealthPath == b.HealthPath && a.HealthInterval == b.HealthInterval &&
+		a.CreatedAt.Equal(b.CreatedAt) && a.UpdatedAt.Equal(b.UpdatedAt) && a.ClientCA == b.ClientCA && a.ClientAuth == b.ClientAuth
 }
