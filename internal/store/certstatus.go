@@ -6,6 +6,8 @@ import (
 	"errors"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/spine-platform/spine/internal/sched"
 )
 
@@ -90,15 +92,38 @@ func (db *DB) ListCertStatusDue(ctx context.Context, ratio float64, now time.Tim
 // without issuing, at its first sync. It reads the hostnames only (from
 // the index cert_status_covering), not whole statuses.
 func (db *DB) ListCertValid(ctx context.Context, ratio float64, now time.Time) ([]string, error) {
-	rows, err := db.r.QueryContext(ctx, `SELECT hostname FROM cert_status
-		WHERE status = $1 AND not_before < $2 AND not_after - (not_after - not_before) * CAST($3 AS DOUBLE PRECISION) > $2`,
-		CertActive, toNanos(now), ratio)
+	const valid = `SELECT hostname FROM cert_status
+		WHERE status = $1 AND not_before < $2 AND not_after - (not_after - not_before) * CAST($3 AS DOUBLE PRECISION) > $2`
+	var (
+		out []string
+		y   sched.Yielder
+	)
+	if db.pgcfg != nil {
+		// The hostnames as pgx received them, packed: a million of them
+		// were a string and an interface each through database/sql.
+		err := db.withPgx(ctx, func(c *pgx.Conn) error {
+			rows, err := c.Query(ctx, valid, textResults, CertActive, toNanos(now), ratio)
+			if err != nil {
+				return err
+			}
+			defer rows.Close()
+			var kept packed
+			for n := 0; rows.Next(); n++ {
+				yieldEvery(&y, n)
+				out = append(out, kept.of(rows.RawValues()[0]))
+			}
+			return rows.Err()
+		})
+		if err != nil {
+			return nil, db.wrap("listing valid certificates", err)
+		}
+		return out, nil
+	}
+	rows, err := db.r.QueryContext(ctx, valid, CertActive, toNanos(now), ratio)
 	if err != nil {
 		return nil, db.wrap("listing valid certificates", err)
 	}
 	defer rows.Close()
-	var out []string
-	var y sched.Yielder
 	for n := 0; rows.Next(); n++ {
 		yieldEvery(&y, n)
 		var h string

@@ -57,6 +57,29 @@ func openPostgres(ctx context.Context, dsn string) (*DB, error) {
 	return db, nil
 }
 
+// withPgx runs f on one of the pool's connections as pgx's own connection,
+// for a read of every row of a large table: pgx's rows give each column
+// as the bytes received, where its database/sql driver makes a string and
+// an interface of each (readAllPostgres, ListCertValid). f must leave the
+// connection as it found it (a transaction it begins, it ends).
+func (db *DB) withPgx(ctx context.Context, f func(c *pgx.Conn) error) error {
+	conn, err := db.r.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	return conn.Raw(func(dc any) error {
+		c, ok := dc.(*stdlib.Conn)
+		if !ok {
+			return fmt.Errorf("store: a PostgreSQL connection of type %T", dc)
+		}
+		return f(c.Conn())
+	})
+}
+
+// textResults asks pgx for every column of a query's rows in text.
+var textResults = pgx.QueryResultFormats{pgx.TextFormatCode}
+
 // newPostgres returns a DB over a pool that connects on first use.
 func newPostgres(dsn string) (*DB, error) {
 	cfg, err := pgx.ParseConfig(dsn)

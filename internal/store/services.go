@@ -14,7 +14,6 @@ import (
 	"unsafe"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/spine-platform/spine/internal/sched"
 )
@@ -376,18 +375,9 @@ const hostnamesInOrder = `SELECT service_id, hostname FROM service_hostnames ORD
 // million services, while its handshakes wait for the collector
 // (BENCHMARKS.md, "PostgreSQL's first sync read with pgx's rows").
 func (db *DB) readAllPostgres(ctx context.Context) ([]Service, error) {
-	conn, err := db.r.Conn(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer conn.Close()
 	var ss []Service
-	err = conn.Raw(func(dc any) error {
-		c, ok := dc.(*stdlib.Conn)
-		if !ok {
-			return fmt.Errorf("store: a PostgreSQL connection of type %T", dc)
-		}
-		ss, err = readAllPgx(ctx, c.Conn())
+	err := db.withPgx(ctx, func(c *pgx.Conn) (err error) {
+		ss, err = readAllPgx(ctx, c)
 		return err
 	})
 	return ss, err
@@ -405,8 +395,7 @@ func readAllPgx(ctx context.Context, c *pgx.Conn) ([]Service, error) {
 	if err := tx.QueryRow(ctx, `SELECT count(*) FROM services`).Scan(&count); err != nil {
 		return nil, err
 	}
-	text := pgx.QueryResultFormats{pgx.TextFormatCode}
-	rows, err := tx.Query(ctx, `SELECT `+serviceColumns+` FROM services ORDER BY project_id, name`, text)
+	rows, err := tx.Query(ctx, `SELECT `+serviceColumns+` FROM services ORDER BY project_id, name`, textResults)
 	if err != nil {
 		return nil, err
 	}
@@ -439,7 +428,7 @@ func readAllPgx(ctx context.Context, c *pgx.Conn) ([]Service, error) {
 	if !r.index() {
 		return nil, nil
 	}
-	rows, err = tx.Query(ctx, hostnamesInOrder, text)
+	rows, err = tx.Query(ctx, hostnamesInOrder, textResults)
 	if err != nil {
 		return nil, err
 	}

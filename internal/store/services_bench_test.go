@@ -62,3 +62,28 @@ func statsAfterGC() runtime.MemStats {
 	runtime.ReadMemStats(&ms)
 	return ms
 }
+
+// BenchmarkListCertValidMemory reads the hostnames of 10,000 valid
+// certificate statuses (a certificate manager's first sync) and reports
+// what the read allocated per hostname.
+func BenchmarkListCertValidMemory(b *testing.B) {
+	benchStores(b, func(b *testing.B, ctx context.Context, db *store.DB, now time.Time, must func(error)) {
+		const n = 10_000
+		for i := range n {
+			must(db.PutCertStatus(ctx, store.CertStatus{Hostname: fmt.Sprintf("s%06d.example.test", i), Status: store.CertActive,
+				NotBefore: now.Add(-time.Hour), NotAfter: now.Add(90 * 24 * time.Hour)}))
+		}
+		for b.Loop() {
+			before := statsAfterGC()
+			names, err := db.ListCertValid(ctx, 1.0/3, now)
+			must(err)
+			var ms runtime.MemStats
+			runtime.ReadMemStats(&ms)
+			if len(names) != n {
+				b.Fatalf("read %d hostnames, want %d", len(names), n)
+			}
+			b.ReportMetric(float64(ms.TotalAlloc-before.TotalAlloc)/n, "alloc-B/name")
+			b.ReportMetric(float64(ms.Mallocs-before.Mallocs)/n, "allocs/name")
+		}
+	})
+}
