@@ -61,8 +61,25 @@ func openPostgres(ctx context.Context, dsn string) (*DB, error) {
 // for a read of every row of a large table: pgx's rows give each column
 // as the bytes received, where its database/sql driver makes a string and
 // an interface of each (readAllPostgres, ListCertValid). f must leave the
-// connection as it found it (a transaction it begins, it ends).
+// connection as it found it (a transaction it begins, it ends), and may
+// run more than once: a connection that fails f and is closed by then (its
+// backend ended while it sat in the pool: a server restart, an
+// administrator, an idle timeout) is dropped from the pool and f runs
+// again on another, as database/sql retries its own reads on a bad
+// connection: at most once per connection the pool holds, and once more,
+// so that the last try is on a new one.
 func (db *DB) withPgx(ctx context.Context, f func(c *pgx.Conn) error) error {
+	for try := 1; ; try++ {
+		err := db.withPgxOnce(ctx, f)
+		if try == pgxTries || !errors.Is(err, driver.ErrBadConn) || ctx.Err() != nil {
+			return err
+		}
+	}
+}
+
+const pgxTries = pgMaxConns + 1
+
+func (db *DB) withPgxOnce(ctx context.Context, f func(c *pgx.Conn) error) error {
 	conn, err := db.r.Conn(ctx)
 	if err != nil {
 		return err
@@ -73,12 +90,21 @@ func (db *DB) withPgx(ctx context.Context, f func(c *pgx.Conn) error) error {
 		if !ok {
 			return fmt.Errorf("store: a PostgreSQL connection of type %T", dc)
 		}
-		return f(c.Conn())
+		err := f(c.Conn())
+		if err != nil && (pgconn.SafeToRetry(err) || c.Conn().IsClosed()) {
+			// database/sql closes a connection whose Raw returns this.
+			return fmt.Errorf("%w: %w", driver.ErrBadConn, err)
+		}
+		return err
 	})
 }
 
 // textResults asks pgx for every column of a query's rows in text.
 var textResults = pgx.QueryResultFormats{pgx.TextFormatCode}
+
+// pgMaxConns bounds a node's connections to PostgreSQL (the LISTEN
+// connection apart).
+const pgMaxConns = 16
 
 // newPostgres returns a DB over a pool that connects on first use.
 func newPostgres(dsn string) (*DB, error) {
@@ -95,8 +121,8 @@ func newPostgres(dsn string) (*DB, error) {
 	// new ones and closed them after, a connection (and its prepared
 	// statements) made again for nearly every look-up. An idle one is
 	// closed after 5 minutes unused.
-	pool.SetMaxOpenConns(16)
-	pool.SetMaxIdleConns(16)
+	pool.SetMaxOpenConns(pgMaxConns)
+	pool.SetMaxIdleConns(pgMaxConns)
 	pool.SetConnMaxIdleTime(5 * time.Minute)
 	db := newDB(postgresDialect, pool, pool)
 	db.pgcfg = cfg

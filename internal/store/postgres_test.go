@@ -208,3 +208,46 @@ func drainCh(ch <-chan struct{}) {
 		}
 	}
 }
+
+// The reads of every row through pgx's own connection (ListServices of
+// every project, ListCertValid) take a connection from the pool: when the
+// server has ended every backend of the pool meanwhile (a restart, an
+// administrator), they read on a new one, as database/sql's reads do.
+func TestPostgresFullReadsAfterBackendsEnded(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	app := "spine_ended_" + fmt.Sprint(time.Now().UnixNano())
+	db := openPostgres(t, storetest.PostgresDSN(t)+"&application_name="+app)
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	now := time.Now()
+	must(db.CreateProject(ctx, store.Project{ID: "p", Name: "p", CreatedAt: now}))
+	must(db.CreateDomain(ctx, store.Domain{Name: "example.test", ProjectID: "p", Status: store.DomainVerified, VerifyToken: "tok", CreatedAt: now}))
+	must(db.CreateService(ctx, store.Service{ID: "s", ProjectID: "p", Name: "web", Domain: "example.test",
+		Hostnames: []string{"www.example.test"}, Upstreams: []string{"http://127.0.0.1:9000"}, CreatedAt: now, UpdatedAt: now}))
+	must(db.PutCertStatus(ctx, store.CertStatus{Hostname: "www.example.test", Status: store.CertActive,
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(90 * 24 * time.Hour)}))
+
+	admin, err := pgx.Connect(ctx, storetest.PostgresDSN(t))
+	must(err)
+	defer admin.Close(context.Background())
+	for round := range 3 {
+		ss, err := db.ListServices(ctx, "")
+		if err != nil || len(ss) != 1 || ss[0].Hostnames[0] != "www.example.test" {
+			t.Fatalf("round %d: ListServices = %v, %v", round, ss, err)
+		}
+		valid, err := db.ListCertValid(ctx, 1.0/3, now)
+		if err != nil || len(valid) != 1 {
+			t.Fatalf("round %d: ListCertValid = %v, %v", round, valid, err)
+		}
+		var ended int
+		must(admin.QueryRow(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = $1`, app).Scan(&ended))
+		if ended == 0 {
+			t.Fatalf("round %d: no backend of the pool to end", round)
+		}
+	}
+}
