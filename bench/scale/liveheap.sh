@@ -8,15 +8,23 @@
 # BENCHMARKS.md, "A read's kept strings packed", has its figures. Pass DSN for a PostgreSQL seed.
 # SPINE_EXTRA: more flags for spine serve. FILL=n FILL_TOTAL=N: once the first sync is applied, fill
 # the certificate cache as traffic would, n handshakes for distinct hostnames spread over the N seeded
-# (bench/handshakes, built next to BIN), before the 60 s wait.
+# (bench/handshakes, built next to BIN), before the 60 s wait. OUT.sync also has, read at the first sync,
+# the bytes allocated so far (TotalAlloc), the collections (NumGC) and the node's processor time
+# (CPUSeconds); FIRST_ONLY=1 stops the node there.
 set -u
-BIN=$1; DIR=$2; OUT=$3; DSN=${4:-}; SPINE_EXTRA=${SPINE_EXTRA:-}; FILL=${FILL:-}; FILL_TOTAL=${FILL_TOTAL:-}
+BIN=$1; DIR=$2; OUT=$3; DSN=${4:-}; SPINE_EXTRA=${SPINE_EXTRA:-}; FILL=${FILL:-}; FILL_TOTAL=${FILL_TOTAL:-}; FIRST_ONLY=${FIRST_ONLY:-}
 pkill -f "serve --data" ; while pgrep -f "serve --data" >/dev/null; do sleep 0.5; done
 extra=""; [ -n "$DSN" ] && extra="--store $DSN"
 GOMAXPROCS=1 taskset -c 0 $BIN serve --data $DIR --https-addr 127.0.0.1:18443 --http-addr 127.0.0.1:18080 --api-addr 127.0.0.1:18081 --domain bench.test $extra $SPINE_EXTRA > $OUT.node.log 2>&1 &
 PID=$!
 for i in $(seq 1 600); do grep -q "first sync applied" $OUT.node.log && break; sleep 0.5; done
 grep "first sync applied" $OUT.node.log | head -1 > $OUT.sync
+TOK=$(cat $DIR/admin.token)
+# At the first sync (polled every 0.5 s): what the start allocated, its
+# collections, and the node's processor time (user + system).
+curl -s -H "Authorization: Bearer $TOK" "http://127.0.0.1:18081/debug/pprof/heap?debug=1" | grep -E "^# (TotalAlloc|Mallocs|NumGC|PauseTotalNs) " >> $OUT.sync
+awk -v hz=$(getconf CLK_TCK) '{printf "# CPUSeconds = %.2f\n", ($14+$15)/hz}' /proc/$PID/stat >> $OUT.sync
+[ -n "$FIRST_ONLY" ] && { kill $PID; wait $PID 2>/dev/null; cat $OUT.sync; exit 0; }
 if [ -n "$FILL" ]; then
   # Fill the certificate cache as traffic would: FILL distinct hostnames
   # spread over the seeded ones (bench/handshakes), from core 1.
@@ -26,7 +34,6 @@ fi
 sleep 60
 grep VmRSS /proc/$PID/status > $OUT.rss
 grep -E "^(Rss|Anonymous|Private_Dirty|Shared_Clean|Private_Clean):" /proc/$PID/smaps_rollup > $OUT.smaps
-TOK=$(cat $DIR/admin.token)
 curl -s -H "Authorization: Bearer $TOK" "http://127.0.0.1:18081/debug/pprof/heap?gc=1" -o $OUT.heap.pb.gz
 curl -s -H "Authorization: Bearer $TOK" "http://127.0.0.1:18081/debug/pprof/heap?debug=1" | grep -E "^# (HeapAlloc|HeapInuse|HeapIdle|HeapReleased|HeapObjects|Sys|Stack|MSpan|GCSys|OtherSys|NumGC) " > $OUT.mem
 sleep 2; grep VmRSS /proc/$PID/status >> $OUT.rss
