@@ -69,7 +69,7 @@ func (m *Manager) newConfig(cfg Config, issuers []certmagic.Issuer, wildcard boo
 	// The internal CA's certificates name no OCSP responder, so stapling
 	// one of them always ends in certmagic's "no OCSP server": with only
 	// that CA, each certificate load skips the staple's storage key and
-	// its second parse of the chain (about 7 KB of the 39 KB of garbage a
+	// its second parse of the chain (about 10 KB of the 39 KB of garbage a
 	// load made, BENCHMARKS.md, "The garbage of a certificate load").
 	magic.OCSP.DisableStapling = internalOnly(bound)
 	return magic, nil

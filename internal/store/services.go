@@ -373,7 +373,8 @@ const hostnamesInOrder = `SELECT service_id, hostname FROM service_hostnames ORD
 // of each (a number boxed, a string copied into the RawBytes asked for),
 // about 350 B of garbage a service, 350 MB at a node's first sync of a
 // million services, while its handshakes wait for the collector
-// (BENCHMARKS.md, "PostgreSQL's first sync read with pgx's rows").
+// (BENCHMARKS.md, "The garbage of a certificate load and of PostgreSQL's
+// first sync").
 func (db *DB) readAllPostgres(ctx context.Context) ([]Service, error) {
 	var ss []Service
 	err := db.withPgx(ctx, func(c *pgx.Conn) (err error) {
@@ -466,7 +467,7 @@ type serviceRead struct {
 	byID        *idIndex
 	last        []byte // the ID of the hostnames' current service
 	cur         int    // its index in ss, -1 if not read
-	n           int    // hostnames rows seen
+	n           int    // hostname rows seen
 }
 
 func newServiceRead(count int) *serviceRead {
