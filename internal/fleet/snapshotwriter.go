@@ -481,23 +481,23 @@ func (w *SnapshotWriter) Write() error {
 	}
 	// The hot part: the services of the hostnames above, read first by a
 	// node that starts from the snapshot.
+	// Its digest is taken shard by shard; the services are put in one
+	// list only when the part is written (most writes leave it as is).
 	hot := w.hotServices(shards, &shardVers, &pairs, &y)
-	var hotSvcs []store.Service
-	for _, h := range hot {
-		hotSvcs = append(hotSvcs, h.svcs...)
-	}
-	if len(hotSvcs) > 0 {
-		h := sha256.New()
-		var buf []byte
-		for i := range hotSvcs {
-			if i%64 == 0 {
+	hotDigest, nHot := sha256.New(), 0
+	var buf []byte
+	for sh := range hot {
+		for i := range hot[sh].svcs {
+			if nHot++; nHot%64 == 0 {
 				y.Maybe()
 			}
-			buf = appendService(buf[:0], &hotSvcs[i])
-			h.Write(buf)
+			buf = appendService(buf[:0], &hot[sh].svcs[i])
+			hotDigest.Write(buf)
 		}
+	}
+	if nHot > 0 {
 		var sum [sha256.Size]byte
-		next.Hot = "hot-" + hex.EncodeToString(h.Sum(sum[:0])[:16]) + ".bin"
+		next.Hot = "hot-" + hex.EncodeToString(hotDigest.Sum(sum[:0])[:16]) + ".bin"
 	}
 
 	var certsToWrite [][sha256.Size]byte
@@ -594,6 +594,10 @@ func (w *SnapshotWriter) Write() error {
 		}
 	}
 	if next.Hot != "" && next.Hot != w.cur.Hot {
+		hotSvcs := make([]store.Service, 0, nHot)
+		for sh := range hot {
+			hotSvcs = append(hotSvcs, hot[sh].svcs...)
+		}
 		if err := w.writePart(next.Hot, func(f *bufio.Writer) error { return encodeShard(f, hotSvcs, &y) }); err != nil {
 			return err
 		}
