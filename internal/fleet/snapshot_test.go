@@ -6,6 +6,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
@@ -832,4 +833,97 @@ func TestSnapshotHotFirst(t *testing.T) {
 	delete(certs, "b.d.test")
 	version++
 	check("a certificate evicted", "m=http://127.0.0.1:10")
+}
+
+// The writer keeps the certificate files it wrote in memory and lists the
+// folder once after a restart: that first write removes what a crash or
+// an older key left (a temporary file, a certificate sealed with another
+// key, a file that is no certificate's), later writes remove the files of
+// certificates that left without listing it, and the certificate names
+// part is JSON a reader decodes, whatever the hostnames.
+func TestSnapshotWriterCertificateFiles(t *testing.T) {
+	dir := t.TempDir()
+	certs := map[string]*tls.Certificate{"a.d.test": selfSigned(t, "a.d.test"), "b.d.test": selfSigned(t, "b.d.test")}
+	var version uint64
+	src := &SnapshotSource{Services: []store.Service{testService("a"), testService("b")}, Sum: [32]byte{1},
+		Certificate: func(h string) *tls.Certificate { return certs[h] }, CertificatesVersion: func() uint64 { return version }}
+	w := NewSnapshotWriter(dir, func() *SnapshotSource { return src }, discard())
+	if err := w.Write(); err != nil {
+		t.Fatal(err)
+	}
+	certsPath := filepath.Join(dir, SnapshotDir, certsDir)
+	fileOf := func(host, keyID string) string {
+		return certFileName(hex.EncodeToString(sha256Sum(certs[host].Certificate[0])), keyID)
+	}
+	list := func() []string {
+		ents, err := os.ReadDir(certsPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, e := range ents {
+			names = append(names, e.Name())
+		}
+		return names
+	}
+	if got, want := list(), []string{fileOf("a.d.test", ""), fileOf("b.d.test", "")}; !slices.Equal(got, slices.Sorted(slices.Values(want))) {
+		t.Fatalf("certificate files %v, want %v", got, want)
+	}
+
+	// Left by a crash or an older key: removed by the first write after a
+	// restart, even with nothing else to write.
+	strays := []string{".tmp-x.json-123", fileOf("a.d.test", "oldkey"), "notes.txt", strings.Repeat("A", 64) + ".json"}
+	for _, name := range strays {
+		if err := os.WriteFile(filepath.Join(certsPath, name), []byte("{}"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w = NewSnapshotWriter(dir, func() *SnapshotSource { return src }, discard())
+	if err := w.Write(); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := list(), []string{fileOf("a.d.test", ""), fileOf("b.d.test", "")}; !slices.Equal(got, slices.Sorted(slices.Values(want))) {
+		t.Fatalf("after a restart's first write: certificate files %v, want %v", got, want)
+	}
+
+	// b's certificate left the cache, and a service whose hostname JSON
+	// must quote got one: b's file goes, the names part reads back.
+	delete(certs, "b.d.test")
+	odd := testService("c")
+	odd.Hostnames = []string{`c"<\.d.test`}
+	certs[odd.Hostnames[0]] = selfSigned(t, "c.d.test")
+	src = &SnapshotSource{Services: []store.Service{testService("a"), testService("b"), odd}, Sum: [32]byte{2},
+		Certificate: src.Certificate, CertificatesVersion: src.CertificatesVersion}
+	version++
+	w.rescanned = time.Time{}
+	if err := w.Write(); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := list(), []string{fileOf("a.d.test", ""), fileOf(odd.Hostnames[0], "")}; !slices.Equal(got, slices.Sorted(slices.Values(want))) {
+		t.Fatalf("b's certificate gone: certificate files %v, want %v", got, want)
+	}
+	s, err := ReadSnapshot(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byName := s.CertificatesByName(discard())
+	if len(byName) != 2 || byName["a.d.test"] == nil || byName[odd.Hostnames[0]] == nil {
+		t.Errorf("read back certificates for %v", slices.Sorted(maps.Keys(byName)))
+	}
+}
+
+func TestParseCertFile(t *testing.T) {
+	leaf := sha256.Sum256([]byte("leaf"))
+	for _, keyID := range []string{"", "k1", "2026-12-05"} {
+		name := certFile{leaf, keyID}.name()
+		if f, ok := parseCertFile(name); !ok || f != (certFile{leaf, keyID}) {
+			t.Errorf("parseCertFile(%q) = %+v, %v", name, f, ok)
+		}
+	}
+	h := hex.EncodeToString(leaf[:])
+	for _, name := range []string{"", ".json", h, h + ".txt", h + "-.json", strings.ToUpper(h) + ".json", h[:62] + ".json", "zz" + h[2:] + ".json", ".tmp-" + h + ".json"} {
+		if f, ok := parseCertFile(name); ok {
+			t.Errorf("parseCertFile(%q) = %+v, want no certificate file", name, f)
+		}
+	}
 }

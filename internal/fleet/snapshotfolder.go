@@ -138,6 +138,36 @@ func certFileName(leaf, keyID string) string {
 	return leaf + "-" + keyID + ".json"
 }
 
+// certFile is a certificate file of certsDir: the SHA-256 of the leaf it
+// holds, and the key its private key is sealed with ("": none).
+type certFile struct {
+	leaf  [sha256.Size]byte
+	keyID string
+}
+
+func (f certFile) name() string { return certFileName(hex.EncodeToString(f.leaf[:]), f.keyID) }
+
+// parseCertFile returns the certFile of a certificate file's name, and
+// false for a name certFileName does not make.
+func parseCertFile(name string) (certFile, bool) {
+	var f certFile
+	rest, ok := strings.CutSuffix(name, ".json")
+	if !ok || len(rest) < 2*sha256.Size {
+		return f, false
+	}
+	if _, err := hex.Decode(f.leaf[:], []byte(rest[:2*sha256.Size])); err != nil || strings.ToLower(rest[:2*sha256.Size]) != rest[:2*sha256.Size] {
+		return f, false
+	}
+	switch rest = rest[2*sha256.Size:]; {
+	case rest == "":
+	case strings.HasPrefix(rest, "-") && len(rest) > 1:
+		f.keyID = rest[1:]
+	default:
+		return f, false
+	}
+	return f, f.name() == name
+}
+
 // appendService appends an encoding of every field of s to b: the input of
 // a shard's digest. Lengths prefix the strings, so that no two services
 // encode alike; TestAppendServiceCoversEveryField checks that a change of

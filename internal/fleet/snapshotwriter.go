@@ -200,9 +200,21 @@ type SnapshotWriter struct {
 	log    *slog.Logger
 	due    chan struct{} // capacity 1: write now
 
-	loaded bool            // cur and certs were read from disk
-	cur    manifest        // the manifest on disk
-	certs  map[string]bool // the files in certsDir, by name
+	loaded bool     // cur and certs were read from disk
+	cur    manifest // the manifest on disk
+	// certs are the files in certsDir (by the leaf and key they hold);
+	// swept: since load, removeUnnamed listed certsDir once, so certs
+	// holds every file there and later removals need no listing.
+	certs map[certFile]bool
+	swept bool
+	// named, byLeaf and scratch are reused from write to write (their
+	// contents are one write's): at 10,000 certificates in memory a write
+	// made them anew, with a file name and a hex string per certificate,
+	// 24 MB of garbage each time a certificate entered the cache
+	// (BenchmarkSnapshot's shards-certs).
+	named   map[[sha256.Size]byte]bool
+	byLeaf  map[[sha256.Size]byte]*tls.Certificate
+	scratch []byte
 	// shardVers are the ServiceShards versions of the shards as last
 	// digested (valid once shardsKnown), shardNames their parts' names
 	// ("": no service).
@@ -226,10 +238,12 @@ type SnapshotWriter struct {
 	// leaves are leaf digests of recent writes, by the first byte of the
 	// leaf (the same in every copy of a tls.Certificate); replaced at each
 	// look-up of every hostname.
-	leaves    map[*byte][sha256.Size]byte
-	tokensKey string            // what cur.Tokens was made from ("": not by this writer)
-	keysSum   [sha256.Size]byte // what cur.Keys was made from (zero: not by this writer)
-	unclean   bool              // files cur does not name may be left: remove them
+	leaves map[*byte][sha256.Size]byte
+	// spareLeaves is the map leaves replaced, emptied, for the next rescan.
+	spareLeaves map[*byte][sha256.Size]byte
+	tokensKey   string            // what cur.Tokens was made from ("": not by this writer)
+	keysSum     [sha256.Size]byte // what cur.Keys was made from (zero: not by this writer)
+	unclean     bool              // files cur does not name may be left: remove them
 
 	// step, if set, is called after each file a write puts on disk (and
 	// before it deletes the parts of the previous snapshot), with the
@@ -420,9 +434,17 @@ func (w *SnapshotWriter) Write() error {
 		keyID != w.cur.KeyID || now.Sub(w.rescanned) >= snapshotRescan
 	leaves := w.leaves
 	if rescan || leaves == nil {
-		leaves = map[*byte][sha256.Size]byte{}
+		leaves, w.spareLeaves = w.spareLeaves, nil
+		if leaves == nil {
+			leaves = map[*byte][sha256.Size]byte{}
+		}
 	}
-	byLeaf := map[[sha256.Size]byte]*tls.Certificate{}
+	if w.byLeaf == nil {
+		w.byLeaf = map[[sha256.Size]byte]*tls.Certificate{}
+	}
+	byLeaf := w.byLeaf
+	clear(byLeaf)
+	defer clear(byLeaf) // no certificate kept past the write
 	var pairs [shardCount][]hostLeaf
 	n := 0
 	scanStart := time.Now()
@@ -432,6 +454,7 @@ func (w *SnapshotWriter) Write() error {
 			continue
 		}
 		w.wrote.scanned++
+		pairs[sh] = make([]hostLeaf, 0, len(w.pairs[sh])) // about as many as last time
 		for h := range shards.ShardHostnames(sh, shardCount) {
 			if n++; n%256 == 0 {
 				y.Maybe() // a clock read per hostname would cost as much as the rest
@@ -457,28 +480,22 @@ func (w *SnapshotWriter) Write() error {
 		w.scanCost = time.Since(scanStart)
 	}
 
-	var certNamesJSON []byte
-	if all := slices.Concat(pairs[:]...); len(all) > 0 {
+	// The certificate names part: named by a digest of the pairs, written
+	// (encodeCertNames) only when that changed.
+	if nPairs(&pairs) > 0 {
 		h := sha256.New()
-		for _, p := range all {
-			h.Write(binary.AppendUvarint(nil, uint64(len(p.host))))
-			h.Write([]byte(p.host))
-			h.Write(p.leaf[:])
+		for _, ps := range pairs {
+			for _, p := range ps {
+				b := binary.AppendUvarint(w.scratch[:0], uint64(len(p.host)))
+				b = append(append(b, p.host...), p.leaf[:]...)
+				h.Write(b)
+				w.scratch = b
+			}
 		}
 		var sum [sha256.Size]byte
 		next.CertNames = partName("certnames-", [sha256.Size]byte(h.Sum(sum[:0])))
-		if next.CertNames != w.cur.CertNames {
-			certs := make(map[string]string, len(all))
-			for _, p := range all {
-				certs[p.host] = hex.EncodeToString(p.leaf[:])
-			}
-			b, err := json.Marshal(certNamesPart{Certs: certs})
-			if err != nil {
-				return fmt.Errorf("fleet: encoding the snapshot's certificate names: %w", err)
-			}
-			certNamesJSON = b
-		}
 	}
+	writeCertNames := next.CertNames != "" && next.CertNames != w.cur.CertNames
 	// The hot part: the services of the hostnames above, read first by a
 	// node that starts from the snapshot.
 	// Its digest is taken shard by shard; the services are put in one
@@ -502,7 +519,7 @@ func (w *SnapshotWriter) Write() error {
 
 	var certsToWrite [][sha256.Size]byte
 	for leaf := range byLeaf {
-		if !w.certs[certFileName(hex.EncodeToString(leaf[:]), keyID)] {
+		if !w.certs[certFile{leaf, keyID}] {
 			certsToWrite = append(certsToWrite, leaf)
 		}
 	}
@@ -528,7 +545,7 @@ func (w *SnapshotWriter) Write() error {
 	}
 	next.Keys = keys
 
-	if !wroteShards && len(certsToWrite) == 0 && certNamesJSON == nil && tokensJSON == nil && keys == w.cur.Keys &&
+	if !wroteShards && len(certsToWrite) == 0 && !writeCertNames && tokensJSON == nil && keys == w.cur.Keys &&
 		next.CertNames == w.cur.CertNames && next.Hot == w.cur.Hot && next.Services == w.cur.Services &&
 		next.KeyID == w.cur.KeyID && slices.Equal(next.Shards, w.cur.Shards) {
 		w.shardVers, w.shardNames, w.shardLens, w.shardsKnown = shardVers, shardNames, shardLens, true
@@ -559,7 +576,7 @@ func (w *SnapshotWriter) Write() error {
 			if err != nil {
 				return err
 			}
-			names[i], parts[i] = certFileName(hex.EncodeToString(leaf[:]), keyID), b
+			names[i], parts[i] = certFile{leaf, keyID}.name(), b
 		}
 		errs := make([]error, len(batch))
 		var wg sync.WaitGroup
@@ -576,11 +593,12 @@ func (w *SnapshotWriter) Write() error {
 			})
 		}
 		wg.Wait()
-		for i, err := range errs {
-			if err != nil {
-				return err
-			}
-			w.certs[names[i]] = true
+		if err := errors.Join(errs...); err != nil {
+			w.swept = false // a file may be there all the same: list the folder again
+			return err
+		}
+		for _, leaf := range batch {
+			w.certs[certFile{leaf, keyID}] = true
 		}
 	}
 	if len(certsToWrite) > 0 {
@@ -588,17 +606,22 @@ func (w *SnapshotWriter) Write() error {
 			return err
 		}
 	}
-	if certNamesJSON != nil {
-		if err := w.writePart(next.CertNames, func(f *bufio.Writer) error { _, err := f.Write(certNamesJSON); return err }); err != nil {
+	if writeCertNames {
+		if err := w.writePart(next.CertNames, func(f *bufio.Writer) error { return encodeCertNames(f, &pairs, &y) }); err != nil {
 			return err
 		}
 	}
 	if next.Hot != "" && next.Hot != w.cur.Hot {
-		hotSvcs := make([]store.Service, 0, nHot)
-		for sh := range hot {
-			hotSvcs = append(hotSvcs, hot[sh].svcs...)
+		all := func(yield func(*store.Service) bool) {
+			for sh := range hot {
+				for i := range hot[sh].svcs {
+					if !yield(&hot[sh].svcs[i]) {
+						return
+					}
+				}
+			}
 		}
-		if err := w.writePart(next.Hot, func(f *bufio.Writer) error { return encodeShard(f, hotSvcs, &y) }); err != nil {
+		if err := w.writePart(next.Hot, func(f *bufio.Writer) error { return encodeServices(f, nHot, all, &y) }); err != nil {
 			return err
 		}
 	}
@@ -661,13 +684,13 @@ func (w *SnapshotWriter) hotServices(shards ServiceShards, vers *[shardCount]uin
 		if len(pairs[sh]) == 0 {
 			continue
 		}
+		if old := w.hot[sh]; old.ver == vers[sh] && slices.EqualFunc(old.hosts, pairs[sh], func(h string, p hostLeaf) bool { return h == p.host }) {
+			out[sh] = old
+			continue
+		}
 		hosts := make([]string, len(pairs[sh]))
 		for i, p := range pairs[sh] {
 			hosts[i] = p.host // sorted: pairs are
-		}
-		if old := w.hot[sh]; old.ver == vers[sh] && slices.Equal(old.hosts, hosts) {
-			out[sh] = old
-			continue
 		}
 		y.Maybe()
 		svcs := shards.AppendShardServicesOf(nil, sh, shardCount, func(h string) bool { _, ok := slices.BinarySearch(hosts, h); return ok })
@@ -684,6 +707,10 @@ type hostLeaf struct {
 
 // keepCerts records the certificates a write found, once it is on disk.
 func (w *SnapshotWriter) keepCerts(pairs [shardCount][]hostLeaf, leaves map[*byte][sha256.Size]byte, version uint64, rescan bool, now time.Time) {
+	if old := w.leaves; old != nil && rescan {
+		clear(old) // its certificates go, its room stays for the next rescan's
+		w.spareLeaves = old
+	}
 	w.pairs, w.leaves = pairs, leaves
 	if rescan { // else a new version, if any, is still to be looked up (rescanPace)
 		w.certsVersion, w.rescanned = version, now
@@ -694,7 +721,7 @@ func (w *SnapshotWriter) keepCerts(pairs [shardCount][]hostLeaf, leaves map[*byt
 // the first write after a restart writes only what changed meanwhile. A
 // folder it cannot read is as good as none: every part is written anew.
 func (w *SnapshotWriter) load() {
-	w.loaded, w.cur, w.certs, w.unclean = true, manifest{}, map[string]bool{}, true
+	w.loaded, w.cur, w.certs, w.swept, w.unclean = true, manifest{}, map[certFile]bool{}, false, true
 	if b, err := os.ReadFile(filepath.Join(w.dir, manifestFile)); err == nil {
 		var m manifest
 		if json.Unmarshal(b, &m) == nil && m.Version == folderVersion {
@@ -703,8 +730,8 @@ func (w *SnapshotWriter) load() {
 	}
 	if ents, err := os.ReadDir(filepath.Join(w.dir, certsDir)); err == nil {
 		for _, e := range ents {
-			if e.Type().IsRegular() && !strings.HasPrefix(e.Name(), ".") {
-				w.certs[e.Name()] = true
+			if f, ok := parseCertFile(e.Name()); ok && e.Type().IsRegular() {
+				w.certs[f] = true
 			}
 		}
 	}
@@ -738,14 +765,37 @@ func (w *SnapshotWriter) removeUnnamed() error {
 		}
 	}
 	remove(w.dir, func(name string) bool { return keep[name] })
-	named := map[string]bool{}
+	// The certificate files: those of the manifest's pairs stay. The
+	// folder is listed once after load (files a crashed write left, or of
+	// another key); from then on w.certs is every file in it.
+	if w.named == nil {
+		w.named = map[[sha256.Size]byte]bool{}
+	}
+	named := w.named
+	clear(named)
 	for _, ps := range w.pairs {
 		for _, p := range ps {
-			named[certFileName(hex.EncodeToString(p.leaf[:]), w.cur.KeyID)] = true
+			named[p.leaf] = true
 		}
 	}
-	remove(filepath.Join(w.dir, certsDir), func(name string) bool { return named[name] })
-	w.certs = named
+	keepCert := func(f certFile) bool { return f.keyID == w.cur.KeyID && named[f.leaf] }
+	dir := filepath.Join(w.dir, certsDir)
+	if !w.swept {
+		remove(dir, func(name string) bool { f, ok := parseCertFile(name); return ok && keepCert(f) })
+	}
+	for f := range w.certs {
+		if keepCert(f) {
+			continue
+		}
+		if w.swept {
+			if err := os.Remove(filepath.Join(dir, f.name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				errs = append(errs, err)
+				continue // still there: removed by the next write
+			}
+		}
+		delete(w.certs, f)
+	}
+	w.swept = w.swept || len(errs) == 0
 	if err := os.Remove(w.legacy); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		errs = append(errs, err)
 	}
@@ -843,17 +893,87 @@ func shardPartName(sh int, svcs []store.Service, y *sched.Yielder) (string, erro
 // encodeShard writes the services part of svcs (decodeShard's), one
 // service at a time.
 func encodeShard(b *bufio.Writer, svcs []store.Service, y *sched.Yielder) error {
+	return encodeServices(b, len(svcs), func(yield func(*store.Service) bool) {
+		for i := range svcs {
+			if !yield(&svcs[i]) {
+				return
+			}
+		}
+	}, y)
+}
+
+// encodeServices is encodeShard for the n services that all yields (the hot
+// part: several shards' services, not copied into one list).
+func encodeServices(b *bufio.Writer, n int, all iter.Seq[*store.Service], y *sched.Yielder) error {
 	b.WriteString(shardMagic)
-	buf := binary.AppendUvarint(nil, uint64(len(svcs)))
+	buf := binary.AppendUvarint(nil, uint64(n))
 	b.Write(buf)
-	for i := range svcs {
+	for sv := range all {
 		y.Maybe()
-		buf = appendService(buf[:0], &svcs[i])
+		buf = appendService(buf[:0], sv)
 		if _, err := b.Write(buf); err != nil {
 			return err // a bufio.Writer keeps its first error: the earlier writes' too
 		}
 	}
 	return nil
+}
+
+// encodeCertNames writes the certificate names part (certNamesPart, JSON)
+// of pairs, a hostname at a time: a map of every hostname to a hex string,
+// then encoded, was 4 MB of garbage at 10,000 certificates. Hostnames are
+// in normal form (JSON strings as they are); another string is quoted by
+// encoding/json.
+func encodeCertNames(b *bufio.Writer, pairs *[shardCount][]hostLeaf, y *sched.Yielder) error {
+	b.WriteString(`{"certs":{`)
+	var hexLeaf [2 * sha256.Size]byte
+	first := true
+	for _, ps := range pairs {
+		y.Maybe()
+		for _, p := range ps {
+			if !first {
+				b.WriteByte(',')
+			}
+			first = false
+			if plainJSON(p.host) {
+				b.WriteByte('"')
+				b.WriteString(p.host)
+				b.WriteByte('"')
+			} else {
+				q, err := json.Marshal(p.host)
+				if err != nil {
+					return err
+				}
+				b.Write(q)
+			}
+			hex.Encode(hexLeaf[:], p.leaf[:])
+			b.WriteString(`:"`)
+			b.Write(hexLeaf[:])
+			b.WriteByte('"')
+		}
+	}
+	_, err := b.WriteString("}}") // a bufio.Writer keeps its first error
+	return err
+}
+
+// plainJSON reports whether s is a JSON string as it is between quotes:
+// printable ASCII without a quote, a backslash or the characters encoding/json escapes
+// for HTML ('<', '>', '&').
+func plainJSON(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			return false
+		}
+	}
+	return true
+}
+
+// nPairs returns the number of pairs of every shard.
+func nPairs(pairs *[shardCount][]hostLeaf) int {
+	n := 0
+	for _, ps := range pairs {
+		n += len(ps)
+	}
+	return n
 }
 
 // keysDigest is the digest of what the keys part holds, in memory only.
