@@ -65,15 +65,32 @@ func (m *Manager) getCertificate(hello *tls.ClientHelloInfo, wait bool) (*tls.Ce
 
 // lookup returns the certificate for a served name from memory, else from
 // storage.
+//
+// certmagic's GetCertificate is asked only for a name whose certificate
+// the cache may hold (cachedSet.mayHold): once its cache is 90 % full (at
+// the default capacity, whenever the node serves more names than it
+// holds), certmagic loads a name it lacks from storage by itself, each key
+// a read of the store (its handshake's context is not a certificate
+// load), and evicts from its full cache without the Manager's knowledge.
+// Such a name goes to loadCertificate, which makes room first and reads
+// the store once. A name the set holds but certmagic evicted by itself
+// (rare: an obtained certificate entering a full cache) is loaded by
+// certmagic, in one read too.
 func (m *Manager) lookup(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
-	cert, err := m.magic.Load().GetCertificate(hello)
-	if err != nil || len(cert.Certificate) == 0 {
-		// Not in memory (see Config.CacheCapacity): from storage (cache.go).
+	if m.cached.mayHold(hostname.Clean(hello.ServerName)) {
+		ctx := hello.Context()
+		if ctx == nil { // a hand-built hello
+			ctx = m.ctx
+		}
+		cert, err := m.magic.Load().GetCertificateWithContext(withCertificateLoad(ctx), hello)
 		// certmagic answers an empty certificate and no error when its
 		// cache is nearly full and storage has none.
-		cert, err = m.loadCertificate(hello)
+		if err == nil && len(cert.Certificate) > 0 {
+			return cert, nil
+		}
 	}
-	return cert, err
+	// Not in memory (see Config.CacheCapacity): from storage (cache.go).
+	return m.loadCertificate(hello)
 }
 
 // awaitFirst waits, at most firstIssuanceWait, for the first certificate of
