@@ -97,6 +97,7 @@ func (m *Manager) loadCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate,
 func (m *Manager) cacheManaged(ctx context.Context, magic *certmagic.Config, subject string) (certmagic.Certificate, error) {
 	for _, v := range m.cached.victims() {
 		m.cache.RemoveManaged([]certmagic.SubjectIssuer{{Subject: v}}) // any issuer
+		m.status.release(v)
 	}
 	defer m.cached.loaded()
 	return magic.CacheManagedCertificate(ctx, subject)

@@ -400,6 +400,12 @@ func loadsMakeRoom(t *testing.T, st certmagic.Storage, c *ca.CA, recs *records, 
 				return nil
 			})
 		}
+		// A name started from its record has a status in memory only
+		// while its certificate is in the cache: each name loaded once
+		// used to keep one for the node's life.
+		if n := m.status.size(); n > capacity {
+			t.Errorf("round %d: %d statuses in memory for a cache of %d", round, n, capacity)
+		}
 	}
 }
 

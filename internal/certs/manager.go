@@ -211,6 +211,7 @@ func New(cfg Config) (*Manager, error) {
 	}
 
 	m.cached = newCachedSet(capacity)
+	m.status.inMemory = m.cached.mayHold
 	m.cache = certmagic.NewCache(certmagic.CacheOptions{
 		// Wildcard certificates are renewed through DNS-01, every other
 		// one through the challenges the edge answers.

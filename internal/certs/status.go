@@ -206,8 +206,21 @@ type statusBook struct {
 	// covered returns the hostnames a certificate subject stands for
 	// besides itself (the names under a wildcard); they share its status.
 	covered func(subject string) []string
+	// inMemory reports whether a name's certificate may be in the cache
+	// (cachedSet.mayHold; nil: always). A valid name's status is kept
+	// only while it is (release): see byName.
+	inMemory func(name string) bool
 
-	mu     sync.Mutex
+	mu sync.Mutex
+	// byName are the statuses this node knows of: every name not valid
+	// (pending, issuing, failed), and a valid name's while its certificate
+	// is in the cache, or until its change is written. A valid name whose
+	// certificate left the cache (release), or whose renewal from its
+	// record was written while it is not in memory (flush), is dropped:
+	// the store's record says the same, and a name started from its
+	// record had none here. Bound: the names not valid, plus the cache's
+	// capacity, plus the changes not yet written. (Every name loaded once
+	// stayed: at a million names served over a day, another 200 MB or so.)
 	byName map[string]store.CertStatus
 	dirty  map[string]struct{} // changed since last written
 	// watchers are closed at the next change of their name's status
@@ -399,6 +412,34 @@ func (b *statusBook) failed(name string, err error) {
 	})
 }
 
+// release drops name's status if it is a valid one already written and no
+// handshake waits on it: its certificate left the cache, and the store's
+// record says the same. It reports whether it did.
+func (b *statusBook) release(name string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.releaseLocked(name, time.Now())
+}
+
+func (b *statusBook) releaseLocked(name string, now time.Time) bool {
+	s, ok := b.byName[name]
+	if !ok || !valid(&s, now) || b.watchers[name] != nil {
+		return false
+	}
+	if _, dirty := b.dirty[name]; dirty {
+		return false
+	}
+	delete(b.byName, name)
+	return true
+}
+
+// size returns how many names have a status in memory.
+func (b *statusBook) size() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.byName)
+}
+
 func (b *statusBook) forget(name string) {
 	b.mu.Lock()
 	delete(b.byName, name)
@@ -461,6 +502,15 @@ func (b *statusBook) flush(ctx context.Context) bool {
 		err := b.out.PutCertStatus(wctx, s)
 		cancel()
 		if err == nil {
+			// Written: a valid status of a name not in memory (a renewal
+			// from its record) is the record's now.
+			if b.inMemory != nil && !b.inMemory(s.Hostname) {
+				b.mu.Lock()
+				if cur, known := b.byName[s.Hostname]; known && cur.UpdatedAt.Equal(s.UpdatedAt) {
+					b.releaseLocked(s.Hostname, time.Now())
+				}
+				b.mu.Unlock()
+			}
 			continue
 		}
 		ok = false
