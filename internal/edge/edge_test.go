@@ -774,6 +774,32 @@ func TestCertificateCache(t *testing.T) {
 	if n := asked() - before; n != 1 {
 		t.Errorf("a handshake once certCacheTTL ran out asked the certificate source %d times, want 1", n)
 	}
+	// Entries that ran out are swept by a later store, at most every
+	// certSweepEvery: the cache does not hold a name's certificate past
+	// that (it held it until the next SetRoutes, whatever the
+	// certificate cache had let go).
+	if err := h.s.UpdateRoutes([]Route{{Host: "c.test", Upstreams: []string{up.URL}}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	entries := func() (names []string) {
+		h.s.certs.Range(func(k, _ any) bool { names = append(names, k.(string)); return true })
+		slices.Sort(names)
+		return names
+	}
+	clock.Add(int64(certSweepEvery))
+	if c, err := h.dialTLS("c.test", "http/1.1"); err != nil {
+		t.Fatal(err)
+	} else {
+		c.Close()
+	}
+	if got := entries(); !slices.Equal(got, []string{"c.test"}) {
+		t.Errorf("after a sweep the cache holds %v, want [c.test]", got)
+	}
+	handshake() // a.test again, within certSweepEvery of the sweep: no sweep
+	if got := entries(); !slices.Equal(got, []string{"a.test", "c.test"}) {
+		t.Errorf("the cache holds %v, want [a.test c.test]", got)
+	}
+
 	if err := h.s.SetRoutes([]Route{{Host: "b.test", Upstreams: []string{up.URL}}}); err != nil {
 		t.Fatal(err)
 	}

@@ -33,9 +33,10 @@ type Server struct {
 	ticketCfg atomic.Pointer[tls.Config] // TLS config with shared ticket keys; nil until SetSessionTicketKeys
 	ech       atomic.Pointer[echState]   // nil until SetECHKeys (ech.go)
 
-	// certs maps a served name to its *cachedCert; bounded by the route
-	// table, as SetRoutes clears it (contract: certCacheTTL, tls.go).
-	certs sync.Map
+	// certs maps a served name to its *cachedCert, certsSwept is the
+	// clock of its last sweep (contract: certCacheTTL, tls.go).
+	certs      sync.Map
+	certsSwept atomic.Int64
 
 	mem releaser // returns memory to the OS after bursts of connections (release.go)
 

@@ -97,8 +97,21 @@ func (s *Server) getCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, e
 	cert, err := s.cfg.GetCertificate(hello)
 	if err == nil && cert != nil {
 		s.certs.Store(name, &cachedCert{cert: cert, until: now + int64(certCacheTTL)})
+		if last := s.certsSwept.Load(); now-last >= int64(certSweepEvery) && s.certsSwept.CompareAndSwap(last, now) {
+			s.sweepCerts(now)
+		}
 	}
 	return cert, err
+}
+
+// sweepCerts deletes the entries of s.certs that ran out by now.
+func (s *Server) sweepCerts(now int64) {
+	s.certs.Range(func(name, c any) bool {
+		if now >= c.(*cachedCert).until {
+			s.certs.CompareAndDelete(name, c)
+		}
+		return true
+	})
 }
 
 // certCacheTTL is how long the edge serves the certificate
@@ -110,10 +123,19 @@ func (s *Server) getCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, e
 // GetCertificate returned for its name at most certCacheTTL ago, so a
 // renewed certificate is served at most that late. Only names of the route
 // table are kept, SetRoutes forgets every entry and UpdateRoutes those of
-// the names it changes, so the route table bounds it; the table is checked first, so a name that lost its route
-// gets no certificate whatever the cache holds. TLS-ALPN-01 handshakes
-// are never answered from it.
+// the names it changes; the table is checked first, so a name that lost
+// its route gets no certificate whatever the cache holds. TLS-ALPN-01
+// handshakes are never answered from it. Bound: the names whose
+// certificate was asked for in the last certCacheTTL + certSweepEvery,
+// as a store sweeps out the entries that ran out at most every
+// certSweepEvery. (Before the sweep, an entry stayed until the next
+// SetRoutes, holding its certificate after the certificate cache had let
+// it go: every name handshaked since, 5 KB each.)
 const certCacheTTL = 100 * time.Millisecond
+
+// certSweepEvery is how often the entries of Server.certs that ran out are
+// deleted (by the handshake that stores one, in passing).
+const certSweepEvery = time.Second
 
 // cachedCert is an entry of Server.certs.
 type cachedCert struct {
