@@ -57,7 +57,7 @@ func (f *serverFlags) register(cmd *cobra.Command, https, http, domain string) {
 	cmd.Flags().StringVar(&f.httpsAddr, "https-addr", https, "HTTPS listen address")
 	cmd.Flags().StringVar(&f.httpAddr, "http-addr", http, "HTTP listen address (redirects to HTTPS, answers ACME HTTP-01)")
 	cmd.Flags().StringVar(&f.apiAddr, "api-addr", config.DefaultAPIAddr, "API listen address (keep it on loopback unless a firewall guards it)")
-	cmd.Flags().IntVar(&f.metricsSeries, "metrics-max-series", config.DefaultMetricsMaxSeries, "at most this many /metrics series labelled by hostname (certificates), and by service and upstream: beyond it those not ready or not healthy come first, and spine_certificate_hostnames counts every hostname")
+	cmd.Flags().IntVar(&f.metricsSeries, "metrics-max-series", config.DefaultMetricsMaxSeries, "at most this many /metrics series labelled by hostname (certificates), and by service and upstream: beyond it those not ready or not healthy come first, and spine_certificate_hostnames counts every hostname; and at most this many services with request series, the least recently used dropped first")
 	cmd.Flags().StringVar(&f.metrics, "metrics", config.MetricsOnAPI, "where GET /metrics (Prometheus, no token) is served: api (the API's listener), off, or HOST:PORT of a listener of its own (it names every project's hostnames and upstreams: move it off the API if tenants reach the API)")
 	cmd.Flags().StringVar(&f.domain, "domain", domain, "domain given to the default project at start")
 	cmd.Flags().DurationVar(&f.leafLifetime, "cert-lifetime", config.DefaultLeafLifetime, "lifetime of certificates from the internal CA, 1h to 8760h (renewed automatically, see --renewal-window-ratio)")

@@ -187,3 +187,35 @@ func TestMetricsRecorderOnFirstRequest(t *testing.T) {
 		t.Error("the removed service is still in the server's services")
 	}
 }
+
+// A service whose recorder the registry dropped for its bound gets a new
+// one at its next request, its counts from zero.
+func TestMetricsRecorderMadeAgainAfterADrop(t *testing.T) {
+	reg := metrics.New(metrics.Sources{MaxSeries: 1})
+	up := namedUpstream(t, "one")
+	h := startEdge(t, Config{Metrics: reg},
+		Route{Host: "a.test", Project: "p", Service: "web", Upstreams: []string{up.URL}},
+		Route{Host: "b.test", Project: "p", Service: "api", Upstreams: []string{up.URL}})
+	rec := func(host string) *metrics.Service { return h.s.table.Load().lookup(host).rec.Load() }
+	c := h.client(t, false)
+	get := func(host string) {
+		t.Helper()
+		if resp, _ := do(t, c, "GET", "https://"+host+"/", nil); resp.StatusCode != 200 {
+			t.Fatalf("%s: %d", host, resp.StatusCode)
+		}
+	}
+	get("a.test")
+	first := rec("a.test")
+	get("b.test") // the bound is one service: a's recorder is dropped
+	if !first.Gone() || reg.ServicesDropped() != 1 {
+		t.Fatalf("a's recorder gone %v, %d dropped; want true, 1", first.Gone(), reg.ServicesDropped())
+	}
+	get("a.test")
+	if again := rec("a.test"); again == first || again.Gone() {
+		t.Fatal("a's next request did not make it a new recorder")
+	}
+	series := map[string]string{"service": "p/web", "code": "200", "proto": "1.1"}
+	if v, ok := metrics.Lookup(reg.Gatherer(), "spine_http_requests_total", series); !ok || v != 1 {
+		t.Errorf("a's requests after the drop = %v (present %v), want 1", v, ok)
+	}
+}

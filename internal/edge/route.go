@@ -87,12 +87,14 @@ type routeService struct {
 // old table counts nothing more).
 func (s *Server) recorder(sv *routeService) *metrics.Service {
 	reg := s.cfg.Metrics
-	if m := sv.rec.Load(); m != nil || reg == nil {
+	if m := sv.rec.Load(); m != nil && !m.Gone() || reg == nil {
 		return m
 	}
 	s.recMu.Lock()
 	defer s.recMu.Unlock()
-	if m := sv.rec.Load(); m != nil || sv.gone {
+	// A recorder the registry dropped for its bound (metrics.Registry's
+	// Service) is made anew, its counters from zero.
+	if m := sv.rec.Load(); m != nil && !m.Gone() || sv.gone {
 		return m
 	}
 	m := reg.Service(sv.Project, sv.Service)

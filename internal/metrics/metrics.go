@@ -1,11 +1,13 @@
 package metrics
 
 import (
+	"cmp"
 	"crypto/tls"
 	"net"
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -28,7 +30,14 @@ type Registry struct {
 	acmeDur    *prometheus.HistogramVec // ca, endpoint
 
 	mu       sync.Mutex          // serialises the creation and deletion of services' series
-	services map[string]*Service // by label value
+	services map[string]*Service // by label value; at most maxServices
+	// maxServices bounds the services with request series (Sources.MaxSeries):
+	// past it, making one drops the least recently used of a sample
+	// (Registry.Service). made numbers the recorders made: a Service's
+	// used is made's value at its last request.
+	maxServices int
+	made        atomic.Int64
+	dropped     atomic.Int64 // recorders dropped for the bound
 }
 
 // New returns a Registry with Spine's metrics, the Go runtime's and the
@@ -67,9 +76,14 @@ func New(sources Sources) *Registry {
 			Help:    "Duration of HTTP requests to ACME CAs, by CA and endpoint.",
 			Buckets: []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
 		}, []string{"ca", "endpoint"}),
-		services: make(map[string]*Service),
+		services:    make(map[string]*Service),
+		maxServices: cmp.Or(sources.MaxSeries, DefaultMaxSeries),
 	}
-	r.reg.MustRegister(r.requests, r.durations, r.handshakes, r.conns, r.obtains, r.acmeReqs, r.acmeDur,
+	dropped := prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "spine_metrics_services_dropped_total",
+		Help: "Services whose request series were dropped to keep at most the series bound (--metrics-max-series) of services with them, the least recently used first.",
+	}, func() float64 { return float64(r.dropped.Load()) })
+	r.reg.MustRegister(r.requests, r.durations, r.handshakes, r.conns, r.obtains, r.acmeReqs, r.acmeDur, dropped,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		newStateCollector(sources))

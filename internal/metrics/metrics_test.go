@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -203,4 +204,87 @@ func BenchmarkObserve(b *testing.B) {
 			s.Observe(200, 1, 1, time.Since(start))
 		}
 	})
+}
+
+// TestServiceSeriesBound: at most MaxSeries services keep request series;
+// making one more drops the least recently used (counted), whose recorder
+// is then gone, and which gets a new one, counting from zero, when it
+// answers again.
+func TestServiceSeriesBound(t *testing.T) {
+	r := New(Sources{MaxSeries: 3})
+	// "Recently" is since the last recorder was made: b answered before c
+	// was made, a and c after.
+	a := r.Service("p", "a")
+	a.Observe(200, 1, 1, time.Millisecond)
+	b := r.Service("p", "b")
+	b.Observe(200, 1, 1, time.Millisecond)
+	b.Observe(404, 1, 1, time.Millisecond)
+	b.Observe(299, 2, 0, time.Millisecond)
+	c := r.Service("p", "c")
+	c.Observe(200, 1, 1, time.Millisecond)
+	a.Observe(200, 1, 1, time.Millisecond)
+	d := r.Service("p", "d")
+	d.Observe(200, 1, 1, time.Millisecond)
+	services := func() []string {
+		var out []string
+		mfs, _ := r.Gatherer().Gather()
+		for _, mf := range mfs {
+			if mf.GetName() != "spine_http_requests_total" && mf.GetName() != "spine_http_request_duration_seconds" {
+				continue
+			}
+			for _, m := range mf.GetMetric() {
+				for _, l := range m.GetLabel() {
+					if l.GetName() == "service" && !slices.Contains(out, l.GetValue()) {
+						out = append(out, l.GetValue())
+					}
+				}
+			}
+		}
+		slices.Sort(out)
+		return out
+	}
+	if got := services(); !slices.Equal(got, []string{"p/a", "p/c", "p/d"}) {
+		t.Errorf("services with series %v, want [p/a p/c p/d] (p/b least recently used)", got)
+	}
+	if !b.Gone() || a.Gone() || r.ServicesDropped() != 1 {
+		t.Errorf("b gone %v, a gone %v, dropped %d; want true, false, 1", b.Gone(), a.Gone(), r.ServicesDropped())
+	}
+	if v, ok := Lookup(r.Gatherer(), "spine_metrics_services_dropped_total", nil); !ok || v != 1 {
+		t.Errorf("spine_metrics_services_dropped_total = %v (present %v), want 1", v, ok)
+	}
+	b.Observe(200, 1, 1, time.Millisecond) // the dropped recorder: counted nowhere
+	if got := services(); slices.Contains(got, "p/b") {
+		t.Errorf("a request on b's dropped recorder brought its series back: %v", got)
+	}
+	r.Service("p", "b").Observe(200, 1, 1, time.Millisecond) // b again: a new recorder, another dropped
+	if v, ok := Lookup(r.Gatherer(), "spine_http_requests_total", map[string]string{"service": "p/b", "code": "200", "proto": "1.1"}); !ok || v != 1 {
+		t.Errorf("b's requests after it came back = %v (present %v), want 1", v, ok)
+	}
+	if got := services(); len(got) != 3 || r.ServicesDropped() != 2 {
+		t.Errorf("services with series %v, %d dropped; want 3 and 2", got, r.ServicesDropped())
+	}
+}
+
+// BenchmarkServiceSeriesMemory: the memory that services with request
+// series keep, per service that answered one request, for 20,000 services
+// (the bound at its default, 10,000, and without it in effect).
+func BenchmarkServiceSeriesMemory(b *testing.B) {
+	for _, bound := range []int{DefaultMaxSeries, 1 << 30} {
+		b.Run(fmt.Sprint(bound), func(b *testing.B) {
+			for b.Loop() {
+				var m0, m1 runtime.MemStats
+				runtime.GC()
+				runtime.ReadMemStats(&m0)
+				r := New(Sources{MaxSeries: bound})
+				const n = 20_000
+				for i := range n {
+					r.Service("p", fmt.Sprintf("s%07d", i)).Observe(200, 1, 1, time.Millisecond)
+				}
+				runtime.GC()
+				runtime.ReadMemStats(&m1)
+				runtime.KeepAlive(r)
+				b.ReportMetric(float64(int64(m1.HeapAlloc)-int64(m0.HeapAlloc))/n, "B/service")
+			}
+		})
+	}
 }

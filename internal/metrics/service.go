@@ -18,7 +18,8 @@ import (
 // an idle service costs no series. The methods of a nil *Service do nothing.
 type Service struct {
 	r     *Registry
-	label string // "project/service"
+	label string       // "project/service"
+	used  atomic.Int64 // r.made at its last request (Registry.Service's bound)
 
 	gone atomic.Bool // ForgetServices deleted its series: make no new ones
 
@@ -119,10 +120,54 @@ func (r *Registry) Service(project, service string) *Service {
 	defer r.mu.Unlock()
 	s := r.services[label]
 	if s == nil {
+		if len(r.services) >= r.maxServices {
+			r.dropOne()
+		}
 		s = &Service{r: r, label: label}
+		s.used.Store(r.made.Add(1))
 		r.services[label] = s
 	}
 	return s
+}
+
+// dropSample is how many recorders dropOne compares.
+const dropSample = 8
+
+// dropOne forgets the least recently used of a few recorders (r.mu held):
+// the request series are kept for at most maxServices services (each costs
+// about 2.9 KB once it answered a request: a counter and a histogram
+// series; a million services reached by traffic held 2.9 GB). A dropped
+// service that answers again gets a new recorder (edge.Server.recorder),
+// its counters from zero: Prometheus reads that as a counter reset.
+func (r *Registry) dropOne() {
+	var victim *Service
+	n := 0
+	for _, s := range r.services { // Go's map order: a sample at random
+		if victim == nil || s.used.Load() < victim.used.Load() {
+			victim = s
+		}
+		if n++; n == dropSample {
+			break
+		}
+	}
+	if victim != nil {
+		r.forget(victim.label)
+		r.dropped.Add(1)
+	}
+}
+
+// Gone reports whether s's series were deleted (the service left, or was
+// dropped for the bound): it records nothing more, and a caller that keeps
+// it asks Registry.Service for a new one.
+func (s *Service) Gone() bool { return s != nil && s.gone.Load() }
+
+// ServicesDropped returns how many services' request series were dropped
+// for the bound (Sources.MaxSeries).
+func (r *Registry) ServicesDropped() int64 {
+	if r == nil {
+		return 0
+	}
+	return r.dropped.Load()
 }
 
 // ForgetServices deletes the series of every service keep does not hold
@@ -161,7 +206,22 @@ func (r *Registry) forget(label string) {
 	}
 	s.gone.Store(true)
 	delete(r.services, label)
-	r.requests.DeletePartialMatch(prometheus.Labels{"service": label})
+	// Its own series, each by its labels: a partial match walks every
+	// service's series, and the bound makes this run at any request.
+	if t := s.codes.Load(); t != nil {
+		for i := range t.common {
+			for p := range t.common[i] {
+				if t.common[i][p].Load() != nil {
+					r.requests.DeleteLabelValues(label, strconv.Itoa(commonCodes[i]), protoNames[p])
+				}
+			}
+		}
+		t.other.Range(func(k, _ any) bool {
+			key := k.(uint32)
+			r.requests.DeleteLabelValues(label, strconv.Itoa(int(key>>2)), protoNames[key&3])
+			return true
+		})
+	}
 	r.durations.DeleteLabelValues(label)
 }
 
@@ -170,6 +230,9 @@ func (r *Registry) forget(label string) {
 func (s *Service) Observe(code, major, minor int, d time.Duration) {
 	if s == nil {
 		return
+	}
+	if u := s.r.made.Load(); s.used.Load() != u {
+		s.used.Store(u) // written only when a recorder was made since: no shared write per request
 	}
 	p := proto11
 	switch {
