@@ -163,11 +163,17 @@ type entry[V any] struct {
 	v    V
 }
 
-// newNamesBuilder returns a builder for about hint names.
+// newNamesBuilder returns a builder for about hint names. Its shards are
+// made one at a time, letting handshakes run in between: at a million
+// names they are tens of megabytes, each allocation zeroed at once, and
+// made together they held a processor for 20-40 ms (a trace of
+// PostgreSQL's warm-up, BENCHMARKS.md).
 func newNamesBuilder[V any](hint int) *namesBuilder[V] {
 	b := &namesBuilder[V]{}
 	if per := hint / nameShards; per > 0 {
+		var y sched.Yielder
 		for i := range b.shards {
+			y.Maybe()
 			b.shards[i] = make([]entry[V], 0, per+per/4+8) // the hash spreads names within a few percent
 		}
 	}

@@ -95,7 +95,7 @@ func (db *DB) ListCertValid(ctx context.Context, ratio float64, now time.Time) (
 	const valid = `SELECT hostname FROM cert_status
 		WHERE status = $1 AND not_before < $2 AND not_after - (not_after - not_before) * CAST($3 AS DOUBLE PRECISION) > $2`
 	var (
-		out []string
+		out chunkedStrings
 		y   sched.Yielder
 	)
 	if db.pgcfg != nil {
@@ -110,14 +110,14 @@ func (db *DB) ListCertValid(ctx context.Context, ratio float64, now time.Time) (
 			var kept packed
 			for n := 0; rows.Next(); n++ {
 				yieldEvery(&y, n)
-				out = append(out, kept.of(rows.RawValues()[0]))
+				out.add(kept.of(rows.RawValues()[0]))
 			}
 			return rows.Err()
 		})
 		if err != nil {
 			return nil, db.wrap("listing valid certificates", err)
 		}
-		return out, nil
+		return out.list(), nil
 	}
 	rows, err := db.r.QueryContext(ctx, valid, CertActive, toNanos(now), ratio)
 	if err != nil {
@@ -130,12 +130,48 @@ func (db *DB) ListCertValid(ctx context.Context, ratio float64, now time.Time) (
 		if err := rows.Scan(&h); err != nil {
 			return nil, db.wrap("listing valid certificates", err)
 		}
-		out = append(out, h)
+		out.add(h)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, db.wrap("listing valid certificates", err)
 	}
-	return out, nil
+	return out.list(), nil
+}
+
+// chunkedStrings collects a read's strings in lists of at most 64K, so that
+// no append reallocates a list of a million: each growth of one is a new
+// allocation of up to 16 MB, zeroed and faulted in at once, which held a
+// node's one processor for tens of milliseconds while its warm-up's
+// handshakes waited (one such append took 48 ms; BENCHMARKS.md, "What held
+// the processor over PostgreSQL's warm-up"). list makes the one list at
+// the end, at its size.
+type chunkedStrings struct {
+	full [][]string
+	cur  []string
+	n    int
+}
+
+func (c *chunkedStrings) add(s string) {
+	if len(c.cur) == cap(c.cur) {
+		if c.cur != nil {
+			c.full = append(c.full, c.cur)
+		}
+		c.cur = make([]string, 0, min(max(2*cap(c.cur), 256), 1<<16))
+	}
+	c.cur = append(c.cur, s)
+	c.n++
+}
+
+// list returns the strings added, in order (nil for none).
+func (c *chunkedStrings) list() []string {
+	if c.full == nil {
+		return c.cur
+	}
+	out := make([]string, 0, c.n)
+	for _, ch := range c.full {
+		out = append(out, ch...)
+	}
+	return append(out, c.cur...)
 }
 
 // DeleteCertStatus deletes the status of hostname, or returns ErrNotFound.

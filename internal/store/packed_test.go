@@ -2,6 +2,7 @@ package store
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -40,5 +41,30 @@ func TestPackedSmallRead(t *testing.T) {
 	}
 	if c := cap(p.buf); c > packFirst {
 		t.Errorf("three IDs took a block of %d bytes, want at most %d", c, packFirst)
+	}
+}
+
+// chunkedStrings gives back what was added, in order, across its chunks,
+// and never holds a chunk over 64K strings.
+func TestChunkedStrings(t *testing.T) {
+	for _, n := range []int{0, 1, 256, 257, 100_000} {
+		var c chunkedStrings
+		for i := range n {
+			c.add(strconv.Itoa(i))
+		}
+		for _, ch := range c.full {
+			if cap(ch) > 1<<16 {
+				t.Fatalf("n=%d: a chunk of %d", n, cap(ch))
+			}
+		}
+		got := c.list()
+		if len(got) != n || (n == 0) != (got == nil) {
+			t.Fatalf("n=%d: list of %d (nil %v)", n, len(got), got == nil)
+		}
+		for i, s := range got {
+			if s != strconv.Itoa(i) {
+				t.Fatalf("n=%d: element %d is %q", n, i, s)
+			}
+		}
 	}
 }
