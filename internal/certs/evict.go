@@ -30,7 +30,7 @@ import (
 // renewed certificate entering a cache already full) stays until picked,
 // which then removes nothing from the cache. Safe for concurrent use.
 type cachedSet struct {
-	mu      sync.Mutex
+	mu      sync.RWMutex // read-locked by mayHold, on every handshake
 	names   []string
 	at      map[string]int // index in names
 	limit   int            // make room at this many; 0: no bound
@@ -92,8 +92,8 @@ func (s *cachedSet) mayHold(name string) bool {
 	if _, parent, ok := strings.Cut(name, "."); ok && len(parent)+2 <= len(buf) {
 		wild = append(append(wild, "*."...), parent...)
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.mu.RLock()
+	defer s.mu.RUnlock()
 	if _, ok := s.at[name]; ok {
 		return true
 	}

@@ -47,10 +47,11 @@ func (m *Manager) getCertificate(hello *tls.ClientHelloInfo, wait bool) (*tls.Ce
 		// Storage, on another (challenge.go).
 		return m.alpnChallengeCertificate(hello)
 	}
-	if !m.served.Load().allows(hostname.Clean(hello.ServerName)) {
+	name := hostname.Clean(hello.ServerName)
+	if !m.served.Load().allows(name) {
 		return nil, fmt.Errorf("certs: no certificate for %q", hello.ServerName)
 	}
-	cert, err := m.lookup(hello)
+	cert, err := m.lookup(hello, name)
 	if err != nil {
 		if !wait {
 			return nil, fmt.Errorf("certs: no certificate for %q yet: %w", hello.ServerName, err)
@@ -75,14 +76,10 @@ func (m *Manager) getCertificate(hello *tls.ClientHelloInfo, wait bool) (*tls.Ce
 // Such a name goes to loadCertificate, which makes room first and reads
 // the store once. A name the set holds but certmagic evicted by itself
 // (rare: an obtained certificate entering a full cache) is loaded by
-// certmagic, in one read too.
-func (m *Manager) lookup(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
-	if m.cached.mayHold(hostname.Clean(hello.ServerName)) {
-		ctx := hello.Context()
-		if ctx == nil { // a hand-built hello
-			ctx = m.ctx
-		}
-		cert, err := m.magic.Load().GetCertificateWithContext(withCertificateLoad(ctx), hello)
+// certmagic, a read per key. name is hello.ServerName, cleaned.
+func (m *Manager) lookup(hello *tls.ClientHelloInfo, name string) (*tls.Certificate, error) {
+	if m.cached.mayHold(name) {
+		cert, err := m.magic.Load().GetCertificate(hello)
 		// certmagic answers an empty certificate and no error when its
 		// cache is nearly full and storage has none.
 		if err == nil && len(cert.Certificate) > 0 {
@@ -122,7 +119,7 @@ func (m *Manager) awaitFirst(hello *tls.ClientHelloInfo) (*tls.Certificate, bool
 		switch {
 		case st.Status == store.CertActive:
 			// Issued (or loaded): the certificate is in memory now.
-			cert, err := m.lookup(hello)
+			cert, err := m.lookup(hello, name)
 			return cert, err == nil
 		case st.Status != store.CertPending && st.Status != store.CertIssuing:
 			return nil, false
