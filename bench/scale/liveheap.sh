@@ -13,11 +13,14 @@
 # (CPUSeconds); FIRST_ONLY=1 stops the node there. COLD=n (with FILL): after the fill, n handshakes one at a
 # time for names not in memory (bench/handshakes -offset 1 -latency), the cache full: OUT.cold has their
 # times, the node's processor time and collections over them and, with DSN, PostgreSQL's transactions
-# (each read of the store outside a transaction is one) per handshake.
+# (each read of the store outside a transaction is one) per handshake. DB_CORE=cores (with DSN): PostgreSQL's
+# processes pinned there while the node runs (bench/scale -db-core), every core given back after.
 set -u
-BIN=$1; DIR=$2; OUT=$3; DSN=${4:-}; SPINE_EXTRA=${SPINE_EXTRA:-}; FILL=${FILL:-}; FILL_TOTAL=${FILL_TOTAL:-}; FIRST_ONLY=${FIRST_ONLY:-}; COLD=${COLD:-}
+BIN=$1; DIR=$2; OUT=$3; DSN=${4:-}; SPINE_EXTRA=${SPINE_EXTRA:-}; FILL=${FILL:-}; FILL_TOTAL=${FILL_TOTAL:-}; FIRST_ONLY=${FIRST_ONLY:-}; COLD=${COLD:-}; DB_CORE=${DB_CORE:-}
 pkill -f "serve --data" ; while pgrep -f "serve --data" >/dev/null; do sleep 0.5; done
 extra=""; [ -n "$DSN" ] && extra="--store $DSN"
+pinpg() { for p in $(pgrep -x postgres); do taskset -a -p -c $1 $p > /dev/null; done; }
+if [ -n "$DB_CORE" ] && [ -n "$DSN" ]; then pinpg $DB_CORE; trap 'pinpg 0-$(($(nproc) - 1))' EXIT; fi
 GOMAXPROCS=1 taskset -c 0 $BIN serve --data $DIR --https-addr 127.0.0.1:18443 --http-addr 127.0.0.1:18080 --api-addr 127.0.0.1:18081 --domain bench.test $extra $SPINE_EXTRA > $OUT.node.log 2>&1 &
 PID=$!
 for i in $(seq 1 600); do grep -q "first sync applied" $OUT.node.log && break; sleep 0.5; done
@@ -27,6 +30,7 @@ TOK=$(cat $DIR/admin.token)
 # collections, and the node's processor time (user + system).
 curl -s -H "Authorization: Bearer $TOK" "http://127.0.0.1:18081/debug/pprof/heap?debug=1" | grep -E "^# (TotalAlloc|Mallocs|NumGC|PauseTotalNs) " >> $OUT.sync
 awk -v hz=$(getconf CLK_TCK) '{printf "# CPUSeconds = %.2f\n", ($14+$15)/hz}' /proc/$PID/stat >> $OUT.sync
+grep VmHWM /proc/$PID/status >> $OUT.sync # the peak RSS so far
 [ -n "$FIRST_ONLY" ] && { kill $PID; wait $PID 2>/dev/null; cat $OUT.sync; exit 0; }
 if [ -n "$FILL" ]; then
   # Fill the certificate cache as traffic would: FILL distinct hostnames

@@ -58,6 +58,7 @@ type config struct {
 	sizes                      []int
 	stores                     []string
 	serverCore, probeCore      string
+	dbCore                     string
 	cold, sample, changes      int
 	idleMax, changeGap, settle time.Duration
 	procs                      int
@@ -74,6 +75,7 @@ type run struct {
 	AllSec     float64  `json:"all_sec"`   // every name of the sample answered
 	RSSFirstMi float64  `json:"rss_first_mib"`
 	RSSWarmMi  float64  `json:"rss_warm_mib"`
+	RSSPeakMi  float64  `json:"rss_peak_mib"` // the most RSS until the idle point (VmHWM): the first sync's peak
 	// RSSSettledMi is read once the node has given the first sync's peak
 	// back (-settle after the first sync: the node releases it after the
 	// sync and the two after it, a --resync-interval apart), after the
@@ -81,6 +83,7 @@ type run struct {
 	RSSSettledMi float64    `json:"rss_settled_mib,omitempty"`
 	SettledSec   float64    `json:"settled_sec,omitempty"`
 	GOMAXPROCS   int        `json:"gomaxprocs"`
+	DBCore       string     `json:"db_core,omitempty"`        // PostgreSQL's processes pinned there (-db-core)
 	WarmSec      float64    `json:"warm_sec"`                 // until the node was idle
 	VacuumSec    float64    `json:"vacuum_sec,omitempty"`     // PostgreSQL: VACUUM (ANALYZE) of the schema after seeding
 	SyncSec      float64    `json:"first_sync_sec,omitempty"` // the warm-up's first sync, from the node's log
@@ -111,6 +114,7 @@ func main() {
 	flag.StringVar(&stores, "stores", "sqlite,postgres", "stores: sqlite, postgres")
 	flag.StringVar(&c.serverCore, "server-core", "0", "core spine is pinned to")
 	flag.StringVar(&c.probeCore, "probe-core", "1", "core this probe is pinned to once seeding is done")
+	flag.StringVar(&c.dbCore, "db-core", "", "cores PostgreSQL's processes are pinned to while a node runs (its backends, forked later, too), then given every core back; empty: not pinned, so the kernel may run them on the node's core")
 	flag.StringVar(&upAddr, "upstream", "127.0.0.1:19000", "address of the upstream this run serves (200 \"ok\") for every seeded service")
 	flag.IntVar(&c.cold, "cold", 200, "handshakes timed in each cold-handshake figure")
 	flag.DurationVar(&c.idleMax, "idle-max", 15*time.Minute, "longest wait for the node to be idle after its warm-up (under 5 % of a core for a second)")
@@ -279,6 +283,13 @@ func (c *config) measure(st string, n int, up string) (r run) {
 		logf("%s %d: VACUUM (ANALYZE) of the schema took %.1f s", st, n, r.VacuumSec)
 	}
 	pin(c.probeCore)
+	if c.dbCore != "" && st == "postgres" {
+		if err := pinPostgres(c.dbCore); err != nil {
+			return fail(err)
+		}
+		defer pinPostgres("0-" + strconv.Itoa(cores()-1))
+		r.DBCore = c.dbCore
+	}
 
 	// The node, on its core.
 	ports := [3]int{freePort(), freePort(), freePort()}
@@ -383,6 +394,7 @@ func (c *config) measure(st string, n int, up string) (r run) {
 	r.WarmSec = waitIdle(pid, c.idleMax, t0).Seconds()
 	r.SyncSec = firstSync(logFile.Name())
 	r.RSSWarmMi = rssMiB(pid)
+	r.RSSPeakMi = peakMiB(pid)
 	r.Load["rss_warm"] = loadavg()
 	r.ColdIdle = c.coldHandshakes(https, n*90/100, n*95/100, inSample)
 	r.Load["cold_idle"] = loadavg()
@@ -669,13 +681,19 @@ func certFiles(dir string, t time.Time) (files int, bytes int64, since int) {
 	return files, bytes, since
 }
 
-func rssMiB(pid int) float64 {
+func rssMiB(pid int) float64 { return statusMiB(pid, "VmRSS:") }
+
+// peakMiB is the most RSS pid has had (VmHWM).
+func peakMiB(pid int) float64 { return statusMiB(pid, "VmHWM:") }
+
+// statusMiB reads one of /proc/pid/status's memory lines, in MiB.
+func statusMiB(pid int, field string) float64 {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0
 	}
 	for _, l := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(l); len(f) >= 2 && f[0] == "VmRSS:" {
+		if f := strings.Fields(l); len(f) >= 2 && f[0] == field {
 			kb, _ := strconv.ParseFloat(f[1], 64)
 			return kb / 1024
 		}
@@ -719,6 +737,24 @@ func pin(core string) {
 	exec.Command("taskset", "-a", "-p", "-c", core, strconv.Itoa(os.Getpid())).Run()
 }
 
+// pinPostgres pins every running PostgreSQL process to cores; the
+// backends the postmaster forks later inherit its affinity. A fleet's
+// database runs on its own machine: pinned, this machine's PostgreSQL
+// does not take the node's core from it, as it does unpinned when a read
+// wakes its backend there.
+func pinPostgres(cores string) error {
+	out, err := exec.Command("pgrep", "-x", "postgres").Output()
+	if err != nil {
+		return fmt.Errorf("-db-core: no PostgreSQL process found (pgrep -x postgres): %v", err)
+	}
+	for _, pid := range strings.Fields(string(out)) {
+		if out, err := exec.Command("taskset", "-a", "-p", "-c", cores, pid).CombinedOutput(); err != nil {
+			return fmt.Errorf("-db-core: pinning PostgreSQL process %s: %v: %s", pid, err, out)
+		}
+	}
+	return nil
+}
+
 // cores is the number of cores this process could use at its start,
 // before pin.
 func cores() int { return runtime.NumCPU() }
@@ -735,7 +771,7 @@ func freePort() int {
 // table writes the runs as a Markdown table, with the RSS slope between
 // consecutive counts of one store.
 func table(w io.Writer, runs []run) {
-	fmt.Fprintln(w, "| store | hostnames | seed | first answer | all servable | RSS 2 s after first answer | RSS after warm-up | slope (warm) | RSS settled | slope (settled) | first sync | from store, warm-up p50/p99 | over the rest of the warm-up (-warm-probe) | from store, idle p50/p99 | create → served | delete → refused | snapshot files | rewrites in 30 s | load (1/5/15 min) |")
+	fmt.Fprintln(w, "| store | hostnames | seed | first answer | all servable | RSS 2 s after first answer | RSS after warm-up (peak) | slope (warm) | RSS settled | slope (settled) | first sync | from store, warm-up p50/p99 | over the rest of the warm-up (-warm-probe) | from store, idle p50/p99 | create → served | delete → refused | snapshot files | rewrites in 30 s | load (1/5/15 min) |")
 	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 	for i, r := range runs {
 		slope := "–"
@@ -769,8 +805,8 @@ func table(w io.Writer, runs []run) {
 		if p := r.WarmProbe; p != nil {
 			probe = fmt.Sprintf("%d: %.1f / %.1f ms, p99.9 %.1f ms, %.1f %% over 5 ms", p.N, p.P50, p.P99, p.P999, p.Over5)
 		}
-		fmt.Fprintf(w, "| %s | %d | %s | %.2f s | %.2f s | %.0f MiB | %.0f MiB | %s | %s | %s | %.1f s | %.1f / %.1f ms | %s | %.1f / %.1f ms | %s ms | %s ms | %s | %s | %s |\n",
-			r.Store, r.N, strings.Join(r.Seed, "<br>"), r.FirstSec, r.AllSec, r.RSSFirstMi, r.RSSWarmMi, slope, settled, sslope, r.SyncSec,
+		fmt.Fprintf(w, "| %s | %d | %s | %.2f s | %.2f s | %.0f MiB | %.0f MiB (%.0f) | %s | %s | %s | %.1f s | %.1f / %.1f ms | %s | %.1f / %.1f ms | %s ms | %s ms | %s | %s | %s |\n",
+			r.Store, r.N, strings.Join(r.Seed, "<br>"), r.FirstSec, r.AllSec, r.RSSFirstMi, r.RSSWarmMi, r.RSSPeakMi, slope, settled, sslope, r.SyncSec,
 			r.ColdWarm[0], r.ColdWarm[1], probe, r.ColdIdle[0], r.ColdIdle[1], joinMs(r.CreateMs), joinMs(r.DeleteMs),
 			orNone(strings.Join(files, ", ")), orNone(strings.Join(rw, ", ")), r.Load["first"]+" … "+r.Load["snapshot"])
 	}
