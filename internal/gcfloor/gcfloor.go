@@ -21,7 +21,7 @@
 // package starts it.
 //
 // cmd/spine starts it; a node raises the floor while its first sync runs
-// at scale (Raise, WarmFloor): that sync's garbage made collections often
+// at scale (Raise, Warm): that sync's garbage made collections often
 // enough that their mark phases delayed the warm-up's handshakes.
 //
 // Imports: only the standard library.
@@ -33,6 +33,8 @@ import (
 	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
+	"strconv"
+	"strings"
 	"sync"
 )
 
@@ -67,17 +69,67 @@ func Start(floor uint64) (stop func()) {
 	return t.stop
 }
 
-// WarmFloor is the floor while a node with many hostnames runs its first
-// sync (Raise; syncer's warm-up, node): at a million hostnames that sync
-// allocates gigabytes, and at GOGC=100 the collector ran every few hundred
-// megabytes. On one processor each mark phase's background worker held
-// it for 10-20 ms at a time, and a handshake waiting meanwhile waited
-// that long: 3 % of the warm-up's handshakes from the store took over 5
-// ms, none with the collector off (a runtime trace, BENCHMARKS.md). With
-// the goal a gigabyte above the live heap, the sync collects a few times
-// instead of a dozen. The heap grows only by what is allocated meanwhile,
-// so a smaller first sync never reaches it; GOMEMLIMIT still caps it.
+// WarmFloor is the most the floor is raised to while a node with many
+// hostnames runs its first sync (Raise(Warm()); syncer's warm-up, node):
+// at a million hostnames that sync allocates gigabytes, and at GOGC=100
+// the collector ran every few hundred megabytes. On one processor each
+// mark phase's background worker held it for 10-20 ms at a time, and a
+// handshake waiting meanwhile waited that long: 3 % of the warm-up's
+// handshakes from the store took over 5 ms, none with the collector off
+// (a runtime trace, BENCHMARKS.md). With the goal a gigabyte above the
+// live heap, the sync collects a few times instead of a dozen. The heap
+// grows only by what is allocated meanwhile, so a smaller first sync
+// never reaches it; Warm keeps it within the machine's memory, and
+// GOMEMLIMIT still caps it. Two gigabytes were tried and not kept: the
+// warm-up's p99 as before, its peak 600 MiB higher and its first sync
+// slower (BENCHMARKS.md, "The warm-up's floor at two gigabytes").
 const WarmFloor = 1 << 30
+
+// Warm returns the floor for a first sync: WarmFloor, at most a quarter
+// of the memory the process may use (its cgroup's memory.max, else the
+// machine's), and at least DefaultFloor. A node at a million hostnames
+// peaks at about 1.4 GiB over its first sync with the full floor; in a
+// container of 2 GiB that would leave little room, so there the sync
+// collects more often instead: its handshakes wait more, nothing else.
+func Warm() uint64 {
+	return warmFloor(memoryLimit())
+}
+
+func warmFloor(limit uint64) uint64 {
+	f := uint64(WarmFloor)
+	if limit > 0 {
+		f = min(f, limit/4)
+	}
+	return max(f, DefaultFloor)
+}
+
+// memoryLimit returns the memory the process may use, 0 if unknown: the
+// cgroup (v2) limit if one is set, else the machine's total.
+func memoryLimit() uint64 {
+	if b, err := os.ReadFile("/sys/fs/cgroup/memory.max"); err == nil {
+		if n, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64); err == nil {
+			return n // "max" (no limit) does not parse: the machine's
+		}
+	}
+	b, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return 0
+	}
+	return memTotal(string(b))
+}
+
+// memTotal reads MemTotal from /proc/meminfo's text, in bytes; 0 if absent.
+func memTotal(meminfo string) uint64 {
+	for l := range strings.Lines(meminfo) {
+		f := strings.Fields(l)
+		if len(f) >= 2 && f[0] == "MemTotal:" {
+			if kb, err := strconv.ParseUint(f[1], 10, 64); err == nil {
+				return kb << 10
+			}
+		}
+	}
+	return 0
+}
 
 // running is the tuner Start started, for Raise; nil if none runs.
 var (

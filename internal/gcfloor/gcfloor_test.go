@@ -129,3 +129,37 @@ func TestRaise(t *testing.T) {
 		t.Errorf("restored: heap goal %d B with %d B live, want the floor %d above, not %d", goal, live, floor, raised)
 	}
 }
+
+func TestWarmFloor(t *testing.T) {
+	for _, c := range []struct{ limit, want uint64 }{
+		{limit: 0, want: WarmFloor},               // unknown: the constant
+		{limit: 24 << 30, want: WarmFloor},        // a big machine
+		{limit: 4 << 30, want: WarmFloor},         // a quarter is the constant
+		{limit: 2 << 30, want: 512 << 20},         // a quarter of the memory
+		{limit: 512 << 20, want: 128 << 20},       // a small container
+		{limit: 32 << 20, want: DefaultFloor},     // never below the default floor
+		{limit: 1<<30 + 3, want: (1<<30 + 3) / 4}, // not rounded
+		{limit: 1 << 62, want: WarmFloor},         // a huge limit
+		{limit: 64 << 20, want: DefaultFloor},     // 16 MiB either way
+		{limit: 100 << 20, want: max(25<<20, DefaultFloor)},
+	} {
+		if got := warmFloor(c.limit); got != c.want {
+			t.Errorf("warmFloor(%d) = %d, want %d", c.limit, got, c.want)
+		}
+	}
+	if got := Warm(); got < DefaultFloor || got > WarmFloor {
+		t.Errorf("Warm() = %d, want between %d and %d", got, DefaultFloor, WarmFloor)
+	}
+}
+
+func TestMemTotal(t *testing.T) {
+	const meminfo = "MemTotal:       24579040 kB\nMemFree:        22056436 kB\nMemAvailable:   23198432 kB\n"
+	if got, want := memTotal(meminfo), uint64(24579040)<<10; got != want {
+		t.Errorf("memTotal = %d, want %d", got, want)
+	}
+	for _, bad := range []string{"", "MemFree: 1 kB\n", "MemTotal: lots kB\n", "MemTotal:\n"} {
+		if got := memTotal(bad); got != 0 {
+			t.Errorf("memTotal(%q) = %d, want 0", bad, got)
+		}
+	}
+}
