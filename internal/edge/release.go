@@ -22,6 +22,13 @@ import (
 // quarter of the live heap: the GC costs CPU in proportion to the live
 // heap, so it must free as much.
 //
+// Not during a warm-up (warm.go): the node's first sync is then building
+// its largest allocation, so a collection frees little that the sync will
+// not take again, and at a million hostnames its mark phase (340 MB live
+// at 1.5 s) held the one processor 10 ms at a time while the warm-up's
+// handshakes waited; the sync gives its own peak back once applied
+// (syncer's Release).
+//
 // Returning memory costs CPU: the GC, and an madvise call per run of free
 // pages, cheap on bare metal but not on a virtual machine (BENCHMARKS.md,
 // "Idle connections", has the figures). So releases are at least releaseEvery
@@ -47,6 +54,8 @@ type connCounts struct {
 type releaser struct {
 	conns connCounts
 	log   *slog.Logger
+	// hold, if set, reports whether releases wait (the edge's warm-up).
+	hold func() bool
 
 	mu      sync.Mutex
 	quit    chan struct{} // nil unless running
@@ -103,7 +112,7 @@ func (r *releaser) run(quit, done chan struct{}) {
 			} else {
 				quiet = 0
 			}
-			if quiet < releaseQuiet || now.Sub(last) < releaseEvery || budget <= 0 {
+			if quiet < releaseQuiet || now.Sub(last) < releaseEvery || budget <= 0 || r.held() {
 				continue
 			}
 			free, live := releasable()
@@ -120,6 +129,9 @@ func (r *releaser) run(quit, done chan struct{}) {
 		}
 	}
 }
+
+// held reports whether releases wait for now (hold).
+func (r *releaser) held() bool { return r.hold != nil && r.hold() }
 
 // quietAfterBurst reports whether the connections accepted in the last
 // tick, rate, are at most a quarter of peak, the most in one tick since

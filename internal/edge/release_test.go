@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"context"
 	"crypto/tls"
 	"log/slog"
 	"testing"
@@ -80,5 +81,29 @@ func TestKeepFreedMemory(t *testing.T) {
 		if running == keep {
 			t.Errorf("KeepFreedMemory %v: releaser running %v", keep, running)
 		}
+	}
+}
+
+// The releaser waits over a warm-up: the first sync is building the
+// node's largest allocation, and a forced collection then only makes the
+// warm-up's handshakes wait behind its mark phase.
+func TestReleaserHeldOverWarmUp(t *testing.T) {
+	s := tableServer(t, Config{})
+	if s.mem.held() {
+		t.Error("held before any warm-up")
+	}
+	s.Warm(func(context.Context, string) (*Route, *tls.Certificate, error) { return nil, nil, nil })
+	if !s.mem.held() {
+		t.Error("not held during the warm-up")
+	}
+	s.ForgetWarm() // a change notice: still warming
+	if !s.mem.held() {
+		t.Error("not held after a change notice during the warm-up")
+	}
+	if err := s.SetRoutes([]Route{{Host: "a.test", Service: "a", Upstreams: []string{"http://127.0.0.1:9"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if s.mem.held() {
+		t.Error("still held once the full table ended the warm-up")
 	}
 }

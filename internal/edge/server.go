@@ -86,6 +86,7 @@ func New(cfg Config) *Server {
 	}
 	s.cfg.Logger = s.log
 	s.mem.log = s.log
+	s.mem.hold = func() bool { return s.warm.Load() != nil } // no release over a warm-up (release.go)
 	s.table.Store(&table{})
 	return s
 }
