@@ -7,8 +7,9 @@
 //   - every hostname servable: a sample spread over the whole range (the
 //     first and last names included) each answered with its certificate;
 //   - resident memory 2 s after the first answer, after the warm-up (its
-//     peak still held) and settled (-settle after the first sync, once the
-//     node gave the peak back), and the per-hostname slopes between counts;
+//     peak still held; and the peak itself, VmHWM) and settled (-settle
+//     after the first sync, once the node gave the peak back), and the
+//     per-hostname slopes between counts;
 //   - handshakes needing a certificate from the store (dial + handshake, one
 //     at a time, each another name): p50 and p99 during the warm-up and
 //     once the node is idle; with -warm-probe, also over the rest of the
@@ -20,7 +21,9 @@
 //     they are rewritten in 30 s.
 //
 // The machine's load average (/proc/loadavg) is recorded next to each
-// figure. Typical use, from the repository's root:
+// figure. With -db-core, PostgreSQL's processes are pinned to those cores
+// while a node runs, so that the kernel does not run its backends on the
+// node's core (a fleet's database has a machine of its own). Typical use, from the repository's root:
 //
 //	go build -o /tmp/b/ ./bench/seed ./bench/scale ./cmd/spine
 //	/tmp/b/scale -bin /tmp/b -work /tmp/scale -n 100000,250000 -stores sqlite,postgres
