@@ -82,7 +82,8 @@ func Start(floor uint64) (stop func()) {
 // never reaches it; Warm keeps it within the machine's memory, and
 // GOMEMLIMIT still caps it. Two gigabytes were tried and not kept: the
 // warm-up's p99 as before, its peak 600 MiB higher and its first sync
-// slower (BENCHMARKS.md, "The warm-up's floor at two gigabytes").
+// slower (BENCHMARKS.md, "PostgreSQL's warm-up: a collection forced
+// 1.5 s into it, and what else was tried").
 const WarmFloor = 1 << 30
 
 // Warm returns the floor for a first sync: WarmFloor, at most a quarter
