@@ -161,15 +161,6 @@ func (r *Registry) dropOne() {
 // it asks Registry.Service for a new one.
 func (s *Service) Gone() bool { return s != nil && s.gone.Load() }
 
-// ServicesDropped returns how many services' request series were dropped
-// for the bound (Sources.MaxSeries).
-func (r *Registry) ServicesDropped() int64 {
-	if r == nil {
-		return 0
-	}
-	return r.dropped.Load()
-}
-
 // ForgetServices deletes the series of every service keep does not hold
 // (by ServiceLabel), and forgets their recorders: a request still in
 // flight on an old route table counts nothing more.
