@@ -1,7 +1,7 @@
 package serving
 
 import (
-	"cmp"
+	"bytes"
 	"crypto/sha256"
 	"iter"
 	"log/slog"
@@ -92,21 +92,24 @@ func newSvcShard(svcs []appliedService) *svcShard {
 
 // find returns the index of id in the shard, or where it would go.
 func (sh *svcShard) find(id string) (int, bool) {
-	return slices.BinarySearchFunc(sh.svcs, id, func(e appliedService, id string) int { return cmp.Compare(e.ID, id) })
+	return slices.BinarySearchFunc(sh.svcs, id, func(e appliedService, id string) int { return e.cmpID(id) })
 }
 
 // appliedService is one served service, as compact as what it must give
-// back (service) allows, 96 bytes: its hostnames and its upstreams each
-// one string (list: a service of one hostname keeps the store read's
-// string itself), its project and domain in a svcGroup shared by the
-// services of that project and domain, its times as Unix nanoseconds (as
-// the store keeps them: service returns them in UTC, as a store read does)
-// and the settings most services leave at their defaults behind a pointer
-// shared by the services that have the same. Its digest is not kept: a
-// delta that changes the service digests it again (digest of service is
-// the digest Full recorded).
+// back (service) allows, 80 bytes: its ID's 12 bytes (rawID), its
+// hostnames and its upstreams each one string (list: a service of one
+// hostname keeps the store read's string itself), its project and domain
+// in a svcGroup shared by the services of that project and domain, its
+// times as Unix nanoseconds (as the store keeps them: service returns them
+// in UTC, as a store read does) and the settings most services leave at
+// their defaults behind a pointer shared by the services that have the
+// same. Its name is not kept where the first hostname is <name>.<domain>,
+// as platform makes a service's (name): a substring of that hostname. An
+// ID not of platform's form, or a name not so derived, is kept in
+// serviceMore. Its digest is not kept: a delta that changes the service
+// digests it again (digest of service is the digest Full recorded).
 type appliedService struct {
-	ID, Name         string
+	id               rawID // unless more.ownID
 	hosts, upstreams list
 	group            *svcGroup
 	created, updated int64
@@ -122,6 +125,68 @@ type serviceMore struct {
 	HealthPath           string
 	HealthInterval       time.Duration
 	ClientCA, ClientAuth string
+	// ID is the service's ID when it is not of platform's form (ownID),
+	// Name its name when its first hostname served is not <name>.<domain>
+	// (ownName).
+	ID, Name       string
+	ownID, ownName bool
+}
+
+// ID returns e's ID: a new string unless more holds it.
+func (e *appliedService) ID() string {
+	if m := e.more; m != nil && m.ownID {
+		return m.ID
+	}
+	return e.id.String()
+}
+
+// cmpID compares e's ID with id, as strings compare, allocating nothing.
+func (e *appliedService) cmpID(id string) int {
+	if m := e.more; m != nil && m.ownID {
+		return strings.Compare(m.ID, id)
+	}
+	var buf [idLen]byte
+	return strings.Compare(e.id.text(&buf), id)
+}
+
+// compareIDs orders two records by ID.
+func compareIDs(a, b appliedService) int {
+	if !a.more.isOwnID() && !b.more.isOwnID() {
+		return bytes.Compare(a.id[:], b.id[:]) // the hex digits sort as their bytes
+	}
+	var buf [idLen]byte
+	bid := b.more.ownIDOr(&b.id, &buf)
+	return a.cmpID(bid)
+}
+
+func (m *serviceMore) isOwnID() bool { return m != nil && m.ownID }
+
+// ownIDOr returns m's own ID, else id's text in buf.
+func (m *serviceMore) ownIDOr(id *rawID, buf *[idLen]byte) string {
+	if m.isOwnID() {
+		return m.ID
+	}
+	return id.text(buf)
+}
+
+// Name returns e's name: a substring of its first hostname unless more
+// holds it.
+func (e *appliedService) Name() string {
+	if m := e.more; m != nil && m.ownName {
+		return m.Name
+	}
+	first := string(e.hosts)
+	if i := strings.IndexByte(first, '\n'); i >= 0 {
+		first = first[:i]
+	}
+	return first[:len(first)-len(e.group.Domain)-1]
+}
+
+// namedBy reports whether first, a service's first hostname, is
+// name.domain: what Name gives back without keeping name.
+func namedBy(first, name, domain string) bool {
+	return name != "" && len(first) == len(name)+1+len(domain) && strings.HasPrefix(first, name) &&
+		first[len(name)] == '.' && strings.HasSuffix(first, domain)
 }
 
 // list is a list of strings in one string, joined by newlines: "" is the
@@ -188,11 +253,20 @@ func newSharing() *sharing {
 // compact returns s's record, sharing what sh has (nil shares nothing).
 // A record that shares allocates nothing beyond its strings' lists.
 func compact(s *store.Service, sh *sharing) appliedService {
-	e := appliedService{ID: s.ID, Name: s.Name, hosts: joinList(s.Hostnames), upstreams: joinList(s.Upstreams),
+	e := appliedService{hosts: joinList(s.Hostnames), upstreams: joinList(s.Upstreams),
 		created: nanos(s.CreatedAt), updated: nanos(s.UpdatedAt)}
 	e.group = shared(sh.groupsOf(), svcGroup{ProjectID: s.ProjectID, Domain: s.Domain})
-	if m := (serviceMore{HSTSMaxAge: s.HSTSMaxAge, HealthPath: s.HealthPath, HealthInterval: s.HealthInterval,
-		ClientCA: s.ClientCA, ClientAuth: s.ClientAuth}); m != (serviceMore{}) {
+	m := serviceMore{HSTSMaxAge: s.HSTSMaxAge, HealthPath: s.HealthPath, HealthInterval: s.HealthInterval,
+		ClientCA: s.ClientCA, ClientAuth: s.ClientAuth}
+	if id, ok := packID(s.ID); ok {
+		e.id = id
+	} else {
+		m.ID, m.ownID = s.ID, true
+	}
+	if len(s.Hostnames) == 0 || !namedBy(s.Hostnames[0], s.Name, s.Domain) {
+		m.Name, m.ownName = s.Name, true
+	}
+	if m != (serviceMore{}) {
 		e.more = shared(sh.moresOf(), m)
 	}
 	return e
@@ -228,7 +302,7 @@ func (sh *sharing) moresOf() map[serviceMore]*serviceMore {
 
 // sameRecord reports whether a and b record the same service.
 func sameRecord(a, b appliedService) bool {
-	return a.ID == b.ID && a.Name == b.Name && a.hosts == b.hosts && a.upstreams == b.upstreams &&
+	return a.id == b.id && a.hosts == b.hosts && a.upstreams == b.upstreams &&
 		a.created == b.created && a.updated == b.updated && *a.group == *b.group &&
 		(a.more == b.more || a.more != nil && b.more != nil && *a.more == *b.more)
 }
@@ -243,7 +317,7 @@ func (e *appliedService) service() store.Service {
 // fields returns the service e records without its hostnames and
 // upstreams.
 func (e *appliedService) fields() store.Service {
-	s := store.Service{ID: e.ID, ProjectID: e.group.ProjectID, Name: e.Name, Domain: e.group.Domain,
+	s := store.Service{ID: e.ID(), ProjectID: e.group.ProjectID, Name: e.Name(), Domain: e.group.Domain,
 		CreatedAt: fromNanos(e.created), UpdatedAt: fromNanos(e.updated)}
 	if m := e.more; m != nil {
 		s.HSTSMaxAge, s.HealthPath, s.HealthInterval, s.ClientCA, s.ClientAuth = m.HSTSMaxAge, m.HealthPath, m.HealthInterval, m.ClientCA, m.ClientAuth
@@ -338,7 +412,7 @@ func (a *Applied) Full(st State, domains []store.Domain, suspended map[string]bo
 		switch {
 		case sh != nil:
 			y.Maybe()
-			slices.SortFunc(sh.svcs, func(a, b appliedService) int { return cmp.Compare(a.ID, b.ID) })
+			slices.SortFunc(sh.svcs, compareIDs)
 			if old != nil && slices.EqualFunc(old.svcs, sh.svcs, sameRecord) {
 				sh.serial = old.serial
 			}
@@ -680,7 +754,7 @@ func (s *AppliedServices) Hostnames(yield func(project, service, host string) bo
 		for k := range sh.svcs {
 			e := &sh.svcs[k]
 			for h := range e.hosts.all() {
-				if !yield(e.group.ProjectID, e.Name, h) {
+				if !yield(e.group.ProjectID, e.Name(), h) {
 					return
 				}
 			}

@@ -267,7 +267,7 @@ func TestAppliedRecordKeepsEveryField(t *testing.T) {
 	full := store.Service{ID: "id", ProjectID: "p", Name: "web", Domain: "a.test", Hostnames: []string{"web.a.test"},
 		Upstreams: []string{"http://127.0.0.1:1"}, HSTSMaxAge: 60, HealthPath: "/up", HealthInterval: time.Second,
 		ClientCA: "ca", ClientAuth: "require", CreatedAt: time.Unix(1, 5).UTC(), UpdatedAt: time.Unix(2, 7).UTC()}
-	bare := store.Service{ID: "id2", ProjectID: "p", Name: "b", Hostnames: []string{"b.a.test"}}
+	bare := store.Service{ID: "svc_0123456789abcdef01234567", ProjectID: "p", Name: "b", Domain: "a.test", Hostnames: []string{"b.a.test"}}
 	several := store.Service{ID: "id3", ProjectID: "q", Name: "c", Domain: "c.test",
 		Hostnames: []string{"c.test", "www.c.test", "api.c.test"}, Upstreams: []string{"http://127.0.0.1:1", "https://[::1]:8443/base?x=1"}}
 	for _, s := range []store.Service{full, bare, several} {
@@ -290,6 +290,58 @@ func TestAppliedRecordKeepsEveryField(t *testing.T) {
 	// A service of one hostname keeps the read's string, not a copy.
 	if e := compact(&bare, nil); unsafe.StringData(string(e.hosts)) != unsafe.StringData(bare.Hostnames[0]) {
 		t.Error("the record of a service of one hostname copied it")
+	}
+}
+
+// A record keeps an ID of platform's form as its 12 bytes and a name that
+// its first hostname holds as none: it gives both back, sorts and finds by
+// ID as the strings compare, whatever mix of forms a shard holds.
+func TestAppliedRecordIDAndName(t *testing.T) {
+	ids := []string{"svc_ffffffffffffffffffffffff", "svc_000000000000000000000000", "svc_0123456789abcdef01234567",
+		"id", "svc_", "svc_0123456789ABCDEF01234567", "svc_0123456789abcdef0123456", "svc_0123456789abcdef012345678",
+		"svc_0123456789abcdef0123456g", "svd_0123456789abcdef01234567", "svc_00000000000000000000000", "", "zzz"}
+	var recs []appliedService
+	for _, id := range ids {
+		s := store.Service{ID: id, ProjectID: "p", Name: "web", Domain: "a.test", Hostnames: []string{"web.a.test", "x.b.test"}}
+		e := compact(&s, newSharing())
+		if got := e.ID(); got != id {
+			t.Errorf("ID %q given back as %q", id, got)
+		}
+		_, platformForm := packID(id)
+		if platformForm == e.more.isOwnID() {
+			t.Errorf("ID %q: kept as a string %v", id, e.more.isOwnID())
+		}
+		if e.Name() != "web" || unsafe.StringData(e.Name()) != unsafe.StringData(string(e.hosts)) {
+			t.Errorf("name %q given back as %q, not the first hostname's bytes", s.Name, e.Name())
+		}
+		recs = append(recs, e)
+	}
+	slices.SortFunc(recs, compareIDs)
+	sorted := slices.Sorted(slices.Values(ids))
+	for i := range recs {
+		if got := recs[i].ID(); got != sorted[i] {
+			t.Fatalf("sorted by compareIDs, %d is %q, want %q", i, got, sorted[i])
+		}
+	}
+	sh := newSvcShard(recs)
+	for _, id := range ids {
+		if k, ok := sh.find(id); !ok || recs[k].ID() != id {
+			t.Errorf("find(%q) = %d, %v", id, k, ok)
+		}
+	}
+	if _, ok := sh.find("svc_0123456789abcdef01234568"); ok {
+		t.Error("found an ID never put in")
+	}
+	// A name the first hostname does not hold is kept.
+	for _, s := range []store.Service{
+		{ID: "svc_0123456789abcdef01234567", Name: "c", Domain: "c.test", Hostnames: []string{"c.test"}},
+		{ID: "svc_0123456789abcdef01234567", Name: "web", Domain: "a.test", Hostnames: []string{"www.a.test"}},
+		{ID: "svc_0123456789abcdef01234567", Name: "web", Domain: "a.test"},
+	} {
+		e := compact(&s, nil)
+		if e.Name() != s.Name || !e.more.ownName {
+			t.Errorf("%+v: name given back as %q (kept: %v)", s, e.Name(), e.more != nil && e.more.ownName)
+		}
 	}
 }
 

@@ -34,7 +34,16 @@ func byProjectName(a, b *appliedService) int {
 	if c := cmp.Compare(a.group.ProjectID, b.group.ProjectID); c != 0 {
 		return c
 	}
-	return cmp.Compare(a.Name, b.Name)
+	return cmp.Compare(a.Name(), b.Name())
+}
+
+// cmpProjectName orders a record before, at or after project's service
+// name.
+func cmpProjectName(e *appliedService, project, name string) int {
+	if c := cmp.Compare(e.group.ProjectID, project); c != 0 {
+		return c
+	}
+	return cmp.Compare(e.Name(), name)
 }
 
 // index returns every service's place by project, then name, made at the
@@ -61,8 +70,7 @@ func (s *AppliedServices) index() []svcPos {
 // FindService returns projectID's service name, if it was applied.
 func (s *AppliedServices) FindService(projectID, name string) (store.Service, bool) {
 	pos := s.index()
-	key := &appliedService{Name: name, group: &svcGroup{ProjectID: projectID}}
-	i, ok := slices.BinarySearchFunc(pos, key, func(p svcPos, k *appliedService) int { return byProjectName(s.at(p), k) })
+	i, ok := slices.BinarySearchFunc(pos, name, func(p svcPos, name string) int { return cmpProjectName(s.at(p), projectID, name) })
 	if !ok {
 		return store.Service{}, false
 	}
@@ -85,7 +93,7 @@ func (s *AppliedServices) ProjectServices(projectID, after string, offset, limit
 	}
 	total := hi - lo
 	if after != "" {
-		lo += sort.Search(hi-lo, func(i int) bool { return s.at(pos[lo+i]).Name > after })
+		lo += sort.Search(hi-lo, func(i int) bool { return s.at(pos[lo+i]).Name() > after })
 	}
 	from, to := pagePart(hi-lo, offset, limit)
 	if from == to {

@@ -361,7 +361,7 @@ func (db *DB) queryServicesAll(ctx context.Context, all bool, where string, args
 		}
 		r.hostname(id, host)
 	}
-	return r.ss, rows.Err()
+	return r.services(), rows.Err()
 }
 
 // hostnamesInOrder reads every hostname by service, in each service's order.
@@ -441,7 +441,7 @@ func readAllPgx(ctx context.Context, c *pgx.Conn) ([]Service, error) {
 		}
 		r.hostname(v[0], v[1])
 	}
-	return r.ss, rows.Err()
+	return r.services(), rows.Err()
 }
 
 // serviceRead makes a read's services from the bytes of each row, the
@@ -526,6 +526,25 @@ func (r *serviceRead) hostname(id, host []byte) {
 	if r.cur >= 0 {
 		r.ss[r.cur].Hostnames = append(r.ss[r.cur].Hostnames, r.hosts.of(host))
 	}
+}
+
+// services returns the services read, the name of each whose first
+// hostname begins with it and a dot (<name>.<domain>, as platform makes
+// a service's first hostname) a substring of that hostname: what a node's
+// sync keeps of the read's block of IDs and names is then nothing
+// (serving.Applied keeps an ID as its bytes, the edge the name as that
+// substring), about 35 bytes a service at a million.
+func (r *serviceRead) services() []Service {
+	for i := range r.ss {
+		yieldEvery(&r.y, i)
+		s := &r.ss[i]
+		if len(s.Hostnames) > 0 {
+			if h := s.Hostnames[0]; len(h) > len(s.Name) && h[len(s.Name)] == '.' && h[:len(s.Name)] == s.Name {
+				s.Name = h[:len(s.Name)]
+			}
+		}
+	}
+	return r.ss
 }
 
 // packed makes the strings of a read that its caller keeps for every

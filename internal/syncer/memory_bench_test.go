@@ -54,13 +54,13 @@ func readServices(n int) []store.Service {
 	svcs := make([]store.Service, n)
 	now := time.Now()
 	for i := range svcs {
-		name := fmt.Sprintf("s%06d", i)
+		host := fmt.Sprintf("s%06d.bench.test", i)
 		svcs[i] = store.Service{
-			ID:        fmt.Sprintf("0190c3a4-7b1e-7c2d-9f00-%012d", i),
-			ProjectID: string([]byte("0190c3a4-0000-7000-8000-000000000001")),
-			Name:      name,
+			ID:        fmt.Sprintf("svc_%024x", i), // platform's form
+			ProjectID: string([]byte("prj_000000000000000000000001")),
+			Name:      host[:len("s000000")], // as the store's read shares it
 			Domain:    string([]byte("bench.test")),
-			Hostnames: []string{name + ".bench.test"},
+			Hostnames: []string{host},
 			Upstreams: []string{string([]byte("http://127.0.0.1:19000"))},
 			CreatedAt: now,
 			UpdatedAt: now,
@@ -69,7 +69,7 @@ func readServices(n int) []store.Service {
 	return svcs
 }
 
-var benchDomains = []store.Domain{{Name: "bench.test", ProjectID: "0190c3a4-0000-7000-8000-000000000001", Status: store.DomainVerified}}
+var benchDomains = []store.Domain{{Name: "bench.test", ProjectID: "prj_000000000000000000000001", Status: store.DomainVerified}}
 
 // liveHeap returns the live heap after a full collection, and the bytes
 // allocated so far.

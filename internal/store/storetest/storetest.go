@@ -12,6 +12,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/spine-platform/spine/internal/poll"
 	"github.com/spine-platform/spine/internal/store"
@@ -407,6 +408,24 @@ func testServices(t *testing.T, db *store.DB) {
 	wantErr(t, db.DeleteService(ctx, "p1", "web"), store.ErrNotFound, "web")
 	// Its hostnames are free again.
 	must(t, db.CreateService(ctx, service("p1", "site", "example.com", "www.example.com", "web.example.com")))
+
+	// A read gives a name that its first hostname begins with
+	// (<name>.<domain>) as that hostname's bytes, any other as its own.
+	for _, projectID := range []string{"", "p1"} {
+		ss, err := db.ListServices(ctx, projectID)
+		must(t, err)
+		names := map[string]bool{}
+		for _, s := range ss {
+			names[s.ProjectID+"/"+s.Name] = true
+			shared := unsafe.StringData(s.Name) == unsafe.StringData(s.Hostnames[0])
+			if want := strings.HasPrefix(s.Hostnames[0], s.Name+"."); shared != want {
+				t.Errorf("ListServices(%q): %s/%s shares its first hostname %s: %v, want %v", projectID, s.ProjectID, s.Name, s.Hostnames[0], shared, want)
+			}
+		}
+		if !names["p1/site"] || !names["p1/api"] {
+			t.Errorf("ListServices(%q) names %v", projectID, names)
+		}
+	}
 }
 
 func testServiceConflicts(t *testing.T, db *store.DB) {
