@@ -82,6 +82,7 @@ func main() {
 	}
 	var waits []wait
 	var gcMark [][2]trace.Time
+	var ranges []string // the runtime's ranges (GC phases, assists, stops), as they begin and end
 	var markStart trace.Time
 	var first, last trace.Time
 	hist := map[int]int{}
@@ -103,12 +104,15 @@ func main() {
 		switch ev.Kind() {
 		case trace.EventRangeBegin:
 			rangeNames[ev.Range().Name]++
+			ranges = append(ranges, fmt.Sprintf("%s begins at %.3f s", ev.Range().Name, time.Duration(ev.Time()-first).Seconds()))
 			if strings.HasPrefix(ev.Range().Name, "GC concurrent mark") {
 				markStart = ev.Time()
 			}
 		case trace.EventRangeEnd:
+			ranges = append(ranges, fmt.Sprintf("%s ends at %.3f s", ev.Range().Name, time.Duration(ev.Time()-first).Seconds()))
 			if strings.HasPrefix(ev.Range().Name, "GC concurrent mark") {
 				gcMark = append(gcMark, [2]trace.Time{markStart, ev.Time()})
+				markStart = 0
 			}
 		case trace.EventStateTransition:
 			st := ev.StateTransition()
@@ -151,6 +155,9 @@ func main() {
 			}
 		}
 	}
+	if markStart != 0 { // a mark phase the trace ends in
+		gcMark = append(gcMark, [2]trace.Time{markStart, last})
+	}
 	fmt.Printf("trace %.2f s, %d runnable->running, %d waits >= %v, %d GC mark phases\n",
 		time.Duration(last-first).Seconds(), total, len(waits), *thr, len(gcMark))
 	var ks []int
@@ -168,6 +175,9 @@ func main() {
 		markTotal += time.Duration(m[1] - m[0])
 	}
 	fmt.Printf("GC mark total %v; ranges %v\n", markTotal, rangeNames)
+	for _, r := range ranges {
+		fmt.Println("  " + r)
+	}
 	// Who held the processor: total running time by stack, over waits.
 	hog := map[string]time.Duration{}
 	for _, w := range waits {
