@@ -33,7 +33,7 @@ func (s *Server) Upstreams(yield func(project, service, upstream string, healthy
 			continue
 		}
 		for _, up := range rt.pool.ups {
-			if !yield(rt.Project, rt.Service, up.key, up.available()) {
+			if !yield(rt.Project(), rt.Service, up.key, up.available()) {
 				return
 			}
 		}

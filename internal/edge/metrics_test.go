@@ -142,7 +142,7 @@ func TestMetricsRecorderOnFirstRequest(t *testing.T) {
 		if rt == nil {
 			t.Fatalf("%s is not routed", host)
 		}
-		return rt.rec.Load()
+		return rt.rec()
 	}
 	if rec("a.test") != nil || rec("idle.test") != nil {
 		t.Fatal("a recorder was made before any request")
@@ -196,7 +196,7 @@ func TestMetricsRecorderMadeAgainAfterADrop(t *testing.T) {
 	h := startEdge(t, Config{Metrics: reg},
 		Route{Host: "a.test", Project: "p", Service: "web", Upstreams: []string{up.URL}},
 		Route{Host: "b.test", Project: "p", Service: "api", Upstreams: []string{up.URL}})
-	rec := func(host string) *metrics.Service { return h.s.table.Load().lookup(host).rec.Load() }
+	rec := func(host string) *metrics.Service { return h.s.table.Load().lookup(host).rec() }
 	c := h.client(t, false)
 	get := func(host string) {
 		t.Helper()

@@ -137,7 +137,7 @@ func (s *Server) proxyFailed(w http.ResponseWriter, r *http.Request, rt *route, 
 		return http.StatusBadRequest
 	}
 	up.markDown(s.cfg.FailCooldown)
-	s.log.Warn("upstream failed", "host", rt.Host, "project", rt.Project, "service", rt.Service, "upstream", up.key, "err", err,
+	s.log.Warn("upstream failed", "host", rt.Host, "project", rt.Project(), "service", rt.Service, "upstream", up.key, "err", err,
 		"request_id", r.Header[accesslog.RequestIDHeader][0])
 	if code == 0 && body == nil && idempotent(r.Method) {
 		if next := rt.pool.other(up); next != nil {
@@ -151,7 +151,7 @@ func (s *Server) proxyFailed(w http.ResponseWriter, r *http.Request, rt *route, 
 				return answered(code)
 			}
 			next.markDown(s.cfg.FailCooldown)
-			s.log.Warn("upstream failed", "host", rt.Host, "project", rt.Project, "service", rt.Service, "upstream", next.key, "err", err, "retry", true,
+			s.log.Warn("upstream failed", "host", rt.Host, "project", rt.Project(), "service", rt.Service, "upstream", next.key, "err", err, "retry", true,
 				"request_id", r.Header[accesslog.RequestIDHeader][0])
 		}
 	}

@@ -71,7 +71,7 @@ func (rec *record) route(host string, rt *route) {
 		return
 	}
 	if rt != nil {
-		rec.e.Host, rec.e.Project, rec.e.Service = rt.Host, rt.Project, rt.Service
+		rec.e.Host, rec.e.Project, rec.e.Service = rt.Host, rt.Project(), rt.Service
 	} else {
 		rec.e.Host = host
 	}

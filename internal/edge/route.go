@@ -66,20 +66,57 @@ type route struct {
 // canonical form.
 func (rt *route) Route() Route {
 	st := rt.routeSettings
-	return Route{Host: rt.Host, Project: rt.Project, Service: rt.Service, Upstreams: st.Upstreams,
+	return Route{Host: rt.Host, Project: rt.Project(), Service: rt.Service, Upstreams: st.Upstreams,
 		HSTSMaxAge: st.HSTSMaxAge, HealthPath: st.HealthPath, HealthInterval: st.HealthInterval,
 		Suspended: st.Suspended, ClientAuth: st.ClientAuth, ClientCA: st.ClientCA}
 }
 
 // routeService is what the routes of one service share: its names and its
 // metrics recorder, made at its first request (an idle service holds
-// none), never after the service has left the table. 48 bytes: the lock
-// that orders a recorder's making with retire is the Server's (recMu).
+// none), never after the service has left the table. 32 bytes (48 with
+// the project's ID and the recorder each a field; a million of them at a
+// million services of one hostname each): the project's ID and the
+// recorder are behind meta, which points to a serviceMeta that the
+// services of one project share until their first request (projectMetas).
+// The lock that orders a recorder's making with retire is the Server's
+// (recMu).
 type routeService struct {
-	Project, Service string
-	rec              atomic.Pointer[metrics.Service]
-	routes           int32 // routes of the table naming it; under Server.mu
-	gone             bool  // retired: it left the table, make no recorder; under Server.recMu
+	Service string
+	meta    atomic.Pointer[serviceMeta] // never nil
+	routes  int32                       // routes of the table naming it; under Server.mu
+	gone    bool                        // retired: it left the table, make no recorder; under Server.recMu
+}
+
+// serviceMeta is a service's project and its metrics recorder: one per
+// service that has had a request, one shared by a project's other
+// services (rec nil). Immutable.
+type serviceMeta struct {
+	project string
+	rec     *metrics.Service
+}
+
+// newRouteService returns the routeService of project's service, its
+// meta the project's shared one in metas (made there if missing).
+func newRouteService(project, service string, metas map[string]*serviceMeta) *routeService {
+	m := metas[project]
+	if m == nil {
+		m = &serviceMeta{project: project}
+		metas[project] = m
+	}
+	sv := &routeService{Service: service}
+	sv.meta.Store(m)
+	return sv
+}
+
+// Project returns the ID of sv's project.
+func (sv *routeService) Project() string { return sv.meta.Load().project }
+
+// rec returns sv's metrics recorder, nil if none was made.
+func (sv *routeService) rec() *metrics.Service { return sv.meta.Load().rec }
+
+// setRec makes m sv's recorder (under Server.recMu).
+func (sv *routeService) setRec(m *metrics.Service) {
+	sv.meta.Store(&serviceMeta{project: sv.Project(), rec: m})
 }
 
 // recorder returns sv's metrics recorder, made on first use; nil without a
@@ -87,18 +124,18 @@ type routeService struct {
 // old table counts nothing more).
 func (s *Server) recorder(sv *routeService) *metrics.Service {
 	reg := s.cfg.Metrics
-	if m := sv.rec.Load(); m != nil && !m.Gone() || reg == nil {
+	if m := sv.rec(); m != nil && !m.Gone() || reg == nil {
 		return m
 	}
 	s.recMu.Lock()
 	defer s.recMu.Unlock()
 	// A recorder the registry dropped for its bound (metrics.Registry's
 	// Service) is made anew, its counters from zero.
-	if m := sv.rec.Load(); m != nil && !m.Gone() || sv.gone {
+	if m := sv.rec(); m != nil && !m.Gone() || sv.gone {
 		return m
 	}
-	m := reg.Service(sv.Project, sv.Service)
-	sv.rec.Store(m)
+	m := reg.Service(sv.Project(), sv.Service)
+	sv.setRec(m)
 	return m
 }
 
@@ -107,7 +144,7 @@ func (s *Server) recorder(sv *routeService) *metrics.Service {
 func (s *Server) retire(sv *routeService) {
 	s.recMu.Lock()
 	sv.gone = true
-	m := sv.rec.Load()
+	m := sv.rec()
 	s.recMu.Unlock()
 	if m != nil {
 		s.cfg.Metrics.ForgetService(m.Label()) // a service that left takes its series along

@@ -34,7 +34,7 @@ func serviceShard(project, service string) int {
 }
 
 func compareService(sv *routeService, project, service string) int {
-	if c := strings.Compare(sv.Project, project); c != 0 {
+	if c := strings.Compare(sv.Project(), project); c != 0 {
 		return c
 	}
 	return strings.Compare(sv.Service, service)
@@ -61,13 +61,13 @@ func (x *serviceIndex) get(project, service string) *routeService {
 // add puts sv in the index; it must not hold a service of the same
 // project and name.
 func (x *serviceIndex) add(sv *routeService) {
-	sh, i, _ := x.find(sv.Project, sv.Service)
+	sh, i, _ := x.find(sv.Project(), sv.Service)
 	x.shards[sh] = slices.Insert(x.shards[sh], i, sv)
 }
 
 // remove takes sv's project and name out of the index.
 func (x *serviceIndex) remove(sv *routeService) {
-	if sh, i, ok := x.find(sv.Project, sv.Service); ok {
+	if sh, i, ok := x.find(sv.Project(), sv.Service); ok {
 		x.shards[sh] = slices.Delete(x.shards[sh], i, i+1)
 	}
 }
@@ -98,7 +98,7 @@ func indexServices(svs []*routeService, y *sched.Yielder, l sync.Locker) *servic
 		if i%256 == 0 {
 			y.MaybeUnlocked(l)
 		}
-		sh := serviceShard(sv.Project, sv.Service)
+		sh := serviceShard(sv.Project(), sv.Service)
 		shard[i] = uint16(sh)
 		sizes[sh]++
 	}
@@ -112,7 +112,7 @@ func indexServices(svs []*routeService, y *sched.Yielder, l sync.Locker) *servic
 	}
 	for _, sh := range x.shards {
 		y.MaybeUnlocked(l)
-		slices.SortFunc(sh, func(a, b *routeService) int { return compareService(a, b.Project, b.Service) })
+		slices.SortFunc(sh, func(a, b *routeService) int { return compareService(a, b.Project(), b.Service) })
 	}
 	return x
 }

@@ -319,12 +319,14 @@ func (s *Server) SetRoutes(routes []Route) error {
 		if sv.routes != 0 {
 			continue
 		}
-		if same := services.get(sv.Project, sv.Service); same != nil {
+		if same := services.get(sv.Project(), sv.Service); same != nil {
 			// The same service, made anew by a build that let a warm-up
 			// put its route meanwhile: its series stay, with its recorder.
 			s.recMu.Lock()
 			sv.gone = true
-			same.rec.CompareAndSwap(nil, sv.rec.Load())
+			if m := sv.rec(); m != nil && same.rec() == nil {
+				same.setRec(m)
+			}
 			s.recMu.Unlock()
 			continue
 		}
@@ -391,6 +393,7 @@ func (s *Server) buildTable(routes []Route, l sync.Locker) (*tableBuild, error) 
 	// same share one, and a swap keeps the previous table's. newSvcs holds
 	// the services the previous table lacks, for this build only.
 	newSvcs := map[[2]string]*routeService{}
+	metas := map[string]*serviceMeta{} // the new services' projects
 	upstreamOf := func(key string, u *url.URL, h healthCheck) *upstream {
 		// Routes that name one URL with the same health check share its
 		// connections and health state.
@@ -448,7 +451,7 @@ func (s *Server) buildTable(routes []Route, l sync.Locker) (*tableBuild, error) 
 		if sv == nil {
 			k := [2]string{r.Project, r.Service}
 			if sv = newSvcs[k]; sv == nil {
-				sv = &routeService{Project: r.Project, Service: r.Service}
+				sv = newRouteService(r.Project, r.Service, metas)
 				newSvcs[k] = sv
 			}
 		}
@@ -510,6 +513,7 @@ func (s *Server) updateRoutes(set []Route, remove []string) error {
 	newSettings := map[string]*routeSettings{}
 	svcDelta := map[*routeService]int{}
 	newSvcs := map[[2]string]*routeService{}
+	metas := map[string]*serviceMeta{} // the new services' projects
 	count := func(rt *route, d int) {
 		for _, up := range rt.pool.ups {
 			upDelta[up.mapKey] += d
@@ -582,7 +586,7 @@ func (s *Server) updateRoutes(set []Route, remove []string) error {
 		if sv == nil {
 			k := [2]string{r.Project, r.Service}
 			if sv = newSvcs[k]; sv == nil {
-				sv = &routeService{Project: r.Project, Service: r.Service}
+				sv = newRouteService(r.Project, r.Service, metas)
 				newSvcs[k] = sv
 			}
 		}

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/spine-platform/spine/internal/metrics"
 )
@@ -146,8 +147,8 @@ func checkServices(t *testing.T, s *Server) {
 	defer s.mu.Unlock()
 	counts := map[*routeService]int32{}
 	for rt := range s.table.Load().all() {
-		if got := s.services.get(rt.Project, rt.Service); got != rt.routeService {
-			t.Fatalf("%s: route's service %s/%s is %p, the index's %p", rt.Host, rt.Project, rt.Service, rt.routeService, got)
+		if got := s.services.get(rt.Project(), rt.Service); got != rt.routeService {
+			t.Fatalf("%s: route's service %s/%s is %p, the index's %p", rt.Host, rt.Project(), rt.Service, rt.routeService, got)
 		}
 		counts[rt.routeService]++
 	}
@@ -155,7 +156,7 @@ func checkServices(t *testing.T, s *Server) {
 	for sv := range s.services.all() {
 		indexed++
 		if sv.routes != counts[sv] || sv.gone {
-			t.Fatalf("service %s/%s counts %d routes (gone %v), the table has %d", sv.Project, sv.Service, sv.routes, sv.gone, counts[sv])
+			t.Fatalf("service %s/%s counts %d routes (gone %v), the table has %d", sv.Project(), sv.Service, sv.routes, sv.gone, counts[sv])
 		}
 	}
 	if indexed != len(counts) {
@@ -327,10 +328,10 @@ func TestTableChanges(t *testing.T) {
 			names[[2]string{r.Project, r.Service}] = true
 		}
 		for _, sv := range svsBefore {
-			kept := names[[2]string{sv.Project, sv.Service}]
-			if cur := s.services.get(sv.Project, sv.Service); kept != (cur == sv) || kept == sv.gone {
+			kept := names[[2]string{sv.Project(), sv.Service}]
+			if cur := s.services.get(sv.Project(), sv.Service); kept != (cur == sv) || kept == sv.gone {
 				t.Fatalf("step %d: service %s/%s still routed %v: indexed %p (was %p), retired %v",
-					step, sv.Project, sv.Service, kept, cur, sv, sv.gone)
+					step, sv.Project(), sv.Service, kept, cur, sv, sv.gone)
 			}
 		}
 		if step%10 != 0 {
@@ -541,5 +542,13 @@ func TestSetRoutesLetsTheWarmUpIn(t *testing.T) {
 				t.Error("the warm-up is not over after SetRoutes")
 			}
 		})
+	}
+}
+
+// A routeService is 32 bytes, one per service of the table (a million
+// at a million services): its project and recorder are behind one pointer.
+func TestRouteServiceSize(t *testing.T) {
+	if n := unsafe.Sizeof(routeService{}); n != 32 {
+		t.Errorf("routeService is %d bytes, want 32", n)
 	}
 }
