@@ -266,7 +266,12 @@ func compact(s *store.Service, sh *sharing) appliedService {
 	if len(s.Hostnames) == 0 || !namedBy(s.Hostnames[0], s.Name, s.Domain) {
 		m.Name, m.ownName = s.Name, true
 	}
-	if m != (serviceMore{}) {
+	switch {
+	case m.ownID || m.ownName:
+		// Its own: one the shared map keeps would take a place that
+		// services sharing their settings need.
+		e.more = &m
+	case m != (serviceMore{}):
 		e.more = shared(sh.moresOf(), m)
 	}
 	return e

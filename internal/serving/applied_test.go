@@ -264,12 +264,12 @@ func TestAppliedServicesShards(t *testing.T) {
 // a delta that changes or removes it takes out exactly what was put in;
 // services of one project and domain, or of the same settings, share them.
 func TestAppliedRecordKeepsEveryField(t *testing.T) {
-	full := store.Service{ID: "id", ProjectID: "p", Name: "web", Domain: "a.test", Hostnames: []string{"web.a.test"},
+	full := store.Service{ID: "svc_00000000000000000000000a", ProjectID: "p", Name: "web", Domain: "a.test", Hostnames: []string{"web.a.test"},
 		Upstreams: []string{"http://127.0.0.1:1"}, HSTSMaxAge: 60, HealthPath: "/up", HealthInterval: time.Second,
 		ClientCA: "ca", ClientAuth: "require", CreatedAt: time.Unix(1, 5).UTC(), UpdatedAt: time.Unix(2, 7).UTC()}
 	bare := store.Service{ID: "svc_0123456789abcdef01234567", ProjectID: "p", Name: "b", Domain: "a.test", Hostnames: []string{"b.a.test"}}
-	several := store.Service{ID: "id3", ProjectID: "q", Name: "c", Domain: "c.test",
-		Hostnames: []string{"c.test", "www.c.test", "api.c.test"}, Upstreams: []string{"http://127.0.0.1:1", "https://[::1]:8443/base?x=1"}}
+	several := store.Service{ID: "svc_00000000000000000000000c", ProjectID: "q", Name: "c", Domain: "c.test",
+		Hostnames: []string{"c.c.test", "www.c.test", "api.c.test"}, Upstreams: []string{"http://127.0.0.1:1", "https://[::1]:8443/base?x=1"}}
 	for _, s := range []store.Service{full, bare, several} {
 		sh := newSharing()
 		e := compact(&s, sh)
@@ -338,9 +338,13 @@ func TestAppliedRecordIDAndName(t *testing.T) {
 		{ID: "svc_0123456789abcdef01234567", Name: "web", Domain: "a.test", Hostnames: []string{"www.a.test"}},
 		{ID: "svc_0123456789abcdef01234567", Name: "web", Domain: "a.test"},
 	} {
-		e := compact(&s, nil)
+		sh := newSharing()
+		e := compact(&s, sh)
 		if e.Name() != s.Name || !e.more.ownName {
 			t.Errorf("%+v: name given back as %q (kept: %v)", s, e.Name(), e.more != nil && e.more.ownName)
+		}
+		if len(sh.mores) != 0 {
+			t.Errorf("%+v: a record's own name took a place in the shared settings", s)
 		}
 	}
 }
