@@ -77,7 +77,7 @@ func (rt *route) Route() Route {
 // the project's ID and the recorder each a field; a million of them at a
 // million services of one hostname each): the project's ID and the
 // recorder are behind meta, which points to a serviceMeta that the
-// services of one project share until their first request (projectMetas).
+// services of one project share until their first request (newRouteService).
 // The lock that orders a recorder's making with retire is the Server's
 // (recMu).
 type routeService struct {

@@ -134,19 +134,24 @@ type serviceMore struct {
 
 // ID returns e's ID: a new string unless more holds it.
 func (e *appliedService) ID() string {
-	if m := e.more; m != nil && m.ownID {
-		return m.ID
+	if e.more.isOwnID() {
+		return e.more.ID
 	}
 	return e.id.String()
 }
 
+// idText returns e's ID: more's, or its bytes' text in buf.
+func (e *appliedService) idText(buf *[idLen]byte) string {
+	if e.more.isOwnID() {
+		return e.more.ID
+	}
+	return e.id.text(buf)
+}
+
 // cmpID compares e's ID with id, as strings compare, allocating nothing.
 func (e *appliedService) cmpID(id string) int {
-	if m := e.more; m != nil && m.ownID {
-		return strings.Compare(m.ID, id)
-	}
 	var buf [idLen]byte
-	return strings.Compare(e.id.text(&buf), id)
+	return strings.Compare(e.idText(&buf), id)
 }
 
 // compareIDs orders two records by ID.
@@ -155,19 +160,10 @@ func compareIDs(a, b appliedService) int {
 		return bytes.Compare(a.id[:], b.id[:]) // the hex digits sort as their bytes
 	}
 	var buf [idLen]byte
-	bid := b.more.ownIDOr(&b.id, &buf)
-	return a.cmpID(bid)
+	return a.cmpID(b.idText(&buf))
 }
 
 func (m *serviceMore) isOwnID() bool { return m != nil && m.ownID }
-
-// ownIDOr returns m's own ID, else id's text in buf.
-func (m *serviceMore) ownIDOr(id *rawID, buf *[idLen]byte) string {
-	if m.isOwnID() {
-		return m.ID
-	}
-	return id.text(buf)
-}
 
 // Name returns e's name: a substring of its first hostname unless more
 // holds it.

@@ -31,10 +31,7 @@ func (s *AppliedServices) at(p svcPos) *appliedService { return &s.t.shards[p.sh
 
 // byProjectName orders two records by project, then name.
 func byProjectName(a, b *appliedService) int {
-	if c := cmp.Compare(a.group.ProjectID, b.group.ProjectID); c != 0 {
-		return c
-	}
-	return cmp.Compare(a.Name(), b.Name())
+	return cmpProjectName(a, b.group.ProjectID, b.Name())
 }
 
 // cmpProjectName orders a record before, at or after project's service

@@ -20,21 +20,17 @@ const (
 )
 
 // packID returns id's bytes, or false when id is not of platform's form
-// (upper-case digits included: their string would not round-trip).
+// (upper-case digits included: their text would not give id back).
 func packID(id string) (rawID, bool) {
 	var r rawID
 	if len(id) != idLen || !strings.HasPrefix(id, idPrefix) {
 		return r, false
 	}
-	for _, c := range []byte(id[len(idPrefix):]) {
-		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
-			return r, false
-		}
-	}
 	if _, err := hex.Decode(r[:], []byte(id[len(idPrefix):])); err != nil {
 		return r, false
 	}
-	return r, true
+	var buf [idLen]byte
+	return r, r.text(&buf) == id
 }
 
 // text writes r's ID into buf and returns it as a string of buf's bytes
