@@ -16,7 +16,7 @@ import (
 
 	"github.com/spine-platform/spine/internal/demo"
 	"github.com/spine-platform/spine/internal/edge"
-	"github.com/spine-platform/spine/internal/gcfloor"
+	"github.com/spine-platform/spine/internal/gcgoal"
 	"github.com/spine-platform/spine/internal/logging"
 	"github.com/spine-platform/spine/internal/node"
 	"github.com/spine-platform/spine/internal/node/config"
@@ -134,9 +134,9 @@ func run(cmd *cobra.Command, g *globals, f serverFlags, up bool) error {
 	os.Setenv("QUIC_GO_DISABLE_RECEIVE_BUFFER_WARNING", "true")
 	cfg.Logger = log
 	// The collector's heap goal is at least 16 MiB above the live heap
-	// (internal/gcfloor): on a node with few hostnames it otherwise runs
+	// (internal/gcgoal): on a node with few hostnames it otherwise runs
 	// every 50 handshakes. GOGC in the environment turns this off.
-	defer gcfloor.Start(gcfloor.DefaultFloor)()
+	defer gcgoal.Start(gcgoal.DefaultFloor, gcgoal.DefaultCeiling)()
 	startCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	n, err := node.Start(startCtx, cfg)

@@ -5,7 +5,7 @@ package node
 
 import (
 	"github.com/spine-platform/spine/internal/fleet"
-	"github.com/spine-platform/spine/internal/gcfloor"
+	"github.com/spine-platform/spine/internal/gcgoal"
 	"github.com/spine-platform/spine/internal/memory"
 	"github.com/spine-platform/spine/internal/syncer"
 )
@@ -49,7 +49,7 @@ func (n *Node) newSyncLoop() *syncer.Loop {
 		Wildcard: n.acme.dns01.Wildcard, ExtraHost: n.cfg.ECHName(n.cfg.Domain), Interval: n.cfg.ResyncInterval, Logger: n.log,
 		Release: memory.Release,
 		Warm: &syncer.WarmConfig{Store: n.db, Edge: n.edge, Certs: n.suspended.Stored(), Above: n.warmUp.above, Hold: n.warmUp.hold,
-			Parallel: n.db.Kind() == "postgres", Relax: func() func() { return gcfloor.Raise(gcfloor.Warm()) }}}
+			Parallel: n.db.Kind() == "postgres", Relax: func() func() { return gcgoal.Raise(gcgoal.Warm()) }}}
 	if d := n.acme.dns01.Delegations(); d != nil { // a nil *Delegations's method would not be nil
 		cfg.RefreshDelegations = d.Refresh
 	}

@@ -75,7 +75,7 @@ type WarmConfig struct {
 	// Relax, if set, is called as the warm-up's first sync begins, and
 	// the function it returns once that sync is applied (or the loop
 	// ends): the node lets the collector's heap goal rise meanwhile
-	// (gcfloor.Raise), since the sync's garbage made collections whose
+	// (gcgoal.Raise), since the sync's garbage made collections whose
 	// mark phases held the warm-up's handshakes (BENCHMARKS.md). Default
 	// nil.
 	Relax func() (restore func())

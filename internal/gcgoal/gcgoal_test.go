@@ -1,4 +1,4 @@
-package gcfloor
+package gcgoal
 
 import (
 	"fmt"
@@ -28,10 +28,78 @@ func TestPercent(t *testing.T) {
 		{live: 2<<20 + 4096, floor: 16 << 20, base: 100, want: 450}, // a wobble keeps the step
 		{live: 2 << 20, floor: 16 << 20, base: 1, want: 450},        // steps of at least 1
 	} {
-		if got := percent(c.live, c.floor, c.base); got != c.want {
+		if got := percent(c.live, c.floor, 0, c.base); got != c.want {
 			t.Errorf("percent(live %d, floor %d, GOGC %d) = %d, want %d", c.live, c.floor, c.base, got, c.want)
 		}
 	}
+}
+
+// The ceiling lowers GOGC once the live heap is above it, in steps of 5,
+// never under MinPercent nor above the operator's GOGC; a floor that asks
+// for more wins (Raise during a warm-up).
+func TestPercentCeiling(t *testing.T) {
+	for _, c := range []struct {
+		live, floor, ceiling uint64
+		base, want           int
+	}{
+		{live: 85 << 20, floor: 16 << 20, ceiling: 128 << 20, base: 100, want: 100},     // 100k hostnames: GOGC alone
+		{live: 128 << 20, floor: 16 << 20, ceiling: 128 << 20, base: 100, want: 100},    // the ceiling is what GOGC gives
+		{live: 265 << 20, floor: 16 << 20, ceiling: 128 << 20, base: 100, want: 45},     // a million: 48.3 down to 45
+		{live: 2 << 30, floor: 16 << 20, ceiling: 128 << 20, base: 100, want: 25},       // 6.25: MinPercent
+		{live: 265 << 20, floor: 1 << 30, ceiling: 128 << 20, base: 100, want: 400},     // a raised floor wins
+		{live: 265 << 20, floor: 16 << 20, ceiling: 128 << 20, base: 30, want: 30},      // a lower GOGC stays
+		{live: 265 << 20, floor: 0, ceiling: 128 << 20, base: 100, want: 45},            // no floor
+		{live: 2 << 20, floor: 16 << 20, ceiling: 128 << 20, base: 100, want: 450},      // a small heap: the floor
+		{live: 0, floor: 0, ceiling: 128 << 20, base: 100, want: 100},                   // nothing live yet
+		{live: 265<<20 + 4096, floor: 0, ceiling: 128 << 20, base: 100, want: 45},       // a wobble keeps the step
+		{live: 1 << 40, floor: 16 << 20, ceiling: 1 << 20, base: 100, want: MinPercent}, // no overflow, no zero
+	} {
+		if got := percent(c.live, c.floor, c.ceiling, c.base); got != c.want {
+			t.Errorf("percent(live %d MiB, floor %d MiB, ceiling %d MiB, GOGC %d) = %d, want %d",
+				c.live>>20, c.floor>>20, c.ceiling>>20, c.base, got, c.want)
+		}
+	}
+}
+
+// TestGoalIsUnderTheCeiling runs the real tuner with a live heap above the
+// ceiling: after a collection the heap may grow by at most the ceiling
+// (plus the runtime's term for stacks and globals, a few hundred kB)
+// before the next one, where GOGC=100 alone would let it double; once the
+// heap is dropped, GOGC is back.
+func TestGoalIsUnderTheCeiling(t *testing.T) {
+	if os.Getenv("GOGC") != "" {
+		t.Skip("GOGC is set: Start leaves it")
+	}
+	const ceiling, slack = 48 << 20, 4 << 20
+	live := make([][]byte, 128)
+	for i := range live {
+		live[i] = make([]byte, 1<<20)
+	}
+	stop := Start(0, ceiling)
+	defer stop()
+	poll.Until(t, "a heap goal at most the ceiling above the live heap", time.Minute, func() error {
+		runtime.GC()
+		l, goal := read("/gc/heap/live:bytes"), read("/gc/heap/goal:bytes")
+		if l < 128<<20 {
+			return fmt.Errorf("%d B live, want the test's 128 MiB at least", l)
+		}
+		if goal > l+ceiling+slack {
+			return fmt.Errorf("heap goal %d B with %d B live, want at most live + %d", goal, l, ceiling)
+		}
+		if p := read("/gc/gogc:percent"); p >= 100 || p < MinPercent {
+			return fmt.Errorf("GOGC %d, want under 100 and at least %d", p, MinPercent)
+		}
+		return nil
+	})
+	runtime.KeepAlive(live)
+	live = nil
+	poll.Until(t, "GOGC back once the heap is small", time.Minute, func() error {
+		runtime.GC()
+		if p := read("/gc/gogc:percent"); p != 100 {
+			return fmt.Errorf("GOGC %d with %d B live, want 100", p, read("/gc/heap/live:bytes"))
+		}
+		return nil
+	})
 }
 
 // read returns one runtime metric.
@@ -46,7 +114,7 @@ func read(name string) uint64 {
 // binary, and stop puts the operator's value back.
 func TestStartRaisesGOGCAndStopRestoresIt(t *testing.T) {
 	before := read("/gc/gogc:percent")
-	stop := Start(64 << 20)
+	stop := Start(64<<20, 0)
 	stopped := false
 	defer func() {
 		if !stopped {
@@ -72,7 +140,7 @@ func TestStartRaisesGOGCAndStopRestoresIt(t *testing.T) {
 // GOGC alone would allow only as much as is live (2-3 MiB in a test).
 func TestGoalIsAboveTheFloor(t *testing.T) {
 	const floor = 32 << 20
-	stop := Start(floor)
+	stop := Start(floor, 0)
 	defer stop()
 	poll.Until(t, "a heap goal at least the floor above the live heap", time.Minute, func() error {
 		runtime.GC()
@@ -87,7 +155,7 @@ func TestGoalIsAboveTheFloor(t *testing.T) {
 func TestStartLeavesAnOperatorsGOGC(t *testing.T) {
 	t.Setenv("GOGC", "100")
 	before := read("/gc/gogc:percent")
-	stop := Start(64 << 20)
+	stop := Start(64<<20, 0)
 	defer stop()
 	runtime.GC()
 	if p := read("/gc/gogc:percent"); p != before {
@@ -109,7 +177,7 @@ func TestRaise(t *testing.T) {
 		t.Skip("GOGC is set: Start leaves it")
 	}
 	const floor, raised = 16 << 20, 512 << 20
-	stop := Start(floor)
+	stop := Start(floor, 0)
 	defer stop()
 	runtime.GC()
 	restore := Raise(raised)

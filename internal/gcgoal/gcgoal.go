@@ -1,22 +1,27 @@
-// Package gcfloor gives the garbage collector's heap goal a floor: after
-// every collection the next goal is at least the live heap plus a floor,
-// where GOGC alone makes it the live heap times (1 + GOGC/100), and at
-// least the runtime's minimum of 4 MB.
+// Package gcgoal bounds the garbage collector's heap goal above the live
+// heap, from below and from above: after every collection the next goal
+// is at least the live heap plus a floor, and at least the runtime's
+// minimum of 4 MB, and at most the live heap plus a ceiling (but never
+// less than a quarter above it), where GOGC alone makes it the live heap
+// times (1 + GOGC/100).
 //
-// A node with few hostnames keeps 1–3 MB live, so without a floor its goal
-// is 4–6 MB. A TLS handshake allocates about 40 kB, and the collector then
-// ran every 50–70 handshakes, marking the same live heap each time: 10–15 %
-// of the CPU of a handshake (BENCHMARKS.md, "The collector on a small
-// heap"). Once the live heap is above floor×100/GOGC the floor changes
-// nothing and GOGC alone governs, so the memory of a node with many
-// hostnames is as before. A memory limit (GOMEMLIMIT) still applies: the
+// The floor is for a small node. It keeps 1–3 MB live, so without a floor
+// its goal is 4–6 MB. A TLS handshake allocates about 40 kB, and the
+// collector then ran every 50–70 handshakes, marking the same live heap
+// each time: 10–15 % of the CPU of a handshake (BENCHMARKS.md, "The
+// collector on a small heap"). Once the live heap is above floor×100/GOGC
+// the floor changes nothing.
+//
+// The ceiling is for a node with many hostnames (Start). Between the two,
+// GOGC alone governs. A memory limit (GOMEMLIMIT) still applies: the
 // runtime collects sooner to stay under it, whatever GOGC says.
 //
 // The runtime has no setting for a minimum goal (golang/go#23044 and
 // #44309 proposed one; GOMEMLIMIT is a ceiling, and #57175 records a web
-// proxy with the same small-heap problem), so this is written here, small:
-// a finalizer that re-arms itself runs once after every collection, reads
-// the live heap from runtime/metrics and sets GOGC for the next cycle, the
+// proxy with the same small-heap problem), and its ceiling is absolute,
+// not above the live heap, so this is written here, small: a finalizer
+// that re-arms itself runs once after every collection, reads the live
+// heap from runtime/metrics and sets GOGC for the next cycle, the
 // mechanism of bytedance's gctuner. It is process-wide, so only a main
 // package starts it.
 //
@@ -26,7 +31,7 @@
 //
 // Imports: only the standard library.
 // Imported by: only cmd/spine, internal/node, tests.
-package gcfloor
+package gcgoal
 
 import (
 	"os"
@@ -47,12 +52,36 @@ const DefaultFloor = 16 << 20
 // runtime scales it with GOGC, so a GOGC of 400 makes it 16 MB.
 const heapMinimum = 4 << 20
 
-// Start keeps the heap goal at least floor bytes above the live heap until
-// the returned stop is called. It does nothing and returns a no-op when
-// floor is 0, when GOGC is set in the environment (the operator chose) or
-// when the collector is off; Start is meant to be called once, by main.
-func Start(floor uint64) (stop func()) {
-	if floor == 0 || os.Getenv("GOGC") != "" {
+// DefaultCeiling is the ceiling `spine serve` and `spine up` use: at most
+// 128 MiB of garbage above the live heap, once the live heap is more than
+// that (at GOGC=100, about 200,000 hostnames; BENCHMARKS.md, "The
+// collector's headroom at a million hostnames").
+const DefaultCeiling = 128 << 20
+
+// MinPercent is the least GOGC the ceiling sets: the collector may always
+// let a quarter of the live heap accumulate as garbage, so that a node
+// whose live heap is many times the ceiling does not collect without end.
+const MinPercent = 25
+
+// Start keeps the heap goal at least floor bytes above the live heap, and
+// at most ceiling bytes above it (but never less than MinPercent of it;
+// 0: no ceiling), until the returned stop is called. The floor wins where
+// the two disagree (Raise). It does nothing and returns a no-op when both
+// are 0, when GOGC is set in the environment (the operator chose) or when
+// the collector is off; Start is meant to be called once, by main.
+//
+// The ceiling is for a node with many hostnames: its live heap grows with
+// them (about 200 bytes each), and GOGC=100 lets as much garbage again
+// accumulate before each collection. The runtime keeps that memory
+// resident (it returns free pages only above about 1.1 times its goal),
+// and the longer the collector waits, the more pages the objects that
+// stay (certificates loaded meanwhile) are spread over: at a million
+// hostnames (265 MB live), after 10,000 certificates were loaded, the heap
+// in use was 371-375 MB, and 324-328 MB with DefaultCeiling (GOGC 45),
+// for half as many collections again (BENCHMARKS.md, "The collector's
+// headroom at a million hostnames").
+func Start(floor, ceiling uint64) (stop func()) {
+	if floor == 0 && ceiling == 0 || os.Getenv("GOGC") != "" {
 		return func() {}
 	}
 	base := debug.SetGCPercent(100)
@@ -60,7 +89,7 @@ func Start(floor uint64) (stop func()) {
 	if base <= 0 {
 		return func() {}
 	}
-	t := &tuner{floor: floor, base: base, current: base}
+	t := &tuner{floor: floor, ceiling: ceiling, base: base, current: base}
 	t.sample = []metrics.Sample{{Name: liveMetric}}
 	t.afterGC() // the floor holds before the first collection too
 	runningMu.Lock()
@@ -175,7 +204,8 @@ const liveMetric = "/gc/heap/live:bytes"
 
 type tuner struct {
 	floor   uint64
-	base    int // GOGC without the floor
+	ceiling uint64 // 0: none
+	base    int    // GOGC without the floor
 	sample  []metrics.Sample
 	current int // GOGC last set
 
@@ -203,12 +233,12 @@ func (t *tuner) afterGC() {
 	t.arm()
 }
 
-// apply sets GOGC for the live heap of the last collection and the
-// floor; under t.mu.
+// apply sets GOGC for the live heap of the last collection, the floor
+// and the ceiling; under t.mu.
 func (t *tuner) apply() {
 	metrics.Read(t.sample)
 	if t.sample[0].Value.Kind() == metrics.KindUint64 {
-		if p := percent(t.sample[0].Value.Uint64(), t.floor, t.base); p != t.current {
+		if p := percent(t.sample[0].Value.Uint64(), t.floor, t.ceiling, t.base); p != t.current {
 			debug.SetGCPercent(p)
 			t.current = p
 		}
@@ -236,13 +266,21 @@ func (t *tuner) stop() {
 // tiny live heap (or none yet) gets the minimum's term, not a GOGC of
 // thousands. It moves in steps of base/4 so that a live heap that wobbles
 // by a few kilobytes does not reset GOGC after every cycle.
-func percent(live, floor uint64, base int) int {
+//
+// Where the floor asks for no more than base, a ceiling (not 0) makes the
+// goal at most live+ceiling: GOGC ceiling×100/live, rounded down to a
+// step of 5, at least MinPercent, at most base.
+func percent(live, floor, ceiling uint64, base int) int {
 	want := (live + floor) * 100 / heapMinimum
 	if live > 0 {
 		want = min(want, floor*100/live)
 	}
 	if want <= uint64(base) {
-		return base
+		if ceiling == 0 || live == 0 {
+			return base
+		}
+		c := ceiling * 100 / live / 5 * 5
+		return int(min(max(c, MinPercent), uint64(base)))
 	}
 	step := uint64(max(base/4, 1))
 	return int((want + step - 1) / step * step)
