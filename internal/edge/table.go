@@ -394,6 +394,7 @@ func (s *Server) buildTable(routes []Route, l sync.Locker) (*tableBuild, error) 
 	// the services the previous table lacks, for this build only.
 	newSvcs := map[[2]string]*routeService{}
 	metas := map[string]*serviceMeta{} // the new services' projects
+	slab := &svcSlab{}
 	upstreamOf := func(key string, u *url.URL, h healthCheck) *upstream {
 		// Routes that name one URL with the same health check share its
 		// connections and health state.
@@ -451,7 +452,8 @@ func (s *Server) buildTable(routes []Route, l sync.Locker) (*tableBuild, error) 
 		if sv == nil {
 			k := [2]string{r.Project, r.Service}
 			if sv = newSvcs[k]; sv == nil {
-				sv = newRouteService(r.Project, r.Service, metas)
+				slab.left = len(routes) - i
+				sv = newRouteService(r.Project, r.Service, metas, slab)
 				newSvcs[k] = sv
 			}
 		}
@@ -586,7 +588,7 @@ func (s *Server) updateRoutes(set []Route, remove []string) error {
 		if sv == nil {
 			k := [2]string{r.Project, r.Service}
 			if sv = newSvcs[k]; sv == nil {
-				sv = newRouteService(r.Project, r.Service, metas)
+				sv = newRouteService(r.Project, r.Service, metas, nil)
 				newSvcs[k] = sv
 			}
 		}

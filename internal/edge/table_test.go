@@ -552,3 +552,38 @@ func TestRouteServiceSize(t *testing.T) {
 		t.Errorf("routeService is %d bytes, want 32", n)
 	}
 }
+
+// A whole table's build takes its services from arrays of at most
+// svcSlabLen, sized by the routes left, each service its own.
+func TestSvcSlab(t *testing.T) {
+	sl := &svcSlab{left: 3}
+	a, b, c := sl.next(), sl.next(), sl.next()
+	if a == b || b == c || a == c {
+		t.Fatal("svcSlab handed out one service twice")
+	}
+	if cap(sl.free) != 0 {
+		t.Errorf("three routes left made an array of %d more", cap(sl.free))
+	}
+	sl.left = 10 * svcSlabLen
+	sl.next()
+	if n := len(sl.free) + 1; n != svcSlabLen {
+		t.Errorf("array of %d services, want at most %d", n, svcSlabLen)
+	}
+
+	// SetRoutes of more services than one array: each route finds its own.
+	s := tableServer(t, Config{})
+	var routes []Route
+	for i := range svcSlabLen + 10 {
+		routes = append(routes, Route{Host: fmt.Sprintf("s%d.example.com", i), Project: "prj_1",
+			Service: fmt.Sprintf("s%d", i), Upstreams: []string{"http://127.0.0.1:9"}})
+	}
+	if err := s.SetRoutes(routes); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range routes {
+		rt := s.table.Load().lookup(r.Host)
+		if rt == nil || rt.Service != r.Service || rt.Project() != "prj_1" {
+			t.Fatalf("%s: route %+v", r.Host, rt)
+		}
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -30,7 +31,11 @@ import (
 //   - edge-B/host: edge.Server.SetRoutes's table and metrics recorders,
 //     beyond the routes handed to it;
 //   - applied-B/host: serving.Applied.Full's record, beyond the State
-//     handed to it.
+//     handed to it;
+//   - frag-B/host: the heap in use beyond the live heap that the sync
+//     added (free room in spans that hold live objects);
+//   - gc-ms: a forced collection of the whole heap after the sync, the
+//     median of nine: what each collection costs a node in mark work.
 //
 // Compare runs before and after a change with benchstat; BENCHMARKS.md has
 // the figures.
@@ -81,6 +86,27 @@ func liveHeap() (live, total uint64) {
 	return m.HeapAlloc, m.TotalAlloc
 }
 
+// heapInUse returns the heap in use (spans holding objects), after a full
+// collection.
+func heapInUse() uint64 {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapInuse
+}
+
+// gcTime returns the median time of nine forced collections.
+func gcTime() time.Duration {
+	var ts []time.Duration
+	for range 9 {
+		t := time.Now()
+		runtime.GC()
+		ts = append(ts, time.Since(t))
+	}
+	slices.Sort(ts)
+	return ts[4]
+}
+
 func perHost(after, before uint64, n int) float64 {
 	return float64(int64(after)-int64(before)) / float64(n)
 }
@@ -116,6 +142,7 @@ func syncHeap(b *testing.B, n int) (total, alloc float64) {
 		Logger: slog.New(slog.DiscardHandler)})
 	p.hosts = nil
 	before, allocBefore := liveHeap()
+	fragBefore := heapInUse() - before
 	// The read is counted from here: it is made before the heap is read
 	// only so that its []store.Service, dropped by the sync, is not.
 	before -= readBytes(n)
@@ -124,6 +151,8 @@ func syncHeap(b *testing.B, n int) (total, alloc float64) {
 	}
 	p.hosts = nil // the certificate manager's, not measured
 	after, allocAfter := liveHeap()
+	b.ReportMetric(perHost(heapInUse()-after, fragBefore, n), "frag-B/host")
+	b.ReportMetric(float64(gcTime().Microseconds())/1000, "gc-ms")
 	runtime.KeepAlive(l)
 	runtime.KeepAlive(e)
 	return perHost(after, before, n), perHost(allocAfter, allocBefore, n)
