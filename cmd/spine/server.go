@@ -135,7 +135,9 @@ func run(cmd *cobra.Command, g *globals, f serverFlags, up bool) error {
 	cfg.Logger = log
 	// The collector's heap goal is at least 16 MiB above the live heap
 	// (internal/gcgoal): on a node with few hostnames it otherwise runs
-	// every 50 handshakes. GOGC in the environment turns this off.
+	// every 50 handshakes; and at most 128 MiB above it, so that a node
+	// with hundreds of thousands of hostnames does not keep as much again
+	// in garbage. GOGC in the environment turns this off.
 	defer gcgoal.Start(gcgoal.DefaultFloor, gcgoal.DefaultCeiling)()
 	startCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
