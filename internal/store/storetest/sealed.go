@@ -176,3 +176,54 @@ func testResealPages(t *testing.T, db *store.DB) {
 		}
 	}
 }
+
+// testResealScanPages: a node's start (ResealPlaintext) has the database
+// look at 4,096 keys a query and return only what is not sealed; over
+// several such pages, with sealed and plaintext secrets interleaved, other
+// keys between them, the last key of a page sealed, and a key ending in
+// ".KEY" (SQLite's LIKE ignores case: not a secret), it seals every
+// plaintext one and counts the sealed ones, as a read of every row would.
+func testResealScanPages(t *testing.T, db *store.DB) {
+	ctx := ctxT(t)
+	const n = 9000 // more than two pages of 4,096 secrets
+	key := func(i int) string { return fmt.Sprintf("certificates/ca/h%05d.example/h%05d.example.key", i, i) }
+	put := func(from int) {
+		var kvs []store.KeyValue
+		for i := from; i < n; i += 2 {
+			kvs = append(kvs, store.KeyValue{Key: key(i), Value: fmt.Appendf(nil, "private key %d", i)},
+				store.KeyValue{Key: fmt.Sprintf("certificates/ca/h%05d.example/h%05d.example.crt", i, i), Value: []byte("cert")})
+		}
+		must(t, db.PutKeysAndCertStatus(ctx, kvs, nil))
+	}
+	put(0) // the even ones, in plaintext
+	must(t, db.PutKey(ctx, "certificates/ca/z.example/z.example.KEY", []byte("not a secret")))
+	db.SetKeyring(keyring(t, newRawKey()))
+	must(t, db.CheckKeyring(ctx))
+	res, err := db.Reseal(ctx, store.ResealPlaintext)
+	must(t, err)
+	if res.Plain != n/2 || res.Current != 1 { // the canary
+		t.Fatalf("first Reseal = %+v, want %d plain, 1 current", res, n/2)
+	}
+	k := db.Keyring()
+	db.SetKeyring(nil)
+	put(1) // the odd ones, in plaintext, between the sealed ones
+	db.SetKeyring(k)
+	res, err = db.Reseal(ctx, store.ResealPlaintext)
+	must(t, err)
+	if res.Plain != n/2 || res.Current != n/2+1 || res.Resealed != 0 {
+		t.Errorf("second Reseal = %+v, want %d plain, %d current", res, n/2, n/2+1)
+	}
+	counts, err := db.SealedKeys(ctx)
+	must(t, err)
+	if counts[""] != 0 {
+		t.Errorf("SealedKeys after Reseal = %v: some left in plaintext", counts)
+	}
+	for _, i := range []int{0, 1, 4095, 4096, 4097, 8191, 8192, n - 1} {
+		if v, err := db.GetKey(ctx, key(i)); err != nil || string(v) != fmt.Sprintf("private key %d", i) {
+			t.Fatalf("GetKey(%s) = %q, %v", key(i), v, err)
+		}
+	}
+	if v, err := db.GetKey(ctx, "certificates/ca/z.example/z.example.KEY"); err != nil || string(v) != "not a secret" {
+		t.Errorf("GetKey of the .KEY key = %q, %v", v, err)
+	}
+}

@@ -56,6 +56,7 @@ func Run(t *testing.T, open func(t *testing.T) *store.DB) {
 		{"KVSpecialCharacters", testKVSpecialCharacters},
 		{"PutKeysAndCertStatus", testPutKeysAndCertStatus},
 		{"Sealed", testSealed},
+		{"ResealScanPages", testResealScanPages},
 		{"ResealPages", testResealPages},
 		{"Locks", testLocks},
 		{"LockExpiry", testLockExpiry},
