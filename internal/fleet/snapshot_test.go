@@ -34,7 +34,7 @@ import (
 )
 
 // selfSigned returns a certificate for name.
-func selfSigned(t *testing.T, name string) *tls.Certificate {
+func selfSigned(t testing.TB, name string) *tls.Certificate {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -924,6 +924,82 @@ func TestParseCertFile(t *testing.T) {
 	for _, name := range []string{"", ".json", h, h + ".txt", h + "-.json", strings.ToUpper(h) + ".json", h[:62] + ".json", "zz" + h[2:] + ".json", ".tmp-" + h + ".json"} {
 		if f, ok := parseCertFile(name); ok {
 			t.Errorf("parseCertFile(%q) = %+v, want no certificate file", name, f)
+		}
+	}
+}
+
+// encodeCertPart writes what json.Marshal of a certPart of the PEM chain
+// and key wrote before it was written by hand: byte for byte without a
+// keyring; with one, the same chain and a key that opens to the same PEM.
+// Chains of one to three certificates, so that a line ends exactly at a
+// block's end too (DER of a multiple of 48 bytes).
+func TestEncodeCertPartIsJSONOfCertPart(t *testing.T) {
+	want := func(c *tls.Certificate) ([]byte, string) {
+		var chain bytes.Buffer
+		for _, der := range c.Certificate {
+			pem.Encode(&chain, &pem.Block{Type: "CERTIFICATE", Bytes: der})
+		}
+		der, err := x509.MarshalPKCS8PrivateKey(c.PrivateKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		key := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
+		b, err := json.Marshal(certPart{ChainPEM: chain.String(), KeyPEM: string(key)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b, string(key)
+	}
+	k, _ := testKeyring(t)
+	a, b := selfSigned(t, "a.example"), selfSigned(t, "b.example")
+	for _, c := range []*tls.Certificate{
+		a,
+		{Certificate: [][]byte{a.Certificate[0], b.Certificate[0]}, PrivateKey: a.PrivateKey},
+		{Certificate: [][]byte{a.Certificate[0], make([]byte, 96), make([]byte, 1)}, PrivateKey: a.PrivateKey},
+	} {
+		wantJSON, wantKey := want(c)
+		got, err := encodeCertPart(c, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, wantJSON) {
+			t.Errorf("without a keyring:\n%s\nwant\n%s", got, wantJSON)
+		}
+		if cap(got) != len(got) {
+			t.Errorf("without a keyring: %d bytes in a slice of %d", len(got), cap(got))
+		}
+		got, err = encodeCertPart(c, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cap(got) != len(got) {
+			t.Errorf("sealed: %d bytes in a slice of %d", len(got), cap(got))
+		}
+		var p, w certPart
+		if err := json.Unmarshal(got, &p); err != nil {
+			t.Fatalf("sealed: %v in %s", err, got)
+		}
+		json.Unmarshal(wantJSON, &w)
+		if p.ChainPEM != w.ChainPEM {
+			t.Errorf("sealed: chain\n%s\nwant\n%s", p.ChainPEM, w.ChainPEM)
+		}
+		if strings.Contains(p.KeyPEM, "PRIVATE KEY") {
+			t.Error("sealed: the key is in the clear")
+		}
+		if plain, err := k.Open(certKeyName(c.Certificate[0]), []byte(p.KeyPEM)); err != nil || string(plain) != wantKey {
+			t.Errorf("sealed key opens to %q, %v; want the key's PEM", plain, err)
+		}
+	}
+}
+
+// BenchmarkEncodeCertPart: one certificate file, its key sealed (what the
+// snapshot writer does for each certificate that entered the cache).
+func BenchmarkEncodeCertPart(b *testing.B) {
+	k, _ := testKeyring(b)
+	c := selfSigned(b, "a.example")
+	for b.Loop() {
+		if _, err := encodeCertPart(c, k); err != nil {
+			b.Fatal(err)
 		}
 	}
 }

@@ -8,10 +8,10 @@ import (
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -1046,21 +1046,74 @@ func tokenLookups(tokens func() map[string]store.Credential) []TokenLookup {
 }
 
 // encodeCertPart encodes cert as a certificate file, its key sealed with
-// k (unless k is empty) under the name bound to its leaf.
+// k (unless k is empty) under the name bound to its leaf: the bytes
+// json.Marshal writes for a certPart of the PEM chain and key
+// (TestEncodeCertPartIsJSONOfCertPart), written straight into one slice
+// of their final size. Through pem.Encode (a base64 encoder of 1 KB per
+// block), a growing bytes.Buffer, its String and json.Marshal, writing the
+// files of the 10,000 certificates a burst loaded at 1M made 134 MB of
+// garbage in the minute after it (BENCHMARKS.md, "The collector's headroom
+// at a million hostnames"). The key's DER, and its PEM once sealed, are
+// cleared.
 func encodeCertPart(cert *tls.Certificate, k *secrets.Keyring) ([]byte, error) {
-	key, err := x509.MarshalPKCS8PrivateKey(cert.PrivateKey)
+	der, err := x509.MarshalPKCS8PrivateKey(cert.PrivateKey)
 	if err != nil {
 		return nil, fmt.Errorf("fleet: encoding a certificate's key: %w", err)
 	}
-	var chain bytes.Buffer
-	for _, der := range cert.Certificate {
-		pem.Encode(&chain, &pem.Block{Type: "CERTIFICATE", Bytes: der})
-	}
-	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: key})
-	if !k.Empty() {
-		if keyPEM, err = k.Seal(certKeyName(cert.Certificate[0]), keyPEM); err != nil {
+	defer clear(der)
+	var key []byte // the key_pem string's bytes, escaped
+	if k.Empty() {
+		key = appendPEM(make([]byte, 0, pemLen("PRIVATE KEY", len(der), jsonNewline)), "PRIVATE KEY", der, jsonNewline)
+	} else {
+		plain := appendPEM(make([]byte, 0, pemLen("PRIVATE KEY", len(der), "\n")), "PRIVATE KEY", der, "\n")
+		key, err = k.Seal(certKeyName(cert.Certificate[0]), plain)
+		clear(plain)
+		if err != nil {
 			return nil, fmt.Errorf("fleet: sealing a certificate's key: %w", err)
 		}
+		// base64 after an ASCII header: nothing JSON escapes
 	}
-	return json.Marshal(certPart{ChainPEM: chain.String(), KeyPEM: string(keyPEM)})
+	const open, mid, end = `{"chain_pem":"`, `","key_pem":"`, `"}`
+	n := len(open) + len(mid) + len(key) + len(end)
+	for _, c := range cert.Certificate {
+		n += pemLen("CERTIFICATE", len(c), jsonNewline)
+	}
+	out := make([]byte, 0, n)
+	out = append(out, open...)
+	for _, c := range cert.Certificate {
+		out = appendPEM(out, "CERTIFICATE", c, jsonNewline)
+	}
+	out = append(out, mid...)
+	out = append(out, key...)
+	return append(out, end...), nil
+}
+
+// jsonNewline is a newline inside a JSON string.
+const jsonNewline = `\n`
+
+// pemLine is how many bytes of DER one PEM line of 64 base64 characters
+// holds.
+const pemLine = 48
+
+// appendPEM appends der as a PEM block of type typ, as pem.Encode writes
+// one without headers, with nl at the end of each line ("\n", or
+// jsonNewline for the block inside a JSON string: its only character
+// JSON escapes).
+func appendPEM(dst []byte, typ string, der []byte, nl string) []byte {
+	dst = append(append(append(dst, "-----BEGIN "...), typ...), "-----"...)
+	dst = append(dst, nl...)
+	for len(der) > 0 {
+		n := min(len(der), pemLine)
+		dst = base64.StdEncoding.AppendEncode(dst, der[:n])
+		dst = append(dst, nl...)
+		der = der[n:]
+	}
+	dst = append(append(append(dst, "-----END "...), typ...), "-----"...)
+	return append(dst, nl...)
+}
+
+// pemLen is the length of appendPEM's block.
+func pemLen(typ string, n int, nl string) int {
+	lines := (n + pemLine - 1) / pemLine
+	return len("-----BEGIN -----") + len("-----END -----") + 2*len(typ) + (2+lines)*len(nl) + base64.StdEncoding.EncodedLen(n)
 }
