@@ -145,7 +145,7 @@ func (db *DB) eachSecret(ctx context.Context, c secretColumn, after string, limi
 }
 
 // resealColumn is Reseal's pass over one secret column, a page at a time.
-func (db *DB) resealColumn(ctx context.Context, c secretColumn, rewrite func(name string, v []byte, update func(old, sealed []byte) (bool, error)) error) error {
+func (db *DB) resealColumn(ctx context.Context, c secretColumn, rewrite rewriteFunc) error {
 	after := ""
 	for {
 		n := 0
@@ -364,17 +364,46 @@ func (db *DB) Reseal(ctx context.Context, mode ResealMode) (ResealResult, error)
 			return n == 1, err
 		}
 	}
-	// The key-value space, a page at a time in key order.
+	// The key-value space, a page at a time in key order; then the
+	// secrets kept in columns; the canary last.
+	kv := db.resealAllKV
 	if mode == ResealPlaintext {
-		if err := db.resealPlaintextKV(ctx, &res, rewrite, kvUpdate); err != nil {
+		kv = db.resealPlaintextKV
+	}
+	if err := kv(ctx, &res, rewrite, kvUpdate); err != nil {
+		return res, err
+	}
+	for _, c := range secretColumns {
+		if err := db.resealColumn(ctx, c, rewrite); err != nil {
 			return res, err
 		}
-		return db.resealRest(ctx, &res, rewrite, kvUpdate)
 	}
-	// A rotation (ResealAll) reads every value, a page at a time;
-	// handshakes run between pages. One page's slices and scan targets
-	// serve every page (what Scan is given escapes: a KeyValue per row was
-	// 130 MB of garbage at 1M keys).
+	v, err := db.rawKey(ctx, CanaryKey)
+	switch {
+	case errors.Is(err, ErrNotFound):
+	case err != nil:
+		return res, err
+	default:
+		if err := rewrite(CanaryKey, v, kvUpdate(CanaryKey)); err != nil {
+			return res, err
+		}
+	}
+	return res, nil
+}
+
+// rewriteFunc is Reseal's rewrite of one value; updateFunc makes the
+// update that replaces key's value if it is still the one read.
+type (
+	rewriteFunc func(name string, v []byte, update func(old, sealed []byte) (bool, error)) error
+	updateFunc  func(key string) func(old, sealed []byte) (bool, error)
+)
+
+// resealAllKV is Reseal's pass over the key-value space for a rotation
+// (ResealAll): it reads every value, a page at a time; handshakes run
+// between pages. One page's slices and scan targets serve every page
+// (what Scan is given escapes: a KeyValue per row was 130 MB of garbage at
+// 1M keys). What rewrite counts goes to the result res points to.
+func (db *DB) resealAllKV(ctx context.Context, _ *ResealResult, rewrite rewriteFunc, update updateFunc) error {
 	where, wargs := secretWhere(3)
 	args := append([]any{"", resealPage}, wargs...)
 	after := ""
@@ -388,27 +417,27 @@ func (db *DB) Reseal(ctx context.Context, mode ResealMode) (ResealResult, error)
 		args[0] = after
 		rows, err := db.r.QueryContext(ctx, `SELECT key, value FROM kv WHERE key > $1 AND `+where+` ORDER BY key LIMIT $2`, args...)
 		if err != nil {
-			return res, db.wrap("reading secrets", err)
+			return db.wrap("reading secrets", err)
 		}
 		page = page[:0]
 		for rows.Next() {
 			kv = KeyValue{}
 			if err := rows.Scan(&kv.Key, &kv.Value); err != nil {
 				rows.Close()
-				return res, db.wrap("reading secrets", err)
+				return db.wrap("reading secrets", err)
 			}
 			page = append(page, kv)
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
-			return res, db.wrap("reading secrets", err)
+			return db.wrap("reading secrets", err)
 		}
 		for _, kv := range page {
 			if !SecretKey(kv.Key) || kv.Key == CanaryKey { // SQLite's LIKE ignores case; the canary goes last
 				continue
 			}
-			if err := rewrite(kv.Key, kv.Value, kvUpdate(kv.Key)); err != nil {
-				return res, err
+			if err := rewrite(kv.Key, kv.Value, update(kv.Key)); err != nil {
+				return err
 			}
 		}
 		if len(page) < resealPage {
@@ -416,15 +445,8 @@ func (db *DB) Reseal(ctx context.Context, mode ResealMode) (ResealResult, error)
 		}
 		after = page[len(page)-1].Key
 	}
-	return db.resealRest(ctx, &res, rewrite, kvUpdate)
+	return nil
 }
-
-// rewriteFunc is Reseal's rewrite of one value; updateFunc makes the
-// update that replaces key's value if it is still the one read.
-type (
-	rewriteFunc func(name string, v []byte, update func(old, sealed []byte) (bool, error)) error
-	updateFunc  func(key string) func(old, sealed []byte) (bool, error)
-)
 
 // resealPlaintextKV is Reseal's pass over the key-value space at a node's
 // start (ResealPlaintext): it rewrites the plaintext secrets and counts
@@ -499,30 +521,6 @@ func (db *DB) resealPlaintextKV(ctx context.Context, res *ResealResult, rewrite 
 		}
 		args[0] = rows[len(rows)-1].Key
 	}
-}
-
-// resealRest is Reseal after its pass over the key-value space: the
-// secrets kept in columns, then the canary. res is the one rewrite counts
-// in.
-func (db *DB) resealRest(ctx context.Context, res *ResealResult, rewrite rewriteFunc, kvUpdate updateFunc) (ResealResult, error) {
-	// The secrets kept in columns.
-	for _, c := range secretColumns {
-		if err := db.resealColumn(ctx, c, rewrite); err != nil {
-			return *res, err
-		}
-	}
-	// The canary last.
-	v, err := db.rawKey(ctx, CanaryKey)
-	switch {
-	case errors.Is(err, ErrNotFound):
-	case err != nil:
-		return *res, err
-	default:
-		if err := rewrite(CanaryKey, v, kvUpdate(CanaryKey)); err != nil {
-			return *res, err
-		}
-	}
-	return *res, nil
 }
 
 // SealedKeys counts the store's secrets by the ID of the key that sealed
