@@ -15,6 +15,9 @@
 //     once the node is idle; with -warm-probe, also over the rest of the
 //     warm-up, one after the other until the first sync is applied (p50,
 //     p99, p99.9 and the share over 5 ms);
+//   - the collections the node ran until its first sync was applied, and
+//     their mark phases' wall time (the runtime's gctrace in the node's
+//     log: GODEBUG=gctrace=1 is set for it unless GODEBUG is set);
 //   - a configuration change: a service created through the API until its
 //     hostname answers HTTPS, one deleted until its hostname is refused;
 //   - the snapshot files in the data folder, their size, and how many times
@@ -83,15 +86,20 @@ type run struct {
 	// back (-settle after the first sync: the node releases it after the
 	// sync and the two after it, a --resync-interval apart), after the
 	// changes and the snapshot figures; SettledSec is when, after exec.
-	RSSSettledMi float64    `json:"rss_settled_mib,omitempty"`
-	SettledSec   float64    `json:"settled_sec,omitempty"`
-	GOMAXPROCS   int        `json:"gomaxprocs"`
-	DBCore       string     `json:"db_core,omitempty"`        // PostgreSQL's processes pinned there (-db-core)
-	WarmSec      float64    `json:"warm_sec"`                 // until the node was idle
-	VacuumSec    float64    `json:"vacuum_sec,omitempty"`     // PostgreSQL: VACUUM (ANALYZE) of the schema after seeding
-	SyncSec      float64    `json:"first_sync_sec,omitempty"` // the warm-up's first sync, from the node's log
-	ColdWarm     [2]float64 `json:"cold_warmup_p50_p99_ms"`
-	ColdIdle     [2]float64 `json:"cold_idle_p50_p99_ms"`
+	RSSSettledMi float64 `json:"rss_settled_mib,omitempty"`
+	SettledSec   float64 `json:"settled_sec,omitempty"`
+	GOMAXPROCS   int     `json:"gomaxprocs"`
+	DBCore       string  `json:"db_core,omitempty"`        // PostgreSQL's processes pinned there (-db-core)
+	WarmSec      float64 `json:"warm_sec"`                 // until the node was idle
+	VacuumSec    float64 `json:"vacuum_sec,omitempty"`     // PostgreSQL: VACUUM (ANALYZE) of the schema after seeding
+	SyncSec      float64 `json:"first_sync_sec,omitempty"` // the warm-up's first sync, from the node's log
+	// WarmGC is the collections the node ran until its first sync was
+	// applied, from the runtime's trace in its log (GODEBUG=gctrace=1,
+	// set unless GODEBUG is): on one processor each mark phase holds it
+	// in slices of up to 10 ms, the warm-up's tail.
+	WarmGC   *gcFigure  `json:"warm_gc,omitempty"`
+	ColdWarm [2]float64 `json:"cold_warmup_p50_p99_ms"`
+	ColdIdle [2]float64 `json:"cold_idle_p50_p99_ms"`
 	// WarmProbe is -warm-probe's figure: handshakes from the store one
 	// after the other from the warm-up figure until the first sync was
 	// applied (it takes the node's processor from the sync, which then
@@ -220,6 +228,63 @@ func firstSync(log string) float64 {
 	return 0
 }
 
+// gcFigure is the collections of a stretch of a node's run: how many,
+// how many forced, and their concurrent mark phases' wall time in all.
+type gcFigure struct {
+	N, Forced int
+	MarkMs    float64
+}
+
+// warmCollections reads the collections the runtime traced (gctrace) in
+// log before its first "first sync applied" line; nil if it traced none
+// (GODEBUG without gctrace=1) or the sync was not applied.
+func warmCollections(log string) *gcFigure {
+	b, _ := os.ReadFile(log)
+	var f gcFigure
+	for l := range strings.Lines(string(b)) {
+		if strings.Contains(l, "first sync applied") {
+			if f.N == 0 {
+				return nil
+			}
+			return &f
+		}
+		if ms, forced, ok := parseGCTrace(l); ok {
+			f.N++
+			f.MarkMs += ms
+			if forced {
+				f.Forced++
+			}
+		}
+	}
+	return nil
+}
+
+// parseGCTrace reads one line of the runtime's gctrace ("gc 3 @1.512s 2%:
+// 0.010+120+0.020 ms clock, ...", with "(forced)" at its end for
+// runtime.GC): the concurrent mark phase's wall time in ms, and whether the
+// collection was forced.
+func parseGCTrace(l string) (markMs float64, forced, ok bool) {
+	f := strings.Fields(l)
+	if len(f) < 6 || f[0] != "gc" || !strings.HasPrefix(f[2], "@") {
+		return 0, false, false
+	}
+	for i := 3; i+2 < len(f); i++ {
+		if f[i+1] != "ms" || f[i+2] != "clock," {
+			continue
+		}
+		parts := strings.Split(f[i], "+")
+		if len(parts) != 3 {
+			return 0, false, false
+		}
+		ms, err := strconv.ParseFloat(parts[1], 64)
+		if err != nil {
+			return 0, false, false
+		}
+		return ms, strings.Contains(l, "(forced)"), true
+	}
+	return 0, false, false
+}
+
 func (c *config) host(i int) string { return fmt.Sprintf("s%06d.%s", i, c.domain) }
 
 func (c *config) measure(st string, n int, up string) (r run) {
@@ -310,6 +375,9 @@ func (c *config) measure(st string, n int, up string) (r run) {
 	}
 	cmd := exec.Command("taskset", sargs...)
 	cmd.Env = append(os.Environ(), "GOMAXPROCS="+strconv.Itoa(c.procs))
+	if os.Getenv("GODEBUG") == "" {
+		cmd.Env = append(cmd.Env, "GODEBUG=gctrace=1") // one line a collection, for WarmGC
+	}
 	r.GOMAXPROCS = c.procs
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	t0 := time.Now()
@@ -396,6 +464,10 @@ func (c *config) measure(st string, n int, up string) (r run) {
 	}
 	r.WarmSec = waitIdle(pid, c.idleMax, t0).Seconds()
 	r.SyncSec = firstSync(logFile.Name())
+	r.WarmGC = warmCollections(logFile.Name())
+	if g := r.WarmGC; g != nil {
+		logf("%s %d: until the first sync was applied, %d collections (%d forced), their mark phases %.0f ms", st, n, g.N, g.Forced, g.MarkMs)
+	}
 	r.RSSWarmMi = rssMiB(pid)
 	r.RSSPeakMi = peakMiB(pid)
 	r.Load["rss_warm"] = loadavg()
@@ -774,7 +846,7 @@ func freePort() int {
 // table writes the runs as a Markdown table, with the RSS slope between
 // consecutive counts of one store.
 func table(w io.Writer, runs []run) {
-	fmt.Fprintln(w, "| store | hostnames | seed | first answer | all servable | RSS 2 s after first answer | RSS after warm-up (peak) | slope (warm) | RSS settled | slope (settled) | first sync | from store, warm-up p50/p99 | over the rest of the warm-up (-warm-probe) | from store, idle p50/p99 | create → served | delete → refused | snapshot files | rewrites in 30 s | load (1/5/15 min) |")
+	fmt.Fprintln(w, "| store | hostnames | seed | first answer | all servable | RSS 2 s after first answer | RSS after warm-up (peak) | slope (warm) | RSS settled | slope (settled) | first sync | from store, warm-up p50/p99 | over the rest of the warm-up (-warm-probe); its collections | from store, idle p50/p99 | create → served | delete → refused | snapshot files | rewrites in 30 s | load (1/5/15 min) |")
 	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 	for i, r := range runs {
 		slope := "–"
@@ -807,6 +879,9 @@ func table(w io.Writer, runs []run) {
 		probe := "–"
 		if p := r.WarmProbe; p != nil {
 			probe = fmt.Sprintf("%d: %.1f / %.1f ms, p99.9 %.1f ms, %.1f %% over 5 ms", p.N, p.P50, p.P99, p.P999, p.Over5)
+		}
+		if g := r.WarmGC; g != nil {
+			probe += fmt.Sprintf("; %d collections (%d forced), mark %.0f ms", g.N, g.Forced, g.MarkMs)
 		}
 		fmt.Fprintf(w, "| %s | %d | %s | %.2f s | %.2f s | %.0f MiB | %.0f MiB (%.0f) | %s | %s | %s | %.1f s | %.1f / %.1f ms | %s | %.1f / %.1f ms | %s ms | %s ms | %s | %s | %s |\n",
 			r.Store, r.N, strings.Join(r.Seed, "<br>"), r.FirstSec, r.AllSec, r.RSSFirstMi, r.RSSWarmMi, r.RSSPeakMi, slope, settled, sslope, r.SyncSec,
