@@ -66,52 +66,54 @@ func loadStored(ctx context.Context, storage certmagic.Storage, issuerKeys []str
 	if _, parent, ok := strings.Cut(host, "."); ok && strings.Contains(parent, ".") {
 		names = append(names, "*."+parent)
 	}
-	load := storedKeys(ctx, storage, issuerKeys, names)
-	var best *tls.Certificate
+	sites := make([]siteKeys, 0, len(names)*len(issuerKeys)) // by name, then issuer
 	for _, name := range names {
 		for _, issuer := range issuerKeys {
-			chain, err := load(certmagic.StorageKeys.SiteCert(issuer, name))
-			if err != nil {
+			sites = append(sites, siteKeysOf(issuer, name))
+		}
+	}
+	load := storedKeys(ctx, storage, sites)
+	var best *tls.Certificate
+	for _, site := range sites {
+		chain, err := load(site.cert)
+		if err != nil {
+			continue
+		}
+		key, err := load(site.key)
+		if err != nil {
+			continue
+		}
+		pair, err := tls.X509KeyPair(chain, key)
+		if err != nil {
+			continue
+		}
+		if pair.Leaf == nil {
+			if pair.Leaf, err = x509.ParseCertificate(pair.Certificate[0]); err != nil {
 				continue
 			}
-			key, err := load(certmagic.StorageKeys.SitePrivateKey(issuer, name))
-			if err != nil {
-				continue
-			}
-			pair, err := tls.X509KeyPair(chain, key)
-			if err != nil {
-				continue
-			}
-			if pair.Leaf == nil {
-				if pair.Leaf, err = x509.ParseCertificate(pair.Certificate[0]); err != nil {
-					continue
-				}
-			}
-			if best == nil || pair.Leaf.NotAfter.After(best.Leaf.NotAfter) {
-				best = &pair
-			}
+		}
+		if best == nil || pair.Leaf.NotAfter.After(best.Leaf.NotAfter) {
+			best = &pair
 		}
 	}
 	return best
 }
 
-// storedKeys returns how loadStored reads a key of names' certificate
-// folders under issuerKeys: over a *Storage whose store reads prefixes,
-// from one read of all those folders made now (the warm-up's look-up of a
-// name waits one round trip for them instead of three, BENCHMARKS.md "The
+// storedKeys returns how loadStored reads a key of the certificate
+// folders sites: over a *Storage whose store reads prefixes, from one
+// read of all those folders made now (the warm-up's look-up of a name
+// waits one round trip for them instead of three, BENCHMARKS.md "The
 // warm-up's reads together"), else by a Load each. A read that fails or
 // finds more than prefetchKeys keys falls back to the Loads.
-func storedKeys(ctx context.Context, storage certmagic.Storage, issuerKeys []string, names []string) func(key string) ([]byte, error) {
+func storedKeys(ctx context.Context, storage certmagic.Storage, sites []siteKeys) func(key string) ([]byte, error) {
 	load := func(key string) ([]byte, error) { return storage.Load(ctx, key) }
 	st, ok := storage.(*Storage)
-	if !ok || st.prefetch == nil || len(names)*len(issuerKeys) > prefetchIssuers*2 {
+	if !ok || st.prefetch == nil || len(sites) > prefetchIssuers*2 {
 		return load
 	}
-	prefixes := make([]string, 0, len(names)*len(issuerKeys))
-	for _, name := range names {
-		for _, issuer := range issuerKeys {
-			prefixes = append(prefixes, certmagic.StorageKeys.CertsSitePrefix(issuer, name)+"/")
-		}
+	prefixes := make([]string, 0, len(sites))
+	for _, site := range sites {
+		prefixes = append(prefixes, site.prefix+"/")
 	}
 	kvs, err := st.prefetch.pr.GetKeysWithPrefix(ctx, prefetchKeys+1, prefixes...)
 	if err != nil || len(kvs) > prefetchKeys {

@@ -3,6 +3,7 @@ package certs_test
 import (
 	"context"
 	"crypto/x509"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -64,6 +65,32 @@ func TestStoredReadsOnce(t *testing.T) {
 		}
 		if n := kv.reads() - before; n != 1 || kv.gets.Load() != 0 {
 			t.Errorf("Certificate(%s): %d reads reached the store (%d of one key), want one prefix read", c.host, n, kv.gets.Load())
+		}
+	}
+}
+
+// BenchmarkStoredCertificate is the warm-up's look-up of a name's stored
+// certificate (its own and its parent's wildcard, one issuer) from one
+// read of a SQLite store; B/op is the garbage each such handshake makes
+// besides its TLS work.
+func BenchmarkStoredCertificate(b *testing.B) {
+	db := openStoreDSN(b, "sqlite:"+filepath.Join(b.TempDir(), "spine.db"))
+	pki := pkitest.NewRoot("Stored Root")
+	const name = "s000001.bench.test"
+	c := pki.Issue(pkitest.Leaf{DNSNames: []string{name}, NotAfter: time.Now().Add(30 * 24 * time.Hour)})
+	for key, v := range map[string][]byte{
+		certmagic.StorageKeys.SiteCert("local", name):       c.ChainPEM,
+		certmagic.StorageKeys.SitePrivateKey("local", name): c.KeyPEM,
+	} {
+		if err := db.PutKey(context.Background(), key, v); err != nil {
+			b.Fatal(err)
+		}
+	}
+	st := certs.NewStored(certs.NewStorage(db, certs.StorageOptions{}), []certmagic.Issuer{keyIssuer("local")})
+	b.ReportAllocs()
+	for b.Loop() {
+		if st.Certificate(context.Background(), name, nil) == nil {
+			b.Fatal("no certificate")
 		}
 	}
 }
