@@ -300,7 +300,9 @@ func (s *Server) SetRoutes(routes []Route) error {
 	for sv := range s.services.all() {
 		sv.routes = 0
 	}
-	var svs []*routeService
+	// At most a service a route: sized once (at a million services the
+	// list grew through 42 MB).
+	svs := make([]*routeService, 0, len(routes))
 	n := 0
 	var y sched.Yielder
 	for rt := range t.all() {
@@ -391,8 +393,16 @@ func (s *Server) buildTable(routes []Route, l sync.Locker) (*tableBuild, error) 
 	// Client-certificate settings by mode and CA, route settings by
 	// settingsKey, services by project and name: the routes that have the
 	// same share one, and a swap keeps the previous table's. newSvcs holds
-	// the services the previous table lacks, for this build only.
-	newSvcs := map[[2]string]*routeService{}
+	// the services the previous table lacks, for this build only. The
+	// first build's are every service: a map by project and name grew
+	// through 193 MB of garbage at a million (BENCHMARKS.md), so it is
+	// sized at once, and keyed by a hash (serviceSet); later builds' are
+	// few.
+	hint := 0
+	if s.services.empty() {
+		hint = len(routes)
+	}
+	newSvcs := newServiceSet(hint)
 	metas := map[string]*serviceMeta{} // the new services' projects
 	slab := &svcSlab{}
 	upstreamOf := func(key string, u *url.URL, h healthCheck) *upstream {
@@ -450,11 +460,10 @@ func (s *Server) buildTable(routes []Route, l sync.Locker) (*tableBuild, error) 
 		c.n++
 		sv := s.services.get(r.Project, r.Service)
 		if sv == nil {
-			k := [2]string{r.Project, r.Service}
-			if sv = newSvcs[k]; sv == nil {
+			if sv = newSvcs.get(r.Project, r.Service); sv == nil {
 				slab.left = len(routes) - i
 				sv = newRouteService(r.Project, r.Service, metas, slab)
-				newSvcs[k] = sv
+				newSvcs.put(sv)
 			}
 		}
 		st := c.v

@@ -587,3 +587,66 @@ func TestSvcSlab(t *testing.T) {
 		}
 	}
 }
+
+// A build's services the previous table lacks, by project and name
+// (serviceSet): found again whatever their hashes, colliding ones too.
+func TestServiceSet(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		hash func(project, service string) uint64
+	}{
+		{"hashed", serviceHash},
+		{"every hash colliding", func(string, string) uint64 { return 7 }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			x := newServiceSet(0)
+			x.hash = tc.hash
+			metas := map[string]*serviceMeta{}
+			keys := [][2]string{{"ab", "c"}, {"a", "bc"}, {"prj_1", "web"}, {"prj_2", "web"}, {"prj_1", "api"}}
+			made := map[[2]string]*routeService{}
+			for _, k := range keys {
+				if sv := x.get(k[0], k[1]); sv != nil {
+					t.Fatalf("get(%q, %q) before put: %p", k[0], k[1], sv)
+				}
+				sv := newRouteService(k[0], k[1], metas, nil)
+				x.put(sv)
+				made[k] = sv
+			}
+			for _, k := range keys {
+				if sv := x.get(k[0], k[1]); sv != made[k] {
+					t.Errorf("get(%q, %q) = %p, want %p", k[0], k[1], sv, made[k])
+				}
+			}
+			if sv := x.get("prj_3", "web"); sv != nil {
+				t.Errorf("get of a service never put = %p", sv)
+			}
+		})
+	}
+
+	// SetRoutes: the routes of one service share its routeService even
+	// when they are not next to each other.
+	s := tableServer(t, Config{})
+	routes := []Route{
+		{Host: "a1.example.com", Project: "prj_1", Service: "a", Upstreams: []string{"http://127.0.0.1:9"}},
+		{Host: "b1.example.com", Project: "prj_1", Service: "b", Upstreams: []string{"http://127.0.0.1:9"}},
+		{Host: "a2.example.com", Project: "prj_1", Service: "a", Upstreams: []string{"http://127.0.0.1:9"}},
+		{Host: "a3.example.com", Project: "prj_2", Service: "a", Upstreams: []string{"http://127.0.0.1:9"}},
+	}
+	if err := s.SetRoutes(routes); err != nil {
+		t.Fatal(err)
+	}
+	tb := s.table.Load()
+	a1, b1, a2, a3 := tb.lookup("a1.example.com"), tb.lookup("b1.example.com"), tb.lookup("a2.example.com"), tb.lookup("a3.example.com")
+	if a1 == nil || b1 == nil || a2 == nil || a3 == nil {
+		t.Fatal("a route is missing")
+	}
+	if a1.routeService != a2.routeService {
+		t.Error("the two routes of prj_1's service a have a service each")
+	}
+	if a1.routeService == b1.routeService || a1.routeService == a3.routeService {
+		t.Error("two services share one routeService")
+	}
+	if a1.routes != 2 || b1.routes != 1 || a3.routes != 1 {
+		t.Errorf("routes counted %d, %d, %d; want 2, 1, 1", a1.routes, b1.routes, a3.routes)
+	}
+}

@@ -265,8 +265,12 @@ func compact(s *store.Service, sh *sharing) appliedService {
 	switch {
 	case m.ownID || m.ownName:
 		// Its own: one the shared map keeps would take a place that
-		// services sharing their settings need.
-		e.more = &m
+		// services sharing their settings need. A copy, so that only
+		// this case allocates: &m made m itself escape, a serviceMore
+		// on the heap for every record (110 MB of a 1M first sync's
+		// garbage, BENCHMARKS.md).
+		own := m
+		e.more = &own
 	case m != (serviceMore{}):
 		e.more = shared(sh.moresOf(), m)
 	}
