@@ -11,14 +11,14 @@ import (
 // KeyBuilder gives (certmagic.StorageKeys), made without its cost for
 // names already in key form. KeyBuilder.Safe builds a strings.Replacer
 // and runs a regular expression for every key component, and a site's
-// key has three: a look-up of a hostname's stored certificate (the
-// warm-up's, and a handshake's once the certificate cache is full) made
-// eight of them for the name and eight for its parent's wildcard, about
-// 10 KB of garbage a handshake (BENCHMARKS.md, "The garbage of a
-// certificate load"). A name a node serves is in normal form (lower case,
-// letters, digits, dots and hyphens), which Safe leaves as it is: those
-// are written here directly, and anything else still goes through Safe,
-// so a key is always the one certmagic reads and writes
+// key has three: a look-up of a hostname's stored certificate
+// (loadStored: the warm-up's, for each handshake of a name not read yet,
+// and a suspended project's hostname's) made eight of them for the name
+// and eight for its parent's wildcard, 16 KB of a look-up's 29 KB of
+// garbage (BenchmarkStoredCertificate). A name a node serves is in normal
+// form (lower case, letters, digits, dots and hyphens), which Safe leaves
+// as it is: those are written here directly, and anything else still goes
+// through Safe, so a key is always the one certmagic reads and writes
 // (TestStorageKeysAreCertmagics, FuzzStorageKeys).
 
 // safeKey is certmagic.StorageKeys.Safe(s).
