@@ -54,27 +54,28 @@ func newServiceSet(hint int) *serviceSet {
 	return &serviceSet{byHash: make(map[uint64]*routeService, hint), hash: serviceHash}
 }
 
-// get returns the service of project and name in the set, nil if none.
-func (x *serviceSet) get(project, service string) *routeService {
-	sv := x.byHash[x.hash(project, service)]
-	if sv == nil || sv.Project() == project && sv.Service == service {
+// getOrAdd returns the service of project and name in the set; if there
+// is none, the one add makes, put in the set (each is hashed once).
+func (x *serviceSet) getOrAdd(project, service string, add func() *routeService) *routeService {
+	h := x.hash(project, service)
+	sv := x.byHash[h]
+	switch {
+	case sv == nil:
+		sv = add()
+		x.byHash[h] = sv
+		return sv
+	case sv.Project() == project && sv.Service == service:
 		return sv
 	}
-	return x.colliding[[2]string{project, service}]
-}
-
-// put adds sv, which the set must not hold a service of the same project
-// and name as.
-func (x *serviceSet) put(sv *routeService) {
-	h := x.hash(sv.Project(), sv.Service)
-	if x.byHash[h] == nil {
-		x.byHash[h] = sv
-		return
+	k := [2]string{project, service}
+	if sv = x.colliding[k]; sv == nil {
+		if x.colliding == nil {
+			x.colliding = map[[2]string]*routeService{}
+		}
+		sv = add()
+		x.colliding[k] = sv
 	}
-	if x.colliding == nil {
-		x.colliding = map[[2]string]*routeService{}
-	}
-	x.colliding[[2]string{sv.Project(), sv.Service}] = sv
+	return sv
 }
 
 func compareService(sv *routeService, project, service string) int {

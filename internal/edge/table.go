@@ -460,11 +460,10 @@ func (s *Server) buildTable(routes []Route, l sync.Locker) (*tableBuild, error) 
 		c.n++
 		sv := s.services.get(r.Project, r.Service)
 		if sv == nil {
-			if sv = newSvcs.get(r.Project, r.Service); sv == nil {
+			sv = newSvcs.getOrAdd(r.Project, r.Service, func() *routeService {
 				slab.left = len(routes) - i
-				sv = newRouteService(r.Project, r.Service, metas, slab)
-				newSvcs.put(sv)
-			}
+				return newRouteService(r.Project, r.Service, metas, slab)
+			})
 		}
 		st := c.v
 		for _, up := range st.pool.ups {

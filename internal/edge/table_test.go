@@ -605,20 +605,23 @@ func TestServiceSet(t *testing.T) {
 			keys := [][2]string{{"ab", "c"}, {"a", "bc"}, {"prj_1", "web"}, {"prj_2", "web"}, {"prj_1", "api"}}
 			made := map[[2]string]*routeService{}
 			for _, k := range keys {
-				if sv := x.get(k[0], k[1]); sv != nil {
-					t.Fatalf("get(%q, %q) before put: %p", k[0], k[1], sv)
+				sv := x.getOrAdd(k[0], k[1], func() *routeService {
+					sv := newRouteService(k[0], k[1], metas, nil)
+					made[k] = sv
+					return sv
+				})
+				if made[k] == nil || sv != made[k] {
+					t.Fatalf("getOrAdd(%q, %q) the first time = %p, not the one it made", k[0], k[1], sv)
 				}
-				sv := newRouteService(k[0], k[1], metas, nil)
-				x.put(sv)
-				made[k] = sv
 			}
 			for _, k := range keys {
-				if sv := x.get(k[0], k[1]); sv != made[k] {
-					t.Errorf("get(%q, %q) = %p, want %p", k[0], k[1], sv, made[k])
+				sv := x.getOrAdd(k[0], k[1], func() *routeService {
+					t.Errorf("getOrAdd(%q, %q) made a second service", k[0], k[1])
+					return nil
+				})
+				if sv != made[k] {
+					t.Errorf("getOrAdd(%q, %q) = %p, want %p", k[0], k[1], sv, made[k])
 				}
-			}
-			if sv := x.get("prj_3", "web"); sv != nil {
-				t.Errorf("get of a service never put = %p", sv)
 			}
 		})
 	}
