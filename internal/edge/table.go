@@ -153,23 +153,32 @@ type tableFill struct {
 }
 
 // newTableFill makes a tableFill for routes (only their hosts are read).
-func newTableFill(routes []Route, y *sched.Yielder, l sync.Locker) *tableFill {
-	f := &tableFill{t: &table{}, shard: make([]uint16, len(routes)), key: make([]uint32, len(routes))}
+func newTableFill(routes RouteSeq, y *sched.Yielder, l sync.Locker) (*tableFill, error) {
+	n := routes.Len()
+	f := &tableFill{t: &table{}, shard: make([]uint16, n), key: make([]uint32, n)}
 	var sizes [tableShards]int
-	for i := range routes {
+	i := 0
+	for r := range routes.All() {
+		if i == n {
+			return nil, fmt.Errorf("edge: a route source of %d routes yielded more", n)
+		}
 		if i%256 == 0 {
 			y.MaybeUnlocked(l)
 		}
-		sh, key := hashOf(routes[i].Host)
+		sh, key := hashOf(r.Host)
 		f.shard[i], f.key[i] = uint16(sh), key
 		sizes[sh]++
+		i++
+	}
+	if i != n {
+		return nil, fmt.Errorf("edge: a route source of %d routes yielded %d", n, i)
 	}
 	for sh, n := range sizes {
 		if n > 0 {
 			f.t.shards[sh] = &shard{keys: make([]uint32, 0, n), routes: make([]route, 0, n)}
 		}
 	}
-	return f
+	return f, nil
 }
 
 // add puts rt, made of the i-th route given, in its shard.
@@ -276,6 +285,36 @@ type counted[T any] struct {
 // or a service the build took from the table may have been stopped or
 // retired since), the table is built again, holding s.mu throughout.
 func (s *Server) SetRoutes(routes []Route) error {
+	return s.SetRouteSeq(RouteSlice(routes))
+}
+
+// RouteSeq is routes read one at a time: Len of them, in the order All
+// yields them, each *Route valid until the next (a source may reuse one).
+// SetRouteSeq reads them twice or more. A node's full sync makes its
+// routes as the table's build reads them (serving.RouteList): a list of
+// a million (152 B each) was 152 MB of garbage at its first sync.
+type RouteSeq interface {
+	Len() int
+	All() iter.Seq[*Route]
+}
+
+// RouteSlice is the RouteSeq of a list of routes.
+type RouteSlice []Route
+
+func (l RouteSlice) Len() int { return len(l) }
+
+func (l RouteSlice) All() iter.Seq[*Route] {
+	return func(yield func(*Route) bool) {
+		for i := range l {
+			if !yield(&l[i]) {
+				return
+			}
+		}
+	}
+}
+
+// SetRouteSeq is SetRoutes of routes read one at a time.
+func (s *Server) SetRouteSeq(routes RouteSeq) error {
 	s.setMu.Lock()
 	defer s.setMu.Unlock()
 	s.mu.Lock()
@@ -302,7 +341,7 @@ func (s *Server) SetRoutes(routes []Route) error {
 	}
 	// At most a service a route: sized once (at a million services the
 	// list grew through 42 MB).
-	svs := make([]*routeService, 0, len(routes))
+	svs := make([]*routeService, 0, t.n)
 	n := 0
 	var y sched.Yielder
 	for rt := range t.all() {
@@ -384,9 +423,12 @@ func (b *tableBuild) agrees(st *routeSettings) bool {
 // ticket keys, the upstreams the settings name, the services' metrics
 // recorders), with s.mu held; it lets go of l (s.mu, or nil: held
 // throughout) at each yield.
-func (s *Server) buildTable(routes []Route, l sync.Locker) (*tableBuild, error) {
+func (s *Server) buildTable(routes RouteSeq, l sync.Locker) (*tableBuild, error) {
 	var y sched.Yielder
-	fill := newTableFill(routes, &y, l)
+	fill, err := newTableFill(routes, &y, l)
+	if err != nil {
+		return nil, err
+	}
 	parsed := upstreamParses{}
 	b := &tableBuild{ups: make(map[string]*upstream, len(s.upstreams)), upRefs: make(map[string]int, len(s.upRefs)),
 		auths: map[string]*counted[*clientAuth]{}, settings: map[string]*counted[*routeSettings]{}}
@@ -398,9 +440,9 @@ func (s *Server) buildTable(routes []Route, l sync.Locker) (*tableBuild, error) 
 	// through 193 MB of garbage at a million (BENCHMARKS.md), so it is
 	// sized at once, and keyed by a hash (serviceSet); later builds' are
 	// few.
-	hint := 0
+	n, hint := routes.Len(), 0
 	if s.services.empty() {
-		hint = len(routes)
+		hint = n
 	}
 	newSvcs := newServiceSet(hint)
 	metas := map[string]*serviceMeta{} // the new services' projects
@@ -430,7 +472,11 @@ func (s *Server) buildTable(routes []Route, l sync.Locker) (*tableBuild, error) 
 		return s.newClientAuth(r)
 	}
 	var key []byte
-	for i := range routes {
+	i := -1
+	for r := range routes.All() {
+		if i++; i == n {
+			break // newTableFill saw n: the source changed meanwhile
+		}
 		if i%64 == 0 {
 			y.MaybeUnlocked(l)
 			if testHookBuildYield != nil && l != nil {
@@ -439,7 +485,6 @@ func (s *Server) buildTable(routes []Route, l sync.Locker) (*tableBuild, error) 
 				l.Lock()
 			}
 		}
-		r := &routes[i]
 		if err := validateHost(r); err != nil {
 			return nil, err
 		}
@@ -461,7 +506,7 @@ func (s *Server) buildTable(routes []Route, l sync.Locker) (*tableBuild, error) 
 		sv := s.services.get(r.Project, r.Service)
 		if sv == nil {
 			sv = newSvcs.getOrAdd(r.Project, r.Service, func() *routeService {
-				slab.left = len(routes) - i
+				slab.left = n - i
 				return newRouteService(r.Project, r.Service, metas, slab)
 			})
 		}
@@ -481,7 +526,9 @@ func (s *Server) buildTable(routes []Route, l sync.Locker) (*tableBuild, error) 
 		}
 		fill.add(i, route{Host: r.Host, routeService: sv, routeSettings: st})
 	}
-	var err error
+	if i+1 != n {
+		return nil, fmt.Errorf("edge: a route source of %d routes yielded %d", n, i+1)
+	}
 	if b.t, err = fill.finish(&y, l); err != nil {
 		return nil, err
 	}

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"iter"
 	"log/slog"
 	"maps"
 	"math/rand/v2"
@@ -220,6 +221,69 @@ func TestSetRoutesHostTwice(t *testing.T) {
 	}
 	if !s.Has("a.test") || s.Has("b.test") || s.Has("c.test") {
 		t.Error("a refused SetRoutes changed the table")
+	}
+	checkServices(t, s)
+}
+
+// reusedRoutes is a RouteSeq that yields every route in one Route it
+// overwrites, as serving.RouteList does; n is what its Len says.
+type reusedRoutes struct {
+	routes []Route
+	n      int
+}
+
+func (r reusedRoutes) Len() int { return r.n }
+
+func (r reusedRoutes) All() iter.Seq[*Route] {
+	return func(yield func(*Route) bool) {
+		var one Route
+		for _, rt := range r.routes {
+			one = rt
+			if !yield(&one) {
+				return
+			}
+		}
+	}
+}
+
+// A table built from a source that reuses one Route is the table of the
+// same routes as a list; a source whose count is not its Len is refused,
+// and the table stays as it was.
+func TestSetRouteSeq(t *testing.T) {
+	up := []string{"http://127.0.0.1:1"}
+	routes := []Route{
+		{Host: "a.test", Project: "p", Service: "a", Upstreams: up},
+		{Host: "a2.test", Project: "p", Service: "a", Upstreams: up},
+		{Host: "b.test", Project: "p", Service: "b", Upstreams: []string{"http://127.0.0.1:2/x"}, HSTSMaxAge: 60},
+		{Host: "c.test", Project: "q", Service: "c", Upstreams: up, Suspended: true},
+		{Host: "d.test", Project: "q", Service: "d", Upstreams: up, HealthPath: "/up", HealthInterval: time.Minute},
+	}
+	for range 300 { // past a yield (every 64th route) and a fill's 256
+		i := len(routes)
+		routes = append(routes, Route{Host: fmt.Sprintf("h%d.test", i), Project: "r", Service: fmt.Sprintf("s%d", i%7), Upstreams: up})
+	}
+	s, list := tableServer(t, Config{}), tableServer(t, Config{})
+	if err := s.SetRouteSeq(reusedRoutes{routes, len(routes)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := list.SetRoutes(routes); err != nil {
+		t.Fatal(err)
+	}
+	got, gotUps := s.routesByHost()
+	want, wantUps := list.routesByHost()
+	if !reflect.DeepEqual(got, want) || !slices.Equal(gotUps, wantUps) || len(got) != len(routes) {
+		t.Errorf("from a reused Route: %d routes %v\nfrom the list: %d routes %v", len(got), gotUps, len(want), wantUps)
+	}
+	checkServices(t, s)
+
+	for _, n := range []int{len(routes) - 1, len(routes) + 1, 0} {
+		err := s.SetRouteSeq(reusedRoutes{routes[:3], n})
+		if err == nil || !strings.Contains(err.Error(), "route source of") {
+			t.Errorf("a source of 3 routes whose Len is %d: %v, want refused", n, err)
+		}
+	}
+	if after, _ := s.routesByHost(); !reflect.DeepEqual(after, got) {
+		t.Error("a refused source changed the table")
 	}
 	checkServices(t, s)
 }

@@ -544,7 +544,7 @@ func (a *Applied) Prepare(ch store.Changes) (*Delta, bool) {
 				for _, h := range served.Hostnames {
 					newHosts[h] = true
 				}
-				d.Set = append(d.Set, routesOf(*served)...)
+				d.Set = Routes([]store.Service{*served}, nil).AppendTo(d.Set)
 			}
 		}
 		if old != nil || e != nil {

@@ -72,8 +72,8 @@ func TestAppliedDeltaMatchesFull(t *testing.T) {
 	full := func(svcs []store.Service) (State, []edge.Route, []string) {
 		st := Compute(slices.Clone(svcs), domains, wild, log) // Compute filters its list in place
 		st.Sum = WithUploaded(WithSuspended(st.Sum, nil), nil)
-		routes, hosts := Routes(st.Services)
-		return st, routes, hosts
+		routes := Routes(st.Services, nil)
+		return st, routes.Slice(), routes.Managed()
 	}
 	st0, routes0, hosts0 := full(before)
 	a := NewApplied(log)

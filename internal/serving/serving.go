@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"io"
+	"iter"
 	"log/slog"
 
 	"github.com/spine-platform/spine/internal/edge"
@@ -48,36 +49,106 @@ func Compute(svcs []store.Service, domains []store.Domain, wildcard func(store.D
 	return s
 }
 
-// Routes returns the edge's routes of svcs, and their hostnames. It is
-// left out of Compute: a State whose Sum was applied already needs neither.
-func Routes(svcs []store.Service) ([]edge.Route, []string) {
-	// Both lists are sized first: the hostnames' grew by append (its own
-	// size again in garbage, 16 MB or more at a million hostnames), the
-	// routes' (152 B each) was sized for one hostname a service.
-	n := 0
-	for i := range svcs {
-		n += len(svcs[i].Hostnames)
-	}
-	routes := make([]edge.Route, 0, n)
-	hosts := make([]string, 0, n)
-	var y sched.Yielder
-	for _, s := range svcs {
-		y.Maybe()
-		for _, h := range s.Hostnames {
-			routes = append(routes, routeOf(&s, h))
-		}
-		hosts = append(hosts, s.Hostnames...)
-	}
-	return routes, hosts
+// RouteList is the edge's routes of a list of services, one for each of
+// their hostnames, each marked Suspended if its project is (503 page, no
+// upstream): made one at a time as the edge reads them (edge.RouteSeq)
+// rather than held as a list. The list (152 B a route) was 152 MB of
+// garbage at a node's first sync of a million hostnames, a sixth of what
+// it allocated (BENCHMARKS.md, "The routes of a full sync made as the
+// edge reads them"). It is left out of Compute: a State whose Sum was
+// applied already needs none.
+type RouteList struct {
+	svcs      []store.Service
+	suspended map[string]bool
+	n         int
 }
 
-// routesOf returns one route for each hostname of s.
-func routesOf(s store.Service) []edge.Route {
-	routes := make([]edge.Route, 0, len(s.Hostnames))
-	for _, h := range s.Hostnames {
-		routes = append(routes, routeOf(&s, h))
+// Routes returns the RouteList of svcs, the projects of suspended
+// suspended. It holds svcs, which the caller leaves as they are while it
+// uses the list.
+func Routes(svcs []store.Service, suspended map[string]bool) *RouteList {
+	l := &RouteList{svcs: svcs, suspended: suspended}
+	for i := range svcs {
+		l.n += len(svcs[i].Hostnames)
 	}
-	return routes
+	return l
+}
+
+// Len returns the number of routes: of hostnames.
+func (l *RouteList) Len() int { return l.n }
+
+// All yields the routes in the order of the services and of their
+// hostnames, one Route reused (edge.RouteSeq): the yielder copies what
+// it keeps. It never yields the processor (sched): the edge's build does,
+// between routes, letting go of its lock first.
+func (l *RouteList) All() iter.Seq[*edge.Route] {
+	return func(yield func(*edge.Route) bool) {
+		var r edge.Route
+		for i := range l.svcs {
+			s := &l.svcs[i]
+			if len(s.Hostnames) == 0 {
+				continue
+			}
+			r = routeOf(s, "")
+			r.Suspended = l.suspended[s.ProjectID]
+			for _, h := range s.Hostnames {
+				r.Host = h
+				if !yield(&r) {
+					return
+				}
+			}
+		}
+	}
+}
+
+// Slice returns the routes as a list, for a few services (one, or a
+// snapshot's hot set).
+func (l *RouteList) Slice() []edge.Route { return l.AppendTo(make([]edge.Route, 0, l.n)) }
+
+// AppendTo appends the routes to dst and returns the extended list.
+func (l *RouteList) AppendTo(dst []edge.Route) []edge.Route {
+	for r := range l.All() {
+		dst = append(dst, *r)
+	}
+	return dst
+}
+
+// Managed returns the hostnames whose certificates are managed: those of
+// the projects not suspended (a suspended name is not renewed).
+func (l *RouteList) Managed() []string {
+	n := 0
+	for i := range l.svcs {
+		if !l.suspended[l.svcs[i].ProjectID] {
+			n += len(l.svcs[i].Hostnames)
+		}
+	}
+	hosts := make([]string, 0, n)
+	var y sched.Yielder
+	for i := range l.svcs {
+		y.Maybe()
+		if !l.suspended[l.svcs[i].ProjectID] {
+			hosts = append(hosts, l.svcs[i].Hostnames...)
+		}
+	}
+	return hosts
+}
+
+// SuspendedHosts returns the hostnames routed to the suspended page.
+func (l *RouteList) SuspendedHosts() map[string]bool {
+	out := map[string]bool{}
+	if len(l.suspended) == 0 {
+		return out
+	}
+	var y sched.Yielder
+	for i := range l.svcs {
+		y.Maybe()
+		if l.suspended[l.svcs[i].ProjectID] {
+			for _, h := range l.svcs[i].Hostnames {
+				out[h] = true
+			}
+		}
+	}
+	return out
 }
 
 // routeOf returns the route of s for host.
@@ -256,8 +327,8 @@ func appendDigestInput(buf []byte, s *store.Service) []byte {
 	return buf
 }
 
-// ServiceRoutes returns the routes of one service as Compute, Routes and
-// Suspend make them from a full read: only its hostnames that it may
+// ServiceRoutes returns the routes of one service as Compute and Routes
+// make them from a full read: only its hostnames that it may
 // serve under domains (those at or above its hostnames suffice:
 // platform.ServedOnly looks up no other), none if the edge would refuse
 // one of them, each marked Suspended if its project is. It serves a node
@@ -268,9 +339,5 @@ func ServiceRoutes(svc store.Service, domains []store.Domain, suspended bool, lo
 	if len(svcs) == 0 {
 		return nil
 	}
-	routes := routesOf(svcs[0])
-	if suspended {
-		routes, _ = Suspend(routes, nil, map[string]bool{svc.ProjectID: true})
-	}
-	return routes
+	return Routes(svcs, map[string]bool{svc.ProjectID: suspended}).Slice()
 }

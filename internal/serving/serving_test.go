@@ -63,8 +63,9 @@ func TestCompute(t *testing.T) {
 	if len(st.Wildcards) != 1 || st.Wildcards[0] != "a.test" {
 		t.Errorf("wildcards %v, want a.test (b.test pending, c.test not solvable)", st.Wildcards)
 	}
-	routes, hosts := Routes(st.Services)
-	if len(routes) != 1 || routes[0].Host != "ok.a.test" || routes[0].Service != "ok" || len(hosts) != 1 {
+	list := Routes(st.Services, nil)
+	routes, hosts := list.Slice(), list.Managed()
+	if list.Len() != 1 || len(routes) != 1 || routes[0].Host != "ok.a.test" || routes[0].Service != "ok" || len(hosts) != 1 {
 		t.Errorf("routes %+v, hosts %v", routes, hosts)
 	}
 	if again := Compute(slices.Clone(svcs), domains, func(d store.Domain) bool { return d.Name != "c.test" }, slog.New(slog.DiscardHandler)); again.Sum != st.Sum {

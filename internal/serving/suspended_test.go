@@ -1,11 +1,11 @@
 package serving
 
 import (
+	"fmt"
 	"slices"
 	"testing"
 	"time"
 
-	"github.com/spine-platform/spine/internal/edge"
 	"github.com/spine-platform/spine/internal/store"
 )
 
@@ -15,16 +15,26 @@ func TestSuspend(t *testing.T) {
 	if len(suspended) != 1 || !suspended["p2"] {
 		t.Fatalf("SuspendedProjects = %v, want p2 only", suspended)
 	}
-	routes := []edge.Route{{Host: "a.test", Project: "p1"}, {Host: "b.test", Project: "p2"}}
-	routes, hosts := Suspend(routes, []string{"a.test", "b.test"}, suspended)
-	if !slices.Equal(hosts, []string{"a.test"}) {
-		t.Errorf("managed names %v, want a.test only (a suspended name is not renewed)", hosts)
+	list := Routes([]store.Service{
+		{ProjectID: "p1", Name: "a", Hostnames: []string{"a.test", "a2.test"}, Upstreams: []string{"http://127.0.0.1:1"}},
+		{ProjectID: "p2", Name: "b", Hostnames: []string{"b.test", "b2.test"}, Upstreams: []string{"http://127.0.0.1:1"}},
+	}, suspended)
+	if hosts := list.Managed(); !slices.Equal(hosts, []string{"a.test", "a2.test"}) {
+		t.Errorf("managed names %v, want a.test and a2.test only (a suspended name is not renewed)", hosts)
 	}
-	if routes[0].Suspended || !routes[1].Suspended {
-		t.Errorf("routes %+v: want b.test alone suspended", routes)
+	routes := list.Slice()
+	var got []string
+	for _, r := range routes {
+		got = append(got, fmt.Sprintf("%s %s/%s %v", r.Host, r.Project, r.Service, r.Suspended))
 	}
-	if got := SuspendedHosts(routes); len(got) != 1 || !got["b.test"] {
-		t.Errorf("SuspendedHosts = %v, want b.test", got)
+	if want := []string{"a.test p1/a false", "a2.test p1/a false", "b.test p2/b true", "b2.test p2/b true"}; !slices.Equal(got, want) || list.Len() != 4 {
+		t.Errorf("routes %q (Len %d), want %q", got, list.Len(), want)
+	}
+	if got := list.SuspendedHosts(); len(got) != 2 || !got["b.test"] || !got["b2.test"] {
+		t.Errorf("SuspendedHosts = %v, want b.test and b2.test", got)
+	}
+	if got := Routes(list.svcs, nil).SuspendedHosts(); len(got) != 0 {
+		t.Errorf("SuspendedHosts with no project suspended = %v", got)
 	}
 	var sum [32]byte
 	if WithSuspended(sum, nil) != sum {

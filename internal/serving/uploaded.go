@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"io"
 
-	"github.com/spine-platform/spine/internal/edge"
 	"github.com/spine-platform/spine/internal/sched"
 	"github.com/spine-platform/spine/internal/store"
 )
@@ -37,18 +36,18 @@ func WithUploaded(sum [sha256.Size]byte, ups []store.UploadedCert) [sha256.Size]
 // few hostnames the uploaded certificates concern (certs.Uploaded.Concerns):
 // a map of every routed hostname was 78 MB and hundreds of milliseconds of
 // a node's sync at a million, for none when nothing is uploaded.
-func Owners(routes []edge.Route, want map[string]bool) map[string]string {
+func (l *RouteList) Owners(want map[string]bool) map[string]string {
 	owner := make(map[string]string, len(want))
 	if len(want) == 0 {
 		return owner
 	}
 	var y sched.Yielder
-	for i, r := range routes {
-		if i%256 == 0 {
-			y.Maybe()
-		}
-		if want[r.Host] {
-			owner[r.Host] = r.Project
+	for i := range l.svcs {
+		y.Maybe()
+		for _, h := range l.svcs[i].Hostnames {
+			if want[h] {
+				owner[h] = l.svcs[i].ProjectID
+			}
 		}
 	}
 	return owner

@@ -4,7 +4,6 @@ import (
 	"crypto/sha256"
 	"testing"
 
-	"github.com/spine-platform/spine/internal/edge"
 	"github.com/spine-platform/spine/internal/store"
 )
 
@@ -35,11 +34,14 @@ func TestWithUploaded(t *testing.T) {
 
 // Owners indexes only the hostnames asked for, and none without any.
 func TestOwnersOfWanted(t *testing.T) {
-	routes := []edge.Route{{Host: "a.test", Project: "p"}, {Host: "b.test", Project: "q"}, {Host: "c.test", Project: "p"}}
-	if got := Owners(routes, map[string]bool{"b.test": true, "gone.test": true}); len(got) != 1 || got["b.test"] != "q" {
+	routes := Routes([]store.Service{
+		{ProjectID: "p", Name: "a", Hostnames: []string{"a.test", "c.test"}},
+		{ProjectID: "q", Name: "b", Hostnames: []string{"b.test"}},
+	}, nil)
+	if got := routes.Owners(map[string]bool{"b.test": true, "gone.test": true}); len(got) != 1 || got["b.test"] != "q" {
 		t.Errorf("Owners of b.test and gone.test = %v, want b.test: q", got)
 	}
-	if got := Owners(routes, nil); len(got) != 0 {
+	if got := routes.Owners(nil); len(got) != 0 {
 		t.Errorf("Owners of nothing = %v", got)
 	}
 }

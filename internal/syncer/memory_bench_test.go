@@ -170,7 +170,7 @@ func readBytes(n int) uint64 {
 
 func edgeHeap(b *testing.B, n int) float64 {
 	st := serving.Compute(readServices(n), benchDomains, func(store.Domain) bool { return false }, slog.New(slog.DiscardHandler))
-	routes, _ := serving.Routes(st.Services)
+	routes := serving.Routes(st.Services, nil).Slice()
 	e := newBenchEdge()
 	defer e.Shutdown(context.Background())
 	before, _ := liveHeap()

@@ -25,7 +25,14 @@ type routesParts struct {
 	routes []edge.Route
 }
 
-func (p *routesParts) SetRoutes(r []edge.Route) error { p.routes = r; return nil }
+func (p *routesParts) SetRouteSeq(r edge.RouteSeq) error {
+	var routes []edge.Route
+	for rt := range r.All() {
+		routes = append(routes, *rt) // r reuses *rt
+	}
+	p.routes = routes
+	return nil
+}
 
 // The snapshot written from a sync's record after a delta of one service
 // differs from the one before by that service's shard alone (the others'
@@ -126,10 +133,10 @@ type hotParts struct {
 }
 
 func (p *hotParts) Warm(l edge.WarmLookup) { p.lookup = l }
-func (p *hotParts) SetRoutes(r []edge.Route) error {
+func (p *hotParts) SetRouteSeq(r edge.RouteSeq) error {
 	close(p.setting)
 	<-p.release
-	return p.routesParts.SetRoutes(r)
+	return p.routesParts.SetRouteSeq(r)
 }
 func (p *hotParts) SeedSnapshot(svcs []store.Service, _ map[string]store.Credential, _ bool) {
 	p.seeded.Store(int64(len(svcs)))

@@ -41,7 +41,7 @@ type ServiceScanner interface {
 
 // Edge takes the routes; *edge.Server satisfies it.
 type Edge interface {
-	SetRoutes(routes []edge.Route) error
+	SetRouteSeq(routes edge.RouteSeq) error
 	UpdateRoutes(set []edge.Route, remove []string) error
 }
 
@@ -418,17 +418,17 @@ func (l *Loop) sync(ctx context.Context) (read bool, err error) {
 		l.readAt, l.wild = time.Now(), wild
 		return true, nil
 	}
-	routes, hosts := serving.Routes(st.Services)
-	routes, hosts = serving.Suspend(routes, hosts, suspended)
-	c.Suspended.Set(serving.SuspendedHosts(routes))
+	routes := serving.Routes(st.Services, suspended)
+	hosts := routes.Managed()
+	c.Suspended.Set(routes.SuspendedHosts())
 	// An uploaded certificate's hostname is not managed: nothing is
 	// issued or renewed for it while the upload is there.
-	hosts = c.Uploaded.Apply(serving.Owners(routes, c.Uploaded.Concerns(uploads)), hosts, uploads, l.log)
+	hosts = c.Uploaded.Apply(routes.Owners(c.Uploaded.Concerns(uploads)), hosts, uploads, l.log)
 	if c.ExtraHost != "" {
 		hosts = append(hosts, c.ExtraHost)
 	}
 	c.Certs.SyncShared(ctx, hosts, st.Wildcards)
-	if err := c.Edge.SetRoutes(routes); err != nil {
+	if err := c.Edge.SetRouteSeq(routes); err != nil {
 		return true, fmt.Errorf("applying routes: %w", err)
 	}
 	l.deltas.Full(st, ds, suspended, uploads)
@@ -522,10 +522,9 @@ func (l *Loop) ServeSnapshot(s *fleet.Snapshot) error {
 		seed()
 	}
 	apply := func() error {
-		routes, _ := serving.Routes(s.Services)
-		routes, _ = serving.Suspend(routes, nil, suspended)
-		l.cfg.Suspended.Set(serving.SuspendedHosts(routes))
-		if err := l.cfg.Edge.SetRoutes(routes); err != nil {
+		routes := serving.Routes(s.Services, suspended)
+		l.cfg.Suspended.Set(routes.SuspendedHosts())
+		if err := l.cfg.Edge.SetRouteSeq(routes); err != nil {
 			return fmt.Errorf("applying the snapshot's routes: %w", err)
 		}
 		s.Served()
@@ -546,7 +545,13 @@ func (l *Loop) ServeSnapshot(s *fleet.Snapshot) error {
 		return nil
 	}
 	hot := hotRoutes(s, suspended)
-	l.cfg.Suspended.Set(serving.SuspendedHosts(slices.Collect(maps.Values(hot))))
+	hotSuspended := map[string]bool{}
+	for h, r := range hot {
+		if r.Suspended {
+			hotSuspended[h] = true
+		}
+	}
+	l.cfg.Suspended.Set(hotSuspended)
 	warm.Warm(func(_ context.Context, host string) (*edge.Route, *tls.Certificate, error) {
 		if r, ok := hot[host]; ok {
 			return &r, nil, nil
@@ -602,12 +607,11 @@ func hotRoutes(s *fleet.Snapshot, suspended map[string]bool) map[string]edge.Rou
 			svcs = append(svcs, s.Services[i])
 		}
 	}
-	routes, _ := serving.Routes(svcs)
-	routes, _ = serving.Suspend(routes, nil, suspended)
-	hot := make(map[string]edge.Route, len(routes))
-	for _, r := range routes {
+	routes := serving.Routes(svcs, suspended)
+	hot := make(map[string]edge.Route, routes.Len())
+	for r := range routes.All() {
 		if covered(r.Host) {
-			hot[r.Host] = r
+			hot[r.Host] = *r
 		}
 	}
 	return hot

@@ -48,7 +48,7 @@ type parts struct {
 	notes                    []error
 }
 
-func (p *parts) SetRoutes([]edge.Route) error                                    { p.setRoutes++; return nil }
+func (p *parts) SetRouteSeq(edge.RouteSeq) error                                 { p.setRoutes++; return nil }
 func (p *parts) UpdateRoutes([]edge.Route, []string) error                       { p.updates++; return nil }
 func (p *parts) SyncShared(_ context.Context, hosts, _ []string)                 { p.hosts = append(p.hosts, hosts) }
 func (p *parts) UpdateShared(_ context.Context, add, _ []string)                 { p.added = append(p.added, add...) }
