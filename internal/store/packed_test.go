@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/spine-platform/spine/internal/sched"
 )
 
 // packed's strings keep their bytes across blocks: a later string never
@@ -64,6 +66,33 @@ func TestChunkedStrings(t *testing.T) {
 		for i, s := range got {
 			if s != strconv.Itoa(i) {
 				t.Fatalf("n=%d: element %d is %q", n, i, s)
+			}
+		}
+	}
+}
+
+// A read's ID index finds every service it was made of, at every size
+// (a table at most half full, so probes run past taken slots), and no
+// other ID, not even a prefix or an extension of one.
+func TestIDIndex(t *testing.T) {
+	var y sched.Yielder
+	for _, n := range []int{1, 2, 3, 7, 64, 1000, 5000} {
+		ss := make([]Service, n)
+		for i := range ss {
+			ss[i].ID = fmt.Sprintf("svc_%x", i*7919)
+		}
+		x := indexByID(ss, &y)
+		if len(x.slots) < 2*n || len(x.slots)&(len(x.slots)-1) != 0 {
+			t.Fatalf("%d services: %d slots, want a power of two at least %d", n, len(x.slots), 2*n)
+		}
+		for i := range ss {
+			if got := x.find([]byte(ss[i].ID)); got != i {
+				t.Fatalf("%d services: find(%q) = %d, want %d", n, ss[i].ID, got, i)
+			}
+		}
+		for _, id := range []string{"", "svc_", ss[0].ID + "0", ss[n-1].ID[:len(ss[n-1].ID)-1], "other"} {
+			if got := x.find([]byte(id)); got != -1 && ss[got].ID != id {
+				t.Errorf("%d services: find(%q) = %d (%q), want -1", n, id, got, ss[got].ID)
 			}
 		}
 	}

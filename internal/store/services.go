@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
+	"math/bits"
 	"slices"
 	"strconv"
 	"time"
@@ -586,45 +587,44 @@ func (p *packed) of(b []byte) string {
 	return unsafe.String(&p.buf[n], len(b))
 }
 
-// idIndex finds a service of a read by its ID: maps in idShards pieces
-// by a hash of the ID, each made at its size (no growth: a read makes it
-// once per service) between two yields. One map made for a million
-// services was made in one go, a run of the processor that no yield
-// breaks: about 150 ms at 1M in the runtime's 10-18 ms preemption slices,
-// each a wait for the handshakes of a node serving during its first sync.
-type idIndex [idShards]map[string]int
-
-const idShards = 64
+// idIndex finds a service of a read by its ID: a table of the services'
+// indexes by a hash of the ID, open addressing with linear probing, at
+// most half full, an ID found compared with its service's own. It is
+// written here rather than a map because a map keeps its own copy of
+// every key: 64 maps of ID to index (made at their size, one between two
+// yields: one map of a million made in one go held the processor for
+// about 150 ms) were 50 MB at a million services, made and dropped at
+// every full read, where this is 8 MB (4 bytes a slot, 2^21 slots), made
+// in one allocation and filled between yields.
+type idIndex struct {
+	slots []int32 // 1 + the service's index in ss; 0: empty
+	ss    []Service
+}
 
 var idSeed = maphash.MakeSeed()
 
-// idShard and idShardOf agree: maphash.Bytes and String hash the same
-// content alike.
-func idShard(id []byte) int   { return int(maphash.Bytes(idSeed, id) % idShards) }
-func idShardOf(id string) int { return int(maphash.String(idSeed, id) % idShards) }
-
 func indexByID(ss []Service, y *sched.Yielder) *idIndex {
-	var sizes [idShards]int
+	n := 1 << bits.Len(uint(2*len(ss)-1)) // a power of two, at least twice len(ss)
+	x := &idIndex{slots: make([]int32, n), ss: ss}
+	mask := uint64(n - 1)
 	for i := range ss {
 		yieldEvery(y, i)
-		sizes[idShardOf(ss[i].ID)]++
+		j := maphash.String(idSeed, ss[i].ID) & mask
+		for x.slots[j] != 0 {
+			j = (j + 1) & mask
+		}
+		x.slots[j] = int32(i + 1)
 	}
-	var x idIndex
-	for k := range x {
-		y.Maybe()
-		x[k] = make(map[string]int, sizes[k])
-	}
-	for i := range ss {
-		yieldEvery(y, i)
-		x[idShardOf(ss[i].ID)][ss[i].ID] = i
-	}
-	return &x
+	return x
 }
 
 // find returns the index of the service with ID id, or -1.
 func (x *idIndex) find(id []byte) int {
-	if i, ok := x[idShard(id)][string(id)]; ok {
-		return i
+	mask := uint64(len(x.slots) - 1)
+	for j := maphash.Bytes(idSeed, id) & mask; x.slots[j] != 0; j = (j + 1) & mask {
+		if i := x.slots[j] - 1; x.ss[i].ID == string(id) {
+			return int(i)
+		}
 	}
 	return -1
 }
