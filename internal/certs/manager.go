@@ -298,6 +298,10 @@ func (m *Manager) SyncShared(ctx context.Context, hostnames, wildcardDomains []s
 	var y sched.Yielder
 	for i, h := range hostnames {
 		yieldEvery(&y, i)
+		sb.expect(h) // in normal form already, but for a rare one Fold changes
+	}
+	for i, h := range hostnames {
+		yieldEvery(&y, i)
 		n := hostname.Fold(h)
 		if n == "" {
 			continue
@@ -645,6 +649,10 @@ func (m *Manager) recordedValid(ctx context.Context, added []string, full bool, 
 			return failed(err)
 		}
 		b := newNamesBuilder[struct{}](len(names))
+		for i, n := range names {
+			yieldEvery(y, i)
+			b.expect(n)
+		}
 		for i, n := range names {
 			yieldEvery(y, i)
 			b.put(n, struct{}{})

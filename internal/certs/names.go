@@ -1,11 +1,10 @@
 package certs
 
 import (
-	"cmp"
 	"hash/maphash"
 	"iter"
 	"slices"
-	"strings"
+	"sort"
 
 	"github.com/spine-platform/spine/internal/hostname"
 	"github.com/spine-platform/spine/internal/sched"
@@ -153,70 +152,108 @@ func (s *names[V]) filter(keep func(string) bool) *names[V] {
 // shard, and build sorts each shard once, which costs O(n log n) where
 // inserting each name in its place would cost O(n²/nameShards). Its zero
 // value is ready.
+//
+// It puts the names in the shards' own lists, which build sorts in place:
+// a list of entries (name, tag, value) to sort, then copied into the
+// shards, was 30 bytes a name of garbage (24 bytes an entry, a quarter
+// more room), 65 MB at the first sync of a million names (two sets), on
+// top of the 18 bytes a name that stay. A builder told each name first
+// (expect) makes each shard at its size; without, a shard has room for
+// its share of hint and a quarter more, grown by append past it.
 type namesBuilder[V any] struct {
-	shards [nameShards][]entry[V]
+	shards [nameShards]shard[V]
+	seqs   [nameShards][]int32 // the order of each shard's puts: of a name put twice, the last is kept
+	sizes  *[nameShards]int32  // expect's counts; nil: hint's
+	per    int                 // hint's share of a shard
+	n      int32
 }
 
-type entry[V any] struct {
-	name string
-	tag  uint16
-	v    V
-}
-
-// newNamesBuilder returns a builder for about hint names. Its shards are
-// made one at a time, letting handshakes run in between: at a million
-// names they are tens of megabytes, each allocation zeroed at once, and
-// made together they held a processor for 20-40 ms (a trace of
-// PostgreSQL's warm-up, BENCHMARKS.md).
+// newNamesBuilder returns a builder for about hint names.
 func newNamesBuilder[V any](hint int) *namesBuilder[V] {
-	b := &namesBuilder[V]{}
-	if per := hint / nameShards; per > 0 {
-		var y sched.Yielder
-		for i := range b.shards {
-			y.Maybe()
-			b.shards[i] = make([]entry[V], 0, per+per/4+8) // the hash spreads names within a few percent
-		}
+	return &namesBuilder[V]{per: hint / nameShards}
+}
+
+// expect counts name towards its shard's size; called for every name
+// before the first put, it makes each shard at its size. A name put that
+// expect was not told of (folded into another, say) only grows its shard.
+func (b *namesBuilder[V]) expect(name string) {
+	if b.sizes == nil {
+		b.sizes = &[nameShards]int32{}
 	}
-	return b
+	i, _ := place(name)
+	b.sizes[i]++
 }
 
 // put adds name with v; of a name put more than once, the last v is kept.
 func (b *namesBuilder[V]) put(name string, v V) {
 	i, tag := place(name)
-	b.shards[i] = append(b.shards[i], entry[V]{name, tag, v})
+	sh := &b.shards[i]
+	if sh.keys == nil {
+		size := b.per + b.per/4 + 8 // the hash spreads names within a few percent
+		if b.sizes != nil {
+			size = max(int(b.sizes[i]), 1)
+		}
+		sh.tags, sh.keys, sh.vals = make([]uint16, 0, size), make([]string, 0, size), make([]V, 0, size)
+		b.seqs[i] = make([]int32, 0, size)
+	}
+	sh.tags, sh.keys, sh.vals = append(sh.tags, tag), append(sh.keys, name), append(sh.vals, v)
+	b.seqs[i] = append(b.seqs[i], b.n)
+	b.n++
 }
 
 // build returns the names put, and empties b. It lets handshakes run
 // between shards (y).
 func (b *namesBuilder[V]) build(y *sched.Yielder) *names[V] {
 	s := &names[V]{}
-	for i, es := range b.shards {
+	for i := range b.shards {
 		y.Maybe()
-		b.shards[i] = nil // the staging goes as the shards are built
-		if len(es) == 0 {
+		sh, seq := b.shards[i], b.seqs[i]
+		b.shards[i], b.seqs[i] = shard[V]{}, nil // the staging goes as the shards are built
+		if len(sh.keys) == 0 {
 			continue
 		}
-		slices.SortStableFunc(es, func(a, b entry[V]) int {
-			return cmp.Or(cmp.Compare(a.tag, b.tag), strings.Compare(a.name, b.name))
-		})
-		distinct := 0
-		for j := range es {
-			if j+1 == len(es) || es[j+1].name != es[j].name {
-				distinct++
+		sort.Sort(shardSort[V]{&sh, seq})
+		// Of each run of one name, the last put is kept, moved down.
+		w := 0
+		for j := range sh.keys {
+			if j+1 == len(sh.keys) || sh.keys[j+1] != sh.keys[j] {
+				sh.tags[w], sh.keys[w], sh.vals[w] = sh.tags[j], sh.keys[j], sh.vals[j]
+				w++
 			}
 		}
-		sh := shard[V]{tags: make([]uint16, 0, distinct), keys: make([]string, 0, distinct), vals: make([]V, 0, distinct)}
-		for j, e := range es {
-			if j+1 == len(es) || es[j+1].name != e.name { // the last put of the name
-				sh.tags = append(sh.tags, e.tag)
-				sh.keys = append(sh.keys, e.name)
-				sh.vals = append(sh.vals, e.v)
-			}
-		}
+		clear(sh.keys[w:]) // no string or value held past the end
+		clear(sh.vals[w:])
+		sh.tags, sh.keys, sh.vals = sh.tags[:w], sh.keys[:w], sh.vals[:w]
 		s.shards[i] = sh
-		s.n += distinct
+		s.n += w
 	}
 	return s
+}
+
+// shardSort sorts a shard being built by tag, then name, then put order.
+type shardSort[V any] struct {
+	sh  *shard[V]
+	seq []int32
+}
+
+func (x shardSort[V]) Len() int { return len(x.seq) }
+
+func (x shardSort[V]) Less(i, j int) bool {
+	if a, b := x.sh.tags[i], x.sh.tags[j]; a != b {
+		return a < b
+	}
+	if a, b := x.sh.keys[i], x.sh.keys[j]; a != b {
+		return a < b
+	}
+	return x.seq[i] < x.seq[j]
+}
+
+func (x shardSort[V]) Swap(i, j int) {
+	sh := x.sh
+	sh.tags[i], sh.tags[j] = sh.tags[j], sh.tags[i]
+	sh.keys[i], sh.keys[j] = sh.keys[j], sh.keys[i]
+	sh.vals[i], sh.vals[j] = sh.vals[j], sh.vals[i]
+	x.seq[i], x.seq[j] = x.seq[j], x.seq[i]
 }
 
 // namesDelta builds a names as a copy of another, which it leaves

@@ -382,3 +382,38 @@ func liveHeap() uint64 {
 	runtime.ReadMemStats(&s)
 	return s.HeapAlloc
 }
+
+// A builder told every name first (expect) makes each shard at its size:
+// the names built hold no room beyond them. A name put that expect was not
+// told of, and one told of but never put, change what is built in nothing.
+func TestNamesBuilderExpect(t *testing.T) {
+	b := newNamesBuilder[struct{}](0)
+	want := map[string]struct{}{}
+	for i := range 20000 {
+		n := fmt.Sprintf("h%d.test", i)
+		b.expect(n)
+		want[n] = struct{}{}
+	}
+	for n := range want {
+		b.put(n, struct{}{})
+	}
+	s := b.build(&sched.Yielder{})
+	if got := contents(t, s); !maps.Equal(got, want) {
+		t.Fatalf("built %d names, want %d", len(got), len(want))
+	}
+	for i := range s.shards {
+		if sh := s.shards[i]; cap(sh.keys) != len(sh.keys) || cap(sh.tags) != len(sh.tags) {
+			t.Fatalf("shard %d: %d names in room for %d keys and %d tags", i, len(sh.keys), cap(sh.keys), cap(sh.tags))
+		}
+	}
+
+	b = newNamesBuilder[struct{}](0)
+	b.expect("told.test")
+	b.expect("never-put.test")
+	b.put("told.test", struct{}{})
+	b.put("not-told.test", struct{}{})
+	b.put("not-told.test", struct{}{})
+	if got := contents(t, b.build(&sched.Yielder{})); !maps.Equal(got, map[string]struct{}{"told.test": {}, "not-told.test": {}}) {
+		t.Errorf("built %v, want told.test and not-told.test", slices.Sorted(maps.Keys(got)))
+	}
+}
