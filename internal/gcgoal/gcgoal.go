@@ -100,25 +100,31 @@ func Start(floor, ceiling uint64) (stop func()) {
 
 // WarmFloor is the most the floor is raised to while a node with many
 // hostnames runs its first sync (Raise(Warm()); syncer's warm-up, node):
-// at a million hostnames that sync allocates gigabytes, and at GOGC=100
+// at a million hostnames that sync allocates 0.7-1.1 GB, and at GOGC=100
 // the collector ran every few hundred megabytes. On one processor each
 // mark phase's background worker held it for 10-20 ms at a time, and a
 // handshake waiting meanwhile waited that long: 3 % of the warm-up's
 // handshakes from the store took over 5 ms, none with the collector off
-// (a runtime trace, BENCHMARKS.md). With the goal a gigabyte above the
-// live heap, the sync collects a few times instead of a dozen. The heap
-// grows only by what is allocated meanwhile, so a smaller first sync
-// never reaches it; Warm keeps it within the machine's memory, and
-// GOMEMLIMIT still caps it. Two gigabytes were tried and not kept: the
-// warm-up's p99 as before, its peak 600 MiB higher and its first sync
-// slower (BENCHMARKS.md, "PostgreSQL's warm-up: a collection forced
-// 1.5 s into it, and what else was tried").
-const WarmFloor = 1 << 30
+// (a runtime trace, BENCHMARKS.md). The heap grows only by what is
+// allocated meanwhile, so a smaller first sync never reaches it; Warm
+// keeps it within the machine's memory, and GOMEMLIMIT still caps it.
+//
+// A gigabyte was the floor until the first sync allocated 740 MB at a
+// million (PostgreSQL): the warm-up's handshakes then took the heap past
+// it, and the one collection left (a 1.2-1.6 s mark phase) was what most
+// of the slow handshakes waited behind (a trace: 79 % of their time
+// runnable, the mark worker running). At 1.5 GiB the warm-up collects
+// only when the sync is applied: p99 over it 3.8-4.6 ms against
+// 5.5-7.9, its peak RSS 60-120 MiB higher (BENCHMARKS.md, "The first
+// sync's transient lists and the warm-up's one collection"). Two
+// gigabytes, tried when the sync allocated 1.7 GB, changed nothing but
+// the peak.
+const WarmFloor = 3 << 29 // 1.5 GiB
 
 // Warm returns the floor for a first sync: WarmFloor, at most a quarter
 // of the memory the process may use (its cgroup's memory.max, else the
 // machine's), and at least DefaultFloor. A node at a million hostnames
-// peaks at about 1.4 GiB over its first sync with the full floor; in a
+// peaks at about 1.2 GiB over its first sync with the full floor; in a
 // container of 2 GiB that would leave little room, so there the sync
 // collects more often instead: its handshakes wait more, nothing else.
 func Warm() uint64 {
