@@ -114,8 +114,9 @@ func Start(floor, ceiling uint64) (stop func()) {
 // it, and the one collection left (a 1.2-1.6 s mark phase) was what most
 // of the slow handshakes waited behind (a trace: 79 % of their time
 // runnable, the mark worker running). At 1.5 GiB the warm-up collects
-// only when the sync is applied: p99 over it 3.8-4.6 ms against
-// 5.5-7.9, its peak RSS 60-120 MiB higher (BENCHMARKS.md, "The first
+// only when the sync is applied: p99 over it 3.8-6.0 ms (median 4.6,
+// five runs) against 5.5-8.4 (seven), its peak RSS 60-120 MiB higher
+// (BENCHMARKS.md, "The first
 // sync's transient lists and the warm-up's one collection"). Two
 // gigabytes, tried when the sync allocated 1.7 GB, changed nothing but
 // the peak.

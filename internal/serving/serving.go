@@ -54,9 +54,9 @@ func Compute(svcs []store.Service, domains []store.Domain, wildcard func(store.D
 // upstream): made one at a time as the edge reads them (edge.RouteSeq)
 // rather than held as a list. The list (152 B a route) was 152 MB of
 // garbage at a node's first sync of a million hostnames, a sixth of what
-// it allocated (BENCHMARKS.md, "The routes of a full sync made as the
-// edge reads them"). It is left out of Compute: a State whose Sum was
-// applied already needs none.
+// it allocated (BENCHMARKS.md, "The first sync's transient lists and the
+// warm-up's one collection"). It is left out of Compute: a State whose
+// Sum was applied already needs none.
 type RouteList struct {
 	svcs      []store.Service
 	suspended map[string]bool
