@@ -43,7 +43,9 @@ func (l *RouteList) Owners(want map[string]bool) map[string]string {
 	}
 	var y sched.Yielder
 	for i := range l.svcs {
-		y.Maybe()
+		if i%256 == 0 {
+			y.Maybe()
+		}
 		for _, h := range l.svcs[i].Hostnames {
 			if want[h] {
 				owner[h] = l.svcs[i].ProjectID
