@@ -115,11 +115,10 @@ func Start(floor, ceiling uint64) (stop func()) {
 // of the slow handshakes waited behind (a trace: 79 % of their time
 // runnable, the mark worker running). At 1.5 GiB the warm-up collects
 // only when the sync is applied: p99 over it 3.8-6.0 ms (median 4.6,
-// five runs) against 5.5-8.4 (seven), its peak RSS 60-120 MiB higher
-// (BENCHMARKS.md, "The first
-// sync's transient lists and the warm-up's one collection"). Two
-// gigabytes, tried when the sync allocated 1.7 GB, changed nothing but
-// the peak.
+// nine runs) against 5.5-8.4 (median 7.6, seven), its peak RSS up to
+// 60-120 MiB higher (BENCHMARKS.md, "The first sync's transient lists
+// and the warm-up's one collection"). Two gigabytes, tried when the
+// sync allocated 1.7 GB, changed nothing but the peak.
 const WarmFloor = 3 << 29 // 1.5 GiB
 
 // Warm returns the floor for a first sync: WarmFloor, at most a quarter
