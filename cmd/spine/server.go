@@ -68,7 +68,7 @@ func (f *serverFlags) register(cmd *cobra.Command, https, http, domain string) {
 	cmd.Flags().BoolVar(&f.http3, "http3", true, "serve HTTP/3 (QUIC) on the HTTPS port over UDP, advertised with Alt-Svc on HTTP/1.1 and HTTP/2 answers (--http3=false: TCP only)")
 	cmd.Flags().BoolVar(&f.ech, "ech", true, "Encrypted Client Hello: clients that have the configuration (from DNS HTTPS records, see spine ech config) show only --ech-public-name on the wire (--ech=false: off)")
 	cmd.Flags().StringVar(&f.echPublicName, "ech-public-name", "", "the name ECH clients show on the wire, served with a certificate of its own; the same on every node (default ech.<--domain>)")
-	cmd.Flags().BoolVar(&f.keepMemory, "keep-freed-memory", false, "do not return freed memory to the OS after a burst of new connections (the release costs a forced GC and a pause of up to a few hundred ms on one processor)")
+	cmd.Flags().BoolVar(&f.keepMemory, "keep-freed-memory", false, "do not return freed memory to the OS after a burst of new connections or a sync of every service (the release costs a forced GC and a pause of up to a few hundred ms on one processor; without it the runtime returns that memory slowly)")
 	cmd.Flags().StringVar(&f.logFormat, "log-format", "text", "format of the log lines on stderr: text (key=value) or json (one object a line)")
 	cmd.Flags().StringVar(&f.logLevel, "log-level", "info", "least level logged: debug (every step for every hostname), info, warn or error")
 	// spine up shows the traffic of local development; spine serve writes

@@ -45,7 +45,9 @@ type Config struct {
 	// path. Default "/".
 	HealthPath string
 	// KeepFreedMemory turns off the release of freed memory to the
-	// operating system after a burst of new connections (release.go). The
+	// operating system after a burst of new connections, and after a
+	// sync's burst (memory.Pending; the runtime's scavenger then returns
+	// that slowly) (release.go). The
 	// release keeps resident memory near what the open connections hold,
 	// at the price of a forced GC and a pause of the processor running it,
 	// longest on a virtual machine, where returning a page costs most

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/spine-platform/spine/internal/memory"
 )
 
 // The Go runtime keeps the memory a burst of connections freed (handshake
@@ -22,12 +24,17 @@ import (
 // quarter of the live heap: the GC costs CPU in proportion to the live
 // heap, so it must free as much.
 //
+// A sync's burst too (the node's first sync, a read of every service):
+// syncer's Release (memory.Release) collects it and leaves its pages to
+// the releaser (memory.Pending), which returns them at the first second
+// without a connection, and the runtime's scavenger meanwhile.
+//
 // Not during a warm-up (warm.go): the node's first sync is then building
 // its largest allocation, so a collection frees little that the sync will
 // not take again, and at a million hostnames its mark phase (340 MB live
 // at 1.5 s) held the one processor 10 ms at a time while the warm-up's
-// handshakes waited; the sync gives its own peak back once applied
-// (syncer's Release).
+// handshakes waited; the sync collects its own peak once applied
+// (syncer's Release), and the releaser returns it after.
 //
 // Returning memory costs CPU: the GC, and an madvise call per run of free
 // pages, cheap on bare metal but not on a virtual machine (BENCHMARKS.md,
@@ -107,7 +114,8 @@ func (r *releaser) run(quit, done chan struct{}) {
 			rate := n - seen
 			seen = n
 			peak = max(peak, rate)
-			if quietAfterBurst(rate, peak) && r.conns.handshakes.Load() == 0 {
+			pending := memory.Pending()
+			if calm(rate, peak, r.conns.handshakes.Load(), pending) {
 				quiet++
 			} else {
 				quiet = 0
@@ -116,14 +124,22 @@ func (r *releaser) run(quit, done chan struct{}) {
 				continue
 			}
 			free, live := releasable()
-			if !worthReleasing(free, live) {
+			if !worthReleasing(free, live, pending) {
+				if pending {
+					memory.Returned() // the runtime's scavenger returned it meanwhile
+				}
 				continue
 			}
 			start := time.Now()
 			debug.FreeOSMemory()
 			took := time.Since(start)
 			budget -= took
-			r.log.Debug("returned free memory to the OS after a burst of connections",
+			memory.Returned()
+			after := "a burst of connections"
+			if pending {
+				after = "a sync"
+			}
+			r.log.Debug("returned free memory to the OS", "after", after,
 				"free_bytes", free, "live_bytes", live, "took", took.Round(time.Millisecond), "rate", rate, "peak", peak)
 			peak, quiet, last = 0, 0, now
 		}
@@ -140,10 +156,28 @@ func quietAfterBurst(rate, peak int64) bool {
 	return peak > 0 && rate*4 <= peak
 }
 
+// calm reports whether a tick lets a release come: no handshake in
+// flight, and either a burst of connections is over (quietAfterBurst), or
+// a sync's burst waits for its pages to be returned (memory.Pending) and
+// the tick accepted no connection at all. A release's debug.FreeOSMemory
+// holds the processor until every free page is returned (51-129 ms after
+// a first sync at a million hostnames): a handshake that came meanwhile
+// would wait for all of it.
+func calm(rate, peak, inFlight int64, pending bool) bool {
+	if inFlight != 0 {
+		return false
+	}
+	return quietAfterBurst(rate, peak) || pending && rate == 0
+}
+
 // worthReleasing reports whether free bytes (see releasable) are worth a
-// GC that marks live bytes.
-func worthReleasing(free, live uint64) bool {
-	return free >= releaseMinBytes && free >= live/4
+// GC that marks live bytes: at least releaseMinBytes, and a quarter of the
+// live heap unless a sync's burst is pending (memory.Pending), whose
+// return its caller made before it (syncer's Release made it with each
+// sync's, whatever it held: at 1M hostnames, the two syncs after the
+// first left 20-25 MiB more resident without it).
+func worthReleasing(free, live uint64, pending bool) bool {
+	return free >= releaseMinBytes && (pending || free >= live/4)
 }
 
 // releasable estimates the heap memory a GC and release would return to

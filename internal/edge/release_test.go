@@ -4,7 +4,12 @@ import (
 	"context"
 	"crypto/tls"
 	"log/slog"
+	"runtime"
 	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/spine-platform/spine/internal/memory"
 )
 
 func TestQuietAfterBurst(t *testing.T) {
@@ -28,20 +33,46 @@ func TestQuietAfterBurst(t *testing.T) {
 	}
 }
 
+// A release comes only with no handshake in flight: after a burst of
+// connections as quietAfterBurst says, or, with a sync's return pending,
+// at a tick that accepted none.
+func TestCalm(t *testing.T) {
+	for _, tc := range []struct {
+		rate, peak, inFlight int64
+		pending, want        bool
+	}{
+		{0, 0, 0, false, false}, // nothing to release
+		{0, 0, 0, true, true},   // a sync's burst, no connection
+		{1, 1, 0, true, false},  // a connection this tick
+		{0, 0, 1, true, false},  // a handshake in flight
+		{250, 1000, 0, false, true},
+		{250, 1000, 0, true, true}, // a burst over: as without a sync's
+		{250, 1000, 2, true, false},
+		{300, 1000, 0, true, false},
+	} {
+		if got := calm(tc.rate, tc.peak, tc.inFlight, tc.pending); got != tc.want {
+			t.Errorf("calm(rate %d, peak %d, in flight %d, pending %v) = %v, want %v", tc.rate, tc.peak, tc.inFlight, tc.pending, got, tc.want)
+		}
+	}
+}
+
 func TestWorthReleasing(t *testing.T) {
 	const mib = 1 << 20
 	for _, tc := range []struct {
 		free, live uint64
+		pending    bool
 		want       bool
 	}{
-		{8 * mib, 0, false},          // too little to matter
-		{16 * mib, 10 * mib, true},   // enough
-		{16 * mib, 100 * mib, false}, // less than a quarter of the GC's work
-		{50 * mib, 200 * mib, true},
-		{49 * mib, 200 * mib, false},
+		{8 * mib, 0, false, false},          // too little to matter
+		{16 * mib, 10 * mib, false, true},   // enough
+		{16 * mib, 100 * mib, false, false}, // less than a quarter of the GC's work
+		{50 * mib, 200 * mib, false, true},
+		{49 * mib, 200 * mib, false, false},
+		{49 * mib, 200 * mib, true, true}, // a sync's burst: returned as it always was
+		{8 * mib, 200 * mib, true, false},
 	} {
-		if got := worthReleasing(tc.free, tc.live); got != tc.want {
-			t.Errorf("worthReleasing(%d MiB, %d MiB) = %v, want %v", tc.free/mib, tc.live/mib, got, tc.want)
+		if got := worthReleasing(tc.free, tc.live, tc.pending); got != tc.want {
+			t.Errorf("worthReleasing(%d MiB, %d MiB, pending %v) = %v, want %v", tc.free/mib, tc.live/mib, tc.pending, got, tc.want)
 		}
 	}
 }
@@ -106,4 +137,36 @@ func TestReleaserHeldOverWarmUp(t *testing.T) {
 	if s.mem.held() {
 		t.Error("still held once the full table ended the warm-up")
 	}
+}
+
+// A sync's burst left for the releaser (memory.Pending) is returned at
+// the first calm second, not while a handshake is in flight.
+func TestReleaserReturnsASyncsBurst(t *testing.T) {
+	defer memory.Returned()
+	synctest.Test(t, func(t *testing.T) {
+		r := &releaser{log: slog.New(slog.DiscardHandler)}
+		r.conns.handshakes.Add(1) // one in flight
+		burst := make([][]byte, 0, 64)
+		for range 64 {
+			burst = append(burst, make([]byte, 1<<20))
+		}
+		runtime.KeepAlive(burst)
+		burst = nil
+		if !memory.Release(true) {
+			t.Fatal("memory.Release did not collect the burst")
+		}
+		r.start()
+		defer r.stop()
+		time.Sleep(10 * releaseQuiet * releaseTick)
+		synctest.Wait()
+		if !memory.Pending() {
+			t.Fatal("the return was made with a handshake in flight")
+		}
+		r.conns.handshakes.Add(-1)
+		time.Sleep((releaseQuiet + 1) * releaseTick)
+		synctest.Wait()
+		if memory.Pending() {
+			t.Error("the return still pending after a calm second")
+		}
+	})
 }

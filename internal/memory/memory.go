@@ -1,17 +1,20 @@
-// Package memory gives the heap's peaks back to the system. A node's
+// Package memory has the heap's peaks given back to the system. A node's
 // largest allocations come in bursts (the first sync reads every service
 // while the certificate manager and the snapshot writer start; at a
 // million hostnames, twice the live heap at once), and the Go runtime
 // keeps the memory of such a burst resident afterwards: its scavenger
-// returns free memory only around collections, and an idle node collects
-// rarely. It owns nothing else.
+// returns free memory only around collections, slowly, and an idle node
+// collects rarely. Release collects a burst; the pages are returned by
+// the edge at a moment without handshakes (Pending). It owns nothing
+// else.
 //
 // Imports: only the standard library.
 package memory
 
 import (
-	"runtime/debug"
+	"runtime"
 	"runtime/metrics"
+	"sync/atomic"
 )
 
 // Free and goal are the runtime's metrics Peak reads.
@@ -41,17 +44,40 @@ func Peak() bool {
 
 func peak(free, goal uint64) bool { return free >= MinPeak && free > goal/4*3 }
 
-// Release gives the heap's free memory back to the system if dropped says
-// the caller has just dropped a burst (its garbage is not free until a
-// collection, and the collection during the burst set a goal that lets
-// the heap keep it: at 1M hostnames a read of every service left 1.8 GB
-// in use against a 2.3 GB goal), or if Peak says the heap holds one: a
-// forced collection (debug.FreeOSMemory), the cost of one cycle over the
-// live heap. It reports whether it did. Safe for concurrent use.
+// Release collects the heap's garbage if dropped says the caller has just
+// dropped a burst (its garbage is not free until a collection, and the
+// collection during the burst set a goal that lets the heap keep it: at
+// 1M hostnames a read of every service left 1.8 GB in use against a 2.3
+// GB goal), or if Peak says the heap holds one and no return is pending:
+// a forced collection (runtime.GC), the cost of one cycle over the live
+// heap, whose mark phase yields to other goroutines as any does. It
+// reports whether it collected. Safe for concurrent use.
+//
+// It does not return the pages itself: it marks a return pending
+// (Pending), for the edge to make once no handshake is in flight
+// (edge's releaser, with debug.FreeOSMemory), and the runtime's
+// background scavenger returns them meanwhile, about 1 % of a processor
+// at a time, down to its goal. debug.FreeOSMemory returns every free page
+// in one call that nothing preempts: after a 1M first sync it held the one
+// processor 51-129 ms while handshakes waited (runtime traces,
+// BENCHMARKS.md). While a return is pending, a Peak is that memory,
+// which a collection would not return: Release(false) then does nothing.
 func Release(dropped bool) bool {
-	if !dropped && !Peak() {
+	if !dropped && (pending.Load() || !Peak()) {
 		return false
 	}
-	debug.FreeOSMemory()
+	runtime.GC()
+	pending.Store(true)
 	return true
 }
+
+// pending is set by Release and cleared by Returned.
+var pending atomic.Bool
+
+// Pending reports whether Release collected a burst whose free pages are
+// still to be returned (Returned not called since).
+func Pending() bool { return pending.Load() }
+
+// Returned tells Release that the heap's free pages were returned to the
+// system (debug.FreeOSMemory), or were not worth it: no return is pending.
+func Returned() { pending.Store(false) }

@@ -26,11 +26,14 @@ func TestPeak(t *testing.T) {
 	}
 }
 
-// After a burst is collected, Release returns its memory to the system and
-// a second Release finds nothing to return; told a burst was just
-// dropped, it collects whatever Peak says.
+// Release collects a burst and leaves its pages for a return (Pending):
+// while one is pending, a peak is that memory and Release(false) does
+// nothing; once Returned, a peak that is gone asks for nothing; told a
+// burst was just dropped, it collects whatever Peak says.
 func TestRelease(t *testing.T) {
 	defer debug.SetGCPercent(debug.SetGCPercent(100))
+	defer Returned()
+	Returned()
 	burst := make([][]byte, 0, 256)
 	for range 256 {
 		burst = append(burst, make([]byte, 1<<20))
@@ -44,13 +47,27 @@ func TestRelease(t *testing.T) {
 	if !Release(false) {
 		t.Fatal("Release did nothing with a 256 MiB burst free")
 	}
-	if Peak() {
-		t.Error("after Release the heap still holds a peak")
+	if !Pending() {
+		t.Fatal("Release collected a burst and left no return pending")
 	}
 	if Release(false) {
-		t.Error("a second Release forced a collection for nothing")
+		t.Error("Release collected again with a return pending")
+	}
+	debug.FreeOSMemory() // what the edge's releaser does
+	Returned()
+	if Pending() {
+		t.Error("a return still pending after Returned")
+	}
+	if Peak() {
+		t.Error("after the return the heap still holds a peak")
+	}
+	if Release(false) {
+		t.Error("a Release with no peak forced a collection for nothing")
 	}
 	if !Release(true) {
 		t.Error("Release after a burst dropped did nothing")
+	}
+	if !Pending() {
+		t.Error("Release after a burst dropped left no return pending")
 	}
 }

@@ -110,12 +110,13 @@ type Config struct {
 	FullInterval time.Duration
 	// Release, if set, runs after each Sync (each Interval, at least),
 	// read true after one that read every service and the two after it
-	// (burstSyncs), to give a burst's
-	// memory back to the system (the node passes memory.Release: always
-	// after a read, else when the heap holds a burst): the read of every
-	// service, and at the first sync the certificate manager's and the
-	// snapshot writer's start beside it, is the node's largest allocation,
-	// and the runtime would keep that peak resident. Default: none.
+	// (burstSyncs), to have a burst's memory given back to the system
+	// (the node passes memory.Release: it collects, always after a read,
+	// else when the heap holds a burst, and the edge returns the pages
+	// at a moment without handshakes): the read of every service, and at
+	// the first sync the certificate manager's and the snapshot writer's
+	// start beside it, is the node's largest allocation, and the runtime
+	// would keep that peak resident. Default: none.
 	Release func(read bool) bool
 	Logger  *slog.Logger
 	// Warm, if set, lets the node serve before its first sync when the
