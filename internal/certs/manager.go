@@ -297,11 +297,11 @@ func (m *Manager) SyncShared(ctx context.Context, hostnames, wildcardDomains []s
 	// run in between (sched.Yield).
 	var y sched.Yielder
 	for i, h := range hostnames {
-		yieldEvery(&y, i)
+		y.Every(i)
 		sb.expect(h) // in normal form already, but for a rare one Fold changes
 	}
 	for i, h := range hostnames {
-		yieldEvery(&y, i)
+		y.Every(i)
 		n := hostname.Fold(h)
 		if n == "" {
 			continue
@@ -329,17 +329,15 @@ func (m *Manager) SyncShared(ctx context.Context, hostnames, wildcardDomains []s
 	removed := make([]string, 0, max(0, old.len()-want.len()))
 	i := 0
 	for n := range want.all() {
-		if i++; i%256 == 0 {
-			y.Maybe()
-		}
+		i++
+		y.Every(i)
 		if !old.has(n) {
 			added = append(added, n)
 		}
 	}
 	for n := range old.all() {
-		if i++; i%256 == 0 {
-			y.Maybe()
-		}
+		i++
+		y.Every(i)
 		if !want.has(n) {
 			removed = append(removed, n)
 		}
@@ -359,9 +357,8 @@ func (m *Manager) SyncShared(ctx context.Context, hostnames, wildcardDomains []s
 	m.managed.Store(want)
 
 	for n := range oldServed.all() {
-		if i++; i%256 == 0 {
-			y.Maybe()
-		}
+		i++
+		y.Every(i)
 		if !served.has(n) && !want.has(n) {
 			m.status.forget(n)
 		}
@@ -498,7 +495,7 @@ func (m *Manager) subjects(served *nameSet, covers *names[[]string], y *sched.Yi
 	i := 0
 	d := newNamesDelta(served.filter(func(n string) bool {
 		i++
-		yieldEvery(y, i)
+		y.Every(i)
 		return m.subjectFor(n) == n
 	}))
 	for subject := range covers.all() {
@@ -537,7 +534,7 @@ func (m *Manager) unmanage(removed []string) {
 func (m *Manager) startManaging(added []string, recorded *nameSet, y *sched.Yielder) {
 	lazy := 0
 	for i, n := range added {
-		yieldEvery(y, i)
+		y.Every(i)
 		if recorded.has(n) {
 			lazy++ // loaded by its first handshake, renewed from its record
 			continue
@@ -574,7 +571,7 @@ func warmList(added []string, recorded func(string) bool, lazy, room int, y *sch
 	}
 	names := make([]string, 0, lazy)
 	for i, n := range added {
-		yieldEvery(y, i)
+		y.Every(i)
 		if recorded(n) {
 			names = append(names, n)
 		}
@@ -650,11 +647,11 @@ func (m *Manager) recordedValid(ctx context.Context, added []string, full bool, 
 		}
 		b := newNamesBuilder[struct{}](len(names))
 		for i, n := range names {
-			yieldEvery(y, i)
+			y.Every(i)
 			b.expect(n)
 		}
 		for i, n := range names {
-			yieldEvery(y, i)
+			y.Every(i)
 			b.put(n, struct{}{})
 		}
 		return b.build(y), true // names not added are never asked for
@@ -665,7 +662,7 @@ func (m *Manager) recordedValid(ctx context.Context, added []string, full bool, 
 	}
 	b := newNamesBuilder[struct{}](len(all))
 	for i, s := range all {
-		yieldEvery(y, i)
+		y.Every(i)
 		if s.Status != store.CertActive || !now.After(s.NotBefore) {
 			continue
 		}
@@ -705,13 +702,4 @@ func (m *Manager) Stop() {
 // that serves name: its own, or a wildcard one that covers it.
 func (m *Manager) Manages(name string) bool {
 	return m.served.Load().has(hostname.Fold(name))
-}
-
-// yieldEvery lets handshakes run at least every sched.Slice of a loop over
-// every name (checked every 256 names: a clock read per name would cost
-// as much as the loop's own work).
-func yieldEvery(y *sched.Yielder, i int) {
-	if i%256 == 0 {
-		y.Maybe()
-	}
 }

@@ -36,7 +36,7 @@ func (m *Manager) CertificateMetrics(hosts ServedHostnames, suspended []string, 
 	var y sched.Yielder
 	i := 0
 	hosts(func(project, service, h string) bool {
-		yieldEvery(&y, i)
+		y.Every(i)
 		i++
 		if slices.Contains(suspended, project) {
 			return true

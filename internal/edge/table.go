@@ -162,9 +162,7 @@ func newTableFill(routes RouteSeq, y *sched.Yielder, l sync.Locker) (*tableFill,
 		if i == n {
 			return nil, fmt.Errorf("edge: a route source of %d routes yielded more", n)
 		}
-		if i%256 == 0 {
-			y.MaybeUnlocked(l)
-		}
+		y.EveryUnlocked(i, l)
 		sh, key := hashOf(r.Host)
 		f.shard[i], f.key[i] = uint16(sh), key
 		sizes[sh]++
@@ -345,11 +343,10 @@ func (s *Server) SetRouteSeq(routes RouteSeq) error {
 	n := 0
 	var y sched.Yielder
 	for rt := range t.all() {
-		if n++; n%256 == 0 {
-			// Lets go of s.mu too: a warm-up's put that waited for it
-			// since before the swap finds the full table and returns.
-			y.MaybeUnlocked(&s.mu)
-		}
+		// Lets go of s.mu too: a warm-up's put that waited for it since
+		// before the swap finds the full table and returns.
+		n++
+		y.EveryUnlocked(n, &s.mu)
 		if rt.routes == 0 {
 			svs = append(svs, rt.routeService)
 		}

@@ -32,6 +32,27 @@ func TestYielderYieldsEverySlice(t *testing.T) {
 	})
 }
 
+// Every looks at the clock only at every EveryN-th item: between two,
+// even a loop past its Slice goes on.
+func TestEveryLooksEveryNItems(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var y Yielder
+		y.Every(0) // starts the slice
+		start := y.last
+		time.Sleep(2 * Slice)
+		for i := 1; i < EveryN; i++ {
+			y.Every(i)
+		}
+		if !y.last.Equal(start) {
+			t.Fatal("yielded between two EveryN-th items")
+		}
+		y.Every(EveryN)
+		if !y.last.After(start) {
+			t.Fatal("did not yield at the EveryN-th item past the slice")
+		}
+	})
+}
+
 // Yield lets a goroutine whose connection has data run before it returns,
 // on one processor, where runtime.Gosched does not: the scheduler polls
 // the network only when nothing else is ready to run, and the runtime's

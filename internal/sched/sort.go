@@ -44,9 +44,7 @@ func Sort[S ~[]E, E cmp.Ordered](s S, y *Yielder) {
 func merge[E cmp.Ordered](out, a, b []E, y *Yielder) {
 	i, j, k := 0, 0, 0
 	for i < len(a) && j < len(b) {
-		if k%256 == 0 {
-			y.Maybe()
-		}
+		y.Every(k)
 		if cmp.Less(b[j], a[i]) {
 			out[k] = b[j]
 			j++

@@ -380,9 +380,7 @@ func (a *Applied) Full(st State, domains []store.Domain, suspended map[string]bo
 	var y sched.Yielder
 	var sizes [appliedShards]int32
 	for i := range st.Services {
-		if i%256 == 0 {
-			y.Maybe()
-		}
+		y.Every(i)
 		sizes[svcShardOf(st.Services[i].ID)]++
 	}
 	a.share = newSharing()

@@ -70,12 +70,10 @@ func Routes(svcs []store.Service, suspended map[string]bool) *RouteList {
 	l := &RouteList{svcs: svcs, suspended: suspended}
 	var y sched.Yielder
 	for i := range svcs {
-		if i%256 == 0 {
-			// Even a count: a million services are 224 MB to read, 20 ms
-			// of a processor that handshakes waited for (a runtime trace
-			// of PostgreSQL's warm-up).
-			y.Maybe()
-		}
+		// Even a count: a million services are 224 MB to read, 20 ms of
+		// a processor that handshakes waited for (a runtime trace of
+		// PostgreSQL's warm-up).
+		y.Every(i)
 		l.n += len(svcs[i].Hostnames)
 	}
 	return l
@@ -128,9 +126,7 @@ func (l *RouteList) Managed() []string {
 	if len(l.suspended) > 0 {
 		n = 0
 		for i := range l.svcs {
-			if i%256 == 0 {
-				y.Maybe()
-			}
+			y.Every(i)
 			if !l.suspended[l.svcs[i].ProjectID] {
 				n += len(l.svcs[i].Hostnames)
 			}
@@ -138,9 +134,7 @@ func (l *RouteList) Managed() []string {
 	}
 	hosts := make([]string, 0, n)
 	for i := range l.svcs {
-		if i%256 == 0 {
-			y.Maybe()
-		}
+		y.Every(i)
 		if !l.suspended[l.svcs[i].ProjectID] {
 			hosts = append(hosts, l.svcs[i].Hostnames...)
 		}
@@ -156,9 +150,7 @@ func (l *RouteList) SuspendedHosts() map[string]bool {
 	}
 	var y sched.Yielder
 	for i := range l.svcs {
-		if i%256 == 0 {
-			y.Maybe() // a clock read per service would cost as much as the rest
-		}
+		y.Every(i)
 		if l.suspended[l.svcs[i].ProjectID] {
 			for _, h := range l.svcs[i].Hostnames {
 				out[h] = true

@@ -43,9 +43,7 @@ func (l *RouteList) Owners(want map[string]bool) map[string]string {
 	}
 	var y sched.Yielder
 	for i := range l.svcs {
-		if i%256 == 0 {
-			y.Maybe()
-		}
+		y.Every(i)
 		for _, h := range l.svcs[i].Hostnames {
 			if want[h] {
 				owner[h] = l.svcs[i].ProjectID
