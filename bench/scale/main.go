@@ -469,7 +469,7 @@ func (c *config) measure(st string, n int, up string) (r run) {
 	logf("%s %d: from the store during the warm-up p50 %.2f ms p99 %.2f ms", st, n, r.ColdWarm[0], r.ColdWarm[1])
 
 	if c.warmProbe {
-		r.WarmProbe = c.probeWarmUp(https, n*50/100, n*90/100, inSample, logFile.Name())
+		r.WarmProbe = c.probeWarmUp(https, n*50/100, n*90/100, inSample, logFile.Name(), t0)
 		r.Load["warm_probe"] = loadavg()
 		p := r.WarmProbe
 		logf("%s %d: over the rest of the warm-up (%d handshakes from the store): p50 %.2f ms p99 %.2f ms p99.9 %.2f ms, %.2f %% over 5 ms",
@@ -618,18 +618,24 @@ func (c *config) coldHandshakes(addr string, from, to int, skip map[int]bool) [2
 }
 
 // probeFigure is a series of handshake times: their count, p50, p99 and
-// p99.9 in ms, and the percentage over 5 ms.
+// p99.9 in ms, and the percentage over 5 ms. Slow are the handshakes over
+// 5 ms (the first maxSlow): when each began, in seconds after the node's
+// exec (the clock of its gctrace lines, to a few ms), and its ms.
 type probeFigure struct {
 	N              int
 	P50, P99, P999 float64
 	Over5          float64
+	Slow           [][2]float64 `json:",omitempty"`
 }
+
+const maxSlow = 5000
 
 // probeWarmUp times handshakes, one at a time, each for another name from
 // from on that the sample left alone, until the node logs its first sync
 // applied (read every half second) or the names run out before to.
-func (c *config) probeWarmUp(addr string, from, to int, skip map[int]bool, log string) *probeFigure {
+func (c *config) probeWarmUp(addr string, from, to int, skip map[int]bool, log string, t0 time.Time) *probeFigure {
 	var ms []float64
+	var slow [][2]float64
 	checked := time.Now()
 	for i := from; i < to; i++ {
 		if time.Since(checked) >= 500*time.Millisecond {
@@ -638,11 +644,15 @@ func (c *config) probeWarmUp(addr string, from, to int, skip map[int]bool, log s
 			}
 			checked = time.Now()
 		}
+		began := time.Since(t0).Seconds()
 		if d, ok := c.timeHandshake(addr, i, skip); ok {
 			ms = append(ms, d)
+			if d > 5 && len(slow) < maxSlow {
+				slow = append(slow, [2]float64{began, d})
+			}
 		}
 	}
-	f := &probeFigure{N: len(ms)}
+	f := &probeFigure{N: len(ms), Slow: slow}
 	if len(ms) == 0 {
 		return f
 	}
