@@ -154,6 +154,7 @@ type Loop struct {
 	wild      []string               // the wildcard domains of that read; under full
 	warming   atomic.Bool            // WarmUp started a warm-up; Run applies its first sync
 	firstSync atomic.Int64           // FirstSync, in nanoseconds
+	phases    atomic.Pointer[Phases] // the last full sync that applied, by phase
 	checks    [2]atomic.Uint64       // Checks: the store checks made, and those that differed
 	// early are the hostnames the warm-up handed the certificate manager
 	// (manageEarly), earlyN how many it tried to; at most warmManageMax.
@@ -298,6 +299,7 @@ func (l *Loop) burst(read bool) bool {
 func (l *Loop) sync(ctx context.Context) (read bool, err error) {
 	l.full.Lock()
 	defer l.full.Unlock()
+	start := time.Now()
 	c := &l.cfg
 	if err := c.Prepare(ctx); err != nil {
 		return false, err
@@ -396,6 +398,8 @@ func (l *Loop) sync(ctx context.Context) (read bool, err error) {
 		c.Health.Note(err)
 		return false, err
 	}
+	ph := Phases{at: start}
+	ph.Read = ph.lap()
 	st := serving.Compute(svcs, ds, c.Wildcard, l.log)
 	st.Sum = serving.WithSuspended(st.Sum, suspended)
 	st.Sum = serving.WithUploaded(st.Sum, uploads)
@@ -420,6 +424,7 @@ func (l *Loop) sync(ctx context.Context) (read bool, err error) {
 		return true, nil
 	}
 	routes := serving.Routes(st.Services, suspended)
+	ph.Compute = ph.lap()
 	hosts := routes.Managed()
 	c.Suspended.Set(routes.SuspendedHosts())
 	// An uploaded certificate's hostname is not managed: nothing is
@@ -429,16 +434,57 @@ func (l *Loop) sync(ctx context.Context) (read bool, err error) {
 		hosts = append(hosts, c.ExtraHost)
 	}
 	c.Certs.SyncShared(ctx, hosts, st.Wildcards)
+	ph.Certificates = ph.lap()
 	if err := c.Edge.SetRouteSeq(routes); err != nil {
 		return true, fmt.Errorf("applying routes: %w", err)
 	}
+	ph.Routes = ph.lap()
 	l.deltas.Full(st, ds, suspended, uploads)
 	l.applied = st.Sum
 	l.synced.Store(true)
 	l.record(suspended, st.Sum, true)
+	ph.Record = ph.lap()
+	l.phases.Store(&ph)
 	l.revision.Store(rev)
 	l.readAt, l.wild = time.Now(), wild
 	return true, nil
+}
+
+// Phases are where the time of a full sync that applied went: reading
+// the store, computing the routes, the certificate manager's sync (its
+// read of the certificates recorded as valid included), the edge's route
+// table and the record of the sync (the delta's base, the snapshot's
+// services, the API's stale reads). The first sync's are logged with its
+// end; on two cores at a million names they are seconds each
+// (BENCHMARKS.md).
+type Phases struct {
+	Read, Compute, Certificates, Routes, Record time.Duration
+
+	at time.Time // the end of the last phase timed
+}
+
+// lap returns the time since the last phase ended, and starts the next.
+func (p *Phases) lap() time.Duration {
+	now := time.Now()
+	d := now.Sub(p.at)
+	p.at = now
+	return d
+}
+
+// LogValue lists the phases, each rounded to the millisecond.
+func (p Phases) LogValue() slog.Value {
+	ms := func(d time.Duration) string { return d.Round(time.Millisecond).String() }
+	return slog.GroupValue(slog.String("read", ms(p.Read)), slog.String("compute", ms(p.Compute)),
+		slog.String("certificates", ms(p.Certificates)), slog.String("routes", ms(p.Routes)), slog.String("record", ms(p.Record)))
+}
+
+// LastPhases returns the phases of the last full sync that applied, and
+// false before one did.
+func (l *Loop) LastPhases() (Phases, bool) {
+	if p := l.phases.Load(); p != nil {
+		return *p, true
+	}
+	return Phases{}, false
 }
 
 // SyncChanges applies the services changed since the revision last applied

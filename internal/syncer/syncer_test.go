@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"slices"
+	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -20,11 +21,13 @@ type fakeStore struct {
 	changesAsked int            // ChangesSince calls
 	listed       int            // ListServices calls
 	domains      []store.Domain // ListDomains' answer
+	listTakes    time.Duration  // how long ListServices sleeps
 }
 
 func (s *fakeStore) Revision(context.Context) (int64, error) { return s.rev, s.fail }
 func (s *fakeStore) ListServices(context.Context, string) ([]store.Service, error) {
 	s.listed++
+	time.Sleep(s.listTakes)
 	return nil, s.fail
 }
 func (s *fakeStore) ListDomains(context.Context, string) ([]store.Domain, error) {
@@ -46,11 +49,19 @@ type parts struct {
 	hosts                    [][]string
 	added                    []string // UpdateShared's adds, in order
 	notes                    []error
+	certsTake, routesTake    time.Duration // how long SyncShared and SetRouteSeq sleep
 }
 
-func (p *parts) SetRouteSeq(edge.RouteSeq) error                                 { p.setRoutes++; return nil }
-func (p *parts) UpdateRoutes([]edge.Route, []string) error                       { p.updates++; return nil }
-func (p *parts) SyncShared(_ context.Context, hosts, _ []string)                 { p.hosts = append(p.hosts, hosts) }
+func (p *parts) SetRouteSeq(edge.RouteSeq) error {
+	p.setRoutes++
+	time.Sleep(p.routesTake)
+	return nil
+}
+func (p *parts) UpdateRoutes([]edge.Route, []string) error { p.updates++; return nil }
+func (p *parts) SyncShared(_ context.Context, hosts, _ []string) {
+	p.hosts = append(p.hosts, hosts)
+	time.Sleep(p.certsTake)
+}
 func (p *parts) UpdateShared(_ context.Context, add, _ []string)                 { p.added = append(p.added, add...) }
 func (p *parts) SetTokens([]store.Project, []store.Token)                        {}
 func (p *parts) SeedServices(store.ServiceFinder)                                {}
@@ -109,6 +120,40 @@ func TestSync(t *testing.T) {
 	if p.setRoutes != 1 || !errors.Is(p.notes[len(p.notes)-1], down) || l.Revision() != 8 {
 		t.Errorf("a failed read: SetRoutes %d, last note %v, revision %d; want the routes kept and the failure noted", p.setRoutes, p.notes[len(p.notes)-1], l.Revision())
 	}
+}
+
+// A full sync that applies times its phases (the read, the certificate
+// manager's sync, the route table); one that finds what was applied keeps
+// the last's, and their log value names each.
+func TestSyncPhases(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		st, p := &fakeStore{rev: 1, listTakes: 3 * time.Second}, &parts{certsTake: 2 * time.Second, routesTake: time.Second}
+		l := newLoop(st, p, func(context.Context) error { return nil })
+		if _, ok := l.LastPhases(); ok {
+			t.Fatal("phases before any sync")
+		}
+		if err := l.Sync(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		want := Phases{Read: 3 * time.Second, Certificates: 2 * time.Second, Routes: time.Second}
+		got, ok := l.LastPhases()
+		got.at = time.Time{}
+		if !ok || got != want {
+			t.Errorf("phases %+v, %v; want %+v", got, ok, want)
+		}
+		st.rev, st.listTakes = 2, time.Minute // read, found unchanged: not applied
+		if err := l.Sync(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := l.LastPhases(); got.Read != 3*time.Second {
+			t.Errorf("after a sync that applied nothing, read %v; want the last applied's, 3s", got.Read)
+		}
+		var b strings.Builder
+		slog.New(slog.NewTextHandler(&b, nil)).Info("x", "phases", got)
+		if w := "phases.read=3s phases.compute=0s phases.certificates=2s phases.routes=1s phases.record=0s"; !strings.Contains(b.String(), w) {
+			t.Errorf("logged %q, want %q in it", b.String(), w)
+		}
+	})
 }
 
 // A resync reads the services only when the store's revision moved since

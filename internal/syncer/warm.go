@@ -157,7 +157,8 @@ func (l *Loop) warmUp(ctx context.Context, changes <-chan struct{}) bool {
 				l.warming.Store(false)
 				l.early.Clear()
 				l.projects.forget()
-				l.log.Info("first sync applied: the warm-up is over", "duration", d.Round(time.Millisecond))
+				ph, _ := l.LastPhases()
+				l.log.Info("first sync applied: the warm-up is over", "duration", d.Round(time.Millisecond), "phases", ph)
 				if changed {
 					l.resyncChanges(ctx) // what changed since the sync's read
 				}
