@@ -127,7 +127,7 @@ func (db *DB) ChangesSince(ctx context.Context, rev int64) (Changes, error) {
 		in.WriteString("$" + strconv.Itoa(i+1))
 		args[i] = id
 	}
-	svcs, err := db.queryFewServices(ctx, `services.id IN (`+in.String()+`)`, args...)
+	svcs, err := db.queryFewServices(ctx, false, `services.id IN (`+in.String()+`)`, args...)
 	if err != nil {
 		return Changes{}, db.wrap("reading changed services", err)
 	}

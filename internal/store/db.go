@@ -39,7 +39,7 @@ type DB struct {
 
 	lazyErr error // OpenLazy: the last migration failure that was not unavailability; guarded by mu
 
-	prefixStmts map[int]*sql.Stmt // GetKeysWithPrefix's, by number of prefixes; guarded by mu
+	stmts map[string]*sql.Stmt // prepared statements by query (prepared.go), at most maxStmts; guarded by mu
 
 	quota atomic.Pointer[Quota] // SetDefaultQuota; nil: no limits
 
@@ -128,8 +128,8 @@ func (db *DB) Close() error {
 			close(ch)
 		}
 	}
-	stmts := db.prefixStmts
-	db.prefixStmts = nil
+	stmts := db.stmts
+	db.stmts = nil
 	db.mu.Unlock()
 	for _, st := range stmts {
 		st.Close()

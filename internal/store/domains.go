@@ -82,6 +82,11 @@ func (db *DB) ListDomains(ctx context.Context, projectID string) ([]Domain, erro
 // allows 32,766 parameters; fewer keep each statement small).
 const maxNamesPerRead = 500
 
+// maxPreparedNames is the longest IN list of DomainsNamed kept prepared:
+// the names at and above one hostname (the warm-up's look-up) are a few;
+// a longer list, a service's hostnames' or a sync's, is parsed each time.
+const maxPreparedNames = 8
+
 // DomainsNamed returns the domains, of any project, whose names are among
 // names, sorted by name; a name no domain has is left out. It reads what a
 // project's hostnames need (the domains above them) instead of every
@@ -100,7 +105,11 @@ func (db *DB) DomainsNamed(ctx context.Context, names []string) ([]Domain, error
 			fmt.Fprintf(&in, "$%d", i+1)
 			args[i] = n
 		}
-		rows, err := db.r.QueryContext(ctx, `SELECT `+domainColumns+` FROM domains WHERE name IN (`+in.String()+`)`, args...)
+		query := db.r.QueryContext
+		if len(chunk) <= maxPreparedNames {
+			query = db.queryRead // the names above one hostname: a handful
+		}
+		rows, err := query(ctx, `SELECT `+domainColumns+` FROM domains WHERE name IN (`+in.String()+`)`, args...)
 		if err != nil {
 			return nil, db.wrap("reading domains", err)
 		}

@@ -50,3 +50,17 @@ func Exec(ctx context.Context, db *DB, query string, args ...any) error {
 	_, err := db.w.ExecContext(ctx, query, args...)
 	return err
 }
+
+// Prepared returns how many statements db keeps prepared, and the bound.
+func Prepared(db *DB) (n, max int) {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	return len(db.stmts), maxStmts
+}
+
+// QueryRead runs q as the reads that keep their statement prepared do.
+func QueryRead(ctx context.Context, db *DB, q string, args ...any) (int64, error) {
+	var v int64
+	err := db.queryRowRead(ctx, q, args...).Scan(&v)
+	return v, err
+}

@@ -85,10 +85,14 @@ func (db *DB) GetKeysWithPrefix(ctx context.Context, limit int, prefixes ...stri
 		args = append(args, p, p[:len(p)-1]+string(p[len(p)-1]+1))
 	}
 	args = append(args, limit)
-	stmt, err := db.prefixStmt(ctx, len(prefixes))
+	// Prepared on PostgreSQL too (maxPrefixes statements at most): the
+	// statement is the same for every load of a certificate.
+	q := prefixQueries[len(prefixes)]
+	stmt, err := db.prepared(ctx, q)
 	if err != nil {
 		return nil, db.wrap("reading keys", err)
 	}
+	defer db.done(q, stmt)
 	rows, err := stmt.QueryContext(ctx, args...)
 	if err != nil {
 		return nil, db.wrap("reading keys", err)
@@ -121,15 +125,16 @@ func (db *DB) GetKeysWithPrefix(ctx context.Context, limit int, prefixes ...stri
 // statements kept prepared for it.
 const maxPrefixes = 16
 
-// prefixStmt returns the statement of GetKeysWithPrefix for n prefixes,
-// prepared once: SQLite would otherwise parse and plan it on every call.
-func (db *DB) prefixStmt(ctx context.Context, n int) (*sql.Stmt, error) {
-	db.mu.Lock()
-	st := db.prefixStmts[n]
-	db.mu.Unlock()
-	if st != nil {
-		return st, nil
+// prefixQueries are GetKeysWithPrefix's queries by number of prefixes.
+var prefixQueries = func() (qs [maxPrefixes + 1]string) {
+	for n := 1; n <= maxPrefixes; n++ {
+		qs[n] = prefixQuery(n)
 	}
+	return qs
+}()
+
+// prefixQuery returns the query of GetKeysWithPrefix for n prefixes.
+func prefixQuery(n int) string {
 	// One ordered range scan per prefix, each an index range with its own
 	// LIMIT, whatever the planner knows of the parameters: an OR of the
 	// ranges under one ORDER BY ... LIMIT lets PostgreSQL walk the whole
@@ -142,25 +147,7 @@ func (db *DB) prefixStmt(ctx context.Context, n int) (*sql.Stmt, error) {
 		fmt.Fprintf(&q, "SELECT key, value FROM (SELECT key, value FROM kv WHERE key >= $%d AND key < $%d ORDER BY key LIMIT $%d) AS p%d",
 			2*i+1, 2*i+2, 2*n+1, i)
 	}
-	st, err := db.r.PrepareContext(ctx, q.String())
-	if err != nil {
-		return nil, err
-	}
-	db.mu.Lock()
-	defer db.mu.Unlock()
-	switch {
-	case db.closed:
-		st.Close()
-		return nil, errors.New("store: closed")
-	case db.prefixStmts[n] != nil: // another call prepared it meanwhile
-		st.Close()
-		return db.prefixStmts[n], nil
-	}
-	if db.prefixStmts == nil {
-		db.prefixStmts = make(map[int]*sql.Stmt)
-	}
-	db.prefixStmts[n] = st
-	return st, nil
+	return q.String()
 }
 
 // DeleteKey deletes key and every key under key+"/". It returns ErrNotFound if

@@ -15,7 +15,7 @@ import (
 // ServiceByHostname returns the service that holds hostname (in normal
 // form), with all its hostnames, or ErrNotFound.
 func (db *DB) ServiceByHostname(ctx context.Context, hostname string) (Service, error) {
-	ss, err := db.queryFewServices(ctx, `services.id = (SELECT service_id FROM service_hostnames WHERE hostname = $1)`, hostname)
+	ss, err := db.queryFewServices(ctx, true, `services.id = (SELECT service_id FROM service_hostnames WHERE hostname = $1)`, hostname)
 	if err != nil {
 		return Service{}, db.wrap("reading service by hostname", err)
 	}
@@ -32,7 +32,7 @@ func (db *DB) UploadedCertFor(ctx context.Context, hostname string) (UploadedCer
 		c          UploadedCert
 		nb, na, up int64
 	)
-	err := db.r.QueryRowContext(ctx, `SELECT `+uploadedColumns+`, key_pem FROM uploaded_certs WHERE hostname = $1`, hostname).
+	err := db.queryRowRead(ctx, `SELECT `+uploadedColumns+`, key_pem FROM uploaded_certs WHERE hostname = $1`, hostname).
 		Scan(&c.Hostname, &c.ProjectID, &c.Chain, &c.Issuer, &nb, &na, &c.SHA256, &up, &c.Key)
 	if errors.Is(err, sql.ErrNoRows) {
 		return UploadedCert{}, notFound("no uploaded certificate for %q", hostname)

@@ -74,7 +74,7 @@ func (db *DB) CreateService(ctx context.Context, s Service) error {
 
 // GetService returns a project's service, or ErrNotFound.
 func (db *DB) GetService(ctx context.Context, projectID, name string) (Service, error) {
-	ss, err := db.queryFewServices(ctx, `project_id = $1 AND name = $2`, projectID, name)
+	ss, err := db.queryFewServices(ctx, true, `project_id = $1 AND name = $2`, projectID, name)
 	if err != nil {
 		return Service{}, db.wrap("reading service", err)
 	}
@@ -255,10 +255,17 @@ func (db *DB) queryServices(ctx context.Context, where string, args ...any) ([]S
 // first sync runs reads each name asked for this way, and on one
 // processor busy with the sync each round trip waits for the runtime to
 // poll the network. Every column of where must be the services table's.
-func (db *DB) queryFewServices(ctx context.Context, where string, args ...any) ([]Service, error) {
-	rows, err := db.r.QueryContext(ctx, `SELECT `+serviceColumns+`, h.hostname FROM services
+// With prepare, where is one of the program's constant texts, and the
+// statement is kept prepared (queryRead).
+func (db *DB) queryFewServices(ctx context.Context, prepare bool, where string, args ...any) ([]Service, error) {
+	q := `SELECT ` + serviceColumns + `, h.hostname FROM services
 		LEFT JOIN service_hostnames h ON h.service_id = services.id
-		WHERE `+where+` ORDER BY project_id, name, h.position`, args...)
+		WHERE ` + where + ` ORDER BY project_id, name, h.position`
+	query := db.r.QueryContext
+	if prepare {
+		query = db.queryRead
+	}
+	rows, err := query(ctx, q, args...)
 	if err != nil {
 		return nil, err
 	}

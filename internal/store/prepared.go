@@ -1,0 +1,94 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+)
+
+// maxStmts bounds the statements a DB keeps prepared. The queries given
+// to prepared are the program's own (a read's constant text, an IN list
+// of at most maxPreparedNames), about twenty in all; past the bound a
+// query is prepared for its call alone.
+const maxStmts = 64
+
+// prepared returns the reader's statement for q, prepared once and kept
+// until Close (database/sql prepares it again on each pooled connection
+// that runs it, once). SQLite parses and plans the text of every query it
+// is given: for the reads of a handshake during the warm-up (the service
+// of a hostname, its domains, its upload, its certificate's keys) that
+// was half of their time (BENCHMARKS.md, "Statements prepared once").
+// When the cache is full, the statement returned is not kept: done must
+// be called when the caller has finished with it (it closes such a
+// statement, and does nothing for a kept one).
+func (db *DB) prepared(ctx context.Context, q string) (*sql.Stmt, error) {
+	db.mu.Lock()
+	st, closed := db.stmts[q], db.closed
+	db.mu.Unlock()
+	if st != nil {
+		return st, nil
+	}
+	if closed {
+		return nil, errors.New("store: closed")
+	}
+	st, err := db.r.PrepareContext(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	switch {
+	case db.closed:
+		st.Close()
+		return nil, errors.New("store: closed")
+	case db.stmts[q] != nil: // another call prepared it meanwhile
+		st.Close()
+		return db.stmts[q], nil
+	case len(db.stmts) >= maxStmts:
+		return st, nil // not kept: see done
+	}
+	if db.stmts == nil {
+		db.stmts = make(map[string]*sql.Stmt)
+	}
+	db.stmts[q] = st
+	return st, nil
+}
+
+// done closes st unless db keeps it (prepared).
+func (db *DB) done(q string, st *sql.Stmt) {
+	db.mu.Lock()
+	kept := db.stmts[q] == st
+	db.mu.Unlock()
+	if !kept {
+		st.Close()
+	}
+}
+
+// queryRead runs q on the readers: on SQLite with its statement prepared
+// once (prepared), on PostgreSQL as it is (pgx keeps the statements it
+// has prepared on each connection itself).
+func (db *DB) queryRead(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	if db.pgcfg != nil {
+		return db.r.QueryContext(ctx, q, args...)
+	}
+	st, err := db.prepared(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := st.QueryContext(ctx, args...)
+	db.done(q, st) // Rows keeps what it needs of a statement closed under it
+	return rows, err
+}
+
+// queryRowRead is queryRead for one row.
+func (db *DB) queryRowRead(ctx context.Context, q string, args ...any) *sql.Row {
+	if db.pgcfg != nil {
+		return db.r.QueryRowContext(ctx, q, args...)
+	}
+	st, err := db.prepared(ctx, q)
+	if err != nil {
+		return db.r.QueryRowContext(ctx, q, args...) // the same error, as a Row
+	}
+	defer db.done(q, st)
+	return st.QueryRowContext(ctx, args...)
+}
