@@ -8,8 +8,8 @@ import (
 
 // maxStmts bounds the statements a DB keeps prepared. The queries given
 // to prepared are the program's own (a read's constant text, an IN list
-// of at most maxPreparedNames), about twenty in all; past the bound a
-// query is prepared for its call alone.
+// of at most maxPreparedNames, GetKeysWithPrefix's by prefix count), under
+// thirty in all; past the bound a query is prepared for its call alone.
 const maxStmts = 64
 
 // prepared returns the reader's statement for q, prepared once and kept
@@ -17,8 +17,8 @@ const maxStmts = 64
 // that runs it, once). SQLite parses and plans the text of every query it
 // is given: for the reads of a handshake during the warm-up (the service
 // of a hostname, its domains, its upload, its certificate's keys) that
-// was half of their time (BENCHMARKS.md, "Statements prepared once").
-// When the cache is full, the statement returned is not kept: done must
+// was half of their time (BENCHMARKS.md, "... SQLite's statements
+// prepared once"). When the cache is full, the statement returned is not kept: done must
 // be called when the caller has finished with it (it closes such a
 // statement, and does nothing for a kept one).
 func (db *DB) prepared(ctx context.Context, q string) (*sql.Stmt, error) {
