@@ -251,3 +251,73 @@ func TestPostgresFullReadsAfterBackendsEnded(t *testing.T) {
 		}
 	}
 }
+
+// A claim that waited for another transaction's lock on a delivery checks
+// the row that transaction left: a delivery whose attempt another node
+// recorded meanwhile (its next attempt later, its lease given back) is
+// not claimed again at once. Before, only the lease and the status were
+// checked again, and two nodes attempted one delivery 5 ms apart
+// (TestWebhookSurvivesStoreOutage in test/fleet, once in CI).
+func TestPostgresClaimRechecksTheDueTime(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	dsn := storetest.PostgresDSN(t)
+	db := openPostgres(t, dsn)
+	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	if err := db.CreateProject(ctx, store.Project{ID: "p1", Name: "one", CreatedAt: t0}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.CreateWebhook(ctx, store.Webhook{ID: "wh", ProjectID: "p1", URL: "https://hooks.example/wh",
+		Secret: "whsec_c2VjcmV0LW9mLQ==", CreatedAt: t0}, 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := db.AppendEvent(ctx, store.Event{ProjectID: "p1", Type: store.EventServiceCreated, Subject: "s", Time: t0}); err != nil {
+		t.Fatal(err)
+	}
+	ds, err := db.ListDeliveries(ctx, "p1", "wh", 10)
+	if err != nil || len(ds) != 1 {
+		t.Fatalf("deliveries %v, %v; want one", ds, err)
+	}
+
+	// Another node's attempt, recorded in a transaction still open.
+	other, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close(context.Background())
+	tx, err := other.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, `UPDATE webhook_deliveries SET attempts = 1, next_attempt = $1 WHERE id = $2`,
+		t0.Add(time.Hour).UnixNano(), ds[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	type claim struct {
+		got []store.ClaimedDelivery
+		err error
+	}
+	done := make(chan claim, 1)
+	go func() {
+		got, err := db.ClaimDeliveries(ctx, "b", t0.Add(time.Second), time.Minute, 10)
+		done <- claim{got, err}
+	}()
+	poll.Until(t, "the claim to wait for the other transaction's lock", 30*time.Second, func() error {
+		var n int
+		if err := other.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
+			WHERE wait_event_type = 'Lock' AND query LIKE 'UPDATE webhook_deliveries SET lease_owner%'`).Scan(&n); err != nil {
+			return err
+		}
+		if n == 0 {
+			return errors.New("not waiting")
+		}
+		return nil
+	})
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	c := <-done
+	if c.err != nil || len(c.got) != 0 {
+		t.Errorf("claim after another node's attempt = %+v, %v; want nothing (next attempt in an hour)", c.got, c.err)
+	}
+}

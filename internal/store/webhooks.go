@@ -401,13 +401,17 @@ func (db *DB) ClaimDeliveries(ctx context.Context, owner string, now time.Time, 
 	var out []ClaimedDelivery
 	err := db.write(ctx, "claiming deliveries", false, func(tx *sql.Tx) error {
 		// The conditions are repeated outside the subquery: on PostgreSQL
-		// an UPDATE that waited for another claimer's row lock checks them
-		// again against the row that claimer left, and skips it.
+		// an UPDATE that waited for another transaction's row lock checks
+		// them again against the row that transaction left, and skips it:
+		// another claimer's lease, or another node's attempt recorded
+		// meanwhile (its lease given back, its next attempt later; without
+		// the due time here two nodes attempted one delivery 5 ms apart:
+		// TestPostgresClaimRechecksTheDueTime).
 		rows, err := tx.QueryContext(ctx, `UPDATE webhook_deliveries SET lease_owner = $1, lease_until = `+db.d.now+` + $2
 			WHERE id IN (SELECT d.id FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id
 				WHERE d.status = 'pending' AND d.next_attempt <= $3 AND d.lease_until <= `+db.d.now+` AND w.disabled_at = 0
 				ORDER BY d.next_attempt, d.id LIMIT $4)
-			AND status = 'pending' AND lease_until <= `+db.d.now+`
+			AND status = 'pending' AND next_attempt <= $3 AND lease_until <= `+db.d.now+`
 			RETURNING id`, owner, int64(lease), toNanos(now), limit)
 		if err != nil {
 			return err
