@@ -15,3 +15,5 @@ EXTRA="" ./run.sh f2g /tmp/b2 sqlite 1; EXTRA="" ./run.sh ph /tmp/b sqlite 2; EX
 EXTRA="" ./run.sh prep /tmp/b3 sqlite 1; EXTRA="" ./run.sh ph /tmp/b sqlite 4; EXTRA="" ./run.sh prep /tmp/b3 sqlite 2; EXTRA="-db-core 1 -db-nice 10" ./run.sh prep /tmp/b3 postgres 1
 # s6
 EXTRA="-db-core 1 -db-nice 10" ./run.sh prep /tmp/b3 postgres 2; EXTRA="-db-core 1 -db-nice 10" ./run.sh ph /tmp/b postgres 3; EXTRA="-db-core 1 -db-nice 10" ./run.sh prep /tmp/b3 postgres 3
+# s7: after the mid-session CI (no measurement during it)
+EXTRA="-db-core 1 -db-nice 10" ./run.sh prep /tmp/b3 postgres 4; EXTRA="-db-core 1 -db-nice 10" ./run.sh prep /tmp/b3 postgres 5; EXTRA="-db-core 1 -db-nice 10" ./run.sh prep /tmp/b3 postgres 6
