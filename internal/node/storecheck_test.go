@@ -70,7 +70,10 @@ func TestStoreCheckFindsAWriteBehindSpinesBack(t *testing.T) {
 				t.Fatalf("%d checks differed before any write behind Spine's back", differed)
 			}
 
-			driver, dsn := "sqlite", filepath.Join(dir, "spine.db")
+			// An operator's client waits for the node's writer like any
+			// other (busy_timeout); without, an UPDATE that met the node's
+			// write lock failed at once with SQLITE_BUSY (once in CI).
+			driver, dsn := "sqlite", filepath.Join(dir, "spine.db")+"?_pragma=busy_timeout(10000)"
 			if sc.dsn != "" {
 				driver, dsn = "pgx", sc.dsn
 			}
