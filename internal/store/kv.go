@@ -87,12 +87,13 @@ func (db *DB) GetKeysWithPrefix(ctx context.Context, limit int, prefixes ...stri
 	args = append(args, limit)
 	// Prepared on PostgreSQL too (maxPrefixes statements at most): the
 	// statement is the same for every load of a certificate.
-	q := prefixQueries[len(prefixes)]
-	stmt, err := db.prepared(ctx, q)
+	stmt, kept, err := db.prepared(ctx, prefixQueries[len(prefixes)])
 	if err != nil {
 		return nil, db.wrap("reading keys", err)
 	}
-	defer db.done(q, stmt)
+	if !kept {
+		defer stmt.Close()
+	}
 	rows, err := stmt.QueryContext(ctx, args...)
 	if err != nil {
 		return nil, db.wrap("reading keys", err)

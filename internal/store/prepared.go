@@ -18,50 +18,39 @@ const maxStmts = 64
 // is given: for the reads of a handshake during the warm-up (the service
 // of a hostname, its domains, its upload, its certificate's keys) that
 // was half of their time (BENCHMARKS.md, "... SQLite's statements
-// prepared once"). When the cache is full, the statement returned is not kept: done must
-// be called when the caller has finished with it (it closes such a
-// statement, and does nothing for a kept one).
-func (db *DB) prepared(ctx context.Context, q string) (*sql.Stmt, error) {
+// prepared once"). When the cache is full the statement is not kept
+// (kept false), and the caller closes it once done with it (a Rows keeps
+// what it needs of a statement closed under it).
+func (db *DB) prepared(ctx context.Context, q string) (st *sql.Stmt, kept bool, err error) {
 	db.mu.Lock()
 	st, closed := db.stmts[q], db.closed
 	db.mu.Unlock()
 	if st != nil {
-		return st, nil
+		return st, true, nil
 	}
 	if closed {
-		return nil, errors.New("store: closed")
+		return nil, false, errors.New("store: closed")
 	}
-	st, err := db.r.PrepareContext(ctx, q)
-	if err != nil {
-		return nil, err
+	if st, err = db.r.PrepareContext(ctx, q); err != nil {
+		return nil, false, err
 	}
 	db.mu.Lock()
 	defer db.mu.Unlock()
 	switch {
 	case db.closed:
 		st.Close()
-		return nil, errors.New("store: closed")
+		return nil, false, errors.New("store: closed")
 	case db.stmts[q] != nil: // another call prepared it meanwhile
 		st.Close()
-		return db.stmts[q], nil
+		return db.stmts[q], true, nil
 	case len(db.stmts) >= maxStmts:
-		return st, nil // not kept: see done
+		return st, false, nil
 	}
 	if db.stmts == nil {
 		db.stmts = make(map[string]*sql.Stmt)
 	}
 	db.stmts[q] = st
-	return st, nil
-}
-
-// done closes st unless db keeps it (prepared).
-func (db *DB) done(q string, st *sql.Stmt) {
-	db.mu.Lock()
-	kept := db.stmts[q] == st
-	db.mu.Unlock()
-	if !kept {
-		st.Close()
-	}
+	return st, true, nil
 }
 
 // queryRead runs q on the readers: on SQLite with its statement prepared
@@ -71,13 +60,14 @@ func (db *DB) queryRead(ctx context.Context, q string, args ...any) (*sql.Rows, 
 	if db.pgcfg != nil {
 		return db.r.QueryContext(ctx, q, args...)
 	}
-	st, err := db.prepared(ctx, q)
+	st, kept, err := db.prepared(ctx, q)
 	if err != nil {
 		return nil, err
 	}
-	rows, err := st.QueryContext(ctx, args...)
-	db.done(q, st) // Rows keeps what it needs of a statement closed under it
-	return rows, err
+	if !kept {
+		defer st.Close()
+	}
+	return st.QueryContext(ctx, args...)
 }
 
 // queryRowRead is queryRead for one row.
@@ -85,10 +75,12 @@ func (db *DB) queryRowRead(ctx context.Context, q string, args ...any) *sql.Row 
 	if db.pgcfg != nil {
 		return db.r.QueryRowContext(ctx, q, args...)
 	}
-	st, err := db.prepared(ctx, q)
+	st, kept, err := db.prepared(ctx, q)
 	if err != nil {
 		return db.r.QueryRowContext(ctx, q, args...) // the same error, as a Row
 	}
-	defer db.done(q, st)
+	if !kept {
+		defer st.Close()
+	}
 	return st.QueryRowContext(ctx, args...)
 }
