@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -52,14 +53,31 @@ const delegationZone = "acme.spine.test"
 func freeAddrs(t testing.TB, n int) []string {
 	addrs := make([]string, n)
 	for i := range addrs {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
+		ln := listenBelowEphemeral(t)
 		defer ln.Close()
 		addrs[i] = ln.Addr().String()
 	}
 	return addrs
+}
+
+// listenBelowEphemeral listens on a free port under Linux's ephemeral
+// range (32768 on): a port the kernel hands out for :0 may next be the
+// local end of another test's outgoing connection, a pooled PostgreSQL
+// one for minutes, and a node started on it later failed to bind for
+// 30 s (TestMetricsACME, once in CI). Random, so that test packages
+// running at once rarely try the same one; :0 if none is free.
+func listenBelowEphemeral(t testing.TB) net.Listener {
+	for range 100 {
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", 20000+rand.IntN(12000)))
+		if err == nil {
+			return ln
+		}
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ln
 }
 
 func newACMESetup(t testing.TB, validity time.Duration, mod func(*config.Config)) *acmeSetup {
