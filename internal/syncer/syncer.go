@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"runtime/metrics"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -299,7 +301,7 @@ func (l *Loop) burst(read bool) bool {
 func (l *Loop) sync(ctx context.Context) (read bool, err error) {
 	l.full.Lock()
 	defer l.full.Unlock()
-	start := time.Now()
+	start, allocStart := time.Now(), heapAllocated()
 	c := &l.cfg
 	if err := c.Prepare(ctx); err != nil {
 		return false, err
@@ -398,8 +400,8 @@ func (l *Loop) sync(ctx context.Context) (read bool, err error) {
 		c.Health.Note(err)
 		return false, err
 	}
-	ph := Phases{at: start}
-	ph.Read = ph.lap()
+	ph := startPhases(start, allocStart)
+	ph.Read, ph.Allocated.Read = ph.lap()
 	st := serving.Compute(svcs, ds, c.Wildcard, l.log)
 	st.Sum = serving.WithSuspended(st.Sum, suspended)
 	st.Sum = serving.WithUploaded(st.Sum, uploads)
@@ -424,7 +426,7 @@ func (l *Loop) sync(ctx context.Context) (read bool, err error) {
 		return true, nil
 	}
 	routes := serving.Routes(st.Services, suspended)
-	ph.Compute = ph.lap()
+	ph.Compute, ph.Allocated.Compute = ph.lap()
 	hosts := routes.Managed()
 	c.Suspended.Set(routes.SuspendedHosts())
 	// An uploaded certificate's hostname is not managed: nothing is
@@ -434,16 +436,16 @@ func (l *Loop) sync(ctx context.Context) (read bool, err error) {
 		hosts = append(hosts, c.ExtraHost)
 	}
 	c.Certs.SyncShared(ctx, hosts, st.Wildcards)
-	ph.Certificates = ph.lap()
+	ph.Certificates, ph.Allocated.Certificates = ph.lap()
 	if err := c.Edge.SetRouteSeq(routes); err != nil {
 		return true, fmt.Errorf("applying routes: %w", err)
 	}
-	ph.Routes = ph.lap()
+	ph.Routes, ph.Allocated.Routes = ph.lap()
 	l.deltas.Full(st, ds, suspended, uploads)
 	l.applied = st.Sum
 	l.synced.Store(true)
 	l.record(suspended, st.Sum, true)
-	ph.Record = ph.lap()
+	ph.Record, ph.Allocated.Record = ph.lap()
 	l.phases.Store(&ph)
 	l.revision.Store(rev)
 	l.readAt, l.wild = time.Now(), wild
@@ -454,28 +456,60 @@ func (l *Loop) sync(ctx context.Context) (read bool, err error) {
 // the store, computing the routes, the certificate manager's sync (its
 // read of the certificates recorded as valid included), the edge's route
 // table and the record of the sync (the delta's base, the snapshot's
-// services, the API's stale reads). The first sync's are logged with its
-// end; on two cores at a million names they are seconds each
+// services, the API's stale reads), and what the process allocated on its
+// heap meanwhile (every goroutine's, the warm-up's handshakes too): the
+// garbage that brings the collector, whose mark phases slow handshakes on
+// one processor. The first sync's are logged with its end; on two cores
+// at a million names they are seconds and hundreds of megabytes each
 // (BENCHMARKS.md).
 type Phases struct {
 	Read, Compute, Certificates, Routes, Record time.Duration
+	Allocated                                   PhaseBytes
 
-	at time.Time // the end of the last phase timed
+	at      time.Time // the end of the last phase timed
+	allocAt uint64    // heapAllocated then
 }
 
-// lap returns the time since the last phase ended, and starts the next.
-func (p *Phases) lap() time.Duration {
-	now := time.Now()
-	d := now.Sub(p.at)
-	p.at = now
-	return d
+// PhaseBytes are bytes by phase of a full sync.
+type PhaseBytes struct {
+	Read, Compute, Certificates, Routes, Record uint64
 }
 
-// LogValue lists the phases, each rounded to the millisecond.
+// startPhases starts timing a sync's phases; the first ends at its lap.
+func startPhases(start time.Time, allocated uint64) Phases {
+	return Phases{at: start, allocAt: allocated}
+}
+
+// lap returns the time and the heap bytes allocated since the last phase
+// ended, and starts the next.
+func (p *Phases) lap() (time.Duration, uint64) {
+	now, a := time.Now(), heapAllocated()
+	d, b := now.Sub(p.at), a-p.allocAt
+	p.at, p.allocAt = now, a
+	return d, b
+}
+
+// heapAllocated is the bytes the process has allocated on its heap since
+// its start (runtime/metrics, no stop of the world).
+func heapAllocated() uint64 {
+	s := [1]metrics.Sample{{Name: "/gc/heap/allocs:bytes"}}
+	metrics.Read(s[:])
+	if s[0].Value.Kind() != metrics.KindUint64 {
+		return 0
+	}
+	return s[0].Value.Uint64()
+}
+
+// LogValue lists the phases, each rounded to the millisecond, and under
+// allocated their megabytes.
 func (p Phases) LogValue() slog.Value {
 	ms := func(d time.Duration) string { return d.Round(time.Millisecond).String() }
+	mb := func(b uint64) string { return strconv.FormatUint((b+1<<19)>>20, 10) + "MiB" }
+	a := p.Allocated
 	return slog.GroupValue(slog.String("read", ms(p.Read)), slog.String("compute", ms(p.Compute)),
-		slog.String("certificates", ms(p.Certificates)), slog.String("routes", ms(p.Routes)), slog.String("record", ms(p.Record)))
+		slog.String("certificates", ms(p.Certificates)), slog.String("routes", ms(p.Routes)), slog.String("record", ms(p.Record)),
+		slog.Group("allocated", "read", mb(a.Read), "compute", mb(a.Compute), "certificates", mb(a.Certificates),
+			"routes", mb(a.Routes), "record", mb(a.Record)))
 }
 
 // LastPhases returns the phases of the last full sync that applied, and

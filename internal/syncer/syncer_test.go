@@ -22,12 +22,18 @@ type fakeStore struct {
 	listed       int            // ListServices calls
 	domains      []store.Domain // ListDomains' answer
 	listTakes    time.Duration  // how long ListServices sleeps
+	listGarbage  int            // bytes ListServices allocates and drops
 }
+
+// sink keeps the compiler from leaving out an allocation made to be measured.
+var sink []byte
 
 func (s *fakeStore) Revision(context.Context) (int64, error) { return s.rev, s.fail }
 func (s *fakeStore) ListServices(context.Context, string) ([]store.Service, error) {
 	s.listed++
 	time.Sleep(s.listTakes)
+	sink = make([]byte, s.listGarbage)
+	sink = nil
 	return nil, s.fail
 }
 func (s *fakeStore) ListDomains(context.Context, string) ([]store.Domain, error) {
@@ -123,11 +129,14 @@ func TestSync(t *testing.T) {
 }
 
 // A full sync that applies times its phases (the read, the certificate
-// manager's sync, the route table); one that finds what was applied keeps
-// the last's, and their log value names each.
+// manager's sync, the route table) and counts what each allocated; one
+// that finds what was applied keeps the last's, and their log value names
+// each.
 func TestSyncPhases(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		st, p := &fakeStore{rev: 1, listTakes: 3 * time.Second}, &parts{certsTake: 2 * time.Second, routesTake: time.Second}
+		const garbage = 64 << 20
+		st := &fakeStore{rev: 1, listTakes: 3 * time.Second, listGarbage: garbage}
+		p := &parts{certsTake: 2 * time.Second, routesTake: time.Second}
 		l := newLoop(st, p, func(context.Context) error { return nil })
 		if _, ok := l.LastPhases(); ok {
 			t.Fatal("phases before any sync")
@@ -137,9 +146,16 @@ func TestSyncPhases(t *testing.T) {
 		}
 		want := Phases{Read: 3 * time.Second, Certificates: 2 * time.Second, Routes: time.Second}
 		got, ok := l.LastPhases()
-		got.at = time.Time{}
+		a := got.Allocated
+		got.at, got.allocAt, got.Allocated = time.Time{}, 0, PhaseBytes{}
 		if !ok || got != want {
 			t.Errorf("phases %+v, %v; want %+v", got, ok, want)
+		}
+		// The read's 64 MiB, and little else: the other phases of a sync
+		// of nothing allocate kilobytes (a collection meanwhile changes
+		// nothing: the count is of what was allocated, not what is live).
+		if a.Read < garbage || a.Read > garbage+8<<20 || a.Compute+a.Certificates+a.Routes+a.Record > 8<<20 {
+			t.Errorf("allocated %+v; want the read's %d bytes in Read, and little elsewhere", a, garbage)
 		}
 		st.rev, st.listTakes = 2, time.Minute // read, found unchanged: not applied
 		if err := l.Sync(t.Context()); err != nil {
@@ -148,9 +164,11 @@ func TestSyncPhases(t *testing.T) {
 		if got, _ := l.LastPhases(); got.Read != 3*time.Second {
 			t.Errorf("after a sync that applied nothing, read %v; want the last applied's, 3s", got.Read)
 		}
+		got.Allocated = PhaseBytes{Read: garbage, Compute: 1<<20 - 1}
 		var b strings.Builder
 		slog.New(slog.NewTextHandler(&b, nil)).Info("x", "phases", got)
-		if w := "phases.read=3s phases.compute=0s phases.certificates=2s phases.routes=1s phases.record=0s"; !strings.Contains(b.String(), w) {
+		if w := "phases.read=3s phases.compute=0s phases.certificates=2s phases.routes=1s phases.record=0s " +
+			"phases.allocated.read=64MiB phases.allocated.compute=1MiB phases.allocated.certificates=0MiB"; !strings.Contains(b.String(), w) {
 			t.Errorf("logged %q, want %q in it", b.String(), w)
 		}
 	})
