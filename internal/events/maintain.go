@@ -26,6 +26,15 @@ type MaintainConfig struct {
 	Store MaintainStore
 	// Interval is how often the work runs. Default 5 minutes.
 	Interval time.Duration
+	// After, if set, holds the first round until it is closed: a node
+	// passes its first sync's end (syncer.Loop.StoreSynced). At a million
+	// hostnames the first round after a bulk import (a prune of a million
+	// service.created events, 4,000 transactions) took a fifth of the
+	// node's processor over its warm-up's first 30 s, and slowed its
+	// store's reads (SQLite: the deletes' write-ahead log), while
+	// handshakes read their names from the store (BENCHMARKS.md). Default
+	// nil: at once.
+	After <-chan struct{}
 	// ExpiringRatio: a certificate with less than this part of its
 	// lifetime left, and not renewed, is expiring. Default 1/3.
 	ExpiringRatio float64
@@ -80,11 +89,18 @@ func (c *MaintainConfig) setDefaults() {
 // expiringPage bounds the certificates one round looks at.
 const expiringPage = 1000
 
-// Maintain runs MaintainOnce every cfg.Interval until ctx ends. Every node
-// of a fleet may run it: the expiring events carry a key, and pruning twice
-// deletes nothing more.
+// Maintain runs MaintainOnce every cfg.Interval until ctx ends, the first
+// once cfg.After is closed. Every node of a fleet may run it: the expiring
+// events carry a key, and pruning twice deletes nothing more.
 func Maintain(ctx context.Context, cfg MaintainConfig) {
 	cfg.setDefaults()
+	if cfg.After != nil {
+		select {
+		case <-ctx.Done():
+			return
+		case <-cfg.After:
+		}
+	}
 	t := time.NewTicker(cfg.Interval)
 	defer t.Stop()
 	for {

@@ -3,7 +3,9 @@ package events_test
 import (
 	"context"
 	"encoding/json"
+	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/spine-platform/spine/internal/events"
@@ -141,4 +143,86 @@ func TestUploadedExpiring(t *testing.T) {
 			t.Errorf("event %d: %v, want %v", i, got[i], want[i])
 		}
 	}
+}
+
+// prunes is a MaintainStore that counts its rounds (one PruneEvents each)
+// and holds nothing.
+type prunes struct{ n atomic.Int32 }
+
+func (*prunes) ListCertStatusDue(context.Context, float64, time.Time, int) ([]store.CertStatus, error) {
+	return nil, nil
+}
+func (*prunes) AppendHostnameEvent(context.Context, string, store.Event) (store.Event, bool, error) {
+	return store.Event{}, false, nil
+}
+func (*prunes) AppendEvent(context.Context, store.Event) (store.Event, bool, error) {
+	return store.Event{}, false, nil
+}
+func (*prunes) ListUploadedCerts(context.Context, string, bool) ([]store.UploadedCert, error) {
+	return nil, nil
+}
+func (p *prunes) PruneEvents(context.Context, time.Time, int) (int64, error) {
+	p.n.Add(1)
+	return 0, nil
+}
+func (*prunes) PruneDeliveries(context.Context, time.Time, int) (int64, error) {
+	return 0, nil
+}
+
+// Maintain's first round waits for After (a node's first sync), however
+// long that takes, then the rounds come every Interval; without After the
+// first is at once. A context that ends while it waits ends it.
+func TestMaintainWaitsForAfter(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(t.Context())
+		st, after := &prunes{}, make(chan struct{})
+		done := make(chan struct{})
+		go func() {
+			events.Maintain(ctx, events.MaintainConfig{Store: st, Interval: time.Minute, After: after})
+			close(done)
+		}()
+		time.Sleep(10 * time.Minute)
+		synctest.Wait()
+		if n := st.n.Load(); n != 0 {
+			t.Fatalf("%d rounds before After closed; want none", n)
+		}
+		close(after)
+		synctest.Wait()
+		if n := st.n.Load(); n != 1 {
+			t.Fatalf("%d rounds once After closed; want 1 at once", n)
+		}
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		if n := st.n.Load(); n != 2 {
+			t.Fatalf("%d rounds an Interval later; want 2", n)
+		}
+		cancel()
+		<-done
+
+		ctx, cancel = context.WithCancel(t.Context())
+		st, done = &prunes{}, make(chan struct{})
+		go func() {
+			events.Maintain(ctx, events.MaintainConfig{Store: st, Interval: time.Minute})
+			close(done)
+		}()
+		synctest.Wait()
+		if n := st.n.Load(); n != 1 {
+			t.Fatalf("%d rounds without After; want 1 at once", n)
+		}
+		cancel()
+		<-done
+
+		ctx, cancel = context.WithCancel(t.Context())
+		st, done = &prunes{}, make(chan struct{})
+		go func() {
+			events.Maintain(ctx, events.MaintainConfig{Store: st, After: make(chan struct{})})
+			close(done)
+		}()
+		synctest.Wait()
+		cancel()
+		<-done
+		if n := st.n.Load(); n != 0 {
+			t.Fatalf("%d rounds with After never closed; want none", n)
+		}
+	})
 }

@@ -224,7 +224,11 @@ func start(ctx context.Context, cfg config.Config, warmUp warmUpHook) (n *Node, 
 	n.wg.Go(func() { n.keys.Run(runCtx) })
 	n.hub = events.NewHub(events.HubConfig{Store: n.db, Logger: n.log})
 	n.wg.Go(func() { n.hub.Run(runCtx) })
-	n.wg.Go(func() { events.Maintain(runCtx, events.MaintainConfig{Store: n.db, Logger: n.log}) })
+	// The events' maintenance waits for the first sync: it would take the
+	// processor from a warm-up's handshakes (events.MaintainConfig.After).
+	n.wg.Go(func() {
+		events.Maintain(runCtx, events.MaintainConfig{Store: n.db, After: n.syncer.StoreSynced(), Logger: n.log})
+	})
 	n.webhooks, err = webhooks.New(webhooks.Config{Store: n.db, Owner: n.fleet.ID, AllowPrivate: cfg.Webhooks.AllowPrivate,
 		AttemptTimeout: cfg.Webhooks.AttemptTimeout, Logger: n.log})
 	if err != nil {

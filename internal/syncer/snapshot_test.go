@@ -119,6 +119,13 @@ func TestSnapshotAfterDelta(t *testing.T) {
 	if len(routed) != len(st.svcs) || routed["s0500.customers.test"] {
 		t.Errorf("%d hostnames routed after a restart, want %d; the old name routed: %v", len(routed), len(st.svcs), routed["s0500.customers.test"])
 	}
+	// Served from the snapshot, the store not reached: the work that waits
+	// for a sync of the store still waits.
+	select {
+	case <-l2.StoreSynced():
+		t.Error("StoreSynced closed by a start from the snapshot")
+	default:
+	}
 }
 
 // hotParts is routesParts with the edge's warm-up, whose SetRoutes waits

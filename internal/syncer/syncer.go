@@ -157,7 +157,9 @@ type Loop struct {
 	warming   atomic.Bool            // WarmUp started a warm-up; Run applies its first sync
 	firstSync atomic.Int64           // FirstSync, in nanoseconds
 	phases    atomic.Pointer[Phases] // the last full sync that applied, by phase
-	checks    [2]atomic.Uint64       // Checks: the store checks made, and those that differed
+	stored    chan struct{}          // StoreSynced: closed by the first full sync of the store applied
+	storedOne sync.Once
+	checks    [2]atomic.Uint64 // Checks: the store checks made, and those that differed
 	// early are the hostnames the warm-up handed the certificate manager
 	// (manageEarly), earlyN how many it tried to; at most warmManageMax.
 	early  sync.Map // hostname -> struct{}
@@ -175,8 +177,15 @@ func New(cfg Config) *Loop {
 	if cfg.FullInterval == 0 {
 		cfg.FullInterval = FullEvery * cfg.Interval
 	}
-	return &Loop{cfg: cfg, log: cfg.Logger, deltas: serving.NewApplied(cfg.Logger)}
+	return &Loop{cfg: cfg, log: cfg.Logger, deltas: serving.NewApplied(cfg.Logger), stored: make(chan struct{})}
 }
+
+// StoreSynced is closed once a full sync of the store has been applied:
+// a warm-up's end, on a node that had one; never, while a node started
+// from its snapshot has not reached the store. Work that can wait (the
+// events' maintenance) waits for it, so as not to take the processor from
+// a warm-up's handshakes.
+func (l *Loop) StoreSynced() <-chan struct{} { return l.stored }
 
 // Synced reports whether a first snapshot (of the store, or the one the
 // node started from) has been applied.
@@ -447,6 +456,7 @@ func (l *Loop) sync(ctx context.Context) (read bool, err error) {
 	l.record(suspended, st.Sum, true)
 	ph.Record, ph.Allocated.Record = ph.lap()
 	l.phases.Store(&ph)
+	l.storedOne.Do(func() { close(l.stored) })
 	l.revision.Store(rev)
 	l.readAt, l.wild = time.Now(), wild
 	return true, nil

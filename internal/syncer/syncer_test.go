@@ -129,7 +129,8 @@ func TestSync(t *testing.T) {
 }
 
 // A full sync that applies times its phases (the read, the certificate
-// manager's sync, the route table) and counts what each allocated; one
+// manager's sync, the route table) and counts what each allocated, and
+// the first closes StoreSynced; one
 // that finds what was applied keeps the last's, and their log value names
 // each.
 func TestSyncPhases(t *testing.T) {
@@ -141,9 +142,15 @@ func TestSyncPhases(t *testing.T) {
 		if _, ok := l.LastPhases(); ok {
 			t.Fatal("phases before any sync")
 		}
+		select {
+		case <-l.StoreSynced():
+			t.Fatal("StoreSynced closed before any sync")
+		default:
+		}
 		if err := l.Sync(t.Context()); err != nil {
 			t.Fatal(err)
 		}
+		<-l.StoreSynced() // closed by the first sync applied
 		want := Phases{Read: 3 * time.Second, Certificates: 2 * time.Second, Routes: time.Second}
 		got, ok := l.LastPhases()
 		a := got.Allocated
