@@ -156,8 +156,16 @@ func MaintainOnce(ctx context.Context, cfg MaintainConfig) error {
 			break
 		}
 	}
-	if _, err := cfg.Store.PruneEvents(ctx, now.Add(-cfg.MaxAge), cfg.MaxPerProject); err != nil {
+	pruneStart := time.Now()
+	n, err := cfg.Store.PruneEvents(ctx, now.Add(-cfg.MaxAge), cfg.MaxPerProject)
+	if err != nil {
 		errs = append(errs, fmt.Errorf("pruning events: %w", err))
+	}
+	if n > 0 {
+		// After a bulk import, a million of them: seconds of the store's
+		// work, which the operator sees here.
+		cfg.Logger.Info("pruned old events", "component", "events", "events", n,
+			"max_age", cfg.MaxAge, "max_per_project", cfg.MaxPerProject, "took", time.Since(pruneStart).Round(time.Millisecond))
 	}
 	if _, err := cfg.Store.PruneDeliveries(ctx, now.Add(-cfg.DeliveryMaxAge), cfg.DeliveriesPerWebhook); err != nil {
 		errs = append(errs, fmt.Errorf("pruning webhook deliveries: %w", err))

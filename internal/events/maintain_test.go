@@ -3,6 +3,8 @@ package events_test
 import (
 	"context"
 	"encoding/json"
+	"log/slog"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
@@ -81,12 +83,24 @@ func TestRetention(t *testing.T) {
 		must(t, err)
 	}
 	now := start.Add(12 * 24 * time.Hour)
-	must(t, events.MaintainOnce(ctx, events.MaintainConfig{Store: db, MaxAge: 7 * 24 * time.Hour, MaxPerProject: 4, Now: func() time.Time { return now }}))
+	var logged strings.Builder
+	cfg := events.MaintainConfig{Store: db, MaxAge: 7 * 24 * time.Hour, MaxPerProject: 4, Now: func() time.Time { return now },
+		Logger: slog.New(slog.NewTextHandler(&logged, nil))}
+	must(t, events.MaintainOnce(ctx, cfg))
 	es, err := db.ListEvents(ctx, "p1", 0, 100)
 	must(t, err)
 	// Age keeps days 5..9 (5 events), count keeps the newest 4.
 	if len(es) != 4 || es[0].ID != 7 {
 		t.Errorf("kept %d events from ID %d, want 4 from 7", len(es), es[0].ID)
+	}
+	if w := `msg="pruned old events" component=events events=6 max_age=168h0m0s max_per_project=4`; !strings.Contains(logged.String(), w) {
+		t.Errorf("logged %q, want %q in it", logged.String(), w)
+	}
+	// A round that prunes nothing says nothing.
+	logged.Reset()
+	must(t, events.MaintainOnce(ctx, cfg))
+	if logged.Len() != 0 {
+		t.Errorf("a round with nothing to prune logged %q", logged.String())
 	}
 }
 
