@@ -105,6 +105,9 @@ type run struct {
 	WarmGC   *gcFigure  `json:"warm_gc,omitempty"`
 	ColdWarm [2]float64 `json:"cold_warmup_p50_p99_ms"`
 	ColdIdle [2]float64 `json:"cold_idle_p50_p99_ms"`
+	// ColdIdleSlow are ColdIdle's handshakes over 5 ms: when each began,
+	// in seconds after the node's exec (its gctrace's clock), and its ms.
+	ColdIdleSlow [][2]float64 `json:"cold_idle_slow,omitempty"`
 	// WarmProbe is -warm-probe's figure: handshakes from the store one
 	// after the other from the warm-up figure until the first sync was
 	// applied (it takes the node's processor from the sync, which then
@@ -484,7 +487,7 @@ func (c *config) measure(st string, n int, up string) (r run) {
 	r.RSSWarmMi = rssMiB(pid)
 	r.RSSPeakMi = peakMiB(pid)
 	r.Load["rss_warm"] = loadavg()
-	r.ColdIdle = c.coldHandshakes(https, n*90/100, n*95/100, inSample)
+	r.ColdIdle, r.ColdIdleSlow = c.coldSlow(https, n*90/100, n*95/100, inSample, t0)
 	r.Load["cold_idle"] = loadavg()
 	logf("%s %d: idle %.0f s after exec, RSS %.0f MiB (%.0f 2 s after the first answer); from the store p50 %.2f ms p99 %.2f ms",
 		st, n, r.WarmSec, r.RSSWarmMi, r.RSSFirstMi, r.ColdIdle[0], r.ColdIdle[1])
@@ -603,18 +606,30 @@ func (c *config) timeHandshake(addr string, i int, skip map[int]bool) (float64, 
 // each for another name between from and to that the sample left alone,
 // and returns their p50 and p99 in ms.
 func (c *config) coldHandshakes(addr string, from, to int, skip map[int]bool) [2]float64 {
+	p, _ := c.coldSlow(addr, from, to, skip, time.Time{})
+	return p
+}
+
+// coldSlow is coldHandshakes, and the handshakes over 5 ms with when each
+// began, in seconds after t0 (the node's exec), as probeFigure.Slow.
+func (c *config) coldSlow(addr string, from, to int, skip map[int]bool, t0 time.Time) ([2]float64, [][2]float64) {
 	var ms []float64
+	var slow [][2]float64
 	step := max(1, (to-from)/c.cold)
 	for i := from; i < to && len(ms) < c.cold; i += step {
+		began := time.Since(t0).Seconds()
 		if d, ok := c.timeHandshake(addr, i, skip); ok {
 			ms = append(ms, d)
+			if d > 5 && len(slow) < maxSlow {
+				slow = append(slow, [2]float64{began, d})
+			}
 		}
 	}
 	if len(ms) == 0 {
-		return [2]float64{}
+		return [2]float64{}, nil
 	}
 	slices.Sort(ms)
-	return [2]float64{ms[len(ms)/2], ms[min(len(ms)-1, len(ms)*99/100)]}
+	return [2]float64{ms[len(ms)/2], ms[min(len(ms)-1, len(ms)*99/100)]}, slow
 }
 
 // probeFigure is a series of handshake times: their count, p50, p99 and
