@@ -53,6 +53,44 @@ func BenchmarkListServicesMemory(b *testing.B) {
 	})
 }
 
+// BenchmarkScanServicesMemory passes over every one of 100,000
+// one-hostname services one at a time (a node's periodic check,
+// serving.ScanSum) and reports what the pass allocated per service: it
+// keeps nothing, so all of it is garbage, which on a node of a million
+// brings collections whose mark phases slow its handshakes.
+func BenchmarkScanServicesMemory(b *testing.B) {
+	benchStores(b, func(b *testing.B, ctx context.Context, db *store.DB, now time.Time, must func(error)) {
+		const n = 100_000
+		svcs := make([]store.Service, 0, 1000)
+		for i := range n {
+			svcs = append(svcs, store.Service{ID: fmt.Sprintf("svc_%024d", i), ProjectID: "p", Name: fmt.Sprintf("s%06d", i), Domain: "example.test",
+				Hostnames: []string{fmt.Sprintf("s%06d.example.test", i)}, Upstreams: []string{"http://127.0.0.1:1"}, CreatedAt: now, UpdatedAt: now})
+			if len(svcs) == cap(svcs) {
+				must(db.CreateServices(ctx, svcs))
+				svcs = svcs[:0]
+			}
+		}
+		for b.Loop() {
+			before := statsAfterGC()
+			seen := 0
+			must(db.ScanServices(ctx, func(s *store.Service) error {
+				if len(s.Hostnames) != 1 || len(s.Upstreams) != 1 {
+					return fmt.Errorf("service %s: %d hostnames, %d upstreams", s.ID, len(s.Hostnames), len(s.Upstreams))
+				}
+				seen++
+				return nil
+			}))
+			var ms runtime.MemStats
+			runtime.ReadMemStats(&ms)
+			if seen != n {
+				b.Fatalf("scanned %d services, want %d", seen, n)
+			}
+			b.ReportMetric(float64(ms.TotalAlloc-before.TotalAlloc)/n, "alloc-B/svc")
+			b.ReportMetric(float64(ms.Mallocs-before.Mallocs)/n, "allocs/svc")
+		}
+	})
+}
+
 // statsAfterGC returns the runtime's statistics after a full collection:
 // HeapAlloc is then the live heap.
 func statsAfterGC() runtime.MemStats {
