@@ -19,15 +19,7 @@ import (
 func BenchmarkListServicesMemory(b *testing.B) {
 	benchStores(b, func(b *testing.B, ctx context.Context, db *store.DB, now time.Time, must func(error)) {
 		const n = 100_000
-		svcs := make([]store.Service, 0, 1000)
-		for i := range n {
-			svcs = append(svcs, store.Service{ID: fmt.Sprintf("svc_%024d", i), ProjectID: "p", Name: fmt.Sprintf("s%06d", i), Domain: "example.test",
-				Hostnames: []string{fmt.Sprintf("s%06d.example.test", i)}, Upstreams: []string{"http://127.0.0.1:1"}, CreatedAt: now, UpdatedAt: now})
-			if len(svcs) == cap(svcs) {
-				must(db.CreateServices(ctx, svcs))
-				svcs = svcs[:0]
-			}
-		}
+		createOneHostnameServices(ctx, db, n, now, must)
 		kept := make([][3]string, n)
 		for b.Loop() {
 			clear(kept)
@@ -61,15 +53,7 @@ func BenchmarkListServicesMemory(b *testing.B) {
 func BenchmarkScanServicesMemory(b *testing.B) {
 	benchStores(b, func(b *testing.B, ctx context.Context, db *store.DB, now time.Time, must func(error)) {
 		const n = 100_000
-		svcs := make([]store.Service, 0, 1000)
-		for i := range n {
-			svcs = append(svcs, store.Service{ID: fmt.Sprintf("svc_%024d", i), ProjectID: "p", Name: fmt.Sprintf("s%06d", i), Domain: "example.test",
-				Hostnames: []string{fmt.Sprintf("s%06d.example.test", i)}, Upstreams: []string{"http://127.0.0.1:1"}, CreatedAt: now, UpdatedAt: now})
-			if len(svcs) == cap(svcs) {
-				must(db.CreateServices(ctx, svcs))
-				svcs = svcs[:0]
-			}
-		}
+		createOneHostnameServices(ctx, db, n, now, must)
 		for b.Loop() {
 			before := statsAfterGC()
 			seen := 0
@@ -89,6 +73,20 @@ func BenchmarkScanServicesMemory(b *testing.B) {
 			b.ReportMetric(float64(ms.Mallocs-before.Mallocs)/n, "allocs/svc")
 		}
 	})
+}
+
+// createOneHostnameServices stores n services of one hostname each under
+// example.test, a thousand a batch.
+func createOneHostnameServices(ctx context.Context, db *store.DB, n int, now time.Time, must func(error)) {
+	svcs := make([]store.Service, 0, 1000)
+	for i := range n {
+		svcs = append(svcs, store.Service{ID: fmt.Sprintf("svc_%024d", i), ProjectID: "p", Name: fmt.Sprintf("s%06d", i), Domain: "example.test",
+			Hostnames: []string{fmt.Sprintf("s%06d.example.test", i)}, Upstreams: []string{"http://127.0.0.1:1"}, CreatedAt: now, UpdatedAt: now})
+		if len(svcs) == cap(svcs) {
+			must(db.CreateServices(ctx, svcs))
+			svcs = svcs[:0]
+		}
+	}
 }
 
 // statsAfterGC returns the runtime's statistics after a full collection:
