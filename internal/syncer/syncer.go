@@ -157,7 +157,7 @@ type Loop struct {
 	warming   atomic.Bool            // WarmUp started a warm-up; Run applies its first sync
 	firstSync atomic.Int64           // FirstSync, in nanoseconds
 	phases    atomic.Pointer[Phases] // the last full sync that applied, by phase
-	stored    chan struct{}          // StoreSynced: closed by the first full sync of the store applied
+	stored    chan struct{}          // StoreSynced: closed by Sync once a full sync of the store applied
 	storedOne sync.Once
 	checks    [2]atomic.Uint64 // Checks: the store checks made, and those that differed
 	// early are the hostnames the warm-up handed the certificate manager
@@ -180,8 +180,9 @@ func New(cfg Config) *Loop {
 	return &Loop{cfg: cfg, log: cfg.Logger, deltas: serving.NewApplied(cfg.Logger), stored: make(chan struct{})}
 }
 
-// StoreSynced is closed once a full sync of the store has been applied:
-// a warm-up's end, on a node that had one; never, while a node started
+// StoreSynced is closed once a full sync of the store has been applied
+// and Sync has returned (Release included): a warm-up's end, on a node
+// that had one; never, while a node started
 // from its snapshot has not reached the store. Work that can wait (the
 // events' maintenance) waits for it, so as not to take the processor from
 // a warm-up's handshakes.
@@ -278,6 +279,13 @@ func (l *Loop) Sync(ctx context.Context) error {
 	read, err := l.sync(ctx)
 	if l.cfg.Release != nil {
 		l.cfg.Release(l.burst(read)) // a read of every service and what was made of it are dropped by now
+	}
+	if l.phases.Load() != nil { // a full sync of the store has applied, this one or an earlier one
+		// After Release: the work that waits for it (the events'
+		// maintenance, at the first start after a bulk import the prune
+		// of a million events) began beside Release's collection and
+		// held the sync's return, the warm-up's end, for 10 s.
+		l.storedOne.Do(func() { close(l.stored) })
 	}
 	return err
 }
@@ -458,7 +466,6 @@ func (l *Loop) sync(ctx context.Context) (read bool, err error) {
 	l.record(suspended, st.Sum, true)
 	ph.Record, ph.Allocated.Record = ph.lap()
 	l.phases.Store(&ph)
-	l.storedOne.Do(func() { close(l.stored) })
 	l.revision.Store(rev)
 	l.readAt, l.wild = time.Now(), wild
 	return true, nil

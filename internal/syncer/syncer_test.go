@@ -142,15 +142,25 @@ func TestSyncPhases(t *testing.T) {
 		if _, ok := l.LastPhases(); ok {
 			t.Fatal("phases before any sync")
 		}
-		select {
-		case <-l.StoreSynced():
-			t.Fatal("StoreSynced closed before any sync")
-		default:
+		released := 0
+		l.cfg.Release = func(bool) bool {
+			released++
+			select {
+			case <-l.StoreSynced():
+				if released == 1 {
+					t.Error("StoreSynced closed before the first sync's Release")
+				}
+			default:
+			}
+			return false
 		}
 		if err := l.Sync(t.Context()); err != nil {
 			t.Fatal(err)
 		}
-		<-l.StoreSynced() // closed by the first sync applied
+		<-l.StoreSynced() // closed by the first sync applied, once released
+		if released != 1 {
+			t.Errorf("Release ran %d times in the first sync; want once", released)
+		}
 		want := Phases{Read: 3 * time.Second, Certificates: 2 * time.Second, Routes: time.Second}
 		got, ok := l.LastPhases()
 		a := got.Allocated
