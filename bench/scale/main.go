@@ -467,7 +467,7 @@ func (c *config) measure(st string, n int, up string) (r run) {
 
 	// Handshakes needing the store, during the warm-up: names from 95 %
 	// on, which a warm-up that fills the cache in name order reaches last.
-	r.ColdWarm = c.coldHandshakes(https, n*95/100, n, inSample)
+	r.ColdWarm, _ = c.coldHandshakes(https, n*95/100, n, inSample, t0)
 	r.Load["cold_warmup"] = loadavg()
 	logf("%s %d: from the store during the warm-up p50 %.2f ms p99 %.2f ms", st, n, r.ColdWarm[0], r.ColdWarm[1])
 
@@ -487,7 +487,7 @@ func (c *config) measure(st string, n int, up string) (r run) {
 	r.RSSWarmMi = rssMiB(pid)
 	r.RSSPeakMi = peakMiB(pid)
 	r.Load["rss_warm"] = loadavg()
-	r.ColdIdle, r.ColdIdleSlow = c.coldSlow(https, n*90/100, n*95/100, inSample, t0)
+	r.ColdIdle, r.ColdIdleSlow = c.coldHandshakes(https, n*90/100, n*95/100, inSample, t0)
 	r.Load["cold_idle"] = loadavg()
 	logf("%s %d: idle %.0f s after exec, RSS %.0f MiB (%.0f 2 s after the first answer); from the store p50 %.2f ms p99 %.2f ms",
 		st, n, r.WarmSec, r.RSSWarmMi, r.RSSFirstMi, r.ColdIdle[0], r.ColdIdle[1])
@@ -604,15 +604,9 @@ func (c *config) timeHandshake(addr string, i int, skip map[int]bool) (float64, 
 
 // coldHandshakes times c.cold handshakes (dial included), one at a time,
 // each for another name between from and to that the sample left alone,
-// and returns their p50 and p99 in ms.
-func (c *config) coldHandshakes(addr string, from, to int, skip map[int]bool) [2]float64 {
-	p, _ := c.coldSlow(addr, from, to, skip, time.Time{})
-	return p
-}
-
-// coldSlow is coldHandshakes, and the handshakes over 5 ms with when each
+// and returns their p50 and p99 in ms, and those over 5 ms with when each
 // began, in seconds after t0 (the node's exec), as probeFigure.Slow.
-func (c *config) coldSlow(addr string, from, to int, skip map[int]bool, t0 time.Time) ([2]float64, [][2]float64) {
+func (c *config) coldHandshakes(addr string, from, to int, skip map[int]bool, t0 time.Time) ([2]float64, [][2]float64) {
 	var ms []float64
 	var slow [][2]float64
 	step := max(1, (to-from)/c.cold)

@@ -188,14 +188,9 @@ func (*prunes) PruneDeliveries(context.Context, time.Time, int) (int64, error) {
 // first is at once. A context that ends while it waits ends it.
 func TestMaintainWaitsForAfter(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		ctx, cancel := context.WithCancel(t.Context())
-		st, after := &prunes{}, make(chan struct{})
-		done := make(chan struct{})
-		go func() {
-			events.Maintain(ctx, events.MaintainConfig{Store: st, Interval: time.Minute, After: after})
-			close(done)
-		}()
-		time.Sleep(10 * time.Minute)
+		after := make(chan struct{})
+		st, stop := runMaintain(t, after)
+		time.Sleep(10 * time.Minute) // the bubble's clock: no wall-clock wait
 		synctest.Wait()
 		if n := st.n.Load(); n != 0 {
 			t.Fatalf("%d rounds before After closed; want none", n)
@@ -210,33 +205,32 @@ func TestMaintainWaitsForAfter(t *testing.T) {
 		if n := st.n.Load(); n != 2 {
 			t.Fatalf("%d rounds an Interval later; want 2", n)
 		}
-		cancel()
-		<-done
+		stop()
 
-		ctx, cancel = context.WithCancel(t.Context())
-		st, done = &prunes{}, make(chan struct{})
-		go func() {
-			events.Maintain(ctx, events.MaintainConfig{Store: st, Interval: time.Minute})
-			close(done)
-		}()
+		st, stop = runMaintain(t, nil)
 		synctest.Wait()
 		if n := st.n.Load(); n != 1 {
 			t.Fatalf("%d rounds without After; want 1 at once", n)
 		}
-		cancel()
-		<-done
+		stop()
 
-		ctx, cancel = context.WithCancel(t.Context())
-		st, done = &prunes{}, make(chan struct{})
-		go func() {
-			events.Maintain(ctx, events.MaintainConfig{Store: st, After: make(chan struct{})})
-			close(done)
-		}()
+		st, stop = runMaintain(t, make(chan struct{}))
 		synctest.Wait()
-		cancel()
-		<-done
+		stop() // returns: Maintain ended while it waited
 		if n := st.n.Load(); n != 0 {
 			t.Fatalf("%d rounds with After never closed; want none", n)
 		}
 	})
+}
+
+// runMaintain runs Maintain over a prunes store, rounds every minute,
+// the first after after; stop ends it and waits for it to return.
+func runMaintain(t *testing.T, after <-chan struct{}) (st *prunes, stop func()) {
+	ctx, cancel := context.WithCancel(t.Context())
+	st, done := &prunes{}, make(chan struct{})
+	go func() {
+		events.Maintain(ctx, events.MaintainConfig{Store: st, Interval: time.Minute, After: after})
+		close(done)
+	}()
+	return st, func() { cancel(); <-done }
 }

@@ -419,7 +419,7 @@ func (l *Loop) sync(ctx context.Context) (read bool, err error) {
 		c.Health.Note(err)
 		return false, err
 	}
-	ph := startPhases(start, allocStart)
+	ph := Phases{at: start, allocAt: allocStart}
 	ph.Read, ph.Allocated.Read = ph.lap()
 	st := serving.Compute(svcs, ds, c.Wildcard, l.log)
 	st.Sum = serving.WithSuspended(st.Sum, suspended)
@@ -492,11 +492,6 @@ type Phases struct {
 // PhaseBytes are bytes by phase of a full sync.
 type PhaseBytes struct {
 	Read, Compute, Certificates, Routes, Record uint64
-}
-
-// startPhases starts timing a sync's phases; the first ends at its lap.
-func startPhases(start time.Time, allocated uint64) Phases {
-	return Phases{at: start, allocAt: allocated}
 }
 
 // lap returns the time and the heap bytes allocated since the last phase
