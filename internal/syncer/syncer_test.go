@@ -365,6 +365,7 @@ type scanStore struct {
 	svcs     []store.Service
 	scanned  int
 	scanFail error
+	during   func() // run as a scan begins: a change committed before its snapshot
 }
 
 func (s *scanStore) ListServices(context.Context, string) ([]store.Service, error) {
@@ -376,6 +377,9 @@ func (s *scanStore) ScanServices(_ context.Context, fn func(*store.Service) erro
 	s.scanned++
 	if s.scanFail != nil {
 		return s.scanFail
+	}
+	if s.during != nil {
+		s.during()
 	}
 	for _, v := range s.svcs {
 		if err := fn(&v); err != nil {
@@ -427,10 +431,29 @@ func TestPeriodicCheckScansBeforeReading(t *testing.T) {
 	if made, differed := l.Checks(); made != 2 || differed != 1 {
 		t.Errorf("Checks = %d, %d; want 2 made, 1 that differed", made, differed)
 	}
+	// A service created through Spine while a check scans: the scan sees
+	// it before its delta is applied; the revision moved, so it is no
+	// write behind Spine's back, and the check reads nothing.
+	st.during = func() {
+		st.svcs = append(st.svcs, store.Service{ID: "s2", ProjectID: "p", Name: "api", Domain: "example.com",
+			Hostnames: []string{"api.example.com"}, Upstreams: []string{"http://127.0.0.1:9002"}, CreatedAt: at, UpdatedAt: at})
+		st.rev++
+	}
+	l.readAt = l.readAt.Add(-time.Hour)
+	if err := l.Sync(ctx); err != nil || st.scanned != 3 || st.listed != 2 {
+		t.Errorf("a check with a change during its scan: %v, scans %d, ListServices %d; want a scan, no read", err, st.scanned, st.listed)
+	}
+	if made, differed := l.Checks(); made != 3 || differed != 1 {
+		t.Errorf("Checks = %d, %d; want 3 made, still 1 that differed", made, differed)
+	}
+	st.during = nil
+	if err := l.Sync(ctx); err != nil || st.listed != 3 || p.setRoutes != 3 {
+		t.Errorf("the sync after it: %v, ListServices %d, SetRoutes %d; want the moved revision read and applied", err, st.listed, p.setRoutes)
+	}
 	down := errors.New("store down")
 	st.scanFail = down
 	l.readAt = l.readAt.Add(-time.Hour)
-	if err := l.Sync(ctx); !errors.Is(err, down) || !errors.Is(p.notes[len(p.notes)-1], down) || st.listed != 2 || p.setRoutes != 2 {
+	if err := l.Sync(ctx); !errors.Is(err, down) || !errors.Is(p.notes[len(p.notes)-1], down) || st.listed != 3 || p.setRoutes != 3 {
 		t.Errorf("a failed scan = %v, last note %v, ListServices %d, SetRoutes %d; want the failure noted, nothing read or applied", err, p.notes[len(p.notes)-1], st.listed, p.setRoutes)
 	}
 }
