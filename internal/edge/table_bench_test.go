@@ -4,13 +4,12 @@ import (
 	"context"
 	"log/slog"
 	"runtime"
-	"runtime/metrics"
-	"slices"
 	"strconv"
 	"testing"
 	"time"
 
 	"github.com/spine-platform/spine/internal/hostname"
+	"github.com/spine-platform/spine/internal/memory/memtest"
 )
 
 // manyRoutes returns n routes, n0.bench.test to n(n-1).bench.test, over
@@ -142,40 +141,13 @@ func BenchmarkTableBytes(b *testing.B) {
 				runtime.GC()
 				runtime.ReadMemStats(&after)
 				b.ReportMetric(float64(int64(after.HeapAlloc)-int64(before.HeapAlloc))/n, "B/host")
-				with := markCPU()
+				with := memtest.MarkCPU()
 				runtime.KeepAlive(s)
 				s.Shutdown(context.Background()) // s is dead from here on
 				runtime.GC()
-				b.ReportMetric(float64(with-markCPU())/n, "mark-ns/host")
+				b.ReportMetric(float64(with-memtest.MarkCPU())/n, "mark-ns/host")
 			}
 			runtime.KeepAlive(routes)
 		})
 	}
-}
-
-// markCPU returns the processor time, in nanoseconds, of the mark phase
-// of a forced collection: the median of five, for the noise of one.
-func markCPU() int64 {
-	names := []string{"/cpu/classes/gc/mark/assist:cpu-seconds", "/cpu/classes/gc/mark/dedicated:cpu-seconds",
-		"/cpu/classes/gc/mark/idle:cpu-seconds"}
-	s := make([]metrics.Sample, len(names))
-	for i, n := range names {
-		s[i].Name = n
-	}
-	total := func() float64 {
-		metrics.Read(s)
-		var t float64
-		for _, v := range s {
-			t += v.Value.Float64()
-		}
-		return t
-	}
-	var runs []int64
-	for range 5 {
-		t0 := total()
-		runtime.GC()
-		runs = append(runs, int64((total()-t0)*1e9))
-	}
-	slices.Sort(runs)
-	return runs[len(runs)/2]
 }

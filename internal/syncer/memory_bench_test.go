@@ -9,8 +9,10 @@ import (
 	"strconv"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/spine-platform/spine/internal/edge"
+	"github.com/spine-platform/spine/internal/memory/memtest"
 	"github.com/spine-platform/spine/internal/metrics"
 	"github.com/spine-platform/spine/internal/serving"
 	"github.com/spine-platform/spine/internal/store"
@@ -192,4 +194,79 @@ func appliedHeap(b *testing.B, n int) float64 {
 	runtime.KeepAlive(st)
 	runtime.KeepAlive(a)
 	return perHost(after, before, n)
+}
+
+// BenchmarkSyncMark measures what each collection pays to mark the sync
+// state of N services (one hostname each, one project, one upstream: what
+// bench/seed makes), per hostname, over a read whose strings are parts of
+// 16 KiB blocks as the store's read makes them (store.packed): the
+// processor time of a forced collection's mark phase (memtest.MarkCPU)
+// with the state alive, less without, for serving.Applied's records
+// (applied-mark-ns/host), the edge's table with the hostnames' blocks
+// (edge-mark-ns/host), and both (mark-ns/host). At a million hostnames a
+// node's every collection marks these (and the certificate manager's name
+// sets and its cache); on one processor its mark phase is that long, and
+// handshakes wait behind its worker meanwhile (BENCHMARKS.md, "What a
+// collection marks at a million hostnames").
+func BenchmarkSyncMark(b *testing.B) {
+	for _, n := range []int{100_000, 1_000_000} {
+		b.Run(strconv.Itoa(n), func(b *testing.B) {
+			for b.Loop() {
+				base := memtest.MarkCPU()
+				a, e := packedState(b, n)
+				both := memtest.MarkCPU()
+				runtime.KeepAlive(a)
+				a = nil
+				edgeOnly := memtest.MarkCPU()
+				e.Shutdown(context.Background())
+				runtime.KeepAlive(e)
+				e = nil
+				none := memtest.MarkCPU()
+				b.ReportMetric(float64(both-none)/float64(n), "mark-ns/host")
+				b.ReportMetric(float64(both-edgeOnly)/float64(n), "applied-mark-ns/host")
+				b.ReportMetric(float64(edgeOnly-none)/float64(n), "edge-mark-ns/host")
+				b.ReportMetric(float64(none-base)/float64(n), "left-mark-ns/host") // ~0: nothing of it stays
+			}
+		})
+	}
+}
+
+// packedState returns the record and the edge of a full sync of
+// packedRead(n); the read and what was computed of it are dropped.
+func packedState(b *testing.B, n int) (*serving.Applied, *edge.Server) {
+	st := serving.Compute(packedRead(n), benchDomains, func(store.Domain) bool { return false }, slog.New(slog.DiscardHandler))
+	a := serving.NewApplied(slog.New(slog.DiscardHandler))
+	a.Full(st, benchDomains, nil, nil)
+	e := newBenchEdge()
+	if err := e.SetRoutes(serving.Routes(st.Services, nil).Slice()); err != nil {
+		b.Fatal(err)
+	}
+	return a, e
+}
+
+// packedRead returns n services as the store's read of every service
+// returns them: the IDs, names and hostnames parts of 16 KiB blocks
+// (store.packed), a name the first label of its hostname, the project,
+// domain and upstream one string each that every service shares
+// (store.repeated).
+func packedRead(n int) []store.Service {
+	var block []byte
+	pack := func(s string) string {
+		if cap(block)-len(block) < len(s) {
+			block = make([]byte, 0, 16<<10)
+		}
+		i := len(block)
+		block = append(block, s...)
+		return unsafe.String(&block[i], len(s))
+	}
+	project, domain := string([]byte("prj_000000000000000000000001")), string([]byte("bench.test"))
+	upstreams := []string{string([]byte("http://127.0.0.1:19000"))}
+	now := time.Now()
+	svcs := make([]store.Service, n)
+	for i := range svcs {
+		host := pack(fmt.Sprintf("s%07d.bench.test", i))
+		svcs[i] = store.Service{ID: pack(fmt.Sprintf("svc_%024x", i)), ProjectID: project, Name: host[:len("s0000000")],
+			Domain: domain, Hostnames: []string{host}, Upstreams: upstreams, CreatedAt: now, UpdatedAt: now}
+	}
+	return svcs
 }
