@@ -18,7 +18,7 @@ import (
 // its peak, not what its connections hold. So once new connections have
 // been quiet for releaseQuiet ticks, a second (no handshake in flight, and
 // each tick's accepts at most a quarter of the busiest tick since the last
-// release),
+// release; none at all once the live heap is trickleLive or more: calm),
 // the releaser runs a GC and returns every free page
 // (debug.FreeOSMemory), if that frees at least releaseMinBytes and a
 // quarter of the live heap: the GC costs CPU in proportion to the live
@@ -48,6 +48,7 @@ const (
 	releaseMinBytes = 16 << 20
 	releaseShare    = 100
 	releaseBudget   = 5 * time.Second
+	trickleLive     = 64 << 20
 )
 
 // connCounts is what the releaser learns from the HTTPS listeners.
@@ -115,7 +116,8 @@ func (r *releaser) run(quit, done chan struct{}) {
 			seen = n
 			peak = max(peak, rate)
 			pending := memory.Pending()
-			if calm(rate, peak, r.conns.handshakes.Load(), pending) {
+			free, live := releasable()
+			if calm(rate, peak, r.conns.handshakes.Load(), pending, live) {
 				quiet++
 			} else {
 				quiet = 0
@@ -123,7 +125,6 @@ func (r *releaser) run(quit, done chan struct{}) {
 			if quiet < releaseQuiet || now.Sub(last) < releaseEvery || budget <= 0 || r.held() {
 				continue
 			}
-			free, live := releasable()
 			if !worthReleasing(free, live, pending) {
 				if pending {
 					memory.Returned() // the runtime's scavenger returned it meanwhile
@@ -163,11 +164,25 @@ func quietAfterBurst(rate, peak int64) bool {
 // holds the processor until every free page is returned (51-129 ms after
 // a first sync at a million hostnames): a handshake that came meanwhile
 // would wait for all of it.
-func calm(rate, peak, inFlight int64, pending bool) bool {
-	if inFlight != 0 {
+//
+// With a live heap of trickleLive or more, a burst is over only at a tick
+// that accepted no connection: the release's collection then marks for
+// tens of milliseconds on one processor (150-450 at a million hostnames),
+// and a trickle's handshakes meanwhile wait behind the collector's worker,
+// up to 10-20 ms each. A quarter of the busiest tick let it come in the
+// middle of a steady stream (bench/scale's 1,000 handshakes one after the
+// other, about 150 a tick, when the warm-up's busiest had been four times
+// that, and none in flight at four ticks in a row), whose slowest then
+// were those it overlapped (BENCHMARKS.md, "The collections after a full
+// read wait for a quiet second").
+func calm(rate, peak, inFlight int64, pending bool, live uint64) bool {
+	switch {
+	case inFlight != 0:
 		return false
+	case rate == 0:
+		return pending || peak > 0
 	}
-	return quietAfterBurst(rate, peak) || pending && rate == 0
+	return live < trickleLive && quietAfterBurst(rate, peak)
 }
 
 // worthReleasing reports whether free bytes (see releasable) are worth a

@@ -35,23 +35,34 @@ func TestQuietAfterBurst(t *testing.T) {
 
 // A release comes only with no handshake in flight: after a burst of
 // connections as quietAfterBurst says, or, with a sync's return pending,
-// at a tick that accepted none.
+// at a tick that accepted none; with a large live heap, only at a tick
+// that accepted none.
 func TestCalm(t *testing.T) {
+	const small, large = 8 << 20, trickleLive
 	for _, tc := range []struct {
 		rate, peak, inFlight int64
-		pending, want        bool
+		pending              bool
+		live                 uint64
+		want                 bool
 	}{
-		{0, 0, 0, false, false}, // nothing to release
-		{0, 0, 0, true, true},   // a sync's burst, no connection
-		{1, 1, 0, true, false},  // a connection this tick
-		{0, 0, 1, true, false},  // a handshake in flight
-		{250, 1000, 0, false, true},
-		{250, 1000, 0, true, true}, // a burst over: as without a sync's
-		{250, 1000, 2, true, false},
-		{300, 1000, 0, true, false},
+		{0, 0, 0, false, small, false}, // nothing to release
+		{0, 0, 0, true, small, true},   // a sync's burst, no connection
+		{1, 1, 0, true, small, false},  // a connection this tick
+		{0, 0, 1, true, small, false},  // a handshake in flight
+		{250, 1000, 0, false, small, true},
+		{250, 1000, 0, true, small, true}, // a burst over: as without a sync's
+		{250, 1000, 2, true, small, false},
+		{300, 1000, 0, true, small, false},
+		{0, 0, 0, false, large, false},
+		{0, 0, 0, true, large, true},
+		{0, 1000, 0, false, large, true},    // a burst over, nothing since
+		{250, 1000, 0, false, large, false}, // a trickle goes on: its handshakes would wait for the mark
+		{1, 1000, 0, true, large, false},
+		{0, 1000, 1, true, large, false},
 	} {
-		if got := calm(tc.rate, tc.peak, tc.inFlight, tc.pending); got != tc.want {
-			t.Errorf("calm(rate %d, peak %d, in flight %d, pending %v) = %v, want %v", tc.rate, tc.peak, tc.inFlight, tc.pending, got, tc.want)
+		if got := calm(tc.rate, tc.peak, tc.inFlight, tc.pending, tc.live); got != tc.want {
+			t.Errorf("calm(rate %d, peak %d, in flight %d, pending %v, live %d MiB) = %v, want %v",
+				tc.rate, tc.peak, tc.inFlight, tc.pending, tc.live>>20, got, tc.want)
 		}
 	}
 }

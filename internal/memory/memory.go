@@ -71,7 +71,28 @@ func Release(dropped bool) bool {
 	return true
 }
 
-// pending is set by Release and cleared by Returned.
+// Settle is Release(false) for a caller that expects garbage soon after a
+// burst it dropped (syncer's two syncs after a read of every service: the
+// read's followers, the snapshot writer's first write and the
+// certificate manager's start, finish after it): unless Release collects
+// a peak, it marks a return pending (Pending) without collecting, and the
+// edge's releaser collects and returns at its first second without a
+// connection (debug.FreeOSMemory), if that frees at least 16 MiB then.
+// Release(true) there forced a collection at the sync's tick, whatever
+// the handshakes were doing, and the releaser's return made another: at
+// a million hostnames each mark phase is 150-450 ms of handshakes waiting
+// behind the collector's worker 10 ms at a time (BENCHMARKS.md, "The
+// collections after a full read wait for a quiet second"). It reports
+// whether it collected. Safe for concurrent use.
+func Settle() bool {
+	if Release(false) {
+		return true
+	}
+	pending.Store(true)
+	return false
+}
+
+// pending is set by Release and Settle, and cleared by Returned.
 var pending atomic.Bool
 
 // Pending reports whether Release collected a burst whose free pages are

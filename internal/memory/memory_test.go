@@ -71,3 +71,30 @@ func TestRelease(t *testing.T) {
 		t.Error("Release after a burst dropped left no return pending")
 	}
 }
+
+// Settle after a burst leaves the collection to the edge's releaser: a
+// return pending, no collection made; with one pending already, nothing.
+func TestSettle(t *testing.T) {
+	defer Returned()
+	runtime.GC() // whatever an earlier test left: no peak, no cycle under way
+	runtime.GC()
+	Returned()
+	if Peak() {
+		t.Skip("the heap holds a peak after two collections")
+	}
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	if Settle() {
+		t.Error("Settle collected with no peak in the heap")
+	}
+	runtime.ReadMemStats(&after)
+	if after.NumForcedGC != before.NumForcedGC {
+		t.Errorf("Settle forced %d collections; want none", after.NumForcedGC-before.NumForcedGC)
+	}
+	if !Pending() {
+		t.Error("Settle left no return pending for the releaser")
+	}
+	if Settle() || !Pending() {
+		t.Error("a second Settle collected, or cleared the pending return")
+	}
+}

@@ -40,6 +40,22 @@ func (n *Node) serveSnapshot(s *fleet.Snapshot) error {
 	return n.syncer.ServeSnapshot(s)
 }
 
+// release gives a sync's burst back to the system (syncer.Config.Release):
+// a read of every service is collected at once (its garbage is not free
+// until a collection); the syncs after it leave theirs to the edge's
+// releaser, which collects and returns at a second without handshakes
+// (memory.Settle); any other sync collects only a heap holding a burst.
+func release(b syncer.Burst) {
+	switch b {
+	case syncer.Read:
+		memory.Release(true)
+	case syncer.AfterRead:
+		memory.Settle()
+	default:
+		memory.Release(false)
+	}
+}
+
 // newSyncLoop builds the loop that keeps the edge, the certificate
 // manager, the certificate sources, the stale reads and the snapshot in
 // step with the store, once they all exist.
@@ -47,7 +63,7 @@ func (n *Node) newSyncLoop() *syncer.Loop {
 	cfg := syncer.Config{Store: n.db, Edge: n.edge, Certs: n.certs, Reads: n.reads, Suspended: n.suspended,
 		Uploaded: &n.uploaded, Health: n.fleet.Health, Snapshots: n.fleet.Snapshots, Prepare: n.fleet.Prepare.Do,
 		Wildcard: n.acme.dns01.Wildcard, ExtraHost: n.cfg.ECHName(n.cfg.Domain), Interval: n.cfg.ResyncInterval, Logger: n.log,
-		Release: memory.Release,
+		Release: release,
 		Warm: &syncer.WarmConfig{Store: n.db, Edge: n.edge, Certs: n.suspended.Stored(), Above: n.warmUp.above, Hold: n.warmUp.hold,
 			Parallel: n.db.Kind() == "postgres", Relax: func() func() { return gcgoal.Raise(gcgoal.Warm()) }}}
 	if d := n.acme.dns01.Delegations(); d != nil { // a nil *Delegations's method would not be nil

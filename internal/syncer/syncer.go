@@ -111,15 +111,16 @@ type Config struct {
 	// Intervals.
 	FullInterval time.Duration
 	// Release, if set, runs after each Sync (each Interval, at least),
-	// read true after one that read every service and the two after it
-	// (burstSyncs), to have a burst's memory given back to the system
-	// (the node passes memory.Release: it collects, always after a read,
-	// else when the heap holds a burst, and the edge returns the pages
-	// at a moment without handshakes): the read of every service, and at
-	// the first sync the certificate manager's and the snapshot writer's
+	// told Read after one that read every service and AfterRead after
+	// the two after it (burstSyncs), to have a burst's memory given back
+	// to the system (the node collects after a read, leaves the syncs
+	// after it to the edge's releaser, and otherwise collects only a heap
+	// that holds a burst; the edge returns the pages at a moment without
+	// handshakes: package memory): the read of every service, and at the
+	// first sync the certificate manager's and the snapshot writer's
 	// start beside it, is the node's largest allocation, and the runtime
 	// would keep that peak resident. Default: none.
-	Release func(read bool) bool
+	Release func(Burst)
 	Logger  *slog.Logger
 	// Warm, if set, lets the node serve before its first sync when the
 	// store is large (WarmUp, warm.go). Default nil: it never does.
@@ -166,7 +167,7 @@ type Loop struct {
 	earlyN atomic.Int64
 	// projects are the projects the warm-up read (warmProjects).
 	projects warmProjects
-	bursts   atomic.Int32 // syncs left that tell Release a burst was dropped (burst)
+	bursts   atomic.Int32 // syncs left that tell Release of a burst (burst)
 }
 
 // New returns a Loop over cfg; it reads nothing yet.
@@ -290,25 +291,44 @@ func (l *Loop) Sync(ctx context.Context) error {
 	return err
 }
 
+// Burst is what a sync tells Config.Release of the memory it dropped.
+type Burst int
+
+const (
+	// NoBurst: no read of every service in this sync or the
+	// burstSyncs-1 before it.
+	NoBurst Burst = iota
+	// Read: this sync read every service (or scanned them: ScanSum) and
+	// has dropped what it read and made of it.
+	Read
+	// AfterRead: one of the burstSyncs-1 syncs after a Read: the
+	// read's followers (the snapshot writer's first write, the
+	// certificate manager's start) may have left garbage since.
+	AfterRead
+)
+
 // burstSyncs is how many syncs, from one that read every service on, tell
-// Release a burst was dropped: the first sync's peak is partly after it
-// (the snapshot writer's first write, the certificate manager's start),
-// and a collection then still finds it live.
+// Release of a burst: the first sync's peak is partly after it (the
+// snapshot writer's first write, the certificate manager's start), and a
+// collection then still finds it live.
 const burstSyncs = 3
 
-// burst reports whether Release is to be told a burst was dropped: by
-// this sync, if read, or by one of the burstSyncs-1 before it.
-func (l *Loop) burst(read bool) bool {
+// burst returns what Release is to be told: Read by this sync, if read,
+// AfterRead by the burstSyncs-1 syncs after it.
+func (l *Loop) burst(read bool) Burst {
 	if read {
 		l.bursts.Store(burstSyncs)
 	}
 	for {
 		n := l.bursts.Load()
 		if n <= 0 {
-			return false
+			return NoBurst
 		}
 		if l.bursts.CompareAndSwap(n, n-1) {
-			return true
+			if n == burstSyncs {
+				return Read
+			}
+			return AfterRead
 		}
 	}
 }

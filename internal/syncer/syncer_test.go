@@ -143,7 +143,7 @@ func TestSyncPhases(t *testing.T) {
 			t.Fatal("phases before any sync")
 		}
 		released := 0
-		l.cfg.Release = func(bool) bool {
+		l.cfg.Release = func(Burst) {
 			released++
 			select {
 			case <-l.StoreSynced():
@@ -152,7 +152,6 @@ func TestSyncPhases(t *testing.T) {
 				}
 			default:
 			}
-			return false
 		}
 		if err := l.Sync(t.Context()); err != nil {
 			t.Fatal(err)
@@ -204,14 +203,8 @@ func TestResyncReadsServicesWhenSomethingMoved(t *testing.T) {
 	wildcard := false
 	l.cfg.Wildcard = func(store.Domain) bool { return wildcard }
 	l.cfg.FullInterval = time.Hour
-	released, afterRead := 0, 0
-	l.cfg.Release = func(read bool) bool {
-		released++
-		if read {
-			afterRead++
-		}
-		return read
-	}
+	var told []Burst
+	l.cfg.Release = func(b Burst) { told = append(told, b) }
 	st.domains = []store.Domain{{Name: "example.com", Status: store.DomainVerified}}
 	if err := l.Sync(ctx); err != nil || st.listed != 1 {
 		t.Fatalf("the first sync: %v, ListServices %d", err, st.listed)
@@ -249,9 +242,11 @@ func TestResyncReadsServicesWhenSomethingMoved(t *testing.T) {
 	if err := l.Sync(ctx); err != nil || st.listed != 4 {
 		t.Errorf("a resync FullInterval after the last read: %v, ListServices %d; want the services read", err, st.listed)
 	}
-	// Reads at syncs 1, 5, 7 and 9: told a burst at 1-3, 5-9.
-	if released != 9 || afterRead != 8 {
-		t.Errorf("Release ran %d times after 9 syncs, %d told a burst; want 9, 8 (each read and the two syncs after it)", released, afterRead)
+	// Reads at syncs 1, 5, 7 and 9: each told Read, the two syncs after
+	// each AfterRead (a read's count starts again at the next read).
+	want := []Burst{Read, AfterRead, AfterRead, NoBurst, Read, AfterRead, Read, AfterRead, Read}
+	if !slices.Equal(told, want) {
+		t.Errorf("Release told %v after 9 syncs; want %v (each read Read, the two syncs after it AfterRead)", told, want)
 	}
 	down := errors.New("store down")
 	st.fail = down
@@ -405,11 +400,10 @@ func TestPeriodicCheckScansBeforeReading(t *testing.T) {
 	l := New(Config{Store: st, Edge: p, Certs: p, Reads: p, Suspended: p, Uploaded: p, Health: p, Snapshots: p,
 		Prepare: func(context.Context) error { return nil }, Wildcard: func(store.Domain) bool { return false },
 		Interval: 1, FullInterval: time.Hour, Logger: slog.New(slog.DiscardHandler),
-		Release: func(read bool) bool {
-			if read {
+		Release: func(b Burst) {
+			if b == Read {
 				bursts++
 			}
-			return read
 		}})
 	if err := l.Sync(ctx); err != nil || st.listed != 1 || st.scanned != 0 || p.setRoutes != 1 {
 		t.Fatalf("the first sync: %v, ListServices %d, scans %d, SetRoutes %d; want a read, no scan", err, st.listed, st.scanned, p.setRoutes)
