@@ -72,7 +72,7 @@ type config struct {
 	cold, sample, changes      int
 	idleMax, changeGap, settle time.Duration
 	procs                      int
-	warmProbe                  bool
+	warmProbe, prewarm         bool
 }
 
 // run is the figures of one hostname count on one store.
@@ -105,6 +105,9 @@ type run struct {
 	WarmGC   *gcFigure  `json:"warm_gc,omitempty"`
 	ColdWarm [2]float64 `json:"cold_warmup_p50_p99_ms"`
 	ColdIdle [2]float64 `json:"cold_idle_p50_p99_ms"`
+	// PrewarmSec is how long -prewarm's reads of the store into the page
+	// cache took: before the node's start, and right before ColdIdle.
+	PrewarmSec [2]float64 `json:"prewarm_sec,omitzero"`
 	// ColdIdleSlow are ColdIdle's handshakes over 5 ms: when each began,
 	// in seconds after the node's exec (its gctrace's clock), and its ms.
 	ColdIdleSlow [][2]float64 `json:"cold_idle_slow,omitempty"`
@@ -143,6 +146,7 @@ func main() {
 	flag.IntVar(&c.sample, "sample", 100, "hostnames in the servable sample")
 	flag.DurationVar(&c.settle, "settle", 75*time.Second, "time after the first sync at which the settled RSS is read (0: not read)")
 	flag.IntVar(&c.procs, "gomaxprocs", 1, "GOMAXPROCS of the node (it is pinned to one core whatever this says)")
+	flag.BoolVar(&c.prewarm, "prewarm", false, "read the store into the page cache before the node starts and again right before the idle cold handshakes (SQLite: its files; PostgreSQL: pg_prewarm's read of the schema's tables and indexes): the figure is then the node's, not the disk's, on a machine that pages out cold page cache (DAMON's reclaim: a certificate's row untouched for a minute is read from the disk again)")
 	flag.BoolVar(&c.warmProbe, "warm-probe", false, "time handshakes from the store one after the other over the rest of the warm-up, until the first sync is applied (the sync takes longer under them)")
 	flag.Parse()
 	for _, s := range strings.Split(sizes, ",") {
@@ -216,6 +220,53 @@ func vacuum(dsn, schema string) error {
 		schema + `' \gexec` + "\n")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("vacuuming %s: %v: %s", schema, err, out)
+	}
+	return nil
+}
+
+// prewarmStore is prewarm, timed and logged.
+func (c *config) prewarmStore(st string, n int, data string) (float64, error) {
+	t := time.Now()
+	if err := prewarm(st, data, c.pg, schemaOf(n)); err != nil {
+		return 0, err
+	}
+	d := time.Since(t).Seconds()
+	logf("%s %d: the store read into the page cache in %.1f s", st, n, d)
+	return d, nil
+}
+
+// prewarm reads a store into the page cache: SQLite's files in data
+// (spine.db and its WAL), or with pg_prewarm's "read" mode (into the
+// operating system's cache, not PostgreSQL's buffers) every table and
+// index of schema, their TOAST (a certificate's PEM) included. The database is the probe's to read: the node is left
+// alone on its core.
+func prewarm(st, data, dsn, schema string) error {
+	if st != "postgres" {
+		files, _ := filepath.Glob(filepath.Join(data, "spine.db*"))
+		for _, name := range files {
+			f, err := os.Open(name)
+			if err != nil {
+				return err
+			}
+			_, err = io.Copy(io.Discard, f)
+			f.Close()
+			if err != nil {
+				return fmt.Errorf("prewarming %s: %v", name, err)
+			}
+		}
+		return nil
+	}
+	cmd := exec.Command("psql", dsn, "-qAtv", "ON_ERROR_STOP=1")
+	cmd.Stdin = strings.NewReader(`CREATE EXTENSION IF NOT EXISTS pg_prewarm;
+WITH rel AS (SELECT c.oid, c.relkind, c.reltoastrelid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE n.nspname = '` + schema + `'),
+toast AS (SELECT reltoastrelid AS oid FROM rel WHERE reltoastrelid <> 0)
+SELECT sum(pg_prewarm(oid, 'read')) FROM (
+  SELECT oid FROM rel WHERE relkind IN ('r', 'i', 'm')
+  UNION SELECT oid FROM toast
+  UNION SELECT indexrelid FROM pg_index WHERE indrelid IN (SELECT oid FROM toast)) AS each;` + "\n")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("prewarming %s: %v: %s", schema, err, out)
 	}
 	return nil
 }
@@ -375,6 +426,12 @@ func (c *config) measure(st string, n int, up string) (r run) {
 		r.DBNice = c.dbNice
 	}
 
+	if c.prewarm {
+		if r.PrewarmSec[0], err = c.prewarmStore(st, n, data); err != nil {
+			return fail(err)
+		}
+	}
+
 	// The node, on its core.
 	ports := [3]int{freePort(), freePort(), freePort()}
 	https := fmt.Sprintf("127.0.0.1:%d", ports[0])
@@ -487,6 +544,11 @@ func (c *config) measure(st string, n int, up string) (r run) {
 	r.RSSWarmMi = rssMiB(pid)
 	r.RSSPeakMi = peakMiB(pid)
 	r.Load["rss_warm"] = loadavg()
+	if c.prewarm {
+		if r.PrewarmSec[1], err = c.prewarmStore(st, n, data); err != nil {
+			return fail(err)
+		}
+	}
 	r.ColdIdle, r.ColdIdleSlow = c.coldHandshakes(https, n*90/100, n*95/100, inSample, t0)
 	r.Load["cold_idle"] = loadavg()
 	logf("%s %d: idle %.0f s after exec, RSS %.0f MiB (%.0f 2 s after the first answer); from the store p50 %.2f ms p99 %.2f ms",

@@ -168,13 +168,12 @@ func quietAfterBurst(rate, peak int64) bool {
 // With a live heap of trickleLive or more, a burst is over only at a tick
 // that accepted no connection: the release's collection then marks for
 // tens of milliseconds on one processor (150-450 at a million hostnames),
-// and a trickle's handshakes meanwhile wait behind the collector's worker,
-// up to 10-20 ms each. A quarter of the busiest tick let it come in the
-// middle of a steady stream (bench/scale's 1,000 handshakes one after the
-// other, about 150 a tick, when the warm-up's busiest had been four times
-// that, and none in flight at four ticks in a row), whose slowest then
-// were those it overlapped (BENCHMARKS.md, "The collections after a full
-// read wait for a quiet second").
+// and a trickle's handshakes meanwhile would wait behind the collector's
+// worker, up to 10-20 ms each, and behind the return's scavenge. A
+// quarter of the busiest tick lets a release come in the middle of a
+// steady stream a quarter as fast as an earlier burst, whenever four
+// ticks in a row find no handshake in flight (BENCHMARKS.md, "The
+// collections after a full read wait for a quiet second").
 func calm(rate, peak, inFlight int64, pending bool, live uint64) bool {
 	switch {
 	case inFlight != 0:

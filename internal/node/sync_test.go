@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -16,9 +17,11 @@ import (
 	"github.com/spine-platform/spine/client"
 	"github.com/spine-platform/spine/internal/edge"
 	"github.com/spine-platform/spine/internal/fleet"
+	"github.com/spine-platform/spine/internal/memory"
 	"github.com/spine-platform/spine/internal/node/config"
 	"github.com/spine-platform/spine/internal/platform"
 	"github.com/spine-platform/spine/internal/poll"
+	"github.com/spine-platform/spine/internal/syncer"
 )
 
 // countingHandler counts the records with one message.
@@ -154,4 +157,30 @@ func snapshotBytes(t *testing.T, dataDir string) []byte {
 		t.Fatal(err)
 	}
 	return all
+}
+
+// A sync's burst: the read itself is collected at once; the two syncs
+// after it leave theirs to the edge's releaser (a return pending, made at
+// a second without handshakes) rather than force a collection at the tick.
+func TestReleaseAfterARead(t *testing.T) {
+	defer memory.Returned()
+	memory.Returned()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	release(syncer.Read)
+	runtime.ReadMemStats(&after)
+	if after.NumForcedGC == before.NumForcedGC {
+		t.Error("the sync that read every service forced no collection")
+	}
+	memory.Returned()
+	runtime.GC() // no peak left for Settle to collect
+	runtime.ReadMemStats(&before)
+	release(syncer.AfterRead)
+	runtime.ReadMemStats(&after)
+	if after.NumForcedGC != before.NumForcedGC {
+		t.Error("a sync after the read forced a collection at its tick")
+	}
+	if !memory.Pending() {
+		t.Error("a sync after the read left no return pending for the edge")
+	}
 }

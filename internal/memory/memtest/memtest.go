@@ -2,7 +2,7 @@
 // benchmarks: the processor time of a mark phase over the heap as it is.
 //
 // Imports: only the standard library.
-// Imported by: tests and benchmarks only.
+// Imported by: tests only.
 package memtest
 
 import (
