@@ -29,7 +29,10 @@
 // node's core (a fleet's database has a machine of its own); with
 // -db-nice, they run at that nice value, so that on the core they share
 // with this probe they do not delay the probe's own half of a handshake
-// (a client on another machine would not wait for them). Typical use, from the repository's root:
+// (a client on another machine would not wait for them). With -prewarm,
+// the store is read into the page cache before the node starts and again
+// before the idle handshakes, for a machine that pages out page cache left
+// unread (the benchmark VM's DAMON: a minute). Typical use, from the repository's root:
 //
 //	go build -o /tmp/b/ ./bench/seed ./bench/scale ./cmd/spine
 //	/tmp/b/scale -bin /tmp/b -work /tmp/scale -n 100000,250000 -stores sqlite,postgres
