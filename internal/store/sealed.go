@@ -300,13 +300,48 @@ const (
 	ResealAll
 )
 
-// resealPage is how many rows Reseal reads at a time; resealScanPage how
-// many keys the database looks at for each query of a node's start
-// (ResealPlaintext), which returns only the plaintext ones among them.
-const (
-	resealPage     = 256
-	resealScanPage = 4096
-)
+// resealPage is how many rows Reseal reads at a time.
+const resealPage = 256
+
+// resealScanPage is how many keys the database looks at for each query of
+// a node's start (ResealPlaintext), which returns only the plaintext ones
+// among them: 4,096 on PostgreSQL, whose own processes do the scan; 256 on
+// SQLite, whose scan runs in the node's process, one query at a time that
+// nothing yields in: at 4,096 keys a query took about 34 ms of the one
+// processor at a million private keys (8.3 s in 245 queries, each start,
+// beginning within seconds of the first sync), and handshakes waited
+// behind it in 10-20 ms slices (BENCHMARKS.md, "The start's check of every
+// private key, in smaller, paced queries on SQLite"). See resealPace.
+func (db *DB) resealScanPage() int {
+	if db.Kind() == "postgres" {
+		return 4096
+	}
+	return 256
+}
+
+// resealPace is, on SQLite, how many times a query's own duration the
+// start's check waits after it: the check then takes at most a quarter of
+// the processor, about four times as long (it normally finds nothing to
+// seal), and handshakes keep the rest. Smaller queries alone still left
+// it half the processor at a million keys, and the handshakes' median
+// doubled meanwhile. PostgreSQL's scan runs in the database's processes.
+const resealPace = 3
+
+// paceAfter waits, on SQLite, resealPace times what the work begun at
+// start took, or until ctx ends.
+func (db *DB) paceAfter(ctx context.Context, start time.Time) error {
+	if db.Kind() == "postgres" {
+		return nil
+	}
+	t := time.NewTimer(resealPace * time.Since(start))
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
 
 // Reseal rewrites every secret the store holds that is not sealed with the
 // keyring's newest key: plaintext values stored before sealing began (an
@@ -480,7 +515,8 @@ func (db *DB) resealPlaintextKV(ctx context.Context, res *ResealResult, rewrite 
 	), total AS (SELECT count(*) AS n, coalesce(sum(CASE WHEN ok THEN 1 ELSE 0 END), 0) AS sealed, max(key) AS last FROM page)
 	SELECT page.key, page.value, page.ok, total.n, total.sealed
 	FROM page, total WHERE NOT page.ok OR page.key = total.last ORDER BY page.key`
-	args := append([]any{"", resealScanPage, []byte(secrets.Prefix), CanaryKey}, wargs...)
+	scanPage := db.resealScanPage()
+	args := append([]any{"", scanPage, []byte(secrets.Prefix), CanaryKey}, wargs...)
 	var (
 		y     sched.Yielder
 		rows  []KeyValue
@@ -488,6 +524,7 @@ func (db *DB) resealPlaintextKV(ctx context.Context, res *ResealResult, rewrite 
 	)
 	for {
 		y.Maybe()
+		start := time.Now()
 		r, err := db.r.QueryContext(ctx, q, args...)
 		if err != nil {
 			return db.wrap("reading secrets", err)
@@ -516,10 +553,13 @@ func (db *DB) resealPlaintextKV(ctx context.Context, res *ResealResult, rewrite 
 				return err
 			}
 		}
-		if n < resealScanPage || len(rows) == 0 {
+		if int(n) < scanPage || len(rows) == 0 {
 			return nil
 		}
 		args[0] = rows[len(rows)-1].Key
+		if err := db.paceAfter(ctx, start); err != nil {
+			return err
+		}
 	}
 }
 

@@ -178,7 +178,8 @@ func testResealPages(t *testing.T, db *store.DB) {
 }
 
 // testResealScanPages: a node's start (ResealPlaintext) has the database
-// look at 4,096 keys a query and return only what is not sealed; over
+// look at 4,096 keys a query (256 on SQLite) and return only what is not
+// sealed; over
 // several such pages, with sealed and plaintext secrets interleaved, other
 // keys between them, the last key of a page sealed, and a key ending in
 // ".KEY" (SQLite's LIKE ignores case: not a secret), it seals every
