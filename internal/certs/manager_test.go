@@ -86,6 +86,22 @@ func (f *fakeStatus) history(host string) []string {
 	return out
 }
 
+// inOrder reports whether got is want with some elements left out (a
+// subsequence), none repeated.
+func inOrder(got, want []string) bool {
+	i := 0
+	for _, g := range got {
+		for i < len(want) && want[i] != g {
+			i++
+		}
+		if i == len(want) {
+			return false
+		}
+		i++
+	}
+	return true
+}
+
 func (f *fakeStatus) last(host string) store.CertStatus {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -233,8 +249,11 @@ func TestServesOnlyManagedNames(t *testing.T) {
 		t.Errorf("status = %+v", st)
 	}
 	poll.Until(t, "active status to be written", waitTimeout, poll.True(func() bool { return e.status.last("a.localhost").Status == store.CertActive }))
-	if got := e.status.history("a.localhost"); strings.Join(got, ",") != "pending,issuing,active" {
-		t.Errorf("written statuses %v, want pending, issuing, active", got)
+	// The book writes a name's latest status: on a busy machine the
+	// flush may come after two changes, so a step may be left out, but
+	// the writes keep their order and end with active.
+	if got := e.status.history("a.localhost"); !inOrder(got, []string{store.CertPending, store.CertIssuing, store.CertActive}) || got[len(got)-1] != store.CertActive {
+		t.Errorf("written statuses %v, want in the order pending, issuing, active, ending with active", got)
 	}
 
 	// Unknown names and missing SNI fail the handshake.

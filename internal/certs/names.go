@@ -5,6 +5,7 @@ import (
 	"iter"
 	"slices"
 	"sort"
+	"unsafe"
 
 	"github.com/spine-platform/spine/internal/hostname"
 	"github.com/spine-platform/spine/internal/sched"
@@ -21,15 +22,19 @@ const nameShards = 1024
 //
 // A shard holds its names sorted by a 16-bit tag taken from their hash
 // (the bits the shard's number does not use), then by name, with the tags
-// and the values in parallel slices. A name costs its string header (16
-// bytes), its tag (2) and its value (nothing for a set), against 50 to
-// 110 bytes in a Go map. A look-up bisects the shard's tags, which lie
-// together in memory, and compares the names of its tag only: about one
-// at a million names (a 26-bit hash over 1024 shards), where bisecting
-// the names would read about ten of them, each elsewhere in memory. The
-// names' bytes are the caller's, never copied. A shard's slices are never written once
-// the names holding them is published; reads take no lock and allocate
-// nothing.
+// and the values in parallel slices. A look-up bisects the shard's tags,
+// which lie together in memory, and compares the names of its tag only:
+// about one at a million names (a 26-bit hash over 1024 shards), where
+// bisecting the names would read about ten of them, each elsewhere in
+// memory. The names themselves are copied into one block of bytes a
+// shard (keyList): a name costs its bytes, where it ends (4 bytes), its
+// tag (2) and its value (nothing for a set), against 50 to 110 bytes in a
+// Go map; and a set holds no pointer per name, so the collector, which
+// marks it at every cycle, reads none (a string header a name pointing
+// into the caller's blocks cost a million-name node 15-28 ms of each mark
+// phase, BenchmarkSyncSharedMemory's mark-ns/name). A shard's slices are
+// never written once the names holding them is published; reads take no
+// lock and allocate nothing.
 type names[V any] struct {
 	shards [nameShards]shard[V]
 	n      int
@@ -37,9 +42,77 @@ type names[V any] struct {
 
 // shard is one shard of a names.
 type shard[V any] struct {
-	tags []uint16 // tags[i] is the tag of keys[i] (place); sorted
-	keys []string // sorted by tag, then by name; each once
-	vals []V      // vals[i] is the value of keys[i]
+	tags []uint16 // tags[i] is the tag of name i (place); sorted
+	keys keyList  // sorted by tag, then by name; each once
+	vals []V      // vals[i] is the value of name i
+}
+
+// keyList is a shard's names: their bytes one after the other, and where
+// each ends. The strings at returns are the block's bytes: a block is
+// never written once its shard is published (namesDelta writes only the
+// copy it made), so a name handed out stays as it was.
+type keyList struct {
+	text []byte
+	ends []uint32 // ends[i] is the end of name i in text
+}
+
+// newKeyList returns a list with room for n names of size bytes in all.
+func newKeyList(n, size int) keyList {
+	return keyList{text: make([]byte, 0, size), ends: make([]uint32, 0, n)}
+}
+
+func (k *keyList) len() int { return len(k.ends) }
+
+// at returns name i, allocating nothing.
+func (k *keyList) at(i int) string {
+	var lo uint32
+	if i > 0 {
+		lo = k.ends[i-1]
+	}
+	hi := k.ends[i]
+	if lo == hi {
+		return ""
+	}
+	return unsafe.String(&k.text[lo], int(hi-lo))
+}
+
+// add appends name.
+func (k *keyList) add(name string) {
+	k.text = append(k.text, name...)
+	k.ends = append(k.ends, uint32(len(k.text)))
+}
+
+// clone returns a copy of k that shares nothing with it.
+func (k *keyList) clone() keyList {
+	return keyList{text: slices.Clone(k.text), ends: slices.Clone(k.ends)}
+}
+
+// insert puts name at i, in k's own blocks: only for a copy not yet
+// published (namesDelta).
+func (k *keyList) insert(i int, name string) {
+	var at uint32
+	if i > 0 {
+		at = k.ends[i-1]
+	}
+	k.text = slices.Insert(k.text, int(at), []byte(name)...)
+	k.ends = slices.Insert(k.ends, i, at)
+	for j := i; j < len(k.ends); j++ {
+		k.ends[j] += uint32(len(name))
+	}
+}
+
+// delete removes name i, as insert.
+func (k *keyList) delete(i int) {
+	var lo uint32
+	if i > 0 {
+		lo = k.ends[i-1]
+	}
+	n := k.ends[i] - lo
+	k.text = slices.Delete(k.text, int(lo), int(lo+n))
+	k.ends = slices.Delete(k.ends, i, i+1)
+	for j := i; j < len(k.ends); j++ {
+		k.ends[j] -= n
+	}
 }
 
 // nameSeed hashes a name to pick its shard: the runtime's string hash
@@ -60,7 +133,7 @@ func (sh *shard[V]) find(name string, tag uint16) (int, bool) {
 	for ; i < len(sh.tags) && sh.tags[i] == tag; i++ {
 		// Operators, not strings.Compare: its argument escapes, and the
 		// wildcard name allows builds would be allocated.
-		if k := sh.keys[i]; k >= name {
+		if k := sh.keys.at(i); k >= name {
 			return i, k == name
 		}
 	}
@@ -95,8 +168,8 @@ func (s *names[V]) all() iter.Seq2[string, V] {
 	return func(yield func(string, V) bool) {
 		for i := range s.shards {
 			sh := &s.shards[i]
-			for j, k := range sh.keys {
-				if !yield(k, sh.vals[j]) {
+			for j := range sh.keys.len() {
+				if !yield(sh.keys.at(j), sh.vals[j]) {
 					return
 				}
 			}
@@ -123,27 +196,33 @@ func (s *names[V]) allows(name string) bool {
 // A shard in which keep holds for every name is shared with s.
 func (s *names[V]) filter(keep func(string) bool) *names[V] {
 	out := &names[V]{}
-	var kept shard[V] // reused for each shard, then copied at its size
+	var kept []int // the names kept of a shard, reused for each
 	for i := range s.shards {
-		sh := s.shards[i]
-		first := slices.IndexFunc(sh.keys, func(k string) bool { return !keep(k) })
-		if first < 0 {
-			out.shards[i] = sh
-			out.n += len(sh.keys)
-			continue
-		}
-		kept.tags = append(kept.tags[:0], sh.tags[:first]...)
-		kept.keys = append(kept.keys[:0], sh.keys[:first]...)
-		kept.vals = append(kept.vals[:0], sh.vals[:first]...)
-		for j := first + 1; j < len(sh.keys); j++ {
-			if keep(sh.keys[j]) {
-				kept.tags = append(kept.tags, sh.tags[j])
-				kept.keys = append(kept.keys, sh.keys[j])
-				kept.vals = append(kept.vals, sh.vals[j])
+		sh := &s.shards[i]
+		kept = kept[:0]
+		size := 0
+		for j := range sh.keys.len() {
+			if k := sh.keys.at(j); keep(k) {
+				kept = append(kept, j)
+				size += len(k)
 			}
 		}
-		out.shards[i] = shard[V]{tags: slices.Clone(kept.tags), keys: slices.Clone(kept.keys), vals: slices.Clone(kept.vals)}
-		out.n += len(kept.keys)
+		if len(kept) == sh.keys.len() {
+			out.shards[i] = *sh
+			out.n += len(kept)
+			continue
+		}
+		if len(kept) == 0 {
+			continue
+		}
+		f := shard[V]{tags: make([]uint16, 0, len(kept)), keys: newKeyList(len(kept), size), vals: make([]V, 0, len(kept))}
+		for _, j := range kept {
+			f.tags = append(f.tags, sh.tags[j])
+			f.keys.add(sh.keys.at(j))
+			f.vals = append(f.vals, sh.vals[j])
+		}
+		out.shards[i] = f
+		out.n += len(kept)
 	}
 	return out
 }
@@ -161,11 +240,19 @@ func (s *names[V]) filter(keep func(string) bool) *names[V] {
 // (expect) makes each shard at its size; without, a shard has room for
 // its share of hint and a quarter more, grown by append past it.
 type namesBuilder[V any] struct {
-	shards [nameShards]shard[V]
+	shards [nameShards]staged[V]
 	seqs   [nameShards][]int32 // the order of each shard's puts: of a name put twice, the last is kept
 	sizes  *[nameShards]int32  // expect's counts; nil: hint's
 	per    int                 // hint's share of a shard
 	n      int32
+}
+
+// staged is a shard being built: its names as the caller's strings until
+// build copies them into the shard's block.
+type staged[V any] struct {
+	tags []uint16
+	keys []string
+	vals []V
 }
 
 // newNamesBuilder returns a builder for about hint names.
@@ -208,23 +295,26 @@ func (b *namesBuilder[V]) build(y *sched.Yielder) *names[V] {
 	for i := range b.shards {
 		y.Maybe()
 		sh, seq := b.shards[i], b.seqs[i]
-		b.shards[i], b.seqs[i] = shard[V]{}, nil // the staging goes as the shards are built
+		b.shards[i], b.seqs[i] = staged[V]{}, nil // the staging goes as the shards are built
 		if len(sh.keys) == 0 {
 			continue
 		}
 		sort.Sort(shardSort[V]{&sh, seq})
 		// Of each run of one name, the last put is kept, moved down.
-		w := 0
+		w, size := 0, 0
 		for j := range sh.keys {
 			if j+1 == len(sh.keys) || sh.keys[j+1] != sh.keys[j] {
 				sh.tags[w], sh.keys[w], sh.vals[w] = sh.tags[j], sh.keys[j], sh.vals[j]
+				size += len(sh.keys[j])
 				w++
 			}
 		}
-		clear(sh.keys[w:]) // no string or value held past the end
-		clear(sh.vals[w:])
-		sh.tags, sh.keys, sh.vals = sh.tags[:w], sh.keys[:w], sh.vals[:w]
-		s.shards[i] = sh
+		clear(sh.vals[w:]) // no value held past the end
+		keys := newKeyList(w, size)
+		for _, k := range sh.keys[:w] {
+			keys.add(k)
+		}
+		s.shards[i] = shard[V]{tags: sh.tags[:w], keys: keys, vals: sh.vals[:w]}
 		s.n += w
 	}
 	return s
@@ -232,7 +322,7 @@ func (b *namesBuilder[V]) build(y *sched.Yielder) *names[V] {
 
 // shardSort sorts a shard being built by tag, then name, then put order.
 type shardSort[V any] struct {
-	sh  *shard[V]
+	sh  *staged[V]
 	seq []int32
 }
 
@@ -278,7 +368,7 @@ func (d *namesDelta[V]) shard(name string) (*shard[V], uint16) {
 	i, tag := place(name)
 	sh := &d.s.shards[i]
 	if !d.copied[i] {
-		sh.tags, sh.keys, sh.vals = slices.Clone(sh.tags), slices.Clone(sh.keys), slices.Clone(sh.vals)
+		sh.tags, sh.keys, sh.vals = slices.Clone(sh.tags), sh.keys.clone(), slices.Clone(sh.vals)
 		d.copied[i] = true
 	}
 	return sh, tag
@@ -292,7 +382,7 @@ func (d *namesDelta[V]) put(name string, v V) {
 		return
 	}
 	sh.tags = slices.Insert(sh.tags, i, tag)
-	sh.keys = slices.Insert(sh.keys, i, name)
+	sh.keys.insert(i, name)
 	sh.vals = slices.Insert(sh.vals, i, v)
 	d.s.n++
 }
@@ -304,7 +394,7 @@ func (d *namesDelta[V]) remove(name string) {
 	sh, tag := d.shard(name)
 	i, _ := sh.find(name, tag)
 	sh.tags = slices.Delete(sh.tags, i, i+1)
-	sh.keys = slices.Delete(sh.keys, i, i+1)
+	sh.keys.delete(i)
 	sh.vals = slices.Delete(sh.vals, i, i+1)
 	d.s.n--
 }
