@@ -31,8 +31,8 @@ const nameShards = 1024
 // tag (2) and its value (nothing for a set), against 50 to 110 bytes in a
 // Go map; and a set holds no pointer per name, so the collector, which
 // marks it at every cycle, reads none (a string header a name pointing
-// into the caller's blocks cost a million-name node 15-28 ms of each mark
-// phase, BenchmarkSyncSharedMemory's mark-ns/name). A shard's slices are
+// into the caller's blocks cost each collection 15-45 ns a name at a
+// million, BenchmarkSyncSharedMemory's mark-ns/name). A shard's slices are
 // never written once the names holding them is published; reads take no
 // lock and allocate nothing.
 type names[V any] struct {
@@ -232,11 +232,12 @@ func (s *names[V]) filter(keep func(string) bool) *names[V] {
 // inserting each name in its place would cost O(n²/nameShards). Its zero
 // value is ready.
 //
-// It puts the names in the shards' own lists, which build sorts in place:
-// a list of entries (name, tag, value) to sort, then copied into the
-// shards, was 30 bytes a name of garbage (24 bytes an entry, a quarter
-// more room), 65 MB at the first sync of a million names (two sets), on
-// top of the 18 bytes a name that stay. A builder told each name first
+// It stages the names in lists a shard, which build sorts in place and
+// then copies into the shard's block (keyList): a list of entries (name,
+// tag, value) to sort, then copied into the shards, was 30 bytes a name
+// of garbage (24 bytes an entry, a quarter more room), 65 MB at the first
+// sync of a million names (two sets); the staging is now a string header
+// and a 4-byte sequence a name. A builder told each name first
 // (expect) makes each shard at its size; without, a shard has room for
 // its share of hint and a quarter more, grown by append past it.
 type namesBuilder[V any] struct {
