@@ -7,10 +7,12 @@ import (
 	"log/slog"
 	"maps"
 	"slices"
+	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/spine-platform/spine/internal/edge"
 	"github.com/spine-platform/spine/internal/platform"
@@ -73,35 +75,202 @@ type svcTable struct {
 
 // svcShard holds the services of one shard, sorted by ID: a slice of
 // compact records rather than a map of store.Service copies (about 100
-// bytes a service instead of about 300).
+// bytes a service instead of about 300), with no pointer in them: their
+// hostnames and upstreams are spans of the shard's one block of bytes,
+// their project and domain and their rarer settings indexes into the
+// shard's own short lists (freeze). At a million services the collector
+// marks them at every cycle: records with pointer fields, one of them a
+// string into the read's hostname blocks, cost 45-46 ns a service of each
+// mark phase (syncer.BenchmarkSyncMark's applied-mark-ns/host); a record
+// holding no pointer costs nothing to mark. at gives a record back as an
+// appliedService whose strings are the block's (never written once the
+// shard is made) and whose pointers are into the shard's lists.
 type svcShard struct {
-	svcs []appliedService
+	recs   []packedService
+	text   []byte
+	groups []svcGroup
+	mores  []serviceMore
 	// serial is greater than that of every shard made before it
-	// (shardSerials), or, after a full read, that of the shard it
-	// replaced if their services are the same (Full): two shards with one
-	// serial hold the same services. AppliedServices.ShardVersion.
+	// (shardSerials); a full read whose services in a shard are those
+	// applied keeps the shard itself (Full): two shards with one serial
+	// are one. AppliedServices.ShardVersion.
 	serial uint64
 }
 
 // shardSerials numbers the shards as they are made, across every Applied.
 var shardSerials atomic.Uint64
 
+// packedService is a record as a shard keeps it: an appliedService with
+// its strings as spans of the shard's block, its group an index into the
+// shard's groups and its more 1 + an index into the shard's mores (0:
+// none). 56 bytes, no pointer.
+type packedService struct {
+	id               rawID
+	group, more      uint32
+	hosts, upstreams span
+	created, updated int64
+}
+
+// span is where a string is in a shard's block.
+type span struct{ off, n uint32 }
+
+// newSvcShard returns a shard of svcs, sorted by ID, with a new serial.
 func newSvcShard(svcs []appliedService) *svcShard {
-	return &svcShard{svcs: svcs, serial: shardSerials.Add(1)}
+	sh := freeze(svcs)
+	sh.serial = shardSerials.Add(1)
+	return sh
+}
+
+// freeze makes a shard of svcs: every string of theirs copied into one
+// block (a list of upstreams, a group or settings that several records
+// share, once), their groups and settings into the shard's lists, each
+// distinct value once. The shard keeps none of the caller's strings.
+func freeze(svcs []appliedService) *svcShard {
+	sh := &svcShard{recs: make([]packedService, len(svcs))}
+	if len(svcs) == 0 {
+		return sh
+	}
+	// The block's size first, so that it is made once: the strings taken
+	// from it stay valid.
+	var (
+		size   int
+		ups    = map[list]span{}
+		groups = map[svcGroup]uint32{}
+		mores  map[serviceMore]uint32
+	)
+	for i := range svcs {
+		e := &svcs[i]
+		size += len(e.hosts)
+		if _, ok := ups[e.upstreams]; !ok {
+			ups[e.upstreams] = span{}
+			size += len(e.upstreams)
+		}
+		if _, ok := groups[*e.group]; !ok {
+			groups[*e.group] = 0
+			size += len(e.group.ProjectID) + len(e.group.Domain)
+		}
+		if m := e.more; m != nil {
+			if mores == nil {
+				mores = map[serviceMore]uint32{}
+			}
+			if _, ok := mores[*m]; !ok {
+				mores[*m] = 0
+				size += len(m.HealthPath) + len(m.ClientCA) + len(m.ClientAuth) + len(m.ID) + len(m.Name)
+			}
+		}
+	}
+	clear(ups)
+	clear(groups)
+	clear(mores)
+	sh.text = make([]byte, 0, size)
+	add := func(l string) span {
+		sp := span{uint32(len(sh.text)), uint32(len(l))}
+		sh.text = append(sh.text, l...)
+		return sp
+	}
+	own := func(s string) string { return string(sh.str(add(s))) }
+	for i := range svcs {
+		e := &svcs[i]
+		r := &sh.recs[i]
+		r.id, r.created, r.updated = e.id, e.created, e.updated
+		r.hosts = add(string(e.hosts))
+		sp, ok := ups[e.upstreams]
+		if !ok {
+			sp = add(string(e.upstreams))
+			ups[e.upstreams] = sp
+		}
+		r.upstreams = sp
+		g, ok := groups[*e.group]
+		if !ok {
+			g = uint32(len(sh.groups))
+			sh.groups = append(sh.groups, svcGroup{ProjectID: own(e.group.ProjectID), Domain: own(e.group.Domain)})
+			groups[*e.group] = g
+		}
+		r.group = g
+		if m := e.more; m != nil {
+			k, ok := mores[*m]
+			if !ok {
+				c := *m
+				c.HealthPath, c.ClientCA, c.ClientAuth, c.ID, c.Name = own(m.HealthPath), own(m.ClientCA), own(m.ClientAuth), own(m.ID), own(m.Name)
+				sh.mores = append(sh.mores, c)
+				k = uint32(len(sh.mores))
+				mores[*m] = k
+			}
+			r.more = k
+		}
+	}
+	sh.groups, sh.mores = slices.Clip(sh.groups), slices.Clip(sh.mores)
+	return sh
+}
+
+// holds reports whether sh's records are svcs, sorted by ID.
+func (sh *svcShard) holds(svcs []appliedService) bool {
+	if sh.len() != len(svcs) {
+		return false
+	}
+	for i := range svcs {
+		if !sameRecord(sh.at(i), svcs[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// len returns the number of records.
+func (sh *svcShard) len() int { return len(sh.recs) }
+
+// at returns record i: its strings are the shard's block's, allocating
+// nothing.
+func (sh *svcShard) at(i int) appliedService {
+	r := &sh.recs[i]
+	e := appliedService{id: r.id, hosts: sh.str(r.hosts), upstreams: sh.str(r.upstreams),
+		group: &sh.groups[r.group], created: r.created, updated: r.updated}
+	if r.more != 0 {
+		e.more = &sh.mores[r.more-1]
+	}
+	return e
+}
+
+func (sh *svcShard) str(sp span) list {
+	if sp.n == 0 {
+		return ""
+	}
+	return list(unsafe.String(&sh.text[sp.off], int(sp.n)))
+}
+
+// all returns every record.
+func (sh *svcShard) all() []appliedService {
+	out := make([]appliedService, sh.len())
+	for i := range out {
+		out[i] = sh.at(i)
+	}
+	return out
 }
 
 // find returns the index of id in the shard, or where it would go.
 func (sh *svcShard) find(id string) (int, bool) {
-	return slices.BinarySearchFunc(sh.svcs, id, func(e appliedService, id string) int { return e.cmpID(id) })
+	i := sort.Search(sh.len(), func(i int) bool { e := sh.at(i); return e.cmpID(id) >= 0 })
+	if i < sh.len() {
+		e := sh.at(i)
+		return i, e.cmpID(id) == 0
+	}
+	return i, false
 }
 
-// appliedService is one served service, as compact as what it must give
-// back (service) allows, 80 bytes: its ID's 12 bytes (rawID), its
-// hostnames and its upstreams each one string (list: a service of one
-// hostname keeps the store read's string itself), its project and domain
-// in a svcGroup shared by the services of that project and domain, its
-// times as Unix nanoseconds (as the store keeps them: service returns them
-// in UTC, as a store read does) and the settings most services leave at
+// findIn returns the index of id in svcs, sorted by ID, or where it would
+// go.
+func findIn(svcs []appliedService, id string) (int, bool) {
+	return slices.BinarySearchFunc(svcs, id, func(e appliedService, id string) int { return e.cmpID(id) })
+}
+
+// appliedService is one served service as the code reads and builds it
+// (compact makes one of a store.Service, svcShard.at gives one back from
+// a shard, which keeps it as a packedService), as compact as what it must
+// give back (service) allows: its ID's 12 bytes (rawID), its hostnames
+// and its upstreams each one string (list), its project and domain in a
+// svcGroup shared by the services of that project and domain, its times
+// as Unix nanoseconds (as the store keeps them: service returns them in
+// UTC, as a store read does) and the settings most services leave at
 // their defaults behind a pointer shared by the services that have the
 // same. Its name is not kept where the first hostname is <name>.<domain>,
 // as platform makes a service's (name): a substring of that hostname. An
@@ -133,7 +302,7 @@ type serviceMore struct {
 }
 
 // ID returns e's ID: a new string unless more holds it.
-func (e *appliedService) ID() string {
+func (e appliedService) ID() string {
 	if e.more.isOwnID() {
 		return e.more.ID
 	}
@@ -141,7 +310,7 @@ func (e *appliedService) ID() string {
 }
 
 // idText returns e's ID: more's, or its bytes' text in buf.
-func (e *appliedService) idText(buf *[idLen]byte) string {
+func (e appliedService) idText(buf *[idLen]byte) string {
 	if e.more.isOwnID() {
 		return e.more.ID
 	}
@@ -149,7 +318,7 @@ func (e *appliedService) idText(buf *[idLen]byte) string {
 }
 
 // cmpID compares e's ID with id, as strings compare, allocating nothing.
-func (e *appliedService) cmpID(id string) int {
+func (e appliedService) cmpID(id string) int {
 	var buf [idLen]byte
 	return strings.Compare(e.idText(&buf), id)
 }
@@ -167,7 +336,7 @@ func (m *serviceMore) isOwnID() bool { return m != nil && m.ownID }
 
 // Name returns e's name: a substring of its first hostname unless more
 // holds it.
-func (e *appliedService) Name() string {
+func (e appliedService) Name() string {
 	if m := e.more; m != nil && m.ownName {
 		return m.Name
 	}
@@ -313,7 +482,7 @@ func sameRecord(a, b appliedService) bool {
 }
 
 // service returns the service e records.
-func (e *appliedService) service() store.Service {
+func (e appliedService) service() store.Service {
 	s := e.fields()
 	s.Hostnames, s.Upstreams = e.hosts.slice(), e.upstreams.slice()
 	return s
@@ -321,7 +490,7 @@ func (e *appliedService) service() store.Service {
 
 // fields returns the service e records without its hostnames and
 // upstreams.
-func (e *appliedService) fields() store.Service {
+func (e appliedService) fields() store.Service {
 	s := store.Service{ID: e.ID(), ProjectID: e.group.ProjectID, Name: e.Name(), Domain: e.group.Domain,
 		CreatedAt: fromNanos(e.created), UpdatedAt: fromNanos(e.updated)}
 	if m := e.more; m != nil {
@@ -355,13 +524,13 @@ func svcShardOf(id string) int {
 	return int(h % appliedShards)
 }
 
-func (t *svcTable) get(id string) *appliedService {
+func (t *svcTable) get(id string) (appliedService, bool) {
 	if sh := t.shards[svcShardOf(id)]; sh != nil {
 		if i, ok := sh.find(id); ok {
-			return &sh.svcs[i]
+			return sh.at(i), true
 		}
 	}
-	return nil
+	return appliedService{}, false
 }
 
 // NewApplied returns an Applied with nothing applied: Prepare reports
@@ -384,6 +553,7 @@ func (a *Applied) Full(st State, domains []store.Domain, suspended map[string]bo
 		sizes[svcShardOf(st.Services[i].ID)]++
 	}
 	a.share = newSharing()
+	var wide [appliedShards][]appliedService // each shard's records, frozen below
 	for i := range st.Services {
 		y.Maybe()
 		s := &st.Services[i]
@@ -395,31 +565,30 @@ func (a *Applied) Full(st State, domains []store.Domain, suspended map[string]bo
 		}
 		xorInto(&acc, d)
 		j := svcShardOf(s.ID)
-		sh := t.shards[j]
-		if sh == nil {
-			sh = newSvcShard(make([]appliedService, 0, sizes[j]))
-			t.shards[j] = sh
+		if wide[j] == nil {
+			wide[j] = make([]appliedService, 0, sizes[j])
 		}
-		sh.svcs = append(sh.svcs, compact(s, a.share))
+		wide[j] = append(wide[j], compact(s, a.share))
 	}
-	// A shard whose services are those applied already keeps its
-	// version: the snapshot writer then lists and digests only the shards
-	// whose services changed. Its records are the new ones all the same:
-	// the edge and the certificate manager take this read's strings, and
-	// the old records would keep the last read's alive beside them (a
-	// second copy of every ID, name and hostname after any full sync that
-	// applies, 64 MB at a million). One emptied gets an empty shard, not
+	// A shard whose services are those applied already stays as it is,
+	// with its version: the snapshot writer then lists and digests only
+	// the shards whose services changed. It holds none of the last read's
+	// strings (its records are in its own block), so keeping it keeps no
+	// read alive beside this one. One emptied gets an empty shard, not
 	// none, so that its version moves.
-	for j, sh := range t.shards {
+	for j, svcs := range wide {
 		old := a.cur.svcs.shards[j]
 		switch {
-		case sh != nil:
+		case svcs != nil:
 			y.Maybe()
-			slices.SortFunc(sh.svcs, compareIDs)
-			if old != nil && slices.EqualFunc(old.svcs, sh.svcs, sameRecord) {
-				sh.serial = old.serial
+			slices.SortFunc(svcs, compareIDs)
+			if old != nil && old.holds(svcs) {
+				t.shards[j] = old
+			} else {
+				t.shards[j] = newSvcShard(svcs)
 			}
-		case old != nil && len(old.svcs) > 0:
+			wide[j] = nil
+		case old != nil && old.len() > 0:
 			t.shards[j] = newSvcShard(nil)
 		}
 	}
@@ -490,37 +659,35 @@ func (a *Applied) Prepare(ch store.Changes) (*Delta, bool) {
 	next := *cur
 	t := *cur.svcs // a copy of the shard array; shards copied as changed
 	next.svcs = &t
-	copied := map[int]bool{}
+	copied := map[int][]appliedService{} // the records of each shard changed, frozen at the end
 	put := func(id string, e *appliedService) {
 		i := svcShardOf(id)
-		if !copied[i] {
-			sh := newSvcShard(nil)
+		svcs, ok := copied[i]
+		if !ok {
 			if old := t.shards[i]; old != nil {
-				sh.svcs = slices.Clone(old.svcs)
+				svcs = old.all()
 			}
-			t.shards[i] = sh
-			copied[i] = true
 		}
-		sh := t.shards[i]
-		k, had := sh.find(id)
+		k, had := findIn(svcs, id)
 		switch {
 		case had && e == nil:
-			sh.svcs = slices.Delete(sh.svcs, k, k+1)
+			svcs = slices.Delete(svcs, k, k+1)
 			t.n--
 		case had:
-			sh.svcs[k] = *e
+			svcs[k] = *e
 		case e != nil:
-			sh.svcs = slices.Insert(sh.svcs, k, *e)
+			svcs = slices.Insert(svcs, k, *e)
 			t.n++
 		}
+		copied[i] = svcs
 	}
 
 	d := &Delta{}
 	oldHosts := map[string]bool{} // hostnames of the changed services as applied
 	newHosts := map[string]bool{} // and as they are now
 	change := func(id string, now *store.Service) bool {
-		old := cur.svcs.get(id)
-		if old != nil {
+		old, had := cur.svcs.get(id)
+		if had {
 			if touched(old.group.ProjectID, old.hosts.all()) {
 				return false
 			}
@@ -545,7 +712,7 @@ func (a *Applied) Prepare(ch store.Changes) (*Delta, bool) {
 				d.Set = Routes([]store.Service{*served}, nil).AppendTo(d.Set)
 			}
 		}
-		if old != nil || e != nil {
+		if had || e != nil {
 			put(id, e)
 		}
 		return true
@@ -570,6 +737,9 @@ func (a *Applied) Prepare(ch store.Changes) (*Delta, bool) {
 		if !oldHosts[h] {
 			d.Add = append(d.Add, h)
 		}
+	}
+	for i, svcs := range copied {
+		t.shards[i] = newSvcShard(svcs)
 	}
 	slices.Sort(d.Remove)
 	slices.Sort(d.Drop)
@@ -652,8 +822,8 @@ func (s *AppliedServices) List() []store.Service {
 				continue
 			}
 			y.Maybe()
-			for i := range sh.svcs {
-				out = append(out, sh.svcs[i].service())
+			for i := range sh.len() {
+				out = append(out, sh.at(i).service())
 			}
 		}
 		s.list = out
@@ -729,15 +899,15 @@ func (s *AppliedServices) AppendShardServicesOf(dst []store.Service, i, n int, h
 
 // group yields the records of group i of n (Applied's shards i, i+n,
 // i+2n...), in List's order.
-func (s *AppliedServices) group(i, n int) iter.Seq[*appliedService] {
-	return func(yield func(*appliedService) bool) {
+func (s *AppliedServices) group(i, n int) iter.Seq[appliedService] {
+	return func(yield func(appliedService) bool) {
 		for j := i; j < appliedShards; j += n {
 			sh := s.t.shards[j]
 			if sh == nil {
 				continue
 			}
-			for k := range sh.svcs {
-				if !yield(&sh.svcs[k]) {
+			for k := range sh.len() {
+				if !yield(sh.at(k)) {
 					return
 				}
 			}
@@ -754,8 +924,8 @@ func (s *AppliedServices) Hostnames(yield func(project, service, host string) bo
 		if sh == nil {
 			continue
 		}
-		for k := range sh.svcs {
-			e := &sh.svcs[k]
+		for k := range sh.len() {
+			e := sh.at(k)
 			for h := range e.hosts.all() {
 				if !yield(e.group.ProjectID, e.Name(), h) {
 					return

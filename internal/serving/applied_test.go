@@ -422,6 +422,13 @@ func TestAppendShardServicesLists(t *testing.T) {
 // A full read that finds a shard's services as applied keeps the shard
 // and its version, so the snapshot writer lists only the groups whose
 // services changed; a group emptied by a full read changes its version.
+// strs returns the strings of s that a record keeps, but empty ones: its
+// ID, name, project, domain, health path, hostnames and upstreams.
+func strs(s store.Service) []string {
+	all := append([]string{s.ID, s.Name, s.ProjectID, s.Domain, s.HealthPath}, append(slices.Clone(s.Hostnames), s.Upstreams...)...)
+	return slices.DeleteFunc(all, func(s string) bool { return s == "" })
+}
+
 func TestAppliedFullKeepsUnchangedShards(t *testing.T) {
 	const groups = 256
 	log := slog.New(slog.DiscardHandler)
@@ -449,20 +456,30 @@ func TestAppliedFullKeepsUnchangedShards(t *testing.T) {
 	}
 	v0 := full(svcs)
 	// The same services in strings of their own, as a second read makes
-	// them: the versions stay, the records are the new read's (the edge
-	// and the manager take its strings; the old ones must not stay alive).
+	// them: the versions stay, and the records hold neither read's
+	// strings (their bytes are their shard's own block), so that no read
+	// stays alive through them.
 	again := slices.Clone(svcs)
-	fresh := map[*byte]bool{}
+	read := map[*byte]bool{} // where every string of both reads begins
 	for i := range again {
 		again[i].ID, again[i].Name = strings.Clone(again[i].ID), strings.Clone(again[i].Name)
-		fresh[unsafe.StringData(again[i].ID)], fresh[unsafe.StringData(again[i].Name)] = true, true
+		again[i].ProjectID, again[i].Domain = strings.Clone(again[i].ProjectID), strings.Clone(again[i].Domain)
+		again[i].Hostnames = []string{strings.Clone(again[i].Hostnames[0])}
+		again[i].Upstreams = []string{strings.Clone(again[i].Upstreams[0])}
+		for _, s := range []store.Service{svcs[i], again[i]} {
+			for _, str := range strs(s) {
+				read[unsafe.StringData(str)] = true
+			}
+		}
 	}
 	if v1 := full(again); v1 != v0 {
 		t.Error("a full read of the same services changed shard versions")
 	}
 	for _, s := range a.Snapshot().List() {
-		if !fresh[unsafe.StringData(s.ID)] || !fresh[unsafe.StringData(s.Name)] {
-			t.Fatalf("service %s: the applied record kept the first read's strings", s.ID)
+		for _, str := range strs(s) {
+			if read[unsafe.StringData(str)] {
+				t.Fatalf("service %s: the applied record keeps a read's string %q", s.ID, str)
+			}
 		}
 	}
 	// One service changed (its upstream), one gone: their groups only.
@@ -485,5 +502,34 @@ func TestAppliedFullKeepsUnchangedShards(t *testing.T) {
 	}
 	if got := a.Snapshot().AppendShardServices(nil, g, groups); len(got) != 0 {
 		t.Errorf("group %d emptied still lists %d services", g, len(got))
+	}
+}
+
+// A shard's record holds no pointer, so that the collector marks a
+// shard's records as one object and reads none of them.
+func TestPackedServiceHoldsNoPointer(t *testing.T) {
+	var walk func(reflect.Type) bool
+	walk = func(ty reflect.Type) bool {
+		switch ty.Kind() {
+		case reflect.Struct:
+			for f := range ty.Fields() {
+				if walk(f.Type) {
+					return true
+				}
+			}
+			return false
+		case reflect.Array:
+			return walk(ty.Elem())
+		case reflect.Bool, reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+			reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Float32, reflect.Float64:
+			return false
+		}
+		return true
+	}
+	if walk(reflect.TypeFor[packedService]()) {
+		t.Error("packedService holds a pointer")
+	}
+	if size := reflect.TypeFor[packedService]().Size(); size > 56 {
+		t.Errorf("packedService is %d bytes, want at most 56", size)
 	}
 }

@@ -27,16 +27,16 @@ type svcPos struct {
 // the services it answers.
 var _ store.ServiceFinder = (*AppliedServices)(nil)
 
-func (s *AppliedServices) at(p svcPos) *appliedService { return &s.t.shards[p.shard].svcs[p.i] }
+func (s *AppliedServices) at(p svcPos) appliedService { return s.t.shards[p.shard].at(int(p.i)) }
 
 // byProjectName orders two records by project, then name.
-func byProjectName(a, b *appliedService) int {
+func byProjectName(a, b appliedService) int {
 	return cmpProjectName(a, b.group.ProjectID, b.Name())
 }
 
 // cmpProjectName orders a record before, at or after project's service
 // name.
-func cmpProjectName(e *appliedService, project, name string) int {
+func cmpProjectName(e appliedService, project, name string) int {
 	if c := cmp.Compare(e.group.ProjectID, project); c != 0 {
 		return c
 	}
@@ -54,7 +54,7 @@ func (s *AppliedServices) index() []svcPos {
 				continue
 			}
 			y.Maybe()
-			for i := range sh.svcs {
+			for i := range sh.len() {
 				pos = append(pos, svcPos{shard: uint16(j), i: uint32(i)})
 			}
 		}
