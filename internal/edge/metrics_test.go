@@ -138,11 +138,11 @@ func TestMetricsRecorderOnFirstRequest(t *testing.T) {
 		Route{Host: "www.a.test", Project: "p", Service: "web", Upstreams: []string{up.URL}},
 		Route{Host: "idle.test", Project: "p", Service: "idle", Upstreams: []string{up.URL}})
 	rec := func(host string) *metrics.Service {
-		rt := h.s.table.Load().lookup(host)
-		if rt == nil {
+		rt, ok := h.s.table.Load().lookup(host)
+		if !ok {
 			t.Fatalf("%s is not routed", host)
 		}
-		return rt.rec()
+		return h.s.svcs.recorder(rt.svc)
 	}
 	if rec("a.test") != nil || rec("idle.test") != nil {
 		t.Fatal("a recorder was made before any request")
@@ -168,7 +168,8 @@ func TestMetricsRecorderOnFirstRequest(t *testing.T) {
 	if rec("a.test") != before {
 		t.Error("the swap made the kept service a new recorder")
 	}
-	old, oldIdle := h.s.table.Load().lookup("a.test"), h.s.table.Load().lookup("idle.test")
+	old, _ := h.s.table.Load().lookup("a.test")
+	oldIdle, _ := h.s.table.Load().lookup("idle.test")
 	if err := h.s.UpdateRoutes(nil, []string{"a.test", "idle.test"}); err != nil {
 		t.Fatal(err)
 	}
@@ -176,14 +177,17 @@ func TestMetricsRecorderOnFirstRequest(t *testing.T) {
 	if _, ok := metrics.Lookup(reg.Gatherer(), "spine_http_requests_total", series); ok {
 		t.Error("the removed service's series are still there")
 	}
-	h.s.recorder(old.routeService).Observe(200, 1, 1, 0) // a request still on the old table
+	if m := h.s.recorder(&old); m != nil { // a request still on the old table
+		m.Observe(200, 1, 1, 0)
+		t.Error("a request on the removed service's old route got a recorder")
+	}
 	if _, ok := metrics.Lookup(reg.Gatherer(), "spine_http_requests_total", series); ok {
 		t.Error("a request on the removed service's old route brought its series back")
 	}
-	if m := h.s.recorder(oldIdle.routeService); m != nil {
+	if m := h.s.recorder(&oldIdle); m != nil {
 		t.Error("a request on the removed idle service's old route made a recorder")
 	}
-	if h.s.services.get("p", "web") != nil {
+	if _, ok := h.s.services.get("p", "web"); ok {
 		t.Error("the removed service is still in the server's services")
 	}
 }
@@ -196,7 +200,10 @@ func TestMetricsRecorderMadeAgainAfterADrop(t *testing.T) {
 	h := startEdge(t, Config{Metrics: reg},
 		Route{Host: "a.test", Project: "p", Service: "web", Upstreams: []string{up.URL}},
 		Route{Host: "b.test", Project: "p", Service: "api", Upstreams: []string{up.URL}})
-	rec := func(host string) *metrics.Service { return h.s.table.Load().lookup(host).rec() }
+	rec := func(host string) *metrics.Service {
+		rt, _ := h.s.table.Load().lookup(host)
+		return h.s.svcs.recorder(rt.svc)
+	}
 	c := h.client(t, false)
 	get := func(host string) {
 		t.Helper()

@@ -35,15 +35,16 @@ func (h httpsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Connection", "close")
 	}
 	host := hostname.Clean(r.Host)
-	rt := s.route(r.Context(), host)
-	rec.route(host, rt)
-	if rt == nil {
+	rt, ok := s.route(r.Context(), host)
+	if !ok {
+		rec.route(host, nil)
 		writePage(w, r, http.StatusNotFound, nil, notFoundPage(host))
 		return
 	}
-	m := s.recorder(rt.routeService)
+	rec.route(host, &rt)
+	m := s.recorder(&rt)
 	if m == nil {
-		s.serveRoute(w, r, rt, host, alt, rec)
+		s.serveRoute(w, r, &rt, host, alt, rec)
 		return
 	}
 	// One observation per request, deferred so that a request the proxy
@@ -52,7 +53,7 @@ func (h httpsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	code := statusClientGone
 	defer func() { m.Observe(code, r.ProtoMajor, r.ProtoMinor, time.Since(start)) }()
-	code = s.serveRoute(w, r, rt, host, alt, rec)
+	code = s.serveRoute(w, r, &rt, host, alt, rec)
 }
 
 // statusClientGone is the status code counted for a request whose client

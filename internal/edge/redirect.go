@@ -24,12 +24,13 @@ func (h httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	host := hostname.Clean(r.Host)
-	rt := s.route(r.Context(), host)
-	rec.route(host, rt)
-	if rt == nil {
+	rt, ok := s.route(r.Context(), host)
+	if !ok {
+		rec.route(host, nil)
 		writePage(w, r, http.StatusNotFound, nil, notFoundPage(host))
 		return
 	}
+	rec.route(host, &rt)
 	target := "https://" + host
 	if s.cfg.HTTPSPort != 443 {
 		target += ":" + strconv.Itoa(s.cfg.HTTPSPort)

@@ -30,7 +30,8 @@ func BenchmarkProxyPath(b *testing.B) {
 			b.Run(proto.name+"/"+path, func(b *testing.B) {
 				h, _ := benchEdge(b)
 				if path == "reverseproxy" {
-					u := h.s.table.Load().lookup("bench.test").pool.ups[0]
+					rt, _ := h.s.table.Load().lookup("bench.test")
+					u := rt.pool.ups[0]
 					u.proxy.Transport = directRoundTripper{u.direct}
 					u.direct = nil
 				}

@@ -7,7 +7,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/spine-platform/spine/internal/hostname"
@@ -50,18 +49,6 @@ type Route struct {
 // ErrInvalidRoute is wrapped by SetRoutes errors about a malformed route.
 var ErrInvalidRoute = errors.New("edge: invalid route")
 
-// route is one hostname's entry of a table: its host, its service and its
-// settings, the last two shared with the other routes that have the same
-// (a service's hostnames share its routeService; routes whose settings are
-// the same, the services of one upstream say, share one routeSettings), so
-// that a hostname costs these 32 bytes (and a 4-byte key) in its table
-// shard. It is immutable once in a table.
-type route struct {
-	Host string
-	*routeService
-	*routeSettings
-}
-
 // Route returns the Route rt was built from, with its upstream URLs in
 // canonical form.
 func (rt *route) Route() Route {
@@ -71,111 +58,37 @@ func (rt *route) Route() Route {
 		Suspended: st.Suspended, ClientAuth: st.ClientAuth, ClientCA: st.ClientCA}
 }
 
-// routeService is what the routes of one service share: its names and its
-// metrics recorder, made at its first request (an idle service holds
-// none), never after the service has left the table. 32 bytes (48 with
-// the project's ID and the recorder each a field; a million of them at a
-// million services of one hostname each): the project's ID and the
-// recorder are behind meta, which points to a serviceMeta that the
-// services of one project share until their first request (newRouteService).
-// The lock that orders a recorder's making with retire is the Server's
-// (recMu).
-type routeService struct {
-	Service string
-	meta    atomic.Pointer[serviceMeta] // never nil
-	routes  int32                       // routes of the table naming it; under Server.mu
-	gone    bool                        // retired: it left the table, make no recorder; under Server.recMu
-}
-
-// serviceMeta is a service's project and its metrics recorder: one per
-// service that has had a request, one shared by a project's other
-// services (rec nil). Immutable.
-type serviceMeta struct {
-	project string
-	rec     *metrics.Service
-}
-
-// newRouteService returns the routeService of project's service, its
-// meta the project's shared one in metas (made there if missing), taken
-// from slab if it is not nil (svcSlab).
-func newRouteService(project, service string, metas map[string]*serviceMeta, slab *svcSlab) *routeService {
-	m := metas[project]
-	if m == nil {
-		m = &serviceMeta{project: project}
-		metas[project] = m
-	}
-	var sv *routeService
-	if slab != nil {
-		sv = slab.next()
-	} else {
-		sv = new(routeService)
-	}
-	sv.Service = service
-	sv.meta.Store(m)
-	return sv
-}
-
-// svcSlab hands out the routeServices of a whole table's build (SetRoutes)
-// from arrays of up to svcSlabLen, made as needed, so that a million
-// services are 245 objects for the collector to mark, not a million of 32
-// bytes: a forced collection after a sync of 100k services took 16.7 ms
-// instead of 18.7 (BenchmarkSyncMemory's gc-ms; the heap in use is the
-// same). An array lives while any of its services does, so deletions that
-// leave one service of an array keep the array's other 127 KiB: at worst
-// what the build made, never more.
-type svcSlab struct {
-	free []routeService
-	left int // services the build may still make (its routes not yet read)
-}
-
-const svcSlabLen = 4096
-
-func (sl *svcSlab) next() *routeService {
-	if len(sl.free) == 0 {
-		sl.free = make([]routeService, max(1, min(sl.left, svcSlabLen)))
-	}
-	sv := &sl.free[0]
-	sl.free = sl.free[1:]
-	return sv
-}
-
-// Project returns the ID of sv's project.
-func (sv *routeService) Project() string { return sv.meta.Load().project }
-
-// rec returns sv's metrics recorder, nil if none was made.
-func (sv *routeService) rec() *metrics.Service { return sv.meta.Load().rec }
-
-// setRec makes m sv's recorder (under Server.recMu).
-func (sv *routeService) setRec(m *metrics.Service) {
-	sv.meta.Store(&serviceMeta{project: sv.Project(), rec: m})
-}
-
-// recorder returns sv's metrics recorder, made on first use; nil without a
-// registry or once sv has left the table (a request still in flight on an
-// old table counts nothing more).
-func (s *Server) recorder(sv *routeService) *metrics.Service {
+// recorder returns the metrics recorder of rt's service, made on first
+// use; nil without a registry or once the service has left the table (a
+// request still in flight on an old table counts nothing more).
+func (s *Server) recorder(rt *route) *metrics.Service {
 	reg := s.cfg.Metrics
-	if m := sv.rec(); m != nil && !m.Gone() || reg == nil {
+	if reg == nil {
+		return nil
+	}
+	if m := s.svcs.recorder(rt.svc); m != nil && !m.Gone() {
 		return m
 	}
 	s.recMu.Lock()
 	defer s.recMu.Unlock()
 	// A recorder the registry dropped for its bound (metrics.Registry's
 	// Service) is made anew, its counters from zero.
-	if m := sv.rec(); m != nil && !m.Gone() || sv.gone {
+	if !s.svcs.live(rt.svc) {
+		return nil
+	}
+	if m := s.svcs.rec(rt.svc.slot).Load(); m != nil && !m.Gone() {
 		return m
 	}
-	m := reg.Service(sv.Project(), sv.Service)
-	sv.setRec(m)
+	m := reg.Service(rt.Project(), rt.Service)
+	s.svcs.rec(rt.svc.slot).Store(m)
 	return m
 }
 
-// retire marks sv as gone from the table and deletes its series, if it
-// made any.
-func (s *Server) retire(sv *routeService) {
+// retire frees the slot of a service that left the table and deletes its
+// series, if it made any.
+func (s *Server) retire(ref svcRef) {
 	s.recMu.Lock()
-	sv.gone = true
-	m := sv.rec()
+	m := s.svcs.release(ref)
 	s.recMu.Unlock()
 	if m != nil {
 		s.cfg.Metrics.ForgetService(m.Label()) // a service that left takes its series along
@@ -298,6 +211,9 @@ func validateRoute(r *Route, parsed upstreamParses) ([]*url.URL, error) {
 func validateHost(r *Route) error {
 	if err := hostname.Check(r.Host); err != nil {
 		return fmt.Errorf("%w: %v", ErrInvalidRoute, err)
+	}
+	if len(r.Project) > maxNameLen || len(r.Service) > maxNameLen {
+		return fmt.Errorf("%w: host %s: a project ID or service name longer than %d bytes", ErrInvalidRoute, r.Host, maxNameLen)
 	}
 	return nil
 }

@@ -60,10 +60,11 @@ type Server struct {
 	// auths are the client-certificate settings of the route table, by
 	// clientAuthKey, and settings its routes' settings, by settingsKey:
 	// each counts the routes using it. services are its services, by
-	// project and name (routeService.routes counts theirs).
+	// project and name (svcSlot.routes counts theirs).
 	auths    map[string]*counted[*clientAuth]
 	settings map[string]*counted[*routeSettings]
 	services *serviceIndex
+	svcs     *svcArena // the slots of services (services.go)
 	servers  []*http.Server
 	quic     []quicServer // ServeQUIC's
 	closed   bool
@@ -83,6 +84,7 @@ func New(cfg Config) *Server {
 		auths:     make(map[string]*counted[*clientAuth]),
 		settings:  make(map[string]*counted[*routeSettings]),
 		services:  &serviceIndex{},
+		svcs:      &svcArena{},
 	}
 	s.cfg.Logger = s.log
 	s.mem.log = s.log

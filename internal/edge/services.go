@@ -1,27 +1,164 @@
 package edge
 
 import (
+	"errors"
 	"hash/maphash"
-	"iter"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"unsafe"
 
+	"github.com/spine-platform/spine/internal/metrics"
 	"github.com/spine-platform/spine/internal/sched"
 )
 
+// A service of the route table is a slot of the Server's svcArena, which
+// its routes name by index (svcRef), and an entry of its serviceIndex,
+// by project and name. Neither holds a pointer a service: at a million
+// services, the routeService objects these replaced (a name, a shared
+// project and recorder, each behind a pointer, plus the index's pointer
+// to each) were four pointers a service for every collection to follow,
+// most of them into blocks of the store's read that the table kept alive.
+
+// svcRef names a service of the table: its slot in the svcArena and the
+// slot's generation when the service was made. A slot is given to another
+// service once its own leaves the table; a route of an older table (a
+// request in flight) then names a generation the slot no longer has, and
+// gets no recorder.
+type svcRef struct{ slot, gen uint32 }
+
+// svcSlot is a service's mutable state: its generation (svcRef) and the
+// number of routes of the table naming it, written under Server.mu.
+type svcSlot struct {
+	gen    atomic.Uint32
+	routes int32
+}
+
+const (
+	svcChunkLen = 4096
+	svcChunks   = 4096 // at most 16,777,216 services
+)
+
+// svcChunk holds svcChunkLen slots and their metrics recorders: the
+// slots' array has no pointer, and the recorders' are nil until the
+// service's first request (an idle service holds none).
+type svcChunk struct {
+	slots [svcChunkLen]svcSlot
+	recs  [svcChunkLen]atomic.Pointer[metrics.Service]
+}
+
+// svcArena hands out the table's service slots, in chunks made as needed
+// and kept (a chunk is 80 KiB: 245 at a million services); a slot whose
+// service left is given to the next service made. Slots are made and
+// freed under Server.mu; requests read them without a lock.
+type svcArena struct {
+	chunks [svcChunks]atomic.Pointer[svcChunk]
+	n      uint32   // slots handed out at least once
+	free   []uint32 // slots whose service left
+}
+
+var errTooManyServices = errors.New("edge: more than 16,777,216 services")
+
+// make returns a new service's reference (routes 0, no recorder).
+func (a *svcArena) make() (svcRef, error) {
+	var i uint32
+	if n := len(a.free); n > 0 {
+		i = a.free[n-1]
+		a.free = a.free[:n-1]
+	} else {
+		if a.n == svcChunkLen*svcChunks {
+			return svcRef{}, errTooManyServices
+		}
+		i = a.n
+		a.n++
+		if c := &a.chunks[i/svcChunkLen]; c.Load() == nil {
+			c.Store(new(svcChunk))
+		}
+	}
+	return svcRef{slot: i, gen: a.slot(i).gen.Load()}, nil
+}
+
+// slot returns slot i, which make has handed out.
+func (a *svcArena) slot(i uint32) *svcSlot {
+	return &a.chunks[i/svcChunkLen].Load().slots[i%svcChunkLen]
+}
+
+// rec returns the recorder field of slot i.
+func (a *svcArena) rec(i uint32) *atomic.Pointer[metrics.Service] {
+	return &a.chunks[i/svcChunkLen].Load().recs[i%svcChunkLen]
+}
+
+// live reports whether r's service is still the one in its slot.
+func (a *svcArena) live(r svcRef) bool { return a.slot(r.slot).gen.Load() == r.gen }
+
+// recorder returns r's recorder, nil if none or if r's service left.
+// Lock-free: the generation is read again after the recorder, so that a
+// recorder of the slot's next service is never taken for r's.
+func (a *svcArena) recorder(r svcRef) *metrics.Service {
+	sl := a.slot(r.slot)
+	if sl.gen.Load() != r.gen {
+		return nil
+	}
+	m := a.rec(r.slot).Load()
+	if sl.gen.Load() != r.gen {
+		return nil
+	}
+	return m
+}
+
+// release frees r's slot (under Server.mu and recMu) and returns its
+// recorder, nil if none.
+func (a *svcArena) release(r svcRef) *metrics.Service {
+	sl := a.slot(r.slot)
+	if sl.gen.Load() != r.gen {
+		return nil
+	}
+	sl.gen.Add(1)
+	sl.routes = 0
+	a.free = append(a.free, r.slot)
+	return a.rec(r.slot).Swap(nil)
+}
+
 // serviceShards is the number of shards of a serviceIndex: a service
-// created or deleted moves the pointers of its shard only (a thousand at a
+// created or deleted moves the entries of its shard only (a thousand at a
 // million services).
 const serviceShards = 1024
 
-// serviceIndex finds the routeService of a project's service in the route
-// table: the Server's services, written and read under Server.mu, never by
-// requests (they reach a service through its routes). A service costs one
-// pointer here, in a shard picked by a hash of its project and name and
-// sorted by them; a map by name cost 84 bytes a service.
+// serviceIndex finds a project's service of the route table by project
+// and name: the Server's services, written and read under Server.mu,
+// never by requests (they reach a service through its routes). A shard
+// keeps its entries, sorted by project and name, and their names' bytes
+// in one block: 16 bytes an entry and the names, with no pointer.
 type serviceIndex struct {
-	shards [serviceShards][]*routeService
+	shards [serviceShards]svcShard
+}
+
+type svcShard struct {
+	ents []svcEntry
+	text []byte // project then name, of each entry; and names of removed ones
+}
+
+// svcEntry is a service of the index: its project's and name's bytes in
+// its shard's text, and its reference.
+type svcEntry struct {
+	off        uint32
+	plen, slen uint16
+	ref        svcRef
+}
+
+func (sh *svcShard) names(e *svcEntry) (project, service string) {
+	b := sh.text[e.off : e.off+uint32(e.plen)+uint32(e.slen)]
+	return unsafeString(b[:e.plen]), unsafeString(b[e.plen:])
+}
+
+// unsafeString returns b's bytes as a string, which they must stay: b
+// is never written again.
+func unsafeString(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	return unsafe.String(&b[0], len(b))
 }
 
 func serviceShard(project, service string) int {
@@ -38,106 +175,101 @@ func serviceHash(project, service string) uint64 {
 	return h.Sum64()
 }
 
-// serviceSet finds services by project and name, for one table build
-// (buildTable's services the previous table lacks). It is a map keyed by
-// their 64-bit hash (serviceHash), with a second map, by project and
-// name, for a service whose hash another holds already: a first build
-// puts every service in it, and a key of two strings made that map 100
-// MB at a million services, against about 40 MB for the hash.
-type serviceSet struct {
-	byHash    map[uint64]*routeService
-	colliding map[[2]string]*routeService
-	hash      func(project, service string) uint64 // serviceHash; tests make it collide
-}
-
-func newServiceSet(hint int) *serviceSet {
-	return &serviceSet{byHash: make(map[uint64]*routeService, hint), hash: serviceHash}
-}
-
-// getOrAdd returns the service of project and name in the set; if there
-// is none, the one add makes, put in the set (each is hashed once).
-func (x *serviceSet) getOrAdd(project, service string, add func() *routeService) *routeService {
-	h := x.hash(project, service)
-	sv := x.byHash[h]
-	switch {
-	case sv == nil:
-		sv = add()
-		x.byHash[h] = sv
-		return sv
-	case sv.Project() == project && sv.Service == service:
-		return sv
-	}
-	k := [2]string{project, service}
-	if sv = x.colliding[k]; sv == nil {
-		if x.colliding == nil {
-			x.colliding = map[[2]string]*routeService{}
-		}
-		sv = add()
-		x.colliding[k] = sv
-	}
-	return sv
-}
-
-func compareService(sv *routeService, project, service string) int {
-	if c := strings.Compare(sv.Project(), project); c != 0 {
+func compareNames(p1, s1, p2, s2 string) int {
+	if c := strings.Compare(p1, p2); c != 0 {
 		return c
 	}
-	return strings.Compare(sv.Service, service)
+	return strings.Compare(s1, s2)
 }
 
 // find returns the shard of project's service and where in it the service
 // is, or would be inserted, and whether it is there.
-func (x *serviceIndex) find(project, service string) (sh, i int, ok bool) {
-	sh = serviceShard(project, service)
-	i, ok = slices.BinarySearchFunc(x.shards[sh], project, func(sv *routeService, p string) int {
-		return compareService(sv, p, service)
+func (x *serviceIndex) find(project, service string) (sh *svcShard, i int, ok bool) {
+	sh = &x.shards[serviceShard(project, service)]
+	i, ok = slices.BinarySearchFunc(sh.ents, project, func(e svcEntry, p string) int {
+		ep, es := sh.names(&e)
+		return compareNames(ep, es, p, service)
 	})
 	return sh, i, ok
 }
 
-// get returns project's service, nil if the index has none.
-func (x *serviceIndex) get(project, service string) *routeService {
+// get returns project's service, false if the index has none.
+func (x *serviceIndex) get(project, service string) (svcRef, bool) {
 	if sh, i, ok := x.find(project, service); ok {
-		return x.shards[sh][i]
+		return sh.ents[i].ref, true
 	}
-	return nil
+	return svcRef{}, false
 }
 
 // empty reports whether the index holds no service.
 func (x *serviceIndex) empty() bool {
-	for _, sh := range x.shards {
-		if len(sh) > 0 {
+	for i := range x.shards {
+		if len(x.shards[i].ents) > 0 {
 			return false
 		}
 	}
 	return true
 }
 
-// add puts sv in the index; it must not hold a service of the same
-// project and name.
-func (x *serviceIndex) add(sv *routeService) {
-	sh, i, _ := x.find(sv.Project(), sv.Service)
-	x.shards[sh] = slices.Insert(x.shards[sh], i, sv)
+// add puts project's service in the index; it must not hold one of the
+// same project and name.
+func (x *serviceIndex) add(project, service string, ref svcRef) {
+	sh, i, _ := x.find(project, service)
+	e := svcEntry{off: uint32(len(sh.text)), plen: uint16(len(project)), slen: uint16(len(service)), ref: ref}
+	sh.text = append(append(sh.text, project...), service...)
+	sh.ents = slices.Insert(sh.ents, i, e)
 }
 
-// remove takes sv's project and name out of the index.
-func (x *serviceIndex) remove(sv *routeService) {
-	if sh, i, ok := x.find(sv.Project(), sv.Service); ok {
-		x.shards[sh] = slices.Delete(x.shards[sh], i, i+1)
+// remove takes project's service out of the index. Its names' bytes stay
+// in the shard's text until they are more than half of it.
+func (x *serviceIndex) remove(project, service string) {
+	sh, i, ok := x.find(project, service)
+	if !ok {
+		return
+	}
+	sh.ents = slices.Delete(sh.ents, i, i+1)
+	live := 0
+	for _, e := range sh.ents {
+		live += int(e.plen) + int(e.slen)
+	}
+	if live < len(sh.text)/2 {
+		text := make([]byte, 0, live)
+		for j := range sh.ents {
+			e := &sh.ents[j]
+			n := uint32(e.plen) + uint32(e.slen)
+			old := e.off
+			e.off = uint32(len(text))
+			text = append(text, sh.text[old:old+n]...)
+		}
+		sh.text = text
 	}
 }
 
-// all yields every service of the index.
-func (x *serviceIndex) all() iter.Seq[*routeService] {
-	return func(yield func(*routeService) bool) {
-		for _, sh := range x.shards {
-			for _, sv := range sh {
-				if !yield(sv) {
-					return
-				}
-			}
+// each calls f for every service of the index.
+func (x *serviceIndex) each(f func(project, service string, ref svcRef)) {
+	for i := range x.shards {
+		sh := &x.shards[i]
+		for j := range sh.ents {
+			p, s := sh.names(&sh.ents[j])
+			f(p, s, sh.ents[j].ref)
 		}
 	}
+}
+
+// len returns the number of services in the index.
+func (x *serviceIndex) len() int {
+	n := 0
+	for i := range x.shards {
+		n += len(x.shards[i].ents)
+	}
+	return n
+}
+
+// svcName is a service given to indexServices: its names are read again
+// through the table, where they stay.
+type svcName struct {
+	project, service string
+	ref              svcRef
 }
 
 // indexServices returns the index of svs, which holds no two services of
@@ -145,30 +277,99 @@ func (x *serviceIndex) all() iter.Seq[*routeService] {
 // sorted (adding them one by one would move half a shard each). It yields
 // through y, letting go of l (a million services took 0.2 s of a processor
 // that handshakes waited for).
-func indexServices(svs []*routeService, y *sched.Yielder, l sync.Locker) *serviceIndex {
+func indexServices(svs []svcName, y *sched.Yielder, l sync.Locker) *serviceIndex {
 	x := &serviceIndex{}
 	shard := make([]uint16, len(svs))
-	var sizes [serviceShards]int
-	for i, sv := range svs {
+	var sizes, texts [serviceShards]int
+	for i := range svs {
 		y.EveryUnlocked(i, l)
-		sh := serviceShard(sv.Project(), sv.Service)
+		sv := &svs[i]
+		sh := serviceShard(sv.project, sv.service)
 		shard[i] = uint16(sh)
 		sizes[sh]++
+		texts[sh] += len(sv.project) + len(sv.service)
 	}
 	for sh, n := range sizes {
 		if n > 0 {
-			x.shards[sh] = make([]*routeService, 0, n)
+			x.shards[sh] = svcShard{ents: make([]svcEntry, 0, n), text: make([]byte, 0, texts[sh])}
 		}
 	}
-	for i, sv := range svs {
+	for i := range svs {
 		// A million appends, each to one of a thousand shards, took 30 ms
 		// of a processor in one go (a runtime trace).
 		y.EveryUnlocked(i, l)
-		x.shards[shard[i]] = append(x.shards[shard[i]], sv)
+		sv := &svs[i]
+		sh := &x.shards[shard[i]]
+		sh.ents = append(sh.ents, svcEntry{off: uint32(len(sh.text)), plen: uint16(len(sv.project)),
+			slen: uint16(len(sv.service)), ref: sv.ref})
+		sh.text = append(append(sh.text, sv.project...), sv.service...)
 	}
-	for _, sh := range x.shards {
+	for i := range x.shards {
 		y.MaybeUnlocked(l)
-		slices.SortFunc(sh, func(a, b *routeService) int { return compareService(a, b.Project(), b.Service) })
+		sh := &x.shards[i]
+		slices.SortFunc(sh.ents, func(a, b svcEntry) int {
+			ap, as := sh.names(&a)
+			bp, bs := sh.names(&b)
+			return compareNames(ap, as, bp, bs)
+		})
 	}
 	return x
+}
+
+// serviceSet finds services by project and name, for one table build
+// (buildTable's services the previous table lacks). It is a map keyed by
+// their 64-bit hash (serviceHash), with a second map, by project and
+// name, for a service whose hash another holds already: a first build
+// puts every service in it, and a key of two strings made that map 100
+// MB at a million services, against about 40 MB for the hash. The names
+// of a hash's service are those the set was given first for it (names),
+// which the caller keeps.
+type serviceSet struct {
+	byHash    map[uint64]svcName
+	colliding map[[2]string]svcRef
+	hash      func(project, service string) uint64 // serviceHash; tests make it collide
+}
+
+func newServiceSet(hint int) *serviceSet {
+	return &serviceSet{byHash: make(map[uint64]svcName, hint), hash: serviceHash}
+}
+
+// getOrAdd returns the service of project and name in the set; if there
+// is none, the one add makes, put in the set (each is hashed once).
+func (x *serviceSet) getOrAdd(project, service string, add func() (svcRef, error)) (svcRef, error) {
+	h := x.hash(project, service)
+	sv, ok := x.byHash[h]
+	switch {
+	case !ok:
+		ref, err := add()
+		if err == nil {
+			x.byHash[h] = svcName{project: project, service: service, ref: ref}
+		}
+		return ref, err
+	case sv.project == project && sv.service == service:
+		return sv.ref, nil
+	}
+	k := [2]string{project, service}
+	if ref, ok := x.colliding[k]; ok {
+		return ref, nil
+	}
+	ref, err := add()
+	if err != nil {
+		return ref, err
+	}
+	if x.colliding == nil {
+		x.colliding = map[[2]string]svcRef{}
+	}
+	x.colliding[k] = ref
+	return ref, nil
+}
+
+// refs yields every service of the set.
+func (x *serviceSet) each(f func(svcRef)) {
+	for _, sv := range x.byHash {
+		f(sv.ref)
+	}
+	for _, ref := range x.colliding {
+		f(ref)
+	}
 }

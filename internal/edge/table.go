@@ -16,7 +16,7 @@ import (
 
 // tableShards is the number of shards of a route table. A change of one
 // route copies its shard only: about 1/1024 of the table (a thousand
-// routes, 36 KiB, at a million) plus the 8 KiB array of shard pointers.
+// routes, 60 KiB, at a million) plus the 8 KiB array of shard pointers.
 const tableShards = 1024
 
 // table is one immutable snapshot of the routes, split in shards by a hash
@@ -29,15 +29,70 @@ type table struct {
 	n      int // routes in all shards
 }
 
-// shard holds its routes as values, sorted by their host's key (hashOf)
-// then host, with the keys alongside: a route costs its 32 bytes and 4
-// of key (a map of pointers to routes cost about 70 more), and lookup
-// hands out a pointer into routes. The keys make a lookup read a few
-// cache lines of them and then one route, where a bisection of the routes
-// by host would read a route and its host's bytes at each of ten steps.
+// shard holds its routes as records with no pointer, sorted by their
+// host's key (hashOf) then host, with the keys alongside; the records'
+// names are spans of the shard's one block of bytes, their settings an
+// index into the shard's short list of them (a shard's routes share a
+// few, or one). A route costs its 24-byte record, 4 of key and its names'
+// bytes, and nothing for a collection to follow: its record of 32 bytes
+// with three pointers (its host's bytes in the store read's blocks, which
+// it kept alive, its service and its settings) cost a million pointers
+// each a collection, at a million routes. The keys make a lookup read a
+// few cache lines of them and then one record.
 type shard struct {
-	keys   []uint32
-	routes []route
+	keys []uint32
+	recs []routeRec
+	text []byte           // host, project and service name of each record
+	sets []*routeSettings // the records' settings
+}
+
+// routeRec is a route in its shard: its host, project and service name,
+// in this order from off in the shard's text, its settings (an index in
+// the shard's sets) and its service.
+type routeRec struct {
+	off              uint32
+	set              uint32
+	svc              svcRef
+	hlen, plen, slen uint16
+}
+
+// maxNameLen bounds a route's project and service names (a record keeps
+// their lengths in 16 bits); the store's are labels of 63 bytes at most.
+const maxNameLen = 1024
+
+// route is a route of the table as its readers see it: its names (views
+// of its shard's bytes, which are never written once published), its
+// settings and its service.
+type route struct {
+	Host, project, Service string
+	*routeSettings
+	svc svcRef
+}
+
+// Project returns the ID of rt's project.
+func (rt *route) Project() string { return rt.project }
+
+// host returns the host of the record at i: a view of the shard's bytes.
+func (sh *shard) host(i int) string {
+	r := &sh.recs[i]
+	return unsafeString(sh.text[r.off : r.off+uint32(r.hlen)])
+}
+
+// at returns the route of the record at i.
+func (sh *shard) at(i int) route {
+	r := &sh.recs[i]
+	b := sh.text[r.off : r.off+uint32(r.hlen)+uint32(r.plen)+uint32(r.slen)]
+	return route{Host: unsafeString(b[:r.hlen]), project: unsafeString(b[r.hlen : r.hlen+r.plen]),
+		Service: unsafeString(b[r.hlen+r.plen:]), routeSettings: sh.sets[r.set], svc: r.svc}
+}
+
+// record appends rt's names to the shard's text and returns its record,
+// its settings at index set.
+func (sh *shard) record(rt *route, set uint32) routeRec {
+	r := routeRec{off: uint32(len(sh.text)), set: set, svc: rt.svc,
+		hlen: uint16(len(rt.Host)), plen: uint16(len(rt.project)), slen: uint16(len(rt.Service))}
+	sh.text = append(append(append(sh.text, rt.Host...), rt.project...), rt.Service...)
+	return r
 }
 
 // tableSeed hashes a name to pick its shard and key: the runtime's string
@@ -93,37 +148,47 @@ func (sh *shard) find(key uint32, host string) (int, bool) {
 		}
 	}
 	for ; lo < n && keys[lo] == key; lo++ {
-		if h := sh.routes[lo].Host; h >= host {
+		if h := sh.host(lo); h >= host {
 			return lo, h == host
 		}
 	}
 	return lo, false
 }
 
-// lookup returns host's route, nil if none; allocation-free.
-func (t *table) lookup(host string) *route {
+// lookup returns host's route, false if none; allocation-free.
+func (t *table) lookup(host string) (route, bool) {
 	i, key := hashOf(host)
 	sh := t.shards[i]
 	if sh == nil {
-		return nil
+		return route{}, false
 	}
 	if j, ok := sh.find(key, host); ok {
-		return &sh.routes[j]
+		return sh.at(j), true
 	}
-	return nil
+	return route{}, false
 }
 
-func (t *table) has(host string) bool { return t.lookup(host) != nil }
+func (t *table) has(host string) bool {
+	i, key := hashOf(host)
+	if sh := t.shards[i]; sh != nil {
+		_, ok := sh.find(key, host)
+		return ok
+	}
+	return false
+}
 
-// all yields every route of the table, shard by shard.
+// all yields every route of the table, shard by shard: a pointer to a
+// route that the next one replaces.
 func (t *table) all() iter.Seq[*route] {
 	return func(yield func(*route) bool) {
+		var rt route
 		for _, sh := range t.shards {
 			if sh == nil {
 				continue
 			}
-			for i := range sh.routes {
-				if !yield(&sh.routes[i]) {
+			for i := range sh.recs {
+				rt = sh.at(i)
+				if !yield(&rt) {
 					return
 				}
 			}
@@ -136,11 +201,54 @@ type byKey shard
 
 func (s *byKey) Len() int { return len(s.keys) }
 func (s *byKey) Less(i, j int) bool {
-	return s.keys[i] < s.keys[j] || s.keys[i] == s.keys[j] && s.routes[i].Host < s.routes[j].Host
+	return s.keys[i] < s.keys[j] || s.keys[i] == s.keys[j] && (*shard)(s).host(i) < (*shard)(s).host(j)
 }
 func (s *byKey) Swap(i, j int) {
 	s.keys[i], s.keys[j] = s.keys[j], s.keys[i]
-	s.routes[i], s.routes[j] = s.routes[j], s.routes[i]
+	s.recs[i], s.recs[j] = s.recs[j], s.recs[i]
+}
+
+// setIndex finds the index of settings in shards' lists (a shard's, or
+// sets that another maps): a linear search of a short list, and a map
+// once a list is longer (a table whose services each name their own
+// upstream has as many settings as routes).
+type setIndex struct {
+	long map[setKey]uint32
+}
+
+type setKey struct {
+	sh *shard
+	st *routeSettings
+}
+
+const setScan = 8
+
+// of returns the index of st in sh.sets, appended if missing.
+func (x *setIndex) of(sh *shard, st *routeSettings) uint32 {
+	if len(sh.sets) <= setScan {
+		for i, s := range sh.sets {
+			if s == st {
+				return uint32(i)
+			}
+		}
+		sh.sets = append(sh.sets, st)
+		if len(sh.sets) > setScan { // the list is long now: the map takes over
+			if x.long == nil {
+				x.long = map[setKey]uint32{}
+			}
+			for i, s := range sh.sets {
+				x.long[setKey{sh, s}] = uint32(i)
+			}
+		}
+		return uint32(len(sh.sets) - 1)
+	}
+	k := setKey{sh, st}
+	if i, ok := x.long[k]; ok {
+		return i
+	}
+	sh.sets = append(sh.sets, st)
+	x.long[k] = uint32(len(sh.sets) - 1)
+	return uint32(len(sh.sets) - 1)
 }
 
 // tableFill builds a whole table (SetRoutes) from routes whose number is
@@ -150,13 +258,14 @@ type tableFill struct {
 	t     *table
 	shard []uint16 // shard of the i-th route given
 	key   []uint32 // key of the i-th route given
+	sets  setIndex
 }
 
-// newTableFill makes a tableFill for routes (only their hosts are read).
+// newTableFill makes a tableFill for routes (only their names are read).
 func newTableFill(routes RouteSeq, y *sched.Yielder, l sync.Locker) (*tableFill, error) {
 	n := routes.Len()
 	f := &tableFill{t: &table{}, shard: make([]uint16, n), key: make([]uint32, n)}
-	var sizes [tableShards]int
+	var sizes, texts [tableShards]int
 	i := 0
 	for r := range routes.All() {
 		if i == n {
@@ -166,6 +275,7 @@ func newTableFill(routes RouteSeq, y *sched.Yielder, l sync.Locker) (*tableFill,
 		sh, key := hashOf(r.Host)
 		f.shard[i], f.key[i] = uint16(sh), key
 		sizes[sh]++
+		texts[sh] += len(r.Host) + len(r.Project) + len(r.Service)
 		i++
 	}
 	if i != n {
@@ -173,17 +283,17 @@ func newTableFill(routes RouteSeq, y *sched.Yielder, l sync.Locker) (*tableFill,
 	}
 	for sh, n := range sizes {
 		if n > 0 {
-			f.t.shards[sh] = &shard{keys: make([]uint32, 0, n), routes: make([]route, 0, n)}
+			f.t.shards[sh] = &shard{keys: make([]uint32, 0, n), recs: make([]routeRec, 0, n), text: make([]byte, 0, texts[sh])}
 		}
 	}
 	return f, nil
 }
 
 // add puts rt, made of the i-th route given, in its shard.
-func (f *tableFill) add(i int, rt route) {
+func (f *tableFill) add(i int, rt *route) {
 	sh := f.t.shards[f.shard[i]]
 	sh.keys = append(sh.keys, f.key[i])
-	sh.routes = append(sh.routes, rt)
+	sh.recs = append(sh.recs, sh.record(rt, f.sets.of(sh, rt.routeSettings)))
 	f.t.n++
 }
 
@@ -196,9 +306,9 @@ func (f *tableFill) finish(y *sched.Yielder, l sync.Locker) (*table, error) {
 		}
 		y.MaybeUnlocked(l)
 		sort.Sort((*byKey)(sh))
-		for i := 1; i < len(sh.routes); i++ {
-			if sh.routes[i].Host == sh.routes[i-1].Host {
-				return nil, fmt.Errorf("%w: host %s appears twice", ErrInvalidRoute, sh.routes[i].Host)
+		for i := 1; i < len(sh.recs); i++ {
+			if h := sh.host(i); h == sh.host(i-1) {
+				return nil, fmt.Errorf("%w: host %s appears twice", ErrInvalidRoute, h)
 			}
 		}
 	}
@@ -210,6 +320,7 @@ func (f *tableFill) finish(y *sched.Yielder, l sync.Locker) (*table, error) {
 type tableBuilder struct {
 	t      *table
 	copied [tableShards]bool // the shard is this builder's own
+	sets   setIndex
 }
 
 func newTableBuilder(from *table) *tableBuilder {
@@ -218,13 +329,24 @@ func newTableBuilder(from *table) *tableBuilder {
 	return b
 }
 
-// own returns shard i, copied first if it is still the published table's.
+// own returns shard i, copied first if it is still the published table's:
+// its records' names packed anew in a block of their own and its list of
+// settings of those its records name.
 func (b *tableBuilder) own(i int) *shard {
 	if !b.copied[i] {
 		sh := &shard{}
 		if old := b.t.shards[i]; old != nil {
+			size := 0
+			for _, r := range old.recs {
+				size += int(r.hlen) + int(r.plen) + int(r.slen)
+			}
 			sh.keys = append(make([]uint32, 0, len(old.keys)+1), old.keys...)
-			sh.routes = append(make([]route, 0, len(old.routes)+1), old.routes...)
+			sh.recs = make([]routeRec, 0, len(old.recs)+1)
+			sh.text = make([]byte, 0, size+64)
+			for j := range old.recs {
+				rt := old.at(j)
+				sh.recs = append(sh.recs, sh.record(&rt, b.sets.of(sh, rt.routeSettings)))
+			}
 		}
 		b.t.shards[i] = sh
 		b.copied[i] = true
@@ -232,20 +354,20 @@ func (b *tableBuilder) own(i int) *shard {
 	return b.t.shards[i]
 }
 
-// get returns host's route in the table being built: a pointer that the
-// next put or remove may move.
-func (b *tableBuilder) get(host string) *route { return b.t.lookup(host) }
+// get returns host's route in the table being built.
+func (b *tableBuilder) get(host string) (route, bool) { return b.t.lookup(host) }
 
-func (b *tableBuilder) put(rt route) {
+func (b *tableBuilder) put(rt *route) {
 	i, key := hashOf(rt.Host)
 	sh := b.own(i)
 	j, ok := sh.find(key, rt.Host)
+	rec := sh.record(rt, b.sets.of(sh, rt.routeSettings))
 	if ok {
-		sh.routes[j] = rt
+		sh.recs[j] = rec
 		return
 	}
 	sh.keys = slices.Insert(sh.keys, j, key)
-	sh.routes = slices.Insert(sh.routes, j, rt)
+	sh.recs = slices.Insert(sh.recs, j, rec)
 	b.t.n++
 }
 
@@ -260,7 +382,7 @@ func (b *tableBuilder) remove(host string) {
 	}
 	sh := b.own(i)
 	sh.keys = slices.Delete(sh.keys, j, j+1)
-	sh.routes = slices.Delete(sh.routes, j, j+1)
+	sh.recs = slices.Delete(sh.recs, j, j+1)
 	b.t.n--
 }
 
@@ -320,12 +442,14 @@ func (s *Server) SetRouteSeq(routes RouteSeq) error {
 	released := s.released
 	b, err := s.buildTable(routes, &s.mu)
 	if err == nil && s.released != released {
+		s.dropServices(b)
 		b, err = s.buildTable(routes, nil)
 	}
 	if err != nil {
 		return err
 	}
 	if s.closed {
+		s.dropServices(b)
 		return errors.New("edge: server is shut down")
 	}
 	t := b.t
@@ -334,12 +458,10 @@ func (s *Server) SetRouteSeq(routes RouteSeq) error {
 	s.certs.Clear()
 	// Count the routes of each service anew; a service of the previous
 	// table that counts none has left it.
-	for sv := range s.services.all() {
-		sv.routes = 0
-	}
+	s.services.each(func(_, _ string, ref svcRef) { s.svcs.slot(ref.slot).routes = 0 })
 	// At most a service a route: sized once (at a million services the
 	// list grew through 42 MB).
-	svs := make([]*routeService, 0, t.n)
+	svs := make([]svcName, 0, t.n)
 	n := 0
 	var y sched.Yielder
 	for rt := range t.all() {
@@ -347,29 +469,29 @@ func (s *Server) SetRouteSeq(routes RouteSeq) error {
 		// before the swap finds the full table and returns.
 		n++
 		y.EveryUnlocked(n, &s.mu)
-		if rt.routes == 0 {
-			svs = append(svs, rt.routeService)
+		sl := s.svcs.slot(rt.svc.slot)
+		if sl.routes == 0 {
+			svs = append(svs, svcName{project: rt.project, service: rt.Service, ref: rt.svc})
 		}
-		rt.routes++
+		sl.routes++
 	}
 	services := indexServices(svs, &y, &s.mu)
-	for sv := range s.services.all() {
-		if sv.routes != 0 {
-			continue
+	s.services.each(func(project, service string, ref svcRef) {
+		if s.svcs.slot(ref.slot).routes != 0 {
+			return
 		}
-		if same := services.get(sv.Project(), sv.Service); same != nil {
+		if same, ok := services.get(project, service); ok {
 			// The same service, made anew by a build that let a warm-up
 			// put its route meanwhile: its series stay, with its recorder.
 			s.recMu.Lock()
-			sv.gone = true
-			if m := sv.rec(); m != nil && same.rec() == nil {
-				same.setRec(m)
+			if m := s.svcs.release(ref); m != nil {
+				s.svcs.rec(same.slot).CompareAndSwap(nil, m)
 			}
 			s.recMu.Unlock()
-			continue
+			return
 		}
-		s.retire(sv)
-	}
+		s.retire(ref)
+	})
 	for _, up := range b.created {
 		if s.closed { // Shutdown ran during a yield: it stopped the table's upstreams, not these
 			up.stop()
@@ -400,6 +522,13 @@ type tableBuild struct {
 	auths    map[string]*counted[*clientAuth]
 	settings map[string]*counted[*routeSettings]
 	created  []*upstream
+	newSvcs  *serviceSet // the services it made
+}
+
+// dropServices frees the services b made, for a build that is not
+// published.
+func (s *Server) dropServices(b *tableBuild) {
+	b.newSvcs.each(func(ref svcRef) { s.svcs.release(ref) })
 }
 
 // agrees reports whether st's upstreams are the build's for their keys
@@ -420,14 +549,14 @@ func (b *tableBuild) agrees(st *routeSettings) bool {
 // ticket keys, the upstreams the settings name, the services' metrics
 // recorders), with s.mu held; it lets go of l (s.mu, or nil: held
 // throughout) at each yield.
-func (s *Server) buildTable(routes RouteSeq, l sync.Locker) (*tableBuild, error) {
+func (s *Server) buildTable(routes RouteSeq, l sync.Locker) (b *tableBuild, err error) {
 	var y sched.Yielder
 	fill, err := newTableFill(routes, &y, l)
 	if err != nil {
 		return nil, err
 	}
 	parsed := upstreamParses{}
-	b := &tableBuild{ups: make(map[string]*upstream, len(s.upstreams)), upRefs: make(map[string]int, len(s.upRefs)),
+	b = &tableBuild{ups: make(map[string]*upstream, len(s.upstreams)), upRefs: make(map[string]int, len(s.upRefs)),
 		auths: map[string]*counted[*clientAuth]{}, settings: map[string]*counted[*routeSettings]{}}
 	// Client-certificate settings by mode and CA, route settings by
 	// settingsKey, services by project and name: the routes that have the
@@ -442,8 +571,12 @@ func (s *Server) buildTable(routes RouteSeq, l sync.Locker) (*tableBuild, error)
 		hint = n
 	}
 	newSvcs := newServiceSet(hint)
-	metas := map[string]*serviceMeta{} // the new services' projects
-	slab := &svcSlab{}
+	b.newSvcs = newSvcs
+	defer func() {
+		if err != nil { // b is nil now
+			newSvcs.each(func(ref svcRef) { s.svcs.release(ref) })
+		}
+	}()
 	upstreamOf := func(key string, u *url.URL, h healthCheck) *upstream {
 		// Routes that name one URL with the same health check share its
 		// connections and health state.
@@ -500,12 +633,11 @@ func (s *Server) buildTable(routes RouteSeq, l sync.Locker) (*tableBuild, error)
 			b.settings[c.v.key] = c
 		}
 		c.n++
-		sv := s.services.get(r.Project, r.Service)
-		if sv == nil {
-			sv = newSvcs.getOrAdd(r.Project, r.Service, func() *routeService {
-				slab.left = n - i
-				return newRouteService(r.Project, r.Service, metas, slab)
-			})
+		sv, ok := s.services.get(r.Project, r.Service)
+		if !ok {
+			if sv, err = b.newSvcs.getOrAdd(r.Project, r.Service, s.svcs.make); err != nil {
+				return nil, err
+			}
 		}
 		st := c.v
 		for _, up := range st.pool.ups {
@@ -521,7 +653,7 @@ func (s *Server) buildTable(routes RouteSeq, l sync.Locker) (*tableBuild, error)
 			}
 			a.n++
 		}
-		fill.add(i, route{Host: r.Host, routeService: sv, routeSettings: st})
+		fill.add(i, &route{Host: r.Host, project: r.Project, Service: r.Service, routeSettings: st, svc: sv})
 	}
 	if i+1 != n {
 		return nil, fmt.Errorf("edge: a route source of %d routes yielded %d", n, i+1)
@@ -565,9 +697,17 @@ func (s *Server) updateRoutes(set []Route, remove []string) error {
 	newAuths := map[string]*clientAuth{}
 	setDelta := map[string]int{}
 	newSettings := map[string]*routeSettings{}
-	svcDelta := map[*routeService]int{}
-	newSvcs := map[[2]string]*routeService{}
-	metas := map[string]*serviceMeta{} // the new services' projects
+	svcDelta := map[svcRef]int{}
+	svcNames := map[svcRef][2]string{} // of the services counted
+	newSvcs := map[[2]string]svcRef{}
+	committed := false
+	defer func() {
+		if !committed {
+			for _, ref := range newSvcs {
+				s.svcs.release(ref)
+			}
+		}
+	}()
 	count := func(rt *route, d int) {
 		for _, up := range rt.pool.ups {
 			upDelta[up.mapKey] += d
@@ -576,7 +716,10 @@ func (s *Server) updateRoutes(set []Route, remove []string) error {
 			authDelta[rt.authKey] += d
 		}
 		setDelta[rt.key] += d
-		svcDelta[rt.routeService] += d
+		if _, ok := svcDelta[rt.svc]; !ok {
+			svcNames[rt.svc] = [2]string{rt.project, rt.Service}
+		}
+		svcDelta[rt.svc] += d
 	}
 	upstreamOf := func(key string, u *url.URL, h healthCheck) *upstream {
 		if up := s.upstreams[key]; up != nil {
@@ -606,8 +749,8 @@ func (s *Server) updateRoutes(set []Route, remove []string) error {
 	}
 	touched := make([]string, 0, len(remove)+len(set))
 	for _, h := range remove {
-		if old := b.get(h); old != nil {
-			count(old, -1)
+		if old, ok := b.get(h); ok {
+			count(&old, -1)
 			b.remove(h)
 			touched = append(touched, h)
 		}
@@ -636,23 +779,27 @@ func (s *Server) updateRoutes(set []Route, remove []string) error {
 			return fmt.Errorf("%w: host %s appears twice", ErrInvalidRoute, r.Host)
 		}
 		seen[r.Host] = true
-		sv := s.services.get(r.Project, r.Service)
-		if sv == nil {
+		sv, ok := s.services.get(r.Project, r.Service)
+		if !ok {
 			k := [2]string{r.Project, r.Service}
-			if sv = newSvcs[k]; sv == nil {
-				sv = newRouteService(r.Project, r.Service, metas, nil)
+			if sv, ok = newSvcs[k]; !ok {
+				var err error
+				if sv, err = s.svcs.make(); err != nil {
+					return err
+				}
 				newSvcs[k] = sv
 			}
 		}
-		if old := b.get(r.Host); old != nil {
-			count(old, -1)
+		if old, ok := b.get(r.Host); ok {
+			count(&old, -1)
 		}
-		rt := route{Host: r.Host, routeService: sv, routeSettings: st}
+		rt := route{Host: r.Host, project: r.Project, Service: r.Service, routeSettings: st, svc: sv}
 		count(&rt, +1)
-		b.put(rt)
+		b.put(&rt)
 		touched = append(touched, r.Host)
 	}
 
+	committed = true
 	s.table.Store(b.t)
 	for _, h := range touched {
 		s.certs.Delete(h)
@@ -695,13 +842,15 @@ func (s *Server) updateRoutes(set []Route, remove []string) error {
 			delete(s.settings, key)
 		}
 	}
-	for _, sv := range newSvcs {
-		s.services.add(sv)
+	for k, ref := range newSvcs {
+		s.services.add(k[0], k[1], ref)
 	}
-	for sv, d := range svcDelta {
-		if sv.routes += int32(d); sv.routes <= 0 {
-			s.services.remove(sv)
-			s.retire(sv)
+	for ref, d := range svcDelta {
+		sl := s.svcs.slot(ref.slot)
+		if sl.routes += int32(d); sl.routes <= 0 {
+			k := svcNames[ref]
+			s.services.remove(k[0], k[1])
+			s.retire(ref)
 			s.released++
 		}
 	}

@@ -95,7 +95,8 @@ func TestUpdateRoutesMatchesSetRoutes(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.s.mu.Lock()
-	hasC, hasK := h.s.services.get("q", "c") != nil, h.s.services.get("p", "k") != nil
+	_, hasC := h.s.services.get("q", "c")
+	_, hasK := h.s.services.get("p", "k")
 	h.s.mu.Unlock()
 	if hasC || !hasK {
 		t.Errorf("services after c.test left: q/c present %v (want false), p/k present %v (want true)", hasC, hasK)
@@ -126,6 +127,7 @@ func TestUpdateRoutesInvalidChangesNothing(t *testing.T) {
 	if _, body := do(t, h.client(t, false), "GET", "https://a.test/", nil); body != "A" {
 		t.Errorf("a.test answered %q after refused deltas, want A", body)
 	}
+	checkServices(t, h.s)
 }
 
 // tableServer returns a Server with no listener, for tests of the route
@@ -140,28 +142,44 @@ func tableServer(t *testing.T, cfg Config) *Server {
 
 // checkServices fails t unless s's services are those of its table:
 // every route's service is the one indexed under its project and name,
-// counts the routes that name it, and is not retired; and the index holds
-// no other.
+// counts the routes that name it, and is live (not retired); the index
+// holds no other; and every slot the arena handed out is either a
+// service's or free (none leaked).
 func checkServices(t *testing.T, s *Server) {
 	t.Helper()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	counts := map[*routeService]int32{}
+	counts := map[svcRef]int32{}
 	for rt := range s.table.Load().all() {
-		if got := s.services.get(rt.Project(), rt.Service); got != rt.routeService {
-			t.Fatalf("%s: route's service %s/%s is %p, the index's %p", rt.Host, rt.Project(), rt.Service, rt.routeService, got)
+		if got, _ := s.services.get(rt.Project(), rt.Service); got != rt.svc {
+			t.Fatalf("%s: route's service %s/%s is %v, the index's %v", rt.Host, rt.Project(), rt.Service, rt.svc, got)
 		}
-		counts[rt.routeService]++
+		counts[rt.svc]++
 	}
 	indexed := 0
-	for sv := range s.services.all() {
+	s.services.each(func(project, service string, ref svcRef) {
 		indexed++
-		if sv.routes != counts[sv] || sv.gone {
-			t.Fatalf("service %s/%s counts %d routes (gone %v), the table has %d", sv.Project(), sv.Service, sv.routes, sv.gone, counts[sv])
+		if n := s.svcs.slot(ref.slot).routes; n != counts[ref] || !s.svcs.live(ref) {
+			t.Fatalf("service %s/%s counts %d routes (live %v), the table has %d", project, service, n, s.svcs.live(ref), counts[ref])
 		}
-	}
+	})
 	if indexed != len(counts) {
 		t.Fatalf("the index holds %d services, the table names %d", indexed, len(counts))
+	}
+	free := map[uint32]bool{}
+	for _, i := range s.svcs.free {
+		if free[i] {
+			t.Fatalf("slot %d is free twice", i)
+		}
+		free[i] = true
+	}
+	for ref := range counts {
+		if free[ref.slot] {
+			t.Fatalf("slot %d is free and a service's", ref.slot)
+		}
+	}
+	if int(s.svcs.n) != indexed+len(free) {
+		t.Fatalf("%d slots handed out, %d services and %d free: %d leaked", s.svcs.n, indexed, len(free), int(s.svcs.n)-indexed-len(free))
 	}
 }
 
@@ -181,7 +199,7 @@ func TestTableLookup(t *testing.T) {
 	tb := s.table.Load()
 	empty := 0
 	for _, sh := range tb.shards {
-		if sh == nil || len(sh.routes) == 0 {
+		if sh == nil || len(sh.recs) == 0 {
 			empty++
 		}
 	}
@@ -189,8 +207,8 @@ func TestTableLookup(t *testing.T) {
 		t.Fatalf("table of %d routes with %d empty shards, want %d routes in every shard", tb.n, empty, len(routes))
 	}
 	for _, r := range routes {
-		rt := tb.lookup(r.Host)
-		if rt == nil {
+		rt, ok := tb.lookup(r.Host)
+		if !ok {
 			t.Fatalf("%s is not found", r.Host)
 		}
 		if got := rt.Route(); got.Host != r.Host || got.Service != r.Service || got.Upstreams[0] != r.Upstreams[0] {
@@ -198,7 +216,7 @@ func TestTableLookup(t *testing.T) {
 		}
 	}
 	for _, host := range []string{"", "a.test", "h.test", "h20000.test", "h1.tes", "h1.testx", "zzz.test", "h-1.test"} {
-		if tb.lookup(host) != nil || s.Has(host) {
+		if _, ok := tb.lookup(host); ok || s.Has(host) {
 			t.Errorf("%q is found in a table without it", host)
 		}
 	}
@@ -321,10 +339,10 @@ func TestTableChanges(t *testing.T) {
 	var old []published
 	for step := range 150 {
 		before := s.table.Load()
-		var svsBefore []*routeService
-		for sv := range s.services.all() {
-			svsBefore = append(svsBefore, sv)
-		}
+		var svsBefore []svcName
+		s.services.each(func(project, service string, ref svcRef) {
+			svsBefore = append(svsBefore, svcName{project, service, ref})
+		})
 		if step%50 == 0 {
 			// A swap: half the model kept, some new.
 			next := map[string]Route{}
@@ -392,10 +410,10 @@ func TestTableChanges(t *testing.T) {
 			names[[2]string{r.Project, r.Service}] = true
 		}
 		for _, sv := range svsBefore {
-			kept := names[[2]string{sv.Project(), sv.Service}]
-			if cur := s.services.get(sv.Project(), sv.Service); kept != (cur == sv) || kept == sv.gone {
-				t.Fatalf("step %d: service %s/%s still routed %v: indexed %p (was %p), retired %v",
-					step, sv.Project(), sv.Service, kept, cur, sv, sv.gone)
+			kept := names[[2]string{sv.project, sv.service}]
+			if cur, ok := s.services.get(sv.project, sv.service); kept != (ok && cur == sv.ref) || kept != s.svcs.live(sv.ref) {
+				t.Fatalf("step %d: service %s/%s still routed %v: indexed %v (was %v), live %v",
+					step, sv.project, sv.service, kept, cur, sv.ref, s.svcs.live(sv.ref))
 			}
 		}
 		if step%10 != 0 {
@@ -421,8 +439,8 @@ func TestServiceKeptAcrossSwap(t *testing.T) {
 	if err := s.SetRoutes([]Route{{Host: "a.test", Project: "p", Service: "web", Upstreams: up}}); err != nil {
 		t.Fatal(err)
 	}
-	old := s.table.Load().lookup("a.test")
-	m := s.recorder(old.routeService)
+	old, _ := s.table.Load().lookup("a.test")
+	m := s.recorder(&old)
 	m.Observe(200, 1, 1, time.Millisecond)
 	if err := s.SetRoutes([]Route{
 		{Host: "b.test", Project: "p", Service: "web", Upstreams: up},
@@ -430,7 +448,7 @@ func TestServiceKeptAcrossSwap(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if rt := s.table.Load().lookup("b.test"); rt.routeService != old.routeService || s.recorder(rt.routeService) != m {
+	if rt, _ := s.table.Load().lookup("b.test"); rt.svc != old.svc || s.recorder(&rt) != m {
 		t.Error("the swap gave p/web, routed by b.test only now, another service or recorder")
 	}
 	checkServices(t, s)
@@ -441,14 +459,17 @@ func TestServiceKeptAcrossSwap(t *testing.T) {
 	if _, ok := metrics.Lookup(reg.Gatherer(), "spine_http_requests_total", series); ok {
 		t.Error("p/web's series are still there after it left the table")
 	}
-	if !old.gone || s.services.get("p", "web") != nil {
+	if _, ok := s.services.get("p", "web"); s.svcs.live(old.svc) || ok {
 		t.Error("p/web is not retired after it left the table")
 	}
-	other := s.table.Load().lookup("c.test").routeService
+	if s.recorder(&old) != nil {
+		t.Error("a request on the old route of p/web, retired, got a recorder")
+	}
+	other, _ := s.table.Load().lookup("c.test")
 	if err := s.SetRoutes(nil); err != nil {
 		t.Fatal(err)
 	}
-	if s.recorder(other) != nil {
+	if s.recorder(&other) != nil {
 		t.Error("a request on the old route of p/other, retired before any request, made a recorder")
 	}
 	checkServices(t, s)
@@ -469,10 +490,10 @@ func TestShardFind(t *testing.T) {
 	}
 	for _, n := range []int{0, 1, 2, 3, 17, 1000} {
 		for name, spread := range spreads {
-			sh := &shard{}
+			sh := &shard{sets: []*routeSettings{nil}}
 			for i := range n {
 				sh.keys = append(sh.keys, spread())
-				sh.routes = append(sh.routes, route{Host: "h" + strconv.Itoa(i) + ".test"})
+				sh.recs = append(sh.recs, sh.record(&route{Host: "h" + strconv.Itoa(i) + ".test"}, 0))
 			}
 			sort.Sort((*byKey)(sh))
 			for range 1000 {
@@ -482,13 +503,13 @@ func TestShardFind(t *testing.T) {
 				}
 				if n > 0 && rnd.IntN(2) == 0 {
 					j := rnd.IntN(n)
-					key, host = sh.keys[j], sh.routes[j].Host
+					key, host = sh.keys[j], sh.at(j).Host
 				}
 				want := 0
-				for want < n && (sh.keys[want] < key || sh.keys[want] == key && sh.routes[want].Host < host) {
+				for want < n && (sh.keys[want] < key || sh.keys[want] == key && sh.at(want).Host < host) {
 					want++
 				}
-				wantOK := want < n && sh.keys[want] == key && sh.routes[want].Host == host
+				wantOK := want < n && sh.keys[want] == key && sh.at(want).Host == host
 				if got, ok := sh.find(key, host); got != want || ok != wantOK {
 					t.Fatalf("%d keys %s: find(%d, %s) = %d, %v; want %d, %v", n, name, key, host, got, ok, want, wantOK)
 				}
@@ -540,7 +561,8 @@ func TestSetRoutesLetsTheWarmUpIn(t *testing.T) {
 			if c.shared {
 				routes = append(routes, warm)
 			}
-			var put *route
+			var put route
+			putOK := false
 			yields := 0
 			testHookBuildYield = func(i int) {
 				if yields++; c.forgetAt != 0 && i == c.forgetAt {
@@ -549,17 +571,17 @@ func TestSetRoutesLetsTheWarmUpIn(t *testing.T) {
 				if i != c.at {
 					return
 				}
-				put = s.route(t.Context(), warm.Host) // takes s.mu: waits for the whole build unless it let go
-				if put == nil {
+				put, putOK = s.route(t.Context(), warm.Host) // takes s.mu: waits for the whole build unless it let go
+				if !putOK {
 					t.Fatal("the warm-up's look-up during the build gave no route")
 				}
-				s.recorder(put.routeService).Observe(200, 1, 1, time.Millisecond)
+				s.recorder(&put).Observe(200, 1, 1, time.Millisecond)
 			}
 			defer func() { testHookBuildYield = nil }()
 			if err := s.SetRoutes(routes); err != nil {
 				t.Fatal(err)
 			}
-			if put == nil {
+			if !putOK {
 				t.Fatalf("the build yielded %d times, never at route %d", yields, c.at)
 			}
 			if yields != 5 {
@@ -591,12 +613,12 @@ func TestSetRoutesLetsTheWarmUpIn(t *testing.T) {
 			if want := map[bool]int{false: 2, true: 1}[c.shared]; nups != want {
 				t.Errorf("%d upstreams, want %d", nups, want)
 			}
-			rt := s.table.Load().lookup(warm.Host)
+			rt, _ := s.table.Load().lookup(warm.Host)
 			if rt.pool.ups[0].stopped.Load() {
 				t.Error("w.test's upstream is stopped")
 			}
-			if rt.routeService != put.routeService && !put.routeService.gone {
-				t.Error("the warm-up's service, replaced, is not marked gone")
+			if rt.svc != put.svc && s.svcs.live(put.svc) {
+				t.Error("the warm-up's service, replaced, is still live")
 			}
 			series := map[string]string{"service": "p/web", "code": "200", "proto": "1.1"}
 			if _, ok := metrics.Lookup(reg.Gatherer(), "spine_http_requests_total", series); !ok && c.forgetAt == 0 {
@@ -606,49 +628,6 @@ func TestSetRoutesLetsTheWarmUpIn(t *testing.T) {
 				t.Error("the warm-up is not over after SetRoutes")
 			}
 		})
-	}
-}
-
-// A routeService is 32 bytes, one per service of the table (a million
-// at a million services): its project and recorder are behind one pointer.
-func TestRouteServiceSize(t *testing.T) {
-	if n := unsafe.Sizeof(routeService{}); n != 32 {
-		t.Errorf("routeService is %d bytes, want 32", n)
-	}
-}
-
-// A whole table's build takes its services from arrays of at most
-// svcSlabLen, sized by the routes left, each service its own.
-func TestSvcSlab(t *testing.T) {
-	sl := &svcSlab{left: 3}
-	a, b, c := sl.next(), sl.next(), sl.next()
-	if a == b || b == c || a == c {
-		t.Fatal("svcSlab handed out one service twice")
-	}
-	if cap(sl.free) != 0 {
-		t.Errorf("three routes left made an array of %d more", cap(sl.free))
-	}
-	sl.left = 10 * svcSlabLen
-	sl.next()
-	if n := len(sl.free) + 1; n != svcSlabLen {
-		t.Errorf("array of %d services, want at most %d", n, svcSlabLen)
-	}
-
-	// SetRoutes of more services than one array: each route finds its own.
-	s := tableServer(t, Config{})
-	var routes []Route
-	for i := range svcSlabLen + 10 {
-		routes = append(routes, Route{Host: fmt.Sprintf("s%d.example.com", i), Project: "prj_1",
-			Service: fmt.Sprintf("s%d", i), Upstreams: []string{"http://127.0.0.1:9"}})
-	}
-	if err := s.SetRoutes(routes); err != nil {
-		t.Fatal(err)
-	}
-	for _, r := range routes {
-		rt := s.table.Load().lookup(r.Host)
-		if rt == nil || rt.Service != r.Service || rt.Project() != "prj_1" {
-			t.Fatalf("%s: route %+v", r.Host, rt)
-		}
 	}
 }
 
@@ -665,33 +644,36 @@ func TestServiceSet(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			x := newServiceSet(0)
 			x.hash = tc.hash
-			metas := map[string]*serviceMeta{}
 			keys := [][2]string{{"ab", "c"}, {"a", "bc"}, {"prj_1", "web"}, {"prj_2", "web"}, {"prj_1", "api"}}
-			made := map[[2]string]*routeService{}
-			for _, k := range keys {
-				sv := x.getOrAdd(k[0], k[1], func() *routeService {
-					sv := newRouteService(k[0], k[1], metas, nil)
-					made[k] = sv
-					return sv
+			made := map[[2]string]svcRef{}
+			for i, k := range keys {
+				sv, err := x.getOrAdd(k[0], k[1], func() (svcRef, error) {
+					made[k] = svcRef{slot: uint32(i), gen: 1}
+					return made[k], nil
 				})
-				if made[k] == nil || sv != made[k] {
-					t.Fatalf("getOrAdd(%q, %q) the first time = %p, not the one it made", k[0], k[1], sv)
+				if _, ok := made[k]; !ok || err != nil || sv != made[k] {
+					t.Fatalf("getOrAdd(%q, %q) the first time = %v, %v, not the one it made", k[0], k[1], sv, err)
 				}
 			}
 			for _, k := range keys {
-				sv := x.getOrAdd(k[0], k[1], func() *routeService {
+				sv, _ := x.getOrAdd(k[0], k[1], func() (svcRef, error) {
 					t.Errorf("getOrAdd(%q, %q) made a second service", k[0], k[1])
-					return nil
+					return svcRef{}, nil
 				})
 				if sv != made[k] {
-					t.Errorf("getOrAdd(%q, %q) = %p, want %p", k[0], k[1], sv, made[k])
+					t.Errorf("getOrAdd(%q, %q) = %v, want %v", k[0], k[1], sv, made[k])
 				}
+			}
+			n := 0
+			x.each(func(svcRef) { n++ })
+			if n != len(keys) {
+				t.Errorf("the set yields %d services, want %d", n, len(keys))
 			}
 		})
 	}
 
-	// SetRoutes: the routes of one service share its routeService even
-	// when they are not next to each other.
+	// SetRoutes: the routes of one service share it even when they are
+	// not next to each other.
 	s := tableServer(t, Config{})
 	routes := []Route{
 		{Host: "a1.example.com", Project: "prj_1", Service: "a", Upstreams: []string{"http://127.0.0.1:9"}},
@@ -703,17 +685,185 @@ func TestServiceSet(t *testing.T) {
 		t.Fatal(err)
 	}
 	tb := s.table.Load()
-	a1, b1, a2, a3 := tb.lookup("a1.example.com"), tb.lookup("b1.example.com"), tb.lookup("a2.example.com"), tb.lookup("a3.example.com")
-	if a1 == nil || b1 == nil || a2 == nil || a3 == nil {
+	a1, ok1 := tb.lookup("a1.example.com")
+	b1, ok2 := tb.lookup("b1.example.com")
+	a2, ok3 := tb.lookup("a2.example.com")
+	a3, ok4 := tb.lookup("a3.example.com")
+	if !ok1 || !ok2 || !ok3 || !ok4 {
 		t.Fatal("a route is missing")
 	}
-	if a1.routeService != a2.routeService {
+	if a1.svc != a2.svc {
 		t.Error("the two routes of prj_1's service a have a service each")
 	}
-	if a1.routeService == b1.routeService || a1.routeService == a3.routeService {
-		t.Error("two services share one routeService")
+	if a1.svc == b1.svc || a1.svc == a3.svc {
+		t.Error("two services share one slot")
 	}
-	if a1.routes != 2 || b1.routes != 1 || a3.routes != 1 {
-		t.Errorf("routes counted %d, %d, %d; want 2, 1, 1", a1.routes, b1.routes, a3.routes)
+	routesOf := func(rt route) int32 { return s.svcs.slot(rt.svc.slot).routes }
+	if routesOf(a1) != 2 || routesOf(b1) != 1 || routesOf(a3) != 1 {
+		t.Errorf("routes counted %d, %d, %d; want 2, 1, 1", routesOf(a1), routesOf(b1), routesOf(a3))
 	}
+	checkServices(t, s)
+}
+
+// holdsPointer reports whether a value of ty holds a pointer the
+// collector follows.
+func holdsPointer(ty reflect.Type) bool {
+	switch ty.Kind() {
+	case reflect.Struct:
+		for f := range ty.Fields() {
+			if holdsPointer(f.Type) {
+				return true
+			}
+		}
+		return false
+	case reflect.Array:
+		return holdsPointer(ty.Elem())
+	case reflect.Bool, reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Float32, reflect.Float64:
+		return false
+	}
+	return true
+}
+
+// What the table keeps a route and a service has no pointer for a
+// collection to follow: a route record (24 bytes), a service's slot and
+// its index entry. Only a service's recorder, made at its first request,
+// is a pointer.
+func TestTableRecordsHoldNoPointer(t *testing.T) {
+	for _, ty := range []reflect.Type{reflect.TypeFor[routeRec](), reflect.TypeFor[svcSlot](), reflect.TypeFor[svcEntry]()} {
+		if holdsPointer(ty) {
+			t.Errorf("%s holds a pointer", ty)
+		}
+	}
+	if n := unsafe.Sizeof(routeRec{}); n > 24 {
+		t.Errorf("routeRec is %d bytes, want at most 24", n)
+	}
+}
+
+// The table copies what it keeps of a route's strings: none of its names
+// is the caller's (a node's full sync gives names in the blocks of its
+// store read, which the table kept alive), after a whole build and after
+// a change.
+func TestTableKeepsNoCallersString(t *testing.T) {
+	s := tableServer(t, Config{})
+	given := map[*byte]bool{}
+	var routes []Route
+	for i := range 300 {
+		r := Route{Host: fmt.Sprintf("h%d.test", i), Project: fmt.Sprintf("prj_%d", i%5), Service: fmt.Sprintf("s%d", i%40),
+			Upstreams: []string{"http://127.0.0.1:9"}}
+		routes = append(routes, r)
+	}
+	extra := Route{Host: "extra.test", Project: "prj_9", Service: "new", Upstreams: []string{"http://127.0.0.1:9"}}
+	for _, r := range append(routes, extra) {
+		for _, str := range []string{r.Host, r.Project, r.Service} {
+			given[unsafe.StringData(str)] = true
+		}
+	}
+	if err := s.SetRoutes(routes); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.UpdateRoutes([]Route{extra}, []string{"h1.test"}); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for rt := range s.table.Load().all() {
+		n++
+		for _, str := range []string{rt.Host, rt.Project(), rt.Service} {
+			if given[unsafe.StringData(str)] {
+				t.Fatalf("%s: the table keeps the caller's string %q", rt.Host, str)
+			}
+		}
+	}
+	s.mu.Lock()
+	s.services.each(func(project, service string, _ svcRef) {
+		if given[unsafe.StringData(project)] || given[unsafe.StringData(service)] {
+			t.Errorf("the service index keeps the caller's %s/%s", project, service)
+		}
+	})
+	s.mu.Unlock()
+	if n != len(routes) {
+		t.Errorf("%d routes, want %d", n, len(routes))
+	}
+	checkServices(t, s)
+}
+
+// A service's slot, freed when it leaves, goes to the next service made:
+// a request still on a route of the first gets no recorder, neither the
+// first's (its series are gone) nor the next's; the next counts its own.
+// A build or a change that is refused frees the slots it made.
+func TestServiceSlotReused(t *testing.T) {
+	reg := metrics.New(metrics.Sources{})
+	s := tableServer(t, Config{Metrics: reg})
+	up := []string{"http://127.0.0.1:9"}
+	if err := s.SetRoutes([]Route{{Host: "a.test", Project: "p", Service: "web", Upstreams: up}}); err != nil {
+		t.Fatal(err)
+	}
+	old, _ := s.table.Load().lookup("a.test")
+	s.recorder(&old).Observe(200, 1, 1, time.Millisecond)
+	if err := s.UpdateRoutes(nil, []string{"a.test"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.UpdateRoutes([]Route{{Host: "b.test", Project: "p", Service: "api", Upstreams: up}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	next, _ := s.table.Load().lookup("b.test")
+	if next.svc.slot != old.svc.slot || next.svc == old.svc {
+		t.Fatalf("p/api's service is %v, p/web's was %v: want its slot, another generation", next.svc, old.svc)
+	}
+	m := s.recorder(&next)
+	if m == nil {
+		t.Fatal("p/api made no recorder")
+	}
+	if got := s.recorder(&old); got != nil {
+		t.Errorf("a request on p/web's old route got a recorder (p/api's: %v)", got == m)
+	}
+	if _, ok := metrics.Lookup(reg.Gatherer(), "spine_http_requests_total",
+		map[string]string{"service": "p/web", "code": "200", "proto": "1.1"}); ok {
+		t.Error("p/web's series stayed after it left")
+	}
+	checkServices(t, s)
+
+	bad := Route{Host: "c.test", Project: "p", Service: "bad", Upstreams: []string{"ftp://127.0.0.1:1"}}
+	if err := s.UpdateRoutes([]Route{{Host: "d.test", Project: "p", Service: "d", Upstreams: up}, bad}, nil); err == nil {
+		t.Fatal("UpdateRoutes accepted an ftp upstream")
+	}
+	checkServices(t, s)
+	if err := s.SetRoutes([]Route{{Host: "d.test", Project: "p", Service: "d", Upstreams: up}, bad}); err == nil {
+		t.Fatal("SetRoutes accepted an ftp upstream")
+	}
+	checkServices(t, s)
+
+	// Services past one chunk of slots: each route finds its own.
+	var routes []Route
+	for i := range svcChunkLen + 10 {
+		routes = append(routes, Route{Host: fmt.Sprintf("s%d.example.com", i), Project: "prj_1",
+			Service: fmt.Sprintf("s%d", i), Upstreams: up})
+	}
+	if err := s.SetRoutes(routes); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range routes {
+		rt, ok := s.table.Load().lookup(r.Host)
+		if !ok || rt.Service != r.Service || rt.Project() != "prj_1" {
+			t.Fatalf("%s: route %+v", r.Host, rt)
+		}
+	}
+	checkServices(t, s)
+}
+
+// A route's project ID or service name longer than a record keeps is
+// refused, with the host it came with.
+func TestRouteNamesTooLong(t *testing.T) {
+	s := tableServer(t, Config{})
+	long := strings.Repeat("a", maxNameLen+1)
+	for _, r := range []Route{{Project: long}, {Service: long}} {
+		r.Host, r.Upstreams = "a.test", []string{"http://127.0.0.1:9"}
+		if err := s.SetRoutes([]Route{r}); !errors.Is(err, ErrInvalidRoute) || !strings.Contains(err.Error(), "a.test") {
+			t.Errorf("SetRoutes of a %d-byte name: %v", maxNameLen+1, err)
+		}
+		if err := s.UpdateRoutes([]Route{r}, nil); !errors.Is(err, ErrInvalidRoute) {
+			t.Errorf("UpdateRoutes of a %d-byte name: %v", maxNameLen+1, err)
+		}
+	}
+	checkServices(t, s)
 }

@@ -34,7 +34,7 @@ func (s *Server) TLSConfig() *tls.Config {
 		if isACMEChallenge(hello) {
 			return s.ticketConfig(), nil // nil until SetSessionTicketKeys
 		}
-		if rt := s.route(hello.Context(), name); rt != nil {
+		if rt, ok := s.route(hello.Context(), name); ok {
 			if rt.mtls != nil {
 				return rt.mtls.cfg, nil // asks for a client certificate (clientauth.go)
 			}
@@ -79,7 +79,7 @@ func (s *Server) getCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, e
 		return s.cfg.GetCertificate(hello)
 	}
 	name := hostname.Clean(hello.ServerName)
-	if s.route(hello.Context(), name) == nil && !s.isECHPublicName(name) {
+	if _, ok := s.route(hello.Context(), name); !ok && !s.isECHPublicName(name) {
 		return nil, fmt.Errorf("edge: no route for server name %q", quoteHost(name))
 	}
 	if cert := s.warmCertificate(name); cert != nil {

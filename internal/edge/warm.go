@@ -130,15 +130,15 @@ func (s *Server) WarmStats() WarmStats {
 }
 
 // route returns host's route (host in Clean's form): the table's, else,
-// during a warm-up, the lookup's. Nil if there is none.
-func (s *Server) route(ctx context.Context, host string) *route {
-	if rt := s.table.Load().lookup(host); rt != nil {
-		return rt
+// during a warm-up, the lookup's; false if there is none.
+func (s *Server) route(ctx context.Context, host string) (route, bool) {
+	if rt, ok := s.table.Load().lookup(host); ok {
+		return rt, true
 	}
 	if w := s.warm.Load(); w != nil {
 		return s.warmRoute(ctx, w, host)
 	}
-	return nil
+	return route{}, false
 }
 
 // warmCertificate returns the certificate the warm-up's lookup gave for
@@ -155,12 +155,12 @@ func (s *Server) warmCertificate(host string) *tls.Certificate {
 }
 
 // warmRoute looks host up with w's lookup, puts the route in the table and
-// returns it (nil: none).
-func (s *Server) warmRoute(ctx context.Context, w *warmState, host string) *route {
+// returns it (false: none).
+func (s *Server) warmRoute(ctx context.Context, w *warmState, host string) (route, bool) {
 	c := &s.warmCounts
 	if hostname.Check(host) != nil {
 		c.refused.Add(1)
-		return nil
+		return route{}, false
 	}
 	ctx, cancel := context.WithTimeout(ctx, warmLookupTimeout)
 	defer cancel()
@@ -169,7 +169,7 @@ func (s *Server) warmRoute(ctx context.Context, w *warmState, host string) *rout
 		defer func() { <-w.slots }()
 	case <-ctx.Done():
 		c.refused.Add(1)
-		return nil
+		return route{}, false
 	}
 	for range warmReadAgain {
 		gen := w.gen.Load()
@@ -177,52 +177,56 @@ func (s *Server) warmRoute(ctx context.Context, w *warmState, host string) *rout
 		if err != nil {
 			c.failed.Add(1)
 			s.log.Debug("warm-up look-up failed", "host", quoteHost(host), "err", err)
-			return nil
+			return route{}, false
 		}
-		if rt, done := s.putWarm(w, gen, host, r, cert); done {
-			if rt != nil {
+		if rt, ok, done := s.putWarm(w, gen, host, r, cert); done {
+			if ok {
 				c.routed.Add(1)
 			} else {
 				c.unrouted.Add(1)
 			}
-			return rt
+			return rt, ok
 		}
 	}
 	c.refused.Add(1)
-	return nil
+	return route{}, false
 }
 
 // putWarm puts r (host's route, or nil) in the table unless the warm-up
 // moved on since gen: done is false when ForgetWarm ran since (read
-// again); when the full table came in, its route is the answer.
-func (s *Server) putWarm(w *warmState, gen uint64, host string, r *Route, cert *tls.Certificate) (rt *route, done bool) {
+// again); when the full table came in, its route is the answer. ok is
+// false when host has no route.
+func (s *Server) putWarm(w *warmState, gen uint64, host string, r *Route, cert *tls.Certificate) (rt route, ok, done bool) {
 	if s.warm.Load() != w { // the full table is in: no wait for s.mu, which SetRoutes holds a while longer
-		return s.table.Load().lookup(host), true
+		rt, ok = s.table.Load().lookup(host)
+		return rt, ok, true
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.warm.Load() != w {
-		return s.table.Load().lookup(host), true
+		rt, ok = s.table.Load().lookup(host)
+		return rt, ok, true
 	}
 	if w.gen.Load() != gen {
-		return nil, false
+		return route{}, false, false
 	}
 	if r == nil {
-		return nil, true
+		return route{}, false, true
 	}
 	if r.Host != host {
 		s.log.Warn("warm-up look-up answered another name", "host", quoteHost(host), "route", quoteHost(r.Host))
-		return nil, true
+		return route{}, false, true
 	}
 	if w.n >= warmMaxRoutes {
 		s.forgetWarm(w)
 	}
 	if err := s.updateRoutes([]Route{*r}, nil); err != nil {
 		s.log.Warn("not serving a route the warm-up read", "host", quoteHost(host), "err", err)
-		return nil, true
+		return route{}, false, true
 	}
 	if _, had := w.certs.Swap(host, cert); !had {
 		w.n++
 	}
-	return s.table.Load().lookup(host), true
+	rt, ok = s.table.Load().lookup(host)
+	return rt, ok, true
 }
