@@ -136,20 +136,40 @@ type serviceIndex struct {
 
 type svcShard struct {
 	ents []svcEntry
-	text []byte // project then name, of each entry; and names of removed ones
+	text []byte   // the entries' names, and those of removed ones
+	last textSpan // the project written last to text, which the next entry names again if it can
 }
 
-// svcEntry is a service of the index: its project's and name's bytes in
-// its shard's text, and its reference.
+// svcEntry is a service of the index: where its project's and name's
+// bytes are in its shard's text, and its reference.
 type svcEntry struct {
-	off        uint32
-	plen, slen uint16
-	ref        svcRef
+	project, service uint32
+	plen, slen       uint8
+	ref              svcRef
+}
+
+func (sh *svcShard) str(off uint32, n uint8) string {
+	return unsafeString(sh.text[off : off+uint32(n)])
 }
 
 func (sh *svcShard) names(e *svcEntry) (project, service string) {
-	b := sh.text[e.off : e.off+uint32(e.plen)+uint32(e.slen)]
-	return unsafeString(b[:e.plen]), unsafeString(b[e.plen:])
+	return sh.str(e.project, e.plen), sh.str(e.service, e.slen)
+}
+
+// entry appends the names of project's service to the shard's text and
+// returns its entry: a project's ID once for the entries that follow one
+// another with it, as shard.record does.
+func (sh *svcShard) entry(project, service string, ref svcRef) svcEntry {
+	e := svcEntry{service: uint32(len(sh.text)), plen: uint8(len(project)), slen: uint8(len(service)), ref: ref}
+	sh.text = append(sh.text, service...)
+	if sh.str(sh.last.off, sh.last.n) == project {
+		e.project = sh.last.off
+	} else {
+		e.project = uint32(len(sh.text))
+		sh.text = append(sh.text, project...)
+		sh.last = textSpan{e.project, e.plen}
+	}
+	return e
 }
 
 // unsafeString returns b's bytes as a string, which they must stay: b
@@ -215,9 +235,7 @@ func (x *serviceIndex) empty() bool {
 // same project and name.
 func (x *serviceIndex) add(project, service string, ref svcRef) {
 	sh, i, _ := x.find(project, service)
-	e := svcEntry{off: uint32(len(sh.text)), plen: uint16(len(project)), slen: uint16(len(service)), ref: ref}
-	sh.text = append(append(sh.text, project...), service...)
-	sh.ents = slices.Insert(sh.ents, i, e)
+	sh.ents = slices.Insert(sh.ents, i, sh.entry(project, service, ref))
 }
 
 // remove takes project's service out of the index. Its names' bytes stay
@@ -228,20 +246,21 @@ func (x *serviceIndex) remove(project, service string) {
 		return
 	}
 	sh.ents = slices.Delete(sh.ents, i, i+1)
-	live := 0
-	for _, e := range sh.ents {
-		live += int(e.plen) + int(e.slen)
+	live, last := 0, ""
+	for j := range sh.ents {
+		p, s := sh.names(&sh.ents[j])
+		if live += len(s); p != last {
+			live += len(p)
+			last = p
+		}
 	}
 	if live < len(sh.text)/2 {
-		text := make([]byte, 0, live)
+		packed := svcShard{ents: sh.ents[:0:0], text: make([]byte, 0, live)}
 		for j := range sh.ents {
-			e := &sh.ents[j]
-			n := uint32(e.plen) + uint32(e.slen)
-			old := e.off
-			e.off = uint32(len(text))
-			text = append(text, sh.text[old:old+n]...)
+			p, s := sh.names(&sh.ents[j])
+			packed.ents = append(packed.ents, packed.entry(p, s, sh.ents[j].ref))
 		}
-		sh.text = text
+		*sh = packed
 	}
 }
 
@@ -265,44 +284,47 @@ func (x *serviceIndex) len() int {
 	return n
 }
 
-// svcName is a service given to indexServices: its names are read again
-// through the table, where they stay.
+// svcName is a service's names and reference.
 type svcName struct {
 	project, service string
 	ref              svcRef
 }
 
-// indexServices returns the index of svs, which holds no two services of
-// the same project and name: each shard allocated once at its size, then
-// sorted (adding them one by one would move half a shard each). It yields
-// through y, letting go of l (a million services took 0.2 s of a processor
-// that handshakes waited for).
-func indexServices(svs []svcName, y *sched.Yielder, l sync.Locker) *serviceIndex {
+// indexServices returns the index of the n services that at gives (for
+// 0 ≤ i < n, each asked for twice), no two of the same project and name:
+// each shard allocated once at its size, then sorted (adding them one by
+// one would move half a shard each). It yields through y, letting go of
+// l (a million services took 0.2 s of a processor that handshakes waited
+// for).
+func indexServices(n int, at func(i int) svcName, y *sched.Yielder, l sync.Locker) *serviceIndex {
 	x := &serviceIndex{}
-	shard := make([]uint16, len(svs))
+	shard := make([]uint16, n)
 	var sizes, texts [serviceShards]int
-	for i := range svs {
+	var last [serviceShards]string
+	for i := range n {
 		y.EveryUnlocked(i, l)
-		sv := &svs[i]
+		sv := at(i)
 		sh := serviceShard(sv.project, sv.service)
 		shard[i] = uint16(sh)
 		sizes[sh]++
-		texts[sh] += len(sv.project) + len(sv.service)
+		texts[sh] += len(sv.service)
+		if sv.project != last[sh] {
+			texts[sh] += len(sv.project)
+			last[sh] = sv.project
+		}
 	}
 	for sh, n := range sizes {
 		if n > 0 {
 			x.shards[sh] = svcShard{ents: make([]svcEntry, 0, n), text: make([]byte, 0, texts[sh])}
 		}
 	}
-	for i := range svs {
+	for i := range n {
 		// A million appends, each to one of a thousand shards, took 30 ms
 		// of a processor in one go (a runtime trace).
 		y.EveryUnlocked(i, l)
-		sv := &svs[i]
+		sv := at(i)
 		sh := &x.shards[shard[i]]
-		sh.ents = append(sh.ents, svcEntry{off: uint32(len(sh.text)), plen: uint16(len(sv.project)),
-			slen: uint16(len(sv.service)), ref: sv.ref})
-		sh.text = append(append(sh.text, sv.project...), sv.service...)
+		sh.ents = append(sh.ents, sh.entry(sv.project, sv.service, sv.ref))
 	}
 	for i := range x.shards {
 		y.MaybeUnlocked(l)
@@ -318,35 +340,42 @@ func indexServices(svs []svcName, y *sched.Yielder, l sync.Locker) *serviceIndex
 
 // serviceSet finds services by project and name, for one table build
 // (buildTable's services the previous table lacks). It is a map keyed by
-// their 64-bit hash (serviceHash), with a second map, by project and
-// name, for a service whose hash another holds already: a first build
-// puts every service in it, and a key of two strings made that map 100
-// MB at a million services, against about 40 MB for the hash. The names
-// of a hash's service are those the set was given first for it (names),
-// which the caller keeps.
+// their 64-bit hash (serviceHash) to the service and where the names it
+// was first given for the hash are (names reads them: a route's place in
+// the build), with a second map, by project and name, for a service
+// whose hash another holds already. A first build puts every service in
+// it: a key of two strings made that map 100 MB at a million services,
+// and a value of two 40 MB more than these 16 bytes.
 type serviceSet struct {
-	byHash    map[uint64]svcName
+	byHash    map[uint64]svcAt
 	colliding map[[2]string]svcRef
+	names     func(at uint64) (project, service string)
 	hash      func(project, service string) uint64 // serviceHash; tests make it collide
 }
 
-func newServiceSet(hint int) *serviceSet {
-	return &serviceSet{byHash: make(map[uint64]svcName, hint), hash: serviceHash}
+type svcAt struct {
+	ref svcRef
+	at  uint64
+}
+
+func newServiceSet(hint int, names func(at uint64) (project, service string)) *serviceSet {
+	return &serviceSet{byHash: make(map[uint64]svcAt, hint), names: names, hash: serviceHash}
 }
 
 // getOrAdd returns the service of project and name in the set; if there
-// is none, the one add makes, put in the set (each is hashed once).
-func (x *serviceSet) getOrAdd(project, service string, add func() (svcRef, error)) (svcRef, error) {
+// is none, the one add makes, put in the set, its names at at (each is
+// hashed once).
+func (x *serviceSet) getOrAdd(project, service string, at uint64, add func() (svcRef, error)) (svcRef, error) {
 	h := x.hash(project, service)
 	sv, ok := x.byHash[h]
-	switch {
-	case !ok:
+	if !ok {
 		ref, err := add()
 		if err == nil {
-			x.byHash[h] = svcName{project: project, service: service, ref: ref}
+			x.byHash[h] = svcAt{ref: ref, at: at}
 		}
 		return ref, err
-	case sv.project == project && sv.service == service:
+	}
+	if p, s := x.names(sv.at); p == project && s == service {
 		return sv.ref, nil
 	}
 	k := [2]string{project, service}
@@ -364,7 +393,7 @@ func (x *serviceSet) getOrAdd(project, service string, add func() (svcRef, error
 	return ref, nil
 }
 
-// refs yields every service of the set.
+// each calls f for every service of the set.
 func (x *serviceSet) each(f func(svcRef)) {
 	for _, sv := range x.byHash {
 		f(sv.ref)

@@ -33,7 +33,7 @@ type table struct {
 // host's key (hashOf) then host, with the keys alongside; the records'
 // names are spans of the shard's one block of bytes, their settings an
 // index into the shard's short list of them (a shard's routes share a
-// few, or one). A route costs its 24-byte record, 4 of key and its names'
+// few, or one). A route costs its 28-byte record, 4 of key and its names'
 // bytes, and nothing for a collection to follow: its record of 32 bytes
 // with three pointers (its host's bytes in the store read's blocks, which
 // it kept alive, its service and its settings) cost a million pointers
@@ -42,23 +42,31 @@ type table struct {
 type shard struct {
 	keys []uint32
 	recs []routeRec
-	text []byte           // host, project and service name of each record
+	text []byte           // the records' names (shard.record)
 	sets []*routeSettings // the records' settings
+	last textSpan         // the project written last to text, which the next record names again if it can
 }
 
-// routeRec is a route in its shard: its host, project and service name,
-// in this order from off in the shard's text, its settings (an index in
-// the shard's sets) and its service.
+// routeRec is a route in its shard: where its host, project and service
+// name are in the shard's text, its settings (an index in the shard's
+// sets) and its service.
 type routeRec struct {
-	off              uint32
-	set              uint32
-	svc              svcRef
-	hlen, plen, slen uint16
+	host, project, service uint32
+	set                    uint32
+	svc                    svcRef
+	hlen, plen, slen       uint8
 }
 
-// maxNameLen bounds a route's project and service names (a record keeps
-// their lengths in 16 bits); the store's are labels of 63 bytes at most.
-const maxNameLen = 1024
+// textSpan is where a name is in a block of bytes.
+type textSpan struct {
+	off uint32
+	n   uint8
+}
+
+// maxNameLen bounds a route's project ID and service name (a record
+// keeps their lengths in a byte, as a hostname's); the store's are
+// labels of at most 63 bytes and IDs of 28.
+const maxNameLen = 255
 
 // route is a route of the table as its readers see it: its names (views
 // of its shard's bytes, which are never written once published), its
@@ -75,24 +83,63 @@ func (rt *route) Project() string { return rt.project }
 // host returns the host of the record at i: a view of the shard's bytes.
 func (sh *shard) host(i int) string {
 	r := &sh.recs[i]
-	return unsafeString(sh.text[r.off : r.off+uint32(r.hlen)])
+	return sh.str(r.host, r.hlen)
+}
+
+func (sh *shard) str(off uint32, n uint8) string {
+	return unsafeString(sh.text[off : off+uint32(n)])
 }
 
 // at returns the route of the record at i.
 func (sh *shard) at(i int) route {
 	r := &sh.recs[i]
-	b := sh.text[r.off : r.off+uint32(r.hlen)+uint32(r.plen)+uint32(r.slen)]
-	return route{Host: unsafeString(b[:r.hlen]), project: unsafeString(b[r.hlen : r.hlen+r.plen]),
-		Service: unsafeString(b[r.hlen+r.plen:]), routeSettings: sh.sets[r.set], svc: r.svc}
+	return route{Host: sh.str(r.host, r.hlen), project: sh.str(r.project, r.plen), Service: sh.str(r.service, r.slen),
+		routeSettings: sh.sets[r.set], svc: r.svc}
 }
 
 // record appends rt's names to the shard's text and returns its record,
-// its settings at index set.
+// its settings at index set. The text holds a project's ID once for the
+// records that follow one another with it (a shard's routes are mostly
+// of a few projects, often one: its 28 bytes a route were a quarter of
+// the table), and a service's name not at all when the host starts with
+// it and a dot (a service's hostname on its project's domain).
 func (sh *shard) record(rt *route, set uint32) routeRec {
-	r := routeRec{off: uint32(len(sh.text)), set: set, svc: rt.svc,
-		hlen: uint16(len(rt.Host)), plen: uint16(len(rt.project)), slen: uint16(len(rt.Service))}
-	sh.text = append(append(append(sh.text, rt.Host...), rt.project...), rt.Service...)
+	r := routeRec{host: uint32(len(sh.text)), set: set, svc: rt.svc,
+		hlen: uint8(len(rt.Host)), plen: uint8(len(rt.project)), slen: uint8(len(rt.Service))}
+	sh.text = append(sh.text, rt.Host...)
+	if inHost(rt.Host, rt.Service) {
+		r.service = r.host
+	} else {
+		r.service = uint32(len(sh.text))
+		sh.text = append(sh.text, rt.Service...)
+	}
+	if sh.str(sh.last.off, sh.last.n) == rt.project {
+		r.project = sh.last.off
+	} else {
+		r.project = uint32(len(sh.text))
+		sh.text = append(sh.text, rt.project...)
+		sh.last = textSpan{r.project, r.plen}
+	}
 	return r
+}
+
+// inHost reports whether host starts with service and a dot.
+func inHost(host, service string) bool {
+	return len(host) > len(service) && host[len(service)] == '.' && host[:len(service)] == service
+}
+
+// textLen returns the bytes record adds to a shard's text for r, the
+// project written last to it being *last (updated).
+func textLen(last *string, r *Route) int {
+	n := len(r.Host)
+	if !inHost(r.Host, r.Service) {
+		n += len(r.Service)
+	}
+	if r.Project != *last {
+		n += len(r.Project)
+		*last = r.Project
+	}
+	return n
 }
 
 // tableSeed hashes a name to pick its shard and key: the runtime's string
@@ -167,6 +214,12 @@ func (t *table) lookup(host string) (route, bool) {
 	}
 	return route{}, false
 }
+
+// recAt returns the place of the j-th record of shard i, for at.
+func recAt(i, j int) uint64 { return uint64(i)<<32 | uint64(j) }
+
+// at returns the route at a place recAt gave.
+func (t *table) at(at uint64) route { return t.shards[at>>32].at(int(uint32(at))) }
 
 func (t *table) has(host string) bool {
 	i, key := hashOf(host)
@@ -266,6 +319,7 @@ func newTableFill(routes RouteSeq, y *sched.Yielder, l sync.Locker) (*tableFill,
 	n := routes.Len()
 	f := &tableFill{t: &table{}, shard: make([]uint16, n), key: make([]uint32, n)}
 	var sizes, texts [tableShards]int
+	var last [tableShards]string
 	i := 0
 	for r := range routes.All() {
 		if i == n {
@@ -275,7 +329,7 @@ func newTableFill(routes RouteSeq, y *sched.Yielder, l sync.Locker) (*tableFill,
 		sh, key := hashOf(r.Host)
 		f.shard[i], f.key[i] = uint16(sh), key
 		sizes[sh]++
-		texts[sh] += len(r.Host) + len(r.Project) + len(r.Service)
+		texts[sh] += textLen(&last[sh], r)
 		i++
 	}
 	if i != n {
@@ -287,6 +341,12 @@ func newTableFill(routes RouteSeq, y *sched.Yielder, l sync.Locker) (*tableFill,
 		}
 	}
 	return f, nil
+}
+
+// next returns where add puts the i-th route given, until finish.
+func (f *tableFill) next(i int) uint64 {
+	sh := f.shard[i]
+	return recAt(int(sh), len(f.t.shards[sh].recs))
 }
 
 // add puts rt, made of the i-th route given, in its shard.
@@ -336,13 +396,9 @@ func (b *tableBuilder) own(i int) *shard {
 	if !b.copied[i] {
 		sh := &shard{}
 		if old := b.t.shards[i]; old != nil {
-			size := 0
-			for _, r := range old.recs {
-				size += int(r.hlen) + int(r.plen) + int(r.slen)
-			}
 			sh.keys = append(make([]uint32, 0, len(old.keys)+1), old.keys...)
 			sh.recs = make([]routeRec, 0, len(old.recs)+1)
-			sh.text = make([]byte, 0, size+64)
+			sh.text = make([]byte, 0, len(old.text)+64) // its records packed as they were, or tighter
 			for j := range old.recs {
 				rt := old.at(j)
 				sh.recs = append(sh.recs, sh.record(&rt, b.sets.of(sh, rt.routeSettings)))
@@ -461,21 +517,30 @@ func (s *Server) SetRouteSeq(routes RouteSeq) error {
 	s.services.each(func(_, _ string, ref svcRef) { s.svcs.slot(ref.slot).routes = 0 })
 	// At most a service a route: sized once (at a million services the
 	// list grew through 42 MB).
-	svs := make([]svcName, 0, t.n)
+	// Each of its first route's place in the table.
+	svs := make([]uint64, 0, t.n)
 	n := 0
 	var y sched.Yielder
-	for rt := range t.all() {
-		// Lets go of s.mu too: a warm-up's put that waited for it since
-		// before the swap finds the full table and returns.
-		n++
-		y.EveryUnlocked(n, &s.mu)
-		sl := s.svcs.slot(rt.svc.slot)
-		if sl.routes == 0 {
-			svs = append(svs, svcName{project: rt.project, service: rt.Service, ref: rt.svc})
+	for i, sh := range t.shards {
+		if sh == nil {
+			continue
 		}
-		sl.routes++
+		for j := range sh.recs {
+			// Lets go of s.mu too: a warm-up's put that waited for it
+			// since before the swap finds the full table and returns.
+			n++
+			y.EveryUnlocked(n, &s.mu)
+			sl := s.svcs.slot(sh.recs[j].svc.slot)
+			if sl.routes == 0 {
+				svs = append(svs, recAt(i, j))
+			}
+			sl.routes++
+		}
 	}
-	services := indexServices(svs, &y, &s.mu)
+	services := indexServices(len(svs), func(k int) svcName {
+		rt := t.at(svs[k])
+		return svcName{project: rt.project, service: rt.Service, ref: rt.svc}
+	}, &y, &s.mu)
 	s.services.each(func(project, service string, ref svcRef) {
 		if s.svcs.slot(ref.slot).routes != 0 {
 			return
@@ -570,7 +635,10 @@ func (s *Server) buildTable(routes RouteSeq, l sync.Locker) (b *tableBuild, err 
 	if s.services.empty() {
 		hint = n
 	}
-	newSvcs := newServiceSet(hint)
+	newSvcs := newServiceSet(hint, func(at uint64) (string, string) {
+		rt := fill.t.at(at)
+		return rt.project, rt.Service
+	})
 	b.newSvcs = newSvcs
 	defer func() {
 		if err != nil { // b is nil now
@@ -635,7 +703,7 @@ func (s *Server) buildTable(routes RouteSeq, l sync.Locker) (b *tableBuild, err 
 		c.n++
 		sv, ok := s.services.get(r.Project, r.Service)
 		if !ok {
-			if sv, err = b.newSvcs.getOrAdd(r.Project, r.Service, s.svcs.make); err != nil {
+			if sv, err = b.newSvcs.getOrAdd(r.Project, r.Service, fill.next(i), s.svcs.make); err != nil {
 				return nil, err
 			}
 		}
