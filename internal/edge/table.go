@@ -33,7 +33,7 @@ type table struct {
 // host's key (hashOf) then host, with the keys alongside; the records'
 // names are spans of the shard's one block of bytes, their settings an
 // index into the shard's short list of them (a shard's routes share a
-// few, or one). A route costs its 28-byte record, 4 of key and its names'
+// few, or one). A route costs its 24-byte record, 4 of key and its names'
 // bytes, and nothing for a collection to follow: its record of 32 bytes
 // with three pointers (its host's bytes in the store read's blocks, which
 // it kept alive, its service and its settings) cost a million pointers
@@ -47,14 +47,18 @@ type shard struct {
 	last textSpan         // the project written last to text, which the next record names again if it can
 }
 
-// routeRec is a route in its shard: where its host, project and service
-// name are in the shard's text, its settings (an index in the shard's
-// sets) and its service.
+// routeRec is a route in its shard: where its host and project are in
+// the shard's text, its service name (the host's first label, or the
+// bytes after the host), its settings (an index in the shard's sets) and
+// its service. 24 bytes, the host's offset and length first: a lookup's
+// search reads these 8 bytes of the records it passes.
 type routeRec struct {
-	host, project, service uint32
-	set                    uint32
-	svc                    svcRef
-	hlen, plen, slen       uint8
+	host             uint32
+	hlen, plen, slen uint8
+	svcInHost        bool
+	project          uint32
+	set              uint32
+	svc              svcRef
 }
 
 // textSpan is where a name is in a block of bytes.
@@ -93,7 +97,11 @@ func (sh *shard) str(off uint32, n uint8) string {
 // at returns the route of the record at i.
 func (sh *shard) at(i int) route {
 	r := &sh.recs[i]
-	return route{Host: sh.str(r.host, r.hlen), project: sh.str(r.project, r.plen), Service: sh.str(r.service, r.slen),
+	svc := r.host
+	if !r.svcInHost {
+		svc += uint32(r.hlen)
+	}
+	return route{Host: sh.str(r.host, r.hlen), project: sh.str(r.project, r.plen), Service: sh.str(svc, r.slen),
 		routeSettings: sh.sets[r.set], svc: r.svc}
 }
 
@@ -107,10 +115,7 @@ func (sh *shard) record(rt *route, set uint32) routeRec {
 	r := routeRec{host: uint32(len(sh.text)), set: set, svc: rt.svc,
 		hlen: uint8(len(rt.Host)), plen: uint8(len(rt.project)), slen: uint8(len(rt.Service))}
 	sh.text = append(sh.text, rt.Host...)
-	if inHost(rt.Host, rt.Service) {
-		r.service = r.host
-	} else {
-		r.service = uint32(len(sh.text))
+	if r.svcInHost = inHost(rt.Host, rt.Service); !r.svcInHost {
 		sh.text = append(sh.text, rt.Service...)
 	}
 	if sh.str(sh.last.off, sh.last.n) == rt.project {
