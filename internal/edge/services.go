@@ -49,7 +49,7 @@ type svcChunk struct {
 }
 
 // svcArena hands out the table's service slots, in chunks made as needed
-// and kept (a chunk is 80 KiB: 245 at a million services); a slot whose
+// and kept (a chunk is 64 KiB: 245 at a million services); a slot whose
 // service left is given to the next service made. Slots are made and
 // freed under Server.mu; requests read them without a lock.
 type svcArena struct {
