@@ -12,8 +12,9 @@ sleep 40
 taskset -c 1 $BIN/handshakes -n 10000 -total 1000000 -parallel 1 -latency > $OUT.fill 2>&1
 sleep 10
 curl -s -H "$H" "http://127.0.0.1:18081/debug/pprof/trace?seconds=12" -o $OUT.trace &
+CURL=$!
 sleep 0.5
 taskset -c 1 $BIN/handshakes -n 6000 -total 1000000 -offset 1 -parallel 1 -latency > $OUT.cold 2>&1
-wait %1 2>/dev/null; sleep 1
+wait $CURL; sleep 1
 kill $PID; wait $PID 2>/dev/null
 cat $OUT.fill $OUT.cold; ls -la $OUT.trace
