@@ -19,6 +19,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/spine-platform/spine/internal/memory/memtest"
 	"github.com/spine-platform/spine/internal/metrics"
 )
 
@@ -710,33 +711,13 @@ func TestServiceSet(t *testing.T) {
 	checkServices(t, s)
 }
 
-// holdsPointer reports whether a value of ty holds a pointer the
-// collector follows.
-func holdsPointer(ty reflect.Type) bool {
-	switch ty.Kind() {
-	case reflect.Struct:
-		for f := range ty.Fields() {
-			if holdsPointer(f.Type) {
-				return true
-			}
-		}
-		return false
-	case reflect.Array:
-		return holdsPointer(ty.Elem())
-	case reflect.Bool, reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
-		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Float32, reflect.Float64:
-		return false
-	}
-	return true
-}
-
 // What the table keeps a route and a service has no pointer for a
 // collection to follow: a route record (24 bytes), a service's slot and
 // its index entry. Only a service's recorder, made at its first request,
 // is a pointer.
 func TestTableRecordsHoldNoPointer(t *testing.T) {
 	for _, ty := range []reflect.Type{reflect.TypeFor[routeRec](), reflect.TypeFor[svcSlot](), reflect.TypeFor[svcEntry]()} {
-		if holdsPointer(ty) {
+		if memtest.HoldsPointer(ty) {
 			t.Errorf("%s holds a pointer", ty)
 		}
 	}

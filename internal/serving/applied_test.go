@@ -13,6 +13,7 @@ import (
 	"unsafe"
 
 	"github.com/spine-platform/spine/internal/edge"
+	"github.com/spine-platform/spine/internal/memory/memtest"
 	"github.com/spine-platform/spine/internal/store"
 )
 
@@ -508,25 +509,7 @@ func TestAppliedFullKeepsUnchangedShards(t *testing.T) {
 // A shard's record holds no pointer, so that the collector marks a
 // shard's records as one object and reads none of them.
 func TestPackedServiceHoldsNoPointer(t *testing.T) {
-	var walk func(reflect.Type) bool
-	walk = func(ty reflect.Type) bool {
-		switch ty.Kind() {
-		case reflect.Struct:
-			for f := range ty.Fields() {
-				if walk(f.Type) {
-					return true
-				}
-			}
-			return false
-		case reflect.Array:
-			return walk(ty.Elem())
-		case reflect.Bool, reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
-			reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Float32, reflect.Float64:
-			return false
-		}
-		return true
-	}
-	if walk(reflect.TypeFor[packedService]()) {
+	if memtest.HoldsPointer(reflect.TypeFor[packedService]()) {
 		t.Error("packedService holds a pointer")
 	}
 	if size := reflect.TypeFor[packedService]().Size(); size > 56 {

@@ -1,5 +1,6 @@
 // Package memtest measures what the collector pays for a structure, for
-// benchmarks: the processor time of a mark phase over the heap as it is.
+// benchmarks: the processor time of a mark phase over the heap as it is,
+// and, for tests, whether a type holds a pointer at all (HoldsPointer).
 //
 // Imports: only the standard library.
 // Imported by: tests only.
