@@ -135,7 +135,7 @@ func TestSnapshotWriterWritesOnlyWhatChanged(t *testing.T) {
 	if got := snapshotFiles(t, dir); len(got) != 7 || w.wrote.files != 7 {
 		t.Errorf("first write: %d files written, folder holds %v; want 7", w.wrote.files, got)
 	}
-	aFile := filepath.Join(dir, SnapshotDir, certsDir, certFileName(hex.EncodeToString(sha256Sum(certs["a.d.test"].Certificate[0])), ""))
+	aFile := filepath.Join(dir, SnapshotDir, certsDir, readManifest(t, dir).CertPacks[0]) // a's certificate's pack
 	aInfo, err := os.Stat(aFile)
 	if err != nil {
 		t.Fatal(err)
@@ -150,9 +150,9 @@ func TestSnapshotWriterWritesOnlyWhatChanged(t *testing.T) {
 		t.Errorf("an unchanged snapshot was written again: %d files", w.wrote.files)
 	}
 
-	// A new service and its certificate: its shard, its certificate, the
-	// certificate names, the hot part and the manifest; a's certificate
-	// file stays as it was.
+	// A new service and its certificate: its shard, its certificate (a
+	// pack), the certificate names, the hot part and the manifest; a's
+	// certificate's pack stays as it was.
 	certs["b.d.test"] = selfSigned(t, "b.d.test")
 	src = &SnapshotSource{Services: []store.Service{testService("a"), testService("b")}, Sum: [32]byte{2}, Certificate: src.Certificate, Tokens: src.Tokens}
 	if err := w.Write(); err != nil {
@@ -162,7 +162,7 @@ func TestSnapshotWriterWritesOnlyWhatChanged(t *testing.T) {
 		t.Errorf("a new service and certificate: %d files written, want 5 (shard, certificate, names, hot, manifest)", w.wrote.files)
 	}
 	if fi, err := os.Stat(aFile); err != nil || !os.SameFile(fi, aInfo) {
-		t.Errorf("a's certificate file was written again (%v)", err)
+		t.Errorf("a's certificate's pack was written again (%v)", err)
 	}
 	second, err := ReadSnapshot(dir, nil)
 	if err != nil {
@@ -176,7 +176,8 @@ func TestSnapshotWriterWritesOnlyWhatChanged(t *testing.T) {
 	// a's certificate renewed: the new certificate, the certificate names,
 	// the manifest, no shard (a node's warm-up loads thousands of
 	// certificates: they must not rewrite their services' shards) and no
-	// hot part (the same services); the old certificate's file is gone.
+	// hot part (the same services); the old certificate's pack, which
+	// held it alone, is gone.
 	shards := func() []string {
 		var m manifest
 		b, _ := os.ReadFile(filepath.Join(dir, SnapshotDir, manifestFile))
@@ -192,7 +193,7 @@ func TestSnapshotWriterWritesOnlyWhatChanged(t *testing.T) {
 		t.Errorf("a renewed certificate: %d files written, want 3; shards %v, before %v", w.wrote.files, shards(), before)
 	}
 	if _, err := os.Stat(aFile); !errors.Is(err, fs.ErrNotExist) {
-		t.Errorf("the replaced certificate's file is still there (%v)", err)
+		t.Errorf("the replaced certificate's pack is still there (%v)", err)
 	}
 	third, err := ReadSnapshot(dir, nil)
 	if err != nil {
@@ -369,7 +370,7 @@ func TestSnapshotWriteCrashLeavesAWholeSnapshot(t *testing.T) {
 		var m manifest
 		b, _ := os.ReadFile(filepath.Join(dir, SnapshotDir, manifestFile))
 		json.Unmarshal(b, &m)
-		if files := snapshotFiles(t, dir); len(files) != 1+len(m.Shards)+4+len(svcsB) { // manifest, shards, tokens, keys, names, hot, certificates
+		if files := snapshotFiles(t, dir); len(files) != 1+len(m.Shards)+4+len(m.CertPacks) { // manifest, shards, tokens, keys, names, hot, packs
 			t.Errorf("crash after %s, then a write: the folder holds %v", reached, files)
 		}
 	}
@@ -403,12 +404,13 @@ func TestAppendServiceCoversEveryField(t *testing.T) {
 	}
 }
 
-// A folder of an older release reads, with its certificates: version 2
-// (each services part in JSON, holding its hostnames' certificate leaves),
-// version 3 (the parts in JSON, the leaves in their own part) and version
-// 4 (binary parts, no hot part: read whole even hot first).
+// A folder of an older release reads, with its certificates, each in a
+// file of its own: version 2 (each services part in JSON, holding its
+// hostnames' certificate leaves), version 3 (the parts in JSON, the
+// leaves in their own part), version 4 (binary parts, no hot part: read
+// whole even hot first) and version 5 (a hot part).
 func TestSnapshotReadsOlderVersions(t *testing.T) {
-	for _, version := range []int{2, 3, 4} {
+	for _, version := range []int{2, 3, 4, 5} {
 		dir := t.TempDir()
 		cert := selfSigned(t, "a.d.test")
 		src := &SnapshotSource{Services: []store.Service{testService("a")}, Sum: [32]byte{1},
@@ -434,9 +436,34 @@ func TestSnapshotReadsOlderVersions(t *testing.T) {
 		}
 		var m manifest
 		readJSON(manifestFile, &m)
+		// Before version 6: a file per certificate.
+		for _, name := range m.CertPacks {
+			b, err := os.ReadFile(filepath.Join(folder, certsDir, name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			p, parts, err := decodeCertPack(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, leaf := range p.leaves {
+				if err := os.WriteFile(filepath.Join(folder, certsDir, certFileName(hex.EncodeToString(leaf[:]), m.KeyID)), parts[i], 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			os.Remove(filepath.Join(folder, certsDir, name))
+		}
+		m.CertPacks, m.Version = nil, version
+		if version == 5 {
+			writeJSON(manifestFile, m)
+			s, err := ReadSnapshotHotFirst(dir, nil)
+			if err != nil || !s.Partial() || len(s.Services) != 1 || len(s.Certificates) != 1 {
+				t.Fatalf("version 5: %v", err)
+			}
+			continue
+		}
 		os.Remove(filepath.Join(folder, m.Hot)) // version 5's
 		m.Hot, m.Services = "", 0
-		m.Version = version
 		if version == 4 {
 			writeJSON(manifestFile, m)
 			s, err := ReadSnapshotHotFirst(dir, nil) // reads every service: there is no hot part
@@ -842,21 +869,24 @@ func TestSnapshotHotFirst(t *testing.T) {
 // key, a file that is no certificate's), later writes remove the files of
 // certificates that left without listing it, and the certificate names
 // part is JSON a reader decodes, whatever the hostnames.
-func TestSnapshotWriterCertificateFiles(t *testing.T) {
+func TestSnapshotWriterCertificatePacks(t *testing.T) {
 	dir := t.TempDir()
-	certs := map[string]*tls.Certificate{"a.d.test": selfSigned(t, "a.d.test"), "b.d.test": selfSigned(t, "b.d.test")}
+	k1, _ := testKeyring(t)
+	certs := map[string]*tls.Certificate{}
+	var svcs []store.Service
+	for _, n := range []string{"a", "b", "c", "d", "e"} {
+		svcs = append(svcs, testService(n))
+		if n != "e" {
+			certs[n+".d.test"] = selfSigned(t, n+".d.test")
+		}
+	}
 	var version uint64
-	src := &SnapshotSource{Services: []store.Service{testService("a"), testService("b")}, Sum: [32]byte{1},
+	src := &SnapshotSource{Services: svcs, Sum: [32]byte{1}, Keyring: k1,
 		Certificate: func(h string) *tls.Certificate { return certs[h] }, CertificatesVersion: func() uint64 { return version }}
 	w := NewSnapshotWriter(dir, func() *SnapshotSource { return src }, discard())
-	if err := w.Write(); err != nil {
-		t.Fatal(err)
-	}
 	certsPath := filepath.Join(dir, SnapshotDir, certsDir)
-	fileOf := func(host, keyID string) string {
-		return certFileName(hex.EncodeToString(sha256Sum(certs[host].Certificate[0])), keyID)
-	}
 	list := func() []string {
+		t.Helper()
 		ents, err := os.ReadDir(certsPath)
 		if err != nil {
 			t.Fatal(err)
@@ -867,66 +897,232 @@ func TestSnapshotWriterCertificateFiles(t *testing.T) {
 		}
 		return names
 	}
-	if got, want := list(), []string{fileOf("a.d.test", ""), fileOf("b.d.test", "")}; !slices.Equal(got, slices.Sorted(slices.Values(want))) {
-		t.Fatalf("certificate files %v, want %v", got, want)
+	// write writes after a look-up of every hostname (a new version)
+	// and checks what the snapshot reads back and how many certificates
+	// were put in packs.
+	write := func(what string, written int64) manifest {
+		t.Helper()
+		version++
+		w.rescanned = time.Time{}
+		if err := w.Write(); err != nil {
+			t.Fatal(err)
+		}
+		if w.wrote.certs != written {
+			t.Errorf("%s: %d certificates written, want %d", what, w.wrote.certs, written)
+		}
+		m := readManifest(t, dir)
+		if got := list(); !slices.Equal(got, slices.Sorted(slices.Values(m.CertPacks))) {
+			t.Errorf("%s: certs/ holds %v, the manifest names packs %v", what, got, m.CertPacks)
+		}
+		s, err := ReadSnapshot(dir, k1)
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		got := s.CertificatesByName(discard())
+		if len(got) != len(certs) {
+			t.Errorf("%s: read back certificates for %v, want %d", what, slices.Sorted(maps.Keys(got)), len(certs))
+		}
+		for h, c := range certs {
+			if got[h] == nil || !bytes.Equal(got[h].Certificate[0], c.Certificate[0]) {
+				t.Errorf("%s: %s's certificate not read back", what, h)
+			}
+		}
+		return m
+	}
+	first := write("first write", 4)
+	if len(first.CertPacks) != 1 {
+		t.Fatalf("four certificates in %d packs, want one", len(first.CertPacks))
 	}
 
-	// Left by a crash or an older key: removed by the first write after a
-	// restart, even with nothing else to write.
-	strays := []string{".tmp-x.json-123", fileOf("a.d.test", "oldkey"), "notes.txt", strings.Repeat("A", 64) + ".json"}
+	// Left by a crash, an older release or another manifest: removed by
+	// the first write after a restart, even with nothing else to write.
+	strays := []string{".tmp-x.json-123", certFileName(hex.EncodeToString(sha256Sum(certs["a.d.test"].Certificate[0])), "oldkey"),
+		"notes.txt", newCertPackName(), strings.Repeat("A", 64) + ".json"}
 	for _, name := range strays {
 		if err := os.WriteFile(filepath.Join(certsPath, name), []byte("{}"), 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
 	w = NewSnapshotWriter(dir, func() *SnapshotSource { return src }, discard())
-	if err := w.Write(); err != nil {
-		t.Fatal(err)
-	}
-	if got, want := list(), []string{fileOf("a.d.test", ""), fileOf("b.d.test", "")}; !slices.Equal(got, slices.Sorted(slices.Values(want))) {
-		t.Fatalf("after a restart's first write: certificate files %v, want %v", got, want)
+	if m := write("a restart", 0); !slices.Equal(m.CertPacks, first.CertPacks) {
+		t.Errorf("after a restart: packs %v, want %v", m.CertPacks, first.CertPacks)
 	}
 
-	// b's certificate left the cache, and a service whose hostname JSON
-	// must quote got one: b's file goes, the names part reads back.
+	// b's certificate evicted, e's loaded: the pack keeps 3 of its 4, e
+	// goes to a pack of its own. Then c's evicted: 2 of 4, still kept.
 	delete(certs, "b.d.test")
-	odd := testService("c")
-	odd.Hostnames = []string{`c"<\.d.test`}
-	certs[odd.Hostnames[0]] = selfSigned(t, "c.d.test")
-	src = &SnapshotSource{Services: []store.Service{testService("a"), testService("b"), odd}, Sum: [32]byte{2},
-		Certificate: src.Certificate, CertificatesVersion: src.CertificatesVersion}
-	version++
+	certs["e.d.test"] = selfSigned(t, "e.d.test")
+	m := write("b evicted, e loaded", 1)
+	if len(m.CertPacks) != 2 || m.CertPacks[0] != first.CertPacks[0] {
+		t.Errorf("b evicted, e loaded: packs %v, want the first and one more", m.CertPacks)
+	}
+	delete(certs, "c.d.test")
+	m = write("c evicted", 0)
+	if len(m.CertPacks) != 2 || m.CertPacks[0] != first.CertPacks[0] {
+		t.Errorf("c evicted: packs %v, want the same two", m.CertPacks)
+	}
+	// d's evicted: one of the first pack's four is named; a goes to a new
+	// pack, the first leaves the folder, e's stays.
+	delete(certs, "d.d.test")
+	m = write("d evicted", 1)
+	if len(m.CertPacks) != 2 || m.CertPacks[0] == first.CertPacks[0] {
+		t.Errorf("d evicted: packs %v, want the first one gone", m.CertPacks)
+	}
+
+	// f and g loaded: a third pack.
+	for _, c := range []string{"f", "g"} {
+		svcs = append(svcs, testService(c))
+		certs[c+".d.test"] = selfSigned(t, c+".d.test")
+	}
+	src = &SnapshotSource{Services: svcs, Sum: [32]byte{2}, Keyring: k1, Certificate: src.Certificate, CertificatesVersion: src.CertificatesVersion}
+	m = write("f and g", 2)
+	if len(m.CertPacks) != 3 {
+		t.Errorf("f and g: packs %v, want three", m.CertPacks)
+	}
+
+	// Another key: every certificate sealed with it, in a new pack.
+	k2, _ := testKeyring(t)
+	src = &SnapshotSource{Services: svcs, Sum: [32]byte{2}, Keyring: k2, Certificate: src.Certificate, CertificatesVersion: src.CertificatesVersion}
+	before := m.CertPacks
 	w.rescanned = time.Time{}
 	if err := w.Write(); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := list(), []string{fileOf("a.d.test", ""), fileOf(odd.Hostnames[0], "")}; !slices.Equal(got, slices.Sorted(slices.Values(want))) {
-		t.Fatalf("b's certificate gone: certificate files %v, want %v", got, want)
+	if m = readManifest(t, dir); len(m.CertPacks) != 1 || slices.Contains(before, m.CertPacks[0]) || w.wrote.certs != int64(len(certs)) || m.KeyID != k2.IDs()[0] {
+		t.Errorf("a new key: packs %v (before %v), %d certificates written, key %q", m.CertPacks, before, w.wrote.certs, m.KeyID)
 	}
-	s, err := ReadSnapshot(dir, nil)
+	s, err := ReadSnapshot(dir, k2)
 	if err != nil {
 		t.Fatal(err)
 	}
-	byName := s.CertificatesByName(discard())
-	if len(byName) != 2 || byName["a.d.test"] == nil || byName[odd.Hostnames[0]] == nil {
-		t.Errorf("read back certificates for %v", slices.Sorted(maps.Keys(byName)))
+	if got := s.CertificatesByName(discard()); len(got) != len(certs) {
+		t.Errorf("a new key: read back certificates for %v, want %d", slices.Sorted(maps.Keys(got)), len(certs))
+	}
+	if got := list(); !slices.Equal(got, m.CertPacks) {
+		t.Errorf("a new key: certs/ holds %v, want %v", got, m.CertPacks)
 	}
 }
 
-func TestParseCertFile(t *testing.T) {
-	leaf := sha256.Sum256([]byte("leaf"))
-	for _, keyID := range []string{"", "k1", "2026-12-05"} {
-		name := certFile{leaf, keyID}.name()
-		if f, ok := parseCertFile(name); !ok || f != (certFile{leaf, keyID}) {
-			t.Errorf("parseCertFile(%q) = %+v, %v", name, f, ok)
+// readManifest reads dir's snapshot manifest.
+func readManifest(t *testing.T, dir string) manifest {
+	t.Helper()
+	var m manifest
+	b, err := os.ReadFile(filepath.Join(dir, SnapshotDir, manifestFile))
+	if err == nil {
+		err = json.Unmarshal(b, &m)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// planPacks keeps a pack that holds a named certificate, unless fewer
+// than half of its certificates are named, or it was sealed with another
+// key, and every named one can be written anew (it was looked up).
+func TestPlanPacks(t *testing.T) {
+	l := func(i byte) [sha256.Size]byte { return [sha256.Size]byte{i} }
+	w := &SnapshotWriter{packs: map[string]certPack{
+		"p1": {"k1", [][sha256.Size]byte{l(1), l(2), l(3), l(4)}}, // 1 of 4 named, not looked up: stays
+		"p2": {"k1", [][sha256.Size]byte{l(5)}},                   // none named: goes
+		"p3": {"k1", [][sha256.Size]byte{l(6), l(7), l(8)}},       // 1 of 3 named, looked up: goes
+		"p4": {"k0", [][sha256.Size]byte{l(9)}},                   // another key: goes
+		"p5": {"k1", [][sha256.Size]byte{l(11), l(12)}},           // 1 of 2, looked up: stays
+	}}
+	w.cur.CertPacks = []string{"p1", "p2", "p3", "p4", "p5", "gone"} // gone: unreadable at load
+	var pairs [shardCount][]hostLeaf
+	pairs[0] = []hostLeaf{{"a", l(1)}, {"f", l(6)}, {"i", l(9)}}
+	pairs[7] = []hostLeaf{{"j", l(10)}, {"k", l(11)}, {"m", l(13)}}
+	byLeaf := map[[sha256.Size]byte]*tls.Certificate{l(6): nil, l(9): nil, l(10): nil, l(11): nil, l(13): nil}
+	kept, toWrite := w.planPacks(&pairs, byLeaf, "k1")
+	if !slices.Equal(kept, []string{"p1", "p5"}) || !slices.Equal(toWrite, [][sha256.Size]byte{l(6), l(9), l(10), l(13)}) {
+		t.Errorf("kept %v, to write %v", kept, toWrite)
+	}
+}
+
+func TestCertPackName(t *testing.T) {
+	for range 3 {
+		if name := newCertPackName(); !certPackNameOK(name) {
+			t.Errorf("certPackNameOK(%q) = false", name)
 		}
 	}
-	h := hex.EncodeToString(leaf[:])
-	for _, name := range []string{"", ".json", h, h + ".txt", h + "-.json", strings.ToUpper(h) + ".json", h[:62] + ".json", "zz" + h[2:] + ".json", ".tmp-" + h + ".json"} {
-		if f, ok := parseCertFile(name); ok {
-			t.Errorf("parseCertFile(%q) = %+v, want no certificate file", name, f)
+	h := strings.Repeat("0a", 16)
+	for _, name := range []string{"", "pack-.bin", "pack-" + h, "pack-" + h + ".json", "pack-" + strings.ToUpper(h) + ".bin", "pack-" + h[:30] + ".bin",
+		"pack-zz" + h[2:] + ".bin", ".tmp-pack-" + h + ".bin", "../pack-" + h + ".bin", "pack-" + h + "0a.bin"} {
+		if certPackNameOK(name) {
+			t.Errorf("certPackNameOK(%q) = true", name)
 		}
 	}
+}
+
+// A pack decodes to its key ID, leaves and parts; cut anywhere or with a
+// byte more, it does not, and its index alone reads from its start.
+func TestCertPackRoundTrip(t *testing.T) {
+	for _, n := range []int{0, 1, 3} {
+		leaves := make([][sha256.Size]byte, n)
+		parts := make([][]byte, n)
+		for i := range n {
+			leaves[i] = sha256.Sum256([]byte{byte(i)})
+			parts[i] = []byte(fmt.Sprintf(`{"chain_pem":"c%d","key_pem":"k%d"}`, i, i))
+		}
+		var out bytes.Buffer
+		bw := bufio.NewWriter(&out)
+		if err := encodeCertPack(bw, "k1", leaves, func(i int) ([]byte, error) { return slices.Clone(parts[i]), nil }); err != nil {
+			t.Fatal(err)
+		}
+		bw.Flush()
+		b := out.Bytes()
+		p, got, err := decodeCertPack(b)
+		if err != nil || p.keyID != "k1" || !slices.Equal(p.leaves, leaves) || len(got) != n {
+			t.Fatalf("%d certificates: decoded %+v, %d parts, %v", n, p, len(got), err)
+		}
+		for i := range got {
+			if !bytes.Equal(got[i], parts[i]) {
+				t.Errorf("part %d decoded as %q", i, got[i])
+			}
+		}
+		if p, err := readCertPackIndex(bufio.NewReader(bytes.NewReader(b)), int64(len(b))); err != nil || !slices.Equal(p.leaves, leaves) {
+			t.Errorf("%d certificates: index %+v, %v", n, p, err)
+		}
+		for cut := range len(b) {
+			if _, _, err := decodeCertPack(b[:cut]); err == nil {
+				t.Fatalf("%d certificates cut to %d of %d bytes decoded", n, cut, len(b))
+			}
+		}
+		if _, _, err := decodeCertPack(append(slices.Clone(b), 0)); err == nil {
+			t.Fatal("a byte after the last certificate decoded")
+		}
+	}
+}
+
+func FuzzDecodeCertPack(f *testing.F) {
+	var out bytes.Buffer
+	bw := bufio.NewWriter(&out)
+	encodeCertPack(bw, "k1", [][sha256.Size]byte{{1}, {2}}, func(i int) ([]byte, error) { return []byte(`{"chain_pem":"","key_pem":""}`), nil })
+	bw.Flush()
+	f.Add(out.Bytes())
+	f.Add([]byte(certPackMagic + "\x00\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		p, parts, err := decodeCertPack(b)
+		if err != nil {
+			return
+		}
+		// What decodes encodes to what decodes alike, and its index reads
+		// alone.
+		var again bytes.Buffer
+		bw := bufio.NewWriter(&again)
+		if err := encodeCertPack(bw, p.keyID, p.leaves, func(i int) ([]byte, error) { return slices.Clone(parts[i]), nil }); err != nil {
+			t.Fatal(err)
+		}
+		bw.Flush()
+		q, parts2, err := decodeCertPack(again.Bytes())
+		if err != nil || q.keyID != p.keyID || !slices.Equal(q.leaves, p.leaves) || !slices.EqualFunc(parts, parts2, bytes.Equal) {
+			t.Fatalf("re-encoded, decoded as %+v, %v", q, err)
+		}
+		if q, err := readCertPackIndex(bufio.NewReader(bytes.NewReader(b)), int64(len(b))); err != nil || q.keyID != p.keyID || !slices.Equal(q.leaves, p.leaves) {
+			t.Fatalf("index read as %+v, %v; decoded %+v", q, err, p)
+		}
+	})
 }
 
 // encodeCertPart writes what json.Marshal of a certPart of the PEM chain

@@ -8,7 +8,7 @@
 //	  certnames-<digest>.json                 the certificate leaf of each hostname that had one
 //	  tokens-<digest>.json                    token look-ups, suspended projects
 //	  keys-<random>.json                      ticket, ECH and QUIC keys, sealed
-//	  certs/<leaf SHA-256>[-<key ID>].json    one certificate: chain, and key sealed with <key ID>
+//	  certs/pack-<random>.bin                 certificates: chains, and keys sealed (certpack.go)
 //
 // Every part is named for its content (the keys for a random name: a hash
 // of secret keys stays out of the file names), written 0600 through a
@@ -46,11 +46,13 @@ import (
 const (
 	manifestFile = "manifest.json"
 	certsDir     = "certs"
-	// folderVersion 5: a hot part (manifest.Hot); 4: the services parts
+	// folderVersion 6: certificate packs (manifest.CertPacks) instead
+	// of a file per certificate (certs/<leaf SHA-256>[-<key ID>].json,
+	// certFileName); 5: a hot part (manifest.Hot); 4: the services parts
 	// in binary (shardMagic); 3: in JSON, and 2: each also held its
 	// hostnames' certificate leaves (all read still, a part by its name's
 	// extension).
-	folderVersion = 5
+	folderVersion = 6
 	shardCount    = 256
 )
 
@@ -58,8 +60,9 @@ const (
 type manifest struct {
 	Version   int       `json:"version"`
 	WrittenAt time.Time `json:"written_at"`
-	// KeyID is the keyring key the certificate files were sealed with
-	// ("": written without a keyring): part of their names.
+	// KeyID is the keyring key the certificates were sealed with ("":
+	// written without a keyring); before version 6, part of their files'
+	// names.
 	KeyID  string   `json:"key_id,omitempty"`
 	Shards []string `json:"shards"` // the services parts, by shard; none for an empty shard
 	// CertNames is the part naming each hostname's certificate ("": none),
@@ -74,8 +77,11 @@ type manifest struct {
 	// million services). Services counts the services of every shard.
 	Hot      string `json:"hot,omitempty"`
 	Services int    `json:"services"`
-	Tokens   string `json:"tokens"`
-	Keys     string `json:"keys"`
+	// CertPacks are the certificate packs in certsDir that hold the
+	// certificates of CertNames (version 6).
+	CertPacks []string `json:"cert_packs,omitempty"`
+	Tokens    string   `json:"tokens"`
+	Keys      string   `json:"keys"`
 }
 
 // shardPart is the content of a services part.
@@ -130,42 +136,13 @@ func shardOf(id string) int {
 }
 
 // certFileName is the name, in certsDir, of the file of the certificate
-// whose leaf has SHA-256 leaf (hex), its key sealed with keyID.
+// whose leaf has SHA-256 leaf (hex), its key sealed with keyID: a
+// folder's of version 5 and older.
 func certFileName(leaf, keyID string) string {
 	if keyID == "" {
 		return leaf + ".json"
 	}
 	return leaf + "-" + keyID + ".json"
-}
-
-// certFile is a certificate file of certsDir: the SHA-256 of the leaf it
-// holds, and the key its private key is sealed with ("": none).
-type certFile struct {
-	leaf  [sha256.Size]byte
-	keyID string
-}
-
-func (f certFile) name() string { return certFileName(hex.EncodeToString(f.leaf[:]), f.keyID) }
-
-// parseCertFile returns the certFile of a certificate file's name, and
-// false for a name certFileName does not make.
-func parseCertFile(name string) (certFile, bool) {
-	var f certFile
-	rest, ok := strings.CutSuffix(name, ".json")
-	if !ok || len(rest) < 2*sha256.Size {
-		return f, false
-	}
-	if _, err := hex.Decode(f.leaf[:], []byte(rest[:2*sha256.Size])); err != nil || strings.ToLower(rest[:2*sha256.Size]) != rest[:2*sha256.Size] {
-		return f, false
-	}
-	switch rest = rest[2*sha256.Size:]; {
-	case rest == "":
-	case strings.HasPrefix(rest, "-") && len(rest) > 1:
-		f.keyID = rest[1:]
-	default:
-		return f, false
-	}
-	return f, f.name() == name
 }
 
 // appendService appends an encoding of every field of s to b: the input of
@@ -396,25 +373,87 @@ func readFolder(dir string, hotFirst bool) (*Snapshot, error) {
 	s.QUICKeys, s.SealedQUICKeys = kp.QUICKeys, kp.SealedQUICKeys
 	leaves := slices.Sorted(maps.Keys(names))
 	s.Certificates = make([]SnapshotCert, len(leaves))
-	err = inParallel(len(leaves), func(i int) error {
+	// set records the certificate of leaf i, read from file (its name, for
+	// errors): it must hold that leaf, its name says which hostnames it
+	// serves.
+	set := func(i int, c certPart, file string) error {
 		leaf := leaves[i]
-		var c certPart
-		if err := read(certsDir, certFileName(leaf, m.KeyID), &c); err != nil {
-			return err
-		}
-		// The file's name says which hostnames it serves: it must be its leaf's.
 		if block, _ := pem.Decode([]byte(c.ChainPEM)); block == nil || hex.EncodeToString(sha256Sum(block.Bytes)) != leaf {
-			return fmt.Errorf("fleet: the snapshot's certificate file %s does not hold that certificate", certFileName(leaf, m.KeyID))
+			return fmt.Errorf("fleet: the snapshot's certificate file %s does not hold certificate %s", file, leaf)
 		}
 		hosts := names[leaf]
 		slices.Sort(hosts)
 		s.Certificates[i] = SnapshotCert{Names: hosts, ChainPEM: c.ChainPEM, KeyPEM: c.KeyPEM}
 		return nil
-	})
+	}
+	if m.Version < 6 {
+		err = inParallel(len(leaves), func(i int) error {
+			var c certPart
+			file := certFileName(leaves[i], m.KeyID)
+			if err := read(certsDir, file, &c); err != nil {
+				return err
+			}
+			return set(i, c, file)
+		})
+	} else {
+		err = readCertPacks(dir, m.CertPacks, leaves, set)
+	}
 	if err != nil {
 		return nil, err
 	}
 	return s, nil
+}
+
+// readCertPacks reads the certificate packs of folder dir named packs,
+// on every processor, and calls set with the certificate of each of
+// leaves (SHA-256, hex, sorted), which must all be there.
+func readCertPacks(dir string, packs []string, leaves []string, set func(i int, c certPart, file string) error) error {
+	var mu sync.Mutex
+	found := make([]bool, len(leaves))
+	err := inParallel(len(packs), func(i int) error {
+		name := packs[i]
+		if !certPackNameOK(name) {
+			return fmt.Errorf("fleet: the snapshot's manifest names a certificate pack %q", name)
+		}
+		b, err := os.ReadFile(filepath.Join(dir, certsDir, name))
+		if err != nil {
+			return fmt.Errorf("fleet: reading the snapshot: %w", err)
+		}
+		p, parts, err := decodeCertPack(b)
+		if err != nil {
+			return fmt.Errorf("fleet: reading the snapshot's %s: %w", name, err)
+		}
+		var hexLeaf [2 * sha256.Size]byte
+		for j := range p.leaves {
+			hex.Encode(hexLeaf[:], p.leaves[j][:])
+			k, ok := slices.BinarySearch(leaves, string(hexLeaf[:]))
+			if !ok {
+				continue // no longer named: a pack keeps it until half of it is gone
+			}
+			mu.Lock()
+			dup := found[k]
+			found[k] = true
+			mu.Unlock()
+			if dup {
+				continue
+			}
+			var c certPart
+			if err := json.Unmarshal(parts[j], &c); err != nil {
+				return fmt.Errorf("fleet: reading the snapshot's %s: %w", name, err)
+			}
+			if err := set(k, c, name); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if k := slices.Index(found, false); k >= 0 {
+		return fmt.Errorf("fleet: the snapshot names certificate %s, in none of its packs", leaves[k])
+	}
+	return nil
 }
 
 // partNameOK reports whether the manifest may name a part name: a file of

@@ -31,9 +31,6 @@ import (
 	"github.com/spine-platform/spine/internal/store"
 )
 
-// certWriters is how many certificate files a write puts on disk at once.
-const certWriters = 8
-
 const (
 	snapshotInterval = 5 * time.Second // how often new certificates are looked for
 	snapshotSettle   = 3 * time.Second // from start to the first write
@@ -175,19 +172,21 @@ func (l *listShards) ShardHostnames(i, n int) iter.Seq[string] {
 
 // SnapshotWriter writes the snapshot folder (SnapshotDir, snapshotfolder.go)
 // and keeps, between writes, what it needs to write only the parts that
-// changed: the manifest on disk, the certificate files there, the version
+// changed: the manifest on disk, the certificate packs there, the version
 // (ServiceShards) and part name of each service shard as last digested,
 // and the leaf digest of each certificate of the last write. At a million
 // hostnames the single file of older releases was 294 MB, re-encoded and
 // rewritten whole for each new certificate; a write now lists, digests
 // and writes the shards whose version changed, and writes the new
-// certificates, the certificate names and the manifest. It looks up the
+// certificates (in packs: certpack.go), the certificate names and the
+// manifest. It looks up the
 // certificates of the hostnames of the shards it listed, and of every
 // hostname when SnapshotSource.CertificatesVersion changed (or is not
 // given), and at least every snapshotRescan.
 //
 // What it keeps is bounded by one write: the manifest (≤ 256 shards), 256
-// shard versions and names, the names of the certificate files it names,
+// shard versions and names, the index of each certificate pack on disk
+// (≤ twice the certificates the manifest names, 32 bytes each),
 // per shard the hostnames that had a certificate in memory at their last
 // look-up with its leaf digest (at most the certificates in memory then);
 // each write replaces them whole. Between rescans the snapshot may hold a
@@ -200,19 +199,22 @@ type SnapshotWriter struct {
 	log    *slog.Logger
 	due    chan struct{} // capacity 1: write now
 
-	loaded bool     // cur and certs were read from disk
+	loaded bool     // cur and packs were read from disk
 	cur    manifest // the manifest on disk
-	// certs are the files in certsDir (by the leaf and key they hold);
-	// swept: since load, removeUnnamed listed certsDir once, so certs
-	// holds every file there and later removals need no listing.
-	certs map[certFile]bool
+	// packs are the certificate packs in certsDir (certpack.go) by name,
+	// with what they hold: those cur names, and those a write put there
+	// since, until removeUnnamed deletes them. swept: since load,
+	// removeUnnamed listed certsDir once, so packs holds every file there
+	// and later removals need no listing.
+	packs map[string]certPack
 	swept bool
-	// named, byLeaf and scratch are reused from write to write (their
-	// contents are one write's): at 10,000 certificates in memory a write
-	// made them anew, with a file name and a hex string per certificate,
-	// 24 MB of garbage each time a certificate entered the cache
-	// (BenchmarkSnapshot's shards-certs).
+	// named, stored, byLeaf and scratch are reused from write to write
+	// (their contents are one write's): at 10,000 certificates in memory
+	// a write made them anew, with a file name and a hex string per
+	// certificate, 24 MB of garbage each time a certificate entered the
+	// cache (BenchmarkSnapshot's shards-certs).
 	named   map[[sha256.Size]byte]bool
+	stored  map[[sha256.Size]byte]bool
 	byLeaf  map[[sha256.Size]byte]*tls.Certificate
 	scratch []byte
 	// shardVers are the ServiceShards versions of the shards as last
@@ -251,11 +253,10 @@ type SnapshotWriter struct {
 	// (tests).
 	step func(name string) error
 	// wrote counts the files and bytes of the last Write, the service
-	// shards it listed and digested, and those whose hostnames' certificates
-	// it looked up (tests, benchmarks).
-	wrote struct{ files, bytes, shards, scanned int64 }
-	mu    sync.Mutex // wrote and step, for the certificate files written at once
-
+	// shards it listed and digested, those whose hostnames' certificates
+	// it looked up, and the certificates it put in packs (tests,
+	// benchmarks).
+	wrote struct{ files, bytes, shards, scanned, certs int64 }
 }
 
 // NewSnapshotWriter returns a writer of dir's snapshot folder. source
@@ -359,7 +360,7 @@ func (w *SnapshotWriter) Write() error {
 	if src == nil {
 		return nil
 	}
-	w.wrote.files, w.wrote.bytes, w.wrote.shards, w.wrote.scanned = 0, 0, 0, 0
+	w.wrote = struct{ files, bytes, shards, scanned, certs int64 }{}
 	if !w.loaded {
 		w.load()
 	}
@@ -516,13 +517,10 @@ func (w *SnapshotWriter) Write() error {
 		next.Hot = "hot-" + hex.EncodeToString(hotDigest.Sum(sum[:0])[:16]) + ".bin"
 	}
 
-	var certsToWrite [][sha256.Size]byte
-	for leaf := range byLeaf {
-		if !w.certs[certFile{leaf, keyID}] {
-			certsToWrite = append(certsToWrite, leaf)
-		}
-	}
-	slices.SortFunc(certsToWrite, func(a, b [sha256.Size]byte) int { return bytes.Compare(a[:], b[:]) })
+	// The certificate packs: those of the manifest on disk that stay, and
+	// the certificates in none of them, for new packs.
+	keptPacks, certsToWrite := w.planPacks(&pairs, byLeaf, keyID)
+	next.CertPacks = keptPacks
 
 	tokens, tokensKey := w.cur.Tokens, fmt.Sprint(src.TokensVersion, src.TokensComplete, src.Suspended)
 	var tokensJSON []byte
@@ -546,7 +544,7 @@ func (w *SnapshotWriter) Write() error {
 
 	if !wroteShards && len(certsToWrite) == 0 && !writeCertNames && tokensJSON == nil && keys == w.cur.Keys &&
 		next.CertNames == w.cur.CertNames && next.Hot == w.cur.Hot && next.Services == w.cur.Services &&
-		next.KeyID == w.cur.KeyID && slices.Equal(next.Shards, w.cur.Shards) {
+		next.KeyID == w.cur.KeyID && slices.Equal(next.Shards, w.cur.Shards) && slices.Equal(next.CertPacks, w.cur.CertPacks) {
 		w.shardVers, w.shardNames, w.shardLens, w.shardsKnown = shardVers, shardNames, shardLens, true
 		w.hot = hot
 		w.keepCerts(pairs, leaves, certsVersion, rescan, now)
@@ -562,43 +560,23 @@ func (w *SnapshotWriter) Write() error {
 			return fmt.Errorf("fleet: writing the snapshot: %w", err)
 		}
 	}
-	// Encoded one at a time (the processor), written certWriters at a time:
-	// each file's fsync waits for the disk, and the file system commits
-	// concurrent ones together (10,000 certificates one at a time took 40 s
-	// on a loaded test machine).
-	for batch := range slices.Chunk(certsToWrite, 4*certWriters) {
-		names := make([]string, len(batch))
-		parts := make([][]byte, len(batch))
-		for i, leaf := range batch {
-			y.Maybe()
-			b, err := encodeCertPart(byLeaf[leaf], src.Keyring)
-			if err != nil {
-				return err
-			}
-			names[i], parts[i] = certFile{leaf, keyID}.name(), b
-		}
-		errs := make([]error, len(batch))
-		var wg sync.WaitGroup
-		next := make(chan int, len(batch))
-		for i := range batch {
-			next <- i
-		}
-		close(next)
-		for range min(certWriters, len(batch)) {
-			wg.Go(func() {
-				for i := range next {
-					errs[i] = w.writePart(filepath.Join(certsDir, names[i]), func(f *bufio.Writer) error { _, err := f.Write(parts[i]); return err })
-				}
+	// A pack of up to certPackMax certificates is one file: a file per
+	// certificate cost 170 µs of the processor each (certpack.go).
+	for batch := range slices.Chunk(certsToWrite, certPackMax) {
+		name := newCertPackName()
+		err := w.writePart(filepath.Join(certsDir, name), func(f *bufio.Writer) error {
+			return encodeCertPack(f, keyID, batch, func(i int) ([]byte, error) {
+				y.Maybe()
+				return encodeCertPart(byLeaf[batch[i]], src.Keyring)
 			})
-		}
-		wg.Wait()
-		if err := errors.Join(errs...); err != nil {
+		})
+		w.packs[name] = certPack{keyID: keyID, leaves: slices.Clone(batch)} // on disk, or removed by the next write
+		if err != nil {
 			w.swept = false // a file may be there all the same: list the folder again
 			return err
 		}
-		for _, leaf := range batch {
-			w.certs[certFile{leaf, keyID}] = true
-		}
+		next.CertPacks = append(next.CertPacks, name)
+		w.wrote.certs += int64(len(batch))
 	}
 	if len(certsToWrite) > 0 {
 		if err := syncDir(filepath.Join(w.dir, certsDir)); err != nil {
@@ -716,22 +694,71 @@ func (w *SnapshotWriter) keepCerts(pairs [shardCount][]hostLeaf, leaves map[*byt
 	}
 }
 
-// load reads the manifest on disk and lists the certificate files, so that
-// the first write after a restart writes only what changed meanwhile. A
-// folder it cannot read is as good as none: every part is written anew.
+// planPacks returns the certificate packs of the manifest on disk that
+// the next one names again, and the certificates of pairs (byLeaf: those
+// this write looked up) that are in none of them, sorted. A pack stays
+// if it holds a certificate of pairs and was sealed with keyID, and, if
+// every certificate of pairs it holds is in byLeaf (a look-up of every
+// hostname, or of its shards), at least half of its certificates are of
+// pairs: else those go to new packs with the others, and the folder
+// holds at most about twice the certificates its manifest names.
+func (w *SnapshotWriter) planPacks(pairs *[shardCount][]hostLeaf, byLeaf map[[sha256.Size]byte]*tls.Certificate, keyID string) (kept []string, toWrite [][sha256.Size]byte) {
+	if w.named == nil {
+		w.named, w.stored = map[[sha256.Size]byte]bool{}, map[[sha256.Size]byte]bool{}
+	}
+	named, stored := w.named, w.stored
+	clear(named)
+	clear(stored)
+	for _, ps := range pairs {
+		for _, p := range ps {
+			named[p.leaf] = true
+		}
+	}
+	for _, name := range w.cur.CertPacks {
+		p, ok := w.packs[name]
+		live, movable := 0, true
+		for _, l := range p.leaves {
+			if named[l] {
+				live++
+				_, in := byLeaf[l]
+				movable = movable && in
+			}
+		}
+		if !ok || live == 0 || movable && (p.keyID != keyID || 2*live < len(p.leaves)) {
+			continue
+		}
+		kept = append(kept, name)
+		for _, l := range p.leaves {
+			stored[l] = true
+		}
+	}
+	for leaf := range byLeaf {
+		if !stored[leaf] {
+			toWrite = append(toWrite, leaf)
+		}
+	}
+	slices.SortFunc(toWrite, func(a, b [sha256.Size]byte) int { return bytes.Compare(a[:], b[:]) })
+	return kept, toWrite
+}
+
+// load reads the manifest on disk and the index of each certificate pack
+// it names, so that the first write after a restart writes only what
+// changed meanwhile. A folder it cannot read is as good as none, and a
+// pack it cannot read as none: written anew.
 func (w *SnapshotWriter) load() {
-	w.loaded, w.cur, w.certs, w.swept, w.unclean = true, manifest{}, map[certFile]bool{}, false, true
+	w.loaded, w.cur, w.packs, w.swept, w.unclean = true, manifest{}, map[string]certPack{}, false, true
 	if b, err := os.ReadFile(filepath.Join(w.dir, manifestFile)); err == nil {
 		var m manifest
 		if json.Unmarshal(b, &m) == nil && m.Version == folderVersion {
 			w.cur = m
 		}
 	}
-	if ents, err := os.ReadDir(filepath.Join(w.dir, certsDir)); err == nil {
-		for _, e := range ents {
-			if f, ok := parseCertFile(e.Name()); ok && e.Type().IsRegular() {
-				w.certs[f] = true
-			}
+	for _, name := range w.cur.CertPacks {
+		if !certPackNameOK(name) {
+			continue
+		}
+		if p, err := readCertPackFile(filepath.Join(w.dir, certsDir, name)); err == nil {
+			w.packs[name] = p
 		}
 	}
 }
@@ -764,35 +791,29 @@ func (w *SnapshotWriter) removeUnnamed() error {
 		}
 	}
 	remove(w.dir, func(name string) bool { return keep[name] })
-	// The certificate files: those of the manifest's pairs stay. The
-	// folder is listed once after load (files a crashed write left, or of
-	// another key); from then on w.certs is every file in it.
-	if w.named == nil {
-		w.named = map[[sha256.Size]byte]bool{}
+	// The certificate packs: those the manifest names stay. The folder is
+	// listed once after load (files a crashed write left, packs of no
+	// manifest, the certificate files of older releases); from then on
+	// w.packs is every file in it.
+	named := map[string]bool{}
+	for _, name := range w.cur.CertPacks {
+		named[name] = true
 	}
-	named := w.named
-	clear(named)
-	for _, ps := range w.pairs {
-		for _, p := range ps {
-			named[p.leaf] = true
-		}
-	}
-	keepCert := func(f certFile) bool { return f.keyID == w.cur.KeyID && named[f.leaf] }
 	dir := filepath.Join(w.dir, certsDir)
 	if !w.swept {
-		remove(dir, func(name string) bool { f, ok := parseCertFile(name); return ok && keepCert(f) })
+		remove(dir, func(name string) bool { return named[name] })
 	}
-	for f := range w.certs {
-		if keepCert(f) {
+	for name := range w.packs {
+		if named[name] {
 			continue
 		}
 		if w.swept {
-			if err := os.Remove(filepath.Join(dir, f.name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			if err := os.Remove(filepath.Join(dir, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				errs = append(errs, err)
 				continue // still there: removed by the next write
 			}
 		}
-		delete(w.certs, f)
+		delete(w.packs, name)
 	}
 	w.swept = w.swept || len(errs) == 0
 	if err := os.Remove(w.legacy); err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -833,8 +854,6 @@ func (w *SnapshotWriter) writePart(name string, write func(*bufio.Writer) error)
 	if err != nil {
 		return fmt.Errorf("fleet: writing the snapshot's %s: %w", name, err)
 	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
 	w.wrote.files++
 	w.wrote.bytes += n
 	if w.step != nil {

@@ -1,9 +1,11 @@
 package fleet
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -377,6 +379,7 @@ type snapshotManifest struct {
 	CertNames string `json:"cert_names"` // folder version 3: the hostnames' certificates, apart from the shards
 	Tokens    string
 	Keys      string
+	CertPacks []string `json:"cert_packs"` // folder version 6: the certificates, many to a file
 }
 
 // readSnapshotPart reads the part name of nd's snapshot folder into v, as a
@@ -394,11 +397,15 @@ func readSnapshotPart(nd *node, name string, v any) error {
 	if err != nil {
 		return err
 	}
+	if raw, ok := v.(*[]byte); ok { // a certificate pack: binary
+		*raw = b
+		return nil
+	}
 	return json.Unmarshal(b, v)
 }
 
 // snapshotHas reports whether nd's snapshot holds a certificate for host:
-// a services part names its leaf, and the certificate's file is there.
+// the certificate names part names its leaf, and a certificate pack holds it.
 func snapshotHas(nd *node, host string) error {
 	var m snapshotManifest
 	if err := readSnapshotPart(nd, "manifest.json", &m); err != nil {
@@ -413,22 +420,29 @@ func snapshotHas(nd *node, host string) error {
 		if err := readSnapshotPart(nd, name, &shard); err != nil {
 			return err
 		}
-		if leaf := shard.Certs[host]; leaf != "" {
-			file := leaf + ".json"
-			if m.KeyID != "" {
-				file = leaf + "-" + m.KeyID + ".json"
-			}
-			var cert struct {
-				ChainPEM string `json:"chain_pem"`
-			}
-			if err := readSnapshotPart(nd, filepath.Join("certs", file), &cert); err != nil {
+		leaf := shard.Certs[host]
+		if leaf == "" {
+			continue
+		}
+		// A pack lists the SHA-256 of each of its certificates' leaves,
+		// then holds each one's chain in PEM.
+		sum, err := hex.DecodeString(leaf)
+		if err != nil {
+			return poll.Stop(fmt.Errorf("%s's certificate is named %q", host, leaf))
+		}
+		for _, pack := range m.CertPacks {
+			var b []byte
+			if err := readSnapshotPart(nd, filepath.Join("certs", pack), &b); err != nil {
 				return err
 			}
-			if !strings.Contains(cert.ChainPEM, "BEGIN CERTIFICATE") {
-				return poll.Stop(fmt.Errorf("%s's certificate file holds no chain", host))
+			if bytes.Contains(b, sum) {
+				if !bytes.Contains(b, []byte("BEGIN CERTIFICATE")) {
+					return poll.Stop(fmt.Errorf("%s's certificate pack holds no chain", host))
+				}
+				return nil
 			}
-			return nil
 		}
+		return poll.Stop(fmt.Errorf("%s's certificate %s is in none of the snapshot's packs %v", host, leaf, m.CertPacks))
 	}
 	return fmt.Errorf("%s's snapshot: no certificate for %s yet", nd.name, host)
 }
