@@ -1003,6 +1003,59 @@ func TestSnapshotWriterCertificatePacks(t *testing.T) {
 	}
 }
 
+// A folder whose packs were tampered with or lost reads as an error that
+// names what is wrong, never as a snapshot without the certificate.
+func TestSnapshotCertPackDamaged(t *testing.T) {
+	for _, tc := range []struct {
+		what, want string
+		damage     func(t *testing.T, folder string, m *manifest)
+	}{
+		{"a pack named outside the folder", "names a certificate pack", func(t *testing.T, folder string, m *manifest) {
+			m.CertPacks[0] = "../" + m.CertPacks[0]
+		}},
+		{"a pack cut short", "reading the snapshot's pack-", func(t *testing.T, folder string, m *manifest) {
+			path := filepath.Join(folder, certsDir, m.CertPacks[0])
+			b, _ := os.ReadFile(path)
+			os.WriteFile(path, b[:len(b)/2], 0o600)
+		}},
+		{"a pack gone", "no such file", func(t *testing.T, folder string, m *manifest) {
+			os.Remove(filepath.Join(folder, certsDir, m.CertPacks[0]))
+		}},
+		{"no pack named", "in none of its packs", func(t *testing.T, folder string, m *manifest) {
+			m.CertPacks = nil
+		}},
+		{"another certificate under the leaf's digest", "does not hold certificate", func(t *testing.T, folder string, m *manifest) {
+			path := filepath.Join(folder, certsDir, m.CertPacks[0])
+			b, _ := os.ReadFile(path)
+			p, _, _ := decodeCertPack(b)
+			other, _ := encodeCertPart(selfSigned(t, "b.d.test"), nil)
+			var out bytes.Buffer
+			bw := bufio.NewWriter(&out)
+			encodeCertPack(bw, p.keyID, p.leaves, func(int) ([]byte, error) { return slices.Clone(other), nil })
+			bw.Flush()
+			os.WriteFile(path, out.Bytes(), 0o600)
+		}},
+	} {
+		dir := t.TempDir()
+		cert := selfSigned(t, "a.d.test")
+		src := &SnapshotSource{Services: []store.Service{testService("a")}, Sum: [32]byte{1},
+			Certificate: func(h string) *tls.Certificate { return map[string]*tls.Certificate{"a.d.test": cert}[h] }}
+		if err := NewSnapshotWriter(dir, func() *SnapshotSource { return src }, discard()).Write(); err != nil {
+			t.Fatal(err)
+		}
+		folder := filepath.Join(dir, SnapshotDir)
+		m := readManifest(t, dir)
+		tc.damage(t, folder, &m)
+		b, _ := json.Marshal(m)
+		if err := os.WriteFile(filepath.Join(folder, manifestFile), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ReadSnapshot(dir, nil); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: read with error %v, want one saying %q", tc.what, err, tc.want)
+		}
+	}
+}
+
 // readManifest reads dir's snapshot manifest.
 func readManifest(t *testing.T, dir string) manifest {
 	t.Helper()
