@@ -327,6 +327,67 @@ func TestSyncAbandonedWhenCanceled(t *testing.T) {
 	}
 }
 
+// cancelAfterList cancels a sync's context once it has read the status
+// record: the sync goes on to manage its names with its context ended.
+type cancelAfterList struct {
+	*records
+	cancel context.CancelFunc
+}
+
+func (l *cancelAfterList) ListCertStatus(ctx context.Context) ([]store.CertStatus, error) {
+	defer l.cancel()
+	return l.records.ListCertStatus(ctx)
+}
+
+// A sync whose context ends while it manages its names (a node stopped
+// during its first sync, with names that have no certificate) stops
+// there: it obtains nothing more, the names it did not manage show no
+// status, and the next sync manages them. A stopped node used to go on
+// managing half a million names, one after the other, before its Close
+// returned. The names recorded as valid stay managed by their record.
+func TestSyncStopsManagingWhenCanceled(t *testing.T) {
+	st, c := caStorage(t)
+	recs := &records{}
+	now := time.Now()
+	recs.PutCertStatus(context.Background(), store.CertStatus{Hostname: "valid.localhost", Status: store.CertActive,
+		NotBefore: now.Add(-time.Minute), NotAfter: now.Add(time.Hour)})
+	ctx, cancel := context.WithCancel(context.Background())
+	issuer := &countingIssuer{Issuer: c}
+	m, err := New(Config{Storage: st, Issuers: []certmagic.Issuer{issuer}, Status: &cancelAfterList{records: recs, cancel: cancel}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.Stop)
+
+	names := []string{"valid.localhost"}
+	for i := range 5 {
+		names = append(names, fmt.Sprintf("new%d.localhost", i))
+	}
+	m.Sync(ctx, names)
+	for _, n := range names[1:] {
+		if s := m.Status(n); s.Status != "" {
+			t.Fatalf("%s has status %q after a sync whose context ended before it was managed", n, s.Status)
+		}
+	}
+	if !m.managed.Load().has("valid.localhost") {
+		t.Error("valid.localhost, recorded as valid, is not managed after the canceled sync")
+	}
+	if got := m.managed.Load().len(); got != 1 {
+		t.Errorf("the canceled sync left %d subjects managed, want 1", got)
+	}
+
+	m.Sync(context.Background(), names)
+	for _, n := range names[1:] {
+		if s := m.Status(n); s.Status == "" {
+			t.Fatalf("%s has no status after the next sync", n)
+		}
+	}
+	if got := m.managed.Load().len(); got != len(names) {
+		t.Errorf("the next sync left %d subjects managed, want %d", got, len(names))
+	}
+	poll.Until(t, "every new name issued", waitTimeout, poll.True(func() bool { return int(issuer.n.Load()) >= len(names)-1 }))
+}
+
 // A full cache makes room before a load from storage itself, a name at
 // random, so that certmagic's own eviction (a walk of its map for each
 // certificate added) is not needed: the names in memory are always the

@@ -485,6 +485,13 @@ func (l *Loop) sync(ctx context.Context) (read bool, err error) {
 	}
 	c.Certs.SyncShared(ctx, hosts, st.Wildcards)
 	ph.Certificates, ph.Allocated.Certificates = ph.lap()
+	if err := ctx.Err(); err != nil {
+		// Stopping: the certificate manager left the names it had not
+		// begun to manage to the next sync, and so does the rest. The
+		// route table of a million names (seconds) kept a stopping
+		// node's Close waiting for an edge already closed.
+		return true, err
+	}
 	if err := c.Edge.SetRouteSeq(routes); err != nil {
 		return true, fmt.Errorf("applying routes: %w", err)
 	}

@@ -56,6 +56,7 @@ type parts struct {
 	added                    []string // UpdateShared's adds, in order
 	notes                    []error
 	certsTake, routesTake    time.Duration // how long SyncShared and SetRouteSeq sleep
+	onCerts                  func()        // if set, called by SyncShared
 }
 
 func (p *parts) SetRouteSeq(edge.RouteSeq) error {
@@ -67,6 +68,9 @@ func (p *parts) UpdateRoutes([]edge.Route, []string) error { p.updates++; return
 func (p *parts) SyncShared(_ context.Context, hosts, _ []string) {
 	p.hosts = append(p.hosts, hosts)
 	time.Sleep(p.certsTake)
+	if p.onCerts != nil {
+		p.onCerts()
+	}
 }
 func (p *parts) UpdateShared(_ context.Context, add, _ []string)                 { p.added = append(p.added, add...) }
 func (p *parts) SetTokens([]store.Project, []store.Token)                        {}
@@ -125,6 +129,30 @@ func TestSync(t *testing.T) {
 	}
 	if p.setRoutes != 1 || !errors.Is(p.notes[len(p.notes)-1], down) || l.Revision() != 8 {
 		t.Errorf("a failed read: SetRoutes %d, last note %v, revision %d; want the routes kept and the failure noted", p.setRoutes, p.notes[len(p.notes)-1], l.Revision())
+	}
+}
+
+// A sync whose context ends during the certificate manager's sync (the
+// node is stopping) returns there: it builds no route table (seconds at a
+// million names, which a stopping node's Close waited for) and applies
+// nothing; the next sync applies the read.
+func TestSyncStopsAfterCertificatesWhenCanceled(t *testing.T) {
+	st := &fakeStore{rev: 3}
+	ctx, cancel := context.WithCancel(t.Context())
+	p := &parts{onCerts: cancel}
+	l := newLoop(st, p, func(context.Context) error { return nil })
+	if err := l.Sync(ctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Sync canceled during the certificates' sync = %v, want context.Canceled", err)
+	}
+	if p.setRoutes != 0 || l.Synced() || l.Revision() == 3 {
+		t.Fatalf("after the canceled sync: SetRoutes %d, synced %v, revision %d; want nothing applied", p.setRoutes, l.Synced(), l.Revision())
+	}
+	p.onCerts = nil
+	if err := l.Sync(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if p.setRoutes != 1 || !l.Synced() || l.Revision() != 3 {
+		t.Errorf("after the next sync: SetRoutes %d, synced %v, revision %d; want the read applied", p.setRoutes, l.Synced(), l.Revision())
 	}
 }
 
