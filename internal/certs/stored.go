@@ -41,6 +41,45 @@ func NewStored(storage certmagic.Storage, issuers []certmagic.Issuer) *Stored {
 // one stored for host or its parent's wildcard (what the Manager loads
 // from storage on a handshake). Nil if there is none.
 func (s *Stored) Certificate(ctx context.Context, host string, up *store.UploadedCert) *tls.Certificate {
+	return s.certificate(up, func() *tls.Certificate { return loadStored(ctx, s.storage, s.issuerKeys, host) })
+}
+
+// KeyPrefixes returns the key folders Certificate reads for host (in
+// normal form): its own certificate's and its parent's wildcard's, of each
+// issuer; for a caller that reads them together with its other reads of
+// host (syncer's warm-up, store.ReadWarm) and hands them to FromKeys; and
+// the most keys that read should return (GetKeysWithPrefix's limit: one
+// more than FromKeys uses). Nil when there are too many folders to read
+// at once: then call Certificate.
+func (s *Stored) KeyPrefixes(host string) (prefixes []string, limit int) {
+	sites := storedSites(s.issuerKeys, host)
+	if len(sites) > prefetchIssuers*2 {
+		return nil, 0
+	}
+	prefixes = make([]string, 0, len(sites))
+	for _, site := range sites {
+		prefixes = append(prefixes, site.prefix+"/")
+	}
+	return prefixes, prefetchKeys + 1
+}
+
+// FromKeys is Certificate over kvs, the keys under KeyPrefixes(host) as
+// a read of at most its limit returned them (sorted). When
+// that read found more than it uses, it reads the certificates' keys one
+// by one, as Certificate does.
+func (s *Stored) FromKeys(ctx context.Context, host string, up *store.UploadedCert, kvs []store.KeyValue) *tls.Certificate {
+	return s.certificate(up, func() *tls.Certificate {
+		sites := storedSites(s.issuerKeys, host)
+		if len(kvs) > prefetchKeys {
+			return pickStored(sites, func(key string) ([]byte, error) { return s.storage.Load(ctx, key) })
+		}
+		return pickStored(sites, keysLoader(kvs))
+	})
+}
+
+// certificate returns up's certificate if it is given and loads, else
+// the one stored returns if it is still valid.
+func (s *Stored) certificate(up *store.UploadedCert, stored func() *tls.Certificate) *tls.Certificate {
 	if up != nil {
 		pair, err := tls.X509KeyPair(up.Chain, up.Key)
 		if err == nil {
@@ -50,11 +89,27 @@ func (s *Stored) Certificate(ctx context.Context, host string, up *store.Uploade
 			return &pair
 		}
 	}
-	cert := loadStored(ctx, s.storage, s.issuerKeys, host)
+	cert := stored()
 	if cert == nil || time.Now().After(cert.Leaf.NotAfter) {
 		return nil
 	}
 	return cert
+}
+
+// storedSites returns the certificate folders of host: its own, and its
+// parent domain's wildcard, of each of the issuers; by name, then issuer.
+func storedSites(issuerKeys []string, host string) []siteKeys {
+	names := []string{host}
+	if _, parent, ok := strings.Cut(host, "."); ok && strings.Contains(parent, ".") {
+		names = append(names, "*."+parent)
+	}
+	sites := make([]siteKeys, 0, len(names)*len(issuerKeys))
+	for _, name := range names {
+		for _, issuer := range issuerKeys {
+			sites = append(sites, siteKeysOf(issuer, name))
+		}
+	}
+	return sites
 }
 
 // loadStored reads the newest stored certificate for host: its own, or
@@ -62,17 +117,13 @@ func (s *Stored) Certificate(ctx context.Context, host string, up *store.Uploade
 // reads prefixes (storedKeys) that is one round trip for every folder,
 // else two Loads per folder.
 func loadStored(ctx context.Context, storage certmagic.Storage, issuerKeys []string, host string) *tls.Certificate {
-	names := []string{host}
-	if _, parent, ok := strings.Cut(host, "."); ok && strings.Contains(parent, ".") {
-		names = append(names, "*."+parent)
-	}
-	sites := make([]siteKeys, 0, len(names)*len(issuerKeys)) // by name, then issuer
-	for _, name := range names {
-		for _, issuer := range issuerKeys {
-			sites = append(sites, siteKeysOf(issuer, name))
-		}
-	}
-	load := storedKeys(ctx, storage, sites)
+	sites := storedSites(issuerKeys, host)
+	return pickStored(sites, storedKeys(ctx, storage, sites))
+}
+
+// pickStored returns the certificate of sites that expires last, their
+// keys read with load; nil if none loads.
+func pickStored(sites []siteKeys, load func(key string) ([]byte, error)) *tls.Certificate {
 	var best *tls.Certificate
 	for _, site := range sites {
 		chain, err := load(site.cert)
@@ -119,6 +170,12 @@ func storedKeys(ctx context.Context, storage certmagic.Storage, sites []siteKeys
 	if err != nil || len(kvs) > prefetchKeys {
 		return load
 	}
+	return keysLoader(kvs)
+}
+
+// keysLoader returns a load of the keys of kvs; a key not there does not
+// exist.
+func keysLoader(kvs []store.KeyValue) func(key string) ([]byte, error) {
 	values := make(map[string][]byte, len(kvs))
 	for _, kv := range kvs {
 		values[kv.Key] = kv.Value

@@ -4,9 +4,11 @@
 package node
 
 import (
+	"github.com/spine-platform/spine/internal/certs"
 	"github.com/spine-platform/spine/internal/fleet"
 	"github.com/spine-platform/spine/internal/gcgoal"
 	"github.com/spine-platform/spine/internal/memory"
+	"github.com/spine-platform/spine/internal/store"
 	"github.com/spine-platform/spine/internal/syncer"
 )
 
@@ -55,6 +57,13 @@ func release(b syncer.Burst) {
 		memory.Release(false)
 	}
 }
+
+// The warm-up's look-up reads a name in one round trip on PostgreSQL
+// (syncer.Loop's lookup finds these by type assertion).
+var (
+	_ syncer.WarmReader   = (*store.DB)(nil)
+	_ syncer.WarmKeyCerts = (*certs.Stored)(nil)
+)
 
 // newSyncLoop builds the loop that keeps the edge, the certificate
 // manager, the certificate sources, the stale reads and the snapshot in

@@ -96,20 +96,12 @@ func (db *DB) DomainsNamed(ctx context.Context, names []string) ([]Domain, error
 	for len(names) > 0 {
 		chunk := names[:min(len(names), maxNamesPerRead)]
 		names = names[len(chunk):]
-		args := make([]any, len(chunk))
-		var in strings.Builder
-		for i, n := range chunk {
-			if i > 0 {
-				in.WriteString(", ")
-			}
-			fmt.Fprintf(&in, "$%d", i+1)
-			args[i] = n
-		}
+		q, args := domainsNamedQuery(chunk)
 		query := db.r.QueryContext
 		if len(chunk) <= maxPreparedNames {
 			query = db.queryRead // the names above one hostname: a handful
 		}
-		rows, err := query(ctx, `SELECT `+domainColumns+` FROM domains WHERE name IN (`+in.String()+`)`, args...)
+		rows, err := query(ctx, q, args...)
 		if err != nil {
 			return nil, db.wrap("reading domains", err)
 		}
@@ -127,8 +119,28 @@ func (db *DB) DomainsNamed(ctx context.Context, names []string) ([]Domain, error
 			return nil, db.wrap("reading domains", err)
 		}
 	}
-	slices.SortFunc(ds, func(a, b Domain) int { return strings.Compare(a.Name, b.Name) })
+	sortDomains(ds)
 	return ds, nil
+}
+
+// sortDomains sorts ds by name.
+func sortDomains(ds []Domain) {
+	slices.SortFunc(ds, func(a, b Domain) int { return strings.Compare(a.Name, b.Name) })
+}
+
+// domainsNamedQuery returns the query of DomainsNamed for names (at most
+// maxNamesPerRead) and its arguments.
+func domainsNamedQuery(names []string) (string, []any) {
+	args := make([]any, len(names))
+	var in strings.Builder
+	for i, n := range names {
+		if i > 0 {
+			in.WriteString(", ")
+		}
+		fmt.Fprintf(&in, "$%d", i+1)
+		args[i] = n
+	}
+	return `SELECT ` + domainColumns + ` FROM domains WHERE name IN (` + in.String() + `)`, args
 }
 
 // UpdateDomain sets ProjectID, Status, VerifyToken, VerifiedAt, CheckedAt and

@@ -72,19 +72,10 @@ type KeyValue struct {
 // returned, the first in key order; a caller that must know it has them all
 // asks for one more than it needs. None is not an error.
 func (db *DB) GetKeysWithPrefix(ctx context.Context, limit int, prefixes ...string) ([]KeyValue, error) {
-	if limit < 1 || len(prefixes) == 0 || len(prefixes) > maxPrefixes {
-		return nil, fmt.Errorf("store: GetKeysWithPrefix needs a positive limit and 1 to %d prefixes", maxPrefixes)
+	args, err := prefixArgs(limit, prefixes)
+	if err != nil {
+		return nil, err
 	}
-	args := make([]any, 0, 2*len(prefixes)+1)
-	for _, p := range prefixes {
-		if p == "" || p[len(p)-1] >= 0x7f {
-			return nil, fmt.Errorf("store: invalid key prefix %q: must be non-empty and end with an ASCII character", p)
-		}
-		// The keys that begin with p sort from p up to, not including, p
-		// with its last byte raised by one (keys sort bytewise).
-		args = append(args, p, p[:len(p)-1]+string(p[len(p)-1]+1))
-	}
-	args = append(args, limit)
 	// Prepared on PostgreSQL too (maxPrefixes statements at most): the
 	// statement is the same for every load of a certificate.
 	stmt, kept, err := db.prepared(ctx, prefixQueries[len(prefixes)])
@@ -99,6 +90,30 @@ func (db *DB) GetKeysWithPrefix(ctx context.Context, limit int, prefixes ...stri
 		return nil, db.wrap("reading keys", err)
 	}
 	defer rows.Close()
+	return db.scanPrefixed(rows, limit)
+}
+
+// prefixArgs checks GetKeysWithPrefix's arguments and returns those of its
+// query (prefixQueries[len(prefixes)]).
+func prefixArgs(limit int, prefixes []string) ([]any, error) {
+	if limit < 1 || len(prefixes) == 0 || len(prefixes) > maxPrefixes {
+		return nil, fmt.Errorf("store: GetKeysWithPrefix needs a positive limit and 1 to %d prefixes", maxPrefixes)
+	}
+	args := make([]any, 0, 2*len(prefixes)+1)
+	for _, p := range prefixes {
+		if p == "" || p[len(p)-1] >= 0x7f {
+			return nil, fmt.Errorf("store: invalid key prefix %q: must be non-empty and end with an ASCII character", p)
+		}
+		// The keys that begin with p sort from p up to, not including, p
+		// with its last byte raised by one (keys sort bytewise).
+		args = append(args, p, p[:len(p)-1]+string(p[len(p)-1]+1))
+	}
+	return append(args, limit), nil
+}
+
+// scanPrefixed reads the rows of a prefix query (database/sql's or pgx's):
+// the first limit keys, sorted, each once, their values opened.
+func (db *DB) scanPrefixed(rows rowScanner, limit int) ([]KeyValue, error) {
 	var out []KeyValue
 	for rows.Next() {
 		var kv KeyValue
@@ -108,6 +123,7 @@ func (db *DB) GetKeysWithPrefix(ctx context.Context, limit int, prefixes ...stri
 		if kv.Value == nil {
 			kv.Value = []byte{}
 		}
+		var err error
 		if kv.Value, err = db.open(kv.Key, kv.Value); err != nil {
 			return nil, err
 		}

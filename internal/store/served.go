@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // What a node that serves before its first full read (syncer's warm-up)
@@ -15,7 +17,7 @@ import (
 // ServiceByHostname returns the service that holds hostname (in normal
 // form), with all its hostnames, or ErrNotFound.
 func (db *DB) ServiceByHostname(ctx context.Context, hostname string) (Service, error) {
-	ss, err := db.queryFewServices(ctx, true, `services.id = (SELECT service_id FROM service_hostnames WHERE hostname = $1)`, hostname)
+	ss, err := db.queryFewServices(ctx, true, serviceByHostnameWhere, hostname)
 	if err != nil {
 		return Service{}, db.wrap("reading service by hostname", err)
 	}
@@ -25,16 +27,27 @@ func (db *DB) ServiceByHostname(ctx context.Context, hostname string) (Service, 
 	return ss[0], nil
 }
 
+// serviceByHostnameWhere selects the service holding hostname $1.
+const serviceByHostnameWhere = `services.id = (SELECT service_id FROM service_hostnames WHERE hostname = $1)`
+
+// uploadedForQuery reads the uploaded certificate of hostname $1 with its key.
+const uploadedForQuery = `SELECT ` + uploadedColumns + `, key_pem FROM uploaded_certs WHERE hostname = $1`
+
 // UploadedCertFor returns the uploaded certificate of hostname, with its
 // private key, or ErrNotFound.
 func (db *DB) UploadedCertFor(ctx context.Context, hostname string) (UploadedCert, error) {
+	return db.scanUploadedFor(hostname, db.queryRowRead(ctx, uploadedForQuery, hostname))
+}
+
+// scanUploadedFor reads the row of uploadedForQuery for hostname (a
+// database/sql row or pgx's).
+func (db *DB) scanUploadedFor(hostname string, row interface{ Scan(...any) error }) (UploadedCert, error) {
 	var (
 		c          UploadedCert
 		nb, na, up int64
 	)
-	err := db.queryRowRead(ctx, `SELECT `+uploadedColumns+`, key_pem FROM uploaded_certs WHERE hostname = $1`, hostname).
-		Scan(&c.Hostname, &c.ProjectID, &c.Chain, &c.Issuer, &nb, &na, &c.SHA256, &up, &c.Key)
-	if errors.Is(err, sql.ErrNoRows) {
+	err := row.Scan(&c.Hostname, &c.ProjectID, &c.Chain, &c.Issuer, &nb, &na, &c.SHA256, &up, &c.Key)
+	if errors.Is(err, sql.ErrNoRows) || errors.Is(err, pgx.ErrNoRows) {
 		return UploadedCert{}, notFound("no uploaded certificate for %q", hostname)
 	}
 	if err != nil {

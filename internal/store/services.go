@@ -258,9 +258,7 @@ func (db *DB) queryServices(ctx context.Context, where string, args ...any) ([]S
 // With prepare, where is one of the program's constant texts, and the
 // statement is kept prepared (queryRead).
 func (db *DB) queryFewServices(ctx context.Context, prepare bool, where string, args ...any) ([]Service, error) {
-	q := `SELECT ` + serviceColumns + `, h.hostname FROM services
-		LEFT JOIN service_hostnames h ON h.service_id = services.id
-		WHERE ` + where + ` ORDER BY project_id, name, h.position`
+	q := fewServicesQuery(where)
 	query := db.r.QueryContext
 	if prepare {
 		query = db.queryRead
@@ -270,6 +268,25 @@ func (db *DB) queryFewServices(ctx context.Context, prepare bool, where string, 
 		return nil, err
 	}
 	defer rows.Close()
+	return scanFewServices(rows)
+}
+
+// fewServicesQuery is queryFewServices' query for where.
+func fewServicesQuery(where string) string {
+	return `SELECT ` + serviceColumns + `, h.hostname FROM services
+		LEFT JOIN service_hostnames h ON h.service_id = services.id
+		WHERE ` + where + ` ORDER BY project_id, name, h.position`
+}
+
+// rowScanner is what database/sql's rows and pgx's have in common.
+type rowScanner interface {
+	Next() bool
+	Scan(dest ...any) error
+	Err() error
+}
+
+// scanFewServices reads the rows of fewServicesQuery.
+func scanFewServices(rows rowScanner) ([]Service, error) {
 	var ss []Service
 	for rows.Next() {
 		var (

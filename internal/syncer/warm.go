@@ -42,6 +42,24 @@ type WarmStore interface {
 	UploadedCertFor(ctx context.Context, hostname string) (store.UploadedCert, error)
 }
 
+// WarmReader reads at once all that a look-up needs of one hostname
+// (store.WarmRead); *store.DB satisfies it, on PostgreSQL in one round
+// trip. With WarmConfig.Parallel, a Store that is one is read so, when
+// Certs is a WarmKeyCerts.
+type WarmReader interface {
+	ReadWarm(ctx context.Context, host string, domains, keyPrefixes []string, keyLimit int) (store.WarmRead, error)
+}
+
+// WarmKeyCerts makes a hostname's certificate from the keys its caller
+// read (WarmReader); *certs.Stored satisfies it.
+type WarmKeyCerts interface {
+	// KeyPrefixes returns the key folders to read for host, and the
+	// most keys the read should return; nil: read none, call
+	// Certificate.
+	KeyPrefixes(host string) ([]string, int)
+	FromKeys(ctx context.Context, host string, up *store.UploadedCert, kvs []store.KeyValue) *tls.Certificate
+}
+
 // WarmEdge serves the warm-up's routes; *edge.Server satisfies it.
 type WarmEdge interface {
 	Warm(lookup edge.WarmLookup)
@@ -64,10 +82,12 @@ type WarmConfig struct {
 	// warm-up. Default DefaultWarmAbove; -1: always.
 	Above int
 	// Parallel reads a name's service, the domains above it and its
-	// certificates at once (Loop.lookup), instead of one after the
+	// certificates together (Loop.lookup), instead of one after the
 	// other: for a store across the network (PostgreSQL), where each
-	// waits a round trip. SQLite's reads are work in this process, which
-	// running them together does not shorten. Default false.
+	// waits a round trip. In one read when Store is a WarmReader and
+	// Certs a WarmKeyCerts, else at once. SQLite's reads are work in
+	// this process, which running them together does not shorten.
+	// Default false.
 	Parallel bool
 	// Hold, if set, runs before the warm-up's first sync; the sync waits
 	// for it (tests hold the warm-up open with it). Default nil.
@@ -208,7 +228,26 @@ func (l *Loop) lookup(ctx context.Context, host string) (*edge.Route, *tls.Certi
 		sErr, dErr, cErr error
 	)
 	gen := l.projects.generation()
-	if w.Parallel {
+	rd, readsAll := w.Store.(WarmReader)
+	kc, fromKeys := w.Certs.(WarmKeyCerts)
+	switch {
+	case w.Parallel && readsAll && fromKeys:
+		// One round trip on one connection: four reads at once waited
+		// for the slowest of four database backends, each scheduled on
+		// its own, and woke the node four times (BENCHMARKS.md, "The
+		// warm-up's reads in one round trip").
+		prefixes, limit := kc.KeyPrefixes(host)
+		r, err := rd.ReadWarm(ctx, host, namesAbove([]string{host}), prefixes, limit)
+		if err != nil {
+			return nil, nil, err
+		}
+		svc, sErr, ds, c, cErr = r.Service, r.ServiceErr, r.Domains, r.Uploaded, r.UploadedErr
+		if prefixes != nil {
+			stored = kc.FromKeys(ctx, host, nil, r.Keys)
+		} else {
+			stored = w.Certs.Certificate(ctx, host, nil)
+		}
+	case w.Parallel:
 		var wg sync.WaitGroup
 		wg.Go(func() { ds, dErr = w.Store.DomainsNamed(ctx, namesAbove([]string{host})) })
 		wg.Go(func() { c, cErr = w.Store.UploadedCertFor(ctx, host) })
@@ -218,7 +257,7 @@ func (l *Loop) lookup(ctx context.Context, host string) (*edge.Route, *tls.Certi
 		wg.Go(func() { stored = w.Certs.Certificate(ctx, host, nil) })
 		svc, sErr = w.Store.ServiceByHostname(ctx, host)
 		wg.Wait()
-	} else {
+	default:
 		svc, sErr = w.Store.ServiceByHostname(ctx, host)
 		if sErr == nil {
 			ds, dErr = w.Store.DomainsNamed(ctx, namesAbove(svc.Hostnames))

@@ -254,18 +254,73 @@ func (w *togetherParts) Certificate(_ context.Context, h string, up *store.Uploa
 	return nil
 }
 
+// oneReadParts is togetherParts that also reads a name's service,
+// domains, upload and certificate keys in one read (ReadWarm, as
+// *store.DB on PostgreSQL) and makes the certificate from those keys
+// (FromKeys, as *certs.Stored).
+type oneReadParts struct {
+	*togetherParts
+	readWarm, fromKeys atomic.Int32
+}
+
+func (w *oneReadParts) ReadWarm(ctx context.Context, host string, domains, keyPrefixes []string, keyLimit int) (store.WarmRead, error) {
+	w.readWarm.Add(1)
+	w.read()
+	var r store.WarmRead
+	r.Service, r.ServiceErr = w.certParts.ServiceByHostname(ctx, host)
+	ds, err := w.certParts.DomainsNamed(ctx, domains)
+	if err != nil {
+		return store.WarmRead{}, err
+	}
+	r.Domains = ds
+	switch host {
+	case "up.example.com":
+		r.Uploaded = store.UploadedCert{Hostname: host, ProjectID: "p"}
+	case "other.example.com":
+		r.Uploaded = store.UploadedCert{Hostname: host, ProjectID: "q"}
+	default:
+		r.UploadedErr = store.ErrNotFound
+	}
+	if slices.Equal(keyPrefixes, []string{"keys/" + host + "/"}) && keyLimit == 9 && w.stored[host] {
+		r.Keys = []store.KeyValue{{Key: "keys/" + host + "/cert", Value: []byte("stored " + host)}}
+	}
+	return r, nil
+}
+
+func (w *oneReadParts) KeyPrefixes(host string) ([]string, int) {
+	return []string{"keys/" + host + "/"}, 9
+}
+
+func (w *oneReadParts) FromKeys(_ context.Context, host string, up *store.UploadedCert, kvs []store.KeyValue) *tls.Certificate {
+	w.fromKeys.Add(1)
+	if up != nil {
+		return &tls.Certificate{Certificate: [][]byte{[]byte("uploaded " + host)}}
+	}
+	if len(kvs) == 1 {
+		return &tls.Certificate{Certificate: [][]byte{kvs[0].Value}}
+	}
+	return nil
+}
+
 // With Parallel, a name's service, domains, uploaded and stored
-// certificates are read at once; without, one after the other. Either way
-// the answer is the same (the upload of the project the name is routed
-// to, else the stored certificate), and the project is read once for the
-// warm-up, again after a change notice (forget).
+// certificates are read at once, or in one read when the store and the
+// certificates can (ReadWarm, FromKeys); without, one after the other.
+// Either way the answer is the same (the upload of the project the name
+// is routed to, else the stored certificate), and the project is read
+// once for the warm-up, again after a change notice (forget).
 func TestWarmLookupReadsTogether(t *testing.T) {
-	for _, parallel := range []bool{false, true} {
+	for _, mode := range []string{"one after the other", "at once", "in one read"} {
 		synctest.Test(t, func(t *testing.T) {
 			hosts := map[string]bool{"up.example.com": true, "other.example.com": true, "plain.example.com": true}
-			w := &togetherParts{certParts: certParts{warmParts: warmParts{large: true}, services: hosts, stored: hosts}}
+			tw := &togetherParts{certParts: certParts{warmParts: warmParts{large: true}, services: hosts, stored: hosts}}
 			l := newLoop(&fakeStore{rev: 3}, &parts{}, func(context.Context) error { return nil })
-			l.cfg.Warm = &WarmConfig{Store: w, Edge: w, Certs: w, Parallel: parallel}
+			parallel := mode != "one after the other"
+			l.cfg.Warm = &WarmConfig{Store: tw, Edge: tw, Certs: tw, Parallel: parallel}
+			one := &oneReadParts{togetherParts: tw}
+			if mode == "in one read" {
+				l.cfg.Warm.Store, l.cfg.Warm.Certs = one, one
+			}
+			w := tw
 			for h, want := range map[string]string{
 				"up.example.com":    "uploaded up.example.com",
 				"other.example.com": "stored other.example.com", // another project's upload is not served
@@ -273,17 +328,20 @@ func TestWarmLookupReadsTogether(t *testing.T) {
 			} {
 				r, cert, err := l.lookup(t.Context(), h)
 				if err != nil || r == nil || cert == nil {
-					t.Fatalf("parallel %v: lookup of %s = %v, %v, %v", parallel, h, r, cert, err)
+					t.Fatalf("%s: lookup of %s = %v, %v, %v", mode, h, r, cert, err)
 				}
 				if got := string(cert.Certificate[0]); got != want {
-					t.Errorf("parallel %v: lookup of %s served %q, want %q", parallel, h, got, want)
+					t.Errorf("%s: lookup of %s served %q, want %q", mode, h, got, want)
 				}
 			}
-			if want := map[bool]int32{false: 1, true: 4}[parallel]; w.most.Load() != want {
-				t.Errorf("parallel %v: %d reads under way at once, want %d", parallel, w.most.Load(), want)
+			if want := map[string]int32{"one after the other": 1, "at once": 4, "in one read": 1}[mode]; w.most.Load() != want {
+				t.Errorf("%s: %d reads under way at once, want %d", mode, w.most.Load(), want)
+			}
+			if mode == "in one read" && (one.readWarm.Load() != 3 || one.fromKeys.Load() != 3) {
+				t.Errorf("in one read: ReadWarm %d times, FromKeys %d times for three names; want 3 each", one.readWarm.Load(), one.fromKeys.Load())
 			}
 			if n := w.projectReads.Load(); n != 1 {
-				t.Errorf("parallel %v: the project read %d times for three names, want once", parallel, n)
+				t.Errorf("%s: the project read %d times for three names, want once", mode, n)
 			}
 			gen := l.projects.generation()
 			l.projects.forget() // a change notice

@@ -121,3 +121,76 @@ func sameService(a, b store.Service) bool {
 		a.HSTSMaxAge == b.HSTSMaxAge && a.HealthPath == b.HealthPath && a.HealthInterval == b.HealthInterval &&
 		a.CreatedAt.Equal(b.CreatedAt) && a.UpdatedAt.Equal(b.UpdatedAt) && a.ClientCA == b.ClientCA && a.ClientAuth == b.ClientAuth
 }
+
+// testReadWarm: ReadWarm answers what the reads it stands for answer one
+// by one (on PostgreSQL from one pipeline of them): the service holding
+// the name with every setting, the domains named, the uploaded
+// certificate with its key, the keys under the prefixes (binary values
+// and the limit included); a service or upload not found is in the
+// answer, not an error; arguments out of bounds are refused.
+func testReadWarm(t *testing.T, db *store.DB) {
+	ctx := ctxT(t)
+	project(t, db, "p1")
+	domain(t, db, "p1", "one.example")
+	web := service("p1", "web", "one.example", "www.one.example", "a.one.example")
+	web.HealthPath, web.HealthInterval = "/healthz", 7*time.Second
+	web.ClientCA, web.ClientAuth = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n", "require"
+	must(t, db.CreateService(ctx, web))
+	must(t, db.PutUploadedCert(ctx, "one.example", store.UploadedCert{Hostname: "www.one.example", ProjectID: "p1",
+		Chain: []byte("chain-1"), Key: []byte("key-1"), Issuer: "Example CA", NotBefore: t0, NotAfter: t0.Add(90 * 24 * time.Hour),
+		SHA256: "aa", UploadedAt: t0}))
+	for _, k := range []string{"a.crt", "a.json", "a.key", "b.crt", "c.crt"} {
+		must(t, db.PutKey(ctx, "certificates/ca/www.one.example/"+k, []byte("value of "+k)))
+	}
+	must(t, db.PutKey(ctx, "certificates/cb/www.one.example/bin", []byte{0, 0xff, 0}))
+
+	prefixes := func(host string) []string {
+		return []string{"certificates/ca/" + host + "/", "certificates/cb/" + host + "/"}
+	}
+	for _, host := range []string{"www.one.example", "a.one.example", "nothing.one.example", "nothing.else"} {
+		names := []string{host, "one.example", "example"}
+		for _, limit := range []int{64, 3} {
+			got, err := db.ReadWarm(ctx, host, names, prefixes(host), limit)
+			if err != nil {
+				t.Fatalf("ReadWarm(%s): %v", host, err)
+			}
+			svc, sErr := db.ServiceByHostname(ctx, host)
+			if (got.ServiceErr == nil) != (sErr == nil) || (sErr == nil && !sameService(got.Service, svc)) {
+				t.Errorf("ReadWarm(%s): service %+v, %v; ServiceByHostname = %+v, %v", host, got.Service, got.ServiceErr, svc, sErr)
+			}
+			if sErr != nil && !errors.Is(got.ServiceErr, store.ErrNotFound) {
+				t.Errorf("ReadWarm(%s): service error %v, want ErrNotFound", host, got.ServiceErr)
+			}
+			ds, err := db.DomainsNamed(ctx, names)
+			must(t, err)
+			if len(got.Domains) != len(ds) || (len(ds) > 0 && (got.Domains[0] != ds[0])) {
+				t.Errorf("ReadWarm(%s): domains %+v; DomainsNamed = %+v", host, got.Domains, ds)
+			}
+			up, uErr := db.UploadedCertFor(ctx, host)
+			if (got.UploadedErr == nil) != (uErr == nil) || !bytes.Equal(got.Uploaded.Key, up.Key) ||
+				!bytes.Equal(got.Uploaded.Chain, up.Chain) || !got.Uploaded.NotAfter.Equal(up.NotAfter) || got.Uploaded.ProjectID != up.ProjectID {
+				t.Errorf("ReadWarm(%s): upload %+v, %v; UploadedCertFor = %+v, %v", host, got.Uploaded, got.UploadedErr, up, uErr)
+			}
+			if uErr != nil && !errors.Is(got.UploadedErr, store.ErrNotFound) {
+				t.Errorf("ReadWarm(%s): upload error %v, want ErrNotFound", host, got.UploadedErr)
+			}
+			kvs, err := db.GetKeysWithPrefix(ctx, limit, prefixes(host)...)
+			must(t, err)
+			if !slices.EqualFunc(got.Keys, kvs, func(a, b store.KeyValue) bool { return a.Key == b.Key && bytes.Equal(a.Value, b.Value) }) {
+				t.Errorf("ReadWarm(%s, limit %d): keys %q; GetKeysWithPrefix = %q", host, limit, got.Keys, kvs)
+			}
+		}
+	}
+	if got, err := db.ReadWarm(ctx, "www.one.example", []string{"one.example"}, nil, 0); err != nil || got.Keys != nil || got.ServiceErr != nil {
+		t.Errorf("ReadWarm without prefixes = keys %q, service error %v, %v; want no keys read", got.Keys, got.ServiceErr, err)
+	}
+	if _, err := db.ReadWarm(ctx, "www.one.example", nil, []string{"certificates/ca/www.one.example/"}, 8); err != nil {
+		t.Errorf("ReadWarm without domains: %v", err)
+	}
+	if _, err := db.ReadWarm(ctx, "www.one.example", make([]string, 501), nil, 0); err == nil {
+		t.Error("ReadWarm of 501 domain names: no error")
+	}
+	if _, err := db.ReadWarm(ctx, "www.one.example", nil, []string{""}, 8); err == nil {
+		t.Error("ReadWarm with an empty prefix: no error")
+	}
+}

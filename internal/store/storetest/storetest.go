@@ -44,6 +44,7 @@ func Run(t *testing.T, open func(t *testing.T) *store.DB) {
 		{"UploadedCerts", testUploadedCerts},
 		{"HostnameReads", testHostnameReads},
 		{"ServedLookups", testServedLookups},
+		{"ReadWarm", testReadWarm},
 		{"ScanServices", testScanServices},
 		{"ServiceClientAuth", testServiceClientAuth},
 		{"Revision", testRevision},
