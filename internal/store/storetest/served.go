@@ -147,7 +147,7 @@ func testReadWarm(t *testing.T, db *store.DB) {
 	prefixes := func(host string) []string {
 		return []string{"certificates/ca/" + host + "/", "certificates/cb/" + host + "/"}
 	}
-	for _, host := range []string{"www.one.example", "a.one.example", "nothing.one.example", "nothing.else"} {
+	for _, host := range []string{"www.one.example", "a.one.example", "nothing.one.example", "nothing.else", "' OR 1=1 --"} {
 		names := []string{host, "one.example", "example"}
 		for _, limit := range []int{64, 3} {
 			got, err := db.ReadWarm(ctx, host, names, prefixes(host), limit)
