@@ -536,11 +536,11 @@ func (m *Manager) unmanage(removed []string) {
 //
 // When ctx ends on the way (the node is stopping), it stops there: the
 // subjects it did not manage leave the managed set (abandon), so that the
-// next SyncShared manages them. A node
-// whose first sync found half a million names without a certificate (a
-// bulk import, a seed cut short) kept managing them one after the other
-// once told to stop, each a certificate obtained, and its Close waited
-// for minutes (BENCHMARKS.md, "A node told to stop while it manages").
+// next SyncShared manages them. A node whose first sync found half a
+// million names without a certificate (a bulk import, a seed cut short)
+// kept managing them one after the other once told to stop, each a
+// certificate obtained, and its Close waited for minutes (BENCHMARKS.md,
+// "A node told to stop while it manages").
 func (m *Manager) startManaging(ctx context.Context, added []string, recorded *nameSet, y *sched.Yielder) {
 	lazy := 0
 	for i, n := range added {

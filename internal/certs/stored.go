@@ -78,7 +78,7 @@ func (s *Stored) FromKeys(ctx context.Context, host string, up *store.UploadedCe
 }
 
 // certificate returns up's certificate if it is given and loads, else
-// the one stored returns if it is still valid.
+// the one stored returns, if it is still valid.
 func (s *Stored) certificate(up *store.UploadedCert, stored func() *tls.Certificate) *tls.Certificate {
 	if up != nil {
 		pair, err := tls.X509KeyPair(up.Chain, up.Key)

@@ -232,10 +232,11 @@ func (l *Loop) lookup(ctx context.Context, host string) (*edge.Route, *tls.Certi
 	kc, fromKeys := w.Certs.(WarmKeyCerts)
 	switch {
 	case w.Parallel && readsAll && fromKeys:
-		// One round trip on one connection: four reads at once waited
-		// for the slowest of four database backends, each scheduled on
-		// its own, and woke the node four times (BENCHMARKS.md, "The
-		// warm-up's reads in one round trip").
+		// One round trip on one connection: four reads at once took
+		// four pooled connections (32 at 8 look-ups, of a pool of 16)
+		// and waited for the slowest of four database backends
+		// (BENCHMARKS.md, "A node told to stop while it manages, and
+		// the warm-up's reads in one round trip").
 		prefixes, limit := kc.KeyPrefixes(host)
 		r, err := rd.ReadWarm(ctx, host, namesAbove([]string{host}), prefixes, limit)
 		if err != nil {
