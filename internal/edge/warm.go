@@ -173,7 +173,9 @@ func (s *Server) warmRoute(ctx context.Context, w *warmState, host string) (rout
 	}
 	for range warmReadAgain {
 		gen := w.gen.Load()
+		start := time.Now()
 		r, cert, err := w.lookup(ctx, host)
+		s.cfg.Metrics.WarmLookup(time.Since(start)) // nil without metrics
 		if err != nil {
 			c.failed.Add(1)
 			s.log.Debug("warm-up look-up failed", "host", quoteHost(host), "err", err)

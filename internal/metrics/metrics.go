@@ -28,6 +28,7 @@ type Registry struct {
 	obtains    *prometheus.CounterVec   // issuer, kind, result
 	acmeReqs   *prometheus.CounterVec   // ca, endpoint, status
 	acmeDur    *prometheus.HistogramVec // ca, endpoint
+	warmReads  prometheus.Histogram     // the warm-up's look-ups
 
 	mu       sync.Mutex          // serialises the creation and deletion of services' series
 	services map[string]*Service // by label value; at most maxServices
@@ -76,6 +77,11 @@ func New(sources Sources) *Registry {
 			Help:    "Duration of HTTP requests to ACME CAs, by CA and endpoint.",
 			Buckets: []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
 		}, []string{"ca", "endpoint"}),
+		warmReads: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "spine_warmup_lookup_duration_seconds",
+			Help:    "Time the warm-up (a node serving while its first sync runs) took to read a name from the store: its service, the domains above it, its uploaded and stored certificates; failed reads too.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 3},
+		}),
 		services:    make(map[string]*Service),
 		maxServices: cmp.Or(sources.MaxSeries, DefaultMaxSeries),
 	}
@@ -83,7 +89,7 @@ func New(sources Sources) *Registry {
 		Name: "spine_metrics_services_dropped_total",
 		Help: "Services whose request series were dropped to keep at most the series bound (--metrics-max-series) of services with them, the least recently used first.",
 	}, func() float64 { return float64(r.dropped.Load()) })
-	r.reg.MustRegister(r.requests, r.durations, r.handshakes, r.conns, r.obtains, r.acmeReqs, r.acmeDur, dropped,
+	r.reg.MustRegister(r.requests, r.durations, r.handshakes, r.conns, r.obtains, r.acmeReqs, r.acmeDur, r.warmReads, dropped,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		newStateCollector(sources))
@@ -163,6 +169,15 @@ func (r *Registry) Obtained(issuer string, renewal, ok bool) {
 		result = "failure"
 	}
 	r.obtains.WithLabelValues(issuer, kind, result).Inc()
+}
+
+// WarmLookup records how long one of the warm-up's reads of a name from
+// the store took.
+func (r *Registry) WarmLookup(d time.Duration) {
+	if r == nil {
+		return
+	}
+	r.warmReads.Observe(d.Seconds())
 }
 
 // Lookup returns the value of the series name{labels} in g (a counter's or

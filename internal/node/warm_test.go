@@ -237,8 +237,13 @@ func testWarmStart(t *testing.T, dsn string) {
 	if got := b.edge.WarmStats().Routed; got != routed {
 		t.Errorf("%d names read from the store after the first sync", got-routed)
 	}
-	if m := scrape(t, b.APIAddr()); m["spine_warmup_lookups_routed_total"] == 0 || m["spine_first_sync_seconds"] == 0 {
+	m := scrape(t, b.APIAddr())
+	if m["spine_warmup_lookups_routed_total"] == 0 || m["spine_first_sync_seconds"] == 0 {
 		t.Errorf("metrics: routed %v, first sync %v s", m["spine_warmup_lookups_routed_total"], m["spine_first_sync_seconds"])
+	}
+	// Every read timed: those routed and unrouted at least (refused ones are not read).
+	if n, reads := m["spine_warmup_lookup_duration_seconds_count"], m["spine_warmup_lookups_routed_total"]+m["spine_warmup_lookups_unrouted_total"]; n < reads {
+		t.Errorf("metrics: %v warm-up reads timed, want at least the %v routed and unrouted", n, reads)
 	}
 }
 
