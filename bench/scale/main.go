@@ -50,6 +50,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"net/url"
@@ -140,7 +141,7 @@ func main() {
 	flag.StringVar(&c.serverCore, "server-core", "0", "core spine is pinned to")
 	flag.StringVar(&c.probeCore, "probe-core", "1", "core this probe is pinned to once seeding is done")
 	flag.StringVar(&c.dbCore, "db-core", "", "cores PostgreSQL's processes are pinned to while a node runs (its backends, forked later, too), then given every core back; empty: not pinned, so the kernel may run them on the node's core")
-	flag.IntVar(&c.dbNice, "db-nice", 0, "nice value PostgreSQL's processes run at while a node runs (its backends, forked later, too), then 0 again: 10 keeps them from delaying this probe's own handshakes on the core they share (0: left as they are)")
+	flag.IntVar(&c.dbNice, "db-nice", 0, "nice value PostgreSQL's processes run at while a node runs (its backends, forked later, too), then 0 again, with the kernel's autogroups off meanwhile: 10 keeps them from delaying this probe's own handshakes on the core they share (0: left as they are)")
 	flag.StringVar(&upAddr, "upstream", "127.0.0.1:19000", "address of the upstream this run serves (200 \"ok\") for every seeded service")
 	flag.IntVar(&c.cold, "cold", 200, "handshakes timed in each cold-handshake figure")
 	flag.DurationVar(&c.idleMax, "idle-max", 15*time.Minute, "longest wait for the node to be idle after its warm-up (under 5 % of a core for a second)")
@@ -422,6 +423,11 @@ func (c *config) measure(st string, n int, up string) (r run) {
 		r.DBCore = c.dbCore
 	}
 	if c.dbNice != 0 && st == "postgres" {
+		restore, err := noAutogroups()
+		if err != nil {
+			return fail(err)
+		}
+		defer restore()
 		if err := renicePostgres(c.dbNice); err != nil {
 			return fail(err)
 		}
@@ -936,6 +942,12 @@ func pinPostgres(cores string) error {
 // node, BENCHMARKS.md). A client on a machine of its own does not wait
 // so; -db-nice keeps the probe's figure the node's, and the database
 // still gets every cycle the probe leaves.
+//
+// With the kernel's autogroups on (sched_autogroup_enabled), a nice value
+// orders a process only against the processes of its own session, and
+// each PostgreSQL backend is a session of its own (it calls setsid): a
+// backend got as much of the core as this probe whatever the nice values.
+// So -db-nice also turns autogroups off while the node runs (noAutogroups).
 func renicePostgres(nice int) error {
 	out, err := exec.Command("pgrep", "-x", "postgres").Output()
 	if err != nil {
@@ -952,6 +964,27 @@ func renicePostgres(nice int) error {
 		}
 	}
 	return nil
+}
+
+// autogroupSwitch is the kernel's switch of its autogroups.
+const autogroupSwitch = "/proc/sys/kernel/sched_autogroup_enabled"
+
+// noAutogroups turns the kernel's autogroups off, if they are on, and
+// returns what turns them on again; on a kernel without them it does
+// nothing. With them off, nice values order processes across sessions
+// (renicePostgres).
+func noAutogroups() (restore func(), err error) {
+	b, err := os.ReadFile(autogroupSwitch)
+	if errors.Is(err, fs.ErrNotExist) || (err == nil && strings.TrimSpace(string(b)) == "0") {
+		return func() {}, nil
+	}
+	if err == nil {
+		err = os.WriteFile(autogroupSwitch, []byte("0"), 0)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("-db-nice: turning the kernel's autogroups off (%s): %v (needs root)", autogroupSwitch, err)
+	}
+	return func() { os.WriteFile(autogroupSwitch, []byte("1"), 0) }, nil
 }
 
 // cores is the number of cores this process could use at its start,
