@@ -404,6 +404,19 @@ func TestAppendServiceCoversEveryField(t *testing.T) {
 	}
 }
 
+// writeOneCertSnapshot writes, in a new folder, the snapshot of one
+// service, testService("a"), whose hostname a.d.test has cert.
+func writeOneCertSnapshot(t *testing.T) (dir string, cert *tls.Certificate) {
+	t.Helper()
+	dir, cert = t.TempDir(), selfSigned(t, "a.d.test")
+	src := &SnapshotSource{Services: []store.Service{testService("a")}, Sum: [32]byte{1},
+		Certificate: func(h string) *tls.Certificate { return map[string]*tls.Certificate{"a.d.test": cert}[h] }}
+	if err := NewSnapshotWriter(dir, func() *SnapshotSource { return src }, discard()).Write(); err != nil {
+		t.Fatal(err)
+	}
+	return dir, cert
+}
+
 // A folder of an older release reads, with its certificates, each in a
 // file of its own: version 2 (each services part in JSON, holding its
 // hostnames' certificate leaves), version 3 (the parts in JSON, the
@@ -411,13 +424,7 @@ func TestAppendServiceCoversEveryField(t *testing.T) {
 // whole even hot first) and version 5 (a hot part).
 func TestSnapshotReadsOlderVersions(t *testing.T) {
 	for _, version := range []int{2, 3, 4, 5} {
-		dir := t.TempDir()
-		cert := selfSigned(t, "a.d.test")
-		src := &SnapshotSource{Services: []store.Service{testService("a")}, Sum: [32]byte{1},
-			Certificate: func(h string) *tls.Certificate { return map[string]*tls.Certificate{"a.d.test": cert}[h] }}
-		if err := NewSnapshotWriter(dir, func() *SnapshotSource { return src }, discard()).Write(); err != nil {
-			t.Fatal(err)
-		}
+		dir, cert := writeOneCertSnapshot(t)
 		folder := filepath.Join(dir, SnapshotDir)
 		readJSON := func(name string, v any) {
 			b, err := os.ReadFile(filepath.Join(folder, name))
@@ -1036,13 +1043,7 @@ func TestSnapshotCertPackDamaged(t *testing.T) {
 			os.WriteFile(path, out.Bytes(), 0o600)
 		}},
 	} {
-		dir := t.TempDir()
-		cert := selfSigned(t, "a.d.test")
-		src := &SnapshotSource{Services: []store.Service{testService("a")}, Sum: [32]byte{1},
-			Certificate: func(h string) *tls.Certificate { return map[string]*tls.Certificate{"a.d.test": cert}[h] }}
-		if err := NewSnapshotWriter(dir, func() *SnapshotSource { return src }, discard()).Write(); err != nil {
-			t.Fatal(err)
-		}
+		dir, _ := writeOneCertSnapshot(t)
 		folder := filepath.Join(dir, SnapshotDir)
 		m := readManifest(t, dir)
 		tc.damage(t, folder, &m)
