@@ -305,19 +305,18 @@ const resealPage = 256
 
 // resealScanPage is how many keys the database looks at for each query of
 // a node's start (ResealPlaintext), which returns only the plaintext ones
-// among them: 4,096 on PostgreSQL, whose own processes do the scan; 256 on
-// SQLite, whose scan runs in the node's process, one query at a time that
-// nothing yields in: at 4,096 keys a query took about 34 ms of the one
-// processor at a million private keys (8.3 s in 245 queries, each start,
-// beginning within seconds of the first sync), and handshakes waited
-// behind it in 10-20 ms slices (BENCHMARKS.md, "The start's check of every
-// private key, in smaller, paced queries on SQLite"). See resealPace.
-func (db *DB) resealScanPage() int {
-	if db.Kind() == "postgres" {
-		return 4096
-	}
-	return 256
-}
+// among them. Each query holds a processor of whatever runs the scan, one
+// query at a time that nothing yields in: on SQLite the node's own (at
+// 4,096 keys a query, about 34 ms of the one processor at a million
+// private keys, 8.3 s in 245 queries, and handshakes waited behind it in
+// 10-20 ms slices: BENCHMARKS.md, "The start's check of every private key,
+// in smaller, paced queries on SQLite"); on PostgreSQL a backend's, which
+// the backends answering the handshakes' reads of certificates share (at
+// 4,096 keys about 21 ms a query, and the cold handshakes after a start
+// waited for the store 4.3 ms on average when slow: BENCHMARKS.md, "The
+// start's check of every private key on PostgreSQL, in small queries
+// too"). See resealPace.
+const resealScanPage = 256
 
 // resealPace is how many times a query's own duration the start's check
 // waits after it: the check then takes at most a quarter of the processor
@@ -493,8 +492,9 @@ func (db *DB) resealAllKV(ctx context.Context, _ *ResealResult, rewrite rewriteF
 // after its first sync (BENCHMARKS.md). Each query now has the database
 // look at up to resealScanPage keys and return only the rows that are not
 // sealed secrets, the page's last row (where the next page starts) and
-// the count of sealed secrets among them: 245 queries at 1M, a row or two
-// each. Measured at 1M private keys, all sealed: on PostgreSQL the node
+// the count of sealed secrets among them: about 3,900 queries at 1M, a row
+// or two each. Measured at 1M private keys, all sealed, in 245 queries of
+// 4,096 keys: on PostgreSQL the node
 // spent 0.12 s of processor and allocated 0.5 MB (1.2 s and 102 MB
 // before; the database's part, on its own processes, 8-10 s either way);
 // on SQLite, whose scan runs in the node's process, 0.4 MB, but 8.2-8.4 s
@@ -515,8 +515,7 @@ func (db *DB) resealPlaintextKV(ctx context.Context, res *ResealResult, rewrite 
 	), total AS (SELECT count(*) AS n, coalesce(sum(CASE WHEN ok THEN 1 ELSE 0 END), 0) AS sealed, max(key) AS last FROM page)
 	SELECT page.key, page.value, page.ok, total.n, total.sealed
 	FROM page, total WHERE NOT page.ok OR page.key = total.last ORDER BY page.key`
-	scanPage := db.resealScanPage()
-	args := append([]any{"", scanPage, []byte(secrets.Prefix), CanaryKey}, wargs...)
+	args := append([]any{"", resealScanPage, []byte(secrets.Prefix), CanaryKey}, wargs...)
 	var (
 		y     sched.Yielder
 		rows  []KeyValue
@@ -554,7 +553,7 @@ func (db *DB) resealPlaintextKV(ctx context.Context, res *ResealResult, rewrite 
 				return err
 			}
 		}
-		if int(n) < scanPage || len(rows) == 0 {
+		if int(n) < resealScanPage || len(rows) == 0 {
 			return nil
 		}
 		args[0] = rows[len(rows)-1].Key
