@@ -684,18 +684,26 @@ func (m *Manager) recordedValid(ctx context.Context, added []string, full bool, 
 	}
 	now := time.Now()
 	if vl, ok := m.lister.(ValidLister); ok {
-		names, err := vl.ListCertValid(ctx, m.ratio, now)
+		chunks, err := vl.ListCertValid(ctx, m.ratio, now)
 		if err != nil {
 			return failed(err)
 		}
-		b := newNamesBuilder[struct{}](len(names))
-		for i, n := range names {
-			y.Every(i)
-			b.expect(n)
+		total := 0
+		for _, ch := range chunks {
+			total += len(ch)
 		}
-		for i, n := range names {
-			y.Every(i)
-			b.put(n, struct{}{})
+		b := newNamesBuilder[struct{}](total)
+		for _, ch := range chunks {
+			for i, n := range ch {
+				y.Every(i)
+				b.expect(n)
+			}
+		}
+		for _, ch := range chunks {
+			for i, n := range ch {
+				y.Every(i)
+				b.put(n, struct{}{})
+			}
 		}
 		return b.build(y), true // names not added are never asked for
 	}

@@ -33,8 +33,9 @@ type StatusLister interface {
 // whose recorded certificate is active, begun and not yet in its renewal
 // window (the last ratio of its lifetime) at now, reading names only: a
 // manager's first sync of 100,000 names uses it instead of every status.
+// The names come in chunks (store.DB.ListCertValid).
 type ValidLister interface {
-	ListCertValid(ctx context.Context, ratio float64, now time.Time) ([]string, error)
+	ListCertValid(ctx context.Context, ratio float64, now time.Time) ([][]string, error)
 }
 
 var _ ValidLister = (*store.DB)(nil)

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/spine-platform/spine/internal/sched"
 	"github.com/spine-platform/spine/internal/store"
 )
 
@@ -118,7 +119,9 @@ func (u *Uploaded) Apply(owner map[string]string, hosts []string, ups []store.Up
 		return hosts
 	}
 	managed := make([]string, 0, len(hosts))
-	for _, h := range hosts {
+	var y sched.Yielder // a million names is tens of milliseconds
+	for i, h := range hosts {
+		y.Every(i)
 		if served[h] == nil {
 			managed = append(managed, h)
 		}

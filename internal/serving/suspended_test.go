@@ -22,6 +22,14 @@ func TestSuspend(t *testing.T) {
 	if hosts := list.Managed(); !slices.Equal(hosts, []string{"a.test", "a2.test"}) {
 		t.Errorf("managed names %v, want a.test and a2.test only (a suspended name is not renewed)", hosts)
 	}
+	// A name managed besides (ECH's public name) is in the list as made,
+	// which has no room left: an append of it copied a million names.
+	if hosts := list.Managed("ech.test"); !slices.Equal(hosts, []string{"a.test", "a2.test", "ech.test"}) || cap(hosts) != len(hosts) {
+		t.Errorf("managed names with an extra one %v (cap %d), want a.test, a2.test and ech.test at their size", hosts, cap(hosts))
+	}
+	if hosts := Routes(list.svcs, nil).Managed("ech.test"); len(hosts) != 5 || cap(hosts) != 5 || hosts[4] != "ech.test" {
+		t.Errorf("managed names with none suspended and an extra one %v (cap %d)", hosts, cap(hosts))
+	}
 	routes := list.Slice()
 	var got []string
 	for _, r := range routes {

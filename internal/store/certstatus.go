@@ -90,8 +90,13 @@ func (db *DB) ListCertStatusDue(ctx context.Context, ratio float64, now time.Tim
 // has begun (not before now) and has not reached its renewal window (the
 // last ratio of its lifetime) at now: what a certificate manager serves
 // without issuing, at its first sync. It reads the hostnames only (from
-// the index cert_status_covering), not whole statuses.
-func (db *DB) ListCertValid(ctx context.Context, ratio float64, now time.Time) ([]string, error) {
+// the index cert_status_covering), not whole statuses. The hostnames come
+// in chunks of at most 65,536, in the order read (nil for none): one list
+// of a million made at the end was a 16 MB allocation and copy that held
+// a node's one processor for 48 ms during its warm-up (a runtime trace,
+// BENCHMARKS.md, "The start's check of every private key on PostgreSQL,
+// in small queries too").
+func (db *DB) ListCertValid(ctx context.Context, ratio float64, now time.Time) ([][]string, error) {
 	const valid = `SELECT hostname FROM cert_status
 		WHERE status = $1 AND not_before < $2 AND not_after - (not_after - not_before) * CAST($3 AS DOUBLE PRECISION) > $2`
 	var (
@@ -117,7 +122,7 @@ func (db *DB) ListCertValid(ctx context.Context, ratio float64, now time.Time) (
 		if err != nil {
 			return nil, db.wrap("listing valid certificates", err)
 		}
-		return out.list(), nil
+		return out.chunks(), nil
 	}
 	rows, err := db.r.QueryContext(ctx, valid, CertActive, toNanos(now), ratio)
 	if err != nil {
@@ -135,7 +140,7 @@ func (db *DB) ListCertValid(ctx context.Context, ratio float64, now time.Time) (
 	if err := rows.Err(); err != nil {
 		return nil, db.wrap("listing valid certificates", err)
 	}
-	return out.list(), nil
+	return out.chunks(), nil
 }
 
 // chunkedStrings collects a read's strings in lists of at most 64K, so that
@@ -143,8 +148,8 @@ func (db *DB) ListCertValid(ctx context.Context, ratio float64, now time.Time) (
 // allocation of up to 16 MB, zeroed and faulted in at once, which held a
 // node's one processor for tens of milliseconds while its warm-up's
 // handshakes waited (one such append took 48 ms; BENCHMARKS.md, "What held
-// the processor over PostgreSQL's warm-up"). list makes the one list at
-// the end, at its size.
+// the processor over PostgreSQL's warm-up"). chunks gives them as they
+// are: one list of all, made at the end, took as long.
 type chunkedStrings struct {
 	full [][]string
 	cur  []string
@@ -162,16 +167,13 @@ func (c *chunkedStrings) add(s string) {
 	c.n++
 }
 
-// list returns the strings added, in order (nil for none).
-func (c *chunkedStrings) list() []string {
-	if c.full == nil {
-		return c.cur
+// chunks returns the strings added, in order, in their chunks (nil for
+// none).
+func (c *chunkedStrings) chunks() [][]string {
+	if c.n == 0 {
+		return nil
 	}
-	out := make([]string, 0, c.n)
-	for _, ch := range c.full {
-		out = append(out, ch...)
-	}
-	return append(out, c.cur...)
+	return append(c.full, c.cur)
 }
 
 // DeleteCertStatus deletes the status of hostname, or returns ErrNotFound.

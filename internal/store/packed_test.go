@@ -2,6 +2,7 @@ package store
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -59,9 +60,18 @@ func TestChunkedStrings(t *testing.T) {
 				t.Fatalf("n=%d: a chunk of %d", n, cap(ch))
 			}
 		}
-		got := c.list()
-		if len(got) != n || (n == 0) != (got == nil) {
-			t.Fatalf("n=%d: list of %d (nil %v)", n, len(got), got == nil)
+		chunks := c.chunks()
+		if (n == 0) != (chunks == nil) {
+			t.Fatalf("n=%d: %d chunks (nil %v)", n, len(chunks), chunks == nil)
+		}
+		for _, ch := range chunks {
+			if len(ch) > 1<<16 {
+				t.Fatalf("n=%d: a chunk of %d given", n, len(ch))
+			}
+		}
+		got := slices.Concat(chunks...)
+		if len(got) != n {
+			t.Fatalf("n=%d: %d strings", n, len(got))
 		}
 		for i, s := range got {
 			if s != strconv.Itoa(i) {

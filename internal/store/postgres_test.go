@@ -241,7 +241,7 @@ func TestPostgresFullReadsAfterBackendsEnded(t *testing.T) {
 			t.Fatalf("round %d: ListServices = %v, %v", round, ss, err)
 		}
 		valid, err := db.ListCertValid(ctx, 1.0/3, now)
-		if err != nil || len(valid) != 1 {
+		if err != nil || len(valid) != 1 || len(valid[0]) != 1 {
 			t.Fatalf("round %d: ListCertValid = %v, %v", round, valid, err)
 		}
 		var ended int

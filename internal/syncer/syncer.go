@@ -475,14 +475,15 @@ func (l *Loop) sync(ctx context.Context) (read bool, err error) {
 	}
 	routes := serving.Routes(st.Services, suspended)
 	ph.Compute, ph.Allocated.Compute = ph.lap()
-	hosts := routes.Managed()
+	var extra []string
+	if c.ExtraHost != "" {
+		extra = []string{c.ExtraHost}
+	}
+	hosts := routes.Managed(extra...)
 	c.Suspended.Set(routes.SuspendedHosts())
 	// An uploaded certificate's hostname is not managed: nothing is
 	// issued or renewed for it while the upload is there.
 	hosts = c.Uploaded.Apply(routes.Owners(c.Uploaded.Concerns(uploads)), hosts, uploads, l.log)
-	if c.ExtraHost != "" {
-		hosts = append(hosts, c.ExtraHost)
-	}
 	c.Certs.SyncShared(ctx, hosts, st.Wildcards)
 	ph.Certificates, ph.Allocated.Certificates = ph.lap()
 	if err := ctx.Err(); err != nil {

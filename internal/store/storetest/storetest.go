@@ -699,10 +699,10 @@ func testCertStatusDue(t *testing.T, db *store.DB) {
 	// yet to begin, nor one of another status.
 	must(t, db.PutCertStatus(ctx, store.CertStatus{Hostname: "later.example", Status: store.CertActive, NotBefore: t0.Add(time.Hour), NotAfter: t0.Add(day)}))
 	must(t, db.PutCertStatus(ctx, store.CertStatus{Hostname: "failed.example", Status: store.CertFailed, NotBefore: t0.Add(-time.Hour), NotAfter: t0.Add(day)}))
-	valid, err := db.ListCertValid(ctx, 1.0/3, t0)
+	chunks, err := db.ListCertValid(ctx, 1.0/3, t0)
 	must(t, err)
-	if slices.Sort(valid); strings.Join(valid, ",") != "fresh.example" {
-		t.Errorf("ListCertValid = %v, want fresh.example", valid)
+	if valid := slices.Sorted(slices.Values(slices.Concat(chunks...))); strings.Join(valid, ",") != "fresh.example" {
+		t.Errorf("ListCertValid = %v, want fresh.example", chunks)
 	}
 }
 
