@@ -123,8 +123,8 @@ func (l *RouteList) AppendTo(dst []edge.Route) []edge.Route {
 // extra. The list is made at its size with extra in it: an append to a
 // list of a million names made a copy of it (16 MB allocated and copied
 // at once), which held a node's one processor for 48 ms during its
-// warm-up (a runtime trace, BENCHMARKS.md, "The start's check of every
-// private key on PostgreSQL, in small queries too").
+// warm-up (BENCHMARKS.md, "What a runtime trace of a 1M node found on
+// PostgreSQL").
 func (l *RouteList) Managed(extra ...string) []string {
 	var y sched.Yielder
 	n := l.n

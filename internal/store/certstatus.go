@@ -93,9 +93,8 @@ func (db *DB) ListCertStatusDue(ctx context.Context, ratio float64, now time.Tim
 // the index cert_status_covering), not whole statuses. The hostnames come
 // in chunks of at most 65,536, in the order read (nil for none): one list
 // of a million made at the end was a 16 MB allocation and copy that held
-// a node's one processor for 48 ms during its warm-up (a runtime trace,
-// BENCHMARKS.md, "The start's check of every private key on PostgreSQL,
-// in small queries too").
+// a node's one processor for 48 ms during its warm-up (BENCHMARKS.md,
+// "What a runtime trace of a 1M node found on PostgreSQL").
 func (db *DB) ListCertValid(ctx context.Context, ratio float64, now time.Time) ([][]string, error) {
 	const valid = `SELECT hostname FROM cert_status
 		WHERE status = $1 AND not_before < $2 AND not_after - (not_after - not_before) * CAST($3 AS DOUBLE PRECISION) > $2`

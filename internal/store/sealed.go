@@ -313,9 +313,8 @@ const resealPage = 256
 // in smaller, paced queries on SQLite"); on PostgreSQL a backend's, which
 // the backends answering the handshakes' reads of certificates share (at
 // 4,096 keys about 21 ms a query, and the cold handshakes after a start
-// waited for the store 4.3 ms on average when slow: BENCHMARKS.md, "The
-// start's check of every private key on PostgreSQL, in small queries
-// too"). See resealPace.
+// waited for the store 4.3 ms on average when slow: BENCHMARKS.md, "What
+// a runtime trace of a 1M node found on PostgreSQL"). See resealPace.
 const resealScanPage = 256
 
 // resealPace is how many times a query's own duration the start's check
