@@ -113,13 +113,18 @@ func Start(floor, ceiling uint64) (stop func()) {
 // million (PostgreSQL): the warm-up's handshakes then took the heap past
 // it, and the one collection left (a 1.2-1.6 s mark phase) was what most
 // of the slow handshakes waited behind (a trace: 79 % of their time
-// runnable, the mark worker running). At 1.5 GiB the warm-up collects
-// only when the sync is applied: p99 over it 3.8-6.0 ms (median 4.6,
+// runnable, the mark worker running). At 1.5 GiB the warm-up collected
+// only when the sync was applied: p99 over it 3.8-6.0 ms (median 4.6,
 // nine runs) against 5.5-8.4 (median 7.6, seven), its peak RSS up to
 // 60-120 MiB higher (BENCHMARKS.md, "The first sync's transient lists
 // and the warm-up's one collection"). Two gigabytes, tried when the
-// sync allocated 1.7 GB, changed nothing but the peak.
-const WarmFloor = 3 << 29 // 1.5 GiB
+// sync allocated 1.7 GB, changed nothing but the peak then; since the
+// warm-up's handshakes get more of the processor (sched.Slice), a 1M
+// PostgreSQL warm-up allocates 1.5-1.6 GB with them, and at 1.5 GiB it
+// collected before its end again (a mark phase of 0.5-0.9 s, the worker
+// 10-20 ms at a time; BENCHMARKS.md, "What a runtime trace of a 1M node
+// found on PostgreSQL").
+const WarmFloor = 2 << 30 // 2 GiB
 
 // Warm returns the floor for a first sync: WarmFloor, at most a quarter
 // of the memory the process may use (its cgroup's memory.max, else the

@@ -202,8 +202,9 @@ func TestWarmFloor(t *testing.T) {
 	for _, c := range []struct{ limit, want uint64 }{
 		{limit: 0, want: WarmFloor},               // unknown: the constant
 		{limit: 24 << 30, want: WarmFloor},        // a big machine
-		{limit: 6 << 30, want: WarmFloor},         // a quarter is the constant
-		{limit: 4 << 30, want: 1 << 30},           // a quarter is less
+		{limit: 8 << 30, want: WarmFloor},         // a quarter is the constant
+		{limit: 6 << 30, want: 3 << 29},           // a quarter is less
+		{limit: 4 << 30, want: 1 << 30},           // and less
 		{limit: 2 << 30, want: 512 << 20},         // a quarter of the memory
 		{limit: 512 << 20, want: 128 << 20},       // a small container
 		{limit: 32 << 20, want: DefaultFloor},     // never below the default floor

@@ -15,8 +15,16 @@ import (
 )
 
 // Slice is the longest a Yielder's loop runs before it lets other
-// goroutines run.
-const Slice = 500 * time.Microsecond
+// goroutines run. A handshake waits for the network three or four times,
+// and each time its bytes are seen at the next yield: up to a Slice
+// later. At 500 us, a runtime trace of a 1M first sync had 13,000 of its
+// runs at 500-750 us, and the warm-up's slow handshakes waited behind
+// them 2-4 ms each; at 200 us, its cold handshakes' p99 was 2.77-3.98 ms
+// against 3.17-6.61 (four runs each), though the sync took longer, the
+// handshakes getting more of the processor (BENCHMARKS.md, "What a
+// runtime trace of a 1M node found on PostgreSQL"). A yield costs a few
+// microseconds.
+const Slice = 200 * time.Microsecond
 
 // Yielder lets other goroutines run at least every Slice of a long loop,
 // those waiting for the network included (Yield). On a node with one
