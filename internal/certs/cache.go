@@ -29,6 +29,7 @@ import (
 	"github.com/caddyserver/certmagic"
 
 	"github.com/spine-platform/spine/internal/hostname"
+	"github.com/spine-platform/spine/internal/sched"
 )
 
 // DefaultCacheCapacity is the default of Config.CacheCapacity.
@@ -73,6 +74,7 @@ func (m *Manager) loadCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate,
 	if !ok {
 		return nil, errors.New("not managed")
 	}
+	sched.Foreground() // background loops hold off meanwhile
 	return m.loads.do(subject, func() (*tls.Certificate, error) {
 		magic := m.magic.Load()
 		if hostname.IsWildcard(subject) {

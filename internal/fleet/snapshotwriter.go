@@ -368,7 +368,9 @@ func (w *SnapshotWriter) Write() error {
 	if !src.Keyring.Empty() {
 		keyID = src.Keyring.IDs()[0]
 	}
-	var y sched.Yielder
+	// No client waits for the snapshot: it holds off while handshakes load
+	// certificates (sched.HoldOff).
+	y := sched.Yielder{Background: true}
 
 	// The services of each shard whose version changed since the last
 	// write: listed, digested, and written if no part of that content is

@@ -22,6 +22,10 @@ type Counts struct {
 	// The periodic checks of every service against what the node applied
 	// (a write behind Spine's back), and those that found one.
 	StoreChecks, StoreChecksDiffered uint64
+	// How long background work (the snapshot's write, the start's check
+	// of every private key) waited for handshakes loading certificates
+	// from the store (sched.HoldOff).
+	BackgroundHeldSeconds float64
 }
 
 // Values are c's series: their names, help texts and kinds.
@@ -46,6 +50,7 @@ func (c Counts) Values() []Value {
 		{Name: "spine_first_sync_seconds", Help: "How long the first sync took after a warm-up began (0 without a warm-up, or until it is applied).", V: c.FirstSyncSeconds},
 		{Name: "spine_store_checks_total", Help: "Periodic checks of every service in the store against what this node applied, one service at a time (every 10 resync intervals while nothing changed).", Counter: true, V: float64(c.StoreChecks)},
 		{Name: "spine_store_checks_differed_total", Help: "Periodic checks that found the store holding something else than what was applied (a write behind Spine's back): every service was then read and applied.", Counter: true, V: float64(c.StoreChecksDiffered)},
+		{Name: "spine_background_held_seconds_total", Help: "Seconds background work (the snapshot's write, the start's check of every private key) waited while handshakes loaded certificates from the store.", Counter: true, V: c.BackgroundHeldSeconds},
 		{Name: "spine_certificate_events_dropped_total", Help: "Certificate events dropped from a full queue (store away too long).", Counter: true, V: float64(c.CertificateEventsDropped)},
 	}
 }

@@ -2,6 +2,7 @@ package node
 
 import (
 	"github.com/spine-platform/spine/internal/metrics"
+	"github.com/spine-platform/spine/internal/sched"
 )
 
 // newMetrics builds the node's metrics registry, unless Config.Metrics is
@@ -40,6 +41,7 @@ func (n *Node) newMetrics() *metrics.Registry {
 				WarmLookupsRouted: warm.Routed, WarmLookupsUnrouted: warm.Unrouted, WarmLookupsRefused: warm.Refused,
 				WarmLookupsFailed: warm.Failed, FirstSyncSeconds: n.syncer.FirstSync().Seconds(),
 				StoreChecks: checks, StoreChecksDiffered: differed,
+				BackgroundHeldSeconds: sched.Held().Seconds(),
 			}.Values()
 		},
 	})

@@ -142,3 +142,64 @@ func TestMaybeUnlockedLetsWaitersIn(t *testing.T) {
 		}
 	}
 }
+
+// A background Yielder holds off at its yield until Quiet has passed since
+// the last Foreground, at most MaxHold a yield; a plain one does not, and
+// without a recent Foreground neither waits.
+func TestBackgroundHoldsOffForForeground(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		lastForeground.Store(0) // a mark from another test, in another clock
+		yieldAfterSlice := func(y *Yielder) time.Duration {
+			y.Maybe()
+			time.Sleep(Slice)
+			start := time.Now()
+			y.Maybe()
+			return time.Since(start)
+		}
+		if d := yieldAfterSlice(&Yielder{Background: true}); d != 0 {
+			t.Errorf("with no handshake loading, a background yield waited %v", d)
+		}
+
+		heldBefore := Held()
+		Foreground()
+		time.Sleep(Quiet / 4)
+		if d := yieldAfterSlice(&Yielder{}); d != 0 {
+			t.Errorf("a plain yield waited %v after a Foreground", d)
+		}
+		var y Yielder
+		y.Background = true
+		y.Maybe()
+		Foreground()
+		mark := time.Now()
+		time.Sleep(Slice)
+		y.Maybe()
+		if d := time.Since(mark); d != Quiet {
+			t.Errorf("a background yield Slice after a Foreground went on %v after it, want Quiet (%v)", d, Quiet)
+		}
+		if got := Held() - heldBefore; got != Quiet-Slice {
+			t.Errorf("Held grew by %v, want %v", got, Quiet-Slice)
+		}
+
+		// Handshakes loading without pause: the loop still runs every MaxHold.
+		stop := make(chan struct{})
+		go func() {
+			for {
+				Foreground()
+				select {
+				case <-stop:
+					return
+				case <-time.After(Quiet / 2):
+				}
+			}
+		}()
+		if d := yieldAfterSlice(&Yielder{Background: true}); d != MaxHold {
+			t.Errorf("under a stream of Foregrounds a background yield waited %v, want MaxHold (%v)", d, MaxHold)
+		}
+		close(stop)
+
+		lastForeground.Store(time.Now().Add(time.Hour).UnixNano()) // the clock moved back an hour
+		if d := yieldAfterSlice(&Yielder{Background: true}); d != 0 {
+			t.Errorf("with the last Foreground in the future, a background yield waited %v", d)
+		}
+	})
+}

@@ -516,7 +516,7 @@ func (db *DB) resealPlaintextKV(ctx context.Context, res *ResealResult, rewrite 
 	FROM page, total WHERE NOT page.ok OR page.key = total.last ORDER BY page.key`
 	args := append([]any{"", resealScanPage, []byte(secrets.Prefix), CanaryKey}, wargs...)
 	var (
-		y     sched.Yielder
+		y     = sched.Yielder{Background: true} // holds off while handshakes load certificates
 		rows  []KeyValue
 		taken []bool // sealed secrets: counted, not returned
 	)
