@@ -435,8 +435,13 @@ func loadsMakeRoom(t *testing.T, st certmagic.Storage, c *ca.CA, recs *records, 
 	e := &env{m: m, ca: c, roots: roots, addr: addr}
 	for round := range 3 {
 		for _, n := range names {
+			cold, before := m.cachedLeaf(n) == nil, sched.LastForeground()
 			if _, err := e.dial(n); err != nil {
 				t.Fatalf("round %d: handshake for %s: %v", round, n, err)
+			}
+			// A load from storage holds background loops off meanwhile.
+			if cold && !sched.LastForeground().After(before) {
+				t.Errorf("round %d: the handshake for %s loaded it from storage without a sched.Foreground", round, n)
 			}
 			// A certificate is in certmagic's cache a moment before the
 			// set hears of it: the two agree once no load is under way.

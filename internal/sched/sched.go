@@ -122,6 +122,15 @@ var held atomic.Int64
 // off for Quiet after it (HoldOff). It costs a clock read.
 func Foreground() { lastForeground.Store(time.Now().UnixNano()) }
 
+// LastForeground is the time of the last Foreground, the zero time if
+// none.
+func LastForeground() time.Time {
+	if ns := lastForeground.Load(); ns != 0 {
+		return time.Unix(0, ns)
+	}
+	return time.Time{}
+}
+
 // HoldOff waits until Quiet has passed since the last Foreground, at most
 // MaxHold; it returns at once if Quiet has passed already, or if the
 // last Foreground is in the future (the clock moved back).
