@@ -314,8 +314,13 @@ const resealPage = 256
 // the backends answering the handshakes' reads of certificates share (at
 // 4,096 keys about 21 ms a query, and the cold handshakes after a start
 // waited for the store 4.3 ms on average when slow: BENCHMARKS.md, "What
-// a runtime trace of a 1M node found on PostgreSQL"). See resealPace.
-const resealScanPage = 256
+// a runtime trace of a 1M node found on PostgreSQL"). At 256 keys a query
+// on SQLite, about 2 ms each, still 4-5 % of the node's processor with the
+// check holding off for cold handshakes (sched.HoldOff: a query every 50
+// ms) and the handshakes' bytes unseen meanwhile (BENCHMARKS.md,
+// "Background work holds off while handshakes load certificates"); at 64,
+// about 0.5 ms. See resealPace.
+const resealScanPage = 64
 
 // resealPace is how many times a query's own duration the start's check
 // waits after it: the check then takes at most a quarter of the processor
@@ -491,8 +496,9 @@ func (db *DB) resealAllKV(ctx context.Context, _ *ResealResult, rewrite rewriteF
 // after its first sync (BENCHMARKS.md). Each query now has the database
 // look at up to resealScanPage keys and return only the rows that are not
 // sealed secrets, the page's last row (where the next page starts) and
-// the count of sealed secrets among them: about 3,900 queries at 1M, a row
-// or two each. Measured at 1M private keys, all sealed, in 245 queries of
+// the count of sealed secrets among them: about 15,600 queries at 1M
+// (resealScanPage), a row or two each, one statement prepared once
+// (queryRead). Measured at 1M private keys, all sealed, in 245 queries of
 // 4,096 keys: on PostgreSQL the node
 // spent 0.12 s of processor and allocated 0.5 MB (1.2 s and 102 MB
 // before; the database's part, on its own processes, 8-10 s either way);
@@ -523,7 +529,7 @@ func (db *DB) resealPlaintextKV(ctx context.Context, res *ResealResult, rewrite 
 	for {
 		y.Maybe()
 		start := time.Now()
-		r, err := db.r.QueryContext(ctx, q, args...)
+		r, err := db.queryRead(ctx, q, args...)
 		if err != nil {
 			return db.wrap("reading secrets", err)
 		}

@@ -178,14 +178,14 @@ func testResealPages(t *testing.T, db *store.DB) {
 }
 
 // testResealScanPages: a node's start (ResealPlaintext) has the database
-// look at 256 keys a query and return only what is not sealed; over
+// look at 64 keys a query and return only what is not sealed; over
 // several such pages, with sealed and plaintext secrets interleaved, other
 // keys between them, the last key of a page sealed, and a key ending in
 // ".KEY" (SQLite's LIKE ignores case: not a secret), it seals every
 // plaintext one and counts the sealed ones, as a read of every row would.
 func testResealScanPages(t *testing.T, db *store.DB) {
 	ctx := ctxT(t)
-	const n = 9000 // 35 pages of 256 keys (secrets and certificates)
+	const n = 9000 // 141 pages of 64 keys (secrets and certificates)
 	key := func(i int) string { return fmt.Sprintf("certificates/ca/h%05d.example/h%05d.example.key", i, i) }
 	put := func(from int) {
 		var kvs []store.KeyValue
@@ -218,7 +218,7 @@ func testResealScanPages(t *testing.T, db *store.DB) {
 	if counts[""] != 0 {
 		t.Errorf("SealedKeys after Reseal = %v: some left in plaintext", counts)
 	}
-	for _, i := range []int{0, 1, 127, 128, 129, 255, 256, 4095, 4096, 4097, 8191, 8192, n - 1} {
+	for _, i := range []int{0, 1, 31, 32, 33, 127, 128, 129, 255, 256, 4095, 4096, 4097, 8191, 8192, n - 1} {
 		if v, err := db.GetKey(ctx, key(i)); err != nil || string(v) != fmt.Sprintf("private key %d", i) {
 			t.Fatalf("GetKey(%s) = %q, %v", key(i), v, err)
 		}
