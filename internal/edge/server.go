@@ -68,6 +68,10 @@ type Server struct {
 	servers  []*http.Server
 	quic     []quicServer // ServeQUIC's
 	closed   bool
+	// building is true while SetRoutes builds its table (letting go of mu
+	// at each yield): a warm-up at its bound then goes on to
+	// warmBuildRoutes instead of being forgotten (warm.go).
+	building bool
 
 	altSvc atomic.Pointer[[]string] // Alt-Svc of answers over TCP; nil unless ServeQUIC runs
 }

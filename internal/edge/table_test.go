@@ -637,6 +637,64 @@ func TestSetRoutesLetsTheWarmUpIn(t *testing.T) {
 	}
 }
 
+// A warm-up that reaches its bound while SetRoutes builds is not
+// forgotten (up to warmBuildRoutes): a forget retires the services the
+// build may have taken from the table, and SetRoutes built everything
+// again, holding the lock the warm-up's puts wait for.
+func TestWarmUpAtItsBoundDuringTheBuild(t *testing.T) {
+	reg := metrics.New(metrics.Sources{})
+	s := tableServer(t, Config{Metrics: reg})
+	warm := map[string]Route{
+		"v.test": {Host: "v.test", Project: "p", Service: "v", Upstreams: []string{"http://127.0.0.1:2"}},
+		"w.test": {Host: "w.test", Project: "p", Service: "w", Upstreams: []string{"http://127.0.0.1:2"}},
+	}
+	s.Warm(func(ctx context.Context, host string) (*Route, *tls.Certificate, error) {
+		r, ok := warm[host]
+		if !ok {
+			return nil, nil, nil
+		}
+		return &r, nil, nil
+	})
+	v, ok := s.route(t.Context(), "v.test") // put before the build, with a request counted
+	if !ok {
+		t.Fatal("the warm-up gave no route for v.test")
+	}
+	s.recorder(&v).Observe(200, 1, 1, time.Millisecond)
+	routes := []Route{warm["v.test"], warm["w.test"]}
+	for i := range 300 {
+		routes = append(routes, Route{Host: fmt.Sprintf("r%d.test", i), Project: "p", Service: fmt.Sprintf("s%d", i),
+			Upstreams: []string{"http://127.0.0.1:1"}})
+	}
+	puts := 0
+	testHookBuildYield = func(i int) {
+		if i != 128 {
+			return
+		}
+		s.mu.Lock()
+		s.warm.Load().n = warmMaxRoutes // the bound reached
+		s.mu.Unlock()
+		if _, ok := s.route(t.Context(), "w.test"); !ok {
+			t.Fatal("the warm-up's look-up during the build gave no route")
+		}
+		puts++
+	}
+	defer func() { testHookBuildYield = nil }()
+	if err := s.SetRoutes(routes); err != nil {
+		t.Fatal(err)
+	}
+	if puts != 1 {
+		t.Fatalf("the warm-up put w.test %d times during the build, want 1", puts)
+	}
+	series := map[string]string{"service": "p/v", "code": "200", "proto": "1.1"}
+	if _, ok := metrics.Lookup(reg.Gatherer(), "spine_http_requests_total", series); !ok {
+		t.Error("v.test's series are gone: the warm-up was forgotten during the build, its service retired")
+	}
+	checkServices(t, s)
+	if n := s.table.Load().n; n != len(routes) {
+		t.Errorf("the table holds %d routes, want %d", n, len(routes))
+	}
+}
+
 // A build's services the previous table lacks, by project and name
 // (serviceSet): found again whatever their hashes, colliding ones too.
 func TestServiceSet(t *testing.T) {

@@ -48,6 +48,14 @@ const (
 	// warmMaxRoutes bounds the routes the warm-up puts in the table; when
 	// reached, they are forgotten (as by ForgetWarm) and it starts again.
 	warmMaxRoutes = 10000
+	// warmBuildRoutes is the bound instead while SetRoutes builds the full
+	// table, which ends the warm-up: a forget then retires services and
+	// upstreams the build may have taken from the table, so SetRoutes
+	// built it all again holding the lock the warm-up's puts wait for (at
+	// a million names 6-12 s, and a handshake waited 1.7-2.9 s:
+	// BENCHMARKS.md, "Background work holds off while handshakes load
+	// certificates").
+	warmBuildRoutes = 2 * warmMaxRoutes
 	// warmReadAgain bounds the reads of one name that ForgetWarm overtook.
 	warmReadAgain = 3
 )
@@ -219,7 +227,7 @@ func (s *Server) putWarm(w *warmState, gen uint64, host string, r *Route, cert *
 		s.log.Warn("warm-up look-up answered another name", "host", quoteHost(host), "route", quoteHost(r.Host))
 		return route{}, false, true
 	}
-	if w.n >= warmMaxRoutes {
+	if w.n >= warmMaxRoutes && !(s.building && w.n < warmBuildRoutes) {
 		s.forgetWarm(w)
 	}
 	if err := s.updateRoutes([]Route{*r}, nil); err != nil {
