@@ -50,7 +50,7 @@ func (c Counts) Values() []Value {
 		{Name: "spine_first_sync_seconds", Help: "How long the first sync took after a warm-up began (0 without a warm-up, or until it is applied).", V: c.FirstSyncSeconds},
 		{Name: "spine_store_checks_total", Help: "Periodic checks of every service in the store against what this node applied, one service at a time (every 10 resync intervals while nothing changed).", Counter: true, V: float64(c.StoreChecks)},
 		{Name: "spine_store_checks_differed_total", Help: "Periodic checks that found the store holding something else than what was applied (a write behind Spine's back): every service was then read and applied.", Counter: true, V: float64(c.StoreChecksDiffered)},
-		{Name: "spine_background_held_seconds_total", Help: "Seconds background work (the snapshot's write, the start's check of every private key) waited while handshakes loaded certificates from the store.", Counter: true, V: c.BackgroundHeldSeconds},
+		{Name: "spine_background_held_seconds_total", Help: "Seconds background work (the snapshot's write, the start's sealing of plaintext secrets) waited while handshakes loaded certificates from the store.", Counter: true, V: c.BackgroundHeldSeconds},
 		{Name: "spine_certificate_events_dropped_total", Help: "Certificate events dropped from a full queue (store away too long).", Counter: true, V: float64(c.CertificateEventsDropped)},
 	}
 }

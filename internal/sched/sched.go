@@ -34,7 +34,7 @@ const Slice = 200 * time.Microsecond
 // goroutine.
 type Yielder struct {
 	// Background marks the loop as work no client waits for (the
-	// snapshot's write, the start's check of every private key): at each
+	// snapshot's write, the start's sealing of plaintext secrets): at each
 	// yield it also holds off while a handshake loads a certificate from
 	// the store (HoldOff).
 	Background bool

@@ -61,6 +61,10 @@ type dialect struct {
 	// notifyEvents runs in every transaction that appends an event or queues a
 	// webhook delivery; "" for none.
 	notifyEvents string
+	// plaintextSecrets is the condition of the key-value space's secrets
+	// stored in plaintext, that of the index kv_plaintext_secrets
+	// (plaintextSecretsWhere).
+	plaintextSecrets string
 	// classify tells what kind of failure err is.
 	classify func(err error) errClass
 }

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"fmt"
 	"strings"
 )
 
@@ -63,4 +64,56 @@ func QueryRead(ctx context.Context, db *DB, q string, args ...any) (int64, error
 	var v int64
 	err := db.queryRowRead(ctx, q, args...).Scan(&v)
 	return v, err
+}
+
+// PlaintextSecretsWhere is the condition of db's dialect for the
+// plaintext secrets (that of the index kv_plaintext_secrets).
+func PlaintextSecretsWhere(db *DB) string { return db.d.plaintextSecrets }
+
+// Migration returns the SQL of db's dialect's migration of version v.
+func Migration(db *DB, v int) (string, error) {
+	ms, err := loadMigrations(db.d.name)
+	if err != nil {
+		return "", err
+	}
+	for _, m := range ms {
+		if m.version == v {
+			return m.sql, nil
+		}
+	}
+	return "", fmt.Errorf("no migration %d", v)
+}
+
+// PlaintextSecretsPlan is the database's plan of the start's check of the
+// plaintext secrets (resealPlaintextKV's query), after the database has
+// gathered its statistics (ANALYZE).
+func PlaintextSecretsPlan(ctx context.Context, db *DB) (string, error) {
+	if _, err := db.w.ExecContext(ctx, `ANALYZE`); err != nil {
+		return "", err
+	}
+	explain := "EXPLAIN "
+	if db.d.name == "sqlite" {
+		explain = "EXPLAIN QUERY PLAN "
+	}
+	rows, err := db.r.QueryContext(ctx, explain+db.plaintextSecretsQuery(), "", 256)
+	if err != nil {
+		return "", err
+	}
+	defer rows.Close()
+	cols, err := rows.Columns()
+	if err != nil {
+		return "", err
+	}
+	var plan strings.Builder
+	for rows.Next() {
+		v := make([]any, len(cols))
+		for i := range v {
+			v[i] = new(any)
+		}
+		if err := rows.Scan(v...); err != nil {
+			return "", err
+		}
+		fmt.Fprintln(&plan, *v[len(v)-1].(*any)) // PostgreSQL's one column, SQLite's detail
+	}
+	return plan.String(), rows.Err()
 }

@@ -29,11 +29,12 @@ const (
 )
 
 var postgresDialect = dialect{
-	name:         "postgres",
-	now:          `CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000000000 AS BIGINT)`,
-	notify:       `SELECT pg_notify('` + changeChannel + `', coalesce(current_schema(), ''))`,
-	notifyEvents: `SELECT pg_notify('` + eventChannel + `', coalesce(current_schema(), ''))`,
-	classify:     classifyPostgres,
+	name:             "postgres",
+	now:              `CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000000000 AS BIGINT)`,
+	notify:           `SELECT pg_notify('` + changeChannel + `', coalesce(current_schema(), ''))`,
+	notifyEvents:     `SELECT pg_notify('` + eventChannel + `', coalesce(current_schema(), ''))`,
+	plaintextSecrets: plaintextSecretsWhere(`'%s'::bytea`),
+	classify:         classifyPostgres,
 }
 
 // Timeouts of the LISTEN connection.

@@ -284,7 +284,7 @@ func (db *DB) HasSealed(ctx context.Context) (bool, error) {
 type ResealResult struct {
 	Plain    int // values stored before sealing began, now sealed
 	Resealed int // values sealed with an older key, now with the newest
-	Current  int // values already sealed with the newest key
+	Current  int // values read and left as they were (ResealPlaintext reads no sealed secret of the key-value space)
 }
 
 // ResealMode says which values Reseal rewrites.
@@ -303,53 +303,10 @@ const (
 // resealPage is how many rows Reseal reads at a time.
 const resealPage = 256
 
-// resealScanPage is how many keys the database looks at for each query of
-// a node's start (ResealPlaintext), which returns only the plaintext ones
-// among them. Each query holds a processor of whatever runs the scan, one
-// query at a time that nothing yields in: on SQLite the node's own (at
-// 4,096 keys a query, about 34 ms of the one processor at a million
-// private keys, 8.3 s in 245 queries, and handshakes waited behind it in
-// 10-20 ms slices: BENCHMARKS.md, "The start's check of every private key,
-// in smaller, paced queries on SQLite"); on PostgreSQL a backend's, which
-// the backends answering the handshakes' reads of certificates share (at
-// 4,096 keys about 21 ms a query, and the cold handshakes after a start
-// waited for the store 4.3 ms on average when slow: BENCHMARKS.md, "What
-// a runtime trace of a 1M node found on PostgreSQL"). At 256 keys a query
-// on SQLite, about 2 ms each, still 4-5 % of the node's processor with the
-// check holding off for cold handshakes (sched.HoldOff: a query every 50
-// ms) and the handshakes' bytes unseen meanwhile (BENCHMARKS.md,
-// "Background work holds off while handshakes load certificates"); at 64,
-// about 0.5 ms. See resealPace.
-const resealScanPage = 64
-
-// resealPace is how many times a query's own duration the start's check
-// waits after it: the check then takes at most a quarter of the processor
-// that runs it, about four times as long (it normally finds nothing to
-// seal). On SQLite that processor is the node's, and handshakes keep the
-// rest: smaller queries alone still left the check half of it at a
-// million keys. On PostgreSQL it is the database's, which a fleet's nodes
-// share: each start's scan of a million keys took 8-10 s of it, and in
-// bench/scale, where the database shares the probe's core, the idle cold
-// handshakes that met it were 148 of 1,000 over 5 ms, spread evenly.
-const resealPace = 3
-
-// pace waits resealPace times took (a query's duration), or until ctx
-// ends.
-func pace(ctx context.Context, took time.Duration) error {
-	t := time.NewTimer(resealPace * took)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}
-
 // Reseal rewrites every secret the store holds that is not sealed with the
 // keyring's newest key: plaintext values stored before sealing began (an
 // upgrade's migration in place) and, with ResealAll, values sealed with an
-// older key (a rotation); Current counts the values it left. Each value is replaced only if it is still the one read, so a
+// older key (a rotation); Current counts the values it read and left. Each value is replaced only if it is still the one read, so a
 // concurrent write is never lost; its writer sealed it with its own newest
 // key, which the next Reseal checks again. Readers are served throughout:
 // every key of the ring opens what it sealed. The canary goes last, so
@@ -487,85 +444,85 @@ func (db *DB) resealAllKV(ctx context.Context, _ *ResealResult, rewrite rewriteF
 }
 
 // resealPlaintextKV is Reseal's pass over the key-value space at a node's
-// start (ResealPlaintext): it rewrites the plaintext secrets and counts
-// the sealed ones in res.Current without reading them. A store of a
-// million certificates holds as many private keys, all sealed once the
-// migration ran, and every start checks them: when each page of 256
-// brought back the keys' names (the values left out), a start at 1M made
-// about 4,000 queries and 102 MB of garbage on the node, still going 90 s
-// after its first sync (BENCHMARKS.md). Each query now has the database
-// look at up to resealScanPage keys and return only the rows that are not
-// sealed secrets, the page's last row (where the next page starts) and
-// the count of sealed secrets among them: about 15,600 queries at 1M
-// (resealScanPage), a row or two each, one statement prepared once
-// (queryRead). Measured at 1M private keys, all sealed, in 245 queries of
-// 4,096 keys: on PostgreSQL the node
-// spent 0.12 s of processor and allocated 0.5 MB (1.2 s and 102 MB
-// before; the database's part, on its own processes, 8-10 s either way);
-// on SQLite, whose scan runs in the node's process, 0.4 MB, but 8.2-8.4 s
-// of processor against 7.3-7.4 (the page's aggregate).
-//
-// A sealed secret here is what Reseal's loop over every row counts as
-// Current: a key SecretKey accepts (ending in ".key" by its bytes, not by
-// SQLite's LIKE, which ignores case), not the canary, its value starting
-// with secrets.Prefix.
-func (db *DB) resealPlaintextKV(ctx context.Context, res *ResealResult, rewrite rewriteFunc, update updateFunc) error {
-	where, wargs := secretWhere(5)
-	exact, _ := secretWhereBy("substr(key, length(key) - 3) = '.key'", 5) // the same arguments
-	// ok is computed twice so that the page carries no sealed value.
-	ok := `(substr(value, 1, ` + strconv.Itoa(len(secrets.Prefix)) + `) = $3 AND key <> $4 AND ` + exact + `)`
-	q := `WITH page AS (
-		SELECT key, CASE WHEN ` + ok + ` THEN NULL ELSE value END AS value, ` + ok + ` AS ok
-		FROM kv WHERE key > $1 AND ` + where + ` ORDER BY key LIMIT $2
-	), total AS (SELECT count(*) AS n, coalesce(sum(CASE WHEN ok THEN 1 ELSE 0 END), 0) AS sealed, max(key) AS last FROM page)
-	SELECT page.key, page.value, page.ok, total.n, total.sealed
-	FROM page, total WHERE NOT page.ok OR page.key = total.last ORDER BY page.key`
-	args := append([]any{"", resealScanPage, []byte(secrets.Prefix), CanaryKey}, wargs...)
+// start (ResealPlaintext): it rewrites the secrets stored in plaintext, a
+// page at a time, and reads nothing else. The database keeps them in an
+// index of their own (kv_plaintext_secrets, migration 36, whose condition
+// is the dialect's plaintextSecrets), empty once sealing has migrated
+// them, so that the check of a store of a million private keys, all
+// sealed, is one probe of an empty index. Before it, every start read
+// every private key: at 1M about 15,600 queries, 2.2 GB of PostgreSQL's
+// table (8-10 s of a backend's processor, more when its pages had left
+// the page cache) or 8.3 s of the node's own processor on SQLite, held off
+// behind cold handshakes for minutes (BENCHMARKS.md, "The start's check of
+// every private key in one index probe"). The sealed secrets are not read,
+// so res.Current does not count them.
+func (db *DB) resealPlaintextKV(ctx context.Context, _ *ResealResult, rewrite rewriteFunc, update updateFunc) error {
+	q := db.plaintextSecretsQuery()
 	var (
 		y     = sched.Yielder{Background: true} // holds off while handshakes load certificates
-		rows  []KeyValue
-		taken []bool // sealed secrets: counted, not returned
+		after string
+		page  = make([]KeyValue, 0, resealPage)
 	)
 	for {
 		y.Maybe()
-		start := time.Now()
-		r, err := db.queryRead(ctx, q, args...)
+		rows, err := db.queryRead(ctx, q, after, resealPage)
 		if err != nil {
 			return db.wrap("reading secrets", err)
 		}
-		rows, taken = rows[:0], taken[:0]
-		var n, sealed int64
-		for r.Next() {
+		page = page[:0]
+		for rows.Next() {
 			var kv KeyValue
-			var o bool
-			if err := r.Scan(&kv.Key, &kv.Value, &o, &n, &sealed); err != nil {
-				r.Close()
+			if err := rows.Scan(&kv.Key, &kv.Value); err != nil {
+				rows.Close()
 				return db.wrap("reading secrets", err)
 			}
-			rows, taken = append(rows, kv), append(taken, o)
+			page = append(page, kv)
 		}
-		r.Close()
-		if err := r.Err(); err != nil {
+		rows.Close()
+		if err := rows.Err(); err != nil {
 			return db.wrap("reading secrets", err)
 		}
-		took := time.Since(start) // the scan's, not the rewrites' of a migration below
-		res.Current += int(sealed)
-		for i, kv := range rows {
-			if taken[i] || !SecretKey(kv.Key) || kv.Key == CanaryKey { // sealed (counted above); not a secret; the canary goes last
+		for _, kv := range page {
+			if kv.Key == CanaryKey { // the canary goes last
 				continue
 			}
 			if err := rewrite(kv.Key, kv.Value, update(kv.Key)); err != nil {
 				return err
 			}
 		}
-		if int(n) < resealScanPage || len(rows) == 0 {
+		if len(page) < resealPage {
 			return nil
 		}
-		args[0] = rows[len(rows)-1].Key
-		if err := pace(ctx, took); err != nil {
-			return err
-		}
+		after = page[len(page)-1].Key
 	}
+}
+
+// plaintextSecretsQuery is resealPlaintextKV's query: a page of the
+// plaintext secrets after the key $1, at most $2 of them.
+func (db *DB) plaintextSecretsQuery() string {
+	return `SELECT key, value FROM kv WHERE key > $1 AND ` + db.d.plaintextSecrets + ` ORDER BY key LIMIT $2`
+}
+
+// plaintextSecretsWhere is the SQL condition of the key-value space's
+// secrets stored in plaintext: a key SecretKey accepts (ending in ".key"
+// by its characters, which LIKE is not in SQLite, or one of secretKeys)
+// and a value that does not start with secrets.Prefix, written as blob
+// (a format with one %s) makes a blob of it in the dialect. It is the
+// condition of the index kv_plaintext_secrets word for word, which is
+// what lets both databases use the index for it (a test holds the two
+// equal): a new entry of secretKeys needs a migration that makes the
+// index again.
+func plaintextSecretsWhere(blob string) string {
+	var b strings.Builder
+	b.WriteString("(substr(key, length(key) - 3) = '.key' OR key IN (")
+	for i, k := range secretKeys {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString("'" + k + "'")
+	}
+	b.WriteString(")) AND substr(value, 1, " + strconv.Itoa(len(secrets.Prefix)) + ") <> " + fmt.Sprintf(blob, secrets.Prefix))
+	return b.String()
 }
 
 // SealedKeys counts the store's secrets by the ID of the key that sealed

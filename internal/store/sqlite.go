@@ -16,9 +16,10 @@ import (
 )
 
 var sqliteDialect = dialect{
-	name:     "sqlite",
-	now:      `CAST(unixepoch('subsec') * 1000000000 AS INTEGER)`,
-	classify: classifySQLite,
+	name:             "sqlite",
+	now:              `CAST(unixepoch('subsec') * 1000000000 AS INTEGER)`,
+	plaintextSecrets: plaintextSecretsWhere(`CAST('%s' AS BLOB)`),
+	classify:         classifySQLite,
 }
 
 // Every connection: wait up to 10s for another process's write lock instead of

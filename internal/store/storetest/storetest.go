@@ -57,7 +57,7 @@ func Run(t *testing.T, open func(t *testing.T) *store.DB) {
 		{"KVSpecialCharacters", testKVSpecialCharacters},
 		{"PutKeysAndCertStatus", testPutKeysAndCertStatus},
 		{"Sealed", testSealed},
-		{"ResealScanPages", testResealScanPages},
+		{"ResealPlaintextPages", testResealPlaintextPages},
 		{"ResealPages", testResealPages},
 		{"Locks", testLocks},
 		{"LockExpiry", testLockExpiry},
