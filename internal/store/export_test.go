@@ -70,18 +70,19 @@ func QueryRead(ctx context.Context, db *DB, q string, args ...any) (int64, error
 // plaintext secrets (that of the index kv_plaintext_secrets).
 func PlaintextSecretsWhere(db *DB) string { return db.d.plaintextSecrets }
 
-// Migration returns the SQL of db's dialect's migration of version v.
-func Migration(db *DB, v int) (string, error) {
+// LastMigrationWith returns the SQL of the newest of db's dialect's
+// migrations that contains s, and its version; "" and 0 if none does.
+func LastMigrationWith(db *DB, s string) (string, int, error) {
 	ms, err := loadMigrations(db.d.name)
 	if err != nil {
-		return "", err
+		return "", 0, err
 	}
-	for _, m := range ms {
-		if m.version == v {
-			return m.sql, nil
+	for i := len(ms) - 1; i >= 0; i-- {
+		if strings.Contains(ms[i].sql, s) {
+			return ms[i].sql, ms[i].version, nil
 		}
 	}
-	return "", fmt.Errorf("no migration %d", v)
+	return "", 0, nil
 }
 
 // PlaintextSecretsPlan is the database's plan of the start's check of the

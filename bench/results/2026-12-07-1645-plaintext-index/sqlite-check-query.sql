@@ -1,0 +1,3 @@
+.timer on
+EXPLAIN QUERY PLAN SELECT key, value FROM kv WHERE key > '' AND (substr(key, length(key) - 3) = '.key' OR key IN ('spine/dns01/secret', 'spine/tls/ticket-keys', 'spine/tls/ech-keys', 'spine/quic/keys', 'spine/secrets/canary')) AND substr(value, 1, 13) <> CAST('spine-sealed:' AS BLOB) ORDER BY key LIMIT 256;
+SELECT count(*) FROM (SELECT key, value FROM kv WHERE key > '' AND (substr(key, length(key) - 3) = '.key' OR key IN ('spine/dns01/secret', 'spine/tls/ticket-keys', 'spine/tls/ech-keys', 'spine/quic/keys', 'spine/secrets/canary')) AND substr(value, 1, 13) <> CAST('spine-sealed:' AS BLOB) ORDER BY key LIMIT 256);
