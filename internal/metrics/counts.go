@@ -22,8 +22,8 @@ type Counts struct {
 	// The periodic checks of every service against what the node applied
 	// (a write behind Spine's back), and those that found one.
 	StoreChecks, StoreChecksDiffered uint64
-	// How long background work (the snapshot's write, the start's check
-	// of every private key) waited for handshakes loading certificates
+	// How long background work (the snapshot's write, the start's sealing
+	// of plaintext secrets) waited for handshakes loading certificates
 	// from the store (sched.HoldOff).
 	BackgroundHeldSeconds float64
 }

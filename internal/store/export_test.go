@@ -86,7 +86,7 @@ func LastMigrationWith(db *DB, s string) (string, int, error) {
 }
 
 // PlaintextSecretsPlan is the database's plan of the start's check of the
-// plaintext secrets (resealPlaintextKV's query), after the database has
+// plaintext secrets (resealKV's query in ResealPlaintext), after the database has
 // gathered kv's statistics (ANALYZE kv: not every schema's tables).
 func PlaintextSecretsPlan(ctx context.Context, db *DB) (string, error) {
 	if _, err := db.w.ExecContext(ctx, `ANALYZE kv`); err != nil {

@@ -359,11 +359,7 @@ func (db *DB) Reseal(ctx context.Context, mode ResealMode) (ResealResult, error)
 	}
 	// The key-value space, a page at a time in key order; then the
 	// secrets kept in columns; the canary last.
-	kv := db.resealAllKV
-	if mode == ResealPlaintext {
-		kv = db.resealPlaintextKV
-	}
-	if err := kv(ctx, &res, rewrite, kvUpdate); err != nil {
+	if err := db.resealKV(ctx, mode, rewrite, kvUpdate); err != nil {
 		return res, err
 	}
 	for _, c := range secretColumns {
@@ -391,24 +387,43 @@ type (
 	updateFunc  func(key string) func(old, sealed []byte) (bool, error)
 )
 
-// resealAllKV is Reseal's pass over the key-value space for a rotation
-// (ResealAll): it reads every value, a page at a time; handshakes run
-// between pages. One page's slices and scan targets serve every page
-// (what Scan is given escapes: a KeyValue per row was 130 MB of garbage at
-// 1M keys). What rewrite counts goes to the result res points to.
-func (db *DB) resealAllKV(ctx context.Context, _ *ResealResult, rewrite rewriteFunc, update updateFunc) error {
-	where, wargs := secretWhere(3)
-	args := append([]any{"", resealPage}, wargs...)
-	after := ""
+// resealKV is Reseal's pass over the key-value space, a page of
+// resealPage secrets at a time in key order, handshakes running between
+// pages; rewrite gets each secret but the canary, which goes last.
+//
+// For a rotation (ResealAll) it reads every secret. At a node's start
+// (ResealPlaintext) it reads only those stored in plaintext, which the
+// database keeps in an index of their own (kv_plaintext_secrets,
+// migration 36, whose condition is the dialect's plaintextSecrets), empty
+// once sealing has migrated them: the check of a store of a million
+// private keys, all sealed, is one probe of an empty index, and holds off
+// while handshakes load certificates (a Background yielder) when it has
+// more to do. Before the index, every start read every private key: at 1M
+// about 15,600 queries, 2.2 GB of PostgreSQL's table (8-10 s of a
+// backend's processor, more when its pages had left the page cache) or
+// 8.3 s of the node's own processor on SQLite, held off behind cold
+// handshakes for minutes (BENCHMARKS.md, "The start's check of every
+// private key in one index probe"). The sealed secrets are not read then,
+// so Current does not count them.
+func (db *DB) resealKV(ctx context.Context, mode ResealMode, rewrite rewriteFunc, update updateFunc) error {
 	var (
+		q    string
+		args []any // args[0] is where the page starts, args[1] its size
 		y    sched.Yielder
 		page = make([]KeyValue, 0, resealPage)
-		kv   KeyValue
+		kv   KeyValue // the one scan target of every row: what Scan is given escapes (a KeyValue a row was 130 MB of garbage at 1M keys)
 	)
+	if mode == ResealPlaintext {
+		q, args = db.plaintextSecretsQuery(), []any{"", resealPage}
+		y.Background = true
+	} else {
+		where, wargs := secretWhere(3)
+		q = `SELECT key, value FROM kv WHERE key > $1 AND ` + where + ` ORDER BY key LIMIT $2`
+		args = append([]any{"", resealPage}, wargs...)
+	}
 	for {
 		y.Maybe()
-		args[0] = after
-		rows, err := db.r.QueryContext(ctx, `SELECT key, value FROM kv WHERE key > $1 AND `+where+` ORDER BY key LIMIT $2`, args...)
+		rows, err := db.queryRead(ctx, q, args...)
 		if err != nil {
 			return db.wrap("reading secrets", err)
 		}
@@ -434,68 +449,13 @@ func (db *DB) resealAllKV(ctx context.Context, _ *ResealResult, rewrite rewriteF
 			}
 		}
 		if len(page) < resealPage {
-			break
-		}
-		after = page[len(page)-1].Key
-	}
-	return nil
-}
-
-// resealPlaintextKV is Reseal's pass over the key-value space at a node's
-// start (ResealPlaintext): it rewrites the secrets stored in plaintext, a
-// page at a time, and reads nothing else. The database keeps them in an
-// index of their own (kv_plaintext_secrets, migration 36, whose condition
-// is the dialect's plaintextSecrets), empty once sealing has migrated
-// them, so that the check of a store of a million private keys, all
-// sealed, is one probe of an empty index. Before it, every start read
-// every private key: at 1M about 15,600 queries, 2.2 GB of PostgreSQL's
-// table (8-10 s of a backend's processor, more when its pages had left
-// the page cache) or 8.3 s of the node's own processor on SQLite, held off
-// behind cold handshakes for minutes (BENCHMARKS.md, "The start's check of
-// every private key in one index probe"). The sealed secrets are not read,
-// so res.Current does not count them.
-func (db *DB) resealPlaintextKV(ctx context.Context, _ *ResealResult, rewrite rewriteFunc, update updateFunc) error {
-	q := db.plaintextSecretsQuery()
-	var (
-		y     = sched.Yielder{Background: true} // holds off while handshakes load certificates
-		after string
-		page  = make([]KeyValue, 0, resealPage)
-	)
-	for {
-		y.Maybe()
-		rows, err := db.queryRead(ctx, q, after, resealPage)
-		if err != nil {
-			return db.wrap("reading secrets", err)
-		}
-		page = page[:0]
-		for rows.Next() {
-			var kv KeyValue
-			if err := rows.Scan(&kv.Key, &kv.Value); err != nil {
-				rows.Close()
-				return db.wrap("reading secrets", err)
-			}
-			page = append(page, kv)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return db.wrap("reading secrets", err)
-		}
-		for _, kv := range page {
-			if kv.Key == CanaryKey { // the canary goes last
-				continue
-			}
-			if err := rewrite(kv.Key, kv.Value, update(kv.Key)); err != nil {
-				return err
-			}
-		}
-		if len(page) < resealPage {
 			return nil
 		}
-		after = page[len(page)-1].Key
+		args[0] = page[len(page)-1].Key
 	}
 }
 
-// plaintextSecretsQuery is resealPlaintextKV's query: a page of the
+// plaintextSecretsQuery is resealKV's query at a node's start: a page of the
 // plaintext secrets after the key $1, at most $2 of them.
 func (db *DB) plaintextSecretsQuery() string {
 	return `SELECT key, value FROM kv WHERE key > $1 AND ` + db.d.plaintextSecrets + ` ORDER BY key LIMIT $2`
