@@ -302,9 +302,18 @@ func TestPostgresClaimRechecksTheDueTime(t *testing.T) {
 		got, err := db.ClaimDeliveries(ctx, "b", t0.Add(time.Second), time.Minute, 10)
 		done <- claim{got, err}
 	}()
+	// Watched from a connection of its own: inside other's transaction,
+	// pg_stat_activity is read once and kept until the transaction ends,
+	// so a first look taken before the claim waited would never see it
+	// wait (CI, under load, once).
+	watch, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer watch.Close(context.Background())
 	poll.Until(t, "the claim to wait for the other transaction's lock", 30*time.Second, func() error {
 		var n int
-		if err := other.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
+		if err := watch.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
 			WHERE wait_event_type = 'Lock' AND query LIKE 'UPDATE webhook_deliveries SET lease_owner%'`).Scan(&n); err != nil {
 			return err
 		}
